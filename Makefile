@@ -1,0 +1,60 @@
+# GSCIP for Linux - build, test, demo, bench.
+# Every target that needs the toolchain depends on `deps`, which installs what
+# a fresh Debian machine lacks (idempotent: a stamp file remembers success).
+
+SHELL        := /bin/bash
+CLANG        ?= clang
+BPFTOOL      ?= bpftool
+BUILD        := build
+BPF_OUT      := $(BUILD)/bpf
+BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 \
+                -Wall -Wextra -Werror -Wno-unused-parameter \
+                -Ibpf/include -Ibpf/lib
+APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
+                nftables ethtool libelf-dev pkg-config
+BPF_SRCS     := $(wildcard bpf/*.bpf.c)
+BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
+BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
+TEST_FILES    = $(shell find dist/test -name '*.test.js' 2>/dev/null | sort)
+
+.PHONY: all deps build bpf ts test test-unit demo bench clean
+
+all: build
+
+deps: .deps-stamp
+.deps-stamp: package.json package-lock.json
+	@if [ "$$(id -u)" != 0 ]; then echo "make deps: must run as root (apt-get, bpffs, netns)"; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
+	npm ci --no-audit --no-fund
+	touch $@
+
+bpf/include/vmlinux.h:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) bpf/include/vmlinux.h
+	@mkdir -p $(BPF_OUT)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+bpf: $(BPF_OBJS)
+
+ts:
+	npx tsc -p tsconfig.json
+
+build: deps bpf ts
+
+# Unit tests need no root; the rest (BPF_PROG_TEST_RUN, namespaces) do.
+test-unit: build
+	node --test $$(find dist/test/unit -name '*.test.js' | sort)
+
+test: build
+	node --test --test-concurrency=1 $(TEST_FILES)
+
+demo: build
+	bash deploy/demo.sh
+
+bench: build
+	bash bench/run-all.sh
+
+clean:
+	rm -rf $(BUILD) dist bpf/include/vmlinux.h .deps-stamp

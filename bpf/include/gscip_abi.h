@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * gscip_abi.h - the ONE source of truth for everything the fast path and the
+ * control plane exchange: map keys and values, ring-buffer records, stat ids,
+ * marks and wire constants.
+ *
+ * The TypeScript codecs (controlplane/maps/codecs.ts) mirror these layouts and
+ * test/bpf/btf-layout.test.ts compares them against the compiled object's BTF.
+ * Change a struct here, and that test tells you what to change there.
+ *
+ * Rules: fixed-width types only, explicit padding, no bitfields, byte order
+ * in the name or the comment (__be* = network order on the wire).
+ */
+#ifndef GSCIP_ABI_H
+#define GSCIP_ABI_H
+
+/* ---- sizes (maps are sized from here; max_entries may be raised at load) ---- */
+#define GSCIP_PIT_MAX_ENTRIES     (1 << 20)
+#define GSCIP_XLAT_MAX_ENTRIES    (1 << 18)
+#define GSCIP_KEYS_MAX_ENTRIES    4096
+#define GSCIP_IFACE_MAX_ENTRIES   64
+#define GSCIP_PUNT_RINGBUF_BYTES  (4 << 20)
+#define GSCIP_PUNT_MAX_BYTES      2048  /* bytes of a punted packet we keep (stash) */
+#define GSCIP_KEY_BYTES           32    /* ChaCha20 key */
+
+/* ---- control protocol on the wire ----
+ * GSCIP control messages (DPRP DDE/RGI/MPIT/CDN, Mobile PPC CU, NAT-f, GSRA)
+ * are ICMPv4 messages of RFC 4727 experimental type 253; the ICMP code is the
+ * message type. They are punted on ingress and never reach the host's stack. */
+#define GSCIP_ICMP_TYPE           253
+
+/* ---- marks used by the control plane to re-inject (release) a stashed packet.
+ * Sent through an AF_PACKET socket with SO_MARK (needs CAP_NET_ADMIN). The egress
+ * program clears the mark, then processes the packet normally (egress release)
+ * or redirects it to the interface's ingress (ingress release). A released packet
+ * that misses again is dropped (GSCIP_DROP_RELEASE_MISS), never punted again. */
+#define GSCIP_MARK_RELEASE_EGRESS   0x65c1f001
+#define GSCIP_MARK_RELEASE_INGRESS  0x65c1f002
+
+enum gscip_dir {
+	GSCIP_DIR_INGRESS = 0,
+	GSCIP_DIR_EGRESS  = 1,
+};
+
+/* PIT action (what this GE does to a flow in one direction). */
+enum gscip_action {
+	GSCIP_ACT_NONE    = 0,  /* invalid in a map entry */
+	GSCIP_ACT_PASS    = 1,  /* pass-through / transparent relay / plaintext allowed */
+	GSCIP_ACT_DROP    = 2,  /* discard */
+	GSCIP_ACT_ENCRYPT = 3,  /* PCCOM encrypt with (group_id, key_version) */
+	GSCIP_ACT_DECRYPT = 4,  /* PCCOM decrypt with (group_id, key_version) */
+};
+
+/* PIT entry lifecycle (DPRP: tentative on MPIT, confirmed on CDN; static = operator). */
+enum gscip_pit_state {
+	GSCIP_PIT_STATIC    = 0,
+	GSCIP_PIT_TENTATIVE = 1,
+	GSCIP_PIT_CONFIRMED = 2,
+};
+
+/* What this GE was in the negotiation that made the entry. */
+enum gscip_role {
+	GSCIP_ROLE_NONE         = 0,
+	GSCIP_ROLE_START        = 1,
+	GSCIP_ROLE_INTERMEDIATE = 2,
+	GSCIP_ROLE_END          = 3,
+};
+
+/* What an interface does with a PIT miss, per direction. */
+enum gscip_miss_action {
+	GSCIP_MISS_PUNT = 0,  /* stash in the control plane (ring buffer), may be released */
+	GSCIP_MISS_PASS = 1,
+	GSCIP_MISS_DROP = 2,
+};
+
+/* Flow key: the CID of the papers, plus the direction it is seen in.
+ * Always the addresses/ports AS ON THE WIRE at this interface for the PIT;
+ * for the XLAT map, the key is the pre-translation view (see gscip_xlat_val). */
+struct gscip_cid {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;   /* 0 for protocols without ports */
+	__be16 dport;
+	__u8   proto;   /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8   dir;     /* enum gscip_dir */
+	__u8   pad[2];  /* must be zero */
+};
+
+/* PIT value. */
+struct gscip_pit_val {
+	__u8   action;       /* enum gscip_action */
+	__u8   state;        /* enum gscip_pit_state */
+	__u8   role;         /* enum gscip_role */
+	__u8   flags;        /* GSCIP_PIT_F_* */
+	__u32  group_id;     /* group whose key encrypts/decrypts (0 = none) */
+	__u32  key_version;  /* version of that group's key */
+	__u32  pad;
+	__u64  created_ns;   /* bpf_ktime_get_ns() clock (CLOCK_MONOTONIC) */
+	__u64  last_seen_ns; /* refreshed by the fast path at most once a second */
+};
+#define GSCIP_PIT_F_NONE 0
+
+/* XLAT (generic translation: CIT, VAT, NAT). Key = gscip_cid in the view
+ * BEFORE translation for that direction:
+ *   egress:  key = what the local stack sent;    value = what goes on the wire
+ *   ingress: key = what arrived on the wire;     value = what the stack sees
+ * Egress translates first, then looks the PIT up (wire view);
+ * ingress looks the PIT up first (wire view), then translates. */
+struct gscip_xlat_val {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u32  kind;        /* enum gscip_xlat_kind, for visibility */
+	__u64  created_ns;
+};
+
+enum gscip_xlat_kind {
+	GSCIP_XLAT_STATIC = 0,
+	GSCIP_XLAT_CIT    = 1,  /* Mobile PPC */
+	GSCIP_XLAT_VAT    = 2,  /* NAT-f / GSRA virtual address */
+	GSCIP_XLAT_NAT    = 3,  /* GNAT / GSRA router mapping */
+};
+
+/* Group key map: (group, version) -> key. Two or more versions of a group may
+ * be present at once so rotation never breaks a flow. */
+struct gscip_key_id {
+	__u32 group_id;
+	__u32 version;
+};
+
+struct gscip_key_val {
+	__u8  key[GSCIP_KEY_BYTES];
+	__u32 flags;        /* GSCIP_KEY_F_* */
+	__u32 pad;
+	__u64 installed_ns;
+};
+#define GSCIP_KEY_F_NONE 0
+
+/* Per-interface configuration, keyed by ifindex (__u32). */
+struct gscip_iface_cfg {
+	__u8  miss_action[2];  /* [enum gscip_dir] -> enum gscip_miss_action */
+	__u8  flags;           /* GSCIP_IFACE_F_* */
+	__u8  pad;
+	__u32 reserved;
+};
+#define GSCIP_IFACE_F_PROTECTED 0x01
+
+/* Global configuration: single-entry array map, index 0. */
+struct gscip_global_cfg {
+	__u64 punt_rate_pps;   /* token bucket refill rate, per CPU; 0 = default */
+	__u64 punt_burst;      /* bucket size, per CPU; 0 = default */
+};
+#define GSCIP_PUNT_RATE_DEFAULT  20000
+#define GSCIP_PUNT_BURST_DEFAULT 2000
+
+/* Punt record on the ring buffer. Fixed size: the first cap_len bytes of data
+ * are the packet from its Ethernet header on. */
+struct gscip_punt_rec {
+	__u64 ts_ns;
+	__u32 ifindex;
+	__u32 pkt_len;       /* skb->len */
+	__u16 cap_len;       /* bytes valid in data[] (== pkt_len unless truncated) */
+	__u8  dir;           /* enum gscip_dir */
+	__u8  reason;        /* enum gscip_punt_reason */
+	__u32 pad;
+	struct gscip_cid cid;/* CID as looked up (zero for control messages) */
+	__u8  data[GSCIP_PUNT_MAX_BYTES];
+};
+
+enum gscip_punt_reason {
+	GSCIP_PUNT_PIT_MISS = 1,  /* stashed: may be released */
+	GSCIP_PUNT_CONTROL  = 2,  /* GSCIP control message (ICMP type GSCIP_ICMP_TYPE) */
+	GSCIP_PUNT_TRUNCATED = 3, /* miss, but too big to stash: control plane learns
+	                             the CID, the packet itself is dropped */
+};
+
+/* Per-CPU counters, indexed by enum gscip_stat. Verdicts first, drops after
+ * GSCIP_STAT_DROP_FIRST. NEVER renumber: append only (dashboards use names,
+ * but pinned maps survive upgrades). */
+enum gscip_stat {
+	/* passed without PIT (not ours to judge) */
+	GSCIP_STAT_PASS_NON_IP        = 0,  /* ARP, LLDP, ... */
+	GSCIP_STAT_PASS_IPV6          = 1,
+	GSCIP_STAT_PASS_OTHER_L4      = 2,  /* ICMP (non-GSCIP), other protocols */
+	GSCIP_STAT_PASS_FRAGMENT      = 3,  /* non-first IPv4 fragment */
+	/* PIT hits */
+	GSCIP_STAT_PIT_PASS           = 4,
+	GSCIP_STAT_PIT_ENCRYPT        = 5,
+	GSCIP_STAT_PIT_DECRYPT        = 6,
+	/* PIT misses handled by the interface's miss action */
+	GSCIP_STAT_MISS_PASS          = 7,
+	GSCIP_STAT_PUNT_MISS          = 8,
+	GSCIP_STAT_PUNT_CONTROL       = 9,
+	GSCIP_STAT_PUNT_TRUNCATED     = 10,
+	GSCIP_STAT_RELEASED           = 11, /* a released packet took its PIT hit */
+	GSCIP_STAT_XLAT               = 12, /* a translation was applied */
+	GSCIP_STAT__VERDICT_END       = 13,
+
+	GSCIP_STAT_DROP_FIRST         = 32,
+	GSCIP_DROP_POLICY             = 32, /* PIT action drop */
+	GSCIP_DROP_MISS_POLICY        = 33, /* miss action drop */
+	GSCIP_DROP_MALFORMED_L2       = 34,
+	GSCIP_DROP_MALFORMED_IP       = 35, /* truncated, bad ihl/len */
+	GSCIP_DROP_MALFORMED_L4       = 36, /* truncated TCP/UDP header, bad doff */
+	GSCIP_DROP_PUNT_RATE          = 37, /* punt token bucket empty */
+	GSCIP_DROP_PUNT_RINGBUF       = 38, /* ring buffer full */
+	GSCIP_DROP_RELEASE_MISS       = 39, /* released packet missed again */
+	GSCIP_DROP_XLAT_REWRITE       = 40, /* store/checksum helper failed */
+	GSCIP_DROP_NO_KEY             = 41, /* PIT names a key not in the key map */
+	GSCIP_DROP_BAD_KEYED_CSUM     = 42, /* PCCOM keyed checksum mismatch */
+	GSCIP_DROP_CRYPTO             = 43, /* PCCOM could not read/write the payload */
+	GSCIP_DROP_UNSUPPORTED        = 44, /* e.g. PCCOM on a packet shape it cannot handle */
+	GSCIP_DROP_CONTROL_MALFORMED  = 45,
+	GSCIP_DROP_FRAGMENT           = 46, /* fragment of a flow whose PIT says encrypt/drop */
+	GSCIP_DROP_NO_IFACE_CFG       = 47, /* attached but not configured */
+	GSCIP_STAT__END               = 64,
+};
+
+/* A counter cell (per CPU). */
+struct gscip_stat_val {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Internal return codes of fast-path helpers: negative and far from TC_ACT_*
+ * (-1..8). Code = -(GSCIP_CODE_BASE + enum gscip_stat). Only the entry programs
+ * turn a code into a counter and a TC verdict. */
+#define GSCIP_CODE_BASE 1000
+#define GSCIP_CODE(stat) (-(GSCIP_CODE_BASE + (stat)))
+#define GSCIP_CODE_TO_STAT(code) (-(code) - GSCIP_CODE_BASE)
+
+#endif /* GSCIP_ABI_H */
