@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* gscip_tc.bpf.c - the GSCIP fast path on TC (clsact) ingress and egress.
+ *
+ *   egress : [release mark] -> parse -> XLAT (stack->wire) -> PIT(wire CID)
+ *              hit: pass | drop | encrypt        miss: iface miss action
+ *   ingress: [release mark] -> parse -> control ICMP? punt
+ *              -> PIT(wire CID) hit: pass | drop | decrypt ; miss: miss action
+ *              -> XLAT (wire->stack) on whatever is let through
+ *
+ * Every stage returns GSCIP_CODE(enum gscip_stat); only gscip_verdict() below
+ * turns a code into a per-CPU counter and a TC verdict. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "gscip_abi.h"
+#include "consts.h"
+#include "maps.h"
+#include "stats.h"
+#include "parse.h"
+#include "xlat.h"
+#include "pit.h"
+#include "miss.h"
+#include "punt.h"
+#include "release.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* One packet's trip through a program. */
+struct gscip_run {
+	struct gscip_pkt pkt;
+	__u32 len;      /* skb->len on entry: the byte count of every counter */
+	bool released;  /* carried a release mark (now cleared) */
+	bool xlated;    /* XLAT rewrote it */
+};
+
+/* Only here: code -> counters -> TC verdict. */
+static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
+{
+	__u32 stat = GSCIP_CODE_TO_STAT(code);
+
+	if (code >= 0 || stat >= GSCIP_STAT__END)
+		stat = GSCIP_DROP_UNSUPPORTED;  /* a stage broke the contract: fail closed */
+	stats_count(stat, run->len);
+	if (run->xlated)
+		stats_count(GSCIP_STAT_XLAT, run->len);
+	if (run->released && (stat == GSCIP_STAT_PIT_PASS || stat == GSCIP_STAT_PIT_ENCRYPT ||
+			      stat == GSCIP_STAT_PIT_DECRYPT))
+		stats_count(GSCIP_STAT_RELEASED, run->len);
+
+	if (stat >= GSCIP_STAT_DROP_FIRST || stat == GSCIP_STAT_PUNT_TRUNCATED)
+		return TC_ACT_SHOT;
+	if (stat == GSCIP_STAT_PUNT_MISS || stat == GSCIP_STAT_PUNT_CONTROL)
+		return TC_ACT_STOLEN;
+	return TC_ACT_OK;
+}
+
+/* Parse up to the ports. 0 = a TCP/UDP packet to look up; else a verdict code.
+ * Ingress ICMP of type GSCIP_ICMP_TYPE is punted here (control messages never
+ * reach the host's stack; fragmented ones are malformed by definition). */
+static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_run *run)
+{
+	struct gscip_pkt *pkt = &run->pkt;
+	bool nonfirst = false;
+	__u32 l3_len = 0;
+	__u8 icmp_type;
+	int rc;
+
+	rc = parse_l2_l3(skb, pkt, &l3_len, &nonfirst);
+	if (rc)
+		return rc;
+	if (nonfirst)
+		return GSCIP_CODE(GSCIP_STAT_PASS_FRAGMENT);
+	if (pkt->cid.proto == IPPROTO_ICMP && pkt->cid.dir == GSCIP_DIR_INGRESS) {
+		rc = parse_icmp_type(skb, pkt, l3_len, &icmp_type);
+		if (rc)
+			return rc;
+		if (icmp_type != GSCIP_ICMP_TYPE)
+			return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
+		if (run->released)
+			return GSCIP_CODE(GSCIP_DROP_RELEASE_MISS);
+		if (pkt->is_fragment)
+			return GSCIP_CODE(GSCIP_DROP_CONTROL_MALFORMED);
+		return punt_emit(skb, NULL, GSCIP_DIR_INGRESS, GSCIP_PUNT_CONTROL);
+	}
+	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
+		return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
+	return parse_l4_ports(skb, pkt, l3_len);
+}
+
+static __always_inline int gscip_pit_stage(struct __sk_buff *skb, struct gscip_run *run)
+{
+	struct gscip_pit_val *v = pit_lookup(&run->pkt);
+
+	if (!v)
+		return miss_apply(skb, &run->pkt, run->released);
+	pit_touch(v);
+	return pit_apply(skb, &run->pkt, v);
+}
+
+static __always_inline bool gscip_lets_through(int code)
+{
+	return code == GSCIP_CODE(GSCIP_STAT_PIT_PASS) || code == GSCIP_CODE(GSCIP_STAT_PIT_DECRYPT) ||
+	       code == GSCIP_CODE(GSCIP_STAT_MISS_PASS);
+}
+
+SEC("tc")
+int gscip_tc_egress(struct __sk_buff *skb)
+{
+	struct gscip_run run = { .len = skb->len, .pkt.cid.dir = GSCIP_DIR_EGRESS };
+	int rc;
+
+	switch (release_classify(skb, GSCIP_DIR_EGRESS)) {
+	case GSCIP_RELEASE_TO_INGRESS:
+		/* counted by the ingress program, which sees it next */
+		return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+	case GSCIP_RELEASE_PROCESS:
+		run.released = true;
+		break;
+	default:
+		break;
+	}
+	rc = gscip_classify(skb, &run);
+	if (rc)
+		return gscip_verdict(&run, rc);
+	rc = xlat_apply(skb, &run.pkt);  /* stack view -> wire view */
+	if (rc < 0)
+		return gscip_verdict(&run, rc);
+	run.xlated = rc == 1;
+	return gscip_verdict(&run, gscip_pit_stage(skb, &run));
+}
+
+SEC("tc")
+int gscip_tc_ingress(struct __sk_buff *skb)
+{
+	struct gscip_run run = { .len = skb->len, .pkt.cid.dir = GSCIP_DIR_INGRESS };
+	int verdict, rc;
+
+	run.released = release_classify(skb, GSCIP_DIR_INGRESS) == GSCIP_RELEASE_PROCESS;
+	rc = gscip_classify(skb, &run);
+	if (rc)
+		return gscip_verdict(&run, rc);
+	verdict = gscip_pit_stage(skb, &run);
+	if (!gscip_lets_through(verdict))
+		return gscip_verdict(&run, verdict);
+	rc = xlat_apply(skb, &run.pkt);  /* wire view -> stack view */
+	if (rc < 0)
+		return gscip_verdict(&run, rc);
+	run.xlated = rc == 1;
+	return gscip_verdict(&run, verdict);
+}

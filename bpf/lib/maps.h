@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* maps.h - every map of the fast path, declared once.
+ * No pinning attribute here: the loader (controlplane/bpf/loader.ts) sets a
+ * pin path for each map under /sys/fs/bpf/gscip/<instance>/ before load. */
+#ifndef GSCIP_MAPS_H
+#define GSCIP_MAPS_H
+
+#include "gscip_abi.h"
+
+/* PIT: wire-view CID (+ direction) -> action; filled by DPRP and static entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GSCIP_PIT_MAX_ENTRIES);
+	__type(key, struct gscip_cid);
+	__type(value, struct gscip_pit_val);
+} gscip_pit SEC(".maps");
+
+/* XLAT: pre-translation CID (+ direction) -> rewritten addresses/ports (CIT, VAT, NAT). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GSCIP_XLAT_MAX_ENTRIES);
+	__type(key, struct gscip_cid);
+	__type(value, struct gscip_xlat_val);
+} gscip_xlat SEC(".maps");
+
+/* Group keys: (group, version) -> ChaCha20 key; read by PCCOM (pccom.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GSCIP_KEYS_MAX_ENTRIES);
+	__type(key, struct gscip_key_id);
+	__type(value, struct gscip_key_val);
+} gscip_keys SEC(".maps");
+
+/* Per-interface configuration (miss action per direction), keyed by ifindex. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GSCIP_IFACE_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct gscip_iface_cfg);
+} gscip_iface SEC(".maps");
+
+/* Global configuration (punt rate limit), index 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gscip_global_cfg);
+} gscip_cfg SEC(".maps");
+
+/* Verdict and drop counters per CPU, indexed by enum gscip_stat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GSCIP_STAT__END);
+	__type(key, __u32);
+	__type(value, struct gscip_stat_val);
+} gscip_stats SEC(".maps");
+
+/* Punted packets and control messages to the control plane (struct gscip_punt_rec). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, GSCIP_PUNT_RINGBUF_BYTES);
+} gscip_punt SEC(".maps");
+
+/* Private: per-CPU punt token buckets (index = enum gscip_punt_bucket). User
+ * space never needs to read it; it is pinned like the rest so a restart does
+ * not refill every bucket at once. */
+enum gscip_punt_bucket {
+	GSCIP_BUCKET_MISS    = 0,  /* PIT misses: a new-flow flood */
+	GSCIP_BUCKET_CONTROL = 1,  /* control messages: never starved by a miss flood */
+	GSCIP_BUCKET__END    = 2,
+};
+
+struct gscip_token_bucket {
+	__u64 tokens_ns;  /* tokens scaled by 1e9 (one packet = NSEC_PER_SEC) */
+	__u64 last_ns;    /* bpf_ktime_get_ns() of the last refill */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GSCIP_BUCKET__END);
+	__type(key, __u32);
+	__type(value, struct gscip_token_bucket);
+} gscip_punt_bucket SEC(".maps");
+
+#endif /* GSCIP_MAPS_H */

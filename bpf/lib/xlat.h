@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* xlat.h - the generic translation stage (CIT / VAT / NAT entries).
+ * Key = pkt->cid in the view before translation (egress: stack view; ingress:
+ * wire view), value = the view after. Applies only what changes, updates
+ * pkt->cid to the new view.
+ * Returns 0 (no entry, or an entry that changes nothing), 1 (rewritten), or a
+ * GSCIP_CODE: fragments of a translated flow are refused (DROP_FRAGMENT),
+ * because later fragments carry no ports and would reach the peer untranslated. */
+#ifndef GSCIP_XLAT_H
+#define GSCIP_XLAT_H
+
+#include "maps.h"
+#include "csum.h"
+
+static __always_inline int xlat_apply(struct __sk_buff *skb, struct gscip_pkt *pkt)
+{
+	const struct gscip_xlat_val *x;
+	bool addrs, ports;
+	int rc;
+
+	x = bpf_map_lookup_elem(&gscip_xlat, &pkt->cid);
+	if (!x)
+		return 0;
+	addrs = x->saddr != pkt->cid.saddr || x->daddr != pkt->cid.daddr;
+	ports = x->sport != pkt->cid.sport || x->dport != pkt->cid.dport;
+	if (!addrs && !ports)
+		return 0;
+	if (pkt->is_fragment)
+		return GSCIP_CODE(GSCIP_DROP_FRAGMENT);
+
+	if (addrs) {
+		rc = csum_rewrite_addrs(skb, pkt, x->saddr, x->daddr);
+		if (rc)
+			return rc;
+		pkt->cid.saddr = x->saddr;
+		pkt->cid.daddr = x->daddr;
+	}
+	if (ports) {
+		rc = csum_rewrite_ports(skb, pkt, x->sport, x->dport);
+		if (rc)
+			return rc;
+		pkt->cid.sport = x->sport;
+		pkt->cid.dport = x->dport;
+	}
+	return 1;
+}
+
+#endif /* GSCIP_XLAT_H */
