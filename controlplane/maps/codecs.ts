@@ -1,0 +1,180 @@
+/**
+ * Codecs for every struct of bpf/include/gscip_abi.h (map keys, map values,
+ * ring-buffer records). Field names and order are the header's; offsets are
+ * computed by layout.ts and checked against BTF by test/bpf/btf-layout.test.ts.
+ */
+import { KEY_BYTES, PUNT_MAX_BYTES } from './abi.js';
+import { array, be16, bytes, ipv4, pad, struct, u16, u32, u64, u8, type FieldType, type StructCodec } from './layout.js';
+
+/** Anything a BpfMap can (de)serialize. */
+export interface Codec<T> {
+  readonly size: number;
+  encode(v: T, buf?: Buffer, off?: number): Buffer;
+  decode(buf: Buffer, off?: number): T;
+}
+
+/** A codec for a bare scalar key/value (e.g. `__u32 ifindex`). */
+export function scalar<T>(t: FieldType<T>, where: string): Codec<T> {
+  return {
+    size: t.size,
+    encode: (v, buf, off = 0) => { const b = buf ?? Buffer.alloc(t.size); t.write(b, off, v, where); return b; },
+    decode: (buf, off = 0) => t.read(buf, off),
+  };
+}
+
+export const u32Codec = scalar(u32, '__u32');
+
+/** struct gscip_cid: the flow key. Addresses dotted, ports in host order. */
+export interface Cid {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  proto: number;
+  dir: number;
+}
+export const cidCodec: StructCodec<Cid> = struct<Cid>('gscip_cid', [
+  ['saddr', ipv4],
+  ['daddr', ipv4],
+  ['sport', be16],
+  ['dport', be16],
+  ['proto', u8],
+  ['dir', u8],
+  ['pad', pad(array(u8, 2))],
+]);
+
+export interface PitVal {
+  action: number;
+  state: number;
+  role: number;
+  flags: number;
+  group_id: number;
+  key_version: number;
+  created_ns: bigint;
+  last_seen_ns: bigint;
+}
+export const pitValCodec: StructCodec<PitVal> = struct<PitVal>('gscip_pit_val', [
+  ['action', u8],
+  ['state', u8],
+  ['role', u8],
+  ['flags', u8],
+  ['group_id', u32],
+  ['key_version', u32],
+  ['pad', pad(u32)],
+  ['created_ns', u64],
+  ['last_seen_ns', u64],
+]);
+
+export interface XlatVal {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  kind: number;
+  created_ns: bigint;
+}
+export const xlatValCodec: StructCodec<XlatVal> = struct<XlatVal>('gscip_xlat_val', [
+  ['saddr', ipv4],
+  ['daddr', ipv4],
+  ['sport', be16],
+  ['dport', be16],
+  ['kind', u32],
+  ['created_ns', u64],
+]);
+
+export interface KeyId {
+  group_id: number;
+  version: number;
+}
+export const keyIdCodec: StructCodec<KeyId> = struct<KeyId>('gscip_key_id', [
+  ['group_id', u32],
+  ['version', u32],
+]);
+
+export interface KeyVal {
+  key: Buffer;
+  flags: number;
+  installed_ns: bigint;
+}
+export const keyValCodec: StructCodec<KeyVal> = struct<KeyVal>('gscip_key_val', [
+  ['key', bytes(KEY_BYTES)],
+  ['flags', u32],
+  ['pad', pad(u32)],
+  ['installed_ns', u64],
+]);
+
+export interface IfaceCfg {
+  /** [ingress, egress] -> enum gscip_miss_action */
+  miss_action: number[];
+  flags: number;
+}
+export const ifaceCfgCodec: StructCodec<IfaceCfg> = struct<IfaceCfg>('gscip_iface_cfg', [
+  ['miss_action', array(u8, 2)],
+  ['flags', u8],
+  ['pad', pad(u8)],
+  ['reserved', pad(u32)],
+]);
+
+export interface GlobalCfg {
+  punt_rate_pps: bigint;
+  punt_burst: bigint;
+}
+export const globalCfgCodec: StructCodec<GlobalCfg> = struct<GlobalCfg>('gscip_global_cfg', [
+  ['punt_rate_pps', u64],
+  ['punt_burst', u64],
+]);
+
+export interface PuntRec {
+  ts_ns: bigint;
+  ifindex: number;
+  pkt_len: number;
+  cap_len: number;
+  dir: number;
+  reason: number;
+  cid: Cid;
+  /** All GSCIP_PUNT_MAX_BYTES; only the first cap_len are the packet (see puntPacket). */
+  data: Buffer;
+}
+export const puntRecCodec: StructCodec<PuntRec> = struct<PuntRec>('gscip_punt_rec', [
+  ['ts_ns', u64],
+  ['ifindex', u32],
+  ['pkt_len', u32],
+  ['cap_len', u16],
+  ['dir', u8],
+  ['reason', u8],
+  ['pad', pad(u32)],
+  ['cid', cidCodec],
+  ['data', bytes(PUNT_MAX_BYTES)],
+]);
+
+/** The captured packet bytes of a punt record (from the Ethernet header on). */
+export function puntPacket(rec: PuntRec): Buffer {
+  return rec.data.subarray(0, Math.min(rec.cap_len, rec.data.length));
+}
+
+/**
+ * Decode a punt record from the ring buffer. Accepts records shorter than the
+ * struct (a datapath may submit only header + cap_len bytes in the future).
+ */
+export function decodePuntRec(buf: Buffer): PuntRec {
+  const dataOff = puntRecCodec.field('data').offset;
+  if (buf.length < dataOff) throw new RangeError(`gscip_punt_rec: record of ${buf.length} bytes is shorter than its ${dataOff}-byte header`);
+  if (buf.length >= puntRecCodec.size) return puntRecCodec.decode(buf);
+  const full = Buffer.alloc(puntRecCodec.size);
+  buf.copy(full);
+  return puntRecCodec.decode(full);
+}
+
+export interface StatVal {
+  packets: bigint;
+  bytes: bigint;
+}
+export const statValCodec: StructCodec<StatVal> = struct<StatVal>('gscip_stat_val', [
+  ['packets', u64],
+  ['bytes', u64],
+]);
+
+/** Every struct codec, by C name: what the BTF layout test walks. */
+export const ALL_STRUCTS: ReadonlyArray<StructCodec<unknown>> = [
+  cidCodec, pitValCodec, xlatValCodec, keyIdCodec, keyValCodec, ifaceCfgCodec, globalCfgCodec, puntRecCodec, statValCodec,
+] as ReadonlyArray<StructCodec<unknown>>;

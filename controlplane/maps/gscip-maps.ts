@@ -1,0 +1,62 @@
+/**
+ * The GSCIP maps as typed BpfMaps: one bundle, built either from a loaded
+ * object (fds owned by the object) or from the pins of an instance.
+ */
+import { BpfMap, PerCpuBpfMap } from '../bpf/bpf-map.js';
+import { closeBpfFd } from '../bpf/libbpf.js';
+import {
+  cidCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
+  type Cid, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type PitVal, type StatVal, type XlatVal,
+} from './codecs.js';
+
+export const MAP_NAMES = {
+  pit: 'gscip_pit',
+  xlat: 'gscip_xlat',
+  keys: 'gscip_keys',
+  iface: 'gscip_iface',
+  cfg: 'gscip_cfg',
+  stats: 'gscip_stats',
+  punt: 'gscip_punt',
+} as const;
+
+export const PROG_NAMES = { ingress: 'gscip_tc_ingress', egress: 'gscip_tc_egress' } as const;
+
+export interface GscipMaps {
+  pit: BpfMap<Cid, PitVal>;
+  xlat: BpfMap<Cid, XlatVal>;
+  keys: BpfMap<KeyId, KeyVal>;
+  /** ifindex -> interface config */
+  iface: BpfMap<number, IfaceCfg>;
+  /** index 0 -> global config */
+  cfg: BpfMap<number, GlobalCfg>;
+  /** enum gscip_stat -> per-CPU counters */
+  stats: PerCpuBpfMap<number, StatVal>;
+  /** fd of the gscip_punt ring buffer */
+  puntFd: number;
+  close(): void;
+}
+
+/** Build from a map-name -> fd resolver. `owns` says whether closing the bundle closes the fds. */
+export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean): GscipMaps {
+  const opened: Array<{ close(): void }> = [];
+  const track = <T extends { close(): void }>(m: T): T => { opened.push(m); return m; };
+  try {
+    const maps: GscipMaps = {
+      pit: track(new BpfMap(MAP_NAMES.pit, fdOf(MAP_NAMES.pit), cidCodec, pitValCodec, owns)),
+      xlat: track(new BpfMap(MAP_NAMES.xlat, fdOf(MAP_NAMES.xlat), cidCodec, xlatValCodec, owns)),
+      keys: track(new BpfMap(MAP_NAMES.keys, fdOf(MAP_NAMES.keys), keyIdCodec, keyValCodec, owns)),
+      iface: track(new BpfMap(MAP_NAMES.iface, fdOf(MAP_NAMES.iface), u32Codec, ifaceCfgCodec, owns)),
+      cfg: track(new BpfMap(MAP_NAMES.cfg, fdOf(MAP_NAMES.cfg), u32Codec, globalCfgCodec, owns)),
+      stats: track(new PerCpuBpfMap(MAP_NAMES.stats, fdOf(MAP_NAMES.stats), u32Codec, statValCodec, owns)),
+      puntFd: fdOf(MAP_NAMES.punt),
+      close: () => {
+        for (const m of opened.splice(0)) m.close();
+        if (owns) closeBpfFd(maps.puntFd);
+      },
+    };
+    return maps;
+  } catch (e) {
+    for (const m of opened) m.close();
+    throw e;
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * A tiny layout DSL for C structs shared with the fast path.
+ *
+ * Each field has a C type with a size and an alignment; struct() lays the
+ * fields out with the C rules (each field at the next multiple of its
+ * alignment, the struct padded to a multiple of its widest alignment), so the
+ * offsets are computed, never typed by hand. test/bpf/btf-layout.test.ts
+ * compares every struct and field against the compiled object's BTF.
+ *
+ * Host-order integers are little-endian (x86-64, arm64 LE: the only targets);
+ * `be16`/`be32`/`ipv4` are network order, as `__be16`/`__be32` in the header.
+ */
+import { isIPv4 } from 'node:net';
+
+export interface FieldType<T> {
+  /** C spelling, for messages ("__u32", "__u8[2]"). */
+  readonly cType: string;
+  readonly size: number;
+  readonly align: number;
+  read(buf: Buffer, off: number): T;
+  /** Throws a RangeError naming `where` if v does not fit. */
+  write(buf: Buffer, off: number, v: T, where: string): void;
+}
+
+/** A field that exists in C (explicit padding) but not in the JS object: always written as zero. */
+export interface PadType extends FieldType<undefined> { readonly isPad: true }
+
+function intType(cType: string, size: 1 | 2 | 4, be: boolean): FieldType<number> {
+  const max = 2 ** (size * 8) - 1;
+  return {
+    cType, size, align: size,
+    read: (b, o) => (size === 1 ? b.readUInt8(o) : size === 2 ? (be ? b.readUInt16BE(o) : b.readUInt16LE(o)) : be ? b.readUInt32BE(o) : b.readUInt32LE(o)),
+    write: (b, o, v, where) => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+        throw new RangeError(`${where}: expected an integer 0..${max} (${cType}), got ${String(v)}`);
+      }
+      if (size === 1) b.writeUInt8(v, o);
+      else if (size === 2) { if (be) b.writeUInt16BE(v, o); else b.writeUInt16LE(v, o); }
+      else if (be) b.writeUInt32BE(v, o); else b.writeUInt32LE(v, o);
+    },
+  };
+}
+
+export const u8 = intType('__u8', 1, false);
+export const u16 = intType('__u16', 2, false);
+export const u32 = intType('__u32', 4, false);
+/** Network-order 16-bit value, exposed in host order (ports). */
+export const be16 = intType('__be16', 2, true);
+/** Network-order 32-bit value, exposed in host order. */
+export const be32 = intType('__be32', 4, true);
+
+export const u64: FieldType<bigint> = {
+  cType: '__u64', size: 8, align: 8,
+  read: (b, o) => b.readBigUInt64LE(o),
+  write: (b, o, v, where) => {
+    const x = typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : v;
+    if (typeof x !== 'bigint' || x < 0n || x > 0xffff_ffff_ffff_ffffn) {
+      throw new RangeError(`${where}: expected an integer 0..2^64-1 (__u64), got ${String(v)}`);
+    }
+    b.writeBigUInt64LE(x, o);
+  },
+};
+
+/** A __be32 IPv4 address, exposed as dotted quad. */
+export const ipv4: FieldType<string> = {
+  cType: '__be32', size: 4, align: 4,
+  read: (b, o) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`,
+  write: (b, o, v, where) => {
+    if (typeof v !== 'string' || !isIPv4(v)) throw new RangeError(`${where}: expected an IPv4 address, got ${String(v)}`);
+    const p = v.split('.').map(Number);
+    for (let i = 0; i < 4; i++) b[o + i] = p[i];
+  },
+};
+
+/** __u8 name[n], exposed as a Buffer (copied on read; must be exactly n bytes on write). */
+export function bytes(n: number): FieldType<Buffer> {
+  return {
+    cType: `__u8[${n}]`, size: n, align: 1,
+    read: (b, o) => Buffer.from(b.subarray(o, o + n)),
+    write: (b, o, v, where) => {
+      if (!((v as unknown) instanceof Uint8Array)) throw new RangeError(`${where}: expected ${n} bytes, got ${typeof v}`);
+      if (v.length !== n) throw new RangeError(`${where}: expected ${n} bytes, got ${v.length}`);
+      b.set(v, o);
+    },
+  };
+}
+
+/** T name[n], exposed as an array of n values. */
+export function array<T>(el: FieldType<T>, n: number): FieldType<T[]> {
+  return {
+    cType: `${el.cType}[${n}]`, size: el.size * n, align: el.align,
+    read: (b, o) => Array.from({ length: n }, (_, i) => el.read(b, o + i * el.size)),
+    write: (b, o, v, where) => {
+      if (!Array.isArray(v) || v.length !== n) throw new RangeError(`${where}: expected an array of ${n} ${el.cType}`);
+      v.forEach((x, i) => el.write(b, o + i * el.size, x, `${where}[${i}]`));
+    },
+  };
+}
+
+/** Explicit padding of the given C type: zero on write, absent from the object. */
+export function pad(t: FieldType<unknown>): PadType {
+  return {
+    cType: t.cType, size: t.size, align: t.align, isPad: true,
+    read: () => undefined,
+    write: (b, o) => { b.fill(0, o, o + t.size); },
+  };
+}
+
+export interface FieldLayout {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly type: FieldType<unknown>;
+  readonly isPad: boolean;
+}
+
+/** One entry of a struct definition: [name, type]; names must match the C header. */
+export type FieldDef<T> =
+  | { [K in keyof T & string]: readonly [K, FieldType<T[K]>] }[keyof T & string]
+  | readonly [string, PadType];
+
+export class StructCodec<T> implements FieldType<T> {
+  readonly size: number;
+  readonly align: number;
+  readonly fields: readonly FieldLayout[];
+
+  constructor(readonly cName: string, defs: ReadonlyArray<FieldDef<T>>) {
+    let off = 0;
+    let align = 1;
+    const fields: FieldLayout[] = [];
+    const seen = new Set<string>();
+    for (const [name, type] of defs as ReadonlyArray<readonly [string, FieldType<unknown>]>) {
+      if (seen.has(name)) throw new Error(`struct ${cName}: field ${name} defined twice`);
+      seen.add(name);
+      off = Math.ceil(off / type.align) * type.align;
+      fields.push({ name, offset: off, size: type.size, type, isPad: 'isPad' in type });
+      off += type.size;
+      align = Math.max(align, type.align);
+    }
+    this.size = Math.ceil(off / align) * align;
+    this.align = align;
+    this.fields = fields;
+  }
+
+  get cType(): string { return `struct ${this.cName}`; }
+
+  field(name: string): FieldLayout {
+    const f = this.fields.find((x) => x.name === name);
+    if (!f) throw new Error(`struct ${this.cName} has no field ${name}`);
+    return f;
+  }
+
+  read(buf: Buffer, off: number): T {
+    if (buf.length < off + this.size) throw new RangeError(`struct ${this.cName}: need ${this.size} bytes at offset ${off}, buffer has ${buf.length}`);
+    const out: Record<string, unknown> = {};
+    for (const f of this.fields) if (!f.isPad) out[f.name] = f.type.read(buf, off + f.offset);
+    return out as T;
+  }
+
+  write(buf: Buffer, off: number, v: T, where: string = this.cName): void {
+    if (v === null || typeof v !== 'object') throw new RangeError(`${where}: expected an object`);
+    const rec = v as Record<string, unknown>;
+    buf.fill(0, off, off + this.size); // holes and padding are zero: hash keys compare bytes
+    for (const f of this.fields) {
+      if (f.isPad) continue;
+      if (!(f.name in rec) || rec[f.name] === undefined) throw new RangeError(`${where}.${f.name}: missing`);
+      f.type.write(buf, off + f.offset, rec[f.name], `${where}.${f.name}`);
+    }
+  }
+
+  decode(buf: Buffer, off = 0): T { return this.read(buf, off); }
+
+  encode(v: T, buf?: Buffer, off = 0): Buffer {
+    const out = buf ?? Buffer.alloc(this.size);
+    this.write(out, off, v);
+    return out;
+  }
+}
+
+export function struct<T>(cName: string, defs: ReadonlyArray<FieldDef<T>>): StructCodec<T> {
+  return new StructCodec<T>(cName, defs);
+}

@@ -1,0 +1,114 @@
+/**
+ * Codecs and constants without root: byte-exact encodings of known values,
+ * round trips, errors that name the field, and abi.ts checked against the
+ * text of gscip_abi.h (every #define and enum constant).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import * as abi from '../../controlplane/maps/abi.js';
+import {
+  ALL_STRUCTS, cidCodec, decodePuntRec, ifaceCfgCodec, keyValCodec, pitValCodec, puntPacket, puntRecCodec, xlatValCodec,
+} from '../../controlplane/maps/codecs.js';
+
+const HEADER = resolve(__dirname, '../../..', 'bpf/include/gscip_abi.h');
+
+/** name -> value for every `#define GSCIP_X <number expr>` and every enum constant of the header. */
+function headerConstants(): Map<string, number> {
+  const src = readFileSync(HEADER, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+  const out = new Map<string, number>();
+  for (const m of src.matchAll(/^#define\s+(GSCIP_\w+)\s+([0-9x()<\s+a-fA-F]+)$/gm)) {
+    const expr = m[2].trim();
+    if (!/^[0-9xa-fA-F()<\s+]+$/.test(expr)) continue;
+    out.set(m[1], Number(Function(`"use strict"; return (${expr});`)()));
+  }
+  for (const body of src.matchAll(/enum\s+\w+\s*\{([^}]*)\}/g)) {
+    for (const e of body[1].matchAll(/(GSCIP_\w+)\s*=\s*(\w+)/g)) out.set(e[1], Number(e[2]));
+  }
+  return out;
+}
+
+test('abi.ts constants equal gscip_abi.h', () => {
+  const h = headerConstants();
+  const pairs: Array<[string, number]> = [
+    ['GSCIP_PIT_MAX_ENTRIES', abi.PIT_MAX_ENTRIES], ['GSCIP_XLAT_MAX_ENTRIES', abi.XLAT_MAX_ENTRIES],
+    ['GSCIP_KEYS_MAX_ENTRIES', abi.KEYS_MAX_ENTRIES], ['GSCIP_IFACE_MAX_ENTRIES', abi.IFACE_MAX_ENTRIES],
+    ['GSCIP_PUNT_RINGBUF_BYTES', abi.PUNT_RINGBUF_BYTES], ['GSCIP_PUNT_MAX_BYTES', abi.PUNT_MAX_BYTES],
+    ['GSCIP_KEY_BYTES', abi.KEY_BYTES], ['GSCIP_ICMP_TYPE', abi.ICMP_TYPE],
+    ['GSCIP_MARK_RELEASE_EGRESS', abi.MARK_RELEASE_EGRESS], ['GSCIP_MARK_RELEASE_INGRESS', abi.MARK_RELEASE_INGRESS],
+    ['GSCIP_PIT_F_NONE', abi.PIT_F_NONE], ['GSCIP_KEY_F_NONE', abi.KEY_F_NONE], ['GSCIP_IFACE_F_PROTECTED', abi.IFACE_F_PROTECTED],
+    ['GSCIP_PUNT_RATE_DEFAULT', abi.PUNT_RATE_DEFAULT], ['GSCIP_PUNT_BURST_DEFAULT', abi.PUNT_BURST_DEFAULT],
+    ['GSCIP_CODE_BASE', abi.CODE_BASE],
+  ];
+  const enums: Array<[string, Record<string, number>]> = [
+    ['GSCIP_DIR_', abi.Dir], ['GSCIP_ACT_', abi.Action], ['GSCIP_PIT_', abi.PitState], ['GSCIP_ROLE_', abi.Role],
+    ['GSCIP_MISS_', abi.MissAction], ['GSCIP_XLAT_', abi.XlatKind], ['GSCIP_PUNT_', abi.PuntReason], ['GSCIP_', abi.Stat],
+  ];
+  for (const [prefix, e] of enums) for (const [k, v] of Object.entries(e)) pairs.push([prefix + k, v]);
+  for (const [name, v] of pairs) assert.equal(v, h.get(name), `${name}: TS ${v}, header ${h.get(name)}`);
+  // The header must not have stats the TS side lacks (metrics would miss them).
+  const statNames = [...h.keys()].filter((k) => /^GSCIP_(STAT|DROP)_/.test(k)).map((k) => k.slice('GSCIP_'.length));
+  assert.deepEqual(statNames.filter((k) => !(k in abi.Stat)), []);
+});
+
+test('STATS labels are unique, bounded and split into verdicts and drops', () => {
+  const names = abi.STATS.map((s) => s.name);
+  assert.equal(new Set(names).size, names.length);
+  assert.ok(abi.STATS.every((s) => s.id < abi.Stat.STAT__END));
+  assert.ok(abi.STATS.filter((s) => s.kind === 'drop').every((s) => s.id >= abi.Stat.STAT_DROP_FIRST));
+  assert.equal(abi.STAT_BY_ID.get(abi.Stat.DROP_MALFORMED_IP)?.name, 'malformed_ip');
+  assert.equal(abi.STAT_BY_ID.get(abi.Stat.STAT_PIT_PASS)?.name, 'pit_pass');
+});
+
+test('gscip_cid encodes addresses and ports in network order, padding zero', () => {
+  const b = cidCodec.encode({ saddr: '192.0.2.1', daddr: '198.51.100.7', sport: 0x1234, dport: 443, proto: 6, dir: abi.Dir.EGRESS });
+  assert.equal(b.toString('hex'), 'c0000201' + 'c6336407' + '1234' + '01bb' + '06' + '01' + '0000');
+  assert.deepEqual(cidCodec.decode(b), { saddr: '192.0.2.1', daddr: '198.51.100.7', sport: 0x1234, dport: 443, proto: 6, dir: 1 });
+});
+
+test('gscip_pit_val: host-order integers at computed offsets', () => {
+  const v = { action: abi.Action.ENCRYPT, state: abi.PitState.CONFIRMED, role: abi.Role.START, flags: 0, group_id: 7, key_version: 0x01020304, created_ns: 5n, last_seen_ns: 2n ** 63n };
+  const b = pitValCodec.encode(v);
+  assert.equal(b.length, 32);
+  assert.equal(b.toString('hex', 0, 16), '03020100' + '07000000' + '04030201' + '00000000');
+  assert.equal(b.readBigUInt64LE(16), 5n);
+  assert.deepEqual(pitValCodec.decode(b), v);
+});
+
+test('every struct round-trips and has the C size', () => {
+  const sizes: Record<string, number> = {
+    gscip_cid: 16, gscip_pit_val: 32, gscip_xlat_val: 24, gscip_key_id: 8, gscip_key_val: 48, gscip_iface_cfg: 8,
+    gscip_global_cfg: 16, gscip_punt_rec: 24 + 16 + abi.PUNT_MAX_BYTES, gscip_stat_val: 16,
+  };
+  for (const c of ALL_STRUCTS) assert.equal(c.size, sizes[c.cName], c.cName);
+  const x = { saddr: '203.0.113.9', daddr: '100.64.0.1', sport: 1, dport: 65535, kind: abi.XlatKind.NAT, created_ns: 9n };
+  assert.deepEqual(xlatValCodec.decode(xlatValCodec.encode(x)), x);
+  const k = { key: Buffer.alloc(32, 0xab), flags: 0, installed_ns: 1n };
+  assert.deepEqual(keyValCodec.decode(keyValCodec.encode(k)), k);
+  const i = { miss_action: [abi.MissAction.PUNT, abi.MissAction.DROP], flags: abi.IFACE_F_PROTECTED };
+  assert.equal(ifaceCfgCodec.encode(i).toString('hex'), '0002010000000000');
+  assert.deepEqual(ifaceCfgCodec.decode(ifaceCfgCodec.encode(i)), i);
+});
+
+test('punt records decode, including short ones, and expose only cap_len bytes', () => {
+  const pkt = Buffer.from('ffffffffffff0200000000010800', 'hex');
+  const rec = { ts_ns: 1n, ifindex: 3, pkt_len: 100, cap_len: pkt.length, dir: 0, reason: abi.PuntReason.PIT_MISS,
+    cid: { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 1, dport: 2, proto: 17, dir: 0 }, data: Buffer.concat([pkt, Buffer.alloc(abi.PUNT_MAX_BYTES - pkt.length)]) };
+  const full = puntRecCodec.encode(rec);
+  assert.deepEqual(puntPacket(decodePuntRec(full)), pkt);
+  const short = full.subarray(0, 40 + pkt.length);
+  assert.deepEqual(decodePuntRec(short), rec);
+  assert.throws(() => decodePuntRec(full.subarray(0, 39)), /shorter than its 40-byte header/);
+});
+
+test('bad values are rejected with an error naming the field', () => {
+  const cid = { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 1, dport: 2, proto: 6, dir: 0 };
+  assert.throws(() => cidCodec.encode({ ...cid, saddr: '10.0.0.256' }), /gscip_cid\.saddr: expected an IPv4 address/);
+  assert.throws(() => cidCodec.encode({ ...cid, sport: 70000 }), /gscip_cid\.sport: expected an integer 0\.\.65535/);
+  assert.throws(() => cidCodec.encode({ ...cid, proto: -1 }), /gscip_cid\.proto/);
+  const { dport: _unused, ...noPort } = cid;
+  assert.throws(() => cidCodec.encode(noPort as typeof cid), /gscip_cid\.dport: missing/);
+  assert.throws(() => keyValCodec.encode({ key: Buffer.alloc(16), flags: 0, installed_ns: 0n }), /gscip_key_val\.key: expected 32 bytes, got 16/);
+  assert.throws(() => abi.enumValue(abi.Action, 'allow', '--action'), /--action: unknown value 'allow' \(expected one of none, pass, drop, encrypt, decrypt\)/);
+});
