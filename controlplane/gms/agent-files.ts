@@ -1,0 +1,51 @@
+/**
+ * What an enrolled agent keeps on disk under its data dir (dirs 0700, files 0600):
+ *   identity/agent.key  its private key (never leaves the machine)
+ *   identity/agent.crt  certificate issued by the GMS CA
+ *   identity/ca.crt     the GMS CA (pinned at enrollment by fingerprint)
+ *   identity/gms.json   { url, userId, caFingerprint }
+ *   cache/state.json    the last delivery (GE info + group keys) for restarts while the GMS is down
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GeDelivery } from './model.js';
+import { assertOwnerOnly, writePrivateFileAtomic } from './secure-fs.js';
+
+export interface AgentIdentity { url: string; userId: string; caFingerprint: string; keyPem: string; certPem: string; caPem: string }
+
+const p = (dir: string) => ({
+  key: join(dir, 'identity', 'agent.key'),
+  crt: join(dir, 'identity', 'agent.crt'),
+  ca: join(dir, 'identity', 'ca.crt'),
+  meta: join(dir, 'identity', 'gms.json'),
+  cache: join(dir, 'cache', 'state.json'),
+});
+
+export function saveIdentity(dir: string, id: AgentIdentity): void {
+  const f = p(dir);
+  writePrivateFileAtomic(f.key, id.keyPem);
+  writePrivateFileAtomic(f.crt, id.certPem);
+  writePrivateFileAtomic(f.ca, id.caPem);
+  writePrivateFileAtomic(f.meta, JSON.stringify({ url: id.url, userId: id.userId, caFingerprint: id.caFingerprint }, null, 2) + '\n');
+}
+
+export function loadIdentity(dir: string): AgentIdentity {
+  const f = p(dir);
+  if (!existsSync(f.meta)) throw new Error(`data-dir ${dir}: not enrolled (run gscip agent enroll first)`);
+  assertOwnerOnly(f.key);
+  const meta = JSON.parse(readFileSync(f.meta, 'utf8')) as { url: string; userId: string; caFingerprint: string };
+  return { ...meta, keyPem: readFileSync(f.key, 'utf8'), certPem: readFileSync(f.crt, 'utf8'), caPem: readFileSync(f.ca, 'utf8') };
+}
+
+export function isEnrolled(dir: string): boolean { return existsSync(p(dir).meta); }
+
+export function saveCache(dir: string, d: GeDelivery): void { writePrivateFileAtomic(p(dir).cache, JSON.stringify(d)); }
+
+export function loadCache(dir: string): GeDelivery | null {
+  const f = p(dir).cache;
+  if (!existsSync(f)) return null;
+  assertOwnerOnly(f);
+  try { return JSON.parse(readFileSync(f, 'utf8')) as GeDelivery; } catch { return null; }
+}
+
+export function dropCache(dir: string): void { rmSync(p(dir).cache, { force: true }); }

@@ -1,0 +1,324 @@
+/**
+ * Agent side of the GMS: enrollment, and the subscription that keeps the
+ * fast path's key map equal to what the GMS delivers.
+ *
+ * startGmsClient(): installs the cached keys at once (so a restart while the
+ * GMS is down keeps working), then holds one server-sent-events stream over
+ * mutual TLS. Every `state` event is reconciled into the KeySink (set new
+ * versions, delete the ones no longer delivered or past their grace) and
+ * cached on disk. Disconnects are retried with full-jitter exponential
+ * backoff. An authoritative refusal (GE removed or certificate revoked) wipes
+ * the keys: that GE is no longer a member of anything.
+ */
+import { request as httpsRequest, Agent } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { logger } from '../log/logger.js';
+import { certFingerprint, createCsr, exportPrivateKeyPem, generateKeyPair, normalizeFingerprint } from './ca.js';
+import { dropCache, loadCache, loadIdentity, saveCache, saveIdentity, type AgentIdentity } from './agent-files.js';
+import type { GeDelivery } from './model.js';
+
+const log = logger('gms-client');
+
+/** Where group keys go: the fast path's key map ((group, version) -> 32-byte key). */
+export interface KeySink {
+  set(group: number, version: number, key: Buffer): void | Promise<void>;
+  del(group: number, version: number): void | Promise<void>;
+}
+
+export class GmsRefusedError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) { super(message); this.name = 'GmsRefusedError'; }
+}
+
+// ------------------------------------------------------------------ enrollment
+export interface EnrollOptions { gmsUrl: string; token: string; caFingerprint?: string; caPem?: string; dataDir: string }
+
+/** Enroll once: pin the GMS CA, generate a key pair, send a CSR with the one-time token. */
+export async function enroll(o: EnrollOptions): Promise<{ userId: string; caFingerprint: string }> {
+  const url = new URL(o.gmsUrl);
+  if (url.protocol !== 'https:') throw new Error(`gms: must be an https:// URL, got ${o.gmsUrl}`);
+  let caPem = o.caPem;
+  if (!caPem) {
+    if (!o.caFingerprint) throw new Error('ca-fingerprint or ca-file: one is required to trust the GMS');
+    // The CA is fetched unauthenticated, then trusted only if its fingerprint matches.
+    caPem = (await rawRequest(url, '/v1/ca', { rejectUnauthorized: false })).body;
+  }
+  const fp = certFingerprint(caPem);
+  if (o.caFingerprint && normalizeFingerprint(o.caFingerprint) !== fp) {
+    throw new Error(`ca-fingerprint: the GMS presented CA ${fp}, expected ${normalizeFingerprint(o.caFingerprint)}`);
+  }
+  const keys = await generateKeyPair();
+  const csr = await createCsr('gscip-enrollment', keys);
+  const r = await rawRequest(url, '/v1/enroll', { ca: caPem, method: 'POST', body: JSON.stringify({ token: o.token, csr }) });
+  if (r.status !== 200) throw refusal(r.status, r.body);
+  const out = JSON.parse(r.body) as { userId: string; certPem: string; caPem: string };
+  saveIdentity(o.dataDir, { url: url.origin, userId: out.userId, caFingerprint: fp, keyPem: await exportPrivateKeyPem(keys.privateKey), certPem: out.certPem, caPem });
+  log.info({ userId: out.userId, gms: url.origin }, 'enrolled');
+  return { userId: out.userId, caFingerprint: fp };
+}
+
+/** One GET /v1/ge/self with the agent's identity. Throws GmsRefusedError when refused. */
+export async function fetchGeState(dataDir: string): Promise<GeDelivery> {
+  const id = loadIdentity(dataDir);
+  const r = await rawRequest(new URL(id.url), '/v1/ge/self', tlsOf(id));
+  if (r.status !== 200) throw refusal(r.status, r.body);
+  return JSON.parse(r.body) as GeDelivery;
+}
+
+// ------------------------------------------------------------------ subscription
+export interface GmsClientOptions {
+  dataDir: string;
+  /** Backoff: first retry within baseMs, doubling up to maxMs (full jitter). */
+  backoff?: { baseMs: number; maxMs: number };
+  /** No byte (not even a heartbeat) for this long -> reconnect. */
+  idleTimeoutMs?: number;
+  /** Called after each reconciliation (tests, agent status). */
+  onUpdate?: (d: GeDelivery) => void;
+}
+
+export type GmsConnState = 'connecting' | 'connected' | 'disconnected' | 'refused' | 'stopped';
+
+export interface GmsClientStatus {
+  userId: string;
+  gms: string;
+  state: GmsConnState;
+  type: string | null;
+  mode: string | null;
+  groups: number[];
+  keys: Array<{ group: number; version: number; ageSeconds: number; state: 'current' | 'grace'; expiresAt: string | null }>;
+  lastUpdateAt: string | null;
+  lastError: string | null;
+  reconnects: number;
+}
+
+export interface GmsClientHandle {
+  stop(): Promise<void>;
+  status(): GmsClientStatus;
+}
+
+export async function startGmsClient(opts: GmsClientOptions, sink: KeySink): Promise<GmsClientHandle> {
+  const c = new GmsClient(opts, sink);
+  await c.start();
+  return c;
+}
+
+class GmsClient implements GmsClientHandle {
+  private readonly id: AgentIdentity;
+  private readonly agent: Agent;
+  private readonly installed = new Map<string, { group: number; version: number; key: string }>();
+  private current: GeDelivery | null = null;
+  private state: GmsConnState = 'connecting';
+  private lastUpdateAt: number | null = null;
+  private lastError: string | null = null;
+  private reconnects = 0;
+  private attempt = 0;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private req: ReturnType<typeof httpsRequest> | null = null;
+  private chain: Promise<void> = Promise.resolve(); // reconciliations run one at a time
+
+  constructor(private readonly opts: GmsClientOptions, private readonly sink: KeySink) {
+    this.id = loadIdentity(opts.dataDir);
+    this.agent = new Agent({ ...tlsOf(this.id), keepAlive: false, maxSockets: 2 });
+  }
+
+  async start(): Promise<void> {
+    const cached = loadCache(this.opts.dataDir);
+    if (cached) {
+      log.info({ keys: cached.keys.map((k) => ({ group: k.group, version: k.version })) }, 'installing cached keys');
+      await this.enqueue(cached, false);
+    }
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.state = 'stopped';
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.req?.destroy();
+    this.agent.destroy();
+    await this.chain;
+  }
+
+  status(): GmsClientStatus {
+    const now = Date.now();
+    const d = this.current;
+    return {
+      userId: this.id.userId, gms: this.id.url, state: this.state,
+      type: d?.type ?? null, mode: d?.mode ?? null, groups: d?.groups ?? [],
+      keys: [...this.installed.values()].map((k) => {
+        const dk = d?.keys.find((x) => x.group === k.group && x.version === k.version);
+        return {
+          group: k.group, version: k.version, ageSeconds: dk ? Math.round((now - dk.createdAt) / 1000) : -1,
+          state: dk?.expiresAt == null ? 'current' as const : 'grace' as const,
+          expiresAt: dk?.expiresAt == null ? null : new Date(dk.expiresAt).toISOString(),
+        };
+      }).sort((a, b) => a.group - b.group || a.version - b.version),
+      lastUpdateAt: this.lastUpdateAt === null ? null : new Date(this.lastUpdateAt).toISOString(),
+      lastError: this.lastError, reconnects: this.reconnects,
+    };
+  }
+
+  private enqueue(d: GeDelivery | null, persist: boolean): Promise<void> {
+    this.chain = this.chain.then(() => this.reconcile(d, persist)).catch((e) => {
+      this.lastError = `key install failed: ${(e as Error).message}`;
+      log.error({ err: (e as Error).message }, 'key install failed');
+    });
+    return this.chain;
+  }
+
+  /** Make the sink hold exactly the unexpired keys of `d` (null = none). */
+  private async reconcile(d: GeDelivery | null, persist: boolean): Promise<void> {
+    const now = Date.now();
+    const want = new Map<string, { group: number; version: number; key: string }>();
+    for (const k of d?.keys ?? []) {
+      if (k.expiresAt !== null && k.expiresAt <= now) continue;
+      want.set(`${k.group}/${k.version}`, { group: k.group, version: k.version, key: k.key });
+    }
+    for (const [id, k] of want) {
+      const have = this.installed.get(id);
+      if (have && have.key === k.key) continue;
+      await this.sink.set(k.group, k.version, Buffer.from(k.key, 'base64'));
+      this.installed.set(id, k);
+    }
+    for (const [id, k] of [...this.installed]) {
+      if (want.has(id)) continue;
+      await this.sink.del(k.group, k.version);
+      this.installed.delete(id);
+    }
+    this.current = d;
+    if (persist) {
+      if (d) saveCache(this.opts.dataDir, d); else dropCache(this.opts.dataDir);
+    }
+    this.armExpiry(d);
+    if (d) this.opts.onUpdate?.(d);
+  }
+
+  /** Remove a superseded key at the end of its grace even if the GMS is unreachable then. */
+  private armExpiry(d: GeDelivery | null): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    const next = Math.min(...(d?.keys ?? []).map((k) => k.expiresAt ?? Infinity));
+    if (!Number.isFinite(next) || this.stopped) return;
+    this.expiryTimer = setTimeout(() => { void this.enqueue(this.current, false); }, Math.min(Math.max(0, next - Date.now()) + 10, 3_600_000));
+    this.expiryTimer.unref();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.state = 'connecting';
+    const url = new URL('/v1/ge/events', this.id.url);
+    const req = httpsRequest(url, { agent: this.agent, headers: { accept: 'text/event-stream' } });
+    this.req = req;
+    req.setTimeout(this.opts.idleTimeoutMs ?? 45_000, () => req.destroy(new Error('no data from the GMS (idle timeout)')));
+    req.on('response', (res) => this.onResponse(res));
+    req.on('error', (e) => this.retry(e.message));
+    req.end();
+  }
+
+  private onResponse(res: IncomingMessage): void {
+    if (res.statusCode !== 200) {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { if (body.length < 4096) body += c; });
+      res.on('end', () => {
+        const e = refusal(res.statusCode ?? 0, body);
+        if (['ge_removed', 'revoked', 'unknown_cert'].includes(e.code)) {
+          log.warn({ code: e.code }, 'GMS refused this GE: removing every group key');
+          void this.enqueue(null, true);
+          this.state = 'refused';
+        }
+        this.retry(e.message, this.state === 'refused');
+      });
+      return;
+    }
+    this.state = 'connected';
+    res.setEncoding('utf8');
+    let buf = '';
+    let gotRemoved = false;
+    res.on('data', (chunk: string) => {
+      buf += chunk;
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const ev = parseSse(block);
+        if (!ev) continue;
+        if (ev.event === 'state') {
+          this.attempt = 0;
+          this.lastUpdateAt = Date.now();
+          this.lastError = null;
+          void this.enqueue(JSON.parse(ev.data) as GeDelivery, true);
+        } else if (ev.event === 'removed') {
+          gotRemoved = true;
+        }
+      }
+      if (buf.length > 1 << 20) res.destroy(new Error('SSE event larger than 1 MiB'));
+    });
+    res.on('end', () => this.retry(gotRemoved ? 'GMS removed this GE' : 'stream closed by the GMS'));
+    res.on('error', (e) => this.retry(e.message));
+  }
+
+  private retry(reason: string, refused = false): void {
+    if (this.stopped || this.retryTimer) return;
+    this.req?.destroy();
+    this.req = null;
+    if (!refused) this.state = 'disconnected';
+    this.lastError = reason;
+    const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
+    const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(this.attempt, 20));
+    const delay = refused ? maxMs : Math.round(Math.random() * ceiling); // full jitter
+    this.attempt++;
+    this.reconnects++;
+    log.warn({ reason, retryInMs: delay }, 'GMS connection lost');
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect(); }, delay);
+    this.retryTimer.unref?.();
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+function tlsOf(id: AgentIdentity) { return { key: id.keyPem, cert: id.certPem, ca: id.caPem }; }
+
+function parseSse(block: string): { event: string; data: string } | null {
+  let event = 'message';
+  const data: string[] = [];
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':') || line === '') continue;
+    const c = line.indexOf(':');
+    const field = c < 0 ? line : line.slice(0, c);
+    const value = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
+    if (field === 'event') event = value;
+    else if (field === 'data') data.push(value);
+  }
+  return data.length ? { event, data: data.join('\n') } : null;
+}
+
+function refusal(status: number, body: string): GmsRefusedError {
+  try {
+    const j = JSON.parse(body) as { error?: string; message?: string };
+    return new GmsRefusedError(status, j.error ?? `http_${status}`, `GMS refused (${status} ${j.error}): ${j.message}`);
+  } catch {
+    return new GmsRefusedError(status, `http_${status}`, `GMS answered HTTP ${status}`);
+  }
+}
+
+export interface RawResponse { status: number; body: string }
+
+/** One HTTPS request, body read whole (bounded), timeout 10 s. */
+export function rawRequest(base: URL, path: string, o: { method?: string; body?: string; ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean; timeoutMs?: number }): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(new URL(path, base), {
+      method: o.method ?? 'GET', ca: o.ca, cert: o.cert, key: o.key, rejectUnauthorized: o.rejectUnauthorized ?? true, agent: false,
+      headers: o.body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(o.body) } : {},
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { if (body.length < 4 << 20) body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.setTimeout(o.timeoutMs ?? 10_000, () => req.destroy(new Error(`${path}: no answer within ${o.timeoutMs ?? 10_000} ms`)));
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}

@@ -1,0 +1,24 @@
+/** What the GMS sends one GE: pure, from the store's snapshot. */
+import type { DeliveredKey, GeDef, GeDelivery, GroupKey } from './model.js';
+
+export function keysByGroup(keys: GroupKey[]): Map<number, GroupKey[]> {
+  const m = new Map<number, GroupKey[]>();
+  for (const k of keys) m.set(k.groupId, [...(m.get(k.groupId) ?? []), k]);
+  return m;
+}
+
+export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: number): GeDelivery {
+  const keys: DeliveredKey[] = [];
+  for (const g of ge.groups) {
+    for (const k of byGroup.get(g) ?? []) {
+      if (k.expiresAt !== null && k.expiresAt <= now) continue;
+      keys.push({ group: g, version: k.version, key: k.key.toString('base64'), createdAt: k.createdAt, expiresAt: k.expiresAt });
+    }
+  }
+  return { userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups], keys, issuedAt: now };
+}
+
+/** Identity of a delivery's content, to push only what changed. */
+export function deliveryDigest(d: GeDelivery): string {
+  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt])]);
+}

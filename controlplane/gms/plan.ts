@@ -1,0 +1,88 @@
+/**
+ * Plan = what `gms apply` would change to make the GMS match a network file.
+ * Pure: computed from two NetworkStates; printed by --dry-run; executed by the store.
+ */
+import type { GeDef, GroupDef, NetworkState } from './model.js';
+
+export type PlanOp =
+  | { op: 'add-group'; group: GroupDef }
+  | { op: 'update-group'; group: GroupDef; changes: string[] }
+  | { op: 'remove-group'; id: number }
+  | { op: 'add-ge'; ge: GeDef }
+  | { op: 'update-ge'; ge: GeDef; changes: string[] }
+  | { op: 'remove-ge'; userId: string }
+  /** A member left the group: its key must change so the leaver cannot follow. */
+  | { op: 'rotate'; groupId: number; reason: string };
+
+export interface Plan {
+  ops: PlanOp[];
+}
+
+export function planIsEmpty(p: Plan): boolean {
+  return p.ops.length === 0;
+}
+
+export function computePlan(current: NetworkState, desired: NetworkState): Plan {
+  const ops: PlanOp[] = [];
+  const curGroups = new Map(current.groups.map((g) => [g.id, g]));
+  const desGroups = new Map(desired.groups.map((g) => [g.id, g]));
+  for (const g of desired.groups) {
+    const c = curGroups.get(g.id);
+    if (!c) { ops.push({ op: 'add-group', group: g }); continue; }
+    const changes: string[] = [];
+    if (c.name !== g.name) changes.push(`name ${JSON.stringify(c.name)} -> ${JSON.stringify(g.name)}`);
+    if (c.rotation.schedule !== g.rotation.schedule) changes.push(`schedule "${c.rotation.schedule}" -> "${g.rotation.schedule}"`);
+    if (c.rotation.timezone !== g.rotation.timezone) changes.push(`timezone ${c.rotation.timezone} -> ${g.rotation.timezone}`);
+    if (c.rotation.graceSeconds !== g.rotation.graceSeconds) changes.push(`graceSeconds ${c.rotation.graceSeconds} -> ${g.rotation.graceSeconds}`);
+    if (changes.length) ops.push({ op: 'update-group', group: g, changes });
+  }
+  const curGes = new Map(current.ges.map((g) => [g.userId, g]));
+  const desGes = new Map(desired.ges.map((g) => [g.userId, g]));
+  const leavers = new Map<number, string[]>(); // group -> user IDs leaving it
+  const leave = (gid: number, uid: string): void => {
+    if (!desGroups.has(gid)) return; // group removed altogether: its keys go with it
+    leavers.set(gid, [...(leavers.get(gid) ?? []), uid]);
+  };
+  for (const ge of desired.ges) {
+    const c = curGes.get(ge.userId);
+    if (!c) { ops.push({ op: 'add-ge', ge }); continue; }
+    const changes: string[] = [];
+    if (c.type !== ge.type) changes.push(`type ${c.type} -> ${ge.type}`);
+    if (c.mode !== ge.mode) changes.push(`mode ${c.mode} -> ${ge.mode}`);
+    const added = ge.groups.filter((x) => !c.groups.includes(x));
+    const removed = c.groups.filter((x) => !ge.groups.includes(x));
+    if (added.length || removed.length) {
+      changes.push(`groups ${[...added.map((x) => `+${x}`), ...removed.map((x) => `-${x}`)].join(' ')}`);
+    }
+    for (const gid of removed) leave(gid, ge.userId);
+    if (changes.length) ops.push({ op: 'update-ge', ge, changes });
+  }
+  for (const c of current.ges) {
+    if (desGes.has(c.userId)) continue;
+    ops.push({ op: 'remove-ge', userId: c.userId });
+    for (const gid of c.groups) leave(gid, c.userId);
+  }
+  for (const c of current.groups) if (!desGroups.has(c.id)) ops.push({ op: 'remove-group', id: c.id });
+  for (const [gid, uids] of [...leavers].sort((a, b) => a[0] - b[0])) {
+    ops.push({ op: 'rotate', groupId: gid, reason: `${uids.sort().join(', ')} left` });
+  }
+  return { ops };
+}
+
+export function formatPlan(p: Plan): string {
+  if (planIsEmpty(p)) return 'no changes: the GMS already matches the file';
+  const lines = p.ops.map((o) => {
+    switch (o.op) {
+      case 'add-group': return `+ group ${o.group.id} (${o.group.name}) schedule "${o.group.rotation.schedule}" ${o.group.rotation.timezone} grace ${o.group.rotation.graceSeconds}s, new key v1`;
+      case 'update-group': return `~ group ${o.group.id}: ${o.changes.join('; ')}`;
+      case 'remove-group': return `- group ${o.id} (its keys are withdrawn from every GE)`;
+      case 'add-ge': return `+ ge ${o.ge.userId} type=${o.ge.type} mode=${o.ge.mode} groups=[${o.ge.groups.join(',')}]`;
+      case 'update-ge': return `~ ge ${o.ge.userId}: ${o.changes.join('; ')}`;
+      case 'remove-ge': return `- ge ${o.userId} (certificates revoked)`;
+      case 'rotate': return `! rotate group ${o.groupId} (${o.reason})`;
+    }
+  });
+  const n = (k: PlanOp['op']): number => p.ops.filter((o) => o.op === k).length;
+  lines.push(`${n('add-group') + n('add-ge')} to add, ${n('update-group') + n('update-ge')} to change, ${n('remove-group') + n('remove-ge')} to remove, ${n('rotate')} key rotation(s)`);
+  return lines.join('\n');
+}

@@ -1,0 +1,423 @@
+/**
+ * `gscip gms serve`: the Group Management Server.
+ *
+ * One HTTPS listener (TLS 1.3). Client certificates are requested on every
+ * connection and verified against the GMS's own CA; only the bootstrap routes
+ * (`GET /v1/ca`, `POST /v1/enroll`) work without one. Everything else needs a
+ * certificate that the CA issued, that has not expired (TLS checks), that is
+ * recorded in the database, not revoked, of the right role, and (for a GE)
+ * whose GE still exists.
+ *
+ * GE routes:    GET /v1/ge/self      its info and keys
+ *               GET /v1/ge/events    server-sent events: `state` at once and on every change
+ * Admin routes: GET /v1/admin/network|ges|groups|keys, POST /v1/admin/apply|tokens|rotate|revoke
+ */
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { logger } from '../log/logger.js';
+import {
+  gmsAuthRefusedTotal, gmsEnrollmentsTotal, gmsPushesTotal, gmsRotationsTotal, registry, setGmsGaugeSource, enableProcessMetrics,
+} from '../metrics/metrics.js';
+import { checkCsr, GmsCa } from './ca.js';
+import { buildDelivery, deliveryDigest, keysByGroup } from './delivery.js';
+import { HttpError, readJson, sendJson } from './http-util.js';
+import type { GeDef } from './model.js';
+import { computePlan, formatPlan, planIsEmpty } from './plan.js';
+import { nextRotation, timerDelay } from './scheduler.js';
+import { SpecError, validateNetwork } from './spec.js';
+import { GmsStore } from './store.js';
+import { writePrivateFileAtomic } from './secure-fs.js';
+
+const log = logger('gms');
+
+export interface GmsServerOptions {
+  dataDir: string;
+  host: string;
+  port: number; // 0 = any free port
+  /** Extra names/IPs the server certificate is valid for (the listen host is always included). */
+  serverNames?: string[];
+  /** Default lifetime of an enrollment token. */
+  tokenTtlSeconds?: number;
+  /** Lifetime of GE client certificates. */
+  geCertDays?: number;
+  /** Interval of SSE keep-alive comments. */
+  heartbeatMs?: number;
+  /** Optional plain-HTTP Prometheus endpoint, e.g. 127.0.0.1:9464. */
+  metricsListen?: { host: string; port: number };
+}
+
+/** Files the administrator CLI uses to reach this GMS (written at start). */
+export interface AdminEndpointFile { url: string; caFingerprint: string }
+export const ADMIN_DIR = 'admin';
+
+interface Peer { serial: string; role: 'ge' | 'admin'; userId: string }
+interface Stream { res: ServerResponse; userId: string; lastDigest: string }
+
+type RotationReason = 'schedule' | 'demand' | 'member_left' | 'group_created';
+
+export class GmsServer {
+  private https!: Server;
+  private metricsHttp?: HttpServer;
+  private readonly streams = new Map<string, Set<Stream>>();
+  private timer: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private pushScheduled = false;
+  private closed = false;
+  url = '';
+
+  private constructor(readonly opts: GmsServerOptions, readonly store: GmsStore, readonly ca: GmsCa) {}
+
+  static async start(opts: GmsServerOptions): Promise<GmsServer> {
+    const store = await GmsStore.open(opts.dataDir);
+    const ca = await GmsCa.loadOrCreate(join(opts.dataDir, 'ca'));
+    const s = new GmsServer(opts, store, ca);
+    await s.listen();
+    await s.ensureAdminCredentials();
+    s.armTimer();
+    setGmsGaugeSource({
+      enrolled: () => s.store.enrolledGes(Date.now()).length,
+      connected: () => s.streams.size,
+      keyAges: () => s.currentKeyAges(),
+    });
+    return s;
+  }
+
+  private async listen(): Promise<void> {
+    const names = [...new Set([this.opts.host, '127.0.0.1', 'localhost', ...(this.opts.serverNames ?? [])])].filter((n) => n !== '0.0.0.0' && n !== '::');
+    const tlsPair = await this.ca.issueServer(names);
+    this.https = createHttpsServer({
+      key: tlsPair.keyPem, cert: tlsPair.certPem, ca: [this.ca.certPem],
+      requestCert: true, rejectUnauthorized: false, // per-route: enrollment works without a client cert
+      minVersion: 'TLSv1.3',
+    }, (req, res) => { void this.handle(req, res); });
+    this.https.requestTimeout = 30_000; // time to receive a request; SSE responses are not bounded by it
+    this.https.headersTimeout = 10_000;
+    this.https.keepAliveTimeout = 5_000;
+    this.https.maxConnections = 20_000;
+    await new Promise<void>((resolve, reject) => {
+      this.https.once('error', reject);
+      this.https.listen(this.opts.port, this.opts.host, () => { this.https.off('error', reject); resolve(); });
+    });
+    const addr = this.https.address();
+    const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
+    const h = this.opts.host === '0.0.0.0' ? '127.0.0.1' : this.opts.host;
+    this.url = `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
+    const hbMs = this.opts.heartbeatMs ?? 15_000;
+    this.heartbeat = setInterval(() => this.sendHeartbeats(), hbMs);
+    this.heartbeat.unref();
+    if (this.opts.metricsListen) {
+      enableProcessMetrics();
+      this.metricsHttp = createHttpServer((req, res) => {
+        if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
+        registry.metrics().then((m) => { res.writeHead(200, { 'content-type': registry.contentType }); res.end(m); },
+          () => { res.writeHead(500).end(); });
+      });
+      await new Promise<void>((resolve) => this.metricsHttp!.listen(this.opts.metricsListen!.port, this.opts.metricsListen!.host, resolve));
+    }
+    log.info({ url: this.url, caFingerprint: this.ca.fingerprint() }, 'GMS listening');
+  }
+
+  /** The administrator's client certificate, created once under <data-dir>/admin (0600). */
+  private async ensureAdminCredentials(): Promise<void> {
+    const dir = join(this.opts.dataDir, ADMIN_DIR);
+    const keyPath = join(dir, 'admin.key');
+    if (!existsSync(keyPath) || !this.store.getCert(readSerialFile(dir) ?? '')) {
+      const c = await this.ca.issueLocalClient('admin', 'admin', 3650);
+      this.store.tx(() => this.store.addCert({ serial: c.serial, kind: 'admin', userId: 'admin', issuedAt: Date.now(), notAfter: c.notAfter }));
+      writePrivateFileAtomic(keyPath, c.keyPem);
+      writePrivateFileAtomic(join(dir, 'admin.crt'), c.certPem);
+      writePrivateFileAtomic(join(dir, 'admin.serial'), c.serial);
+    }
+    writePrivateFileAtomic(join(dir, 'ca.crt'), this.ca.certPem);
+    const ep: AdminEndpointFile = { url: this.url, caFingerprint: this.ca.fingerprint() };
+    writePrivateFileAtomic(join(dir, 'endpoint.json'), JSON.stringify(ep, null, 2) + '\n');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    setGmsGaugeSource(null);
+    for (const set of this.streams.values()) for (const s of set) s.res.end();
+    this.streams.clear();
+    await new Promise<void>((resolve) => { this.https.close(() => resolve()); this.https.closeAllConnections(); });
+    if (this.metricsHttp) await new Promise<void>((resolve) => this.metricsHttp!.close(() => resolve()));
+    this.store.close();
+  }
+
+  connectedCount(): number { return this.streams.size; }
+
+  // ---------------------------------------------------------------- routing
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://gms');
+    const route = `${req.method} ${url.pathname}`;
+    try {
+      switch (route) {
+        case 'GET /v1/ca': res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(this.ca.certPem); return;
+        case 'POST /v1/enroll': return sendJson(res, 200, await this.enroll(await readJson(req)));
+        case 'GET /v1/ge/self': { const p = this.authenticate(req, 'ge'); return sendJson(res, 200, this.deliveryFor(p.userId)); }
+        case 'GET /v1/ge/events': return this.subscribe(this.authenticate(req, 'ge'), res);
+      }
+      if (url.pathname.startsWith('/v1/admin/')) {
+        this.authenticate(req, 'admin');
+        return sendJson(res, 200, await this.admin(route, url, req));
+      }
+      throw new HttpError(404, 'not_found', `no route ${route}`);
+    } catch (e) {
+      if (e instanceof HttpError) return sendJson(res, e.status, { error: e.code, message: e.message });
+      if (e instanceof SpecError) return sendJson(res, 422, { error: 'invalid_network', message: e.message, problems: e.problems });
+      log.error({ err: (e as Error).message, route }, 'request failed');
+      return sendJson(res, 500, { error: 'internal', message: (e as Error).message });
+    }
+  }
+
+  /** Who is on the other end of this TLS connection, or an HttpError. */
+  private authenticate(req: IncomingMessage, role: 'ge' | 'admin'): Peer {
+    const sock = req.socket as TLSSocket;
+    const cert = sock.getPeerCertificate();
+    const refuse = (status: number, reason: string, msg: string): never => {
+      gmsAuthRefusedTotal.inc({ reason });
+      throw new HttpError(status, reason, msg);
+    };
+    if (!cert || !cert.serialNumber) refuse(401, 'no_cert', 'client certificate required');
+    if (!sock.authorized) refuse(401, 'untrusted', `client certificate not accepted: ${String(sock.authorizationError)}`);
+    const serial = cert.serialNumber.toLowerCase();
+    const row = this.store.getCert(serial);
+    if (!row) refuse(403, 'unknown_cert', 'certificate not issued by this GMS database');
+    if (row!.revokedAt !== null) refuse(403, 'revoked', 'certificate revoked');
+    if (row!.kind !== role) refuse(403, 'wrong_role', `a ${row!.kind} certificate cannot use ${role} routes`);
+    if (role === 'ge' && !this.store.getGe(row!.userId)) refuse(403, 'ge_removed', `GE ${row!.userId} no longer exists`);
+    return { serial, role, userId: row!.userId };
+  }
+
+  // ---------------------------------------------------------------- enrollment
+  private async enroll(body: unknown): Promise<{ userId: string; certPem: string; caPem: string }> {
+    const b = body as { token?: unknown; csr?: unknown };
+    if (typeof b.token !== 'string' || b.token.length < 16) throw new HttpError(400, 'bad_request', 'token: missing');
+    if (typeof b.csr !== 'string') throw new HttpError(400, 'bad_request', 'csr: missing');
+    const hash = sha256(b.token);
+    const now = Date.now();
+    try { await checkCsr(b.csr); } catch (e) { // before the token is burnt
+      gmsEnrollmentsTotal.inc({ result: 'bad_csr' });
+      throw new HttpError(400, 'bad_csr', (e as Error).message);
+    }
+    // Burn the token first (one transaction), so two concurrent uses cannot both win.
+    const check = this.store.tx(() => this.store.consumeToken(hash, now));
+    if (!check.ok) {
+      gmsEnrollmentsTotal.inc({ result: `token_${check.reason}`.replace('token_ge-removed', 'ge_removed') });
+      throw new HttpError(403, `token_${check.reason.replace('-', '_')}`, `enrollment token ${check.reason}`);
+    }
+    let issued: { certPem: string; serial: string; notAfter: number };
+    try {
+      issued = await this.ca.issueClient(b.csr, check.userId, 'ge', this.opts.geCertDays ?? 365);
+    } catch (e) {
+      gmsEnrollmentsTotal.inc({ result: 'bad_csr' });
+      throw new HttpError(400, 'bad_csr', (e as Error).message);
+    }
+    this.store.tx(() => this.store.addCert({ serial: issued.serial, kind: 'ge', userId: check.userId, issuedAt: now, notAfter: issued.notAfter }));
+    gmsEnrollmentsTotal.inc({ result: 'ok' });
+    log.info({ userId: check.userId, serial: issued.serial }, 'GE enrolled');
+    return { userId: check.userId, certPem: issued.certPem, caPem: this.ca.certPem };
+  }
+
+  // ---------------------------------------------------------------- delivery
+  private deliveryFor(userId: string) {
+    const ge = this.store.getGe(userId);
+    if (!ge) throw new HttpError(403, 'ge_removed', `GE ${userId} no longer exists`);
+    return buildDelivery(ge, keysByGroup(this.store.allKeys()), Date.now());
+  }
+
+  private subscribe(p: Peer, res: ServerResponse): void {
+    const d = this.deliveryFor(p.userId);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.socket?.setNoDelay(true);
+    const s: Stream = { res, userId: p.userId, lastDigest: deliveryDigest(d) };
+    res.write(`retry: 2000\nevent: state\ndata: ${JSON.stringify(d)}\n\n`);
+    let set = this.streams.get(p.userId);
+    if (!set) this.streams.set(p.userId, (set = new Set()));
+    set.add(s);
+    res.on('close', () => {
+      const cur = this.streams.get(p.userId);
+      cur?.delete(s);
+      if (cur && cur.size === 0) this.streams.delete(p.userId);
+    });
+  }
+
+  /** Push fresh state to every subscribed GE whose view changed; batched per tick. */
+  private schedulePush(): void {
+    if (this.pushScheduled) return;
+    this.pushScheduled = true;
+    setImmediate(() => { this.pushScheduled = false; this.pushNow(); });
+  }
+
+  private pushNow(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const net = this.store.readNetwork();
+    const ges = new Map<string, GeDef>(net.ges.map((g) => [g.userId, g]));
+    const byGroup = keysByGroup(this.store.allKeys());
+    for (const [userId, set] of this.streams) {
+      const ge = ges.get(userId);
+      if (!ge) { // removed: tell it and hang up; its next request is refused
+        for (const s of set) { s.res.write('event: removed\ndata: {}\n\n'); s.res.end(); }
+        continue;
+      }
+      const d = buildDelivery(ge, byGroup, now);
+      const digest = deliveryDigest(d);
+      const msg = `event: state\ndata: ${JSON.stringify(d)}\n\n`;
+      for (const s of set) {
+        if (s.lastDigest === digest) continue;
+        s.lastDigest = digest;
+        s.res.write(msg);
+        gmsPushesTotal.inc();
+      }
+    }
+  }
+
+  private sendHeartbeats(): void {
+    for (const set of this.streams.values()) for (const s of set) s.res.write(': ping\n\n');
+  }
+
+  /** Hang up the streams of a GE whose certificate was revoked. */
+  private dropStreams(userId: string): void {
+    for (const s of this.streams.get(userId) ?? []) { s.res.write('event: removed\ndata: {}\n\n'); s.res.end(); }
+  }
+
+  // ---------------------------------------------------------------- rotation
+  private currentKeyAges(): Array<[number, number]> {
+    const now = Date.now();
+    return this.store.allKeys().filter((k) => k.expiresAt === null).map((k) => [k.groupId, (now - k.createdAt) / 1000]);
+  }
+
+  /** Rotate one group now. */
+  rotate(groupId: number, reason: RotationReason, why: string): number {
+    const v = this.store.tx(() => this.store.rotate(groupId, Date.now(), why));
+    gmsRotationsTotal.inc({ reason });
+    log.info({ group: groupId, version: v, reason: why }, 'group key rotated');
+    this.armTimer();
+    this.schedulePush();
+    return v;
+  }
+
+  /** One timer for the earliest of: next scheduled rotation, next end of a grace period. */
+  private armTimer(): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    const now = Date.now();
+    let due = now + 3_600_000;
+    const exp = this.store.nextKeyExpiry();
+    if (exp !== null) due = Math.min(due, exp);
+    for (const [gid, at] of this.rotationDue()) { void gid; due = Math.min(due, at); }
+    this.timer = setTimeout(() => this.onTimer(), timerDelay(due, now));
+    this.timer.unref();
+  }
+
+  private rotationDue(): Map<number, number> {
+    const last = new Map<number, number>();
+    for (const k of this.store.allKeys()) if (k.expiresAt === null) last.set(k.groupId, k.createdAt);
+    const out = new Map<number, number>();
+    for (const g of this.store.readNetwork().groups) out.set(g.id, nextRotation(g, last.get(g.id) ?? 0));
+    return out;
+  }
+
+  private onTimer(): void {
+    if (this.closed) return;
+    try {
+      const now = Date.now();
+      for (const [gid, at] of this.rotationDue()) if (at <= now) this.rotate(gid, 'schedule', 'scheduled');
+      const gone = this.store.tx(() => this.store.expireKeys(Date.now()));
+      if (gone.length) {
+        log.info({ keys: gone }, 'superseded keys left their grace period');
+        this.schedulePush();
+      }
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'rotation timer failed');
+    }
+    this.armTimer();
+  }
+
+  // ---------------------------------------------------------------- admin
+  private async admin(route: string, url: URL, req: IncomingMessage): Promise<unknown> {
+    const now = Date.now();
+    switch (route) {
+      case 'GET /v1/admin/network': return this.store.readNetwork();
+      case 'POST /v1/admin/apply': {
+        const b = (await readJson(req)) as { network?: unknown; dryRun?: unknown };
+        const desired = validateNetwork(b.network);
+        const plan = computePlan(this.store.readNetwork(), desired);
+        const text = formatPlan(plan);
+        if (b.dryRun === true || planIsEmpty(plan)) return { applied: false, changed: !planIsEmpty(plan), plan: text, ops: plan.ops };
+        const removedGes = plan.ops.flatMap((o) => (o.op === 'remove-ge' ? [o.userId] : []));
+        const rotated = this.store.tx(() => this.store.applyPlan(plan, now));
+        for (const r of plan.ops) {
+          if (r.op === 'rotate') gmsRotationsTotal.inc({ reason: 'member_left' });
+          if (r.op === 'add-group') gmsRotationsTotal.inc({ reason: 'group_created' });
+        }
+        log.info({ ops: plan.ops.length, rotated }, 'network applied');
+        for (const u of removedGes) this.dropStreams(u);
+        this.armTimer();
+        this.schedulePush();
+        return { applied: true, changed: true, plan: text, ops: plan.ops, rotated };
+      }
+      case 'POST /v1/admin/tokens': {
+        const b = (await readJson(req)) as { userId?: unknown; ttlSeconds?: unknown };
+        if (typeof b.userId !== 'string' || !this.store.getGe(b.userId)) throw new HttpError(404, 'unknown_ge', `ge: no GE with user ID ${JSON.stringify(b.userId)} (apply it first)`);
+        const ttl = b.ttlSeconds === undefined ? (this.opts.tokenTtlSeconds ?? 86_400) : Number(b.ttlSeconds);
+        if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 86_400) throw new HttpError(400, 'bad_request', 'ttlSeconds: integer 1..2592000');
+        const token = randomBytes(32).toString('base64url');
+        const expiresAt = now + ttl * 1000;
+        this.store.tx(() => this.store.addToken(sha256(token), b.userId as string, now, expiresAt));
+        log.info({ userId: b.userId, expiresAt }, 'enrollment token issued');
+        return { userId: b.userId, token, expiresAt };
+      }
+      case 'POST /v1/admin/rotate': {
+        const b = (await readJson(req)) as { group?: unknown };
+        const g = Number(b.group);
+        if (!this.store.readNetwork().groups.some((x) => x.id === g)) throw new HttpError(404, 'unknown_group', `group: ${String(b.group)} does not exist`);
+        return { group: g, version: this.rotate(g, 'demand', 'on demand') };
+      }
+      case 'POST /v1/admin/revoke': {
+        const b = (await readJson(req)) as { userId?: unknown };
+        if (typeof b.userId !== 'string') throw new HttpError(400, 'bad_request', 'userId: missing');
+        const n = this.store.tx(() => this.store.revokeGe(b.userId as string, now));
+        this.dropStreams(b.userId);
+        log.info({ userId: b.userId, certificates: n }, 'GE revoked');
+        return { userId: b.userId, revoked: n };
+      }
+      case 'GET /v1/admin/ges': {
+        const enrolled = new Set(this.store.enrolledGes(now));
+        return this.store.readNetwork().ges.map((g) => ({ ...g, enrolled: enrolled.has(g.userId), connected: this.streams.has(g.userId) }));
+      }
+      case 'GET /v1/admin/groups': {
+        const net = this.store.readNetwork();
+        const due = this.rotationDue();
+        const keys = this.store.allKeys();
+        return net.groups.map((g) => ({
+          ...g,
+          members: net.ges.filter((x) => x.groups.includes(g.id)).map((x) => x.userId),
+          currentVersion: keys.find((k) => k.groupId === g.id && k.expiresAt === null)?.version ?? null,
+          nextRotation: new Date(due.get(g.id) ?? 0).toISOString(),
+        }));
+      }
+      case 'GET /v1/admin/keys':
+        // Never key material: group, version, times only.
+        return this.store.allKeys().map((k) => ({
+          group: k.groupId, version: k.version, state: k.expiresAt === null ? 'current' : 'grace',
+          createdAt: new Date(k.createdAt).toISOString(), ageSeconds: Math.round((now - k.createdAt) / 1000),
+          expiresAt: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
+        }));
+    }
+    void url;
+    throw new HttpError(404, 'not_found', `no route ${route}`);
+  }
+}
+
+function sha256(s: string): string { return createHash('sha256').update(s).digest('hex'); }
+function readSerialFile(dir: string): string | undefined {
+  try { return readFileSync(join(dir, 'admin.serial'), 'utf8').trim(); } catch { return undefined; }
+}

@@ -1,0 +1,117 @@
+/**
+ * network.yaml: parse and validate the administrator's declarative file.
+ * Every problem is reported with the path of the offending field
+ * (`ges[3].mode`), and the file is rejected whole if there is any.
+ */
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { Cron } from 'croner';
+import { DEFAULT_ROTATION, GE_MODES, GE_TYPES, type GeDef, type GroupDef, type NetworkState, type RotationPolicy } from './model.js';
+
+export class SpecError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid network file:\n  ${problems.join('\n  ')}`);
+    this.name = 'SpecError';
+  }
+}
+
+const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const MAX_GROUP_ID = 0xffffffff; // group_id is a __u32 in the ABI; 0 means "none"
+
+function validCron(s: string): boolean {
+  if (s.trim().split(/\s+/).length !== 5) return false;
+  try { new Cron(s, { paused: true }); return true; } catch { return false; }
+}
+function validTz(tz: string): boolean {
+  try { new Intl.DateTimeFormat('en', { timeZone: tz }); return true; } catch { return false; }
+}
+
+const rotationSchema = z.strictObject({
+  schedule: z.string().refine(validCron, 'must be a 5-field cron expression, e.g. "0 3 * * *"').optional(),
+  timezone: z.string().refine(validTz, 'must be an IANA time zone, e.g. "UTC" or "Asia/Tokyo"').optional(),
+  graceSeconds: z.number().int().min(0).max(30 * 86400).optional(),
+});
+
+const groupSchema = z.strictObject({
+  id: z.number().int().min(1).max(MAX_GROUP_ID),
+  name: z.string().min(1).max(64).optional(),
+  rotation: rotationSchema.optional(),
+});
+
+const geSchema = z.strictObject({
+  userId: z.string().regex(USER_ID, 'must be 1-63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit'),
+  type: z.enum(GE_TYPES),
+  mode: z.enum(GE_MODES),
+  groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).default([]),
+});
+
+const fileSchema = z
+  .strictObject({
+    apiVersion: z.literal('gscip/v1'),
+    kind: z.literal('Network'),
+    metadata: z.strictObject({ name: z.string().optional(), description: z.string().optional() }).optional(),
+    defaults: z.strictObject({ rotation: rotationSchema.optional() }).optional(),
+    groups: z.array(groupSchema).default([]),
+    ges: z.array(geSchema).default([]),
+  })
+  .superRefine((f, ctx) => {
+    const seenGroup = new Map<number, number>();
+    f.groups.forEach((g, i) => {
+      const prev = seenGroup.get(g.id);
+      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['groups', i, 'id'], message: `group ${g.id} already defined at groups[${prev}]` });
+      else seenGroup.set(g.id, i);
+    });
+    const seenGe = new Map<string, number>();
+    f.ges.forEach((ge, i) => {
+      const prev = seenGe.get(ge.userId);
+      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['ges', i, 'userId'], message: `user ID "${ge.userId}" already used at ges[${prev}]` });
+      else seenGe.set(ge.userId, i);
+      const seen = new Set<number>();
+      ge.groups.forEach((gid, j) => {
+        if (!seenGroup.has(gid)) ctx.addIssue({ code: 'custom', path: ['ges', i, 'groups', j], message: `group ${gid} is not defined under groups` });
+        if (seen.has(gid)) ctx.addIssue({ code: 'custom', path: ['ges', i, 'groups', j], message: `group ${gid} listed twice` });
+        seen.add(gid);
+      });
+    });
+  });
+
+export type NetworkFile = z.infer<typeof fileSchema>;
+
+/** `['ges', 3, 'mode']` -> `ges[3].mode` */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out === '' ? '(file)' : out;
+}
+
+/** Validate an already-parsed object (e.g. JSON over the admin API). */
+export function validateNetwork(input: unknown): NetworkState {
+  const r = fileSchema.safeParse(input);
+  if (!r.success) throw new SpecError(r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`));
+  return normalize(r.data);
+}
+
+/** Parse YAML text and validate it. */
+export function parseNetworkYaml(text: string): NetworkState {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new SpecError(doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+  return validateNetwork(doc.toJS());
+}
+
+function normalize(f: NetworkFile): NetworkState {
+  const base: RotationPolicy = { ...DEFAULT_ROTATION, ...dropUndefined(f.defaults?.rotation ?? {}) };
+  const groups: GroupDef[] = f.groups
+    .map((g) => ({ id: g.id, name: g.name ?? `group-${g.id}`, rotation: { ...base, ...dropUndefined(g.rotation ?? {}) } }))
+    .sort((a, b) => a.id - b.id);
+  const ges: GeDef[] = f.ges
+    .map((ge) => ({ userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups].sort((a, b) => a - b) }))
+    .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+  return { groups, ges };
+}
+
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
