@@ -1,0 +1,39 @@
+/**
+ * GMS parts of `gscip agent`: `enroll` (a subcommand the agent command
+ * registers) and the status function `gscip agent status` calls.
+ */
+import { readFileSync } from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { enroll } from '../../gms/client.js';
+export { agentGmsStatus, formatAgentGmsStatus } from '../../gms/agent-status.js';
+export { startGmsClient, type KeySink, type GmsClientHandle, type GmsClientStatus } from '../../gms/client.js';
+
+export const agentEnrollCommand: CommandModule<object, { gms: string; token: string; 'ca-fingerprint'?: string; 'ca-file'?: string; 'data-dir': string }> = {
+  command: 'enroll',
+  describe: 'enroll this GE with the GMS once (one-time token); afterwards it uses mutual TLS only',
+  builder: (y) => y
+    .option('gms', { type: 'string', demandOption: true, describe: 'GMS URL, https://HOST:PORT' })
+    .option('token', { type: 'string', demandOption: true, describe: 'one-time enrollment token (gscip gms token issue)' })
+    .option('ca-fingerprint', { type: 'string', describe: 'SHA-256 fingerprint of the GMS CA (printed by gms serve)' })
+    .option('ca-file', { type: 'string', describe: 'the GMS CA certificate (PEM), instead of or besides the fingerprint' })
+    .option('data-dir', { type: 'string', demandOption: true, describe: 'agent state directory (created 0700)' })
+    .check((a) => {
+      if (!a['ca-fingerprint'] && !a['ca-file']) throw new Error('ca-fingerprint or ca-file: one is required to trust the GMS');
+      return true;
+    }) as never,
+  handler: async (a) => {
+    try {
+      const r = await enroll({
+        gmsUrl: a.gms, token: a.token, caFingerprint: a['ca-fingerprint'],
+        caPem: a['ca-file'] ? readFileSync(a['ca-file'], 'utf8') : undefined, dataDir: a['data-dir'],
+      });
+      process.stdout.write(`enrolled as ${r.userId} (GMS CA ${r.caFingerprint})\n`);
+    } catch (e) {
+      process.stderr.write(`error: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  },
+};
+
+/** Subcommands for B's `gscip agent` command to register (`agent enroll`). */
+export const agentGmsCommands: CommandModule[] = [agentEnrollCommand as CommandModule];
