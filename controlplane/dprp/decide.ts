@@ -1,0 +1,126 @@
+/**
+ * The DPRP decision engine: a PURE function from the on-path GE records, as the
+ * start GE verified them, to every GE's action. Rules (SPEC section 3, seed 002
+ * Fig. 6 / Table 2, seed 001), written out in docs/dprp.md "Decision":
+ *
+ *  1. Let j be the GE farthest toward the destination that shares a group with
+ *     the start GE (path[0]). If there is one, the start encrypts and path[j]
+ *     decrypts with the lowest shared group id at the highest key version both
+ *     hold; every GE strictly between them passes the ciphertext through.
+ *     GEs beyond j see the flow in plaintext from a non-member: if any of them
+ *     is CL the flow is refused, otherwise they pass it.
+ *  2. With no shared group at all the flow is plaintext end to end; if any GE on
+ *     the path is CL it is refused.
+ *  3. A refused flow is discarded by every GE on the path (the start drops the
+ *     stashed packet and counts the refusal).
+ */
+import type { GeTypeName, ModeName } from './wire.js';
+
+export type Decision = 'encrypt' | 'decrypt' | 'pass' | 'discard';
+export type PathRole = 'start' | 'intermediate' | 'end';
+
+export interface GroupVersion {
+  group: number;
+  version: number;
+}
+
+export interface PathGe {
+  addr: string;
+  type: GeTypeName;
+  mode: ModeName;
+  /**
+   * For path[0] (the start): every (group, version) it holds. For the others:
+   * the (group, version) pairs the start VERIFIED they hold (tags matched).
+   */
+  keys: GroupVersion[];
+}
+
+export interface GeAction {
+  addr: string;
+  role: PathRole;
+  action: Decision;
+  /** Set for encrypt/decrypt. */
+  group?: number;
+  version?: number;
+  /** True for a GE that relays ciphertext between the two members. */
+  transit: boolean;
+}
+
+export type Outcome =
+  | { verdict: 'encrypted'; group: number; version: number; peer: string; actions: GeAction[] }
+  | { verdict: 'plaintext'; actions: GeAction[] }
+  | { verdict: 'refused'; refusedBy: string; actions: GeAction[] };
+
+export class DecisionInputError extends Error {
+  constructor(readonly field: string, detail: string) {
+    super(`decide: ${field}: ${detail}`);
+    this.name = 'DecisionInputError';
+  }
+}
+
+function roleAt(i: number, n: number): PathRole {
+  if (i === 0) return 'start';
+  return i === n - 1 ? 'end' : 'intermediate';
+}
+
+/** The best common (group, version) of two key lists: lowest group id, then highest version both hold. */
+export function commonKey(a: readonly GroupVersion[], b: readonly GroupVersion[]): GroupVersion | null {
+  let best: GroupVersion | null = null;
+  for (const x of a) {
+    for (const y of b) {
+      if (x.group !== y.group || x.version !== y.version) continue;
+      if (!best || x.group < best.group || (x.group === best.group && x.version > best.version)) best = x;
+    }
+  }
+  return best ? { group: best.group, version: best.version } : null;
+}
+
+/**
+ * Decides every GE's action. `path[0]` is the start GE, `path[n-1]` the end GE
+ * (the GE nearest the destination; n = 1 when no GE answered, i.e. the
+ * destination is not behind any GE).
+ */
+export function decide(path: readonly PathGe[]): Outcome {
+  if (path.length === 0) throw new DecisionInputError('path', 'empty (the start GE is path[0])');
+  const seen = new Set<string>();
+  for (const [i, g] of path.entries()) {
+    if (seen.has(g.addr)) throw new DecisionInputError(`path[${i}].addr`, `${g.addr} appears twice (routing loop?)`);
+    seen.add(g.addr);
+    if (g.mode !== 'OP' && g.mode !== 'CL') throw new DecisionInputError(`path[${i}].mode`, String(g.mode));
+  }
+  const n = path.length;
+  const start = path[0];
+
+  let j = -1;
+  let key: GroupVersion | null = null;
+  for (let i = n - 1; i >= 1; i--) {
+    const k = commonKey(start.keys, path[i].keys);
+    if (k) {
+      j = i;
+      key = k;
+      break;
+    }
+  }
+
+  const discardAll = (refusedBy: string): Outcome => ({
+    verdict: 'refused',
+    refusedBy,
+    actions: path.map((g, i) => ({ addr: g.addr, role: roleAt(i, n), action: 'discard', transit: false })),
+  });
+
+  if (j > 0 && key) {
+    for (let i = j + 1; i < n; i++) if (path[i].mode === 'CL') return discardAll(path[i].addr);
+    const actions: GeAction[] = path.map((g, i) => {
+      const role = roleAt(i, n);
+      if (i === 0) return { addr: g.addr, role, action: 'encrypt', group: key.group, version: key.version, transit: false };
+      if (i === j) return { addr: g.addr, role, action: 'decrypt', group: key.group, version: key.version, transit: false };
+      return { addr: g.addr, role, action: 'pass', transit: i < j };
+    });
+    return { verdict: 'encrypted', group: key.group, version: key.version, peer: path[j].addr, actions };
+  }
+  for (const g of path) if (g.mode === 'CL') return discardAll(g.addr);
+  return {
+    verdict: 'plaintext',
+    actions: path.map((g, i) => ({ addr: g.addr, role: roleAt(i, n), action: 'pass', transit: false })),
+  };
+}
