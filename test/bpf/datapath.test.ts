@@ -1,0 +1,512 @@
+/**
+ * BPF_PROG_TEST_RUN tests of the TC datapath (bpf/gscip_tc.bpf.c) on crafted
+ * packets: each case names its input packet, seeds the maps, runs one program
+ * and asserts the TC verdict, the output bytes (checksums recomputed by
+ * test/lib/packets.ts, never by the code under test) and the exact counters.
+ *
+ * BPF_PROG_TEST_RUN hands the program skb->ifindex 1 (loopback), so the
+ * per-interface configuration is seeded for ifindex 1. Packets built here are
+ * CHECKSUM_NONE skbs; the CHECKSUM_PARTIAL (veth/GSO) path is exercised by the
+ * namespace tests (test/netns/datapath*.test.ts).
+ */
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BpfHarness, bpfUnavailable, TC_ACT, TEST_RUN_IFINDEX } from '../lib/bpf-harness.js';
+import {
+  arpFrame, icmpFrame, IPPROTO_TCP, IPPROTO_UDP, ipv6UdpFrame, parseFrame, tcpFrame, udpFrame, vlanUdpFrame,
+  type TcpOpts, type UdpOpts,
+} from '../lib/packets.js';
+import { Action, Dir, ICMP_TYPE, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS, MissAction, PitState, PuntReason, Role, XlatKind } from '../../controlplane/maps/abi.js';
+import { puntPacket, type Cid, type PitVal } from '../../controlplane/maps/codecs.js';
+
+const EGRESS = 'gscip_tc_egress';
+const INGRESS = 'gscip_tc_ingress';
+
+// Test addresses (documentation ranges only).
+const A = '192.0.2.1';   // this host
+const B = '192.0.2.2';   // peer
+const V = '198.18.0.9';  // virtual address the application uses (VAT-style)
+const N = '198.51.100.7'; // peer's new address (CIT-style)
+
+const unavailable = bpfUnavailable();
+
+function cidOf(o: { src: string; dst: string; sport: number; dport: number }, proto: number, dir: number): Cid {
+  return { saddr: o.src, daddr: o.dst, sport: o.sport, dport: o.dport, proto, dir };
+}
+
+function pitVal(action: number, extra: Partial<PitVal> = {}): PitVal {
+  return {
+    action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: 0, key_version: 0,
+    created_ns: 0n, last_seen_ns: 0n, ...extra,
+  };
+}
+
+const tcpAB: TcpOpts = { src: A, dst: B, sport: 40000, dport: 80, payload: Buffer.from('GET / HTTP/1.0\r\n\r\n') };
+const udpBA: UdpOpts = { src: B, dst: A, sport: 53, dport: 5353, payload: Buffer.from('dns-answer-bytes') };
+
+describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () => {
+  let h: BpfHarness;
+
+  before(() => { h = BpfHarness.open(); });
+  after(() => { h?.close(); });
+
+  /** Every case starts from empty maps, zero counters and a drained ring. */
+  beforeEach(() => {
+    for (const k of [...h.maps.pit.keys()]) h.maps.pit.delete(k);
+    for (const k of [...h.maps.xlat.keys()]) h.maps.xlat.delete(k);
+    for (const k of [...h.maps.iface.keys()]) h.maps.iface.delete(k);
+    for (const k of [...h.maps.keys.keys()]) h.maps.keys.delete(k);
+    h.maps.cfg.set(0, { punt_rate_pps: 0n, punt_burst: 0n });
+    h.resetStats();
+    h.punts();
+  });
+
+  const iface = (ingress: number, egress: number): void => {
+    h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [ingress, egress], flags: 1 });
+  };
+  const run = (prog: string, pkt: Buffer, mark?: number) => h.progTestRun(prog, pkt, mark === undefined ? {} : { mark });
+  const stats = (): Record<string, bigint> => h.nonZeroStats();
+
+  // ------------------------------------------------------------ PIT actions
+
+  test('PIT pass, egress TCP SYN A:40000->B:80: passed unchanged, counted with bytes', () => {
+    const pkt = tcpFrame(tcpAB);
+    h.maps.pit.set(cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS), pitVal(Action.PASS));
+    iface(MissAction.DROP, MissAction.DROP);
+    const r = run(EGRESS, pkt);
+    assert.equal(r.retval, TC_ACT.OK);
+    assert.deepEqual(r.dataOut, pkt);
+    assert.deepEqual(stats(), { pit_pass: 1n });
+    assert.equal(h.stat(4).bytes, BigInt(pkt.length));
+  });
+
+  test('PIT pass, ingress UDP B:53->A:5353: passed; the same CID with dir=egress does not match ingress', () => {
+    const pkt = udpFrame(udpBA);
+    iface(MissAction.DROP, MissAction.DROP);
+    h.maps.pit.set(cidOf(udpBA, IPPROTO_UDP, Dir.EGRESS), pitVal(Action.PASS));
+    assert.equal(run(INGRESS, pkt).retval, TC_ACT.SHOT);
+    h.maps.pit.set(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.PASS));
+    const r = run(INGRESS, pkt);
+    assert.equal(r.retval, TC_ACT.OK);
+    assert.deepEqual(r.dataOut, pkt);
+    assert.deepEqual(stats(), { miss_policy: 1n, pit_pass: 1n });
+  });
+
+  test('PIT drop stops exactly one flow: TCP A:40000->B:80 dropped, A:40001->B:80 passes', () => {
+    const other = { ...tcpAB, sport: 40001 };
+    h.maps.pit.set(cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS), pitVal(Action.DROP));
+    h.maps.pit.set(cidOf(other, IPPROTO_TCP, Dir.EGRESS), pitVal(Action.PASS));
+    iface(MissAction.PASS, MissAction.PASS);
+    assert.equal(run(EGRESS, tcpFrame(tcpAB)).retval, TC_ACT.SHOT);
+    assert.equal(run(EGRESS, tcpFrame(other)).retval, TC_ACT.OK);
+    assert.deepEqual(stats(), { policy: 1n, pit_pass: 1n });
+  });
+
+  test('PIT encrypt/decrypt without the group key in gscip_keys: dropped, never sent in plaintext', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    h.maps.pit.set(cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS), pitVal(Action.ENCRYPT, { group_id: 7, key_version: 1 }));
+    const e = run(EGRESS, tcpFrame(tcpAB));
+    assert.equal(e.retval, TC_ACT.SHOT);
+    h.maps.pit.set(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.DECRYPT, { group_id: 7, key_version: 1 }));
+    const d = run(INGRESS, udpFrame(udpBA));
+    assert.equal(d.retval, TC_ACT.SHOT);
+    // PCCOM reports the reason (no_key once implemented; the stub says unsupported)
+    const s = stats();
+    assert.equal(Object.values(s).reduce((a, b) => a + b, 0n), 2n);
+    assert.ok(s.no_key === 2n || s.unsupported === 2n, `unexpected counters ${JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+  });
+
+  test('PIT entry with an unknown action (9): dropped as unsupported (fail closed)', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    h.maps.pit.set(cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS), pitVal(9));
+    assert.equal(run(EGRESS, tcpFrame(tcpAB)).retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { unsupported: 1n });
+  });
+
+  test('PIT hit refreshes last_seen_ns at most once a second', () => {
+    const key = cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS);
+    iface(MissAction.DROP, MissAction.DROP);
+    h.maps.pit.set(key, pitVal(Action.PASS));
+    const t0 = process.hrtime.bigint(); // CLOCK_MONOTONIC, the bpf_ktime_get_ns() clock
+    run(EGRESS, tcpFrame(tcpAB));
+    const first = h.maps.pit.get(key)!.last_seen_ns;
+    assert.ok(first >= t0, `last_seen_ns ${first} not refreshed (t0 ${t0})`);
+    run(EGRESS, tcpFrame(tcpAB));
+    assert.equal(h.maps.pit.get(key)!.last_seen_ns, first, 'refreshed twice within a second');
+    const old = first - 2_000_000_000n;
+    h.maps.pit.set(key, pitVal(Action.PASS, { last_seen_ns: old }));
+    const t1 = process.hrtime.bigint();
+    run(EGRESS, tcpFrame(tcpAB));
+    assert.ok(h.maps.pit.get(key)!.last_seen_ns >= t1);
+  });
+
+  // ------------------------------------------------------------ misses
+
+  test('miss on an interface without gscip_iface entry: dropped (no_iface_cfg)', () => {
+    const r = run(EGRESS, tcpFrame(tcpAB));
+    assert.equal(r.retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { no_iface_cfg: 1n });
+    assert.equal(h.punts().length, 0);
+  });
+
+  test('miss with miss action pass (egress) / drop (ingress): per direction', () => {
+    iface(MissAction.DROP, MissAction.PASS);
+    const e = run(EGRESS, tcpFrame(tcpAB));
+    assert.equal(e.retval, TC_ACT.OK);
+    assert.deepEqual(e.dataOut, tcpFrame(tcpAB));
+    assert.equal(run(INGRESS, udpFrame(udpBA)).retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { miss_pass: 1n, miss_policy: 1n });
+  });
+
+  test('miss with miss action punt, egress TCP SYN: stolen, ring record carries the exact frame and CID', () => {
+    iface(MissAction.PUNT, MissAction.PUNT);
+    const pkt = tcpFrame(tcpAB);
+    const r = run(EGRESS, pkt);
+    assert.equal(r.retval, TC_ACT.STOLEN);
+    assert.deepEqual(stats(), { punt_miss: 1n });
+    const recs = h.punts();
+    assert.equal(recs.length, 1);
+    const rec = recs[0];
+    assert.equal(rec.reason, PuntReason.PIT_MISS);
+    assert.equal(rec.dir, Dir.EGRESS);
+    assert.equal(rec.ifindex, TEST_RUN_IFINDEX);
+    assert.equal(rec.pkt_len, pkt.length);
+    assert.equal(rec.cap_len, pkt.length);
+    assert.deepEqual(puntPacket(rec), pkt);
+    assert.deepEqual(rec.cid, cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS));
+    assert.ok(rec.ts_ns > 0n);
+  });
+
+  test('miss with punt, ingress UDP of 2048+ bytes: not stashed, TRUNCATED record with the CID, dropped', () => {
+    iface(MissAction.PUNT, MissAction.PUNT);
+    const big = udpFrame({ ...udpBA, payload: Buffer.alloc(2100, 0x61) });
+    assert.equal(run(INGRESS, big).retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { punt_truncated: 1n });
+    const [rec] = h.punts();
+    assert.equal(rec.reason, PuntReason.TRUNCATED);
+    assert.equal(rec.cap_len, 0);
+    assert.equal(rec.pkt_len, big.length);
+    assert.deepEqual(rec.cid, cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS));
+  });
+
+  test('miss with punt, exactly 2048-byte frame: stashed whole (boundary)', () => {
+    iface(MissAction.PUNT, MissAction.PUNT);
+    const pkt = udpFrame({ ...udpBA, payload: Buffer.alloc(2048 - 42, 0x62) });
+    assert.equal(pkt.length, 2048);
+    assert.equal(run(INGRESS, pkt).retval, TC_ACT.STOLEN);
+    const [rec] = h.punts();
+    assert.equal(rec.cap_len, 2048);
+    assert.deepEqual(puntPacket(rec), pkt);
+  });
+
+  test('punt flood: per-CPU token bucket (burst 3) admits 3 of 10 new flows; control messages keep their own bucket', () => {
+    iface(MissAction.PUNT, MissAction.PUNT);
+    h.maps.cfg.set(0, { punt_rate_pps: 1n, punt_burst: 3n });
+    // one syscall, repeat=10: every run on the same CPU, i.e. the same bucket
+    const r = h.progTestRun(EGRESS, tcpFrame(tcpAB), { repeat: 10 });
+    assert.equal(r.retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { punt_miss: 3n, punt_rate: 7n });
+    assert.equal(h.punts().length, 3);
+    const ctl = run(INGRESS, icmpFrame({ src: B, dst: A, type: ICMP_TYPE, code: 1, payload: Buffer.from('dde') }));
+    assert.equal(ctl.retval, TC_ACT.STOLEN);
+    assert.equal(h.punts()[0].reason, PuntReason.CONTROL);
+  });
+
+  // ------------------------------------------------------------ XLAT
+
+  test('XLAT egress TCP A:40000->V:80 becomes A:40000->B:8080 (addr+port), checksums valid, PIT on the wire view', () => {
+    const stack: TcpOpts = { src: A, dst: V, sport: 40000, dport: 80, seq: 0xdeadbeef, flags: 0x18, payload: Buffer.from('hello through a virtual address') };
+    h.maps.xlat.set(cidOf(stack, IPPROTO_TCP, Dir.EGRESS), { saddr: A, daddr: B, sport: 40000, dport: 8080, kind: XlatKind.VAT, created_ns: 0n });
+    iface(MissAction.DROP, MissAction.DROP);
+    // a PIT entry for the stack view does not help: the PIT sees the wire view
+    h.maps.pit.set(cidOf(stack, IPPROTO_TCP, Dir.EGRESS), pitVal(Action.PASS));
+    assert.equal(run(EGRESS, tcpFrame(stack)).retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { miss_policy: 1n, xlat: 1n });
+    h.resetStats();
+
+    h.maps.pit.set({ saddr: A, daddr: B, sport: 40000, dport: 8080, proto: IPPROTO_TCP, dir: Dir.EGRESS }, pitVal(Action.PASS));
+    const r = run(EGRESS, tcpFrame(stack));
+    assert.equal(r.retval, TC_ACT.OK);
+    const p = parseFrame(r.dataOut);
+    assert.equal(p.ip?.dst, B);
+    assert.equal(p.ip?.src, A);
+    assert.equal(p.l4?.dport, 8080);
+    assert.equal(p.l4?.sport, 40000);
+    assert.ok(p.ip?.checksumOk, 'IPv4 header checksum');
+    assert.ok(p.l4?.checksumOk, 'TCP checksum');
+    assert.deepEqual(p.l4?.payload, stack.payload);
+    // exactly the bytes a host would have sent to B:8080 in the first place
+    assert.deepEqual(r.dataOut, tcpFrame({ ...stack, dst: B, dport: 8080 }));
+    assert.deepEqual(stats(), { pit_pass: 1n, xlat: 1n });
+  });
+
+  test('XLAT ingress UDP N:53->A:5353 (wire) becomes B:53->A:5353 for the stack; checksums valid', () => {
+    const wire: UdpOpts = { ...udpBA, src: N };
+    iface(MissAction.DROP, MissAction.DROP);
+    h.maps.pit.set(cidOf(wire, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.PASS));
+    h.maps.xlat.set(cidOf(wire, IPPROTO_UDP, Dir.INGRESS), { saddr: B, daddr: A, sport: 53, dport: 5353, kind: XlatKind.CIT, created_ns: 0n });
+    const r = run(INGRESS, udpFrame(wire));
+    assert.equal(r.retval, TC_ACT.OK);
+    const p = parseFrame(r.dataOut);
+    assert.equal(p.ip?.src, B);
+    assert.ok(p.ip?.checksumOk);
+    assert.ok(p.l4?.checksumOk);
+    assert.notEqual(p.l4?.checksum, 0);
+    assert.deepEqual(r.dataOut, udpFrame(udpBA));
+    assert.deepEqual(stats(), { pit_pass: 1n, xlat: 1n });
+  });
+
+  test('XLAT ingress UDP with checksum 0 ("none"): address rewritten, checksum stays 0', () => {
+    const wire: UdpOpts = { ...udpBA, src: N, zeroChecksum: true };
+    iface(MissAction.PASS, MissAction.PASS);
+    h.maps.xlat.set(cidOf(wire, IPPROTO_UDP, Dir.INGRESS), { saddr: B, daddr: A, sport: 53, dport: 5353, kind: XlatKind.CIT, created_ns: 0n });
+    const r = run(INGRESS, udpFrame(wire));
+    assert.equal(r.retval, TC_ACT.OK);
+    const p = parseFrame(r.dataOut);
+    assert.equal(p.ip?.src, B);
+    assert.ok(p.ip?.checksumOk);
+    assert.equal(p.l4?.checksum, 0);
+    assert.deepEqual(r.dataOut, udpFrame({ ...udpBA, zeroChecksum: true }));
+    assert.deepEqual(stats(), { miss_pass: 1n, xlat: 1n });
+  });
+
+  test('XLAT whose result checksum would be 0: UDP gets 0xffff, never 0 (RFC 768)', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    // Choose the payload so that the translated datagram's checksum computes to 0 (sent as 0xffff).
+    const payload = Buffer.alloc(16);
+    const base = udpFrame({ ...udpBA, payload });
+    const c = parseFrame(base).l4!.checksum; // checksum with zero payload word
+    // add a 16-bit payload word w such that the final checksum becomes 0 (stored as 0xffff): w = c in one's complement
+    payload.writeUInt16BE(c, 0);
+    const target = udpFrame({ ...udpBA, payload });
+    assert.equal(parseFrame(target).l4?.checksum, 0xffff, 'constructed datagram should checksum to 0');
+    const wire: UdpOpts = { ...udpBA, src: N, payload };
+    h.maps.xlat.set(cidOf(wire, IPPROTO_UDP, Dir.INGRESS), { saddr: B, daddr: A, sport: 53, dport: 5353, kind: XlatKind.CIT, created_ns: 0n });
+    const r = run(INGRESS, udpFrame(wire));
+    const p = parseFrame(r.dataOut);
+    assert.equal(p.ip?.src, B);
+    assert.equal(p.l4?.checksum, 0xffff);
+    assert.ok(p.l4?.checksumOk);
+  });
+
+  test('XLAT egress TCP with IPv4 options (ihl 6) and TCP options, ports only: offsets right, checksums valid', () => {
+    const stack: TcpOpts = {
+      src: A, dst: B, sport: 40000, dport: 80, payload: Buffer.from('opts'),
+      ip: { options: Buffer.from([0x94, 0x04, 0x00, 0x00]) }, // Router Alert
+      tcpOptions: Buffer.from([0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x04, 0x02]), // MSS, NOP, NOP, SACK-permitted
+    };
+    iface(MissAction.PASS, MissAction.PASS);
+    h.maps.xlat.set(cidOf(stack, IPPROTO_TCP, Dir.EGRESS), { saddr: A, daddr: B, sport: 50000, dport: 443, kind: XlatKind.NAT, created_ns: 0n });
+    const r = run(EGRESS, tcpFrame(stack));
+    assert.equal(r.retval, TC_ACT.OK);
+    const p = parseFrame(r.dataOut);
+    assert.equal(p.ip?.ihl, 24);
+    assert.equal(p.l4?.sport, 50000);
+    assert.equal(p.l4?.dport, 443);
+    assert.ok(p.ip?.checksumOk);
+    assert.ok(p.l4?.checksumOk);
+    assert.deepEqual(r.dataOut, tcpFrame({ ...stack, sport: 50000, dport: 443 }));
+  });
+
+  test('XLAT no-op entry (value = key): bytes untouched, no xlat counted', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    h.maps.xlat.set(cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS), { saddr: A, daddr: B, sport: 40000, dport: 80, kind: XlatKind.STATIC, created_ns: 0n });
+    const r = run(EGRESS, tcpFrame(tcpAB));
+    assert.deepEqual(r.dataOut, tcpFrame(tcpAB));
+    assert.deepEqual(stats(), { miss_pass: 1n });
+  });
+
+  test('XLAT ingress is not applied to what the PIT drops or punts', () => {
+    const wire: UdpOpts = { ...udpBA, src: N };
+    h.maps.xlat.set(cidOf(wire, IPPROTO_UDP, Dir.INGRESS), { saddr: B, daddr: A, sport: 53, dport: 5353, kind: XlatKind.CIT, created_ns: 0n });
+    iface(MissAction.PUNT, MissAction.PUNT);
+    assert.equal(run(INGRESS, udpFrame(wire)).retval, TC_ACT.STOLEN);
+    assert.deepEqual(puntPacket(h.punts()[0]), udpFrame(wire), 'punted in the wire view');
+    h.maps.pit.set(cidOf(wire, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.DROP));
+    assert.equal(run(INGRESS, udpFrame(wire)).retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { punt_miss: 1n, policy: 1n });
+  });
+
+  // ------------------------------------------------------------ malformed
+
+  const malformed: Array<[string, Buffer, string]> = [
+    // (BPF_PROG_TEST_RUN refuses IPv4 frames shorter than 14 + 20 bytes, so a cut ihl=6 header stands in for a runt)
+    ['IPv4 ihl=6 header cut after 20 bytes', tcpFrame({ ...tcpAB, payload: Buffer.alloc(0), ip: { options: Buffer.alloc(4, 1) } }).subarray(0, 14 + 20), 'malformed_ip'],
+    ['IPv4 ihl=4', tcpFrame({ ...tcpAB, ip: { ihl: 4 } }), 'malformed_ip'],
+    ['IPv4 version 6 in an IPv4 ethertype', (() => { const f = tcpFrame(tcpAB); f[14] = 0x65; return f; })(), 'malformed_ip'],
+    ['IPv4 total length beyond the frame', tcpFrame({ ...tcpAB, ip: { totalLength: 400 } }), 'malformed_ip'],
+    ['IPv4 total length below ihl', tcpFrame({ ...tcpAB, ip: { totalLength: 16 } }), 'malformed_ip'],
+    ['IPv4 ihl=15 beyond total length', tcpFrame({ ...tcpAB, ip: { ihl: 15 } }), 'malformed_ip'],
+    ['TCP header cut at 12 bytes', tcpFrame({ ...tcpAB, payload: Buffer.alloc(0), ip: { totalLength: 20 + 12 } }), 'malformed_l4'],
+    ['TCP doff=4', tcpFrame({ ...tcpAB, doff: 4 }), 'malformed_l4'],
+    ['TCP doff=15 beyond the segment', tcpFrame({ ...tcpAB, payload: Buffer.alloc(8), doff: 15 }), 'malformed_l4'],
+    ['UDP length 7', udpFrame({ ...udpBA, udpLength: 7 }), 'malformed_l4'],
+    ['UDP length beyond the IP payload', udpFrame({ ...udpBA, udpLength: 200 }), 'malformed_l4'],
+    ['UDP header cut at 6 bytes', udpFrame({ ...udpBA, payload: Buffer.alloc(0), ip: { totalLength: 20 + 6 } }), 'malformed_l4'],
+  ];
+  for (const [name, pkt, reason] of malformed) {
+    test(`malformed: ${name} -> dropped (${reason}), never rewritten`, () => {
+      // an XLAT entry that would match the packet's (apparent) CID, both directions
+      for (const dir of [Dir.EGRESS, Dir.INGRESS]) {
+        h.maps.xlat.set(cidOf(tcpAB, IPPROTO_TCP, dir), { saddr: V, daddr: V, sport: 1, dport: 1, kind: XlatKind.STATIC, created_ns: 0n });
+        h.maps.xlat.set(cidOf(udpBA, IPPROTO_UDP, dir), { saddr: V, daddr: V, sport: 1, dport: 1, kind: XlatKind.STATIC, created_ns: 0n });
+      }
+      iface(MissAction.PASS, MissAction.PASS);
+      for (const prog of [EGRESS, INGRESS]) {
+        const r = run(prog, pkt);
+        assert.equal(r.retval, TC_ACT.SHOT, prog);
+        assert.deepEqual(r.dataOut, pkt, `${prog} modified a malformed packet`);
+      }
+      assert.deepEqual(stats(), { [reason]: 2n });
+    });
+  }
+
+  test('UDP with trailing bytes after the datagram (Ethernet padding style) is accepted', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    const pkt = udpFrame({ ...udpBA, payload: Buffer.from('abcd'), udpLength: 8 + 2 });
+    assert.equal(run(INGRESS, pkt).retval, TC_ACT.OK);
+    assert.deepEqual(stats(), { miss_pass: 1n });
+  });
+
+  // ------------------------------------------------------------ passed without PIT
+
+  test('IPv6, ARP and 802.1Q-tagged frames pass untouched (counted) even when misses drop', () => {
+    iface(MissAction.DROP, MissAction.DROP);
+    const cases: Array<[Buffer, string]> = [
+      [ipv6UdpFrame(), 'pass_ipv6'],
+      [arpFrame(A, B), 'pass_non_ip'],
+      [vlanUdpFrame(udpBA), 'pass_non_ip'],
+    ];
+    for (const [pkt] of cases) {
+      for (const prog of [EGRESS, INGRESS]) {
+        const r = run(prog, pkt);
+        assert.equal(r.retval, TC_ACT.OK);
+        assert.deepEqual(r.dataOut, pkt);
+      }
+    }
+    assert.deepEqual(stats(), { pass_ipv6: 2n, pass_non_ip: 4n });
+  });
+
+  test('IPv4 fragments: non-first passes (unmatchable); first fragment takes the PIT but refuses encrypt and XLAT', () => {
+    iface(MissAction.DROP, MissAction.DROP);
+    const later = udpFrame({ ...udpBA, ip: { fragOffset: 185 } });
+    let r = run(INGRESS, later);
+    assert.equal(r.retval, TC_ACT.OK);
+    assert.deepEqual(stats(), { pass_fragment: 1n });
+    h.resetStats();
+
+    const first: UdpOpts = { ...udpBA, payload: Buffer.alloc(64, 1), udpLength: 8 + 3000, ip: { moreFragments: true } };
+    h.maps.pit.set(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.PASS));
+    r = run(INGRESS, udpFrame(first));
+    assert.equal(r.retval, TC_ACT.OK);
+    assert.deepEqual(stats(), { pit_pass: 1n });
+    h.resetStats();
+
+    h.maps.pit.set(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.DECRYPT, { group_id: 1, key_version: 1 }));
+    assert.equal(run(INGRESS, udpFrame(first)).retval, TC_ACT.SHOT);
+    h.maps.pit.set(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.PASS));
+    h.maps.xlat.set(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS), { saddr: V, daddr: A, sport: 53, dport: 5353, kind: XlatKind.CIT, created_ns: 0n });
+    r = run(INGRESS, udpFrame(first));
+    assert.equal(r.retval, TC_ACT.SHOT);
+    assert.deepEqual(r.dataOut, udpFrame(first), 'first fragment rewritten');
+    assert.deepEqual(stats(), { fragment: 2n });
+  });
+
+  test('ICMP echo and other L4 (GRE) pass; egress ICMP 253 (our own control message) passes', () => {
+    iface(MissAction.DROP, MissAction.DROP);
+    const echo = icmpFrame({ src: B, dst: A, type: 8 });
+    assert.equal(run(INGRESS, echo).retval, TC_ACT.OK);
+    const gre = Buffer.from(echo);
+    gre[14 + 9] = 47;
+    assert.equal(run(INGRESS, gre).retval, TC_ACT.OK);
+    const ctlOut = icmpFrame({ src: A, dst: B, type: ICMP_TYPE, code: 1 });
+    assert.equal(run(EGRESS, ctlOut).retval, TC_ACT.OK);
+    assert.deepEqual(stats(), { pass_other_l4: 3n });
+    assert.equal(h.punts().length, 0);
+  });
+
+  // ------------------------------------------------------------ control messages
+
+  test('control ICMP type 253 on ingress: punted (CONTROL record, zero CID), never to the stack, whatever the miss action', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    const ctl = icmpFrame({ src: B, dst: A, type: ICMP_TYPE, code: 2, payload: Buffer.from('RGI message body') });
+    const r = run(INGRESS, ctl);
+    assert.equal(r.retval, TC_ACT.STOLEN);
+    assert.deepEqual(stats(), { punt_control: 1n });
+    const [rec] = h.punts();
+    assert.equal(rec.reason, PuntReason.CONTROL);
+    assert.equal(rec.dir, Dir.INGRESS);
+    assert.deepEqual(puntPacket(rec), ctl);
+    assert.deepEqual(rec.cid, { saddr: '0.0.0.0', daddr: '0.0.0.0', sport: 0, dport: 0, proto: 0, dir: 0 });
+  });
+
+  test('malformed control messages dropped: fragmented (control_malformed), ICMP header cut (malformed_l4), > 2048 B (control_malformed)', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    const frag = icmpFrame({ src: B, dst: A, type: ICMP_TYPE, ip: { moreFragments: true } });
+    assert.equal(run(INGRESS, frag).retval, TC_ACT.SHOT);
+    const full = icmpFrame({ src: B, dst: A, type: ICMP_TYPE });
+    const cut = icmpFrame({ src: B, dst: A, type: ICMP_TYPE, ip: { totalLength: 20 + 4 } });
+    assert.ok(cut.length === full.length);
+    assert.equal(run(INGRESS, cut).retval, TC_ACT.SHOT);
+    const huge = icmpFrame({ src: B, dst: A, type: ICMP_TYPE, payload: Buffer.alloc(2100) });
+    assert.equal(run(INGRESS, huge).retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { control_malformed: 2n, malformed_l4: 1n });
+    assert.equal(h.punts().length, 0);
+  });
+
+  // ------------------------------------------------------------ release marks
+
+  test('release (egress mark) of a stashed SYN that now hits the PIT: passed, counted released', () => {
+    iface(MissAction.PUNT, MissAction.PUNT);
+    const pkt = tcpFrame(tcpAB);
+    assert.equal(run(EGRESS, pkt).retval, TC_ACT.STOLEN);
+    const stashed = puntPacket(h.punts()[0]);
+    h.maps.pit.set(cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS), pitVal(Action.PASS));
+    const r = run(EGRESS, Buffer.from(stashed), MARK_RELEASE_EGRESS);
+    assert.equal(r.retval, TC_ACT.OK);
+    assert.deepEqual(r.dataOut, pkt);
+    assert.deepEqual(stats(), { punt_miss: 1n, pit_pass: 1n, released: 1n });
+  });
+
+  test('release (egress mark) that misses again: dropped (release_miss), never re-punted', () => {
+    iface(MissAction.PUNT, MissAction.PUNT);
+    assert.equal(run(EGRESS, tcpFrame(tcpAB), MARK_RELEASE_EGRESS).retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { release_miss: 1n });
+    assert.equal(h.punts().length, 0);
+  });
+
+  test('release (ingress mark) seen by egress: redirected to ingress, nothing counted there', () => {
+    iface(MissAction.PUNT, MissAction.PUNT);
+    const r = run(EGRESS, udpFrame(udpBA), MARK_RELEASE_INGRESS);
+    assert.equal(r.retval, TC_ACT.REDIRECT);
+    assert.deepEqual(r.dataOut, udpFrame(udpBA));
+    assert.deepEqual(stats(), {});
+  });
+
+  test('release (ingress mark) seen by ingress: hit -> passed and counted released; miss -> release_miss', () => {
+    iface(MissAction.PUNT, MissAction.PUNT);
+    assert.equal(run(INGRESS, udpFrame(udpBA), MARK_RELEASE_INGRESS).retval, TC_ACT.SHOT);
+    h.maps.pit.set(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.PASS));
+    assert.equal(run(INGRESS, udpFrame(udpBA), MARK_RELEASE_INGRESS).retval, TC_ACT.OK);
+    // an ingress release mark means nothing to egress-only processing and vice versa
+    h.maps.pit.delete(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS));
+    assert.equal(run(INGRESS, udpFrame(udpBA), MARK_RELEASE_EGRESS).retval, TC_ACT.STOLEN);
+    assert.deepEqual(stats(), { release_miss: 1n, pit_pass: 1n, released: 1n, punt_miss: 1n });
+    assert.equal(h.punts().length, 1);
+  });
+});
+
+describe('TC datapath with a one-record ring buffer', { skip: unavailable ?? false }, () => {
+  test('ring buffer full: second punt dropped and counted (punt_ringbuf)', () => {
+    const h = BpfHarness.open({ maxEntries: { gscip_punt: 4096 } });
+    try {
+      h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PUNT, MissAction.PUNT], flags: 1 });
+      assert.equal(h.progTestRun(EGRESS, tcpFrame(tcpAB)).retval, TC_ACT.STOLEN);
+      assert.equal(h.progTestRun(EGRESS, tcpFrame({ ...tcpAB, sport: 40001 })).retval, TC_ACT.SHOT);
+      assert.deepEqual(h.nonZeroStats(), { punt_miss: 1n, punt_ringbuf: 1n });
+      assert.equal(h.punts().length, 1);
+    } finally {
+      h.close();
+    }
+  });
+});
