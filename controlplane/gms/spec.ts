@@ -19,7 +19,8 @@ const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MAX_GROUP_ID = 0xffffffff; // group_id is a __u32 in the ABI; 0 means "none"
 
 function validCron(s: string): boolean {
-  if (s.trim().split(/\s+/).length !== 5) return false;
+  const n = s.trim().split(/\s+/).length;
+  if (n !== 5 && n !== 6) return false; // 6 = leading seconds field
   try { new Cron(s, { paused: true }); return true; } catch { return false; }
 }
 function validTz(tz: string): boolean {
@@ -27,7 +28,7 @@ function validTz(tz: string): boolean {
 }
 
 const rotationSchema = z.strictObject({
-  schedule: z.string().refine(validCron, 'must be a 5-field cron expression, e.g. "0 3 * * *"').optional(),
+  schedule: z.string().refine(validCron, 'must be a cron expression (5 fields, or 6 with leading seconds), e.g. "0 3 * * *"').optional(),
   timezone: z.string().refine(validTz, 'must be an IANA time zone, e.g. "UTC" or "Asia/Tokyo"').optional(),
   graceSeconds: z.number().int().min(0).max(30 * 86400).optional(),
 });
