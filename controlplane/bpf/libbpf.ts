@@ -420,7 +420,12 @@ export class RingBuffer {
   constructor(mapFd: number, onRecord: (rec: Buffer) => void) {
     this.cb = koffi.register((_ctx: unknown, data: bigint, size: number | bigint) => {
       try {
-        onRecord(Buffer.from(koffi.view(data, Number(size))));
+        // Copy out of the ring (the slot is reused once we return); an own
+        // ArrayBuffer per record so it can be transferred to another thread.
+        const n = Number(size);
+        const copy = Buffer.allocUnsafeSlow(n);
+        copy.set(new Uint8Array(koffi.view(data, n)));
+        onRecord(copy);
       } catch {
         return 0; // one bad record must not stop the consumer; the handler logs
       }

@@ -59,3 +59,75 @@ export const gmsAuthRefusedTotal = new Counter({
 export const gmsPushesTotal = new Counter({
   name: 'gscip_gms_pushes_total', help: 'State updates pushed to subscribed GEs', registers: [registry],
 });
+
+// ---- Fast path and agent (controlplane/agent) ----
+
+/** What the datapath metrics read at scrape time; set by the running agent. */
+export interface DatapathMetricsSource {
+  /** Every counter of gscip_stats summed over CPUs; name = label from the ABI enum (abi.ts STATS). */
+  stats(): Array<{ name: string; kind: 'verdict' | 'drop'; packets: bigint; bytes: bigint }>;
+  /** Entries in use and capacity of each hash map. */
+  occupancy(): Array<{ map: string; entries: number; capacity: number }>;
+  stashPackets(): number;
+}
+let datapathSource: DatapathMetricsSource | null = null;
+export function setDatapathMetricsSource(s: DatapathMetricsSource | null): void { datapathSource = s; }
+
+/* Counters owned by the kernel: re-read at each scrape (reset + inc keeps counter semantics for Prometheus). */
+export const datapathPacketsTotal = new Counter({
+  name: 'gscip_datapath_packets_total', help: 'Packets per fast-path verdict or drop reason (gscip_stats, all CPUs)',
+  labelNames: ['reason', 'kind'] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const s of datapathSource ? datapathSource.stats() : []) this.inc({ reason: s.name, kind: s.kind }, Number(s.packets));
+  },
+});
+export const datapathBytesTotal = new Counter({
+  name: 'gscip_datapath_bytes_total', help: 'Bytes per fast-path verdict or drop reason (gscip_stats, all CPUs)',
+  labelNames: ['reason', 'kind'] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const s of datapathSource ? datapathSource.stats() : []) this.inc({ reason: s.name, kind: s.kind }, Number(s.bytes));
+  },
+});
+export const mapEntries = new Gauge({
+  name: 'gscip_map_entries', help: 'Entries in use per BPF map', labelNames: ['map'] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const o of datapathSource ? datapathSource.occupancy() : []) this.set({ map: o.map }, o.entries);
+  },
+});
+export const mapCapacityEntries = new Gauge({
+  name: 'gscip_map_capacity_entries', help: 'max_entries per BPF map', labelNames: ['map'] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const o of datapathSource ? datapathSource.occupancy() : []) this.set({ map: o.map }, o.capacity);
+  },
+});
+export const agentPuntsTotal = new Counter({
+  name: 'gscip_agent_punts_total', help: 'Punt records received from the fast path, by reason',
+  labelNames: ['reason'] as const, // pit_miss | control | truncated | unknown
+  registers: [registry],
+});
+export const agentReleasesTotal = new Counter({
+  name: 'gscip_agent_releases_total', help: 'Stashed packets re-sent to the fast path, by direction',
+  labelNames: ['dir'] as const, registers: [registry],
+});
+export const agentReleaseErrorsTotal = new Counter({
+  name: 'gscip_agent_release_errors_total', help: 'Releases the kernel refused (sendto failed)', registers: [registry],
+});
+export const agentStashPackets = new Gauge({
+  name: 'gscip_agent_stash_packets', help: 'Punted packets waiting for a decision', registers: [registry],
+  collect() { this.set(datapathSource ? datapathSource.stashPackets() : 0); },
+});
+export const agentStashDroppedTotal = new Counter({
+  name: 'gscip_agent_stash_dropped_total', help: 'Stashed packets discarded instead of released, by reason',
+  labelNames: ['reason'] as const, // flow_full | stash_full | expired | stale_on_start | handler | truncated
+  registers: [registry],
+});
+export const agentHandlerErrorsTotal = new Counter({
+  name: 'gscip_agent_handler_errors_total', help: 'Punt handler calls that threw', labelNames: ['handler'] as const, registers: [registry],
+});
+export const agentControlSentTotal = new Counter({
+  name: 'gscip_agent_control_sent_total', help: 'GSCIP control packets sent by punt handlers', registers: [registry],
+});

@@ -1,0 +1,91 @@
+/**
+ * koffi bindings to the few libc calls the control plane needs and Node lacks:
+ * raw sockets with SO_MARK, flock, if_nametoindex. Failures become BpfError
+ * (op + errno) like every other kernel-facing failure.
+ */
+import koffi from 'koffi';
+import { BpfError } from './errors.js';
+
+const libc = koffi.load('libc.so.6');
+
+const fn = {
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
+  setsockopt: libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)'),
+  sendto: libc.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
+  close: libc.func('int close(int fd)'),
+  flock: libc.func('int flock(int fd, int operation)'),
+  if_nametoindex: libc.func('unsigned int if_nametoindex(const char *name)'),
+  if_indextoname: libc.func('char * if_indextoname(unsigned int ifindex, _Out_ char *buf)'),
+};
+
+export const AF_INET = 2;
+export const AF_PACKET = 17;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const IPPROTO_RAW = 255;
+export const SOL_SOCKET = 1;
+export const SO_MARK = 36;
+export const SO_BINDTODEVICE = 25;
+export const IPPROTO_IP = 0;
+export const IP_HDRINCL = 3;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+function fail(op: string, detail?: string): never {
+  throw new BpfError(op, koffi.errno() || 5 /* EIO */, detail);
+}
+
+export function socket(domain: number, type: number, protocol: number): number {
+  const fd = fn.socket(domain, type | SOCK_CLOEXEC, protocol) as number;
+  if (fd < 0) fail('socket', `domain ${domain} type ${type} proto ${protocol}`);
+  return fd;
+}
+
+export function setsockoptU32(fd: number, level: number, opt: number, value: number): void {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value >>> 0);
+  if ((fn.setsockopt(fd, level, opt, b, 4) as number) < 0) fail('setsockopt', `level ${level} opt ${opt}`);
+}
+
+export function setsockoptBytes(fd: number, level: number, opt: number, value: Buffer): void {
+  if ((fn.setsockopt(fd, level, opt, value, value.length) as number) < 0) fail('setsockopt', `level ${level} opt ${opt}`);
+}
+
+/** Returns bytes sent; throws on error. */
+export function sendto(fd: number, data: Buffer, addr: Buffer): number {
+  const n = Number(fn.sendto(fd, data, data.length, 0, addr, addr.length));
+  if (n < 0) fail('sendto', `${data.length} bytes`);
+  return n;
+}
+
+export function closeFd(fd: number): void {
+  if (fd >= 0) fn.close(fd);
+}
+
+/** Non-blocking exclusive flock; false if another process holds it. */
+export function tryLockExclusive(fd: number): boolean {
+  if ((fn.flock(fd, LOCK_EX | LOCK_NB) as number) === 0) return true;
+  const e = koffi.errno();
+  if (e === 11 /* EWOULDBLOCK */) return false;
+  throw new BpfError('flock', e);
+}
+
+export function unlock(fd: number): void {
+  fn.flock(fd, LOCK_UN);
+}
+
+/** ifindex of an interface name in the caller's network namespace; throws naming the interface. */
+export function ifNameToIndex(name: string): number {
+  const i = fn.if_nametoindex(name) as number;
+  if (i === 0) throw new BpfError('if_nametoindex', koffi.errno() || 19 /* ENODEV */, `interface ${name}`);
+  return i;
+}
+
+export function ifIndexToName(ifindex: number): string | null {
+  const buf = Buffer.alloc(16);
+  const r = fn.if_indextoname(ifindex, buf) as string | null;
+  if (r === null) return null;
+  const end = buf.indexOf(0);
+  return buf.subarray(0, end < 0 ? 16 : end).toString('latin1');
+}

@@ -1,0 +1,120 @@
+/**
+ * The agent's configuration: one schema with every default, in one place.
+ * Sources, later wins: defaults < config file (JSON or YAML) < CLI flags.
+ * Invalid input is rejected with a message naming the field path.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** Repo root from dist/controlplane/config (compiled) or controlplane/config (sources). */
+const ROOT = resolve(__dirname, __dirname.includes('/dist/') ? '../../..' : '../..');
+
+export const DEFAULT_BPF_OBJECT = resolve(ROOT, 'build/bpf/gscip_tc.bpf.o');
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/gscip';
+export const DEFAULT_RUN_DIR = '/run/gscip';
+
+const missAction = z.enum(['punt', 'pass', 'drop']);
+export type MissActionName = z.infer<typeof missAction>;
+
+const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:9464')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0..65535');
+
+const ifaceSchema = z.object({
+  name: z.string().min(1).max(15).regex(/^[^/\s:]+$/, 'not a valid interface name'),
+  miss: z.object({ ingress: missAction.default('punt'), egress: missAction.default('punt') }).strict().default({ ingress: 'punt', egress: 'punt' }),
+}).strict();
+
+export const agentConfigSchema = z.object({
+  /** Names the pin directory and the lock: several instances may run on one host, on different interfaces. */
+  instance: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and - only (1..32)').default('default'),
+  bpfObject: z.string().min(1).default(DEFAULT_BPF_OBJECT),
+  /** Maps are pinned under <pinRoot>/<instance>/ (must be on bpffs). */
+  pinRoot: z.string().startsWith('/', 'must be an absolute path').default(DEFAULT_PIN_ROOT),
+  /** Lock and state files. */
+  runDir: z.string().startsWith('/', 'must be an absolute path').default(DEFAULT_RUN_DIR),
+  interfaces: z.array(ifaceSchema).min(1, 'at least one interface to protect').refine(
+    (l) => new Set(l.map((i) => i.name)).size === l.length, 'an interface is listed twice'),
+  /** Punt handlers, in order (built in: install-pass). No handler: punted packets wait in the stash and expire. */
+  handlers: z.array(z.string().min(1)).default([]),
+  /** HOST:PORT for Prometheus /metrics, or null for none. */
+  metrics: hostPort.nullable().default('127.0.0.1:9464'),
+  stash: z.object({
+    perFlowPackets: z.number().int().min(1).max(1024).default(8),
+    totalPackets: z.number().int().min(1).max(1_000_000).default(4096),
+    ttlMs: z.number().int().min(10).max(600_000).default(3000),
+  }).strict().default({ perFlowPackets: 8, totalPackets: 4096, ttlMs: 3000 }),
+  punt: z.object({
+    /** Per CPU token bucket in the fast path (0 = the datapath default). */
+    ratePps: z.number().int().min(0).max(10_000_000).default(0),
+    burst: z.number().int().min(0).max(10_000_000).default(0),
+  }).strict().default({ ratePps: 0, burst: 0 }),
+  maxEntries: z.object({
+    pit: z.number().int().min(1).max(1 << 24).optional(),
+    xlat: z.number().int().min(1).max(1 << 24).optional(),
+  }).strict().default({}),
+  /** Remove the TC filters when the agent exits (default: keep them, the fast path keeps working). */
+  detachOnExit: z.boolean().default(false),
+  /** GMS client: agent data dir from `gscip agent enroll`; keys are installed into gscip_keys. */
+  gms: z.object({ dataDir: z.string().min(1) }).strict().nullable().default(null),
+}).strict();
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(message: string, readonly problems: string[]) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function pathOf(p: ReadonlyArray<PropertyKey>): string {
+  return p.map((x, i) => (typeof x === 'number' ? `[${x}]` : `${i ? '.' : ''}${String(x)}`)).join('') || '(root)';
+}
+
+/** Validate; throws ConfigError whose message names each bad field. */
+export function parseAgentConfig(input: unknown, source = 'config'): AgentConfig {
+  const r = agentConfigSchema.safeParse(input);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => `${pathOf(i.path)}: ${i.message}`);
+  throw new ConfigError(`${source}: invalid: ${problems.join('; ')}`, problems);
+}
+
+/** Read a config file (.json, .yaml or .yml) as unvalidated input. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) { throw new ConfigError(`config file ${path}: ${(e as Error).message}`, []); }
+  let v: unknown;
+  try { v = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text); } catch (e) {
+    throw new ConfigError(`config file ${path}: not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(e as Error).message}`, []);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`config file ${path}: expected a mapping at the top level`, []);
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Parse `--miss` flags into per-interface settings:
+ *   ACTION              every interface, both directions
+ *   IFACE:ACTION        one interface, both directions
+ *   IFACE:DIR:ACTION    one interface, one direction (DIR = ingress | egress)
+ */
+export function applyMissFlags(ifaces: string[], flags: string[]): Array<{ name: string; miss: { ingress: MissActionName; egress: MissActionName } }> {
+  const out = ifaces.map((name) => ({ name, miss: { ingress: 'punt' as MissActionName, egress: 'punt' as MissActionName } }));
+  const act = (s: string, flag: string): MissActionName => {
+    const r = missAction.safeParse(s);
+    if (!r.success) throw new ConfigError(`--miss ${flag}: action must be punt, pass or drop (got '${s}')`, []);
+    return r.data;
+  };
+  for (const f of flags) {
+    const parts = f.split(':');
+    if (parts.length === 1) { const a = act(parts[0], f); for (const i of out) i.miss = { ingress: a, egress: a }; continue; }
+    const target = out.find((i) => i.name === parts[0]);
+    if (!target) throw new ConfigError(`--miss ${f}: interface '${parts[0]}' is not one of --iface (${ifaces.join(', ')})`, []);
+    if (parts.length === 2) { const a = act(parts[1], f); target.miss = { ingress: a, egress: a }; continue; }
+    if (parts.length === 3 && (parts[1] === 'ingress' || parts[1] === 'egress')) { target.miss[parts[1]] = act(parts[2], f); continue; }
+    throw new ConfigError(`--miss ${f}: expected ACTION, IFACE:ACTION or IFACE:ingress|egress:ACTION`, []);
+  }
+  return out;
+}
