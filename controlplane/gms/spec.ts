@@ -46,34 +46,13 @@ const geSchema = z.strictObject({
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).default([]),
 });
 
-const fileSchema = z
-  .strictObject({
+const fileSchema = z.strictObject({
     apiVersion: z.literal('gscip/v1'),
     kind: z.literal('Network'),
     metadata: z.strictObject({ name: z.string().optional(), description: z.string().optional() }).optional(),
     defaults: z.strictObject({ rotation: rotationSchema.optional() }).optional(),
     groups: z.array(groupSchema).default([]),
     ges: z.array(geSchema).default([]),
-  })
-  .superRefine((f, ctx) => {
-    const seenGroup = new Map<number, number>();
-    f.groups.forEach((g, i) => {
-      const prev = seenGroup.get(g.id);
-      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['groups', i, 'id'], message: `group ${g.id} already defined at groups[${prev}]` });
-      else seenGroup.set(g.id, i);
-    });
-    const seenGe = new Map<string, number>();
-    f.ges.forEach((ge, i) => {
-      const prev = seenGe.get(ge.userId);
-      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['ges', i, 'userId'], message: `user ID "${ge.userId}" already used at ges[${prev}]` });
-      else seenGe.set(ge.userId, i);
-      const seen = new Set<number>();
-      ge.groups.forEach((gid, j) => {
-        if (!seenGroup.has(gid)) ctx.addIssue({ code: 'custom', path: ['ges', i, 'groups', j], message: `group ${gid} is not defined under groups` });
-        if (seen.has(gid)) ctx.addIssue({ code: 'custom', path: ['ges', i, 'groups', j], message: `group ${gid} listed twice` });
-        seen.add(gid);
-      });
-    });
   });
 
 export type NetworkFile = z.infer<typeof fileSchema>;
@@ -91,8 +70,43 @@ export function formatPath(path: readonly PropertyKey[]): string {
 /** Validate an already-parsed object (e.g. JSON over the admin API). */
 export function validateNetwork(input: unknown): NetworkState {
   const r = fileSchema.safeParse(input);
-  if (!r.success) throw new SpecError(r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`));
+  // Cross-references are checked on the raw input too, so one run reports every problem.
+  const problems = [...(r.success ? [] : r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`)), ...crossCheck(input)];
+  if (!r.success || problems.length) throw new SpecError(problems);
   return normalize(r.data);
+}
+
+/** Duplicates and references between entries: group numbers used by GEs must be defined. */
+function crossCheck(raw: unknown): string[] {
+  const out: string[] = [];
+  const f = raw as { groups?: unknown; ges?: unknown } | null;
+  const groups = Array.isArray(f?.groups) ? (f!.groups as Array<{ id?: unknown }>) : [];
+  const ges = Array.isArray(f?.ges) ? (f!.ges as Array<{ userId?: unknown; groups?: unknown }>) : [];
+  const seenGroup = new Map<unknown, number>();
+  groups.forEach((g, i) => {
+    const id = g?.id;
+    if (typeof id !== 'number') return;
+    const prev = seenGroup.get(id);
+    if (prev !== undefined) out.push(`groups[${i}].id: group ${id} already defined at groups[${prev}]`);
+    else seenGroup.set(id, i);
+  });
+  const seenGe = new Map<unknown, number>();
+  ges.forEach((ge, i) => {
+    if (typeof ge?.userId === 'string') {
+      const prev = seenGe.get(ge.userId);
+      if (prev !== undefined) out.push(`ges[${i}].userId: user ID "${ge.userId}" already used at ges[${prev}]`);
+      else seenGe.set(ge.userId, i);
+    }
+    if (!Array.isArray(ge?.groups)) return;
+    const seen = new Set<unknown>();
+    (ge.groups as unknown[]).forEach((gid, j) => {
+      if (typeof gid !== 'number') return;
+      if (!seenGroup.has(gid)) out.push(`ges[${i}].groups[${j}]: group ${gid} is not defined under groups`);
+      if (seen.has(gid)) out.push(`ges[${i}].groups[${j}]: group ${gid} listed twice`);
+      seen.add(gid);
+    });
+  });
+  return out;
 }
 
 /** Parse YAML text and validate it. */
