@@ -1,26 +1,505 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* pccom.h - PCCOM payload encryption and keyed checksum.
- * STUB: the PCCOM work replaces the bodies; the signatures are the contract
- * with the entry programs.
- * Both return 0 on success, or GSCIP_CODE(GSCIP_DROP_*) on failure (the caller
- * counts and drops). They may move packet data: callers re-derive pointers. */
+/* pccom.h - PCCOM: TCP/UDP payload encryption (ChaCha20) and keyed checksum.
+ *
+ * Contract with the entry programs (pit.h): both hooks return 0 on success or
+ * GSCIP_CODE(GSCIP_DROP_*) (the caller counts and drops). They may pull data
+ * and write the packet: callers re-derive pointers from pkt's offsets.
+ * Design, nonce scheme and limits: docs/pccom.md. In short:
+ *
+ *  - Only the L4 payload is encrypted, in place; headers and lengths never change.
+ *  - Keystream: ChaCha20 with the group key named by the PIT entry.
+ *      TCP: block counter = seq / 64 (byte position = seq), nonce = (TCP, ack, TSval),
+ *           so a segment decrypts alone and a retransmission is self-consistent.
+ *      UDP: nonce = (UDP, IP ID | UDP length << 16); the sender writes the IP ID
+ *           from a per-CPU counter (the kernel sends ID 0 on DF datagrams).
+ *  - Keyed checksum: the L4 checksum field carries
+ *        ~fold(pseudo-header + L4 header + PLAINTEXT payload + K)
+ *    with K = 16 bits of a ChaCha20 block keyed by the group key over per-packet
+ *    fields NAT does not change (TCP: seq, ack, TSval; UDP: IP ID, length). K is
+ *    an additive term, so NAT's incremental checksum updates keep it valid; it
+ *    is over the plaintext, so a capture does not reveal K.
+ *  - Checksum offload: CHECKSUM_PARTIAL (veth) is handled by adjusting the seed
+ *    so the final checksum (computed later over the ciphertext) comes out keyed.
+ *  - GSO: one keyed checksum per wire packet needs the sender to see every wire
+ *    packet, so a GSO skb is refused (GSCIP_DROP_UNSUPPORTED): the interface
+ *    that encrypts must run with `ethtool -K IF tso off gso off` (and, on a GEN,
+ *    gro off on the inside interfaces). See docs/pccom.md for the measured cost.
+ */
 #ifndef GSCIP_PCCOM_H
 #define GSCIP_PCCOM_H
 
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "pkt.h"
+#include "maps.h"
+#include "chacha20.h"
+
+/* Largest L4 payload end we handle (no BIG TCP): offsets must fit 16 bits. */
+#define PCCOM_MAX_PKT_END   0xff00  /* verifier: pkt offset + 64 must stay <= 0xffff */
+#define PCCOM_MAX_BLOCKS    ((PCCOM_MAX_PKT_END / CHACHA20_BLOCK_BYTES) + 2)
+#define PCCOM_MAX_L4_HLEN   60
+
+/* Nonce word 0: domain separation between the four keystream uses. */
+#define PCCOM_DOM_TCP_DATA  0x50435401  /* "PCT" 1 */
+#define PCCOM_DOM_TCP_CSUM  0x50435402
+#define PCCOM_DOM_UDP_DATA  0x50435501  /* "PCU" 1 */
+#define PCCOM_DOM_UDP_CSUM  0x50435502
+
+/* skb->ip_summed values (include/linux/skbuff.h). */
+#define PCCOM_CHECKSUM_NONE     0
+#define PCCOM_CHECKSUM_COMPLETE 2
+#define PCCOM_CHECKSUM_PARTIAL  3
+
+/* TCP option bytes NOP NOP TIMESTAMP(10) as Linux lays them out after the header. */
+#define PCCOM_TCPOPT_NOP_NOP_TS 0x0101080a
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* ---- 16-bit one's-complement arithmetic, in the "little-endian word" view
+ * the kernel uses on x86 (__wsum): a sum of memory words read as host u16/u32,
+ * which folded and stored back as a u16 gives the right wire bytes. */
+static __always_inline __u32 pccom_fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u32)s;
+}
+
+static __always_inline __u32 pccom_add16(__u32 a, __u32 b) { return pccom_fold((__u64)a + b); }
+static __always_inline __u32 pccom_neg16(__u32 a) { return ~a & 0xffff; }
+static __always_inline __u32 pccom_swab16(__u32 a) { return ((a & 0xff) << 8) | ((a >> 8) & 0xff); }
+
+/* Equality of two checksum fields: 0x0000 and 0xffff both encode zero. */
+static __always_inline int pccom_csum_eq(__u32 a, __u32 b)
+{
+	if (a == 0)
+		a = 0xffff;
+	if (b == 0)
+		b = 0xffff;
+	return a == b;
+}
+
+static __always_inline int pccom_ip_summed(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+
+	return BPF_CORE_READ_BITFIELD(kskb, ip_summed);
+}
+
+/* ---- the payload pass ----
+ * Payload position P uses keystream byte (ks_off + P) of the stream that starts
+ * at block first_block. The pass is split so the verifier checks each piece once:
+ *   head: bytes before the first block boundary  (bpf_loop, one byte per call)
+ *   full: whole 64-byte blocks                    (bpf_loop, one block per call)
+ *   tail: the bytes after the last whole block    (bpf_loop, one byte per call)
+ * No loop nests another (nested callbacks do not converge in the verifier). */
+struct pccom_scratch {
+	__u32 key[CHACHA20_KEY_WORDS];
+	__u32 nonce[CHACHA20_NONCE_WORDS];
+	__u32 first_block;  /* block counter of the keystream for payload byte 0 */
+	__u32 ks_off;       /* keystream byte of payload byte 0 within that block (0..63) */
+	__u32 pay_off;      /* first payload byte, from skb->data */
+	__u32 pay_len;
+	__u64 sum_in;       /* one's-complement sums of the payload before / after XOR */
+	__u64 sum_out;
+	__u32 full_block;   /* block counter of the first whole block */
+	__u32 full_pos;     /* payload position of the first whole block */
+	__u32 ks[CHACHA20_BLOCK_WORDS];  /* keystream block being used */
+	__s32 start;        /* head / tail: payload position of ks byte 0 */
+	__u32 lo;           /* head / tail: payload position of iteration 0 */
+	/* the L4 header */
+	__u32 hdr[PCCOM_MAX_L4_HLEN / 4];  /* as on the wire */
+	__u32 hlen;
+	__u32 l4_len;       /* pseudo-header length */
+	__u32 csum;         /* checksum field as received/sent, word view */
+	/* kept across packets */
+	__u32 ipid_ctr;     /* UDP sender: next IP ID (seeded at random when 0) */
+};
+
+/* Private: per-CPU PCCOM scratch (index 0). TC programs do not nest on a CPU
+ * (egress runs with BH off, ingress in softirq), so one cell per CPU is enough;
+ * it keeps the 512-byte stack for the callbacks and the ChaCha20 frame. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pccom_scratch);
+} gscip_pccom_scratch SEC(".maps");
+
+/* bpf_loop context: lives on the stack (bpf_loop requires it), points at the scratch. */
+struct pccom_pass {
+	struct __sk_buff *skb;
+	struct pccom_scratch *s;
+	int err;
+};
+
+/* Sum of a u64 as two u32 words (one's-complement friendly accumulator). */
+static __always_inline __u64 pccom_sum64(__u64 v) { return (v & 0xffffffff) + (v >> 32); }
+
+/* One byte of the head or tail (bpf_loop callback). */
+static long pccom_pass_byte(__u32 j, void *data)
+{
+	struct pccom_pass *c = data;
+	struct pccom_scratch *s = c->s;
+	__u32 pos = s->lo + j, kidx = pos - s->start, off, shift;
+	__u8 *q, *end, v;
+
+	if (kidx >= CHACHA20_BLOCK_BYTES)
+		goto fail;
+	off = s->pay_off + pos;
+	if (off > PCCOM_MAX_PKT_END)
+		goto fail;
+	q = (__u8 *)(long)c->skb->data + off;
+	end = (__u8 *)(long)c->skb->data_end;
+	if (q + 1 > end)
+		goto fail;
+	shift = (pos & 1) << 3;  /* word view: odd positions are the high byte */
+	kidx &= CHACHA20_BLOCK_BYTES - 1;
+	asm volatile("" : "+r"(kidx));  /* keep the mask next to the read */
+	v = *q;
+	s->sum_in += (__u32)v << shift;
+	v ^= ((__u8 *)s->ks)[kidx];
+	s->sum_out += (__u32)v << shift;
+	*q = v;
+	return 0;
+fail:
+	c->err = 1;
+	return 1;
+}
+
+/* One whole 64-byte block (bpf_loop callback): 8 x u64 XOR. Sums are taken in
+ * the word view of the payload position; an odd position swaps the fold's bytes. */
+static long pccom_pass_block(__u32 i, void *data)
+{
+	struct pccom_pass *c = data;
+	struct pccom_scratch *s = c->s;
+	__u32 pos, off, fin, fout, j;
+	__u64 sin = 0, sout = 0, v, k;
+	__u8 *p, *end;
+
+	if (i >= PCCOM_MAX_BLOCKS)
+		goto fail;
+	pos = s->full_pos + i * CHACHA20_BLOCK_BYTES;
+	off = s->pay_off + pos;
+	if (off > PCCOM_MAX_PKT_END)
+		goto fail;
+	chacha20_block(s->key, s->full_block + i, s->nonce, s->ks);
+	p = (__u8 *)(long)c->skb->data + off;
+	end = (__u8 *)(long)c->skb->data_end;
+	if (p + CHACHA20_BLOCK_BYTES > end)
+		goto fail;
+#pragma unroll
+	for (j = 0; j < 8; j++) {
+		v = *(__u64 *)(p + 8 * j);
+		k = ((__u64)s->ks[2 * j + 1] << 32) | s->ks[2 * j];
+		sin += pccom_sum64(v);
+		v ^= k;
+		sout += pccom_sum64(v);
+		*(__u64 *)(p + 8 * j) = v;
+	}
+	fin = pccom_fold(sin);
+	fout = pccom_fold(sout);
+	if (pos & 1) {
+		fin = pccom_swab16(fin);
+		fout = pccom_swab16(fout);
+	}
+	s->sum_in += fin;
+	s->sum_out += fout;
+	return 0;
+fail:
+	c->err = 1;
+	return 1;
+}
+
+/* XOR s->pay_len payload bytes with the keystream (s->key, s->nonce,
+ * s->first_block, s->ks_off); accumulates s->sum_in / s->sum_out. 0 or -1. */
+static __always_inline int pccom_xor_payload(struct pccom_pass *c)
+{
+	struct pccom_scratch *s = c->s;
+	__u32 head, full, tail;
+
+	s->sum_in = 0;
+	s->sum_out = 0;
+	c->err = 0;
+	if (s->ks_off >= CHACHA20_BLOCK_BYTES || s->pay_len > PCCOM_MAX_PKT_END)
+		return -1;
+	head = s->ks_off ? CHACHA20_BLOCK_BYTES - s->ks_off : 0;
+	if (head > s->pay_len)
+		head = s->pay_len;
+	full = (s->pay_len - head) / CHACHA20_BLOCK_BYTES;
+	tail = s->pay_len - head - full * CHACHA20_BLOCK_BYTES;
+
+	if (head) {
+		chacha20_block(s->key, s->first_block, s->nonce, s->ks);
+		s->start = -(__s32)s->ks_off;
+		s->lo = 0;
+		if (bpf_loop(head, pccom_pass_byte, c, 0) < 0 || c->err)
+			return -1;
+	}
+	s->full_block = s->first_block + (s->ks_off ? 1 : 0);
+	s->full_pos = head;
+	if (full && (bpf_loop(full, pccom_pass_block, c, 0) < 0 || c->err))
+		return -1;
+	if (tail) {
+		chacha20_block(s->key, s->full_block + full, s->nonce, s->ks);
+		s->start = head + full * CHACHA20_BLOCK_BYTES;
+		s->lo = s->start;
+		if (bpf_loop(tail, pccom_pass_byte, c, 0) < 0 || c->err)
+			return -1;
+	}
+	return 0;
+}
+
+static __always_inline struct pccom_scratch *pccom_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&gscip_pccom_scratch, &zero);
+}
+
+/* ---- per-packet fields ---- */
+
+/* Copy the L4 header into the scratch; find payload length, pseudo length, checksum. */
+static __always_inline int pccom_load_hdr(struct __sk_buff *skb, const struct gscip_pkt *pkt,
+					  struct pccom_scratch *s)
+{
+	__u32 hlen = pkt->l4_hlen;
+
+	if (hlen < 8 || hlen > PCCOM_MAX_L4_HLEN || (hlen & 3))
+		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+	hlen &= 0x3c;
+	if (bpf_skb_load_bytes(skb, pkt->l4_off, s->hdr, hlen))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	s->hlen = hlen;
+	s->pay_off = pkt->payload_off;
+	if (pkt->cid.proto == IPPROTO_TCP) {
+		if (hlen < 20)
+			return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+		s->pay_len = pkt->payload_len;
+		s->l4_len = hlen + pkt->payload_len;
+		s->csum = s->hdr[4] & 0xffff;                /* bytes 16..17 */
+	} else {
+		__u32 ulen = bpf_ntohs(s->hdr[1] & 0xffff);  /* bytes 4..5 */
+
+		if (ulen < 8 || ulen - 8 > pkt->payload_len)
+			return GSCIP_CODE(GSCIP_DROP_MALFORMED_L4);
+		s->pay_len = ulen - 8;
+		s->l4_len = ulen;
+		s->csum = s->hdr[1] >> 16;                   /* bytes 6..7 */
+	}
+	return 0;
+}
+
+/* Sums of the pseudo-header and of the L4 header with the checksum field as zero. */
+static __always_inline int pccom_hdr_sum(const struct gscip_pkt *pkt, const struct pccom_scratch *s,
+					 __u32 *pseudo_out, __u32 *hdr0_out)
+{
+	struct {
+		__be32 saddr;
+		__be32 daddr;
+		__u8   zero;
+		__u8   proto;
+		__be16 len;
+	} ph = {
+		.saddr = pkt->cid.saddr, .daddr = pkt->cid.daddr,
+		.zero = 0, .proto = pkt->cid.proto, .len = bpf_htons(s->l4_len),
+	};
+	__s64 sum;
+
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
+	if (sum < 0)
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	*pseudo_out = pccom_fold(sum);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)s->hdr, s->hlen & 0x3c, 0);
+	if (sum < 0)
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	*hdr0_out = pccom_add16(pccom_fold(sum), pccom_neg16(s->csum));
+	return 0;
+}
+
+/* UDP sender: a fresh IP ID from the per-CPU counter (Linux sends ID 0 on DF
+ * datagrams of unconnected sockets, which would repeat the nonce). */
+static __always_inline int pccom_udp_new_ipid(struct __sk_buff *skb, const struct gscip_pkt *pkt,
+					      struct pccom_scratch *s)
+{
+	__be16 old_id, new_id;
+
+	if (s->ipid_ctr == 0)
+		s->ipid_ctr = bpf_get_prandom_u32() | 1;
+	new_id = bpf_htons(s->ipid_ctr & 0xffff);
+	s->ipid_ctr += 1;
+	if (bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &old_id, sizeof(old_id)))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &new_id, sizeof(new_id), 0))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (bpf_l3_csum_replace(skb, pkt->l3_off + offsetof(struct iphdr, check), old_id, new_id,
+				sizeof(new_id)))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	return 0;
+}
+
+/* Set the keystream nonce/position in the scratch and return K (16 bits). */
+static __always_inline int pccom_nonce(struct __sk_buff *skb, const struct gscip_pkt *pkt,
+				       struct pccom_scratch *s, __u32 *k_out)
+{
+	__u32 knonce[CHACHA20_NONCE_WORDS], kctr;
+
+	if (pkt->cid.proto == IPPROTO_TCP) {
+		__u32 seq = bpf_ntohl(s->hdr[1]), ack = s->hdr[2], tsval = 0;
+
+		if (s->hlen >= 32 && s->hdr[5] == bpf_htonl(PCCOM_TCPOPT_NOP_NOP_TS))
+			tsval = s->hdr[6];
+		s->nonce[0] = PCCOM_DOM_TCP_DATA;
+		s->nonce[1] = ack;
+		s->nonce[2] = tsval;
+		s->first_block = seq / CHACHA20_BLOCK_BYTES;
+		s->ks_off = seq % CHACHA20_BLOCK_BYTES;
+		knonce[0] = PCCOM_DOM_TCP_CSUM;
+		knonce[1] = seq;
+		knonce[2] = ack;
+		kctr = tsval;
+	} else {
+		__be16 id;
+
+		if (bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &id, sizeof(id)))
+			return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+		s->nonce[0] = PCCOM_DOM_UDP_DATA;
+		s->nonce[1] = (__u32)id | (s->l4_len << 16);
+		s->nonce[2] = 0;
+		s->first_block = 0;
+		s->ks_off = 0;
+		knonce[0] = PCCOM_DOM_UDP_CSUM;
+		knonce[1] = s->nonce[1];
+		knonce[2] = 0;
+		kctr = 0;
+	}
+	chacha20_block(s->key, kctr, knonce, s->ks);  /* s->ks is free until the payload pass */
+	*k_out = s->ks[0] & 0xffff;
+	return 0;
+}
+
+/* Make the payload linear (a no-op for the common case) and bound its offsets. */
+static __always_inline int pccom_linearize(struct __sk_buff *skb, const struct pccom_scratch *s)
+{
+	__u32 need = s->pay_off + s->pay_len;
+
+	if (need > PCCOM_MAX_PKT_END)
+		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+	if ((long)skb->data + need > (long)skb->data_end && bpf_skb_pull_data(skb, need))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	return 0;
+}
+
+static __always_inline int pccom_write_csum(struct __sk_buff *skb, const struct gscip_pkt *pkt,
+					    __u32 csum)
+{
+	__u16 v = csum;
+	__u32 off = pkt->l4_off + (pkt->cid.proto == IPPROTO_TCP ? 16 : 6);
+
+	if (bpf_skb_store_bytes(skb, off, &v, sizeof(v), 0))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	return 0;
+}
+
+/* The shared body of both hooks; encrypt is a compile-time constant at each call. */
+static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *pkt,
+				       const struct gscip_pit_val *pit, const int encrypt)
+{
+	struct gscip_key_id kid = { .group_id = pit->group_id, .version = pit->key_version };
+	struct pccom_pass c = { .skb = skb };
+	struct gscip_key_val *kv;
+	struct pccom_scratch *s;
+	__u32 k, pseudo, hdr0, summed, csum;
+	int rc;
+
+	if (pkt->is_fragment)
+		return GSCIP_CODE(GSCIP_DROP_FRAGMENT);
+	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
+		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+	if (skb->gso_size)
+		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+	kv = bpf_map_lookup_elem(&gscip_keys, &kid);
+	if (!kv)
+		return GSCIP_CODE(GSCIP_DROP_NO_KEY);
+	s = pccom_scratch();
+	if (!s)
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	c.s = s;
+	__builtin_memcpy(s->key, kv->key, sizeof(s->key));
+
+	rc = pccom_load_hdr(skb, pkt, s);
+	if (rc)
+		return rc;
+	if (!encrypt && pkt->cid.proto == IPPROTO_UDP && s->csum == 0)
+		return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);  /* PCCOM never sends "no checksum" */
+	rc = pccom_linearize(skb, s);
+	if (rc)
+		return rc;
+	if (encrypt && pkt->cid.proto == IPPROTO_UDP) {
+		rc = pccom_udp_new_ipid(skb, pkt, s);
+		if (rc)
+			return rc;
+	}
+	rc = pccom_nonce(skb, pkt, s, &k);
+	if (rc)
+		return rc;
+	rc = pccom_hdr_sum(pkt, s, &pseudo, &hdr0);
+	if (rc)
+		return rc;
+	if (pccom_xor_payload(&c))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+
+	summed = pccom_ip_summed(skb);
+	if (encrypt) {
+		__u32 pt = pccom_fold(s->sum_in), ct = pccom_fold(s->sum_out);
+
+		if (summed == PCCOM_CHECKSUM_PARTIAL)
+			/* Field = seed; the final sum is taken later over the ciphertext. */
+			csum = pccom_add16(s->csum, pccom_add16(pccom_add16(pt, pccom_neg16(ct)), k));
+		else
+			csum = pccom_neg16(pccom_add16(pccom_add16(pccom_add16(pseudo, hdr0), pt), k));
+		if (pkt->cid.proto == IPPROTO_UDP && csum == 0 && summed != PCCOM_CHECKSUM_PARTIAL)
+			csum = 0xffff;
+	} else {
+		__u32 ct = pccom_fold(s->sum_in), pt = pccom_fold(s->sum_out), expect;
+
+		if (summed == PCCOM_CHECKSUM_PARTIAL) {
+			expect = pccom_add16(pseudo, pccom_add16(pccom_add16(pt, pccom_neg16(ct)), k));
+			if (!pccom_csum_eq(s->csum, expect))
+				return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
+			csum = pseudo;  /* back to the plain seed the stack expects */
+		} else {
+			__u32 sum = pccom_add16(pccom_add16(pseudo, hdr0), pt);
+
+			expect = pccom_neg16(pccom_add16(sum, k));
+			if (!pccom_csum_eq(s->csum, expect))
+				return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
+			csum = pccom_neg16(sum);
+			if (pkt->cid.proto == IPPROTO_UDP && csum == 0)
+				csum = 0xffff;
+			if (summed == PCCOM_CHECKSUM_COMPLETE)
+				bpf_csum_update(skb, pccom_add16(pccom_add16(pt, pccom_neg16(ct)),
+								 pccom_add16(csum, pccom_neg16(s->csum))));
+		}
+	}
+	return pccom_write_csum(skb, pkt, csum);
+}
 
 /* Encrypt pkt's TCP/UDP payload with the key named by pit and write the keyed checksum. */
 static __always_inline int pccom_egress(struct __sk_buff *skb, struct gscip_pkt *pkt,
 					const struct gscip_pit_val *pit)
 {
-	return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+	return pccom_apply(skb, pkt, pit, 1);
 }
 
 /* Verify the keyed checksum, decrypt, and leave a packet with an ordinary valid checksum. */
 static __always_inline int pccom_ingress(struct __sk_buff *skb, struct gscip_pkt *pkt,
 					 const struct gscip_pit_val *pit)
 {
-	return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+	return pccom_apply(skb, pkt, pit, 0);
 }
 
 #endif /* GSCIP_PCCOM_H */
