@@ -260,3 +260,16 @@ export function ipCsumOk(pkt: Buffer): boolean {
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return s === 0xffff;
 }
+
+/** Largest packet BPF_PROG_TEST_RUN accepts for a tc program on this kernel (bounded search). */
+export function maxRunBytes(progs: CryptoTestProgs): number {
+  let lo = 128; let hi = 8192;  // lo works, hi fails
+  for (let i = 0; i < 16 && hi - lo > 1; i++) {
+    const mid = (lo + hi) >> 1;
+    try {
+      progs.run('chacha_test', Buffer.alloc(mid));
+      lo = mid;
+    } catch { hi = mid; }
+  }
+  return lo;
+}
