@@ -3,7 +3,7 @@
  * ICMP code = message type. Byte diagrams: docs/dprp.md.
  *
  * Layout (all integers big-endian):
- *   ICMP header      8  type=253 | code=msgType | checksum | reserved(0)
+ *   ICMP header      8  type=253 | code=msgType | checksum | candDepth | reserved(3)
  *   DPRP header     24  version | msgType | flags | attempt | negId(8) | timestampMs(8) | bodyLen(2) | reserved(2)
  *   control header  28  CID(saddr,daddr,sport,dport,proto) | status | nRecords | nActions |
  *                       startGe | endGe | nSeal | reserved | optLen(2)
@@ -36,6 +36,12 @@ export const MAX_RECORDS = 16;
 export const MAX_TAGS = 16;
 export const MAX_ACTIONS = 16;
 export const MAX_OPTION_BYTES = 256;
+/**
+ * Hop-by-hop, NOT authenticated: how many end-candidate GEs (GEN/GEA that saw
+ * the destination behind them) have already forwarded this DDE inward. A deeper
+ * candidate waits less, so the GE nearest the destination answers first.
+ */
+export const MAX_CAND_DEPTH = 4;
 
 export const MsgType = { DDE: 1, RGI: 2, MPIT: 3, CDN: 4 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
@@ -135,6 +141,8 @@ export interface Seal {
 
 export interface DprpMessage {
   type: MsgType;
+  /** ICMP byte 4, hop-by-hop (DDE only; 0 elsewhere); not covered by any MAC. */
+  candDepth?: number;
   flags: number;
   attempt: number;
   negId: Buffer;
@@ -330,6 +338,9 @@ export function encode(m: DprpMessage): Buffer {
   const b = Buffer.alloc(total);
   b[0] = GSCIP_ICMP_TYPE;
   b[1] = m.type;
+  const depth = m.candDepth ?? 0;
+  if (!Number.isInteger(depth) || depth < 0 || depth > MAX_CAND_DEPTH || (depth !== 0 && m.type !== MsgType.DDE)) fail('bad_field', `candDepth ${depth}`);
+  b[4] = depth;
   let off = ICMP_HDR_LEN;
   b[off] = DPRP_VERSION;
   b[off + 1] = m.type;
@@ -387,7 +398,9 @@ function decodeUnchecked(b: Buffer): DprpMessage {
   if (b.length > MAX_MESSAGE_BYTES) fail('too_long', `${b.length} bytes`);
   if (b[0] !== GSCIP_ICMP_TYPE) fail('not_gscip_icmp', `ICMP type ${b[0]}`);
   if (inetChecksum(b) !== 0) fail('bad_checksum', 'ICMP checksum');
-  if (b.readUInt32BE(4) !== 0) fail('reserved_nonzero', 'ICMP rest-of-header');
+  if (b[5] !== 0 || b[6] !== 0 || b[7] !== 0) fail('reserved_nonzero', 'ICMP rest-of-header');
+  const candDepth = b[4];
+  if (candDepth > MAX_CAND_DEPTH || (candDepth !== 0 && b[1] !== MsgType.DDE)) fail('bad_field', `candDepth ${candDepth}`);
   let off = ICMP_HDR_LEN;
   if (b[off] !== DPRP_VERSION) fail('bad_version', `version ${b[off]}`);
   const type = b[off + 1];
@@ -480,5 +493,15 @@ function decodeUnchecked(b: Buffer): DprpMessage {
   const options = decodeOptions(b.subarray(off, off + optLen), 'message options');
   off += optLen;
   if (off !== b.length) fail('trailing_bytes', `${b.length - off} bytes after the option area`);
-  return { type: type as MsgType, flags, attempt, negId, timestampMs: Number(ts), flow, status, startGe, endGe, records, actions, seal, options };
+  return { type: type as MsgType, candDepth, flags, attempt, negId, timestampMs: Number(ts), flow, status, startGe, endGe, records, actions, seal, options };
+}
+
+/** A copy of an encoded DDE with the hop-by-hop candidate depth set (checksum fixed). */
+export function withCandDepth(icmp: Buffer, depth: number): Buffer {
+  if (depth < 0 || depth > MAX_CAND_DEPTH) fail('bad_field', `candDepth ${depth}`);
+  const b = Buffer.from(icmp);
+  b[4] = depth;
+  b.writeUInt16BE(0, 2);
+  b.writeUInt16BE(inetChecksum(b), 2);
+  return b;
 }

@@ -1,0 +1,71 @@
+/**
+ * Which PIT entries a GE installs for its decided action (pure).
+ *
+ * PIT keys are the CID as on the wire plus the direction the fast path sees
+ * it in (docs/architecture.md). For a flow s->d ("forward") and its reverse:
+ *   encrypt side (start, nearest the source):   egress fwd ENCRYPT, ingress rev DECRYPT
+ *   decrypt side (nearest the destination):     ingress fwd DECRYPT, egress rev ENCRYPT
+ *   pass / discard: all four (fwd/rev x ingress/egress), since a relaying GE
+ *   may see the flow on either hook.
+ */
+import type { Decision, PathRole } from './decide.js';
+import type { Flow } from './wire.js';
+
+export type PitDir = 'ingress' | 'egress';
+export type PitAction = 'pass' | 'drop' | 'encrypt' | 'decrypt';
+export type PitState = 'tentative' | 'confirmed';
+
+export interface PitEntry {
+  flow: Flow;
+  dir: PitDir;
+  action: PitAction;
+  group: number;
+  version: number;
+  state: PitState;
+  role: PathRole;
+}
+
+export function reverseFlow(f: Flow): Flow {
+  return { saddr: f.daddr, daddr: f.saddr, sport: f.dport, dport: f.sport, proto: f.proto };
+}
+
+/** Directed key of a flow. */
+export function flowKey(f: Flow): string {
+  return `${f.proto}/${f.saddr}:${f.sport}>${f.daddr}:${f.dport}`;
+}
+
+/** Same string for a flow and its reverse. */
+export function canonicalFlowKey(f: Flow): string {
+  const a = `${f.saddr}:${f.sport}`;
+  const b = `${f.daddr}:${f.dport}`;
+  return a <= b ? `${f.proto}/${a}|${b}` : `${f.proto}/${b}|${a}`;
+}
+
+export function pitEntryKey(e: { flow: Flow; dir: PitDir }): string {
+  return `${flowKey(e.flow)}@${e.dir}`;
+}
+
+export function pitEntriesFor(
+  flow: Flow, decision: Decision, role: PathRole, key: { group: number; version: number } | null, state: PitState,
+): PitEntry[] {
+  const rev = reverseFlow(flow);
+  const mk = (f: Flow, dir: PitDir, action: PitAction): PitEntry => ({
+    flow: f, dir, action, state, role,
+    group: action === 'encrypt' || action === 'decrypt' ? (key?.group ?? 0) : 0,
+    version: action === 'encrypt' || action === 'decrypt' ? (key?.version ?? 0) : 0,
+  });
+  if ((decision === 'encrypt' || decision === 'decrypt') && !key) {
+    throw new RangeError(`pitEntriesFor: ${decision} needs a group key`);
+  }
+  switch (decision) {
+    case 'encrypt':
+      return [mk(flow, 'egress', 'encrypt'), mk(rev, 'ingress', 'decrypt')];
+    case 'decrypt':
+      return [mk(flow, 'ingress', 'decrypt'), mk(rev, 'egress', 'encrypt')];
+    case 'pass':
+    case 'discard': {
+      const a: PitAction = decision === 'pass' ? 'pass' : 'drop';
+      return [mk(flow, 'egress', a), mk(flow, 'ingress', a), mk(rev, 'egress', a), mk(rev, 'ingress', a)];
+    }
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * DPRP negotiation state machine in an in-memory multi-GE simulation: Fig. 6
+ * end to end, cascaded GENs, the end-GE choice for Terms, loss and retries,
+ * forged / altered / replayed messages, expiry, re-keying.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Sim, fig6Nodes, testKey, type SimNodeSpec } from './dprp-sim.js';
+import { decode, encode, MsgType, WireAction } from '../../controlplane/dprp/wire.js';
+import { reverseFlow } from '../../controlplane/dprp/pit-entries.js';
+import { inetChecksum } from '../../controlplane/dprp/ipv4.js';
+
+const msgType = (b: Buffer) => b[1];
+
+type Want = { kind: 'enc'; group: number } | { kind: 'plain' } | { kind: 'refused' };
+const MATRIX: Array<[string, string, Want]> = [
+  ['GES1', 'Term', { kind: 'enc', group: 1 }],
+  ['GES1', 'GES2', { kind: 'enc', group: 1 }],
+  ['GES2', 'server', { kind: 'enc', group: 2 }],
+  ['GES3', 'server', { kind: 'enc', group: 3 }],
+  ['GES1', 'server', { kind: 'refused' }],
+  ['GES3', 'Term', { kind: 'refused' }],
+  ['GES1', 'GES3', { kind: 'plain' }],
+];
+
+for (const [a, b, want] of MATRIX) {
+  for (const [src, dst] of [[a, b], [b, a]]) {
+    test(`sim Fig. 6: ${src} -> ${dst}: ${want.kind}`, () => {
+      const sim = new Sim(fig6Nodes());
+      const { flow, handle, start } = sim.connect(src, dst);
+      sim.time.run(10_000);
+      const path = sim.gesOnPath(src, dst);
+      const end = path[path.length - 1];
+      const st = sim.ge(start);
+      assert.equal(st.node.pending, 0, 'negotiation finished');
+      if (want.kind === 'refused') {
+        assert.deepEqual(st.released, []);
+        assert.deepEqual(st.dropped, [{ handle, reason: 'refused' }]);
+        for (const g of path) {
+          assert.equal(sim.pitOf(g, flow, 'egress')?.action, 'drop', `${g} discards`);
+          assert.equal(sim.pitOf(g, reverseFlow(flow), 'ingress')?.action, 'drop', `${g} discards reverse`);
+        }
+        assert.deepEqual(st.obs.completions.map((c) => c.outcome), ['refused']);
+        return;
+      }
+      assert.deepEqual(st.released, [handle], 'stashed first packet released');
+      assert.deepEqual(st.dropped, []);
+      if (want.kind === 'plain') {
+        for (const g of path) assert.equal(sim.pitOf(g, flow, 'egress')?.action, 'pass');
+        return;
+      }
+      // encrypted start <-> end, both directions, confirmed, with the right group
+      const e1 = sim.pitOf(start, flow, 'egress')!;
+      const e2 = sim.pitOf(start, reverseFlow(flow), 'ingress')!;
+      const d1 = sim.pitOf(end, flow, 'ingress')!;
+      const d2 = sim.pitOf(end, reverseFlow(flow), 'egress')!;
+      assert.deepEqual([e1.action, e2.action, d1.action, d2.action], ['encrypt', 'decrypt', 'decrypt', 'encrypt']);
+      for (const e of [e1, e2, d1, d2]) {
+        assert.equal(e.group, want.group);
+        assert.equal(e.version, 1);
+        assert.equal(e.state, 'confirmed');
+      }
+      assert.equal(e1.role, 'start');
+      assert.equal(d1.role, 'end');
+      assert.equal(st.obs.completions[0].outcome, 'encrypted');
+      // two round trips: DDE, RGI, MPIT, CDN, nothing else on the wire (GEN's DDE to a Term aside)
+      const types = sim.wire.map((w) => msgType(w.icmp));
+      assert.deepEqual(types.filter((t) => t !== MsgType.DDE || true).slice(-3), [MsgType.RGI, MsgType.MPIT, MsgType.CDN]);
+    });
+  }
+}
+
+test('GEN answers for a Term after endWaitMs, then immediately once it knows the Term', () => {
+  const sim = new Sim(fig6Nodes(), { endWaitMs: 5 });
+  const t0 = sim.time.now;
+  sim.connect('GES1', 'Term');
+  sim.time.run(10_000);
+  const first = sim.ge('GES1').obs.completions[0].seconds;
+  assert.ok(first * 1000 >= 5, `first negotiation waited for the Term (${first * 1000} ms)`);
+  assert.equal(sim.toHosts.filter((w) => w.to === 'Term').length, 1, 'the GEN probed the Term once');
+  sim.connect('GES1', 'Term', 6, 50001, 443);
+  sim.time.run(20_000);
+  const second = sim.ge('GES1').obs.completions[1].seconds;
+  assert.ok(second * 1000 < 1, `second negotiation is immediate (${second * 1000} ms)`);
+  assert.equal(sim.toHosts.filter((w) => w.to === 'Term').length, 1, 'no second probe');
+  assert.ok(sim.time.now > t0);
+});
+
+test('no GE toward the destination: OP start decides plaintext after bounded DDE retries, then remembers', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 10, maxSends: 3 });
+  const { handle } = sim.connect('GES1', 'internet');
+  sim.time.run(10_000);
+  const g = sim.ge('GES1');
+  assert.deepEqual(g.released, [handle]);
+  assert.equal(sim.toHosts.filter((w) => w.to === 'internet').length, 3, 'exactly maxSends DDEs');
+  assert.deepEqual(g.obs.completions.map((c) => c.outcome), ['no_end_ge']);
+  const before = sim.wire.length + sim.toHosts.length;
+  sim.connect('GES1', 'internet', 17, 5353, 53);
+  sim.time.run(20_000);
+  assert.equal(sim.wire.length + sim.toHosts.length, before, 'second flow decided without a DDE');
+  assert.equal(g.released.length, 2);
+});
+
+test('a CL start with no GE toward the destination refuses', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 10, maxSends: 2 });
+  const { handle } = sim.connect('Term', 'internet');
+  sim.time.run(10_000);
+  assert.deepEqual(sim.ge('GEN').dropped, [{ handle, reason: 'refused' }]);
+});
+
+function cascade(): SimNodeSpec[] {
+  return [
+    { name: 'core', addr: '192.0.2.254' },
+    { name: 'GES1', addr: '192.0.2.11', parent: 'core', ge: { type: 'GES', mode: 'OP', keys: [testKey(1)] } },
+    { name: 'OUT', addr: '198.51.100.1', parent: 'core', ge: { type: 'GEN', mode: 'CL', keys: [testKey(9)] } },
+    { name: 'IN', addr: '198.51.100.129', parent: 'OUT', ge: { type: 'GEN', mode: 'CL', keys: [testKey(1)] } },
+    { name: 'T2', addr: '100.64.1.10', parent: 'IN' },
+    { name: 'GESin', addr: '100.64.2.10', parent: 'IN', ge: { type: 'GES', mode: 'OP', keys: [testKey(1)] } },
+  ];
+}
+
+test('cascaded GENs: encrypt to the inner GEN, the outer CL GEN of another group relays', () => {
+  const sim = new Sim(cascade());
+  const { flow, handle } = sim.connect('GES1', 'T2');
+  sim.time.run(10_000);
+  assert.deepEqual(sim.ge('GES1').released, [handle]);
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.action, 'encrypt');
+  assert.equal(sim.pitOf('OUT', flow, 'ingress')?.action, 'pass');
+  assert.equal(sim.pitOf('OUT', flow, 'ingress')?.role, 'intermediate');
+  assert.equal(sim.pitOf('OUT', flow, 'ingress')?.state, 'confirmed');
+  assert.equal(sim.pitOf('IN', flow, 'ingress')?.action, 'decrypt');
+  assert.equal(sim.ge('OUT').obs.overrides, 0);
+});
+
+test('GES behind a GEN answers itself; the GEN becomes intermediate', () => {
+  const sim = new Sim(cascade());
+  const { flow, handle } = sim.connect('GES1', 'GESin');
+  sim.time.run(10_000);
+  assert.deepEqual(sim.ge('GES1').released, [handle]);
+  assert.equal(sim.pitOf('GESin', flow, 'ingress')?.action, 'decrypt');
+  assert.equal(sim.pitOf('GESin', flow, 'ingress')?.role, 'end');
+  assert.equal(sim.pitOf('IN', flow, 'ingress')?.action, 'pass');
+  assert.equal(sim.pitOf('IN', flow, 'ingress')?.role, 'intermediate');
+});
+
+for (const lost of [MsgType.DDE, MsgType.RGI, MsgType.MPIT, MsgType.CDN]) {
+  test(`a lost ${['', 'DDE', 'RGI', 'MPIT', 'CDN'][lost]} is retried and the flow completes`, () => {
+    const sim = new Sim(fig6Nodes(), { rtoMs: 10 });
+    let dropped = 0;
+    sim.dropIf = (w) => msgType(w.icmp) === lost && dropped++ === 0;
+    const { flow, handle } = sim.connect('GES1', 'GES2');
+    sim.time.run(10_000);
+    assert.equal(dropped >= 1, true);
+    assert.deepEqual(sim.ge('GES1').released, [handle]);
+    assert.equal(sim.pitOf('GES1', flow, 'egress')?.state, 'confirmed');
+    assert.equal(sim.pitOf('GES2', flow, 'ingress')?.state, 'confirmed');
+    assert.ok(sim.ge('GES1').obs.completions[0].seconds * 1000 >= 10, 'completed after one RTO');
+  });
+}
+
+test('all CDNs lost: bounded retries, then a clear failure; stash dropped, start entries removed', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 10, rtoMaxMs: 40, maxSends: 4 });
+  sim.dropIf = (w) => msgType(w.icmp) === MsgType.CDN;
+  const { flow, handle } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  const g = sim.ge('GES1');
+  assert.deepEqual(g.obs.failures, ['cdn_timeout']);
+  assert.deepEqual(g.dropped, [{ handle, reason: 'cdn_timeout' }]);
+  assert.equal(sim.pitOf('GES1', flow, 'egress'), undefined);
+  assert.equal(sim.wire.filter((w) => msgType(w.icmp) === MsgType.MPIT).length, 4, 'exactly maxSends MPITs');
+  assert.ok(sim.time.now <= 10 + 20 + 40 + 40 + 5, `gave up in bounded time (${sim.time.now} ms)`);
+  // the end GE confirmed when it answered; a tentative intermediate would expire by sweep
+  sim.time.advance(6_000);
+  sim.ge('GES2').node.sweep();
+});
+
+test('an altered MPIT (action flipped in flight) is rejected by its addressee', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 10, maxSends: 2 });
+  sim.tamper = (w) => {
+    if (msgType(w.icmp) !== MsgType.MPIT) return w.icmp;
+    const m = decode(w.icmp);
+    m.actions[0].action = WireAction.PASS; // try to make GES2 accept plaintext
+    return encode(m);
+  };
+  const { flow, handle } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  assert.ok(sim.ge('GES2').obs.rejections.includes('bad_mac'));
+  assert.equal(sim.pitOf('GES2', flow, 'ingress'), undefined, 'nothing installed from a forged decision');
+  assert.deepEqual(sim.ge('GES1').dropped, [{ handle, reason: 'cdn_timeout' }]);
+});
+
+test('a non-member cannot claim a group: wrong key under the same group id is not trusted', () => {
+  const nodes = fig6Nodes();
+  // GEA claims group 1 with a key it does not really hold
+  const gea = nodes.find((n) => n.name === 'GEA')!;
+  gea.ge!.keys = [testKey(1, 1, 'forged'), testKey(2), testKey(3)];
+  const sim = new Sim(nodes);
+  const { flow, handle } = sim.connect('GES1', 'server');
+  sim.time.run(10_000);
+  assert.deepEqual(sim.ge('GES1').dropped, [{ handle, reason: 'refused' }]);
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.action, 'drop');
+});
+
+test('replayed DPRP messages change nothing and are counted', () => {
+  const sim = new Sim(fig6Nodes());
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  const before2 = new Map(sim.ge('GES2').pit);
+  const before1 = new Map(sim.ge('GES1').pit);
+  for (const w of [...sim.wire]) sim.inject(w.to, w.icmp);
+  sim.time.run(20_000);
+  assert.deepEqual(sim.ge('GES2').pit, before2);
+  assert.deepEqual(sim.ge('GES1').pit, before1);
+  const rej = [...sim.ge('GES1').obs.rejections, ...sim.ge('GES2').obs.rejections];
+  assert.ok(rej.every((r) => r === 'replay' || r === 'unknown_negotiation'), rej.join(','));
+  assert.equal(rej.length, 4, 'all four replays rejected');
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.state, 'confirmed');
+  // much later, out of the window: stale
+  sim.time.advance(60_000);
+  for (const w of sim.wire.slice(0, 4)) sim.inject(w.to, w.icmp);
+  assert.ok(sim.ge('GES2').obs.rejections.includes('stale'));
+});
+
+test('a forged MPIT from someone who never saw the negotiation is ignored', () => {
+  const sim = new Sim(fig6Nodes());
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  const mpit = decode(sim.wire.find((w) => msgType(w.icmp) === MsgType.MPIT)!.icmp);
+  mpit.negId = Buffer.alloc(8, 7);
+  mpit.attempt = 9;
+  mpit.timestampMs += 1;
+  mpit.actions[0].action = WireAction.DISCARD;
+  sim.inject('GES2', encode(mpit));
+  assert.ok(sim.ge('GES2').obs.rejections.includes('unknown_negotiation'));
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')?.action, 'decrypt');
+});
+
+test('garbage and corrupted control packets are rejected with a counted reason', () => {
+  const sim = new Sim(fig6Nodes());
+  sim.inject('GES2', Buffer.from('not a control message at all, but long enough to be parsed .....'));
+  const corrupt = Buffer.from(sim.wire.length ? sim.wire[0].icmp : Buffer.alloc(0));
+  assert.equal(corrupt.length, 0);
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  const dde = Buffer.from(sim.wire[0].icmp);
+  dde[30] ^= 0xff;
+  sim.inject('GES2', dde);
+  assert.deepEqual(sim.ge('GES2').obs.rejections, ['wire_not_gscip_icmp', 'wire_bad_checksum']);
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')?.state, 'confirmed');
+  assert.equal(inetChecksum(sim.wire[0].icmp), 0);
+});
+
+test('idle flows expire from every PIT; closed flows sooner', () => {
+  const sim = new Sim(fig6Nodes(), { idleTimeoutMs: 1_000, closedTimeoutMs: 100 });
+  const a = sim.connect('GES1', 'GES2');
+  const b = sim.connect('GES1', 'Term', 6, 41000, 22);
+  sim.time.run(10_000);
+  sim.time.advance(500);
+  // flow b saw a FIN at GES1 just now; flow a was active 200 ms ago
+  const now = sim.time.now;
+  for (const [k, e] of sim.ge('GES1').pit) {
+    const isB = e.flow.dport === 22 || e.flow.sport === 22;
+    sim.ge('GES1').activity.set(k, { lastSeenMs: now - (isB ? 150 : 200), closed: isB });
+  }
+  assert.equal(sim.ge('GES1').node.sweep(), 1, 'closed flow b expired');
+  assert.equal(sim.pitOf('GES1', b.flow, 'egress'), undefined);
+  assert.equal(sim.pitOf('GES1', a.flow, 'egress')?.action, 'encrypt');
+  sim.time.advance(1_000);
+  assert.equal(sim.ge('GES1').node.sweep(), 1, 'idle flow a expired');
+  assert.equal(sim.ge('GES1').pit.size, 0);
+  sim.ge('GES2').node.sweep();
+  assert.equal(sim.ge('GES2').pit.size, 0, 'the end GE expired its entries too');
+});
+
+test('key rotation: live flows are re-negotiated onto the new key version', () => {
+  const sim = new Sim(fig6Nodes());
+  const { flow, handle } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  assert.deepEqual(sim.ge('GES1').released, [handle]);
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.version, 1);
+  // GMS rotates group 1: GES2 gets v2 first (it cannot move alone), then GES1
+  sim.ge('GES2').keys.add(testKey(1, 2));
+  assert.equal(sim.ge('GES2').node.onKeysChanged(), 1);
+  sim.time.run(20_000);
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')?.version, 1, 'still v1: GES1 lacks v2');
+  sim.ge('GES1').keys.add(testKey(1, 2));
+  assert.equal(sim.ge('GES1').node.onKeysChanged(), 1);
+  sim.time.run(30_000);
+  for (const [g, f, dir] of [['GES1', flow, 'egress'], ['GES2', flow, 'ingress'], ['GES1', reverseFlow(flow), 'ingress'], ['GES2', reverseFlow(flow), 'egress']] as const) {
+    const e = sim.pitOf(g, f, dir)!;
+    assert.equal(e.version, 2, `${g} ${dir}`);
+    assert.equal(e.state, 'confirmed');
+  }
+  assert.equal(sim.ge('GES1').pit.size, 2, 'no stale entries left behind');
+  assert.equal(sim.ge('GES2').pit.size, 2);
+});
+
+test('concurrent misses on one flow share one negotiation; the stash is bounded', () => {
+  const sim = new Sim(fig6Nodes(), { maxStashPerFlow: 3 });
+  const { flow } = sim.connect('GES1', 'GES2');
+  const g = sim.ge('GES1');
+  for (let i = 0; i < 4; i++) g.node.onPitMiss(flow, `extra${i}`);
+  sim.time.run(10_000);
+  assert.deepEqual(g.obs.starts, ['miss']);
+  assert.equal(g.released.length, 3);
+  assert.deepEqual(g.dropped.map((d) => d.reason), ['stash_full', 'stash_full']);
+});
