@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* parse.h - Ethernet / IPv4 / TCP / UDP / ICMP parsing into struct gscip_pkt.
  *
- * Headers are copied with bpf_skb_load_bytes(), so a header that lies in the
- * non-linear part of an skb (GRO/GSO) is read correctly without pulling data.
+ * Headers are copied straight from the linear area when they are there (the
+ * common case, no helper call), else with bpf_skb_load_bytes(), so a header in
+ * the non-linear part of an skb (GRO/GSO) is read correctly without pulling
+ * (a pull would unclone every TCP clone).
  *
  * Outcomes (0 = carry on, else a GSCIP_CODE for the entry program):
  *  - not IPv4 (ARP, LLDP, 802.1Q/802.1ad VLAN-tagged frames, ...): PASS_NON_IP.
@@ -22,6 +24,22 @@
 
 #include "consts.h"
 #include "pkt.h"
+
+/* Offsets beyond this never hold a header we parse (14 + 60 + 60). */
+#define PARSE_MAX_OFF 160
+
+/* Copy *hdr from packet offset off; 0 or a negative errno. */
+#define parse_copy(skb, off, hdr) ({						\
+	void *data_ = (void *)(long)(skb)->data;				\
+	void *end_ = (void *)(long)(skb)->data_end;				\
+	__u32 off_ = (off);							\
+	int rc_ = 0;								\
+	if (off_ <= PARSE_MAX_OFF && data_ + off_ + sizeof(*(hdr)) <= end_)	\
+		__builtin_memcpy((hdr), data_ + off_, sizeof(*(hdr)));		\
+	else									\
+		rc_ = bpf_skb_load_bytes((skb), off_, (hdr), sizeof(*(hdr)));	\
+	rc_;									\
+})
 
 /* IPv4 total length 0 with a GSO skb = BIG TCP (length from skb->len). */
 static __always_inline int parse_ipv4_len(struct __sk_buff *skb, const struct iphdr *ip,
@@ -49,7 +67,7 @@ static __always_inline int parse_l2_l3(struct __sk_buff *skb, struct gscip_pkt *
 	__u16 frag;
 	int rc;
 
-	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)))
+	if (parse_copy(skb, 0, &eth))
 		return GSCIP_CODE(GSCIP_DROP_MALFORMED_L2);
 	if (eth.h_proto == bpf_htons(ETH_P_IPV6))
 		return GSCIP_CODE(GSCIP_STAT_PASS_IPV6);
@@ -57,7 +75,7 @@ static __always_inline int parse_l2_l3(struct __sk_buff *skb, struct gscip_pkt *
 		return GSCIP_CODE(GSCIP_STAT_PASS_NON_IP);
 
 	pkt->l3_off = ETH_HLEN;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+	if (parse_copy(skb, ETH_HLEN, &ip))
 		return GSCIP_CODE(GSCIP_DROP_MALFORMED_IP);
 	if (ip.version != 4 || ip.ihl < 5)
 		return GSCIP_CODE(GSCIP_DROP_MALFORMED_IP);
@@ -86,7 +104,7 @@ static __always_inline int parse_l4_ports(struct __sk_buff *skb, struct gscip_pk
 		struct tcphdr tcp;
 		__u32 doff;
 
-		if (l4_len < sizeof(tcp) || bpf_skb_load_bytes(skb, pkt->l4_off, &tcp, sizeof(tcp)))
+		if (l4_len < sizeof(tcp) || parse_copy(skb, pkt->l4_off, &tcp))
 			return GSCIP_CODE(GSCIP_DROP_MALFORMED_L4);
 		doff = (__u32)tcp.doff * 4;
 		if (doff < sizeof(tcp) || doff > l4_len)
@@ -99,7 +117,7 @@ static __always_inline int parse_l4_ports(struct __sk_buff *skb, struct gscip_pk
 		struct udphdr udp;
 		__u32 ulen;
 
-		if (l4_len < sizeof(udp) || bpf_skb_load_bytes(skb, pkt->l4_off, &udp, sizeof(udp)))
+		if (l4_len < sizeof(udp) || parse_copy(skb, pkt->l4_off, &udp))
 			return GSCIP_CODE(GSCIP_DROP_MALFORMED_L4);
 		ulen = bpf_ntohs(udp.len);
 		/* A first fragment carries only part of the datagram: its UDP
@@ -123,7 +141,7 @@ static __always_inline int parse_icmp_type(struct __sk_buff *skb, const struct g
 	struct icmphdr icmp;
 	__u32 l4_len = l3_len - (pkt->l4_off - pkt->l3_off);
 
-	if (l4_len < sizeof(icmp) || bpf_skb_load_bytes(skb, pkt->l4_off, &icmp, sizeof(icmp)))
+	if (l4_len < sizeof(icmp) || parse_copy(skb, pkt->l4_off, &icmp))
 		return GSCIP_CODE(GSCIP_DROP_MALFORMED_L4);
 	*type = icmp.type;
 	return 0;

@@ -15,10 +15,12 @@ static __always_inline struct gscip_pit_val *pit_lookup(const struct gscip_pkt *
 
 /* last_seen_ns is refreshed at most once a second: an entry carrying a flow at
  * line rate is written ~1/s instead of once per packet (no cache-line bouncing
- * between CPUs). Racy by design: two CPUs may both write, either value is fine. */
+ * between CPUs). Racy by design: two CPUs may both write, either value is fine.
+ * The coarse clock is CLOCK_MONOTONIC at tick resolution (a few ms), plenty
+ * for idle expiry and cheaper than bpf_ktime_get_ns() on every hit. */
 static __always_inline void pit_touch(struct gscip_pit_val *v)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 
 	if (now - READ_ONCE(v->last_seen_ns) >= NSEC_PER_SEC)
 		WRITE_ONCE(v->last_seen_ns, now);
