@@ -268,9 +268,12 @@ static __always_inline int pccom_load_hdr(struct __sk_buff *skb, const struct gs
 {
 	__u32 hlen = pkt->l4_hlen;
 
-	if (hlen < 8 || hlen > PCCOM_MAX_L4_HLEN || (hlen & 3))
+	if (hlen > PCCOM_MAX_L4_HLEN || (hlen & 3))
 		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
 	hlen &= 0x3c;
+	asm volatile("" : "+r"(hlen));  /* the verifier must see the lower bound below */
+	if (hlen < 8)
+		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
 	if (bpf_skb_load_bytes(skb, pkt->l4_off, s->hdr, hlen))
 		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
 	s->hlen = hlen;
