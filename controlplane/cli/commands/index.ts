@@ -3,11 +3,23 @@
  * them in this order. Add yours here (under the shared lock).
  */
 import type { CommandModule } from 'yargs';
+import { agentCommand } from './agent.js';
 import { gmsCommand } from './gms.js';
+import { ifaceCommand } from './iface.js';
+import { keysCommand } from './keys.js';
+import { mapsCommand } from './maps.js';
+import { pitCommand } from './pit.js';
+import { xlatCommand } from './xlat.js';
 
 export const commands: CommandModule[] = [
+  agentCommand,
+  mapsCommand,
+  pitCommand,
+  xlatCommand,
+  keysCommand,
+  ifaceCommand,
   gmsCommand,
 ];
 
 // `gscip agent enroll` lives in ./agent-gms.ts as agentGmsCommands: the agent
-// command registers them as its subcommands (it also calls agentGmsStatus()).
+// command (./agent.ts) registers them as its subcommands (it also calls agentGmsStatus()).

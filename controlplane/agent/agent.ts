@@ -1,0 +1,218 @@
+/**
+ * The agent: owns one instance. start(): lock, load with pinned maps (adopt),
+ * configure and attach the interfaces, read punts on a worker thread, hand
+ * them to the punt handlers, serve /metrics. stop(): the fast path stays
+ * attached (TC filters hold the programs, maps stay pinned) unless asked to
+ * detach.
+ */
+import { PacketSender } from '../bpf/packet-sender.js';
+import { PuntReader } from '../bpf/punt-reader.js';
+import { logger, type Logger } from '../log/logger.js';
+import type { GscipMaps } from '../maps/gscip-maps.js';
+import { MAP_NAMES } from '../maps/gscip-maps.js';
+import { KEY_F_NONE } from '../maps/abi.js';
+import type { AgentConfig } from '../config/agent-config.js';
+import { attachInterface, detachInterface, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
+import type { AgentInterface, PuntHandler } from './handler.js';
+import { puntHandlerFactory } from './handlers/index.js';
+import {
+  AgentConflictError, HeldLock, ifaceLockPath, instancePaths, netnsInode, readIfaceOwner, readState, removeIfaceOwner, removeState,
+  writeIfaceOwner, writeState, type InstancePaths, type InstanceState,
+} from './instance.js';
+import { datapathSource, startMetricsServer } from './metrics-server.js';
+import { monotonicNs, PuntDispatcher } from './punt-dispatch.js';
+import { ifNameToIndex } from '../bpf/libc.js';
+import { tcQuery } from '../bpf/libbpf.js';
+import { TC_FILTER } from './instance.js';
+
+export interface AgentStartOptions {
+  /** Extra handler objects (tests, embedding); appended after the configured ones. */
+  handlers?: PuntHandler[];
+  log?: Logger;
+}
+
+export interface StopOptions {
+  /** Remove the TC filters (and clsact qdiscs we created). Default: config.detachOnExit. */
+  detach?: boolean;
+  /** Also remove the pinned maps (all PIT/XLAT/keys state is lost). Implies detach. */
+  unpin?: boolean;
+}
+
+export class Agent {
+  private stopped = false;
+
+  private constructor(
+    readonly cfg: AgentConfig,
+    readonly paths: InstancePaths,
+    readonly log: Logger,
+    private readonly locks: HeldLock[],
+    private readonly dp: LoadedDatapath,
+    readonly interfaces: Attached[],
+    private readonly sender: PacketSender,
+    readonly dispatcher: PuntDispatcher,
+    private readonly reader: PuntReader,
+    private readonly handlers: PuntHandler[],
+    readonly metricsUrl: string | null,
+    private readonly metricsClose: (() => Promise<void>) | null,
+    private readonly gms: { stop(): Promise<void> } | null,
+  ) {}
+
+  get maps(): GscipMaps { return this.dp.maps; }
+  get adopted(): string[] { return this.dp.adopted; }
+
+  static async start(cfg: AgentConfig, opts: AgentStartOptions = {}): Promise<Agent> {
+    const log = opts.log ?? logger('agent').child({ instance: cfg.instance });
+    const paths = instancePaths(cfg);
+    const ino = netnsInode();
+    const undo: Array<() => void | Promise<void>> = [];
+    const rollback = async (): Promise<void> => { for (const f of undo.reverse()) { try { await f(); } catch (e) { log.warn({ err: e }, 'rollback step failed'); } } };
+    try {
+      // 1. One agent per instance.
+      const lock = HeldLock.tryTake(paths.lockFile, String(process.pid));
+      if (!(lock instanceof HeldLock)) {
+        throw new AgentConflictError(`instance '${cfg.instance}' already has a running agent (pid ${lock.heldBy || '?'}); stop it first: gscip agent stop --instance ${cfg.instance}`);
+      }
+      const locks: HeldLock[] = [lock];
+      undo.push(() => { for (const l of locks) l.release(); });
+      // 2. One agent per interface, across instances.
+      const prev = readState(paths);
+      const ifaceIdx = cfg.interfaces.map((i) => ({ ...i, ifindex: ifNameToIndex(i.name) }));
+      for (const i of ifaceIdx) {
+        const l = HeldLock.tryTake(ifaceLockPath(paths.runDir, ino, i.ifindex), `${cfg.instance} ${process.pid}`);
+        if (!(l instanceof HeldLock)) {
+          throw new AgentConflictError(`interface ${i.name} is protected by another running agent (${l.heldBy || 'unknown'}); one agent per interface`);
+        }
+        locks.push(l);
+        const owner = readIfaceOwner(paths.runDir, ino, i.ifindex);
+        if (owner && owner !== cfg.instance && tcQuery(i.ifindex, 'ingress', TC_FILTER) !== null) {
+          throw new AgentConflictError(`interface ${i.name} carries the programs of instance '${owner}' (its agent is not running); ` +
+            `detach them first: gscip agent detach --instance ${owner}`);
+        }
+      }
+      // 3. Load, adopting pinned state.
+      const maxEntries: Record<string, number> = {};
+      if (cfg.maxEntries.pit) maxEntries[MAP_NAMES.pit] = cfg.maxEntries.pit;
+      if (cfg.maxEntries.xlat) maxEntries[MAP_NAMES.xlat] = cfg.maxEntries.xlat;
+      const dp = loadPinned(cfg.bpfObject, paths.pinDir, maxEntries);
+      undo.push(() => { dp.maps.close(); dp.obj.close(); });
+      log.info({ pinDir: paths.pinDir, adopted: dp.adopted }, dp.adopted.length ? 'adopted pinned maps' : 'created pinned maps');
+      dp.maps.cfg.set(0, { punt_rate_pps: BigInt(cfg.punt.ratePps), punt_burst: BigInt(cfg.punt.burst) });
+      // 4. Attach (configure first, replace our own filters).
+      const attached: Attached[] = [];
+      for (const i of cfg.interfaces) {
+        const before = tcQuery(ifNameToIndex(i.name), 'ingress', TC_FILTER);
+        const a = attachInterface(dp, i);
+        const was = prev?.interfaces.find((x) => x.ifindex === a.ifindex && prev.netnsIno === ino);
+        a.createdHook = a.createdHook || (was?.createdHook ?? false);
+        attached.push(a);
+        writeIfaceOwner(paths.runDir, ino, a.ifindex, cfg.instance);
+        // A failed start removes what it attached, but never a fast path a previous agent left running.
+        if (before === null) undo.push(() => { detachInterface(a.ifindex, a.createdHook); removeIfaceOwner(paths.runDir, ino, a.ifindex); });
+        log.info({ iface: a.name, ifindex: a.ifindex, miss: i.miss, progIds: a.progIds }, 'attached');
+      }
+      // 5. Punt path.
+      const sender = new PacketSender();
+      undo.push(() => sender.close());
+      const handlers = [...cfg.handlers.map((n) => puntHandlerFactory(n)({ log: log.child({ handler: n }) })), ...(opts.handlers ?? [])];
+      const ifs: AgentInterface[] = attached.map((a) => ({ name: a.name, ifindex: a.ifindex }));
+      const dispatcher = new PuntDispatcher({ maps: dp.maps, sender, handlers, interfaces: ifs, limits: cfg.stash, log: log.child({ component: 'punt' }) });
+      undo.push(() => dispatcher.close());
+      const reader = new PuntReader(dp.maps.puntFd, (recs) => dispatcher.onRecords(recs), {
+        onError: (e) => log.error({ err: e }, 'punt reader error'),
+      });
+      undo.push(() => reader.close());
+      // 6. Metrics.
+      let metricsUrl: string | null = null;
+      let metricsClose: (() => Promise<void>) | null = null;
+      if (cfg.metrics) {
+        const m = await startMetricsServer(cfg.metrics, datapathSource(dp.maps, () => dispatcher.stash.size));
+        metricsUrl = m.url;
+        metricsClose = m.close;
+        undo.push(() => m.close());
+        log.info({ url: m.url }, 'metrics listening');
+      }
+      // 7. Group keys from the GMS, if enrolled.
+      let gms: { stop(): Promise<void> } | null = null;
+      if (cfg.gms) {
+        const { startGmsClient } = await import('../gms/client.js');
+        gms = await startGmsClient({ dataDir: cfg.gms.dataDir }, {
+          set: (group, version, key) => dp.maps.keys.set({ group_id: group, version }, { key, flags: KEY_F_NONE, installed_ns: monotonicNs() }),
+          del: (group, version) => { dp.maps.keys.delete({ group_id: group, version }); },
+        });
+        undo.push(() => gms?.stop());
+      }
+      const state: InstanceState = {
+        instance: cfg.instance, pid: process.pid, startedAt: new Date().toISOString(), netnsIno: ino, pinDir: paths.pinDir, metrics: metricsUrl,
+        interfaces: attached.map((a) => ({ name: a.name, ifindex: a.ifindex, createdHook: a.createdHook })),
+      };
+      writeState(paths, state);
+      return new Agent(cfg, paths, log, locks, dp, attached, sender, dispatcher, reader, handlers, metricsUrl, metricsClose, gms);
+    } catch (e) {
+      await rollback();
+      throw e;
+    }
+  }
+
+  async stop(opts: StopOptions = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const detach = opts.unpin || (opts.detach ?? this.cfg.detachOnExit);
+    await this.gms?.stop().catch((e: unknown) => this.log.warn({ err: e }, 'GMS client stop failed'));
+    await this.reader.close();
+    this.dispatcher.close();
+    for (const h of this.handlers) {
+      try { await h.close?.(); } catch (e) { this.log.warn({ err: e, handler: h.name }, 'handler close failed'); }
+    }
+    this.sender.close();
+    await this.metricsClose?.();
+    const ino = netnsInode();
+    if (detach) {
+      for (const a of this.interfaces) {
+        try {
+          detachInterface(a.ifindex, a.createdHook);
+          this.dp.maps.iface.delete(a.ifindex);
+          removeIfaceOwner(this.paths.runDir, ino, a.ifindex);
+          this.log.info({ iface: a.name }, 'detached');
+        } catch (e) { this.log.error({ err: e, iface: a.name }, 'detach failed'); }
+      }
+    }
+    this.dp.maps.close();
+    this.dp.obj.close();
+    if (opts.unpin) this.log.info({ removed: unpinAll(this.paths.pinDir) }, 'unpinned');
+    if (detach) removeState(this.paths);
+    else {
+      const s = readState(this.paths);
+      if (s) writeState(this.paths, { ...s, pid: 0 });
+    }
+    for (const l of this.locks) l.release();
+    this.log.info({ detached: detach }, detach ? 'agent stopped, fast path detached' : 'agent stopped, fast path stays attached');
+  }
+}
+
+/**
+ * Detach an instance whose agent is not running (from its state file).
+ * Must run in the agent's network namespace.
+ */
+export function detachInstance(cfg: { instance: string; pinRoot: string; runDir: string }, unpin: boolean): { interfaces: string[]; unpinned: string[] } {
+  const paths = instancePaths(cfg);
+  const lock = HeldLock.tryTake(paths.lockFile, String(process.pid));
+  if (!(lock instanceof HeldLock)) throw new AgentConflictError(`instance '${cfg.instance}' has a running agent (pid ${lock.heldBy || '?'}): use gscip agent stop --detach`);
+  try {
+    const s = readState(paths);
+    const ino = netnsInode();
+    const done: string[] = [];
+    if (s) {
+      if (s.netnsIno !== ino) throw new Error(`instance '${cfg.instance}' is attached in another network namespace (inode ${s.netnsIno}); run detach there`);
+      for (const i of s.interfaces) {
+        detachInterface(i.ifindex, i.createdHook);
+        removeIfaceOwner(paths.runDir, ino, i.ifindex);
+        done.push(i.name);
+      }
+    }
+    const unpinned = unpin ? unpinAll(paths.pinDir) : [];
+    removeState(paths);
+    return { interfaces: done, unpinned };
+  } finally {
+    lock.release();
+  }
+}

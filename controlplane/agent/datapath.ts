@@ -1,0 +1,104 @@
+/**
+ * Load the fast path with pinned maps (adopting what a previous agent left),
+ * attach it to TC clsact ingress+egress of the protected interfaces, and
+ * detach it again. Kernel-facing and thin; policy lives in agent.ts.
+ */
+import { existsSync, readdirSync, rmdirSync, unlinkSync, mkdirSync } from 'node:fs';
+import { BpfError } from '../bpf/errors.js';
+import { ifNameToIndex } from '../bpf/libc.js';
+import { closeBpfFd, objGet, progInfo, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery } from '../bpf/libbpf.js';
+import { BpfObject } from '../bpf/object.js';
+import { IFACE_F_PROTECTED, MissAction } from '../maps/abi.js';
+import { gscipMapsFromFds, MAP_NAMES, PROG_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
+import type { MissActionName } from '../config/agent-config.js';
+import { TC_FILTER, assertBpffs } from './instance.js';
+
+const MISS: Record<MissActionName, number> = { punt: MissAction.PUNT, pass: MissAction.PASS, drop: MissAction.DROP };
+
+export interface LoadedDatapath {
+  obj: BpfObject;
+  maps: GscipMaps;
+  /** Map names whose pins existed before this load (their state was adopted). */
+  adopted: string[];
+}
+
+/** Open + load with every map pinned in pinDir; existing pins are reused. */
+export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<string, number>): LoadedDatapath {
+  if (!existsSync(objPath)) throw new Error(`BPF object ${objPath} not found (make bpf)`);
+  assertBpffs(pinDir);
+  mkdirSync(pinDir, { recursive: true, mode: 0o700 });
+  const adopted = Object.values(MAP_NAMES).filter((n) => existsSync(`${pinDir}/${n}`));
+  let obj: BpfObject;
+  try {
+    obj = BpfObject.load(objPath, { pinDir, maxEntries });
+  } catch (e) {
+    if (adopted.length && e instanceof BpfError && e.code === 'EINVAL') {
+      throw new Error(`${e.message}: the maps pinned in ${pinDir} do not match this BPF object (ABI or size changed). ` +
+        'Start over with `gscip agent detach --unpin` (loses PIT/XLAT/keys), or run the matching build.');
+    }
+    throw e;
+  }
+  try {
+    return { obj, maps: gscipMapsFromFds((n) => obj.mapFd(n), false), adopted };
+  } catch (e) { obj.close(); throw e; }
+}
+
+export interface AttachRequest { name: string; miss: { ingress: MissActionName; egress: MissActionName } }
+export interface Attached { name: string; ifindex: number; createdHook: boolean; progIds: { ingress: number; egress: number } }
+
+/**
+ * Configure then attach (configure first: an attached but unconfigured
+ * interface drops its misses). Replaces our own filter if present.
+ */
+export function attachInterface(dp: LoadedDatapath, req: AttachRequest): Attached {
+  const ifindex = ifNameToIndex(req.name);
+  dp.maps.iface.set(ifindex, { miss_action: [MISS[req.miss.ingress], MISS[req.miss.egress]], flags: IFACE_F_PROTECTED });
+  const createdHook = tcHookCreate(ifindex);
+  const ingress = tcAttach(ifindex, 'ingress', dp.obj.progFd(PROG_NAMES.ingress), TC_FILTER, true);
+  const egress = tcAttach(ifindex, 'egress', dp.obj.progFd(PROG_NAMES.egress), TC_FILTER, true);
+  return { name: req.name, ifindex, createdHook, progIds: { ingress: ingress.progId, egress: egress.progId } };
+}
+
+/** Remove our filters (and the clsact qdisc if we created it). Missing filters are not an error. */
+export function detachInterface(ifindex: number, destroyHook: boolean): void {
+  tcDetach(ifindex, 'ingress', TC_FILTER);
+  tcDetach(ifindex, 'egress', TC_FILTER);
+  if (destroyHook) tcHookDestroy(ifindex);
+}
+
+/** Program attached at our filter slot, by direction (null = none). Names come from the kernel. */
+export function attachedPrograms(ifindex: number): { ingress: { id: number } | null; egress: { id: number } | null } {
+  const q = (d: 'ingress' | 'egress'): { id: number } | null => {
+    const id = tcQuery(ifindex, d, TC_FILTER);
+    return id === null ? null : { id };
+  };
+  return { ingress: q('ingress'), egress: q('egress') };
+}
+
+export { progInfo };
+
+/** Remove every pin of an instance (the kernel frees the maps once nothing else holds them). */
+export function unpinAll(pinDir: string): string[] {
+  if (!existsSync(pinDir)) return [];
+  const gone: string[] = [];
+  for (const f of readdirSync(pinDir)) {
+    unlinkSync(`${pinDir}/${f}`);
+    gone.push(f);
+  }
+  rmdirSync(pinDir);
+  return gone;
+}
+
+/** The instance's maps from their pins (CLI, status): fds owned by the bundle. */
+export function openPinnedMaps(pinDir: string): GscipMaps {
+  if (!existsSync(`${pinDir}/${MAP_NAMES.pit}`)) {
+    throw new Error(`no pinned maps in ${pinDir}: is the instance name right, and has an agent run (gscip agent run)?`);
+  }
+  const fds: number[] = [];
+  try {
+    return gscipMapsFromFds((n) => { const fd = objGet(`${pinDir}/${n}`); fds.push(fd); return fd; }, true);
+  } catch (e) {
+    for (const fd of fds) closeBpfFd(fd);
+    throw e;
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The extension point for protocol engines (DPRP, Mobile PPC, NAT-f, ...):
+ * a PuntHandler receives what the fast path punts and decides, through the
+ * context, what becomes of it. See README.md in this directory.
+ */
+import type { Logger } from '../log/logger.js';
+import type { Cid, PuntRec } from '../maps/codecs.js';
+import type { GscipMaps } from '../maps/gscip-maps.js';
+
+export interface AgentInterface {
+  name: string;
+  ifindex: number;
+}
+
+export interface PuntContext {
+  /** Typed maps of this instance (PIT, XLAT, keys, iface, cfg, stats). */
+  readonly maps: GscipMaps;
+  /** The protected interfaces. */
+  readonly interfaces: readonly AgentInterface[];
+  readonly log: Logger;
+  /** Re-send this stashed packet to the fast path (it must now hit the PIT). False if no longer stashed. */
+  release(rec: PuntRec): boolean;
+  /** Re-send every stashed packet of this flow (CID incl. direction), oldest first; returns how many. */
+  releaseFlow(cid: Cid): number;
+  /** Discard this stashed packet, counted with `reason` (a short snake_case word). */
+  drop(rec: PuntRec, reason: string): boolean;
+  /** Discard every stashed packet of this flow. */
+  dropFlow(cid: Cid, reason: string): number;
+  /** Send a complete IPv4 packet (e.g. a GSCIP control message) out of ifindex; routed by the kernel. */
+  sendControl(ifindex: number, ipPacket: Buffer): void;
+  /** Monotonic ns on the same clock as the fast path (created_ns, last_seen_ns, ts_ns). */
+  nowNs(): bigint;
+}
+
+export interface PuntHandler {
+  readonly name: string;
+  /**
+   * A PIT miss (reason PIT_MISS, packet stashed) or a miss too big to stash
+   * (reason TRUNCATED, packet already dropped: learn the CID only).
+   */
+  onMiss?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
+  /** A GSCIP control message (ICMP type 253) that arrived on a protected interface; never stashed. */
+  onControl?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
+  /** Called once when the agent stops. */
+  close?(): void | Promise<void>;
+}
+
+export type PuntHandlerFactory = (opts: { log: Logger }) => PuntHandler;

@@ -1,0 +1,145 @@
+/**
+ * Turns punt records into handler calls and carries out their decisions:
+ * stash (bounded), release through the packet sender, drop, expiry. Every
+ * outcome is counted (controlplane/metrics/metrics.ts).
+ */
+import type { PacketSender } from '../bpf/packet-sender.js';
+import type { Logger } from '../log/logger.js';
+import { Dir, PuntReason, enumName } from '../maps/abi.js';
+import { puntPacket, type Cid, type PuntRec } from '../maps/codecs.js';
+import type { GscipMaps } from '../maps/gscip-maps.js';
+import {
+  agentControlSentTotal, agentHandlerErrorsTotal, agentPuntsTotal, agentReleaseErrorsTotal, agentReleasesTotal, agentStashDroppedTotal,
+} from '../metrics/metrics.js';
+import type { AgentInterface, PuntContext, PuntHandler } from './handler.js';
+import { Stash, type StashLimits } from './stash.js';
+
+export function monotonicNs(): bigint {
+  // process.hrtime uses CLOCK_MONOTONIC on Linux: the clock of bpf_ktime_get_ns().
+  return process.hrtime.bigint();
+}
+
+/** Label for a handler's drop reason; bounded to short snake_case words (label cardinality). */
+function handlerReason(r: string): string {
+  return /^[a-z][a-z0-9_]{0,31}$/.test(r) ? `handler_${r}` : 'handler_other';
+}
+
+export interface DispatcherOptions {
+  maps: GscipMaps;
+  sender: PacketSender;
+  handlers: PuntHandler[];
+  interfaces: AgentInterface[];
+  limits: StashLimits;
+  log: Logger;
+}
+
+export class PuntDispatcher implements PuntContext {
+  readonly maps: GscipMaps;
+  readonly interfaces: readonly AgentInterface[];
+  readonly log: Logger;
+  readonly stash: Stash;
+  private readonly sender: PacketSender;
+  private readonly handlers: PuntHandler[];
+  private readonly ttlNs: bigint;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(o: DispatcherOptions) {
+    this.maps = o.maps;
+    this.interfaces = o.interfaces;
+    this.log = o.log;
+    this.sender = o.sender;
+    this.handlers = o.handlers;
+    this.stash = new Stash(o.limits);
+    this.ttlNs = BigInt(o.limits.ttlMs) * 1_000_000n;
+    this.timer = setInterval(() => this.expire(), Math.max(20, Math.floor(o.limits.ttlMs / 4)));
+    this.timer.unref();
+  }
+
+  nowNs(): bigint { return monotonicNs(); }
+
+  /** Handle a batch from the punt reader, in order. */
+  onRecords(recs: PuntRec[]): void {
+    const now = monotonicNs();
+    for (const rec of recs) this.onRecord(rec, now);
+  }
+
+  private onRecord(rec: PuntRec, now: bigint): void {
+    const reason = rec.reason === PuntReason.PIT_MISS ? 'pit_miss' : rec.reason === PuntReason.CONTROL ? 'control' : rec.reason === PuntReason.TRUNCATED ? 'truncated' : 'unknown';
+    agentPuntsTotal.inc({ reason });
+    if (reason === 'unknown') { this.log.warn({ reason: rec.reason }, 'punt record with an unknown reason ignored'); return; }
+    if (reason === 'control') { this.call('onControl', rec); return; }
+    if (reason === 'truncated') { agentStashDroppedTotal.inc({ reason: 'truncated' }); this.call('onMiss', rec); return; }
+    // A record that waited in the ring longer than the TTL (e.g. while no agent ran) is stale: its sender has retransmitted.
+    if (now - rec.ts_ns > this.ttlNs) { agentStashDroppedTotal.inc({ reason: 'stale_on_start' }); return; }
+    const refused = this.stash.add(rec, Date.now());
+    if (refused) { agentStashDroppedTotal.inc({ reason: refused }); return; }
+    this.call('onMiss', rec);
+  }
+
+  private call(which: 'onMiss' | 'onControl', rec: PuntRec): void {
+    for (const h of this.handlers) {
+      const fn = h[which];
+      if (!fn) continue;
+      const fail = (e: unknown): void => {
+        agentHandlerErrorsTotal.inc({ handler: h.name });
+        this.log.error({ err: e, handler: h.name, cid: rec.cid }, `punt handler ${which} failed`);
+      };
+      try {
+        const r = fn.call(h, rec, this);
+        if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(fail);
+      } catch (e) { fail(e); }
+    }
+  }
+
+  private send(rec: PuntRec): boolean {
+    try {
+      this.sender.release(rec.ifindex, rec.dir, puntPacket(rec));
+      agentReleasesTotal.inc({ dir: enumName(Dir, rec.dir) });
+      return true;
+    } catch (e) {
+      agentReleaseErrorsTotal.inc();
+      this.log.error({ err: e, cid: rec.cid }, 'release failed');
+      return false;
+    }
+  }
+
+  release(rec: PuntRec): boolean {
+    if (!this.stash.take(rec)) return false;
+    return this.send(rec);
+  }
+
+  releaseFlow(cid: Cid): number {
+    let n = 0;
+    for (const r of this.stash.takeFlow(cid)) if (this.send(r)) n++;
+    return n;
+  }
+
+  drop(rec: PuntRec, reason: string): boolean {
+    if (!this.stash.take(rec)) return false;
+    agentStashDroppedTotal.inc({ reason: handlerReason(reason) });
+    return true;
+  }
+
+  dropFlow(cid: Cid, reason: string): number {
+    const l = this.stash.takeFlow(cid);
+    if (l.length) agentStashDroppedTotal.inc({ reason: handlerReason(reason) }, l.length);
+    return l.length;
+  }
+
+  sendControl(ifindex: number, ipPacket: Buffer): void {
+    this.sender.sendIpv4(ifindex, ipPacket);
+    agentControlSentTotal.inc();
+  }
+
+  expire(): void {
+    const gone = this.stash.expire(Date.now());
+    if (gone.length) agentStashDroppedTotal.inc({ reason: 'expired' }, gone.length);
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const left = this.stash.clear();
+    if (left.length) agentStashDroppedTotal.inc({ reason: 'expired' }, left.length);
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * `gscip maps dump pit|xlat|keys|iface|stats`: what the fast path holds.
+ * Key material is never printed.
+ */
+import type { CommandModule } from 'yargs';
+import { ifIndexToName } from '../../bpf/libc.js';
+import { readStats } from '../../agent/metrics-server.js';
+import { monotonicNs } from '../../agent/punt-dispatch.js';
+import { Action, Dir, MissAction, PitState, Role, XlatKind, enumName } from '../../maps/abi.js';
+import type { GscipMaps } from '../../maps/gscip-maps.js';
+import { protoName, UsageError } from '../args.js';
+import { guarded, print, table, toJson } from '../output.js';
+import { withInstance, withMaps, type InstanceArgs } from '../instance-args.js';
+
+function ageS(ns: bigint, now: bigint): string {
+  return ns === 0n || ns > now ? '-' : ((Number(now - ns) / 1e9).toFixed(1));
+}
+
+export function dumpPit(m: GscipMaps, json: boolean): string {
+  const now = monotonicNs();
+  const rows = [...m.pit.entries()].map(([k, v]) => ({
+    dir: enumName(Dir, k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
+    action: enumName(Action, v.action), state: enumName(PitState, v.state), role: enumName(Role, v.role), group: v.group_id, keyVersion: v.key_version,
+    createdNs: v.created_ns, lastSeenNs: v.last_seen_ns,
+  }));
+  rows.sort((a, b) => `${a.dir}${a.src}${a.sport}`.localeCompare(`${b.dir}${b.src}${b.sport}`));
+  if (json) return toJson(rows);
+  return `${table(['DIR', 'PROTO', 'SRC', 'SPORT', 'DST', 'DPORT', 'ACTION', 'STATE', 'ROLE', 'GROUP', 'KEYV', 'AGE_S', 'IDLE_S'],
+    rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, r.action, r.state, r.role, r.group, r.keyVersion, ageS(r.createdNs, now), ageS(r.lastSeenNs, now)]))}\n${rows.length} entries`;
+}
+
+export function dumpXlat(m: GscipMaps, json: boolean): string {
+  const rows = [...m.xlat.entries()].map(([k, v]) => ({
+    dir: enumName(Dir, k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
+    toSrc: v.saddr, toSport: v.sport, toDst: v.daddr, toDport: v.dport, kind: enumName(XlatKind, v.kind),
+  }));
+  if (json) return toJson(rows);
+  return `${table(['DIR', 'PROTO', 'SRC', 'SPORT', 'DST', 'DPORT', '->', 'TO_SRC', 'TO_SPORT', 'TO_DST', 'TO_DPORT', 'KIND'],
+    rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, '->', r.toSrc, r.toSport, r.toDst, r.toDport, r.kind]))}\n${rows.length} entries`;
+}
+
+/** Never prints key material: group, version, flags, age only. */
+export function dumpKeys(m: GscipMaps, json: boolean): string {
+  const now = monotonicNs();
+  const rows = [...m.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, flags: v.flags, installedNs: v.installed_ns }))
+    .sort((a, b) => a.group - b.group || a.version - b.version);
+  if (json) return toJson(rows);
+  return `${table(['GROUP', 'VERSION', 'FLAGS', 'AGE_S'], rows.map((r) => [r.group, r.version, r.flags, ageS(r.installedNs, now)]))}\n${rows.length} keys`;
+}
+
+export function dumpIface(m: GscipMaps, json: boolean): string {
+  const rows = [...m.iface.entries()].map(([ifindex, v]) => ({
+    ifindex, name: ifIndexToName(ifindex) ?? '?', missIngress: enumName(MissAction, v.miss_action[0]), missEgress: enumName(MissAction, v.miss_action[1]), flags: v.flags,
+  }));
+  if (json) return toJson(rows);
+  return table(['IFINDEX', 'NAME', 'MISS_INGRESS', 'MISS_EGRESS', 'FLAGS'], rows.map((r) => [r.ifindex, r.name, r.missIngress, r.missEgress, `0x${r.flags.toString(16)}`]));
+}
+
+export function dumpStats(m: GscipMaps, json: boolean, all: boolean): string {
+  const rows = readStats(m).filter((s) => all || s.packets > 0n);
+  if (json) return toJson(rows);
+  return table(['ID', 'COUNTER', 'KIND', 'PACKETS', 'BYTES'], rows.map((s) => [s.id, s.name, s.kind, s.packets, s.bytes]));
+}
+
+const MAPS = ['pit', 'xlat', 'keys', 'iface', 'stats'] as const;
+
+interface DumpArgs extends InstanceArgs { map: string; all: boolean }
+
+const dump: CommandModule<object, DumpArgs> = {
+  command: 'dump <map>',
+  describe: 'print a map (pit, xlat, keys, iface, stats)',
+  builder: (y) => withInstance(y)
+    .positional('map', { type: 'string', describe: MAPS.join(' | ') })
+    .option('all', { type: 'boolean', default: false, describe: 'stats: include zero counters' }) as never,
+  handler: guarded((a: DumpArgs) => withMaps(a, (m) => {
+    switch (a.map) {
+      case 'pit': print(dumpPit(m, a.json)); break;
+      case 'xlat': print(dumpXlat(m, a.json)); break;
+      case 'keys': print(dumpKeys(m, a.json)); break;
+      case 'iface': print(dumpIface(m, a.json)); break;
+      case 'stats': print(dumpStats(m, a.json, a.all)); break;
+      default: throw new UsageError(`map: '${a.map}' must be one of ${MAPS.join(', ')}`);
+    }
+  })),
+};
+
+export const mapsCommand: CommandModule = {
+  command: 'maps <command>',
+  describe: 'inspect the fast-path maps of an instance',
+  builder: (y) => y.command(dump as CommandModule).demandCommand(1),
+  handler: () => undefined,
+};

@@ -1,0 +1,81 @@
+/** `gscip pit add|del`: static PIT entries (operator-installed). */
+import type { Argv, CommandModule } from 'yargs';
+import { reverseCid } from '../../agent/handlers/install-pass.js';
+import { monotonicNs } from '../../agent/punt-dispatch.js';
+import { Action, PitState, Role } from '../../maps/abi.js';
+import type { Cid, PitVal } from '../../maps/codecs.js';
+import { cidString, parseActionArg, parseCidArgs, parseU32Arg, UsageError, type CidArgs } from '../args.js';
+import { guarded, print, toJson } from '../output.js';
+import { withInstance, withMaps, type InstanceArgs } from '../instance-args.js';
+
+export function cidOptions<T>(y: Argv<T>): Argv<T & CidArgs> {
+  return y
+    .option('dir', { type: 'string', demandOption: true, describe: 'ingress | egress' })
+    .option('proto', { type: 'string', demandOption: true, describe: 'tcp | udp' })
+    .option('src', { type: 'string', demandOption: true, describe: 'source IPv4 (as on the wire at this interface)' })
+    .option('sport', { type: 'string', demandOption: true, describe: 'source port' })
+    .option('dst', { type: 'string', demandOption: true, describe: 'destination IPv4' })
+    .option('dport', { type: 'string', demandOption: true, describe: 'destination port' }) as unknown as Argv<T & CidArgs>;
+}
+
+interface AddArgs extends InstanceArgs, CidArgs { action: string; group?: string; 'key-version'?: string; both: boolean }
+
+/** Build the PIT value from CLI args (exported for tests). */
+export function pitValueFromArgs(a: { action: unknown; group?: unknown; 'key-version'?: unknown }): PitVal {
+  const action = parseActionArg(a.action);
+  const crypto = action === Action.ENCRYPT || action === Action.DECRYPT;
+  if (crypto && (a.group === undefined || a['key-version'] === undefined)) throw new UsageError('--group and --key-version are required for encrypt/decrypt');
+  const group = a.group === undefined ? 0 : parseU32Arg(a.group, '--group');
+  const keyVersion = a['key-version'] === undefined ? 0 : parseU32Arg(a['key-version'], '--key-version');
+  if (crypto && group === 0) throw new UsageError('--group: 0 means no group; encrypt/decrypt need a group');
+  const now = monotonicNs();
+  return { action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: group, key_version: keyVersion, created_ns: now, last_seen_ns: now };
+}
+
+const add: CommandModule<object, AddArgs> = {
+  command: 'add',
+  describe: 'add or replace a static PIT entry',
+  builder: (y) => cidOptions(withInstance(y))
+    .option('action', { type: 'string', demandOption: true, describe: 'pass | drop | encrypt | decrypt' })
+    .option('group', { type: 'string', describe: 'group id (encrypt/decrypt)' })
+    .option('key-version', { type: 'string', describe: 'key version (encrypt/decrypt)' })
+    .option('both', { type: 'boolean', default: false, describe: 'also add the reverse flow in the other direction (same action)' }) as never,
+  handler: guarded((a: AddArgs) => {
+    const cid = parseCidArgs(a);
+    const val = pitValueFromArgs(a);
+    const entries: Array<[Cid, PitVal]> = [[cid, val]];
+    if (a.both) entries.push([reverseCid(cid), val]);
+    return withMaps(a, (m) => {
+      m.pit.setBatch(entries);
+      if (a.json) print(toJson(entries.map(([k, v]) => ({ cid: k, value: v }))));
+      else for (const [k] of entries) print(`pit: ${k.dir ? 'egress' : 'ingress'} ${cidString(k)} -> ${a.action}`);
+    });
+  }),
+};
+
+interface DelArgs extends InstanceArgs, CidArgs { both: boolean }
+
+const del: CommandModule<object, DelArgs> = {
+  command: 'del',
+  describe: 'delete a PIT entry',
+  builder: (y) => cidOptions(withInstance(y)).option('both', { type: 'boolean', default: false, describe: 'also delete the reverse flow' }) as never,
+  handler: guarded((a: DelArgs) => {
+    const cid = parseCidArgs(a);
+    const keys = a.both ? [cid, reverseCid(cid)] : [cid];
+    return withMaps(a, (m) => {
+      let missing = 0;
+      for (const k of keys) {
+        if (m.pit.delete(k)) print(`pit: deleted ${k.dir ? 'egress' : 'ingress'} ${cidString(k)}`);
+        else { process.stderr.write(`pit: no entry ${k.dir ? 'egress' : 'ingress'} ${cidString(k)}\n`); missing++; }
+      }
+      if (missing) process.exitCode = 4;
+    });
+  }),
+};
+
+export const pitCommand: CommandModule = {
+  command: 'pit <command>',
+  describe: 'static PIT entries',
+  builder: (y) => y.command(add as CommandModule).command(del as CommandModule).demandCommand(1),
+  handler: () => undefined,
+};
