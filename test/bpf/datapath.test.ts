@@ -110,10 +110,29 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
     h.maps.pit.set(cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS), pitVal(Action.DECRYPT, { group_id: 7, key_version: 1 }));
     const d = run(INGRESS, udpFrame(udpBA));
     assert.equal(d.retval, TC_ACT.SHOT);
-    // PCCOM reports the reason (no_key once implemented; the stub says unsupported)
-    const s = stats();
-    assert.equal(Object.values(s).reduce((a, b) => a + b, 0n), 2n);
-    assert.ok(s.no_key === 2n || s.unsupported === 2n, `unexpected counters ${JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+    assert.deepEqual(stats(), { no_key: 2n });
+  });
+
+  test('PIT encrypt (egress) then decrypt (ingress) with group 7 key v1: payload hidden on the wire, same length and headers, restored exactly', () => {
+    iface(MissAction.DROP, MissAction.DROP);
+    h.maps.keys.set({ group_id: 7, version: 1 }, { key: Buffer.alloc(32, 0x5a), flags: 0, installed_ns: 0n });
+    const plain = tcpFrame({ ...tcpAB, flags: 0x18, payload: Buffer.from('the quick brown fox jumps over the lazy dog') });
+    h.maps.pit.set(cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS), pitVal(Action.ENCRYPT, { group_id: 7, key_version: 1 }));
+    const e = run(EGRESS, plain);
+    assert.equal(e.retval, TC_ACT.OK);
+    assert.equal(e.dataOut.length, plain.length);
+    const pe = parseFrame(e.dataOut);
+    assert.deepEqual(e.dataOut.subarray(0, 14 + 20 + 16), plain.subarray(0, 14 + 20 + 16), 'Ethernet, IPv4 and TCP header up to the checksum unchanged');
+    assert.notDeepEqual(pe.l4?.payload, parseFrame(plain).l4?.payload);
+    assert.equal(pe.l4?.payload.includes(Buffer.from('brown fox')), false, 'plaintext on the wire');
+
+    // the receiving GE sees the same CID on its ingress
+    h.maps.pit.set(cidOf(tcpAB, IPPROTO_TCP, Dir.INGRESS), pitVal(Action.DECRYPT, { group_id: 7, key_version: 1 }));
+    const d = run(INGRESS, e.dataOut);
+    assert.equal(d.retval, TC_ACT.OK);
+    assert.deepEqual(d.dataOut, plain);
+    assert.ok(parseFrame(d.dataOut).l4?.checksumOk);
+    assert.deepEqual(stats(), { pit_encrypt: 1n, pit_decrypt: 1n });
   });
 
   test('PIT entry with an unknown action (9): dropped as unsupported (fail closed)', () => {
