@@ -33,6 +33,7 @@ import { GmsStore } from './store.js';
 import { writePrivateFileAtomic } from './secure-fs.js';
 
 const log = logger('gms');
+const MAX_STREAM_BACKLOG = 1 << 20; // bytes queued to one SSE subscriber
 
 export interface GmsServerOptions {
   dataDir: string;
@@ -273,14 +274,24 @@ export class GmsServer {
       for (const s of set) {
         if (s.lastDigest === digest) continue;
         s.lastDigest = digest;
-        s.res.write(msg);
+        this.write(s, msg);
         gmsPushesTotal.inc();
       }
     }
   }
 
   private sendHeartbeats(): void {
-    for (const set of this.streams.values()) for (const s of set) s.res.write(': ping\n\n');
+    for (const set of this.streams.values()) for (const s of set) this.write(s, ': ping\n\n');
+  }
+
+  /** A subscriber that stopped reading is cut off rather than buffered without bound; it reconnects and gets the full state. */
+  private write(s: Stream, msg: string): void {
+    if (s.res.writableLength > MAX_STREAM_BACKLOG) {
+      log.warn({ userId: s.userId, backlog: s.res.writableLength }, 'subscriber not reading: closing its stream');
+      s.res.destroy();
+      return;
+    }
+    s.res.write(msg);
   }
 
   /** Hang up the streams of a GE whose certificate was revoked. */
