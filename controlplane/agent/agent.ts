@@ -12,7 +12,7 @@ import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
 import { KEY_F_NONE } from '../maps/abi.js';
 import type { AgentConfig } from '../config/agent-config.js';
-import { attachInterface, detachInterface, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
+import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
 import type { AgentInterface, PuntHandler } from './handler.js';
 import { puntHandlerFactory } from './handlers/index.js';
 import {
@@ -22,7 +22,7 @@ import {
 import { datapathSource, startMetricsServer } from './metrics-server.js';
 import { monotonicNs, PuntDispatcher } from './punt-dispatch.js';
 import { ifNameToIndex } from '../bpf/libc.js';
-import { tcQuery } from '../bpf/libbpf.js';
+import { routeLibbpfMessages, tcQuery } from '../bpf/libbpf.js';
 import { TC_FILTER } from './instance.js';
 
 export interface AgentStartOptions {
@@ -62,6 +62,8 @@ export class Agent {
 
   static async start(cfg: AgentConfig, opts: AgentStartOptions = {}): Promise<Agent> {
     const log = opts.log ?? logger('agent').child({ instance: cfg.instance });
+    const bpfLog = log.child({ component: 'libbpf' });
+    routeLibbpfMessages((level, msg) => bpfLog[level](msg));
     const paths = instancePaths(cfg);
     const ino = netnsInode();
     const undo: Array<() => void | Promise<void>> = [];
@@ -84,7 +86,7 @@ export class Agent {
         }
         locks.push(l);
         const owner = readIfaceOwner(paths.runDir, ino, i.ifindex);
-        if (owner && owner !== cfg.instance && tcQuery(i.ifindex, 'ingress', TC_FILTER) !== null) {
+        if (owner && owner !== cfg.instance && hasClsact(i.ifindex) && tcQuery(i.ifindex, 'ingress', TC_FILTER) !== null) {
           throw new AgentConflictError(`interface ${i.name} carries the programs of instance '${owner}' (its agent is not running); ` +
             `detach them first: gscip agent detach --instance ${owner}`);
         }
@@ -100,8 +102,8 @@ export class Agent {
       // 4. Attach (configure first, replace our own filters).
       const attached: Attached[] = [];
       for (const i of cfg.interfaces) {
-        const before = tcQuery(ifNameToIndex(i.name), 'ingress', TC_FILTER);
         const a = attachInterface(dp, i);
+        const before = a.replaced ? 1 : null;
         const was = prev?.interfaces.find((x) => x.ifindex === a.ifindex && prev.netnsIno === ino);
         a.createdHook = a.createdHook || (was?.createdHook ?? false);
         attached.push(a);

@@ -5,7 +5,8 @@
  */
 import { existsSync, readdirSync, rmdirSync, unlinkSync, mkdirSync } from 'node:fs';
 import { BpfError } from '../bpf/errors.js';
-import { ifNameToIndex } from '../bpf/libc.js';
+import { execFileSync } from 'node:child_process';
+import { ifIndexToName, ifNameToIndex } from '../bpf/libc.js';
 import { closeBpfFd, objGet, progInfo, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery } from '../bpf/libbpf.js';
 import { BpfObject } from '../bpf/object.js';
 import { IFACE_F_PROTECTED, MissAction } from '../maps/abi.js';
@@ -44,7 +45,23 @@ export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<s
 }
 
 export interface AttachRequest { name: string; miss: { ingress: MissActionName; egress: MissActionName } }
-export interface Attached { name: string; ifindex: number; createdHook: boolean; progIds: { ingress: number; egress: number } }
+export interface Attached {
+  name: string;
+  ifindex: number;
+  createdHook: boolean;
+  /** Our filter was already there (a previous agent's) and was replaced. */
+  replaced: boolean;
+  progIds: { ingress: number; egress: number };
+}
+
+/** Does the interface have a clsact qdisc? (Asking tc about filters without one makes the kernel log an error.) */
+export function hasClsact(ifindex: number): boolean {
+  const name = ifIndexToName(ifindex);
+  if (!name) return false;
+  try {
+    return execFileSync('tc', ['qdisc', 'show', 'dev', name], { encoding: 'utf8', timeout: 5000 }).includes('clsact');
+  } catch { return false; }
+}
 
 /**
  * Configure then attach (configure first: an attached but unconfigured
@@ -54,9 +71,10 @@ export function attachInterface(dp: LoadedDatapath, req: AttachRequest): Attache
   const ifindex = ifNameToIndex(req.name);
   dp.maps.iface.set(ifindex, { miss_action: [MISS[req.miss.ingress], MISS[req.miss.egress]], flags: IFACE_F_PROTECTED });
   const createdHook = tcHookCreate(ifindex);
+  const replaced = !createdHook && tcQuery(ifindex, 'ingress', TC_FILTER) !== null;
   const ingress = tcAttach(ifindex, 'ingress', dp.obj.progFd(PROG_NAMES.ingress), TC_FILTER, true);
   const egress = tcAttach(ifindex, 'egress', dp.obj.progFd(PROG_NAMES.egress), TC_FILTER, true);
-  return { name: req.name, ifindex, createdHook, progIds: { ingress: ingress.progId, egress: egress.progId } };
+  return { name: req.name, ifindex, createdHook, replaced, progIds: { ingress: ingress.progId, egress: egress.progId } };
 }
 
 /** Remove our filters (and the clsact qdisc if we created it). Missing filters are not an error. */

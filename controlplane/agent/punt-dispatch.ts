@@ -12,6 +12,7 @@ import {
   agentControlSentTotal, agentHandlerErrorsTotal, agentPuntsTotal, agentReleaseErrorsTotal, agentReleasesTotal, agentStashDroppedTotal,
 } from '../metrics/metrics.js';
 import type { AgentInterface, PuntContext, PuntHandler } from './handler.js';
+import { completePartialChecksum } from './checksum-fixup.js';
 import { Stash, type StashLimits } from './stash.js';
 
 export function monotonicNs(): bigint {
@@ -93,7 +94,9 @@ export class PuntDispatcher implements PuntContext {
 
   private send(rec: PuntRec): boolean {
     try {
-      this.sender.release(rec.ifindex, rec.dir, puntPacket(rec));
+      const frame = puntPacket(rec);
+      completePartialChecksum(frame); // offloaded (partial) L4 checksums would be dropped by the receiver
+      this.sender.release(rec.ifindex, rec.dir, frame);
       agentReleasesTotal.inc({ dir: enumName(Dir, rec.dir) });
       return true;
     } catch (e) {

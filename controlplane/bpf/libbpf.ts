@@ -460,3 +460,32 @@ export class RingBuffer {
     koffi.unregister(this.cb);
   }
 }
+
+// ---------------------------------------------------------------- libbpf's own messages
+
+const LibbpfPrintFn = koffi.proto('int libbpf_print_fn_t(int level, const char *fmt, void *args)');
+const libbpfSetPrint = lib.func('void * libbpf_set_print(libbpf_print_fn_t *fn)');
+const vsnprintf = koffi.load('libc.so.6').func('int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *ap)');
+let printCb: bigint | null = null;
+
+export type LibbpfLevel = 'warn' | 'info' | 'debug';
+
+/**
+ * Route libbpf's messages (verifier log, kernel netlink errors) to `sink`
+ * instead of raw stderr. x86-64 only (va_list is a pointer there); elsewhere
+ * libbpf keeps printing to stderr. Call once, from the main thread.
+ */
+export function routeLibbpfMessages(sink: (level: LibbpfLevel, msg: string) => void): boolean {
+  if (process.arch !== 'x64' || printCb !== null) return false;
+  const buf = Buffer.alloc(64 * 1024);
+  printCb = koffi.register((level: number, fmt: string, args: bigint) => {
+    try {
+      const n = vsnprintf(buf, buf.length, fmt, args) as number;
+      const msg = buf.subarray(0, Math.max(0, Math.min(n, buf.length - 1))).toString('utf8').trimEnd();
+      if (msg) sink(level === 0 ? 'warn' : level === 1 ? 'info' : 'debug', msg);
+    } catch { /* never throw into C */ }
+    return 0;
+  }, koffi.pointer(LibbpfPrintFn));
+  libbpfSetPrint(printCb);
+  return true;
+}

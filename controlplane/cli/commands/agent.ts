@@ -3,7 +3,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { Agent, detachInstance } from '../../agent/agent.js';
-import { attachedPrograms } from '../../agent/datapath.js';
+import { attachedPrograms, hasClsact } from '../../agent/datapath.js';
 import { lockHeld, netnsInode, readState } from '../../agent/instance.js';
 import { readStats } from '../../agent/metrics-server.js';
 import { applyMissFlags, parseAgentConfig, readConfigFile, ConfigError, type AgentConfigInput } from '../../config/agent-config.js';
@@ -147,7 +147,7 @@ const status: CommandModule<object, StatusArgs> = {
     const held = lockHeld(p.lockFile);
     const sameNs = st ? st.netnsIno === netnsInode() : false;
     const ifaces = (st?.interfaces ?? []).map((i) => {
-      const progs = sameNs ? attachedPrograms(i.ifindex) : null;
+      const progs = sameNs ? (hasClsact(i.ifindex) ? attachedPrograms(i.ifindex) : { ingress: null, egress: null }) : null;
       return { ...i, attached: progs ? { ingress: progs.ingress?.id ?? null, egress: progs.egress?.id ?? null } : null };
     });
     let maps: Record<string, { entries: number; capacity: number }> | null = null;
