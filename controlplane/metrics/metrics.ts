@@ -3,7 +3,7 @@
  * units: _seconds, _total). Components import the metric objects they update;
  * nothing else calls the prom-client constructors.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const registry = new Registry();
 let defaultsOn = false;
@@ -130,4 +130,35 @@ export const agentHandlerErrorsTotal = new Counter({
 });
 export const agentControlSentTotal = new Counter({
   name: 'gscip_agent_control_sent_total', help: 'GSCIP control packets sent by punt handlers', registers: [registry],
+});
+
+// ---- DPRP (controlplane/dprp) ----
+
+export const dprpNegotiationsStartedTotal = new Counter({
+  name: 'gscip_dprp_negotiations_started_total', help: 'DPRP negotiations this GE started, by trigger',
+  labelNames: ['reason'] as const, // miss | rekey
+  registers: [registry],
+});
+export const dprpNegotiationsCompletedTotal = new Counter({
+  name: 'gscip_dprp_negotiations_completed_total', help: 'DPRP negotiations this GE started that completed, by outcome',
+  labelNames: ['outcome'] as const, // encrypted | plaintext | refused | no_end_ge
+  registers: [registry],
+});
+export const dprpNegotiationsFailedTotal = new Counter({
+  name: 'gscip_dprp_negotiations_failed_total', help: 'DPRP negotiations this GE started that failed, by reason',
+  labelNames: ['reason'] as const, // dde_timeout | cdn_timeout | too_many_negotiations | stash_full | bad_path | keys_missing
+  registers: [registry],
+});
+export const dprpNegotiationSeconds = new Histogram({
+  name: 'gscip_dprp_negotiation_seconds', help: 'Time from PIT miss to completed DPRP negotiation at the start GE',
+  buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+  registers: [registry],
+});
+export const dprpMessagesRejectedTotal = new Counter({
+  name: 'gscip_dprp_messages_rejected_total', help: 'DPRP control messages ignored, by reason (wire_* = malformed)',
+  labelNames: ['reason'] as const, // controlplane/dprp/node.ts REJECT_REASONS and wire_<WIRE_REJECT_REASONS>
+  registers: [registry],
+});
+export const dprpPolicyOverridesTotal = new Counter({
+  name: 'gscip_dprp_policy_overrides_total', help: 'Unauthenticated pass decisions a CL GE turned into discard', registers: [registry],
 });
