@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* csum.h - rewrite IPv4 addresses / L4 ports with incremental checksum fix-up.
  *
- * One delta per rewrite (bpf_csum_diff over the changed words), applied to
+ * One delta per rewrite (one's-complement sum over the changed words), applied to
  * - the IPv4 header checksum (addresses only),
  * - the TCP/UDP checksum: with BPF_F_PSEUDO_HDR for addresses (pseudo-header
  *   fields), without it for ports (covered by the checksum itself).
@@ -14,6 +14,20 @@
 #define GSCIP_CSUM_H
 
 #include "pkt.h"
+
+/* One's-complement difference of 32-bit words, as bpf_csum_diff() would return
+ * it (sum of ~from and to), computed inline: it is a few adds, not a helper call. */
+static __always_inline __s64 csum_diff32(const __be32 *from, const __be32 *to, int words)
+{
+	__u64 sum = 0;
+	int i;
+
+	for (i = 0; i < words; i++)
+		sum += (__u32)~from[i] + (__u64)to[i];
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return (__s64)sum;
+}
 
 static __always_inline __u32 csum_l4_field_off(const struct gscip_pkt *pkt)
 {
@@ -34,9 +48,7 @@ static __always_inline int csum_rewrite_addrs(struct __sk_buff *skb, const struc
 	__be32 to[2] = { new_saddr, new_daddr };
 	__s64 diff;
 
-	diff = bpf_csum_diff(from, sizeof(from), to, sizeof(to), 0);
-	if (diff < 0)
-		return GSCIP_CODE(GSCIP_DROP_XLAT_REWRITE);
+	diff = csum_diff32(from, to, 2);
 	if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, saddr), to, sizeof(to), 0))
 		return GSCIP_CODE(GSCIP_DROP_XLAT_REWRITE);
 	if (bpf_l3_csum_replace(skb, pkt->l3_off + offsetof(struct iphdr, check), 0, diff, 0))
@@ -55,9 +67,7 @@ static __always_inline int csum_rewrite_ports(struct __sk_buff *skb, const struc
 	__be16 to[2] = { new_sport, new_dport };
 	__s64 diff;
 
-	diff = bpf_csum_diff((__be32 *)from, sizeof(from), (__be32 *)to, sizeof(to), 0);
-	if (diff < 0)
-		return GSCIP_CODE(GSCIP_DROP_XLAT_REWRITE);
+	diff = csum_diff32((const __be32 *)from, (const __be32 *)to, 1);
 	if (bpf_skb_store_bytes(skb, pkt->l4_off, to, sizeof(to), 0))
 		return GSCIP_CODE(GSCIP_DROP_XLAT_REWRITE);
 	if (bpf_l4_csum_replace(skb, csum_l4_field_off(pkt), 0, diff, csum_l4_flags(pkt)))
