@@ -10,7 +10,7 @@ import { commands } from './commands/index.js';
 import { EXIT } from './output.js';
 
 export async function main(argv: string[]): Promise<void> {
-  let y = yargs(argv).scriptName('gscip').strict().recommendCommands().wrap(Math.min(120, process.stdout.columns || 100));
+  let y = yargs(argv).scriptName('gscip').version(false).strict().recommendCommands().wrap(Math.min(120, process.stdout.columns || 100));
   for (const c of commands) y = y.command(c);
   await y
     .demandCommand(1, 'give a command (gscip --help)')
