@@ -142,7 +142,7 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
     h?.close();
   });
 
-  test('XLAT on CHECKSUM_PARTIAL/GSO TCP and UDP: the app reaches a virtual address, every checksum on the wire is right', async () => {
+  test('XLAT on CHECKSUM_PARTIAL/GSO TCP and UDP: the app reaches a virtual address, every checksum on the wire is right', async (t) => {
     h.maps.iface.set(va, { miss_action: [MissAction.PASS, MissAction.PASS], flags: 1 });
     const x = (c: Cid, to: { saddr: string; daddr: string; sport: number; dport: number }): void =>
       h.maps.xlat.set(c, { ...to, kind: XlatKind.VAT, created_ns: 0n });
@@ -154,6 +154,7 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
     const before = { a: snmp(topo, 'a'), b: snmp(topo, 'b') };
 
     const pcap = `/tmp/${topo.prefix}-vb.pcap`;
+    t.after(() => rmSync(pcap, { force: true }));
     const cap = topo.spawn('b', 'tcpdump', ['-i', 'vb', '-U', '-s', '0', '-w', pcap, 'tcp port 9090 or udp port 9091']);
     try {
       await waitFor('tcpdump to start', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } });
@@ -174,8 +175,8 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
       if (cap.exitCode === null) await Promise.race([once(cap, 'exit'), new Promise((r) => setTimeout(r, 3000))]);
     }
 
-    const frames = readPcap(readFileSync(pcap));
-    rmSync(pcap, { force: true });
+    let frames: Buffer[];
+    try { frames = readPcap(readFileSync(pcap)); } finally { rmSync(pcap, { force: true }); }
     let toB = 0;
     for (const f of frames) {
       const p = parseFrame(f);
