@@ -5,8 +5,9 @@
  *   identity/ca.crt     the GMS CA (pinned at enrollment by fingerprint)
  *   identity/gms.json   { url, userId, caFingerprint }
  *   cache/state.json    the last delivery (GE info + group keys) for restarts while the GMS is down
+ *   status.json         the running client's status (no key material), for `gscip agent status`
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GeDelivery } from './model.js';
 import { assertOwnerOnly, writePrivateFileAtomic } from './secure-fs.js';
@@ -19,6 +20,7 @@ const p = (dir: string) => ({
   ca: join(dir, 'identity', 'ca.crt'),
   meta: join(dir, 'identity', 'gms.json'),
   cache: join(dir, 'cache', 'state.json'),
+  status: join(dir, 'status.json'),
 });
 
 export function saveIdentity(dir: string, id: AgentIdentity): void {
@@ -49,3 +51,17 @@ export function loadCache(dir: string): GeDelivery | null {
 }
 
 export function dropCache(dir: string): void { rmSync(p(dir).cache, { force: true }); }
+
+export interface StatusFile { pid: number; writtenAt: number; status: unknown }
+
+/** Not a secret and rewritten often: atomic rename, no fsync. */
+export function writeStatusFile(dir: string, st: StatusFile): void {
+  const f = p(dir).status;
+  const tmp = `${f}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(st), { mode: 0o600 });
+  renameSync(tmp, f);
+}
+
+export function readStatusFile(dir: string): StatusFile | null {
+  try { return JSON.parse(readFileSync(p(dir).status, 'utf8')) as StatusFile; } catch { return null; }
+}

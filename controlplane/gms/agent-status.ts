@@ -3,12 +3,20 @@
  * GMS connection state. From a running client if there is one, else from the
  * agent's data dir (identity + cached delivery) with state "not running".
  */
-import { isEnrolled, loadCache, loadIdentity } from './agent-files.js';
+import { isEnrolled, loadCache, loadIdentity, readStatusFile } from './agent-files.js';
 import type { GmsClientHandle, GmsClientStatus } from './client.js';
 
 export function agentGmsStatus(dataDir: string, running?: GmsClientHandle | null): GmsClientStatus | { enrolled: false } {
   if (running) return running.status();
   if (!isEnrolled(dataDir)) return { enrolled: false };
+  const live = readStatusFile(dataDir);
+  if (live && pidAlive(live.pid)) {
+    const st = live.status as GmsClientStatus;
+    if (st.state !== 'stopped') {
+      const dt = Math.round((Date.now() - live.writtenAt) / 1000);
+      return { ...st, keys: st.keys.map((k) => ({ ...k, ageSeconds: k.ageSeconds + dt })) };
+    }
+  }
   const id = loadIdentity(dataDir);
   const d = loadCache(dataDir);
   const now = Date.now();
@@ -31,4 +39,8 @@ export function formatAgentGmsStatus(s: ReturnType<typeof agentGmsStatus>): stri
   ];
   for (const k of s.keys) lines.push(`  key group ${k.group} v${k.version} ${k.state} age ${k.ageSeconds}s${k.expiresAt ? ` until ${k.expiresAt}` : ''}`);
   return lines.join('\n');
+}
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }

@@ -14,7 +14,7 @@ import { request as httpsRequest, Agent } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { logger } from '../log/logger.js';
 import { certFingerprint, createCsr, exportPrivateKeyPem, generateKeyPair, normalizeFingerprint } from './ca.js';
-import { dropCache, loadCache, loadIdentity, saveCache, saveIdentity, type AgentIdentity } from './agent-files.js';
+import { dropCache, loadCache, loadIdentity, saveCache, saveIdentity, writeStatusFile, type AgentIdentity } from './agent-files.js';
 import type { GeDelivery } from './model.js';
 
 const log = logger('gms-client');
@@ -23,6 +23,12 @@ const log = logger('gms-client');
 export interface KeySink {
   set(group: number, version: number, key: Buffer): void | Promise<void>;
   del(group: number, version: number): void | Promise<void>;
+  /**
+   * Optional: the (group, version)s the sink holds now. With it, the first
+   * reconciliation also deletes entries a previous run left behind (e.g. pinned
+   * maps adopted after a restart, holding a version that expired meanwhile).
+   */
+  list?(): Array<[group: number, version: number]>;
 }
 
 export class GmsRefusedError extends Error {
@@ -123,6 +129,9 @@ class GmsClient implements GmsClientHandle {
   }
 
   async start(): Promise<void> {
+    for (const [group, version] of this.sink.list?.() ?? []) {
+      this.installed.set(`${group}/${version}`, { group, version, key: '' }); // unknown bytes: re-set if still wanted
+    }
     const cached = loadCache(this.opts.dataDir);
     if (cached) {
       log.info({ keys: cached.keys.map((k) => ({ group: k.group, version: k.version })) }, 'installing cached keys');
@@ -139,6 +148,20 @@ class GmsClient implements GmsClientHandle {
     this.req?.destroy();
     this.agent.destroy();
     await this.chain;
+    this.publish();
+  }
+
+  /** status.json in the data dir, for `gscip agent status` from another process (no key material). */
+  private publish(): void {
+    try { writeStatusFile(this.opts.dataDir, { pid: process.pid, writtenAt: Date.now(), status: this.status() }); } catch (e) {
+      log.warn({ err: (e as Error).message }, 'cannot write GMS status file');
+    }
+  }
+
+  private setState(st: GmsConnState): void {
+    if (this.state === st) return;
+    this.state = st;
+    this.publish();
   }
 
   status(): GmsClientStatus {
@@ -192,6 +215,7 @@ class GmsClient implements GmsClientHandle {
       if (d) saveCache(this.opts.dataDir, d); else dropCache(this.opts.dataDir);
     }
     this.armExpiry(d);
+    this.publish();
     if (d) this.opts.onUpdate?.(d);
   }
 
@@ -206,7 +230,7 @@ class GmsClient implements GmsClientHandle {
 
   private connect(): void {
     if (this.stopped) return;
-    this.state = 'connecting';
+    this.setState('connecting');
     const url = new URL('/v1/ge/events', this.id.url);
     const req = httpsRequest(url, { agent: this.agent, headers: { accept: 'text/event-stream' } });
     this.req = req;
@@ -226,13 +250,13 @@ class GmsClient implements GmsClientHandle {
         if (['ge_removed', 'revoked', 'unknown_cert'].includes(e.code)) {
           log.warn({ code: e.code }, 'GMS refused this GE: removing every group key');
           void this.enqueue(null, true);
-          this.state = 'refused';
+          this.setState('refused');
         }
         this.retry(e.message, this.state === 'refused');
       });
       return;
     }
-    this.state = 'connected';
+    this.setState('connected');
     res.setEncoding('utf8');
     let buf = '';
     let gotRemoved = false;
@@ -263,8 +287,8 @@ class GmsClient implements GmsClientHandle {
     if (this.stopped || this.retryTimer) return;
     this.req?.destroy();
     this.req = null;
-    if (!refused) this.state = 'disconnected';
     this.lastError = reason;
+    if (!refused) this.setState('disconnected');
     const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
     const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(this.attempt, 20));
     const delay = refused ? maxMs : Math.round(Math.random() * ceiling); // full jitter

@@ -17,5 +17,8 @@ export function keyMapSink(keys: BpfMap<KeyId, KeyVal>): KeySink {
     del(group, version) {
       keys.delete({ group_id: group, version }); // absent already: fine (idempotent)
     },
+    list() {
+      return [...keys.keys()].map((k) => [k.group_id, k.version] as [number, number]);
+    },
   };
 }

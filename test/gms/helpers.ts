@@ -29,6 +29,7 @@ export class MemorySink implements KeySink {
   set(group: number, version: number, key: Buffer): void { this.keys.set(`${group}/${version}`, Buffer.from(key)); this.log.push(`set ${group}/${version}`); }
   del(group: number, version: number): void { this.keys.delete(`${group}/${version}`); this.log.push(`del ${group}/${version}`); }
   ids(): string[] { return [...this.keys.keys()].sort(); }
+  list(): Array<[number, number]> { return [...this.keys.keys()].map((id) => id.split('/').map(Number) as [number, number]); }
 }
 
 export async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<number> {
