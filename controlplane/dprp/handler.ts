@@ -1,0 +1,280 @@
+/**
+ * DprpHandler: the agent's punt handler for DPRP (controlplane/agent/handler.ts
+ * extension point). Thin: it turns punt records into DprpNode calls and the
+ * node's effects into BPF map writes, releases/drops of stashed packets, control
+ * sends, and metrics. All protocol logic is in node.ts.
+ *
+ *   PIT miss (egress)  -> negotiate the flow as start GE
+ *   PIT miss (ingress) -> negotiate the reverse flow from here (a non-GE or a
+ *                         peer that did not negotiate: OP lets it in, CL refuses)
+ *   control (ICMP 253) -> node.onControl
+ * Keys are read from the gscip_keys map (filled by the GMS client) once a second;
+ * a new version of a group triggers re-negotiation of the flows using it.
+ */
+import { readFileSync } from 'node:fs';
+import { Action, Dir, PitState, PuntReason, Role } from '../maps/abi.js';
+import { puntPacket, type Cid, type PitVal, type PuntRec } from '../maps/codecs.js';
+import type { PuntContext, PuntHandler, PuntHandlerFactory } from '../agent/handler.js';
+import type { Logger } from '../log/logger.js';
+import {
+  dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
+  dprpNegotiationsStartedTotal, dprpPolicyOverridesTotal,
+} from '../metrics/metrics.js';
+import type { GroupKey, KeyRing } from './auth.js';
+import { buildIpv4Packet, IPPROTO_ICMP, parseIpv4 } from './ipv4.js';
+import { DprpNode, type DprpConfig, type DprpObserver, type PitWriter, type SelfInfo } from './node.js';
+import { pitEntryKey, reverseFlow, type PitDir, type PitEntry } from './pit-entries.js';
+import { readKernelRoutes, RouteTable, type KernelView } from './routes.js';
+import type { Flow, GeTypeName, ModeName } from './wire.js';
+import { GE_TYPE_CODES, MODE_CODES } from './wire.js';
+
+export interface DprpHandlerOptions {
+  /** This GE's type and mode (from the GMS GE info). Address: the first IPv4 of the first guarded interface unless given. */
+  self: { type: GeTypeName; mode: ModeName; addr?: string };
+  config?: Partial<DprpConfig>;
+  /** Housekeeping period (sweep, key refresh). */
+  tickMs?: number;
+  /** Routing snapshot refresh period. */
+  routesRefreshMs?: number;
+  /** Test hook: where the kernel view comes from. */
+  readKernel?: () => KernelView;
+  log: Logger;
+}
+
+const ACTION_CODE = { pass: Action.PASS, drop: Action.DROP, encrypt: Action.ENCRYPT, decrypt: Action.DECRYPT } as const;
+const ROLE_CODE = { start: Role.START, intermediate: Role.INTERMEDIATE, end: Role.END } as const;
+
+function toCid(f: Flow, dir: PitDir): Cid {
+  return { saddr: f.saddr, daddr: f.daddr, sport: f.sport, dport: f.dport, proto: f.proto, dir: dir === 'egress' ? Dir.EGRESS : Dir.INGRESS };
+}
+
+/** Prometheus side of the node's observer. */
+export const promObserver: DprpObserver = {
+  started: (reason) => dprpNegotiationsStartedTotal.inc({ reason }),
+  completed: (outcome, seconds) => {
+    dprpNegotiationsCompletedTotal.inc({ outcome });
+    dprpNegotiationSeconds.observe(seconds);
+  },
+  failed: (reason) => dprpNegotiationsFailedTotal.inc({ reason }),
+  rejected: (reason) => dprpMessagesRejectedTotal.inc({ reason }),
+  overridden: () => dprpPolicyOverridesTotal.inc(),
+};
+
+/** The key ring as the gscip_keys map holds it (refreshed by the handler). */
+class MapKeyRing implements KeyRing {
+  private keys: GroupKey[] = [];
+  private sig = '';
+  all(): readonly GroupKey[] {
+    return this.keys;
+  }
+  /** Re-reads the map; returns true when a (group, version) appeared. */
+  refresh(ctx: PuntContext): boolean {
+    const next: GroupKey[] = [];
+    for (const [k, v] of ctx.maps.keys.entries()) next.push({ group: k.group_id, version: k.version, key: Buffer.from(v.key) });
+    next.sort((a, b) => a.group - b.group || a.version - b.version);
+    const sig = next.map((k) => `${k.group}/${k.version}`).join(',');
+    const before = new Set(this.sig.split(','));
+    const appeared = sig !== this.sig && next.some((k) => !before.has(`${k.group}/${k.version}`));
+    // Keep the same Buffer objects when nothing changed (derived-key cache in auth.ts).
+    if (sig !== this.sig || next.some((k, i) => !k.key.equals(this.keys[i]?.key ?? Buffer.alloc(0)))) this.keys = next;
+    this.sig = sig;
+    return appeared;
+  }
+}
+
+export class DprpHandler implements PuntHandler {
+  readonly name = 'dprp';
+  private node: DprpNode | null = null;
+  private ctx: PuntContext | null = null;
+  private readonly keys = new MapKeyRing();
+  private readonly routes = new RouteTable();
+  private guarded = new Set<string>();
+  private selfInfo: SelfInfo | null = null;
+  private tick: NodeJS.Timeout | null = null;
+  private lastRoutes = 0;
+  private readonly log: Logger;
+  /** created_ns of entries we installed, so confirming keeps the entry's age. */
+  private readonly created = new Map<string, bigint>();
+
+  constructor(private readonly opts: DprpHandlerOptions) {
+    this.log = opts.log;
+    if (!(opts.self.type in GE_TYPE_CODES)) throw new RangeError(`dprp: self.type must be one of ${Object.keys(GE_TYPE_CODES).join(', ')} (got ${opts.self.type})`);
+    if (!(opts.self.mode in MODE_CODES)) throw new RangeError(`dprp: self.mode must be OP or CL (got ${opts.self.mode})`);
+  }
+
+  /** The node (after the first punt); for tests and the CLI. */
+  get engine(): DprpNode | null {
+    return this.node;
+  }
+
+  private refreshRoutes(): void {
+    try {
+      this.routes.update((this.opts.readKernel ?? readKernelRoutes)());
+    } catch (e) {
+      this.log.warn({ err: e }, 'could not read routes; keeping the previous snapshot');
+    }
+    this.lastRoutes = Date.now();
+  }
+
+  private init(ctx: PuntContext): DprpNode {
+    if (this.node) return this.node;
+    this.ctx = ctx;
+    this.guarded = new Set(ctx.interfaces.map((i) => i.name));
+    const view = (this.opts.readKernel ?? readKernelRoutes)();
+    this.routes.update(view);
+    this.lastRoutes = Date.now();
+    const first = ctx.interfaces[0]?.name;
+    const addr = this.opts.self.addr ?? view.addrs.find((a) => a.dev === first)?.addr;
+    if (!addr) throw new Error(`dprp: no IPv4 address on guarded interface ${first ?? '(none)'}; set self.addr`);
+    this.selfInfo = { addr, type: this.opts.self.type, mode: this.opts.self.mode };
+    this.keys.refresh(ctx);
+    const canHaveInside = this.opts.self.type !== 'GES';
+    const pit: PitWriter = {
+      install: (es) => this.install(es),
+      remove: (ks) => {
+        ctx.maps.pit.deleteBatch(ks.map((k) => toCid(k.flow, k.dir)));
+        for (const k of ks) this.created.delete(pitEntryKey(k));
+      },
+      activity: (k) => {
+        const v = ctx.maps.pit.get(toCid(k.flow, k.dir));
+        return v ? { lastSeenMs: Number(v.last_seen_ns / 1_000_000n), closed: false } : undefined;
+      },
+    };
+    this.node = new DprpNode({
+      self: this.selfInfo,
+      keys: this.keys,
+      clock: { nowMs: () => Date.now(), monoMs: () => Number(ctx.nowNs() / 1_000_000n) },
+      timers: {
+        after: (ms, fn) => {
+          const t = setTimeout(() => this.guard('timer', fn), ms);
+          t.unref();
+          return { cancel: () => clearTimeout(t) };
+        },
+      },
+      transport: { send: (dst, icmp) => this.send(dst, icmp) },
+      pit,
+      stash: {
+        // A truncated miss has no stashed packet (handle null): nothing to release or drop.
+        release: (hs) => { for (const h of hs) if (h) ctx.release(h as PuntRec); },
+        drop: (hs, reason) => { for (const h of hs) if (h) ctx.drop(h as PuntRec, reason); },
+      },
+      locality: (a) => this.routes.locality(a, this.guarded, canHaveInside),
+      observer: promObserver,
+      config: this.opts.config,
+    });
+    const tickMs = this.opts.tickMs ?? 1000;
+    this.tick = setInterval(() => this.guard('tick', () => this.housekeeping()), tickMs);
+    this.tick.unref();
+    this.log.info({ self: this.selfInfo, guarded: [...this.guarded], keys: this.keys.all().length }, 'DPRP engine started');
+    return this.node;
+  }
+
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log.error({ err: e, what }, 'DPRP internal error');
+    }
+  }
+
+  private housekeeping(): void {
+    const ctx = this.ctx!;
+    if (this.keys.refresh(ctx)) {
+      const n = this.node!.onKeysChanged();
+      if (n) this.log.info({ renegotiating: n }, 'new key version: re-negotiating live flows');
+    }
+    if (Date.now() - this.lastRoutes >= (this.opts.routesRefreshMs ?? 10_000)) this.refreshRoutes();
+    this.node!.sweep();
+  }
+
+  private install(es: readonly PitEntry[]): void {
+    const ctx = this.ctx!;
+    const now = ctx.nowNs();
+    const rows = es.map((e): [Cid, PitVal] => {
+      const k = pitEntryKey(e);
+      const created = this.created.get(k) ?? now;
+      this.created.set(k, created);
+      return [toCid(e.flow, e.dir), {
+        action: ACTION_CODE[e.action], state: e.state === 'confirmed' ? PitState.CONFIRMED : PitState.TENTATIVE,
+        role: ROLE_CODE[e.role], flags: 0, group_id: e.group, key_version: e.version, created_ns: created, last_seen_ns: now,
+      }];
+    });
+    ctx.maps.pit.setBatch(rows);
+  }
+
+  private send(dst: string, icmp: Buffer): void {
+    const ctx = this.ctx!;
+    const dev = this.routes.devFor(dst);
+    const ifindex = ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
+    if (ifindex === undefined) return;
+    try {
+      ctx.sendControl(ifindex, buildIpv4Packet(this.selfInfo!.addr, dst, IPPROTO_ICMP, icmp));
+    } catch (e) {
+      // Counted by the agent; the negotiation's retry covers a lost send.
+      this.log.warn({ err: e, dst }, 'DPRP send failed');
+    }
+  }
+
+  private ifindexOf(dev: string): number | undefined {
+    try {
+      const n = Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8'));
+      return Number.isInteger(n) && n > 0 ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  onMiss(rec: PuntRec, ctx: PuntContext): void {
+    const node = this.init(ctx);
+    const c = rec.cid;
+    const seen: Flow = { saddr: c.saddr, daddr: c.daddr, sport: c.sport, dport: c.dport, proto: c.proto };
+    // The negotiation always runs from this GE toward the remote end.
+    const flow = c.dir === Dir.EGRESS ? seen : reverseFlow(seen);
+    if (rec.reason === PuntReason.TRUNCATED) {
+      node.onPitMiss(flow, null);
+      return;
+    }
+    node.onPitMiss(flow, rec);
+  }
+
+  onControl(rec: PuntRec, ctx: PuntContext): void {
+    const node = this.init(ctx);
+    const ip = ipOfFrame(puntPacket(rec));
+    if (!ip || ip.proto !== IPPROTO_ICMP) {
+      dprpMessagesRejectedTotal.inc({ reason: 'wire_too_short' });
+      return;
+    }
+    node.onControl(Buffer.from(ip.payload));
+  }
+
+  close(): void {
+    if (this.tick) clearInterval(this.tick);
+    this.tick = null;
+  }
+}
+
+/** The IPv4 packet inside an Ethernet frame (one optional 802.1Q tag), or null. */
+export function ipOfFrame(frame: Buffer): ReturnType<typeof parseIpv4> {
+  if (frame.length < 14) return null;
+  let off = 12;
+  let type = frame.readUInt16BE(off);
+  if (type === 0x8100 && frame.length >= 18) {
+    off += 4;
+    type = frame.readUInt16BE(off);
+  }
+  if (type !== 0x0800) return null;
+  return parseIpv4(frame.subarray(off + 2));
+}
+
+/**
+ * Factory for `handlers: [dprp]`. The GE's type and mode come from the GMS GE
+ * info; until the agent passes it to handlers, they are read from
+ * GSCIP_GE_TYPE / GSCIP_GE_MODE and the handler refuses to start without them
+ * (never guess OP for a CL router).
+ */
+export const dprpHandlerFactory: PuntHandlerFactory = ({ log }) => {
+  const type = process.env.GSCIP_GE_TYPE as GeTypeName | undefined;
+  const mode = process.env.GSCIP_GE_MODE as ModeName | undefined;
+  if (!type || !mode) throw new Error('dprp: set GSCIP_GE_TYPE (GES|GEN|GEA|GNAT|GSRA) and GSCIP_GE_MODE (OP|CL) for this GE');
+  return new DprpHandler({ self: { type, mode, addr: process.env.GSCIP_GE_ADDR }, log });
+};

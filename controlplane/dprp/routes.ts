@@ -1,0 +1,104 @@
+/**
+ * What a GE knows about addresses without any per-peer configuration: its own
+ * addresses, and which interface the kernel would send a packet for an
+ * address out of (a snapshot of the IPv4 main routing table, longest prefix
+ * match). "Behind me" = routed out of an interface this GE does not guard
+ * (a GEN's inside), which is how a GEN/GEA knows it may be the end GE.
+ * Parsing is pure; `readKernelRoutes()` runs `ip -j`.
+ */
+import { execFileSync } from 'node:child_process';
+import { ipv4ToInt } from './ipv4.js';
+import type { Locality } from './node.js';
+
+export interface Route {
+  /** Network address and prefix length; default route = 0.0.0.0/0. */
+  net: number;
+  len: number;
+  dev: string;
+}
+
+export interface AddrInfo {
+  dev: string;
+  addr: string;
+  len: number;
+}
+
+export interface KernelView {
+  routes: Route[];
+  addrs: AddrInfo[];
+}
+
+function maskOf(len: number): number {
+  return len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
+}
+
+/** `ip -j -4 route show table main` output -> routes (unknown shapes are skipped). */
+export function parseIpRouteJson(text: string): Route[] {
+  const out: Route[] = [];
+  const rows = JSON.parse(text) as Array<{ dst?: string; dev?: string }>;
+  for (const r of rows) {
+    if (!r.dev || !r.dst) continue;
+    const [a, l] = r.dst === 'default' ? ['0.0.0.0', '0'] : r.dst.split('/');
+    const len = l === undefined ? 32 : Number(l);
+    if (!Number.isInteger(len) || len < 0 || len > 32) continue;
+    try {
+      out.push({ net: (ipv4ToInt(a) & maskOf(len)) >>> 0, len, dev: r.dev });
+    } catch { /* not IPv4: skip */ }
+  }
+  return out;
+}
+
+/** `ip -j -4 addr show` output -> addresses. */
+export function parseIpAddrJson(text: string): AddrInfo[] {
+  const out: AddrInfo[] = [];
+  const rows = JSON.parse(text) as Array<{ ifname?: string; addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }> }>;
+  for (const r of rows) {
+    for (const a of r.addr_info ?? []) {
+      if (a.family === 'inet' && a.local && r.ifname) out.push({ dev: r.ifname, addr: a.local, len: a.prefixlen ?? 32 });
+    }
+  }
+  return out;
+}
+
+export function readKernelRoutes(): KernelView {
+  const run = (args: string[]) => execFileSync('ip', args, { encoding: 'utf8', timeout: 5_000 });
+  return { routes: parseIpRouteJson(run(['-j', '-4', 'route', 'show', 'table', 'main'])), addrs: parseIpAddrJson(run(['-j', '-4', 'addr', 'show'])) };
+}
+
+export class RouteTable {
+  private routes: Route[] = [];
+  private local = new Set<string>();
+
+  constructor(view: KernelView = { routes: [], addrs: [] }) {
+    this.update(view);
+  }
+
+  update(view: KernelView): void {
+    // Longest prefix first, so the first match wins.
+    this.routes = [...view.routes].sort((a, b) => b.len - a.len);
+    this.local = new Set(view.addrs.map((a) => a.addr));
+  }
+
+  isLocal(addr: string): boolean {
+    return this.local.has(addr);
+  }
+
+  /** Device the kernel would use for `addr`, or null. */
+  devFor(addr: string): string | null {
+    const n = ipv4ToInt(addr);
+    for (const r of this.routes) if (((n & maskOf(r.len)) >>> 0) === r.net) return r.dev;
+    return null;
+  }
+
+  /**
+   * Where `addr` stands for a GE guarding `guarded` interfaces. A GES never has
+   * anything behind it; a GEN/GEA/GNAT has what it routes out of other interfaces.
+   */
+  locality(addr: string, guarded: ReadonlySet<string>, canHaveInside: boolean): Locality {
+    if (this.isLocal(addr)) return 'self';
+    if (!canHaveInside) return 'other';
+    const dev = this.devFor(addr);
+    if (dev === null || dev === 'lo' || guarded.has(dev)) return 'other';
+    return 'behind';
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * DprpHandler glue without root: two handlers with fake agent contexts (fake
+ * BPF maps, control packets carried as Ethernet frames between them) run a
+ * real negotiation; the PIT rows, the release and the metrics are checked.
+ * Also the route-table rules that decide "behind me".
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DprpHandler, ipOfFrame } from '../../controlplane/dprp/handler.js';
+import { parseIpAddrJson, parseIpRouteJson, RouteTable, type KernelView } from '../../controlplane/dprp/routes.js';
+import { Action, Dir, PitState, PuntReason, Role } from '../../controlplane/maps/abi.js';
+import type { Cid, KeyId, KeyVal, PitVal, PuntRec } from '../../controlplane/maps/codecs.js';
+import type { PuntContext } from '../../controlplane/agent/handler.js';
+import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
+import { registry } from '../../controlplane/metrics/metrics.js';
+import { logger } from '../../controlplane/log/logger.js';
+import { testKey } from './dprp-sim.js';
+
+const cidKey = (c: Cid) => `${c.dir}/${c.proto}/${c.saddr}:${c.sport}>${c.daddr}:${c.dport}`;
+
+class FakeCtx implements PuntContext {
+  pit = new Map<string, [Cid, PitVal]>();
+  keyRows: Array<[KeyId, KeyVal]> = [];
+  released: PuntRec[] = [];
+  dropped: string[] = [];
+  peer: FakeCtx | null = null;
+  peerHandler: DprpHandler | null = null;
+  readonly interfaces = [{ name: 'eth0', ifindex: 2 }];
+  readonly log = logger('test');
+  readonly maps: GscipMaps;
+  constructor() {
+    const self = this;
+    this.maps = {
+      pit: {
+        setBatch(rows: Array<[Cid, PitVal]>) { for (const [k, v] of rows) self.pit.set(cidKey(k), [k, v]); return rows.length; },
+        deleteBatch(ks: Cid[]) { for (const k of ks) self.pit.delete(cidKey(k)); return ks.length; },
+        get(k: Cid) { return self.pit.get(cidKey(k))?.[1]; },
+      },
+      keys: { *entries() { yield* self.keyRows; } },
+    } as unknown as GscipMaps;
+  }
+  release(rec: PuntRec) { this.released.push(rec); return true; }
+  releaseFlow() { return 0; }
+  drop(_rec: PuntRec, reason: string) { this.dropped.push(reason); return true; }
+  dropFlow() { return 0; }
+  sendControl(_ifindex: number, ip: Buffer) {
+    const frame = Buffer.concat([Buffer.from('ffffffffffff020000000001' + '0800', 'hex'), ip]);
+    const rec = puntRec(Dir.INGRESS, PuntReason.CONTROL, { saddr: '0.0.0.0', daddr: '0.0.0.0', sport: 0, dport: 0, proto: 0, dir: 0 }, frame);
+    const peer = this.peer!;
+    setImmediate(() => this.peerHandler!.onControl(rec, peer));
+  }
+  nowNs() { return process.hrtime.bigint(); }
+}
+
+function puntRec(dir: number, reason: number, cid: Cid, frame: Buffer): PuntRec {
+  const data = Buffer.alloc(2048);
+  frame.copy(data);
+  return { ts_ns: process.hrtime.bigint(), ifindex: 2, pkt_len: frame.length, cap_len: frame.length, dir, reason, cid, data };
+}
+
+function view(addr: string): KernelView {
+  return {
+    addrs: [{ dev: 'eth0', addr, len: 24 }],
+    routes: [{ net: 0xc0000200, len: 24, dev: 'eth0' }],
+  };
+}
+
+test('two handlers negotiate over fake maps: PIT rows, release, metrics', async (t) => {
+  const a = new FakeCtx();
+  const b = new FakeCtx();
+  for (const c of [a, b]) c.keyRows = [[{ group_id: 1, version: 1 }, { key: testKey(1).key, flags: 0, installed_ns: 0n }]];
+  const ha = new DprpHandler({ self: { type: 'GES', mode: 'OP' }, readKernel: () => view('192.0.2.11'), log: logger('dprp-a') });
+  const hb = new DprpHandler({ self: { type: 'GES', mode: 'OP' }, readKernel: () => view('192.0.2.12'), log: logger('dprp-b') });
+  t.after(() => { ha.close(); hb.close(); });
+  a.peer = b; a.peerHandler = hb;
+  b.peer = a; b.peerHandler = ha;
+
+  const cid: Cid = { saddr: '192.0.2.11', daddr: '192.0.2.12', sport: 40001, dport: 80, proto: 6, dir: Dir.EGRESS };
+  const syn = puntRec(Dir.EGRESS, PuntReason.PIT_MISS, cid, Buffer.alloc(60));
+  ha.onMiss(syn, a);
+  const t0 = Date.now();
+  while (a.released.length === 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 1));
+  assert.deepEqual(a.released, [syn], 'the stashed SYN is released');
+
+  const row = (c: FakeCtx, k: Cid) => c.pit.get(cidKey(k))?.[1];
+  const rev: Cid = { saddr: cid.daddr, daddr: cid.saddr, sport: cid.dport, dport: cid.sport, proto: 6, dir: Dir.INGRESS };
+  const e = row(a, cid)!;
+  assert.equal(e.action, Action.ENCRYPT);
+  assert.equal(e.state, PitState.CONFIRMED);
+  assert.equal(e.role, Role.START);
+  assert.equal(e.group_id, 1);
+  assert.equal(e.key_version, 1);
+  assert.equal(row(a, rev)!.action, Action.DECRYPT);
+  assert.equal(row(b, { ...cid, dir: Dir.INGRESS })!.action, Action.DECRYPT);
+  assert.equal(row(b, { ...rev, dir: Dir.EGRESS })!.role, Role.END);
+  assert.equal(row(b, { ...rev, dir: Dir.EGRESS })!.action, Action.ENCRYPT);
+
+  const metrics = await registry.metrics();
+  assert.match(metrics, /gscip_dprp_negotiations_started_total\{reason="miss"\} 1/);
+  assert.match(metrics, /gscip_dprp_negotiations_completed_total\{outcome="encrypted"\} 1/);
+  assert.match(metrics, /gscip_dprp_negotiation_seconds_count 1/);
+});
+
+test('routes: longest prefix, own addresses, "behind" only via unguarded interfaces of a GEN', () => {
+  const routes = parseIpRouteJson(JSON.stringify([
+    { dst: 'default', gateway: '192.0.2.254', dev: 'out0' },
+    { dst: '192.0.2.0/24', dev: 'out0' },
+    { dst: '198.51.100.0/24', dev: 'in0' },
+    { dst: '198.51.100.128/25', dev: 'out0' },
+    { dst: 'fe80::/64', dev: 'in0' },
+  ]));
+  const addrs = parseIpAddrJson(JSON.stringify([
+    { ifname: 'out0', addr_info: [{ family: 'inet', local: '192.0.2.1', prefixlen: 24 }, { family: 'inet6', local: 'fe80::1' }] },
+    { ifname: 'in0', addr_info: [{ family: 'inet', local: '198.51.100.1', prefixlen: 24 }] },
+  ]));
+  const rt = new RouteTable({ routes, addrs });
+  const guarded = new Set(['out0']);
+  assert.equal(rt.devFor('198.51.100.10'), 'in0');
+  assert.equal(rt.devFor('198.51.100.200'), 'out0', 'longest prefix wins');
+  assert.equal(rt.devFor('203.0.113.9'), 'out0', 'default route');
+  assert.equal(rt.locality('192.0.2.1', guarded, true), 'self');
+  assert.equal(rt.locality('198.51.100.10', guarded, true), 'behind');
+  assert.equal(rt.locality('198.51.100.10', guarded, false), 'other', 'a GES has nothing behind it');
+  assert.equal(rt.locality('203.0.113.9', guarded, true), 'other');
+});
+
+test('ipOfFrame: plain and VLAN-tagged frames, non-IP refused', () => {
+  const ip = Buffer.from('4500001c0000400040010000c0000201c00002020000000000000000', 'hex');
+  assert.equal(ipOfFrame(Buffer.concat([Buffer.alloc(12), Buffer.from('0800', 'hex'), ip]))?.dst, '192.0.2.2');
+  assert.equal(ipOfFrame(Buffer.concat([Buffer.alloc(12), Buffer.from('81000005', 'hex'), Buffer.from('0800', 'hex'), ip]))?.src, '192.0.2.1');
+  assert.equal(ipOfFrame(Buffer.concat([Buffer.alloc(12), Buffer.from('86dd', 'hex'), ip])), null);
+});
+
+test('the handler refuses a bad GE type or mode, naming it', () => {
+  assert.throws(() => new DprpHandler({ self: { type: 'XYZ' as never, mode: 'OP' }, log: logger('t') }), /self\.type/);
+  assert.throws(() => new DprpHandler({ self: { type: 'GES', mode: 'open' as never }, log: logger('t') }), /self\.mode/);
+});
