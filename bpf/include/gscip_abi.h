@@ -154,8 +154,9 @@ struct gscip_global_cfg {
 #define GSCIP_PUNT_RATE_DEFAULT  20000
 #define GSCIP_PUNT_BURST_DEFAULT 2000
 
-/* Punt record on the ring buffer. Fixed size: the first cap_len bytes of data
- * are the packet from its Ethernet header on. */
+/* Punt record on the ring buffer, submitted cut after cap_len bytes of data
+ * (variable size: header + cap_len; readers pad to sizeof). data = the packet
+ * from its Ethernet header on. */
 struct gscip_punt_rec {
 	__u64 ts_ns;
 	__u32 ifindex;

@@ -66,14 +66,18 @@ static __always_inline int punt_admit(__u32 bucket)
 	return 0;
 }
 
-/* Reserve, fill and submit one record. reason: enum gscip_punt_reason.
- * Returns the verdict code for the entry program. */
+#define GSCIP_PUNT_HDR_BYTES offsetof(struct gscip_punt_rec, data)
+
+/* Assemble one record in the per-CPU scratch and copy header + cap_len bytes
+ * to the ring. reason: enum gscip_punt_reason. Returns the verdict code for
+ * the entry program. */
 static __always_inline int punt_emit(struct __sk_buff *skb, const struct gscip_cid *cid,
 				     __u8 dir, __u8 reason)
 {
 	struct gscip_punt_rec *rec;
 	__u32 len = skb->len;
 	__u32 bucket = reason == GSCIP_PUNT_CONTROL ? GSCIP_BUCKET_CONTROL : GSCIP_BUCKET_MISS;
+	__u32 zero = 0, cap = 0;
 	int rc;
 
 	if (len > GSCIP_PUNT_MAX_BYTES && reason == GSCIP_PUNT_CONTROL)
@@ -81,15 +85,22 @@ static __always_inline int punt_emit(struct __sk_buff *skb, const struct gscip_c
 	rc = punt_admit(bucket);
 	if (rc)
 		return rc;
-	if (len > GSCIP_PUNT_MAX_BYTES && reason == GSCIP_PUNT_PIT_MISS)
+	if (len > GSCIP_PUNT_MAX_BYTES)
 		reason = GSCIP_PUNT_TRUNCATED;
 
-	rec = bpf_ringbuf_reserve(&gscip_punt, sizeof(*rec), 0);
+	rec = bpf_map_lookup_elem(&gscip_punt_scratch, &zero);
 	if (!rec)
 		return GSCIP_CODE(GSCIP_DROP_PUNT_RINGBUF);
+	if (reason != GSCIP_PUNT_TRUNCATED) {
+		/* 1 <= len <= GSCIP_PUNT_MAX_BYTES; the mask restates it for the verifier */
+		cap = len & (2 * GSCIP_PUNT_MAX_BYTES - 1);
+		if (cap == 0 || cap > GSCIP_PUNT_MAX_BYTES || bpf_skb_load_bytes(skb, 0, rec->data, cap))
+			return GSCIP_CODE(GSCIP_DROP_MALFORMED_L2);
+	}
 	rec->ts_ns = bpf_ktime_get_ns();
 	rec->ifindex = skb->ifindex;
 	rec->pkt_len = len;
+	rec->cap_len = cap;
 	rec->dir = dir;
 	rec->reason = reason;
 	rec->pad = 0;
@@ -98,20 +109,13 @@ static __always_inline int punt_emit(struct __sk_buff *skb, const struct gscip_c
 	else
 		__builtin_memset(&rec->cid, 0, sizeof(rec->cid));
 
-	if (len > GSCIP_PUNT_MAX_BYTES) {
-		rec->cap_len = 0;
-		bpf_ringbuf_submit(rec, 0);
-		return GSCIP_CODE(GSCIP_STAT_PUNT_TRUNCATED);
-	}
-	/* 1 <= len <= GSCIP_PUNT_MAX_BYTES; the mask restates it for the verifier */
-	len &= 2 * GSCIP_PUNT_MAX_BYTES - 1;
-	if (len == 0 || len > GSCIP_PUNT_MAX_BYTES ||
-	    bpf_skb_load_bytes(skb, 0, rec->data, len)) {
-		bpf_ringbuf_discard(rec, 0);
+	cap &= 2 * GSCIP_PUNT_MAX_BYTES - 1;  /* bounds for the verifier, again */
+	if (cap > GSCIP_PUNT_MAX_BYTES)
 		return GSCIP_CODE(GSCIP_DROP_MALFORMED_L2);
-	}
-	rec->cap_len = len;
-	bpf_ringbuf_submit(rec, 0);
+	if (bpf_ringbuf_output(&gscip_punt, rec, GSCIP_PUNT_HDR_BYTES + cap, 0))
+		return GSCIP_CODE(GSCIP_DROP_PUNT_RINGBUF);
+	if (reason == GSCIP_PUNT_TRUNCATED)
+		return GSCIP_CODE(GSCIP_STAT_PUNT_TRUNCATED);
 	return reason == GSCIP_PUNT_CONTROL ? GSCIP_CODE(GSCIP_STAT_PUNT_CONTROL)
 					    : GSCIP_CODE(GSCIP_STAT_PUNT_MISS);
 }

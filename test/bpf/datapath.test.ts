@@ -517,15 +517,24 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
   });
 });
 
-describe('TC datapath with a one-record ring buffer', { skip: unavailable ?? false }, () => {
-  test('ring buffer full: second punt dropped and counted (punt_ringbuf)', () => {
+describe('TC datapath with a 4 KiB ring buffer', { skip: unavailable ?? false }, () => {
+  test('records are header + captured bytes: 30 SYNs fit in 4 KiB; then a 2048-byte frame finds the ring full (punt_ringbuf)', () => {
     const h = BpfHarness.open({ maxEntries: { gscip_punt: 4096 } });
     try {
       h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PUNT, MissAction.PUNT], flags: 1 });
-      assert.equal(h.progTestRun(EGRESS, tcpFrame(tcpAB)).retval, TC_ACT.STOLEN);
-      assert.equal(h.progTestRun(EGRESS, tcpFrame({ ...tcpAB, sport: 40001 })).retval, TC_ACT.SHOT);
-      assert.deepEqual(h.nonZeroStats(), { punt_miss: 1n, punt_ringbuf: 1n });
-      assert.equal(h.punts().length, 1);
+      const syn = tcpFrame(tcpAB);
+      assert.equal(h.progTestRun(EGRESS, syn, { repeat: 30 }).retval, TC_ACT.STOLEN);
+      assert.deepEqual(h.nonZeroStats(), { punt_miss: 30n });
+      const big = udpFrame({ ...udpBA, payload: Buffer.alloc(2048 - 42, 0x63) });
+      assert.equal(h.progTestRun(INGRESS, big).retval, TC_ACT.SHOT);
+      assert.deepEqual(h.nonZeroStats(), { punt_miss: 30n, punt_ringbuf: 1n });
+      const recs = h.punts();
+      assert.equal(recs.length, 30);
+      for (const r of recs) assert.deepEqual(puntPacket(r), syn);
+      // drained: the big one fits now, alone
+      assert.equal(h.progTestRun(INGRESS, big).retval, TC_ACT.STOLEN);
+      assert.equal(h.progTestRun(INGRESS, big).retval, TC_ACT.SHOT);
+      assert.deepEqual(puntPacket(h.punts()[0]), big);
     } finally {
       h.close();
     }
