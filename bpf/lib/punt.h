@@ -4,10 +4,14 @@
  * Bounded: one per-CPU token bucket for PIT misses and a separate one for
  * control messages (a new-flow flood never starves DPRP), both refilled at
  * gscip_cfg.punt_rate_pps up to punt_burst; an empty bucket or a full ring is
- * a counted drop, never a queue. A record is fixed size (struct
- * gscip_punt_rec); packets longer than GSCIP_PUNT_MAX_BYTES are not stashed:
- * a PUNT_TRUNCATED record tells the control plane the CID and the packet is
- * dropped (counted as PUNT_TRUNCATED). */
+ * a counted drop, never a queue. A record is struct gscip_punt_rec cut after
+ * cap_len bytes of data (variable size: the 4 MiB ring holds ~35,000
+ * SYN-sized records rather than ~2,000 full ones). Packets longer than
+ * GSCIP_PUNT_MAX_BYTES are not stashed: a PUNT_TRUNCATED record (no data)
+ * tells the control plane the CID and the packet is dropped (counted as
+ * PUNT_TRUNCATED). Token math: tokens are kept x1e9 so a refill of
+ * elapsed_ns * rate needs no division; config values are clamped so it
+ * cannot overflow. */
 #ifndef GSCIP_PUNT_H
 #define GSCIP_PUNT_H
 
