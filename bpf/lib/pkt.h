@@ -12,7 +12,7 @@ struct gscip_pkt {
 	__u32 l3_off;       /* IPv4 header */
 	__u32 l4_off;       /* TCP/UDP header */
 	__u32 payload_off;  /* first L4 payload byte */
-	__u32 payload_len;  /* L4 payload bytes per the IPv4 total length */
+	__u32 payload_len;  /* L4 payload bytes: TCP per the IPv4 total length, UDP per its length field */
 	__u32 skb_len;      /* skb->len (>= payload_off + payload_len) */
 	__u8  l4_hlen;      /* TCP doff*4 or 8 for UDP */
 	__u8  dir;          /* enum gscip_dir */
