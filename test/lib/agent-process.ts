@@ -1,0 +1,105 @@
+/**
+ * Run the real `gscip` binary (agent and CLI) inside a test namespace.
+ *
+ * The agent runs under `nsenter --net=/run/netns/NS`, not `ip netns exec`:
+ * the latter remounts /sys and hides /sys/fs/bpf, so pins would not survive
+ * the process. Every run uses its own pin root and run dir (removed by
+ * cleanup(), also on failure) so tests never touch a real instance.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { defaultObjectPath } from './bpf-harness.js';
+import type { Topology } from './netns.js';
+import { waitFor } from './netns.js';
+
+const MAIN = resolve(__dirname, '../../controlplane/cli/main.js');
+
+export interface CliResult { code: number | null; out: string; err: string }
+
+export class GscipRunner {
+  readonly pinRoot: string;
+  readonly runDir: string;
+  private readonly procs: ChildProcess[] = [];
+
+  constructor(readonly topo: Topology, readonly instance = 'test') {
+    this.pinRoot = `/sys/fs/bpf/gscip-test-${topo.prefix}`;
+    this.runDir = `/run/gscip-test-${topo.prefix}`;
+  }
+
+  private nsArgs(host: string): string[] {
+    return [`--net=/run/netns/${this.topo.ns(host)}`];
+  }
+
+  /** Common flags of every instance-facing command. */
+  instanceArgs(instance = this.instance): string[] {
+    return ['--instance', instance, '--pin-root', this.pinRoot, '--run-dir', this.runDir];
+  }
+
+  /** Run a CLI command in `host`'s network namespace (bounded). */
+  cli(host: string, args: string[], input?: string): CliResult {
+    const r = spawnSync('nsenter', [...this.nsArgs(host), process.execPath, MAIN, ...args], { encoding: 'utf8', input, timeout: 30_000 });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  }
+
+  /** `cli` that must succeed; returns stdout. */
+  ok(host: string, args: string[], input?: string): string {
+    const r = this.cli(host, args, input);
+    if (r.code !== 0) throw new Error(`gscip ${args.join(' ')} exited ${r.code}: ${r.err}`);
+    return r.out;
+  }
+
+  /** Start `gscip agent run` in `host`; resolves once it reports it is attached. */
+  async startAgent(host: string, args: string[], instance = this.instance): Promise<AgentProc> {
+    const obj = ['--bpf-object', defaultObjectPath()];
+    const child = spawn('nsenter', [...this.nsArgs(host), process.execPath, MAIN, 'agent', 'run', ...this.instanceArgs(instance), ...obj, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
+    });
+    this.procs.push(child);
+    const a = new AgentProc(child);
+    await waitFor('agent to attach', () => {
+      if (a.exited) throw new Error(`agent exited ${child.exitCode}: ${a.stderr}`);
+      return a.stderr.includes('gscip agent: instance');
+    }, 15_000, 50);
+    return a;
+  }
+
+  /** Start an agent that is expected to fail; resolves with its exit code and stderr. */
+  async agentRefused(host: string, args: string[], instance = this.instance): Promise<{ code: number | null; err: string }> {
+    const child = spawn('nsenter', [...this.nsArgs(host), process.execPath, MAIN, 'agent', 'run', ...this.instanceArgs(instance), '--bpf-object', defaultObjectPath(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.push(child);
+    const a = new AgentProc(child);
+    await waitFor('second agent to exit', () => a.exited, 15_000, 50).catch(() => { child.kill('SIGKILL'); });
+    return { code: child.exitCode, err: a.stderr };
+  }
+
+  cleanup(): void {
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
+    rmSync(this.pinRoot, { recursive: true, force: true });
+    rmSync(this.runDir, { recursive: true, force: true });
+  }
+}
+
+export class AgentProc {
+  stderr = '';
+  stdout = '';
+  exited = false;
+  private readonly done: Promise<void>;
+
+  constructor(readonly child: ChildProcess) {
+    child.stderr?.on('data', (d: Buffer) => { this.stderr += d.toString(); });
+    child.stdout?.on('data', (d: Buffer) => { this.stdout += d.toString(); });
+    this.done = new Promise((r) => child.once('exit', () => { this.exited = true; r(); }));
+  }
+
+  get pid(): number { return this.child.pid ?? -1; }
+
+  /** Signal and wait for exit (bounded). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> {
+    if (!this.exited) this.child.kill(signal);
+    const t = setTimeout(() => { try { this.child.kill('SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+    await this.done;
+    clearTimeout(t);
+    return this.child.exitCode;
+  }
+}
