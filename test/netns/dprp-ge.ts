@@ -1,0 +1,61 @@
+/**
+ * A GE process for DPRP namespace tests and benchmarks: runs the real agent
+ * (pinned maps, TC attach, punt reader, release) with the DprpHandler, group
+ * keys written straight into gscip_keys (what the GMS client would do), in the
+ * network namespace it is started in (`ip netns exec NS node dprp-ge.js JSON`).
+ * Prints DPRP-GE-READY once attached; stops (detach + unpin) on SIGTERM/SIGINT.
+ */
+import { Agent } from '../../controlplane/agent/agent.js';
+import { parseAgentConfig } from '../../controlplane/config/agent-config.js';
+import { DprpHandler } from '../../controlplane/dprp/handler.js';
+import type { DprpConfig } from '../../controlplane/dprp/node.js';
+import type { GeTypeName, ModeName } from '../../controlplane/dprp/wire.js';
+import { logger } from '../../controlplane/log/logger.js';
+import { monotonicNs } from '../../controlplane/agent/punt-dispatch.js';
+
+export interface GeSpec {
+  instance: string;
+  pinRoot: string;
+  runDir: string;
+  ifaces: string[];
+  type: GeTypeName;
+  mode: ModeName;
+  /** [group, version, key hex] */
+  keys: Array<[number, number, string]>;
+  dprp?: Partial<DprpConfig>;
+}
+
+export const READY = 'DPRP-GE-READY';
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2]) as GeSpec;
+  const log = logger('dprp-ge').child({ instance: spec.instance });
+  const cfg = parseAgentConfig({
+    instance: spec.instance, pinRoot: spec.pinRoot, runDir: spec.runDir, metrics: null, detachOnExit: true,
+    interfaces: spec.ifaces.map((name) => ({ name, miss: { ingress: 'punt', egress: 'punt' } })),
+    stash: { perFlowPackets: 8, totalPackets: 65536, ttlMs: 3000 },
+    punt: { ratePps: 200000, burst: 20000 },
+  }, 'dprp-ge');
+  const handler = new DprpHandler({ self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }) });
+  const agent = await Agent.start(cfg, { handlers: [handler], log });
+  for (const [group, version, hex] of spec.keys) {
+    agent.maps.keys.set({ group_id: group, version }, { key: Buffer.from(hex, 'hex'), flags: 0, installed_ns: monotonicNs() });
+  }
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    await agent.stop({ unpin: true });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  process.stdout.write(`${READY}\n`);
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`dprp-ge: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  });
+}

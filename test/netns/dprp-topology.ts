@@ -1,0 +1,252 @@
+/**
+ * DPRP namespace topology, shared by test/netns/dprp.test.ts and bench/dprp.ts:
+ *
+ *   a (va 192.0.2.1) --- (ra 192.0.2.254) r (rb 203.0.113.254) --- (vb 203.0.113.2) b
+ *
+ * r is a plain router (no GSCIP). a and b are GESs running the real agent with
+ * the DprpHandler (test/netns/dprp-ge.ts). Everything created is per run:
+ * namespaces (test/lib/netns.ts), pin dir /sys/fs/bpf/gscip-test-<prefix>,
+ * run dir /run/gscip-test-<prefix>; cleanup() removes all of it.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Topology, sh, waitFor } from '../lib/netns.js';
+import { openPinnedMaps } from '../../controlplane/agent/datapath.js';
+import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
+import type { DprpConfig } from '../../controlplane/dprp/node.js';
+import type { GeTypeName, ModeName } from '../../controlplane/dprp/wire.js';
+import { READY, type GeSpec } from './dprp-ge.js';
+
+export const A = '192.0.2.1';
+export const R_A = '192.0.2.254';
+export const R_B = '203.0.113.254';
+export const B = '203.0.113.2';
+
+const DIST = resolve(__dirname, '../..');
+
+export interface GeOptions {
+  type?: GeTypeName;
+  mode?: ModeName;
+  keys: Array<[number, number, Buffer]>;
+  dprp?: Partial<DprpConfig>;
+}
+
+export class DprpTopo {
+  readonly topo: Topology;
+  readonly pinRoot: string;
+  readonly runDir: string;
+  private readonly ges = new Map<string, ChildProcess>();
+  private readonly logs = new Map<string, string>();
+
+  constructor(tag: string) {
+    this.topo = new Topology(tag);
+    this.pinRoot = `/sys/fs/bpf/gscip-test-${this.topo.prefix}`;
+    this.runDir = `/run/gscip-test-${this.topo.prefix}`;
+    try {
+      const t = this.topo;
+      t.addHost('a'); t.addHost('r'); t.addHost('b');
+      t.link('a', 'va', 'r', 'ra');
+      t.link('r', 'rb', 'b', 'vb');
+      t.addr('a', 'va', `${A}/24`);
+      t.addr('r', 'ra', `${R_A}/24`);
+      t.addr('r', 'rb', `${R_B}/24`);
+      t.addr('b', 'vb', `${B}/24`);
+      t.route('a', 'default', R_A);
+      t.route('b', 'default', R_B);
+      t.forwarding('r');
+      // PCCOM must see every wire packet on the encrypting interface (docs/pccom.md).
+      for (const [host, dev] of [['a', 'va'], ['r', 'ra'], ['r', 'rb'], ['b', 'vb']] as const) {
+        t.exec(host, 'ethtool', ['-K', dev, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+      }
+    } catch (e) {
+      this.cleanupSync();
+      throw e;
+    }
+  }
+
+  /** Starts the GE agent (with DPRP) in `host` guarding `iface`. */
+  async startGe(host: 'a' | 'b', iface: string, o: GeOptions): Promise<void> {
+    const spec: GeSpec = {
+      instance: `dprp-${host}`, pinRoot: this.pinRoot, runDir: this.runDir, ifaces: [iface],
+      type: o.type ?? 'GES', mode: o.mode ?? 'OP', keys: o.keys.map(([g, v, k]) => [g, v, k.toString('hex')]), dprp: o.dprp,
+    };
+    // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
+    const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
+    });
+    this.ges.set(host, child);
+    let out = '';
+    child.stdout?.setEncoding('utf8');
+    child.stderr?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => { out += d; if (out.length > 1e6) out = out.slice(-5e5); });
+    child.stderr?.on('data', (d: string) => { out += d; });
+    this.logs.set(host, '');
+    child.on('exit', () => this.logs.set(host, out));
+    await waitFor(`GE agent in ${host}`, () => {
+      if (child.exitCode !== null) throw new Error(`GE agent in ${host} exited ${child.exitCode}: ${out.slice(-2000)}`);
+      return out.includes(READY);
+    }, 15_000);
+  }
+
+  /** The pinned maps of a host's GE (close them after use). */
+  maps(host: 'a' | 'b'): GscipMaps {
+    return openPinnedMaps(`${this.pinRoot}/dprp-${host}`);
+  }
+
+  /** TCP RetransSegs of a host (/proc/net/snmp is per network namespace). */
+  retransSegs(host: string): number {
+    const lines = this.topo.exec(host, 'cat', ['/proc/net/snmp']).stdout.trim().split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i].split(/\s+/);
+      const vals = lines[i + 1].split(/\s+/);
+      if (names[0] === 'Tcp:') return Number(vals[names.indexOf('RetransSegs')]);
+    }
+    throw new Error('no Tcp line in /proc/net/snmp');
+  }
+
+  async stopGes(): Promise<void> {
+    for (const [host, child] of this.ges) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await new Promise<void>((r) => {
+          const timer = setTimeout(() => { child.kill('SIGKILL'); r(); }, 5000);
+          child.once('exit', () => { clearTimeout(timer); r(); });
+        });
+      }
+      this.ges.delete(host);
+    }
+  }
+
+  cleanupSync(): void {
+    for (const c of this.ges.values()) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+    this.topo.cleanupSync();
+    // Pins of a killed agent (SIGKILL): remove the whole per-run tree.
+    if (existsSync(this.pinRoot)) sh('rm', ['-rf', this.pinRoot], { allowFail: true });
+    rmSync(this.runDir, { recursive: true, force: true });
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stopGes();
+    this.cleanupSync();
+  }
+}
+
+/* ---------------- applications (node one-liners inside the namespaces) ---------------- */
+
+export const MARKER = 'GSCIP-DPRP-PLAINTEXT-MARKER';
+
+/** An echo server on b (TCP or UDP) that answers each message with its upper-cased text. */
+export function echoServer(t: Topology, host: string, proto: 'tcp' | 'udp', port: number): ChildProcess {
+  const js = proto === 'tcp'
+    ? `require('net').createServer((c) => { c.on('data', (d) => c.write(d.toString().toUpperCase())); c.on('error', () => {}); })
+        .listen(${port}, '0.0.0.0', () => console.log('ready'));`
+    : `const s = require('dgram').createSocket('udp4'); s.on('message', (m, r) => s.send(m.toString().toUpperCase(), r.port, r.address));
+       s.bind(${port}, () => console.log('ready'));`;
+  return t.spawn(host, 'node', ['-e', js]);
+}
+
+export async function waitReady(child: ChildProcess, what: string): Promise<void> {
+  let buf = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (d: string) => { buf += d; });
+  await waitFor(what, () => buf.includes('ready'), 5000);
+}
+
+export interface ClientResult { ok: boolean; reply: string; connectMs: number[]; totalMs: number; error?: string }
+
+/**
+ * From `host`: `n` fresh connections (TCP) or sockets (UDP) to dst:port, one
+ * after another, each from its own source port starting at `cport`; each sends
+ * one message and waits for the echo. Prints one JSON line.
+ */
+export async function runClients(t: Topology, host: string, proto: 'tcp' | 'udp', dst: string, port: number, n: number, cport: number, msg: string, timeoutMs = 20_000): Promise<ClientResult> {
+  const js = proto === 'tcp' ? `
+const net = require('net'); const res = { ok: true, reply: '', connectMs: [] }; const t0 = process.hrtime.bigint();
+let i = 0;
+const one = () => {
+  if (i === ${n}) { res.totalMs = Number(process.hrtime.bigint() - t0) / 1e6; console.log(JSON.stringify(res)); process.exit(0); }
+  const s0 = process.hrtime.bigint();
+  const s = net.connect({ host: ${JSON.stringify(dst)}, port: ${port}, localPort: ${cport} + i });
+  s.setNoDelay(true);
+  s.on('connect', () => { res.connectMs.push(Number(process.hrtime.bigint() - s0) / 1e6); s.write(${JSON.stringify(msg)}); });
+  s.on('data', (d) => { res.reply = d.toString(); s.destroy(); i++; setImmediate(one); });
+  s.on('error', (e) => { res.ok = false; res.error = e.message; console.log(JSON.stringify(res)); process.exit(2); });
+};
+one();` : `
+const dgram = require('dgram'); const res = { ok: true, reply: '', connectMs: [] }; const t0 = process.hrtime.bigint();
+let i = 0;
+const one = () => {
+  if (i === ${n}) { res.totalMs = Number(process.hrtime.bigint() - t0) / 1e6; console.log(JSON.stringify(res)); process.exit(0); }
+  const s = dgram.createSocket('udp4'); const s0 = process.hrtime.bigint();
+  s.bind(${cport} + i, () => s.send(${JSON.stringify(msg)}, ${port}, ${JSON.stringify(dst)}));
+  s.on('message', (d) => { res.connectMs.push(Number(process.hrtime.bigint() - s0) / 1e6); res.reply = d.toString(); s.close(); i++; setImmediate(one); });
+};
+one();`;
+  const child = t.spawn(host, 'node', ['-e', js]);
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8');
+  child.stderr?.setEncoding('utf8');
+  child.stdout?.on('data', (d: string) => { out += d; });
+  child.stderr?.on('data', (d: string) => { err += d; });
+  const code = await new Promise<number | null>((r) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); r(null); }, timeoutMs);
+    child.once('exit', (c) => { clearTimeout(timer); r(c); });
+  });
+  const line = out.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as ClientResult;
+  } catch {
+    return { ok: false, reply: '', connectMs: [], totalMs: 0, error: `client exited ${code}: ${err.slice(-500)}` };
+  }
+}
+
+/** A capture on r's interface toward a: TCP/UDP payloads and GSCIP control messages. */
+export class RouterCapture {
+  private readonly child: ChildProcess;
+  readonly file: string;
+  private constructor(t: Topology, iface: string) {
+    this.file = `/tmp/${t.prefix}-${iface}-${randomBytes(3).toString('hex')}.pcap`;
+    this.child = t.spawn('r', 'tcpdump', ['-i', iface, '--immediate-mode', '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp or icmp']);
+  }
+  static async start(t: Topology, iface = 'ra'): Promise<RouterCapture> {
+    const c = new RouterCapture(t, iface);
+    await waitFor('tcpdump on r', () => { try { return readFileSync(c.file).length >= 24; } catch { return false; } }, 5000);
+    return c;
+  }
+  /** Stops; returns every captured frame (Ethernet). */
+  async stop(): Promise<Buffer[]> {
+    await new Promise((r) => setTimeout(r, 200));
+    this.child.kill('SIGINT');
+    await new Promise<void>((r) => {
+      const timer = setTimeout(() => { this.child.kill('SIGKILL'); r(); }, 3000);
+      this.child.once('exit', () => { clearTimeout(timer); r(); });
+    });
+    const pcap = readFileSync(this.file);
+    rmSync(this.file, { force: true });
+    const frames: Buffer[] = [];
+    for (let off = 24; off + 16 <= pcap.length && frames.length < 1e6;) {
+      const incl = pcap.readUInt32LE(off + 8);
+      frames.push(pcap.subarray(off + 16, off + 16 + incl));
+      off += 16 + incl;
+    }
+    return frames;
+  }
+}
+
+/** Sends raw IPv4 packets from `host` (a raw socket, the kernel routes them). */
+export function injectFrom(t: Topology, host: string, ipPackets: Buffer[]): void {
+  const libc = resolve(DIST, 'controlplane/bpf/libc.js');
+  const js = `
+const l = require(${JSON.stringify(libc)});
+const fd = l.socket(l.AF_INET, l.SOCK_RAW, l.IPPROTO_RAW); l.setsockoptU32(fd, l.IPPROTO_IP, l.IP_HDRINCL, 1);
+for (const hex of process.argv.slice(1)) {
+  const p = Buffer.from(hex, 'hex'); const a = Buffer.alloc(16); a.writeUInt16LE(l.AF_INET, 0); p.copy(a, 4, 16, 20);
+  l.sendto(fd, p, a);
+}
+l.closeFd(fd);`;
+  t.exec(host, 'node', ['-e', js, ...ipPackets.map((p) => p.toString('hex'))]);
+}

@@ -1,0 +1,148 @@
+/**
+ * DPRP end to end in namespaces: two GESs (real agent + fast path + PCCOM) in
+ * one group, nothing configured about each other.
+ *  - baseline first (no GSCIP): the capture on the router sees the marker, so
+ *    the leak check below can fail;
+ *  - the first TCP connect completes with no SYN retransmission, the data is
+ *    end to end intact, the router sees only ciphertext, and both PITs hold the
+ *    negotiated, confirmed entries (roles start/end, group 1);
+ *  - UDP likewise;
+ *  - DPRP control messages crossed the router and never reached b's stack;
+ *  - forged and replayed DPRP messages injected at the router change nothing.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { bpfUnavailable } from '../lib/bpf-harness.js';
+import { Action, Dir, PitState, Role } from '../../controlplane/maps/abi.js';
+import type { Cid } from '../../controlplane/maps/codecs.js';
+import { decode, encode, GSCIP_ICMP_TYPE, MsgType, WireAction } from '../../controlplane/dprp/wire.js';
+import { buildIpv4Packet, IPPROTO_ICMP } from '../../controlplane/dprp/ipv4.js';
+import { ipOfFrame } from '../../controlplane/dprp/handler.js';
+import { A, B, DprpTopo, echoServer, injectFrom, MARKER, RouterCapture, runClients, waitReady } from './dprp-topology.js';
+
+const unavailable = bpfUnavailable();
+const TCP_PORT = 7001;
+const UDP_PORT = 7002;
+
+function count(frames: Buffer[], needle: string): number {
+  let n = 0;
+  for (const f of frames) if (f.includes(needle)) n++;
+  return n;
+}
+
+function controlMessages(frames: Buffer[]): Array<{ src: string; dst: string; icmp: Buffer }> {
+  const out: Array<{ src: string; dst: string; icmp: Buffer }> = [];
+  for (const f of frames) {
+    const ip = ipOfFrame(f);
+    if (ip && ip.proto === IPPROTO_ICMP && ip.payload[0] === GSCIP_ICMP_TYPE) out.push({ src: ip.src, dst: ip.dst, icmp: Buffer.from(ip.payload) });
+  }
+  return out;
+}
+
+function pitRows(p: DprpTopo, host: 'a' | 'b'): Array<[Cid, { action: number; state: number; role: number; group_id: number; key_version: number }]> {
+  const m = p.maps(host);
+  try {
+    return [...m.pit.entries()];
+  } finally {
+    m.close();
+  }
+}
+
+describe('DPRP between two GESs in one group (namespaces)', { skip: unavailable ?? false }, () => {
+  let p: DprpTopo;
+  const key = randomBytes(32);
+
+  before(async () => {
+    p = new DprpTopo('dprp');
+    await waitReady(echoServer(p.topo, 'b', 'tcp', TCP_PORT), 'tcp echo');
+    await waitReady(echoServer(p.topo, 'b', 'udp', UDP_PORT), 'udp echo');
+  });
+  after(async () => { await p?.cleanup(); });
+
+  test('baseline without GSCIP: plaintext crosses the router (the leak check can see it)', async () => {
+    const cap = await RouterCapture.start(p.topo);
+    const r = await runClients(p.topo, 'a', 'tcp', B, TCP_PORT, 1, 30000, `${MARKER}-baseline`);
+    const frames = await cap.stop();
+    assert.ok(r.ok, r.error);
+    assert.equal(r.reply, `${MARKER}-baseline`.toUpperCase());
+    assert.ok(count(frames, MARKER) >= 1, 'marker visible on the wire without GSCIP');
+  });
+
+  test('first TCP connect: negotiated, encrypted, no SYN retransmission, PITs on both GEs', async () => {
+    await p.startGe('a', 'va', { keys: [[1, 1, key]] });
+    await p.startGe('b', 'vb', { keys: [[1, 1, key]] });
+    const retrans0 = p.retransSegs('a');
+    const cap = await RouterCapture.start(p.topo);
+    const r = await runClients(p.topo, 'a', 'tcp', B, TCP_PORT, 1, 31000, `${MARKER}-tcp`);
+    const frames = await cap.stop();
+    assert.ok(r.ok, r.error);
+    assert.equal(r.reply, `${MARKER}-tcp`.toUpperCase(), 'application data intact end to end');
+    assert.equal(p.retransSegs('a') - retrans0, 0, 'no SYN (or any) retransmission');
+    assert.ok(r.connectMs[0] < 500, `connect took ${r.connectMs[0]} ms (a lost SYN would take >= 1 s)`);
+    assert.equal(count(frames, MARKER), 0, 'no plaintext marker on the wire');
+    assert.equal(count(frames, `${MARKER}-TCP`), 0, 'reply not in plaintext either');
+
+    const ctl = controlMessages(frames).map((c) => decode(c.icmp).type);
+    assert.deepEqual(ctl, [MsgType.DDE, MsgType.RGI, MsgType.MPIT, MsgType.CDN], 'two round trips on the wire');
+
+    const fwd: Cid = { saddr: A, daddr: B, sport: 31000, dport: TCP_PORT, proto: 6, dir: Dir.EGRESS };
+    const rowsA = pitRows(p, 'a');
+    const rowsB = pitRows(p, 'b');
+    const find = (rows: typeof rowsA, c: Cid) => rows.find(([k]) => k.saddr === c.saddr && k.daddr === c.daddr && k.sport === c.sport && k.dport === c.dport && k.proto === c.proto && k.dir === c.dir)?.[1];
+    const aOut = find(rowsA, fwd)!;
+    const aIn = find(rowsA, { ...fwd, saddr: B, daddr: A, sport: TCP_PORT, dport: 31000, dir: Dir.INGRESS })!;
+    const bIn = find(rowsB, { ...fwd, dir: Dir.INGRESS })!;
+    const bOut = find(rowsB, { ...fwd, saddr: B, daddr: A, sport: TCP_PORT, dport: 31000, dir: Dir.EGRESS })!;
+    assert.deepEqual([aOut.action, aIn.action, bIn.action, bOut.action], [Action.ENCRYPT, Action.DECRYPT, Action.DECRYPT, Action.ENCRYPT]);
+    for (const e of [aOut, aIn, bIn, bOut]) {
+      assert.equal(e.state, PitState.CONFIRMED);
+      assert.equal(e.group_id, 1);
+      assert.equal(e.key_version, 1);
+    }
+    assert.equal(aOut.role, Role.START);
+    assert.equal(bIn.role, Role.END);
+  });
+
+  test('first UDP datagram: delivered (not lost to the negotiation), encrypted on the wire', async () => {
+    const cap = await RouterCapture.start(p.topo);
+    const r = await runClients(p.topo, 'a', 'udp', B, UDP_PORT, 1, 32000, `${MARKER}-udp`, 5000);
+    const frames = await cap.stop();
+    assert.ok(r.ok && r.reply === `${MARKER}-udp`.toUpperCase(), `UDP echo: ${JSON.stringify(r)}`);
+    assert.equal(count(frames, MARKER), 0);
+  });
+
+  test('forged and replayed DPRP messages injected at the router change nothing', async () => {
+    const cap = await RouterCapture.start(p.topo);
+    const r = await runClients(p.topo, 'a', 'tcp', B, TCP_PORT, 1, 33000, 'hello');
+    const frames = await cap.stop();
+    assert.ok(r.ok, r.error);
+    const ctl = controlMessages(frames);
+    assert.equal(ctl.length, 4);
+    const before = { a: pitRows(p, 'a'), b: pitRows(p, 'b') };
+
+    const injected: Buffer[] = [];
+    // 1. exact replays of the four messages, toward their original destinations
+    for (const c of ctl) injected.push(buildIpv4Packet(c.src, c.dst, IPPROTO_ICMP, c.icmp));
+    // 2. an altered MPIT: GES b told to pass the flow in plaintext (fresh attempt and timestamp)
+    const mpit = decode(ctl.find((c) => c.icmp[1] === MsgType.MPIT)!.icmp);
+    mpit.attempt += 5;
+    mpit.timestampMs = Date.now();
+    mpit.actions[0].action = WireAction.PASS;
+    injected.push(buildIpv4Packet(A, B, IPPROTO_ICMP, encode(mpit)));
+    // 3. a forged MPIT for a flow never negotiated (unknown negotiation id)
+    const forged = { ...mpit, negId: randomBytes(8), flow: { ...mpit.flow, sport: 34000 } };
+    injected.push(buildIpv4Packet(A, B, IPPROTO_ICMP, encode(forged)));
+    // 4. garbage with a GSCIP ICMP type
+    injected.push(buildIpv4Packet(A, B, IPPROTO_ICMP, Buffer.concat([Buffer.from([GSCIP_ICMP_TYPE, 3, 0, 0]), randomBytes(80)])));
+    injectFrom(p.topo, 'r', injected);
+    await new Promise((res) => setTimeout(res, 300));
+
+    const strip = (rows: typeof before.a) => rows.map(([k, v]) => `${k.dir} ${k.saddr}:${k.sport}>${k.daddr}:${k.dport} ${v.action}/${v.state}/${v.role}/${v.group_id}/${v.key_version}`).sort();
+    assert.deepEqual(strip(pitRows(p, 'a')), strip(before.a), 'a PIT unchanged');
+    assert.deepEqual(strip(pitRows(p, 'b')), strip(before.b), 'b PIT unchanged');
+    // the flow still works, encrypted
+    const again = await runClients(p.topo, 'a', 'tcp', B, TCP_PORT, 1, 33001, 'still fine');
+    assert.ok(again.ok && again.reply === 'STILL FINE', again.error);
+  });
+});
