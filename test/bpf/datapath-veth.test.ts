@@ -16,9 +16,15 @@
  *    the egress one) processes it: it takes its ingress PIT hit, is counted
  *    released, and reaches a socket in that namespace.
  *
+ * 3. XLAT on CHECKSUM_PARTIAL skbs on INGRESS, as a GNAT / GSRA router does
+ *    it: a peer's offloaded packets arrive partial, are translated by the
+ *    ingress program (destination NAT) and forwarded out of a device that
+ *    completes checksums in software; the far end verifies them.
+ *
  * Topology: <prefix>-a (va 192.0.2.1) <-veth-> <prefix>-b (vb 192.0.2.2);
  * programs on va (egress + ingress), loaded by the test without map pins,
  * programs pinned under /sys/fs/bpf/gscip-test-<prefix>/ for `tc ... pinned`.
+ * The router case adds <prefix>-c (vc 198.51.100.2) behind a's va2.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -243,5 +249,115 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
     const miss = withMacs(udpFrame({ src: B, dst: A, sport: 53, dport: 5557, payload: Buffer.from('x') }), macA, macB);
     topo.exec('a', 'node', ['-e', RELEASE(va, Dir.INGRESS, miss.toString('hex'))]);
     await waitFor('release_miss counted', () => h.nonZeroStats().release_miss === 1n);
+  });
+});
+
+/** Load the object, pin both programs under pinDir and attach them to `ifname` in host's namespace. */
+function attachDatapath(topo: Topology, host: string, ifname: string, pinDir: string): BpfHarness {
+  const h = BpfHarness.open();
+  try {
+    mkdirSync(pinDir, { recursive: true });
+    const netns = `--net=/run/netns/${topo.ns(host)}`;
+    sh('nsenter', [netns, 'tc', 'qdisc', 'add', 'dev', ifname, 'clsact']);
+    for (const dir of ['ingress', 'egress'] as const) {
+      const pin = `${pinDir}/${dir}`;
+      objPin(h.obj.progFd(`gscip_tc_${dir}`), pin);
+      sh('nsenter', [netns, 'tc', 'filter', 'add', 'dev', ifname, dir, 'bpf', 'direct-action', 'pinned', pin]);
+    }
+  } catch (e) { h.close(); throw e; }
+  return h;
+}
+
+/** Verify every frame of a capture: IPv4 header and L4 checksums; returns how many frames. */
+function verifyCapture(pcap: string): number {
+  let frames: Buffer[];
+  try { frames = readPcap(readFileSync(pcap)); } finally { rmSync(pcap, { force: true }); }
+  for (const f of frames) {
+    const p = parseFrame(f);
+    assert.ok(p.ip?.checksumOk, 'IPv4 header checksum on the wire');
+    assert.ok(p.l4?.checksumOk, `L4 checksum on the wire (${p.ip?.src}:${p.l4?.sport} -> ${p.ip?.dst}:${p.l4?.dport})`);
+  }
+  return frames.length;
+}
+
+const C = '198.51.100.2';
+
+describe('TC datapath as a translating router (ingress XLAT on CHECKSUM_PARTIAL, forwarded)', { skip: unavailable ?? false }, () => {
+  let topo: Topology;
+  let h: BpfHarness | undefined;
+  let pinDir = '';
+
+  before(() => {
+    topo = new Topology('dprtr');
+    pinDir = `/sys/fs/bpf/gscip-test-${topo.prefix}`;
+    for (const n of ['a', 'b', 'c']) topo.addHost(n);
+    topo.link('b', 'vb', 'a', 'va');
+    topo.link('a', 'va2', 'c', 'vc');
+    topo.addr('b', 'vb', `${B}/24`);
+    topo.addr('a', 'va', `${A}/24`);
+    topo.addr('a', 'va2', '198.51.100.1/24');
+    topo.addr('c', 'vc', `${C}/24`);
+    topo.route('c', '192.0.2.0/24', '198.51.100.1');
+    topo.forwarding('a');
+    // b and c offload (their packets reach a CHECKSUM_PARTIAL) and verify what they receive;
+    // a completes checksums in software after its programs, on both of its devices.
+    topo.exec('b', 'ethtool', ['-K', 'vb', 'rx', 'off']);
+    topo.exec('c', 'ethtool', ['-K', 'vc', 'rx', 'off']);
+    topo.exec('a', 'ethtool', ['-K', 'va', 'tx', 'off']);
+    topo.exec('a', 'ethtool', ['-K', 'va2', 'tx', 'off']);
+    h = attachDatapath(topo, 'a', 'va', pinDir);
+  });
+
+  after(() => {
+    topo?.cleanupSync();
+    if (pinDir) rmSync(pinDir, { recursive: true, force: true });
+    h?.close();
+  });
+
+  test('b reaches c through a destination translation done by a\'s ingress program; checksums verified at both ends', async (t) => {
+    const dp = h!;
+    const va = topo.ifindex('a', 'va');
+    dp.maps.iface.set(va, { miss_action: [MissAction.PASS, MissAction.PASS], flags: 1 });
+    // b -> A:8080 becomes b -> C:9090 (ingress); the replies C:9090 -> b become A:8080 -> b (egress)
+    dp.maps.xlat.set({ saddr: B, daddr: A, sport: 40300, dport: 8080, proto: IPPROTO_TCP, dir: Dir.INGRESS },
+      { saddr: B, daddr: C, sport: 40300, dport: 9090, kind: XlatKind.NAT, created_ns: 0n });
+    dp.maps.xlat.set({ saddr: C, daddr: B, sport: 9090, dport: 40300, proto: IPPROTO_TCP, dir: Dir.EGRESS },
+      { saddr: A, daddr: B, sport: 8080, dport: 40300, kind: XlatKind.NAT, created_ns: 0n });
+    dp.resetStats();
+    const before = { b: snmp(topo, 'b'), c: snmp(topo, 'c') };
+
+    const pcapB = `/tmp/${topo.prefix}-vb.pcap`;
+    const pcapC = `/tmp/${topo.prefix}-vc.pcap`;
+    t.after(() => { rmSync(pcapB, { force: true }); rmSync(pcapC, { force: true }); });
+    // inbound only: outbound frames of an offloading sender are captured before their checksum exists
+    const capB = topo.spawn('b', 'tcpdump', ['-i', 'vb', '-Q', 'in', '-U', '-s', '0', '-w', pcapB, 'tcp port 40300']);
+    const capC = topo.spawn('c', 'tcpdump', ['-i', 'vc', '-Q', 'in', '-U', '-s', '0', '-w', pcapC, 'tcp port 9090']);
+    try {
+      for (const f of [pcapB, pcapC]) {
+        await waitFor('tcpdump to start', () => { try { return readFileSync(f).length >= 24; } catch { return false; } });
+      }
+      const srv = topo.spawn('c', 'node', ['-e', TCP_ECHO_SERVER.replace(`'${B}'`, `'${C}'`)]);
+      await firstLine(srv, 'TCP echo server in c');
+      const client = TCP_CLIENT.replace(`host: '${V}', port: 8080, localAddress: '${A}', localPort: 40100`,
+        `host: '${A}', port: 8080, localAddress: '${B}', localPort: 40300`);
+      assert.notEqual(client, TCP_CLIENT);
+      const r = JSON.parse(topo.exec('b', 'node', ['-e', client], { timeoutMs: 30_000 }).stdout.trim()) as Record<string, unknown>;
+      assert.equal(r.error, undefined, `TCP client: ${String(r.error)}`);
+      assert.equal(r.len, 4 << 20);
+      assert.equal(r.got, r.sent, '4 MiB echoed through the router translation, bytes identical');
+    } finally {
+      for (const cap of [capB, capC]) {
+        cap.kill('SIGTERM');
+        if (cap.exitCode === null) await Promise.race([once(cap, 'exit'), new Promise((res) => setTimeout(res, 3000))]);
+      }
+    }
+    assert.ok(verifyCapture(pcapC) > 10, 'frames translated on ingress and forwarded to c');
+    assert.ok(verifyCapture(pcapB) > 10, 'replies translated on egress back to b');
+    const now = { b: snmp(topo, 'b'), c: snmp(topo, 'c') };
+    for (const hst of ['b', 'c'] as const) {
+      for (const k of ['Tcp.InCsumErrors', 'Ip.InHdrErrors']) assert.equal(now[hst][k] - before[hst][k], 0, `${k} in ${hst}`);
+    }
+    const s = dp.nonZeroStats();
+    assert.ok((s.xlat ?? 0n) >= 20n, `xlat counted ${s.xlat}`);
   });
 });
