@@ -70,7 +70,8 @@ export function hasClsact(ifindex: number): boolean {
 export function attachInterface(dp: LoadedDatapath, req: AttachRequest): Attached {
   const ifindex = ifNameToIndex(req.name);
   dp.maps.iface.set(ifindex, { miss_action: [MISS[req.miss.ingress], MISS[req.miss.egress]], flags: IFACE_F_PROTECTED });
-  const createdHook = tcHookCreate(ifindex);
+  // Create clsact only if absent (asking the kernel to create an existing one logs an error).
+  const createdHook = hasClsact(ifindex) ? false : tcHookCreate(ifindex);
   const replaced = !createdHook && tcQuery(ifindex, 'ingress', TC_FILTER) !== null;
   const ingress = tcAttach(ifindex, 'ingress', dp.obj.progFd(PROG_NAMES.ingress), TC_FILTER, true);
   const egress = tcAttach(ifindex, 'egress', dp.obj.progFd(PROG_NAMES.egress), TC_FILTER, true);
