@@ -55,7 +55,7 @@ export interface GmsServerOptions {
 export interface AdminEndpointFile { url: string; caFingerprint: string }
 export const ADMIN_DIR = 'admin';
 
-interface Peer { serial: string; role: 'ge' | 'admin'; userId: string }
+interface Peer { serial: string; role: 'ge' | 'admin'; userId: string; notAfter: number }
 interface Stream { res: ServerResponse; userId: string; lastDigest: string }
 
 type RotationReason = 'schedule' | 'demand' | 'member_left' | 'group_created';
@@ -193,7 +193,7 @@ export class GmsServer {
     if (row!.revokedAt !== null) refuse(403, 'revoked', 'certificate revoked');
     if (row!.kind !== role) refuse(403, 'wrong_role', `a ${row!.kind} certificate cannot use ${role} routes`);
     if (role === 'ge' && !this.store.getGe(row!.userId)) refuse(403, 'ge_removed', `GE ${row!.userId} no longer exists`);
-    return { serial, role, userId: row!.userId };
+    return { serial, role, userId: row!.userId, notAfter: row!.notAfter };
   }
 
   // ---------------------------------------------------------------- enrollment
@@ -242,7 +242,11 @@ export class GmsServer {
     let set = this.streams.get(p.userId);
     if (!set) this.streams.set(p.userId, (set = new Set()));
     set.add(s);
+    // A stream lives no longer than the certificate that opened it.
+    const expiry = setTimeout(() => res.end(), Math.max(0, Math.min(p.notAfter - Date.now(), 2 ** 31 - 1)));
+    expiry.unref();
     res.on('close', () => {
+      clearTimeout(expiry);
       const cur = this.streams.get(p.userId);
       cur?.delete(s);
       if (cur && cur.size === 0) this.streams.delete(p.userId);

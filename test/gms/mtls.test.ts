@@ -100,6 +100,32 @@ test('GMS mutual TLS: who is served and who is refused', async (t) => {
     } finally { d.remove(); }
   });
 
+  await t.test('expired certificate (right CA, known to the GMS) refused', async () => {
+    const keys = await generateKeyPair();
+    const c = await server.ca.issueClient(await createCsr('x', keys), 'ges3-manager', 'ge', 1 / 86400); // valid 1 s
+    server.store.tx(() => server.store.addCert({ serial: c.serial, kind: 'ge', userId: 'ges3-manager', issuedAt: Date.now(), notAfter: c.notAfter }));
+    const { exportPrivateKeyPem } = await import('../../controlplane/gms/ca.js');
+    const tls = { ca: server.ca.certPem, cert: c.certPem, key: await exportPrivateKeyPem(keys.privateKey) };
+    assert.equal((await rawRequest(base, '/v1/ge/self', tls)).status, 200, 'served while valid');
+    await new Promise((r) => setTimeout(r, 2100));
+    const r = await rawRequest(base, '/v1/ge/self', tls);
+    assert.equal(r.status, 401);
+    assert.match(JSON.parse(r.body).message, /CERT_HAS_EXPIRED/);
+  });
+
+  await t.test('certificate of the right CA that the GMS database does not know: 403', async () => {
+    const keys = await generateKeyPair();
+    const c = await server.ca.issueClient(await createCsr('x', keys), 'ges3-manager', 'ge', 1); // never recorded
+    const { exportPrivateKeyPem } = await import('../../controlplane/gms/ca.js');
+    const r = await rawRequest(base, '/v1/ge/self', { ca: server.ca.certPem, cert: c.certPem, key: await exportPrivateKeyPem(keys.privateKey) });
+    assert.equal(r.status, 403);
+    assert.equal(JSON.parse(r.body).error, 'unknown_cert');
+  });
+
+  await t.test('token for a GE that is not defined cannot be issued', async () => {
+    await assert.rejects(admin.issueToken('nobody', 60), (e: Error & { status?: number; code?: string }) => e.status === 404 && e.code === 'unknown_ge');
+  });
+
   await t.test('revoked GE refused', async () => {
     await admin.revoke('ges2-manager');
     await assert.rejects(fetchGeState(agentDir.path), (e: GmsRefusedError) => e.status === 403 && e.code === 'revoked');
