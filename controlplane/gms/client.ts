@@ -290,8 +290,7 @@ class GmsClient implements GmsClientHandle {
     this.lastError = reason;
     if (!refused) this.setState('disconnected');
     const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
-    const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(this.attempt, 20));
-    const delay = refused ? maxMs : Math.round(Math.random() * ceiling); // full jitter
+    const delay = refused ? maxMs : backoffDelay(this.attempt, baseMs, maxMs);
     this.attempt++;
     this.reconnects++;
     log.warn({ reason, retryInMs: delay }, 'GMS connection lost');
@@ -303,7 +302,14 @@ class GmsClient implements GmsClientHandle {
 // ------------------------------------------------------------------ helpers
 function tlsOf(id: AgentIdentity) { return { key: id.keyPem, cert: id.certPem, ca: id.caPem }; }
 
-function parseSse(block: string): { event: string; data: string } | null {
+/** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^attempt)]. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(rand() * ceiling);
+}
+
+/** One server-sent-events block (lines up to a blank line) -> event name and data; comments ignored. */
+export function parseSse(block: string): { event: string; data: string } | null {
   let event = 'message';
   const data: string[] = [];
   for (const line of block.split('\n')) {
