@@ -111,26 +111,33 @@ export function precedingRecordsHash(records: readonly GeRecord[], i: number): B
   return h.digest();
 }
 
+/** What a record tag covers, apart from the key (computed once per record, not per key). */
+function recordInput(m: DprpMessage, i: number, rec: GeRecord): Buffer {
+  return Buffer.concat([context(m, 'record'), precedingRecordsHash(m.records, i), recordWithoutTags(rec)]);
+}
+
 /** Tag of `rec` for key `k`, placed at index `i` of `m.records` (records before it as in m). */
 export function recordTag(k: GroupKey, m: DprpMessage, i: number, rec: GeRecord): Buffer {
-  return mac16(authKey(k), context(m, 'record'), precedingRecordsHash(m.records, i), recordWithoutTags(rec));
+  return mac16(authKey(k), recordInput(m, i, rec));
 }
 
 /** The record a GE appends: its info, and one tag per key version it holds. */
 export function signRecord(keys: readonly GroupKey[], m: DprpMessage, rec: Omit<GeRecord, 'tags'>): GeRecord {
   const base: GeRecord = { ...rec, tags: [] };
-  const i = m.records.length;
+  const input = recordInput(m, m.records.length, base);
   // Sorted so the tag order reveals nothing about which group is which.
-  const tags = keys.map((k) => recordTag(k, m, i, base)).sort(Buffer.compare);
+  const tags = keys.map((k) => mac16(authKey(k), input)).sort(Buffer.compare);
   return { ...base, tags };
 }
 
 /** Which of `keys` the record at index i of m proves membership for. */
 export function verifyRecord(keys: readonly GroupKey[], m: DprpMessage, i: number): GroupKey[] {
   const rec = m.records[i];
+  if (rec.tags.length === 0) return [];
+  const input = recordInput(m, i, rec);
   const out: GroupKey[] = [];
   for (const k of keys) {
-    const want = recordTag(k, m, i, rec);
+    const want = mac16(authKey(k), input);
     if (rec.tags.some((t) => same(t, want))) out.push(k);
   }
   return out;

@@ -207,6 +207,8 @@ export interface FlowRecord {
   version: number;
   entries: PitEntry[];
   installedMono: number;
+  /** Last activity known without asking the kernel (sweep refreshes it). */
+  lastActivityMono: number;
   negId: string;
 }
 
@@ -429,7 +431,6 @@ export class DprpNode {
     const mine = out.actions[0];
     const myKey = mine.group !== undefined ? { group: mine.group, version: mine.version! } : null;
     neg.entries = pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative');
-    this.d.pit.install(neg.entries);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
@@ -445,7 +446,10 @@ export class DprpNode {
     };
     // A refused flow's stashed packet is dropped now; nothing will release it.
     if (out.verdict === 'refused') this.settleStash(neg, out);
+    // MPIT first: on veth the send runs the peer's receive path too; our own
+    // tentative entries only need to exist before the stash is released (on CDN).
     this.sendMpit(neg);
+    this.d.pit.install(neg.entries);
   }
 
   private sendMpit(neg: StartNeg): void {
@@ -472,11 +476,12 @@ export class DprpNode {
     this.replayAccept(m);
     this.finishStart(neg);
     const out = neg.outcome!;
+    // The tentative entries already carry the action: release first, then mark them confirmed.
+    this.settleStash(neg, out);
     const confirmed = neg.entries.map((e) => ({ ...e, state: 'confirmed' as const }));
     this.d.pit.install(confirmed);
     const mine = out.actions[0];
     this.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId));
-    this.settleStash(neg, out);
     this.obs.completed(out.verdict, this.elapsed(neg));
   }
 
@@ -594,14 +599,16 @@ export class DprpNode {
     }
     const role: PathRole = entry.role === WireRole.END ? 'end' : 'intermediate';
     const gv = decision === 'encrypt' || decision === 'decrypt' ? { group: key!.group, version: key!.version } : null;
+    // The end GE sends the CDN itself, so it installs confirmed at once (one map write, not two).
+    const isEnd = m.endGe === self;
+    if (isEnd) r.confirmed = true;
     r.entries = pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative');
     this.d.pit.install(r.entries);
     this.remember(r.flow, role, decision, gv, r.entries, hex(r.negId));
 
-    if (m.endGe === self) {
+    if (isEnd) {
       r.role = 'end';
       r.sealKey = key;
-      this.confirmRelay(r);
       const cdn: DprpMessage = {
         type: MsgType.CDN, flags: 0, attempt: m.attempt, negId: m.negId, timestampMs: this.wallMs(),
         flow: m.flow, status: m.status, startGe: m.startGe, endGe: self, records: [], actions: [], seal: null, options: [],
@@ -684,7 +691,8 @@ export class DprpNode {
       if (stale.length) this.d.pit.remove(stale);
     }
     this.flows.set(key, {
-      flow, role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, entries, installedMono: this.d.clock.monoMs(), negId,
+      flow, role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, entries, installedMono: this.d.clock.monoMs(),
+      lastActivityMono: this.d.clock.monoMs(), negId,
     });
   }
 
@@ -706,7 +714,10 @@ export class DprpNode {
       }
     }
     let expired = 0;
+    const soonest = Math.min(this.cfg.closedTimeoutMs, this.cfg.idleTimeoutMs);
     for (const [key, f] of this.flows) {
+      // Ask the kernel only about flows that could have expired by now (no syscall for the rest).
+      if (now - f.lastActivityMono < soonest) continue;
       if (this.startByFlow.has(flowKey(f.flow))) continue;
       let last = f.installedMono;
       let closed = false;
@@ -717,6 +728,7 @@ export class DprpNode {
           closed = closed || a.closed;
         }
       }
+      f.lastActivityMono = last;
       const limit = closed ? this.cfg.closedTimeoutMs : this.cfg.idleTimeoutMs;
       if (now - last >= limit) {
         this.d.pit.remove(f.entries);

@@ -5,6 +5,7 @@
  * network namespace it is started in (`ip netns exec NS node dprp-ge.js JSON`).
  * Prints DPRP-GE-READY once attached; stops (detach + unpin) on SIGTERM/SIGINT.
  */
+import { writeFileSync } from 'node:fs';
 import { Agent } from '../../controlplane/agent/agent.js';
 import { parseAgentConfig } from '../../controlplane/config/agent-config.js';
 import { DprpHandler } from '../../controlplane/dprp/handler.js';
@@ -41,10 +42,24 @@ async function main(): Promise<void> {
   for (const [group, version, hex] of spec.keys) {
     agent.maps.keys.set({ group_id: group, version }, { key: Buffer.from(hex, 'hex'), flags: 0, installed_ns: monotonicNs() });
   }
+  // Optional CPU profile of the running GE (started after load: the profiler's
+  // signals would interrupt the BPF verifier with EAGAIN).
+  const profPath = process.env.GSCIP_DPRP_PROFILE ? `${process.env.GSCIP_DPRP_PROFILE}-${spec.instance}.cpuprofile` : null;
+  const session = profPath ? new (await import('node:inspector')).Session() : null;
+  if (session) {
+    session.connect();
+    await new Promise<void>((r) => session.post('Profiler.enable', () => session.post('Profiler.start', () => r())));
+  }
   let stopping = false;
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    if (session && profPath) {
+      await new Promise<void>((r) => session.post('Profiler.stop', (_e, res) => {
+        writeFileSync(profPath, JSON.stringify((res as { profile: unknown }).profile));
+        r();
+      }));
+    }
     await agent.stop({ unpin: true });
     process.exit(0);
   };

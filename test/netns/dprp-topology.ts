@@ -31,6 +31,8 @@ export interface GeOptions {
   mode?: ModeName;
   keys: Array<[number, number, Buffer]>;
   dprp?: Partial<DprpConfig>;
+  /** Extra node flags for the GE process (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export class DprpTopo {
@@ -73,7 +75,7 @@ export class DprpTopo {
       type: o.type ?? 'GES', mode: o.mode ?? 'OP', keys: o.keys.map(([g, v, k]) => [g, v, k.toString('hex')]), dprp: o.dprp,
     };
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
-    const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
+    const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
     });
