@@ -92,15 +92,18 @@ export class PccomTopo {
         t.exec('r', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=0']);
       }
       this.ifindex = { a: t.ifindex('a', 'va'), b: t.ifindex('b', 'vb') };
-      if (opts.attach ?? true) {
-        mkdirSync(this.pinDir, { recursive: true });
-        this.attach('a', 'va');
-        this.attach('b', 'vb');
-      }
+      if (opts.attach ?? true) this.attachDatapath();
     } catch (e) {
       this.cleanup();
       throw e;
     }
+  }
+
+  /** Load the datapath object once per GE (a, b), attach it to va / vb, miss action pass. */
+  attachDatapath(): void {
+    mkdirSync(this.pinDir, { recursive: true });
+    this.attach('a', 'va');
+    this.attach('b', 'vb');
   }
 
   private attach(host: 'a' | 'b', dev: string): void {
