@@ -35,17 +35,76 @@ export interface GeOptions {
   nodeArgs?: string[];
 }
 
-export class DprpTopo {
-  readonly topo: Topology;
+/** GE agent processes (test/netns/dprp-ge.ts) in the hosts of a Topology; per-run pin and run dirs. */
+export class GeProcesses {
   readonly pinRoot: string;
   readonly runDir: string;
   private readonly ges = new Map<string, ChildProcess>();
-  private readonly logs = new Map<string, string>();
+
+  constructor(readonly topo: Topology) {
+    this.pinRoot = `/sys/fs/bpf/gscip-test-${topo.prefix}`;
+    this.runDir = `/run/gscip-test-${topo.prefix}`;
+  }
+
+  /** Starts the GE agent (with DPRP) in `host` guarding `ifaces`. */
+  async start(host: string, ifaces: string[], o: GeOptions): Promise<void> {
+    const spec: GeSpec = {
+      instance: `dprp-${host}`, pinRoot: this.pinRoot, runDir: this.runDir, ifaces,
+      type: o.type ?? 'GES', mode: o.mode ?? 'OP', keys: o.keys.map(([g, v, k]) => [g, v, k.toString('hex')]), dprp: o.dprp,
+    };
+    // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
+    const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
+    });
+    this.ges.set(host, child);
+    let out = '';
+    child.stdout?.setEncoding('utf8');
+    child.stderr?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => { out += d; if (out.length > 1e6) out = out.slice(-5e5); });
+    child.stderr?.on('data', (d: string) => { out += d; });
+    await waitFor(`GE agent in ${host}`, () => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`GE agent in ${host} exited (${child.exitCode ?? child.signalCode}): ${out.slice(-2000)}`);
+      }
+      return out.includes(READY);
+    }, 15_000);
+  }
+
+  /** The pinned maps of a host's GE (close them after use). */
+  maps(host: string): GscipMaps {
+    return openPinnedMaps(`${this.pinRoot}/dprp-${host}`);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.ges].map(async ([host, child]) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await new Promise<void>((r) => {
+          const timer = setTimeout(() => { child.kill('SIGKILL'); r(); }, 5000);
+          child.once('exit', () => { clearTimeout(timer); r(); });
+        });
+      }
+      this.ges.delete(host);
+    }));
+  }
+
+  killAllSync(): void {
+    for (const c of this.ges.values()) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+    this.ges.clear();
+    // Pins of a killed agent: remove the whole per-run tree.
+    if (existsSync(this.pinRoot)) sh('rm', ['-rf', this.pinRoot], { allowFail: true });
+    rmSync(this.runDir, { recursive: true, force: true });
+  }
+}
+
+export class DprpTopo {
+  readonly topo: Topology;
+  readonly ges: GeProcesses;
 
   constructor(tag: string) {
     this.topo = new Topology(tag);
-    this.pinRoot = `/sys/fs/bpf/gscip-test-${this.topo.prefix}`;
-    this.runDir = `/run/gscip-test-${this.topo.prefix}`;
+    this.ges = new GeProcesses(this.topo);
     try {
       const t = this.topo;
       t.addHost('a'); t.addHost('r'); t.addHost('b');
@@ -68,72 +127,43 @@ export class DprpTopo {
     }
   }
 
-  /** Starts the GE agent (with DPRP) in `host` guarding `iface`. */
-  async startGe(host: 'a' | 'b', iface: string, o: GeOptions): Promise<void> {
-    const spec: GeSpec = {
-      instance: `dprp-${host}`, pinRoot: this.pinRoot, runDir: this.runDir, ifaces: [iface],
-      type: o.type ?? 'GES', mode: o.mode ?? 'OP', keys: o.keys.map(([g, v, k]) => [g, v, k.toString('hex')]), dprp: o.dprp,
-    };
-    // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
-    const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
-    });
-    this.ges.set(host, child);
-    let out = '';
-    child.stdout?.setEncoding('utf8');
-    child.stderr?.setEncoding('utf8');
-    child.stdout?.on('data', (d: string) => { out += d; if (out.length > 1e6) out = out.slice(-5e5); });
-    child.stderr?.on('data', (d: string) => { out += d; });
-    this.logs.set(host, '');
-    child.on('exit', () => this.logs.set(host, out));
-    await waitFor(`GE agent in ${host}`, () => {
-      if (child.exitCode !== null) throw new Error(`GE agent in ${host} exited ${child.exitCode}: ${out.slice(-2000)}`);
-      return out.includes(READY);
-    }, 15_000);
+  startGe(host: 'a' | 'b', iface: string, o: GeOptions): Promise<void> {
+    return this.ges.start(host, [iface], o);
   }
 
-  /** The pinned maps of a host's GE (close them after use). */
   maps(host: 'a' | 'b'): GscipMaps {
-    return openPinnedMaps(`${this.pinRoot}/dprp-${host}`);
+    return this.ges.maps(host);
   }
 
   /** TCP RetransSegs of a host (/proc/net/snmp is per network namespace). */
   retransSegs(host: string): number {
-    const lines = this.topo.exec(host, 'cat', ['/proc/net/snmp']).stdout.trim().split('\n');
-    for (let i = 0; i + 1 < lines.length; i += 2) {
-      const names = lines[i].split(/\s+/);
-      const vals = lines[i + 1].split(/\s+/);
-      if (names[0] === 'Tcp:') return Number(vals[names.indexOf('RetransSegs')]);
-    }
-    throw new Error('no Tcp line in /proc/net/snmp');
+    return retransSegs(this.topo, host);
   }
 
   async stopGes(): Promise<void> {
-    for (const [host, child] of this.ges) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await new Promise<void>((r) => {
-          const timer = setTimeout(() => { child.kill('SIGKILL'); r(); }, 5000);
-          child.once('exit', () => { clearTimeout(timer); r(); });
-        });
-      }
-      this.ges.delete(host);
-    }
+    await this.ges.stopAll();
   }
 
   cleanupSync(): void {
-    for (const c of this.ges.values()) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+    this.ges.killAllSync();
     this.topo.cleanupSync();
-    // Pins of a killed agent (SIGKILL): remove the whole per-run tree.
-    if (existsSync(this.pinRoot)) sh('rm', ['-rf', this.pinRoot], { allowFail: true });
-    rmSync(this.runDir, { recursive: true, force: true });
   }
 
   async cleanup(): Promise<void> {
-    await this.stopGes();
+    await this.ges.stopAll();
     this.cleanupSync();
   }
+}
+
+/** TCP RetransSegs of a host (/proc/net/snmp is per network namespace). */
+export function retransSegs(t: Topology, host: string): number {
+  const lines = t.exec(host, 'cat', ['/proc/net/snmp']).stdout.trim().split('\n');
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = lines[i].split(/\s+/);
+    const vals = lines[i + 1].split(/\s+/);
+    if (names[0] === 'Tcp:') return Number(vals[names.indexOf('RetransSegs')]);
+  }
+  throw new Error('no Tcp line in /proc/net/snmp');
 }
 
 /* ---------------- applications (node one-liners inside the namespaces) ---------------- */
@@ -210,16 +240,16 @@ one();`;
 export class RouterCapture {
   private readonly child: ChildProcess;
   readonly file: string;
-  private constructor(t: Topology, iface: string) {
-    this.file = `/tmp/${t.prefix}-${iface}-${randomBytes(3).toString('hex')}.pcap`;
-    this.child = t.spawn('r', 'tcpdump', ['-i', iface, '--immediate-mode', '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp or icmp']);
+  private constructor(t: Topology, iface: string, host: string) {
+    this.file = `/tmp/${t.prefix}-${host}-${randomBytes(3).toString('hex')}.pcap`;
+    this.child = t.spawn(host, 'tcpdump', ['-i', iface, '--immediate-mode', '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp or icmp']);
   }
-  static async start(t: Topology, iface = 'ra'): Promise<RouterCapture> {
-    const c = new RouterCapture(t, iface);
+  static async start(t: Topology, iface = 'ra', host = 'r'): Promise<RouterCapture> {
+    const c = new RouterCapture(t, iface, host);
     await waitFor('tcpdump on r', () => { try { return readFileSync(c.file).length >= 24; } catch { return false; } }, 5000);
     return c;
   }
-  /** Stops; returns every captured frame (Ethernet). */
+  /** Stops; returns every captured frame (Ethernet; Linux cooked v1 with iface "any"). */
   async stop(): Promise<Buffer[]> {
     await new Promise((r) => setTimeout(r, 200));
     this.child.kill('SIGINT');

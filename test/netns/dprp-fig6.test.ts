@@ -1,0 +1,178 @@
+/**
+ * Seed 002 Fig. 6 in namespaces, every pair of the SPEC's expected matrix in
+ * both directions, with real TCP and UDP applications and the real agent on
+ * every GE (nothing configured about any peer: only each GE's type, mode and
+ * group keys, as the GMS would deliver them):
+ *
+ *            GES1 (OP, GK1)   GES2 (OP, GK1+GK2)   GES3 (OP, GK3)
+ *                 \                 |                  /
+ *                  +------------ LAN switch ----------+   192.0.2.0/24
+ *                 /                                    \
+ *   GEN (CL, GK1) 192.0.2.1                  GEA (CL, GK2+GK3) 192.0.2.20
+ *        | 198.51.100.1                            | 203.0.113.1
+ *      Term 198.51.100.10 (plain host)          server 203.0.113.10 (plain host)
+ *
+ * Asserted: the application outcome; the PIT of the GEs that decide the flow;
+ * the wire: no plaintext marker on the LAN where encrypted, the marker on the
+ * LAN where plaintext is allowed, on the GEN-Term link for GES<->Term
+ * (decrypted by the GEN), and nothing of a discarded flow on the LAN; no TCP
+ * retransmission on any allowed flow.
+ * Deviations: the GEA is a router in front of the server here (the papers'
+ * GEA is a bridge; DPRP sees the same thing), and keys are written to each GE's
+ * key map directly instead of coming from the GMS.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { bpfUnavailable } from '../lib/bpf-harness.js';
+import { Topology } from '../lib/netns.js';
+import { Action, Dir, PitState } from '../../controlplane/maps/abi.js';
+import type { Cid } from '../../controlplane/maps/codecs.js';
+import { echoServer, GeProcesses, MARKER, RouterCapture, retransSegs, runClients, waitReady } from './dprp-topology.js';
+
+const unavailable = bpfUnavailable();
+const TCP_PORT = 7001;
+const UDP_PORT = 7002;
+
+const HOSTS = {
+  GES1: { addr: '192.0.2.11', protector: 'GES1' },
+  GES2: { addr: '192.0.2.12', protector: 'GES2' },
+  GES3: { addr: '192.0.2.13', protector: 'GES3' },
+  Term: { addr: '198.51.100.10', protector: 'GEN' },
+  server: { addr: '203.0.113.10', protector: 'GEA' },
+} as const;
+type Host = keyof typeof HOSTS;
+
+type Want = { kind: 'enc'; group: number } | { kind: 'plain' } | { kind: 'discard' };
+const MATRIX: Array<[Host, Host, Want]> = [
+  ['GES1', 'Term', { kind: 'enc', group: 1 }],
+  ['GES1', 'GES2', { kind: 'enc', group: 1 }],
+  ['GES2', 'server', { kind: 'enc', group: 2 }],
+  ['GES3', 'server', { kind: 'enc', group: 3 }],
+  ['GES1', 'server', { kind: 'discard' }],
+  ['GES3', 'Term', { kind: 'discard' }],
+  ['GES1', 'GES3', { kind: 'plain' }],
+];
+
+function count(frames: Buffer[], needle: string): number {
+  return frames.filter((f) => f.includes(needle)).length;
+}
+
+describe('seed 002 Fig. 6 in namespaces', { skip: unavailable ?? false }, () => {
+  let t: Topology;
+  let ges: GeProcesses;
+  let port = 40000;
+
+  before(async () => {
+    t = new Topology('fig6');
+    ges = new GeProcesses(t);
+    try {
+      for (const h of ['sw', 'GES1', 'GES2', 'GES3', 'GEN', 'GEA', 'Term', 'server']) t.addHost(h);
+      t.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+      t.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
+      const lan: Array<[string, string]> = [['GES1', '192.0.2.11'], ['GES2', '192.0.2.12'], ['GES3', '192.0.2.13'], ['GEN', '192.0.2.1'], ['GEA', '192.0.2.20']];
+      for (const [h, a] of lan) {
+        t.link(h, 'lan0', 'sw', `p${h}`);
+        t.exec('sw', 'ip', ['link', 'set', `p${h}`, 'master', 'br0']);
+        t.addr(h, 'lan0', `${a}/24`);
+      }
+      t.link('GEN', 'in0', 'Term', 'eth0');
+      t.addr('GEN', 'in0', '198.51.100.1/24');
+      t.addr('Term', 'eth0', '198.51.100.10/24');
+      t.route('Term', 'default', '198.51.100.1');
+      t.link('GEA', 'in0', 'server', 'eth0');
+      t.addr('GEA', 'in0', '203.0.113.1/24');
+      t.addr('server', 'eth0', '203.0.113.10/24');
+      t.route('server', 'default', '203.0.113.1');
+      t.forwarding('GEN');
+      t.forwarding('GEA');
+      for (const h of ['GES1', 'GES2', 'GES3']) {
+        t.route(h, '198.51.100.0/24', '192.0.2.1');
+        t.route(h, '203.0.113.0/24', '192.0.2.20');
+      }
+      t.route('GEN', '203.0.113.0/24', '192.0.2.20');
+      t.route('GEA', '198.51.100.0/24', '192.0.2.1');
+      // PCCOM must see every wire packet (docs/pccom.md): no TSO/GSO/GRO.
+      const devs: Array<[string, string]> = [['GES1', 'lan0'], ['GES2', 'lan0'], ['GES3', 'lan0'], ['GEN', 'lan0'], ['GEA', 'lan0'],
+        ['GEN', 'in0'], ['GEA', 'in0'], ['Term', 'eth0'], ['server', 'eth0'], ...lan.map(([h]) => ['sw', `p${h}`] as [string, string])];
+      for (const [h, d] of devs) t.exec(h, 'ethtool', ['-K', d, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+
+      const gk = [0, randomBytes(32), randomBytes(32), randomBytes(32)];
+      const k = (...g: number[]) => g.map((x) => [x, 1, gk[x] as Buffer] as [number, number, Buffer]);
+      await Promise.all([
+        ges.start('GES1', ['lan0'], { type: 'GES', mode: 'OP', keys: k(1) }),
+        ges.start('GES2', ['lan0'], { type: 'GES', mode: 'OP', keys: k(1, 2) }),
+        ges.start('GES3', ['lan0'], { type: 'GES', mode: 'OP', keys: k(3) }),
+        ges.start('GEN', ['lan0'], { type: 'GEN', mode: 'CL', keys: k(1) }),
+        ges.start('GEA', ['lan0'], { type: 'GEA', mode: 'CL', keys: k(2, 3) }),
+      ]);
+      for (const h of Object.keys(HOSTS)) {
+        await waitReady(echoServer(t, h, 'tcp', TCP_PORT), `tcp echo on ${h}`);
+        await waitReady(echoServer(t, h, 'udp', UDP_PORT), `udp echo on ${h}`);
+      }
+    } catch (e) {
+      ges.killAllSync();
+      t.cleanupSync();
+      throw e;
+    }
+  });
+  after(async () => {
+    await ges?.stopAll();
+    ges?.killAllSync();
+    t?.cleanupSync();
+  });
+
+  function pit(ge: string, c: Cid) {
+    const m = ges.maps(ge);
+    try {
+      return m.pit.get(c);
+    } finally {
+      m.close();
+    }
+  }
+
+  for (const [x, y, want] of MATRIX) {
+    for (const [src, dst] of [[x, y], [y, x]] as Array<[Host, Host]>) {
+      for (const proto of ['tcp', 'udp'] as const) {
+        const label = want.kind === 'enc' ? `encrypted with GK${want.group}` : want.kind === 'plain' ? 'plaintext' : 'discarded';
+        test(`${src} -> ${dst} ${proto.toUpperCase()}: ${label}`, async () => {
+          const cport = port++;
+          const sport = proto === 'tcp' ? TCP_PORT : UDP_PORT;
+          const msg = `${MARKER}-${src}-${dst}-${proto}`;
+          const retrans0 = retransSegs(t, src);
+          const lanCap = await RouterCapture.start(t, 'any', 'sw');
+          const termSide = dst === 'Term' || src === 'Term' ? await RouterCapture.start(t, 'eth0', 'Term') : null;
+          const r = await runClients(t, src, proto, HOSTS[dst].addr, sport, 1, cport, msg, want.kind === 'discard' ? 1500 : 10_000);
+          const lan = await lanCap.stop();
+          const term = termSide ? await termSide.stop() : null;
+          const fwd: Cid = { saddr: HOSTS[src].addr, daddr: HOSTS[dst].addr, sport: cport, dport: sport, proto: proto === 'tcp' ? 6 : 17, dir: Dir.EGRESS };
+          const start = HOSTS[src].protector;
+          const end = HOSTS[dst].protector;
+
+          if (want.kind === 'discard') {
+            assert.notEqual(r.reply, msg.toUpperCase(), 'the application got nothing back');
+            assert.equal(count(lan, msg), 0, 'nothing of the flow on the LAN');
+            assert.equal(pit(start, fwd)?.action, Action.DROP, `${start} discards`);
+            return;
+          }
+          assert.ok(r.ok, `application failed: ${r.error}`);
+          assert.equal(r.reply, msg.toUpperCase(), 'application data intact both ways');
+          if (proto === 'tcp') assert.equal(retransSegs(t, src) - retrans0, 0, 'no SYN retransmission');
+          const s = pit(start, fwd)!;
+          const e = pit(end, { ...fwd, dir: Dir.INGRESS })!;
+          if (want.kind === 'plain') {
+            assert.ok(count(lan, msg) >= 1, 'plaintext allowed: the marker is on the LAN');
+            assert.equal(s.action, Action.PASS);
+            assert.equal(e.action, Action.PASS);
+            return;
+          }
+          assert.equal(count(lan, msg), 0, 'no plaintext on the LAN');
+          assert.equal(count(lan, msg.toUpperCase()), 0, 'no plaintext reply on the LAN');
+          assert.deepEqual([s.action, s.group_id, s.state], [Action.ENCRYPT, want.group, PitState.CONFIRMED], `${start} encrypts`);
+          assert.deepEqual([e.action, e.group_id, e.state], [Action.DECRYPT, want.group, PitState.CONFIRMED], `${end} decrypts`);
+          if (term) assert.ok(count(term, msg) + count(term, msg.toUpperCase()) >= 1, 'plaintext between the GEN and the Term');
+        });
+      }
+    }
+  }
+});
