@@ -11,7 +11,8 @@ BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 \
                 -Wall -Wextra -Werror -Wno-unused-parameter \
                 -Ibpf/include -Ibpf/lib
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
-                nftables ethtool libelf-dev pkg-config wireguard-go wireguard-tools
+                nftables ethtool libelf-dev pkg-config wireguard-go wireguard-tools \
+                strongswan-charon strongswan-swanctl
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
