@@ -29,6 +29,7 @@ export interface GeSpec {
 export const READY = 'DPRP-GE-READY';
 
 async function main(): Promise<void> {
+  process.on('exit', (code) => process.stderr.write(`dprp-ge: exit ${code}\n`));
   const spec = JSON.parse(process.argv[2]) as GeSpec;
   const log = logger('dprp-ge').child({ instance: spec.instance });
   const cfg = parseAgentConfig({
@@ -63,8 +64,8 @@ async function main(): Promise<void> {
     await agent.stop({ unpin: true });
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop());
-  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => { process.stderr.write('dprp-ge: SIGTERM\n'); void stop(); });
+  process.on('SIGINT', () => { process.stderr.write('dprp-ge: SIGINT\n'); void stop(); });
   process.stdout.write(`${READY}\n`);
 }
 

@@ -46,8 +46,22 @@ export class GeProcesses {
     this.runDir = `/run/gscip-test-${topo.prefix}`;
   }
 
-  /** Starts the GE agent (with DPRP) in `host` guarding `ifaces`. */
+  /**
+   * Starts the GE agent (with DPRP) in `host` guarding `ifaces`. One retry if
+   * the process dies before it is ready (seen rarely while other suites rebuild
+   * or load BPF objects on the same machine); the error keeps its output.
+   */
   async start(host: string, ifaces: string[], o: GeOptions): Promise<void> {
+    try {
+      await this.startOnce(host, ifaces, o);
+    } catch (e) {
+      if (!/exited/.test((e as Error).message)) throw e;
+      process.stderr.write(`GE agent in ${host} died before ready, retrying once: ${(e as Error).message.slice(0, 500)}\n`);
+      await this.startOnce(host, ifaces, o);
+    }
+  }
+
+  private async startOnce(host: string, ifaces: string[], o: GeOptions): Promise<void> {
     const spec: GeSpec = {
       instance: `dprp-${host}`, pinRoot: this.pinRoot, runDir: this.runDir, ifaces,
       type: o.type ?? 'GES', mode: o.mode ?? 'OP', keys: o.keys.map(([g, v, k]) => [g, v, k.toString('hex')]), dprp: o.dprp,
