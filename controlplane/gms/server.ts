@@ -18,6 +18,7 @@ import type { TLSSocket } from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { networkInterfaces } from 'node:os';
 import { logger } from '../log/logger.js';
 import {
   gmsAuthRefusedTotal, gmsEnrollmentsTotal, gmsPushesTotal, gmsRotationsTotal, registry, setGmsGaugeSource, enableProcessMetrics,
@@ -88,7 +89,11 @@ export class GmsServer {
   }
 
   private async listen(): Promise<void> {
-    const names = [...new Set([this.opts.host, '127.0.0.1', 'localhost', ...(this.opts.serverNames ?? [])])].filter((n) => n !== '0.0.0.0' && n !== '::');
+    // Listening on a wildcard: the certificate names every local address (agents may use any of them).
+    const wildcard = this.opts.host === '0.0.0.0' || this.opts.host === '::';
+    const local = wildcard ? Object.values(networkInterfaces()).flat().filter((i) => i && !i.internal).map((i) => i!.address) : [];
+    const names = [...new Set([this.opts.host, '127.0.0.1', 'localhost', ...local, ...(this.opts.serverNames ?? [])])]
+      .filter((n) => n !== '0.0.0.0' && n !== '::' && !n.includes('%'));
     const tlsPair = await this.ca.issueServer(names);
     this.https = createHttpsServer({
       key: tlsPair.keyPem, cert: tlsPair.certPem, ca: [this.ca.certPem],
