@@ -83,7 +83,8 @@ export const REJECT_REASONS = [
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason}`;
 
-export type OutcomeKind = 'encrypted' | 'plaintext' | 'refused' | 'no_end_ge';
+/** 'upgraded': a late RGI replaced a no_end_ge decision (counted once more, with this label). */
+export type OutcomeKind = 'encrypted' | 'plaintext' | 'refused' | 'no_end_ge' | 'upgraded';
 
 export interface DprpObserver {
   started(reason: 'miss' | 'rekey'): void;
@@ -125,6 +126,12 @@ export interface DprpConfig {
   maxStashPerFlow: number;
   /** What a start GE does when no GE ever answers its DDE. */
   onNoAnswer: 'decide-alone' | 'fail';
+  /**
+   * After deciding alone, a late RGI (a GE on a path slower than the DDE
+   * budget) is still accepted this long and upgrades the flow to the
+   * negotiated decision.
+   */
+  lateRgiGraceMs: number;
   replay: ReplayCacheOptions;
 }
 
@@ -143,6 +150,7 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   maxRelays: 16384,
   maxStashPerFlow: 8,
   onNoAnswer: 'decide-alone',
+  lateRgiGraceMs: 5_000,
   replay: DEFAULT_REPLAY,
 };
 
@@ -166,7 +174,8 @@ interface StartNeg {
   negId: Buffer;
   flow: Flow;
   reason: 'miss' | 'rekey';
-  phase: 'dde' | 'mpit';
+  /** 'alone': decided without an answer, still listening for a late RGI (lateRgiGraceMs). */
+  phase: 'dde' | 'mpit' | 'alone';
   attempt: number;
   sends: number;
   timer: TimerHandle | null;
@@ -180,6 +189,8 @@ interface StartNeg {
   /** Per on-path GE: the key its MPIT entry is authenticated with (null: none shared). */
   keyFor: Map<string, GroupKey | null>;
   entries: PitEntry[];
+  /** Decided alone first, then a late RGI arrived. */
+  upgraded?: boolean;
 }
 
 interface RelayNeg {
@@ -341,10 +352,17 @@ export class DprpNode {
       else this.sendMpit(neg);
       return;
     }
-    if (neg.phase === 'dde' && this.cfg.onNoAnswer === 'decide-alone') {
+    if (neg.phase === 'alone') {
       this.finishStart(neg);
+      return;
+    }
+    if (neg.phase === 'dde' && this.cfg.onNoAnswer === 'decide-alone') {
+      // Decide now, but keep listening for a late answer for a while.
+      if (this.startByFlow.get(flowKey(neg.flow)) === neg) this.startByFlow.delete(flowKey(neg.flow));
       this.noEnd.set(neg.flow.daddr, this.d.clock.monoMs() + this.cfg.noEndCacheMs);
       this.concludeAlone(neg);
+      neg.phase = 'alone';
+      neg.timer = this.d.timers.after(this.cfg.lateRgiGraceMs, () => this.onStartTimeout(neg));
       return;
     }
     this.fail(neg, neg.phase === 'dde' ? 'dde_timeout' : 'cdn_timeout');
@@ -390,7 +408,7 @@ export class DprpNode {
   private onRgiAtStart(m: DprpMessage): void {
     const neg = this.startByNeg.get(hex(m.negId));
     if (!neg) return this.reject('unknown_negotiation');
-    if (neg.phase !== 'dde' || m.attempt > neg.attempt) return this.reject('wrong_phase');
+    if ((neg.phase !== 'dde' && neg.phase !== 'alone') || m.attempt > neg.attempt) return this.reject('wrong_phase');
     if (!sameFlow(neg.flow, m.flow)) return this.reject('unknown_negotiation');
     if ((m.records[0].flags & (REC_F_IS_DEST | REC_F_PROTECTS_DEST)) === 0) return this.reject('no_end_flag');
     if (m.records[0].addr !== m.endGe) return this.reject('no_end_flag');
@@ -413,6 +431,12 @@ export class DprpNode {
     this.replayAccept(m);
     neg.timer?.cancel();
     neg.timer = null;
+    if (neg.phase === 'alone') {
+      // A GE answered after all: this destination is not GE-less, and the flow gets the real decision.
+      neg.upgraded = true;
+      this.noEnd.delete(neg.flow.daddr);
+      this.startByFlow.set(flowKey(neg.flow), neg);
+    }
     neg.outcome = out;
     neg.phase = 'mpit';
     neg.sends = 0;
@@ -482,7 +506,7 @@ export class DprpNode {
     this.d.pit.install(confirmed);
     const mine = out.actions[0];
     this.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId));
-    this.obs.completed(out.verdict, this.elapsed(neg));
+    this.obs.completed(neg.upgraded ? 'upgraded' : out.verdict, this.elapsed(neg));
   }
 
   // ================================================================ relay / end

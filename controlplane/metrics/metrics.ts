@@ -141,7 +141,7 @@ export const dprpNegotiationsStartedTotal = new Counter({
 });
 export const dprpNegotiationsCompletedTotal = new Counter({
   name: 'gscip_dprp_negotiations_completed_total', help: 'DPRP negotiations this GE started that completed, by outcome',
-  labelNames: ['outcome'] as const, // encrypted | plaintext | refused | no_end_ge
+  labelNames: ['outcome'] as const, // encrypted | plaintext | refused | no_end_ge | upgraded (late RGI after no_end_ge)
   registers: [registry],
 });
 export const dprpNegotiationsFailedTotal = new Counter({

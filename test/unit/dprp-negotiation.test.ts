@@ -101,6 +101,26 @@ test('no GE toward the destination: OP start decides plaintext after bounded DDE
   assert.equal(g.released.length, 2);
 });
 
+test('a GE slower than the DDE budget still gets its flow encrypted: the late RGI upgrades the lone decision', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 20, maxSends: 4 }); // DDE budget 20+40+80+160 = 300 ms
+  sim.extraDelayMs = (w) => (msgType(w.icmp) === MsgType.RGI ? 400 : 0);
+  const { flow, handle } = sim.connect('GES1', 'GES2');
+  sim.time.run(310);
+  const g = sim.ge('GES1');
+  assert.deepEqual(g.released, [handle], 'decided alone in time: the packet is not held longer than the budget');
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.action, 'pass');
+  sim.time.run(10_000);
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.action, 'encrypt', 'upgraded by the late answer');
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')?.action, 'decrypt');
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.state, 'confirmed');
+  assert.deepEqual(g.obs.completions.map((c) => c.outcome), ['no_end_ge', 'upgraded']);
+  // the destination is no longer taken for GE-less: the next flow negotiates again
+  sim.extraDelayMs = () => 0;
+  sim.connect('GES1', 'GES2', 6, 50000, 22);
+  sim.time.run(20_000);
+  assert.equal(g.obs.completions[2].outcome, 'encrypted');
+});
+
 test('a CL start with no GE toward the destination refuses', () => {
   const sim = new Sim(fig6Nodes(), { rtoMs: 10, maxSends: 2 });
   const { handle } = sim.connect('Term', 'internet');

@@ -96,6 +96,8 @@ export class Sim {
   /** Messages that reached a plain host (ignored by it). */
   readonly toHosts: Wire[] = [];
   dropIf: (w: Wire) => boolean = () => false;
+  /** Extra one-way delay for a message (slow paths). */
+  extraDelayMs: (w: Wire) => number = () => 0;
   tamper: (w: Wire) => Buffer = (w) => w.icmp;
   private handles = 0;
 
@@ -180,7 +182,7 @@ export class Sim {
     const w: Wire = { at: this.time.now, from, to, dst, icmp: Buffer.from(icmp) };
     if (this.dropIf(w)) return;
     const bytes = this.tamper(w);
-    this.time.after(n * HOP_MS, () => {
+    this.time.after(n * HOP_MS + this.extraDelayMs(w), () => {
       const seen = { ...w, icmp: Buffer.from(bytes) };
       this.wire.push(seen);
       if (firstGe) this.ge(firstGe).node.onControl(seen.icmp);
