@@ -79,20 +79,32 @@ function nsPerPacket(): Record<string, number> {
 
 /* ---------------- 2. iperf3 ---------------- */
 
-async function iperf(p: PccomTopo, host: string, cport: number): Promise<number> {
+async function iperf(p: PccomTopo, host: string, cport: number): Promise<{ gbps: number; retransmits: number; cpu: number }> {
   const srv = p.topo.spawn('b', 'iperf3', ['-s', '-1', '-p', String(TCP_PORT)]);
   await waitFor('iperf3 server', () => p.topo.exec('b', 'ss', ['-Hltn', `sport = :${TCP_PORT}`]).stdout.includes('LISTEN'), 5000, 50);
   const r = p.topo.exec('a', 'iperf3', ['-c', host, '-p', String(TCP_PORT), '--cport', String(cport), '-t', String(SECONDS), '-J'],
     { timeoutMs: (SECONDS + 20) * 1000 });
   await exited(srv, 5000);
-  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second / 1e9;
+  const j = JSON.parse(r.stdout) as {
+    end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits: number };
+      cpu_utilization_percent: { host_total: number; remote_total: number } };
+  };
+  return {
+    gbps: j.end.sum_received.bits_per_second / 1e9,
+    retransmits: j.end.sum_sent.retransmits,
+    cpu: j.end.cpu_utilization_percent.host_total + j.end.cpu_utilization_percent.remote_total,
+  };
 }
 
-async function rounds(p: PccomTopo, host: string, cport: () => number): Promise<{ gbps: number; runs: number[] }> {
-  const runs: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) runs.push(await iperf(p, host, cport()));
-  return { gbps: median(runs), runs };
+interface Rounds { gbps: number; runs: number[]; retransmits: number[]; cpu_percent: number[] }
+
+/** iperf3 --rounds times; median Gbit/s, plus retransmits and sender+receiver CPU % of 100 per core
+ * (both ends share this machine's cores, and the kernel's softirq work counts where it ran). */
+async function rounds(p: PccomTopo, host: string, cport: () => number): Promise<Rounds> {
+  const rs: Awaited<ReturnType<typeof iperf>>[] = [];
+  for (let i = 0; i < ROUNDS; i++) rs.push(await iperf(p, host, cport()));
+  const runs = rs.map((r) => r.gbps);
+  return { gbps: median(runs), runs, retransmits: rs.map((r) => r.retransmits), cpu_percent: rs.map((r) => Math.round(r.cpu)) };
 }
 
 function setSeg1(p: PccomTopo, on: boolean): void {
@@ -138,7 +150,7 @@ async function main(): Promise<void> {
   const cport = (): number => port++;
   // Namespaces first without programs (baseline, wireguard-go), then attach in the same namespaces.
   const p = new PccomTopo('pcbench', { keepOffloads: true, attach: false });
-  const results: Record<string, { gbps: number; runs: number[] }> = {};
+  const results: Record<string, Rounds> = {};
   let stats: Record<string, number> = {};
   try {
     for (const [h, dev] of [['a', 'va'], ['r', 'ra'], ['r', 'rb'], ['b', 'vb']] as const) p.topo.exec(h, 'ethtool', ['-K', dev, 'gro', 'off']);
@@ -173,9 +185,9 @@ async function main(): Promise<void> {
   const base = results.baseline.gbps;
   const wg = results['wireguard-go'].gbps;
   console.log(`\niperf3 -t ${SECONDS}, one TCP stream a -> NAT r -> b, median of ${ROUNDS} (Gbit/s):`);
-  console.log('  config          Gbit/s   x baseline   x wireguard-go   runs');
+  console.log('  config          Gbit/s   x baseline   x wireguard-go   runs (Gbit/s)         retransmits      iperf3 cpu% (snd+rcv)');
   for (const [k, v] of Object.entries(results)) {
-    console.log(`  ${k.padEnd(15)} ${v.gbps.toFixed(2).padStart(6)}   ${(v.gbps / base).toFixed(3).padStart(10)}   ${(v.gbps / wg).toFixed(2).padStart(14)}   ${v.runs.map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(`  ${k.padEnd(15)} ${v.gbps.toFixed(2).padStart(6)}   ${(v.gbps / base).toFixed(3).padStart(10)}   ${(v.gbps / wg).toFixed(2).padStart(14)}   ${v.runs.map((x) => x.toFixed(2)).join(' ').padEnd(20)}  ${v.retransmits.join(' ').padEnd(15)}  ${v.cpu_percent.join(' ')}`);
   }
   console.log('  datapath counters during the pccom runs:', JSON.stringify(stats));
   const targets = {

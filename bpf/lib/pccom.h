@@ -10,8 +10,9 @@
  *  - Keystream: ChaCha20 with the group key named by the PIT entry.
  *      TCP: block counter = seq / 64 (byte position = seq), nonce = (TCP, ack, TSval),
  *           so a segment decrypts alone and a retransmission is self-consistent.
- *      UDP: nonce = (UDP, IP ID | UDP length << 16); the sender writes the IP ID
- *           from a per-CPU counter (the kernel sends ID 0 on DF datagrams).
+ *      UDP: nonce = (UDP, IP ID | UDP length << 16, plaintext sum); the sender writes
+ *           the IP ID from a per-CPU counter (the kernel sends ID 0 on DF datagrams);
+ *           the receiver recovers the plaintext sum from the keyed checksum.
  *  - Keyed checksum: the L4 checksum field carries
  *        ~fold(pseudo-header + L4 header + PLAINTEXT payload + K)
  *    with K = 16 bits of a ChaCha20 block keyed by the group key over per-packet
@@ -134,6 +135,7 @@ struct pccom_pass {
 	struct __sk_buff *skb;
 	struct pccom_scratch *s;
 	int err;
+	int sum_only;       /* 1: only sum the payload into sum_in (no keystream, no writes) */
 };
 
 /* Sum of a u64 as two u32 words (one's-complement friendly accumulator). */
@@ -161,6 +163,8 @@ static long pccom_pass_byte(__u32 j, void *data)
 	asm volatile("" : "+r"(kidx));  /* keep the mask next to the read */
 	v = *q;
 	s->sum_in += (__u32)v << shift;
+	if (c->sum_only)
+		return 0;
 	v ^= ((__u8 *)s->ks)[kidx];
 	s->sum_out += (__u32)v << shift;
 	*q = v;
@@ -186,11 +190,19 @@ static long pccom_pass_block(__u32 i, void *data)
 	off = s->pay_off + pos;
 	if (off > PCCOM_MAX_PKT_END)
 		goto fail;
-	chacha20_block(s->key, s->full_block + i, s->nonce, s->ks);
 	p = (__u8 *)(long)c->skb->data + off;
 	end = (__u8 *)(long)c->skb->data_end;
 	if (p + CHACHA20_BLOCK_BYTES > end)
 		goto fail;
+	if (c->sum_only) {
+#pragma unroll
+		for (j = 0; j < 8; j++)
+			sin += pccom_sum64(*(__u64 *)(p + 8 * j));
+		fin = pccom_fold(sin);
+		s->sum_in += (pos & 1) ? pccom_swab16(fin) : fin;
+		return 0;
+	}
+	chacha20_block(s->key, s->full_block + i, s->nonce, s->ks);
 #pragma unroll
 	for (j = 0; j < 8; j++) {
 		v = *(__u64 *)(p + 8 * j);
@@ -215,7 +227,8 @@ fail:
 }
 
 /* XOR s->pay_len payload bytes with the keystream (s->key, s->nonce,
- * s->first_block, s->ks_off); accumulates s->sum_in / s->sum_out. 0 or -1. */
+ * s->first_block, s->ks_off); accumulates s->sum_in / s->sum_out. 0 or -1.
+ * With c->sum_only: only s->sum_in, nothing written. */
 static __always_inline int pccom_xor_payload(struct pccom_pass *c)
 {
 	struct pccom_scratch *s = c->s;
@@ -224,6 +237,8 @@ static __always_inline int pccom_xor_payload(struct pccom_pass *c)
 	s->sum_in = 0;
 	s->sum_out = 0;
 	c->err = 0;
+	if (c->sum_only)
+		s->ks_off = 0;
 	if (s->ks_off >= CHACHA20_BLOCK_BYTES || s->pay_len > PCCOM_MAX_PKT_END)
 		return -1;
 	head = s->ks_off ? CHACHA20_BLOCK_BYTES - s->ks_off : 0;
@@ -233,7 +248,7 @@ static __always_inline int pccom_xor_payload(struct pccom_pass *c)
 	tail = s->pay_len - head - full * CHACHA20_BLOCK_BYTES;
 
 	if (head) {
-		chacha20_block(s->key, s->first_block, s->nonce, s->ks);
+		chacha20_block(s->key, s->first_block, s->nonce, s->ks);  /* head implies !sum_only */
 		s->start = -(__s32)s->ks_off;
 		s->lo = 0;
 		if (bpf_loop(head, pccom_pass_byte, c, 0) < 0 || c->err)
@@ -244,7 +259,8 @@ static __always_inline int pccom_xor_payload(struct pccom_pass *c)
 	if (full && (bpf_loop(full, pccom_pass_block, c, 0) < 0 || c->err))
 		return -1;
 	if (tail) {
-		chacha20_block(s->key, s->full_block + full, s->nonce, s->ks);
+		if (!c->sum_only)
+			chacha20_block(s->key, s->full_block + full, s->nonce, s->ks);
 		s->start = head + full * CHACHA20_BLOCK_BYTES;
 		s->lo = s->start;
 		if (bpf_loop(tail, pccom_pass_byte, c, 0) < 0 || c->err)
@@ -384,6 +400,34 @@ static __always_inline int pccom_nonce(struct __sk_buff *skb, const struct gscip
 	return 0;
 }
 
+/* UDP nonce word 2 = the 16-bit one's-complement sum of the plaintext payload
+ * (canonical: 0xffff -> 0). It widens the 16-bit IP ID: a keystream repeats
+ * only for equal (IP ID, length, plaintext sum). The sender sums the plaintext;
+ * the receiver recovers the sum from the keyed checksum, where K hides it,
+ * before decrypting, and the final checksum comparison confirms it. */
+static __always_inline int pccom_udp_sum_nonce(struct pccom_pass *c, const int encrypt, __u32 summed,
+					       __u32 pseudo, __u32 hdr0, __u32 k)
+{
+	struct pccom_scratch *s = c->s;
+	__u32 pt;
+	int rc;
+
+	c->sum_only = 1;
+	rc = pccom_xor_payload(c);  /* sums the payload as it is: plaintext out, ciphertext in */
+	c->sum_only = 0;
+	if (rc)
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (encrypt)
+		pt = pccom_fold(s->sum_in);
+	else if (summed == PCCOM_CHECKSUM_PARTIAL)  /* F = pseudo + pt - ct + K */
+		pt = pccom_add16(pccom_add16(s->csum, pccom_neg16(pseudo)),
+				 pccom_add16(pccom_fold(s->sum_in), pccom_neg16(k)));
+	else                                         /* F = ~(pseudo + hdr0 + pt + K) */
+		pt = pccom_add16(pccom_neg16(s->csum), pccom_neg16(pccom_add16(pccom_add16(pseudo, hdr0), k)));
+	s->nonce[2] = pt == 0xffff ? 0 : pt;
+	return 0;
+}
+
 /* Make the payload linear (a no-op for the common case) and bound its offsets. */
 static __always_inline int pccom_linearize(struct __sk_buff *skb, const struct pccom_scratch *s)
 {
@@ -452,10 +496,15 @@ static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *
 	rc = pccom_hdr_sum(pkt, s, &pseudo, &hdr0);
 	if (rc)
 		return rc;
+	summed = pccom_ip_summed(skb);
+	if (pkt->cid.proto == IPPROTO_UDP) {
+		rc = pccom_udp_sum_nonce(&c, encrypt, summed, pseudo, hdr0, k);
+		if (rc)
+			return rc;
+	}
 	if (pccom_xor_payload(&c))
 		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
 
-	summed = pccom_ip_summed(skb);
 	if (encrypt) {
 		__u32 pt = pccom_fold(s->sum_in), ct = pccom_fold(s->sum_out);
 

@@ -152,7 +152,7 @@ export function parse(pkt: Buffer): Parsed {
   return { l3, l4, proto, hlen, payOff: l4 + hlen, payLen };
 }
 
-/** Keystream parameters and K for a packet, exactly as docs/pccom.md defines them. */
+/** Keystream parameters and K for a PLAINTEXT packet, exactly as docs/pccom.md defines them. */
 export function pccomParams(pkt: Buffer, key: Buffer): { counter: number; nonce: Buffer; skip: number; k: number } {
   const p = parse(pkt);
   const nonce = Buffer.alloc(12);
@@ -170,6 +170,8 @@ export function pccomParams(pkt: Buffer, key: Buffer): { counter: number; nonce:
   } else {
     nonce.writeUInt32LE(DOM.UDP_DATA, 0); pkt.copy(nonce, 4, p.l3 + 4, p.l3 + 6);
     nonce.writeUInt16LE(p.payLen + 8, 6);
+    const s = sumLE(pkt.subarray(p.payOff, p.payOff + p.payLen));  // plaintext sum (callers pass the plaintext)
+    nonce.writeUInt16LE(s === 0xffff ? 0 : s, 8);
     counter = 0; skip = 0;
     knonce.writeUInt32LE(DOM.UDP_CSUM, 0); nonce.copy(knonce, 4, 4, 8);
     kctr = 0;
