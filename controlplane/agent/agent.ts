@@ -11,7 +11,7 @@ import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
 import { KEY_F_NONE } from '../maps/abi.js';
-import type { AgentConfig } from '../config/agent-config.js';
+import { ConfigError, type AgentConfig } from '../config/agent-config.js';
 import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
 import type { AgentInterface, PuntHandler } from './handler.js';
 import { puntHandlerFactory } from './handlers/index.js';
@@ -68,6 +68,9 @@ export class Agent {
     const ino = netnsInode();
     const undo: Array<() => void | Promise<void>> = [];
     const rollback = async (): Promise<void> => { for (const f of undo.reverse()) { try { await f(); } catch (e) { log.warn({ err: e }, 'rollback step failed'); } } };
+    // Resolve handlers before touching anything: a typo must not leave half an agent behind.
+    let factories: Array<[string, ReturnType<typeof puntHandlerFactory>]>;
+    try { factories = cfg.handlers.map((n) => [n, puntHandlerFactory(n)]); } catch (e) { throw new ConfigError((e as Error).message, []); }
     try {
       // 1. One agent per instance.
       const lock = HeldLock.tryTake(paths.lockFile, String(process.pid));
@@ -115,7 +118,7 @@ export class Agent {
       // 5. Punt path.
       const sender = new PacketSender();
       undo.push(() => sender.close());
-      const handlers = [...cfg.handlers.map((n) => puntHandlerFactory(n)({ log: log.child({ handler: n }) })), ...(opts.handlers ?? [])];
+      const handlers = [...factories.map(([n, f]) => f({ log: log.child({ handler: n }) })), ...(opts.handlers ?? [])];
       const ifs: AgentInterface[] = attached.map((a) => ({ name: a.name, ifindex: a.ifindex }));
       const dispatcher = new PuntDispatcher({ maps: dp.maps, sender, handlers, interfaces: ifs, limits: cfg.stash, log: log.child({ component: 'punt' }) });
       undo.push(() => dispatcher.close());

@@ -123,7 +123,7 @@ test('first packet: punt + install-pass -> connect without SYN retransmission, b
   const mac = (h: string): string => (JSON.parse(topo.exec(h, 'ip', ['-j', 'link', 'show', 'eth0']).stdout) as Array<{ address: string }>)[0].address;
   topo.exec('a', 'ip', ['neigh', 'replace', B, 'lladdr', mac('b'), 'dev', 'eth0', 'nud', 'permanent']);
   topo.exec('b', 'ip', ['neigh', 'replace', A, 'lladdr', mac('a'), 'dev', 'eth0', 'nud', 'permanent']);
-  const agent = await g.startAgent('a', ['--iface', 'eth0', '--miss', 'punt', '--handler', 'install-pass', '--metrics', 'none']);
+  const agent = await g.startAgent('a', ['--iface', 'eth0', '--miss', 'punt', '--handler', 'install-pass', '--metrics', '127.0.0.1:9464']);
   t.after(() => agent.stop('SIGKILL'));
 
   const before = { a: nstat(topo, 'a'), b: nstat(topo, 'b') };
@@ -147,6 +147,15 @@ test('first packet: punt + install-pass -> connect without SYN retransmission, b
   assert.ok(stat(g, 'punt_miss') >= 3, 'three flows punted');
   assert.ok(stat(g, 'released') >= 3, 'three released packets took their PIT hit');
   assert.equal(stat(g, 'release_miss'), 0);
+  // The same, as Prometheus sees it (the agent's /metrics inside a's namespace).
+  const metrics = topo.exec('a', process.execPath, ['-e', "fetch('http://127.0.0.1:9464/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout;
+  const metric = (re: RegExp): number => Number(re.exec(metrics)?.[1] ?? NaN);
+  assert.ok(metric(/^gscip_agent_punts_total\{reason="pit_miss"\} (\d+)$/m) >= 3, 'punts counted');
+  assert.ok(metric(/^gscip_agent_releases_total\{dir="egress"\} (\d+)$/m) >= 2, 'egress releases counted');
+  assert.ok(metric(/^gscip_agent_releases_total\{dir="ingress"\} (\d+)$/m) >= 1, 'ingress release counted');
+  assert.equal(metric(/^gscip_map_entries\{map="gscip_pit"\} (\d+)$/m), 6, 'three flows, two entries each');
+  assert.ok(metric(/^gscip_datapath_packets_total\{reason="pit_pass",kind="verdict"\} (\d+)$/m) > 0);
+  assert.equal(metric(/^gscip_datapath_packets_total\{reason="release_miss",kind="drop"\} (\d+)$/m), 0);
   const pit = JSON.parse(g.ok('a', ['maps', 'dump', 'pit', '--json', ...g.instanceArgs()])) as Array<{ dir: string; sport: number; dport: number; action: string }>;
   assert.ok(pit.some((e) => e.dir === 'egress' && e.sport === 41000 && e.action === 'pass'));
   assert.ok(pit.some((e) => e.dir === 'ingress' && e.dport === 41000 && e.action === 'pass'));
