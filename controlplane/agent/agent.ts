@@ -81,7 +81,11 @@ export class Agent {
       undo.push(() => { for (const l of locks) l.release(); });
       // 2. One agent per interface, across instances.
       const prev = readState(paths);
-      const ifaceIdx = cfg.interfaces.map((i) => ({ ...i, ifindex: ifNameToIndex(i.name) }));
+      const ifaceIdx = cfg.interfaces.map((i, n) => {
+        try { return { ...i, ifindex: ifNameToIndex(i.name) }; } catch {
+          throw new ConfigError(`interfaces[${n}].name: no interface '${i.name}' in this network namespace`, []);
+        }
+      });
       for (const i of ifaceIdx) {
         const l = HeldLock.tryTake(ifaceLockPath(paths.runDir, ino, i.ifindex), `${cfg.instance} ${process.pid}`);
         if (!(l instanceof HeldLock)) {

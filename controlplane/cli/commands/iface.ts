@@ -26,7 +26,8 @@ const set: CommandModule<object, SetArgs> = {
     const ing = miss(a['miss-ingress'], '--miss-ingress') ?? both;
     const egr = miss(a['miss-egress'], '--miss-egress') ?? both;
     if (ing === undefined && egr === undefined) throw new UsageError('--miss, --miss-ingress or --miss-egress: give at least one');
-    const ifindex = ifNameToIndex(a.name);
+    let ifindex: number;
+    try { ifindex = ifNameToIndex(a.name); } catch { throw new UsageError(`${a.name}: no such interface in this network namespace`); }
     return withMaps(a, (m) => {
       const cur = m.iface.get(ifindex);
       if (!cur) throw new UsageError(`${a.name}: not protected by instance '${a.instance}' (start the agent on it first)`);
