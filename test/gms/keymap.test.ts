@@ -23,8 +23,9 @@ test('rotation and grace expiry reach the BPF key maps of three agents', { skip:
   const agents: Array<{ name: string; h: BpfHarness; dir: string }> = [];
   for (const name of members) {
     const d = tempDir(`kmap-${name}`);
+    t.after(() => d.remove());
     const h = BpfHarness.open({ maxEntries: { gscip_pit: 1024, gscip_xlat: 1024 } });
-    t.after(() => { h.close(); d.remove(); });
+    t.after(() => h.close());
     await enrollGe(server, admin, name, d.path);
     const c = await startAgent(d.path, keyMapSink(h.maps.keys));
     t.after(() => c.stop());
