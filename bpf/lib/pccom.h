@@ -93,9 +93,9 @@ static __always_inline int pccom_ip_summed(struct __sk_buff *skb)
 /* ---- the payload pass ----
  * Payload position P uses keystream byte (ks_off + P) of the stream that starts
  * at block first_block. The pass is split so the verifier checks each piece once:
- *   head: bytes before the first block boundary  (bpf_loop, one byte per call)
+ *   head: bytes before the first block boundary  (bpf_loop, 8 bytes per call, then 1)
  *   full: whole 64-byte blocks                    (bpf_loop, one block per call)
- *   tail: the bytes after the last whole block    (bpf_loop, one byte per call)
+ *   tail: the bytes after the last whole block    (bpf_loop, 8 bytes per call, then 1)
  * No loop nests another (nested callbacks do not converge in the verifier). */
 struct pccom_scratch {
 	__u32 key[CHACHA20_KEY_WORDS];
@@ -172,6 +172,58 @@ static long pccom_pass_byte(__u32 j, void *data)
 fail:
 	c->err = 1;
 	return 1;
+}
+
+/* Eight bytes of the head or tail (bpf_loop callback): payload position lo + 8 j. */
+static long pccom_pass_word(__u32 j, void *data)
+{
+	struct pccom_pass *c = data;
+	struct pccom_scratch *s = c->s;
+	__u32 pos = s->lo + 8 * j, kidx = pos - s->start, off, f;
+	__u8 *q, *end;
+	__u64 v;
+
+	if (j >= CHACHA20_BLOCK_BYTES / 8)
+		goto fail;
+	off = s->pay_off + pos;
+	if (off > PCCOM_MAX_PKT_END)
+		goto fail;
+	q = (__u8 *)(long)c->skb->data + off;
+	end = (__u8 *)(long)c->skb->data_end;
+	if (q + 8 > end)
+		goto fail;
+	kidx &= CHACHA20_BLOCK_BYTES - 1;
+	asm volatile("" : "+r"(kidx));  /* keep the bound next to the read */
+	if (kidx > CHACHA20_BLOCK_BYTES - 8)
+		goto fail;
+	v = *(__u64 *)q;
+	f = pccom_fold(pccom_sum64(v));
+	s->sum_in += (pos & 1) ? pccom_swab16(f) : f;
+	if (c->sum_only)
+		return 0;
+	v ^= *(__u64 *)((__u8 *)s->ks + kidx);
+	f = pccom_fold(pccom_sum64(v));
+	s->sum_out += (pos & 1) ? pccom_swab16(f) : f;
+	*(__u64 *)q = v;
+	return 0;
+fail:
+	c->err = 1;
+	return 1;
+}
+
+/* n (< 64) bytes of the head or tail from payload position s->lo: 8 at a
+ * time, then the last 0..7 one at a time. */
+static __always_inline int pccom_pass_partial(struct pccom_pass *c, __u32 n)
+{
+	struct pccom_scratch *s = c->s;
+	__u32 words = n / 8, rest = n % 8;
+
+	if (words && (bpf_loop(words, pccom_pass_word, c, 0) < 0 || c->err))
+		return -1;
+	s->lo += words * 8;
+	if (rest && (bpf_loop(rest, pccom_pass_byte, c, 0) < 0 || c->err))
+		return -1;
+	return 0;
 }
 
 /* One whole 64-byte block (bpf_loop callback): 8 x u64 XOR. Sums are taken in
@@ -251,7 +303,7 @@ static __always_inline int pccom_xor_payload(struct pccom_pass *c)
 		chacha20_block(s->key, s->first_block, s->nonce, s->ks);  /* head implies !sum_only */
 		s->start = -(__s32)s->ks_off;
 		s->lo = 0;
-		if (bpf_loop(head, pccom_pass_byte, c, 0) < 0 || c->err)
+		if (pccom_pass_partial(c, head))
 			return -1;
 	}
 	s->full_block = s->first_block + (s->ks_off ? 1 : 0);
@@ -263,7 +315,7 @@ static __always_inline int pccom_xor_payload(struct pccom_pass *c)
 			chacha20_block(s->key, s->full_block + full, s->nonce, s->ks);
 		s->start = head + full * CHACHA20_BLOCK_BYTES;
 		s->lo = s->start;
-		if (bpf_loop(tail, pccom_pass_byte, c, 0) < 0 || c->err)
+		if (pccom_pass_partial(c, tail))
 			return -1;
 	}
 	return 0;
