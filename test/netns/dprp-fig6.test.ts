@@ -17,17 +17,24 @@
  * LAN where plaintext is allowed, on the GEN-Term link for GES<->Term
  * (decrypted by the GEN), and nothing of a discarded flow on the LAN; no TCP
  * retransmission on any allowed flow.
- * Deviations: the GEA is a router in front of the server here (the papers'
- * GEA is a bridge; DPRP sees the same thing), and keys are written to each GE's
- * key map directly instead of coming from the GMS.
+ * Every GE's type, mode and group keys come from a GMS (seed 002's Fig. 6
+ * definitions, test/gms/helpers.ts FIG6): the GEs enroll with one-time tokens,
+ * fetch their GE info, and a GMS client per GE writes the keys into that GE's
+ * key map, as the agent's own GMS client does.
+ * Deviation: the GEA is a router in front of the server here (the papers' GEA
+ * is a bridge; DPRP sees the same thing).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
-import { Topology } from '../lib/netns.js';
+import { Topology, waitFor } from '../lib/netns.js';
 import { Action, Dir, PitState } from '../../controlplane/maps/abi.js';
 import type { Cid } from '../../controlplane/maps/codecs.js';
+import { fetchGeState, type GmsClientHandle } from '../../controlplane/gms/client.js';
+import type { GmsServer } from '../../controlplane/gms/server.js';
+import { keyMapSink } from '../../controlplane/gms/key-map-sink.js';
+import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
+import { enrollGe, FIG6, startAgent, startGms, tempDir } from '../gms/helpers.js';
 import { echoServer, GeProcesses, MARKER, RouterCapture, retransSegs, runClients, waitReady } from './dprp-topology.js';
 
 const unavailable = bpfUnavailable();
@@ -62,6 +69,9 @@ describe('seed 002 Fig. 6 in namespaces', { skip: unavailable ?? false }, () => 
   let t: Topology;
   let ges: GeProcesses;
   let port = 40000;
+  let gms: { server: GmsServer; dirs: Array<{ remove(): void }>; clients: GmsClientHandle[]; maps: GscipMaps[] } | null = null;
+  /** GE host -> its userId in the GMS network definition. */
+  const USER: Record<string, string> = { GEN: 'gen-dept', GES1: 'ges1-staff', GES2: 'ges2-manager', GES3: 'ges3-manager', GEA: 'gea-server' };
 
   before(async () => {
     t = new Topology('fig6');
@@ -97,26 +107,46 @@ describe('seed 002 Fig. 6 in namespaces', { skip: unavailable ?? false }, () => 
         ['GEN', 'in0'], ['GEA', 'in0'], ['Term', 'eth0'], ['server', 'eth0'], ...lan.map(([h]) => ['sw', `p${h}`] as [string, string])];
       for (const [h, d] of devs) t.exec(h, 'ethtool', ['-K', d, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
 
-      const gk = [0, randomBytes(32), randomBytes(32), randomBytes(32)];
-      const k = (...g: number[]) => g.map((x) => [x, 1, gk[x] as Buffer] as [number, number, Buffer]);
-      await Promise.all([
-        ges.start('GES1', ['lan0'], { type: 'GES', mode: 'OP', keys: k(1) }),
-        ges.start('GES2', ['lan0'], { type: 'GES', mode: 'OP', keys: k(1, 2) }),
-        ges.start('GES3', ['lan0'], { type: 'GES', mode: 'OP', keys: k(3) }),
-        ges.start('GEN', ['lan0'], { type: 'GEN', mode: 'CL', keys: k(1) }),
-        ges.start('GEA', ['lan0'], { type: 'GEA', mode: 'CL', keys: k(2, 3) }),
-      ]);
+      // The GMS holds the only definitions: GE info (type, mode, groups) and group keys.
+      const gmsDir = tempDir('fig6');
+      const { server, admin } = await startGms(gmsDir.path);
+      gms = { server, dirs: [gmsDir], clients: [], maps: [] };
+      await admin.apply(FIG6, false);
+      for (const [host, user] of Object.entries(USER)) {
+        const dir = tempDir(`fig6-${host}`);
+        gms.dirs.push(dir);
+        await enrollGe(server, admin, user, dir.path);
+        const info = await fetchGeState(dir.path);
+        await ges.start(host, ['lan0'], { type: info.type, mode: info.mode, keys: [] });
+        const maps = ges.maps(host);
+        gms.maps.push(maps);
+        gms.clients.push(await startAgent(dir.path, keyMapSink(maps.keys)));
+      }
+      const want: Record<string, number[]> = { GEN: [1], GES1: [1], GES2: [1, 2], GES3: [3], GEA: [2, 3] };
+      await waitFor('every GE holds exactly its groups\' keys from the GMS', () => Object.keys(USER).every((h, i) =>
+        JSON.stringify([...gms!.maps[i].keys.keys()].map((k) => k.group_id).sort()) === JSON.stringify(want[h])), 10_000);
+      await new Promise((r) => setTimeout(r, 1200)); // the DPRP handlers re-read the key map every second
       for (const h of Object.keys(HOSTS)) {
         await waitReady(echoServer(t, h, 'tcp', TCP_PORT), `tcp echo on ${h}`);
         await waitReady(echoServer(t, h, 'udp', UDP_PORT), `udp echo on ${h}`);
       }
     } catch (e) {
+      await stopGms();
       ges.killAllSync();
       t.cleanupSync();
       throw e;
     }
   });
+  async function stopGms(): Promise<void> {
+    if (!gms) return;
+    for (const c of gms.clients) await c.stop().catch(() => undefined);
+    for (const m of gms.maps) m.close();
+    await gms.server.close();
+    for (const d of gms.dirs) d.remove();
+    gms = null;
+  }
   after(async () => {
+    await stopGms();
     await ges?.stopAll();
     ges?.killAllSync();
     t?.cleanupSync();
