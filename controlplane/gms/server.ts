@@ -31,7 +31,8 @@ import { computePlan, formatPlan, planIsEmpty } from './plan.js';
 import { nextRotation, timerDelay } from './scheduler.js';
 import { SpecError, validateNetwork } from './spec.js';
 import { GmsStore } from './store.js';
-import { writePrivateFileAtomic } from './secure-fs.js';
+import { ensurePrivateDir, writePrivateFileAtomic } from './secure-fs.js';
+import { lockDataDir } from './data-dir-lock.js';
 
 const log = logger('gms');
 const MAX_STREAM_BACKLOG = 1 << 20; // bytes queued to one SSE subscriber
@@ -68,17 +69,32 @@ export class GmsServer {
   private timer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private pushScheduled = false;
+  private unlock: () => void = () => undefined;
+  /** http://host:port/metrics when metricsListen was given. */
+  metricsUrl: string | null = null;
   private closed = false;
   url = '';
 
   private constructor(readonly opts: GmsServerOptions, readonly store: GmsStore, readonly ca: GmsCa) {}
 
   static async start(opts: GmsServerOptions): Promise<GmsServer> {
-    const store = await GmsStore.open(opts.dataDir);
-    const ca = await GmsCa.loadOrCreate(join(opts.dataDir, 'ca'));
-    const s = new GmsServer(opts, store, ca);
-    await s.listen();
-    await s.ensureAdminCredentials();
+    ensurePrivateDir(opts.dataDir);
+    const unlock = lockDataDir(opts.dataDir);
+    let store: GmsStore | null = null;
+    let s: GmsServer | null = null;
+    try {
+      store = await GmsStore.open(opts.dataDir);
+      const ca = await GmsCa.loadOrCreate(join(opts.dataDir, 'ca'));
+      s = new GmsServer(opts, store, ca);
+      s.unlock = unlock;
+      await s.listen();
+      await s.ensureAdminCredentials();
+    } catch (e) {
+      if (s) await s.close().catch(() => undefined);
+      else store?.close();
+      unlock();
+      throw e;
+    }
     s.armTimer();
     setGmsGaugeSource({
       enrolled: () => s.store.enrolledGes(Date.now()).length,
@@ -122,7 +138,12 @@ export class GmsServer {
         registry.metrics().then((m) => { res.writeHead(200, { 'content-type': registry.contentType }); res.end(m); },
           () => { res.writeHead(500).end(); });
       });
-      await new Promise<void>((resolve) => this.metricsHttp!.listen(this.opts.metricsListen!.port, this.opts.metricsListen!.host, resolve));
+      await new Promise<void>((resolve, reject) => {
+        this.metricsHttp!.once('error', reject);
+        this.metricsHttp!.listen(this.opts.metricsListen!.port, this.opts.metricsListen!.host, () => { this.metricsHttp!.off('error', reject); resolve(); });
+      });
+      const ma = this.metricsHttp.address();
+      this.metricsUrl = `http://${this.opts.metricsListen.host}:${typeof ma === 'object' && ma ? ma.port : this.opts.metricsListen.port}/metrics`;
     }
     log.info({ url: this.url, caFingerprint: this.ca.fingerprint() }, 'GMS listening');
   }
@@ -151,9 +172,10 @@ export class GmsServer {
     setGmsGaugeSource(null);
     for (const set of this.streams.values()) for (const s of set) s.res.end();
     this.streams.clear();
-    await new Promise<void>((resolve) => { this.https.close(() => resolve()); this.https.closeAllConnections(); });
-    if (this.metricsHttp) await new Promise<void>((resolve) => this.metricsHttp!.close(() => resolve()));
+    if (this.https?.listening) await new Promise<void>((resolve) => { this.https.close(() => resolve()); this.https.closeAllConnections(); });
+    if (this.metricsHttp?.listening) await new Promise<void>((resolve) => this.metricsHttp!.close(() => resolve()));
     this.store.close();
+    this.unlock();
   }
 
   connectedCount(): number { return this.streams.size; }

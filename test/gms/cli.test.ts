@@ -24,8 +24,8 @@ yargs(process.argv.slice(1)).scriptName('gscip').command(gmsCommand)
   .strict().demandCommand(1).parseAsync().catch((e) => { console.error(e.message); process.exitCode = 2; });
 `;
 
-function gscip(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['-e', RUNNER, ...args], { encoding: 'utf8', timeout: 20_000, cwd: ROOT, env: { ...process.env, GSCIP_LOG_LEVEL: 'info' } });
+function gscip(args: string[], input?: string): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, ['-e', RUNNER, ...args], { encoding: 'utf8', timeout: 20_000, cwd: ROOT, input, env: { ...process.env, GSCIP_LOG_LEVEL: 'info' } });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
@@ -69,12 +69,17 @@ test('gscip gms / agent enroll commands end to end', async (t) => {
   const token = r.out.trim();
   assert.match(token, /^[A-Za-z0-9_-]{43}$/);
 
-  r = gscip(['agent', 'enroll', '--gms', url, '--token', token, '--ca-fingerprint', fp, '--data-dir', agentDir.path]);
+  const tokenFile = join(gmsDir.path, 'token.txt');
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  r = gscip(['agent', 'enroll', '--gms', url, '--token-file', tokenFile, '--ca-fingerprint', fp, '--data-dir', agentDir.path]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /enrolled as ges1-staff/);
-  r = gscip(['agent', 'enroll', '--gms', url, '--token', token, '--ca-fingerprint', fp, '--data-dir', agent2.path]);
+  r = gscip(['agent', 'enroll', '--gms', url, '--token-file', '/dev/stdin', '--ca-fingerprint', fp, '--data-dir', agent2.path], token);
   assert.equal(r.code, 1);
   assert.match(r.err, /token_used/);
+  r = gscip(['agent', 'enroll', '--gms', url, '--ca-fingerprint', fp, '--data-dir', agent2.path]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /token or token-file/);
 
   r = gscip(['gms', 'rotate', '--group', '1', ...dd]);
   assert.equal(r.code, 0, r.err);
