@@ -22,9 +22,10 @@
  *  - Checksum offload: CHECKSUM_PARTIAL (veth) is handled by adjusting the seed
  *    so the final checksum (computed later over the ciphertext) comes out keyed.
  *  - GSO: one keyed checksum per wire packet needs the sender to see every wire
- *    packet, so a GSO skb is refused (GSCIP_DROP_UNSUPPORTED): the interface
- *    that encrypts must run with `ethtool -K IF tso off gso off` (and, on a GEN,
- *    gro off on the inside interfaces). See docs/pccom.md for the measured cost.
+ *    packet, so a GSO skb is refused (GSCIP_DROP_UNSUPPORTED). Linux TCP builds
+ *    GSO skbs whatever ethtool says, so the encrypting interface must carry
+ *    `ip link set dev IF gso_max_segs 1` (and a GEN needs GRO off on its inside
+ *    interfaces). See docs/pccom.md for why and for the measured cost.
  */
 #ifndef GSCIP_PCCOM_H
 #define GSCIP_PCCOM_H
