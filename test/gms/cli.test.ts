@@ -14,18 +14,11 @@ import { tempDir, waitFor } from './helpers.js';
 
 const ROOT = resolve(__dirname, '../../..');
 const FIG6 = join(ROOT, 'deploy/examples/fig6-network.yaml');
-// The gms command and `agent enroll`, mounted the way the gscip CLI mounts them.
-const RUNNER = `
-const yargs = require('yargs');
-const { gmsCommand } = require(${JSON.stringify(join(ROOT, 'dist/controlplane/cli/commands/gms.js'))});
-const { agentGmsCommands } = require(${JSON.stringify(join(ROOT, 'dist/controlplane/cli/commands/agent-gms.js'))});
-yargs(process.argv.slice(1)).scriptName('gscip').command(gmsCommand)
-  .command({ command: 'agent <command>', describe: 'agent', builder: (y) => agentGmsCommands.reduce((b, c) => b.command(c), y), handler: () => {} })
-  .strict().demandCommand(1).parseAsync().catch((e) => { console.error(e.message); process.exitCode = 2; });
-`;
+// The product's entry point (controlplane/cli/main.ts), as an operator runs it.
+const MAIN = join(ROOT, 'dist/controlplane/cli/main.js');
 
 function gscip(args: string[], input?: string): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['-e', RUNNER, ...args], { encoding: 'utf8', timeout: 20_000, cwd: ROOT, input, env: { ...process.env, GSCIP_LOG_LEVEL: 'info' } });
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 20_000, cwd: ROOT, input, env: { ...process.env, GSCIP_LOG_LEVEL: 'info' } });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
@@ -34,7 +27,7 @@ test('gscip gms / agent enroll commands end to end', async (t) => {
   const agentDir = tempDir('cli-agent');
   const agent2 = tempDir('cli-agent2');
   t.after(() => { gmsDir.remove(); agentDir.remove(); agent2.remove(); });
-  const srv = spawn(process.execPath, ['-e', RUNNER, 'gms', 'serve', '--data-dir', gmsDir.path, '--listen', '127.0.0.1:0'], {
+  const srv = spawn(process.execPath, [MAIN, 'gms', 'serve', '--data-dir', gmsDir.path, '--listen', '127.0.0.1:0'], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_LOG_LEVEL: 'debug' }, // log everything there is to log
   });
   let log = '';
