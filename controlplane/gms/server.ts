@@ -193,7 +193,7 @@ export class GmsServer {
       }
       if (url.pathname.startsWith('/v1/admin/')) {
         this.authenticate(req, 'admin');
-        return sendJson(res, 200, await this.admin(route, url, req));
+        return sendJson(res, 200, await this.admin(route, req));
       }
       throw new HttpError(404, 'not_found', `no route ${route}`);
     } catch (e) {
@@ -237,8 +237,9 @@ export class GmsServer {
     // Burn the token first (one transaction), so two concurrent uses cannot both win.
     const check = this.store.tx(() => this.store.consumeToken(hash, now));
     if (!check.ok) {
-      gmsEnrollmentsTotal.inc({ result: `token_${check.reason}`.replace('token_ge-removed', 'ge_removed') });
-      throw new HttpError(403, `token_${check.reason.replace('-', '_')}`, `enrollment token ${check.reason}`);
+      const code = { unknown: 'token_unknown', used: 'token_used', expired: 'token_expired', 'ge-removed': 'ge_removed' }[check.reason];
+      gmsEnrollmentsTotal.inc({ result: code });
+      throw new HttpError(403, code, check.reason === 'ge-removed' ? 'the GE of this token no longer exists' : `enrollment token ${check.reason}`);
     }
     let issued: { certPem: string; serial: string; notAfter: number };
     try {
@@ -354,7 +355,7 @@ export class GmsServer {
     let due = now + 3_600_000;
     const exp = this.store.nextKeyExpiry();
     if (exp !== null) due = Math.min(due, exp);
-    for (const [gid, at] of this.rotationDue()) { void gid; due = Math.min(due, at); }
+    for (const at of this.rotationDue().values()) due = Math.min(due, at);
     this.timer = setTimeout(() => this.onTimer(), timerDelay(due, now));
     this.timer.unref();
   }
@@ -384,7 +385,7 @@ export class GmsServer {
   }
 
   // ---------------------------------------------------------------- admin
-  private async admin(route: string, url: URL, req: IncomingMessage): Promise<unknown> {
+  private async admin(route: string, req: IncomingMessage): Promise<unknown> {
     const now = Date.now();
     switch (route) {
       case 'GET /v1/admin/network': return this.store.readNetwork();
@@ -454,7 +455,6 @@ export class GmsServer {
           expiresAt: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
         }));
     }
-    void url;
     throw new HttpError(404, 'not_found', `no route ${route}`);
   }
 }

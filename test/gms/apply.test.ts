@@ -13,6 +13,7 @@ import { GmsStore } from '../../controlplane/gms/store.js';
 import { computePlan } from '../../controlplane/gms/plan.js';
 import { validateNetwork } from '../../controlplane/gms/spec.js';
 import { FIG6, startGms, tempDir } from './helpers.js';
+import { enroll, GmsRefusedError } from '../../controlplane/gms/client.js';
 
 test('gms apply: dry-run, apply, idempotence, invalid file changes nothing', async (t) => {
   const dir = tempDir('apply');
@@ -50,6 +51,18 @@ test('gms apply: dry-run, apply, idempotence, invalid file changes nothing', asy
     return true;
   });
   assert.equal((await admin.list('ges')).length, 5, 'nothing of the bad file was applied');
+
+  // A token outstanding for a GE that is then removed cannot be used any more.
+  const tk = await admin.issueToken('ges3-manager', 600);
+  const without3 = structuredClone(FIG6);
+  without3.ges = without3.ges.filter((g) => g.userId !== 'ges3-manager');
+  await admin.apply(without3, false);
+  const d = tempDir('apply-enroll');
+  try {
+    await assert.rejects(enroll({ gmsUrl: server.url, token: tk.token, caFingerprint: server.ca.fingerprint(), dataDir: d.path }),
+      (e: GmsRefusedError) => e.status === 403 && e.code === 'token_unknown');
+  } finally { d.remove(); }
+  await admin.apply(FIG6, false);
 
   // Change: a mode flip and a new group are a 2-op plan, no rotation.
   const changed = structuredClone(FIG6);
