@@ -5,7 +5,8 @@
  * through a fake network (with loss) and docs/dprp.md describes the sequence.
  *
  *   start:        PIT miss -> stash, DDE (retried) -> RGI: verify, decide,
- *                 tentative PIT, MPIT (retried) -> CDN: confirm, release stash
+ *                 MPIT (retried) -> CDN: install confirmed, release stash
+ *                 (a refused flow: discard installed at once, stash dropped)
  *   intermediate: DDE relay -> RGI append own record, relay -> MPIT take own
  *                 action (tentative), relay -> CDN confirm, relay
  *   end:          DDE for me (or for a Term behind me, after endWaitMs with no
@@ -191,6 +192,8 @@ interface StartNeg {
   entries: PitEntry[];
   /** Decided alone first, then a late RGI arrived. */
   upgraded?: boolean;
+  /** Whether neg.entries are in the PIT (to remove them on failure). */
+  installed?: boolean;
 }
 
 interface RelayNeg {
@@ -399,7 +402,7 @@ export class DprpNode {
 
   private fail(neg: StartNeg, reason: FailReason): void {
     this.finishStart(neg);
-    if (neg.entries.length) this.d.pit.remove(neg.entries);
+    if (neg.installed && neg.entries.length) this.d.pit.remove(neg.entries);
     if (neg.stashes.length) this.d.stash.drop(neg.stashes, reason);
     neg.stashes = [];
     this.obs.failed(reason);
@@ -470,10 +473,14 @@ export class DprpNode {
     };
     // A refused flow's stashed packet is dropped now; nothing will release it.
     if (out.verdict === 'refused') this.settleStash(neg, out);
-    // MPIT first: on veth the send runs the peer's receive path too; our own
-    // tentative entries only need to exist before the stash is released (on CDN).
     this.sendMpit(neg);
-    this.d.pit.install(neg.entries);
+    // The start GE writes its entries once, confirmed, on CDN: until then further
+    // packets of the flow keep missing and join the stash, so none can overtake
+    // the end GE's MPIT. A refused flow is cut at once (tentative discard).
+    if (out.verdict === 'refused') {
+      this.d.pit.install(neg.entries);
+      neg.installed = true;
+    }
   }
 
   private sendMpit(neg: StartNeg): void {
@@ -500,10 +507,11 @@ export class DprpNode {
     this.replayAccept(m);
     this.finishStart(neg);
     const out = neg.outcome!;
-    // The tentative entries already carry the action: release first, then mark them confirmed.
-    this.settleStash(neg, out);
+    // Entries first: the released packet must hit them (a released packet that misses is dropped).
     const confirmed = neg.entries.map((e) => ({ ...e, state: 'confirmed' as const }));
     this.d.pit.install(confirmed);
+    neg.installed = true;
+    this.settleStash(neg, out);
     const mine = out.actions[0];
     this.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId));
     this.obs.completed(neg.upgraded ? 'upgraded' : out.verdict, this.elapsed(neg));

@@ -325,3 +325,22 @@ test('concurrent misses on one flow share one negotiation; the stash is bounded'
   assert.equal(g.released.length, 3);
   assert.deepEqual(g.dropped.map((d) => d.reason), ['stash_full', 'stash_full']);
 });
+
+test('the start GE installs its entries before it releases the stash (a released packet must hit them)', () => {
+  const sim = new Sim(fig6Nodes());
+  const g = sim.ge('GES1');
+  const seenAtRelease: Array<string | undefined> = [];
+  const { flow } = sim.connect('GES1', 'GES2');
+  const origRelease = g.released.push.bind(g.released);
+  g.released.push = (...hs: unknown[]) => { seenAtRelease.push(sim.pitOf('GES1', flow, 'egress')?.action); return origRelease(...hs); };
+  sim.time.run(10_000);
+  assert.deepEqual(seenAtRelease, ['encrypt']);
+  // and nothing was in the PIT while the negotiation ran (later packets join the stash instead)
+  const sim2 = new Sim(fig6Nodes());
+  const c = sim2.connect('GES1', 'GES2');
+  const states: Array<string | undefined> = [];
+  for (let i = 0; i < 40; i++) { sim2.time.advance(0.05); states.push(sim2.pitOf('GES1', c.flow, 'egress')?.state); }
+  assert.equal(states[0], undefined);
+  assert.equal(states[states.length - 1], 'confirmed');
+  assert.ok(!states.includes('tentative'), 'the start never shows a tentative entry');
+});
