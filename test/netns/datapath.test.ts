@@ -161,3 +161,20 @@ test('first packet: punt + install-pass -> connect without SYN retransmission, b
   assert.ok(pit.some((e) => e.dir === 'ingress' && e.dport === 41000 && e.action === 'pass'));
   assert.ok(pit.some((e) => e.dir === 'ingress' && e.sport === 41001 && e.action === 'pass'));
 });
+
+test('first packet too big to stash: dropped and counted, its CID installed, the next packet passes', { skip: skip ?? false, timeout: 120_000 }, async (t) => {
+  const topo = twoHosts('tr');
+  const g = new GscipRunner(topo);
+  t.after(() => { g.cleanup(); topo.cleanupSync(); });
+  for (const h of ['a', 'b']) topo.exec(h, 'ip', ['link', 'set', 'eth0', 'mtu', '9000']);
+  await startEchoServer(topo, 'b', B, TCP_PORT, UDP_PORT);
+  const agent = await g.startAgent('a', ['--iface', 'eth0', '--miss', 'punt', '--handler', 'install-pass', '--metrics', 'none']);
+  t.after(() => agent.stop('SIGKILL'));
+  const big = 'x'.repeat(4000); // one 4 KB datagram: larger than GSCIP_PUNT_MAX_BYTES, not fragmented at MTU 9000
+  assert.equal(echoOnce(topo, 'a', 'udp', B, UDP_PORT, 41100, big, 1000).error, 'timeout', 'the too-big first datagram is dropped');
+  assert.equal(stat(g, 'punt_truncated'), 1);
+  const r = echoOnce(topo, 'a', 'udp', B, UDP_PORT, 41100, big);
+  assert.equal(r.reply, `peer=${A}:41100|${big}`, 'the entry learned from the truncated punt lets the next datagram through');
+  assert.equal(stat(g, 'punt_truncated'), 1);
+  assert.equal(stat(g, 'released'), 0, 'nothing to release: the packet was never stashed');
+});
