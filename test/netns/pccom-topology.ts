@@ -221,7 +221,7 @@ const d = require('dgram').createSocket('udp4'), data = require('fs').readFileSy
 let off = 0;
 d.bind(${cport}, () => {
   const step = () => {
-    for (let i = 0; i < 4 && off < data.length; i++, off += ${size}) d.send(data.subarray(off, off + ${size}), ${port}, ${JSON.stringify(host)});
+    for (let i = 0; i < 2 && off < data.length; i++, off += ${size}) d.send(data.subarray(off, off + ${size}), ${port}, ${JSON.stringify(host)});
     if (off < data.length) setTimeout(step, 1); else setTimeout(() => process.exit(0), 50);
   };
   step();
