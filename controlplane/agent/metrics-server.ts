@@ -18,8 +18,8 @@ export function readStats(maps: GscipMaps): Array<{ id: number; name: string; ki
   });
 }
 
-/** Map occupancy is O(entries) to count: cache it for `minIntervalMs`. */
-export function datapathSource(maps: GscipMaps, stashPackets: () => number, minIntervalMs = 5000): DatapathMetricsSource {
+/** Map occupancy is O(entries) to count (~0.4 s of CPU for a 1M-entry PIT): cache it for `minIntervalMs`. */
+export function datapathSource(maps: GscipMaps, stashPackets: () => number, minIntervalMs = 30_000): DatapathMetricsSource {
   let at = 0;
   let cached: Array<{ map: string; entries: number; capacity: number }> = [];
   return {

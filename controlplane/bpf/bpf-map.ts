@@ -68,9 +68,13 @@ abstract class MapBase<K> {
     }
   }
 
-  /** Number of entries (walks the keys: O(n)). */
+  /** Number of entries: O(n), via bpf_map_lookup_batch (4096 per syscall) when the map supports it. */
   count(): number {
     if (this.info.type === MapType.ARRAY || this.info.type === MapType.PERCPU_ARRAY) return this.info.maxEntries;
+    if (this.info.type === MapType.HASH || this.info.type === MapType.LRU_HASH) {
+      const n = this.countBatched();
+      if (n !== null) return n;
+    }
     let n = 0;
     let cur: Buffer | null = null;
     const next = Buffer.alloc(this.keyCodec.size);
@@ -82,6 +86,28 @@ abstract class MapBase<K> {
       n++;
     }
     return n;
+  }
+
+  private countBatched(): number | null {
+    const chunk = 4096;
+    const kb = Buffer.alloc(chunk * this.keyCodec.size);
+    const vb = Buffer.alloc(chunk * this.info.valueSize);
+    let inBatch: Buffer | null = null;
+    let total = 0;
+    for (let guard = 0; guard <= Math.ceil(this.info.maxEntries / chunk) + 1; guard++) {
+      const outBatch = Buffer.alloc(Math.max(8, this.keyCodec.size));
+      let r: { count: number; done: boolean };
+      try {
+        r = mapLookupBatch(this.fd, inBatch, outBatch, kb, vb, chunk, this.name);
+      } catch (e) {
+        if (e instanceof BpfError && (e.code === 'EINVAL' || e.code === 'ENOTSUP' || e.code === 'EOPNOTSUPP') && guard === 0) return null;
+        throw e;
+      }
+      total += r.count;
+      if (r.done) return total;
+      inBatch = outBatch;
+    }
+    return total;
   }
 
   close(): void {
