@@ -265,7 +265,14 @@ export class RouterCapture {
   }
   /** Stops; returns every captured frame (Ethernet; Linux cooked v1 with iface "any"). */
   async stop(): Promise<Buffer[]> {
-    await new Promise((r) => setTimeout(r, 200));
+    // Let tcpdump catch up (a loaded machine delays it): wait until the file stops growing.
+    let last = -1;
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      const size = existsSync(this.file) ? readFileSync(this.file).length : 0;
+      if (size === last && i >= 2) break;
+      last = size;
+    }
     this.child.kill('SIGINT');
     await new Promise<void>((r) => {
       const timer = setTimeout(() => { this.child.kill('SIGKILL'); r(); }, 3000);
