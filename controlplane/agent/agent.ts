@@ -29,6 +29,8 @@ export interface AgentStartOptions {
   /** Extra handler objects (tests, embedding); appended after the configured ones. */
   handlers?: PuntHandler[];
   log?: Logger;
+  /** The agent can no longer do its job (e.g. the punt reader died); the caller should stop and exit non-zero. */
+  onFatal?: (e: Error) => void;
 }
 
 export interface StopOptions {
@@ -127,7 +129,11 @@ export class Agent {
       const dispatcher = new PuntDispatcher({ maps: dp.maps, sender, handlers, interfaces: ifs, limits: cfg.stash, log: log.child({ component: 'punt' }) });
       undo.push(() => dispatcher.close());
       const reader = new PuntReader(dp.maps.puntFd, (recs) => dispatcher.onRecords(recs), {
-        onError: (e) => log.error({ err: e }, 'punt reader error'),
+        onError: (e) => log.error({ err: e }, 'punt record skipped'),
+        onFatal: (e) => {
+          log.fatal({ err: e }, 'punt reader stopped: punted packets can no longer be handled');
+          opts.onFatal?.(e);
+        },
       });
       undo.push(() => reader.close());
       // 6. Metrics.

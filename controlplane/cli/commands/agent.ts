@@ -75,7 +75,8 @@ const run: CommandModule<object, RunArgs> = {
   handler: guarded(async (a: RunArgs) => {
     const cfg = agentConfigFromArgs(a);
     const log = logger('agent').child({ instance: cfg.instance });
-    const agent = await Agent.start(cfg, { log });
+    let fatal: ((e: Error) => void) | null = null;
+    const agent = await Agent.start(cfg, { log, onFatal: (e) => fatal?.(e) });
     process.stderr.write(`gscip agent: instance ${cfg.instance} on ${agent.interfaces.map((i) => i.name).join(', ')}` +
       `${agent.adopted.length ? ' (adopted pinned state)' : ''}${agent.metricsUrl ? `, metrics ${agent.metricsUrl}` : ''}\n`);
     await new Promise<void>((resolve) => {
@@ -85,6 +86,8 @@ const run: CommandModule<object, RunArgs> = {
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+      // Exit non-zero so a supervisor restarts us (the fast path stays attached meanwhile).
+      fatal = () => { process.exitCode = EXIT.ERROR; stop('fatal'); };
     });
   }),
 };
