@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { applyMissFlags, ConfigError, parseAgentConfig } from '../../controlplane/config/agent-config.js';
 import { agentConfigFromArgs } from '../../controlplane/cli/commands/agent.js';
 
@@ -63,4 +63,11 @@ test('flags override the config file, which overrides defaults', (t) => {
   assert.throws(() => agentConfigFromArgs({ config: f }), /config \(.*agent\.yaml \+ flags\): invalid: stash\.ttlMs/);
   writeFileSync(f, '{ not yaml: [');
   assert.throws(() => agentConfigFromArgs({ config: f }), /not valid YAML/);
+});
+
+test('the shipped example config is valid', () => {
+  const c = agentConfigFromArgs({ config: resolve(__dirname, '../../..', 'deploy/examples/agent.yaml') });
+  assert.equal(c.instance, 'edge');
+  assert.deepEqual(c.handlers, ['install-pass']);
+  assert.equal(c.gms, null);
 });
