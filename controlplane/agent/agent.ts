@@ -121,6 +121,18 @@ export class Agent {
         if (before === null) undo.push(() => { detachInterface(a.ifindex, a.createdHook); removeIfaceOwner(paths.runDir, ino, a.ifindex); });
         log.info({ iface: a.name, ifindex: a.ifindex, miss: i.miss, progIds: a.progIds }, 'attached');
       }
+      // Interfaces a previous agent of this instance protected but this configuration no longer lists:
+      // detach them, or they would keep their filters with nobody accounting for them.
+      if (prev && prev.netnsIno === ino) {
+        for (const old of prev.interfaces.filter((x) => !attached.some((a) => a.ifindex === x.ifindex))) {
+          try {
+            detachInterface(old.ifindex, old.createdHook);
+            dp.maps.iface.delete(old.ifindex);
+            removeIfaceOwner(paths.runDir, ino, old.ifindex);
+            log.info({ iface: old.name, ifindex: old.ifindex }, 'detached an interface no longer configured');
+          } catch (e) { log.warn({ err: e, iface: old.name }, 'could not detach an interface no longer configured'); }
+        }
+      }
       // 5. Punt path.
       const sender = new PacketSender();
       undo.push(() => sender.close());
