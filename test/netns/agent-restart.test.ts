@@ -95,3 +95,23 @@ test('established flow survives a killed agent; restart adopts state; second age
   assert.doesNotMatch(tcFilters(topo, 'egress'), /gscip/);
   assert.equal(existsSync(`${g.pinRoot}/rs`), false, 'pins removed');
 });
+
+test('restart with an interface removed from the configuration detaches it', { skip: skip ?? false, timeout: 60_000 }, async (t) => {
+  const topo = new Topology('ri');
+  const g = new GscipRunner(topo, 'ri');
+  t.after(() => { g.cleanup(); topo.cleanupSync(); });
+  topo.addHost('a');
+  topo.addHost('b');
+  topo.link('a', 'eth0', 'b', 'eth0');
+  topo.link('a', 'eth1', 'b', 'eth1');
+  const filters = (dev: string): number => (topo.exec('a', 'tc', ['filter', 'show', 'dev', dev, 'ingress'], { allowFail: true }).stdout.match(/ name gscip_tc_ingres /g) ?? []).length;
+  let agent = await g.startAgent('a', ['--iface', 'eth0', '--iface', 'eth1', '--metrics', 'none']);
+  assert.deepEqual([filters('eth0'), filters('eth1')], [1, 1]);
+  await agent.stop('SIGTERM');
+  assert.deepEqual([filters('eth0'), filters('eth1')], [1, 1], 'a stopped agent leaves both attached');
+  agent = await g.startAgent('a', ['--iface', 'eth0', '--metrics', 'none']);
+  t.after(() => agent.stop('SIGKILL'));
+  assert.deepEqual([filters('eth0'), filters('eth1')], [1, 0], 'eth1 detached, eth0 kept');
+  const iface = JSON.parse(g.ok('a', ['maps', 'dump', 'iface', '--json', ...g.instanceArgs()])) as Array<{ name: string }>;
+  assert.deepEqual(iface.map((i) => i.name), ['eth0']);
+});
