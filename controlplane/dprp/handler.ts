@@ -11,7 +11,7 @@
  * Keys are read from the gscip_keys map (filled by the GMS client) once a second;
  * a new version of a group triggers re-negotiation of the flows using it.
  */
-import { readFileSync } from 'node:fs';
+import { ifNameToIndex } from '../bpf/libc.js';
 import { Action, Dir, PitState, PuntReason, Role } from '../maps/abi.js';
 import { puntPacket, type Cid, type PitVal, type PuntRec } from '../maps/codecs.js';
 import type { PuntContext, PuntHandler, PuntHandlerFactory } from '../agent/handler.js';
@@ -215,10 +215,11 @@ export class DprpHandler implements PuntHandler {
     }
   }
 
+  /** ifindex of an unguarded interface (a GEN's inside), in this network namespace. */
   private ifindexOf(dev: string): number | undefined {
     try {
-      const n = Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8'));
-      return Number.isInteger(n) && n > 0 ? n : undefined;
+      const n = ifNameToIndex(dev);
+      return n > 0 ? n : undefined;
     } catch {
       return undefined;
     }
