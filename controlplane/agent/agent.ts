@@ -10,7 +10,6 @@ import { PuntReader } from '../bpf/punt-reader.js';
 import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
-import { KEY_F_NONE } from '../maps/abi.js';
 import { ConfigError, type AgentConfig } from '../config/agent-config.js';
 import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
 import type { AgentInterface, PuntHandler } from './handler.js';
@@ -20,7 +19,7 @@ import {
   writeIfaceOwner, writeState, type InstancePaths, type InstanceState,
 } from './instance.js';
 import { datapathSource, startMetricsServer } from './metrics-server.js';
-import { monotonicNs, PuntDispatcher } from './punt-dispatch.js';
+import { PuntDispatcher } from './punt-dispatch.js';
 import { ifNameToIndex } from '../bpf/libc.js';
 import { routeLibbpfMessages, tcQuery } from '../bpf/libbpf.js';
 import { TC_FILTER } from './instance.js';
@@ -162,10 +161,9 @@ export class Agent {
       let gms: { stop(): Promise<void> } | null = null;
       if (cfg.gms) {
         const { startGmsClient } = await import('../gms/client.js');
-        gms = await startGmsClient({ dataDir: cfg.gms.dataDir }, {
-          set: (group, version, key) => dp.maps.keys.set({ group_id: group, version }, { key, flags: KEY_F_NONE, installed_ns: monotonicNs() }),
-          del: (group, version) => { dp.maps.keys.delete({ group_id: group, version }); },
-        });
+        const { keyMapSink } = await import('../gms/key-map-sink.js');
+        gms = await startGmsClient({ dataDir: cfg.gms.dataDir }, keyMapSink(dp.maps.keys));
+        log.info({ dataDir: cfg.gms.dataDir }, 'GMS client started: group keys go to gscip_keys');
         undo.push(() => gms?.stop());
       }
       const state: InstanceState = {
