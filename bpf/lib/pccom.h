@@ -505,13 +505,13 @@ static __always_inline int pccom_write_csum(struct __sk_buff *skb, const struct 
 }
 
 /* The shared body of both hooks; encrypt is a compile-time constant at each call. */
-static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *pkt,
-				       const struct gscip_pit_val *pit, const int encrypt)
+static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_pkt *pkt,
+					    const struct gscip_pit_val *pit, const int encrypt,
+					    struct pccom_scratch *s)
 {
 	struct gscip_key_id kid = { .group_id = pit->group_id, .version = pit->key_version };
-	struct pccom_pass c = { .skb = skb };
+	struct pccom_pass c = { .skb = skb, .s = s };
 	struct gscip_key_val *kv;
-	struct pccom_scratch *s;
 	__u32 k, pseudo, hdr0, summed, csum;
 	int rc;
 
@@ -524,10 +524,6 @@ static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *
 	kv = bpf_map_lookup_elem(&gscip_keys, &kid);
 	if (!kv)
 		return GSCIP_CODE(GSCIP_DROP_NO_KEY);
-	s = pccom_scratch();
-	if (!s)
-		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
-	c.s = s;
 	__builtin_memcpy(s->key, kv->key, sizeof(s->key));
 
 	rc = pccom_load_hdr(skb, pkt, s);
@@ -591,6 +587,22 @@ static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *
 		}
 	}
 	return pccom_write_csum(skb, pkt, csum);
+}
+
+/* Runs the body, then wipes the key copy and the last keystream block from the
+ * scratch so no key material outlives the packet there. */
+static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *pkt,
+				       const struct gscip_pit_val *pit, const int encrypt)
+{
+	struct pccom_scratch *s = pccom_scratch();
+	int rc;
+
+	if (!s)
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	rc = pccom_apply_with(skb, pkt, pit, encrypt, s);
+	__builtin_memset(s->key, 0, sizeof(s->key));
+	__builtin_memset(s->ks, 0, sizeof(s->ks));
+	return rc;
 }
 
 /* Encrypt pkt's TCP/UDP payload with the key named by pit and write the keyed checksum. */

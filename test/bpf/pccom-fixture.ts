@@ -104,6 +104,15 @@ export class CryptoTestProgs {
     return total;
   }
 
+  /** Raw bytes of every CPU's cell of the PCCOM scratch map. */
+  scratchCells(): Buffer[] {
+    const r = sh('bpftool', ['-j', 'map', 'dump', 'pinned', `${this.dir}/maps/gscip_pccom_scratch`]);
+    const j = JSON.parse(r.stdout) as { values?: { value: string[] }[]; formatted?: unknown }[];
+    const cells: Buffer[] = [];
+    for (const e of j) for (const v of e.values ?? []) cells.push(Buffer.from(v.value.map((x) => parseInt(x, 16))));
+    return cells;
+  }
+
   cleanup(): void {
     sh('rm', ['-rf', this.dir], { allowFail: true });
     rmSync(this.tmp, { recursive: true, force: true });

@@ -136,6 +136,17 @@ test('PCCOM hooks under BPF_PROG_TEST_RUN', async (t) => {
     progs.setKey(GROUP, 1, KEY_V1);
   });
 
+  await t.test('no key material stays in the per-CPU scratch after a packet', () => {
+    encrypt(tcpPacket({ payload: randomBytes(700) }));
+    decrypt(encrypt(udpPacket({ payload: randomBytes(70) })).out);
+    const cells = progs.scratchCells();
+    assert.ok(cells.length > 0 && cells.every((c) => c.length >= 32 + 12 + 64));
+    for (const c of cells) {
+      assert.equal(c.indexOf(KEY_V1.subarray(0, 8)), -1, 'key bytes wiped');
+      assert.ok(c.subarray(0, 32).every((b) => b === 0), 'key copy zeroed');
+    }
+  });
+
   await t.test('fragments are refused', () => {
     const plain = udpPacket({ payload: randomBytes(100) });
     plain.writeUInt16BE(0x2000, 14 + 6);  // MF
