@@ -128,6 +128,13 @@ export interface DprpConfig {
   /** What a start GE does when no GE ever answers its DDE. */
   onNoAnswer: 'decide-alone' | 'fail';
   /**
+   * A GE that holds no group key yet (agent started, GMS not delivered) refuses
+   * to decide: the negotiation fails with keys_missing and the stashed packet is
+   * dropped (the application retries), instead of settling the flow in
+   * plaintext/refused for its lifetime. Set false for a GE defined with no group.
+   */
+  requireKeys: boolean;
+  /**
    * After deciding alone, a late RGI (a GE on a path slower than the DDE
    * budget) is still accepted this long and upgrades the flow to the
    * negotiated decision.
@@ -151,6 +158,7 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   maxRelays: 16384,
   maxStashPerFlow: 8,
   onNoAnswer: 'decide-alone',
+  requireKeys: true,
   lateRgiGraceMs: 5_000,
   replay: DEFAULT_REPLAY,
 };
@@ -243,6 +251,8 @@ export class DprpNode {
   /** inside address -> what answered there, until when. */
   private readonly termCache = new Map<string, { kind: 'term' | 'ge'; untilMono: number }>();
   private readonly noEnd = new Map<string, number>();
+  /** Start negotiations decided alone that still listen for a late RGI (not counted as pending). */
+  private alone = 0;
 
   constructor(deps: DprpNodeDeps) {
     this.d = deps;
@@ -258,7 +268,7 @@ export class DprpNode {
 
   /** Negotiations this GE has started and not finished. */
   get pending(): number {
-    return this.startByNeg.size;
+    return this.startByNeg.size - this.alone;
   }
 
   flowRecords(): FlowRecord[] {
@@ -309,7 +319,12 @@ export class DprpNode {
   }
 
   private begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[]): void {
-    if (this.startByNeg.size >= this.cfg.maxNegotiations) {
+    if (this.cfg.requireKeys && this.myKeys().length === 0) {
+      this.d.stash.drop(stashes, 'keys_missing');
+      this.obs.failed('keys_missing');
+      return;
+    }
+    if (this.pending >= this.cfg.maxNegotiations) {
       this.d.stash.drop(stashes, 'too_many_negotiations');
       this.obs.failed('too_many_negotiations');
       return;
@@ -356,6 +371,7 @@ export class DprpNode {
       return;
     }
     if (neg.phase === 'alone') {
+      this.alone--;
       this.finishStart(neg);
       return;
     }
@@ -364,7 +380,8 @@ export class DprpNode {
       if (this.startByFlow.get(flowKey(neg.flow)) === neg) this.startByFlow.delete(flowKey(neg.flow));
       this.noEnd.set(neg.flow.daddr, this.d.clock.monoMs() + this.cfg.noEndCacheMs);
       this.concludeAlone(neg);
-      neg.phase = 'alone';
+ neg.phase = 'alone';
+      this.alone++;
       neg.timer = this.d.timers.after(this.cfg.lateRgiGraceMs, () => this.onStartTimeout(neg));
       return;
     }
@@ -435,6 +452,7 @@ export class DprpNode {
     neg.timer?.cancel();
     neg.timer = null;
     if (neg.phase === 'alone') {
+      this.alone--;
       // A GE answered after all: this destination is not GE-less, and the flow gets the real decision.
       neg.upgraded = true;
       this.noEnd.delete(neg.flow.daddr);
@@ -789,7 +807,7 @@ export class DprpNode {
       if (v === undefined || v <= f.version) continue;
       const mine = f.role === 'start' ? f.flow : reverseFlow(f.flow);
       if (this.startByFlow.has(flowKey(mine)) || this.startByFlow.has(flowKey(reverseFlow(mine)))) continue;
-      if (this.startByNeg.size >= this.cfg.maxNegotiations) break;
+      if (this.pending >= this.cfg.maxNegotiations) break;
       this.begin(mine, 'rekey', []);
       n++;
     }

@@ -344,3 +344,32 @@ test('the start GE installs its entries before it releases the stash (a released
   assert.equal(states[states.length - 1], 'confirmed');
   assert.ok(!states.includes('tentative'), 'the start never shows a tentative entry');
 });
+
+test('a GE without any group key yet refuses to decide (keys_missing), then negotiates once keys arrive', () => {
+  const sim = new Sim(fig6Nodes());
+  const g = sim.ge('GES1');
+  const saved = [...g.keys.all()];
+  g.keys.set([]);
+  const first = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  assert.deepEqual(g.dropped, [{ handle: first.handle, reason: 'keys_missing' }]);
+  assert.deepEqual(g.obs.failures, ['keys_missing']);
+  assert.equal(sim.wire.length, 0, 'nothing sent');
+  assert.equal(sim.pitOf('GES1', first.flow, 'egress'), undefined, 'nothing settled for the flow');
+  g.keys.set(saved);
+  const again = sim.connect('GES1', 'GES2', 6, first.flow.sport, 80); // the application's retry
+  sim.time.run(20_000);
+  assert.deepEqual(g.released, [again.handle]);
+  assert.equal(sim.pitOf('GES1', first.flow, 'egress')?.action, 'encrypt');
+});
+
+test('negotiations decided alone and waiting for a late RGI do not count against maxNegotiations', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 5, maxSends: 1, maxNegotiations: 1, noEndCacheMs: 0 });
+  sim.connect('GES1', 'internet', 6, 41000, 80);
+  sim.time.run(6); // decided alone; listening for a late answer
+  assert.equal(sim.ge('GES1').node.pending, 0);
+  sim.connect('GES1', 'internet', 6, 41001, 80);
+  sim.time.run(20_000);
+  assert.deepEqual(sim.ge('GES1').obs.failures, []);
+  assert.equal(sim.ge('GES1').released.length, 2);
+});
