@@ -3,6 +3,7 @@
  * stash (bounded), release through the packet sender, drop, expiry. Every
  * outcome is counted (controlplane/metrics/metrics.ts).
  */
+import { performance } from 'node:perf_hooks';
 import type { PacketSender } from '../bpf/packet-sender.js';
 import type { Logger } from '../log/logger.js';
 import { Dir, PuntReason, enumName } from '../maps/abi.js';
@@ -72,7 +73,7 @@ export class PuntDispatcher implements PuntContext {
     if (reason === 'truncated') { agentStashDroppedTotal.inc({ reason: 'truncated' }); this.call('onMiss', rec); return; }
     // A record that waited in the ring longer than the TTL (e.g. while no agent ran) is stale: its sender has retransmitted.
     if (now - rec.ts_ns > this.ttlNs) { agentStashDroppedTotal.inc({ reason: 'stale_on_start' }); return; }
-    const refused = this.stash.add(rec, Date.now());
+    const refused = this.stash.add(rec, performance.now());
     if (refused) { agentStashDroppedTotal.inc({ reason: refused }); return; }
     this.call('onMiss', rec);
   }
@@ -135,7 +136,7 @@ export class PuntDispatcher implements PuntContext {
   }
 
   expire(): void {
-    const gone = this.stash.expire(Date.now());
+    const gone = this.stash.expire(performance.now());
     if (gone.length) agentStashDroppedTotal.inc({ reason: 'expired' }, gone.length);
   }
 

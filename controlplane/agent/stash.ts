@@ -29,7 +29,7 @@ export class Stash {
   get size(): number { return this.total; }
   get flowCount(): number { return this.flows.size; }
 
-  /** Hold a record; returns null if held, or why it was refused. */
+  /** Hold a record (`now` in ms on a monotonic clock); returns null if held, or why it was refused. */
   add(rec: PuntRec, now: number): StashRefusal | null {
     const k = flowKey(rec.cid);
     const list = this.flows.get(k);

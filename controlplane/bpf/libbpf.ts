@@ -257,9 +257,9 @@ export function mapDeleteBatch(fd: number, keys: Buffer, count: number, what = '
 }
 
 /**
- * One step of bpf_map_lookup_batch. `inBatch` null starts; `outBatch` receives
- * the cursor (key-sized for hash maps is enough; 4 bytes for arrays... use
- * key size rounded up to 8). Returns { count, done }.
+ * One step of bpf_map_lookup_batch. `inBatch` null starts; `outBatch`
+ * receives the cursor to pass as the next `inBatch` (a u32 bucket index for
+ * hash maps; give it max(8, key size) bytes). `done` = the map is exhausted.
  */
 export function mapLookupBatch(fd: number, inBatch: Buffer | null, outBatch: Buffer, keys: Buffer, values: Buffer, max: number, what = 'map'): { count: number; done: boolean } {
   const n = [max];
