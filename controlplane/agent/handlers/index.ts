@@ -4,8 +4,9 @@
  */
 import type { PuntHandlerFactory } from '../handler.js';
 import { installPass } from './install-pass.js';
+import { dprpHandlerFactory } from '../../dprp/handler.js';
 
-const registry = new Map<string, PuntHandlerFactory>([['install-pass', installPass]]);
+const registry = new Map<string, PuntHandlerFactory>([['install-pass', installPass], ['dprp', dprpHandlerFactory]]);
 
 export function registerPuntHandler(name: string, factory: PuntHandlerFactory): void {
   if (registry.has(name)) throw new Error(`punt handler ${name} is already registered`);
