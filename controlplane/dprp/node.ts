@@ -80,7 +80,7 @@ export type FailReason = (typeof FAIL_REASONS)[number];
 /** Reasons a control message is ignored (bounded label set for the metric). */
 export const REJECT_REASONS = [
   'replay', 'stale', 'future', 'unknown_negotiation', 'wrong_phase', 'bad_selector', 'bad_mac', 'bad_seal',
-  'missing_seal', 'unauthenticated_action', 'no_end_flag', 'path_too_long', 'relay_table_full', 'own_message',
+  'missing_seal', 'unauthenticated_action', 'downgrade', 'bad_path', 'no_end_flag', 'path_too_long', 'relay_table_full', 'own_message',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason}`;
 
@@ -218,6 +218,8 @@ interface RelayNeg {
   sealKey: GroupKey | null;
   /** End GE: the last CDN attempt answered. */
   answeredMpit: boolean;
+  /** The start GE's DDE record proved a group we hold: its decision must come authenticated. */
+  sharesWithStart: boolean;
 }
 
 /** A flow this GE holds PIT entries for (idle expiry, re-keying, `maps dump pit`). */
@@ -380,7 +382,7 @@ export class DprpNode {
       if (this.startByFlow.get(flowKey(neg.flow)) === neg) this.startByFlow.delete(flowKey(neg.flow));
       this.noEnd.set(neg.flow.daddr, this.d.clock.monoMs() + this.cfg.noEndCacheMs);
       this.concludeAlone(neg);
- neg.phase = 'alone';
+      neg.phase = 'alone';
       this.alone++;
       neg.timer = this.d.timers.after(this.cfg.lateRgiGraceMs, () => this.onStartTimeout(neg));
       return;
@@ -445,8 +447,8 @@ export class DprpNode {
     try {
       out = decide(path);
     } catch {
-      this.fail(neg, 'bad_path');
-      return;
+      // A path that cannot be (a GE twice): ignore this RGI, keep waiting for a sound one.
+      return this.reject('bad_path');
     }
     this.replayAccept(m);
     neg.timer?.cancel();
@@ -551,7 +553,7 @@ export class DprpNode {
     }
     r = {
       negId: m.negId, flow: m.flow, startGe: m.startGe, role: create, createdMono: this.d.clock.monoMs(),
-      endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false,
+      endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, sharesWithStart: false,
     };
     this.relays.set(id, r);
     return r;
@@ -566,6 +568,7 @@ export class DprpNode {
     if (m.attempt <= r.lastDdeAttempt) return this.reject('replay');
     r.lastDdeAttempt = m.attempt;
     this.replayAccept(m);
+    if (m.records[0].addr === m.startGe && verifyRecord(this.myKeys(), m, 0).length > 0) r.sharesWithStart = true;
 
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
     if (r.role === 'intermediate') {
@@ -638,6 +641,10 @@ export class DprpNode {
       if (!verifyAction(key, m, entry)) return this.reject('bad_mac');
     } else if (entry.action === WireAction.ENCRYPT || entry.action === WireAction.DECRYPT) {
       return this.reject('unauthenticated_action');
+    } else if (r.sharesWithStart && m.endGe === self) {
+      // The start proved (in its DDE) a group we share, yet its word for us is
+      // unauthenticated: someone rewrote the RGI to downgrade the flow. Install nothing.
+      return this.reject('downgrade');
     }
     this.replayAccept(m);
 

@@ -373,3 +373,20 @@ test('negotiations decided alone and waiting for a late RGI do not count against
   assert.deepEqual(sim.ge('GES1').obs.failures, []);
   assert.equal(sim.ge('GES1').released.length, 2);
 });
+
+test('downgrade: an RGI rewritten to hide the end GE\'s membership does not make the end GE accept plaintext', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 10, maxSends: 2 });
+  // an on-path attacker strips the end GE's tags (claims it holds no group)
+  sim.tamper = (w) => {
+    if (msgType(w.icmp) !== MsgType.RGI) return w.icmp;
+    const m = decode(w.icmp);
+    m.records[0].tags = [];
+    return encode(m);
+  };
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  assert.ok(sim.ge('GES2').obs.rejections.includes('downgrade'));
+  assert.equal(sim.pitOf('GES2', flow, 'ingress'), undefined, 'the end GE installed no plaintext entry');
+  assert.equal(sim.pitOf('GES1', flow, 'egress'), undefined, 'no CDN: the start GE did not settle the flow either');
+  assert.deepEqual(sim.ge('GES1').obs.failures, ['cdn_timeout']);
+});
