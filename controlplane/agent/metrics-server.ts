@@ -3,20 +3,11 @@
  * the datapath counters and map occupancy.
  */
 import { createServer, type Server } from 'node:http';
-import { STATS } from '../maps/abi.js';
+import { readStats } from '../maps/accessors.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { registry, setDatapathMetricsSource, type DatapathMetricsSource } from '../metrics/metrics.js';
 
-/** Counters of gscip_stats summed over CPUs, one row per ABI stat. */
-export function readStats(maps: GscipMaps): Array<{ id: number; name: string; kind: 'verdict' | 'drop'; packets: bigint; bytes: bigint }> {
-  return STATS.map((s) => {
-    const per = maps.stats.get(s.id) ?? [];
-    let packets = 0n;
-    let bytes = 0n;
-    for (const v of per) { packets += v.packets; bytes += v.bytes; }
-    return { id: s.id, name: s.name, kind: s.kind, packets, bytes };
-  });
-}
+export { readStats } from '../maps/accessors.js';
 
 /** Map occupancy is O(entries) to count (~0.4 s of CPU for a 1M-entry PIT): cache it for `minIntervalMs`. */
 export function datapathSource(maps: GscipMaps, stashPackets: () => number, minIntervalMs = 30_000): DatapathMetricsSource {

@@ -8,6 +8,7 @@ import type { PacketSender } from '../bpf/packet-sender.js';
 import type { Logger } from '../log/logger.js';
 import { Dir, PuntReason, enumName } from '../maps/abi.js';
 import { puntPacket, type Cid, type PuntRec } from '../maps/codecs.js';
+import { monotonicNs } from '../maps/accessors.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import {
   agentControlSentTotal, agentHandlerErrorsTotal, agentPuntsTotal, agentReleaseErrorsTotal, agentReleasesTotal, agentStashDroppedTotal,
@@ -16,10 +17,7 @@ import type { AgentInterface, PuntContext, PuntHandler } from './handler.js';
 import { completePartialChecksum } from './checksum-fixup.js';
 import { Stash, type StashLimits } from './stash.js';
 
-export function monotonicNs(): bigint {
-  // process.hrtime uses CLOCK_MONOTONIC on Linux: the clock of bpf_ktime_get_ns().
-  return process.hrtime.bigint();
-}
+export { monotonicNs } from '../maps/accessors.js';
 
 /** Label for a handler's drop reason; bounded to short snake_case words (label cardinality). */
 function handlerReason(r: string): string {

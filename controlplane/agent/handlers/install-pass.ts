@@ -5,24 +5,18 @@
  * packet(s) so the first packet is not lost. Used by the demo and tests; a
  * GE in production uses DPRP instead.
  */
-import { Action, Dir, PitState, PuntReason, Role } from '../../maps/abi.js';
-import type { Cid, PitVal } from '../../maps/codecs.js';
+import { PuntReason } from '../../maps/abi.js';
+import { passEntry, reverseCid } from '../../maps/accessors.js';
 import type { PuntHandler, PuntHandlerFactory } from '../handler.js';
 
-export function reverseCid(c: Cid): Cid {
-  return { saddr: c.daddr, daddr: c.saddr, sport: c.dport, dport: c.sport, proto: c.proto, dir: c.dir === Dir.INGRESS ? Dir.EGRESS : Dir.INGRESS };
-}
-
-export function passEntry(now: bigint): PitVal {
-  return { action: Action.PASS, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: 0, key_version: 0, created_ns: now, last_seen_ns: now };
-}
+export { reverseCid } from '../../maps/accessors.js';
 
 export const installPass: PuntHandlerFactory = ({ log }) => {
   const h: PuntHandler = {
     name: 'install-pass',
     onMiss(rec, ctx) {
-      const now = ctx.nowNs();
-      ctx.maps.pit.setBatch([[rec.cid, passEntry(now)], [reverseCid(rec.cid), passEntry(now)]]);
+      const e = passEntry();
+      ctx.maps.pit.setBatch([[rec.cid, e], [reverseCid(rec.cid), e]]);
       log.debug({ cid: rec.cid }, 'installed pass entries for both directions');
       if (rec.reason === PuntReason.PIT_MISS) ctx.releaseFlow(rec.cid);
     },

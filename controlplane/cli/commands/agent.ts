@@ -2,10 +2,10 @@
  * `gscip agent run|stop|status|detach` (+ `enroll` from agent-gms.ts).
  */
 import type { Argv, CommandModule } from 'yargs';
+import { readStats } from '../../maps/accessors.js';
 import { Agent, detachInstance } from '../../agent/agent.js';
 import { attachedPrograms, hasClsact } from '../../agent/datapath.js';
 import { lockHeld, netnsInode, readState } from '../../agent/instance.js';
-import { readStats } from '../../agent/metrics-server.js';
 import { applyMissFlags, parseAgentConfig, readConfigFile, ConfigError, type AgentConfigInput } from '../../config/agent-config.js';
 import { logger } from '../../log/logger.js';
 import { UsageError } from '../args.js';

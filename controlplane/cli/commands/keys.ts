@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { monotonicNs } from '../../agent/punt-dispatch.js';
+import { monotonicNs } from '../../maps/accessors.js';
 import { KEY_F_NONE } from '../../maps/abi.js';
 import { parseKeyMaterial, parseU32Arg } from '../args.js';
 import { guarded, print } from '../output.js';

@@ -3,9 +3,8 @@
  * Key material is never printed.
  */
 import type { CommandModule } from 'yargs';
+import { monotonicNs, readStats } from '../../maps/accessors.js';
 import { ifIndexToName } from '../../bpf/libc.js';
-import { readStats } from '../../agent/metrics-server.js';
-import { monotonicNs } from '../../agent/punt-dispatch.js';
 import { Action, Dir, MissAction, PitState, Role, XlatKind, enumName } from '../../maps/abi.js';
 import type { GscipMaps } from '../../maps/gscip-maps.js';
 import { protoName, UsageError } from '../args.js';

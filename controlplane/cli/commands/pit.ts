@@ -1,7 +1,6 @@
 /** `gscip pit add|del`: static PIT entries (operator-installed). */
 import type { Argv, CommandModule } from 'yargs';
-import { reverseCid } from '../../agent/handlers/install-pass.js';
-import { monotonicNs } from '../../agent/punt-dispatch.js';
+import { monotonicNs, reverseCid } from '../../maps/accessors.js';
 import { Action, PitState, Role } from '../../maps/abi.js';
 import type { Cid, PitVal } from '../../maps/codecs.js';
 import { cidString, parseActionArg, parseCidArgs, parseU32Arg, UsageError, type CidArgs } from '../args.js';

@@ -1,6 +1,6 @@
 /** `gscip xlat add|del`: static translation entries (key = pre-translation view). */
 import type { CommandModule } from 'yargs';
-import { monotonicNs } from '../../agent/punt-dispatch.js';
+import { monotonicNs } from '../../maps/accessors.js';
 import { XlatKind, enumValue } from '../../maps/abi.js';
 import type { XlatVal } from '../../maps/codecs.js';
 import { cidString, parseCidArgs, parseIPv4Arg, parsePortArg, UsageError, type CidArgs } from '../args.js';
