@@ -1,4 +1,4 @@
-/** The punt stash (bounds, expiry) and the release checksum fix-up, without root. */
+/** The punt stash (bounds, expiry), the release checksum fix-up and the punt dispatcher, without root. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Stash } from '../../controlplane/agent/stash.js';
@@ -6,6 +6,13 @@ import { completePartialChecksum } from '../../controlplane/agent/checksum-fixup
 import { reverseCid } from '../../controlplane/agent/handlers/install-pass.js';
 import type { Cid, PuntRec } from '../../controlplane/maps/codecs.js';
 import { inetChecksum, onesSum, tcpFrame, udpFrame } from '../lib/packets.js';
+import { PuntDispatcher } from '../../controlplane/agent/punt-dispatch.js';
+import type { PacketSender } from '../../controlplane/bpf/packet-sender.js';
+import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
+import type { PuntHandler } from '../../controlplane/agent/handler.js';
+import { registry } from '../../controlplane/metrics/metrics.js';
+import { logger } from '../../controlplane/log/logger.js';
+import { PUNT_MAX_BYTES, PuntReason } from '../../controlplane/maps/abi.js';
 
 const cid = (sport: number): Cid => ({ saddr: '192.0.2.1', daddr: '192.0.2.2', sport, dport: 80, proto: 6, dir: 1 });
 const rec = (sport: number): PuntRec => ({ ts_ns: 0n, ifindex: 2, pkt_len: 60, cap_len: 60, dir: 1, reason: 1, cid: cid(sport), data: Buffer.alloc(60) });
@@ -85,4 +92,68 @@ test('checksum fix-up completes partial TCP/UDP checksums and nothing else', () 
   assert.equal(completePartialChecksum(corrupt), 'invalid_left_alone');
   assert.deepEqual(corrupt, before, 'a corrupted packet is never given a valid checksum');
   assert.equal(completePartialChecksum(partial(tcp, 16).subarray(0, 50)), 'not_applicable', 'truncated capture');
+});
+
+// ---- PuntDispatcher with a fake sender (no kernel): what reaches handlers, what is released, what is counted.
+function fakeSender(): { sender: PacketSender; sent: Array<{ ifindex: number; dir: number; frame: Buffer }> } {
+  const sent: Array<{ ifindex: number; dir: number; frame: Buffer }> = [];
+  const sender = { release: (ifindex: number, dir: number, frame: Buffer) => { sent.push({ ifindex, dir, frame: Buffer.from(frame) }); }, sendIpv4: () => undefined, close: () => undefined };
+  return { sender: sender as unknown as PacketSender, sent };
+}
+
+function frameRec(frame: Buffer, o: Partial<PuntRec> = {}): PuntRec {
+  const data = Buffer.alloc(PUNT_MAX_BYTES);
+  frame.copy(data);
+  return { ts_ns: process.hrtime.bigint(), ifindex: 7, pkt_len: frame.length, cap_len: frame.length, dir: 1, reason: PuntReason.PIT_MISS,
+    cid: { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 40000, dport: 80, proto: 6, dir: 1 }, data, ...o };
+}
+
+async function metricValue(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  const v = m.find((x) => Object.entries(labels).every(([k, val]) => (x.labels as Record<string, unknown>)[k] === val));
+  return v?.value ?? 0;
+}
+
+test('dispatcher: misses are stashed then released with a completed checksum; control and truncated are never stashed', async () => {
+  const { sender, sent } = fakeSender();
+  const seen: string[] = [];
+  const h: PuntHandler = {
+    name: 't',
+    onMiss(rec, ctx) { seen.push(`miss:${rec.reason}`); if (rec.reason === PuntReason.PIT_MISS) ctx.releaseFlow(rec.cid); },
+    onControl(rec) { seen.push(`control:${rec.ifindex}`); },
+  };
+  const d = new PuntDispatcher({ maps: {} as GscipMaps, sender, handlers: [h], interfaces: [], limits: { perFlowPackets: 4, totalPackets: 16, ttlMs: 1000 }, log: logger('test') });
+  try {
+    const tcp = tcpFrame({ src: '192.0.2.1', dst: '192.0.2.2', sport: 40000, dport: 80 });
+    const p = partial(tcp, 16);
+    d.onRecords([frameRec(p), frameRec(tcp, { reason: PuntReason.CONTROL }), frameRec(tcp, { reason: PuntReason.TRUNCATED })]);
+    assert.deepEqual(seen, ['miss:1', 'control:7', 'miss:3']);
+    assert.equal(sent.length, 1, 'only the stashed miss is released');
+    assert.deepEqual(sent[0].frame, tcp, 'released bytes carry the completed checksum');
+    assert.equal(sent[0].ifindex, 7);
+    assert.equal(d.stash.size, 0);
+  } finally { d.close(); }
+});
+
+test('dispatcher: stale records, throwing handlers and expiry are counted, never fatal', async () => {
+  const { sender, sent } = fakeSender();
+  const boom: PuntHandler = { name: 'boom', onMiss() { throw new Error('handler bug'); } };
+  const d = new PuntDispatcher({ maps: {} as GscipMaps, sender, handlers: [boom], interfaces: [], limits: { perFlowPackets: 4, totalPackets: 16, ttlMs: 50 }, log: logger('test').child({ level: 'silent' }) });
+  try {
+    const tcp = tcpFrame({ src: '192.0.2.1', dst: '192.0.2.2', sport: 40001, dport: 80 });
+    const stale0 = await metricValue('gscip_agent_stash_dropped_total', { reason: 'stale_on_start' });
+    const err0 = await metricValue('gscip_agent_handler_errors_total', { handler: 'boom' });
+    const exp0 = await metricValue('gscip_agent_stash_dropped_total', { reason: 'expired' });
+    d.onRecords([frameRec(tcp, { ts_ns: process.hrtime.bigint() - 10_000_000_000n })]);
+    assert.equal(await metricValue('gscip_agent_stash_dropped_total', { reason: 'stale_on_start' }), stale0 + 1);
+    assert.equal(d.stash.size, 0, 'a record older than the TTL is not stashed');
+    d.onRecords([frameRec(tcp)]);
+    assert.equal(await metricValue('gscip_agent_handler_errors_total', { handler: 'boom' }), err0 + 1);
+    assert.equal(d.stash.size, 1, 'the packet stays stashed after a handler error');
+    await new Promise((r) => setTimeout(r, 120));
+    d.expire();
+    assert.equal(d.stash.size, 0);
+    assert.equal(await metricValue('gscip_agent_stash_dropped_total', { reason: 'expired' }), exp0 + 1);
+    assert.equal(sent.length, 0);
+  } finally { d.close(); }
 });
