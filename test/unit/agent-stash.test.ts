@@ -138,7 +138,7 @@ test('dispatcher: misses are stashed then released with a completed checksum; co
 test('dispatcher: stale records, throwing handlers and expiry are counted, never fatal', async () => {
   const { sender, sent } = fakeSender();
   const boom: PuntHandler = { name: 'boom', onMiss() { throw new Error('handler bug'); } };
-  const d = new PuntDispatcher({ maps: {} as GscipMaps, sender, handlers: [boom], interfaces: [], limits: { perFlowPackets: 4, totalPackets: 16, ttlMs: 50 }, log: logger('test').child({ level: 'silent' }) });
+  const d = new PuntDispatcher({ maps: {} as GscipMaps, sender, handlers: [boom], interfaces: [], limits: { perFlowPackets: 4, totalPackets: 16, ttlMs: 50 }, log: logger('test').child({}, { level: 'silent' }) });
   try {
     const tcp = tcpFrame({ src: '192.0.2.1', dst: '192.0.2.2', sport: 40001, dport: 80 });
     const stale0 = await metricValue('gscip_agent_stash_dropped_total', { reason: 'stale_on_start' });
