@@ -22,8 +22,9 @@ struct {
 } crypto_test_pit SEC(".maps");
 
 /* chacha_test: packet = 14 bytes (ignored) | key[32] | counter (LE u32) |
- * nonce[12] | ks_off (LE u32) | data... ; data is XORed in place with the
- * keystream that starts at byte ks_off of block `counter`. Returns 0, or 1 on error. */
+ * nonce[12] | ks_off (LE u32: bits 0..7 offset, bits 8..15 rounds 0=20|12|8) |
+ * data... ; data is XORed in place with the keystream that starts at byte
+ * ks_off of block `counter`. Returns 0, or 1 on error. */
 #define CHACHA_TEST_HDR (14 + 32 + 4 + 12 + 4)
 
 SEC("tc")
@@ -40,12 +41,18 @@ int chacha_test(struct __sk_buff *skb)
 	if (!s)
 		return 1;
 	c.s = s;
-	__builtin_memcpy(s->key, hdr, sizeof(s->key));
+	__builtin_memcpy(s->in.key, hdr, sizeof(s->in.key));
 	s->first_block = hdr[8];
-	s->nonce[0] = hdr[9];
-	s->nonce[1] = hdr[10];
-	s->nonce[2] = hdr[11];
-	s->ks_off = hdr[12];
+	s->in.nonce[0] = hdr[9];
+	s->in.nonce[1] = hdr[10];
+	s->in.nonce[2] = hdr[11];
+	s->ks_off = hdr[12] & 0xff;
+	switch ((hdr[12] >> 8) & 0xff) {
+	case 0: case 20: s->dr = CHACHA20_DR_20; break;
+	case 12: s->dr = CHACHA20_DR_12; break;
+	case 8: s->dr = CHACHA20_DR_8; break;
+	default: return 1;
+	}
 	if (s->ks_off >= CHACHA20_BLOCK_BYTES || skb->len < CHACHA_TEST_HDR)
 		return 1;
 	s->pay_off = CHACHA_TEST_HDR;
@@ -116,8 +123,9 @@ static __always_inline int pccom_test(struct __sk_buff *skb, __u8 dir)
 			return TC_ACT_SHOT;
 		rc = dir == GSCIP_DIR_EGRESS ? pccom_egress(skb, &pkt, pit) : pccom_ingress(skb, &pkt, pit);
 	}
-	if (!rc) {
-		stats_count(dir == GSCIP_DIR_EGRESS ? GSCIP_STAT_PIT_ENCRYPT : GSCIP_STAT_PIT_DECRYPT, skb->len);
+	if (rc >= 0) {
+		stats_count(dir == GSCIP_DIR_EGRESS ? GSCIP_STAT_PIT_ENCRYPT :
+			    rc ? GSCIP_STAT_PIT_DECRYPT_PREV : GSCIP_STAT_PIT_DECRYPT, skb->len);
 		return TC_ACT_OK;
 	}
 	stats_count(GSCIP_CODE_TO_STAT(rc), skb->len);

@@ -94,7 +94,10 @@ struct gscip_pit_val {
 	__u8   flags;        /* GSCIP_PIT_F_* */
 	__u32  group_id;     /* group whose key encrypts/decrypts (0 = none) */
 	__u32  key_version;  /* version of that group's key */
-	__u32  pad;
+	__u32  prev_key_version; /* decrypt only: a packet failing the keyed checksum
+	                          * under key_version is tried under this version
+	                          * (0 = none); set it when re-keying so the two ends
+	                          * need not switch at the same instant */
 	__u64  created_ns;   /* bpf_ktime_get_ns() clock (CLOCK_MONOTONIC) */
 	__u64  last_seen_ns; /* refreshed by the fast path at most once a second */
 };
@@ -136,6 +139,8 @@ struct gscip_key_val {
 	__u64 installed_ns;
 };
 #define GSCIP_KEY_F_NONE 0
+#define GSCIP_KEY_F_ROUNDS_12 0x1  /* PCCOM cipher ChaCha12 instead of ChaCha20 */
+#define GSCIP_KEY_F_ROUNDS_8  0x2  /* PCCOM cipher ChaCha8; both bits = invalid (dropped) */
 
 /* Per-interface configuration, keyed by ifindex (__u32). */
 struct gscip_iface_cfg {
@@ -196,7 +201,8 @@ enum gscip_stat {
 	GSCIP_STAT_PUNT_TRUNCATED     = 10,
 	GSCIP_STAT_RELEASED           = 11, /* a released packet took its PIT hit */
 	GSCIP_STAT_XLAT               = 12, /* a translation was applied */
-	GSCIP_STAT__VERDICT_END       = 13,
+	GSCIP_STAT_PIT_DECRYPT_PREV   = 13, /* decrypted under the PIT's prev_key_version */
+	GSCIP_STAT__VERDICT_END       = 14, /* marker, moves as verdicts are appended */
 
 	GSCIP_STAT_DROP_FIRST         = 32,
 	GSCIP_DROP_POLICY             = 32, /* PIT action drop */

@@ -2,10 +2,11 @@
 /* chacha20.h - the ChaCha20 block function of RFC 8439 (section 2.3), for eBPF.
  *
  * One call = one 64-byte keystream block for (key, 32-bit block counter,
- * 96-bit nonce). The rounds are fully unrolled straight-line ALU32 code: no
+ * 96-bit nonce, rounds). Rounds are 20 (RFC 8439), 12 or 8 (ChaCha12/ChaCha8,
+ * same construction with fewer double rounds), chosen per group key. The rounds are fully unrolled straight-line ALU32 code: no
  * loop for the verifier to walk, about 1k instructions per block. Callers
  * that need many blocks drive this from bpf_loop() (see pccom.h), one block
- * per iteration, so the verifier checks the body once.
+ * per iteration.
  *
  * Words are little-endian as the RFC serialises them: keystream byte i is
  * byte (i % 4) of out[i / 4] on a little-endian target (bpfel: x86, arm64).
@@ -17,6 +18,11 @@
 #define CHACHA20_NONCE_WORDS 3
 #define CHACHA20_BLOCK_WORDS 16
 #define CHACHA20_BLOCK_BYTES 64
+
+/* Double rounds: 10 = ChaCha20 (RFC 8439), 6 = ChaCha12, 4 = ChaCha8. */
+#define CHACHA20_DR_20 10
+#define CHACHA20_DR_12 6
+#define CHACHA20_DR_8  4
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "chacha20.h serialises keystream words little-endian: build for bpfel"
@@ -44,33 +50,53 @@
 		CHACHA20_QR(x3, x4, x9, x14);                           \
 	} while (0)
 
-/* out = ChaCha20 block(key, counter, nonce); key/nonce as little-endian words.
- * A real BPF-to-BPF call (not inlined): every caller shares one copy, and its
- * register spills live in its own stack frame, not the caller's 512 bytes. */
-static __noinline void chacha20_block(const __u32 key[CHACHA20_KEY_WORDS], __u32 counter,
-					   const __u32 nonce[CHACHA20_NONCE_WORDS],
-					   __u32 out[CHACHA20_BLOCK_WORDS])
+/* Key and nonce of one keystream, as little-endian words. */
+struct chacha20_in {
+	__u32 key[CHACHA20_KEY_WORDS];
+	__u32 nonce[CHACHA20_NONCE_WORDS];
+};
+
+struct chacha20_out {
+	__u32 w[CHACHA20_BLOCK_WORDS];
+};
+
+/* out = ChaCha block(in->key, counter, in->nonce) with double_rounds
+ * (CHACHA20_DR_*: below 6 runs 4, 6..9 runs 6, 10 and above runs 10).
+ * A GLOBAL function: the verifier checks it once, not at every call site of
+ * every caller (the PCCOM paths call it from several places). Returns 0, or
+ * -1 for a NULL argument (which the verifier makes us handle). */
+__noinline int chacha20_block(const struct chacha20_in *in, __u32 counter,
+			      struct chacha20_out *out, __u32 double_rounds)
 {
+	__u32 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15;
+
+	if (!in || !out)
+		return -1;
 	/* "expand 32-byte k" */
-	__u32 x0 = 0x61707865, x1 = 0x3320646e, x2 = 0x79622d32, x3 = 0x6b206574;
-	__u32 x4 = key[0], x5 = key[1], x6 = key[2], x7 = key[3];
-	__u32 x8 = key[4], x9 = key[5], x10 = key[6], x11 = key[7];
-	__u32 x12 = counter, x13 = nonce[0], x14 = nonce[1], x15 = nonce[2];
+	x0 = 0x61707865; x1 = 0x3320646e; x2 = 0x79622d32; x3 = 0x6b206574;
+	x4 = in->key[0]; x5 = in->key[1]; x6 = in->key[2]; x7 = in->key[3];
+	x8 = in->key[4]; x9 = in->key[5]; x10 = in->key[6]; x11 = in->key[7];
+	x12 = counter; x13 = in->nonce[0]; x14 = in->nonce[1]; x15 = in->nonce[2];
 
 	CHACHA20_DOUBLE_ROUND(); CHACHA20_DOUBLE_ROUND();
 	CHACHA20_DOUBLE_ROUND(); CHACHA20_DOUBLE_ROUND();
-	CHACHA20_DOUBLE_ROUND(); CHACHA20_DOUBLE_ROUND();
-	CHACHA20_DOUBLE_ROUND(); CHACHA20_DOUBLE_ROUND();
-	CHACHA20_DOUBLE_ROUND(); CHACHA20_DOUBLE_ROUND();
+	if (double_rounds >= CHACHA20_DR_12) {
+		CHACHA20_DOUBLE_ROUND(); CHACHA20_DOUBLE_ROUND();
+	}
+	if (double_rounds >= CHACHA20_DR_20) {
+		CHACHA20_DOUBLE_ROUND(); CHACHA20_DOUBLE_ROUND();
+		CHACHA20_DOUBLE_ROUND(); CHACHA20_DOUBLE_ROUND();
+	}
 
-	out[0] = x0 + 0x61707865;  out[1] = x1 + 0x3320646e;
-	out[2] = x2 + 0x79622d32;  out[3] = x3 + 0x6b206574;
-	out[4] = x4 + key[0];      out[5] = x5 + key[1];
-	out[6] = x6 + key[2];      out[7] = x7 + key[3];
-	out[8] = x8 + key[4];      out[9] = x9 + key[5];
-	out[10] = x10 + key[6];    out[11] = x11 + key[7];
-	out[12] = x12 + counter;   out[13] = x13 + nonce[0];
-	out[14] = x14 + nonce[1];  out[15] = x15 + nonce[2];
+	out->w[0] = x0 + 0x61707865;    out->w[1] = x1 + 0x3320646e;
+	out->w[2] = x2 + 0x79622d32;    out->w[3] = x3 + 0x6b206574;
+	out->w[4] = x4 + in->key[0];    out->w[5] = x5 + in->key[1];
+	out->w[6] = x6 + in->key[2];    out->w[7] = x7 + in->key[3];
+	out->w[8] = x8 + in->key[4];    out->w[9] = x9 + in->key[5];
+	out->w[10] = x10 + in->key[6];  out->w[11] = x11 + in->key[7];
+	out->w[12] = x12 + counter;     out->w[13] = x13 + in->nonce[0];
+	out->w[14] = x14 + in->nonce[1]; out->w[15] = x15 + in->nonce[2];
+	return 0;
 }
 
 #endif /* GSCIP_CHACHA20_H */

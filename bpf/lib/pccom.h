@@ -7,25 +7,24 @@
  * Design, nonce scheme and limits: docs/pccom.md. In short:
  *
  *  - Only the L4 payload is encrypted, in place; headers and lengths never change.
- *  - Keystream: ChaCha20 with the group key named by the PIT entry.
+ *  - Keystream: ChaCha20/12/8 (key flags) with the group key named by the PIT entry.
  *      TCP: block counter = seq / 64 (byte position = seq), nonce = (TCP, ack, TSval),
  *           so a segment decrypts alone and a retransmission is self-consistent.
  *      UDP: nonce = (UDP, IP ID | UDP length << 16, plaintext sum); the sender writes
  *           the IP ID from a per-CPU counter (the kernel sends ID 0 on DF datagrams);
  *           the receiver recovers the plaintext sum from the keyed checksum.
- *  - Keyed checksum: the L4 checksum field carries
- *        ~fold(pseudo-header + L4 header + PLAINTEXT payload + K)
- *    with K = 16 bits of a ChaCha20 block keyed by the group key over per-packet
- *    fields NAT does not change (TCP: seq, ack, TSval; UDP: IP ID, length). K is
- *    an additive term, so NAT's incremental checksum updates keep it valid; it
- *    is over the plaintext, so a capture does not reveal K.
- *  - Checksum offload: CHECKSUM_PARTIAL (veth) is handled by adjusting the seed
- *    so the final checksum (computed later over the ciphertext) comes out keyed.
- *  - GSO: one keyed checksum per wire packet needs the sender to see every wire
- *    packet, so a GSO skb is refused (GSCIP_DROP_UNSUPPORTED). Linux TCP builds
- *    GSO skbs whatever ethtool says, so the encrypting interface must carry
- *    `ip link set dev IF gso_max_segs 1` (and a GEN needs GRO off on its inside
- *    interfaces). See docs/pccom.md for why and for the measured cost.
+ *  - Keyed checksum, TCP: the checksum field carries
+ *        ~fold(pseudo-header + TCP header + CIPHERTEXT payload + K)
+ *    with K = 16 bits of a ChaCha block keyed by the group key over fields that
+ *    every GSO/TSO segment of one skb shares and NAT does not change (ack,
+ *    TSval, TSecr). K is additive: the sender of a CHECKSUM_PARTIAL skb (GSO
+ *    super-packets included) only adds K to the pseudo-header seed, and
+ *    whoever computes the final checksums later (software GSO, the NIC's TSO)
+ *    produces keyed per-segment checksums. NAT's incremental updates keep it.
+ *  - Keyed checksum, UDP: over the PLAINTEXT + K(IP ID, length), which hides the
+ *    plaintext sum used in the nonce. UDP GSO skbs are refused (UNSUPPORTED).
+ *  - Rotation: on decrypt, a keyed-checksum failure under key_version is tried
+ *    under the PIT's prev_key_version (pccom_ingress returns 1 then).
  */
 #ifndef GSCIP_PCCOM_H
 #define GSCIP_PCCOM_H
@@ -99,8 +98,7 @@ static __always_inline int pccom_ip_summed(struct __sk_buff *skb)
  *   tail: the bytes after the last whole block    (bpf_loop, 8 bytes per call, then 1)
  * No loop nests another (nested callbacks do not converge in the verifier). */
 struct pccom_scratch {
-	__u32 key[CHACHA20_KEY_WORDS];
-	__u32 nonce[CHACHA20_NONCE_WORDS];
+	struct chacha20_in in;  /* key and data nonce (key first: the wipe test reads it there) */
 	__u32 first_block;  /* block counter of the keystream for payload byte 0 */
 	__u32 ks_off;       /* keystream byte of payload byte 0 within that block (0..63) */
 	__u32 pay_off;      /* first payload byte, from skb->data */
@@ -109,7 +107,9 @@ struct pccom_scratch {
 	__u64 sum_out;
 	__u32 full_block;   /* block counter of the first whole block */
 	__u32 full_pos;     /* payload position of the first whole block */
-	__u32 ks[CHACHA20_BLOCK_WORDS];  /* keystream block being used */
+	struct chacha20_out ks; /* keystream block being used */
+	struct chacha20_in kin; /* key and nonce of K */
+	__u32 dr;           /* double rounds of the key in use (CHACHA20_DR_*) */
 	__s32 start;        /* head / tail: payload position of ks byte 0 */
 	__u32 lo;           /* head / tail: payload position of iteration 0 */
 	/* the L4 header */
@@ -166,7 +166,7 @@ static long pccom_pass_byte(__u32 j, void *data)
 	s->sum_in += (__u32)v << shift;
 	if (c->sum_only)
 		return 0;
-	v ^= ((__u8 *)s->ks)[kidx];
+	v ^= ((__u8 *)s->ks.w)[kidx];
 	s->sum_out += (__u32)v << shift;
 	*q = v;
 	return 0;
@@ -202,7 +202,7 @@ static long pccom_pass_word(__u32 j, void *data)
 	s->sum_in += (pos & 1) ? pccom_swab16(f) : f;
 	if (c->sum_only)
 		return 0;
-	v ^= *(__u64 *)((__u8 *)s->ks + kidx);
+	v ^= *(__u64 *)((__u8 *)s->ks.w + kidx);
 	f = pccom_fold(pccom_sum64(v));
 	s->sum_out += (pos & 1) ? pccom_swab16(f) : f;
 	*(__u64 *)q = v;
@@ -255,11 +255,11 @@ static long pccom_pass_block(__u32 i, void *data)
 		s->sum_in += (pos & 1) ? pccom_swab16(fin) : fin;
 		return 0;
 	}
-	chacha20_block(s->key, s->full_block + i, s->nonce, s->ks);
+	chacha20_block(&s->in, s->full_block + i, &s->ks, s->dr);
 #pragma unroll
 	for (j = 0; j < 8; j++) {
 		v = *(__u64 *)(p + 8 * j);
-		k = ((__u64)s->ks[2 * j + 1] << 32) | s->ks[2 * j];
+		k = ((__u64)s->ks.w[2 * j + 1] << 32) | s->ks.w[2 * j];
 		sin += pccom_sum64(v);
 		v ^= k;
 		sout += pccom_sum64(v);
@@ -279,7 +279,7 @@ fail:
 	return 1;
 }
 
-/* XOR s->pay_len payload bytes with the keystream (s->key, s->nonce,
+/* XOR s->pay_len payload bytes with the keystream (s->in, s->dr,
  * s->first_block, s->ks_off); accumulates s->sum_in / s->sum_out. 0 or -1.
  * With c->sum_only: only s->sum_in, nothing written. */
 static __always_inline int pccom_xor_payload(struct pccom_pass *c)
@@ -287,33 +287,33 @@ static __always_inline int pccom_xor_payload(struct pccom_pass *c)
 	struct pccom_scratch *s = c->s;
 	__u32 head, full, tail;
 
+	__u32 ks_off = c->sum_only ? 0 : s->ks_off;  /* a sum needs no keystream alignment */
+
 	s->sum_in = 0;
 	s->sum_out = 0;
 	c->err = 0;
-	if (c->sum_only)
-		s->ks_off = 0;
-	if (s->ks_off >= CHACHA20_BLOCK_BYTES || s->pay_len > PCCOM_MAX_PKT_END)
+	if (ks_off >= CHACHA20_BLOCK_BYTES || s->pay_len > PCCOM_MAX_PKT_END)
 		return -1;
-	head = s->ks_off ? CHACHA20_BLOCK_BYTES - s->ks_off : 0;
+	head = ks_off ? CHACHA20_BLOCK_BYTES - ks_off : 0;
 	if (head > s->pay_len)
 		head = s->pay_len;
 	full = (s->pay_len - head) / CHACHA20_BLOCK_BYTES;
 	tail = s->pay_len - head - full * CHACHA20_BLOCK_BYTES;
 
 	if (head) {
-		chacha20_block(s->key, s->first_block, s->nonce, s->ks);  /* head implies !sum_only */
-		s->start = -(__s32)s->ks_off;
+		chacha20_block(&s->in, s->first_block, &s->ks, s->dr);  /* head implies !sum_only */
+		s->start = -(__s32)ks_off;
 		s->lo = 0;
 		if (pccom_pass_partial(c, head))
 			return -1;
 	}
-	s->full_block = s->first_block + (s->ks_off ? 1 : 0);
+	s->full_block = s->first_block + (ks_off ? 1 : 0);
 	s->full_pos = head;
 	if (full && (bpf_loop(full, pccom_pass_block, c, 0) < 0 || c->err))
 		return -1;
 	if (tail) {
 		if (!c->sum_only)
-			chacha20_block(s->key, s->full_block + full, s->nonce, s->ks);
+			chacha20_block(&s->in, s->full_block + full, &s->ks, s->dr);
 		s->start = head + full * CHACHA20_BLOCK_BYTES;
 		s->lo = s->start;
 		if (pccom_pass_partial(c, tail))
@@ -365,6 +365,12 @@ static __always_inline int pccom_load_hdr(struct __sk_buff *skb, const struct gs
 	return 0;
 }
 
+/* The TCP timestamp option in the layout Linux always uses (NOP, NOP, TS first). */
+static __always_inline int pccom_has_ts(const struct pccom_scratch *s)
+{
+	return s->hlen >= 32 && s->hdr[5] == bpf_htonl(PCCOM_TCPOPT_NOP_NOP_TS);
+}
+
 /* Sums of the pseudo-header and of the L4 header with the checksum field as zero. */
 static __always_inline int pccom_hdr_sum(const struct gscip_pkt *pkt, const struct pccom_scratch *s,
 					 __u32 *pseudo_out, __u32 *hdr0_out)
@@ -413,43 +419,72 @@ static __always_inline int pccom_udp_new_ipid(struct __sk_buff *skb, const struc
 	return 0;
 }
 
-/* Set the keystream nonce/position in the scratch and return K (16 bits). */
+/* Set the keystream nonce/position in the scratch (nothing here depends on the key). */
 static __always_inline int pccom_nonce(struct __sk_buff *skb, const struct gscip_pkt *pkt,
-				       struct pccom_scratch *s, __u32 *k_out)
+				       struct pccom_scratch *s)
 {
-	__u32 knonce[CHACHA20_NONCE_WORDS], kctr;
-
 	if (pkt->cid.proto == IPPROTO_TCP) {
-		__u32 seq = bpf_ntohl(s->hdr[1]), ack = s->hdr[2], tsval = 0;
+		__u32 seq = bpf_ntohl(s->hdr[1]);
 
-		if (s->hlen >= 32 && s->hdr[5] == bpf_htonl(PCCOM_TCPOPT_NOP_NOP_TS))
-			tsval = s->hdr[6];
-		s->nonce[0] = PCCOM_DOM_TCP_DATA;
-		s->nonce[1] = ack;
-		s->nonce[2] = tsval;
+		s->in.nonce[0] = PCCOM_DOM_TCP_DATA;
+		s->in.nonce[1] = s->hdr[2];                       /* ack, wire bytes */
+		s->in.nonce[2] = pccom_has_ts(s) ? s->hdr[6] : 0; /* TSval, wire bytes */
 		s->first_block = seq / CHACHA20_BLOCK_BYTES;
 		s->ks_off = seq % CHACHA20_BLOCK_BYTES;
-		knonce[0] = PCCOM_DOM_TCP_CSUM;
-		knonce[1] = seq;
-		knonce[2] = ack;
-		kctr = tsval;
 	} else {
 		__be16 id;
 
 		if (bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &id, sizeof(id)))
 			return GSCIP_CODE(GSCIP_DROP_CRYPTO);
-		s->nonce[0] = PCCOM_DOM_UDP_DATA;
-		s->nonce[1] = (__u32)id | (s->l4_len << 16);
-		s->nonce[2] = 0;
+		s->in.nonce[0] = PCCOM_DOM_UDP_DATA;
+		s->in.nonce[1] = (__u32)id | (s->l4_len << 16);
+		s->in.nonce[2] = 0;
 		s->first_block = 0;
 		s->ks_off = 0;
-		knonce[0] = PCCOM_DOM_UDP_CSUM;
-		knonce[1] = s->nonce[1];
-		knonce[2] = 0;
-		kctr = 0;
 	}
-	chacha20_block(s->key, kctr, knonce, s->ks);  /* s->ks is free until the payload pass */
-	*k_out = s->ks[0] & 0xffff;
+	return 0;
+}
+
+/* K (16 bits) for the loaded key. TCP: ChaCha(key, counter TSecr, nonce
+ * (TCP_CSUM, ack, TSval)) - fields shared by every segment GSO/TSO cuts from
+ * one skb and left alone by NAT. UDP: (UDP_CSUM, IP ID | length << 16). */
+static __always_inline __u32 pccom_k(const struct gscip_pkt *pkt, struct pccom_scratch *s)
+{
+	__u32 kctr = 0;
+
+	__builtin_memcpy(s->kin.key, s->in.key, sizeof(s->kin.key));
+	s->kin.nonce[1] = s->in.nonce[1];
+	s->kin.nonce[2] = 0;
+	if (pkt->cid.proto == IPPROTO_TCP) {
+		s->kin.nonce[0] = PCCOM_DOM_TCP_CSUM;
+		s->kin.nonce[2] = s->in.nonce[2];
+		kctr = pccom_has_ts(s) ? s->hdr[7] : 0;        /* TSecr, wire bytes */
+	} else {
+		s->kin.nonce[0] = PCCOM_DOM_UDP_CSUM;
+	}
+	chacha20_block(&s->kin, kctr, &s->ks, s->dr);  /* s->ks is free until the payload pass */
+	return s->ks.w[0] & 0xffff;
+}
+
+/* Copy the key (group, version) into the scratch with its round count. */
+static __always_inline int pccom_load_key(struct pccom_scratch *s, __u32 group, __u32 version)
+{
+	struct gscip_key_id kid = { .group_id = group, .version = version };
+	struct gscip_key_val *kv = bpf_map_lookup_elem(&gscip_keys, &kid);
+	__u32 rounds;
+
+	if (!kv)
+		return GSCIP_CODE(GSCIP_DROP_NO_KEY);
+	rounds = kv->flags & (GSCIP_KEY_F_ROUNDS_12 | GSCIP_KEY_F_ROUNDS_8);
+	if (rounds == GSCIP_KEY_F_ROUNDS_12)
+		s->dr = CHACHA20_DR_12;
+	else if (rounds == GSCIP_KEY_F_ROUNDS_8)
+		s->dr = CHACHA20_DR_8;
+	else if (rounds == 0)
+		s->dr = CHACHA20_DR_20;
+	else
+		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);  /* both bits: a control-plane bug */
+	__builtin_memcpy(s->in.key, kv->key, sizeof(s->in.key));
 	return 0;
 }
 
@@ -477,11 +512,12 @@ static __always_inline int pccom_udp_sum_nonce(struct pccom_pass *c, const int e
 				 pccom_add16(pccom_fold(s->sum_in), pccom_neg16(k)));
 	else                                         /* F = ~(pseudo + hdr0 + pt + K) */
 		pt = pccom_add16(pccom_neg16(s->csum), pccom_neg16(pccom_add16(pccom_add16(pseudo, hdr0), k)));
-	s->nonce[2] = pt == 0xffff ? 0 : pt;
+	s->in.nonce[2] = pt == 0xffff ? 0 : pt;
 	return 0;
 }
 
-/* Make the payload linear (a no-op for the common case) and bound its offsets. */
+/* Make the payload linear (a no-op for the common case; a GSO skb's frags
+ * are pulled into its head) and bound its offsets. */
 static __always_inline int pccom_linearize(struct __sk_buff *skb, const struct pccom_scratch *s)
 {
 	__u32 need = s->pay_off + s->pay_len;
@@ -504,28 +540,189 @@ static __always_inline int pccom_write_csum(struct __sk_buff *skb, const struct 
 	return 0;
 }
 
-/* The shared body of both hooks; encrypt is a compile-time constant at each call. */
+/* Checksum terms of one packet, shared by the TCP and UDP paths. */
+struct pccom_sums {
+	__u32 pseudo;   /* pseudo-header sum */
+	__u32 hdr0;     /* L4 header sum with the checksum field as zero */
+	__u32 summed;   /* skb->ip_summed */
+};
+
+/* TCP sender: encrypt, then key the checksum. CHECKSUM_PARTIAL (incl. GSO):
+ * the seed gains K, and the final per-segment sums over the ciphertext come
+ * later. Otherwise the full keyed checksum over the ciphertext. */
+static __always_inline int pccom_tcp_encrypt(struct pccom_pass *c, const struct gscip_pkt *pkt,
+					     const struct pccom_sums *t, __u32 *csum)
+{
+	struct pccom_scratch *s = c->s;
+	__u32 k = pccom_k(pkt, s);
+
+	if (pccom_xor_payload(c))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (t->summed == PCCOM_CHECKSUM_PARTIAL)
+		*csum = pccom_add16(s->csum, k);
+	else
+		*csum = pccom_neg16(pccom_add16(pccom_add16(pccom_add16(t->pseudo, t->hdr0),
+							    pccom_fold(s->sum_out)), k));
+	return 0;
+}
+
+/* Does the TCP checksum field match K of the loaded key? ct = ciphertext sum
+ * (unused for CHECKSUM_PARTIAL: a skb that never crossed a wire carries only
+ * the seed, which authenticates the pseudo-header and K's fields). */
+static __always_inline int pccom_tcp_keyed_ok(const struct gscip_pkt *pkt, struct pccom_scratch *s,
+					      const struct pccom_sums *t, __u32 ct)
+{
+	__u32 k = pccom_k(pkt, s);
+
+	if (t->summed == PCCOM_CHECKSUM_PARTIAL)
+		return pccom_csum_eq(s->csum, pccom_add16(t->pseudo, k));
+	return pccom_csum_eq(s->csum, pccom_neg16(pccom_add16(pccom_add16(pccom_add16(t->pseudo, t->hdr0),
+									  ct), k)));
+}
+
+/* TCP receiver: verify BEFORE decrypting (under key_version, then under
+ * prev_key_version), decrypt, restore the ordinary checksum. Returns 0, 1
+ * (decrypted under prev_key_version) or a drop code. */
+static __always_inline int pccom_tcp_decrypt(struct pccom_pass *c, const struct gscip_pkt *pkt,
+					     const struct gscip_pit_val *pit,
+					     const struct pccom_sums *t, __u32 *csum)
+{
+	struct pccom_scratch *s = c->s;
+	__u32 ct = 0, pt;
+	int prev = 0, rc;
+
+	if (t->summed != PCCOM_CHECKSUM_PARTIAL) {
+		c->sum_only = 1;
+		rc = pccom_xor_payload(c);  /* ciphertext sum, nothing written */
+		c->sum_only = 0;
+		if (rc)
+			return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+		ct = pccom_fold(s->sum_in);
+	}
+	if (!pccom_tcp_keyed_ok(pkt, s, t, ct)) {
+		if (!pit->prev_key_version || pit->prev_key_version == pit->key_version)
+			return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
+		rc = pccom_load_key(s, pit->group_id, pit->prev_key_version);
+		if (rc)
+			return rc == GSCIP_CODE(GSCIP_DROP_NO_KEY) ? GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) : rc;
+		if (!pccom_tcp_keyed_ok(pkt, s, t, ct))
+			return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
+		prev = 1;
+	}
+	if (pccom_xor_payload(c))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (t->summed == PCCOM_CHECKSUM_PARTIAL) {
+		*csum = t->pseudo;  /* back to the plain seed the stack (or GSO) expects */
+		return prev;
+	}
+	ct = pccom_fold(s->sum_in);
+	pt = pccom_fold(s->sum_out);
+	*csum = pccom_neg16(pccom_add16(pccom_add16(t->pseudo, t->hdr0), pt));
+	if (t->summed == PCCOM_CHECKSUM_COMPLETE)
+		bpf_csum_update(c->skb, pccom_add16(pccom_add16(pt, pccom_neg16(ct)),
+						    pccom_add16(*csum, pccom_neg16(s->csum))));
+	return prev;
+}
+
+/* UDP sender: checksum over the plaintext + K; the plaintext sum widens the nonce. */
+static __always_inline int pccom_udp_encrypt(struct pccom_pass *c, const struct gscip_pkt *pkt,
+					     const struct pccom_sums *t, __u32 *csum)
+{
+	struct pccom_scratch *s = c->s;
+	__u32 k = pccom_k(pkt, s), pt, ct;
+
+	if (pccom_udp_sum_nonce(c, 1, t->summed, t->pseudo, t->hdr0, k))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (pccom_xor_payload(c))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	pt = pccom_fold(s->sum_in);
+	ct = pccom_fold(s->sum_out);
+	if (t->summed == PCCOM_CHECKSUM_PARTIAL) {
+		/* Field = seed; the final sum is taken later over the ciphertext. */
+		*csum = pccom_add16(s->csum, pccom_add16(pccom_add16(pt, pccom_neg16(ct)), k));
+	} else {
+		*csum = pccom_neg16(pccom_add16(pccom_add16(pccom_add16(t->pseudo, t->hdr0), pt), k));
+		if (*csum == 0)
+			*csum = 0xffff;
+	}
+	return 0;
+}
+
+/* UDP receiver, one key: recover the plaintext sum, decrypt, check. On a
+ * mismatch with restore set, XOR again so the ciphertext is back for another key. */
+static __always_inline int pccom_udp_decrypt_one(struct pccom_pass *c, const struct gscip_pkt *pkt,
+						 const struct pccom_sums *t, __u32 *csum, const int restore)
+{
+	struct pccom_scratch *s = c->s;
+	__u32 k = pccom_k(pkt, s), ct, pt, expect, sum;
+
+	if (pccom_udp_sum_nonce(c, 0, t->summed, t->pseudo, t->hdr0, k))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (pccom_xor_payload(c))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	ct = pccom_fold(s->sum_in);
+	pt = pccom_fold(s->sum_out);
+	if (t->summed == PCCOM_CHECKSUM_PARTIAL) {
+		expect = pccom_add16(t->pseudo, pccom_add16(pccom_add16(pt, pccom_neg16(ct)), k));
+		*csum = t->pseudo;
+	} else {
+		sum = pccom_add16(pccom_add16(t->pseudo, t->hdr0), pt);
+		expect = pccom_neg16(pccom_add16(sum, k));
+		*csum = pccom_neg16(sum);
+		if (*csum == 0)
+			*csum = 0xffff;
+	}
+	if (!pccom_csum_eq(s->csum, expect)) {
+		if (restore && pccom_xor_payload(c))
+			return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+		return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
+	}
+	if (t->summed == PCCOM_CHECKSUM_COMPLETE)
+		bpf_csum_update(c->skb, pccom_add16(pccom_add16(pt, pccom_neg16(ct)),
+						    pccom_add16(*csum, pccom_neg16(s->csum))));
+	return 0;
+}
+
+/* UDP receiver: key_version, then prev_key_version. 0, 1 (prev) or a drop code. */
+static __always_inline int pccom_udp_decrypt(struct pccom_pass *c, const struct gscip_pkt *pkt,
+					     const struct gscip_pit_val *pit,
+					     const struct pccom_sums *t, __u32 *csum)
+{
+	int has_prev = pit->prev_key_version && pit->prev_key_version != pit->key_version;
+	int rc = pccom_udp_decrypt_one(c, pkt, t, csum, has_prev);
+
+	if (rc != GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) || !has_prev)
+		return rc;
+	rc = pccom_load_key(c->s, pit->group_id, pit->prev_key_version);
+	if (rc)
+		return rc == GSCIP_CODE(GSCIP_DROP_NO_KEY) ? GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) : rc;
+	rc = pccom_udp_decrypt_one(c, pkt, t, csum, 0);
+	return rc ? rc : 1;
+}
+
+/* The shared body of both hooks; encrypt is a compile-time constant at each call.
+ * Returns 0, 1 (decrypted under prev_key_version) or a drop code. */
 static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_pkt *pkt,
 					    const struct gscip_pit_val *pit, const int encrypt,
 					    struct pccom_scratch *s)
 {
-	struct gscip_key_id kid = { .group_id = pit->group_id, .version = pit->key_version };
 	struct pccom_pass c = { .skb = skb, .s = s };
-	struct gscip_key_val *kv;
-	__u32 k, pseudo, hdr0, summed, csum;
-	int rc;
+	struct pccom_sums t;
+	__u32 csum = 0;
+	int rc, res;
 
 	if (pkt->is_fragment)
 		return GSCIP_CODE(GSCIP_DROP_FRAGMENT);
 	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
 		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
-	if (skb->gso_size)
+	t.summed = pccom_ip_summed(skb);
+	/* A GSO skb is fine for TCP with the seed in the checksum field (the keyed
+	 * checksum is per segment by construction); UDP GSO is refused. */
+	if (skb->gso_size && (pkt->cid.proto != IPPROTO_TCP || t.summed != PCCOM_CHECKSUM_PARTIAL))
 		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
-	kv = bpf_map_lookup_elem(&gscip_keys, &kid);
-	if (!kv)
-		return GSCIP_CODE(GSCIP_DROP_NO_KEY);
-	__builtin_memcpy(s->key, kv->key, sizeof(s->key));
-
+	rc = pccom_load_key(s, pit->group_id, pit->key_version);
+	if (rc)
+		return rc;
 	rc = pccom_load_hdr(skb, pkt, s);
 	if (rc)
 		return rc;
@@ -539,54 +736,20 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 		if (rc)
 			return rc;
 	}
-	rc = pccom_nonce(skb, pkt, s, &k);
+	rc = pccom_nonce(skb, pkt, s);
 	if (rc)
 		return rc;
-	rc = pccom_hdr_sum(pkt, s, &pseudo, &hdr0);
+	rc = pccom_hdr_sum(pkt, s, &t.pseudo, &t.hdr0);
 	if (rc)
 		return rc;
-	summed = pccom_ip_summed(skb);
-	if (pkt->cid.proto == IPPROTO_UDP) {
-		rc = pccom_udp_sum_nonce(&c, encrypt, summed, pseudo, hdr0, k);
-		if (rc)
-			return rc;
-	}
-	if (pccom_xor_payload(&c))
-		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
-
-	if (encrypt) {
-		__u32 pt = pccom_fold(s->sum_in), ct = pccom_fold(s->sum_out);
-
-		if (summed == PCCOM_CHECKSUM_PARTIAL)
-			/* Field = seed; the final sum is taken later over the ciphertext. */
-			csum = pccom_add16(s->csum, pccom_add16(pccom_add16(pt, pccom_neg16(ct)), k));
-		else
-			csum = pccom_neg16(pccom_add16(pccom_add16(pccom_add16(pseudo, hdr0), pt), k));
-		if (pkt->cid.proto == IPPROTO_UDP && csum == 0 && summed != PCCOM_CHECKSUM_PARTIAL)
-			csum = 0xffff;
-	} else {
-		__u32 ct = pccom_fold(s->sum_in), pt = pccom_fold(s->sum_out), expect;
-
-		if (summed == PCCOM_CHECKSUM_PARTIAL) {
-			expect = pccom_add16(pseudo, pccom_add16(pccom_add16(pt, pccom_neg16(ct)), k));
-			if (!pccom_csum_eq(s->csum, expect))
-				return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
-			csum = pseudo;  /* back to the plain seed the stack expects */
-		} else {
-			__u32 sum = pccom_add16(pccom_add16(pseudo, hdr0), pt);
-
-			expect = pccom_neg16(pccom_add16(sum, k));
-			if (!pccom_csum_eq(s->csum, expect))
-				return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
-			csum = pccom_neg16(sum);
-			if (pkt->cid.proto == IPPROTO_UDP && csum == 0)
-				csum = 0xffff;
-			if (summed == PCCOM_CHECKSUM_COMPLETE)
-				bpf_csum_update(skb, pccom_add16(pccom_add16(pt, pccom_neg16(ct)),
-								 pccom_add16(csum, pccom_neg16(s->csum))));
-		}
-	}
-	return pccom_write_csum(skb, pkt, csum);
+	if (pkt->cid.proto == IPPROTO_TCP)
+		res = encrypt ? pccom_tcp_encrypt(&c, pkt, &t, &csum) : pccom_tcp_decrypt(&c, pkt, pit, &t, &csum);
+	else
+		res = encrypt ? pccom_udp_encrypt(&c, pkt, &t, &csum) : pccom_udp_decrypt(&c, pkt, pit, &t, &csum);
+	if (res < 0)
+		return res;
+	rc = pccom_write_csum(skb, pkt, csum);
+	return rc ? rc : res;
 }
 
 /* Runs the body, then wipes the key copy and the last keystream block from the
@@ -600,19 +763,24 @@ static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *
 	if (!s)
 		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
 	rc = pccom_apply_with(skb, pkt, pit, encrypt, s);
-	__builtin_memset(s->key, 0, sizeof(s->key));
-	__builtin_memset(s->ks, 0, sizeof(s->ks));
+	__builtin_memset(s->in.key, 0, sizeof(s->in.key));
+	__builtin_memset(s->kin.key, 0, sizeof(s->kin.key));
+	__builtin_memset(&s->ks, 0, sizeof(s->ks));
 	return rc;
 }
 
-/* Encrypt pkt's TCP/UDP payload with the key named by pit and write the keyed checksum. */
+/* Encrypt pkt's TCP/UDP payload with the key named by pit and write the keyed
+ * checksum. 0 or a drop code. */
 static __always_inline int pccom_egress(struct __sk_buff *skb, struct gscip_pkt *pkt,
 					const struct gscip_pit_val *pit)
 {
-	return pccom_apply(skb, pkt, pit, 1);
+	int rc = pccom_apply(skb, pkt, pit, 1);
+
+	return rc > 0 ? 0 : rc;
 }
 
-/* Verify the keyed checksum, decrypt, and leave a packet with an ordinary valid checksum. */
+/* Verify the keyed checksum, decrypt, and leave a packet with an ordinary valid
+ * checksum. 0, 1 (it was keyed under pit->prev_key_version) or a drop code. */
 static __always_inline int pccom_ingress(struct __sk_buff *skb, struct gscip_pkt *pkt,
 					 const struct gscip_pit_val *pit)
 {

@@ -26,7 +26,8 @@ static __always_inline void pit_touch(struct gscip_pit_val *v)
 		WRITE_ONCE(v->last_seen_ns, now);
 }
 
-/* Apply a hit. Returns the verdict code (PIT_PASS / PIT_ENCRYPT / PIT_DECRYPT)
+/* Apply a hit. Returns the verdict code (PIT_PASS / PIT_ENCRYPT / PIT_DECRYPT /
+ * PIT_DECRYPT_PREV: decrypted under the entry's prev_key_version)
  * or a drop code. Fragments (first fragments: later ones never get here) can
  * pass but cannot be encrypted/decrypted (PCCOM needs the whole datagram). */
 static __always_inline int pit_apply(struct __sk_buff *skb, struct gscip_pkt *pkt,
@@ -48,7 +49,9 @@ static __always_inline int pit_apply(struct __sk_buff *skb, struct gscip_pkt *pk
 		if (pkt->is_fragment)
 			return GSCIP_CODE(GSCIP_DROP_FRAGMENT);
 		rc = pccom_ingress(skb, pkt, v);
-		return rc ? rc : GSCIP_CODE(GSCIP_STAT_PIT_DECRYPT);
+		if (rc < 0)
+			return rc;
+		return GSCIP_CODE(rc ? GSCIP_STAT_PIT_DECRYPT_PREV : GSCIP_STAT_PIT_DECRYPT);
 	default:
 		/* GSCIP_ACT_NONE or a value this program does not know: fail closed */
 		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);

@@ -18,6 +18,9 @@ export const MARK_RELEASE_INGRESS = 0x65c1f002;
 
 export const PIT_F_NONE = 0;
 export const KEY_F_NONE = 0;
+/** gscip_key_val.flags: PCCOM cipher ChaCha12 / ChaCha8 instead of ChaCha20 (at most one). */
+export const KEY_F_ROUNDS_12 = 0x1;
+export const KEY_F_ROUNDS_8 = 0x2;
 export const IFACE_F_PROTECTED = 0x01;
 export const PUNT_RATE_DEFAULT = 20000;
 export const PUNT_BURST_DEFAULT = 2000;
@@ -59,7 +62,8 @@ export const Stat = {
   STAT_PUNT_TRUNCATED: 10,
   STAT_RELEASED: 11,
   STAT_XLAT: 12,
-  STAT__VERDICT_END: 13,
+  STAT_PIT_DECRYPT_PREV: 13,
+  STAT__VERDICT_END: 14,
   STAT_DROP_FIRST: 32,
   DROP_POLICY: 32,
   DROP_MISS_POLICY: 33,

@@ -4,7 +4,7 @@
  * computed by layout.ts and checked against BTF by test/bpf/btf-layout.test.ts.
  */
 import { KEY_BYTES, PUNT_MAX_BYTES } from './abi.js';
-import { array, be16, bytes, ipv4, pad, struct, u16, u32, u64, u8, type FieldType, type StructCodec } from './layout.js';
+import { array, be16, bytes, ipv4, pad, struct, u16, u32, u64, u8, StructCodec, type FieldDef, type FieldType } from './layout.js';
 
 /** Anything a BpfMap can (de)serialize. */
 export interface Codec<T> {
@@ -50,20 +50,30 @@ export interface PitVal {
   flags: number;
   group_id: number;
   key_version: number;
+  /** Decrypt entries: the version also accepted while a rotation is under way
+   * (0 = none). Optional when writing (written as 0); always present when read. */
+  prev_key_version?: number;
   created_ns: bigint;
   last_seen_ns: bigint;
 }
-export const pitValCodec: StructCodec<PitVal> = struct<PitVal>('gscip_pit_val', [
+/** gscip_pit_val codec; a missing prev_key_version is written as 0 (it replaced padding). */
+class PitValCodec extends StructCodec<PitVal> {
+  override write(buf: Buffer, off: number, v: PitVal, where?: string): void {
+    const full = v !== null && typeof v === 'object' ? { ...v, prev_key_version: v.prev_key_version ?? 0 } : v;
+    super.write(buf, off, full, where);
+  }
+}
+export const pitValCodec: StructCodec<PitVal> = new PitValCodec('gscip_pit_val', [
   ['action', u8],
   ['state', u8],
   ['role', u8],
   ['flags', u8],
   ['group_id', u32],
   ['key_version', u32],
-  ['pad', pad(u32)],
+  ['prev_key_version', u32 as FieldType<number | undefined>],
   ['created_ns', u64],
   ['last_seen_ns', u64],
-]);
+] as ReadonlyArray<FieldDef<PitVal>>);
 
 export interface XlatVal {
   saddr: string;

@@ -2,21 +2,26 @@
  * ChaCha20 in eBPF (bpf/lib/chacha20.h + the payload pass of bpf/lib/pccom.h),
  * run with BPF_PROG_TEST_RUN through the test-only program chacha_test:
  * RFC 8439 test vectors 2.3.2 (block function) and 2.4.2 (encryption), then
- * random keys/nonces/offsets/lengths against Node's OpenSSL ChaCha20.
+ * random keys/nonces/offsets/lengths against Node's OpenSSL ChaCha20. The
+ * reduced-round variants (ChaCha12/ChaCha8, key flags) are checked against the
+ * TypeScript reference (chacha-ref.ts), which is itself proved here on the RFC
+ * vector, against OpenSSL at 20 rounds, and on the published all-zero-key
+ * known answers for 20/12/8 rounds (draft-strombergson-chacha-test-vectors TC1).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { CryptoTestProgs, chachaKeystream } from './pccom-fixture.js';
+import { chachaBlock, chachaStream, type ChachaRounds } from './chacha-ref.js';
 
 const HDR = 14 + 32 + 4 + 12 + 4;
 
-function input(key: Buffer, counter: number, nonce: Buffer, ksOff: number, data: Buffer): Buffer {
+function input(key: Buffer, counter: number, nonce: Buffer, ksOff: number, data: Buffer, rounds = 0): Buffer {
   const h = Buffer.alloc(HDR);
   key.copy(h, 14);
   h.writeUInt32LE(counter >>> 0, 46);
   nonce.copy(h, 50);
-  h.writeUInt32LE(ksOff, 62);
+  h.writeUInt32LE(ksOff | (rounds << 8), 62);
   return Buffer.concat([h, data]);
 }
 
@@ -72,5 +77,43 @@ test('chacha20 in eBPF', async (t) => {
       const back = progs.run('chacha_test', Buffer.concat([r.out.subarray(0, HDR), r.out.subarray(HDR)]));
       assert.deepEqual(back.out.subarray(HDR), data);
     }
+  });
+
+  // All-zero key and nonce, block 0: the same input in RFC 8439's layout and in the
+  // original 64-bit-counter layout, so the published TC1 known answers apply.
+  const KAT: Record<ChachaRounds, string> = {
+    20: '76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586',
+    12: '9bf49a6a0755f953811fce125f2683d50429c3bb49e074147e0089a52eae155f0564f879d27ae3c02ce82834acfa8c793a629f2ca0de6919610be82f411326be',
+    8: '3e00ef2f895f40d67f5bb8e81f09a5a12c840ec3ce9a7f3b181be188ef711a1e984ce172b9216f419f445367456d5619314a42a3da86b001387bfdb80e0cfe42',
+  };
+
+  await t.test('TypeScript reference: RFC 8439 2.3.2, OpenSSL at 20 rounds, TC1 known answers at 20/12/8', () => {
+    const nonce = Buffer.from('000000090000004a00000000', 'hex');
+    assert.equal(chachaBlock(rfcKey, 1, nonce).toString('hex'),
+      '10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e' +
+      'd2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e');
+    for (let i = 0; i < 8; i++) {
+      const key = randomBytes(32); const n = randomBytes(12); const ctr = randomBytes(4).readUInt32LE(0) >>> 8;
+      assert.deepEqual(chachaStream(key, ctr, n, i * 7, 300), chachaKeystream(key, ctr, n, i * 7, 300));
+    }
+    for (const r of [20, 12, 8] as const) assert.equal(chachaBlock(Buffer.alloc(32), 0, Buffer.alloc(12), r).toString('hex'), KAT[r], `TC1 ${r} rounds`);
+    assert.notEqual(KAT[12], KAT[8]);
+  });
+
+  await t.test('eBPF ChaCha12 and ChaCha8 = TC1 known answers and the TypeScript reference', () => {
+    for (const r of [12, 8] as const) {
+      const kat = progs.run('chacha_test', input(Buffer.alloc(32), 0, Buffer.alloc(12), 0, Buffer.alloc(64), r));
+      assert.equal(kat.retval, 0);
+      assert.equal(kat.out.subarray(HDR).toString('hex'), KAT[r], `TC1 ${r} rounds`);
+      for (const [len, ksOff] of [[1, 0], [63, 1], [65, 17], [700, 63], [1400, 5], [3000, 0]]) {
+        const key = randomBytes(32); const nonce = randomBytes(12); const ctr = randomBytes(4).readUInt32LE(0) >>> 6;
+        const data = randomBytes(len);
+        const res = progs.run('chacha_test', input(key, ctr, nonce, ksOff, data, r));
+        assert.equal(res.retval, 0);
+        const ks = chachaStream(key, ctr, nonce, ksOff, len, r);
+        assert.deepEqual(res.out.subarray(HDR), Buffer.from(data.map((b, j) => b ^ ks[j])), `${r} rounds len ${len} off ${ksOff}`);
+      }
+    }
+    assert.equal(progs.run('chacha_test', input(rfcKey, 0, Buffer.alloc(12), 0, Buffer.alloc(64), 10)).retval, 1, 'unknown round count refused');
   });
 });

@@ -2,8 +2,9 @@
  * Test fixture for PCCOM: loads the test-only object build/bpf/gscip_crypto_test.bpf.o
  * with bpftool into a per-run bpffs directory, runs its programs with
  * BPF_PROG_TEST_RUN (`bpftool prog run`), seeds the maps, and offers an
- * independent TypeScript reference of the PCCOM wire format (Node's OpenSSL
- * ChaCha20, not the BPF code) plus IPv4/TCP/UDP packet builders.
+ * independent TypeScript reference of the PCCOM wire format (chacha-ref.ts,
+ * itself checked against OpenSSL and the RFC; not the BPF code) plus IPv4/TCP/UDP
+ * packet builders.
  *
  * Used by test/bpf/{chacha20,pccom}.test.ts and bench/pccom.ts.
  */
@@ -12,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { sh } from '../lib/netns.js';
+import { chachaStream, type ChachaRounds } from './chacha-ref.js';
 
 export const CRYPTO_TEST_OBJ = resolve(__dirname, '../../../build/bpf/gscip_crypto_test.bpf.o');
 
@@ -19,6 +21,7 @@ export const CRYPTO_TEST_OBJ = resolve(__dirname, '../../../build/bpf/gscip_cryp
 export const STAT = {
   PIT_ENCRYPT: 5,
   PIT_DECRYPT: 6,
+  PIT_DECRYPT_PREV: 13,
   DROP_MALFORMED_L4: 36,
   DROP_NO_KEY: 41,
   DROP_BAD_KEYED_CSUM: 42,
@@ -29,6 +32,13 @@ export const STAT = {
 
 export const ACT_ENCRYPT = 3;
 export const ACT_DECRYPT = 4;
+
+/* gscip_key_val.flags round bits (bpf/include/gscip_abi.h) */
+export const KEY_F_ROUNDS_12 = 0x1;
+export const KEY_F_ROUNDS_8 = 0x2;
+export function roundsFlags(rounds: ChachaRounds): number {
+  return rounds === 12 ? KEY_F_ROUNDS_12 : rounds === 8 ? KEY_F_ROUNDS_8 : 0;
+}
 
 export interface RunResult { retval: number; out: Buffer; durationNs: number }
 
@@ -71,11 +81,11 @@ export class CryptoTestProgs {
     sh('bpftool', ['map', 'update', 'pinned', `${this.dir}/maps/${map}`, 'key', 'hex', ...hexBytes(key), 'value', 'hex', ...hexBytes(value)]);
   }
 
-  /** gscip_keys[(group, version)] = key (struct gscip_key_val). */
-  setKey(group: number, version: number, key: Buffer): void {
+  /** gscip_keys[(group, version)] = key (struct gscip_key_val) with flags (KEY_F_*). */
+  setKey(group: number, version: number, key: Buffer, flags = 0): void {
     if (key.length !== 32) throw new Error(`setKey: key must be 32 bytes, got ${key.length}`);
     const k = Buffer.alloc(8); k.writeUInt32LE(group, 0); k.writeUInt32LE(version, 4);
-    const v = Buffer.alloc(48); key.copy(v, 0);
+    const v = Buffer.alloc(48); key.copy(v, 0); v.writeUInt32LE(flags, 32);
     this.mapUpdate('gscip_keys', k, v);
   }
 
@@ -84,10 +94,10 @@ export class CryptoTestProgs {
     sh('bpftool', ['map', 'delete', 'pinned', `${this.dir}/maps/gscip_keys`, 'key', 'hex', ...hexBytes(k)]);
   }
 
-  /** crypto_test_pit[0] = struct gscip_pit_val. */
-  setPit(action: number, group: number, version: number): void {
+  /** crypto_test_pit[0] = struct gscip_pit_val (prevVersion = prev_key_version). */
+  setPit(action: number, group: number, version: number, prevVersion = 0): void {
     const v = Buffer.alloc(32);
-    v[0] = action; v.writeUInt32LE(group, 4); v.writeUInt32LE(version, 8);
+    v[0] = action; v.writeUInt32LE(group, 4); v.writeUInt32LE(version, 8); v.writeUInt32LE(prevVersion, 12);
     this.mapUpdate('crypto_test_pit', Buffer.alloc(4), v);
   }
 
@@ -162,7 +172,7 @@ export function parse(pkt: Buffer): Parsed {
 }
 
 /** Keystream parameters and K for a PLAINTEXT packet, exactly as docs/pccom.md defines them. */
-export function pccomParams(pkt: Buffer, key: Buffer): { counter: number; nonce: Buffer; skip: number; k: number } {
+export function pccomParams(pkt: Buffer, key: Buffer, rounds: ChachaRounds = 20): { counter: number; nonce: Buffer; skip: number; k: number } {
   const p = parse(pkt);
   const nonce = Buffer.alloc(12);
   const knonce = Buffer.alloc(12);
@@ -171,11 +181,16 @@ export function pccomParams(pkt: Buffer, key: Buffer): { counter: number; nonce:
     const seq = pkt.readUInt32BE(p.l4 + 4);
     const ackWire = pkt.subarray(p.l4 + 8, p.l4 + 12);
     let tsWire: Buffer = Buffer.alloc(4);
-    if (p.hlen >= 32 && pkt.readUInt32BE(p.l4 + 20) === 0x0101080a) tsWire = pkt.subarray(p.l4 + 24, p.l4 + 28);
+    let ecrWire: Buffer = Buffer.alloc(4);
+    if (p.hlen >= 32 && pkt.readUInt32BE(p.l4 + 20) === 0x0101080a) {
+      tsWire = pkt.subarray(p.l4 + 24, p.l4 + 28);
+      ecrWire = pkt.subarray(p.l4 + 28, p.l4 + 32);
+    }
     nonce.writeUInt32LE(DOM.TCP_DATA, 0); ackWire.copy(nonce, 4); tsWire.copy(nonce, 8);
     counter = Math.floor(seq / 64); skip = seq % 64;
-    knonce.writeUInt32LE(DOM.TCP_CSUM, 0); knonce.writeUInt32LE(seq, 4); ackWire.copy(knonce, 8);
-    kctr = tsWire.readUInt32LE(0);
+    // K: only fields every GSO segment shares and NAT leaves alone (not seq, ports, flags)
+    knonce.writeUInt32LE(DOM.TCP_CSUM, 0); ackWire.copy(knonce, 4); tsWire.copy(knonce, 8);
+    kctr = ecrWire.readUInt32LE(0);
   } else {
     nonce.writeUInt32LE(DOM.UDP_DATA, 0); pkt.copy(nonce, 4, p.l3 + 4, p.l3 + 6);
     nonce.writeUInt16LE(p.payLen + 8, 6);
@@ -185,7 +200,7 @@ export function pccomParams(pkt: Buffer, key: Buffer): { counter: number; nonce:
     knonce.writeUInt32LE(DOM.UDP_CSUM, 0); nonce.copy(knonce, 4, 4, 8);
     kctr = 0;
   }
-  const k = chachaKeystream(key, kctr, knonce, 0, 2).readUInt16LE(0);
+  const k = chachaStream(key, kctr, knonce, 0, 2, rounds).readUInt16LE(0);
   return { counter, nonce, skip, k };
 }
 
@@ -209,19 +224,28 @@ export function ordinaryCsum(pkt: Buffer): number {
   return c;
 }
 
-/** Reference PCCOM encryption of a plaintext packet (IP ID must already be the one on the wire). */
-export function referenceEncrypt(plain: Buffer, key: Buffer): Buffer {
+/**
+ * Reference PCCOM encryption of a plaintext packet (IP ID must already be the one on the wire).
+ * TCP: checksum = ~(pseudo + header + CIPHERTEXT + K); UDP: ~(pseudo + header + PLAINTEXT + K).
+ */
+export function referenceEncrypt(plain: Buffer, key: Buffer, rounds: ChachaRounds = 20): Buffer {
   const p = parse(plain);
   const out = Buffer.from(plain);
-  const prm = pccomParams(plain, key);
+  const prm = pccomParams(plain, key, rounds);
   const pt = plain.subarray(p.payOff, p.payOff + p.payLen);
-  xor(pt, chachaKeystream(key, prm.counter, prm.nonce, prm.skip, p.payLen)).copy(out, p.payOff);
+  const ct = xor(pt, chachaStream(key, prm.counter, prm.nonce, prm.skip, p.payLen, rounds));
+  ct.copy(out, p.payOff);
   const hdr = Buffer.from(plain.subarray(p.l4, p.l4 + p.hlen));
   hdr.writeUInt16LE(0, csumOff(p) - p.l4);
-  let c = neg16(add16(add16(add16(pseudoSum(plain, p), sumLE(hdr)), sumLE(pt)), prm.k));
+  let c = neg16(add16(add16(add16(pseudoSum(plain, p), sumLE(hdr)), sumLE(p.proto === 6 ? ct : pt)), prm.k));
   if (p.proto === 17 && c === 0) c = 0xffff;
   out.writeUInt16LE(c, csumOff(p));
   return out;
+}
+
+/** K of a packet (TCP: from ack, TSval, TSecr only), for tests that check additivity. */
+export function referenceK(pkt: Buffer, key: Buffer, rounds: ChachaRounds = 20): number {
+  return pccomParams(pkt, key, rounds).k;
 }
 
 /* ---------------- packet builders ---------------- */

@@ -73,7 +73,10 @@ test('gscip_pit_val: host-order integers at computed offsets', () => {
   assert.equal(b.length, 32);
   assert.equal(b.toString('hex', 0, 16), '03020100' + '07000000' + '04030201' + '00000000');
   assert.equal(b.readBigUInt64LE(16), 5n);
-  assert.deepEqual(pitValCodec.decode(b), v);
+  assert.deepEqual(pitValCodec.decode(b), { ...v, prev_key_version: 0 }, 'prev_key_version omitted = 0');
+  const r = pitValCodec.encode({ ...v, action: abi.Action.DECRYPT, prev_key_version: 0x0a0b0c0d });
+  assert.equal(r.toString('hex', 12, 16), '0d0c0b0a', 'prev_key_version at offset 12 (the former pad)');
+  assert.equal(pitValCodec.decode(r).prev_key_version, 0x0a0b0c0d);
 });
 
 test('every struct round-trips and has the C size', () => {
