@@ -70,6 +70,7 @@ for (let i = 0; i < ${window}; i++) one();`;
 
 /** IKEv2 with strongSwan between a and b; returns handshake times in ms, or the reason it could not run. */
 async function ikeBench(p: DprpTopo, runs: number): Promise<{ ms: number[]; spawnMs: number[] } | { skipped: string }> {
+  if (runs <= 0) return { skipped: 'not asked for (--ike 0)' };
   const charon = ['/usr/lib/ipsec/charon', '/usr/libexec/ipsec/charon'].find((x) => existsSync(x));
   if (!charon || !existsSync('/usr/sbin/swanctl')) return { skipped: 'strongSwan (strongswan-charon, strongswan-swanctl) not installed' };
   const dir = `/tmp/${p.topo.prefix}-ike`;
