@@ -162,11 +162,32 @@ export class DprpHandler implements PuntHandler {
       observer: promObserver,
       config: this.opts.config,
     });
+    const adopted = this.node.adopt(this.readDprpEntries(ctx));
+    if (adopted) this.log.info({ flows: adopted }, 'adopted the DPRP entries of a previous agent');
     const tickMs = this.opts.tickMs ?? 1000;
     this.tick = setInterval(() => this.guard('tick', () => this.housekeeping()), tickMs);
     this.tick.unref();
     this.log.info({ self: this.selfInfo, guarded: [...this.guarded], keys: this.keys.all().length }, 'DPRP engine started');
     return this.node;
+  }
+
+  /** PIT entries made by DPRP (role set), e.g. by the agent before a restart. */
+  private readDprpEntries(ctx: PuntContext): PitEntry[] {
+    const out: PitEntry[] = [];
+    const action = { [Action.PASS]: 'pass', [Action.DROP]: 'drop', [Action.ENCRYPT]: 'encrypt', [Action.DECRYPT]: 'decrypt' } as const;
+    const role = { [Role.START]: 'start', [Role.INTERMEDIATE]: 'intermediate', [Role.END]: 'end' } as const;
+    for (const [k, v] of ctx.maps.pit.entries()) {
+      const a = action[v.action as keyof typeof action];
+      const r = role[v.role as keyof typeof role];
+      if (!a || !r || v.state === PitState.STATIC) continue;
+      this.created.set(pitEntryKey({ flow: k, dir: k.dir === Dir.EGRESS ? 'egress' : 'ingress' }), v.created_ns);
+      out.push({
+        flow: { saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto },
+        dir: k.dir === Dir.EGRESS ? 'egress' : 'ingress', action: a, role: r, group: v.group_id, version: v.key_version,
+        state: v.state === PitState.CONFIRMED ? 'confirmed' : 'tentative',
+      });
+    }
+    return out;
   }
 
   private guard(what: string, fn: () => void): void {

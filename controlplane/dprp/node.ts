@@ -799,6 +799,37 @@ export class DprpNode {
   }
 
   /**
+   * Takes over PIT entries a previous agent made (pinned maps survive it), so
+   * idle expiry and re-keying cover them. Entries are grouped per flow; the
+   * flow's orientation comes from its encrypt (egress) or decrypt (ingress)
+   * entry. Returns how many flows were adopted.
+   */
+  adopt(entries: readonly PitEntry[]): number {
+    const byFlow = new Map<string, PitEntry[]>();
+    for (const e of entries) {
+      const k = canonicalFlowKey(e.flow);
+      const l = byFlow.get(k);
+      if (l) l.push(e);
+      else byFlow.set(k, [e]);
+    }
+    let n = 0;
+    for (const [key, es] of byFlow) {
+      if (this.flows.has(key)) continue;
+      const enc = es.find((e) => e.action === 'encrypt' && e.dir === 'egress' && e.role === 'start');
+      const dec = es.find((e) => e.action === 'decrypt' && e.dir === 'ingress');
+      const any = enc ?? dec ?? es.find((e) => e.dir === 'egress') ?? es[0];
+      const decision: Decision = enc ? 'encrypt' : dec ? 'decrypt' : any.action === 'drop' ? 'discard' : 'pass';
+      this.flows.set(key, {
+        flow: any.flow, role: any.role, decision, group: any.group, version: any.version, entries: es,
+        // Age unknown here: the first sweep asks the kernel for the entries' last activity.
+        installedMono: 0, lastActivityMono: 0, negId: 'adopted',
+      });
+      n++;
+    }
+    return n;
+  }
+
+  /**
    * The key ring changed (GMS rotation). Every flow this GE started or ended
    * that uses an older version of a group it now holds a newer version of is
    * negotiated again, from this GE; the new entries replace the old ones when

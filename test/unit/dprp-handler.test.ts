@@ -35,6 +35,7 @@ class FakeCtx implements PuntContext {
         setBatch(rows: Array<[Cid, PitVal]>) { for (const [k, v] of rows) self.pit.set(cidKey(k), [k, v]); return rows.length; },
         deleteBatch(ks: Cid[]) { for (const k of ks) self.pit.delete(cidKey(k)); return ks.length; },
         get(k: Cid) { return self.pit.get(cidKey(k))?.[1]; },
+        *entries() { yield* [...self.pit.values()]; },
       },
       keys: { *entries() { yield* self.keyRows; } },
     } as unknown as GscipMaps;
@@ -134,4 +135,31 @@ test('ipOfFrame: plain and VLAN-tagged frames, non-IP refused', () => {
 test('the handler refuses a bad GE type or mode, naming it', () => {
   assert.throws(() => new DprpHandler({ self: { type: 'XYZ' as never, mode: 'OP' }, log: logger('t') }), /self\.type/);
   assert.throws(() => new DprpHandler({ self: { type: 'GES', mode: 'open' as never }, log: logger('t') }), /self\.mode/);
+});
+
+test('a restarted agent adopts the DPRP entries of the previous one: they expire when idle, static ones are left alone', async (t) => {
+  const c = new FakeCtx();
+  c.keyRows = [[{ group_id: 1, version: 1 }, { key: testKey(1).key, flags: 0, installed_ns: 0n }]];
+  const old = c.nowNs() - 10_000_000_000n; // installed and last seen 10 s ago
+  const val = (action: number, role: number): PitVal => ({ action, state: PitState.CONFIRMED, role, flags: 0, group_id: 1, key_version: 1, created_ns: old, last_seen_ns: old });
+  const fwd: Cid = { saddr: '192.0.2.11', daddr: '192.0.2.12', sport: 40100, dport: 80, proto: 6, dir: Dir.EGRESS };
+  const rev: Cid = { saddr: '192.0.2.12', daddr: '192.0.2.11', sport: 80, dport: 40100, proto: 6, dir: Dir.INGRESS };
+  const stat: Cid = { saddr: '192.0.2.11', daddr: '198.18.0.1', sport: 1, dport: 2, proto: 17, dir: Dir.EGRESS };
+  c.pit.set(cidKey(fwd), [fwd, val(Action.ENCRYPT, Role.START)]);
+  c.pit.set(cidKey(rev), [rev, val(Action.DECRYPT, Role.START)]);
+  c.pit.set(cidKey(stat), [stat, { ...val(Action.PASS, Role.NONE), state: PitState.STATIC }]);
+  const h = new DprpHandler({
+    self: { type: 'GES', mode: 'OP' }, readKernel: () => view('192.0.2.11'), log: logger('dprp-adopt'), tickMs: 20,
+    config: { idleTimeoutMs: 5_000, closedTimeoutMs: 5_000 },
+  });
+  t.after(() => h.close());
+  // any punt starts the engine; a garbage control message will do
+  h.onControl(puntRec(Dir.INGRESS, PuntReason.CONTROL, stat, Buffer.concat([Buffer.alloc(12), Buffer.from('0800', 'hex'), Buffer.alloc(40)])), c);
+  const recs = h.engine!.flowRecords();
+  assert.equal(recs.length, 1, 'the DPRP flow was adopted, the static entry was not');
+  assert.equal(recs[0].role, 'start');
+  assert.equal(recs[0].decision, 'encrypt');
+  const t0 = Date.now();
+  while (c.pit.size > 1 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual([...c.pit.keys()], [cidKey(stat)], 'idle adopted entries expired; the static one stays');
 });
