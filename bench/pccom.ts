@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   let port = 45000;
   const cport = (): number => port++;
   // Namespaces first without programs (baseline, wireguard-go), then attach in the same namespaces.
-  const p = new PccomTopo('pcbench', { keepOffloads: true, attach: false });
+  const p = new PccomTopo('pcbench', { attach: false });
   const results: Record<string, Rounds> = {};
   let stats: Record<string, number> = {};
   try {

@@ -8,9 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  ACT_DECRYPT, ACT_ENCRYPT, CryptoTestProgs, STAT, ipCsumOk, maxRunBytes, ordinaryCsum, parse,
-  referenceEncrypt, tcpPacket, udpPacket,
+  ACT_DECRYPT, ACT_ENCRYPT, CryptoTestProgs, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, STAT, ipCsumOk, maxRunBytes, ordinaryCsum, parse,
+  referenceEncrypt, referenceK, tcpPacket, udpPacket,
 } from './pccom-fixture.js';
+
+const add16 = (a: number, b: number): number => { let s = a + b; while (s > 0xffff) s = (s & 0xffff) + (s >>> 16); return s; };
+const neg16 = (a: number): number => (~a) & 0xffff;
 
 const GROUP = 7;
 const KEY_V1 = randomBytes(32);
@@ -29,7 +32,7 @@ test('PCCOM hooks under BPF_PROG_TEST_RUN', async (t) => {
   const maxBytes = maxRunBytes(progs);
 
   const encrypt = (pkt: Buffer, version = 1) => { progs.setPit(ACT_ENCRYPT, GROUP, version); return progs.run('pccom_test_egress', pkt); };
-  const decrypt = (pkt: Buffer, version = 1) => { progs.setPit(ACT_DECRYPT, GROUP, version); return progs.run('pccom_test_ingress', pkt); };
+  const decrypt = (pkt: Buffer, version = 1, prev = 0) => { progs.setPit(ACT_DECRYPT, GROUP, version, prev); return progs.run('pccom_test_ingress', pkt); };
 
   const tcpHdrBytes = 14 + 20 + 32;
   const udpHdrBytes = 14 + 20 + 8;
@@ -151,5 +154,80 @@ test('PCCOM hooks under BPF_PROG_TEST_RUN', async (t) => {
     const plain = udpPacket({ payload: randomBytes(100) });
     plain.writeUInt16BE(0x2000, 14 + 6);  // MF
     assert.equal(encrypt(plain).retval, STAT.DROP_FRAGMENT);
+  });
+
+  await t.test('GSO/TSO: segments cut from one encrypted skb, each with ordinary(ciphertext segment) + K, all decrypt', () => {
+    // What software GSO or a NIC's TSO does after TC egress: cut the payload, advance seq,
+    // change flags on the last segment, compute each checksum from the seed (= pseudo + K).
+    const payload = randomBytes(3000);
+    const plain = tcpPacket({ seq: 0xfffff000, payload });
+    const enc = encrypt(plain).out;
+    const p = parse(enc);
+    const k = referenceK(plain, KEY_V1);
+    // K is the difference between the field and the ordinary checksum of the ciphertext (also
+    // what any observer of one packet learns: docs/pccom.md, "What K reveals")
+    assert.equal(add16(neg16(csumField(enc)), ordinaryCsum(enc)), k, 'field = ordinary(ciphertext) + K');
+    let off = 0;
+    for (const [i, len] of [1000, 1448, 552].entries()) {
+      const seg = tcpPacket({ seq: (0xfffff000 + off) >>> 0, payload: enc.subarray(p.payOff + off, p.payOff + off + len) });
+      if (i === 2) seg[14 + 20 + 13] = 0x19;  // FIN|PSH|ACK on the last segment only
+      seg.writeUInt16LE(neg16(add16(neg16(ordinaryCsum(seg)), k)), 14 + 20 + 16);
+      const dec = decrypt(seg);
+      assert.equal(dec.retval, 0, `segment ${i} accepted`);
+      assert.deepEqual(dec.out.subarray(66), payload.subarray(off, off + len), `segment ${i} decrypts to its plaintext`);
+      assert.equal(csumField(dec.out), ordinaryCsum(dec.out), `segment ${i} carries the ordinary checksum after decryption`);
+      off += len;
+    }
+    // K depends on ack, TSval and TSecr: a segment with another ack needs another K
+    const other = tcpPacket({ ack: 1, payload: Buffer.alloc(64) });
+    assert.notEqual(referenceK(other, KEY_V1), k);
+  });
+
+  await t.test('rotation: a decrypt entry (version 2, prev 1) takes both versions and counts the fallback', () => {
+    for (const mk of [() => tcpPacket({ payload: randomBytes(1400) }), () => udpPacket({ payload: randomBytes(900) })]) {
+      const plain = mk();
+      const e1 = encrypt(plain, 1).out;
+      const e2 = encrypt(plain, 2).out;
+      const expect1 = decrypt(e1, 1).out;  // UDP: plaintext with the sender's IP ID
+      const expect2 = decrypt(e2, 2).out;
+      const prev0 = progs.stat(STAT.PIT_DECRYPT_PREV);
+      const bad0 = progs.stat(STAT.DROP_BAD_KEYED_CSUM);
+      const r1 = decrypt(e1, 2, 1);
+      assert.equal(r1.retval, 0, 'old-version packet accepted');
+      assert.deepEqual(r1.out, expect1, 'and decrypted under version 1 (a failed try leaves no trace)');
+      assert.equal(progs.stat(STAT.PIT_DECRYPT_PREV) - prev0, 1, 'counted as decrypt under prev_key_version');
+      const r2 = decrypt(e2, 2, 1);
+      assert.equal(r2.retval, 0);
+      assert.deepEqual(r2.out, expect2);
+      assert.equal(progs.stat(STAT.PIT_DECRYPT_PREV) - prev0, 1, 'a current-version packet is not a fallback');
+      assert.equal(decrypt(e1, 2, 0).retval, STAT.DROP_BAD_KEYED_CSUM, 'no prev: old version rejected');
+      assert.equal(decrypt(e1, 2, 5).retval, STAT.DROP_BAD_KEYED_CSUM, 'prev names a missing key: bad keyed checksum');
+      const flipped = Buffer.from(e1); flipped[flipped.length - 1] ^= 1;
+      assert.equal(decrypt(flipped, 2, 1).retval, STAT.DROP_BAD_KEYED_CSUM, 'tampered packet fails under both versions');
+      assert.equal(progs.stat(STAT.DROP_BAD_KEYED_CSUM) - bad0, 3);
+    }
+  });
+
+  await t.test('ChaCha12 / ChaCha8 keys: wire bytes = TS reference at that round count; both bits refused', () => {
+    const key = randomBytes(32);
+    for (const [flags, rounds] of [[KEY_F_ROUNDS_12, 12], [KEY_F_ROUNDS_8, 8]] as const) {
+      progs.setKey(GROUP, 40 + rounds, key, flags);
+      for (const n of [0, 1, 63, 65, 1400]) {
+        const plain = tcpPacket({ seq: 0x12345678 + n, payload: randomBytes(n) });
+        const enc = encrypt(plain, 40 + rounds);
+        assert.equal(enc.retval, 0);
+        assert.deepEqual(enc.out, referenceEncrypt(plain, key, rounds), `${rounds} rounds n=${n}`);
+        if (n > 0) assert.notDeepEqual(enc.out, referenceEncrypt(plain, key, 20), 'not the 20-round stream');
+        assert.deepEqual(decrypt(enc.out, 40 + rounds).out, plain);
+      }
+      const u = udpPacket({ payload: randomBytes(300) });
+      const ue = encrypt(u, 40 + rounds);
+      assert.equal(ue.retval, 0);
+      const uplain = Buffer.from(u); ue.out.copy(uplain, 14, 14, 34);
+      uplain.writeUInt16LE(ordinaryCsum(uplain), 14 + 20 + 6);
+      assert.deepEqual(ue.out, referenceEncrypt(uplain, key, rounds), `UDP ${rounds} rounds`);
+    }
+    progs.setKey(GROUP, 60, key, KEY_F_ROUNDS_12 | KEY_F_ROUNDS_8);
+    assert.equal(encrypt(tcpPacket({ payload: randomBytes(10) }), 60).retval, STAT.DROP_UNSUPPORTED);
   });
 });

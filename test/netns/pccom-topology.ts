@@ -7,8 +7,9 @@
  *                         nftables on r: masquerade out of rb; forward only
  *                         tcp/5201 and udp/5202 from a's side (+ established)
  *
- * PCCOM needs to see every wire packet on the encrypting interface, so va/vb
- * carry gso_max_segs 1 and GRO is off everywhere (docs/pccom.md explains why).
+ * Offloads stay as the kernel sets them: TCP hands TC GSO super-packets and
+ * PCCOM encrypts them whole (the keyed checksum survives segmentation, see
+ * docs/pccom.md).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,8 +47,6 @@ export interface PccomTopoOptions {
   /** Checksums completed in software after TC egress and verified in software on receive
    * (a real keyed checksum crosses the NAT), instead of CHECKSUM_PARTIAL end to end. */
   softwareChecksums?: boolean;
-  /** Leave TSO/GSO/GRO as the kernel defaults (for the baseline of the benchmark). */
-  keepOffloads?: boolean;
   /** Attach the datapath programs (false: plain namespaces, for the baseline). */
   attach?: boolean;
 }
@@ -73,15 +72,6 @@ export class PccomTopo {
       t.route('a', 'default', R_IN);
       t.forwarding('r');
       t.exec('r', 'nft', ['-f', '-'], { input: NFT_RULES });
-      if (!opts.keepOffloads) {
-        // TCP always builds GSO skbs (sk_route_forced_caps), whatever ethtool says, and
-        // software GSO runs after TC egress: one segment per skb is the only way the
-        // sender sees every wire packet. GRO off so no receiver merges them again.
-        for (const [host, dev] of [['a', 'va'], ['b', 'vb']] as const) t.exec(host, 'ip', ['link', 'set', 'dev', dev, 'gso_max_segs', '1']);
-        for (const [host, dev] of [['a', 'va'], ['r', 'ra'], ['r', 'rb'], ['b', 'vb']] as const) {
-          t.exec(host, 'ethtool', ['-K', dev, 'gro', 'off']);
-        }
-      }
       if (opts.softwareChecksums) {
         for (const [host, dev] of [['a', 'va'], ['r', 'ra'], ['r', 'rb'], ['b', 'vb']] as const) {
           t.exec(host, 'ethtool', ['-K', dev, 'tx', 'off', 'rx', 'off']);
@@ -125,27 +115,28 @@ export class PccomTopo {
     return h;
   }
 
-  setKey(host: 'a' | 'b', group: number, version: number, key: Buffer): void {
-    this.harness(host).maps.keys.set({ group_id: group, version }, { key, flags: 0, installed_ns: 0n });
+  /** gscip_keys[(group, version)] = key; flags = KEY_F_ROUNDS_* (0: ChaCha20). */
+  setKey(host: 'a' | 'b', group: number, version: number, key: Buffer, flags = 0): void {
+    this.harness(host).maps.keys.set({ group_id: group, version }, { key, flags, installed_ns: 0n });
   }
 
-  private pit(action: number, group: number, version: number): PitVal {
-    return { action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: group, key_version: version, created_ns: 0n, last_seen_ns: 0n };
+  private pit(action: number, group: number, version: number, prev = 0): PitVal {
+    return { action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: group, key_version: version, prev_key_version: prev, created_ns: 0n, last_seen_ns: 0n };
   }
 
-  /** PIT entries for one flow a:cport -> b:sport, as seen on each wire (b sees r's outside address). */
-  protect(host: 'a' | 'b', f: Flow, group: number, version: number, action: 'encrypt' | 'pass' = 'encrypt'): void {
+  /** PIT entries for one flow a:cport -> b:sport, as seen on each wire (b sees r's outside address).
+   * decryptPrev: the decrypt entries also accept that version (rotation).
+   * only: set just the sending (encrypt) or just the receiving (decrypt) entry. */
+  protect(host: 'a' | 'b', f: Flow, group: number, version: number, action: 'encrypt' | 'pass' = 'encrypt',
+    decryptPrev = 0, only?: 'encrypt' | 'decrypt'): void {
     const h = this.harness(host);
     const enc = action === 'encrypt' ? Action.ENCRYPT : Action.PASS;
     const dec = action === 'encrypt' ? Action.DECRYPT : Action.PASS;
     const cid = (saddr: string, daddr: string, sport: number, dport: number, dir: number): Cid => ({ saddr, daddr, sport, dport, proto: f.proto, dir });
-    if (host === 'a') {
-      h.maps.pit.set(cid(A, B, f.cport, f.sport, Dir.EGRESS), this.pit(enc, group, version));
-      h.maps.pit.set(cid(B, A, f.sport, f.cport, Dir.INGRESS), this.pit(dec, group, version));
-    } else {
-      h.maps.pit.set(cid(R_OUT, B, f.cport, f.sport, Dir.INGRESS), this.pit(dec, group, version));
-      h.maps.pit.set(cid(B, R_OUT, f.sport, f.cport, Dir.EGRESS), this.pit(enc, group, version));
-    }
+    const out = host === 'a' ? cid(A, B, f.cport, f.sport, Dir.EGRESS) : cid(B, R_OUT, f.sport, f.cport, Dir.EGRESS);
+    const inn = host === 'a' ? cid(B, A, f.sport, f.cport, Dir.INGRESS) : cid(R_OUT, B, f.cport, f.sport, Dir.INGRESS);
+    if (only !== 'decrypt') h.maps.pit.set(out, this.pit(enc, group, version));
+    if (only !== 'encrypt') h.maps.pit.set(inn, this.pit(dec, group, version, decryptPrev));
   }
 
   /** Remove every PIT entry of one host (back to "not configured": miss action pass). */
