@@ -14,15 +14,26 @@ export class Ipv4AddressError extends Error {
 
 const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
+/** Parsed addresses (the same few appear in every message); bounded, cleared when full. */
+const parsed = new Map<string, number>();
+const PARSED_MAX = 65_536;
+
 /** Writes `addr` (dotted) at `off` in network order. */
 export function writeIpv4(buf: Buffer, off: number, addr: string, field = 'address'): void {
-  const m = DOTTED.exec(addr);
-  if (!m) throw new Ipv4AddressError(field, addr);
-  for (let i = 0; i < 4; i++) {
-    const n = Number(m[i + 1]);
-    if (n > 255) throw new Ipv4AddressError(field, addr);
-    buf[off + i] = n;
+  let v = parsed.get(addr);
+  if (v === undefined) {
+    const m = DOTTED.exec(addr);
+    if (!m) throw new Ipv4AddressError(field, addr);
+    v = 0;
+    for (let i = 0; i < 4; i++) {
+      const n = Number(m[i + 1]);
+      if (n > 255) throw new Ipv4AddressError(field, addr);
+      v = (v * 256) + n;
+    }
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(addr, v);
   }
+  buf.writeUInt32BE(v, off);
 }
 
 export function readIpv4(buf: Buffer, off: number): string {
