@@ -36,6 +36,8 @@ test('PIT values: encrypt/decrypt need a group and a key version', () => {
   const v = pitValueFromArgs({ action: 'encrypt', group: '7', 'key-version': '3' });
   assert.equal(v.group_id, 7);
   assert.equal(v.key_version, 3);
+  assert.equal(pitValueFromArgs({ action: 'decrypt', group: '7', 'key-version': '4', 'prev-key-version': '3' }).prev_key_version, 3);
+  assert.throws(() => pitValueFromArgs({ action: 'encrypt', group: '7', 'key-version': '4', 'prev-key-version': '3' }), /--prev-key-version: only for decrypt/);
 });
 
 test('key material: 64 hex digits or 32 raw bytes, nothing else', () => {

@@ -20,12 +20,13 @@ export function dumpPit(m: GscipMaps, json: boolean): string {
   const rows = [...m.pit.entries()].map(([k, v]) => ({
     dir: enumName(Dir, k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
     action: enumName(Action, v.action), state: enumName(PitState, v.state), role: enumName(Role, v.role), group: v.group_id, keyVersion: v.key_version,
+    prevKeyVersion: v.prev_key_version ?? 0,
     createdNs: v.created_ns, lastSeenNs: v.last_seen_ns,
   }));
   rows.sort((a, b) => `${a.dir}${a.src}${a.sport}`.localeCompare(`${b.dir}${b.src}${b.sport}`));
   if (json) return toJson(rows);
-  return `${table(['DIR', 'PROTO', 'SRC', 'SPORT', 'DST', 'DPORT', 'ACTION', 'STATE', 'ROLE', 'GROUP', 'KEYV', 'AGE_S', 'IDLE_S'],
-    rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, r.action, r.state, r.role, r.group, r.keyVersion, ageS(r.createdNs, now), ageS(r.lastSeenNs, now)]))}\n${rows.length} entries`;
+  return `${table(['DIR', 'PROTO', 'SRC', 'SPORT', 'DST', 'DPORT', 'ACTION', 'STATE', 'ROLE', 'GROUP', 'KEYV', 'PREVV', 'AGE_S', 'IDLE_S'],
+    rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, r.action, r.state, r.role, r.group, r.keyVersion, r.prevKeyVersion || '-', ageS(r.createdNs, now), ageS(r.lastSeenNs, now)]))}\n${rows.length} entries`;
 }
 
 export function dumpXlat(m: GscipMaps, json: boolean): string {

@@ -17,18 +17,20 @@ export function cidOptions<T>(y: Argv<T>): Argv<T & CidArgs> {
     .option('dport', { type: 'string', demandOption: true, describe: 'destination port' }) as unknown as Argv<T & CidArgs>;
 }
 
-interface AddArgs extends InstanceArgs, CidArgs { action: string; group?: string; 'key-version'?: string; both: boolean }
+interface AddArgs extends InstanceArgs, CidArgs { action: string; group?: string; 'key-version'?: string; 'prev-key-version'?: string; both: boolean }
 
 /** Build the PIT value from CLI args (exported for tests). */
-export function pitValueFromArgs(a: { action: unknown; group?: unknown; 'key-version'?: unknown }): PitVal {
+export function pitValueFromArgs(a: { action: unknown; group?: unknown; 'key-version'?: unknown; 'prev-key-version'?: unknown }): PitVal {
   const action = parseActionArg(a.action);
   const crypto = action === Action.ENCRYPT || action === Action.DECRYPT;
   if (crypto && (a.group === undefined || a['key-version'] === undefined)) throw new UsageError('--group and --key-version are required for encrypt/decrypt');
   const group = a.group === undefined ? 0 : parseU32Arg(a.group, '--group');
   const keyVersion = a['key-version'] === undefined ? 0 : parseU32Arg(a['key-version'], '--key-version');
   if (crypto && group === 0) throw new UsageError('--group: 0 means no group; encrypt/decrypt need a group');
+  const prev = a['prev-key-version'] === undefined ? 0 : parseU32Arg(a['prev-key-version'], '--prev-key-version');
+  if (prev !== 0 && action !== Action.DECRYPT) throw new UsageError('--prev-key-version: only for decrypt entries (accepted during a key rotation)');
   const now = monotonicNs();
-  return { action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: group, key_version: keyVersion, created_ns: now, last_seen_ns: now };
+  return { action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: group, key_version: keyVersion, prev_key_version: prev, created_ns: now, last_seen_ns: now };
 }
 
 const add: CommandModule<object, AddArgs> = {
@@ -38,6 +40,7 @@ const add: CommandModule<object, AddArgs> = {
     .option('action', { type: 'string', demandOption: true, describe: 'pass | drop | encrypt | decrypt' })
     .option('group', { type: 'string', describe: 'group id (encrypt/decrypt)' })
     .option('key-version', { type: 'string', describe: 'key version (encrypt/decrypt)' })
+    .option('prev-key-version', { type: 'string', describe: 'decrypt: previous key version still accepted during a rotation' })
     .option('both', { type: 'boolean', default: false, describe: 'also add the reverse flow in the other direction (same action)' }) as never,
   handler: guarded((a: AddArgs) => {
     const cid = parseCidArgs(a);
