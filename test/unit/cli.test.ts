@@ -73,4 +73,7 @@ test('the binary: usage errors exit 2 naming the argument, missing instance exit
   assert.equal(r.code, 2);
   assert.match(r.err, /stdin: expected 64 hex digits or 32 raw bytes/);
   assert.doesNotMatch(r.err + r.out, /nothex/, 'key input is never echoed');
+  r = gscip(['keys', 'set', '--group', '1', '--version', '1', '--rounds', '10', '--pin-root', pins], 'ab'.repeat(32));
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--rounds: '10' must be 20, 12 or 8/);
 });

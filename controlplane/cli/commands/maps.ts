@@ -5,7 +5,7 @@
 import type { CommandModule } from 'yargs';
 import { monotonicNs, readStats } from '../../maps/accessors.js';
 import { ifIndexToName } from '../../bpf/libc.js';
-import { Action, Dir, MissAction, PitState, Role, XlatKind, enumName } from '../../maps/abi.js';
+import { Action, Dir, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, MissAction, PitState, Role, XlatKind, enumName } from '../../maps/abi.js';
 import type { GscipMaps } from '../../maps/gscip-maps.js';
 import { protoName, UsageError } from '../args.js';
 import { guarded, print, table, toJson } from '../output.js';
@@ -39,13 +39,18 @@ export function dumpXlat(m: GscipMaps, json: boolean): string {
     rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, '->', r.toSrc, r.toSport, r.toDst, r.toDport, r.kind]))}\n${rows.length} entries`;
 }
 
-/** Never prints key material: group, version, flags, age only. */
+function cipherName(flags: number): string {
+  const r = flags & (KEY_F_ROUNDS_12 | KEY_F_ROUNDS_8);
+  return r === 0 ? 'chacha20' : r === KEY_F_ROUNDS_12 ? 'chacha12' : r === KEY_F_ROUNDS_8 ? 'chacha8' : 'invalid';
+}
+
+/** Never prints key material: group, version, cipher, age only. */
 export function dumpKeys(m: GscipMaps, json: boolean): string {
   const now = monotonicNs();
-  const rows = [...m.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, flags: v.flags, installedNs: v.installed_ns }))
+  const rows = [...m.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, flags: v.flags, cipher: cipherName(v.flags), installedNs: v.installed_ns }))
     .sort((a, b) => a.group - b.group || a.version - b.version);
   if (json) return toJson(rows);
-  return `${table(['GROUP', 'VERSION', 'FLAGS', 'AGE_S'], rows.map((r) => [r.group, r.version, r.flags, ageS(r.installedNs, now)]))}\n${rows.length} keys`;
+  return `${table(['GROUP', 'VERSION', 'CIPHER', 'AGE_S'], rows.map((r) => [r.group, r.version, r.cipher, ageS(r.installedNs, now)]))}\n${rows.length} keys`;
 }
 
 export function dumpIface(m: GscipMaps, json: boolean): string {
