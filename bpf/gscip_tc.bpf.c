@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* gscip_tc.bpf.c - the GSCIP fast path on TC (clsact) ingress and egress.
  *
- *   egress : [release mark] -> parse -> XLAT (stack->wire) -> PIT(wire CID)
+ *   egress : [release mark] -> parse -> control ICMP? marked: pass, else punt
+ *              -> XLAT (stack->wire) -> PIT(wire CID)
  *              hit: pass | drop | encrypt        miss: iface miss action
  *   ingress: [release mark] -> parse -> control ICMP? punt
  *              -> PIT(wire CID) hit: pass | drop | decrypt ; miss: miss action
@@ -23,6 +24,7 @@
 #include "miss.h"
 #include "punt.h"
 #include "release.h"
+#include "control.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -56,8 +58,8 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 }
 
 /* Parse up to the ports. 0 = a TCP/UDP packet to look up; else a verdict code.
- * Ingress ICMP of type GSCIP_ICMP_TYPE is punted here (control messages never
- * reach the host's stack; fragmented ones are malformed by definition). */
+ * ICMP of type GSCIP_ICMP_TYPE is a control message (control.h): punted on
+ * ingress, and on egress unless this GE's agent sent it (CONTROL_TX mark). */
 static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_run *run)
 {
 	struct gscip_pkt *pkt = &run->pkt;
@@ -71,17 +73,13 @@ static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_ru
 		return rc;
 	if (nonfirst)
 		return GSCIP_CODE(GSCIP_STAT_PASS_FRAGMENT);
-	if (pkt->cid.proto == IPPROTO_ICMP && pkt->cid.dir == GSCIP_DIR_INGRESS) {
+	if (pkt->cid.proto == IPPROTO_ICMP) {
 		rc = parse_icmp_type(skb, pkt, l3_len, &icmp_type);
 		if (rc)
 			return rc;
 		if (icmp_type != GSCIP_ICMP_TYPE)
 			return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
-		if (run->released)
-			return GSCIP_CODE(GSCIP_DROP_RELEASE_MISS);
-		if (pkt->is_fragment)
-			return GSCIP_CODE(GSCIP_DROP_CONTROL_MALFORMED);
-		return punt_emit(skb, NULL, GSCIP_DIR_INGRESS, GSCIP_PUNT_CONTROL);
+		return control_apply(skb, pkt, run->released);
 	}
 	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
 		return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);

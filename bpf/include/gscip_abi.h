@@ -26,7 +26,8 @@
 /* ---- control protocol on the wire ----
  * GSCIP control messages (DPRP DDE/RGI/MPIT/CDN, Mobile PPC CU, NAT-f, GSRA)
  * are ICMPv4 messages of RFC 4727 experimental type 253; the ICMP code is the
- * message type. They are punted on ingress and never reach the host's stack. */
+ * message type. They are punted on ingress (and on egress unless this GE sent
+ * them, GSCIP_MARK_CONTROL_TX) and never reach the host's stack. */
 #define GSCIP_ICMP_TYPE           253
 
 /* ---- marks used by the control plane to re-inject (release) a stashed packet.
@@ -36,6 +37,14 @@
  * that misses again is dropped (GSCIP_DROP_RELEASE_MISS), never punted again. */
 #define GSCIP_MARK_RELEASE_EGRESS   0x65c1f001
 #define GSCIP_MARK_RELEASE_INGRESS  0x65c1f002
+
+/* ---- mark on the control plane's own GSCIP control sends (raw IPv4 socket
+ * SO_MARK). On EGRESS a control ICMP (type GSCIP_ICMP_TYPE) carrying it is the
+ * agent's send: the mark is cleared and it passes (GSCIP_STAT_CONTROL_TX).
+ * One without it was not sent by this GE (a GEN forwarding a message from its
+ * inside): it is punted (GSCIP_PUNT_CONTROL, dir egress) so the agent takes its
+ * part and re-sends it marked. */
+#define GSCIP_MARK_CONTROL_TX       0x65c1f003
 
 enum gscip_dir {
 	GSCIP_DIR_INGRESS = 0,
@@ -202,7 +211,8 @@ enum gscip_stat {
 	GSCIP_STAT_RELEASED           = 11, /* a released packet took its PIT hit */
 	GSCIP_STAT_XLAT               = 12, /* a translation was applied */
 	GSCIP_STAT_PIT_DECRYPT_PREV   = 13, /* decrypted under the PIT's prev_key_version */
-	GSCIP_STAT__VERDICT_END       = 14, /* marker, moves as verdicts are appended */
+	GSCIP_STAT_CONTROL_TX         = 14, /* egress control message sent by this GE's agent */
+	GSCIP_STAT__VERDICT_END       = 15, /* marker, moves as verdicts are appended */
 
 	GSCIP_STAT_DROP_FIRST         = 32,
 	GSCIP_DROP_POLICY             = 32, /* PIT action drop */

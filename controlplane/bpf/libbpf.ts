@@ -316,6 +316,8 @@ export interface TestRunResult {
   dataOut: Buffer;
   /** Average per repetition, as measured by the kernel. */
   durationNs: number;
+  /** skb->mark after the program ran (only when a ctx was passed: `mark` or `ifindex` given). */
+  markOut?: number;
 }
 
 /** BPF_PROG_TEST_RUN on a TC program with a packet starting at the Ethernet header. */
@@ -340,15 +342,18 @@ export function progTestRun(progFd: number, data: Buffer, opts: TestRunOptions =
     ctx.writeUInt32LE(opts.mark ?? 0, SKB_OFF_MARK);
     ctx.writeUInt32LE(opts.ifindex ?? 0, SKB_OFF_IFINDEX);
   }
+  const ctxOut = ctx ? Buffer.alloc(SKB_CTX_SIZE) : null;
   const out = Buffer.alloc(opts.dataOutSize ?? Math.max(data.length + 512, 256));
   const o: Record<string, unknown> = {
     sz: koffi.sizeof(TestRunOpts),
     data_in: data, data_out: out, data_size_in: data.length, data_size_out: out.length,
-    ctx_in: ctx, ctx_out: null, ctx_size_in: ctx?.length ?? 0, ctx_size_out: 0,
+    ctx_in: ctx, ctx_out: ctxOut, ctx_size_in: ctx?.length ?? 0, ctx_size_out: ctxOut?.length ?? 0,
     retval: 0, repeat: opts.repeat ?? 1, duration: 0, flags: 0, cpu: 0, batch_size: 0,
   };
   checkRc('bpf_prog_test_run_opts', raw.bpf_prog_test_run_opts(progFd, o), `prog fd ${progFd}, ${data.length} bytes`);
-  return { retval: o.retval as number, dataOut: out.subarray(0, o.data_size_out as number), durationNs: o.duration as number };
+  const r: TestRunResult = { retval: o.retval as number, dataOut: out.subarray(0, o.data_size_out as number), durationNs: o.duration as number };
+  if (ctxOut) r.markOut = ctxOut.readUInt32LE(SKB_OFF_MARK);
+  return r;
 }
 
 // ---------------------------------------------------------------- TC
@@ -411,18 +416,25 @@ export function tcQuery(ifindex: number, dir: TcDir, id: TcFilterId): number | n
 /**
  * Synchronous ring-buffer consumer: `onRecord` is called from inside poll()
  * on the calling thread with a COPY of each record. Use on a worker thread for
- * blocking polls (controlplane/bpf/ringbuf-worker.ts) or with timeout 0.
+ * blocking polls on a worker thread, or with timeout 0 / after the epoll fd
+ * reported records (controlplane/bpf/punt-reader.ts).
  */
 export class RingBuffer {
   private rb: RingBufferPtr | null;
   private readonly cb: bigint;
 
-  constructor(mapFd: number, onRecord: (rec: Buffer) => void) {
+  /**
+   * `borrow`: hand `onRecord` a view straight into the ring instead of a copy;
+   * the view is valid only until onRecord returns (decode or copy it there).
+   */
+  constructor(mapFd: number, onRecord: (rec: Buffer) => void, opts: { borrow?: boolean } = {}) {
+    const borrow = opts.borrow === true;
     this.cb = koffi.register((_ctx: unknown, data: bigint, size: number | bigint) => {
       try {
+        const n = Number(size);
+        if (borrow) { onRecord(Buffer.from(koffi.view(data, n), 0, n)); return 0; }
         // Copy out of the ring (the slot is reused once we return); an own
         // ArrayBuffer per record so it can be transferred to another thread.
-        const n = Number(size);
         const copy = Buffer.allocUnsafeSlow(n);
         copy.set(new Uint8Array(koffi.view(data, n)));
         onRecord(copy);
@@ -445,6 +457,12 @@ export class RingBuffer {
     const rc = raw.ring_buffer__poll(this.rb, timeoutMs) as number;
     if (rc === -4 /* EINTR */) return 0;
     return checkRc('ring_buffer__poll', rc);
+  }
+
+  /** epoll fd that becomes readable when records are waiting (level-triggered). */
+  epollFd(): number {
+    if (this.rb === null) throw new Error('ring buffer closed');
+    return checkRc('ring_buffer__epoll_fd', raw.ring_buffer__epoll_fd(this.rb) as number);
   }
 
   /** Consume whatever is there without waiting. */

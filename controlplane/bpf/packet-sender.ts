@@ -8,9 +8,12 @@
  *   GSCIP_MARK_RELEASE_EGRESS  -> processed as egress (takes its PIT hit)
  *   GSCIP_MARK_RELEASE_INGRESS -> redirected to the same interface's ingress
  * Control: raw IPv4 (IP_HDRINCL) bound to the interface, so the kernel routes
- * and resolves the next hop.
+ * and resolves the next hop, with SO_MARK = GSCIP_MARK_CONTROL_TX: the egress
+ * program passes (and unmarks) control messages carrying it and punts the
+ * ones that do not (a message a GEN forwards from its inside), so the agent
+ * sees every control message that crosses a guarded interface exactly once.
  */
-import { Dir, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS } from '../maps/abi.js';
+import { Dir, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS } from '../maps/abi.js';
 import {
   AF_INET, AF_PACKET, IPPROTO_IP, IPPROTO_RAW, IP_HDRINCL, SOCK_RAW, SOL_SOCKET, SO_BINDTODEVICE, SO_MARK, closeFd, ifIndexToName,
   sendto, setsockoptBytes, setsockoptU32, socket,
@@ -69,6 +72,7 @@ export class PacketSender {
       fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
       try {
         setsockoptU32(fd, IPPROTO_IP, IP_HDRINCL, 1);
+        setsockoptU32(fd, SOL_SOCKET, SO_MARK, MARK_CONTROL_TX);
         setsockoptBytes(fd, SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${name}\0`, 'latin1'));
       } catch (e) { closeFd(fd); throw e; }
       this.rawByIf.set(ifindex, fd);

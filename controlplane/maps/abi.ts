@@ -15,6 +15,8 @@ export const KEY_BYTES = 32;
 export const ICMP_TYPE = 253;
 export const MARK_RELEASE_EGRESS = 0x65c1f001;
 export const MARK_RELEASE_INGRESS = 0x65c1f002;
+/** SO_MARK of the agent's own control sends: the egress program passes them, punts unmarked ones. */
+export const MARK_CONTROL_TX = 0x65c1f003;
 
 export const PIT_F_NONE = 0;
 export const KEY_F_NONE = 0;
@@ -63,7 +65,8 @@ export const Stat = {
   STAT_RELEASED: 11,
   STAT_XLAT: 12,
   STAT_PIT_DECRYPT_PREV: 13,
-  STAT__VERDICT_END: 14,
+  STAT_CONTROL_TX: 14,
+  STAT__VERDICT_END: 15,
   STAT_DROP_FIRST: 32,
   DROP_POLICY: 32,
   DROP_MISS_POLICY: 33,

@@ -16,7 +16,7 @@ import {
   arpFrame, icmpFrame, IPPROTO_TCP, IPPROTO_UDP, ipv6UdpFrame, parseFrame, tcpFrame, udpFrame, vlanUdpFrame,
   type TcpOpts, type UdpOpts,
 } from '../lib/packets.js';
-import { Action, Dir, ICMP_TYPE, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS, MissAction, PitState, PuntReason, Role, XlatKind } from '../../controlplane/maps/abi.js';
+import { Action, Dir, ICMP_TYPE, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS, MissAction, PitState, PuntReason, Role, XlatKind } from '../../controlplane/maps/abi.js';
 import { puntPacket, type Cid, type PitVal } from '../../controlplane/maps/codecs.js';
 
 const EGRESS = 'gscip_tc_egress';
@@ -433,16 +433,60 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
     assert.deepEqual(stats(), { fragment: 2n });
   });
 
-  test('ICMP echo and other L4 (GRE) pass; egress ICMP 253 (our own control message) passes', () => {
+  test('ICMP echo and other L4 (GRE) pass both ways, whatever the miss action', () => {
     iface(MissAction.DROP, MissAction.DROP);
     const echo = icmpFrame({ src: B, dst: A, type: 8 });
     assert.equal(run(INGRESS, echo).retval, TC_ACT.OK);
     const gre = Buffer.from(echo);
     gre[14 + 9] = 47;
     assert.equal(run(INGRESS, gre).retval, TC_ACT.OK);
-    const ctlOut = icmpFrame({ src: A, dst: B, type: ICMP_TYPE, code: 1 });
-    assert.equal(run(EGRESS, ctlOut).retval, TC_ACT.OK);
+    assert.equal(run(EGRESS, icmpFrame({ src: A, dst: B, type: 8 })).retval, TC_ACT.OK);
     assert.deepEqual(stats(), { pass_other_l4: 3n });
+    assert.equal(h.punts().length, 0);
+  });
+
+  test('egress control ICMP 253 sent by this GE (SO_MARK CONTROL_TX): passed unchanged, mark cleared, counted control_tx', () => {
+    iface(MissAction.DROP, MissAction.DROP);
+    const ctlOut = icmpFrame({ src: A, dst: B, type: ICMP_TYPE, code: 1, payload: Buffer.from('DDE from our agent') });
+    const r = run(EGRESS, ctlOut, MARK_CONTROL_TX);
+    assert.equal(r.retval, TC_ACT.OK);
+    assert.deepEqual(r.dataOut, ctlOut);
+    assert.equal(r.markOut, 0, 'the mark does not leak past the GE');
+    assert.deepEqual(stats(), { control_tx: 1n });
+    assert.equal(h.stat(14).bytes, BigInt(ctlOut.length));
+    assert.equal(h.punts().length, 0);
+    // any other mark keeps its value: it is not ours
+    const other = run(EGRESS, icmpFrame({ src: A, dst: B, type: 8 }), 0x1234);
+    assert.equal(other.retval, TC_ACT.OK);
+    assert.equal(other.markOut, 0x1234);
+  });
+
+  test('egress control ICMP 253 without the mark (an RGI a GEN forwards from inside): punted with dir=egress, never passed', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    const rgi = icmpFrame({ src: V, dst: B, type: ICMP_TYPE, code: 2, payload: Buffer.from('RGI from a GE behind us') });
+    const r = run(EGRESS, rgi);
+    assert.equal(r.retval, TC_ACT.STOLEN);
+    assert.deepEqual(stats(), { punt_control: 1n });
+    const [rec] = h.punts();
+    assert.equal(rec.reason, PuntReason.CONTROL);
+    assert.equal(rec.dir, Dir.EGRESS);
+    assert.deepEqual(puntPacket(rec), rgi);
+    // an unrelated mark is no licence either
+    assert.equal(run(EGRESS, rgi, MARK_RELEASE_INGRESS + 0x100).retval, TC_ACT.STOLEN);
+    // a release mark on a control message is a release that missed: dropped, not punted, not passed
+    assert.equal(run(EGRESS, rgi, MARK_RELEASE_EGRESS).retval, TC_ACT.SHOT);
+    // and the mark means nothing on ingress: a control message arriving is always punted
+    assert.equal(run(INGRESS, icmpFrame({ src: B, dst: A, type: ICMP_TYPE, code: 3 }), MARK_CONTROL_TX).retval, TC_ACT.STOLEN);
+    assert.deepEqual(stats(), { punt_control: 3n, release_miss: 1n });
+    assert.deepEqual(h.punts().map((p) => p.dir), [Dir.EGRESS, Dir.INGRESS]);
+  });
+
+  test('egress control ICMP 253 fragmented: dropped (control_malformed), even with the mark', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    const frag = icmpFrame({ src: A, dst: B, type: ICMP_TYPE, ip: { moreFragments: true } });
+    assert.equal(run(EGRESS, frag, MARK_CONTROL_TX).retval, TC_ACT.SHOT);
+    assert.equal(run(EGRESS, frag).retval, TC_ACT.SHOT);
+    assert.deepEqual(stats(), { control_malformed: 2n });
     assert.equal(h.punts().length, 0);
   });
 
