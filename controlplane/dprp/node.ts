@@ -659,7 +659,9 @@ export class DprpNode {
     // The end GE sends the CDN itself, so it installs confirmed at once (one map write, not two).
     const isEnd = m.endGe === self;
     if (isEnd) r.confirmed = true;
-    r.entries = pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative');
+    // A GEN whose inside holds the source sees the forward direction leave on egress.
+    const fwdDir: PitDir = this.d.locality(r.flow.saddr) === 'behind' ? 'egress' : 'ingress';
+    r.entries = pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', fwdDir);
     this.d.pit.install(r.entries);
     this.remember(r.flow, role, decision, gv, r.entries, hex(r.negId));
 

@@ -7,6 +7,11 @@
  *   decrypt side (nearest the destination):     ingress fwd DECRYPT, egress rev ENCRYPT
  *   pass / discard: all four (fwd/rev x ingress/egress), since a relaying GE
  *   may see the flow on either hook.
+ * `fwdDir` overrides the hook the forward direction crosses this GE's guarded
+ * interface on. It matters for a GEN whose INSIDE holds the flow's source (a
+ * GES or a GEN behind it started): the forward packets come from the inside
+ * and leave through the guarded interface's EGRESS, so a decrypting GEN there
+ * installs egress fwd DECRYPT, ingress rev ENCRYPT.
  */
 import type { Decision, PathRole } from './decide.js';
 import type { Flow } from './wire.js';
@@ -47,6 +52,7 @@ export function pitEntryKey(e: { flow: Flow; dir: PitDir }): string {
 
 export function pitEntriesFor(
   flow: Flow, decision: Decision, role: PathRole, key: { group: number; version: number } | null, state: PitState,
+  fwdDir?: PitDir,
 ): PitEntry[] {
   const rev = reverseFlow(flow);
   const mk = (f: Flow, dir: PitDir, action: PitAction): PitEntry => ({
@@ -57,11 +63,16 @@ export function pitEntriesFor(
   if ((decision === 'encrypt' || decision === 'decrypt') && !key) {
     throw new RangeError(`pitEntriesFor: ${decision} needs a group key`);
   }
+  const other = (d: PitDir): PitDir => (d === 'egress' ? 'ingress' : 'egress');
   switch (decision) {
-    case 'encrypt':
-      return [mk(flow, 'egress', 'encrypt'), mk(rev, 'ingress', 'decrypt')];
-    case 'decrypt':
-      return [mk(flow, 'ingress', 'decrypt'), mk(rev, 'egress', 'encrypt')];
+    case 'encrypt': {
+      const d = fwdDir ?? 'egress';
+      return [mk(flow, d, 'encrypt'), mk(rev, other(d), 'decrypt')];
+    }
+    case 'decrypt': {
+      const d = fwdDir ?? 'ingress';
+      return [mk(flow, d, 'decrypt'), mk(rev, other(d), 'encrypt')];
+    }
     case 'pass':
     case 'discard': {
       const a: PitAction = decision === 'pass' ? 'pass' : 'drop';

@@ -163,6 +163,27 @@ test('GES behind a GEN answers itself; the GEN becomes intermediate', () => {
   assert.equal(sim.pitOf('IN', flow, 'ingress')?.role, 'intermediate');
 });
 
+test('GEN decrypting for the GES inside it: the forward flow leaves on EGRESS, so egress fwd decrypt, ingress rev encrypt', () => {
+  const sim = new Sim([
+    { name: 'core', addr: '192.0.2.254' },
+    { name: 'GESout', addr: '192.0.2.21', parent: 'core', ge: { type: 'GES', mode: 'OP', keys: [testKey(5)] } },
+    { name: 'GEN', addr: '198.51.100.1', parent: 'core', ge: { type: 'GEN', mode: 'CL', keys: [testKey(1)] } },
+    { name: 'GESin', addr: '100.64.2.10', parent: 'GEN', ge: { type: 'GES', mode: 'OP', keys: [testKey(1)] } },
+  ]);
+  const { flow, handle } = sim.connect('GESin', 'GESout');
+  sim.time.run(10_000);
+  assert.deepEqual(sim.ge('GESin').released, [handle]);
+  assert.equal(sim.pitOf('GESin', flow, 'egress')?.action, 'encrypt');
+  assert.equal(sim.pitOf('GEN', flow, 'egress')?.action, 'decrypt', 'forward packets come from inside and leave on egress');
+  assert.equal(sim.pitOf('GEN', flow, 'ingress'), undefined);
+  assert.equal(sim.pitOf('GEN', reverseFlow(flow), 'ingress')?.action, 'encrypt', 'replies from outside are encrypted on ingress');
+  assert.equal(sim.pitOf('GESout', flow, 'ingress')?.action, 'pass');
+  // the other way the CL GEN refuses a plaintext flow from a non-member
+  const back = sim.connect('GESout', 'GESin');
+  sim.time.run(10_000);
+  assert.deepEqual(sim.ge('GESout').dropped, [{ handle: back.handle, reason: 'refused' }]);
+});
+
 for (const lost of [MsgType.DDE, MsgType.RGI, MsgType.MPIT, MsgType.CDN]) {
   test(`a lost ${['', 'DDE', 'RGI', 'MPIT', 'CDN'][lost]} is retried and the flow completes`, () => {
     const sim = new Sim(fig6Nodes(), { rtoMs: 10 });
