@@ -19,6 +19,10 @@
  *      pccom-20/12/8     programs attached, PIT encrypt/decrypt on both ends,
  *                        group key with ChaCha20 / ChaCha12 / ChaCha8
  *    Median of --rounds runs of --seconds each; Gbit/s as iperf3's receiver reports it.
+ *    --split-cpus: iperf3 client on CPU 0, server on CPU 1, and RPS on vb steers
+ *    b's receive path (TC ingress, hence PCCOM decrypt) to CPU 1. Without it, veth
+ *    runs the receiver's softirq on the sender's CPU, so on this one machine the
+ *    sender's core encrypts AND decrypts every byte; two real hosts never do.
  * Prints a table and writes bench/results/pccom.json. Needs root.
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
@@ -42,6 +46,7 @@ function arg(name: string, dflt: number): number {
 const SECONDS = arg('seconds', 5);
 const ROUNDS = arg('rounds', 3);
 const REPEAT = arg('repeat', 20000);
+const SPLIT_CPUS = process.argv.includes('--split-cpus');
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
 /* ---------------- 1. ns/packet ---------------- */
@@ -97,9 +102,10 @@ function nsPerPacket(): Record<string, number> {
 /* ---------------- 2. iperf3 ---------------- */
 
 async function iperf(p: PccomTopo, host: string, cport: number): Promise<{ gbps: number; retransmits: number; cpu: number }> {
-  const srv = p.topo.spawn('b', 'iperf3', ['-s', '-1', '-p', String(TCP_PORT)]);
+  const aff = (cpu: number): string[] => (SPLIT_CPUS ? ['-A', String(cpu)] : []);
+  const srv = p.topo.spawn('b', 'iperf3', ['-s', '-1', '-p', String(TCP_PORT), ...aff(1)]);
   await waitFor('iperf3 server', () => p.topo.exec('b', 'ss', ['-Hltn', `sport = :${TCP_PORT}`]).stdout.includes('LISTEN'), 5000, 50);
-  const r = p.topo.exec('a', 'iperf3', ['-c', host, '-p', String(TCP_PORT), '--cport', String(cport), '-t', String(SECONDS), '-J'],
+  const r = p.topo.exec('a', 'iperf3', ['-c', host, '-p', String(TCP_PORT), '--cport', String(cport), '-t', String(SECONDS), '-J', ...aff(0)],
     { timeoutMs: (SECONDS + 20) * 1000 });
   await exited(srv, 5000);
   const j = JSON.parse(r.stdout) as {
@@ -167,6 +173,8 @@ async function main(): Promise<void> {
   const results: Record<string, Rounds> = {};
   let stats: Record<string, number> = {};
   try {
+    if (SPLIT_CPUS) p.topo.exec('b', 'sh', ['-c', 'echo 2 > /sys/class/net/vb/queues/rx-0/rps_cpus']);
+    console.log(`CPU placement: ${SPLIT_CPUS ? 'split (client CPU 0; server and vb receive path CPU 1 via RPS)' : 'kernel default (veth receive runs on the sender\'s CPU)'}`);
     results.baseline = await rounds(p, B, cport);
     const stopWg = startWireguard(p);
     try {
@@ -216,12 +224,13 @@ async function main(): Promise<void> {
 
   const json = {
     bench: 'pccom', date: new Date().toISOString(), kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model,
-    seconds: SECONDS, rounds: ROUNDS, test_run_repeat: REPEAT, loadavg_end: load, ns_per_packet_1400B: ns, iperf3_gbps: results, counters: stats, targets,
+    seconds: SECONDS, rounds: ROUNDS, split_cpus: SPLIT_CPUS, test_run_repeat: REPEAT, loadavg_end: load, ns_per_packet_1400B: ns, iperf3_gbps: results, counters: stats, targets,
   };
   const dir = resolve(__dirname, '../../bench/results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(resolve(dir, 'pccom.json'), JSON.stringify(json, null, 2) + '\n');
-  console.log(`wrote ${resolve(dir, 'pccom.json')}`);
+  const file = resolve(dir, SPLIT_CPUS ? 'pccom-split-cpus.json' : 'pccom.json');
+  writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+  console.log(`wrote ${file}`);
 }
 
 main().catch((e) => { console.error(e); process.exitCode = 1; });
