@@ -14,6 +14,7 @@ import { ConfigError, type AgentConfig } from '../config/agent-config.js';
 import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
 import type { AgentInterface, PuntHandler } from './handler.js';
 import { puntHandlerFactory } from './handlers/index.js';
+import { gmsDeliveryLoader, resolveGeIdentity } from './ge-identity.js';
 import {
   AgentConflictError, HeldLock, ifaceLockPath, instancePaths, netnsInode, readIfaceOwner, readState, removeIfaceOwner, removeState,
   writeIfaceOwner, writeState, type InstancePaths, type InstanceState,
@@ -72,6 +73,10 @@ export class Agent {
     // Resolve handlers before touching anything: a typo must not leave half an agent behind.
     let factories: Array<[string, ReturnType<typeof puntHandlerFactory>]>;
     try { factories = cfg.handlers.map((n) => [n, puntHandlerFactory(n)]); } catch (e) { throw new ConfigError((e as Error).message, []); }
+    // This GE's identity for the handlers: from the GMS when it has a client, else the configuration.
+    // (Only when a configured handler may need it: an agent without handlers must not depend on reaching the GMS.)
+    const ge = factories.length ? await resolveGeIdentity({ configured: cfg.ge, loadDelivery: cfg.gms ? gmsDeliveryLoader(cfg.gms.dataDir) : null }) : null;
+    if (ge) log.info({ type: ge.type, mode: ge.mode, source: ge.source }, 'GE identity');
     try {
       // 1. One agent per instance.
       const lock = HeldLock.tryTake(paths.lockFile, String(process.pid));
@@ -135,7 +140,7 @@ export class Agent {
       // 5. Punt path.
       const sender = new PacketSender();
       undo.push(() => sender.close());
-      const handlers = [...factories.map(([n, f]) => f({ log: log.child({ handler: n }) })), ...(opts.handlers ?? [])];
+      const handlers = [...factories.map(([n, f]) => f({ log: log.child({ handler: n }), ge })), ...(opts.handlers ?? [])];
       const ifs: AgentInterface[] = attached.map((a) => ({ name: a.name, ifindex: a.ifindex }));
       const dispatcher = new PuntDispatcher({ maps: dp.maps, sender, handlers, interfaces: ifs, limits: cfg.stash, log: log.child({ component: 'punt' }) });
       undo.push(() => dispatcher.close());

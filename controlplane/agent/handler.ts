@@ -6,6 +6,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Cid, PuntRec } from '../maps/codecs.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
+import type { GeIdentity } from './ge-identity.js';
 
 export interface AgentInterface {
   name: string;
@@ -45,4 +46,11 @@ export interface PuntHandler {
   close?(): void | Promise<void>;
 }
 
-export type PuntHandlerFactory = (opts: { log: Logger }) => PuntHandler;
+/** What the agent gives a handler factory. */
+export interface HandlerFactoryContext {
+  log: Logger;
+  /** This GE's type and mode (GMS GE info, else --ge-type/--ge-mode); null when nothing defines them. */
+  ge: GeIdentity | null;
+}
+
+export type PuntHandlerFactory = (ctx: HandlerFactoryContext) => PuntHandler;

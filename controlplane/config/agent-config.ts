@@ -56,6 +56,14 @@ export const agentConfigSchema = z.object({
   }).strict().default({}),
   /** Remove the TC filters when the agent exits (default: keep them, the fast path keeps working). */
   detachOnExit: z.boolean().default(false),
+  /**
+   * This GE's type and mode for protocol handlers (DPRP). With `gms` the GMS's
+   * GE info is used and this, if given, must agree with it (agent/ge-identity.ts).
+   */
+  ge: z.object({
+    type: z.enum(['GES', 'GEN', 'GEA', 'GNAT', 'GSRA']),
+    mode: z.enum(['OP', 'CL']),
+  }).strict().nullable().default(null),
   /** GMS client: agent data dir from `gscip agent enroll`; keys are installed into gscip_keys. */
   gms: z.object({ dataDir: z.string().min(1) }).strict().nullable().default(null),
 }).strict();

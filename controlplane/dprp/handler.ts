@@ -289,14 +289,15 @@ export function ipOfFrame(frame: Buffer): ReturnType<typeof parseIpv4> {
 }
 
 /**
- * Factory for `handlers: [dprp]`. The GE's type and mode come from the GMS GE
- * info; until the agent passes it to handlers, they are read from
- * GSCIP_GE_TYPE / GSCIP_GE_MODE and the handler refuses to start without them
- * (never guess OP for a CL router).
+ * Factory for `handlers: [dprp]`. The GE's type and mode come from the agent
+ * (the GMS GE info with --gms-data-dir, else --ge-type/--ge-mode, see
+ * agent/ge-identity.ts); without them the handler refuses to start (it never
+ * guesses OP for a CL router). GSCIP_GE_ADDR overrides the own address
+ * (default: the first IPv4 of the first guarded interface).
  */
-export const dprpHandlerFactory: PuntHandlerFactory = ({ log }) => {
-  const type = process.env.GSCIP_GE_TYPE as GeTypeName | undefined;
-  const mode = process.env.GSCIP_GE_MODE as ModeName | undefined;
-  if (!type || !mode) throw new Error('dprp: set GSCIP_GE_TYPE (GES|GEN|GEA|GNAT|GSRA) and GSCIP_GE_MODE (OP|CL) for this GE');
-  return new DprpHandler({ self: { type, mode, addr: process.env.GSCIP_GE_ADDR }, log });
+export const dprpHandlerFactory: PuntHandlerFactory = ({ log, ge }) => {
+  if (!ge) {
+    throw new Error('dprp: this GE\'s type and mode are unknown: run the agent with --gms-data-dir (the GMS defines them) or give --ge-type GES|GEN|GEA|GNAT|GSRA and --ge-mode OP|CL');
+  }
+  return new DprpHandler({ self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log });
 };

@@ -1,6 +1,6 @@
 /**
  * DPRP the way an operator runs it: `gscip agent run --handler dprp` on each
- * GES (GE type and mode from GSCIP_GE_TYPE / GSCIP_GE_MODE), a group key put in
+ * GES (GE type and mode from --ge-type / --ge-mode), a group key put in
  * with `gscip keys set`, then the first TCP connection between the two hosts
  * is negotiated and encrypted, and `gscip maps dump pit --json` shows each
  * side's entries with action, group, key version, role, state and age.
@@ -45,13 +45,33 @@ describe('DPRP through the gscip CLI (namespaces)', { skip: unavailable ?? false
     p?.cleanupSync();
   });
 
+  test('agent run --handler dprp without --ge-type/--ge-mode (and no GMS) refuses to start, naming the flags', () => {
+    let out = '';
+    let code: number | null = 0;
+    try {
+      execFileSync('nsenter', [`--net=/run/netns/${p.topo.ns('a')}`, 'node', CLI, 'agent', 'run', '-i', 'va', '--handler', 'dprp',
+        '--metrics', 'none', '--detach-on-exit', ...common('a')], {
+        encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, GSCIP_GE_TYPE: undefined, GSCIP_GE_MODE: undefined, GSCIP_LOG_LEVEL: 'warn' },
+      });
+    } catch (e) {
+      const x = e as { status: number | null; stderr: string; stdout: string };
+      code = x.status;
+      out = `${x.stdout}${x.stderr}`;
+    }
+    assert.notEqual(code, 0, 'the agent must not run without knowing its type and mode');
+    assert.match(out, /--ge-type/);
+    // and it left nothing attached: the next agent starts cleanly (checked by the next test)
+    assert.equal(execFileSync('nsenter', [`--net=/run/netns/${p.topo.ns('a')}`, 'tc', 'filter', 'show', 'dev', 'va', 'ingress'], { encoding: 'utf8' }).trim(), '');
+  });
+
   test('agent run --handler dprp + keys set: the first connect is negotiated and encrypted; maps dump pit shows it', async () => {
     const keyFile = join(tmp, 'gk1');
     writeFileSync(keyFile, randomBytes(32).toString('hex'));
     for (const [host, dev] of [['a', 'va'], ['b', 'vb']] as const) {
       const a = spawn('nsenter', [`--net=/run/netns/${p.topo.ns(host)}`, 'node', CLI, 'agent', 'run', '-i', dev, '--handler', 'dprp',
-        '--metrics', 'none', '--detach-on-exit', ...common(host)], {
-        stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_GE_TYPE: 'GES', GSCIP_GE_MODE: 'OP', GSCIP_LOG_LEVEL: 'warn' },
+        '--ge-type', 'GES', '--ge-mode', 'OP', '--metrics', 'none', '--detach-on-exit', ...common(host)], {
+        stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_GE_TYPE: undefined, GSCIP_GE_MODE: undefined, GSCIP_LOG_LEVEL: 'warn' },
       });
       agents.push(a);
       let err = '';

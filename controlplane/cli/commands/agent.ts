@@ -17,6 +17,24 @@ interface RunArgs {
   config?: string; iface?: string[]; instance?: string; miss?: string[]; metrics?: string; handler?: string[]; 'bpf-object'?: string;
   'pin-root'?: string; 'run-dir'?: string; 'detach-on-exit'?: boolean; 'gms-data-dir'?: string; 'stash-ttl-ms'?: number;
   'stash-per-flow'?: number; 'stash-total'?: number; 'punt-rate'?: number; 'punt-burst'?: number; 'pit-max-entries'?: number;
+  'ge-type'?: string; 'ge-mode'?: string;
+}
+
+const GE_TYPE_FLAG = ['GES', 'GEN', 'GEA', 'GNAT', 'GSRA'] as const;
+const GE_MODE_FLAG = ['OP', 'CL'] as const;
+
+/** --ge-type/--ge-mode: both or neither, each from its list (the message names the flag). */
+function geFromFlags(a: RunArgs): { type: (typeof GE_TYPE_FLAG)[number]; mode: (typeof GE_MODE_FLAG)[number] } | undefined {
+  const t = a['ge-type'];
+  const m = a['ge-mode'];
+  if (t === undefined && m === undefined) return undefined;
+  if (t === undefined) throw new ConfigError('--ge-mode: give --ge-type too (GES, GEN, GEA, GNAT or GSRA)', []);
+  if (m === undefined) throw new ConfigError('--ge-type: give --ge-mode too (OP or CL)', []);
+  const type = t.toUpperCase();
+  const mode = m.toUpperCase();
+  if (!(GE_TYPE_FLAG as readonly string[]).includes(type)) throw new ConfigError(`--ge-type: must be GES, GEN, GEA, GNAT or GSRA (got '${t}')`, []);
+  if (!(GE_MODE_FLAG as readonly string[]).includes(mode)) throw new ConfigError(`--ge-mode: must be OP or CL (got '${m}')`, []);
+  return { type: type as (typeof GE_TYPE_FLAG)[number], mode: mode as (typeof GE_MODE_FLAG)[number] };
 }
 
 /** Merge: schema defaults < config file < flags given on the command line. Exported for tests. */
@@ -31,6 +49,8 @@ export function agentConfigFromArgs(a: RunArgs): ReturnType<typeof parseAgentCon
   if (a.handler?.length) o.handlers = a.handler;
   if (a['detach-on-exit'] !== undefined) o.detachOnExit = a['detach-on-exit'];
   if (a['gms-data-dir'] !== undefined) o.gms = { dataDir: a['gms-data-dir'] };
+  const ge = geFromFlags(a);
+  if (ge) o.ge = ge;
   const stash = { ...((base.stash as object) ?? {}) } as Record<string, unknown>;
   if (a['stash-ttl-ms'] !== undefined) stash.ttlMs = a['stash-ttl-ms'];
   if (a['stash-per-flow'] !== undefined) stash.perFlowPackets = a['stash-per-flow'];
@@ -66,6 +86,8 @@ const run: CommandModule<object, RunArgs> = {
     .option('run-dir', { type: 'string', describe: 'lock/state directory (default /run/gscip)' })
     .option('detach-on-exit', { type: 'boolean', describe: 'remove the TC filters when the agent exits' })
     .option('gms-data-dir', { type: 'string', describe: 'enrolled agent data dir: receive group keys from the GMS' })
+    .option('ge-type', { type: 'string', describe: 'this GE\'s type for protocol handlers: GES|GEN|GEA|GNAT|GSRA (with --gms-data-dir the GMS defines it; must agree)' })
+    .option('ge-mode', { type: 'string', describe: 'this GE\'s mode: OP|CL (with --ge-type)' })
     .option('stash-ttl-ms', { type: 'number', describe: 'how long a punted packet may wait for a decision' })
     .option('stash-per-flow', { type: 'number', describe: 'punted packets held per flow' })
     .option('stash-total', { type: 'number', describe: 'punted packets held in total' })
