@@ -51,8 +51,10 @@ test-unit: build
 test: build
 	node --test --test-concurrency=1 $(TEST_FILES)
 
+# The main job: the seed 002 Fig. 6 network live (GMS, enrolled agents, DPRP, PCCOM);
+# deploy/demo.sh (fast path with a trivial handler) still runs on its own.
 demo: build
-	bash deploy/demo.sh
+	node dist/deploy/demo-fig6.js
 
 bench: build
 	bash bench/run-all.sh
