@@ -415,7 +415,7 @@ export function tcQuery(ifindex: number, dir: TcDir, id: TcFilterId): number | n
 
 /**
  * Synchronous ring-buffer consumer: `onRecord` is called from inside poll()
- * on the calling thread with a COPY of each record. Use on a worker thread for
+ * on the calling thread with a COPY of each record (or a borrowed view). Use for
  * blocking polls on a worker thread, or with timeout 0 / after the epoll fd
  * reported records (controlplane/bpf/punt-reader.ts).
  */

@@ -16,6 +16,7 @@ const fn = {
   flock: libc.func('int flock(int fd, int operation)'),
   if_nametoindex: libc.func('unsigned int if_nametoindex(const char *name)'),
   if_indextoname: libc.func('char * if_indextoname(unsigned int ifindex, _Out_ char *buf)'),
+  epoll_wait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
 };
 
 export const AF_INET = 2;
@@ -88,4 +89,23 @@ export function ifIndexToName(ifindex: number): string | null {
   if (r === null) return null;
   const end = buf.indexOf(0);
   return buf.subarray(0, end < 0 ? 16 : end).toString('latin1');
+}
+
+/** sizeof(struct epoll_event) on x86-64 (packed) and the larger aligned layout elsewhere: room for one either way. */
+const EPOLL_EVENT_ROOM = 16;
+
+/**
+ * epoll_wait(epfd, one event, timeoutMs) on a libuv thread-pool thread; `done`
+ * runs on the calling (main) thread with the count of ready fds, 0 on timeout,
+ * or an error. Keeps one pool thread busy for at most timeoutMs.
+ */
+export function epollWaitAsync(epfd: number, timeoutMs: number, done: (err: Error | null, ready: number) => void): void {
+  const events = Buffer.alloc(EPOLL_EVENT_ROOM);
+  fn.epoll_wait.async(epfd, events, 1, timeoutMs, (err: unknown, rc: number) => {
+    if (err) { done(err instanceof Error ? err : new Error(String(err)), -1); return; }
+    void events; // referenced here so it stays alive until the call has returned
+    // errno stays on the pool thread: the caller retries (EINTR) a bounded number of times.
+    if (rc < 0) { done(new Error(`epoll_wait on epoll fd ${epfd} failed (errno is not visible across threads)`), rc); return; }
+    done(null, rc);
+  });
 }
