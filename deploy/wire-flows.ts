@@ -6,7 +6,8 @@
  */
 
 export interface FlowOnWire { frames: number; dataFrames: number; plaintextFrames: number }
-export type WireVerdict = 'plaintext' | 'ciphertext' | 'nothing';
+/** 'no data': the flow's payload never crossed (header-only frames such as a SYN may have). */
+export type WireVerdict = 'plaintext' | 'ciphertext' | 'no data';
 
 /**
  * Offset of the IPv4 header in a captured frame, or -1 if it is not IPv4:
@@ -48,5 +49,5 @@ export function tcpFlowOnWire(frames: Buffer[], a: number, b: number, needles: s
 export function verdictOf(w: FlowOnWire): WireVerdict {
   if (w.plaintextFrames > 0) return 'plaintext';
   if (w.dataFrames > 0) return 'ciphertext';
-  return 'nothing';
+  return 'no data';
 }
