@@ -34,6 +34,8 @@ async function main(): Promise<void> {
   const log = logger('dprp-ge').child({ instance: spec.instance });
   const cfg = parseAgentConfig({
     instance: spec.instance, pinRoot: spec.pinRoot, runDir: spec.runDir, metrics: null, detachOnExit: true,
+    // A test may run the GEs on another build of the datapath (e.g. to show a test fails without a fix).
+    ...(process.env.GSCIP_TEST_BPF_OBJECT ? { bpfObject: process.env.GSCIP_TEST_BPF_OBJECT } : {}),
     interfaces: spec.ifaces.map((name) => ({ name, miss: { ingress: 'punt', egress: 'punt' } })),
     stash: { perFlowPackets: 8, totalPackets: 65536, ttlMs: 3000 },
     punt: { ratePps: 200000, burst: 20000 },
