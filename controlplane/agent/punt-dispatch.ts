@@ -11,13 +11,18 @@ import { puntPacket, type Cid, type PuntRec } from '../maps/codecs.js';
 import { monotonicNs } from '../maps/accessors.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import {
-  agentControlSentTotal, agentHandlerErrorsTotal, agentPuntsTotal, agentReleaseErrorsTotal, agentReleasesTotal, agentStashDroppedTotal,
+  agentControlSentTotal, agentHandlerErrorsTotal, agentPuntDelaySeconds, agentPuntsTotal, agentReleaseErrorsTotal, agentReleasesTotal, agentStashDroppedTotal,
 } from '../metrics/metrics.js';
 import type { AgentInterface, PuntContext, PuntHandler } from './handler.js';
 import { completePartialChecksum } from './checksum-fixup.js';
 import { Stash, type StashLimits } from './stash.js';
 
 export { monotonicNs } from '../maps/accessors.js';
+
+type ReasonLabel = 'pit_miss' | 'control' | 'truncated' | 'unknown';
+function reasonLabel(r: number): ReasonLabel {
+  return r === PuntReason.PIT_MISS ? 'pit_miss' : r === PuntReason.CONTROL ? 'control' : r === PuntReason.TRUNCATED ? 'truncated' : 'unknown';
+}
 
 /** Label for a handler's drop reason; bounded to short snake_case words (label cardinality). */
 function handlerReason(r: string): string {
@@ -64,13 +69,16 @@ export class PuntDispatcher implements PuntContext {
   }
 
   private onRecord(rec: PuntRec, now: bigint): void {
-    const reason = rec.reason === PuntReason.PIT_MISS ? 'pit_miss' : rec.reason === PuntReason.CONTROL ? 'control' : rec.reason === PuntReason.TRUNCATED ? 'truncated' : 'unknown';
+    const reason = reasonLabel(rec.reason);
     agentPuntsTotal.inc({ reason });
+    // Both clocks are CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime): the kernel-to-dispatch hop of this record.
+    const waited = now - rec.ts_ns;
+    if (waited >= 0n) agentPuntDelaySeconds.observe({ reason }, Number(waited) / 1e9);
     if (reason === 'unknown') { this.log.warn({ reason: rec.reason }, 'punt record with an unknown reason ignored'); return; }
     if (reason === 'control') { this.call('onControl', rec); return; }
     if (reason === 'truncated') { agentStashDroppedTotal.inc({ reason: 'truncated' }); this.call('onMiss', rec); return; }
     // A record that waited in the ring longer than the TTL (e.g. while no agent ran) is stale: its sender has retransmitted.
-    if (now - rec.ts_ns > this.ttlNs) { agentStashDroppedTotal.inc({ reason: 'stale_on_start' }); return; }
+    if (waited > this.ttlNs) { agentStashDroppedTotal.inc({ reason: 'stale_on_start' }); return; }
     const refused = this.stash.add(rec, performance.now());
     if (refused) { agentStashDroppedTotal.inc({ reason: refused }); return; }
     this.call('onMiss', rec);

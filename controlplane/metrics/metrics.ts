@@ -109,6 +109,13 @@ export const agentPuntsTotal = new Counter({
   labelNames: ['reason'] as const, // pit_miss | control | truncated | unknown
   registers: [registry],
 });
+export const agentPuntDelaySeconds = new Histogram({
+  name: 'gscip_agent_punt_delay_seconds',
+  help: 'Time from the fast path punting a packet (ts_ns) to the agent dispatching it: the control-plane hop every negotiation message pays',
+  labelNames: ['reason'] as const,
+  buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1],
+  registers: [registry],
+});
 export const agentReleasesTotal = new Counter({
   name: 'gscip_agent_releases_total', help: 'Stashed packets re-sent to the fast path, by direction',
   labelNames: ['dir'] as const, registers: [registry],

@@ -157,3 +157,24 @@ test('dispatcher: stale records, throwing handlers and expiry are counted, never
     assert.equal(sent.length, 0);
   } finally { d.close(); }
 });
+
+test('dispatcher: the kernel-to-dispatch delay of each punt is observed by reason from its ts_ns', async () => {
+  const { sender } = fakeSender();
+  const d = new PuntDispatcher({ maps: {} as GscipMaps, sender, handlers: [], interfaces: [], limits: { perFlowPackets: 4, totalPackets: 16, ttlMs: 1000 }, log: logger('test') });
+  const series = async (suffix: string, reason: string): Promise<number> => {
+    const m = (await registry.getSingleMetric('gscip_agent_punt_delay_seconds')?.get())?.values ?? [];
+    return m.find((x) => (x as { metricName?: string }).metricName === `gscip_agent_punt_delay_seconds_${suffix}` && (x.labels as Record<string, unknown>).reason === reason)?.value ?? 0;
+  };
+  try {
+    const tcp = tcpFrame({ src: '192.0.2.1', dst: '192.0.2.2', sport: 40002, dport: 80 });
+    const n0 = await series('count', 'control');
+    const s0 = await series('sum', 'control');
+    const m0 = await series('count', 'pit_miss');
+    // Punted 3 ms ago (same monotonic clock as bpf_ktime_get_ns).
+    d.onRecords([frameRec(tcp, { reason: PuntReason.CONTROL, ts_ns: process.hrtime.bigint() - 3_000_000n })]);
+    assert.equal(await series('count', 'control'), n0 + 1);
+    const waited = (await series('sum', 'control')) - s0;
+    assert.ok(waited >= 0.003 && waited < 1, `observed ${waited} s for a record punted 3 ms ago`);
+    assert.equal(await series('count', 'pit_miss'), m0, 'counted under its own reason only');
+  } finally { d.close(); }
+});
