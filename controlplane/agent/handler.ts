@@ -40,7 +40,7 @@ export interface PuntHandler {
    * (reason TRUNCATED, packet already dropped: learn the CID only).
    */
   onMiss?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
-  /** A GSCIP control message (ICMP type 253) that arrived on a protected interface; never stashed. */
+  /** A GSCIP control message (ICMP type 253) that arrived on a protected interface, or left through one without this agent having sent it (rec.dir egress); never stashed. */
   onControl?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
   /** Called once when the agent stops. */
   close?(): void | Promise<void>;

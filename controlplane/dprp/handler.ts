@@ -7,7 +7,8 @@
  *   PIT miss (egress)  -> negotiate the flow as start GE
  *   PIT miss (ingress) -> negotiate the reverse flow from here (a non-GE or a
  *                         peer that did not negotiate: OP lets it in, CL refuses)
- *   control (ICMP 253) -> node.onControl
+ *   control (ICMP 253; punted on ingress, or on egress when this agent did not
+ *   send it: a GEN relaying for a GE inside it) -> node.onControl
  * Keys are read from the gscip_keys map (filled by the GMS client) once a second;
  * a new version of a group triggers re-negotiation of the flows using it.
  */
