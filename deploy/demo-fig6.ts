@@ -100,14 +100,29 @@ class Demo {
     this.gmsFp = (await waitFor('GMS CA fingerprint', () => /CA fingerprint[^:]*: (\S+)/.exec(out), 5000, 50))![1];
   }
 
-  gmsAdmin(args: string[]): string {
-    return this.g.ok('mgmt', [...args, '--data-dir', this.gmsDir]);
+  /**
+   * `gscip ARGS` in `host`, must succeed. In this shared checkout another engineer's tsc may be rewriting
+   * dist/ at that moment (seen as "x is not iterable" / "Cannot find module"): up to two retries for that only.
+   */
+  async ok(host: string, args: string[], input?: string): Promise<string> {
+    for (let i = 0; ; i++) {
+      const r = this.g.cli(host, args, input);
+      if (r.code === 0) return r.out;
+      const halfBuilt = /is not iterable|is not a function|Cannot find module|SyntaxError|Unexpected end of input/.test(r.err);
+      if (!halfBuilt || i === 2) throw new Error(`gscip ${args.join(' ')} (in ${host}) exited ${r.code}: ${r.err.trim()}`);
+      say(`(gscip ${args[0]} ${args[1] ?? ''}: dist/ looked half-built, retrying: ${r.err.trim().split('\n')[0]})`);
+      await new Promise((res) => setTimeout(res, 1500));
+    }
+  }
+
+  gmsAdmin(args: string[]): Promise<string> {
+    return this.ok('mgmt', [...args, '--data-dir', this.gmsDir]);
   }
 
   /** Token from the GMS, `agent enroll` inside the GE's namespace, then the GE info the GMS delivers to it. */
   async enroll(h: GeHost): Promise<{ type: string; mode: string; groups: number[] }> {
-    const token = this.gmsAdmin(['gms', 'token', 'issue', '--ge', USER_ID[h], '--ttl', '300']).trim();
-    const out = this.g.ok(h, ['agent', 'enroll', '--gms', this.gmsUrl, '--token-file', '/dev/stdin', '--ca-fingerprint', this.gmsFp,
+    const token = (await this.gmsAdmin(['gms', 'token', 'issue', '--ge', USER_ID[h], '--ttl', '300'])).trim();
+    const out = await this.ok(h, ['agent', 'enroll', '--gms', this.gmsUrl, '--token-file', '/dev/stdin', '--ca-fingerprint', this.gmsFp,
       '--data-dir', this.agentDir(h)], `${token}\n`);
     say(out.trim());
     const js = `require(${JSON.stringify(resolve(DIST, 'controlplane/gms/client.js'))}).fetchGeState(process.argv[1])
@@ -117,33 +132,26 @@ class Demo {
     return JSON.parse(r.stdout) as { type: string; mode: string; groups: number[] };
   }
 
-  async startAgent(h: GeHost, info: { type: string; mode: string }, geFlags: boolean): Promise<void> {
-    // The DPRP handler learns its own type/mode from flags when the CLI has them, else from the environment.
-    process.env.GSCIP_GE_TYPE = info.type;
-    process.env.GSCIP_GE_MODE = info.mode;
+  /** The agent takes its GE type and mode from the GMS (--gms-data-dir): nothing else about the GE is given. */
+  async startAgent(h: GeHost): Promise<void> {
     const args = ['--iface', 'lan0', '--miss', 'punt', '--handler', 'dprp', '--metrics', '127.0.0.1:9464', '--detach-on-exit',
-      '--gms-data-dir', this.agentDir(h), ...(geFlags ? ['--ge-type', info.type, '--ge-mode', info.mode] : [])];
+      '--gms-data-dir', this.agentDir(h)];
     try {
-      try {
-        this.agents.set(h, await this.g.startAgent(h, args, `fig6-${h}`));
-      } catch (e) {
-        // Rarely an agent dies while another process loads BPF objects on this machine: one retry, as the tests do.
-        if (!/exited/.test((e as Error).message)) throw e;
-        say(`${h}: agent died before attaching, retrying once: ${(e as Error).message.split('\n').slice(0, 3).join(' ').slice(0, 300)}`);
-        this.agents.set(h, await this.g.startAgent(h, args, `fig6-${h}`));
-      }
-    } finally {
-      delete process.env.GSCIP_GE_TYPE;
-      delete process.env.GSCIP_GE_MODE;
+      this.agents.set(h, await this.g.startAgent(h, args, `fig6-${h}`));
+    } catch (e) {
+      // Rarely an agent dies while another process loads BPF objects on this machine: one retry, as the tests do.
+      if (!/exited/.test((e as Error).message)) throw e;
+      say(`${h}: agent died before attaching, retrying once: ${(e as Error).message.split('\n').slice(0, 3).join(' ').slice(0, 300)}`);
+      this.agents.set(h, await this.g.startAgent(h, args, `fig6-${h}`));
     }
   }
 
-  keys(h: GeHost): Array<{ group: number; version: number }> {
-    return JSON.parse(this.g.ok(h, ['keys', 'ls', '--json', ...this.instance(h)])) as Array<{ group: number; version: number }>;
+  async keys(h: GeHost): Promise<Array<{ group: number; version: number }>> {
+    return JSON.parse(await this.ok(h, ['keys', 'ls', '--json', ...this.instance(h)])) as Array<{ group: number; version: number }>;
   }
 
-  pit(h: GeHost): PitRow[] {
-    return JSON.parse(this.g.ok(h, ['maps', 'dump', 'pit', '--json', ...this.instance(h)])) as PitRow[];
+  async pit(h: GeHost): Promise<PitRow[]> {
+    return JSON.parse(await this.ok(h, ['maps', 'dump', 'pit', '--json', ...this.instance(h)])) as PitRow[];
   }
 
   nextPort(): number { return this.cport++; }
@@ -191,13 +199,12 @@ async function main(): Promise<number> {
     'the GMS holds the only definitions: per GE its user ID, type, mode and groups; per group a key and version');
   await d.startGms();
   say(`GMS listening on ${d.gmsUrl}`);
-  say(`$ gscip gms apply -f deploy/examples/fig6-network.yaml\n${d.gmsAdmin(['gms', 'apply', '-f', NETWORK_YAML])}`);
+  say(`$ gscip gms apply -f deploy/examples/fig6-network.yaml\n${await d.gmsAdmin(['gms', 'apply', '-f', NETWORK_YAML])}`);
   const lr = d.g.cli('mgmt', ['gms', 'load-report', '-f', NETWORK_YAML]);
   say(lr.code === 0 ? lr.out : `(gms load-report unavailable: ${lr.err.trim()})`);
 
   step('enroll each GE with a one-time token; the GMS delivers its GE info',
     'no address of any peer is configured anywhere: only type, mode and group keys');
-  const geFlags = /--ge-type/.test(d.g.cli('GEN', ['agent', 'run', '--help']).out);
   const infos = new Map<GeHost, { type: string; mode: string; groups: number[] }>();
   for (const h of GE_HOSTS) {
     const info = await d.enroll(h);
@@ -206,16 +213,16 @@ async function main(): Promise<number> {
   }
 
   step('start `gscip agent run --handler dprp --gms-data-dir ...` on every GE (TC on lan0, PIT misses punted to DPRP)',
-    `GE type/mode given to the DPRP handler ${geFlags ? 'with --ge-type/--ge-mode' : 'in GSCIP_GE_TYPE/GSCIP_GE_MODE'}, as delivered by the GMS`);
+    'each agent takes its GE type and mode from the GMS; the command line names only the interface and the enrollment dir');
   for (const h of GE_HOSTS) {
     const s0 = Date.now();
-    await d.startAgent(h, infos.get(h)!, geFlags);
+    await d.startAgent(h);
     say(`${h.padEnd(5)} agent attached (${Date.now() - s0} ms)`);
   }
   const want = new Map<GeHost, string>(GE_HOSTS.map((h) => [h, [...infos.get(h)!.groups].sort().join(',')]));
-  await waitFor('every GE to hold exactly its groups\' keys from the GMS', () => GE_HOSTS.every((h) =>
-    [...new Set(d.keys(h).map((k) => k.group))].sort().join(',') === want.get(h)), 20_000, 200);
-  for (const h of GE_HOSTS) say(`${h.padEnd(5)} gscip_keys: ${d.keys(h).map((k) => `GK${k.group} v${k.version}`).join(', ')}`);
+  const groupsHeld = async (h: GeHost): Promise<string> => [...new Set((await d.keys(h)).map((k) => k.group))].sort().join(',');
+  for (const h of GE_HOSTS) await waitFor(`${h} to hold exactly its groups' keys from the GMS`, async () => (await groupsHeld(h)) === want.get(h), 20_000, 200);
+  for (const h of GE_HOSTS) say(`${h.padEnd(5)} gscip_keys: ${(await d.keys(h)).map((k) => `GK${k.group} v${k.version}`).join(', ')}`);
   await new Promise((r) => setTimeout(r, 1200)); // the DPRP handler re-reads the key map every second
 
   step('the acceptance matrix: a real TCP exchange per pair, both directions',
@@ -235,7 +242,8 @@ async function main(): Promise<number> {
   }
   const lan = await lanCap.stop();
   const term = await termCap.stop();
-  const pits = new Map<GeHost, PitRow[]>(GE_HOSTS.map((h) => [h, d.pit(h)]));
+  const pits = new Map<GeHost, PitRow[]>();
+  for (const h of GE_HOSTS) pits.set(h, await d.pit(h));
 
   const rows: Row[] = runs.map(({ src, dst, want: w, cport, msg, r }) => {
     const why: string[] = [];
@@ -273,25 +281,27 @@ async function main(): Promise<number> {
   say(`${matched}/${rows.length} pairs matched the SPEC (LAN capture ${lan.length} frames, GEN-Term ${term.length})`);
 
   step('`gscip maps dump pit` on GES2 (manager, GK1+GK2) and on the GEA (CL, in front of the server)');
-  for (const h of ['GES2', 'GEA'] as const) say(`$ gscip maps dump pit --instance fig6-${h}   (in ${h})\n${d.g.ok(h, ['maps', 'dump', 'pit', ...d.instance(h)])}`);
+  for (const h of ['GES2', 'GEA'] as const) say(`$ gscip maps dump pit --instance fig6-${h}   (in ${h})\n${await d.ok(h, ['maps', 'dump', 'pit', ...d.instance(h)])}`);
 
   step('key rotation: `gscip gms rotate --group 1` (GEN, GES1, GES2 hold GK1)',
     'the GMS pushes the new version to every member; new flows use it, established ones keep decrypting');
-  const v1 = Math.max(...d.keys('GES1').filter((k) => k.group === 1).map((k) => k.version));
-  const rot = d.gmsAdmin(['gms', 'rotate', '--group', '1']).trim();
+  const v1 = Math.max(...(await d.keys('GES1')).filter((k) => k.group === 1).map((k) => k.version));
+  const rot = (await d.gmsAdmin(['gms', 'rotate', '--group', '1'])).trim();
   say(`$ gscip gms rotate --group 1\n${rot}`);
   const v2 = Number(/key version (\d+)/.exec(rot)?.[1]);
   const r0 = Date.now();
-  await waitFor(`GK1 v${v2} on GEN, GES1 and GES2`, () => (['GEN', 'GES1', 'GES2'] as const).every((h) => d.keys(h).some((k) => k.group === 1 && k.version === v2)), 20_000, 100);
+  for (const h of ['GEN', 'GES1', 'GES2'] as const) {
+    await waitFor(`GK1 v${v2} on ${h}`, async () => (await d.keys(h)).some((k) => k.group === 1 && k.version === v2), 20_000, 100);
+  }
   say(`GK1 v${v1} -> v${v2} installed on GEN, GES1, GES2 within ${Date.now() - r0} ms`);
-  say(`$ gscip agent status --gms-data-dir ...   (in GES1)\n${d.g.ok('GES1', ['agent', 'status', '--gms-data-dir', d.agentDir('GES1'), ...d.instance('GES1')])}`);
+  say(`$ gscip agent status --gms-data-dir ...   (in GES1)\n${await d.ok('GES1', ['agent', 'status', '--gms-data-dir', d.agentDir('GES1'), ...d.instance('GES1')])}`);
   await new Promise((r) => setTimeout(r, 1200)); // the DPRP handler re-reads the key map every second
   const cport = d.nextPort();
   const msg = `${MARKER}-after-rotation-${cport}`;
   const cap2 = await RouterCapture.start(d.t, 'any', 'sw');
   const rr = await runClients(d.t, 'GES1', 'tcp', HOSTS.GES2.addr, PORT, 1, cport, msg, 8000);
   const afterWire = verdictOf(tcpFlowOnWire(await cap2.stop(), cport, PORT, [msg, msg.toUpperCase()]));
-  const pe = d.pit('GES1').find((p) => p.dir === 'egress' && p.sport === cport && p.dport === PORT);
+  const pe = (await d.pit('GES1')).find((p) => p.dir === 'egress' && p.sport === cport && p.dport === PORT);
   const rotOk = appOutcome(rr, msg).delivered && afterWire === 'ciphertext' && pe?.action === 'encrypt' && pe.group === 1 && pe.keyVersion === v2;
   say(`new flow GES1 -> GES2 after the rotation: ${appOutcome(rr, msg).text}; LAN ${afterWire}; PIT ${pe ? `${pe.action} GK${pe.group} v${pe.keyVersion}` : 'none'} -> ${rotOk ? 'OK' : `MISMATCH (want encrypt GK1 v${v2})`}`);
 
