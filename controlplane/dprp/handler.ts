@@ -262,6 +262,12 @@ export class DprpHandler implements PuntHandler {
 
   onControl(rec: PuntRec, ctx: PuntContext): void {
     const node = this.init(ctx);
+    // Punted on egress = leaving without our mark. A GEN relays such messages for
+    // the GEs inside it; a GES has no inside: something local forged it.
+    if (rec.dir === Dir.EGRESS && this.opts.self.type === 'GES') {
+      dprpMessagesRejectedTotal.inc({ reason: 'egress_on_ges' });
+      return;
+    }
     const ip = ipOfFrame(puntPacket(rec));
     if (!ip || ip.proto !== IPPROTO_ICMP) {
       dprpMessagesRejectedTotal.inc({ reason: 'wire_too_short' });

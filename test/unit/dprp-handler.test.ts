@@ -102,6 +102,26 @@ test('two handlers negotiate over fake maps: PIT rows, release, metrics', async 
   assert.match(metrics, /gscip_dprp_negotiation_seconds_count 1/);
 });
 
+test('a control message punted on EGRESS of a GES (not sent by its agent, nothing inside it) is rejected and counted', async (t) => {
+  const c = new FakeCtx();
+  const h = new DprpHandler({ self: { type: 'GES', mode: 'OP' }, readKernel: () => view('192.0.2.11'), log: logger('dprp-ges') });
+  t.after(() => h.close());
+  const ip = Buffer.alloc(28);
+  ip[0] = 0x45; ip.writeUInt16BE(28, 2); ip[9] = 1; ip[20] = 253; ip[21] = 1;
+  const frame = Buffer.concat([Buffer.from('ffffffffffff020000000001' + '0800', 'hex'), ip]);
+  const zero: Cid = { saddr: '0.0.0.0', daddr: '0.0.0.0', sport: 0, dport: 0, proto: 0, dir: 0 };
+  const count = async (reason: string) => Number((await registry.metrics()).match(new RegExp(`gscip_dprp_messages_rejected_total\\{reason="${reason}"\\} (\\d+)`))?.[1] ?? 0);
+  const egress0 = await count('egress_on_ges');
+  const short0 = await count('wire_too_short');
+  h.onControl(puntRec(Dir.EGRESS, PuntReason.CONTROL, zero, frame), c);
+  assert.equal(await count('egress_on_ges') - egress0, 1);
+  assert.equal(await count('wire_too_short') - short0, 0, 'not even decoded');
+  h.onControl(puntRec(Dir.INGRESS, PuntReason.CONTROL, zero, frame), c);
+  assert.equal(await count('egress_on_ges') - egress0, 1, 'the same message on ingress is decoded (and rejected as too short)');
+  assert.equal(await count('wire_too_short') - short0, 1);
+  assert.equal(c.pit.size, 0);
+});
+
 test('routes: longest prefix, own addresses, "behind" only via unguarded interfaces of a GEN', () => {
   const routes = parseIpRouteJson(JSON.stringify([
     { dst: 'default', gateway: '192.0.2.254', dev: 'out0' },
