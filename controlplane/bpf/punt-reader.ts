@@ -66,7 +66,8 @@ export class PuntReader {
     let rec: PuntRec;
     try { rec = decodePuntRec(view); } catch (e) { this.onError(e as Error); return; }
     this.batch.push(rec);
-    if (this.batch.length >= this.maxBatch) this.flush();
+    // Errors must not escape into libbpf's callback (RingBuffer would swallow them).
+    if (this.batch.length >= this.maxBatch) { try { this.flush(); } catch (e) { this.onError(e as Error); } }
   }
 
   private flush(): void {
