@@ -165,9 +165,21 @@ export class BpfMap<K, V> extends MapBase<K> {
           this.valueCodec.encode(v, vb, j * vs);
         } catch (e) { throw new RangeError(`map ${this.name} entry ${i + j}: ${(e as Error).message}`); }
       }
-      done += mapUpdateBatch(this.fd, kb, vb, n, MODE[mode], this.name);
+      done += this.updatePacked(kb, vb, n, mode);
     }
     return done;
+  }
+
+  /**
+   * The kernel's generic batch update accepts no elem_flags but BPF_F_LOCK
+   * (EINVAL otherwise), so 'noexist'/'exist' go element by element.
+   */
+  private updatePacked(kb: Buffer, vb: Buffer, n: number, mode: UpdateMode): number {
+    if (mode === 'any') return mapUpdateBatch(this.fd, kb, vb, n, BPF_ANY, this.name);
+    const ks = this.keyCodec.size;
+    const vs = this.valueCodec.size;
+    for (let j = 0; j < n; j++) mapUpdate(this.fd, kb.subarray(j * ks, (j + 1) * ks), vb.subarray(j * vs, (j + 1) * vs), MODE[mode], `${this.name}: entry ${j}`);
+    return n;
   }
 
   /** Same as setBatch but from pre-encoded packed buffers (benchmarks, bulk loads). */
@@ -175,7 +187,7 @@ export class BpfMap<K, V> extends MapBase<K> {
     if (keys.length < count * this.keyCodec.size || values.length < count * this.valueCodec.size) {
       throw new RangeError(`map ${this.name}: packed buffers too small for ${count} entries`);
     }
-    return mapUpdateBatch(this.fd, keys, values, count, MODE[mode], this.name);
+    return this.updatePacked(keys, values, count, mode);
   }
 
   /** Every entry. Uses bpf_map_lookup_batch when the map supports it, else get_next_key + lookup. */
