@@ -55,10 +55,10 @@ function step(title: string, ...narrative: string[]): void {
   process.stdout.write(`\n${bold(`== ${++stepNo}. ${title}`)}  [t=${((Date.now() - T0) / 1000).toFixed(1)} s]\n`);
   for (const l of narrative) process.stdout.write(`   ${l}\n`);
 }
-const indent = (s: string, n = 3): string => s.trimEnd().split('\n').map((l) => ' '.repeat(n) + l).join('\n') + '\n';
+const indent = (s: string, n = 3): string => s.trimEnd().split('\n').map((l) => (l ? ' '.repeat(n) + l : l)).join('\n') + '\n';
 const say = (s: string): void => { process.stdout.write(indent(s)); };
 
-interface PitRow { dir: string; src: string; sport: number; dst: string; dport: number; action: string; state: string; group: number; keyVersion: number }
+interface PitRow { dir: string; src: string; sport: number; dst: string; dport: number; action: string; state: string; group: number; keyVersion: number; prevKeyVersion: number }
 
 class Demo {
   readonly t: Topology;
@@ -287,7 +287,7 @@ async function main(): Promise<number> {
   for (const h of ['GES2', 'GEA'] as const) say(`$ gscip maps dump pit --instance fig6-${h}   (in ${h})\n${await d.ok(h, ['maps', 'dump', 'pit', ...d.instance(h)])}`);
 
   step('key rotation: `gscip gms rotate --group 1` (GEN, GES1, GES2 hold GK1)',
-    'the GMS pushes the new version to every member; new flows use it, established ones keep decrypting');
+    'the GMS pushes the new version to every member; the agents re-key their GK1 flows and new flows use it');
   const v1 = Math.max(...(await d.keys('GES1')).filter((k) => k.group === 1).map((k) => k.version));
   const rot = (await d.gmsAdmin(['gms', 'rotate', '--group', '1'])).trim();
   say(`$ gscip gms rotate --group 1\n${rot}`);
@@ -306,6 +306,12 @@ async function main(): Promise<number> {
   const afterWire = verdictOf(tcpFlowOnWire(await cap2.stop(), cport, PORT, [msg, msg.toUpperCase()]));
   const pe = (await d.pit('GES1')).find((p) => p.dir === 'egress' && p.sport === cport && p.dport === PORT);
   const rotOk = appOutcome(rr, msg).delivered && afterWire === 'ciphertext' && pe?.action === 'encrypt' && pe.group === 1 && pe.keyVersion === v2;
+  const byVersion = new Map<string, number>();
+  for (const p of (await d.pit('GES1')).filter((x) => x.group === 1)) {
+    const k = `v${p.keyVersion}${p.prevKeyVersion ? ` (prev v${p.prevKeyVersion})` : ''}`;
+    byVersion.set(k, (byVersion.get(k) ?? 0) + 1);
+  }
+  say(`GES1 PIT entries of GK1 by key version: ${[...byVersion].map(([k, n]) => `${k} x${n}`).join(', ') || 'none'}`);
   say(`new flow GES1 -> GES2 after the rotation: ${appOutcome(rr, msg).text}; LAN ${afterWire}; PIT ${pe ? `${pe.action} GK${pe.group} v${pe.keyVersion}` : 'none'} -> ${rotOk ? 'OK' : `MISMATCH (want encrypt GK1 v${v2})`}`);
 
   step('/metrics of the GEN and GES1 agents (negotiations, fast-path verdicts)');
