@@ -147,8 +147,11 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   rtoMs: 20,
   rtoMaxMs: 200,
   maxSends: 4,
-  endWaitMs: 3,
-  endWaitStepMs: 1,
+  // Outermost candidate: 4 + 4 x 3 = 16 ms, kept under rtoMs (a DDE retry restarts
+  // the wait). The 3 ms step covers one inner hop of real agents (punt, relay,
+  // answer, egress punt); 1 ms lost that race in test/netns/dprp-cascade.test.ts.
+  endWaitMs: 4,
+  endWaitStepMs: 3,
   termCacheMs: 300_000,
   noEndCacheMs: 60_000,
   tentativeTtlMs: 5_000,
