@@ -186,6 +186,7 @@ export class DprpHandler implements PuntHandler {
         flow: { saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto },
         dir: k.dir === Dir.EGRESS ? 'egress' : 'ingress', action: a, role: r, group: v.group_id, version: v.key_version,
         state: v.state === PitState.CONFIRMED ? 'confirmed' : 'tentative',
+        ...(a === 'decrypt' && v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
       });
     }
     return out;
@@ -218,7 +219,8 @@ export class DprpHandler implements PuntHandler {
       this.created.set(k, created);
       return [toCid(e.flow, e.dir), {
         action: ACTION_CODE[e.action], state: e.state === 'confirmed' ? PitState.CONFIRMED : PitState.TENTATIVE,
-        role: ROLE_CODE[e.role], flags: 0, group_id: e.group, key_version: e.version, created_ns: created, last_seen_ns: now,
+        role: ROLE_CODE[e.role], flags: 0, group_id: e.group, key_version: e.version,
+        prev_key_version: e.action === 'decrypt' ? (e.prevVersion ?? 0) : 0, created_ns: created, last_seen_ns: now,
       }];
     });
     ctx.maps.pit.setBatch(rows);

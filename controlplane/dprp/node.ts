@@ -20,7 +20,8 @@ import {
 } from './auth.js';
 import { commonKey, decide, type Decision, type GroupVersion, type Outcome, type PathGe, type PathRole } from './decide.js';
 import {
-  canonicalFlowKey, flowKey, pitEntriesFor, pitEntryKey, reverseFlow, type PitDir, type PitEntry,
+  canonicalFlowKey, flowKey, isDecryptVersionSwitch, isEncryptVersionSwitch, pitEntriesFor, pitEntryKey, reverseFlow,
+  withPrevVersions, type PitDir, type PitEntry,
 } from './pit-entries.js';
 import { DEFAULT_REPLAY, ReplayCache, type ReplayCacheOptions } from './replay.js';
 import {
@@ -140,6 +141,12 @@ export interface DprpConfig {
    * negotiated decision.
    */
   lateRgiGraceMs: number;
+  /**
+   * Re-keying: how long a decrypt entry moved to a new key version keeps
+   * accepting the old one (prevVersion) at most; cleared sooner when the old
+   * key leaves the ring.
+   */
+  prevGraceMs: number;
   replay: ReplayCacheOptions;
 }
 
@@ -163,6 +170,7 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   onNoAnswer: 'decide-alone',
   requireKeys: true,
   lateRgiGraceMs: 5_000,
+  prevGraceMs: 30_000,
   replay: DEFAULT_REPLAY,
 };
 
@@ -223,6 +231,8 @@ interface RelayNeg {
   answeredMpit: boolean;
   /** The start GE's DDE record proved a group we hold: its decision must come authenticated. */
   sharesWithStart: boolean;
+  /** The flow's entries before this negotiation's first MPIT (re-keying), null: none. */
+  prior?: PitEntry[] | null;
 }
 
 /** A flow this GE holds PIT entries for (idle expiry, re-keying, `maps dump pit`). */
@@ -338,15 +348,16 @@ export class DprpNode {
       negId: this.rnd(8), flow, reason, phase: 'dde', attempt: 0, sends: 0, timer: null, stashes,
       startedMono: this.d.clock.monoMs(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [],
     };
-    this.obs.started(reason);
     const noEndUntil = this.noEnd.get(flow.daddr);
     if (noEndUntil !== undefined && noEndUntil > neg.startedMono) {
+      this.obs.started(reason);
       this.concludeAlone(neg);
       return;
     }
     this.startByNeg.set(hex(neg.negId), neg);
     this.startByFlow.set(flowKey(flow), neg);
     this.sendDde(neg);
+    this.obs.started(reason);
   }
 
   private ownRecord(m: DprpMessage, flags: number): GeRecord {
@@ -480,7 +491,9 @@ export class DprpNode {
 
     const mine = out.actions[0];
     const myKey = mine.group !== undefined ? { group: mine.group, version: mine.version! } : null;
-    neg.entries = pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative');
+    // Re-keying a live flow: the new decrypt entries keep accepting the old version.
+    const prior = this.flows.get(canonicalFlowKey(neg.flow))?.entries;
+    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative'), prior);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
@@ -496,6 +509,13 @@ export class DprpNode {
     };
     // A refused flow's stashed packet is dropped now; nothing will release it.
     if (out.verdict === 'refused') this.settleStash(neg, out);
+    else {
+      // Lossless re-keying, step 1 at the start GE: decrypt the new version
+      // (and still the old one) BEFORE the MPIT lets the end GE encrypt with it.
+      // The encrypt entries switch on CDN, when the end GE decrypts it too.
+      const early = neg.entries.filter((e) => isDecryptVersionSwitch(e, prior)).map((e) => ({ ...e, state: 'confirmed' as const }));
+      if (early.length) this.d.pit.install(early);
+    }
     this.sendMpit(neg);
     // The start GE writes its entries once, confirmed, on CDN: until then further
     // packets of the flow keep missing and join the stash, so none can overtake
@@ -664,9 +684,14 @@ export class DprpNode {
     if (isEnd) r.confirmed = true;
     // A GEN whose inside holds the source sees the forward direction leave on egress.
     const fwdDir: PitDir = this.d.locality(r.flow.saddr) === 'behind' ? 'egress' : 'ingress';
-    r.entries = pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', fwdDir);
-    this.d.pit.install(r.entries);
-    this.remember(r.flow, role, decision, gv, r.entries, hex(r.negId));
+    if (r.prior === undefined) r.prior = this.flows.get(canonicalFlowKey(r.flow))?.entries ?? null;
+    const prior = r.prior ?? undefined;
+    r.entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', fwdDir), prior);
+    // Lossless re-keying: decrypt entries (new version, old as prev) and the
+    // encrypt entries toward the start (whose GEs already decrypt the new
+    // version) switch now; an encrypt entry toward the end GE keeps the old
+    // version until the CDN says every GE downstream decrypts the new one.
+    this.d.pit.install(isEnd ? r.entries : r.entries.filter((e) => !(isEncryptVersionSwitch(e, prior) && sameFlow(e.flow, r.flow))));
 
     if (isEnd) {
       r.role = 'end';
@@ -678,9 +703,11 @@ export class DprpNode {
       if (key) cdn.seal = { selector: selector(key, m.negId, self), mac: sealMac(key, cdn) };
       r.answeredMpit = true;
       this.d.transport.send(m.startGe, encode(cdn));
-      return;
+    } else {
+      this.d.transport.send(m.endGe, raw);
     }
-    this.d.transport.send(m.endGe, raw);
+    // Book-keeping after the send: the next GE starts its work sooner.
+    this.remember(r.flow, role, decision, gv, r.entries, hex(r.negId));
   }
 
   private onCdnRelay(m: DprpMessage, raw: Buffer): void {
@@ -798,9 +825,34 @@ export class DprpNode {
         expired++;
       }
     }
+    this.clearPrevVersions(now);
     for (const [a, t] of this.termCache) if (t.untilMono <= now) this.termCache.delete(a);
     for (const [a, t] of this.noEnd) if (t <= now) this.noEnd.delete(a);
     return expired;
+  }
+
+  /**
+   * Re-keying, last step: decrypt entries stop accepting the previous key
+   * version once it left the key ring, or prevGraceMs after the switch.
+   */
+  private clearPrevVersions(now: number): void {
+    let held: Set<string> | null = null;
+    for (const f of this.flows.values()) {
+      if (!f.entries.some((e) => e.prevVersion)) continue;
+      held ??= new Set(this.myKeys().map((k) => `${k.group}/${k.version}`));
+      const h = held;
+      const keep = now - f.installedMono < this.cfg.prevGraceMs
+        && f.entries.every((e) => !e.prevVersion || h.has(`${e.group}/${e.prevVersion}`));
+      if (keep) continue;
+      f.entries = f.entries.map((e) => {
+        if (!e.prevVersion) return e;
+        const { prevVersion: _gone, ...rest } = e;
+        return rest;
+      });
+      const r = this.relays.get(f.negId);
+      if (r) r.entries = f.entries;
+      this.d.pit.install(f.entries);
+    }
   }
 
   /**

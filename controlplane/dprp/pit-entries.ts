@@ -28,6 +28,11 @@ export interface PitEntry {
   version: number;
   state: PitState;
   role: PathRole;
+  /**
+   * Decrypt entries only: the key version a packet failing the keyed checksum
+   * under `version` is tried with (lossless re-keying; 0/absent: none).
+   */
+  prevVersion?: number;
 }
 
 export function reverseFlow(f: Flow): Flow {
@@ -79,4 +84,41 @@ export function pitEntriesFor(
       return [mk(flow, 'egress', a), mk(flow, 'ingress', a), mk(rev, 'egress', a), mk(rev, 'ingress', a)];
     }
   }
+}
+
+/**
+ * Re-keying: the new decrypt entries that replace a decrypt entry of the same
+ * group under another version keep accepting that version (prevVersion), so
+ * packets the peer still encrypts with it decrypt while both ends switch.
+ * An entry replacing one of the same version keeps that entry's prevVersion.
+ */
+export function withPrevVersions(entries: readonly PitEntry[], old: readonly PitEntry[] | undefined): PitEntry[] {
+  if (!old || old.length === 0) return [...entries];
+  const byKey = new Map(old.map((e) => [pitEntryKey(e), e]));
+  return entries.map((e) => {
+    if (e.action !== 'decrypt') return e;
+    const o = byKey.get(pitEntryKey(e));
+    if (!o || o.action !== 'decrypt' || o.group !== e.group) return e;
+    const prev = o.version !== e.version ? o.version : o.prevVersion;
+    return prev ? { ...e, prevVersion: prev } : e;
+  });
+}
+
+/**
+ * Whether installing `e` over `old` would switch an encrypt entry to another
+ * key version of the same group (what must wait until the peer decrypts it).
+ */
+export function isEncryptVersionSwitch(e: PitEntry, old: readonly PitEntry[] | undefined): boolean {
+  if (e.action !== 'encrypt' || !old) return false;
+  const k = pitEntryKey(e);
+  const o = old.find((x) => pitEntryKey(x) === k);
+  return !!o && o.action === 'encrypt' && o.group === e.group && o.version !== e.version;
+}
+
+/** True when a decrypt entry of `old` at the same key, same group, uses another version. */
+export function isDecryptVersionSwitch(e: PitEntry, old: readonly PitEntry[] | undefined): boolean {
+  if (e.action !== 'decrypt' || !old) return false;
+  const k = pitEntryKey(e);
+  const o = old.find((x) => pitEntryKey(x) === k);
+  return !!o && o.action === 'decrypt' && o.group === e.group && o.version !== e.version;
 }

@@ -336,6 +336,84 @@ test('key rotation: live flows are re-negotiated onto the new key version', () =
   assert.equal(sim.ge('GES2').pit.size, 2);
 });
 
+/**
+ * Every PIT write on either end is checked: whatever each encrypting entry
+ * uses, the peer's decrypt entry accepts it (its version or its prevVersion),
+ * so no packet in flight fails the keyed checksum during the switch.
+ */
+function watchLossless(sim: Sim, a: string, b: string, flow: ReturnType<Sim['connect']>['flow']): { checks: number; violations: string[] } {
+  const seen = { checks: 0, violations: [] as string[] };
+  const check = (why: string) => {
+    for (const [encGe, f, decGe] of [[a, flow, b], [b, reverseFlow(flow), a]] as const) {
+      const enc = sim.pitOf(encGe, f, 'egress');
+      const dec = sim.pitOf(decGe, f, 'ingress');
+      if (!enc || !dec) continue;
+      seen.checks++;
+      if (enc.version !== dec.version && enc.version !== dec.prevVersion) {
+        seen.violations.push(`${why}: ${encGe} encrypts v${enc.version}, ${decGe} decrypts v${dec.version} prev ${dec.prevVersion ?? '-'}`);
+      }
+    }
+  };
+  for (const g of [a, b]) {
+    const pit = sim.ge(g).pit;
+    const set = pit.set.bind(pit);
+    pit.set = (k, v) => { const r = set(k, v); check(`${g} wrote ${k}`); return r; };
+  }
+  return seen;
+}
+
+for (const [first, second] of [['GES1', 'GES2'], ['GES2', 'GES1']] as const) {
+  for (const both of [false, true]) {
+    test(`lossless re-keying: ${first} gets v2 first${both ? ', both re-negotiate at once' : ''}; the peer always decrypts what is sent`, () => {
+      const sim = new Sim(fig6Nodes());
+      const { flow } = sim.connect('GES1', 'GES2');
+      sim.time.run(10_000);
+      const w = watchLossless(sim, 'GES1', 'GES2', flow);
+      sim.ge(first).keys.add(testKey(1, 2));
+      sim.ge(first).node.onKeysChanged();
+      if (!both) sim.time.run(20_000);
+      sim.ge(second).keys.add(testKey(1, 2));
+      sim.ge(second).node.onKeysChanged();
+      sim.time.run(30_000);
+      assert.deepEqual(w.violations, []);
+      assert.ok(w.checks >= 4, `checked ${w.checks} PIT states`);
+      const dec1 = sim.pitOf('GES2', flow, 'ingress')!;
+      const dec2 = sim.pitOf('GES1', reverseFlow(flow), 'ingress')!;
+      for (const d of [dec1, dec2]) {
+        assert.equal(d.version, 2);
+        assert.equal(d.prevVersion, 1, 'the old version is still accepted right after the switch');
+      }
+      assert.equal(sim.pitOf('GES1', flow, 'egress')!.version, 2);
+      assert.equal(sim.pitOf('GES2', reverseFlow(flow), 'egress')!.version, 2);
+      // the GMS withdraws v1: the next sweep stops accepting it
+      for (const g of ['GES1', 'GES2']) {
+        sim.ge(g).keys.remove(1, 1);
+        sim.ge(g).node.sweep();
+      }
+      assert.equal(sim.pitOf('GES2', flow, 'ingress')!.prevVersion, undefined);
+      assert.equal(sim.pitOf('GES1', reverseFlow(flow), 'ingress')!.prevVersion, undefined);
+      assert.deepEqual(w.violations, []);
+    });
+  }
+}
+
+test('lossless re-keying: prevVersion is cleared after prevGraceMs even if the old key stays', () => {
+  const sim = new Sim(fig6Nodes(), { prevGraceMs: 2_000 });
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  for (const g of ['GES1', 'GES2']) sim.ge(g).keys.add(testKey(1, 2));
+  sim.ge('GES1').node.onKeysChanged();
+  sim.time.run(11_000);
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')!.prevVersion, 1);
+  sim.ge('GES2').node.sweep();
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')!.prevVersion, 1, 'within the grace');
+  sim.time.advance(2_000);
+  for (const g of ['GES1', 'GES2']) sim.ge(g).node.sweep();
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')!.prevVersion, undefined);
+  assert.equal(sim.pitOf('GES1', reverseFlow(flow), 'ingress')!.prevVersion, undefined);
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')!.version, 2);
+});
+
 test('concurrent misses on one flow share one negotiation; the stash is bounded', () => {
   const sim = new Sim(fig6Nodes(), { maxStashPerFlow: 3 });
   const { flow } = sim.connect('GES1', 'GES2');
