@@ -13,7 +13,7 @@
  *     pre-shared key, childless IKE_SA: this kernel has no ESP) between the same
  *     two namespaces, timed by `swanctl --initiate`, when strongSwan is installed.
  *
- *   node dist/bench/dprp.js [--flows 1000] [--seconds 10] [--window 128] [--ike 20]
+ *   node dist/bench/dprp.js [--flows 1000] [--seconds 10] [--window 128] [--ike 20] [--prof DIR]
  * Needs root. Writes bench/results/dprp.json.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -167,8 +167,11 @@ async function main(): Promise<void> {
     const ike = await ikeBench(p, ikeRuns);
 
     const key = randomBytes(32);
-    await p.startGe('a', 'va', { keys: [[1, 1, key]] });
-    await p.startGe('b', 'vb', { keys: [[1, 1, key]] });
+    // --prof DIR: V8 CPU profiles of both GE processes (written when they exit).
+    const profDir = process.argv.includes('--prof') ? resolve(process.argv[process.argv.indexOf('--prof') + 1]) : null;
+    const nodeArgs = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+    await p.startGe('a', 'va', { keys: [[1, 1, key]], nodeArgs });
+    await p.startGe('b', 'vb', { keys: [[1, 1, key]], nodeArgs });
     const retrans0 = p.retransSegs('a');
     const gs = await runClients(p.topo, 'a', 'tcp', B, TCP_PORT, flows, 12000, 'ping', 300_000);
     if (!gs.ok) throw new Error(`GSCIP run failed: ${gs.error}`);

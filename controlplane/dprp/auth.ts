@@ -105,7 +105,10 @@ function recordWithoutTags(r: GeRecord): Buffer {
 }
 
 /** SHA-256 over the encoded records that precede index `i` (chains the RGI). */
+const NO_RECORDS_HASH = createHash('sha256').digest();
+
 export function precedingRecordsHash(records: readonly GeRecord[], i: number): Buffer {
+  if (i === 0) return NO_RECORDS_HASH;
   const h = createHash('sha256');
   for (let k = 0; k < i; k++) h.update(encodeRecord(records[k]));
   return h.digest();

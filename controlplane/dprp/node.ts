@@ -229,8 +229,12 @@ interface RelayNeg {
   sealKey: GroupKey | null;
   /** End GE: the last CDN attempt answered. */
   answeredMpit: boolean;
-  /** The start GE's DDE record proved a group we hold: its decision must come authenticated. */
-  sharesWithStart: boolean;
+  /**
+   * The DDEs carrying the start GE's own record, kept to check lazily (off the
+   * DDE -> RGI critical path) whether it proved a group we hold: then its
+   * decision must come authenticated. Bounded: one per accepted attempt (u8).
+   */
+  startDdes: DprpMessage[];
   /** The flow's entries before this negotiation's first MPIT (re-keying), null: none. */
   prior?: PitEntry[] | null;
 }
@@ -544,8 +548,9 @@ export class DprpNode {
     if (neg.phase !== 'mpit' || m.attempt > neg.attempt || m.endGe !== neg.endGe) return this.reject('wrong_phase');
     if (neg.endKey) {
       if (!m.seal) return this.reject('missing_seal');
-      const k = findSelected([neg.endKey], m.negId, m.endGe, m.seal.selector);
-      if (!k || !same(sealMac(k, m), m.seal.mac)) return this.reject('bad_seal');
+      // The selector we sent the end GE in the MPIT (selector(endKey, negId, endGe)).
+      const sent = neg.mpit?.actions.find((a) => a.addr === m.endGe)?.selector;
+      if (!sent || !same(sent, m.seal.selector) || !same(sealMac(neg.endKey, m), m.seal.mac)) return this.reject('bad_seal');
     }
     this.replayAccept(m);
     this.finishStart(neg);
@@ -576,7 +581,7 @@ export class DprpNode {
     }
     r = {
       negId: m.negId, flow: m.flow, startGe: m.startGe, role: create, createdMono: this.d.clock.monoMs(),
-      endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, sharesWithStart: false,
+      endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, startDdes: [],
     };
     this.relays.set(id, r);
     return r;
@@ -591,7 +596,7 @@ export class DprpNode {
     if (m.attempt <= r.lastDdeAttempt) return this.reject('replay');
     r.lastDdeAttempt = m.attempt;
     this.replayAccept(m);
-    if (m.records[0].addr === m.startGe && verifyRecord(this.myKeys(), m, 0).length > 0) r.sharesWithStart = true;
+    if (m.records[0].addr === m.startGe) r.startDdes.push(m);
 
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
     if (r.role === 'intermediate') {
@@ -616,6 +621,12 @@ export class DprpNode {
       r.role = 'end';
       this.answerRgi(r, m, REC_F_PROTECTS_DEST);
     });
+  }
+
+  /** Whether any DDE of the start GE proved (tagged) a group this GE holds. */
+  private sharesWithStart(r: RelayNeg): boolean {
+    const keys = this.myKeys();
+    return r.startDdes.some((d) => verifyRecord(keys, d, 0).length > 0);
   }
 
   private answerRgi(r: RelayNeg, dde: DprpMessage, flags: number): void {
@@ -664,7 +675,7 @@ export class DprpNode {
       if (!verifyAction(key, m, entry)) return this.reject('bad_mac');
     } else if (entry.action === WireAction.ENCRYPT || entry.action === WireAction.DECRYPT) {
       return this.reject('unauthenticated_action');
-    } else if (r.sharesWithStart && m.endGe === self) {
+    } else if (m.endGe === self && this.sharesWithStart(r)) {
       // The start proved (in its DDE) a group we share, yet its word for us is
       // unauthenticated: someone rewrote the RGI to downgrade the flow. Install nothing.
       return this.reject('downgrade');
@@ -700,7 +711,8 @@ export class DprpNode {
         type: MsgType.CDN, flags: 0, attempt: m.attempt, negId: m.negId, timestampMs: this.wallMs(),
         flow: m.flow, status: m.status, startGe: m.startGe, endGe: self, records: [], actions: [], seal: null, options: [],
       };
-      if (key) cdn.seal = { selector: selector(key, m.negId, self), mac: sealMac(key, cdn) };
+      // entry.selector is selector(key, negId, self): findSelected just matched it.
+      if (key) cdn.seal = { selector: entry.selector, mac: sealMac(key, cdn) };
       r.answeredMpit = true;
       this.d.transport.send(m.startGe, encode(cdn));
     } else {
