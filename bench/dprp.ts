@@ -38,6 +38,26 @@ function pct(xs: number[], p: number): number {
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
+/**
+ * --prof DIR: V8 CPU profiles of both GE processes, DIR/<pid>.cpuprofile, written
+ * when they exit. The profiler starts 4 s after the GE process (node --cpu-prof
+ * from the start sends SIGPROF during bpf_object__load, and the verifier gives
+ * up with EAGAIN), so setup is not in the profile.
+ */
+function profilerArgs(): string[] {
+  const i = process.argv.indexOf('--prof');
+  if (i < 0) return [];
+  const dir = resolve(process.argv[i + 1] ?? 'bench/results/prof');
+  mkdirSync(dir, { recursive: true });
+  const preload = resolve(dir, 'late-profiler.cjs');
+  writeFileSync(preload, `const inspector = require('node:inspector'); const fs = require('node:fs');
+const s = new inspector.Session(); s.connect();
+setTimeout(() => s.post('Profiler.enable', () => s.post('Profiler.start')), 4000).unref();
+process.on('exit', () => s.post('Profiler.stop', (err, r) => { if (!err) fs.writeFileSync(${JSON.stringify(dir)} + '/' + process.pid + '.cpuprofile', JSON.stringify(r.profile)); }));
+`);
+  return ['-r', preload];
+}
+
 /** UDP first-datagram load: returns ok/failed counts over `seconds`. */
 async function udpLoad(t: Topology, seconds: number, window: number, port: number): Promise<{ ok: number; failed: number; seconds: number }> {
   const js = `
@@ -167,9 +187,7 @@ async function main(): Promise<void> {
     const ike = await ikeBench(p, ikeRuns);
 
     const key = randomBytes(32);
-    // --prof DIR: V8 CPU profiles of both GE processes (written when they exit).
-    const profDir = process.argv.includes('--prof') ? resolve(process.argv[process.argv.indexOf('--prof') + 1]) : null;
-    const nodeArgs = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+    const nodeArgs = profilerArgs();
     await p.startGe('a', 'va', { keys: [[1, 1, key]], nodeArgs });
     await p.startGe('b', 'vb', { keys: [[1, 1, key]], nodeArgs });
     const retrans0 = p.retransSegs('a');

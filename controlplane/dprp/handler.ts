@@ -25,7 +25,7 @@ import type { GroupKey, KeyRing } from './auth.js';
 import { buildIpv4Packet, IPPROTO_ICMP, parseIpv4 } from './ipv4.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type PitWriter, type SelfInfo } from './node.js';
 import { pitEntryKey, reverseFlow, type PitDir, type PitEntry } from './pit-entries.js';
-import { readKernelRoutes, RouteTable, type KernelView } from './routes.js';
+import { readKernelRoutes, readKernelRoutesAsync, RouteTable, type KernelView } from './routes.js';
 import type { Flow, GeTypeName, ModeName } from './wire.js';
 import { GE_TYPE_CODES, MODE_CODES } from './wire.js';
 
@@ -93,6 +93,7 @@ export class DprpHandler implements PuntHandler {
   private selfInfo: SelfInfo | null = null;
   private tick: NodeJS.Timeout | null = null;
   private lastRoutes = 0;
+  private routesPending = false;
   private readonly log: Logger;
   /** created_ns of entries we installed, so confirming keeps the entry's age. */
   private readonly created = new Map<string, bigint>();
@@ -108,13 +109,16 @@ export class DprpHandler implements PuntHandler {
     return this.node;
   }
 
+  /** Periodic refresh: never blocks the punt path (the `ip` runs are asynchronous); one at a time. */
   private refreshRoutes(): void {
-    try {
-      this.routes.update((this.opts.readKernel ?? readKernelRoutes)());
-    } catch (e) {
-      this.log.warn({ err: e }, 'could not read routes; keeping the previous snapshot');
-    }
+    if (this.routesPending) return;
+    this.routesPending = true;
     this.lastRoutes = Date.now();
+    const read = this.opts.readKernel;
+    (read ? Promise.resolve().then(read) : readKernelRoutesAsync())
+      .then((view) => { if (this.tick) this.routes.update(view); })
+      .catch((e: unknown) => this.log.warn({ err: e }, 'could not read routes; keeping the previous snapshot'))
+      .finally(() => { this.routesPending = false; });
   }
 
   private init(ctx: PuntContext): DprpNode {

@@ -4,9 +4,11 @@
  * address out of (a snapshot of the IPv4 main routing table, longest prefix
  * match). "Behind me" = routed out of an interface this GE does not guard
  * (a GEN's inside), which is how a GEN/GEA knows it may be the end GE.
- * Parsing is pure; `readKernelRoutes()` runs `ip -j`.
+ * Parsing is pure; `readKernelRoutes()` runs `ip -j` (blocking: start-up
+ * only); `readKernelRoutesAsync()` is the periodic refresh, off the event loop.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { ipv4ToInt } from './ipv4.js';
 import type { Locality } from './node.js';
 
@@ -63,6 +65,15 @@ export function parseIpAddrJson(text: string): AddrInfo[] {
 export function readKernelRoutes(): KernelView {
   const run = (args: string[]) => execFileSync('ip', args, { encoding: 'utf8', timeout: 5_000 });
   return { routes: parseIpRouteJson(run(['-j', '-4', 'route', 'show', 'table', 'main'])), addrs: parseIpAddrJson(run(['-j', '-4', 'addr', 'show'])) };
+}
+
+const execFileAsync = promisify(execFile);
+
+/** The same snapshot as readKernelRoutes, without blocking the event loop (both `ip` runs in parallel). */
+export async function readKernelRoutesAsync(): Promise<KernelView> {
+  const run = async (args: string[]) => (await execFileAsync('ip', args, { encoding: 'utf8', timeout: 5_000 })).stdout;
+  const [routes, addrs] = await Promise.all([run(['-j', '-4', 'route', 'show', 'table', 'main']), run(['-j', '-4', 'addr', 'show'])]);
+  return { routes: parseIpRouteJson(routes), addrs: parseIpAddrJson(addrs) };
 }
 
 export class RouteTable {

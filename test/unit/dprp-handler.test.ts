@@ -183,3 +183,15 @@ test('a restarted agent adopts the DPRP entries of the previous one: they expire
   while (c.pit.size > 1 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual([...c.pit.keys()], [cidKey(stat)], 'idle adopted entries expired; the static one stays');
 });
+
+test('the periodic route refresh reads the kernel without blocking the event loop and gives the same snapshot', async () => {
+  const { readKernelRoutes, readKernelRoutesAsync } = await import('../../controlplane/dprp/routes.js');
+  let ticks = 0;
+  const timer = setInterval(() => { ticks++; }, 0);
+  const view = await readKernelRoutesAsync();
+  clearInterval(timer);
+  // A blocking read would resolve in a microtask before any timer could run.
+  assert.ok(ticks > 0, 'timers ran while `ip` was running');
+  assert.deepEqual(view, readKernelRoutes());
+  assert.ok(view.addrs.some((a) => a.addr === '127.0.0.1'), 'loopback address seen');
+});
