@@ -59,17 +59,20 @@ process.on('exit', () => s.post('Profiler.stop', (err, r) => { if (!err) fs.writ
 }
 
 /** UDP first-datagram load: returns ok/failed counts over `seconds`. */
-async function udpLoad(t: Topology, seconds: number, window: number, port: number): Promise<{ ok: number; failed: number; seconds: number }> {
+async function udpLoad(t: Topology, seconds: number, window: number, port: number): Promise<{ ok: number; failed: number; seconds: number; perSec?: Array<[number, number] | null> }> {
   const js = `
 const dgram = require('dgram');
-const end = Date.now() + ${seconds * 1000};
+const start = Date.now(), end = start + ${seconds * 1000};
 let nextPort = 20000, ok = 0, failed = 0, inflight = 0, done = false;
+const perSec = [];
 const one = () => {
-  if (Date.now() >= end) { if (inflight === 0 && !done) { done = true; console.log(JSON.stringify({ ok, failed })); process.exit(0); } return; }
+  if (Date.now() >= end) { if (inflight === 0 && !done) { done = true; console.log(JSON.stringify({ ok, failed, perSec })); process.exit(0); } return; }
   const p = nextPort++; if (nextPort > 60000) nextPort = 20000;
   const s = dgram.createSocket('udp4'); inflight++;
   let settled = false;
-  const fin = (good) => { if (settled) return; settled = true; good ? ok++ : failed++; clearTimeout(to); s.close(); inflight--; setImmediate(one); };
+  const sent = Date.now();
+  const fin = (good) => { if (settled) return; settled = true; good ? ok++ : failed++;
+    const sec = Math.floor((sent - start) / 1000); perSec[sec] ??= [0, 0]; perSec[sec][good ? 0 : 1]++; clearTimeout(to); s.close(); inflight--; setImmediate(one); };
   const to = setTimeout(() => fin(false), 2000);
   s.on('error', () => fin(false));
   s.on('message', () => fin(true));
@@ -84,7 +87,7 @@ for (let i = 0; i < ${window}; i++) one();`;
     const timer = setTimeout(() => { child.kill('SIGKILL'); r(); }, (seconds + 10) * 1000);
     child.once('exit', () => { clearTimeout(timer); r(); });
   });
-  const res = JSON.parse(out.trim().split('\n').pop() || '{"ok":0,"failed":-1}') as { ok: number; failed: number };
+  const res = JSON.parse(out.trim().split('\n').pop() || '{"ok":0,"failed":-1}') as { ok: number; failed: number; perSec?: Array<[number, number] | null> };
   return { ...res, seconds };
 }
 
@@ -219,6 +222,7 @@ async function main(): Promise<void> {
     console.log(`first TCP connect over ${flows} fresh flows: baseline p50 ${res.firstConnect.baselineMs.p50} ms p99 ${res.firstConnect.baselineMs.p99} ms; ` +
       `GSCIP p50 ${res.firstConnect.gscipMs.p50} ms p99 ${res.firstConnect.gscipMs.p99} ms; added p50 ${res.firstConnect.addedMs.p50} ms (target <= 1), p99 ${res.firstConnect.addedMs.p99} ms; TCP retransmissions ${retrans}`);
     console.log(`negotiations: ${load.ok} in ${load.seconds} s = ${res.negotiations.perSecond}/s with ${load.failed} failures (window ${window}; target >= 2000/s, 0 failures)`);
+    console.log(`  per second sent (ok/failed): ${(load.perSec ?? []).map((x, i) => `${i}:${x ? `${x[0]}/${x[1]}` : '0/0'}`).join(' ')}`);
     if ('ms' in ike) console.log(`IKEv2 (strongSwan, PSK, modp2048, childless IKE_SA): p50 ${res.ikev2 && 'p50Ms' in res.ikev2 ? res.ikev2.p50Ms : '?'} ms over ${ike.ms.length} handshakes`);
     else console.log(`IKEv2: ${ike.skipped}`);
     const out = resolve(__dirname, '../../bench/results/dprp.json');

@@ -120,6 +120,12 @@ export interface DprpConfig {
   noEndCacheMs: number;
   /** Relay/end state and tentative entries live this long without CDN. */
   tentativeTtlMs: number;
+  /**
+   * Relay/end state of a CONFIRMED negotiation lives this long (to answer a
+   * retransmitted MPIT/CDN; the start's whole retry budget is well under it),
+   * so the relay table holds seconds of negotiations, not tentativeTtlMs' worth.
+   */
+  relayLingerMs: number;
   idleTimeoutMs: number;
   closedTimeoutMs: number;
   /** Bound on simultaneous negotiations this GE starts / relays. */
@@ -162,10 +168,12 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   termCacheMs: 300_000,
   noEndCacheMs: 60_000,
   tentativeTtlMs: 5_000,
+  relayLingerMs: 2_000,
   idleTimeoutMs: 300_000,
   closedTimeoutMs: 10_000,
   maxNegotiations: 8192,
-  maxRelays: 16384,
+  // At 3,000+ negotiations/s with relayLingerMs + the 1 s sweep period: ~10,000 live.
+  maxRelays: 65536,
   maxStashPerFlow: 8,
   onNoAnswer: 'decide-alone',
   requireKeys: true,
@@ -805,7 +813,7 @@ export class DprpNode {
   sweep(): number {
     const now = this.d.clock.monoMs();
     for (const [id, r] of this.relays) {
-      if (now - r.createdMono < this.cfg.tentativeTtlMs) continue;
+      if (now - r.createdMono < (r.confirmed ? this.cfg.relayLingerMs : this.cfg.tentativeTtlMs)) continue;
       r.endTimer?.cancel();
       this.relays.delete(id);
       if (!r.confirmed && r.entries.length) {
