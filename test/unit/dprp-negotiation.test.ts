@@ -414,6 +414,23 @@ test('lossless re-keying: prevVersion is cleared after prevGraceMs even if the o
   assert.equal(sim.pitOf('GES2', flow, 'ingress')!.version, 2);
 });
 
+test('relay state of a finished negotiation is dropped after relayLingerMs, so a small relay table sustains a steady rate', () => {
+  // 40 negotiations, one every 250 ms (10 s), with room for 12 relays at the end GE:
+  // kept tentativeTtlMs (5 s) that is 20 at once and the table overflows.
+  const sim = new Sim(fig6Nodes(), { maxRelays: 12, relayLingerMs: 1_000, tentativeTtlMs: 5_000 });
+  const handles: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    handles.push(sim.connect('GES1', 'GES2', 17, 30_000 + i).handle);
+    sim.time.advance(250);
+    if (i % 4 === 3) for (const g of ['GES1', 'GES2']) sim.ge(g).node.sweep();
+  }
+  sim.time.run(sim.time.now + 10_000);
+  assert.deepEqual(sim.ge('GES2').obs.rejections.filter((r) => r === 'relay_table_full'), []);
+  assert.deepEqual(sim.ge('GES1').released, handles, 'every flow negotiated');
+  assert.deepEqual(sim.ge('GES1').obs.failures, []);
+  assert.deepEqual(sim.ge('GES1').obs.completions.map((c) => c.outcome), handles.map(() => 'encrypted'));
+});
+
 test('concurrent misses on one flow share one negotiation; the stash is bounded', () => {
   const sim = new Sim(fig6Nodes(), { maxStashPerFlow: 3 });
   const { flow } = sim.connect('GES1', 'GES2');
