@@ -39,7 +39,9 @@ $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) bpf/include/vmlinux.h
 
 bpf: $(BPF_OBJS)
 
+# dist/ is rebuilt from scratch: a deleted test must not live on as stale JS.
 ts:
+	rm -rf dist
 	npx tsc -p tsconfig.json
 
 build: deps bpf ts
