@@ -362,38 +362,49 @@ function watchLossless(sim: Sim, a: string, b: string, flow: ReturnType<Sim['con
   return seen;
 }
 
-for (const [first, second] of [['GES1', 'GES2'], ['GES2', 'GES1']] as const) {
-  for (const both of [false, true]) {
-    test(`lossless re-keying: ${first} gets v2 first${both ? ', both re-negotiate at once' : ''}; the peer always decrypts what is sent`, () => {
-      const sim = new Sim(fig6Nodes());
-      const { flow } = sim.connect('GES1', 'GES2');
-      sim.time.run(10_000);
-      const w = watchLossless(sim, 'GES1', 'GES2', flow);
-      sim.ge(first).keys.add(testKey(1, 2));
-      sim.ge(first).node.onKeysChanged();
-      if (!both) sim.time.run(20_000);
-      sim.ge(second).keys.add(testKey(1, 2));
-      sim.ge(second).node.onKeysChanged();
-      sim.time.run(30_000);
-      assert.deepEqual(w.violations, []);
-      assert.ok(w.checks >= 4, `checked ${w.checks} PIT states`);
-      const dec1 = sim.pitOf('GES2', flow, 'ingress')!;
-      const dec2 = sim.pitOf('GES1', reverseFlow(flow), 'ingress')!;
-      for (const d of [dec1, dec2]) {
-        assert.equal(d.version, 2);
-        assert.equal(d.prevVersion, 1, 'the old version is still accepted right after the switch');
-      }
-      assert.equal(sim.pitOf('GES1', flow, 'egress')!.version, 2);
-      assert.equal(sim.pitOf('GES2', reverseFlow(flow), 'egress')!.version, 2);
-      // the GMS withdraws v1: the next sweep stops accepting it
-      for (const g of ['GES1', 'GES2']) {
-        sim.ge(g).keys.remove(1, 1);
-        sim.ge(g).node.sweep();
-      }
-      assert.equal(sim.pitOf('GES2', flow, 'ingress')!.prevVersion, undefined);
-      assert.equal(sim.pitOf('GES1', reverseFlow(flow), 'ingress')!.prevVersion, undefined);
-      assert.deepEqual(w.violations, []);
-    });
+// [source host, destination host, encrypting GE at each end, group]
+const REKEY_PAIRS = [
+  ['GES1', 'GES2', 'GES1', 'GES2', 1],
+  ['GES1', 'Term', 'GES1', 'GEN', 1],
+  ['Term', 'GES1', 'GEN', 'GES1', 1],
+  ['GES2', 'server', 'GES2', 'GEA', 2],
+] as const;
+for (const [src, dst, a, b, group] of REKEY_PAIRS) {
+  for (const [first, second] of [[a, b], [b, a]] as const) {
+    for (const both of [false, true]) {
+      test(`lossless re-keying ${src} -> ${dst}: ${first} gets v2 first${both ? ', both re-negotiate at once' : ''}; the peer always decrypts what is sent`, () => {
+        const sim = new Sim(fig6Nodes());
+        const { flow } = sim.connect(src, dst);
+        sim.time.run(10_000);
+        assert.equal(sim.pitOf(a, flow, 'egress')?.action, 'encrypt');
+        const w = watchLossless(sim, a, b, flow);
+        sim.ge(first).keys.add(testKey(group, 2));
+        assert.equal(sim.ge(first).node.onKeysChanged(), 1);
+        if (!both) sim.time.run(20_000);
+        sim.ge(second).keys.add(testKey(group, 2));
+        assert.equal(sim.ge(second).node.onKeysChanged(), 1);
+        sim.time.run(30_000);
+        assert.deepEqual(w.violations, []);
+        assert.ok(w.checks >= 4, `checked ${w.checks} PIT states`);
+        const dec1 = sim.pitOf(b, flow, 'ingress')!;
+        const dec2 = sim.pitOf(a, reverseFlow(flow), 'ingress')!;
+        for (const d of [dec1, dec2]) {
+          assert.equal(d.action, 'decrypt');
+          assert.equal(d.version, 2);
+          assert.equal(d.prevVersion, 1, 'the old version is still accepted right after the switch');
+        }
+        assert.equal(sim.pitOf(a, flow, 'egress')!.version, 2);
+        assert.equal(sim.pitOf(b, reverseFlow(flow), 'egress')!.version, 2);
+        // the GMS withdraws v1: the next sweep stops accepting it
+        for (const g of [a, b]) {
+          sim.ge(g).keys.remove(group, 1);
+          sim.ge(g).node.sweep();
+        }
+        assert.equal(sim.pitOf(b, flow, 'ingress')!.prevVersion, undefined);
+        assert.equal(sim.pitOf(a, reverseFlow(flow), 'ingress')!.prevVersion, undefined);
+        assert.deepEqual(w.violations, []);
+      });
+    }
   }
 }
 
