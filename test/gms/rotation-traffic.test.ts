@@ -31,6 +31,10 @@ const DURATION_S = 12;
 const stat = (m: GscipMaps, id: number): bigint => (m.stats.get(id) ?? []).reduce((s, v) => s + v.packets, 0n);
 const has = (m: GscipMaps, g: number, v: number): boolean => m.keys.get({ group_id: g, version: v }) !== undefined;
 /** key_version of every encrypt/decrypt PIT entry of the iperf3 flows (either direction). */
+/** prev_key_version of the iperf3 flows' decrypt entries. */
+const iperfPrev = (m: GscipMaps): number[] => [...m.pit.entries()]
+  .filter(([k, v]) => v.action === Action.DECRYPT && (k.sport === PORT || k.dport === PORT))
+  .map(([, v]) => v.prev_key_version ?? 0);
 const iperfVersions = (m: GscipMaps): number[] => [...m.pit.entries()]
   .filter(([k, v]) => (v.action === Action.ENCRYPT || v.action === Action.DECRYPT) && (k.sport === PORT || k.dport === PORT))
   .map(([, v]) => v.key_version);
@@ -82,13 +86,18 @@ test('GMS rotation under iperf3 load: flows move to the new key, nothing stalls 
   const msFlows = await waitFor('iperf3 flows re-negotiated onto v2 on both GEs',
     () => [ma, mb].every((m) => { const v = iperfVersions(m); return v.length >= 2 && v.every((x) => x === 2); }), 5000);
   const bad1 = badCsum();
+  // Right after the switch the decrypt entries still accept v1.
+  const prevAfterSwitch = [...iperfPrev(ma), ...iperfPrev(mb)];
   const prevSeen = stat(ma, Stat.STAT_PIT_DECRYPT_PREV) + stat(mb, Stat.STAT_PIT_DECRYPT_PREV);
   await new Promise((r) => setTimeout(r, 1000));
   const bad2 = badCsum();
   await waitFor('v1 withdrawn from both key maps after the grace', () => !has(ma, 1, 1) && !has(mb, 1, 1), (GRACE_S + 3) * 1000);
   const msGone = Date.now() - tRot;
+  // ...and stop accepting it once v1 left the key ring (next key refresh + sweep).
+  const msPrev = await waitFor('prev_key_version cleared on both GEs', () => [ma, mb].every((m) => iperfPrev(m).every((v) => v === 0)), 4000);
   t.diagnostic(`keyed-checksum drops: ${bad0} before the rotation, +${bad1 - bad0} during the switch to v2, +${bad2 - bad1} in the second after`);
   t.diagnostic(`segments decrypted under prev_key_version (v1) during the switch: ${prevSeen}`);
+  t.diagnostic(`decrypt entries' prev_key_version right after the switch: ${prevAfterSwitch.join(',')}; cleared +${msPrev} ms after v1 left`);
   t.diagnostic(`after rotate: keys in maps +${msKeys} ms, flows on v2 +${msFlows} ms later, v1 gone +${msGone} ms (grace ${GRACE_S} s)`);
 
   const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), (DURATION_S + 15) * 1000))]);
@@ -106,6 +115,7 @@ test('GMS rotation under iperf3 load: flows move to the new key, nothing stalls 
   assert.equal(stat(ma, Stat.DROP_NO_KEY) + stat(mb, Stat.DROP_NO_KEY) - noKey0, 0n, 'no packet dropped for lack of a key');
   assert.equal(bad0, 0n, 'no keyed-checksum failures before the rotation');
   assert.equal(badCsum() - bad0, 0n, 'no keyed-checksum failures across the rotation (lossless re-keying)');
+  assert.ok(prevAfterSwitch.length >= 2 && prevAfterSwitch.every((v) => v === 1), `prev_key_version 1 on the decrypt entries after the switch: ${prevAfterSwitch.join(',')}`);
   assert.ok(stat(ma, Stat.STAT_PIT_ENCRYPT) - enc0 > 1000n, 'the transfer was encrypted by the fast path');
   assert.deepEqual([...ma.keys.keys()].map((k) => `${k.group_id}/${k.version}`), ['1/2']);
 });
