@@ -245,6 +245,8 @@ interface RelayNeg {
   startDdes: DprpMessage[];
   /** The flow's entries before this negotiation's first MPIT (re-keying), null: none. */
   prior?: PitEntry[] | null;
+  /** Re-keying: what the MPIT actually wrote (r.entries minus the deferred encrypt toward the end, which keeps the prior entry). */
+  installed?: PitEntry[];
 }
 
 /** A flow this GE holds PIT entries for (idle expiry, re-keying, `maps dump pit`). */
@@ -710,7 +712,12 @@ export class DprpNode {
     // encrypt entries toward the start (whose GEs already decrypt the new
     // version) switch now; an encrypt entry toward the end GE keeps the old
     // version until the CDN says every GE downstream decrypts the new one.
-    this.d.pit.install(isEnd ? r.entries : r.entries.filter((e) => !(isEncryptVersionSwitch(e, prior) && sameFlow(e.flow, r.flow))));
+    const deferred = (e: PitEntry) => !isEnd && isEncryptVersionSwitch(e, prior) && sameFlow(e.flow, r.flow);
+    this.d.pit.install(r.entries.filter((e) => !deferred(e)));
+    if (prior) {
+      const before = new Map(prior.map((e) => [pitEntryKey(e), e]));
+      r.installed = r.entries.map((e) => (deferred(e) ? before.get(pitEntryKey(e))! : e));
+    }
 
     if (isEnd) {
       r.role = 'end';
@@ -817,8 +824,15 @@ export class DprpNode {
       r.endTimer?.cancel();
       this.relays.delete(id);
       if (!r.confirmed && r.entries.length) {
-        this.d.pit.remove(r.entries);
         const rec = this.flows.get(canonicalFlowKey(r.flow));
+        if (r.prior?.length && r.installed) {
+          // A re-keying of a live flow whose CDN never came: what the MPIT
+          // installed (decrypt both versions, encrypt toward the end still on
+          // the old one) carries whatever either end sends. Keep it.
+          if (rec && rec.negId === id) rec.entries = r.installed;
+          continue;
+        }
+        this.d.pit.remove(r.entries);
         if (rec && rec.negId === id) this.flows.delete(canonicalFlowKey(r.flow));
       }
     }
@@ -861,7 +875,8 @@ export class DprpNode {
       if (!f.entries.some((e) => e.prevVersion)) continue;
       held ??= new Set(this.myKeys().map((k) => `${k.group}/${k.version}`));
       const h = held;
-      const keep = now - f.installedMono < this.cfg.prevGraceMs
+      // Adopted entries (installedMono 0: age unknown) keep prev until the old key leaves.
+      const keep = (f.installedMono === 0 || now - f.installedMono < this.cfg.prevGraceMs)
         && f.entries.every((e) => !e.prevVersion || h.has(`${e.group}/${e.prevVersion}`));
       if (keep) continue;
       f.entries = f.entries.map((e) => {

@@ -152,6 +152,32 @@ test('cascaded GENs: encrypt to the inner GEN, the outer CL GEN of another group
   assert.equal(sim.ge('OUT').obs.overrides, 0);
 });
 
+test('re-keying whose CDN is lost before an intermediate GEN: the live flow keeps its entries there (a fresh flow\'s would expire)', () => {
+  const sim = new Sim(cascade(), { rtoMs: 10, rtoMaxMs: 40, maxSends: 2 });
+  const { flow } = sim.connect('GES1', 'T2');
+  sim.time.run(10_000);
+  const passOut = sim.pitOf('OUT', flow, 'ingress');
+  assert.equal(passOut?.action, 'pass');
+  for (const g of ['GES1', 'IN']) sim.ge(g).keys.add(testKey(1, 2));
+  sim.dropIf = (w) => msgType(w.icmp) === MsgType.CDN && w.to === 'OUT';
+  assert.equal(sim.ge('GES1').node.onKeysChanged(), 1);
+  sim.time.run(sim.time.now + 1_000);
+  assert.deepEqual(sim.ge('GES1').obs.failures, ['cdn_timeout']);
+  assert.equal(sim.pitOf('OUT', flow, 'ingress')?.state, 'tentative', 'OUT took the MPIT, never saw the CDN');
+  sim.time.advance(6_000);
+  sim.ge('OUT').node.sweep();
+  for (const [f, dir] of [[flow, 'ingress'], [flow, 'egress'], [reverseFlow(flow), 'ingress'], [reverseFlow(flow), 'egress']] as const) {
+    assert.equal(sim.pitOf('OUT', f, dir)?.action, 'pass', `OUT ${dir} still passes the live flow`);
+  }
+  // both ends still talk: GES1 encrypts v1 (it never switched), IN decrypts v2 with prev v1
+  const enc = sim.pitOf('GES1', flow, 'egress')!;
+  const dec = sim.pitOf('IN', flow, 'ingress')!;
+  assert.ok(enc.version === dec.version || enc.version === dec.prevVersion, `GES1 v${enc.version}, IN v${dec.version}/prev ${dec.prevVersion}`);
+  const enc2 = sim.pitOf('IN', reverseFlow(flow), 'egress')!;
+  const dec2 = sim.pitOf('GES1', reverseFlow(flow), 'ingress')!;
+  assert.ok(enc2.version === dec2.version || enc2.version === dec2.prevVersion, `IN v${enc2.version}, GES1 v${dec2.version}/prev ${dec2.prevVersion}`);
+});
+
 test('GES behind a GEN answers itself; the GEN becomes intermediate', () => {
   const sim = new Sim(cascade());
   const { flow, handle } = sim.connect('GES1', 'GESin');
