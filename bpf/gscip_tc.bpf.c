@@ -89,11 +89,14 @@ static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_ru
 static __always_inline int gscip_pit_stage(struct __sk_buff *skb, struct gscip_run *run)
 {
 	struct gscip_pit_val *v = pit_lookup(&run->pkt);
+	int rc;
 
 	if (!v)
 		return miss_apply(skb, &run->pkt, run->released);
 	pit_touch(v);
-	return pit_apply(skb, &run->pkt, v);
+	rc = pit_apply(skb, &run->pkt, v);
+	pit_note_close(v, &run->pkt, rc);
+	return rc;
 }
 
 static __always_inline bool gscip_lets_through(int code)

@@ -111,6 +111,10 @@ struct gscip_pit_val {
 	__u64  last_seen_ns; /* refreshed by the fast path at most once a second */
 };
 #define GSCIP_PIT_F_NONE 0
+/* Set by the fast path on a PIT hit of a TCP packet carrying FIN / RST (in
+ * this entry's direction), once: the agent expires closed flows sooner. */
+#define GSCIP_PIT_F_FIN  0x01
+#define GSCIP_PIT_F_RST  0x02
 
 /* XLAT (generic translation: CIT, VAT, NAT). Key = gscip_cid in the view
  * BEFORE translation for that direction:

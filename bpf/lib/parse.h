@@ -112,6 +112,7 @@ static __always_inline int parse_l4_ports(struct __sk_buff *skb, struct gscip_pk
 		pkt->cid.sport = tcp.source;
 		pkt->cid.dport = tcp.dest;
 		pkt->l4_hlen = doff;
+		pkt->tcp_flags = ((const __u8 *)&tcp)[13];  /* CWR..FIN */
 		pkt->payload_len = l4_len - doff;
 	} else {
 		struct udphdr udp;
@@ -127,6 +128,7 @@ static __always_inline int parse_l4_ports(struct __sk_buff *skb, struct gscip_pk
 		pkt->cid.sport = udp.source;
 		pkt->cid.dport = udp.dest;
 		pkt->l4_hlen = sizeof(udp);
+		pkt->tcp_flags = 0;
 		/* UDP payload per the UDP length (trailing IP bytes are not payload) */
 		pkt->payload_len = pkt->is_fragment ? l4_len - sizeof(udp) : ulen - sizeof(udp);
 	}

@@ -26,6 +26,28 @@ static __always_inline void pit_touch(struct gscip_pit_val *v)
 		WRITE_ONCE(v->last_seen_ns, now);
 }
 
+/* Record a TCP FIN / RST on the entry it hit (GSCIP_PIT_F_*), so the agent
+ * expires a closed flow after its short closed timeout. Only after the hit was
+ * applied without a drop (a decrypt entry's RST must pass the keyed checksum
+ * first: a forged one cannot shorten a flow's life), and written only when the
+ * bit is not yet set: at most one write per entry and flag, never per packet. */
+static __always_inline void pit_note_close(struct gscip_pit_val *v, const struct gscip_pkt *pkt, int code)
+{
+	__u8 seen = 0;
+
+	if (pkt->cid.proto != IPPROTO_TCP || GSCIP_CODE_TO_STAT(code) >= GSCIP_STAT_DROP_FIRST)
+		return;
+	if (pkt->tcp_flags & PKT_TCP_FIN)
+		seen |= GSCIP_PIT_F_FIN;
+	if (pkt->tcp_flags & PKT_TCP_RST)
+		seen |= GSCIP_PIT_F_RST;
+	/* Racy like pit_touch: two CPUs may both write; a FIN and an RST landing
+	 * on the same entry at the same instant may keep only one bit, and
+	 * either one marks the flow closed on this direction. */
+	if (seen && (READ_ONCE(v->flags) & seen) != seen)
+		WRITE_ONCE(v->flags, READ_ONCE(v->flags) | seen);
+}
+
 /* Apply a hit. Returns the verdict code (PIT_PASS / PIT_ENCRYPT / PIT_DECRYPT /
  * PIT_DECRYPT_PREV: decrypted under the entry's prev_key_version)
  * or a drop code. Fragments (first fragments: later ones never get here) can

@@ -8,6 +8,10 @@
 
 #include "gscip_abi.h"
 
+/* struct gscip_pkt.tcp_flags bits (byte 13 of the TCP header) */
+#define PKT_TCP_FIN 0x01
+#define PKT_TCP_RST 0x04
+
 struct gscip_pkt {
 	__u32 l3_off;       /* IPv4 header */
 	__u32 l4_off;       /* TCP/UDP header */
@@ -17,7 +21,7 @@ struct gscip_pkt {
 	__u8  l4_hlen;      /* TCP doff*4 or 8 for UDP */
 	__u8  dir;          /* enum gscip_dir */
 	__u8  is_fragment;  /* IPv4 MF set or offset != 0 */
-	__u8  pad;
+	__u8  tcp_flags;    /* TCP flags byte (PKT_TCP_*); 0 for UDP */
 	struct gscip_cid cid;  /* current view (updated by XLAT when it rewrites) */
 };
 

@@ -13,7 +13,7 @@
  * a new version of a group triggers re-negotiation of the flows using it.
  */
 import { ifNameToIndex } from '../bpf/libc.js';
-import { Action, Dir, PitState, PuntReason, Role } from '../maps/abi.js';
+import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role } from '../maps/abi.js';
 import { puntPacket, type Cid, type PitVal, type PuntRec } from '../maps/codecs.js';
 import type { PuntContext, PuntHandler, PuntHandlerFactory } from '../agent/handler.js';
 import type { Logger } from '../log/logger.js';
@@ -142,7 +142,12 @@ export class DprpHandler implements PuntHandler {
       },
       activity: (k) => {
         const v = ctx.maps.pit.get(toCid(k.flow, k.dir));
-        return v ? { lastSeenMs: Number(v.last_seen_ns / 1_000_000n), closed: false } : undefined;
+        if (!v) return undefined;
+        return {
+          lastSeenMs: Number(v.last_seen_ns / 1_000_000n),
+          closed: (v.flags & PIT_F_RST) !== 0,
+          finSeen: (v.flags & PIT_F_FIN) !== 0,
+        };
       },
     };
     this.node = new DprpNode({

@@ -54,8 +54,13 @@ export interface PitWriter {
   /** Insert or replace. */
   install(entries: readonly PitEntry[]): void;
   remove(keys: readonly { flow: Flow; dir: PitDir }[]): void;
-  /** Last time the fast path saw traffic on the entry (monoMs clock), and whether it saw the flow close. */
-  activity?(key: { flow: Flow; dir: PitDir }): { lastSeenMs: number; closed: boolean } | undefined;
+  /**
+   * Last time the fast path saw traffic on the entry (monoMs clock); `closed`:
+   * the entry saw the flow end by itself (a TCP RST); `finSeen`: a TCP FIN in
+   * the entry's direction. A flow counts as closed on an RST on any entry or on
+   * a FIN in both directions (a half-close alone keeps the idle timeout).
+   */
+  activity?(key: { flow: Flow; dir: PitDir }): { lastSeenMs: number; closed: boolean; finSeen?: boolean } | undefined;
 }
 
 /** The packets stashed on a PIT miss (opaque handles from the punt handler). */
@@ -844,13 +849,23 @@ export class DprpNode {
       if (this.startByFlow.has(flowKey(f.flow))) continue;
       let last = f.installedMono;
       let closed = false;
+      let finFwd = false;
+      let finRev = false;
+      const fwdKey = flowKey(f.flow);
       for (const e of f.entries) {
         const a = this.d.pit.activity?.(e);
         if (a) {
           last = Math.max(last, a.lastSeenMs);
           closed = closed || a.closed;
+          if (a.finSeen) {
+            if (flowKey(e.flow) === fwdKey) finFwd = true;
+            else finRev = true;
+          }
         }
       }
+      // Closed: an RST anywhere, or a FIN each way. Expiry still counts from the
+      // last packet, so a half-closed flow still sending is never cut.
+      closed = closed || (finFwd && finRev);
       f.lastActivityMono = last;
       const limit = closed ? this.cfg.closedTimeoutMs : this.cfg.idleTimeoutMs;
       if (now - last >= limit) {

@@ -19,6 +19,9 @@ export const MARK_RELEASE_INGRESS = 0x65c1f002;
 export const MARK_CONTROL_TX = 0x65c1f003;
 
 export const PIT_F_NONE = 0;
+/** gscip_pit_val.flags, set by the fast path: a TCP FIN / RST was seen on this entry's direction. */
+export const PIT_F_FIN = 0x01;
+export const PIT_F_RST = 0x02;
 export const KEY_F_NONE = 0;
 /** gscip_key_val.flags: PCCOM cipher ChaCha12 / ChaCha8 instead of ChaCha20 (at most one). */
 export const KEY_F_ROUNDS_12 = 0x1;
