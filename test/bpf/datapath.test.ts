@@ -16,7 +16,7 @@ import {
   arpFrame, icmpFrame, IPPROTO_TCP, IPPROTO_UDP, ipv6UdpFrame, parseFrame, tcpFrame, udpFrame, vlanUdpFrame,
   type TcpOpts, type UdpOpts,
 } from '../lib/packets.js';
-import { Action, Dir, ICMP_TYPE, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS, MissAction, PitState, PuntReason, Role, XlatKind } from '../../controlplane/maps/abi.js';
+import { Action, Dir, ICMP_TYPE, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS, MissAction, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role, XlatKind } from '../../controlplane/maps/abi.js';
 import { puntPacket, type Cid, type PitVal } from '../../controlplane/maps/codecs.js';
 
 const EGRESS = 'gscip_tc_egress';
@@ -159,6 +159,61 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
     const t1 = process.hrtime.bigint() - TICK;
     run(EGRESS, tcpFrame(tcpAB));
     assert.ok(h.maps.pit.get(key)!.last_seen_ns >= t1);
+  });
+
+  test('PIT hit records TCP FIN / RST on the hit entry (flags); a plain ACK, UDP and a dropped packet never do', () => {
+    iface(MissAction.DROP, MissAction.DROP);
+    const fin = { ...tcpAB, flags: 0x11, payload: Buffer.alloc(0) };   // FIN|ACK
+    const rst = { ...tcpAB, flags: 0x14, payload: Buffer.alloc(0) };   // RST|ACK
+    const ack = { ...tcpAB, flags: 0x10 };
+    const eg = cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS);
+    const ing = cidOf(tcpAB, IPPROTO_TCP, Dir.INGRESS);
+    h.maps.pit.set(eg, pitVal(Action.PASS));
+    h.maps.pit.set(ing, pitVal(Action.PASS));
+
+    assert.equal(run(EGRESS, tcpFrame(ack)).retval, TC_ACT.OK);
+    assert.equal(h.maps.pit.get(eg)!.flags, 0, 'ACK marked the entry');
+    assert.equal(run(EGRESS, tcpFrame(fin)).retval, TC_ACT.OK);
+    assert.equal(h.maps.pit.get(eg)!.flags, PIT_F_FIN);
+    assert.equal(h.maps.pit.get(ing)!.flags, 0, 'the other entry (ingress) was not hit');
+    assert.equal(run(EGRESS, tcpFrame(ack)).retval, TC_ACT.OK);
+    assert.equal(h.maps.pit.get(eg)!.flags, PIT_F_FIN, 'a later ACK cleared the FIN bit');
+    assert.equal(run(EGRESS, tcpFrame(rst)).retval, TC_ACT.OK);
+    assert.equal(h.maps.pit.get(eg)!.flags, PIT_F_FIN | PIT_F_RST);
+    assert.equal(run(INGRESS, tcpFrame(rst)).retval, TC_ACT.OK);
+    assert.equal(h.maps.pit.get(ing)!.flags, PIT_F_RST);
+
+    // UDP never: its byte 13 (checksum low byte) is not TCP flags
+    const u = cidOf(udpBA, IPPROTO_UDP, Dir.INGRESS);
+    h.maps.pit.set(u, pitVal(Action.PASS));
+    const udp = udpFrame({ ...udpBA, payload: Buffer.alloc(16, 0xff) });
+    assert.equal(run(INGRESS, udp).retval, TC_ACT.OK);
+    assert.equal(h.maps.pit.get(u)!.flags, 0);
+
+    // a drop entry's FIN is not recorded (nothing reached the other end)
+    const other = { ...rst, sport: 40001 };
+    const d = cidOf(other, IPPROTO_TCP, Dir.EGRESS);
+    h.maps.pit.set(d, pitVal(Action.DROP));
+    assert.equal(run(EGRESS, tcpFrame(other)).retval, TC_ACT.SHOT);
+    assert.equal(h.maps.pit.get(d)!.flags, 0);
+  });
+
+  test('a forged RST failing the decrypt entry\'s keyed checksum does not mark the entry; the genuine encrypted one does', () => {
+    iface(MissAction.DROP, MissAction.DROP);
+    h.maps.keys.set({ group_id: 7, version: 1 }, { key: Buffer.alloc(32, 0x5a), flags: 0, installed_ns: 0n });
+    const rst = tcpFrame({ ...tcpAB, flags: 0x14, payload: Buffer.from('reset-with-some-bytes') });
+    const eg = cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS);
+    const ing = cidOf(tcpAB, IPPROTO_TCP, Dir.INGRESS);
+    h.maps.pit.set(eg, pitVal(Action.ENCRYPT, { group_id: 7, key_version: 1 }));
+    h.maps.pit.set(ing, pitVal(Action.DECRYPT, { group_id: 7, key_version: 1 }));
+    const forged = run(INGRESS, rst);   // plaintext RST, not PCCOM-protected
+    assert.equal(forged.retval, TC_ACT.SHOT);
+    assert.equal(h.maps.pit.get(ing)!.flags, 0, 'forged RST marked the decrypt entry');
+    const e = run(EGRESS, rst);
+    assert.equal(e.retval, TC_ACT.OK);
+    assert.equal(h.maps.pit.get(eg)!.flags, PIT_F_RST);
+    assert.equal(run(INGRESS, e.dataOut).retval, TC_ACT.OK);
+    assert.equal(h.maps.pit.get(ing)!.flags, PIT_F_RST);
   });
 
   // ------------------------------------------------------------ misses
