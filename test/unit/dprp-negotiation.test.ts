@@ -339,6 +339,34 @@ test('idle flows expire from every PIT; closed flows sooner', () => {
   assert.equal(sim.ge('GES2').pit.size, 0, 'the end GE expired its entries too');
 });
 
+test('a FIN each way closes a flow (closedTimeoutMs); a half-close keeps the idle timeout, and a closed flow still sending stays', () => {
+  const sim = new Sim(fig6Nodes(), { idleTimeoutMs: 1_000, closedTimeoutMs: 100 });
+  const both = sim.connect('GES1', 'GES2');                      // FIN seen each way, silent 150 ms
+  const half = sim.connect('GES1', 'Term', 6, 41000, 22);        // FIN only from the client, silent 150 ms
+  const busy = sim.connect('GES1', 'GES2', 6, 41001, 443);       // FIN each way but a packet 50 ms ago
+  sim.time.run(10_000);
+  sim.time.advance(500);
+  const now = sim.time.now;
+  const same = (a: { sport: number; dport: number }, b: { sport: number; dport: number }) => a.sport === b.sport && a.dport === b.dport;
+  for (const [k, e] of sim.ge('GES1').pit) {
+    const fwd = same(e.flow, both.flow) || same(e.flow, half.flow) || same(e.flow, busy.flow);
+    const isHalf = same(e.flow, half.flow) || same(e.flow, { sport: half.flow.dport, dport: half.flow.sport });
+    const isBusy = same(e.flow, busy.flow) || same(e.flow, { sport: busy.flow.dport, dport: busy.flow.sport });
+    sim.ge('GES1').activity.set(k, { lastSeenMs: now - (isBusy ? 50 : 150), closed: false, finSeen: isHalf ? fwd : true });
+  }
+  assert.equal(sim.ge('GES1').node.sweep(), 1, 'only the flow closed both ways and silent expired');
+  assert.equal(sim.pitOf('GES1', both.flow, 'egress'), undefined);
+  assert.equal(sim.pitOf('GES1', half.flow, 'egress')?.action, 'encrypt', 'half-closed flow cut');
+  assert.equal(sim.pitOf('GES1', busy.flow, 'egress')?.action, 'encrypt', 'closed flow still sending cut');
+  sim.time.advance(100);
+  assert.equal(sim.ge('GES1').node.sweep(), 1, 'the closed flow expires closedTimeoutMs after its last packet');
+  assert.equal(sim.pitOf('GES1', busy.flow, 'egress'), undefined);
+  assert.equal(sim.pitOf('GES1', half.flow, 'egress')?.action, 'encrypt');
+  sim.time.advance(1_000);
+  assert.equal(sim.ge('GES1').node.sweep(), 1, 'the half-closed flow expires at the idle timeout');
+  assert.equal(sim.ge('GES1').pit.size, 0);
+});
+
 test('key rotation: live flows are re-negotiated onto the new key version', () => {
   const sim = new Sim(fig6Nodes());
   const { flow, handle } = sim.connect('GES1', 'GES2');

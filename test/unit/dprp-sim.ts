@@ -81,7 +81,7 @@ export interface SimGe {
   released: unknown[];
   dropped: { handle: unknown; reason: string }[];
   obs: CountingObserver;
-  activity: Map<string, { lastSeenMs: number; closed: boolean }>;
+  activity: Map<string, { lastSeenMs: number; closed: boolean; finSeen?: boolean }>;
 }
 
 const HOP_MS = 0.05;
@@ -110,7 +110,7 @@ export class Sim {
       if (!n.ge) continue;
       const keys = new StaticKeyRing(n.ge.keys);
       const pit = new Map<string, PitEntry>();
-      const activity = new Map<string, { lastSeenMs: number; closed: boolean }>();
+      const activity = new Map<string, { lastSeenMs: number; closed: boolean; finSeen?: boolean }>();
       const sge: SimGe = { name: n.name, keys, pit, released: [], dropped: [], obs: new CountingObserver(), activity, node: null as unknown as DprpNode };
       sge.node = new DprpNode({
         self: { addr: n.addr, type: n.ge.type, mode: n.ge.mode },
