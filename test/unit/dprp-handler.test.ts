@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DprpHandler, ipOfFrame } from '../../controlplane/dprp/handler.js';
 import { parseIpAddrJson, parseIpRouteJson, RouteTable, type KernelView } from '../../controlplane/dprp/routes.js';
-import { Action, Dir, PitState, PuntReason, Role } from '../../controlplane/maps/abi.js';
+import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role } from '../../controlplane/maps/abi.js';
 import type { Cid, KeyId, KeyVal, PitVal, PuntRec } from '../../controlplane/maps/codecs.js';
 import type { PuntContext } from '../../controlplane/agent/handler.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
@@ -182,6 +182,38 @@ test('a restarted agent adopts the DPRP entries of the previous one: they expire
   const t0 = Date.now();
   while (c.pit.size > 1 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual([...c.pit.keys()], [cidKey(stat)], 'idle adopted entries expired; the static one stays');
+});
+
+test('the handler reads the fast path\'s FIN/RST flags: FIN each way or an RST expires a flow after closedTimeoutMs, a half-close does not', async (t) => {
+  const c = new FakeCtx();
+  c.keyRows = [[{ group_id: 1, version: 1 }, { key: testKey(1).key, flags: 0, installed_ns: 0n }]];
+  const old = c.nowNs() - 10_000_000_000n; // last seen 10 s ago: past closedTimeoutMs, far from idleTimeoutMs
+  const val = (action: number, flags: number): PitVal => ({ action, state: PitState.CONFIRMED, role: Role.START, flags, group_id: 1, key_version: 1, created_ns: old, last_seen_ns: old });
+  const flow = (sport: number, fwdFlags: number, revFlags: number): [Cid, Cid] => {
+    const fwd: Cid = { saddr: '192.0.2.11', daddr: '192.0.2.12', sport, dport: 80, proto: 6, dir: Dir.EGRESS };
+    const rev: Cid = { saddr: '192.0.2.12', daddr: '192.0.2.11', sport: 80, dport: sport, proto: 6, dir: Dir.INGRESS };
+    c.pit.set(cidKey(fwd), [fwd, val(Action.ENCRYPT, fwdFlags)]);
+    c.pit.set(cidKey(rev), [rev, val(Action.DECRYPT, revFlags)]);
+    return [fwd, rev];
+  };
+  flow(40201, PIT_F_FIN, PIT_F_FIN);      // closed both ways
+  flow(40202, 0, PIT_F_RST);              // reset by the peer
+  const half = flow(40203, PIT_F_FIN, 0); // half-closed: keeps the idle timeout
+  const open = flow(40204, 0, 0);
+  const stat: Cid = { saddr: '192.0.2.11', daddr: '198.18.0.1', sport: 1, dport: 2, proto: 17, dir: Dir.EGRESS };
+  c.pit.set(cidKey(stat), [stat, { ...val(Action.PASS, 0), state: PitState.STATIC, role: Role.NONE }]);
+  const h = new DprpHandler({
+    self: { type: 'GES', mode: 'OP' }, readKernel: () => view('192.0.2.11'), log: logger('dprp-closed'), tickMs: 20,
+    config: { idleTimeoutMs: 60_000, closedTimeoutMs: 5_000 },
+  });
+  t.after(() => h.close());
+  h.onControl(puntRec(Dir.INGRESS, PuntReason.CONTROL, stat, Buffer.concat([Buffer.alloc(12), Buffer.from('0800', 'hex'), Buffer.alloc(40)])), c);
+  assert.equal(h.engine!.flowRecords().length, 4);
+  const want = [...half, ...open, stat].map(cidKey).sort();
+  const t0 = Date.now();
+  while (c.pit.size > 5 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 100)); // a few more sweeps: nothing else may go
+  assert.deepEqual([...c.pit.keys()].sort(), want, 'closed and reset flows expired; half-closed and open ones stay');
 });
 
 test('the periodic route refresh reads the kernel without blocking the event loop and gives the same snapshot', async () => {
