@@ -47,6 +47,7 @@ import { withMaps } from '../controlplane/cli/instance-args.js';
 import { monotonicNs, reverseCid } from '../controlplane/maps/accessors.js';
 import { Action, Dir, PitState, Role } from '../controlplane/maps/abi.js';
 import type { Cid, PitVal } from '../controlplane/maps/codecs.js';
+import { prng } from '../test/lib/prng.js';
 
 const PORT = 5201;
 const TARGET = 0.97;
@@ -91,17 +92,6 @@ function quantile(sorted: number[], q: number): number {
   return sorted[i];
 }
 
-/** Deterministic PRNG (mulberry32) so a rerun on the same data gives the same interval. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Percentile bootstrap 95 % interval of the median of xs (resampling rounds). */
 function bootstrapMedianCi(xs: number[], resamples = 4000, seed = 2): [number, number] {

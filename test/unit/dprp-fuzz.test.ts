@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { decode, DprpWireError, encode, WIRE_REJECT_REASONS, type DprpMessage } from '../../controlplane/dprp/wire.js';
 import { inetChecksum } from '../../controlplane/dprp/ipv4.js';
 import { Sim, fig6Nodes } from './dprp-sim.js';
+import { prng } from '../lib/prng.js';
 
 /** Rewrites the ICMP checksum of `b` in place so it verifies. */
 function inetChecksumFix(b: Buffer): void {
@@ -16,17 +17,6 @@ function inetChecksumFix(b: Buffer): void {
   b.writeUInt16BE(inetChecksum(b), 2);
 }
 
-/** mulberry32: small, seeded, good enough to drive a fuzzer reproducibly. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env.DPRP_FUZZ_SEED ?? 0x5eed);
 const ITER = 20_000;
