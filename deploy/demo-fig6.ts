@@ -26,7 +26,7 @@ import { waitFor } from '../test/lib/netns.js';
 import { GscipRunner, type AgentProc } from '../test/lib/agent-process.js';
 import { defaultObjectPath } from '../test/lib/bpf-harness.js';
 import { echoServer, MARKER, RouterCapture, runClients, waitReady, type ClientResult } from '../test/netns/dprp-topology.js';
-import { buildFig6, GE_HOSTS, GMS_ADDR, HOSTS, USER_ID, type EndHost, type GeHost } from './fig6-network.js';
+import { buildFig6, GE_HOSTS, GMS_ADDR, HOSTS, MATRIX, USER_ID, type EndHost, type GeHost, type Want } from './fig6-network.js';
 import { tcpFlowOnWire, verdictOf, type FlowOnWire, type WireVerdict } from './wire-flows.js';
 
 const DIST = resolve(__dirname, '..');
@@ -36,17 +36,6 @@ const NETWORK_YAML = resolve(ROOT, 'deploy/examples/fig6-network.yaml');
 const DEMO_LIMIT_MS = 110_000;
 const PORT = 7001;
 
-type Want = { kind: 'enc'; group: number } | { kind: 'plain' } | { kind: 'discard' };
-/** SPEC section 3, the project's acceptance matrix. */
-const MATRIX: Array<[EndHost, EndHost, Want]> = [
-  ['GES1', 'Term', { kind: 'enc', group: 1 }],
-  ['GES1', 'GES2', { kind: 'enc', group: 1 }],
-  ['GES2', 'server', { kind: 'enc', group: 2 }],
-  ['GES3', 'server', { kind: 'enc', group: 3 }],
-  ['GES1', 'server', { kind: 'discard' }],
-  ['GES3', 'Term', { kind: 'discard' }],
-  ['GES1', 'GES3', { kind: 'plain' }],
-];
 
 const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 let stepNo = 0;
@@ -230,7 +219,7 @@ async function main(): Promise<number> {
     'captured on the LAN switch (and on the GEN-Term link for Term flows): is the marker visible?');
   for (const h of Object.keys(HOSTS) as EndHost[]) await waitReady(echoServer(d.t, h, 'tcp', PORT), `tcp echo on ${h}`);
   // One capture per exchange (as test/netns/dprp-fig6.test.ts does): what is seen belongs to that flow only.
-  const runs: Array<{ src: EndHost; dst: EndHost; want: Want; cport: number; msg: string; r: ClientResult; lan: FlowOnWire; term: FlowOnWire | null }> = [];
+  const runs: Array<{ src: EndHost; dst: EndHost; want: Want; cport: number; msg: string; r: ClientResult; lan: FlowOnWire; term: FlowOnWire | null; entry: PitRow | undefined }> = [];
   let lanFrames = 0;
   for (const [x, y, w] of MATRIX) {
     for (const [src, dst] of [[x, y], [y, x]] as Array<[EndHost, EndHost]>) {
@@ -243,20 +232,20 @@ async function main(): Promise<number> {
       const lan = await lanCap.stop();
       lanFrames += lan.length;
       const term = termCap ? tcpFlowOnWire(await termCap.stop(), cport, PORT, needles) : null;
-      runs.push({ src, dst, want: w, cport, msg, r, lan: tcpFlowOnWire(lan, cport, PORT, needles), term });
+      // Read the start GE's entry now: a closed flow (FIN both ways) leaves the PIT
+      // after the closed-flow timeout, long before the last exchange ends.
+      const entry = (await d.pit(HOSTS[src].protector)).find((p) => p.dir === 'egress' && p.src === HOSTS[src].addr && p.sport === cport && p.dport === PORT);
+      runs.push({ src, dst, want: w, cport, msg, r, lan: tcpFlowOnWire(lan, cport, PORT, needles), term, entry });
     }
   }
-  const pits = new Map<GeHost, PitRow[]>();
-  for (const h of GE_HOSTS) pits.set(h, await d.pit(h));
 
-  const rows: Row[] = runs.map(({ src, dst, want: w, cport, msg, r, lan, term }) => {
+  const rows: Row[] = runs.map(({ src, dst, want: w, msg, r, lan, term, entry: e }) => {
     const why: string[] = [];
     const app = appOutcome(r, msg);
     const onLan = verdictOf(lan);
     const termFlow = term !== null;
     const onTerm: WireVerdict | null = term ? verdictOf(term) : null;
     const start = HOSTS[src].protector;
-    const e = pits.get(start)!.find((p) => p.dir === 'egress' && p.src === HOSTS[src].addr && p.sport === cport && p.dport === PORT);
     const pit = e ? `${e.action}${e.group ? ` GK${e.group} v${e.keyVersion}` : ''} (${start})` : `none (${start})`;
     let expected: string;
     if (w.kind === 'enc') {

@@ -41,25 +41,43 @@ export const HOSTS = {
 } as const satisfies Record<string, { addr: string; protector: GeHost }>;
 export type EndHost = keyof typeof HOSTS;
 
+/** What the SPEC expects of a pair (section 3). */
+export type Want = { kind: 'enc'; group: number } | { kind: 'plain' } | { kind: 'discard' };
+/** SPEC section 3, the project's acceptance matrix (the demo and test/netns/dprp-fig6.test.ts both run it). */
+export const MATRIX: Array<[EndHost, EndHost, Want]> = [
+  ['GES1', 'Term', { kind: 'enc', group: 1 }],
+  ['GES1', 'GES2', { kind: 'enc', group: 1 }],
+  ['GES2', 'server', { kind: 'enc', group: 2 }],
+  ['GES3', 'server', { kind: 'enc', group: 3 }],
+  ['GES1', 'server', { kind: 'discard' }],
+  ['GES3', 'Term', { kind: 'discard' }],
+  ['GES1', 'GES3', { kind: 'plain' }],
+];
+
 export const GMS_ADDR = '100.64.0.1';
 const MGMT_ADDR: Record<GeHost, string> = {
   GEN: '100.64.0.11', GES1: '100.64.0.12', GES2: '100.64.0.13', GES3: '100.64.0.14', GEA: '100.64.0.15',
 };
 
-/** Builds the namespaces, links, addresses and routes. Throws (after cleaning up) on any failure. */
-export function buildFig6(tag: string): Topology {
+/**
+ * Builds the namespaces, links, addresses and routes. Throws (after cleaning up) on any failure.
+ * `management: false` leaves out the management network (a test whose GMS runs in-process).
+ */
+export function buildFig6(tag: string, opts: { management?: boolean } = {}): Topology {
+  const management = opts.management ?? true;
   const t = new Topology(tag);
   try {
-    for (const h of ['sw', 'mgmt', ...GE_HOSTS, 'Term', 'server']) t.addHost(h);
-    for (const [h, br] of [['sw', 'br0'], ['mgmt', 'mbr0']] as const) {
+    for (const h of ['sw', ...(management ? ['mgmt'] : []), ...GE_HOSTS, 'Term', 'server']) t.addHost(h);
+    for (const [h, br] of (management ? [['sw', 'br0'], ['mgmt', 'mbr0']] : [['sw', 'br0']]) as Array<[string, string]>) {
       t.exec(h, 'ip', ['link', 'add', br, 'type', 'bridge']);
       t.exec(h, 'ip', ['link', 'set', br, 'up']);
     }
-    t.addr('mgmt', 'mbr0', `${GMS_ADDR}/24`);
+    if (management) t.addr('mgmt', 'mbr0', `${GMS_ADDR}/24`);
     for (const h of GE_HOSTS) {
       t.link(h, 'lan0', 'sw', `p${h}`);
       t.exec('sw', 'ip', ['link', 'set', `p${h}`, 'master', 'br0']);
       t.addr(h, 'lan0', `${LAN_ADDR[h]}/24`);
+      if (!management) continue;
       t.link(h, 'mgmt0', 'mgmt', `m${h}`);
       t.exec('mgmt', 'ip', ['link', 'set', `m${h}`, 'master', 'mbr0']);
       t.addr(h, 'mgmt0', `${MGMT_ADDR[h]}/24`);

@@ -27,7 +27,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
-import { Topology, waitFor } from '../lib/netns.js';
+import { type Topology, waitFor } from '../lib/netns.js';
+import { buildFig6, HOSTS, MATRIX, USER_ID, type EndHost } from '../../deploy/fig6-network.js';
 import { Action, Dir, PitState } from '../../controlplane/maps/abi.js';
 import type { Cid } from '../../controlplane/maps/codecs.js';
 import { fetchGeState, type GmsClientHandle } from '../../controlplane/gms/client.js';
@@ -41,25 +42,7 @@ const unavailable = bpfUnavailable();
 const TCP_PORT = 7001;
 const UDP_PORT = 7002;
 
-const HOSTS = {
-  GES1: { addr: '192.0.2.11', protector: 'GES1' },
-  GES2: { addr: '192.0.2.12', protector: 'GES2' },
-  GES3: { addr: '192.0.2.13', protector: 'GES3' },
-  Term: { addr: '198.51.100.10', protector: 'GEN' },
-  server: { addr: '203.0.113.10', protector: 'GEA' },
-} as const;
-type Host = keyof typeof HOSTS;
-
-type Want = { kind: 'enc'; group: number } | { kind: 'plain' } | { kind: 'discard' };
-const MATRIX: Array<[Host, Host, Want]> = [
-  ['GES1', 'Term', { kind: 'enc', group: 1 }],
-  ['GES1', 'GES2', { kind: 'enc', group: 1 }],
-  ['GES2', 'server', { kind: 'enc', group: 2 }],
-  ['GES3', 'server', { kind: 'enc', group: 3 }],
-  ['GES1', 'server', { kind: 'discard' }],
-  ['GES3', 'Term', { kind: 'discard' }],
-  ['GES1', 'GES3', { kind: 'plain' }],
-];
+type Host = EndHost;
 
 function count(frames: Buffer[], needle: string): number {
   return frames.filter((f) => f.includes(needle)).length;
@@ -71,42 +54,12 @@ describe('seed 002 Fig. 6 in namespaces', { skip: unavailable ?? false }, () => 
   let port = 40000;
   let gms: { server: GmsServer; dirs: Array<{ remove(): void }>; clients: GmsClientHandle[]; maps: GscipMaps[] } | null = null;
   /** GE host -> its userId in the GMS network definition. */
-  const USER: Record<string, string> = { GEN: 'gen-dept', GES1: 'ges1-staff', GES2: 'ges2-manager', GES3: 'ges3-manager', GEA: 'gea-server' };
+  const USER: Record<string, string> = USER_ID;
 
   before(async () => {
-    t = new Topology('fig6');
+    t = buildFig6('fig6', { management: false }); // the GMS runs in this process
     ges = new GeProcesses(t);
     try {
-      for (const h of ['sw', 'GES1', 'GES2', 'GES3', 'GEN', 'GEA', 'Term', 'server']) t.addHost(h);
-      t.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-      t.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
-      const lan: Array<[string, string]> = [['GES1', '192.0.2.11'], ['GES2', '192.0.2.12'], ['GES3', '192.0.2.13'], ['GEN', '192.0.2.1'], ['GEA', '192.0.2.20']];
-      for (const [h, a] of lan) {
-        t.link(h, 'lan0', 'sw', `p${h}`);
-        t.exec('sw', 'ip', ['link', 'set', `p${h}`, 'master', 'br0']);
-        t.addr(h, 'lan0', `${a}/24`);
-      }
-      t.link('GEN', 'in0', 'Term', 'eth0');
-      t.addr('GEN', 'in0', '198.51.100.1/24');
-      t.addr('Term', 'eth0', '198.51.100.10/24');
-      t.route('Term', 'default', '198.51.100.1');
-      t.link('GEA', 'in0', 'server', 'eth0');
-      t.addr('GEA', 'in0', '203.0.113.1/24');
-      t.addr('server', 'eth0', '203.0.113.10/24');
-      t.route('server', 'default', '203.0.113.1');
-      t.forwarding('GEN');
-      t.forwarding('GEA');
-      for (const h of ['GES1', 'GES2', 'GES3']) {
-        t.route(h, '198.51.100.0/24', '192.0.2.1');
-        t.route(h, '203.0.113.0/24', '192.0.2.20');
-      }
-      t.route('GEN', '203.0.113.0/24', '192.0.2.20');
-      t.route('GEA', '198.51.100.0/24', '192.0.2.1');
-      // PCCOM must see every wire packet (docs/pccom.md): no TSO/GSO/GRO.
-      const devs: Array<[string, string]> = [['GES1', 'lan0'], ['GES2', 'lan0'], ['GES3', 'lan0'], ['GEN', 'lan0'], ['GEA', 'lan0'],
-        ['GEN', 'in0'], ['GEA', 'in0'], ['Term', 'eth0'], ['server', 'eth0'], ...lan.map(([h]) => ['sw', `p${h}`] as [string, string])];
-      for (const [h, d] of devs) t.exec(h, 'ethtool', ['-K', d, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
-
       // The GMS holds the only definitions: GE info (type, mode, groups) and group keys.
       const gmsDir = tempDir('fig6');
       const { server, admin } = await startGms(gmsDir.path);
