@@ -60,6 +60,9 @@ test('agent run --handler dprp: GE type/mode from the GMS; contradicting flags r
       const line = await waitFor(`${run}: GE identity logged`, () => logs().split('\n').find((l) => l.includes('"GE identity"')), 10_000, 50);
       const rec = JSON.parse(line!) as { type: string; mode: string; source: string };
       assert.deepEqual([rec.type, rec.mode, rec.source], ['GEN', 'CL', 'gms'], `${run}: ${line}`);
+      // The running agent's GMS client caches the delivery when it arrives, which may be
+      // after the identity line: the second run depends on that cache, so wait for it.
+      await waitFor(`${run}: the agent's GMS client cached its delivery`, () => existsSync(join(agentDir, 'cache', 'state.json')), 10_000, 50);
       assert.equal(await agent.stop('SIGTERM'), 0);
     }
   } finally {
