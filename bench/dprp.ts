@@ -23,13 +23,10 @@ import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { A, B, DprpTopo, echoServer, runClients, waitReady } from '../test/netns/dprp-topology.js';
 import type { Topology } from '../test/lib/netns.js';
+import { intArg } from './args.js';
 
 process.env.GSCIP_LOG_LEVEL ??= 'warn';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-}
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -170,16 +167,16 @@ async function ikeBench(p: DprpTopo, runs: number): Promise<{ ms: number[]; spaw
 }
 
 async function main(): Promise<void> {
-  const flows = arg('flows', 1000);
-  const seconds = arg('seconds', 10);
-  const window = arg('window', 128);
-  const ikeRuns = arg('ike', 20);
+  const flows = intArg('flows', 1000);
+  const seconds = intArg('seconds', 10);
+  const window = intArg('window', 128);
+  const ikeRuns = intArg('ike', 20, 0);
   // Untimed connections before each timed run (baseline and GSCIP alike): a
   // long-running agent is warm. Measured with --warmup 0 --flows 5000 (medians
   // of 500-flow chunks, ms): GSCIP 1.47 1.37 1.23 0.93 0.91 0.85 0.81 0.83 0.81
   // 0.77, baseline 0.156 0.121 0.125 0.145 0.106 0.091 ... 0.084: the first
   // ~1,500 connections of fresh processes are slower (JIT, caches).
-  const warmup = arg('warmup', 2000);
+  const warmup = intArg('warmup', 2000, 0);
   const TCP_PORT = 7101;
   const UDP_PORT = 7102;
   const p = new DprpTopo('dpbn');

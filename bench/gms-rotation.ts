@@ -23,6 +23,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { intArg } from './args.js';
 
 process.env.GSCIP_LOG_LEVEL ??= 'warn';
 
@@ -43,19 +44,13 @@ async function childMain(dataDir: string): Promise<void> {
   process.send!({ kind: 'ready', url: s.url, fingerprint: s.ca.fingerprint() } satisfies ChildMsg);
 }
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: positive integer expected`);
-  return v;
-}
 const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 const mib = (b: number): number => Math.round((b / 1048576) * 10) / 10;
 
 async function main(): Promise<void> {
-  const N = arg('agents', 1000);
+  const N = intArg('agents', 1000);
   const load0 = loadavg();
-  const ROT = arg('rotations', 3);
+  const ROT = intArg('rotations', 3);
   const { GmsAdminClient } = await import('../controlplane/gms/admin-client.js');
   const { enroll, startGmsClient } = await import('../controlplane/gms/client.js');
   const root = mkdtempSync(join(tmpdir(), 'gscip-bench-gms-'));

@@ -34,18 +34,12 @@ import { Action, Dir, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, MissAction, PitState, Rol
 import { CryptoTestProgs, tcpPacket } from '../test/bpf/pccom-fixture.js';
 import { B, PccomTopo, TCP_PORT, UDP_PORT, IPPROTO_TCP, exited } from '../test/netns/pccom-topology.js';
 import { sh, waitFor } from '../test/lib/netns.js';
+import { intArg } from './args.js';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) throw new RangeError(`--${name}: expected a positive integer, got '${process.argv[i + 1]}'`);
-  return v;
-}
 
-const SECONDS = arg('seconds', 5);
-const ROUNDS = arg('rounds', 3);
-const REPEAT = arg('repeat', 20000);
+const SECONDS = intArg('seconds', 5);
+const ROUNDS = intArg('rounds', 3);
+const REPEAT = intArg('repeat', 20000);
 const SPLIT_CPUS = process.argv.includes('--split-cpus');
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 

@@ -19,13 +19,8 @@ import { Action, Dir, PitState, Role } from '../controlplane/maps/abi.js';
 import { cidCodec, pitValCodec, type Cid, type PitVal } from '../controlplane/maps/codecs.js';
 import { MAP_NAMES } from '../controlplane/maps/gscip-maps.js';
 import { table } from '../controlplane/cli/output.js';
+import { intArg } from './args.js';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name}: expected a positive integer`);
-  return v;
-}
 
 /** Entry i: distinct flows 100.64.x.y:port -> 198.18.x.y:443 (test ranges only). */
 function cidOf(i: number): Cid {
@@ -44,8 +39,8 @@ function median(xs: number[]): number {
 function main(): void {
   const why = bpfUnavailable();
   if (why) { process.stderr.write(`pit-install: skipped: ${why}\n`); process.exitCode = 0; return; }
-  const n = arg('entries', 1_000_000);
-  const rounds = arg('rounds', 3);
+  const n = intArg('entries', 1_000_000);
+  const rounds = intArg('rounds', 3);
   const singles = Math.min(n, 100_000);
   const h = BpfHarness.open({ maxEntries: { [MAP_NAMES.pit]: Math.max(n, 1024) } });
   try {

@@ -20,19 +20,13 @@ import { BpfHarness, defaultObjectPath, TC_ACT } from '../test/lib/bpf-harness.j
 import { ipv6UdpFrame, tcpFrame, IPPROTO_TCP } from '../test/lib/packets.js';
 import { Action, Dir, MissAction } from '../controlplane/maps/abi.js';
 import { cidCodec, pitValCodec } from '../controlplane/maps/codecs.js';
+import { intArg } from './args.js';
 
 const EGRESS = 'gscip_tc_egress';
 const ROUNDS = 5;
 const SPREAD_FLOWS = 4096;
 const FILL_CHUNK = 65536;
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) throw new RangeError(`--${name}: expected a positive integer, got '${process.argv[i + 1]}'`);
-  return v;
-}
 
 /** Flow i: 198.18.0.0/15 source addresses x source ports, to 192.0.2.2:80 (keys only, no traffic). */
 function flow(i: number): { src: string; dst: string; sport: number; dport: number } {
@@ -133,8 +127,8 @@ function puntHot(h: BpfHarness, pkt: Buffer): number {
 interface Row { case: string; pit_entries: number; distinct_flows: number; repeat: number; ns_per_packet: number }
 
 function main(): void {
-  const entries = arg('entries', 1_000_000);
-  const repeat = arg('repeat', 200_000);
+  const entries = intArg('entries', 1_000_000);
+  const repeat = intArg('repeat', 200_000);
   const h = BpfHarness.open({ maxEntries: { gscip_pit: Math.max(entries, 1 << 20) } });
   const rows: Row[] = [];
   let fillSeconds = 0;

@@ -48,6 +48,7 @@ import { monotonicNs, reverseCid } from '../controlplane/maps/accessors.js';
 import { Action, Dir, PitState, Role } from '../controlplane/maps/abi.js';
 import type { Cid, PitVal } from '../controlplane/maps/codecs.js';
 import { prng } from '../test/lib/prng.js';
+import { intArg } from './args.js';
 
 const PORT = 5201;
 const TARGET = 0.97;
@@ -63,12 +64,6 @@ const PATHS: Record<Mode, Path> = {
 };
 const MAIN_MODES: Mode[] = ['baseline', 'control', 'gscip'];
 
-function intArg(name: string, dflt: number, min = 1): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${i >= 0 ? process.argv[i + 1] : v}`);
-  return v;
-}
 
 /** --pin split (client CPU 0, server CPU 1) | same (both on CPU 1) | none. */
 type Pin = 'split' | 'same' | 'none';
