@@ -8,12 +8,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defaultObjectPath } from './bpf-harness.js';
 import type { Topology } from './netns.js';
 import { waitFor } from './netns.js';
 
 const MAIN = resolve(__dirname, '../../controlplane/cli/main.js');
+const FIG6_NETWORK = resolve(__dirname, '../../../deploy/examples/fig6-network.yaml');
 
 export interface CliResult { code: number | null; out: string; err: string }
 
@@ -71,6 +72,27 @@ export class GscipRunner {
     const a = new AgentProc(child);
     await waitFor('second agent to exit', () => a.exited, 15_000, 50).catch(() => { child.kill('SIGKILL'); });
     return { code: child.exitCode, err: a.stderr };
+  }
+
+  /**
+   * A real `gscip gms serve` on loopback in `host`'s namespace (killed by cleanup()), loaded with
+   * deploy/examples/fig6-network.yaml, and GE `userId` enrolled into `<dir>/agent` with a one-time
+   * token through `gscip agent enroll`. Returns the GMS and agent data directories.
+   */
+  async gmsWithEnrolledGe(host: string, userId: string, dir: string): Promise<{ gmsDir: string; agentDir: string }> {
+    const gmsDir = join(dir, 'gms');
+    const agentDir = join(dir, 'agent');
+    const gms = spawn('nsenter', [...this.nsArgs(host), process.execPath, MAIN, 'gms', 'serve', '--data-dir', gmsDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.push(gms);
+    let out = '';
+    gms.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    gms.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    const url = (await waitFor('GMS to listen', () => /GMS listening on (https:\/\/\S+)/.exec(out), 20_000, 50))![1];
+    const fp = (await waitFor('CA fingerprint', () => /CA fingerprint[^:]*: (\S+)/.exec(out), 5000, 50))![1];
+    this.ok(host, ['gms', 'apply', '--data-dir', gmsDir, '-f', FIG6_NETWORK]);
+    const token = this.ok(host, ['gms', 'token', 'issue', '--data-dir', gmsDir, '--ge', userId]).trim();
+    this.ok(host, ['agent', 'enroll', '--gms', url, '--token-file', '/dev/stdin', '--ca-fingerprint', fp, '--data-dir', agentDir], `${token}\n`);
+    return { gmsDir, agentDir };
   }
 
   cleanup(): void {

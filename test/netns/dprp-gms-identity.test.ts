@@ -8,16 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Topology, waitFor } from '../lib/netns.js';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { GscipRunner } from '../lib/agent-process.js';
 
-const ROOT = resolve(__dirname, '../../..');
-const MAIN = resolve(__dirname, '../../controlplane/cli/main.js');
 
 test('agent run --handler dprp: GE type/mode from the GMS; contradicting flags refused', { skip: bpfUnavailable() ?? false, timeout: 120_000 }, async (t) => {
   const topo = new Topology('gmsid');
@@ -28,19 +25,7 @@ test('agent run --handler dprp: GE type/mode from the GMS; contradicting flags r
   topo.exec('a', 'ip', ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
   topo.exec('a', 'ip', ['addr', 'add', '192.0.2.1/24', 'dev', 'eth0']);
   topo.exec('a', 'ip', ['link', 'set', 'eth0', 'up']);
-  const gmsDir = join(dir, 'gms');
-  const agentDir = join(dir, 'agent');
-
-  const gms = spawn('nsenter', [`--net=/run/netns/${topo.ns('a')}`, process.execPath, MAIN, 'gms', 'serve', '--data-dir', gmsDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => { if (gms.exitCode === null) gms.kill('SIGKILL'); });
-  let out = '';
-  gms.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  gms.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-  const url = (await waitFor('GMS to listen', () => /GMS listening on (https:\/\/\S+)/.exec(out), 20_000, 50))![1];
-  const fp = (await waitFor('CA fingerprint', () => /CA fingerprint[^:]*: (\S+)/.exec(out), 5000, 50))![1];
-  g.ok('a', ['gms', 'apply', '--data-dir', gmsDir, '-f', join(ROOT, 'deploy/examples/fig6-network.yaml')]);
-  const token = g.ok('a', ['gms', 'token', 'issue', '--data-dir', gmsDir, '--ge', 'gen-dept']).trim();
-  g.ok('a', ['agent', 'enroll', '--gms', url, '--token-file', '/dev/stdin', '--ca-fingerprint', fp, '--data-dir', agentDir], `${token}\n`);
+  const { agentDir } = await g.gmsWithEnrolledGe('a', 'gen-dept', dir);
 
   const common = ['--iface', 'eth0', '--handler', 'dprp', '--metrics', 'none', '--detach-on-exit', '--gms-data-dir', agentDir];
   // 1. The GMS says CL: --ge-mode OP is refused, naming the flag, and nothing is attached.
