@@ -89,25 +89,37 @@ abstract class MapBase<K> {
   }
 
   private countBatched(): number | null {
-    const chunk = 4096;
-    const kb = Buffer.alloc(chunk * this.keyCodec.size);
-    const vb = Buffer.alloc(chunk * this.info.valueSize);
-    let inBatch: Buffer | null = null;
     let total = 0;
+    return this.lookupBatched((_k, _v, count) => { total += count; }) ? total : null;
+  }
+
+  /**
+   * Walks the map with BPF_MAP_LOOKUP_BATCH, 4096 entries per call, handing every chunk
+   * (fresh key and value buffers: decoded values may keep views into them) to onChunk.
+   * False when the kernel refuses batch lookups for this map (the first call fails with
+   * EINVAL/ENOTSUP/EOPNOTSUPP): the caller falls back to get_next_key.
+   */
+  protected lookupBatched(onChunk: (keys: Buffer, values: Buffer, count: number) => void): boolean {
+    const chunk = 4096;
+    const ks = this.keyCodec.size;
+    const vs = this.info.valueSize;
+    let inBatch: Buffer | null = null;
     for (let guard = 0; guard <= Math.ceil(this.info.maxEntries / chunk) + 1; guard++) {
-      const outBatch = Buffer.alloc(Math.max(8, this.keyCodec.size));
+      const outBatch = Buffer.alloc(Math.max(8, ks));
+      const kb = Buffer.alloc(chunk * ks);
+      const vb = Buffer.alloc(chunk * vs);
       let r: { count: number; done: boolean };
       try {
         r = mapLookupBatch(this.fd, inBatch, outBatch, kb, vb, chunk, this.name);
       } catch (e) {
-        if (e instanceof BpfError && (e.code === 'EINVAL' || e.code === 'ENOTSUP' || e.code === 'EOPNOTSUPP') && guard === 0) return null;
+        if (e instanceof BpfError && (e.code === 'EINVAL' || e.code === 'ENOTSUP' || e.code === 'EOPNOTSUPP') && guard === 0) return false;
         throw e;
       }
-      total += r.count;
-      if (r.done) return total;
+      onChunk(kb, vb, r.count);
+      if (r.done) return true;
       inBatch = outBatch;
     }
-    return total;
+    return true;
   }
 
   close(): void {
@@ -205,25 +217,11 @@ export class BpfMap<K, V> extends MapBase<K> {
   private entriesBatched(): Array<[K, V]> | null {
     const ks = this.keyCodec.size;
     const vs = this.valueCodec.size;
-    const chunk = 4096;
     const out: Array<[K, V]> = [];
-    let inBatch: Buffer | null = null;
-    for (let guard = 0; guard <= Math.ceil(this.info.maxEntries / chunk) + 1; guard++) {
-      const outBatch = Buffer.alloc(Math.max(8, ks));
-      const kb = Buffer.alloc(chunk * ks);
-      const vb = Buffer.alloc(chunk * vs);
-      let r: { count: number; done: boolean };
-      try {
-        r = mapLookupBatch(this.fd, inBatch, outBatch, kb, vb, chunk, this.name);
-      } catch (e) {
-        if (e instanceof BpfError && (e.code === 'EINVAL' || e.code === 'ENOTSUP' || e.code === 'EOPNOTSUPP') && guard === 0) return null;
-        throw e;
-      }
-      for (let j = 0; j < r.count; j++) out.push([this.keyCodec.decode(kb, j * ks), this.valueCodec.decode(vb, j * vs)]);
-      if (r.done) return out;
-      inBatch = outBatch;
-    }
-    return out;
+    const ok = this.lookupBatched((kb, vb, count) => {
+      for (let j = 0; j < count; j++) out.push([this.keyCodec.decode(kb, j * ks), this.valueCodec.decode(vb, j * vs)]);
+    });
+    return ok ? out : null;
   }
 }
 
