@@ -1,7 +1,7 @@
 /**
  * PCCOM throughput and per-packet cost.
  *
- *   node dist/bench/pccom.js [--seconds 5] [--rounds 3] [--repeat 20000]
+ *   node dist/bench/pccom.js [--seconds 5] [--rounds 3] [--repeat 20000] [--placement both]
  *
  * 1. ns/packet from BPF_PROG_TEST_RUN through the real datapath programs
  *    (build/bpf/gscip_tc.bpf.o) for a 1400-byte TCP payload: PIT pass, PCCOM
@@ -18,12 +18,15 @@
  *      pit-pass          programs attached, PIT entry "pass" for the flow
  *      pccom-20/12/8     programs attached, PIT encrypt/decrypt on both ends,
  *                        group key with ChaCha20 / ChaCha12 / ChaCha8
- *    Median of --rounds runs of --seconds each; Gbit/s as iperf3's receiver reports it.
- *    --split-cpus: iperf3 client on CPU 0, server on CPU 1, and RPS on vb steers
- *    b's receive path (TC ingress, hence PCCOM decrypt) to CPU 1. Without it, veth
- *    runs the receiver's softirq on the sender's CPU, so on this one machine the
- *    sender's core encrypts AND decrypts every byte; two real hosts never do.
- * Prints a table and writes bench/results/pccom.json. Needs root.
+ *    Median of --rounds runs of --seconds each; Gbit/s as iperf3's receiver reports it,
+ *    and each CPU's busy share during the runs (/proc/stat).
+ *    --placement split|shared|both (default both), fresh namespaces for each:
+ *      split   iperf3 client on CPU 0, server on CPU 1, RPS on vb steers b's
+ *              receive path (TC ingress, hence PCCOM decrypt) to CPU 1: each end's
+ *              crypto on its own core, as on two hosts. The targets are judged here.
+ *      shared  kernel default: veth runs the receiver's softirq on the sender's CPU,
+ *              so one core encrypts AND decrypts every byte; two real hosts never do.
+ * Prints a table per placement and writes bench/results/pccom.json. Needs root.
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -40,7 +43,14 @@ import { intArg } from './args.js';
 const SECONDS = intArg('seconds', 5);
 const ROUNDS = intArg('rounds', 3);
 const REPEAT = intArg('repeat', 20000);
-const SPLIT_CPUS = process.argv.includes('--split-cpus');
+type Placement = 'split' | 'shared';
+const PLACEMENTS: Placement[] = ((): Placement[] => {
+  const i = process.argv.indexOf('--placement');
+  const v = i >= 0 ? process.argv[i + 1] : 'both';
+  if (v === 'both') return ['split', 'shared'];
+  if (v === 'split' || v === 'shared') return [v];
+  throw new Error(`--placement: expected split, shared or both, got ${v}`);
+})();
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
 /* ---------------- 1. ns/packet ---------------- */
@@ -95,8 +105,8 @@ function nsPerPacket(): Record<string, number> {
 
 /* ---------------- 2. iperf3 ---------------- */
 
-async function iperf(p: PccomTopo, host: string, cport: number): Promise<{ gbps: number; retransmits: number; cpu: number }> {
-  const aff = (cpu: number): string[] => (SPLIT_CPUS ? ['-A', String(cpu)] : []);
+async function iperf(p: PccomTopo, host: string, cport: number, split: boolean): Promise<{ gbps: number; retransmits: number; cpu: number }> {
+  const aff = (cpu: number): string[] => (split ? ['-A', String(cpu)] : []);
   const srv = p.topo.spawn('b', 'iperf3', ['-s', '-1', '-p', String(TCP_PORT), ...aff(1)]);
   await waitFor('iperf3 server', () => p.topo.exec('b', 'ss', ['-Hltn', `sport = :${TCP_PORT}`]).stdout.includes('LISTEN'), 5000, 50);
   const r = p.topo.exec('a', 'iperf3', ['-c', host, '-p', String(TCP_PORT), '--cport', String(cport), '-t', String(SECONDS), '-J', ...aff(0)],
@@ -113,15 +123,30 @@ async function iperf(p: PccomTopo, host: string, cport: number): Promise<{ gbps:
   };
 }
 
-interface Rounds { gbps: number; runs: number[]; retransmits: number[]; cpu_percent: number[] }
+interface Rounds { gbps: number; runs: number[]; retransmits: number[]; cpu_percent: number[]; cpu_busy_percent: number[] }
 
-/** iperf3 --rounds times; median Gbit/s, plus retransmits and sender+receiver CPU % of 100 per core
- * (both ends share this machine's cores, and the kernel's softirq work counts where it ran). */
-async function rounds(p: PccomTopo, host: string, cport: () => number): Promise<Rounds> {
+/** Busy and total jiffies per CPU (/proc/stat). */
+function cpuTimes(): { busy: number; total: number }[] {
+  return readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l)).map((l) => {
+    const f = l.trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + f[4];
+    const total = f.slice(0, 8).reduce((x, y) => x + y, 0);
+    return { busy: total - idle, total };
+  });
+}
+
+/** iperf3 --rounds times; median Gbit/s, plus retransmits, sender+receiver CPU % as iperf3 sees it
+ * (its processes only), and every CPU's busy % over the rounds (softirq and TC programs included). */
+async function rounds(p: PccomTopo, host: string, cport: () => number, split: boolean): Promise<Rounds> {
   const rs: Awaited<ReturnType<typeof iperf>>[] = [];
-  for (let i = 0; i < ROUNDS; i++) rs.push(await iperf(p, host, cport()));
+  const before = cpuTimes();
+  for (let i = 0; i < ROUNDS; i++) rs.push(await iperf(p, host, cport(), split));
+  const after = cpuTimes();
   const runs = rs.map((r) => r.gbps);
-  return { gbps: median(runs), runs, retransmits: rs.map((r) => r.retransmits), cpu_percent: rs.map((r) => Math.round(r.cpu)) };
+  return {
+    gbps: median(runs), runs, retransmits: rs.map((r) => r.retransmits), cpu_percent: rs.map((r) => Math.round(r.cpu)),
+    cpu_busy_percent: after.map((a, i) => Math.round((100 * (a.busy - before[i].busy)) / Math.max(1, a.total - before[i].total))),
+  };
 }
 
 const wgName = (p: PccomTopo, h: string): string => `wg${p.topo.prefix.slice(-6)}${h}`;
@@ -154,39 +179,36 @@ function startWireguard(p: PccomTopo): () => void {
   };
 }
 
-async function main(): Promise<void> {
-  const ns = nsPerPacket();
-  console.log(`load average at the start: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
-  console.log('BPF_PROG_TEST_RUN, 1400-byte TCP payload, ns/packet (encrypt: average of', REPEAT, 'runs; decrypt: median of 1000 single runs):');
-  for (const [k, v] of Object.entries(ns)) console.log(`  ${k.padEnd(20)} ${v}`);
+interface PlacementResult { results: Record<string, Rounds>; counters: Record<string, number>; targets: Record<string, number> }
 
-  let port = 45000;
-  const cport = (): number => port++;
+/** Every iperf3 configuration in fresh namespaces with one CPU placement. */
+async function measure(placement: Placement, port: { next: number }): Promise<PlacementResult> {
+  const split = placement === 'split';
+  const cport = (): number => port.next++;
   // Namespaces first without programs (baseline, wireguard-go), then attach in the same namespaces.
   const p = new PccomTopo('pcbench', { attach: false });
   const results: Record<string, Rounds> = {};
-  let stats: Record<string, number> = {};
+  let counters: Record<string, number> = {};
   try {
-    if (SPLIT_CPUS) p.topo.exec('b', 'sh', ['-c', 'echo 2 > /sys/class/net/vb/queues/rx-0/rps_cpus']);
-    console.log(`CPU placement: ${SPLIT_CPUS ? 'split (client CPU 0; server and vb receive path CPU 1 via RPS)' : 'kernel default (veth receive runs on the sender\'s CPU)'}`);
-    results.baseline = await rounds(p, B, cport);
+    if (split) p.topo.exec('b', 'sh', ['-c', 'echo 2 > /sys/class/net/vb/queues/rx-0/rps_cpus']);
+    results.baseline = await rounds(p, B, cport, split);
     const stopWg = startWireguard(p);
     try {
       await waitFor('wireguard handshake', () => /\t[1-9]\d*$/m.test(p.topo.exec('a', 'wg', ['show', wgName(p, 'a'), 'latest-handshakes']).stdout), 15000, 200);
-      results['wireguard-go'] = await rounds(p, '100.64.0.2', cport);
+      results['wireguard-go'] = await rounds(p, '100.64.0.2', cport, split);
     } finally { stopWg(); }
 
     p.attachDatapath();
     const key = randomBytes(32);
     for (const r of [20, 12, 8] as const) { p.setKey('a', 1, r, key, ROUND_FLAGS[r]); p.setKey('b', 1, r, key, ROUND_FLAGS[r]); }
-    results['pit-pass'] = await rounds(p, B, () => { const c = cport(); for (const h of ['a', 'b'] as const) p.protect(h, { proto: IPPROTO_TCP, cport: c, sport: TCP_PORT }, 0, 0, 'pass'); return c; });
+    results['pit-pass'] = await rounds(p, B, () => { const c = cport(); for (const h of ['a', 'b'] as const) p.protect(h, { proto: IPPROTO_TCP, cport: c, sport: TCP_PORT }, 0, 0, 'pass'); return c; }, split);
     const encBefore = p.stat('a', 5);
     const encBytesBefore = Number(p.harness('a').stat(5).bytes);
     for (const r of [20, 12, 8] as const) {
-      results[`pccom-${r}`] = await rounds(p, B, () => { const c = cport(); for (const h of ['a', 'b'] as const) p.protect(h, { proto: IPPROTO_TCP, cport: c, sport: TCP_PORT }, 1, r); return c; });
+      results[`pccom-${r}`] = await rounds(p, B, () => { const c = cport(); for (const h of ['a', 'b'] as const) p.protect(h, { proto: IPPROTO_TCP, cport: c, sport: TCP_PORT }, 1, r); return c; }, split);
     }
     const encSkbs = p.stat('a', 5) - encBefore;
-    stats = {
+    counters = {
       a_encrypted_skbs: encSkbs,
       a_encrypted_mean_skb_bytes: Math.round((Number(p.harness('a').stat(5).bytes) - encBytesBefore) / Math.max(1, encSkbs)),
       b_decrypted_skbs: p.stat('b', 6),
@@ -200,12 +222,13 @@ async function main(): Promise<void> {
 
   const base = results.baseline.gbps;
   const wg = results['wireguard-go'].gbps;
-  console.log(`\niperf3 -t ${SECONDS}, one TCP stream a -> NAT r -> b, median of ${ROUNDS} (Gbit/s):`);
-  console.log('  config          Gbit/s   x baseline   x wireguard-go   runs (Gbit/s)         retransmits      iperf3 cpu% (snd+rcv)');
+  console.log(`\n[${placement}] ${split ? 'client CPU 0; server and vb receive path (decrypt) CPU 1 via RPS' : 'kernel default: veth receive (decrypt) runs on the sender\'s CPU'}`);
+  console.log(`iperf3 -t ${SECONDS}, one TCP stream a -> NAT r -> b, median of ${ROUNDS} (Gbit/s):`);
+  console.log('  config          Gbit/s   x baseline   x wireguard-go   runs (Gbit/s)         retransmits        CPU busy % (cpu0 cpu1)');
   for (const [k, v] of Object.entries(results)) {
-    console.log(`  ${k.padEnd(15)} ${v.gbps.toFixed(2).padStart(6)}   ${(v.gbps / base).toFixed(3).padStart(10)}   ${(v.gbps / wg).toFixed(2).padStart(14)}   ${v.runs.map((x) => x.toFixed(2)).join(' ').padEnd(20)}  ${v.retransmits.join(' ').padEnd(15)}  ${v.cpu_percent.join(' ')}`);
+    console.log(`  ${k.padEnd(15)} ${v.gbps.toFixed(2).padStart(6)}   ${(v.gbps / base).toFixed(3).padStart(10)}   ${(v.gbps / wg).toFixed(2).padStart(14)}   ${v.runs.map((x) => x.toFixed(2)).join(' ').padEnd(20)}  ${v.retransmits.join(' ').padEnd(17)}  ${v.cpu_busy_percent.join(' ')}`);
   }
-  console.log('  datapath counters during the pccom runs:', JSON.stringify(stats));
+  console.log('  datapath counters during the pccom runs:', JSON.stringify(counters));
   const targets: Record<string, number> = { target_vs_wireguard_go: 5, target_vs_baseline: 0.15, stretch_vs_baseline: 0.25 };
   for (const r of [20, 12, 8]) {
     const g = results[`pccom-${r}`].gbps;
@@ -213,16 +236,28 @@ async function main(): Promise<void> {
     targets[`pccom${r}_vs_baseline`] = g / base;
     console.log(`  targets, ChaCha${r}: PCCOM/wireguard-go = ${(g / wg).toFixed(2)} (target >= 5), PCCOM/baseline = ${(g / base * 100).toFixed(1)}% (target >= 15%, stretch 25%)`);
   }
+  return { results, counters, targets };
+}
+
+async function main(): Promise<void> {
+  const ns = nsPerPacket();
+  console.log(`load average at the start: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  console.log('BPF_PROG_TEST_RUN, 1400-byte TCP payload, ns/packet (encrypt: average of', REPEAT, 'runs; decrypt: median of 1000 single runs):');
+  for (const [k, v] of Object.entries(ns)) console.log(`  ${k.padEnd(20)} ${v}`);
+
+  const port = { next: 45000 };
+  const placements: Partial<Record<Placement, PlacementResult>> = {};
+  for (const pl of PLACEMENTS) placements[pl] = await measure(pl, port);
   const load = readFileSync('/proc/loadavg', 'utf8').trim();
-  console.log(`  load average at the end: ${load}`);
+  console.log(`\nload average at the end: ${load}`);
 
   const json = {
     bench: 'pccom', date: new Date().toISOString(), kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model,
-    seconds: SECONDS, rounds: ROUNDS, split_cpus: SPLIT_CPUS, test_run_repeat: REPEAT, loadavg_end: load, ns_per_packet_1400B: ns, iperf3_gbps: results, counters: stats, targets,
+    seconds: SECONDS, rounds: ROUNDS, test_run_repeat: REPEAT, loadavg_end: load, ns_per_packet_1400B: ns, placements,
   };
   const dir = resolve(__dirname, '../../bench/results');
   mkdirSync(dir, { recursive: true });
-  const file = resolve(dir, SPLIT_CPUS ? 'pccom-split-cpus.json' : 'pccom.json');
+  const file = resolve(dir, 'pccom.json');
   writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
   console.log(`wrote ${file}`);
 }
