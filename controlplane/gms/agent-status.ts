@@ -5,6 +5,7 @@
  */
 import { isEnrolled, loadCache, loadIdentity, readStatusFile } from './agent-files.js';
 import type { GmsClientHandle, GmsClientStatus } from './client.js';
+import { DEFAULT_CIPHER } from './model.js';
 
 export function agentGmsStatus(dataDir: string, running?: GmsClientHandle | null): GmsClientStatus | { enrolled: false } {
   if (running) return running.status();
@@ -23,7 +24,7 @@ export function agentGmsStatus(dataDir: string, running?: GmsClientHandle | null
   return {
     userId: id.userId, gms: id.url, state: 'stopped', type: d?.type ?? null, mode: d?.mode ?? null, groups: d?.groups ?? [],
     keys: (d?.keys ?? []).filter((k) => k.expiresAt === null || k.expiresAt > now).map((k) => ({
-      group: k.group, version: k.version, ageSeconds: Math.round((now - k.createdAt) / 1000),
+      group: k.group, version: k.version, cipher: k.cipher ?? DEFAULT_CIPHER, ageSeconds: Math.round((now - k.createdAt) / 1000),
       state: k.expiresAt === null ? 'current' as const : 'grace' as const,
       expiresAt: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
     })),
@@ -37,7 +38,7 @@ export function formatAgentGmsStatus(s: ReturnType<typeof agentGmsStatus>): stri
     `identity: ${s.userId} type=${s.type ?? '?'} mode=${s.mode ?? '?'} groups=[${s.groups.join(',')}]`,
     `GMS: ${s.gms} state=${s.state}${s.lastError ? ` (last error: ${s.lastError})` : ''} reconnects=${s.reconnects} last update ${s.lastUpdateAt ?? 'never'}`,
   ];
-  for (const k of s.keys) lines.push(`  key group ${k.group} v${k.version} ${k.state} age ${k.ageSeconds}s${k.expiresAt ? ` until ${k.expiresAt}` : ''}`);
+  for (const k of s.keys) lines.push(`  key group ${k.group} v${k.version} ${k.cipher ?? DEFAULT_CIPHER} ${k.state} age ${k.ageSeconds}s${k.expiresAt ? ` until ${k.expiresAt}` : ''}`);
   return lines.join('\n');
 }
 

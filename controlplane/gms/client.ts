@@ -15,13 +15,16 @@ import type { IncomingMessage } from 'node:http';
 import { logger } from '../log/logger.js';
 import { certFingerprint, createCsr, exportPrivateKeyPem, generateKeyPair, normalizeFingerprint } from './ca.js';
 import { dropCache, loadCache, loadIdentity, saveCache, saveIdentity, writeStatusFile, type AgentIdentity } from './agent-files.js';
-import type { GeDelivery } from './model.js';
+import { gmsClientKeysRefusedTotal } from '../metrics/metrics.js';
+import { usableKeys, type UsableKey } from './delivered-keys.js';
+import type { Cipher, GeDelivery } from './model.js';
 
 const log = logger('gms-client');
 
-/** Where group keys go: the fast path's key map ((group, version) -> 32-byte key). */
+/** Where group keys go: the fast path's key map ((group, version) -> 32-byte key, cipher rounds). */
 export interface KeySink {
-  set(group: number, version: number, key: Buffer): void | Promise<void>;
+  /** `cipher` is the version's PCCOM cipher; a key-map sink turns it into the entry's flags. */
+  set(group: number, version: number, key: Buffer, cipher: Cipher): void | Promise<void>;
   del(group: number, version: number): void | Promise<void>;
   /**
    * Optional: the (group, version)s the sink holds now. With it, the first
@@ -90,7 +93,7 @@ export interface GmsClientStatus {
   type: string | null;
   mode: string | null;
   groups: number[];
-  keys: Array<{ group: number; version: number; ageSeconds: number; state: 'current' | 'grace'; expiresAt: string | null }>;
+  keys: Array<{ group: number; version: number; cipher: Cipher; ageSeconds: number; state: 'current' | 'grace'; expiresAt: string | null }>;
   lastUpdateAt: string | null;
   lastError: string | null;
   reconnects: number;
@@ -110,7 +113,10 @@ export async function startGmsClient(opts: GmsClientOptions, sink: KeySink): Pro
 class GmsClient implements GmsClientHandle {
   private readonly id: AgentIdentity;
   private readonly agent: Agent;
-  private readonly installed = new Map<string, { group: number; version: number; key: string }>();
+  /** What the sink holds, by "group/version"; key '' = adopted from the sink, bytes unknown. */
+  private readonly installed = new Map<string, UsableKey>();
+  /** Refused "group/version/cipher"s still delivered: logged and counted once each. */
+  private refusedSeen = new Set<string>();
   private current: GeDelivery | null = null;
   private state: GmsConnState = 'connecting';
   private lastUpdateAt: number | null = null;
@@ -130,7 +136,7 @@ class GmsClient implements GmsClientHandle {
 
   async start(): Promise<void> {
     for (const [group, version] of this.sink.list?.() ?? []) {
-      this.installed.set(`${group}/${version}`, { group, version, key: '' }); // unknown bytes: re-set if still wanted
+      this.installed.set(`${group}/${version}`, { group, version, key: '', cipher: 'chacha20' }); // unknown bytes: re-set if still wanted
     }
     const cached = loadCache(this.opts.dataDir);
     if (cached) {
@@ -173,7 +179,7 @@ class GmsClient implements GmsClientHandle {
       keys: [...this.installed.values()].map((k) => {
         const dk = d?.keys.find((x) => x.group === k.group && x.version === k.version);
         return {
-          group: k.group, version: k.version, ageSeconds: dk ? Math.round((now - dk.createdAt) / 1000) : -1,
+          group: k.group, version: k.version, cipher: k.cipher, ageSeconds: dk ? Math.round((now - dk.createdAt) / 1000) : -1,
           state: dk?.expiresAt == null ? 'current' as const : 'grace' as const,
           expiresAt: dk?.expiresAt == null ? null : new Date(dk.expiresAt).toISOString(),
         };
@@ -194,15 +200,13 @@ class GmsClient implements GmsClientHandle {
   /** Make the sink hold exactly the unexpired keys of `d` (null = none). */
   private async reconcile(d: GeDelivery | null, persist: boolean): Promise<void> {
     const now = Date.now();
-    const want = new Map<string, { group: number; version: number; key: string }>();
-    for (const k of d?.keys ?? []) {
-      if (k.expiresAt !== null && k.expiresAt <= now) continue;
-      want.set(`${k.group}/${k.version}`, { group: k.group, version: k.version, key: k.key });
-    }
+    const { usable, refused } = usableKeys(d, now);
+    this.noteRefused(refused, d);
+    const want = new Map<string, UsableKey>(usable.map((k) => [`${k.group}/${k.version}`, k]));
     for (const [id, k] of want) {
       const have = this.installed.get(id);
-      if (have && have.key === k.key) continue;
-      await this.sink.set(k.group, k.version, Buffer.from(k.key, 'base64'));
+      if (have && have.key === k.key && have.cipher === k.cipher) continue;
+      await this.sink.set(k.group, k.version, Buffer.from(k.key, 'base64'), k.cipher);
       this.installed.set(id, k);
     }
     for (const [id, k] of [...this.installed]) {
@@ -217,6 +221,28 @@ class GmsClient implements GmsClientHandle {
     this.armExpiry(d);
     this.publish();
     if (d) this.opts.onUpdate?.(d);
+  }
+
+  /**
+   * A refused key is not installed (and removed if an earlier delivery had
+   * installed that version): the fast path must never run a key with rounds
+   * other than the sender's. Logged and counted once per (group, version,
+   * cipher); lastError says so as long as it is delivered.
+   */
+  private noteRefused(refused: ReturnType<typeof usableKeys>['refused'], d: GeDelivery | null): void {
+    const seen = new Set<string>();
+    for (const r of refused) {
+      const raw = d?.keys.find((k) => k.group === r.group && k.version === r.version)?.cipher;
+      const id = `${r.group}/${r.version}/${String(raw)}`;
+      seen.add(id);
+      if (this.refusedSeen.has(id)) continue;
+      gmsClientKeysRefusedTotal.inc({ reason: r.reason });
+      log.error({ group: r.group, version: r.version, reason: r.reason, detail: r.detail }, 'delivered group key refused');
+    }
+    this.refusedSeen = seen;
+    if (refused.length) {
+      this.lastError = `refused ${refused.length} delivered key(s): ${refused.map((r) => `group ${r.group} v${r.version}: ${r.detail}`).join('; ')}`;
+    }
   }
 
   /** Remove a superseded key at the end of its grace even if the GMS is unreachable then. */

@@ -12,7 +12,7 @@ export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: 
   for (const g of ge.groups) {
     for (const k of byGroup.get(g) ?? []) {
       if (k.expiresAt !== null && k.expiresAt <= now) continue;
-      keys.push({ group: g, version: k.version, key: k.key.toString('base64'), createdAt: k.createdAt, expiresAt: k.expiresAt });
+      keys.push({ group: g, version: k.version, key: k.key.toString('base64'), createdAt: k.createdAt, expiresAt: k.expiresAt, cipher: k.cipher });
     }
   }
   return { userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups], keys, issuedAt: now };
@@ -20,5 +20,5 @@ export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: 
 
 /** Identity of a delivery's content, to push only what changed. */
 export function deliveryDigest(d: GeDelivery): string {
-  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt])]);
+  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher])]);
 }

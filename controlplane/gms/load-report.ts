@@ -9,7 +9,7 @@
  *  - what this GMS makes the administrator write: per GE user ID, type, mode
  *    and one per group; per group its number (the key and version are generated
  *    and rotated by the GMS, so they cost nothing), plus each optional setting
- *    actually written (name, rotation fields).
+ *    actually written (name, rotation fields, cipher).
  */
 import type { NetworkState } from './model.js';
 
@@ -23,7 +23,7 @@ export interface LoadReport {
   reference: { gscip: number; ipsecIke: number };
 }
 
-/** `rawGroupOptionalItems`: optional group fields present in the file (name, rotation.*, defaults). */
+/** `rawGroupOptionalItems`: optional group fields present in the file (name, rotation.*, cipher, defaults). */
 export function loadReport(net: NetworkState, rawGroupOptionalItems = 0): LoadReport {
   const memberships = net.ges.reduce((n, g) => n + g.groups.length, 0);
   const paperGe = net.ges.length * 2 + memberships;
@@ -42,10 +42,11 @@ export function loadReport(net: NetworkState, rawGroupOptionalItems = 0): LoadRe
 
 /** Count optional group-level settings the administrator actually wrote in the raw file. */
 export function countOptionalGroupItems(raw: unknown): number {
-  const f = raw as { defaults?: { rotation?: object }; groups?: Array<{ name?: unknown; rotation?: object }> } | null;
-  let n = Object.keys(f?.defaults?.rotation ?? {}).length;
+  const f = raw as { defaults?: { rotation?: object; cipher?: unknown }; groups?: Array<{ name?: unknown; rotation?: object; cipher?: unknown }> } | null;
+  let n = Object.keys(f?.defaults?.rotation ?? {}).length + (f?.defaults?.cipher !== undefined ? 1 : 0);
   for (const g of f?.groups ?? []) {
     if (g && g.name !== undefined) n++;
+    if (g && g.cipher !== undefined) n++;
     n += Object.keys(g?.rotation ?? {}).length;
   }
   return n;

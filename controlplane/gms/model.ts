@@ -19,10 +19,24 @@ export interface RotationPolicy {
 
 export const DEFAULT_ROTATION: RotationPolicy = { schedule: '0 3 * * *', timezone: 'UTC', graceSeconds: 3600 };
 
+/**
+ * PCCOM payload cipher of a group's keys: ChaCha with 20, 12 or 8 rounds
+ * (the fast path picks the rounds per key from the key map entry's flags).
+ */
+export const CIPHERS = ['chacha20', 'chacha12', 'chacha8'] as const;
+export type Cipher = (typeof CIPHERS)[number];
+export const DEFAULT_CIPHER: Cipher = 'chacha20';
+
+export function isCipher(v: unknown): v is Cipher {
+  return typeof v === 'string' && (CIPHERS as readonly string[]).includes(v);
+}
+
 export interface GroupDef {
   id: number;
   name: string;
   rotation: RotationPolicy;
+  /** Cipher of the key versions created from now on; existing versions keep their own. */
+  cipher: Cipher;
 }
 
 export interface GeDef {
@@ -47,6 +61,8 @@ export interface GroupKey {
   createdAt: number; // ms since epoch
   /** null for the current version; set when superseded (end of its grace period). */
   expiresAt: number | null;
+  /** Fixed when the version is created: both ends of a flow must use the same rounds for (group, version). */
+  cipher: Cipher;
 }
 
 /** What a GE receives: its own info and the keys of its groups. */
@@ -63,10 +79,15 @@ export interface GeDelivery {
 export interface DeliveredKey {
   group: number;
   version: number;
-  /** base64 of the 32-byte ChaCha20 key. Never log a DeliveredKey. */
+  /** base64 of the 32-byte ChaCha key. Never log a DeliveredKey. */
   key: string;
   createdAt: number;
   expiresAt: number | null;
+  /**
+   * Cipher of this key version. Absent in deliveries from a GMS older than
+   * this field (= chacha20). The agent checks it: it arrives over the wire.
+   */
+  cipher?: Cipher;
 }
 
 export const GROUP_KEY_BYTES = 32; // GSCIP_KEY_BYTES in bpf/include/gscip_abi.h

@@ -11,8 +11,14 @@ export type PlanOp =
   | { op: 'add-ge'; ge: GeDef }
   | { op: 'update-ge'; ge: GeDef; changes: string[] }
   | { op: 'remove-ge'; userId: string }
-  /** A member left the group: its key must change so the leaver cannot follow. */
-  | { op: 'rotate'; groupId: number; reason: string };
+  /**
+   * A new key version for a group: a member left (the leaver must not follow)
+   * and/or the group's cipher changed (the cipher is fixed per version).
+   * `cause` names the stronger one for the metrics: member_left wins.
+   */
+  | { op: 'rotate'; groupId: number; reason: string; cause: RotateCause };
+
+export type RotateCause = 'member_left' | 'cipher_changed';
 
 export interface Plan {
   ops: PlanOp[];
@@ -26,6 +32,7 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
   const ops: PlanOp[] = [];
   const curGroups = new Map(current.groups.map((g) => [g.id, g]));
   const desGroups = new Map(desired.groups.map((g) => [g.id, g]));
+  const cipherChanged = new Map<number, string>(); // group -> "chacha20 -> chacha8"
   for (const g of desired.groups) {
     const c = curGroups.get(g.id);
     if (!c) { ops.push({ op: 'add-group', group: g }); continue; }
@@ -34,6 +41,10 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
     if (c.rotation.schedule !== g.rotation.schedule) changes.push(`schedule "${c.rotation.schedule}" -> "${g.rotation.schedule}"`);
     if (c.rotation.timezone !== g.rotation.timezone) changes.push(`timezone ${c.rotation.timezone} -> ${g.rotation.timezone}`);
     if (c.rotation.graceSeconds !== g.rotation.graceSeconds) changes.push(`graceSeconds ${c.rotation.graceSeconds} -> ${g.rotation.graceSeconds}`);
+    if (c.cipher !== g.cipher) {
+      changes.push(`cipher ${c.cipher} -> ${g.cipher}`);
+      cipherChanged.set(g.id, `cipher ${c.cipher} -> ${g.cipher}`);
+    }
     if (changes.length) ops.push({ op: 'update-group', group: g, changes });
   }
   const curGes = new Map(current.ges.map((g) => [g.userId, g]));
@@ -63,8 +74,12 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
     for (const gid of c.groups) leave(gid, c.userId);
   }
   for (const c of current.groups) if (!desGroups.has(c.id)) ops.push({ op: 'remove-group', id: c.id });
-  for (const [gid, uids] of [...leavers].sort((a, b) => a[0] - b[0])) {
-    ops.push({ op: 'rotate', groupId: gid, reason: `${uids.sort().join(', ')} left` });
+  // One rotation per group, after the group's update (which sets the cipher the new version is created with).
+  const rotating = [...new Set([...leavers.keys(), ...cipherChanged.keys()])].sort((a, b) => a - b);
+  for (const gid of rotating) {
+    const uids = leavers.get(gid);
+    const why = [...(uids ? [`${uids.sort().join(', ')} left`] : []), ...(cipherChanged.has(gid) ? [cipherChanged.get(gid)!] : [])];
+    ops.push({ op: 'rotate', groupId: gid, reason: why.join('; '), cause: uids ? 'member_left' : 'cipher_changed' });
   }
   return { ops };
 }
@@ -73,7 +88,7 @@ export function formatPlan(p: Plan): string {
   if (planIsEmpty(p)) return 'no changes: the GMS already matches the file';
   const lines = p.ops.map((o) => {
     switch (o.op) {
-      case 'add-group': return `+ group ${o.group.id} (${o.group.name}) schedule "${o.group.rotation.schedule}" ${o.group.rotation.timezone} grace ${o.group.rotation.graceSeconds}s, new key v1`;
+      case 'add-group': return `+ group ${o.group.id} (${o.group.name}) schedule "${o.group.rotation.schedule}" ${o.group.rotation.timezone} grace ${o.group.rotation.graceSeconds}s, new key v1 (${o.group.cipher})`;
       case 'update-group': return `~ group ${o.group.id}: ${o.changes.join('; ')}`;
       case 'remove-group': return `- group ${o.id} (its keys are withdrawn from every GE)`;
       case 'add-ge': return `+ ge ${o.ge.userId} type=${o.ge.type} mode=${o.ge.mode} groups=[${o.ge.groups.join(',')}]`;

@@ -60,7 +60,7 @@ export const ADMIN_DIR = 'admin';
 interface Peer { serial: string; role: 'ge' | 'admin'; userId: string; notAfter: number }
 interface Stream { res: ServerResponse; userId: string; lastDigest: string }
 
-type RotationReason = 'schedule' | 'demand' | 'member_left' | 'group_created';
+type RotationReason = 'schedule' | 'demand' | 'member_left' | 'group_created' | 'cipher_changed';
 
 export class GmsServer {
   private https!: Server;
@@ -398,7 +398,7 @@ export class GmsServer {
         const removedGes = plan.ops.flatMap((o) => (o.op === 'remove-ge' ? [o.userId] : []));
         const rotated = this.store.tx(() => this.store.applyPlan(plan, now));
         for (const r of plan.ops) {
-          if (r.op === 'rotate') gmsRotationsTotal.inc({ reason: 'member_left' });
+          if (r.op === 'rotate') gmsRotationsTotal.inc({ reason: r.cause });
           if (r.op === 'add-group') gmsRotationsTotal.inc({ reason: 'group_created' });
         }
         log.info({ ops: plan.ops.length, rotated }, 'network applied');
@@ -450,7 +450,7 @@ export class GmsServer {
       case 'GET /v1/admin/keys':
         // Never key material: group, version, times only.
         return this.store.allKeys().map((k) => ({
-          group: k.groupId, version: k.version, state: k.expiresAt === null ? 'current' : 'grace',
+          group: k.groupId, version: k.version, cipher: k.cipher, state: k.expiresAt === null ? 'current' : 'grace',
           createdAt: new Date(k.createdAt).toISOString(), ageSeconds: Math.round((now - k.createdAt) / 1000),
           expiresAt: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
         }));

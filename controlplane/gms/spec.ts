@@ -6,7 +6,7 @@
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { Cron } from 'croner';
-import { DEFAULT_ROTATION, GE_MODES, GE_TYPES, type GeDef, type GroupDef, type NetworkState, type RotationPolicy } from './model.js';
+import { CIPHERS, DEFAULT_CIPHER, DEFAULT_ROTATION, GE_MODES, GE_TYPES, type GeDef, type GroupDef, type NetworkState, type RotationPolicy } from './model.js';
 
 export class SpecError extends Error {
   constructor(readonly problems: string[]) {
@@ -37,6 +37,7 @@ const groupSchema = z.strictObject({
   id: z.number().int().min(1).max(MAX_GROUP_ID),
   name: z.string().min(1).max(64).optional(),
   rotation: rotationSchema.optional(),
+  cipher: z.enum(CIPHERS).optional(),
 });
 
 const geSchema = z.strictObject({
@@ -50,7 +51,7 @@ const fileSchema = z.strictObject({
     apiVersion: z.literal('gscip/v1'),
     kind: z.literal('Network'),
     metadata: z.strictObject({ name: z.string().optional(), description: z.string().optional() }).optional(),
-    defaults: z.strictObject({ rotation: rotationSchema.optional() }).optional(),
+    defaults: z.strictObject({ rotation: rotationSchema.optional(), cipher: z.enum(CIPHERS).optional() }).optional(),
     groups: z.array(groupSchema).default([]),
     ges: z.array(geSchema).default([]),
   });
@@ -118,8 +119,9 @@ export function parseNetworkYaml(text: string): NetworkState {
 
 function normalize(f: NetworkFile): NetworkState {
   const base: RotationPolicy = { ...DEFAULT_ROTATION, ...dropUndefined(f.defaults?.rotation ?? {}) };
+  const cipher = f.defaults?.cipher ?? DEFAULT_CIPHER;
   const groups: GroupDef[] = f.groups
-    .map((g) => ({ id: g.id, name: g.name ?? `group-${g.id}`, rotation: { ...base, ...dropUndefined(g.rotation ?? {}) } }))
+    .map((g) => ({ id: g.id, name: g.name ?? `group-${g.id}`, rotation: { ...base, ...dropUndefined(g.rotation ?? {}) }, cipher: g.cipher ?? cipher }))
     .sort((a, b) => a.id - b.id);
   const ges: GeDef[] = f.ges
     .map((ge) => ({ userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups].sort((a, b) => a - b) }))

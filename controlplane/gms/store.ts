@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import initSqlJs, { type Database, type SqlValue } from 'sql.js';
-import { GROUP_KEY_BYTES, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkState } from './model.js';
+import { DEFAULT_CIPHER, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { writePrivateFileAtomic, ensurePrivateDir } from './secure-fs.js';
 
@@ -16,7 +16,8 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS groups (
   id INTEGER PRIMARY KEY, name TEXT NOT NULL,
-  schedule TEXT NOT NULL, timezone TEXT NOT NULL, grace_s INTEGER NOT NULL);
+  schedule TEXT NOT NULL, timezone TEXT NOT NULL, grace_s INTEGER NOT NULL,
+  cipher TEXT NOT NULL DEFAULT 'chacha20');
 CREATE TABLE IF NOT EXISTS ges (
   user_id TEXT PRIMARY KEY, type TEXT NOT NULL, mode TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS memberships (
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS group_keys (
   group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
   version INTEGER NOT NULL, key BLOB NOT NULL,
   created_at INTEGER NOT NULL, expires_at INTEGER,
+  cipher TEXT NOT NULL DEFAULT 'chacha20',
   PRIMARY KEY (group_id, version));
 CREATE TABLE IF NOT EXISTS rotations (
   group_id INTEGER NOT NULL, version INTEGER NOT NULL, at INTEGER NOT NULL, reason TEXT NOT NULL);
@@ -40,6 +42,17 @@ CREATE TABLE IF NOT EXISTS tokens (
   hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL, used_at INTEGER);
 `;
+
+/**
+ * Columns added after the first release. CREATE TABLE IF NOT EXISTS leaves an
+ * existing table as it is, so a database written by an older GMS gets them
+ * here, on open; the DEFAULT is what the older release meant (every key was
+ * ChaCha20). Append only.
+ */
+const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; decl: string }> = [
+  { table: 'groups', column: 'cipher', decl: `TEXT NOT NULL DEFAULT '${DEFAULT_CIPHER}'` },
+  { table: 'group_keys', column: 'cipher', decl: `TEXT NOT NULL DEFAULT '${DEFAULT_CIPHER}'` },
+];
 
 export interface CertRow { serial: string; kind: 'ge' | 'admin'; userId: string; issuedAt: number; notAfter: number; revokedAt: number | null }
 export type TokenCheck = { ok: true; userId: string } | { ok: false; reason: 'unknown' | 'used' | 'expired' | 'ge-removed' };
@@ -55,7 +68,7 @@ export class GmsStore {
     db.run('PRAGMA foreign_keys = ON');
     db.exec(SCHEMA);
     const s = new GmsStore(db, file, SQL);
-    s.persist();
+    s.tx(() => s.migrate()); // persists, also when there was nothing to migrate (a new file)
     return s;
   }
 
@@ -82,6 +95,14 @@ export class GmsStore {
       throw new Error(`GMS database not saved (${(e as Error).message}); change rolled back`);
     }
     return out;
+  }
+
+  /** Bring a database from an older release up to this schema (inside the caller's tx). */
+  private migrate(): void {
+    for (const c of ADDED_COLUMNS) {
+      const have = this.all(`PRAGMA table_info(${c.table})`).some((r) => r.name === c.column);
+      if (!have) this.db.run(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.decl}`);
+    }
   }
 
   private persist(): void {
@@ -113,6 +134,7 @@ export class GmsStore {
     const groups: GroupDef[] = this.all('SELECT * FROM groups ORDER BY id').map((r) => ({
       id: Number(r.id), name: String(r.name),
       rotation: { schedule: String(r.schedule), timezone: String(r.timezone), graceSeconds: Number(r.grace_s) },
+      cipher: cipherOf(r, `group ${String(r.id)}`),
     }));
     const mem = new Map<string, number[]>();
     for (const r of this.all('SELECT user_id, group_id FROM memberships ORDER BY group_id')) {
@@ -138,13 +160,14 @@ export class GmsStore {
     for (const o of plan.ops) {
       switch (o.op) {
         case 'add-group':
-          this.run('INSERT INTO groups(id, name, schedule, timezone, grace_s) VALUES (?,?,?,?,?)',
-            [o.group.id, o.group.name, o.group.rotation.schedule, o.group.rotation.timezone, o.group.rotation.graceSeconds]);
+          this.run('INSERT INTO groups(id, name, schedule, timezone, grace_s, cipher) VALUES (?,?,?,?,?,?)',
+            [o.group.id, o.group.name, o.group.rotation.schedule, o.group.rotation.timezone, o.group.rotation.graceSeconds, o.group.cipher]);
           rotated.push({ groupId: o.group.id, version: this.rotate(o.group.id, now, 'group created') });
           break;
         case 'update-group':
-          this.run('UPDATE groups SET name = ?, schedule = ?, timezone = ?, grace_s = ? WHERE id = ?',
-            [o.group.name, o.group.rotation.schedule, o.group.rotation.timezone, o.group.rotation.graceSeconds, o.group.id]);
+          // A cipher change takes effect through the plan's rotate op for this group (a new version).
+          this.run('UPDATE groups SET name = ?, schedule = ?, timezone = ?, grace_s = ?, cipher = ? WHERE id = ?',
+            [o.group.name, o.group.rotation.schedule, o.group.rotation.timezone, o.group.rotation.graceSeconds, o.group.cipher, o.group.id]);
           break;
         case 'remove-group':
           this.run('DELETE FROM groups WHERE id = ?', [o.id]);
@@ -173,18 +196,19 @@ export class GmsStore {
 
   // ---- keys ----
   /**
-   * New key version for a group (inside the caller's tx). The previous current
-   * version is kept until now + grace, then expireKeys() removes it.
+   * New key version for a group (inside the caller's tx), under the group's
+   * current cipher. The previous current version is kept (with its own
+   * cipher) until now + grace, then expireKeys() removes it.
    */
   rotate(groupId: number, now: number, reason: string): number {
-    const g = this.one('SELECT grace_s FROM groups WHERE id = ?', [groupId]);
+    const g = this.one('SELECT grace_s, cipher FROM groups WHERE id = ?', [groupId]);
     if (!g) throw new Error(`group ${groupId} does not exist`);
     const last = Number(this.one('SELECT last_version FROM key_versions WHERE group_id = ?', [groupId])?.last_version ?? 0);
     const version = last + 1;
     if (version > 0xffffffff) throw new Error(`group ${groupId}: key version space exhausted`);
     this.run('UPDATE group_keys SET expires_at = ? WHERE group_id = ? AND expires_at IS NULL', [now + Number(g.grace_s) * 1000, groupId]);
-    this.run('INSERT INTO group_keys(group_id, version, key, created_at, expires_at) VALUES (?,?,?,?,NULL)',
-      [groupId, version, randomBytes(GROUP_KEY_BYTES), now]);
+    this.run('INSERT INTO group_keys(group_id, version, key, created_at, expires_at, cipher) VALUES (?,?,?,?,NULL,?)',
+      [groupId, version, randomBytes(GROUP_KEY_BYTES), now, cipherOf(g, `group ${groupId}`)]);
     this.run('INSERT INTO key_versions(group_id, last_version) VALUES (?,?) ON CONFLICT(group_id) DO UPDATE SET last_version = excluded.last_version', [groupId, version]);
     this.run('INSERT INTO rotations(group_id, version, at, reason) VALUES (?,?,?,?)', [groupId, version, now, reason]);
     return version;
@@ -207,6 +231,7 @@ export class GmsStore {
     return this.all('SELECT * FROM group_keys ORDER BY group_id, version').map((r) => ({
       groupId: Number(r.group_id), version: Number(r.version), key: Buffer.from(r.key as Uint8Array),
       createdAt: Number(r.created_at), expiresAt: r.expires_at == null ? null : Number(r.expires_at),
+      cipher: cipherOf(r, `group ${String(r.group_id)} key v${String(r.version)}`),
     }));
   }
 
@@ -246,4 +271,10 @@ export class GmsStore {
     this.run('UPDATE tokens SET used_at = ? WHERE hash = ?', [now, hash]);
     return { ok: true, userId };
   }
+}
+
+/** A row's cipher column; a name this release does not know is a corrupt or newer database, not ChaCha20. */
+function cipherOf(r: Record<string, SqlValue>, what: string): Cipher {
+  if (!isCipher(r.cipher)) throw new Error(`GMS database: ${what} has cipher ${JSON.stringify(r.cipher)}, not one this release knows`);
+  return r.cipher;
 }

@@ -43,7 +43,7 @@ export const gmsKeyAgeSeconds = new Gauge({
 });
 export const gmsRotationsTotal = new Counter({
   name: 'gscip_gms_rotations_total', help: 'Group key rotations, by cause',
-  labelNames: ['reason'] as const, // schedule | demand | member_left | group_created
+  labelNames: ['reason'] as const, // schedule | demand | member_left | group_created | cipher_changed
   registers: [registry],
 });
 export const gmsEnrollmentsTotal = new Counter({
@@ -58,6 +58,12 @@ export const gmsAuthRefusedTotal = new Counter({
 });
 export const gmsPushesTotal = new Counter({
   name: 'gscip_gms_pushes_total', help: 'State updates pushed to subscribed GEs', registers: [registry],
+});
+/** Agent side (controlplane/gms/client.ts): each refused (group, version) is counted once, not at every reconciliation. */
+export const gmsClientKeysRefusedTotal = new Counter({
+  name: 'gscip_gms_client_keys_refused_total', help: 'Delivered group keys the agent refused to install, by reason',
+  labelNames: ['reason'] as const, // unknown_cipher | bad_key
+  registers: [registry],
 });
 
 // ---- Fast path and agent (controlplane/agent) ----

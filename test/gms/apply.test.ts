@@ -85,7 +85,7 @@ test('store: a transaction failing half-way leaves memory and the file untouched
   const netBefore = store.readNetwork();
   // A plan whose second op violates a foreign key (membership of a group that does not exist).
   const plan = { ops: [
-    { op: 'add-group' as const, group: { id: 7, name: 'g7', rotation: fig6.groups[0].rotation } },
+    { op: 'add-group' as const, group: { id: 7, name: 'g7', rotation: fig6.groups[0].rotation, cipher: 'chacha20' as const } },
     { op: 'add-ge' as const, ge: { userId: 'x', type: 'GES' as const, mode: 'OP' as const, groups: [99] } },
   ] };
   assert.throws(() => store.tx(() => store.applyPlan(plan, Date.now())), /FOREIGN KEY/);

@@ -85,7 +85,7 @@ test('plan: empty when equal, rotations only for groups a member leaves', () => 
 });
 
 test('schedule: next daily 03:00 in the configured zone; a missed one is due now', () => {
-  const g = { id: 1, name: 'g', rotation: { ...DEFAULT_ROTATION } };
+  const g = { id: 1, name: 'g', rotation: { ...DEFAULT_ROTATION }, cipher: 'chacha20' as const };
   assert.equal(new Date(nextRotation(g, Date.parse('2026-11-23T10:00:00Z'))).toISOString(), '2026-11-24T03:00:00.000Z');
   const tokyo = { ...g, rotation: { ...DEFAULT_ROTATION, timezone: 'Asia/Tokyo' } };
   assert.equal(new Date(nextRotation(tokyo, Date.parse('2026-11-23T10:00:00Z'))).toISOString(), '2026-11-23T18:00:00.000Z');
@@ -96,7 +96,7 @@ test('schedule: next daily 03:00 in the configured zone; a missed one is due now
 
 test('delivery: only the GE\'s groups, expired versions left out', () => {
   const now = 1_000_000;
-  const k = (groupId: number, version: number, expiresAt: number | null) => ({ groupId, version, key: Buffer.alloc(32, version), createdAt: 0, expiresAt });
+  const k = (groupId: number, version: number, expiresAt: number | null) => ({ groupId, version, key: Buffer.alloc(32, version), createdAt: 0, expiresAt, cipher: 'chacha20' as const });
   const d = buildDelivery({ userId: 'a', type: 'GES', mode: 'OP', groups: [1, 3] },
     keysByGroup([k(1, 1, now - 1), k(1, 2, now + 5), k(1, 3, null), k(2, 1, null), k(3, 4, null)]), now);
   assert.deepEqual(d.keys.map((x) => `${x.group}/${x.version}`), ['1/2', '1/3', '3/4']);
