@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { GmsServer, type GmsServerOptions } from '../../controlplane/gms/server.js';
 import { GmsAdminClient } from '../../controlplane/gms/admin-client.js';
 import { enroll, startGmsClient, type GmsClientHandle, type KeySink } from '../../controlplane/gms/client.js';
+import type { Cipher } from '../../controlplane/gms/model.js';
 
 export function tempDir(tag: string): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), `gscip-gms-${tag}-`));
@@ -25,9 +26,19 @@ export async function enrollGe(server: GmsServer, admin: GmsAdminClient, userId:
 /** A KeySink that records what the fast path would hold. */
 export class MemorySink implements KeySink {
   readonly keys = new Map<string, Buffer>();
+  /** The cipher each held key was installed with. */
+  readonly ciphers = new Map<string, Cipher>();
   readonly log: string[] = [];
-  set(group: number, version: number, key: Buffer): void { this.keys.set(`${group}/${version}`, Buffer.from(key)); this.log.push(`set ${group}/${version}`); }
-  del(group: number, version: number): void { this.keys.delete(`${group}/${version}`); this.log.push(`del ${group}/${version}`); }
+  set(group: number, version: number, key: Buffer, cipher: Cipher): void {
+    this.keys.set(`${group}/${version}`, Buffer.from(key));
+    this.ciphers.set(`${group}/${version}`, cipher);
+    this.log.push(`set ${group}/${version}`);
+  }
+  del(group: number, version: number): void {
+    this.keys.delete(`${group}/${version}`);
+    this.ciphers.delete(`${group}/${version}`);
+    this.log.push(`del ${group}/${version}`);
+  }
   ids(): string[] { return [...this.keys.keys()].sort(); }
   list(): Array<[number, number]> { return [...this.keys.keys()].map((id) => id.split('/').map(Number) as [number, number]); }
 }
