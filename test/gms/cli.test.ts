@@ -78,10 +78,13 @@ test('gscip gms / agent enroll commands end to end', async (t) => {
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /group 1: key version 2/);
   r = gscip(['gms', 'ls', 'keys', ...dd]);
-  assert.match(r.out, /^group\s+version\s+state/);
-  assert.match(r.out, /\n1\s+1\s+grace/);
-  assert.match(r.out, /\n1\s+2\s+current/);
-  assert.match(gscip(['gms', 'ls', 'groups', ...dd]).out, /gea-server/);
+  assert.match(r.out, /^group\s+version\s+cipher\s+state/);
+  assert.match(r.out, /\n1\s+1\s+chacha20\s+grace/);
+  assert.match(r.out, /\n1\s+2\s+chacha20\s+current/);
+  r = gscip(['gms', 'ls', 'groups', ...dd]);
+  assert.match(r.out, /gea-server/);
+  assert.match(r.out, /^id\s+name\s+rotation\s+cipher\s+members/);
+  assert.match(r.out, /\n3\s+group-3\s+0 3 \* \* \* UTC 3600\s+chacha20\s+gea-server,ges3-manager/);
   r = gscip(['gms', 'load-report', '-f', FIG6]);
   assert.match(r.out, /= 38 items/);
   assert.match(r.out, /IPsec\/IKE 174/);
