@@ -10,6 +10,10 @@
  * and not one fails the keyed checksum: DPRP moves both ends' decrypt entries
  * to v2 (still accepting v1 as prev_key_version) before either end encrypts
  * with v2 (docs/dprp.md "Re-keying"); segments still under v1 decrypt as prev.
+ * The same scenario with the rotation caused by changing the group's cipher
+ * (chacha20 -> chacha8 by `apply`): during the switch one end decrypts v1
+ * segments with 20 rounds and v2 segments with 8, per key, and still nothing
+ * is lost.
  * Needs root, build/bpf/gscip_tc.bpf.o and iperf3.
  */
 import { test } from 'node:test';
@@ -17,7 +21,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { waitFor as waitForNs } from '../lib/netns.js';
-import { Action, Stat } from '../../controlplane/maps/abi.js';
+import { Action, KEY_F_NONE, KEY_F_ROUNDS_8, Stat } from '../../controlplane/maps/abi.js';
+import type { Cipher } from '../../controlplane/gms/model.js';
+import type { GmsAdminClient } from '../../controlplane/gms/admin-client.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import { keyMapSink } from '../../controlplane/gms/key-map-sink.js';
 import { B, DprpTopo } from '../netns/dprp-topology.js';
@@ -39,22 +45,37 @@ const iperfVersions = (m: GscipMaps): number[] => [...m.pit.entries()]
   .filter(([k, v]) => (v.action === Action.ENCRYPT || v.action === Action.DECRYPT) && (k.sport === PORT || k.dport === PORT))
   .map(([, v]) => v.key_version);
 
-test('GMS rotation under iperf3 load: flows move to the new key, nothing stalls or drops', { skip: unavailable ?? false, timeout: 90_000 }, async (t) => {
-  const gmsDir = tempDir('rotload');
-  const dirA = tempDir('rotload-a');
-  const dirB = tempDir('rotload-b');
+const network = (cipher: Cipher) => ({
+  apiVersion: 'gscip/v1', kind: 'Network',
+  groups: [{ id: 1, rotation: { graceSeconds: GRACE_S }, cipher }],
+  ges: [{ userId: 'ge-a', type: 'GES', mode: 'OP', groups: [1] }, { userId: 'ge-b', type: 'GES', mode: 'OP', groups: [1] }],
+});
+
+/** Which flags v1 and v2 must carry in both key maps, and what makes v2. */
+interface Scenario { tag: string; flagsV1: number; flagsV2: number; rotate(admin: GmsAdminClient): Promise<number> }
+
+test('GMS rotation under iperf3 load: flows move to the new key, nothing stalls or drops', { skip: unavailable ?? false, timeout: 90_000 }, (t) =>
+  rotationUnderLoad(t, { tag: 'rotload', flagsV1: KEY_F_NONE, flagsV2: KEY_F_NONE, rotate: async (admin) => (await admin.rotate(1)).version }));
+
+test('GMS cipher change chacha20 -> chacha8 under iperf3 load: flows move to the ChaCha8 version, nothing stalls or drops', { skip: unavailable ?? false, timeout: 90_000 }, (t) =>
+  rotationUnderLoad(t, { tag: 'cipherload', flagsV1: KEY_F_NONE, flagsV2: KEY_F_ROUNDS_8, rotate: async (admin) => {
+    const r = await admin.apply(network('chacha8'), false);
+    assert.match(r.plan, /! rotate group 1 \(cipher chacha20 -> chacha8\)/);
+    return r.rotated![0].version;
+  } }));
+
+async function rotationUnderLoad(t: import('node:test').TestContext, sc: Scenario): Promise<void> {
+  const gmsDir = tempDir(sc.tag);
+  const dirA = tempDir(`${sc.tag}-a`);
+  const dirB = tempDir(`${sc.tag}-b`);
   t.after(() => { gmsDir.remove(); dirA.remove(); dirB.remove(); });
   const { server, admin } = await startGms(gmsDir.path);
   t.after(() => server.close());
-  await admin.apply({
-    apiVersion: 'gscip/v1', kind: 'Network',
-    groups: [{ id: 1, rotation: { graceSeconds: GRACE_S } }],
-    ges: [{ userId: 'ge-a', type: 'GES', mode: 'OP', groups: [1] }, { userId: 'ge-b', type: 'GES', mode: 'OP', groups: [1] }],
-  }, false);
+  await admin.apply(network('chacha20'), false);
   await enrollGe(server, admin, 'ge-a', dirA.path);
   await enrollGe(server, admin, 'ge-b', dirB.path);
 
-  const p = new DprpTopo('gmsrot');
+  const p = new DprpTopo(sc.tag === 'rotload' ? 'gmsrot' : 'gmscph');
   t.after(() => p.cleanup());
   await p.startGe('a', 'va', { keys: [] }); // no static key: everything comes from the GMS
   await p.startGe('b', 'vb', { keys: [] });
@@ -81,8 +102,12 @@ test('GMS rotation under iperf3 load: flows move to the new key, nothing stalls 
   const badCsum = (): bigint => stat(ma, Stat.DROP_BAD_KEYED_CSUM) + stat(mb, Stat.DROP_BAD_KEYED_CSUM);
   const bad0 = badCsum();
   const tRot = Date.now();
-  assert.equal((await admin.rotate(1)).version, 2);
+  assert.equal(await sc.rotate(admin), 2);
   const msKeys = await waitFor('v2 in both key maps', () => has(ma, 1, 2) && has(mb, 1, 2), 3000);
+  for (const m of [ma, mb]) {
+    assert.equal(m.keys.get({ group_id: 1, version: 1 })!.flags, sc.flagsV1, 'v1 keeps its cipher through the grace');
+    assert.equal(m.keys.get({ group_id: 1, version: 2 })!.flags, sc.flagsV2, 'v2 under the group\'s cipher');
+  }
   const msFlows = await waitFor('iperf3 flows re-negotiated onto v2 on both GEs',
     () => [ma, mb].every((m) => { const v = iperfVersions(m); return v.length >= 2 && v.every((x) => x === 2); }), 5000);
   const bad1 = badCsum();
@@ -118,4 +143,4 @@ test('GMS rotation under iperf3 load: flows move to the new key, nothing stalls 
   assert.ok(prevAfterSwitch.length >= 2 && prevAfterSwitch.every((v) => v === 1), `prev_key_version 1 on the decrypt entries after the switch: ${prevAfterSwitch.join(',')}`);
   assert.ok(stat(ma, Stat.STAT_PIT_ENCRYPT) - enc0 > 1000n, 'the transfer was encrypted by the fast path');
   assert.deepEqual([...ma.keys.keys()].map((k) => `${k.group_id}/${k.version}`), ['1/2']);
-});
+}
