@@ -16,7 +16,7 @@ import { logger } from '../log/logger.js';
 import { certFingerprint, createCsr, exportPrivateKeyPem, generateKeyPair, normalizeFingerprint } from './ca.js';
 import { dropCache, loadCache, loadIdentity, saveCache, saveIdentity, writeStatusFile, type AgentIdentity } from './agent-files.js';
 import { gmsClientKeysRefusedTotal } from '../metrics/metrics.js';
-import { usableKeys, type UsableKey } from './delivered-keys.js';
+import { usableKeys, type RefusedKey, type UsableKey } from './delivered-keys.js';
 import type { Cipher, GeDelivery } from './model.js';
 
 const log = logger('gms-client');
@@ -229,7 +229,7 @@ class GmsClient implements GmsClientHandle {
    * other than the sender's. Logged and counted once per (group, version,
    * cipher); lastError says so as long as it is delivered.
    */
-  private noteRefused(refused: ReturnType<typeof usableKeys>['refused'], d: GeDelivery | null): void {
+  private noteRefused(refused: RefusedKey[], d: GeDelivery | null): void {
     const seen = new Set<string>();
     for (const r of refused) {
       const raw = d?.keys.find((k) => k.group === r.group && k.version === r.version)?.cipher;
