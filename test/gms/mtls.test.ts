@@ -102,12 +102,14 @@ test('GMS mutual TLS: who is served and who is refused', async (t) => {
 
   await t.test('expired certificate (right CA, known to the GMS) refused', async () => {
     const keys = await generateKeyPair();
-    const c = await server.ca.issueClient(await createCsr('x', keys), 'ges3-manager', 'ge', 1 / 86400); // valid 1 s
+    // valid 2 s: X.509 times have whole seconds, so notAfter (now + 2 s) may be cut by up to 1 s;
+    // 1 s (the old figure) could leave a few ms of validity and make "served while valid" flaky
+    const c = await server.ca.issueClient(await createCsr('x', keys), 'ges3-manager', 'ge', 2 / 86400);
     server.store.tx(() => server.store.addCert({ serial: c.serial, kind: 'ge', userId: 'ges3-manager', issuedAt: Date.now(), notAfter: c.notAfter }));
     const { exportPrivateKeyPem } = await import('../../controlplane/gms/ca.js');
     const tls = { ca: server.ca.certPem, cert: c.certPem, key: await exportPrivateKeyPem(keys.privateKey) };
     assert.equal((await rawRequest(base, '/v1/ge/self', tls)).status, 200, 'served while valid');
-    await new Promise((r) => setTimeout(r, 2100));
+    await new Promise((r) => setTimeout(r, Math.max(0, c.notAfter - Date.now()) + 1100));
     const r = await rawRequest(base, '/v1/ge/self', tls);
     assert.equal(r.status, 401);
     assert.match(JSON.parse(r.body).message, /CERT_HAS_EXPIRED/);
