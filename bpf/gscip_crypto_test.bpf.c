@@ -22,8 +22,7 @@ struct {
 } crypto_test_pit SEC(".maps");
 
 /* chacha_test: packet = 14 bytes (ignored) | key[32] | counter (LE u32) |
- * nonce[12] | ks_off (LE u32: bits 0..7 offset, bits 8..15 rounds 0=20|12|8,
- * bit 16 whole blocks without the checksum sums, as for TCP CHECKSUM_PARTIAL) |
+ * nonce[12] | ks_off (LE u32: bits 0..7 offset, bits 8..15 rounds 0=20|12|8) |
  * data... ; data is XORed in place with the keystream that starts at byte
  * ks_off of block `counter`. Returns 0, or 1 on error. */
 #define CHACHA_TEST_HDR (14 + 32 + 4 + 12 + 4)
@@ -31,7 +30,7 @@ struct {
 SEC("tc")
 int chacha_test(struct __sk_buff *skb)
 {
-	struct pccom_pass c = { .skb = skb, .sums = 1 };
+	struct pccom_pass c = { .skb = skb };
 	struct pccom_scratch *s = pccom_scratch();
 	__u32 hdr[13];
 
@@ -48,7 +47,6 @@ int chacha_test(struct __sk_buff *skb)
 	s->in.nonce[1] = hdr[10];
 	s->in.nonce[2] = hdr[11];
 	s->ks_off = hdr[12] & 0xff;
-	c.sums = !(hdr[12] & 0x10000);
 	switch ((hdr[12] >> 8) & 0xff) {
 	case 0: case 20: s->dr = CHACHA20_DR_20; break;
 	case 12: s->dr = CHACHA20_DR_12; break;

@@ -36,7 +36,8 @@ test('PCCOM hooks under BPF_PROG_TEST_RUN', async (t) => {
 
   const tcpHdrBytes = 14 + 20 + 32;
   const udpHdrBytes = 14 + 20 + 8;
-  const sizes = (hdr: number) => [0, 1, 63, 64, 65, 1400, maxBytes - hdr];
+  // 511..1025: the payload sum's 512-byte chunks (bpf_csum_diff) and its zero-padded remainder
+  const sizes = (hdr: number) => [0, 1, 63, 64, 65, 511, 512, 513, 1024, 1025, 1400, maxBytes - hdr];
 
   await t.test(`TCP round trip at payload sizes ${sizes(tcpHdrBytes).join(', ')}`, () => {
     for (const n of sizes(tcpHdrBytes)) {
