@@ -12,7 +12,9 @@
  *    repeat on its own output would stop at the check: median of single runs.
  * 2. iperf3, one TCP stream, a -> r (nftables masquerade + port filter) -> b,
  *    all in the same namespaces and the same run, kernel default offloads
- *    (GSO/TSO on; PCCOM no longer needs gso_max_segs 1):
+ *    (GSO/TSO on; PCCOM no longer needs gso_max_segs 1). wireguard-go first as a
+ *    block; then --rounds rounds that each run baseline (TC filters off), pit-pass
+ *    and pccom-20/12/8 back to back, so slow minutes on a shared VM hit all alike:
  *      baseline          no programs
  *      wireguard-go      userspace WireGuard a <-> b through r, no programs
  *      pit-pass          programs attached, PIT entry "pass" for the flow
@@ -135,18 +137,32 @@ function cpuTimes(): { busy: number; total: number }[] {
   });
 }
 
-/** iperf3 --rounds times; median Gbit/s, plus retransmits, sender+receiver CPU % as iperf3 sees it
- * (its processes only), and every CPU's busy % over the rounds (softirq and TC programs included). */
-async function rounds(p: PccomTopo, host: string, cport: () => number, split: boolean): Promise<Rounds> {
-  const rs: Awaited<ReturnType<typeof iperf>>[] = [];
-  const before = cpuTimes();
-  for (let i = 0; i < ROUNDS; i++) rs.push(await iperf(p, host, cport(), split));
-  const after = cpuTimes();
+function summarize(rs: Awaited<ReturnType<typeof iperf>>[], busy: number[][]): Rounds {
   const runs = rs.map((r) => r.gbps);
   return {
     gbps: median(runs), runs, retransmits: rs.map((r) => r.retransmits), cpu_percent: rs.map((r) => Math.round(r.cpu)),
-    cpu_busy_percent: after.map((a, i) => Math.round((100 * (a.busy - before[i].busy)) / Math.max(1, a.total - before[i].total))),
+    cpu_busy_percent: busy[0].map((_, i) => Math.round(busy.reduce((a, b) => a + b[i], 0) / busy.length)),
   };
+}
+
+/** Every CPU's busy % while fn runs (softirq and TC programs included). */
+async function busyDuring<T>(fn: () => Promise<T>): Promise<{ value: T; busy: number[] }> {
+  const before = cpuTimes();
+  const value = await fn();
+  const after = cpuTimes();
+  return { value, busy: after.map((a, i) => (100 * (a.busy - before[i].busy)) / Math.max(1, a.total - before[i].total)) };
+}
+
+/** iperf3 --rounds times; median Gbit/s, plus retransmits, sender+receiver CPU % as iperf3 sees it
+ * (its processes only), and every CPU's busy % over the rounds. */
+async function rounds(p: PccomTopo, host: string, cport: () => number, split: boolean): Promise<Rounds> {
+  const rs: Awaited<ReturnType<typeof iperf>>[] = [];
+  const busy: number[][] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const r = await busyDuring(() => iperf(p, host, cport(), split));
+    rs.push(r.value); busy.push(r.busy);
+  }
+  return summarize(rs, busy);
 }
 
 const wgName = (p: PccomTopo, h: string): string => `wg${p.topo.prefix.slice(-6)}${h}`;
@@ -191,22 +207,40 @@ async function measure(placement: Placement, port: { next: number }): Promise<Pl
   let counters: Record<string, number> = {};
   try {
     if (split) p.topo.exec('b', 'sh', ['-c', 'echo 2 > /sys/class/net/vb/queues/rx-0/rps_cpus']);
-    results.baseline = await rounds(p, B, cport, split);
     const stopWg = startWireguard(p);
     try {
       await waitFor('wireguard handshake', () => /\t[1-9]\d*$/m.test(p.topo.exec('a', 'wg', ['show', wgName(p, 'a'), 'latest-handshakes']).stdout), 15000, 200);
       results['wireguard-go'] = await rounds(p, '100.64.0.2', cport, split);
     } finally { stopWg(); }
 
+    // Interleaved: every round runs baseline (filters off), pit-pass and each PCCOM cipher
+    // (filters on) back to back, so a slow minute on this shared VM hits every config alike
+    // and the ratios stay comparable (blocks of one config each gave 9-17 % for ChaCha12).
     p.attachDatapath();
     const key = randomBytes(32);
     for (const r of [20, 12, 8] as const) { p.setKey('a', 1, r, key, ROUND_FLAGS[r]); p.setKey('b', 1, r, key, ROUND_FLAGS[r]); }
-    results['pit-pass'] = await rounds(p, B, () => { const c = cport(); for (const h of ['a', 'b'] as const) p.protect(h, { proto: IPPROTO_TCP, cport: c, sport: TCP_PORT }, 0, 0, 'pass'); return c; }, split);
+    const protect = (action: 'encrypt' | 'pass', version: number) => (): number => {
+      const c = cport();
+      for (const h of ['a', 'b'] as const) p.protect(h, { proto: IPPROTO_TCP, cport: c, sport: TCP_PORT }, action === 'pass' ? 0 : 1, version, action);
+      return c;
+    };
+    const configs: [string, () => number][] = [['baseline', cport], ['pit-pass', protect('pass', 0)],
+      ...([20, 12, 8] as const).map((r): [string, () => number] => [`pccom-${r}`, protect('encrypt', r)])];
+    const acc: Record<string, { rs: Awaited<ReturnType<typeof iperf>>[]; busy: number[][] }> = {};
+    for (const [name] of configs) acc[name] = { rs: [], busy: [] };
     const encBefore = p.stat('a', 5);
     const encBytesBefore = Number(p.harness('a').stat(5).bytes);
-    for (const r of [20, 12, 8] as const) {
-      results[`pccom-${r}`] = await rounds(p, B, () => { const c = cport(); for (const h of ['a', 'b'] as const) p.protect(h, { proto: IPPROTO_TCP, cport: c, sport: TCP_PORT }, 1, r); return c; }, split);
+    let attached = true;
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const [name, port] of configs) {
+        const want = name !== 'baseline';
+        if (want !== attached) { p.setFiltersAttached(want); attached = want; }
+        const r = await busyDuring(() => iperf(p, B, port(), split));
+        acc[name].rs.push(r.value); acc[name].busy.push(r.busy);
+      }
     }
+    results.baseline = summarize(acc.baseline.rs, acc.baseline.busy);
+    for (const [name] of configs.slice(1)) results[name] = summarize(acc[name].rs, acc[name].busy);
     const encSkbs = p.stat('a', 5) - encBefore;
     counters = {
       a_encrypted_skbs: encSkbs,
@@ -225,7 +259,8 @@ async function measure(placement: Placement, port: { next: number }): Promise<Pl
   console.log(`\n[${placement}] ${split ? 'client CPU 0; server and vb receive path (decrypt) CPU 1 via RPS' : 'kernel default: veth receive (decrypt) runs on the sender\'s CPU'}`);
   console.log(`iperf3 -t ${SECONDS}, one TCP stream a -> NAT r -> b, median of ${ROUNDS} (Gbit/s):`);
   console.log('  config          Gbit/s   x baseline   x wireguard-go   runs (Gbit/s)         retransmits        CPU busy % (cpu0 cpu1)');
-  for (const [k, v] of Object.entries(results)) {
+  for (const k of ['baseline', 'wireguard-go', 'pit-pass', 'pccom-20', 'pccom-12', 'pccom-8']) {
+    const v = results[k];
     console.log(`  ${k.padEnd(15)} ${v.gbps.toFixed(2).padStart(6)}   ${(v.gbps / base).toFixed(3).padStart(10)}   ${(v.gbps / wg).toFixed(2).padStart(14)}   ${v.runs.map((x) => x.toFixed(2)).join(' ').padEnd(20)}  ${v.retransmits.join(' ').padEnd(17)}  ${v.cpu_busy_percent.join(' ')}`);
   }
   console.log('  datapath counters during the pccom runs:', JSON.stringify(counters));

@@ -109,6 +109,18 @@ export class PccomTopo {
     h.maps.iface.set(this.ifindex[host], { miss_action: [MissAction.PASS, MissAction.PASS], flags: 1 });
   }
 
+  /** Take the TC filters off va / vb (false) or put the same pinned programs back (true); maps,
+   * keys and PIT entries stay. Lets a bench interleave "no programs" runs with attached ones. */
+  setFiltersAttached(on: boolean): void {
+    for (const [host, dev] of [['a', 'va'], ['b', 'vb']] as const) {
+      const netns = `--net=/run/netns/${this.topo.ns(host)}`;
+      for (const dir of ['ingress', 'egress'] as const) {
+        if (on) sh('nsenter', [netns, 'tc', 'filter', 'add', 'dev', dev, dir, 'bpf', 'direct-action', 'pinned', `${this.pinDir}/${host}-${dir}`]);
+        else sh('nsenter', [netns, 'tc', 'filter', 'del', 'dev', dev, dir]);
+      }
+    }
+  }
+
   harness(host: 'a' | 'b'): BpfHarness {
     const h = this.h[host];
     if (!h) throw new Error(`no datapath attached on ${host}`);
