@@ -139,22 +139,33 @@ struct pccom_pass {
 	int err;
 };
 
+/* The packet at payload position pos with n (a constant) bytes in bounds, or NULL. */
+static __always_inline __u8 *pccom_payload_at(const struct pccom_pass *c, __u32 pos, const __u32 n)
+{
+	__u32 off = c->s->pay_off + pos;
+	__u8 *q, *end;
+
+	if (off > PCCOM_MAX_PKT_END)
+		return NULL;
+	q = (__u8 *)(long)c->skb->data + off;
+	end = (__u8 *)(long)c->skb->data_end;
+	if (q + n > end)
+		return NULL;
+	return q;
+}
+
 /* One byte of the head or tail (bpf_loop callback). */
 static long pccom_pass_byte(__u32 j, void *data)
 {
 	struct pccom_pass *c = data;
 	struct pccom_scratch *s = c->s;
-	__u32 pos = s->lo + j, kidx = pos - s->start, off;
-	__u8 *q, *end;
+	__u32 pos = s->lo + j, kidx = pos - s->start;
+	__u8 *q;
 
 	if (kidx >= CHACHA20_BLOCK_BYTES)
 		goto fail;
-	off = s->pay_off + pos;
-	if (off > PCCOM_MAX_PKT_END)
-		goto fail;
-	q = (__u8 *)(long)c->skb->data + off;
-	end = (__u8 *)(long)c->skb->data_end;
-	if (q + 1 > end)
+	q = pccom_payload_at(c, pos, 1);
+	if (!q)
 		goto fail;
 	kidx &= CHACHA20_BLOCK_BYTES - 1;
 	asm volatile("" : "+r"(kidx));  /* keep the mask next to the read */
@@ -170,17 +181,13 @@ static long pccom_pass_word(__u32 j, void *data)
 {
 	struct pccom_pass *c = data;
 	struct pccom_scratch *s = c->s;
-	__u32 pos = s->lo + 8 * j, kidx = pos - s->start, off;
-	__u8 *q, *end;
+	__u32 pos = s->lo + 8 * j, kidx = pos - s->start;
+	__u8 *q;
 
 	if (j >= CHACHA20_BLOCK_BYTES / 8)
 		goto fail;
-	off = s->pay_off + pos;
-	if (off > PCCOM_MAX_PKT_END)
-		goto fail;
-	q = (__u8 *)(long)c->skb->data + off;
-	end = (__u8 *)(long)c->skb->data_end;
-	if (q + 8 > end)
+	q = pccom_payload_at(c, pos, 8);
+	if (!q)
 		goto fail;
 	kidx &= CHACHA20_BLOCK_BYTES - 1;
 	asm volatile("" : "+r"(kidx));  /* keep the bound next to the read */
@@ -216,17 +223,13 @@ static long pccom_pass_block(__u32 i, void *data)
 	struct pccom_pass *c = data;
 	struct pccom_scratch *s = c->s;
 	struct chacha20_out ks;
-	__u32 off, j;
-	__u8 *p, *end;
+	__u32 j;
+	__u8 *p;
 
 	if (i >= PCCOM_MAX_BLOCKS)
 		goto fail;
-	off = s->pay_off + s->full_pos + i * CHACHA20_BLOCK_BYTES;
-	if (off > PCCOM_MAX_PKT_END)
-		goto fail;
-	p = (__u8 *)(long)c->skb->data + off;
-	end = (__u8 *)(long)c->skb->data_end;
-	if (p + CHACHA20_BLOCK_BYTES > end)
+	p = pccom_payload_at(c, s->full_pos + i * CHACHA20_BLOCK_BYTES, CHACHA20_BLOCK_BYTES);
+	if (!p)
 		goto fail;
 	chacha20_block_inline(&s->in, s->full_block + i, &ks, s->dr);
 #pragma unroll
