@@ -72,7 +72,6 @@ static __always_inline __u32 pccom_fold(__u64 s)
 
 static __always_inline __u32 pccom_add16(__u32 a, __u32 b) { return pccom_fold((__u64)a + b); }
 static __always_inline __u32 pccom_neg16(__u32 a) { return ~a & 0xffff; }
-static __always_inline __u32 pccom_swab16(__u32 a) { return ((a & 0xff) << 8) | ((a >> 8) & 0xff); }
 
 /* Equality of two checksum fields: 0x0000 and 0xffff both encode zero. */
 static __always_inline int pccom_csum_eq(__u32 a, __u32 b)
@@ -120,6 +119,7 @@ struct pccom_scratch {
 	__u32 ipid_ctr;     /* UDP sender: next IP ID (seeded at random when 0) */
 	/* payload sums: the bytes after the last whole 512-byte chunk, zero-padded */
 	__u8 tailbuf[PCCOM_SUM_CHUNK];
+	__u32 tail_used;    /* tailbuf holds payload bytes: wipe it after the packet */
 };
 
 /* Private: per-CPU PCCOM scratch (index 0). TC programs do not nest on a CPU
@@ -351,6 +351,7 @@ __noinline int pccom_payload_sum(struct __sk_buff *skb, struct pccom_scratch *s)
 	if (tail) {
 		/* zero the last word first: the bytes the copy does not reach are padding */
 		*(__u32 *)(s->tailbuf + (tail & (PCCOM_SUM_CHUNK - 4))) = 0;
+		s->tail_used = 1;
 		if (bpf_skb_load_bytes(skb, s->pay_off + chunks * PCCOM_SUM_CHUNK, s->tailbuf, tail))
 			return -1;
 		words = (tail + 3) & ~3u;
@@ -807,7 +808,10 @@ static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *
 	__builtin_memset(s->in.key, 0, sizeof(s->in.key));
 	__builtin_memset(s->kin.key, 0, sizeof(s->kin.key));
 	__builtin_memset(&s->ks, 0, sizeof(s->ks));
-	__builtin_memset(s->tailbuf, 0, sizeof(s->tailbuf));  /* payload bytes summed last */
+	if (s->tail_used) {  /* payload bytes summed last; TCP GSO skbs never sum, so never pay this */
+		__builtin_memset(s->tailbuf, 0, sizeof(s->tailbuf));
+		s->tail_used = 0;
+	}
 	return rc;
 }
 
