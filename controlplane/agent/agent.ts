@@ -108,7 +108,7 @@ export class Agent {
       const maxEntries: Record<string, number> = {};
       if (cfg.maxEntries.pit) maxEntries[MAP_NAMES.pit] = cfg.maxEntries.pit;
       if (cfg.maxEntries.xlat) maxEntries[MAP_NAMES.xlat] = cfg.maxEntries.xlat;
-      const dp = loadPinned(cfg.bpfObject, paths.pinDir, maxEntries);
+      const dp = loadPinned(cfg.bpfObject, paths.pinDir, maxEntries, log);
       undo.push(() => { dp.maps.close(); dp.obj.close(); });
       log.info({ pinDir: paths.pinDir, adopted: dp.adopted }, dp.adopted.length ? 'adopted pinned maps' : 'created pinned maps');
       dp.maps.cfg.set(0, { punt_rate_pps: BigInt(cfg.punt.ratePps), punt_burst: BigInt(cfg.punt.burst) });

@@ -3,7 +3,7 @@
  * attach it to TC clsact ingress+egress of the protected interfaces, and
  * detach it again. Kernel-facing and thin; policy lives in agent.ts.
  */
-import { existsSync, readdirSync, rmdirSync, unlinkSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { BpfError } from '../bpf/errors.js';
 import { execFileSync } from 'node:child_process';
 import { ifIndexToName, ifNameToIndex } from '../bpf/libc.js';
@@ -12,7 +12,8 @@ import { BpfObject } from '../bpf/object.js';
 import { IFACE_F_PROTECTED, MissAction } from '../maps/abi.js';
 import { gscipMapsFromFds, MAP_NAMES, PROG_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
 import type { MissActionName } from '../config/agent-config.js';
-import { TC_FILTER, assertBpffs } from './instance.js';
+import { TC_FILTER } from './instance.js';
+import { mkdirOnBpffs, ensureBpffs, type BpffsLog } from '../bpf/bpffs.js';
 
 const MISS: Record<MissActionName, number> = { punt: MissAction.PUNT, pass: MissAction.PASS, drop: MissAction.DROP };
 
@@ -24,10 +25,9 @@ export interface LoadedDatapath {
 }
 
 /** Open + load with every map pinned in pinDir; existing pins are reused. */
-export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<string, number>): LoadedDatapath {
+export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<string, number>, log?: BpffsLog): LoadedDatapath {
   if (!existsSync(objPath)) throw new Error(`BPF object ${objPath} not found (make bpf)`);
-  assertBpffs(pinDir);
-  mkdirSync(pinDir, { recursive: true, mode: 0o700 });
+  mkdirOnBpffs(pinDir, 0o700, log);
   const adopted = Object.values(MAP_NAMES).filter((n) => existsSync(`${pinDir}/${n}`));
   let obj: BpfObject;
   try {
@@ -109,7 +109,8 @@ export function unpinAll(pinDir: string): string[] {
 }
 
 /** The instance's maps from their pins (CLI, status): fds owned by the bundle. */
-export function openPinnedMaps(pinDir: string): GscipMaps {
+export function openPinnedMaps(pinDir: string, log?: BpffsLog): GscipMaps {
+  ensureBpffs(pinDir, log);
   if (!existsSync(`${pinDir}/${MAP_NAMES.pit}`)) {
     throw new Error(`no pinned maps in ${pinDir}: is the instance name right, and has an agent run (gscip agent run)?`);
   }

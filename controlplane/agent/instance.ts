@@ -6,11 +6,9 @@
  *  - iface:  <runDir>/iface-<netns inode>-<ifindex>.lock (flock held by the running agent)
  *            <runDir>/iface-<netns inode>-<ifindex>.owner (instance whose programs are attached; kept while attached)
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, statfsSync, unlinkSync, writeFileSync, ftruncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, ftruncateSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { tryLockExclusive } from '../bpf/libc.js';
-
-export const BPF_FS_MAGIC = 0xcafe4a11;
 
 /** Our TC filter identity on every interface (same handle/prio on restart => replace, not stack). */
 export const TC_FILTER = { handle: 0x65c1, priority: 1 } as const;
@@ -33,17 +31,6 @@ export function instancePaths(o: { instance: string; pinRoot: string; runDir: st
 /** Inode of the caller's network namespace: ifindexes are only unique within one. */
 export function netnsInode(): number {
   return statSync('/proc/self/ns/net').ino;
-}
-
-/** Throws unless `dir` (or its nearest existing ancestor) is on bpffs. */
-export function assertBpffs(dir: string): void {
-  let d = dir;
-  for (let i = 0; i < 64 && !existsSync(d); i++) d = dirname(d);
-  const t = statfsSync(d).type;
-  if (t !== BPF_FS_MAGIC) {
-    throw new Error(`pin directory ${dir}: ${d} is not on bpffs (mount -t bpf bpf /sys/fs/bpf). ` +
-      'Note: `ip netns exec` hides /sys/fs/bpf; run the agent with `nsenter --net=/run/netns/NAME` instead.');
-  }
 }
 
 export interface InterfaceState { name: string; ifindex: number; createdHook: boolean }

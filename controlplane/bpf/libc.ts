@@ -17,6 +17,7 @@ const fn = {
   if_nametoindex: libc.func('unsigned int if_nametoindex(const char *name)'),
   if_indextoname: libc.func('char * if_indextoname(unsigned int ifindex, _Out_ char *buf)'),
   epoll_wait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+  mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
 };
 
 export const AF_INET = 2;
@@ -89,6 +90,11 @@ export function ifIndexToName(ifindex: number): string | null {
   if (r === null) return null;
   const end = buf.indexOf(0);
   return buf.subarray(0, end < 0 ? 16 : end).toString('latin1');
+}
+
+/** mount(2); throws BpfError('mount', errno) naming the target. */
+export function mount(source: string, target: string, fstype: string, flags: number, data: string | null): void {
+  if ((fn.mount(source, target, fstype, flags, data) as number) !== 0) fail('mount', `${fstype} on ${target}`);
 }
 
 /** sizeof(struct epoll_event) on x86-64 (packed) and the larger aligned layout elsewhere: room for one either way. */
