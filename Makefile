@@ -16,7 +16,6 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
-TEST_FILES    = $(shell find dist/test -name '*.test.js' 2>/dev/null | sort)
 
 .PHONY: all deps build bpf ts test test-unit demo bench clean
 
@@ -48,10 +47,12 @@ build: deps bpf ts
 
 # Unit tests need no root; the rest (BPF_PROG_TEST_RUN, namespaces) do.
 test-unit: build
-	node --test $$(find dist/test/unit -name '*.test.js' | sort)
+	node dist/test/run-tests.js $$(find dist/test/unit -name '*.test.js' | sort)
 
+# One file at a time, each with a wall clock and per-test time limit, leftovers
+# checked after each; ends with the total time and "N passed, N failed".
 test: build
-	node --test --test-concurrency=1 $(TEST_FILES)
+	node dist/test/run-tests.js
 
 # The main job: the seed 002 Fig. 6 network live (GMS, enrolled agents, DPRP, PCCOM);
 # deploy/demo.sh (fast path with a trivial handler) still runs on its own.

@@ -13,7 +13,7 @@ import { IFACE_F_PROTECTED, MissAction } from '../maps/abi.js';
 import { gscipMapsFromFds, MAP_NAMES, PROG_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
 import type { MissActionName } from '../config/agent-config.js';
 import { TC_FILTER } from './instance.js';
-import { mkdirOnBpffs, ensureBpffs, type BpffsLog } from '../bpf/bpffs.js';
+import { bpffsAbsence, mkdirOnBpffs, type BpffsLog } from '../bpf/bpffs.js';
 
 const MISS: Record<MissActionName, number> = { punt: MissAction.PUNT, pass: MissAction.PASS, drop: MissAction.DROP };
 
@@ -109,8 +109,9 @@ export function unpinAll(pinDir: string): string[] {
 }
 
 /** The instance's maps from their pins (CLI, status): fds owned by the bundle. */
-export function openPinnedMaps(pinDir: string, log?: BpffsLog): GscipMaps {
-  ensureBpffs(pinDir, log);
+export function openPinnedMaps(pinDir: string): GscipMaps {
+  const absent = bpffsAbsence(pinDir);
+  if (absent) throw new Error(`no pinned maps in ${pinDir}: ${absent}`);
   if (!existsSync(`${pinDir}/${MAP_NAMES.pit}`)) {
     throw new Error(`no pinned maps in ${pinDir}: is the instance name right, and has an agent run (gscip agent run)?`);
   }

@@ -1,8 +1,9 @@
 /**
  * bpffs: the filesystem pins live on. A fresh host often has none mounted
- * (no systemd mount unit runs there), so every command that pins or reads
- * pins calls ensureBpffs() first and mounts it itself, the way Cilium's
- * agent mounts its BPF root. It refuses, naming the fix, only when mounting
+ * (no systemd mount unit runs there), so every command that creates pins
+ * calls ensureBpffs() first and mounts it itself, the way Cilium's agent
+ * mounts its BPF root; commands that only read pins say why there are none
+ * (bpffsAbsence()) instead of mounting an empty one. It refuses, naming the fix, only when mounting
  * cannot work: not root, a kernel without CONFIG_BPF_SYSCALL, or a private
  * mount namespace (`ip netns exec`) that hides the host's bpffs, where a
  * mount of our own would split the pins from every other process.
@@ -108,6 +109,19 @@ export function bpffsMountRefusal(target: string): BpffsError | null {
       'Run it with `nsenter --net=/run/netns/NAME` instead, which keeps the host\'s mounts.');
   }
   return null;
+}
+
+/**
+ * For commands that only read pins: why nothing can be pinned at `dir`
+ * (no bpffs serves it), or null if one does. Readers never mount: an empty
+ * new bpffs would give the same "not found" and change the host for nothing.
+ */
+export function bpffsAbsence(dir: string): string | null {
+  const st = bpffsState(dir);
+  if (st.mountPoint) return null;
+  const refusal = bpffsMountRefusal(st.target);
+  if (refusal?.fault === 'hidden_by_mount_namespace') return refusal.message;
+  return `${st.target} is not on bpffs (not mounted), so no agent has pinned anything there since boot; \`gscip agent run\` mounts it`;
 }
 
 /**

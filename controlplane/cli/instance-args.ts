@@ -5,12 +5,6 @@ import { instancePaths } from '../agent/instance.js';
 import { DEFAULT_PIN_ROOT, DEFAULT_RUN_DIR } from '../config/agent-config.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 
-/** Notes from below a CLI command (e.g. "mounted bpffs") go to stderr, never into its (--json) stdout. */
-export const stderrLog = {
-  info(_o: object, msg: string): void { process.stderr.write(`gscip: ${msg}\n`); },
-  warn(_o: object, msg: string): void { process.stderr.write(`gscip: warning: ${msg}\n`); },
-};
-
 export interface InstanceArgs { instance: string; 'pin-root': string; 'run-dir': string; json: boolean }
 
 export function withInstance<T>(y: Argv<T>): Argv<T & InstanceArgs> {
@@ -27,6 +21,6 @@ export function pathsOf(a: InstanceArgs): ReturnType<typeof instancePaths> {
 
 /** Run fn with the instance's maps open, closing them after. */
 export async function withMaps<R>(a: InstanceArgs, fn: (m: GscipMaps) => R | Promise<R>): Promise<R> {
-  const maps = openPinnedMaps(pathsOf(a).pinDir, stderrLog);
+  const maps = openPinnedMaps(pathsOf(a).pinDir);
   try { return await fn(maps); } finally { maps.close(); }
 }

@@ -28,7 +28,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdirP } from '../../controlplane/bpf/bpffs.js';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { type ChildProcess } from 'node:child_process';
@@ -119,7 +120,7 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
 
   before(() => {
     topo = new Topology('dpveth');
-    pinDir = `/sys/fs/bpf/gscip-test-${topo.prefix}`;
+    pinDir = topo.scratchPinRoot();
     topo.addHost('a');
     topo.addHost('b');
     topo.link('a', 'va', 'b', 'vb');
@@ -132,7 +133,7 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
     va = topo.ifindex('a', 'va');
 
     h = BpfHarness.open();
-    mkdirSync(pinDir, { recursive: true });
+    mkdirP(pinDir);
     const netns = `--net=/run/netns/${topo.ns('a')}`;
     sh('nsenter', [netns, 'tc', 'qdisc', 'add', 'dev', 'va', 'clsact']);
     for (const dir of ['ingress', 'egress'] as const) {
@@ -256,7 +257,7 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
 function attachDatapath(topo: Topology, host: string, ifname: string, pinDir: string): BpfHarness {
   const h = BpfHarness.open();
   try {
-    mkdirSync(pinDir, { recursive: true });
+    mkdirP(pinDir);
     const netns = `--net=/run/netns/${topo.ns(host)}`;
     sh('nsenter', [netns, 'tc', 'qdisc', 'add', 'dev', ifname, 'clsact']);
     for (const dir of ['ingress', 'egress'] as const) {
@@ -289,7 +290,7 @@ describe('TC datapath as a translating router (ingress XLAT on CHECKSUM_PARTIAL,
 
   before(() => {
     topo = new Topology('dprtr');
-    pinDir = `/sys/fs/bpf/gscip-test-${topo.prefix}`;
+    pinDir = topo.scratchPinRoot();
     for (const n of ['a', 'b', 'c']) topo.addHost(n);
     topo.link('b', 'vb', 'a', 'va');
     topo.link('a', 'va2', 'c', 'vc');

@@ -10,6 +10,8 @@
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirOnBpffs } from '../../controlplane/bpf/bpffs.js';
+import { ScratchGuard } from '../../controlplane/lab/scratch-guard.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { sh } from '../lib/netns.js';
@@ -54,8 +56,10 @@ export class CryptoTestProgs {
 
   constructor() {
     this.dir = `/sys/fs/bpf/gscip-test-c${randomBytes(4).toString('hex')}`;
+    ScratchGuard.get().add('path', this.dir);
     this.tmp = mkdtempSync(join(tmpdir(), 'gscip-pccom-'));
-    sh('mkdir', ['-p', `${this.dir}/maps`]);
+    ScratchGuard.get().add('path', this.tmp);
+    mkdirOnBpffs(`${this.dir}/maps`);
     try {
       sh('bpftool', ['prog', 'loadall', CRYPTO_TEST_OBJ, `${this.dir}/progs`, 'pinmaps', `${this.dir}/maps`], { timeoutMs: 60_000 });
     } catch (e) {
@@ -126,6 +130,8 @@ export class CryptoTestProgs {
   cleanup(): void {
     sh('rm', ['-rf', this.dir], { allowFail: true });
     rmSync(this.tmp, { recursive: true, force: true });
+    ScratchGuard.get().removed('path', this.dir);
+    ScratchGuard.get().removed('path', this.tmp);
   }
 }
 

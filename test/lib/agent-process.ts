@@ -24,8 +24,8 @@ export class GscipRunner {
   private readonly procs: ChildProcess[] = [];
 
   constructor(readonly topo: Topology, readonly instance = 'test') {
-    this.pinRoot = `/sys/fs/bpf/gscip-test-${topo.prefix}`;
-    this.runDir = `/run/gscip-test-${topo.prefix}`;
+    this.pinRoot = topo.scratchPinRoot();
+    this.runDir = topo.scratchRunDir();
   }
 
   private nsArgs(host: string): string[] {

@@ -42,8 +42,8 @@ export class GeProcesses {
   private readonly ges = new Map<string, ChildProcess>();
 
   constructor(readonly topo: Topology) {
-    this.pinRoot = `/sys/fs/bpf/gscip-test-${topo.prefix}`;
-    this.runDir = `/run/gscip-test-${topo.prefix}`;
+    this.pinRoot = topo.scratchPinRoot();
+    this.runDir = topo.scratchRunDir();
   }
 
   /**

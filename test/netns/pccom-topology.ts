@@ -13,6 +13,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirP } from '../../controlplane/bpf/bpffs.js';
 import { type ChildProcess } from 'node:child_process';
 import { BpfHarness } from '../lib/bpf-harness.js';
 import { Topology, sh, waitFor } from '../lib/netns.js';
@@ -59,7 +60,7 @@ export class PccomTopo {
 
   constructor(tag: string, opts: PccomTopoOptions = {}) {
     this.topo = new Topology(tag);
-    this.pinDir = `/sys/fs/bpf/gscip-test-${this.topo.prefix}`;
+    this.pinDir = this.topo.scratchPinRoot();
     try {
       const t = this.topo;
       t.addHost('a'); t.addHost('r'); t.addHost('b');
@@ -91,7 +92,7 @@ export class PccomTopo {
 
   /** Load the datapath object once per GE (a, b), attach it to va / vb, miss action pass. */
   attachDatapath(): void {
-    mkdirSync(this.pinDir, { recursive: true });
+    mkdirP(this.pinDir);
     this.attach('a', 'va');
     this.attach('b', 'vb');
   }
