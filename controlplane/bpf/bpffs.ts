@@ -2,11 +2,12 @@
  * bpffs: the filesystem pins live on. A fresh host often has none mounted
  * (no systemd mount unit runs there), so every command that creates pins
  * calls ensureBpffs() first and mounts it itself, the way Cilium's agent
- * mounts its BPF root; commands that only read pins say why there are none
- * (bpffsAbsence()) instead of mounting an empty one. It refuses, naming the fix, only when mounting
- * cannot work: not root, a kernel without CONFIG_BPF_SYSCALL, or a private
- * mount namespace (`ip netns exec`) that hides the host's bpffs, where a
- * mount of our own would split the pins from every other process.
+ * mounts its BPF root, and logs that it did. It refuses, naming the fix,
+ * only when mounting cannot work: not root, or a kernel without
+ * CONFIG_BPF_SYSCALL. In a private mount namespace (`ip netns exec` hides
+ * the host's bpffs) it mounts one private to that namespace and warns that
+ * its pins die with it. Commands that only read pins never mount: they say
+ * why there are none (bpffsAbsence()).
  */
 import { existsSync, mkdirSync, readFileSync, readlinkSync, statfsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -16,7 +17,7 @@ export const BPF_FS_MAGIC = 0xcafe4a11;
 /** Where bpffs lives by convention; a pin root below it is served by a mount here. */
 export const BPFFS_DEFAULT_MOUNT = '/sys/fs/bpf';
 
-export type BpffsFault = 'not_root' | 'no_kernel_support' | 'hidden_by_mount_namespace' | 'mount_failed';
+export type BpffsFault = 'not_root' | 'no_kernel_support' | 'mount_failed';
 
 export class BpffsError extends Error {
   constructor(readonly fault: BpffsFault, message: string) { super(message); this.name = 'BpffsError'; }
@@ -33,9 +34,9 @@ export interface BpffsState {
   target: string;
 }
 
-interface MountEntry { mountPoint: string; fstype: string }
+interface MountEntry { mountPoint: string; fstype: string; source: string }
 
-/** /proc/<pid>/mountinfo as (mount point, fstype), in mount order. */
+/** /proc/<pid>/mountinfo as (mount point, fstype, source), in mount order. */
 export function mountTable(pid: number | 'self' = 'self'): MountEntry[] {
   let text: string;
   try { text = readFileSync(`/proc/${pid}/mountinfo`, 'utf8'); } catch { return []; }
@@ -45,9 +46,13 @@ export function mountTable(pid: number | 'self' = 'self'): MountEntry[] {
     const f = line.split(' ');
     const sep = f.indexOf('-');
     if (sep < 0 || f.length < sep + 2) continue;
-    out.push({ mountPoint: f[4].replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))), fstype: f[sep + 1] });
+    out.push({ mountPoint: unescape(f[4]), fstype: f[sep + 1], source: unescape(f[sep + 2] ?? '') });
   }
   return out;
+}
+
+function unescape(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
 function nearestExisting(dir: string): string {
@@ -85,16 +90,30 @@ export function kernelHasBpffs(): boolean {
   try { return /\tbpf$/m.test(readFileSync('/proc/filesystems', 'utf8')); } catch { return false; }
 }
 
-/** Are we in another mount namespace than pid 1 (e.g. under `ip netns exec` or `unshare -m`)? */
-export function inPrivateMountNamespace(): boolean {
-  try { return readlinkSync('/proc/self/ns/mnt') !== readlinkSync('/proc/1/ns/mnt'); } catch { return false; }
+/**
+ * Are we in another mount namespace than pid 1 (e.g. `unshare -m`)? null when
+ * that cannot be told (pid 1's namespace links are unreadable to us, as in
+ * some containers).
+ */
+export function inPrivateMountNamespace(): boolean | null {
+  try { return readlinkSync('/proc/self/ns/mnt') !== readlinkSync('/proc/1/ns/mnt'); } catch { return null; }
 }
 
-function hostHasBpffsAt(target: string): boolean {
-  return mountTable(1).some((m) => m.fstype === 'bpf' && m.mountPoint === target);
+/**
+ * Are we under `ip netns exec NAME`? It runs its command in a new mount
+ * namespace with a fresh sysfs on /sys (which hides the host's bpffs), and
+ * mounts that sysfs with the namespace's name as its source.
+ */
+export function underIpNetnsExec(): string | null {
+  const sys = mountTable().filter((m) => m.mountPoint === '/sys').pop();
+  if (!sys || sys.fstype !== 'sysfs' || sys.source === 'sysfs' || !sys.source) return null;
+  return existsSync(`/run/netns/${sys.source}`) ? sys.source : null;
 }
 
-/** Why ensureBpffs() would refuse to mount here, or null if it can. */
+const HIDDEN_BY_NETNS_EXEC = 'this process runs in a private mount namespace that hides the host\'s bpffs ' +
+  '(`ip netns exec` remounts /sys); run it with `nsenter --net=/run/netns/NAME` instead, which keeps the host\'s mounts';
+
+/** Why ensureBpffs() cannot mount here, or null if it can. */
 export function bpffsMountRefusal(target: string): BpffsError | null {
   const how = `mount -t bpf bpf ${target}`;
   if (!kernelHasBpffs()) {
@@ -102,11 +121,6 @@ export function bpffsMountRefusal(target: string): BpffsError | null {
   }
   if (process.geteuid?.() !== 0) {
     return new BpffsError('not_root', `${target} is not on bpffs and only root can mount it: run as root, or have root run \`${how}\` once`);
-  }
-  if (inPrivateMountNamespace() && hostHasBpffsAt(target)) {
-    return new BpffsError('hidden_by_mount_namespace', `${target} is not on bpffs in this mount namespace, but the host has bpffs there: ` +
-      'this process runs in a private mount namespace (`ip netns exec` remounts /sys and hides bpffs). ' +
-      'Run it with `nsenter --net=/run/netns/NAME` instead, which keeps the host\'s mounts.');
   }
   return null;
 }
@@ -119,8 +133,7 @@ export function bpffsMountRefusal(target: string): BpffsError | null {
 export function bpffsAbsence(dir: string): string | null {
   const st = bpffsState(dir);
   if (st.mountPoint) return null;
-  const refusal = bpffsMountRefusal(st.target);
-  if (refusal?.fault === 'hidden_by_mount_namespace') return refusal.message;
+  if (underIpNetnsExec()) return `${st.target} is not on bpffs here: ${HIDDEN_BY_NETNS_EXEC}`;
   return `${st.target} is not on bpffs (not mounted), so no agent has pinned anything there since boot; \`gscip agent run\` mounts it`;
 }
 
@@ -142,9 +155,14 @@ export function ensureBpffs(dir: string, log?: BpffsLog): BpffsState & { mounted
   }
   const after = bpffsState(dir);
   if (!after.mountPoint) throw new BpffsError('mount_failed', `mounted bpffs on ${st.target} but ${dir} is still not on it`);
-  const privateNs = inPrivateMountNamespace();
+  const netnsExec = underIpNetnsExec();
+  const privateNs = netnsExec !== null || inPrivateMountNamespace() === true;
   log?.info({ mountPoint: after.mountPoint, privateMountNamespace: privateNs }, `mounted bpffs on ${after.mountPoint} (it was not mounted)`);
-  if (privateNs) log?.warn({ mountPoint: after.mountPoint }, 'this bpffs was mounted in a private mount namespace: its pins are visible only inside it');
+  if (privateNs) {
+    log?.warn({ mountPoint: after.mountPoint, ipNetnsExec: netnsExec }, 'this bpffs is private to this mount namespace: ' +
+      'its pins are invisible outside it and are lost when the namespace ends (a restarted agent cannot adopt them)' +
+      (netnsExec ? `; ${HIDDEN_BY_NETNS_EXEC}` : ''));
+  }
   return { ...after, mountedNow: true };
 }
 
