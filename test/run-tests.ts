@@ -109,6 +109,14 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 async function sleep(ms: number): Promise<void> { await new Promise((r) => setTimeout(r, ms)); }
 
+/** The environment of one file's run: its own scratch dir, and never a parent test runner's context
+ * (with NODE_TEST_CONTEXT set, `node --test` talks the parent's private protocol instead of TAP). */
+function fileEnv(scratch: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, GSCIP_SCRATCH_DIR: scratch };
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
+
 async function runFile(file: string, a: Args, scratch: string): Promise<FileResult> {
   const t0 = Date.now();
   mkdirSync(scratch, { recursive: true, mode: 0o700 });
@@ -121,7 +129,7 @@ async function runFile(file: string, a: Args, scratch: string): Promise<FileResu
     '--test-reporter=tap', '--test-reporter-destination=stdout',
     '--test-reporter=spec', '--test-reporter-destination=stderr',
     file,
-  ], { stdio: ['ignore', 'pipe', 'inherit'], detached: true, env: { ...process.env, GSCIP_SCRATCH_DIR: scratch } });
+  ], { stdio: ['ignore', 'pipe', 'inherit'], detached: true, env: fileEnv(scratch) });
   const group = child.pid!;
   const signalGroup = (sig: NodeJS.Signals): void => { try { process.kill(-group, sig); } catch { /* gone */ } };
   let ending: string | null = null;
