@@ -12,6 +12,9 @@ export function enableProcessMetrics(): void {
   if (defaultsOn) return;
   defaultsOn = true;
   collectDefaultMetrics({ register: registry, prefix: 'gscip_' });
+  // prom-client names three gauges *_total, which Prometheus reserves for counters
+  // (promtool check metrics fails them); the same counts stay as gscip_nodejs_active_{handles,requests,resources}.
+  for (const n of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`gscip_nodejs_active_${n}_total`);
 }
 
 // ---- GMS (controlplane/gms) ----
