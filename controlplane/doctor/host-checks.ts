@@ -21,6 +21,7 @@ import { objectCalls, type ObjectCalls } from '../bpf/object-calls.js';
 import { BpfObject } from '../bpf/object.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
 import { failed, guard, ok, skip, warn, type Check } from './checks.js';
+import { formatFailures } from './report.js';
 
 export const VMLINUX_BTF = '/sys/kernel/btf/vmlinux';
 
@@ -183,6 +184,23 @@ export function prerequisiteChecks(o: HostCheckOptions): Check[] {
   const calls = readObjectCalls(o.bpfObject);
   out.push(...helperChecks(calls), ...kfuncChecks(calls));
   return out;
+}
+
+export class PrerequisiteError extends Error {
+  constructor(readonly failures: Check[], message: string) { super(message); this.name = 'PrerequisiteError'; }
+}
+
+/**
+ * The agent's start-up gate: throws PrerequisiteError listing every missing
+ * feature with its fix. Returns how long the checks took (ms; ~10-20 ms).
+ */
+export function assertPrerequisites(o: HostCheckOptions): number {
+  const t0 = process.hrtime.bigint();
+  const bad = prerequisiteChecks(o).filter((c) => c.status === 'fail');
+  if (bad.length) {
+    throw new PrerequisiteError(bad, `this host lacks what the fast path ${o.bpfObject} needs (run gscip doctor --host-only for every check):\n${formatFailures(bad)}`);
+  }
+  return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
 /** Every host check, in the order an operator reads them. */
