@@ -153,7 +153,7 @@ export function objectLoadCheck(bpfObject: string): Check {
     const log = libbpfCapture.join('\n').split('\n').filter((l) => l.trim());
     const tail = log.slice(-6).join(' | ');
     const verifier = e instanceof BpfError && (e.code === 'EACCES' || e.code === 'EINVAL');
-    return failed('host.load', t, `${(e as Error).message}${tail ? `; libbpf: ${tail}` : ''}`,
+    return failed('host.load', t, `${(e as Error).message}${tail ? `; ${tail}` : ''}`,
       verifier ? 'the verifier of this kernel rejects the object: run gscip doctor on a supported kernel, or rebuild (make bpf) with the matching vmlinux.h'
         : 'see the libbpf message; rebuild with make bpf');
   } finally { libbpfCapture = null; }

@@ -4,11 +4,15 @@
  *  - its ingress filter removed by hand (tc filter del): the interface's check fails, naming it;
  *  - the agent stopped: the agent check fails, exit 1;
  *  - a pinned map replaced by one of another value size (an older build's pin):
- *    that pin fails, named, with the command that clears it.
+ *    that pin fails, named, with the command that clears it;
+ *  - an object calling a helper TC programs may not use and a kfunc no kernel has:
+ *    the agent refuses to start, naming both with their fixes, and doctor --host-only fails on them.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Topology, sh } from '../lib/netns.js';
 import { bpfUnavailable, defaultObjectPath } from '../lib/bpf-harness.js';
 import { GscipRunner } from '../lib/agent-process.js';
@@ -97,5 +101,40 @@ describe('gscip doctor against a real agent', { timeout: 120_000 }, () => {
     g.ok('a', ['agent', 'detach', '--unpin', ...g.instanceArgs()]);
     d = doctor(g);
     assert.equal(check(d.r, 'instance.pins').status, 'skip');
+  });
+
+  test('an object needing what the kernel lacks: the agent refuses, naming each; doctor fails on each', { skip: skip ?? false }, (t) => {
+    const topo = new Topology('dq');
+    const g = new GscipRunner(topo, 'dq');
+    const dir = mkdtempSync(join(tmpdir(), 'gscip-doctor-'));
+    t.after(() => { g.cleanup(); topo.cleanupSync(); rmSync(dir, { recursive: true, force: true }); });
+    topo.addHost('a');
+    // bpf_override_return (58) is a kprobe helper; the kfunc exists nowhere.
+    writeFileSync(join(dir, 'bad.bpf.c'), [
+      'typedef unsigned long long __u64;',
+      '#define SEC(n) __attribute__((section(n), used))',
+      'static long (*bpf_override_return)(void *regs, __u64 rc) = (void *)58;',
+      'extern int bpf_gscip_no_such_kfunc(void) __attribute__((section(".ksyms")));',
+      'SEC("tc") int gscip_bad(void *ctx) { bpf_override_return(ctx, 0); return bpf_gscip_no_such_kfunc(); }',
+      'char LICENSE[] SEC("license") = "GPL";', ''].join('\n'));
+    const obj = join(dir, 'bad.bpf.o');
+    sh('clang', ['-g', '-O2', '-target', 'bpf', '-c', join(dir, 'bad.bpf.c'), '-o', obj]);
+
+    const run = g.cli('a', ['agent', 'run', ...g.instanceArgs(), '--bpf-object', obj, '--iface', 'lo', '--metrics', 'none']);
+    assert.equal(run.code, 1, run.err);
+    assert.match(run.err, /this host lacks what the fast path .*bad\.bpf\.o needs/);
+    assert.match(run.err, /- helper bpf_override_return: the programs call bpf_override_return \(id 58\) 1x .*; fix: /);
+    assert.match(run.err, /- kfunc bpf_gscip_no_such_kfunc: .* no function of that name; fix: /);
+    assert.doesNotMatch(run.err, /verifier log/);
+    assert.equal(existsSync(`${g.runDir}/dq.lock`), false, 'refused before taking the instance lock');
+    assert.equal(existsSync(`${g.pinRoot}/dq`), false, 'refused before pinning anything');
+
+    const res = g.cli('a', ['doctor', '--host-only', '--json', ...g.instanceArgs(), '--bpf-object', obj]);
+    assert.equal(res.code, 1);
+    const r = JSON.parse(res.out) as Report;
+    assert.equal(check(r, 'host.helper.bpf_override_return').status, 'fail');
+    assert.equal(check(r, 'host.kfunc.bpf_gscip_no_such_kfunc').status, 'fail');
+    assert.equal(check(r, 'host.load').status, 'fail');
+    assert.match(check(r, 'host.load').detail, /bpf_gscip_no_such_kfunc/);
   });
 });
