@@ -24,6 +24,7 @@ import { PuntDispatcher } from './punt-dispatch.js';
 import { ifNameToIndex } from '../bpf/libc.js';
 import { routeLibbpfMessages, tcQuery } from '../bpf/libbpf.js';
 import { TC_FILTER } from './instance.js';
+import { assertPrerequisites } from '../doctor/host-checks.js';
 
 export interface AgentStartOptions {
   /** Extra handler objects (tests, embedding); appended after the configured ones. */
@@ -78,6 +79,9 @@ export class Agent {
     const ge = factories.length ? await resolveGeIdentity({ configured: cfg.ge, loadDelivery: cfg.gms ? gmsDeliveryLoader(cfg.gms.dataDir) : null }) : null;
     if (ge) log.info({ type: ge.type, mode: ge.mode, source: ge.source }, 'GE identity');
     try {
+      // 0. The kernel features the object needs, each missing one named with its fix (instead of a verifier log at load).
+      const prereqMs = assertPrerequisites({ bpfObject: cfg.bpfObject, pinRoot: cfg.pinRoot });
+      log.debug({ ms: Math.round(prereqMs * 10) / 10 }, 'host prerequisites hold');
       // 1. One agent per instance.
       const lock = HeldLock.tryTake(paths.lockFile, String(process.pid));
       if (!(lock instanceof HeldLock)) {

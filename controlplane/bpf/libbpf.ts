@@ -62,6 +62,29 @@ export const TcOpts = koffi.struct('bpf_tc_opts', {
   priority: 'uint32_t',
 });
 
+export const ProgLoadOpts = koffi.struct('bpf_prog_load_opts', {
+  sz: 'size_t',
+  attempts: 'int',
+  expected_attach_type: 'int',
+  prog_btf_fd: 'uint32_t',
+  prog_flags: 'uint32_t',
+  prog_ifindex: 'uint32_t',
+  kern_version: 'uint32_t',
+  attach_btf_id: 'uint32_t',
+  attach_prog_fd: 'uint32_t',
+  attach_btf_obj_fd: 'uint32_t',
+  fd_array: 'const void *',
+  func_info: 'const void *',
+  func_info_cnt: 'uint32_t',
+  func_info_rec_size: 'uint32_t',
+  line_info: 'const void *',
+  line_info_cnt: 'uint32_t',
+  line_info_rec_size: 'uint32_t',
+  log_level: 'uint32_t',
+  log_size: 'uint32_t',
+  log_buf: 'void *',
+});
+
 export const RingBufferSampleFn = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 
 /** Raw libbpf functions (signatures as in bpf/libbpf.h 1.1). */
@@ -86,6 +109,7 @@ export const raw = {
   bpf_map__key_size: lib.func('uint32_t bpf_map__key_size(const bpf_map *map)'),
   bpf_map__value_size: lib.func('uint32_t bpf_map__value_size(const bpf_map *map)'),
   bpf_map__max_entries: lib.func('uint32_t bpf_map__max_entries(const bpf_map *map)'),
+  bpf_map__map_flags: lib.func('uint32_t bpf_map__map_flags(const bpf_map *map)'),
   bpf_map__set_max_entries: lib.func('int bpf_map__set_max_entries(bpf_map *map, uint32_t max_entries)'),
   bpf_map__set_pin_path: lib.func('int bpf_map__set_pin_path(bpf_map *map, const char *path)'),
   bpf_map__pin_path: lib.func('const char * bpf_map__pin_path(const bpf_map *map)'),
@@ -110,6 +134,8 @@ export const raw = {
   bpf_obj_get: lib.func('int bpf_obj_get(const char *pathname)'),
   bpf_obj_get_info_by_fd: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *info_len)'),
   bpf_prog_get_fd_by_id: lib.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
+
+  bpf_prog_load: lib.func('int bpf_prog_load(int prog_type, const char *prog_name, const char *license, const void *insns, size_t insn_cnt, const bpf_prog_load_opts *opts)'),
 
   bpf_prog_test_run_opts: lib.func('int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)'),
 
@@ -318,14 +344,47 @@ export function mapInfo(fd: number): MapInfo {
   };
 }
 
-/** struct bpf_prog_info (uapi): id (offset 4) and name (offset 64). */
-export function progInfo(fd: number): { id: number; name: string; type: number } {
+/** struct bpf_prog_info (uapi): type, id, tag (offset 8: a hash of the instructions with map references zeroed) and name (offset 64). */
+export function progInfo(fd: number): { id: number; name: string; type: number; tag: string } {
   const buf = Buffer.alloc(256);
   const len = [buf.length];
   checkRc('bpf_obj_get_info_by_fd', raw.bpf_obj_get_info_by_fd(fd, buf, len), `prog fd ${fd}`);
   const nameRaw = buf.subarray(64, 80);
   const end = nameRaw.indexOf(0);
-  return { type: buf.readUInt32LE(0), id: buf.readUInt32LE(4), name: nameRaw.subarray(0, end < 0 ? 16 : end).toString('latin1') };
+  return { type: buf.readUInt32LE(0), id: buf.readUInt32LE(4), tag: buf.subarray(8, 16).toString('hex'), name: nameRaw.subarray(0, end < 0 ? 16 : end).toString('latin1') };
+}
+
+/** enum bpf_prog_type: the one our programs are. */
+export const BPF_PROG_TYPE_SCHED_CLS = 3;
+
+/** What the verifier says when a helper is unknown, or known but not for this program type (old and new kernels). */
+const HELPER_REFUSED = /invalid func |unknown func |program of this type cannot use helper /;
+
+/**
+ * Does the kernel let a program of `progType` call helper `helperId`? Loads
+ * `call helperId; r0 = 0; exit` and reads the verifier log: refused by name
+ * (see HELPER_REFUSED) = not offered; loaded, or refused for its (missing)
+ * arguments = offered. libbpf's libbpf_probe_bpf_helper() does the same, but
+ * 1.1 (Debian 12) knows only the first two messages: on Linux >= 6.3 it
+ * reports every helper of another program type as offered (e.g.
+ * bpf_override_return for sched_cls). Throws BpfError otherwise (EPERM: not root).
+ */
+export function probeHelper(progType: number, helperId: number): boolean {
+  const insns = Buffer.alloc(24);
+  insns.writeUInt8(0x85, 0); // call helperId
+  insns.writeInt32LE(helperId, 4);
+  insns.writeUInt8(0xb7, 8); // r0 = 0
+  insns.writeUInt8(0x95, 16); // exit
+  const log = Buffer.alloc(4096);
+  const opts = { sz: koffi.sizeof(ProgLoadOpts), attempts: 0, expected_attach_type: 0, prog_btf_fd: 0, prog_flags: 0, prog_ifindex: 0, kern_version: 0,
+    attach_btf_id: 0, attach_prog_fd: 0, attach_btf_obj_fd: 0, fd_array: null, func_info: null, func_info_cnt: 0, func_info_rec_size: 0,
+    line_info: null, line_info_cnt: 0, line_info_rec_size: 0, log_level: 1, log_size: log.length, log_buf: log };
+  const fd = raw.bpf_prog_load(progType, 'gscip_probe', 'GPL', insns, 3, opts) as number;
+  if (fd >= 0) { closeBpfFd(fd); return true; }
+  const text = log.toString('latin1', 0, Math.max(0, log.indexOf(0)));
+  if (HELPER_REFUSED.test(text)) return false;
+  if (fd === -1 /* EPERM: not privileged */) checkRc('bpf_prog_load', fd, `probe of helper ${helperId}`);
+  return true; // the verifier got past the helper lookup: it exists, it only disliked our arguments
 }
 
 export interface TestRunResult {

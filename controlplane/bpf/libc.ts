@@ -1,6 +1,7 @@
 /**
  * koffi bindings to the few libc calls the control plane needs and Node lacks:
- * raw sockets with SO_MARK, flock, if_nametoindex. Failures become BpfError
+ * raw sockets with SO_MARK, flock, if_nametoindex, mount, adjtimex, a
+ * read-only mmap. Failures become BpfError
  * (op + errno) like every other kernel-facing failure.
  */
 import koffi from 'koffi';
@@ -18,6 +19,9 @@ const fn = {
   if_indextoname: libc.func('char * if_indextoname(unsigned int ifindex, _Out_ char *buf)'),
   epoll_wait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
   mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+  adjtimex: libc.func('int adjtimex(_Inout_ uint8_t *buf)'),
+  mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)'),
+  munmap: libc.func('int munmap(void *addr, size_t length)'),
 };
 
 export const AF_INET = 2;
@@ -95,6 +99,40 @@ export function ifIndexToName(ifindex: number): string | null {
 /** mount(2); throws BpfError('mount', errno) naming the target. */
 export function mount(source: string, target: string, fstype: string, flags: number, data: string | null): void {
   if ((fn.mount(source, target, fstype, flags, data) as number) !== 0) fail('mount', `${fstype} on ${target}`);
+}
+
+/** adjtimex(2) clock states (the return value). TIME_ERROR: the kernel considers the clock unsynchronised (STA_UNSYNC). */
+export const TIME_STATE = { 0: 'TIME_OK', 1: 'TIME_INS', 2: 'TIME_DEL', 3: 'TIME_OOP', 4: 'TIME_WAIT', 5: 'TIME_ERROR' } as Record<number, string>;
+export const TIME_ERROR = 5;
+export const STA_UNSYNC = 0x0040;
+
+export interface ClockState {
+  /** adjtimex's return value (TIME_OK .. TIME_ERROR). */
+  state: number;
+  /** struct timex.status bits (STA_*). */
+  status: number;
+  /** Maximum error the NTP discipline reports, microseconds (grows by 500 ppm while nothing disciplines the clock). */
+  maxErrorUs: number;
+  /** Estimated error, microseconds. */
+  estErrorUs: number;
+}
+
+/** Read the kernel clock discipline state (adjtimex with modes = 0: changes nothing; x86-64/aarch64 struct timex layout). */
+export function clockState(): ClockState {
+  const tx = Buffer.alloc(208); // sizeof(struct timex) on LP64
+  const rc = fn.adjtimex(tx) as number;
+  if (rc < 0) fail('adjtimex');
+  return { state: rc, status: tx.readInt32LE(40), maxErrorUs: Number(tx.readBigInt64LE(24)), estErrorUs: Number(tx.readBigInt64LE(32)) };
+}
+
+const PROT_READ = 1;
+const MAP_SHARED = 1;
+
+/** mmap `length` bytes of `fd` at `offset` read-only, copy `take` bytes out, unmap. */
+export function mmapRead(fd: number, offset: number, length: number, take: number): Buffer {
+  const p = fn.mmap(null, length, PROT_READ, MAP_SHARED, fd, offset) as bigint | null;
+  if (p === null || p === 0n || p === -1n || p === 0xffffffffffffffffn) fail('mmap', `fd ${fd} offset ${offset} length ${length}`);
+  try { return Buffer.from(new Uint8Array(koffi.view(p, take)).slice()); } finally { fn.munmap(p, length); }
 }
 
 /** sizeof(struct epoll_event) on x86-64 (packed) and the larger aligned layout elsewhere: room for one either way. */

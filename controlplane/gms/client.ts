@@ -326,7 +326,8 @@ class GmsClient implements GmsClientHandle {
 }
 
 // ------------------------------------------------------------------ helpers
-function tlsOf(id: AgentIdentity) { return { key: id.keyPem, cert: id.certPem, ca: id.caPem }; }
+/** The mutual-TLS options of an enrolled agent (its key and certificate, the pinned CA). */
+export function tlsOf(id: AgentIdentity) { return { key: id.keyPem, cert: id.certPem, ca: id.caPem }; }
 
 /** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^attempt)]. */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
@@ -358,7 +359,12 @@ function refusal(status: number, body: string): GmsRefusedError {
   }
 }
 
-export interface RawResponse { status: number; body: string }
+export interface RawResponse {
+  status: number;
+  body: string;
+  /** The server's Date header (RFC 7231, 1 s resolution), if it sent one: gscip doctor compares clocks with it. */
+  date?: string;
+}
 
 /** One HTTPS request, body read whole (bounded), timeout 10 s. */
 export function rawRequest(base: URL, path: string, o: { method?: string; body?: string; ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean; timeoutMs?: number }): Promise<RawResponse> {
@@ -370,7 +376,8 @@ export function rawRequest(base: URL, path: string, o: { method?: string; body?:
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { if (body.length < 4 << 20) body += c; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      const date = res.headers.date;
+      res.on('end', () => resolve(date ? { status: res.statusCode ?? 0, body, date } : { status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
     req.setTimeout(o.timeoutMs ?? 10_000, () => req.destroy(new Error(`${path}: no answer within ${o.timeoutMs ?? 10_000} ms`)));

@@ -4,6 +4,7 @@
  */
 import type { CommandModule } from 'yargs';
 import { agentCommand } from './agent.js';
+import { doctorCommand } from './doctor.js';
 import { gmsCommand } from './gms.js';
 import { ifaceCommand } from './iface.js';
 import { keysCommand } from './keys.js';
@@ -19,6 +20,7 @@ export const commands: CommandModule[] = [
   keysCommand,
   ifaceCommand,
   gmsCommand,
+  doctorCommand as CommandModule,
 ];
 
 // `gscip agent enroll` lives in ./agent-gms.ts as agentGmsCommands: the agent
