@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { arch, release } from 'node:os';
-import { bpffsMountRefusal, bpffsState } from '../bpf/bpffs.js';
+import { bpffsMountRefusal, bpffsState, underIpNetnsExec } from '../bpf/bpffs.js';
 import { btfHasFuncs } from '../bpf/btf-funcs.js';
 import { BpfError } from '../bpf/errors.js';
 import { helperName } from '../bpf/helper-names.js';
@@ -74,10 +74,16 @@ export function bpffsCheck(pinRoot: string): Check {
   const st = bpffsState(pinRoot);
   if (st.mountPoint) return ok('host.bpffs', t, `${pinRoot} is served by the bpffs mounted on ${st.mountPoint}`);
   const refusal = bpffsMountRefusal(st.target);
-  if (!refusal) return ok('host.bpffs', t, `no bpffs serves ${pinRoot} yet; the agent mounts one on ${st.target} when it starts`);
+  if (!refusal) {
+    const netns = underIpNetnsExec();
+    if (netns) {
+      return warn('host.bpffs', t, `this is \`ip netns exec ${netns}\`: its private mount namespace hides the host's bpffs; an agent started here would pin on a private bpffs that dies with it`,
+        'run gscip under `nsenter --net=/run/netns/NAME`, not `ip netns exec`');
+    }
+    return ok('host.bpffs', t, `no bpffs serves ${pinRoot} yet; the agent mounts one on ${st.target} when it starts`);
+  }
   const fix = refusal.fault === 'not_root' ? `run the agent as root, or mount it once: mount -t bpf bpf ${st.target}`
-    : refusal.fault === 'hidden_by_mount_namespace' ? 'run gscip under `nsenter --net=/run/netns/NAME`, not `ip netns exec`'
-      : refusal.fault === 'no_kernel_support' ? 'boot a kernel with CONFIG_BPF_SYSCALL=y' : `mount -t bpf bpf ${st.target}`;
+    : refusal.fault === 'no_kernel_support' ? 'boot a kernel with CONFIG_BPF_SYSCALL=y' : `mount -t bpf bpf ${st.target}`;
   return failed('host.bpffs', t, refusal.message, fix);
 }
 
