@@ -9,6 +9,7 @@ import { ifaceCommand } from './iface.js';
 import { keysCommand } from './keys.js';
 import { mapsCommand } from './maps.js';
 import { pitCommand } from './pit.js';
+import { selftestCommand } from './selftest.js';
 import { xlatCommand } from './xlat.js';
 
 export const commands: CommandModule[] = [
@@ -19,6 +20,7 @@ export const commands: CommandModule[] = [
   keysCommand,
   ifaceCommand,
   gmsCommand,
+  selftestCommand as CommandModule,
 ];
 
 // `gscip agent enroll` lives in ./agent-gms.ts as agentGmsCommands: the agent
