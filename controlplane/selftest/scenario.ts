@@ -110,10 +110,14 @@ export class SelftestNet {
       .map((a) => `the agent on ${a.end} exited (${a.child.exitCode ?? a.child.signalCode}): ${a.stderr().trim().split('\n').slice(-1)[0] ?? ''}`);
   }
 
-  /** Install keys with this installation's CLI (`gscip keys set`, key on stdin, never on the command line), all at once. */
+  /**
+   * Install keys with this installation's CLI (`gscip keys set`, key on stdin, never on the command line), all at once.
+   * Run inside the end's namespace like the agents, so that removing the namespace also ends them.
+   */
   async setKeys(keys: KeySpec[], timeoutMs: number): Promise<void> {
+    const nsenter = findExecutable('nsenter') ?? 'nsenter';
     await Promise.all(keys.map(async (k) => {
-      const child = spawn(process.execPath, [this.o.cliMain, 'keys', 'set', '--instance', this.instance[k.end], '--pin-root', this.pinRoot,
+      const child = spawn(nsenter, [`--net=/run/netns/${this.topo.ns(k.end)}`, process.execPath, this.o.cliMain, 'keys', 'set', '--instance', this.instance[k.end], '--pin-root', this.pinRoot,
         '--run-dir', this.runDir, '--group', String(k.group), '--version', String(k.version)], { stdio: ['pipe', 'ignore', 'pipe'] });
       let err = '';
       child.stderr?.setEncoding('utf8');
