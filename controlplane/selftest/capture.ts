@@ -16,15 +16,19 @@ import { waitFor, type Topology } from '../lab/topology.js';
 import { countOccurrences, ipv4Records, PACKET_OUTGOING, readPcapFile, type CapturedIp } from '../lab/pcap.js';
 import { exited } from './traffic.js';
 
-/** Where tcpdump is, or null: PATH plus the sbin directories a non-login root shell may lack. */
+const EXTRA_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+/** Where an executable is, or null: PATH plus the sbin directories a non-login root shell may lack. */
 export function findExecutable(name: string): string | null {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter(Boolean);
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), ...EXTRA_DIRS].filter(Boolean);
   for (const d of dirs) {
     const p = join(d, name);
     try { accessSync(p, constants.X_OK); return p; } catch { /* next */ }
   }
   return null;
 }
+
+export const TCPDUMP_MISSING = `tcpdump not found (searched PATH and ${EXTRA_DIRS.join(', ')}): install it (apt-get install tcpdump, or make deps); without a capture no leak check can pass`;
 
 export interface FlowMatch { proto: number; a: string; aport: number; b: string; bport: number }
 
@@ -46,7 +50,7 @@ export class TransitCapture {
   /** Start tcpdump in `host` writing to `file`; resolves once it is capturing. */
   static async start(t: Topology, host: string, file: string): Promise<TransitCapture> {
     const bin = findExecutable('tcpdump');
-    if (!bin) throw new Error('tcpdump not found (searched PATH, /usr/sbin, /sbin): install it (apt-get install tcpdump, or make deps); without a capture no leak check can pass');
+    if (!bin) throw new Error(TCPDUMP_MISSING);
     const child = t.spawn(host, bin, ['-i', 'any', '-U', '-n', '-s', '0', '-w', file]);
     let err = '';
     child.stderr?.setEncoding('utf8');

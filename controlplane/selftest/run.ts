@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { TransitCapture, findExecutable, type CaptureResult } from './capture.js';
+import { TCPDUMP_MISSING, TransitCapture, findExecutable, type CaptureResult } from './capture.js';
 import { CHECKS, GROUP, V_MISSING, V_SHARED, V_WRONG, notRun, type CheckId, type CheckResult, type Verdict } from './checks.js';
 import { SelftestNet } from './scenario.js';
 
@@ -43,7 +43,7 @@ function preflight(o: SelftestOptions, cliMain: string): string | null {
   if (process.geteuid?.() !== 0) return 'gscip selftest needs root (it creates network namespaces and loads BPF programs)';
   if (!existsSync(o.bpfObject)) return `the datapath object ${o.bpfObject} does not exist (build it with make bpf, or give --bpf-object)`;
   if (!existsSync(cliMain)) return `the gscip CLI ${cliMain} does not exist (build it with make ts)`;
-  if (!findExecutable('tcpdump')) return 'tcpdump not found (searched PATH, /usr/sbin, /sbin): install it (apt-get install tcpdump, or make deps); without a capture no leak check can pass';
+  if (!findExecutable('tcpdump')) return TCPDUMP_MISSING;
   if (!findExecutable('ip')) return 'ip (iproute2) not found: it builds the scratch namespaces';
   return null;
 }

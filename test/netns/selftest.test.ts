@@ -119,6 +119,29 @@ describe('gscip selftest', { skip: skip ?? false, timeout: 150_000 }, () => {
     await assertNothingLeft(prefix, r.pid);
   });
 
+  test('without tcpdump every check fails naming it, and nothing is built', async () => {
+    // Hide tcpdump in a private mount namespace of this one subprocess (the host's stays as it is).
+    const hide = ['/usr/sbin/tcpdump', '/sbin/tcpdump', '/usr/bin/tcpdump', '/bin/tcpdump', '/usr/local/bin/tcpdump', '/usr/local/sbin/tcpdump']
+      .map((p) => `[ ! -e ${p} ] || mount --bind /dev/null ${p} || exit 9;`).join(' ');
+    const r = await new Promise<Run>((done) => {
+      const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${hide} exec "$0" "$@"`, process.execPath, MAIN, 'selftest', '--json'],
+        { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = ''; let err = '';
+      child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.on('exit', (code) => { clearTimeout(timer); done({ code, out, err, pid: child.pid ?? -1 }); });
+    });
+    assert.equal(r.code, 1, `exit 1 (stderr: ${r.err.trim()})`);
+    const rep = JSON.parse(r.out) as SelftestReport;
+    assert.equal(rep.prefix, null, 'no namespace was built');
+    assert.equal(rep.checks.length, 5);
+    for (const c of rep.checks) {
+      assert.equal(c.pass, false);
+      assert.match(c.summary, /^not run: tcpdump not found .*install it/);
+    }
+  });
+
   test('a bad option is refused with the fault named, exit 2, before anything is built', async () => {
     const r = await gscip(['selftest', '--inject-fault', 'nonsense'], 20_000);
     assert.equal(r.code, 2);
