@@ -50,6 +50,7 @@ export interface CheckResult {
   /** Everything that was wrong (empty when it passes). */
   problems: string[];
   evidence: Record<string, number | string | boolean>;
+  /** Configuring and running its traffic (the capture is judged afterwards, for all checks at once). */
   ms: number;
 }
 
@@ -115,10 +116,10 @@ export function size(n: number): string {
   return `${n} B`;
 }
 
-function verdict(id: CheckId, title: string, t0: number, problems: string[], summary: string,
+function verdict(id: CheckId, title: string, ms: number, problems: string[], summary: string,
   evidence: CheckResult['evidence'], cap: CaptureResult): CheckResult {
   const all = [...(cap.problem ? [cap.problem] : []), ...problems];
-  return { id, title, pass: all.length === 0, summary: all.length ? `${all.join('; ')}. Seen: ${summary}` : summary, problems: all, evidence, ms: Date.now() - t0 };
+  return { id, title, pass: all.length === 0, summary: all.length ? `${all.join('; ')}. Seen: ${summary}` : summary, problems: all, evidence, ms };
 }
 
 /* ---------------- the checks ---------------- */
@@ -135,6 +136,7 @@ const encryptedTcp: CheckDef = {
     const sa = net.stats('a'); const sb = net.stats('b');
     const tr = await tcpTransfer(net.topo, net.tmp, HOSTS.a, HOSTS.b, f.sport, f.cport, data, Math.min(fault ? 3000 : 10_000, remainingMs()));
     const sa2 = net.stats('a'); const sb2 = net.stats('b');
+    const ms = Date.now() - t0;
     return (cap) => {
       const wire = flowPackets(cap, match(f)); const hits = markerHits(cap, marker);
       const exact = tr.received.length === data.length && sha256(tr.received) === sha256(data);
@@ -148,7 +150,7 @@ const encryptedTcp: CheckDef = {
       if (enc < data.length) p.push(`a encrypted only ${size(enc)}`);
       if (dec < data.length) p.push(`b decrypted only ${size(dec)}`);
       if (bad > 0) p.push(`${bad} bad keyed checksums`);
-      return verdict(this.id, this.title, t0, p,
+      return verdict(this.id, this.title, ms, p,
         `${size(data.length)} ${exact ? 'byte-exact' : 'sent'}, ${hits} marker hits in ${wire.forward + wire.reverse} transit packets (both links); a encrypted ${size(enc)}, b decrypted ${size(dec)}, ${bad} bad keyed checksums`,
         { bytes: data.length, receivedBytes: tr.received.length, byteExact: exact, markerHits: hits, transitPackets: wire.forward + wire.reverse,
           encryptedBytes: enc, decryptedBytes: dec, badKeyedChecksums: bad, transferMs: tr.ms }, cap);
@@ -168,6 +170,7 @@ const encryptedUdp: CheckDef = {
     const sa = net.stats('a'); const sb = net.stats('b');
     const ur = await udpTransfer(net.topo, net.tmp, HOSTS.a, HOSTS.b, f.sport, f.cport, data, UDP_SIZE, Math.min(8000, remainingMs()));
     const sa2 = net.stats('a'); const sb2 = net.stats('b');
+    const ms = Date.now() - t0;
     return (cap) => {
       const wire = flowPackets(cap, match(f)); const hits = markerHits(cap, marker);
       const exact = ur.received.length === data.length && sha256(ur.received) === sha256(data);
@@ -181,7 +184,7 @@ const encryptedUdp: CheckDef = {
       if (enc < UDP_COUNT) p.push(`a encrypted only ${enc} datagrams`);
       if (dec < UDP_COUNT) p.push(`b decrypted only ${dec} datagrams`);
       if (bad > 0) p.push(`${bad} bad keyed checksums on b`);
-      return verdict(this.id, this.title, t0, p,
+      return verdict(this.id, this.title, ms, p,
         `${ur.datagrams}/${UDP_COUNT} datagrams (${size(data.length)}) ${exact ? 'byte-exact' : 'received'}, ${hits} marker hits in ${wire.forward + wire.reverse} transit packets (both links); a encrypted ${enc}, b decrypted ${dec}, ${bad} bad keyed checksums`,
         { datagrams: UDP_COUNT, sent: ur.sent, received: ur.datagrams, byteExact: exact, markerHits: hits, transitPackets: wire.forward + wire.reverse,
           encrypted: enc, decrypted: dec, badKeyedChecksums: bad, transferMs: ur.ms }, cap);
@@ -202,6 +205,7 @@ const missingKey: CheckDef = {
     const sa = net.stats('a');
     const ur = await udpTransfer(net.topo, net.tmp, HOSTS.a, HOSTS.b, f.sport, f.cport, data, UDP_SIZE, Math.min(8000, remainingMs()));
     const sa2 = net.stats('a');
+    const ms = Date.now() - t0;
     return (cap) => {
       const wire = flowPackets(cap, match(f)); const hits = markerHits(cap, marker);
       const noKey = delta(sa, sa2, 'no_key');
@@ -211,7 +215,7 @@ const missingKey: CheckDef = {
       if (noKey < ur.sent || ur.sent === 0) p.push(`a counted ${noKey} no_key drops for ${ur.sent} datagrams`);
       if (wire.forward > 0) p.push(`${wire.forward} of the flow's packets crossed the transit wire`);
       if (ur.datagrams > 0) p.push(`${ur.datagrams} datagrams were delivered`);
-      return verdict(this.id, this.title, t0, p,
+      return verdict(this.id, this.title, ms, p,
         `${noKey}/${ur.sent} datagrams dropped on a (no_key +${noKey}), ${wire.forward} on the transit wire, ${hits} marker hits, ${ur.datagrams} delivered`,
         { sent: ur.sent, noKeyDrops: noKey, transitPackets: wire.forward, markerHits: hits, delivered: ur.datagrams }, cap);
     };
@@ -231,6 +235,7 @@ const wrongKey: CheckDef = {
     const sa = net.stats('a'); const sb = net.stats('b');
     const ur = await udpTransfer(net.topo, net.tmp, HOSTS.a, HOSTS.b, f.sport, f.cport, data, UDP_SIZE, Math.min(8000, remainingMs()));
     const sa2 = net.stats('a'); const sb2 = net.stats('b');
+    const ms = Date.now() - t0;
     return (cap) => {
       const wire = flowPackets(cap, match(f)); const hits = markerHits(cap, marker);
       const enc = delta(sa, sa2, 'pit_encrypt'); const bad = delta(sb, sb2, 'bad_keyed_csum');
@@ -243,7 +248,7 @@ const wrongKey: CheckDef = {
       if (bad < ur.sent || ur.sent === 0) p.push(`b counted ${bad} bad keyed checksums for ${ur.sent} datagrams`);
       if (dec > 0) p.push(`b decrypted ${dec} datagrams`);
       if (ur.datagrams > 0) p.push(`${ur.datagrams} datagrams were delivered`);
-      return verdict(this.id, this.title, t0, p,
+      return verdict(this.id, this.title, ms, p,
         `${bad}/${ur.sent} datagrams refused on b (bad_keyed_csum +${bad}), ${ur.datagrams} delivered; ${wire.forward} packets crossed with ${hits} marker hits`,
         { sent: ur.sent, encrypted: enc, badKeyedChecksums: bad, decrypted: dec, transitPackets: wire.forward, markerHits: hits, delivered: ur.datagrams }, cap);
     };
@@ -264,6 +269,7 @@ const plaintextPass: CheckDef = {
     const sa = net.stats('a');
     const tr = await tcpTransfer(net.topo, net.tmp, HOSTS.a, HOSTS.b, f.sport, f.cport, data, Math.min(10_000, remainingMs()));
     const sa2 = net.stats('a');
+    const ms = Date.now() - t0;
     return (cap) => {
       const wire = flowPackets(cap, match(f)); const hits = markerHits(cap, marker);
       const exact = tr.received.length === data.length && sha256(tr.received) === sha256(data);
@@ -274,7 +280,7 @@ const plaintextPass: CheckDef = {
       if (wire.forward === 0) p.push('the capture saw none of the flow\'s packets');
       if (hits === 0) p.push('the plaintext marker never appeared in the capture: either the flow was not plaintext or the capture cannot see payloads, and then no leak check above proves anything');
       if (passed < data.length) p.push(`a passed only ${size(passed)}`);
-      return verdict(this.id, this.title, t0, p,
+      return verdict(this.id, this.title, ms, p,
         `${size(data.length)} ${exact ? 'byte-exact' : 'sent'}, marker seen ${hits} times in ${wire.forward + wire.reverse} transit packets (both links)${hits ? ': the capture sees plaintext' : ''}; a passed ${size(passed)}`,
         { bytes: data.length, receivedBytes: tr.received.length, byteExact: exact, markerHits: hits, transitPackets: wire.forward + wire.reverse,
           passedBytes: passed, transferMs: tr.ms }, cap);
