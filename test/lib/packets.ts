@@ -274,23 +274,5 @@ export function parseFrame(f: Buffer): ParsedFrame {
   return out;
 }
 
-/** Frames of a classic pcap file (tcpdump -w, linktype Ethernet), in capture order. */
-export function readPcap(file: Buffer): Buffer[] {
-  if (file.length < 24) throw new RangeError(`pcap: ${file.length} bytes is shorter than the 24-byte file header`);
-  const magic = file.readUInt32LE(0);
-  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
-  if (!le && file.readUInt32BE(0) !== 0xa1b2c3d4 && file.readUInt32BE(0) !== 0xa1b23c4d) {
-    throw new RangeError(`pcap: bad magic 0x${magic.toString(16)}`);
-  }
-  const u32 = (off: number): number => (le ? file.readUInt32LE(off) : file.readUInt32BE(off));
-  const linktype = u32(20);
-  if (linktype !== 1) throw new RangeError(`pcap: linktype ${linktype}, expected 1 (Ethernet)`);
-  const frames: Buffer[] = [];
-  for (let off = 24; off + 16 <= file.length;) {
-    const capLen = u32(off + 8);
-    if (off + 16 + capLen > file.length) break; // last record cut short by the writer being stopped
-    frames.push(file.subarray(off + 16, off + 16 + capLen));
-    off += 16 + capLen;
-  }
-  return frames;
-}
+/** The pcap reader lives in the product (gscip selftest reads captures too). */
+export { readPcap } from '../../controlplane/lab/pcap.js';

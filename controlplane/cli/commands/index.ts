@@ -10,6 +10,7 @@ import { ifaceCommand } from './iface.js';
 import { keysCommand } from './keys.js';
 import { mapsCommand } from './maps.js';
 import { pitCommand } from './pit.js';
+import { selftestCommand } from './selftest.js';
 import { xlatCommand } from './xlat.js';
 
 export const commands: CommandModule[] = [
@@ -21,6 +22,7 @@ export const commands: CommandModule[] = [
   ifaceCommand,
   gmsCommand,
   doctorCommand as CommandModule,
+  selftestCommand as CommandModule,
 ];
 
 // `gscip agent enroll` lives in ./agent-gms.ts as agentGmsCommands: the agent
