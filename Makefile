@@ -53,7 +53,11 @@ ts:
 	rm -rf dist
 	npx tsc -p tsconfig.json
 
+# Ends by checking this host's kernel for what the fast path needs (BTF, bpffs,
+# clsact, every helper and kfunc the object calls, the verifier accepting it):
+# each missing one is printed with its fix before anything runs.
 build: deps bpf ts
+	@node dist/controlplane/cli/main.js doctor --host-only || { echo "make build: this host cannot run the GSCIP fast path (see the failed checks above)"; exit 1; }
 
 # Unit tests need no root; the rest (BPF_PROG_TEST_RUN, namespaces) do.
 test-unit: build
