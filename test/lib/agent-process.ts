@@ -50,11 +50,17 @@ export class GscipRunner {
     return r.out;
   }
 
-  /** Start `gscip agent run` in `host`; resolves once it reports it is attached. */
-  async startAgent(host: string, args: string[], instance = this.instance): Promise<AgentProc> {
+  /**
+   * Start `gscip agent run` in `host`; resolves once it reports it is attached.
+   * `via` rewrites the command line (`nsenter --net=... node main.js agent run ...`),
+   * e.g. to start it in a fresh mount namespace; `logLevel` overrides GSCIP_LOG_LEVEL.
+   */
+  async startAgent(host: string, args: string[], instance = this.instance, opts: { via?: (cmd: string[]) => string[]; logLevel?: string } = {}): Promise<AgentProc> {
     const obj = ['--bpf-object', defaultObjectPath()];
-    const child = spawn('nsenter', [...this.nsArgs(host), process.execPath, MAIN, 'agent', 'run', ...this.instanceArgs(instance), ...obj, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
+    const cmd = ['nsenter', ...this.nsArgs(host), process.execPath, MAIN, 'agent', 'run', ...this.instanceArgs(instance), ...obj, ...args];
+    const [file, ...argv] = opts.via ? opts.via(cmd) : cmd;
+    const child = spawn(file, argv, {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_LOG_LEVEL: opts.logLevel ?? process.env.GSCIP_LOG_LEVEL ?? 'warn' },
     });
     this.procs.push(child);
     const a = new AgentProc(child);

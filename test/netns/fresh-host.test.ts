@@ -13,10 +13,10 @@
  */
 import { describe, before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { Topology, waitFor } from '../lib/netns.js';
-import { bpfUnavailable, defaultObjectPath } from '../lib/bpf-harness.js';
+import { Topology } from '../lib/netns.js';
+import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { AgentProc, GscipRunner } from '../lib/agent-process.js';
 import { echoOnce, startEchoServer } from '../lib/net-apps.js';
 
@@ -58,15 +58,8 @@ describe('fresh host: no bpffs mounted', { skip: skip ?? false, timeout: 120_000
   });
 
   test('the agent mounts bpffs itself, pins there, and a first flow is punted, installed and echoed', async () => {
-    const args = ['agent', 'run', ...g.instanceArgs(), '--bpf-object', defaultObjectPath(), '--iface', 'eth0', '--miss', 'punt', '--handler', 'install-pass', '--metrics', 'none'];
-    const [cmd, ...rest] = freshHost(['nsenter', `--net=/run/netns/${topo.ns('a')}`, process.execPath, MAIN, ...args]);
-    const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_LOG_LEVEL: 'info' } });
-    agent = new AgentProc(child);
+    agent = await g.startAgent('a', ['--iface', 'eth0', '--miss', 'punt', '--handler', 'install-pass', '--metrics', 'none'], undefined, { via: freshHost, logLevel: 'info' });
     const a = agent;
-    await waitFor('agent to attach', () => {
-      if (a.exited) throw new Error(`agent exited ${child.exitCode}: ${a.stderr}${a.stdout}`);
-      return a.stderr.includes('gscip agent: instance');
-    }, 20_000, 50);
     assert.match(a.stderr, /fresh-host: \/sys\/fs\/bpf is sysfs/, 'the agent started without bpffs');
     assert.match(a.stdout, /mounted bpffs on \/sys\/fs\/bpf \(it was not mounted\)/, 'the agent says it mounted bpffs');
 
@@ -94,15 +87,10 @@ describe('fresh host: no bpffs mounted', { skip: skip ?? false, timeout: 120_000
   test('`ip netns exec` hides the host\'s bpffs: the agent runs on a private bpffs and warns, naming nsenter', async () => {
     await agent?.stop('SIGTERM');
     agent = null;
-    const child = spawn('ip', ['netns', 'exec', topo.ns('a'), process.execPath, MAIN, 'agent', 'run', ...g.instanceArgs(),
-      '--bpf-object', defaultObjectPath(), '--iface', 'eth0', '--miss', 'pass', '--metrics', 'none'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_LOG_LEVEL: 'info' } });
-    agent = new AgentProc(child);
+    // `nsenter --net=/run/netns/NS node ...` -> `ip netns exec NS node ...`
+    agent = await g.startAgent('a', ['--iface', 'eth0', '--miss', 'pass', '--metrics', 'none'], undefined,
+      { via: (cmd) => ['ip', 'netns', 'exec', topo.ns('a'), ...cmd.slice(2)], logLevel: 'info' });
     const a = agent;
-    await waitFor('agent to attach', () => {
-      if (a.exited) throw new Error(`agent exited ${child.exitCode}: ${a.stderr}${a.stdout}`);
-      return a.stderr.includes('gscip agent: instance');
-    }, 20_000, 50);
     assert.match(a.stdout, /mounted bpffs on \/sys\/fs\/bpf/);
     assert.match(a.stdout, /nsenter --net=\/run\/netns\/NAME/);
   });
