@@ -51,7 +51,9 @@ export class TransitCapture {
   static async start(t: Topology, host: string, file: string): Promise<TransitCapture> {
     const bin = findExecutable('tcpdump');
     if (!bin) throw new Error(TCPDUMP_MISSING);
-    const child = t.spawn(host, bin, ['-i', 'any', '-U', '-n', '-s', '0', '-w', file]);
+    // -B: a 64 MiB capture ring. With the default 2 MiB a busy host (both cores taken) made tcpdump
+    // drop packets of the 64 KiB GSO bursts, and a capture with drops cannot vouch for anything.
+    const child = t.spawn(host, bin, ['-i', 'any', '-U', '-n', '-s', '0', '-B', '65536', '-w', file]);
     let err = '';
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => { if (err.length < 65536) err += d; });
