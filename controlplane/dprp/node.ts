@@ -24,6 +24,8 @@ import {
   withPrevVersions, type PitDir, type PitEntry,
 } from './pit-entries.js';
 import { DEFAULT_REPLAY, ReplayCache, type ReplayCacheOptions } from './replay.js';
+import type { OptionCodecs, OptionRefusalReason } from './option-codecs.js';
+import { SPEC_OPTIONS } from './spec-options.js';
 import {
   ACT_F_TRANSIT, MAX_CAND_DEPTH, withCandDepth, decode, DprpWireError, encode, isZero, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST,
   Status, WireAction, WireRole, zero16, type ActionEntry, type DprpMessage, type Flow, type GeRecord, type GeTypeName,
@@ -88,7 +90,7 @@ export const REJECT_REASONS = [
   'replay', 'stale', 'future', 'unknown_negotiation', 'wrong_phase', 'bad_selector', 'bad_mac', 'bad_seal',
   'missing_seal', 'unauthenticated_action', 'downgrade', 'bad_path', 'no_end_flag', 'path_too_long', 'relay_table_full', 'own_message',
 ] as const;
-export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason}`;
+export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
 
 /** 'upgraded': a late RGI replaced a no_end_ge decision (counted once more, with this label). */
 export type OutcomeKind = 'encrypted' | 'plaintext' | 'refused' | 'no_end_ge' | 'upgraded';
@@ -199,6 +201,8 @@ export interface DprpNodeDeps {
   observer?: DprpObserver;
   random?(n: number): Buffer;
   config?: Partial<DprpConfig>;
+  /** The option codecs this GE knows (default: the spec's, spec-options.ts); a composed agent adds its parts'. */
+  options?: OptionCodecs;
 }
 
 // ------------------------------------------------------------------ state
@@ -278,6 +282,7 @@ export class DprpNode {
   private readonly obs: DprpObserver;
   private readonly replay: ReplayCache;
   private readonly rnd: (n: number) => Buffer;
+  private readonly codecs: OptionCodecs;
   private readonly startByNeg = new Map<string, StartNeg>();
   private readonly startByFlow = new Map<string, StartNeg>();
   private readonly relays = new Map<string, RelayNeg>();
@@ -294,6 +299,7 @@ export class DprpNode {
     this.obs = deps.observer ?? NULL_OBSERVER;
     this.replay = new ReplayCache(this.cfg.replay);
     this.rnd = deps.random ?? randomBytes;
+    this.codecs = deps.options ?? SPEC_OPTIONS;
   }
 
   get self(): SelfInfo {
@@ -307,6 +313,11 @@ export class DprpNode {
 
   flowRecords(): FlowRecord[] {
     return [...this.flows.values()];
+  }
+
+  /** Encodes a message this GE sends, options checked against the codecs it knows. */
+  private enc(m: DprpMessage): Buffer {
+    return encode(m, this.codecs);
   }
 
   /** Integer wall-clock ms for message timestamps. */
@@ -393,7 +404,7 @@ export class DprpNode {
       records: [], actions: [], seal: null, options: [],
     };
     m.records = [this.ownRecord(m, 0)];
-    this.d.transport.send(neg.flow.daddr, encode(m));
+    this.d.transport.send(neg.flow.daddr, this.enc(m));
     neg.timer = this.d.timers.after(this.rto(neg.sends), () => this.onStartTimeout(neg));
   }
 
@@ -553,7 +564,7 @@ export class DprpNode {
     m.attempt = neg.attempt;
     m.timestampMs = this.wallMs();
     signActions(m, (addr) => keyFor.get(addr) ?? null);
-    this.d.transport.send(m.endGe, encode(m));
+    this.d.transport.send(m.endGe, this.enc(m));
     neg.timer = this.d.timers.after(this.rto(neg.sends), () => this.onStartTimeout(neg));
   }
 
@@ -651,7 +662,7 @@ export class DprpNode {
       records: [], actions: [], seal: null, options: [],
     };
     m.records = [this.ownRecord(m, flags)];
-    this.d.transport.send(r.startGe, encode(m));
+    this.d.transport.send(r.startGe, this.enc(m));
   }
 
   private onRgiRelay(m: DprpMessage): void {
@@ -669,7 +680,7 @@ export class DprpNode {
     }
     const out: DprpMessage = { ...m, records: [...m.records] };
     out.records.push(this.ownRecord(m, 0));
-    this.d.transport.send(m.startGe, encode(out));
+    this.d.transport.send(m.startGe, this.enc(out));
   }
 
   private onMpit(m: DprpMessage, raw: Buffer): void {
@@ -734,7 +745,7 @@ export class DprpNode {
       // entry.selector is selector(key, negId, self): findSelected just matched it.
       if (key) cdn.seal = { selector: entry.selector, mac: sealMac(key, cdn) };
       r.answeredMpit = true;
-      this.d.transport.send(m.startGe, encode(cdn));
+      this.d.transport.send(m.startGe, this.enc(cdn));
     } else {
       this.d.transport.send(m.endGe, raw);
     }
@@ -771,9 +782,9 @@ export class DprpNode {
   onControl(icmp: Buffer): void {
     let m: DprpMessage;
     try {
-      m = decode(icmp);
+      m = decode(icmp, this.codecs);
     } catch (e) {
-      if (e instanceof DprpWireError) return this.reject(`wire_${e.reason}`);
+      if (e instanceof DprpWireError) return this.reject(`wire_${e.countedAs}`);
       throw e;
     }
     const verdict = this.replay.check(replayKey(m), m.timestampMs, this.d.clock.nowMs());
