@@ -58,3 +58,9 @@ export interface DprpOptionHooks {
    */
   verifyRecordOption?(o: ReceivedRecordOption): boolean;
 }
+
+/** A part's hooks with the option types its part claims (compose.ts binds them): DPRP calls them only for those. */
+export interface ClaimedOptionHooks extends DprpOptionHooks {
+  readonly part: string;
+  readonly optionTypes: readonly number[];
+}
