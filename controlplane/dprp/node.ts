@@ -25,11 +25,12 @@ import {
 } from './pit-entries.js';
 import { DEFAULT_REPLAY, ReplayCache, type ReplayCacheOptions } from './replay.js';
 import type { OptionCodecs, OptionRefusalReason } from './option-codecs.js';
+import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import { SPEC_OPTIONS } from './spec-options.js';
 import {
   ACT_F_TRANSIT, MAX_CAND_DEPTH, withCandDepth, decode, DprpWireError, encode, isZero, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST,
   Status, WireAction, WireRole, zero16, type ActionEntry, type DprpMessage, type Flow, type GeRecord, type GeTypeName,
-  type ModeName, type WireRejectReason,
+  type ModeName, type TlvOption, type WireRejectReason,
 } from './wire.js';
 
 // ------------------------------------------------------------------ injected
@@ -89,6 +90,7 @@ export type FailReason = (typeof FAIL_REASONS)[number];
 export const REJECT_REASONS = [
   'replay', 'stale', 'future', 'unknown_negotiation', 'wrong_phase', 'bad_selector', 'bad_mac', 'bad_seal',
   'missing_seal', 'unauthenticated_action', 'downgrade', 'bad_path', 'no_end_flag', 'path_too_long', 'relay_table_full', 'own_message',
+  'option_refused',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
 
@@ -203,6 +205,8 @@ export interface DprpNodeDeps {
   config?: Partial<DprpConfig>;
   /** The option codecs this GE knows (default: the spec's, spec-options.ts); a composed agent adds its parts'. */
   options?: OptionCodecs;
+  /** Parts' hooks: options for this GE's own records, and a say on the options of received ones. */
+  optionHooks?: readonly ClaimedOptionHooks[];
 }
 
 // ------------------------------------------------------------------ state
@@ -283,6 +287,7 @@ export class DprpNode {
   private readonly replay: ReplayCache;
   private readonly rnd: (n: number) => Buffer;
   private readonly codecs: OptionCodecs;
+  private readonly hooks: readonly ClaimedOptionHooks[];
   private readonly startByNeg = new Map<string, StartNeg>();
   private readonly startByFlow = new Map<string, StartNeg>();
   private readonly relays = new Map<string, RelayNeg>();
@@ -300,6 +305,7 @@ export class DprpNode {
     this.replay = new ReplayCache(this.cfg.replay);
     this.rnd = deps.random ?? randomBytes;
     this.codecs = deps.options ?? SPEC_OPTIONS;
+    this.hooks = deps.optionHooks ?? [];
   }
 
   get self(): SelfInfo {
@@ -392,7 +398,43 @@ export class DprpNode {
 
   private ownRecord(m: DprpMessage, flags: number): GeRecord {
     const s = this.d.self;
-    return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options: [] });
+    return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options: this.ownRecordOptions(m) });
+  }
+
+  /** What the parts add to this GE's record (each only options of the types its part claims). */
+  private ownRecordOptions(m: DprpMessage): TlvOption[] {
+    if (this.hooks.length === 0) return [];
+    const out: TlvOption[] = [];
+    for (const h of this.hooks) {
+      for (const o of h.recordOptions?.({ msgType: m.type, flow: m.flow, self: this.d.self.addr }) ?? []) {
+        if (!h.optionTypes.includes(o.type)) throw new RangeError(`part ${h.part} added DPRP option type ${o.type}, which it does not claim`);
+        out.push(o);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Hands each option of a received record to the part claiming its type;
+   * false when one refuses. Membership tags are checked only for records that
+   * carry such an option (no cost for the others).
+   */
+  private partsAcceptRecordOptions(m: DprpMessage): boolean {
+    if (this.hooks.length === 0 || (m.type !== MsgType.DDE && m.type !== MsgType.RGI)) return true;
+    const self = this.d.self.addr;
+    for (let i = 0; i < m.records.length; i++) {
+      const r = m.records[i];
+      if (r.addr === self || r.options.length === 0) continue;
+      let authenticated: boolean | undefined;
+      for (const o of r.options) {
+        for (const h of this.hooks) {
+          if (!h.verifyRecordOption || !h.optionTypes.includes(o.type)) continue;
+          authenticated ??= verifyRecord(this.myKeys(), m, i).length > 0;
+          if (!h.verifyRecordOption({ option: o, msgType: m.type, from: r.addr, authenticated, flow: m.flow })) return false;
+        }
+      }
+    }
+    return true;
   }
 
   private sendDde(neg: StartNeg): void {
@@ -789,6 +831,7 @@ export class DprpNode {
     }
     const verdict = this.replay.check(replayKey(m), m.timestampMs, this.d.clock.nowMs());
     if (verdict !== 'ok') return this.reject(verdict);
+    if (!this.partsAcceptRecordOptions(m)) return this.reject('option_refused');
     const self = this.d.self.addr;
     switch (m.type) {
       case MsgType.DDE:
