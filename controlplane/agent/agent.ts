@@ -13,7 +13,9 @@ import { MAP_NAMES } from '../maps/gscip-maps.js';
 import { ConfigError, type AgentConfig } from '../config/agent-config.js';
 import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
 import type { AgentInterface, PuntHandler } from './handler.js';
-import { puntHandlerFactory } from './handlers/index.js';
+import { partDescriptor } from './handlers/index.js';
+import { planParts, startParts, type EmbeddedPart, type PartPlan } from '../parts/compose.js';
+import { PartError } from '../parts/errors.js';
 import { gmsDeliveryLoader, resolveGeIdentity } from './ge-identity.js';
 import {
   AgentConflictError, HeldLock, ifaceLockPath, instancePaths, netnsInode, readIfaceOwner, readState, removeIfaceOwner, removeState,
@@ -27,8 +29,11 @@ import { TC_FILTER } from './instance.js';
 import { assertPrerequisites } from '../doctor/host-checks.js';
 
 export interface AgentStartOptions {
-  /** Extra handler objects (tests, embedding); appended after the configured ones. */
-  handlers?: PuntHandler[];
+  /**
+   * Extra parts (tests, embedding), after the configured ones: a plain handler
+   * (takes every punt, claims nothing) or a part with its declaration.
+   */
+  handlers?: Array<PuntHandler | EmbeddedPart>;
   log?: Logger;
   /** The agent can no longer do its job (e.g. the punt reader died); the caller should stop and exit non-zero. */
   onFatal?: (e: Error) => void;
@@ -71,12 +76,16 @@ export class Agent {
     const ino = netnsInode();
     const undo: Array<() => void | Promise<void>> = [];
     const rollback = async (): Promise<void> => { for (const f of undo.reverse()) { try { await f(); } catch (e) { log.warn({ err: e }, 'rollback step failed'); } } };
-    // Resolve handlers before touching anything: a typo must not leave half an agent behind.
-    let factories: Array<[string, ReturnType<typeof puntHandlerFactory>]>;
-    try { factories = cfg.handlers.map((n) => [n, puntHandlerFactory(n)]); } catch (e) { throw new ConfigError((e as Error).message, []); }
+    // Resolve and check the parts before touching anything: a typo, a claim two
+    // parts make or a missing dependency must not leave half an agent behind.
+    let plan: PartPlan;
+    try { plan = planParts(cfg.handlers, partDescriptor, opts.handlers ?? []); } catch (e) {
+      if (e instanceof PartError) throw Object.assign(new ConfigError(e.message, [e.code]), { cause: e });
+      throw e;
+    }
     // This GE's identity for the handlers: from the GMS when it has a client, else the configuration.
     // (Only when a configured handler may need it: an agent without handlers must not depend on reaching the GMS.)
-    const ge = factories.length ? await resolveGeIdentity({ configured: cfg.ge, loadDelivery: cfg.gms ? gmsDeliveryLoader(cfg.gms.dataDir) : null }) : null;
+    const ge = plan.configured.length ? await resolveGeIdentity({ configured: cfg.ge, loadDelivery: cfg.gms ? gmsDeliveryLoader(cfg.gms.dataDir) : null }) : null;
     if (ge) log.info({ type: ge.type, mode: ge.mode, source: ge.source }, 'GE identity');
     try {
       // 0. The kernel features the object needs, each missing one named with its fix (instead of a verifier log at load).
@@ -144,9 +153,12 @@ export class Agent {
       // 5. Punt path.
       const sender = new PacketSender();
       undo.push(() => sender.close());
-      const handlers = [...factories.map(([n, f]) => f({ log: log.child({ handler: n }), ge })), ...(opts.handlers ?? [])];
+      const parts = startParts(plan, (n) => ({ log: log.child({ handler: n }), ge }));
+      const handlers: PuntHandler[] = [...parts.handlers];
       const ifs: AgentInterface[] = attached.map((a) => ({ name: a.name, ifindex: a.ifindex }));
-      const dispatcher = new PuntDispatcher({ maps: dp.maps, sender, handlers, interfaces: ifs, limits: cfg.stash, log: log.child({ component: 'punt' }) });
+      const dispatcher = new PuntDispatcher({
+        maps: dp.maps, sender, handlers, route: parts.route, interfaces: ifs, limits: cfg.stash, log: log.child({ component: 'punt' }),
+      });
       undo.push(() => dispatcher.close());
       const reader = new PuntReader(dp.maps.puntFd, (recs) => dispatcher.onRecords(recs), {
         onError: (e) => log.error({ err: e }, 'punt record skipped'),

@@ -37,10 +37,15 @@ export interface PuntHandler {
   readonly name: string;
   /**
    * A PIT miss (reason PIT_MISS, packet stashed) or a miss too big to stash
-   * (reason TRUNCATED, packet already dropped: learn the CID only).
+   * (reason TRUNCATED, packet already dropped: learn the CID only). Misses go
+   * through the parts in chain order (parts/route.ts); return 'taken' to keep
+   * the parts after this one from seeing it.
    */
-  onMiss?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
-  /** A GSCIP control message (ICMP type 253) that arrived on a protected interface, or left through one without this agent having sent it (rec.dir egress); never stashed. */
+  onMiss?(rec: PuntRec, ctx: PuntContext): void | 'taken' | Promise<void>;
+  /**
+   * A GSCIP control message (ICMP type 253) that arrived on a protected interface, or left through one without this agent having sent it (rec.dir egress); never stashed.
+   * Only the ICMP codes this part claims reach it (parts/route.ts).
+   */
   onControl?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
   /** Called once when the agent stops. */
   close?(): void | Promise<void>;

@@ -15,6 +15,8 @@ import {
 } from '../metrics/metrics.js';
 import type { AgentInterface, PuntContext, PuntHandler } from './handler.js';
 import { completePartialChecksum } from './checksum-fixup.js';
+import { controlCodeOf } from './control-code.js';
+import { plainRoute, type PuntRoute } from '../parts/route.js';
 import { Stash, type StashLimits } from './stash.js';
 
 export { monotonicNs } from '../maps/accessors.js';
@@ -33,6 +35,8 @@ export interface DispatcherOptions {
   maps: GscipMaps;
   sender: PacketSender;
   handlers: PuntHandler[];
+  /** Which handler gets which punt (parts/compose.ts); default: every handler gets everything, in order. */
+  route?: PuntRoute;
   interfaces: AgentInterface[];
   limits: StashLimits;
   log: Logger;
@@ -44,7 +48,7 @@ export class PuntDispatcher implements PuntContext {
   readonly log: Logger;
   readonly stash: Stash;
   private readonly sender: PacketSender;
-  private readonly handlers: PuntHandler[];
+  private readonly route: PuntRoute;
   private readonly ttlNs: bigint;
   private timer: NodeJS.Timeout | null = null;
 
@@ -53,7 +57,7 @@ export class PuntDispatcher implements PuntContext {
     this.interfaces = o.interfaces;
     this.log = o.log;
     this.sender = o.sender;
-    this.handlers = o.handlers;
+    this.route = o.route ?? plainRoute(o.handlers);
     this.stash = new Stash(o.limits);
     this.ttlNs = BigInt(o.limits.ttlMs) * 1_000_000n;
     this.timer = setInterval(() => this.expire(), Math.max(20, Math.floor(o.limits.ttlMs / 4)));
@@ -75,28 +79,40 @@ export class PuntDispatcher implements PuntContext {
     const waited = now - rec.ts_ns;
     if (waited >= 0n) agentPuntDelaySeconds.observe({ reason }, Number(waited) / 1e9);
     if (reason === 'unknown') { this.log.warn({ reason: rec.reason }, 'punt record with an unknown reason ignored'); return; }
-    if (reason === 'control') { this.call('onControl', rec); return; }
-    if (reason === 'truncated') { agentStashDroppedTotal.inc({ reason: 'truncated' }); this.call('onMiss', rec); return; }
+    if (reason === 'control') { this.control(rec); return; }
+    if (reason === 'truncated') { agentStashDroppedTotal.inc({ reason: 'truncated' }); this.missChain(this.route.truncated, rec); return; }
     // A record that waited in the ring longer than the TTL (e.g. while no agent ran) is stale: its sender has retransmitted.
     if (waited > this.ttlNs) { agentStashDroppedTotal.inc({ reason: 'stale_on_start' }); return; }
     const refused = this.stash.add(rec, performance.now());
     if (refused) { agentStashDroppedTotal.inc({ reason: refused }); return; }
-    this.call('onMiss', rec);
+    this.missChain(this.route.miss, rec);
   }
 
-  private call(which: 'onMiss' | 'onControl', rec: PuntRec): void {
-    for (const h of this.handlers) {
-      const fn = h[which];
-      if (!fn) continue;
-      const fail = (e: unknown): void => {
-        agentHandlerErrorsTotal.inc({ handler: h.name });
-        this.log.error({ err: e, handler: h.name, cid: rec.cid }, `punt handler ${which} failed`);
-      };
-      try {
-        const r = fn.call(h, rec, this);
-        if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(fail);
-      } catch (e) { fail(e); }
-    }
+  /** The miss chain in order, until a part takes the miss. */
+  private missChain(chain: readonly PuntHandler[], rec: PuntRec): void {
+    for (const h of chain) if (this.call(h, 'onMiss', rec) === 'taken') return;
+  }
+
+  /** The part claiming the message's ICMP code, else those taking unclaimed control messages. */
+  private control(rec: PuntRec): void {
+    const code = controlCodeOf(rec);
+    const owner = code === null ? undefined : this.route.controlByCode.get(code);
+    if (owner) { this.call(owner, 'onControl', rec); return; }
+    for (const h of this.route.otherControl) this.call(h, 'onControl', rec);
+  }
+
+  private call(h: PuntHandler, which: 'onMiss' | 'onControl', rec: PuntRec): unknown {
+    const fn = h[which];
+    if (!fn) return undefined;
+    const fail = (e: unknown): void => {
+      agentHandlerErrorsTotal.inc({ handler: h.name });
+      this.log.error({ err: e, handler: h.name, cid: rec.cid }, `punt handler ${which} failed`);
+    };
+    try {
+      const r = fn.call(h, rec, this);
+      if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(fail);
+      return r;
+    } catch (e) { fail(e); return undefined; }
   }
 
   private send(rec: PuntRec): boolean {

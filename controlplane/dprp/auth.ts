@@ -100,8 +100,9 @@ export function context(m: DprpMessage, kind: keyof typeof KIND): Buffer {
   return Buffer.concat([CTX_LABEL, fixed, opts]);
 }
 
+/** Framing only (no codec check): the MAC covers a record's bytes, options included, whatever they mean. */
 function recordWithoutTags(r: GeRecord): Buffer {
-  return encodeRecord({ ...r, tags: [] });
+  return encodeRecord({ ...r, tags: [] }, null);
 }
 
 /** SHA-256 over the encoded records that precede index `i` (chains the RGI). */
@@ -110,7 +111,7 @@ const NO_RECORDS_HASH = createHash('sha256').digest();
 export function precedingRecordsHash(records: readonly GeRecord[], i: number): Buffer {
   if (i === 0) return NO_RECORDS_HASH;
   const h = createHash('sha256');
-  for (let k = 0; k < i; k++) h.update(encodeRecord(records[k]));
+  for (let k = 0; k < i; k++) h.update(encodeRecord(records[k], null));
   return h.digest();
 }
 

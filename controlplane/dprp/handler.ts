@@ -15,7 +15,10 @@
 import { ifNameToIndex } from '../bpf/libc.js';
 import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role } from '../maps/abi.js';
 import { puntPacket, type Cid, type PitVal, type PuntRec } from '../maps/codecs.js';
-import type { PuntContext, PuntHandler, PuntHandlerFactory } from '../agent/handler.js';
+import type { HandlerFactoryContext, PuntContext, PuntHandler } from '../agent/handler.js';
+import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
+import type { PartExtensions } from '../parts/part.js';
+import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
   dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
@@ -39,6 +42,10 @@ export interface DprpHandlerOptions {
   routesRefreshMs?: number;
   /** Test hook: where the kernel view comes from. */
   readKernel?: () => KernelView;
+  /** Option codecs this GE knows (default: the spec's); a composed agent passes its parts'. */
+  options?: OptionCodecs;
+  /** The option hooks of the other parts (read once, when the engine starts). */
+  optionHooks?: () => readonly ClaimedOptionHooks[];
   log: Logger;
 }
 
@@ -171,6 +178,8 @@ export class DprpHandler implements PuntHandler {
       locality: (a) => this.routes.locality(a, this.guarded, canHaveInside),
       observer: promObserver,
       config: this.opts.config,
+      options: this.opts.options,
+      optionHooks: this.opts.optionHooks?.() ?? [],
     });
     const adopted = this.node.adopt(this.readDprpEntries(ctx));
     if (adopted) this.log.info({ flows: adopted }, 'adopted the DPRP entries of a previous agent');
@@ -313,9 +322,16 @@ export function ipOfFrame(frame: Buffer): ReturnType<typeof parseIpv4> {
  * guesses OP for a CL router). GSCIP_GE_ADDR overrides the own address
  * (default: the first IPv4 of the first guarded interface).
  */
-export const dprpHandlerFactory: PuntHandlerFactory = ({ log, ge }) => {
+export const dprpHandlerFactory = ({ log, ge, extensions }: HandlerFactoryContext & { extensions?: PartExtensions }): DprpHandler => {
   if (!ge) {
     throw new Error('dprp: this GE\'s type and mode are unknown: run the agent with --gms-data-dir (the GMS defines them) or give --ge-type GES|GEN|GEA|GNAT|GSRA and --ge-mode OP|CL');
   }
-  return new DprpHandler({ self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log });
+  return new DprpHandler({ self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log, ...dprpExtensionOptions(extensions) });
 };
+
+/** What the other parts add to DPRP: their option codecs (on top of the spec's) and hooks. */
+export function dprpExtensionOptions(x: PartExtensions | undefined): Pick<DprpHandlerOptions, 'options' | 'optionHooks'> {
+  if (!x) return {};
+  // Every loaded part's codecs, the spec's among them (DPRP's own claim, part.ts); claims.ts made the types unique.
+  return { options: new OptionCodecs(x.dprpOptionCodecs), optionHooks: () => x.dprpOptionHooks() };
+}

@@ -24,10 +24,13 @@ import {
   withPrevVersions, type PitDir, type PitEntry,
 } from './pit-entries.js';
 import { DEFAULT_REPLAY, ReplayCache, type ReplayCacheOptions } from './replay.js';
+import type { OptionCodecs, OptionRefusalReason } from './option-codecs.js';
+import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
+import { SPEC_OPTIONS } from './spec-options.js';
 import {
   ACT_F_TRANSIT, MAX_CAND_DEPTH, withCandDepth, decode, DprpWireError, encode, isZero, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST,
   Status, WireAction, WireRole, zero16, type ActionEntry, type DprpMessage, type Flow, type GeRecord, type GeTypeName,
-  type ModeName, type WireRejectReason,
+  type ModeName, type TlvOption, type WireRejectReason,
 } from './wire.js';
 
 // ------------------------------------------------------------------ injected
@@ -87,8 +90,9 @@ export type FailReason = (typeof FAIL_REASONS)[number];
 export const REJECT_REASONS = [
   'replay', 'stale', 'future', 'unknown_negotiation', 'wrong_phase', 'bad_selector', 'bad_mac', 'bad_seal',
   'missing_seal', 'unauthenticated_action', 'downgrade', 'bad_path', 'no_end_flag', 'path_too_long', 'relay_table_full', 'own_message',
+  'option_refused',
 ] as const;
-export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason}`;
+export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
 
 /** 'upgraded': a late RGI replaced a no_end_ge decision (counted once more, with this label). */
 export type OutcomeKind = 'encrypted' | 'plaintext' | 'refused' | 'no_end_ge' | 'upgraded';
@@ -199,6 +203,10 @@ export interface DprpNodeDeps {
   observer?: DprpObserver;
   random?(n: number): Buffer;
   config?: Partial<DprpConfig>;
+  /** The option codecs this GE knows (default: the spec's, spec-options.ts); a composed agent adds its parts'. */
+  options?: OptionCodecs;
+  /** Parts' hooks: options for this GE's own records, and a say on the options of received ones. */
+  optionHooks?: readonly ClaimedOptionHooks[];
 }
 
 // ------------------------------------------------------------------ state
@@ -278,6 +286,8 @@ export class DprpNode {
   private readonly obs: DprpObserver;
   private readonly replay: ReplayCache;
   private readonly rnd: (n: number) => Buffer;
+  private readonly codecs: OptionCodecs;
+  private readonly hooks: readonly ClaimedOptionHooks[];
   private readonly startByNeg = new Map<string, StartNeg>();
   private readonly startByFlow = new Map<string, StartNeg>();
   private readonly relays = new Map<string, RelayNeg>();
@@ -294,6 +304,8 @@ export class DprpNode {
     this.obs = deps.observer ?? NULL_OBSERVER;
     this.replay = new ReplayCache(this.cfg.replay);
     this.rnd = deps.random ?? randomBytes;
+    this.codecs = deps.options ?? SPEC_OPTIONS;
+    this.hooks = deps.optionHooks ?? [];
   }
 
   get self(): SelfInfo {
@@ -307,6 +319,11 @@ export class DprpNode {
 
   flowRecords(): FlowRecord[] {
     return [...this.flows.values()];
+  }
+
+  /** Encodes a message this GE sends, options checked against the codecs it knows. */
+  private enc(m: DprpMessage): Buffer {
+    return encode(m, this.codecs);
   }
 
   /** Integer wall-clock ms for message timestamps. */
@@ -381,7 +398,43 @@ export class DprpNode {
 
   private ownRecord(m: DprpMessage, flags: number): GeRecord {
     const s = this.d.self;
-    return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options: [] });
+    return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options: this.ownRecordOptions(m) });
+  }
+
+  /** What the parts add to this GE's record (each only options of the types its part claims). */
+  private ownRecordOptions(m: DprpMessage): TlvOption[] {
+    if (this.hooks.length === 0) return [];
+    const out: TlvOption[] = [];
+    for (const h of this.hooks) {
+      for (const o of h.recordOptions?.({ msgType: m.type, flow: m.flow, self: this.d.self.addr }) ?? []) {
+        if (!h.optionTypes.includes(o.type)) throw new RangeError(`part ${h.part} added DPRP option type ${o.type}, which it does not claim`);
+        out.push(o);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Hands each option of a received record to the part claiming its type;
+   * false when one refuses. Membership tags are checked only for records that
+   * carry such an option (no cost for the others).
+   */
+  private partsAcceptRecordOptions(m: DprpMessage): boolean {
+    if (this.hooks.length === 0 || (m.type !== MsgType.DDE && m.type !== MsgType.RGI)) return true;
+    const self = this.d.self.addr;
+    for (let i = 0; i < m.records.length; i++) {
+      const r = m.records[i];
+      if (r.addr === self || r.options.length === 0) continue;
+      let authenticated: boolean | undefined;
+      for (const o of r.options) {
+        for (const h of this.hooks) {
+          if (!h.verifyRecordOption || !h.optionTypes.includes(o.type)) continue;
+          authenticated ??= verifyRecord(this.myKeys(), m, i).length > 0;
+          if (!h.verifyRecordOption({ option: o, msgType: m.type, from: r.addr, authenticated, flow: m.flow })) return false;
+        }
+      }
+    }
+    return true;
   }
 
   private sendDde(neg: StartNeg): void {
@@ -393,7 +446,7 @@ export class DprpNode {
       records: [], actions: [], seal: null, options: [],
     };
     m.records = [this.ownRecord(m, 0)];
-    this.d.transport.send(neg.flow.daddr, encode(m));
+    this.d.transport.send(neg.flow.daddr, this.enc(m));
     neg.timer = this.d.timers.after(this.rto(neg.sends), () => this.onStartTimeout(neg));
   }
 
@@ -553,7 +606,7 @@ export class DprpNode {
     m.attempt = neg.attempt;
     m.timestampMs = this.wallMs();
     signActions(m, (addr) => keyFor.get(addr) ?? null);
-    this.d.transport.send(m.endGe, encode(m));
+    this.d.transport.send(m.endGe, this.enc(m));
     neg.timer = this.d.timers.after(this.rto(neg.sends), () => this.onStartTimeout(neg));
   }
 
@@ -651,7 +704,7 @@ export class DprpNode {
       records: [], actions: [], seal: null, options: [],
     };
     m.records = [this.ownRecord(m, flags)];
-    this.d.transport.send(r.startGe, encode(m));
+    this.d.transport.send(r.startGe, this.enc(m));
   }
 
   private onRgiRelay(m: DprpMessage): void {
@@ -669,7 +722,7 @@ export class DprpNode {
     }
     const out: DprpMessage = { ...m, records: [...m.records] };
     out.records.push(this.ownRecord(m, 0));
-    this.d.transport.send(m.startGe, encode(out));
+    this.d.transport.send(m.startGe, this.enc(out));
   }
 
   private onMpit(m: DprpMessage, raw: Buffer): void {
@@ -734,7 +787,7 @@ export class DprpNode {
       // entry.selector is selector(key, negId, self): findSelected just matched it.
       if (key) cdn.seal = { selector: entry.selector, mac: sealMac(key, cdn) };
       r.answeredMpit = true;
-      this.d.transport.send(m.startGe, encode(cdn));
+      this.d.transport.send(m.startGe, this.enc(cdn));
     } else {
       this.d.transport.send(m.endGe, raw);
     }
@@ -771,13 +824,14 @@ export class DprpNode {
   onControl(icmp: Buffer): void {
     let m: DprpMessage;
     try {
-      m = decode(icmp);
+      m = decode(icmp, this.codecs);
     } catch (e) {
-      if (e instanceof DprpWireError) return this.reject(`wire_${e.reason}`);
+      if (e instanceof DprpWireError) return this.reject(`wire_${e.countedAs}`);
       throw e;
     }
     const verdict = this.replay.check(replayKey(m), m.timestampMs, this.d.clock.nowMs());
     if (verdict !== 'ok') return this.reject(verdict);
+    if (!this.partsAcceptRecordOptions(m)) return this.reject('option_refused');
     const self = this.d.self.addr;
     switch (m.type) {
       case MsgType.DDE:

@@ -17,6 +17,8 @@
  * throws anything else, whatever the input (see test/unit/dprp-fuzz.test.ts).
  */
 import { inetChecksum, readIpv4, writeIpv4 } from './ipv4.js';
+import { OPTION_SKIPPABLE_FROM, type OptionCodecs, type OptionRefusalReason } from './option-codecs.js';
+import { SPEC_OPTIONS } from './spec-options.js';
 
 export const GSCIP_ICMP_TYPE = 253; // bpf/include/gscip_abi.h
 export const DPRP_VERSION = 1;
@@ -73,16 +75,13 @@ export const REC_F_ALL = 0x03;
 export const ACT_F_TRANSIT = 0x01;       // relay between two members that encrypt to each other
 export const ACT_F_ALL = 0x01;
 
-/** TLV option types. Types >= 0x80 may be skipped by a GE that does not know them. */
-export const OptionType = {
-  MOBILE_OLD: 1, // old IPv4 (4) + port (2): Mobile PPC
-  MOBILE_NEW: 2, // new IPv4 (4) + port (2)
-  NATF_NAME: 3,  // host name, 1..253 bytes [A-Za-z0-9.-]
-  NATF_LIP: 4,   // local (private) IPv4, 4
-  NATF_PORT: 5,  // port, 2
-} as const;
-const OPTION_FIXED_LEN: Record<number, number> = { 1: 6, 2: 6, 4: 4, 5: 2 };
-export const OPTION_SKIPPABLE = 0x80;
+/**
+ * TLV option types: which are known, and how each value is checked, is the
+ * option codec registry's (option-codecs.ts; the spec's own in spec-options.ts).
+ * Types >= 0x80 may be skipped by a GE that does not know them.
+ */
+export { OptionType } from './spec-options.js';
+export const OPTION_SKIPPABLE = OPTION_SKIPPABLE_FROM;
 
 export const WIRE_REJECT_REASONS = [
   'too_short', 'too_long', 'not_gscip_icmp', 'bad_checksum', 'bad_version', 'unknown_msg_type',
@@ -93,11 +92,27 @@ export type WireRejectReason = (typeof WIRE_REJECT_REASONS)[number];
 
 /** The only error decode() throws. */
 export class DprpWireError extends Error {
-  constructor(readonly reason: WireRejectReason, detail: string) {
+  constructor(
+    readonly reason: WireRejectReason,
+    detail: string,
+    /** Set when the option registry, not the framing, refused (reason is then bad_option): what to count instead. */
+    readonly refusal?: OptionRefusalReason,
+  ) {
     super(`DPRP ${reason}: ${detail}`);
     this.name = 'DprpWireError';
   }
+
+  /** The label a refusal is counted with (wire_<this>). */
+  get countedAs(): WireRejectReason | OptionRefusalReason {
+    return this.refusal ?? this.reason;
+  }
 }
+
+/**
+ * Which option codecs encode/decode check values against: a registry, or null
+ * for framing only (what the MACs cover, auth.ts: the bytes, whatever they mean).
+ */
+export type OptionPolicy = OptionCodecs | null;
 
 /** The trigger CID: addresses dotted, ports host order. */
 export interface Flow {
@@ -171,7 +186,6 @@ function fail(reason: WireRejectReason, detail: string): never {
 
 const GE_TYPE_BY_CODE = new Map<number, GeTypeName>(Object.entries(GE_TYPE_CODES).map(([k, v]) => [v, k as GeTypeName]));
 const MODE_BY_CODE = new Map<number, ModeName>(Object.entries(MODE_CODES).map(([k, v]) => [v, k as ModeName]));
-const HOSTNAME = /^[A-Za-z0-9.-]{1,253}$/;
 
 // ---------------------------------------------------------------- options
 
@@ -179,22 +193,29 @@ export function optionsLength(opts: readonly TlvOption[]): number {
   return opts.reduce((n, o) => n + 2 + o.value.length, 0);
 }
 
-/** Validates one option's value for known types (shared by encode and decode). */
-function checkOption(o: TlvOption, where: string): void {
+/** Validates one option: framing, then its codec; a type with no codec passes only when skippable. */
+function checkOption(o: TlvOption, where: string, codecs: OptionPolicy): void {
   if (!Number.isInteger(o.type) || o.type < 1 || o.type > 255) fail('bad_option', `${where}: type ${o.type}`);
   if (o.value.length > 255) fail('bad_option', `${where}: value of ${o.value.length} bytes`);
-  const fixed = OPTION_FIXED_LEN[o.type];
-  if (fixed !== undefined && o.value.length !== fixed) fail('bad_option', `${where}: type ${o.type} needs ${fixed} bytes, has ${o.value.length}`);
-  if (o.type === OptionType.NATF_NAME && !HOSTNAME.test(o.value.toString('latin1'))) fail('bad_option', `${where}: NATF_NAME is not a host name`);
-  if (o.type < OPTION_SKIPPABLE && fixed === undefined && o.type !== OptionType.NATF_NAME) {
-    fail('bad_option', `${where}: unknown critical option type ${o.type}`);
+  if (!codecs) return;
+  const codec = codecs.get(o.type);
+  if (codec) {
+    try {
+      codec.decode(o.value);
+    } catch (e) {
+      fail('bad_option', `${where}: ${(e as Error).message}`);
+    }
+    return;
+  }
+  if (o.type < OPTION_SKIPPABLE) {
+    throw new DprpWireError('bad_option', `${where}: unknown critical option type ${o.type}`, 'unknown_critical_option');
   }
 }
 
-function checkOptionSet(opts: readonly TlvOption[], where: string): void {
+function checkOptionSet(opts: readonly TlvOption[], where: string, codecs: OptionPolicy): void {
   const seen = new Set<number>();
   for (const o of opts) {
-    checkOption(o, where);
+    checkOption(o, where, codecs);
     if (seen.has(o.type)) fail('bad_option', `${where}: duplicate option type ${o.type}`);
     seen.add(o.type);
   }
@@ -212,7 +233,7 @@ export function encodeOptions(opts: readonly TlvOption[]): Buffer {
   return b;
 }
 
-function decodeOptions(buf: Buffer, where: string): TlvOption[] {
+function decodeOptions(buf: Buffer, where: string, codecs: OptionPolicy): TlvOption[] {
   const out: TlvOption[] = [];
   let off = 0;
   while (off < buf.length) {
@@ -223,7 +244,7 @@ function decodeOptions(buf: Buffer, where: string): TlvOption[] {
     out.push({ type, value: Buffer.from(buf.subarray(off + 2, off + 2 + len)) });
     off += 2 + len;
   }
-  checkOptionSet(out, where);
+  checkOptionSet(out, where, codecs);
   return out;
 }
 
@@ -279,10 +300,10 @@ export function flowBytes(f: Flow): Buffer {
   return b;
 }
 
-export function encodeRecord(r: GeRecord): Buffer {
+export function encodeRecord(r: GeRecord, codecs: OptionPolicy = SPEC_OPTIONS): Buffer {
   if (r.tags.length > MAX_TAGS) fail('too_many_tags', `record ${r.addr}: ${r.tags.length} tags`);
   if ((r.flags & ~REC_F_ALL) !== 0) fail('bad_field', `record ${r.addr}: flags ${r.flags}`);
-  checkOptionSet(r.options, `record ${r.addr} options`);
+  checkOptionSet(r.options, `record ${r.addr} options`, codecs);
   const b = Buffer.alloc(recordLength(r));
   writeIpv4(b, 0, r.addr, 'record.addr');
   const t = GE_TYPE_CODES[r.geType];
@@ -321,7 +342,7 @@ export function encodeAction(a: ActionEntry, withMac = true): Buffer {
 }
 
 /** Encodes the ICMP message (checksum filled in). Throws DprpWireError for an invalid message. */
-export function encode(m: DprpMessage): Buffer {
+export function encode(m: DprpMessage, codecs: OptionCodecs = SPEC_OPTIONS): Buffer {
   if (!(m.type in MSG_TYPE_NAMES)) fail('unknown_msg_type', `type ${m.type}`);
   if (m.negId.length !== NEG_ID_LEN) fail('bad_field', `negId must be ${NEG_ID_LEN} bytes`);
   if (!Number.isInteger(m.attempt) || m.attempt < 0 || m.attempt > 255) fail('bad_field', `attempt ${m.attempt}`);
@@ -329,7 +350,7 @@ export function encode(m: DprpMessage): Buffer {
   if (m.records.length > MAX_RECORDS) fail('too_many_records', `${m.records.length} records`);
   if (m.actions.length > MAX_ACTIONS) fail('too_many_actions', `${m.actions.length} actions`);
   checkShape(m.type, m.records.length, m.actions.length);
-  checkOptionSet(m.options, 'message options');
+  checkOptionSet(m.options, 'message options', codecs);
   const optLen = optionsLength(m.options);
   if (optLen > MAX_OPTION_BYTES) fail('bad_option', `option area of ${optLen} bytes`);
   const total = encodedLength(m);
@@ -360,7 +381,7 @@ export function encode(m: DprpMessage): Buffer {
   b.writeUInt16BE(optLen, off + 26);
   off += CONTROL_HDR_LEN;
   for (const r of m.records) {
-    const rb = encodeRecord(r);
+    const rb = encodeRecord(r, codecs);
     rb.copy(b, off);
     off += rb.length;
   }
@@ -381,10 +402,10 @@ export function encode(m: DprpMessage): Buffer {
 
 // ---------------------------------------------------------------- decode
 
-/** Decodes one ICMP message. Throws only DprpWireError. */
-export function decode(icmp: Buffer): DprpMessage {
+/** Decodes one ICMP message, options checked against `codecs`. Throws only DprpWireError. */
+export function decode(icmp: Buffer, codecs: OptionCodecs = SPEC_OPTIONS): DprpMessage {
   try {
-    return decodeUnchecked(icmp);
+    return decodeUnchecked(icmp, codecs);
   } catch (e) {
     if (e instanceof DprpWireError) throw e;
     // A bug here must still not take the agent down: report it as malformed.
@@ -392,7 +413,7 @@ export function decode(icmp: Buffer): DprpMessage {
   }
 }
 
-function decodeUnchecked(b: Buffer): DprpMessage {
+function decodeUnchecked(b: Buffer, codecs: OptionCodecs): DprpMessage {
   const min = ICMP_HDR_LEN + DPRP_HDR_LEN + CONTROL_HDR_LEN;
   if (b.length < min) fail('too_short', `${b.length} bytes < ${min}`);
   if (b.length > MAX_MESSAGE_BYTES) fail('too_long', `${b.length} bytes`);
@@ -463,7 +484,7 @@ function decodeUnchecked(b: Buffer): DprpMessage {
       tags.push(Buffer.from(b.subarray(off, off + TAG_LEN)));
       off += TAG_LEN;
     }
-    const options = decodeOptions(b.subarray(off, off + rOptLen), `record ${i} options`);
+    const options = decodeOptions(b.subarray(off, off + rOptLen), `record ${i} options`, codecs);
     off += rOptLen;
     records.push({ addr, geType, mode, flags: rflags, tags, options });
   }
@@ -490,7 +511,7 @@ function decodeUnchecked(b: Buffer): DprpMessage {
     off += SEAL_LEN;
   }
   need(optLen, 'options');
-  const options = decodeOptions(b.subarray(off, off + optLen), 'message options');
+  const options = decodeOptions(b.subarray(off, off + optLen), 'message options', codecs);
   off += optLen;
   if (off !== b.length) fail('trailing_bytes', `${b.length - off} bytes after the option area`);
   return { type: type as MsgType, candDepth, flags, attempt, negId, timestampMs: Number(ts), flow, status, startGe, endGe, records, actions, seal, options };

@@ -172,7 +172,7 @@ export const dprpNegotiationSeconds = new Histogram({
 });
 export const dprpMessagesRejectedTotal = new Counter({
   name: 'gscip_dprp_messages_rejected_total', help: 'DPRP control messages ignored, by reason (wire_* = malformed)',
-  labelNames: ['reason'] as const, // controlplane/dprp/node.ts REJECT_REASONS and wire_<WIRE_REJECT_REASONS>
+  labelNames: ['reason'] as const, // controlplane/dprp/node.ts REJECT_REASONS, wire_<WIRE_REJECT_REASONS> and wire_<OPTION_REFUSAL_REASONS> (option-codecs.ts)
   registers: [registry],
 });
 export const dprpPolicyOverridesTotal = new Counter({

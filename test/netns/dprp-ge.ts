@@ -13,6 +13,8 @@ import type { DprpConfig } from '../../controlplane/dprp/node.js';
 import type { GeTypeName, ModeName } from '../../controlplane/dprp/wire.js';
 import { logger } from '../../controlplane/log/logger.js';
 import { monotonicNs } from '../../controlplane/agent/punt-dispatch.js';
+import { registerPart } from '../../controlplane/agent/handlers/index.js';
+import { probePart } from '../lib/probe-part.js';
 
 export interface GeSpec {
   instance: string;
@@ -24,7 +26,16 @@ export interface GeSpec {
   /** [group, version, key hex] */
   keys: Array<[number, number, string]>;
   dprp?: Partial<DprpConfig>;
+  /**
+   * Load DPRP and the test-only probe part through the agent's composition
+   * (config handlers [dprp, probe], not an embedded DprpHandler; `dprp` is then
+   * not applied), print each probe event as `PROBE-EVENT <json>`, and serve
+   * /metrics on 127.0.0.1:9464 inside the namespace.
+   */
+  probe?: boolean;
 }
+
+export const PROBE_EVENT = 'PROBE-EVENT';
 
 export const READY = 'DPRP-GE-READY';
 
@@ -39,9 +50,11 @@ async function main(): Promise<void> {
     interfaces: spec.ifaces.map((name) => ({ name, miss: { ingress: 'punt', egress: 'punt' } })),
     stash: { perFlowPackets: 8, totalPackets: 65536, ttlMs: 3000 },
     punt: { ratePps: 200000, burst: 20000 },
+    ...(spec.probe ? { handlers: ['dprp', 'probe'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464' } : {}),
   }, 'dprp-ge');
-  const handler = new DprpHandler({ self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }) });
-  const agent = await Agent.start(cfg, { handlers: [handler], log });
+  if (spec.probe) registerPart(probePart((e) => process.stdout.write(`${PROBE_EVENT} ${JSON.stringify(e)}\n`)));
+  const handlers = spec.probe ? [] : [new DprpHandler({ self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }) })];
+  const agent = await Agent.start(cfg, { handlers, log });
   for (const [group, version, hex] of spec.keys) {
     agent.maps.keys.set({ group_id: group, version }, { key: Buffer.from(hex, 'hex'), flags: 0, installed_ns: monotonicNs() });
   }

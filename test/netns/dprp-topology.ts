@@ -33,6 +33,8 @@ export interface GeOptions {
   dprp?: Partial<DprpConfig>;
   /** Extra node flags for the GE process (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** Run DPRP with the test-only probe part (dprp-ge.ts GeSpec.probe). */
+  probe?: boolean;
 }
 
 /** GE agent processes (test/netns/dprp-ge.ts) in the hosts of a Topology; per-run pin and run dirs. */
@@ -40,6 +42,7 @@ export class GeProcesses {
   readonly pinRoot: string;
   readonly runDir: string;
   private readonly ges = new Map<string, ChildProcess>();
+  private readonly outputs = new Map<string, () => string>();
 
   constructor(readonly topo: Topology) {
     this.pinRoot = topo.scratchPinRoot();
@@ -65,6 +68,7 @@ export class GeProcesses {
     const spec: GeSpec = {
       instance: `dprp-${host}`, pinRoot: this.pinRoot, runDir: this.runDir, ifaces,
       type: o.type ?? 'GES', mode: o.mode ?? 'OP', keys: o.keys.map(([g, v, k]) => [g, v, k.toString('hex')]), dprp: o.dprp,
+      ...(o.probe ? { probe: true } : {}),
     };
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
     const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
@@ -77,12 +81,18 @@ export class GeProcesses {
     child.stderr?.setEncoding('utf8');
     child.stdout?.on('data', (d: string) => { out += d; if (out.length > 1e6) out = out.slice(-5e5); });
     child.stderr?.on('data', (d: string) => { out += d; });
+    this.outputs.set(host, () => out);
     await waitFor(`GE agent in ${host}`, () => {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`GE agent in ${host} exited (${child.exitCode ?? child.signalCode}): ${out.slice(-2000)}`);
       }
       return out.includes(READY);
     }, 15_000);
+  }
+
+  /** What a host's GE process has printed so far (stdout and stderr, the last ~0.5 MB). */
+  output(host: string): string {
+    return this.outputs.get(host)?.() ?? '';
   }
 
   /** The pinned maps of a host's GE (close them after use). */

@@ -8,6 +8,7 @@
 import { PuntReason } from '../../maps/abi.js';
 import { passEntry, reverseCid } from '../../maps/accessors.js';
 import type { PuntHandler, PuntHandlerFactory } from '../handler.js';
+import type { PartDescriptor } from '../../parts/part.js';
 
 export { reverseCid } from '../../maps/accessors.js';
 
@@ -22,4 +23,12 @@ export const installPass: PuntHandlerFactory = ({ log }) => {
     },
   };
   return h;
+};
+
+/** The part: takes PIT misses (after any part earlier in the chain), claims nothing else. */
+export const installPassPart: PartDescriptor = {
+  name: 'install-pass',
+  summary: 'passes every new flow (both directions) and releases its first packet; demo and tests',
+  claims: { puntReasons: ['pit_miss', 'truncated'] },
+  create: installPass,
 };

@@ -1,0 +1,25 @@
+/**
+ * DPRP as a part: what it claims (its four message types as ICMP codes, the
+ * control messages nobody claims, which it counts as malformed as it always
+ * did, the spec's option types until Mobile PPC and NAT-f claim theirs) and
+ * how it is made (handler.ts dprpHandlerFactory).
+ */
+import type { PartDescriptor } from '../parts/part.js';
+import { MISS_ORDER } from '../parts/part.js';
+import { dprpHandlerFactory } from './handler.js';
+import { SPEC_OPTION_CODECS } from './spec-options.js';
+import { MsgType } from './wire.js';
+
+export const dprpPart: PartDescriptor = {
+  name: 'dprp',
+  summary: 'DPRP: negotiates every new flow with the GEs on its path (docs/dprp.md)',
+  claims: {
+    puntReasons: ['pit_miss', 'truncated', 'control'],
+    icmpCodes: Object.values(MsgType),
+    otherControl: true,
+    dprpOptions: SPEC_OPTION_CODECS,
+    metricsPrefix: 'gscip_dprp_',
+  },
+  missOrder: MISS_ORDER.NEGOTIATE,
+  create: (ctx) => dprpHandlerFactory(ctx),
+};

@@ -1,0 +1,62 @@
+/**
+ * The option types docs/dprp.md defines for Mobile PPC and NAT-f, as codecs.
+ * Declared by the DPRP part (dprp/part.ts) until those protocols land as parts
+ * of their own, which will then claim them instead.
+ */
+import type { DprpOptionCodec } from '../parts/dprp-extension.js';
+import { readIpv4, writeIpv4 } from './ipv4.js';
+import { OptionCodecs } from './option-codecs.js';
+
+export const OptionType = {
+  MOBILE_OLD: 1, // old IPv4 (4) + port (2): Mobile PPC
+  MOBILE_NEW: 2, // new IPv4 (4) + port (2)
+  NATF_NAME: 3,  // host name, 1..253 bytes [A-Za-z0-9.-]
+  NATF_LIP: 4,   // local (private) IPv4, 4
+  NATF_PORT: 5,  // port, 2
+} as const;
+
+const HOSTNAME = /^[A-Za-z0-9.-]{1,253}$/;
+
+function fixed(b: Buffer, name: string, type: number, n: number): void {
+  if (b.length !== n) throw new Error(`type ${type} (${name}) needs ${n} bytes, has ${b.length}`);
+}
+
+function addrPort(type: number, name: string): DprpOptionCodec<{ addr: string; port: number }> {
+  return {
+    type, name, skippable: false,
+    encode: ({ addr, port }) => {
+      const v = Buffer.alloc(6);
+      writeIpv4(v, 0, addr, `${name} address`);
+      v.writeUInt16BE(port, 4);
+      return v;
+    },
+    decode: (b) => { fixed(b, name, type, 6); return { addr: readIpv4(b, 0), port: b.readUInt16BE(4) }; },
+  };
+}
+
+export const SPEC_OPTION_CODECS: readonly DprpOptionCodec[] = [
+  addrPort(OptionType.MOBILE_OLD, 'MOBILE_OLD'),
+  addrPort(OptionType.MOBILE_NEW, 'MOBILE_NEW'),
+  {
+    type: OptionType.NATF_NAME, name: 'NATF_NAME', skippable: false,
+    encode: (name: string) => Buffer.from(name, 'latin1'),
+    decode: (b) => {
+      const s = b.toString('latin1');
+      if (!HOSTNAME.test(s)) throw new Error('NATF_NAME is not a host name');
+      return s;
+    },
+  } as DprpOptionCodec<string>,
+  {
+    type: OptionType.NATF_LIP, name: 'NATF_LIP', skippable: false,
+    encode: (addr: string) => { const v = Buffer.alloc(4); writeIpv4(v, 0, addr, 'NATF_LIP'); return v; },
+    decode: (b) => { fixed(b, 'NATF_LIP', OptionType.NATF_LIP, 4); return readIpv4(b, 0); },
+  } as DprpOptionCodec<string>,
+  {
+    type: OptionType.NATF_PORT, name: 'NATF_PORT', skippable: false,
+    encode: (port: number) => { const v = Buffer.alloc(2); v.writeUInt16BE(port, 0); return v; },
+    decode: (b) => { fixed(b, 'NATF_PORT', OptionType.NATF_PORT, 2); return b.readUInt16BE(0); },
+  } as DprpOptionCodec<number>,
+] as DprpOptionCodec[];
+
+/** The codecs a GE knows without any part: what wire.ts uses by default. */
+export const SPEC_OPTIONS = new OptionCodecs(SPEC_OPTION_CODECS);
