@@ -26,7 +26,7 @@ import { instancePaths, lockHeld, netnsInode, readIfaceOwner, readState, TC_FILT
 import { DEFAULT_PIN_ROOT, DEFAULT_RUN_DIR } from '../config/agent-config.js';
 import { loadCache } from '../gms/agent-files.js';
 import { monotonicNs } from '../maps/accessors.js';
-import { Stat } from '../maps/abi.js';
+import { counterSlot, Dir, Stat } from '../maps/abi.js';
 import { keyIdCodec, keyValCodec, statValCodec, u32Codec } from '../maps/codecs.js';
 import { MAP_NAMES, PROG_NAMES } from '../maps/gscip-maps.js';
 import { failed, guard, ok, skip, warn, type Check } from './checks.js';
@@ -268,7 +268,8 @@ function ringDrops(pinDir: string): bigint {
   if (!existsSync(path)) return 0n;
   try {
     const m = PerCpuBpfMap.fromPin(path, u32Codec, statValCodec);
-    try { return (m.get(Stat.DROP_PUNT_RINGBUF) ?? []).reduce((s, x) => s + x.packets, 0n); } finally { m.close(); }
+    const cells = [Dir.INGRESS, Dir.EGRESS].flatMap((d) => m.get(counterSlot(Stat.DROP_PUNT_RINGBUF, d)) ?? []);
+    try { return cells.reduce((s, x) => s + x.packets, 0n); } finally { m.close(); }
   } catch { return 0n; }
 }
 
