@@ -37,23 +37,26 @@ export class GscipRunner {
     return ['--instance', instance, '--pin-root', this.pinRoot, '--run-dir', this.runDir];
   }
 
-  /** Run a CLI command in `host`'s network namespace (bounded). */
-  cli(host: string, args: string[], input?: string): CliResult {
-    const r = spawnSync('nsenter', [...this.nsArgs(host), process.execPath, MAIN, ...args], { encoding: 'utf8', input, timeout: 30_000 });
+  /** Run a CLI command in `host`'s network namespace (bounded); `main` = another build's cli/main.js (upgrade tests). */
+  cli(host: string, args: string[], input?: string, main = MAIN): CliResult {
+    const r = spawnSync('nsenter', [...this.nsArgs(host), process.execPath, main, ...args], { encoding: 'utf8', input, timeout: 30_000 });
     return { code: r.status, out: r.stdout, err: r.stderr };
   }
 
   /** `cli` that must succeed; returns stdout. */
-  ok(host: string, args: string[], input?: string): string {
-    const r = this.cli(host, args, input);
+  ok(host: string, args: string[], input?: string, main = MAIN): string {
+    const r = this.cli(host, args, input, main);
     if (r.code !== 0) throw new Error(`gscip ${args.join(' ')} exited ${r.code}: ${r.err}`);
     return r.out;
   }
 
-  /** Start `gscip agent run` in `host`; resolves once it reports it is attached. */
-  async startAgent(host: string, args: string[], instance = this.instance): Promise<AgentProc> {
-    const obj = ['--bpf-object', defaultObjectPath()];
-    const child = spawn('nsenter', [...this.nsArgs(host), process.execPath, MAIN, 'agent', 'run', ...this.instanceArgs(instance), ...obj, ...args], {
+  /**
+   * Start `gscip agent run` in `host`; resolves once it reports it is attached.
+   * `build` runs another build's agent and object instead (upgrade tests: test/lib/previous-release.ts).
+   */
+  async startAgent(host: string, args: string[], instance = this.instance, build?: { main: string; bpfObject: string }): Promise<AgentProc> {
+    const obj = ['--bpf-object', build?.bpfObject ?? defaultObjectPath()];
+    const child = spawn('nsenter', [...this.nsArgs(host), process.execPath, build?.main ?? MAIN, 'agent', 'run', ...this.instanceArgs(instance), ...obj, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
     });
     this.procs.push(child);
