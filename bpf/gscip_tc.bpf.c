@@ -48,17 +48,19 @@ struct gscip_run {
 static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 {
 	__u32 stat = GSCIP_CODE_TO_STAT(code);
-	__u8 kind = code < 0 ? reason_kind(stat) : GSCIP_KIND_UNUSED;
+	struct gscip_reason_info info = reason_info(stat);
 
-	if (kind != GSCIP_KIND_VERDICT && kind != GSCIP_KIND_DROP)
+	if (code >= 0 || (info.kind != GSCIP_KIND_VERDICT && info.kind != GSCIP_KIND_DROP)) {
 		stat = GSCIP_DROP_UNSUPPORTED;  /* a stage broke the contract: fail closed */
+		info.tc = TC_ACT_SHOT;
+	}
 	stats_count(stat, run->dir, run->len);
 	if (run->xlated)
 		stats_count(GSCIP_STAT_XLAT, run->dir, run->len);
 	if (run->released && (stat == GSCIP_STAT_PIT_PASS || stat == GSCIP_STAT_PIT_ENCRYPT ||
 			      stat == GSCIP_STAT_PIT_DECRYPT))
 		stats_count(GSCIP_STAT_RELEASED, run->dir, run->len);
-	return reason_tc_act(stat);
+	return info.tc;
 }
 
 /* Parse up to the ports. 0 = a TCP/UDP packet to look up; else a verdict code.

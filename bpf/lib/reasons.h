@@ -37,6 +37,16 @@ static const struct gscip_reason_info gscip_reason_info[GSCIP_REASON__END] = {
 GSCIP_REASONS(GSCIP_REASON_CHECK)
 #undef GSCIP_REASON_CHECK
 
+/* The table row of a reason; kind GSCIP_KIND_UNUSED out of range. */
+static __always_inline struct gscip_reason_info reason_info(__u32 reason)
+{
+	struct gscip_reason_info none = { .kind = GSCIP_KIND_UNUSED, .tc = TC_ACT_SHOT };
+
+	if (reason >= GSCIP_REASON__END)
+		return none;
+	return gscip_reason_info[reason];
+}
+
 static __always_inline __u8 reason_kind(__u32 reason)
 {
 	if (reason >= GSCIP_REASON__END)
