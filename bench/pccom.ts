@@ -35,7 +35,7 @@ import { cpus, release } from 'node:os';
 import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BpfHarness, TEST_RUN_IFINDEX } from '../test/lib/bpf-harness.js';
-import { Action, Dir, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, MissAction, PitState, Role } from '../controlplane/maps/abi.js';
+import { Action, Dir, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, MissAction, PitState, Role, Stat } from '../controlplane/maps/abi.js';
 import { CryptoTestProgs, tcpPacket } from '../test/bpf/pccom-fixture.js';
 import { B, PccomTopo, TCP_PORT, UDP_PORT, IPPROTO_TCP, exited } from '../test/netns/pccom-topology.js';
 import { sh, waitFor } from '../test/lib/netns.js';
@@ -228,8 +228,8 @@ async function measure(placement: Placement, port: { next: number }): Promise<Pl
       ...([20, 12, 8] as const).map((r): [string, () => number] => [`pccom-${r}`, protect('encrypt', r)])];
     const acc: Record<string, { rs: Awaited<ReturnType<typeof iperf>>[]; busy: number[][] }> = {};
     for (const [name] of configs) acc[name] = { rs: [], busy: [] };
-    const encBefore = p.stat('a', 5);
-    const encBytesBefore = Number(p.harness('a').stat(5).bytes);
+    const encBefore = p.stat('a', Stat.STAT_PIT_ENCRYPT);
+    const encBytesBefore = Number(p.harness('a').stat(Stat.STAT_PIT_ENCRYPT).bytes);
     let attached = true;
     for (let i = 0; i < ROUNDS; i++) {
       for (const [name, port] of configs) {
@@ -241,14 +241,14 @@ async function measure(placement: Placement, port: { next: number }): Promise<Pl
     }
     results.baseline = summarize(acc.baseline.rs, acc.baseline.busy);
     for (const [name] of configs.slice(1)) results[name] = summarize(acc[name].rs, acc[name].busy);
-    const encSkbs = p.stat('a', 5) - encBefore;
+    const encSkbs = p.stat('a', Stat.STAT_PIT_ENCRYPT) - encBefore;
     counters = {
       a_encrypted_skbs: encSkbs,
-      a_encrypted_mean_skb_bytes: Math.round((Number(p.harness('a').stat(5).bytes) - encBytesBefore) / Math.max(1, encSkbs)),
-      b_decrypted_skbs: p.stat('b', 6),
-      a_drop_bad_keyed_csum: p.stat('a', 42), b_drop_bad_keyed_csum: p.stat('b', 42),
-      a_drop_unsupported: p.stat('a', 44), b_drop_unsupported: p.stat('b', 44),
-      a_drop_crypto: p.stat('a', 43), b_drop_crypto: p.stat('b', 43),
+      a_encrypted_mean_skb_bytes: Math.round((Number(p.harness('a').stat(Stat.STAT_PIT_ENCRYPT).bytes) - encBytesBefore) / Math.max(1, encSkbs)),
+      b_decrypted_skbs: p.stat('b', Stat.STAT_PIT_DECRYPT),
+      a_drop_bad_keyed_csum: p.stat('a', Stat.DROP_BAD_KEYED_CSUM), b_drop_bad_keyed_csum: p.stat('b', Stat.DROP_BAD_KEYED_CSUM),
+      a_drop_unsupported: p.stat('a', Stat.DROP_UNSUPPORTED), b_drop_unsupported: p.stat('b', Stat.DROP_UNSUPPORTED),
+      a_drop_crypto: p.stat('a', Stat.DROP_CRYPTO), b_drop_crypto: p.stat('b', Stat.DROP_CRYPTO),
     };
   } finally {
     p.cleanup();

@@ -108,7 +108,7 @@ static __always_inline int test_parse(struct __sk_buff *skb, struct gscip_pkt *p
 }
 
 /* Returns 0 (TC_ACT_OK) on success, else the gscip_stat id of the drop, counted
- * in gscip_stats like the real entry programs do. */
+ * in gscip_counters under its direction like the real entry programs do. */
 static __always_inline int pccom_test(struct __sk_buff *skb, __u8 dir)
 {
 	struct gscip_pkt pkt = {};
@@ -125,10 +125,10 @@ static __always_inline int pccom_test(struct __sk_buff *skb, __u8 dir)
 	}
 	if (rc >= 0) {
 		stats_count(dir == GSCIP_DIR_EGRESS ? GSCIP_STAT_PIT_ENCRYPT :
-			    rc ? GSCIP_STAT_PIT_DECRYPT_PREV : GSCIP_STAT_PIT_DECRYPT, skb->len);
+			    rc ? GSCIP_STAT_PIT_DECRYPT_PREV : GSCIP_STAT_PIT_DECRYPT, dir, skb->len);
 		return TC_ACT_OK;
 	}
-	stats_count(GSCIP_CODE_TO_STAT(rc), skb->len);
+	stats_count(GSCIP_CODE_TO_STAT(rc), dir, skb->len);
 	return GSCIP_CODE_TO_STAT(rc);
 }
 

@@ -9,7 +9,8 @@
  *              -> XLAT (wire->stack) on whatever is let through
  *
  * Every stage returns GSCIP_CODE(enum gscip_stat); only gscip_verdict() below
- * turns a code into a per-CPU counter and a TC verdict. */
+ * turns a code into a per-CPU (reason, direction) counter and the TC verdict
+ * the reason table (GSCIP_REASONS in gscip_abi.h) declares for it. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -17,6 +18,7 @@
 #include "gscip_abi.h"
 #include "consts.h"
 #include "maps.h"
+#include "reasons.h"
 #include "stats.h"
 #include "parse.h"
 #include "xlat.h"
@@ -32,29 +34,33 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 struct gscip_run {
 	struct gscip_pkt pkt;
 	__u32 len;      /* skb->len on entry: the byte count of every counter */
+	__u8 dir;       /* enum gscip_dir of this program: every counter's direction */
 	bool released;  /* carried a release mark (now cleared) */
 	bool xlated;    /* XLAT rewrote it */
 };
 
-/* Only here: code -> counters -> TC verdict. */
+/* Only here: code -> counters -> TC verdict. The code's reason is counted
+ * under this program's direction; its kind and TC action come from the
+ * GSCIP_REASONS table (reasons.h). A code that is not a declared verdict or
+ * drop (an overlay, a retired number, a non-negative value) broke the stage
+ * contract and is dropped as unsupported. Overlays are counted on top, so a sum
+ * over verdicts and drops counts every packet once. */
 static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 {
 	__u32 stat = GSCIP_CODE_TO_STAT(code);
+	struct gscip_reason_info info = reason_info(stat);
 
-	if (code >= 0 || stat >= GSCIP_STAT__END)
+	if (code >= 0 || (info.kind != GSCIP_KIND_VERDICT && info.kind != GSCIP_KIND_DROP)) {
 		stat = GSCIP_DROP_UNSUPPORTED;  /* a stage broke the contract: fail closed */
-	stats_count(stat, run->len);
+		info.tc = TC_ACT_SHOT;
+	}
+	stats_count(stat, run->dir, run->len);
 	if (run->xlated)
-		stats_count(GSCIP_STAT_XLAT, run->len);
+		stats_count(GSCIP_STAT_XLAT, run->dir, run->len);
 	if (run->released && (stat == GSCIP_STAT_PIT_PASS || stat == GSCIP_STAT_PIT_ENCRYPT ||
 			      stat == GSCIP_STAT_PIT_DECRYPT))
-		stats_count(GSCIP_STAT_RELEASED, run->len);
-
-	if (stat >= GSCIP_STAT_DROP_FIRST || stat == GSCIP_STAT_PUNT_TRUNCATED)
-		return TC_ACT_SHOT;
-	if (stat == GSCIP_STAT_PUNT_MISS || stat == GSCIP_STAT_PUNT_CONTROL)
-		return TC_ACT_STOLEN;
-	return TC_ACT_OK;
+		stats_count(GSCIP_STAT_RELEASED, run->dir, run->len);
+	return info.tc;
 }
 
 /* Parse up to the ports. 0 = a TCP/UDP packet to look up; else a verdict code.
@@ -108,7 +114,7 @@ static __always_inline bool gscip_lets_through(int code)
 SEC("tc")
 int gscip_tc_egress(struct __sk_buff *skb)
 {
-	struct gscip_run run = { .len = skb->len, .pkt.cid.dir = GSCIP_DIR_EGRESS };
+	struct gscip_run run = { .len = skb->len, .dir = GSCIP_DIR_EGRESS, .pkt.cid.dir = GSCIP_DIR_EGRESS };
 	int rc;
 
 	switch (release_classify(skb, GSCIP_DIR_EGRESS)) {
@@ -134,7 +140,7 @@ int gscip_tc_egress(struct __sk_buff *skb)
 SEC("tc")
 int gscip_tc_ingress(struct __sk_buff *skb)
 {
-	struct gscip_run run = { .len = skb->len, .pkt.cid.dir = GSCIP_DIR_INGRESS };
+	struct gscip_run run = { .len = skb->len, .dir = GSCIP_DIR_INGRESS, .pkt.cid.dir = GSCIP_DIR_INGRESS };
 	int verdict, rc;
 
 	run.released = release_classify(skb, GSCIP_DIR_INGRESS) == GSCIP_RELEASE_PROCESS;

@@ -194,10 +194,39 @@ enum gscip_punt_reason {
 	                             the CID, the packet itself is dropped */
 };
 
-/* Per-CPU counters, indexed by enum gscip_stat. Verdicts first, drops after
- * GSCIP_STAT_DROP_FIRST. NEVER renumber: append only (dashboards use names,
- * but pinned maps survive upgrades). */
+/* ---- counters: (reason, direction) -> packets, bytes, per CPU ----
+ *
+ * A reason is a number in one space shared by every protocol part; each part
+ * owns a range, so a part adds codes without touching anyone else's and the
+ * counter map (sized for the whole space) never changes layout:
+ *
+ *     core   0..127    parse, PIT, miss, punt, release, control channel, XLAT
+ *     DPRP   128..255  (none in the fast path yet)
+ *     PCCOM  256..383  encrypt / decrypt verdicts and their drops
+ *     CIT    384..511, VAT 512..639, NAT 640..767, GSRA 768..895 (later parts)
+ *     896..1023 spare
+ *
+ * NEVER renumber or reuse a number: a retired one stays as GSCIP_STAT_UNUSED_<n>
+ * (dashboards use names, but pinned maps and old exports carry numbers).
+ * Every reason is declared twice and nowhere else: its number in enum
+ * gscip_stat and its kind + TC action in GSCIP_REASONS below (one row per
+ * reason; the entry programs and controlplane/maps/abi.ts derive from the
+ * table, test/unit/codecs.test.ts and test/bpf/btf-layout.test.ts check the
+ * mirror). Reasons of kind OVERLAY are never a packet's verdict: they count a
+ * packet a second time for something that happened on the way (translated,
+ * released), so summing every VERDICT and DROP counter counts each packet once. */
+#define GSCIP_REASON_PART_SIZE   128
+#define GSCIP_REASON_CORE        0
+#define GSCIP_REASON_DPRP        128
+#define GSCIP_REASON_PCCOM       256
+#define GSCIP_REASON_CIT         384
+#define GSCIP_REASON_VAT         512
+#define GSCIP_REASON_NAT         640
+#define GSCIP_REASON_GSRA        768
+#define GSCIP_REASON__END        1024
+
 enum gscip_stat {
+	/* ---- core (0..127) ---- */
 	/* passed without PIT (not ours to judge) */
 	GSCIP_STAT_PASS_NON_IP        = 0,  /* ARP, LLDP, ... */
 	GSCIP_STAT_PASS_IPV6          = 1,
@@ -205,20 +234,20 @@ enum gscip_stat {
 	GSCIP_STAT_PASS_FRAGMENT      = 3,  /* non-first IPv4 fragment */
 	/* PIT hits */
 	GSCIP_STAT_PIT_PASS           = 4,
-	GSCIP_STAT_PIT_ENCRYPT        = 5,
-	GSCIP_STAT_PIT_DECRYPT        = 6,
+	GSCIP_STAT_UNUSED_5           = 5,  /* was PIT_ENCRYPT, now PCCOM's 256 */
+	GSCIP_STAT_UNUSED_6           = 6,  /* was PIT_DECRYPT, now PCCOM's 257 */
 	/* PIT misses handled by the interface's miss action */
 	GSCIP_STAT_MISS_PASS          = 7,
 	GSCIP_STAT_PUNT_MISS          = 8,
 	GSCIP_STAT_PUNT_CONTROL       = 9,
 	GSCIP_STAT_PUNT_TRUNCATED     = 10,
-	GSCIP_STAT_RELEASED           = 11, /* a released packet took its PIT hit */
-	GSCIP_STAT_XLAT               = 12, /* a translation was applied */
-	GSCIP_STAT_PIT_DECRYPT_PREV   = 13, /* decrypted under the PIT's prev_key_version */
+	GSCIP_STAT_RELEASED           = 11, /* overlay: a released packet took its PIT hit */
+	GSCIP_STAT_XLAT               = 12, /* overlay: a translation was applied */
+	GSCIP_STAT_UNUSED_13          = 13, /* was PIT_DECRYPT_PREV, now PCCOM's 258 */
 	GSCIP_STAT_CONTROL_TX         = 14, /* egress control message sent by this GE's agent */
-	GSCIP_STAT__VERDICT_END       = 15, /* marker, moves as verdicts are appended */
+	GSCIP_STAT__VERDICT_END       = 15, /* legacy marker of the first layout (core verdicts end here) */
 
-	GSCIP_STAT_DROP_FIRST         = 32,
+	GSCIP_STAT_DROP_FIRST         = 32, /* legacy marker: core drops start here */
 	GSCIP_DROP_POLICY             = 32, /* PIT action drop */
 	GSCIP_DROP_MISS_POLICY        = 33, /* miss action drop */
 	GSCIP_DROP_MALFORMED_L2       = 34,
@@ -228,15 +257,90 @@ enum gscip_stat {
 	GSCIP_DROP_PUNT_RINGBUF       = 38, /* ring buffer full */
 	GSCIP_DROP_RELEASE_MISS       = 39, /* released packet missed again */
 	GSCIP_DROP_XLAT_REWRITE       = 40, /* store/checksum helper failed */
-	GSCIP_DROP_NO_KEY             = 41, /* PIT names a key not in the key map */
-	GSCIP_DROP_BAD_KEYED_CSUM     = 42, /* PCCOM keyed checksum mismatch */
-	GSCIP_DROP_CRYPTO             = 43, /* PCCOM could not read/write the payload */
-	GSCIP_DROP_UNSUPPORTED        = 44, /* e.g. PCCOM on a packet shape it cannot handle */
+	GSCIP_STAT_UNUSED_41          = 41, /* was DROP_NO_KEY, now PCCOM's 288 */
+	GSCIP_STAT_UNUSED_42          = 42, /* was DROP_BAD_KEYED_CSUM, now PCCOM's 289 */
+	GSCIP_STAT_UNUSED_43          = 43, /* was DROP_CRYPTO, now PCCOM's 290 */
+	GSCIP_DROP_UNSUPPORTED        = 44, /* e.g. PCCOM on a packet shape it cannot handle; a broken contract */
 	GSCIP_DROP_CONTROL_MALFORMED  = 45,
 	GSCIP_DROP_FRAGMENT           = 46, /* fragment of a flow whose PIT says encrypt/drop */
 	GSCIP_DROP_NO_IFACE_CFG       = 47, /* attached but not configured */
-	GSCIP_STAT__END               = 64,
+
+	/* ---- DPRP (128..255): none yet ---- */
+
+	/* ---- PCCOM (256..383): verdicts from 256, drops from 288 ---- */
+	GSCIP_STAT_PIT_ENCRYPT        = 256,
+	GSCIP_STAT_PIT_DECRYPT        = 257,
+	GSCIP_STAT_PIT_DECRYPT_PREV   = 258, /* decrypted under the PIT's prev_key_version */
+	GSCIP_DROP_NO_KEY             = 288, /* PIT names a key not in the key map */
+	GSCIP_DROP_BAD_KEYED_CSUM     = 289, /* PCCOM keyed checksum mismatch */
+	GSCIP_DROP_CRYPTO             = 290, /* PCCOM could not read/write the payload */
+
+	GSCIP_STAT__END               = 1024, /* == GSCIP_REASON__END */
 };
+
+/* What a reason is (enum gscip_stat): the one verdict of a packet, a drop
+ * (also a verdict), or an overlay (counted in addition to the verdict). */
+enum gscip_reason_kind {
+	GSCIP_KIND_UNUSED  = 0,  /* no such reason (a hole or a retired number): fail closed */
+	GSCIP_KIND_VERDICT = 1,
+	GSCIP_KIND_DROP    = 2,
+	GSCIP_KIND_OVERLAY = 3,
+};
+
+/* The TC action a verdict reason ends in; the values are linux/pkt_cls.h's
+ * TC_ACT_* (bpf/lib/consts.h asserts it). */
+enum gscip_tc_verdict {
+	GSCIP_TC_PASS     = 0,  /* TC_ACT_OK */
+	GSCIP_TC_SHOT     = 2,  /* TC_ACT_SHOT */
+	GSCIP_TC_STOLEN   = 4,  /* TC_ACT_STOLEN: punted into the ring */
+	GSCIP_TC_REDIRECT = 7,  /* TC_ACT_REDIRECT */
+	GSCIP_TC_NONE     = 255, /* overlays: not a verdict */
+};
+
+/* X(reason, kind, TC action): one row per reason of enum gscip_stat (retired
+ * numbers and markers have none). kind = GSCIP_KIND_<kind>, action = GSCIP_TC_<action>. */
+#define GSCIP_REASONS(X)                                   \
+	/* core */                                             \
+	X(GSCIP_STAT_PASS_NON_IP,       VERDICT, PASS)         \
+	X(GSCIP_STAT_PASS_IPV6,         VERDICT, PASS)         \
+	X(GSCIP_STAT_PASS_OTHER_L4,     VERDICT, PASS)         \
+	X(GSCIP_STAT_PASS_FRAGMENT,     VERDICT, PASS)         \
+	X(GSCIP_STAT_PIT_PASS,          VERDICT, PASS)         \
+	X(GSCIP_STAT_MISS_PASS,         VERDICT, PASS)         \
+	X(GSCIP_STAT_PUNT_MISS,         VERDICT, STOLEN)       \
+	X(GSCIP_STAT_PUNT_CONTROL,      VERDICT, STOLEN)       \
+	X(GSCIP_STAT_PUNT_TRUNCATED,    VERDICT, SHOT)         \
+	X(GSCIP_STAT_RELEASED,          OVERLAY, NONE)         \
+	X(GSCIP_STAT_XLAT,              OVERLAY, NONE)         \
+	X(GSCIP_STAT_CONTROL_TX,        VERDICT, PASS)         \
+	X(GSCIP_DROP_POLICY,            DROP,    SHOT)         \
+	X(GSCIP_DROP_MISS_POLICY,       DROP,    SHOT)         \
+	X(GSCIP_DROP_MALFORMED_L2,      DROP,    SHOT)         \
+	X(GSCIP_DROP_MALFORMED_IP,      DROP,    SHOT)         \
+	X(GSCIP_DROP_MALFORMED_L4,      DROP,    SHOT)         \
+	X(GSCIP_DROP_PUNT_RATE,         DROP,    SHOT)         \
+	X(GSCIP_DROP_PUNT_RINGBUF,      DROP,    SHOT)         \
+	X(GSCIP_DROP_RELEASE_MISS,      DROP,    SHOT)         \
+	X(GSCIP_DROP_XLAT_REWRITE,      DROP,    SHOT)         \
+	X(GSCIP_DROP_UNSUPPORTED,       DROP,    SHOT)         \
+	X(GSCIP_DROP_CONTROL_MALFORMED, DROP,    SHOT)         \
+	X(GSCIP_DROP_FRAGMENT,          DROP,    SHOT)         \
+	X(GSCIP_DROP_NO_IFACE_CFG,      DROP,    SHOT)         \
+	/* PCCOM */                                            \
+	X(GSCIP_STAT_PIT_ENCRYPT,       VERDICT, PASS)         \
+	X(GSCIP_STAT_PIT_DECRYPT,       VERDICT, PASS)         \
+	X(GSCIP_STAT_PIT_DECRYPT_PREV,  VERDICT, PASS)         \
+	X(GSCIP_DROP_NO_KEY,            DROP,    SHOT)         \
+	X(GSCIP_DROP_BAD_KEYED_CSUM,    DROP,    SHOT)         \
+	X(GSCIP_DROP_CRYPTO,            DROP,    SHOT)
+
+/* The counter map gscip_counters is a per-CPU array of struct gscip_stat_val
+ * with one slot per (reason, direction): slot = reason * 2 + enum gscip_dir.
+ * (It replaced gscip_stats, indexed by reason alone; an agent that finds that
+ * older pin logs its totals and removes it: controlplane/agent/migrate.ts.) */
+#define GSCIP_COUNTER_DIRS        2
+#define GSCIP_COUNTER_SLOTS       (GSCIP_REASON__END * GSCIP_COUNTER_DIRS)
+#define GSCIP_COUNTER_SLOT(reason, dir) ((reason) * GSCIP_COUNTER_DIRS + (dir))
 
 /* A counter cell (per CPU). */
 struct gscip_stat_val {
@@ -245,8 +349,8 @@ struct gscip_stat_val {
 };
 
 /* Internal return codes of fast-path helpers: negative and far from TC_ACT_*
- * (-1..8). Code = -(GSCIP_CODE_BASE + enum gscip_stat). Only the entry programs
- * turn a code into a counter and a TC verdict. */
+ * (-1..8). Code = -(GSCIP_CODE_BASE + enum gscip_stat), so -1000..-2023. Only
+ * the entry programs turn a code into a counter and a TC verdict. */
 #define GSCIP_CODE_BASE 1000
 #define GSCIP_CODE(stat) (-(GSCIP_CODE_BASE + (stat)))
 #define GSCIP_CODE_TO_STAT(code) (-(code) - GSCIP_CODE_BASE)

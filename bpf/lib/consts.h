@@ -8,6 +8,8 @@
 #define TC_ACT_SHOT      2
 #define TC_ACT_STOLEN    4
 #define TC_ACT_REDIRECT  7
+/* gscip_abi.h spells them as enum gscip_tc_verdict for the reason table */
+_Static_assert(TC_ACT_OK == 0 && TC_ACT_SHOT == 2 && TC_ACT_STOLEN == 4 && TC_ACT_REDIRECT == 7, "TC_ACT_*");
 
 /* linux/if_ether.h (host order) */
 #define ETH_HLEN         14

@@ -49,13 +49,13 @@ struct {
 	__type(value, struct gscip_global_cfg);
 } gscip_cfg SEC(".maps");
 
-/* Verdict and drop counters per CPU, indexed by enum gscip_stat. */
+/* Counters per CPU and (reason, direction): slot GSCIP_COUNTER_SLOT(enum gscip_stat, enum gscip_dir). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, GSCIP_STAT__END);
+	__uint(max_entries, GSCIP_COUNTER_SLOTS);
 	__type(key, __u32);
 	__type(value, struct gscip_stat_val);
-} gscip_stats SEC(".maps");
+} gscip_counters SEC(".maps");
 
 /* Punted packets and control messages to the control plane (struct gscip_punt_rec). */
 struct {

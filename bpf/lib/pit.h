@@ -7,6 +7,7 @@
 #include "consts.h"
 #include "maps.h"
 #include "pccom.h"
+#include "reasons.h"
 
 static __always_inline struct gscip_pit_val *pit_lookup(const struct gscip_pkt *pkt)
 {
@@ -35,7 +36,7 @@ static __always_inline void pit_note_close(struct gscip_pit_val *v, const struct
 {
 	__u8 seen = 0;
 
-	if (pkt->cid.proto != IPPROTO_TCP || GSCIP_CODE_TO_STAT(code) >= GSCIP_STAT_DROP_FIRST)
+	if (pkt->cid.proto != IPPROTO_TCP || code_is_drop(code))
 		return;
 	if (pkt->tcp_flags & PKT_TCP_FIN)
 		seen |= GSCIP_PIT_F_FIN;

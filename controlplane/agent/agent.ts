@@ -26,6 +26,7 @@ import { PuntDispatcher } from './punt-dispatch.js';
 import { ifNameToIndex } from '../bpf/libc.js';
 import { routeLibbpfMessages, tcQuery } from '../bpf/libbpf.js';
 import { TC_FILTER } from './instance.js';
+import { migrateLegacyPins } from './migrate.js';
 import { assertPrerequisites } from '../doctor/host-checks.js';
 
 export interface AgentStartOptions {
@@ -150,6 +151,11 @@ export class Agent {
           } catch (e) { log.warn({ err: e, iface: old.name }, 'could not detach an interface no longer configured'); }
         }
       }
+      // Pins of an earlier layout (an in-place upgrade): only now, with this build's programs attached
+      // everywhere, is nothing counting into them (migrate.ts).
+      try {
+        migrateLegacyPins(paths.pinDir, new Set(dp.obj.mapNames()), log);
+      } catch (e) { log.warn({ err: e, pinDir: paths.pinDir }, 'could not migrate the pins of an earlier layout (the fast path is unaffected; the next start retries)'); }
       // 5. Punt path.
       const sender = new PacketSender();
       undo.push(() => sender.close());

@@ -10,7 +10,7 @@ import { ifIndexToName, ifNameToIndex } from '../bpf/libc.js';
 import { closeBpfFd, objGet, progInfo, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery } from '../bpf/libbpf.js';
 import { BpfObject } from '../bpf/object.js';
 import { IFACE_F_PROTECTED, MissAction } from '../maps/abi.js';
-import { gscipMapsFromFds, MAP_NAMES, PROG_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
+import { gscipMapsFromFds, LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
 import type { MissActionName } from '../config/agent-config.js';
 import { TC_FILTER } from './instance.js';
 import { bpffsAbsence, mkdirOnBpffs, type BpffsLog } from '../bpf/bpffs.js';
@@ -114,6 +114,10 @@ export function openPinnedMaps(pinDir: string): GscipMaps {
   if (absent) throw new Error(`no pinned maps in ${pinDir}: ${absent}`);
   if (!existsSync(`${pinDir}/${MAP_NAMES.pit}`)) {
     throw new Error(`no pinned maps in ${pinDir}: is the instance name right, and has an agent run (gscip agent run)?`);
+  }
+  if (!existsSync(`${pinDir}/${MAP_NAMES.stats}`) && existsSync(`${pinDir}/${LEGACY_MAP_NAMES.stats}`)) {
+    throw new Error(`the maps pinned in ${pinDir} are of the previous layout (${LEGACY_MAP_NAMES.stats}, no ${MAP_NAMES.stats}): ` +
+      'start the agent of this build on the instance, it migrates them in place (flows kept), or use the previous build\'s gscip');
   }
   const fds: number[] = [];
   try {

@@ -26,9 +26,13 @@ import { instancePaths, lockHeld, netnsInode, readIfaceOwner, readState, TC_FILT
 import { DEFAULT_PIN_ROOT, DEFAULT_RUN_DIR } from '../config/agent-config.js';
 import { loadCache } from '../gms/agent-files.js';
 import { monotonicNs } from '../maps/accessors.js';
-import { Stat } from '../maps/abi.js';
+import { counterSlot, Dir, Stat } from '../maps/abi.js';
 import { keyIdCodec, keyValCodec, statValCodec, u32Codec } from '../maps/codecs.js';
-import { MAP_NAMES, PROG_NAMES } from '../maps/gscip-maps.js';
+import { LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES } from '../maps/gscip-maps.js';
+import { legacyPins } from '../agent/migrate.js';
+
+const legacyKey = (pin: string): keyof typeof LEGACY_MAP_NAMES =>
+  (Object.keys(LEGACY_MAP_NAMES) as Array<keyof typeof LEGACY_MAP_NAMES>).find((k) => LEGACY_MAP_NAMES[k] === pin) ?? 'stats';
 import { failed, guard, ok, skip, warn, type Check } from './checks.js';
 
 export interface InstanceCheckOptions {
@@ -163,9 +167,21 @@ function pinChecks(o: InstanceCheckOptions, v: AgentView): Check[] {
   const loses = ' (removes the pins and their state: PIT, XLAT, keys; then start the agent of this build)';
   const defs = objectMapDefs(o.bpfObject);
   const out: Check[] = [];
+  // Pins of the previous layout are not stale: this build's agent migrates them when it starts (agent/migrate.ts).
+  const legacy = legacyPins(dir, new Set(defs.map((d) => d.name)));
+  const replacedBy = new Map<string, string>(legacy.map((n) => [MAP_NAMES[legacyKey(n)], n]));
+  const upgrade = v.running
+    ? `restart the agent with this build: gscip agent stop ${instanceFlags(o)}; gscip agent run ${instanceFlags(o)} --iface ...`
+    : `start the agent of this build: gscip agent run ${instanceFlags(o)} --iface ...`;
+  const migrates = 'the agent of this build migrates these pins in place when it starts: PIT, XLAT, keys and established flows are kept';
   for (const def of defs) {
     const path = `${dir}/${def.name}`;
     const id = `instance.pin.${def.name}`;
+    const old = replacedBy.get(def.name);
+    if (!existsSync(path) && old) {
+      out.push(warn(id, `pin ${def.name}`, `${path} is missing because the pins are of the previous layout (${old}); ${migrates}, ${def.name} is created`, upgrade));
+      continue;
+    }
     if (!existsSync(path)) {
       out.push(failed(id, `pin ${def.name}`, `${path} is missing: this build's programs need ${def.name}`, v.running
         ? `restart the agent (it pins a new, empty ${def.name}): gscip agent stop ${instanceFlags(o)}; gscip agent run ${instanceFlags(o)} --iface ...`
@@ -180,9 +196,13 @@ function pinChecks(o: InstanceCheckOptions, v: AgentView): Check[] {
   }
   const known = new Set(defs.map((d) => d.name));
   for (const f of readdirSync(dir).filter((n) => !known.has(n)).sort()) {
+    if (legacy.includes(f)) {
+      out.push(warn(`instance.pin.${f}`, `pin ${f}`, `${dir}/${f} is the previous layout's ${f} (not stale): ${migrates}; it is removed after its totals are logged (counters have no direction there and are not carried over)`, upgrade));
+      continue;
+    }
     out.push(warn(`instance.pin.${f}`, `pin ${f}`, `${dir}/${f} is not a map of this build (left by an older build?)`, `if no other build uses it: rm ${dir}/${f}`));
   }
-  if (!out.some((c) => c.status === 'fail')) {
+  if (!out.some((c) => c.status === 'fail') && !legacy.length) {
     out.unshift(ok('instance.pins', t, `all ${defs.length} pins in ${dir} match this build's maps (type, key/value size, max_entries, flags)`));
   }
   return out;
@@ -268,7 +288,8 @@ function ringDrops(pinDir: string): bigint {
   if (!existsSync(path)) return 0n;
   try {
     const m = PerCpuBpfMap.fromPin(path, u32Codec, statValCodec);
-    try { return (m.get(Stat.DROP_PUNT_RINGBUF) ?? []).reduce((s, x) => s + x.packets, 0n); } finally { m.close(); }
+    const cells = [Dir.INGRESS, Dir.EGRESS].flatMap((d) => m.get(counterSlot(Stat.DROP_PUNT_RINGBUF, d)) ?? []);
+    try { return cells.reduce((s, x) => s + x.packets, 0n); } finally { m.close(); }
   } catch { return 0n; }
 }
 

@@ -1,7 +1,8 @@
 /**
  * Constants and enums of bpf/include/gscip_abi.h, mirrored for the control
  * plane. test/unit/codecs.test.ts parses the header and fails if any value
- * here differs from it or if the header gains a stat this file lacks.
+ * here differs from it or if the header gains a stat this file lacks;
+ * test/bpf/btf-layout.test.ts compares the enums with the object's BTF.
  */
 
 export const PIT_MAX_ENTRIES = 1 << 20;
@@ -52,22 +53,28 @@ export type XlatKind = (typeof XlatKind)[keyof typeof XlatKind];
 export const PuntReason = { PIT_MISS: 1, CONTROL: 2, TRUNCATED: 3 } as const;
 export type PuntReason = (typeof PuntReason)[keyof typeof PuntReason];
 
-/** enum gscip_stat, keyed by the name without the GSCIP_ prefix (as in the header). */
+/** Reason ranges per protocol part (GSCIP_REASON_*): each part numbers its codes inside its own range. */
+export const REASON_PART_SIZE = 128;
+export const ReasonPart = { CORE: 0, DPRP: 128, PCCOM: 256, CIT: 384, VAT: 512, NAT: 640, GSRA: 768 } as const;
+export type ReasonPartName = Lowercase<keyof typeof ReasonPart>;
+export const REASON__END = 1024;
+
+/** enum gscip_stat (the reason numbers), keyed by the name without the GSCIP_ prefix (as in the header). */
 export const Stat = {
   STAT_PASS_NON_IP: 0,
   STAT_PASS_IPV6: 1,
   STAT_PASS_OTHER_L4: 2,
   STAT_PASS_FRAGMENT: 3,
   STAT_PIT_PASS: 4,
-  STAT_PIT_ENCRYPT: 5,
-  STAT_PIT_DECRYPT: 6,
+  STAT_UNUSED_5: 5,
+  STAT_UNUSED_6: 6,
   STAT_MISS_PASS: 7,
   STAT_PUNT_MISS: 8,
   STAT_PUNT_CONTROL: 9,
   STAT_PUNT_TRUNCATED: 10,
   STAT_RELEASED: 11,
   STAT_XLAT: 12,
-  STAT_PIT_DECRYPT_PREV: 13,
+  STAT_UNUSED_13: 13,
   STAT_CONTROL_TX: 14,
   STAT__VERDICT_END: 15,
   STAT_DROP_FIRST: 32,
@@ -80,34 +87,101 @@ export const Stat = {
   DROP_PUNT_RINGBUF: 38,
   DROP_RELEASE_MISS: 39,
   DROP_XLAT_REWRITE: 40,
-  DROP_NO_KEY: 41,
-  DROP_BAD_KEYED_CSUM: 42,
-  DROP_CRYPTO: 43,
+  STAT_UNUSED_41: 41,
+  STAT_UNUSED_42: 42,
+  STAT_UNUSED_43: 43,
   DROP_UNSUPPORTED: 44,
   DROP_CONTROL_MALFORMED: 45,
   DROP_FRAGMENT: 46,
   DROP_NO_IFACE_CFG: 47,
-  STAT__END: 64,
+  STAT_PIT_ENCRYPT: 256,
+  STAT_PIT_DECRYPT: 257,
+  STAT_PIT_DECRYPT_PREV: 258,
+  DROP_NO_KEY: 288,
+  DROP_BAD_KEYED_CSUM: 289,
+  DROP_CRYPTO: 290,
+  STAT__END: 1024,
 } as const;
+export type StatName = keyof typeof Stat;
+
+/** enum gscip_reason_kind. */
+export const ReasonKind = { UNUSED: 0, VERDICT: 1, DROP: 2, OVERLAY: 3 } as const;
+/** enum gscip_tc_verdict (values are TC_ACT_*). */
+export const TcVerdict = { PASS: 0, SHOT: 2, STOLEN: 4, REDIRECT: 7, NONE: 255 } as const;
+
+export type CounterKind = 'verdict' | 'drop' | 'overlay';
+export type TcAction = 'pass' | 'shot' | 'stolen' | 'redirect' | 'none';
+
+/**
+ * GSCIP_REASONS of gscip_abi.h, row for row: each reason's kind and TC action.
+ * test/unit/codecs.test.ts compares it with the header's table, and
+ * test/bpf/btf-layout.test.ts with the table compiled into the datapath (.rodata).
+ */
+export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> = [
+  ['STAT_PASS_NON_IP', 'verdict', 'pass'],
+  ['STAT_PASS_IPV6', 'verdict', 'pass'],
+  ['STAT_PASS_OTHER_L4', 'verdict', 'pass'],
+  ['STAT_PASS_FRAGMENT', 'verdict', 'pass'],
+  ['STAT_PIT_PASS', 'verdict', 'pass'],
+  ['STAT_MISS_PASS', 'verdict', 'pass'],
+  ['STAT_PUNT_MISS', 'verdict', 'stolen'],
+  ['STAT_PUNT_CONTROL', 'verdict', 'stolen'],
+  ['STAT_PUNT_TRUNCATED', 'verdict', 'shot'],
+  ['STAT_RELEASED', 'overlay', 'none'],
+  ['STAT_XLAT', 'overlay', 'none'],
+  ['STAT_CONTROL_TX', 'verdict', 'pass'],
+  ['DROP_POLICY', 'drop', 'shot'],
+  ['DROP_MISS_POLICY', 'drop', 'shot'],
+  ['DROP_MALFORMED_L2', 'drop', 'shot'],
+  ['DROP_MALFORMED_IP', 'drop', 'shot'],
+  ['DROP_MALFORMED_L4', 'drop', 'shot'],
+  ['DROP_PUNT_RATE', 'drop', 'shot'],
+  ['DROP_PUNT_RINGBUF', 'drop', 'shot'],
+  ['DROP_RELEASE_MISS', 'drop', 'shot'],
+  ['DROP_XLAT_REWRITE', 'drop', 'shot'],
+  ['DROP_UNSUPPORTED', 'drop', 'shot'],
+  ['DROP_CONTROL_MALFORMED', 'drop', 'shot'],
+  ['DROP_FRAGMENT', 'drop', 'shot'],
+  ['DROP_NO_IFACE_CFG', 'drop', 'shot'],
+  ['STAT_PIT_ENCRYPT', 'verdict', 'pass'],
+  ['STAT_PIT_DECRYPT', 'verdict', 'pass'],
+  ['STAT_PIT_DECRYPT_PREV', 'verdict', 'pass'],
+  ['DROP_NO_KEY', 'drop', 'shot'],
+  ['DROP_BAD_KEYED_CSUM', 'drop', 'shot'],
+  ['DROP_CRYPTO', 'drop', 'shot'],
+];
 
 export interface StatInfo {
   readonly id: number;
   /** Stable label: lower-case name without the STAT_/DROP_ prefix ("pit_pass", "malformed_ip"). */
   readonly name: string;
-  readonly kind: 'verdict' | 'drop';
+  /** verdict / drop: a packet's one outcome (their sum counts each packet once); overlay: counted on top. */
+  readonly kind: CounterKind;
+  /** The TC action the datapath returns for this reason ('none' for overlays). */
+  readonly action: TcAction;
+  /** The protocol part whose range holds the number. */
+  readonly part: ReasonPartName;
 }
 
-/** Every real counter (markers such as __VERDICT_END / DROP_FIRST / __END excluded), in id order. */
-export const STATS: readonly StatInfo[] = Object.entries(Stat)
-  .filter(([k]) => !k.includes('__') && k !== 'STAT_DROP_FIRST')
-  .map(([k, id]) => ({
-    id,
-    name: k.replace(/^STAT_|^DROP_/, '').toLowerCase(),
-    kind: k.startsWith('DROP_') ? ('drop' as const) : ('verdict' as const),
-  }))
+function partOf(id: number): ReasonPartName {
+  let best: ReasonPartName = 'core';
+  for (const [k, base] of Object.entries(ReasonPart)) if (id >= base && id < base + REASON_PART_SIZE) best = k.toLowerCase() as ReasonPartName;
+  return best;
+}
+
+/** Every declared reason (retired numbers and markers excluded), in number order. */
+export const STATS: readonly StatInfo[] = REASONS
+  .map(([k, kind, action]) => ({ id: Stat[k], name: k.replace(/^STAT_|^DROP_/, '').toLowerCase(), kind, action, part: partOf(Stat[k]) }))
   .sort((a, b) => a.id - b.id);
 
 export const STAT_BY_ID: ReadonlyMap<number, StatInfo> = new Map(STATS.map((s) => [s.id, s]));
+
+/** gscip_counters: one slot per (reason, direction), GSCIP_COUNTER_SLOT. */
+export const COUNTER_DIRS = 2;
+export const COUNTER_SLOTS = REASON__END * COUNTER_DIRS;
+export function counterSlot(reason: number, dir: Dir): number {
+  return reason * COUNTER_DIRS + dir;
+}
 
 /** Reverse lookup for enums: value -> lower-case name ("pass"), or the number if unknown. */
 export function enumName<E extends Record<string, number>>(e: E, v: number): string {

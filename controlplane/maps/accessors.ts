@@ -3,7 +3,7 @@
  * (agent, CLI, handlers, metrics): flow reversal, PIT entry construction,
  * counters summed over CPUs. Everything else uses the BpfMaps directly.
  */
-import { Action, Dir, PitState, Role, STATS, type StatInfo } from './abi.js';
+import { Action, counterSlot, Dir, PitState, Role, STATS, type StatInfo } from './abi.js';
 import type { Cid, PitVal } from './codecs.js';
 import type { GscipMaps } from './gscip-maps.js';
 
@@ -30,14 +30,32 @@ export function passEntry(): PitVal {
   return pitEntry(Action.PASS);
 }
 
-export interface StatRow extends StatInfo { packets: bigint; bytes: bigint }
+export interface Count { packets: bigint; bytes: bigint }
+export interface StatRow extends StatInfo, Count {
+  /** The same counter split by direction (packets + bytes above are their sum). */
+  ingress: Count;
+  egress: Count;
+}
 
-/** Every counter of gscip_stats summed over CPUs, in ABI order. */
+function sumCpus(cells: readonly Count[] | undefined): Count {
+  let packets = 0n;
+  let bytes = 0n;
+  for (const v of cells ?? []) { packets += v.packets; bytes += v.bytes; }
+  return { packets, bytes };
+}
+
+/** Every declared reason of gscip_counters summed over CPUs, per direction and in total, in ABI order. */
 export function readStats(maps: Pick<GscipMaps, 'stats'>): StatRow[] {
   return STATS.map((s) => {
-    let packets = 0n;
-    let bytes = 0n;
-    for (const v of maps.stats.get(s.id) ?? []) { packets += v.packets; bytes += v.bytes; }
-    return { ...s, packets, bytes };
+    const ingress = sumCpus(maps.stats.get(counterSlot(s.id, Dir.INGRESS)));
+    const egress = sumCpus(maps.stats.get(counterSlot(s.id, Dir.EGRESS)));
+    return { ...s, packets: ingress.packets + egress.packets, bytes: ingress.bytes + egress.bytes, ingress, egress };
   });
+}
+
+/** One reason's counter summed over CPUs and both directions (0 for an unknown reason). */
+export function readStat(maps: Pick<GscipMaps, 'stats'>, reason: number): Count {
+  const i = sumCpus(maps.stats.get(counterSlot(reason, Dir.INGRESS)));
+  const e = sumCpus(maps.stats.get(counterSlot(reason, Dir.EGRESS)));
+  return { packets: i.packets + e.packets, bytes: i.bytes + e.bytes };
 }

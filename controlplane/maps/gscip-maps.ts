@@ -15,8 +15,15 @@ export const MAP_NAMES = {
   keys: 'gscip_keys',
   iface: 'gscip_iface',
   cfg: 'gscip_cfg',
-  stats: 'gscip_stats',
+  /** (reason, direction) counters; replaced gscip_stats (LEGACY_MAP_NAMES), which had no direction */
+  stats: 'gscip_counters',
   punt: 'gscip_punt',
+} as const;
+
+/** Maps of earlier layouts that an agent migrates away from when it finds their pins (agent/migrate.ts). */
+export const LEGACY_MAP_NAMES = {
+  /** enum gscip_stat -> per-CPU counters, no direction (until the (reason, direction) counters) */
+  stats: 'gscip_stats',
 } as const;
 
 export const PROG_NAMES = { ingress: 'gscip_tc_ingress', egress: 'gscip_tc_egress' } as const;
@@ -29,7 +36,7 @@ export interface GscipMaps {
   iface: BpfMap<number, IfaceCfg>;
   /** index 0 -> global config */
   cfg: BpfMap<number, GlobalCfg>;
-  /** enum gscip_stat -> per-CPU counters */
+  /** counterSlot(enum gscip_stat, dir) -> per-CPU counters */
   stats: PerCpuBpfMap<number, StatVal>;
   /** fd of the gscip_punt ring buffer */
   puntFd: number;

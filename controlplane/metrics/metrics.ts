@@ -73,8 +73,8 @@ export const gmsClientKeysRefusedTotal = new Counter({
 
 /** What the datapath metrics read at scrape time; set by the running agent. */
 export interface DatapathMetricsSource {
-  /** Every counter of gscip_stats summed over CPUs; name = label from the ABI enum (abi.ts STATS). */
-  stats(): Array<{ name: string; kind: 'verdict' | 'drop'; packets: bigint; bytes: bigint }>;
+  /** Every counter of gscip_counters summed over CPUs, in total and per direction; name = label from the ABI (abi.ts STATS). */
+  stats(): Array<{ name: string; kind: 'verdict' | 'drop' | 'overlay'; packets: bigint; bytes: bigint; ingress: { packets: bigint; bytes: bigint }; egress: { packets: bigint; bytes: bigint } }>;
   /** Entries in use and capacity of each hash map. */
   occupancy(): Array<{ map: string; entries: number; capacity: number }>;
   stashPackets(): number;
@@ -82,9 +82,14 @@ export interface DatapathMetricsSource {
 let datapathSource: DatapathMetricsSource | null = null;
 export function setDatapathMetricsSource(s: DatapathMetricsSource | null): void { datapathSource = s; }
 
-/* Counters owned by the kernel: re-read at each scrape (reset + inc keeps counter semantics for Prometheus). */
+/* Counters owned by the kernel: re-read at each scrape (reset + inc keeps counter semantics for Prometheus).
+ * Label sets are bounded by the ABI: reason = a declared reason (abi.ts STATS), kind = verdict | drop | overlay,
+ * direction = ingress | egress. Summing kind="verdict" and kind="drop" counts every packet once; overlays
+ * (xlat, released) count a packet a second time for what happened on its way. The *_total pair without a
+ * direction is the sum over both directions, kept for the dashboards that read it before directions existed. */
+const DIRS = ['ingress', 'egress'] as const;
 export const datapathPacketsTotal = new Counter({
-  name: 'gscip_datapath_packets_total', help: 'Packets per fast-path verdict or drop reason (gscip_stats, all CPUs)',
+  name: 'gscip_datapath_packets_total', help: 'Packets per fast-path reason, both directions (gscip_counters, all CPUs)',
   labelNames: ['reason', 'kind'] as const, registers: [registry],
   collect() {
     this.reset();
@@ -92,11 +97,27 @@ export const datapathPacketsTotal = new Counter({
   },
 });
 export const datapathBytesTotal = new Counter({
-  name: 'gscip_datapath_bytes_total', help: 'Bytes per fast-path verdict or drop reason (gscip_stats, all CPUs)',
+  name: 'gscip_datapath_bytes_total', help: 'Bytes per fast-path reason, both directions (gscip_counters, all CPUs)',
   labelNames: ['reason', 'kind'] as const, registers: [registry],
   collect() {
     this.reset();
     for (const s of datapathSource ? datapathSource.stats() : []) this.inc({ reason: s.name, kind: s.kind }, Number(s.bytes));
+  },
+});
+export const datapathDirectionPacketsTotal = new Counter({
+  name: 'gscip_datapath_direction_packets_total', help: 'Packets per fast-path reason and direction (gscip_counters, all CPUs)',
+  labelNames: ['reason', 'kind', 'direction'] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const s of datapathSource ? datapathSource.stats() : []) for (const d of DIRS) this.inc({ reason: s.name, kind: s.kind, direction: d }, Number(s[d].packets));
+  },
+});
+export const datapathDirectionBytesTotal = new Counter({
+  name: 'gscip_datapath_direction_bytes_total', help: 'Bytes per fast-path reason and direction (gscip_counters, all CPUs)',
+  labelNames: ['reason', 'kind', 'direction'] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const s of datapathSource ? datapathSource.stats() : []) for (const d of DIRS) this.inc({ reason: s.name, kind: s.kind, direction: d }, Number(s[d].bytes));
   },
 });
 export const mapEntries = new Gauge({

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as abi from '../../controlplane/maps/abi.js';
 import { ALL_STRUCTS } from '../../controlplane/maps/codecs.js';
 import type { StructCodec } from '../../controlplane/maps/layout.js';
 import { defaultObjectPath } from '../lib/bpf-harness.js';
@@ -140,4 +141,107 @@ test('the layout check fails when a field moves (the check itself can fail)', ()
   assert.equal(layoutDiff(codec, resized).length, 1);
   const renamed: BtfStruct = { ...real, fields: real.fields.map((f) => (f.name === 'role' ? { ...f, name: 'rank' } : f)) };
   assert.deepEqual(layoutDiff(codec, renamed), ['struct gscip_pit_val: field #2 named rank in C, role in TS']);
+});
+
+// ---- enums (as Cilium's alignchecker checks its enums too) and the compiled reason table ----
+
+interface BtfEnum { name: string; values: Map<string, number> }
+
+/** Every gscip_* enum of an object's BTF, by name. */
+export function btfEnums(objPath: string): Map<string, BtfEnum> {
+  const json = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', objPath], { encoding: 'utf8', maxBuffer: 64 << 20 })) as
+    { types: Array<{ kind: string; name: string; values?: Array<{ name: string; val: number }> }> };
+  const out = new Map<string, BtfEnum>();
+  for (const t of json.types) {
+    if ((t.kind !== 'ENUM' && t.kind !== 'ENUM64') || !t.name.startsWith('gscip_')) continue;
+    out.set(t.name, { name: t.name, values: new Map((t.values ?? []).map((v) => [v.name, Number(v.val)])) });
+  }
+  return out;
+}
+
+/** Enum names the ABI header declares. */
+function headerEnums(): string[] {
+  const src = readFileSync(HEADER, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+  return [...src.matchAll(/^enum\s+(gscip_\w+)\s*\{/gm)].map((m) => m[1]);
+}
+
+/** C enum -> (prefix of its constants, the TS mirror). */
+const ENUM_MIRRORS: Record<string, [string, Record<string, number>]> = {
+  gscip_dir: ['GSCIP_DIR_', abi.Dir], gscip_action: ['GSCIP_ACT_', abi.Action], gscip_pit_state: ['GSCIP_PIT_', abi.PitState],
+  gscip_role: ['GSCIP_ROLE_', abi.Role], gscip_miss_action: ['GSCIP_MISS_', abi.MissAction], gscip_xlat_kind: ['GSCIP_XLAT_', abi.XlatKind],
+  gscip_punt_reason: ['GSCIP_PUNT_', abi.PuntReason], gscip_stat: ['GSCIP_', abi.Stat], gscip_reason_kind: ['GSCIP_KIND_', abi.ReasonKind],
+  gscip_tc_verdict: ['GSCIP_TC_', abi.TcVerdict],
+};
+
+/** Differences between a BTF enum and its TS mirror (both ways), as lines. */
+export function enumDiff(btf: BtfEnum, prefix: string, ts: Record<string, number>): string[] {
+  const d: string[] = [];
+  for (const [k, v] of btf.values) {
+    const t = k.startsWith(prefix) ? ts[k.slice(prefix.length)] : undefined;
+    if (t === undefined) d.push(`enum ${btf.name}: ${k} = ${v} missing in TS`);
+    else if (t !== v) d.push(`enum ${btf.name}: ${k} C=${v} TS=${t}`);
+  }
+  for (const [k, v] of Object.entries(ts)) if (!btf.values.has(prefix + k)) d.push(`enum ${btf.name}: ${prefix}${k} = ${v} exists in TS but not in C`);
+  return d;
+}
+
+function probeEnums(): Map<string, BtfEnum> {
+  const dir = mkdtempSync(join(tmpdir(), 'gscip-btf-enum-'));
+  try {
+    const c = join(dir, 'probe.bpf.c');
+    writeFileSync(c, ['#include "vmlinux.h"', '#include "gscip_abi.h"', ...headerEnums().map((n) => `enum ${n} probe_${n};`), ''].join('\n'));
+    const o = join(dir, 'probe.bpf.o');
+    execFileSync('clang', ['-g', '-O2', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-mcpu=v3', `-I${join(ROOT, 'bpf/include')}`, '-c', c, '-o', o], { stdio: 'pipe' });
+    return btfEnums(o);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('every enum of gscip_abi.h has a TS mirror and matches clang\'s BTF value for value', () => {
+  const btf = probeEnums();
+  assert.deepEqual(headerEnums().filter((n) => !(n in ENUM_MIRRORS)), [], 'enums without a TS mirror');
+  const problems: string[] = [];
+  for (const [name, [prefix, ts]] of Object.entries(ENUM_MIRRORS)) {
+    const e = btf.get(name);
+    if (!e) { problems.push(`enum ${name}: not in BTF`); continue; }
+    problems.push(...enumDiff(e, prefix, ts));
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('the enum check can fail: a renumbered or missing constant is named', () => {
+  const e = probeEnums().get('gscip_stat');
+  assert.ok(e);
+  assert.deepEqual(enumDiff(e, 'GSCIP_', { ...abi.Stat, DROP_CRYPTO: 43 }), ['enum gscip_stat: GSCIP_DROP_CRYPTO C=290 TS=43']);
+  const { DROP_NO_KEY: _gone, ...less } = abi.Stat;
+  assert.deepEqual(enumDiff(e, 'GSCIP_', less), ['enum gscip_stat: GSCIP_DROP_NO_KEY = 288 missing in TS']);
+});
+
+test('the reason table compiled into the datapath (.rodata) is abi.ts REASONS: kind and TC action per reason, holes unused', { skip: why ?? false }, () => {
+  const json = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', OBJ], { encoding: 'utf8', maxBuffer: 64 << 20 })) as
+    { types: Array<{ id: number; kind: string; name: string; vars?: Array<{ type_id: number; offset: number; size: number }> }> };
+  const v = json.types.find((t) => t.kind === 'VAR' && t.name === 'gscip_reason_info');
+  assert.ok(v, 'gscip_reason_info in BTF');
+  const sec = json.types.find((t) => t.kind === 'DATASEC' && t.name === '.rodata');
+  const at = sec?.vars?.find((x) => x.type_id === v.id);
+  assert.ok(at, 'gscip_reason_info in .rodata');
+  assert.equal(at.size, abi.REASON__END * 2);
+  const dir = mkdtempSync(join(tmpdir(), 'gscip-rodata-'));
+  let rodata: Buffer;
+  try {
+    execFileSync('llvm-objcopy', [`--dump-section=.rodata=${join(dir, 'rodata')}`, OBJ, join(dir, 'copy.o')], { stdio: 'pipe' });
+    rodata = readFileSync(join(dir, 'rodata'));
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+  const KIND = { verdict: abi.ReasonKind.VERDICT, drop: abi.ReasonKind.DROP, overlay: abi.ReasonKind.OVERLAY } as const;
+  const TC = { pass: abi.TcVerdict.PASS, shot: abi.TcVerdict.SHOT, stolen: abi.TcVerdict.STOLEN, redirect: abi.TcVerdict.REDIRECT, none: abi.TcVerdict.NONE } as const;
+  const problems: string[] = [];
+  for (let id = 0; id < abi.REASON__END; id++) {
+    const kind = rodata[at.offset + 2 * id];
+    const tc = rodata[at.offset + 2 * id + 1];
+    const s = abi.STAT_BY_ID.get(id);
+    const want = s ? [KIND[s.kind], TC[s.action]] : [abi.ReasonKind.UNUSED, 0];
+    if (kind !== want[0] || tc !== want[1]) problems.push(`reason ${id} (${s?.name ?? 'unused'}): compiled kind=${kind} tc=${tc}, TS kind=${want[0]} tc=${want[1]}`);
+  }
+  assert.deepEqual(problems, []);
 });

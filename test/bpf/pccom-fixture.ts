@@ -16,20 +16,22 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { sh } from '../lib/netns.js';
 import { chachaStream, type ChachaRounds } from './chacha-ref.js';
+import { counterSlot, Dir, Stat } from '../../controlplane/maps/abi.js';
+import { MAP_NAMES } from '../../controlplane/maps/gscip-maps.js';
 
 export const CRYPTO_TEST_OBJ = resolve(__dirname, '../../../build/bpf/gscip_crypto_test.bpf.o');
 
-/* enum gscip_stat values used by the tests (bpf/include/gscip_abi.h) */
+/* enum gscip_stat values used by the tests: from the ABI mirror (abi.ts, itself checked against the header and BTF) */
 export const STAT = {
-  PIT_ENCRYPT: 5,
-  PIT_DECRYPT: 6,
-  PIT_DECRYPT_PREV: 13,
-  DROP_MALFORMED_L4: 36,
-  DROP_NO_KEY: 41,
-  DROP_BAD_KEYED_CSUM: 42,
-  DROP_CRYPTO: 43,
-  DROP_UNSUPPORTED: 44,
-  DROP_FRAGMENT: 46,
+  PIT_ENCRYPT: Stat.STAT_PIT_ENCRYPT,
+  PIT_DECRYPT: Stat.STAT_PIT_DECRYPT,
+  PIT_DECRYPT_PREV: Stat.STAT_PIT_DECRYPT_PREV,
+  DROP_MALFORMED_L4: Stat.DROP_MALFORMED_L4,
+  DROP_NO_KEY: Stat.DROP_NO_KEY,
+  DROP_BAD_KEYED_CSUM: Stat.DROP_BAD_KEYED_CSUM,
+  DROP_CRYPTO: Stat.DROP_CRYPTO,
+  DROP_UNSUPPORTED: Stat.DROP_UNSUPPORTED,
+  DROP_FRAGMENT: Stat.DROP_FRAGMENT,
 } as const;
 
 export const ACT_ENCRYPT = 3;
@@ -105,15 +107,17 @@ export class CryptoTestProgs {
     this.mapUpdate('crypto_test_pit', Buffer.alloc(4), v);
   }
 
-  /** Packets counted for a stat id, summed over CPUs. */
+  /** Packets counted for a stat id, summed over CPUs and both directions. */
   stat(id: number): number {
-    const k = Buffer.alloc(4); k.writeUInt32LE(id, 0);
-    const r = sh('bpftool', ['-j', 'map', 'lookup', 'pinned', `${this.dir}/maps/gscip_stats`, 'key', 'hex', ...hexBytes(k)]);
-    const j = JSON.parse(r.stdout) as { values: { value: string[] | { packets: number } }[] };
     let total = 0;
-    for (const cpu of j.values) {
-      if (Array.isArray(cpu.value)) total += Number(Buffer.from(cpu.value.map((x) => parseInt(x, 16))).readBigUInt64LE(0));
-      else total += cpu.value.packets;
+    for (const dir of [Dir.INGRESS, Dir.EGRESS]) {
+      const k = Buffer.alloc(4); k.writeUInt32LE(counterSlot(id, dir), 0);
+      const r = sh('bpftool', ['-j', 'map', 'lookup', 'pinned', `${this.dir}/maps/${MAP_NAMES.stats}`, 'key', 'hex', ...hexBytes(k)]);
+      const j = JSON.parse(r.stdout) as { values: { value: string[] | { packets: number } }[] };
+      for (const cpu of j.values) {
+        if (Array.isArray(cpu.value)) total += Number(Buffer.from(cpu.value.map((x) => parseInt(x, 16))).readBigUInt64LE(0));
+        else total += cpu.value.packets;
+      }
     }
     return total;
   }

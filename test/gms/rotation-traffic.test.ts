@@ -22,6 +22,7 @@ import { existsSync } from 'node:fs';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { waitFor as waitForNs } from '../lib/netns.js';
 import { Action, KEY_F_NONE, KEY_F_ROUNDS_8, Stat } from '../../controlplane/maps/abi.js';
+import { readStat } from '../../controlplane/maps/accessors.js';
 import type { Cipher } from '../../controlplane/gms/model.js';
 import type { GmsAdminClient } from '../../controlplane/gms/admin-client.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
@@ -34,7 +35,7 @@ const PORT = 5301;
 const GRACE_S = 4;
 const DURATION_S = 12;
 
-const stat = (m: GscipMaps, id: number): bigint => (m.stats.get(id) ?? []).reduce((s, v) => s + v.packets, 0n);
+const stat = (m: GscipMaps, id: number): bigint => readStat(m, id).packets;
 const has = (m: GscipMaps, g: number, v: number): boolean => m.keys.get({ group_id: g, version: v }) !== undefined;
 /** key_version of every encrypt/decrypt PIT entry of the iperf3 flows (either direction). */
 /** prev_key_version of the iperf3 flows' decrypt entries. */

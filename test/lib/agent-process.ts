@@ -37,15 +37,15 @@ export class GscipRunner {
     return ['--instance', instance, '--pin-root', this.pinRoot, '--run-dir', this.runDir];
   }
 
-  /** Run a CLI command in `host`'s network namespace (bounded). */
-  cli(host: string, args: string[], input?: string): CliResult {
-    const r = spawnSync('nsenter', [...this.nsArgs(host), process.execPath, MAIN, ...args], { encoding: 'utf8', input, timeout: 30_000 });
+  /** Run a CLI command in `host`'s network namespace (bounded); `main` = another build's cli/main.js (upgrade tests). */
+  cli(host: string, args: string[], input?: string, main = MAIN): CliResult {
+    const r = spawnSync('nsenter', [...this.nsArgs(host), process.execPath, main, ...args], { encoding: 'utf8', input, timeout: 30_000 });
     return { code: r.status, out: r.stdout, err: r.stderr };
   }
 
   /** `cli` that must succeed; returns stdout. */
-  ok(host: string, args: string[], input?: string): string {
-    const r = this.cli(host, args, input);
+  ok(host: string, args: string[], input?: string, main = MAIN): string {
+    const r = this.cli(host, args, input, main);
     if (r.code !== 0) throw new Error(`gscip ${args.join(' ')} exited ${r.code}: ${r.err}`);
     return r.out;
   }
@@ -53,11 +53,13 @@ export class GscipRunner {
   /**
    * Start `gscip agent run` in `host`; resolves once it reports it is attached.
    * `via` rewrites the command line (`nsenter --net=... node main.js agent run ...`),
-   * e.g. to start it in a fresh mount namespace; `logLevel` overrides GSCIP_LOG_LEVEL.
+   * e.g. to start it in a fresh mount namespace; `logLevel` overrides GSCIP_LOG_LEVEL;
+   * `build` runs another build's agent and object instead (upgrade tests: test/lib/previous-release.ts).
    */
-  async startAgent(host: string, args: string[], instance = this.instance, opts: { via?: (cmd: string[]) => string[]; logLevel?: string } = {}): Promise<AgentProc> {
-    const obj = ['--bpf-object', defaultObjectPath()];
-    const cmd = ['nsenter', ...this.nsArgs(host), process.execPath, MAIN, 'agent', 'run', ...this.instanceArgs(instance), ...obj, ...args];
+  async startAgent(host: string, args: string[], instance = this.instance,
+    opts: { via?: (cmd: string[]) => string[]; logLevel?: string; build?: { main: string; bpfObject: string } } = {}): Promise<AgentProc> {
+    const obj = ['--bpf-object', opts.build?.bpfObject ?? defaultObjectPath()];
+    const cmd = ['nsenter', ...this.nsArgs(host), process.execPath, opts.build?.main ?? MAIN, 'agent', 'run', ...this.instanceArgs(instance), ...obj, ...args];
     const [file, ...argv] = opts.via ? opts.via(cmd) : cmd;
     const child = spawn(file, argv, {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GSCIP_LOG_LEVEL: opts.logLevel ?? process.env.GSCIP_LOG_LEVEL ?? 'warn' },

@@ -17,7 +17,8 @@ import { RingBuffer, type TestRunOptions, type TestRunResult } from '../../contr
 import { BpfObject } from '../../controlplane/bpf/object.js';
 import { decodePuntRec, type PuntRec, type StatVal } from '../../controlplane/maps/codecs.js';
 import { gscipMapsFromFds, MAP_NAMES, type GscipMaps } from '../../controlplane/maps/gscip-maps.js';
-import { STAT_BY_ID, STATS } from '../../controlplane/maps/abi.js';
+import { COUNTER_DIRS, counterSlot, Dir, STAT_BY_ID, STATS } from '../../controlplane/maps/abi.js';
+import { readStat } from '../../controlplane/maps/accessors.js';
 
 /** TC verdicts (linux/pkt_cls.h), as the u32 retval BPF_PROG_TEST_RUN reports. */
 export const TC_ACT = { UNSPEC: 0xffffffff, OK: 0, RECLASSIFY: 1, SHOT: 2, PIPE: 3, STOLEN: 4, QUEUED: 5, REPEAT: 6, REDIRECT: 7 } as const;
@@ -73,26 +74,32 @@ export class BpfHarness {
     return this.pending.splice(0).map(decodePuntRec);
   }
 
-  /** Counter for one enum gscip_stat id, summed over CPUs. */
+  /** Counter for one enum gscip_stat id, summed over CPUs and both directions. */
   stat(id: number): StatVal {
-    const per = this.maps.stats.get(id);
-    if (!per) throw new Error(`gscip_stats has no index ${id}`);
-    return per.reduce((a, v) => ({ packets: a.packets + v.packets, bytes: a.bytes + v.bytes }), { packets: 0n, bytes: 0n });
+    if (!STAT_BY_ID.has(id)) throw new Error(`gscip_counters has no reason ${id}`);
+    return readStat(this.maps, id);
+  }
+
+  /** Counter for one enum gscip_stat id in one direction, summed over CPUs. */
+  statDir(id: number, dir: Dir): StatVal {
+    return (this.maps.stats.get(counterSlot(id, dir)) ?? []).reduce((a, v) => ({ packets: a.packets + v.packets, bytes: a.bytes + v.bytes }), { packets: 0n, bytes: 0n });
   }
 
   /** Non-zero counters by label (see abi.ts STATS), e.g. { pit_pass: 1n, malformed_ip: 2n }: handy for exact asserts. */
   nonZeroStats(): Record<string, bigint> {
     const out: Record<string, bigint> = {};
-    for (const [id, per] of this.maps.stats.entries()) {
+    for (const [slot, per] of this.maps.stats.entries()) {
       const packets = per.reduce((a, v) => a + v.packets, 0n);
-      if (packets !== 0n) out[STAT_BY_ID.get(id)?.name ?? `stat_${id}`] = packets;
+      const id = Math.floor(slot / COUNTER_DIRS);
+      const name = STAT_BY_ID.get(id)?.name ?? `stat_${id}`;
+      if (packets !== 0n) out[name] = (out[name] ?? 0n) + packets;
     }
     return out;
   }
 
   /** Zero every counter (between cases). */
   resetStats(): void {
-    for (const s of STATS) this.maps.stats.set(s.id, { packets: 0n, bytes: 0n });
+    for (const s of STATS) for (const d of [Dir.INGRESS, Dir.EGRESS]) this.maps.stats.set(counterSlot(s.id, d), { packets: 0n, bytes: 0n });
   }
 
   close(): void {

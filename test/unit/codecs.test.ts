@@ -116,3 +116,44 @@ test('bad values are rejected with an error naming the field', () => {
   assert.throws(() => keyValCodec.encode({ key: Buffer.alloc(16), flags: 0, installed_ns: 0n }), /gscip_key_val\.key: expected 32 bytes, got 16/);
   assert.throws(() => abi.enumValue(abi.Action, 'allow', '--action'), /--action: unknown value 'allow' \(expected one of none, pass, drop, encrypt, decrypt\)/);
 });
+
+/** The rows of GSCIP_REASONS in the header: [name without GSCIP_, kind, TC action], lower-cased like abi.ts. */
+function headerReasonRows(): Array<[string, string, string]> {
+  const src = readFileSync(HEADER, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+  const table = /#define\s+GSCIP_REASONS\(X\)((?:.*\\\n)*.*)/.exec(src);
+  assert.ok(table, 'GSCIP_REASONS in the header');
+  return [...table[1].matchAll(/X\(\s*GSCIP_(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*\)/g)].map((m) => [m[1], m[2].toLowerCase(), m[3].toLowerCase()]);
+}
+
+test('abi.ts REASONS is the header\'s GSCIP_REASONS row for row; every reason has exactly one row, retired numbers none', () => {
+  const rows = headerReasonRows();
+  assert.deepEqual(abi.REASONS.map((r) => [...r]), rows);
+  const named = new Set(rows.map((r) => r[0]));
+  assert.equal(named.size, rows.length, 'one row per reason');
+  const markers = new Set(['STAT__VERDICT_END', 'STAT_DROP_FIRST', 'STAT__END']);
+  for (const k of Object.keys(abi.Stat)) {
+    const retired = /^STAT_UNUSED_\d+$/.test(k);
+    if (markers.has(k)) continue;
+    assert.equal(named.has(k), !retired, `${k}: ${retired ? 'a retired number has no row' : 'a reason needs its row'}`);
+    if (retired) assert.equal(abi.Stat[k as abi.StatName], Number(k.slice('STAT_UNUSED_'.length)), `${k} keeps its number`);
+  }
+  // Each reason inside its part's range; kinds and actions consistent.
+  for (const s of abi.STATS) {
+    const base = abi.ReasonPart[s.part.toUpperCase() as keyof typeof abi.ReasonPart];
+    assert.ok(s.id >= base && s.id < base + abi.REASON_PART_SIZE && s.id < abi.REASON__END, `${s.name} (${s.id}) inside ${s.part}`);
+    if (s.kind === 'drop') assert.equal(s.action, 'shot', `${s.name}: a drop ends in shot`);
+    assert.equal(s.kind === 'overlay', s.action === 'none', `${s.name}: only overlays have no TC action`);
+  }
+  assert.deepEqual(abi.STATS.filter((s) => s.part === 'pccom').map((s) => s.name),
+    ['pit_encrypt', 'pit_decrypt', 'pit_decrypt_prev', 'no_key', 'bad_keyed_csum', 'crypto']);
+});
+
+test('counter slots: (reason, direction) -> reason * 2 + dir, as GSCIP_COUNTER_SLOT', () => {
+  assert.equal(abi.counterSlot(abi.Stat.STAT_PIT_PASS, abi.Dir.INGRESS), 8);
+  assert.equal(abi.counterSlot(abi.Stat.STAT_PIT_PASS, abi.Dir.EGRESS), 9);
+  assert.equal(abi.counterSlot(abi.REASON__END - 1, abi.Dir.EGRESS), abi.COUNTER_SLOTS - 1);
+  const src = readFileSync(HEADER, 'utf8');
+  assert.match(src, /#define GSCIP_COUNTER_SLOT\(reason, dir\) \(\(reason\) \* GSCIP_COUNTER_DIRS \+ \(dir\)\)/);
+  assert.match(src, /#define GSCIP_COUNTER_DIRS\s+2\b/);
+  assert.match(src, /#define GSCIP_REASON__END\s+1024\b/);
+});

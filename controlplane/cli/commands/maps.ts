@@ -64,7 +64,8 @@ export function dumpIface(m: GscipMaps, json: boolean): string {
 export function dumpStats(m: GscipMaps, json: boolean, all: boolean): string {
   const rows = readStats(m).filter((s) => all || s.packets > 0n);
   if (json) return toJson(rows);
-  return table(['ID', 'COUNTER', 'KIND', 'PACKETS', 'BYTES'], rows.map((s) => [s.id, s.name, s.kind, s.packets, s.bytes]));
+  return table(['ID', 'COUNTER', 'PART', 'KIND', 'ACTION', 'PACKETS', 'BYTES', 'IN_PACKETS', 'OUT_PACKETS'],
+    rows.map((s) => [s.id, s.name, s.part, s.kind, s.action, s.packets, s.bytes, s.ingress.packets, s.egress.packets]));
 }
 
 const MAPS = ['pit', 'xlat', 'keys', 'iface', 'stats'] as const;
