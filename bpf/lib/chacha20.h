@@ -4,7 +4,7 @@
  * One call = one 64-byte keystream block for (key, 32-bit block counter,
  * 96-bit nonce, rounds). Rounds are 20 (RFC 8439), 12 or 8 (ChaCha12/ChaCha8,
  * same construction with fewer double rounds), chosen per group key. Callers
- * that need many blocks drive this from bpf_loop() (see pccom.h), one block
+ * that need many blocks drive this from bpf_loop() (see pccom_keystream.h), one block
  * per iteration.
  *
  * Words are little-endian as the RFC serialises them: keystream byte i is

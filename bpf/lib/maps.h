@@ -6,6 +6,7 @@
 #define GSCIP_MAPS_H
 
 #include "gscip_abi.h"
+#include "pccom_scratch.h"
 
 /* PIT: wire-view CID (+ direction) -> action; filled by DPRP and static entries. */
 struct {
@@ -25,7 +26,7 @@ struct {
 	__type(value, struct gscip_xlat_val);
 } gscip_xlat SEC(".maps");
 
-/* Group keys: (group, version) -> ChaCha20 key; read by PCCOM (pccom.h). */
+/* Group keys: (group, version) -> ChaCha20 key; read by PCCOM (pccom_keystream.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, GSCIP_KEYS_MAX_ENTRIES);
@@ -93,5 +94,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct gscip_token_bucket);
 } gscip_punt_bucket SEC(".maps");
+
+/* Private: per-CPU PCCOM scratch (index 0; struct in pccom_scratch.h), so the
+ * 512-byte stack stays free for the bpf_loop callbacks and the ChaCha20 frame.
+ * User space reads it only in the key-wipe test. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pccom_scratch);
+} gscip_pccom_scratch SEC(".maps");
 
 #endif /* GSCIP_MAPS_H */

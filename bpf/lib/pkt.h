@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* pkt.h - the parsed view of a packet that every fast-path stage shares.
- * Filled by parse.h; read by xlat.h, pit.h, punt.h, pccom.h. Offsets are from
+ * Filled by parse.h; read by xlat.h, pit.h, punt.h, pccom*.h. Offsets are from
  * skb->data; after any helper that may move data (store_bytes, csum_replace,
  * pull_data, change_tail) re-derive pointers from these offsets. */
 #ifndef GSCIP_PKT_H

@@ -1,5 +1,5 @@
 /**
- * ChaCha20 in eBPF (bpf/lib/chacha20.h + the payload pass of bpf/lib/pccom.h),
+ * ChaCha20 in eBPF (bpf/lib/chacha20.h + the payload pass of bpf/lib/pccom_keystream.h),
  * run with BPF_PROG_TEST_RUN through the test-only program chacha_test:
  * RFC 8439 test vectors 2.3.2 (block function) and 2.4.2 (encryption), then
  * random keys/nonces/offsets/lengths against Node's OpenSSL ChaCha20. The
