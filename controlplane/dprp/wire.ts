@@ -16,6 +16,7 @@
  * reason from WIRE_REJECT_REASONS (a bounded metric label set). decode() never
  * throws anything else, whatever the input (see test/unit/dprp-fuzz.test.ts).
  */
+import { GscipError } from '../errors/catalogue.js';
 import { inetChecksum, readIpv4, writeIpv4 } from './ipv4.js';
 
 export const GSCIP_ICMP_TYPE = 253; // bpf/include/gscip_abi.h
@@ -92,10 +93,9 @@ export const WIRE_REJECT_REASONS = [
 export type WireRejectReason = (typeof WIRE_REJECT_REASONS)[number];
 
 /** The only error decode() throws. */
-export class DprpWireError extends Error {
+export class DprpWireError extends GscipError {
   constructor(readonly reason: WireRejectReason, detail: string) {
-    super(`DPRP ${reason}: ${detail}`);
-    this.name = 'DprpWireError';
+    super('GSCIP_E_DPRP_WIRE', `DPRP ${reason}: ${detail}`);
   }
 }
 
