@@ -4,12 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { GscipError, readGmsErrorBody, type GmsWireCode } from '../errors/catalogue.js';
 import { rawRequest } from './client.js';
 import { ADMIN_DIR, type AdminEndpointFile } from './server.js';
 import { assertOwnerOnly } from './secure-fs.js';
 
-export class AdminError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly problems: string[] = []) { super(message); this.name = 'AdminError'; }
+/** The GMS refused an admin request; code is the wire code it sent (catalogue GMS_WIRE). */
+export class AdminError extends GscipError<string> {
+  constructor(readonly status: number, code: string, message: string, readonly problems: string[] = []) { super(code, message); }
 }
 
 export class GmsAdminClient {
@@ -30,13 +32,13 @@ export class GmsAdminClient {
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const r = await rawRequest(this.base, path, { ...this.tls, method, body: body === undefined ? undefined : JSON.stringify(body) });
-    let j: unknown;
-    try { j = JSON.parse(r.body); } catch { throw new AdminError(r.status, 'bad_response', `GMS answered HTTP ${r.status} with non-JSON`); }
+    const nonJson = () => new AdminError(r.status, 'bad_response' satisfies GmsWireCode, `GMS answered HTTP ${r.status} with non-JSON`);
     if (r.status !== 200) {
-      const e = j as { error?: string; message?: string; problems?: string[] };
-      throw new AdminError(r.status, e.error ?? 'error', e.message ?? `HTTP ${r.status}`, e.problems ?? []);
+      const e = readGmsErrorBody(r.status, r.body);
+      if (!e) throw nonJson();
+      throw new AdminError(r.status, e.code, e.sent.message ?? `HTTP ${r.status}`, e.problems);
     }
-    return j as T;
+    try { return JSON.parse(r.body) as T; } catch { throw nonJson(); }
   }
 
   apply(network: unknown, dryRun: boolean) {
