@@ -14,6 +14,15 @@ export class AdminError extends GscipError<string> {
   constructor(readonly status: number, code: string, message: string, readonly problems: string[] = []) { super(code, message); }
 }
 
+const nonJson = (status: number) => new AdminError(status, 'bad_response' satisfies GmsWireCode, `GMS answered HTTP ${status} with non-JSON`);
+
+/** The AdminError for a GMS error answer (the body HttpError.body() built). */
+export function adminRefusal(status: number, body: string): AdminError {
+  const e = readGmsErrorBody(status, body);
+  if (!e) return nonJson(status);
+  return new AdminError(status, e.code, e.sent.message ?? `HTTP ${status}`, e.problems);
+}
+
 export class GmsAdminClient {
   private constructor(private readonly base: URL, private readonly tls: { ca: string; cert: string; key: string }) {}
 
@@ -32,13 +41,8 @@ export class GmsAdminClient {
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const r = await rawRequest(this.base, path, { ...this.tls, method, body: body === undefined ? undefined : JSON.stringify(body) });
-    const nonJson = () => new AdminError(r.status, 'bad_response' satisfies GmsWireCode, `GMS answered HTTP ${r.status} with non-JSON`);
-    if (r.status !== 200) {
-      const e = readGmsErrorBody(r.status, r.body);
-      if (!e) throw nonJson();
-      throw new AdminError(r.status, e.code, e.sent.message ?? `HTTP ${r.status}`, e.problems);
-    }
-    try { return JSON.parse(r.body) as T; } catch { throw nonJson(); }
+    if (r.status !== 200) throw adminRefusal(r.status, r.body);
+    try { return JSON.parse(r.body) as T; } catch { throw nonJson(r.status); }
   }
 
   apply(network: unknown, dryRun: boolean) {

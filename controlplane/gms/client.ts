@@ -352,7 +352,8 @@ export function parseSse(block: string): { event: string; data: string } | null 
   return data.length ? { event, data: data.join('\n') } : null;
 }
 
-function refusal(status: number, body: string): GmsRefusedError {
+/** The GmsRefusedError for a GMS error answer (the body HttpError.body() built). */
+export function refusal(status: number, body: string): GmsRefusedError {
   const r = readGmsErrorBody(status, body);
   if (!r) return new GmsRefusedError(status, codelessWireCode(status), `GMS answered HTTP ${status}`);
   return new GmsRefusedError(status, r.code, `GMS refused (${status} ${r.sent.error}): ${r.sent.message}`);
