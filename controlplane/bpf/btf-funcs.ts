@@ -7,6 +7,7 @@
  * a kfunc for TC programs only the verifier knows (the doctor's load check).
  */
 import { GscipError } from '../errors/catalogue.js';
+
 export const BTF_MAGIC = 0xeb9f;
 const BTF_KIND_FUNC = 12;
 
