@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { BpfError } from '../bpf/errors.js';
+import { GscipError } from '../errors/catalogue.js';
 import { execFileSync } from 'node:child_process';
 import { ifIndexToName, ifNameToIndex } from '../bpf/libc.js';
 import { closeBpfFd, objGet, progInfo, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery } from '../bpf/libbpf.js';
@@ -26,7 +27,7 @@ export interface LoadedDatapath {
 
 /** Open + load with every map pinned in pinDir; existing pins are reused. */
 export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<string, number>, log?: BpffsLog): LoadedDatapath {
-  if (!existsSync(objPath)) throw new Error(`BPF object ${objPath} not found (make bpf)`);
+  if (!existsSync(objPath)) throw new GscipError('GSCIP_E_BPF_OBJECT_MISSING', `BPF object ${objPath} not found (make bpf)`);
   mkdirOnBpffs(pinDir, 0o700, log);
   const adopted = Object.values(MAP_NAMES).filter((n) => existsSync(`${pinDir}/${n}`));
   let obj: BpfObject;
@@ -34,8 +35,8 @@ export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<s
     obj = BpfObject.load(objPath, { pinDir, maxEntries });
   } catch (e) {
     if (adopted.length && e instanceof BpfError && e.code === 'EINVAL') {
-      throw new Error(`${e.message}: the maps pinned in ${pinDir} do not match this BPF object (ABI or size changed). ` +
-        'Start over with `gscip agent detach --unpin` (loses PIT/XLAT/keys), or run the matching build.');
+      throw new GscipError('GSCIP_E_PINNED_LAYOUT_MISMATCH', `${e.message}: the maps pinned in ${pinDir} do not match this BPF object (ABI or size changed). ` +
+        'Start over with `gscip agent detach --unpin` (loses PIT/XLAT/keys), or run the matching build.', { cause: e });
     }
     throw e;
   }
@@ -111,9 +112,9 @@ export function unpinAll(pinDir: string): string[] {
 /** The instance's maps from their pins (CLI, status): fds owned by the bundle. */
 export function openPinnedMaps(pinDir: string): GscipMaps {
   const absent = bpffsAbsence(pinDir);
-  if (absent) throw new Error(`no pinned maps in ${pinDir}: ${absent}`);
+  if (absent) throw new GscipError('GSCIP_E_NO_PINNED_MAPS', `no pinned maps in ${pinDir}: ${absent}`);
   if (!existsSync(`${pinDir}/${MAP_NAMES.pit}`)) {
-    throw new Error(`no pinned maps in ${pinDir}: is the instance name right, and has an agent run (gscip agent run)?`);
+    throw new GscipError('GSCIP_E_NO_PINNED_MAPS', `no pinned maps in ${pinDir}: is the instance name right, and has an agent run (gscip agent run)?`);
   }
   if (!existsSync(`${pinDir}/${MAP_NAMES.stats}`) && existsSync(`${pinDir}/${LEGACY_MAP_NAMES.stats}`)) {
     throw new Error(`the maps pinned in ${pinDir} are of the previous layout (${LEGACY_MAP_NAMES.stats}, no ${MAP_NAMES.stats}): ` +

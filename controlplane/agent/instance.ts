@@ -9,12 +9,13 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, ftruncateSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { tryLockExclusive } from '../bpf/libc.js';
+import { GscipError } from '../errors/catalogue.js';
 
 /** Our TC filter identity on every interface (same handle/prio on restart => replace, not stack). */
 export const TC_FILTER = { handle: 0x65c1, priority: 1 } as const;
 
-export class AgentConflictError extends Error {
-  constructor(message: string) { super(message); this.name = 'AgentConflictError'; }
+export class AgentConflictError extends GscipError {
+  constructor(message: string) { super('GSCIP_E_AGENT_CONFLICT', message); }
 }
 
 export interface InstancePaths {

@@ -11,6 +11,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readlinkSync, statfsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { GscipError, type GscipCode } from '../errors/catalogue.js';
 import { mount } from './libc.js';
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
@@ -19,8 +20,12 @@ export const BPFFS_DEFAULT_MOUNT = '/sys/fs/bpf';
 
 export type BpffsFault = 'not_root' | 'no_kernel_support' | 'mount_failed';
 
-export class BpffsError extends Error {
-  constructor(readonly fault: BpffsFault, message: string) { super(message); this.name = 'BpffsError'; }
+const FAULT_CODE: Record<BpffsFault, GscipCode> = {
+  not_root: 'GSCIP_E_BPFFS_NOT_ROOT', no_kernel_support: 'GSCIP_E_BPFFS_NO_KERNEL', mount_failed: 'GSCIP_E_BPFFS_MOUNT_FAILED',
+};
+
+export class BpffsError extends GscipError {
+  constructor(readonly fault: BpffsFault, message: string, options?: { cause?: unknown }) { super(FAULT_CODE[fault], message, options); }
 }
 
 export interface BpffsLog { info(o: object, msg: string): void; warn(o: object, msg: string): void }
@@ -151,7 +156,7 @@ export function ensureBpffs(dir: string, log?: BpffsLog): BpffsState & { mounted
     mount('bpf', st.target, 'bpf', 0, 'mode=0700');
   } catch (e) {
     throw new BpffsError('mount_failed', `${st.target} is not on bpffs and mounting it failed: ${(e as Error).message}; ` +
-      `mount it by hand (\`mount -t bpf bpf ${st.target}\`) and retry`);
+      `mount it by hand (\`mount -t bpf bpf ${st.target}\`) and retry`, { cause: e });
   }
   const after = bpffsState(dir);
   if (!after.mountPoint) throw new BpffsError('mount_failed', `mounted bpffs on ${st.target} but ${dir} is still not on it`);

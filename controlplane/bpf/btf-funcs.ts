@@ -6,11 +6,13 @@
  * A name here means the kernel has the function; whether it is registered as
  * a kfunc for TC programs only the verifier knows (the doctor's load check).
  */
+import { GscipError } from '../errors/catalogue.js';
+
 export const BTF_MAGIC = 0xeb9f;
 const BTF_KIND_FUNC = 12;
 
-export class BtfError extends Error {
-  constructor(message: string) { super(message); this.name = 'BtfError'; }
+export class BtfError extends GscipError {
+  constructor(message: string) { super('GSCIP_E_BTF', message); }
 }
 
 /** Bytes that follow struct btf_type (12 bytes) for a kind with vlen members. */

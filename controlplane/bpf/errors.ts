@@ -3,6 +3,7 @@
  * the operation and the errno (number and symbolic name).
  */
 import { constants } from 'node:os';
+import { GscipError } from '../errors/catalogue.js';
 
 const ERRNO_NAMES = new Map<number, string>();
 for (const [name, n] of Object.entries(constants.errno)) if (!ERRNO_NAMES.has(n)) ERRNO_NAMES.set(n, name);
@@ -21,16 +22,14 @@ const HINTS: Record<string, string> = {
   EBUSY: 'in use',
 };
 
-export class BpfError extends Error {
+/** Its code is the errno name (catalogue family "errno": ENOENT exits 4, the rest 1). */
+export class BpfError extends GscipError<string> {
   readonly errno: number;
-  readonly code: string;
   constructor(readonly op: string, errno: number, detail?: string) {
     const code = errnoName(errno);
     const hint = HINTS[code];
-    super(`${op} failed: ${code} (${errno})${hint ? `: ${hint}` : ''}${detail ? ` [${detail}]` : ''}`);
-    this.name = 'BpfError';
+    super(code, `${op} failed: ${code} (${errno})${hint ? `: ${hint}` : ''}${detail ? ` [${detail}]` : ''}`);
     this.errno = errno;
-    this.code = code;
   }
 }
 

@@ -16,6 +16,7 @@
  *  - A kfunc declared __weak (STB_WEAK) is optional: programs test it with
  *    bpf_ksym_exists() and work without it.
  */
+import { GscipError } from '../errors/catalogue.js';
 
 const SHT_SYMTAB = 2;
 const SHT_REL = 9;
@@ -26,8 +27,8 @@ const BPF_CALL = 0x85;
 const BPF_LD_IMM64 = 0x18;
 const EM_BPF = 247;
 
-export class ElfError extends Error {
-  constructor(message: string) { super(message); this.name = 'ElfError'; }
+export class ElfError extends GscipError {
+  constructor(message: string) { super('GSCIP_E_ELF', message); }
 }
 
 export interface HelperUse { id: number; calls: number; sections: string[] }

@@ -5,9 +5,10 @@
 import { isIPv4 } from 'node:net';
 import { Action, Dir, KEY_BYTES, enumValue } from '../maps/abi.js';
 import type { Cid } from '../maps/codecs.js';
+import { GscipError } from '../errors/catalogue.js';
 
-export class UsageError extends Error {
-  constructor(message: string) { super(message); this.name = 'UsageError'; }
+export class UsageError extends GscipError {
+  constructor(message: string) { super('GSCIP_E_USAGE', message); }
 }
 
 export function parseIPv4Arg(v: unknown, arg: string): string {

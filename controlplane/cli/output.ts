@@ -1,9 +1,7 @@
 /** CLI output: aligned tables for people, JSON (bigints as strings) for scripts, exit codes. */
-import { AgentConflictError } from '../agent/instance.js';
-import { ConfigError } from '../config/agent-config.js';
-import { UsageError } from './args.js';
+import { exitCodeOf } from '../errors/catalogue.js';
 
-export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, CONFLICT: 3, NOT_FOUND: 4 } as const;
+export { EXIT } from '../errors/catalogue.js';
 
 export function table(headers: string[], rows: Array<Array<string | number | bigint>>): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];
@@ -19,14 +17,11 @@ export function print(s: string): void {
   process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 }
 
-/** Print an error an operator can act on; set the exit code by kind. */
+/** Print an error an operator can act on; the exit code comes from its catalogue code. */
 export function fail(e: unknown): void {
   const msg = e instanceof Error ? e.message : String(e);
   process.stderr.write(`error: ${msg}\n`);
-  if (e instanceof UsageError || e instanceof ConfigError) process.exitCode = EXIT.USAGE;
-  else if (e instanceof AgentConflictError) process.exitCode = EXIT.CONFLICT;
-  else if (/no pinned maps|not found/.test(msg)) process.exitCode = EXIT.NOT_FOUND;
-  else process.exitCode = EXIT.ERROR;
+  process.exitCode = exitCodeOf(e);
 }
 
 /** Wrap a command handler: errors become messages + exit codes, never stack traces. */

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { GscipError } from '../errors/catalogue.js';
 
 /** Repo root from dist/controlplane/config (compiled) or controlplane/config (sources). */
 const ROOT = resolve(__dirname, __dirname.includes('/dist/') ? '../../..' : '../..');
@@ -71,10 +72,9 @@ export const agentConfigSchema = z.object({
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
 
-export class ConfigError extends Error {
-  constructor(message: string, readonly problems: string[]) {
-    super(message);
-    this.name = 'ConfigError';
+export class ConfigError extends GscipError {
+  constructor(message: string, readonly problems: string[], options?: { cause?: unknown }) {
+    super('GSCIP_E_CONFIG', message, options);
   }
 }
 

@@ -18,6 +18,7 @@ import { helperName } from '../bpf/helper-names.js';
 import { BPF_PROG_TYPE_SCHED_CLS, probeHelper, routeLibbpfMessages } from '../bpf/libbpf.js';
 import { clockState, STA_UNSYNC, TIME_ERROR, TIME_STATE } from '../bpf/libc.js';
 import { objectCalls, type ObjectCalls } from '../bpf/object-calls.js';
+import { GscipError } from '../errors/catalogue.js';
 import { BpfObject } from '../bpf/object.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
 import { failed, guard, ok, skip, warn, type Check } from './checks.js';
@@ -102,7 +103,7 @@ export function clsactCheck(): Check {
 
 /** The helpers and kfuncs the object calls, read from its code. */
 export function readObjectCalls(bpfObject: string): ObjectCalls {
-  if (!existsSync(bpfObject)) throw new Error(`BPF object ${bpfObject} not found (make bpf)`);
+  if (!existsSync(bpfObject)) throw new GscipError('GSCIP_E_BPF_OBJECT_MISSING', `BPF object ${bpfObject} not found (make bpf)`);
   return objectCalls(readFileSync(bpfObject));
 }
 
@@ -192,8 +193,8 @@ export function prerequisiteChecks(o: HostCheckOptions): Check[] {
   return out;
 }
 
-export class PrerequisiteError extends Error {
-  constructor(readonly failures: Check[], message: string) { super(message); this.name = 'PrerequisiteError'; }
+export class PrerequisiteError extends GscipError {
+  constructor(readonly failures: Check[], message: string) { super('GSCIP_E_HOST_PREREQUISITE', message); }
 }
 
 /**

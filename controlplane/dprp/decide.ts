@@ -14,6 +14,7 @@
  *  3. A refused flow is discarded by every GE on the path (the start drops the
  *     stashed packet and counts the refusal).
  */
+import { GscipError } from '../errors/catalogue.js';
 import type { GeTypeName, ModeName } from './wire.js';
 
 export type Decision = 'encrypt' | 'decrypt' | 'pass' | 'discard';
@@ -51,10 +52,9 @@ export type Outcome =
   | { verdict: 'plaintext'; actions: GeAction[] }
   | { verdict: 'refused'; refusedBy: string; actions: GeAction[] };
 
-export class DecisionInputError extends Error {
+export class DecisionInputError extends GscipError {
   constructor(readonly field: string, detail: string) {
-    super(`decide: ${field}: ${detail}`);
-    this.name = 'DecisionInputError';
+    super('GSCIP_E_DPRP_DECISION_INPUT', `decide: ${field}: ${detail}`);
   }
 }
 

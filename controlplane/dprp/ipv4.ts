@@ -3,12 +3,12 @@
  * and building/parsing the IPv4 header that carries a GSCIP control message.
  * Pure; no sockets.
  */
+import { GscipError } from '../errors/catalogue.js';
 
 /** Thrown for a malformed dotted IPv4 address given by a caller. */
-export class Ipv4AddressError extends Error {
+export class Ipv4AddressError extends GscipError {
   constructor(readonly field: string, readonly value: unknown) {
-    super(`${field}: not a dotted IPv4 address: ${JSON.stringify(value)}`);
-    this.name = 'Ipv4AddressError';
+    super('GSCIP_E_IPV4_ADDRESS', `${field}: not a dotted IPv4 address: ${JSON.stringify(value)}`);
   }
 }
 

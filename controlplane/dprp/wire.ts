@@ -16,6 +16,7 @@
  * reason from WIRE_REJECT_REASONS (a bounded metric label set). decode() never
  * throws anything else, whatever the input (see test/unit/dprp-fuzz.test.ts).
  */
+import { GscipError } from '../errors/catalogue.js';
 import { inetChecksum, readIpv4, writeIpv4 } from './ipv4.js';
 import { OPTION_SKIPPABLE_FROM, type OptionCodecs, type OptionRefusalReason } from './option-codecs.js';
 import { SPEC_OPTIONS } from './spec-options.js';
@@ -91,15 +92,14 @@ export const WIRE_REJECT_REASONS = [
 export type WireRejectReason = (typeof WIRE_REJECT_REASONS)[number];
 
 /** The only error decode() throws. */
-export class DprpWireError extends Error {
+export class DprpWireError extends GscipError {
   constructor(
     readonly reason: WireRejectReason,
     detail: string,
     /** Set when the option registry, not the framing, refused (reason is then bad_option): what to count instead. */
     readonly refusal?: OptionRefusalReason,
   ) {
-    super(`DPRP ${reason}: ${detail}`);
-    this.name = 'DprpWireError';
+    super('GSCIP_E_DPRP_WIRE', `DPRP ${reason}: ${detail}`);
   }
 
   /** The label a refusal is counted with (wire_<this>). */

@@ -4,12 +4,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { GscipError, readGmsErrorBody, type GmsWireCode } from '../errors/catalogue.js';
 import { rawRequest } from './client.js';
 import { ADMIN_DIR, type AdminEndpointFile } from './server.js';
 import { assertOwnerOnly } from './secure-fs.js';
 
-export class AdminError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly problems: string[] = []) { super(message); this.name = 'AdminError'; }
+/** The GMS refused an admin request; code is the wire code it sent (catalogue GMS_WIRE). */
+export class AdminError extends GscipError<string> {
+  constructor(readonly status: number, code: string, message: string, readonly problems: string[] = []) { super(code, message); }
+}
+
+const nonJson = (status: number) => new AdminError(status, 'bad_response' satisfies GmsWireCode, `GMS answered HTTP ${status} with non-JSON`);
+
+/** The AdminError for a GMS error answer (the body HttpError.body() built). */
+export function adminRefusal(status: number, body: string): AdminError {
+  const e = readGmsErrorBody(status, body);
+  if (!e) return nonJson(status);
+  return new AdminError(status, e.code, e.sent.message ?? `HTTP ${status}`, e.problems);
 }
 
 export class GmsAdminClient {
@@ -30,13 +41,8 @@ export class GmsAdminClient {
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const r = await rawRequest(this.base, path, { ...this.tls, method, body: body === undefined ? undefined : JSON.stringify(body) });
-    let j: unknown;
-    try { j = JSON.parse(r.body); } catch { throw new AdminError(r.status, 'bad_response', `GMS answered HTTP ${r.status} with non-JSON`); }
-    if (r.status !== 200) {
-      const e = j as { error?: string; message?: string; problems?: string[] };
-      throw new AdminError(r.status, e.error ?? 'error', e.message ?? `HTTP ${r.status}`, e.problems ?? []);
-    }
-    return j as T;
+    if (r.status !== 200) throw adminRefusal(r.status, r.body);
+    try { return JSON.parse(r.body) as T; } catch { throw nonJson(r.status); }
   }
 
   apply(network: unknown, dryRun: boolean) {

@@ -12,6 +12,7 @@
  */
 import { request as httpsRequest, Agent } from 'node:https';
 import type { IncomingMessage } from 'node:http';
+import { codelessWireCode, GscipError, readGmsErrorBody, refusesIdentity } from '../errors/catalogue.js';
 import { logger } from '../log/logger.js';
 import { certFingerprint, createCsr, exportPrivateKeyPem, generateKeyPair, normalizeFingerprint } from './ca.js';
 import { dropCache, loadCache, loadIdentity, saveCache, saveIdentity, writeStatusFile, type AgentIdentity } from './agent-files.js';
@@ -34,8 +35,9 @@ export interface KeySink {
   list?(): Array<[group: number, version: number]>;
 }
 
-export class GmsRefusedError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) { super(message); this.name = 'GmsRefusedError'; }
+/** The GMS refused a GE request; code is the wire code it sent (catalogue GMS_WIRE; a newer GMS may send one this build lacks). */
+export class GmsRefusedError extends GscipError<string> {
+  constructor(readonly status: number, code: string, message: string) { super(code, message); }
 }
 
 // ------------------------------------------------------------------ enrollment
@@ -160,7 +162,7 @@ class GmsClient implements GmsClientHandle {
   /** status.json in the data dir, for `gscip agent status` from another process (no key material). */
   private publish(): void {
     try { writeStatusFile(this.opts.dataDir, { pid: process.pid, writtenAt: Date.now(), status: this.status() }); } catch (e) {
-      log.warn({ err: (e as Error).message }, 'cannot write GMS status file');
+      log.warn({ err: e }, 'cannot write GMS status file');
     }
   }
 
@@ -192,7 +194,7 @@ class GmsClient implements GmsClientHandle {
   private enqueue(d: GeDelivery | null, persist: boolean): Promise<void> {
     this.chain = this.chain.then(() => this.reconcile(d, persist)).catch((e) => {
       this.lastError = `key install failed: ${(e as Error).message}`;
-      log.error({ err: (e as Error).message }, 'key install failed');
+      log.error({ err: e }, 'key install failed');
     });
     return this.chain;
   }
@@ -273,7 +275,7 @@ class GmsClient implements GmsClientHandle {
       res.on('data', (c: string) => { if (body.length < 4096) body += c; });
       res.on('end', () => {
         const e = refusal(res.statusCode ?? 0, body);
-        if (['ge_removed', 'revoked', 'unknown_cert'].includes(e.code)) {
+        if (refusesIdentity(e.code)) {
           log.warn({ code: e.code }, 'GMS refused this GE: removing every group key');
           void this.enqueue(null, true);
           this.setState('refused');
@@ -350,13 +352,11 @@ export function parseSse(block: string): { event: string; data: string } | null 
   return data.length ? { event, data: data.join('\n') } : null;
 }
 
-function refusal(status: number, body: string): GmsRefusedError {
-  try {
-    const j = JSON.parse(body) as { error?: string; message?: string };
-    return new GmsRefusedError(status, j.error ?? `http_${status}`, `GMS refused (${status} ${j.error}): ${j.message}`);
-  } catch {
-    return new GmsRefusedError(status, `http_${status}`, `GMS answered HTTP ${status}`);
-  }
+/** The GmsRefusedError for a GMS error answer (the body HttpError.body() built). */
+export function refusal(status: number, body: string): GmsRefusedError {
+  const r = readGmsErrorBody(status, body);
+  if (!r) return new GmsRefusedError(status, codelessWireCode(status), `GMS answered HTTP ${status}`);
+  return new GmsRefusedError(status, r.code, `GMS refused (${status} ${r.sent.error}): ${r.sent.message}`);
 }
 
 export interface RawResponse {

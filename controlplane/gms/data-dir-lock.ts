@@ -6,11 +6,11 @@
  */
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { GscipError } from '../errors/catalogue.js';
 
-export class DataDirLockedError extends Error {
+export class DataDirLockedError extends GscipError {
   constructor(readonly dir: string, readonly pid: number) {
-    super(`data-dir ${dir} is in use by GMS process ${pid} (remove ${join(dir, 'gms.lock')} only if that process is gone)`);
-    this.name = 'DataDirLockedError';
+    super('GSCIP_E_GMS_DATA_DIR_LOCKED', `data-dir ${dir} is in use by GMS process ${pid} (remove ${join(dir, 'gms.lock')} only if that process is gone)`);
   }
 }
 

@@ -1,8 +1,19 @@
 /** Small HTTP helpers shared by the GMS server's routes. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GscipError, httpStatusOf, type GmsErrorBody, type GmsWireCode } from '../errors/catalogue.js';
 
-export class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) { super(message); }
+/** A refusal the GMS sends: its wire code, and the HTTP status the catalogue gives that code. */
+export class HttpError extends GscipError<GmsWireCode> {
+  readonly status: number;
+  constructor(code: GmsWireCode, message: string, readonly problems?: string[]) {
+    super(code, message);
+    this.status = httpStatusOf(code);
+  }
+
+  /** The JSON body every GMS error answer carries (clients read it with readGmsErrorBody). */
+  body(): GmsErrorBody {
+    return this.problems ? { error: this.code, message: this.message, problems: this.problems } : { error: this.code, message: this.message };
+  }
 }
 
 export async function readJson(req: IncomingMessage, limit = 1 << 20): Promise<unknown> {
@@ -10,11 +21,11 @@ export async function readJson(req: IncomingMessage, limit = 1 << 20): Promise<u
   let n = 0;
   for await (const c of req) {
     n += (c as Buffer).length;
-    if (n > limit) throw new HttpError(413, 'body_too_large', `request body over ${limit} bytes`);
+    if (n > limit) throw new HttpError('body_too_large', `request body over ${limit} bytes`);
     chunks.push(c as Buffer);
   }
   if (n === 0) return {};
-  try { return JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { throw new HttpError(400, 'bad_json', 'request body is not JSON'); }
+  try { return JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { throw new HttpError('bad_json', 'request body is not JSON'); }
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

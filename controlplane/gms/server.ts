@@ -25,6 +25,7 @@ import {
 } from '../metrics/metrics.js';
 import { checkCsr, GmsCa } from './ca.js';
 import { buildDelivery, deliveryDigest, keysByGroup } from './delivery.js';
+import type { GmsWireCode } from '../errors/catalogue.js';
 import { HttpError, readJson, sendJson } from './http-util.js';
 import type { GeDef } from './model.js';
 import { computePlan, formatPlan, planIsEmpty } from './plan.js';
@@ -195,12 +196,13 @@ export class GmsServer {
         this.authenticate(req, 'admin');
         return sendJson(res, 200, await this.admin(route, req));
       }
-      throw new HttpError(404, 'not_found', `no route ${route}`);
+      throw new HttpError('not_found', `no route ${route}`);
     } catch (e) {
-      if (e instanceof HttpError) return sendJson(res, e.status, { error: e.code, message: e.message });
-      if (e instanceof SpecError) return sendJson(res, 422, { error: 'invalid_network', message: e.message, problems: e.problems });
-      log.error({ err: (e as Error).message, route }, 'request failed');
-      return sendJson(res, 500, { error: 'internal', message: (e as Error).message });
+      const refusal = e instanceof HttpError ? e : e instanceof SpecError ? new HttpError('invalid_network', e.message, e.problems) : null;
+      if (refusal) return sendJson(res, refusal.status, refusal.body());
+      log.error({ err: e, route }, 'request failed');
+      const internal = new HttpError('internal', (e as Error).message);
+      return sendJson(res, internal.status, internal.body());
     }
   }
 
@@ -208,45 +210,45 @@ export class GmsServer {
   private authenticate(req: IncomingMessage, role: 'ge' | 'admin'): Peer {
     const sock = req.socket as TLSSocket;
     const cert = sock.getPeerCertificate();
-    const refuse = (status: number, reason: string, msg: string): never => {
+    const refuse = (reason: GmsWireCode, msg: string): never => {
       gmsAuthRefusedTotal.inc({ reason });
-      throw new HttpError(status, reason, msg);
+      throw new HttpError(reason, msg);
     };
-    if (!cert || !cert.serialNumber) refuse(401, 'no_cert', 'client certificate required');
-    if (!sock.authorized) refuse(401, 'untrusted', `client certificate not accepted: ${String(sock.authorizationError)}`);
+    if (!cert || !cert.serialNumber) refuse('no_cert', 'client certificate required');
+    if (!sock.authorized) refuse('untrusted', `client certificate not accepted: ${String(sock.authorizationError)}`);
     const serial = cert.serialNumber.toLowerCase();
     const row = this.store.getCert(serial);
-    if (!row) refuse(403, 'unknown_cert', 'certificate not issued by this GMS database');
-    if (row!.revokedAt !== null) refuse(403, 'revoked', 'certificate revoked');
-    if (row!.kind !== role) refuse(403, 'wrong_role', `a ${row!.kind} certificate cannot use ${role} routes`);
-    if (role === 'ge' && !this.store.getGe(row!.userId)) refuse(403, 'ge_removed', `GE ${row!.userId} no longer exists`);
+    if (!row) refuse('unknown_cert', 'certificate not issued by this GMS database');
+    if (row!.revokedAt !== null) refuse('revoked', 'certificate revoked');
+    if (row!.kind !== role) refuse('wrong_role', `a ${row!.kind} certificate cannot use ${role} routes`);
+    if (role === 'ge' && !this.store.getGe(row!.userId)) refuse('ge_removed', `GE ${row!.userId} no longer exists`);
     return { serial, role, userId: row!.userId, notAfter: row!.notAfter };
   }
 
   // ---------------------------------------------------------------- enrollment
   private async enroll(body: unknown): Promise<{ userId: string; certPem: string; caPem: string }> {
     const b = body as { token?: unknown; csr?: unknown };
-    if (typeof b.token !== 'string' || b.token.length < 16) throw new HttpError(400, 'bad_request', 'token: missing');
-    if (typeof b.csr !== 'string') throw new HttpError(400, 'bad_request', 'csr: missing');
+    if (typeof b.token !== 'string' || b.token.length < 16) throw new HttpError('bad_request', 'token: missing');
+    if (typeof b.csr !== 'string') throw new HttpError('bad_request', 'csr: missing');
     const hash = sha256(b.token);
     const now = Date.now();
     try { await checkCsr(b.csr); } catch (e) { // before the token is burnt
       gmsEnrollmentsTotal.inc({ result: 'bad_csr' });
-      throw new HttpError(400, 'bad_csr', (e as Error).message);
+      throw new HttpError('bad_csr', (e as Error).message);
     }
     // Burn the token first (one transaction), so two concurrent uses cannot both win.
     const check = this.store.tx(() => this.store.consumeToken(hash, now));
     if (!check.ok) {
-      const code = { unknown: 'token_unknown', used: 'token_used', expired: 'token_expired', 'ge-removed': 'ge_removed' }[check.reason];
+      const code = ({ unknown: 'token_unknown', used: 'token_used', expired: 'token_expired', 'ge-removed': 'ge_removed' } as const satisfies Record<typeof check.reason, GmsWireCode>)[check.reason];
       gmsEnrollmentsTotal.inc({ result: code });
-      throw new HttpError(403, code, check.reason === 'ge-removed' ? 'the GE of this token no longer exists' : `enrollment token ${check.reason}`);
+      throw new HttpError(code, check.reason === 'ge-removed' ? 'the GE of this token no longer exists' : `enrollment token ${check.reason}`);
     }
     let issued: { certPem: string; serial: string; notAfter: number };
     try {
       issued = await this.ca.issueClient(b.csr, check.userId, 'ge', this.opts.geCertDays ?? 365);
     } catch (e) {
       gmsEnrollmentsTotal.inc({ result: 'bad_csr' });
-      throw new HttpError(400, 'bad_csr', (e as Error).message);
+      throw new HttpError('bad_csr', (e as Error).message);
     }
     this.store.tx(() => this.store.addCert({ serial: issued.serial, kind: 'ge', userId: check.userId, issuedAt: now, notAfter: issued.notAfter }));
     gmsEnrollmentsTotal.inc({ result: 'ok' });
@@ -257,7 +259,7 @@ export class GmsServer {
   // ---------------------------------------------------------------- delivery
   private deliveryFor(userId: string) {
     const ge = this.store.getGe(userId);
-    if (!ge) throw new HttpError(403, 'ge_removed', `GE ${userId} no longer exists`);
+    if (!ge) throw new HttpError('ge_removed', `GE ${userId} no longer exists`);
     return buildDelivery(ge, keysByGroup(this.store.allKeys()), Date.now());
   }
 
@@ -379,7 +381,7 @@ export class GmsServer {
         this.schedulePush();
       }
     } catch (e) {
-      log.error({ err: (e as Error).message }, 'rotation timer failed');
+      log.error({ err: e }, 'rotation timer failed');
     }
     this.armTimer();
   }
@@ -409,9 +411,9 @@ export class GmsServer {
       }
       case 'POST /v1/admin/tokens': {
         const b = (await readJson(req)) as { userId?: unknown; ttlSeconds?: unknown };
-        if (typeof b.userId !== 'string' || !this.store.getGe(b.userId)) throw new HttpError(404, 'unknown_ge', `ge: no GE with user ID ${JSON.stringify(b.userId)} (apply it first)`);
+        if (typeof b.userId !== 'string' || !this.store.getGe(b.userId)) throw new HttpError('unknown_ge', `ge: no GE with user ID ${JSON.stringify(b.userId)} (apply it first)`);
         const ttl = b.ttlSeconds === undefined ? (this.opts.tokenTtlSeconds ?? 86_400) : Number(b.ttlSeconds);
-        if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 86_400) throw new HttpError(400, 'bad_request', 'ttlSeconds: integer 1..2592000');
+        if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 86_400) throw new HttpError('bad_request', 'ttlSeconds: integer 1..2592000');
         const token = randomBytes(32).toString('base64url');
         const expiresAt = now + ttl * 1000;
         this.store.tx(() => this.store.addToken(sha256(token), b.userId as string, now, expiresAt));
@@ -421,12 +423,12 @@ export class GmsServer {
       case 'POST /v1/admin/rotate': {
         const b = (await readJson(req)) as { group?: unknown };
         const g = Number(b.group);
-        if (!this.store.readNetwork().groups.some((x) => x.id === g)) throw new HttpError(404, 'unknown_group', `group: ${String(b.group)} does not exist`);
+        if (!this.store.readNetwork().groups.some((x) => x.id === g)) throw new HttpError('unknown_group', `group: ${String(b.group)} does not exist`);
         return { group: g, version: this.rotate(g, 'demand', 'on demand') };
       }
       case 'POST /v1/admin/revoke': {
         const b = (await readJson(req)) as { userId?: unknown };
-        if (typeof b.userId !== 'string') throw new HttpError(400, 'bad_request', 'userId: missing');
+        if (typeof b.userId !== 'string') throw new HttpError('bad_request', 'userId: missing');
         const n = this.store.tx(() => this.store.revokeGe(b.userId as string, now));
         this.dropStreams(b.userId);
         log.info({ userId: b.userId, certificates: n }, 'GE revoked');
@@ -455,7 +457,7 @@ export class GmsServer {
           expiresAt: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
         }));
     }
-    throw new HttpError(404, 'not_found', `no route ${route}`);
+    throw new HttpError('not_found', `no route ${route}`);
   }
 }
 

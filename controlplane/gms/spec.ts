@@ -6,12 +6,12 @@
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { Cron } from 'croner';
+import { GscipError } from '../errors/catalogue.js';
 import { CIPHERS, DEFAULT_CIPHER, DEFAULT_ROTATION, GE_MODES, GE_TYPES, type GeDef, type GroupDef, type NetworkState, type RotationPolicy } from './model.js';
 
-export class SpecError extends Error {
+export class SpecError extends GscipError {
   constructor(readonly problems: string[]) {
-    super(`invalid network file:\n  ${problems.join('\n  ')}`);
-    this.name = 'SpecError';
+    super('GSCIP_E_NETWORK_SPEC', `invalid network file:\n  ${problems.join('\n  ')}`);
   }
 }
 
