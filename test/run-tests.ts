@@ -100,10 +100,12 @@ function scratchLeft(dir: string): ScratchItem[] {
 
 /** The file running now: a signal to the runner ends it (and its watchers clean up) before the runner exits. */
 let current: ((why: string) => void) | null = null;
+/** Set by a signal: no further file starts; the run reports what it has and exits 130. */
+let interrupted: NodeJS.Signals | null = null;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
+    interrupted = sig;
     current?.(`the test run got ${sig}`);
-    setTimeout(() => process.exit(130), 3000).unref();
   });
 }
 
@@ -182,6 +184,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const results: FileResult[] = [];
   for (const [i, f] of files.entries()) {
+    if (interrupted) { process.stdout.write(`\n=== interrupted by ${interrupted}: ${files.length - i} files not run\n`); break; }
     process.stdout.write(`\n=== [${i + 1}/${files.length}] ${relative(root, f)}\n`);
     const r = await runFile(f, a, `${scratchRoot}/f${i}`);
     results.push(r);
@@ -197,7 +200,7 @@ async function main(): Promise<void> {
   process.stdout.write(`slowest files: ${slow.map((r) => `${relative(root, r.file)} ${fmtTime(r.seconds)}`).join(', ')}\n`);
   process.stdout.write(`${files.length} test files in ${fmtTime((Date.now() - t0) / 1000)}\n`);
   process.stdout.write(`${sum.passed} passed, ${sum.failed} failed, ${sum.skipped} skipped\n`);
-  process.exitCode = sum.failed ? 1 : 0;
+  process.exitCode = interrupted ? 130 : sum.failed ? 1 : 0;
 }
 
 if (require.main === module) {
