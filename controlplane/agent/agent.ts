@@ -5,14 +5,14 @@
  * attached (TC filters hold the programs, maps stay pinned) unless asked to
  * detach.
  */
-import { PacketSender } from '../bpf/packet-sender.js';
-import { PuntReader } from '../bpf/punt-reader.js';
+import { PacketSender } from './packet-sender.js';
+import { PuntReader } from './punt-reader.js';
 import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
 import { ConfigError, type AgentConfig } from '../config/agent-config.js';
 import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
-import type { AgentInterface, PuntHandler } from './handler.js';
+import type { AgentInterface, PuntHandler } from '../parts/handler.js';
 import { partDescriptor } from './handlers/index.js';
 import { planParts, startParts, type EmbeddedPart, type PartPlan } from '../parts/compose.js';
 import { PartError } from '../parts/errors.js';

@@ -12,13 +12,9 @@
  */
 import { GE_MODES, GE_TYPES, type GeDelivery, type GeMode, type GeType } from '../gms/model.js';
 import { ConfigError } from '../config/agent-config.js';
+import type { GeIdentity } from '../parts/handler.js';
 
-export interface GeIdentity {
-  type: GeType;
-  mode: GeMode;
-  /** Where it came from, for the log and `agent status`. */
-  source: 'gms' | 'config' | 'env';
-}
+export type { GeIdentity };
 
 export interface GeIdentitySources {
   /** Configured identity (config file `ge:` or --ge-type/--ge-mode), already schema-checked. */

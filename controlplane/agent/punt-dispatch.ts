@@ -4,7 +4,7 @@
  * outcome is counted (controlplane/metrics/metrics.ts).
  */
 import { performance } from 'node:perf_hooks';
-import type { PacketSender } from '../bpf/packet-sender.js';
+import type { PacketSender } from './packet-sender.js';
 import type { Logger } from '../log/logger.js';
 import { Dir, PuntReason, enumName } from '../maps/abi.js';
 import { puntPacket, type Cid, type PuntRec } from '../maps/codecs.js';
@@ -13,7 +13,7 @@ import type { GscipMaps } from '../maps/gscip-maps.js';
 import {
   agentControlSentTotal, agentHandlerErrorsTotal, agentPuntDelaySeconds, agentPuntsTotal, agentReleaseErrorsTotal, agentReleasesTotal, agentStashDroppedTotal,
 } from '../metrics/metrics.js';
-import type { AgentInterface, PuntContext, PuntHandler } from './handler.js';
+import type { AgentInterface, PuntContext, PuntHandler } from '../parts/handler.js';
 import { completePartialChecksum } from './checksum-fixup.js';
 import { controlCodeOf } from './control-code.js';
 import { plainRoute, type PuntRoute } from '../parts/route.js';

@@ -4,7 +4,7 @@
  * differs from the kernel's key/value size is refused at construction, so a
  * layout drift fails loudly instead of corrupting entries.
  */
-import type { Codec } from '../maps/codecs.js';
+import type { Codec } from './codec.js';
 import { BpfError } from './errors.js';
 import {
   BPF_ANY, BPF_EXIST, BPF_NOEXIST, MapType, closeBpfFd, isPerCpuMapType, mapDelete, mapDeleteBatch, mapInfo, mapLookup,

@@ -493,7 +493,7 @@ export function tcQuery(ifindex: number, dir: TcDir, id: TcFilterId): number | n
  * Synchronous ring-buffer consumer: `onRecord` is called from inside poll()
  * on the calling thread with a COPY of each record (or a borrowed view). Use for
  * blocking polls on a worker thread, or with timeout 0 / after the epoll fd
- * reported records (controlplane/bpf/punt-reader.ts).
+ * reported records (controlplane/bpf/ring-reader.ts).
  */
 export class RingBuffer {
   private rb: RingBufferPtr | null;

@@ -15,7 +15,7 @@
 import { ifNameToIndex } from '../bpf/libc.js';
 import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role } from '../maps/abi.js';
 import { puntPacket, type Cid, type PitVal, type PuntRec } from '../maps/codecs.js';
-import type { HandlerFactoryContext, PuntContext, PuntHandler } from '../agent/handler.js';
+import type { HandlerFactoryContext, PuntContext, PuntHandler } from '../parts/handler.js';
 import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import type { PartExtensions } from '../parts/part.js';
 import { OptionCodecs } from './option-codecs.js';

@@ -6,12 +6,9 @@
 import { KEY_BYTES, PUNT_MAX_BYTES } from './abi.js';
 import { array, be16, bytes, ipv4, pad, struct, u16, u32, u64, u8, StructCodec, type FieldDef, type FieldType } from './layout.js';
 
-/** Anything a BpfMap can (de)serialize. */
-export interface Codec<T> {
-  readonly size: number;
-  encode(v: T, buf?: Buffer, off?: number): Buffer;
-  decode(buf: Buffer, off?: number): T;
-}
+/** Anything a BpfMap can (de)serialize (declared with BpfMap, which is generic). */
+import type { Codec } from '../bpf/codec.js';
+export type { Codec };
 
 /** A codec for a bare scalar key/value (e.g. `__u32 ifindex`). */
 export function scalar<T>(t: FieldType<T>, where: string): Codec<T> {

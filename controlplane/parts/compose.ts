@@ -6,7 +6,7 @@
  *                checked (claims.ts);
  *  startParts(): creates each part in order and builds the punt route.
  */
-import type { HandlerFactoryContext, PuntHandler } from '../agent/handler.js';
+import type { HandlerFactoryContext, PuntHandler } from './handler.js';
 import { checkParts, type PartDeclaration } from './claims.js';
 import type { ClaimedOptionHooks, DprpOptionCodec } from './dprp-extension.js';
 import type { PartDescriptor, PartExtensions, PartRuntime } from './part.js';

@@ -5,7 +5,7 @@
  * dependency before the agent touches anything, and routes punts by claim.
  * See docs/architecture.md "Protocol parts".
  */
-import type { HandlerFactoryContext, PuntHandler } from '../agent/handler.js';
+import type { HandlerFactoryContext, PuntHandler } from './handler.js';
 import type { ClaimedOptionHooks, DprpOptionCodec, DprpOptionHooks } from './dprp-extension.js';
 
 /** Punt reasons a part can take (maps/abi.ts PuntReason). */

@@ -8,7 +8,7 @@
  *    claims otherControl and to every part taking 'control' without claiming a
  *    code (plain handlers: they saw every control message before parts existed).
  */
-import type { PuntHandler } from '../agent/handler.js';
+import type { PuntHandler } from './handler.js';
 import type { PartDeclaration } from './claims.js';
 import { MISS_ORDER } from './part.js';
 

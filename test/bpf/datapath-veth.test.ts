@@ -44,7 +44,7 @@ const A = '192.0.2.1';
 const B = '192.0.2.2';
 const V = '198.18.0.9'; // the address the application in a uses for b
 
-const PACKET_SENDER = resolve(__dirname, '../../controlplane/bpf/packet-sender.js');
+const PACKET_SENDER = resolve(__dirname, '../../controlplane/agent/packet-sender.js');
 
 const unavailable = bpfUnavailable();
 

@@ -1,5 +1,5 @@
 /**
- * PuntReader (controlplane/bpf/punt-reader.ts) against the real datapath:
+ * PuntReader (controlplane/agent/punt-reader.ts) against the real datapath:
  * punts are produced by BPF_PROG_TEST_RUN of the egress program on PIT
  * misses (miss action punt), so the records come from the kernel's ring
  * buffer exactly as on a live interface. Checks: every record is delivered
@@ -11,7 +11,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfHarness, bpfUnavailable, TC_ACT, TEST_RUN_IFINDEX } from '../lib/bpf-harness.js';
 import { tcpFrame } from '../lib/packets.js';
-import { PuntReader } from '../../controlplane/bpf/punt-reader.js';
+import { PuntReader } from '../../controlplane/agent/punt-reader.js';
 import { MissAction, PuntReason } from '../../controlplane/maps/abi.js';
 import { puntPacket, type PuntRec } from '../../controlplane/maps/codecs.js';
 import { MAP_NAMES } from '../../controlplane/maps/gscip-maps.js';

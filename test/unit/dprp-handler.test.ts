@@ -11,7 +11,7 @@ import { DprpHandler, ipOfFrame } from '../../controlplane/dprp/handler.js';
 import { parseIpAddrJson, parseIpRouteJson, RouteTable, type KernelView } from '../../controlplane/dprp/routes.js';
 import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role } from '../../controlplane/maps/abi.js';
 import type { Cid, KeyId, KeyVal, PitVal, PuntRec } from '../../controlplane/maps/codecs.js';
-import type { PuntContext } from '../../controlplane/agent/handler.js';
+import type { PuntContext } from '../../controlplane/parts/handler.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import { registry } from '../../controlplane/metrics/metrics.js';
 import { logger } from '../../controlplane/log/logger.js';

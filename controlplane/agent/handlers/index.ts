@@ -4,7 +4,7 @@
  * agent composes the named ones (parts/compose.ts), which checks their claims
  * and dependencies before anything starts.
  */
-import type { PuntHandlerFactory } from '../handler.js';
+import type { PuntHandlerFactory } from '../../parts/handler.js';
 import type { PartDescriptor } from '../../parts/part.js';
 import { PART_ERROR_CODES, PartError } from '../../parts/errors.js';
 import { installPassPart } from './install-pass.js';

@@ -7,7 +7,7 @@
  */
 import { PuntReason } from '../../maps/abi.js';
 import { passEntry, reverseCid } from '../../maps/accessors.js';
-import type { PuntHandler, PuntHandlerFactory } from '../handler.js';
+import type { PuntHandler, PuntHandlerFactory } from '../../parts/handler.js';
 import type { PartDescriptor } from '../../parts/part.js';
 
 export { reverseCid } from '../../maps/accessors.js';

@@ -1,6 +1,6 @@
 /**
- * Reads the punt ring buffer and hands decoded records to a callback on the
- * main thread.
+ * Reads a BPF ring buffer and hands decoded records to a callback on the
+ * main thread (the agent's punt ring: controlplane/agent/punt-reader.ts).
  *
  * Why not a worker thread: a record that crosses worker -> main via
  * postMessage waited 180-450 µs under load (clone + MessagePort wake-up), and
@@ -12,11 +12,10 @@
  * codec), so a punt reaches its handler with one thread-pool completion
  * between it and the kernel.
  */
-import { decodePuntRec, type PuntRec } from '../maps/codecs.js';
 import { RingBuffer } from './libbpf.js';
 import { epollWaitAsync } from './libc.js';
 
-export interface PuntReaderOptions {
+export interface RingReaderOptions {
   /** Longest single wait in the thread pool; also bounds how long close() takes. */
   pollMs?: number;
   /** Hand records over in batches of at most this many. */
@@ -30,23 +29,27 @@ export interface PuntReaderOptions {
 /** Consecutive failed waits (EINTR and the like) before the reader gives up. */
 const MAX_WAIT_FAILURES = 16;
 
-export class PuntReader {
+export class RingReader<T> {
   private readonly rb: RingBuffer;
   private readonly epfd: number;
   private readonly pollMs: number;
   private readonly maxBatch: number;
-  private readonly onRecords: (recs: PuntRec[]) => void;
+  private readonly onRecords: (recs: T[]) => void;
   private readonly onError: (e: Error) => void;
   private readonly onFatal: (e: Error) => void;
-  private batch: PuntRec[] = [];
+  private batch: T[] = [];
   private stopping = false;
   private failures = 0;
   private waiting = false;
   private stopped: (() => void) | null = null;
   private readonly closed: Promise<void>;
 
-  /** `mapFd` must stay open while the reader runs. */
-  constructor(mapFd: number, onRecords: (recs: PuntRec[]) => void, opts: PuntReaderOptions = {}) {
+  /**
+   * `mapFd` must stay open while the reader runs. `decode` turns one record
+   * (a view into the ring, valid only during the call) into a T; a throw
+   * skips that record (onError).
+   */
+  constructor(mapFd: number, private readonly decode: (view: Buffer) => T, onRecords: (recs: T[]) => void, opts: RingReaderOptions = {}) {
     this.pollMs = opts.pollMs ?? 100;
     this.maxBatch = opts.maxBatch ?? 256;
     this.onRecords = onRecords;
@@ -63,8 +66,8 @@ export class PuntReader {
 
   /** Called by libbpf inside consume(), on this thread; `view` points into the ring. */
   private onRecord(view: Buffer): void {
-    let rec: PuntRec;
-    try { rec = decodePuntRec(view); } catch (e) { this.onError(e as Error); return; }
+    let rec: T;
+    try { rec = this.decode(view); } catch (e) { this.onError(e as Error); return; }
     this.batch.push(rec);
     // Errors must not escape into libbpf's callback (RingBuffer would swallow them).
     if (this.batch.length >= this.maxBatch) { try { this.flush(); } catch (e) { this.onError(e as Error); } }
@@ -106,7 +109,7 @@ export class PuntReader {
   private fatal(e: Error): void {
     this.stopping = true;
     this.finish();
-    this.onFatal(new Error(`punt reader: ${e.message}`));
+    this.onFatal(new Error(`ring reader: ${e.message}`));
   }
 
   private finish(): void {

@@ -6,7 +6,15 @@
 import type { Logger } from '../log/logger.js';
 import type { Cid, PuntRec } from '../maps/codecs.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
-import type { GeIdentity } from './ge-identity.js';
+import type { GeMode, GeType } from '../gms/model.js';
+
+/** This GE's identity as the parts see it (resolved by agent/ge-identity.ts). */
+export interface GeIdentity {
+  type: GeType;
+  mode: GeMode;
+  /** Where it came from, for the log and `agent status`. */
+  source: 'gms' | 'config' | 'env';
+}
 
 export interface AgentInterface {
   name: string;

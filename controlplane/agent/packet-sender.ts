@@ -17,7 +17,7 @@ import { Dir, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS } from 
 import {
   AF_INET, AF_PACKET, IPPROTO_IP, IPPROTO_RAW, IP_HDRINCL, SOCK_RAW, SOL_SOCKET, SO_BINDTODEVICE, SO_MARK, closeFd, ifIndexToName,
   sendto, setsockoptBytes, setsockoptU32, socket,
-} from './libc.js';
+} from '../bpf/libc.js';
 
 /** struct sockaddr_ll for sending on ifindex (protocol 0: this socket never receives). */
 function sockaddrLl(ifindex: number): Buffer {
