@@ -1,6 +1,6 @@
 /**
  * This GE's identity (type, mode) as the agent hands it to punt handler
- * factories (controlplane/agent/handler.ts HandlerFactoryContext):
+ * factories (controlplane/parts/handler.ts HandlerFactoryContext):
  *
  *   1. the GMS GE info, when the agent runs with a GMS client (--gms-data-dir):
  *      the delivery cached in the data dir, else one GET /v1/ge/self;

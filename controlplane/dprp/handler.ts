@@ -1,5 +1,5 @@
 /**
- * DprpHandler: the agent's punt handler for DPRP (controlplane/agent/handler.ts
+ * DprpHandler: the agent's punt handler for DPRP (controlplane/parts/handler.ts
  * extension point). Thin: it turns punt records into DprpNode calls and the
  * node's effects into BPF map writes, releases/drops of stashed packets, control
  * sends, and metrics. All protocol logic is in node.ts.
@@ -13,8 +13,9 @@
  * a new version of a group triggers re-negotiation of the flows using it.
  */
 import { ifNameToIndex } from '../bpf/libc.js';
-import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role } from '../maps/abi.js';
-import { puntPacket, type Cid, type PitVal, type PuntRec } from '../maps/codecs.js';
+import { Dir, PuntReason } from '../maps/abi.js';
+import { puntPacket, type PuntRec } from '../maps/codecs.js';
+import { KernelPitMap } from '../flows/kernel-flow-maps.js';
 import type { HandlerFactoryContext, PuntContext, PuntHandler } from '../parts/handler.js';
 import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import type { PartExtensions } from '../parts/part.js';
@@ -26,8 +27,8 @@ import {
 } from '../metrics/metrics.js';
 import type { GroupKey, KeyRing } from './auth.js';
 import { buildIpv4Packet, IPPROTO_ICMP, parseIpv4 } from './ipv4.js';
-import { DprpNode, type DprpConfig, type DprpObserver, type PitWriter, type SelfInfo } from './node.js';
-import { pitEntryKey, reverseFlow, type PitDir, type PitEntry } from './pit-entries.js';
+import { DprpNode, type DprpConfig, type DprpObserver, type SelfInfo } from './node.js';
+import { reverseFlow } from './pit-entries.js';
 import { readKernelRoutes, readKernelRoutesAsync, RouteTable, type KernelView } from './routes.js';
 import type { Flow, GeTypeName, ModeName } from './wire.js';
 import { GE_TYPE_CODES, MODE_CODES } from './wire.js';
@@ -47,13 +48,6 @@ export interface DprpHandlerOptions {
   /** The option hooks of the other parts (read once, when the engine starts). */
   optionHooks?: () => readonly ClaimedOptionHooks[];
   log: Logger;
-}
-
-const ACTION_CODE = { pass: Action.PASS, drop: Action.DROP, encrypt: Action.ENCRYPT, decrypt: Action.DECRYPT } as const;
-const ROLE_CODE = { start: Role.START, intermediate: Role.INTERMEDIATE, end: Role.END } as const;
-
-function toCid(f: Flow, dir: PitDir): Cid {
-  return { saddr: f.saddr, daddr: f.daddr, sport: f.sport, dport: f.dport, proto: f.proto, dir: dir === 'egress' ? Dir.EGRESS : Dir.INGRESS };
 }
 
 /** Prometheus side of the node's observer. */
@@ -102,8 +96,6 @@ export class DprpHandler implements PuntHandler {
   private lastRoutes = 0;
   private routesPending = false;
   private readonly log: Logger;
-  /** created_ns of entries we installed, so confirming keeps the entry's age. */
-  private readonly created = new Map<string, bigint>();
 
   constructor(private readonly opts: DprpHandlerOptions) {
     this.log = opts.log;
@@ -141,22 +133,8 @@ export class DprpHandler implements PuntHandler {
     this.selfInfo = { addr, type: this.opts.self.type, mode: this.opts.self.mode };
     this.keys.refresh(ctx);
     const canHaveInside = this.opts.self.type !== 'GES';
-    const pit: PitWriter = {
-      install: (es) => this.install(es),
-      remove: (ks) => {
-        ctx.maps.pit.deleteBatch(ks.map((k) => toCid(k.flow, k.dir)));
-        for (const k of ks) this.created.delete(pitEntryKey(k));
-      },
-      activity: (k) => {
-        const v = ctx.maps.pit.get(toCid(k.flow, k.dir));
-        if (!v) return undefined;
-        return {
-          lastSeenMs: Number(v.last_seen_ns / 1_000_000n),
-          closed: (v.flags & PIT_F_RST) !== 0,
-          finSeen: (v.flags & PIT_F_FIN) !== 0,
-        };
-      },
-    };
+    // The PIT through the flow table's kernel adapter (entry ages kept across rewrites).
+    const pit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
     this.node = new DprpNode({
       self: this.selfInfo,
       keys: this.keys,
@@ -181,33 +159,13 @@ export class DprpHandler implements PuntHandler {
       options: this.opts.options,
       optionHooks: this.opts.optionHooks?.() ?? [],
     });
-    const adopted = this.node.adopt(this.readDprpEntries(ctx));
+    const adopted = this.node.adopt(pit.readOwned());
     if (adopted) this.log.info({ flows: adopted }, 'adopted the DPRP entries of a previous agent');
     const tickMs = this.opts.tickMs ?? 1000;
     this.tick = setInterval(() => this.guard('tick', () => this.housekeeping()), tickMs);
     this.tick.unref();
     this.log.info({ self: this.selfInfo, guarded: [...this.guarded], keys: this.keys.all().length }, 'DPRP engine started');
     return this.node;
-  }
-
-  /** PIT entries made by DPRP (role set), e.g. by the agent before a restart. */
-  private readDprpEntries(ctx: PuntContext): PitEntry[] {
-    const out: PitEntry[] = [];
-    const action = { [Action.PASS]: 'pass', [Action.DROP]: 'drop', [Action.ENCRYPT]: 'encrypt', [Action.DECRYPT]: 'decrypt' } as const;
-    const role = { [Role.START]: 'start', [Role.INTERMEDIATE]: 'intermediate', [Role.END]: 'end' } as const;
-    for (const [k, v] of ctx.maps.pit.entries()) {
-      const a = action[v.action as keyof typeof action];
-      const r = role[v.role as keyof typeof role];
-      if (!a || !r || v.state === PitState.STATIC) continue;
-      this.created.set(pitEntryKey({ flow: k, dir: k.dir === Dir.EGRESS ? 'egress' : 'ingress' }), v.created_ns);
-      out.push({
-        flow: { saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto },
-        dir: k.dir === Dir.EGRESS ? 'egress' : 'ingress', action: a, role: r, group: v.group_id, version: v.key_version,
-        state: v.state === PitState.CONFIRMED ? 'confirmed' : 'tentative',
-        ...(a === 'decrypt' && v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
-      });
-    }
-    return out;
   }
 
   private guard(what: string, fn: () => void): void {
@@ -226,22 +184,6 @@ export class DprpHandler implements PuntHandler {
     }
     if (Date.now() - this.lastRoutes >= (this.opts.routesRefreshMs ?? 10_000)) this.refreshRoutes();
     this.node!.sweep();
-  }
-
-  private install(es: readonly PitEntry[]): void {
-    const ctx = this.ctx!;
-    const now = ctx.nowNs();
-    const rows = es.map((e): [Cid, PitVal] => {
-      const k = pitEntryKey(e);
-      const created = this.created.get(k) ?? now;
-      this.created.set(k, created);
-      return [toCid(e.flow, e.dir), {
-        action: ACTION_CODE[e.action], state: e.state === 'confirmed' ? PitState.CONFIRMED : PitState.TENTATIVE,
-        role: ROLE_CODE[e.role], flags: 0, group_id: e.group, key_version: e.version,
-        prev_key_version: e.action === 'decrypt' ? (e.prevVersion ?? 0) : 0, created_ns: created, last_seen_ns: now,
-      }];
-    });
-    ctx.maps.pit.setBatch(rows);
   }
 
   private send(dst: string, icmp: Buffer): void {

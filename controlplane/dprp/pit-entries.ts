@@ -15,45 +15,14 @@
  */
 import type { Decision, PathRole } from './decide.js';
 import type { Flow } from './wire.js';
+import { reverseFlow, slotKey as pitEntryKey } from '../flows/cid.js';
+import type { PitAction, PitEntry, PitState } from '../flows/pit-entry.js';
+import type { PitDir } from '../flows/cid.js';
 
-export type PitDir = 'ingress' | 'egress';
-export type PitAction = 'pass' | 'drop' | 'encrypt' | 'decrypt';
-export type PitState = 'tentative' | 'confirmed';
-
-export interface PitEntry {
-  flow: Flow;
-  dir: PitDir;
-  action: PitAction;
-  group: number;
-  version: number;
-  state: PitState;
-  role: PathRole;
-  /**
-   * Decrypt entries only: the key version a packet failing the keyed checksum
-   * under `version` is tried with (lossless re-keying; 0/absent: none).
-   */
-  prevVersion?: number;
-}
-
-export function reverseFlow(f: Flow): Flow {
-  return { saddr: f.daddr, daddr: f.saddr, sport: f.dport, dport: f.sport, proto: f.proto };
-}
-
-/** Directed key of a flow. */
-export function flowKey(f: Flow): string {
-  return `${f.proto}/${f.saddr}:${f.sport}>${f.daddr}:${f.dport}`;
-}
-
-/** Same string for a flow and its reverse. */
-export function canonicalFlowKey(f: Flow): string {
-  const a = `${f.saddr}:${f.sport}`;
-  const b = `${f.daddr}:${f.dport}`;
-  return a <= b ? `${f.proto}/${a}|${b}` : `${f.proto}/${b}|${a}`;
-}
-
-export function pitEntryKey(e: { flow: Flow; dir: PitDir }): string {
-  return `${flowKey(e.flow)}@${e.dir}`;
-}
+// The PIT entry and its keys are the flow table's vocabulary (controlplane/flows/); re-exported for DPRP's callers.
+export { canonicalFlowKey, flowKey, reverseFlow, slotKey as pitEntryKey } from '../flows/cid.js';
+export type { PitDir } from '../flows/cid.js';
+export type { PitAction, PitEntry, PitState } from '../flows/pit-entry.js';
 
 export function pitEntriesFor(
   flow: Flow, decision: Decision, role: PathRole, key: { group: number; version: number } | null, state: PitState,

@@ -56,6 +56,11 @@ export const CODES = {
   GSCIP_E_PART_UNKNOWN: { exit: EXIT.USAGE, meaning: 'a handler/part name no part in the catalogue has (PartError)' },
   GSCIP_E_PART_BAD_DESCRIPTOR: { exit: EXIT.USAGE, meaning: 'a part descriptor contradicts itself, e.g. an option codec\'s skippable flag vs its type number (PartError)' },
   GSCIP_E_PART_DUPLICATE_NAME: { exit: EXIT.USAGE, meaning: 'a second part registered or loaded under a name already taken (PartError)' },
+  GSCIP_E_FLOW_CID_TAKEN: { exit: EXIT.ERROR, meaning: 'a flow (or a re-key) would take wire CIDs another flow owns; nothing was written (FlowError)' },
+  GSCIP_E_FLOW_UNKNOWN: { exit: EXIT.ERROR, meaning: 'a flow id the flow table does not hold: expired, or never created (FlowError)' },
+  GSCIP_E_FLOW_NO_EXPIRY_POLICY: { exit: EXIT.ERROR, meaning: 'an XLAT entry of a kind with no expiry policy: the part must declare one first (FlowError)' },
+  GSCIP_E_FLOW_NO_XLAT_MAP: { exit: EXIT.ERROR, meaning: 'XLAT entries given to a flow table built without an XLAT map (FlowError)' },
+  GSCIP_E_FLOW_BAD_ENTRY: { exit: EXIT.ERROR, meaning: 'an entry whose slot is not one of the flow\'s wire CIDs, or one a flow already holds twice (FlowError)' },
 } as const satisfies Record<`GSCIP_E_${string}`, CodeDef>;
 export type GscipCode = keyof typeof CODES;
 

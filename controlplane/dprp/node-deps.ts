@@ -1,0 +1,185 @@
+/**
+ * What a DPRP node is given and what it reports: the injected clock, timers,
+ * transport, PIT, stash and key ring; its configuration and defaults; the
+ * bounded label sets it counts by (fail, reject, outcome). No logic.
+ */
+import type { KeyRing } from './auth.js';
+import type { OptionCodecs, OptionRefusalReason } from './option-codecs.js';
+import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
+import type { PitMap } from '../flows/flow-maps.js';
+import type { PitEntry } from './pit-entries.js';
+import { DEFAULT_REPLAY, type ReplayCacheOptions } from './replay.js';
+import type { GeTypeName, ModeName, WireRejectReason } from './wire.js';
+
+
+export interface DprpClock {
+  /** Wall clock (ms since epoch): message timestamps and the replay window. */
+  nowMs(): number;
+  /** Monotonic ms: timeouts, durations, ages. */
+  monoMs(): number;
+}
+
+export interface TimerHandle { cancel(): void }
+export interface DprpTimers {
+  after(ms: number, fn: () => void): TimerHandle;
+}
+
+/** Sends one GSCIP control ICMP message from this GE toward `dst` (the handler adds the IP header). */
+export interface ControlTransport {
+  send(dst: string, icmp: Buffer): void;
+}
+
+/** The PIT as DPRP sees it (the handler maps this onto the BPF map). */
+/**
+ * The PIT as DPRP sees it (the handler maps this onto the BPF map,
+ * flows/kernel-flow-maps.ts). `activity`: last time the fast path saw traffic
+ * on the entry (monoMs clock); `closed`: the entry saw the flow end by itself
+ * (a TCP RST); `finSeen`: a TCP FIN in the entry's direction. A flow counts
+ * as closed on an RST on any entry or on a FIN in both directions (a
+ * half-close alone keeps the idle timeout).
+ */
+export type PitWriter = PitMap<PitEntry>;
+
+/** The packets stashed on a PIT miss (opaque handles from the punt handler). */
+export interface StashSink {
+  release(handles: readonly unknown[]): void;
+  drop(handles: readonly unknown[], reason: FailReason | 'refused'): void;
+}
+
+/** Where the GE stands relative to an address. */
+export type Locality = 'self' | 'behind' | 'other';
+
+export interface SelfInfo {
+  addr: string;
+  type: GeTypeName;
+  mode: ModeName;
+}
+
+export const FAIL_REASONS = [
+  'dde_timeout', 'cdn_timeout', 'too_many_negotiations', 'stash_full', 'bad_path', 'keys_missing',
+] as const;
+export type FailReason = (typeof FAIL_REASONS)[number];
+
+/** Reasons a control message is ignored (bounded label set for the metric). */
+export const REJECT_REASONS = [
+  'replay', 'stale', 'future', 'unknown_negotiation', 'wrong_phase', 'bad_selector', 'bad_mac', 'bad_seal',
+  'missing_seal', 'unauthenticated_action', 'downgrade', 'bad_path', 'no_end_flag', 'path_too_long', 'relay_table_full', 'own_message',
+  'option_refused',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
+
+/** 'upgraded': a late RGI replaced a no_end_ge decision (counted once more, with this label). */
+export type OutcomeKind = 'encrypted' | 'plaintext' | 'refused' | 'no_end_ge' | 'upgraded';
+
+export interface DprpObserver {
+  started(reason: 'miss' | 'rekey'): void;
+  completed(outcome: OutcomeKind, seconds: number): void;
+  failed(reason: FailReason): void;
+  rejected(reason: RejectReason): void;
+  /** A CL GE overrode an unauthenticated "pass" with discard (local policy wins). */
+  overridden(): void;
+}
+
+export const NULL_OBSERVER: DprpObserver = {
+  started() {}, completed() {}, failed() {}, rejected() {}, overridden() {},
+};
+
+export interface DprpConfig {
+  /** First retransmission timeout for DDE and MPIT; doubles per attempt up to rtoMaxMs. */
+  rtoMs: number;
+  rtoMaxMs: number;
+  /** Sends per phase (DDE, MPIT) before giving up. */
+  maxSends: number;
+  /**
+   * A GEN/GEA forwarding a DDE to an address behind it answers itself after
+   * endWaitMs + (MAX_CAND_DEPTH - depth) * endWaitStepMs with no GE answering
+   * from inside (depth = candidates that forwarded it before: nested GENs).
+   */
+  endWaitMs: number;
+  endWaitStepMs: number;
+  /** How long "this inside address is a plain Term" / "is a GE" is remembered. */
+  termCacheMs: number;
+  /** How long "no GE answered for this destination" is remembered (skip the DDE). */
+  noEndCacheMs: number;
+  /** Relay/end state and tentative entries live this long without CDN. */
+  tentativeTtlMs: number;
+  /**
+   * Relay/end state of a CONFIRMED negotiation lives this long (to answer a
+   * retransmitted MPIT/CDN; the start's whole retry budget is well under it),
+   * so the relay table holds seconds of negotiations, not tentativeTtlMs' worth.
+   */
+  relayLingerMs: number;
+  idleTimeoutMs: number;
+  closedTimeoutMs: number;
+  /** Bound on simultaneous negotiations this GE starts / relays. */
+  maxNegotiations: number;
+  maxRelays: number;
+  maxStashPerFlow: number;
+  /** What a start GE does when no GE ever answers its DDE. */
+  onNoAnswer: 'decide-alone' | 'fail';
+  /**
+   * A GE that holds no group key yet (agent started, GMS not delivered) refuses
+   * to decide: the negotiation fails with keys_missing and the stashed packet is
+   * dropped (the application retries), instead of settling the flow in
+   * plaintext/refused for its lifetime. Set false for a GE defined with no group.
+   */
+  requireKeys: boolean;
+  /**
+   * After deciding alone, a late RGI (a GE on a path slower than the DDE
+   * budget) is still accepted this long and upgrades the flow to the
+   * negotiated decision.
+   */
+  lateRgiGraceMs: number;
+  /**
+   * Re-keying: how long a decrypt entry moved to a new key version keeps
+   * accepting the old one (prevVersion) at most; cleared sooner when the old
+   * key leaves the ring.
+   */
+  prevGraceMs: number;
+  replay: ReplayCacheOptions;
+}
+
+export const DEFAULT_DPRP_CONFIG: DprpConfig = {
+  rtoMs: 20,
+  rtoMaxMs: 200,
+  maxSends: 4,
+  // Outermost candidate: 4 + 4 x 3 = 16 ms, kept under rtoMs (a DDE retry restarts
+  // the wait). The 3 ms step covers one inner hop of real agents (punt, relay,
+  // answer, egress punt); 1 ms lost that race in test/netns/dprp-cascade.test.ts.
+  endWaitMs: 4,
+  endWaitStepMs: 3,
+  termCacheMs: 300_000,
+  noEndCacheMs: 60_000,
+  tentativeTtlMs: 5_000,
+  relayLingerMs: 2_000,
+  idleTimeoutMs: 300_000,
+  closedTimeoutMs: 10_000,
+  maxNegotiations: 8192,
+  // At 3,000+ negotiations/s with relayLingerMs + the 1 s sweep period: ~10,000 live.
+  maxRelays: 65536,
+  maxStashPerFlow: 8,
+  onNoAnswer: 'decide-alone',
+  requireKeys: true,
+  lateRgiGraceMs: 5_000,
+  prevGraceMs: 30_000,
+  replay: DEFAULT_REPLAY,
+};
+
+export interface DprpNodeDeps {
+  self: SelfInfo;
+  keys: KeyRing;
+  clock: DprpClock;
+  timers: DprpTimers;
+  transport: ControlTransport;
+  pit: PitWriter;
+  stash: StashSink;
+  locality(addr: string): Locality;
+  observer?: DprpObserver;
+  random?(n: number): Buffer;
+  config?: Partial<DprpConfig>;
+  /** The option codecs this GE knows (default: the spec's, spec-options.ts); a composed agent adds its parts'. */
+  options?: OptionCodecs;
+  /** Parts' hooks: options for this GE's own records, and a say on the options of received ones. */
+  optionHooks?: readonly ClaimedOptionHooks[];
+}
+

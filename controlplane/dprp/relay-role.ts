@@ -1,0 +1,274 @@
+/**
+ * The relay and end roles of one GE (every GE on the path that did not start
+ * the negotiation):
+ *
+ *   intermediate: DDE relay -> RGI: append own record, relay -> MPIT: take own
+ *                 action (tentative), relay -> CDN: confirm, relay
+ *   end:          DDE for me (or for a Term behind me, after the end wait with
+ *                 no GE answering from inside) -> RGI -> MPIT: install
+ *                 confirmed -> CDN (sealed)
+ * Contract: state per negotiation id (bounded, maxRelays); a message of an
+ * unknown negotiation is refused unless it may open one (a DDE, an RGI from
+ * inside). Encrypt/decrypt are installed only from an authenticated entry; an
+ * unauthenticated word never lets a CL GE pass plaintext; the end GE refuses
+ * an unauthenticated decision when the start proved a shared group
+ * (downgrade). Entries go to the flow table (negotiated-flows.ts) after the
+ * MPIT is passed on; unconfirmed ones are removed when the state expires
+ * (sweep), except those of a re-keying (rekeying.ts).
+ */
+import { findSelected, sealMac, verifyAction, verifyRecord, type GroupKey } from './auth.js';
+import type { Decision, PathRole } from './decide.js';
+import { hex, sameFlow, type DprpContext } from './node-context.js';
+import type { TimerHandle } from './node-deps.js';
+import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
+import { deferredUntilCdn } from './rekeying.js';
+import {
+  ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WireAction, WireRole,
+  isZero, withCandDepth, type DprpMessage, type Flow,
+} from './wire.js';
+
+interface RelayNeg {
+  negId: Buffer;
+  flow: Flow;
+  startGe: string;
+  role: 'intermediate' | 'end' | 'end-candidate';
+  createdMono: number;
+  endTimer: TimerHandle | null;
+  lastDdeAttempt: number;
+  entries: readonly PitEntry[];
+  confirmed: boolean;
+  /** End GE: the key its MPIT entry was authenticated with (to seal the CDN). */
+  sealKey: GroupKey | null;
+  /** End GE: the last CDN attempt answered. */
+  answeredMpit: boolean;
+  /**
+   * The DDEs carrying the start GE's own record, kept to check lazily (off the
+   * DDE -> RGI critical path) whether it proved a group we hold: then its
+   * decision must come authenticated. Bounded: one per accepted attempt (u8).
+   */
+  startDdes: DprpMessage[];
+  /** The flow's entries before this negotiation's first MPIT (re-keying), null: none. */
+  prior?: readonly PitEntry[] | null;
+  /** Re-keying: what the MPIT actually wrote (r.entries minus the deferred encrypt toward the end, which keeps the prior entry). */
+  installed?: readonly PitEntry[];
+}
+
+export class RelayRole {
+  private readonly relays = new Map<string, RelayNeg>();
+
+  constructor(private readonly c: DprpContext) {}
+
+  /** A re-keying step rewrote the flow's entries: the negotiation that made them follows. */
+  entriesRewritten(negId: string, entries: readonly PitEntry[]): void {
+    const r = this.relays.get(negId);
+    if (r) r.entries = entries;
+  }
+
+  private relayFor(m: DprpMessage, create: RelayNeg['role'] | null): RelayNeg | null {
+    const id = hex(m.negId);
+    let r = this.relays.get(id);
+    if (r) {
+      if (!sameFlow(r.flow, m.flow) || r.startGe !== m.startGe) return null;
+      return r;
+    }
+    if (!create) return null;
+    if (this.relays.size >= this.c.cfg.maxRelays) {
+      this.c.reject('relay_table_full');
+      return null;
+    }
+    r = {
+      negId: m.negId, flow: m.flow, startGe: m.startGe, role: create, createdMono: this.c.mono(),
+      endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, startDdes: [],
+    };
+    this.relays.set(id, r);
+    return r;
+  }
+
+  onDde(m: DprpMessage, raw: Buffer): void {
+    const c = this.c;
+    const loc = c.d.locality(m.flow.daddr);
+    const existing = this.relays.get(hex(m.negId));
+    const role: RelayNeg['role'] = loc === 'self' ? 'end' : loc === 'behind' ? 'end-candidate' : 'intermediate';
+    const r = this.relayFor(m, role);
+    if (!r) return existing ? c.reject('unknown_negotiation') : undefined;
+    if (m.attempt <= r.lastDdeAttempt) return c.reject('replay');
+    r.lastDdeAttempt = m.attempt;
+    c.replayAccept(m);
+    if (m.records[0].addr === m.startGe) r.startDdes.push(m);
+
+    if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
+    if (r.role === 'intermediate') {
+      c.d.transport.send(m.flow.daddr, raw);
+      return;
+    }
+    // end candidate: is there a GE behind us for this address?
+    const now = c.mono();
+    const known = c.termCache.get(m.flow.daddr);
+    if (known && known.untilMono > now && known.kind === 'term') {
+      r.role = 'end';
+      return this.answerRgi(r, m, REC_F_PROTECTS_DEST);
+    }
+    const depth = Math.min(m.candDepth ?? 0, MAX_CAND_DEPTH);
+    c.d.transport.send(m.flow.daddr, withCandDepth(raw, Math.min(depth + 1, MAX_CAND_DEPTH)));
+    r.endTimer?.cancel();
+    const wait = c.cfg.endWaitMs + (MAX_CAND_DEPTH - depth) * c.cfg.endWaitStepMs;
+    r.endTimer = c.d.timers.after(wait, () => {
+      r.endTimer = null;
+      if (this.relays.get(hex(r.negId)) !== r || r.role !== 'end-candidate') return;
+      c.termCache.set(r.flow.daddr, { kind: 'term', untilMono: c.mono() + c.cfg.termCacheMs });
+      r.role = 'end';
+      this.answerRgi(r, m, REC_F_PROTECTS_DEST);
+    });
+  }
+
+  /** Whether any DDE of the start GE proved (tagged) a group this GE holds. */
+  private sharesWithStart(r: RelayNeg): boolean {
+    const keys = this.c.myKeys();
+    return r.startDdes.some((d) => verifyRecord(keys, d, 0).length > 0);
+  }
+
+  private answerRgi(r: RelayNeg, dde: DprpMessage, flags: number): void {
+    const c = this.c;
+    const m: DprpMessage = {
+      type: MsgType.RGI, flags: 0, attempt: dde.attempt, negId: r.negId, timestampMs: c.wallMs(),
+      flow: r.flow, status: Status.OK, startGe: r.startGe, endGe: c.d.self.addr,
+      records: [], actions: [], seal: null, options: [],
+    };
+    m.records = [c.ownRecord(m, flags)];
+    c.d.transport.send(r.startGe, c.enc(m));
+  }
+
+  onRgi(m: DprpMessage): void {
+    const c = this.c;
+    const r = this.relayFor(m, 'intermediate');
+    if (!r) return c.reject('unknown_negotiation');
+    if (m.records.length >= MAX_RECORDS) return c.reject('path_too_long');
+    if (m.records.some((x) => x.addr === c.d.self.addr)) return c.reject('own_message');
+    c.replayAccept(m);
+    if (r.role === 'end-candidate' || r.role === 'end') {
+      // A GE behind us answered: we are only on the way.
+      r.endTimer?.cancel();
+      r.endTimer = null;
+      r.role = 'intermediate';
+      c.termCache.set(r.flow.daddr, { kind: 'ge', untilMono: c.mono() + c.cfg.termCacheMs });
+    }
+    const out: DprpMessage = { ...m, records: [...m.records] };
+    out.records.push(c.ownRecord(m, 0));
+    c.d.transport.send(m.startGe, c.enc(out));
+  }
+
+  onMpit(m: DprpMessage, raw: Buffer): void {
+    const c = this.c;
+    const r = this.relayFor(m, null);
+    if (!r) return c.reject('unknown_negotiation');
+    const self = c.d.self.addr;
+    const entry = m.actions.find((a) => a.addr === self);
+    if (!entry) {
+      // Not named (we are past the end GE, or our record was stripped): relay only.
+      c.replayAccept(m);
+      if (m.endGe !== self) c.d.transport.send(m.endGe, raw);
+      return;
+    }
+    let key: GroupKey | null = null;
+    if (!isZero(entry.selector)) {
+      key = findSelected(c.myKeys(), m.negId, self, entry.selector);
+      if (!key) return c.reject('bad_selector');
+      if (!verifyAction(key, m, entry)) return c.reject('bad_mac');
+    } else if (entry.action === WireAction.ENCRYPT || entry.action === WireAction.DECRYPT) {
+      return c.reject('unauthenticated_action');
+    } else if (m.endGe === self && this.sharesWithStart(r)) {
+      // The start proved (in its DDE) a group we share, yet its word for us is
+      // unauthenticated: someone rewrote the RGI to downgrade the flow. Install nothing.
+      return c.reject('downgrade');
+    }
+    c.replayAccept(m);
+
+    let decision: Decision = ({ [WireAction.ENCRYPT]: 'encrypt', [WireAction.DECRYPT]: 'decrypt', [WireAction.PASS]: 'pass', [WireAction.DISCARD]: 'discard' } as const)[entry.action];
+    // Local policy wins: a CL GE never lets plaintext through on an unauthenticated word.
+    if (decision === 'pass' && !key && c.d.self.mode === 'CL' && (entry.flags & ACT_F_TRANSIT) === 0) {
+      decision = 'discard';
+      c.obs.overridden();
+    }
+    const role: PathRole = entry.role === WireRole.END ? 'end' : 'intermediate';
+    const gv = decision === 'encrypt' || decision === 'decrypt' ? { group: key!.group, version: key!.version } : null;
+    // The end GE sends the CDN itself, so it installs confirmed at once (one map write, not two).
+    const isEnd = m.endGe === self;
+    if (isEnd) r.confirmed = true;
+    // A GEN whose inside holds the source sees the forward direction leave on egress.
+    const fwdDir: PitDir = c.d.locality(r.flow.saddr) === 'behind' ? 'egress' : 'ingress';
+    if (r.prior === undefined) r.prior = c.flows.prior(r.flow) ?? null;
+    const prior = r.prior ?? undefined;
+    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', fwdDir), prior);
+    r.entries = entries;
+    // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
+    const deferred = deferredUntilCdn(isEnd, r.flow, prior);
+    c.flows.writes.write({ pit: entries.filter((e) => !deferred(e)) });
+    if (prior) {
+      const before = new Map(prior.map((e) => [pitEntryKey(e), e]));
+      r.installed = entries.map((e) => (deferred(e) ? before.get(pitEntryKey(e))! : e));
+    }
+
+    if (isEnd) {
+      r.role = 'end';
+      r.sealKey = key;
+      const cdn: DprpMessage = {
+        type: MsgType.CDN, flags: 0, attempt: m.attempt, negId: m.negId, timestampMs: c.wallMs(),
+        flow: m.flow, status: m.status, startGe: m.startGe, endGe: self, records: [], actions: [], seal: null, options: [],
+      };
+      // entry.selector is selector(key, negId, self): findSelected just matched it.
+      if (key) cdn.seal = { selector: entry.selector, mac: sealMac(key, cdn) };
+      r.answeredMpit = true;
+      c.d.transport.send(m.startGe, c.enc(cdn));
+    } else {
+      c.d.transport.send(m.endGe, raw);
+    }
+    // Book-keeping after the send: the next GE starts its work sooner.
+    c.flows.remember(r.flow, role, decision, gv, r.entries, hex(r.negId));
+  }
+
+  onCdn(m: DprpMessage, raw: Buffer): void {
+    const r = this.relayFor(m, null);
+    if (!r) return this.c.reject('unknown_negotiation');
+    this.c.replayAccept(m);
+    this.confirm(r);
+    this.c.d.transport.send(m.startGe, raw);
+  }
+
+  private confirm(r: RelayNeg): void {
+    if (r.confirmed || r.entries.length === 0) {
+      r.confirmed = r.confirmed || r.entries.length > 0;
+      return;
+    }
+    r.confirmed = true;
+    r.entries = r.entries.map((e) => ({ ...e, state: 'confirmed' as const }));
+    const rec = this.c.flows.find(r.flow);
+    this.c.flows.writes.write({ pit: r.entries });
+    if (rec) this.c.flows.table.rewrite(rec.id, { pit: r.entries }, { written: true });
+  }
+
+  /**
+   * Expires relay state: unconfirmed after tentativeTtlMs (its entries
+   * removed, unless a re-keying's), confirmed after relayLingerMs.
+   */
+  sweep(now: number): void {
+    const c = this.c;
+    for (const [id, r] of this.relays) {
+      if (now - r.createdMono < (r.confirmed ? c.cfg.relayLingerMs : c.cfg.tentativeTtlMs)) continue;
+      r.endTimer?.cancel();
+      this.relays.delete(id);
+      if (!r.confirmed && r.entries.length) {
+        const rec = c.flows.find(r.flow);
+        const ours = rec && rec.meta.negId === id;
+        if (r.prior?.length && r.installed) {
+          // A re-keying of a live flow whose CDN never came: what the MPIT
+          // installed (decrypt both versions, encrypt toward the end still on
+          // the old one) carries whatever either end sends. Keep it.
+          if (ours) c.flows.table.rewrite(rec.id, { pit: r.installed }, { written: true });
+          continue;
+        }
+        c.flows.writes.erase({ pit: r.entries });
+        if (ours) c.flows.table.forget(rec.id);
+      }
+    }
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * The start role of one GE: a PIT miss starts a negotiation for the flow.
+ *
+ *   PIT miss -> stash, DDE (retried) -> RGI: verify tags, decide, MPIT
+ *   (retried) -> CDN: check the seal, install confirmed, release the stash.
+ *   No answer to the DDE: decide alone (OP plaintext, CL refused) and keep
+ *   listening for a late RGI (lateRgiGraceMs), which upgrades the flow.
+ *   A refused flow: discard installed at once, stash dropped.
+ * Contract: the start GE writes its own entries once, confirmed, on CDN (only
+ * then is the stash released), except a refused flow's discard (at once) and,
+ * when re-keying, its decrypt entries moved to the new version before the
+ * MPIT (rekeying.ts). Settled entries go to the flow table (negotiated-flows.ts).
+ */
+import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.js';
+import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
+import { hex, sameFlow, type DprpContext } from './node-context.js';
+import type { FailReason, TimerHandle } from './node-deps.js';
+import { flowKey, pitEntriesFor, reverseFlow, withPrevVersions, type PitEntry } from './pit-entries.js';
+import { decryptSwitchesBeforeMpit } from './rekeying.js';
+import {
+  ACT_F_TRANSIT, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WireAction, WireRole, zero16,
+  type ActionEntry, type DprpMessage, type Flow,
+} from './wire.js';
+
+interface StartNeg {
+  negId: Buffer;
+  flow: Flow;
+  reason: 'miss' | 'rekey';
+  /** 'alone': decided without an answer, still listening for a late RGI (lateRgiGraceMs). */
+  phase: 'dde' | 'mpit' | 'alone';
+  attempt: number;
+  sends: number;
+  timer: TimerHandle | null;
+  stashes: unknown[];
+  startedMono: number;
+  outcome: Outcome | null;
+  mpit: DprpMessage | null;
+  endGe: string;
+  /** Key the end GE must seal the CDN with, if it shares one with us. */
+  endKey: GroupKey | null;
+  /** Per on-path GE: the key its MPIT entry is authenticated with (null: none shared). */
+  keyFor: Map<string, GroupKey | null>;
+  entries: PitEntry[];
+  /** Decided alone first, then a late RGI arrived. */
+  upgraded?: boolean;
+  /** Whether neg.entries are in the PIT (to remove them on failure). */
+  installed?: boolean;
+}
+
+export class StartRole {
+  private readonly byNeg = new Map<string, StartNeg>();
+  private readonly byFlow = new Map<string, StartNeg>();
+  /** Start negotiations decided alone that still listen for a late RGI (not counted as pending). */
+  private alone = 0;
+
+  constructor(private readonly c: DprpContext) {}
+
+  /** Negotiations this GE has started and not finished. */
+  get pending(): number {
+    return this.byNeg.size - this.alone;
+  }
+
+  /** Whether a negotiation this GE started for exactly this directed flow is running. */
+  isRunning(flow: Flow): boolean {
+    return this.byFlow.has(flowKey(flow));
+  }
+
+  /**
+   * A packet of `flow` missed the PIT and was stashed (handle is the punt
+   * handler's). Starts a negotiation, or joins the one already running for the
+   * flow or its reverse.
+   */
+  onPitMiss(flow: Flow, handle: unknown): void {
+    const running = this.byFlow.get(flowKey(flow)) ?? this.byFlow.get(flowKey(reverseFlow(flow)));
+    if (running) {
+      if (running.stashes.length >= this.c.cfg.maxStashPerFlow) {
+        this.c.d.stash.drop([handle], 'stash_full');
+        this.c.obs.failed('stash_full');
+      } else {
+        running.stashes.push(handle);
+      }
+      return;
+    }
+    this.begin(flow, 'miss', [handle]);
+  }
+
+  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[]): void {
+    const c = this.c;
+    if (c.cfg.requireKeys && c.myKeys().length === 0) {
+      c.d.stash.drop(stashes, 'keys_missing');
+      c.obs.failed('keys_missing');
+      return;
+    }
+    if (this.pending >= c.cfg.maxNegotiations) {
+      c.d.stash.drop(stashes, 'too_many_negotiations');
+      c.obs.failed('too_many_negotiations');
+      return;
+    }
+    const neg: StartNeg = {
+      negId: c.rnd(8), flow, reason, phase: 'dde', attempt: 0, sends: 0, timer: null, stashes,
+      startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [],
+    };
+    const noEndUntil = c.noEnd.get(flow.daddr);
+    if (noEndUntil !== undefined && noEndUntil > neg.startedMono) {
+      c.obs.started(reason);
+      this.concludeAlone(neg);
+      return;
+    }
+    this.byNeg.set(hex(neg.negId), neg);
+    this.byFlow.set(flowKey(flow), neg);
+    this.sendDde(neg);
+    c.obs.started(reason);
+  }
+
+  private sendDde(neg: StartNeg): void {
+    const c = this.c;
+    neg.attempt++;
+    neg.sends++;
+    const m: DprpMessage = {
+      type: MsgType.DDE, flags: 0, attempt: neg.attempt, negId: neg.negId, timestampMs: c.wallMs(),
+      flow: neg.flow, status: Status.OK, startGe: c.d.self.addr, endGe: '0.0.0.0',
+      records: [], actions: [], seal: null, options: [],
+    };
+    m.records = [c.ownRecord(m, 0)];
+    c.d.transport.send(neg.flow.daddr, c.enc(m));
+    neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));
+  }
+
+  private onTimeout(neg: StartNeg): void {
+    const c = this.c;
+    if (this.byNeg.get(hex(neg.negId)) !== neg) return;
+    neg.timer = null;
+    if (neg.sends < c.cfg.maxSends) {
+      if (neg.phase === 'dde') this.sendDde(neg);
+      else this.sendMpit(neg);
+      return;
+    }
+    if (neg.phase === 'alone') {
+      this.alone--;
+      this.finish(neg);
+      return;
+    }
+    if (neg.phase === 'dde' && c.cfg.onNoAnswer === 'decide-alone') {
+      // Decide now, but keep listening for a late answer for a while.
+      if (this.byFlow.get(flowKey(neg.flow)) === neg) this.byFlow.delete(flowKey(neg.flow));
+      c.noEnd.set(neg.flow.daddr, c.mono() + c.cfg.noEndCacheMs);
+      this.concludeAlone(neg);
+      neg.phase = 'alone';
+      this.alone++;
+      neg.timer = c.d.timers.after(c.cfg.lateRgiGraceMs, () => this.onTimeout(neg));
+      return;
+    }
+    this.fail(neg, neg.phase === 'dde' ? 'dde_timeout' : 'cdn_timeout');
+  }
+
+  /** No GE toward the destination: the start decides on its own (OP: plaintext, CL: refuse). */
+  private concludeAlone(neg: StartNeg): void {
+    const c = this.c;
+    const out = decide([{ addr: c.d.self.addr, type: c.d.self.type, mode: c.d.self.mode, keys: c.myGroupVersions() }]);
+    const mine = out.actions[0];
+    const entries = pitEntriesFor(neg.flow, mine.action, 'start', null, 'confirmed');
+    c.flows.writes.write({ pit: entries });
+    c.flows.remember(neg.flow, 'start', mine.action, null, entries, hex(neg.negId));
+    this.settleStash(neg, out);
+    c.obs.completed(out.verdict === 'refused' ? 'refused' : 'no_end_ge', this.elapsed(neg));
+  }
+
+  private elapsed(neg: StartNeg): number {
+    return (this.c.mono() - neg.startedMono) / 1000;
+  }
+
+  private settleStash(neg: StartNeg, out: Outcome): void {
+    if (neg.stashes.length === 0) return;
+    if (out.verdict === 'refused') this.c.d.stash.drop(neg.stashes, 'refused');
+    else this.c.d.stash.release(neg.stashes);
+    neg.stashes = [];
+  }
+
+  private finish(neg: StartNeg): void {
+    neg.timer?.cancel();
+    neg.timer = null;
+    this.byNeg.delete(hex(neg.negId));
+    if (this.byFlow.get(flowKey(neg.flow)) === neg) this.byFlow.delete(flowKey(neg.flow));
+  }
+
+  private fail(neg: StartNeg, reason: FailReason): void {
+    this.finish(neg);
+    if (neg.installed && neg.entries.length) this.c.flows.writes.erase({ pit: neg.entries });
+    if (neg.stashes.length) this.c.d.stash.drop(neg.stashes, reason);
+    neg.stashes = [];
+    this.c.obs.failed(reason);
+  }
+
+  onRgi(m: DprpMessage): void {
+    const c = this.c;
+    const neg = this.byNeg.get(hex(m.negId));
+    if (!neg) return c.reject('unknown_negotiation');
+    if ((neg.phase !== 'dde' && neg.phase !== 'alone') || m.attempt > neg.attempt) return c.reject('wrong_phase');
+    if (!sameFlow(neg.flow, m.flow)) return c.reject('unknown_negotiation');
+    if ((m.records[0].flags & (REC_F_IS_DEST | REC_F_PROTECTS_DEST)) === 0) return c.reject('no_end_flag');
+    if (m.records[0].addr !== m.endGe) return c.reject('no_end_flag');
+
+    const keys = c.myKeys();
+    // Path order: start, then the records from the start side to the end GE.
+    const path: PathGe[] = [{ addr: c.d.self.addr, type: c.d.self.type, mode: c.d.self.mode, keys: c.myGroupVersions() }];
+    for (let i = m.records.length - 1; i >= 0; i--) {
+      const r = m.records[i];
+      const shared = verifyRecord(keys, m, i).map((k) => ({ group: k.group, version: k.version }));
+      path.push({ addr: r.addr, type: r.geType, mode: r.mode, keys: shared });
+    }
+    let out: Outcome;
+    try {
+      out = decide(path);
+    } catch {
+      // A path that cannot be (a GE twice): ignore this RGI, keep waiting for a sound one.
+      return c.reject('bad_path');
+    }
+    c.replayAccept(m);
+    neg.timer?.cancel();
+    neg.timer = null;
+    if (neg.phase === 'alone') {
+      this.alone--;
+      // A GE answered after all: this destination is not GE-less, and the flow gets the real decision.
+      neg.upgraded = true;
+      c.noEnd.delete(neg.flow.daddr);
+      this.byFlow.set(flowKey(neg.flow), neg);
+    }
+    neg.outcome = out;
+    neg.phase = 'mpit';
+    neg.sends = 0;
+    neg.endGe = m.endGe;
+
+    const keyFor = neg.keyFor;
+    keyFor.clear();
+    path.forEach((g, i) => {
+      if (i === 0) return;
+      const a = out.actions[i];
+      const gv = a.group !== undefined ? { group: a.group, version: a.version! } : commonKey(path[0].keys, g.keys);
+      keyFor.set(g.addr, c.keyOf(gv));
+    });
+    neg.endKey = keyFor.get(m.endGe) ?? null;
+
+    const mine = out.actions[0];
+    const myKey = mine.group !== undefined ? { group: mine.group, version: mine.version! } : null;
+    // Re-keying a live flow: the new decrypt entries keep accepting the old version.
+    const prior = c.flows.prior(neg.flow);
+    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative'), prior);
+
+    neg.mpit = {
+      type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
+      status: out.verdict === 'refused' ? Status.REFUSED : Status.OK, startGe: c.d.self.addr, endGe: m.endGe,
+      records: [], seal: null, options: [],
+      actions: out.actions.slice(1).map((a): ActionEntry => ({
+        addr: a.addr,
+        action: ({ encrypt: WireAction.ENCRYPT, decrypt: WireAction.DECRYPT, pass: WireAction.PASS, discard: WireAction.DISCARD } as const)[a.action],
+        role: a.role === 'end' ? WireRole.END : WireRole.INTERMEDIATE,
+        flags: a.transit ? ACT_F_TRANSIT : 0,
+        selector: zero16(), mac: zero16(),
+      })),
+    };
+    // A refused flow's stashed packet is dropped now; nothing will release it.
+    if (out.verdict === 'refused') this.settleStash(neg, out);
+    else {
+      // Lossless re-keying, step 1 at the start GE (rekeying.ts).
+      const early = decryptSwitchesBeforeMpit(neg.entries, prior);
+      if (early.length) c.flows.writes.write({ pit: early });
+    }
+    this.sendMpit(neg);
+    // The start GE writes its entries once, confirmed, on CDN: until then further
+    // packets of the flow keep missing and join the stash, so none can overtake
+    // the end GE's MPIT. A refused flow is cut at once (tentative discard).
+    if (out.verdict === 'refused') {
+      c.flows.writes.write({ pit: neg.entries });
+      neg.installed = true;
+    }
+  }
+
+  private sendMpit(neg: StartNeg): void {
+    const c = this.c;
+    const m = neg.mpit!;
+    const keyFor = neg.keyFor;
+    neg.attempt++;
+    neg.sends++;
+    m.attempt = neg.attempt;
+    m.timestampMs = c.wallMs();
+    signActions(m, (addr) => keyFor.get(addr) ?? null);
+    c.d.transport.send(m.endGe, c.enc(m));
+    neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));
+  }
+
+  onCdn(m: DprpMessage): void {
+    const c = this.c;
+    const neg = this.byNeg.get(hex(m.negId));
+    if (!neg) return c.reject('unknown_negotiation');
+    if (neg.phase !== 'mpit' || m.attempt > neg.attempt || m.endGe !== neg.endGe) return c.reject('wrong_phase');
+    if (neg.endKey) {
+      if (!m.seal) return c.reject('missing_seal');
+      // The selector we sent the end GE in the MPIT (selector(endKey, negId, endGe)).
+      const sent = neg.mpit?.actions.find((a) => a.addr === m.endGe)?.selector;
+      if (!sent || !same(sent, m.seal.selector) || !same(sealMac(neg.endKey, m), m.seal.mac)) return c.reject('bad_seal');
+    }
+    c.replayAccept(m);
+    this.finish(neg);
+    const out = neg.outcome!;
+    // Entries first: the released packet must hit them (a released packet that misses is dropped).
+    const confirmed = neg.entries.map((e) => ({ ...e, state: 'confirmed' as const }));
+    c.flows.writes.write({ pit: confirmed });
+    neg.installed = true;
+    this.settleStash(neg, out);
+    const mine = out.actions[0];
+    c.flows.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId));
+    c.obs.completed(neg.upgraded ? 'upgraded' : out.verdict, this.elapsed(neg));
+  }
+}

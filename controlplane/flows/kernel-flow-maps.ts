@@ -1,0 +1,99 @@
+/**
+ * The flow table's maps on the real fast path: PIT and XLAT entries by name
+ * (pit-entry.ts, flow-maps.ts) to and from the typed BpfMaps of
+ * maps/gscip-maps.ts. Thin; the only state is each PIT entry's `created_ns`,
+ * kept so rewriting an entry (confirming it, a new key version) keeps its age
+ * in `gscip maps dump pit`.
+ */
+import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, Role, XlatKind } from '../maps/abi.js';
+import type { Cid, PitVal, XlatVal } from '../maps/codecs.js';
+import type { GscipMaps } from '../maps/gscip-maps.js';
+import { slotKey, type FiveTuple, type MapSlot, type PitDir } from './cid.js';
+import type { FlowMaps, PitMap, XlatEntry, XlatMap } from './flow-maps.js';
+import type { PitAction, PitEntry, PitRole } from './pit-entry.js';
+
+const ACTION_CODE = { pass: Action.PASS, drop: Action.DROP, encrypt: Action.ENCRYPT, decrypt: Action.DECRYPT } as const;
+const ROLE_CODE = { start: Role.START, intermediate: Role.INTERMEDIATE, end: Role.END } as const;
+const ACTION_NAME = { [Action.PASS]: 'pass', [Action.DROP]: 'drop', [Action.ENCRYPT]: 'encrypt', [Action.DECRYPT]: 'decrypt' } as const;
+const ROLE_NAME = { [Role.START]: 'start', [Role.INTERMEDIATE]: 'intermediate', [Role.END]: 'end' } as const;
+const XLAT_KIND_CODE = { cit: XlatKind.CIT, vat: XlatKind.VAT, nat: XlatKind.NAT } as const;
+
+export function toCid(f: FiveTuple, dir: PitDir): Cid {
+  return { saddr: f.saddr, daddr: f.daddr, sport: f.sport, dport: f.dport, proto: f.proto, dir: dir === 'egress' ? Dir.EGRESS : Dir.INGRESS };
+}
+
+type PitLike = Pick<GscipMaps['pit'], 'setBatch' | 'deleteBatch' | 'get' | 'entries'>;
+type XlatLike = Pick<GscipMaps['xlat'], 'setBatch' | 'deleteBatch'>;
+
+export class KernelPitMap implements PitMap<PitEntry> {
+  /** created_ns of the entries written through this map (or adopted), by slot. */
+  private readonly created = new Map<string, bigint>();
+
+  constructor(private readonly pit: PitLike, private readonly nowNs: () => bigint) {}
+
+  install(es: readonly PitEntry[]): void {
+    const now = this.nowNs();
+    const rows = es.map((e): [Cid, PitVal] => {
+      const k = slotKey(e);
+      const created = this.created.get(k) ?? now;
+      this.created.set(k, created);
+      return [toCid(e.flow, e.dir), {
+        action: ACTION_CODE[e.action], state: e.state === 'confirmed' ? PitState.CONFIRMED : PitState.TENTATIVE,
+        role: ROLE_CODE[e.role], flags: 0, group_id: e.group, key_version: e.version,
+        prev_key_version: e.action === 'decrypt' ? (e.prevVersion ?? 0) : 0, created_ns: created, last_seen_ns: now,
+      }];
+    });
+    this.pit.setBatch(rows);
+  }
+
+  remove(ks: readonly MapSlot[]): void {
+    this.pit.deleteBatch(ks.map((k) => toCid(k.flow, k.dir)));
+    for (const k of ks) this.created.delete(slotKey(k));
+  }
+
+  activity(k: MapSlot): { lastSeenMs: number; closed: boolean; finSeen: boolean } | undefined {
+    const v = this.pit.get(toCid(k.flow, k.dir));
+    if (!v) return undefined;
+    return { lastSeenMs: Number(v.last_seen_ns / 1_000_000n), closed: (v.flags & PIT_F_RST) !== 0, finSeen: (v.flags & PIT_F_FIN) !== 0 };
+  }
+
+  /**
+   * The entries a control plane made (role set, state not static), e.g. by the
+   * agent before a restart; their ages are kept for later rewrites.
+   */
+  readOwned(): PitEntry[] {
+    const out: PitEntry[] = [];
+    for (const [k, v] of this.pit.entries()) {
+      const a: PitAction | undefined = ACTION_NAME[v.action as keyof typeof ACTION_NAME];
+      const r: PitRole | undefined = ROLE_NAME[v.role as keyof typeof ROLE_NAME];
+      if (!a || !r || v.state === PitState.STATIC) continue;
+      const dir: PitDir = k.dir === Dir.EGRESS ? 'egress' : 'ingress';
+      const flow: FiveTuple = { saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto };
+      this.created.set(slotKey({ flow, dir }), v.created_ns);
+      out.push({
+        flow, dir, action: a, role: r, group: v.group_id, version: v.key_version,
+        state: v.state === PitState.CONFIRMED ? 'confirmed' : 'tentative',
+        ...(a === 'decrypt' && v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
+      });
+    }
+    return out;
+  }
+}
+
+export class KernelXlatMap implements XlatMap {
+  constructor(private readonly xlat: XlatLike, private readonly nowNs: () => bigint) {}
+
+  set(es: readonly XlatEntry[]): void {
+    const now = this.nowNs();
+    this.xlat.setBatch(es.map((e): [Cid, XlatVal] => [toCid(e.flow, e.dir), { ...e.to, kind: XLAT_KIND_CODE[e.kind], created_ns: now }]));
+  }
+
+  remove(ks: readonly MapSlot[]): void {
+    this.xlat.deleteBatch(ks.map((k) => toCid(k.flow, k.dir)));
+  }
+}
+
+/** Both maps of an instance for a flow table. */
+export function kernelFlowMaps(maps: { pit: PitLike; xlat?: XlatLike }, nowNs: () => bigint): FlowMaps<PitEntry> & { pit: KernelPitMap } {
+  return { pit: new KernelPitMap(maps.pit, nowNs), ...(maps.xlat ? { xlat: new KernelXlatMap(maps.xlat, nowNs) } : {}) };
+}
