@@ -4,6 +4,7 @@
  *    the error catalogue (a leaf): no GSCIP maps, codecs or ABI;
  *  - protocol parts (dprp/) never import the agent: the part contract lives
  *    in parts/, the agent composes the parts, not the other way round;
+ *  - the flow table serves every part: it imports no part (dprp/) and not the agent;
  *  - the error catalogue imports nothing of the control plane.
  */
 import { test } from 'node:test';
@@ -40,6 +41,10 @@ test('protocol parts never import the agent', () => {
   for (const dir of ['controlplane/dprp', 'controlplane/parts']) {
     assert.deepEqual(violations(dir, (s) => !/(^|\/)agent\//.test(s)), [], dir);
   }
+});
+
+test('the flow table imports no protocol part and not the agent', () => {
+  assert.deepEqual(violations('controlplane/flows', (s) => !/(^|\/)(agent|dprp)\//.test(s)), []);
 });
 
 test('the error catalogue imports nothing of the control plane', () => {
