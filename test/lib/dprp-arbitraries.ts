@@ -113,20 +113,37 @@ export function fixChecksum(b: Buffer): Buffer {
   return b;
 }
 
-/** Random bytes: mostly header-shaped (type 253, version 1, right body length, checksum fixed) so they reach the body parser. */
+/**
+ * Random bytes: some raw, most header-shaped (type 253, version 1, right body
+ * length, checksum fixed or not, and half the time a control header whose
+ * proto, status, counts and reserved bytes are sane) so they reach the body parser.
+ */
 export const bytesArb: fc.Arbitrary<Buffer> = fc.oneof(
-  bytes(MAX_MESSAGE_BYTES + 20),
+  fc.uint8Array({ maxLength: MAX_MESSAGE_BYTES + 20, size: 'max' }).map((u) => Buffer.from(u)),
   {
     weight: 4,
-    arbitrary: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.nat(MAX_CAND_DEPTH), bytes(20), bytes(400), fc.boolean()).map(([type, depth, hdr, body, fix]) => {
+    arbitrary: fc.tuple(
+      fc.integer({ min: 1, max: 4 }), fc.nat(MAX_CAND_DEPTH), buf(9),
+      fc.uint8Array({ minLength: 28, maxLength: 600, size: 'max' }).map((u) => Buffer.from(u)),
+      fc.boolean(), fc.boolean(), fc.nat(3), fc.nat(3),
+    ).map(([type, depth, hdr, body, fix, sane, nRec, nAct]) => {
       const b = Buffer.alloc(ICMP_HDR_LEN + DPRP_HDR_LEN + body.length);
       b[0] = GSCIP_ICMP_TYPE;
       b[1] = type;
       b[4] = type === MsgType.DDE ? depth : 0;
       b[ICMP_HDR_LEN] = DPRP_VERSION;
       b[ICMP_HDR_LEN + 1] = type;
-      hdr.copy(b, ICMP_HDR_LEN + 3, 0, Math.min(hdr.length, 9)); // attempt + negId
+      hdr.copy(b, ICMP_HDR_LEN + 3); // attempt + negId
       b.writeUInt16BE(body.length, ICMP_HDR_LEN + 20);
+      if (sane) {
+        body[12] = 6;
+        body[13] = 0;
+        body[14] = type === MsgType.DDE ? 1 : type === MsgType.RGI ? 1 + nRec : 0;
+        body[15] = type === MsgType.MPIT ? 1 + nAct : 0;
+        body[24] = type === MsgType.CDN ? nRec & 1 : 0;
+        body[25] = 0;
+        body.writeUInt16BE(nAct === 3 ? 0 : nAct * 8, 26);
+      }
       body.copy(b, ICMP_HDR_LEN + DPRP_HDR_LEN);
       return fix ? fixChecksum(b) : b;
     }),
@@ -151,7 +168,15 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('delete' as const), at, n: fc.integer({ min: 1, max: 40 }) }, { noNullPrototype: true }),
 );
 
-export function applyMutations(src: Buffer, ops: readonly Mutation[], fix: boolean): Buffer {
+/**
+ * Applies `ops` to a copy of `src`; then `fix` repairs what the first checks
+ * would refuse, so the mutation reaches the body parser: true or 'checksum'
+ * the ICMP checksum, 'length' the DPRP body length as well.
+ */
+export type Fixup = boolean | 'checksum' | 'length';
+export const fixupArb: fc.Arbitrary<Fixup> = fc.constantFrom<Fixup>(false, 'checksum', 'length');
+
+export function applyMutations(src: Buffer, ops: readonly Mutation[], fix: Fixup): Buffer {
   let b = Buffer.from(src);
   for (const m of ops) {
     const i = b.length === 0 ? 0 : m.at % b.length;
@@ -164,7 +189,9 @@ export function applyMutations(src: Buffer, ops: readonly Mutation[], fix: boole
       case 'delete': b = Buffer.concat([b.subarray(0, i), b.subarray(i + m.n)]); break;
     }
   }
-  return fix ? fixChecksum(Buffer.from(b)) : b;
+  b = Buffer.from(b);
+  if (fix === 'length' && b.length >= ICMP_HDR_LEN + DPRP_HDR_LEN) b.writeUInt16BE((b.length - ICMP_HDR_LEN - DPRP_HDR_LEN) & 0xffff, ICMP_HDR_LEN + 20);
+  return fix ? fixChecksum(b) : b;
 }
 
 // ---------------------------------------------------------------- authenticated messages

@@ -24,7 +24,7 @@ import {
   decode, encode, MsgType, type DprpMessage, type Flow, type GeRecord, type ActionEntry,
 } from '../../controlplane/dprp/wire.js';
 import { Sim, fig6Nodes, testKey } from '../unit/dprp-sim.js';
-import { applyMutations, mutationArb, type Mutation } from './dprp-arbitraries.js';
+import { applyMutations, fixupArb, mutationArb, type Fixup, type Mutation } from './dprp-arbitraries.js';
 
 /** Small caps and short timeouts, so a sequence of a few dozen commands reaches every bound and every expiry. */
 export const FUZZ_CONFIG: Partial<DprpConfig> = {
@@ -98,7 +98,7 @@ export type Cmd =
   | { c: 'run'; ms: number }
   | { c: 'sweep'; s: number }
   | { c: 'replay'; k: number; to: number }
-  | { c: 'mutate'; k: number; to: number; ops: Mutation[]; fix: boolean }
+  | { c: 'mutate'; k: number; to: number; ops: Mutation[]; fix: Fixup }
   | { c: 'forge'; to: number; f: ForgeSpec }
   | { c: 'ddeFlood'; to: number; n: number; dst: ForgedAddr }
   | { c: 'missFlood'; src: number; n: number }
@@ -133,7 +133,7 @@ export const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ c: fc.constant('run' as const), ms: fc.oneof(fc.constantFrom(0.2, 1, 5, 20), fc.integer({ min: 0, max: 400 })) }, opt) },
   { weight: 1, arbitrary: fc.record({ c: fc.constant('sweep' as const), s: fc.integer({ min: 1, max: 25 }) }, opt) },
   { weight: 3, arbitrary: fc.record({ c: fc.constant('replay' as const), k: fc.nat(), to: fc.nat(GES.length - 1) }, opt) },
-  { weight: 3, arbitrary: fc.record({ c: fc.constant('mutate' as const), k: fc.nat(), to: fc.nat(GES.length - 1), ops: fc.array(mutationArb, { minLength: 1, maxLength: 3 }), fix: fc.boolean() }, opt) },
+  { weight: 3, arbitrary: fc.record({ c: fc.constant('mutate' as const), k: fc.nat(), to: fc.nat(GES.length - 1), ops: fc.array(mutationArb, { minLength: 1, maxLength: 3 }), fix: fixupArb }, opt) },
   { weight: 5, arbitrary: fc.record({ c: fc.constant('forge' as const), to: fc.nat(GES.length - 1), f: forgeArb }, opt) },
   { weight: 1, arbitrary: fc.record({ c: fc.constant('ddeFlood' as const), to: fc.nat(GES.length - 1), n: fc.integer({ min: 1, max: 40 }), dst: addrArb }, opt) },
   { weight: 1, arbitrary: fc.record({ c: fc.constant('missFlood' as const), src: fc.nat(SOURCES.length - 1), n: fc.integer({ min: 1, max: 24 }) }, opt) },

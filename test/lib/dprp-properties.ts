@@ -12,7 +12,7 @@ import {
   decode, DprpWireError, encode, MsgType, WIRE_REJECT_REASONS, type DprpMessage,
 } from '../../controlplane/dprp/wire.js';
 import {
-  applyMutations, AUTH_KEYS, authenticatedArb, bytesArb, fixChecksum, looseMessageArb, messageArb, mutationArb,
+  applyMutations, AUTH_KEYS, fixupArb, authenticatedArb, bytesArb, fixChecksum, looseMessageArb, messageArb, mutationArb,
 } from './dprp-arbitraries.js';
 
 export interface WireCodec {
@@ -71,9 +71,9 @@ export function bytesProperty(c: WireCodec = REAL_CODEC, seen?: Map<string, numb
   return fc.property(bytesArb, (b) => { decodeOrRefuse(c, b, seen); });
 }
 
-/** Valid messages after 1..6 byte-level mutations (checksum fixed or not): refused with a counted reason, or canonical. */
+/** Valid messages after 1..6 byte-level mutations (checksum and body length repaired or not): refused with a counted reason, or canonical. */
 export function mutationProperty(c: WireCodec = REAL_CODEC, seen?: Map<string, number>) {
-  return fc.property(messageArb, fc.array(mutationArb, { minLength: 1, maxLength: 6 }), fc.boolean(), (m, ops, fix) => {
+  return fc.property(messageArb, fc.array(mutationArb, { minLength: 1, maxLength: 6 }), fixupArb, (m, ops, fix) => {
     decodeOrRefuse(c, applyMutations(c.encode(m), ops, fix), seen);
   });
 }
@@ -145,13 +145,13 @@ export function unauthenticatedOffsets(type: number): number[] {
 }
 
 /** Any single-byte change of an authenticated message (checksum made right again) is refused by a receiver it was meant for. */
-export function authSingleByteProperty(c: WireCodec = REAL_CODEC) {
+export function authSingleByteProperty(c: WireCodec = REAL_CODEC, exempt: (type: number) => number[] = unauthenticatedOffsets) {
   return fc.property(authenticatedArb, fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, delta) => {
     const b = c.encode(m);
     const want = verifiedBy(b, AUTH_KEYS, c);
     const parts = m.records.length + m.actions.length + (m.seal ? 1 : 0);
     assert.ok(want && want.size >= parts, 'every part of the unchanged message authenticates');
-    const skip = new Set(unauthenticatedOffsets(m.type));
+    const skip = new Set(exempt(m.type));
     const offsets = [...Array(b.length).keys()].filter((i) => !skip.has(i));
     const i = offsets[pos % offsets.length];
     const x = Buffer.from(b);
