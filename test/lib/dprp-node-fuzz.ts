@@ -41,26 +41,34 @@ export interface NodeState {
   termCache: number; noEnd: number; replay: number; maxStash: number;
 }
 
-function priv(n: DprpNode, k: string): unknown {
-  const v = (n as unknown as Record<string, unknown>)[k];
-  if (v === undefined) throw new Error(`DprpNode.${k} is gone: update nodeState() in test/lib/dprp-node-fuzz.ts to the node's new shape`);
+/** A private field along a path (node -> its context / roles -> collection), read-only. */
+function priv(n: DprpNode, path: string): unknown {
+  let v: unknown = n;
+  for (const k of path.split('.')) {
+    v = (v as Record<string, unknown> | undefined)?.[k];
+    if (v === undefined) throw new Error(`DprpNode ${path} is gone: update nodeState() in test/lib/dprp-node-fuzz.ts to the node's new shape`);
+  }
   return v;
 }
-function mapSize(n: DprpNode, k: string): number {
-  const v = priv(n, k);
-  if (!(v instanceof Map)) throw new Error(`DprpNode.${k} is no longer a Map: update nodeState() in test/lib/dprp-node-fuzz.ts`);
+function mapSize(n: DprpNode, path: string): number {
+  const v = priv(n, path);
+  if (!(v instanceof Map)) throw new Error(`DprpNode ${path} is no longer a Map: update nodeState() in test/lib/dprp-node-fuzz.ts`);
   return v.size;
 }
 function replayOf(n: DprpNode): ReplayCache {
-  return priv(n, 'replay') as ReplayCache;
+  return priv(n, 'c.replay') as ReplayCache;
 }
 
-/** Sizes of every collection a DprpNode keeps (read-only). */
+/**
+ * Sizes of every collection a DprpNode keeps (read-only). The node composes
+ * its jobs (node.ts): start role (start-role.ts), relay/end role
+ * (relay-role.ts) and the shared context (node-context.ts) with the flow table.
+ */
 export function nodeState(n: DprpNode): NodeState {
-  const starts = priv(n, 'startByNeg') as Map<string, { stashes: unknown[] }>;
+  const starts = priv(n, 'start.byNeg') as Map<string, { stashes: unknown[] }>;
   return {
-    startByNeg: mapSize(n, 'startByNeg'), startByFlow: mapSize(n, 'startByFlow'), alone: priv(n, 'alone') as number,
-    relays: mapSize(n, 'relays'), flows: mapSize(n, 'flows'), termCache: mapSize(n, 'termCache'), noEnd: mapSize(n, 'noEnd'),
+    startByNeg: mapSize(n, 'start.byNeg'), startByFlow: mapSize(n, 'start.byFlow'), alone: priv(n, 'start.alone') as number,
+    relays: mapSize(n, 'relay.relays'), flows: priv(n, 'c.flows.table.size') as number, termCache: mapSize(n, 'c.termCache'), noEnd: mapSize(n, 'c.noEnd'),
     replay: replayOf(n).size, maxStash: Math.max(0, ...[...starts.values()].map((s) => s.stashes.length)),
   };
 }
