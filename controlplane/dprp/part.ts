@@ -9,6 +9,7 @@ import { MISS_ORDER } from '../parts/part.js';
 import { dprpHandlerFactory } from './handler.js';
 import { SPEC_OPTION_CODECS } from './spec-options.js';
 import { MsgType } from './wire.js';
+import { REASON_PART_SIZE, ReasonPart } from '../maps/abi.js';
 
 export const dprpPart: PartDescriptor = {
   name: 'dprp',
@@ -18,6 +19,8 @@ export const dprpPart: PartDescriptor = {
     icmpCodes: Object.values(MsgType),
     otherControl: true,
     dprpOptions: SPEC_OPTION_CODECS,
+    // Its block of the datapath's reason space (gscip_abi.h GSCIP_REASON_DPRP); no fast-path DPRP codes yet.
+    counterRange: { first: ReasonPart.DPRP, last: ReasonPart.DPRP + REASON_PART_SIZE - 1 },
     metricsPrefix: 'gscip_dprp_',
   },
   missOrder: MISS_ORDER.NEGOTIATE,

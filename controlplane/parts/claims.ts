@@ -5,6 +5,7 @@
  * and what it lacks). Pure.
  */
 import { OPTION_SKIPPABLE_FROM } from './dprp-extension.js';
+import { REASON__END, REASON_PART_SIZE } from '../maps/abi.js';
 import { PART_ERROR_CODES, PartError } from './errors.js';
 import type { PartDescriptor } from './part.js';
 
@@ -37,6 +38,11 @@ function checkSelf(p: PartDeclaration): void {
   }
   const r = p.claims.counterRange;
   if (r && (!Number.isInteger(r.first) || !Number.isInteger(r.last) || r.first < 0 || r.last < r.first)) bad(`counter range ${r.first}..${r.last}`);
+  // The datapath's reason space (gscip_abi.h GSCIP_REASON_*): a range lies inside it and inside one part's block.
+  if (r && r.last >= REASON__END) bad(`counter range ${r.first}..${r.last} runs past the datapath's reason space (0..${REASON__END - 1})`);
+  if (r && Math.floor(r.first / REASON_PART_SIZE) !== Math.floor(r.last / REASON_PART_SIZE)) {
+    bad(`counter range ${r.first}..${r.last} straddles two blocks of ${REASON_PART_SIZE} reasons (gscip_abi.h gives each part one block)`);
+  }
 }
 
 /** Throws PartError for the first conflict, naming both parts. */

@@ -73,6 +73,15 @@ describe('part composition', { timeout: 30_000 }, () => {
       partError(PART_ERROR_CODES.CLAIM_TAKEN, 'other', 'probe'));
   });
 
+  test('counter ranges are blocks of the datapath\'s reason space: DPRP holds its own, a range past it or across two blocks refuses', () => {
+    const inDprp: PartDescriptor = { ...probePart(() => {}), name: 'other', claims: { counterRange: { first: 130, last: 140 } }, dependsOn: [] };
+    assert.throws(() => planParts(['dprp', 'other'], catalogue(inDprp)), /part 'other' claims counters 130\.\.140, overlapping 128\.\.255 of part 'dprp'/);
+    const past: PartDescriptor = { ...inDprp, claims: { counterRange: { first: 1020, last: 1030 } } };
+    assert.throws(() => planParts(['other'], catalogue(past)), partError(PART_ERROR_CODES.BAD_DESCRIPTOR, 'other'));
+    const straddle: PartDescriptor = { ...inDprp, claims: { counterRange: { first: 250, last: 260 } } };
+    assert.throws(() => planParts(['other'], catalogue(straddle)), /straddles two blocks of 128 reasons/);
+  });
+
   test('a missing dependency refuses, naming the part and what it needs', () => {
     assert.throws(() => planParts(['probe'], catalogue(probePart(() => {}))), partError(PART_ERROR_CODES.MISSING_DEPENDENCY, 'probe', 'dprp'));
     assert.doesNotThrow(() => planParts(['probe', 'dprp'], catalogue(probePart(() => {}))), 'order does not matter');
