@@ -64,7 +64,12 @@ export class RelayRole {
     if (r) r.entries = entries;
   }
 
-  private relayFor(m: DprpMessage, create: RelayNeg['role'] | null): RelayNeg | null {
+  /**
+   * The relay state of m's negotiation; created when `create` says in which role.
+   * 'full' when it would have to be created and the table is at maxRelays: the
+   * caller counts that (relay_table_full), so one message is counted once.
+   */
+  private relayFor(m: DprpMessage, create: RelayNeg['role'] | null): RelayNeg | 'full' | null {
     const id = hex(m.negId);
     let r = this.relays.get(id);
     if (r) {
@@ -72,10 +77,7 @@ export class RelayRole {
       return r;
     }
     if (!create) return null;
-    if (this.relays.size >= this.c.cfg.maxRelays) {
-      this.c.reject('relay_table_full');
-      return null;
-    }
+    if (this.relays.size >= this.c.cfg.maxRelays) return 'full';
     r = {
       negId: m.negId, flow: m.flow, startGe: m.startGe, role: create, createdMono: this.c.mono(),
       endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, startDdes: [],
@@ -90,6 +92,7 @@ export class RelayRole {
     const existing = this.relays.get(hex(m.negId));
     const role: RelayNeg['role'] = loc === 'self' ? 'end' : loc === 'behind' ? 'end-candidate' : 'intermediate';
     const r = this.relayFor(m, role);
+    if (r === 'full') return c.reject('relay_table_full');
     if (!r) return existing ? c.reject('unknown_negotiation') : undefined;
     if (m.attempt <= r.lastDdeAttempt) return c.reject('replay');
     r.lastDdeAttempt = m.attempt;
@@ -141,6 +144,7 @@ export class RelayRole {
   onRgi(m: DprpMessage): void {
     const c = this.c;
     const r = this.relayFor(m, 'intermediate');
+    if (r === 'full') return c.reject('relay_table_full');
     if (!r) return c.reject('unknown_negotiation');
     if (m.records.length >= MAX_RECORDS) return c.reject('path_too_long');
     if (m.records.some((x) => x.addr === c.d.self.addr)) return c.reject('own_message');
@@ -160,7 +164,7 @@ export class RelayRole {
   onMpit(m: DprpMessage, raw: Buffer): void {
     const c = this.c;
     const r = this.relayFor(m, null);
-    if (!r) return c.reject('unknown_negotiation');
+    if (!r || r === 'full') return c.reject('unknown_negotiation');
     const self = c.d.self.addr;
     const entry = m.actions.find((a) => a.addr === self);
     if (!entry) {
@@ -228,7 +232,7 @@ export class RelayRole {
 
   onCdn(m: DprpMessage, raw: Buffer): void {
     const r = this.relayFor(m, null);
-    if (!r) return this.c.reject('unknown_negotiation');
+    if (!r || r === 'full') return this.c.reject('unknown_negotiation');
     this.c.replayAccept(m);
     this.confirm(r);
     this.c.d.transport.send(m.startGe, raw);

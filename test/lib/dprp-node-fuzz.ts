@@ -161,19 +161,12 @@ export function newStats(): NodeFuzzStats {
   return { inputs: 0, injected: 0, accepted: 0, rejected: new Map() };
 }
 
-/**
- * Known today (node.ts onRgiRelay): an RGI refused because the relay table is
- * full is counted twice, relay_table_full by relayFor() and unknown_negotiation
- * by its caller. Tolerated unless `strict` (the todo property shows it).
- */
-const KNOWN_DOUBLE = 'relay_table_full,unknown_negotiation';
-
 export class NodeFuzz {
   readonly sim = new Sim(fig6Nodes(), FUZZ_CONFIG);
   private fresh = 0;
   private port = 0;
 
-  constructor(private readonly stats: NodeFuzzStats, private readonly strict = false) {}
+  constructor(private readonly stats: NodeFuzzStats) {}
 
   private addr(a: ForgedAddr): string {
     return 'host' in a ? this.sim.addr(HOSTS[a.host]) : SPECIAL[a.special];
@@ -199,10 +192,6 @@ export class NodeFuzz {
     this.stats.inputs++;
     if (accepted) this.stats.accepted++;
     for (const r of rej) this.stats.rejected.set(r, (this.stats.rejected.get(r) ?? 0) + 1);
-    if (!this.strict && !accepted && rej.join(',') === KNOWN_DOUBLE) {
-      this.stats.rejected.set('known_double_count', (this.stats.rejected.get('known_double_count') ?? 0) + 1);
-      return;
-    }
     if (rej.length + (accepted ? 1 : 0) !== 1) {
       throw new Error(`${to}: ${m ? ['', 'DDE', 'RGI', 'MPIT', 'CDN'][m.type] : 'undecodable'} message ${rej.length ? `rejected ${rej.length}x (${rej.join(',')})` : 'neither rejected'}${accepted ? ' and accepted' : ' nor accepted'}: ${icmp.toString('hex')}`);
     }
@@ -339,9 +328,9 @@ export class NodeFuzz {
 }
 
 /** Any sequence of commands: no throw, every injected message counted once or accepted, caps held, back to empty after the timeouts. */
-export function nodeProperty(stats: NodeFuzzStats = newStats(), maxCommands = 30, strict = false) {
+export function nodeProperty(stats: NodeFuzzStats = newStats(), maxCommands = 30) {
   return fc.property(fc.array(cmdArb, { minLength: 1, maxLength: maxCommands }), (cmds) => {
-    const f = new NodeFuzz(stats, strict);
+    const f = new NodeFuzz(stats);
     f.run({ c: 'miss', src: 0, dst: 1, port: 0, proto: 6 }); // one real negotiation on the wire to replay and mutate
     f.run({ c: 'run', ms: 50 });
     for (const c of cmds) {

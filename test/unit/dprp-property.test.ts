@@ -77,10 +77,6 @@ describe(`DPRP properties (fast-check, seed ${SEED})`, { timeout: 40_000 }, () =
     run('encode-strict', encodeStrictProperty(), 2_000);
   });
 
-  test('node: each message is counted exactly once (TODO: an RGI refused for a full relay table counts relay_table_full and unknown_negotiation)', { todo: 'node.ts onRgiRelay: being restructured' }, () => {
-    run('node-strict', nodeProperty(newStats(), 30, true), 400, 100);
-  });
-
   test('node: flows made for a non-member are capped (TODO: no cap exists; forged DDE+MPIT pairs each leave a confirmed flow for idleTimeoutMs)', { todo: 'issue 11 item 3: node.ts being restructured' }, () => {
     run('flows-cap', unauthenticatedFlowsCappedProperty(), 200, 50);
   });
