@@ -11,6 +11,7 @@
 
 #include "maps.h"
 #include "csum.h"
+#include "stages.h"
 
 static __always_inline int xlat_apply(struct __sk_buff *skb, struct gscip_pkt *pkt)
 {
@@ -43,6 +44,22 @@ static __always_inline int xlat_apply(struct __sk_buff *skb, struct gscip_pkt *p
 		pkt->cid.dport = x->dport;
 	}
 	return 1;
+}
+
+/* The XLAT stage (stages.h contract), behind GSCIP_STAGE_XLAT. A global
+ * subprogram: verified once per program, whatever paths reach it. Rewrites
+ * run->pkt to the other view and sets run->xlated; NEXT or a drop code. */
+__noinline int gscip_stage_xlat(struct __sk_buff *skb, struct gscip_run *run)
+{
+	int rc;
+
+	if (!run)
+		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+	rc = xlat_apply(skb, &run->pkt);
+	if (rc < 0)
+		return rc;
+	run->xlated = rc == 1;
+	return GSCIP_STAGE_NEXT;
 }
 
 #endif /* GSCIP_XLAT_H */
