@@ -29,12 +29,13 @@
  * The program's instructions before verification, and so its tag, are the
  * same for every setting (the value is in the map, not in the code).
  *
- * Small stages are static __always_inline. A stage whose verification cost
- * grows with the number of paths reaching it is a global subprogram
- * (__noinline, not static: verified once per program against its prototype,
- * like PCCOM's loops); its pointer argument may be NULL to the verifier, so it
- * checks. XLAT is one (xlat.h). Tail calls were not chosen: see
- * docs/architecture.md "Datapath stages". */
+ * Stages are static __always_inline by default (no call on the per-packet
+ * path). A stage whose verification cost grows with the number of paths
+ * reaching it may be a global subprogram instead (__noinline, not static:
+ * verified once per program against its prototype, like PCCOM's loops; its
+ * pointer argument may be NULL to the verifier, so it checks), paying a call
+ * and the reload of *run after it: XLAT was measured both ways (xlat.h). Tail
+ * calls were not chosen: see docs/architecture.md "Datapath stages". */
 #ifndef GSCIP_STAGES_H
 #define GSCIP_STAGES_H
 
