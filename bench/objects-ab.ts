@@ -78,7 +78,8 @@ function main(): void {
   const oldPath = strArg('old') ?? base?.obj ?? previousRelease().bpfObject;
   const newPath = strArg('new') ?? defaultObjectPath();
   const objs = [load('old', oldPath), load('new', newPath), load('xoff', newPath, { xlat: false, pccom: true })];
-  const orders = [[0, 1, 2], [2, 1, 0], [1, 0, 2]];
+  // every object in every position equally often: all six orders in turn
+  const orders = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0], [1, 0, 2], [0, 2, 1]];
   const per = new Map<string, number[]>();
   try {
     for (let r = 0; r < rounds; r++) {

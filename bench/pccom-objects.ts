@@ -120,7 +120,8 @@ function main(): void {
     }
     const per: Record<string, { old: number[]; new: number[]; xoff: number[] }> = {};
     for (const c of cases) per[c.name] = { old: [], new: [], xoff: [] };
-    const orders = [['old', 'new', 'xoff'], ['xoff', 'new', 'old'], ['new', 'old', 'xoff']] as const;
+    // every object in every position equally often: all six orders in turn
+    const orders = [['old', 'new', 'xoff'], ['new', 'xoff', 'old'], ['xoff', 'old', 'new'], ['xoff', 'new', 'old'], ['new', 'old', 'xoff'], ['old', 'xoff', 'new']] as const;
     for (let r = 0; r < ROUNDS; r++) {
       for (const c of cases) for (const o of orders[r % orders.length]) per[c.name][o].push(measure(objs[o], c));
     }
