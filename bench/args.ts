@@ -5,3 +5,12 @@ export function intArg(name: string, dflt: number, min = 1): number {
   if (!Number.isInteger(v) || v < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${i >= 0 ? process.argv[i + 1] : v}`);
   return v;
 }
+
+/** Command-line strings: `--name VALUE`, or undefined when absent. */
+export function strArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name}: expected a value`);
+  return v;
+}

@@ -5,13 +5,17 @@
  * new, ...) so drift on a shared machine hits both alike; prints the median of
  * each and the ratio new/old.
  *
- *   node dist/bench/objects-ab.js [--old OBJ] [--new OBJ] [--rounds 15] [--repeat 200000]
+ *   node dist/bench/objects-ab.js [--old OBJ | --base REF] [--new OBJ] [--rounds 15] [--repeat 200000]
  *
- * --old defaults to the previous release built from git (test/lib/previous-release.ts),
- * --new to build/bpf/gscip_tc.bpf.o. Only maps whose layout both share are
- * touched (PIT, XLAT, iface). Writes bench/results/objects-ab.json. Needs root.
+ * --old defaults to the previous release built from git (test/lib/previous-release.ts);
+ * --base REF builds REF's bpf/ instead (bench/base-object.ts, e.g. --base main).
+ * --new defaults to build/bpf/gscip_tc.bpf.o. A third object, xoff, is --new
+ * loaded with the XLAT stage off (what a GES that never translates runs; its
+ * XLAT case then passes untranslated on the PIT entry of the untranslated view).
+ * Only maps whose layout all share are touched (PIT, XLAT, iface). Writes
+ * bench/results/objects-ab.json. Needs root.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { resolve } from 'node:path';
 import { BpfMap } from '../controlplane/bpf/bpf-map.js';
@@ -21,22 +25,20 @@ import { cidCodec, ifaceCfgCodec, pitValCodec, u32Codec, xlatValCodec } from '..
 import { defaultObjectPath } from '../test/lib/bpf-harness.js';
 import { IPPROTO_TCP, ipv6UdpFrame, tcpFrame } from '../test/lib/packets.js';
 import { previousRelease } from '../test/lib/previous-release.js';
-import { intArg } from './args.js';
+import type { StageSwitches } from '../controlplane/maps/stages.js';
+import { stageInitialValues } from '../controlplane/maps/stages.js';
+import { intArg, strArg } from './args.js';
+import { buildBase } from './base-object.js';
 
 const EGRESS = 'gscip_tc_egress';
-
-function strArg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 const F = { src: '198.18.0.1', dst: '192.0.2.2', sport: 1024, dport: 80 };
 const pass = { action: Action.PASS, state: 0, role: 0, flags: 0, group_id: 0, key_version: 0, created_ns: 0n, last_seen_ns: 0n };
 
 interface Loaded { label: string; path: string; obj: BpfObject }
 
-function load(label: string, path: string): Loaded {
-  const obj = BpfObject.load(path, { maxEntries: { gscip_pit: 1024, gscip_xlat: 1024 } });
+function load(label: string, path: string, stages?: StageSwitches): Loaded {
+  const obj = BpfObject.load(path, { maxEntries: { gscip_pit: 1024, gscip_xlat: 1024 }, initialValues: stages ? stageInitialValues(stages) : undefined });
   const pit = new BpfMap('gscip_pit', obj.mapFd('gscip_pit'), cidCodec, pitValCodec);
   const xlat = new BpfMap('gscip_xlat', obj.mapFd('gscip_xlat'), cidCodec, xlatValCodec);
   const iface = new BpfMap('gscip_iface', obj.mapFd('gscip_iface'), u32Codec, ifaceCfgCodec);
@@ -71,14 +73,18 @@ function median(xs: number[]): number {
 function main(): void {
   const rounds = intArg('rounds', 15);
   const repeat = intArg('repeat', 200_000);
-  const oldPath = strArg('old') ?? previousRelease().bpfObject;
+  const baseRef = strArg('base');
+  const base = baseRef ? buildBase(baseRef) : null;
+  const oldPath = strArg('old') ?? base?.obj ?? previousRelease().bpfObject;
   const newPath = strArg('new') ?? defaultObjectPath();
-  const objs = [load('old', oldPath), load('new', newPath)];
+  const objs = [load('old', oldPath), load('new', newPath), load('xoff', newPath, { xlat: false, pccom: true })];
+  // every object in every position equally often: all six orders in turn
+  const orders = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0], [1, 0, 2], [0, 2, 1]];
   const per = new Map<string, number[]>();
   try {
     for (let r = 0; r < rounds; r++) {
       for (const [name, pkt] of CASES) {
-        for (const o of r % 2 ? [...objs].reverse() : objs) {
+        for (const o of orders[r % orders.length].map((i) => objs[i])) {
           const res = o.obj.testRun(EGRESS, pkt, { repeat });
           if (res.retval !== 0) throw new Error(`${o.label} ${name}: verdict ${res.retval}, want 0 (pass)`);
           const k = `${o.label}|${name}`;
@@ -86,19 +92,24 @@ function main(): void {
         }
       }
     }
-  } finally { for (const o of objs) o.obj.close(); }
+  } finally {
+    for (const o of objs) o.obj.close();
+    if (base) rmSync(base.dir, { recursive: true, force: true });
+  }
   const rows = CASES.map(([name]) => {
     const o = median(per.get(`old|${name}`) ?? []);
     const n = median(per.get(`new|${name}`) ?? []);
-    return { case: name, old_ns: o, new_ns: n, ratio_new_over_old: Math.round((n / o) * 1000) / 1000 };
+    const x = median(per.get(`xoff|${name}`) ?? []);
+    return { case: name, old_ns: o, new_ns: n, ratio_new_over_old: Math.round((n / o) * 1000) / 1000,
+      xlat_off_ns: x, ratio_xlat_off_over_old: Math.round((x / o) * 1000) / 1000 };
   });
   console.log(`egress program, ns/packet (median of ${rounds} interleaved rounds x ${repeat} runs), kernel ${release()}, ${cpus()[0]?.model ?? '?'}`);
-  console.log(`old: ${oldPath}\nnew: ${newPath}`);
-  console.log(`${'case'.padEnd(40)} ${'old'.padStart(6)} ${'new'.padStart(6)}  new/old`);
-  for (const r of rows) console.log(`${r.case.padEnd(40)} ${String(r.old_ns).padStart(6)} ${String(r.new_ns).padStart(6)}  ${r.ratio_new_over_old.toFixed(3)}`);
+  console.log(`old: ${oldPath}${base ? ` (${baseRef} = ${base.commit.slice(0, 12)})` : ''}\nnew: ${newPath}\nxoff: new with the XLAT stage off`);
+  console.log(`${'case'.padEnd(40)} ${'old'.padStart(6)} ${'new'.padStart(6)}  new/old ${'xoff'.padStart(6)}  xoff/old`);
+  for (const r of rows) console.log(`${r.case.padEnd(40)} ${String(r.old_ns).padStart(6)} ${String(r.new_ns).padStart(6)}  ${r.ratio_new_over_old.toFixed(3)}  ${String(r.xlat_off_ns).padStart(6)}  ${r.ratio_xlat_off_over_old.toFixed(3)}`);
   const out = resolve(__dirname, __dirname.includes('/dist/') ? '../../bench/results' : 'results');
   mkdirSync(out, { recursive: true });
-  writeFileSync(resolve(out, 'objects-ab.json'), JSON.stringify({ bench: 'objects-ab', date: new Date().toISOString(), kernel: release(), old: oldPath, new: newPath, rounds, repeat, rows }, null, 2) + '\n');
+  writeFileSync(resolve(out, 'objects-ab.json'), JSON.stringify({ bench: 'objects-ab', date: new Date().toISOString(), kernel: release(), old: oldPath, base: base ? { ref: baseRef, commit: base.commit } : null, new: newPath, rounds, repeat, rows }, null, 2) + '\n');
 }
 
 main();

@@ -10,29 +10,29 @@
  *      Makefile (`make bpf`, its clang flags; this tree's bpf/include/vmlinux.h).
  * new: build/bpf/gscip_tc.bpf.o of this tree (run `make bpf` first).
  * Both are loaded at once, each with its own maps holding the same key and
- * PIT entries. Cases, 1400-byte payloads, ChaCha20 and ChaCha8 keys:
+ * PIT entries, and a third: new loaded with the XLAT stage off (xoff). Cases, 1400-byte payloads, ChaCha20 and ChaCha8 keys:
  *   encrypt TCP/UDP: BPF_PROG_TEST_RUN repeat=--repeat (each run re-encrypts
  *                    its own output: the same work), ns = the kernel's average;
  *   decrypt TCP/UDP: decrypt verifies first, so a repeat on its own output
  *                    would stop at the check: one run per syscall, --singles
  *                    of them per round (the test-run timer's overhead is in
  *                    both objects' figures alike).
- * Every round runs every case on old and new back to back, the order flipped
- * each round. Printed: median ns/packet of each, new/old of the medians, and
+ * Every round runs every case on old, new and xoff back to back, the order
+ * rotated each round. Printed: median ns/packet of each, new/old of the medians, and
  * the range of the per-round ratios (the noise). Writes
  * bench/results/pccom-objects.json. Needs root. Under a minute by default.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BpfHarness, TEST_RUN_IFINDEX } from '../test/lib/bpf-harness.js';
 import { Action, Dir, KEY_F_ROUNDS_8, MissAction, PitState, Role } from '../controlplane/maps/abi.js';
 import { tcpPacket, udpPacket } from '../test/bpf/pccom-fixture.js';
 import { intArg } from './args.js';
+import { buildBase, ROOT } from './base-object.js';
 
-const ROOT = resolve(__dirname, __dirname.includes('/dist/') ? '../..' : '..');
 const BASE = ((): string => { const i = process.argv.indexOf('--base'); return i >= 0 ? process.argv[i + 1] : 'main'; })();
 const ROUNDS = intArg('rounds', 30);
 const REPEAT = intArg('repeat', 5000);
@@ -40,16 +40,6 @@ const SINGLES = intArg('singles', 400);
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
-
-/** The base ref's bpf/ built by its own Makefile in a temp dir; returns the object and the dir to remove. */
-function buildBase(ref: string): { obj: string; dir: string; commit: string } {
-  const commit = execFileSync('git', ['-C', ROOT, 'rev-parse', ref], { encoding: 'utf8' }).trim();
-  const dir = mkdtempSync(join(tmpdir(), 'gscip-bench-base-'));
-  execFileSync('bash', ['-c', `git -C "${ROOT}" archive "${commit}" bpf Makefile | tar -x -C "${dir}"`]);
-  copyFileSync(join(ROOT, 'bpf/include/vmlinux.h'), join(dir, 'bpf/include/vmlinux.h'));
-  execFileSync('make', ['-s', '-C', dir, 'bpf'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return { obj: join(dir, 'build/bpf/gscip_tc.bpf.o'), dir, commit };
-}
 
 /** Do the two objects carry the same program bytes (sections tc and .text)? null if llvm-objcopy is missing. */
 function sameCode(a: string, b: string, dir: string): boolean | null {
@@ -101,8 +91,10 @@ function main(): void {
   if (!existsSync(newObj)) throw new Error(`${newObj} missing: run make bpf`);
   const base = buildBase(BASE);
   const identical = sameCode(base.obj, newObj, base.dir);
-  const objs = { old: BpfHarness.open({ objPath: base.obj, maxEntries: { gscip_pit: 1024, gscip_xlat: 1024 } }),
-    new: BpfHarness.open({ objPath: newObj, maxEntries: { gscip_pit: 1024, gscip_xlat: 1024 } }) };
+  const sizes = { gscip_pit: 1024, gscip_xlat: 1024 };
+  // xoff: this tree's object loaded with the XLAT stage off (what a GES that never translates runs)
+  const objs = { old: BpfHarness.open({ objPath: base.obj, maxEntries: sizes }), new: BpfHarness.open({ objPath: newObj, maxEntries: sizes }),
+    xoff: BpfHarness.open({ objPath: newObj, maxEntries: sizes, stages: { xlat: false, pccom: true } }) };
   try {
     const key = randomBytes(32);
     const payload = randomBytes(1400);
@@ -126,26 +118,29 @@ function main(): void {
         cases.push({ name: `${proto} decrypt chacha${rounds}`, prog: 'gscip_tc_ingress', frame: ctNew, repeat: 1 });
       }
     }
-    const per: Record<string, { old: number[]; new: number[] }> = {};
-    for (const c of cases) per[c.name] = { old: [], new: [] };
+    const per: Record<string, { old: number[]; new: number[]; xoff: number[] }> = {};
+    for (const c of cases) per[c.name] = { old: [], new: [], xoff: [] };
+    // every object in every position equally often: all six orders in turn
+    const orders = [['old', 'new', 'xoff'], ['new', 'xoff', 'old'], ['xoff', 'old', 'new'], ['xoff', 'new', 'old'], ['new', 'old', 'xoff'], ['old', 'xoff', 'new']] as const;
     for (let r = 0; r < ROUNDS; r++) {
-      const order = r % 2 === 0 ? (['old', 'new'] as const) : (['new', 'old'] as const);
-      for (const c of cases) for (const o of order) per[c.name][o].push(measure(objs[o], c));
+      for (const c of cases) for (const o of orders[r % orders.length]) per[c.name][o].push(measure(objs[o], c));
     }
     const rows = cases.map((c) => {
       const p = per[c.name];
       const ratios = p.old.map((o, i) => p.new[i] / o);
       return { case: c.name, repeat: c.repeat, singles: c.repeat > 1 ? 0 : SINGLES, old_ns: median(p.old), new_ns: median(p.new),
-        ratio: median(p.new) / median(p.old), ratio_min: Math.min(...ratios), ratio_max: Math.max(...ratios) };
+        ratio: median(p.new) / median(p.old), ratio_min: Math.min(...ratios), ratio_max: Math.max(...ratios),
+        xlat_off_ns: median(p.xoff), xlat_off_ratio: median(p.xoff) / median(p.old) };
     });
 
     const pad = (s: string, n: number): string => s.padEnd(n);
     console.log(`PCCOM, old object (${BASE} = ${base.commit.slice(0, 12)}) vs new (this tree), BPF_PROG_TEST_RUN, 1400-byte payload, ${ROUNDS} interleaved rounds`);
     console.log(`kernel ${release()}, ${cpus()[0]?.model ?? '?'}; program bytes identical: ${identical === null ? 'unknown (no llvm-objcopy)' : identical ? 'yes' : 'no'}`);
-    console.log(`${pad('case', 22)} ${pad('how', 16)} ${pad('old ns', 8)} ${pad('new ns', 8)} new/old  per-round range`);
+    console.log(`${pad('case', 22)} ${pad('how', 16)} ${pad('old ns', 8)} ${pad('new ns', 8)} new/old  per-round range  ${pad('xoff ns', 8)} xoff/old`);
     for (const r of rows) {
-      console.log(`${pad(r.case, 22)} ${pad(r.repeat > 1 ? `repeat ${r.repeat}` : `${SINGLES} single runs`, 16)} ${pad(String(r.old_ns), 8)} ${pad(String(r.new_ns), 8)} ${r.ratio.toFixed(3)}    ${r.ratio_min.toFixed(3)}..${r.ratio_max.toFixed(3)}`);
+      console.log(`${pad(r.case, 22)} ${pad(r.repeat > 1 ? `repeat ${r.repeat}` : `${SINGLES} single runs`, 16)} ${pad(String(r.old_ns), 8)} ${pad(String(r.new_ns), 8)} ${r.ratio.toFixed(3)}    ${r.ratio_min.toFixed(3)}..${r.ratio_max.toFixed(3)}     ${pad(String(r.xlat_off_ns), 8)} ${r.xlat_off_ratio.toFixed(3)}`);
     }
+    console.log('xoff = this tree\'s object loaded with the XLAT stage off (--stages pccom)');
     const out = resolve(ROOT, 'bench/results');
     mkdirSync(out, { recursive: true });
     const json = { bench: 'pccom-objects', date: new Date().toISOString(), kernel: release(), cpu: cpus()[0]?.model ?? null,
@@ -154,8 +149,7 @@ function main(): void {
     writeFileSync(resolve(out, 'pccom-objects.json'), JSON.stringify(json, null, 2) + '\n');
     console.log(`wrote ${resolve(out, 'pccom-objects.json')}`);
   } finally {
-    objs.old.close();
-    objs.new.close();
+    for (const h of Object.values(objs)) h.close();
     rmSync(base.dir, { recursive: true, force: true });
   }
 }

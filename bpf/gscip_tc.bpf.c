@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* gscip_tc.bpf.c - the GSCIP fast path on TC (clsact) ingress and egress.
+ * Each program is its direction's stage list, in order (stages.h contract;
+ * [X] = only in a load whose gscip_load.stages has X):
  *
- *   egress : [release mark] -> parse -> control ICMP? marked: pass, else punt
- *              -> XLAT (stack->wire) -> PIT(wire CID)
- *              hit: pass | drop | encrypt        miss: iface miss action
- *   ingress: [release mark] -> parse -> control ICMP? punt
- *              -> PIT(wire CID) hit: pass | drop | decrypt ; miss: miss action
- *              -> XLAT (wire->stack) on whatever is let through
+ *   egress : [release mark] -> classify (parse; control ICMP? marked: pass, else punt)
+ *              -> [XLAT] (stack->wire) -> PIT(wire CID)
+ *              hit: pass | drop | [PCCOM] encrypt      miss: iface miss action
+ *   ingress: [release mark] -> classify (parse; control ICMP? punt)
+ *              -> PIT(wire CID) hit: pass | drop | [PCCOM] decrypt ; miss: miss action
+ *              -> [XLAT] (wire->stack) on whatever is let through
  *
- * Every stage returns GSCIP_CODE(enum gscip_stat); only gscip_verdict() below
- * turns a code into a per-CPU (reason, direction) counter and the TC verdict
- * the reason table (GSCIP_REASONS in gscip_abi.h) declares for it. */
+ * Every stage returns GSCIP_STAGE_NEXT or GSCIP_CODE(enum gscip_stat); only
+ * gscip_verdict() below turns a code into a per-CPU (reason, direction)
+ * counter and the TC verdict the reason table (GSCIP_REASONS in gscip_abi.h)
+ * declares for it. A new stage (CIT, VAT, NAT, DNS) is a bit in enum
+ * gscip_stage and one GSCIP_RUN_STAGE line in the list(s) that need it. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -27,17 +31,9 @@
 #include "punt.h"
 #include "release.h"
 #include "control.h"
+#include "stages.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* One packet's trip through a program. */
-struct gscip_run {
-	struct gscip_pkt pkt;
-	__u32 len;      /* skb->len on entry: the byte count of every counter */
-	__u8 dir;       /* enum gscip_dir of this program: every counter's direction */
-	bool released;  /* carried a release mark (now cleared) */
-	bool xlated;    /* XLAT rewrote it */
-};
 
 /* Only here: code -> counters -> TC verdict. The code's reason is counted
  * under this program's direction; its kind and TC action come from the
@@ -63,7 +59,7 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 	return info.tc;
 }
 
-/* Parse up to the ports. 0 = a TCP/UDP packet to look up; else a verdict code.
+/* Stage: parse up to the ports. NEXT = a TCP/UDP packet to look up; else a verdict code.
  * ICMP of type GSCIP_ICMP_TYPE is a control message (control.h): punted on
  * ingress, and on egress unless this GE's agent sent it (CONTROL_TX mark). */
 static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_run *run)
@@ -92,30 +88,40 @@ static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_ru
 	return parse_l4_ports(skb, pkt, l3_len);
 }
 
-static __always_inline int gscip_pit_stage(struct __sk_buff *skb, struct gscip_run *run)
-{
-	struct gscip_pit_val *v = pit_lookup(&run->pkt);
-	int rc;
-
-	if (!v)
-		return miss_apply(skb, &run->pkt, run->released);
-	pit_touch(v);
-	rc = pit_apply(skb, &run->pkt, v);
-	pit_note_close(v, &run->pkt, rc);
-	return rc;
-}
-
+/* Codes after which the packet goes on to the next stage (ingress: XLAT). */
 static __always_inline bool gscip_lets_through(int code)
 {
 	return code == GSCIP_CODE(GSCIP_STAT_PIT_PASS) || code == GSCIP_CODE(GSCIP_STAT_PIT_DECRYPT) ||
 	       code == GSCIP_CODE(GSCIP_STAT_MISS_PASS);
 }
 
+/* Stage: the PIT, and what a miss becomes. What it lets through is its
+ * run->verdict and goes on (ingress: to XLAT; egress: the list ends); any
+ * other code (drop, punt, encrypt) ends the run. */
+static __always_inline int gscip_pit_stage(struct __sk_buff *skb, struct gscip_run *run)
+{
+	struct gscip_pit_val *v = pit_lookup(&run->pkt);
+	int rc;
+
+	if (!v)
+		rc = miss_apply(skb, &run->pkt, run->released);
+	else {
+		pit_touch(v);
+		rc = pit_apply(skb, &run->pkt, v);
+		pit_note_close(v, &run->pkt, rc);
+	}
+	if (gscip_lets_through(rc)) {
+		run->verdict = rc;
+		return GSCIP_STAGE_NEXT;
+	}
+	return rc;
+}
+
 SEC("tc")
 int gscip_tc_egress(struct __sk_buff *skb)
 {
-	struct gscip_run run = { .len = skb->len, .dir = GSCIP_DIR_EGRESS, .pkt.cid.dir = GSCIP_DIR_EGRESS };
-	int rc;
+	struct gscip_run run = { .len = skb->len, .dir = GSCIP_DIR_EGRESS, .pkt.cid.dir = GSCIP_DIR_EGRESS,
+				 .verdict = GSCIP_CODE(GSCIP_DROP_UNSUPPORTED) };
 
 	switch (release_classify(skb, GSCIP_DIR_EGRESS)) {
 	case GSCIP_RELEASE_TO_INGRESS:
@@ -127,32 +133,21 @@ int gscip_tc_egress(struct __sk_buff *skb)
 	default:
 		break;
 	}
-	rc = gscip_classify(skb, &run);
-	if (rc)
-		return gscip_verdict(&run, rc);
-	rc = xlat_apply(skb, &run.pkt);  /* stack view -> wire view */
-	if (rc < 0)
-		return gscip_verdict(&run, rc);
-	run.xlated = rc == 1;
-	return gscip_verdict(&run, gscip_pit_stage(skb, &run));
+	GSCIP_RUN_STAGE_ALWAYS(gscip_classify, skb, &run);
+	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* stack view -> wire view */
+	GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
+	return gscip_verdict(&run, run.verdict);
 }
 
 SEC("tc")
 int gscip_tc_ingress(struct __sk_buff *skb)
 {
-	struct gscip_run run = { .len = skb->len, .dir = GSCIP_DIR_INGRESS, .pkt.cid.dir = GSCIP_DIR_INGRESS };
-	int verdict, rc;
+	struct gscip_run run = { .len = skb->len, .dir = GSCIP_DIR_INGRESS, .pkt.cid.dir = GSCIP_DIR_INGRESS,
+				 .verdict = GSCIP_CODE(GSCIP_DROP_UNSUPPORTED) };
 
 	run.released = release_classify(skb, GSCIP_DIR_INGRESS) == GSCIP_RELEASE_PROCESS;
-	rc = gscip_classify(skb, &run);
-	if (rc)
-		return gscip_verdict(&run, rc);
-	verdict = gscip_pit_stage(skb, &run);
-	if (!gscip_lets_through(verdict))
-		return gscip_verdict(&run, verdict);
-	rc = xlat_apply(skb, &run.pkt);  /* wire view -> stack view */
-	if (rc < 0)
-		return gscip_verdict(&run, rc);
-	run.xlated = rc == 1;
-	return gscip_verdict(&run, verdict);
+	GSCIP_RUN_STAGE_ALWAYS(gscip_classify, skb, &run);
+	GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
+	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* wire view -> stack view */
+	return gscip_verdict(&run, run.verdict);
 }

@@ -172,6 +172,25 @@ struct gscip_global_cfg {
 #define GSCIP_PUNT_RATE_DEFAULT  20000
 #define GSCIP_PUNT_BURST_DEFAULT 2000
 
+/* Load-time settings: the loader writes them into the object's
+ * .rodata.gscip_load section before load (bpf_map__set_initial_value); the map
+ * is frozen and read-only to the program, so the verifier knows every value and
+ * removes the code a switched-off stage would run (docs/architecture.md,
+ * "Datapath stages"). Never changes while loaded: a change is a reload. */
+struct gscip_load_cfg {
+	__u32 stages;    /* enum gscip_stage bits: which datapath stages exist in this load */
+	__u32 reserved;  /* 0 */
+};
+
+/* The datapath stages a load may leave out (struct gscip_load_cfg.stages).
+ * Bits are never reused. Reserved for the next parts, not declared until they
+ * have code: bit 2 CIT, 3 VAT, 4 NAT, 5 DNS interception. */
+enum gscip_stage {
+	GSCIP_STAGE_XLAT    = 1 << 0,  /* XLAT lookup + rewrite; off: XLAT entries are not looked up */
+	GSCIP_STAGE_PCCOM   = 1 << 1,  /* PIT encrypt/decrypt; off: such entries drop as `unsupported` */
+	GSCIP_STAGE_DEFAULT = GSCIP_STAGE_XLAT | GSCIP_STAGE_PCCOM,  /* every stage that exists */
+};
+
 /* Punt record on the ring buffer, submitted cut after cap_len bytes of data
  * (variable size: header + cap_len; readers pad to sizeof). data = the packet
  * from its Ethernet header on. */

@@ -8,6 +8,7 @@
 #include "maps.h"
 #include "pccom.h"
 #include "reasons.h"
+#include "stages.h"
 
 static __always_inline struct gscip_pit_val *pit_lookup(const struct gscip_pkt *pkt)
 {
@@ -52,7 +53,10 @@ static __always_inline void pit_note_close(struct gscip_pit_val *v, const struct
 /* Apply a hit. Returns the verdict code (PIT_PASS / PIT_ENCRYPT / PIT_DECRYPT /
  * PIT_DECRYPT_PREV: decrypted under the entry's prev_key_version)
  * or a drop code. Fragments (first fragments: later ones never get here) can
- * pass but cannot be encrypted/decrypted (PCCOM needs the whole datagram). */
+ * pass but cannot be encrypted/decrypted (PCCOM needs the whole datagram).
+ * In a load without GSCIP_STAGE_PCCOM an encrypt/decrypt entry is dropped as
+ * unsupported (never sent or delivered in the clear), and no PCCOM code is in
+ * the program. */
 static __always_inline int pit_apply(struct __sk_buff *skb, struct gscip_pkt *pkt,
 				     const struct gscip_pit_val *v)
 {
@@ -64,11 +68,15 @@ static __always_inline int pit_apply(struct __sk_buff *skb, struct gscip_pkt *pk
 	case GSCIP_ACT_DROP:
 		return GSCIP_CODE(GSCIP_DROP_POLICY);
 	case GSCIP_ACT_ENCRYPT:
+		if (!stage_on(GSCIP_STAGE_PCCOM))
+			return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
 		if (pkt->is_fragment)
 			return GSCIP_CODE(GSCIP_DROP_FRAGMENT);
 		rc = pccom_egress(skb, pkt, v);
 		return rc ? rc : GSCIP_CODE(GSCIP_STAT_PIT_ENCRYPT);
 	case GSCIP_ACT_DECRYPT:
+		if (!stage_on(GSCIP_STAGE_PCCOM))
+			return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
 		if (pkt->is_fragment)
 			return GSCIP_CODE(GSCIP_DROP_FRAGMENT);
 		rc = pccom_ingress(skb, pkt, v);

@@ -11,6 +11,7 @@ import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
 import { ConfigError, type AgentConfig } from '../config/agent-config.js';
+import { stageList } from '../maps/stages.js';
 import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
 import type { AgentInterface, PuntHandler } from '../parts/handler.js';
 import { partDescriptor } from './handlers/index.js';
@@ -122,9 +123,9 @@ export class Agent {
       const maxEntries: Record<string, number> = {};
       if (cfg.maxEntries.pit) maxEntries[MAP_NAMES.pit] = cfg.maxEntries.pit;
       if (cfg.maxEntries.xlat) maxEntries[MAP_NAMES.xlat] = cfg.maxEntries.xlat;
-      const dp = loadPinned(cfg.bpfObject, paths.pinDir, maxEntries, log);
+      const dp = loadPinned(cfg.bpfObject, paths.pinDir, maxEntries, log, cfg.stages);
       undo.push(() => { dp.maps.close(); dp.obj.close(); });
-      log.info({ pinDir: paths.pinDir, adopted: dp.adopted }, dp.adopted.length ? 'adopted pinned maps' : 'created pinned maps');
+      log.info({ pinDir: paths.pinDir, adopted: dp.adopted, stages: stageList(cfg.stages) }, dp.adopted.length ? 'adopted pinned maps' : 'created pinned maps');
       dp.maps.cfg.set(0, { punt_rate_pps: BigInt(cfg.punt.ratePps), punt_burst: BigInt(cfg.punt.burst) });
       // 4. Attach (configure first, replace our own filters).
       const attached: Attached[] = [];

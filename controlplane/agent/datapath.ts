@@ -15,6 +15,7 @@ import { gscipMapsFromFds, LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, type GscipMa
 import type { MissActionName } from '../config/agent-config.js';
 import { TC_FILTER } from './instance.js';
 import { bpffsAbsence, mkdirOnBpffs, type BpffsLog } from '../bpf/bpffs.js';
+import { DEFAULT_STAGES, stageInitialValues, type StageSwitches } from '../maps/stages.js';
 
 const MISS: Record<MissActionName, number> = { punt: MissAction.PUNT, pass: MissAction.PASS, drop: MissAction.DROP };
 
@@ -25,14 +26,15 @@ export interface LoadedDatapath {
   adopted: string[];
 }
 
-/** Open + load with every map pinned in pinDir; existing pins are reused. */
-export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<string, number>, log?: BpffsLog): LoadedDatapath {
+/** Open + load with every map pinned in pinDir; existing pins are reused. stages: what the programs contain (default every stage). */
+export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<string, number>, log?: BpffsLog,
+  stages: StageSwitches = DEFAULT_STAGES): LoadedDatapath {
   if (!existsSync(objPath)) throw new GscipError('GSCIP_E_BPF_OBJECT_MISSING', `BPF object ${objPath} not found (make bpf)`);
   mkdirOnBpffs(pinDir, 0o700, log);
   const adopted = Object.values(MAP_NAMES).filter((n) => existsSync(`${pinDir}/${n}`));
   let obj: BpfObject;
   try {
-    obj = BpfObject.load(objPath, { pinDir, maxEntries });
+    obj = BpfObject.load(objPath, { pinDir, maxEntries, initialValues: stageInitialValues(stages) });
   } catch (e) {
     if (adopted.length && e instanceof BpfError && e.code === 'EINVAL') {
       throw new GscipError('GSCIP_E_PINNED_LAYOUT_MISMATCH', `${e.message}: the maps pinned in ${pinDir} do not match this BPF object (ABI or size changed). ` +

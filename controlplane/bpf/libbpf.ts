@@ -117,6 +117,8 @@ export const raw = {
   bpf_map__pin: lib.func('int bpf_map__pin(bpf_map *map, const char *path)'),
   bpf_map__unpin: lib.func('int bpf_map__unpin(bpf_map *map, const char *path)'),
   bpf_map__reuse_fd: lib.func('int bpf_map__reuse_fd(bpf_map *map, int fd)'),
+  bpf_map__initial_value: lib.func('void * bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
+  bpf_map__set_initial_value: lib.func('int bpf_map__set_initial_value(bpf_map *map, const void *data, size_t size)'),
 
   bpf_program__name: lib.func('const char * bpf_program__name(const bpf_program *prog)'),
   bpf_program__fd: lib.func('int bpf_program__fd(const bpf_program *prog)'),
@@ -221,6 +223,18 @@ export function findProgram(obj: BpfObjectPtr, name: string): BpfProgramPtr {
   const p = raw.bpf_object__find_program_by_name(obj, name) as BpfProgramPtr | null;
   if (p === null) throw new BpfError('bpf_object__find_program_by_name', 2 /* ENOENT */, `no program named ${name} in the object`);
   return p;
+}
+
+/** Size of an internal (.rodata/.data) map's initial value as the object holds it. */
+export function mapInitialValueSize(map: BpfMapPtr, what: string): number {
+  const size = [0];
+  checkPtr('bpf_map__initial_value', raw.bpf_map__initial_value(map, size) as bigint | null, what);
+  return Number(size[0]);
+}
+
+/** Replace an internal map's initial value before load (its size must be the map's value size). */
+export function mapSetInitialValue(map: BpfMapPtr, value: Buffer, what: string): void {
+  checkRc('bpf_map__set_initial_value', raw.bpf_map__set_initial_value(map, value, value.length) as number, what);
 }
 
 export function objectMaps(obj: BpfObjectPtr): BpfMapPtr[] {
@@ -345,13 +359,25 @@ export function mapInfo(fd: number): MapInfo {
 }
 
 /** struct bpf_prog_info (uapi): type, id, tag (offset 8: a hash of the instructions with map references zeroed) and name (offset 64). */
-export function progInfo(fd: number): { id: number; name: string; type: number; tag: string } {
+export interface ProgInfo {
+  id: number; name: string; type: number; tag: string;
+  /** Bytes of the program after verification (dead code removed) and JIT; 0 when the kernel hides them. */
+  xlatedLen: number; jitedLen: number;
+  /** Instructions the verifier processed (bpf_prog_info.verified_insns, Linux >= 5.16; 0 before). */
+  verifiedInsns: number;
+}
+
+export function progInfo(fd: number): ProgInfo {
   const buf = Buffer.alloc(256);
   const len = [buf.length];
   checkRc('bpf_obj_get_info_by_fd', raw.bpf_obj_get_info_by_fd(fd, buf, len), `prog fd ${fd}`);
   const nameRaw = buf.subarray(64, 80);
   const end = nameRaw.indexOf(0);
-  return { type: buf.readUInt32LE(0), id: buf.readUInt32LE(4), tag: buf.subarray(8, 16).toString('hex'), name: nameRaw.subarray(0, end < 0 ? 16 : end).toString('latin1') };
+  const got = len[0];
+  return {
+    type: buf.readUInt32LE(0), id: buf.readUInt32LE(4), tag: buf.subarray(8, 16).toString('hex'), name: nameRaw.subarray(0, end < 0 ? 16 : end).toString('latin1'),
+    jitedLen: buf.readUInt32LE(16), xlatedLen: buf.readUInt32LE(20), verifiedInsns: got >= 220 ? buf.readUInt32LE(216) : 0,
+  };
 }
 
 /** enum bpf_prog_type: the one our programs are. */

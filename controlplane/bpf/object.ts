@@ -4,16 +4,32 @@
  * pins) and by tests (without).
  */
 import {
-  findMap, findProgram, objectClose, objectLoad, objectMaps, objectOpenFile, progTestRun, raw, type BpfMapPtr, type BpfObjectPtr,
-  type TestRunOptions, type TestRunResult,
+  findMap, findProgram, mapInitialValueSize, mapSetInitialValue, objectClose, objectLoad, objectMaps, objectOpenFile, progTestRun, raw,
+  type BpfMapPtr, type BpfObjectPtr, type TestRunOptions, type TestRunResult,
 } from './libbpf.js';
-import { checkRc } from './errors.js';
+import { BpfError, checkRc } from './errors.js';
 
 export interface OpenOptions {
   /** Pin every map at <pinDir>/<map name>; maps already pinned there are reused (state adopted). */
   pinDir?: string;
   /** Override max_entries per map name (before load). */
   maxEntries?: Record<string, number>;
+  /**
+   * Load-time settings: replace the initial value of internal maps
+   * (`.rodata.<name>` sections of `const volatile` globals) by section name,
+   * before load. Each buffer must be the map's value size; a missing section
+   * fails. GSCIP's stage switches: controlplane/maps/stages.ts.
+   */
+  initialValues?: Record<string, Buffer>;
+}
+
+/** Replace the initial value of the opened (not yet loaded) object's internal map for section sec. */
+function setInitialValue(obj: BpfObjectPtr, path: string, sec: string, value: Buffer): void {
+  const m = raw.bpf_object__find_map_by_name(obj, sec) as BpfMapPtr | null;
+  if (m === null) throw new BpfError('bpf_object__find_map_by_name', 2 /* ENOENT */, `${path} has no section ${sec} (an older build?)`);
+  const size = mapInitialValueSize(m, sec);
+  if (size !== value.length) throw new BpfError('bpf_map__set_initial_value', 22 /* EINVAL */, `${path}: ${sec} is ${size} bytes, the value given is ${value.length}`);
+  mapSetInitialValue(m, value, sec);
 }
 
 export class BpfObject {
@@ -34,6 +50,7 @@ export class BpfObject {
         if (want !== undefined) checkRc('bpf_map__set_max_entries', raw.bpf_map__set_max_entries(m, want) as number, name);
         if (opts.pinDir) checkRc('bpf_map__set_pin_path', raw.bpf_map__set_pin_path(m, `${opts.pinDir}/${name}`) as number, name);
       }
+      for (const [sec, value] of Object.entries(opts.initialValues ?? {})) setInitialValue(obj, path, sec, value);
       objectLoad(obj, path);
     } catch (e) {
       self.close();

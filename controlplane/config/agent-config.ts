@@ -55,6 +55,18 @@ export const agentConfigSchema = z.object({
     pit: z.number().int().min(1).max(1 << 24).optional(),
     xlat: z.number().int().min(1).max(1 << 24).optional(),
   }).strict().default({}),
+  /**
+   * Datapath stages this GE loads (bpf/lib/stages.h): a stage off is not in
+   * the loaded programs at all (the verifier removes it). Default: every stage,
+   * as before stages could be switched. xlat off: XLAT entries are ignored
+   * (packets pass untranslated), for a GES that never translates; pccom off:
+   * PIT encrypt/decrypt entries drop as `unsupported` (never in the clear).
+   * A change takes effect when the agent (re)loads the programs.
+   */
+  stages: z.object({
+    xlat: z.boolean().default(true),
+    pccom: z.boolean().default(true),
+  }).strict().default({ xlat: true, pccom: true }),
   /** Remove the TC filters when the agent exits (default: keep them, the fast path keeps working). */
   detachOnExit: z.boolean().default(false),
   /**
@@ -125,4 +137,17 @@ export function applyMissFlags(ifaces: string[], flags: string[]): Array<{ name:
     throw new ConfigError(`--miss ${f}: expected ACTION, IFACE:ACTION or IFACE:ingress|egress:ACTION`, []);
   }
   return out;
+}
+
+/**
+ * Parse `--stages LIST` (comma list of stage names, or `none`) into the
+ * `stages` config: listed stages on, every other one off.
+ */
+export function applyStagesFlag(flag: string): { xlat: boolean; pccom: boolean } {
+  const known = ['xlat', 'pccom'] as const;
+  const names = flag.trim() === 'none' ? [] : flag.split(',').map((x) => x.trim()).filter((x) => x.length);
+  const bad = names.filter((n) => !(known as readonly string[]).includes(n));
+  if (bad.length) throw new ConfigError(`--stages ${flag}: unknown stage ${bad.join(', ')} (known: ${known.join(', ')}, or none)`, []);
+  if (!names.length && flag.trim() !== 'none') throw new ConfigError(`--stages: expected a comma list of ${known.join(', ')}, or none`, []);
+  return { xlat: names.includes('xlat'), pccom: names.includes('pccom') };
 }

@@ -47,6 +47,12 @@ export type Role = (typeof Role)[keyof typeof Role];
 export const MissAction = { PUNT: 0, PASS: 1, DROP: 2 } as const;
 export type MissAction = (typeof MissAction)[keyof typeof MissAction];
 
+/** enum gscip_stage: struct gscip_load_cfg.stages bits, the datapath stages a load contains (bits never reused; 2..5 reserved for CIT, VAT, NAT, DNS). */
+export const Stage = { XLAT: 1 << 0, PCCOM: 1 << 1, DEFAULT: (1 << 0) | (1 << 1) } as const;
+/** The switchable stages by config name (agent config `datapath.stages`). */
+export const STAGE_BITS = { xlat: Stage.XLAT, pccom: Stage.PCCOM } as const;
+export type StageName = keyof typeof STAGE_BITS;
+
 export const XlatKind = { STATIC: 0, CIT: 1, VAT: 2, NAT: 3 } as const;
 export type XlatKind = (typeof XlatKind)[keyof typeof XlatKind];
 

@@ -131,6 +131,13 @@ export const globalCfgCodec: StructCodec<GlobalCfg> = struct<GlobalCfg>('gscip_g
   ['punt_burst', u64],
 ]);
 
+/** struct gscip_load_cfg: the load-time settings in .rodata.gscip_load (written before load, frozen after). */
+export interface LoadCfg { stages: number }
+export const loadCfgCodec: StructCodec<LoadCfg> = struct<LoadCfg>('gscip_load_cfg', [
+  ['stages', u32],
+  ['reserved', pad(u32)],
+]);
+
 export interface PuntRec {
   ts_ns: bigint;
   ifindex: number;
@@ -183,5 +190,5 @@ export const statValCodec: StructCodec<StatVal> = struct<StatVal>('gscip_stat_va
 
 /** Every struct codec, by C name: what the BTF layout test walks. */
 export const ALL_STRUCTS: ReadonlyArray<StructCodec<unknown>> = [
-  cidCodec, pitValCodec, xlatValCodec, keyIdCodec, keyValCodec, ifaceCfgCodec, globalCfgCodec, puntRecCodec, statValCodec,
+  cidCodec, pitValCodec, xlatValCodec, keyIdCodec, keyValCodec, ifaceCfgCodec, globalCfgCodec, loadCfgCodec, puntRecCodec, statValCodec,
 ] as ReadonlyArray<StructCodec<unknown>>;

@@ -19,6 +19,7 @@ import { decodePuntRec, type PuntRec, type StatVal } from '../../controlplane/ma
 import { gscipMapsFromFds, MAP_NAMES, type GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import { COUNTER_DIRS, counterSlot, Dir, STAT_BY_ID, STATS } from '../../controlplane/maps/abi.js';
 import { readStat } from '../../controlplane/maps/accessors.js';
+import { stageInitialValues, type StageSwitches } from '../../controlplane/maps/stages.js';
 
 /** TC verdicts (linux/pkt_cls.h), as the u32 retval BPF_PROG_TEST_RUN reports. */
 export const TC_ACT = { UNSPEC: 0xffffffff, OK: 0, RECLASSIFY: 1, SHOT: 2, PIPE: 3, STOLEN: 4, QUEUED: 5, REPEAT: 6, REDIRECT: 7 } as const;
@@ -44,6 +45,8 @@ export interface HarnessOptions {
   objPath?: string;
   /** Shrink maps for speed, e.g. { gscip_pit: 1024 }; or grow them for benchmarks. */
   maxEntries?: Record<string, number>;
+  /** Datapath stages to load (default: the object's own, every stage). */
+  stages?: StageSwitches;
 }
 
 export class BpfHarness {
@@ -56,7 +59,9 @@ export class BpfHarness {
   }
 
   static open(opts: HarnessOptions = {}): BpfHarness {
-    const obj = BpfObject.load(opts.objPath ?? defaultObjectPath(), { maxEntries: opts.maxEntries });
+    const obj = BpfObject.load(opts.objPath ?? defaultObjectPath(), {
+      maxEntries: opts.maxEntries, initialValues: opts.stages ? stageInitialValues(opts.stages) : undefined,
+    });
     try {
       return new BpfHarness(obj);
     } catch (e) { obj.close(); throw e; }

@@ -6,7 +6,7 @@ import { readStats } from '../../maps/accessors.js';
 import { Agent, detachInstance } from '../../agent/agent.js';
 import { attachedPrograms, hasClsact } from '../../agent/datapath.js';
 import { lockHeld, netnsInode, readState } from '../../agent/instance.js';
-import { applyMissFlags, parseAgentConfig, readConfigFile, ConfigError, type AgentConfigInput } from '../../config/agent-config.js';
+import { applyMissFlags, applyStagesFlag, parseAgentConfig, readConfigFile, ConfigError, type AgentConfigInput } from '../../config/agent-config.js';
 import { logger } from '../../log/logger.js';
 import { UsageError } from '../args.js';
 import { guarded, print, table, toJson, EXIT } from '../output.js';
@@ -17,7 +17,7 @@ interface RunArgs {
   config?: string; iface?: string[]; instance?: string; miss?: string[]; metrics?: string; handler?: string[]; 'bpf-object'?: string;
   'pin-root'?: string; 'run-dir'?: string; 'detach-on-exit'?: boolean; 'gms-data-dir'?: string; 'stash-ttl-ms'?: number;
   'stash-per-flow'?: number; 'stash-total'?: number; 'punt-rate'?: number; 'punt-burst'?: number; 'pit-max-entries'?: number;
-  'ge-type'?: string; 'ge-mode'?: string;
+  'ge-type'?: string; 'ge-mode'?: string; stages?: string;
 }
 
 const GE_TYPE_FLAG = ['GES', 'GEN', 'GEA', 'GNAT', 'GSRA'] as const;
@@ -60,6 +60,7 @@ export function agentConfigFromArgs(a: RunArgs): ReturnType<typeof parseAgentCon
   if (a['punt-rate'] !== undefined) punt.ratePps = a['punt-rate'];
   if (a['punt-burst'] !== undefined) punt.burst = a['punt-burst'];
   if (Object.keys(punt).length) o.punt = punt as AgentConfigInput['punt'];
+  if (a.stages !== undefined) o.stages = applyStagesFlag(a.stages);
   if (a['pit-max-entries'] !== undefined) o.maxEntries = { ...((base.maxEntries as object) ?? {}), pit: a['pit-max-entries'] };
   if (a.iface?.length) {
     o.interfaces = applyMissFlags(a.iface, a.miss ?? []);
@@ -93,7 +94,8 @@ const run: CommandModule<object, RunArgs> = {
     .option('stash-total', { type: 'number', describe: 'punted packets held in total' })
     .option('punt-rate', { type: 'number', describe: 'fast-path punt rate limit per CPU, packets/s (0 = default)' })
     .option('punt-burst', { type: 'number', describe: 'fast-path punt burst per CPU (0 = default)' })
-    .option('pit-max-entries', { type: 'number', describe: 'PIT size (only when the PIT is created, not adopted)' }) as never,
+    .option('pit-max-entries', { type: 'number', describe: 'PIT size (only when the PIT is created, not adopted)' })
+    .option('stages', { type: 'string', describe: 'datapath stages to load: comma list of xlat,pccom, or none (default: all); the others are not in the programs' }) as never,
   handler: guarded(async (a: RunArgs) => {
     const cfg = agentConfigFromArgs(a);
     const log = logger('agent').child({ instance: cfg.instance });
