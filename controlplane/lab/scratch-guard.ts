@@ -26,6 +26,10 @@ import { resolve } from 'node:path';
 export type ScratchKind = 'ns' | 'link' | 'path' | 'pid';
 
 export const DEFAULT_SCRATCH_DIR = '/run/gscip-scratch';
+/** The line a watcher appends to its manifest once its signal handlers are installed. */
+export const WATCHER_READY = '# watcher ready';
+/** How long an owner waits for its watcher to start (a busy 2-core host: Node starts in ~50-300 ms). */
+const WATCHER_START_MS = 10_000;
 
 /** Roots a registered path must lie under (the watcher runs rm -rf on them as root). */
 export const SCRATCH_PATH_ROOTS = ['/sys/fs/bpf/', '/run/', '/tmp/'] as const;
@@ -74,6 +78,16 @@ export class ScratchGuard {
     // Neither the watcher nor its pipe may keep the owner alive.
     watcher.unref();
     (watcher.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    // Nothing is created before the watcher can clean it up: wait (bounded, synchronously:
+    // add() is synchronous) until it says its signal handlers are installed.
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    const deadline = Date.now() + WATCHER_START_MS;
+    while (!readFileSync(this.manifest, 'utf8').includes(WATCHER_READY)) {
+      if (Date.now() > deadline || watcher.exitCode !== null) {
+        throw new Error(`scratch watcher did not start within ${WATCHER_START_MS} ms (manifest ${this.manifest}): refusing to create state nothing would clean up`);
+      }
+      Atomics.wait(sleeper, 0, 0, 5);
+    }
   }
 
   /** This process's guard (its watcher starts on first use). */

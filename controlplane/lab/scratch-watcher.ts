@@ -7,7 +7,7 @@
  * a "# left" line so the test runner can report it.
  */
 import { appendFileSync, readFileSync, unlinkSync } from 'node:fs';
-import { parseManifest, removeScratchItem } from './scratch-guard.js';
+import { parseManifest, removeScratchItem, WATCHER_READY } from './scratch-guard.js';
 
 const [manifest, ownerArg] = process.argv.slice(2);
 const owner = Number(ownerArg);
@@ -37,3 +37,6 @@ process.stdin.on('end', cleanup);
 process.stdin.on('close', cleanup);
 process.stdin.on('error', cleanup);
 process.stdin.resume();
+// Handlers are in place: tell the owner, which waits for this line before it creates anything
+// (a signal to the group before this point would have ended us with nothing cleaned).
+appendFileSync(manifest, `${WATCHER_READY} ${process.pid}\n`);
