@@ -90,6 +90,9 @@ export type PitStateName = NameOf<typeof PitState>;
 /** 'static' | 'cit' | 'vat' | 'nat'. */
 export type XlatKindName = NameOf<typeof XlatKind>;
 
+/** Every action an entry can take, in the enum's order: pass, drop, encrypt, decrypt. */
+export const ENTRY_ACTION_NAMES: readonly EntryActionName[] = ACTIONS.names.filter((n): n is EntryActionName => n !== 'none');
+
 /** The names of a vocabulary as a non-empty tuple (what zod's `z.enum` wants). */
 export function nameTuple<N extends string>(v: Vocabulary<N, number>): [N, ...N[]] {
   const [first, ...rest] = v.names;
