@@ -10,14 +10,12 @@ import { execFileSync } from 'node:child_process';
 import { ifIndexToName, ifNameToIndex } from '../bpf/libc.js';
 import { closeBpfFd, objGet, progInfo, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery } from '../bpf/libbpf.js';
 import { BpfObject } from '../bpf/object.js';
-import { IFACE_F_PROTECTED, MissAction } from '../maps/abi.js';
+import { IFACE_F_PROTECTED } from '../maps/abi.js';
+import { MISS_ACTIONS, type DirName, type MissActionName } from '../maps/vocabulary.js';
 import { gscipMapsFromFds, LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
-import type { MissActionName } from '../config/agent-config.js';
 import { TC_FILTER } from './instance.js';
 import { bpffsAbsence, mkdirOnBpffs, type BpffsLog } from '../bpf/bpffs.js';
 import { DEFAULT_STAGES, stageInitialValues, type StageSwitches } from '../maps/stages.js';
-
-const MISS: Record<MissActionName, number> = { punt: MissAction.PUNT, pass: MissAction.PASS, drop: MissAction.DROP };
 
 export interface LoadedDatapath {
   obj: BpfObject;
@@ -72,7 +70,7 @@ export function hasClsact(ifindex: number): boolean {
  */
 export function attachInterface(dp: LoadedDatapath, req: AttachRequest): Attached {
   const ifindex = ifNameToIndex(req.name);
-  dp.maps.iface.set(ifindex, { miss_action: [MISS[req.miss.ingress], MISS[req.miss.egress]], flags: IFACE_F_PROTECTED });
+  dp.maps.iface.set(ifindex, { miss_action: [MISS_ACTIONS.code(req.miss.ingress), MISS_ACTIONS.code(req.miss.egress)], flags: IFACE_F_PROTECTED });
   // Create clsact only if absent (asking the kernel to create an existing one logs an error).
   const createdHook = hasClsact(ifindex) ? false : tcHookCreate(ifindex);
   const replaced = !createdHook && tcQuery(ifindex, 'ingress', TC_FILTER) !== null;
@@ -90,7 +88,7 @@ export function detachInterface(ifindex: number, destroyHook: boolean): void {
 
 /** Program attached at our filter slot, by direction (null = none). Names come from the kernel. */
 export function attachedPrograms(ifindex: number): { ingress: { id: number } | null; egress: { id: number } | null } {
-  const q = (d: 'ingress' | 'egress'): { id: number } | null => {
+  const q = (d: DirName): { id: number } | null => {
     const id = tcQuery(ifindex, d, TC_FILTER);
     return id === null ? null : { id };
   };

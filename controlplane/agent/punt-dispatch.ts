@@ -6,7 +6,8 @@
 import { performance } from 'node:perf_hooks';
 import type { PacketSender } from './packet-sender.js';
 import type { Logger } from '../log/logger.js';
-import { Dir, PuntReason, enumName } from '../maps/abi.js';
+import { PuntReason } from '../maps/abi.js';
+import { DIRS } from '../maps/vocabulary.js';
 import { puntPacket, type Cid, type PuntRec } from '../maps/codecs.js';
 import { monotonicNs } from '../maps/accessors.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
@@ -120,7 +121,7 @@ export class PuntDispatcher implements PuntContext {
       const frame = puntPacket(rec);
       completePartialChecksum(frame); // offloaded (partial) L4 checksums would be dropped by the receiver
       this.sender.release(rec.ifindex, rec.dir, frame);
-      agentReleasesTotal.inc({ dir: enumName(Dir, rec.dir) });
+      agentReleasesTotal.inc({ dir: DIRS.label(rec.dir) });
       return true;
     } catch (e) {
       agentReleaseErrorsTotal.inc();

@@ -3,7 +3,8 @@
  * test/unit/cli.test.ts.
  */
 import { isIPv4 } from 'node:net';
-import { Action, Dir, KEY_BYTES, enumValue } from '../maps/abi.js';
+import { KEY_BYTES } from '../maps/abi.js';
+import { ACTIONS, DIRS, type DirName } from '../maps/vocabulary.js';
 import type { Cid } from '../maps/codecs.js';
 import { GscipError } from '../errors/catalogue.js';
 
@@ -41,17 +42,20 @@ export function protoName(p: number): string {
   return p === 6 ? 'tcp' : p === 17 ? 'udp' : String(p);
 }
 
+/** The CLI's short spellings of the directions. */
+const DIR_ALIASES: ReadonlyMap<string, DirName> = new Map([['in', 'ingress'], ['out', 'egress']]);
+
 export function parseDirArg(v: unknown, arg = '--dir'): number {
   const s = String(v ?? '').toLowerCase();
-  if (s === 'ingress' || s === 'in') return Dir.INGRESS;
-  if (s === 'egress' || s === 'out') return Dir.EGRESS;
-  throw new UsageError(`${arg}: '${String(v)}' must be ingress or egress`);
+  const name = DIR_ALIASES.get(s) ?? s;
+  if (DIRS.is(name)) return DIRS.code(name);
+  throw new UsageError(`${arg}: '${String(v)}' must be ${DIRS.names.join(' or ')}`);
 }
 
 export function parseActionArg(v: unknown, arg = '--action'): number {
   const s = String(v ?? '');
   if (s.toLowerCase() === 'none') throw new UsageError(`${arg}: 'none' is not a valid entry action`);
-  try { return enumValue(Action, s, arg); } catch (e) { throw new UsageError((e as Error).message); }
+  try { return ACTIONS.parse(s, arg); } catch (e) { throw new UsageError((e as Error).message); }
 }
 
 export interface CidArgs { src?: unknown; dst?: unknown; sport?: unknown; dport?: unknown; proto?: unknown; dir?: unknown }

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { GscipError } from '../errors/catalogue.js';
+import { DIRS, MISS_ACTIONS, nameTuple, type MissActionName } from '../maps/vocabulary.js';
 
 /** Repo root from dist/controlplane/config (compiled) or controlplane/config (sources). */
 const ROOT = resolve(__dirname, __dirname.includes('/dist/') ? '../../..' : '../..');
@@ -16,8 +17,8 @@ export const DEFAULT_BPF_OBJECT = resolve(ROOT, 'build/bpf/gscip_tc.bpf.o');
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/gscip';
 export const DEFAULT_RUN_DIR = '/run/gscip';
 
-const missAction = z.enum(['punt', 'pass', 'drop']);
-export type MissActionName = z.infer<typeof missAction>;
+const missAction = z.enum(nameTuple(MISS_ACTIONS));
+export type { MissActionName };
 
 const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:9464')
   .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0..65535');
@@ -133,7 +134,7 @@ export function applyMissFlags(ifaces: string[], flags: string[]): Array<{ name:
     const target = out.find((i) => i.name === parts[0]);
     if (!target) throw new ConfigError(`--miss ${f}: interface '${parts[0]}' is not one of --iface (${ifaces.join(', ')})`, []);
     if (parts.length === 2) { const a = act(parts[1], f); target.miss = { ingress: a, egress: a }; continue; }
-    if (parts.length === 3 && (parts[1] === 'ingress' || parts[1] === 'egress')) { target.miss[parts[1]] = act(parts[2], f); continue; }
+    if (parts.length === 3 && DIRS.is(parts[1])) { target.miss[parts[1]] = act(parts[2], f); continue; }
     throw new ConfigError(`--miss ${f}: expected ACTION, IFACE:ACTION or IFACE:ingress|egress:ACTION`, []);
   }
   return out;

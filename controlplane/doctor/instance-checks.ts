@@ -27,6 +27,7 @@ import { DEFAULT_PIN_ROOT, DEFAULT_RUN_DIR } from '../config/agent-config.js';
 import { loadCache } from '../gms/agent-files.js';
 import { monotonicNs } from '../maps/accessors.js';
 import { counterSlot, Dir, Stat } from '../maps/abi.js';
+import { DIRS, type DirName } from '../maps/vocabulary.js';
 import { keyIdCodec, keyValCodec, statValCodec, u32Codec } from '../maps/codecs.js';
 import { LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES } from '../maps/gscip-maps.js';
 import { legacyPins } from '../agent/migrate.js';
@@ -82,14 +83,14 @@ function agentCheck(o: InstanceCheckOptions, v: AgentView): Check {
 }
 
 /** This build's program tags (the kernel's hash of the instructions, map references zeroed): load without pins, read, close. */
-export function buildProgramTags(bpfObject: string): Record<'ingress' | 'egress', string> {
+export function buildProgramTags(bpfObject: string): Record<DirName, string> {
   const obj = BpfObject.load(bpfObject, { maxEntries: { [MAP_NAMES.pit]: 1024, [MAP_NAMES.xlat]: 1024 } });
   try {
     return { ingress: progInfo(obj.progFd(PROG_NAMES.ingress)).tag, egress: progInfo(obj.progFd(PROG_NAMES.egress)).tag };
   } finally { obj.close(); }
 }
 
-function attachedChecks(o: InstanceCheckOptions, v: AgentView, tags: Record<'ingress' | 'egress', string> | null): Check[] {
+function attachedChecks(o: InstanceCheckOptions, v: AgentView, tags: Record<DirName, string> | null): Check[] {
   const restart = `restart the agent: gscip agent stop ${instanceFlags(o)}; gscip agent run ${instanceFlags(o)} --iface ...`;
   if (v.state && !v.sameNetns) {
     return [failed('instance.attached', 'attached', `instance '${o.instance}' is attached in another network namespace (inode ${v.state.netnsIno}, this is ${netnsInode()})`,
@@ -106,7 +107,7 @@ function attachedChecks(o: InstanceCheckOptions, v: AgentView, tags: Record<'ing
     if (!hasClsact(ifindex)) return failed(id, t, `${name} has no clsact qdisc: the fast path is not attached (no GSCIP filter on either direction)`, restart);
     const dirs: string[] = [];
     const bad: string[] = [];
-    for (const dir of ['ingress', 'egress'] as const) {
+    for (const dir of DIRS.names) {
       const progId = tcQuery(ifindex, dir, TC_FILTER);
       if (progId === null) { bad.push(`no GSCIP filter on ${dir} (handle 0x${TC_FILTER.handle.toString(16)} prio ${TC_FILTER.priority}): removed by hand or by another tool`); continue; }
       const p = progById(progId);
@@ -297,7 +298,7 @@ function ringDrops(pinDir: string): bigint {
 export async function instanceChecks(o: InstanceCheckOptions): Promise<Check[]> {
   const v = agentView(o);
   const out: Check[] = [agentCheck(o, v)];
-  let tags: Record<'ingress' | 'egress', string> | null = null;
+  let tags: Record<DirName, string> | null = null;
   const tagNote: Check[] = await guard('instance.build', 'this build', () => { tags = buildProgramTags(o.bpfObject); return []; });
   out.push(...tagNote);
   out.push(...await guard('instance.attached', 'attached', () => attachedChecks(o, v, tags)));

@@ -11,6 +11,7 @@
 import type { Decision } from './decide.js';
 import type { NegotiatedFlows } from './negotiated-flows.js';
 import { canonicalFlowKey, type PitEntry } from './pit-entries.js';
+import { wireActionOf } from './wire.js';
 
 /** Returns how many flows were adopted. */
 export function adoptPitEntries(flows: NegotiatedFlows, entries: readonly PitEntry[]): number {
@@ -27,7 +28,8 @@ export function adoptPitEntries(flows: NegotiatedFlows, entries: readonly PitEnt
     const enc = es.find((e) => e.action === 'encrypt' && e.dir === 'egress' && e.role === 'start');
     const dec = es.find((e) => e.action === 'decrypt' && e.dir === 'ingress');
     const any = enc ?? dec ?? es.find((e) => e.dir === 'egress') ?? es[0];
-    const decision: Decision = enc ? 'encrypt' : dec ? 'decrypt' : any.action === 'drop' ? 'discard' : 'pass';
+    // No crypto entry to go by: the flow is dropped or else passed.
+    const decision: Decision = enc ? 'encrypt' : dec ? 'decrypt' : wireActionOf(any.action === 'drop' ? 'drop' : 'pass');
     flows.table.commit(any.flow, { role: any.role, decision, group: any.group, version: any.version, negId: 'adopted' }, { pit: es }, { written: true, installedMono: 0 });
     n++;
   }

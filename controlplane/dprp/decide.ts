@@ -15,10 +15,13 @@
  *     stashed packet and counts the refusal).
  */
 import { GscipError } from '../errors/catalogue.js';
-import type { GeTypeName, ModeName } from './wire.js';
+import type { PathRoleName } from '../maps/vocabulary.js';
+import type { GeTypeName, ModeName, WireActionName } from './wire.js';
 
-export type Decision = 'encrypt' | 'decrypt' | 'pass' | 'discard';
-export type PathRole = 'start' | 'intermediate' | 'end';
+/** A GE's decided action, in the protocol's words (the wire's: 'pass' | 'discard' | 'encrypt' | 'decrypt'). */
+export type Decision = WireActionName;
+/** A GE's role on the path, in the ABI's words ('start' | 'intermediate' | 'end'). */
+export type PathRole = PathRoleName;
 
 export interface GroupVersion {
   group: number;

@@ -4,6 +4,7 @@
  * bounded label sets it counts by (fail, reject, outcome). No logic.
  */
 import type { KeyRing } from './auth.js';
+import type { Outcome } from './decide.js';
 import type { OptionCodecs, OptionRefusalReason } from './option-codecs.js';
 import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import type { PitMap } from '../flows/flow-maps.js';
@@ -68,8 +69,11 @@ export const REJECT_REASONS = [
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
 
-/** 'upgraded': a late RGI replaced a no_end_ge decision (counted once more, with this label). */
-export type OutcomeKind = 'encrypted' | 'plaintext' | 'refused' | 'no_end_ge' | 'upgraded';
+/**
+ * A completed negotiation's outcome label: decide()'s verdict, or no_end_ge;
+ * 'upgraded': a late RGI replaced a no_end_ge decision (counted once more, with this label).
+ */
+export type OutcomeKind = Outcome['verdict'] | 'no_end_ge' | 'upgraded';
 
 export interface DprpObserver {
   started(reason: 'miss' | 'rekey'): void;

@@ -14,7 +14,7 @@
  * installs egress fwd DECRYPT, ingress rev ENCRYPT.
  */
 import type { Decision, PathRole } from './decide.js';
-import type { Flow } from './wire.js';
+import { abiAction, type Flow } from './wire.js';
 import { reverseFlow, slotKey as pitEntryKey } from '../flows/cid.js';
 import type { PitAction, PitEntry, PitState } from '../flows/pit-entry.js';
 import type { PitDir } from '../flows/cid.js';
@@ -49,7 +49,7 @@ export function pitEntriesFor(
     }
     case 'pass':
     case 'discard': {
-      const a: PitAction = decision === 'pass' ? 'pass' : 'drop';
+      const a: PitAction = abiAction(decision);
       return [mk(flow, 'egress', a), mk(flow, 'ingress', a), mk(rev, 'egress', a), mk(rev, 'ingress', a)];
     }
   }

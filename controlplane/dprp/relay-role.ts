@@ -23,15 +23,15 @@ import type { TimerHandle } from './node-deps.js';
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
 import { deferredUntilCdn } from './rekeying.js';
 import {
-  ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WireAction, WireRole,
-  isZero, withCandDepth, type DprpMessage, type Flow,
+  ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
+  abiRole, isZero, withCandDepth, type DprpMessage, type Flow,
 } from './wire.js';
 
 interface RelayNeg {
   negId: Buffer;
   flow: Flow;
   startGe: string;
-  role: 'intermediate' | 'end' | 'end-candidate';
+  role: Exclude<PathRole, 'start'> | 'end-candidate';
   createdMono: number;
   endTimer: TimerHandle | null;
   lastDdeAttempt: number;
@@ -187,13 +187,14 @@ export class RelayRole {
     }
     c.replayAccept(m);
 
-    let decision: Decision = ({ [WireAction.ENCRYPT]: 'encrypt', [WireAction.DECRYPT]: 'decrypt', [WireAction.PASS]: 'pass', [WireAction.DISCARD]: 'discard' } as const)[entry.action];
+    let decision: Decision = WIRE_ACTIONS.of(entry.action);
     // Local policy wins: a CL GE never lets plaintext through on an unauthenticated word.
     if (decision === 'pass' && !key && c.d.self.mode === 'CL' && (entry.flags & ACT_F_TRANSIT) === 0) {
       decision = 'discard';
       c.obs.overridden();
     }
-    const role: PathRole = entry.role === WireRole.END ? 'end' : 'intermediate';
+    // A relay is the end GE or an intermediate one (a start role named for it counts as intermediate).
+    const role: PathRole = abiRole(WIRE_ROLES.of(entry.role)) === 'end' ? 'end' : 'intermediate';
     const gv = decision === 'encrypt' || decision === 'decrypt' ? { group: key!.group, version: key!.version } : null;
     // The end GE sends the CDN itself, so it installs confirmed at once (one map write, not two).
     const isEnd = m.endGe === self;

@@ -18,7 +18,7 @@ import type { FailReason, TimerHandle } from './node-deps.js';
 import { flowKey, pitEntriesFor, reverseFlow, withPrevVersions, type PitEntry } from './pit-entries.js';
 import { decryptSwitchesBeforeMpit } from './rekeying.js';
 import {
-  ACT_F_TRANSIT, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WireAction, WireRole, zero16,
+  ACT_F_TRANSIT, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, wireRoleOf, zero16,
   type ActionEntry, type DprpMessage, type Flow,
 } from './wire.js';
 
@@ -252,8 +252,9 @@ export class StartRole {
       records: [], seal: null, options: [],
       actions: out.actions.slice(1).map((a): ActionEntry => ({
         addr: a.addr,
-        action: ({ encrypt: WireAction.ENCRYPT, decrypt: WireAction.DECRYPT, pass: WireAction.PASS, discard: WireAction.DISCARD } as const)[a.action],
-        role: a.role === 'end' ? WireRole.END : WireRole.INTERMEDIATE,
+        action: WIRE_ACTIONS.code(a.action),
+        // decide() names every GE after the start 'end' or 'intermediate'.
+        role: WIRE_ROLES.code(wireRoleOf(a.role)),
         flags: a.transit ? ACT_F_TRANSIT : 0,
         selector: zero16(), mac: zero16(),
       })),

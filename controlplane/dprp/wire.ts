@@ -17,6 +17,7 @@
  * throws anything else, whatever the input (see test/unit/dprp-fuzz.test.ts).
  */
 import { GscipError } from '../errors/catalogue.js';
+import { vocabulary, type EntryActionName, type NameOf, type PathRoleName } from '../maps/vocabulary.js';
 import { inetChecksum, readIpv4, writeIpv4 } from './ipv4.js';
 import { OPTION_SKIPPABLE_FROM, type OptionCodecs, type OptionRefusalReason } from './option-codecs.js';
 import { SPEC_OPTIONS } from './spec-options.js';
@@ -62,6 +63,46 @@ export type WireAction = (typeof WireAction)[keyof typeof WireAction];
 /** Role in the negotiation; numerically equal to enum gscip_role. */
 export const WireRole = { START: 1, INTERMEDIATE: 2, END: 3 } as const;
 export type WireRole = (typeof WireRole)[keyof typeof WireRole];
+
+/** The wire's action names, DPRP's decision (decide.ts): 'pass' | 'discard' | 'encrypt' | 'decrypt'. */
+export const WIRE_ACTIONS = vocabulary(WireAction, 'DPRP wire action');
+export type WireActionName = NameOf<typeof WireAction>;
+/** The wire's role names: 'start' | 'intermediate' | 'end'. */
+export const WIRE_ROLES = vocabulary(WireRole, 'DPRP wire role');
+export type WireRoleName = NameOf<typeof WireRole>;
+
+/**
+ * The one table between DPRP's wire vocabulary and the ABI's
+ * (maps/vocabulary.ts): the PIT action that carries out each decided action
+ * (the protocol says `discard`, the datapath `drop`), and the PIT role of each
+ * wire role. test/unit/vocabulary.test.ts checks that both are one-to-one and
+ * complete, and that the codes agree as well.
+ */
+export const WIRE_TO_ABI_ACTION = { pass: 'pass', discard: 'drop', encrypt: 'encrypt', decrypt: 'decrypt' } as const satisfies Record<WireActionName, EntryActionName>;
+export const WIRE_TO_ABI_ROLE = { start: 'start', intermediate: 'intermediate', end: 'end' } as const satisfies Record<WireRoleName, PathRoleName>;
+
+function invert<K extends string, V extends string>(t: Readonly<Record<K, V>>): ReadonlyMap<V, K> {
+  return new Map(Object.entries(t).map(([k, v]) => [v as V, k as K]));
+}
+const ABI_TO_WIRE_ACTION = invert<WireActionName, EntryActionName>(WIRE_TO_ABI_ACTION);
+const ABI_TO_WIRE_ROLE = invert<WireRoleName, PathRoleName>(WIRE_TO_ABI_ROLE);
+
+/** The PIT action (ABI name) of a decided action (wire name). */
+export function abiAction(a: WireActionName): EntryActionName {
+  return WIRE_TO_ABI_ACTION[a];
+}
+/** The decided action (wire name) a PIT action (ABI name) carries out. */
+export function wireActionOf(a: EntryActionName): WireActionName {
+  return ABI_TO_WIRE_ACTION.get(a)!;
+}
+/** The PIT role (ABI name) of a wire role. */
+export function abiRole(r: WireRoleName): PathRoleName {
+  return WIRE_TO_ABI_ROLE[r];
+}
+/** The wire role of a PIT role (ABI name). */
+export function wireRoleOf(r: PathRoleName): WireRoleName {
+  return ABI_TO_WIRE_ROLE.get(r)!;
+}
 
 /** control header `status`. */
 export const Status = { OK: 0, REFUSED: 1 } as const;

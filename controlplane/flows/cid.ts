@@ -2,8 +2,9 @@
  * The vocabulary of a flow's keys, shared by the flow table and every part
  * that writes PIT/XLAT entries: a 5-tuple as the fast path sees it at one
  * interface, its direction, and the string keys the control plane indexes
- * them by. Pure; no imports, so any part can use it without a cycle.
+ * them by. Pure; no runtime imports, so any part can use it without a cycle.
  */
+import type { DirName } from '../maps/vocabulary.js';
 
 /** A CID without its direction: addresses dotted, ports in host order. */
 export interface FiveTuple {
@@ -14,8 +15,8 @@ export interface FiveTuple {
   proto: number;
 }
 
-/** The hook a PIT/XLAT entry is looked up on (the ABI's `enum gscip_dir`, by name). */
-export type PitDir = 'ingress' | 'egress';
+/** The hook a PIT/XLAT entry is looked up on (the ABI's `enum gscip_dir`, by name): 'ingress' | 'egress'. */
+export type PitDir = DirName;
 
 /** What keys one PIT (or XLAT) entry: the CID as on the wire at the interface, plus direction. */
 export interface MapSlot {

@@ -9,10 +9,12 @@
  * `enum gscip_xlat_kind` by name (STATIC entries are the operator's, never a
  * flow's).
  */
+import { XLAT_KINDS, type XlatKindName as AbiXlatKindName } from '../maps/vocabulary.js';
 import type { MapSlot, PitDir } from './cid.js';
 
-export type XlatKindName = 'cit' | 'vat' | 'nat';
-export const XLAT_KIND_NAMES: readonly XlatKindName[] = ['cit', 'vat', 'nat'];
+/** A flow's XLAT kinds: 'cit' | 'vat' | 'nat' (every kind but 'static'). */
+export type XlatKindName = Exclude<AbiXlatKindName, 'static'>;
+export const XLAT_KIND_NAMES: readonly XlatKindName[] = XLAT_KINDS.names.filter((n): n is XlatKindName => n !== 'static');
 
 export interface XlatEntry extends MapSlot {
   /** The CID after translation (the protocol and direction stay). */

@@ -5,21 +5,16 @@
  * kept so rewriting an entry (confirming it, a new key version) keeps its age
  * in `gscip maps dump pit`.
  */
-import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, Role, XlatKind } from '../maps/abi.js';
+import { PIT_F_FIN, PIT_F_RST, PitState } from '../maps/abi.js';
 import type { Cid, PitVal, XlatVal } from '../maps/codecs.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
+import { ACTIONS, DIRS, PIT_STATES, ROLES, XLAT_KINDS } from '../maps/vocabulary.js';
 import { slotKey, type FiveTuple, type MapSlot, type PitDir } from './cid.js';
 import type { FlowMaps, PitMap, XlatEntry, XlatMap } from './flow-maps.js';
-import type { PitAction, PitEntry, PitRole } from './pit-entry.js';
-
-const ACTION_CODE = { pass: Action.PASS, drop: Action.DROP, encrypt: Action.ENCRYPT, decrypt: Action.DECRYPT } as const;
-const ROLE_CODE = { start: Role.START, intermediate: Role.INTERMEDIATE, end: Role.END } as const;
-const ACTION_NAME = { [Action.PASS]: 'pass', [Action.DROP]: 'drop', [Action.ENCRYPT]: 'encrypt', [Action.DECRYPT]: 'decrypt' } as const;
-const ROLE_NAME = { [Role.START]: 'start', [Role.INTERMEDIATE]: 'intermediate', [Role.END]: 'end' } as const;
-const XLAT_KIND_CODE = { cit: XlatKind.CIT, vat: XlatKind.VAT, nat: XlatKind.NAT } as const;
+import type { PitEntry } from './pit-entry.js';
 
 export function toCid(f: FiveTuple, dir: PitDir): Cid {
-  return { saddr: f.saddr, daddr: f.daddr, sport: f.sport, dport: f.dport, proto: f.proto, dir: dir === 'egress' ? Dir.EGRESS : Dir.INGRESS };
+  return { saddr: f.saddr, daddr: f.daddr, sport: f.sport, dport: f.dport, proto: f.proto, dir: DIRS.code(dir) };
 }
 
 type PitLike = Pick<GscipMaps['pit'], 'setBatch' | 'deleteBatch' | 'get' | 'entries'>;
@@ -38,8 +33,8 @@ export class KernelPitMap implements PitMap<PitEntry> {
       const created = this.created.get(k) ?? now;
       this.created.set(k, created);
       return [toCid(e.flow, e.dir), {
-        action: ACTION_CODE[e.action], state: e.state === 'confirmed' ? PitState.CONFIRMED : PitState.TENTATIVE,
-        role: ROLE_CODE[e.role], flags: 0, group_id: e.group, key_version: e.version,
+        action: ACTIONS.code(e.action), state: PIT_STATES.code(e.state),
+        role: ROLES.code(e.role), flags: 0, group_id: e.group, key_version: e.version,
         prev_key_version: e.action === 'decrypt' ? (e.prevVersion ?? 0) : 0, created_ns: created, last_seen_ns: now,
       }];
     });
@@ -64,15 +59,16 @@ export class KernelPitMap implements PitMap<PitEntry> {
   readOwned(): PitEntry[] {
     const out: PitEntry[] = [];
     for (const [k, v] of this.pit.entries()) {
-      const a: PitAction | undefined = ACTION_NAME[v.action as keyof typeof ACTION_NAME];
-      const r: PitRole | undefined = ROLE_NAME[v.role as keyof typeof ROLE_NAME];
-      if (!a || !r || v.state === PitState.STATIC) continue;
-      const dir: PitDir = k.dir === Dir.EGRESS ? 'egress' : 'ingress';
+      const a = ACTIONS.name(v.action);
+      const r = ROLES.name(v.role);
+      if (!a || a === 'none' || !r || r === 'none' || v.state === PitState.STATIC) continue;
+      // A key of no known direction reads as ingress, a state of no known name as tentative (as always).
+      const dir: PitDir = DIRS.name(k.dir) ?? 'ingress';
       const flow: FiveTuple = { saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto };
       this.created.set(slotKey({ flow, dir }), v.created_ns);
       out.push({
         flow, dir, action: a, role: r, group: v.group_id, version: v.key_version,
-        state: v.state === PitState.CONFIRMED ? 'confirmed' : 'tentative',
+        state: PIT_STATES.name(v.state) === 'confirmed' ? 'confirmed' : 'tentative',
         ...(a === 'decrypt' && v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
       });
     }
@@ -85,7 +81,7 @@ export class KernelXlatMap implements XlatMap {
 
   set(es: readonly XlatEntry[]): void {
     const now = this.nowNs();
-    this.xlat.setBatch(es.map((e): [Cid, XlatVal] => [toCid(e.flow, e.dir), { ...e.to, kind: XLAT_KIND_CODE[e.kind], created_ns: now }]));
+    this.xlat.setBatch(es.map((e): [Cid, XlatVal] => [toCid(e.flow, e.dir), { ...e.to, kind: XLAT_KINDS.code(e.kind), created_ns: now }]));
   }
 
   remove(ks: readonly MapSlot[]): void {

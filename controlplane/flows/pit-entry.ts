@@ -1,13 +1,18 @@
 /**
  * A PIT entry as the control plane writes it: its slot (wire CID + hook) and
  * the value's fields by name (the ABI's `enum gscip_action`, `gscip_pit_state`,
- * `gscip_role`; kernel-flow-maps.ts turns them into the numbers).
+ * `gscip_role`, as maps/vocabulary.ts names them; kernel-flow-maps.ts turns
+ * them into the numbers).
  */
+import type { EntryActionName, PathRoleName, PitStateName } from '../maps/vocabulary.js';
 import type { FiveTuple, MapSlot, PitDir } from './cid.js';
 
-export type PitAction = 'pass' | 'drop' | 'encrypt' | 'decrypt';
-export type PitState = 'tentative' | 'confirmed';
-export type PitRole = 'start' | 'intermediate' | 'end';
+/** 'pass' | 'drop' | 'encrypt' | 'decrypt'. */
+export type PitAction = EntryActionName;
+/** A control plane's entries are never static: 'tentative' | 'confirmed'. */
+export type PitState = Exclude<PitStateName, 'static'>;
+/** 'start' | 'intermediate' | 'end'. */
+export type PitRole = PathRoleName;
 
 export interface PitEntry extends MapSlot {
   flow: FiveTuple;

@@ -115,8 +115,10 @@ export const ReasonKind = { UNUSED: 0, VERDICT: 1, DROP: 2, OVERLAY: 3 } as cons
 /** enum gscip_tc_verdict (values are TC_ACT_*). */
 export const TcVerdict = { PASS: 0, SHOT: 2, STOLEN: 4, REDIRECT: 7, NONE: 255 } as const;
 
-export type CounterKind = 'verdict' | 'drop' | 'overlay';
-export type TcAction = 'pass' | 'shot' | 'stolen' | 'redirect' | 'none';
+/** A declared reason's kind by name: 'verdict' | 'drop' | 'overlay' (every kind but 'unused'). */
+export type CounterKind = Exclude<Lowercase<keyof typeof ReasonKind>, 'unused'>;
+/** A reason's TC action by name: 'pass' | 'shot' | 'stolen' | 'redirect' | 'none'. */
+export type TcAction = Lowercase<keyof typeof TcVerdict>;
 
 /**
  * GSCIP_REASONS of gscip_abi.h, row for row: each reason's kind and TC action.
@@ -188,6 +190,11 @@ export const COUNTER_SLOTS = REASON__END * COUNTER_DIRS;
 export function counterSlot(reason: number, dir: Dir): number {
   return reason * COUNTER_DIRS + dir;
 }
+
+/*
+ * The two derivations every name of an enum comes from; maps/vocabulary.ts
+ * builds each concept's typed vocabulary (ACTIONS, ROLES, DIRS, ...) on them.
+ */
 
 /** Reverse lookup for enums: value -> lower-case name ("pass"), or the number if unknown. */
 export function enumName<E extends Record<string, number>>(e: E, v: number): string {

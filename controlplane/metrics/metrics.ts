@@ -4,6 +4,8 @@
  * nothing else calls the prom-client constructors.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CounterKind } from '../maps/abi.js';
+import { DIRS } from '../maps/vocabulary.js';
 
 export const registry = new Registry();
 let defaultsOn = false;
@@ -74,7 +76,7 @@ export const gmsClientKeysRefusedTotal = new Counter({
 /** What the datapath metrics read at scrape time; set by the running agent. */
 export interface DatapathMetricsSource {
   /** Every counter of gscip_counters summed over CPUs, in total and per direction; name = label from the ABI (abi.ts STATS). */
-  stats(): Array<{ name: string; kind: 'verdict' | 'drop' | 'overlay'; packets: bigint; bytes: bigint; ingress: { packets: bigint; bytes: bigint }; egress: { packets: bigint; bytes: bigint } }>;
+  stats(): Array<{ name: string; kind: CounterKind; packets: bigint; bytes: bigint; ingress: { packets: bigint; bytes: bigint }; egress: { packets: bigint; bytes: bigint } }>;
   /** Entries in use and capacity of each hash map. */
   occupancy(): Array<{ map: string; entries: number; capacity: number }>;
   stashPackets(): number;
@@ -84,10 +86,9 @@ export function setDatapathMetricsSource(s: DatapathMetricsSource | null): void 
 
 /* Counters owned by the kernel: re-read at each scrape (reset + inc keeps counter semantics for Prometheus).
  * Label sets are bounded by the ABI: reason = a declared reason (abi.ts STATS), kind = verdict | drop | overlay,
- * direction = ingress | egress. Summing kind="verdict" and kind="drop" counts every packet once; overlays
+ * direction = ingress | egress (maps/vocabulary.ts DIRS). Summing kind="verdict" and kind="drop" counts every packet once; overlays
  * (xlat, released) count a packet a second time for what happened on its way. The *_total pair without a
  * direction is the sum over both directions, kept for the dashboards that read it before directions existed. */
-const DIRS = ['ingress', 'egress'] as const;
 export const datapathPacketsTotal = new Counter({
   name: 'gscip_datapath_packets_total', help: 'Packets per fast-path reason, both directions (gscip_counters, all CPUs)',
   labelNames: ['reason', 'kind'] as const, registers: [registry],
@@ -109,7 +110,7 @@ export const datapathDirectionPacketsTotal = new Counter({
   labelNames: ['reason', 'kind', 'direction'] as const, registers: [registry],
   collect() {
     this.reset();
-    for (const s of datapathSource ? datapathSource.stats() : []) for (const d of DIRS) this.inc({ reason: s.name, kind: s.kind, direction: d }, Number(s[d].packets));
+    for (const s of datapathSource ? datapathSource.stats() : []) for (const d of DIRS.names) this.inc({ reason: s.name, kind: s.kind, direction: d }, Number(s[d].packets));
   },
 });
 export const datapathDirectionBytesTotal = new Counter({
@@ -117,7 +118,7 @@ export const datapathDirectionBytesTotal = new Counter({
   labelNames: ['reason', 'kind', 'direction'] as const, registers: [registry],
   collect() {
     this.reset();
-    for (const s of datapathSource ? datapathSource.stats() : []) for (const d of DIRS) this.inc({ reason: s.name, kind: s.kind, direction: d }, Number(s[d].bytes));
+    for (const s of datapathSource ? datapathSource.stats() : []) for (const d of DIRS.names) this.inc({ reason: s.name, kind: s.kind, direction: d }, Number(s[d].bytes));
   },
 });
 export const mapEntries = new Gauge({

@@ -1,7 +1,8 @@
 /** `gscip iface set IFNAME --miss ...`: change what a protected interface does with PIT misses, live. */
 import type { CommandModule } from 'yargs';
 import { ifNameToIndex } from '../../bpf/libc.js';
-import { IFACE_F_PROTECTED, MissAction, enumName, enumValue } from '../../maps/abi.js';
+import { IFACE_F_PROTECTED } from '../../maps/abi.js';
+import { MISS_ACTIONS } from '../../maps/vocabulary.js';
 import { UsageError } from '../args.js';
 import { guarded, print } from '../output.js';
 import { withInstance, withMaps, type InstanceArgs } from '../instance-args.js';
@@ -10,12 +11,12 @@ interface SetArgs extends InstanceArgs { name: string; miss?: string; 'miss-ingr
 
 function miss(v: string | undefined, arg: string): number | undefined {
   if (v === undefined) return undefined;
-  try { return enumValue(MissAction, v, arg); } catch (e) { throw new UsageError((e as Error).message); }
+  try { return MISS_ACTIONS.parse(v, arg); } catch (e) { throw new UsageError((e as Error).message); }
 }
 
 const set: CommandModule<object, SetArgs> = {
   command: 'set <name>',
-  describe: 'set the PIT miss action of an interface (punt | pass | drop), both or one direction',
+  describe: `set the PIT miss action of an interface (${MISS_ACTIONS.names.join(' | ')}), both or one direction`,
   builder: (y) => withInstance(y)
     .positional('name', { type: 'string', describe: 'interface name (in this network namespace)' })
     .option('miss', { type: 'string', describe: 'both directions' })
@@ -33,7 +34,7 @@ const set: CommandModule<object, SetArgs> = {
       if (!cur) throw new UsageError(`${a.name}: not protected by instance '${a.instance}' (start the agent on it first)`);
       const next = { miss_action: [ing ?? cur.miss_action[0], egr ?? cur.miss_action[1]], flags: cur.flags | IFACE_F_PROTECTED };
       m.iface.set(ifindex, next, 'exist');
-      print(`iface ${a.name}: miss ingress=${enumName(MissAction, next.miss_action[0])} egress=${enumName(MissAction, next.miss_action[1])}`);
+      print(`iface ${a.name}: miss ingress=${MISS_ACTIONS.label(next.miss_action[0])} egress=${MISS_ACTIONS.label(next.miss_action[1])}`);
     });
   }),
 };

@@ -5,7 +5,8 @@
 import type { CommandModule } from 'yargs';
 import { monotonicNs, readStats } from '../../maps/accessors.js';
 import { ifIndexToName } from '../../bpf/libc.js';
-import { Action, Dir, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, MissAction, PitState, Role, XlatKind, enumName } from '../../maps/abi.js';
+import { KEY_F_ROUNDS_12, KEY_F_ROUNDS_8 } from '../../maps/abi.js';
+import { ACTIONS, DIRS, MISS_ACTIONS, PIT_STATES, ROLES, XLAT_KINDS } from '../../maps/vocabulary.js';
 import type { GscipMaps } from '../../maps/gscip-maps.js';
 import { protoName, UsageError } from '../args.js';
 import { guarded, print, table, toJson } from '../output.js';
@@ -18,8 +19,8 @@ function ageS(ns: bigint, now: bigint): string {
 export function dumpPit(m: GscipMaps, json: boolean): string {
   const now = monotonicNs();
   const rows = [...m.pit.entries()].map(([k, v]) => ({
-    dir: enumName(Dir, k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
-    action: enumName(Action, v.action), state: enumName(PitState, v.state), role: enumName(Role, v.role), group: v.group_id, keyVersion: v.key_version,
+    dir: DIRS.label(k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
+    action: ACTIONS.label(v.action), state: PIT_STATES.label(v.state), role: ROLES.label(v.role), group: v.group_id, keyVersion: v.key_version,
     prevKeyVersion: v.prev_key_version ?? 0,
     createdNs: v.created_ns, lastSeenNs: v.last_seen_ns,
   }));
@@ -31,8 +32,8 @@ export function dumpPit(m: GscipMaps, json: boolean): string {
 
 export function dumpXlat(m: GscipMaps, json: boolean): string {
   const rows = [...m.xlat.entries()].map(([k, v]) => ({
-    dir: enumName(Dir, k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
-    toSrc: v.saddr, toSport: v.sport, toDst: v.daddr, toDport: v.dport, kind: enumName(XlatKind, v.kind),
+    dir: DIRS.label(k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
+    toSrc: v.saddr, toSport: v.sport, toDst: v.daddr, toDport: v.dport, kind: XLAT_KINDS.label(v.kind),
   }));
   if (json) return toJson(rows);
   return `${table(['DIR', 'PROTO', 'SRC', 'SPORT', 'DST', 'DPORT', '->', 'TO_SRC', 'TO_SPORT', 'TO_DST', 'TO_DPORT', 'KIND'],
@@ -55,7 +56,7 @@ export function dumpKeys(m: GscipMaps, json: boolean): string {
 
 export function dumpIface(m: GscipMaps, json: boolean): string {
   const rows = [...m.iface.entries()].map(([ifindex, v]) => ({
-    ifindex, name: ifIndexToName(ifindex) ?? '?', missIngress: enumName(MissAction, v.miss_action[0]), missEgress: enumName(MissAction, v.miss_action[1]), flags: v.flags,
+    ifindex, name: ifIndexToName(ifindex) ?? '?', missIngress: MISS_ACTIONS.label(v.miss_action[0]), missEgress: MISS_ACTIONS.label(v.miss_action[1]), flags: v.flags,
   }));
   if (json) return toJson(rows);
   return table(['IFINDEX', 'NAME', 'MISS_INGRESS', 'MISS_EGRESS', 'FLAGS'], rows.map((r) => [r.ifindex, r.name, r.missIngress, r.missEgress, `0x${r.flags.toString(16)}`]));

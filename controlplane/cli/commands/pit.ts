@@ -2,6 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { monotonicNs, reverseCid } from '../../maps/accessors.js';
 import { Action, PitState, Role } from '../../maps/abi.js';
+import { DIRS, ENTRY_ACTION_NAMES } from '../../maps/vocabulary.js';
 import type { Cid, PitVal } from '../../maps/codecs.js';
 import { cidString, parseActionArg, parseCidArgs, parseU32Arg, UsageError, type CidArgs } from '../args.js';
 import { guarded, print, toJson } from '../output.js';
@@ -9,7 +10,7 @@ import { withInstance, withMaps, type InstanceArgs } from '../instance-args.js';
 
 export function cidOptions<T>(y: Argv<T>): Argv<T & CidArgs> {
   return y
-    .option('dir', { type: 'string', demandOption: true, describe: 'ingress | egress' })
+    .option('dir', { type: 'string', demandOption: true, describe: DIRS.names.join(' | ') })
     .option('proto', { type: 'string', demandOption: true, describe: 'tcp | udp' })
     .option('src', { type: 'string', demandOption: true, describe: 'source IPv4 (as on the wire at this interface)' })
     .option('sport', { type: 'string', demandOption: true, describe: 'source port' })
@@ -37,7 +38,7 @@ const add: CommandModule<object, AddArgs> = {
   command: 'add',
   describe: 'add or replace a static PIT entry',
   builder: (y) => cidOptions(withInstance(y))
-    .option('action', { type: 'string', demandOption: true, describe: 'pass | drop | encrypt | decrypt' })
+    .option('action', { type: 'string', demandOption: true, describe: ENTRY_ACTION_NAMES.join(' | ') })
     .option('group', { type: 'string', describe: 'group id (encrypt/decrypt)' })
     .option('key-version', { type: 'string', describe: 'key version (encrypt/decrypt)' })
     .option('prev-key-version', { type: 'string', describe: 'decrypt: previous key version still accepted during a rotation' })
@@ -50,7 +51,7 @@ const add: CommandModule<object, AddArgs> = {
     return withMaps(a, (m) => {
       m.pit.setBatch(entries);
       if (a.json) print(toJson(entries.map(([k, v]) => ({ cid: k, value: v }))));
-      else for (const [k] of entries) print(`pit: ${k.dir ? 'egress' : 'ingress'} ${cidString(k)} -> ${a.action}`);
+      else for (const [k] of entries) print(`pit: ${DIRS.label(k.dir)} ${cidString(k)} -> ${a.action}`);
     });
   }),
 };
@@ -67,8 +68,8 @@ const del: CommandModule<object, DelArgs> = {
     return withMaps(a, (m) => {
       let missing = 0;
       for (const k of keys) {
-        if (m.pit.delete(k)) print(`pit: deleted ${k.dir ? 'egress' : 'ingress'} ${cidString(k)}`);
-        else { process.stderr.write(`pit: no entry ${k.dir ? 'egress' : 'ingress'} ${cidString(k)}\n`); missing++; }
+        if (m.pit.delete(k)) print(`pit: deleted ${DIRS.label(k.dir)} ${cidString(k)}`);
+        else { process.stderr.write(`pit: no entry ${DIRS.label(k.dir)} ${cidString(k)}\n`); missing++; }
       }
       if (missing) process.exitCode = 4;
     });

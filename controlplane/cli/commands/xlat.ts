@@ -1,7 +1,7 @@
 /** `gscip xlat add|del`: static translation entries (key = pre-translation view). */
 import type { CommandModule } from 'yargs';
 import { monotonicNs } from '../../maps/accessors.js';
-import { XlatKind, enumValue } from '../../maps/abi.js';
+import { DIRS, XLAT_KINDS } from '../../maps/vocabulary.js';
 import type { XlatVal } from '../../maps/codecs.js';
 import { cidString, parseCidArgs, parseIPv4Arg, parsePortArg, UsageError, type CidArgs } from '../args.js';
 import { guarded, print, toJson } from '../output.js';
@@ -16,11 +16,11 @@ const add: CommandModule<object, AddArgs> = {
   builder: (y) => cidOptions(withInstance(y))
     .option('to-src', { type: 'string' }).option('to-sport', { type: 'string' })
     .option('to-dst', { type: 'string' }).option('to-dport', { type: 'string' })
-    .option('kind', { type: 'string', default: 'static', describe: 'static | cit | vat | nat (visibility only)' }) as never,
+    .option('kind', { type: 'string', default: 'static', describe: `${XLAT_KINDS.names.join(' | ')} (visibility only)` }) as never,
   handler: guarded((a: AddArgs) => {
     const cid = parseCidArgs(a);
     let kind: number;
-    try { kind = enumValue(XlatKind, a.kind, '--kind'); } catch (e) { throw new UsageError((e as Error).message); }
+    try { kind = XLAT_KINDS.parse(a.kind, '--kind'); } catch (e) { throw new UsageError((e as Error).message); }
     const v: XlatVal = {
       saddr: a['to-src'] !== undefined ? parseIPv4Arg(a['to-src'], '--to-src') : cid.saddr,
       daddr: a['to-dst'] !== undefined ? parseIPv4Arg(a['to-dst'], '--to-dst') : cid.daddr,
@@ -34,7 +34,7 @@ const add: CommandModule<object, AddArgs> = {
     return withMaps(a, (m) => {
       m.xlat.set(cid, v);
       if (a.json) print(toJson({ cid, value: v }));
-      else print(`xlat: ${cid.dir ? 'egress' : 'ingress'} ${cidString(cid)} => ${v.saddr}:${v.sport} > ${v.daddr}:${v.dport}`);
+      else print(`xlat: ${DIRS.label(cid.dir)} ${cidString(cid)} => ${v.saddr}:${v.sport} > ${v.daddr}:${v.dport}`);
     });
   }),
 };
