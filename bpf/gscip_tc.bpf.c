@@ -25,6 +25,7 @@
 #include "reasons.h"
 #include "stats.h"
 #include "parse.h"
+#include "ipv6.h"
 #include "xlat.h"
 #include "pit.h"
 #include "miss.h"
@@ -60,6 +61,7 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 }
 
 /* Stage: parse up to the ports. NEXT = a TCP/UDP packet to look up; else a verdict code.
+ * IPv6 frames end here, in the interface's IPv6 policy (ipv6.h).
  * ICMP of type GSCIP_ICMP_TYPE is a control message (control.h): punted on
  * ingress, and on egress unless this GE's agent sent it (CONTROL_TX mark). */
 static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_run *run)
@@ -71,6 +73,8 @@ static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_ru
 	int rc;
 
 	rc = parse_l2_l3(skb, pkt, &l3_len, &nonfirst);
+	if (rc == GSCIP_CODE(GSCIP_STAT_PASS_IPV6))
+		return ipv6_apply(skb);  /* an IPv6 frame: the interface's IPv6 policy decides */
 	if (rc)
 		return rc;
 	if (nonfirst)

@@ -159,10 +159,29 @@ struct gscip_key_val {
 struct gscip_iface_cfg {
 	__u8  miss_action[2];  /* [enum gscip_dir] -> enum gscip_miss_action */
 	__u8  flags;           /* GSCIP_IFACE_F_* */
-	__u8  pad;
+	__u8  ipv6_policy;     /* enum gscip_ipv6_policy, both directions (was padding:
+	                        * 0 = pass, what a previous release's entry means) */
 	__u32 reserved;
 };
 #define GSCIP_IFACE_F_PROTECTED 0x01
+
+/* What an interface does with IPv6 (GSCIP speaks IPv4 only in this release,
+ * so no IPv6 packet is ever negotiated or encrypted; bpf/lib/ipv6.h):
+ *   PASS     every IPv6 packet passes untouched (GSCIP_STAT_PASS_IPV6)
+ *   DROP     every IPv6 packet is dropped (GSCIP_DROP_IPV6_POLICY)
+ *   ND_ONLY  only what keeps the link working passes: neighbour discovery
+ *            (ICMPv6 133..137 as the IPv6 header's direct next header, hop
+ *            limit 255) and link-local scope traffic (source fe80::/10 and
+ *            destination fe80::/10 or ff02::/16); anything else, including ND
+ *            behind an extension header, is dropped (GSCIP_DROP_IPV6_ND_ONLY)
+ * Any other value is dropped as DROP. 0 is PASS so that an entry written by an
+ * agent of the previous release (padding zero) keeps its meaning until this
+ * build's agent rewrites it. */
+enum gscip_ipv6_policy {
+	GSCIP_IPV6_PASS    = 0,
+	GSCIP_IPV6_DROP    = 1,
+	GSCIP_IPV6_ND_ONLY = 2,
+};
 
 /* Global configuration: single-entry array map, index 0. */
 struct gscip_global_cfg {
@@ -248,7 +267,7 @@ enum gscip_stat {
 	/* ---- core (0..127) ---- */
 	/* passed without PIT (not ours to judge) */
 	GSCIP_STAT_PASS_NON_IP        = 0,  /* ARP, LLDP, ... */
-	GSCIP_STAT_PASS_IPV6          = 1,
+	GSCIP_STAT_PASS_IPV6          = 1,  /* ipv6 policy pass (every IPv6 packet) */
 	GSCIP_STAT_PASS_OTHER_L4      = 2,  /* ICMP (non-GSCIP), other protocols */
 	GSCIP_STAT_PASS_FRAGMENT      = 3,  /* non-first IPv4 fragment */
 	/* PIT hits */
@@ -265,6 +284,8 @@ enum gscip_stat {
 	GSCIP_STAT_UNUSED_13          = 13, /* was PIT_DECRYPT_PREV, now PCCOM's 258 */
 	GSCIP_STAT_CONTROL_TX         = 14, /* egress control message sent by this GE's agent */
 	GSCIP_STAT__VERDICT_END       = 15, /* legacy marker of the first layout (core verdicts end here) */
+	GSCIP_STAT_PASS_IPV6_ND       = 16, /* ipv6 nd-only: neighbour discovery (ICMPv6 133..137) */
+	GSCIP_STAT_PASS_IPV6_LINK_LOCAL = 17, /* ipv6 nd-only: link-local source and destination */
 
 	GSCIP_STAT_DROP_FIRST         = 32, /* legacy marker: core drops start here */
 	GSCIP_DROP_POLICY             = 32, /* PIT action drop */
@@ -283,6 +304,8 @@ enum gscip_stat {
 	GSCIP_DROP_CONTROL_MALFORMED  = 45,
 	GSCIP_DROP_FRAGMENT           = 46, /* fragment of a flow whose PIT says encrypt/drop */
 	GSCIP_DROP_NO_IFACE_CFG       = 47, /* attached but not configured */
+	GSCIP_DROP_IPV6_POLICY        = 48, /* IPv6 on an interface whose ipv6 policy is drop */
+	GSCIP_DROP_IPV6_ND_ONLY       = 49, /* ipv6 nd-only: neither ND nor link-local */
 
 	/* ---- DPRP (128..255): none yet ---- */
 
@@ -332,6 +355,8 @@ enum gscip_tc_verdict {
 	X(GSCIP_STAT_RELEASED,          OVERLAY, NONE)         \
 	X(GSCIP_STAT_XLAT,              OVERLAY, NONE)         \
 	X(GSCIP_STAT_CONTROL_TX,        VERDICT, PASS)         \
+	X(GSCIP_STAT_PASS_IPV6_ND,      VERDICT, PASS)         \
+	X(GSCIP_STAT_PASS_IPV6_LINK_LOCAL, VERDICT, PASS)      \
 	X(GSCIP_DROP_POLICY,            DROP,    SHOT)         \
 	X(GSCIP_DROP_MISS_POLICY,       DROP,    SHOT)         \
 	X(GSCIP_DROP_MALFORMED_L2,      DROP,    SHOT)         \
@@ -345,6 +370,8 @@ enum gscip_tc_verdict {
 	X(GSCIP_DROP_CONTROL_MALFORMED, DROP,    SHOT)         \
 	X(GSCIP_DROP_FRAGMENT,          DROP,    SHOT)         \
 	X(GSCIP_DROP_NO_IFACE_CFG,      DROP,    SHOT)         \
+	X(GSCIP_DROP_IPV6_POLICY,       DROP,    SHOT)         \
+	X(GSCIP_DROP_IPV6_ND_ONLY,      DROP,    SHOT)         \
 	/* PCCOM */                                            \
 	X(GSCIP_STAT_PIT_ENCRYPT,       VERDICT, PASS)         \
 	X(GSCIP_STAT_PIT_DECRYPT,       VERDICT, PASS)         \

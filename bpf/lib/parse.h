@@ -10,7 +10,9 @@
  *  - not IPv4 (ARP, LLDP, 802.1Q/802.1ad VLAN-tagged frames, ...): PASS_NON_IP.
  *    VLAN-tagged traffic is NOT inspected: on a protected interface use
  *    untagged frames or attach to the VLAN sub-interface.
- *  - IPv6: PASS_IPV6 (GSCIP is IPv4 in this release).
+ *  - IPv6: the code PASS_IPV6, meaning "an IPv6 frame" (GSCIP is IPv4 in this
+ *    release): the caller hands it to the interface's IPv6 policy (ipv6.h),
+ *    which may pass, drop or parse it further.
  *  - runt frame: DROP_MALFORMED_L2; bad IPv4 version/ihl/total length or a
  *    header beyond the frame: DROP_MALFORMED_IP; truncated TCP/UDP header, TCP
  *    doff < 5 or beyond the IP payload, UDP length outside [8, IP payload]:

@@ -10,7 +10,7 @@ import { PuntReader } from './punt-reader.js';
 import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
-import { ConfigError, type AgentConfig } from '../config/agent-config.js';
+import { ConfigError, resolveIpv6Policy, type AgentConfig } from '../config/agent-config.js';
 import { stageList } from '../maps/stages.js';
 import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
 import type { AgentInterface, PuntHandler } from '../parts/handler.js';
@@ -128,8 +128,11 @@ export class Agent {
       log.info({ pinDir: paths.pinDir, adopted: dp.adopted, stages: stageList(cfg.stages) }, dp.adopted.length ? 'adopted pinned maps' : 'created pinned maps');
       dp.maps.cfg.set(0, { punt_rate_pps: BigInt(cfg.punt.ratePps), punt_burst: BigInt(cfg.punt.burst) });
       // 4. Attach (configure first, replace our own filters).
+      // IPv6 policy per interface: as configured, else closed (nd-only) on a CL element, pass otherwise (as before).
+      const geMode = ge?.mode ?? cfg.ge?.mode ?? null;
       const attached: Attached[] = [];
-      for (const i of cfg.interfaces) {
+      for (const c of cfg.interfaces) {
+        const i = { ...c, ipv6: resolveIpv6Policy(c.ipv6, geMode) };
         const a = attachInterface(dp, i);
         const before = a.replaced ? 1 : null;
         const was = prev?.interfaces.find((x) => x.ifindex === a.ifindex && prev.netnsIno === ino);
@@ -138,7 +141,7 @@ export class Agent {
         writeIfaceOwner(paths.runDir, ino, a.ifindex, cfg.instance);
         // A failed start removes what it attached, but never a fast path a previous agent left running.
         if (before === null) undo.push(() => { detachInterface(a.ifindex, a.createdHook); removeIfaceOwner(paths.runDir, ino, a.ifindex); });
-        log.info({ iface: a.name, ifindex: a.ifindex, miss: i.miss, progIds: a.progIds }, 'attached');
+        log.info({ iface: a.name, ifindex: a.ifindex, miss: i.miss, ipv6: i.ipv6, ipv6Source: c.ipv6 ? 'config' : `default for mode ${geMode ?? 'unknown'}`, progIds: a.progIds }, 'attached');
       }
       // Interfaces a previous agent of this instance protected but this configuration no longer lists:
       // detach them, or they would keep their filters with nobody accounting for them.
@@ -196,7 +199,8 @@ export class Agent {
       }
       const state: InstanceState = {
         instance: cfg.instance, pid: process.pid, startedAt: new Date().toISOString(), netnsIno: ino, pinDir: paths.pinDir, metrics: metricsUrl,
-        interfaces: attached.map((a) => ({ name: a.name, ifindex: a.ifindex, createdHook: a.createdHook })),
+        interfaces: attached.map((a) => ({ name: a.name, ifindex: a.ifindex, createdHook: a.createdHook, ipv6: a.ipv6 })),
+        geMode,
       };
       writeState(paths, state);
       return new Agent(cfg, paths, log, locks, dp, attached, sender, dispatcher, reader, handlers, metricsUrl, metricsClose, gms);

@@ -10,9 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { ifIndexToName, ifNameToIndex } from '../bpf/libc.js';
 import { closeBpfFd, objGet, progInfo, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery } from '../bpf/libbpf.js';
 import { BpfObject } from '../bpf/object.js';
-import { IFACE_F_PROTECTED } from '../maps/abi.js';
+import { IFACE_F_PROTECTED, IPV6_POLICY_BY_NAME } from '../maps/abi.js';
 import { MISS_ACTIONS, type DirName, type MissActionName } from '../maps/vocabulary.js';
 import { gscipMapsFromFds, LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
+import type { Ipv6PolicyConfig } from '../config/agent-config.js';
 import { TC_FILTER } from './instance.js';
 import { bpffsAbsence, mkdirOnBpffs, type BpffsLog } from '../bpf/bpffs.js';
 import { DEFAULT_STAGES, stageInitialValues, type StageSwitches } from '../maps/stages.js';
@@ -45,7 +46,7 @@ export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<s
   } catch (e) { obj.close(); throw e; }
 }
 
-export interface AttachRequest { name: string; miss: { ingress: MissActionName; egress: MissActionName } }
+export interface AttachRequest { name: string; miss: { ingress: MissActionName; egress: MissActionName }; ipv6: Ipv6PolicyConfig }
 export interface Attached {
   name: string;
   ifindex: number;
@@ -53,6 +54,8 @@ export interface Attached {
   /** Our filter was already there (a previous agent's) and was replaced. */
   replaced: boolean;
   progIds: { ingress: number; egress: number };
+  /** The IPv6 policy written into gscip_iface. */
+  ipv6: Ipv6PolicyConfig;
 }
 
 /** Does the interface have a clsact qdisc? (Asking tc about filters without one makes the kernel log an error.) */
@@ -70,13 +73,13 @@ export function hasClsact(ifindex: number): boolean {
  */
 export function attachInterface(dp: LoadedDatapath, req: AttachRequest): Attached {
   const ifindex = ifNameToIndex(req.name);
-  dp.maps.iface.set(ifindex, { miss_action: [MISS_ACTIONS.code(req.miss.ingress), MISS_ACTIONS.code(req.miss.egress)], flags: IFACE_F_PROTECTED });
+  dp.maps.iface.set(ifindex, { miss_action: [MISS_ACTIONS.code(req.miss.ingress), MISS_ACTIONS.code(req.miss.egress)], flags: IFACE_F_PROTECTED, ipv6_policy: IPV6_POLICY_BY_NAME[req.ipv6] });
   // Create clsact only if absent (asking the kernel to create an existing one logs an error).
   const createdHook = hasClsact(ifindex) ? false : tcHookCreate(ifindex);
   const replaced = !createdHook && tcQuery(ifindex, 'ingress', TC_FILTER) !== null;
   const ingress = tcAttach(ifindex, 'ingress', dp.obj.progFd(PROG_NAMES.ingress), TC_FILTER, true);
   const egress = tcAttach(ifindex, 'egress', dp.obj.progFd(PROG_NAMES.egress), TC_FILTER, true);
-  return { name: req.name, ifindex, createdHook, replaced, progIds: { ingress: ingress.progId, egress: egress.progId } };
+  return { name: req.name, ifindex, createdHook, replaced, progIds: { ingress: ingress.progId, egress: egress.progId }, ipv6: req.ipv6 };
 }
 
 /** Remove our filters (and the clsact qdisc if we created it). Missing filters are not an error. */

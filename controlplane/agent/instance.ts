@@ -34,7 +34,11 @@ export function netnsInode(): number {
   return statSync('/proc/self/ns/net').ino;
 }
 
-export interface InterfaceState { name: string; ifindex: number; createdHook: boolean }
+export interface InterfaceState {
+  name: string; ifindex: number; createdHook: boolean;
+  /** IPv6 policy the agent wrote at start (absent in a previous release's state file); the map holds the live one. */
+  ipv6?: string;
+}
 
 export interface InstanceState {
   instance: string;
@@ -44,6 +48,8 @@ export interface InstanceState {
   pinDir: string;
   metrics: string | null;
   interfaces: InterfaceState[];
+  /** This GE's mode as the agent knew it at start (null: not known; absent: a previous release's state file). */
+  geMode?: 'OP' | 'CL' | null;
 }
 
 export function readState(p: InstancePaths): InstanceState | null {

@@ -7,7 +7,10 @@
  * direction. Layout 2 (this build): `gscip_counters`, one slot per (reason,
  * direction). Every other map (PIT, XLAT, keys, iface, cfg, punt ring, punt
  * buckets) kept its layout, so libbpf adopts those pins as they are and no
- * flow is touched.
+ * flow is touched. (gscip_iface_cfg's padding byte became ipv6_policy, size
+ * unchanged: a layout-1 entry reads 0 = pass, what that release did, and the
+ * agent rewrites every entry it attaches with the configured or default
+ * policy; nothing to migrate.)
  *
  * The old counters are not carried over: they cannot be split by direction
  * and putting them under one direction would be a lie. Their non-zero totals

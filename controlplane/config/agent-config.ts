@@ -3,6 +3,7 @@
  * Sources, later wins: defaults < config file (JSON or YAML) < CLI flags.
  * Invalid input is rejected with a message naming the field path.
  */
+import { IPV6_POLICY_BY_NAME, type Ipv6PolicyName } from '../maps/abi.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -20,12 +21,37 @@ export const DEFAULT_RUN_DIR = '/run/gscip';
 const missAction = z.enum(nameTuple(MISS_ACTIONS));
 export type { MissActionName };
 
+/**
+ * What an interface does with IPv6 (gscip_iface_cfg.ipv6_policy, bpf/lib/ipv6.h):
+ * GSCIP speaks IPv4 only, so IPv6 is never negotiated or encrypted.
+ *   pass     every IPv6 packet passes untouched
+ *   drop     every IPv6 packet is dropped
+ *   nd-only  neighbour discovery (ICMPv6 133..137, hop limit 255) and
+ *            link-local scope traffic pass, everything else is dropped
+ * Not given: nd-only on a CL element (closed on both address families); pass
+ * on an OP element, and on one whose mode the agent does not know (no `ge`, or
+ * a GMS it does not ask because it runs no handler), which is what every
+ * earlier release did: an in-place upgrade of such an agent keeps its IPv6
+ * behaviour, and `gscip doctor` warns that IPv6 passes on an element it cannot
+ * call open (resolveIpv6Policy).
+ */
+const ipv6Policy = z.enum(Object.keys(IPV6_POLICY_BY_NAME) as [Ipv6PolicyName, ...Ipv6PolicyName[]]);
+export type Ipv6PolicyConfig = z.infer<typeof ipv6Policy>;
+
+/** The IPv6 policy of an interface: as configured, else from this GE's mode (see ipv6Policy). */
+export function resolveIpv6Policy(configured: Ipv6PolicyConfig | undefined, mode: 'OP' | 'CL' | null): Ipv6PolicyConfig {
+  if (configured) return configured;
+  return mode === 'CL' ? 'nd-only' : 'pass';
+}
+
 const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:9464')
   .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0..65535');
 
 const ifaceSchema = z.object({
   name: z.string().min(1).max(15).regex(/^[^/\s:]+$/, 'not a valid interface name'),
   miss: z.object({ ingress: missAction.default('punt'), egress: missAction.default('punt') }).strict().default({ ingress: 'punt', egress: 'punt' }),
+  /** IPv6 policy; absent: from the GE's mode (resolveIpv6Policy). */
+  ipv6: ipv6Policy.optional(),
 }).strict();
 
 export const agentConfigSchema = z.object({
@@ -138,6 +164,29 @@ export function applyMissFlags(ifaces: string[], flags: string[]): Array<{ name:
     throw new ConfigError(`--miss ${f}: expected ACTION, IFACE:ACTION or IFACE:ingress|egress:ACTION`, []);
   }
   return out;
+}
+
+/**
+ * Apply `--ipv6` flags to the interface list (in place, returned):
+ *   POLICY         every interface
+ *   IFACE:POLICY   one interface
+ * POLICY = pass | drop | nd-only.
+ */
+export function applyIpv6Flags<T extends { name: string; ipv6?: Ipv6PolicyConfig }>(ifaces: T[], flags: string[]): T[] {
+  const pol = (s: string, flag: string): Ipv6PolicyConfig => {
+    const r = ipv6Policy.safeParse(s);
+    if (!r.success) throw new ConfigError(`--ipv6 ${flag}: policy must be pass, drop or nd-only (got '${s}')`, []);
+    return r.data;
+  };
+  for (const f of flags) {
+    const i = f.lastIndexOf(':');
+    if (i < 0) { const p = pol(f, f); for (const x of ifaces) x.ipv6 = p; continue; }
+    const name = f.slice(0, i);
+    const target = ifaces.find((x) => x.name === name);
+    if (!target) throw new ConfigError(`--ipv6 ${f}: interface '${name}' is not one of the interfaces (${ifaces.map((x) => x.name).join(', ')})`, []);
+    target.ipv6 = pol(f.slice(i + 1), f);
+  }
+  return ifaces;
 }
 
 /**

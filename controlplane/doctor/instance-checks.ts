@@ -11,6 +11,8 @@
  *               (the object opened, not loaded); a stale pin is named with the command that clears it
  *  - keys:      ages of the installed group keys; with --gms-data-dir, the GMS delivery is installed
  *  - punt:      the punt ring's consumer keeps up with its producer (positions read by mmap)
+ *  - ipv6:      each interface's IPv6 policy as the fast path holds it (gscip_iface); a warning
+ *               when IPv6 passes untouched on a CL element, or on one whose mode the agent did not know
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -26,9 +28,9 @@ import { instancePaths, lockHeld, netnsInode, readIfaceOwner, readState, TC_FILT
 import { DEFAULT_PIN_ROOT, DEFAULT_RUN_DIR } from '../config/agent-config.js';
 import { loadCache } from '../gms/agent-files.js';
 import { monotonicNs } from '../maps/accessors.js';
-import { counterSlot, Dir, Stat } from '../maps/abi.js';
+import { counterSlot, Dir, Ipv6Policy, ipv6PolicyName, Stat } from '../maps/abi.js';
 import { DIRS, type DirName } from '../maps/vocabulary.js';
-import { keyIdCodec, keyValCodec, statValCodec, u32Codec } from '../maps/codecs.js';
+import { ifaceCfgCodec, ipv6PolicyOf, keyIdCodec, keyValCodec, statValCodec, u32Codec } from '../maps/codecs.js';
 import { LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES } from '../maps/gscip-maps.js';
 import { legacyPins } from '../agent/migrate.js';
 
@@ -294,6 +296,55 @@ function ringDrops(pinDir: string): bigint {
   } catch { return 0n; }
 }
 
+/** Packets of some reasons, both directions, from the pinned counters (0 when unreadable). */
+function counted(pinDir: string, ids: number[]): bigint {
+  const path = `${pinDir}/${MAP_NAMES.stats}`;
+  if (!existsSync(path)) return 0n;
+  try {
+    const m = PerCpuBpfMap.fromPin(path, u32Codec, statValCodec);
+    try {
+      return ids.flatMap((id) => [Dir.INGRESS, Dir.EGRESS].flatMap((d) => m.get(counterSlot(id, d)) ?? [])).reduce((s, x) => s + x.packets, 0n);
+    } finally { m.close(); }
+  } catch { return 0n; }
+}
+
+const IPV6_MEANING: Record<number, string> = {
+  [Ipv6Policy.PASS]: 'every IPv6 packet passes untouched',
+  [Ipv6Policy.DROP]: 'every IPv6 packet is dropped',
+  [Ipv6Policy.ND_ONLY]: 'neighbour discovery and link-local traffic only, the rest dropped',
+};
+
+/** Each interface's IPv6 policy, read from the pinned gscip_iface (GSCIP guards IPv4 only). */
+function ipv6Checks(o: InstanceCheckOptions, v: AgentView): Check[] {
+  if (v.state && !v.sameNetns) return [skip('instance.ipv6', 'IPv6 policy', 'the instance is attached in another network namespace')];
+  const names = o.ifaces?.length ? o.ifaces : (v.state?.interfaces ?? []).map((i) => i.name);
+  const path = `${v.paths.pinDir}/${MAP_NAMES.iface}`;
+  if (!names.length || !existsSync(path)) return [skip('instance.ipv6', 'IPv6 policy', names.length ? `no ${path}` : 'no interfaces to check')];
+  const mode = v.state?.geMode ?? null;
+  const flags = instanceFlags(o);
+  const dropped = counted(v.paths.pinDir, [Stat.DROP_IPV6_POLICY, Stat.DROP_IPV6_ND_ONLY]);
+  const passed = counted(v.paths.pinDir, [Stat.STAT_PASS_IPV6, Stat.STAT_PASS_IPV6_ND, Stat.STAT_PASS_IPV6_LINK_LOCAL]);
+  const totals = `instance counts: ${passed} IPv6 packets passed, ${dropped} dropped by IPv6 policy`;
+  const m = BpfMap.fromPin(path, u32Codec, ifaceCfgCodec);
+  try {
+    return names.map((name) => {
+      const id = `instance.ipv6.${name}`;
+      const t = `IPv6 ${name}`;
+      let ifindex: number;
+      try { ifindex = ifNameToIndex(name); } catch { return skip(id, t, `no interface ${name} in this network namespace`); }
+      const e = m.get(ifindex);
+      if (!e) return skip(id, t, `${name} has no gscip_iface entry (not configured by an agent)`);
+      const p = ipv6PolicyOf(e);
+      const what = `${name}: ipv6 ${ipv6PolicyName(p)} (${IPV6_MEANING[p] ?? 'a value this build does not know: dropped'}); ${totals}`;
+      const fix = `close it: gscip iface set ${name} --ipv6 nd-only ${flags} (or drop), and interfaces[].ipv6 / --ipv6 ${name}:nd-only in the agent's configuration`;
+      if (p !== Ipv6Policy.PASS) return ok(id, t, what);
+      if (mode === 'CL') return warn(id, t, `${what}: this element is CL, and IPv6 goes through it unguarded`, fix);
+      if (mode === null) return warn(id, t, `${what}: the agent did not know this element's mode (no ge / GMS identity), so it may be a CL element open to IPv6`, fix);
+      return ok(id, t, `${what} (an OP element)`);
+    });
+  } finally { m.close(); }
+}
+
 /** Every instance check, in order. */
 export async function instanceChecks(o: InstanceCheckOptions): Promise<Check[]> {
   const v = agentView(o);
@@ -305,5 +356,6 @@ export async function instanceChecks(o: InstanceCheckOptions): Promise<Check[]> 
   out.push(...await guard('instance.pins', 'pinned maps', () => pinChecks(o, v)));
   out.push(...await guard('instance.keys', 'group keys', () => keysCheck(o, v)));
   out.push(...await guard('instance.punt', 'punt path', () => puntCheck(o, v)));
+  out.push(...await guard('instance.ipv6', 'IPv6 policy', () => ipv6Checks(o, v)));
   return out;
 }

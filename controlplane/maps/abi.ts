@@ -47,6 +47,18 @@ export type Role = (typeof Role)[keyof typeof Role];
 export const MissAction = { PUNT: 0, PASS: 1, DROP: 2 } as const;
 export type MissAction = (typeof MissAction)[keyof typeof MissAction];
 
+/** enum gscip_ipv6_policy: gscip_iface_cfg.ipv6_policy, what an interface does with IPv6 (bpf/lib/ipv6.h). 0 = pass (a previous release's entry). */
+export const Ipv6Policy = { PASS: 0, DROP: 1, ND_ONLY: 2 } as const;
+export type Ipv6Policy = (typeof Ipv6Policy)[keyof typeof Ipv6Policy];
+/** The config / CLI names of the IPv6 policies. */
+export const IPV6_POLICY_BY_NAME = { pass: Ipv6Policy.PASS, drop: Ipv6Policy.DROP, 'nd-only': Ipv6Policy.ND_ONLY } as const;
+export type Ipv6PolicyName = keyof typeof IPV6_POLICY_BY_NAME;
+/** Value -> config name ("nd-only"), or the number for a value this build does not know. */
+export function ipv6PolicyName(v: number): string {
+  for (const [k, x] of Object.entries(IPV6_POLICY_BY_NAME)) if (x === v) return k;
+  return String(v);
+}
+
 /** enum gscip_stage: struct gscip_load_cfg.stages bits, the datapath stages a load contains (bits never reused; 2..5 reserved for CIT, VAT, NAT, DNS). */
 export const Stage = { XLAT: 1 << 0, PCCOM: 1 << 1, DEFAULT: (1 << 0) | (1 << 1) } as const;
 /** The switchable stages by config name (agent config `datapath.stages`). */
@@ -83,6 +95,8 @@ export const Stat = {
   STAT_UNUSED_13: 13,
   STAT_CONTROL_TX: 14,
   STAT__VERDICT_END: 15,
+  STAT_PASS_IPV6_ND: 16,
+  STAT_PASS_IPV6_LINK_LOCAL: 17,
   STAT_DROP_FIRST: 32,
   DROP_POLICY: 32,
   DROP_MISS_POLICY: 33,
@@ -100,6 +114,8 @@ export const Stat = {
   DROP_CONTROL_MALFORMED: 45,
   DROP_FRAGMENT: 46,
   DROP_NO_IFACE_CFG: 47,
+  DROP_IPV6_POLICY: 48,
+  DROP_IPV6_ND_ONLY: 49,
   STAT_PIT_ENCRYPT: 256,
   STAT_PIT_DECRYPT: 257,
   STAT_PIT_DECRYPT_PREV: 258,
@@ -138,6 +154,8 @@ export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> 
   ['STAT_RELEASED', 'overlay', 'none'],
   ['STAT_XLAT', 'overlay', 'none'],
   ['STAT_CONTROL_TX', 'verdict', 'pass'],
+  ['STAT_PASS_IPV6_ND', 'verdict', 'pass'],
+  ['STAT_PASS_IPV6_LINK_LOCAL', 'verdict', 'pass'],
   ['DROP_POLICY', 'drop', 'shot'],
   ['DROP_MISS_POLICY', 'drop', 'shot'],
   ['DROP_MALFORMED_L2', 'drop', 'shot'],
@@ -151,6 +169,8 @@ export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> 
   ['DROP_CONTROL_MALFORMED', 'drop', 'shot'],
   ['DROP_FRAGMENT', 'drop', 'shot'],
   ['DROP_NO_IFACE_CFG', 'drop', 'shot'],
+  ['DROP_IPV6_POLICY', 'drop', 'shot'],
+  ['DROP_IPV6_ND_ONLY', 'drop', 'shot'],
   ['STAT_PIT_ENCRYPT', 'verdict', 'pass'],
   ['STAT_PIT_DECRYPT', 'verdict', 'pass'],
   ['STAT_PIT_DECRYPT_PREV', 'verdict', 'pass'],

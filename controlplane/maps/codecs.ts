@@ -114,13 +114,32 @@ export interface IfaceCfg {
   /** [ingress, egress] -> enum gscip_miss_action */
   miss_action: number[];
   flags: number;
+  /** enum gscip_ipv6_policy, both directions. It replaced padding, so 0 (pass)
+   * is what a previous release's entry holds: absent means 0, both when written
+   * (written as 0) and when read (a 0 is left out, so an entry round-trips as
+   * the previous layout's did). Read it with ipv6PolicyOf(). */
+  ipv6_policy?: number;
 }
-export const ifaceCfgCodec: StructCodec<IfaceCfg> = struct<IfaceCfg>('gscip_iface_cfg', [
+/** An entry's IPv6 policy (enum gscip_ipv6_policy): absent = 0 = pass. */
+export function ipv6PolicyOf(v: IfaceCfg): number { return v.ipv6_policy ?? 0; }
+/** gscip_iface_cfg codec; a missing ipv6_policy is written as 0 (pass), a 0 is read as absent. */
+class IfaceCfgCodec extends StructCodec<IfaceCfg> {
+  override write(buf: Buffer, off: number, v: IfaceCfg, where?: string): void {
+    const full = v !== null && typeof v === 'object' ? { ...v, ipv6_policy: v.ipv6_policy ?? 0 } : v;
+    super.write(buf, off, full, where);
+  }
+  override read(buf: Buffer, off: number): IfaceCfg {
+    const v = super.read(buf, off);
+    if (v.ipv6_policy === 0) delete v.ipv6_policy;
+    return v;
+  }
+}
+export const ifaceCfgCodec: StructCodec<IfaceCfg> = new IfaceCfgCodec('gscip_iface_cfg', [
   ['miss_action', array(u8, 2)],
   ['flags', u8],
-  ['pad', pad(u8)],
+  ['ipv6_policy', u8 as FieldType<number | undefined>],
   ['reserved', pad(u32)],
-]);
+] as ReadonlyArray<FieldDef<IfaceCfg>>);
 
 export interface GlobalCfg {
   punt_rate_pps: bigint;

@@ -191,6 +191,36 @@ export function ipv6UdpFrame(): Buffer {
   return ethernet(ETH_P_IPV6, Buffer.concat([h, u]));
 }
 
+/** IPv6 address text (full or :: shortened, no embedded IPv4) -> 16 bytes. */
+export function ip6(addr: string): Buffer {
+  const [head, tail] = addr.includes('::') ? addr.split('::') : [addr, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  if (groups.length !== 8) throw new RangeError(`not an IPv6 address: ${addr}`);
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  return b;
+}
+
+/** IPv6 frame with a given next header and payload (no checksum is computed: the datapath verifies none). */
+export function ipv6Frame(o: { src: string; dst: string; nextHeader: number; hopLimit?: number; payload: Buffer }): Buffer {
+  const h = Buffer.alloc(40);
+  h[0] = 0x60;
+  h.writeUInt16BE(o.payload.length, 4);
+  h[6] = o.nextHeader;
+  h[7] = o.hopLimit ?? 64;
+  ip6(o.src).copy(h, 8);
+  ip6(o.dst).copy(h, 24);
+  return ethernet(ETH_P_IPV6, Buffer.concat([h, o.payload]));
+}
+
+/** ICMPv6 message (type, code, 4 bytes of rest-of-header, then body) inside IPv6. */
+export function icmpv6Frame(o: { src: string; dst: string; type: number; code?: number; hopLimit?: number; body?: Buffer }): Buffer {
+  const m = Buffer.concat([Buffer.from([o.type, o.code ?? 0, 0, 0, 0, 0, 0, 0]), o.body ?? Buffer.alloc(0)]);
+  return ipv6Frame({ src: o.src, dst: o.dst, nextHeader: 58, hopLimit: o.hopLimit, payload: m });
+}
+
 /** ARP request (who-has dst tell src). */
 export function arpFrame(src: string, dst: string): Buffer {
   const a = Buffer.alloc(28);

@@ -44,7 +44,7 @@ test('abi.ts constants equal gscip_abi.h', () => {
   ];
   const enums: Array<[string, Record<string, number>]> = [
     ['GSCIP_DIR_', abi.Dir], ['GSCIP_ACT_', abi.Action], ['GSCIP_PIT_', abi.PitState], ['GSCIP_ROLE_', abi.Role],
-    ['GSCIP_MISS_', abi.MissAction], ['GSCIP_XLAT_', abi.XlatKind], ['GSCIP_PUNT_', abi.PuntReason], ['GSCIP_', abi.Stat],
+    ['GSCIP_MISS_', abi.MissAction], ['GSCIP_IPV6_', abi.Ipv6Policy], ['GSCIP_XLAT_', abi.XlatKind], ['GSCIP_PUNT_', abi.PuntReason], ['GSCIP_', abi.Stat],
   ];
   for (const [prefix, e] of enums) for (const [k, v] of Object.entries(e)) pairs.push([prefix + k, v]);
   for (const [name, v] of pairs) assert.equal(v, h.get(name), `${name}: TS ${v}, header ${h.get(name)}`);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { applyMissFlags, ConfigError, parseAgentConfig } from '../../controlplane/config/agent-config.js';
+import { applyMissFlags, ConfigError, parseAgentConfig, resolveIpv6Policy } from '../../controlplane/config/agent-config.js';
 import { agentConfigFromArgs } from '../../controlplane/cli/commands/agent.js';
 
 test('defaults fill everything but the interfaces', () => {
@@ -70,4 +70,25 @@ test('the shipped example config is valid', () => {
   assert.equal(c.instance, 'edge');
   assert.deepEqual(c.handlers, ['install-pass']);
   assert.equal(c.gms, null);
+});
+
+test('interfaces[].ipv6 and --ipv6: pass | drop | nd-only, per interface or all; the default follows the GE mode', (t) => {
+  assert.equal(parseAgentConfig({ interfaces: [{ name: 'eth0' }] }).interfaces[0].ipv6, undefined, 'absent: decided by the mode at start');
+  assert.equal(parseAgentConfig({ interfaces: [{ name: 'eth0', ipv6: 'nd-only' }] }).interfaces[0].ipv6, 'nd-only');
+  assert.throws(() => parseAgentConfig({ interfaces: [{ name: 'eth0', ipv6: 'open' }] }), /interfaces\[0\]\.ipv6/);
+  const c = agentConfigFromArgs({ iface: ['eth0', 'eth1'], ipv6: ['drop', 'eth1:nd-only'] });
+  assert.deepEqual(c.interfaces.map((i) => [i.name, i.ipv6]), [['eth0', 'drop'], ['eth1', 'nd-only']]);
+  assert.throws(() => agentConfigFromArgs({ iface: ['eth0'], ipv6: ['eth9:drop'] }), /--ipv6 eth9:drop: interface 'eth9'/);
+  assert.throws(() => agentConfigFromArgs({ iface: ['eth0'], ipv6: ['eth0:open'] }), /--ipv6 eth0:open: policy must be pass, drop or nd-only/);
+  // a config file's per-interface ipv6 survives --miss, and --ipv6 overrides it
+  const dir = mkdtempSync(join(tmpdir(), 'gscip-cfg-ipv6-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const f = join(dir, 'agent.json');
+  writeFileSync(f, JSON.stringify({ interfaces: [{ name: 'eth0', ipv6: 'drop' }, { name: 'eth1' }] }));
+  assert.deepEqual(agentConfigFromArgs({ config: f, miss: ['pass'] }).interfaces.map((i) => i.ipv6), ['drop', undefined]);
+  assert.deepEqual(agentConfigFromArgs({ config: f, ipv6: ['eth1:pass'] }).interfaces.map((i) => i.ipv6), ['drop', 'pass']);
+  assert.equal(resolveIpv6Policy(undefined, 'CL'), 'nd-only');
+  assert.equal(resolveIpv6Policy(undefined, 'OP'), 'pass');
+  assert.equal(resolveIpv6Policy(undefined, null), 'pass', 'mode unknown: as before (doctor warns)');
+  assert.equal(resolveIpv6Policy('pass', 'CL'), 'pass', 'the operator decides');
 });

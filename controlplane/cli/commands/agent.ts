@@ -6,7 +6,7 @@ import { readStats } from '../../maps/accessors.js';
 import { Agent, detachInstance } from '../../agent/agent.js';
 import { attachedPrograms, hasClsact } from '../../agent/datapath.js';
 import { lockHeld, netnsInode, readState } from '../../agent/instance.js';
-import { applyMissFlags, applyStagesFlag, parseAgentConfig, readConfigFile, ConfigError, type AgentConfigInput } from '../../config/agent-config.js';
+import { applyIpv6Flags, applyMissFlags, applyStagesFlag, parseAgentConfig, readConfigFile, ConfigError, type AgentConfigInput } from '../../config/agent-config.js';
 import { logger } from '../../log/logger.js';
 import { UsageError } from '../args.js';
 import { guarded, print, table, toJson, EXIT } from '../output.js';
@@ -17,7 +17,7 @@ interface RunArgs {
   config?: string; iface?: string[]; instance?: string; miss?: string[]; metrics?: string; handler?: string[]; 'bpf-object'?: string;
   'pin-root'?: string; 'run-dir'?: string; 'detach-on-exit'?: boolean; 'gms-data-dir'?: string; 'stash-ttl-ms'?: number;
   'stash-per-flow'?: number; 'stash-total'?: number; 'punt-rate'?: number; 'punt-burst'?: number; 'pit-max-entries'?: number;
-  'ge-type'?: string; 'ge-mode'?: string; stages?: string;
+  'ge-type'?: string; 'ge-mode'?: string; stages?: string; ipv6?: string[];
 }
 
 const GE_TYPE_FLAG = ['GES', 'GEN', 'GEA', 'GNAT', 'GSRA'] as const;
@@ -69,6 +69,19 @@ export function agentConfigFromArgs(a: RunArgs): ReturnType<typeof parseAgentCon
     if (!names.length) throw new ConfigError('--miss: no interfaces (give --iface or a config file with interfaces)', []);
     o.interfaces = applyMissFlags(names, a.miss);
   }
+  if (a.iface?.length || a.miss?.length) {
+    // keep each interface's `ipv6` from the config file when flags rebuilt the list
+    const fromFile = Array.isArray(base.interfaces) ? (base.interfaces as Array<{ name?: unknown; ipv6?: unknown }>) : [];
+    for (const i of o.interfaces as Array<{ name: string; ipv6?: unknown }>) {
+      const f = fromFile.find((x) => x.name === i.name);
+      if (f?.ipv6 !== undefined && i.ipv6 === undefined) i.ipv6 = f.ipv6;
+    }
+  }
+  if (a.ipv6?.length) {
+    const list = (o.interfaces ?? (Array.isArray(base.interfaces) ? base.interfaces.map((x: object) => ({ ...x })) : [])) as Array<{ name: string; ipv6?: never }>;
+    if (!list.length) throw new ConfigError('--ipv6: no interfaces (give --iface or a config file with interfaces)', []);
+    o.interfaces = applyIpv6Flags(list, a.ipv6) as AgentConfigInput['interfaces'];
+  }
   return parseAgentConfig(o, a.config ? `config (${a.config} + flags)` : 'flags');
 }
 
@@ -80,6 +93,7 @@ const run: CommandModule<object, RunArgs> = {
     .option('iface', { alias: 'i', type: 'string', array: true, describe: 'interface to protect (repeat)' })
     .option('instance', { type: 'string', describe: 'instance name (default: default)' })
     .option('miss', { type: 'string', array: true, describe: 'PIT miss action: ACTION | IFACE:ACTION | IFACE:ingress|egress:ACTION (punt, pass, drop)' })
+    .option('ipv6', { type: 'string', array: true, describe: 'IPv6 policy: POLICY | IFACE:POLICY (pass, drop, nd-only; default nd-only on a CL element, else pass)' })
     .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics, or none (default 127.0.0.1:9464)' })
     .option('handler', { type: 'string', array: true, describe: 'punt handler (repeat), e.g. install-pass' })
     .option('bpf-object', { type: 'string', describe: 'compiled datapath (default build/bpf/gscip_tc.bpf.o)' })

@@ -5,9 +5,10 @@
 import type { CommandModule } from 'yargs';
 import { monotonicNs, readStats } from '../../maps/accessors.js';
 import { ifIndexToName } from '../../bpf/libc.js';
-import { KEY_F_ROUNDS_12, KEY_F_ROUNDS_8 } from '../../maps/abi.js';
+import { KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, ipv6PolicyName } from '../../maps/abi.js';
 import { ACTIONS, DIRS, MISS_ACTIONS, PIT_STATES, ROLES, XLAT_KINDS } from '../../maps/vocabulary.js';
 import type { GscipMaps } from '../../maps/gscip-maps.js';
+import { ipv6PolicyOf } from '../../maps/codecs.js';
 import { protoName, UsageError } from '../args.js';
 import { guarded, print, table, toJson } from '../output.js';
 import { withInstance, withMaps, type InstanceArgs } from '../instance-args.js';
@@ -57,9 +58,11 @@ export function dumpKeys(m: GscipMaps, json: boolean): string {
 export function dumpIface(m: GscipMaps, json: boolean): string {
   const rows = [...m.iface.entries()].map(([ifindex, v]) => ({
     ifindex, name: ifIndexToName(ifindex) ?? '?', missIngress: MISS_ACTIONS.label(v.miss_action[0]), missEgress: MISS_ACTIONS.label(v.miss_action[1]), flags: v.flags,
+    ipv6: ipv6PolicyName(ipv6PolicyOf(v)),
   }));
-  if (json) return toJson(rows);
-  return table(['IFINDEX', 'NAME', 'MISS_INGRESS', 'MISS_EGRESS', 'FLAGS'], rows.map((r) => [r.ifindex, r.name, r.missIngress, r.missEgress, `0x${r.flags.toString(16)}`]));
+  // JSON: ipv6 is left out when it is pass (absent = pass, as in the previous layout, whose rows had no such key)
+  if (json) return toJson(rows.map(({ ipv6, ...r }) => (ipv6 === 'pass' ? r : { ...r, ipv6 })));
+  return table(['IFINDEX', 'NAME', 'MISS_INGRESS', 'MISS_EGRESS', 'FLAGS', 'IPV6'], rows.map((r) => [r.ifindex, r.name, r.missIngress, r.missEgress, `0x${r.flags.toString(16)}`, r.ipv6]));
 }
 
 export function dumpStats(m: GscipMaps, json: boolean, all: boolean): string {
