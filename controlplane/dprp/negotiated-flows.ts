@@ -46,11 +46,44 @@ export interface FlowRecord {
 
 export class NegotiatedFlows {
   readonly table: FlowTable<PitEntry, DprpFlowMeta>;
+  /**
+   * Ids of the flows no key authenticated (a superset: ids of flows the table
+   * forgot are pruned when the set reaches the cap), for maxUnauthFlows.
+   */
+  private readonly unauth = new Set<number>();
+  private readonly shortPolicy: { idleMs: number; closedMs: number };
 
-  constructor(pit: PitWriter, clock: { monoMs(): number }, cfg: Pick<DprpConfig, 'idleTimeoutMs' | 'closedTimeoutMs'>) {
+  constructor(pit: PitWriter, clock: { monoMs(): number }, private readonly cfg: Pick<DprpConfig, 'idleTimeoutMs' | 'closedTimeoutMs' | 'maxUnauthFlows' | 'unauthIdleTimeoutMs'>) {
     this.table = new FlowTable({
       maps: { pit }, clock, expiry: { pit: { idleMs: cfg.idleTimeoutMs, closedMs: cfg.closedTimeoutMs }, xlat: {} },
     });
+    this.shortPolicy = { idleMs: Math.min(cfg.idleTimeoutMs, cfg.unauthIdleTimeoutMs), closedMs: Math.min(cfg.closedTimeoutMs, cfg.unauthIdleTimeoutMs) };
+  }
+
+  /**
+   * Whether one more flow no key authenticates would exceed maxUnauthFlows
+   * (a flow already in the table is not "one more": its entries are replaced).
+   */
+  unauthFull(flow: Flow): boolean {
+    if (this.unauth.size < this.cfg.maxUnauthFlows) return false;
+    const rec = this.table.find(flow);
+    if (rec && this.unauth.has(rec.id)) return false;
+    for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
+    return this.unauth.size >= this.cfg.maxUnauthFlows;
+  }
+
+  /** Flows no key authenticated, held now. */
+  get unauthCount(): number {
+    let n = 0;
+    for (const id of this.unauth) if (this.table.get(id)) n++;
+    return n;
+  }
+
+  /** Expires idle and closed flows; those no key authenticated after unauthIdleTimeoutMs. */
+  sweep(skip: (f: NegotiatedFlow) => boolean): number {
+    const n = this.table.sweep(skip, { policy: (r) => (this.unauth.has(r.id) ? this.shortPolicy : undefined), soonestMs: Math.min(this.shortPolicy.idleMs, this.shortPolicy.closedMs) });
+    if (n) for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
+    return n;
   }
 
   /** The ordered writer every DPRP PIT write goes through. */
@@ -69,7 +102,9 @@ export class NegotiatedFlows {
 
   /** A negotiation settled: the flow now holds `entries` (already written). */
   remember(flow: Flow, role: PathRole, decision: Decision, gv: GroupVersion | null, entries: readonly PitEntry[], negId: string): void {
-    this.table.commit(flow, { role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, negId }, { pit: entries }, { written: true });
+    const rec = this.table.commit(flow, { role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, negId }, { pit: entries }, { written: true });
+    if (gv) this.unauth.delete(rec.id);
+    else this.unauth.add(rec.id);
   }
 
   values(): IterableIterator<NegotiatedFlow> {

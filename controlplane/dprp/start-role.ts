@@ -101,9 +101,13 @@ export class StartRole {
       startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [],
     };
     const noEndUntil = c.noEnd.get(flow.daddr);
-    if (noEndUntil !== undefined && noEndUntil > neg.startedMono) {
+    // No GE answers for a multicast/broadcast/loopback destination, and none is asked (never a DDE there).
+    if ((noEndUntil !== undefined && noEndUntil > neg.startedMono) || c.forbidden(flow.daddr)) {
       c.obs.started(reason);
-      this.concludeAlone(neg);
+      if (!this.concludeAlone(neg)) {
+        c.d.stash.drop(stashes, 'unauth_flows_full');
+        c.obs.failed('unauth_flows_full');
+      }
       return;
     }
     this.byNeg.set(hex(neg.negId), neg);
@@ -114,6 +118,14 @@ export class StartRole {
 
   private sendDde(neg: StartNeg): void {
     const c = this.c;
+    // Per destination, retransmissions included: a flood of new flows from one source is never answered by a flood of DDEs.
+    if (c.ddeLimiter.take(neg.flow.daddr, c.mono()) !== 'ok') {
+      if (neg.sends === 0) return this.fail(neg, 'dde_rate_limited'); // nothing sent yet: no state, the stash dropped (the sender retries)
+      neg.sends++;
+      c.obs.suppressed?.('dde_rate_limited');
+      neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));
+      return;
+    }
     neg.attempt++;
     neg.sends++;
     const m: DprpMessage = {
@@ -144,7 +156,7 @@ export class StartRole {
       // Decide now, but keep listening for a late answer for a while.
       if (this.byFlow.get(flowKey(neg.flow)) === neg) this.byFlow.delete(flowKey(neg.flow));
       c.noEnd.set(neg.flow.daddr, c.mono() + c.cfg.noEndCacheMs);
-      this.concludeAlone(neg);
+      if (!this.concludeAlone(neg)) return this.fail(neg, 'unauth_flows_full');
       neg.phase = 'alone';
       this.alone++;
       neg.timer = c.d.timers.after(c.cfg.lateRgiGraceMs, () => this.onTimeout(neg));
@@ -153,9 +165,14 @@ export class StartRole {
     this.fail(neg, neg.phase === 'dde' ? 'dde_timeout' : 'cdn_timeout');
   }
 
-  /** No GE toward the destination: the start decides on its own (OP: plaintext, CL: refuse). */
-  private concludeAlone(neg: StartNeg): void {
+  /**
+   * No GE toward the destination: the start decides on its own (OP: plaintext,
+   * CL: refuse). False, with nothing installed, when the flows no key
+   * authenticates are at maxUnauthFlows (a flood of new flows from a non-member).
+   */
+  private concludeAlone(neg: StartNeg): boolean {
     const c = this.c;
+    if (c.flows.unauthFull(neg.flow)) return false;
     const out = decide([{ addr: c.d.self.addr, type: c.d.self.type, mode: c.d.self.mode, keys: c.myGroupVersions() }]);
     const mine = out.actions[0];
     const entries = pitEntriesFor(neg.flow, mine.action, 'start', null, 'confirmed');
@@ -163,6 +180,7 @@ export class StartRole {
     c.flows.remember(neg.flow, 'start', mine.action, null, entries, hex(neg.negId));
     this.settleStash(neg, out);
     c.obs.completed(out.verdict === 'refused' ? 'refused' : 'no_end_ge', this.elapsed(neg));
+    return true;
   }
 
   private elapsed(neg: StartNeg): number {
