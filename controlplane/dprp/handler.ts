@@ -219,10 +219,10 @@ export class DprpHandler implements PuntHandler {
     // The negotiation always runs from this GE toward the remote end.
     const flow = c.dir === Dir.EGRESS ? seen : reverseFlow(seen);
     if (rec.reason === PuntReason.TRUNCATED) {
-      node.onPitMiss(flow, null);
+      node.onPitMiss(flow, null, c.dir !== Dir.EGRESS);
       return;
     }
-    node.onPitMiss(flow, rec);
+    node.onPitMiss(flow, rec, c.dir !== Dir.EGRESS);
   }
 
   onControl(rec: PuntRec, ctx: PuntContext): void {

@@ -68,8 +68,8 @@ export interface SelfInfo {
 
 export const FAIL_REASONS = [
   'dde_timeout', 'cdn_timeout', 'too_many_negotiations', 'stash_full', 'bad_path', 'keys_missing',
-  // issue 11: the first DDE to this destination refused by the per-destination limiter; a flow no key authenticates refused at the cap
-  'dde_rate_limited', 'unauth_flows_full',
+  // issue 11: a flow no key authenticates refused at the cap (maxUnauthFlows)
+  'unauth_flows_full',
 ] as const;
 export type FailReason = (typeof FAIL_REASONS)[number];
 
@@ -158,7 +158,12 @@ export interface DprpConfig {
    */
   prevGraceMs: number;
   replay: ReplayCacheOptions;
-  /** DDEs this GE sends per destination address (retransmissions included): token bucket, bounded table. */
+  /**
+   * DDEs this GE sends per destination address for flows the remote end
+   * started (ingress misses; retransmissions included): token bucket, bounded
+   * table. Beyond it the flow is decided as if no GE answered, without a DDE.
+   * Flows a local host starts are bounded by maxNegotiations only.
+   */
   ddeLimit: RateLimit;
   /** RGIs this GE answers per source address (the DDE's start GE, checked against the packet source). */
   answerLimit: RateLimit;

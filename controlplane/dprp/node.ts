@@ -62,10 +62,12 @@ export class DprpNode {
   /**
    * A packet of `flow` missed the PIT and was stashed (handle is the punt
    * handler's). Starts a negotiation, or joins the one already running for the
-   * flow or its reverse.
+   * flow or its reverse. `inbound`: the packet came from the remote end
+   * (ingress miss: the remote started the flow), so the DDE this sends is
+   * one a remote host made us send: limited per destination (ddeLimit).
    */
-  onPitMiss(flow: Flow, handle: unknown): void {
-    this.start.onPitMiss(flow, handle);
+  onPitMiss(flow: Flow, handle: unknown, inbound = false): void {
+    this.start.onPitMiss(flow, handle, inbound);
   }
 
   /**

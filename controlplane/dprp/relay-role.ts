@@ -94,10 +94,12 @@ export class RelayRole {
     const now = c.mono();
     const known = c.termCache.get(m.flow.daddr);
     const termKnown = !!known && known.untilMono > now && known.kind === 'term';
-    // Answered now (an RGI to the start GE): within the per-source answer limit, or refused before any state.
+    // Answered now (an RGI to the start GE): within the per-source answer limit, or refused before any
+    // state. Only beyond the limit is the start's record checked: a member's DDE (its tag verifies with a
+    // key we hold) is always answered, so the limit never slows negotiations between members.
     const answersNow = existing ? existing.role === 'end' || (existing.role === 'end-candidate' && termKnown) : role === 'end' || (role === 'end-candidate' && termKnown);
     if (answersNow && (!existing || (sameFlow(existing.flow, m.flow) && existing.startGe === m.startGe && m.attempt > existing.lastDdeAttempt))
-      && c.answerLimiter.take(m.startGe, now) !== 'ok') {
+      && !this.mayAnswer(m, now)) {
       return c.reject('answer_rate_limited');
     }
     const r = this.relayFor(m, role);
@@ -129,9 +131,15 @@ export class RelayRole {
       c.termCache.set(r.flow.daddr, { kind: 'term', untilMono: c.mono() + c.cfg.termCacheMs });
       r.role = 'end';
       // Answered later, still within the per-source limit (counted when refused).
-      if (c.answerLimiter.take(r.startGe, c.mono()) !== 'ok') return c.reject('answer_rate_limited');
+      if (!this.mayAnswer(m, c.mono())) return c.reject('answer_rate_limited');
       this.answerRgi(r, m, REC_F_PROTECTS_DEST);
     });
+  }
+
+  /** Within the per-source answer limit (answerLimit), or a DDE from a member (its start record verifies with a key we hold). */
+  private mayAnswer(dde: DprpMessage, now: number): boolean {
+    if (this.c.answerLimiter.take(dde.startGe, now) === 'ok') return true;
+    return dde.records[0]?.addr === dde.startGe && verifyRecord(this.c.myKeys(), dde, 0).length > 0;
   }
 
   /** Whether any DDE of the start GE proved (tagged) a group this GE holds. */

@@ -45,6 +45,8 @@ interface StartNeg {
   upgraded?: boolean;
   /** Whether neg.entries are in the PIT (to remove them on failure). */
   installed?: boolean;
+  /** Started by a packet from the remote end (ingress miss): its DDEs count against ddeLimit. */
+  inbound?: boolean;
 }
 
 export class StartRole {
@@ -70,7 +72,7 @@ export class StartRole {
    * handler's). Starts a negotiation, or joins the one already running for the
    * flow or its reverse.
    */
-  onPitMiss(flow: Flow, handle: unknown): void {
+  onPitMiss(flow: Flow, handle: unknown, inbound = false): void {
     const running = this.byFlow.get(flowKey(flow)) ?? this.byFlow.get(flowKey(reverseFlow(flow)));
     if (running) {
       if (running.stashes.length >= this.c.cfg.maxStashPerFlow) {
@@ -81,10 +83,10 @@ export class StartRole {
       }
       return;
     }
-    this.begin(flow, 'miss', [handle]);
+    this.begin(flow, 'miss', [handle], inbound);
   }
 
-  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[]): void {
+  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[], inbound = false): void {
     const c = this.c;
     if (c.cfg.requireKeys && c.myKeys().length === 0) {
       c.d.stash.drop(stashes, 'keys_missing');
@@ -98,11 +100,14 @@ export class StartRole {
     }
     const neg: StartNeg = {
       negId: c.rnd(8), flow, reason, phase: 'dde', attempt: 0, sends: 0, timer: null, stashes,
-      startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [],
+      startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [], inbound,
     };
     const noEndUntil = c.noEnd.get(flow.daddr);
     // No GE answers for a multicast/broadcast/loopback destination, and none is asked (never a DDE there).
-    if ((noEndUntil !== undefined && noEndUntil > neg.startedMono) || c.forbidden(flow.daddr)) {
+    // A remote host's new flows beyond the per-destination DDE limit: decided as if no GE answered, without the DDE.
+    const limited = inbound && !c.forbidden(flow.daddr) && c.ddeLimiter.take(flow.daddr, neg.startedMono) !== 'ok';
+    if (limited) c.obs.suppressed?.('dde_rate_limited');
+    if ((noEndUntil !== undefined && noEndUntil > neg.startedMono) || c.forbidden(flow.daddr) || limited) {
       c.obs.started(reason);
       if (!this.concludeAlone(neg)) {
         c.d.stash.drop(stashes, 'unauth_flows_full');
@@ -118,9 +123,9 @@ export class StartRole {
 
   private sendDde(neg: StartNeg): void {
     const c = this.c;
-    // Per destination, retransmissions included: a flood of new flows from one source is never answered by a flood of DDEs.
-    if (c.ddeLimiter.take(neg.flow.daddr, c.mono()) !== 'ok') {
-      if (neg.sends === 0) return this.fail(neg, 'dde_rate_limited'); // nothing sent yet: no state, the stash dropped (the sender retries)
+    // Per destination, retransmissions included (the first DDE's token was taken in begin()): a flood
+    // of new flows from one source is never answered by a flood of DDEs.
+    if (neg.inbound && neg.sends > 0 && c.ddeLimiter.take(neg.flow.daddr, c.mono()) !== 'ok') {
       neg.sends++;
       c.obs.suppressed?.('dde_rate_limited');
       neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));

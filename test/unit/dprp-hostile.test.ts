@@ -148,18 +148,29 @@ describe('issue 11: no reflection, bounded state (pure node)', { timeout: 30_000
     assert.deepEqual(sim.ge('GEN').obs.rejections, []);
   });
 
-  test('DDEs are limited per destination: a flood of new flows toward one address sends at most burst + rate x t DDEs; refusals counted', () => {
+  test('DDEs for flows a remote host starts are limited per destination: burst + rate x t DDEs, the rest decided as if unanswered (counted); local flows are not', () => {
     const burst = 10;
-    const { sim, sent } = hostileSim({ ddeLimit: { burst, ratePerSec: 5, maxKeys: 16 }, maxSends: 1, onNoAnswer: 'fail' });
+    const { sim, sent } = hostileSim({ ddeLimit: { burst, ratePerSec: 5, maxKeys: 16 } });
+    const g = sim.ge('GES1');
+    const internet = sim.addr('internet');
     for (let i = 0; i < 300; i++) {
-      sim.connect('GES1', 'internet', 17, 20_000 + i, 53);
+      // an ingress miss: internet -> GES1, negotiated from GES1 toward internet
+      g.node.onPitMiss({ saddr: sim.addr('GES1'), daddr: internet, sport: 53, dport: 20_000 + i, proto: 17 }, `in${i}`, true);
       sim.time.advance(10); // 3 s
     }
     sim.time.advance(1_000);
-    const dde = sent.filter((s) => s.type === MsgType.DDE && s.dst === sim.addr('internet'));
+    const dde = sent.filter((s) => s.type === MsgType.DDE && s.dst === internet);
+    // each negotiation sends up to maxSends (4) DDEs, all from the same bucket
     assert.ok(dde.length <= burst + 5 * 4 + 1, `${dde.length} DDEs`);
-    const f = sim.ge('GES1').obs.failures;
-    assert.ok(f.filter((r) => r === 'dde_rate_limited').length >= 300 - dde.length - 1, f.join(','));
+    assert.ok(g.obs.suppressions.filter((r) => r === 'dde_rate_limited').length >= 250, `${g.obs.suppressions.length} suppressed`);
+    assert.equal(g.obs.completions.filter((c) => c.outcome === 'no_end_ge').length, 300, 'every flow decided (OP: plaintext), none failed');
+    // A local host's flows to one destination are not limited (bounded by maxNegotiations).
+    const before = sent.length;
+    for (let i = 0; i < 100; i++) sim.connect('GES1', 'GES2', 17, 30_000 + i, 53);
+    sim.time.advance(500);
+    const local = sent.filter((s, i) => i >= before && s.type === MsgType.DDE);
+    assert.equal(local.filter((s) => s.from === 'GES1' && s.dst === sim.addr('GES2')).length, 100, 'one DDE each: the members\' DDEs are answered beyond the answer limit too');
+    assert.equal(g.obs.completions.filter((c) => c.outcome === 'encrypted').length, 100);
   });
 
   test('a PIT miss toward a multicast or broadcast destination sends no DDE (no GE answers there): decided alone', () => {

@@ -51,7 +51,9 @@ export class CountingObserver implements DprpObserver {
   failures: FailReason[] = [];
   rejections: RejectReason[] = [];
   overrides = 0;
+  suppressions: string[] = [];
   started(r: 'miss' | 'rekey') { this.starts.push(r); }
+  suppressed(r: string) { this.suppressions.push(r); }
   completed(outcome: OutcomeKind, seconds: number) { this.completions.push({ outcome, seconds }); }
   failed(r: FailReason) { this.failures.push(r); }
   rejected(r: RejectReason) { this.rejections.push(r); }
