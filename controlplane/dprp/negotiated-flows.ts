@@ -100,11 +100,16 @@ export class NegotiatedFlows {
     return this.table.find(flow)?.pit;
   }
 
-  /** A negotiation settled: the flow now holds `entries` (already written). */
-  remember(flow: Flow, role: PathRole, decision: Decision, gv: GroupVersion | null, entries: readonly PitEntry[], negId: string): void {
+  /**
+   * A negotiation settled: the flow now holds `entries` (already written).
+   * `unauth`: made on behalf of a peer no key authenticated (a remote's new
+   * flow decided alone, a peer's unsigned word): counted against
+   * maxUnauthFlows and expired after unauthIdleTimeoutMs.
+   */
+  remember(flow: Flow, role: PathRole, decision: Decision, gv: GroupVersion | null, entries: readonly PitEntry[], negId: string, unauth = false): void {
     const rec = this.table.commit(flow, { role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, negId }, { pit: entries }, { written: true });
-    if (gv) this.unauth.delete(rec.id);
-    else this.unauth.add(rec.id);
+    if (unauth && !gv) this.unauth.add(rec.id);
+    else this.unauth.delete(rec.id);
   }
 
   values(): IterableIterator<NegotiatedFlow> {

@@ -247,7 +247,7 @@ export class RelayRole {
       c.send(m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.
-    c.flows.remember(r.flow, role, decision, gv, r.entries, hex(r.negId));
+    c.flows.remember(r.flow, role, decision, gv, r.entries, hex(r.negId), !key);
   }
 
   onCdn(m: DprpMessage, raw: Buffer): void {

@@ -172,17 +172,19 @@ export class StartRole {
 
   /**
    * No GE toward the destination: the start decides on its own (OP: plaintext,
-   * CL: refuse). False, with nothing installed, when the flows no key
-   * authenticates are at maxUnauthFlows (a flood of new flows from a non-member).
+   * CL: refuse). A flow the remote started counts against maxUnauthFlows and
+   * expires after unauthIdleTimeoutMs (a local host's does not: it is not on
+   * a peer's behalf). False, with nothing installed, at the cap (a flood of
+   * new flows from a non-member).
    */
   private concludeAlone(neg: StartNeg): boolean {
     const c = this.c;
-    if (c.flows.unauthFull(neg.flow)) return false;
+    if (neg.inbound && c.flows.unauthFull(neg.flow)) return false;
     const out = decide([{ addr: c.d.self.addr, type: c.d.self.type, mode: c.d.self.mode, keys: c.myGroupVersions() }]);
     const mine = out.actions[0];
     const entries = pitEntriesFor(neg.flow, mine.action, 'start', null, 'confirmed');
     c.flows.writes.write({ pit: entries });
-    c.flows.remember(neg.flow, 'start', mine.action, null, entries, hex(neg.negId));
+    c.flows.remember(neg.flow, 'start', mine.action, null, entries, hex(neg.negId), neg.inbound);
     this.settleStash(neg, out);
     c.obs.completed(out.verdict === 'refused' ? 'refused' : 'no_end_ge', this.elapsed(neg));
     return true;
@@ -331,7 +333,7 @@ export class StartRole {
     neg.installed = true;
     this.settleStash(neg, out);
     const mine = out.actions[0];
-    c.flows.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId));
+    c.flows.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId), neg.inbound);
     c.obs.completed(neg.upgraded ? 'upgraded' : out.verdict, this.elapsed(neg));
   }
 }

@@ -187,10 +187,16 @@ describe('issue 11: no reflection, bounded state (pure node)', { timeout: 30_000
     const cap = 5;
     const { sim } = hostileSim({ maxUnauthFlows: cap, unauthIdleTimeoutMs: 3_000, maxSends: 1 });
     const g = sim.ge('GES1');
-    for (let i = 0; i < 12; i++) sim.connect('GES1', 'internet', 17, 30_000 + i, 53);
+    const internet = sim.addr('internet');
+    // New flows the remote (internet) started: ingress misses, negotiated from GES1 toward it.
+    for (let i = 0; i < 12; i++) g.node.onPitMiss({ saddr: sim.addr('GES1'), daddr: internet, sport: 53, dport: 30_000 + i, proto: 17 }, `in${i}`, true);
     sim.time.advance(1_000); // DDEs unanswered: decided alone (OP: plaintext)
     assert.equal(g.node.flowRecords().length, cap);
     assert.equal(g.obs.failures.filter((r) => r === 'unauth_flows_full').length, 12 - cap);
+    // A local host's plaintext flows are not on a peer's behalf: neither capped nor short-lived.
+    sim.connect('GES1', 'internet', 6, 45000, 443);
+    sim.time.advance(1_000);
+    assert.equal(g.node.flowRecords().length, cap + 1);
     // An authenticated flow is not held back by the cap.
     sim.connect('GES1', 'GES2', 6, 40000, 443);
     sim.time.advance(500);
@@ -200,7 +206,7 @@ describe('issue 11: no reflection, bounded state (pure node)', { timeout: 30_000
       g.node.sweep();
     }
     const left = g.node.flowRecords();
-    assert.deepEqual(left.map((r) => r.decision), ['encrypt'], 'the plaintext flows expired after 3 s idle; the encrypted one stays');
+    assert.deepEqual(left.map((r) => `${r.decision}:${r.flow.dport}`).sort(), ['encrypt:443', 'pass:443'], 'the remote\'s plaintext flows expired after 3 s idle; the encrypted one and the local host\'s stay');
   });
 
   test('an end GE holds at most maxUnauthFlows flows made by forged DDE + unsigned PASS MPIT pairs; the rest are refused (unauth_flows_full)', () => {
