@@ -52,8 +52,9 @@ export class NegotiatedFlows {
    */
   private readonly unauth = new Set<number>();
   private readonly shortPolicy: { idleMs: number; closedMs: number };
+  private lastPruneMono = -Infinity;
 
-  constructor(pit: PitWriter, clock: { monoMs(): number }, private readonly cfg: Pick<DprpConfig, 'idleTimeoutMs' | 'closedTimeoutMs' | 'maxUnauthFlows' | 'unauthIdleTimeoutMs'>) {
+  constructor(pit: PitWriter, private readonly clock: { monoMs(): number }, private readonly cfg: Pick<DprpConfig, 'idleTimeoutMs' | 'closedTimeoutMs' | 'maxUnauthFlows' | 'unauthIdleTimeoutMs'>) {
     this.table = new FlowTable({
       maps: { pit }, clock, expiry: { pit: { idleMs: cfg.idleTimeoutMs, closedMs: cfg.closedTimeoutMs }, xlat: {} },
     });
@@ -68,7 +69,13 @@ export class NegotiatedFlows {
     if (this.unauth.size < this.cfg.maxUnauthFlows) return false;
     const rec = this.table.find(flow);
     if (rec && this.unauth.has(rec.id)) return false;
-    for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
+    // Ids of flows the table forgot (expired, or a negotiation's that never settled): pruned at most
+    // every 100 ms, so a flood refused at the cap costs O(1) per flow, not a scan of the set.
+    const now = this.clock.monoMs();
+    if (now - this.lastPruneMono >= 100) {
+      this.lastPruneMono = now;
+      for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
+    }
     return this.unauth.size >= this.cfg.maxUnauthFlows;
   }
 
