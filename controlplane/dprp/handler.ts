@@ -23,7 +23,7 @@ import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
   dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
-  dprpNegotiationsStartedTotal, dprpPolicyOverridesTotal,
+  dprpNegotiationsStartedTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
 } from '../metrics/metrics.js';
 import type { GroupKey, KeyRing } from './auth.js';
 import { buildIpv4Packet, IPPROTO_ICMP, parseIpv4 } from './ipv4.js';
@@ -60,6 +60,7 @@ export const promObserver: DprpObserver = {
   failed: (reason) => dprpNegotiationsFailedTotal.inc({ reason }),
   rejected: (reason) => dprpMessagesRejectedTotal.inc({ reason }),
   overridden: () => dprpPolicyOverridesTotal.inc(),
+  suppressed: (reason) => dprpSendsSuppressedTotal.inc({ reason }),
 };
 
 /** The key ring as the gscip_keys map holds it (refreshed by the handler). */
@@ -146,7 +147,7 @@ export class DprpHandler implements PuntHandler {
           return { cancel: () => clearTimeout(t) };
         },
       },
-      transport: { send: (dst, icmp) => this.send(dst, icmp) },
+      transport: { send: (dst, icmp, src) => this.send(dst, icmp, src) },
       pit,
       stash: {
         // A truncated miss has no stashed packet (handle null): nothing to release or drop.
@@ -154,6 +155,7 @@ export class DprpHandler implements PuntHandler {
         drop: (hs, reason) => { for (const h of hs) if (h) ctx.drop(h as PuntRec, reason); },
       },
       locality: (a) => this.routes.locality(a, this.guarded, canHaveInside),
+      isOwnOrBroadcast: (a) => this.routes.isOwnOrBroadcast(a),
       observer: promObserver,
       config: this.opts.config,
       options: this.opts.options,
@@ -186,13 +188,14 @@ export class DprpHandler implements PuntHandler {
     this.node!.sweep();
   }
 
-  private send(dst: string, icmp: Buffer): void {
+  /** src: a relayed DDE keeps the start GE's source (node.ts onControl checks it); else this GE's address. */
+  private send(dst: string, icmp: Buffer, src?: string): void {
     const ctx = this.ctx!;
     const dev = this.routes.devFor(dst);
     const ifindex = ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
     if (ifindex === undefined) return;
     try {
-      ctx.sendControl(ifindex, buildIpv4Packet(this.selfInfo!.addr, dst, IPPROTO_ICMP, icmp));
+      ctx.sendControl(ifindex, buildIpv4Packet(src ?? this.selfInfo!.addr, dst, IPPROTO_ICMP, icmp));
     } catch (e) {
       // Counted by the agent; the negotiation's retry covers a lost send.
       this.log.warn({ err: e, dst }, 'DPRP send failed');
@@ -216,10 +219,10 @@ export class DprpHandler implements PuntHandler {
     // The negotiation always runs from this GE toward the remote end.
     const flow = c.dir === Dir.EGRESS ? seen : reverseFlow(seen);
     if (rec.reason === PuntReason.TRUNCATED) {
-      node.onPitMiss(flow, null);
+      node.onPitMiss(flow, null, c.dir !== Dir.EGRESS);
       return;
     }
-    node.onPitMiss(flow, rec);
+    node.onPitMiss(flow, rec, c.dir !== Dir.EGRESS);
   }
 
   onControl(rec: PuntRec, ctx: PuntContext): void {
@@ -235,7 +238,7 @@ export class DprpHandler implements PuntHandler {
       dprpMessagesRejectedTotal.inc({ reason: 'wire_too_short' });
       return;
     }
-    node.onControl(Buffer.from(ip.payload));
+    node.onControl(Buffer.from(ip.payload), { src: ip.src, dst: ip.dst });
   }
 
   close(): void {

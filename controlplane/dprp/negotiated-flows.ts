@@ -46,11 +46,51 @@ export interface FlowRecord {
 
 export class NegotiatedFlows {
   readonly table: FlowTable<PitEntry, DprpFlowMeta>;
+  /**
+   * Ids of the flows no key authenticated (a superset: ids of flows the table
+   * forgot are pruned when the set reaches the cap), for maxUnauthFlows.
+   */
+  private readonly unauth = new Set<number>();
+  private readonly shortPolicy: { idleMs: number; closedMs: number };
+  private lastPruneMono = -Infinity;
 
-  constructor(pit: PitWriter, clock: { monoMs(): number }, cfg: Pick<DprpConfig, 'idleTimeoutMs' | 'closedTimeoutMs'>) {
+  constructor(pit: PitWriter, private readonly clock: { monoMs(): number }, private readonly cfg: Pick<DprpConfig, 'idleTimeoutMs' | 'closedTimeoutMs' | 'maxUnauthFlows' | 'unauthIdleTimeoutMs'>) {
     this.table = new FlowTable({
       maps: { pit }, clock, expiry: { pit: { idleMs: cfg.idleTimeoutMs, closedMs: cfg.closedTimeoutMs }, xlat: {} },
     });
+    this.shortPolicy = { idleMs: Math.min(cfg.idleTimeoutMs, cfg.unauthIdleTimeoutMs), closedMs: Math.min(cfg.closedTimeoutMs, cfg.unauthIdleTimeoutMs) };
+  }
+
+  /**
+   * Whether one more flow no key authenticates would exceed maxUnauthFlows
+   * (a flow already in the table is not "one more": its entries are replaced).
+   */
+  unauthFull(flow: Flow): boolean {
+    if (this.unauth.size < this.cfg.maxUnauthFlows) return false;
+    const rec = this.table.find(flow);
+    if (rec && this.unauth.has(rec.id)) return false;
+    // Ids of flows the table forgot (expired, or a negotiation's that never settled): pruned at most
+    // every 100 ms, so a flood refused at the cap costs O(1) per flow, not a scan of the set.
+    const now = this.clock.monoMs();
+    if (now - this.lastPruneMono >= 100) {
+      this.lastPruneMono = now;
+      for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
+    }
+    return this.unauth.size >= this.cfg.maxUnauthFlows;
+  }
+
+  /** Flows no key authenticated, held now. */
+  get unauthCount(): number {
+    let n = 0;
+    for (const id of this.unauth) if (this.table.get(id)) n++;
+    return n;
+  }
+
+  /** Expires idle and closed flows; those no key authenticated after unauthIdleTimeoutMs. */
+  sweep(skip: (f: NegotiatedFlow) => boolean): number {
+    const n = this.table.sweep(skip, { policy: (r) => (this.unauth.has(r.id) ? this.shortPolicy : undefined), soonestMs: Math.min(this.shortPolicy.idleMs, this.shortPolicy.closedMs) });
+    if (n) for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
+    return n;
   }
 
   /** The ordered writer every DPRP PIT write goes through. */
@@ -67,9 +107,16 @@ export class NegotiatedFlows {
     return this.table.find(flow)?.pit;
   }
 
-  /** A negotiation settled: the flow now holds `entries` (already written). */
-  remember(flow: Flow, role: PathRole, decision: Decision, gv: GroupVersion | null, entries: readonly PitEntry[], negId: string): void {
-    this.table.commit(flow, { role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, negId }, { pit: entries }, { written: true });
+  /**
+   * A negotiation settled: the flow now holds `entries` (already written).
+   * `unauth`: made on behalf of a peer no key authenticated (a remote's new
+   * flow decided alone, a peer's unsigned word): counted against
+   * maxUnauthFlows and expired after unauthIdleTimeoutMs.
+   */
+  remember(flow: Flow, role: PathRole, decision: Decision, gv: GroupVersion | null, entries: readonly PitEntry[], negId: string, unauth = false): void {
+    const rec = this.table.commit(flow, { role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, negId }, { pit: entries }, { written: true });
+    if (unauth && !gv) this.unauth.add(rec.id);
+    else this.unauth.delete(rec.id);
   }
 
   values(): IterableIterator<NegotiatedFlow> {

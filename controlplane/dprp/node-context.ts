@@ -13,6 +13,8 @@ import { NegotiatedFlows } from './negotiated-flows.js';
 import type { OptionCodecs } from './option-codecs.js';
 import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import { ReplayCache } from './replay.js';
+import { RateLimiter } from './rate-limit.js';
+import { specialAddress } from './addr-guard.js';
 import { SPEC_OPTIONS } from './spec-options.js';
 import { encode, MsgType, type DprpMessage, type Flow, type GeRecord, type TlvOption } from './wire.js';
 
@@ -39,6 +41,9 @@ export class DprpContext {
   readonly termCache = new Map<string, { kind: 'term' | 'ge'; untilMono: number }>();
   /** destination -> until when "no GE answered for it" holds (skip the DDE). */
   readonly noEnd = new Map<string, number>();
+  /** DDEs sent per destination (start role) and RGIs answered per source (end role): issue 11. */
+  readonly ddeLimiter: RateLimiter;
+  readonly answerLimiter: RateLimiter;
 
   constructor(readonly d: DprpNodeDeps) {
     this.cfg = { ...DEFAULT_DPRP_CONFIG, ...d.config };
@@ -48,6 +53,33 @@ export class DprpContext {
     this.codecs = d.options ?? SPEC_OPTIONS;
     this.hooks = d.optionHooks ?? [];
     this.flows = new NegotiatedFlows(d.pit, d.clock, this.cfg);
+    this.ddeLimiter = new RateLimiter(this.cfg.ddeLimit);
+    this.answerLimiter = new RateLimiter(this.cfg.answerLimit);
+  }
+
+  /**
+   * Whether addr may never be a control message's destination: multicast,
+   * broadcast (limited, reserved, or a directed broadcast the host knows),
+   * loopback, 0/8, or one of this GE's own addresses other than the one it
+   * speaks DPRP with (that one the roles handle: own_message, end role).
+   */
+  forbidden(addr: string): boolean {
+    if (specialAddress(addr) !== null) return true;
+    if (addr === this.d.self.addr) return false;
+    return this.d.isOwnOrBroadcast?.(addr) ?? false;
+  }
+
+  /**
+   * Every control message this GE sends goes through here: never to a
+   * forbidden address (the node refuses such messages before they get this
+   * far; this is the last line, counted as a suppressed send).
+   */
+  send(dst: string, icmp: Buffer, src?: string): void {
+    if (this.forbidden(dst) || dst === this.d.self.addr) {
+      this.obs.suppressed?.('forbidden_destination');
+      return;
+    }
+    this.d.transport.send(dst, icmp, src);
   }
 
   /** Encodes a message this GE sends, options checked against the codecs it knows. */

@@ -10,6 +10,7 @@ import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import type { PitMap } from '../flows/flow-maps.js';
 import type { PitEntry } from './pit-entries.js';
 import { DEFAULT_REPLAY, type ReplayCacheOptions } from './replay.js';
+import type { RateLimit } from './rate-limit.js';
 import type { GeTypeName, ModeName, WireRejectReason } from './wire.js';
 
 
@@ -25,9 +26,19 @@ export interface DprpTimers {
   after(ms: number, fn: () => void): TimerHandle;
 }
 
-/** Sends one GSCIP control ICMP message from this GE toward `dst` (the handler adds the IP header). */
+/**
+ * Sends one GSCIP control ICMP message toward `dst` (the handler adds the IP
+ * header). `src`: the IP source to write, when relaying a DDE transparently
+ * (the start GE's address, as the packet carried it); default this GE's.
+ */
 export interface ControlTransport {
-  send(dst: string, icmp: Buffer): void;
+  send(dst: string, icmp: Buffer, src?: string): void;
+}
+
+/** The IP header a control message came in (the punt record's): source and destination. */
+export interface PacketAddrs {
+  src: string;
+  dst: string;
 }
 
 /** The PIT as DPRP sees it (the handler maps this onto the BPF map). */
@@ -58,6 +69,8 @@ export interface SelfInfo {
 
 export const FAIL_REASONS = [
   'dde_timeout', 'cdn_timeout', 'too_many_negotiations', 'stash_full', 'bad_path', 'keys_missing',
+  // issue 11: a flow no key authenticates refused at the cap (maxUnauthFlows)
+  'unauth_flows_full',
 ] as const;
 export type FailReason = (typeof FAIL_REASONS)[number];
 
@@ -66,6 +79,9 @@ export const REJECT_REASONS = [
   'replay', 'stale', 'future', 'unknown_negotiation', 'wrong_phase', 'bad_selector', 'bad_mac', 'bad_seal',
   'missing_seal', 'unauthenticated_action', 'downgrade', 'bad_path', 'no_end_flag', 'path_too_long', 'relay_table_full', 'own_message',
   'option_refused',
+  // issue 11 (bounds, no reflection): the IP source/destination is not the GE/flow the body names;
+  // an address no GE sends to; the per-source answer limiter; the cap on flows no key authenticates.
+  'source_mismatch', 'destination_mismatch', 'forbidden_address', 'answer_rate_limited', 'unauth_flows_full',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
 
@@ -75,6 +91,10 @@ export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectR
  */
 export type OutcomeKind = Outcome['verdict'] | 'no_end_ge' | 'upgraded';
 
+/** Sends this GE suppressed (it sends less, never more): a DDE retransmission over the per-destination limit, a destination no GE sends to. */
+export const SUPPRESS_REASONS = ['dde_rate_limited', 'forbidden_destination'] as const;
+export type SuppressReason = (typeof SUPPRESS_REASONS)[number];
+
 export interface DprpObserver {
   started(reason: 'miss' | 'rekey'): void;
   completed(outcome: OutcomeKind, seconds: number): void;
@@ -82,6 +102,7 @@ export interface DprpObserver {
   rejected(reason: RejectReason): void;
   /** A CL GE overrode an unauthenticated "pass" with discard (local policy wins). */
   overridden(): void;
+  suppressed?(reason: SuppressReason): void;
 }
 
 export const NULL_OBSERVER: DprpObserver = {
@@ -141,6 +162,22 @@ export interface DprpConfig {
    */
   prevGraceMs: number;
   replay: ReplayCacheOptions;
+  /**
+   * DDEs this GE sends per destination address for flows the remote end
+   * started (ingress misses; retransmissions included): token bucket, bounded
+   * table. Beyond it the flow is decided as if no GE answered, without a DDE.
+   * Flows a local host starts are bounded by maxNegotiations only.
+   */
+  ddeLimit: RateLimit;
+  /** RGIs this GE answers per source address (the DDE's start GE, checked against the packet source). */
+  answerLimit: RateLimit;
+  /**
+   * Flows no shared group key authenticated (plaintext or discard decided
+   * alone, or on a peer's unauthenticated word): at most this many, refused
+   * beyond (unauth_flows_full), each expiring after unauthIdleTimeoutMs idle.
+   */
+  maxUnauthFlows: number;
+  unauthIdleTimeoutMs: number;
 }
 
 export const DEFAULT_DPRP_CONFIG: DprpConfig = {
@@ -167,6 +204,11 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   lateRgiGraceMs: 5_000,
   prevGraceMs: 30_000,
   replay: DEFAULT_REPLAY,
+  // Per address: a burst of 64 (a host opening many connections to one server at once), then 32/s.
+  ddeLimit: { burst: 64, ratePerSec: 32, maxKeys: 4096 },
+  answerLimit: { burst: 64, ratePerSec: 32, maxKeys: 4096 },
+  maxUnauthFlows: 4096,
+  unauthIdleTimeoutMs: 10_000,
 };
 
 export interface DprpNodeDeps {
@@ -178,6 +220,8 @@ export interface DprpNodeDeps {
   pit: PitWriter;
   stash: StashSink;
   locality(addr: string): Locality;
+  /** This host's own addresses and the directed broadcasts of its subnets (the handler knows them; default: none beyond self). */
+  isOwnOrBroadcast?(addr: string): boolean;
   observer?: DprpObserver;
   random?(n: number): Buffer;
   config?: Partial<DprpConfig>;

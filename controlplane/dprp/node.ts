@@ -18,7 +18,8 @@
  */
 import { adoptPitEntries } from './adoption.js';
 import { DprpContext, replayKey } from './node-context.js';
-import type { DprpConfig, DprpNodeDeps, SelfInfo } from './node-deps.js';
+import type { DprpConfig, DprpNodeDeps, PacketAddrs, SelfInfo } from './node-deps.js';
+import { specialAddress } from './addr-guard.js';
 import type { FlowRecord } from './negotiated-flows.js';
 import type { PitEntry } from './pit-entries.js';
 import { Rekeying } from './rekeying.js';
@@ -61,17 +62,31 @@ export class DprpNode {
   /**
    * A packet of `flow` missed the PIT and was stashed (handle is the punt
    * handler's). Starts a negotiation, or joins the one already running for the
-   * flow or its reverse.
+   * flow or its reverse. `inbound`: the packet came from the remote end
+   * (ingress miss: the remote started the flow), so the DDE this sends is
+   * one a remote host made us send: limited per destination (ddeLimit).
    */
-  onPitMiss(flow: Flow, handle: unknown): void {
-    this.start.onPitMiss(flow, handle);
+  onPitMiss(flow: Flow, handle: unknown, inbound = false): void {
+    this.start.onPitMiss(flow, handle, inbound);
   }
 
   /**
    * A GSCIP control message arrived (punted). `icmp` is the ICMP message (IP
-   * payload). Never throws for bad input: every rejection is counted.
+   * payload); `ip` the addresses of the IP header it came in (the handler
+   * always gives them; a test may not). Never throws for bad input: every
+   * rejection is counted.
+   *
+   * No reflection (issue 11 item 4, docs/dprp.md "Bounds"): a message naming
+   * an address no GE sends to is refused (forbidden_address); and a DDE, the
+   * one message that makes a GE send to an address it has not seen before,
+   * must come from the start GE it names (relays forward DDEs with the
+   * start's source, transparently) toward the flow's destination, so the RGI
+   * answers the packet's source and a relay forwards where the packet was
+   * going anyway (source_mismatch, destination_mismatch). An MPIT must be on
+   * its way to the end GE it names. RGIs and CDNs go only to the start GE of
+   * a negotiation the GE relayed (checked when that DDE came).
    */
-  onControl(icmp: Buffer): void {
+  onControl(icmp: Buffer, ip?: PacketAddrs): void {
     const c = this.c;
     let m: DprpMessage;
     try {
@@ -84,6 +99,14 @@ export class DprpNode {
     if (verdict !== 'ok') return c.reject(verdict);
     if (!c.partsAcceptRecordOptions(m)) return c.reject('option_refused');
     const self = c.d.self.addr;
+    if (c.forbidden(m.startGe) || (m.type !== MsgType.DDE && c.forbidden(m.endGe)) || (m.type === MsgType.DDE && specialAddress(m.flow.daddr) !== null)) {
+      return c.reject('forbidden_address');
+    }
+    if (ip && m.type === MsgType.DDE) {
+      if (ip.src !== m.startGe) return c.reject('source_mismatch');
+      if (ip.dst !== m.flow.daddr) return c.reject('destination_mismatch');
+    }
+    if (ip && m.type === MsgType.MPIT && ip.dst !== m.endGe) return c.reject('destination_mismatch');
     switch (m.type) {
       case MsgType.DDE:
         if (m.startGe === self) return c.reject('own_message');
@@ -107,7 +130,7 @@ export class DprpNode {
     const c = this.c;
     const now = c.mono();
     this.relay.sweep(now);
-    const expired = c.flows.table.sweep((f) => this.start.isRunning(f.wire));
+    const expired = c.flows.sweep((f) => this.start.isRunning(f.wire));
     this.rekeying.clearPrevVersions(now);
     for (const [a, t] of c.termCache) if (t.untilMono <= now) c.termCache.delete(a);
     for (const [a, t] of c.noEnd) if (t <= now) c.noEnd.delete(a);

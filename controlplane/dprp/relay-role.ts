@@ -91,6 +91,17 @@ export class RelayRole {
     const loc = c.d.locality(m.flow.daddr);
     const existing = this.relays.get(hex(m.negId));
     const role: RelayNeg['role'] = loc === 'self' ? 'end' : loc === 'behind' ? 'end-candidate' : 'intermediate';
+    const now = c.mono();
+    const known = c.termCache.get(m.flow.daddr);
+    const termKnown = !!known && known.untilMono > now && known.kind === 'term';
+    // Answered now (an RGI to the start GE): within the per-source answer limit, or refused before any
+    // state. Only beyond the limit is the start's record checked: a member's DDE (its tag verifies with a
+    // key we hold) is always answered, so the limit never slows negotiations between members.
+    const answersNow = existing ? existing.role === 'end' || (existing.role === 'end-candidate' && termKnown) : role === 'end' || (role === 'end-candidate' && termKnown);
+    if (answersNow && (!existing || (sameFlow(existing.flow, m.flow) && existing.startGe === m.startGe && m.attempt > existing.lastDdeAttempt))
+      && !this.mayAnswer(m, now)) {
+      return c.reject('answer_rate_limited');
+    }
     const r = this.relayFor(m, role);
     if (r === 'full') return c.reject('relay_table_full');
     if (!r) return existing ? c.reject('unknown_negotiation') : undefined;
@@ -100,19 +111,18 @@ export class RelayRole {
     if (m.records[0].addr === m.startGe) r.startDdes.push(m);
 
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
+    // Relayed transparently: the next GE sees the start GE's source, as it checks (node.ts onControl).
     if (r.role === 'intermediate') {
-      c.d.transport.send(m.flow.daddr, raw);
+      c.send(m.flow.daddr, raw, m.startGe);
       return;
     }
     // end candidate: is there a GE behind us for this address?
-    const now = c.mono();
-    const known = c.termCache.get(m.flow.daddr);
-    if (known && known.untilMono > now && known.kind === 'term') {
+    if (termKnown) {
       r.role = 'end';
       return this.answerRgi(r, m, REC_F_PROTECTS_DEST);
     }
     const depth = Math.min(m.candDepth ?? 0, MAX_CAND_DEPTH);
-    c.d.transport.send(m.flow.daddr, withCandDepth(raw, Math.min(depth + 1, MAX_CAND_DEPTH)));
+    c.send(m.flow.daddr, withCandDepth(raw, Math.min(depth + 1, MAX_CAND_DEPTH)), m.startGe);
     r.endTimer?.cancel();
     const wait = c.cfg.endWaitMs + (MAX_CAND_DEPTH - depth) * c.cfg.endWaitStepMs;
     r.endTimer = c.d.timers.after(wait, () => {
@@ -120,8 +130,16 @@ export class RelayRole {
       if (this.relays.get(hex(r.negId)) !== r || r.role !== 'end-candidate') return;
       c.termCache.set(r.flow.daddr, { kind: 'term', untilMono: c.mono() + c.cfg.termCacheMs });
       r.role = 'end';
+      // Answered later, still within the per-source limit (counted when refused).
+      if (!this.mayAnswer(m, c.mono())) return c.reject('answer_rate_limited');
       this.answerRgi(r, m, REC_F_PROTECTS_DEST);
     });
+  }
+
+  /** Within the per-source answer limit (answerLimit), or a DDE from a member (its start record verifies with a key we hold). */
+  private mayAnswer(dde: DprpMessage, now: number): boolean {
+    if (this.c.answerLimiter.take(dde.startGe, now) === 'ok') return true;
+    return dde.records[0]?.addr === dde.startGe && verifyRecord(this.c.myKeys(), dde, 0).length > 0;
   }
 
   /** Whether any DDE of the start GE proved (tagged) a group this GE holds. */
@@ -138,7 +156,7 @@ export class RelayRole {
       records: [], actions: [], seal: null, options: [],
     };
     m.records = [c.ownRecord(m, flags)];
-    c.d.transport.send(r.startGe, c.enc(m));
+    c.send(r.startGe, c.enc(m));
   }
 
   onRgi(m: DprpMessage): void {
@@ -158,7 +176,7 @@ export class RelayRole {
     }
     const out: DprpMessage = { ...m, records: [...m.records] };
     out.records.push(c.ownRecord(m, 0));
-    c.d.transport.send(m.startGe, c.enc(out));
+    c.send(m.startGe, c.enc(out));
   }
 
   onMpit(m: DprpMessage, raw: Buffer): void {
@@ -170,7 +188,7 @@ export class RelayRole {
     if (!entry) {
       // Not named (we are past the end GE, or our record was stripped): relay only.
       c.replayAccept(m);
-      if (m.endGe !== self) c.d.transport.send(m.endGe, raw);
+      if (m.endGe !== self) c.send(m.endGe, raw);
       return;
     }
     let key: GroupKey | null = null;
@@ -185,6 +203,8 @@ export class RelayRole {
       // unauthenticated: someone rewrote the RGI to downgrade the flow. Install nothing.
       return c.reject('downgrade');
     }
+    // A flow on an unauthenticated word (a non-member's, perhaps forged): capped (maxUnauthFlows), short idle.
+    if (!key && !r.entries.length && c.flows.unauthFull(r.flow)) return c.reject('unauth_flows_full');
     c.replayAccept(m);
 
     let decision: Decision = WIRE_ACTIONS.of(entry.action);
@@ -223,12 +243,12 @@ export class RelayRole {
       // entry.selector is selector(key, negId, self): findSelected just matched it.
       if (key) cdn.seal = { selector: entry.selector, mac: sealMac(key, cdn) };
       r.answeredMpit = true;
-      c.d.transport.send(m.startGe, c.enc(cdn));
+      c.send(m.startGe, c.enc(cdn));
     } else {
-      c.d.transport.send(m.endGe, raw);
+      c.send(m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.
-    c.flows.remember(r.flow, role, decision, gv, r.entries, hex(r.negId));
+    c.flows.remember(r.flow, role, decision, gv, r.entries, hex(r.negId), !key);
   }
 
   onCdn(m: DprpMessage, raw: Buffer): void {
@@ -236,7 +256,7 @@ export class RelayRole {
     if (!r || r === 'full') return this.c.reject('unknown_negotiation');
     this.c.replayAccept(m);
     this.confirm(r);
-    this.c.d.transport.send(m.startGe, raw);
+    this.c.send(m.startGe, raw);
   }
 
   private confirm(r: RelayNeg): void {

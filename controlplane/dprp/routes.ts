@@ -51,6 +51,12 @@ export function parseIpRouteJson(text: string): Route[] {
 }
 
 /** `ip -j -4 addr show` output -> addresses. */
+/** The directed broadcast of addr/len (dotted quad). */
+export function directedBroadcast(addr: string, len: number): string {
+  const b = (ipv4ToInt(addr) | ~maskOf(len)) >>> 0;
+  return [b >>> 24, (b >>> 16) & 255, (b >>> 8) & 255, b & 255].join('.');
+}
+
 export function parseIpAddrJson(text: string): AddrInfo[] {
   const out: AddrInfo[] = [];
   const rows = JSON.parse(text) as Array<{ ifname?: string; addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }> }>;
@@ -79,6 +85,8 @@ export async function readKernelRoutesAsync(): Promise<KernelView> {
 export class RouteTable {
   private routes: Route[] = [];
   private local = new Set<string>();
+  /** Directed broadcast addresses of this host's subnets (prefixes up to /30). */
+  private broadcasts = new Set<string>();
 
   constructor(view: KernelView = { routes: [], addrs: [] }) {
     this.update(view);
@@ -88,6 +96,12 @@ export class RouteTable {
     // Longest prefix first, so the first match wins.
     this.routes = [...view.routes].sort((a, b) => b.len - a.len);
     this.local = new Set(view.addrs.map((a) => a.addr));
+    this.broadcasts = new Set(view.addrs.filter((a) => a.len < 31).map((a) => directedBroadcast(a.addr, a.len)));
+  }
+
+  /** Whether addr is one of this host's addresses or a directed broadcast of one of its subnets. */
+  isOwnOrBroadcast(addr: string): boolean {
+    return this.local.has(addr) || this.broadcasts.has(addr);
   }
 
   isLocal(addr: string): boolean {

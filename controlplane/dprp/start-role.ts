@@ -45,6 +45,8 @@ interface StartNeg {
   upgraded?: boolean;
   /** Whether neg.entries are in the PIT (to remove them on failure). */
   installed?: boolean;
+  /** Started by a packet from the remote end (ingress miss): its DDEs count against ddeLimit. */
+  inbound?: boolean;
 }
 
 export class StartRole {
@@ -70,7 +72,7 @@ export class StartRole {
    * handler's). Starts a negotiation, or joins the one already running for the
    * flow or its reverse.
    */
-  onPitMiss(flow: Flow, handle: unknown): void {
+  onPitMiss(flow: Flow, handle: unknown, inbound = false): void {
     const running = this.byFlow.get(flowKey(flow)) ?? this.byFlow.get(flowKey(reverseFlow(flow)));
     if (running) {
       if (running.stashes.length >= this.c.cfg.maxStashPerFlow) {
@@ -81,10 +83,10 @@ export class StartRole {
       }
       return;
     }
-    this.begin(flow, 'miss', [handle]);
+    this.begin(flow, 'miss', [handle], inbound);
   }
 
-  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[]): void {
+  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[], inbound = false): void {
     const c = this.c;
     if (c.cfg.requireKeys && c.myKeys().length === 0) {
       c.d.stash.drop(stashes, 'keys_missing');
@@ -98,12 +100,19 @@ export class StartRole {
     }
     const neg: StartNeg = {
       negId: c.rnd(8), flow, reason, phase: 'dde', attempt: 0, sends: 0, timer: null, stashes,
-      startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [],
+      startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [], inbound,
     };
     const noEndUntil = c.noEnd.get(flow.daddr);
-    if (noEndUntil !== undefined && noEndUntil > neg.startedMono) {
+    // No GE answers for a multicast/broadcast/loopback destination, and none is asked (never a DDE there).
+    // A remote host's new flows beyond the per-destination DDE limit: decided as if no GE answered, without the DDE.
+    const limited = inbound && !c.forbidden(flow.daddr) && c.ddeLimiter.take(flow.daddr, neg.startedMono) !== 'ok';
+    if (limited) c.obs.suppressed?.('dde_rate_limited');
+    if ((noEndUntil !== undefined && noEndUntil > neg.startedMono) || c.forbidden(flow.daddr) || limited) {
       c.obs.started(reason);
-      this.concludeAlone(neg);
+      if (!this.concludeAlone(neg)) {
+        c.d.stash.drop(stashes, 'unauth_flows_full');
+        c.obs.failed('unauth_flows_full');
+      }
       return;
     }
     this.byNeg.set(hex(neg.negId), neg);
@@ -114,6 +123,14 @@ export class StartRole {
 
   private sendDde(neg: StartNeg): void {
     const c = this.c;
+    // Per destination, retransmissions included (the first DDE's token was taken in begin()): a flood
+    // of new flows from one source is never answered by a flood of DDEs.
+    if (neg.inbound && neg.sends > 0 && c.ddeLimiter.take(neg.flow.daddr, c.mono()) !== 'ok') {
+      neg.sends++;
+      c.obs.suppressed?.('dde_rate_limited');
+      neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));
+      return;
+    }
     neg.attempt++;
     neg.sends++;
     const m: DprpMessage = {
@@ -144,7 +161,7 @@ export class StartRole {
       // Decide now, but keep listening for a late answer for a while.
       if (this.byFlow.get(flowKey(neg.flow)) === neg) this.byFlow.delete(flowKey(neg.flow));
       c.noEnd.set(neg.flow.daddr, c.mono() + c.cfg.noEndCacheMs);
-      this.concludeAlone(neg);
+      if (!this.concludeAlone(neg)) return this.fail(neg, 'unauth_flows_full');
       neg.phase = 'alone';
       this.alone++;
       neg.timer = c.d.timers.after(c.cfg.lateRgiGraceMs, () => this.onTimeout(neg));
@@ -153,16 +170,24 @@ export class StartRole {
     this.fail(neg, neg.phase === 'dde' ? 'dde_timeout' : 'cdn_timeout');
   }
 
-  /** No GE toward the destination: the start decides on its own (OP: plaintext, CL: refuse). */
-  private concludeAlone(neg: StartNeg): void {
+  /**
+   * No GE toward the destination: the start decides on its own (OP: plaintext,
+   * CL: refuse). A flow the remote started counts against maxUnauthFlows and
+   * expires after unauthIdleTimeoutMs (a local host's does not: it is not on
+   * a peer's behalf). False, with nothing installed, at the cap (a flood of
+   * new flows from a non-member).
+   */
+  private concludeAlone(neg: StartNeg): boolean {
     const c = this.c;
+    if (neg.inbound && c.flows.unauthFull(neg.flow)) return false;
     const out = decide([{ addr: c.d.self.addr, type: c.d.self.type, mode: c.d.self.mode, keys: c.myGroupVersions() }]);
     const mine = out.actions[0];
     const entries = pitEntriesFor(neg.flow, mine.action, 'start', null, 'confirmed');
     c.flows.writes.write({ pit: entries });
-    c.flows.remember(neg.flow, 'start', mine.action, null, entries, hex(neg.negId));
+    c.flows.remember(neg.flow, 'start', mine.action, null, entries, hex(neg.negId), neg.inbound);
     this.settleStash(neg, out);
     c.obs.completed(out.verdict === 'refused' ? 'refused' : 'no_end_ge', this.elapsed(neg));
+    return true;
   }
 
   private elapsed(neg: StartNeg): number {
@@ -309,7 +334,7 @@ export class StartRole {
     neg.installed = true;
     this.settleStash(neg, out);
     const mine = out.actions[0];
-    c.flows.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId));
+    c.flows.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId), neg.inbound);
     c.obs.completed(neg.upgraded ? 'upgraded' : out.verdict, this.elapsed(neg));
   }
 }

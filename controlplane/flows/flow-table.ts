@@ -22,7 +22,7 @@
  */
 import { canonicalFlowKey, type FiveTuple, type MapSlot } from './cid.js';
 import { FLOW_ERROR_CODES, FlowError } from './errors.js';
-import { foldActivity, limitFor, soonest, xlatPolicy, type ExpiryPolicies } from './expiry.js';
+import { foldActivity, limitFor, soonest, xlatPolicy, type ExpiryPolicies, type ExpiryPolicy } from './expiry.js';
 import type { FlowMaps, XlatEntry } from './flow-maps.js';
 import { OrderedWrites, type FlowEntries } from './ordered-writes.js';
 
@@ -162,18 +162,22 @@ export class FlowTable<P extends MapSlot, M> {
    * Expires the flows whose last packet is older than their timeout
    * (expiry.ts), erasing all their entries. The kernel is asked only about
    * flows quiet for at least the soonest timeout. `skip`: flows not to judge
-   * now (e.g. one being negotiated again). Returns how many expired.
+   * now (e.g. one being negotiated again). `shorter`: a PIT policy some flows
+   * get instead of the table's (DPRP: flows no key authenticated), with the
+   * soonest it can expire one. Returns how many expired.
    */
-  sweep(skip?: (rec: FlowRecord<P, M>) => boolean): number {
+  sweep(skip?: (rec: FlowRecord<P, M>) => boolean, shorter?: { policy(rec: FlowRecord<P, M>): ExpiryPolicy | undefined; soonestMs: number }): number {
     const now = this.d.clock.monoMs();
-    const first = soonest(this.d.expiry);
+    const first = Math.min(soonest(this.d.expiry), shorter?.soonestMs ?? Infinity);
     let expired = 0;
     for (const rec of [...this.byId.values()]) {
       if (now - rec.lastActivityMono < first) continue;
       if (skip?.(rec)) continue;
       const a = foldActivity(rec.wire, rec.pit, rec.installedMono, this.d.maps.pit.activity?.bind(this.d.maps.pit));
       rec.lastActivityMono = a.lastMs;
-      if (now - a.lastMs >= limitFor(this.d.expiry, rec.xlat.map((x) => x.kind), a.closed)) {
+      const own = shorter?.policy(rec);
+      const expiry = own ? { ...this.d.expiry, pit: own } : this.d.expiry;
+      if (now - a.lastMs >= limitFor(expiry, rec.xlat.map((x) => x.kind), a.closed)) {
         this.remove(rec.id);
         expired++;
       }

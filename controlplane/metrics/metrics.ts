@@ -197,6 +197,10 @@ export const dprpMessagesRejectedTotal = new Counter({
   labelNames: ['reason'] as const, // controlplane/dprp/node.ts REJECT_REASONS, wire_<WIRE_REJECT_REASONS> and wire_<OPTION_REFUSAL_REASONS> (option-codecs.ts)
   registers: [registry],
 });
+export const dprpSendsSuppressedTotal = new Counter({
+  name: 'gscip_dprp_sends_suppressed_total', help: 'DPRP control messages this GE did not send: a DDE retransmission over the per-destination limit, a destination no GE sends to',
+  labelNames: ['reason'] as const, registers: [registry], // controlplane/dprp/node-deps.ts SUPPRESS_REASONS
+});
 export const dprpPolicyOverridesTotal = new Counter({
   name: 'gscip_dprp_policy_overrides_total', help: 'Unauthenticated pass decisions a CL GE turned into discard', registers: [registry],
 });

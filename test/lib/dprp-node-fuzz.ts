@@ -31,6 +31,10 @@ export const FUZZ_CONFIG: Partial<DprpConfig> = {
   maxRelays: 12, maxNegotiations: 4, maxStashPerFlow: 2,
   idleTimeoutMs: 20_000, closedTimeoutMs: 5_000, termCacheMs: 10_000, noEndCacheMs: 10_000,
   replay: { windowMs: 30_000, maxEntries: 48 },
+  // issue 11: small enough that floods reach them (the table bounds too)
+  maxUnauthFlows: 6, unauthIdleTimeoutMs: 4_000,
+  ddeLimit: { burst: 6, ratePerSec: 4, maxKeys: 5 },
+  answerLimit: { burst: 4, ratePerSec: 2, maxKeys: 5 },
 };
 /** Longer than every timeout above (and tentativeTtl, relayLinger, lateRgiGrace, prevGrace 30 s). */
 export const SETTLE_MS = 45_000;
@@ -162,11 +166,13 @@ export function newStats(): NodeFuzzStats {
 }
 
 export class NodeFuzz {
-  readonly sim = new Sim(fig6Nodes(), FUZZ_CONFIG);
+  readonly sim: Sim;
   private fresh = 0;
   private port = 0;
 
-  constructor(private readonly stats: NodeFuzzStats) {}
+  constructor(private readonly stats: NodeFuzzStats, config: Partial<DprpConfig> = FUZZ_CONFIG) {
+    this.sim = new Sim(fig6Nodes(), config);
+  }
 
   private addr(a: ForgedAddr): string {
     return 'host' in a ? this.sim.addr(HOSTS[a.host]) : SPECIAL[a.special];
@@ -311,6 +317,12 @@ export class NodeFuzz {
       if (s.replay > cfg.replay.maxEntries) throw new Error(`${where}: replay cache above ${cfg.replay.maxEntries}`);
       if (s.maxStash > cfg.maxStashPerFlow) throw new Error(`${where}: a stash above maxStashPerFlow ${cfg.maxStashPerFlow}`);
       if (s.startByFlow > s.startByNeg || s.alone < 0 || g.node.pending !== s.startByNeg - s.alone) throw new Error(`${where}: start tables disagree`);
+      const unauth = priv(g.node, 'c.flows.unauthCount') as number;
+      if (unauth > cfg.maxUnauthFlows) throw new Error(`${where}: ${unauth} flows no key authenticated, above maxUnauthFlows ${cfg.maxUnauthFlows}`);
+      for (const l of ['ddeLimiter', 'answerLimiter'] as const) {
+        const n = (priv(g.node, `c.${l}`) as { size: number }).size;
+        if (n > cfg[l === 'ddeLimiter' ? 'ddeLimit' : 'answerLimit'].maxKeys) throw new Error(`${where}: ${l} holds ${n} buckets, above its maxKeys`);
+      }
     }
   }
 
@@ -342,16 +354,18 @@ export function nodeProperty(stats: NodeFuzzStats = newStats(), maxCommands = 30
 }
 
 /**
- * NOT TRUE TODAY (issue 11 item 3; docs: no cap on flows): a non-member's forged
- * DDE + MPIT pairs (a PASS for itself, no selector) to an end GE each leave a
- * confirmed flow with PIT entries for idleTimeoutMs, whatever the rate: the
- * relay table is capped (maxRelays) but relays of confirmed negotiations go
- * after relayLingerMs, the flows they made stay. Bound asserted: at most
- * maxRelays flows on behalf of unauthenticated peers.
+ * Issue 11 item 3: a non-member's forged DDE + MPIT pairs (a PASS for itself,
+ * no selector) to an end GE each leave a confirmed flow no key authenticated.
+ * Until the cap existed they stayed for idleTimeoutMs whatever the rate (the
+ * relay table is capped, but relays of confirmed negotiations go after
+ * relayLingerMs, the flows they made stay). Bound asserted: at most
+ * maxUnauthFlows such flows (beyond, each MPIT is refused and counted
+ * unauth_flows_full), and none left unauthIdleTimeoutMs after the last.
  */
 export function unauthenticatedFlowsCappedProperty() {
   return fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 12 }), (batches, perBatch) => {
-    const f = new NodeFuzz(newStats());
+    // The answer limit out of the way (one forged start GE for every pair): this property is about the flows.
+    const f = new NodeFuzz(newStats(), { ...FUZZ_CONFIG, answerLimit: { burst: 1e6, ratePerSec: 1e6, maxKeys: 5 } });
     const ges2 = { host: HOSTS.indexOf('GES2') };
     let n = 0;
     for (let b = 0; b < batches; b++) {
@@ -366,8 +380,15 @@ export function unauthenticatedFlowsCappedProperty() {
       }
       f.run({ c: 'sweep', s: 3 }); // relays of confirmed negotiations leave after relayLingerMs
     }
-    const flows = nodeState(f.sim.ge('GES2').node).flows;
-    const cap = f.sim.ge('GES2').node.cfg.maxRelays;
-    if (flows > cap) throw new Error(`GES2 holds ${flows} flows (${f.sim.ge('GES2').pit.size} PIT entries) made for a non-member, above maxRelays ${cap}; no cap on flows exists`);
+    const g = f.sim.ge('GES2');
+    const flows = nodeState(g.node).flows;
+    const cap = g.node.cfg.maxUnauthFlows;
+    if (flows > cap) throw new Error(`GES2 holds ${flows} flows (${g.pit.size} PIT entries) made for a non-member, above maxUnauthFlows ${cap}`);
+    const refused = g.obs.rejections.filter((r) => r === 'unauth_flows_full').length;
+    // Within one batch nothing expires: more pairs than the cap must see refusals.
+    if (perBatch > cap && refused < perBatch - cap) throw new Error(`GES2: ${perBatch} pairs in a batch, cap ${cap}, but only ${refused} MPITs refused as unauth_flows_full`);
+    f.run({ c: 'sweep', s: Math.ceil(g.node.cfg.unauthIdleTimeoutMs / 1000) + 1 });
+    const left = nodeState(g.node).flows;
+    if (left) throw new Error(`GES2 still holds ${left} such flows ${g.node.cfg.unauthIdleTimeoutMs} ms after the last`);
   });
 }

@@ -33,6 +33,8 @@ export interface GeSpec {
    * /metrics on 127.0.0.1:9464 inside the namespace.
    */
   probe?: boolean;
+  /** Serve /metrics on 127.0.0.1:9464 inside the namespace (without the probe part; `dprp` applied). */
+  metrics?: boolean;
 }
 
 export const PROBE_EVENT = 'PROBE-EVENT';
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
     interfaces: spec.ifaces.map((name) => ({ name, miss: { ingress: 'punt', egress: 'punt' } })),
     stash: { perFlowPackets: 8, totalPackets: 65536, ttlMs: 3000 },
     punt: { ratePps: 200000, burst: 20000 },
+    ...(spec.metrics ? { metrics: '127.0.0.1:9464' } : {}),
     ...(spec.probe ? { handlers: ['dprp', 'probe'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464' } : {}),
   }, 'dprp-ge');
   if (spec.probe) registerPart(probePart((e) => process.stdout.write(`${PROBE_EVENT} ${JSON.stringify(e)}\n`)));

@@ -77,7 +77,7 @@ describe(`DPRP properties (fast-check, seed ${SEED})`, { timeout: 40_000 }, () =
     run('encode-strict', encodeStrictProperty(), 2_000);
   });
 
-  test('node: flows made for a non-member are capped (TODO: no cap exists; forged DDE+MPIT pairs each leave a confirmed flow for idleTimeoutMs)', { todo: 'issue 11 item 3: node.ts being restructured' }, () => {
+  test('node: flows made for a non-member are capped (maxUnauthFlows, refusals counted) and gone unauthIdleTimeoutMs after the last', () => {
     run('flows-cap', unauthenticatedFlowsCappedProperty(), 200, 50);
   });
 

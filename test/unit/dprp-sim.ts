@@ -51,7 +51,9 @@ export class CountingObserver implements DprpObserver {
   failures: FailReason[] = [];
   rejections: RejectReason[] = [];
   overrides = 0;
+  suppressions: string[] = [];
   started(r: 'miss' | 'rekey') { this.starts.push(r); }
+  suppressed(r: string) { this.suppressions.push(r); }
   completed(outcome: OutcomeKind, seconds: number) { this.completions.push({ outcome, seconds }); }
   failed(r: FailReason) { this.failures.push(r); }
   rejected(r: RejectReason) { this.rejections.push(r); }
@@ -117,7 +119,7 @@ export class Sim {
         keys,
         clock: { nowMs: () => 1_700_000_000_000 + this.time.now, monoMs: () => this.time.now },
         timers: { after: (ms, fn) => this.time.after(ms, fn) },
-        transport: { send: (dst, icmp) => this.send(n.name, dst, icmp) },
+        transport: { send: (dst, icmp, src) => this.send(n.name, dst, icmp, src) },
         pit: {
           install: (es) => { for (const e of es) pit.set(pitEntryKey(e), e); },
           remove: (ks) => { for (const k of ks) pit.delete(pitEntryKey(k)); },
@@ -172,7 +174,8 @@ export class Sim {
     return this.ancestors(target.name).includes(me) ? 'behind' : 'other';
   }
 
-  private send(from: string, dst: string, icmp: Buffer): void {
+  /** src: the IP source the sender writes (a relayed DDE keeps the start's); default the sender's address. */
+  private send(from: string, dst: string, icmp: Buffer, src?: string): void {
     const target = this.byAddr.get(dst);
     if (!target) return;
     const hops = this.route(from, target.name);
@@ -185,14 +188,14 @@ export class Sim {
     this.time.after(n * HOP_MS + this.extraDelayMs(w), () => {
       const seen = { ...w, icmp: Buffer.from(bytes) };
       this.wire.push(seen);
-      if (firstGe) this.ge(firstGe).node.onControl(seen.icmp);
+      if (firstGe) this.ge(firstGe).node.onControl(seen.icmp, { src: src ?? this.addr(from), dst });
       else this.toHosts.push(seen);
     });
   }
 
-  /** Injects raw bytes at GE `to` as if punted from the wire. */
-  inject(to: string, icmp: Buffer): void {
-    this.ge(to).node.onControl(icmp);
+  /** Injects raw bytes at GE `to` as if punted from the wire (with the IP header's addresses when given). */
+  inject(to: string, icmp: Buffer, ip?: { src: string; dst: string }): void {
+    this.ge(to).node.onControl(icmp, ip);
   }
 
   /** The GE that protects host `name` (itself if it is a GE). */

@@ -1,0 +1,150 @@
+/**
+ * bench/dprp-flood: a flood of new UDP flows from a non-member at a GES
+ * (issue 11 item 3), real agent + fast path, sampled each second:
+ *
+ *   a (192.0.2.1, no GSCIP: the flood source) --- r --- (203.0.113.2) b (GES, OP)
+ *
+ * a sends `--rate` new flows per second (one UDP datagram each, a new source
+ * port each) for `--seconds`, then nothing for `--after` seconds. Each second:
+ * b's agent RSS and CPU (from /proc), its PIT entries, and the DDEs b sent so
+ * far (a capture on b's interface). Printed: baseline, peak and end figures;
+ * the issue's run (50,000/s for 20 s, before the bounds) had the PIT grow from
+ * 4 to 201,148 entries, RSS from 79 to 366 MB and still rising 30 s after, a
+ * full core for 30 s after, and 30,729 DDEs sent.
+ *
+ * The flood is repeated (--repeat, default 2): RSS flat from one quiet period
+ * to the next means the agent's heap is reused (V8 keeps it), not leaked.
+ *
+ *   node dist/bench/dprp-flood.js [--rate 20000] [--seconds 10] [--after 15] [--repeat 2]
+ * Needs root. Writes bench/results/dprp-flood.json. Bounded: rate x seconds packets.
+ */
+import { readFileSync, mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { A, B, DprpTopo } from '../test/netns/dprp-topology.js';
+import { intArg } from './args.js';
+
+process.env.GSCIP_LOG_LEVEL ??= 'warn';
+const DIST = resolve(__dirname, '..');
+
+function procStats(pid: number): { rssMb: number; cpuS: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
+  return { rssMb: rssKb / 1024, cpuS: ticks / 100 };
+}
+
+/** The flood sender, run in a: a raw socket, new source port per datagram, paced per 10 ms. */
+function floodScript(rate: number, seconds: number): string {
+  const libc = resolve(DIST, 'controlplane/bpf/libc.js');
+  const ipv4 = resolve(DIST, 'controlplane/dprp/ipv4.js');
+  return `
+const l = require(${JSON.stringify(libc)}); const { buildIpv4Packet } = require(${JSON.stringify(ipv4)});
+const fd = l.socket(l.AF_INET, l.SOCK_RAW, l.IPPROTO_RAW); l.setsockoptU32(fd, l.IPPROTO_IP, l.IP_HDRINCL, 1);
+const a = Buffer.alloc(16); a.writeUInt16LE(l.AF_INET, 0); Buffer.from([203, 0, 113, 2]).copy(a, 4);
+const total = ${rate * seconds}, perTick = Math.max(1, Math.round(${rate} / 100));
+let sent = 0, seq = 0; const t0 = Date.now();
+function tick() {
+  const due = Math.min(total, Math.round(((Date.now() - t0) / 1000) * ${rate}) + perTick);
+  while (sent < due) {
+    const udp = Buffer.alloc(12); const n = seq++;
+    udp.writeUInt16BE(1024 + (n % 60000), 0); udp.writeUInt16BE(9000 + Math.floor(n / 60000) % 1000, 2); udp.writeUInt16BE(12, 4);
+    try { l.sendto(fd, buildIpv4Packet(${JSON.stringify(A)}, ${JSON.stringify(B)}, 17, udp), a); sent++; } catch { sent++; }
+  }
+  if (sent < total) setTimeout(tick, 10); else { l.closeFd(fd); process.stdout.write(String(sent)); }
+}
+tick();`;
+}
+
+async function main(): Promise<void> {
+  const rate = intArg('rate', 20_000);
+  const seconds = intArg('seconds', 10);
+  const after = intArg('after', 15);
+  const repeat = intArg('repeat', 2);
+  const p = new DprpTopo('flood');
+  try {
+    await p.startGe('b', 'vb', { keys: [[1, 1, randomBytes(32)]] });
+    const child = (p.ges as unknown as { ges: Map<string, ChildProcess> }).ges.get('b')!;
+    const pid = child.pid!;
+    const pcap = `/tmp/${p.topo.prefix}-flood.pcap`;
+    const dump = p.topo.spawn('b', 'tcpdump', ['-i', 'vb', '-Q', 'out', '-n', '-U', '-w', pcap, 'icmp and icmp[0] = 253']);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const pitSize = (): number => {
+      const m = p.maps('b');
+      try { let n = 0; for (const _ of m.pit.entries()) n++; return n; } finally { m.close(); }
+    };
+    const ddes = (): number => {
+      if (!existsSync(pcap)) return 0;
+      const b = readFileSync(pcap);
+      let n = 0;
+      for (let off = 24; off + 16 <= b.length; off += 16 + b.readUInt32LE(off + 8)) n++;
+      return n;
+    };
+    const samples: Array<{ t: number; phase: string; rssMb: number; cpuPct: number; pit: number; ddes: number }> = [];
+    let last = procStats(pid);
+    const sample = (t: number, phase: string) => {
+      const s = procStats(pid);
+      samples.push({ t, phase, rssMb: Math.round(s.rssMb * 10) / 10, cpuPct: Math.round((s.cpuS - last.cpuS) * 100), pit: pitSize(), ddes: ddes() });
+      last = s;
+      const x = samples[samples.length - 1];
+      console.log(`t=${String(t).padStart(3)} s ${phase.padEnd(6)} rss ${x.rssMb.toFixed(1).padStart(6)} MB  cpu ${String(x.cpuPct).padStart(3)} %  pit ${String(x.pit).padStart(7)}  DDEs sent ${x.ddes}`);
+    };
+    for (let t = -2; t < 0; t++) { await new Promise((r) => setTimeout(r, 1_000)); sample(t, 'base'); }
+    let t = 0;
+    let floodEnd = 0;
+    let sent = 0;
+    const floodEnds: number[] = [];
+    for (let k = 0; k < repeat; k++) {
+      const flood = p.topo.spawn('a', 'node', ['-e', floodScript(rate, seconds)]);
+      let floodOut = '';
+      flood.stdout?.on('data', (d: Buffer) => { floodOut += d.toString(); });
+      let floodDone = false;
+      flood.once('exit', () => { floodDone = true; });
+      const t0 = t;
+      for (; !floodDone && t - t0 < seconds * 3; t++) { await new Promise((r) => setTimeout(r, 1_000)); sample(t + 1, `flood${k + 1}`); }
+      while (!floodDone) await new Promise((r) => setTimeout(r, 100));
+      sent += Number(floodOut) || 0;
+      floodEnd = t;
+      floodEnds.push(t);
+      for (let i = 0; i < after; i++, t++) { await new Promise((r) => setTimeout(r, 1_000)); sample(t + 1, 'after'); }
+    }
+    dump.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    const totalDdes = ddes();
+    rmSync(pcap, { force: true });
+    const base = samples.filter((s) => s.phase === 'base');
+    const peak = (k: 'rssMb' | 'pit') => Math.max(...samples.map((s) => s[k]));
+    const end = samples[samples.length - 1];
+    const lastAfter = samples.filter((s) => s.t > floodEnd);
+    const settled = lastAfter.find((s) => s.pit <= (base[base.length - 1]?.pit ?? 0));
+    const cpuCalm = lastAfter.find((s) => s.cpuPct < 10);
+    const rssAfter = floodEnds.map((e) => samples.find((s) => s.t === e + after)?.rssMb);
+    const result = {
+      rate, seconds, repeat, sent,
+      /** RSS at the end of each quiet period: flat from one flood to the next = the heap is reused, not leaked. */
+      rssAfterEachFloodMb: rssAfter,
+      baseline: { rssMb: base[base.length - 1]?.rssMb, pit: base[base.length - 1]?.pit },
+      peak: { rssMb: peak('rssMb'), pit: peak('pit') },
+      end: { rssMb: end.rssMb, pit: end.pit, cpuPct: end.cpuPct },
+      pitBackToBaselineAfterS: settled ? settled.t - floodEnd : null,
+      cpuUnder10PctAfterS: cpuCalm ? cpuCalm.t - floodEnd : null,
+      ddesSent: totalDdes,
+      samples,
+    };
+    console.log(`\n${repeat} x flood, ${result.sent} new flows in all at ${rate}/s: PIT ${result.baseline.pit} -> peak ${result.peak.pit} -> ${result.end.pit} (baseline again ${result.pitBackToBaselineAfterS ?? 'not'} s after); `
+      + `RSS ${result.baseline.rssMb} -> peak ${result.peak.rssMb} -> ${result.end.rssMb} MB (after each flood: ${rssAfter.join(', ')}); CPU < 10 % ${result.cpuUnder10PctAfterS ?? 'never'} s after; DDEs sent ${totalDdes}`);
+    const dir = resolve(__dirname, '../../bench/results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(resolve(dir, 'dprp-flood.json'), `${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await p.cleanup();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
