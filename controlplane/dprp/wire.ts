@@ -18,7 +18,7 @@
  */
 import { GscipError } from '../errors/catalogue.js';
 import { vocabulary, type EntryActionName, type NameOf, type PathRoleName } from '../maps/vocabulary.js';
-import { inetChecksum, readIpv4, writeIpv4 } from './ipv4.js';
+import { inetChecksum, Ipv4AddressError, readIpv4, writeIpv4 } from './ipv4.js';
 import { OPTION_SKIPPABLE_FROM, type OptionCodecs, type OptionRefusalReason } from './option-codecs.js';
 import { SPEC_OPTIONS } from './spec-options.js';
 
@@ -326,9 +326,23 @@ function checkShape(type: number, nRec: number, nAct: number): void {
 
 // ---------------------------------------------------------------- encode
 
+/** writeIpv4 for encode(): a malformed address is a DprpWireError (bad_field), as every encode refusal is. */
+function putAddr(b: Buffer, off: number, addr: string, field: string): void {
+  try { writeIpv4(b, off, addr, field); } catch (e) {
+    if (e instanceof Ipv4AddressError) fail('bad_field', e.message);
+    throw e;
+  }
+}
+
+function isPort(p: number): boolean {
+  return Number.isInteger(p) && p >= 0 && p <= 0xffff;
+}
+
 function writeFlow(b: Buffer, off: number, f: Flow): void {
-  writeIpv4(b, off, f.saddr, 'flow.saddr');
-  writeIpv4(b, off + 4, f.daddr, 'flow.daddr');
+  if (!isPort(f.sport) || !isPort(f.dport)) fail('bad_field', `flow ports ${f.sport} -> ${f.dport}`);
+  if (f.proto !== 6 && f.proto !== 17) fail('bad_field', `flow proto ${f.proto}`);
+  putAddr(b, off, f.saddr, 'flow.saddr');
+  putAddr(b, off + 4, f.daddr, 'flow.daddr');
   b.writeUInt16BE(f.sport, off + 8);
   b.writeUInt16BE(f.dport, off + 10);
   b[off + 12] = f.proto;
@@ -346,7 +360,7 @@ export function encodeRecord(r: GeRecord, codecs: OptionPolicy = SPEC_OPTIONS): 
   if ((r.flags & ~REC_F_ALL) !== 0) fail('bad_field', `record ${r.addr}: flags ${r.flags}`);
   checkOptionSet(r.options, `record ${r.addr} options`, codecs);
   const b = Buffer.alloc(recordLength(r));
-  writeIpv4(b, 0, r.addr, 'record.addr');
+  putAddr(b, 0, r.addr, 'record.addr');
   const t = GE_TYPE_CODES[r.geType];
   const m = MODE_CODES[r.mode];
   if (t === undefined) fail('bad_field', `record ${r.addr}: geType ${r.geType}`);
@@ -369,7 +383,7 @@ export function encodeRecord(r: GeRecord, codecs: OptionPolicy = SPEC_OPTIONS): 
 /** The action entry without its MAC (what the MAC covers) or with it. */
 export function encodeAction(a: ActionEntry, withMac = true): Buffer {
   const b = Buffer.alloc(ACTION_LEN);
-  writeIpv4(b, 0, a.addr, 'action.addr');
+  putAddr(b, 0, a.addr, 'action.addr');
   if (!Object.values(WireAction).includes(a.action)) fail('bad_field', `action ${a.addr}: action ${a.action}`);
   if (!Object.values(WireRole).includes(a.role)) fail('bad_field', `action ${a.addr}: role ${a.role}`);
   if ((a.flags & ~ACT_F_ALL) !== 0) fail('bad_field', `action ${a.addr}: flags ${a.flags}`);
@@ -388,6 +402,8 @@ export function encode(m: DprpMessage, codecs: OptionCodecs = SPEC_OPTIONS): Buf
   if (m.negId.length !== NEG_ID_LEN) fail('bad_field', `negId must be ${NEG_ID_LEN} bytes`);
   if (!Number.isInteger(m.attempt) || m.attempt < 0 || m.attempt > 255) fail('bad_field', `attempt ${m.attempt}`);
   if (!Number.isSafeInteger(m.timestampMs) || m.timestampMs < 0) fail('bad_field', `timestampMs ${m.timestampMs}`);
+  if (m.flags !== HDR_F_NONE) fail('bad_field', `header flags ${m.flags}`);
+  if (m.status !== Status.OK && m.status !== Status.REFUSED) fail('bad_field', `status ${m.status}`);
   if (m.records.length > MAX_RECORDS) fail('too_many_records', `${m.records.length} records`);
   if (m.actions.length > MAX_ACTIONS) fail('too_many_actions', `${m.actions.length} actions`);
   checkShape(m.type, m.records.length, m.actions.length);
@@ -416,8 +432,8 @@ export function encode(m: DprpMessage, codecs: OptionCodecs = SPEC_OPTIONS): Buf
   b[off + 13] = m.status;
   b[off + 14] = m.records.length;
   b[off + 15] = m.actions.length;
-  writeIpv4(b, off + 16, m.startGe, 'startGe');
-  writeIpv4(b, off + 20, m.endGe, 'endGe');
+  putAddr(b, off + 16, m.startGe, 'startGe');
+  putAddr(b, off + 20, m.endGe, 'endGe');
   b[off + 24] = m.seal ? 1 : 0;
   b.writeUInt16BE(optLen, off + 26);
   off += CONTROL_HDR_LEN;
