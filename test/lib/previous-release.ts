@@ -8,6 +8,7 @@
  * Build it by hand: node dist/test/lib/previous-release.js  (prints the paths)
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -31,12 +32,16 @@ export function previousReleaseUnavailable(): string | null {
 
 /** Build (or reuse) the previous release. Safe against concurrent callers: built aside, then renamed into place. */
 export function previousRelease(): Release {
-  const dir = join(tmpdir(), `gscip-release-${PREVIOUS_RELEASE.slice(0, 12)}`);
+  // One cache per checkout: the build links this checkout's node_modules, and a cache shared with a
+  // checkout that is gone (a CI clone) would keep a dangling link ("Cannot find module 'yargs'").
+  const tree = createHash('sha256').update(ROOT).digest('hex').slice(0, 8);
+  const dir = join(tmpdir(), `gscip-release-${PREVIOUS_RELEASE.slice(0, 12)}-${tree}`);
   const rel: Release = {
     commit: PREVIOUS_RELEASE, dir,
     main: join(dir, 'dist/controlplane/cli/main.js'), bpfObject: join(dir, 'build/bpf/gscip_tc.bpf.o'),
   };
-  if (existsSync(rel.main) && existsSync(rel.bpfObject)) return rel;
+  if (existsSync(rel.main) && existsSync(rel.bpfObject) && existsSync(join(dir, 'node_modules/yargs'))) return rel;
+  rmSync(dir, { recursive: true, force: true });  // incomplete, or its node_modules link dangles
   const tmp = mkdtempSync(`${dir}.tmp-`);
   try {
     execFileSync('bash', ['-c', `git -C "$1" archive "$2" | tar -x -C "$3"`, '_', ROOT, PREVIOUS_RELEASE, tmp], { stdio: 'pipe' });
