@@ -19,8 +19,4 @@ export const FLOW_ERROR_CODES = {
 } as const;
 export type FlowErrorCode = (typeof FLOW_ERROR_CODES)[keyof typeof FLOW_ERROR_CODES];
 
-export class FlowError extends GscipError<FlowErrorCode> {
-  constructor(code: FlowErrorCode, message: string) {
-    super(code, message);
-  }
-}
+export class FlowError extends GscipError<FlowErrorCode> {}

@@ -83,7 +83,7 @@ export class ScratchGuard {
     const sleeper = new Int32Array(new SharedArrayBuffer(4));
     const deadline = Date.now() + WATCHER_START_MS;
     while (!readFileSync(this.manifest, 'utf8').includes(WATCHER_READY)) {
-      if (Date.now() > deadline || watcher.exitCode !== null) {
+      if (Date.now() > deadline) {  // (a dead watcher shows here too: exitCode never updates in this loop)
         throw new Error(`scratch watcher did not start within ${WATCHER_START_MS} ms (manifest ${this.manifest}): refusing to create state nothing would clean up`);
       }
       Atomics.wait(sleeper, 0, 0, 5);

@@ -19,8 +19,4 @@ export const PART_ERROR_CODES = {
 } as const;
 export type PartErrorCode = (typeof PART_ERROR_CODES)[keyof typeof PART_ERROR_CODES];
 
-export class PartError extends GscipError<PartErrorCode> {
-  constructor(code: PartErrorCode, message: string) {
-    super(code, message);
-  }
-}
+export class PartError extends GscipError<PartErrorCode> {}
