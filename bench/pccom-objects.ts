@@ -27,7 +27,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BpfHarness, TEST_RUN_IFINDEX } from '../test/lib/bpf-harness.js';
+import { TEST_RUN_IFINDEX } from '../test/lib/bpf-harness.js';
+import { BenchObject } from './shared-maps.js';
 import { Action, Dir, KEY_F_ROUNDS_8, MissAction, PitState, Role } from '../controlplane/maps/abi.js';
 import { tcpPacket, udpPacket } from '../test/bpf/pccom-fixture.js';
 import { intArg } from './args.js';
@@ -58,7 +59,7 @@ function sameCode(a: string, b: string, dir: string): boolean | null {
 
 interface Case { name: string; prog: string; frame: Buffer; repeat: number }
 
-function setup(h: BpfHarness, key: Buffer): void {
+function setup(h: BenchObject, key: Buffer): void {
   const pit = (action: number, version: number) => ({ action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: 1, key_version: version, created_ns: 0n, last_seen_ns: 0n });
   h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PASS, MissAction.PASS], flags: 1 });  // as bench/pccom.ts
   h.maps.keys.set({ group_id: 1, version: 20 }, { key, flags: 0, installed_ns: 0n });
@@ -71,15 +72,15 @@ function setup(h: BpfHarness, key: Buffer): void {
 }
 
 /** ns/packet of one case on one object: the kernel's average over c.repeat, or the median of SINGLES single runs. */
-function measure(h: BpfHarness, c: Case): number {
+function measure(h: BenchObject, c: Case): number {
   if (c.repeat > 1) {
-    const r = h.progTestRun(c.prog, c.frame, { repeat: c.repeat });
+    const r = h.testRun(c.prog, c.frame, { repeat: c.repeat });
     if (r.retval !== 0) throw new Error(`${c.name}: verdict ${r.retval}`);
     return r.durationNs;
   }
   const xs: number[] = [];
   for (let i = 0; i < SINGLES; i++) {
-    const r = h.progTestRun(c.prog, c.frame);
+    const r = h.testRun(c.prog, c.frame);
     if (r.retval !== 0) throw new Error(`${c.name}: verdict ${r.retval}`);
     xs.push(r.durationNs);
   }
@@ -91,10 +92,9 @@ function main(): void {
   if (!existsSync(newObj)) throw new Error(`${newObj} missing: run make bpf`);
   const base = buildBase(BASE);
   const identical = sameCode(base.obj, newObj, base.dir);
-  const sizes = { gscip_pit: 1024, gscip_xlat: 1024 };
   // xoff: this tree's object loaded with the XLAT stage off (what a GES that never translates runs)
-  const objs = { old: BpfHarness.open({ objPath: base.obj, maxEntries: sizes }), new: BpfHarness.open({ objPath: newObj, maxEntries: sizes }),
-    xoff: BpfHarness.open({ objPath: newObj, maxEntries: sizes, stages: { xlat: false, pccom: true } }) };
+  const objs = { old: BenchObject.load(base.obj), new: BenchObject.load(newObj),
+    xoff: BenchObject.load(newObj, { xlat: false, pccom: true }) };
   try {
     const key = randomBytes(32);
     const payload = randomBytes(1400);
@@ -106,12 +106,12 @@ function main(): void {
         cases.push({ name: `${proto} encrypt chacha${rounds}`, prog: 'gscip_tc_egress', frame: plain, repeat: REPEAT });
         // the ciphertext both objects decrypt: the new object's, checked against the old one's
         // (TCP only: a UDP sender's IP ID comes from a random per-CPU counter)
-        const ctNew = objs.new.progTestRun('gscip_tc_egress', plain).dataOut;
-        const ctOld = objs.old.progTestRun('gscip_tc_egress', plain).dataOut;
+        const ctNew = objs.new.testRun('gscip_tc_egress', plain).dataOut;
+        const ctOld = objs.old.testRun('gscip_tc_egress', plain).dataOut;
         if (ctNew.subarray(-1400).compare(payload) === 0) throw new Error(`${proto} chacha${rounds}: egress did not encrypt`);
         if (proto === 'tcp' && ctNew.compare(ctOld) !== 0) throw new Error(`${proto} chacha${rounds}: old and new ciphertexts differ`);
         for (const [n, h] of Object.entries(objs)) {
-          const back = h.progTestRun('gscip_tc_ingress', ctNew);
+          const back = h.testRun('gscip_tc_ingress', ctNew);
           // from the L4 header on: a UDP sender rewrites the IP ID (and the IP checksum)
           if (back.retval !== 0 || back.dataOut.subarray(34).compare(plain.subarray(34)) !== 0) throw new Error(`${proto} chacha${rounds}: ${n} object does not decrypt the new one's ciphertext`);
         }

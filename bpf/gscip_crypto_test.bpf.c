@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "consts.h"
+#include "codes.h"
 #include "maps.h"
 #include "stats.h"
 #include "pccom.h"

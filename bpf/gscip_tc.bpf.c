@@ -21,6 +21,7 @@
 
 #include "gscip_abi.h"
 #include "consts.h"
+#include "codes.h"
 #include "maps.h"
 #include "reasons.h"
 #include "stats.h"
@@ -45,11 +46,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 {
 	__u32 stat = GSCIP_CODE_TO_STAT(code);
-	struct gscip_reason_info info = reason_info(stat);
+	int tc = code_tc_act(code);
 
-	if (code >= 0 || (info.kind != GSCIP_KIND_VERDICT && info.kind != GSCIP_KIND_DROP)) {
+	if (tc < 0 || stat >= GSCIP_REASON__END) {
 		stat = GSCIP_DROP_UNSUPPORTED;  /* a stage broke the contract: fail closed */
-		info.tc = TC_ACT_SHOT;
+		tc = TC_ACT_SHOT;
 	}
 	stats_count(stat, run->dir, run->len);
 	if (run->xlated)
@@ -57,7 +58,7 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 	if (run->released && (stat == GSCIP_STAT_PIT_PASS || stat == GSCIP_STAT_PIT_ENCRYPT ||
 			      stat == GSCIP_STAT_PIT_DECRYPT))
 		stats_count(GSCIP_STAT_RELEASED, run->dir, run->len);
-	return info.tc;
+	return tc;
 }
 
 /* Stage: parse up to the ports. NEXT = a TCP/UDP packet to look up; else a verdict code.

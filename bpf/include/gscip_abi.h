@@ -394,11 +394,11 @@ struct gscip_stat_val {
 	__u64 bytes;
 };
 
-/* Internal return codes of fast-path helpers: negative and far from TC_ACT_*
- * (-1..8). Code = -(GSCIP_CODE_BASE + enum gscip_stat), so -1000..-2023. Only
- * the entry programs turn a code into a counter and a TC verdict. */
+/* Internal return codes of fast-path helpers are negative and far from
+ * TC_ACT_* (-1..8): -(GSCIP_CODE_BASE + enum gscip_stat + tag), the tag
+ * carrying the reason's TC action from GSCIP_REASONS. GSCIP_CODE() is in
+ * bpf/lib/codes.h; only the entry programs turn a code into a counter and a
+ * TC verdict. */
 #define GSCIP_CODE_BASE 1000
-#define GSCIP_CODE(stat) (-(GSCIP_CODE_BASE + (stat)))
-#define GSCIP_CODE_TO_STAT(code) (-(code) - GSCIP_CODE_BASE)
 
 #endif /* GSCIP_ABI_H */

@@ -16,6 +16,7 @@
 #ifndef GSCIP_CONTROL_H
 #define GSCIP_CONTROL_H
 
+#include "codes.h"
 #include "consts.h"
 #include "pkt.h"
 #include "punt.h"

@@ -27,6 +27,7 @@
 #ifndef GSCIP_CSUM_H
 #define GSCIP_CSUM_H
 
+#include "codes.h"
 #include "pkt.h"
 
 /* ---- arithmetic ---- */

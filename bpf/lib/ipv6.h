@@ -30,6 +30,7 @@
 #ifndef GSCIP_IPV6_H
 #define GSCIP_IPV6_H
 
+#include "codes.h"
 #include "maps.h"
 #include "parse.h"
 

@@ -13,6 +13,7 @@
 #ifndef GSCIP_MISS_H
 #define GSCIP_MISS_H
 
+#include "codes.h"
 #include "maps.h"
 #include "punt.h"
 

@@ -24,6 +24,7 @@
 #ifndef GSCIP_PARSE_H
 #define GSCIP_PARSE_H
 
+#include "codes.h"
 #include "consts.h"
 #include "pkt.h"
 

@@ -36,6 +36,7 @@
 #ifndef GSCIP_PCCOM_H
 #define GSCIP_PCCOM_H
 
+#include "codes.h"
 #include <bpf/bpf_helpers.h>
 #include "pkt.h"
 #include "maps.h"

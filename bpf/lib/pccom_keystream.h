@@ -34,6 +34,7 @@
 #ifndef GSCIP_PCCOM_KEYSTREAM_H
 #define GSCIP_PCCOM_KEYSTREAM_H
 
+#include "codes.h"
 #include <bpf/bpf_helpers.h>
 #include "pkt.h"
 #include "maps.h"

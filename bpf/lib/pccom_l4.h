@@ -22,6 +22,7 @@
 #ifndef GSCIP_PCCOM_L4_H
 #define GSCIP_PCCOM_L4_H
 
+#include "codes.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>

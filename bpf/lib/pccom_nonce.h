@@ -21,6 +21,7 @@
 #ifndef GSCIP_PCCOM_NONCE_H
 #define GSCIP_PCCOM_NONCE_H
 
+#include "codes.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "pkt.h"

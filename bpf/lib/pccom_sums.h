@@ -36,6 +36,7 @@
 #ifndef GSCIP_PCCOM_SUMS_H
 #define GSCIP_PCCOM_SUMS_H
 
+#include "codes.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "pkt.h"

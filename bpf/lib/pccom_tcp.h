@@ -23,6 +23,7 @@
 #ifndef GSCIP_PCCOM_TCP_H
 #define GSCIP_PCCOM_TCP_H
 
+#include "codes.h"
 #include <bpf/bpf_helpers.h>
 #include "pkt.h"
 #include "csum.h"

@@ -24,6 +24,7 @@
 #ifndef GSCIP_PCCOM_UDP_H
 #define GSCIP_PCCOM_UDP_H
 
+#include "codes.h"
 #include <bpf/bpf_helpers.h>
 #include "pkt.h"
 #include "csum.h"

@@ -4,6 +4,7 @@
 #ifndef GSCIP_PIT_H
 #define GSCIP_PIT_H
 
+#include "codes.h"
 #include "consts.h"
 #include "maps.h"
 #include "pccom.h"
@@ -82,7 +83,7 @@ static __always_inline int pit_apply(struct __sk_buff *skb, struct gscip_pkt *pk
 		rc = pccom_ingress(skb, pkt, v);
 		if (rc < 0)
 			return rc;
-		return GSCIP_CODE(rc ? GSCIP_STAT_PIT_DECRYPT_PREV : GSCIP_STAT_PIT_DECRYPT);
+		return rc ? GSCIP_CODE(GSCIP_STAT_PIT_DECRYPT_PREV) : GSCIP_CODE(GSCIP_STAT_PIT_DECRYPT);
 	default:
 		/* GSCIP_ACT_NONE or a value this program does not know: fail closed */
 		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);

@@ -15,6 +15,7 @@
 #ifndef GSCIP_PUNT_H
 #define GSCIP_PUNT_H
 
+#include "codes.h"
 #include "consts.h"
 #include "maps.h"
 #include "pkt.h"

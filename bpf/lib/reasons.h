@@ -2,12 +2,10 @@
 /* reasons.h - what each reason code is, derived from GSCIP_REASONS in
  * gscip_abi.h (the one place a reason's kind and TC action are declared).
  *
- *   reason_kind(r)    enum gscip_reason_kind; GSCIP_KIND_UNUSED for a hole,
- *                     a retired number or anything out of range
- *   reason_tc_act(r)  enum gscip_tc_verdict (TC_ACT_*); SHOT unless r is a
- *                     declared verdict or drop (fail closed)
+ *   gscip_reason_info[r]   { kind, tc } of reason r (zero = unused)
  *
- * The table lives in .rodata (frozen at load: one bounded load per lookup). */
+ * Read at compile time only (codes.h folds a reason's action into its code):
+ * no packet pays a table load. */
 #ifndef GSCIP_REASONS_H
 #define GSCIP_REASONS_H
 
@@ -19,9 +17,12 @@ struct gscip_reason_info {
 	__u8 tc;    /* enum gscip_tc_verdict */
 };
 
+/* Global, not static: each object is one translation unit, and a global keeps
+ * its BTF VAR, by which test/bpf/btf-layout.test.ts compares the compiled table
+ * with abi.ts REASONS (clang still folds every constant-index read). */
 #define GSCIP_REASON_ROW(reason, k, a) \
 	[reason] = { .kind = GSCIP_KIND_##k, .tc = GSCIP_TC_##a },
-static const struct gscip_reason_info gscip_reason_info[GSCIP_REASON__END] = {
+const struct gscip_reason_info gscip_reason_info[GSCIP_REASON__END] = {
 	GSCIP_REASONS(GSCIP_REASON_ROW)
 };
 #undef GSCIP_REASON_ROW
@@ -36,41 +37,5 @@ static const struct gscip_reason_info gscip_reason_info[GSCIP_REASON__END] = {
 		       #reason ": overlays, and only overlays, have no TC action");
 GSCIP_REASONS(GSCIP_REASON_CHECK)
 #undef GSCIP_REASON_CHECK
-
-/* The table row of a reason; kind GSCIP_KIND_UNUSED out of range. */
-static __always_inline struct gscip_reason_info reason_info(__u32 reason)
-{
-	struct gscip_reason_info none = { .kind = GSCIP_KIND_UNUSED, .tc = TC_ACT_SHOT };
-
-	if (reason >= GSCIP_REASON__END)
-		return none;
-	return gscip_reason_info[reason];
-}
-
-static __always_inline __u8 reason_kind(__u32 reason)
-{
-	if (reason >= GSCIP_REASON__END)
-		return GSCIP_KIND_UNUSED;
-	return gscip_reason_info[reason].kind;
-}
-
-/* The TC action of a verdict code's reason; anything undeclared is dropped. */
-static __always_inline int reason_tc_act(__u32 reason)
-{
-	struct gscip_reason_info info;
-
-	if (reason >= GSCIP_REASON__END)
-		return TC_ACT_SHOT;
-	info = gscip_reason_info[reason];
-	if (info.kind != GSCIP_KIND_VERDICT && info.kind != GSCIP_KIND_DROP)
-		return TC_ACT_SHOT;
-	return info.tc;
-}
-
-/* Does this helper return code end in a drop? (Codes that are not reasons count as drops.) */
-static __always_inline bool code_is_drop(int code)
-{
-	return code >= 0 || reason_tc_act(GSCIP_CODE_TO_STAT(code)) == TC_ACT_SHOT;
-}
 
 #endif /* GSCIP_REASONS_H */

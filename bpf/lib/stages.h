@@ -39,6 +39,7 @@
 #ifndef GSCIP_STAGES_H
 #define GSCIP_STAGES_H
 
+#include "codes.h"
 #include "gscip_abi.h"
 #include "pkt.h"
 

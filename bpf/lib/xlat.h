@@ -9,6 +9,7 @@
 #ifndef GSCIP_XLAT_H
 #define GSCIP_XLAT_H
 
+#include "codes.h"
 #include "maps.h"
 #include "csum.h"
 #include "stages.h"

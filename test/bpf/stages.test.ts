@@ -16,6 +16,7 @@ import { PROG_NAMES } from '../../controlplane/maps/gscip-maps.js';
 import { DEFAULT_STAGES, LOAD_CFG_SECTION, stageBits, stageInitialValues, stageList, stageSwitches, type StageSwitches } from '../../controlplane/maps/stages.js';
 import type { PitVal } from '../../controlplane/maps/codecs.js';
 import { resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 const EGRESS = 'gscip_tc_egress';
 const INGRESS = 'gscip_tc_ingress';
@@ -116,6 +117,21 @@ describe('datapath stages switched at load', { skip: unavailable ?? false, timeo
       assert.ok(noPccom[i].xlatedLen < all[i].xlatedLen / 2, `${all[i].name}: PCCOM off ${noPccom[i].xlatedLen} B < half of ${all[i].xlatedLen} B`);
       assert.equal(noXlat[i].tag, all[i].tag);
       assert.equal(noPccom[i].tag, all[i].tag);
+    }
+  });
+
+  test('no program reads the reason table per packet: every code carries its TC action from compile time (bpf/lib/codes.h)', () => {
+    // a GSCIP_CODE() whose argument is not a constant leaves a load of gscip_reason_info (.rodata) in a program
+    for (const o of ['gscip_tc.bpf.o', 'gscip_crypto_test.bpf.o']) {
+      const relocs = execFileSync('llvm-objdump', ['-r', resolve(__dirname, '../../../build/bpf', o)], { encoding: 'utf8' });
+      let section = '';
+      const rodata: string[] = [];
+      for (const line of relocs.split('\n')) {
+        const head = /^RELOCATION RECORDS FOR \[(.+)\]:/.exec(line);
+        if (head) section = head[1];
+        else if (!section.startsWith('.rel.debug') && !section.startsWith('.debug') && !section.includes('BTF') && /\s\.rodata$/.test(line)) rodata.push(`${section}: ${line.trim()}`);
+      }
+      assert.deepEqual(rodata, [], `${o}: programs load .rodata (the reason table) at run time`);
     }
   });
 
