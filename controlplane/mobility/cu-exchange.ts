@@ -1,0 +1,72 @@
+/**
+ * The CU exchange of the mover: each CU is sent, and sent again on a bounded
+ * backoff until its CU-ACK comes (answered) or the schedule runs out (failed).
+ * One exchange per CU id; a CU carries up to CU_MAX_ENTRIES flows of one peer.
+ * Pure: timers injected.
+ */
+export interface Timers {
+  after(ms: number, fn: () => void): { cancel(): void };
+}
+
+/** Delays before each re-send, ms: 6 sends over ~3 s, then the exchange fails. */
+export const CU_RETRY_MS: readonly number[] = [100, 200, 400, 800, 1600];
+
+export interface ExchangeCallbacks {
+  send(attempt: number): void;
+  answered(attempts: number): void;
+  failed(attempts: number): void;
+}
+
+export class CuExchanges {
+  private readonly open = new Map<string, { attempts: number; timer: { cancel(): void } | null; cb: ExchangeCallbacks }>();
+
+  constructor(private readonly timers: Timers, private readonly schedule: readonly number[] = CU_RETRY_MS) {}
+
+  get pending(): number {
+    return this.open.size;
+  }
+
+  /** Sends now and keeps re-sending until `ack(id)` or the schedule ends. */
+  start(id: string, cb: ExchangeCallbacks): void {
+    this.cancel(id);
+    const x = { attempts: 0, timer: null as { cancel(): void } | null, cb };
+    this.open.set(id, x);
+    const fire = (): void => {
+      if (this.open.get(id) !== x) return;
+      x.attempts++;
+      cb.send(x.attempts);
+      const delay = this.schedule[x.attempts - 1];
+      if (delay === undefined) {
+        x.timer = this.timers.after(this.schedule.at(-1) ?? 0, () => {
+          if (this.open.get(id) !== x) return;
+          this.open.delete(id);
+          cb.failed(x.attempts);
+        });
+        return;
+      }
+      x.timer = this.timers.after(delay, fire);
+    };
+    fire();
+  }
+
+  /** The CU-ACK of `id` came; false if no such exchange is open (late, duplicate, or never sent). */
+  ack(id: string): boolean {
+    const x = this.open.get(id);
+    if (!x) return false;
+    x.timer?.cancel();
+    this.open.delete(id);
+    x.cb.answered(x.attempts);
+    return true;
+  }
+
+  cancel(id: string): void {
+    const x = this.open.get(id);
+    if (!x) return;
+    x.timer?.cancel();
+    this.open.delete(id);
+  }
+
+  close(): void {
+    for (const id of [...this.open.keys()]) this.cancel(id);
+  }
+}

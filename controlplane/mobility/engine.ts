@@ -1,0 +1,333 @@
+/**
+ * Mobile PPC on one GE, both ends (docs/mobility.md): pure, with the maps,
+ * key ring, transport, clock, timers and the old-address keeper injected, so
+ * test/unit/mobility.test.ts runs a mover and a stationary end against each
+ * other without a kernel.
+ *
+ * Mover (`onMove`, an address of this GE went, another came: move-events.ts):
+ *  1. the flows on the old address: those it moved before (its flow table)
+ *     and DPRP's entries on it (the PIT);
+ *  2. keeps the sockets' address local (`keeper.keep`: the stack view);
+ *  3. per flow the next move sequence; writes the ingress half of the CIT
+ *     (nothing arrives on it before the peer switches);
+ *  4. one CU per peer and key (up to CU_MAX_ENTRIES flows each), re-sent on a
+ *     bounded backoff (cu-exchange.ts);
+ *  5. on the CU-ACK, each accepted flow takes its whole CIT and its PIT
+ *     entries on the new wire CIDs (flow table: the id stays); so the peer has
+ *     switched before this end sends from the new address.
+ * Stationary end (`onControl` with a CU): MAC under a group key it holds, the
+ * IP source must be every entry's new address, timestamp window, the flow must
+ * be one it holds (DPRP's or moved before) under that group, and the move
+ * sequence must be new (move-seq.ts); then its CIT and re-keyed PIT entries,
+ * and a CU-ACK. The old PIT entries stay DPRP's and expire with DPRP's idle
+ * timeout: packets in flight on the old address are still accepted meanwhile.
+ * Every refusal is counted by reason and changes nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { canonicalFlowKey, type FiveTuple, type MapSlot } from '../flows/cid.js';
+import { FlowTable } from '../flows/flow-table.js';
+import type { FlowMaps } from '../flows/flow-maps.js';
+import type { PitEntry } from '../flows/pit-entry.js';
+import { citEntries, sameAddrPort, stackFlowKey, type CitEntries, type MoveEnd, type PitTemplate, type StackFlow } from './cit.js';
+import { CuExchanges, type Timers } from './cu-exchange.js';
+import { CU_CODE, CU_MAX_ENTRIES, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type AddrPort, type CuEntry } from './cu-wire.js';
+import { judgeSeq, MoveCounter } from './move-seq.js';
+import type { Move } from './move-events.js';
+
+export interface MobilityKey { group: number; version: number; key: Buffer }
+
+export const CU_REFUSAL_REASONS = [
+  'wire', 'no_key', 'bad_mac', 'stale', 'source_mismatch', 'destination_mismatch', 'unknown_flow', 'wrong_group', 'replayed', 'unexpected_ack', 'refused_by_peer',
+] as const;
+export type CuRefusal = (typeof CU_REFUSAL_REASONS)[number];
+
+export interface MobilityObserver {
+  moved?(flows: number): void;
+  cuSent?(retry: boolean): void;
+  cuAnswered?(seconds: number): void;
+  cuFailed?(reason: 'no_answer' | 'no_key'): void;
+  refused?(reason: CuRefusal, entries: number): void;
+  flowMoved?(end: MoveEnd): void;
+}
+
+export interface MobilityDeps {
+  maps: FlowMaps<PitEntry>;
+  /** A PIT entry's value by slot, or undefined. */
+  pitGet(slot: MapSlot): PitTemplate | undefined;
+  /** The PIT's control-plane entries (DPRP's), for the flows on a moved address. */
+  pitScan(): Iterable<PitEntry>;
+  keys(): readonly MobilityKey[];
+  /** Sends an ICMP message from src to dst. */
+  send(dst: string, icmp: Buffer, src: string): void;
+  /** Keeps an address the sockets use local to this host after it left the interface (and lets it go). */
+  keeper: { keep(addr: string): void; release(addr: string): void };
+  /** The stationary end: the old address is routed the way the new one is (TC egress runs after routing). */
+  router?: { follow(oldAddr: string, newAddr: string): void };
+  clock: { nowMs(): number; monoMs(): number };
+  timers: Timers;
+  observer?: MobilityObserver;
+  /** CIT expiry (idle / closed ms): as long as DPRP's PIT timeouts by default. */
+  expiry?: { idleMs: number; closedMs: number };
+  retryMs?: readonly number[];
+  /** Timestamp window of a CU, ms. */
+  windowMs?: number;
+}
+
+export interface MoveMeta {
+  end: MoveEnd;
+  stack: StackFlow;
+  /** The moving side's end on the wire now. */
+  next: AddrPort;
+  seq: number;
+  moves: number;
+  lastMoveMono: number;
+  group: number;
+  version: number;
+}
+
+interface Pending {
+  flow: StackFlow;
+  next: AddrPort;
+  seq: number;
+  cit: CitEntries;
+  /** Set when the flow was already in the table (a second move). */
+  id?: number;
+}
+
+export class MobilityEngine {
+  readonly table: FlowTable<PitEntry, MoveMeta>;
+  private readonly counter = new MoveCounter();
+  private readonly exchanges: CuExchanges;
+  private readonly pending = new Map<string, { entries: Pending[]; peer: string; src: string; key: MobilityKey; startMono: number }>();
+  private readonly windowMs: number;
+
+  constructor(private readonly d: MobilityDeps) {
+    const cit = d.expiry ?? { idleMs: 300_000, closedMs: 10_000 };
+    this.table = new FlowTable({ maps: d.maps, clock: d.clock, expiry: { pit: cit, xlat: { cit } } });
+    this.exchanges = new CuExchanges(d.timers, d.retryMs);
+    this.windowMs = d.windowMs ?? 30_000;
+  }
+
+  /** CU exchanges waiting for their answer. */
+  get pendingExchanges(): number {
+    return this.exchanges.pending;
+  }
+
+  /** The moved flows (both ends), as the flow view shows them. */
+  moved(): Array<{ id: number } & MoveMeta & { wire: FiveTuple }> {
+    return [...this.table.values()].map((r) => ({ id: r.id, wire: r.wire, ...r.meta }));
+  }
+
+  // ---------------- mover ----------------
+
+  /** This GE's address `from` left, `to` is its address now. Returns how many flows it started moving. */
+  onMove(m: Move): number {
+    // Back on an address the sockets use: the interface holds it again, the kept copy can go.
+    this.d.keeper.release(m.to);
+    const flows = this.flowsOn(m.from);
+    if (!flows.length) return 0;
+    const byPeer = new Map<string, Pending[]>();
+    for (const f of flows) {
+      const next = { addr: m.to, port: f.stack.local.port };
+      if (!sameAddrPort(next, f.stack.local)) this.d.keeper.keep(f.stack.local.addr);
+      const seq = this.counter.next(stackFlowKey(f.stack));
+      const cit = citEntries('mover', f.stack, next, f.egress, f.ingress);
+      // The ingress half now: nothing arrives on the new wire CIDs before the peer switched (its ACK).
+      this.table.writes.write({ pit: cit.pit.filter((p) => p.dir === 'ingress'), xlat: cit.xlat.filter((x) => x.dir === 'ingress') });
+      const peerKey = `${f.peer}|${f.egress.group}`;
+      const list = byPeer.get(peerKey) ?? [];
+      list.push({ flow: f.stack, next, seq, cit, id: f.id });
+      byPeer.set(peerKey, list);
+    }
+    for (const list of byPeer.values()) {
+      for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) this.sendCu(list.slice(i, i + CU_MAX_ENTRIES), m.to, flowsPeer(list[0]));
+    }
+    this.d.observer?.moved?.(flows.length);
+    return flows.length;
+  }
+
+  private sendCu(entries: Pending[], src: string, peer: string): void {
+    const tmpl = entries[0].cit.pit[0];
+    const key = this.keyFor(tmpl.group, tmpl.version);
+    if (!key) {
+      this.d.observer?.cuFailed?.('no_key');
+      this.abandon(entries);
+      return;
+    }
+    const cuId = randomBytes(8);
+    const id = cuId.toString('hex');
+    this.pending.set(id, { entries, peer, src, key, startMono: this.d.clock.monoMs() });
+    const wire: CuEntry[] = entries.map((e) => ({ proto: e.flow.proto, status: 0, peer: e.flow.remote, seq: e.seq, old: e.flow.local, next: e.next }));
+    const icmp = encodeCu({ code: CU_CODE.CU, group: key.group, version: key.version, cuId, timestampMs: this.d.clock.nowMs(), entries: wire }, src, peer, key.key);
+    this.exchanges.start(id, {
+      send: (attempt) => {
+        this.d.observer?.cuSent?.(attempt > 1);
+        // Re-sends keep the CU's bytes: its timestamp and id (the peer answers a duplicate again).
+        this.d.send(peer, icmp, src);
+      },
+      answered: () => { /* onAck did the work */ },
+      failed: () => {
+        this.pending.delete(id);
+        this.d.observer?.cuFailed?.('no_answer');
+        this.abandon(entries);
+      },
+    });
+  }
+
+  /** A CU that will not be answered: its ingress half goes. */
+  private abandon(entries: Pending[]): void {
+    for (const e of entries) {
+      this.table.writes.erase({ pit: e.cit.pit.filter((p) => p.dir === 'ingress'), xlat: e.cit.xlat.filter((x) => x.dir === 'ingress') });
+    }
+  }
+
+  private onAck(m: ReturnType<typeof decodeCu>, src: string, dst: string): void {
+    const id = m.cuId.toString('hex');
+    const p = this.pending.get(id);
+    if (!p || p.peer !== src || p.src !== dst || p.key.group !== m.group || p.key.version !== m.version) return this.refuse('unexpected_ack', m.entries.length);
+    if (!verifyCu(m, src, dst, p.key.key)) return this.refuse('bad_mac', m.entries.length);
+    this.pending.delete(id);
+    this.exchanges.ack(id);
+    const now = this.d.clock.monoMs();
+    this.d.observer?.cuAnswered?.((now - p.startMono) / 1000);
+    for (const e of p.entries) {
+      const a = m.entries.find((x) => x.proto === e.flow.proto && sameAddrPort(x.old, e.flow.local) && sameAddrPort(x.peer, e.flow.remote) && x.seq === e.seq);
+      if (!a || a.status !== CU_STATUS.OK) {
+        this.refuse('refused_by_peer', 1);
+        this.abandon([e]);
+        continue;
+      }
+      this.install('mover', e.flow, e.next, e.seq, e.cit, p.key);
+    }
+  }
+
+  // ---------------- stationary end ----------------
+
+  /** A CU or CU-ACK (the ICMP message) that came from `src` to `dst`. Never throws for bad input: refusals are counted. */
+  onControl(icmp: Buffer, src: string, dst: string): void {
+    let m: ReturnType<typeof decodeCu>;
+    try {
+      m = decodeCu(icmp);
+    } catch (e) {
+      if (e instanceof CuWireError) return this.refuse('wire', 0);
+      throw e;
+    }
+    if (m.code === CU_CODE.CU_ACK) return this.onAck(m, src, dst);
+    const key = this.keyFor(m.group, m.version);
+    if (!key) return this.refuse('no_key', m.entries.length);
+    if (!verifyCu(m, src, dst, key.key)) return this.refuse('bad_mac', m.entries.length);
+    if (Math.abs(this.d.clock.nowMs() - m.timestampMs) > this.windowMs) return this.refuse('stale', m.entries.length);
+    const answers: CuEntry[] = m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key) }));
+    const ack = encodeCu({ code: CU_CODE.CU_ACK, group: key.group, version: key.version, cuId: m.cuId, timestampMs: this.d.clock.nowMs(), entries: answers }, dst, src, key.key);
+    this.d.send(src, ack, dst);
+  }
+
+  private applyEntry(e: CuEntry, src: string, dst: string, key: MobilityKey): number {
+    if (e.next.addr !== src) { this.refuse('source_mismatch', 1); return CU_STATUS.REFUSED; }
+    if (e.peer.addr !== dst) { this.refuse('destination_mismatch', 1); return CU_STATUS.REFUSED; }
+    const flow: StackFlow = { local: e.peer, remote: e.old, proto: e.proto };
+    const k = stackFlowKey(flow);
+    const rec = this.byStack(k);
+    let egress: PitTemplate | undefined;
+    let ingress: PitTemplate | undefined;
+    if (rec) {
+      if (rec.meta.end !== 'stationary') { this.refuse('unknown_flow', 1); return CU_STATUS.UNKNOWN_FLOW; }
+      const verdict = judgeSeq({ seq: rec.meta.seq, next: `${rec.meta.next.addr}:${rec.meta.next.port}` }, e.seq, `${e.next.addr}:${e.next.port}`);
+      if (verdict === 'duplicate') return CU_STATUS.OK;
+      if (verdict === 'replayed') { this.refuse('replayed', 1); return CU_STATUS.REFUSED; }
+      egress = rec.pit.find((p) => p.dir === 'egress');
+      ingress = rec.pit.find((p) => p.dir === 'ingress');
+    } else {
+      const out: FiveTuple = { saddr: flow.local.addr, sport: flow.local.port, daddr: flow.remote.addr, dport: flow.remote.port, proto: flow.proto };
+      egress = this.d.pitGet({ flow: out, dir: 'egress' });
+      ingress = this.d.pitGet({ flow: { saddr: out.daddr, sport: out.dport, daddr: out.saddr, dport: out.sport, proto: out.proto }, dir: 'ingress' });
+      if (judgeSeq(undefined, e.seq, '') === 'replayed') { this.refuse('replayed', 1); return CU_STATUS.REFUSED; }
+    }
+    if (!egress || !ingress) { this.refuse('unknown_flow', 1); return CU_STATUS.UNKNOWN_FLOW; }
+    // A flow under a group's key moves only by a CU under that group; a plaintext flow by any group both hold.
+    if (egress.group !== 0 && egress.group !== key.group) { this.refuse('wrong_group', 1); return CU_STATUS.REFUSED; }
+    const cit = citEntries('stationary', flow, e.next, strip(egress), strip(ingress));
+    if (!sameAddrPort(e.next, flow.remote)) this.d.router?.follow(flow.remote.addr, e.next.addr);
+    this.install('stationary', flow, e.next, e.seq, cit, key);
+    return CU_STATUS.OK;
+  }
+
+  // ---------------- both ----------------
+
+  private install(end: MoveEnd, flow: StackFlow, next: AddrPort, seq: number, cit: CitEntries, key: MobilityKey): void {
+    const k = stackFlowKey(flow);
+    const rec = this.byStack(k);
+    const now = this.d.clock.monoMs();
+    if (rec) {
+      this.table.rekey(rec.id, cit.wire, { pit: cit.pit, xlat: cit.xlat });
+      Object.assign(rec.meta, { next, seq, moves: rec.meta.moves + 1, lastMoveMono: now });
+    } else {
+      this.table.commit(cit.wire, { end, stack: flow, next, seq, moves: 1, lastMoveMono: now, group: key.group, version: key.version }, { pit: cit.pit, xlat: cit.xlat });
+      this.stackIndex.set(k, this.table.find(cit.wire)!.id);
+    }
+    this.d.observer?.flowMoved?.(end);
+  }
+
+  private readonly stackIndex = new Map<string, number>();
+
+  private byStack(k: string) {
+    const id = this.stackIndex.get(k);
+    const rec = id === undefined ? undefined : this.table.get(id);
+    if (id !== undefined && !rec) this.stackIndex.delete(k);
+    return rec;
+  }
+
+  /** This GE's flows whose wire address is `addr`: moved before (table) and DPRP's (PIT). */
+  private flowsOn(addr: string): Array<{ stack: StackFlow; egress: PitTemplate; ingress: PitTemplate; peer: string; id?: number }> {
+    const out: Array<{ stack: StackFlow; egress: PitTemplate; ingress: PitTemplate; peer: string; id?: number }> = [];
+    const owned = new Set<string>();
+    for (const r of this.table.values()) {
+      owned.add(canonicalFlowKey(r.wire));
+      if (r.meta.end !== 'mover' || r.meta.next.addr !== addr) continue;
+      const eg = r.pit.find((p) => p.dir === 'egress');
+      const ig = r.pit.find((p) => p.dir === 'ingress');
+      if (eg && ig) out.push({ stack: r.meta.stack, egress: strip(eg), ingress: strip(ig), peer: r.wire.daddr, id: r.id });
+    }
+    const ingress = new Map<string, PitEntry>();
+    const egress: PitEntry[] = [];
+    for (const e of this.d.pitScan()) {
+      if (owned.has(canonicalFlowKey(e.flow))) continue;
+      if (e.dir === 'egress' && e.flow.saddr === addr) egress.push(e);
+      else if (e.dir === 'ingress' && e.flow.daddr === addr) ingress.set(canonicalFlowKey(e.flow), e);
+    }
+    for (const e of egress) {
+      const ig = ingress.get(canonicalFlowKey(e.flow));
+      if (!ig || (e.flow.proto !== 6 && e.flow.proto !== 17)) continue;
+      out.push({ stack: { local: { addr, port: e.flow.sport }, remote: { addr: e.flow.daddr, port: e.flow.dport }, proto: e.flow.proto }, egress: strip(e), ingress: strip(ig), peer: e.flow.daddr });
+    }
+    return out;
+  }
+
+  private keyFor(group: number, version: number): MobilityKey | undefined {
+    const keys = this.d.keys();
+    if (group !== 0) return keys.find((k) => k.group === group && k.version === version) ?? [...keys].reverse().find((k) => k.group === group);
+    return keys[0];
+  }
+
+  private refuse(reason: CuRefusal, entries: number): void {
+    this.d.observer?.refused?.(reason, entries);
+  }
+
+  /** Expires moved flows (flow table policy); returns how many. */
+  sweep(): number {
+    return this.table.sweep();
+  }
+
+  close(): void {
+    this.exchanges.close();
+  }
+}
+
+function strip(p: PitTemplate & Partial<MapSlot>): PitTemplate {
+  const { flow: _f, dir: _d, ...rest } = p as PitEntry;
+  return rest;
+}
+
+function flowsPeer(p: Pending): string {
+  return p.flow.remote.addr;
+}

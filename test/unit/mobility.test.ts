@@ -1,0 +1,274 @@
+/**
+ * Mobile PPC (controlplane/mobility/) without a kernel: the CU codec and its
+ * MAC, the per-flow move sequence (replay), the CIT of each end (the table of
+ * SEEDS 1.3), compound moves (re-pointed, never chained; back home = no CIT),
+ * the rtnetlink monitor parser and move detector, the bounded CU retry, and a
+ * mover and a stationary engine wired through a fake network over fake maps:
+ * a move re-keys both ends, forged, replayed, wrong-key, wrong-group and
+ * wrong-source CUs change nothing and are counted.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { slotKey, type MapSlot } from '../../controlplane/flows/cid.js';
+import type { FlowMaps, XlatEntry } from '../../controlplane/flows/flow-maps.js';
+import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
+import { CU_CODE, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type CuMessage } from '../../controlplane/mobility/cu-wire.js';
+import { judgeSeq } from '../../controlplane/mobility/move-seq.js';
+import { citEntries, type PitTemplate } from '../../controlplane/mobility/cit.js';
+import { MoveDetector, parseMonitorLine } from '../../controlplane/mobility/move-events.js';
+import { CuExchanges } from '../../controlplane/mobility/cu-exchange.js';
+import { MobilityEngine, type CuRefusal, type MobilityKey } from '../../controlplane/mobility/engine.js';
+
+const A = '192.0.2.1';
+const B = '203.0.113.2';
+const C = '198.51.100.2';
+const D = '198.51.100.3';
+const TCP = 6;
+
+describe('CU codec', () => {
+  const key = randomBytes(32);
+  const m: CuMessage = {
+    code: CU_CODE.CU, group: 1, version: 3, cuId: randomBytes(8), timestampMs: 1_700_000_000_123,
+    entries: [{ proto: TCP, status: 0, peer: { addr: A, port: 5001 }, seq: 7, old: { addr: B, port: 40000 }, next: { addr: C, port: 40000 } }],
+  };
+
+  test('round-trips, carries MOBILE_OLD and MOBILE_NEW TLVs, and the MAC holds only for the same key, addresses and bytes', () => {
+    const icmp = encodeCu(m, C, A, key);
+    const d = decodeCu(icmp);
+    assert.deepEqual({ ...d, signed: undefined, mac: undefined }, { ...m, signed: undefined, mac: undefined });
+    assert.equal(icmp[8 + 28 + 12], 1, 'MOBILE_OLD TLV type');
+    assert.equal(icmp[8 + 28 + 20], 2, 'MOBILE_NEW TLV type');
+    assert.ok(verifyCu(d, C, A, key));
+    assert.ok(!verifyCu(d, C, A, randomBytes(32)), 'another key');
+    assert.ok(!verifyCu(d, B, A, key), 'another IP source: a captured CU cannot be re-sent from elsewhere');
+    const flipped = Buffer.from(icmp);
+    flipped[8 + 28 + 22] ^= 1; // new address byte
+    flipped.writeUInt16BE(0, 2);
+    let sum = 0;
+    for (let i = 0; i < flipped.length; i += 2) sum += (flipped[i] << 8) + (flipped[i + 1] ?? 0);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    flipped.writeUInt16BE(~sum & 0xffff, 2);
+    assert.ok(!verifyCu(decodeCu(flipped), C, A, key), 'a changed option byte fails the MAC');
+  });
+
+  test('malformed messages are refused with a reason', () => {
+    const icmp = encodeCu(m, C, A, key);
+    const reason = (b: Buffer) => { try { decodeCu(b); return 'ok'; } catch (e) { assert.ok(e instanceof CuWireError); return e.reason; } };
+    assert.equal(reason(icmp.subarray(0, 40)), 'too_short');
+    const bad = Buffer.from(icmp); bad[9]++;
+    assert.equal(reason(bad), 'bad_checksum');
+    assert.equal(reason(Buffer.concat([icmp, Buffer.alloc(2)])), 'bad_count');
+    assert.throws(() => encodeCu({ ...m, entries: [] }, C, A, key), /entries/);
+  });
+});
+
+test('move sequence: new numbers apply, the same one with the same address is a duplicate, anything else is a replay', () => {
+  assert.equal(judgeSeq(undefined, 1, 'x'), 'apply');
+  assert.equal(judgeSeq(undefined, 0, 'x'), 'replayed');
+  assert.equal(judgeSeq({ seq: 2, next: 'c' }, 3, 'd'), 'apply');
+  assert.equal(judgeSeq({ seq: 2, next: 'c' }, 2, 'c'), 'duplicate');
+  assert.equal(judgeSeq({ seq: 2, next: 'c' }, 2, 'd'), 'replayed');
+  assert.equal(judgeSeq({ seq: 2, next: 'c' }, 1, 'b'), 'replayed');
+});
+
+const ENC: PitTemplate = { action: 'encrypt', group: 1, version: 1, state: 'confirmed', role: 'start' };
+const DEC: PitTemplate = { action: 'decrypt', group: 1, version: 1, state: 'confirmed', role: 'start' };
+
+describe('CIT per end', () => {
+  const xl = (e: XlatEntry) => `${e.dir} ${e.flow.saddr}:${e.flow.sport}>${e.flow.daddr}:${e.flow.dport} => ${e.to.saddr}:${e.to.sport}>${e.to.daddr}:${e.to.dport}`;
+  const atA = { local: { addr: A, port: 5001 }, remote: { addr: B, port: 40000 }, proto: TCP };
+  const atB = { local: { addr: B, port: 40000 }, remote: { addr: A, port: 5001 }, proto: TCP };
+
+  test('stationary end: egress dst B->C, ingress src C->B; PIT on the wire CIDs with the flow\'s values', () => {
+    const c = citEntries('stationary', atA, { addr: C, port: 40000 }, ENC, DEC);
+    assert.deepEqual(c.xlat.map(xl), [`egress ${A}:5001>${B}:40000 => ${A}:5001>${C}:40000`, `ingress ${C}:40000>${A}:5001 => ${B}:40000>${A}:5001`]);
+    assert.deepEqual(c.pit.map((p) => `${slotKey(p)} ${p.action}`), [`6/${A}:5001>${C}:40000@egress encrypt`, `6/${C}:40000>${A}:5001@ingress decrypt`]);
+    assert.ok(c.xlat.every((x) => x.kind === 'cit'));
+  });
+
+  test('mover: egress src B->C, ingress dst C->B', () => {
+    const c = citEntries('mover', atB, { addr: C, port: 40000 }, ENC, DEC);
+    assert.deepEqual(c.xlat.map(xl), [`egress ${B}:40000>${A}:5001 => ${C}:40000>${A}:5001`, `ingress ${A}:5001>${C}:40000 => ${A}:5001>${B}:40000`]);
+    assert.deepEqual(c.pit.map(slotKey), [`6/${C}:40000>${A}:5001@egress`, `6/${A}:5001>${C}:40000@ingress`]);
+  });
+
+  test('compound moves: B->C->D is one translation B<->D; back on B there is none', () => {
+    const d = citEntries('mover', atB, { addr: D, port: 40000 }, ENC, DEC);
+    assert.deepEqual(d.xlat.map(xl), [`egress ${B}:40000>${A}:5001 => ${D}:40000>${A}:5001`, `ingress ${A}:5001>${D}:40000 => ${A}:5001>${B}:40000`]);
+    const home = citEntries('mover', atB, { addr: B, port: 40000 }, ENC, DEC);
+    assert.deepEqual(home.xlat, []);
+    assert.deepEqual(home.pit.map(slotKey), [`6/${B}:40000>${A}:5001@egress`, `6/${A}:5001>${B}:40000@ingress`]);
+  });
+});
+
+describe('move detection from rtnetlink events', () => {
+  test('parses the lines `ip -o -4 monitor address route` prints', () => {
+    assert.deepEqual(parseMonitorLine('3: vb    inet 198.51.100.2/24 scope global vb\\       valid_lft forever preferred_lft forever'),
+      { kind: 'addr', deleted: false, ifindex: 3, ifname: 'vb', addr: '198.51.100.2', prefixLen: 24 });
+    assert.deepEqual(parseMonitorLine('Deleted 3: vb    inet 203.0.113.2/24 scope global vb\\       valid_lft forever preferred_lft forever'),
+      { kind: 'addr', deleted: true, ifindex: 3, ifname: 'vb', addr: '203.0.113.2', prefixLen: 24 });
+    assert.deepEqual(parseMonitorLine('default via 198.51.100.254 dev vb '), { kind: 'route', deleted: false, isDefault: true, dev: 'vb' });
+    assert.deepEqual(parseMonitorLine('Deleted local 192.0.2.7 dev lo table local proto kernel scope host src 192.0.2.7 '), { kind: 'route', deleted: true, isDefault: false, dev: 'lo' });
+    assert.equal(parseMonitorLine('2: vb    inet6 2001:db8::1/64 scope global'), null);
+    assert.equal(parseMonitorLine(''), null);
+  });
+
+  test('DHCP replacing the address (new first, or old first) and a re-plug are moves; other interfaces are not', () => {
+    const newFirst = new MoveDetector(['vb'], [{ dev: 'vb', addr: B }]);
+    assert.deepEqual(newFirst.on({ kind: 'addr', deleted: false, ifindex: 3, ifname: 'vb', addr: C, prefixLen: 24 }), []);
+    assert.deepEqual(newFirst.on({ kind: 'addr', deleted: true, ifindex: 3, ifname: 'vb', addr: B, prefixLen: 24 }), [{ ifname: 'vb', from: B, to: C }]);
+    const oldFirst = new MoveDetector(['vb'], [{ dev: 'vb', addr: B }]);
+    assert.deepEqual(oldFirst.on({ kind: 'addr', deleted: true, ifindex: 3, ifname: 'vb', addr: B, prefixLen: 24 }), []);
+    assert.deepEqual(oldFirst.on({ kind: 'route', deleted: true, isDefault: true, dev: 'vb' }), []);
+    assert.deepEqual(oldFirst.on({ kind: 'addr', deleted: false, ifindex: 3, ifname: 'vb', addr: C, prefixLen: 24 }), [{ ifname: 'vb', from: B, to: C }]);
+    assert.deepEqual(oldFirst.on({ kind: 'addr', deleted: false, ifindex: 1, ifname: 'lo', addr: B, prefixLen: 32 }), [], 'not a guarded interface');
+    assert.deepEqual(oldFirst.current('vb'), [C]);
+  });
+});
+
+test('CU retry: bounded backoff, stops on the answer, fails after the schedule', () => {
+  const timers: Array<{ at: number; fn: () => void; dead: boolean }> = [];
+  let now = 0;
+  const fake = { after: (ms: number, fn: () => void) => { const t = { at: now + ms, fn, dead: false }; timers.push(t); return { cancel: () => { t.dead = true; } }; } };
+  const run = (until: number) => {
+    for (let i = 0; i < 100; i++) {
+      const t = timers.filter((x) => !x.dead && x.at <= until).sort((a, b) => a.at - b.at)[0];
+      if (!t) break;
+      t.dead = true; now = t.at; t.fn();
+    }
+    now = until;
+  };
+  const x = new CuExchanges(fake, [100, 200, 400]);
+  const sends: number[] = [];
+  let failed = 0;
+  x.start('a', { send: () => sends.push(now), answered: () => assert.fail('no answer came'), failed: () => failed++ });
+  run(10_000);
+  assert.deepEqual(sends, [0, 100, 300, 700]);
+  assert.equal(failed, 1);
+  let answered = 0;
+  x.start('b', { send: () => sends.push(now), answered: () => answered++, failed: () => assert.fail('answered') });
+  run(now + 150);
+  assert.ok(x.ack('b'));
+  run(now + 10_000);
+  assert.equal(answered, 1);
+  assert.equal(sends.length, 6);
+  assert.ok(!x.ack('b'), 'a late second answer is not an open exchange');
+});
+
+/* ---------------- two engines through a fake network ---------------- */
+
+class FakeMaps implements FlowMaps<PitEntry> {
+  pitRows = new Map<string, PitEntry>();
+  xlatRows = new Map<string, XlatEntry>();
+  pit = {
+    install: (es: readonly PitEntry[]) => { for (const e of es) this.pitRows.set(slotKey(e), e); },
+    remove: (ks: readonly MapSlot[]) => { for (const k of ks) this.pitRows.delete(slotKey(k)); },
+  };
+  xlat = {
+    set: (es: readonly XlatEntry[]) => { for (const e of es) this.xlatRows.set(slotKey(e), e); },
+    remove: (ks: readonly MapSlot[]) => { for (const k of ks) this.xlatRows.delete(slotKey(k)); },
+  };
+  snapshot(): string { return JSON.stringify([[...this.pitRows.keys()].sort(), [...this.xlatRows.keys()].sort()]); }
+}
+
+interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, number>; kept: Set<string>; addr: { v: string } }
+
+function pair(keysA: MobilityKey[], keysB: MobilityKey[]) {
+  const clock = { ms: 1_700_000_000_000, nowMs() { return this.ms; }, monoMs() { return this.ms; } };
+  const wire: Array<{ to: 'a' | 'b'; icmp: Buffer; src: string; dst: string }> = [];
+  const timers = { after: () => ({ cancel() { /* the test delivers by hand */ } }) };
+  const make = (self: string, keys: MobilityKey[], to: 'a' | 'b'): Node => {
+    const maps = new FakeMaps();
+    const refused = new Map<CuRefusal, number>();
+    const kept = new Set<string>();
+    const eng = new MobilityEngine({
+      maps, pitGet: (s) => maps.pitRows.get(slotKey(s)), pitScan: () => maps.pitRows.values(), keys: () => keys,
+      send: (dst, icmp, src) => wire.push({ to, icmp, src, dst }),
+      keeper: { keep: (a) => kept.add(a), release: (a) => kept.delete(a) }, clock, timers,
+      observer: { refused: (r) => refused.set(r, (refused.get(r) ?? 0) + 1) },
+    });
+    return { eng, maps, refused, kept, addr: { v: self } };
+  };
+  const a = make(A, keysA, 'b'); // a's sends go to b
+  const b = make(B, keysB, 'a');
+  // DPRP's entries for A:5001 <-> B:40000 on both ends.
+  a.maps.pit.install([{ ...ENC, flow: { saddr: A, sport: 5001, daddr: B, dport: 40000, proto: TCP }, dir: 'egress' }, { ...DEC, flow: { saddr: B, sport: 40000, daddr: A, dport: 5001, proto: TCP }, dir: 'ingress' }]);
+  b.maps.pit.install([{ ...ENC, role: 'end', flow: { saddr: B, sport: 40000, daddr: A, dport: 5001, proto: TCP }, dir: 'egress' }, { ...DEC, role: 'end', flow: { saddr: A, sport: 5001, daddr: B, dport: 40000, proto: TCP }, dir: 'ingress' }]);
+  const deliver = (max = 10): number => {
+    let n = 0;
+    for (; n < max && wire.length; n++) {
+      const m = wire.shift()!;
+      (m.to === 'a' ? a : b).eng.onControl(m.icmp, m.src, m.dst);
+    }
+    return n;
+  };
+  return { a, b, wire, deliver, clock };
+}
+
+describe('a mover and a stationary end', () => {
+  const k1: MobilityKey = { group: 1, version: 1, key: randomBytes(32) };
+
+  test('a move re-keys both ends and installs both CITs; the same CU again changes nothing', () => {
+    const { a, b, wire, deliver } = pair([k1], [k1]);
+    assert.equal(b.eng.onMove({ ifname: 'vb', from: B, to: C }), 1);
+    assert.ok(b.kept.has(B), 'the mover keeps the sockets\' address local');
+    assert.deepEqual([...b.maps.xlatRows.keys()], [`6/${A}:5001>${C}:40000@ingress`], 'before the answer only the ingress half');
+    const cu = wire[0];
+    deliver(2);
+    assert.deepEqual([...a.maps.xlatRows.values()].map((x) => `${slotKey(x)}=>${x.to.daddr}|${x.to.saddr}`).sort(),
+      [`6/${A}:5001>${B}:40000@egress=>${C}|${A}`, `6/${C}:40000>${A}:5001@ingress=>${A}|${B}`].sort());
+    assert.equal(b.maps.xlatRows.size, 2);
+    assert.equal(a.maps.pitRows.get(`6/${A}:5001>${C}:40000@egress`)?.action, 'encrypt');
+    assert.equal(a.maps.pitRows.get(`6/${B}:40000>${A}:5001@ingress`)?.action, 'decrypt', 'the old ingress entry stays for packets in flight');
+    assert.equal(b.maps.pitRows.get(`6/${C}:40000>${A}:5001@egress`)?.action, 'encrypt');
+    assert.equal(a.eng.moved()[0].moves, 1);
+    const before = a.maps.snapshot();
+    a.eng.onControl(cu.icmp, cu.src, cu.dst);
+    assert.equal(a.maps.snapshot(), before, 'a duplicate is answered, not applied again');
+    assert.equal(a.eng.moved()[0].moves, 1);
+  });
+
+  test('forged, replayed, wrong-key, wrong-group, non-member and wrong-source CUs change nothing and are counted', () => {
+    const k2: MobilityKey = { group: 2, version: 1, key: randomBytes(32) };
+    const { a, b, wire, deliver, clock } = pair([k1, k2], [k1]);
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    const first = wire[0];
+    deliver(2);
+    b.eng.onMove({ ifname: 'vb', from: C, to: D });
+    deliver(2);
+    assert.equal(a.eng.moved()[0].next.addr, D);
+    const before = a.maps.snapshot();
+    const entry = { proto: TCP, status: 0, peer: { addr: A, port: 5001 }, seq: 9, old: { addr: B, port: 40000 }, next: { addr: C, port: 40000 } };
+    const cu = (key: Buffer, group = 1, src = C, e = entry) => encodeCu({ code: CU_CODE.CU, group, version: 1, cuId: randomBytes(8), timestampMs: clock.ms, entries: [e] }, src, A, key);
+    a.eng.onControl(first.icmp, first.src, first.dst); // the recorded first CU (seq 1)
+    a.eng.onControl(cu(randomBytes(32)), C, A); // forged: a key nobody holds under group 1
+    a.eng.onControl(cu(randomBytes(32), 7), C, A); // non-member: a group a does not hold
+    a.eng.onControl(cu(k2.key, 2), C, A); // a member of group 2 moving a group-1 flow
+    a.eng.onControl(cu(k1.key, 1, C), B, A); // MAC'd for source C, arriving from B
+    a.eng.onControl(cu(k1.key, 1, B, { ...entry, next: { addr: C, port: 40000 } }), B, A); // source is not the new address
+    a.eng.onControl(randomBytes(80), C, A);
+    assert.equal(a.maps.snapshot(), before, 'nothing moved');
+    assert.equal(a.eng.moved()[0].next.addr, D);
+    assert.deepEqual(Object.fromEntries(a.refused), { replayed: 1, bad_mac: 2, no_key: 1, wrong_group: 1, source_mismatch: 1, wire: 1 });
+  });
+
+  test('a second move re-points the CIT (no chain); moving back home removes it', () => {
+    const { a, b, deliver } = pair([k1], [k1]);
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    deliver(2);
+    b.eng.onMove({ ifname: 'vb', from: C, to: D });
+    deliver(2);
+    const eg = a.maps.xlatRows.get(`6/${A}:5001>${B}:40000@egress`)!;
+    assert.equal(eg.to.daddr, D);
+    assert.deepEqual([...a.maps.xlatRows.keys()].sort(), [`6/${A}:5001>${B}:40000@egress`, `6/${D}:40000>${A}:5001@ingress`].sort(), 'C\'s entries are gone');
+    assert.equal(a.eng.moved()[0].moves, 2);
+    b.eng.onMove({ ifname: 'vb', from: D, to: B });
+    deliver(2);
+    assert.equal(a.maps.xlatRows.size, 0, 'home again: no CIT at the stationary end');
+    assert.equal(b.maps.xlatRows.size, 0, 'nor at the mover');
+    assert.ok(!b.kept.has(B), 'and the kept address is released');
+    assert.equal(b.maps.pitRows.get(`6/${B}:40000>${A}:5001@egress`)?.action, 'encrypt');
+    assert.equal(CU_STATUS.OK, 0);
+  });
+});
