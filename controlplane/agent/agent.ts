@@ -170,6 +170,7 @@ export class Agent {
         maps: dp.maps, sender, handlers, route: parts.route, interfaces: ifs, limits: cfg.stash, log: log.child({ component: 'punt' }),
       });
       undo.push(() => dispatcher.close());
+      for (const h of handlers) if (h.onStart) await h.onStart(dispatcher);
       const reader = new PuntReader(dp.maps.puntFd, (recs) => dispatcher.onRecords(recs), {
         onError: (e) => log.error({ err: e }, 'punt record skipped'),
         onFatal: (e) => {

@@ -204,3 +204,28 @@ export const dprpSendsSuppressedTotal = new Counter({
 export const dprpPolicyOverridesTotal = new Counter({
   name: 'gscip_dprp_policy_overrides_total', help: 'Unauthenticated pass decisions a CL GE turned into discard', registers: [registry],
 });
+
+/* Mobile PPC (controlplane/mobility/, docs/mobility.md). */
+export const mobilityMovesTotal = new Counter({
+  name: 'gscip_mobility_moves_total', help: 'Address changes of this GE that moved live flows (one per move)', registers: [registry],
+});
+export const mobilityFlowsMovedTotal = new Counter({
+  name: 'gscip_mobility_flows_moved_total', help: 'Flows whose CIT was installed or re-pointed, by end (mover, stationary)', labelNames: ['end'], registers: [registry],
+});
+export const mobilityCuSentTotal = new Counter({
+  name: 'gscip_mobility_cu_sent_total', help: 'CUs sent by this GE (retry="true": a re-send of an unanswered CU)', labelNames: ['retry'], registers: [registry],
+});
+export const mobilityCuAnsweredTotal = new Counter({
+  name: 'gscip_mobility_cu_answered_total', help: 'CUs this GE sent that were answered by an authenticated CU-ACK', registers: [registry],
+});
+export const mobilityCuFailedTotal = new Counter({
+  name: 'gscip_mobility_cu_failed_total', help: 'CUs this GE gave up on, by reason (no_answer after the retries, no_key to sign with)', labelNames: ['reason'], registers: [registry],
+});
+export const mobilityCuRefusedTotal = new Counter({
+  name: 'gscip_mobility_cu_refused_total', help: 'CU / CU-ACK messages or entries refused, by reason (nothing was moved)', labelNames: ['reason'], registers: [registry],
+});
+export const mobilityHandoverSeconds = new Histogram({
+  name: 'gscip_mobility_handover_seconds', help: 'Time from a detected move to the CU-ACK that switches the flows, at the mover',
+  buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+  registers: [registry],
+});

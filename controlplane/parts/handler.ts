@@ -55,6 +55,12 @@ export interface PuntHandler {
    * Only the ICMP codes this part claims reach it (parts/route.ts).
    */
   onControl?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
+  /**
+   * Called once, after the fast path is attached and before the first punt is
+   * read: for a part that acts on more than punts (Mobile PPC watches the
+   * kernel's address events and writes entries of its own).
+   */
+  onStart?(ctx: PuntContext): void | Promise<void>;
   /** Called once when the agent stops. */
   close?(): void | Promise<void>;
 }

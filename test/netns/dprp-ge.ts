@@ -35,6 +35,11 @@ export interface GeSpec {
   probe?: boolean;
   /** Serve /metrics on 127.0.0.1:9464 inside the namespace (without the probe part; `dprp` applied). */
   metrics?: boolean;
+  /**
+   * Load DPRP and Mobile PPC through the agent's composition (handlers [dprp,
+   * mobile-ppc]; `dprp` not applied) and serve /metrics on 127.0.0.1:9464.
+   */
+  mobility?: boolean;
 }
 
 export const PROBE_EVENT = 'PROBE-EVENT';
@@ -54,9 +59,10 @@ async function main(): Promise<void> {
     punt: { ratePps: 200000, burst: 20000 },
     ...(spec.metrics ? { metrics: '127.0.0.1:9464' } : {}),
     ...(spec.probe ? { handlers: ['dprp', 'probe'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464' } : {}),
+    ...(spec.mobility ? { handlers: ['dprp', 'mobile-ppc'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464' } : {}),
   }, 'dprp-ge');
   if (spec.probe) registerPart(probePart((e) => process.stdout.write(`${PROBE_EVENT} ${JSON.stringify(e)}\n`)));
-  const handlers = spec.probe ? [] : [new DprpHandler({ self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }) })];
+  const handlers = spec.probe || spec.mobility ? [] : [new DprpHandler({ self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }) })];
   const agent = await Agent.start(cfg, { handlers, log });
   for (const [group, version, hex] of spec.keys) {
     agent.maps.keys.set({ group_id: group, version }, { key: Buffer.from(hex, 'hex'), flags: 0, installed_ns: monotonicNs() });

@@ -9,8 +9,9 @@ import type { PartDescriptor } from '../../parts/part.js';
 import { PART_ERROR_CODES, PartError } from '../../parts/errors.js';
 import { installPassPart } from './install-pass.js';
 import { dprpPart } from '../../dprp/part.js';
+import { mobilePpcPart } from '../../mobility/part.js';
 
-const catalogue = new Map<string, PartDescriptor>([[installPassPart.name, installPassPart], [dprpPart.name, dprpPart]]);
+const catalogue = new Map<string, PartDescriptor>([[installPassPart.name, installPassPart], [dprpPart.name, dprpPart], [mobilePpcPart.name, mobilePpcPart]]);
 
 export function registerPart(d: PartDescriptor): void {
   const had = catalogue.get(d.name);

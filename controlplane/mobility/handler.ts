@@ -1,0 +1,133 @@
+/**
+ * The Mobile PPC part at run time (PuntHandler): thin wiring of the engine
+ * (engine.ts) onto the agent. At start it reads the guarded interfaces'
+ * addresses and starts the rtnetlink monitor (move-events.ts); a move goes to
+ * the engine; a CU / CU-ACK (its ICMP codes, routed to it alone by the part
+ * contract) goes to the engine with the packet's IP addresses. Maps through
+ * the flow table's kernel adapters (kind cit), keys from gscip_keys, sends
+ * through the agent's control socket, metrics in metrics/metrics.ts.
+ */
+import { puntPacket, type PuntRec } from '../maps/codecs.js';
+import { kernelFlowMaps, KernelPitMap, toCid } from '../flows/kernel-flow-maps.js';
+import { ACTIONS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
+import type { PuntContext, PuntHandler } from '../parts/handler.js';
+import type { Logger } from '../log/logger.js';
+import { buildIpv4Packet, IPPROTO_ICMP } from '../dprp/ipv4.js';
+import { ipOfFrame } from '../dprp/handler.js';
+import {
+  mobilityCuAnsweredTotal, mobilityCuFailedTotal, mobilityCuRefusedTotal, mobilityCuSentTotal, mobilityFlowsMovedTotal,
+  mobilityHandoverSeconds, mobilityMovesTotal,
+} from '../metrics/metrics.js';
+import { MobilityEngine, type MobilityObserver } from './engine.js';
+import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
+import { MonitorReader, MoveDetector } from './move-events.js';
+import type { PitTemplate } from './cit.js';
+
+export const promMobilityObserver: MobilityObserver = {
+  moved: () => mobilityMovesTotal.inc(),
+  cuSent: (retry) => mobilityCuSentTotal.inc({ retry: String(retry) }),
+  cuAnswered: (s) => { mobilityCuAnsweredTotal.inc(); mobilityHandoverSeconds.observe(s); },
+  cuFailed: (reason) => mobilityCuFailedTotal.inc({ reason }),
+  refused: (reason, n) => mobilityCuRefusedTotal.inc({ reason }, Math.max(1, n)),
+  flowMoved: (end) => mobilityFlowsMovedTotal.inc({ end }),
+};
+
+export class MobilePpcHandler implements PuntHandler {
+  readonly name = 'mobile-ppc';
+  private engine: MobilityEngine | null = null;
+  private monitor: MonitorReader | null = null;
+  private tick: NodeJS.Timeout | null = null;
+  private keeper: AddressKeeper | null = null;
+  private routes: OldAddressRoutes | null = null;
+
+  constructor(private readonly log: Logger, private readonly opts: { expiry?: { idleMs: number; closedMs: number } } = {}) {}
+
+  /** The engine (after start); for the flow view and tests. */
+  get state(): MobilityEngine | null {
+    return this.engine;
+  }
+
+  onStart(ctx: PuntContext): void {
+    const onError = (what: string, err: string) => this.log.warn({ what, err }, 'Mobile PPC could not change the host');
+    this.keeper = new AddressKeeper(onError);
+    this.routes = new OldAddressRoutes(onError);
+    const pitReader = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
+    const ifindex = ctx.interfaces[0]?.ifindex;
+    this.engine = new MobilityEngine({
+      maps: kernelFlowMaps(ctx.maps, () => ctx.nowNs()),
+      pitGet: (s) => {
+        const v = ctx.maps.pit.get(toCid(s.flow, s.dir));
+        const action = v && ACTIONS.name(v.action);
+        const role = v && ROLES.name(v.role);
+        if (!v || !action || action === 'none' || !role || role === 'none') return undefined;
+        const t: PitTemplate = {
+          action, role, group: v.group_id, version: v.key_version, state: PIT_STATES.name(v.state) === 'tentative' ? 'tentative' : 'confirmed',
+          ...(v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
+        };
+        return t;
+      },
+      pitScan: () => pitReader.readOwned(),
+      keys: () => [...ctx.maps.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, key: Buffer.from(v.key) })).sort((a, b) => a.group - b.group || b.version - a.version),
+      send: (dst, icmp, src) => {
+        if (ifindex === undefined) return;
+        try {
+          ctx.sendControl(ifindex, buildIpv4Packet(src, dst, IPPROTO_ICMP, icmp));
+        } catch (e) {
+          this.log.warn({ err: e, dst }, 'CU send failed (the retry covers it)');
+        }
+      },
+      keeper: this.keeper,
+      router: this.routes,
+      clock: { nowMs: () => Date.now(), monoMs: () => Number(ctx.nowNs() / 1_000_000n) },
+      timers: {
+        after: (ms, fn) => {
+          const t = setTimeout(() => this.guard('timer', fn), ms);
+          t.unref();
+          return { cancel: () => clearTimeout(t) };
+        },
+      },
+      observer: promMobilityObserver,
+      expiry: this.opts.expiry,
+    });
+    const guarded = ctx.interfaces.map((i) => i.name);
+    const detector = new MoveDetector(guarded, currentAddresses());
+    this.monitor = new MonitorReader({
+      onEvent: (e) => this.guard('move', () => {
+        for (const m of detector.on(e)) {
+          const n = this.engine!.onMove(m);
+          this.log.info({ ...m, flows: n }, 'address changed: moving live flows');
+        }
+      }),
+      onError: (e) => this.log.warn({ err: e }, 'rtnetlink monitor'),
+    });
+    this.tick = setInterval(() => this.guard('sweep', () => this.engine!.sweep()), 1000);
+    this.tick.unref();
+    this.log.info({ guarded, addresses: guarded.map((g) => detector.current(g)) }, 'Mobile PPC started: watching address events');
+  }
+
+  onControl(rec: PuntRec): void {
+    if (!this.engine) return;
+    const ip = ipOfFrame(puntPacket(rec));
+    if (!ip || ip.proto !== IPPROTO_ICMP) {
+      mobilityCuRefusedTotal.inc({ reason: 'wire' });
+      return;
+    }
+    this.guard('control', () => this.engine!.onControl(Buffer.from(ip.payload), ip.src, ip.dst));
+  }
+
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log.error({ err: e, what }, 'Mobile PPC internal error');
+    }
+  }
+
+  close(): void {
+    this.monitor?.close();
+    if (this.tick) clearInterval(this.tick);
+    this.engine?.close();
+    this.routes?.removeAll();
+    this.keeper?.releaseAll();
+  }
+}

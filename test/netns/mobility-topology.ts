@@ -1,0 +1,111 @@
+/**
+ * Mobile PPC namespace topology (test/netns/mobility.test.ts, bench/mobility.ts):
+ *
+ *   a (va 203.0.113.1) --- rc --+-- r1 (198.51.100.1) --s1--+
+ *                               |                           sw (bridge) --sb-- (vb) b
+ *                               +-- r2 (192.0.2.1)    --s2--+
+ *
+ * a is the stationary GES; b the mobile GES, first on r1's subnet
+ * (198.51.100.10), then moved to r2's (192.0.2.10) the way DHCP after a
+ * re-plug does it: the new address and default route come, the old address
+ * goes, and r1's port on the switch goes down (the old path is gone). rc,
+ * r1, r2 are plain routers. Both GEs run the agent with DPRP + Mobile PPC.
+ */
+import { Topology } from '../lib/netns.js';
+import { GeProcesses, type GeOptions } from './dprp-topology.js';
+
+export const A = '203.0.113.1';
+export const B_OLD = '198.51.100.10';
+export const B_NEW = '192.0.2.10';
+export const R1 = '198.51.100.1';
+export const R2 = '192.0.2.1';
+
+export class MobilityTopo {
+  readonly topo: Topology;
+  readonly ges: GeProcesses;
+
+  constructor(tag: string) {
+    this.topo = new Topology(tag);
+    this.ges = new GeProcesses(this.topo);
+    try {
+      const t = this.topo;
+      for (const h of ['a', 'rc', 'r1', 'r2', 'sw', 'b']) t.addHost(h);
+      t.link('a', 'va', 'rc', 'ra');
+      t.link('rc', 'c1', 'r1', 'u1');
+      t.link('rc', 'c2', 'r2', 'u2');
+      t.link('r1', 'lan', 'sw', 's1');
+      t.link('r2', 'lan', 'sw', 's2');
+      t.link('b', 'vb', 'sw', 'sb');
+      t.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+      for (const p of ['s1', 's2', 'sb']) t.exec('sw', 'ip', ['link', 'set', p, 'master', 'br0']);
+      t.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
+      t.addr('a', 'va', `${A}/24`);
+      t.addr('rc', 'ra', '203.0.113.254/24');
+      t.addr('rc', 'c1', '100.64.1.1/30');
+      t.addr('r1', 'u1', '100.64.1.2/30');
+      t.addr('rc', 'c2', '100.64.2.1/30');
+      t.addr('r2', 'u2', '100.64.2.2/30');
+      t.addr('r1', 'lan', `${R1}/24`);
+      t.addr('r2', 'lan', `${R2}/24`);
+      t.addr('b', 'vb', `${B_OLD}/24`);
+      t.route('a', 'default', '203.0.113.254');
+      t.route('rc', '198.51.100.0/24', '100.64.1.2');
+      t.route('rc', '192.0.2.0/24', '100.64.2.2');
+      t.route('r1', 'default', '100.64.1.1');
+      t.route('r2', 'default', '100.64.2.1');
+      t.route('b', 'default', R1);
+      for (const r of ['rc', 'r1', 'r2']) t.forwarding(r);
+      // PCCOM must see every wire packet on the encrypting interface (docs/pccom.md).
+      for (const [host, dev] of [['a', 'va'], ['b', 'vb'], ['rc', 'ra'], ['r1', 'lan'], ['r2', 'lan']] as const) {
+        t.exec(host, 'ethtool', ['-K', dev, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+      }
+    } catch (e) {
+      this.cleanupSync();
+      throw e;
+    }
+  }
+
+  startGe(host: 'a' | 'b', o: GeOptions): Promise<void> {
+    return this.ges.start(host, [host === 'a' ? 'va' : 'vb'], { ...o, mobility: true });
+  }
+
+  /** b moves to r2's subnet: new address and route first (DHCP), old address removed, the old path cut. */
+  moveToR2(): void {
+    const t = this.topo;
+    t.exec('b', 'ip', ['addr', 'add', `${B_NEW}/24`, 'dev', 'vb']);
+    t.exec('b', 'ip', ['route', 'replace', 'default', 'via', R2]);
+    t.exec('b', 'ip', ['addr', 'del', `${B_OLD}/24`, 'dev', 'vb']);
+    t.exec('sw', 'ip', ['link', 'set', 's1', 'down']);
+  }
+
+  /** b back on r1's subnet, old address first removed (a re-plug: nothing on the interface for a moment). */
+  moveBackToR1(): void {
+    const t = this.topo;
+    t.exec('sw', 'ip', ['link', 'set', 's1', 'up']);
+    t.exec('b', 'ip', ['addr', 'del', `${B_NEW}/24`, 'dev', 'vb']);
+    t.exec('b', 'ip', ['addr', 'add', `${B_OLD}/24`, 'dev', 'vb']);
+    t.exec('b', 'ip', ['route', 'replace', 'default', 'via', R1]);
+    t.exec('sw', 'ip', ['link', 'set', 's2', 'down']);
+  }
+
+  /** /metrics of a host's GE, fetched inside its namespace. */
+  metrics(host: 'a' | 'b'): string {
+    const js = "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((t) => process.stdout.write(t)).catch((e) => { console.error(e); process.exit(1); })";
+    return this.topo.exec(host, 'node', ['-e', js]).stdout;
+  }
+
+  /** The sum of a metric's samples whose line starts with `prefix` (name plus optional labels). */
+  metric(host: 'a' | 'b', prefix: string): number {
+    return this.metrics(host).split('\n').filter((l) => l.startsWith(prefix)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  }
+
+  cleanupSync(): void {
+    this.ges.killAllSync();
+    this.topo.cleanupSync();
+  }
+
+  async cleanup(): Promise<void> {
+    await this.ges.stopAll();
+    this.cleanupSync();
+  }
+}

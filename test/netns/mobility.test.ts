@@ -1,0 +1,177 @@
+/**
+ * Mobile PPC on the real datapath (test/netns/mobility-topology.ts): GES b
+ * moves from r1's subnet to r2's in the middle of a multi-MB TCP transfer to
+ * a and of a UDP exchange with it, with PCCOM on (both GEs hold group 1).
+ *  - the transfer completes byte-exact (SHA-256), the source sees no socket
+ *    error, and no RST crosses a's interface;
+ *  - the UDP exchange goes on after the move, and a's application still sees
+ *    b's old address (the CIT translates below it);
+ *  - the capture on the new path (r2's LAN side) saw the traffic and never
+ *    the plaintext marker;
+ *  - a's XLAT map holds kind-cit entries and both GEs count the move;
+ *  - moving back home removes the CIT and the UDP exchange goes on.
+ * Without Mobile PPC the transfer stalls (a's answers go to the old path).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { bpfUnavailable } from '../lib/bpf-harness.js';
+import { waitFor } from '../lib/netns.js';
+import { startEchoServer } from '../lib/net-apps.js';
+import { XlatKind } from '../../controlplane/maps/abi.js';
+import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
+import { A, B_OLD, MobilityTopo } from './mobility-topology.js';
+
+const unavailable = bpfUnavailable();
+const TCP_PORT = 7300;
+const UDP_PORT = 7302;
+const BYTES = 6 << 20;
+
+const SINK = (out: string): string => `
+const net = require('net'), fs = require('fs');
+const out = fs.createWriteStream(${JSON.stringify(out)});
+const srv = net.createServer((c) => { c.pipe(out); c.on('error', (e) => { console.log('sink-error ' + e.code); process.exit(3); }); c.on('end', () => out.end(() => process.exit(0))); });
+srv.listen(${TCP_PORT}, '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(4), 90000);`;
+
+// Paced so the move lands mid-transfer: 32 KiB every 5 ms (~6 MB/s at most).
+const SOURCE = (inp: string): string => `
+const net = require('net'), fs = require('fs');
+const data = fs.readFileSync(${JSON.stringify(inp)});
+const s = net.connect({ host: ${JSON.stringify(A)}, port: ${TCP_PORT}, localPort: 40100 });
+let off = 0, failed = false;
+s.on('connect', () => { const t = setInterval(() => { if (off >= data.length) { clearInterval(t); s.end(); return; } s.write(data.subarray(off, off + 32768)); off += 32768; }, 5); });
+s.on('error', (e) => { failed = true; console.log('source-error ' + (e.code || e.message)); process.exit(2); });
+s.on('close', () => process.exit(failed ? 2 : 0));
+setTimeout(() => process.exit(5), 90000);`;
+
+const PINGER = `
+const d = require('dgram').createSocket('udp4');
+let n = 0;
+d.on('message', (m) => console.log('echo ' + m));
+// Bound to b's first address: a live UDP "connection" (an unbound socket would simply send from the new address).
+d.bind(41000, ${JSON.stringify(B_OLD)}, () => setInterval(() => d.send('u' + (++n), ${UDP_PORT}, ${JSON.stringify(A)}), 20));
+setTimeout(() => process.exit(0), 90000);`;
+
+class Pinger {
+  readonly echoes: string[] = [];
+  constructor(readonly proc: ChildProcess) {
+    let buf = '';
+    proc.stdout?.setEncoding('utf8');
+    proc.stdout?.on('data', (d: string) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) if (l.startsWith('echo ')) this.echoes.push(l.slice(5));
+    });
+  }
+  async more(n: number, timeoutMs: number): Promise<string[]> {
+    const from = this.echoes.length;
+    await waitFor(`${n} more UDP echoes (from ${from})`, () => this.echoes.length >= from + n, timeoutMs);
+    return this.echoes.slice(from);
+  }
+}
+
+/** tcpdump in a host; stop() returns the pcap bytes. */
+async function capture(p: MobilityTopo, host: string, dev: string, filter: string): Promise<{ stop(): Promise<Buffer> }> {
+  const file = `/tmp/${p.topo.prefix}-${host}-${dev}-${Date.now()}.pcap`;
+  const child = p.topo.spawn(host, 'tcpdump', ['-i', dev, '-U', '-n', '-s', '0', '-w', file, filter]);
+  await waitFor(`tcpdump on ${host}`, () => { try { return readFileSync(file).length >= 24; } catch { return false; } }, 5000);
+  return {
+    async stop() {
+      await new Promise((r) => setTimeout(r, 200));
+      child.kill('SIGINT');
+      await exited(child, 3000);
+      const b = readFileSync(file);
+      rmSync(file, { force: true });
+      return b;
+    },
+  };
+}
+
+function count(hay: Buffer, needle: Buffer): number {
+  let n = 0;
+  for (let i = hay.indexOf(needle); i >= 0 && n < 1e6; i = hay.indexOf(needle, i + 1)) n++;
+  return n;
+}
+
+describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
+  let p: MobilityTopo;
+  let pinger: Pinger;
+  const key = randomBytes(32);
+
+  before(async () => {
+    p = new MobilityTopo('mppc');
+    await p.startGe('a', { keys: [[1, 1, key]] });
+    await p.startGe('b', { keys: [[1, 1, key]] });
+    await startEchoServer(p.topo, 'a', A, 7301, UDP_PORT, 170_000);
+    pinger = new Pinger(p.topo.spawn('b', 'node', ['-e', PINGER]));
+    await pinger.more(5, 10_000);
+  });
+  after(async () => { await p?.cleanup(); });
+
+  test('TCP (6 MiB) and UDP keep going across the move, byte-exact, no RST, ciphertext only on the new path', async () => {
+    const data = markedData(BYTES);
+    const inp = `/tmp/${p.topo.prefix}-in`; const out = `/tmp/${p.topo.prefix}-out`;
+    writeFileSync(inp, data); rmSync(out, { force: true });
+    const newPath = await capture(p, 'r2', 'lan', 'tcp or udp');
+    const rsts = await capture(p, 'a', 'va', 'tcp[tcpflags] & tcp-rst != 0');
+    try {
+      const sink = p.topo.spawn('a', 'node', ['-e', SINK(out)]);
+      let sinkOut = '';
+      sink.stdout?.setEncoding('utf8');
+      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
+      await waitFor('TCP sink', () => sinkOut.includes('ready'), 5000);
+      const src = p.topo.spawn('b', 'node', ['-e', SOURCE(inp)]);
+      let srcOut = '';
+      src.stdout?.setEncoding('utf8');
+      src.stdout?.on('data', (d: string) => { srcOut += d; });
+      await waitFor('1 MiB received before the move', () => existsSync(out) && statSync(out).size >= 1 << 20, 20_000);
+      const atMove = statSync(out).size;
+      assert.ok(atMove < BYTES / 2, `the move is mid-transfer (${atMove} bytes in)`);
+      p.moveToR2();
+      const srcCode = await exited(src, 60_000);
+      const sinkCode = await exited(sink, 10_000);
+      assert.equal(srcCode, 0, `the source saw no socket error: ${srcOut}`);
+      assert.equal(sinkCode, 0, `the sink saw the stream end normally: ${sinkOut}`);
+      const got = readFileSync(out);
+      assert.equal(got.length, BYTES);
+      assert.equal(sha256(got), sha256(data), 'byte-exact');
+      const after = await pinger.more(20, 15_000);
+      assert.ok(after.every((e) => e.startsWith(`peer=${B_OLD}:41000|u`)), `a's application still sees b's old address: ${after[0]}`);
+    } finally {
+      rmSync(inp, { force: true }); rmSync(out, { force: true });
+      const cap = await newPath.stop();
+      const rst = await rsts.stop();
+      assert.equal(rst.length, 24, 'no RST crossed a\'s interface (the capture holds only its header)');
+      assert.ok(cap.length > 1 << 20, `the new path carried the transfer (${cap.length} bytes captured)`);
+      assert.equal(count(cap, MARKER), 0, 'no plaintext marker on the new path');
+    }
+    const m = p.ges.maps('a');
+    try {
+      const cit = [...m.xlat.entries()].filter(([, v]) => v.kind === XlatKind.CIT);
+      assert.ok(cit.length >= 4, `a holds the CIT of the TCP and the UDP flow (${cit.length} entries)`);
+    } finally { m.close(); }
+    assert.ok(p.metric('a', 'gscip_mobility_flows_moved_total{end="stationary"}') >= 2);
+    assert.ok(p.metric('b', 'gscip_mobility_cu_answered_total') >= 1);
+    assert.ok(p.metric('b', 'gscip_mobility_handover_seconds_count') >= 1);
+    assert.equal(p.metric('a', 'gscip_mobility_cu_refused_total'), 0);
+  });
+
+  test('moving back home removes the CIT; the UDP exchange goes on', async () => {
+    const citNow = (): number => {
+      const m = p.ges.maps('a');
+      try { return [...m.xlat.entries()].filter(([, v]) => v.kind === XlatKind.CIT).length; } finally { m.close(); }
+    };
+    assert.ok(citNow() > 0, 'away from home, a holds a CIT');
+    p.moveBackToR1();
+    await waitFor('a\'s CIT gone', () => {
+      const m = p.ges.maps('a');
+      try { return [...m.xlat.entries()].filter(([, v]) => v.kind === XlatKind.CIT).length === 0; } finally { m.close(); }
+    }, 10_000);
+    const after = await pinger.more(20, 15_000);
+    assert.ok(after.every((e) => e.startsWith(`peer=${B_OLD}:41000|u`)));
+  });
+});
