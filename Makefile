@@ -13,8 +13,9 @@ BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 \
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
                 nftables ethtool libelf-dev pkg-config wireguard-go wireguard-tools \
                 strongswan-charon strongswan-swanctl
-# Only its promtool is used (the metrics test); its daemon must not be started or enabled by us.
-TEST_ONLY_APT := prometheus
+# Only their tools are used by tests (promtool: the metrics test; named, dig, nsupdate: the Mobile PPC
+# DDNS test, which starts its own named inside a test namespace); their daemons must not be started or enabled by us.
+TEST_ONLY_APT := prometheus bind9 bind9-dnsutils
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
@@ -28,8 +29,8 @@ deps: .deps-stamp
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: must run as root (apt-get, bpffs, netns)"; exit 1; fi
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
-	@had=$$(dpkg-query -W -f='$${Status}' $(TEST_ONLY_APT) 2>/dev/null | grep -c 'ok installed'); \
-	if [ "$$had" = 0 ]; then \
+	@had=$$(dpkg-query -W -f='$${Status}\n' $(TEST_ONLY_APT) 2>/dev/null | grep -c 'ok installed'); \
+	if [ "$$had" != $(words $(TEST_ONLY_APT)) ]; then \
 	  policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; policy=1; fi; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_ONLY_APT); rc=$$?; \
 	  [ -n "$$policy" ] && rm -f /usr/sbin/policy-rc.d; \

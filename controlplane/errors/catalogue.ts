@@ -62,6 +62,7 @@ export const CODES = {
   GSCIP_E_FLOW_NO_XLAT_MAP: { exit: EXIT.ERROR, meaning: 'XLAT entries given to a flow table built without an XLAT map (FlowError)' },
   GSCIP_E_FLOW_BAD_ENTRY: { exit: EXIT.ERROR, meaning: 'an entry whose slot is not one of the flow\'s wire CIDs, or one a flow already holds twice (FlowError)' },
   GSCIP_E_MOBILITY_WIRE: { exit: EXIT.ERROR, meaning: 'a Mobile PPC CU or CU-ACK cannot be decoded; reason is the counted refusal reason (CuWireError)' },
+  GSCIP_E_DDNS: { exit: EXIT.ERROR, meaning: 'a DDNS update cannot be built (field names the input) or got no answer from its server (DdnsError)' },
 } as const satisfies Record<`GSCIP_E_${string}`, CodeDef>;
 export type GscipCode = keyof typeof CODES;
 

@@ -22,7 +22,8 @@ import { waitFor } from '../lib/netns.js';
 import { startEchoServer } from '../lib/net-apps.js';
 import { XlatKind } from '../../controlplane/maps/abi.js';
 import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
-import { A, B_OLD, MobilityTopo } from './mobility-topology.js';
+import { A, B_NEW, B_OLD, MobilityTopo } from './mobility-topology.js';
+import { dumpCit } from '../../controlplane/cli/commands/maps.js';
 
 const unavailable = bpfUnavailable();
 const TCP_PORT = 7300;
@@ -153,6 +154,9 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
     try {
       const cit = [...m.xlat.entries()].filter(([, v]) => v.kind === XlatKind.CIT);
       assert.ok(cit.length >= 4, `a holds the CIT of the TCP and the UDP flow (${cit.length} entries)`);
+      const view = JSON.parse(dumpCit(m, true)) as Array<{ proto: string; peer: string; end: string; old: string; new: string }>;
+      assert.deepEqual(view.map((r) => `${r.proto} ${r.peer} ${r.end} ${r.old} -> ${r.new}`).sort(),
+        [`tcp ${B_OLD}:40100 stationary ${B_OLD}:40100 -> ${B_NEW}:40100`, `udp ${B_OLD}:41000 stationary ${B_OLD}:41000 -> ${B_NEW}:41000`], '`gscip maps dump cit` on a');
     } finally { m.close(); }
     assert.ok(p.metric('a', 'gscip_mobility_flows_moved_total{end="stationary"}') >= 2);
     assert.ok(p.metric('b', 'gscip_mobility_cu_answered_total') >= 1);

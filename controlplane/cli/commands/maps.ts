@@ -41,6 +41,26 @@ export function dumpXlat(m: GscipMaps, json: boolean): string {
     rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, '->', r.toSrc, r.toSport, r.toDst, r.toDport, r.kind]))}\n${rows.length} entries`;
 }
 
+/**
+ * Mobile PPC's view of the XLAT map: one row per moved flow and end (its
+ * egress CIT entry): the flow as the sockets see it, the address now on the
+ * wire, which end this GE is (mover: its own source changed; stationary: the
+ * peer's), and the seconds since the entry was (re)written, i.e. the last move.
+ */
+export function dumpCit(m: GscipMaps, json: boolean): string {
+  const now = monotonicNs();
+  const rows = [...m.xlat.entries()].filter(([k, v]) => XLAT_KINDS.name(v.kind) === 'cit' && DIRS.name(k.dir) === 'egress').map(([k, v]) => {
+    const mover = v.saddr !== k.saddr || v.sport !== k.sport;
+    return {
+      proto: protoName(k.proto), local: `${k.saddr}:${k.sport}`, peer: `${k.daddr}:${k.dport}`, end: mover ? 'mover' : 'stationary',
+      old: mover ? `${k.saddr}:${k.sport}` : `${k.daddr}:${k.dport}`, new: mover ? `${v.saddr}:${v.sport}` : `${v.daddr}:${v.dport}`, createdNs: v.created_ns,
+    };
+  });
+  rows.sort((a, b) => a.local.localeCompare(b.local) || a.peer.localeCompare(b.peer));
+  if (json) return toJson(rows);
+  return `${table(['PROTO', 'LOCAL', 'PEER', 'END', 'OLD', '->', 'NEW', 'SINCE_MOVE_S'], rows.map((r) => [r.proto, r.local, r.peer, r.end, r.old, '->', r.new, ageS(r.createdNs, now)]))}\n${rows.length} moved flows`;
+}
+
 function cipherName(flags: number): string {
   const r = flags & (KEY_F_ROUNDS_12 | KEY_F_ROUNDS_8);
   return r === 0 ? 'chacha20' : r === KEY_F_ROUNDS_12 ? 'chacha12' : r === KEY_F_ROUNDS_8 ? 'chacha8' : 'invalid';
@@ -72,13 +92,13 @@ export function dumpStats(m: GscipMaps, json: boolean, all: boolean): string {
     rows.map((s) => [s.id, s.name, s.part, s.kind, s.action, s.packets, s.bytes, s.ingress.packets, s.egress.packets]));
 }
 
-const MAPS = ['pit', 'xlat', 'keys', 'iface', 'stats'] as const;
+const MAPS = ['pit', 'xlat', 'cit', 'keys', 'iface', 'stats'] as const;
 
 interface DumpArgs extends InstanceArgs { map: string; all: boolean }
 
 const dump: CommandModule<object, DumpArgs> = {
   command: 'dump <map>',
-  describe: 'print a map (pit, xlat, keys, iface, stats)',
+  describe: 'print a map (pit, xlat, keys, iface, stats; cit: the moved flows in xlat)',
   builder: (y) => withInstance(y)
     .positional('map', { type: 'string', describe: MAPS.join(' | ') })
     .option('all', { type: 'boolean', default: false, describe: 'stats: include zero counters' }) as never,
@@ -86,6 +106,7 @@ const dump: CommandModule<object, DumpArgs> = {
     switch (a.map) {
       case 'pit': print(dumpPit(m, a.json)); break;
       case 'xlat': print(dumpXlat(m, a.json)); break;
+      case 'cit': print(dumpCit(m, a.json)); break;
       case 'keys': print(dumpKeys(m, a.json)); break;
       case 'iface': print(dumpIface(m, a.json)); break;
       case 'stats': print(dumpStats(m, a.json, a.all)); break;
