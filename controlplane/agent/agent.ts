@@ -163,7 +163,7 @@ export class Agent {
       // 5. Punt path.
       const sender = new PacketSender();
       undo.push(() => sender.close());
-      const parts = startParts(plan, (n) => ({ log: log.child({ handler: n }), ge }));
+      const parts = startParts(plan, (n) => ({ log: log.child({ handler: n }), ge, config: cfg }));
       const handlers: PuntHandler[] = [...parts.handlers];
       const ifs: AgentInterface[] = attached.map((a) => ({ name: a.name, ifindex: a.ifindex }));
       const dispatcher = new PuntDispatcher({

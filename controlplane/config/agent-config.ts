@@ -104,6 +104,23 @@ export const agentConfigSchema = z.object({
     type: z.enum(['GES', 'GEN', 'GEA', 'GNAT', 'GSRA']),
     mode: z.enum(['OP', 'CL']),
   }).strict().nullable().default(null),
+  /**
+   * Mobile PPC (handler mobile-ppc, docs/mobility.md). `ddns`: after a move the
+   * GE replaces its own name's A record (RFC 2136 + TSIG) on `server`; the key
+   * file holds the base64 secret of `keyName`, which the server's update-policy
+   * lets change only `name`.
+   */
+  mobility: z.object({
+    ddns: z.object({
+      server: z.ipv4(),
+      port: z.number().int().min(1).max(65535).default(53),
+      zone: z.string().min(1).max(253),
+      name: z.string().min(1).max(253),
+      ttl: z.number().int().min(0).max(86_400).default(30),
+      keyName: z.string().min(1).max(253),
+      keyFile: z.string().min(1),
+    }).strict().nullable().default(null),
+  }).strict().default({ ddns: null }),
   /** GMS client: agent data dir from `gscip agent enroll`; keys are installed into gscip_keys. */
   gms: z.object({ dataDir: z.string().min(1) }).strict().nullable().default(null),
 }).strict();

@@ -224,6 +224,9 @@ export const mobilityCuFailedTotal = new Counter({
 export const mobilityCuRefusedTotal = new Counter({
   name: 'gscip_mobility_cu_refused_total', help: 'CU / CU-ACK messages or entries refused, by reason (nothing was moved)', labelNames: ['reason'], registers: [registry],
 });
+export const mobilityDdnsUpdatesTotal = new Counter({
+  name: 'gscip_mobility_ddns_updates_total', help: 'DDNS updates of this GE\'s name after a move, by result (the server\'s rcode, or no_answer / error)', labelNames: ['result'], registers: [registry],
+});
 export const mobilityHandoverSeconds = new Histogram({
   name: 'gscip_mobility_handover_seconds', help: 'Time from a detected move to the CU-ACK that switches the flows, at the mover',
   buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],

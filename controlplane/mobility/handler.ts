@@ -16,11 +16,14 @@ import { buildIpv4Packet, IPPROTO_ICMP } from '../dprp/ipv4.js';
 import { ipOfFrame } from '../dprp/handler.js';
 import {
   mobilityCuAnsweredTotal, mobilityCuFailedTotal, mobilityCuRefusedTotal, mobilityCuSentTotal, mobilityFlowsMovedTotal,
-  mobilityHandoverSeconds, mobilityMovesTotal,
+  mobilityDdnsUpdatesTotal, mobilityHandoverSeconds, mobilityMovesTotal,
 } from '../metrics/metrics.js';
 import { MobilityEngine, type MobilityObserver } from './engine.js';
 import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
-import { MonitorReader, MoveDetector } from './move-events.js';
+import { MonitorReader, MoveDetector, type Move } from './move-events.js';
+import { readFileSync } from 'node:fs';
+import type { AgentConfig } from '../config/agent-config.js';
+import { sendUpdate } from './ddns.js';
 import type { PitTemplate } from './cit.js';
 
 export const promMobilityObserver: MobilityObserver = {
@@ -40,7 +43,32 @@ export class MobilePpcHandler implements PuntHandler {
   private keeper: AddressKeeper | null = null;
   private routes: OldAddressRoutes | null = null;
 
-  constructor(private readonly log: Logger, private readonly opts: { expiry?: { idleMs: number; closedMs: number } } = {}) {}
+  constructor(private readonly log: Logger, private readonly opts: { expiry?: { idleMs: number; closedMs: number }; ddns?: AgentConfig['mobility']['ddns'] } = {}) {}
+
+  /** After a move: this GE's name now resolves to its new address (RFC 2136 + TSIG, ddns.ts). Never throws. */
+  private updateDns(m: Move): void {
+    const d = this.opts.ddns;
+    if (!d) return;
+    let secret: Buffer;
+    try {
+      secret = Buffer.from(readFileSync(d.keyFile, 'utf8').trim(), 'base64');
+    } catch (e) {
+      mobilityDdnsUpdatesTotal.inc({ result: 'error' });
+      this.log.warn({ err: e, keyFile: d.keyFile }, 'DDNS: cannot read the TSIG key file');
+      return;
+    }
+    sendUpdate({ zone: d.zone, name: d.name, addr: m.to, ttl: d.ttl, key: { name: d.keyName, secret } }, d.server, d.port)
+      .then((a) => {
+        const ok = a.rcode === 'NOERROR' && a.signed !== false;
+        mobilityDdnsUpdatesTotal.inc({ result: ok ? 'noerror' : a.rcode.toLowerCase() });
+        if (ok) this.log.info({ name: d.name, addr: m.to }, 'DDNS: name updated');
+        else this.log.warn({ name: d.name, addr: m.to, ...a }, 'DDNS: update refused');
+      })
+      .catch((e: unknown) => {
+        mobilityDdnsUpdatesTotal.inc({ result: 'no_answer' });
+        this.log.warn({ err: e, name: d.name }, 'DDNS: update failed');
+      });
+  }
 
   /** The engine (after start); for the flow view and tests. */
   get state(): MobilityEngine | null {
@@ -96,6 +124,7 @@ export class MobilePpcHandler implements PuntHandler {
         for (const m of detector.on(e)) {
           const n = this.engine!.onMove(m);
           this.log.info({ ...m, flows: n }, 'address changed: moving live flows');
+          this.updateDns(m);
         }
       }),
       onError: (e) => this.log.warn({ err: e }, 'rtnetlink monitor'),

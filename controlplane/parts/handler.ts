@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import type { Cid, PuntRec } from '../maps/codecs.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import type { GeMode, GeType } from '../gms/model.js';
+import type { AgentConfig } from '../config/agent-config.js';
 
 /** This GE's identity as the parts see it (resolved by agent/ge-identity.ts). */
 export interface GeIdentity {
@@ -70,6 +71,8 @@ export interface HandlerFactoryContext {
   log: Logger;
   /** This GE's type and mode (GMS GE info, else --ge-type/--ge-mode); null when nothing defines them. */
   ge: GeIdentity | null;
+  /** The agent's validated configuration (a part reads its own key, PartClaims.configKey); absent for embedded use. */
+  config?: AgentConfig;
 }
 
 export type PuntHandlerFactory = (ctx: HandlerFactoryContext) => PuntHandler;

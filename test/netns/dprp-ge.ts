@@ -40,6 +40,8 @@ export interface GeSpec {
    * mobile-ppc]; `dprp` not applied) and serve /metrics on 127.0.0.1:9464.
    */
   mobility?: boolean;
+  /** The agent config's `mobility` section (e.g. ddns), with `mobility`. */
+  mobilityConfig?: Record<string, unknown>;
 }
 
 export const PROBE_EVENT = 'PROBE-EVENT';
@@ -59,7 +61,7 @@ async function main(): Promise<void> {
     punt: { ratePps: 200000, burst: 20000 },
     ...(spec.metrics ? { metrics: '127.0.0.1:9464' } : {}),
     ...(spec.probe ? { handlers: ['dprp', 'probe'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464' } : {}),
-    ...(spec.mobility ? { handlers: ['dprp', 'mobile-ppc'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464' } : {}),
+    ...(spec.mobility ? { handlers: ['dprp', 'mobile-ppc'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464', ...(spec.mobilityConfig ? { mobility: spec.mobilityConfig } : {}) } : {}),
   }, 'dprp-ge');
   if (spec.probe) registerPart(probePart((e) => process.stdout.write(`${PROBE_EVENT} ${JSON.stringify(e)}\n`)));
   const handlers = spec.probe || spec.mobility ? [] : [new DprpHandler({ self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }) })];

@@ -39,6 +39,8 @@ export interface GeOptions {
   metrics?: boolean;
   /** Run DPRP and Mobile PPC composed by the agent (dprp-ge.ts GeSpec.mobility). */
   mobility?: boolean;
+  /** The agent config's `mobility` section (dprp-ge.ts GeSpec.mobilityConfig). */
+  mobilityConfig?: Record<string, unknown>;
 }
 
 /** GE agent processes (test/netns/dprp-ge.ts) in the hosts of a Topology; per-run pin and run dirs. */
@@ -75,6 +77,7 @@ export class GeProcesses {
       ...(o.probe ? { probe: true } : {}),
       ...(o.metrics ? { metrics: true } : {}),
       ...(o.mobility ? { mobility: true } : {}),
+      ...(o.mobilityConfig ? { mobilityConfig: o.mobilityConfig } : {}),
     };
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
     const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {

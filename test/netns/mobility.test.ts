@@ -24,6 +24,12 @@ import { XlatKind } from '../../controlplane/maps/abi.js';
 import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
 import { A, B_NEW, B_OLD, MobilityTopo } from './mobility-topology.js';
 import { dumpCit } from '../../controlplane/cli/commands/maps.js';
+import { writeFileSync as writeKey } from 'node:fs';
+import { DnsServer } from './dns-server.js';
+import { sh } from '../lib/netns.js';
+
+const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
+const DNS_ADDR = '203.0.113.254';
 
 const unavailable = bpfUnavailable();
 const TCP_PORT = 7300;
@@ -101,17 +107,27 @@ function count(hay: Buffer, needle: Buffer): number {
 describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
   let p: MobilityTopo;
   let pinger: Pinger;
+  let dns: DnsServer | null = null;
   const key = randomBytes(32);
 
   before(async () => {
     p = new MobilityTopo('mppc');
+    // BIND 9 on rc: b's name, updated by b's agent after each move (skipped where BIND is not installed).
+    let mobilityConfig: Record<string, unknown> | undefined;
+    if (NAMED) {
+      dns = new DnsServer(p.topo, 'rc', DNS_ADDR, { b: B_OLD });
+      await dns.start();
+      const k = dns.keys.get('b')!;
+      writeKey(`${dns.dir}/ge-b.key`, k.secret.toString('base64'), { mode: 0o600 });
+      mobilityConfig = { ddns: { server: DNS_ADDR, zone: 'example.net', name: 'b.example.net', keyName: k.keyName, keyFile: `${dns.dir}/ge-b.key` } };
+    }
     await p.startGe('a', { keys: [[1, 1, key]] });
-    await p.startGe('b', { keys: [[1, 1, key]] });
+    await p.startGe('b', { keys: [[1, 1, key]], mobilityConfig });
     await startEchoServer(p.topo, 'a', A, 7301, UDP_PORT, 170_000);
     pinger = new Pinger(p.topo.spawn('b', 'node', ['-e', PINGER]));
     await pinger.more(5, 10_000);
   });
-  after(async () => { await p?.cleanup(); });
+  after(async () => { await dns?.stop(); await p?.cleanup(); });
 
   test('TCP (6 MiB) and UDP keep going across the move, byte-exact, no RST, ciphertext only on the new path', async () => {
     const data = markedData(BYTES);
@@ -164,6 +180,11 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
     assert.equal(p.metric('a', 'gscip_mobility_cu_refused_total'), 0);
   });
 
+  test('DDNS: after the move, b.example.net resolves to b\'s new address (BIND 9, TSIG)', { skip: NAMED ? false : 'BIND 9 not installed' }, async () => {
+    await waitFor('dig sees the new address', () => dns!.lookup('rc', 'b') === B_NEW, 15_000, 200);
+    assert.ok(p.metric('b', 'gscip_mobility_ddns_updates_total{result="noerror"}') >= 1);
+  });
+
   test('moving back home removes the CIT; the UDP exchange goes on', async () => {
     const citNow = (): number => {
       const m = p.ges.maps('a');
@@ -177,5 +198,6 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
     }, 10_000);
     const after = await pinger.more(20, 15_000);
     assert.ok(after.every((e) => e.startsWith(`peer=${B_OLD}:41000|u`)));
+    if (dns) await waitFor('dig sees the home address again', () => dns!.lookup('rc', 'b') === B_OLD, 15_000, 200);
   });
 });
