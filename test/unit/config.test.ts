@@ -33,6 +33,11 @@ test('invalid input is rejected naming each bad field', () => {
   bad({ interfaces: [{ name: 'eth0' }], stash: { ttlMs: 0 } }, /stash\.ttlMs/);
   bad({ interfaces: [{ name: 'eth0' }], pinRoot: 'relative' }, /pinRoot: must be an absolute path/);
   bad({ interfaces: [{ name: 'eth0' }], bogus: 1 }, /bogus/);
+  const ddns = { server: '203.0.113.254', zone: 'example.net', name: 'b.example.net', keyName: 'ge-b', keyFile: '/etc/gscip/ge-b.key' };
+  bad({ interfaces: [{ name: 'eth0' }], mobility: { ddns: { ...ddns, server: 'ns1' } } }, /mobility\.ddns\.server/);
+  bad({ interfaces: [{ name: 'eth0' }], mobility: { ddns: { ...ddns, keyFile: undefined } } }, /mobility\.ddns\.keyFile/);
+  bad({ interfaces: [{ name: 'eth0' }], mobility: { ddns: { ...ddns, ttl: -1 } } }, /mobility\.ddns\.ttl/);
+  assert.equal(parseAgentConfig({ interfaces: [{ name: 'eth0' }], mobility: { ddns } }).mobility.ddns?.port, 53);
 });
 
 test('--miss flags: all, per interface, per direction; bad ones named', () => {
