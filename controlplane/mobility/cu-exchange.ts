@@ -8,8 +8,12 @@ export interface Timers {
   after(ms: number, fn: () => void): { cancel(): void };
 }
 
-/** Delays before each re-send, ms: 6 sends over ~3 s, then the exchange fails. */
-export const CU_RETRY_MS: readonly number[] = [100, 200, 400, 800, 1600];
+/**
+ * Delays before each re-send, ms: 8 sends over ~3.2 s, then the exchange
+ * fails. Short at first: right after a move the first CU often leaves before
+ * the new route or the new router's neighbour entry exists.
+ */
+export const CU_RETRY_MS: readonly number[] = [25, 50, 100, 200, 400, 800, 1600];
 
 export interface ExchangeCallbacks {
   send(attempt: number): void;
@@ -18,7 +22,7 @@ export interface ExchangeCallbacks {
 }
 
 export class CuExchanges {
-  private readonly open = new Map<string, { attempts: number; timer: { cancel(): void } | null; cb: ExchangeCallbacks }>();
+  private readonly open = new Map<string, { attempts: number; timer: { cancel(): void } | null; cb: ExchangeCallbacks; kicked: boolean }>();
 
   constructor(private readonly timers: Timers, private readonly schedule: readonly number[] = CU_RETRY_MS) {}
 
@@ -29,7 +33,7 @@ export class CuExchanges {
   /** Sends now and keeps re-sending until `ack(id)` or the schedule ends. */
   start(id: string, cb: ExchangeCallbacks): void {
     this.cancel(id);
-    const x = { attempts: 0, timer: null as { cancel(): void } | null, cb };
+    const x = { attempts: 0, timer: null as { cancel(): void } | null, cb, kicked: false };
     this.open.set(id, x);
     const fire = (): void => {
       if (this.open.get(id) !== x) return;
@@ -47,6 +51,23 @@ export class CuExchanges {
       x.timer = this.timers.after(delay, fire);
     };
     fire();
+  }
+
+  /**
+   * Re-sends every open exchange now, once per exchange (a new route appeared:
+   * the path the CU needs may exist now). The kick counts as one of the
+   * schedule's sends, so the exchange stays bounded. Returns how many were re-sent.
+   */
+  kick(): number {
+    let n = 0;
+    for (const x of this.open.values()) {
+      if (x.kicked) continue;
+      x.kicked = true;
+      x.attempts++;
+      x.cb.send(x.attempts);
+      n++;
+    }
+    return n;
   }
 
   /** The CU-ACK of `id` came; false if no such exchange is open (late, duplicate, or never sent). */

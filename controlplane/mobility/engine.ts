@@ -34,6 +34,9 @@ import { CU_CODE, CU_MAX_ENTRIES, CU_STATUS, CuWireError, decodeCu, encodeCu, ve
 import { judgeSeq, MoveCounter } from './move-seq.js';
 import type { Move } from './move-events.js';
 
+/** After an unanswered CU exchange, the same move is offered again after these delays (ms), then given up. */
+export const RESYNC_MS: readonly number[] = [1000, 2000, 4000, 8000, 16_000];
+
 export interface MobilityKey { group: number; version: number; key: Buffer }
 
 export const CU_REFUSAL_REASONS = [
@@ -100,6 +103,10 @@ export class MobilityEngine {
   private readonly exchanges: CuExchanges;
   private readonly pending = new Map<string, { entries: Pending[]; peer: string; src: string; key: MobilityKey; startMono: number }>();
   private readonly windowMs: number;
+  /** Moves whose CU went unanswered, offered again from sweep() (bounded: RESYNC_MS). */
+  private readonly resync = new Map<string, { entry: Pending; src: string; peer: string; tries: number; dueMono: number }>();
+  /** Ids of the last answered CUs (bounded): their late duplicate answers are ignored. */
+  private readonly answered = new Set<string>();
 
   constructor(private readonly d: MobilityDeps) {
     const cit = d.expiry ?? { idleMs: 300_000, closedMs: 10_000 };
@@ -120,6 +127,11 @@ export class MobilityEngine {
 
   // ---------------- mover ----------------
 
+  /** A route appeared (rtnetlink): CUs waiting for an answer are re-sent now, once. */
+  onRoute(): number {
+    return this.exchanges.kick();
+  }
+
   /** This GE's address `from` left, `to` is its address now. Returns how many flows it started moving. */
   onMove(m: Move): number {
     // Back on an address the sockets use: the interface holds it again, the kept copy can go.
@@ -128,6 +140,7 @@ export class MobilityEngine {
     if (!flows.length) return 0;
     const byPeer = new Map<string, Pending[]>();
     for (const f of flows) {
+      this.resync.delete(stackFlowKey(f.stack));
       const next = { addr: m.to, port: f.stack.local.port };
       if (!sameAddrPort(next, f.stack.local)) this.d.keeper.keep(f.stack.local.addr);
       const seq = this.counter.next(stackFlowKey(f.stack));
@@ -146,7 +159,7 @@ export class MobilityEngine {
     return flows.length;
   }
 
-  private sendCu(entries: Pending[], src: string, peer: string): void {
+  private sendCu(entries: Pending[], src: string, peer: string, resyncTry = 0): void {
     const tmpl = entries[0].cit.pit[0];
     const key = this.keyFor(tmpl.group, tmpl.version);
     if (!key) {
@@ -169,7 +182,14 @@ export class MobilityEngine {
       failed: () => {
         this.pending.delete(id);
         this.d.observer?.cuFailed?.('no_answer');
-        this.abandon(entries);
+        // The peer may have switched and only its answers were lost (it answers every copy; a lost
+        // CU and lost answers look the same from here). This end switches too, so both agree in the
+        // likely case, and the same move (same sequence: a duplicate if applied) is offered again a
+        // bounded number of times, RESYNC_MS apart, until answered or superseded by the next move.
+        for (const e of entries) {
+          this.install('mover', e.flow, e.next, e.seq, e.cit, key);
+          if (resyncTry < RESYNC_MS.length) this.resync.set(stackFlowKey(e.flow), { entry: e, src, peer, tries: resyncTry + 1, dueMono: this.d.clock.monoMs() + RESYNC_MS[resyncTry] });
+        }
       },
     });
   }
@@ -184,10 +204,14 @@ export class MobilityEngine {
   private onAck(m: ReturnType<typeof decodeCu>, src: string, dst: string): void {
     const id = m.cuId.toString('hex');
     const p = this.pending.get(id);
+    // The answer to a re-sent CU whose first answer already came: expected, not a refusal.
+    if (!p && this.answered.has(id)) return;
     if (!p || p.peer !== src || p.src !== dst || p.key.group !== m.group || p.key.version !== m.version) return this.refuse('unexpected_ack', m.entries.length);
     if (!verifyCu(m, src, dst, p.key.key)) return this.refuse('bad_mac', m.entries.length);
     this.pending.delete(id);
     this.exchanges.ack(id);
+    this.answered.add(id);
+    if (this.answered.size > 1024) this.answered.delete(this.answered.values().next().value!);
     const now = this.d.clock.monoMs();
     this.d.observer?.cuAnswered?.((now - p.startMono) / 1000);
     for (const e of p.entries) {
@@ -258,6 +282,7 @@ export class MobilityEngine {
     const k = stackFlowKey(flow);
     const rec = this.byStack(k);
     const now = this.d.clock.monoMs();
+    if (rec && rec.meta.seq === seq && sameAddrPort(rec.meta.next, next)) return; // this move is in place already
     if (rec) {
       this.table.rekey(rec.id, cit.wire, { pit: cit.pit, xlat: cit.xlat });
       Object.assign(rec.meta, { next, seq, moves: rec.meta.moves + 1, lastMoveMono: now });
@@ -281,9 +306,28 @@ export class MobilityEngine {
   private flowsOn(addr: string): Array<{ stack: StackFlow; egress: PitTemplate; ingress: PitTemplate; peer: string; id?: number }> {
     const out: Array<{ stack: StackFlow; egress: PitTemplate; ingress: PitTemplate; peer: string; id?: number }> = [];
     const owned = new Set<string>();
+    // Moves still waiting for their answer whose new address is going already: superseded by this one.
+    const superseded = new Set<string>();
+    for (const [id, p] of this.pending) {
+      const gone = p.entries.filter((e) => e.next.addr === addr);
+      if (!gone.length) continue;
+      for (const e of gone) {
+        superseded.add(stackFlowKey(e.flow));
+        owned.add(canonicalFlowKey(e.cit.wire));
+        this.table.writes.erase({ pit: e.cit.pit.filter((x) => x.dir === 'ingress'), xlat: e.cit.xlat.filter((x) => x.dir === 'ingress') });
+        const eg = e.cit.pit.find((x) => x.dir === 'egress')!;
+        const ig = e.cit.pit.find((x) => x.dir === 'ingress')!;
+        out.push({ stack: e.flow, egress: strip(eg), ingress: strip(ig), peer: e.flow.remote.addr, id: e.id });
+      }
+      p.entries = p.entries.filter((e) => e.next.addr !== addr);
+      if (!p.entries.length) {
+        this.pending.delete(id);
+        this.exchanges.cancel(id);
+      }
+    }
     for (const r of this.table.values()) {
       owned.add(canonicalFlowKey(r.wire));
-      if (r.meta.end !== 'mover' || r.meta.next.addr !== addr) continue;
+      if (r.meta.end !== 'mover' || r.meta.next.addr !== addr || superseded.has(stackFlowKey(r.meta.stack))) continue;
       const eg = r.pit.find((p) => p.dir === 'egress');
       const ig = r.pit.find((p) => p.dir === 'ingress');
       if (eg && ig) out.push({ stack: r.meta.stack, egress: strip(eg), ingress: strip(ig), peer: r.wire.daddr, id: r.id });
@@ -313,8 +357,21 @@ export class MobilityEngine {
     this.d.observer?.refused?.(reason, entries);
   }
 
-  /** Expires moved flows (flow table policy); returns how many. */
+  /** Expires moved flows (flow table policy) and offers unanswered moves again; returns how many flows expired. */
   sweep(): number {
+    const now = this.d.clock.monoMs();
+    const due = new Map<string, { list: Pending[]; src: string; peer: string; tries: number }>();
+    for (const [k, r] of this.resync) {
+      if (r.dueMono > now) continue;
+      this.resync.delete(k);
+      const g = `${r.peer}|${r.src}|${r.tries}|${r.entry.cit.pit[0].group}`;
+      const b = due.get(g) ?? { list: [], src: r.src, peer: r.peer, tries: r.tries };
+      b.list.push(r.entry);
+      due.set(g, b);
+    }
+    for (const b of due.values()) {
+      for (let i = 0; i < b.list.length; i += CU_MAX_ENTRIES) this.sendCu(b.list.slice(i, i + CU_MAX_ENTRIES), b.src, b.peer, b.tries);
+    }
     return this.table.sweep();
   }
 

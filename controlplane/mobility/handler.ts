@@ -121,6 +121,7 @@ export class MobilePpcHandler implements PuntHandler {
     const detector = new MoveDetector(guarded, currentAddresses());
     this.monitor = new MonitorReader({
       onEvent: (e) => this.guard('move', () => {
+        if (e.kind === 'route' && !e.deleted) this.engine!.onRoute();
         for (const m of detector.on(e)) {
           const n = this.engine!.onMove(m);
           this.log.info({ ...m, flows: n }, 'address changed: moving live flows');

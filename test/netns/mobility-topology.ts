@@ -72,6 +72,7 @@ export class MobilityTopo {
   /** b moves to r2's subnet: new address and route first (DHCP), old address removed, the old path cut. */
   moveToR2(): void {
     const t = this.topo;
+    t.exec('sw', 'ip', ['link', 'set', 's2', 'up']);
     t.exec('b', 'ip', ['addr', 'add', `${B_NEW}/24`, 'dev', 'vb']);
     t.exec('b', 'ip', ['route', 'replace', 'default', 'via', R2]);
     t.exec('b', 'ip', ['addr', 'del', `${B_OLD}/24`, 'dev', 'vb']);

@@ -154,6 +154,14 @@ test('CU retry: bounded backoff, stops on the answer, fails after the schedule',
   assert.equal(answered, 1);
   assert.equal(sends.length, 6);
   assert.ok(!x.ack('b'), 'a late second answer is not an open exchange');
+  // A new route re-sends an open exchange at once, only once; the kick counts as one of its bounded sends.
+  const before = sends.length;
+  x.start('c', { send: () => sends.push(now), answered: () => assert.fail('no answer'), failed: () => failed++ });
+  assert.equal(x.kick(), 1);
+  assert.equal(x.kick(), 0);
+  run(now + 10_000);
+  assert.equal(sends.length - before, 4, 'first send, the kick, then the schedule\'s two other re-sends: a kick is one of the bounded sends');
+  assert.equal(failed, 2);
 });
 
 /* ---------------- two engines through a fake network ---------------- */
@@ -177,7 +185,10 @@ interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, nu
 function pair(keysA: MobilityKey[], keysB: MobilityKey[]) {
   const clock = { ms: 1_700_000_000_000, nowMs() { return this.ms; }, monoMs() { return this.ms; } };
   const wire: Array<{ to: 'a' | 'b'; icmp: Buffer; src: string; dst: string }> = [];
-  const timers = { after: () => ({ cancel() { /* the test delivers by hand */ } }) };
+  const pending: Array<{ fn: () => void; dead: boolean }> = [];
+  const timers = { after: (_ms: number, fn: () => void) => { const t = { fn, dead: false }; pending.push(t); return { cancel() { t.dead = true; } }; } };
+  /** Runs every timer due (the test's clock does not matter to the retry schedule), `rounds` times. */
+  const fireTimers = (rounds: number) => { for (let i = 0; i < rounds; i++) for (const t of pending.splice(0)) if (!t.dead) t.fn(); };
   const make = (self: string, keys: MobilityKey[], to: 'a' | 'b'): Node => {
     const maps = new FakeMaps();
     const refused = new Map<CuRefusal, number>();
@@ -203,7 +214,7 @@ function pair(keysA: MobilityKey[], keysB: MobilityKey[]) {
     }
     return n;
   };
-  return { a, b, wire, deliver, clock };
+  return { a, b, wire, deliver, clock, fireTimers };
 }
 
 describe('a mover and a stationary end', () => {
@@ -251,6 +262,41 @@ describe('a mover and a stationary end', () => {
     assert.equal(a.maps.snapshot(), before, 'nothing moved');
     assert.equal(a.eng.moved()[0].next.addr, D);
     assert.deepEqual(Object.fromEntries(a.refused), { replayed: 1, bad_mac: 2, no_key: 1, wrong_group: 1, source_mismatch: 1, wire: 1 });
+  });
+
+  test('every answer lost: the mover switches anyway and offers the same move again from sweep; the peer answers the duplicate', () => {
+    const { a, b, wire, deliver, clock, fireTimers } = pair([k1], [k1]);
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    for (let i = 0; i < 12; i++) {
+      deliver(wire.filter((m) => m.to === 'a').length); // CUs reach a ...
+      for (let j = wire.length - 1; j >= 0; j--) if (wire[j].to === 'b') wire.splice(j, 1); // ... every answer is lost
+      fireTimers(1);
+    }
+    assert.equal(b.eng.pendingExchanges, 0, 'the exchange gave up (bounded)');
+    assert.equal(b.maps.xlatRows.size, 2, 'and the mover switched both halves');
+    assert.equal(a.eng.moved()[0].moves, 1);
+    clock.ms += 1000;
+    b.eng.sweep();
+    assert.equal(wire.filter((m) => m.to === 'a').length, 1, 'the move is offered again');
+    deliver(2);
+    assert.equal(b.eng.pendingExchanges, 0, 'answered this time');
+    assert.equal(a.eng.moved()[0].moves, 1, 'a duplicate for the peer: applied once');
+    assert.equal(b.eng.moved()[0].moves, 1);
+    clock.ms += 60_000;
+    b.eng.sweep();
+    assert.equal(wire.length, 0, 'nothing more to offer');
+  });
+
+  test('a move before the previous one was answered supersedes it: both ends end on the last address', () => {
+    const { a, b, wire, deliver } = pair([k1], [k1]);
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    b.eng.onMove({ ifname: 'vb', from: C, to: D });
+    assert.equal(b.eng.pendingExchanges, 1, 'the first exchange was cancelled');
+    assert.deepEqual([...b.maps.xlatRows.keys()], [`6/${A}:5001>${D}:40000@ingress`], 'and its ingress half erased');
+    deliver(wire.length + 2);
+    assert.equal(a.eng.moved()[0].next.addr, D);
+    assert.equal(b.eng.moved()[0].next.addr, D);
+    assert.equal(b.maps.xlatRows.get(`6/${B}:40000>${A}:5001@egress`)?.to.saddr, D);
   });
 
   test('a second move re-points the CIT (no chain); moving back home removes it', () => {

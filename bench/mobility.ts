@@ -1,0 +1,124 @@
+/**
+ * bench/mobility: what a move costs, GES b moving between two routers'
+ * subnets while it exchanges UDP datagrams with GES a every 2 ms
+ * (test/netns/mobility-topology.ts; real agents, fast path, PCCOM on).
+ *
+ *  1. Handover gap: b alternates between r2's and r1's subnet `--moves` times
+ *     (default 50: away, home, away, ...); the gap of one move is the longest
+ *     silence between two echoes around it (last echo before the path broke to
+ *     the first after). p50 / p99 / max. Target p50 <= 20 ms, p99 <= 200 ms.
+ *     The address commands (`ip` x 4 per move, ~5 ms each) are inside it.
+ *  2. UDP RTT with the CIT translating (away) vs none (home: back on the first
+ *     address, no CIT), same run, interleaved: p50 each and the ratio.
+ *     Target <= 1 % added.
+ *
+ *   node dist/bench/mobility.js [--moves 50] [--settle-ms 300]
+ * Needs root. Writes bench/results/mobility.json.
+ * Not measured here (yet): wireguard-go roaming, TCP throughput with CIT,
+ * 10,000 flows moving, DDNS update to visible.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { waitFor } from '../test/lib/netns.js';
+import { startEchoServer } from '../test/lib/net-apps.js';
+import { A, B_OLD, MobilityTopo } from '../test/netns/mobility-topology.js';
+import { intArg } from './args.js';
+
+process.env.GSCIP_LOG_LEVEL ??= 'warn';
+
+const PINGER = `
+const d = require('dgram').createSocket('udp4');
+const sent = new Map(); let n = 0;
+const now = () => performance.timeOrigin + performance.now();
+d.on('message', (m) => { const s = Number(String(m).split('|u')[1]); const t = sent.get(s); if (t !== undefined) { sent.delete(s); console.log('e ' + s + ' ' + now().toFixed(3) + ' ' + (now() - t).toFixed(3)); } });
+d.bind(41000, ${JSON.stringify(B_OLD)}, () => setInterval(() => { n++; sent.set(n, now()); if (sent.size > 5000) sent.delete(n - 5000); d.send('u' + n, 7302, ${JSON.stringify(A)}); }, 2));
+setTimeout(() => process.exit(0), 600000);`;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+async function main(): Promise<void> {
+  const moves = intArg('moves', 50);
+  const settleMs = intArg('settle-ms', 300);
+  const p = new MobilityTopo('mbench');
+  try {
+    const key = randomBytes(32);
+    await p.startGe('a', { keys: [[1, 1, key]] });
+    await p.startGe('b', { keys: [[1, 1, key]] });
+    await startEchoServer(p.topo, 'a', A, 7301, 7302, 600_000);
+    // GSCIP_BENCH_DEBUG=1: the control messages seen on b, a and r2, printed if a move fails.
+    const dumps = process.env.GSCIP_BENCH_DEBUG ? (['b:vb', 'a:va', 'r2:lan', 'rc:c2'] as const).map((hd) => {
+      const [h, d] = hd.split(':');
+      const c = p.topo.spawn(h, 'tcpdump', ['-l', '-n', '-i', d, '-tt', 'icmp[0] == 253']);
+      let text = '';
+      c.stdout?.setEncoding('utf8');
+      c.stdout?.on('data', (x: string) => { text += x; if (text.length > 200_000) text = text.slice(-100_000); });
+      return { hd, text: () => text };
+    }) : [];
+    const echoes: Array<{ at: number; rtt: number }> = [];
+    const pinger = p.topo.spawn('b', 'node', ['-e', PINGER]);
+    let buf = '';
+    pinger.stdout?.setEncoding('utf8');
+    pinger.stdout?.on('data', (d: string) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) {
+        const m = /^e \d+ ([\d.]+) ([\d.]+)$/.exec(l);
+        if (m) echoes.push({ at: Number(m[1]), rtt: Number(m[2]) });
+      }
+    });
+    await waitFor('echoes', () => echoes.length > 500, 20_000);
+    const homeRtt: number[] = [];
+    const awayRtt: number[] = [];
+    const gaps: number[] = [];
+    for (let i = 0; i < moves; i++) {
+      const from = echoes.length;
+      const t0 = performance.timeOrigin + performance.now();
+      if (i % 2 === 0) p.moveToR2(); else p.moveBackToR1();
+      try {
+        await waitFor(`echoes after move ${i + 1}`, () => echoes.length >= from + 20 && echoes[echoes.length - 1].at > t0, 20_000, 5);
+      } catch (e) {
+        for (const d of dumps) process.stderr.write(`=== ${d.hd}\n${d.text().split('\n').slice(-14).join('\n')}\n`);
+        process.stderr.write(`move ${i + 1} started at ${(t0 / 1000).toFixed(3)}\n`);
+        process.stderr.write(`ping b->a: ${p.topo.exec('b', 'ping', ['-c', '2', '-W', '1', A], { allowFail: true }).stdout}\n`);
+        process.stderr.write(`neigh b: ${p.topo.exec('b', 'ip', ['neigh']).stdout}\nneigh r1: ${p.topo.exec('r1', 'ip', ['neigh']).stdout}\nsw: ${p.topo.exec('sw', 'bridge', ['link']).stdout}\n`);
+        for (const h of ['a', 'b'] as const) {
+          process.stderr.write(`--- ${h}\n${p.topo.exec(h, 'ip', ['-4', '-o', 'addr']).stdout}${p.topo.exec(h, 'ip', ['route']).stdout}`);
+          process.stderr.write(`${p.metrics(h).split('\n').filter((l) => l.startsWith('gscip_mobility') && !l.includes('bucket')).join('\n')}\n`);
+          process.stderr.write(p.ges.output(h).split('\n').filter((l) => /"level":[45]/.test(l)).slice(-10).join('\n'));
+        }
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, settleMs));
+      // The longest silence from just before the move to now.
+      let gap = 0;
+      const start = Math.max(0, echoes.findIndex((e) => e.at >= t0 - 20) - 1);
+      for (let j = Math.max(start, 1); j < echoes.length; j++) gap = Math.max(gap, echoes[j].at - echoes[j - 1].at);
+      gaps.push(gap);
+      // RTT after the path settled: away (the CIT translating) after even moves, home (no CIT) after odd ones.
+      (i % 2 === 0 ? awayRtt : homeRtt).push(...echoes.slice(echoes.length - Math.floor(settleMs / 4)).map((e) => e.rtt));
+    }
+    const res = {
+      moves, settleMs,
+      gapMs: { p50: r3(pct(gaps, 50)), p99: r3(pct(gaps, 99)), max: r3(Math.max(...gaps)) },
+      udpRttMs: { home: r3(pct(homeRtt, 50)), away: r3(pct(awayRtt, 50)), ratio: r3(pct(awayRtt, 50) / pct(homeRtt, 50)) },
+      answered: p.metric('b', 'gscip_mobility_cu_answered_total'), refused: p.metric('a', 'gscip_mobility_cu_refused_total'),
+      cuRetries: p.metric('b', 'gscip_mobility_cu_sent_total{retry="true"}'),
+    };
+    console.log(`handover gap over ${moves} moves: p50 ${res.gapMs.p50} ms, p99 ${res.gapMs.p99} ms, max ${res.gapMs.max} ms (target p50 <= 20, p99 <= 200)`);
+    console.log(`UDP RTT p50: no translation ${res.udpRttMs.home} ms, CIT translating ${res.udpRttMs.away} ms, ratio ${res.udpRttMs.ratio} (target <= 1.01)`);
+    console.log(`CUs answered ${res.answered}, re-sent ${res.cuRetries}, refused at a ${res.refused}`);
+    const dir = resolve(__dirname, '../../bench/results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(resolve(dir, 'mobility.json'), `${JSON.stringify(res, null, 2)}\n`);
+  } finally {
+    await p.cleanup();
+  }
+}
+
+main().catch((e: unknown) => { console.error(e); process.exit(1); });
