@@ -47,6 +47,8 @@ async function main(): Promise<void> {
   const p = new MobilityTopo('mbench');
   try {
     const key = randomBytes(32);
+    // GSCIP_BENCH_NEIGH_MS=N: the routers' ARP retransmit time on the LAN side (default 1000 ms), to see what the neighbour cache costs a move.
+    if (process.env.GSCIP_BENCH_NEIGH_MS) for (const r of ['r1', 'r2']) p.topo.exec(r, 'sysctl', ['-qw', `net.ipv4.neigh.lan.retrans_time_ms=${Number(process.env.GSCIP_BENCH_NEIGH_MS)}`]);
     await p.startGe('a', { keys: [[1, 1, key]] });
     await p.startGe('b', { keys: [[1, 1, key]] });
     await startEchoServer(p.topo, 'a', A, 7301, 7302, 600_000);
@@ -112,7 +114,8 @@ async function main(): Promise<void> {
     };
     console.log(`handover gap over ${moves} moves: p50 ${res.gapMs.p50} ms, p99 ${res.gapMs.p99} ms, max ${res.gapMs.max} ms (target p50 <= 20, p99 <= 200)`);
     console.log(`UDP RTT p50: no translation ${res.udpRttMs.home} ms, CIT translating ${res.udpRttMs.away} ms, ratio ${res.udpRttMs.ratio} (target <= 1.01)`);
-    console.log(`CUs answered ${res.answered}, re-sent ${res.cuRetries}, refused at a ${res.refused}`);
+    const sendErrors = p.ges.output('b').split('\n').filter((l) => l.includes('CU send failed'));
+    console.log(`CUs answered ${res.answered}, re-sent ${res.cuRetries}, refused at a ${res.refused}; sends the kernel refused: ${sendErrors.length}${sendErrors[0] ? ` (${/"message":"([^"]*)"/.exec(sendErrors[0])?.[1] ?? ''})` : ''}`);
     const dir = resolve(__dirname, '../../bench/results');
     mkdirSync(dir, { recursive: true });
     writeFileSync(resolve(dir, 'mobility.json'), `${JSON.stringify(res, null, 2)}\n`);

@@ -139,10 +139,11 @@ export class MobilityEngine {
     const flows = this.flowsOn(m.from);
     if (!flows.length) return 0;
     const byPeer = new Map<string, Pending[]>();
+    const keep = new Set<string>();
     for (const f of flows) {
       this.resync.delete(stackFlowKey(f.stack));
       const next = { addr: m.to, port: f.stack.local.port };
-      if (!sameAddrPort(next, f.stack.local)) this.d.keeper.keep(f.stack.local.addr);
+      if (!sameAddrPort(next, f.stack.local)) keep.add(f.stack.local.addr);
       const seq = this.counter.next(stackFlowKey(f.stack));
       const cit = citEntries('mover', f.stack, next, f.egress, f.ingress);
       // The ingress half now: nothing arrives on the new wire CIDs before the peer switched (its ACK).
@@ -155,6 +156,8 @@ export class MobilityEngine {
     for (const list of byPeer.values()) {
       for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) this.sendCu(list.slice(i, i + CU_MAX_ENTRIES), m.to, flowsPeer(list[0]));
     }
+    // The sockets' addresses stay local: after the CUs left (an `ip` call each), before any answer can come.
+    for (const a of keep) this.d.keeper.keep(a);
     this.d.observer?.moved?.(flows.length);
     return flows.length;
   }
@@ -241,12 +244,15 @@ export class MobilityEngine {
     if (!key) return this.refuse('no_key', m.entries.length);
     if (!verifyCu(m, src, dst, key.key)) return this.refuse('bad_mac', m.entries.length);
     if (Math.abs(this.d.clock.nowMs() - m.timestampMs) > this.windowMs) return this.refuse('stale', m.entries.length);
-    const answers: CuEntry[] = m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key) }));
+    const follow = new Map<string, string>();
+    const answers: CuEntry[] = m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key, follow) }));
     const ack = encodeCu({ code: CU_CODE.CU_ACK, group: key.group, version: key.version, cuId: m.cuId, timestampMs: this.d.clock.nowMs(), entries: answers }, dst, src, key.key);
     this.d.send(src, ack, dst);
+    // Host routes after the answer (they cost `ip` calls; the mover is waiting for the answer).
+    for (const [oldAddr, newAddr] of follow) this.d.router?.follow(oldAddr, newAddr);
   }
 
-  private applyEntry(e: CuEntry, src: string, dst: string, key: MobilityKey): number {
+  private applyEntry(e: CuEntry, src: string, dst: string, key: MobilityKey, follow: Map<string, string>): number {
     if (e.next.addr !== src) { this.refuse('source_mismatch', 1); return CU_STATUS.REFUSED; }
     if (e.peer.addr !== dst) { this.refuse('destination_mismatch', 1); return CU_STATUS.REFUSED; }
     const flow: StackFlow = { local: e.peer, remote: e.old, proto: e.proto };
@@ -271,7 +277,7 @@ export class MobilityEngine {
     // A flow under a group's key moves only by a CU under that group; a plaintext flow by any group both hold.
     if (egress.group !== 0 && egress.group !== key.group) { this.refuse('wrong_group', 1); return CU_STATUS.REFUSED; }
     const cit = citEntries('stationary', flow, e.next, strip(egress), strip(ingress));
-    if (!sameAddrPort(e.next, flow.remote)) this.d.router?.follow(flow.remote.addr, e.next.addr);
+    if (e.next.addr !== flow.remote.addr) follow.set(flow.remote.addr, e.next.addr);
     this.install('stationary', flow, e.next, e.seq, cit, key);
     return CU_STATUS.OK;
   }
