@@ -289,6 +289,10 @@ export class MobilityEngine {
     const rec = this.byStack(k);
     const now = this.d.clock.monoMs();
     if (rec && rec.meta.seq === seq && sameAddrPort(rec.meta.next, next)) return; // this move is in place already
+    // Egress looks the PIT up on the translated CID, so the egress PIT entry must exist before the egress
+    // XLAT entry that sends packets to it; a packet between the two would miss and start a DPRP
+    // negotiation racing this move (the flow table writes XLAT first, right for ingress only).
+    this.table.writes.write({ pit: cit.pit.filter((x) => x.dir === 'egress') });
     if (rec) {
       this.table.rekey(rec.id, cit.wire, { pit: cit.pit, xlat: cit.xlat });
       Object.assign(rec.meta, { next, seq, moves: rec.meta.moves + 1, lastMoveMono: now });

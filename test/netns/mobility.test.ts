@@ -24,6 +24,10 @@ import { XlatKind } from '../../controlplane/maps/abi.js';
 import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
 import { A, B_NEW, B_OLD, MobilityTopo } from './mobility-topology.js';
 import { dumpCit } from '../../controlplane/cli/commands/maps.js';
+import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
+import { buildIpv4Packet, IPPROTO_ICMP } from '../../controlplane/dprp/ipv4.js';
+import { CU_CODE, encodeCu } from '../../controlplane/mobility/cu-wire.js';
+import { injectFrom } from './dprp-topology.js';
 import { writeFileSync as writeKey } from 'node:fs';
 import { DnsServer } from './dns-server.js';
 import { sh } from '../lib/netns.js';
@@ -98,6 +102,21 @@ async function capture(p: MobilityTopo, host: string, dev: string, filter: strin
   };
 }
 
+/** The IPv4 packets of a pcap (Ethernet link type) that are GSCIP control messages with ICMP code `code`. */
+function controlPackets(pcap: Buffer, code: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let off = 24, i = 0; off + 16 <= pcap.length && i < 1e6; i++) {
+    const len = pcap.readUInt32LE(off + 8);
+    const frame = pcap.subarray(off + 16, off + 16 + len);
+    off += 16 + len;
+    if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
+    const ip = frame.subarray(14);
+    const ihl = (ip[0] & 0xf) * 4;
+    if (ip[9] === 1 && ip[ihl] === GSCIP_ICMP_TYPE && ip[ihl + 1] === code) out.push(Buffer.from(ip.subarray(0, ip.readUInt16BE(2))));
+  }
+  return out;
+}
+
 function count(hay: Buffer, needle: Buffer): number {
   let n = 0;
   for (let i = hay.indexOf(needle); i >= 0 && n < 1e6; i = hay.indexOf(needle, i + 1)) n++;
@@ -108,6 +127,7 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
   let p: MobilityTopo;
   let pinger: Pinger;
   let dns: DnsServer | null = null;
+  let recordedCu: Buffer | undefined;
   const key = randomBytes(32);
 
   before(async () => {
@@ -133,7 +153,7 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
     const data = markedData(BYTES);
     const inp = `/tmp/${p.topo.prefix}-in`; const out = `/tmp/${p.topo.prefix}-out`;
     writeFileSync(inp, data); rmSync(out, { force: true });
-    const newPath = await capture(p, 'r2', 'lan', 'tcp or udp');
+    const newPath = await capture(p, 'r2', 'lan', 'tcp or udp or icmp');
     const rsts = await capture(p, 'a', 'va', 'tcp[tcpflags] & tcp-rst != 0');
     try {
       const sink = p.topo.spawn('a', 'node', ['-e', SINK(out)]);
@@ -161,6 +181,7 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
     } finally {
       rmSync(inp, { force: true }); rmSync(out, { force: true });
       const cap = await newPath.stop();
+      recordedCu = controlPackets(cap, CU_CODE.CU)[0];
       const rst = await rsts.stop();
       assert.equal(rst.length, 24, 'no RST crossed a\'s interface (the capture holds only its header)');
       assert.ok(cap.length > 1 << 20, `the new path carried the transfer (${cap.length} bytes captured)`);
@@ -199,5 +220,19 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
     const after = await pinger.more(20, 15_000);
     assert.ok(after.every((e) => e.startsWith(`peer=${B_OLD}:41000|u`)));
     if (dns) await waitFor('dig sees the home address again', () => dns!.lookup('rc', 'b') === B_OLD, 15_000, 200);
+  });
+
+  test('the recorded CU replayed, a forged CU and a non-member\'s CU, injected on the real path, move nothing and are counted', async () => {
+    assert.ok(recordedCu, 'the capture on the new path holds b\'s CU');
+    const refused = (r: string) => p.metric('a', `gscip_mobility_cu_refused_total{reason="${r}"}`);
+    const before = { replayed: refused('replayed') + refused('stale'), badMac: refused('bad_mac'), noKey: refused('no_key') };
+    const cit = () => { const m = p.ges.maps('a'); try { return [...m.xlat.entries()].filter(([, v]) => v.kind === XlatKind.CIT).length; } finally { m.close(); } };
+    const entry = { proto: 17, status: 0, peer: { addr: A, port: UDP_PORT }, seq: 99, old: { addr: B_OLD, port: 41000 }, next: { addr: B_NEW, port: 41000 } };
+    const forged = (group: number) => buildIpv4Packet(B_NEW, A, IPPROTO_ICMP, encodeCu({ code: CU_CODE.CU, group, version: 1, cuId: randomBytes(8), timestampMs: Date.now(), entries: [entry] }, B_NEW, A, randomBytes(32)));
+    injectFrom(p.topo, 'r2', [recordedCu!, forged(1), forged(7)]);
+    await waitFor('a counts the three', () => refused('replayed') + refused('stale') > before.replayed && refused('bad_mac') > before.badMac && refused('no_key') > before.noKey, 10_000, 100);
+    assert.equal(cit(), 0, 'b is home: still no CIT at a');
+    const after = await pinger.more(10, 10_000);
+    assert.ok(after.every((e) => e.startsWith(`peer=${B_OLD}:41000|u`)), 'and the flow goes on');
   });
 });

@@ -169,12 +169,19 @@ test('CU retry: bounded backoff, stops on the answer, fails after the schedule',
 class FakeMaps implements FlowMaps<PitEntry> {
   pitRows = new Map<string, PitEntry>();
   xlatRows = new Map<string, XlatEntry>();
+  /** An egress XLAT entry written while its translated CID had no egress PIT entry (a packet then would miss). */
+  egressHoles: string[] = [];
   pit = {
     install: (es: readonly PitEntry[]) => { for (const e of es) this.pitRows.set(slotKey(e), e); },
     remove: (ks: readonly MapSlot[]) => { for (const k of ks) this.pitRows.delete(slotKey(k)); },
   };
   xlat = {
-    set: (es: readonly XlatEntry[]) => { for (const e of es) this.xlatRows.set(slotKey(e), e); },
+    set: (es: readonly XlatEntry[]) => {
+      for (const e of es) {
+        this.xlatRows.set(slotKey(e), e);
+        if (e.dir === 'egress' && !this.pitRows.has(slotKey({ flow: { ...e.to, proto: e.flow.proto }, dir: 'egress' }))) this.egressHoles.push(slotKey(e));
+      }
+    },
     remove: (ks: readonly MapSlot[]) => { for (const k of ks) this.xlatRows.delete(slotKey(k)); },
   };
   snapshot(): string { return JSON.stringify([[...this.pitRows.keys()].sort(), [...this.xlatRows.keys()].sort()]); }
@@ -234,6 +241,7 @@ describe('a mover and a stationary end', () => {
     assert.equal(a.maps.pitRows.get(`6/${B}:40000>${A}:5001@ingress`)?.action, 'decrypt', 'the old ingress entry stays for packets in flight');
     assert.equal(b.maps.pitRows.get(`6/${C}:40000>${A}:5001@egress`)?.action, 'encrypt');
     assert.equal(a.eng.moved()[0].moves, 1);
+    assert.deepEqual([a.maps.egressHoles, b.maps.egressHoles], [[], []], 'no egress translation ever pointed at a CID without its PIT entry');
     const before = a.maps.snapshot();
     a.eng.onControl(cu.icmp, cu.src, cu.dst);
     assert.equal(a.maps.snapshot(), before, 'a duplicate is answered, not applied again');
