@@ -115,6 +115,19 @@ struct gscip_pit_val {
  * this entry's direction), once: the agent expires closed flows sooner. */
 #define GSCIP_PIT_F_FIN  0x01
 #define GSCIP_PIT_F_RST  0x02
+/* Bits 4-7 of flags, written by the control plane and never read or written
+ * by the fast path: why the entry is plaintext or a drop (enum gscip_pit_why),
+ * so `gscip maps dump pit` says it. NONE on encrypt/decrypt/transit entries. */
+#define GSCIP_PIT_WHY_SHIFT 4
+#define GSCIP_PIT_WHY_MASK  0xf0
+enum gscip_pit_why {
+	GSCIP_WHY_NONE                = 0, /* encrypted, ciphertext relayed, or not said (static) */
+	GSCIP_WHY_NO_GE               = 1, /* plaintext: no GE toward the destination answered */
+	GSCIP_WHY_NOT_MEMBER          = 2, /* plaintext: the GEs that answered share no group with the start */
+	GSCIP_WHY_CLOSED              = 3, /* drop: a CL GE on the path refuses the plaintext flow */
+	GSCIP_WHY_ENCRYPTION_REQUIRED = 4, /* drop: the network definition requires encryption to this destination */
+	GSCIP_WHY_POLICY              = 5, /* the operator's own entry (static pass / drop) */
+};
 
 /* XLAT (generic translation: CIT, VAT, NAT). Key = gscip_cid in the view
  * BEFORE translation for that direction:

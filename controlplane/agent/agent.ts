@@ -18,6 +18,7 @@ import { partDescriptor } from './handlers/index.js';
 import { planParts, startParts, type EmbeddedPart, type PartPlan } from '../parts/compose.js';
 import { PartError } from '../parts/errors.js';
 import { gmsDeliveryLoader, resolveGeIdentity } from './ge-identity.js';
+import { requiredEncryptionSource } from './required-encryption-source.js';
 import {
   AgentConflictError, HeldLock, ifaceLockPath, instancePaths, netnsInode, readIfaceOwner, readState, removeIfaceOwner, removeState,
   writeIfaceOwner, writeState, type InstancePaths, type InstanceState,
@@ -163,7 +164,8 @@ export class Agent {
       // 5. Punt path.
       const sender = new PacketSender();
       undo.push(() => sender.close());
-      const parts = startParts(plan, (n) => ({ log: log.child({ handler: n }), ge }));
+      const requireEncryption = requiredEncryptionSource(cfg.requireEncryption, cfg.gms?.dataDir ?? null);
+      const parts = startParts(plan, (n) => ({ log: log.child({ handler: n }), ge, requireEncryption }));
       const handlers: PuntHandler[] = [...parts.handlers];
       const ifs: AgentInterface[] = attached.map((a) => ({ name: a.name, ifindex: a.ifindex }));
       const dispatcher = new PuntDispatcher({

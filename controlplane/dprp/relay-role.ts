@@ -18,6 +18,7 @@
  */
 import { findSelected, sealMac, verifyAction, verifyRecord, type GroupKey } from './auth.js';
 import type { Decision, PathRole } from './decide.js';
+import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import type { TimerHandle } from './node-deps.js';
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
@@ -213,6 +214,15 @@ export class RelayRole {
       decision = 'discard';
       c.obs.overridden();
     }
+    const transit = (entry.flags & ACT_F_TRANSIT) !== 0;
+    let why: PitWhyName = decision === 'discard' ? 'closed' : decision === 'pass' && !transit ? 'not_member' : 'none';
+    // The network definition requires encryption to this destination: a plaintext word never installs a pass here either.
+    if (decision === 'pass' && !transit && c.encryptionRequired(r.flow.daddr)) {
+      decision = 'discard';
+      why = 'encryption_required';
+    }
+    // once per negotiation (a retransmitted MPIT re-installs the same entries)
+    if (why !== 'none' && !r.entries.length) c.obs.plaintext?.(decision === 'pass' ? 'pass' : 'refused', why, r.flow);
     // A relay is the end GE or an intermediate one (a start role named for it counts as intermediate).
     const role: PathRole = abiRole(WIRE_ROLES.of(entry.role)) === 'end' ? 'end' : 'intermediate';
     const gv = decision === 'encrypt' || decision === 'decrypt' ? { group: key!.group, version: key!.version } : null;
@@ -223,7 +233,7 @@ export class RelayRole {
     const fwdDir: PitDir = c.d.locality(r.flow.saddr) === 'behind' ? 'egress' : 'ingress';
     if (r.prior === undefined) r.prior = c.flows.prior(r.flow) ?? null;
     const prior = r.prior ?? undefined;
-    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', fwdDir), prior);
+    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why }), prior);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.flow, prior);

@@ -23,6 +23,12 @@ export const PIT_F_NONE = 0;
 /** gscip_pit_val.flags, set by the fast path: a TCP FIN / RST was seen on this entry's direction. */
 export const PIT_F_FIN = 0x01;
 export const PIT_F_RST = 0x02;
+/** gscip_pit_val.flags bits 4-7 (control plane only): enum gscip_pit_why, why an entry is plaintext or a drop. */
+export const PIT_WHY_SHIFT = 4;
+export const PIT_WHY_MASK = 0xf0;
+/** enum gscip_pit_why. */
+export const PitWhy = { NONE: 0, NO_GE: 1, NOT_MEMBER: 2, CLOSED: 3, ENCRYPTION_REQUIRED: 4, POLICY: 5 } as const;
+export type PitWhy = (typeof PitWhy)[keyof typeof PitWhy];
 export const KEY_F_NONE = 0;
 /** gscip_key_val.flags: PCCOM cipher ChaCha12 / ChaCha8 instead of ChaCha20 (at most one). */
 export const KEY_F_ROUNDS_12 = 0x1;

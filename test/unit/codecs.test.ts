@@ -40,11 +40,11 @@ test('abi.ts constants equal gscip_abi.h', () => {
     ['GSCIP_MARK_CONTROL_TX', abi.MARK_CONTROL_TX],
     ['GSCIP_PIT_F_NONE', abi.PIT_F_NONE], ['GSCIP_KEY_F_NONE', abi.KEY_F_NONE], ['GSCIP_IFACE_F_PROTECTED', abi.IFACE_F_PROTECTED],
     ['GSCIP_PUNT_RATE_DEFAULT', abi.PUNT_RATE_DEFAULT], ['GSCIP_PUNT_BURST_DEFAULT', abi.PUNT_BURST_DEFAULT],
-    ['GSCIP_CODE_BASE', abi.CODE_BASE],
+    ['GSCIP_CODE_BASE', abi.CODE_BASE], ['GSCIP_PIT_WHY_SHIFT', abi.PIT_WHY_SHIFT], ['GSCIP_PIT_WHY_MASK', abi.PIT_WHY_MASK],
   ];
   const enums: Array<[string, Record<string, number>]> = [
     ['GSCIP_DIR_', abi.Dir], ['GSCIP_ACT_', abi.Action], ['GSCIP_PIT_', abi.PitState], ['GSCIP_ROLE_', abi.Role],
-    ['GSCIP_MISS_', abi.MissAction], ['GSCIP_IPV6_', abi.Ipv6Policy], ['GSCIP_XLAT_', abi.XlatKind], ['GSCIP_PUNT_', abi.PuntReason], ['GSCIP_', abi.Stat],
+    ['GSCIP_MISS_', abi.MissAction], ['GSCIP_IPV6_', abi.Ipv6Policy], ['GSCIP_XLAT_', abi.XlatKind], ['GSCIP_PUNT_', abi.PuntReason], ['GSCIP_', abi.Stat], ['GSCIP_WHY_', abi.PitWhy],
   ];
   for (const [prefix, e] of enums) for (const [k, v] of Object.entries(e)) pairs.push([prefix + k, v]);
   for (const [name, v] of pairs) assert.equal(v, h.get(name), `${name}: TS ${v}, header ${h.get(name)}`);

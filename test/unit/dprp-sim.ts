@@ -4,6 +4,7 @@
  * GE on its route (as the fast path's punt would), loss and tampering hooks,
  * fake PIT and stash. No sockets, no root.
  */
+import { EncryptionRequired, parseRequiredEntry } from '../../controlplane/dprp/encryption-required.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type FailReason, type Locality, type OutcomeKind, type RejectReason } from '../../controlplane/dprp/node.js';
 import { StaticKeyRing, type GroupKey } from '../../controlplane/dprp/auth.js';
 import { pitEntryKey, type PitEntry } from '../../controlplane/dprp/pit-entries.js';
@@ -52,7 +53,9 @@ export class CountingObserver implements DprpObserver {
   rejections: RejectReason[] = [];
   overrides = 0;
   suppressions: string[] = [];
+  plaintexts: { result: 'pass' | 'refused'; why: string; daddr: string }[] = [];
   started(r: 'miss' | 'rekey') { this.starts.push(r); }
+  plaintext(result: 'pass' | 'refused', why: string, flow: Flow) { this.plaintexts.push({ result, why, daddr: flow.daddr }); }
   suppressed(r: string) { this.suppressions.push(r); }
   completed(outcome: OutcomeKind, seconds: number) { this.completions.push({ outcome, seconds }); }
   failed(r: FailReason) { this.failures.push(r); }
@@ -64,7 +67,7 @@ export interface SimNodeSpec {
   name: string;
   addr: string;
   parent?: string;
-  ge?: { type: GeTypeName; mode: ModeName; keys: GroupKey[] };
+  ge?: { type: GeTypeName; mode: ModeName; keys: GroupKey[]; requireEncryption?: string[] };
 }
 
 export interface Wire {
@@ -130,6 +133,7 @@ export class Sim {
           drop: (hs, reason) => { for (const h of hs) sge.dropped.push({ handle: h, reason }); },
         },
         locality: (addr) => this.locality(n.name, addr),
+        ...(n.ge.requireEncryption ? { encryptionRequired: requiredMatcher(n.ge.requireEncryption) } : {}),
         observer: sge.obs,
         config,
       });
@@ -221,6 +225,13 @@ export class Sim {
   pitOf(name: string, flow: Flow, dir: 'ingress' | 'egress'): PitEntry | undefined {
     return this.ge(name).pit.get(pitEntryKey({ flow, dir }));
   }
+}
+
+/** A matcher for prefix entries (names need a resolver: encryption-required.ts). */
+function requiredMatcher(entries: string[]): (addr: string) => boolean {
+  const m = new EncryptionRequired();
+  m.set(entries.map((e, i) => parseRequiredEntry(e, `requireEncryption[${i}]`)));
+  return (a) => m.matches(a);
 }
 
 /** Seed 002 Fig. 6 network. */
