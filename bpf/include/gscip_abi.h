@@ -29,6 +29,17 @@
  * message type. They are punted on ingress (and on egress unless this GE sent
  * them, GSCIP_MARK_CONTROL_TX) and never reach the host's stack. */
 #define GSCIP_ICMP_TYPE           253
+/* DPRP's ICMP codes the fast path itself reads or writes (controlplane/dprp/wire.ts
+ * MsgType, dprp/hold.ts): a DDE (code 1) whose candidate depth (ICMP byte 4)
+ * is >= 1 was relayed by an end-candidate GEN; a GE behind it answers at once,
+ * from the fast path, with a HOLD (code 5) so that GEN never takes itself for
+ * the end GE (docs/dprp.md "Cascades"). A HOLD is the ICMP header (8 bytes,
+ * bytes 4-7 zero) and the DPRP header (version 1, type 5, flags 0, attempt,
+ * 8-byte negotiation id) copied from the DDE: GSCIP_DPRP_HOLD_BYTES. */
+#define GSCIP_DPRP_CODE_DDE       1
+#define GSCIP_DPRP_CODE_HOLD      5
+#define GSCIP_DPRP_HOLD_BYTES     20
+#define GSCIP_DPRP_CAND_DEPTH_OFF 4
 
 /* ---- marks used by the control plane to re-inject (release) a stashed packet.
  * Sent through an AF_PACKET socket with SO_MARK (needs CAP_NET_ADMIN). The egress
@@ -320,7 +331,8 @@ enum gscip_stat {
 	GSCIP_DROP_IPV6_POLICY        = 48, /* IPv6 on an interface whose ipv6 policy is drop */
 	GSCIP_DROP_IPV6_ND_ONLY       = 49, /* ipv6 nd-only: neither ND nor link-local */
 
-	/* ---- DPRP (128..255): none yet ---- */
+	/* ---- DPRP (128..255) ---- */
+	GSCIP_STAT_DPRP_HOLD          = 128, /* a DDE relayed by an end-candidate GEN: punted, and answered with a HOLD */
 
 	/* ---- PCCOM (256..383): verdicts from 256, drops from 288 ---- */
 	GSCIP_STAT_PIT_ENCRYPT        = 256,
@@ -385,6 +397,8 @@ enum gscip_tc_verdict {
 	X(GSCIP_DROP_NO_IFACE_CFG,      DROP,    SHOT)         \
 	X(GSCIP_DROP_IPV6_POLICY,       DROP,    SHOT)         \
 	X(GSCIP_DROP_IPV6_ND_ONLY,      DROP,    SHOT)         \
+	/* DPRP */                                             \
+	X(GSCIP_STAT_DPRP_HOLD,         VERDICT, REDIRECT)     \
 	/* PCCOM */                                            \
 	X(GSCIP_STAT_PIT_ENCRYPT,       VERDICT, PASS)         \
 	X(GSCIP_STAT_PIT_DECRYPT,       VERDICT, PASS)         \

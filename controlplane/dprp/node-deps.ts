@@ -110,6 +110,8 @@ export interface DprpObserver {
    * decision, or a relay's share of it): no downgrade goes unseen.
    */
   plaintext?(result: 'pass' | 'refused', why: PitWhyName, flow: Flow): void;
+  /** An end-candidate GEN got a HOLD from a GE behind it and waits for that GE's answer (hold.ts). */
+  held?(): void;
 }
 
 export const NULL_OBSERVER: DprpObserver = {

@@ -4,6 +4,8 @@
  * GE on its route (as the fast path's punt would), loss and tampering hooks,
  * fake PIT and stash. No sockets, no root.
  */
+import { DPRP_CAND_DEPTH_OFF, DPRP_CODE_DDE, ICMP_TYPE } from '../../controlplane/maps/abi.js';
+import { holdFor } from '../../controlplane/dprp/hold.js';
 import { EncryptionRequired, parseRequiredEntry } from '../../controlplane/dprp/encryption-required.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type FailReason, type Locality, type OutcomeKind, type RejectReason } from '../../controlplane/dprp/node.js';
 import { StaticKeyRing, type GroupKey } from '../../controlplane/dprp/auth.js';
@@ -104,6 +106,8 @@ export class Sim {
   /** Extra one-way delay for a message (slow paths). */
   extraDelayMs: (w: Wire) => number = () => 0;
   tamper: (w: Wire) => Buffer = (w) => w.icmp;
+  /** Whether GEs' fast paths answer relayed DDEs with a HOLD (the product's datapath does). */
+  fastPathHold = true;
   private handles = 0;
 
   constructor(nodes: SimNodeSpec[], config: Partial<DprpConfig> = {}) {
@@ -192,8 +196,13 @@ export class Sim {
     this.time.after(n * HOP_MS + this.extraDelayMs(w), () => {
       const seen = { ...w, icmp: Buffer.from(bytes) };
       this.wire.push(seen);
-      if (firstGe) this.ge(firstGe).node.onControl(seen.icmp, { src: src ?? this.addr(from), dst });
-      else this.toHosts.push(seen);
+      if (firstGe) {
+        // The GE's fast path answers a DDE relayed by an end candidate with a HOLD at once (bpf/lib/dprp_hold.h).
+        if (this.fastPathHold && seen.icmp[0] === ICMP_TYPE && seen.icmp[1] === DPRP_CODE_DDE && seen.icmp[DPRP_CAND_DEPTH_OFF] >= 1) {
+          this.send(firstGe, src ?? this.addr(from), holdFor(seen.icmp), dst);
+        }
+        this.ge(firstGe).node.onControl(seen.icmp, { src: src ?? this.addr(from), dst });
+      } else this.toHosts.push(seen);
     });
   }
 
