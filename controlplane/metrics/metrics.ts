@@ -135,6 +135,10 @@ export const mapCapacityEntries = new Gauge({
     for (const o of datapathSource ? datapathSource.occupancy() : []) this.set({ map: o.map }, o.capacity);
   },
 });
+export const agentMemoryReliefsTotal = new Counter({
+  name: 'gscip_agent_memory_reliefs_total',
+  help: 'Full GC + malloc_trim runs after a burst of punted packets ended (agent/memory-relief.ts)', registers: [registry],
+});
 export const agentPuntsTotal = new Counter({
   name: 'gscip_agent_punts_total', help: 'Punt records received from the fast path, by reason',
   labelNames: ['reason'] as const, // pit_miss | control | truncated | unknown
