@@ -126,6 +126,12 @@ struct gscip_pit_val {
  * this entry's direction), once: the agent expires closed flows sooner. */
 #define GSCIP_PIT_F_FIN  0x01
 #define GSCIP_PIT_F_RST  0x02
+/* Set by the control plane on an ENCRYPT entry of a TCP flow whose receiver
+ * takes the wire-valid form (DPRP agreed it, docs/pccom.md "Checksums a
+ * middlebox verifies"): K travels in the urgent pointer (URG clear) and the
+ * checksum field is the ordinary checksum, valid to conntrack and firewalls.
+ * Receivers take both forms whatever this says. */
+#define GSCIP_PIT_F_WIRE_CSUM 0x04
 /* Bits 4-7 of flags, written by the control plane and never read or written
  * by the fast path: why the entry is plaintext or a drop (enum gscip_pit_why),
  * so `gscip maps dump pit` says it. NONE on encrypt/decrypt/transit entries. */

@@ -24,7 +24,8 @@
 #include "punt.h"
 #include "dprp_hold.h"
 
-static __always_inline int control_apply(struct __sk_buff *skb, const struct gscip_pkt *pkt, bool released)
+/* dir: the entry program's direction, a constant (the HOLD code is only in the ingress program). */
+static __always_inline int control_apply(struct __sk_buff *skb, const struct gscip_pkt *pkt, bool released, const __u8 dir)
 {
 	int rc, hold;
 
@@ -38,7 +39,7 @@ static __always_inline int control_apply(struct __sk_buff *skb, const struct gsc
 	}
 	rc = punt_emit(skb, NULL, pkt->cid.dir, GSCIP_PUNT_CONTROL);
 	/* A DDE relayed by an end-candidate GEN is also answered here, at once (dprp_hold.h). */
-	if (rc == GSCIP_CODE(GSCIP_STAT_PUNT_CONTROL) && pkt->cid.dir == GSCIP_DIR_INGRESS) {
+	if (dir == GSCIP_DIR_INGRESS && rc == GSCIP_CODE(GSCIP_STAT_PUNT_CONTROL)) {
 		hold = dprp_hold_reply(skb, pkt);
 		if (hold != GSCIP_STAGE_NEXT)
 			return hold;

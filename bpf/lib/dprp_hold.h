@@ -43,19 +43,25 @@ static __always_inline __u16 hold_csum(void *p, __u32 len)
 static __always_inline int dprp_hold_reply(struct __sk_buff *skb, const struct gscip_pkt *pkt)
 {
 	__u32 icmp_off = ETH_HLEN + sizeof(struct iphdr);
-	__u8 code, depth, version, t[ETH_ALEN];
 	void *data, *data_end;
 	struct iphdr *ip;
-	__u8 *eth, *icmp;
+	__u16 *eth, w;
+	__u8 *icmp;
 	__be32 a;
 	__u16 c;
+	int i;
 
 	if (pkt->cid.dir != GSCIP_DIR_INGRESS || pkt->l3_off != ETH_HLEN || pkt->l4_off != icmp_off)
 		return GSCIP_STAGE_NEXT;
-	if (bpf_skb_load_bytes(skb, icmp_off + 1, &code, 1) || bpf_skb_load_bytes(skb, icmp_off + GSCIP_DPRP_CAND_DEPTH_OFF, &depth, 1) ||
-	    bpf_skb_load_bytes(skb, icmp_off + 8, &version, 1))
+	/* Direct access, no stack copy (the ingress frame is shared with PCCOM's and must stay small). */
+	if (bpf_skb_pull_data(skb, GSCIP_HOLD_FRAME_BYTES))
 		return GSCIP_STAGE_NEXT;  /* shorter than a DDE header: not one to answer */
-	if (code != GSCIP_DPRP_CODE_DDE || depth == 0 || version != 1)
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data + GSCIP_HOLD_FRAME_BYTES > data_end)
+		return GSCIP_STAGE_NEXT;
+	icmp = data + icmp_off;
+	if (icmp[1] != GSCIP_DPRP_CODE_DDE || icmp[GSCIP_DPRP_CAND_DEPTH_OFF] == 0 || icmp[8] != 1)
 		return GSCIP_STAGE_NEXT;
 
 	/* The punt copied the DDE: from here on the skb is the HOLD (or lost, counted as the punt it was). */
@@ -69,9 +75,11 @@ static __always_inline int dprp_hold_reply(struct __sk_buff *skb, const struct g
 	ip = data + ETH_HLEN;
 	icmp = data + icmp_off;
 
-	__builtin_memcpy(t, eth, ETH_ALEN);
-	__builtin_memcpy(eth, eth + ETH_ALEN, ETH_ALEN);
-	__builtin_memcpy(eth + ETH_ALEN, t, ETH_ALEN);
+	for (i = 0; i < ETH_ALEN / 2; i++) {  /* swap the MACs, 16 bits at a time */
+		w = eth[i];
+		eth[i] = eth[i + ETH_ALEN / 2];
+		eth[i + ETH_ALEN / 2] = w;
+	}
 	a = ip->saddr;
 	ip->saddr = ip->daddr;
 	ip->daddr = a;
@@ -91,7 +99,8 @@ static __always_inline int dprp_hold_reply(struct __sk_buff *skb, const struct g
 	icmp[9] = GSCIP_DPRP_CODE_HOLD;    /* DPRP message type; attempt and negotiation id stay */
 	icmp[10] = 0;                      /* flags */
 	c = hold_csum(icmp, GSCIP_DPRP_HOLD_BYTES);
-	__builtin_memcpy(&icmp[2], &c, sizeof(c));
+	icmp[2] = c & 0xff;                /* word view: the sum's bytes as they lie in memory */
+	icmp[3] = c >> 8;
 	/* Out of the interface it came in on; its own egress program passes it (marked, control.h). */
 	skb->mark = GSCIP_MARK_CONTROL_TX;
 	bpf_redirect(skb->ifindex, 0);

@@ -30,6 +30,8 @@ export const PIT_F_NONE = 0;
 /** gscip_pit_val.flags, set by the fast path: a TCP FIN / RST was seen on this entry's direction. */
 export const PIT_F_FIN = 0x01;
 export const PIT_F_RST = 0x02;
+/** gscip_pit_val.flags, set by the control plane on a TCP encrypt entry: send the wire-valid form (K in the urgent pointer, ordinary checksum). */
+export const PIT_F_WIRE_CSUM = 0x04;
 /** gscip_pit_val.flags bits 4-7 (control plane only): enum gscip_pit_why, why an entry is plaintext or a drop. */
 export const PIT_WHY_SHIFT = 4;
 export const PIT_WHY_MASK = 0xf0;
