@@ -15,7 +15,7 @@ import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import { ReplayCache } from './replay.js';
 import { RateLimiter } from './rate-limit.js';
 import { specialAddress } from './addr-guard.js';
-import { SPEC_OPTIONS } from './spec-options.js';
+import { OptionType, OWN_PCCOM_CAPS, SPEC_OPTIONS } from './spec-options.js';
 import { encode, MsgType, type DprpMessage, type Flow, type GeRecord, type TlvOption } from './wire.js';
 
 export const hex = (b: Buffer) => b.toString('hex');
@@ -128,7 +128,9 @@ export class DprpContext {
 
   ownRecord(m: DprpMessage, flags: number): GeRecord {
     const s = this.d.self;
-    return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options: this.ownRecordOptions(m) });
+    // DPRP's own: what this GE's PCCOM receiver takes (spec-options.ts PCCOM_CAPS), then the parts' options.
+    const options = [{ type: OptionType.PCCOM_CAPS, value: Buffer.from([OWN_PCCOM_CAPS]) }, ...this.ownRecordOptions(m)];
+    return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options });
   }
 
   /** What the parts add to this GE's record (each only options of the types its part claims). */

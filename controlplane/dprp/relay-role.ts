@@ -24,6 +24,7 @@ import type { TimerHandle } from './node-deps.js';
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
 import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
+import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import {
   ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
   abiRole, isZero, withCandDepth, type DprpMessage, type Flow,
@@ -171,6 +172,12 @@ export class RelayRole {
     return dde.records[0]?.addr === dde.startGe && verifyRecord(this.c.myKeys(), dde, 0).length > 0;
   }
 
+  /** Whether the start GE's record (in its DDE) says its receiver takes PCCOM's TCP wire-valid form. */
+  private startTakesWireCsum(r: RelayNeg): boolean {
+    const rec = r.startDdes[0]?.records[0];
+    return rec?.addr === r.startGe && (pccomCapsOf(rec) & PCCOM_CAP_WIRE_CSUM) !== 0;
+  }
+
   /** Whether any DDE of the start GE proved (tagged) a group this GE holds. */
   private sharesWithStart(r: RelayNeg): boolean {
     const keys = this.c.myKeys();
@@ -261,7 +268,7 @@ export class RelayRole {
     const fwdDir: PitDir = c.d.locality(r.flow.saddr) === 'behind' ? 'egress' : 'ingress';
     if (r.prior === undefined) r.prior = c.flows.prior(r.flow) ?? null;
     const prior = r.prior ?? undefined;
-    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why }), prior);
+    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum: this.startTakesWireCsum(r) }), prior);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.flow, prior);

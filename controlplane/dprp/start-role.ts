@@ -14,6 +14,7 @@
 import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.js';
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
+import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import type { FailReason, TimerHandle } from './node-deps.js';
@@ -285,7 +286,10 @@ export class StartRole {
     const myKey = mine.group !== undefined ? { group: mine.group, version: mine.version! } : null;
     // Re-keying a live flow: the new decrypt entries keep accepting the old version.
     const prior = c.flows.prior(neg.flow);
-    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative', { why: whyOf(out) }), prior);
+    // The decrypting GE's record says whether its receiver takes PCCOM's TCP wire-valid form.
+    const peerRec = out.verdict === 'encrypted' ? m.records.find((r) => r.addr === out.peer) : undefined;
+    const wireCsum = (pccomCapsOf(peerRec) & PCCOM_CAP_WIRE_CSUM) !== 0;
+    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum }), prior);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,

@@ -5,7 +5,7 @@
  * kept so rewriting an entry (confirming it, a new key version) keeps its age
  * in `gscip maps dump pit`.
  */
-import { PIT_F_FIN, PIT_F_RST, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState } from '../maps/abi.js';
+import { PIT_F_FIN, PIT_F_RST, PIT_F_WIRE_CSUM, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState } from '../maps/abi.js';
 import type { Cid, PitVal, XlatVal } from '../maps/codecs.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { ACTIONS, DIRS, PIT_STATES, PIT_WHYS, ROLES, XLAT_KINDS, withPitWhy } from '../maps/vocabulary.js';
@@ -34,7 +34,7 @@ export class KernelPitMap implements PitMap<PitEntry> {
       this.created.set(k, created);
       return [toCid(e.flow, e.dir), {
         action: ACTIONS.code(e.action), state: PIT_STATES.code(e.state),
-        role: ROLES.code(e.role), flags: withPitWhy(0, e.why ?? 'none'), group_id: e.group, key_version: e.version,
+        role: ROLES.code(e.role), flags: withPitWhy(e.wireCsum && e.action === 'encrypt' ? PIT_F_WIRE_CSUM : 0, e.why ?? 'none'), group_id: e.group, key_version: e.version,
         prev_key_version: e.action === 'decrypt' ? (e.prevVersion ?? 0) : 0, created_ns: created, last_seen_ns: now,
       }];
     });
@@ -71,6 +71,7 @@ export class KernelPitMap implements PitMap<PitEntry> {
         state: PIT_STATES.name(v.state) === 'confirmed' ? 'confirmed' : 'tentative',
         ...(a === 'decrypt' && v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
         ...whyOf(v.flags),
+        ...(a === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM) ? { wireCsum: true as const } : {}),
       });
     }
     return out;

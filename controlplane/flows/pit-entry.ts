@@ -32,4 +32,9 @@ export interface PitEntry extends MapSlot {
    * by `gscip maps dump pit`); absent/'none' on encrypt, decrypt and transit.
    */
   why?: PitWhyName;
+  /**
+   * Encrypt entries of TCP flows only: send PCCOM's wire-valid form (the
+   * receiver said it takes it: GSCIP_PIT_F_WIRE_CSUM).
+   */
+  wireCsum?: true;
 }

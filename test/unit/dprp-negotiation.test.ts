@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sim, fig6Nodes, testKey, type SimNodeSpec } from './dprp-sim.js';
 import { decode, encode, MsgType, WireAction } from '../../controlplane/dprp/wire.js';
-import { reverseFlow } from '../../controlplane/dprp/pit-entries.js';
+import { pitEntriesFor, reverseFlow } from '../../controlplane/dprp/pit-entries.js';
+import { OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from '../../controlplane/dprp/spec-options.js';
 import { inetChecksum } from '../../controlplane/dprp/ipv4.js';
 import { HOLD_CODE, holdFor } from '../../controlplane/dprp/hold.js';
 
@@ -177,6 +178,22 @@ test('re-keying whose CDN is lost before an intermediate GEN: the live flow keep
   const enc2 = sim.pitOf('IN', reverseFlow(flow), 'egress')!;
   const dec2 = sim.pitOf('GES1', reverseFlow(flow), 'ingress')!;
   assert.ok(enc2.version === dec2.version || enc2.version === dec2.prevVersion, `IN v${enc2.version}, GES1 v${dec2.version}/prev ${dec2.prevVersion}`);
+});
+
+test('both ends announce that their receivers take PCCOM\'s TCP wire-valid form: their TCP encrypt entries send it; UDP never', () => {
+  const sim = new Sim(fig6Nodes());
+  const tcp = sim.connect('GES1', 'GES2', 6);
+  const udp = sim.connect('GES1', 'GES2', 17);
+  sim.time.run(10_000);
+  assert.equal(sim.pitOf('GES1', tcp.flow, 'egress')?.wireCsum, true, 'start -> end');
+  assert.equal(sim.pitOf('GES2', reverseFlow(tcp.flow), 'egress')?.wireCsum, true, 'end -> start');
+  assert.equal(sim.pitOf('GES2', tcp.flow, 'ingress')?.wireCsum, undefined, 'decrypt entries take both forms anyway');
+  assert.equal(sim.pitOf('GES1', udp.flow, 'egress')?.action, 'encrypt');
+  assert.equal(sim.pitOf('GES1', udp.flow, 'egress')?.wireCsum, undefined);
+  // a record without the capability (an agent older than it): the keyed form
+  assert.equal(pccomCapsOf({ options: [] }), 0);
+  assert.equal(pccomCapsOf({ options: [{ type: OptionType.PCCOM_CAPS, value: Buffer.from([PCCOM_CAP_WIRE_CSUM]) }] }), PCCOM_CAP_WIRE_CSUM);
+  assert.equal(pitEntriesFor(tcp.flow, 'encrypt', 'start', { group: 1, version: 1 }, 'confirmed', { wireCsum: false })[0].wireCsum, undefined);
 });
 
 /** The issue 11 cascade: GES - GEN1(CL) - GEN2(CL) - Term, both GENs in the GES's group. */
