@@ -178,6 +178,7 @@ export class Agent {
         },
       });
       undo.push(() => reader.close());
+      log.info({ wait: reader.wait, detail: reader.waitDetail }, 'punt reader started');
       // 6. Metrics.
       let metricsUrl: string | null = null;
       let metricsClose: (() => Promise<void>) | null = null;
