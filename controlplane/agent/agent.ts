@@ -7,6 +7,8 @@
  */
 import { PacketSender } from './packet-sender.js';
 import { PuntReader } from './punt-reader.js';
+import { stageDumpFromEnv } from '../dprp/stage-dump.js';
+import { stageProfile } from '../dprp/stage-profile.js';
 import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
@@ -170,7 +172,9 @@ export class Agent {
         maps: dp.maps, sender, handlers, route: parts.route, interfaces: ifs, limits: cfg.stash, log: log.child({ component: 'punt' }),
       });
       undo.push(() => dispatcher.close());
+      const profiling = stageDumpFromEnv();
       const reader = new PuntReader(dp.maps.puntFd, (recs) => dispatcher.onRecords(recs), {
+        ...(profiling ? { onWake: (ns: bigint) => stageProfile.woke(ns) } : {}),
         onError: (e) => log.error({ err: e }, 'punt record skipped'),
         onFatal: (e) => {
           log.fatal({ err: e }, 'punt reader stopped: punted packets can no longer be handled');

@@ -37,6 +37,8 @@ export interface GeOptions {
   probe?: boolean;
   /** Serve /metrics on 127.0.0.1:9464 in the GE's namespace (dprp-ge.ts GeSpec.metrics). */
   metrics?: boolean;
+  /** Extra environment of the GE process (e.g. GSCIP_RING_WAIT, GSCIP_DPRP_DUMP_DIR). */
+  env?: Record<string, string>;
 }
 
 /** GE agent processes (test/netns/dprp-ge.ts) in the hosts of a Topology; per-run pin and run dirs. */
@@ -76,7 +78,7 @@ export class GeProcesses {
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
     const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
+      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn', ...(o.env ?? {}) },
     });
     this.ges.set(host, child);
     let out = '';
@@ -91,6 +93,11 @@ export class GeProcesses {
       }
       return out.includes(READY);
     }, 15_000);
+  }
+
+  /** The pid of a host's GE process (nsenter execs node: the agent itself), or null. */
+  pid(host: string): number | null {
+    return this.ges.get(host)?.pid ?? null;
   }
 
   /** What a host's GE process has printed so far (stdout and stderr, the last ~0.5 MB). */
