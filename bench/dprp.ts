@@ -21,7 +21,7 @@
  *     two namespaces, timed by `swanctl --initiate`, when strongSwan is installed.
  *
  *   node dist/bench/dprp.js [--flows 1000] [--warmup 2000] [--seconds 10] [--window 128] [--ike 20]
- *                           [--waits event-loop,thread-pool] [--stages 0|1] [--prof DIR]
+ *                           [--waits event-loop,thread-pool] [--stages 0|1] [--pin 0|1] [--prof DIR]
  * Needs root. Writes bench/results/dprp.json.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -232,6 +232,8 @@ async function main(): Promise<void> {
   const window = intArg('window', 128);
   const ikeRuns = intArg('ike', 20, 0);
   const withStages = intArg('stages', 0, 0) > 0;
+  // --pin 1: agent a on CPU 0, agent b on the last CPU (off each other's core; clients and the kernel float).
+  const pin = intArg('pin', 0, 0) > 0 && cpus().length > 1;
   // Untimed connections before each timed run (baseline and GSCIP alike): a
   // long-running agent is warm. Measured with --warmup 0 --flows 5000 (medians
   // of 500-flow chunks, ms): GSCIP 1.47 1.37 1.23 0.93 0.91 0.85 0.81 0.83 0.81
@@ -265,8 +267,8 @@ async function main(): Promise<void> {
     const runs: GscipRun[] = [];
     for (const [k, wait] of waits.entries()) {
       const env = { GSCIP_RING_WAIT: wait, GSCIP_DPRP_DUMP_DIR: dumps.dir, GSCIP_DPRP_STAGES: withStages ? '1' : '0' };
-      await p.startGe('a', 'va', { keys: [[1, 1, key]], nodeArgs, env });
-      await p.startGe('b', 'vb', { keys: [[1, 1, key]], nodeArgs, env });
+      await p.startGe('a', 'va', { keys: [[1, 1, key]], nodeArgs, env, ...(pin ? { cpu: 0 } : {}) });
+      await p.startGe('b', 'vb', { keys: [[1, 1, key]], nodeArgs, env, ...(pin ? { cpu: cpus().length - 1 } : {}) });
       // Source ports no earlier run used (each connect negotiates afresh).
       const portBase = 20000 + k * (warmup + flows);
       if (warmup > 0) {
@@ -295,6 +297,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       cpus: cpus().length,
       command: process.argv.slice(1).join(' '),
+      pinned: pin,
       flows,
       warmupFlows: warmup,
       baselineMs: { p50: r3(b50), p99: r3(b99) },

@@ -39,6 +39,8 @@ export interface GeOptions {
   metrics?: boolean;
   /** Extra environment of the GE process (e.g. GSCIP_RING_WAIT, GSCIP_DPRP_DUMP_DIR). */
   env?: Record<string, string>;
+  /** Run the GE process on this CPU only (taskset): the two agents of a bench off each other's core. */
+  cpu?: number;
 }
 
 /** GE agent processes (test/netns/dprp-ge.ts) in the hosts of a Topology; per-run pin and run dirs. */
@@ -76,7 +78,9 @@ export class GeProcesses {
       ...(o.metrics ? { metrics: true } : {}),
     };
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
-    const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
+    const argv = [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)];
+    // taskset execs nsenter, which execs node: the child's pid stays the agent's.
+    const child = spawn(o.cpu === undefined ? 'nsenter' : 'taskset', o.cpu === undefined ? argv : ['-c', String(o.cpu), 'nsenter', ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn', ...(o.env ?? {}) },
     });
