@@ -14,6 +14,8 @@
  *  Steps 1 and 2 run once per punt-reader wait (--waits, default both when the
  *  addon is built: the event loop via native/ring_poll.c, and the thread-pool
  *  fallback), fresh GE agents each time, so the two compare in one run.
+ *  --rto-ab 1 adds a run of the first wait with the fixed retransmission
+ *  timeout of before (rtoFollowsRtt false), to compare duplicates and rate.
  *  --stages 1 also times every stage of each negotiation on each GE
  *  (controlplane/dprp/stage-profile.ts) and prints the p50 of each.
  *  3. The peer a user would pick instead: an IKEv2 handshake (strongSwan,
@@ -21,7 +23,7 @@
  *     two namespaces, timed by `swanctl --initiate`, when strongSwan is installed.
  *
  *   node dist/bench/dprp.js [--flows 1000] [--warmup 2000] [--seconds 10] [--window 128] [--ike 20]
- *                           [--waits event-loop,thread-pool] [--stages 0|1] [--pin 0|1] [--prof DIR]
+ *                           [--waits event-loop,thread-pool] [--stages 0|1] [--pin 0|1] [--rto-ab 0|1] [--prof DIR]
  * Needs root. Writes bench/results/dprp.json.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -217,6 +219,8 @@ async function ikeBench(p: DprpTopo, runs: number): Promise<{ ms: number[]; spaw
 
 interface GscipRun {
   wait: RingWait;
+  /** The start GE's retransmission timeout: measured (this build) or fixed rtoMs (before). */
+  rto: 'measured' | 'fixed';
   connectMs: number[];
   retrans: number;
   load: LoadResult;
@@ -246,9 +250,14 @@ async function main(): Promise<void> {
     if (w !== 'event-loop' && w !== 'thread-pool') throw new Error(`--waits: event-loop and/or thread-pool, got ${w}`);
     return w as RingWait;
   });
+  // --rto-ab 1: the first wait once more with the fixed retransmission timeout of before (rtoFollowsRtt false).
+  const variants: Array<{ wait: RingWait; rto: 'measured' | 'fixed' }> = waits.map((wait) => ({ wait, rto: 'measured' }));
+  if (intArg('rto-ab', 0, 0) > 0) variants.push({ wait: waits[0], rto: 'fixed' });
   const TCP_PORT = 7101;
   const UDP_PORT = 7102;
   const p = new DprpTopo('dpbn');
+  const portsPerRun = warmup + flows;
+  if (20000 + (waits.length + 1) * portsPerRun > 65000) throw new Error('--warmup + --flows too large for fresh source ports in every run');
   const dumps = new ProfileDumps(`/tmp/${p.topo.prefix}-profile`, p);
   try {
     await waitReady(echoServer(p.topo, 'b', 'tcp', TCP_PORT), 'tcp echo');
@@ -265,12 +274,13 @@ async function main(): Promise<void> {
     const key = randomBytes(32);
     const nodeArgs = profilerArgs();
     const runs: GscipRun[] = [];
-    for (const [k, wait] of waits.entries()) {
+    for (const [k, { wait, rto }] of variants.entries()) {
       const env = { GSCIP_RING_WAIT: wait, GSCIP_DPRP_DUMP_DIR: dumps.dir, GSCIP_DPRP_STAGES: withStages ? '1' : '0' };
-      await p.startGe('a', 'va', { keys: [[1, 1, key]], nodeArgs, env, ...(pin ? { cpu: 0 } : {}) });
-      await p.startGe('b', 'vb', { keys: [[1, 1, key]], nodeArgs, env, ...(pin ? { cpu: cpus().length - 1 } : {}) });
+      const dprp = rto === 'fixed' ? { rtoFollowsRtt: false } : undefined;
+      await p.startGe('a', 'va', { keys: [[1, 1, key]], nodeArgs, env, dprp, ...(pin ? { cpu: 0 } : {}) });
+      await p.startGe('b', 'vb', { keys: [[1, 1, key]], nodeArgs, env, dprp, ...(pin ? { cpu: cpus().length - 1 } : {}) });
       // Source ports no earlier run used (each connect negotiates afresh).
-      const portBase = 20000 + k * (warmup + flows);
+      const portBase = 20000 + k * portsPerRun;
       if (warmup > 0) {
         const w = await runClients(p.topo, 'a', 'tcp', B, TCP_PORT, warmup, portBase, 'warm', 300_000);
         if (!w.ok) throw new Error(`GSCIP warm-up failed (${wait} wait): ${w.error}`);
@@ -284,7 +294,7 @@ async function main(): Promise<void> {
       const load = await udpLoad(p.topo, seconds, window, UDP_PORT);
       const afterLoad = await dumps.both();
       runs.push({
-        wait, connectMs: gs.connectMs, retrans, load, stages: withStages ? afterConnects : null,
+        wait, rto, connectMs: gs.connectMs, retrans, load, stages: withStages ? afterConnects : null,
         loadCounters: { a: counterDelta(afterConnects.a, afterLoad.a), b: counterDelta(afterConnects.b, afterLoad.b) },
       });
       await p.stopGes();
@@ -304,6 +314,8 @@ async function main(): Promise<void> {
       targets: { firstConnectRatioP50: 4, addedP99Ms: 3, negotiationsPerSecond: 5000, failures: 0 },
       runs: runs.map((r) => ({
         wait: r.wait,
+        rto: r.rto,
+        label: `${r.wait} wait${r.rto === 'fixed' ? ', fixed RTO' : ''}`,
         firstConnect: {
           gscipMs: { p50: r3(pct(r.connectMs, 50)), p99: r3(pct(r.connectMs, 99)) },
           addedMs: { p50: r3(pct(r.connectMs, 50) - b50), p99: r3(pct(r.connectMs, 99) - b99) },
@@ -325,22 +337,23 @@ async function main(): Promise<void> {
     for (const r of res.runs) {
       const f = r.firstConnect;
       const n = r.negotiations;
-      console.log(`[${r.wait} wait] GSCIP p50 ${f.gscipMs.p50} ms p99 ${f.gscipMs.p99} ms = ${f.ratioP50}x the plain p50 (target <= 4: ${met(f.ratioP50 <= 4)}); added p50 ${f.addedMs.p50} ms, p99 ${f.addedMs.p99} ms (target <= 3: ${met(f.addedMs.p99 <= 3)}); TCP retransmissions ${f.tcpRetransmissions}`);
-      console.log(`[${r.wait} wait] negotiations: ${n.ok} in ${n.seconds} s = ${n.perSecond}/s with ${n.failed} failures${n.failed ? ` (${Object.entries(n.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''} (window ${window}; target >= 5000/s, 0 failures: ${met(n.perSecond >= 5000 && n.failed === 0)})`);
+      console.log(`[${r.label}] GSCIP p50 ${f.gscipMs.p50} ms p99 ${f.gscipMs.p99} ms = ${f.ratioP50}x the plain p50 (target <= 4: ${met(f.ratioP50 <= 4)}); added p50 ${f.addedMs.p50} ms, p99 ${f.addedMs.p99} ms (target <= 3: ${met(f.addedMs.p99 <= 3)}); TCP retransmissions ${f.tcpRetransmissions}`);
+      console.log(`[${r.label}] negotiations: ${n.ok} in ${n.seconds} s = ${n.perSecond}/s with ${n.failed} failures${n.failed ? ` (${Object.entries(n.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''} (window ${window}; target >= 5000/s, 0 failures: ${met(n.perSecond >= 5000 && n.failed === 0)})`);
       for (const host of ['a', 'b'] as const) {
         const c = n.agents[host];
         const bad = Object.entries(c).filter(([name]) => !/started|completed/.test(name));
         console.log(`    agent ${host}: completed ${JSON.stringify(c.dprp_negotiations_completed_total ?? {})}${bad.length ? `; ${bad.map(([name, by]) => `${name} ${JSON.stringify(by)}`).join('; ')}` : '; no failures, rejects or drops'}`);
       }
     }
-    if (res.runs.length === 2) {
-      const [x, y] = res.runs;
+    const pair = res.runs.filter((r) => r.rto === 'measured');
+    if (pair.length === 2) {
+      const [x, y] = pair;
       console.log(`${x.wait} vs ${y.wait} wait, same run: first connect p50 ${x.firstConnect.gscipMs.p50} vs ${y.firstConnect.gscipMs.p50} ms (${Math.round((x.firstConnect.gscipMs.p50 / y.firstConnect.gscipMs.p50) * 100) / 100}x), negotiations/s ${x.negotiations.perSecond} vs ${y.negotiations.perSecond}`);
     }
     for (const r of res.runs) {
       if (!r.stages) continue;
       const st = r.stages;
-      console.log(`[${r.wait} wait] stages per GE over the ${flows} timed first connects: p50 us per occurrence (occurrences per negotiation); a = start GE, b = end GE`);
+      console.log(`[${r.label}] stages per GE over the ${flows} timed first connects: p50 us per occurrence (occurrences per negotiation); a = start GE, b = end GE`);
       const per = (d: StageDump, s: DprpStage) => `${d.stages[s].p50Us.toFixed(1).padStart(7)} (${(d.stages[s].n / flows).toFixed(1)})`;
       for (const s of DPRP_STAGES) console.log(`    ${s.padEnd(10)}  a ${per(st.a, s)}   b ${per(st.b, s)}`);
       const total = (d: StageDump) => DPRP_STAGES.reduce((acc, s) => acc + (d.stages[s].meanUs * d.stages[s].n) / flows, 0).toFixed(0);

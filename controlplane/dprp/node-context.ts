@@ -114,7 +114,8 @@ export class DprpContext {
 
   /** Timeout before send number `sends + 1`: the measured base (never below rtoMs), doubled per send, capped at rtoMaxMs. */
   rto(sends: number): number {
-    return Math.min(this.rtt.baseMs(this.cfg.rtoMs, this.cfg.rtoMaxMs) * 2 ** Math.max(0, sends - 1), this.cfg.rtoMaxMs);
+    const base = this.cfg.rtoFollowsRtt ? this.rtt.baseMs(this.cfg.rtoMs, this.cfg.rtoMaxMs) : this.cfg.rtoMs;
+    return Math.min(base * 2 ** Math.max(0, sends - 1), this.cfg.rtoMaxMs);
   }
 
   replayAccept(m: DprpMessage): void {

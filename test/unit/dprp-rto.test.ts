@@ -31,6 +31,16 @@ test('answers slower than rtoMs: the first negotiation retransmits, the next one
   assert.ok(g.obs.completions.every((c) => c.outcome === 'encrypted'));
 });
 
+test('rtoFollowsRtt false: the same slow answers, every negotiation retransmits after rtoMs (the fixed timeout of before)', { timeout: 10_000 }, () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 20, rtoMaxMs: 200, maxSends: 4, rtoFollowsRtt: false });
+  sim.extraDelayMs = (w) => (msgType(w.icmp) === MsgType.RGI ? 30 : 0);
+  for (let i = 0; i < 3; i++) {
+    sim.connect('GES1', 'GES2', 6, 43000 + i);
+    sim.time.run(sim.time.now + 1_000);
+    assert.equal(ddesFrom(sim, 'GES1', 43000 + i).length, 2);
+  }
+});
+
 test('fast answers keep rtoMs: a lost DDE is sent again rtoMs later', { timeout: 10_000 }, () => {
   const sim = new Sim(fig6Nodes(), { rtoMs: 20, rtoMaxMs: 200, maxSends: 4 });
   sim.connect('GES1', 'GES2', 6, 42000);
