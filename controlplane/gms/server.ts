@@ -260,7 +260,7 @@ export class GmsServer {
   private deliveryFor(userId: string) {
     const ge = this.store.getGe(userId);
     if (!ge) throw new HttpError('ge_removed', `GE ${userId} no longer exists`);
-    return buildDelivery(ge, keysByGroup(this.store.allKeys()), Date.now());
+    return buildDelivery(ge, keysByGroup(this.store.allKeys()), Date.now(), this.store.readPolicy());
   }
 
   private subscribe(p: Peer, res: ServerResponse): void {
@@ -302,7 +302,7 @@ export class GmsServer {
         for (const s of set) { s.res.write('event: removed\ndata: {}\n\n'); s.res.end(); }
         continue;
       }
-      const d = buildDelivery(ge, byGroup, now);
+      const d = buildDelivery(ge, byGroup, now, net.policy);
       const digest = deliveryDigest(d);
       const msg = `event: state\ndata: ${JSON.stringify(d)}\n\n`;
       for (const s of set) {

@@ -37,6 +37,8 @@ export interface GeOptions {
   probe?: boolean;
   /** Serve /metrics on 127.0.0.1:9464 in the GE's namespace (dprp-ge.ts GeSpec.metrics). */
   metrics?: boolean;
+  /** Destinations the GE requires encryption to (dprp-ge.ts GeSpec.requireEncryption). */
+  requireEncryption?: string[];
   /** Extra environment of the GE process (e.g. GSCIP_RING_WAIT, GSCIP_DPRP_DUMP_DIR). */
   env?: Record<string, string>;
   /** Run the GE process on this CPU only (taskset): the two agents of a bench off each other's core. */
@@ -76,6 +78,7 @@ export class GeProcesses {
       type: o.type ?? 'GES', mode: o.mode ?? 'OP', keys: o.keys.map(([g, v, k]) => [g, v, k.toString('hex')]), dprp: o.dprp,
       ...(o.probe ? { probe: true } : {}),
       ...(o.metrics ? { metrics: true } : {}),
+      ...(o.requireEncryption ? { requireEncryption: o.requireEncryption } : {}),
     };
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
     const argv = [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)];
