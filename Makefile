@@ -19,7 +19,7 @@ BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
 
-.PHONY: all deps build bpf ts test test-unit demo bench clean
+.PHONY: all deps build bpf ts native test test-unit demo bench clean
 
 all: build
 
@@ -48,6 +48,24 @@ $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) bpf/include/vmlinux.h
 
 bpf: $(BPF_OBJS)
 
+# The punt reader's optional native addon (native/ring_poll.c: the ring's fd
+# watched on Node's event loop, uv_poll). Built with the compiler the BPF build
+# already needs and the headers the nodejs package ships (no node-gyp, no npm
+# install script). Optional: when it cannot be built the build goes on and the
+# agent uses the thread-pool reader (`gscip doctor` and the agent log say which).
+NATIVE_OUT   := $(BUILD)/native
+NATIVE_CC    ?= $(CLANG)
+NODE_INCLUDE ?= $(shell node -e "const p = require('path'), fs = require('fs'); const c = [p.join(p.dirname(process.execPath), '..', 'include', 'node'), p.join(process.config.variables.node_prefix || '/usr', 'include', 'node'), '/usr/include/node']; console.log(p.resolve(c.find((d) => fs.existsSync(p.join(d, 'node_api.h'))) || c[0]))" 2>/dev/null)
+native:
+	@mkdir -p $(NATIVE_OUT); out=$(NATIVE_OUT)/gscip_ring_poll.node; \
+	if [ ! -f "$(NODE_INCLUDE)/node_api.h" ] || [ ! -f "$(NODE_INCLUDE)/uv.h" ]; then \
+	  rm -f $$out; echo "make native: no Node headers (node_api.h, uv.h) in '$(NODE_INCLUDE)': addon skipped, the punt reader waits in the thread pool"; \
+	elif $(NATIVE_CC) -shared -fPIC -O2 -Wall -Wextra -Werror -I$(NODE_INCLUDE) -o $$out.tmp native/ring_poll.c; then \
+	  mv $$out.tmp $$out; \
+	else \
+	  rm -f $$out $$out.tmp; echo "make native: the addon did not build: the punt reader waits in the thread pool"; \
+	fi
+
 # dist/ is rebuilt from scratch: a deleted test must not live on as stale JS.
 ts:
 	rm -rf dist
@@ -56,7 +74,7 @@ ts:
 # Ends by checking this host's kernel for what the fast path needs (BTF, bpffs,
 # clsact, every helper and kfunc the object calls, the verifier accepting it):
 # each missing one is printed with its fix before anything runs.
-build: deps bpf ts
+build: deps bpf ts native
 	@node dist/controlplane/cli/main.js doctor --host-only || { echo "make build: this host cannot run the GSCIP fast path (see the failed checks above)"; exit 1; }
 
 # Unit tests need no root; the rest (BPF_PROG_TEST_RUN, namespaces) do.

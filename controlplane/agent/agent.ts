@@ -7,6 +7,8 @@
  */
 import { PacketSender } from './packet-sender.js';
 import { PuntReader } from './punt-reader.js';
+import { stageDumpFromEnv } from '../dprp/stage-dump.js';
+import { stageProfile } from '../dprp/stage-profile.js';
 import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
@@ -185,7 +187,9 @@ export class Agent {
       const reliefTimer = setInterval(() => relief.tick(), 1000);
       reliefTimer.unref();
       undo.push(() => clearInterval(reliefTimer));
+      const profiling = stageDumpFromEnv();
       const reader = new PuntReader(dp.maps.puntFd, (recs) => { relief.note(recs.length); dispatcher.onRecords(recs); }, {
+        ...(profiling ? { onWake: (ns: bigint) => stageProfile.woke(ns) } : {}),
         onError: (e) => log.error({ err: e }, 'punt record skipped'),
         onFatal: (e) => {
           log.fatal({ err: e }, 'punt reader stopped: punted packets can no longer be handled');
@@ -193,6 +197,7 @@ export class Agent {
         },
       });
       undo.push(() => reader.close());
+      log.info({ wait: reader.wait, detail: reader.waitDetail }, 'punt reader started');
       // 6. Metrics.
       let metricsUrl: string | null = null;
       let metricsClose: (() => Promise<void>) | null = null;

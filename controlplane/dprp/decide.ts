@@ -17,6 +17,7 @@
 import { GscipError } from '../errors/catalogue.js';
 import type { PathRoleName, PitWhyName } from '../maps/vocabulary.js';
 import type { GeTypeName, ModeName, WireActionName } from './wire.js';
+import { Stage, stageProfile } from './stage-profile.js';
 
 /** A GE's decided action, in the protocol's words (the wire's: 'pass' | 'discard' | 'encrypt' | 'decrypt'). */
 export type Decision = WireActionName;
@@ -95,6 +96,11 @@ export function commonKey(a: readonly GroupVersion[], b: readonly GroupVersion[]
  * destination is not behind any GE).
  */
 export function decide(path: readonly PathGe[]): Outcome {
+  if (!stageProfile.on) return decideNow(path);
+  const t0 = stageProfile.now();
+  try { return decideNow(path); } finally { stageProfile.sub(Stage.decide, t0); }
+}
+function decideNow(path: readonly PathGe[]): Outcome {
   if (path.length === 0) throw new DecisionInputError('path', 'empty (the start GE is path[0])');
   const seen = new Set<string>();
   for (const [i, g] of path.entries()) {

@@ -31,7 +31,9 @@ import { EncryptionRequired, parseRequiredEntry, type Resolve4 } from './encrypt
 import type { GroupKey, KeyRing } from './auth.js';
 import { buildIpv4Packet, IPPROTO_ICMP, parseIpv4 } from './ipv4.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type SelfInfo } from './node.js';
-import { reverseFlow } from './pit-entries.js';
+import { reverseFlow, type PitEntry } from './pit-entries.js';
+import type { PitWriter } from './node-deps.js';
+import { Stage, stageProfile } from './stage-profile.js';
 import { readKernelRoutes, readKernelRoutesAsync, RouteTable, type KernelView } from './routes.js';
 import type { Flow, GeTypeName, ModeName } from './wire.js';
 import { GE_TYPE_CODES, MODE_CODES } from './wire.js';
@@ -162,12 +164,14 @@ export class DprpHandler implements PuntHandler {
     const addr = this.opts.self.addr ?? view.addrs.find((a) => a.dev === first)?.addr;
     if (!addr) throw new Error(`dprp: no IPv4 address on guarded interface ${first ?? '(none)'}; set self.addr`);
     this.selfInfo = { addr, type: this.opts.self.type, mode: this.opts.self.mode };
+    stageProfile.self = addr;
     this.keys.refresh(ctx);
     this.refreshRequired();
     this.required.start();
     const canHaveInside = this.opts.self.type !== 'GES';
     // The PIT through the flow table's kernel adapter (entry ages kept across rewrites).
-    const pit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
+    const kernelPit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
+    const pit = stageProfile.on ? timedPit(kernelPit) : kernelPit;
     this.node = new DprpNode({
       self: this.selfInfo,
       keys: this.keys,
@@ -183,7 +187,11 @@ export class DprpHandler implements PuntHandler {
       pit,
       stash: {
         // A truncated miss has no stashed packet (handle null): nothing to release or drop.
-        release: (hs) => { for (const h of hs) if (h) ctx.release(h as PuntRec); },
+        release: (hs) => {
+          const t0 = stageProfile.on ? stageProfile.now() : 0;
+          for (const h of hs) if (h) ctx.release(h as PuntRec);
+          if (t0) stageProfile.sub(Stage.release, t0);
+        },
         drop: (hs, reason) => { for (const h of hs) if (h) ctx.drop(h as PuntRec, reason); },
       },
       locality: (a) => this.routes.locality(a, this.guarded, canHaveInside),
@@ -194,7 +202,7 @@ export class DprpHandler implements PuntHandler {
       options: this.opts.options,
       optionHooks: this.opts.optionHooks?.() ?? [],
     });
-    const adopted = this.node.adopt(pit.readOwned());
+    const adopted = this.node.adopt(kernelPit.readOwned());
     if (adopted) this.log.info({ flows: adopted }, 'adopted the DPRP entries of a previous agent');
     const tickMs = this.opts.tickMs ?? 1000;
     this.tick = setInterval(() => this.guard('tick', () => this.housekeeping()), tickMs);
@@ -244,11 +252,14 @@ export class DprpHandler implements PuntHandler {
     const dev = this.routes.devFor(dst);
     const ifindex = ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
     if (ifindex === undefined) return;
+    const t0 = stageProfile.on ? stageProfile.now() : 0;
     try {
       ctx.sendControl(ifindex, buildIpv4Packet(src ?? this.selfInfo!.addr, dst, IPPROTO_ICMP, icmp));
     } catch (e) {
       // Counted by the agent; the negotiation's retry covers a lost send.
       this.log.warn({ err: e, dst }, 'DPRP send failed');
+    } finally {
+      if (t0) stageProfile.sub(Stage.send, t0);
     }
   }
 
@@ -263,6 +274,12 @@ export class DprpHandler implements PuntHandler {
   }
 
   onMiss(rec: PuntRec, ctx: PuntContext): void {
+    if (!stageProfile.on) { this.miss(rec, ctx); return; }
+    stageProfile.begin(rec.ts_ns);
+    try { this.miss(rec, ctx); } finally { stageProfile.end(); }
+  }
+
+  private miss(rec: PuntRec, ctx: PuntContext): void {
     const node = this.init(ctx);
     const c = rec.cid;
     const seen: Flow = { saddr: c.saddr, daddr: c.daddr, sport: c.sport, dport: c.dport, proto: c.proto };
@@ -276,6 +293,12 @@ export class DprpHandler implements PuntHandler {
   }
 
   onControl(rec: PuntRec, ctx: PuntContext): void {
+    if (!stageProfile.on) { this.control(rec, ctx); return; }
+    stageProfile.begin(rec.ts_ns);
+    try { this.control(rec, ctx); } finally { stageProfile.end(); }
+  }
+
+  private control(rec: PuntRec, ctx: PuntContext): void {
     const node = this.init(ctx);
     // Punted on egress = leaving without our mark. A GEN relays such messages for
     // the GEs inside it; a GES has no inside: something local forged it.
@@ -296,6 +319,21 @@ export class DprpHandler implements PuntHandler {
     this.tick = null;
     this.required.stop();
   }
+}
+
+/** The PIT writer with each write timed as the map_writes stage (stage profile on). */
+function timedPit(pit: PitWriter): PitWriter {
+  return {
+    install: (es: readonly PitEntry[]) => {
+      const t0 = stageProfile.now();
+      try { pit.install(es); } finally { stageProfile.sub(Stage.map_writes, t0); }
+    },
+    remove: (ks) => {
+      const t0 = stageProfile.now();
+      try { pit.remove(ks); } finally { stageProfile.sub(Stage.map_writes, t0); }
+    },
+    activity: pit.activity ? (k) => pit.activity!(k) : undefined,
+  };
 }
 
 /** The IPv4 packet inside an Ethernet frame (one optional 802.1Q tag), or null. */

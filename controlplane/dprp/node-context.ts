@@ -17,6 +17,7 @@ import { RateLimiter } from './rate-limit.js';
 import { specialAddress } from './addr-guard.js';
 import { OptionType, OWN_PCCOM_CAPS, SPEC_OPTIONS } from './spec-options.js';
 import { encode, MsgType, type DprpMessage, type Flow, type GeRecord, type TlvOption } from './wire.js';
+import { RttEstimator } from './rtt-estimator.js';
 
 export const hex = (b: Buffer) => b.toString('hex');
 
@@ -44,6 +45,8 @@ export class DprpContext {
   /** DDEs sent per destination (start role) and RGIs answered per source (end role): issue 11. */
   readonly ddeLimiter: RateLimiter;
   readonly answerLimiter: RateLimiter;
+  /** First-try round trips of this GE's negotiations (rto()). */
+  readonly rtt = new RttEstimator();
 
   constructor(readonly d: DprpNodeDeps) {
     this.cfg = { ...DEFAULT_DPRP_CONFIG, ...d.config };
@@ -114,8 +117,10 @@ export class DprpContext {
     return this.myKeys().find((k) => k.group === gv.group && k.version === gv.version) ?? null;
   }
 
+  /** Timeout before send number `sends + 1`: the measured base (never below rtoMs), doubled per send, capped at rtoMaxMs. */
   rto(sends: number): number {
-    return Math.min(this.cfg.rtoMs * 2 ** Math.max(0, sends - 1), this.cfg.rtoMaxMs);
+    const base = this.cfg.rtoFollowsRtt ? this.rtt.baseMs(this.cfg.rtoMs, this.cfg.rtoMaxMs) : this.cfg.rtoMs;
+    return Math.min(base * 2 ** Math.max(0, sends - 1), this.cfg.rtoMaxMs);
   }
 
   replayAccept(m: DprpMessage): void {

@@ -122,6 +122,8 @@ export interface DprpConfig {
   /** First retransmission timeout for DDE and MPIT; doubles per attempt up to rtoMaxMs. */
   rtoMs: number;
   rtoMaxMs: number;
+  /** The first timeout follows measured DDE->RGI round trips (rtt-estimator.ts), never below rtoMs; false: always rtoMs. */
+  rtoFollowsRtt: boolean;
   /** Sends per phase (DDE, MPIT) before giving up. */
   maxSends: number;
   /**
@@ -192,6 +194,7 @@ export interface DprpConfig {
 export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   rtoMs: 20,
   rtoMaxMs: 200,
+  rtoFollowsRtt: true,
   maxSends: 4,
   // Outermost candidate: 4 + 4 x 3 = 16 ms, kept under rtoMs (a DDE retry restarts
   // the wait). The 3 ms step covers one inner hop of real agents (punt, relay,

@@ -27,6 +27,7 @@ import { Rekeying } from './rekeying.js';
 import { RelayRole } from './relay-role.js';
 import { StartRole } from './start-role.js';
 import { decode, DprpWireError, MsgType, type DprpMessage, type Flow } from './wire.js';
+import { Stage, stageProfile } from './stage-profile.js';
 
 export * from './node-deps.js';
 export type { FlowRecord } from './negotiated-flows.js';
@@ -96,11 +97,14 @@ export class DprpNode {
       return this.relay.onHold(h, ip?.src);
     }
     let m: DprpMessage;
+    const t0 = stageProfile.on ? stageProfile.now() : 0;
     try {
       m = decode(icmp, c.codecs);
     } catch (e) {
       if (e instanceof DprpWireError) return c.reject(`wire_${e.countedAs}`);
       throw e;
+    } finally {
+      if (t0) stageProfile.sub(Stage.decode, t0);
     }
     const verdict = c.replay.check(replayKey(m), m.timestampMs, c.d.clock.nowMs());
     if (verdict !== 'ok') return c.reject(verdict);

@@ -258,6 +258,8 @@ export class StartRole {
       return c.reject('bad_path');
     }
     c.replayAccept(m);
+    // An RGI this negotiation acts on, answering its first DDE (sent when it began): a round trip for the timeout.
+    if (neg.phase === 'dde' && m.attempt === 1) c.rtt.sample(c.mono() - neg.startedMono);
     neg.timer?.cancel();
     neg.timer = null;
     if (neg.phase === 'alone') {

@@ -39,6 +39,10 @@ export interface GeOptions {
   metrics?: boolean;
   /** Destinations the GE requires encryption to (dprp-ge.ts GeSpec.requireEncryption). */
   requireEncryption?: string[];
+  /** Extra environment of the GE process (e.g. GSCIP_RING_WAIT, GSCIP_DPRP_DUMP_DIR). */
+  env?: Record<string, string>;
+  /** Run the GE process on this CPU only (taskset): the two agents of a bench off each other's core. */
+  cpu?: number;
 }
 
 /** GE agent processes (test/netns/dprp-ge.ts) in the hosts of a Topology; per-run pin and run dirs. */
@@ -77,9 +81,11 @@ export class GeProcesses {
       ...(o.requireEncryption ? { requireEncryption: o.requireEncryption } : {}),
     };
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
-    const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
+    const argv = [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)];
+    // taskset execs nsenter, which execs node: the child's pid stays the agent's.
+    const child = spawn(o.cpu === undefined ? 'nsenter' : 'taskset', o.cpu === undefined ? argv : ['-c', String(o.cpu), 'nsenter', ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
+      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn', ...(o.env ?? {}) },
     });
     this.ges.set(host, child);
     let out = '';
@@ -94,6 +100,11 @@ export class GeProcesses {
       }
       return out.includes(READY);
     }, 15_000);
+  }
+
+  /** The pid of a host's GE process (nsenter execs node: the agent itself), or null. */
+  pid(host: string): number | null {
+    return this.ges.get(host)?.pid ?? null;
   }
 
   /** What a host's GE process has printed so far (stdout and stderr, the last ~0.5 MB). */
