@@ -15,7 +15,7 @@ import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { Action } from '../../controlplane/maps/abi.js';
 import { pitWhyOf } from '../../controlplane/maps/vocabulary.js';
 import { parseFrame } from '../lib/packets.js';
-import { A, B, DprpTopo, echoServer, MARKER, RouterCapture, runClients, waitReady } from './dprp-topology.js';
+import { A, B, DprpTopo, echoServer, MARKER, metricsText, RouterCapture, runClients, waitReady } from './dprp-topology.js';
 
 const unavailable = bpfUnavailable();
 const PORT = 7301;
@@ -34,8 +34,7 @@ function flowRows(p: DprpTopo, cport: number): Array<[number, string]> {
 
 /** a's gscip_dprp_plaintext_flows_total{result, why}, from its /metrics inside the namespace. */
 function plaintextCount(p: DprpTopo, result: string, why: string): number {
-  const js = "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((t) => process.stdout.write(t)).catch((e) => { console.error(e); process.exit(1); })";
-  const text = p.topo.exec('a', 'node', ['-e', js]).stdout;
+  const text = metricsText(p.topo, 'a');
   const line = text.split('\n').find((l) => l.startsWith(`gscip_dprp_plaintext_flows_total{result="${result}",why="${why}"}`));
   return line ? Number(line.split(' ').pop()) : 0;
 }

@@ -277,6 +277,12 @@ one();`;
   }
 }
 
+/** A GE's /metrics text (GeOptions.metrics: served on 127.0.0.1:9464 inside its namespace). */
+export function metricsText(t: Topology, host: string): string {
+  const js = "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((t) => process.stdout.write(t)).catch((e) => { console.error(e); process.exit(1); })";
+  return t.exec(host, 'node', ['-e', js]).stdout;
+}
+
 /** A capture on r's interface toward a: TCP/UDP payloads and GSCIP control messages. */
 export class RouterCapture {
   private readonly child: ChildProcess;
