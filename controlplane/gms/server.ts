@@ -127,6 +127,7 @@ export class GmsServer {
         onLeader: (l) => { srv.leader = l; srv.armTimer(); },
         onChange: (n) => srv.onRemoteChange(n),
       });
+      await s.refreshGauges();
     } catch (e) {
       if (s) await s.close().catch(() => undefined);
       else await store?.close().catch(() => undefined);
@@ -134,7 +135,6 @@ export class GmsServer {
       throw e;
     }
     s.armTimer();
-    await s.refreshGauges();
     setGmsGaugeSource({
       enrolled: () => s.gauges.enrolled,
       connected: () => s.streams.size,

@@ -220,7 +220,7 @@ export class PgBackend implements GmsBackend {
     return r && { serial, kind: r.kind as 'ge' | 'admin', userId: String(r.user_id), issuedAt: Number(r.issued_at), notAfter: Number(r.not_after), revokedAt: r.revoked_at == null ? null : Number(r.revoked_at) };
   }
   async enrolledGes(now: number): Promise<string[]> {
-    return (await this.all('SELECT DISTINCT c.user_id AS u FROM certs c JOIN ges g ON g.user_id = c.user_id WHERE c.kind = \'ge\' AND c.revoked_at IS NULL AND c.not_after > $1 ORDER BY u COLLATE "C"', [now]))
+    return (await this.all('SELECT u FROM (SELECT DISTINCT c.user_id AS u FROM certs c JOIN ges g ON g.user_id = c.user_id WHERE c.kind = \'ge\' AND c.revoked_at IS NULL AND c.not_after > $1) x ORDER BY u COLLATE "C"', [now]))
       .map((r) => String(r.u));
   }
 
