@@ -21,6 +21,7 @@ import { logger } from '../log/logger.js';
 import { GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { nextRotation } from './scheduler.js';
+import { failpoint } from './failpoint.js';
 import type { CertRow, TokenCheck } from './store.js';
 import { redactUrl, type ChangeNote, type DatabaseInfo, type GmsBackend, type ReplicaHandlers, type ReplicaRow } from './store-backend.js';
 
@@ -64,7 +65,8 @@ CREATE TABLE tokens (
   { version: 2, what: 'replicas and the change sequence', sql: `
 CREATE TABLE replicas (
   id TEXT PRIMARY KEY, url TEXT NOT NULL, started_at BIGINT NOT NULL, heartbeat_at BIGINT NOT NULL,
-  leader BOOLEAN NOT NULL, seen_seq BIGINT NOT NULL);
+  leader BOOLEAN NOT NULL, seen_seq BIGINT NOT NULL,
+  lock_pid INTEGER);
 CREATE SEQUENCE change_seq;` },
 ];
 
@@ -93,6 +95,7 @@ export class PgBackend implements GmsBackend {
   private listener: pg.Client | null = null;
   private leaderConn: pg.Client | null = null;
   private leader = false;
+  private lockPid: number | null = null;
   private seen = 0;
   private self: { id: string; url: string } = { id: 'startup', url: '' };
   private startedAt = Date.now();
@@ -292,7 +295,9 @@ export class PgBackend implements GmsBackend {
         rotation: { schedule: String(g.schedule), timezone: String(g.timezone), graceSeconds: Number(g.grace_s) } };
       const cur = await this.one('SELECT MAX(created_at) AS t FROM group_keys WHERE group_id = $1 AND expires_at IS NULL', [groupId], c);
       if (nextRotation(def, cur?.t == null ? 0 : Number(cur.t)) > now) throw NOT_DUE; // nothing to tell anyone: roll back
-      return this.rotateIn(c, groupId, now, 'scheduled');
+      const v = await this.rotateIn(c, groupId, now, 'scheduled');
+      await failpoint('rotation-hold', `group ${groupId} v${v} by ${this.self.id}`);
+      return v;
     }).catch((e) => { if (e === NOT_DUE) return null; throw e; });
     return r;
   }
@@ -392,9 +397,10 @@ export class PgBackend implements GmsBackend {
     if (this.closed) return;
     try {
       const now = Date.now();
-      await this.pool.query(`INSERT INTO replicas(id, url, started_at, heartbeat_at, leader, seen_seq) VALUES ($1,$2,$3,$4,$5,$6)
-        ON CONFLICT(id) DO UPDATE SET url = excluded.url, heartbeat_at = excluded.heartbeat_at, leader = excluded.leader, seen_seq = excluded.seen_seq`,
-      [this.self.id, this.self.url, this.startedAt, now, this.leader, this.seen]);
+      await this.pool.query(`INSERT INTO replicas(id, url, started_at, heartbeat_at, leader, seen_seq, lock_pid) VALUES ($1,$2,$3,$4,$5,$6,$7)
+        ON CONFLICT(id) DO UPDATE SET url = excluded.url, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+          leader = excluded.leader, seen_seq = excluded.seen_seq, lock_pid = excluded.lock_pid`,
+      [this.self.id, this.self.url, this.startedAt, now, this.leader, this.seen, this.lockPid]);
       await this.pool.query('DELETE FROM replicas WHERE heartbeat_at < $1', [now - 3_600_000]);
     } catch (e) {
       log.warn({ err: e }, 'replica heartbeat failed');
@@ -445,6 +451,7 @@ export class PgBackend implements GmsBackend {
         c.on('error', () => undefined);
         await c.connect();
         this.leaderConn = c;
+        this.lockPid = Number(((await c.query('SELECT pg_backend_pid() AS p')).rows[0] as Row).p);
       }
       if (!this.leader) {
         const r = await this.leaderConn.query('SELECT pg_try_advisory_lock($1, $2) AS got', [LOCK_NS, LEADER_LOCK]);
@@ -464,12 +471,15 @@ export class PgBackend implements GmsBackend {
 
   /** The replica row says leader at once (status readers do not wait for the next heartbeat). */
   private async heartbeat0(): Promise<void> {
-    await this.pool.query('UPDATE replicas SET leader = $1, heartbeat_at = $2 WHERE id = $3', [this.leader, Date.now(), this.self.id]).catch(() => undefined);
+    await this.pool.query('UPDATE replicas SET leader = $1, heartbeat_at = $2, lock_pid = $3 WHERE id = $4', [this.leader, Date.now(), this.lockPid, this.self.id]).catch(() => undefined);
   }
 
+  /** The leader is read from pg_locks (who holds the lock now), not from the rows' own claims, which a dead replica leaves behind. */
   async replicas(): Promise<ReplicaRow[]> {
-    return (await this.all('SELECT * FROM replicas ORDER BY id')).map((r) => ({
-      id: String(r.id), url: String(r.url), leader: r.leader === true, startedAt: Number(r.started_at), heartbeatAt: Number(r.heartbeat_at), seenSeq: Number(r.seen_seq),
+    const sql = `SELECT r.*, EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = r.lock_pid
+        AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2) AS holds FROM replicas r ORDER BY id`;
+    return (await this.all(sql, [LOCK_NS, LEADER_LOCK])).map((r) => ({
+      id: String(r.id), url: String(r.url), leader: r.holds === true, startedAt: Number(r.started_at), heartbeatAt: Number(r.heartbeat_at), seenSeq: Number(r.seen_seq),
     }));
   }
 

@@ -89,6 +89,13 @@ export class TestPostgres {
     }
   }
 
+  /** A new empty database (one per test, so tests do not see each other's rows). */
+  createDb(name: string): string {
+    const r = spawnSync(join(this.bin, 'createdb'), ['-h', this.socketDir, '-U', 'gscip', name], { encoding: 'utf8', timeout: 30_000, uid: this.user.uid, gid: this.user.gid, cwd: this.dir });
+    if (r.status !== 0) throw new Error(`createdb ${name} failed: ${r.stderr}`);
+    return this.url(name);
+  }
+
   /** Fast shutdown of the postmaster (SIGINT), bounded; SIGKILL after 10 s. */
   async stop(): Promise<void> {
     const c = this.child;
