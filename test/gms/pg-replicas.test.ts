@@ -18,6 +18,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { enroll, startGmsClient, type GmsClientHandle } from '../../controlplane/gms/client.js';
 import { postgresUnavailable, TestPostgres } from '../lib/postgres.js';
 import { GmsReplicaSet } from '../lib/gms-replicas.js';
@@ -109,6 +111,13 @@ test('kill the leader in the middle of a scheduled rotation: another replica lea
   assert.equal(by.get('r3')?.alive, true);
   assert.equal(st2.replicas.filter((r) => r.leader && r.alive).length, 1, 'one leader');
   assert.ok(by.get('r2')!.lagChanges === 0 && by.get('r3')!.lagChanges === 0, `no lag: ${JSON.stringify(st2.replicas)}`);
+  // The operator's view: gscip gms status through a surviving replica.
+  const out = execFileSync(process.execPath, [resolve(__dirname, '../../controlplane/cli/main.js'), 'gms', 'status', '--data-dir', r3.dataDir], { encoding: 'utf8' });
+  t.diagnostic(out);
+  assert.match(out, /^database: postgresql postgresql:\/\/gscip@.* \(PostgreSQL \d+/m);
+  assert.match(out, new RegExp(`^leader: +${st2.leader}$`, 'm'));
+  assert.match(out, /^r1 +https:\S+ +follower +DEAD /m);
+  assert.match(out, new RegExp(`^${st2.leader} +https:\\S+ +leader +alive +[\\d.]+s ago +0 change\\(s\\)`, 'm'));
 });
 
 test('kill the replica an agent is subscribed to while a rotation is made through another: it moves and gets that version and the next', { skip: unavailable ?? false, timeout: 120_000 }, async (t) => {
