@@ -13,7 +13,10 @@
  *    made at that moment through another: the agent moves to another
  *    replica and receives that version, then the next one;
  *  - `gms status` names the replicas, the one leader, the database, and
- *    shows the dead one as dead.
+ *    shows the dead one as dead;
+ *  - the database goes away (fast shutdown) while a scheduled rotation
+ *    falls due: agents keep their keys, and when it is back the rotation
+ *    happens exactly once and reaches every agent.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -153,4 +156,39 @@ test('kill the replica an agent is subscribed to while a rotation is made throug
   assert.equal((await set.admin(now.id).rotate(2)).version, 2);
   await waitFor('ge-x gets group 2 v2 on its new replica', () => has(x.sink, 2, 2), 5000);
   assert.ok(x.client.status().reconnects >= 1);
+});
+
+test('the database stops while a scheduled rotation falls due: agents keep their keys; once it is back the rotation happens once and reaches everyone', { skip: unavailable ?? false, timeout: 150_000 }, async (t) => {
+  const db = pgs.createDb('dbloss');
+  const set = new GmsReplicaSet(db, 'dbloss');
+  t.after(() => set.destroy());
+  await set.add('r1');
+  await set.add('r2');
+  const [r1, r2] = set.replicas;
+  const at = new Date(Date.now() + 20_000);
+  await set.admin('r1').apply({ apiVersion: 'gscip/v1', kind: 'Network',
+    groups: [{ id: 1, rotation: { schedule: `${at.getUTCSeconds()} ${at.getUTCMinutes()} * * * *`, timezone: 'UTC', graceSeconds: 60 } }],
+    ges: [{ userId: 'ge-p', type: 'GES', mode: 'OP', groups: [1] }, { userId: 'ge-q', type: 'GES', mode: 'OP', groups: [1] }] }, false);
+  const ags = await agents(t, set, ['ge-p', 'ge-q'], (i) => (i === 0 ? [r1.url, r2.url] : [r2.url, r1.url]));
+  await waitFor('v1 at both agents', () => ags.every((a) => has(a.sink, 1, 1)), 10_000);
+
+  // The database is down from ~5 s before the rotation is due until ~5 s after.
+  await new Promise((r) => setTimeout(r, Math.max(0, at.getTime() - 5000 - Date.now())));
+  await pgs.stop();
+  const tDown = Date.now();
+  await new Promise((r) => setTimeout(r, Math.max(0, at.getTime() + 5000 - Date.now())));
+  for (const a of ags) assert.deepEqual(a.sink.ids(), ['1/1'], `${a.userId} keeps v1 while the database is down`);
+  await pgs.boot();
+  t.diagnostic(`database down ${Date.now() - tDown} ms across the due time`);
+  const ms = await waitFor('v2 at both agents after the database returned', () => ags.every((a) => has(a.sink, 1, 2)), 20_000);
+  t.diagnostic(`v2 at both agents ${ms} ms after the database returned`);
+  await new Promise((r) => setTimeout(r, 3000));
+  const c = new pg.Client({ connectionString: db });
+  await c.connect();
+  t.after(() => c.end());
+  const rot = (await c.query('SELECT version, reason FROM rotations WHERE group_id = 1 ORDER BY version')).rows as Array<{ version: string; reason: string }>;
+  assert.deepEqual(rot.map((r) => `${r.version}:${r.reason}`), ['1:group created', '2:scheduled'], 'rotated once');
+  for (const a of ags) assert.deepEqual(a.sink.ids(), ['1/1', '1/2']);
+  const st = await set.status('r2');
+  assert.equal(st.replicas.filter((r) => r.leader).length, 1, `one leader again: ${JSON.stringify(st.replicas)}`);
 });
