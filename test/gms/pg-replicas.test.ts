@@ -192,3 +192,25 @@ test('the database stops while a scheduled rotation falls due: agents keep their
   const st = await set.status('r2');
   assert.equal(st.replicas.filter((r) => r.leader).length, 1, `one leader again: ${JSON.stringify(st.replicas)}`);
 });
+
+test('replicas that both believe they lead: concurrent scheduled rotations of a due group make one version', { skip: unavailable ?? false, timeout: 60_000 }, async () => {
+  const { PgBackend } = await import('../../controlplane/gms/store-pg.js');
+  const { AtRest } = await import('../../controlplane/gms/at-rest.js');
+  const { computePlan } = await import('../../controlplane/gms/plan.js');
+  const { validateNetwork } = await import('../../controlplane/gms/spec.js');
+  const db = pgs.createDb('splitbrain');
+  const atRest = AtRest.fromKeys([AtRest.generateKey()]);
+  const stores = await Promise.all([0, 1, 2, 3].map(() => PgBackend.open(db, atRest)));
+  try {
+    const t0 = Date.parse('2026-11-01T02:59:00Z');
+    const net = validateNetwork({ apiVersion: 'gscip/v1', kind: 'Network', groups: [{ id: 1, rotation: { schedule: '0 3 * * *' } }], ges: [] });
+    await stores[0].applyPlan(computePlan(await stores[0].readNetwork(), net), t0);
+    const due = t0 + 120_000; // 03:01: the 03:00 rotation is due
+    assert.equal(await stores[0].rotateIfDue(1, t0 + 30_000), null, 'not due at 02:59:30');
+    const got = await Promise.all(stores.flatMap((s) => [s.rotateIfDue(1, due), s.rotateIfDue(1, due + 1)]));
+    assert.deepEqual(got.filter((v) => v !== null), [2], `one rotation among ${got.length} concurrent calls: ${JSON.stringify(got)}`);
+    assert.equal(await stores[1].rotationCount(), 2);
+  } finally {
+    for (const s of stores) await s.close();
+  }
+});
