@@ -144,9 +144,10 @@ class GmsClient implements GmsClientHandle {
   private lastError: string | null = null;
   private reconnects = 0;
   private attempt = 0;
-  /** Index in id.urls of the replica in use; failures since the last replica that answered. */
+  /** Index in id.urls of the replica in use. */
   private urlIdx = 0;
-  private failsInRound = 0;
+  /** While failing over: the replicas not yet tried in this round (random order); null after a success. */
+  private pending: number[] | null = null;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
@@ -320,7 +321,7 @@ class GmsClient implements GmsClientHandle {
         if (!ev) continue;
         if (ev.event === 'state') {
           this.attempt = 0;
-          this.failsInRound = 0;
+          this.pending = null;
           this.lastUpdateAt = Date.now();
           this.lastError = null;
           void this.enqueue(JSON.parse(ev.data) as GeDelivery, true);
@@ -341,15 +342,22 @@ class GmsClient implements GmsClientHandle {
     this.lastError = reason;
     if (!refused) this.setState('disconnected');
     const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
-    // Fail over: the next replica at once (within baseMs); back off only once every replica failed in a row.
+    // Fail over: every other replica once, in random order (a dead replica's agents spread over the
+    // rest instead of all landing on the next one), each within baseMs; back off only after a round
+    // in which every replica failed.
     const n = this.id.urls.length;
     const from = this.id.urls[this.urlIdx];
-    this.urlIdx = (this.urlIdx + 1) % n;
-    this.failsInRound++;
     let delay: number;
-    if (refused) delay = maxMs;
-    else if (this.failsInRound < n) delay = backoffDelay(0, baseMs, maxMs);
-    else { delay = backoffDelay(this.attempt, baseMs, maxMs); this.attempt++; this.failsInRound = 0; }
+    this.pending ??= shuffled([...Array(n).keys()].filter((i) => i !== this.urlIdx));
+    if (!refused && this.pending.length) {
+      this.urlIdx = this.pending.shift()!;
+      delay = backoffDelay(0, baseMs, maxMs);
+    } else {
+      delay = refused ? maxMs : backoffDelay(this.attempt, baseMs, maxMs);
+      this.attempt++;
+      this.pending = null;
+      this.urlIdx = (this.urlIdx + 1) % n;
+    }
     this.reconnects++;
     log.warn({ reason, gms: from, next: this.id.urls[this.urlIdx], retryInMs: delay }, 'GMS connection lost');
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect(); }, delay);
@@ -360,6 +368,11 @@ class GmsClient implements GmsClientHandle {
 // ------------------------------------------------------------------ helpers
 /** The mutual-TLS options of an enrolled agent (its key and certificate, the pinned CA). */
 export function tlsOf(id: AgentIdentity) { return { key: id.keyPem, cert: id.certPem, ca: id.caPem }; }
+
+function shuffled<T>(xs: T[], rand: () => number = Math.random): T[] {
+  for (let i = xs.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [xs[i], xs[j]] = [xs[j], xs[i]]; }
+  return xs;
+}
 
 /** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^attempt)]. */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
