@@ -15,7 +15,7 @@
  *     stashed packet and counts the refusal).
  */
 import { GscipError } from '../errors/catalogue.js';
-import type { PathRoleName } from '../maps/vocabulary.js';
+import type { PathRoleName, PitWhyName } from '../maps/vocabulary.js';
 import type { GeTypeName, ModeName, WireActionName } from './wire.js';
 
 /** A GE's decided action, in the protocol's words (the wire's: 'pass' | 'discard' | 'encrypt' | 'decrypt'). */
@@ -50,10 +50,21 @@ export interface GeAction {
   transit: boolean;
 }
 
+/**
+ * Why a flow is plaintext: 'no_ge' (no GE toward the destination answered: the
+ * start decided alone), 'not_member' (GEs answered, none shares a group with
+ * the start). Why it is refused: 'closed' (a CL GE will not carry it in
+ * plaintext), 'encryption_required' (the network definition requires
+ * encryption to the destination: encryption-required.ts). The start writes it
+ * into its PIT entries (gscip_pit_val.flags), counts and logs it.
+ */
+export type PlaintextWhy = Extract<PitWhyName, 'no_ge' | 'not_member'>;
+export type RefusedWhy = Extract<PitWhyName, 'closed' | 'encryption_required'>;
+
 export type Outcome =
   | { verdict: 'encrypted'; group: number; version: number; peer: string; actions: GeAction[] }
-  | { verdict: 'plaintext'; actions: GeAction[] }
-  | { verdict: 'refused'; refusedBy: string; actions: GeAction[] };
+  | { verdict: 'plaintext'; why: PlaintextWhy; actions: GeAction[] }
+  | { verdict: 'refused'; refusedBy: string; why: RefusedWhy; actions: GeAction[] };
 
 export class DecisionInputError extends GscipError {
   constructor(readonly field: string, detail: string) {
@@ -105,11 +116,7 @@ export function decide(path: readonly PathGe[]): Outcome {
     }
   }
 
-  const discardAll = (refusedBy: string): Outcome => ({
-    verdict: 'refused',
-    refusedBy,
-    actions: path.map((g, i) => ({ addr: g.addr, role: roleAt(i, n), action: 'discard', transit: false })),
-  });
+  const discardAll = (refusedBy: string): Outcome => refusedOutcome(path.map((g) => g.addr), refusedBy, 'closed');
 
   if (j > 0 && key) {
     for (let i = j + 1; i < n; i++) if (path[i].mode === 'CL') return discardAll(path[i].addr);
@@ -124,6 +131,13 @@ export function decide(path: readonly PathGe[]): Outcome {
   for (const g of path) if (g.mode === 'CL') return discardAll(g.addr);
   return {
     verdict: 'plaintext',
+    why: n === 1 ? 'no_ge' : 'not_member',
     actions: path.map((g, i) => ({ addr: g.addr, role: roleAt(i, n), action: 'pass', transit: false })),
   };
+}
+
+/** Every GE of the path (addresses, start first) discards: the flow is refused by `refusedBy`. */
+export function refusedOutcome(addrs: readonly string[], refusedBy: string, why: RefusedWhy): Outcome {
+  const n = addrs.length;
+  return { verdict: 'refused', refusedBy, why, actions: addrs.map((addr, i) => ({ addr, role: roleAt(i, n), action: 'discard', transit: false })) };
 }

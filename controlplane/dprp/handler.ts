@@ -23,8 +23,11 @@ import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
   dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
-  dprpNegotiationsStartedTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
+  dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
 } from '../metrics/metrics.js';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { RateLimitedLog } from '../log/rate-limited-log.js';
+import { EncryptionRequired, parseRequiredEntry, type Resolve4 } from './encryption-required.js';
 import type { GroupKey, KeyRing } from './auth.js';
 import { buildIpv4Packet, IPPROTO_ICMP, parseIpv4 } from './ipv4.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type SelfInfo } from './node.js';
@@ -47,6 +50,10 @@ export interface DprpHandlerOptions {
   options?: OptionCodecs;
   /** The option hooks of the other parts (read once, when the engine starts). */
   optionHooks?: () => readonly ClaimedOptionHooks[];
+  /** Destinations encryption is required to (entries), read on each housekeeping tick. */
+  requireEncryption?: () => readonly string[];
+  /** Test hook: the resolver for requireEncryption names (default: the system resolver, IPv4). */
+  resolve4?: Resolve4;
   log: Logger;
 }
 
@@ -85,8 +92,17 @@ class MapKeyRing implements KeyRing {
   }
 }
 
+async function systemResolve4(name: string): Promise<string[]> {
+  return (await dnsLookup(name, { all: true, family: 4 })).map((a) => a.address);
+}
+
 export class DprpHandler implements PuntHandler {
   readonly name = 'dprp';
+  private readonly required: EncryptionRequired;
+  private requiredSig = '';
+  /** Plaintext and refused flows, logged at most once a minute per destination and why. */
+  private readonly plainLog: RateLimitedLog;
+  private readonly observer: DprpObserver;
   private node: DprpNode | null = null;
   private ctx: PuntContext | null = null;
   private readonly keys = new MapKeyRing();
@@ -100,6 +116,20 @@ export class DprpHandler implements PuntHandler {
 
   constructor(private readonly opts: DprpHandlerOptions) {
     this.log = opts.log;
+    this.required = new EncryptionRequired({
+      resolve4: opts.resolve4 ?? systemResolve4,
+      onResolveError: (name, err) => this.log.warn({ name, err: (err as Error).message }, 'requireEncryption: name does not resolve; it matches nothing until it does'),
+    });
+    this.plainLog = new RateLimitedLog((f, msg) => this.log.warn(f, msg));
+    this.observer = {
+      ...promObserver,
+      plaintext: (result, why, flow) => {
+        dprpPlaintextFlowsTotal.inc({ result, why });
+        this.plainLog.note(`${result}|${why}|${flow.daddr}`, {
+          result, why, flow: `${flow.saddr}:${flow.sport} -> ${flow.daddr}:${flow.dport}/${flow.proto}`,
+        }, result === 'pass' ? `flow carried in plaintext: ${why}` : `flow refused: ${why}`);
+      },
+    };
     if (!(opts.self.type in GE_TYPE_CODES)) throw new RangeError(`dprp: self.type must be one of ${Object.keys(GE_TYPE_CODES).join(', ')} (got ${opts.self.type})`);
     if (!(opts.self.mode in MODE_CODES)) throw new RangeError(`dprp: self.mode must be OP or CL (got ${opts.self.mode})`);
   }
@@ -133,6 +163,8 @@ export class DprpHandler implements PuntHandler {
     if (!addr) throw new Error(`dprp: no IPv4 address on guarded interface ${first ?? '(none)'}; set self.addr`);
     this.selfInfo = { addr, type: this.opts.self.type, mode: this.opts.self.mode };
     this.keys.refresh(ctx);
+    this.refreshRequired();
+    this.required.start();
     const canHaveInside = this.opts.self.type !== 'GES';
     // The PIT through the flow table's kernel adapter (entry ages kept across rewrites).
     const pit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
@@ -156,7 +188,8 @@ export class DprpHandler implements PuntHandler {
       },
       locality: (a) => this.routes.locality(a, this.guarded, canHaveInside),
       isOwnOrBroadcast: (a) => this.routes.isOwnOrBroadcast(a),
-      observer: promObserver,
+      encryptionRequired: (a) => this.required.matches(a),
+      observer: this.observer,
       config: this.opts.config,
       options: this.opts.options,
       optionHooks: this.opts.optionHooks?.() ?? [],
@@ -178,8 +211,25 @@ export class DprpHandler implements PuntHandler {
     }
   }
 
+  /** Takes up a changed requireEncryption list (config + GMS); names resolve in the background. */
+  private refreshRequired(): void {
+    const list = this.opts.requireEncryption?.() ?? [];
+    const sig = list.join('\n');
+    if (sig === this.requiredSig) return;
+    this.requiredSig = sig;
+    const entries = list.flatMap((v, i) => {
+      try { return [parseRequiredEntry(v, `requireEncryption[${i}]`)]; } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'requireEncryption: entry ignored');
+        return [];
+      }
+    });
+    this.required.set(entries);
+    this.log.info({ requireEncryption: list }, list.length ? 'encryption required to these destinations' : 'no destination requires encryption');
+  }
+
   private housekeeping(): void {
     const ctx = this.ctx!;
+    this.refreshRequired();
     if (this.keys.refresh(ctx)) {
       const n = this.node!.onKeysChanged();
       if (n) this.log.info({ renegotiating: n }, 'new key version: re-negotiating live flows');
@@ -244,6 +294,7 @@ export class DprpHandler implements PuntHandler {
   close(): void {
     if (this.tick) clearInterval(this.tick);
     this.tick = null;
+    this.required.stop();
   }
 }
 
@@ -267,11 +318,11 @@ export function ipOfFrame(frame: Buffer): ReturnType<typeof parseIpv4> {
  * guesses OP for a CL router). GSCIP_GE_ADDR overrides the own address
  * (default: the first IPv4 of the first guarded interface).
  */
-export const dprpHandlerFactory = ({ log, ge, extensions }: HandlerFactoryContext & { extensions?: PartExtensions }): DprpHandler => {
+export const dprpHandlerFactory = ({ log, ge, extensions, requireEncryption }: HandlerFactoryContext & { extensions?: PartExtensions }): DprpHandler => {
   if (!ge) {
     throw new Error('dprp: this GE\'s type and mode are unknown: run the agent with --gms-data-dir (the GMS defines them) or give --ge-type GES|GEN|GEA|GNAT|GSRA and --ge-mode OP|CL');
   }
-  return new DprpHandler({ self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log, ...dprpExtensionOptions(extensions) });
+  return new DprpHandler({ self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log, requireEncryption, ...dprpExtensionOptions(extensions) });
 };
 
 /** What the other parts add to DPRP: their option codecs (on top of the spec's) and hooks. */

@@ -69,6 +69,11 @@ export class DprpContext {
     return this.d.isOwnOrBroadcast?.(addr) ?? false;
   }
 
+  /** Whether the network definition requires encryption to `addr` (strict mode: encryption-required.ts). */
+  encryptionRequired(addr: string): boolean {
+    return this.d.encryptionRequired?.(addr) ?? false;
+  }
+
   /**
    * Every control message this GE sends goes through here: never to a
    * forbidden address (the node refuses such messages before they get this

@@ -16,6 +16,7 @@
  * codec, the replay window and the parts' option checks) and runs the
  * housekeeping sweep.
  */
+import { decodeHold, HOLD_CODE } from './hold.js';
 import { adoptPitEntries } from './adoption.js';
 import { DprpContext, replayKey } from './node-context.js';
 import type { DprpConfig, DprpNodeDeps, PacketAddrs, SelfInfo } from './node-deps.js';
@@ -88,6 +89,12 @@ export class DprpNode {
    */
   onControl(icmp: Buffer, ip?: PacketAddrs): void {
     const c = this.c;
+    if (icmp[1] === HOLD_CODE) {
+      // The fast path of a GE behind us answered a DDE we relayed as an end candidate (hold.ts).
+      const h = decodeHold(icmp);
+      if (typeof h === 'string') return c.reject(`wire_${h}`);
+      return this.relay.onHold(h, ip?.src);
+    }
     let m: DprpMessage;
     try {
       m = decode(icmp, c.codecs);

@@ -53,6 +53,7 @@ export const CODES = {
   GSCIP_E_GMS_MIGRATE: { exit: EXIT.ERROR, meaning: 'gms migrate refused: the target database is not empty, or a table read back differs from the source (MigrateError)' },
   GSCIP_E_DPRP_WIRE: { exit: EXIT.ERROR, meaning: 'a DPRP message cannot be encoded or decoded; reason is the counted reject reason (DprpWireError)' },
   GSCIP_E_DPRP_DECISION_INPUT: { exit: EXIT.ERROR, meaning: 'the DPRP decision engine was given an invalid path; field names it (DecisionInputError)' },
+  GSCIP_E_ENCRYPTION_REQUIRED: { exit: EXIT.USAGE, meaning: 'a requireEncryption entry is neither an IPv4 prefix nor a DNS name; field names it (EncryptionRequiredError)' },
   GSCIP_E_IPV4_ADDRESS: { exit: EXIT.ERROR, meaning: 'a caller gave a malformed dotted IPv4 address (Ipv4AddressError)' },
   GSCIP_E_PART_CLAIM_TAKEN: { exit: EXIT.USAGE, meaning: 'two protocol parts claim the same thing (an ICMP control code, an option type, a counter range ...); the message names both (PartError)' },
   GSCIP_E_PART_MISSING_DEPENDENCY: { exit: EXIT.USAGE, meaning: 'a protocol part depends on a part that is not loaded; the message names both (PartError)' },

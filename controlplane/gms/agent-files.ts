@@ -28,6 +28,9 @@ const p = (dir: string) => ({
   status: join(dir, 'status.json'),
 });
 
+/** The files of an agent data dir (for readers that watch one, e.g. the cached delivery). */
+export const agentFilePaths = p;
+
 export function saveIdentity(dir: string, id: AgentIdentity): void {
   const f = p(dir);
   writePrivateFileAtomic(f.key, id.keyPem);

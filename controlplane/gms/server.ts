@@ -317,7 +317,7 @@ export class GmsServer {
   private async deliveryFor(userId: string) {
     const ge = await this.store.getGe(userId);
     if (!ge) throw new HttpError('ge_removed', `GE ${userId} no longer exists`);
-    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now());
+    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now(), await this.store.readPolicy());
   }
 
   private async subscribe(p: Peer, res: ServerResponse): Promise<void> {
@@ -375,7 +375,7 @@ export class GmsServer {
         for (const s of set) { s.res.write('event: removed\ndata: {}\n\n'); s.res.end(); }
         continue;
       }
-      const d = buildDelivery(ge, byGroup, now);
+      const d = buildDelivery(ge, byGroup, now, net.policy);
       const digest = deliveryDigest(d);
       const msg = `event: state\ndata: ${JSON.stringify(d)}\n\n`;
       for (const s of set) {

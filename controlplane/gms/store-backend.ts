@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { GscipError } from '../errors/catalogue.js';
 import type { AtRest } from './at-rest.js';
-import type { GeDef, GroupKey, NetworkState } from './model.js';
+import type { GeDef, GroupKey, NetworkPolicy, NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { GmsStore, type CertRow, type TokenCheck } from './store.js';
 import { writePrivateFileAtomic, ensurePrivateDir } from './secure-fs.js';
@@ -60,6 +60,8 @@ export interface GmsBackend {
 
   getMeta(k: string): Promise<string | undefined>;
   readNetwork(): Promise<NetworkState>;
+  /** The network-wide rules (NetworkPolicy); none before any was applied. */
+  readPolicy(): Promise<NetworkPolicy>;
   getGe(userId: string): Promise<GeDef | undefined>;
   /** Keys opened (decrypted) under the replica's master key. */
   allKeys(): Promise<GroupKey[]>;
@@ -128,6 +130,7 @@ export class SqliteBackend implements GmsBackend {
   async close(): Promise<void> { this.store.close(); }
   async getMeta(k: string) { return this.store.getMeta(k); }
   async readNetwork() { return this.store.readNetwork(); }
+  async readPolicy() { return this.store.readPolicy(); }
   async getGe(u: string) { return this.store.getGe(u); }
   async allKeys() { return this.store.allKeys(); }
   async nextKeyExpiry() { return this.store.nextKeyExpiry(); }

@@ -18,7 +18,7 @@ import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { AtRest, AtRestError, CA_KEY_AAD, groupKeyAad } from './at-rest.js';
 import { logger } from '../log/logger.js';
-import { GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkState } from './model.js';
+import { EMPTY_POLICY, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkPolicy, type NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { nextRotation } from './scheduler.js';
 import { failpoint } from './failpoint.js';
@@ -193,7 +193,15 @@ export class PgBackend implements GmsBackend {
     const ges: GeDef[] = (await this.all('SELECT * FROM ges ORDER BY user_id COLLATE "C"', [], c)).map((r) => ({
       userId: String(r.user_id), type: r.type as GeType, mode: r.mode as GeMode, groups: mem.get(String(r.user_id)) ?? [],
     }));
-    return { groups, ges };
+    return { groups, ges, policy: await this.readPolicy(c) };
+  }
+
+  /** The network-wide rules (meta 'policy', JSON, as the SQLite store keeps them). */
+  async readPolicy(c: Q = this.pool): Promise<NetworkPolicy> {
+    const r = await this.one("SELECT v FROM meta WHERE k = 'policy'", [], c);
+    if (!r) return { ...EMPTY_POLICY };
+    const p = JSON.parse(String(r.v)) as Partial<NetworkPolicy>;
+    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [] };
   }
 
   async getGe(userId: string, c: Q = this.pool): Promise<GeDef | undefined> {
@@ -260,6 +268,9 @@ export class PgBackend implements GmsBackend {
             await c.query('UPDATE certs SET revoked_at = $1 WHERE user_id = $2 AND kind = \'ge\' AND revoked_at IS NULL', [now, o.userId]);
             await c.query('DELETE FROM tokens WHERE user_id = $1', [o.userId]);
             note.dropUsers.push(o.userId);
+            break;
+          case 'set-policy':
+            await c.query("INSERT INTO meta(k, v) VALUES ('policy', $1) ON CONFLICT(k) DO UPDATE SET v = excluded.v", [JSON.stringify(o.policy)]);
             break;
           case 'rotate':
             rotated.push({ groupId: o.groupId, version: await this.rotateIn(c, o.groupId, now, o.reason) });

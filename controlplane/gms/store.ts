@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import initSqlJs, { type Database, type SqlValue } from 'sql.js';
-import { DEFAULT_CIPHER, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkState } from './model.js';
+import { DEFAULT_CIPHER, EMPTY_POLICY, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkPolicy, type NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { writePrivateFileAtomic, ensurePrivateDir } from './secure-fs.js';
 import { AtRest, groupKeyAad } from './at-rest.js';
@@ -153,7 +153,15 @@ export class GmsStore {
     const ges: GeDef[] = this.all('SELECT * FROM ges ORDER BY user_id').map((r) => ({
       userId: String(r.user_id), type: r.type as GeType, mode: r.mode as GeMode, groups: mem.get(String(r.user_id)) ?? [],
     }));
-    return { groups, ges };
+    return { groups, ges, policy: this.readPolicy() };
+  }
+
+  /** The network-wide rules (meta 'policy', JSON); none before any was applied. */
+  readPolicy(): NetworkPolicy {
+    const v = this.getMeta('policy');
+    if (!v) return { ...EMPTY_POLICY };
+    const p = JSON.parse(v) as Partial<NetworkPolicy>;
+    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [] };
   }
 
   getGe(userId: string): GeDef | undefined {
@@ -194,6 +202,9 @@ export class GmsStore {
           this.run('DELETE FROM ges WHERE user_id = ?', [o.userId]);
           this.run('UPDATE certs SET revoked_at = ? WHERE user_id = ? AND kind = \'ge\' AND revoked_at IS NULL', [now, o.userId]);
           this.run('DELETE FROM tokens WHERE user_id = ?', [o.userId]);
+          break;
+        case 'set-policy':
+          this.setMeta('policy', JSON.stringify(o.policy));
           break;
         case 'rotate':
           rotated.push({ groupId: o.groupId, version: this.rotate(o.groupId, now, o.reason) });

@@ -64,6 +64,12 @@ export interface HandlerFactoryContext {
   log: Logger;
   /** This GE's type and mode (GMS GE info, else --ge-type/--ge-mode); null when nothing defines them. */
   ge: GeIdentity | null;
+  /**
+   * The destinations encryption is required to, as entries (IPv4 prefixes or
+   * DNS names): the configuration's `requireEncryption` and the network
+   * definition's (the GMS delivery), read again on each call (agent/required-encryption-source.ts).
+   */
+  requireEncryption?: () => readonly string[];
 }
 
 export type PuntHandlerFactory = (ctx: HandlerFactoryContext) => PuntHandler;

@@ -35,6 +35,8 @@ export interface GeSpec {
   probe?: boolean;
   /** Serve /metrics on 127.0.0.1:9464 inside the namespace (without the probe part; `dprp` applied). */
   metrics?: boolean;
+  /** Destinations this GE requires encryption to (config `requireEncryption`). */
+  requireEncryption?: string[];
 }
 
 export const PROBE_EVENT = 'PROBE-EVENT';
@@ -56,7 +58,10 @@ async function main(): Promise<void> {
     ...(spec.probe ? { handlers: ['dprp', 'probe'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464' } : {}),
   }, 'dprp-ge');
   if (spec.probe) registerPart(probePart((e) => process.stdout.write(`${PROBE_EVENT} ${JSON.stringify(e)}\n`)));
-  const handlers = spec.probe ? [] : [new DprpHandler({ self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }) })];
+  const required = spec.requireEncryption ?? [];
+  const handlers = spec.probe ? [] : [new DprpHandler({
+    self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }), requireEncryption: () => required,
+  })];
   const agent = await Agent.start(cfg, { handlers, log });
   for (const [group, version, hex] of spec.keys) {
     agent.maps.keys.set({ group_id: group, version }, { key: Buffer.from(hex, 'hex'), flags: 0, installed_ns: monotonicNs() });

@@ -37,6 +37,8 @@ export interface GeOptions {
   probe?: boolean;
   /** Serve /metrics on 127.0.0.1:9464 in the GE's namespace (dprp-ge.ts GeSpec.metrics). */
   metrics?: boolean;
+  /** Destinations the GE requires encryption to (dprp-ge.ts GeSpec.requireEncryption). */
+  requireEncryption?: string[];
 }
 
 /** GE agent processes (test/netns/dprp-ge.ts) in the hosts of a Topology; per-run pin and run dirs. */
@@ -72,6 +74,7 @@ export class GeProcesses {
       type: o.type ?? 'GES', mode: o.mode ?? 'OP', keys: o.keys.map(([g, v, k]) => [g, v, k.toString('hex')]), dprp: o.dprp,
       ...(o.probe ? { probe: true } : {}),
       ...(o.metrics ? { metrics: true } : {}),
+      ...(o.requireEncryption ? { requireEncryption: o.requireEncryption } : {}),
     };
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
     const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
