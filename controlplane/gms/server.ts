@@ -10,7 +10,13 @@
  *
  * GE routes:    GET /v1/ge/self      its info and keys
  *               GET /v1/ge/events    server-sent events: `state` at once and on every change
- * Admin routes: GET /v1/admin/network|ges|groups|keys, POST /v1/admin/apply|tokens|rotate|revoke
+ * Admin routes: GET /v1/admin/network|ges|groups|keys|status, POST /v1/admin/apply|tokens|rotate|revoke
+ *
+ * The store is a GmsBackend (store-backend.ts): the embedded SQLite file, or
+ * PostgreSQL shared by several replicas of this server. Every replica serves
+ * agents and admins; only the leader (the backend says which) runs scheduled
+ * rotations and expiry; a change made through another replica arrives as a
+ * ChangeNote and is pushed to this replica's subscribers like a local one.
  */
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
