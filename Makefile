@@ -13,8 +13,12 @@ BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 \
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
                 nftables ethtool libelf-dev pkg-config wireguard-go wireguard-tools \
                 strongswan-charon strongswan-swanctl
-# Only its promtool is used (the metrics test); its daemon must not be started or enabled by us.
-TEST_ONLY_APT := prometheus
+# Test-only packages whose daemons must not be started or enabled by us: prometheus (only its
+# promtool: the metrics test) and postgresql (only its binaries: the GMS replica tests run their own
+# server as the postgres user, unix socket in a temp dir, no TCP). Debian's postgresql postinst
+# creates a cluster (15/main, localhost only): when we install it, the cluster is set to start
+# "manual" (start.conf) and its units disabled, so nothing of it runs at boot or after the tests.
+TEST_ONLY_APT := prometheus postgresql
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
@@ -28,12 +32,16 @@ deps: .deps-stamp
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: must run as root (apt-get, bpffs, netns)"; exit 1; fi
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
-	@had=$$(dpkg-query -W -f='$${Status}' $(TEST_ONLY_APT) 2>/dev/null | grep -c 'ok installed'); \
-	if [ "$$had" = 0 ]; then \
+	@missing=$$(for p in $(TEST_ONLY_APT); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; policy=1; fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_ONLY_APT); rc=$$?; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
 	  [ -n "$$policy" ] && rm -f /usr/sbin/policy-rc.d; \
-	  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl disable --now $(TEST_ONLY_APT) >/dev/null 2>&1 || true; fi; \
+	  for c in /etc/postgresql/*/*/start.conf; do case " $$missing " in *" postgresql "*) [ -f "$$c" ] && echo manual > "$$c";; esac; done; \
+	  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
+	    for p in $$missing; do systemctl disable --now $$p >/dev/null 2>&1 || true; done; \
+	    case " $$missing " in *" postgresql "*) systemctl disable --now 'postgresql@*' >/dev/null 2>&1 || true;; esac; \
+	  fi; \
 	  exit $$rc; \
 	fi
 	npm ci --no-audit --no-fund
