@@ -13,14 +13,18 @@ BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 \
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
                 nftables ethtool libelf-dev pkg-config wireguard-go wireguard-tools \
                 strongswan-charon strongswan-swanctl
-# Only their tools are used by tests (promtool: the metrics test; named, dig, nsupdate: the Mobile PPC
-# DDNS test, which starts its own named inside a test namespace); their daemons must not be started or enabled by us.
-TEST_ONLY_APT := prometheus bind9 bind9-dnsutils
+# Test-only packages whose daemons must not be started or enabled by us: prometheus (only its
+# promtool: the metrics test) and postgresql (only its binaries: the GMS replica tests run their own
+# server as the postgres user, unix socket in a temp dir, no TCP). Debian's postgresql postinst
+# creates a cluster (15/main, localhost only): when we install it, the cluster is set to start
+# "manual" (start.conf) and its units disabled, so nothing of it runs at boot or after the tests.
+# bind9 + bind9-dnsutils: only named, dig and nsupdate (the Mobile PPC DDNS tests start their own named inside a test namespace).
+TEST_ONLY_APT := prometheus postgresql bind9 bind9-dnsutils
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
 
-.PHONY: all deps build bpf ts test test-unit demo bench clean
+.PHONY: all deps build bpf ts native test test-unit demo bench clean
 
 all: build
 
@@ -29,12 +33,16 @@ deps: .deps-stamp
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: must run as root (apt-get, bpffs, netns)"; exit 1; fi
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
-	@had=$$(dpkg-query -W -f='$${Status}\n' $(TEST_ONLY_APT) 2>/dev/null | grep -c 'ok installed'); \
-	if [ "$$had" != $(words $(TEST_ONLY_APT)) ]; then \
+	@missing=$$(for p in $(TEST_ONLY_APT); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; policy=1; fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_ONLY_APT); rc=$$?; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
 	  [ -n "$$policy" ] && rm -f /usr/sbin/policy-rc.d; \
-	  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl disable --now $(TEST_ONLY_APT) >/dev/null 2>&1 || true; fi; \
+	  for c in /etc/postgresql/*/*/start.conf; do case " $$missing " in *" postgresql "*) [ -f "$$c" ] && echo manual > "$$c";; esac; done; \
+	  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
+	    for p in $$missing; do systemctl disable --now $$p >/dev/null 2>&1 || true; done; \
+	    case " $$missing " in *" postgresql "*) systemctl disable --now 'postgresql@*' >/dev/null 2>&1 || true;; esac; \
+	  fi; \
 	  exit $$rc; \
 	fi
 	npm ci --no-audit --no-fund
@@ -49,6 +57,24 @@ $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) bpf/include/vmlinux.h
 
 bpf: $(BPF_OBJS)
 
+# The punt reader's optional native addon (native/ring_poll.c: the ring's fd
+# watched on Node's event loop, uv_poll). Built with the compiler the BPF build
+# already needs and the headers the nodejs package ships (no node-gyp, no npm
+# install script). Optional: when it cannot be built the build goes on and the
+# agent uses the thread-pool reader (`gscip doctor` and the agent log say which).
+NATIVE_OUT   := $(BUILD)/native
+NATIVE_CC    ?= $(CLANG)
+NODE_INCLUDE ?= $(shell node -e "const p = require('path'), fs = require('fs'); const c = [p.join(p.dirname(process.execPath), '..', 'include', 'node'), p.join(process.config.variables.node_prefix || '/usr', 'include', 'node'), '/usr/include/node']; console.log(p.resolve(c.find((d) => fs.existsSync(p.join(d, 'node_api.h'))) || c[0]))" 2>/dev/null)
+native:
+	@mkdir -p $(NATIVE_OUT); out=$(NATIVE_OUT)/gscip_ring_poll.node; \
+	if [ ! -f "$(NODE_INCLUDE)/node_api.h" ] || [ ! -f "$(NODE_INCLUDE)/uv.h" ]; then \
+	  rm -f $$out; echo "make native: no Node headers (node_api.h, uv.h) in '$(NODE_INCLUDE)': addon skipped, the punt reader waits in the thread pool"; \
+	elif $(NATIVE_CC) -shared -fPIC -O2 -Wall -Wextra -Werror -I$(NODE_INCLUDE) -o $$out.tmp native/ring_poll.c; then \
+	  mv $$out.tmp $$out; \
+	else \
+	  rm -f $$out $$out.tmp; echo "make native: the addon did not build: the punt reader waits in the thread pool"; \
+	fi
+
 # dist/ is rebuilt from scratch: a deleted test must not live on as stale JS.
 ts:
 	rm -rf dist
@@ -57,7 +83,7 @@ ts:
 # Ends by checking this host's kernel for what the fast path needs (BTF, bpffs,
 # clsact, every helper and kfunc the object calls, the verifier accepting it):
 # each missing one is printed with its fix before anything runs.
-build: deps bpf ts
+build: deps bpf ts native
 	@node dist/controlplane/cli/main.js doctor --host-only || { echo "make build: this host cannot run the GSCIP fast path (see the failed checks above)"; exit 1; }
 
 # Unit tests need no root; the rest (BPF_PROG_TEST_RUN, namespaces) do.

@@ -65,7 +65,7 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
  * IPv6 frames end here, in the interface's IPv6 policy (ipv6.h).
  * ICMP of type GSCIP_ICMP_TYPE is a control message (control.h): punted on
  * ingress, and on egress unless this GE's agent sent it (CONTROL_TX mark). */
-static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_run *run)
+static __always_inline int gscip_classify_dir(struct __sk_buff *skb, struct gscip_run *run, const __u8 dir)
 {
 	struct gscip_pkt *pkt = &run->pkt;
 	bool nonfirst = false;
@@ -86,11 +86,22 @@ static __always_inline int gscip_classify(struct __sk_buff *skb, struct gscip_ru
 			return rc;
 		if (icmp_type != GSCIP_ICMP_TYPE)
 			return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
-		return control_apply(skb, pkt, run->released);
+		return control_apply(skb, pkt, run->released, dir);
 	}
 	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
 		return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
 	return parse_l4_ports(skb, pkt, l3_len);
+}
+
+/* One classify stage per direction, the direction a constant in each. */
+static __always_inline int gscip_classify_egress(struct __sk_buff *skb, struct gscip_run *run)
+{
+	return gscip_classify_dir(skb, run, GSCIP_DIR_EGRESS);
+}
+
+static __always_inline int gscip_classify_ingress(struct __sk_buff *skb, struct gscip_run *run)
+{
+	return gscip_classify_dir(skb, run, GSCIP_DIR_INGRESS);
 }
 
 /* Codes after which the packet goes on to the next stage (ingress: XLAT). */
@@ -138,7 +149,7 @@ int gscip_tc_egress(struct __sk_buff *skb)
 	default:
 		break;
 	}
-	GSCIP_RUN_STAGE_ALWAYS(gscip_classify, skb, &run);
+	GSCIP_RUN_STAGE_ALWAYS(gscip_classify_egress, skb, &run);
 	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* stack view -> wire view */
 	GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
 	return gscip_verdict(&run, run.verdict);
@@ -151,7 +162,7 @@ int gscip_tc_ingress(struct __sk_buff *skb)
 				 .verdict = GSCIP_CODE(GSCIP_DROP_UNSUPPORTED) };
 
 	run.released = release_classify(skb, GSCIP_DIR_INGRESS) == GSCIP_RELEASE_PROCESS;
-	GSCIP_RUN_STAGE_ALWAYS(gscip_classify, skb, &run);
+	GSCIP_RUN_STAGE_ALWAYS(gscip_classify_ingress, skb, &run);
 	GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
 	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* wire view -> stack view */
 	return gscip_verdict(&run, run.verdict);

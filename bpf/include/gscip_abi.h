@@ -29,6 +29,17 @@
  * message type. They are punted on ingress (and on egress unless this GE sent
  * them, GSCIP_MARK_CONTROL_TX) and never reach the host's stack. */
 #define GSCIP_ICMP_TYPE           253
+/* DPRP's ICMP codes the fast path itself reads or writes (controlplane/dprp/wire.ts
+ * MsgType, dprp/hold.ts): a DDE (code 1) whose candidate depth (ICMP byte 4)
+ * is >= 1 was relayed by an end-candidate GEN; a GE behind it answers at once,
+ * from the fast path, with a HOLD (code 5) so that GEN never takes itself for
+ * the end GE (docs/dprp.md "Cascades"). A HOLD is the ICMP header (8 bytes,
+ * bytes 4-7 zero) and the DPRP header (version 1, type 5, flags 0, attempt,
+ * 8-byte negotiation id) copied from the DDE: GSCIP_DPRP_HOLD_BYTES. */
+#define GSCIP_DPRP_CODE_DDE       1
+#define GSCIP_DPRP_CODE_HOLD      5
+#define GSCIP_DPRP_HOLD_BYTES     20
+#define GSCIP_DPRP_CAND_DEPTH_OFF 4
 
 /* ---- marks used by the control plane to re-inject (release) a stashed packet.
  * Sent through an AF_PACKET socket with SO_MARK (needs CAP_NET_ADMIN). The egress
@@ -115,6 +126,25 @@ struct gscip_pit_val {
  * this entry's direction), once: the agent expires closed flows sooner. */
 #define GSCIP_PIT_F_FIN  0x01
 #define GSCIP_PIT_F_RST  0x02
+/* Set by the control plane on an ENCRYPT entry of a TCP flow whose receiver
+ * takes the wire-valid form (DPRP agreed it, docs/pccom.md "Checksums a
+ * middlebox verifies"): K travels in the urgent pointer (URG clear) and the
+ * checksum field is the ordinary checksum, valid to conntrack and firewalls.
+ * Receivers take both forms whatever this says. */
+#define GSCIP_PIT_F_WIRE_CSUM 0x04
+/* Bits 4-7 of flags, written by the control plane and never read or written
+ * by the fast path: why the entry is plaintext or a drop (enum gscip_pit_why),
+ * so `gscip maps dump pit` says it. NONE on encrypt/decrypt/transit entries. */
+#define GSCIP_PIT_WHY_SHIFT 4
+#define GSCIP_PIT_WHY_MASK  0xf0
+enum gscip_pit_why {
+	GSCIP_WHY_NONE                = 0, /* encrypted, ciphertext relayed, or not said (static) */
+	GSCIP_WHY_NO_GE               = 1, /* plaintext: no GE toward the destination answered */
+	GSCIP_WHY_NOT_MEMBER          = 2, /* plaintext: the GEs that answered share no group with the start */
+	GSCIP_WHY_CLOSED              = 3, /* drop: a CL GE on the path refuses the plaintext flow */
+	GSCIP_WHY_ENCRYPTION_REQUIRED = 4, /* drop: the network definition requires encryption to this destination */
+	GSCIP_WHY_POLICY              = 5, /* the operator's own entry (static pass / drop) */
+};
 
 /* XLAT (generic translation: CIT, VAT, NAT). Key = gscip_cid in the view
  * BEFORE translation for that direction:
@@ -307,7 +337,8 @@ enum gscip_stat {
 	GSCIP_DROP_IPV6_POLICY        = 48, /* IPv6 on an interface whose ipv6 policy is drop */
 	GSCIP_DROP_IPV6_ND_ONLY       = 49, /* ipv6 nd-only: neither ND nor link-local */
 
-	/* ---- DPRP (128..255): none yet ---- */
+	/* ---- DPRP (128..255) ---- */
+	GSCIP_STAT_DPRP_HOLD          = 128, /* a DDE relayed by an end-candidate GEN: punted, and answered with a HOLD */
 
 	/* ---- PCCOM (256..383): verdicts from 256, drops from 288 ---- */
 	GSCIP_STAT_PIT_ENCRYPT        = 256,
@@ -372,6 +403,8 @@ enum gscip_tc_verdict {
 	X(GSCIP_DROP_NO_IFACE_CFG,      DROP,    SHOT)         \
 	X(GSCIP_DROP_IPV6_POLICY,       DROP,    SHOT)         \
 	X(GSCIP_DROP_IPV6_ND_ONLY,      DROP,    SHOT)         \
+	/* DPRP */                                             \
+	X(GSCIP_STAT_DPRP_HOLD,         VERDICT, REDIRECT)     \
 	/* PCCOM */                                            \
 	X(GSCIP_STAT_PIT_ENCRYPT,       VERDICT, PASS)         \
 	X(GSCIP_STAT_PIT_DECRYPT,       VERDICT, PASS)         \

@@ -13,6 +13,7 @@ _Static_assert(TC_ACT_OK == 0 && TC_ACT_SHOT == 2 && TC_ACT_STOLEN == 4 && TC_AC
 
 /* linux/if_ether.h (host order) */
 #define ETH_HLEN         14
+#define ETH_ALEN 6
 #define ETH_P_IP         0x0800
 #define ETH_P_IPV6       0x86DD
 

@@ -11,6 +11,8 @@
  *    a GE inside a GEN that the GEN forwards out of its guarded (outside)
  *    interface. Punted (dir egress) so the agent takes its part and re-sends it
  *    marked: it crosses this hook once punted, once marked, never looping.
+ *  - INGRESS, a DDE relayed by an end-candidate GEN (candidate depth >= 1):
+ *    punted, and the skb answered with a HOLD (dprp_hold.h, DPRP_HOLD).
  * A released packet is never a control message (GSCIP_DROP_RELEASE_MISS), and
  * a fragmented one is malformed by definition. */
 #ifndef GSCIP_CONTROL_H
@@ -20,9 +22,13 @@
 #include "consts.h"
 #include "pkt.h"
 #include "punt.h"
+#include "dprp_hold.h"
 
-static __always_inline int control_apply(struct __sk_buff *skb, const struct gscip_pkt *pkt, bool released)
+/* dir: the entry program's direction, a constant (the HOLD code is only in the ingress program). */
+static __always_inline int control_apply(struct __sk_buff *skb, const struct gscip_pkt *pkt, bool released, const __u8 dir)
 {
+	int rc, hold;
+
 	if (released)
 		return GSCIP_CODE(GSCIP_DROP_RELEASE_MISS);
 	if (pkt->is_fragment)
@@ -31,7 +37,14 @@ static __always_inline int control_apply(struct __sk_buff *skb, const struct gsc
 		skb->mark = 0;
 		return GSCIP_CODE(GSCIP_STAT_CONTROL_TX);
 	}
-	return punt_emit(skb, NULL, pkt->cid.dir, GSCIP_PUNT_CONTROL);
+	rc = punt_emit(skb, NULL, pkt->cid.dir, GSCIP_PUNT_CONTROL);
+	/* A DDE relayed by an end-candidate GEN is also answered here, at once (dprp_hold.h). */
+	if (dir == GSCIP_DIR_INGRESS && rc == GSCIP_CODE(GSCIP_STAT_PUNT_CONTROL)) {
+		hold = dprp_hold_reply(skb, pkt);
+		if (hold != GSCIP_STAGE_NEXT)
+			return hold;
+	}
+	return rc;
 }
 
 #endif /* GSCIP_CONTROL_H */

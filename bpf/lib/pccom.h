@@ -98,7 +98,8 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 	if (rc)
 		return rc;
 	if (pkt->cid.proto == IPPROTO_TCP)
-		res = encrypt ? pccom_tcp_encrypt(&c, pkt, &t, &csum) : pccom_tcp_decrypt(&c, pkt, pit, &t, &csum);
+		res = encrypt ? pccom_tcp_encrypt(&c, pkt, &t, &csum, (pit->flags & GSCIP_PIT_F_WIRE_CSUM) != 0)
+			      : pccom_tcp_decrypt(&c, pkt, pit, &t, &csum);
 	else
 		res = encrypt ? pccom_udp_encrypt(&c, pkt, &t, &csum) : pccom_udp_decrypt(&c, pkt, pit, &t, &csum);
 	if (res < 0)

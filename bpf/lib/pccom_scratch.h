@@ -51,6 +51,13 @@ struct pccom_scratch {
 	__u32 hlen;
 	__u32 l4_len;       /* pseudo-header length */
 	__u32 csum;         /* checksum field as received/sent, word view */
+	__u16 urg_out;      /* TCP wire-valid form: the urgent pointer being written (store source) */
+	__u16 wire_form;    /* TCP: this packet is in the wire-valid form (kept here, not on the stack) */
+	__u16 urg_in;       /* TCP receiver: the urgent pointer as received (word view) */
+	__u32 ct_sum;       /* TCP receiver: the ciphertext's sum, kept across the key checks (stack limit) */
+	__u32 prev_used;    /* TCP receiver: verified under prev_key_version */
+	__u32 want_sum;     /* TCP receiver: the field's expected sum before K (kept across K's block) */
+	__u32 summed;       /* skb->ip_summed of this packet (kept across K's block) */
 	/* kept across packets */
 	__u32 ipid_ctr;     /* UDP sender: next IP ID (seeded at random when 0) */
 	/* payload sums: the bytes after the last whole 512-byte chunk, zero-padded */

@@ -7,6 +7,8 @@
  */
 import { PacketSender } from './packet-sender.js';
 import { PuntReader } from './punt-reader.js';
+import { stageDumpFromEnv } from '../dprp/stage-dump.js';
+import { stageProfile } from '../dprp/stage-profile.js';
 import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
@@ -18,13 +20,16 @@ import { partDescriptor } from './handlers/index.js';
 import { planParts, startParts, type EmbeddedPart, type PartPlan } from '../parts/compose.js';
 import { PartError } from '../parts/errors.js';
 import { gmsDeliveryLoader, resolveGeIdentity } from './ge-identity.js';
+import { requiredEncryptionSource } from './required-encryption-source.js';
+import { MemoryRelief, v8FullGc } from './memory-relief.js';
 import {
   AgentConflictError, HeldLock, ifaceLockPath, instancePaths, netnsInode, readIfaceOwner, readState, removeIfaceOwner, removeState,
   writeIfaceOwner, writeState, type InstancePaths, type InstanceState,
 } from './instance.js';
 import { datapathSource, startMetricsServer } from './metrics-server.js';
 import { PuntDispatcher } from './punt-dispatch.js';
-import { ifNameToIndex } from '../bpf/libc.js';
+import { ifNameToIndex, mallocTrim } from '../bpf/libc.js';
+import { agentMemoryReliefsTotal } from '../metrics/metrics.js';
 import { routeLibbpfMessages, tcQuery } from '../bpf/libbpf.js';
 import { TC_FILTER } from './instance.js';
 import { migrateLegacyPins } from './migrate.js';
@@ -163,7 +168,8 @@ export class Agent {
       // 5. Punt path.
       const sender = new PacketSender();
       undo.push(() => sender.close());
-      const parts = startParts(plan, (n) => ({ log: log.child({ handler: n }), ge, config: cfg }));
+      const requireEncryption = requiredEncryptionSource(cfg.requireEncryption, cfg.gms?.dataDir ?? null);
+      const parts = startParts(plan, (n) => ({ log: log.child({ handler: n }), ge, requireEncryption, config: cfg }));
       const handlers: PuntHandler[] = [...parts.handlers];
       const ifs: AgentInterface[] = attached.map((a) => ({ name: a.name, ifindex: a.ifindex }));
       const dispatcher = new PuntDispatcher({
@@ -171,7 +177,20 @@ export class Agent {
       });
       undo.push(() => dispatcher.close());
       for (const h of handlers) if (h.onStart) await h.onStart(dispatcher);
-      const reader = new PuntReader(dp.maps.puntFd, (recs) => dispatcher.onRecords(recs), {
+      // After a burst of punts, hand the memory it took back (full GC + malloc_trim, once per burst).
+      const relief = new MemoryRelief({
+        gc: v8FullGc(), trim: () => { mallocTrim(); },
+        onRelief: ({ peakPerSec }) => {
+          agentMemoryReliefsTotal.inc();
+          log.info({ peakPerSec, rssMb: Math.round(process.memoryUsage.rss() / 1048576) }, 'punt burst over: memory handed back');
+        },
+      });
+      const reliefTimer = setInterval(() => relief.tick(), 1000);
+      reliefTimer.unref();
+      undo.push(() => clearInterval(reliefTimer));
+      const profiling = stageDumpFromEnv();
+      const reader = new PuntReader(dp.maps.puntFd, (recs) => { relief.note(recs.length); dispatcher.onRecords(recs); }, {
+        ...(profiling ? { onWake: (ns: bigint) => stageProfile.woke(ns) } : {}),
         onError: (e) => log.error({ err: e }, 'punt record skipped'),
         onFatal: (e) => {
           log.fatal({ err: e }, 'punt reader stopped: punted packets can no longer be handled');
@@ -179,6 +198,7 @@ export class Agent {
         },
       });
       undo.push(() => reader.close());
+      log.info({ wait: reader.wait, detail: reader.waitDetail }, 'punt reader started');
       // 6. Metrics.
       let metricsUrl: string | null = null;
       let metricsClose: (() => Promise<void>) | null = null;

@@ -8,11 +8,11 @@ import { BpfError } from '../bpf/errors.js';
 import { GscipError } from '../errors/catalogue.js';
 import { execFileSync } from 'node:child_process';
 import { ifIndexToName, ifNameToIndex } from '../bpf/libc.js';
-import { closeBpfFd, objGet, progInfo, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery } from '../bpf/libbpf.js';
+import { closeBpfFd, mapInfo, objectClose, objectMaps, objectOpenFile, objGet, progInfo, raw, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery } from '../bpf/libbpf.js';
 import { BpfObject } from '../bpf/object.js';
 import { IFACE_F_PROTECTED, IPV6_POLICY_BY_NAME } from '../maps/abi.js';
 import { MISS_ACTIONS, type DirName, type MissActionName } from '../maps/vocabulary.js';
-import { gscipMapsFromFds, LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
+import { gscipMapsFromFds, LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, SCRATCH_MAP_NAMES, type GscipMaps } from '../maps/gscip-maps.js';
 import type { Ipv6PolicyConfig } from '../config/agent-config.js';
 import { TC_FILTER } from './instance.js';
 import { bpffsAbsence, mkdirOnBpffs, type BpffsLog } from '../bpf/bpffs.js';
@@ -25,11 +25,41 @@ export interface LoadedDatapath {
   adopted: string[];
 }
 
+/**
+ * Scratch maps (SCRATCH_MAP_NAMES: no state) whose pin no longer fits this
+ * build's definition (type, key/value size, max entries) are unpinned before
+ * load, so libbpf creates and pins this build's; a program of the previous
+ * build keeps its own map until it is replaced. Everything else with a
+ * changed layout still refuses the load (GSCIP_E_PINNED_LAYOUT_MISMATCH).
+ */
+function replaceScratchPins(objPath: string, pinDir: string, log?: BpffsLog): void {
+  const stale = SCRATCH_MAP_NAMES.size ? [...SCRATCH_MAP_NAMES].filter((n) => existsSync(`${pinDir}/${n}`)) : [];
+  if (!stale.length) return;
+  const obj = objectOpenFile(objPath);
+  try {
+    for (const m of objectMaps(obj)) {
+      const name = raw.bpf_map__name(m) as string;
+      if (!stale.includes(name)) continue;
+      const fd = objGet(`${pinDir}/${name}`);
+      let same: boolean;
+      try {
+        const i = mapInfo(fd);
+        same = i.type === (raw.bpf_map__type(m) as number) && i.keySize === (raw.bpf_map__key_size(m) as number)
+          && i.valueSize === (raw.bpf_map__value_size(m) as number) && i.maxEntries === (raw.bpf_map__max_entries(m) as number);
+      } finally { closeBpfFd(fd); }
+      if (same) continue;
+      unlinkSync(`${pinDir}/${name}`);
+      log?.info?.({ pin: `${pinDir}/${name}` }, 'replaced a scratch map pin of another layout (it holds no state)');
+    }
+  } finally { objectClose(obj); }
+}
+
 /** Open + load with every map pinned in pinDir; existing pins are reused. stages: what the programs contain (default every stage). */
 export function loadPinned(objPath: string, pinDir: string, maxEntries: Record<string, number>, log?: BpffsLog,
   stages: StageSwitches = DEFAULT_STAGES): LoadedDatapath {
   if (!existsSync(objPath)) throw new GscipError('GSCIP_E_BPF_OBJECT_MISSING', `BPF object ${objPath} not found (make bpf)`);
   mkdirOnBpffs(pinDir, 0o700, log);
+  replaceScratchPins(objPath, pinDir, log);
   const adopted = Object.values(MAP_NAMES).filter((n) => existsSync(`${pinDir}/${n}`));
   let obj: BpfObject;
   try {

@@ -22,6 +22,7 @@ const fn = {
   adjtimex: libc.func('int adjtimex(_Inout_ uint8_t *buf)'),
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)'),
   munmap: libc.func('int munmap(void *addr, size_t length)'),
+  malloc_trim: libc.func('int malloc_trim(size_t pad)'),
 };
 
 export const AF_INET = 2;
@@ -152,4 +153,9 @@ export function epollWaitAsync(epfd: number, timeoutMs: number, done: (err: Erro
     if (rc < 0) { done(new Error(`epoll_wait on epoll fd ${epfd} failed (errno is not visible across threads)`), rc); return; }
     done(null, rc);
   });
+}
+
+/** glibc's malloc_trim(0): returns free heap memory to the kernel; true when some was released. */
+export function mallocTrim(): boolean {
+  return (fn.malloc_trim(0) as number) === 1;
 }

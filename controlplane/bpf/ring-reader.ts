@@ -11,9 +11,15 @@
  * callback decodes each record straight out of the ring (one copy, by the
  * codec), so a punt reaches its handler with one thread-pool completion
  * between it and the kernel.
+ *
+ * With the native addon (controlplane/bpf/ring-poll-addon.ts) not even that:
+ * the ring's epoll fd is watched by the event loop itself (uv_poll), so a punt
+ * wakes the loop once and is consumed in that same turn. Without the addon
+ * (not built here) the thread-pool wait above is used; `wait` says which.
  */
 import { RingBuffer } from './libbpf.js';
 import { epollWaitAsync } from './libc.js';
+import { ringWaitChoice, type RingPollAddon, type RingWait } from './ring-poll-addon.js';
 
 export interface RingReaderOptions {
   /** Longest single wait in the thread pool; also bounds how long close() takes. */
@@ -24,6 +30,12 @@ export interface RingReaderOptions {
   onError?: (e: Error) => void;
   /** The reader itself stopped (wait or consume failed): no more punts will arrive. */
   onFatal?: (e: Error) => void;
+  /** 'thread-pool' forces the fallback wait; default: the event loop when the addon loads. */
+  wait?: RingWait;
+  /** Where the addon is (default build/native/gscip_ring_poll.node). */
+  addonPath?: string;
+  /** Called with CLOCK_MONOTONIC ns when the reader wakes for records (the DPRP stage profile). */
+  onWake?: (nowNs: bigint) => void;
 }
 
 /** Consecutive failed waits (EINTR and the like) before the reader gives up. */
@@ -43,6 +55,13 @@ export class RingReader<T> {
   private waiting = false;
   private stopped: (() => void) | null = null;
   private readonly closed: Promise<void>;
+  /** Which wait runs: 'event-loop' (addon) or 'thread-pool'. */
+  readonly wait: RingWait;
+  /** Why that one (the addon's path, or why it is not used). */
+  readonly waitDetail: string;
+  private readonly addon: RingPollAddon | null;
+  private watch: object | null = null;
+  private readonly onWake: ((nowNs: bigint) => void) | null;
 
   /**
    * `mapFd` must stay open while the reader runs. `decode` turns one record
@@ -55,13 +74,32 @@ export class RingReader<T> {
     this.onRecords = onRecords;
     this.onError = opts.onError ?? ((e: Error) => { throw e; });
     this.onFatal = opts.onFatal ?? this.onError;
+    this.onWake = opts.onWake ?? null;
+    const choice = ringWaitChoice({ addonPath: opts.addonPath, wait: opts.wait });
+    this.wait = choice.wait;
+    this.waitDetail = choice.detail;
+    this.addon = choice.addon;
     this.closed = new Promise<void>((resolve) => { this.stopped = resolve; });
     this.rb = new RingBuffer(mapFd, (view) => this.onRecord(view), { borrow: true });
     try {
       this.epfd = this.rb.epollFd();
     } catch (e) { this.rb.close(); throw e; }
     // Records already waiting (e.g. punted while no agent ran) are read on the first turn of the loop.
-    setImmediate(() => this.drain());
+    if (this.addon) this.watchOnLoop(this.addon);
+    else setImmediate(() => this.drain());
+  }
+
+  /** Level-triggered: each callback consumes all there is; uv_poll calls again only for new records. */
+  private watchOnLoop(addon: RingPollAddon): void {
+    try {
+      this.watch = addon.watch(this.epfd, (status) => {
+        if (this.stopping) return;
+        if (status < 0) {
+          if (++this.failures > MAX_WAIT_FAILURES) { this.fatal(new Error(`uv_poll on epoll fd ${this.epfd} failed (libuv error ${status})`)); return; }
+        } else this.failures = 0;
+        this.consumeAndDeliver();
+      });
+    } catch (e) { this.rb.close(); throw e; }
   }
 
   /** Called by libbpf inside consume(), on this thread; `view` points into the ring. */
@@ -80,21 +118,27 @@ export class RingReader<T> {
     this.onRecords(b);
   }
 
-  /** Consume what is there, deliver it, then wait again. */
-  private drain(): void {
-    if (this.stopping) { this.finish(); return; }
+  /** Consume what is there and deliver it; false when the reader stopped. */
+  private consumeAndDeliver(): boolean {
+    if (this.onWake) this.onWake(process.hrtime.bigint());
     try {
       this.rb.consume();
     } catch (e) {
       this.batch = [];
       this.fatal(e as Error);
-      return;
+      return false;
     }
     try { this.flush(); } catch (e) { this.onError(e as Error); }
-    this.wait();
+    return true;
   }
 
-  private wait(): void {
+  /** Thread-pool wait: consume what is there, deliver it, then wait again. */
+  private drain(): void {
+    if (this.stopping) { this.finish(); return; }
+    if (this.consumeAndDeliver()) this.waitInPool();
+  }
+
+  private waitInPool(): void {
     if (this.stopping) { this.finish(); return; }
     this.waiting = true;
     epollWaitAsync(this.epfd, this.pollMs, (err) => {
@@ -113,13 +157,14 @@ export class RingReader<T> {
   }
 
   private finish(): void {
+    if (this.watch && this.addon) { this.addon.unwatch(this.watch); this.watch = null; }
     if (this.waiting || this.stopped === null) return;
     this.rb.close();
     this.stopped();
     this.stopped = null;
   }
 
-  /** Stop reading (within pollMs) and free the ring buffer consumer. */
+  /** Stop reading (at once on the event loop, within pollMs in the thread pool) and free the ring buffer consumer. */
   async close(): Promise<void> {
     this.stopping = true;
     if (!this.waiting) this.finish();

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseRequiredEntry } from '../dprp/encryption-required.js';
 import { GscipError } from '../errors/catalogue.js';
 import { DIRS, MISS_ACTIONS, nameTuple, type MissActionName } from '../maps/vocabulary.js';
 
@@ -121,6 +122,18 @@ export const agentConfigSchema = z.object({
       keyFile: z.string().min(1),
     }).strict().nullable().default(null),
   }).strict().default({ ddns: null }),
+  /**
+   * Destinations (IPv4 prefixes or DNS names) to which this GE refuses to carry
+   * a flow in plaintext (strict mode, dprp/encryption-required.ts), on top of
+   * the network definition's `policy.requireEncryption` from the GMS.
+   */
+  requireEncryption: z.array(z.string()).default([]).superRefine((l, ctx) => {
+    l.forEach((v, i) => {
+      try { parseRequiredEntry(v, `requireEncryption[${i}]`); } catch (e) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i], message: (e as Error).message.replace(/^requireEncryption\[\d+\]: /, '') });
+      }
+    });
+  }),
   /** GMS client: agent data dir from `gscip agent enroll`; keys are installed into gscip_keys. */
   gms: z.object({ dataDir: z.string().min(1) }).strict().nullable().default(null),
 }).strict();

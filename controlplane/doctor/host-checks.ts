@@ -21,6 +21,7 @@ import { objectCalls, type ObjectCalls } from '../bpf/object-calls.js';
 import { GscipError } from '../errors/catalogue.js';
 import { BpfObject } from '../bpf/object.js';
 import { MAP_NAMES } from '../maps/gscip-maps.js';
+import { ringWaitChoice } from '../bpf/ring-poll-addon.js';
 import { failed, guard, ok, skip, warn, type Check } from './checks.js';
 import { formatFailures } from './report.js';
 
@@ -211,6 +212,14 @@ export function assertPrerequisites(o: HostCheckOptions): number {
 }
 
 /** Every host check, in the order an operator reads them. */
+/** Which wait the agent's punt reader will use (controlplane/bpf/ring-poll-addon.ts): both work, one is faster. */
+function puntWaitCheck(): Check {
+  const c = ringWaitChoice();
+  if (c.wait === 'event-loop') return ok('host.punt-wait', 'punt wait', `on the event loop (${c.detail})`);
+  return warn('host.punt-wait', 'punt wait', `in the libuv thread pool, one more hop per punt: ${c.detail}`,
+    'make native (needs clang and the Node headers, node_api.h and uv.h, that the nodejs package installs)');
+}
+
 export async function hostChecks(o: HostCheckOptions): Promise<Check[]> {
   const out: Check[] = [privilegesCheck(), kernelCheck()];
   out.push(...await guard('host.btf', 'kernel BTF', btfCheck));
@@ -225,5 +234,6 @@ export async function hostChecks(o: HostCheckOptions): Promise<Check[]> {
   }
   out.push(...await guard('host.load', 'object loads', () => objectLoadCheck(o.bpfObject)));
   out.push(...await guard('host.time', 'time sync', timeSyncCheck));
+  out.push(...await guard('host.punt-wait', 'punt wait', puntWaitCheck));
   return out;
 }

@@ -31,7 +31,7 @@ import { monotonicNs } from '../maps/accessors.js';
 import { counterSlot, Dir, Ipv6Policy, ipv6PolicyName, Stat } from '../maps/abi.js';
 import { DIRS, type DirName } from '../maps/vocabulary.js';
 import { ifaceCfgCodec, ipv6PolicyOf, keyIdCodec, keyValCodec, statValCodec, u32Codec } from '../maps/codecs.js';
-import { LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES } from '../maps/gscip-maps.js';
+import { LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, SCRATCH_MAP_NAMES } from '../maps/gscip-maps.js';
 import { legacyPins } from '../agent/migrate.js';
 
 const legacyKey = (pin: string): keyof typeof LEGACY_MAP_NAMES =>
@@ -195,6 +195,12 @@ function pinChecks(o: InstanceCheckOptions, v: AgentView): Check[] {
     const fd = objGet(path);
     try { info = mapInfo(fd); } finally { closeBpfFd(fd); }
     const diff = mapDifferences(def, info);
+    if (diff.length && SCRATCH_MAP_NAMES.has(def.name)) {
+      // No state in it: the agent of this build replaces the pin on start (agent/datapath.ts).
+      out.push(warn(id, `pin ${def.name}`, `${path} is another build's ${def.name} (${diff.join('; ')}), a scratch map with no state: the agent of this build replaces it when it starts`,
+        v.running ? `restart the agent of this build: gscip agent stop ${instanceFlags(o)}; gscip agent run ${instanceFlags(o)} --iface ...` : 'start the agent of this build'));
+      continue;
+    }
     if (diff.length) out.push(failed(id, `pin ${def.name}`, `${path} is stale, not this build's ${def.name}: ${diff.join('; ')} (an older build's pin, or replaced by hand)`, `${clear}${loses}`));
   }
   const known = new Set(defs.map((d) => d.name));

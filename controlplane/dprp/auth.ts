@@ -17,6 +17,7 @@
  * status, start/end GE and the message options.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { Stage, stageProfile } from './stage-profile.js';
 import {
   encodeAction, encodeOptions, encodeRecord, flowBytes, type ActionEntry, type DprpMessage, type GeRecord,
 } from './wire.js';
@@ -127,6 +128,11 @@ export function recordTag(k: GroupKey, m: DprpMessage, i: number, rec: GeRecord)
 
 /** The record a GE appends: its info, and one tag per key version it holds. */
 export function signRecord(keys: readonly GroupKey[], m: DprpMessage, rec: Omit<GeRecord, 'tags'>): GeRecord {
+  if (!stageProfile.on) return signRecordNow(keys, m, rec);
+  const t0 = stageProfile.now();
+  try { return signRecordNow(keys, m, rec); } finally { stageProfile.sub(Stage.auth, t0); }
+}
+function signRecordNow(keys: readonly GroupKey[], m: DprpMessage, rec: Omit<GeRecord, 'tags'>): GeRecord {
   const base: GeRecord = { ...rec, tags: [] };
   const input = recordInput(m, m.records.length, base);
   // Sorted so the tag order reveals nothing about which group is which.
@@ -136,6 +142,11 @@ export function signRecord(keys: readonly GroupKey[], m: DprpMessage, rec: Omit<
 
 /** Which of `keys` the record at index i of m proves membership for. */
 export function verifyRecord(keys: readonly GroupKey[], m: DprpMessage, i: number): GroupKey[] {
+  if (!stageProfile.on) return verifyRecordNow(keys, m, i);
+  const t0 = stageProfile.now();
+  try { return verifyRecordNow(keys, m, i); } finally { stageProfile.sub(Stage.auth, t0); }
+}
+function verifyRecordNow(keys: readonly GroupKey[], m: DprpMessage, i: number): GroupKey[] {
   const rec = m.records[i];
   if (rec.tags.length === 0) return [];
   const input = recordInput(m, i, rec);
@@ -156,6 +167,11 @@ export function selector(k: GroupKey, negId: Buffer, addr: string): Buffer {
 
 /** The key among `keys` that `sel` names for GE `addr`, or null. */
 export function findSelected(keys: readonly GroupKey[], negId: Buffer, addr: string, sel: Buffer): GroupKey | null {
+  if (!stageProfile.on) return findSelectedNow(keys, negId, addr, sel);
+  const t0 = stageProfile.now();
+  try { return findSelectedNow(keys, negId, addr, sel); } finally { stageProfile.sub(Stage.auth, t0); }
+}
+function findSelectedNow(keys: readonly GroupKey[], negId: Buffer, addr: string, sel: Buffer): GroupKey | null {
   for (const k of keys) if (same(selector(k, negId, addr), sel)) return k;
   return null;
 }
@@ -170,6 +186,11 @@ export function actionMac(k: GroupKey, m: DprpMessage, a: ActionEntry): Buffer {
 
 /** Fills selector+MAC of every action whose addressee shares key `keyFor(addr)`; others stay zero. */
 export function signActions(m: DprpMessage, keyFor: (addr: string) => GroupKey | null): void {
+  if (!stageProfile.on) return signActionsNow(m, keyFor);
+  const t0 = stageProfile.now();
+  try { return signActionsNow(m, keyFor); } finally { stageProfile.sub(Stage.auth, t0); }
+}
+function signActionsNow(m: DprpMessage, keyFor: (addr: string) => GroupKey | null): void {
   for (const a of m.actions) {
     const k = keyFor(a.addr);
     a.selector = k ? selector(k, m.negId, a.addr) : Buffer.alloc(16);
@@ -183,9 +204,19 @@ export function signActions(m: DprpMessage, keyFor: (addr: string) => GroupKey |
 
 /** Verifies the action entry `a` of `m` with `k`. */
 export function verifyAction(k: GroupKey, m: DprpMessage, a: ActionEntry): boolean {
+  if (!stageProfile.on) return verifyActionNow(k, m, a);
+  const t0 = stageProfile.now();
+  try { return verifyActionNow(k, m, a); } finally { stageProfile.sub(Stage.auth, t0); }
+}
+function verifyActionNow(k: GroupKey, m: DprpMessage, a: ActionEntry): boolean {
   return same(actionMac(k, m, a), a.mac);
 }
 
 export function sealMac(k: GroupKey, m: DprpMessage): Buffer {
+  if (!stageProfile.on) return sealMacNow(k, m);
+  const t0 = stageProfile.now();
+  try { return sealMacNow(k, m); } finally { stageProfile.sub(Stage.auth, t0); }
+}
+function sealMacNow(k: GroupKey, m: DprpMessage): Buffer {
   return mac16(authKey(k), context(m, 'seal'));
 }

@@ -15,8 +15,9 @@
  *     stashed packet and counts the refusal).
  */
 import { GscipError } from '../errors/catalogue.js';
-import type { PathRoleName } from '../maps/vocabulary.js';
+import type { PathRoleName, PitWhyName } from '../maps/vocabulary.js';
 import type { GeTypeName, ModeName, WireActionName } from './wire.js';
+import { Stage, stageProfile } from './stage-profile.js';
 
 /** A GE's decided action, in the protocol's words (the wire's: 'pass' | 'discard' | 'encrypt' | 'decrypt'). */
 export type Decision = WireActionName;
@@ -50,10 +51,21 @@ export interface GeAction {
   transit: boolean;
 }
 
+/**
+ * Why a flow is plaintext: 'no_ge' (no GE toward the destination answered: the
+ * start decided alone), 'not_member' (GEs answered, none shares a group with
+ * the start). Why it is refused: 'closed' (a CL GE will not carry it in
+ * plaintext), 'encryption_required' (the network definition requires
+ * encryption to the destination: encryption-required.ts). The start writes it
+ * into its PIT entries (gscip_pit_val.flags), counts and logs it.
+ */
+export type PlaintextWhy = Extract<PitWhyName, 'no_ge' | 'not_member'>;
+export type RefusedWhy = Extract<PitWhyName, 'closed' | 'encryption_required'>;
+
 export type Outcome =
   | { verdict: 'encrypted'; group: number; version: number; peer: string; actions: GeAction[] }
-  | { verdict: 'plaintext'; actions: GeAction[] }
-  | { verdict: 'refused'; refusedBy: string; actions: GeAction[] };
+  | { verdict: 'plaintext'; why: PlaintextWhy; actions: GeAction[] }
+  | { verdict: 'refused'; refusedBy: string; why: RefusedWhy; actions: GeAction[] };
 
 export class DecisionInputError extends GscipError {
   constructor(readonly field: string, detail: string) {
@@ -84,6 +96,11 @@ export function commonKey(a: readonly GroupVersion[], b: readonly GroupVersion[]
  * destination is not behind any GE).
  */
 export function decide(path: readonly PathGe[]): Outcome {
+  if (!stageProfile.on) return decideNow(path);
+  const t0 = stageProfile.now();
+  try { return decideNow(path); } finally { stageProfile.sub(Stage.decide, t0); }
+}
+function decideNow(path: readonly PathGe[]): Outcome {
   if (path.length === 0) throw new DecisionInputError('path', 'empty (the start GE is path[0])');
   const seen = new Set<string>();
   for (const [i, g] of path.entries()) {
@@ -105,11 +122,7 @@ export function decide(path: readonly PathGe[]): Outcome {
     }
   }
 
-  const discardAll = (refusedBy: string): Outcome => ({
-    verdict: 'refused',
-    refusedBy,
-    actions: path.map((g, i) => ({ addr: g.addr, role: roleAt(i, n), action: 'discard', transit: false })),
-  });
+  const discardAll = (refusedBy: string): Outcome => refusedOutcome(path.map((g) => g.addr), refusedBy, 'closed');
 
   if (j > 0 && key) {
     for (let i = j + 1; i < n; i++) if (path[i].mode === 'CL') return discardAll(path[i].addr);
@@ -124,6 +137,13 @@ export function decide(path: readonly PathGe[]): Outcome {
   for (const g of path) if (g.mode === 'CL') return discardAll(g.addr);
   return {
     verdict: 'plaintext',
+    why: n === 1 ? 'no_ge' : 'not_member',
     actions: path.map((g, i) => ({ addr: g.addr, role: roleAt(i, n), action: 'pass', transit: false })),
   };
+}
+
+/** Every GE of the path (addresses, start first) discards: the flow is refused by `refusedBy`. */
+export function refusedOutcome(addrs: readonly string[], refusedBy: string, why: RefusedWhy): Outcome {
+  const n = addrs.length;
+  return { verdict: 'refused', refusedBy, why, actions: addrs.map((addr, i) => ({ addr, role: roleAt(i, n), action: 'discard', transit: false })) };
 }

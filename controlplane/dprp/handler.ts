@@ -23,12 +23,17 @@ import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
   dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
-  dprpNegotiationsStartedTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
+  dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
 } from '../metrics/metrics.js';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { RateLimitedLog } from '../log/rate-limited-log.js';
+import { EncryptionRequired, parseRequiredEntry, type Resolve4 } from './encryption-required.js';
 import type { GroupKey, KeyRing } from './auth.js';
 import { buildIpv4Packet, IPPROTO_ICMP, parseIpv4 } from './ipv4.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type SelfInfo } from './node.js';
-import { reverseFlow } from './pit-entries.js';
+import { reverseFlow, type PitEntry } from './pit-entries.js';
+import type { PitWriter } from './node-deps.js';
+import { Stage, stageProfile } from './stage-profile.js';
 import { readKernelRoutes, readKernelRoutesAsync, RouteTable, type KernelView } from './routes.js';
 import type { Flow, GeTypeName, ModeName } from './wire.js';
 import { GE_TYPE_CODES, MODE_CODES } from './wire.js';
@@ -47,6 +52,10 @@ export interface DprpHandlerOptions {
   options?: OptionCodecs;
   /** The option hooks of the other parts (read once, when the engine starts). */
   optionHooks?: () => readonly ClaimedOptionHooks[];
+  /** Destinations encryption is required to (entries), read on each housekeeping tick. */
+  requireEncryption?: () => readonly string[];
+  /** Test hook: the resolver for requireEncryption names (default: the system resolver, IPv4). */
+  resolve4?: Resolve4;
   log: Logger;
 }
 
@@ -85,8 +94,17 @@ class MapKeyRing implements KeyRing {
   }
 }
 
+async function systemResolve4(name: string): Promise<string[]> {
+  return (await dnsLookup(name, { all: true, family: 4 })).map((a) => a.address);
+}
+
 export class DprpHandler implements PuntHandler {
   readonly name = 'dprp';
+  private readonly required: EncryptionRequired;
+  private requiredSig = '';
+  /** Plaintext and refused flows, logged at most once a minute per destination and why. */
+  private readonly plainLog: RateLimitedLog;
+  private readonly observer: DprpObserver;
   private node: DprpNode | null = null;
   private ctx: PuntContext | null = null;
   private readonly keys = new MapKeyRing();
@@ -100,6 +118,20 @@ export class DprpHandler implements PuntHandler {
 
   constructor(private readonly opts: DprpHandlerOptions) {
     this.log = opts.log;
+    this.required = new EncryptionRequired({
+      resolve4: opts.resolve4 ?? systemResolve4,
+      onResolveError: (name, err) => this.log.warn({ name, err: (err as Error).message }, 'requireEncryption: name does not resolve; it matches nothing until it does'),
+    });
+    this.plainLog = new RateLimitedLog((f, msg) => this.log.warn(f, msg));
+    this.observer = {
+      ...promObserver,
+      plaintext: (result, why, flow) => {
+        dprpPlaintextFlowsTotal.inc({ result, why });
+        this.plainLog.note(`${result}|${why}|${flow.daddr}`, {
+          result, why, flow: `${flow.saddr}:${flow.sport} -> ${flow.daddr}:${flow.dport}/${flow.proto}`,
+        }, result === 'pass' ? `flow carried in plaintext: ${why}` : `flow refused: ${why}`);
+      },
+    };
     if (!(opts.self.type in GE_TYPE_CODES)) throw new RangeError(`dprp: self.type must be one of ${Object.keys(GE_TYPE_CODES).join(', ')} (got ${opts.self.type})`);
     if (!(opts.self.mode in MODE_CODES)) throw new RangeError(`dprp: self.mode must be OP or CL (got ${opts.self.mode})`);
   }
@@ -132,10 +164,14 @@ export class DprpHandler implements PuntHandler {
     const addr = this.opts.self.addr ?? view.addrs.find((a) => a.dev === first)?.addr;
     if (!addr) throw new Error(`dprp: no IPv4 address on guarded interface ${first ?? '(none)'}; set self.addr`);
     this.selfInfo = { addr, type: this.opts.self.type, mode: this.opts.self.mode };
+    stageProfile.self = addr;
     this.keys.refresh(ctx);
+    this.refreshRequired();
+    this.required.start();
     const canHaveInside = this.opts.self.type !== 'GES';
     // The PIT through the flow table's kernel adapter (entry ages kept across rewrites).
-    const pit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
+    const kernelPit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
+    const pit = stageProfile.on ? timedPit(kernelPit) : kernelPit;
     this.node = new DprpNode({
       self: this.selfInfo,
       keys: this.keys,
@@ -151,17 +187,22 @@ export class DprpHandler implements PuntHandler {
       pit,
       stash: {
         // A truncated miss has no stashed packet (handle null): nothing to release or drop.
-        release: (hs) => { for (const h of hs) if (h) ctx.release(h as PuntRec); },
+        release: (hs) => {
+          const t0 = stageProfile.on ? stageProfile.now() : 0;
+          for (const h of hs) if (h) ctx.release(h as PuntRec);
+          if (t0) stageProfile.sub(Stage.release, t0);
+        },
         drop: (hs, reason) => { for (const h of hs) if (h) ctx.drop(h as PuntRec, reason); },
       },
       locality: (a) => this.routes.locality(a, this.guarded, canHaveInside),
       isOwnOrBroadcast: (a) => this.routes.isOwnOrBroadcast(a),
-      observer: promObserver,
+      encryptionRequired: (a) => this.required.matches(a),
+      observer: this.observer,
       config: this.opts.config,
       options: this.opts.options,
       optionHooks: this.opts.optionHooks?.() ?? [],
     });
-    const adopted = this.node.adopt(pit.readOwned());
+    const adopted = this.node.adopt(kernelPit.readOwned());
     if (adopted) this.log.info({ flows: adopted }, 'adopted the DPRP entries of a previous agent');
     const tickMs = this.opts.tickMs ?? 1000;
     this.tick = setInterval(() => this.guard('tick', () => this.housekeeping()), tickMs);
@@ -178,8 +219,25 @@ export class DprpHandler implements PuntHandler {
     }
   }
 
+  /** Takes up a changed requireEncryption list (config + GMS); names resolve in the background. */
+  private refreshRequired(): void {
+    const list = this.opts.requireEncryption?.() ?? [];
+    const sig = list.join('\n');
+    if (sig === this.requiredSig) return;
+    this.requiredSig = sig;
+    const entries = list.flatMap((v, i) => {
+      try { return [parseRequiredEntry(v, `requireEncryption[${i}]`)]; } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'requireEncryption: entry ignored');
+        return [];
+      }
+    });
+    this.required.set(entries);
+    this.log.info({ requireEncryption: list }, list.length ? 'encryption required to these destinations' : 'no destination requires encryption');
+  }
+
   private housekeeping(): void {
     const ctx = this.ctx!;
+    this.refreshRequired();
     if (this.keys.refresh(ctx)) {
       const n = this.node!.onKeysChanged();
       if (n) this.log.info({ renegotiating: n }, 'new key version: re-negotiating live flows');
@@ -194,11 +252,14 @@ export class DprpHandler implements PuntHandler {
     const dev = this.routes.devFor(dst);
     const ifindex = ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
     if (ifindex === undefined) return;
+    const t0 = stageProfile.on ? stageProfile.now() : 0;
     try {
       ctx.sendControl(ifindex, buildIpv4Packet(src ?? this.selfInfo!.addr, dst, IPPROTO_ICMP, icmp));
     } catch (e) {
       // Counted by the agent; the negotiation's retry covers a lost send.
       this.log.warn({ err: e, dst }, 'DPRP send failed');
+    } finally {
+      if (t0) stageProfile.sub(Stage.send, t0);
     }
   }
 
@@ -213,6 +274,12 @@ export class DprpHandler implements PuntHandler {
   }
 
   onMiss(rec: PuntRec, ctx: PuntContext): void {
+    if (!stageProfile.on) { this.miss(rec, ctx); return; }
+    stageProfile.begin(rec.ts_ns);
+    try { this.miss(rec, ctx); } finally { stageProfile.end(); }
+  }
+
+  private miss(rec: PuntRec, ctx: PuntContext): void {
     const node = this.init(ctx);
     const c = rec.cid;
     const seen: Flow = { saddr: c.saddr, daddr: c.daddr, sport: c.sport, dport: c.dport, proto: c.proto };
@@ -226,6 +293,12 @@ export class DprpHandler implements PuntHandler {
   }
 
   onControl(rec: PuntRec, ctx: PuntContext): void {
+    if (!stageProfile.on) { this.control(rec, ctx); return; }
+    stageProfile.begin(rec.ts_ns);
+    try { this.control(rec, ctx); } finally { stageProfile.end(); }
+  }
+
+  private control(rec: PuntRec, ctx: PuntContext): void {
     const node = this.init(ctx);
     // Punted on egress = leaving without our mark. A GEN relays such messages for
     // the GEs inside it; a GES has no inside: something local forged it.
@@ -244,7 +317,23 @@ export class DprpHandler implements PuntHandler {
   close(): void {
     if (this.tick) clearInterval(this.tick);
     this.tick = null;
+    this.required.stop();
   }
+}
+
+/** The PIT writer with each write timed as the map_writes stage (stage profile on). */
+function timedPit(pit: PitWriter): PitWriter {
+  return {
+    install: (es: readonly PitEntry[]) => {
+      const t0 = stageProfile.now();
+      try { pit.install(es); } finally { stageProfile.sub(Stage.map_writes, t0); }
+    },
+    remove: (ks) => {
+      const t0 = stageProfile.now();
+      try { pit.remove(ks); } finally { stageProfile.sub(Stage.map_writes, t0); }
+    },
+    activity: pit.activity ? (k) => pit.activity!(k) : undefined,
+  };
 }
 
 /** The IPv4 packet inside an Ethernet frame (one optional 802.1Q tag), or null. */
@@ -267,11 +356,11 @@ export function ipOfFrame(frame: Buffer): ReturnType<typeof parseIpv4> {
  * guesses OP for a CL router). GSCIP_GE_ADDR overrides the own address
  * (default: the first IPv4 of the first guarded interface).
  */
-export const dprpHandlerFactory = ({ log, ge, extensions }: HandlerFactoryContext & { extensions?: PartExtensions }): DprpHandler => {
+export const dprpHandlerFactory = ({ log, ge, extensions, requireEncryption }: HandlerFactoryContext & { extensions?: PartExtensions }): DprpHandler => {
   if (!ge) {
     throw new Error('dprp: this GE\'s type and mode are unknown: run the agent with --gms-data-dir (the GMS defines them) or give --ge-type GES|GEN|GEA|GNAT|GSRA and --ge-mode OP|CL');
   }
-  return new DprpHandler({ self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log, ...dprpExtensionOptions(extensions) });
+  return new DprpHandler({ self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log, requireEncryption, ...dprpExtensionOptions(extensions) });
 };
 
 /** What the other parts add to DPRP: their option codecs (on top of the spec's) and hooks. */

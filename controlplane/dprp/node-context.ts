@@ -15,8 +15,9 @@ import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import { ReplayCache } from './replay.js';
 import { RateLimiter } from './rate-limit.js';
 import { specialAddress } from './addr-guard.js';
-import { SPEC_OPTIONS } from './spec-options.js';
+import { OptionType, OWN_PCCOM_CAPS, SPEC_OPTIONS } from './spec-options.js';
 import { encode, MsgType, type DprpMessage, type Flow, type GeRecord, type TlvOption } from './wire.js';
+import { RttEstimator } from './rtt-estimator.js';
 
 export const hex = (b: Buffer) => b.toString('hex');
 
@@ -44,6 +45,8 @@ export class DprpContext {
   /** DDEs sent per destination (start role) and RGIs answered per source (end role): issue 11. */
   readonly ddeLimiter: RateLimiter;
   readonly answerLimiter: RateLimiter;
+  /** First-try round trips of this GE's negotiations (rto()). */
+  readonly rtt = new RttEstimator();
 
   constructor(readonly d: DprpNodeDeps) {
     this.cfg = { ...DEFAULT_DPRP_CONFIG, ...d.config };
@@ -67,6 +70,11 @@ export class DprpContext {
     if (specialAddress(addr) !== null) return true;
     if (addr === this.d.self.addr) return false;
     return this.d.isOwnOrBroadcast?.(addr) ?? false;
+  }
+
+  /** Whether the network definition requires encryption to `addr` (strict mode: encryption-required.ts). */
+  encryptionRequired(addr: string): boolean {
+    return this.d.encryptionRequired?.(addr) ?? false;
   }
 
   /**
@@ -109,8 +117,10 @@ export class DprpContext {
     return this.myKeys().find((k) => k.group === gv.group && k.version === gv.version) ?? null;
   }
 
+  /** Timeout before send number `sends + 1`: the measured base (never below rtoMs), doubled per send, capped at rtoMaxMs. */
   rto(sends: number): number {
-    return Math.min(this.cfg.rtoMs * 2 ** Math.max(0, sends - 1), this.cfg.rtoMaxMs);
+    const base = this.cfg.rtoFollowsRtt ? this.rtt.baseMs(this.cfg.rtoMs, this.cfg.rtoMaxMs) : this.cfg.rtoMs;
+    return Math.min(base * 2 ** Math.max(0, sends - 1), this.cfg.rtoMaxMs);
   }
 
   replayAccept(m: DprpMessage): void {
@@ -123,7 +133,9 @@ export class DprpContext {
 
   ownRecord(m: DprpMessage, flags: number): GeRecord {
     const s = this.d.self;
-    return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options: this.ownRecordOptions(m) });
+    // DPRP's own: what this GE's PCCOM receiver takes (spec-options.ts PCCOM_CAPS), then the parts' options.
+    const options = [{ type: OptionType.PCCOM_CAPS, value: Buffer.from([OWN_PCCOM_CAPS]) }, ...this.ownRecordOptions(m)];
+    return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options });
   }
 
   /** What the parts add to this GE's record (each only options of the types its part claims). */

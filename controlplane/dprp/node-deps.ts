@@ -3,6 +3,7 @@
  * transport, PIT, stash and key ring; its configuration and defaults; the
  * bounded label sets it counts by (fail, reject, outcome). No logic.
  */
+import type { PitWhyName } from '../maps/vocabulary.js';
 import type { KeyRing } from './auth.js';
 import type { Outcome } from './decide.js';
 import type { OptionCodecs, OptionRefusalReason } from './option-codecs.js';
@@ -11,7 +12,7 @@ import type { PitMap } from '../flows/flow-maps.js';
 import type { PitEntry } from './pit-entries.js';
 import { DEFAULT_REPLAY, type ReplayCacheOptions } from './replay.js';
 import type { RateLimit } from './rate-limit.js';
-import type { GeTypeName, ModeName, WireRejectReason } from './wire.js';
+import type { Flow, GeTypeName, ModeName, WireRejectReason } from './wire.js';
 
 
 export interface DprpClock {
@@ -103,6 +104,14 @@ export interface DprpObserver {
   /** A CL GE overrode an unauthenticated "pass" with discard (local policy wins). */
   overridden(): void;
   suppressed?(reason: SuppressReason): void;
+  /**
+   * A flow this GE carries in plaintext ('pass') or refuses ('refused'), and
+   * why, once per negotiation when its entries are installed (the start GE's
+   * decision, or a relay's share of it): no downgrade goes unseen.
+   */
+  plaintext?(result: 'pass' | 'refused', why: PitWhyName, flow: Flow): void;
+  /** An end-candidate GEN got a HOLD from a GE behind it and waits for that GE's answer (hold.ts). */
+  held?(): void;
 }
 
 export const NULL_OBSERVER: DprpObserver = {
@@ -113,6 +122,8 @@ export interface DprpConfig {
   /** First retransmission timeout for DDE and MPIT; doubles per attempt up to rtoMaxMs. */
   rtoMs: number;
   rtoMaxMs: number;
+  /** The first timeout follows measured DDE->RGI round trips (rtt-estimator.ts), never below rtoMs; false: always rtoMs. */
+  rtoFollowsRtt: boolean;
   /** Sends per phase (DDE, MPIT) before giving up. */
   maxSends: number;
   /**
@@ -183,6 +194,7 @@ export interface DprpConfig {
 export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   rtoMs: 20,
   rtoMaxMs: 200,
+  rtoFollowsRtt: true,
   maxSends: 4,
   // Outermost candidate: 4 + 4 x 3 = 16 ms, kept under rtoMs (a DDE retry restarts
   // the wait). The 3 ms step covers one inner hop of real agents (punt, relay,
@@ -222,6 +234,8 @@ export interface DprpNodeDeps {
   locality(addr: string): Locality;
   /** This host's own addresses and the directed broadcasts of its subnets (the handler knows them; default: none beyond self). */
   isOwnOrBroadcast?(addr: string): boolean;
+  /** Whether the network definition requires encryption to `addr` (encryption-required.ts); absent: never. */
+  encryptionRequired?(addr: string): boolean;
   observer?: DprpObserver;
   random?(n: number): Buffer;
   config?: Partial<DprpConfig>;

@@ -16,6 +16,7 @@
  * codec, the replay window and the parts' option checks) and runs the
  * housekeeping sweep.
  */
+import { decodeHold, HOLD_CODE } from './hold.js';
 import { adoptPitEntries } from './adoption.js';
 import { DprpContext, replayKey } from './node-context.js';
 import type { DprpConfig, DprpNodeDeps, PacketAddrs, SelfInfo } from './node-deps.js';
@@ -26,6 +27,7 @@ import { Rekeying } from './rekeying.js';
 import { RelayRole } from './relay-role.js';
 import { StartRole } from './start-role.js';
 import { decode, DprpWireError, MsgType, type DprpMessage, type Flow } from './wire.js';
+import { Stage, stageProfile } from './stage-profile.js';
 
 export * from './node-deps.js';
 export type { FlowRecord } from './negotiated-flows.js';
@@ -88,12 +90,21 @@ export class DprpNode {
    */
   onControl(icmp: Buffer, ip?: PacketAddrs): void {
     const c = this.c;
+    if (icmp[1] === HOLD_CODE) {
+      // The fast path of a GE behind us answered a DDE we relayed as an end candidate (hold.ts).
+      const h = decodeHold(icmp);
+      if (typeof h === 'string') return c.reject(`wire_${h}`);
+      return this.relay.onHold(h, ip?.src);
+    }
     let m: DprpMessage;
+    const t0 = stageProfile.on ? stageProfile.now() : 0;
     try {
       m = decode(icmp, c.codecs);
     } catch (e) {
       if (e instanceof DprpWireError) return c.reject(`wire_${e.countedAs}`);
       throw e;
+    } finally {
+      if (t0) stageProfile.sub(Stage.decode, t0);
     }
     const verdict = c.replay.check(replayKey(m), m.timestampMs, c.d.clock.nowMs());
     if (verdict !== 'ok') return c.reject(verdict);

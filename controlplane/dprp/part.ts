@@ -9,6 +9,7 @@ import { MISS_ORDER } from '../parts/part.js';
 import { dprpHandlerFactory } from './handler.js';
 import { SPEC_OPTION_CODECS } from './spec-options.js';
 import { MsgType } from './wire.js';
+import { HOLD_CODE } from './hold.js';
 import { REASON_PART_SIZE, ReasonPart } from '../maps/abi.js';
 
 export const dprpPart: PartDescriptor = {
@@ -16,10 +17,11 @@ export const dprpPart: PartDescriptor = {
   summary: 'DPRP: negotiates every new flow with the GEs on its path (docs/dprp.md)',
   claims: {
     puntReasons: ['pit_miss', 'truncated', 'control'],
-    icmpCodes: Object.values(MsgType),
+    // its four messages, and the HOLD its fast path answers a relayed DDE with (hold.ts)
+    icmpCodes: [...Object.values(MsgType), HOLD_CODE],
     otherControl: true,
     dprpOptions: SPEC_OPTION_CODECS,
-    // Its block of the datapath's reason space (gscip_abi.h GSCIP_REASON_DPRP); no fast-path DPRP codes yet.
+    // Its block of the datapath's reason space (gscip_abi.h GSCIP_REASON_DPRP): dprp_hold (128).
     counterRange: { first: ReasonPart.DPRP, last: ReasonPart.DPRP + REASON_PART_SIZE - 1 },
     metricsPrefix: 'gscip_dprp_',
   },

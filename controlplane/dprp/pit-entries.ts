@@ -18,21 +18,36 @@ import { abiAction, type Flow } from './wire.js';
 import { reverseFlow, slotKey as pitEntryKey } from '../flows/cid.js';
 import type { PitAction, PitEntry, PitState } from '../flows/pit-entry.js';
 import type { PitDir } from '../flows/cid.js';
+import type { PitWhyName } from '../maps/vocabulary.js';
+
+const IPPROTO_TCP = 6;
 
 // The PIT entry and its keys are the flow table's vocabulary (controlplane/flows/); re-exported for DPRP's callers.
 export { canonicalFlowKey, flowKey, reverseFlow, slotKey as pitEntryKey } from '../flows/cid.js';
 export type { PitDir } from '../flows/cid.js';
 export type { PitAction, PitEntry, PitState } from '../flows/pit-entry.js';
 
+export interface EntryOptions {
+  /** See the module comment. */
+  fwdDir?: PitDir;
+  /** Why a pass or discard is plaintext or a drop (written into the entries; ignored for encrypt/decrypt). */
+  why?: PitWhyName;
+  /** The peer's receiver takes PCCOM's TCP wire-valid form: this GE's TCP encrypt entry sends it. */
+  wireCsum?: boolean;
+}
+
 export function pitEntriesFor(
   flow: Flow, decision: Decision, role: PathRole, key: { group: number; version: number } | null, state: PitState,
-  fwdDir?: PitDir,
+  o: EntryOptions = {},
 ): PitEntry[] {
+  const { fwdDir } = o;
   const rev = reverseFlow(flow);
   const mk = (f: Flow, dir: PitDir, action: PitAction): PitEntry => ({
     flow: f, dir, action, state, role,
     group: action === 'encrypt' || action === 'decrypt' ? (key?.group ?? 0) : 0,
     version: action === 'encrypt' || action === 'decrypt' ? (key?.version ?? 0) : 0,
+    ...((action === 'pass' || action === 'drop') && o.why && o.why !== 'none' ? { why: o.why } : {}),
+    ...(action === 'encrypt' && o.wireCsum && f.proto === IPPROTO_TCP ? { wireCsum: true as const } : {}),
   });
   if ((decision === 'encrypt' || decision === 'decrypt') && !key) {
     throw new RangeError(`pitEntriesFor: ${decision} needs a group key`);

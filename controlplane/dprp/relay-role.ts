@@ -18,10 +18,13 @@
  */
 import { findSelected, sealMac, verifyAction, verifyRecord, type GroupKey } from './auth.js';
 import type { Decision, PathRole } from './decide.js';
+import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import type { TimerHandle } from './node-deps.js';
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
 import { deferredUntilCdn } from './rekeying.js';
+import type { Hold } from './hold.js';
+import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import {
   ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
   abiRole, isZero, withCandDepth, type DprpMessage, type Flow,
@@ -126,20 +129,53 @@ export class RelayRole {
     r.endTimer?.cancel();
     const wait = c.cfg.endWaitMs + (MAX_CAND_DEPTH - depth) * c.cfg.endWaitStepMs;
     r.endTimer = c.d.timers.after(wait, () => {
-      r.endTimer = null;
-      if (this.relays.get(hex(r.negId)) !== r || r.role !== 'end-candidate') return;
-      c.termCache.set(r.flow.daddr, { kind: 'term', untilMono: c.mono() + c.cfg.termCacheMs });
-      r.role = 'end';
-      // Answered later, still within the per-source limit (counted when refused).
-      if (!this.mayAnswer(m, c.mono())) return c.reject('answer_rate_limited');
-      this.answerRgi(r, m, REC_F_PROTECTS_DEST);
+      // Not at once: a HOLD already waiting in the punt ring (this process was busy) is read first,
+      // since a timer of 0 runs after the event loop's next I/O poll.
+      r.endTimer = c.d.timers.after(0, () => this.endWaitOver(r, m));
     });
+  }
+
+  /** No GE behind us answered or held the DDE: the destination is a Term and we are its end GE. */
+  private endWaitOver(r: RelayNeg, m: DprpMessage): void {
+    const c = this.c;
+    r.endTimer = null;
+    if (this.relays.get(hex(r.negId)) !== r || r.role !== 'end-candidate') return;
+    c.termCache.set(r.flow.daddr, { kind: 'term', untilMono: c.mono() + c.cfg.termCacheMs });
+    r.role = 'end';
+    // Answered later, still within the per-source limit (counted when refused).
+    if (!this.mayAnswer(m, c.mono())) return c.reject('answer_rate_limited');
+    this.answerRgi(r, m, REC_F_PROTECTS_DEST);
+  }
+
+  /**
+   * A HOLD (hold.ts) for a DDE we relayed as an end candidate: a GE behind us
+   * has it and will answer, so we are only on the way; we stop waiting and
+   * never answer as the end GE for this negotiation. From anywhere but behind
+   * us, or for a negotiation we are no candidate in, it changes nothing.
+   */
+  onHold(h: Hold, src: string | undefined): void {
+    const c = this.c;
+    const r = this.relays.get(hex(h.negId));
+    if (!r) return c.reject('unknown_negotiation');
+    if (!src || c.d.locality(src) !== 'behind') return c.reject('bad_path');
+    if (r.role !== 'end-candidate') return;  // already intermediate (its RGI came first) or end
+    r.endTimer?.cancel();
+    r.endTimer = null;
+    r.role = 'intermediate';
+    c.termCache.set(r.flow.daddr, { kind: 'ge', untilMono: c.mono() + c.cfg.termCacheMs });
+    c.obs.held?.();
   }
 
   /** Within the per-source answer limit (answerLimit), or a DDE from a member (its start record verifies with a key we hold). */
   private mayAnswer(dde: DprpMessage, now: number): boolean {
     if (this.c.answerLimiter.take(dde.startGe, now) === 'ok') return true;
     return dde.records[0]?.addr === dde.startGe && verifyRecord(this.c.myKeys(), dde, 0).length > 0;
+  }
+
+  /** Whether the start GE's record (in its DDE) says its receiver takes PCCOM's TCP wire-valid form. */
+  private startTakesWireCsum(r: RelayNeg): boolean {
+    const rec = r.startDdes[0]?.records[0];
+    return rec?.addr === r.startGe && (pccomCapsOf(rec) & PCCOM_CAP_WIRE_CSUM) !== 0;
   }
 
   /** Whether any DDE of the start GE proved (tagged) a group this GE holds. */
@@ -213,6 +249,15 @@ export class RelayRole {
       decision = 'discard';
       c.obs.overridden();
     }
+    const transit = (entry.flags & ACT_F_TRANSIT) !== 0;
+    let why: PitWhyName = decision === 'discard' ? 'closed' : decision === 'pass' && !transit ? 'not_member' : 'none';
+    // The network definition requires encryption to this destination: a plaintext word never installs a pass here either.
+    if (decision === 'pass' && !transit && c.encryptionRequired(r.flow.daddr)) {
+      decision = 'discard';
+      why = 'encryption_required';
+    }
+    // once per negotiation (a retransmitted MPIT re-installs the same entries)
+    if (why !== 'none' && !r.entries.length) c.obs.plaintext?.(decision === 'pass' ? 'pass' : 'refused', why, r.flow);
     // A relay is the end GE or an intermediate one (a start role named for it counts as intermediate).
     const role: PathRole = abiRole(WIRE_ROLES.of(entry.role)) === 'end' ? 'end' : 'intermediate';
     const gv = decision === 'encrypt' || decision === 'decrypt' ? { group: key!.group, version: key!.version } : null;
@@ -223,7 +268,7 @@ export class RelayRole {
     const fwdDir: PitDir = c.d.locality(r.flow.saddr) === 'behind' ? 'egress' : 'ingress';
     if (r.prior === undefined) r.prior = c.flows.prior(r.flow) ?? null;
     const prior = r.prior ?? undefined;
-    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', fwdDir), prior);
+    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum: this.startTakesWireCsum(r) }), prior);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.flow, prior);

@@ -13,7 +13,19 @@ export const OptionType = {
   NATF_NAME: 3,  // host name, 1..253 bytes [A-Za-z0-9.-]
   NATF_LIP: 4,   // local (private) IPv4, 4
   NATF_PORT: 5,  // port, 2
+  PCCOM_CAPS: 0x81, // skippable; 1 byte of PCCOM_CAP_* bits: what this GE's PCCOM receiver takes (in its own record)
 } as const;
+
+/** PCCOM_CAPS bit: this GE's receiver takes the TCP wire-valid form (docs/pccom.md "Checksums a middlebox verifies"). */
+export const PCCOM_CAP_WIRE_CSUM = 0x01;
+/** What this build's PCCOM receiver takes. */
+export const OWN_PCCOM_CAPS = PCCOM_CAP_WIRE_CSUM;
+
+/** The PCCOM capabilities a GE record announces (0: none, e.g. an agent older than the option). */
+export function pccomCapsOf(rec: { options: ReadonlyArray<{ type: number; value: Buffer }> } | undefined): number {
+  const o = rec?.options.find((x) => x.type === OptionType.PCCOM_CAPS);
+  return o && o.value.length === 1 ? o.value[0] : 0;
+}
 
 const HOSTNAME = /^[A-Za-z0-9.-]{1,253}$/;
 
@@ -55,6 +67,11 @@ export const SPEC_OPTION_CODECS: readonly DprpOptionCodec[] = [
     type: OptionType.NATF_PORT, name: 'NATF_PORT', skippable: false,
     encode: (port: number) => { const v = Buffer.alloc(2); v.writeUInt16BE(port, 0); return v; },
     decode: (b) => { fixed(b, 'NATF_PORT', OptionType.NATF_PORT, 2); return b.readUInt16BE(0); },
+  } as DprpOptionCodec<number>,
+  {
+    type: OptionType.PCCOM_CAPS, name: 'PCCOM_CAPS', skippable: true,
+    encode: (caps: number) => Buffer.from([caps & 0xff]),
+    decode: (b) => { fixed(b, 'PCCOM_CAPS', OptionType.PCCOM_CAPS, 1); return b[0]; },
   } as DprpOptionCodec<number>,
 ] as DprpOptionCodec[];
 

@@ -13,6 +13,9 @@
  */
 import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.js';
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
+import { withEncryptionRequired } from './encryption-required.js';
+import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import type { FailReason, TimerHandle } from './node-deps.js';
 import { flowKey, pitEntriesFor, reverseFlow, withPrevVersions, type PitEntry } from './pit-entries.js';
@@ -47,6 +50,11 @@ interface StartNeg {
   installed?: boolean;
   /** Started by a packet from the remote end (ingress miss): its DDEs count against ddeLimit. */
   inbound?: boolean;
+}
+
+/** What the start's own entries say about why they are plaintext or a drop. */
+function whyOf(out: Outcome): PitWhyName {
+  return out.verdict === 'encrypted' ? 'none' : out.why;
 }
 
 export class StartRole {
@@ -180,14 +188,23 @@ export class StartRole {
   private concludeAlone(neg: StartNeg): boolean {
     const c = this.c;
     if (neg.inbound && c.flows.unauthFull(neg.flow)) return false;
-    const out = decide([{ addr: c.d.self.addr, type: c.d.self.type, mode: c.d.self.mode, keys: c.myGroupVersions() }]);
+    const out = withEncryptionRequired(
+      decide([{ addr: c.d.self.addr, type: c.d.self.type, mode: c.d.self.mode, keys: c.myGroupVersions() }]),
+      c.encryptionRequired(neg.flow.daddr));
     const mine = out.actions[0];
-    const entries = pitEntriesFor(neg.flow, mine.action, 'start', null, 'confirmed');
+    const entries = pitEntriesFor(neg.flow, mine.action, 'start', null, 'confirmed', { why: whyOf(out) });
+    this.notePlaintext(out, neg.flow);
     c.flows.writes.write({ pit: entries });
     c.flows.remember(neg.flow, 'start', mine.action, null, entries, hex(neg.negId), neg.inbound);
     this.settleStash(neg, out);
     c.obs.completed(out.verdict === 'refused' ? 'refused' : 'no_end_ge', this.elapsed(neg));
     return true;
+  }
+
+  /** A plaintext or refused flow is counted and logged (the observer), never silent. */
+  private notePlaintext(out: Outcome, flow: Flow): void {
+    if (out.verdict === 'plaintext') this.c.obs.plaintext?.('pass', out.why, flow);
+    else if (out.verdict === 'refused') this.c.obs.plaintext?.('refused', out.why, flow);
   }
 
   private elapsed(neg: StartNeg): number {
@@ -235,12 +252,14 @@ export class StartRole {
     }
     let out: Outcome;
     try {
-      out = decide(path);
+      out = withEncryptionRequired(decide(path), c.encryptionRequired(neg.flow.daddr));
     } catch {
       // A path that cannot be (a GE twice): ignore this RGI, keep waiting for a sound one.
       return c.reject('bad_path');
     }
     c.replayAccept(m);
+    // An RGI this negotiation acts on, answering its first DDE (sent when it began): a round trip for the timeout.
+    if (neg.phase === 'dde' && m.attempt === 1) c.rtt.sample(c.mono() - neg.startedMono);
     neg.timer?.cancel();
     neg.timer = null;
     if (neg.phase === 'alone') {
@@ -269,7 +288,10 @@ export class StartRole {
     const myKey = mine.group !== undefined ? { group: mine.group, version: mine.version! } : null;
     // Re-keying a live flow: the new decrypt entries keep accepting the old version.
     const prior = c.flows.prior(neg.flow);
-    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative'), prior);
+    // The decrypting GE's record says whether its receiver takes PCCOM's TCP wire-valid form.
+    const peerRec = out.verdict === 'encrypted' ? m.records.find((r) => r.addr === out.peer) : undefined;
+    const wireCsum = (pccomCapsOf(peerRec) & PCCOM_CAP_WIRE_CSUM) !== 0;
+    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum }), prior);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
@@ -298,6 +320,7 @@ export class StartRole {
     if (out.verdict === 'refused') {
       c.flows.writes.write({ pit: neg.entries });
       neg.installed = true;
+      this.notePlaintext(out, neg.flow);
     }
   }
 
@@ -333,6 +356,7 @@ export class StartRole {
     c.flows.writes.write({ pit: confirmed });
     neg.installed = true;
     this.settleStash(neg, out);
+    if (out.verdict === 'plaintext') this.notePlaintext(out, neg.flow);
     const mine = out.actions[0];
     c.flows.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId), neg.inbound);
     c.obs.completed(neg.upgraded ? 'upgraded' : out.verdict, this.elapsed(neg));

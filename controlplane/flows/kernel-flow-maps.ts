@@ -5,10 +5,10 @@
  * kept so rewriting an entry (confirming it, a new key version) keeps its age
  * in `gscip maps dump pit`.
  */
-import { PIT_F_FIN, PIT_F_RST, PitState } from '../maps/abi.js';
+import { PIT_F_FIN, PIT_F_RST, PIT_F_WIRE_CSUM, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState } from '../maps/abi.js';
 import type { Cid, PitVal, XlatVal } from '../maps/codecs.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
-import { ACTIONS, DIRS, PIT_STATES, ROLES, XLAT_KINDS } from '../maps/vocabulary.js';
+import { ACTIONS, DIRS, PIT_STATES, PIT_WHYS, ROLES, XLAT_KINDS, withPitWhy } from '../maps/vocabulary.js';
 import { slotKey, type FiveTuple, type MapSlot, type PitDir } from './cid.js';
 import type { FlowMaps, PitMap, XlatEntry, XlatMap } from './flow-maps.js';
 import type { PitEntry } from './pit-entry.js';
@@ -34,7 +34,7 @@ export class KernelPitMap implements PitMap<PitEntry> {
       this.created.set(k, created);
       return [toCid(e.flow, e.dir), {
         action: ACTIONS.code(e.action), state: PIT_STATES.code(e.state),
-        role: ROLES.code(e.role), flags: 0, group_id: e.group, key_version: e.version,
+        role: ROLES.code(e.role), flags: withPitWhy(e.wireCsum && e.action === 'encrypt' ? PIT_F_WIRE_CSUM : 0, e.why ?? 'none'), group_id: e.group, key_version: e.version,
         prev_key_version: e.action === 'decrypt' ? (e.prevVersion ?? 0) : 0, created_ns: created, last_seen_ns: now,
       }];
     });
@@ -70,10 +70,18 @@ export class KernelPitMap implements PitMap<PitEntry> {
         flow, dir, action: a, role: r, group: v.group_id, version: v.key_version,
         state: PIT_STATES.name(v.state) === 'confirmed' ? 'confirmed' : 'tentative',
         ...(a === 'decrypt' && v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
+        ...whyOf(v.flags),
+        ...(a === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM) ? { wireCsum: true as const } : {}),
       });
     }
     return out;
   }
+}
+
+/** The why bits of an entry's flags, when set to a name the ABI defines. */
+export function whyOf(flags: number): Pick<PitEntry, 'why'> {
+  const why = PIT_WHYS.name((flags & PIT_WHY_MASK) >> PIT_WHY_SHIFT);
+  return why && why !== 'none' ? { why } : {};
 }
 
 export class KernelXlatMap implements XlatMap {

@@ -4,7 +4,7 @@
  * `gscip_role`, as maps/vocabulary.ts names them; kernel-flow-maps.ts turns
  * them into the numbers).
  */
-import type { EntryActionName, PathRoleName, PitStateName } from '../maps/vocabulary.js';
+import type { EntryActionName, PathRoleName, PitStateName, PitWhyName } from '../maps/vocabulary.js';
 import type { FiveTuple, MapSlot, PitDir } from './cid.js';
 
 /** 'pass' | 'drop' | 'encrypt' | 'decrypt'. */
@@ -27,4 +27,14 @@ export interface PitEntry extends MapSlot {
    * under `version` is tried with (lossless re-keying; 0/absent: none).
    */
   prevVersion?: number;
+  /**
+   * Why the entry is plaintext or a drop (gscip_pit_val.flags bits 4-7, shown
+   * by `gscip maps dump pit`); absent/'none' on encrypt, decrypt and transit.
+   */
+  why?: PitWhyName;
+  /**
+   * Encrypt entries of TCP flows only: send PCCOM's wire-valid form (the
+   * receiver said it takes it: GSCIP_PIT_F_WIRE_CSUM).
+   */
+  wireCsum?: true;
 }

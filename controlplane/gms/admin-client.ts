@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GscipError, readGmsErrorBody, type GmsWireCode } from '../errors/catalogue.js';
 import { rawRequest } from './client.js';
-import { ADMIN_DIR, type AdminEndpointFile } from './server.js';
+import { ADMIN_DIR, type AdminEndpointFile, type GmsStatus } from './server.js';
 import { assertOwnerOnly } from './secure-fs.js';
 
 /** The GMS refused an admin request; code is the wire code it sent (catalogue GMS_WIRE). */
@@ -53,4 +53,5 @@ export class GmsAdminClient {
   revoke(userId: string) { return this.call<{ userId: string; revoked: number }>('POST', '/v1/admin/revoke', { userId }); }
   list(kind: 'ges' | 'groups' | 'keys') { return this.call<Array<Record<string, unknown>>>('GET', `/v1/admin/${kind}`); }
   network() { return this.call<unknown>('GET', '/v1/admin/network'); }
+  status() { return this.call<GmsStatus>('GET', '/v1/admin/status'); }
 }

@@ -3,7 +3,7 @@
  *   identity/agent.key  its private key (never leaves the machine)
  *   identity/agent.crt  certificate issued by the GMS CA
  *   identity/ca.crt     the GMS CA (pinned at enrollment by fingerprint)
- *   identity/gms.json   { url, userId, caFingerprint }
+ *   identity/gms.json   { url, urls, userId, caFingerprint }: urls = every GMS replica (one CA), url = the first
  *   cache/state.json    the last delivery (GE info + group keys) for restarts while the GMS is down
  *   status.json         the running client's status (no key material), for `gscip agent status`
  */
@@ -12,7 +12,12 @@ import { join } from 'node:path';
 import type { GeDelivery } from './model.js';
 import { assertOwnerOnly, writePrivateFileAtomic } from './secure-fs.js';
 
-export interface AgentIdentity { url: string; userId: string; caFingerprint: string; keyPem: string; certPem: string; caPem: string }
+export interface AgentIdentity {
+  url: string;
+  /** Every GMS replica the agent may use, in order of preference (all under one CA); [url] when enrolled with one. */
+  urls: string[];
+  userId: string; caFingerprint: string; keyPem: string; certPem: string; caPem: string;
+}
 
 const p = (dir: string) => ({
   key: join(dir, 'identity', 'agent.key'),
@@ -23,20 +28,25 @@ const p = (dir: string) => ({
   status: join(dir, 'status.json'),
 });
 
+/** The files of an agent data dir (for readers that watch one, e.g. the cached delivery). */
+export const agentFilePaths = p;
+
 export function saveIdentity(dir: string, id: AgentIdentity): void {
   const f = p(dir);
   writePrivateFileAtomic(f.key, id.keyPem);
   writePrivateFileAtomic(f.crt, id.certPem);
   writePrivateFileAtomic(f.ca, id.caPem);
-  writePrivateFileAtomic(f.meta, JSON.stringify({ url: id.url, userId: id.userId, caFingerprint: id.caFingerprint }, null, 2) + '\n');
+  writePrivateFileAtomic(f.meta, JSON.stringify({ url: id.url, urls: id.urls, userId: id.userId, caFingerprint: id.caFingerprint }, null, 2) + '\n');
 }
 
 export function loadIdentity(dir: string): AgentIdentity {
   const f = p(dir);
   if (!existsSync(f.meta)) throw new Error(`data-dir ${dir}: not enrolled (run gscip agent enroll first)`);
   assertOwnerOnly(f.key);
-  const meta = JSON.parse(readFileSync(f.meta, 'utf8')) as { url: string; userId: string; caFingerprint: string };
-  return { ...meta, keyPem: readFileSync(f.key, 'utf8'), certPem: readFileSync(f.crt, 'utf8'), caPem: readFileSync(f.ca, 'utf8') };
+  const meta = JSON.parse(readFileSync(f.meta, 'utf8')) as { url: string; urls?: string[]; userId: string; caFingerprint: string };
+  // A gms.json from before replicas has no urls.
+  const urls = Array.isArray(meta.urls) && meta.urls.length && meta.urls.every((u) => typeof u === 'string') ? meta.urls : [meta.url];
+  return { ...meta, url: urls[0], urls, keyPem: readFileSync(f.key, 'utf8'), certPem: readFileSync(f.crt, 'utf8'), caPem: readFileSync(f.ca, 'utf8') };
 }
 
 export function isEnrolled(dir: string): boolean { return existsSync(p(dir).meta); }

@@ -22,7 +22,7 @@ export function agentGmsStatus(dataDir: string, running?: GmsClientHandle | null
   const d = loadCache(dataDir);
   const now = Date.now();
   return {
-    userId: id.userId, gms: id.url, state: 'stopped', type: d?.type ?? null, mode: d?.mode ?? null, groups: d?.groups ?? [],
+    userId: id.userId, gms: id.url, gmsUrls: id.urls, state: 'stopped', type: d?.type ?? null, mode: d?.mode ?? null, groups: d?.groups ?? [],
     keys: (d?.keys ?? []).filter((k) => k.expiresAt === null || k.expiresAt > now).map((k) => ({
       group: k.group, version: k.version, cipher: k.cipher ?? DEFAULT_CIPHER, ageSeconds: Math.round((now - k.createdAt) / 1000),
       state: k.expiresAt === null ? 'current' as const : 'grace' as const,

@@ -70,10 +70,20 @@ export class GmsCa {
     ensurePrivateDir(dir);
     const crtPath = join(dir, 'ca.crt');
     const keyPath = join(dir, 'ca.key');
-    if (existsSync(crtPath) && existsSync(keyPath)) {
-      const certPem = readFileSync(crtPath, 'utf8');
-      return new GmsCa(certPem, await importPrivateKeyPem(readFileSync(keyPath, 'utf8')), new x509.X509Certificate(certPem));
-    }
+    if (existsSync(crtPath) && existsSync(keyPath)) return GmsCa.fromPem(readFileSync(crtPath, 'utf8'), readFileSync(keyPath, 'utf8'));
+    const p = await GmsCa.createPem(name);
+    writePrivateFileAtomic(keyPath, p.keyPem);
+    writePrivateFileAtomic(crtPath, p.certPem);
+    return GmsCa.fromPem(p.certPem, p.keyPem);
+  }
+
+  /** A CA held elsewhere (the PostgreSQL store keeps it in the database, its key sealed). */
+  static async fromPem(certPem: string, keyPem: string): Promise<GmsCa> {
+    return new GmsCa(certPem, await importPrivateKeyPem(keyPem), new x509.X509Certificate(certPem));
+  }
+
+  /** A new self-signed CA (10 years), as PEM; nothing written. */
+  static async createPem(name = 'GSCIP GMS CA'): Promise<PemPair> {
     const keys = await generateKeyPair();
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -85,9 +95,7 @@ export class GmsCa {
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
-    writePrivateFileAtomic(keyPath, await exportPrivateKeyPem(keys.privateKey));
-    writePrivateFileAtomic(crtPath, cert.toString('pem'));
-    return new GmsCa(cert.toString('pem'), keys.privateKey, cert);
+    return { certPem: cert.toString('pem'), keyPem: await exportPrivateKeyPem(keys.privateKey) };
   }
 
   fingerprint(): string { return certFingerprint(this.certPem); }

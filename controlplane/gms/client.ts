@@ -41,12 +41,23 @@ export class GmsRefusedError extends GscipError<string> {
 }
 
 // ------------------------------------------------------------------ enrollment
-export interface EnrollOptions { gmsUrl: string; token: string; caFingerprint?: string; caPem?: string; dataDir: string }
+export interface EnrollOptions {
+  gmsUrl: string;
+  /** Further GMS replicas (same CA) the agent fails over to; enrollment itself goes to gmsUrl. */
+  moreGmsUrls?: string[];
+  token: string; caFingerprint?: string; caPem?: string; dataDir: string;
+}
 
 /** Enroll once: pin the GMS CA, generate a key pair, send a CSR with the one-time token. */
 export async function enroll(o: EnrollOptions): Promise<{ userId: string; caFingerprint: string }> {
   const url = new URL(o.gmsUrl);
-  if (url.protocol !== 'https:') throw new Error(`gms: must be an https:// URL, got ${o.gmsUrl}`);
+  const urls = [url.origin];
+  for (const u of [o.gmsUrl, ...(o.moreGmsUrls ?? [])]) {
+    let p: URL;
+    try { p = new URL(u); } catch { throw new Error(`gms: not a URL: ${u}`); }
+    if (p.protocol !== 'https:') throw new Error(`gms: must be an https:// URL, got ${u}`);
+    if (!urls.includes(p.origin)) urls.push(p.origin);
+  }
   let caPem = o.caPem;
   if (!caPem) {
     if (!o.caFingerprint) throw new Error('ca-fingerprint or ca-file: one is required to trust the GMS');
@@ -62,17 +73,22 @@ export async function enroll(o: EnrollOptions): Promise<{ userId: string; caFing
   const r = await rawRequest(url, '/v1/enroll', { ca: caPem, method: 'POST', body: JSON.stringify({ token: o.token, csr }) });
   if (r.status !== 200) throw refusal(r.status, r.body);
   const out = JSON.parse(r.body) as { userId: string; certPem: string; caPem: string };
-  saveIdentity(o.dataDir, { url: url.origin, userId: out.userId, caFingerprint: fp, keyPem: await exportPrivateKeyPem(keys.privateKey), certPem: out.certPem, caPem });
+  saveIdentity(o.dataDir, { url: url.origin, urls, userId: out.userId, caFingerprint: fp, keyPem: await exportPrivateKeyPem(keys.privateKey), certPem: out.certPem, caPem });
   log.info({ userId: out.userId, gms: url.origin }, 'enrolled');
   return { userId: out.userId, caFingerprint: fp };
 }
 
-/** One GET /v1/ge/self with the agent's identity. Throws GmsRefusedError when refused. */
+/** One GET /v1/ge/self with the agent's identity, from the first replica that answers. Throws GmsRefusedError when refused. */
 export async function fetchGeState(dataDir: string): Promise<GeDelivery> {
   const id = loadIdentity(dataDir);
-  const r = await rawRequest(new URL(id.url), '/v1/ge/self', tlsOf(id));
-  if (r.status !== 200) throw refusal(r.status, r.body);
-  return JSON.parse(r.body) as GeDelivery;
+  let last: unknown;
+  for (const u of id.urls) {
+    let r: RawResponse;
+    try { r = await rawRequest(new URL(u), '/v1/ge/self', tlsOf(id)); } catch (e) { last = e; continue; }
+    if (r.status !== 200) throw refusal(r.status, r.body);
+    return JSON.parse(r.body) as GeDelivery;
+  }
+  throw last;
 }
 
 // ------------------------------------------------------------------ subscription
@@ -90,7 +106,10 @@ export type GmsConnState = 'connecting' | 'connected' | 'disconnected' | 'refuse
 
 export interface GmsClientStatus {
   userId: string;
+  /** The replica in use (or being tried). */
   gms: string;
+  /** Every replica the agent knows. */
+  gmsUrls: string[];
   state: GmsConnState;
   type: string | null;
   mode: string | null;
@@ -125,6 +144,10 @@ class GmsClient implements GmsClientHandle {
   private lastError: string | null = null;
   private reconnects = 0;
   private attempt = 0;
+  /** Index in id.urls of the replica in use. */
+  private urlIdx = 0;
+  /** While failing over: the replicas not yet tried in this round (random order); null after a success. */
+  private pending: number[] | null = null;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
@@ -176,7 +199,7 @@ class GmsClient implements GmsClientHandle {
     const now = Date.now();
     const d = this.current;
     return {
-      userId: this.id.userId, gms: this.id.url, state: this.state,
+      userId: this.id.userId, gms: this.id.urls[this.urlIdx], gmsUrls: [...this.id.urls], state: this.state,
       type: d?.type ?? null, mode: d?.mode ?? null, groups: d?.groups ?? [],
       keys: [...this.installed.values()].map((k) => {
         const dk = d?.keys.find((x) => x.group === k.group && x.version === k.version);
@@ -259,7 +282,7 @@ class GmsClient implements GmsClientHandle {
   private connect(): void {
     if (this.stopped) return;
     this.setState('connecting');
-    const url = new URL('/v1/ge/events', this.id.url);
+    const url = new URL('/v1/ge/events', this.id.urls[this.urlIdx]);
     const req = httpsRequest(url, { agent: this.agent, headers: { accept: 'text/event-stream' } });
     this.req = req;
     req.setTimeout(this.opts.idleTimeoutMs ?? 45_000, () => req.destroy(new Error('no data from the GMS (idle timeout)')));
@@ -298,6 +321,7 @@ class GmsClient implements GmsClientHandle {
         if (!ev) continue;
         if (ev.event === 'state') {
           this.attempt = 0;
+          this.pending = null;
           this.lastUpdateAt = Date.now();
           this.lastError = null;
           void this.enqueue(JSON.parse(ev.data) as GeDelivery, true);
@@ -318,10 +342,24 @@ class GmsClient implements GmsClientHandle {
     this.lastError = reason;
     if (!refused) this.setState('disconnected');
     const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
-    const delay = refused ? maxMs : backoffDelay(this.attempt, baseMs, maxMs);
-    this.attempt++;
+    // Fail over: every other replica once, in random order (a dead replica's agents spread over the
+    // rest instead of all landing on the next one), each within baseMs; back off only after a round
+    // in which every replica failed.
+    const n = this.id.urls.length;
+    const from = this.id.urls[this.urlIdx];
+    let delay: number;
+    this.pending ??= shuffled([...Array(n).keys()].filter((i) => i !== this.urlIdx));
+    if (!refused && this.pending.length) {
+      this.urlIdx = this.pending.shift()!;
+      delay = backoffDelay(0, baseMs, maxMs);
+    } else {
+      delay = refused ? maxMs : backoffDelay(this.attempt, baseMs, maxMs);
+      this.attempt++;
+      this.pending = null;
+      this.urlIdx = (this.urlIdx + 1) % n;
+    }
     this.reconnects++;
-    log.warn({ reason, retryInMs: delay }, 'GMS connection lost');
+    log.warn({ reason, gms: from, next: this.id.urls[this.urlIdx], retryInMs: delay }, 'GMS connection lost');
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect(); }, delay);
     this.retryTimer.unref?.();
   }
@@ -330,6 +368,11 @@ class GmsClient implements GmsClientHandle {
 // ------------------------------------------------------------------ helpers
 /** The mutual-TLS options of an enrolled agent (its key and certificate, the pinned CA). */
 export function tlsOf(id: AgentIdentity) { return { key: id.keyPem, cert: id.certPem, ca: id.caPem }; }
+
+function shuffled<T>(xs: T[], rand: () => number = Math.random): T[] {
+  for (let i = xs.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [xs[i], xs[j]] = [xs[j], xs[i]]; }
+  return xs;
+}
 
 /** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^attempt)]. */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {

@@ -1,5 +1,5 @@
 /** What the GMS sends one GE: pure, from the store's snapshot. */
-import type { DeliveredKey, GeDef, GeDelivery, GroupKey } from './model.js';
+import { EMPTY_POLICY, type DeliveredKey, type GeDef, type GeDelivery, type GroupKey, type NetworkPolicy } from './model.js';
 
 export function keysByGroup(keys: GroupKey[]): Map<number, GroupKey[]> {
   const m = new Map<number, GroupKey[]>();
@@ -7,7 +7,7 @@ export function keysByGroup(keys: GroupKey[]): Map<number, GroupKey[]> {
   return m;
 }
 
-export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: number): GeDelivery {
+export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: number, policy: NetworkPolicy = EMPTY_POLICY): GeDelivery {
   const keys: DeliveredKey[] = [];
   for (const g of ge.groups) {
     for (const k of byGroup.get(g) ?? []) {
@@ -15,10 +15,10 @@ export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: 
       keys.push({ group: g, version: k.version, key: k.key.toString('base64'), createdAt: k.createdAt, expiresAt: k.expiresAt, cipher: k.cipher });
     }
   }
-  return { userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups], keys, issuedAt: now };
+  return { userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups], keys, requireEncryption: [...policy.requireEncryption], issuedAt: now };
 }
 
 /** Identity of a delivery's content, to push only what changed. */
 export function deliveryDigest(d: GeDelivery): string {
-  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher])]);
+  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher]), d.requireEncryption ?? []]);
 }

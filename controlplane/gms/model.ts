@@ -47,10 +47,24 @@ export interface GeDef {
   groups: number[];
 }
 
+/** Network-wide rules every GE enforces (delivered to each with its GE info). */
+export interface NetworkPolicy {
+  /**
+   * Destinations (IPv4 prefixes "a.b.c.d/n" or DNS names) to which a flow must
+   * be encrypted: DPRP refuses it rather than carry it in plaintext
+   * (controlplane/dprp/encryption-required.ts). Normalized, sorted, unique.
+   */
+  requireEncryption: string[];
+}
+
+export const EMPTY_POLICY: NetworkPolicy = { requireEncryption: [] };
+
 /** The desired state an administrator declares (network.yaml) or the GMS holds. */
 export interface NetworkState {
   groups: GroupDef[];
   ges: GeDef[];
+  /** Absent: no network-wide rule (EMPTY_POLICY). */
+  policy?: NetworkPolicy;
 }
 
 /** One group key version as the GMS stores it. */
@@ -72,6 +86,8 @@ export interface GeDelivery {
   mode: GeMode;
   groups: number[];
   keys: DeliveredKey[];
+  /** NetworkPolicy.requireEncryption (absent from a GMS older than the field: none). */
+  requireEncryption?: string[];
   /** Server time at which this snapshot was made (ms). */
   issuedAt: number;
 }

@@ -2,7 +2,7 @@
  * Plan = what `gms apply` would change to make the GMS match a network file.
  * Pure: computed from two NetworkStates; printed by --dry-run; executed by the store.
  */
-import type { GeDef, GroupDef, NetworkState } from './model.js';
+import type { GeDef, GroupDef, NetworkPolicy, NetworkState } from './model.js';
 
 export type PlanOp =
   | { op: 'add-group'; group: GroupDef }
@@ -11,6 +11,7 @@ export type PlanOp =
   | { op: 'add-ge'; ge: GeDef }
   | { op: 'update-ge'; ge: GeDef; changes: string[] }
   | { op: 'remove-ge'; userId: string }
+  | { op: 'set-policy'; policy: NetworkPolicy; changes: string[] }
   /**
    * A new key version for a group: a member left (the leaver must not follow)
    * and/or the group's cipher changed (the cipher is fixed per version).
@@ -74,6 +75,13 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
     for (const gid of c.groups) leave(gid, c.userId);
   }
   for (const c of current.groups) if (!desGroups.has(c.id)) ops.push({ op: 'remove-group', id: c.id });
+  const curReq = current.policy?.requireEncryption ?? [];
+  const desReq = desired.policy?.requireEncryption ?? [];
+  const reqAdded = desReq.filter((x) => !curReq.includes(x));
+  const reqRemoved = curReq.filter((x) => !desReq.includes(x));
+  if (reqAdded.length || reqRemoved.length) {
+    ops.push({ op: 'set-policy', policy: { requireEncryption: [...desReq] }, changes: [`requireEncryption ${[...reqAdded.map((x) => `+${x}`), ...reqRemoved.map((x) => `-${x}`)].join(' ')}`] });
+  }
   // One rotation per group, after the group's update (which sets the cipher the new version is created with).
   const rotating = [...new Set([...leavers.keys(), ...cipherChanged.keys()])].sort((a, b) => a - b);
   for (const gid of rotating) {
@@ -95,9 +103,10 @@ export function formatPlan(p: Plan): string {
       case 'update-ge': return `~ ge ${o.ge.userId}: ${o.changes.join('; ')}`;
       case 'remove-ge': return `- ge ${o.userId} (certificates revoked)`;
       case 'rotate': return `! rotate group ${o.groupId} (${o.reason})`;
+      case 'set-policy': return `~ policy: ${o.changes.join('; ')}`;
     }
   });
   const n = (k: PlanOp['op']): number => p.ops.filter((o) => o.op === k).length;
-  lines.push(`${n('add-group') + n('add-ge')} to add, ${n('update-group') + n('update-ge')} to change, ${n('remove-group') + n('remove-ge')} to remove, ${n('rotate')} key rotation(s)`);
+  lines.push(`${n('add-group') + n('add-ge')} to add, ${n('update-group') + n('update-ge') + n('set-policy')} to change, ${n('remove-group') + n('remove-ge')} to remove, ${n('rotate')} key rotation(s)`);
   return lines.join('\n');
 }

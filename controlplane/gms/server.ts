@@ -10,7 +10,13 @@
  *
  * GE routes:    GET /v1/ge/self      its info and keys
  *               GET /v1/ge/events    server-sent events: `state` at once and on every change
- * Admin routes: GET /v1/admin/network|ges|groups|keys, POST /v1/admin/apply|tokens|rotate|revoke
+ * Admin routes: GET /v1/admin/network|ges|groups|keys|status, POST /v1/admin/apply|tokens|rotate|revoke
+ *
+ * The store is a GmsBackend (store-backend.ts): the embedded SQLite file, or
+ * PostgreSQL shared by several replicas of this server. Every replica serves
+ * agents and admins; only the leader (the backend says which) runs scheduled
+ * rotations and expiry; a change made through another replica arrives as a
+ * ChangeNote and is pushed to this replica's subscribers like a local one.
  */
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -31,7 +37,8 @@ import type { GeDef } from './model.js';
 import { computePlan, formatPlan, planIsEmpty } from './plan.js';
 import { nextRotation, timerDelay } from './scheduler.js';
 import { SpecError, validateNetwork } from './spec.js';
-import { GmsStore } from './store.js';
+import { openBackend, type ChangeNote, type DatabaseInfo, type GmsBackend, type ReplicaRow } from './store-backend.js';
+import { AtRest } from './at-rest.js';
 import { ensurePrivateDir, writePrivateFileAtomic } from './secure-fs.js';
 import { lockDataDir } from './data-dir-lock.js';
 
@@ -52,11 +59,30 @@ export interface GmsServerOptions {
   heartbeatMs?: number;
   /** Optional plain-HTTP Prometheus endpoint, e.g. 127.0.0.1:9464. */
   metricsListen?: { host: string; port: number };
+  /** Database URL: `sqlite:` (default, <data-dir>/gms.sqlite) or `postgresql://...` (several replicas). */
+  database?: string;
+  /** Master key ring for secrets at rest (required with PostgreSQL). Default: AtRest.load(masterKeyFile) */
+  atRest?: AtRest;
+  masterKeyFile?: string;
+  /** This replica's name in the replica table (default: host:port of its URL). */
+  replicaId?: string;
+  /** URL other hosts reach this replica at, as `gms status` shows it (default: its listen URL). */
+  advertiseUrl?: string;
 }
 
 /** Files the administrator CLI uses to reach this GMS (written at start). */
 export interface AdminEndpointFile { url: string; caFingerprint: string }
 export const ADMIN_DIR = 'admin';
+
+/** A replica whose heartbeat is older than this is shown as dead. */
+const REPLICA_DEAD_MS = 5000;
+
+export interface GmsStatus {
+  self: string;
+  leader: string | null;
+  database: DatabaseInfo;
+  replicas: Array<ReplicaRow & { self: boolean; heartbeatAgeMs: number; alive: boolean; lagChanges: number }>;
+}
 
 interface Peer { serial: string; role: 'ge' | 'admin'; userId: string; notAfter: number }
 interface Stream { res: ServerResponse; userId: string; lastDigest: string }
@@ -70,39 +96,74 @@ export class GmsServer {
   private timer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private pushScheduled = false;
+  private pushing: Promise<void> = Promise.resolve();
+  private timerRun: Promise<void> = Promise.resolve();
+  /** Only the leader runs scheduled rotations and expiry (always true with SQLite). */
+  private leader = false;
+  /** Highest change number pushed to this replica's subscribers. */
+  private seenSeq = 0;
+  private pendingSeq = 0;
+  /** Cached for the Prometheus gauges (their collect() is synchronous). */
+  private gauges = { enrolled: 0, keyAges: [] as Array<[number, number]> };
+  replicaId = '';
   private unlock: () => void = () => undefined;
   /** http://host:port/metrics when metricsListen was given. */
   metricsUrl: string | null = null;
   private closed = false;
   url = '';
 
-  private constructor(readonly opts: GmsServerOptions, readonly store: GmsStore, readonly ca: GmsCa) {}
+  private constructor(readonly opts: GmsServerOptions, readonly store: GmsBackend, readonly ca: GmsCa) {}
 
   static async start(opts: GmsServerOptions): Promise<GmsServer> {
     ensurePrivateDir(opts.dataDir);
-    const unlock = lockDataDir(opts.dataDir);
-    let store: GmsStore | null = null;
+    const unlock = lockDataDir(opts.dataDir); // one process per data dir (admin credentials; the SQLite file)
+    let store: GmsBackend | null = null;
     let s: GmsServer | null = null;
     try {
-      store = await GmsStore.open(opts.dataDir);
-      const ca = await GmsCa.loadOrCreate(join(opts.dataDir, 'ca'));
+      const atRest = opts.atRest ?? AtRest.load(opts.masterKeyFile);
+      store = await openBackend({ dataDir: opts.dataDir, database: opts.database, atRest });
+      const ca = await loadOrCreateCa(store);
       s = new GmsServer(opts, store, ca);
       s.unlock = unlock;
       await s.listen();
+      s.replicaId = opts.replicaId ?? new URL(s.url).host;
       await s.ensureAdminCredentials();
+      const srv = s;
+      await store.coordinate({ id: s.replicaId, url: opts.advertiseUrl ?? s.url }, {
+        onLeader: (l) => { srv.leader = l; srv.armTimer(); },
+        onChange: (n) => srv.onRemoteChange(n),
+      });
+      await s.refreshGauges();
     } catch (e) {
       if (s) await s.close().catch(() => undefined);
-      else store?.close();
+      else await store?.close().catch(() => undefined);
       unlock();
       throw e;
     }
     s.armTimer();
     setGmsGaugeSource({
-      enrolled: () => s.store.enrolledGes(Date.now()).length,
+      enrolled: () => s.gauges.enrolled,
       connected: () => s.streams.size,
-      keyAges: () => s.currentKeyAges(),
+      keyAges: () => s.gauges.keyAges,
     });
     return s;
+  }
+
+  isLeader(): boolean { return this.leader; }
+
+  /** A change made through another replica (null: possibly missed changes): push, re-arm, hang up dropped GEs. */
+  private onRemoteChange(n: ChangeNote | null): void {
+    if (this.closed) return;
+    for (const u of n?.dropUsers ?? []) this.dropStreams(u);
+    if (n) this.pendingSeq = Math.max(this.pendingSeq, n.seq);
+    this.armTimer();
+    this.schedulePush();
+  }
+
+  private async refreshGauges(): Promise<void> {
+    const now = Date.now();
+    this.gauges.enrolled = (await this.store.enrolledGes(now)).length;
+    this.gauges.keyAges = (await this.store.allKeys()).filter((k) => k.expiresAt === null).map((k) => [k.groupId, (now - k.createdAt) / 1000]);
   }
 
   private async listen(): Promise<void> {
@@ -153,9 +214,9 @@ export class GmsServer {
   private async ensureAdminCredentials(): Promise<void> {
     const dir = join(this.opts.dataDir, ADMIN_DIR);
     const keyPath = join(dir, 'admin.key');
-    if (!existsSync(keyPath) || !this.store.getCert(readSerialFile(dir) ?? '')) {
+    if (!existsSync(keyPath) || !(await this.store.getCert(readSerialFile(dir) ?? ''))) {
       const c = await this.ca.issueLocalClient('admin', 'admin', 3650);
-      this.store.tx(() => this.store.addCert({ serial: c.serial, kind: 'admin', userId: 'admin', issuedAt: Date.now(), notAfter: c.notAfter }));
+      await this.store.addCert({ serial: c.serial, kind: 'admin', userId: 'admin', issuedAt: Date.now(), notAfter: c.notAfter });
       writePrivateFileAtomic(keyPath, c.keyPem);
       writePrivateFileAtomic(join(dir, 'admin.crt'), c.certPem);
       writePrivateFileAtomic(join(dir, 'admin.serial'), c.serial);
@@ -175,7 +236,9 @@ export class GmsServer {
     this.streams.clear();
     if (this.https?.listening) await new Promise<void>((resolve) => { this.https.close(() => resolve()); this.https.closeAllConnections(); });
     if (this.metricsHttp?.listening) await new Promise<void>((resolve) => this.metricsHttp!.close(() => resolve()));
-    this.store.close();
+    await this.pushing.catch(() => undefined);
+    await this.timerRun.catch(() => undefined);
+    await this.store.close();
     this.unlock();
   }
 
@@ -189,11 +252,11 @@ export class GmsServer {
       switch (route) {
         case 'GET /v1/ca': res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(this.ca.certPem); return;
         case 'POST /v1/enroll': return sendJson(res, 200, await this.enroll(await readJson(req)));
-        case 'GET /v1/ge/self': { const p = this.authenticate(req, 'ge'); return sendJson(res, 200, this.deliveryFor(p.userId)); }
-        case 'GET /v1/ge/events': return this.subscribe(this.authenticate(req, 'ge'), res);
+        case 'GET /v1/ge/self': { const p = await this.authenticate(req, 'ge'); return sendJson(res, 200, await this.deliveryFor(p.userId)); }
+        case 'GET /v1/ge/events': return await this.subscribe(await this.authenticate(req, 'ge'), res);
       }
       if (url.pathname.startsWith('/v1/admin/')) {
-        this.authenticate(req, 'admin');
+        await this.authenticate(req, 'admin');
         return sendJson(res, 200, await this.admin(route, req));
       }
       throw new HttpError('not_found', `no route ${route}`);
@@ -207,7 +270,7 @@ export class GmsServer {
   }
 
   /** Who is on the other end of this TLS connection, or an HttpError. */
-  private authenticate(req: IncomingMessage, role: 'ge' | 'admin'): Peer {
+  private async authenticate(req: IncomingMessage, role: 'ge' | 'admin'): Promise<Peer> {
     const sock = req.socket as TLSSocket;
     const cert = sock.getPeerCertificate();
     const refuse = (reason: GmsWireCode, msg: string): never => {
@@ -217,11 +280,11 @@ export class GmsServer {
     if (!cert || !cert.serialNumber) refuse('no_cert', 'client certificate required');
     if (!sock.authorized) refuse('untrusted', `client certificate not accepted: ${String(sock.authorizationError)}`);
     const serial = cert.serialNumber.toLowerCase();
-    const row = this.store.getCert(serial);
+    const row = await this.store.getCert(serial);
     if (!row) refuse('unknown_cert', 'certificate not issued by this GMS database');
     if (row!.revokedAt !== null) refuse('revoked', 'certificate revoked');
     if (row!.kind !== role) refuse('wrong_role', `a ${row!.kind} certificate cannot use ${role} routes`);
-    if (role === 'ge' && !this.store.getGe(row!.userId)) refuse('ge_removed', `GE ${row!.userId} no longer exists`);
+    if (role === 'ge' && !(await this.store.getGe(row!.userId))) refuse('ge_removed', `GE ${row!.userId} no longer exists`);
     return { serial, role, userId: row!.userId, notAfter: row!.notAfter };
   }
 
@@ -237,7 +300,7 @@ export class GmsServer {
       throw new HttpError('bad_csr', (e as Error).message);
     }
     // Burn the token first (one transaction), so two concurrent uses cannot both win.
-    const check = this.store.tx(() => this.store.consumeToken(hash, now));
+    const check = await this.store.consumeToken(hash, now);
     if (!check.ok) {
       const code = ({ unknown: 'token_unknown', used: 'token_used', expired: 'token_expired', 'ge-removed': 'ge_removed' } as const satisfies Record<typeof check.reason, GmsWireCode>)[check.reason];
       gmsEnrollmentsTotal.inc({ result: code });
@@ -250,21 +313,22 @@ export class GmsServer {
       gmsEnrollmentsTotal.inc({ result: 'bad_csr' });
       throw new HttpError('bad_csr', (e as Error).message);
     }
-    this.store.tx(() => this.store.addCert({ serial: issued.serial, kind: 'ge', userId: check.userId, issuedAt: now, notAfter: issued.notAfter }));
+    await this.store.addCert({ serial: issued.serial, kind: 'ge', userId: check.userId, issuedAt: now, notAfter: issued.notAfter });
     gmsEnrollmentsTotal.inc({ result: 'ok' });
     log.info({ userId: check.userId, serial: issued.serial }, 'GE enrolled');
     return { userId: check.userId, certPem: issued.certPem, caPem: this.ca.certPem };
   }
 
   // ---------------------------------------------------------------- delivery
-  private deliveryFor(userId: string) {
-    const ge = this.store.getGe(userId);
+  private async deliveryFor(userId: string) {
+    const ge = await this.store.getGe(userId);
     if (!ge) throw new HttpError('ge_removed', `GE ${userId} no longer exists`);
-    return buildDelivery(ge, keysByGroup(this.store.allKeys()), Date.now());
+    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now(), await this.store.readPolicy());
   }
 
-  private subscribe(p: Peer, res: ServerResponse): void {
-    const d = this.deliveryFor(p.userId);
+  private async subscribe(p: Peer, res: ServerResponse): Promise<void> {
+    const d = await this.deliveryFor(p.userId);
+    if (this.closed) { res.destroy(); return; }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.socket?.setNoDelay(true);
     const s: Stream = { res, userId: p.userId, lastDigest: deliveryDigest(d) };
@@ -283,26 +347,41 @@ export class GmsServer {
     });
   }
 
-  /** Push fresh state to every subscribed GE whose view changed; batched per tick. */
+  /**
+   * Push fresh state to every subscribed GE whose view changed; batched per
+   * tick, one push at a time (a change during a push gets a push after it).
+   */
   private schedulePush(): void {
     if (this.pushScheduled) return;
     this.pushScheduled = true;
-    setImmediate(() => { this.pushScheduled = false; this.pushNow(); });
+    this.pushing = this.pushing.then(() => new Promise<void>((r) => setImmediate(r))).then(async () => {
+      this.pushScheduled = false;
+      const seq = this.pendingSeq;
+      await this.pushNow();
+      this.seenSeq = Math.max(this.seenSeq, seq);
+      this.store.markSeen(this.seenSeq);
+      await this.refreshGauges();
+    }).catch((e) => {
+      this.pushScheduled = false;
+      log.error({ err: e }, 'push to subscribers failed (database unreachable?): retrying in 1 s');
+      setTimeout(() => this.schedulePush(), 1000).unref();
+    });
   }
 
-  private pushNow(): void {
+  private async pushNow(): Promise<void> {
     if (this.closed) return;
+    const net = await this.store.readNetwork();
+    const keys = await this.store.allKeys();
     const now = Date.now();
-    const net = this.store.readNetwork();
     const ges = new Map<string, GeDef>(net.ges.map((g) => [g.userId, g]));
-    const byGroup = keysByGroup(this.store.allKeys());
+    const byGroup = keysByGroup(keys);
     for (const [userId, set] of this.streams) {
       const ge = ges.get(userId);
       if (!ge) { // removed: tell it and hang up; its next request is refused
         for (const s of set) { s.res.write('event: removed\ndata: {}\n\n'); s.res.end(); }
         continue;
       }
-      const d = buildDelivery(ge, byGroup, now);
+      const d = buildDelivery(ge, byGroup, now, net.policy);
       const digest = deliveryDigest(d);
       const msg = `event: state\ndata: ${JSON.stringify(d)}\n\n`;
       for (const s of set) {
@@ -334,14 +413,9 @@ export class GmsServer {
   }
 
   // ---------------------------------------------------------------- rotation
-  private currentKeyAges(): Array<[number, number]> {
-    const now = Date.now();
-    return this.store.allKeys().filter((k) => k.expiresAt === null).map((k) => [k.groupId, (now - k.createdAt) / 1000]);
-  }
-
   /** Rotate one group now. */
-  rotate(groupId: number, reason: RotationReason, why: string): number {
-    const v = this.store.tx(() => this.store.rotate(groupId, Date.now(), why));
+  async rotate(groupId: number, reason: RotationReason, why: string): Promise<number> {
+    const v = await this.store.rotate(groupId, Date.now(), why);
     gmsRotationsTotal.inc({ reason });
     log.info({ group: groupId, version: v, reason: why }, 'group key rotated');
     this.armTimer();
@@ -349,41 +423,78 @@ export class GmsServer {
     return v;
   }
 
-  /** One timer for the earliest of: next scheduled rotation, next end of a grace period. */
+  /**
+   * One timer for the earliest of: next scheduled rotation (leader only),
+   * next end of a grace period (every replica: its subscribers' deliveries
+   * drop the expired version). Re-armed after every change; runs one at a time.
+   */
   private armTimer(): void {
     if (this.closed) return;
-    if (this.timer) clearTimeout(this.timer);
-    const now = Date.now();
-    let due = now + 3_600_000;
-    const exp = this.store.nextKeyExpiry();
-    if (exp !== null) due = Math.min(due, exp);
-    for (const at of this.rotationDue().values()) due = Math.min(due, at);
-    this.timer = setTimeout(() => this.onTimer(), timerDelay(due, now));
-    this.timer.unref();
+    this.timerRun = this.timerRun.then(async () => {
+      if (this.closed) return;
+      const now = Date.now();
+      let due = now + 3_600_000;
+      const exp = await this.store.nextKeyExpiry();
+      if (exp !== null) due = Math.min(due, exp);
+      if (this.leader) for (const at of (await this.rotationDue()).values()) due = Math.min(due, at);
+      if (this.closed) return;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.onTimer(), timerDelay(due, now));
+      this.timer.unref();
+    }).catch((e) => {
+      log.error({ err: e }, 'cannot arm the rotation timer (database unreachable?): retrying in 1 s');
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.armTimer(), 1000);
+      this.timer.unref();
+    });
   }
 
-  private rotationDue(): Map<number, number> {
+  private async rotationDue(): Promise<Map<number, number>> {
     const last = new Map<number, number>();
-    for (const k of this.store.allKeys()) if (k.expiresAt === null) last.set(k.groupId, k.createdAt);
+    for (const k of await this.store.allKeys()) if (k.expiresAt === null) last.set(k.groupId, k.createdAt);
     const out = new Map<number, number>();
-    for (const g of this.store.readNetwork().groups) out.set(g.id, nextRotation(g, last.get(g.id) ?? 0));
+    for (const g of (await this.store.readNetwork()).groups) out.set(g.id, nextRotation(g, last.get(g.id) ?? 0));
     return out;
   }
 
   private onTimer(): void {
     if (this.closed) return;
-    try {
-      const now = Date.now();
-      for (const [gid, at] of this.rotationDue()) if (at <= now) this.rotate(gid, 'schedule', 'scheduled');
-      const gone = this.store.tx(() => this.store.expireKeys(Date.now()));
-      if (gone.length) {
-        log.info({ keys: gone }, 'superseded keys left their grace period');
-        this.schedulePush();
+    this.timerRun = this.timerRun.then(async () => {
+      if (this.closed) return;
+      try {
+        if (this.leader) {
+          const now = Date.now();
+          for (const [gid, at] of await this.rotationDue()) {
+            if (at > now) continue;
+            // Decided again inside the transaction: a replica that led a moment ago may have done it.
+            const v = await this.store.rotateIfDue(gid, now);
+            if (v === null) continue;
+            gmsRotationsTotal.inc({ reason: 'schedule' });
+            log.info({ group: gid, version: v, reason: 'scheduled', replica: this.replicaId }, 'group key rotated');
+          }
+          const gone = await this.store.expireKeys(Date.now());
+          if (gone.length) log.info({ keys: gone }, 'superseded keys left their grace period');
+        }
+      } catch (e) {
+        log.error({ err: e }, 'rotation timer failed');
       }
-    } catch (e) {
-      log.error({ err: e }, 'rotation timer failed');
-    }
+      this.schedulePush();
+    });
     this.armTimer();
+  }
+
+  // ---------------------------------------------------------------- status
+  /** Replicas, leader, database, and how far behind each replica is (`gscip gms status`). */
+  async status(): Promise<GmsStatus> {
+    const now = Date.now();
+    const database = await this.store.info();
+    const rows = await this.store.replicas();
+    const replicas = rows.map((r) => ({
+      ...r, self: r.id === this.replicaId, heartbeatAgeMs: Math.max(0, now - r.heartbeatAt),
+      alive: now - r.heartbeatAt < REPLICA_DEAD_MS, lagChanges: Math.max(0, database.changeSeq - r.seenSeq),
+    }));
+    const leader = replicas.find((r) => r.leader && r.alive)?.id ?? null;
+    return { self: this.replicaId, leader, database, replicas };
   }
 
   // ---------------------------------------------------------------- admin
@@ -391,14 +502,15 @@ export class GmsServer {
     const now = Date.now();
     switch (route) {
       case 'GET /v1/admin/network': return this.store.readNetwork();
+      case 'GET /v1/admin/status': return this.status();
       case 'POST /v1/admin/apply': {
         const b = (await readJson(req)) as { network?: unknown; dryRun?: unknown };
         const desired = validateNetwork(b.network);
-        const plan = computePlan(this.store.readNetwork(), desired);
+        const plan = computePlan(await this.store.readNetwork(), desired);
         const text = formatPlan(plan);
         if (b.dryRun === true || planIsEmpty(plan)) return { applied: false, changed: !planIsEmpty(plan), plan: text, ops: plan.ops };
         const removedGes = plan.ops.flatMap((o) => (o.op === 'remove-ge' ? [o.userId] : []));
-        const rotated = this.store.tx(() => this.store.applyPlan(plan, now));
+        const rotated = await this.store.applyPlan(plan, now);
         for (const r of plan.ops) {
           if (r.op === 'rotate') gmsRotationsTotal.inc({ reason: r.cause });
           if (r.op === 'add-group') gmsRotationsTotal.inc({ reason: 'group_created' });
@@ -411,37 +523,37 @@ export class GmsServer {
       }
       case 'POST /v1/admin/tokens': {
         const b = (await readJson(req)) as { userId?: unknown; ttlSeconds?: unknown };
-        if (typeof b.userId !== 'string' || !this.store.getGe(b.userId)) throw new HttpError('unknown_ge', `ge: no GE with user ID ${JSON.stringify(b.userId)} (apply it first)`);
+        if (typeof b.userId !== 'string' || !(await this.store.getGe(b.userId))) throw new HttpError('unknown_ge', `ge: no GE with user ID ${JSON.stringify(b.userId)} (apply it first)`);
         const ttl = b.ttlSeconds === undefined ? (this.opts.tokenTtlSeconds ?? 86_400) : Number(b.ttlSeconds);
         if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 86_400) throw new HttpError('bad_request', 'ttlSeconds: integer 1..2592000');
         const token = randomBytes(32).toString('base64url');
         const expiresAt = now + ttl * 1000;
-        this.store.tx(() => this.store.addToken(sha256(token), b.userId as string, now, expiresAt));
+        await this.store.addToken(sha256(token), b.userId as string, now, expiresAt);
         log.info({ userId: b.userId, expiresAt }, 'enrollment token issued');
         return { userId: b.userId, token, expiresAt };
       }
       case 'POST /v1/admin/rotate': {
         const b = (await readJson(req)) as { group?: unknown };
         const g = Number(b.group);
-        if (!this.store.readNetwork().groups.some((x) => x.id === g)) throw new HttpError('unknown_group', `group: ${String(b.group)} does not exist`);
-        return { group: g, version: this.rotate(g, 'demand', 'on demand') };
+        if (!(await this.store.readNetwork()).groups.some((x) => x.id === g)) throw new HttpError('unknown_group', `group: ${String(b.group)} does not exist`);
+        return { group: g, version: await this.rotate(g, 'demand', 'on demand') };
       }
       case 'POST /v1/admin/revoke': {
         const b = (await readJson(req)) as { userId?: unknown };
         if (typeof b.userId !== 'string') throw new HttpError('bad_request', 'userId: missing');
-        const n = this.store.tx(() => this.store.revokeGe(b.userId as string, now));
+        const n = await this.store.revokeGe(b.userId as string, now);
         this.dropStreams(b.userId);
         log.info({ userId: b.userId, certificates: n }, 'GE revoked');
         return { userId: b.userId, revoked: n };
       }
       case 'GET /v1/admin/ges': {
-        const enrolled = new Set(this.store.enrolledGes(now));
-        return this.store.readNetwork().ges.map((g) => ({ ...g, enrolled: enrolled.has(g.userId), connected: this.streams.has(g.userId) }));
+        const enrolled = new Set(await this.store.enrolledGes(now));
+        return (await this.store.readNetwork()).ges.map((g) => ({ ...g, enrolled: enrolled.has(g.userId), connected: this.streams.has(g.userId) }));
       }
       case 'GET /v1/admin/groups': {
-        const net = this.store.readNetwork();
-        const due = this.rotationDue();
-        const keys = this.store.allKeys();
+        const net = await this.store.readNetwork();
+        const due = await this.rotationDue();
+        const keys = await this.store.allKeys();
         return net.groups.map((g) => ({
           ...g,
           members: net.ges.filter((x) => x.groups.includes(g.id)).map((x) => x.userId),
@@ -451,7 +563,7 @@ export class GmsServer {
       }
       case 'GET /v1/admin/keys':
         // Never key material: group, version, times only.
-        return this.store.allKeys().map((k) => ({
+        return (await this.store.allKeys()).map((k) => ({
           group: k.groupId, version: k.version, cipher: k.cipher, state: k.expiresAt === null ? 'current' : 'grace',
           createdAt: new Date(k.createdAt).toISOString(), ageSeconds: Math.round((now - k.createdAt) / 1000),
           expiresAt: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
@@ -459,6 +571,13 @@ export class GmsServer {
     }
     throw new HttpError('not_found', `no route ${route}`);
   }
+}
+
+/** The CA from the store, or a new one stored there (with several replicas starting at once, the first one stored wins). */
+async function loadOrCreateCa(store: GmsBackend): Promise<GmsCa> {
+  const have = await store.loadCa();
+  const pem = have ?? await store.saveCa(await GmsCa.createPem());
+  return GmsCa.fromPem(pem.certPem, pem.keyPem);
 }
 
 function sha256(s: string): string { return createHash('sha256').update(s).digest('hex'); }

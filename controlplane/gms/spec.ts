@@ -7,6 +7,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { Cron } from 'croner';
 import { GscipError } from '../errors/catalogue.js';
+import { parseRequiredEntry } from '../dprp/encryption-required.js';
 import { CIPHERS, DEFAULT_CIPHER, DEFAULT_ROTATION, GE_MODES, GE_TYPES, type GeDef, type GroupDef, type NetworkState, type RotationPolicy } from './model.js';
 
 export class SpecError extends GscipError {
@@ -54,6 +55,8 @@ const fileSchema = z.strictObject({
     defaults: z.strictObject({ rotation: rotationSchema.optional(), cipher: z.enum(CIPHERS).optional() }).optional(),
     groups: z.array(groupSchema).default([]),
     ges: z.array(geSchema).default([]),
+    /** Network-wide rules (model.ts NetworkPolicy). */
+    policy: z.strictObject({ requireEncryption: z.array(z.string()).default([]) }).optional(),
   });
 
 export type NetworkFile = z.infer<typeof fileSchema>;
@@ -83,6 +86,13 @@ function crossCheck(raw: unknown): string[] {
   const f = raw as { groups?: unknown; ges?: unknown } | null;
   const groups = Array.isArray(f?.groups) ? (f!.groups as Array<{ id?: unknown }>) : [];
   const ges = Array.isArray(f?.ges) ? (f!.ges as Array<{ userId?: unknown; groups?: unknown }>) : [];
+  const req = (f as { policy?: { requireEncryption?: unknown } } | null)?.policy?.requireEncryption;
+  if (Array.isArray(req)) {
+    req.forEach((v, i) => {
+      if (typeof v !== 'string') return; // the schema names it
+      try { parseRequiredEntry(v, `policy.requireEncryption[${i}]`); } catch (e) { out.push((e as Error).message); }
+    });
+  }
   const seenGroup = new Map<unknown, number>();
   groups.forEach((g, i) => {
     const id = g?.id;
@@ -126,7 +136,11 @@ function normalize(f: NetworkFile): NetworkState {
   const ges: GeDef[] = f.ges
     .map((ge) => ({ userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups].sort((a, b) => a - b) }))
     .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
-  return { groups, ges };
+  const requireEncryption = [...new Set((f.policy?.requireEncryption ?? []).map((v) => {
+    const e = parseRequiredEntry(v, 'policy.requireEncryption');
+    return e.kind === 'prefix' ? e.prefix : e.name;
+  }))].sort();
+  return { groups, ges, policy: { requireEncryption } };
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

@@ -8,9 +8,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import initSqlJs, { type Database, type SqlValue } from 'sql.js';
-import { DEFAULT_CIPHER, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkState } from './model.js';
+import { DEFAULT_CIPHER, EMPTY_POLICY, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkPolicy, type NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { writePrivateFileAtomic, ensurePrivateDir } from './secure-fs.js';
+import { AtRest, groupKeyAad } from './at-rest.js';
+import { nextRotation } from './scheduler.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -54,20 +56,27 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; decl: string
   { table: 'group_keys', column: 'cipher', decl: `TEXT NOT NULL DEFAULT '${DEFAULT_CIPHER}'` },
 ];
 
+/** Every table and a total order of its rows (gms migrate copies and compares them in this order). */
+export const TABLE_ORDER: Readonly<Record<string, string>> = {
+  meta: 'k', groups: 'id', ges: 'user_id', memberships: 'user_id, group_id', key_versions: 'group_id',
+  group_keys: 'group_id, version', rotations: 'group_id, version, at, reason', certs: 'serial', tokens: 'hash',
+};
+
 export interface CertRow { serial: string; kind: 'ge' | 'admin'; userId: string; issuedAt: number; notAfter: number; revokedAt: number | null }
 export type TokenCheck = { ok: true; userId: string } | { ok: false; reason: 'unknown' | 'used' | 'expired' | 'ge-removed' };
 
 export class GmsStore {
-  private constructor(private db: Database, private readonly file: string, private readonly SQL: initSqlJs.SqlJsStatic) {}
+  private constructor(private db: Database, private readonly file: string, private readonly SQL: initSqlJs.SqlJsStatic, private readonly atRest: AtRest) {}
 
-  static async open(dataDir: string): Promise<GmsStore> {
+  /** `atRest`: with a master key, group keys are stored sealed (at-rest.ts); without, as they are (the default). */
+  static async open(dataDir: string, atRest: AtRest = AtRest.none()): Promise<GmsStore> {
     ensurePrivateDir(dataDir);
     const SQL = await initSqlJs();
     const file = join(dataDir, 'gms.sqlite');
     const db = existsSync(file) ? new SQL.Database(readFileSync(file)) : new SQL.Database();
     db.run('PRAGMA foreign_keys = ON');
     db.exec(SCHEMA);
-    const s = new GmsStore(db, file, SQL);
+    const s = new GmsStore(db, file, SQL, atRest);
     s.tx(() => s.migrate()); // persists, also when there was nothing to migrate (a new file)
     return s;
   }
@@ -144,7 +153,15 @@ export class GmsStore {
     const ges: GeDef[] = this.all('SELECT * FROM ges ORDER BY user_id').map((r) => ({
       userId: String(r.user_id), type: r.type as GeType, mode: r.mode as GeMode, groups: mem.get(String(r.user_id)) ?? [],
     }));
-    return { groups, ges };
+    return { groups, ges, policy: this.readPolicy() };
+  }
+
+  /** The network-wide rules (meta 'policy', JSON); none before any was applied. */
+  readPolicy(): NetworkPolicy {
+    const v = this.getMeta('policy');
+    if (!v) return { ...EMPTY_POLICY };
+    const p = JSON.parse(v) as Partial<NetworkPolicy>;
+    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [] };
   }
 
   getGe(userId: string): GeDef | undefined {
@@ -186,6 +203,9 @@ export class GmsStore {
           this.run('UPDATE certs SET revoked_at = ? WHERE user_id = ? AND kind = \'ge\' AND revoked_at IS NULL', [now, o.userId]);
           this.run('DELETE FROM tokens WHERE user_id = ?', [o.userId]);
           break;
+        case 'set-policy':
+          this.setMeta('policy', JSON.stringify(o.policy));
+          break;
         case 'rotate':
           rotated.push({ groupId: o.groupId, version: this.rotate(o.groupId, now, o.reason) });
           break;
@@ -208,10 +228,43 @@ export class GmsStore {
     if (version > 0xffffffff) throw new Error(`group ${groupId}: key version space exhausted`);
     this.run('UPDATE group_keys SET expires_at = ? WHERE group_id = ? AND expires_at IS NULL', [now + Number(g.grace_s) * 1000, groupId]);
     this.run('INSERT INTO group_keys(group_id, version, key, created_at, expires_at, cipher) VALUES (?,?,?,?,NULL,?)',
-      [groupId, version, randomBytes(GROUP_KEY_BYTES), now, cipherOf(g, `group ${groupId}`)]);
+      [groupId, version, this.atRest.seal(randomBytes(GROUP_KEY_BYTES), groupKeyAad(groupId, version)), now, cipherOf(g, `group ${groupId}`)]);
     this.run('INSERT INTO key_versions(group_id, last_version) VALUES (?,?) ON CONFLICT(group_id) DO UPDATE SET last_version = excluded.last_version', [groupId, version]);
     this.run('INSERT INTO rotations(group_id, version, at, reason) VALUES (?,?,?,?)', [groupId, version, now, reason]);
     return version;
+  }
+
+  /**
+   * The group's scheduled rotation if it is due at `now` (inside the caller's
+   * tx): due = the schedule's next time after the current version was made.
+   * Decided here, from the database, so a second caller rotates nothing.
+   */
+  rotateIfDue(groupId: number, now: number): number | null {
+    const net = this.readNetwork().groups.find((g) => g.id === groupId);
+    if (!net) return null;
+    const cur = this.one('SELECT MAX(created_at) AS t FROM group_keys WHERE group_id = ? AND expires_at IS NULL', [groupId]);
+    if (nextRotation(net, cur?.t == null ? 0 : Number(cur.t)) > now) return null;
+    return this.rotate(groupId, now, 'scheduled');
+  }
+
+  /** Re-seal every group key under the current master key (inside the caller's tx). */
+  rekey(): number {
+    let n = 0;
+    for (const r of this.all('SELECT group_id, version, key FROM group_keys')) {
+      const blob = Buffer.from(r.key as Uint8Array);
+      if (this.atRest.isCurrent(blob)) continue;
+      const aad = groupKeyAad(Number(r.group_id), Number(r.version));
+      this.run('UPDATE group_keys SET key = ? WHERE group_id = ? AND version = ?', [this.atRest.seal(this.atRest.open(blob, aad), aad), r.group_id, r.version]);
+      n++;
+    }
+    return n;
+  }
+
+  /** Every row of every table, in a stable order, as stored (for gms migrate). */
+  dumpTables(): Record<string, Array<Record<string, SqlValue>>> {
+    const out: Record<string, Array<Record<string, SqlValue>>> = {};
+    for (const [t, order] of Object.entries(TABLE_ORDER)) out[t] = this.all(`SELECT * FROM ${t} ORDER BY ${order}`);
+    return out;
   }
 
   /** Delete superseded versions whose grace has ended (inside the caller's tx). */
@@ -229,7 +282,8 @@ export class GmsStore {
 
   allKeys(): GroupKey[] {
     return this.all('SELECT * FROM group_keys ORDER BY group_id, version').map((r) => ({
-      groupId: Number(r.group_id), version: Number(r.version), key: Buffer.from(r.key as Uint8Array),
+      groupId: Number(r.group_id), version: Number(r.version),
+      key: this.atRest.open(Buffer.from(r.key as Uint8Array), groupKeyAad(Number(r.group_id), Number(r.version))),
       createdAt: Number(r.created_at), expiresAt: r.expires_at == null ? null : Number(r.expires_at),
       cipher: cipherOf(r, `group ${String(r.group_id)} key v${String(r.version)}`),
     }));

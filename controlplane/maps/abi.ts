@@ -14,6 +14,13 @@ export const PUNT_MAX_BYTES = 2048;
 export const KEY_BYTES = 32;
 
 export const ICMP_TYPE = 253;
+/** DPRP ICMP codes the fast path reads or writes (gscip_abi.h GSCIP_DPRP_CODE_*): a DDE, and the HOLD it answers a relayed DDE with. */
+export const DPRP_CODE_DDE = 1;
+export const DPRP_CODE_HOLD = 5;
+/** Bytes of ICMP in a HOLD (ICMP header + DPRP header). */
+export const DPRP_HOLD_BYTES = 20;
+/** ICMP byte holding a DDE's candidate depth. */
+export const DPRP_CAND_DEPTH_OFF = 4;
 export const MARK_RELEASE_EGRESS = 0x65c1f001;
 export const MARK_RELEASE_INGRESS = 0x65c1f002;
 /** SO_MARK of the agent's own control sends: the egress program passes them, punts unmarked ones. */
@@ -23,6 +30,14 @@ export const PIT_F_NONE = 0;
 /** gscip_pit_val.flags, set by the fast path: a TCP FIN / RST was seen on this entry's direction. */
 export const PIT_F_FIN = 0x01;
 export const PIT_F_RST = 0x02;
+/** gscip_pit_val.flags, set by the control plane on a TCP encrypt entry: send the wire-valid form (K in the urgent pointer, ordinary checksum). */
+export const PIT_F_WIRE_CSUM = 0x04;
+/** gscip_pit_val.flags bits 4-7 (control plane only): enum gscip_pit_why, why an entry is plaintext or a drop. */
+export const PIT_WHY_SHIFT = 4;
+export const PIT_WHY_MASK = 0xf0;
+/** enum gscip_pit_why. */
+export const PitWhy = { NONE: 0, NO_GE: 1, NOT_MEMBER: 2, CLOSED: 3, ENCRYPTION_REQUIRED: 4, POLICY: 5 } as const;
+export type PitWhy = (typeof PitWhy)[keyof typeof PitWhy];
 export const KEY_F_NONE = 0;
 /** gscip_key_val.flags: PCCOM cipher ChaCha12 / ChaCha8 instead of ChaCha20 (at most one). */
 export const KEY_F_ROUNDS_12 = 0x1;
@@ -116,6 +131,7 @@ export const Stat = {
   DROP_NO_IFACE_CFG: 47,
   DROP_IPV6_POLICY: 48,
   DROP_IPV6_ND_ONLY: 49,
+  STAT_DPRP_HOLD: 128,
   STAT_PIT_ENCRYPT: 256,
   STAT_PIT_DECRYPT: 257,
   STAT_PIT_DECRYPT_PREV: 258,
@@ -171,6 +187,7 @@ export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> 
   ['DROP_NO_IFACE_CFG', 'drop', 'shot'],
   ['DROP_IPV6_POLICY', 'drop', 'shot'],
   ['DROP_IPV6_ND_ONLY', 'drop', 'shot'],
+  ['STAT_DPRP_HOLD', 'verdict', 'redirect'],
   ['STAT_PIT_ENCRYPT', 'verdict', 'pass'],
   ['STAT_PIT_DECRYPT', 'verdict', 'pass'],
   ['STAT_PIT_DECRYPT_PREV', 'verdict', 'pass'],

@@ -20,6 +20,16 @@ export const MAP_NAMES = {
   punt: 'gscip_punt',
 } as const;
 
+/**
+ * Pinned maps that hold no state worth keeping: per-CPU scratch space a
+ * program fills and reads within one packet (PCCOM's working state, the punt
+ * record being assembled) and the punt token buckets. When this build's
+ * layout of one differs from its pin (an upgrade), the agent replaces the
+ * pin rather than refuse to start (agent/datapath.ts): the old programs keep
+ * their map until this build's replace them.
+ */
+export const SCRATCH_MAP_NAMES: ReadonlySet<string> = new Set(['gscip_pccom_scratch', 'gscip_punt_scratch', 'gscip_punt_bucket']);
+
 /** Maps of earlier layouts that an agent migrates away from when it finds their pins (agent/migrate.ts). */
 export const LEGACY_MAP_NAMES = {
   /** enum gscip_stat -> per-CPU counters, no direction (until the (reason, direction) counters) */

@@ -10,6 +10,7 @@
  *   MISS_ACTIONS  enum gscip_miss_action punt pass drop
  *   PIT_STATES    enum gscip_pit_state   static tentative confirmed
  *   XLAT_KINDS    enum gscip_xlat_kind   static cit vat nat
+ *   PIT_WHYS      enum gscip_pit_why     none no_ge not_member closed encryption_required policy
  *
  * Every name the control plane shows or reads for these (CLI input and
  * output, JSON, config, metric labels, the flow table, DPRP's PIT entries) is
@@ -18,7 +19,7 @@
  * (dprp/wire.ts). test/unit/vocabulary.test.ts fails on a conversion table or
  * a name list written out anywhere else.
  */
-import { Action, Dir, MissAction, PitState, Role, XlatKind, enumName, enumValue } from './abi.js';
+import { Action, Dir, MissAction, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState, PitWhy, Role, XlatKind, enumName, enumValue } from './abi.js';
 
 /** The names of an enum: its keys in lower case. */
 export type NameOf<E extends Record<string, number>> = Lowercase<keyof E & string>;
@@ -72,6 +73,20 @@ export const DIRS = vocabulary(Dir, 'enum gscip_dir');
 export const MISS_ACTIONS = vocabulary(MissAction, 'enum gscip_miss_action');
 export const PIT_STATES = vocabulary(PitState, 'enum gscip_pit_state');
 export const XLAT_KINDS = vocabulary(XlatKind, 'enum gscip_xlat_kind');
+export const PIT_WHYS = vocabulary(PitWhy, 'enum gscip_pit_why');
+
+/** Why a PIT entry is plaintext or a drop: 'none' | 'no_ge' | 'not_member' | 'closed' | 'encryption_required' | 'policy'. */
+export type PitWhyName = NameOf<typeof PitWhy>;
+
+/** The why of a gscip_pit_val.flags (bits 4-7); a number the ABI does not define reads as its label. */
+export function pitWhyOf(flags: number): string {
+  return PIT_WHYS.label((flags & PIT_WHY_MASK) >> PIT_WHY_SHIFT);
+}
+
+/** flags with its why bits set to `why` (the fast path's FIN/RST bits kept). */
+export function withPitWhy(flags: number, why: PitWhyName): number {
+  return (flags & ~PIT_WHY_MASK & 0xff) | (PIT_WHYS.code(why) << PIT_WHY_SHIFT);
+}
 
 /** A PIT entry's action by name: 'none' | 'pass' | 'drop' | 'encrypt' | 'decrypt'. */
 export type ActionName = NameOf<typeof Action>;

@@ -135,6 +135,10 @@ export const mapCapacityEntries = new Gauge({
     for (const o of datapathSource ? datapathSource.occupancy() : []) this.set({ map: o.map }, o.capacity);
   },
 });
+export const agentMemoryReliefsTotal = new Counter({
+  name: 'gscip_agent_memory_reliefs_total',
+  help: 'Full GC + malloc_trim runs after a burst of punted packets ended (agent/memory-relief.ts)', registers: [registry],
+});
 export const agentPuntsTotal = new Counter({
   name: 'gscip_agent_punts_total', help: 'Punt records received from the fast path, by reason',
   labelNames: ['reason'] as const, // pit_miss | control | truncated | unknown
@@ -200,6 +204,11 @@ export const dprpMessagesRejectedTotal = new Counter({
 export const dprpSendsSuppressedTotal = new Counter({
   name: 'gscip_dprp_sends_suppressed_total', help: 'DPRP control messages this GE did not send: a DDE retransmission over the per-destination limit, a destination no GE sends to',
   labelNames: ['reason'] as const, registers: [registry], // controlplane/dprp/node-deps.ts SUPPRESS_REASONS
+});
+export const dprpPlaintextFlowsTotal = new Counter({
+  name: 'gscip_dprp_plaintext_flows_total',
+  help: 'Flows this GE installed as plaintext (result=pass) or refused (result=refused), by why: no downgrade goes unseen',
+  labelNames: ['result', 'why'] as const, registers: [registry], // why: enum gscip_pit_why names (maps/vocabulary.ts PIT_WHYS)
 });
 export const dprpPolicyOverridesTotal = new Counter({
   name: 'gscip_dprp_policy_overrides_total', help: 'Unauthenticated pass decisions a CL GE turned into discard', registers: [registry],

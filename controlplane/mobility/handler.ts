@@ -8,7 +8,8 @@
  * through the agent's control socket, metrics in metrics/metrics.ts.
  */
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
-import { kernelFlowMaps, KernelPitMap, toCid } from '../flows/kernel-flow-maps.js';
+import { kernelFlowMaps, KernelPitMap, toCid, whyOf } from '../flows/kernel-flow-maps.js';
+import { PIT_F_WIRE_CSUM } from '../maps/abi.js';
 import { ACTIONS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import type { Logger } from '../log/logger.js';
@@ -91,6 +92,9 @@ export class MobilePpcHandler implements PuntHandler {
         const t: PitTemplate = {
           action, role, group: v.group_id, version: v.key_version, state: PIT_STATES.name(v.state) === 'tentative' ? 'tentative' : 'confirmed',
           ...(v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
+          // The flow's PCCOM form and reason travel with it to the new wire CIDs (both ends agreed on them).
+          ...whyOf(v.flags),
+          ...(action === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM) ? { wireCsum: true as const } : {}),
         };
         return t;
       },

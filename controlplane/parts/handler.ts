@@ -73,6 +73,12 @@ export interface HandlerFactoryContext {
   ge: GeIdentity | null;
   /** The agent's validated configuration (a part reads its own key, PartClaims.configKey); absent for embedded use. */
   config?: AgentConfig;
+  /**
+   * The destinations encryption is required to, as entries (IPv4 prefixes or
+   * DNS names): the configuration's `requireEncryption` and the network
+   * definition's (the GMS delivery), read again on each call (agent/required-encryption-source.ts).
+   */
+  requireEncryption?: () => readonly string[];
 }
 
 export type PuntHandlerFactory = (ctx: HandlerFactoryContext) => PuntHandler;

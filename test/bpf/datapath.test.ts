@@ -13,7 +13,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfHarness, bpfUnavailable, TC_ACT, TEST_RUN_IFINDEX } from '../lib/bpf-harness.js';
 import {
-  arpFrame, icmpFrame, IPPROTO_TCP, IPPROTO_UDP, ipv6UdpFrame, parseFrame, tcpFrame, udpFrame, vlanUdpFrame,
+  arpFrame, ETH_P_IP, ethernet, icmpFrame, inetChecksum, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipv4, ipv6UdpFrame, parseFrame, tcpFrame, udpFrame, vlanUdpFrame,
   type TcpOpts, type UdpOpts,
 } from '../lib/packets.js';
 import { Action, Dir, ICMP_TYPE, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS, MissAction, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role, XlatKind } from '../../controlplane/maps/abi.js';
@@ -534,6 +534,43 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
     assert.equal(run(INGRESS, icmpFrame({ src: B, dst: A, type: ICMP_TYPE, code: 3 }), MARK_CONTROL_TX).retval, TC_ACT.STOLEN);
     assert.deepEqual(stats(), { punt_control: 3n, release_miss: 1n });
     assert.deepEqual(h.punts().map((p) => p.dir), [Dir.EGRESS, Dir.INGRESS]);
+  });
+
+  test('ingress DDE relayed by an end-candidate GEN (candidate depth 1): punted as it came, and the skb answered with a HOLD', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    const dde = (depth: number): Buffer => {
+      const l4 = Buffer.alloc(8 + 52, 0x5a);                   // ICMP header + DPRP header + some body
+      l4[0] = ICMP_TYPE; l4[1] = 1; l4.writeUInt16BE(0, 2);
+      l4[4] = depth; l4[5] = 0; l4[6] = 0; l4[7] = 0;
+      l4[8] = 1; l4[9] = 1; l4[10] = 0; l4[11] = 3;            // version, DDE, flags, attempt 3
+      Buffer.from('0123456789abcdef', 'hex').copy(l4, 12);     // negotiation id
+      l4.writeUInt16BE(inetChecksum(l4), 2);
+      return ethernet(ETH_P_IP, ipv4({ src: A, dst: V, proto: IPPROTO_ICMP }, l4), { src: Buffer.from('020000000001', 'hex'), dst: Buffer.from('020000000002', 'hex') });
+    };
+    const relayed = dde(1);
+    const r = run(INGRESS, relayed, 0);
+    assert.equal(r.retval, TC_ACT.REDIRECT);
+    assert.deepEqual(stats(), { dprp_hold: 1n });
+    const [rec] = h.punts();
+    assert.equal(rec.reason, PuntReason.CONTROL);
+    assert.deepEqual(puntPacket(rec), relayed, 'the agent gets the DDE as it arrived');
+    const out = r.dataOut;
+    assert.equal(out.length, 14 + 20 + 20);
+    assert.deepEqual([out.subarray(0, 6), out.subarray(6, 12)], [relayed.subarray(6, 12), relayed.subarray(0, 6)], 'MACs swapped');
+    const f = parseFrame(out);
+    assert.deepEqual([f.ip?.src, f.ip?.dst, f.ip?.proto, f.ip?.totalLength, f.ip?.ttl, f.ip?.checksumOk], [V, A, IPPROTO_ICMP, 40, 64, true]);
+    const icmp = out.subarray(34);
+    assert.equal(inetChecksum(icmp), 0, 'ICMP checksum verifies');
+    assert.deepEqual([icmp[0], icmp[1], icmp.readUInt32BE(4), icmp[8], icmp[9], icmp[10], icmp[11]], [ICMP_TYPE, 5, 0, 1, 5, 0, 3]);
+    assert.equal(icmp.subarray(12, 20).toString('hex'), '0123456789abcdef', 'the negotiation id of the DDE');
+    assert.equal(r.markOut, MARK_CONTROL_TX, 'its own egress program passes it');
+    // depth 0 (the start GE's own DDE): punted only, no HOLD; egress never answers
+    h.resetStats();
+    const plain = dde(0);
+    const r0 = run(INGRESS, plain);
+    assert.equal(r0.retval, TC_ACT.STOLEN);
+    assert.deepEqual(stats(), { punt_control: 1n });
+    assert.equal(run(EGRESS, relayed).retval, TC_ACT.STOLEN);
   });
 
   test('egress control ICMP 253 fragmented: dropped (control_malformed), even with the mark', () => {

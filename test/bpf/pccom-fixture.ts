@@ -101,9 +101,9 @@ export class CryptoTestProgs {
   }
 
   /** crypto_test_pit[0] = struct gscip_pit_val (prevVersion = prev_key_version). */
-  setPit(action: number, group: number, version: number, prevVersion = 0): void {
+  setPit(action: number, group: number, version: number, prevVersion = 0, flags = 0): void {
     const v = Buffer.alloc(32);
-    v[0] = action; v.writeUInt32LE(group, 4); v.writeUInt32LE(version, 8); v.writeUInt32LE(prevVersion, 12);
+    v[0] = action; v[3] = flags; v.writeUInt32LE(group, 4); v.writeUInt32LE(version, 8); v.writeUInt32LE(prevVersion, 12);
     this.mapUpdate('crypto_test_pit', Buffer.alloc(4), v);
   }
 

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { PIT_F_WIRE_CSUM } from '../../controlplane/maps/abi.js';
 import {
   ACT_DECRYPT, ACT_ENCRYPT, CryptoTestProgs, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, STAT, ipCsumOk, maxRunBytes, ordinaryCsum, parse,
   referenceEncrypt, referenceK, tcpPacket, udpPacket,
@@ -121,6 +122,46 @@ test('PCCOM hooks under BPF_PROG_TEST_RUN', async (t) => {
     assert.equal(decrypt(uzero).retval, STAT.DROP_BAD_KEYED_CSUM, 'UDP zero checksum');
     assert.equal(decrypt(plain).retval, STAT.DROP_BAD_KEYED_CSUM, 'plaintext with an ordinary checksum');
     assert.equal(progs.stat(STAT.DROP_BAD_KEYED_CSUM) - before, 8, 'each rejection counted');
+  });
+
+  await t.test('wire-valid TCP form (PIT flag WIRE_CSUM): ordinary checksum, K in the urgent pointer; the receiver takes both forms', () => {
+    for (const n of [0, 1, 100, 1400]) {
+      const plain = tcpPacket({ seq: 0x1000 + n, payload: randomBytes(n) });
+      const p = parse(plain);
+      const keyed = encrypt(plain);
+      progs.setPit(ACT_ENCRYPT, GROUP, 1, 0, PIT_F_WIRE_CSUM);
+      const wire = progs.run('pccom_test_egress', plain);
+      assert.equal(wire.retval, 0);
+      assert.equal(csumField(wire.out), ordinaryCsum(wire.out), `n=${n}: the ordinary checksum (what conntrack verifies)`);
+      assert.equal(wire.out.readUInt16LE(p.l4 + 18), referenceK(plain, KEY_V1), 'K in the urgent pointer');
+      assert.equal(wire.out[p.l4 + 13] & 0x20, 0, 'URG stays clear');
+      assert.equal(csumField(wire.out), csumField(keyed.out), 'the same field value as the keyed form');
+      assert.deepEqual(wire.out.subarray(p.payOff), keyed.out.subarray(p.payOff), 'the same ciphertext');
+      for (const form of [wire.out, keyed.out]) {
+        const dec = decrypt(form);
+        assert.equal(dec.retval, 0, `n=${n} decrypts`);
+        assert.deepEqual(dec.out, plain, 'plaintext, zero urgent pointer, ordinary checksum');
+      }
+      // K moved off its value: refused, and so is the wire form of another key
+      const bad = Buffer.from(wire.out);
+      bad.writeUInt16LE(bad.readUInt16LE(p.l4 + 18) ^ 0x0100, p.l4 + 18);
+      bad.writeUInt16LE(ordinaryCsum(bad), p.l4 + 16);
+      const before = progs.stat(STAT.DROP_BAD_KEYED_CSUM);
+      assert.equal(decrypt(bad).retval, STAT.DROP_BAD_KEYED_CSUM);
+      assert.equal(progs.stat(STAT.DROP_BAD_KEYED_CSUM), before + 1);
+    }
+    // the application's urgent data: the keyed form, its urgent pointer untouched
+    const urgent = tcpPacket({ payload: randomBytes(64) });
+    const ul4 = parse(urgent).l4;
+    urgent[ul4 + 13] |= 0x20;
+    urgent.writeUInt16BE(7, ul4 + 18);
+    urgent.writeUInt16LE(ordinaryCsum(urgent), ul4 + 16);
+    progs.setPit(ACT_ENCRYPT, GROUP, 1, 0, PIT_F_WIRE_CSUM);
+    const u = progs.run('pccom_test_egress', urgent);
+    assert.equal(u.retval, 0);
+    assert.equal(u.out.readUInt16BE(ul4 + 18), 7, 'urgent pointer kept');
+    assert.notEqual(csumField(u.out), ordinaryCsum(u.out), 'keyed form');
+    assert.deepEqual(decrypt(u.out).out, urgent);
   });
 
   await t.test('two key versions at once (rotation); a missing key drops, never plaintext', () => {

@@ -6,12 +6,19 @@
  * once, in order, decoded, in bounded batches; records punted before the
  * reader started are delivered; a punt made while the reader waits reaches
  * the callback promptly; close() stops delivery and returns within pollMs.
+ * Each case runs with both waits (controlplane/bpf/ring-poll-addon.ts): on
+ * the event loop (the native addon, make native) and in the thread pool (the
+ * fallback); a missing or broken addon file selects the fallback.
  */
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfHarness, bpfUnavailable, TC_ACT, TEST_RUN_IFINDEX } from '../lib/bpf-harness.js';
 import { tcpFrame } from '../lib/packets.js';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PuntReader } from '../../controlplane/agent/punt-reader.js';
+import { DEFAULT_RING_POLL_ADDON, type RingWait } from '../../controlplane/bpf/ring-poll-addon.js';
 import { MissAction, PuntReason } from '../../controlplane/maps/abi.js';
 import { puntPacket, type PuntRec } from '../../controlplane/maps/codecs.js';
 import { MAP_NAMES } from '../../controlplane/maps/gscip-maps.js';
@@ -42,7 +49,9 @@ class Sink {
   }
 }
 
-describe('punt reader (ring buffer -> main thread)', { skip: unavailable ?? false }, () => {
+const addonMissing = existsSync(DEFAULT_RING_POLL_ADDON) ? null : `the ring poll addon is not built (${DEFAULT_RING_POLL_ADDON}; make native)`;
+
+for (const wait of ['event-loop', 'thread-pool'] as RingWait[]) describe(`punt reader (ring buffer -> main thread), ${wait} wait`, { skip: unavailable ?? (wait === 'event-loop' ? addonMissing : null) ?? false }, () => {
   let h: BpfHarness;
   let fd: number;
   before(() => { h = BpfHarness.open(); fd = h.obj.mapFd(MAP_NAMES.punt); });
@@ -61,8 +70,9 @@ describe('punt reader (ring buffer -> main thread)', { skip: unavailable ?? fals
     const sink = new Sink();
     const errors: Error[] = [];
     for (let i = 0; i < 20; i++) punt(30000 + i);
-    const r = new PuntReader(fd, sink.onRecords, { maxBatch: 64, onError: (e) => errors.push(e) });
+    const r = new PuntReader(fd, sink.onRecords, { maxBatch: 64, onError: (e) => errors.push(e), wait });
     try {
+      assert.equal(r.wait, wait, r.waitDetail);
       await sink.until(20);
       for (let burst = 0; burst < 5; burst++) {
         for (let i = 0; i < 100; i++) punt(30020 + burst * 100 + i);
@@ -80,7 +90,8 @@ describe('punt reader (ring buffer -> main thread)', { skip: unavailable ?? fals
 
   test('a punt made while the reader waits is delivered promptly, on the main thread, with a ts_ns on the same clock', async () => {
     const sink = new Sink();
-    const r = new PuntReader(fd, sink.onRecords, { pollMs: 1000 });
+    const r = new PuntReader(fd, sink.onRecords, { pollMs: 1000, wait });
+    assert.equal(r.wait, wait, r.waitDetail);
     try {
       const waits: number[] = [];
       for (let i = 0; i < 20; i++) {
@@ -101,7 +112,7 @@ describe('punt reader (ring buffer -> main thread)', { skip: unavailable ?? fals
 
   test('close() returns within the poll timeout and nothing is delivered after it', async () => {
     const sink = new Sink();
-    const r = new PuntReader(fd, sink.onRecords, { pollMs: 200 });
+    const r = new PuntReader(fd, sink.onRecords, { pollMs: 200, wait });
     await new Promise((res) => setTimeout(res, 20));
     const t0 = Date.now();
     await r.close();
@@ -112,5 +123,63 @@ describe('punt reader (ring buffer -> main thread)', { skip: unavailable ?? fals
     assert.equal(sink.recs.length, 0);
     assert.equal(h.punts().length, 1, 'the record stays in the ring for the next reader');
     await r.close(); // idempotent
+  });
+
+  test('a burst of 600 punts made in one go (no turn of the loop in between) is delivered whole, in order', async () => {
+    const sink = new Sink();
+    const r = new PuntReader(fd, sink.onRecords, { maxBatch: 256, wait });
+    try {
+      await new Promise((res) => setTimeout(res, 20));
+      for (let i = 0; i < 600; i++) punt(33000 + i);
+      await sink.until(600);
+      await new Promise((res) => setTimeout(res, 50));
+      assert.deepEqual(sink.recs.map((x) => x.cid.sport), Array.from({ length: 600 }, (_, i) => 33000 + i));
+    } finally { await r.close(); }
+  });
+});
+
+describe('punt reader: which wait', { skip: unavailable ?? false }, () => {
+  let h: BpfHarness;
+  let fd: number;
+  let dir: string;
+  before(() => { h = BpfHarness.open(); fd = h.obj.mapFd(MAP_NAMES.punt); dir = mkdtempSync(join(tmpdir(), 'gscip-addon-')); });
+  after(() => { h?.close(); rmSync(dir, { recursive: true, force: true }); });
+  beforeEach(() => {
+    h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PUNT, MissAction.PUNT], flags: 1 });
+    h.maps.cfg.set(0, { punt_rate_pps: 0n, punt_burst: 0n });
+    h.punts();
+  });
+
+  const delivers = async (r: PuntReader, sink: Sink, sport: number): Promise<void> => {
+    try {
+      assert.equal(h.progTestRun(EGRESS, syn(sport)).retval, TC_ACT.STOLEN);
+      await sink.until(1, 3000);
+      assert.equal(sink.recs[0].cid.sport, sport);
+    } finally { await r.close(); }
+  };
+
+  test('no addon file: the thread-pool wait, saying why, and punts still arrive', async () => {
+    const sink = new Sink();
+    const r = new PuntReader(fd, sink.onRecords, { addonPath: join(dir, 'absent.node') });
+    assert.equal(r.wait, 'thread-pool');
+    assert.match(r.waitDetail, /no ring poll addon at .*absent\.node/);
+    await delivers(r, sink, 34000);
+  });
+
+  test('an addon file that does not load: the thread-pool wait, saying why', async () => {
+    const bad = join(dir, 'broken.node');
+    writeFileSync(bad, 'not an ELF object');
+    const sink = new Sink();
+    const r = new PuntReader(fd, sink.onRecords, { addonPath: bad });
+    assert.equal(r.wait, 'thread-pool');
+    assert.match(r.waitDetail, /did not load/);
+    await delivers(r, sink, 34001);
+  });
+
+  test('the built addon is chosen by default', { skip: addonMissing ?? false }, async () => {
+    const sink = new Sink();
+    const r = new PuntReader(fd, sink.onRecords);
+    assert.equal(r.wait, 'event-loop', r.waitDetail);
+    await delivers(r, sink, 34002);
   });
 });

@@ -105,7 +105,7 @@ test('GMS mutual TLS: who is served and who is refused', async (t) => {
     // valid 2 s: X.509 times have whole seconds, so notAfter (now + 2 s) may be cut by up to 1 s;
     // 1 s (the old figure) could leave a few ms of validity and make "served while valid" flaky
     const c = await server.ca.issueClient(await createCsr('x', keys), 'ges3-manager', 'ge', 2 / 86400);
-    server.store.tx(() => server.store.addCert({ serial: c.serial, kind: 'ge', userId: 'ges3-manager', issuedAt: Date.now(), notAfter: c.notAfter }));
+    await server.store.addCert({ serial: c.serial, kind: 'ge', userId: 'ges3-manager', issuedAt: Date.now(), notAfter: c.notAfter });
     const { exportPrivateKeyPem } = await import('../../controlplane/gms/ca.js');
     const tls = { ca: server.ca.certPem, cert: c.certPem, key: await exportPrivateKeyPem(keys.privateKey) };
     assert.equal((await rawRequest(base, '/v1/ge/self', tls)).status, 200, 'served while valid');

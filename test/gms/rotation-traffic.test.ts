@@ -14,7 +14,12 @@
  * (chacha20 -> chacha8 by `apply`): during the switch one end decrypts v1
  * segments with 20 rounds and v2 segments with 8, per key, and still nothing
  * is lost.
- * Needs root, build/bpf/gscip_tc.bpf.o and iperf3.
+ * And with three GMS replicas on PostgreSQL, the rotation a scheduled one
+ * (6-field cron, set to fire 3 s ahead through a follower) during which the
+ * leader is SIGKILLed with its rotation transaction open: another replica
+ * leads and rotates, ge-a (subscribed to the dead leader) fails over, and
+ * the same assertions hold.
+ * Needs root, build/bpf/gscip_tc.bpf.o and iperf3 (and PostgreSQL for the third).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,6 +33,11 @@ import type { GmsAdminClient } from '../../controlplane/gms/admin-client.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import { keyMapSink } from '../../controlplane/gms/key-map-sink.js';
 import { B, DprpTopo } from '../netns/dprp-topology.js';
+import { enroll } from '../../controlplane/gms/client.js';
+import { certFingerprint } from '../../controlplane/gms/ca.js';
+import { readFileSync } from 'node:fs';
+import { postgresUnavailable, TestPostgres } from '../lib/postgres.js';
+import { GmsReplicaSet } from '../lib/gms-replicas.js';
 import { enrollGe, startAgent, startGms, tempDir, waitFor } from './helpers.js';
 
 const unavailable = bpfUnavailable() ?? (existsSync('/usr/bin/iperf3') ? null : 'iperf3 not installed');
@@ -46,14 +56,27 @@ const iperfVersions = (m: GscipMaps): number[] => [...m.pit.entries()]
   .filter(([k, v]) => (v.action === Action.ENCRYPT || v.action === Action.DECRYPT) && (k.sport === PORT || k.dport === PORT))
   .map(([, v]) => v.key_version);
 
-const network = (cipher: Cipher) => ({
+const network = (cipher: Cipher, schedule = '0 3 * * *') => ({
   apiVersion: 'gscip/v1', kind: 'Network',
-  groups: [{ id: 1, rotation: { graceSeconds: GRACE_S }, cipher }],
+  groups: [{ id: 1, rotation: { schedule, timezone: 'UTC', graceSeconds: GRACE_S }, cipher }],
   ges: [{ userId: 'ge-a', type: 'GES', mode: 'OP', groups: [1] }, { userId: 'ge-b', type: 'GES', mode: 'OP', groups: [1] }],
 });
 
-/** Which flags v1 and v2 must carry in both key maps, and what makes v2. */
-interface Scenario { tag: string; flagsV1: number; flagsV2: number; rotate(admin: GmsAdminClient): Promise<number> }
+/** The GMS side: an admin, and enrollment of a GE's agent into a data dir. */
+interface GmsUnderTest { admin: GmsAdminClient; enroll(userId: string, dataDir: string): Promise<void> }
+
+/** Which flags v1 and v2 must carry in both key maps, what makes v2, and (default: one SQLite GMS) which GMS. */
+interface Scenario {
+  tag: string; flagsV1: number; flagsV2: number;
+  rotate(admin: GmsAdminClient): Promise<number>;
+  gms?(t: import('node:test').TestContext, gmsDir: string): Promise<GmsUnderTest>;
+}
+
+async function sqliteGms(t: import('node:test').TestContext, gmsDir: string): Promise<GmsUnderTest> {
+  const { server, admin } = await startGms(gmsDir);
+  t.after(() => server.close());
+  return { admin, enroll: (u, d) => enrollGe(server, admin, u, d) };
+}
 
 test('GMS rotation under iperf3 load: flows move to the new key, nothing stalls or drops', { skip: unavailable ?? false, timeout: 90_000 }, (t) =>
   rotationUnderLoad(t, { tag: 'rotload', flagsV1: KEY_F_NONE, flagsV2: KEY_F_NONE, rotate: async (admin) => (await admin.rotate(1)).version }));
@@ -65,18 +88,62 @@ test('GMS cipher change chacha20 -> chacha8 under iperf3 load: flows move to the
     return r.rotated![0].version;
   } }));
 
+const pgUnavailable = unavailable ?? postgresUnavailable();
+let replicas: GmsReplicaSet | null = null;
+test('GMS replicas on PostgreSQL: the leader SIGKILLed inside a scheduled rotation under iperf3 load: rotated once, flows move, nothing stalls or drops', { skip: pgUnavailable ?? false, timeout: 150_000 }, (t) =>
+  rotationUnderLoad(t, {
+    tag: 'rotpg', flagsV1: KEY_F_NONE, flagsV2: KEY_F_NONE,
+    gms: async (tt) => {
+      const pgs = await TestPostgres.start();
+      tt.after(() => pgs.destroy());
+      const set = new GmsReplicaSet(pgs.url(), 'rotpg');
+      replicas = set;
+      tt.after(() => set.destroy());
+      await set.add('r1', { GSCIP_GMS_FAILPOINT: 'rotation-hold=20000' }); // alone first: it leads
+      for (let i = 0; (await set.status('r1')).leader !== 'r1'; i++) { if (i > 100) throw new Error('r1 never led'); await new Promise((r) => setTimeout(r, 100)); }
+      await set.add('r2');
+      await set.add('r3');
+      const urls = set.replicas.map((r) => r.url);
+      const fp = certFingerprint(readFileSync(`${set.get('r1').dataDir}/admin/ca.crt`, 'utf8'));
+      const order: Record<string, string[]> = { 'ge-a': urls, 'ge-b': [urls[1], urls[2], urls[0]] }; // ge-a on the leader
+      const admin = set.admin('r2');
+      return { admin, enroll: async (u, d) => {
+        const tok = await admin.issueToken(u, 600);
+        await enroll({ gmsUrl: order[u][0], moreGmsUrls: order[u].slice(1), token: tok.token, caFingerprint: fp, dataDir: d });
+      } };
+    },
+    rotate: async (admin) => {
+      const set = replicas!;
+      // Through a follower: the schedule now fires 3 s ahead (no rotation by itself); the leader hears it by NOTIFY.
+      const at = new Date(Date.now() + 3000);
+      await admin.apply(network('chacha20', `${at.getUTCSeconds()} ${at.getUTCMinutes()} * * * *`), false);
+      const r1 = set.get('r1');
+      await waitFor('the leader inside its rotation transaction', () => r1.stderr.includes('failpoint rotation-hold: group 1 v2 by r1'), 10_000);
+      await set.kill('r1');
+      for (let i = 0; ; i++) {
+        const cur = (await set.admin('r3').list('keys')).find((k) => k.state === 'current')?.version;
+        if (cur === 2) break;
+        if (i > 100) throw new Error(`no v2 from another replica within 10 s (current v${String(cur)})`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const rot = (await set.admin('r3').list('groups'))[0];
+      assert.equal(rot.currentVersion, 2, 'one rotation, to v2');
+      return 2;
+    },
+  }));
+
 async function rotationUnderLoad(t: import('node:test').TestContext, sc: Scenario): Promise<void> {
   const gmsDir = tempDir(sc.tag);
   const dirA = tempDir(`${sc.tag}-a`);
   const dirB = tempDir(`${sc.tag}-b`);
   t.after(() => { gmsDir.remove(); dirA.remove(); dirB.remove(); });
-  const { server, admin } = await startGms(gmsDir.path);
-  t.after(() => server.close());
+  const gms = await (sc.gms ?? sqliteGms)(t, gmsDir.path);
+  const admin = gms.admin;
   await admin.apply(network('chacha20'), false);
-  await enrollGe(server, admin, 'ge-a', dirA.path);
-  await enrollGe(server, admin, 'ge-b', dirB.path);
+  await gms.enroll('ge-a', dirA.path);
+  await gms.enroll('ge-b', dirB.path);
 
-  const p = new DprpTopo(sc.tag === 'rotload' ? 'gmsrot' : 'gmscph');
+  const p = new DprpTopo(({ rotload: 'gmsrot', cipherload: 'gmscph', rotpg: 'gmspg' } as Record<string, string>)[sc.tag]);
   t.after(() => p.cleanup());
   await p.startGe('a', 'va', { keys: [] }); // no static key: everything comes from the GMS
   await p.startGe('b', 'vb', { keys: [] });

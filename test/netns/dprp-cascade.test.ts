@@ -31,7 +31,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { Topology } from '../lib/netns.js';
-import { Action, Dir, PitState, Role } from '../../controlplane/maps/abi.js';
+import { Action, Dir, PitState, Role, Stat } from '../../controlplane/maps/abi.js';
+import { readStat } from '../../controlplane/maps/accessors.js';
 import type { Cid, PitVal } from '../../controlplane/maps/codecs.js';
 import { echoServer, GeProcesses, MARKER, RouterCapture, retransSegs, runClients, waitReady } from './dprp-topology.js';
 
@@ -255,4 +256,14 @@ describe('DPRP through GENs: a GES behind a GEN, cascaded GENs (namespaces)', { 
       });
     }
   }
+
+  test('the inner GEN answered the DDEs GEN1 relayed to the Term from its fast path (HOLD): GEN1 never waited on its agent', () => {
+    const m = ges.maps('GEN2');
+    try {
+      // GESout -> Term, TCP and UDP: one relayed DDE each at least
+      assert.ok(readStat(m, Stat.STAT_DPRP_HOLD).packets >= 2n, `GEN2 dprp_hold ${readStat(m, Stat.STAT_DPRP_HOLD).packets}`);
+    } finally {
+      m.close();
+    }
+  });
 });

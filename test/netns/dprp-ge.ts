@@ -42,6 +42,8 @@ export interface GeSpec {
   mobility?: boolean;
   /** The agent config's `mobility` section (e.g. ddns), with `mobility`. */
   mobilityConfig?: Record<string, unknown>;
+  /** Destinations this GE requires encryption to (config `requireEncryption`). */
+  requireEncryption?: string[];
 }
 
 export const PROBE_EVENT = 'PROBE-EVENT';
@@ -64,7 +66,10 @@ async function main(): Promise<void> {
     ...(spec.mobility ? { handlers: ['dprp', 'mobile-ppc'], ge: { type: spec.type, mode: spec.mode }, metrics: '127.0.0.1:9464', ...(spec.mobilityConfig ? { mobility: spec.mobilityConfig } : {}) } : {}),
   }, 'dprp-ge');
   if (spec.probe) registerPart(probePart((e) => process.stdout.write(`${PROBE_EVENT} ${JSON.stringify(e)}\n`)));
-  const handlers = spec.probe || spec.mobility ? [] : [new DprpHandler({ self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }) })];
+  const required = spec.requireEncryption ?? [];
+  const handlers = spec.probe || spec.mobility ? [] : [new DprpHandler({
+    self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }), requireEncryption: () => required,
+  })];
   const agent = await Agent.start(cfg, { handlers, log });
   for (const [group, version, hex] of spec.keys) {
     agent.maps.keys.set({ group_id: group, version }, { key: Buffer.from(hex, 'hex'), flags: 0, installed_ns: monotonicNs() });

@@ -41,6 +41,12 @@ export interface GeOptions {
   mobility?: boolean;
   /** The agent config's `mobility` section (dprp-ge.ts GeSpec.mobilityConfig). */
   mobilityConfig?: Record<string, unknown>;
+  /** Destinations the GE requires encryption to (dprp-ge.ts GeSpec.requireEncryption). */
+  requireEncryption?: string[];
+  /** Extra environment of the GE process (e.g. GSCIP_RING_WAIT, GSCIP_DPRP_DUMP_DIR). */
+  env?: Record<string, string>;
+  /** Run the GE process on this CPU only (taskset): the two agents of a bench off each other's core. */
+  cpu?: number;
 }
 
 /** GE agent processes (test/netns/dprp-ge.ts) in the hosts of a Topology; per-run pin and run dirs. */
@@ -78,11 +84,14 @@ export class GeProcesses {
       ...(o.metrics ? { metrics: true } : {}),
       ...(o.mobility ? { mobility: true } : {}),
       ...(o.mobilityConfig ? { mobilityConfig: o.mobilityConfig } : {}),
+      ...(o.requireEncryption ? { requireEncryption: o.requireEncryption } : {}),
     };
     // nsenter, not `ip netns exec`: the latter remounts /sys and hides bpffs.
-    const child = spawn('nsenter', [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)], {
+    const argv = [`--net=/run/netns/${this.topo.ns(host)}`, 'node', ...(o.nodeArgs ?? []), resolve(DIST, 'test/netns/dprp-ge.js'), JSON.stringify(spec)];
+    // taskset execs nsenter, which execs node: the child's pid stays the agent's.
+    const child = spawn(o.cpu === undefined ? 'nsenter' : 'taskset', o.cpu === undefined ? argv : ['-c', String(o.cpu), 'nsenter', ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn' },
+      env: { ...process.env, GSCIP_LOG_LEVEL: process.env.GSCIP_LOG_LEVEL ?? 'warn', ...(o.env ?? {}) },
     });
     this.ges.set(host, child);
     let out = '';
@@ -97,6 +106,11 @@ export class GeProcesses {
       }
       return out.includes(READY);
     }, 15_000);
+  }
+
+  /** The pid of a host's GE process (nsenter execs node: the agent itself), or null. */
+  pid(host: string): number | null {
+    return this.ges.get(host)?.pid ?? null;
   }
 
   /** What a host's GE process has printed so far (stdout and stderr, the last ~0.5 MB). */
@@ -267,6 +281,12 @@ one();`;
   } catch {
     return { ok: false, reply: '', connectMs: [], totalMs: 0, error: `client exited ${code}: ${err.slice(-500)}` };
   }
+}
+
+/** A GE's /metrics text (GeOptions.metrics: served on 127.0.0.1:9464 inside its namespace). */
+export function metricsText(t: Topology, host: string): string {
+  const js = "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((t) => process.stdout.write(t)).catch((e) => { console.error(e); process.exit(1); })";
+  return t.exec(host, 'node', ['-e', js]).stdout;
 }
 
 /** A capture on r's interface toward a: TCP/UDP payloads and GSCIP control messages. */

@@ -20,6 +20,7 @@ import { Action, Dir } from '../../controlplane/maps/abi.js';
 import { buildIpv4Packet, inetChecksum, IPPROTO_ICMP } from '../../controlplane/dprp/ipv4.js';
 import { GSCIP_ICMP_TYPE, MsgType } from '../../controlplane/dprp/wire.js';
 import { A, B, DprpTopo, echoServer, injectFrom, runClients, waitReady } from './dprp-topology.js';
+import { metricsText } from './dprp-topology.js';
 import { PROBE_EVENT } from './dprp-ge.js';
 import { PROBE_ICMP_CODE, type ProbeEvent } from '../lib/probe-part.js';
 
@@ -32,8 +33,7 @@ function probeEvents(p: DprpTopo, host: 'a' | 'b'): ProbeEvent[] {
 
 /** Sum over reasons of b's gscip_dprp_messages_rejected_total, read from its /metrics inside the namespace. */
 function dprpRejected(p: DprpTopo, host: 'a' | 'b'): number {
-  const js = "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((t) => process.stdout.write(t)).catch((e) => { console.error(e); process.exit(1); })";
-  const text = p.topo.exec(host, 'node', ['-e', js]).stdout;
+  const text = metricsText(p.topo, host);
   assert.match(text, /gscip_dprp_negotiations_started_total/, 'the GE serves DPRP metrics');
   return text.split('\n').filter((l) => l.startsWith('gscip_dprp_messages_rejected_total{')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
 }

@@ -141,14 +141,14 @@ export class PccomTopo {
    * decryptPrev: the decrypt entries also accept that version (rotation).
    * only: set just the sending (encrypt) or just the receiving (decrypt) entry. */
   protect(host: 'a' | 'b', f: Flow, group: number, version: number, action: 'encrypt' | 'pass' = 'encrypt',
-    decryptPrev = 0, only?: 'encrypt' | 'decrypt'): void {
+    decryptPrev = 0, only?: 'encrypt' | 'decrypt', encryptFlags = 0): void {
     const h = this.harness(host);
     const enc = action === 'encrypt' ? Action.ENCRYPT : Action.PASS;
     const dec = action === 'encrypt' ? Action.DECRYPT : Action.PASS;
     const cid = (saddr: string, daddr: string, sport: number, dport: number, dir: number): Cid => ({ saddr, daddr, sport, dport, proto: f.proto, dir });
     const out = host === 'a' ? cid(A, B, f.cport, f.sport, Dir.EGRESS) : cid(B, R_OUT, f.sport, f.cport, Dir.EGRESS);
     const inn = host === 'a' ? cid(B, A, f.sport, f.cport, Dir.INGRESS) : cid(R_OUT, B, f.cport, f.sport, Dir.INGRESS);
-    if (only !== 'decrypt') h.maps.pit.set(out, this.pit(enc, group, version));
+    if (only !== 'decrypt') h.maps.pit.set(out, { ...this.pit(enc, group, version), flags: encryptFlags });
     if (only !== 'encrypt') h.maps.pit.set(inn, this.pit(dec, group, version, decryptPrev));
   }
 

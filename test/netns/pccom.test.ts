@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { waitFor } from '../lib/netns.js';
-import { KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, Stat } from '../../controlplane/maps/abi.js';
+import { KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, PIT_F_WIRE_CSUM, Stat } from '../../controlplane/maps/abi.js';
 import {
   BLOCKED_PORT, IPPROTO_TCP, IPPROTO_UDP, PccomTopo, TCP_PORT, TransitCapture, UDP_PORT,
   markedData, sha256, tcpTransfer, udpTransfer,
@@ -122,6 +122,32 @@ for (const softwareChecksums of [false, true]) {
       assert.equal(p.stat('b', statId('DROP_BAD_KEYED_CSUM')) - before.badB, 0);
       assert.equal(snmp(p, 'b', 'Tcp.InCsumErrors') + snmp(p, 'b', 'Udp.InCsumErrors') - before.csumErr, 0,
         'the receiving stack saw only valid ordinary checksums');
+    });
+
+    // (software checksums only: a CHECKSUM_PARTIAL skb is never verified by conntrack)
+    if (softwareChecksums) test('TCP through a conntrack that verifies checksums (nf_conntrack_checksum=1, the default): the keyed form is INVALID to it and is not translated; the wire-valid form is, and arrives byte-identical', async () => {
+      p.topo.exec('r', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=1']);
+      try {
+        const data = markedData(1 << 20);
+        const keyed = nextFlow(IPPROTO_TCP);
+        for (const h of ['a', 'b'] as const) p.protect(h, keyed, GROUP, 1);
+        const kr = await tcpTransfer(p.topo, data, keyed.cport, 4000);
+        assert.notEqual(sha256(kr.received), sha256(data), 'the keyed form does not get through this NAT (the finding this fixes)');
+        const wire = nextFlow(IPPROTO_TCP);
+        for (const h of ['a', 'b'] as const) p.protect(h, wire, GROUP, 1, 'encrypt', 0, undefined, PIT_F_WIRE_CSUM);
+        const bad0 = p.stat('b', statId('DROP_BAD_KEYED_CSUM'));
+        const err0 = snmp(p, 'b', 'Tcp.InCsumErrors');
+        const cap = await TransitCapture.start(p.topo);
+        const wr = await tcpTransfer(p.topo, data, wire.cport);
+        const leak = await cap.stop();
+        assert.ok(wr.completed, 'the wire-valid form crossed the NAT');
+        assert.equal(sha256(wr.received), sha256(data), 'byte-identical');
+        assert.equal(leak.markers, 0, 'no plaintext marker crossed r');
+        assert.equal(p.stat('b', statId('DROP_BAD_KEYED_CSUM')) - bad0, 0);
+        assert.equal(snmp(p, 'b', 'Tcp.InCsumErrors') - err0, 0);
+      } finally {
+        p.topo.exec('r', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=0']);
+      }
     });
 
     test('key rotation under traffic without loss: decrypt entries accept (2, prev 1), then each end switches its sender', async () => {

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parseCidArgs, parseKeyMaterial, parseActionArg, parseU32Arg, UsageError } from '../../controlplane/cli/args.js';
 import { pitValueFromArgs } from '../../controlplane/cli/commands/pit.js';
+import { pitWhyOf } from '../../controlplane/maps/vocabulary.js';
 import { table } from '../../controlplane/cli/output.js';
 import { Action, Dir } from '../../controlplane/maps/abi.js';
 
@@ -31,6 +32,8 @@ test('CID arguments are parsed and each bad one is named', () => {
 
 test('PIT values: encrypt/decrypt need a group and a key version', () => {
   assert.equal(pitValueFromArgs({ action: 'drop' }).action, Action.DROP);
+  assert.equal(pitWhyOf(pitValueFromArgs({ action: 'pass' }).flags), 'policy', 'an operator entry says why');
+  assert.equal(pitWhyOf(pitValueFromArgs({ action: 'encrypt', group: '5', 'key-version': '1' }).flags), 'none');
   assert.throws(() => pitValueFromArgs({ action: 'encrypt', group: '5' }), /--group and --key-version are required/);
   assert.throws(() => pitValueFromArgs({ action: 'decrypt', group: '0', 'key-version': '1' }), /--group: 0 means no group/);
   const v = pitValueFromArgs({ action: 'encrypt', group: '7', 'key-version': '3' });

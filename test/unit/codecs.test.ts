@@ -38,13 +38,14 @@ test('abi.ts constants equal gscip_abi.h', () => {
     ['GSCIP_KEY_BYTES', abi.KEY_BYTES], ['GSCIP_ICMP_TYPE', abi.ICMP_TYPE],
     ['GSCIP_MARK_RELEASE_EGRESS', abi.MARK_RELEASE_EGRESS], ['GSCIP_MARK_RELEASE_INGRESS', abi.MARK_RELEASE_INGRESS],
     ['GSCIP_MARK_CONTROL_TX', abi.MARK_CONTROL_TX],
-    ['GSCIP_PIT_F_NONE', abi.PIT_F_NONE], ['GSCIP_KEY_F_NONE', abi.KEY_F_NONE], ['GSCIP_IFACE_F_PROTECTED', abi.IFACE_F_PROTECTED],
+    ['GSCIP_PIT_F_NONE', abi.PIT_F_NONE], ['GSCIP_PIT_F_WIRE_CSUM', abi.PIT_F_WIRE_CSUM], ['GSCIP_KEY_F_NONE', abi.KEY_F_NONE], ['GSCIP_IFACE_F_PROTECTED', abi.IFACE_F_PROTECTED],
     ['GSCIP_PUNT_RATE_DEFAULT', abi.PUNT_RATE_DEFAULT], ['GSCIP_PUNT_BURST_DEFAULT', abi.PUNT_BURST_DEFAULT],
-    ['GSCIP_CODE_BASE', abi.CODE_BASE],
+    ['GSCIP_CODE_BASE', abi.CODE_BASE], ['GSCIP_PIT_WHY_SHIFT', abi.PIT_WHY_SHIFT], ['GSCIP_DPRP_CODE_DDE', abi.DPRP_CODE_DDE], ['GSCIP_DPRP_CODE_HOLD', abi.DPRP_CODE_HOLD],
+    ['GSCIP_DPRP_HOLD_BYTES', abi.DPRP_HOLD_BYTES], ['GSCIP_DPRP_CAND_DEPTH_OFF', abi.DPRP_CAND_DEPTH_OFF], ['GSCIP_PIT_WHY_MASK', abi.PIT_WHY_MASK],
   ];
   const enums: Array<[string, Record<string, number>]> = [
     ['GSCIP_DIR_', abi.Dir], ['GSCIP_ACT_', abi.Action], ['GSCIP_PIT_', abi.PitState], ['GSCIP_ROLE_', abi.Role],
-    ['GSCIP_MISS_', abi.MissAction], ['GSCIP_IPV6_', abi.Ipv6Policy], ['GSCIP_XLAT_', abi.XlatKind], ['GSCIP_PUNT_', abi.PuntReason], ['GSCIP_', abi.Stat],
+    ['GSCIP_MISS_', abi.MissAction], ['GSCIP_IPV6_', abi.Ipv6Policy], ['GSCIP_XLAT_', abi.XlatKind], ['GSCIP_PUNT_', abi.PuntReason], ['GSCIP_', abi.Stat], ['GSCIP_WHY_', abi.PitWhy],
   ];
   for (const [prefix, e] of enums) for (const [k, v] of Object.entries(e)) pairs.push([prefix + k, v]);
   for (const [name, v] of pairs) assert.equal(v, h.get(name), `${name}: TS ${v}, header ${h.get(name)}`);

@@ -7,8 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sim, fig6Nodes, testKey, type SimNodeSpec } from './dprp-sim.js';
 import { decode, encode, MsgType, WireAction } from '../../controlplane/dprp/wire.js';
-import { reverseFlow } from '../../controlplane/dprp/pit-entries.js';
+import { pitEntriesFor, reverseFlow } from '../../controlplane/dprp/pit-entries.js';
+import { OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from '../../controlplane/dprp/spec-options.js';
 import { inetChecksum } from '../../controlplane/dprp/ipv4.js';
+import { HOLD_CODE, holdFor } from '../../controlplane/dprp/hold.js';
 
 const msgType = (b: Buffer) => b[1];
 
@@ -176,6 +178,77 @@ test('re-keying whose CDN is lost before an intermediate GEN: the live flow keep
   const enc2 = sim.pitOf('IN', reverseFlow(flow), 'egress')!;
   const dec2 = sim.pitOf('GES1', reverseFlow(flow), 'ingress')!;
   assert.ok(enc2.version === dec2.version || enc2.version === dec2.prevVersion, `IN v${enc2.version}, GES1 v${dec2.version}/prev ${dec2.prevVersion}`);
+});
+
+test('both ends announce that their receivers take PCCOM\'s TCP wire-valid form: their TCP encrypt entries send it; UDP never', () => {
+  const sim = new Sim(fig6Nodes());
+  const tcp = sim.connect('GES1', 'GES2', 6);
+  const udp = sim.connect('GES1', 'GES2', 17);
+  sim.time.run(10_000);
+  assert.equal(sim.pitOf('GES1', tcp.flow, 'egress')?.wireCsum, true, 'start -> end');
+  assert.equal(sim.pitOf('GES2', reverseFlow(tcp.flow), 'egress')?.wireCsum, true, 'end -> start');
+  assert.equal(sim.pitOf('GES2', tcp.flow, 'ingress')?.wireCsum, undefined, 'decrypt entries take both forms anyway');
+  assert.equal(sim.pitOf('GES1', udp.flow, 'egress')?.action, 'encrypt');
+  assert.equal(sim.pitOf('GES1', udp.flow, 'egress')?.wireCsum, undefined);
+  // a record without the capability (an agent older than it): the keyed form
+  assert.equal(pccomCapsOf({ options: [] }), 0);
+  assert.equal(pccomCapsOf({ options: [{ type: OptionType.PCCOM_CAPS, value: Buffer.from([PCCOM_CAP_WIRE_CSUM]) }] }), PCCOM_CAP_WIRE_CSUM);
+  assert.equal(pitEntriesFor(tcp.flow, 'encrypt', 'start', { group: 1, version: 1 }, 'confirmed', { wireCsum: false })[0].wireCsum, undefined);
+});
+
+/** The issue 11 cascade: GES - GEN1(CL) - GEN2(CL) - Term, both GENs in the GES's group. */
+function sameGroupCascade(): SimNodeSpec[] {
+  return [
+    { name: 'core', addr: '192.0.2.254' },
+    { name: 'GES1', addr: '192.0.2.11', parent: 'core', ge: { type: 'GES', mode: 'OP', keys: [testKey(1)] } },
+    { name: 'GEN1', addr: '198.51.100.1', parent: 'core', ge: { type: 'GEN', mode: 'CL', keys: [testKey(1)] } },
+    { name: 'GEN2', addr: '198.51.100.129', parent: 'GEN1', ge: { type: 'GEN', mode: 'CL', keys: [testKey(1)] } },
+    { name: 'Term', addr: '100.64.1.10', parent: 'GEN2' },
+  ];
+}
+
+for (const slowMs of [0, 50, 150]) {
+  test(`cascade, first flow, the inner GEN's control plane ${slowMs} ms slow: its fast path HOLDs the outer one, which never answers as the end GE`, () => {
+    const sim = new Sim(sameGroupCascade());
+    // Everything GEN2's agent sends is late; its fast path's HOLD is not.
+    sim.extraDelayMs = (w) => (w.from === 'GEN2' && w.icmp[1] !== HOLD_CODE ? slowMs : 0);
+    const { flow, handle } = sim.connect('GES1', 'Term');
+    sim.time.run(60_000);
+    assert.deepEqual(sim.ge('GES1').released, [handle]);
+    assert.equal(sim.pitOf('GES1', flow, 'egress')?.action, 'encrypt');
+    assert.equal(sim.pitOf('GEN1', flow, 'ingress')?.action, 'pass', 'GEN1 relays the ciphertext');
+    assert.equal(sim.pitOf('GEN1', flow, 'ingress')?.role, 'intermediate');
+    assert.equal(sim.pitOf('GEN2', flow, 'ingress')?.action, 'decrypt', 'GEN2, nearest the Term, decrypts');
+    const rgiFromGen1 = sim.wire.filter((w) => w.from === 'GEN1' && msgType(w.icmp) === MsgType.RGI && decode(w.icmp).endGe === sim.addr('GEN1'));
+    assert.deepEqual(rgiFromGen1, [], 'GEN1 never answered as the end GE');
+    assert.equal(sim.ge('GEN1').obs.completions.length, 0);
+  });
+}
+
+test('cascade without the fast path\'s HOLD (the old race): a slow inner GEN loses to the outer one\'s timer, which decrypts', () => {
+  const sim = new Sim(sameGroupCascade());
+  sim.fastPathHold = false;
+  sim.extraDelayMs = (w) => (w.from === 'GEN2' ? 50 : 0);
+  const { flow } = sim.connect('GES1', 'Term');
+  sim.time.run(60_000);
+  assert.equal(sim.pitOf('GEN1', flow, 'ingress')?.action, 'decrypt', 'the race this fixes: GEN1 took itself for the end GE');
+});
+
+test('a HOLD changes nothing unless it comes from behind the GEN, for a negotiation it is a candidate in', () => {
+  const sim = new Sim(sameGroupCascade());
+  sim.fastPathHold = false;
+  const { flow } = sim.connect('GES1', 'Term');
+  // forged: the same negotiation id, but from outside GEN1 (GES1's side)
+  sim.extraDelayMs = (w) => (w.from === 'GEN2' ? 50 : 0);
+  const dde = () => sim.wire.find((w) => w.to === 'GEN2' && msgType(w.icmp) === MsgType.DDE);
+  sim.time.run(sim.time.now + 1);
+  const relayed = dde();
+  assert.ok(relayed, 'GEN1 relayed the DDE inward');
+  sim.inject('GEN1', holdFor(relayed.icmp), { src: '192.0.2.99', dst: sim.addr('GES1') });
+  sim.inject('GEN1', holdFor(Buffer.alloc(60)), { src: sim.addr('Term'), dst: sim.addr('GES1') });
+  sim.time.run(60_000);
+  assert.deepEqual(sim.ge('GEN1').obs.rejections.filter((r) => r === 'bad_path' || r === 'unknown_negotiation'), ['bad_path', 'unknown_negotiation']);
+  assert.equal(sim.pitOf('GEN1', flow, 'ingress')?.action, 'decrypt', 'the forged HOLD did not hold it');
 });
 
 test('GES behind a GEN answers itself; the GEN becomes intermediate', () => {

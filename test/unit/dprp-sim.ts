@@ -4,6 +4,9 @@
  * GE on its route (as the fast path's punt would), loss and tampering hooks,
  * fake PIT and stash. No sockets, no root.
  */
+import { DPRP_CAND_DEPTH_OFF, DPRP_CODE_DDE, ICMP_TYPE } from '../../controlplane/maps/abi.js';
+import { holdFor } from '../../controlplane/dprp/hold.js';
+import { EncryptionRequired, parseRequiredEntry } from '../../controlplane/dprp/encryption-required.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type FailReason, type Locality, type OutcomeKind, type RejectReason } from '../../controlplane/dprp/node.js';
 import { StaticKeyRing, type GroupKey } from '../../controlplane/dprp/auth.js';
 import { pitEntryKey, type PitEntry } from '../../controlplane/dprp/pit-entries.js';
@@ -52,7 +55,9 @@ export class CountingObserver implements DprpObserver {
   rejections: RejectReason[] = [];
   overrides = 0;
   suppressions: string[] = [];
+  plaintexts: { result: 'pass' | 'refused'; why: string; daddr: string }[] = [];
   started(r: 'miss' | 'rekey') { this.starts.push(r); }
+  plaintext(result: 'pass' | 'refused', why: string, flow: Flow) { this.plaintexts.push({ result, why, daddr: flow.daddr }); }
   suppressed(r: string) { this.suppressions.push(r); }
   completed(outcome: OutcomeKind, seconds: number) { this.completions.push({ outcome, seconds }); }
   failed(r: FailReason) { this.failures.push(r); }
@@ -64,7 +69,7 @@ export interface SimNodeSpec {
   name: string;
   addr: string;
   parent?: string;
-  ge?: { type: GeTypeName; mode: ModeName; keys: GroupKey[] };
+  ge?: { type: GeTypeName; mode: ModeName; keys: GroupKey[]; requireEncryption?: string[] };
 }
 
 export interface Wire {
@@ -101,6 +106,8 @@ export class Sim {
   /** Extra one-way delay for a message (slow paths). */
   extraDelayMs: (w: Wire) => number = () => 0;
   tamper: (w: Wire) => Buffer = (w) => w.icmp;
+  /** Whether GEs' fast paths answer relayed DDEs with a HOLD (the product's datapath does). */
+  fastPathHold = true;
   private handles = 0;
 
   constructor(nodes: SimNodeSpec[], config: Partial<DprpConfig> = {}) {
@@ -130,6 +137,7 @@ export class Sim {
           drop: (hs, reason) => { for (const h of hs) sge.dropped.push({ handle: h, reason }); },
         },
         locality: (addr) => this.locality(n.name, addr),
+        ...(n.ge.requireEncryption ? { encryptionRequired: requiredMatcher(n.ge.requireEncryption) } : {}),
         observer: sge.obs,
         config,
       });
@@ -188,8 +196,13 @@ export class Sim {
     this.time.after(n * HOP_MS + this.extraDelayMs(w), () => {
       const seen = { ...w, icmp: Buffer.from(bytes) };
       this.wire.push(seen);
-      if (firstGe) this.ge(firstGe).node.onControl(seen.icmp, { src: src ?? this.addr(from), dst });
-      else this.toHosts.push(seen);
+      if (firstGe) {
+        // The GE's fast path answers a DDE relayed by an end candidate with a HOLD at once (bpf/lib/dprp_hold.h).
+        if (this.fastPathHold && seen.icmp[0] === ICMP_TYPE && seen.icmp[1] === DPRP_CODE_DDE && seen.icmp[DPRP_CAND_DEPTH_OFF] >= 1) {
+          this.send(firstGe, src ?? this.addr(from), holdFor(seen.icmp), dst);
+        }
+        this.ge(firstGe).node.onControl(seen.icmp, { src: src ?? this.addr(from), dst });
+      } else this.toHosts.push(seen);
     });
   }
 
@@ -221,6 +234,13 @@ export class Sim {
   pitOf(name: string, flow: Flow, dir: 'ingress' | 'egress'): PitEntry | undefined {
     return this.ge(name).pit.get(pitEntryKey({ flow, dir }));
   }
+}
+
+/** A matcher for prefix entries (names need a resolver: encryption-required.ts). */
+function requiredMatcher(entries: string[]): (addr: string) => boolean {
+  const m = new EncryptionRequired();
+  m.set(entries.map((e, i) => parseRequiredEntry(e, `requireEncryption[${i}]`)));
+  return (a) => m.matches(a);
 }
 
 /** Seed 002 Fig. 6 network. */

@@ -8,11 +8,11 @@ import { enroll } from '../../gms/client.js';
 export { agentGmsStatus, formatAgentGmsStatus } from '../../gms/agent-status.js';
 export { startGmsClient, type KeySink, type GmsClientHandle, type GmsClientStatus } from '../../gms/client.js';
 
-export const agentEnrollCommand: CommandModule<object, { gms: string; token?: string; 'token-file'?: string; 'ca-fingerprint'?: string; 'ca-file'?: string; 'data-dir': string }> = {
+export const agentEnrollCommand: CommandModule<object, { gms: string[]; token?: string; 'token-file'?: string; 'ca-fingerprint'?: string; 'ca-file'?: string; 'data-dir': string }> = {
   command: 'enroll',
   describe: 'enroll this GE with the GMS once (one-time token); afterwards it uses mutual TLS only',
   builder: (y) => y
-    .option('gms', { type: 'string', demandOption: true, describe: 'GMS URL, https://HOST:PORT' })
+    .option('gms', { type: 'string', array: true, demandOption: true, describe: 'GMS URL, https://HOST:PORT; repeat for every replica (enrolls at the first, fails over to the others)' })
     .option('token', { type: 'string', describe: 'one-time enrollment token (gscip gms token issue); visible in the process list, prefer --token-file' })
     .option('token-file', { type: 'string', describe: 'file holding the token (/dev/stdin to pipe it)' })
     .option('ca-fingerprint', { type: 'string', describe: 'SHA-256 fingerprint of the GMS CA (printed by gms serve)' })
@@ -29,7 +29,7 @@ export const agentEnrollCommand: CommandModule<object, { gms: string; token?: st
       // fd 0 directly: /dev/stdin cannot be re-opened when standard input is a socket.
       const token = a.token ?? readFileSync(f === '/dev/stdin' ? 0 : f!, 'utf8').trim();
       const r = await enroll({
-        gmsUrl: a.gms, token, caFingerprint: a['ca-fingerprint'],
+        gmsUrl: a.gms[0], moreGmsUrls: a.gms.slice(1), token, caFingerprint: a['ca-fingerprint'],
         caPem: a['ca-file'] ? readFileSync(a['ca-file'], 'utf8') : undefined, dataDir: a['data-dir'],
       });
       process.stdout.write(`enrolled as ${r.userId} (GMS CA ${r.caFingerprint})\n`);

@@ -7,13 +7,22 @@
  *   rotate        rotate a group's key now
  *   revoke        revoke a GE's certificates
  *   ls            ges | groups | keys (never key material)
+ *   status        replicas, leader, database, each replica's lag
+ *   migrate       copy a stopped SQLite GMS into an empty PostgreSQL database (every table compared)
+ *   rekey         re-seal the database's secrets under the first key of the master key ring
+ *   master-key    generate a master key file
  */
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { parse as parseYaml } from 'yaml';
 import { GmsAdminClient, AdminError } from '../../gms/admin-client.js';
 import { countOptionalGroupItems, formatLoadReport, loadReport } from '../../gms/load-report.js';
-import { GmsServer } from '../../gms/server.js';
+import { GmsServer, type GmsStatus } from '../../gms/server.js';
+import { AtRest } from '../../gms/at-rest.js';
+import { formatMigrateReport, migrateSqliteToPostgres } from '../../gms/migrate.js';
+import { openBackend } from '../../gms/store-backend.js';
+import { lockDataDir } from '../../gms/data-dir-lock.js';
+import { writePrivateFileAtomic } from '../../gms/secure-fs.js';
 import { parseNetworkYaml, SpecError } from '../../gms/spec.js';
 
 export function parseListen(s: string, what = 'listen'): { host: string; port: number } {
@@ -37,22 +46,29 @@ const adminOpts = (y: Argv) => y
   .option('gms', { type: 'string', describe: 'GMS URL (default: the one the server recorded)' });
 const admin = (a: AdminArgs) => GmsAdminClient.fromDataDir(a['data-dir'], a.gms);
 
-const serve: CommandModule<object, { 'data-dir': string; listen: string; 'server-name': string[]; 'token-ttl': number; 'cert-days': number; metrics?: string }> = {
+const dbOpts = (y: Argv) => y
+  .option('database', { type: 'string', describe: 'sqlite: (default, <data-dir>/gms.sqlite) or postgresql://user@host/db (several replicas)' })
+  .option('master-key-file', { type: 'string', describe: 'master key ring (0600) sealing the CA key and group keys at rest; default $GSCIP_GMS_MASTER_KEY' });
+
+const serve: CommandModule<object, { 'data-dir': string; listen: string; 'server-name': string[]; 'token-ttl': number; 'cert-days': number; metrics?: string; database?: string; 'master-key-file'?: string; 'replica-id'?: string; 'advertise-url'?: string }> = {
   command: 'serve',
   describe: 'run the Group Management Server',
-  builder: (y) => y
-    .option('data-dir', { type: 'string', demandOption: true, describe: 'database, CA and admin credentials (created 0700)' })
+  builder: (y) => dbOpts(y)
+    .option('data-dir', { type: 'string', demandOption: true, describe: 'admin credentials; with SQLite the database and CA too (created 0700)' })
     .option('listen', { type: 'string', default: '127.0.0.1:7443', describe: 'HOST:PORT for HTTPS (port 0 = any free port)' })
     .option('server-name', { type: 'string', array: true, default: [] as string[], describe: 'extra DNS names/IPs for the server certificate' })
     .option('token-ttl', { type: 'number', default: 86400, describe: 'default enrollment token lifetime, seconds' })
     .option('cert-days', { type: 'number', default: 365, describe: 'GE certificate lifetime, days' })
-    .option('metrics', { type: 'string', describe: 'HOST:PORT for a plain-HTTP Prometheus /metrics endpoint' }) as never,
+    .option('metrics', { type: 'string', describe: 'HOST:PORT for a plain-HTTP Prometheus /metrics endpoint' })
+    .option('replica-id', { type: 'string', describe: 'this replica\'s name in gms status (default: its HOST:PORT)' })
+    .option('advertise-url', { type: 'string', describe: 'the URL agents reach this replica at (gms status)' }) as never,
   handler: async (a) => {
     try {
       const l = parseListen(a.listen);
       const s = await GmsServer.start({
         dataDir: a['data-dir'], host: l.host, port: l.port, serverNames: a['server-name'],
         tokenTtlSeconds: a['token-ttl'], geCertDays: a['cert-days'], metricsListen: a.metrics ? parseListen(a.metrics, 'metrics') : undefined,
+        database: a.database, masterKeyFile: a['master-key-file'], replicaId: a['replica-id'], advertiseUrl: a['advertise-url'],
       });
       process.stdout.write(`GMS listening on ${s.url}\nCA fingerprint (give to agents): ${s.ca.fingerprint()}\n`);
       await new Promise<void>((resolve) => {
@@ -148,6 +164,79 @@ const ls: CommandModule<object, AdminArgs & { what: 'ges' | 'groups' | 'keys'; j
   },
 };
 
+const status: CommandModule<object, AdminArgs & { json: boolean }> = {
+  command: 'status',
+  describe: 'replicas, the leader, the database and each replica\'s lag',
+  builder: (y) => adminOpts(y).option('json', { type: 'boolean', default: false }) as never,
+  handler: async (a) => {
+    try {
+      const st = await admin(a).status();
+      process.stdout.write(a.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
+    } catch (e) { fail(e); }
+  },
+};
+
+export function formatStatus(st: GmsStatus): string {
+  const d = st.database;
+  return [
+    `database: ${d.kind} ${d.location} (${d.version}), change ${d.changeSeq}, secrets ${d.encryptedAtRest ? 'sealed under the master key' : 'in clear (no master key)'}`,
+    `leader:   ${st.leader ?? '(none: scheduled rotations wait)'}`,
+    `answered by: ${st.self}`,
+    formatTable(st.replicas.map((r) => ({
+      replica: r.id, url: r.url, role: r.leader ? 'leader' : 'follower', state: r.alive ? 'alive' : 'DEAD',
+      heartbeat: `${(r.heartbeatAgeMs / 1000).toFixed(1)}s ago`, lag: `${r.lagChanges} change(s)`, up: new Date(r.startedAt).toISOString(),
+    }))),
+  ].join('\n');
+}
+
+const migrate: CommandModule<object, { 'data-dir': string; to: string; 'master-key-file'?: string }> = {
+  command: 'migrate',
+  describe: 'copy a stopped SQLite GMS (--data-dir) into an empty PostgreSQL database (--to), comparing every table',
+  builder: (y) => y
+    .option('data-dir', { type: 'string', demandOption: true, describe: 'the SQLite GMS\'s data dir (its GMS stopped)' })
+    .option('to', { type: 'string', demandOption: true, describe: 'postgresql://... of an empty database' })
+    .option('master-key-file', { type: 'string', describe: 'master key ring the PostgreSQL replicas will hold (default $GSCIP_GMS_MASTER_KEY)' }) as never,
+  handler: async (a) => {
+    try {
+      const r = await migrateSqliteToPostgres({ dataDir: a['data-dir'], database: a.to, atRest: AtRest.load(a['master-key-file']) });
+      process.stdout.write(`${formatMigrateReport(r)}\nmigrated: start the replicas with --database ${a.to.replace(/:[^:@/]*@/, ':***@')} and the same master key\n`);
+    } catch (e) { fail(e); }
+  },
+};
+
+const rekey: CommandModule<object, { 'data-dir': string; database?: string; 'master-key-file'?: string }> = {
+  command: 'rekey',
+  describe: 're-seal every group key (and the CA key) under the first key of the master key ring',
+  builder: (y) => dbOpts(y.option('data-dir', { type: 'string', demandOption: true, describe: 'the GMS data dir (SQLite: its GMS stopped)' })) as never,
+  handler: async (a) => {
+    try {
+      const atRest = AtRest.load(a['master-key-file']);
+      const sqlite = !a.database || a.database.startsWith('sqlite:');
+      const unlock = sqlite ? lockDataDir(a['data-dir']) : () => undefined;
+      try {
+        const b = await openBackend({ dataDir: a['data-dir'], database: a.database, atRest });
+        try {
+          const r = await b.rekey();
+          process.stdout.write(`re-sealed ${r.groupKeys} group key(s)${r.caKey ? ' and the CA key' : ''} under master key ${atRest.currentKeyId ?? '(none: stored in clear)'}\n`);
+        } finally { await b.close(); }
+      } finally { unlock(); }
+    } catch (e) { fail(e); }
+  },
+};
+
+const masterKey: CommandModule<object, { out: string }> = {
+  command: 'master-key generate',
+  describe: 'write a new master key (one line, 0600); to rotate, put it first in the ring, run rekey, drop the old line',
+  builder: (y) => y.option('out', { type: 'string', demandOption: true }) as never,
+  handler: (a) => {
+    try {
+      writePrivateFileAtomic(a.out, `${AtRest.generateKey().toString('hex')}\n`);
+      process.stdout.write(`master key written to ${a.out} (id ${AtRest.fromKeys(parseFirst(a.out)).currentKeyId})\n`);
+    } catch (e) { fail(e); }
+  },
+};
+function parseFirst(file: string): Buffer[] { return [Buffer.from(readFileSync(file, 'utf8').trim(), 'hex')]; }
+
 export function formatTable(rows: Array<Record<string, unknown>>): string {
   if (rows.length === 0) return '(none)';
   const cols = Object.keys(rows[0]);
@@ -159,10 +248,11 @@ export function formatTable(rows: Array<Record<string, unknown>>): string {
 
 export const gmsCommand: CommandModule = {
   command: 'gms <command>',
-  describe: 'Group Management Server: serve, apply, load-report, token issue, rotate, revoke, ls',
+  describe: 'Group Management Server: serve, apply, load-report, token issue, rotate, revoke, ls, status, migrate, rekey, master-key generate',
   builder: (y) => y
     .command(serve as CommandModule).command(apply as CommandModule).command(loadReportCmd as CommandModule)
     .command(token as CommandModule).command(rotate as CommandModule).command(revoke as CommandModule).command(ls as CommandModule)
+    .command(status as CommandModule).command(migrate as CommandModule).command(rekey as CommandModule).command(masterKey as CommandModule)
     .demandCommand(1),
   handler: () => undefined,
 };

@@ -6,7 +6,7 @@ import type { CommandModule } from 'yargs';
 import { monotonicNs, readStats } from '../../maps/accessors.js';
 import { ifIndexToName } from '../../bpf/libc.js';
 import { KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, ipv6PolicyName } from '../../maps/abi.js';
-import { ACTIONS, DIRS, MISS_ACTIONS, PIT_STATES, ROLES, XLAT_KINDS } from '../../maps/vocabulary.js';
+import { ACTIONS, DIRS, MISS_ACTIONS, PIT_STATES, ROLES, XLAT_KINDS, pitWhyOf } from '../../maps/vocabulary.js';
 import type { GscipMaps } from '../../maps/gscip-maps.js';
 import { ipv6PolicyOf } from '../../maps/codecs.js';
 import { protoName, UsageError } from '../args.js';
@@ -22,13 +22,13 @@ export function dumpPit(m: GscipMaps, json: boolean): string {
   const rows = [...m.pit.entries()].map(([k, v]) => ({
     dir: DIRS.label(k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
     action: ACTIONS.label(v.action), state: PIT_STATES.label(v.state), role: ROLES.label(v.role), group: v.group_id, keyVersion: v.key_version,
-    prevKeyVersion: v.prev_key_version ?? 0,
+    prevKeyVersion: v.prev_key_version ?? 0, why: pitWhyOf(v.flags),
     createdNs: v.created_ns, lastSeenNs: v.last_seen_ns,
   }));
   rows.sort((a, b) => `${a.dir}${a.src}${a.sport}`.localeCompare(`${b.dir}${b.src}${b.sport}`));
   if (json) return toJson(rows);
-  return `${table(['DIR', 'PROTO', 'SRC', 'SPORT', 'DST', 'DPORT', 'ACTION', 'STATE', 'ROLE', 'GROUP', 'KEYV', 'PREVV', 'AGE_S', 'IDLE_S'],
-    rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, r.action, r.state, r.role, r.group, r.keyVersion, r.prevKeyVersion || '-', ageS(r.createdNs, now), ageS(r.lastSeenNs, now)]))}\n${rows.length} entries`;
+  return `${table(['DIR', 'PROTO', 'SRC', 'SPORT', 'DST', 'DPORT', 'ACTION', 'STATE', 'ROLE', 'GROUP', 'KEYV', 'PREVV', 'WHY', 'AGE_S', 'IDLE_S'],
+    rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, r.action, r.state, r.role, r.group, r.keyVersion, r.prevKeyVersion || '-', r.why === 'none' ? '-' : r.why, ageS(r.createdNs, now), ageS(r.lastSeenNs, now)]))}\n${rows.length} entries`;
 }
 
 export function dumpXlat(m: GscipMaps, json: boolean): string {

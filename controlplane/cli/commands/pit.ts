@@ -1,4 +1,5 @@
 /** `gscip pit add|del`: static PIT entries (operator-installed). */
+import { withPitWhy } from '../../maps/vocabulary.js';
 import type { Argv, CommandModule } from 'yargs';
 import { monotonicNs, reverseCid } from '../../maps/accessors.js';
 import { Action, PitState, Role } from '../../maps/abi.js';
@@ -31,7 +32,9 @@ export function pitValueFromArgs(a: { action: unknown; group?: unknown; 'key-ver
   const prev = a['prev-key-version'] === undefined ? 0 : parseU32Arg(a['prev-key-version'], '--prev-key-version');
   if (prev !== 0 && action !== Action.DECRYPT) throw new UsageError('--prev-key-version: only for decrypt entries (accepted during a key rotation)');
   const now = monotonicNs();
-  return { action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: group, key_version: keyVersion, prev_key_version: prev, created_ns: now, last_seen_ns: now };
+  // An operator's pass or drop says so in `gscip maps dump pit` (why: policy).
+  const flags = action === Action.PASS || action === Action.DROP ? withPitWhy(0, 'policy') : 0;
+  return { action, state: PitState.STATIC, role: Role.NONE, flags, group_id: group, key_version: keyVersion, prev_key_version: prev, created_ns: now, last_seen_ns: now };
 }
 
 const add: CommandModule<object, AddArgs> = {

@@ -1,0 +1,90 @@
+/**
+ * Memory back to baseline after a burst (issue 11 item 3). A flood of punted
+ * packets (new flows from a non-member, a DDE storm) makes V8 grow its heap
+ * and glibc its arenas; both keep the pages after the burst, so the agent's
+ * RSS stayed at twice its baseline long after the flood ended. When a burst
+ * is over (the punt rate was at least `burstPerSec`, then stayed under
+ * `quietPerSec` for `quietForMs`), this runs one full garbage collection and
+ * glibc's malloc_trim(0), once per burst: a few milliseconds of work at a
+ * moment the agent is idle, never during the burst itself.
+ * Pure apart from the injected gc/trim (test/unit/memory-relief.test.ts).
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+export interface MemoryReliefOptions {
+  burstPerSec?: number;
+  quietPerSec?: number;
+  quietForMs?: number;
+  now?: () => number;
+  gc?: () => void;
+  trim?: () => void;
+  /** Called after each relief (the agent counts and logs it). */
+  onRelief?: (info: { peakPerSec: number }) => void;
+}
+
+/**
+ * The V8 full collection, obtained once without --expose-gc on the command
+ * line: a major GC, then one that reduces the footprint as before a heap
+ * snapshot (it also frees the ArrayBuffers the first one only finalised).
+ */
+export function v8FullGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (o?: { type?: string; execution?: string }) => void;
+  return () => {
+    gc();
+    try { gc({ type: 'major-snapshot', execution: 'sync' }); } catch { /* an older V8 without the option: the first GC did most of it */ }
+  };
+}
+
+export class MemoryRelief {
+  private count = 0;
+  private windowStart: number;
+  private peak = 0;
+  private quietSince: number | null = null;
+  private readonly burstPerSec: number;
+  private readonly quietPerSec: number;
+  private readonly quietForMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: MemoryReliefOptions = {}) {
+    this.burstPerSec = o.burstPerSec ?? 2_000;
+    this.quietPerSec = o.quietPerSec ?? 100;
+    this.quietForMs = o.quietForMs ?? 3_000;
+    this.now = o.now ?? Date.now;
+    this.windowStart = this.now();
+  }
+
+  /** `n` punted records were handled. */
+  note(n: number): void {
+    this.count += n;
+  }
+
+  /** Call about once a second. Returns true when it relieved memory. */
+  tick(): boolean {
+    const t = this.now();
+    const ms = Math.max(1, t - this.windowStart);
+    const rate = (this.count * 1000) / ms;
+    this.count = 0;
+    this.windowStart = t;
+    if (rate >= this.burstPerSec) {
+      this.peak = Math.max(this.peak, rate);
+      this.quietSince = null;
+      return false;
+    }
+    if (this.peak === 0) return false;
+    if (rate >= this.quietPerSec) {
+      this.quietSince = null;
+      return false;
+    }
+    this.quietSince ??= t;
+    if (t - this.quietSince < this.quietForMs) return false;
+    const peakPerSec = Math.round(this.peak);
+    this.peak = 0;
+    this.quietSince = null;
+    this.o.gc?.();
+    this.o.trim?.();
+    this.o.onRelief?.({ peakPerSec });
+    return true;
+  }
+}

@@ -1,0 +1,31 @@
+/** agent/memory-relief.ts: one relief per burst, only once the burst is over; never without a burst. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryRelief, v8FullGc } from '../../controlplane/agent/memory-relief.js';
+import { mallocTrim } from '../../controlplane/bpf/libc.js';
+
+test('a burst, then quiet: one GC + trim after quietForMs of quiet, and none again until the next burst', () => {
+  let t = 0;
+  const calls: string[] = [];
+  const r = new MemoryRelief({ now: () => t, gc: () => calls.push('gc'), trim: () => calls.push('trim'), burstPerSec: 1000, quietPerSec: 10, quietForMs: 3000 });
+  const second = (punts: number): boolean => { r.note(punts); t += 1000; return r.tick(); };
+  assert.equal(second(5), false, 'no burst yet');
+  assert.equal(second(50_000), false, 'during the burst: nothing');
+  assert.equal(second(20_000), false);
+  assert.equal(second(500), false, 'tailing off, not quiet yet');
+  assert.equal(second(0), false);
+  assert.equal(second(0), false);
+  assert.equal(second(0), false);
+  assert.equal(second(0), true, 'quiet for 3 s: relieved');
+  assert.deepEqual(calls, ['gc', 'trim']);
+  for (let i = 0; i < 10; i++) assert.equal(second(0), false, 'once per burst');
+  assert.equal(second(2000), false);
+  for (let i = 0; i < 3; i++) second(0);
+  assert.equal(second(0), true, 'the next burst gets its own relief');
+});
+
+test('the real GC and malloc_trim run (no --expose-gc needed)', () => {
+  const gc = v8FullGc();
+  gc();
+  assert.equal(typeof mallocTrim(), 'boolean');
+});
