@@ -12,6 +12,7 @@
  * Keys are read from the gscip_keys map (filled by the GMS client) once a second;
  * a new version of a group triggers re-negotiation of the flows using it.
  */
+import { guardedTimers, partClock } from '../parts/runtime.js';
 import { ifNameToIndex } from '../bpf/libc.js';
 import { Dir, PuntReason } from '../maps/abi.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
@@ -175,14 +176,8 @@ export class DprpHandler implements PuntHandler {
     this.node = new DprpNode({
       self: this.selfInfo,
       keys: this.keys,
-      clock: { nowMs: () => Date.now(), monoMs: () => Number(ctx.nowNs() / 1_000_000n) },
-      timers: {
-        after: (ms, fn) => {
-          const t = setTimeout(() => this.guard('timer', fn), ms);
-          t.unref();
-          return { cancel: () => clearTimeout(t) };
-        },
-      },
+      clock: partClock(ctx),
+      timers: guardedTimers((what, fn) => this.guard(what, fn)),
       transport: { send: (dst, icmp, src) => this.send(dst, icmp, src) },
       pit,
       stash: {

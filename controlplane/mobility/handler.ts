@@ -7,6 +7,7 @@
  * the flow table's kernel adapters (kind cit), keys from gscip_keys, sends
  * through the agent's control socket, metrics in metrics/metrics.ts.
  */
+import { guardedTimers, partClock } from '../parts/runtime.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
 import { kernelFlowMaps, KernelPitMap, toCid, whyOf } from '../flows/kernel-flow-maps.js';
 import { PIT_F_WIRE_CSUM } from '../maps/abi.js';
@@ -110,14 +111,8 @@ export class MobilePpcHandler implements PuntHandler {
       },
       keeper: this.keeper,
       router: this.routes,
-      clock: { nowMs: () => Date.now(), monoMs: () => Number(ctx.nowNs() / 1_000_000n) },
-      timers: {
-        after: (ms, fn) => {
-          const t = setTimeout(() => this.guard('timer', fn), ms);
-          t.unref();
-          return { cancel: () => clearTimeout(t) };
-        },
-      },
+      clock: partClock(ctx),
+      timers: guardedTimers((what, fn) => this.guard(what, fn)),
       observer: promMobilityObserver,
       expiry: this.opts.expiry,
     });
