@@ -63,8 +63,9 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 
 /* Stage: parse up to the ports. NEXT = a TCP/UDP packet to look up; else a verdict code.
  * IPv6 frames end here, in the interface's IPv6 policy (ipv6.h).
- * ICMP of type GSCIP_ICMP_TYPE is a control message (control.h): punted on
- * ingress, and on egress unless this GE's agent sent it (CONTROL_TX mark). */
+ * ICMP of type GSCIP_ICMP_TYPE, and UDP to GSCIP_CONTROL_UDP_PORT, is a control
+ * message (control.h): punted on ingress, and on egress unless this GE's agent
+ * sent it (CONTROL_TX mark). */
 static __always_inline int gscip_classify_dir(struct __sk_buff *skb, struct gscip_run *run, const __u8 dir)
 {
 	struct gscip_pkt *pkt = &run->pkt;
@@ -90,7 +91,11 @@ static __always_inline int gscip_classify_dir(struct __sk_buff *skb, struct gsci
 	}
 	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
 		return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
-	return parse_l4_ports(skb, pkt, l3_len);
+	rc = parse_l4_ports(skb, pkt, l3_len);
+	if (rc == 0 && pkt->cid.proto == IPPROTO_UDP &&
+	    pkt->cid.dport == bpf_htons(GSCIP_CONTROL_UDP_PORT))
+		return control_apply(skb, pkt, run->released, dir);  /* a control message over UDP */
+	return rc;
 }
 
 /* One classify stage per direction, the direction a constant in each. */

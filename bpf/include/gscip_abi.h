@@ -29,6 +29,17 @@
  * message type. They are punted on ingress (and on egress unless this GE sent
  * them, GSCIP_MARK_CONTROL_TX) and never reach the host's stack. */
 #define GSCIP_ICMP_TYPE           253
+/* The same messages as the payload of UDP datagrams to this port (the UDP
+ * payload is the ICMP message, type, code and checksum included): the
+ * transport DPRP sends on, because a NAT or stateful firewall that nobody
+ * configured for GSCIP tracks and translates UDP but treats an unknown ICMP
+ * type as INVALID (docs/dprp.md "Across NATs and firewalls"). Source and
+ * destination port are both this one as sent; a NAT may change the source
+ * port, and answers go to the port a message came from. Both transports are
+ * punted the same way (control.h); ICMP 253 is still accepted from agents
+ * that predate the UDP transport. */
+#define GSCIP_CONTROL_UDP_PORT    7253
+#define GSCIP_CONTROL_UDP_HLEN    8
 /* DPRP's ICMP codes the fast path itself reads or writes (controlplane/dprp/wire.ts
  * MsgType, dprp/hold.ts): a DDE (code 1) whose candidate depth (ICMP byte 4)
  * is >= 1 was relayed by an end-candidate GEN; a GE behind it answers at once,
@@ -144,6 +155,9 @@ enum gscip_pit_why {
 	GSCIP_WHY_CLOSED              = 3, /* drop: a CL GE on the path refuses the plaintext flow */
 	GSCIP_WHY_ENCRYPTION_REQUIRED = 4, /* drop: the network definition requires encryption to this destination */
 	GSCIP_WHY_POLICY              = 5, /* the operator's own entry (static pass / drop) */
+	GSCIP_WHY_NAT_CHECKSUM        = 6, /* plaintext or drop: a NAT is on the path and this flow's PCCOM form
+					    * (UDP, or TCP to a peer without the wire-valid form) is INVALID to a
+					    * checksum-verifying one (docs/dprp.md "Across NATs and firewalls") */
 };
 
 /* XLAT (generic translation: CIT, VAT, NAT). Key = gscip_cid in the view

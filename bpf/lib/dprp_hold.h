@@ -28,7 +28,9 @@
 #include "pkt.h"
 #include "stages.h"
 
-#define GSCIP_HOLD_FRAME_BYTES (ETH_HLEN + sizeof(struct iphdr) + GSCIP_DPRP_HOLD_BYTES)
+/* The HOLD frame: Ethernet, IPv4 without options, the UDP header if the DDE came over UDP, the message. */
+#define GSCIP_HOLD_MSG_OFF(udp) (ETH_HLEN + sizeof(struct iphdr) + ((udp) ? GSCIP_CONTROL_UDP_HLEN : 0))
+#define GSCIP_HOLD_FRAME_BYTES(udp) (GSCIP_HOLD_MSG_OFF(udp) + GSCIP_DPRP_HOLD_BYTES)
 
 /* ~sum of `len` bytes (a multiple of 4) at `p`: a header checksum. */
 static __always_inline __u16 hold_csum(void *p, __u32 len)
@@ -39,41 +41,43 @@ static __always_inline __u16 hold_csum(void *p, __u32 len)
 }
 
 /* The DDE was punted already; `skb` becomes the HOLD, edited in place (a
- * copy of the frame would not fit the stack beside PCCOM's frames). */
-static __always_inline int dprp_hold_reply(struct __sk_buff *skb, const struct gscip_pkt *pkt)
+ * copy of the frame would not fit the stack beside PCCOM's frames). `udp`, a
+ * constant: the DDE came over UDP (the HOLD goes back over UDP, ports
+ * swapped, so a NAT between the two maps it like the DDE), else ICMP. */
+static __always_inline int dprp_hold_build(struct __sk_buff *skb, const bool udp)
 {
-	__u32 icmp_off = ETH_HLEN + sizeof(struct iphdr);
+	const __u32 msg_off = GSCIP_HOLD_MSG_OFF(udp);
+	const __u32 frame = GSCIP_HOLD_FRAME_BYTES(udp);
 	void *data, *data_end;
 	struct iphdr *ip;
-	__u16 *eth, w;
+	__u16 *eth, *l4, w;
 	__u8 *icmp;
 	__be32 a;
 	__u16 c;
 	int i;
 
-	if (pkt->cid.dir != GSCIP_DIR_INGRESS || pkt->l3_off != ETH_HLEN || pkt->l4_off != icmp_off)
-		return GSCIP_STAGE_NEXT;
 	/* Direct access, no stack copy (the ingress frame is shared with PCCOM's and must stay small). */
-	if (bpf_skb_pull_data(skb, GSCIP_HOLD_FRAME_BYTES))
+	if (bpf_skb_pull_data(skb, frame))
 		return GSCIP_STAGE_NEXT;  /* shorter than a DDE header: not one to answer */
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-	if (data + GSCIP_HOLD_FRAME_BYTES > data_end)
+	if (data + frame > data_end)
 		return GSCIP_STAGE_NEXT;
-	icmp = data + icmp_off;
-	if (icmp[1] != GSCIP_DPRP_CODE_DDE || icmp[GSCIP_DPRP_CAND_DEPTH_OFF] == 0 || icmp[8] != 1)
+	icmp = data + msg_off;
+	if (icmp[0] != GSCIP_ICMP_TYPE || icmp[1] != GSCIP_DPRP_CODE_DDE || icmp[GSCIP_DPRP_CAND_DEPTH_OFF] == 0 ||
+	    icmp[8] != 1)
 		return GSCIP_STAGE_NEXT;
 
 	/* The punt copied the DDE: from here on the skb is the HOLD (or lost, counted as the punt it was). */
-	if (bpf_skb_change_tail(skb, GSCIP_HOLD_FRAME_BYTES, 0) || bpf_skb_pull_data(skb, GSCIP_HOLD_FRAME_BYTES))
+	if (bpf_skb_change_tail(skb, frame, 0) || bpf_skb_pull_data(skb, frame))
 		return GSCIP_CODE(GSCIP_STAT_PUNT_CONTROL);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-	if (data + GSCIP_HOLD_FRAME_BYTES > data_end)
+	if (data + frame > data_end)
 		return GSCIP_CODE(GSCIP_STAT_PUNT_CONTROL);
 	eth = data;
 	ip = data + ETH_HLEN;
-	icmp = data + icmp_off;
+	icmp = data + msg_off;
 
 	for (i = 0; i < ETH_ALEN / 2; i++) {  /* swap the MACs, 16 bits at a time */
 		w = eth[i];
@@ -83,12 +87,20 @@ static __always_inline int dprp_hold_reply(struct __sk_buff *skb, const struct g
 	a = ip->saddr;
 	ip->saddr = ip->daddr;
 	ip->daddr = a;
-	ip->tot_len = bpf_htons(sizeof(struct iphdr) + GSCIP_DPRP_HOLD_BYTES);
+	ip->tot_len = bpf_htons(frame - ETH_HLEN);
 	ip->id = 0;
 	ip->frag_off = bpf_htons(0x4000);  /* DF */
 	ip->ttl = 64;
 	ip->check = 0;
 	ip->check = hold_csum(ip, sizeof(*ip));
+	if (udp) {
+		l4 = data + ETH_HLEN + sizeof(struct iphdr);
+		w = l4[0];                 /* swap the ports */
+		l4[0] = l4[1];
+		l4[1] = w;
+		l4[2] = bpf_htons(GSCIP_CONTROL_UDP_HLEN + GSCIP_DPRP_HOLD_BYTES);
+		l4[3] = 0;                 /* no UDP checksum (IPv4): the message has its own */
+	}
 	icmp[1] = GSCIP_DPRP_CODE_HOLD;    /* ICMP code */
 	icmp[2] = 0;                       /* checksum, below */
 	icmp[3] = 0;
@@ -105,6 +117,18 @@ static __always_inline int dprp_hold_reply(struct __sk_buff *skb, const struct g
 	skb->mark = GSCIP_MARK_CONTROL_TX;
 	bpf_redirect(skb->ifindex, 0);
 	return GSCIP_CODE(GSCIP_STAT_DPRP_HOLD);
+}
+
+/* Returns NEXT when this DDE asks for no HOLD (depth 0, or a shape it does not take). */
+static __always_inline int dprp_hold_reply(struct __sk_buff *skb, const struct gscip_pkt *pkt)
+{
+	const __u32 l4_off = ETH_HLEN + sizeof(struct iphdr);
+
+	if (pkt->cid.dir != GSCIP_DIR_INGRESS || pkt->l3_off != ETH_HLEN || pkt->l4_off != l4_off)
+		return GSCIP_STAGE_NEXT;
+	if (pkt->cid.proto == IPPROTO_UDP)
+		return dprp_hold_build(skb, true);
+	return dprp_hold_build(skb, false);
 }
 
 #endif /* GSCIP_DPRP_HOLD_H */

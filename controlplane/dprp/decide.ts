@@ -59,8 +59,8 @@ export interface GeAction {
  * encryption to the destination: encryption-required.ts). The start writes it
  * into its PIT entries (gscip_pit_val.flags), counts and logs it.
  */
-export type PlaintextWhy = Extract<PitWhyName, 'no_ge' | 'not_member'>;
-export type RefusedWhy = Extract<PitWhyName, 'closed' | 'encryption_required'>;
+export type PlaintextWhy = Extract<PitWhyName, 'no_ge' | 'not_member' | 'nat_checksum'>;
+export type RefusedWhy = Extract<PitWhyName, 'closed' | 'encryption_required' | 'nat_checksum'>;
 
 export type Outcome =
   | { verdict: 'encrypted'; group: number; version: number; peer: string; actions: GeAction[] }

@@ -30,7 +30,8 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { RateLimitedLog } from '../log/rate-limited-log.js';
 import { EncryptionRequired, parseRequiredEntry, type Resolve4 } from './encryption-required.js';
 import type { GroupKey, KeyRing } from './auth.js';
-import { buildIpv4Packet, IPPROTO_ICMP, parseIpv4 } from './ipv4.js';
+import { controlOfFrame, frameControl } from '../parts/control-framing.js';
+import type { ControlVia } from './node-deps.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type SelfInfo } from './node.js';
 import { reverseFlow, type PitEntry } from './pit-entries.js';
 import type { PitWriter } from './node-deps.js';
@@ -178,7 +179,7 @@ export class DprpHandler implements PuntHandler {
       keys: this.keys,
       clock: partClock(ctx),
       timers: guardedTimers((what, fn) => this.guard(what, fn)),
-      transport: { send: (dst, icmp, src) => this.send(dst, icmp, src) },
+      transport: { send: (dst, icmp, src, via) => this.send(dst, icmp, src, via) },
       pit,
       stash: {
         // A truncated miss has no stashed packet (handle null): nothing to release or drop.
@@ -242,14 +243,14 @@ export class DprpHandler implements PuntHandler {
   }
 
   /** src: a relayed DDE keeps the start GE's source (node.ts onControl checks it); else this GE's address. */
-  private send(dst: string, icmp: Buffer, src?: string): void {
+  private send(dst: string, icmp: Buffer, src?: string, via?: ControlVia): void {
     const ctx = this.ctx!;
     const dev = this.routes.devFor(dst);
     const ifindex = ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
     if (ifindex === undefined) return;
     const t0 = stageProfile.on ? stageProfile.now() : 0;
     try {
-      ctx.sendControl(ifindex, buildIpv4Packet(src ?? this.selfInfo!.addr, dst, IPPROTO_ICMP, icmp));
+      ctx.sendControl(ifindex, frameControl(src ?? this.selfInfo!.addr, dst, icmp, via));
     } catch (e) {
       // Counted by the agent; the negotiation's retry covers a lost send.
       this.log.warn({ err: e, dst }, 'DPRP send failed');
@@ -301,12 +302,12 @@ export class DprpHandler implements PuntHandler {
       dprpMessagesRejectedTotal.inc({ reason: 'egress_on_ges' });
       return;
     }
-    const ip = ipOfFrame(puntPacket(rec));
-    if (!ip || ip.proto !== IPPROTO_ICMP) {
+    const cp = controlOfFrame(puntPacket(rec));
+    if (!cp) {
       dprpMessagesRejectedTotal.inc({ reason: 'wire_too_short' });
       return;
     }
-    node.onControl(Buffer.from(ip.payload), { src: ip.src, dst: ip.dst });
+    node.onControl(Buffer.from(cp.msg), { src: cp.src, dst: cp.dst, ...(cp.sport === undefined ? { icmp: true } : { sport: cp.sport }) });
   }
 
   close(): void {
@@ -331,18 +332,7 @@ function timedPit(pit: PitWriter): PitWriter {
   };
 }
 
-/** The IPv4 packet inside an Ethernet frame (one optional 802.1Q tag), or null. */
-export function ipOfFrame(frame: Buffer): ReturnType<typeof parseIpv4> {
-  if (frame.length < 14) return null;
-  let off = 12;
-  let type = frame.readUInt16BE(off);
-  if (type === 0x8100 && frame.length >= 18) {
-    off += 4;
-    type = frame.readUInt16BE(off);
-  }
-  if (type !== 0x0800) return null;
-  return parseIpv4(frame.subarray(off + 2));
-}
+export { ipOfFrame } from '../parts/control-framing.js';
 
 /**
  * Factory for `handlers: [dprp]`. The GE's type and mode come from the agent

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { signRecord, verifyRecord, type GroupKey } from './auth.js';
 import type { GroupVersion } from './decide.js';
-import { DEFAULT_DPRP_CONFIG, NULL_OBSERVER, type DprpConfig, type DprpNodeDeps, type DprpObserver, type RejectReason } from './node-deps.js';
+import { DEFAULT_DPRP_CONFIG, NULL_OBSERVER, type ControlVia, type DprpConfig, type DprpNodeDeps, type DprpObserver, type RejectReason } from './node-deps.js';
 import { NegotiatedFlows } from './negotiated-flows.js';
 import type { OptionCodecs } from './option-codecs.js';
 import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
@@ -82,12 +82,12 @@ export class DprpContext {
    * forbidden address (the node refuses such messages before they get this
    * far; this is the last line, counted as a suppressed send).
    */
-  send(dst: string, icmp: Buffer, src?: string): void {
+  send(dst: string, icmp: Buffer, src?: string, via?: ControlVia): void {
     if (this.forbidden(dst) || dst === this.d.self.addr) {
       this.obs.suppressed?.('forbidden_destination');
       return;
     }
-    this.d.transport.send(dst, icmp, src);
+    this.d.transport.send(dst, icmp, src, via);
   }
 
   /** Encodes a message this GE sends, options checked against the codecs it knows. */
@@ -131,10 +131,10 @@ export class DprpContext {
     this.obs.rejected(reason);
   }
 
-  ownRecord(m: DprpMessage, flags: number): GeRecord {
+  ownRecord(m: DprpMessage, flags: number, extra: readonly TlvOption[] = []): GeRecord {
     const s = this.d.self;
-    // DPRP's own: what this GE's PCCOM receiver takes (spec-options.ts PCCOM_CAPS), then the parts' options.
-    const options = [{ type: OptionType.PCCOM_CAPS, value: Buffer.from([OWN_PCCOM_CAPS]) }, ...this.ownRecordOptions(m)];
+    // DPRP's own: what this GE's PCCOM receiver takes (spec-options.ts PCCOM_CAPS), a NAT it saw, then the parts' options.
+    const options = [{ type: OptionType.PCCOM_CAPS, value: Buffer.from([OWN_PCCOM_CAPS]) }, ...extra, ...this.ownRecordOptions(m)];
     return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options });
   }
 

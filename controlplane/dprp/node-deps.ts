@@ -28,18 +28,50 @@ export interface DprpTimers {
 }
 
 /**
- * Sends one GSCIP control ICMP message toward `dst` (the handler adds the IP
- * header). `src`: the IP source to write, when relaying a DDE transparently
- * (the start GE's address, as the packet carried it); default this GE's.
+ * How one control message travels (docs/dprp.md "Across NATs and firewalls"):
+ * UDP to CONTROL_UDP_PORT by default, from that port; `dport` answers a
+ * message whose source port a NAT changed, `sport` keeps that source port
+ * when a DDE is relayed transparently; `icmp` sends ICMP type 253 instead
+ * (agents that predate the UDP transport, and answers to them).
  */
-export interface ControlTransport {
-  send(dst: string, icmp: Buffer, src?: string): void;
+export interface ControlVia {
+  sport?: number;
+  dport?: number;
+  icmp?: boolean;
 }
 
-/** The IP header a control message came in (the punt record's): source and destination. */
+/**
+ * Sends one GSCIP control message (the ICMP-format bytes) toward `dst` (the
+ * handler adds the UDP or ICMP framing and the IP header). `src`: the IP
+ * source to write, when relaying a DDE transparently (the address it came
+ * from); default this GE's.
+ */
+export interface ControlTransport {
+  send(dst: string, icmp: Buffer, src?: string, via?: ControlVia): void;
+}
+
+/**
+ * The IP header a control message came in (the punt record's): source and
+ * destination; `sport` its UDP source port, `icmp` it came as ICMP type 253
+ * (neither: the default transport, UDP from CONTROL_UDP_PORT).
+ */
 export interface PacketAddrs {
   src: string;
   dst: string;
+  sport?: number;
+  icmp?: boolean;
+}
+
+/** Where answers to a message go: in kind, to the packet's source port (the address is the caller's: the packet's source). */
+export function replyVia(ip: PacketAddrs | undefined): ControlVia | undefined {
+  if (ip?.icmp) return { icmp: true };
+  return ip?.sport === undefined ? undefined : { dport: ip.sport };
+}
+
+/** How a message is relayed on transparently: in kind, from the source port it came from. */
+export function relayVia(ip: PacketAddrs | undefined): ControlVia | undefined {
+  if (ip?.icmp) return { icmp: true };
+  return ip?.sport === undefined ? undefined : { sport: ip.sport };
 }
 
 /** The PIT as DPRP sees it (the handler maps this onto the BPF map). */
@@ -124,6 +156,18 @@ export interface DprpConfig {
   rtoMaxMs: number;
   /** The first timeout follows measured DDE->RGI round trips (rtt-estimator.ts), never below rtoMs; false: always rtoMs. */
   rtoFollowsRtt: boolean;
+  /**
+   * A NAT between the start and the decrypting GE (a GE saw a DDE come from
+   * another address than the start GE's: NAT_SEEN): 'wire-valid' encrypts only
+   * flows whose PCCOM packets carry valid ordinary checksums (TCP to a peer
+   * taking the wire-valid form) and decides the others as if no group were
+   * shared, why nat_checksum (OP: plaintext, CL or required: refused), since a
+   * checksum-verifying NAT would not translate them; 'any' encrypts them anyway
+   * (for NATs known not to verify L4 checksums).
+   */
+  pccomAcrossNat: 'wire-valid' | 'any';
+  /** DDE retransmissions also go as ICMP type 253, for peers whose agent predates the UDP transport. */
+  icmpFallback: boolean;
   /** Sends per phase (DDE, MPIT) before giving up. */
   maxSends: number;
   /**
@@ -195,6 +239,8 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   rtoMs: 20,
   rtoMaxMs: 200,
   rtoFollowsRtt: true,
+  pccomAcrossNat: 'wire-valid',
+  icmpFallback: true,
   maxSends: 4,
   // Outermost candidate: 4 + 4 x 3 = 16 ms, kept under rtoMs (a DDE retry restarts
   // the wait). The 3 ms step covers one inner hop of real agents (punt, relay,

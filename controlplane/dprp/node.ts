@@ -16,6 +16,7 @@
  * codec, the replay window and the parts' option checks) and runs the
  * housekeeping sweep.
  */
+import { verifyRecord } from './auth.js';
 import { decodeHold, HOLD_CODE } from './hold.js';
 import { adoptPitEntries } from './adoption.js';
 import { DprpContext, replayKey } from './node-context.js';
@@ -114,14 +115,17 @@ export class DprpNode {
       return c.reject('forbidden_address');
     }
     if (ip && m.type === MsgType.DDE) {
-      if (ip.src !== m.startGe) return c.reject('source_mismatch');
+      // Another source than the start GE it names: a NAT between us (NAT_SEEN), taken only from a
+      // member (the start's own record verifies with a key we hold); the answers go to the packet's
+      // source, never to the address in the body.
+      if (ip.src !== m.startGe && !this.natted(m, ip.src)) return c.reject('source_mismatch');
       if (ip.dst !== m.flow.daddr) return c.reject('destination_mismatch');
     }
     if (ip && m.type === MsgType.MPIT && ip.dst !== m.endGe) return c.reject('destination_mismatch');
     switch (m.type) {
       case MsgType.DDE:
         if (m.startGe === self) return c.reject('own_message');
-        return this.relay.onDde(m, icmp);
+        return this.relay.onDde(m, icmp, ip);
       case MsgType.RGI:
         return m.startGe === self ? this.start.onRgi(m) : this.relay.onRgi(m);
       case MsgType.MPIT:
@@ -130,6 +134,13 @@ export class DprpNode {
       case MsgType.CDN:
         return m.startGe === self ? this.start.onCdn(m) : this.relay.onCdn(m, icmp);
     }
+  }
+
+  /** A DDE from `src`, not its start GE: acceptable as having crossed a NAT (docs/dprp.md "Across NATs and firewalls"). */
+  private natted(m: DprpMessage, src: string): boolean {
+    const c = this.c;
+    if (c.forbidden(src) || src === c.d.self.addr) return false;
+    return m.records[0]?.addr === m.startGe && verifyRecord(c.myKeys(), m, 0).length > 0;
   }
 
   /**

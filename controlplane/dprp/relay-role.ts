@@ -20,20 +20,28 @@ import { findSelected, sealMac, verifyAction, verifyRecord, type GroupKey } from
 import type { Decision, PathRole } from './decide.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
-import type { TimerHandle } from './node-deps.js';
+import { relayVia, replyVia, type ControlVia, type PacketAddrs, type TimerHandle } from './node-deps.js';
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
 import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
-import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { writeIpv4 } from './ipv4.js';
 import {
   ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
-  abiRole, isZero, withCandDepth, type DprpMessage, type Flow,
+  abiRole, isZero, withCandDepth, type DprpMessage, type Flow, type TlvOption,
 } from './wire.js';
 
 interface RelayNeg {
   negId: Buffer;
+  /** The flow as the messages name it: the start GE's view (pre-NAT). */
   flow: Flow;
+  /** The flow as this GE's packets carry it: `flow`, or with the NAT's address for its source (natFrom). */
+  local: Flow;
   startGe: string;
+  /** Where RGIs and CDNs go: the DDE's packet source and port (the start GE, or the NAT in front of it). */
+  reply: { addr: string; via?: ControlVia };
+  /** The DDE came from this address, not the start GE's: a NAT between us (NAT_SEEN in our record). */
+  natFrom: string | null;
   role: Exclude<PathRole, 'start'> | 'end-candidate';
   createdMono: number;
   endTimer: TimerHandle | null;
@@ -72,7 +80,7 @@ export class RelayRole {
    * 'full' when it would have to be created and the table is at maxRelays: the
    * caller counts that (relay_table_full), so one message is counted once.
    */
-  private relayFor(m: DprpMessage, create: RelayNeg['role'] | null): RelayNeg | 'full' | null {
+  private relayFor(m: DprpMessage, create: RelayNeg['role'] | null, ip?: PacketAddrs): RelayNeg | 'full' | null {
     const id = hex(m.negId);
     let r = this.relays.get(id);
     if (r) {
@@ -81,15 +89,20 @@ export class RelayRole {
     }
     if (!create) return null;
     if (this.relays.size >= this.c.cfg.maxRelays) return 'full';
+    // Natted: the packets of the flow come with the NAT's address for their source, the port kept
+    // (a NAT keeps it when it can; Linux masquerade does); docs/dprp.md "Across NATs and firewalls".
+    const natFrom = ip && m.type === MsgType.DDE && ip.src !== m.startGe ? ip.src : null;
     r = {
-      negId: m.negId, flow: m.flow, startGe: m.startGe, role: create, createdMono: this.c.mono(),
+      negId: m.negId, flow: m.flow, local: natFrom ? { ...m.flow, saddr: natFrom } : m.flow, startGe: m.startGe,
+      reply: { addr: ip && m.type === MsgType.DDE ? ip.src : m.startGe, via: m.type === MsgType.DDE ? replyVia(ip) : undefined },
+      natFrom, role: create, createdMono: this.c.mono(),
       endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, startDdes: [],
     };
     this.relays.set(id, r);
     return r;
   }
 
-  onDde(m: DprpMessage, raw: Buffer): void {
+  onDde(m: DprpMessage, raw: Buffer, ip?: PacketAddrs): void {
     const c = this.c;
     const loc = c.d.locality(m.flow.daddr);
     const existing = this.relays.get(hex(m.negId));
@@ -105,7 +118,7 @@ export class RelayRole {
       && !this.mayAnswer(m, now)) {
       return c.reject('answer_rate_limited');
     }
-    const r = this.relayFor(m, role);
+    const r = this.relayFor(m, role, ip);
     if (r === 'full') return c.reject('relay_table_full');
     if (!r) return existing ? c.reject('unknown_negotiation') : undefined;
     if (m.attempt <= r.lastDdeAttempt) return c.reject('replay');
@@ -115,8 +128,9 @@ export class RelayRole {
 
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
     // Relayed transparently: the next GE sees the start GE's source, as it checks (node.ts onControl).
+    const fwd = relayVia(ip);
     if (r.role === 'intermediate') {
-      c.send(m.flow.daddr, raw, m.startGe);
+      c.send(m.flow.daddr, raw, r.reply.addr, fwd);
       return;
     }
     // end candidate: is there a GE behind us for this address?
@@ -125,7 +139,7 @@ export class RelayRole {
       return this.answerRgi(r, m, REC_F_PROTECTS_DEST);
     }
     const depth = Math.min(m.candDepth ?? 0, MAX_CAND_DEPTH);
-    c.send(m.flow.daddr, withCandDepth(raw, Math.min(depth + 1, MAX_CAND_DEPTH)), m.startGe);
+    c.send(m.flow.daddr, withCandDepth(raw, Math.min(depth + 1, MAX_CAND_DEPTH)), r.reply.addr, fwd);
     r.endTimer?.cancel();
     const wait = c.cfg.endWaitMs + (MAX_CAND_DEPTH - depth) * c.cfg.endWaitStepMs;
     r.endTimer = c.d.timers.after(wait, () => {
@@ -191,8 +205,16 @@ export class RelayRole {
       flow: r.flow, status: Status.OK, startGe: r.startGe, endGe: c.d.self.addr,
       records: [], actions: [], seal: null, options: [],
     };
-    m.records = [c.ownRecord(m, flags)];
-    c.send(r.startGe, c.enc(m));
+    m.records = [c.ownRecord(m, flags, this.natSeen(r))];
+    c.send(r.reply.addr, c.enc(m), undefined, r.reply.via);
+  }
+
+  /** Our record's NAT_SEEN option when the DDE crossed a NAT (the start GE decides with it). */
+  private natSeen(r: RelayNeg): TlvOption[] {
+    if (!r.natFrom) return [];
+    const v = Buffer.alloc(4);
+    writeIpv4(v, 0, r.natFrom, 'NAT_SEEN');
+    return [{ type: OptionType.NAT_SEEN, value: v }];
   }
 
   onRgi(m: DprpMessage): void {
@@ -211,8 +233,8 @@ export class RelayRole {
       c.termCache.set(r.flow.daddr, { kind: 'ge', untilMono: c.mono() + c.cfg.termCacheMs });
     }
     const out: DprpMessage = { ...m, records: [...m.records] };
-    out.records.push(c.ownRecord(m, 0));
-    c.send(m.startGe, c.enc(out));
+    out.records.push(c.ownRecord(m, 0, this.natSeen(r)));
+    c.send(r.reply.addr, c.enc(out), undefined, r.reply.via);
   }
 
   onMpit(m: DprpMessage, raw: Buffer): void {
@@ -240,7 +262,7 @@ export class RelayRole {
       return c.reject('downgrade');
     }
     // A flow on an unauthenticated word (a non-member's, perhaps forged): capped (maxUnauthFlows), short idle.
-    if (!key && !r.entries.length && c.flows.unauthFull(r.flow)) return c.reject('unauth_flows_full');
+    if (!key && !r.entries.length && c.flows.unauthFull(r.local)) return c.reject('unauth_flows_full');
     c.replayAccept(m);
 
     let decision: Decision = WIRE_ACTIONS.of(entry.action);
@@ -251,6 +273,8 @@ export class RelayRole {
     }
     const transit = (entry.flags & ACT_F_TRANSIT) !== 0;
     let why: PitWhyName = decision === 'discard' ? 'closed' : decision === 'pass' && !transit ? 'not_member' : 'none';
+    // An authenticated plaintext or refusal across a NAT we saw: the start kept PCCOM off a NAT's checksum check (nat-traversal.ts).
+    if (key && r.natFrom && why !== 'none') why = 'nat_checksum';
     // The network definition requires encryption to this destination: a plaintext word never installs a pass here either.
     if (decision === 'pass' && !transit && c.encryptionRequired(r.flow.daddr)) {
       decision = 'discard';
@@ -265,13 +289,13 @@ export class RelayRole {
     const isEnd = m.endGe === self;
     if (isEnd) r.confirmed = true;
     // A GEN whose inside holds the source sees the forward direction leave on egress.
-    const fwdDir: PitDir = c.d.locality(r.flow.saddr) === 'behind' ? 'egress' : 'ingress';
-    if (r.prior === undefined) r.prior = c.flows.prior(r.flow) ?? null;
+    const fwdDir: PitDir = c.d.locality(r.local.saddr) === 'behind' ? 'egress' : 'ingress';
+    if (r.prior === undefined) r.prior = c.flows.prior(r.local) ?? null;
     const prior = r.prior ?? undefined;
-    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum: this.startTakesWireCsum(r) }), prior);
+    const entries = withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum: this.startTakesWireCsum(r) }), prior);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
-    const deferred = deferredUntilCdn(isEnd, r.flow, prior);
+    const deferred = deferredUntilCdn(isEnd, r.local, prior);
     c.flows.writes.write({ pit: entries.filter((e) => !deferred(e)) });
     if (prior) {
       const before = new Map(prior.map((e) => [pitEntryKey(e), e]));
@@ -288,12 +312,12 @@ export class RelayRole {
       // entry.selector is selector(key, negId, self): findSelected just matched it.
       if (key) cdn.seal = { selector: entry.selector, mac: sealMac(key, cdn) };
       r.answeredMpit = true;
-      c.send(m.startGe, c.enc(cdn));
+      c.send(r.reply.addr, c.enc(cdn), undefined, r.reply.via);
     } else {
       c.send(m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.
-    c.flows.remember(r.flow, role, decision, gv, r.entries, hex(r.negId), !key);
+    c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
   }
 
   onCdn(m: DprpMessage, raw: Buffer): void {
@@ -301,7 +325,7 @@ export class RelayRole {
     if (!r || r === 'full') return this.c.reject('unknown_negotiation');
     this.c.replayAccept(m);
     this.confirm(r);
-    this.c.send(m.startGe, raw);
+    this.c.send(r.reply.addr, raw, undefined, r.reply.via);
   }
 
   private confirm(r: RelayNeg): void {
@@ -311,7 +335,7 @@ export class RelayRole {
     }
     r.confirmed = true;
     r.entries = r.entries.map((e) => ({ ...e, state: 'confirmed' as const }));
-    const rec = this.c.flows.find(r.flow);
+    const rec = this.c.flows.find(r.local);
     this.c.flows.writes.write({ pit: r.entries });
     if (rec) this.c.flows.table.rewrite(rec.id, { pit: r.entries }, { written: true });
   }
@@ -327,7 +351,7 @@ export class RelayRole {
       r.endTimer?.cancel();
       this.relays.delete(id);
       if (!r.confirmed && r.entries.length) {
-        const rec = c.flows.find(r.flow);
+        const rec = c.flows.find(r.local);
         const ours = rec && rec.meta.negId === id;
         if (r.prior?.length && r.installed) {
           // A re-keying of a live flow whose CDN never came: what the MPIT

@@ -14,7 +14,14 @@ export const OptionType = {
   NATF_LIP: 4,   // local (private) IPv4, 4
   NATF_PORT: 5,  // port, 2
   PCCOM_CAPS: 0x81, // skippable; 1 byte of PCCOM_CAP_* bits: what this GE's PCCOM receiver takes (in its own record)
+  NAT_SEEN: 0x82,   // skippable; 4 bytes: the source address this GE saw the DDE come from, when not the start GE's (a NAT)
 } as const;
+
+/** The address a record's NAT_SEEN option names (a NAT between the start GE and that GE), or null. */
+export function natSeenOf(rec: { options: ReadonlyArray<{ type: number; value: Buffer }> } | undefined): string | null {
+  const o = rec?.options.find((x) => x.type === OptionType.NAT_SEEN);
+  return o && o.value.length === 4 ? readIpv4(o.value, 0) : null;
+}
 
 /** PCCOM_CAPS bit: this GE's receiver takes the TCP wire-valid form (docs/pccom.md "Checksums a middlebox verifies"). */
 export const PCCOM_CAP_WIRE_CSUM = 0x01;
@@ -73,6 +80,11 @@ export const SPEC_OPTION_CODECS: readonly DprpOptionCodec[] = [
     encode: (caps: number) => Buffer.from([caps & 0xff]),
     decode: (b) => { fixed(b, 'PCCOM_CAPS', OptionType.PCCOM_CAPS, 1); return b[0]; },
   } as DprpOptionCodec<number>,
+  {
+    type: OptionType.NAT_SEEN, name: 'NAT_SEEN', skippable: true,
+    encode: (addr: string) => { const v = Buffer.alloc(4); writeIpv4(v, 0, addr, 'NAT_SEEN'); return v; },
+    decode: (b) => { fixed(b, 'NAT_SEEN', OptionType.NAT_SEEN, 4); return readIpv4(b, 0); },
+  } as DprpOptionCodec<string>,
 ] as DprpOptionCodec[];
 
 /** The codecs a GE knows without any part: what wire.ts uses by default. */

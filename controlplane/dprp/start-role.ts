@@ -14,6 +14,7 @@
 import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.js';
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
+import { natOnPath, withNatPolicy } from './nat-traversal.js';
 import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
@@ -147,7 +148,11 @@ export class StartRole {
       records: [], actions: [], seal: null, options: [],
     };
     m.records = [c.ownRecord(m, 0)];
-    c.d.transport.send(neg.flow.daddr, c.enc(m));
+    const bytes = c.enc(m);
+    c.d.transport.send(neg.flow.daddr, bytes);
+    // A retransmission also goes as ICMP type 253, for a peer whose agent predates the UDP transport
+    // (it answers in kind); not for flows a remote started (never two DDEs for one of its packets).
+    if (neg.sends > 1 && c.cfg.icmpFallback && !neg.inbound) c.d.transport.send(neg.flow.daddr, bytes, undefined, { icmp: true });
     neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));
   }
 
@@ -251,11 +256,18 @@ export class StartRole {
       path.push({ addr: r.addr, type: r.geType, mode: r.mode, keys: shared });
     }
     let out: Outcome;
+    const required = c.encryptionRequired(neg.flow.daddr);
     try {
-      out = withEncryptionRequired(decide(path), c.encryptionRequired(neg.flow.daddr));
+      out = withEncryptionRequired(decide(path), required);
     } catch {
       // A path that cannot be (a GE twice): ignore this RGI, keep waiting for a sound one.
       return c.reject('bad_path');
+    }
+    // A NAT between us and a GE of the path (its NAT_SEEN): only a PCCOM form a checksum-verifying NAT translates.
+    if (natOnPath(m.records) !== null && out.verdict === 'encrypted') {
+      const peerAddr = out.peer;
+      const peer = m.records.find((r) => r.addr === peerAddr);
+      out = withNatPolicy(out, path, neg.flow, peer, c.cfg, required);
     }
     c.replayAccept(m);
     // An RGI this negotiation acts on, answering its first DDE (sent when it began): a round trip for the timeout.

@@ -14,6 +14,9 @@ export const PUNT_MAX_BYTES = 2048;
 export const KEY_BYTES = 32;
 
 export const ICMP_TYPE = 253;
+/** UDP port the same control messages travel to (gscip_abi.h GSCIP_CONTROL_UDP_PORT): the payload is the ICMP message. */
+export const CONTROL_UDP_PORT = 7253;
+export const CONTROL_UDP_HLEN = 8;
 /** DPRP ICMP codes the fast path reads or writes (gscip_abi.h GSCIP_DPRP_CODE_*): a DDE, and the HOLD it answers a relayed DDE with. */
 export const DPRP_CODE_DDE = 1;
 export const DPRP_CODE_HOLD = 5;
@@ -36,7 +39,7 @@ export const PIT_F_WIRE_CSUM = 0x04;
 export const PIT_WHY_SHIFT = 4;
 export const PIT_WHY_MASK = 0xf0;
 /** enum gscip_pit_why. */
-export const PitWhy = { NONE: 0, NO_GE: 1, NOT_MEMBER: 2, CLOSED: 3, ENCRYPTION_REQUIRED: 4, POLICY: 5 } as const;
+export const PitWhy = { NONE: 0, NO_GE: 1, NOT_MEMBER: 2, CLOSED: 3, ENCRYPTION_REQUIRED: 4, POLICY: 5, NAT_CHECKSUM: 6 } as const;
 export type PitWhy = (typeof PitWhy)[keyof typeof PitWhy];
 export const KEY_F_NONE = 0;
 /** gscip_key_val.flags: PCCOM cipher ChaCha12 / ChaCha8 instead of ChaCha20 (at most one). */

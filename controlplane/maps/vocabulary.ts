@@ -10,7 +10,7 @@
  *   MISS_ACTIONS  enum gscip_miss_action punt pass drop
  *   PIT_STATES    enum gscip_pit_state   static tentative confirmed
  *   XLAT_KINDS    enum gscip_xlat_kind   static cit vat nat
- *   PIT_WHYS      enum gscip_pit_why     none no_ge not_member closed encryption_required policy
+ *   PIT_WHYS      enum gscip_pit_why     none no_ge not_member closed encryption_required policy nat_checksum
  *
  * Every name the control plane shows or reads for these (CLI input and
  * output, JSON, config, metric labels, the flow table, DPRP's PIT entries) is
@@ -75,7 +75,7 @@ export const PIT_STATES = vocabulary(PitState, 'enum gscip_pit_state');
 export const XLAT_KINDS = vocabulary(XlatKind, 'enum gscip_xlat_kind');
 export const PIT_WHYS = vocabulary(PitWhy, 'enum gscip_pit_why');
 
-/** Why a PIT entry is plaintext or a drop: 'none' | 'no_ge' | 'not_member' | 'closed' | 'encryption_required' | 'policy'. */
+/** Why a PIT entry is plaintext or a drop: 'none' | 'no_ge' | 'not_member' | 'closed' | 'encryption_required' | 'policy' | 'nat_checksum'. */
 export type PitWhyName = NameOf<typeof PitWhy>;
 
 /** The why of a gscip_pit_val.flags (bits 4-7); a number the ABI does not define reads as its label. */

@@ -14,8 +14,7 @@ import { PIT_F_WIRE_CSUM } from '../maps/abi.js';
 import { ACTIONS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import type { Logger } from '../log/logger.js';
-import { buildIpv4Packet, IPPROTO_ICMP } from '../dprp/ipv4.js';
-import { ipOfFrame } from '../dprp/handler.js';
+import { controlOfFrame, frameControl } from '../parts/control-framing.js';
 import {
   mobilityCuAnsweredTotal, mobilityCuFailedTotal, mobilityCuRefusedTotal, mobilityCuSentTotal, mobilityFlowsMovedTotal,
   mobilityDdnsUpdatesTotal, mobilityHandoverSeconds, mobilityMovesTotal,
@@ -104,7 +103,7 @@ export class MobilePpcHandler implements PuntHandler {
       send: (dst, icmp, src) => {
         if (ifindex === undefined) return;
         try {
-          ctx.sendControl(ifindex, buildIpv4Packet(src, dst, IPPROTO_ICMP, icmp));
+          ctx.sendControl(ifindex, frameControl(src, dst, icmp));
         } catch (e) {
           this.log.warn({ err: e, dst }, 'CU send failed (the retry covers it)');
         }
@@ -136,12 +135,12 @@ export class MobilePpcHandler implements PuntHandler {
 
   onControl(rec: PuntRec): void {
     if (!this.engine) return;
-    const ip = ipOfFrame(puntPacket(rec));
-    if (!ip || ip.proto !== IPPROTO_ICMP) {
+    const cp = controlOfFrame(puntPacket(rec));
+    if (!cp) {
       mobilityCuRefusedTotal.inc({ reason: 'wire' });
       return;
     }
-    this.guard('control', () => this.engine!.onControl(Buffer.from(ip.payload), ip.src, ip.dst));
+    this.guard('control', () => this.engine!.onControl(Buffer.from(cp.msg), cp.src, cp.dst));
   }
 
   private guard(what: string, fn: () => void): void {

@@ -44,8 +44,9 @@ export const optionArb: fc.Arbitrary<TlvOption> = fc.oneof(
   buf(4).map((value) => ({ type: OptionType.NATF_LIP, value })),
   buf(2).map((value) => ({ type: OptionType.NATF_PORT, value })),
   buf(1).map((value) => ({ type: OptionType.PCCOM_CAPS, value })),
-  // skippable types no codec knows (PCCOM_CAPS has one)
-  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: OPTION_SKIPPABLE, max: 255 }).filter((t) => t !== OptionType.PCCOM_CAPS), bytes(40)).map(([type, value]) => ({ type, value })) },
+  buf(4).map((value) => ({ type: OptionType.NAT_SEEN, value })),
+  // skippable types no codec knows (PCCOM_CAPS and NAT_SEEN have one)
+  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: OPTION_SKIPPABLE, max: 255 }).filter((t) => t !== OptionType.PCCOM_CAPS && t !== OptionType.NAT_SEEN), bytes(40)).map(([type, value]) => ({ type, value })) },
 );
 
 export const optionsArb = fc.uniqueArray(optionArb, { selector: (o) => o.type, maxLength: 4 });

@@ -18,7 +18,8 @@ import { Action, Dir, PitState, Role } from '../../controlplane/maps/abi.js';
 import type { Cid } from '../../controlplane/maps/codecs.js';
 import { decode, encode, GSCIP_ICMP_TYPE, MsgType, WireAction } from '../../controlplane/dprp/wire.js';
 import { buildIpv4Packet, IPPROTO_ICMP } from '../../controlplane/dprp/ipv4.js';
-import { ipOfFrame } from '../../controlplane/dprp/handler.js';
+import { controlOfFrame, frameControl } from '../../controlplane/parts/control-framing.js';
+import { CONTROL_UDP_PORT } from '../../controlplane/maps/abi.js';
 import { A, B, DprpTopo, echoServer, injectFrom, MARKER, RouterCapture, runClients, waitReady } from './dprp-topology.js';
 
 const unavailable = bpfUnavailable();
@@ -31,11 +32,13 @@ function count(frames: Buffer[], needle: string): number {
   return n;
 }
 
-function controlMessages(frames: Buffer[]): Array<{ src: string; dst: string; icmp: Buffer }> {
-  const out: Array<{ src: string; dst: string; icmp: Buffer }> = [];
+/** The control messages on the wire, over UDP (sport set) or as ICMP type 253 (the fallback copies of retransmitted DDEs). */
+function controlMessages(frames: Buffer[], opts: { icmpCopies?: boolean } = {}): Array<{ src: string; dst: string; sport?: number; icmp: Buffer }> {
+  const out: Array<{ src: string; dst: string; sport?: number; icmp: Buffer }> = [];
   for (const f of frames) {
-    const ip = ipOfFrame(f);
-    if (ip && ip.proto === IPPROTO_ICMP && ip.payload[0] === GSCIP_ICMP_TYPE) out.push({ src: ip.src, dst: ip.dst, icmp: Buffer.from(ip.payload) });
+    const c = controlOfFrame(f);
+    if (!c || (c.sport === undefined && !opts.icmpCopies)) continue;
+    out.push({ src: c.src, dst: c.dst, sport: c.sport, icmp: Buffer.from(c.msg) });
   }
   return out;
 }
@@ -84,6 +87,11 @@ describe('DPRP between two GESs in one group (namespaces)', { skip: unavailable 
     assert.equal(count(frames, `${MARKER}-TCP`), 0, 'reply not in plaintext either');
 
     // Two round trips; under load a retransmission (attempt + 1) may add a DDE/RGI or MPIT/CDN pair.
+    // Every message over UDP, from and to the control port (no NAT here); ICMP 253 only as a retransmitted DDE's copy.
+    for (const c of controlMessages(frames, { icmpCopies: true })) {
+      if (c.sport === undefined) assert.ok(c.icmp[1] === MsgType.DDE && decode(c.icmp).attempt > 1, 'ICMP 253 only for a retransmitted DDE');
+      else assert.equal(c.sport, CONTROL_UDP_PORT);
+    }
     const ctl = controlMessages(frames).map((c) => decode(c.icmp));
     const types = ctl.map((m) => m.type);
     assert.equal(types[0], MsgType.DDE, `sequence ${types.join(',')}`);
@@ -130,19 +138,20 @@ describe('DPRP between two GESs in one group (namespaces)', { skip: unavailable 
     const before = { a: pitRows(p, 'a'), b: pitRows(p, 'b') };
 
     const injected: Buffer[] = [];
-    // 1. exact replays of the four messages, toward their original destinations
-    for (const c of ctl) injected.push(buildIpv4Packet(c.src, c.dst, IPPROTO_ICMP, c.icmp));
+    // 1. exact replays of the four messages, toward their original destinations, over UDP and as ICMP 253
+    for (const c of ctl) injected.push(frameControl(c.src, c.dst, c.icmp, { sport: c.sport }), buildIpv4Packet(c.src, c.dst, IPPROTO_ICMP, c.icmp));
     // 2. an altered MPIT: GES b told to pass the flow in plaintext (fresh attempt and timestamp)
     const mpit = decode(ctl.find((c) => c.icmp[1] === MsgType.MPIT)!.icmp);
     mpit.attempt += 5;
     mpit.timestampMs = Date.now();
     mpit.actions[0].action = WireAction.PASS;
-    injected.push(buildIpv4Packet(A, B, IPPROTO_ICMP, encode(mpit)));
+    injected.push(frameControl(A, B, encode(mpit)));
     // 3. a forged MPIT for a flow never negotiated (unknown negotiation id)
     const forged = { ...mpit, negId: randomBytes(8), flow: { ...mpit.flow, sport: 34000 } };
-    injected.push(buildIpv4Packet(A, B, IPPROTO_ICMP, encode(forged)));
+    injected.push(frameControl(A, B, encode(forged)));
     // 4. garbage with a GSCIP ICMP type
     injected.push(buildIpv4Packet(A, B, IPPROTO_ICMP, Buffer.concat([Buffer.from([GSCIP_ICMP_TYPE, 3, 0, 0]), randomBytes(80)])));
+    injected.push(frameControl(A, B, Buffer.concat([Buffer.from([GSCIP_ICMP_TYPE, 3, 0, 0]), randomBytes(80)])));
     injectFrom(p.topo, 'r', injected);
     await new Promise((res) => setTimeout(res, 300));
 

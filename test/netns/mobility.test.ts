@@ -25,7 +25,7 @@ import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
 import { A, B_NEW, B_OLD, MobilityTopo } from './mobility-topology.js';
 import { dumpCit } from '../../controlplane/cli/commands/maps.js';
 import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
-import { buildIpv4Packet, IPPROTO_ICMP } from '../../controlplane/dprp/ipv4.js';
+import { controlOfFrame, frameControl } from '../../controlplane/parts/control-framing.js';
 import { CU_CODE, encodeCu } from '../../controlplane/mobility/cu-wire.js';
 import { injectFrom } from './dprp-topology.js';
 import { writeFileSync as writeKey } from 'node:fs';
@@ -111,8 +111,9 @@ function controlPackets(pcap: Buffer, code: number): Buffer[] {
     off += 16 + len;
     if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
     const ip = frame.subarray(14);
-    const ihl = (ip[0] & 0xf) * 4;
-    if (ip[9] === 1 && ip[ihl] === GSCIP_ICMP_TYPE && ip[ihl + 1] === code) out.push(Buffer.from(ip.subarray(0, ip.readUInt16BE(2))));
+    // Either framing (parts/control-framing.ts): UDP to the control port, or ICMP type 253.
+    const c = controlOfFrame(frame);
+    if (c && c.msg[0] === GSCIP_ICMP_TYPE && c.msg[1] === code) out.push(Buffer.from(ip.subarray(0, ip.readUInt16BE(2))));
   }
   return out;
 }
@@ -228,7 +229,7 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
     const before = { replayed: refused('replayed') + refused('stale'), badMac: refused('bad_mac'), noKey: refused('no_key') };
     const cit = () => { const m = p.ges.maps('a'); try { return [...m.xlat.entries()].filter(([, v]) => v.kind === XlatKind.CIT).length; } finally { m.close(); } };
     const entry = { proto: 17, status: 0, peer: { addr: A, port: UDP_PORT }, seq: 99, old: { addr: B_OLD, port: 41000 }, next: { addr: B_NEW, port: 41000 } };
-    const forged = (group: number) => buildIpv4Packet(B_NEW, A, IPPROTO_ICMP, encodeCu({ code: CU_CODE.CU, group, version: 1, cuId: randomBytes(8), timestampMs: Date.now(), entries: [entry] }, B_NEW, A, randomBytes(32)));
+    const forged = (group: number) => frameControl(B_NEW, A, encodeCu({ code: CU_CODE.CU, group, version: 1, cuId: randomBytes(8), timestampMs: Date.now(), entries: [entry] }, B_NEW, A, randomBytes(32)));
     injectFrom(p.topo, 'r2', [recordedCu!, forged(1), forged(7)]);
     await waitFor('a counts the three', () => refused('replayed') + refused('stale') > before.replayed && refused('bad_mac') > before.badMac && refused('no_key') > before.noKey, 10_000, 100);
     assert.equal(cit(), 0, 'b is home: still no CIT at a');

@@ -126,7 +126,9 @@ export class Sim {
         keys,
         clock: { nowMs: () => 1_700_000_000_000 + this.time.now, monoMs: () => this.time.now },
         timers: { after: (ms, fn) => this.time.after(ms, fn) },
-        transport: { send: (dst, icmp, src) => this.send(n.name, dst, icmp, src) },
+        // Every simulated GE speaks the UDP transport: the ICMP copy of a retransmitted DDE (for agents
+        // older than it, dprp/node-deps.ts icmpFallback) is counted, not delivered.
+        transport: { send: (dst, icmp, src, via) => { if (via?.icmp) { this.icmpCopies++; return; } this.send(n.name, dst, icmp, src); } },
         pit: {
           install: (es) => { for (const e of es) pit.set(pitEntryKey(e), e); },
           remove: (ks) => { for (const k of ks) pit.delete(pitEntryKey(k)); },
@@ -181,6 +183,9 @@ export class Sim {
     if (target.name === me) return 'self';
     return this.ancestors(target.name).includes(me) ? 'behind' : 'other';
   }
+
+  /** ICMP type 253 copies of retransmitted DDEs the GEs sent (not delivered: see the transport above). */
+  icmpCopies = 0;
 
   /** src: the IP source the sender writes (a relayed DDE keeps the start's); default the sender's address. */
   private send(from: string, dst: string, icmp: Buffer, src?: string): void {
