@@ -1,0 +1,243 @@
+/**
+ * DPRP and PCCOM across a NAT and firewalls nobody configured for GSCIP
+ * (issue 11 item 1), in namespaces:
+ *
+ *   a (va 100.64.1.10) --- (nin 100.64.1.1) n (nout 203.0.113.254) --- (vb 203.0.113.2) b
+ *
+ * a and b are GESs of one group running the real agent. n is an ordinary
+ * Linux NAT: nftables masquerade out of `nout` with default conntrack settings
+ * (nf_conntrack_checksum=1: it verifies L4 checksums), forwarding drops
+ * `ct state invalid`, and nothing with a private source may leave `nout` (a
+ * real NAT's upstream drops those; here the drop is counted so a leak fails the
+ * test). a and b run a host firewall that drops `ct state invalid` both ways.
+ * Checksums are computed in software on every link, so conntrack really
+ * verifies them (on veth they are otherwise trusted, CHECKSUM_PARTIAL).
+ *
+ * Asserted from outside: a capture on `nout` (the NAT's global side) shows no
+ * private source address and no plaintext marker; transfers are byte-exact
+ * by hash; the PITs of both GEs name the addresses as each sees them (a the
+ * private one, b the NAT's); a flush of n's conntrack table mid-flow loses
+ * nothing. The first test shows the old transport (ICMP type 253) does not
+ * cross this NAT, so these tests can fail.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { bpfUnavailable } from '../lib/bpf-harness.js';
+import { Topology, waitFor } from '../lib/netns.js';
+import { Action, Dir, PitState } from '../../controlplane/maps/abi.js';
+import { pitWhyOf } from '../../controlplane/maps/vocabulary.js';
+import { buildIpv4Packet, IPPROTO_ICMP } from '../../controlplane/dprp/ipv4.js';
+import { controlOfFrame, frameControl } from '../../controlplane/parts/control-framing.js';
+import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
+import { parseFrame } from '../lib/packets.js';
+import { GeProcesses, injectFrom, RouterCapture } from './dprp-topology.js';
+import { B, exited, markedData, MARKER, sha256, tcpTransfer, udpTransfer } from './pccom-topology.js';
+
+const unavailable = bpfUnavailable();
+const A_PRIV = '100.64.1.10';
+const N_IN = '100.64.1.1';
+const N_OUT = '203.0.113.254';
+const TCP_PORT = 5201;
+
+const NAT_RULES = `
+table ip gscip_nat {
+  chain nat_post { type nat hook postrouting priority srcnat; oifname "nout" masquerade; }
+  chain forward_filter { type filter hook forward priority filter; policy accept; ct state invalid counter drop; }
+  chain leak_guard { type filter hook postrouting priority 300; oifname "nout" ip saddr 100.64.0.0/10 counter drop; }
+}`;
+const HOST_FIREWALL = `
+table inet hostfw {
+  chain input_filter { type filter hook input priority filter; policy accept; ct state invalid counter drop; }
+  chain output_filter { type filter hook output priority filter; policy accept; ct state invalid counter drop; }
+}`;
+
+function isPrivate(addr: string): boolean {
+  const [a, b] = addr.split('.').map(Number);
+  return a === 100 && b >= 64 && b < 128;
+}
+
+/** Frames of a capture on the NAT's global side: how many carry a private source, the marker, or a control message. */
+function globalSide(frames: Buffer[]): { privateSrc: number; markers: number; udpControl: number; icmpControl: number; fromNat: number } {
+  let privateSrc = 0; let markers = 0; let udpControl = 0; let icmpControl = 0; let fromNat = 0;
+  for (const f of frames) {
+    const p = parseFrame(f);
+    if (!p.ip) continue;
+    if (isPrivate(p.ip.src) || isPrivate(p.ip.dst)) privateSrc++;
+    if (p.ip.src === N_OUT) fromNat++;
+    if (f.includes(MARKER)) markers++;
+    const c = controlOfFrame(f);
+    if (c) { if (c.sport === undefined) icmpControl++; else udpControl++; }
+  }
+  return { privateSrc, markers, udpControl, icmpControl, fromNat };
+}
+
+/** The nft counter of a rule (packets) in host's ruleset whose text contains `needle`. */
+function nftCounter(t: Topology, host: string, needle: string): number {
+  const out = t.exec(host, 'nft', ['list', 'ruleset']).stdout;
+  const line = out.split('\n').find((l) => l.includes(needle) && l.includes('counter'));
+  const m = line ? /counter packets (\d+)/.exec(line) : null;
+  return m ? Number(m[1]) : 0;
+}
+
+/** A paced TCP source: `chunks` writes of `chunk` bytes, one every `everyMs`, then end. */
+const PACED_SOURCE = (inp: string, host: string, port: number, cport: number, chunk: number, everyMs: number): string => `
+const net = require('net'), data = require('fs').readFileSync(${JSON.stringify(inp)});
+const s = net.connect({ host: ${JSON.stringify(host)}, port: ${port}, localPort: ${cport} });
+let off = 0;
+s.on('connect', () => {
+  const t = setInterval(() => {
+    if (off >= data.length) { clearInterval(t); s.end(); return; }
+    s.write(data.subarray(off, off + ${chunk})); off += ${chunk};
+  }, ${everyMs});
+});
+s.on('close', () => process.exit(0));
+s.on('error', (e) => { console.error(e.message); process.exit(2); });
+setTimeout(() => { console.error('source timed out'); process.exit(3); }, 30000);`;
+
+const TCP_SINK = (out: string, port: number): string => `
+const net = require('net'), fs = require('fs');
+const o = fs.createWriteStream(${JSON.stringify(out)});
+const srv = net.createServer((c) => { c.pipe(o); c.on('error', () => {}); c.on('end', () => o.end(() => process.exit(0))); });
+srv.listen(${port}, '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(4), 40000);`;
+
+describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls (namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
+  let t: Topology;
+  let ges: GeProcesses;
+  const key = randomBytes(32);
+
+  const pit = (host: 'a' | 'b') => {
+    const m = ges.maps(host);
+    try { return [...m.pit.entries()]; } finally { m.close(); }
+  };
+
+  before(() => {
+    t = new Topology('dprpnat');
+    ges = new GeProcesses(t);
+    try {
+      t.addHost('a'); t.addHost('n'); t.addHost('b');
+      t.link('a', 'va', 'n', 'nin');
+      t.link('n', 'nout', 'b', 'vb');
+      t.addr('a', 'va', `${A_PRIV}/24`);
+      t.addr('n', 'nin', `${N_IN}/24`);
+      t.addr('n', 'nout', `${N_OUT}/24`);
+      t.addr('b', 'vb', `${B}/24`);
+      t.route('a', 'default', N_IN);
+      t.forwarding('n');
+      for (const [host, dev] of [['a', 'va'], ['n', 'nin'], ['n', 'nout'], ['b', 'vb']] as const) {
+        // Software checksums (conntrack verifies them), and every wire packet seen by PCCOM.
+        t.exec(host, 'ethtool', ['-K', dev, 'tx', 'off', 'rx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+      }
+      t.exec('n', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=1']);
+      t.exec('n', 'nft', ['-f', '-'], { input: NAT_RULES });
+      for (const h of ['a', 'b']) t.exec(h, 'nft', ['-f', '-'], { input: HOST_FIREWALL });
+    } catch (e) {
+      ges.killAllSync();
+      t.cleanupSync();
+      throw e;
+    }
+  });
+  after(async () => {
+    await ges?.stopAll();
+    ges?.killAllSync();
+    t?.cleanupSync();
+  });
+
+  test('the old transport does not cross this NAT: ICMP type 253 is INVALID and dropped, a UDP control message is translated', async () => {
+    const msg = Buffer.concat([Buffer.from([GSCIP_ICMP_TYPE, 1, 0, 0]), randomBytes(60)]);
+    // a's own "drop invalid" firewall refuses to send it at all (what every agent's raw send met).
+    assert.throws(() => injectFrom(t, 'a', [buildIpv4Packet(A_PRIV, B, IPPROTO_ICMP, msg)]), /EPERM/);
+    const cap = await RouterCapture.start(t, 'vb', 'b');
+    // Without a's firewall, the NAT drops it (INVALID); the UDP message crosses, translated.
+    t.exec('a', 'nft', ['delete', 'table', 'inet', 'hostfw']);
+    try {
+      injectFrom(t, 'a', [buildIpv4Packet(A_PRIV, B, IPPROTO_ICMP, msg), frameControl(A_PRIV, B, msg)]);
+    } finally {
+      t.exec('a', 'nft', ['-f', '-'], { input: HOST_FIREWALL });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const g = globalSide(await cap.stop());
+    assert.equal(g.icmpControl, 0, 'an ICMP 253 message crossed the NAT');
+    assert.equal(g.udpControl, 1, 'the UDP one did not');
+    assert.equal(g.privateSrc, 0);
+    assert.ok(nftCounter(t, 'n', 'ct state invalid') >= 1, 'the NAT counted the ICMP 253 message invalid');
+  });
+
+  test('TCP: negotiated over UDP through the NAT, encrypted, byte-exact; nothing private or plaintext on the global side', async () => {
+    await ges.start('a', ['va'], { keys: [[1, 1, key]] });
+    await ges.start('b', ['vb'], { keys: [[1, 1, key]] });
+    const cap = await RouterCapture.start(t, 'nout', 'n');
+    const data = markedData(2 * 1024 * 1024);
+    const r = await tcpTransfer(t, data, 41000, 30_000, TCP_PORT);
+    const g = globalSide(await cap.stop());
+    assert.ok(r.completed, 'transfer completed');
+    assert.equal(sha256(r.received), sha256(data), 'byte-exact');
+    assert.equal(g.markers, 0, 'plaintext marker on the global side');
+    assert.equal(g.privateSrc, 0, 'a private address on the global side');
+    assert.equal(g.icmpControl, 0);
+    assert.ok(g.udpControl >= 4, `DDE, RGI, MPIT, CDN over UDP: ${g.udpControl}`);
+    assert.equal(nftCounter(t, 'n', 'saddr 100.64.0.0/10'), 0, 'a packet with a private source reached the NAT\'s leak rule');
+
+    // Each GE's PIT names the flow as its own packets carry it.
+    const find = (host: 'a' | 'b', dir: number, saddr: string, sport: number, daddr: string, dport: number) =>
+      pit(host).find(([k]) => k.proto === 6 && k.dir === dir && k.saddr === saddr && k.sport === sport && k.daddr === daddr && k.dport === dport)?.[1];
+    const aOut = find('a', Dir.EGRESS, A_PRIV, 41000, B, TCP_PORT);
+    const bIn = find('b', Dir.INGRESS, N_OUT, 41000, B, TCP_PORT);
+    const bOut = find('b', Dir.EGRESS, B, TCP_PORT, N_OUT, 41000);
+    assert.equal(aOut?.action, Action.ENCRYPT, 'a encrypts on its private view');
+    assert.equal(bIn?.action, Action.DECRYPT, 'b decrypts on the NAT\'s view');
+    assert.equal(bOut?.action, Action.ENCRYPT);
+    for (const e of [aOut!, bIn!, bOut!]) assert.equal(e.state, PitState.CONFIRMED);
+    assert.equal(pit('b').filter(([k]) => k.saddr === A_PRIV || k.daddr === A_PRIV).length, 0, 'b holds no entry for a\'s private address');
+  });
+
+  test('conntrack -F on the NAT twice mid-flow: the paced transfer completes byte-exact and stays encrypted', async () => {
+    const data = markedData(3 * 1024 * 1024);
+    const inp = `/tmp/${t.prefix}-paced-in`; const out = `/tmp/${t.prefix}-paced-out`;
+    writeFileSync(inp, data);
+    const cap = await RouterCapture.start(t, 'nout', 'n');
+    const sink = t.spawn('b', 'node', ['-e', TCP_SINK(out, TCP_PORT + 1)]);
+    let line = '';
+    sink.stdout?.setEncoding('utf8');
+    sink.stdout?.on('data', (d: string) => { line += d; });
+    await waitFor('paced sink', () => line.includes('ready'), 5000);
+    const src = t.spawn('a', 'node', ['-e', PACED_SOURCE(inp, B, TCP_PORT + 1, 41100, 32 * 1024, 10)]);
+    // ~1 s of transfer (96 chunks, one per 10 ms): flush at about a third and two thirds.
+    for (const ms of [350, 350]) {
+      await new Promise((r) => setTimeout(r, ms));
+      const tracked = Number(t.exec('n', 'conntrack', ['-C']).stdout.trim());
+      assert.ok(tracked >= 1, `the NAT tracks the flow before the flush (${tracked} entries)`);
+      t.exec('n', 'conntrack', ['-F']);  // throws unless it emptied the table
+    }
+    const srcCode = await exited(src, 30_000);
+    const sinkCode = await exited(sink, 5_000);
+    const g = globalSide(await cap.stop());
+    assert.equal(srcCode, 0, 'source finished');
+    assert.equal(sinkCode, 0, 'sink finished');
+    assert.equal(sha256(readFileSync(out)), sha256(data), 'byte-exact across two flushes');
+    assert.equal(g.markers, 0, 'plaintext on the global side');
+    assert.equal(g.privateSrc, 0, 'a private address on the global side after a flush');
+    assert.equal(nftCounter(t, 'n', 'saddr 100.64.0.0/10'), 0, 'a packet left un-translated after a flush');
+  });
+
+  test('UDP across the NAT: its keyed checksum would be INVALID here, so it is never encrypted that way: plaintext, and it says nat_checksum', async () => {
+    const data = markedData(64 * 1024);
+    const cap = await RouterCapture.start(t, 'nout', 'n');
+    // One datagram negotiates the flow (what arrives during a negotiation beyond the stash cap is
+    // dropped, counted: any UDP flow), then the bulk on the same flow is byte-exact.
+    const first = await udpTransfer(t, data.subarray(0, 1000), 41200, 1000);
+    assert.equal(first.datagrams, 1, 'the first datagram was delivered (released from the stash)');
+    const r = await udpTransfer(t, data, 41200, 1000);
+    const g = globalSide(await cap.stop());
+    assert.equal(sha256(r.received), sha256(data), `byte-exact; datagrams delivered: ${r.datagrams}`);
+    assert.equal(g.privateSrc, 0, 'no private source on the global side');
+    const rows = pit('a').filter(([k]) => k.proto === 17 && ((k.saddr === A_PRIV && k.sport === 41200) || (k.daddr === A_PRIV && k.dport === 41200)));
+    assert.ok(rows.length >= 2, `a's entries of the UDP flow: ${rows.length}`);
+    for (const [, v] of rows) {
+      assert.equal(v.action, Action.PASS);
+      assert.equal(pitWhyOf(v.flags), 'nat_checksum', 'the entry says why it is plaintext');
+    }
+  });
+});
