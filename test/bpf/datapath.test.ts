@@ -16,7 +16,7 @@ import {
   arpFrame, ETH_P_IP, ethernet, icmpFrame, inetChecksum, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipv4, ipv6UdpFrame, parseFrame, tcpFrame, udpFrame, vlanUdpFrame,
   type TcpOpts, type UdpOpts,
 } from '../lib/packets.js';
-import { Action, Dir, ICMP_TYPE, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS, MissAction, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role, XlatKind } from '../../controlplane/maps/abi.js';
+import { Action, CONTROL_UDP_PORT, Dir, ICMP_TYPE, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS, MissAction, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role, XlatKind } from '../../controlplane/maps/abi.js';
 import { puntPacket, type Cid, type PitVal } from '../../controlplane/maps/codecs.js';
 
 const EGRESS = 'gscip_tc_egress';
@@ -571,6 +571,49 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
     assert.equal(r0.retval, TC_ACT.STOLEN);
     assert.deepEqual(stats(), { punt_control: 1n });
     assert.equal(run(EGRESS, relayed).retval, TC_ACT.STOLEN);
+  });
+
+  test('control messages over UDP to port 7253: punted on ingress (never to the stack), our marked send passes unmarked, an unmarked egress one is punted; other UDP is not', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    const msg = Buffer.concat([Buffer.from([ICMP_TYPE, 2, 0, 0]), Buffer.from('RGI message body')]);
+    const ctl = udpFrame({ src: B, dst: A, sport: 40001, dport: CONTROL_UDP_PORT, payload: msg });
+    assert.equal(run(INGRESS, ctl).retval, TC_ACT.STOLEN);
+    const [rec] = h.punts();
+    assert.equal(rec.reason, PuntReason.CONTROL);
+    assert.deepEqual(puntPacket(rec), ctl);
+    const out = udpFrame({ src: A, dst: B, sport: CONTROL_UDP_PORT, dport: CONTROL_UDP_PORT, payload: msg });
+    const sent = run(EGRESS, out, MARK_CONTROL_TX);
+    assert.equal(sent.retval, TC_ACT.OK);
+    assert.equal(sent.markOut, 0);
+    assert.equal(run(EGRESS, out).retval, TC_ACT.STOLEN, 'unmarked: a GEN forwarding from its inside takes part');
+    // from the control port to another port is not a control message (a NAT's answer is to 7253)
+    assert.equal(run(INGRESS, udpFrame({ src: B, dst: A, sport: CONTROL_UDP_PORT, dport: 40001, payload: msg })).retval, TC_ACT.OK);
+    assert.deepEqual(stats(), { punt_control: 2n, control_tx: 1n, miss_pass: 1n });
+  });
+
+  test('a UDP DDE relayed by an end-candidate GEN: the HOLD goes back over UDP, ports swapped, so a NAT between maps it like the DDE', () => {
+    iface(MissAction.PASS, MissAction.PASS);
+    const body = Buffer.alloc(8 + 52, 0x5a);
+    body[0] = ICMP_TYPE; body[1] = 1; body.writeUInt16BE(0, 2);
+    body[4] = 1; body[5] = 0; body[6] = 0; body[7] = 0;
+    body[8] = 1; body[9] = 1; body[10] = 0; body[11] = 2;
+    Buffer.from('fedcba9876543210', 'hex').copy(body, 12);
+    body.writeUInt16BE(inetChecksum(body), 2);
+    const dde = udpFrame({ src: A, dst: V, sport: 40001, dport: CONTROL_UDP_PORT, payload: body });
+    const r = run(INGRESS, dde, 0);
+    assert.equal(r.retval, TC_ACT.REDIRECT);
+    assert.deepEqual(stats(), { dprp_hold: 1n });
+    assert.deepEqual(puntPacket(h.punts()[0]), dde, 'the agent gets the DDE as it arrived');
+    const f = parseFrame(r.dataOut);
+    assert.equal(r.dataOut.length, 14 + 20 + 8 + 20);
+    assert.deepEqual([f.ip?.src, f.ip?.dst, f.ip?.proto, f.ip?.totalLength, f.ip?.checksumOk], [V, A, IPPROTO_UDP, 48, true]);
+    assert.deepEqual([f.l4?.sport, f.l4?.dport, f.l4?.checksumOk], [CONTROL_UDP_PORT, 40001, true]);
+    const hold = r.dataOut.subarray(42);
+    assert.equal(r.dataOut.readUInt16BE(38), 28, 'UDP length');
+    assert.equal(inetChecksum(hold), 0, 'the message checksum verifies');
+    assert.deepEqual([hold[0], hold[1], hold[8], hold[9], hold[11]], [ICMP_TYPE, 5, 1, 5, 2]);
+    assert.equal(hold.subarray(12, 20).toString('hex'), 'fedcba9876543210');
+    assert.equal(r.markOut, MARK_CONTROL_TX);
   });
 
   test('egress control ICMP 253 fragmented: dropped (control_malformed), even with the mark', () => {
