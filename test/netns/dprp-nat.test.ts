@@ -4,14 +4,9 @@
  *
  *   a (va 100.64.1.10) --- (nin 100.64.1.1) n (nout 203.0.113.254) --- (vb 203.0.113.2) b
  *
- * a and b are GESs of one group running the real agent. n is an ordinary
- * Linux NAT: nftables masquerade out of `nout` with default conntrack settings
- * (nf_conntrack_checksum=1: it verifies L4 checksums), forwarding drops
- * `ct state invalid`, and nothing with a private source may leave `nout` (a
- * real NAT's upstream drops those; here the drop is counted so a leak fails the
- * test). a and b run a host firewall that drops `ct state invalid` both ways.
- * Checksums are computed in software on every link, so conntrack really
- * verifies them (on veth they are otherwise trusted, CHECKSUM_PARTIAL).
+ * a and b are GESs of one group running the real agent; n is an ordinary
+ * Linux NAT with "drop invalid" filters, a and b run "drop invalid" host
+ * firewalls (test/netns/nat-topology.ts has the details).
  *
  * Asserted from outside: a capture on `nout` (the NAT's global side) shows no
  * private source address and no plaintext marker; transfers are byte-exact
@@ -25,38 +20,19 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
-import { Topology, waitFor } from '../lib/netns.js';
+import { waitFor, type Topology } from '../lib/netns.js';
 import { Action, Dir, PitState } from '../../controlplane/maps/abi.js';
 import { pitWhyOf } from '../../controlplane/maps/vocabulary.js';
 import { buildIpv4Packet, IPPROTO_ICMP } from '../../controlplane/dprp/ipv4.js';
 import { controlOfFrame, frameControl } from '../../controlplane/parts/control-framing.js';
 import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
 import { parseFrame } from '../lib/packets.js';
-import { GeProcesses, injectFrom, RouterCapture } from './dprp-topology.js';
+import { injectFrom, RouterCapture, type GeProcesses } from './dprp-topology.js';
+import { A_PRIV, HOST_FIREWALL, isPrivate, N_OUT, NatTopo } from './nat-topology.js';
 import { B, exited, markedData, MARKER, sha256, tcpTransfer, udpTransfer } from './pccom-topology.js';
 
 const unavailable = bpfUnavailable();
-const A_PRIV = '100.64.1.10';
-const N_IN = '100.64.1.1';
-const N_OUT = '203.0.113.254';
 const TCP_PORT = 5201;
-
-const NAT_RULES = `
-table ip gscip_nat {
-  chain nat_post { type nat hook postrouting priority srcnat; oifname "nout" masquerade; }
-  chain forward_filter { type filter hook forward priority filter; policy accept; ct state invalid counter drop; }
-  chain leak_guard { type filter hook postrouting priority 300; oifname "nout" ip saddr 100.64.0.0/10 counter drop; }
-}`;
-const HOST_FIREWALL = `
-table inet hostfw {
-  chain input_filter { type filter hook input priority filter; policy accept; ct state invalid counter drop; }
-  chain output_filter { type filter hook output priority filter; policy accept; ct state invalid counter drop; }
-}`;
-
-function isPrivate(addr: string): boolean {
-  const [a, b] = addr.split('.').map(Number);
-  return a === 100 && b >= 64 && b < 128;
-}
 
 /** Frames of a capture on the NAT's global side: how many carry a private source, the marker, or a control message. */
 function globalSide(frames: Buffer[]): { privateSrc: number; markers: number; udpControl: number; icmpControl: number; fromNat: number } {
@@ -71,14 +47,6 @@ function globalSide(frames: Buffer[]): { privateSrc: number; markers: number; ud
     if (c) { if (c.sport === undefined) icmpControl++; else udpControl++; }
   }
   return { privateSrc, markers, udpControl, icmpControl, fromNat };
-}
-
-/** The nft counter of a rule (packets) in host's ruleset whose text contains `needle`. */
-function nftCounter(t: Topology, host: string, needle: string): number {
-  const out = t.exec(host, 'nft', ['list', 'ruleset']).stdout;
-  const line = out.split('\n').find((l) => l.includes(needle) && l.includes('counter'));
-  const m = line ? /counter packets (\d+)/.exec(line) : null;
-  return m ? Number(m[1]) : 0;
 }
 
 /** A paced TCP source: `chunks` writes of `chunk` bytes, one every `everyMs`, then end. */
@@ -104,6 +72,7 @@ srv.listen(${port}, '0.0.0.0', () => console.log('ready'));
 setTimeout(() => process.exit(4), 40000);`;
 
 describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls (namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
+  let p: NatTopo;
   let t: Topology;
   let ges: GeProcesses;
   const key = randomBytes(32);
@@ -114,35 +83,12 @@ describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls
   };
 
   before(() => {
-    t = new Topology('dprpnat');
-    ges = new GeProcesses(t);
-    try {
-      t.addHost('a'); t.addHost('n'); t.addHost('b');
-      t.link('a', 'va', 'n', 'nin');
-      t.link('n', 'nout', 'b', 'vb');
-      t.addr('a', 'va', `${A_PRIV}/24`);
-      t.addr('n', 'nin', `${N_IN}/24`);
-      t.addr('n', 'nout', `${N_OUT}/24`);
-      t.addr('b', 'vb', `${B}/24`);
-      t.route('a', 'default', N_IN);
-      t.forwarding('n');
-      for (const [host, dev] of [['a', 'va'], ['n', 'nin'], ['n', 'nout'], ['b', 'vb']] as const) {
-        // Software checksums (conntrack verifies them), and every wire packet seen by PCCOM.
-        t.exec(host, 'ethtool', ['-K', dev, 'tx', 'off', 'rx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
-      }
-      t.exec('n', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=1']);
-      t.exec('n', 'nft', ['-f', '-'], { input: NAT_RULES });
-      for (const h of ['a', 'b']) t.exec(h, 'nft', ['-f', '-'], { input: HOST_FIREWALL });
-    } catch (e) {
-      ges.killAllSync();
-      t.cleanupSync();
-      throw e;
-    }
+    p = new NatTopo('dprpnat');
+    t = p.topo;
+    ges = p.ges;
   });
   after(async () => {
-    await ges?.stopAll();
-    ges?.killAllSync();
-    t?.cleanupSync();
+    await p?.cleanup();
   });
 
   test('the old transport does not cross this NAT: ICMP type 253 is INVALID and dropped, a UDP control message is translated', async () => {
@@ -162,7 +108,7 @@ describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls
     assert.equal(g.icmpControl, 0, 'an ICMP 253 message crossed the NAT');
     assert.equal(g.udpControl, 1, 'the UDP one did not');
     assert.equal(g.privateSrc, 0);
-    assert.ok(nftCounter(t, 'n', 'ct state invalid') >= 1, 'the NAT counted the ICMP 253 message invalid');
+    assert.ok(p.nftCounter('n', 'ct state invalid') >= 1, 'the NAT counted the ICMP 253 message invalid');
   });
 
   test('TCP: negotiated over UDP through the NAT, encrypted, byte-exact; nothing private or plaintext on the global side', async () => {
@@ -178,7 +124,7 @@ describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls
     assert.equal(g.privateSrc, 0, 'a private address on the global side');
     assert.equal(g.icmpControl, 0);
     assert.ok(g.udpControl >= 4, `DDE, RGI, MPIT, CDN over UDP: ${g.udpControl}`);
-    assert.equal(nftCounter(t, 'n', 'saddr 100.64.0.0/10'), 0, 'a packet with a private source reached the NAT\'s leak rule');
+    assert.equal(p.nftCounter('n', 'saddr 100.64.0.0/10'), 0, 'a packet with a private source reached the NAT\'s leak rule');
 
     // Each GE's PIT names the flow as its own packets carry it.
     const find = (host: 'a' | 'b', dir: number, saddr: string, sport: number, daddr: string, dport: number) =>
@@ -219,7 +165,7 @@ describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls
     assert.equal(sha256(readFileSync(out)), sha256(data), 'byte-exact across two flushes');
     assert.equal(g.markers, 0, 'plaintext on the global side');
     assert.equal(g.privateSrc, 0, 'a private address on the global side after a flush');
-    assert.equal(nftCounter(t, 'n', 'saddr 100.64.0.0/10'), 0, 'a packet left un-translated after a flush');
+    assert.equal(p.nftCounter('n', 'saddr 100.64.0.0/10'), 0, 'a packet left un-translated after a flush');
   });
 
   test('UDP across the NAT: its keyed checksum would be INVALID here, so it is never encrypted that way: plaintext, and it says nat_checksum', async () => {
