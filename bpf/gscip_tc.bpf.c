@@ -92,9 +92,12 @@ static __always_inline int gscip_classify_dir(struct __sk_buff *skb, struct gsci
 	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
 		return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
 	rc = parse_l4_ports(skb, pkt, l3_len);
+	/* A control message over UDP: to the control port; on egress also from it (an answer to a
+	 * sender whose port a NAT changed goes to that port). */
 	if (rc == 0 && pkt->cid.proto == IPPROTO_UDP &&
-	    pkt->cid.dport == bpf_htons(GSCIP_CONTROL_UDP_PORT))
-		return control_apply(skb, pkt, run->released, dir);  /* a control message over UDP */
+	    (pkt->cid.dport == bpf_htons(GSCIP_CONTROL_UDP_PORT) ||
+	     (dir == GSCIP_DIR_EGRESS && pkt->cid.sport == bpf_htons(GSCIP_CONTROL_UDP_PORT))))
+		return control_apply(skb, pkt, run->released, dir);
 	return rc;
 }
 

@@ -35,9 +35,10 @@
  * configured for GSCIP tracks and translates UDP but treats an unknown ICMP
  * type as INVALID (docs/dprp.md "Across NATs and firewalls"). Source and
  * destination port are both this one as sent; a NAT may change the source
- * port, and answers go to the port a message came from. Both transports are
- * punted the same way (control.h); ICMP 253 is still accepted from agents
- * that predate the UDP transport. */
+ * port, and answers go to the port a message came from. The fast path takes
+ * UDP to this port as control on both hooks, and UDP from it on egress (such
+ * an answer). Both transports are punted the same way (control.h); ICMP 253
+ * is still accepted from agents that predate the UDP transport. */
 #define GSCIP_CONTROL_UDP_PORT    7253
 #define GSCIP_CONTROL_UDP_HLEN    8
 /* DPRP's ICMP codes the fast path itself reads or writes (controlplane/dprp/wire.ts

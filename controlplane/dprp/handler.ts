@@ -24,7 +24,7 @@ import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
   dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
-  dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
+  dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpNatFollowTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
 } from '../metrics/metrics.js';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { RateLimitedLog } from '../log/rate-limited-log.js';
@@ -72,6 +72,7 @@ export const promObserver: DprpObserver = {
   rejected: (reason) => dprpMessagesRejectedTotal.inc({ reason }),
   overridden: () => dprpPolicyOverridesTotal.inc(),
   suppressed: (reason) => dprpSendsSuppressedTotal.inc({ reason }),
+  natFollow: (what) => dprpNatFollowTotal.inc({ what }),
 };
 
 /** The key ring as the gscip_keys map holds it (refreshed by the handler). */
@@ -242,16 +243,27 @@ export class DprpHandler implements PuntHandler {
     this.node!.sweep();
   }
 
+  /** A local firewall refused an ICMP 253 send (EPERM): none is tried again (UDP is unaffected). */
+  private icmpRefused = false;
+
   /** src: a relayed DDE keeps the start GE's source (node.ts onControl checks it); else this GE's address. */
   private send(dst: string, icmp: Buffer, src?: string, via?: ControlVia): void {
     const ctx = this.ctx!;
     const dev = this.routes.devFor(dst);
     const ifindex = ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
     if (ifindex === undefined) return;
+    // ICMP 253 sends (copies for older agents, answers in kind) stop once a local firewall refused one.
+    if (via?.icmp && this.icmpRefused) return;
     const t0 = stageProfile.on ? stageProfile.now() : 0;
     try {
       ctx.sendControl(ifindex, frameControl(src ?? this.selfInfo!.addr, dst, icmp, via));
     } catch (e) {
+      if (via?.icmp && (e as { code?: string }).code === 'EPERM') {
+        // A "drop invalid" host firewall: ICMP 253 is INVALID to conntrack. Said once; UDP is unaffected.
+        if (!this.icmpRefused) this.log.info({ dst }, 'a local firewall refuses ICMP type 253: no more ICMP 253 sends (copies of retransmitted DDEs for agents older than the UDP transport)');
+        this.icmpRefused = true;
+        return;
+      }
       // Counted by the agent; the negotiation's retry covers a lost send.
       this.log.warn({ err: e, dst }, 'DPRP send failed');
     } finally {

@@ -23,7 +23,7 @@ import { DprpContext, replayKey } from './node-context.js';
 import type { DprpConfig, DprpNodeDeps, PacketAddrs, SelfInfo } from './node-deps.js';
 import { specialAddress } from './addr-guard.js';
 import type { FlowRecord } from './negotiated-flows.js';
-import type { PitEntry } from './pit-entries.js';
+import { reverseFlow, type PitEntry } from './pit-entries.js';
 import { Rekeying } from './rekeying.js';
 import { RelayRole } from './relay-role.js';
 import { StartRole } from './start-role.js';
@@ -70,6 +70,8 @@ export class DprpNode {
    * one a remote host made us send: limited per destination (ddeLimit).
    */
   onPitMiss(flow: Flow, handle: unknown, inbound = false): void {
+    // A flow past a NAT whose port the NAT changed: its first packet re-points the entries (nat-follow.ts).
+    if (inbound && handle !== null && this.relay.natMiss(reverseFlow(flow), handle)) return;
     this.start.onPitMiss(flow, handle, inbound);
   }
 

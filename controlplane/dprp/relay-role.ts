@@ -17,7 +17,9 @@
  * (sweep), except those of a re-keying (rekeying.ts).
  */
 import { findSelected, sealMac, verifyAction, verifyRecord, type GroupKey } from './auth.js';
-import type { Decision, PathRole } from './decide.js';
+import type { Decision, GroupVersion, PathRole } from './decide.js';
+import { NatFollow } from './nat-follow.js';
+import { reverseFlow } from './pit-entries.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import { relayVia, replyVia, type ControlVia, type PacketAddrs, type TimerHandle } from './node-deps.js';
@@ -64,8 +66,22 @@ interface RelayNeg {
   installed?: readonly PitEntry[];
 }
 
+/** What re-pointing a flow past a NAT to the port its first packet came from needs (nat-follow.ts). */
+interface NatRepoint {
+  negId: string;
+  role: PathRole;
+  decision: Decision;
+  gv: GroupVersion | null;
+  fwdDir: PitDir;
+  why: PitWhyName;
+  wireCsum: boolean;
+  unauth: boolean;
+}
+
 export class RelayRole {
   private readonly relays = new Map<string, RelayNeg>();
+  /** Flows past a NAT: the views learned, and the negotiations waiting for their first packet. */
+  readonly nat = new NatFollow<NatRepoint>();
 
   constructor(private readonly c: DprpContext) {}
 
@@ -93,7 +109,7 @@ export class RelayRole {
     // (a NAT keeps it when it can; Linux masquerade does); docs/dprp.md "Across NATs and firewalls".
     const natFrom = ip && m.type === MsgType.DDE && ip.src !== m.startGe ? ip.src : null;
     r = {
-      negId: m.negId, flow: m.flow, local: natFrom ? { ...m.flow, saddr: natFrom } : m.flow, startGe: m.startGe,
+      negId: m.negId, flow: m.flow, local: natFrom ? this.nat.viewOf(m.flow, natFrom, this.c.mono()) : m.flow, startGe: m.startGe,
       reply: { addr: ip && m.type === MsgType.DDE ? ip.src : m.startGe, via: m.type === MsgType.DDE ? replyVia(ip) : undefined },
       natFrom, role: create, createdMono: this.c.mono(),
       endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, startDdes: [],
@@ -292,7 +308,10 @@ export class RelayRole {
     const fwdDir: PitDir = c.d.locality(r.local.saddr) === 'behind' ? 'egress' : 'ingress';
     if (r.prior === undefined) r.prior = c.flows.prior(r.local) ?? null;
     const prior = r.prior ?? undefined;
-    const entries = withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum: this.startTakesWireCsum(r) }), prior);
+    const wireCsum = this.startTakesWireCsum(r);
+    // Past a NAT, a guess that would land on another flow's entries (the same NAT port) is not installed (nat-follow.ts).
+    const clash = r.natFrom !== null && this.nat.takenByOther(r.local, r.flow);
+    const entries = clash ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum }), prior);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.local, prior);
@@ -317,7 +336,54 @@ export class RelayRole {
       c.send(m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.
-    c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
+    if (!clash) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
+    if (r.natFrom) this.awaitFirstPacket(r, clash, { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, unauth: !key });
+  }
+
+  /** Past a NAT: the flow's first packet may come from another port than the guess (nat-follow.ts). */
+  private awaitFirstPacket(r: RelayNeg, clash: boolean, data: NatRepoint): void {
+    const c = this.c;
+    const now = c.mono();
+    const fwd = { flow: r.local, dir: data.fwdDir };  // the forward entry: the one the flow's first packet hits
+    const seenAt = clash ? 0 : c.d.pit.activity?.(fwd)?.lastSeenMs ?? 0;
+    if (!clash) this.nat.own(r.local, r.flow, r.natFrom!, now);
+    const ok = this.nat.await({
+      wire: r.flow, natAddr: r.natFrom!, placed: clash ? null : r.local, data,
+      // The fast path writes last_seen on an entry's first packet at once (pit.h pit_touch): any change is a packet.
+      placedSeen: () => (c.d.pit.activity?.(fwd)?.lastSeenMs ?? seenAt) !== seenAt,
+    }, now);
+    if (!ok) c.obs.natFollow?.('wait_table_full');
+  }
+
+  /**
+   * A packet from past a NAT missed (`seen` as it arrived). If a negotiation
+   * past that NAT toward the same service waits for its first packet, its
+   * entries move to the packet's port and the packet is released: true.
+   */
+  natMiss(seen: Flow, handle: unknown): boolean {
+    const c = this.c;
+    const now = c.mono();
+    const p = this.nat.take(seen, now);
+    if (!p) return false;
+    const d = p.data;
+    const local: Flow = { ...p.wire, saddr: seen.saddr, sport: seen.sport };
+    const r = this.relays.get(d.negId);
+    const entries = pitEntriesFor(local, d.decision, d.role, d.gv, r && !r.confirmed ? 'tentative' : 'confirmed', { fwdDir: d.fwdDir, why: d.why, wireCsum: d.wireCsum });
+    // The guess carried nothing (else this wait would not have been taken): its entries go.
+    if (p.placed) {
+      const old = c.flows.find(p.placed);
+      if (old && old.meta.negId === d.negId) {
+        c.flows.writes.erase({ pit: old.pit });
+        c.flows.table.forget(old.id);
+      }
+    }
+    c.flows.writes.write({ pit: entries });
+    c.flows.remember(local, d.role, d.decision, d.gv, entries, d.negId, d.unauth);
+    this.nat.own(local, p.wire, p.natAddr, now);
+    if (r) { r.local = local; r.entries = entries; }
+    c.d.stash.release([handle]);
+    c.obs.natFollow?.('repointed');
+    return true;
   }
 
   onCdn(m: DprpMessage, raw: Buffer): void {
@@ -346,6 +412,7 @@ export class RelayRole {
    */
   sweep(now: number): void {
     const c = this.c;
+    this.nat.sweep(now);
     for (const [id, r] of this.relays) {
       if (now - r.createdMono < (r.confirmed ? c.cfg.relayLingerMs : c.cfg.tentativeTtlMs)) continue;
       r.endTimer?.cancel();

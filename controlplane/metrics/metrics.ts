@@ -210,6 +210,11 @@ export const dprpPlaintextFlowsTotal = new Counter({
   help: 'Flows this GE installed as plaintext (result=pass) or refused (result=refused), by why: no downgrade goes unseen',
   labelNames: ['result', 'why'] as const, registers: [registry], // why: enum gscip_pit_why names (maps/vocabulary.ts PIT_WHYS)
 });
+export const dprpNatFollowTotal = new Counter({
+  name: 'gscip_dprp_nat_follow_total',
+  help: 'Flows past a NAT (dprp/nat-follow.ts): entries moved to the source port the NAT gave the flow (repointed), or a negotiation not followed because the wait table was full (wait_table_full)',
+  labelNames: ['what'] as const, registers: [registry],
+});
 export const dprpPolicyOverridesTotal = new Counter({
   name: 'gscip_dprp_policy_overrides_total', help: 'Unauthenticated pass decisions a CL GE turned into discard', registers: [registry],
 });

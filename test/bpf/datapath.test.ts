@@ -161,6 +161,18 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
     assert.ok(h.maps.pit.get(key)!.last_seen_ns >= t1);
   });
 
+  test('an entry\'s first packet refreshes last_seen_ns at once, even within the second after it was written (last_seen == created: never hit)', () => {
+    const key = cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS);
+    iface(MissAction.DROP, MissAction.DROP);
+    const written = process.hrtime.bigint();  // as the control plane writes it: last_seen = created = now
+    h.maps.pit.set(key, pitVal(Action.PASS, { created_ns: written, last_seen_ns: written }));
+    run(EGRESS, tcpFrame(tcpAB));
+    const first = h.maps.pit.get(key)!.last_seen_ns;
+    assert.notEqual(first, written, 'the first packet left no trace: an entry that carried traffic looks unused');
+    run(EGRESS, tcpFrame(tcpAB));
+    assert.equal(h.maps.pit.get(key)!.last_seen_ns, first, 'after the first, at most once a second again');
+  });
+
   test('PIT hit records TCP FIN / RST on the hit entry (flags); a plain ACK, UDP and a dropped packet never do', () => {
     iface(MissAction.DROP, MissAction.DROP);
     const fin = { ...tcpAB, flags: 0x11, payload: Buffer.alloc(0) };   // FIN|ACK
@@ -586,9 +598,13 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
     assert.equal(sent.retval, TC_ACT.OK);
     assert.equal(sent.markOut, 0);
     assert.equal(run(EGRESS, out).retval, TC_ACT.STOLEN, 'unmarked: a GEN forwarding from its inside takes part');
-    // from the control port to another port is not a control message (a NAT's answer is to 7253)
+    // egress from the control port to another: our answer to a sender whose port a NAT changed
+    const answer = run(EGRESS, udpFrame({ src: A, dst: B, sport: CONTROL_UDP_PORT, dport: 40001, payload: msg }), MARK_CONTROL_TX);
+    assert.equal(answer.retval, TC_ACT.OK);
+    assert.equal(answer.markOut, 0);
+    // on ingress only the destination port makes a control message (a NAT maps answers back to 7253)
     assert.equal(run(INGRESS, udpFrame({ src: B, dst: A, sport: CONTROL_UDP_PORT, dport: 40001, payload: msg })).retval, TC_ACT.OK);
-    assert.deepEqual(stats(), { punt_control: 2n, control_tx: 1n, miss_pass: 1n });
+    assert.deepEqual(stats(), { punt_control: 2n, control_tx: 2n, miss_pass: 1n });
   });
 
   test('a UDP DDE relayed by an end-candidate GEN: the HOLD goes back over UDP, ports swapped, so a NAT between maps it like the DDE', () => {

@@ -18,7 +18,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { waitFor, type Topology } from '../lib/netns.js';
 import { Action, Dir, PitState } from '../../controlplane/maps/abi.js';
@@ -185,5 +185,62 @@ describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls
       assert.equal(v.action, Action.PASS);
       assert.equal(pitWhyOf(v.flags), 'nat_checksum', 'the entry says why it is plaintext');
     }
+  });
+});
+
+/** A TCP sink for `n` connections: each one's bytes to `${out}-<i>`, exits when all n ended. */
+const MULTI_SINK = (out: string, port: number, n: number): string => `
+const net = require('net'), fs = require('fs');
+let i = 0, ended = 0;
+const srv = net.createServer((c) => {
+  const o = fs.createWriteStream(${JSON.stringify(out)} + '-' + (i++));
+  c.pipe(o); c.on('error', () => {});
+  c.on('end', () => o.end(() => { if (++ended === ${n}) process.exit(0); }));
+});
+srv.listen(${port}, '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(4), 40000);`;
+
+describe('two private hosts behind one NAT, the same source port toward one service: the NAT maps the second elsewhere (namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
+  let p: NatTopo;
+  const key = randomBytes(32);
+  before(() => { p = new NatTopo('dprpnat2', { second: true }); });
+  after(async () => { await p?.cleanup(); });
+
+  test('both flows encrypted and byte-exact; b follows the second to the port the NAT gave it', async () => {
+    const t = p.topo;
+    for (const [h, dev] of [['a', 'va'], ['a2', 'va2'], ['b', 'vb']]) await p.ges.start(h, [dev], { keys: [[1, 1, key]] });
+    const port = 5203;
+    const out = `/tmp/${t.prefix}-multi-out`;
+    const data = [markedData(1024 * 1024), markedData(1024 * 1024)];
+    const inp = data.map((d, i) => { const f = `/tmp/${t.prefix}-multi-in-${i}`; writeFileSync(f, d); return f; });
+    const cap = await RouterCapture.start(t, 'nout', 'n');
+    const sink = t.spawn('b', 'node', ['-e', MULTI_SINK(out, port, 2)]);
+    let line = '';
+    sink.stdout?.setEncoding('utf8');
+    sink.stdout?.on('data', (d: string) => { line += d; });
+    await waitFor('multi sink', () => line.includes('ready'), 5000);
+    // a's flow first and still running when a2's starts: the NAT must give a2's another port.
+    const s1 = t.spawn('a', 'node', ['-e', PACED_SOURCE(inp[0], B, port, 42000, 16 * 1024, 10)]);
+    await new Promise((r) => setTimeout(r, 200));
+    const s2 = t.spawn('a2', 'node', ['-e', PACED_SOURCE(inp[1], B, port, 42000, 16 * 1024, 10)]);
+    const codes = [await exited(s1, 30_000), await exited(s2, 30_000), await exited(sink, 5_000)];
+    const frames = await cap.stop();
+    const g = globalSide(frames);
+    const ctlLog = frames.map((f) => { const c = controlOfFrame(f); const q = parseFrame(f); return c ? `${q.ip?.src}:${c.sport ?? 'icmp'}>${q.ip?.dst}:${q.l4?.dport ?? ''} t${c.msg[1]}` : q.l4 && q.l4.dport === 5203 ? `${q.ip?.src}:${q.l4.sport}>5203` : ''; }).filter((x) => x).slice(0, 40).join(' | ');
+    const dump = () => { const mm = p.ges.maps('b'); try { return [...mm.pit.entries()].map(([k, v]) => `${k.dir} ${k.saddr}:${k.sport}>${k.daddr}:${k.dport} a${v.action}`).join('; '); } finally { mm.close(); } };
+    assert.deepEqual(codes, [0, 0, 0], `both sources and the sink finished; b's PIT: ${dump()}; b: ${p.ges.output('b').slice(-1500)}; a: ${p.ges.output('a').slice(-1500)}; a2: ${p.ges.output('a2').slice(-1500)}; wire: ${ctlLog}`);
+    const got = [0, 1].map((i) => sha256(readFileSync(`${out}-${i}`))).sort();
+    assert.deepEqual(got, data.map(sha256).sort(), 'both transfers byte-exact');
+    assert.equal(g.markers, 0, 'plaintext on the global side');
+    assert.equal(g.privateSrc, 0, 'a private address on the global side');
+    const m = p.ges.maps('b');
+    let ports: number[];
+    try {
+      ports = [...m.pit.entries()].filter(([k, v]) => k.proto === 6 && k.dir === Dir.INGRESS && k.saddr === N_OUT && k.dport === port && v.action === Action.DECRYPT).map(([k]) => k.sport).sort((x, y) => x - y);
+    } finally { m.close(); }
+    assert.equal(ports.length, 2, `b decrypts both flows: ${ports.join(',')}`);
+    assert.ok(ports.includes(42000) && ports.some((x) => x !== 42000), `one kept its port, the NAT mapped the other: ${ports.join(',')}`);
+    for (const f of inp) rmSync(f, { force: true });
+    for (const i of [0, 1]) rmSync(`${out}-${i}`, { force: true });
   });
 });

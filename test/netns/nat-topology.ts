@@ -14,13 +14,16 @@
  * a and b run host firewalls dropping `ct state invalid` both ways, and
  * checksums are computed in software on every link, so conntrack really
  * verifies them (on veth they are otherwise trusted, CHECKSUM_PARTIAL).
- * Everything is per run (test/lib/netns.ts); cleanupSync() removes it.
+ * `second`: a second private host a2 (100.64.2.10, link va2 - nin2) behind
+ * the same NAT. Everything is per run (test/lib/netns.ts); cleanupSync()
+ * removes it.
  */
 import { Topology } from '../lib/netns.js';
 import { GeProcesses } from './dprp-topology.js';
 
 export const A_PRIV = '100.64.1.10';
 export const A_GLOBAL = '198.51.100.10';
+export const A2_PRIV = '100.64.2.10';
 export const N_OUT = '203.0.113.254';
 export const B = '203.0.113.2';
 
@@ -51,7 +54,7 @@ export class NatTopo {
   /** a's address: private behind the NAT, or global without it. */
   readonly a: string;
 
-  constructor(tag: string, readonly o: { nat?: boolean } = {}) {
+  constructor(tag: string, readonly o: { nat?: boolean; second?: boolean } = {}) {
     const nat = o.nat ?? true;
     this.topo = new Topology(tag);
     this.ges = new GeProcesses(this.topo);
@@ -66,15 +69,24 @@ export class NatTopo {
       t.addr('n', 'nout', `${N_OUT}/24`);
       t.addr('b', 'vb', `${B}/24`);
       t.route('a', 'default', nat ? '100.64.1.1' : '198.51.100.1');
+      if (o.second) {
+        if (!nat) throw new Error('NatTopo: a second private host needs the NAT');
+        t.addHost('a2');
+        t.link('a2', 'va2', 'n', 'nin2');
+        t.addr('a2', 'va2', `${A2_PRIV}/24`);
+        t.addr('n', 'nin2', '100.64.2.1/24');
+        t.route('a2', 'default', '100.64.2.1');
+      }
       if (!nat) t.route('b', '198.51.100.0/24', N_OUT);
       t.forwarding('n');
-      for (const [host, dev] of [['a', 'va'], ['n', 'nin'], ['n', 'nout'], ['b', 'vb']] as const) {
+      const links: Array<[string, string]> = [['a', 'va'], ['n', 'nin'], ['n', 'nout'], ['b', 'vb'], ...(o.second ? [['a2', 'va2'], ['n', 'nin2']] as Array<[string, string]> : [])];
+      for (const [host, dev] of links) {
         // Software checksums (conntrack verifies them), and every wire packet seen by PCCOM.
         t.exec(host, 'ethtool', ['-K', dev, 'tx', 'off', 'rx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
       }
       t.exec('n', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=1']);
       t.exec('n', 'nft', ['-f', '-'], { input: nat ? NAT_RULES : ROUTER_RULES });
-      for (const h of ['a', 'b']) t.exec(h, 'nft', ['-f', '-'], { input: HOST_FIREWALL });
+      for (const h of ['a', 'b', ...(o.second ? ['a2'] : [])]) t.exec(h, 'nft', ['-f', '-'], { input: HOST_FIREWALL });
     } catch (e) {
       this.cleanupSync();
       throw e;

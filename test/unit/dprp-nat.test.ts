@@ -17,6 +17,7 @@ import { DprpNode, type ControlVia, type DprpConfig, type RejectReason } from '.
 import type { GroupKey } from '../../controlplane/dprp/auth.js';
 import type { PitEntry } from '../../controlplane/dprp/pit-entries.js';
 import { decode, MsgType, type Flow } from '../../controlplane/dprp/wire.js';
+import { reverseFlow } from '../../controlplane/dprp/pit-entries.js';
 import { natSeenOf } from '../../controlplane/dprp/spec-options.js';
 import { VirtualTime } from './dprp-sim.js';
 
@@ -37,6 +38,11 @@ class NatNet {
   readonly rejected = { a: [] as RejectReason[], b: [] as RejectReason[] };
   readonly done: string[] = [];
   readonly released: unknown[] = [];
+  readonly releasedB: unknown[] = [];
+  /** PIT key -> when the fast path last saw a packet on it (what touch() sets). */
+  readonly seen = new Map<string, number>();
+  touch(key: string): void { this.seen.set(key, this.time.now + 1); }
+  readonly natFollow: string[] = [];
   /** Drop the first n messages A sends (to force retransmissions). */
   dropFromA = 0;
   readonly a: DprpNode;
@@ -56,14 +62,19 @@ class NatNet {
       clock: { nowMs: () => 1_700_000_000_000 + this.time.now, monoMs: () => this.time.now },
       timers: { after: (ms, fn) => this.time.after(ms, fn) },
       transport: { send: (dst, msg, src, via) => this.send(name, addr, dst, msg, src, via) },
-      pit: { install: (es) => { for (const e of es) pit.set(k(e), e); }, remove: (ks) => { for (const e of ks) pit.delete(k(e)); } },
-      stash: { release: (hs) => { this.released.push(...hs); }, drop() {} },
+      pit: {
+        install: (es) => { for (const e of es) pit.set(k(e), e); },
+        remove: (ks) => { for (const e of ks) pit.delete(k(e)); },
+        activity: (e) => (pit.has(k(e)) ? { lastSeenMs: this.seen.get(k(e)) ?? 0, closed: false } : undefined),
+      },
+      stash: { release: (hs) => { (name === 'a' ? this.released : this.releasedB).push(...hs); }, drop() {} },
       locality: (x) => (x === addr ? 'self' : 'other'),
       encryptionRequired: () => required,
       observer: {
         started() {}, failed() {}, overridden() {},
         completed: (out) => { if (name === 'a') this.done.push(out); },
         rejected: (r) => this.rejected[name].push(r),
+        natFollow: (w) => this.natFollow.push(`${name}:${w}`),
       },
       config,
     });
@@ -175,4 +186,43 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     n.run();
     assert.equal(n.wire.filter((w) => w.icmp).length, 0);
   });
+  test('the NAT gave the flow another port: its first packet at B re-points B\'s entries there and is released; no new negotiation', () => {
+    const n = new NatNet();
+    n.a.onPitMiss(tcp, 'h1');
+    n.run();
+    const sentBefore = n.wire.length;
+    const seen: Flow = { ...tcp, saddr: N, sport: 50000 };
+    n.b.onPitMiss(reverseFlow(seen), 'p1', true);
+    n.run();
+    assert.deepEqual(n.releasedB, ['p1'], 'the first packet is released onto the new entries');
+    assert.deepEqual(n.natFollow, ['b:repointed']);
+    assert.equal(n.wire.length, sentBefore, 'B sent nothing: no negotiation toward the NAT');
+    const keys = [...n.pits.b.keys()];
+    assert.ok(keys.some((k) => k === `ingress ${N}:50000>${B}:5201/6`) && keys.some((k) => k === `egress ${B}:5201>${N}:50000/6`), keys.join(', '));
+    assert.ok(!keys.some((k) => k.includes(`${N}:41000`)), 'the unused guess is gone');
+    assert.equal(n.pits.b.get(`ingress ${N}:50000>${B}:5201/6`)?.action, 'decrypt');
+    // A second miss from yet another port has no negotiation waiting: a normal inbound negotiation starts.
+    n.b.onPitMiss(reverseFlow({ ...seen, sport: 50001 }), 'p2', true);
+    assert.deepEqual(n.natFollow, ['b:repointed']);
+    assert.ok(n.wire.length > sentBefore, 'B negotiates the unknown flow itself');
+  });
+
+  test('two private hosts, one source port: the second flow does not overwrite the first\'s entries and takes its real port', () => {
+    const n = new NatNet();
+    n.a.onPitMiss(tcp, 'h1');
+    n.run();
+    const firstIn = n.pits.b.get(`ingress ${N}:41000>${B}:5201/6`);
+    assert.ok(firstIn, 'the first flow on the guess (port kept)');
+    const other: Flow = { ...tcp, saddr: '100.64.1.11' };  // another host behind the same NAT (A relays for it)
+    n.a.onPitMiss(other, 'h2');
+    n.run();
+    assert.deepEqual(n.done, ['encrypted', 'encrypted']);
+    assert.equal(n.pits.b.get(`ingress ${N}:41000>${B}:5201/6`), firstIn, 'the first flow\'s entry untouched');
+    n.touch(`ingress ${N}:41000>${B}:5201/6`);  // the first flow carries traffic on its guess
+    n.b.onPitMiss(reverseFlow({ ...tcp, saddr: N, sport: 1024 }), 'p2', true);
+    assert.deepEqual(n.releasedB, ['p2']);
+    assert.equal(n.pits.b.get(`ingress ${N}:1024>${B}:5201/6`)?.action, 'decrypt', 'the second flow on its real port');
+    assert.equal(n.pits.b.get(`ingress ${N}:41000>${B}:5201/6`), firstIn, 'the first flow kept');
+  });
 });
+
