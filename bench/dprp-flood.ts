@@ -16,6 +16,9 @@
  * to the next means the agent's heap is reused (V8 keeps it), not leaked.
  *
  *   node dist/bench/dprp-flood.js [--rate 20000] [--seconds 10] [--after 15] [--repeat 2]
+ * GSCIP_BENCH_NODE_ARGS="--max-semi-space-size=1": node flags for the agent (the systemd unit's);
+ * GSCIP_BENCH_SMAPS=1: the agent's RSS by kind of mapping before and after, and (with
+ * GSCIP_LOG_LEVEL=info) V8's heap figures when the memory relief ran.
  * Needs root. Writes bench/results/dprp-flood.json. Bounded: rate x seconds packets.
  */
 import { readFileSync, mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
@@ -35,6 +38,23 @@ function procStats(pid: number): { rssMb: number; cpuS: number } {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
   return { rssMb: rssKb / 1024, cpuS: ticks / 100 };
+}
+
+/** The agent's RSS by kind of mapping (GSCIP_BENCH_SMAPS=1: where the memory after a flood is). */
+function largestMappings(pid: number): string[] {
+  const out: Array<[number, string]> = [];
+  let head = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) head = line;
+    const m = /^Rss:\s+(\d+) kB/.exec(line);
+    if (m) out.push([Number(m[1]), head]);
+  }
+  const by = new Map<string, number>();
+  for (const [kb, h] of out) {
+    const kind = h.includes('bpf-map') ? 'bpf maps (the punt ring)' : h.includes('[heap]') ? 'brk heap (malloc)' : /\s\/\S+$/.test(h) ? 'files (node, libraries)' : 'anonymous (V8 heap, malloc arenas, stacks)';
+    by.set(kind, (by.get(kind) ?? 0) + kb);
+  }
+  return [...by].map(([k, kb]) => `${String(kb).padStart(8)}  ${k}`);
 }
 
 /** The flood sender, run in a: a raw socket, new source port per datagram, paced per 10 ms. */
@@ -66,7 +86,7 @@ async function main(): Promise<void> {
   const repeat = intArg('repeat', 2);
   const p = new DprpTopo('flood');
   try {
-    await p.startGe('b', 'vb', { keys: [[1, 1, randomBytes(32)]] });
+    await p.startGe('b', 'vb', { keys: [[1, 1, randomBytes(32)]], nodeArgs: (process.env.GSCIP_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) });
     const child = (p.ges as unknown as { ges: Map<string, ChildProcess> }).ges.get('b')!;
     const pid = child.pid!;
     const pcap = `/tmp/${p.topo.prefix}-flood.pcap`;
@@ -93,6 +113,7 @@ async function main(): Promise<void> {
       console.log(`t=${String(t).padStart(3)} s ${phase.padEnd(6)} rss ${x.rssMb.toFixed(1).padStart(6)} MB  cpu ${String(x.cpuPct).padStart(3)} %  pit ${String(x.pit).padStart(7)}  DDEs sent ${x.ddes}`);
     };
     for (let t = -2; t < 0; t++) { await new Promise((r) => setTimeout(r, 1_000)); sample(t, 'base'); }
+    if (process.env.GSCIP_BENCH_SMAPS) console.log(`baseline mappings of the agent (RSS kB):\n${largestMappings(pid).join('\n')}`);
     let t = 0;
     let floodEnd = 0;
     let sent = 0;
@@ -111,6 +132,8 @@ async function main(): Promise<void> {
       floodEnds.push(t);
       for (let i = 0; i < after; i++, t++) { await new Promise((r) => setTimeout(r, 1_000)); sample(t + 1, 'after'); }
     }
+    if (process.env.GSCIP_BENCH_SMAPS) console.log(p.ges.output('b').split('\n').filter((l) => l.includes('memory handed back')).join('\n'));
+    if (process.env.GSCIP_BENCH_SMAPS) console.log(`mappings of the agent after (RSS kB):\n${largestMappings(pid).join('\n')}`);
     dump.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 300));
     const totalDdes = ddes();

@@ -182,7 +182,9 @@ export class Agent {
         gc: v8FullGc(), trim: () => { mallocTrim(); },
         onRelief: ({ peakPerSec }) => {
           agentMemoryReliefsTotal.inc();
-          log.info({ peakPerSec, rssMb: Math.round(process.memoryUsage.rss() / 1048576) }, 'punt burst over: memory handed back');
+          const mu = process.memoryUsage();
+          const mb = (x: number) => Math.round(x / 1048576);
+          log.info({ peakPerSec, rssMb: mb(mu.rss), heapUsedMb: mb(mu.heapUsed), heapTotalMb: mb(mu.heapTotal), externalMb: mb(mu.external) }, 'punt burst over: memory handed back');
         },
       });
       const reliefTimer = setInterval(() => relief.tick(), 1000);
