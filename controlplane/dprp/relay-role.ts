@@ -26,7 +26,7 @@ import { relayVia, replyVia, type ControlVia, type PacketAddrs, type TimerHandle
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
 import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
-import { OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { mpitWhyOf, OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import { writeIpv4 } from './ipv4.js';
 import {
   ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
@@ -289,8 +289,9 @@ export class RelayRole {
     }
     const transit = (entry.flags & ACT_F_TRANSIT) !== 0;
     let why: PitWhyName = decision === 'discard' ? 'closed' : decision === 'pass' && !transit ? 'not_member' : 'none';
-    // An authenticated plaintext or refusal across a NAT we saw: the start kept PCCOM off a NAT's checksum check (nat-traversal.ts).
-    if (key && r.natFrom && why !== 'none') why = 'nat_checksum';
+    // An authenticated plaintext or refusal: the start's why, when it says it (MPIT option WHY).
+    const told = key && why !== 'none' ? mpitWhyOf(m) : null;
+    if (told && told !== 'none' && told !== 'policy') why = told;
     // The network definition requires encryption to this destination: a plaintext word never installs a pass here either.
     if (decision === 'pass' && !transit && c.encryptionRequired(r.flow.daddr)) {
       decision = 'discard';

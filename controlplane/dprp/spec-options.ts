@@ -6,6 +6,7 @@
 import type { DprpOptionCodec } from '../parts/dprp-extension.js';
 import { readIpv4, writeIpv4 } from './ipv4.js';
 import { OptionCodecs } from './option-codecs.js';
+import { PIT_WHYS, type PitWhyName } from '../maps/vocabulary.js';
 
 export const OptionType = {
   MOBILE_OLD: 1, // old IPv4 (4) + port (2): Mobile PPC
@@ -15,7 +16,20 @@ export const OptionType = {
   NATF_PORT: 5,  // port, 2
   PCCOM_CAPS: 0x81, // skippable; 1 byte of PCCOM_CAP_* bits: what this GE's PCCOM receiver takes (in its own record)
   NAT_SEEN: 0x82,   // skippable; 4 bytes: the source address this GE saw the DDE come from, when not the start GE's (a NAT)
+  WHY: 0x83,        // skippable; 1 byte, an MPIT's message option: why the start's decision is plaintext or refused (enum gscip_pit_why)
 } as const;
+
+/** The why an MPIT carries (its WHY option), or null (none, unknown, or from a start older than the option). */
+export function mpitWhyOf(m: { options: ReadonlyArray<{ type: number; value: Buffer }> }): PitWhyName | null {
+  const o = m.options.find((x) => x.type === OptionType.WHY);
+  if (!o || o.value.length !== 1) return null;
+  return PIT_WHYS.name(o.value[0]) ?? null;
+}
+
+/** The WHY option for a decision's why (none for 'none'). */
+export function whyOption(why: PitWhyName): Array<{ type: number; value: Buffer }> {
+  return why === 'none' ? [] : [{ type: OptionType.WHY, value: Buffer.from([PIT_WHYS.code(why)]) }];
+}
 
 /** The address a record's NAT_SEEN option names (a NAT between the start GE and that GE), or null. */
 export function natSeenOf(rec: { options: ReadonlyArray<{ type: number; value: Buffer }> } | undefined): string | null {
@@ -79,6 +93,11 @@ export const SPEC_OPTION_CODECS: readonly DprpOptionCodec[] = [
     type: OptionType.PCCOM_CAPS, name: 'PCCOM_CAPS', skippable: true,
     encode: (caps: number) => Buffer.from([caps & 0xff]),
     decode: (b) => { fixed(b, 'PCCOM_CAPS', OptionType.PCCOM_CAPS, 1); return b[0]; },
+  } as DprpOptionCodec<number>,
+  {
+    type: OptionType.WHY, name: 'WHY', skippable: true,
+    encode: (why: number) => Buffer.from([why & 0xff]),
+    decode: (b) => { fixed(b, 'WHY', OptionType.WHY, 1); return b[0]; },
   } as DprpOptionCodec<number>,
   {
     type: OptionType.NAT_SEEN, name: 'NAT_SEEN', skippable: true,

@@ -15,7 +15,7 @@ import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
 import { natOnPath, withNatPolicy } from './nat-traversal.js';
-import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf, whyOption } from './spec-options.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import type { FailReason, TimerHandle } from './node-deps.js';
@@ -308,7 +308,7 @@ export class StartRole {
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
       status: out.verdict === 'refused' ? Status.REFUSED : Status.OK, startGe: c.d.self.addr, endGe: m.endGe,
-      records: [], seal: null, options: [],
+      records: [], seal: null, options: whyOption(whyOf(out)),
       actions: out.actions.slice(1).map((a): ActionEntry => ({
         addr: a.addr,
         action: WIRE_ACTIONS.code(a.action),

@@ -45,8 +45,9 @@ export const optionArb: fc.Arbitrary<TlvOption> = fc.oneof(
   buf(2).map((value) => ({ type: OptionType.NATF_PORT, value })),
   buf(1).map((value) => ({ type: OptionType.PCCOM_CAPS, value })),
   buf(4).map((value) => ({ type: OptionType.NAT_SEEN, value })),
-  // skippable types no codec knows (PCCOM_CAPS and NAT_SEEN have one)
-  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: OPTION_SKIPPABLE, max: 255 }).filter((t) => t !== OptionType.PCCOM_CAPS && t !== OptionType.NAT_SEEN), bytes(40)).map(([type, value]) => ({ type, value })) },
+  buf(1).map((value) => ({ type: OptionType.WHY, value })),
+  // skippable types no codec knows (PCCOM_CAPS, NAT_SEEN and WHY have one)
+  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: OPTION_SKIPPABLE, max: 255 }).filter((t) => t !== OptionType.PCCOM_CAPS && t !== OptionType.NAT_SEEN && t !== OptionType.WHY), bytes(40)).map(([type, value]) => ({ type, value })) },
 );
 
 export const optionsArb = fc.uniqueArray(optionArb, { selector: (o) => o.type, maxLength: 4 });

@@ -158,6 +158,9 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     assert.deepEqual(n.done, ['refused']);
     assert.deepEqual(n.released, []);
     for (const e of n.pits.a.values()) assert.deepEqual([e.action, e.why], ['drop', 'nat_checksum']);
+    // B's share of the refusal says the start's why too (the MPIT's WHY option), not just "closed".
+    assert.ok(n.pits.b.size >= 2);
+    for (const e of n.pits.b.values()) assert.deepEqual([e.action, e.why], ['drop', 'nat_checksum']);
   });
 
   test('a non-member\'s DDE from another source than the start GE it names: refused (source_mismatch), nothing sent', () => {
