@@ -145,13 +145,34 @@ export class GeProcesses {
   }
 }
 
-export class DprpTopo {
+/** Namespaces with GE agents in them: what every such test topology shares (stop the agents, remove it all). */
+export class GeTopology {
   readonly topo: Topology;
   readonly ges: GeProcesses;
 
   constructor(tag: string) {
     this.topo = new Topology(tag);
     this.ges = new GeProcesses(this.topo);
+  }
+
+  async stopGes(): Promise<void> {
+    await this.ges.stopAll();
+  }
+
+  cleanupSync(): void {
+    this.ges.killAllSync();
+    this.topo.cleanupSync();
+  }
+
+  async cleanup(): Promise<void> {
+    await this.ges.stopAll();
+    this.cleanupSync();
+  }
+}
+
+export class DprpTopo extends GeTopology {
+  constructor(tag: string) {
+    super(tag);
     try {
       const t = this.topo;
       t.addHost('a'); t.addHost('r'); t.addHost('b');
@@ -185,20 +206,6 @@ export class DprpTopo {
   /** TCP RetransSegs of a host (/proc/net/snmp is per network namespace). */
   retransSegs(host: string): number {
     return retransSegs(this.topo, host);
-  }
-
-  async stopGes(): Promise<void> {
-    await this.ges.stopAll();
-  }
-
-  cleanupSync(): void {
-    this.ges.killAllSync();
-    this.topo.cleanupSync();
-  }
-
-  async cleanup(): Promise<void> {
-    await this.ges.stopAll();
-    this.cleanupSync();
   }
 }
 

@@ -18,8 +18,7 @@
  * the same NAT. Everything is per run (test/lib/netns.ts); cleanupSync()
  * removes it.
  */
-import { Topology } from '../lib/netns.js';
-import { GeProcesses } from './dprp-topology.js';
+import { GeTopology } from './dprp-topology.js';
 
 export const A_PRIV = '100.64.1.10';
 export const A_GLOBAL = '198.51.100.10';
@@ -48,16 +47,13 @@ export function isPrivate(addr: string): boolean {
   return a === 100 && b >= 64 && b < 128;
 }
 
-export class NatTopo {
-  readonly topo: Topology;
-  readonly ges: GeProcesses;
+export class NatTopo extends GeTopology {
   /** a's address: private behind the NAT, or global without it. */
   readonly a: string;
 
   constructor(tag: string, readonly o: { nat?: boolean; second?: boolean } = {}) {
+    super(tag);
     const nat = o.nat ?? true;
-    this.topo = new Topology(tag);
-    this.ges = new GeProcesses(this.topo);
     this.a = nat ? A_PRIV : A_GLOBAL;
     const t = this.topo;
     try {
@@ -101,17 +97,4 @@ export class NatTopo {
     return m ? Number(m[1]) : 0;
   }
 
-  async stopGes(): Promise<void> {
-    await this.ges.stopAll();
-  }
-
-  cleanupSync(): void {
-    this.ges.killAllSync();
-    this.topo.cleanupSync();
-  }
-
-  async cleanup(): Promise<void> {
-    await this.ges.stopAll();
-    this.cleanupSync();
-  }
 }
