@@ -24,12 +24,8 @@ static __always_inline struct gscip_pit_val *pit_lookup(const struct gscip_pkt *
 static __always_inline void pit_touch(struct gscip_pit_val *v)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
-	__u64 last = READ_ONCE(v->last_seen_ns);
 
-	/* At most once a second; and at once on an entry's first packet (the
-	 * control plane writes last_seen_ns = created_ns), so it can tell an
-	 * entry that has carried a packet from one that has not (dprp/nat-follow.ts). */
-	if (now - last >= NSEC_PER_SEC || last == READ_ONCE(v->created_ns))
+	if (now - READ_ONCE(v->last_seen_ns) >= NSEC_PER_SEC)
 		WRITE_ONCE(v->last_seen_ns, now);
 }
 

@@ -31,6 +31,7 @@ import { RateLimitedLog } from '../log/rate-limited-log.js';
 import { EncryptionRequired, parseRequiredEntry, type Resolve4 } from './encryption-required.js';
 import type { GroupKey, KeyRing } from './auth.js';
 import { controlOfFrame, frameControl } from '../parts/control-framing.js';
+import { firstPacketMark } from './first-packet.js';
 import type { ControlVia } from './node-deps.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type SelfInfo } from './node.js';
 import { reverseFlow, type PitEntry } from './pit-entries.js';
@@ -128,6 +129,12 @@ export class DprpHandler implements PuntHandler {
     this.plainLog = new RateLimitedLog((f, msg) => this.log.warn(f, msg));
     this.observer = {
       ...promObserver,
+      natFollow: (what, d) => {
+        dprpNatFollowTotal.inc({ what });
+        const f = (x: Flow | null | undefined) => (x ? `${x.saddr}:${x.sport} -> ${x.daddr}:${x.dport}/${x.proto}` : null);
+        if (d) this.log.debug({ flow: f(d.wire), to: f(d.to) }, 'flow past a NAT: entries placed on the addresses its first packet came with');
+        else this.log.warn({ what }, 'flow past a NAT not followed');
+      },
       plaintext: (result, why, flow) => {
         dprpPlaintextFlowsTotal.inc({ result, why });
         this.plainLog.note(`${result}|${why}|${flow.daddr}`, {
@@ -297,7 +304,7 @@ export class DprpHandler implements PuntHandler {
       node.onPitMiss(flow, null, c.dir !== Dir.EGRESS);
       return;
     }
-    node.onPitMiss(flow, rec, c.dir !== Dir.EGRESS);
+    node.onPitMiss(flow, rec, c.dir !== Dir.EGRESS, firstPacketMark(puntPacket(rec)));
   }
 
   onControl(rec: PuntRec, ctx: PuntContext): void {

@@ -144,8 +144,8 @@ export interface DprpObserver {
   plaintext?(result: 'pass' | 'refused', why: PitWhyName, flow: Flow): void;
   /** An end-candidate GEN got a HOLD from a GE behind it and waits for that GE's answer (hold.ts). */
   held?(): void;
-  /** Past a NAT (nat-follow.ts): a flow's entries moved to the port its first packet came from, or its wait was refused (table full). */
-  natFollow?(what: 'repointed' | 'wait_table_full'): void;
+  /** Past a NAT (nat-follow.ts): a flow's entries placed on the port its first packet came from, or its wait refused (table full). */
+  natFollow?(what: 'placed' | 'wait_table_full', detail?: { wire: Flow; to: Flow }): void;
 }
 
 export const NULL_OBSERVER: DprpObserver = {

@@ -69,10 +69,10 @@ export class DprpNode {
    * (ingress miss: the remote started the flow), so the DDE this sends is
    * one a remote host made us send: limited per destination (ddeLimit).
    */
-  onPitMiss(flow: Flow, handle: unknown, inbound = false): void {
-    // A flow past a NAT whose port the NAT changed: its first packet re-points the entries (nat-follow.ts).
-    if (inbound && handle !== null && this.relay.natMiss(reverseFlow(flow), handle)) return;
-    this.start.onPitMiss(flow, handle, inbound);
+  onPitMiss(flow: Flow, handle: unknown, inbound = false, first: number | null = null): void {
+    // A flow past a NAT: its first packet places the entries that waited for it (nat-follow.ts).
+    if (inbound && handle !== null && this.relay.natMiss(reverseFlow(flow), handle, first)) return;
+    this.start.onPitMiss(flow, handle, inbound, first);
   }
 
   /**

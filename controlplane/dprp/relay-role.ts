@@ -26,7 +26,7 @@ import { relayVia, replyVia, type ControlVia, type PacketAddrs, type TimerHandle
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
 import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
-import { mpitWhyOf, OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { mpitFirstOf, mpitWhyOf, OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import { writeIpv4 } from './ipv4.js';
 import {
   ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
@@ -44,6 +44,8 @@ interface RelayNeg {
   reply: { addr: string; via?: ControlVia };
   /** The DDE came from this address, not the start GE's: a NAT between us (NAT_SEEN in our record). */
   natFrom: string | null;
+  /** Past a NAT, port not learned yet: the entries wait for the flow's first packet (nat-follow.ts); `local` is a guess. */
+  waitsFirst: boolean;
   role: Exclude<PathRole, 'start'> | 'end-candidate';
   createdMono: number;
   endTimer: TimerHandle | null;
@@ -66,7 +68,7 @@ interface RelayNeg {
   installed?: readonly PitEntry[];
 }
 
-/** What re-pointing a flow past a NAT to the port its first packet came from needs (nat-follow.ts). */
+/** What installing a flow past a NAT on the port its first packet came from needs (nat-follow.ts). */
 interface NatRepoint {
   negId: string;
   role: PathRole;
@@ -108,8 +110,9 @@ export class RelayRole {
     // Natted: the packets of the flow come with the NAT's address for their source, the port kept
     // (a NAT keeps it when it can; Linux masquerade does); docs/dprp.md "Across NATs and firewalls".
     const natFrom = ip && m.type === MsgType.DDE && ip.src !== m.startGe ? ip.src : null;
+    const view = natFrom ? this.nat.learned(m.flow, natFrom, this.c.mono()) : null;
     r = {
-      negId: m.negId, flow: m.flow, local: natFrom ? this.nat.viewOf(m.flow, natFrom, this.c.mono()) : m.flow, startGe: m.startGe,
+      negId: m.negId, flow: m.flow, local: view ?? (natFrom ? { ...m.flow, saddr: natFrom } : m.flow), waitsFirst: natFrom !== null && view === null, startGe: m.startGe,
       reply: { addr: ip && m.type === MsgType.DDE ? ip.src : m.startGe, via: m.type === MsgType.DDE ? replyVia(ip) : undefined },
       natFrom, role: create, createdMono: this.c.mono(),
       endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, startDdes: [],
@@ -310,9 +313,9 @@ export class RelayRole {
     if (r.prior === undefined) r.prior = c.flows.prior(r.local) ?? null;
     const prior = r.prior ?? undefined;
     const wireCsum = this.startTakesWireCsum(r);
-    // Past a NAT, a guess that would land on another flow's entries (the same NAT port) is not installed (nat-follow.ts).
-    const clash = r.natFrom !== null && this.nat.takenByOther(r.local, r.flow);
-    const entries = clash ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum }), prior);
+    // Past a NAT with the port not learned yet: nothing is installed on a guess; the first packet places the entries (nat-follow.ts).
+    const waits = r.waitsFirst;
+    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum }), prior);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.local, prior);
@@ -337,53 +340,38 @@ export class RelayRole {
       c.send(m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.
-    if (!clash) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
-    if (r.natFrom) this.awaitFirstPacket(r, clash, { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, unauth: !key });
-  }
-
-  /** Past a NAT: the flow's first packet may come from another port than the guess (nat-follow.ts). */
-  private awaitFirstPacket(r: RelayNeg, clash: boolean, data: NatRepoint): void {
-    const c = this.c;
-    const now = c.mono();
-    const fwd = { flow: r.local, dir: data.fwdDir };  // the forward entry: the one the flow's first packet hits
-    const seenAt = clash ? 0 : c.d.pit.activity?.(fwd)?.lastSeenMs ?? 0;
-    if (!clash) this.nat.own(r.local, r.flow, r.natFrom!, now);
-    const ok = this.nat.await({
-      wire: r.flow, natAddr: r.natFrom!, placed: clash ? null : r.local, data,
-      // The fast path writes last_seen on an entry's first packet at once (pit.h pit_touch): any change is a packet.
-      placedSeen: () => (c.d.pit.activity?.(fwd)?.lastSeenMs ?? seenAt) !== seenAt,
-    }, now);
-    if (!ok) c.obs.natFollow?.('wait_table_full');
+    if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
+    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, unauth: !key } }, c.mono())) {
+      c.obs.natFollow?.('wait_table_full');
+    }
   }
 
   /**
-   * A packet from past a NAT missed (`seen` as it arrived). If a negotiation
-   * past that NAT toward the same service waits for its first packet, its
-   * entries move to the packet's port and the packet is released: true.
+   * A packet from past a NAT missed (`seen` as it arrived, `first` its mark:
+   * first-packet.ts). If a negotiation past that NAT waits for it, its entries
+   * are written on the packet's addresses and ports and the packet is
+   * released: true.
    */
-  natMiss(seen: Flow, handle: unknown): boolean {
+  natMiss(seen: Flow, handle: unknown, first: number | null): boolean {
     const c = this.c;
     const now = c.mono();
-    const p = this.nat.take(seen, now);
+    // Punted before the entries of its (already followed) flow were written: it goes through them now.
+    if (this.nat.isLearned(seen) && c.flows.find(seen)) {
+      c.d.stash.release([handle]);
+      return true;
+    }
+    const p = this.nat.take(seen, first, now);
     if (!p) return false;
     const d = p.data;
     const local: Flow = { ...p.wire, saddr: seen.saddr, sport: seen.sport };
     const r = this.relays.get(d.negId);
     const entries = pitEntriesFor(local, d.decision, d.role, d.gv, r && !r.confirmed ? 'tentative' : 'confirmed', { fwdDir: d.fwdDir, why: d.why, wireCsum: d.wireCsum });
-    // The guess carried nothing (else this wait would not have been taken): its entries go.
-    if (p.placed) {
-      const old = c.flows.find(p.placed);
-      if (old && old.meta.negId === d.negId) {
-        c.flows.writes.erase({ pit: old.pit });
-        c.flows.table.forget(old.id);
-      }
-    }
     c.flows.writes.write({ pit: entries });
     c.flows.remember(local, d.role, d.decision, d.gv, entries, d.negId, d.unauth);
-    this.nat.own(local, p.wire, p.natAddr, now);
-    if (r) { r.local = local; r.entries = entries; }
+    this.nat.learn(local, p.wire, p.natAddr, now);
+    if (r) { r.local = local; r.entries = entries; r.waitsFirst = false; }
     c.d.stash.release([handle]);
-    c.obs.natFollow?.('repointed');
+    c.obs.natFollow?.('placed', { wire: p.wire, to: local });
     return true;
   }
 

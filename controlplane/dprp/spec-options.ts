@@ -17,7 +17,22 @@ export const OptionType = {
   PCCOM_CAPS: 0x81, // skippable; 1 byte of PCCOM_CAP_* bits: what this GE's PCCOM receiver takes (in its own record)
   NAT_SEEN: 0x82,   // skippable; 4 bytes: the source address this GE saw the DDE come from, when not the start GE's (a NAT)
   WHY: 0x83,        // skippable; 1 byte, an MPIT's message option: why the start's decision is plaintext or refused (enum gscip_pit_why)
+  FIRST: 0x84,      // skippable; 4 bytes, an MPIT's message option: the mark of the flow's first packet (first-packet.ts), for GEs past a NAT
 } as const;
+
+/** The first-packet mark an MPIT names (its FIRST option), or null. */
+export function mpitFirstOf(m: { options: ReadonlyArray<{ type: number; value: Buffer }> }): number | null {
+  const o = m.options.find((x) => x.type === OptionType.FIRST);
+  return o && o.value.length === 4 ? o.value.readUInt32BE(0) : null;
+}
+
+/** The FIRST option for a first-packet mark (none for null). */
+export function firstOption(mark: number | null | undefined): Array<{ type: number; value: Buffer }> {
+  if (mark === null || mark === undefined) return [];
+  const v = Buffer.alloc(4);
+  v.writeUInt32BE(mark >>> 0, 0);
+  return [{ type: OptionType.FIRST, value: v }];
+}
 
 /** The why an MPIT carries (its WHY option), or null (none, unknown, or from a start older than the option). */
 export function mpitWhyOf(m: { options: ReadonlyArray<{ type: number; value: Buffer }> }): PitWhyName | null {
@@ -93,6 +108,11 @@ export const SPEC_OPTION_CODECS: readonly DprpOptionCodec[] = [
     type: OptionType.PCCOM_CAPS, name: 'PCCOM_CAPS', skippable: true,
     encode: (caps: number) => Buffer.from([caps & 0xff]),
     decode: (b) => { fixed(b, 'PCCOM_CAPS', OptionType.PCCOM_CAPS, 1); return b[0]; },
+  } as DprpOptionCodec<number>,
+  {
+    type: OptionType.FIRST, name: 'FIRST', skippable: true,
+    encode: (mark: number) => { const v = Buffer.alloc(4); v.writeUInt32BE(mark >>> 0, 0); return v; },
+    decode: (b) => { fixed(b, 'FIRST', OptionType.FIRST, 4); return b.readUInt32BE(0); },
   } as DprpOptionCodec<number>,
   {
     type: OptionType.WHY, name: 'WHY', skippable: true,

@@ -15,7 +15,7 @@ import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
 import { natOnPath, withNatPolicy } from './nat-traversal.js';
-import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf, whyOption } from './spec-options.js';
+import { firstOption, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, whyOption } from './spec-options.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import type { FailReason, TimerHandle } from './node-deps.js';
@@ -29,6 +29,8 @@ import {
 interface StartNeg {
   negId: Buffer;
   flow: Flow;
+  /** The mark of the flow's first packet (first-packet.ts), named in the MPIT for GEs past a NAT; null: none. */
+  first: number | null;
   reason: 'miss' | 'rekey';
   /** 'alone': decided without an answer, still listening for a late RGI (lateRgiGraceMs). */
   phase: 'dde' | 'mpit' | 'alone';
@@ -81,7 +83,7 @@ export class StartRole {
    * handler's). Starts a negotiation, or joins the one already running for the
    * flow or its reverse.
    */
-  onPitMiss(flow: Flow, handle: unknown, inbound = false): void {
+  onPitMiss(flow: Flow, handle: unknown, inbound = false, first: number | null = null): void {
     const running = this.byFlow.get(flowKey(flow)) ?? this.byFlow.get(flowKey(reverseFlow(flow)));
     if (running) {
       if (running.stashes.length >= this.c.cfg.maxStashPerFlow) {
@@ -92,10 +94,10 @@ export class StartRole {
       }
       return;
     }
-    this.begin(flow, 'miss', [handle], inbound);
+    this.begin(flow, 'miss', [handle], inbound, first);
   }
 
-  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[], inbound = false): void {
+  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[], inbound = false, first: number | null = null): void {
     const c = this.c;
     if (c.cfg.requireKeys && c.myKeys().length === 0) {
       c.d.stash.drop(stashes, 'keys_missing');
@@ -108,7 +110,7 @@ export class StartRole {
       return;
     }
     const neg: StartNeg = {
-      negId: c.rnd(8), flow, reason, phase: 'dde', attempt: 0, sends: 0, timer: null, stashes,
+      negId: c.rnd(8), flow, first, reason, phase: 'dde', attempt: 0, sends: 0, timer: null, stashes,
       startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [], inbound,
     };
     const noEndUntil = c.noEnd.get(flow.daddr);
@@ -308,7 +310,7 @@ export class StartRole {
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
       status: out.verdict === 'refused' ? Status.REFUSED : Status.OK, startGe: c.d.self.addr, endGe: m.endGe,
-      records: [], seal: null, options: whyOption(whyOf(out)),
+      records: [], seal: null, options: [...whyOption(whyOf(out)), ...firstOption(neg.first)],
       actions: out.actions.slice(1).map((a): ActionEntry => ({
         addr: a.addr,
         action: WIRE_ACTIONS.code(a.action),

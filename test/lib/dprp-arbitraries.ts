@@ -46,8 +46,9 @@ export const optionArb: fc.Arbitrary<TlvOption> = fc.oneof(
   buf(1).map((value) => ({ type: OptionType.PCCOM_CAPS, value })),
   buf(4).map((value) => ({ type: OptionType.NAT_SEEN, value })),
   buf(1).map((value) => ({ type: OptionType.WHY, value })),
-  // skippable types no codec knows (PCCOM_CAPS, NAT_SEEN and WHY have one)
-  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: OPTION_SKIPPABLE, max: 255 }).filter((t) => t !== OptionType.PCCOM_CAPS && t !== OptionType.NAT_SEEN && t !== OptionType.WHY), bytes(40)).map(([type, value]) => ({ type, value })) },
+  buf(4).map((value) => ({ type: OptionType.FIRST, value })),
+  // skippable types no codec knows (PCCOM_CAPS, NAT_SEEN, WHY and FIRST have one)
+  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: OPTION_SKIPPABLE, max: 255 }).filter((t) => t !== OptionType.PCCOM_CAPS && t !== OptionType.NAT_SEEN && t !== OptionType.WHY && t !== OptionType.FIRST), bytes(40)).map(([type, value]) => ({ type, value })) },
 );
 
 export const optionsArb = fc.uniqueArray(optionArb, { selector: (o) => o.type, maxLength: 4 });

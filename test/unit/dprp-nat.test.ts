@@ -74,7 +74,7 @@ class NatNet {
         started() {}, failed() {}, overridden() {},
         completed: (out) => { if (name === 'a') this.done.push(out); },
         rejected: (r) => this.rejected[name].push(r),
-        natFollow: (w) => this.natFollow.push(`${name}:${w}`),
+        natFollow: (w, d) => this.natFollow.push(`${name}:${w}${d ? ` ${d.wire.saddr}->${d.to.saddr}:${d.to.sport}` : ''}`),
       },
       config,
     });
@@ -96,6 +96,11 @@ class NatNet {
     if (dst === N && !w.icmp && w.dport === MAPPED_PORT) this.queue.push({ to: 'a', w: { ...w, dst: A, dport: CONTROL_UDP_PORT } });
   }
 
+  /** The flow's packet `seen` (as it arrives at B: from the NAT) misses at B's ingress, with first-packet mark `mark`. */
+  arrive(seen: Flow, handle: string, mark: number | null = null): void {
+    this.b.onPitMiss(reverseFlow(seen), handle, true, mark);
+  }
+
   /** Delivers what is in flight, then lets virtual time run in 5 ms steps: 3 s of it, bounded. */
   run(): void {
     for (let i = 0; i < 600; i++) {
@@ -112,9 +117,9 @@ const tcp: Flow = { saddr: A, daddr: B, sport: 41000, dport: 5201, proto: 6 };
 const udp: Flow = { ...tcp, sport: 41200, dport: 5202, proto: 17 };
 
 describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_000 }, () => {
-  test('TCP: encrypted; B answers the packet\'s source and port, says NAT_SEEN, and installs the NAT\'s view; A keeps its own', () => {
+  test('TCP: encrypted; B answers the packet\'s source and port, says NAT_SEEN, and places its entries where the first packet comes from; A keeps its own view', () => {
     const n = new NatNet();
-    n.a.onPitMiss(tcp, 'h1');
+    n.a.onPitMiss(tcp, 'h1', false, 777);
     n.run();
     assert.deepEqual(n.done, ['encrypted']);
     assert.deepEqual(n.released, ['h1']);
@@ -124,11 +129,20 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     for (const w of fromB) assert.deepEqual([w.dst, w.dport, w.icmp], [N, MAPPED_PORT, false], 'answers go where the packet came from');
     const rgi = decode(fromB.find((w) => w.msg[1] === MsgType.RGI)!.msg);
     assert.equal(natSeenOf(rgi.records[0]), N, 'B\'s record names the address the DDE came from');
+    assert.equal(n.pits.b.size, 0, 'nothing installed on a guess');
+    const sent = n.wire.length;
+    n.arrive({ ...tcp, saddr: N }, 'p1', 777);  // the NAT kept the port
+    assert.deepEqual(n.releasedB, ['p1'], 'the first packet is released onto its entries');
+    assert.equal(n.wire.length, sent, 'B sent nothing: no negotiation toward the NAT');
     const b = [...n.pits.b.values()];
     assert.ok(b.length >= 2 && b.every((e) => e.flow.saddr === N || e.flow.daddr === N), `B's entries on the NAT's address: ${[...n.pits.b.keys()].join(', ')}`);
     assert.ok(b.some((e) => e.action === 'decrypt' && e.flow.saddr === N && e.flow.sport === tcp.sport));
     const a = [...n.pits.a.values()];
     assert.ok(a.some((e) => e.action === 'encrypt' && e.flow.saddr === A && e.wireCsum), 'A encrypts its private view in the wire-valid form');
+    // a packet of the flow punted before its entries were written goes through them
+    n.arrive({ ...tcp, saddr: N }, 'p2', 778);
+    assert.deepEqual(n.releasedB, ['p1', 'p2']);
+    assert.equal(n.wire.length, sent);
   });
 
   test('UDP: a keyed checksum would be INVALID to a verifying NAT: plaintext on both ends, why nat_checksum', () => {
@@ -137,6 +151,8 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     n.run();
     assert.deepEqual(n.done, ['plaintext']);
     assert.deepEqual(n.released, ['h1'], 'the stashed datagram goes out (OP)');
+    n.arrive({ ...udp, saddr: N }, 'p1');  // no mark for UDP: the oldest wait
+    assert.deepEqual(n.releasedB, ['p1']);
     for (const e of [...n.pits.a.values(), ...n.pits.b.values()]) {
       assert.equal(e.action, 'pass');
       assert.equal(e.why, 'nat_checksum');
@@ -158,7 +174,8 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     assert.deepEqual(n.done, ['refused']);
     assert.deepEqual(n.released, []);
     for (const e of n.pits.a.values()) assert.deepEqual([e.action, e.why], ['drop', 'nat_checksum']);
-    // B's share of the refusal says the start's why too (the MPIT's WHY option), not just "closed".
+    // B's share of the refusal (placed by whatever packet comes) says the start's why too (the MPIT's WHY option), not just "closed".
+    n.arrive({ ...udp, saddr: N }, 'p1');
     assert.ok(n.pits.b.size >= 2);
     for (const e of n.pits.b.values()) assert.deepEqual([e.action, e.why], ['drop', 'nat_checksum']);
   });
@@ -189,43 +206,35 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     n.run();
     assert.equal(n.wire.filter((w) => w.icmp).length, 0);
   });
-  test('the NAT gave the flow another port: its first packet at B re-points B\'s entries there and is released; no new negotiation', () => {
+  test('the NAT gave the flow another port: its first packet places B\'s entries there and is released; a packet with another mark does not take the wait', () => {
     const n = new NatNet();
-    n.a.onPitMiss(tcp, 'h1');
+    n.a.onPitMiss(tcp, 'h1', false, 777);
     n.run();
     const sentBefore = n.wire.length;
-    const seen: Flow = { ...tcp, saddr: N, sport: 50000 };
-    n.b.onPitMiss(reverseFlow(seen), 'p1', true);
-    n.run();
-    assert.deepEqual(n.releasedB, ['p1'], 'the first packet is released onto the new entries');
-    assert.deepEqual(n.natFollow, ['b:repointed']);
-    assert.equal(n.wire.length, sentBefore, 'B sent nothing: no negotiation toward the NAT');
-    const keys = [...n.pits.b.keys()];
-    assert.ok(keys.some((k) => k === `ingress ${N}:50000>${B}:5201/6`) && keys.some((k) => k === `egress ${B}:5201>${N}:50000/6`), keys.join(', '));
-    assert.ok(!keys.some((k) => k.includes(`${N}:41000`)), 'the unused guess is gone');
-    assert.equal(n.pits.b.get(`ingress ${N}:50000>${B}:5201/6`)?.action, 'decrypt');
-    // A second miss from yet another port has no negotiation waiting: a normal inbound negotiation starts.
-    n.b.onPitMiss(reverseFlow({ ...seen, sport: 50001 }), 'p2', true);
-    assert.deepEqual(n.natFollow, ['b:repointed']);
+    n.arrive({ ...tcp, saddr: N, sport: 50001 }, 'x1', 999);  // not this flow's first packet
+    assert.deepEqual(n.releasedB, [], 'a packet with another mark never takes the flow');
     assert.ok(n.wire.length > sentBefore, 'B negotiates the unknown flow itself');
+    const sent = n.wire.length;
+    n.arrive({ ...tcp, saddr: N, sport: 50000 }, 'p1', 777);
+    assert.deepEqual(n.releasedB, ['p1']);
+    assert.equal(n.wire.length, sent, 'no negotiation for it');
+    const keys = [...n.pits.b.keys()];
+    assert.ok(keys.includes(`ingress ${N}:50000>${B}:5201/6`) && keys.includes(`egress ${B}:5201>${N}:50000/6`), keys.join(', '));
+    assert.equal(n.pits.b.get(`ingress ${N}:50000>${B}:5201/6`)?.action, 'decrypt');
   });
 
-  test('two private hosts, one source port: the second flow does not overwrite the first\'s entries and takes its real port', () => {
+  test('two private hosts, one source port, first packets crossing at the NAT: each flow gets the port its own first packet came from', () => {
     const n = new NatNet();
-    n.a.onPitMiss(tcp, 'h1');
-    n.run();
-    const firstIn = n.pits.b.get(`ingress ${N}:41000>${B}:5201/6`);
-    assert.ok(firstIn, 'the first flow on the guess (port kept)');
     const other: Flow = { ...tcp, saddr: '100.64.1.11' };  // another host behind the same NAT (A relays for it)
-    n.a.onPitMiss(other, 'h2');
+    n.a.onPitMiss(tcp, 'h1', false, 111);
+    n.a.onPitMiss(other, 'h2', false, 222);
     n.run();
     assert.deepEqual(n.done, ['encrypted', 'encrypted']);
-    assert.equal(n.pits.b.get(`ingress ${N}:41000>${B}:5201/6`), firstIn, 'the first flow\'s entry untouched');
-    n.touch(`ingress ${N}:41000>${B}:5201/6`);  // the first flow carries traffic on its guess
-    n.b.onPitMiss(reverseFlow({ ...tcp, saddr: N, sport: 1024 }), 'p2', true);
-    assert.deepEqual(n.releasedB, ['p2']);
-    assert.equal(n.pits.b.get(`ingress ${N}:1024>${B}:5201/6`)?.action, 'decrypt', 'the second flow on its real port');
-    assert.equal(n.pits.b.get(`ingress ${N}:41000>${B}:5201/6`), firstIn, 'the first flow kept');
+    // the second flow's SYN reached the NAT first and kept the port; the first's got another
+    n.arrive({ ...tcp, saddr: N, sport: 41000 }, 'p2', 222);
+    n.arrive({ ...tcp, saddr: N, sport: 1024 }, 'p1', 111);
+    assert.deepEqual(n.releasedB, ['p2', 'p1']);
+    assert.deepEqual(n.natFollow, [`b:placed 100.64.1.11->${N}:41000`, `b:placed ${A}->${N}:1024`]);
   });
 });
 
