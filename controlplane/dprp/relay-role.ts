@@ -24,9 +24,9 @@ import type { TimerHandle } from './node-deps.js';
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
 import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
-import { PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import {
-  ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
+  ACT_F_NEW_SALT, ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
   abiRole, isZero, withCandDepth, type DprpMessage, type Flow,
 } from './wire.js';
 
@@ -178,6 +178,12 @@ export class RelayRole {
     return rec?.addr === r.startGe && (pccomCapsOf(rec) & PCCOM_CAP_WIRE_CSUM) !== 0;
   }
 
+  /** Whether the start GE's record (in its DDE) says it takes PCCOM per-flow keys. */
+  private startTakesFlowKeys(r: RelayNeg): boolean {
+    const rec = r.startDdes[0]?.records[0];
+    return rec?.addr === r.startGe && (pccomCapsOf(rec) & PCCOM_CAP_FLOW_KEYS) !== 0;
+  }
+
   /** Whether any DDE of the start GE proved (tagged) a group this GE holds. */
   private sharesWithStart(r: RelayNeg): boolean {
     const keys = this.c.myKeys();
@@ -268,7 +274,8 @@ export class RelayRole {
     const fwdDir: PitDir = c.d.locality(r.flow.saddr) === 'behind' ? 'egress' : 'ingress';
     if (r.prior === undefined) r.prior = c.flows.prior(r.flow) ?? null;
     const prior = r.prior ?? undefined;
-    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum: this.startTakesWireCsum(r) }), prior);
+    const flowKeySalt = this.startTakesFlowKeys(r) ? hex(r.negId) : undefined;
+    const entries = withPrevVersions(pitEntriesFor(r.flow, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum: this.startTakesWireCsum(r), flowKeySalt }), prior, (entry.flags & ACT_F_NEW_SALT) !== 0);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.flow, prior);

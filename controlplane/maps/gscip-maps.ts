@@ -5,14 +5,16 @@
 import { BpfMap, PerCpuBpfMap } from '../bpf/bpf-map.js';
 import { closeBpfFd } from '../bpf/libbpf.js';
 import {
-  cidCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
-  type Cid, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type PitVal, type StatVal, type XlatVal,
+  cidCodec, flowKeyValCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
+  type Cid, type FlowKeyVal, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type PitVal, type StatVal, type XlatVal,
 } from './codecs.js';
 
 export const MAP_NAMES = {
   pit: 'gscip_pit',
   xlat: 'gscip_xlat',
   keys: 'gscip_keys',
+  /** PIT CID -> per-flow key (PCCOM); a build before per-flow keys has no such pin, and the loader creates it */
+  flowKeys: 'gscip_flow_keys',
   iface: 'gscip_iface',
   cfg: 'gscip_cfg',
   /** (reason, direction) counters; replaced gscip_stats (LEGACY_MAP_NAMES), which had no direction */
@@ -42,6 +44,8 @@ export interface GscipMaps {
   pit: BpfMap<Cid, PitVal>;
   xlat: BpfMap<Cid, XlatVal>;
   keys: BpfMap<KeyId, KeyVal>;
+  /** PIT CID -> per-flow key of that entry (controlplane/pccom/flow-keys.ts) */
+  flowKeys: BpfMap<Cid, FlowKeyVal>;
   /** ifindex -> interface config */
   iface: BpfMap<number, IfaceCfg>;
   /** index 0 -> global config */
@@ -62,6 +66,7 @@ export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean):
       pit: track(new BpfMap(MAP_NAMES.pit, fdOf(MAP_NAMES.pit), cidCodec, pitValCodec, owns)),
       xlat: track(new BpfMap(MAP_NAMES.xlat, fdOf(MAP_NAMES.xlat), cidCodec, xlatValCodec, owns)),
       keys: track(new BpfMap(MAP_NAMES.keys, fdOf(MAP_NAMES.keys), keyIdCodec, keyValCodec, owns)),
+      flowKeys: track(new BpfMap(MAP_NAMES.flowKeys, fdOf(MAP_NAMES.flowKeys), cidCodec, flowKeyValCodec, owns)),
       iface: track(new BpfMap(MAP_NAMES.iface, fdOf(MAP_NAMES.iface), u32Codec, ifaceCfgCodec, owns)),
       cfg: track(new BpfMap(MAP_NAMES.cfg, fdOf(MAP_NAMES.cfg), u32Codec, globalCfgCodec, owns)),
       stats: track(new PerCpuBpfMap(MAP_NAMES.stats, fdOf(MAP_NAMES.stats), u32Codec, statValCodec, owns)),
