@@ -32,6 +32,14 @@ export const MAP_NAMES = {
  */
 export const SCRATCH_MAP_NAMES: ReadonlySet<string> = new Set(['gscip_pccom_scratch', 'gscip_punt_scratch', 'gscip_punt_bucket']);
 
+/**
+ * Maps this build added that an earlier build's pins lack: nothing to migrate,
+ * libbpf creates and pins them (empty) when the agent of this build loads, and
+ * the flows already pinned keep working (gscip_flow_keys: the old entries have
+ * no FLOW_KEY flag and keep their group key).
+ */
+export const ADDED_MAP_NAMES: ReadonlySet<string> = new Set([MAP_NAMES.flowKeys]);
+
 /** Maps of earlier layouts that an agent migrates away from when it finds their pins (agent/migrate.ts). */
 export const LEGACY_MAP_NAMES = {
   /** enum gscip_stat -> per-CPU counters, no direction (until the (reason, direction) counters) */
