@@ -220,7 +220,7 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   requireKeys: true,
   lateRgiGraceMs: 5_000,
   prevGraceMs: 30_000,
-  rekeyMinIntervalMs: 2_000,
+  rekeyMinIntervalMs: 500,
   replay: DEFAULT_REPLAY,
   // Per address: a burst of 64 (a host opening many connections to one server at once), then 32/s.
   ddeLimit: { burst: 64, ratePerSec: 32, maxKeys: 4096 },
