@@ -65,6 +65,24 @@ export interface GscipMaps {
   close(): void;
 }
 
+/**
+ * A map of ADDED_MAP_NAMES: on an earlier build's pins (no such pin yet) it
+ * reads as empty and refuses writes with a message, so the CLI still works on
+ * pins the agent of this build has not started on yet.
+ */
+function addedMap<K, V>(open: () => BpfMap<K, V>): BpfMap<K, V> {
+  let m: BpfMap<K, V>;
+  try { m = open(); } catch (e) {
+    const why = `not in these pins (an earlier build's; the agent of this build creates it): ${(e as Error).message}`;
+    const refuse = (): never => { throw new Error(why); };
+    return {
+      get: () => undefined, delete: () => false, keys: function* () { /* empty */ }, entries: function* () { /* empty */ },
+      count: () => 0, set: refuse, setBatch: refuse, deleteBatch: () => 0, close: () => undefined,
+    } as unknown as BpfMap<K, V>;
+  }
+  return m;
+}
+
 /** Build from a map-name -> fd resolver. `owns` says whether closing the bundle closes the fds. */
 export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean): GscipMaps {
   const opened: Array<{ close(): void }> = [];
@@ -74,7 +92,7 @@ export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean):
       pit: track(new BpfMap(MAP_NAMES.pit, fdOf(MAP_NAMES.pit), cidCodec, pitValCodec, owns)),
       xlat: track(new BpfMap(MAP_NAMES.xlat, fdOf(MAP_NAMES.xlat), cidCodec, xlatValCodec, owns)),
       keys: track(new BpfMap(MAP_NAMES.keys, fdOf(MAP_NAMES.keys), keyIdCodec, keyValCodec, owns)),
-      flowKeys: track(new BpfMap(MAP_NAMES.flowKeys, fdOf(MAP_NAMES.flowKeys), cidCodec, flowKeyValCodec, owns)),
+      flowKeys: addedMap(() => track(new BpfMap(MAP_NAMES.flowKeys, fdOf(MAP_NAMES.flowKeys), cidCodec, flowKeyValCodec, owns))),
       iface: track(new BpfMap(MAP_NAMES.iface, fdOf(MAP_NAMES.iface), u32Codec, ifaceCfgCodec, owns)),
       cfg: track(new BpfMap(MAP_NAMES.cfg, fdOf(MAP_NAMES.cfg), u32Codec, globalCfgCodec, owns)),
       stats: track(new PerCpuBpfMap(MAP_NAMES.stats, fdOf(MAP_NAMES.stats), u32Codec, statValCodec, owns)),

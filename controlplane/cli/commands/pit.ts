@@ -71,7 +71,8 @@ const del: CommandModule<object, DelArgs> = {
     return withMaps(a, (m) => {
       let missing = 0;
       for (const k of keys) {
-        if (m.pit.delete(k)) print(`pit: deleted ${DIRS.label(k.dir)} ${cidString(k)}`);
+        // its per-flow key (PCCOM, gscip_flow_keys) goes with it; an earlier build's pins have no such map
+        if (m.pit.delete(k)) { m.flowKeys.delete(k); print(`pit: deleted ${DIRS.label(k.dir)} ${cidString(k)}`); }
         else { process.stderr.write(`pit: no entry ${DIRS.label(k.dir)} ${cidString(k)}\n`); missing++; }
       }
       if (missing) process.exitCode = 4;
