@@ -13,6 +13,8 @@ import { FlowKeyWriter, MOVE_SKIP } from '../../controlplane/pccom/flow-keys.js'
 import type { Cid, FlowKeyVal } from '../../controlplane/maps/codecs.js';
 import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
 import { FlowLeg } from '../../controlplane/maps/abi.js';
+import { dumpFlowKeys } from '../../controlplane/cli/commands/maps.js';
+import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 
 const G = randomBytes(32);
 const SALT = '0123456789abcdef';
@@ -103,4 +105,20 @@ test('writer: a decrypt entry switching key keeps the old one (and its highest c
   assert.deepEqual(w.specOf(ing), { flowKey: { salt: SALT, leg: 'fwd' }, prevFlowKey: { salt: SALT, leg: 'fwd' } });
   w.install(entry(ing, 'decrypt', SALT, { version: 3 }), ing);
   assert.equal(m.get(ing), undefined, 'no group key v3: nothing to decrypt with (no_key), never the group key');
+});
+
+test('gscip maps dump flow-keys: which key and counter each entry has, never the key bytes', () => {
+  const m = new FakeMap();
+  const w = new FlowKeyWriter(m, () => ({ key: G, flags: 0 }));
+  const eg = cidOf(40000, 1);
+  w.install(entry(eg, 'encrypt', SALT), eg);
+  m.set(eg, { ...m.get(eg)!, cur: { ...m.get(eg)!.cur, ctr: 42n } });
+  const maps = { flowKeys: { entries: () => [[eg, m.get(eg)!]] } } as unknown as GscipMaps;
+  const text = dumpFlowKeys(maps, false);
+  assert.match(text, /egress\s+udp\s+192\.0\.2\.1\s+40000\s+203\.0\.113\.2\s+7000\s+1\s+chacha20\s+0123456789abcdef\s+fwd\s+42\s/);
+  assert.match(text, /1 per-flow keys/);
+  const key = m.get(eg)!.cur.key;
+  for (const s of [text, dumpFlowKeys(maps, true)]) {
+    assert.ok(!s.includes(key.toString('hex')) && !s.includes(key.toString('base64')), 'no key material');
+  }
 });
