@@ -10,7 +10,10 @@
  *      Makefile (`make bpf`, its clang flags; this tree's bpf/include/vmlinux.h).
  * new: build/bpf/gscip_tc.bpf.o of this tree (run `make bpf` first).
  * Both are loaded at once, each with its own maps holding the same key and
- * PIT entries, and a third: new loaded with the XLAT stage off (xoff). Cases, 1400-byte payloads, ChaCha20 and ChaCha8 keys:
+ * PIT entries, and a third: new loaded with the XLAT stage off (xoff), and a
+ * fourth: new with PCCOM per-flow keys (fk: the PIT entries' FLOW_KEY flag,
+ * gscip_flow_keys written by the control plane's writer, what DPRP installs
+ * since issue 16; old, new and xoff use the group key). Cases, 1400-byte payloads, ChaCha20 and ChaCha8 keys:
  *   encrypt TCP/UDP: BPF_PROG_TEST_RUN repeat=--repeat (each run re-encrypts
  *                    its own output: the same work), ns = the kernel's average;
  *   decrypt TCP/UDP: decrypt verifies first, so a repeat on its own output
@@ -29,7 +32,8 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TEST_RUN_IFINDEX } from '../test/lib/bpf-harness.js';
 import { BenchObject } from './shared-maps.js';
-import { Action, Dir, KEY_F_ROUNDS_8, MissAction, PitState, Role } from '../controlplane/maps/abi.js';
+import { Action, Dir, KEY_F_ROUNDS_8, MissAction, PIT_F_FLOW_KEY, PitState, Role } from '../controlplane/maps/abi.js';
+import { FlowKeyWriter } from '../controlplane/pccom/flow-keys.js';
 import { tcpPacket, udpPacket } from '../test/bpf/pccom-fixture.js';
 import { intArg } from './args.js';
 import { buildBase, ROOT } from './base-object.js';
@@ -57,10 +61,12 @@ function sameCode(a: string, b: string, dir: string): boolean | null {
   }
 }
 
-interface Case { name: string; prog: string; frame: Buffer; repeat: number }
+interface Case { name: string; prog: string; frame: Buffer; repeat: number; /** fk's own ciphertext (decrypt cases) */ fkFrame?: Buffer }
 
-function setup(h: BenchObject, key: Buffer): void {
-  const pit = (action: number, version: number) => ({ action, state: PitState.STATIC, role: Role.NONE, flags: 0, group_id: 1, key_version: version, created_ns: 0n, last_seen_ns: 0n });
+function setup(h: BenchObject, key: Buffer, flowKeys = false): void {
+  const pit = (action: number, version: number) => ({ action, state: PitState.STATIC, role: Role.NONE, flags: flowKeys ? PIT_F_FLOW_KEY : 0, group_id: 1, key_version: version, created_ns: 0n, last_seen_ns: 0n });
+  const w = flowKeys ? new FlowKeyWriter(h.flowKeys(), (_g, v) => ({ key, flags: v === 8 ? KEY_F_ROUNDS_8 : 0 })) : null;
+  const salt = randomBytes(8).toString('hex');
   h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PASS, MissAction.PASS], flags: 1 });  // as bench/pccom.ts
   h.maps.keys.set({ group_id: 1, version: 20 }, { key, flags: 0, installed_ns: 0n });
   h.maps.keys.set({ group_id: 1, version: 8 }, { key, flags: KEY_F_ROUNDS_8, installed_ns: 0n });
@@ -68,6 +74,11 @@ function setup(h: BenchObject, key: Buffer): void {
     const cid = { saddr: '192.0.2.1', daddr: '198.51.100.2', sport, dport: 5201, proto };
     h.maps.pit.set({ ...cid, dir: Dir.EGRESS }, pit(Action.ENCRYPT, version));
     h.maps.pit.set({ ...cid, dir: Dir.INGRESS }, pit(Action.DECRYPT, version));
+    if (w) {
+      const e = { flow: cid, group: 1, version, state: 'confirmed' as const, role: 'start' as const, flowKey: { salt, leg: 'fwd' as const } };
+      w.install({ ...e, dir: 'egress', action: 'encrypt' }, { ...cid, dir: Dir.EGRESS });
+      w.install({ ...e, dir: 'ingress', action: 'decrypt' }, { ...cid, dir: Dir.INGRESS });
+    }
   }
 }
 
@@ -94,11 +105,11 @@ function main(): void {
   const identical = sameCode(base.obj, newObj, base.dir);
   // xoff: this tree's object loaded with the XLAT stage off (what a GES that never translates runs)
   const objs = { old: BenchObject.load(base.obj), new: BenchObject.load(newObj),
-    xoff: BenchObject.load(newObj, { xlat: false, pccom: true }) };
+    xoff: BenchObject.load(newObj, { xlat: false, pccom: true }), fk: BenchObject.load(newObj) };
   try {
     const key = randomBytes(32);
     const payload = randomBytes(1400);
-    for (const h of Object.values(objs)) setup(h, key);
+    for (const [n, h] of Object.entries(objs)) setup(h, key, n === 'fk');
     const cases: Case[] = [];
     for (const rounds of [20, 8] as const) {
       const sport = rounds === 20 ? 40020 : 40008;
@@ -110,37 +121,43 @@ function main(): void {
         const ctOld = objs.old.testRun('gscip_tc_egress', plain).dataOut;
         if (ctNew.subarray(-1400).compare(payload) === 0) throw new Error(`${proto} chacha${rounds}: egress did not encrypt`);
         if (proto === 'tcp' && ctNew.compare(ctOld) !== 0) throw new Error(`${proto} chacha${rounds}: old and new ciphertexts differ`);
+        // fk: its own ciphertext (its per-flow key), which the group key objects cannot decrypt
+        const ctFk = objs.fk.testRun('gscip_tc_egress', plain).dataOut;
+        if (ctFk.subarray(-1400).compare(ctNew.subarray(-1400)) === 0) throw new Error(`${proto} chacha${rounds}: the per-flow key encrypted like the group key`);
         for (const [n, h] of Object.entries(objs)) {
-          const back = h.testRun('gscip_tc_ingress', ctNew);
+          const back = h.testRun('gscip_tc_ingress', n === 'fk' ? ctFk : ctNew);
           // from the L4 header on: a UDP sender rewrites the IP ID (and the IP checksum)
-          if (back.retval !== 0 || back.dataOut.subarray(34).compare(plain.subarray(34)) !== 0) throw new Error(`${proto} chacha${rounds}: ${n} object does not decrypt the new one's ciphertext`);
+          if (back.retval !== 0 || back.dataOut.subarray(34).compare(plain.subarray(34)) !== 0) throw new Error(`${proto} chacha${rounds}: ${n} object does not decrypt its ciphertext`);
         }
-        cases.push({ name: `${proto} decrypt chacha${rounds}`, prog: 'gscip_tc_ingress', frame: ctNew, repeat: 1 });
+        cases.push({ name: `${proto} decrypt chacha${rounds}`, prog: 'gscip_tc_ingress', frame: ctNew, fkFrame: ctFk, repeat: 1 });
       }
     }
-    const per: Record<string, { old: number[]; new: number[]; xoff: number[] }> = {};
-    for (const c of cases) per[c.name] = { old: [], new: [], xoff: [] };
-    // every object in every position equally often: all six orders in turn
-    const orders = [['old', 'new', 'xoff'], ['new', 'xoff', 'old'], ['xoff', 'old', 'new'], ['xoff', 'new', 'old'], ['new', 'old', 'xoff'], ['old', 'xoff', 'new']] as const;
+    const per: Record<string, { old: number[]; new: number[]; xoff: number[]; fk: number[] }> = {};
+    for (const c of cases) per[c.name] = { old: [], new: [], xoff: [], fk: [] };
+    // every object in every position equally often: the four rotations of the order, forwards and backwards, in turn
+    const names = ['old', 'new', 'xoff', 'fk'] as const;
+    const orders = [0, 1, 2, 3].flatMap((k) => [names.map((_, i) => names[(i + k) % 4]), names.map((_, i) => names[(k + 4 - i) % 4])]);
     for (let r = 0; r < ROUNDS; r++) {
-      for (const c of cases) for (const o of orders[r % orders.length]) per[c.name][o].push(measure(objs[o], c));
+      for (const c of cases) for (const o of orders[r % orders.length]) per[c.name][o].push(measure(objs[o], o === 'fk' && c.fkFrame ? { ...c, frame: c.fkFrame } : c));
     }
     const rows = cases.map((c) => {
       const p = per[c.name];
       const ratios = p.old.map((o, i) => p.new[i] / o);
       return { case: c.name, repeat: c.repeat, singles: c.repeat > 1 ? 0 : SINGLES, old_ns: median(p.old), new_ns: median(p.new),
         ratio: median(p.new) / median(p.old), ratio_min: Math.min(...ratios), ratio_max: Math.max(...ratios),
-        xlat_off_ns: median(p.xoff), xlat_off_ratio: median(p.xoff) / median(p.old) };
+        xlat_off_ns: median(p.xoff), xlat_off_ratio: median(p.xoff) / median(p.old),
+        flow_key_ns: median(p.fk), flow_key_ratio: median(p.fk) / median(p.old),
+        flow_key_ratio_min: Math.min(...p.old.map((o, i) => p.fk[i] / o)), flow_key_ratio_max: Math.max(...p.old.map((o, i) => p.fk[i] / o)) };
     });
 
     const pad = (s: string, n: number): string => s.padEnd(n);
     console.log(`PCCOM, old object (${BASE} = ${base.commit.slice(0, 12)}) vs new (this tree), BPF_PROG_TEST_RUN, 1400-byte payload, ${ROUNDS} interleaved rounds`);
     console.log(`kernel ${release()}, ${cpus()[0]?.model ?? '?'}; program bytes identical: ${identical === null ? 'unknown (no llvm-objcopy)' : identical ? 'yes' : 'no'}`);
-    console.log(`${pad('case', 22)} ${pad('how', 16)} ${pad('old ns', 8)} ${pad('new ns', 8)} new/old  per-round range  ${pad('xoff ns', 8)} xoff/old`);
+    console.log(`${pad('case', 22)} ${pad('how', 16)} ${pad('old ns', 8)} ${pad('new ns', 8)} new/old  per-round range  ${pad('xoff ns', 8)} xoff/old  ${pad('fk ns', 8)} fk/old  per-round range`);
     for (const r of rows) {
-      console.log(`${pad(r.case, 22)} ${pad(r.repeat > 1 ? `repeat ${r.repeat}` : `${SINGLES} single runs`, 16)} ${pad(String(r.old_ns), 8)} ${pad(String(r.new_ns), 8)} ${r.ratio.toFixed(3)}    ${r.ratio_min.toFixed(3)}..${r.ratio_max.toFixed(3)}     ${pad(String(r.xlat_off_ns), 8)} ${r.xlat_off_ratio.toFixed(3)}`);
+      console.log(`${pad(r.case, 22)} ${pad(r.repeat > 1 ? `repeat ${r.repeat}` : `${SINGLES} single runs`, 16)} ${pad(String(r.old_ns), 8)} ${pad(String(r.new_ns), 8)} ${r.ratio.toFixed(3)}    ${r.ratio_min.toFixed(3)}..${r.ratio_max.toFixed(3)}     ${pad(String(r.xlat_off_ns), 8)} ${r.xlat_off_ratio.toFixed(3)}     ${pad(String(r.flow_key_ns), 8)} ${r.flow_key_ratio.toFixed(3)}   ${r.flow_key_ratio_min.toFixed(3)}..${r.flow_key_ratio_max.toFixed(3)}`);
     }
-    console.log('xoff = this tree\'s object loaded with the XLAT stage off (--stages pccom)');
+    console.log('xoff = this tree\'s object loaded with the XLAT stage off (--stages pccom); fk = this tree\'s object with per-flow keys (PIT FLOW_KEY, gscip_flow_keys)');
     const out = resolve(ROOT, 'bench/results');
     mkdirSync(out, { recursive: true });
     const json = { bench: 'pccom-objects', date: new Date().toISOString(), kernel: release(), cpu: cpus()[0]?.model ?? null,

@@ -7,8 +7,8 @@
 import { BpfMap } from '../controlplane/bpf/bpf-map.js';
 import { BpfObject } from '../controlplane/bpf/object.js';
 import type { TestRunOptions, TestRunResult } from '../controlplane/bpf/libbpf.js';
-import type { Cid, IfaceCfg, KeyId, KeyVal, PitVal, XlatVal } from '../controlplane/maps/codecs.js';
-import { cidCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, u32Codec, xlatValCodec } from '../controlplane/maps/codecs.js';
+import type { Cid, FlowKeyVal, IfaceCfg, KeyId, KeyVal, PitVal, XlatVal } from '../controlplane/maps/codecs.js';
+import { cidCodec, flowKeyValCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, u32Codec, xlatValCodec } from '../controlplane/maps/codecs.js';
 import { stageInitialValues, type StageSwitches } from '../controlplane/maps/stages.js';
 
 export interface SharedMaps {
@@ -38,12 +38,20 @@ export class BenchObject {
     }));
   }
 
+  /** gscip_flow_keys of an object that has it (per-flow keys, issue 16); a base object without it throws. */
+  flowKeys(): BpfMap<Cid, FlowKeyVal> {
+    this.fk ??= new BpfMap('gscip_flow_keys', this.obj.mapFd('gscip_flow_keys'), cidCodec, flowKeyValCodec);
+    return this.fk;
+  }
+  private fk: BpfMap<Cid, FlowKeyVal> | undefined;
+
   testRun(prog: string, packet: Buffer, opts: TestRunOptions = {}): TestRunResult {
     return this.obj.testRun(prog, packet, opts);
   }
 
   close(): void {
     for (const m of Object.values(this.maps)) m.close();
+    this.fk?.close();
     this.obj.close();
   }
 }

@@ -144,6 +144,15 @@ struct gscip_pit_val {
  * checksum field is the ordinary checksum, valid to conntrack and firewalls.
  * Receivers take both forms whatever this says. */
 #define GSCIP_PIT_F_WIRE_CSUM 0x04
+/* Set by the control plane on an ENCRYPT or DECRYPT entry whose key is a
+ * per-flow key in gscip_flow_keys (same key: this entry's CID) instead of the
+ * group key (group_id, key_version): DPRP always sets it when both ends take
+ * per-flow keys (docs/pccom.md "Per-flow keys"). The entry's key_version /
+ * prev_key_version then only say which group key versions the flow keys were
+ * derived from; the fast path reads the keys, their previous key and the UDP
+ * datagram counter from the gscip_flow_keys value. A missing value drops
+ * (GSCIP_DROP_NO_KEY), never the group key. */
+#define GSCIP_PIT_F_FLOW_KEY  0x08
 /* Bits 4-7 of flags, written by the control plane and never read or written
  * by the fast path: why the entry is plaintext or a drop (enum gscip_pit_why),
  * so `gscip maps dump pit` says it. NONE on encrypt/decrypt/transit entries. */
@@ -199,6 +208,61 @@ struct gscip_key_val {
 #define GSCIP_KEY_F_NONE 0
 #define GSCIP_KEY_F_ROUNDS_12 0x1  /* PCCOM cipher ChaCha12 instead of ChaCha20 */
 #define GSCIP_KEY_F_ROUNDS_8  0x2  /* PCCOM cipher ChaCha8; both bits = invalid (dropped) */
+
+/* Per-flow keys: PIT CID (as the PIT entry's key) -> the key that entry
+ * encrypts or decrypts with, derived by the control plane as
+ *   HKDF-SHA256(ikm = group key (group, version), salt = DPRP negotiation id,
+ *               info = "gscip pccom flow key v1" | group | version | leg)
+ * (controlplane/pccom/flow-key.ts; leg = which direction of the negotiated flow).
+ * The group key itself never encrypts a payload of such an entry. No
+ * derivation happens in the fast path. */
+struct gscip_flow_key_half {
+	__u8  key[GSCIP_KEY_BYTES];
+	__u32 key_version;  /* group key version it was derived from; 0 = this half is empty */
+	__u32 flags;        /* GSCIP_KEY_F_ROUNDS_* of that group key */
+	__u64 ctr;          /* UDP sender (cur): the next datagram counter (atomic add);
+	                     * UDP receiver: the highest counter accepted under this key;
+	                     * TCP sender (cur): GSCIP_FK_SEQ_BASE_SET | the first seq sent */
+};
+
+struct gscip_flow_key_val {
+	struct gscip_flow_key_half cur;   /* what the entry encrypts / first decrypts with */
+	struct gscip_flow_key_half prev;  /* decrypt only: the key before the last re-key, tried on a failed check */
+	__u64 salt;         /* cur's salt (the DPRP negotiation id, wire bytes as a u64): the control plane's identity of the key */
+	__u64 prev_salt;    /* prev's salt */
+	__u64 rekey_at;     /* UDP sender: the counter at which the re-key signal is raised (0 = GSCIP_UDP_CTR_REKEY) */
+	__u8  leg;          /* enum gscip_flow_leg of cur */
+	__u8  prev_leg;
+	__u8  signalled;    /* written by the fast path: the re-key signal for cur was raised (once per key) */
+	__u8  pad;
+	__u32 fails;        /* written by the fast path: UDP receiver's keyed checksum failures in a row */
+};
+
+/* Which direction of the negotiated flow (start -> end is forward). */
+enum gscip_flow_leg {
+	GSCIP_LEG_NONE = 0,
+	GSCIP_LEG_FWD  = 1,
+	GSCIP_LEG_REV  = 2,
+};
+
+/* UDP datagram counter: only its low 16 bits travel (the IP ID). The sender
+ * refuses to encrypt at GSCIP_UDP_CTR_LIMIT (GSCIP_DROP_NONCE_LIMIT), raises the
+ * re-key signal at rekey_at; the receiver reconstructs the high bits from the
+ * highest counter it accepted, RFC 4303 Appendix A style, accepting up to
+ * GSCIP_UDP_REORDER_WINDOW - 1 datagrams behind it and the rest of the 16-bit
+ * space ahead. GSCIP_FK_RESYNC_FAILS failures in a row raise the re-key signal
+ * too (a receiver that lost track after a long loss burst). */
+#define GSCIP_UDP_CTR_BITS        48
+#define GSCIP_UDP_CTR_LIMIT       (1ULL << GSCIP_UDP_CTR_BITS)
+#define GSCIP_UDP_CTR_REKEY       (1ULL << 47)
+#define GSCIP_UDP_REORDER_WINDOW  4096
+#define GSCIP_FK_RESYNC_FAILS     64
+/* TCP sender without timestamps: the re-key signal is raised once the flow's
+ * sequence number is 2^31 past the first one this key sent (well before a wrap
+ * could repeat a keystream under a constant ack). */
+#define GSCIP_FK_SEQ_BASE_SET     (1ULL << 32)
+#define GSCIP_FK_SEQ_REKEY        0x80000000U
+#define GSCIP_FK_SEQ_BEHIND       0x04000000U  /* retransmissions from before the base: not a wrap */
 
 /* Per-interface configuration, keyed by ifindex (__u32). */
 struct gscip_iface_cfg {
@@ -275,6 +339,9 @@ enum gscip_punt_reason {
 	GSCIP_PUNT_CONTROL  = 2,  /* GSCIP control message (ICMP type GSCIP_ICMP_TYPE) */
 	GSCIP_PUNT_TRUNCATED = 3, /* miss, but too big to stash: control plane learns
 	                             the CID, the packet itself is dropped */
+	GSCIP_PUNT_REKEY     = 4, /* no data: the per-flow key of the PIT entry at cid
+	                             (dir) asks for a re-key (counter near its limit,
+	                             receiver out of sync, TCP sequence far on) */
 };
 
 /* ---- counters: (reason, direction) -> packets, bytes, per CPU ----
@@ -359,9 +426,11 @@ enum gscip_stat {
 	GSCIP_STAT_PIT_ENCRYPT        = 256,
 	GSCIP_STAT_PIT_DECRYPT        = 257,
 	GSCIP_STAT_PIT_DECRYPT_PREV   = 258, /* decrypted under the PIT's prev_key_version */
+	GSCIP_STAT_PCCOM_REKEY        = 259, /* overlay: a per-flow key asked for a re-key (counter, resync, TCP seq) */
 	GSCIP_DROP_NO_KEY             = 288, /* PIT names a key not in the key map */
 	GSCIP_DROP_BAD_KEYED_CSUM     = 289, /* PCCOM keyed checksum mismatch */
 	GSCIP_DROP_CRYPTO             = 290, /* PCCOM could not read/write the payload */
+	GSCIP_DROP_NONCE_LIMIT        = 291, /* UDP per-flow counter at its limit: refused rather than reuse a nonce */
 
 	GSCIP_STAT__END               = 1024, /* == GSCIP_REASON__END */
 };
@@ -424,9 +493,11 @@ enum gscip_tc_verdict {
 	X(GSCIP_STAT_PIT_ENCRYPT,       VERDICT, PASS)         \
 	X(GSCIP_STAT_PIT_DECRYPT,       VERDICT, PASS)         \
 	X(GSCIP_STAT_PIT_DECRYPT_PREV,  VERDICT, PASS)         \
+	X(GSCIP_STAT_PCCOM_REKEY,       OVERLAY, NONE)         \
 	X(GSCIP_DROP_NO_KEY,            DROP,    SHOT)         \
 	X(GSCIP_DROP_BAD_KEYED_CSUM,    DROP,    SHOT)         \
-	X(GSCIP_DROP_CRYPTO,            DROP,    SHOT)
+	X(GSCIP_DROP_CRYPTO,            DROP,    SHOT)         \
+	X(GSCIP_DROP_NONCE_LIMIT,       DROP,    SHOT)
 
 /* The counter map gscip_counters is a per-CPU array of struct gscip_stat_val
  * with one slot per (reason, direction): slot = reason * 2 + enum gscip_dir.

@@ -34,6 +34,18 @@ struct {
 	__type(value, struct gscip_key_val);
 } gscip_keys SEC(".maps");
 
+/* Per-flow keys: PIT CID -> the key of an entry with GSCIP_PIT_F_FLOW_KEY, its
+ * previous key and the UDP datagram counter (pccom_flow_key.h). Written by the
+ * control plane (controlplane/pccom/flow-keys.ts) with the flow's PIT entries;
+ * the fast path only adds to the counters and sets the re-key state. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GSCIP_PIT_MAX_ENTRIES);
+	__type(key, struct gscip_cid);
+	__type(value, struct gscip_flow_key_val);
+} gscip_flow_keys SEC(".maps");
+
 /* Per-interface configuration (miss action per direction), keyed by ifindex. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -6,6 +6,7 @@
  *   pccom_scratch.h    per-CPU working state and size limits (map in maps.h)
  *   pccom_l4.h         L4 header copy, ip_summed, linear payload, checksum field
  *   pccom_keystream.h  the group key; the ChaCha XOR pass over the payload (global)
+ *   pccom_flow_key.h   per-flow keys, the UDP datagram counter, the re-key signal
  *   pccom_nonce.h      TCP seq/ack/TSval and UDP IP-ID nonces, domain constants
  *   pccom_sums.h       payload sums (bpf_csum_diff, global), header sums, K
  *   pccom_tcp.h        TCP: ciphertext keyed checksum, verify before decrypt
@@ -43,6 +44,7 @@
 #include "pccom_scratch.h"
 #include "pccom_l4.h"
 #include "pccom_keystream.h"
+#include "pccom_flow_key.h"
 #include "pccom_nonce.h"
 #include "pccom_sums.h"
 #include "pccom_tcp.h"
@@ -75,10 +77,12 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 	 * checksum is per segment by construction); UDP GSO is refused. */
 	if (skb->gso_size && (pkt->cid.proto != IPPROTO_TCP || t.summed != PCCOM_CHECKSUM_PARTIAL))
 		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
-	rc = pccom_load_key(s, pit->group_id, pit->key_version);
+	rc = pccom_load_hdr(skb, pkt, s);
 	if (rc)
 		return rc;
-	rc = pccom_load_hdr(skb, pkt, s);
+	/* The entry's key: its per-flow key (GSCIP_PIT_F_FLOW_KEY), else the group key. */
+	rc = (pit->flags & GSCIP_PIT_F_FLOW_KEY) ? pccom_load_flow_key(pkt, s, encrypt)
+						 : pccom_load_key(s, pit->group_id, pit->key_version);
 	if (rc)
 		return rc;
 	if (!encrypt && pkt->cid.proto == IPPROTO_UDP && s->csum == 0)
@@ -91,7 +95,7 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 		if (rc)
 			return rc;
 	}
-	rc = pccom_nonce(skb, pkt, s);
+	rc = pccom_nonce(skb, pkt, s, encrypt);
 	if (rc)
 		return rc;
 	rc = pccom_hdr_sum(pkt, s, &t.pseudo, &t.hdr0);
@@ -118,7 +122,12 @@ static __always_inline int pccom_apply(struct __sk_buff *skb, struct gscip_pkt *
 
 	if (!s)
 		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	s->fk_mode = 0;
+	s->ctr_hi = 0;
+	s->signal = 0;
 	rc = pccom_apply_with(skb, pkt, pit, encrypt, s);
+	if (s->fk_mode)
+		pccom_flow_key_after(skb, pkt, s, encrypt, rc);
 	__builtin_memset(s->in.key, 0, sizeof(s->in.key));
 	__builtin_memset(s->kin.key, 0, sizeof(s->kin.key));
 	__builtin_memset(&s->ks, 0, sizeof(s->ks));

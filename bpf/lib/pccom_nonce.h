@@ -12,9 +12,16 @@
  *           segment decrypts alone and a retransmission is self-consistent.
  *      UDP: nonce (UDP_DATA, IP ID | UDP length << 16, word 2 set later by
  *           pccom_udp_set_nonce), stream from block 0.
- *  - pccom_udp_new_ipid(skb, pkt, s): the UDP sender writes a fresh IP ID from
- *    the per-CPU counter s->ipid_ctr and fixes the IPv4 header checksum.
- *  - pccom_udp_set_nonce(s, pt): UDP nonce word 2 = the plaintext sum.
+ *      UDP with a per-flow key (s->fk_mode): nonce (UDP_DATA, counter bits
+ *           0..31, word 2 = counter bits 32..47 << 16 | plaintext sum); the
+ *           receiver reconstructs the counter from the IP ID and s->t_cur.
+ *  - pccom_udp_new_ipid(skb, pkt, s): the UDP sender writes the IP ID: the
+ *    per-flow counter's low 16 bits (s->ctr), or for a group key a fresh value
+ *    of the per-CPU counter s->ipid_ctr; fixes the IPv4 header checksum.
+ *  - pccom_udp_ctr_nonce(s, t): the receiver's counter guess from t (the
+ *    highest accepted under the key being tried) into s->ctr and the nonce.
+ *  - pccom_udp_set_nonce(s, pt): UDP nonce word 2 = the plaintext sum (and the
+ *    counter's high bits).
  * Return 0 or GSCIP_CODE(GSCIP_DROP_CRYPTO). pccom_udp_new_ipid writes the
  * packet: re-derive packet pointers after it. No verifier subtleties: fixed
  * offsets through bpf_skb_load_bytes / store_bytes, no packet pointers. */
@@ -28,6 +35,7 @@
 #include "chacha20.h"
 #include "pccom_scratch.h"
 #include "pccom_l4.h"
+#include "pccom_flow_key.h"
 
 /* Nonce word 0: domain separation between the four keystream uses. */
 #define PCCOM_DOM_TCP_DATA  0x50435401  /* "PCT" 1 */
@@ -42,10 +50,14 @@ static __always_inline int pccom_udp_new_ipid(struct __sk_buff *skb, const struc
 {
 	__be16 old_id, new_id;
 
-	if (s->ipid_ctr == 0)
-		s->ipid_ctr = bpf_get_prandom_u32() | 1;
-	new_id = bpf_htons(s->ipid_ctr & 0xffff);
-	s->ipid_ctr += 1;
+	if (s->fk_mode) {
+		new_id = bpf_htons(s->ctr & 0xffff);
+	} else {
+		if (s->ipid_ctr == 0)
+			s->ipid_ctr = bpf_get_prandom_u32() | 1;
+		new_id = bpf_htons(s->ipid_ctr & 0xffff);
+		s->ipid_ctr += 1;
+	}
 	if (bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &old_id, sizeof(old_id)))
 		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
 	if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &new_id, sizeof(new_id), 0))
@@ -56,9 +68,19 @@ static __always_inline int pccom_udp_new_ipid(struct __sk_buff *skb, const struc
 	return 0;
 }
 
+/* UDP, per-flow key: the counter is (s->ctr, already the sender's; the
+ * receiver's guessed from the IP ID in nonce word 1 and t) in the nonce. */
+static __always_inline void pccom_udp_ctr_nonce(struct pccom_scratch *s, __u64 t, int guess)
+{
+	if (guess)
+		s->ctr = pccom_udp_ctr_guess(t, s->ipid);
+	s->in.nonce[1] = (__u32)s->ctr;
+	s->ctr_hi = (__u32)(s->ctr >> 32) & 0xffff;
+}
+
 /* Set the keystream nonce/position in the scratch (nothing here depends on the key). */
 static __always_inline int pccom_nonce(struct __sk_buff *skb, const struct gscip_pkt *pkt,
-				       struct pccom_scratch *s)
+				       struct pccom_scratch *s, const int encrypt)
 {
 	if (pkt->cid.proto == IPPROTO_TCP) {
 		__u32 seq = bpf_ntohl(s->hdr[1]);
@@ -76,6 +98,9 @@ static __always_inline int pccom_nonce(struct __sk_buff *skb, const struct gscip
 		s->in.nonce[0] = PCCOM_DOM_UDP_DATA;
 		s->in.nonce[1] = (__u32)id | (s->l4_len << 16);
 		s->in.nonce[2] = 0;
+		s->ipid = bpf_ntohs(id);
+		if (s->fk_mode)
+			pccom_udp_ctr_nonce(s, s->t_cur, !encrypt);
 		s->first_block = 0;
 		s->ks_off = 0;
 	}
@@ -89,7 +114,7 @@ static __always_inline int pccom_nonce(struct __sk_buff *skb, const struct gscip
  * before decrypting, and the final checksum comparison confirms it. */
 static __always_inline void pccom_udp_set_nonce(struct pccom_scratch *s, __u32 pt)
 {
-	s->in.nonce[2] = pt == 0xffff ? 0 : pt;
+	s->in.nonce[2] = (pt == 0xffff ? 0 : pt) | (s->ctr_hi << 16);
 }
 
 #endif /* GSCIP_PCCOM_NONCE_H */

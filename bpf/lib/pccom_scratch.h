@@ -58,6 +58,15 @@ struct pccom_scratch {
 	__u32 prev_used;    /* TCP receiver: verified under prev_key_version */
 	__u32 want_sum;     /* TCP receiver: the field's expected sum before K (kept across K's block) */
 	__u32 summed;       /* skb->ip_summed of this packet (kept across K's block) */
+	/* per-flow keys (pccom_flow_key.h) */
+	__u32 fk_mode;      /* the entry's key is a per-flow key (GSCIP_PIT_F_FLOW_KEY) */
+	__u32 ctr_hi;       /* UDP: counter bits 32..47 (nonce word 2, high half); 0 for group keys */
+	__u64 ctr;          /* UDP: this datagram's counter (sender: taken; receiver: reconstructed) */
+	__u64 t_cur;        /* UDP receiver: highest counter accepted under cur / prev */
+	__u64 t_prev;
+	__u32 has_prev;     /* receiver: the flow key has a previous key to try */
+	__u32 signal;       /* raise the re-key signal after this packet */
+	__u32 ipid;         /* UDP: the IP ID as received/sent, host order */
 	/* kept across packets */
 	__u32 ipid_ctr;     /* UDP sender: next IP ID (seeded at random when 0) */
 	/* payload sums: the bytes after the last whole 512-byte chunk, zero-padded */

@@ -19,7 +19,8 @@
  *      TCP: counter TSecr, nonce (TCP_CSUM, ack, TSval): fields every segment
  *           GSO/TSO cuts from one skb shares, and NAT leaves alone, so K is
  *           additive and survives segmentation and NAT's incremental updates.
- *      UDP: counter 0, nonce (UDP_CSUM, IP ID | length << 16).
+ *      UDP: counter 0, nonce (UDP_CSUM, IP ID | length << 16, 0); with a
+ *           per-flow key (UDP_CSUM, counter bits 0..31, bits 32..47 << 16).
  *    Clobbers s->ks (free until the payload pass) and s->kin.
  * How the terms combine into the keyed checksum is the protocol's business:
  * pccom_tcp.h and pccom_udp.h.
@@ -182,6 +183,7 @@ static __always_inline __u32 pccom_k(const struct gscip_pkt *pkt, struct pccom_s
 		kctr = pccom_has_ts(s) ? s->hdr[7] : 0;        /* TSecr, wire bytes */
 	} else {
 		s->kin.nonce[0] = PCCOM_DOM_UDP_CSUM;
+		s->kin.nonce[2] = s->ctr_hi << 16;  /* per-flow counter bits 32..47; 0 for a group key */
 	}
 	chacha20_block(&s->kin, kctr, &s->ks, s->dr);  /* s->ks is free until the payload pass */
 	return s->ks.w[0] & 0xffff;

@@ -31,6 +31,7 @@
 #include "pccom_l4.h"
 #include "pccom_keystream.h"
 #include "pccom_sums.h"
+#include "pccom_flow_key.h"
 
 /* Whether the URG flag is set (TCP byte 13), from the header copy. */
 static __always_inline int pccom_tcp_urg_set(const struct pccom_scratch *s)
@@ -121,11 +122,17 @@ static __always_inline int pccom_tcp_decrypt(struct pccom_pass *c, const struct 
 	if (t->summed != PCCOM_CHECKSUM_PARTIAL && pccom_sum_now(c, &s->ct_sum))  /* ciphertext sum */
 		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
 	if (!pccom_tcp_keyed_ok(pkt, s, t, s->ct_sum, s->wire_form)) {
-		if (!pit->prev_key_version || pit->prev_key_version == pit->key_version)
-			return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
-		rc = pccom_load_key(s, pit->group_id, pit->prev_key_version);
-		if (rc)
-			return rc == GSCIP_CODE(GSCIP_DROP_NO_KEY) ? GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) : rc;
+		if (s->fk_mode) {
+			rc = pccom_load_prev_flow_key(pkt, s);  /* the per-flow key before the last re-key */
+			if (rc)
+				return rc;
+		} else {
+			if (!pit->prev_key_version || pit->prev_key_version == pit->key_version)
+				return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
+			rc = pccom_load_key(s, pit->group_id, pit->prev_key_version);
+			if (rc)
+				return rc == GSCIP_CODE(GSCIP_DROP_NO_KEY) ? GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) : rc;
+		}
 		if (!pccom_tcp_keyed_ok(pkt, s, t, s->ct_sum, s->wire_form))
 			return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
 		s->prev_used = 1;

@@ -33,6 +33,7 @@
 #include "pccom_keystream.h"
 #include "pccom_nonce.h"
 #include "pccom_sums.h"
+#include "pccom_flow_key.h"
 
 /* UDP sender: checksum over the plaintext + K; the plaintext sum widens the nonce. */
 static __always_inline int pccom_udp_encrypt(struct pccom_pass *c, const struct gscip_pkt *pkt,
@@ -99,12 +100,15 @@ static __always_inline int pccom_udp_decrypt_one(struct pccom_pass *c, const str
 	return 0;
 }
 
-/* UDP receiver: key_version, then prev_key_version. 0, 1 (prev) or a drop code. */
+/* UDP receiver: key_version, then prev_key_version (per-flow key: cur, then
+ * prev, each with the counter guessed from its own highest). 0, 1 (prev) or a drop code. */
 static __always_inline int pccom_udp_decrypt(struct pccom_pass *c, const struct gscip_pkt *pkt,
 					     const struct gscip_pit_val *pit,
 					     const struct pccom_sums *t, __u32 *csum)
 {
-	int has_prev = pit->prev_key_version && pit->prev_key_version != pit->key_version;
+	struct pccom_scratch *s = c->s;
+	int has_prev = s->fk_mode ? s->has_prev
+				  : pit->prev_key_version && pit->prev_key_version != pit->key_version;
 	__u32 ct;
 	int rc;
 
@@ -113,9 +117,17 @@ static __always_inline int pccom_udp_decrypt(struct pccom_pass *c, const struct 
 	rc = pccom_udp_decrypt_one(c, pkt, t, csum, has_prev, ct);
 	if (rc != GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) || !has_prev)
 		return rc;
-	rc = pccom_load_key(c->s, pit->group_id, pit->prev_key_version);
-	if (rc)
-		return rc == GSCIP_CODE(GSCIP_DROP_NO_KEY) ? GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) : rc;
+	if (s->fk_mode) {
+		/* the previous per-flow key, with the counter guessed from its own state */
+		rc = pccom_load_prev_flow_key(pkt, s);
+		if (rc)
+			return rc;
+		pccom_udp_ctr_nonce(s, s->t_prev, 1);
+	} else {
+		rc = pccom_load_key(s, pit->group_id, pit->prev_key_version);
+		if (rc)
+			return rc == GSCIP_CODE(GSCIP_DROP_NO_KEY) ? GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) : rc;
+	}
 	rc = pccom_udp_decrypt_one(c, pkt, t, csum, 0, ct);
 	return rc ? rc : 1;
 }

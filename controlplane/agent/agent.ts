@@ -126,7 +126,7 @@ export class Agent {
       }
       // 3. Load, adopting pinned state.
       const maxEntries: Record<string, number> = {};
-      if (cfg.maxEntries.pit) maxEntries[MAP_NAMES.pit] = cfg.maxEntries.pit;
+      if (cfg.maxEntries.pit) { maxEntries[MAP_NAMES.pit] = cfg.maxEntries.pit; maxEntries[MAP_NAMES.flowKeys] = cfg.maxEntries.pit; }
       if (cfg.maxEntries.xlat) maxEntries[MAP_NAMES.xlat] = cfg.maxEntries.xlat;
       const dp = loadPinned(cfg.bpfObject, paths.pinDir, maxEntries, log, cfg.stages);
       undo.push(() => { dp.maps.close(); dp.obj.close(); });

@@ -22,9 +22,10 @@ import { Stash, type StashLimits } from './stash.js';
 
 export { monotonicNs } from '../maps/accessors.js';
 
-type ReasonLabel = 'pit_miss' | 'control' | 'truncated' | 'unknown';
+type ReasonLabel = 'pit_miss' | 'control' | 'truncated' | 'rekey' | 'unknown';
 function reasonLabel(r: number): ReasonLabel {
-  return r === PuntReason.PIT_MISS ? 'pit_miss' : r === PuntReason.CONTROL ? 'control' : r === PuntReason.TRUNCATED ? 'truncated' : 'unknown';
+  return r === PuntReason.PIT_MISS ? 'pit_miss' : r === PuntReason.CONTROL ? 'control' : r === PuntReason.TRUNCATED ? 'truncated'
+    : r === PuntReason.REKEY ? 'rekey' : 'unknown';
 }
 
 /** Label for a handler's drop reason; bounded to short snake_case words (label cardinality). */
@@ -81,6 +82,7 @@ export class PuntDispatcher implements PuntContext {
     if (waited >= 0n) agentPuntDelaySeconds.observe({ reason }, Number(waited) / 1e9);
     if (reason === 'unknown') { this.log.warn({ reason: rec.reason }, 'punt record with an unknown reason ignored'); return; }
     if (reason === 'control') { this.control(rec); return; }
+    if (reason === 'rekey') { for (const h of this.route.rekey) this.call(h, 'onRekey', rec); return; }
     if (reason === 'truncated') { agentStashDroppedTotal.inc({ reason: 'truncated' }); this.missChain(this.route.truncated, rec); return; }
     // A record that waited in the ring longer than the TTL (e.g. while no agent ran) is stale: its sender has retransmitted.
     if (waited > this.ttlNs) { agentStashDroppedTotal.inc({ reason: 'stale_on_start' }); return; }
@@ -102,7 +104,7 @@ export class PuntDispatcher implements PuntContext {
     for (const h of this.route.otherControl) this.call(h, 'onControl', rec);
   }
 
-  private call(h: PuntHandler, which: 'onMiss' | 'onControl', rec: PuntRec): unknown {
+  private call(h: PuntHandler, which: 'onMiss' | 'onControl' | 'onRekey', rec: PuntRec): unknown {
     const fn = h[which];
     if (!fn) return undefined;
     const fail = (e: unknown): void => {

@@ -31,7 +31,7 @@ import { monotonicNs } from '../maps/accessors.js';
 import { counterSlot, Dir, Ipv6Policy, ipv6PolicyName, Stat } from '../maps/abi.js';
 import { DIRS, type DirName } from '../maps/vocabulary.js';
 import { ifaceCfgCodec, ipv6PolicyOf, keyIdCodec, keyValCodec, statValCodec, u32Codec } from '../maps/codecs.js';
-import { LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, SCRATCH_MAP_NAMES } from '../maps/gscip-maps.js';
+import { ADDED_MAP_NAMES, LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, SCRATCH_MAP_NAMES } from '../maps/gscip-maps.js';
 import { legacyPins } from '../agent/migrate.js';
 
 const legacyKey = (pin: string): keyof typeof LEGACY_MAP_NAMES =>
@@ -183,6 +183,10 @@ function pinChecks(o: InstanceCheckOptions, v: AgentView): Check[] {
     const old = replacedBy.get(def.name);
     if (!existsSync(path) && old) {
       out.push(warn(id, `pin ${def.name}`, `${path} is missing because the pins are of the previous layout (${old}); ${migrates}, ${def.name} is created`, upgrade));
+      continue;
+    }
+    if (!existsSync(path) && ADDED_MAP_NAMES.has(def.name) && existsSync(`${dir}/${MAP_NAMES.pit}`)) {
+      out.push(warn(id, `pin ${def.name}`, `${path} is missing: a map this build added (the pins are an earlier build's); the agent of this build creates it when it starts, established flows are kept`, upgrade));
       continue;
     }
     if (!existsSync(path)) {

@@ -14,16 +14,16 @@
  */
 import { guardedTimers, partClock } from '../parts/runtime.js';
 import { ifNameToIndex } from '../bpf/libc.js';
-import { Dir, PuntReason } from '../maps/abi.js';
+import { Dir, PuntReason, UDP_CTR_LIMIT } from '../maps/abi.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
-import { KernelPitMap } from '../flows/kernel-flow-maps.js';
+import { flowKeyWriter, KernelPitMap } from '../flows/kernel-flow-maps.js';
 import type { HandlerFactoryContext, PuntContext, PuntHandler } from '../parts/handler.js';
 import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import type { PartExtensions } from '../parts/part.js';
 import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
-  dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
+  dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpRekeySignalsTotal, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
   dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpNatFollowTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
 } from '../metrics/metrics.js';
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -55,6 +55,8 @@ export interface DprpHandlerOptions {
   options?: OptionCodecs;
   /** The option hooks of the other parts (read once, when the engine starts). */
   optionHooks?: () => readonly ClaimedOptionHooks[];
+  /** UDP per-flow keys: the datagram counter at which the fast path asks for a re-key (default 2^47; GSCIP_PCCOM_UDP_REKEY_AT). */
+  udpRekeyAt?: bigint;
   /** Destinations encryption is required to (entries), read on each housekeeping tick. */
   requireEncryption?: () => readonly string[];
   /** Test hook: the resolver for requireEncryption names (default: the system resolver, IPv4). */
@@ -180,7 +182,8 @@ export class DprpHandler implements PuntHandler {
     this.required.start();
     const canHaveInside = this.opts.self.type !== 'GES';
     // The PIT through the flow table's kernel adapter (entry ages kept across rewrites).
-    const kernelPit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
+    // Per-flow keys (gscip_flow_keys) are written with the entries (controlplane/pccom/flow-keys.ts).
+    const kernelPit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs(), flowKeyWriter(ctx.maps, { udpRekeyAt: this.opts.udpRekeyAt }));
     const pit = stageProfile.on ? timedPit(kernelPit) : kernelPit;
     this.node = new DprpNode({
       self: this.selfInfo,
@@ -307,6 +310,14 @@ export class DprpHandler implements PuntHandler {
     node.onPitMiss(flow, rec, c.dir !== Dir.EGRESS, firstPacketMark(puntPacket(rec)));
   }
 
+  /** PCCOM's re-key signal (rec.cid: the PIT entry whose per-flow key wants a new one). */
+  onRekey(rec: PuntRec, ctx: PuntContext): void {
+    const node = this.init(ctx);
+    const answer = node.onRekeyWanted(rec.cid);
+    dprpRekeySignalsTotal.inc({ answer });
+    if (answer === 'started') this.log.info({ cid: rec.cid }, 'PCCOM per-flow key asked for a re-key: negotiating the flow again');
+  }
+
   onControl(rec: PuntRec, ctx: PuntContext): void {
     if (!stageProfile.on) { this.control(rec, ctx); return; }
     stageProfile.begin(rec.ts_ns);
@@ -364,8 +375,23 @@ export const dprpHandlerFactory = ({ log, ge, extensions, requireEncryption }: H
   if (!ge) {
     throw new Error('dprp: this GE\'s type and mode are unknown: run the agent with --gms-data-dir (the GMS defines them) or give --ge-type GES|GEN|GEA|GNAT|GSRA and --ge-mode OP|CL');
   }
-  return new DprpHandler({ self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log, requireEncryption, ...dprpExtensionOptions(extensions) });
+  return new DprpHandler({
+    self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log, requireEncryption, ...dprpExtensionOptions(extensions),
+    ...udpRekeyAtFromEnv(process.env.GSCIP_PCCOM_UDP_REKEY_AT),
+  });
 };
+
+/**
+ * GSCIP_PCCOM_UDP_REKEY_AT: the UDP datagram counter at which a per-flow key
+ * asks for a re-key (an integer 1 .. 2^48; default 2^47). Anything else is refused.
+ */
+export function udpRekeyAtFromEnv(v: string | undefined): Pick<DprpHandlerOptions, 'udpRekeyAt'> {
+  if (v === undefined || v === '') return {};
+  if (!/^[0-9]{1,15}$/.test(v) || BigInt(v) < 1n || BigInt(v) > UDP_CTR_LIMIT) {
+    throw new Error(`GSCIP_PCCOM_UDP_REKEY_AT: '${v}' is not an integer from 1 to 2^48 (the UDP per-flow counter at which to re-key)`);
+  }
+  return { udpRekeyAt: BigInt(v) };
+}
 
 /** What the other parts add to DPRP: their option codecs (on top of the spec's) and hooks. */
 export function dprpExtensionOptions(x: PartExtensions | undefined): Pick<DprpHandlerOptions, 'options' | 'optionHooks'> {

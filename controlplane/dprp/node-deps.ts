@@ -218,6 +218,11 @@ export interface DprpConfig {
    * key leaves the ring.
    */
   prevGraceMs: number;
+  /**
+   * PCCOM's re-key signal (a per-flow key wants a new one: rekeying.ts
+   * onRekeyWanted): one re-keying negotiation per flow at most this often.
+   */
+  rekeyMinIntervalMs: number;
   replay: ReplayCacheOptions;
   /**
    * DDEs this GE sends per destination address for flows the remote end
@@ -263,6 +268,7 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   requireKeys: true,
   lateRgiGraceMs: 5_000,
   prevGraceMs: 30_000,
+  rekeyMinIntervalMs: 500,
   replay: DEFAULT_REPLAY,
   // Per address: a burst of 64 (a host opening many connections to one server at once), then 32/s.
   ddeLimit: { burst: 64, ratePerSec: 32, maxKeys: 4096 },

@@ -24,7 +24,8 @@ import type { DprpConfig, DprpNodeDeps, PacketAddrs, SelfInfo } from './node-dep
 import { specialAddress } from './addr-guard.js';
 import type { FlowRecord } from './negotiated-flows.js';
 import { reverseFlow, type PitEntry } from './pit-entries.js';
-import { Rekeying } from './rekeying.js';
+import { Rekeying, type RekeyAnswer } from './rekeying.js';
+import type { FiveTuple } from '../flows/cid.js';
 import { RelayRole } from './relay-role.js';
 import { StartRole } from './start-role.js';
 import { decode, DprpWireError, MsgType, type DprpMessage, type Flow } from './wire.js';
@@ -164,6 +165,11 @@ export class DprpNode {
   /** Takes over PIT entries a previous agent made (adoption.ts). Returns how many flows were adopted. */
   adopt(entries: readonly PitEntry[]): number {
     return adoptPitEntries(this.c.flows, entries);
+  }
+
+  /** PCCOM's re-key signal for a PIT entry of `wire` (rekeying.ts). */
+  onRekeyWanted(wire: FiveTuple): RekeyAnswer {
+    return this.rekeying.onRekeyWanted(wire, this.c.mono());
   }
 
   /** The key ring changed (rekeying.ts). Returns how many negotiations were started. */

@@ -34,6 +34,12 @@ export interface EntryOptions {
   why?: PitWhyName;
   /** The peer's receiver takes PCCOM's TCP wire-valid form: this GE's TCP encrypt entry sends it. */
   wireCsum?: boolean;
+  /**
+   * Both ends take per-flow keys: the negotiation id (hex), the salt of the
+   * encrypt/decrypt entries' per-flow keys (leg 'fwd' for `flow`, 'rev' for its
+   * reverse). withPrevVersions keeps a flow's earlier salt across a key rotation.
+   */
+  flowKeySalt?: string;
 }
 
 export function pitEntriesFor(
@@ -43,6 +49,7 @@ export function pitEntriesFor(
   const { fwdDir } = o;
   const rev = reverseFlow(flow);
   const mk = (f: Flow, dir: PitDir, action: PitAction): PitEntry => ({
+    ...((action === 'encrypt' || action === 'decrypt') && o.flowKeySalt ? { flowKey: { salt: o.flowKeySalt, leg: f === flow ? 'fwd' as const : 'rev' as const } } : {}),
     flow: f, dir, action, state, role,
     group: action === 'encrypt' || action === 'decrypt' ? (key?.group ?? 0) : 0,
     version: action === 'encrypt' || action === 'decrypt' ? (key?.version ?? 0) : 0,
@@ -75,34 +82,54 @@ export function pitEntriesFor(
  * group under another version keep accepting that version (prevVersion), so
  * packets the peer still encrypts with it decrypt while both ends switch.
  * An entry replacing one of the same version keeps that entry's prevVersion.
+ * Per-flow keys: the entries keep the old entries' salt unless `newSalt`; a
+ * decrypt entry whose key changes (version or salt) keeps the old key as
+ * prevFlowKey (with prevVersion its version).
  */
-export function withPrevVersions(entries: readonly PitEntry[], old: readonly PitEntry[] | undefined): PitEntry[] {
+export function withPrevVersions(entries: readonly PitEntry[], old: readonly PitEntry[] | undefined, newSalt = false): PitEntry[] {
   if (!old || old.length === 0) return [...entries];
   const byKey = new Map(old.map((e) => [pitEntryKey(e), e]));
-  return entries.map((e) => {
+  return entries.map((e0) => {
+    const o = byKey.get(pitEntryKey(e0));
+    // A re-negotiation (a rotation) keeps the flow's salt: both ends derive the new version's per-flow
+    // keys over the salt they agreed first, so two re-keying negotiations running at once (both ends
+    // rotate) agree. Only a re-key for a new salt (PCCOM's signal, ACT_F_NEW_SALT) takes the new one.
+    const e = !newSalt && e0.flowKey && o?.flowKey && o.action === e0.action && o.group === e0.group
+      ? { ...e0, flowKey: { salt: o.flowKey.salt, leg: o.flowKey.leg } } : e0;
     if (e.action !== 'decrypt') return e;
-    const o = byKey.get(pitEntryKey(e));
     if (!o || o.action !== 'decrypt' || o.group !== e.group) return e;
+    if (e.flowKey) {
+      if (!o.flowKey) return e;  // the group key before: a per-flow key entry cannot try it
+      const sameKey = o.version === e.version && o.flowKey.salt === e.flowKey.salt && o.flowKey.leg === e.flowKey.leg;
+      if (!sameKey) return { ...e, prevVersion: o.version, prevFlowKey: { salt: o.flowKey.salt, leg: o.flowKey.leg } };
+      return o.prevFlowKey ? { ...e, prevVersion: o.prevVersion ?? o.version, prevFlowKey: o.prevFlowKey } : e;
+    }
     const prev = o.version !== e.version ? o.version : o.prevVersion;
     return prev ? { ...e, prevVersion: prev } : e;
   });
 }
 
+/** Whether two entries at one slot use different keys (another version, or another per-flow key salt). */
+function keyChanges(e: PitEntry, o: PitEntry): boolean {
+  return o.version !== e.version || (!!e.flowKey && (!o.flowKey || o.flowKey.salt !== e.flowKey.salt || o.flowKey.leg !== e.flowKey.leg));
+}
+
 /**
  * Whether installing `e` over `old` would switch an encrypt entry to another
- * key version of the same group (what must wait until the peer decrypts it).
+ * key of the same group: another version, or another per-flow key (what must
+ * wait until the peer decrypts it).
  */
 export function isEncryptVersionSwitch(e: PitEntry, old: readonly PitEntry[] | undefined): boolean {
   if (e.action !== 'encrypt' || !old) return false;
   const k = pitEntryKey(e);
   const o = old.find((x) => pitEntryKey(x) === k);
-  return !!o && o.action === 'encrypt' && o.group === e.group && o.version !== e.version;
+  return !!o && o.action === 'encrypt' && o.group === e.group && keyChanges(e, o);
 }
 
-/** True when a decrypt entry of `old` at the same key, same group, uses another version. */
+/** True when a decrypt entry of `old` at the same slot, same group, uses another key (version or per-flow key). */
 export function isDecryptVersionSwitch(e: PitEntry, old: readonly PitEntry[] | undefined): boolean {
   if (e.action !== 'decrypt' || !old) return false;
   const k = pitEntryKey(e);
   const o = old.find((x) => pitEntryKey(x) === k);
-  return !!o && o.action === 'decrypt' && o.group === e.group && o.version !== e.version;
+  return !!o && o.action === 'decrypt' && o.group === e.group && keyChanges(e, o);
 }

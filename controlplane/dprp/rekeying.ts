@@ -12,8 +12,14 @@
  *   3. start GE, on CDN: its encrypt entries switch (start-role.ts);
  *   4. `clearPrevVersions`: prev dropped once v(n) left the key ring, or
  *      prevGraceMs after the switch.
- * Contract: `onKeysChanged` starts negotiations only through the start role,
- * never for a flow already being negotiated, within maxNegotiations.
+ * Per-flow keys (docs/pccom.md): a rotation keeps a flow's salt (both ends
+ * re-derive over it: withPrevVersions), and PCCOM's re-key signal
+ * (`onRekeyWanted`: a UDP counter near its limit, a receiver out of step, a
+ * TCP sequence far on) negotiates the flow again under the same version: the
+ * new negotiation id is the new salt, the same ordered switch applies.
+ * Contract: `onKeysChanged` and `onRekeyWanted` start negotiations only
+ * through the start role, never for a flow already being negotiated, within
+ * maxNegotiations; a signalled flow at most once per rekeyMinIntervalMs.
  */
 import type { DprpContext } from './node-context.js';
 import { sameFlow } from './node-context.js';
@@ -35,8 +41,35 @@ export function deferredUntilCdn(isEnd: boolean, flow: Flow, prior: readonly Pit
   return (e) => !isEnd && isEncryptVersionSwitch(e, prior) && sameFlow(e.flow, flow);
 }
 
+import type { FiveTuple } from '../flows/cid.js';
+
+export type RekeyAnswer = 'started' | 'unknown_flow' | 'not_encrypted' | 'running' | 'too_soon' | 'too_many_negotiations';
+
 export class Rekeying {
+  /** Flow id -> when its last signalled re-key started (bounded: swept with the prev versions). */
+  private readonly lastSignalled = new Map<number, number>();
+
   constructor(private readonly c: DprpContext, private readonly start: StartRole, private readonly relay: RelayRole) {}
+
+  /**
+   * PCCOM's per-flow key of an entry of `wire` (either orientation) asked for
+   * a new key: negotiate the flow again from this GE (start or end).
+   */
+  onRekeyWanted(wire: FiveTuple, now: number): RekeyAnswer {
+    const c = this.c;
+    const f = c.flows.find(wire as Flow);
+    if (!f) return 'unknown_flow';
+    const { role, group } = f.meta;
+    if (role === 'intermediate' || group === 0) return 'not_encrypted';
+    const mine = role === 'start' ? f.wire : reverseFlow(f.wire);
+    if (this.start.isRunning(mine) || this.start.isRunning(reverseFlow(mine))) return 'running';
+    const last = this.lastSignalled.get(f.id);
+    if (last !== undefined && now - last < c.cfg.rekeyMinIntervalMs) return 'too_soon';
+    if (this.start.pending >= c.cfg.maxNegotiations) return 'too_many_negotiations';
+    this.lastSignalled.set(f.id, now);
+    this.start.begin(mine, 'rekey', [], false, true);
+    return 'started';
+  }
 
   /**
    * The key ring changed (GMS rotation). Every flow this GE started or ended
@@ -69,6 +102,7 @@ export class Rekeying {
    */
   clearPrevVersions(now: number): void {
     const c = this.c;
+    for (const [id, t] of this.lastSignalled) if (now - t >= c.cfg.rekeyMinIntervalMs) this.lastSignalled.delete(id);
     let held: Set<string> | null = null;
     for (const f of c.flows.values()) {
       if (!f.pit.some((e) => e.prevVersion)) continue;
@@ -79,8 +113,8 @@ export class Rekeying {
         && f.pit.every((e) => !e.prevVersion || h.has(`${e.group}/${e.prevVersion}`));
       if (keep) continue;
       const entries = f.pit.map((e) => {
-        if (!e.prevVersion) return e;
-        const { prevVersion: _gone, ...rest } = e;
+        if (!e.prevVersion && !e.prevFlowKey) return e;
+        const { prevVersion: _gone, prevFlowKey: _gone2, ...rest } = e;
         return rest;
       });
       c.flows.table.rewrite(f.id, { pit: entries });

@@ -26,10 +26,10 @@ import { relayVia, replyVia, type ControlVia, type PacketAddrs, type TimerHandle
 import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntry } from './pit-entries.js';
 import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
-import { mpitFirstOf, mpitWhyOf, OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { mpitFirstOf, mpitWhyOf, OptionType, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import { writeIpv4 } from './ipv4.js';
 import {
-  ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
+  ACT_F_NEW_SALT, ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
   abiRole, isZero, withCandDepth, type DprpMessage, type Flow, type TlvOption,
 } from './wire.js';
 
@@ -77,6 +77,8 @@ interface NatRepoint {
   fwdDir: PitDir;
   why: PitWhyName;
   wireCsum: boolean;
+  /** Per-flow keys: the salt (docs/pccom.md); undefined: the group key. */
+  flowKeySalt?: string;
   unauth: boolean;
 }
 
@@ -211,6 +213,12 @@ export class RelayRole {
     return rec?.addr === r.startGe && (pccomCapsOf(rec) & PCCOM_CAP_WIRE_CSUM) !== 0;
   }
 
+  /** Whether the start GE's record (in its DDE) says it takes PCCOM per-flow keys. */
+  private startTakesFlowKeys(r: RelayNeg): boolean {
+    const rec = r.startDdes[0]?.records[0];
+    return rec?.addr === r.startGe && (pccomCapsOf(rec) & PCCOM_CAP_FLOW_KEYS) !== 0;
+  }
+
   /** Whether any DDE of the start GE proved (tagged) a group this GE holds. */
   private sharesWithStart(r: RelayNeg): boolean {
     const keys = this.c.myKeys();
@@ -313,9 +321,10 @@ export class RelayRole {
     if (r.prior === undefined) r.prior = c.flows.prior(r.local) ?? null;
     const prior = r.prior ?? undefined;
     const wireCsum = this.startTakesWireCsum(r);
+    const flowKeySalt = this.startTakesFlowKeys(r) ? hex(r.negId) : undefined;
     // Past a NAT with the port not learned yet: nothing is installed on a guess; the first packet places the entries (nat-follow.ts).
     const waits = r.waitsFirst;
-    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum }), prior);
+    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum, flowKeySalt }), prior, (entry.flags & ACT_F_NEW_SALT) !== 0);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.local, prior);
@@ -341,7 +350,7 @@ export class RelayRole {
     }
     // Book-keeping after the send: the next GE starts its work sooner.
     if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
-    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, unauth: !key } }, c.mono())) {
+    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, flowKeySalt, unauth: !key } }, c.mono())) {
       c.obs.natFollow?.('wait_table_full');
     }
   }
@@ -365,7 +374,7 @@ export class RelayRole {
     const d = p.data;
     const local: Flow = { ...p.wire, saddr: seen.saddr, sport: seen.sport };
     const r = this.relays.get(d.negId);
-    const entries = pitEntriesFor(local, d.decision, d.role, d.gv, r && !r.confirmed ? 'tentative' : 'confirmed', { fwdDir: d.fwdDir, why: d.why, wireCsum: d.wireCsum });
+    const entries = pitEntriesFor(local, d.decision, d.role, d.gv, r && !r.confirmed ? 'tentative' : 'confirmed', { fwdDir: d.fwdDir, why: d.why, wireCsum: d.wireCsum, flowKeySalt: d.flowKeySalt });
     c.flows.writes.write({ pit: entries });
     c.flows.remember(local, d.role, d.decision, d.gv, entries, d.negId, d.unauth);
     this.nat.learn(local, p.wire, p.natAddr, now);

@@ -54,8 +54,15 @@ export function natSeenOf(rec: { options: ReadonlyArray<{ type: number; value: B
 
 /** PCCOM_CAPS bit: this GE's receiver takes the TCP wire-valid form (docs/pccom.md "Checksums a middlebox verifies"). */
 export const PCCOM_CAP_WIRE_CSUM = 0x01;
+/**
+ * PCCOM_CAPS bit: this GE encrypts and decrypts with per-flow keys derived over
+ * the negotiation id (docs/pccom.md "Per-flow keys and nonces"). Both ends of
+ * an encrypted flow must say it, else the flow keeps the group key (a peer of
+ * an older release: rolling upgrades work).
+ */
+export const PCCOM_CAP_FLOW_KEYS = 0x02;
 /** What this build's PCCOM receiver takes. */
-export const OWN_PCCOM_CAPS = PCCOM_CAP_WIRE_CSUM;
+export const OWN_PCCOM_CAPS = PCCOM_CAP_WIRE_CSUM | PCCOM_CAP_FLOW_KEYS;
 
 /** The PCCOM capabilities a GE record announces (0: none, e.g. an agent older than the option). */
 export function pccomCapsOf(rec: { options: ReadonlyArray<{ type: number; value: Buffer }> } | undefined): number {

@@ -15,14 +15,14 @@ import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
 import { natOnPath, withNatPolicy } from './nat-traversal.js';
-import { firstOption, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, whyOption } from './spec-options.js';
+import { firstOption, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, whyOption } from './spec-options.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import type { FailReason, TimerHandle } from './node-deps.js';
 import { flowKey, pitEntriesFor, reverseFlow, withPrevVersions, type PitEntry } from './pit-entries.js';
 import { decryptSwitchesBeforeMpit } from './rekeying.js';
 import {
-  ACT_F_TRANSIT, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, wireRoleOf, zero16,
+  ACT_F_NEW_SALT, ACT_F_TRANSIT, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, wireRoleOf, zero16,
   type ActionEntry, type DprpMessage, type Flow,
 } from './wire.js';
 
@@ -32,6 +32,8 @@ interface StartNeg {
   /** The mark of the flow's first packet (first-packet.ts), named in the MPIT for GEs past a NAT; null: none. */
   first: number | null;
   reason: 'miss' | 'rekey';
+  /** Re-key PCCOM's per-flow keys over this negotiation's id (a re-key signal), not the flow's earlier salt. */
+  newSalt?: boolean;
   /** 'alone': decided without an answer, still listening for a late RGI (lateRgiGraceMs). */
   phase: 'dde' | 'mpit' | 'alone';
   attempt: number;
@@ -94,10 +96,10 @@ export class StartRole {
       }
       return;
     }
-    this.begin(flow, 'miss', [handle], inbound, first);
+    this.begin(flow, 'miss', [handle], inbound, false, first);
   }
 
-  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[], inbound = false, first: number | null = null): void {
+  begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[], inbound = false, newSalt = false, first: number | null = null): void {
     const c = this.c;
     if (c.cfg.requireKeys && c.myKeys().length === 0) {
       c.d.stash.drop(stashes, 'keys_missing');
@@ -112,6 +114,7 @@ export class StartRole {
     const neg: StartNeg = {
       negId: c.rnd(8), flow, first, reason, phase: 'dde', attempt: 0, sends: 0, timer: null, stashes,
       startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [], inbound,
+      ...(newSalt ? { newSalt } : {}),
     };
     const noEndUntil = c.noEnd.get(flow.daddr);
     // No GE answers for a multicast/broadcast/loopback destination, and none is asked (never a DDE there).
@@ -305,7 +308,9 @@ export class StartRole {
     // The decrypting GE's record says whether its receiver takes PCCOM's TCP wire-valid form.
     const peerRec = out.verdict === 'encrypted' ? m.records.find((r) => r.addr === out.peer) : undefined;
     const wireCsum = (pccomCapsOf(peerRec) & PCCOM_CAP_WIRE_CSUM) !== 0;
-    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum }), prior);
+    // Both ends take per-flow keys (this build does): salted with this negotiation's id.
+    const flowKeySalt = (pccomCapsOf(peerRec) & PCCOM_CAP_FLOW_KEYS) !== 0 ? hex(neg.negId) : undefined;
+    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, flowKeySalt }), prior, neg.newSalt);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
@@ -316,7 +321,7 @@ export class StartRole {
         action: WIRE_ACTIONS.code(a.action),
         // decide() names every GE after the start 'end' or 'intermediate'.
         role: WIRE_ROLES.code(wireRoleOf(a.role)),
-        flags: a.transit ? ACT_F_TRANSIT : 0,
+        flags: (a.transit ? ACT_F_TRANSIT : 0) | (neg.newSalt && flowKeySalt && out.verdict === 'encrypted' && a.addr === out.peer ? ACT_F_NEW_SALT : 0),
         selector: zero16(), mac: zero16(),
       })),
     };

@@ -115,7 +115,9 @@ export const REC_F_PROTECTS_DEST = 0x02; // the destination is a Term/server beh
 export const REC_F_ALL = 0x03;
 /** Action entry flags. */
 export const ACT_F_TRANSIT = 0x01;       // relay between two members that encrypt to each other
-export const ACT_F_ALL = 0x01;
+/** Re-key the flow's PCCOM per-flow keys over this negotiation's id (a re-key signal), not the flow's earlier salt. */
+export const ACT_F_NEW_SALT = 0x02;
+export const ACT_F_ALL = 0x03;
 
 /**
  * TLV option types: which are known, and how each value is checked, is the

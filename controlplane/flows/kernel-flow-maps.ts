@@ -5,7 +5,8 @@
  * kept so rewriting an entry (confirming it, a new key version) keeps its age
  * in `gscip maps dump pit`.
  */
-import { PIT_F_FIN, PIT_F_RST, PIT_F_WIRE_CSUM, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState } from '../maps/abi.js';
+import { PIT_F_FIN, PIT_F_FLOW_KEY, PIT_F_RST, PIT_F_WIRE_CSUM, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState } from '../maps/abi.js';
+import { FlowKeyWriter, type FlowKeyWriterOptions } from '../pccom/flow-keys.js';
 import type { Cid, PitVal, XlatVal } from '../maps/codecs.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { ACTIONS, DIRS, PIT_STATES, PIT_WHYS, ROLES, XLAT_KINDS, withPitWhy } from '../maps/vocabulary.js';
@@ -18,24 +19,51 @@ export function toCid(f: FiveTuple, dir: PitDir): Cid {
 }
 
 type PitLike = Pick<GscipMaps['pit'], 'setBatch' | 'deleteBatch' | 'get' | 'entries'>;
+type FlowKeysLike = Pick<GscipMaps['flowKeys'], 'get' | 'set' | 'delete'>;
+type KeysLike = Pick<GscipMaps['keys'], 'get'>;
+
+/** The per-flow key writer over an instance's maps (group keys from gscip_keys). */
+export function flowKeyWriter(maps: { flowKeys?: FlowKeysLike; keys?: KeysLike }, o: FlowKeyWriterOptions = {}): FlowKeyWriter | undefined {
+  const { flowKeys, keys } = maps;
+  if (!flowKeys || !keys) return undefined;
+  return new FlowKeyWriter(flowKeys, (group, version) => {
+    const v = keys.get({ group_id: group, version });
+    return v ? { key: Buffer.from(v.key), flags: v.flags } : undefined;
+  }, o);
+}
+
+/** Has a per-flow key: the entry's PIT flag FLOW_KEY. */
+function usesFlowKey(e: PitEntry): boolean {
+  return !!e.flowKey && (e.action === 'encrypt' || e.action === 'decrypt');
+}
 type XlatLike = Pick<GscipMaps['xlat'], 'setBatch' | 'deleteBatch'>;
 
 export class KernelPitMap implements PitMap<PitEntry> {
   /** created_ns of the entries written through this map (or adopted), by slot. */
   private readonly created = new Map<string, bigint>();
 
-  constructor(private readonly pit: PitLike, private readonly nowNs: () => bigint) {}
+  /** keys: the per-flow key writer (absent: entries with a flowKey are refused, never written with the group key). */
+  constructor(private readonly pit: PitLike, private readonly nowNs: () => bigint, readonly keys?: FlowKeyWriter) {}
 
   install(es: readonly PitEntry[]): void {
     const now = this.nowNs();
+    // Per-flow keys first: the fast path never sees an entry's FLOW_KEY flag before its key.
+    for (const e of es) {
+      if (!usesFlowKey(e)) continue;
+      if (!this.keys) throw new Error('PIT entry with a per-flow key, but no gscip_flow_keys map to put it in');
+      this.keys.install(e, toCid(e.flow, e.dir), e.flowKey!.from ? toCid(e.flowKey!.from.flow, e.flowKey!.from.dir) : undefined);
+    }
     const rows = es.map((e): [Cid, PitVal] => {
       const k = slotKey(e);
       const created = this.created.get(k) ?? now;
       this.created.set(k, created);
+      const fk = usesFlowKey(e);
+      const flags = (e.wireCsum && e.action === 'encrypt' ? PIT_F_WIRE_CSUM : 0) | (fk ? PIT_F_FLOW_KEY : 0);
+      const prev = e.action !== 'decrypt' ? 0 : fk ? (e.prevFlowKey ? (e.prevVersion ?? e.version) : 0) : (e.prevVersion ?? 0);
       return [toCid(e.flow, e.dir), {
         action: ACTIONS.code(e.action), state: PIT_STATES.code(e.state),
-        role: ROLES.code(e.role), flags: withPitWhy(e.wireCsum && e.action === 'encrypt' ? PIT_F_WIRE_CSUM : 0, e.why ?? 'none'), group_id: e.group, key_version: e.version,
-        prev_key_version: e.action === 'decrypt' ? (e.prevVersion ?? 0) : 0, created_ns: created, last_seen_ns: now,
+        role: ROLES.code(e.role), flags: withPitWhy(flags, e.why ?? 'none'), group_id: e.group, key_version: e.version,
+        prev_key_version: prev, created_ns: created, last_seen_ns: now,
       }];
     });
     this.pit.setBatch(rows);
@@ -43,7 +71,13 @@ export class KernelPitMap implements PitMap<PitEntry> {
 
   remove(ks: readonly MapSlot[]): void {
     this.pit.deleteBatch(ks.map((k) => toCid(k.flow, k.dir)));
+    if (this.keys) for (const k of ks) this.keys.remove(toCid(k.flow, k.dir));
     for (const k of ks) this.created.delete(slotKey(k));
+  }
+
+  /** A PIT value's per-flow key specs (empty unless its flags say FLOW_KEY), read from gscip_flow_keys. */
+  flowKeysOf(cid: Cid, v: PitVal): Pick<PitEntry, 'flowKey' | 'prevFlowKey'> {
+    return (v.flags & PIT_F_FLOW_KEY) && this.keys ? this.keys.specOf(cid) : {};
   }
 
   activity(k: MapSlot): { lastSeenMs: number; closed: boolean; finSeen: boolean } | undefined {
@@ -72,10 +106,17 @@ export class KernelPitMap implements PitMap<PitEntry> {
         ...(a === 'decrypt' && v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
         ...whyOf(v.flags),
         ...(a === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM) ? { wireCsum: true as const } : {}),
+        ...this.flowKeysOf(k, v),
       });
     }
     return out;
   }
+}
+
+/** An entry's per-flow key specs for the same flow on another slot: the key (and counter) is taken over from `from`. */
+export function movedFlowKeys(k: Pick<PitEntry, 'flowKey' | 'prevFlowKey'>, from: MapSlot): Pick<PitEntry, 'flowKey' | 'prevFlowKey'> {
+  if (!k.flowKey) return {};
+  return { flowKey: { salt: k.flowKey.salt, leg: k.flowKey.leg, from: { flow: from.flow, dir: from.dir } }, ...(k.prevFlowKey ? { prevFlowKey: k.prevFlowKey } : {}) };
 }
 
 /** The why bits of an entry's flags, when set to a name the ABI defines. */
@@ -98,6 +139,6 @@ export class KernelXlatMap implements XlatMap {
 }
 
 /** Both maps of an instance for a flow table. */
-export function kernelFlowMaps(maps: { pit: PitLike; xlat?: XlatLike }, nowNs: () => bigint): FlowMaps<PitEntry> & { pit: KernelPitMap } {
-  return { pit: new KernelPitMap(maps.pit, nowNs), ...(maps.xlat ? { xlat: new KernelXlatMap(maps.xlat, nowNs) } : {}) };
+export function kernelFlowMaps(maps: { pit: PitLike; xlat?: XlatLike; flowKeys?: FlowKeysLike; keys?: KeysLike }, nowNs: () => bigint): FlowMaps<PitEntry> & { pit: KernelPitMap } {
+  return { pit: new KernelPitMap(maps.pit, nowNs, flowKeyWriter(maps)), ...(maps.xlat ? { xlat: new KernelXlatMap(maps.xlat, nowNs) } : {}) };
 }

@@ -37,4 +37,31 @@ export interface PitEntry extends MapSlot {
    * receiver said it takes it: GSCIP_PIT_F_WIRE_CSUM).
    */
   wireCsum?: true;
+  /**
+   * Encrypt/decrypt entries: the entry's key is a per-flow key (PIT flag
+   * FLOW_KEY, the key in gscip_flow_keys), derived from (group, version) and
+   * this. Absent: the group key itself (static entries, a peer without
+   * per-flow keys, entries of a previous release).
+   */
+  flowKey?: FlowKeySpec;
+  /** Decrypt entries with flowKey: the previous per-flow key (derived from prevVersion, or version when absent), tried on a failed check. */
+  prevFlowKey?: FlowKeySpec;
+}
+
+/**
+ * What a PCCOM per-flow key is derived from (controlplane/pccom/flow-key.ts):
+ * the group key (the entry's group, version), the salt DPRP agreed on, and
+ * the leg (direction of the negotiated flow).
+ */
+export interface FlowKeySpec {
+  /** The DPRP negotiation id the key was agreed in (16 hex digits). */
+  salt: string;
+  /** 'fwd': the negotiated flow's direction (start -> end); 'rev': its reverse. */
+  leg: 'fwd' | 'rev';
+  /**
+   * A moved entry (Mobile PPC): the slot whose per-flow key, counter included,
+   * this entry takes over. The key is never derived afresh for it: its counter
+   * would start again under the same key.
+   */
+  from?: MapSlot;
 }

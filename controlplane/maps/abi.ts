@@ -35,6 +35,8 @@ export const PIT_F_FIN = 0x01;
 export const PIT_F_RST = 0x02;
 /** gscip_pit_val.flags, set by the control plane on a TCP encrypt entry: send the wire-valid form (K in the urgent pointer, ordinary checksum). */
 export const PIT_F_WIRE_CSUM = 0x04;
+/** gscip_pit_val.flags, set by the control plane on an encrypt/decrypt entry whose key is a per-flow key in gscip_flow_keys (same CID). */
+export const PIT_F_FLOW_KEY = 0x08;
 /** gscip_pit_val.flags bits 4-7 (control plane only): enum gscip_pit_why, why an entry is plaintext or a drop. */
 export const PIT_WHY_SHIFT = 4;
 export const PIT_WHY_MASK = 0xf0;
@@ -49,6 +51,17 @@ export const IFACE_F_PROTECTED = 0x01;
 export const PUNT_RATE_DEFAULT = 20000;
 export const PUNT_BURST_DEFAULT = 2000;
 export const CODE_BASE = 1000;
+
+/** enum gscip_flow_leg: which direction of the negotiated flow a per-flow key is for (start -> end = forward). */
+export const FlowLeg = { NONE: 0, FWD: 1, REV: 2 } as const;
+export type FlowLeg = (typeof FlowLeg)[keyof typeof FlowLeg];
+/** The UDP per-flow datagram counter (GSCIP_UDP_CTR_*): bits, the refusal limit, the default re-key point. */
+export const UDP_CTR_BITS = 48;
+export const UDP_CTR_LIMIT = 1n << 48n;
+export const UDP_CTR_REKEY = 1n << 47n;
+export const UDP_REORDER_WINDOW = 4096;
+export const FK_RESYNC_FAILS = 64;
+export const FK_SEQ_BASE_SET = 1n << 32n;
 
 export const Dir = { INGRESS: 0, EGRESS: 1 } as const;
 export type Dir = (typeof Dir)[keyof typeof Dir];
@@ -86,7 +99,7 @@ export type StageName = keyof typeof STAGE_BITS;
 export const XlatKind = { STATIC: 0, CIT: 1, VAT: 2, NAT: 3 } as const;
 export type XlatKind = (typeof XlatKind)[keyof typeof XlatKind];
 
-export const PuntReason = { PIT_MISS: 1, CONTROL: 2, TRUNCATED: 3 } as const;
+export const PuntReason = { PIT_MISS: 1, CONTROL: 2, TRUNCATED: 3, REKEY: 4 } as const;
 export type PuntReason = (typeof PuntReason)[keyof typeof PuntReason];
 
 /** Reason ranges per protocol part (GSCIP_REASON_*): each part numbers its codes inside its own range. */
@@ -138,9 +151,11 @@ export const Stat = {
   STAT_PIT_ENCRYPT: 256,
   STAT_PIT_DECRYPT: 257,
   STAT_PIT_DECRYPT_PREV: 258,
+  STAT_PCCOM_REKEY: 259,
   DROP_NO_KEY: 288,
   DROP_BAD_KEYED_CSUM: 289,
   DROP_CRYPTO: 290,
+  DROP_NONCE_LIMIT: 291,
   STAT__END: 1024,
 } as const;
 export type StatName = keyof typeof Stat;
@@ -194,9 +209,11 @@ export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> 
   ['STAT_PIT_ENCRYPT', 'verdict', 'pass'],
   ['STAT_PIT_DECRYPT', 'verdict', 'pass'],
   ['STAT_PIT_DECRYPT_PREV', 'verdict', 'pass'],
+  ['STAT_PCCOM_REKEY', 'overlay', 'none'],
   ['DROP_NO_KEY', 'drop', 'shot'],
   ['DROP_BAD_KEYED_CSUM', 'drop', 'shot'],
   ['DROP_CRYPTO', 'drop', 'shot'],
+  ['DROP_NONCE_LIMIT', 'drop', 'shot'],
 ];
 
 export interface StatInfo {

@@ -110,6 +110,53 @@ export const keyValCodec: StructCodec<KeyVal> = struct<KeyVal>('gscip_key_val', 
   ['installed_ns', u64],
 ]);
 
+/** struct gscip_flow_key_half: one per-flow key and its counter. */
+export interface FlowKeyHalf {
+  key: Buffer;
+  /** Group key version it was derived from; 0 = empty. */
+  key_version: number;
+  /** GSCIP_KEY_F_ROUNDS_* of that group key. */
+  flags: number;
+  /** UDP sender: next counter; receiver: highest accepted; TCP sender: FK_SEQ_BASE_SET | first seq. */
+  ctr: bigint;
+}
+export const flowKeyHalfCodec: StructCodec<FlowKeyHalf> = struct<FlowKeyHalf>('gscip_flow_key_half', [
+  ['key', bytes(KEY_BYTES)],
+  ['key_version', u32],
+  ['flags', u32],
+  ['ctr', u64],
+]);
+
+/** struct gscip_flow_key_val: PIT CID -> the entry's per-flow key (gscip_flow_keys). */
+export interface FlowKeyVal {
+  cur: FlowKeyHalf;
+  prev: FlowKeyHalf;
+  /** cur's salt: the DPRP negotiation id (8 bytes as on the wire, read as little-endian u64). */
+  salt: bigint;
+  prev_salt: bigint;
+  /** UDP sender: counter at which the re-key signal is raised (0: UDP_CTR_REKEY). */
+  rekey_at: bigint;
+  /** enum gscip_flow_leg of cur / prev. */
+  leg: number;
+  prev_leg: number;
+  /** Fast path: re-key wishes (the signal goes out on the first and every 256th). */
+  signalled: number;
+  /** Fast path: UDP receiver's keyed checksum failures in a row. */
+  fails: number;
+}
+export const flowKeyValCodec: StructCodec<FlowKeyVal> = struct<FlowKeyVal>('gscip_flow_key_val', [
+  ['cur', flowKeyHalfCodec],
+  ['prev', flowKeyHalfCodec],
+  ['salt', u64],
+  ['prev_salt', u64],
+  ['rekey_at', u64],
+  ['leg', u8],
+  ['prev_leg', u8],
+  ['signalled', u8],
+  ['pad', pad(u8)],
+  ['fails', u32],
+]);
+
 export interface IfaceCfg {
   /** [ingress, egress] -> enum gscip_miss_action */
   miss_action: number[];
@@ -209,5 +256,5 @@ export const statValCodec: StructCodec<StatVal> = struct<StatVal>('gscip_stat_va
 
 /** Every struct codec, by C name: what the BTF layout test walks. */
 export const ALL_STRUCTS: ReadonlyArray<StructCodec<unknown>> = [
-  cidCodec, pitValCodec, xlatValCodec, keyIdCodec, keyValCodec, ifaceCfgCodec, globalCfgCodec, loadCfgCodec, puntRecCodec, statValCodec,
+  cidCodec, pitValCodec, xlatValCodec, keyIdCodec, keyValCodec, flowKeyHalfCodec, flowKeyValCodec, ifaceCfgCodec, globalCfgCodec, loadCfgCodec, puntRecCodec, statValCodec,
 ] as ReadonlyArray<StructCodec<unknown>>;

@@ -5,14 +5,16 @@
 import { BpfMap, PerCpuBpfMap } from '../bpf/bpf-map.js';
 import { closeBpfFd } from '../bpf/libbpf.js';
 import {
-  cidCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
-  type Cid, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type PitVal, type StatVal, type XlatVal,
+  cidCodec, flowKeyValCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
+  type Cid, type FlowKeyVal, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type PitVal, type StatVal, type XlatVal,
 } from './codecs.js';
 
 export const MAP_NAMES = {
   pit: 'gscip_pit',
   xlat: 'gscip_xlat',
   keys: 'gscip_keys',
+  /** PIT CID -> per-flow key (PCCOM); a build before per-flow keys has no such pin, and the loader creates it */
+  flowKeys: 'gscip_flow_keys',
   iface: 'gscip_iface',
   cfg: 'gscip_cfg',
   /** (reason, direction) counters; replaced gscip_stats (LEGACY_MAP_NAMES), which had no direction */
@@ -30,6 +32,14 @@ export const MAP_NAMES = {
  */
 export const SCRATCH_MAP_NAMES: ReadonlySet<string> = new Set(['gscip_pccom_scratch', 'gscip_punt_scratch', 'gscip_punt_bucket']);
 
+/**
+ * Maps this build added that an earlier build's pins lack: nothing to migrate,
+ * libbpf creates and pins them (empty) when the agent of this build loads, and
+ * the flows already pinned keep working (gscip_flow_keys: the old entries have
+ * no FLOW_KEY flag and keep their group key).
+ */
+export const ADDED_MAP_NAMES: ReadonlySet<string> = new Set([MAP_NAMES.flowKeys]);
+
 /** Maps of earlier layouts that an agent migrates away from when it finds their pins (agent/migrate.ts). */
 export const LEGACY_MAP_NAMES = {
   /** enum gscip_stat -> per-CPU counters, no direction (until the (reason, direction) counters) */
@@ -42,6 +52,8 @@ export interface GscipMaps {
   pit: BpfMap<Cid, PitVal>;
   xlat: BpfMap<Cid, XlatVal>;
   keys: BpfMap<KeyId, KeyVal>;
+  /** PIT CID -> per-flow key of that entry (controlplane/pccom/flow-keys.ts) */
+  flowKeys: BpfMap<Cid, FlowKeyVal>;
   /** ifindex -> interface config */
   iface: BpfMap<number, IfaceCfg>;
   /** index 0 -> global config */
@@ -53,6 +65,24 @@ export interface GscipMaps {
   close(): void;
 }
 
+/**
+ * A map of ADDED_MAP_NAMES: on an earlier build's pins (no such pin yet) it
+ * reads as empty and refuses writes with a message, so the CLI still works on
+ * pins the agent of this build has not started on yet.
+ */
+function addedMap<K, V>(open: () => BpfMap<K, V>): BpfMap<K, V> {
+  let m: BpfMap<K, V>;
+  try { m = open(); } catch (e) {
+    const why = `not in these pins (an earlier build's; the agent of this build creates it): ${(e as Error).message}`;
+    const refuse = (): never => { throw new Error(why); };
+    return {
+      get: () => undefined, delete: () => false, keys: function* () { /* empty */ }, entries: function* () { /* empty */ },
+      count: () => 0, set: refuse, setBatch: refuse, deleteBatch: () => 0, close: () => undefined,
+    } as unknown as BpfMap<K, V>;
+  }
+  return m;
+}
+
 /** Build from a map-name -> fd resolver. `owns` says whether closing the bundle closes the fds. */
 export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean): GscipMaps {
   const opened: Array<{ close(): void }> = [];
@@ -62,6 +92,7 @@ export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean):
       pit: track(new BpfMap(MAP_NAMES.pit, fdOf(MAP_NAMES.pit), cidCodec, pitValCodec, owns)),
       xlat: track(new BpfMap(MAP_NAMES.xlat, fdOf(MAP_NAMES.xlat), cidCodec, xlatValCodec, owns)),
       keys: track(new BpfMap(MAP_NAMES.keys, fdOf(MAP_NAMES.keys), keyIdCodec, keyValCodec, owns)),
+      flowKeys: addedMap(() => track(new BpfMap(MAP_NAMES.flowKeys, fdOf(MAP_NAMES.flowKeys), cidCodec, flowKeyValCodec, owns))),
       iface: track(new BpfMap(MAP_NAMES.iface, fdOf(MAP_NAMES.iface), u32Codec, ifaceCfgCodec, owns)),
       cfg: track(new BpfMap(MAP_NAMES.cfg, fdOf(MAP_NAMES.cfg), u32Codec, globalCfgCodec, owns)),
       stats: track(new PerCpuBpfMap(MAP_NAMES.stats, fdOf(MAP_NAMES.stats), u32Codec, statValCodec, owns)),

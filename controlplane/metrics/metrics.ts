@@ -191,6 +191,11 @@ export const dprpNegotiationsFailedTotal = new Counter({
   labelNames: ['reason'] as const, // dde_timeout | cdn_timeout | too_many_negotiations | stash_full | bad_path | keys_missing
   registers: [registry],
 });
+export const dprpRekeySignalsTotal = new Counter({
+  name: 'gscip_dprp_rekey_signals_total', help: 'PCCOM per-flow key re-key signals DPRP received, by what it did',
+  labelNames: ['answer'] as const, // started | unknown_flow | not_encrypted | running | too_soon | too_many_negotiations
+  registers: [registry],
+});
 export const dprpNegotiationSeconds = new Histogram({
   name: 'gscip_dprp_negotiation_seconds', help: 'Time from PIT miss to completed DPRP negotiation at the start GE',
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],

@@ -392,6 +392,8 @@ export class MobilityEngine {
 
 function strip(p: PitTemplate & Partial<MapSlot>): PitTemplate {
   const { flow: _f, dir: _d, ...rest } = p as PitEntry;
+  // A per-flow key moves with its counter from the slot the entry is on now (pccom/flow-keys.ts).
+  if (rest.flowKey && p.flow && p.dir) return { ...rest, flowKey: { salt: rest.flowKey.salt, leg: rest.flowKey.leg, from: { flow: p.flow, dir: p.dir } } };
   return rest;
 }
 

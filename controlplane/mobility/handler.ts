@@ -9,7 +9,7 @@
  */
 import { guardedTimers, partClock } from '../parts/runtime.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
-import { kernelFlowMaps, KernelPitMap, toCid, whyOf } from '../flows/kernel-flow-maps.js';
+import { flowKeyWriter, kernelFlowMaps, KernelPitMap, movedFlowKeys, toCid, whyOf } from '../flows/kernel-flow-maps.js';
 import { PIT_F_WIRE_CSUM } from '../maps/abi.js';
 import { ACTIONS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
@@ -80,7 +80,7 @@ export class MobilePpcHandler implements PuntHandler {
     const onError = (what: string, err: string) => this.log.warn({ what, err }, 'Mobile PPC could not change the host');
     this.keeper = new AddressKeeper(onError);
     this.routes = new OldAddressRoutes(onError);
-    const pitReader = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
+    const pitReader = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs(), flowKeyWriter(ctx.maps));
     const ifindex = ctx.interfaces[0]?.ifindex;
     this.engine = new MobilityEngine({
       maps: kernelFlowMaps(ctx.maps, () => ctx.nowNs()),
@@ -95,6 +95,8 @@ export class MobilePpcHandler implements PuntHandler {
           // The flow's PCCOM form and reason travel with it to the new wire CIDs (both ends agreed on them).
           ...whyOf(v.flags),
           ...(action === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM) ? { wireCsum: true as const } : {}),
+          // Its per-flow key too, counter and all: taken over from this slot (pccom/flow-keys.ts).
+          ...movedFlowKeys(pitReader.flowKeysOf(toCid(s.flow, s.dir), v), s),
         };
         return t;
       },

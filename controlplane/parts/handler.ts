@@ -57,6 +57,13 @@ export interface PuntHandler {
    */
   onControl?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
   /**
+   * PCCOM's re-key signal (reason REKEY, no packet): the per-flow key of the
+   * PIT entry at rec.cid (rec.dir) wants a new key (UDP counter near its
+   * limit, a receiver out of step, a TCP sequence far on). Raised on the first
+   * wish and again every 256, so a part may ignore repeats while it re-keys.
+   */
+  onRekey?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
+  /**
    * Called once, after the fast path is attached and before the first punt is
    * read: for a part that acts on more than punts (Mobile PPC watches the
    * kernel's address events and writes entries of its own).

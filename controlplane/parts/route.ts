@@ -6,7 +6,9 @@
  *  - a control message goes to the one part claiming its ICMP code; one whose
  *    code nobody claims (or whose frame does not parse) goes to the part that
  *    claims otherControl and to every part taking 'control' without claiming a
- *    code (plain handlers: they saw every control message before parts existed).
+ *    code (plain handlers: they saw every control message before parts existed);
+ *  - a re-key signal (PCCOM's per-flow key asks for a new one) goes to every
+ *    part with an onRekey (DPRP, which negotiated the key).
  */
 import type { PuntHandler } from './handler.js';
 import type { PartDeclaration } from './claims.js';
@@ -17,6 +19,7 @@ export interface PuntRoute {
   readonly truncated: readonly PuntHandler[];
   readonly controlByCode: ReadonlyMap<number, PuntHandler>;
   readonly otherControl: readonly PuntHandler[];
+  readonly rekey: readonly PuntHandler[];
 }
 
 export interface RoutedPart {
@@ -42,7 +45,7 @@ export function buildRoute(parts: readonly RoutedPart[]): PuntRoute {
     const takesControl = (c.puntReasons ?? []).includes('control');
     if (c.otherControl || (takesControl && !(c.icmpCodes ?? []).length)) otherControl.push(p.handler);
   }
-  return { miss: chain(parts, 'pit_miss'), truncated: chain(parts, 'truncated'), controlByCode, otherControl };
+  return { miss: chain(parts, 'pit_miss'), truncated: chain(parts, 'truncated'), controlByCode, otherControl, rekey: parts.filter((p) => p.handler.onRekey).map((p) => p.handler) };
 }
 
 /** A plain handler with no descriptor takes every punt reason and claims nothing exclusive. */

@@ -115,7 +115,7 @@ test('every ABI struct codec matches the BTF of the compiled datapath object', {
   const btf = btfStructs(OBJ);
   assert.deepEqual(checkAll(btf, false), []);
   // The map keys/values must be there (they are what user space reads and writes).
-  for (const n of ['gscip_cid', 'gscip_pit_val', 'gscip_xlat_val', 'gscip_key_id', 'gscip_key_val', 'gscip_iface_cfg', 'gscip_global_cfg', 'gscip_stat_val']) {
+  for (const n of ['gscip_cid', 'gscip_pit_val', 'gscip_xlat_val', 'gscip_key_id', 'gscip_key_val', 'gscip_flow_key_val', 'gscip_iface_cfg', 'gscip_global_cfg', 'gscip_stat_val']) {
     assert.ok(btf.has(n), `struct ${n} missing from ${OBJ}'s BTF`);
   }
 });
@@ -171,6 +171,7 @@ const ENUM_MIRRORS: Record<string, [string, Record<string, number>]> = {
   gscip_role: ['GSCIP_ROLE_', abi.Role], gscip_miss_action: ['GSCIP_MISS_', abi.MissAction], gscip_ipv6_policy: ['GSCIP_IPV6_', abi.Ipv6Policy], gscip_xlat_kind: ['GSCIP_XLAT_', abi.XlatKind],
   gscip_punt_reason: ['GSCIP_PUNT_', abi.PuntReason], gscip_stat: ['GSCIP_', abi.Stat], gscip_reason_kind: ['GSCIP_KIND_', abi.ReasonKind],
   gscip_tc_verdict: ['GSCIP_TC_', abi.TcVerdict], gscip_stage: ['GSCIP_STAGE_', abi.Stage], gscip_pit_why: ['GSCIP_WHY_', abi.PitWhy],
+  gscip_flow_leg: ['GSCIP_LEG_', abi.FlowLeg],
 };
 
 /** Differences between a BTF enum and its TS mirror (both ways), as lines. */

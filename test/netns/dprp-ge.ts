@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { Agent } from '../../controlplane/agent/agent.js';
 import { parseAgentConfig } from '../../controlplane/config/agent-config.js';
-import { DprpHandler } from '../../controlplane/dprp/handler.js';
+import { DprpHandler, udpRekeyAtFromEnv } from '../../controlplane/dprp/handler.js';
 import type { DprpConfig } from '../../controlplane/dprp/node.js';
 import type { GeTypeName, ModeName } from '../../controlplane/dprp/wire.js';
 import { logger } from '../../controlplane/log/logger.js';
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
   const required = spec.requireEncryption ?? [];
   const handlers = spec.probe || spec.mobility ? [] : [new DprpHandler({
     self: { type: spec.type, mode: spec.mode }, config: spec.dprp, log: log.child({ component: 'dprp' }), requireEncryption: () => required,
+    ...udpRekeyAtFromEnv(process.env.GSCIP_PCCOM_UDP_REKEY_AT),
   })];
   const agent = await Agent.start(cfg, { handlers, log });
   for (const [group, version, hex] of spec.keys) {

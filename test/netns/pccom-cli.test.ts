@@ -33,16 +33,23 @@ test('PCCOM via the agent and the CLI: static keys and PIT entries, TCP and UDP 
   for (const h of ['a', 'b'] as const) g.ok(h, ['keys', 'set', ...g.instanceArgs(h), '--group', '3', '--version', '1'], `${keyHex}\n`);
   assert.doesNotMatch(g.ok('a', ['keys', 'ls', ...g.instanceArgs('a')]), new RegExp(keyHex.slice(0, 16)), 'keys ls never shows key material');
 
-  const pit = (host: 'a' | 'b', dir: string, proto: string, src: string, sport: number, dst: string, dport: number, action: string): void => {
+  const pit = (host: 'a' | 'b', dir: string, proto: string, src: string, sport: number, dst: string, dport: number, action: string, extra: string[] = []): void => {
     g.ok(host, ['pit', 'add', ...g.instanceArgs(host), '--dir', dir, '--proto', proto, '--src', src, '--sport', String(sport),
-      '--dst', dst, '--dport', String(dport), '--action', action, '--group', '3', '--key-version', '1']);
+      '--dst', dst, '--dport', String(dport), '--action', action, '--group', '3', '--key-version', '1', ...extra]);
   };
+  // TCP with the group key; UDP with static per-flow keys (one salt, both ends; a leg per direction)
+  const salt = randomBytes(8).toString('hex');
   for (const [proto, cport, sport] of [['tcp', CPORT, TCP_PORT], ['udp', UPORT, UDP_PORT]] as const) {
-    pit('a', 'egress', proto, A, cport, B, sport, 'encrypt');
-    pit('a', 'ingress', proto, B, sport, A, cport, 'decrypt');
-    pit('b', 'ingress', proto, R_OUT, cport, B, sport, 'decrypt');   // b sees r's outside address (masquerade)
-    pit('b', 'egress', proto, B, sport, R_OUT, cport, 'encrypt');
+    const fk = (leg: string) => (proto === 'udp' ? ['--flow-key-salt', salt, '--flow-key-leg', leg] : []);
+    pit('a', 'egress', proto, A, cport, B, sport, 'encrypt', fk('fwd'));
+    pit('a', 'ingress', proto, B, sport, A, cport, 'decrypt', fk('rev'));
+    pit('b', 'ingress', proto, R_OUT, cport, B, sport, 'decrypt', fk('fwd'));   // b sees r's outside address (masquerade)
+    pit('b', 'egress', proto, B, sport, R_OUT, cport, 'encrypt', fk('rev'));
   }
+  const refused = g.cli('a', ['pit', 'add', ...g.instanceArgs('a'), '--dir', 'egress', '--proto', 'udp', '--src', A, '--sport', '1', '--dst', B, '--dport', '2',
+    '--action', 'encrypt', '--group', '3', '--key-version', '9', '--flow-key-salt', salt, '--flow-key-leg', 'fwd']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.err, /not in the key map/, 'a per-flow key needs its group key: refused with a message');
 
   const data = markedData(4 << 20);
   const udata = markedData(200 * 1000);
@@ -63,4 +70,12 @@ test('PCCOM via the agent and the CLI: static keys and PIT entries, TCP and UDP 
   assert.ok(count('pit_decrypt') > 0 && bytes('pit_decrypt') >= (4 << 20) + 200 * 1000,
     `b decrypted every byte (${bytes('pit_decrypt')} bytes in ${count('pit_decrypt')} skbs)`);
   assert.equal(count('bad_keyed_csum'), 0, 'no bad keyed checksum on b');
+  // the UDP flow went under its per-flow keys: a's sender counted every datagram it sent, b's receiver followed
+  const fks = (h: 'a' | 'b') => JSON.parse(g.ok(h, ['maps', 'dump', 'flow-keys', '--json', ...g.instanceArgs(h)])) as Array<{ dir: string; counter: string; salt: string; leg: string }>;
+  const sent = fks('a').find((r) => r.dir === 'egress')!;
+  const recv = fks('b').find((r) => r.dir === 'ingress')!;
+  assert.equal(sent.salt, salt);
+  assert.equal(sent.leg, 'fwd');
+  assert.ok(Number(sent.counter) >= (ur.datagrams ?? 1), `a's per-flow counter (${sent.counter}) covers the ${ur.datagrams} datagrams`);
+  assert.equal(Number(recv.counter), Number(sent.counter) - 1, 'b accepted up to the last counter sent');
 });

@@ -9,8 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DprpHandler, ipOfFrame } from '../../controlplane/dprp/handler.js';
 import { parseIpAddrJson, parseIpRouteJson, RouteTable, type KernelView } from '../../controlplane/dprp/routes.js';
-import { Action, Dir, PIT_F_FIN, PIT_F_RST, PitState, PuntReason, Role } from '../../controlplane/maps/abi.js';
-import type { Cid, KeyId, KeyVal, PitVal, PuntRec } from '../../controlplane/maps/codecs.js';
+import { Action, Dir, FlowLeg, PIT_F_FIN, PIT_F_FLOW_KEY, PIT_F_RST, PitState, PuntReason, Role } from '../../controlplane/maps/abi.js';
+import type { Cid, FlowKeyVal, KeyId, KeyVal, PitVal, PuntRec } from '../../controlplane/maps/codecs.js';
 import type { PuntContext } from '../../controlplane/parts/handler.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import { registry } from '../../controlplane/metrics/metrics.js';
@@ -21,6 +21,7 @@ const cidKey = (c: Cid) => `${c.dir}/${c.proto}/${c.saddr}:${c.sport}>${c.daddr}
 
 class FakeCtx implements PuntContext {
   pit = new Map<string, [Cid, PitVal]>();
+  flowKeys = new Map<string, FlowKeyVal>();
   keyRows: Array<[KeyId, KeyVal]> = [];
   released: PuntRec[] = [];
   dropped: string[] = [];
@@ -38,7 +39,15 @@ class FakeCtx implements PuntContext {
         get(k: Cid) { return self.pit.get(cidKey(k))?.[1]; },
         *entries() { yield* [...self.pit.values()]; },
       },
-      keys: { *entries() { yield* self.keyRows; } },
+      keys: {
+        *entries() { yield* self.keyRows; },
+        get(k: KeyId) { return self.keyRows.find(([i]) => i.group_id === k.group_id && i.version === k.version)?.[1]; },
+      },
+      flowKeys: {
+        get(k: Cid) { return self.flowKeys.get(cidKey(k)); },
+        set(k: Cid, v: FlowKeyVal) { self.flowKeys.set(cidKey(k), v); },
+        delete(k: Cid) { return self.flowKeys.delete(cidKey(k)); },
+      },
     } as unknown as GscipMaps;
   }
   release(rec: PuntRec) { this.released.push(rec); return true; }
@@ -96,6 +105,22 @@ test('two handlers negotiate over fake maps: PIT rows, release, metrics', async 
   assert.equal(row(b, { ...cid, dir: Dir.INGRESS })!.action, Action.DECRYPT);
   assert.equal(row(b, { ...rev, dir: Dir.EGRESS })!.role, Role.END);
   assert.equal(row(b, { ...rev, dir: Dir.EGRESS })!.action, Action.ENCRYPT);
+
+  // Per-flow keys (both ends announce PCCOM_CAP_FLOW_KEYS): every encrypt/decrypt entry says FLOW_KEY, each
+  // direction's two ends hold the same key, the two directions different ones, and none is the group key.
+  const fk = (c: FakeCtx, k: Cid) => c.flowKeys.get(cidKey(k));
+  const fwdEnc = fk(a, cid)!; const fwdDec = fk(b, { ...cid, dir: Dir.INGRESS })!;
+  const revEnc = fk(b, { ...rev, dir: Dir.EGRESS })!; const revDec = fk(a, rev)!;
+  for (const [c, k] of [[a, cid], [a, rev], [b, { ...cid, dir: Dir.INGRESS }], [b, { ...rev, dir: Dir.EGRESS }]] as const) {
+    assert.ok(row(c, k)!.flags & PIT_F_FLOW_KEY, 'the entry names its per-flow key');
+  }
+  assert.deepEqual(fwdEnc.cur.key, fwdDec.cur.key, 'forward: both ends derive the same key');
+  assert.deepEqual(revEnc.cur.key, revDec.cur.key, 'reverse: both ends derive the same key');
+  assert.notDeepEqual(fwdEnc.cur.key, revEnc.cur.key, 'the two directions have different keys');
+  assert.notDeepEqual(fwdEnc.cur.key, testKey(1).key, 'the group key never encrypts a payload');
+  assert.equal(fwdEnc.leg, FlowLeg.FWD);
+  assert.equal(revEnc.leg, FlowLeg.REV);
+  assert.equal(fwdEnc.salt, fwdDec.salt, 'one salt: the negotiation id');
 
   const metrics = await registry.metrics();
   assert.match(metrics, /gscip_dprp_negotiations_started_total\{reason="miss"\} 1/);

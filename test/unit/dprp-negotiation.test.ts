@@ -479,6 +479,12 @@ function watchLossless(sim: Sim, a: string, b: string, flow: ReturnType<Sim['con
       if (enc.version !== dec.version && enc.version !== dec.prevVersion) {
         seen.violations.push(`${why}: ${encGe} encrypts v${enc.version}, ${decGe} decrypts v${dec.version} prev ${dec.prevVersion ?? '-'}`);
       }
+      // Per-flow keys: the key sent under (version, salt, leg) is the receiver's current or previous one.
+      const id = (v: number | undefined, k: { salt: string; leg: string } | undefined) => `v${v}/${k?.salt}/${k?.leg}`;
+      const sent = id(enc.version, enc.flowKey);
+      if (sent !== id(dec.version, dec.flowKey) && sent !== id(dec.prevVersion ?? dec.version, dec.prevFlowKey)) {
+        seen.violations.push(`${why}: ${encGe} encrypts ${sent}, ${decGe} decrypts ${id(dec.version, dec.flowKey)} prev ${id(dec.prevVersion, dec.prevFlowKey)}`);
+      }
     }
   };
   for (const g of [a, b]) {
@@ -644,3 +650,28 @@ test('downgrade: an RGI rewritten to hide the end GE\'s membership does not make
   assert.equal(sim.pitOf('GES1', flow, 'egress'), undefined, 'no CDN: the start GE did not settle the flow either');
   assert.deepEqual(sim.ge('GES1').obs.failures, ['cdn_timeout']);
 });
+
+// PCCOM's re-key signal (a per-flow key wants a new one): the flow is negotiated again under the same
+// version with a new salt (the new negotiation id), switched in the same order as a rotation.
+for (const [src, dst, a, b] of [['GES1', 'GES2', 'GES1', 'GES2'], ['GES1', 'Term', 'GES1', 'GEN']] as const) {
+  for (const signaller of [a, b]) {
+    test(`re-key signal at ${signaller} (${src} -> ${dst}): new per-flow keys under the same version, the peer always decrypts what is sent`, () => {
+      const sim = new Sim(fig6Nodes());
+      const { flow } = sim.connect(src, dst);
+      sim.time.run(10_000);
+      const before = sim.pitOf(a, flow, 'egress')!;
+      assert.ok(before.flowKey, 'per-flow keys in use');
+      const w = watchLossless(sim, a, b, flow);
+      assert.equal(sim.ge(signaller).node.onRekeyWanted(flow), 'started');
+      assert.equal(sim.ge(signaller).node.onRekeyWanted(reverseFlow(flow)), 'running', 'one re-key at a time per flow');
+      sim.time.run(20_000);
+      assert.deepEqual(w.violations, []);
+      const after = sim.pitOf(a, flow, 'egress')!;
+      assert.equal(after.version, before.version);
+      assert.notEqual(after.flowKey!.salt, before.flowKey!.salt, 'a new salt: a new key, its counter from 0');
+      assert.equal(sim.pitOf(b, flow, 'ingress')!.flowKey!.salt, after.flowKey!.salt, 'both ends agree');
+      assert.equal(sim.pitOf(b, flow, 'ingress')!.prevFlowKey!.salt, before.flowKey!.salt, 'the old key is still accepted');
+      assert.equal(sim.ge(signaller).node.onRekeyWanted(flow), 'too_soon', 'at most one signalled re-key per rekeyMinIntervalMs');
+    });
+  }
+}

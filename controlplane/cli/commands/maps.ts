@@ -1,11 +1,12 @@
 /**
- * `gscip maps dump pit|xlat|keys|iface|stats`: what the fast path holds.
+ * `gscip maps dump pit|xlat|keys|flow-keys|iface|stats`: what the fast path holds.
  * Key material is never printed.
  */
 import type { CommandModule } from 'yargs';
 import { monotonicNs, readStats } from '../../maps/accessors.js';
 import { ifIndexToName } from '../../bpf/libc.js';
-import { KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, ipv6PolicyName } from '../../maps/abi.js';
+import { FK_SEQ_BASE_SET, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, ipv6PolicyName } from '../../maps/abi.js';
+import { legName, saltFromU64 } from '../../pccom/flow-key.js';
 import { ACTIONS, DIRS, MISS_ACTIONS, PIT_STATES, ROLES, XLAT_KINDS, pitWhyOf } from '../../maps/vocabulary.js';
 import type { GscipMaps } from '../../maps/gscip-maps.js';
 import { ipv6PolicyOf } from '../../maps/codecs.js';
@@ -75,6 +76,22 @@ export function dumpKeys(m: GscipMaps, json: boolean): string {
   return `${table(['GROUP', 'VERSION', 'CIPHER', 'AGE_S'], rows.map((r) => [r.group, r.version, r.cipher, ageS(r.installedNs, now)]))}\n${rows.length} keys`;
 }
 
+/** PCCOM per-flow keys (gscip_flow_keys): which key each entry uses and its counter; never the key bytes. */
+export function dumpFlowKeys(m: GscipMaps, json: boolean): string {
+  const rows = [...m.flowKeys.entries()].map(([k, v]) => ({
+    dir: DIRS.label(k.dir), proto: protoName(k.proto), src: k.saddr, sport: k.sport, dst: k.daddr, dport: k.dport,
+    keyVersion: v.cur.key_version, cipher: cipherName(v.cur.flags), salt: saltFromU64(v.salt), leg: legName(v.leg) ?? '-',
+    // UDP: the sender's next counter / the receiver's highest; TCP sender: the first seq under the key
+    counter: k.proto === 17 ? v.cur.ctr.toString() : (v.cur.ctr & FK_SEQ_BASE_SET) ? `seq0 ${v.cur.ctr & 0xffffffffn}` : '-',
+    prevKeyVersion: v.prev.key_version, prevSalt: v.prev.key_version ? saltFromU64(v.prev_salt) : null,
+    rekeyAt: v.rekey_at.toString(), rekeyWishes: v.signalled, failsInARow: v.fails,
+  }));
+  rows.sort((a, b) => `${a.dir}${a.src}${a.sport}`.localeCompare(`${b.dir}${b.src}${b.sport}`));
+  if (json) return toJson(rows);
+  return `${table(['DIR', 'PROTO', 'SRC', 'SPORT', 'DST', 'DPORT', 'KEYV', 'CIPHER', 'SALT', 'LEG', 'COUNTER', 'PREVV', 'PREV_SALT', 'WISHES', 'FAILS'],
+    rows.map((r) => [r.dir, r.proto, r.src, r.sport, r.dst, r.dport, r.keyVersion, r.cipher, r.salt, r.leg, r.counter, r.prevKeyVersion || '-', r.prevSalt ?? '-', r.rekeyWishes, r.failsInARow]))}\n${rows.length} per-flow keys`;
+}
+
 export function dumpIface(m: GscipMaps, json: boolean): string {
   const rows = [...m.iface.entries()].map(([ifindex, v]) => ({
     ifindex, name: ifIndexToName(ifindex) ?? '?', missIngress: MISS_ACTIONS.label(v.miss_action[0]), missEgress: MISS_ACTIONS.label(v.miss_action[1]), flags: v.flags,
@@ -92,13 +109,13 @@ export function dumpStats(m: GscipMaps, json: boolean, all: boolean): string {
     rows.map((s) => [s.id, s.name, s.part, s.kind, s.action, s.packets, s.bytes, s.ingress.packets, s.egress.packets]));
 }
 
-const MAPS = ['pit', 'xlat', 'cit', 'keys', 'iface', 'stats'] as const;
+const MAPS = ['pit', 'xlat', 'cit', 'keys', 'flow-keys', 'iface', 'stats'] as const;
 
 interface DumpArgs extends InstanceArgs { map: string; all: boolean }
 
 const dump: CommandModule<object, DumpArgs> = {
   command: 'dump <map>',
-  describe: 'print a map (pit, xlat, keys, iface, stats; cit: the moved flows in xlat)',
+  describe: 'print a map (pit, xlat, keys, flow-keys, iface, stats; cit: the moved flows in xlat)',
   builder: (y) => withInstance(y)
     .positional('map', { type: 'string', describe: MAPS.join(' | ') })
     .option('all', { type: 'boolean', default: false, describe: 'stats: include zero counters' }) as never,
@@ -108,6 +125,7 @@ const dump: CommandModule<object, DumpArgs> = {
       case 'xlat': print(dumpXlat(m, a.json)); break;
       case 'cit': print(dumpCit(m, a.json)); break;
       case 'keys': print(dumpKeys(m, a.json)); break;
+      case 'flow-keys': print(dumpFlowKeys(m, a.json)); break;
       case 'iface': print(dumpIface(m, a.json)); break;
       case 'stats': print(dumpStats(m, a.json, a.all)); break;
       default: throw new UsageError(`map: '${a.map}' must be one of ${MAPS.join(', ')}`);

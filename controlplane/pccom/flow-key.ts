@@ -1,0 +1,52 @@
+/**
+ * PCCOM per-flow keys: how one is derived (pure). docs/pccom.md "Per-flow
+ * keys and nonces".
+ *
+ *   key = HKDF-SHA256(ikm  = the group key (group, version),
+ *                     salt = the DPRP negotiation id (8 random bytes the start GE chose),
+ *                     info = "gscip pccom flow key v1" | group (BE32) | version (BE32) | leg (1 byte),
+ *                     L = 32)
+ *
+ * leg: which direction of the negotiated flow the key is for (start -> end =
+ * 'fwd'), so the two directions of one flow never share a key. Every GE that
+ * encrypts or decrypts the flow computes the same key from what the
+ * negotiation told it; nothing is derived in the fast path.
+ */
+import { hkdfSync } from 'node:crypto';
+import { FlowLeg } from '../maps/abi.js';
+
+export type FlowLegName = 'fwd' | 'rev';
+export const FLOW_KEY_INFO = 'gscip pccom flow key v1';
+/** Bytes of a salt (a DPRP negotiation id). */
+export const FLOW_SALT_BYTES = 8;
+
+export function legCode(l: FlowLegName): number {
+  return l === 'fwd' ? FlowLeg.FWD : FlowLeg.REV;
+}
+export function legName(c: number): FlowLegName | undefined {
+  return c === FlowLeg.FWD ? 'fwd' : c === FlowLeg.REV ? 'rev' : undefined;
+}
+
+/** The salt as the map's u64 (the 8 bytes read little-endian) and back. */
+export function saltToU64(hex: string): bigint {
+  const b = Buffer.from(hex, 'hex');
+  if (b.length !== FLOW_SALT_BYTES) throw new RangeError(`flow key salt: want ${FLOW_SALT_BYTES} bytes, got ${b.length} ('${hex}')`);
+  return b.readBigUInt64LE(0);
+}
+export function saltFromU64(v: bigint): string {
+  const b = Buffer.alloc(FLOW_SALT_BYTES);
+  b.writeBigUInt64LE(v, 0);
+  return b.toString('hex');
+}
+
+export function deriveFlowKey(groupKey: Buffer, group: number, version: number, salt: string, leg: FlowLegName): Buffer {
+  if (groupKey.length !== 32) throw new RangeError(`flow key: group key must be 32 bytes, got ${groupKey.length}`);
+  const s = Buffer.from(salt, 'hex');
+  if (s.length !== FLOW_SALT_BYTES) throw new RangeError(`flow key salt: want ${FLOW_SALT_BYTES} bytes, got ${s.length}`);
+  const info = Buffer.alloc(FLOW_KEY_INFO.length + 9);
+  info.write(FLOW_KEY_INFO, 0, 'latin1');
+  info.writeUInt32BE(group >>> 0, FLOW_KEY_INFO.length);
+  info.writeUInt32BE(version >>> 0, FLOW_KEY_INFO.length + 4);
+  info[FLOW_KEY_INFO.length + 8] = legCode(leg);
+  return Buffer.from(hkdfSync('sha256', groupKey, s, info, 32));
+}

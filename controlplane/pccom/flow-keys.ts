@@ -1,0 +1,131 @@
+/**
+ * The per-flow keys of PIT entries in gscip_flow_keys (PIT CID -> struct
+ * gscip_flow_key_val): written with the entries by the flow table's kernel
+ * adapter (flows/kernel-flow-maps.ts), read back on adoption.
+ *
+ * Contract (docs/pccom.md "Per-flow keys and nonces"): a (key, counter) pair
+ * is never used twice. So:
+ *  - an ENCRYPT entry's value is written only when its key changes (a new
+ *    salt or version): rewriting it with a counter read earlier would hand
+ *    the fast path counters it has already used. Rewriting the entry with the
+ *    same key (confirming it, adoption after a restart) leaves the value alone.
+ *  - a DECRYPT entry's value may be rewritten (its counter is the highest one
+ *    accepted, a hint for the reconstruction: a stale one costs nothing);
+ *    its current and previous keys keep their counters when they stay.
+ *  - a moved entry (Mobile PPC, spec.from) takes the value of the slot it moves
+ *    from, the sender's counter advanced by MOVE_SKIP (packets still sent on
+ *    the old slot while the move is written); never derived afresh. When that
+ *    slot holds another key, the value is removed: the fast path then drops
+ *    the flow's packets as no_key (counted) rather than reuse a counter.
+ */
+import type { Cid, FlowKeyHalf, FlowKeyVal } from '../maps/codecs.js';
+import type { FlowKeySpec, PitEntry } from '../flows/pit-entry.js';
+import { deriveFlowKey, legCode, legName, saltFromU64, saltToU64 } from './flow-key.js';
+
+/** The group key (group, version) and its GSCIP_KEY_F_* flags, if this GE holds it. */
+export type GroupKeyOf = (group: number, version: number) => { key: Buffer; flags: number } | undefined;
+
+export interface FlowKeyMapLike {
+  get(k: Cid): FlowKeyVal | undefined;
+  set(k: Cid, v: FlowKeyVal): void;
+  delete(k: Cid): boolean;
+}
+
+/** How far a moved sender's counter jumps (the receiver's reconstruction takes up to 2^16 - 4096 ahead). */
+export const MOVE_SKIP = 8192n;
+
+const EMPTY: FlowKeyHalf = { key: Buffer.alloc(32), key_version: 0, flags: 0, ctr: 0n };
+
+export interface FlowKeyWriterOptions {
+  /** UDP senders: the counter at which the fast path asks for a re-key (default: the ABI's 2^47). */
+  udpRekeyAt?: bigint;
+}
+
+export class FlowKeyWriter {
+  constructor(private readonly map: FlowKeyMapLike, private readonly groupKey: GroupKeyOf, private readonly opts: FlowKeyWriterOptions = {}) {}
+
+  private derive(spec: FlowKeySpec, group: number, version: number): FlowKeyHalf | undefined {
+    const g = this.groupKey(group, version);
+    if (!g) return undefined;
+    return { key: deriveFlowKey(g.key, group, version, spec.salt, spec.leg), key_version: version, flags: g.flags, ctr: 0n };
+  }
+
+  /** Write the per-flow key of `e` (which has e.flowKey) at `cid`; `fromCid` is e.flowKey.from's CID. */
+  install(e: PitEntry, cid: Cid, fromCid?: Cid): void {
+    const spec = e.flowKey;
+    if (!spec || (e.action !== 'encrypt' && e.action !== 'decrypt')) return;
+    const salt = saltToU64(spec.salt);
+    const leg = legCode(spec.leg);
+    const matches = (h: FlowKeyHalf, hs: bigint, hl: number, s: FlowKeySpec, version: number) =>
+      h.key_version === version && hs === saltToU64(s.salt) && hl === legCode(s.leg);
+    const old = this.map.get(cid);
+    const src = spec.from && fromCid ? this.map.get(fromCid) : undefined;
+    let cur: FlowKeyHalf | undefined;
+    let kept = false;
+    if (old && matches(old.cur, old.salt, old.leg, spec, e.version)) {
+      if (e.action === 'encrypt') return;  // same key: the counter stays the fast path's
+      cur = old.cur;
+      kept = true;
+    } else if (spec.from) {
+      if (!src || !matches(src.cur, src.salt, src.leg, spec, e.version)) {
+        this.map.delete(cid);  // fail closed: never a fresh counter under a key in use
+        return;
+      }
+      cur = e.action === 'encrypt' && e.flow.proto === 17 ? { ...src.cur, ctr: src.cur.ctr + MOVE_SKIP } : src.cur;
+    } else if (e.action === 'decrypt' && old && matches(old.prev, old.prev_salt, old.prev_leg, spec, e.version)) {
+      cur = old.prev;
+    } else {
+      cur = this.derive(spec, e.group, e.version);
+    }
+    if (!cur) {
+      this.map.delete(cid);  // no group key to derive from: no_key drops, never the group key
+      return;
+    }
+    let prev: FlowKeyHalf = EMPTY;
+    let prevSalt = 0n;
+    let prevLeg = 0;
+    const ps = e.action === 'decrypt' ? e.prevFlowKey : undefined;
+    if (ps) {
+      const pv = e.prevVersion ?? e.version;
+      const cands: Array<[FlowKeyHalf, bigint, number]> = [];
+      if (old) cands.push([old.cur, old.salt, old.leg], [old.prev, old.prev_salt, old.prev_leg]);
+      if (src) cands.push([src.cur, src.salt, src.leg], [src.prev, src.prev_salt, src.prev_leg]);
+      const hit = cands.find(([h, s, l]) => matches(h, s, l, ps, pv));
+      const p = hit ? hit[0] : this.derive(ps, e.group, pv);
+      if (p) {
+        prev = p;
+        prevSalt = saltToU64(ps.salt);
+        prevLeg = legCode(ps.leg);
+      }
+    }
+    const udpSender = e.action === 'encrypt' && e.flow.proto === 17;
+    this.map.set(cid, {
+      cur, prev, salt, prev_salt: prevSalt,
+      rekey_at: udpSender ? (src?.rekey_at ?? this.opts.udpRekeyAt ?? 0n) : 0n,
+      leg, prev_leg: prevLeg,
+      signalled: kept && old ? old.signalled : 0,
+      fails: 0,
+    });
+  }
+
+  remove(cid: Cid): void {
+    this.map.delete(cid);
+  }
+
+  /** The specs of the value at `cid` (adoption: an entry rewritten later keeps its keys). */
+  specOf(cid: Cid): Pick<PitEntry, 'flowKey' | 'prevFlowKey'> {
+    const v = this.map.get(cid);
+    const leg = v && legName(v.leg);
+    if (!v || !leg || !v.cur.key_version) return {};
+    const pleg = legName(v.prev_leg);
+    return {
+      flowKey: { salt: saltFromU64(v.salt), leg },
+      ...(v.prev.key_version && pleg ? { prevFlowKey: { salt: saltFromU64(v.prev_salt), leg: pleg } } : {}),
+    };
+  }
+
+  /** The raw value (tests, `gscip maps dump`). */
+  get(cid: Cid): FlowKeyVal | undefined {
+    return this.map.get(cid);
+  }
+}

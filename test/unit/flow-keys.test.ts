@@ -1,0 +1,124 @@
+/**
+ * PCCOM per-flow keys in the control plane (no root): the derivation
+ * (controlplane/pccom/flow-key.ts) against RFC 5869 written out with HMAC, and
+ * the writer's contract (controlplane/pccom/flow-keys.ts) over a fake map: a
+ * sender's counter is never rewound, a moved entry takes its key and counter
+ * over (or fails closed), a decrypt entry keeps the old key as prev.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { deriveFlowKey, saltFromU64, saltToU64 } from '../../controlplane/pccom/flow-key.js';
+import { FlowKeyWriter, MOVE_SKIP } from '../../controlplane/pccom/flow-keys.js';
+import type { Cid, FlowKeyVal } from '../../controlplane/maps/codecs.js';
+import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
+import { FlowLeg } from '../../controlplane/maps/abi.js';
+import { dumpFlowKeys } from '../../controlplane/cli/commands/maps.js';
+import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
+
+const G = randomBytes(32);
+const SALT = '0123456789abcdef';
+
+function hkdfRef(ikm: Buffer, salt: Buffer, info: Buffer): Buffer {
+  const prk = createHmac('sha256', salt).update(ikm).digest();
+  return createHmac('sha256', prk).update(Buffer.concat([info, Buffer.from([1])])).digest();
+}
+
+test('per-flow key = HKDF-SHA256(group key, negotiation id, "gscip pccom flow key v1" | group | version | leg) (RFC 5869 by hand)', () => {
+  const info = (leg: number) => Buffer.concat([Buffer.from('gscip pccom flow key v1'), Buffer.from([0, 0, 0, 3, 0, 0, 0, 9, leg])]);
+  assert.deepEqual(deriveFlowKey(G, 3, 9, SALT, 'fwd'), hkdfRef(G, Buffer.from(SALT, 'hex'), info(1)));
+  assert.deepEqual(deriveFlowKey(G, 3, 9, SALT, 'rev'), hkdfRef(G, Buffer.from(SALT, 'hex'), info(2)));
+  const keys = [deriveFlowKey(G, 3, 9, SALT, 'fwd'), deriveFlowKey(G, 3, 9, SALT, 'rev'), deriveFlowKey(G, 3, 10, SALT, 'fwd'),
+    deriveFlowKey(G, 3, 9, 'fedcba9876543210', 'fwd'), G];
+  assert.equal(new Set(keys.map((k) => k.toString('hex'))).size, keys.length, 'leg, version and salt each change the key; none is the group key');
+  assert.equal(saltFromU64(saltToU64(SALT)), SALT);
+  assert.throws(() => deriveFlowKey(G, 3, 9, 'abcd', 'fwd'), /want 8 bytes/);
+});
+
+class FakeMap {
+  readonly m = new Map<string, FlowKeyVal>();
+  sets = 0;
+  private k(c: Cid) { return `${c.saddr}:${c.sport}>${c.daddr}:${c.dport}/${c.proto}@${c.dir}`; }
+  get(c: Cid) { return this.m.get(this.k(c)); }
+  set(c: Cid, v: FlowKeyVal) { this.sets++; this.m.set(this.k(c), v); }
+  delete(c: Cid) { return this.m.delete(this.k(c)); }
+}
+
+const cidOf = (sport: number, dir: number, proto = 17): Cid => ({ saddr: '192.0.2.1', daddr: '203.0.113.2', sport, dport: 7000, proto, dir });
+function entry(c: Cid, action: 'encrypt' | 'decrypt', salt: string, extra: Partial<PitEntry> = {}): PitEntry {
+  return {
+    flow: { saddr: c.saddr, daddr: c.daddr, sport: c.sport, dport: c.dport, proto: c.proto }, dir: c.dir ? 'egress' : 'ingress',
+    action, group: 1, version: 1, state: 'confirmed', role: 'start', flowKey: { salt, leg: 'fwd' }, ...extra,
+  };
+}
+
+test('writer: a sender\'s value is written once per key; re-installing it (confirm, adoption) leaves the counter alone', () => {
+  const m = new FakeMap();
+  const w = new FlowKeyWriter(m, () => ({ key: G, flags: 0 }), { udpRekeyAt: 1000n });
+  const eg = cidOf(40000, 1);
+  w.install(entry(eg, 'encrypt', SALT), eg);
+  assert.equal(m.sets, 1);
+  const v = m.get(eg)!;
+  assert.deepEqual(v.cur.key, deriveFlowKey(G, 1, 1, SALT, 'fwd'));
+  assert.equal(v.leg, FlowLeg.FWD);
+  assert.equal(v.rekey_at, 1000n);
+  m.set(eg, { ...v, cur: { ...v.cur, ctr: 77n } }); // the fast path counted
+  const before = m.sets;
+  w.install(entry(eg, 'encrypt', SALT, { state: 'tentative' }), eg);
+  assert.equal(m.sets, before, 'not rewritten');
+  assert.equal(m.get(eg)!.cur.ctr, 77n);
+  w.install(entry(eg, 'encrypt', 'aaaaaaaaaaaaaaaa'), eg);
+  assert.equal(m.get(eg)!.cur.ctr, 0n, 'a new salt: a new key, a new counter');
+  assert.deepEqual(w.specOf(eg), { flowKey: { salt: 'aaaaaaaaaaaaaaaa', leg: 'fwd' } });
+});
+
+test('writer: a moved entry takes the key and counter of the slot it moves from (sender skips ahead); a missing source fails closed', () => {
+  const m = new FakeMap();
+  const w = new FlowKeyWriter(m, () => ({ key: G, flags: 0 }));
+  const from = cidOf(40000, 1);
+  const to = cidOf(40001, 1);
+  w.install(entry(from, 'encrypt', SALT), from);
+  m.set(from, { ...m.get(from)!, cur: { ...m.get(from)!.cur, ctr: 5000n } });
+  const moved = entry(to, 'encrypt', SALT, { flowKey: { salt: SALT, leg: 'fwd', from: { flow: entry(from, 'encrypt', SALT).flow, dir: 'egress' } } });
+  w.install(moved, to, from);
+  assert.deepEqual(m.get(to)!.cur.key, m.get(from)!.cur.key, 'the same key');
+  assert.equal(m.get(to)!.cur.ctr, 5000n + MOVE_SKIP, 'its counter goes on, past what the old slot may still send');
+  const lost = cidOf(40002, 1);
+  m.delete(from);
+  w.install({ ...moved, flow: { ...moved.flow, sport: 40002 } }, lost, from);
+  assert.equal(m.get(lost), undefined, 'the source is gone: no value (no_key drops), never a fresh counter under a used key');
+});
+
+test('writer: a decrypt entry switching key keeps the old one (and its highest counter) as prev; a group key it lacks leaves no value', () => {
+  const m = new FakeMap();
+  const w = new FlowKeyWriter(m, (g, v) => (v <= 2 ? { key: G, flags: 0 } : undefined));
+  const ing = cidOf(40000, 0);
+  w.install(entry(ing, 'decrypt', SALT), ing);
+  m.set(ing, { ...m.get(ing)!, cur: { ...m.get(ing)!.cur, ctr: 1234n } });
+  const oldKey = m.get(ing)!.cur.key;
+  w.install(entry(ing, 'decrypt', SALT, { version: 2, prevVersion: 1, prevFlowKey: { salt: SALT, leg: 'fwd' } }), ing);
+  const v = m.get(ing)!;
+  assert.deepEqual(v.prev.key, oldKey);
+  assert.equal(v.prev.ctr, 1234n);
+  assert.equal(v.prev.key_version, 1);
+  assert.deepEqual(v.cur.key, deriveFlowKey(G, 1, 2, SALT, 'fwd'));
+  assert.deepEqual(w.specOf(ing), { flowKey: { salt: SALT, leg: 'fwd' }, prevFlowKey: { salt: SALT, leg: 'fwd' } });
+  w.install(entry(ing, 'decrypt', SALT, { version: 3 }), ing);
+  assert.equal(m.get(ing), undefined, 'no group key v3: nothing to decrypt with (no_key), never the group key');
+});
+
+test('gscip maps dump flow-keys: which key and counter each entry has, never the key bytes', () => {
+  const m = new FakeMap();
+  const w = new FlowKeyWriter(m, () => ({ key: G, flags: 0 }));
+  const eg = cidOf(40000, 1);
+  w.install(entry(eg, 'encrypt', SALT), eg);
+  m.set(eg, { ...m.get(eg)!, cur: { ...m.get(eg)!.cur, ctr: 42n } });
+  const maps = { flowKeys: { entries: () => [[eg, m.get(eg)!]] } } as unknown as GscipMaps;
+  const text = dumpFlowKeys(maps, false);
+  assert.match(text, /egress\s+udp\s+192\.0\.2\.1\s+40000\s+203\.0\.113\.2\s+7000\s+1\s+chacha20\s+0123456789abcdef\s+fwd\s+42\s/);
+  assert.match(text, /1 per-flow keys/);
+  const key = m.get(eg)!.cur.key;
+  for (const s of [text, dumpFlowKeys(maps, true)]) {
+    assert.ok(!s.includes(key.toString('hex')) && !s.includes(key.toString('base64')), 'no key material');
+  }
+});
