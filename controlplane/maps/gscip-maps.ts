@@ -5,8 +5,8 @@
 import { BpfMap, PerCpuBpfMap } from '../bpf/bpf-map.js';
 import { closeBpfFd } from '../bpf/libbpf.js';
 import {
-  cidCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
-  type Cid, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type PitVal, type StatVal, type XlatVal,
+  cidCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, natCfgCodec, natPortKeyCodec, natValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
+  type Cid, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type NatCfg, type NatPortKey, type NatVal, type PitVal, type StatVal, type XlatVal,
 } from './codecs.js';
 
 export const MAP_NAMES = {
@@ -19,6 +19,22 @@ export const MAP_NAMES = {
   stats: 'gscip_counters',
   punt: 'gscip_punt',
 } as const;
+
+/** The GNAT's NAT maps (bpf/lib/nat.h): in every object, used only by a load with the NAT stage. */
+export const NAT_MAP_NAMES = {
+  sessions: 'gscip_nat',
+  ports: 'gscip_nat_port',
+  cfg: 'gscip_nat_cfg',
+} as const;
+
+export interface NatMaps {
+  /** inside-view CID (dir egress) -> session */
+  sessions: BpfMap<Cid, NatVal>;
+  /** (proto, external port) -> the session's CID */
+  ports: BpfMap<NatPortKey, Cid>;
+  /** index 0 -> NAT config */
+  cfg: BpfMap<number, NatCfg>;
+}
 
 /**
  * Pinned maps that hold no state worth keeping: per-CPU scratch space a
@@ -50,7 +66,19 @@ export interface GscipMaps {
   stats: PerCpuBpfMap<number, StatVal>;
   /** fd of the gscip_punt ring buffer */
   puntFd: number;
+  /** The NAT maps; absent on the pins of a build before NAT (the CLI reads such instances too). */
+  nat?: NatMaps;
   close(): void;
+}
+
+function natMapsFromFds(fdOf: (name: string) => number, owns: boolean, track: <T extends { close(): void }>(m: T) => T): NatMaps | undefined {
+  let fds: number[];
+  try { fds = [fdOf(NAT_MAP_NAMES.sessions), fdOf(NAT_MAP_NAMES.ports), fdOf(NAT_MAP_NAMES.cfg)]; } catch { return undefined; }
+  return {
+    sessions: track(new BpfMap(NAT_MAP_NAMES.sessions, fds[0], cidCodec, natValCodec, owns)),
+    ports: track(new BpfMap(NAT_MAP_NAMES.ports, fds[1], natPortKeyCodec, cidCodec, owns)),
+    cfg: track(new BpfMap(NAT_MAP_NAMES.cfg, fds[2], u32Codec, natCfgCodec, owns)),
+  };
 }
 
 /** Build from a map-name -> fd resolver. `owns` says whether closing the bundle closes the fds. */
@@ -66,6 +94,7 @@ export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean):
       cfg: track(new BpfMap(MAP_NAMES.cfg, fdOf(MAP_NAMES.cfg), u32Codec, globalCfgCodec, owns)),
       stats: track(new PerCpuBpfMap(MAP_NAMES.stats, fdOf(MAP_NAMES.stats), u32Codec, statValCodec, owns)),
       puntFd: fdOf(MAP_NAMES.punt),
+      nat: natMapsFromFds(fdOf, owns, track),
       close: () => {
         for (const m of opened.splice(0)) m.close();
         if (owns) closeBpfFd(maps.puntFd);
