@@ -264,3 +264,9 @@ export const natSessionsExpiredTotal = new Counter({
 export const natOrphanClaimsRemovedTotal = new Counter({
   name: 'gscip_nat_orphan_claims_removed_total', help: 'Port claims found without their session at two expiry passes in a row, removed', registers: [registry],
 });
+export const natActEntries = new Gauge({
+  name: 'gscip_nat_act_entries', help: 'Entries of this GNAT\'s ACT as last delivered by the GMS', registers: [registry],
+});
+export const natDdnsUpdatesTotal = new Counter({
+  name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by result (the server\'s rcode, or no_answer / error)', labelNames: ['result'] as const, registers: [registry],
+});

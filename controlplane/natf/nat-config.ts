@@ -62,8 +62,22 @@ export const natConfigSchema = z.object({
     tcpEstablishedS: z.number().int().min(7440, 'RFC 5382 REQ-5: at least 7440 s').max(7 * 86_400).default(NAT_TIMEOUT_DEFAULTS.tcpEstablishedS),
     tcpTransitoryS: z.number().int().min(240, 'RFC 5382 REQ-5: at least 240 s').max(86_400).default(NAT_TIMEOUT_DEFAULTS.tcpTransitoryS),
   }).strict().default({ ...NAT_TIMEOUT_DEFAULTS }),
-  /** How often the agent expires idle sessions. */
+  /** How often the agent expires idle sessions (and checks the ACT for names to publish). */
   sweepMs: z.number().int().min(100).max(600_000).default(5000),
+  /**
+   * DDNS (RFC 2136 + TSIG) for the ACT's names: each name outside access is
+   * allowed to gets an A record with `external` on `server`; the key file
+   * holds the base64 secret of `keyName`, which the server's update-policy
+   * lets change those names. The ACT comes from the GMS (`gms.dataDir`).
+   */
+  ddns: z.object({
+    server: z.ipv4(),
+    port: z.number().int().min(1).max(65535).default(53),
+    zone: z.string().min(1).max(253),
+    ttl: z.number().int().min(0).max(86_400).default(30),
+    keyName: z.string().min(1).max(253),
+    keyFile: z.string().min(1),
+  }).strict().nullable().default(null),
 }).strict().superRefine((n, ctx) => {
   for (const p of n.inside) {
     let pre: NatPrefix;

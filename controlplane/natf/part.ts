@@ -18,5 +18,5 @@ export const natPart: PartDescriptor = {
     configKey: 'nat',
     metricsPrefix: 'gscip_nat_',
   },
-  create: (ctx) => new NatHandler(ctx.log, ctx.config?.nat ?? null),
+  create: (ctx) => new NatHandler(ctx.log, ctx.config?.nat ?? null, ctx.config?.gms?.dataDir ?? null),
 };
