@@ -17,6 +17,8 @@ import { ETH_HLEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, icmpFrame, ip4ToStrin
 import { Dir, MissAction, NAT_F_IN, NAT_F_SYN_OUT, NatOrigin } from '../../controlplane/maps/abi.js';
 import type { Cid, NatCfg } from '../../controlplane/maps/codecs.js';
 import { natState } from '../../controlplane/natf/nat-expiry.js';
+import { InboundMapper } from '../../controlplane/natf/inbound.js';
+import { monotonicNs } from '../../controlplane/maps/accessors.js';
 
 const EGRESS = 'gscip_tc_egress';
 const INGRESS = 'gscip_tc_ingress';
@@ -254,6 +256,56 @@ describe('GNAT NAT stage (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false, tim
     const own = tcpFrame({ src: G2, dst: D, sport: 50000, dport: 22 });
     assert.deepEqual(h.progTestRun(EGRESS, own).dataOut, own);
     assert.deepEqual(h.progTestRun(EGRESS, icmpFrame({ src: G2, dst: D, type: 8 })).retval, TC_ACT.OK);
+  });
+});
+
+describe('GNAT NAT stage: on-demand inbound mappings (written by the control plane)', { skip: unavailable ?? false, timeout: 30_000 }, () => {
+  const PEER = '203.0.113.9';
+  test('a mapping for peer G1:X -> P1:80: the peer\'s SYN reaches P1:80, the answer leaves as G2:Z, nobody else gets in; the session ends established', () => {
+    const h = open();
+    try {
+      reset(h, cfg(44000, 44999));
+      const m = new InboundMapper(h.maps.nat!, { external: G2, ports: { first: 44000, last: 44999 } }, monotonicNs);
+      const r = m.map({ proto: IPPROTO_TCP, inside: { addr: P1, port: 80 }, peer: { addr: PEER, port: 40000 } });
+      assert.ok(r.ok && r.created);
+      const z = r.ok ? r.extPort : 0;
+      assert.ok(z >= 44000 && z <= 44999);
+      assert.deepEqual(m.map({ proto: IPPROTO_TCP, inside: { addr: P1, port: 80 }, peer: { addr: PEER, port: 40000 } }), { ok: true, extPort: z, created: false }, 'asked again: the same mapping');
+      const syn = h.progTestRun(INGRESS, tcpFrame({ src: PEER, dst: G2, sport: 40000, dport: z, flags: 0x02 }));
+      assert.deepEqual(syn.dataOut, tcpFrame({ src: PEER, dst: P1, sport: 40000, dport: 80, flags: 0x02 }));
+      const synAck = h.progTestRun(EGRESS, tcpFrame({ src: P1, dst: PEER, sport: 80, dport: 40000, flags: 0x12 }));
+      assert.deepEqual(synAck.dataOut, tcpFrame({ src: G2, dst: PEER, sport: z, dport: 40000, flags: 0x12 }));
+      const s = h.maps.nat!.sessions.get(sessionKey(P1, 80, PEER, 40000, IPPROTO_TCP))!;
+      assert.equal(s.origin, NatOrigin.INBOUND);
+      assert.equal(natState(IPPROTO_TCP, s.flags), 'tcp_established');
+      assert.equal(h.progTestRun(INGRESS, tcpFrame({ src: D, dst: G2, sport: 40000, dport: z, flags: 0x02 })).retval, TC_ACT.SHOT, 'another peer: filtered');
+      assert.deepEqual(h.nonZeroStats(), { miss_pass: 2n, nat_xlat: 2n, nat_filtered: 1n }, 'no session created by the fast path');
+    } finally { h.close(); }
+  });
+
+  test('inbound and outbound share the claims: a range of 2 with one inbound mapping leaves one port for the fast path; a used-up range is refused', () => {
+    const h = open();
+    try {
+      reset(h, cfg(45000, 45001));
+      const m = new InboundMapper(h.maps.nat!, { external: G2, ports: { first: 45000, last: 45001 } }, monotonicNs);
+      const a = m.map({ proto: IPPROTO_TCP, inside: { addr: P1, port: 80 }, peer: { addr: PEER, port: 1 } });
+      assert.ok(a.ok);
+      const out = parseFrame(h.progTestRun(EGRESS, tcpFrame({ src: P2, dst: D, sport: 5000, dport: 80 })).dataOut).l4!.sport;
+      assert.notEqual(out, a.ok ? a.extPort : -1);
+      assert.deepEqual(m.map({ proto: IPPROTO_TCP, inside: { addr: P1, port: 80 }, peer: { addr: PEER, port: 2 } }), { ok: false, reason: 'no_port' });
+      assert.equal(h.progTestRun(EGRESS, tcpFrame({ src: P2, dst: D, sport: 5001, dport: 80 })).retval, TC_ACT.SHOT);
+    } finally { h.close(); }
+  });
+
+  test('a full session table refuses an inbound mapping (table_full) and releases its claim', () => {
+    const h = open({ maxNat: 1 });
+    try {
+      reset(h, cfg(46000, 46999));
+      const m = new InboundMapper(h.maps.nat!, { external: G2, ports: { first: 46000, last: 46999 } }, monotonicNs);
+      assert.ok(m.map({ proto: IPPROTO_UDP, inside: { addr: P1, port: 53 }, peer: { addr: PEER, port: 1 } }).ok);
+      assert.deepEqual(m.map({ proto: IPPROTO_UDP, inside: { addr: P1, port: 53 }, peer: { addr: PEER, port: 2 } }), { ok: false, reason: 'table_full' });
+      assert.equal([...h.maps.nat!.ports.keys()].length, 1);
+    } finally { h.close(); }
   });
 });
 
