@@ -27,6 +27,13 @@ export const NAT_MAP_NAMES = {
   cfg: 'gscip_nat_cfg',
 } as const;
 
+/**
+ * Maps a release added that an older instance's pins lack: the agent of this
+ * build creates and pins them on start (libbpf: no pin, a new map), nothing
+ * else changes, so `gscip doctor` warns instead of failing on their absence.
+ */
+export const ADDED_MAP_NAMES: ReadonlySet<string> = new Set(Object.values(NAT_MAP_NAMES));
+
 export interface NatMaps {
   /** inside-view CID (dir egress) -> session */
   sessions: BpfMap<Cid, NatVal>;

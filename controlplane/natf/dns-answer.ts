@@ -10,6 +10,7 @@
  *
  * Not built: the interception that hands it the answers (docs/natf.md).
  */
+import { GscipError } from '../errors/catalogue.js';
 
 export interface ARecord {
   /** Owner name of the record (the end of a CNAME chain), lower case, no trailing dot. */
@@ -35,7 +36,9 @@ const MAX_RECORDS = 64;
 const MAX_LABELS = 128;
 export const RCODE_SERVFAIL = 2;
 
-export class DnsFormatError extends Error {}
+export class DnsFormatError extends GscipError {
+  constructor(message: string) { super('GSCIP_E_DNS_FORMAT', `DNS response: ${message}`); }
+}
 
 /** The name at off (following compression pointers, bounded) and the offset after it in place. */
 function readName(m: Buffer, off: number): { name: string; next: number } {
