@@ -3,12 +3,13 @@
  * Each program is its direction's stage list, in order (stages.h contract;
  * [X] = only in a load whose gscip_load.stages has X):
  *
- *   egress : [release mark] -> classify (parse; control ICMP? marked: pass, else punt)
- *              -> [XLAT] (stack->wire) -> PIT(wire CID)
+ *   egress : [release mark] -> classify (parse; control ICMP? marked: pass, else punt;
+ *              [NAT] ICMP errors of NATed flows translated)
+ *              -> [XLAT] (stack->wire) -> [NAT] (inside source -> ext) -> PIT(wire CID)
  *              hit: pass | drop | [PCCOM] encrypt      miss: iface miss action
- *   ingress: [release mark] -> classify (parse; control ICMP? punt)
+ *   ingress: [release mark] -> classify (parse; control ICMP? punt; [NAT] ICMP errors)
  *              -> PIT(wire CID) hit: pass | drop | [PCCOM] decrypt ; miss: miss action
- *              -> [XLAT] (wire->stack) on whatever is let through
+ *              -> [NAT] (ext:port -> inside) -> [XLAT] (wire->stack) on whatever is let through
  *
  * Every stage returns GSCIP_STAGE_NEXT or GSCIP_CODE(enum gscip_stat); only
  * gscip_verdict() below turns a code into a per-CPU (reason, direction)
@@ -33,6 +34,7 @@
 #include "punt.h"
 #include "release.h"
 #include "control.h"
+#include "nat.h"
 #include "stages.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -55,6 +57,12 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 	stats_count(stat, run->dir, run->len);
 	if (run->xlated)
 		stats_count(GSCIP_STAT_XLAT, run->dir, run->len);
+	if (stage_on(GSCIP_STAGE_NAT) && run->nat) {
+		if (run->nat & NAT_RUN_XLATED)
+			stats_count(GSCIP_STAT_NAT_XLAT, run->dir, run->len);
+		if (run->nat & NAT_RUN_CREATED)
+			stats_count(GSCIP_STAT_NAT_CREATED, run->dir, run->len);
+	}
 	if (run->released && (stat == GSCIP_STAT_PIT_PASS || stat == GSCIP_STAT_PIT_ENCRYPT ||
 			      stat == GSCIP_STAT_PIT_DECRYPT))
 		stats_count(GSCIP_STAT_RELEASED, run->dir, run->len);
@@ -80,17 +88,29 @@ static __always_inline int gscip_classify_dir(struct __sk_buff *skb, struct gsci
 	if (rc)
 		return rc;
 	if (nonfirst)
-		return GSCIP_CODE(GSCIP_STAT_PASS_FRAGMENT);
+		return stage_on(GSCIP_STAGE_NAT)
+			       ? gscip_nat_other(pkt, dir == GSCIP_DIR_EGRESS, GSCIP_CODE(GSCIP_DROP_NAT_FRAGMENT),
+						 GSCIP_CODE(GSCIP_STAT_PASS_FRAGMENT))
+			       : GSCIP_CODE(GSCIP_STAT_PASS_FRAGMENT);
 	if (pkt->cid.proto == IPPROTO_ICMP) {
 		rc = parse_icmp_type(skb, pkt, l3_len, &icmp_type);
 		if (rc)
 			return rc;
-		if (icmp_type != GSCIP_ICMP_TYPE)
+		if (icmp_type != GSCIP_ICMP_TYPE) {
+			if (stage_on(GSCIP_STAGE_NAT)) {
+				rc = gscip_nat_icmp(skb, pkt, l3_len, icmp_type, dir == GSCIP_DIR_EGRESS);
+				if (rc)
+					return rc;
+			}
 			return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
+		}
 		return control_apply(skb, pkt, run->released, dir);
 	}
 	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
-		return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
+		return stage_on(GSCIP_STAGE_NAT)
+			       ? gscip_nat_other(pkt, dir == GSCIP_DIR_EGRESS, GSCIP_CODE(GSCIP_DROP_NAT_PROTO),
+						 GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4))
+			       : GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
 	rc = parse_l4_ports(skb, pkt, l3_len);
 	/* A control message over UDP: to the control port; on egress also from it (an answer to a
 	 * sender whose port a NAT changed goes to that port). */
@@ -159,6 +179,7 @@ int gscip_tc_egress(struct __sk_buff *skb)
 	}
 	GSCIP_RUN_STAGE_ALWAYS(gscip_classify_egress, skb, &run);
 	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* stack view -> wire view */
+	GSCIP_RUN_STAGE(GSCIP_STAGE_NAT, gscip_stage_nat_egress, skb, &run);  /* inside source -> ext:port */
 	GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
 	return gscip_verdict(&run, run.verdict);
 }
@@ -172,6 +193,7 @@ int gscip_tc_ingress(struct __sk_buff *skb)
 	run.released = release_classify(skb, GSCIP_DIR_INGRESS) == GSCIP_RELEASE_PROCESS;
 	GSCIP_RUN_STAGE_ALWAYS(gscip_classify_ingress, skb, &run);
 	GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
+	GSCIP_RUN_STAGE(GSCIP_STAGE_NAT, gscip_stage_nat_ingress, skb, &run);  /* ext:port -> inside */
 	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* wire view -> stack view */
 	return gscip_verdict(&run, run.verdict);
 }

@@ -22,6 +22,8 @@
 #define GSCIP_PUNT_RINGBUF_BYTES  (4 << 20)
 #define GSCIP_PUNT_MAX_BYTES      2048  /* bytes of a punted packet we keep (stash) */
 #define GSCIP_KEY_BYTES           32    /* ChaCha20 key */
+#define GSCIP_NAT_MAX_ENTRIES     65536 /* NAT sessions (gscip_nat); a full table refuses new ones, counted */
+#define GSCIP_NAT_PORT_MAX_ENTRIES 65536 /* (protocol, external port) claims (gscip_nat_port) */
 
 /* ---- control protocol on the wire ----
  * GSCIP control messages (DPRP DDE/RGI/MPIT/CDN, Mobile PPC CU, NAT-f, GSRA)
@@ -192,6 +194,65 @@ enum gscip_xlat_kind {
 	GSCIP_XLAT_NAT    = 3,  /* GNAT / GSRA router mapping */
 };
 
+/* ---- NAT: the GNAT's outbound NAPT in its own fast path (bpf/lib/nat.h,
+ * docs/natf.md). Only in a load with GSCIP_STAGE_NAT. On the outside
+ * interface: egress rewrites an inside source (cfg.inside) to ext_addr:port,
+ * ingress rewrites ext_addr:port back. The fast path allocates on the first
+ * packet of a flow; the control plane only expires (controlplane/natf/).
+ *
+ *   gscip_nat:      key = struct gscip_cid as the inside host sent it
+ *                   (P:x -> D:y, proto, dir = EGRESS), value = gscip_nat_val
+ *   gscip_nat_port: key = gscip_nat_port_key (proto, external port),
+ *                   value = struct gscip_cid, the session that owns the port
+ *
+ * One external port belongs to one session at a time (claimed with
+ * BPF_NOEXIST before the session is written), so no two flows ever share a
+ * port; an inbound packet to a claimed port from anyone but the session's
+ * peer is dropped (GSCIP_DROP_NAT_FILTERED). */
+#define GSCIP_NAT_MAX_INSIDE  4   /* inside prefixes in gscip_nat_cfg */
+#define GSCIP_NAT_PORT_TRIES  32  /* candidate ports tried per new session */
+
+struct gscip_nat_prefix {
+	__be32 addr;   /* network order, host bits zero */
+	__be32 mask;   /* network order; 0 = unused slot */
+};
+
+/* gscip_nat_cfg, index 0. ext_addr 0 = nothing is translated. */
+struct gscip_nat_cfg {
+	__be32 ext_addr;    /* the GNAT's global address */
+	__u16  port_lo;     /* external ports handed out, host order, inclusive */
+	__u16  port_hi;
+	struct gscip_nat_prefix inside[GSCIP_NAT_MAX_INSIDE];
+};
+
+struct gscip_nat_val {
+	__be32 ext_addr;
+	__be16 ext_port;
+	__u8   origin;      /* enum gscip_nat_origin */
+	__u8   pad;         /* must be zero */
+	__u32  flags;       /* GSCIP_NAT_F_*, set by the fast path (atomic OR, once per bit) */
+	__u32  reserved;    /* must be zero */
+	__u64  created_ns;  /* bpf_ktime_get_coarse_ns() clock (CLOCK_MONOTONIC) */
+	__u64  last_seen_ns;/* refreshed at most once a second, either direction */
+};
+/* What the fast path has seen of a session (TCP state for the timeouts). */
+#define GSCIP_NAT_F_SYN_OUT  0x01  /* TCP SYN from the inside */
+#define GSCIP_NAT_F_IN       0x02  /* any packet from the outside peer (TCP: the handshake's answer) */
+#define GSCIP_NAT_F_FIN_OUT  0x04
+#define GSCIP_NAT_F_FIN_IN   0x08
+#define GSCIP_NAT_F_RST      0x10  /* either direction */
+
+enum gscip_nat_origin {
+	GSCIP_NAT_OUTBOUND = 0,  /* created by the fast path for an inside host's flow */
+	GSCIP_NAT_INBOUND  = 1,  /* created by the control plane (NAT-f on-demand mapping) */
+};
+
+struct gscip_nat_port_key {
+	__be16 port;   /* external port, network order */
+	__u8   proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8   pad;    /* must be zero */
+};
+
 /* Group key map: (group, version) -> key. Two or more versions of a group may
  * be present at once so rotation never breaks a flow. */
 struct gscip_key_id {
@@ -312,11 +373,13 @@ struct gscip_load_cfg {
 
 /* The datapath stages a load may leave out (struct gscip_load_cfg.stages).
  * Bits are never reused. Reserved for the next parts, not declared until they
- * have code: bit 2 CIT, 3 VAT, 4 NAT, 5 DNS interception. */
+ * have code: bit 2 CIT, 3 VAT, 5 DNS interception. NAT is not in the
+ * default: only a GNAT loads it (the agent turns it on with its `nat` config). */
 enum gscip_stage {
 	GSCIP_STAGE_XLAT    = 1 << 0,  /* XLAT lookup + rewrite; off: XLAT entries are not looked up */
 	GSCIP_STAGE_PCCOM   = 1 << 1,  /* PIT encrypt/decrypt; off: such entries drop as `unsupported` */
-	GSCIP_STAGE_DEFAULT = GSCIP_STAGE_XLAT | GSCIP_STAGE_PCCOM,  /* every stage that exists */
+	GSCIP_STAGE_NAT     = 1 << 4,  /* GNAT outbound NAPT (nat.h); off: no NAT code, no NAT map lookup */
+	GSCIP_STAGE_DEFAULT = GSCIP_STAGE_XLAT | GSCIP_STAGE_PCCOM,  /* what a load has unless told (not NAT) */
 };
 
 /* Punt record on the ring buffer, submitted cut after cap_len bytes of data
@@ -432,6 +495,17 @@ enum gscip_stat {
 	GSCIP_DROP_CRYPTO             = 290, /* PCCOM could not read/write the payload */
 	GSCIP_DROP_NONCE_LIMIT        = 291, /* UDP per-flow counter at its limit: refused rather than reuse a nonce */
 
+	/* ---- NAT (640..767): verdicts and overlays from 640, drops from 672 ---- */
+	GSCIP_STAT_NAT_XLAT           = 640, /* overlay: the NAT rewrote the packet (either direction) */
+	GSCIP_STAT_NAT_CREATED        = 641, /* overlay: the packet created a NAT session (a port claimed) */
+	GSCIP_STAT_NAT_ICMP           = 642, /* an ICMP error of a NATed flow, translated outside and inside */
+	GSCIP_DROP_NAT_TABLE_FULL     = 672, /* new session refused: gscip_nat (or gscip_nat_port) is full */
+	GSCIP_DROP_NAT_NO_PORT        = 673, /* new session refused: every candidate port was taken */
+	GSCIP_DROP_NAT_FILTERED       = 674, /* inbound to a claimed port, not from that session's peer */
+	GSCIP_DROP_NAT_PROTO          = 675, /* outbound from an inside address, a protocol the NAT cannot translate */
+	GSCIP_DROP_NAT_FRAGMENT       = 676, /* outbound fragment from an inside address (would leak it) */
+	GSCIP_DROP_NAT_ICMP_NO_SESSION = 677, /* outbound ICMP error from the inside about no NATed flow */
+
 	GSCIP_STAT__END               = 1024, /* == GSCIP_REASON__END */
 };
 
@@ -497,7 +571,17 @@ enum gscip_tc_verdict {
 	X(GSCIP_DROP_NO_KEY,            DROP,    SHOT)         \
 	X(GSCIP_DROP_BAD_KEYED_CSUM,    DROP,    SHOT)         \
 	X(GSCIP_DROP_CRYPTO,            DROP,    SHOT)         \
-	X(GSCIP_DROP_NONCE_LIMIT,       DROP,    SHOT)
+	X(GSCIP_DROP_NONCE_LIMIT,       DROP,    SHOT)         \
+	/* NAT */                                              \
+	X(GSCIP_STAT_NAT_XLAT,          OVERLAY, NONE)         \
+	X(GSCIP_STAT_NAT_CREATED,       OVERLAY, NONE)         \
+	X(GSCIP_STAT_NAT_ICMP,          VERDICT, PASS)         \
+	X(GSCIP_DROP_NAT_TABLE_FULL,    DROP,    SHOT)         \
+	X(GSCIP_DROP_NAT_NO_PORT,       DROP,    SHOT)         \
+	X(GSCIP_DROP_NAT_FILTERED,      DROP,    SHOT)         \
+	X(GSCIP_DROP_NAT_PROTO,         DROP,    SHOT)         \
+	X(GSCIP_DROP_NAT_FRAGMENT,      DROP,    SHOT)         \
+	X(GSCIP_DROP_NAT_ICMP_NO_SESSION, DROP,  SHOT)
 
 /* The counter map gscip_counters is a per-CPU array of struct gscip_stat_val
  * with one slot per (reason, direction): slot = reason * 2 + enum gscip_dir.

@@ -26,6 +26,33 @@ struct {
 	__type(value, struct gscip_xlat_val);
 } gscip_xlat SEC(".maps");
 
+/* NAT sessions (GNAT, nat.h): inside-view CID -> external address:port, TCP
+ * state, activity. Bounded: a full table refuses new sessions (counted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GSCIP_NAT_MAX_ENTRIES);
+	__type(key, struct gscip_cid);
+	__type(value, struct gscip_nat_val);
+} gscip_nat SEC(".maps");
+
+/* NAT port claims: (proto, external port) -> the session that owns it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GSCIP_NAT_PORT_MAX_ENTRIES);
+	__type(key, struct gscip_nat_port_key);
+	__type(value, struct gscip_cid);
+} gscip_nat_port SEC(".maps");
+
+/* NAT configuration (external address, port range, inside prefixes), index 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gscip_nat_cfg);
+} gscip_nat_cfg SEC(".maps");
+
 /* Group keys: (group, version) -> ChaCha20 key; read by PCCOM (pccom_keystream.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -64,6 +64,7 @@ struct gscip_run {
 	__u8 dir;       /* enum gscip_dir of this program: every counter's direction */
 	bool released;  /* carried a release mark (now cleared) */
 	bool xlated;    /* XLAT rewrote it */
+	__u8 nat;       /* NAT_RUN_* (nat.h): the NAT rewrote it / created its session */
 };
 
 /* Run one optional stage of a list: skipped (and dead code) unless its bit is on. */

@@ -11,9 +11,10 @@ import { stageDumpFromEnv } from '../dprp/stage-dump.js';
 import { stageProfile } from '../dprp/stage-profile.js';
 import { logger, type Logger } from '../log/logger.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
-import { MAP_NAMES } from '../maps/gscip-maps.js';
+import { MAP_NAMES, NAT_MAP_NAMES } from '../maps/gscip-maps.js';
 import { ConfigError, resolveIpv6Policy, type AgentConfig } from '../config/agent-config.js';
 import { stageList } from '../maps/stages.js';
+import { configureNat } from '../natf/nat-setup.js';
 import { attachInterface, detachInterface, hasClsact, loadPinned, unpinAll, type Attached, type LoadedDatapath } from './datapath.js';
 import type { AgentInterface, PuntHandler } from '../parts/handler.js';
 import { partDescriptor } from './handlers/index.js';
@@ -128,10 +129,13 @@ export class Agent {
       const maxEntries: Record<string, number> = {};
       if (cfg.maxEntries.pit) { maxEntries[MAP_NAMES.pit] = cfg.maxEntries.pit; maxEntries[MAP_NAMES.flowKeys] = cfg.maxEntries.pit; }
       if (cfg.maxEntries.xlat) maxEntries[MAP_NAMES.xlat] = cfg.maxEntries.xlat;
+      if (cfg.nat) maxEntries[NAT_MAP_NAMES.sessions] = cfg.nat.maxSessions;
       const dp = loadPinned(cfg.bpfObject, paths.pinDir, maxEntries, log, cfg.stages);
       undo.push(() => { dp.maps.close(); dp.obj.close(); });
       log.info({ pinDir: paths.pinDir, adopted: dp.adopted, stages: stageList(cfg.stages) }, dp.adopted.length ? 'adopted pinned maps' : 'created pinned maps');
       dp.maps.cfg.set(0, { punt_rate_pps: BigInt(cfg.punt.ratePps), punt_burst: BigInt(cfg.punt.burst) });
+      // The GNAT's NAT config before attach: no inside source ever leaves untranslated (natf/nat-setup.ts).
+      configureNat(dp.maps, cfg.nat, log);
       // 4. Attach (configure first, replace our own filters).
       // IPv6 policy per interface: as configured, else closed (nd-only) on a CL element, pass otherwise (as before).
       const geMode = ge?.mode ?? cfg.ge?.mode ?? null;

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { natConfigSchema } from '../natf/nat-config.js';
 import { parseRequiredEntry } from '../dprp/encryption-required.js';
 import { GscipError } from '../errors/catalogue.js';
 import { DIRS, MISS_ACTIONS, nameTuple, type MissActionName } from '../maps/vocabulary.js';
@@ -94,7 +95,9 @@ export const agentConfigSchema = z.object({
   stages: z.object({
     xlat: z.boolean().default(true),
     pccom: z.boolean().default(true),
-  }).strict().default({ xlat: true, pccom: true }),
+    /** The GNAT's NAT (bpf/lib/nat.h); off by default, turned on by a `nat` section. */
+    nat: z.boolean().default(false),
+  }).strict().default({ xlat: true, pccom: true, nat: false }),
   /** Remove the TC filters when the agent exits (default: keep them, the fast path keeps working). */
   detachOnExit: z.boolean().default(false),
   /**
@@ -136,7 +139,17 @@ export const agentConfigSchema = z.object({
   }),
   /** GMS client: agent data dir from `gscip agent enroll`; keys are installed into gscip_keys. */
   gms: z.object({ dataDir: z.string().min(1) }).strict().nullable().default(null),
-}).strict();
+  /**
+   * The GNAT's outbound NAPT (part `nat`, docs/natf.md): inside hosts' sources
+   * become `external` on the protected (outside) interface. Loads the NAT
+   * stage; needs handler `nat`, which expires idle sessions.
+   */
+  nat: natConfigSchema.nullable().default(null),
+}).strict().superRefine((c, ctx) => {
+  if (c.nat && !c.handlers.includes('nat')) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['nat'], message: 'needs the nat part, which expires its sessions (add handler nat / --handler nat)' });
+  }
+}).transform((c) => (c.nat ? { ...c, stages: { ...c.stages, nat: true } } : c));
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
@@ -223,11 +236,11 @@ export function applyIpv6Flags<T extends { name: string; ipv6?: Ipv6PolicyConfig
  * Parse `--stages LIST` (comma list of stage names, or `none`) into the
  * `stages` config: listed stages on, every other one off.
  */
-export function applyStagesFlag(flag: string): { xlat: boolean; pccom: boolean } {
-  const known = ['xlat', 'pccom'] as const;
+export function applyStagesFlag(flag: string): { xlat: boolean; pccom: boolean; nat?: boolean } {
+  const known = ['xlat', 'pccom', 'nat'] as const;
   const names = flag.trim() === 'none' ? [] : flag.split(',').map((x) => x.trim()).filter((x) => x.length);
   const bad = names.filter((n) => !(known as readonly string[]).includes(n));
   if (bad.length) throw new ConfigError(`--stages ${flag}: unknown stage ${bad.join(', ')} (known: ${known.join(', ')}, or none)`, []);
   if (!names.length && flag.trim() !== 'none') throw new ConfigError(`--stages: expected a comma list of ${known.join(', ')}, or none`, []);
-  return { xlat: names.includes('xlat'), pccom: names.includes('pccom') };
+  return { xlat: names.includes('xlat'), pccom: names.includes('pccom'), ...(names.includes('nat') ? { nat: true } : {}) };
 }

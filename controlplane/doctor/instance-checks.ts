@@ -31,7 +31,7 @@ import { monotonicNs } from '../maps/accessors.js';
 import { counterSlot, Dir, Ipv6Policy, ipv6PolicyName, Stat } from '../maps/abi.js';
 import { DIRS, type DirName } from '../maps/vocabulary.js';
 import { ifaceCfgCodec, ipv6PolicyOf, keyIdCodec, keyValCodec, statValCodec, u32Codec } from '../maps/codecs.js';
-import { ADDED_MAP_NAMES, LEGACY_MAP_NAMES, MAP_NAMES, PROG_NAMES, SCRATCH_MAP_NAMES } from '../maps/gscip-maps.js';
+import { ADDED_MAP_NAMES, LEGACY_MAP_NAMES, MAP_NAMES, NAT_MAP_NAMES, PROG_NAMES, SCRATCH_MAP_NAMES } from '../maps/gscip-maps.js';
 import { legacyPins } from '../agent/migrate.js';
 
 const legacyKey = (pin: string): keyof typeof LEGACY_MAP_NAMES =>
@@ -51,8 +51,8 @@ export interface InstanceCheckOptions {
   puntStallMs?: number;
 }
 
-/** Maps whose max_entries the configuration sets (maxEntries.pit/xlat): not compared. */
-const RESIZABLE = new Set<string>([MAP_NAMES.pit, MAP_NAMES.xlat]);
+/** Maps whose max_entries the configuration sets (maxEntries.pit/xlat, nat.maxSessions): not compared. */
+const RESIZABLE = new Set<string>([MAP_NAMES.pit, MAP_NAMES.xlat, NAT_MAP_NAMES.sessions]);
 const MAP_TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(MapType).map(([k, v]) => [v, k.toLowerCase()]));
 const typeName = (t: number): string => MAP_TYPE_NAMES[t] ?? `type ${t}`;
 

@@ -67,6 +67,7 @@ export const CODES = {
   GSCIP_E_FLOW_BAD_ENTRY: { exit: EXIT.ERROR, meaning: 'an entry whose slot is not one of the flow\'s wire CIDs, or one a flow already holds twice (FlowError)' },
   GSCIP_E_MOBILITY_WIRE: { exit: EXIT.ERROR, meaning: 'a Mobile PPC CU or CU-ACK cannot be decoded; reason is the counted refusal reason (CuWireError)' },
   GSCIP_E_DDNS: { exit: EXIT.ERROR, meaning: 'a DDNS update cannot be built (field names the input) or got no answer from its server (DdnsError)' },
+  GSCIP_E_DNS_FORMAT: { exit: EXIT.ERROR, meaning: 'a DNS response the NRT was to rewrite cannot be read (truncated, bad name or pointer, not a response; DnsFormatError): passed on untouched' },
 } as const satisfies Record<`GSCIP_E_${string}`, CodeDef>;
 export type GscipCode = keyof typeof CODES;
 

@@ -15,10 +15,12 @@ export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: 
       keys.push({ group: g, version: k.version, key: k.key.toString('base64'), createdAt: k.createdAt, expiresAt: k.expiresAt, cipher: k.cipher });
     }
   }
-  return { userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups], keys, requireEncryption: [...policy.requireEncryption], issuedAt: now };
+  const d: GeDelivery = { userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups], keys, requireEncryption: [...policy.requireEncryption], issuedAt: now };
+  if (ge.type === 'GNAT' && ge.act?.length) d.act = ge.act.map((e) => ({ ...e, groups: [...e.groups] }));
+  return d;
 }
 
 /** Identity of a delivery's content, to push only what changed. */
 export function deliveryDigest(d: GeDelivery): string {
-  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher]), d.requireEncryption ?? []]);
+  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher]), d.requireEncryption ?? [], d.act ?? []]);
 }

@@ -22,7 +22,7 @@ export class MigrateError extends GscipError {
 export const TABLE_COLUMNS: Readonly<Record<string, string[]>> = {
   meta: ['k', 'v'],
   groups: ['id', 'name', 'schedule', 'timezone', 'grace_s', 'cipher'],
-  ges: ['user_id', 'type', 'mode', 'created_at'],
+  ges: ['user_id', 'type', 'mode', 'created_at', 'act'],
   memberships: ['user_id', 'group_id'],
   key_versions: ['group_id', 'last_version'],
   group_keys: ['group_id', 'version', 'key', 'created_at', 'expires_at', 'cipher'],

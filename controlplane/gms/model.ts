@@ -45,6 +45,24 @@ export interface GeDef {
   mode: GeMode;
   /** Sorted ascending, no duplicates. */
   groups: number[];
+  /** A GNAT's ACT (NAT-f, docs/natf.md); absent (or empty) on every other GE. */
+  act?: ActEntry[];
+}
+
+/**
+ * One ACT entry of a GNAT (SPEC section 6): a private host behind it, by name,
+ * and who on the outside may reach it. The GNAT registers the names it allows
+ * in DDNS with its global address; a DDE naming a host is checked against it.
+ */
+export interface ActEntry {
+  /** Fully qualified DNS name, lower case, no trailing dot. */
+  name: string;
+  /** The host's private IPv4 address behind the GNAT. */
+  address: string;
+  /** Whether anyone outside may reach it at all. */
+  outsideAccess: 'allow' | 'deny';
+  /** The groups whose members may reach it (a subset of the GNAT's groups; default all of them). Sorted. */
+  groups: number[];
 }
 
 /** Network-wide rules every GE enforces (delivered to each with its GE info). */
@@ -88,6 +106,8 @@ export interface GeDelivery {
   keys: DeliveredKey[];
   /** NetworkPolicy.requireEncryption (absent from a GMS older than the field: none). */
   requireEncryption?: string[];
+  /** A GNAT's ACT (absent for other GEs and from a GMS older than the field). */
+  act?: ActEntry[];
   /** Server time at which this snapshot was made (ms). */
   issuedAt: number;
 }

@@ -2,7 +2,7 @@
  * Plan = what `gms apply` would change to make the GMS match a network file.
  * Pure: computed from two NetworkStates; printed by --dry-run; executed by the store.
  */
-import type { GeDef, GroupDef, NetworkPolicy, NetworkState } from './model.js';
+import type { ActEntry, GeDef, GroupDef, NetworkPolicy, NetworkState } from './model.js';
 
 export type PlanOp =
   | { op: 'add-group'; group: GroupDef }
@@ -66,6 +66,8 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
     if (added.length || removed.length) {
       changes.push(`groups ${[...added.map((x) => `+${x}`), ...removed.map((x) => `-${x}`)].join(' ')}`);
     }
+    const act = actChanges(c.act ?? [], ge.act ?? []);
+    if (act) changes.push(act);
     for (const gid of removed) leave(gid, ge.userId);
     if (changes.length) ops.push({ op: 'update-ge', ge, changes });
   }
@@ -92,6 +94,23 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
   return { ops };
 }
 
+/** "act +bob.example.net ~carol.example.net (outsideAccess allow -> deny) -dave.example.net", or null when equal. */
+function actChanges(cur: readonly ActEntry[], des: readonly ActEntry[]): string | null {
+  const byName = new Map(cur.map((e) => [e.name, e]));
+  const out: string[] = [];
+  for (const e of des) {
+    const c = byName.get(e.name);
+    if (!c) { out.push(`+${e.name}`); continue; }
+    const d: string[] = [];
+    if (c.address !== e.address) d.push(`address ${c.address} -> ${e.address}`);
+    if (c.outsideAccess !== e.outsideAccess) d.push(`outsideAccess ${c.outsideAccess} -> ${e.outsideAccess}`);
+    if (c.groups.join(',') !== e.groups.join(',')) d.push(`groups [${c.groups.join(',')}] -> [${e.groups.join(',')}]`);
+    if (d.length) out.push(`~${e.name} (${d.join(', ')})`);
+  }
+  for (const c of cur) if (!des.some((e) => e.name === c.name)) out.push(`-${c.name}`);
+  return out.length ? `act ${out.join(' ')}` : null;
+}
+
 export function formatPlan(p: Plan): string {
   if (planIsEmpty(p)) return 'no changes: the GMS already matches the file';
   const lines = p.ops.map((o) => {
@@ -99,7 +118,7 @@ export function formatPlan(p: Plan): string {
       case 'add-group': return `+ group ${o.group.id} (${o.group.name}) schedule "${o.group.rotation.schedule}" ${o.group.rotation.timezone} grace ${o.group.rotation.graceSeconds}s, new key v1 (${o.group.cipher})`;
       case 'update-group': return `~ group ${o.group.id}: ${o.changes.join('; ')}`;
       case 'remove-group': return `- group ${o.id} (its keys are withdrawn from every GE)`;
-      case 'add-ge': return `+ ge ${o.ge.userId} type=${o.ge.type} mode=${o.ge.mode} groups=[${o.ge.groups.join(',')}]`;
+      case 'add-ge': return `+ ge ${o.ge.userId} type=${o.ge.type} mode=${o.ge.mode} groups=[${o.ge.groups.join(',')}]${o.ge.act?.length ? ` act=[${o.ge.act.map((e) => `${e.name} ${e.address} ${e.outsideAccess}`).join('; ')}]` : ''}`;
       case 'update-ge': return `~ ge ${o.ge.userId}: ${o.changes.join('; ')}`;
       case 'remove-ge': return `- ge ${o.userId} (certificates revoked)`;
       case 'rotate': return `! rotate group ${o.groupId} (${o.reason})`;

@@ -41,11 +41,23 @@ const groupSchema = z.strictObject({
   cipher: z.enum(CIPHERS).optional(),
 });
 
+const DNS_NAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A GNAT's ACT entry (model.ts ActEntry); cross-checks (only on a GNAT, groups its own, names unique) in crossCheck. */
+const actSchema = z.strictObject({
+  name: z.string().transform((s) => s.toLowerCase().replace(/\.$/, '')).refine((s) => DNS_NAME.test(s), 'must be a fully qualified DNS name, e.g. bob.example.net'),
+  address: z.ipv4(),
+  outsideAccess: z.enum(['allow', 'deny']),
+  groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).optional(),
+});
+
 const geSchema = z.strictObject({
   userId: z.string().regex(USER_ID, 'must be 1-63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit'),
   type: z.enum(GE_TYPES),
   mode: z.enum(GE_MODES),
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).default([]),
+  /** GNAT only: the private hosts behind it (NAT-f ACT). */
+  act: z.array(actSchema).optional(),
 });
 
 const fileSchema = z.strictObject({
@@ -102,6 +114,35 @@ function crossCheck(raw: unknown): string[] {
     else seenGroup.set(id, i);
   });
   const seenGe = new Map<unknown, number>();
+  const actNames = new Map<string, string>(); // name -> where
+  ges.forEach((ge, i) => {
+    const g = ge as { type?: unknown; act?: unknown; groups?: unknown };
+    if (Array.isArray(g.act)) {
+      if (g.type !== 'GNAT' && g.act.length) out.push(`ges[${i}].act: only a GNAT has an ACT (this GE is ${String(g.type)})`);
+      const own = Array.isArray(g.groups) ? g.groups : [];
+      const addrs = new Map<unknown, number>();
+      (g.act as Array<{ name?: unknown; address?: unknown; groups?: unknown }>).forEach((e, j) => {
+        const name = typeof e?.name === 'string' ? e.name.toLowerCase().replace(/\.$/, '') : null;
+        if (name) {
+          const prev = actNames.get(name);
+          if (prev) out.push(`ges[${i}].act[${j}].name: ${name} is already in the ACT at ${prev} (one name, one place in DDNS)`);
+          else actNames.set(name, `ges[${i}].act[${j}]`);
+        }
+        if (typeof e?.address === 'string') {
+          const prev = addrs.get(e.address);
+          if (prev !== undefined) out.push(`ges[${i}].act[${j}].address: ${e.address} is already ges[${i}].act[${prev}]`);
+          else addrs.set(e.address, j);
+        }
+        if (Array.isArray(e?.groups)) {
+          (e.groups as unknown[]).forEach((gid, k) => {
+            if (typeof gid === 'number' && !own.includes(gid)) {
+              out.push(`ges[${i}].act[${j}].groups[${k}]: group ${gid} is not one of this GNAT's groups (it could not tell that group's members)`);
+            }
+          });
+        }
+      });
+    }
+  });
   ges.forEach((ge, i) => {
     if (typeof ge?.userId === 'string') {
       const prev = seenGe.get(ge.userId);
@@ -134,7 +175,15 @@ function normalize(f: NetworkFile): NetworkState {
     .map((g) => ({ id: g.id, name: g.name ?? `group-${g.id}`, rotation: { ...base, ...dropUndefined(g.rotation ?? {}) }, cipher: g.cipher ?? cipher }))
     .sort((a, b) => a.id - b.id);
   const ges: GeDef[] = f.ges
-    .map((ge) => ({ userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups].sort((a, b) => a - b) }))
+    .map((ge): GeDef => {
+      const groups = [...ge.groups].sort((a, b) => a - b);
+      const def: GeDef = { userId: ge.userId, type: ge.type, mode: ge.mode, groups };
+      if (ge.act?.length) {
+        def.act = ge.act.map((e) => ({ name: e.name, address: e.address, outsideAccess: e.outsideAccess, groups: [...new Set(e.groups ?? groups)].sort((a, b) => a - b) }))
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      }
+      return def;
+    })
     .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
   const requireEncryption = [...new Set((f.policy?.requireEncryption ?? []).map((v) => {
     const e = parseRequiredEntry(v, 'policy.requireEncryption');

@@ -14,6 +14,7 @@
  *    (`gscip gms status`).
  * A master key is required: group keys and the CA key are sealed (at-rest.ts).
  */
+import { actToColumn, withAct } from './act-column.js';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { AtRest, AtRestError, CA_KEY_AAD, groupKeyAad } from './at-rest.js';
@@ -68,6 +69,8 @@ CREATE TABLE replicas (
   leader BOOLEAN NOT NULL, seen_seq BIGINT NOT NULL,
   lock_pid INTEGER);
 CREATE SEQUENCE change_seq;` },
+  { version: 3, what: 'a GNAT\'s ACT (NAT-f) per GE', sql: `
+ALTER TABLE ges ADD COLUMN act TEXT NOT NULL DEFAULT '[]';` },
 ];
 
 /** int8 and numeric as JS numbers (every value here is a ms time, id or count below 2^53). */
@@ -190,9 +193,9 @@ export class PgBackend implements GmsBackend {
       const u = String(r.user_id);
       mem.set(u, [...(mem.get(u) ?? []), Number(r.group_id)]);
     }
-    const ges: GeDef[] = (await this.all('SELECT * FROM ges ORDER BY user_id COLLATE "C"', [], c)).map((r) => ({
+    const ges: GeDef[] = (await this.all('SELECT * FROM ges ORDER BY user_id COLLATE "C"', [], c)).map((r) => withAct({
       userId: String(r.user_id), type: r.type as GeType, mode: r.mode as GeMode, groups: mem.get(String(r.user_id)) ?? [],
-    }));
+    }, r.act));
     return { groups, ges, policy: await this.readPolicy(c) };
   }
 
@@ -208,7 +211,7 @@ export class PgBackend implements GmsBackend {
     const r = await this.one('SELECT * FROM ges WHERE user_id = $1', [userId], c);
     if (!r) return undefined;
     const groups = (await this.all('SELECT group_id FROM memberships WHERE user_id = $1 ORDER BY group_id', [userId], c)).map((x) => Number(x.group_id));
-    return { userId, type: r.type as GeType, mode: r.mode as GeMode, groups };
+    return withAct({ userId, type: r.type as GeType, mode: r.mode as GeMode, groups }, r.act);
   }
 
   async allKeys(): Promise<GroupKey[]> {
@@ -255,11 +258,11 @@ export class PgBackend implements GmsBackend {
             await c.query('DELETE FROM groups WHERE id = $1', [o.id]);
             break;
           case 'add-ge':
-            await c.query('INSERT INTO ges(user_id, type, mode, created_at) VALUES ($1,$2,$3,$4)', [o.ge.userId, o.ge.type, o.ge.mode, now]);
+            await c.query('INSERT INTO ges(user_id, type, mode, created_at, act) VALUES ($1,$2,$3,$4,$5)', [o.ge.userId, o.ge.type, o.ge.mode, now, actToColumn(o.ge.act)]);
             for (const g of o.ge.groups) await c.query('INSERT INTO memberships(user_id, group_id) VALUES ($1,$2)', [o.ge.userId, g]);
             break;
           case 'update-ge':
-            await c.query('UPDATE ges SET type = $1, mode = $2 WHERE user_id = $3', [o.ge.type, o.ge.mode, o.ge.userId]);
+            await c.query('UPDATE ges SET type = $1, mode = $2, act = $3 WHERE user_id = $4', [o.ge.type, o.ge.mode, actToColumn(o.ge.act), o.ge.userId]);
             await c.query('DELETE FROM memberships WHERE user_id = $1', [o.ge.userId]);
             for (const g of o.ge.groups) await c.query('INSERT INTO memberships(user_id, group_id) VALUES ($1,$2)', [o.ge.userId, g]);
             break;

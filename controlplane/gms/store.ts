@@ -4,6 +4,7 @@
  * database file is replaced atomically after COMMIT, so a failed apply leaves
  * nothing half-written, in memory or on disk.
  */
+import { actToColumn, withAct } from './act-column.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; decl: string }> = [
   { table: 'groups', column: 'cipher', decl: `TEXT NOT NULL DEFAULT '${DEFAULT_CIPHER}'` },
   { table: 'group_keys', column: 'cipher', decl: `TEXT NOT NULL DEFAULT '${DEFAULT_CIPHER}'` },
+  { table: 'ges', column: 'act', decl: `TEXT NOT NULL DEFAULT '[]'` },
 ];
 
 /** Every table and a total order of its rows (gms migrate copies and compares them in this order). */
@@ -150,9 +152,9 @@ export class GmsStore {
       const u = String(r.user_id);
       mem.set(u, [...(mem.get(u) ?? []), Number(r.group_id)]);
     }
-    const ges: GeDef[] = this.all('SELECT * FROM ges ORDER BY user_id').map((r) => ({
+    const ges: GeDef[] = this.all('SELECT * FROM ges ORDER BY user_id').map((r) => withAct({
       userId: String(r.user_id), type: r.type as GeType, mode: r.mode as GeMode, groups: mem.get(String(r.user_id)) ?? [],
-    }));
+    }, r.act));
     return { groups, ges, policy: this.readPolicy() };
   }
 
@@ -168,7 +170,7 @@ export class GmsStore {
     const r = this.one('SELECT * FROM ges WHERE user_id = ?', [userId]);
     if (!r) return undefined;
     const groups = this.all('SELECT group_id FROM memberships WHERE user_id = ? ORDER BY group_id', [userId]).map((x) => Number(x.group_id));
-    return { userId, type: r.type as GeType, mode: r.mode as GeMode, groups };
+    return withAct({ userId, type: r.type as GeType, mode: r.mode as GeMode, groups }, r.act);
   }
 
   /** Execute a plan (inside the caller's tx). Returns the groups rotated, with their new versions. */
@@ -190,11 +192,11 @@ export class GmsStore {
           this.run('DELETE FROM groups WHERE id = ?', [o.id]);
           break;
         case 'add-ge':
-          this.run('INSERT INTO ges(user_id, type, mode, created_at) VALUES (?,?,?,?)', [o.ge.userId, o.ge.type, o.ge.mode, now]);
+          this.run('INSERT INTO ges(user_id, type, mode, created_at, act) VALUES (?,?,?,?,?)', [o.ge.userId, o.ge.type, o.ge.mode, now, actToColumn(o.ge.act)]);
           for (const g of o.ge.groups) this.run('INSERT INTO memberships(user_id, group_id) VALUES (?,?)', [o.ge.userId, g]);
           break;
         case 'update-ge':
-          this.run('UPDATE ges SET type = ?, mode = ? WHERE user_id = ?', [o.ge.type, o.ge.mode, o.ge.userId]);
+          this.run('UPDATE ges SET type = ?, mode = ?, act = ? WHERE user_id = ?', [o.ge.type, o.ge.mode, actToColumn(o.ge.act), o.ge.userId]);
           this.run('DELETE FROM memberships WHERE user_id = ?', [o.ge.userId]);
           for (const g of o.ge.groups) this.run('INSERT INTO memberships(user_id, group_id) VALUES (?,?)', [o.ge.userId, g]);
           break;

@@ -12,6 +12,20 @@ export const IFACE_MAX_ENTRIES = 64;
 export const PUNT_RINGBUF_BYTES = 4 << 20;
 export const PUNT_MAX_BYTES = 2048;
 export const KEY_BYTES = 32;
+export const NAT_MAX_ENTRIES = 65536;
+export const NAT_PORT_MAX_ENTRIES = 65536;
+/** Inside prefixes in gscip_nat_cfg; candidate ports a new NAT session tries. */
+export const NAT_MAX_INSIDE = 4;
+export const NAT_PORT_TRIES = 32;
+/** gscip_nat_val.flags, set by the fast path: what it has seen of a session (TCP state for the timeouts). */
+export const NAT_F_SYN_OUT = 0x01;
+export const NAT_F_IN = 0x02;
+export const NAT_F_FIN_OUT = 0x04;
+export const NAT_F_FIN_IN = 0x08;
+export const NAT_F_RST = 0x10;
+/** enum gscip_nat_origin: who made a NAT session. */
+export const NatOrigin = { OUTBOUND: 0, INBOUND: 1 } as const;
+export type NatOrigin = (typeof NatOrigin)[keyof typeof NatOrigin];
 
 export const ICMP_TYPE = 253;
 /** UDP port the same control messages travel to (gscip_abi.h GSCIP_CONTROL_UDP_PORT): the payload is the ICMP message. */
@@ -90,10 +104,10 @@ export function ipv6PolicyName(v: number): string {
   return String(v);
 }
 
-/** enum gscip_stage: struct gscip_load_cfg.stages bits, the datapath stages a load contains (bits never reused; 2..5 reserved for CIT, VAT, NAT, DNS). */
-export const Stage = { XLAT: 1 << 0, PCCOM: 1 << 1, DEFAULT: (1 << 0) | (1 << 1) } as const;
+/** enum gscip_stage: struct gscip_load_cfg.stages bits, the datapath stages a load contains (bits never reused; 2, 3, 5 reserved for CIT, VAT, DNS). NAT is not in DEFAULT. */
+export const Stage = { XLAT: 1 << 0, PCCOM: 1 << 1, NAT: 1 << 4, DEFAULT: (1 << 0) | (1 << 1) } as const;
 /** The switchable stages by config name (agent config `datapath.stages`). */
-export const STAGE_BITS = { xlat: Stage.XLAT, pccom: Stage.PCCOM } as const;
+export const STAGE_BITS = { xlat: Stage.XLAT, pccom: Stage.PCCOM, nat: Stage.NAT } as const;
 export type StageName = keyof typeof STAGE_BITS;
 
 export const XlatKind = { STATIC: 0, CIT: 1, VAT: 2, NAT: 3 } as const;
@@ -156,6 +170,15 @@ export const Stat = {
   DROP_BAD_KEYED_CSUM: 289,
   DROP_CRYPTO: 290,
   DROP_NONCE_LIMIT: 291,
+  STAT_NAT_XLAT: 640,
+  STAT_NAT_CREATED: 641,
+  STAT_NAT_ICMP: 642,
+  DROP_NAT_TABLE_FULL: 672,
+  DROP_NAT_NO_PORT: 673,
+  DROP_NAT_FILTERED: 674,
+  DROP_NAT_PROTO: 675,
+  DROP_NAT_FRAGMENT: 676,
+  DROP_NAT_ICMP_NO_SESSION: 677,
   STAT__END: 1024,
 } as const;
 export type StatName = keyof typeof Stat;
@@ -214,6 +237,15 @@ export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> 
   ['DROP_BAD_KEYED_CSUM', 'drop', 'shot'],
   ['DROP_CRYPTO', 'drop', 'shot'],
   ['DROP_NONCE_LIMIT', 'drop', 'shot'],
+  ['STAT_NAT_XLAT', 'overlay', 'none'],
+  ['STAT_NAT_CREATED', 'overlay', 'none'],
+  ['STAT_NAT_ICMP', 'verdict', 'pass'],
+  ['DROP_NAT_TABLE_FULL', 'drop', 'shot'],
+  ['DROP_NAT_NO_PORT', 'drop', 'shot'],
+  ['DROP_NAT_FILTERED', 'drop', 'shot'],
+  ['DROP_NAT_PROTO', 'drop', 'shot'],
+  ['DROP_NAT_FRAGMENT', 'drop', 'shot'],
+  ['DROP_NAT_ICMP_NO_SESSION', 'drop', 'shot'],
 ];
 
 export interface StatInfo {

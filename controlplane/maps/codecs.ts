@@ -3,7 +3,7 @@
  * ring-buffer records). Field names and order are the header's; offsets are
  * computed by layout.ts and checked against BTF by test/bpf/btf-layout.test.ts.
  */
-import { KEY_BYTES, PUNT_MAX_BYTES } from './abi.js';
+import { KEY_BYTES, NAT_MAX_INSIDE, PUNT_MAX_BYTES } from './abi.js';
 import { array, be16, bytes, ipv4, pad, struct, u16, u32, u64, u8, StructCodec, type FieldDef, type FieldType } from './layout.js';
 
 /** Anything a BpfMap can (de)serialize (declared with BpfMap, which is generic). */
@@ -87,6 +87,50 @@ export const xlatValCodec: StructCodec<XlatVal> = struct<XlatVal>('gscip_xlat_va
   ['dport', be16],
   ['kind', u32],
   ['created_ns', u64],
+]);
+
+/** struct gscip_nat_prefix: an inside prefix of the GNAT (mask 0.0.0.0 = unused slot). */
+export interface NatPrefix { addr: string; mask: string }
+export const natPrefixCodec: StructCodec<NatPrefix> = struct<NatPrefix>('gscip_nat_prefix', [
+  ['addr', ipv4],
+  ['mask', ipv4],
+]);
+
+/** struct gscip_nat_cfg (gscip_nat_cfg, index 0): external address, port range (host order), inside prefixes. */
+export interface NatCfg { ext_addr: string; port_lo: number; port_hi: number; inside: NatPrefix[] }
+export const natCfgCodec: StructCodec<NatCfg> = struct<NatCfg>('gscip_nat_cfg', [
+  ['ext_addr', ipv4],
+  ['port_lo', u16],
+  ['port_hi', u16],
+  ['inside', array(natPrefixCodec, NAT_MAX_INSIDE)],
+]);
+
+/** struct gscip_nat_val: one NAT session (key: the inside-view CID, dir egress). */
+export interface NatVal {
+  ext_addr: string;
+  ext_port: number;
+  origin: number;
+  flags: number;
+  created_ns: bigint;
+  last_seen_ns: bigint;
+}
+export const natValCodec: StructCodec<NatVal> = struct<NatVal>('gscip_nat_val', [
+  ['ext_addr', ipv4],
+  ['ext_port', be16],
+  ['origin', u8],
+  ['pad', pad(u8)],
+  ['flags', u32],
+  ['reserved', pad(u32)],
+  ['created_ns', u64],
+  ['last_seen_ns', u64],
+]);
+
+/** struct gscip_nat_port_key: (protocol, external port) claimed by one session. */
+export interface NatPortKey { port: number; proto: number }
+export const natPortKeyCodec: StructCodec<NatPortKey> = struct<NatPortKey>('gscip_nat_port_key', [
+  ['port', be16],
+  ['proto', u8],
+  ['pad', pad(u8)],
 ]);
 
 export interface KeyId {
@@ -257,4 +301,5 @@ export const statValCodec: StructCodec<StatVal> = struct<StatVal>('gscip_stat_va
 /** Every struct codec, by C name: what the BTF layout test walks. */
 export const ALL_STRUCTS: ReadonlyArray<StructCodec<unknown>> = [
   cidCodec, pitValCodec, xlatValCodec, keyIdCodec, keyValCodec, flowKeyHalfCodec, flowKeyValCodec, ifaceCfgCodec, globalCfgCodec, loadCfgCodec, puntRecCodec, statValCodec,
+  natPrefixCodec, natCfgCodec, natValCodec, natPortKeyCodec,
 ] as ReadonlyArray<StructCodec<unknown>>;

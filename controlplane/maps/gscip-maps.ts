@@ -5,8 +5,8 @@
 import { BpfMap, PerCpuBpfMap } from '../bpf/bpf-map.js';
 import { closeBpfFd } from '../bpf/libbpf.js';
 import {
-  cidCodec, flowKeyValCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
-  type Cid, type FlowKeyVal, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type PitVal, type StatVal, type XlatVal,
+  cidCodec, flowKeyValCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, natCfgCodec, natPortKeyCodec, natValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
+  type Cid, type FlowKeyVal, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type NatCfg, type NatPortKey, type NatVal, type PitVal, type StatVal, type XlatVal,
 } from './codecs.js';
 
 export const MAP_NAMES = {
@@ -22,6 +22,23 @@ export const MAP_NAMES = {
   punt: 'gscip_punt',
 } as const;
 
+/** The GNAT's NAT maps (bpf/lib/nat.h): in every object, used only by a load with the NAT stage. */
+export const NAT_MAP_NAMES = {
+  sessions: 'gscip_nat',
+  ports: 'gscip_nat_port',
+  cfg: 'gscip_nat_cfg',
+} as const;
+
+
+export interface NatMaps {
+  /** inside-view CID (dir egress) -> session */
+  sessions: BpfMap<Cid, NatVal>;
+  /** (proto, external port) -> the session's CID */
+  ports: BpfMap<NatPortKey, Cid>;
+  /** index 0 -> NAT config */
+  cfg: BpfMap<number, NatCfg>;
+}
+
 /**
  * Pinned maps that hold no state worth keeping: per-CPU scratch space a
  * program fills and reads within one packet (PCCOM's working state, the punt
@@ -36,9 +53,10 @@ export const SCRATCH_MAP_NAMES: ReadonlySet<string> = new Set(['gscip_pccom_scra
  * Maps this build added that an earlier build's pins lack: nothing to migrate,
  * libbpf creates and pins them (empty) when the agent of this build loads, and
  * the flows already pinned keep working (gscip_flow_keys: the old entries have
- * no FLOW_KEY flag and keep their group key).
+ * no FLOW_KEY flag and keep their group key; the GNAT's NAT maps are used only
+ * by a load with the NAT stage), so `gscip doctor` warns instead of failing.
  */
-export const ADDED_MAP_NAMES: ReadonlySet<string> = new Set([MAP_NAMES.flowKeys]);
+export const ADDED_MAP_NAMES: ReadonlySet<string> = new Set([MAP_NAMES.flowKeys, ...Object.values(NAT_MAP_NAMES)]);
 
 /** Maps of earlier layouts that an agent migrates away from when it finds their pins (agent/migrate.ts). */
 export const LEGACY_MAP_NAMES = {
@@ -62,6 +80,8 @@ export interface GscipMaps {
   stats: PerCpuBpfMap<number, StatVal>;
   /** fd of the gscip_punt ring buffer */
   puntFd: number;
+  /** The NAT maps; absent on the pins of a build before NAT (the CLI reads such instances too). */
+  nat?: NatMaps;
   close(): void;
 }
 
@@ -83,6 +103,16 @@ function addedMap<K, V>(open: () => BpfMap<K, V>): BpfMap<K, V> {
   return m;
 }
 
+function natMapsFromFds(fdOf: (name: string) => number, owns: boolean, track: <T extends { close(): void }>(m: T) => T): NatMaps | undefined {
+  let fds: number[];
+  try { fds = [fdOf(NAT_MAP_NAMES.sessions), fdOf(NAT_MAP_NAMES.ports), fdOf(NAT_MAP_NAMES.cfg)]; } catch { return undefined; }
+  return {
+    sessions: track(new BpfMap(NAT_MAP_NAMES.sessions, fds[0], cidCodec, natValCodec, owns)),
+    ports: track(new BpfMap(NAT_MAP_NAMES.ports, fds[1], natPortKeyCodec, cidCodec, owns)),
+    cfg: track(new BpfMap(NAT_MAP_NAMES.cfg, fds[2], u32Codec, natCfgCodec, owns)),
+  };
+}
+
 /** Build from a map-name -> fd resolver. `owns` says whether closing the bundle closes the fds. */
 export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean): GscipMaps {
   const opened: Array<{ close(): void }> = [];
@@ -97,6 +127,7 @@ export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean):
       cfg: track(new BpfMap(MAP_NAMES.cfg, fdOf(MAP_NAMES.cfg), u32Codec, globalCfgCodec, owns)),
       stats: track(new PerCpuBpfMap(MAP_NAMES.stats, fdOf(MAP_NAMES.stats), u32Codec, statValCodec, owns)),
       puntFd: fdOf(MAP_NAMES.punt),
+      nat: natMapsFromFds(fdOf, owns, track),
       close: () => {
         for (const m of opened.splice(0)) m.close();
         if (owns) closeBpfFd(maps.puntFd);

@@ -12,9 +12,10 @@ export const LOAD_CFG_SECTION = '.rodata.gscip_load';
 /** Every stage bit this build knows. */
 export const KNOWN_STAGES: number = Object.values(STAGE_BITS).reduce((a, b) => a | b, 0);
 
-export type StageSwitches = Record<StageName, boolean>;
+/** nat is optional: absent = off (only a GNAT loads it; every element before NAT said only xlat and pccom). */
+export type StageSwitches = Record<Exclude<StageName, 'nat'>, boolean> & { nat?: boolean };
 
-/** Every stage on: what a load does when nothing is said (behaviour of the builds before stages). */
+/** What a load does when nothing is said: every stage but NAT (behaviour of the builds before stages). */
 export const DEFAULT_STAGES: StageSwitches = { xlat: true, pccom: true };
 
 export function stageBits(s: StageSwitches): number {
@@ -27,7 +28,9 @@ export function stageSwitches(bits: number): StageSwitches {
   if (!Number.isInteger(bits) || bits < 0 || (bits & ~KNOWN_STAGES) !== 0) {
     throw new RangeError(`stage bits 0x${bits.toString(16)}: this build knows only 0x${KNOWN_STAGES.toString(16)}`);
   }
-  return { xlat: (bits & Stage.XLAT) !== 0, pccom: (bits & Stage.PCCOM) !== 0 };
+  const s: StageSwitches = { xlat: (bits & Stage.XLAT) !== 0, pccom: (bits & Stage.PCCOM) !== 0 };
+  if (bits & Stage.NAT) s.nat = true;
+  return s;
 }
 
 /** "xlat,pccom" / "none": for logs and doctor lines. */

@@ -10,6 +10,7 @@
  *   MISS_ACTIONS  enum gscip_miss_action punt pass drop
  *   PIT_STATES    enum gscip_pit_state   static tentative confirmed
  *   XLAT_KINDS    enum gscip_xlat_kind   static cit vat nat
+ *   NAT_ORIGINS   enum gscip_nat_origin  outbound inbound
  *   PIT_WHYS      enum gscip_pit_why     none no_ge not_member closed encryption_required policy nat_checksum
  *
  * Every name the control plane shows or reads for these (CLI input and
@@ -19,7 +20,7 @@
  * (dprp/wire.ts). test/unit/vocabulary.test.ts fails on a conversion table or
  * a name list written out anywhere else.
  */
-import { Action, Dir, MissAction, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState, PitWhy, Role, XlatKind, enumName, enumValue } from './abi.js';
+import { Action, Dir, MissAction, NatOrigin, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState, PitWhy, Role, XlatKind, enumName, enumValue } from './abi.js';
 
 /** The names of an enum: its keys in lower case. */
 export type NameOf<E extends Record<string, number>> = Lowercase<keyof E & string>;
@@ -74,6 +75,7 @@ export const MISS_ACTIONS = vocabulary(MissAction, 'enum gscip_miss_action');
 export const PIT_STATES = vocabulary(PitState, 'enum gscip_pit_state');
 export const XLAT_KINDS = vocabulary(XlatKind, 'enum gscip_xlat_kind');
 export const PIT_WHYS = vocabulary(PitWhy, 'enum gscip_pit_why');
+export const NAT_ORIGINS = vocabulary(NatOrigin, 'enum gscip_nat_origin');
 
 /** Why a PIT entry is plaintext or a drop: 'none' | 'no_ge' | 'not_member' | 'closed' | 'encryption_required' | 'policy' | 'nat_checksum'. */
 export type PitWhyName = NameOf<typeof PitWhy>;

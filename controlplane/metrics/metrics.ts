@@ -251,3 +251,32 @@ export const mobilityHandoverSeconds = new Histogram({
   buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
   registers: [registry],
 });
+
+/* The GNAT's NAT (controlplane/natf/, docs/natf.md). Sessions created and
+ * refused are fast-path counters: gscip_datapath_direction_packets_total
+ * {reason="nat_created" | "nat_table_full" | "nat_no_port" | ...}. */
+export const natSessions = new Gauge({
+  name: 'gscip_nat_sessions', help: 'NAT sessions in gscip_nat at the last expiry pass, by state (udp, tcp_established, tcp_transitory)',
+  labelNames: ['state'] as const, registers: [registry],
+});
+export const natSessionsCapacity = new Gauge({
+  name: 'gscip_nat_sessions_capacity', help: 'max_entries of gscip_nat: sessions beyond it are refused (nat_table_full)', registers: [registry],
+});
+export const natPortsUsed = new Gauge({
+  name: 'gscip_nat_ports_used', help: 'External ports claimed by a session at the last expiry pass, by protocol', labelNames: ['proto'] as const, registers: [registry],
+});
+export const natPortRangeSize = new Gauge({
+  name: 'gscip_nat_port_range_size', help: 'External ports the NAT hands out, per protocol (config nat.ports)', registers: [registry],
+});
+export const natSessionsExpiredTotal = new Counter({
+  name: 'gscip_nat_sessions_expired_total', help: 'NAT sessions removed after their idle timeout, by state', labelNames: ['state'] as const, registers: [registry],
+});
+export const natOrphanClaimsRemovedTotal = new Counter({
+  name: 'gscip_nat_orphan_claims_removed_total', help: 'Port claims found without their session at two expiry passes in a row, removed', registers: [registry],
+});
+export const natActEntries = new Gauge({
+  name: 'gscip_nat_act_entries', help: 'Entries of this GNAT\'s ACT as last delivered by the GMS', registers: [registry],
+});
+export const natDdnsUpdatesTotal = new Counter({
+  name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by result (the server\'s rcode, or no_answer / error)', labelNames: ['result'] as const, registers: [registry],
+});

@@ -170,7 +170,7 @@ const ENUM_MIRRORS: Record<string, [string, Record<string, number>]> = {
   gscip_dir: ['GSCIP_DIR_', abi.Dir], gscip_action: ['GSCIP_ACT_', abi.Action], gscip_pit_state: ['GSCIP_PIT_', abi.PitState],
   gscip_role: ['GSCIP_ROLE_', abi.Role], gscip_miss_action: ['GSCIP_MISS_', abi.MissAction], gscip_ipv6_policy: ['GSCIP_IPV6_', abi.Ipv6Policy], gscip_xlat_kind: ['GSCIP_XLAT_', abi.XlatKind],
   gscip_punt_reason: ['GSCIP_PUNT_', abi.PuntReason], gscip_stat: ['GSCIP_', abi.Stat], gscip_reason_kind: ['GSCIP_KIND_', abi.ReasonKind],
-  gscip_tc_verdict: ['GSCIP_TC_', abi.TcVerdict], gscip_stage: ['GSCIP_STAGE_', abi.Stage], gscip_pit_why: ['GSCIP_WHY_', abi.PitWhy],
+  gscip_tc_verdict: ['GSCIP_TC_', abi.TcVerdict], gscip_stage: ['GSCIP_STAGE_', abi.Stage], gscip_pit_why: ['GSCIP_WHY_', abi.PitWhy], gscip_nat_origin: ['GSCIP_NAT_', abi.NatOrigin],
   gscip_flow_leg: ['GSCIP_LEG_', abi.FlowLeg],
 };
 

@@ -84,10 +84,10 @@ export class GscipRunner {
 
   /**
    * A real `gscip gms serve` on loopback in `host`'s namespace (killed by cleanup()), loaded with
-   * deploy/examples/fig6-network.yaml, and GE `userId` enrolled into `<dir>/agent` with a one-time
+   * `networkFile` (default deploy/examples/fig6-network.yaml), and GE `userId` enrolled into `<dir>/agent` with a one-time
    * token through `gscip agent enroll`. Returns the GMS and agent data directories.
    */
-  async gmsWithEnrolledGe(host: string, userId: string, dir: string): Promise<{ gmsDir: string; agentDir: string }> {
+  async gmsWithEnrolledGe(host: string, userId: string, dir: string, networkFile = FIG6_NETWORK): Promise<{ gmsDir: string; agentDir: string }> {
     const gmsDir = join(dir, 'gms');
     const agentDir = join(dir, 'agent');
     const gms = spawn('nsenter', [...this.nsArgs(host), process.execPath, MAIN, 'gms', 'serve', '--data-dir', gmsDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -97,7 +97,7 @@ export class GscipRunner {
     gms.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
     const url = (await waitFor('GMS to listen', () => /GMS listening on (https:\/\/\S+)/.exec(out), 20_000, 50))![1];
     const fp = (await waitFor('CA fingerprint', () => /CA fingerprint[^:]*: (\S+)/.exec(out), 5000, 50))![1];
-    this.ok(host, ['gms', 'apply', '--data-dir', gmsDir, '-f', FIG6_NETWORK]);
+    this.ok(host, ['gms', 'apply', '--data-dir', gmsDir, '-f', networkFile]);
     const token = this.ok(host, ['gms', 'token', 'issue', '--data-dir', gmsDir, '--ge', userId]).trim();
     this.ok(host, ['agent', 'enroll', '--gms', url, '--token-file', '/dev/stdin', '--ca-fingerprint', fp, '--data-dir', agentDir], `${token}\n`);
     return { gmsDir, agentDir };

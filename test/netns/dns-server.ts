@@ -22,13 +22,19 @@ export class DnsServer {
   readonly dir: string;
   readonly keys = new Map<string, DnsKey>();
 
-  /** `hosts`: name (left of the zone) -> initial A; each gets a key `ge-<name>`. */
-  constructor(private readonly topo: Topology, readonly host: string, readonly addr: string, hosts: Record<string, string>) {
+  /**
+   * `hosts`: name (left of the zone) -> initial A ('' = no record yet); each gets a key `ge-<name>`,
+   * unless `keyOwner` names another owner for it: then that owner's key `ge-<owner>` may change it
+   * (a GNAT publishing the names of its ACT with one key).
+   */
+  constructor(private readonly topo: Topology, readonly host: string, readonly addr: string, hosts: Record<string, string>,
+    keyOwner: Record<string, string> = {}) {
     this.dir = topo.scratchPath(`/tmp/gscip-test-${topo.prefix}-named`);
-    for (const h of Object.keys(hosts)) this.keys.set(h, { keyName: `ge-${h}`, host: h, secret: randomBytes(32) });
+    const owner = (h: string): string => keyOwner[h] ?? h;
+    for (const h of Object.keys(hosts)) if (!this.keys.has(owner(h))) this.keys.set(owner(h), { keyName: `ge-${owner(h)}`, host: owner(h), secret: randomBytes(32) });
     mkdirSync(this.dir, { recursive: true });
     const keys = [...this.keys.values()].map((k) => `key "${k.keyName}" { algorithm hmac-sha256; secret "${k.secret.toString('base64')}"; };`).join('\n');
-    const grants = [...this.keys.values()].map((k) => `grant ${k.keyName} name ${k.host}.${ZONE}. A;`).join(' ');
+    const grants = Object.keys(hosts).map((h) => `grant ge-${owner(h)} name ${h}.${ZONE}. A;`).join(' ');
     writeFileSync(`${this.dir}/named.conf`, `
 options { directory "${this.dir}"; pid-file "${this.dir}/named.pid"; session-keyfile "${this.dir}/session.key";
   listen-on port 53 { ${addr}; }; listen-on-v6 { none; }; recursion no; allow-query { any; }; notify no; };
@@ -40,7 +46,7 @@ zone "${ZONE}" { type primary; file "${this.dir}/${ZONE}.db"; update-policy { ${
 @ IN SOA ns1.${ZONE}. hostmaster.${ZONE}. 1 60 60 600 60
 @ IN NS ns1
 ns1 IN A ${addr}
-${Object.entries(hosts).map(([h, a]) => `${h} IN A ${a}`).join('\n')}
+${Object.entries(hosts).filter(([, a]) => a).map(([h, a]) => `${h} IN A ${a}`).join('\n')}
 `);
   }
 

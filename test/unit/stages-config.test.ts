@@ -4,17 +4,20 @@ import assert from 'node:assert/strict';
 import { applyStagesFlag, ConfigError, parseAgentConfig } from '../../controlplane/config/agent-config.js';
 import { agentConfigFromArgs } from '../../controlplane/cli/commands/agent.js';
 
-test('stages default to every stage (as before they could be switched)', { timeout: 5000 }, () => {
-  assert.deepEqual(parseAgentConfig({ interfaces: [{ name: 'eth0' }] }).stages, { xlat: true, pccom: true });
-  assert.deepEqual(parseAgentConfig({ interfaces: [{ name: 'eth0' }], stages: { xlat: false } }).stages, { xlat: false, pccom: true });
-  assert.throws(() => parseAgentConfig({ interfaces: [{ name: 'eth0' }], stages: { nat: true } } as never), ConfigError);
+test('stages default to every stage but NAT (as before they could be switched); a nat section turns NAT on', { timeout: 5000 }, () => {
+  assert.deepEqual(parseAgentConfig({ interfaces: [{ name: 'eth0' }] }).stages, { xlat: true, pccom: true, nat: false });
+  assert.deepEqual(parseAgentConfig({ interfaces: [{ name: 'eth0' }], stages: { xlat: false } }).stages, { xlat: false, pccom: true, nat: false });
+  assert.throws(() => parseAgentConfig({ interfaces: [{ name: 'eth0' }], stages: { dns: true } } as never), ConfigError);
+  const nat = { external: '192.0.2.2', inside: ['100.64.1.0/24'] };
+  assert.equal(parseAgentConfig({ interfaces: [{ name: 'eth0' }], handlers: ['nat'], nat }).stages.nat, true);
 });
 
 test('--stages LIST: listed on, others off; none; unknown names refused', { timeout: 5000 }, () => {
   assert.deepEqual(applyStagesFlag('pccom'), { xlat: false, pccom: true });
   assert.deepEqual(applyStagesFlag('xlat, pccom'), { xlat: true, pccom: true });
   assert.deepEqual(applyStagesFlag('none'), { xlat: false, pccom: false });
-  assert.throws(() => applyStagesFlag('xlat,nat'), /unknown stage nat/);
+  assert.deepEqual(applyStagesFlag('xlat,nat'), { xlat: true, pccom: false, nat: true });
+  assert.throws(() => applyStagesFlag('xlat,dns'), /unknown stage dns/);
   assert.throws(() => applyStagesFlag(''), ConfigError);
-  assert.deepEqual(agentConfigFromArgs({ iface: ['eth0'], stages: 'pccom' } as never).stages, { xlat: false, pccom: true });
+  assert.deepEqual(agentConfigFromArgs({ iface: ['eth0'], stages: 'pccom' } as never).stages, { xlat: false, pccom: true, nat: false });
 });

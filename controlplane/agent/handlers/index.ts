@@ -10,8 +10,9 @@ import { PART_ERROR_CODES, PartError } from '../../parts/errors.js';
 import { installPassPart } from './install-pass.js';
 import { dprpPart } from '../../dprp/part.js';
 import { mobilePpcPart } from '../../mobility/part.js';
+import { natPart } from '../../natf/part.js';
 
-const catalogue = new Map<string, PartDescriptor>([[installPassPart.name, installPassPart], [dprpPart.name, dprpPart], [mobilePpcPart.name, mobilePpcPart]]);
+const catalogue = new Map<string, PartDescriptor>([[installPassPart.name, installPassPart], [dprpPart.name, dprpPart], [mobilePpcPart.name, mobilePpcPart], [natPart.name, natPart]]);
 
 export function registerPart(d: PartDescriptor): void {
   const had = catalogue.get(d.name);

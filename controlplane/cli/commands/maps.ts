@@ -1,5 +1,5 @@
 /**
- * `gscip maps dump pit|xlat|keys|flow-keys|iface|stats`: what the fast path holds.
+ * `gscip maps dump pit|xlat|cit|nat|keys|flow-keys|iface|stats`: what the fast path holds.
  * Key material is never printed.
  */
 import type { CommandModule } from 'yargs';
@@ -7,7 +7,8 @@ import { monotonicNs, readStats } from '../../maps/accessors.js';
 import { ifIndexToName } from '../../bpf/libc.js';
 import { FK_SEQ_BASE_SET, KEY_F_ROUNDS_12, KEY_F_ROUNDS_8, ipv6PolicyName } from '../../maps/abi.js';
 import { legName, saltFromU64 } from '../../pccom/flow-key.js';
-import { ACTIONS, DIRS, MISS_ACTIONS, PIT_STATES, ROLES, XLAT_KINDS, pitWhyOf } from '../../maps/vocabulary.js';
+import { natState } from '../../natf/nat-expiry.js';
+import { ACTIONS, DIRS, MISS_ACTIONS, NAT_ORIGINS, PIT_STATES, ROLES, XLAT_KINDS, pitWhyOf } from '../../maps/vocabulary.js';
 import type { GscipMaps } from '../../maps/gscip-maps.js';
 import { ipv6PolicyOf } from '../../maps/codecs.js';
 import { protoName, UsageError } from '../args.js';
@@ -62,6 +63,28 @@ export function dumpCit(m: GscipMaps, json: boolean): string {
   return `${table(['PROTO', 'LOCAL', 'PEER', 'END', 'OLD', '->', 'NEW', 'SINCE_MOVE_S'], rows.map((r) => [r.proto, r.local, r.peer, r.end, r.old, '->', r.new, ageS(r.createdNs, now)]))}\n${rows.length} moved flows`;
 }
 
+/**
+ * The GNAT's NAT sessions (gscip_nat): the inside host's flow, the external
+ * address:port it has on the global side, who made it (outbound: the fast
+ * path; inbound: NAT-f), the state its timeout follows, its age and idle time.
+ */
+export function dumpNat(m: GscipMaps, json: boolean): string {
+  if (!m.nat) throw new UsageError('map nat: this instance has no NAT maps (its pins predate NAT)');
+  const now = monotonicNs();
+  const cfg = m.nat.cfg.get(0);
+  const rows = [...m.nat.sessions.entries()].map(([k, v]) => ({
+    proto: protoName(k.proto), inside: `${k.saddr}:${k.sport}`, peer: `${k.daddr}:${k.dport}`, external: `${v.ext_addr}:${v.ext_port}`,
+    origin: NAT_ORIGINS.label(v.origin), state: natState(k.proto, v.flags), flags: v.flags, createdNs: v.created_ns, lastSeenNs: v.last_seen_ns,
+  }));
+  rows.sort((a, b) => a.inside.localeCompare(b.inside) || a.peer.localeCompare(b.peer));
+  if (json) return toJson(rows);
+  const head = cfg && cfg.ext_addr !== '0.0.0.0'
+    ? `external ${cfg.ext_addr}, ports ${cfg.port_lo}-${cfg.port_hi}, inside ${cfg.inside.filter((p) => p.mask !== '0.0.0.0').map((p) => `${p.addr}/${p.mask}`).join(' ')}\n`
+    : 'NAT not configured on this instance\n';
+  return `${head}${table(['PROTO', 'INSIDE', 'PEER', 'EXTERNAL', 'ORIGIN', 'STATE', 'AGE_S', 'IDLE_S'],
+    rows.map((r) => [r.proto, r.inside, r.peer, r.external, r.origin, r.state, ageS(r.createdNs, now), ageS(r.lastSeenNs, now)]))}\n${rows.length} sessions`;
+}
+
 function cipherName(flags: number): string {
   const r = flags & (KEY_F_ROUNDS_12 | KEY_F_ROUNDS_8);
   return r === 0 ? 'chacha20' : r === KEY_F_ROUNDS_12 ? 'chacha12' : r === KEY_F_ROUNDS_8 ? 'chacha8' : 'invalid';
@@ -109,13 +132,13 @@ export function dumpStats(m: GscipMaps, json: boolean, all: boolean): string {
     rows.map((s) => [s.id, s.name, s.part, s.kind, s.action, s.packets, s.bytes, s.ingress.packets, s.egress.packets]));
 }
 
-const MAPS = ['pit', 'xlat', 'cit', 'keys', 'flow-keys', 'iface', 'stats'] as const;
+const MAPS = ['pit', 'xlat', 'cit', 'keys', 'flow-keys', 'iface', 'stats', 'nat'] as const;
 
 interface DumpArgs extends InstanceArgs { map: string; all: boolean }
 
 const dump: CommandModule<object, DumpArgs> = {
   command: 'dump <map>',
-  describe: 'print a map (pit, xlat, keys, flow-keys, iface, stats; cit: the moved flows in xlat)',
+  describe: 'print a map (pit, xlat, nat, keys, flow-keys, iface, stats; cit: the moved flows in xlat; nat: the GNAT\'s NAT sessions)',
   builder: (y) => withInstance(y)
     .positional('map', { type: 'string', describe: MAPS.join(' | ') })
     .option('all', { type: 'boolean', default: false, describe: 'stats: include zero counters' }) as never,
@@ -124,6 +147,7 @@ const dump: CommandModule<object, DumpArgs> = {
       case 'pit': print(dumpPit(m, a.json)); break;
       case 'xlat': print(dumpXlat(m, a.json)); break;
       case 'cit': print(dumpCit(m, a.json)); break;
+      case 'nat': print(dumpNat(m, a.json)); break;
       case 'keys': print(dumpKeys(m, a.json)); break;
       case 'flow-keys': print(dumpFlowKeys(m, a.json)); break;
       case 'iface': print(dumpIface(m, a.json)); break;

@@ -1,0 +1,84 @@
+/**
+ * The `nat` part at run time: expires the GNAT's NAT sessions every
+ * `nat.sweepMs` (nat-sweep.ts) and publishes occupancy. It handles no punts:
+ * the fast path allocates (bpf/lib/nat.h). The NAT configuration itself is
+ * written by the agent before it attaches (agent.ts), so no packet ever
+ * leaves untranslated between attach and this part's start.
+ */
+import type { Logger } from 'pino';
+import type { PuntContext, PuntHandler } from '../parts/handler.js';
+import { natActEntries, natDdnsUpdatesTotal, natOrphanClaimsRemovedTotal, natPortRangeSize, natPortsUsed, natSessions, natSessionsCapacity, natSessionsExpiredTotal } from '../metrics/metrics.js';
+import { actSource, type ActSource } from './act-source.js';
+import { ActDdns } from './act-ddns.js';
+import { NAT_STATES } from './nat-expiry.js';
+import { NatSweeper, type NatSweepResult } from './nat-sweep.js';
+import type { NatConfig } from './nat-config.js';
+
+export class NatHandler implements PuntHandler {
+  readonly name = 'nat';
+  private timer: NodeJS.Timeout | null = null;
+  private sweeper: NatSweeper | null = null;
+
+  private readonly act: ActSource;
+  private readonly ddns: ActDdns | null;
+  private publishing = false;
+
+  /** `gmsDataDir`: where the GMS client keeps the delivery holding this GNAT's ACT (null: no ACT). */
+  constructor(private readonly log: Logger, private readonly cfg: NatConfig | null, gmsDataDir: string | null = null) {
+    this.act = actSource(gmsDataDir);
+    this.ddns = cfg?.ddns ? new ActDdns(cfg.ddns, cfg.external) : null;
+  }
+
+  /** The ACT from the GMS: on a change, publish its allowed names (retried every tick until the server says NOERROR). */
+  private actTick(): void {
+    const r = this.act.read();
+    if (r.error) this.log.warn({ error: r.error }, 'the delivered ACT is malformed: keeping the previous one');
+    if (r.changed) {
+      natActEntries.set(r.act.length);
+      this.log.info({ names: r.act.map((e) => `${e.name}=${e.address}:${e.outsideAccess}`) }, 'ACT from the GMS');
+    }
+    if (!this.ddns || this.publishing) return;
+    this.publishing = true;
+    this.ddns.publish(r.act).then((outcomes) => {
+      for (const o of outcomes) {
+        natDdnsUpdatesTotal.inc({ result: o.result });
+        if (o.result === 'NOERROR') this.log.info({ name: o.name, address: this.cfg!.external }, 'DDNS: name published');
+        else this.log.warn({ name: o.name, result: o.result }, 'DDNS update of an ACT name failed (retried next tick)');
+      }
+    }).catch((e: unknown) => this.log.warn({ err: e }, 'DDNS publication failed (retried next tick)'))
+      .finally(() => { this.publishing = false; });
+  }
+
+  onStart(ctx: PuntContext): void {
+    if (!this.cfg) { this.log.warn('part nat loaded without a `nat` config section: nothing to expire'); return; }
+    const maps = ctx.maps.nat;
+    if (!maps) throw new Error('part nat: this instance has no NAT maps (gscip_nat): the loaded object predates NAT');
+    this.sweeper = new NatSweeper(maps, this.cfg.timeouts);
+    natSessionsCapacity.set(this.cfg.maxSessions);
+    natPortRangeSize.set(this.cfg.ports.last - this.cfg.ports.first + 1);
+    const tick = (): void => {
+      try { this.publish(this.sweeper!.sweep(ctx.nowNs())); } catch (e) { this.log.warn({ err: e }, 'NAT expiry pass failed (the next one retries)'); }
+      try { this.actTick(); } catch (e) { this.log.warn({ err: e }, 'ACT check failed (the next tick retries)'); }
+    };
+    tick();
+    this.timer = setInterval(tick, this.cfg.sweepMs);
+    this.timer.unref();
+  }
+
+  private publish(r: NatSweepResult): void {
+    for (const s of NAT_STATES) {
+      natSessions.set({ state: s }, r.sessions[s]);
+      if (r.expired[s]) natSessionsExpiredTotal.inc({ state: s }, r.expired[s]);
+    }
+    natPortsUsed.set({ proto: 'tcp' }, r.ports.tcp);
+    natPortsUsed.set({ proto: 'udp' }, r.ports.udp);
+    if (r.orphans) natOrphanClaimsRemovedTotal.inc(r.orphans);
+    const expired = NAT_STATES.reduce((a, s) => a + r.expired[s], 0);
+    if (expired) this.log.debug({ expired: r.expired, left: r.sessions }, 'NAT sessions expired');
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

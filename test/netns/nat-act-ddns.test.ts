@@ -1,0 +1,94 @@
+/**
+ * A GNAT's ACT from the GMS to DDNS, with a real GMS and a real BIND 9
+ * (namespaces): the network file gives GNAT gnat-home three private hosts
+ * (bob and carol allowed from outside, dave denied); the GNAT's agent,
+ * enrolled with the GMS, gets its ACT with its GE info and publishes the
+ * allowed names with its global address (RFC 2136 + TSIG, one key whose
+ * update-policy covers those names); `dig` sees bob and carol at 192.0.2.2
+ * and no record for dave. `gms apply` of a file allowing dave reaches the
+ * GNAT through the GMS push and dave appears too.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Topology, sh, waitFor } from '../lib/netns.js';
+import { GscipRunner } from '../lib/agent-process.js';
+import { DnsServer } from './dns-server.js';
+
+const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
+const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'BIND 9 not installed (make deps: bind9, bind9-dnsutils)' : null;
+const GNAT_OUT = '192.0.2.2';
+const DNS_ADDR = '192.0.2.53';
+
+function networkYaml(daveAccess: 'allow' | 'deny'): string {
+  return `apiVersion: gscip/v1
+kind: Network
+groups:
+  - { id: 10, name: home }
+  - { id: 11, name: friends }
+ges:
+  - userId: gnat-home
+    type: GNAT
+    mode: CL
+    groups: [10, 11]
+    act:
+      - { name: bob.example.net, address: 100.64.1.10, outsideAccess: allow }
+      - { name: carol.example.net, address: 100.64.1.11, outsideAccess: allow, groups: [11] }
+      - { name: dave.example.net, address: 100.64.1.12, outsideAccess: ${daveAccess} }
+  - { userId: ges-alice, type: GES, mode: OP, groups: [10] }
+`;
+}
+
+describe('GNAT: ACT from the GMS, names published in DDNS (BIND 9, namespaces)', { skip: unavailable ?? false, timeout: 120_000 }, () => {
+  let t: Topology;
+  let g: GscipRunner;
+  let dns: DnsServer;
+  let dir: string;
+  let gmsDir: string;
+
+  before(async () => {
+    t = new Topology('natact');
+    try {
+      t.addHost('gnat'); t.addHost('dns');
+      t.link('gnat', 'out0', 'dns', 'd0');
+      t.addr('gnat', 'out0', `${GNAT_OUT}/24`);
+      t.addr('dns', 'd0', `${DNS_ADDR}/24`);
+      dns = new DnsServer(t, 'dns', DNS_ADDR, { bob: '', carol: '', dave: '' }, { bob: 'gnat', carol: 'gnat', dave: 'gnat' });
+      await dns.start();
+      g = new GscipRunner(t, 'gnat');
+      dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-act`);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileSync(`${dir}/net.yaml`, networkYaml('deny'));
+      const enrolled = await g.gmsWithEnrolledGe('gnat', 'gnat-home', dir, `${dir}/net.yaml`);
+      gmsDir = enrolled.gmsDir;
+      writeFileSync(`${dir}/gnat.key`, dns.keys.get('gnat')!.secret.toString('base64'), { mode: 0o600 });
+      writeFileSync(`${dir}/gnat.json`, JSON.stringify({
+        interfaces: [{ name: 'out0' }],
+        handlers: ['nat'],
+        gms: { dataDir: enrolled.agentDir },
+        nat: {
+          external: GNAT_OUT, inside: ['100.64.1.0/24'], sweepMs: 300,
+          ddns: { server: DNS_ADDR, zone: 'example.net', keyName: 'ge-gnat', keyFile: `${dir}/gnat.key` },
+        },
+      }));
+      await g.startAgent('gnat', ['--config', `${dir}/gnat.json`, '--miss', 'pass', '--metrics', '127.0.0.1:9464']);
+    } catch (e) { await dns?.stop(); g?.cleanup(); t.cleanupSync(); throw e; }
+  });
+  after(async () => { await dns?.stop(); g?.cleanup(); t?.cleanupSync(); });
+
+  test('the allowed names resolve to the GNAT\'s address; the denied one has no record', async () => {
+    await waitFor('bob and carol in DNS', () => dns.lookup('gnat', 'bob') === GNAT_OUT && dns.lookup('gnat', 'carol') === GNAT_OUT, 20_000, 300);
+    assert.equal(dns.lookup('gnat', 'dave'), '', 'dave (outside access denied) is not advertised');
+    const m = t.exec('gnat', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
+    assert.match(m, /gscip_nat_ddns_updates_total\{result="NOERROR"\} 2/);
+    assert.match(m, /gscip_nat_act_entries 3/);
+  });
+
+  test('`gms apply` allowing dave reaches the GNAT by the GMS push, and dave is published', async () => {
+    writeFileSync(`${dir}/net2.yaml`, networkYaml('allow'));
+    const plan = g.ok('gnat', ['gms', 'apply', '--data-dir', gmsDir, '-f', `${dir}/net2.yaml`]);
+    assert.match(plan, /~ ge gnat-home: act ~dave\.example\.net \(outsideAccess deny -> allow\)/);
+    await waitFor('dave in DNS', () => dns.lookup('gnat', 'dave') === GNAT_OUT, 20_000, 300);
+    assert.equal(dns.lookup('gnat', 'bob'), GNAT_OUT);
+  });
+});

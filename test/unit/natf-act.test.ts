@@ -1,0 +1,144 @@
+/**
+ * A GNAT's ACT from the network file to the GNAT (docs/natf.md "ACT"): the
+ * spec accepts it on a GNAT only and names every problem; the plan shows its
+ * changes; the SQLite store keeps it across a reopen; the delivery carries
+ * it to the GNAT (and to no other GE) and its digest changes with it; the
+ * agent refuses a malformed delivered ACT; the ACT's decisions; and the DDNS
+ * publication of the allowed names (fake sender: each name once, a failed
+ * one again next time).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SpecError, validateNetwork } from '../../controlplane/gms/spec.js';
+import { computePlan, formatPlan } from '../../controlplane/gms/plan.js';
+import { buildDelivery, deliveryDigest, keysByGroup } from '../../controlplane/gms/delivery.js';
+import { GmsStore } from '../../controlplane/gms/store.js';
+import { actDecide, parseDeliveredAct, publishedNames } from '../../controlplane/natf/act.js';
+import { ActDdns, type SendUpdate } from '../../controlplane/natf/act-ddns.js';
+import { tempDir } from '../gms/helpers.js';
+
+function network(act: unknown[], extra: object = {}): unknown {
+  return {
+    apiVersion: 'gscip/v1', kind: 'Network',
+    groups: [{ id: 10, name: 'home' }, { id: 11, name: 'friends' }, { id: 12, name: 'office' }],
+    ges: [
+      { userId: 'gnat-home', type: 'GNAT', mode: 'CL', groups: [10, 11], act },
+      { userId: 'ges-alice', type: 'GES', mode: 'OP', groups: [10] },
+    ],
+    ...extra,
+  };
+}
+
+const BOB = { name: 'Bob.Example.Net.', address: '100.64.1.10', outsideAccess: 'allow' };
+const CAROL = { name: 'carol.example.net', address: '100.64.1.11', outsideAccess: 'allow', groups: [11] };
+const DAVE = { name: 'dave.example.net', address: '100.64.1.12', outsideAccess: 'deny' };
+
+function problems(input: unknown): string[] {
+  try { validateNetwork(input); } catch (e) { if (e instanceof SpecError) return e.problems; throw e; }
+  return [];
+}
+
+test('spec: a GNAT\'s ACT is normalized (lower case, no dot, sorted, groups default to the GNAT\'s)', () => {
+  const n = validateNetwork(network([CAROL, BOB, DAVE]));
+  const gnat = n.ges.find((g) => g.userId === 'gnat-home')!;
+  assert.deepEqual(gnat.act, [
+    { name: 'bob.example.net', address: '100.64.1.10', outsideAccess: 'allow', groups: [10, 11] },
+    { name: 'carol.example.net', address: '100.64.1.11', outsideAccess: 'allow', groups: [11] },
+    { name: 'dave.example.net', address: '100.64.1.12', outsideAccess: 'deny', groups: [10, 11] },
+  ]);
+  assert.equal(n.ges.find((g) => g.userId === 'ges-alice')!.act, undefined);
+});
+
+test('spec: every ACT problem is named with its path', () => {
+  const bad = network([
+    { name: 'bob', address: '100.64.1.10', outsideAccess: 'allow' },
+    { name: 'carol.example.net', address: '100.64.1.300', outsideAccess: 'maybe' },
+    { name: 'eve.example.net', address: '100.64.1.20', outsideAccess: 'allow', groups: [12] },
+    { name: 'EVE.example.net', address: '100.64.1.20', outsideAccess: 'allow' },
+  ]);
+  const p = problems(bad);
+  assert.ok(p.some((x) => /^ges\[0\]\.act\[0\]\.name: must be a fully qualified DNS name/.test(x)), p.join('\n'));
+  assert.ok(p.some((x) => /^ges\[0\]\.act\[1\]\.address/.test(x)));
+  assert.ok(p.some((x) => /^ges\[0\]\.act\[1\]\.outsideAccess/.test(x)));
+  assert.ok(p.some((x) => x === 'ges[0].act[2].groups[0]: group 12 is not one of this GNAT\'s groups (it could not tell that group\'s members)'));
+  assert.ok(p.some((x) => x === 'ges[0].act[3].name: eve.example.net is already in the ACT at ges[0].act[2] (one name, one place in DDNS)'));
+  assert.ok(p.some((x) => x === 'ges[0].act[3].address: 100.64.1.20 is already ges[0].act[2]'));
+  const onGes = { apiVersion: 'gscip/v1', kind: 'Network', groups: [{ id: 10 }], ges: [{ userId: 'ges-x', type: 'GES', mode: 'OP', groups: [10], act: [BOB] }] };
+  assert.deepEqual(problems(onGes), ['ges[0].act: only a GNAT has an ACT (this GE is GES)']);
+});
+
+test('plan: ACT changes of a GNAT are an update of that GE, each named', () => {
+  const cur = validateNetwork(network([BOB, CAROL]));
+  const des = validateNetwork(network([{ ...BOB, outsideAccess: 'deny' }, DAVE]));
+  const plan = computePlan(cur, des);
+  assert.deepEqual(plan.ops.map((o) => o.op), ['update-ge']);
+  assert.match(formatPlan(plan), /~ ge gnat-home: act ~bob\.example\.net \(outsideAccess allow -> deny\) \+dave\.example\.net -carol\.example\.net/);
+  assert.deepEqual(computePlan(des, des).ops, []);
+  const fresh = computePlan({ groups: [], ges: [] }, cur);
+  assert.match(formatPlan(fresh), /\+ ge gnat-home type=GNAT mode=CL groups=\[10,11\] act=\[bob\.example\.net 100\.64\.1\.10 allow; carol\.example\.net 100\.64\.1\.11 allow\]/);
+});
+
+test('store (SQLite): the ACT is kept, changed and read back after a reopen; delivered to the GNAT only', async (t) => {
+  const dir = tempDir('act');
+  t.after(() => dir.remove());
+  const now = Date.UTC(2026, 0, 1);
+  let store = await GmsStore.open(dir.path);
+  const desired = validateNetwork(network([BOB, CAROL]));
+  store.tx(() => store.applyPlan(computePlan(store.readNetwork(), desired), now));
+  assert.deepEqual(store.readNetwork().ges.find((g) => g.userId === 'gnat-home')!.act, desired.ges.find((g) => g.userId === 'gnat-home')!.act);
+  const changed = validateNetwork(network([DAVE]));
+  store.tx(() => store.applyPlan(computePlan(store.readNetwork(), changed), now + 1));
+  store.close();
+  store = await GmsStore.open(dir.path);
+  t.after(() => store.close());
+  const gnat = store.getGe('gnat-home')!;
+  assert.deepEqual(gnat.act, [{ name: 'dave.example.net', address: '100.64.1.12', outsideAccess: 'deny', groups: [10, 11] }]);
+  const byGroup = keysByGroup(store.allKeys());
+  const d = buildDelivery(gnat, byGroup, now + 2);
+  assert.deepEqual(d.act, gnat.act);
+  assert.equal(buildDelivery(store.getGe('ges-alice')!, byGroup, now + 2).act, undefined, 'no other GE learns the private names');
+  assert.notEqual(deliveryDigest(d), deliveryDigest({ ...d, act: [] }), 'an ACT change is pushed');
+  assert.deepEqual(parseDeliveredAct(d.act), gnat.act);
+});
+
+test('agent: a malformed delivered ACT is refused naming the entry', () => {
+  assert.deepEqual(parseDeliveredAct(undefined), []);
+  assert.throws(() => parseDeliveredAct({}), /not a list/);
+  assert.throws(() => parseDeliveredAct([{ name: 'Bob.example.net', address: '100.64.1.10', outsideAccess: 'allow', groups: [1] }]), /act\[0\]\.name/);
+  assert.throws(() => parseDeliveredAct([{ name: 'bob.example.net', address: '100.64.1', outsideAccess: 'allow', groups: [1] }]), /act\[0\]\.address/);
+  assert.throws(() => parseDeliveredAct([{ name: 'bob.example.net', address: '100.64.1.10', outsideAccess: 'yes', groups: [1] }]), /outsideAccess/);
+  assert.throws(() => parseDeliveredAct([{ name: 'bob.example.net', address: '100.64.1.10', outsideAccess: 'allow', groups: ['1'] }]), /groups/);
+});
+
+test('ACT decisions: allowed name and member; unknown name; outside access denied; not a member of its groups', () => {
+  const act = validateNetwork(network([BOB, CAROL, DAVE])).ges.find((g) => g.userId === 'gnat-home')!.act!;
+  assert.deepEqual(actDecide(act, 'bob.example.net', [10]), { allow: true, address: '100.64.1.10' });
+  assert.deepEqual(actDecide(act, 'BOB.example.net.', [11]), { allow: true, address: '100.64.1.10' });
+  assert.deepEqual(actDecide(act, 'mallory.example.net', [10]), { allow: false, reason: 'unknown_name' });
+  assert.deepEqual(actDecide(act, 'dave.example.net', [10, 11]), { allow: false, reason: 'outside_access_denied' });
+  assert.deepEqual(actDecide(act, 'carol.example.net', [10]), { allow: false, reason: 'not_member' });
+  assert.deepEqual(actDecide(act, 'carol.example.net', [11]), { allow: true, address: '100.64.1.11' });
+  assert.deepEqual(publishedNames(act), ['bob.example.net', 'carol.example.net'], 'a denied name is not advertised');
+});
+
+test('DDNS: each allowed name is published once with the GNAT\'s address; a failed one is sent again next time', async (t) => {
+  const dir = tempDir('act-ddns');
+  t.after(() => dir.remove());
+  const keyFile = join(dir.path, 'k');
+  writeFileSync(keyFile, Buffer.alloc(32, 7).toString('base64'), { mode: 0o600 });
+  const sent: string[] = [];
+  let failCarol = true;
+  const send: SendUpdate = async (r, server, port) => {
+    sent.push(`${r.name} ${r.addr} ttl=${r.ttl} key=${r.key?.name} @${server}:${port}`);
+    return { rcode: r.name.startsWith('carol') && failCarol ? 'REFUSED' : 'NOERROR', tsigError: 'NOERROR', signed: true };
+  };
+  const act = validateNetwork(network([BOB, CAROL, DAVE])).ges.find((g) => g.userId === 'gnat-home')!.act!;
+  const d = new ActDdns({ server: '198.51.100.53', port: 53, zone: 'example.net', ttl: 30, keyName: 'ge-gnat', keyFile }, '192.0.2.2', send);
+  assert.deepEqual(await d.publish(act), [{ name: 'bob.example.net', result: 'NOERROR' }, { name: 'carol.example.net', result: 'REFUSED' }]);
+  assert.deepEqual(sent, ['bob.example.net 192.0.2.2 ttl=30 key=ge-gnat @198.51.100.53:53', 'carol.example.net 192.0.2.2 ttl=30 key=ge-gnat @198.51.100.53:53']);
+  failCarol = false;
+  assert.deepEqual(await d.publish(act), [{ name: 'carol.example.net', result: 'NOERROR' }]);
+  assert.deepEqual(await d.publish(act), [], 'nothing left to send');
+});
