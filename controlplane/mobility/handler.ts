@@ -18,8 +18,10 @@ import { buildIpv4Packet, IPPROTO_ICMP } from '../dprp/ipv4.js';
 import { ipOfFrame } from '../dprp/handler.js';
 import {
   mobilityCuAnsweredTotal, mobilityCuFailedTotal, mobilityCuRefusedTotal, mobilityCuSentTotal, mobilityFlowsMovedTotal,
-  mobilityDdnsUpdatesTotal, mobilityHandoverSeconds, mobilityMovesTotal,
+  mobilityCuRedirectedTotal, mobilityDdnsUpdatesTotal, mobilityHandoverSeconds, mobilityMovesTotal, mobilityRendezvousLookupsTotal,
 } from '../metrics/metrics.js';
+import { queryA } from './dns-query.js';
+import { DnsRendezvous } from './rendezvous.js';
 import { MobilityEngine, type MobilityObserver } from './engine.js';
 import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
 import { MonitorReader, MoveDetector, type Move } from './move-events.js';
@@ -35,6 +37,7 @@ export const promMobilityObserver: MobilityObserver = {
   cuFailed: (reason) => mobilityCuFailedTotal.inc({ reason }),
   refused: (reason, n) => mobilityCuRefusedTotal.inc({ reason }, Math.max(1, n)),
   flowMoved: (end) => mobilityFlowsMovedTotal.inc({ end }),
+  redirected: (why) => mobilityCuRedirectedTotal.inc({ why }),
 };
 
 export class MobilePpcHandler implements PuntHandler {
@@ -44,8 +47,33 @@ export class MobilePpcHandler implements PuntHandler {
   private tick: NodeJS.Timeout | null = null;
   private keeper: AddressKeeper | null = null;
   private routes: OldAddressRoutes | null = null;
+  private rendezvous: DnsRendezvous | null = null;
+  private refresh: NodeJS.Timeout | null = null;
 
-  constructor(private readonly log: Logger, private readonly opts: { expiry?: { idleMs: number; closedMs: number }; ddns?: AgentConfig['mobility']['ddns'] } = {}) {}
+  constructor(private readonly log: Logger, private readonly opts: {
+    expiry?: { idleMs: number; closedMs: number };
+    ddns?: AgentConfig['mobility']['ddns'];
+    rendezvous?: AgentConfig['mobility']['rendezvous'];
+  } = {}) {}
+
+  /** Both ends moving at once: the peers' names in DNS say where a peer is now (rendezvous.ts). */
+  private startRendezvous(): DnsRendezvous | null {
+    const r = this.opts.rendezvous;
+    if (!r) return null;
+    const rv = new DnsRendezvous({
+      names: r.names,
+      resolve: async (name) => {
+        const a = await queryA(name, r.server, r.port);
+        if (a.rcode !== 'NOERROR' && a.rcode !== 'NXDOMAIN') throw new Error(`rcode ${a.rcode}`);
+        return a.addrs;
+      },
+      onError: (name, err) => this.log.warn({ name, err }, 'rendezvous: cannot resolve a peer name'),
+    });
+    void rv.refresh();
+    this.refresh = setInterval(() => void rv.refresh(), r.refreshS * 1000);
+    this.refresh.unref();
+    return rv;
+  }
 
   /** After a move: this GE's name now resolves to its new address (RFC 2136 + TSIG, ddns.ts). Never throws. */
   private updateDns(m: Move): void {
@@ -83,7 +111,18 @@ export class MobilePpcHandler implements PuntHandler {
     this.routes = new OldAddressRoutes(onError);
     const pitReader = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
     const ifindex = ctx.interfaces[0]?.ifindex;
+    this.rendezvous = this.startRendezvous();
+    const rv = this.rendezvous;
     this.engine = new MobilityEngine({
+      ...(rv ? {
+        rendezvous: {
+          locate: (peer: string) => rv.locate(peer).then((addr) => {
+            mobilityRendezvousLookupsTotal.inc({ result: addr ? 'moved' : 'same' });
+            if (addr) this.log.info({ peer, now: addr }, 'rendezvous: the peer moved');
+            return addr;
+          }, (e: unknown) => { mobilityRendezvousLookupsTotal.inc({ result: 'error' }); throw e; }),
+        },
+      } : {}),
       maps: kernelFlowMaps(ctx.maps, () => ctx.nowNs()),
       pitGet: (s) => {
         const v = ctx.maps.pit.get(toCid(s.flow, s.dir));
@@ -155,6 +194,7 @@ export class MobilePpcHandler implements PuntHandler {
   close(): void {
     this.monitor?.close();
     if (this.tick) clearInterval(this.tick);
+    if (this.refresh) clearInterval(this.refresh);
     this.engine?.close();
     this.routes?.removeAll();
     this.keeper?.releaseAll();
