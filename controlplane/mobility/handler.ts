@@ -22,6 +22,7 @@ import {
 } from '../metrics/metrics.js';
 import { queryA } from './dns-query.js';
 import { DnsRendezvous } from './rendezvous.js';
+import { SubnetNat } from './subnet-nat.js';
 import { MobilityEngine, type MobilityObserver } from './engine.js';
 import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
 import { MonitorReader, MoveDetector, type Move } from './move-events.js';
@@ -54,7 +55,10 @@ export class MobilePpcHandler implements PuntHandler {
     expiry?: { idleMs: number; closedMs: number };
     ddns?: AgentConfig['mobility']['ddns'];
     rendezvous?: AgentConfig['mobility']['rendezvous'];
+    subnetNat?: AgentConfig['mobility']['subnetNat'];
   } = {}) {}
+
+  private nat: SubnetNat | null = null;
 
   /** Both ends moving at once: the peers' names in DNS say where a peer is now (rendezvous.ts). */
   private startRendezvous(): DnsRendezvous | null {
@@ -157,10 +161,17 @@ export class MobilePpcHandler implements PuntHandler {
     });
     const guarded = ctx.interfaces.map((i) => i.name);
     const detector = new MoveDetector(guarded, currentAddresses());
+    if (this.opts.subnetNat && guarded[0]) {
+      this.nat = new SubnetNat(guarded[0], this.opts.subnetNat.inside, onError);
+      const addr = detector.current(guarded[0])[0];
+      if (addr) this.nat.point(addr);
+    }
     this.monitor = new MonitorReader({
       onEvent: (e) => this.guard('move', () => {
         if (e.kind === 'route' && !e.deleted) this.engine!.onRoute();
         for (const m of detector.on(e)) {
+          // New flows from the subnet take the new address; established ones keep their NAT (the CIT moves them).
+          if (m.ifname === guarded[0]) this.nat?.point(m.to);
           const n = this.engine!.onMove(m);
           this.log.info({ ...m, flows: n }, 'address changed: moving live flows');
           this.updateDns(m);
@@ -197,6 +208,7 @@ export class MobilePpcHandler implements PuntHandler {
     if (this.refresh) clearInterval(this.refresh);
     this.engine?.close();
     this.routes?.removeAll();
+    this.nat?.remove();
     this.keeper?.releaseAll();
   }
 }

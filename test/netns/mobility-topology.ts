@@ -18,6 +18,11 @@
  *
  * a starts at 203.0.113.10/26 behind ra1 and moves to 203.0.113.74/26 behind
  * ra2; rc holds 203.0.113.254/32 on lo (the DNS server's address).
+ *
+ * With `termBehindB` b is a GEN with a Term t on its inside (100.64.9.0/24,
+ * source-NATed by b to its outside address: mobility-gen.test.ts):
+ *
+ *   t (vt 100.64.9.2) --- (in 100.64.9.1) b (vb) ... (as above)
  */
 import { Topology } from '../lib/netns.js';
 import { GeProcesses, type GeOptions } from './dprp-topology.js';
@@ -33,17 +38,20 @@ export const A_NEW = '203.0.113.74';
 export const RA1 = '203.0.113.1';
 export const RA2 = '203.0.113.65';
 export const RC_LO = '203.0.113.254';
+/** The Term behind b and b's inside (`termBehindB`). */
+export const T = '100.64.9.2';
+export const INSIDE = '100.64.9.0/24';
 
 export class MobilityTopo {
   readonly topo: Topology;
   readonly ges: GeProcesses;
 
-  constructor(tag: string, readonly o: { aMoves?: boolean } = {}) {
+  constructor(tag: string, readonly o: { aMoves?: boolean; termBehindB?: boolean } = {}) {
     this.topo = new Topology(tag);
     this.ges = new GeProcesses(this.topo);
     try {
       const t = this.topo;
-      for (const h of ['a', 'rc', 'r1', 'r2', 'sw', 'b', ...(o.aMoves ? ['ra1', 'ra2', 'swa'] : [])]) t.addHost(h);
+      for (const h of ['a', 'rc', 'r1', 'r2', 'sw', 'b', ...(o.aMoves ? ['ra1', 'ra2', 'swa'] : []), ...(o.termBehindB ? ['t'] : [])]) t.addHost(h);
       if (o.aMoves) this.mobileA();
       else t.link('a', 'va', 'rc', 'ra');
       t.link('rc', 'c1', 'r1', 'u1');
@@ -72,6 +80,13 @@ export class MobilityTopo {
       t.route('r2', 'default', '100.64.2.1');
       t.route('b', 'default', R1);
       for (const r of ['rc', 'r1', 'r2']) t.forwarding(r);
+      if (o.termBehindB) {
+        t.link('t', 'vt', 'b', 'in');
+        t.addr('t', 'vt', `${T}/24`);
+        t.addr('b', 'in', '100.64.9.1/24');
+        t.route('t', 'default', '100.64.9.1');
+        t.forwarding('b');
+      }
       // PCCOM must see every wire packet on the encrypting interface (docs/pccom.md).
       const lans = o.aMoves ? [['ra1', 'lan'], ['ra2', 'lan']] : [['rc', 'ra']];
       for (const [host, dev] of [['a', 'va'], ['b', 'vb'], ['r1', 'lan'], ['r2', 'lan'], ...lans]) {
