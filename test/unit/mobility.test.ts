@@ -423,3 +423,12 @@ describe('both ends move at once', () => {
     assert.equal(await rv.locate('198.51.100.250'), undefined, 'an address no name had');
   });
 });
+
+test('subnet NAT (a GEN whose subnet moves): one nft transaction re-defines the table with `snat to` the current address, never masquerade', async () => {
+  const { natScript, natTableName } = await import('../../controlplane/mobility/subnet-nat.js');
+  assert.equal(natTableName('eth0.5'), 'gscip_mobility_eth0_5');
+  const s = natScript('vb', ['100.64.9.0/24', '100.64.10.0/24'], '192.0.2.10');
+  assert.match(s, /^table ip gscip_mobility_vb \{\}\ndelete table ip gscip_mobility_vb\ntable ip gscip_mobility_vb \{/);
+  assert.match(s, /type nat hook postrouting priority srcnat; policy accept;\n\s+oifname "vb" ip saddr \{ 100\.64\.9\.0\/24, 100\.64\.10\.0\/24 \} snat to 192\.0\.2\.10\n/);
+  assert.doesNotMatch(s, /masquerade/);
+});
