@@ -28,6 +28,7 @@ import { A, B_NEW, B_OLD, INSIDE, MobilityTopo, T } from './mobility-topology.js
 import { capture, count, PINGER, Pinger, SINK, SOURCE, UDP_PORT } from './mobility-apps.js';
 import { dumpCit } from '../../controlplane/cli/commands/maps.js';
 import { natTableName } from '../../controlplane/mobility/subnet-nat.js';
+import { ACTIONS } from '../../controlplane/maps/vocabulary.js';
 
 const unavailable = bpfUnavailable();
 const BYTES = 6 << 20;
@@ -100,11 +101,21 @@ describe('Mobile PPC: a GEN\'s outside address changes; the Terms behind it keep
     }
   });
 
-  test('a flow the Term opens after the move is NATed to b\'s new address directly (no CIT)', async () => {
+  test('a flow the Term opens after the move is NATed to b\'s new address directly (no CIT), and DPRP encrypts it from there', async () => {
     const js = `const d = require('dgram').createSocket('udp4'); d.on('message', (m) => { console.log(String(m)); process.exit(0); });
 d.bind(41500, ${JSON.stringify(T)}, () => { let n = 0; const t = setInterval(() => { if (++n > 50) process.exit(3); d.send('new', ${UDP_PORT}, ${JSON.stringify(A)}); }, 100); });`;
     const r = p.topo.exec('t', 'node', ['-e', js], { allowFail: true, timeoutMs: 15_000 });
     assert.equal(r.code, 0, `an echo came back: ${r.stdout}${r.stderr}`);
     assert.ok(r.stdout.startsWith(`peer=${B_NEW}:41500|new`), r.stdout);
+    // DPRP negotiated it from b's new address (its start address follows the move): encrypted, both ends.
+    for (const h of ['a', 'b'] as const) {
+      const m = p.ges.maps(h);
+      try {
+        const enc = [...m.pit.entries()].filter(([k, v]) => k.saddr === B_NEW && k.sport === 41500 && ACTIONS.name(v.action) === 'encrypt');
+        const all = [...m.pit.entries()].filter(([k]) => k.sport === 41500 || k.dport === 41500).map(([k, v]) => `${k.saddr}:${k.sport}>${k.daddr}:${k.dport} ${ACTIONS.name(v.action)}`);
+        assert.equal(h === 'b' ? enc.length : 0, h === 'b' ? 1 : 0, `${h}: ${all.join(', ')}`);
+        if (h === 'a') assert.ok([...m.pit.entries()].some(([k, v]) => k.saddr === A && k.dport === 41500 && k.daddr === B_NEW && ACTIONS.name(v.action) === 'encrypt'), `a encrypts to b's new address: ${all.join(', ')}`);
+      } finally { m.close(); }
+    }
   });
 });
