@@ -61,6 +61,15 @@ async function main(): Promise<void> {
       c.stdout?.on('data', (x: string) => { text += x; if (text.length > 200_000) text = text.slice(-100_000); });
       return { hd, text: () => text };
     }) : [];
+    // GSCIP_BENCH_ARP=1: ARP on b's interface and the ICMP control messages, printed with each move's start and gap.
+    const arp = process.env.GSCIP_BENCH_ARP ? (() => {
+      const c = p.topo.spawn('sw', 'tcpdump', ['-l', '-n', '-e', '-x', '-i', 'br0', '-tt', 'arp or icmp[0] == 253']);
+      let text = '';
+      c.stdout?.setEncoding('utf8');
+      c.stdout?.on('data', (x: string) => { text += x; });
+      return () => text;
+    })() : null;
+    const moveLog: string[] = [];
     const echoes: Array<{ at: number; rtt: number }> = [];
     const pinger = p.topo.spawn('b', 'node', ['-e', PINGER]);
     let buf = '';
@@ -102,9 +111,11 @@ async function main(): Promise<void> {
       const start = Math.max(0, echoes.findIndex((e) => e.at >= t0 - 20) - 1);
       for (let j = Math.max(start, 1); j < echoes.length; j++) gap = Math.max(gap, echoes[j].at - echoes[j - 1].at);
       gaps.push(gap);
+      moveLog.push(`move ${i + 1} at ${(t0 / 1000).toFixed(3)} gap ${gap.toFixed(1)} ms`);
       // RTT after the path settled: away (the CIT translating) after even moves, home (no CIT) after odd ones.
       (i % 2 === 0 ? awayRtt : homeRtt).push(...echoes.slice(echoes.length - Math.floor(settleMs / 4)).map((e) => e.rtt));
     }
+    if (arp) process.stderr.write(`${moveLog.join('\n')}\n${arp()}\n`);
     const res = {
       moves, settleMs,
       gapMs: { p50: r3(pct(gaps, 50)), p99: r3(pct(gaps, 99)), max: r3(Math.max(...gaps)) },

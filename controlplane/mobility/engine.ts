@@ -43,6 +43,13 @@ import type { Move } from './move-events.js';
 
 /** After an unanswered CU exchange, the same move is offered again after these delays (ms), then given up. */
 export const RESYNC_MS: readonly number[] = [1000, 2000, 4000, 8000, 16_000];
+/**
+ * A flow that moves again (or home) keeps the ingress entries of its previous
+ * wire addresses this long: packets the peer sent there before it switched are
+ * still accepted, decrypted and translated (else each is a PIT miss that
+ * starts a DPRP negotiation toward an address the peer has left).
+ */
+export const REMOVE_GRACE_MS = 3000;
 /** From this send of a CU on (~175 ms after the move with CU_RETRY_MS), every send asks the rendezvous where the peer is. */
 export const LOCATE_FROM_SEND = 4;
 
@@ -237,10 +244,10 @@ export class MobilityEngine {
         // CU and lost answers look the same from here). This end switches too, so both agree in the
         // likely case, and the same move (same sequence: a duplicate if applied) is offered again a
         // bounded number of times, RESYNC_MS apart, until answered or superseded by the next move.
-        for (const e of entries) {
+        this.batched(() => { for (const e of entries) {
           this.install(e.flow, { local: e.next, localSeq: e.seq, remote: e.remote }, e, key);
           if (resyncTry < RESYNC_MS.length) this.resync.set(stackFlowKey(e.flow), { entry: e, src, tries: resyncTry + 1, dueMono: this.d.clock.monoMs() + RESYNC_MS[resyncTry] });
-        }
+        } });
       },
     });
   }
@@ -308,7 +315,11 @@ export class MobilityEngine {
       if (e instanceof CuWireError) return this.refuse('wire', 0);
       throw e;
     }
-    if (m.code === CU_CODE.CU_ACK) return this.onAck(m, src, dst);
+    if (m.code === CU_CODE.CU_ACK) return this.batched(() => this.onAck(m, src, dst));
+    this.batched(() => this.onCu(m, src, dst));
+  }
+
+  private onCu(m: ReturnType<typeof decodeCu>, src: string, dst: string): void {
     const key = this.keyFor(m.group, m.version);
     if (!key) return this.refuse('no_key', m.entries.length);
     if (!verifyCu(m, src, dst, key.key)) return this.refuse('bad_mac', m.entries.length);
@@ -396,13 +407,61 @@ export class MobilityEngine {
     // negotiation racing this move (the flow table writes XLAT first, right for ingress only).
     this.table.writes.write({ pit: cit.pit.filter((x) => x.dir === 'egress') });
     if (rec) {
+      // Home (no CIT), the flow's PIT entries are on the stack CIDs, where DPRP's are: leaving home again
+      // leaves them (DPRP's, expiring with its timeouts), as the first move did.
+      const stackKey = canonicalFlowKey(stackTuple(flow));
+      if (canonicalFlowKey(rec.wire) === stackKey) rec.pit = rec.pit.filter((x) => canonicalFlowKey(x.flow) !== stackKey);
+      const now = new Set([...cit.pit, ...cit.xlat].map(slotKey));
+      // An egress translation that goes (back home) goes before the PIT entry it points at (a packet
+      // between the two would miss and start a negotiation toward the address the peer left).
+      const goneOut = rec.xlat.filter((x) => x.dir === 'egress' && !now.has(slotKey(x)));
+      if (goneOut.length) this.table.writes.erase({ xlat: goneOut, pit: [] });
+      // The previous wire's ingress entries stay for a grace (linger): not erased by the re-key.
+      const stays = (x: MapSlot) => x.dir === 'ingress' && !now.has(slotKey(x));
+      const linger = { pit: rec.pit.filter(stays), xlat: rec.xlat.filter(stays) };
+      rec.xlat = rec.xlat.filter((x) => !goneOut.includes(x) && !stays(x));
+      rec.pit = rec.pit.filter((x) => !stays(x));
       this.table.rekey(rec.id, cit.wire, { pit: cit.pit, xlat: cit.xlat });
+      this.linger(linger);
       Object.assign(rec.meta, { end, local, remote, next, ...seqs, moves: rec.meta.moves + 1, lastMoveMono: now });
     } else {
       this.table.commit(cit.wire, { end, stack: flow, local, remote, next, ...seqs, moves: 1, lastMoveMono: now, group: key.group, version: key.version }, { pit: cit.pit, xlat: cit.xlat });
       this.stackIndex.set(k, this.table.find(cit.wire)!.id);
     }
     this.d.observer?.flowMoved?.(end);
+  }
+
+  private lingering: { pit: PitEntry[]; xlat: XlatEntry[] } | null = null;
+
+  /** The previous wire's ingress entries of a re-keyed flow (still in the maps) stay REMOVE_GRACE_MS, then go unless a flow holds the slot again. */
+  private linger(e: { pit: PitEntry[]; xlat: XlatEntry[] }): void {
+    if (!e.pit.length && !e.xlat.length) return;
+    if (this.lingering) {
+      this.lingering.pit.push(...e.pit);
+      this.lingering.xlat.push(...e.xlat);
+    } else {
+      this.expireLater(e);
+    }
+  }
+
+  /** Runs `fn` with the lingering entries it makes collected under one timer (one CU's or answer's flows). */
+  private batched(fn: () => void): void {
+    if (this.lingering) return fn();
+    const batch = { pit: [] as PitEntry[], xlat: [] as XlatEntry[] };
+    this.lingering = batch;
+    try { fn(); } finally {
+      this.lingering = null;
+      if (batch.pit.length || batch.xlat.length) this.expireLater(batch);
+    }
+  }
+
+  private expireLater(batch: { pit: PitEntry[]; xlat: XlatEntry[] }): void {
+    this.d.timers.after(REMOVE_GRACE_MS, () => {
+      const held = new Set<string>();
+      for (const r of this.table.values()) for (const x of [...r.pit, ...r.xlat]) held.add(slotKey(x));
+      for (const x of this.pending.values()) for (const p of x.entries) for (const h of [...p.half.pit, ...p.half.xlat]) held.add(slotKey(h));
+      this.table.writes.erase({ pit: batch.pit.filter((x) => !held.has(slotKey(x))), xlat: batch.xlat.filter((x) => !held.has(slotKey(x))) });
+    });
   }
 
   private byStack(k: string) {

@@ -23,6 +23,7 @@ import {
 import { queryA } from './dns-query.js';
 import { DnsRendezvous } from './rendezvous.js';
 import { SubnetNat } from './subnet-nat.js';
+import { AddressAnnouncer } from './announce.js';
 import { MobilityEngine, type MobilityObserver } from './engine.js';
 import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
 import { MonitorReader, MoveDetector, type Move } from './move-events.js';
@@ -40,6 +41,9 @@ export const promMobilityObserver: MobilityObserver = {
   flowMoved: (end) => mobilityFlowsMovedTotal.inc({ end }),
   redirected: (why) => mobilityCuRedirectedTotal.inc({ why }),
 };
+
+/** The second announcement of a new address, ms after the first. */
+export const ANNOUNCE_AGAIN_MS = 200;
 
 export class MobilePpcHandler implements PuntHandler {
   readonly name = 'mobile-ppc';
@@ -59,6 +63,15 @@ export class MobilePpcHandler implements PuntHandler {
   } = {}) {}
 
   private nat: SubnetNat | null = null;
+  private announcer: AddressAnnouncer | null = null;
+
+  /** A gratuitous ARP for the new address now and once more shortly after (announce.ts: the new router's neighbour entry). */
+  private announce(m: Move): void {
+    const a = this.announcer;
+    if (!a) return;
+    a.announce(m.ifname, m.to);
+    setTimeout(() => a.announce(m.ifname, m.to), ANNOUNCE_AGAIN_MS).unref();
+  }
 
   /** Both ends moving at once: the peers' names in DNS say where a peer is now (rendezvous.ts). */
   private startRendezvous(): DnsRendezvous | null {
@@ -113,6 +126,7 @@ export class MobilePpcHandler implements PuntHandler {
     const onError = (what: string, err: string) => this.log.warn({ what, err }, 'Mobile PPC could not change the host');
     this.keeper = new AddressKeeper(onError);
     this.routes = new OldAddressRoutes(onError);
+    this.announcer = new AddressAnnouncer(onError);
     const pitReader = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs());
     const ifindex = ctx.interfaces[0]?.ifindex;
     this.rendezvous = this.startRendezvous();
@@ -172,6 +186,7 @@ export class MobilePpcHandler implements PuntHandler {
         for (const m of detector.on(e)) {
           // New flows from the subnet take the new address; established ones keep their NAT (the CIT moves them).
           if (m.ifname === guarded[0]) this.nat?.point(m.to);
+          this.announce(m);
           const n = this.engine!.onMove(m);
           this.log.info({ ...m, flows: n }, 'address changed: moving live flows');
           this.updateDns(m);

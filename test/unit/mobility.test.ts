@@ -317,19 +317,24 @@ describe('a mover and a stationary end', () => {
     assert.equal(b.maps.xlatRows.get(`6/${B}:40000>${A}:5001@egress`)?.to.saddr, D);
   });
 
-  test('a second move re-points the CIT (no chain); moving back home removes it', () => {
-    const { a, b, deliver } = pair([k1], [k1]);
+  test('a second move re-points the CIT (no chain); the previous wire\'s ingress lingers for a grace; moving back home removes it', () => {
+    const { a, b, deliver, fireTimers } = pair([k1], [k1]);
     b.eng.onMove({ ifname: 'vb', from: B, to: C });
     deliver(2);
     b.eng.onMove({ ifname: 'vb', from: C, to: D });
     deliver(2);
     const eg = a.maps.xlatRows.get(`6/${A}:5001>${B}:40000@egress`)!;
     assert.equal(eg.to.daddr, D);
+    assert.equal(a.maps.xlatRows.get(`6/${C}:40000>${A}:5001@ingress`)?.to.saddr, B, 'packets b sent from C before it switched are still translated ...');
+    assert.equal(a.maps.pitRows.get(`6/${C}:40000>${A}:5001@ingress`)?.action, 'decrypt', '... and decrypted');
+    assert.ok(!a.maps.xlatRows.has(`6/${A}:5001>${C}:40000@egress`), 'but nothing is sent to C any more');
+    fireTimers(1);
     assert.deepEqual([...a.maps.xlatRows.keys()].sort(), [`6/${A}:5001>${B}:40000@egress`, `6/${D}:40000>${A}:5001@ingress`].sort(), 'C\'s entries are gone');
     assert.equal(a.eng.moved()[0].moves, 2);
     b.eng.onMove({ ifname: 'vb', from: D, to: B });
     deliver(2);
-    assert.equal(a.maps.xlatRows.size, 0, 'home again: no CIT at the stationary end');
+    fireTimers(1);
+    assert.equal(a.maps.xlatRows.size, 0, 'home again (and the grace over): no CIT at the stationary end');
     assert.equal(b.maps.xlatRows.size, 0, 'nor at the mover');
     assert.ok(!b.kept.has(B), 'and the kept address is released');
     assert.equal(b.maps.pitRows.get(`6/${B}:40000>${A}:5001@egress`)?.action, 'encrypt');
@@ -431,4 +436,11 @@ test('subnet NAT (a GEN whose subnet moves): one nft transaction re-defines the 
   assert.match(s, /^table ip gscip_mobility_vb \{\}\ndelete table ip gscip_mobility_vb\ntable ip gscip_mobility_vb \{/);
   assert.match(s, /type nat hook postrouting priority srcnat; policy accept;\n\s+oifname "vb" ip saddr \{ 100\.64\.9\.0\/24, 100\.64\.10\.0\/24 \} snat to 192\.0\.2\.10\n/);
   assert.doesNotMatch(s, /masquerade/);
+});
+
+test('the address announcement: a gratuitous ARP request (sender = target = the new address, broadcast)', async () => {
+  const { arpAnnouncement } = await import('../../controlplane/mobility/announce.js');
+  const f = arpAnnouncement(Buffer.from('020000000001', 'hex'), '192.0.2.10');
+  assert.equal(f.toString('hex'), 'ffffffffffff' + '020000000001' + '0806' + '0001' + '0800' + '06' + '04' + '0001' + '020000000001' + 'c000020a' + '000000000000' + 'c000020a');
+  assert.throws(() => arpAnnouncement(Buffer.alloc(5), '192.0.2.10'), /MAC/);
 });
