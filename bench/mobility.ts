@@ -20,7 +20,7 @@
  * Not measured (yet): 10,000 flows moving.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { waitFor } from '../test/lib/netns.js';
 import { startEchoServer } from '../test/lib/net-apps.js';
@@ -197,6 +197,8 @@ async function wireguardGaps(moves: number, settleMs: number): Promise<{ p50: nu
     return { p50: r3(pct(gaps, 50)), p99: r3(pct(gaps, 99)), max: r3(Math.max(...gaps)), moves: gaps.length, lost };
   } finally {
     await p.cleanup();
+    // wireguard-go killed with its namespace leaves its control sockets behind.
+    for (const h of ['a', 'b']) rmSync(`/var/run/wireguard/wg${h}${process.pid % 100000}.sock`, { force: true });
   }
 }
 
