@@ -27,6 +27,7 @@ import { resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { A, B, DprpTopo } from '../test/netns/dprp-topology.js';
 import { intArg } from './args.js';
+import { CONTROL_PCAP_FILTER } from '../controlplane/parts/control-framing.js';
 
 process.env.GSCIP_LOG_LEVEL ??= 'warn';
 const DIST = resolve(__dirname, '..');
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
     const child = (p.ges as unknown as { ges: Map<string, ChildProcess> }).ges.get('b')!;
     const pid = child.pid!;
     const pcap = `/tmp/${p.topo.prefix}-flood.pcap`;
-    const dump = p.topo.spawn('b', 'tcpdump', ['-i', 'vb', '-Q', 'out', '-n', '-U', '-w', pcap, 'icmp and icmp[0] = 253']);
+    const dump = p.topo.spawn('b', 'tcpdump', ['-i', 'vb', '-Q', 'out', '-n', '-U', '-w', pcap, CONTROL_PCAP_FILTER]);  // both transports (a DDE is UDP 7253 now)
     await new Promise((r) => setTimeout(r, 1_000));
     const pitSize = (): number => {
       const m = p.maps('b');

@@ -112,7 +112,11 @@ export const agentConfigSchema = z.object({
    * Mobile PPC (handler mobile-ppc, docs/mobility.md). `ddns`: after a move the
    * GE replaces its own name's A record (RFC 2136 + TSIG) on `server`; the key
    * file holds the base64 secret of `keyName`, which the server's update-policy
-   * lets change only `name`.
+   * lets change only `name`. `rendezvous`: when both ends of a flow move at
+   * once, where a peer is now, from the A records of `names` (the peers' names,
+   * which their own DDNS keeps current) on `server`. `subnetNat`: a GEN
+   * whose subnet moves with it source-NATs `inside` to its outside address
+   * (mobility/subnet-nat.ts), re-pointed on each move.
    */
   mobility: z.object({
     ddns: z.object({
@@ -124,7 +128,16 @@ export const agentConfigSchema = z.object({
       keyName: z.string().min(1).max(253),
       keyFile: z.string().min(1),
     }).strict().nullable().default(null),
-  }).strict().default({ ddns: null }),
+    rendezvous: z.object({
+      server: z.ipv4(),
+      port: z.number().int().min(1).max(65535).default(53),
+      names: z.array(z.string().min(1).max(253)).min(1).max(1024),
+      refreshS: z.number().int().min(1).max(86_400).default(60),
+    }).strict().nullable().default(null),
+    subnetNat: z.object({
+      inside: z.array(z.cidrv4()).min(1).max(64),
+    }).strict().nullable().default(null),
+  }).strict().default({ ddns: null, rendezvous: null, subnetNat: null }),
   /**
    * Destinations (IPv4 prefixes or DNS names) to which this GE refuses to carry
    * a flow in plaintext (strict mode, dprp/encryption-required.ts), on top of

@@ -65,6 +65,9 @@ export interface DprpHandlerOptions {
 }
 
 /** Prometheus side of the node's observer. */
+/** An egress miss from an unknown source re-reads the kernel view at most this often (a move just happened). */
+export const ROUTES_STALE_MS = 500;
+
 export const promObserver: DprpObserver = {
   started: (reason) => dprpNegotiationsStartedTotal.inc({ reason }),
   completed: (outcome, seconds) => {
@@ -160,10 +163,46 @@ export class DprpHandler implements PuntHandler {
     this.lastRoutes = Date.now();
     const read = this.opts.readKernel;
     (read ? Promise.resolve().then(read) : readKernelRoutesAsync())
-      .then((view) => { if (this.tick) this.routes.update(view); })
+      .then((view) => { if (this.tick) { this.routes.update(view); this.takeSelfAddr(view); } })
       .catch((e: unknown) => this.log.warn({ err: e }, 'could not read routes; keeping the previous snapshot'))
       .finally(() => { this.routesPending = false; });
   }
+
+  /**
+   * This GE's address follows its first guarded interface (unless configured:
+   * self.addr): after a move (Mobile PPC, docs/mobility.md) negotiations start
+   * from the new address, not the one the agent started with.
+   */
+  private takeSelfAddr(view: KernelView): void {
+    if (this.opts.self.addr || !this.selfInfo) return;
+    const first = this.ctx?.interfaces[0]?.name;
+    const now = view.addrs.filter((a) => a.dev === first).map((a) => a.addr);
+    if (!now.length || now.includes(this.selfInfo.addr)) return;
+    this.log.info({ from: this.selfInfo.addr, to: now[0] }, 'DPRP: this GE\'s address changed');
+    this.selfInfo.addr = now[0];
+    stageProfile.self = now[0];
+  }
+
+  /**
+   * An egress miss from a source that is neither this host's nor behind it in
+   * the kernel view: the view is stale (this GE's address just changed). Read
+   * it again now, at most every ROUTES_STALE_MS, before negotiating.
+   */
+  private refreshIfStale(saddr: string): void {
+    if (Date.now() - this.lastStaleRead < ROUTES_STALE_MS) return;
+    if (this.routes.locality(saddr, this.guarded, this.opts.self.type !== 'GES') !== 'other') return;
+    this.lastStaleRead = Date.now();
+    try {
+      const view = (this.opts.readKernel ?? readKernelRoutes)();
+      this.routes.update(view);
+      this.takeSelfAddr(view);
+      this.lastRoutes = Date.now();
+    } catch (e) {
+      this.log.warn({ err: e }, 'could not read routes; keeping the previous snapshot');
+    }
+  }
+
+  private lastStaleRead = 0;
 
   private init(ctx: PuntContext): DprpNode {
     if (this.node) return this.node;
@@ -303,6 +342,7 @@ export class DprpHandler implements PuntHandler {
     const seen: Flow = { saddr: c.saddr, daddr: c.daddr, sport: c.sport, dport: c.dport, proto: c.proto };
     // The negotiation always runs from this GE toward the remote end.
     const flow = c.dir === Dir.EGRESS ? seen : reverseFlow(seen);
+    if (c.dir === Dir.EGRESS && flow.saddr !== this.selfInfo!.addr) this.refreshIfStale(flow.saddr);
     if (rec.reason === PuntReason.TRUNCATED) {
       node.onPitMiss(flow, null, c.dir !== Dir.EGRESS);
       return;

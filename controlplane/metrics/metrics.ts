@@ -246,6 +246,12 @@ export const mobilityCuRefusedTotal = new Counter({
 export const mobilityDdnsUpdatesTotal = new Counter({
   name: 'gscip_mobility_ddns_updates_total', help: 'DDNS updates of this GE\'s name after a move, by result (the server\'s rcode, or no_answer / error)', labelNames: ['result'], registers: [registry],
 });
+export const mobilityCuRedirectedTotal = new Counter({
+  name: 'gscip_mobility_cu_redirected_total', help: 'Unanswered CUs sent to the peer at another address, by why (rendezvous: DNS said the peer moved; peer_cu: the peer\'s own CU came from there)', labelNames: ['why'], registers: [registry],
+});
+export const mobilityRendezvousLookupsTotal = new Counter({
+  name: 'gscip_mobility_rendezvous_lookups_total', help: 'Rendezvous questions (where is the peer now?) by result (moved, same, error)', labelNames: ['result'], registers: [registry],
+});
 export const mobilityHandoverSeconds = new Histogram({
   name: 'gscip_mobility_handover_seconds', help: 'Time from a detected move to the CU-ACK that switches the flows, at the mover',
   buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],

@@ -141,7 +141,7 @@ export interface UpdateAnswer {
   signed: boolean | null;
 }
 
-function skipName(b: Buffer, off: number): number {
+export function skipName(b: Buffer, off: number): number {
   for (let i = 0; i < 128 && off < b.length; i++) {
     const l = b[off];
     if (l === 0) return off + 1;

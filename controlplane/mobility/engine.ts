@@ -22,13 +22,20 @@
  * and a CU-ACK. The old PIT entries stay DPRP's and expire with DPRP's idle
  * timeout: packets in flight on the old address are still accepted meanwhile.
  * Every refusal is counted by reason and changes nothing.
+ * Both ends moved at once (docs/mobility.md): each end's CU went to the other's
+ * old address and is lost. After a few unanswered sends the mover asks the
+ * rendezvous (`rendezvous.locate`: DNS, where each GE's DDNS put its new
+ * address) where the peer is now and sends the CU there; a CU that arrives at
+ * this end's new address while its own move is unanswered proves the peer knows
+ * it, so both halves of the CIT go in (both addresses translated) and this
+ * end's own CU goes to the address that CU came from.
  */
 import { randomBytes } from 'node:crypto';
-import { canonicalFlowKey, type FiveTuple, type MapSlot } from '../flows/cid.js';
+import { canonicalFlowKey, slotKey, type FiveTuple, type MapSlot } from '../flows/cid.js';
 import { FlowTable } from '../flows/flow-table.js';
-import type { FlowMaps } from '../flows/flow-maps.js';
+import type { FlowMaps, XlatEntry } from '../flows/flow-maps.js';
 import type { PitEntry } from '../flows/pit-entry.js';
-import { citEntries, sameAddrPort, stackFlowKey, type CitEntries, type MoveEnd, type PitTemplate, type StackFlow } from './cit.js';
+import { citBetween, endOf, sameAddrPort, stackFlowKey, type MoveEnd, type PitTemplate, type StackFlow } from './cit.js';
 import { CuExchanges, type Timers } from './cu-exchange.js';
 import { CU_CODE, CU_MAX_ENTRIES, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type AddrPort, type CuEntry } from './cu-wire.js';
 import { judgeSeq, MoveCounter } from './move-seq.js';
@@ -36,6 +43,15 @@ import type { Move } from './move-events.js';
 
 /** After an unanswered CU exchange, the same move is offered again after these delays (ms), then given up. */
 export const RESYNC_MS: readonly number[] = [1000, 2000, 4000, 8000, 16_000];
+/**
+ * A flow that moves again (or home) keeps the ingress entries of its previous
+ * wire addresses this long: packets the peer sent there before it switched are
+ * still accepted, decrypted and translated (else each is a PIT miss that
+ * starts a DPRP negotiation toward an address the peer has left).
+ */
+export const REMOVE_GRACE_MS = 3000;
+/** From this send of a CU on (~175 ms after the move with CU_RETRY_MS), every send asks the rendezvous where the peer is. */
+export const LOCATE_FROM_SEND = 4;
 
 export interface MobilityKey { group: number; version: number; key: Buffer }
 
@@ -44,6 +60,9 @@ export const CU_REFUSAL_REASONS = [
 ] as const;
 export type CuRefusal = (typeof CU_REFUSAL_REASONS)[number];
 
+/** Why an open CU exchange was sent to another peer address: the rendezvous said so, or the peer's own CU came from there. */
+export type RedirectReason = 'rendezvous' | 'peer_cu';
+
 export interface MobilityObserver {
   moved?(flows: number): void;
   cuSent?(retry: boolean): void;
@@ -51,6 +70,12 @@ export interface MobilityObserver {
   cuFailed?(reason: 'no_answer' | 'no_key'): void;
   refused?(reason: CuRefusal, entries: number): void;
   flowMoved?(end: MoveEnd): void;
+  redirected?(reason: RedirectReason): void;
+}
+
+/** Where a peer GE is now, from a source both ends trust (rendezvous.ts: DNS). undefined: unknown or unchanged. */
+export interface Rendezvous {
+  locate(peer: string): Promise<string | undefined>;
 }
 
 export interface MobilityDeps {
@@ -66,6 +91,8 @@ export interface MobilityDeps {
   keeper: { keep(addr: string): void; release(addr: string): void };
   /** The stationary end: the old address is routed the way the new one is (TC egress runs after routing). */
   router?: { follow(oldAddr: string, newAddr: string): void };
+  /** Both ends moved at once: where the peer is now (none: a CU to a peer that moved too is lost). */
+  rendezvous?: Rendezvous;
   clock: { nowMs(): number; monoMs(): number };
   timers: Timers;
   observer?: MobilityObserver;
@@ -77,11 +104,17 @@ export interface MobilityDeps {
 }
 
 export interface MoveMeta {
+  /** Which end is off its original address (this one: mover, the peer: stationary, or both). */
   end: MoveEnd;
   stack: StackFlow;
-  /** The moving side's end on the wire now. */
+  /** This end and the peer on the wire now. */
+  local: AddrPort;
+  remote: AddrPort;
+  /** The moving side's end on the wire now (this end's when it moved, else the peer's). */
   next: AddrPort;
-  seq: number;
+  /** The last move sequence this end sent for its side, and the last one applied from the peer. */
+  localSeq: number;
+  remoteSeq: number;
   moves: number;
   lastMoveMono: number;
   group: number;
@@ -90,23 +123,30 @@ export interface MoveMeta {
 
 interface Pending {
   flow: StackFlow;
+  /** This end's new wire address. */
   next: AddrPort;
+  /** Where the peer is on the wire (the CU goes there). */
+  remote: AddrPort;
   seq: number;
-  cit: CitEntries;
-  /** Set when the flow was already in the table (a second move). */
-  id?: number;
+  egress: PitTemplate;
+  ingress: PitTemplate;
+  /** The ingress half written before the answer (erased if the move does not happen). */
+  half: { pit: PitEntry[]; xlat: XlatEntry[] };
 }
+
+interface Exchange { entries: Pending[]; peer: string; src: string; key: MobilityKey; startMono: number; resyncTry: number; locating: boolean }
 
 export class MobilityEngine {
   readonly table: FlowTable<PitEntry, MoveMeta>;
   private readonly counter = new MoveCounter();
   private readonly exchanges: CuExchanges;
-  private readonly pending = new Map<string, { entries: Pending[]; peer: string; src: string; key: MobilityKey; startMono: number }>();
+  private readonly pending = new Map<string, Exchange>();
   private readonly windowMs: number;
   /** Moves whose CU went unanswered, offered again from sweep() (bounded: RESYNC_MS). */
-  private readonly resync = new Map<string, { entry: Pending; src: string; peer: string; tries: number; dueMono: number }>();
+  private readonly resync = new Map<string, { entry: Pending; src: string; tries: number; dueMono: number }>();
   /** Ids of the last answered CUs (bounded): their late duplicate answers are ignored. */
   private readonly answered = new Set<string>();
+  private readonly stackIndex = new Map<string, number>();
 
   constructor(private readonly d: MobilityDeps) {
     const cit = d.expiry ?? { idleMs: 300_000, closedMs: 10_000 };
@@ -144,17 +184,16 @@ export class MobilityEngine {
       this.resync.delete(stackFlowKey(f.stack));
       const next = { addr: m.to, port: f.stack.local.port };
       if (!sameAddrPort(next, f.stack.local)) keep.add(f.stack.local.addr);
-      const seq = this.counter.next(stackFlowKey(f.stack));
-      const cit = citEntries('mover', f.stack, next, f.egress, f.ingress);
+      const e: Pending = { flow: f.stack, next, remote: f.remote, seq: this.counter.next(stackFlowKey(f.stack)), egress: f.egress, ingress: f.ingress, half: { pit: [], xlat: [] } };
       // The ingress half now: nothing arrives on the new wire CIDs before the peer switched (its ACK).
-      this.table.writes.write({ pit: cit.pit.filter((p) => p.dir === 'ingress'), xlat: cit.xlat.filter((x) => x.dir === 'ingress') });
-      const peerKey = `${f.peer}|${f.egress.group}`;
+      this.writeHalf(e);
+      const peerKey = `${f.remote.addr}|${f.egress.group}`;
       const list = byPeer.get(peerKey) ?? [];
-      list.push({ flow: f.stack, next, seq, cit, id: f.id });
+      list.push(e);
       byPeer.set(peerKey, list);
     }
     for (const list of byPeer.values()) {
-      for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) this.sendCu(list.slice(i, i + CU_MAX_ENTRIES), m.to, flowsPeer(list[0]));
+      for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) this.sendCu(list.slice(i, i + CU_MAX_ENTRIES), m.to, list[0].remote.addr);
     }
     // The sockets' addresses stay local: after the CUs left (an `ip` call each), before any answer can come.
     for (const a of keep) this.d.keeper.keep(a);
@@ -162,17 +201,32 @@ export class MobilityEngine {
     return flows.length;
   }
 
+  private writeHalf(e: Pending): void {
+    const c = citBetween(e.flow, e.next, e.remote, e.egress, e.ingress);
+    e.half = { pit: c.pit.filter((p) => p.dir === 'ingress'), xlat: c.xlat.filter((x) => x.dir === 'ingress') };
+    this.table.writes.write(e.half);
+  }
+
+  /** A move that will not happen (refused, superseded, re-addressed): its ingress half goes, unless the flow's record holds the same slot now. */
+  private eraseHalf(e: Pending): void {
+    const rec = this.byStack(stackFlowKey(e.flow));
+    const held = new Set([...(rec?.pit ?? []), ...(rec?.xlat ?? [])].map(slotKey));
+    const free = <T extends MapSlot>(l: T[]) => l.filter((x) => !held.has(slotKey(x)));
+    this.table.writes.erase({ pit: free(e.half.pit), xlat: free(e.half.xlat) });
+    e.half = { pit: [], xlat: [] };
+  }
+
   private sendCu(entries: Pending[], src: string, peer: string, resyncTry = 0): void {
-    const tmpl = entries[0].cit.pit[0];
-    const key = this.keyFor(tmpl.group, tmpl.version);
+    const key = this.keyFor(entries[0].egress.group, entries[0].egress.version);
     if (!key) {
       this.d.observer?.cuFailed?.('no_key');
-      this.abandon(entries);
+      for (const e of entries) this.eraseHalf(e);
       return;
     }
     const cuId = randomBytes(8);
     const id = cuId.toString('hex');
-    this.pending.set(id, { entries, peer, src, key, startMono: this.d.clock.monoMs() });
+    const x: Exchange = { entries, peer, src, key, startMono: this.d.clock.monoMs(), resyncTry, locating: false };
+    this.pending.set(id, x);
     const wire: CuEntry[] = entries.map((e) => ({ proto: e.flow.proto, status: 0, peer: e.flow.remote, seq: e.seq, old: e.flow.local, next: e.next }));
     const icmp = encodeCu({ code: CU_CODE.CU, group: key.group, version: key.version, cuId, timestampMs: this.d.clock.nowMs(), entries: wire }, src, peer, key.key);
     this.exchanges.start(id, {
@@ -180,6 +234,7 @@ export class MobilityEngine {
         this.d.observer?.cuSent?.(attempt > 1);
         // Re-sends keep the CU's bytes: its timestamp and id (the peer answers a duplicate again).
         this.d.send(peer, icmp, src);
+        if (attempt >= LOCATE_FROM_SEND) this.locate(id, x);
       },
       answered: () => { /* onAck did the work */ },
       failed: () => {
@@ -189,19 +244,39 @@ export class MobilityEngine {
         // CU and lost answers look the same from here). This end switches too, so both agree in the
         // likely case, and the same move (same sequence: a duplicate if applied) is offered again a
         // bounded number of times, RESYNC_MS apart, until answered or superseded by the next move.
-        for (const e of entries) {
-          this.install('mover', e.flow, e.next, e.seq, e.cit, key);
-          if (resyncTry < RESYNC_MS.length) this.resync.set(stackFlowKey(e.flow), { entry: e, src, peer, tries: resyncTry + 1, dueMono: this.d.clock.monoMs() + RESYNC_MS[resyncTry] });
-        }
+        this.batched(() => { for (const e of entries) {
+          this.install(e.flow, { local: e.next, localSeq: e.seq, remote: e.remote }, e, key);
+          if (resyncTry < RESYNC_MS.length) this.resync.set(stackFlowKey(e.flow), { entry: e, src, tries: resyncTry + 1, dueMono: this.d.clock.monoMs() + RESYNC_MS[resyncTry] });
+        } });
       },
     });
   }
 
-  /** A CU that will not be answered: its ingress half goes. */
-  private abandon(entries: Pending[]): void {
-    for (const e of entries) {
-      this.table.writes.erase({ pit: e.cit.pit.filter((p) => p.dir === 'ingress'), xlat: e.cit.xlat.filter((x) => x.dir === 'ingress') });
+  /** An unanswered exchange: asks the rendezvous where the peer is (one question at a time); another address re-addresses the CU. */
+  private locate(id: string, x: Exchange): void {
+    const r = this.d.rendezvous;
+    if (!r || x.locating) return;
+    x.locating = true;
+    r.locate(x.peer).then((addr) => {
+      x.locating = false;
+      if (this.pending.get(id) !== x || !addr || addr === x.peer) return;
+      this.redirect(id, addr, 'rendezvous');
+    }, () => { x.locating = false; });
+  }
+
+  /** An open exchange goes to the peer at `addr` now: a new CU (the MAC covers the IP destination), the ingress halves re-keyed. */
+  private redirect(id: string, addr: string, why: RedirectReason): void {
+    const x = this.pending.get(id);
+    if (!x || x.peer === addr) return;
+    this.pending.delete(id);
+    this.exchanges.cancel(id);
+    for (const e of x.entries) {
+      this.eraseHalf(e);
+      e.remote = { addr, port: e.remote.port };
+      this.writeHalf(e);
     }
+    this.d.observer?.redirected?.(why);
+    this.sendCu(x.entries, x.src, addr, x.resyncTry);
   }
 
   private onAck(m: ReturnType<typeof decodeCu>, src: string, dst: string): void {
@@ -221,14 +296,15 @@ export class MobilityEngine {
       const a = m.entries.find((x) => x.proto === e.flow.proto && sameAddrPort(x.old, e.flow.local) && sameAddrPort(x.peer, e.flow.remote) && x.seq === e.seq);
       if (!a || a.status !== CU_STATUS.OK) {
         this.refuse('refused_by_peer', 1);
-        this.abandon([e]);
+        this.eraseHalf(e);
         continue;
       }
-      this.install('mover', e.flow, e.next, e.seq, e.cit, p.key);
+      // The answer came from the peer's address, authenticated: that is where the peer is.
+      this.install(e.flow, { local: e.next, localSeq: e.seq, remote: e.remote }, e, p.key);
     }
   }
 
-  // ---------------- stationary end ----------------
+  // ---------------- the peer moved ----------------
 
   /** A CU or CU-ACK (the ICMP message) that came from `src` to `dst`. Never throws for bad input: refusals are counted. */
   onControl(icmp: Buffer, src: string, dst: string): void {
@@ -239,34 +315,48 @@ export class MobilityEngine {
       if (e instanceof CuWireError) return this.refuse('wire', 0);
       throw e;
     }
-    if (m.code === CU_CODE.CU_ACK) return this.onAck(m, src, dst);
+    if (m.code === CU_CODE.CU_ACK) return this.batched(() => this.onAck(m, src, dst));
+    this.batched(() => this.onCu(m, src, dst));
+  }
+
+  private onCu(m: ReturnType<typeof decodeCu>, src: string, dst: string): void {
     const key = this.keyFor(m.group, m.version);
     if (!key) return this.refuse('no_key', m.entries.length);
     if (!verifyCu(m, src, dst, key.key)) return this.refuse('bad_mac', m.entries.length);
     if (Math.abs(this.d.clock.nowMs() - m.timestampMs) > this.windowMs) return this.refuse('stale', m.entries.length);
     const follow = new Map<string, string>();
-    const answers: CuEntry[] = m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key, follow) }));
+    const redirect = new Set<string>();
+    const answers: CuEntry[] = m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key, follow, redirect) }));
     const ack = encodeCu({ code: CU_CODE.CU_ACK, group: key.group, version: key.version, cuId: m.cuId, timestampMs: this.d.clock.nowMs(), entries: answers }, dst, src, key.key);
     this.d.send(src, ack, dst);
+    // This end's own unanswered moves of those flows: the peer is at `src`, not where they were sent.
+    for (const id of redirect) this.redirect(id, src, 'peer_cu');
     // Host routes after the answer (they cost `ip` calls; the mover is waiting for the answer).
     for (const [oldAddr, newAddr] of follow) this.d.router?.follow(oldAddr, newAddr);
   }
 
-  private applyEntry(e: CuEntry, src: string, dst: string, key: MobilityKey, follow: Map<string, string>): number {
+  private applyEntry(e: CuEntry, src: string, dst: string, key: MobilityKey, follow: Map<string, string>, redirect: Set<string>): number {
     if (e.next.addr !== src) { this.refuse('source_mismatch', 1); return CU_STATUS.REFUSED; }
-    if (e.peer.addr !== dst) { this.refuse('destination_mismatch', 1); return CU_STATUS.REFUSED; }
     const flow: StackFlow = { local: e.peer, remote: e.old, proto: e.proto };
     const k = stackFlowKey(flow);
     const rec = this.byStack(k);
+    // This end's own move of the flow, unanswered: a CU to its new address means the peer knows it.
+    const own = this.pendingOf(k);
+    const toOwnNew = own !== undefined && own.entry.next.addr === dst;
+    const localWire = rec?.meta.local ?? flow.local;
+    if (!toOwnNew && localWire.addr !== dst) { this.refuse('destination_mismatch', 1); return CU_STATUS.REFUSED; }
     let egress: PitTemplate | undefined;
     let ingress: PitTemplate | undefined;
     if (rec) {
-      if (rec.meta.end !== 'stationary') { this.refuse('unknown_flow', 1); return CU_STATUS.UNKNOWN_FLOW; }
-      const verdict = judgeSeq({ seq: rec.meta.seq, next: `${rec.meta.next.addr}:${rec.meta.next.port}` }, e.seq, `${e.next.addr}:${e.next.port}`);
-      if (verdict === 'duplicate') return CU_STATUS.OK;
+      const verdict = judgeSeq({ seq: rec.meta.remoteSeq, next: `${rec.meta.remote.addr}:${rec.meta.remote.port}` }, e.seq, `${e.next.addr}:${e.next.port}`);
+      if (verdict === 'duplicate' && !toOwnNew) return CU_STATUS.OK;
       if (verdict === 'replayed') { this.refuse('replayed', 1); return CU_STATUS.REFUSED; }
-      egress = rec.pit.find((p) => p.dir === 'egress');
-      ingress = rec.pit.find((p) => p.dir === 'ingress');
+      egress = strip(rec.pit.find((p) => p.dir === 'egress'));
+      ingress = strip(rec.pit.find((p) => p.dir === 'ingress'));
+    } else if (own) {
+      egress = own.entry.egress;
+      ingress = own.entry.ingress;
+      if (judgeSeq(undefined, e.seq, '') === 'replayed') { this.refuse('replayed', 1); return CU_STATUS.REFUSED; }
     } else {
       const out: FiveTuple = { saddr: flow.local.addr, sport: flow.local.port, daddr: flow.remote.addr, dport: flow.remote.port, proto: flow.proto };
       egress = this.d.pitGet({ flow: out, dir: 'egress' });
@@ -276,34 +366,103 @@ export class MobilityEngine {
     if (!egress || !ingress) { this.refuse('unknown_flow', 1); return CU_STATUS.UNKNOWN_FLOW; }
     // A flow under a group's key moves only by a CU under that group; a plaintext flow by any group both hold.
     if (egress.group !== 0 && egress.group !== key.group) { this.refuse('wrong_group', 1); return CU_STATUS.REFUSED; }
-    const cit = citEntries('stationary', flow, e.next, strip(egress), strip(ingress));
     if (e.next.addr !== flow.remote.addr) follow.set(flow.remote.addr, e.next.addr);
-    this.install('stationary', flow, e.next, e.seq, cit, key);
+    if (toOwnNew) {
+      this.install(flow, { local: own.entry.next, localSeq: own.entry.seq, remote: e.next, remoteSeq: e.seq }, { egress, ingress }, key);
+      if (own.x.peer !== src) redirect.add(own.id);
+    } else {
+      this.install(flow, { remote: e.next, remoteSeq: e.seq }, { egress, ingress }, key);
+    }
     return CU_STATUS.OK;
+  }
+
+  /** This end's open exchange carrying a move of the flow `k` (stack key). */
+  private pendingOf(k: string): { id: string; x: Exchange; entry: Pending } | undefined {
+    for (const [id, x] of this.pending) {
+      const entry = x.entries.find((e) => stackFlowKey(e.flow) === k);
+      if (entry) return { id, x, entry };
+    }
+    return undefined;
   }
 
   // ---------------- both ----------------
 
-  private install(end: MoveEnd, flow: StackFlow, next: AddrPort, seq: number, cit: CitEntries, key: MobilityKey): void {
+  /** The flow's ends on the wire are now `u` (what is not given stays as it is); writes its CIT and PIT entries on the wire CIDs. */
+  private install(flow: StackFlow, u: { local?: AddrPort; remote?: AddrPort; localSeq?: number; remoteSeq?: number }, t: { egress: PitTemplate; ingress: PitTemplate }, key: MobilityKey): void {
     const k = stackFlowKey(flow);
     const rec = this.byStack(k);
     const now = this.d.clock.monoMs();
-    if (rec && rec.meta.seq === seq && sameAddrPort(rec.meta.next, next)) return; // this move is in place already
+    const local = u.local ?? rec?.meta.local ?? flow.local;
+    const remote = u.remote ?? rec?.meta.remote ?? flow.remote;
+    const seqs = { localSeq: u.localSeq ?? rec?.meta.localSeq ?? 0, remoteSeq: u.remoteSeq ?? rec?.meta.remoteSeq ?? 0 };
+    const end = endOf(flow, local, remote) ?? (u.local ? 'mover' : 'stationary');
+    const next = end === 'stationary' ? remote : local;
+    if (rec && sameAddrPort(rec.meta.local, local) && sameAddrPort(rec.meta.remote, remote)) {
+      Object.assign(rec.meta, seqs); // this move is in place already
+      return;
+    }
+    const cit = citBetween(flow, local, remote, t.egress, t.ingress);
     // Egress looks the PIT up on the translated CID, so the egress PIT entry must exist before the egress
     // XLAT entry that sends packets to it; a packet between the two would miss and start a DPRP
     // negotiation racing this move (the flow table writes XLAT first, right for ingress only).
     this.table.writes.write({ pit: cit.pit.filter((x) => x.dir === 'egress') });
     if (rec) {
+      // Home (no CIT), the flow's PIT entries are on the stack CIDs, where DPRP's are: leaving home again
+      // leaves them (DPRP's, expiring with its timeouts), as the first move did.
+      const stackKey = canonicalFlowKey(stackTuple(flow));
+      if (canonicalFlowKey(rec.wire) === stackKey) rec.pit = rec.pit.filter((x) => canonicalFlowKey(x.flow) !== stackKey);
+      const now = new Set([...cit.pit, ...cit.xlat].map(slotKey));
+      // An egress translation that goes (back home) goes before the PIT entry it points at (a packet
+      // between the two would miss and start a negotiation toward the address the peer left).
+      const goneOut = rec.xlat.filter((x) => x.dir === 'egress' && !now.has(slotKey(x)));
+      if (goneOut.length) this.table.writes.erase({ xlat: goneOut, pit: [] });
+      // The previous wire's ingress entries stay for a grace (linger): not erased by the re-key.
+      const stays = (x: MapSlot) => x.dir === 'ingress' && !now.has(slotKey(x));
+      const linger = { pit: rec.pit.filter(stays), xlat: rec.xlat.filter(stays) };
+      rec.xlat = rec.xlat.filter((x) => !goneOut.includes(x) && !stays(x));
+      rec.pit = rec.pit.filter((x) => !stays(x));
       this.table.rekey(rec.id, cit.wire, { pit: cit.pit, xlat: cit.xlat });
-      Object.assign(rec.meta, { next, seq, moves: rec.meta.moves + 1, lastMoveMono: now });
+      this.linger(linger);
+      Object.assign(rec.meta, { end, local, remote, next, ...seqs, moves: rec.meta.moves + 1, lastMoveMono: now });
     } else {
-      this.table.commit(cit.wire, { end, stack: flow, next, seq, moves: 1, lastMoveMono: now, group: key.group, version: key.version }, { pit: cit.pit, xlat: cit.xlat });
+      this.table.commit(cit.wire, { end, stack: flow, local, remote, next, ...seqs, moves: 1, lastMoveMono: now, group: key.group, version: key.version }, { pit: cit.pit, xlat: cit.xlat });
       this.stackIndex.set(k, this.table.find(cit.wire)!.id);
     }
     this.d.observer?.flowMoved?.(end);
   }
 
-  private readonly stackIndex = new Map<string, number>();
+  private lingering: { pit: PitEntry[]; xlat: XlatEntry[] } | null = null;
+
+  /** The previous wire's ingress entries of a re-keyed flow (still in the maps) stay REMOVE_GRACE_MS, then go unless a flow holds the slot again. */
+  private linger(e: { pit: PitEntry[]; xlat: XlatEntry[] }): void {
+    if (!e.pit.length && !e.xlat.length) return;
+    if (this.lingering) {
+      this.lingering.pit.push(...e.pit);
+      this.lingering.xlat.push(...e.xlat);
+    } else {
+      this.expireLater(e);
+    }
+  }
+
+  /** Runs `fn` with the lingering entries it makes collected under one timer (one CU's or answer's flows). */
+  private batched(fn: () => void): void {
+    if (this.lingering) return fn();
+    const batch = { pit: [] as PitEntry[], xlat: [] as XlatEntry[] };
+    this.lingering = batch;
+    try { fn(); } finally {
+      this.lingering = null;
+      if (batch.pit.length || batch.xlat.length) this.expireLater(batch);
+    }
+  }
+
+  private expireLater(batch: { pit: PitEntry[]; xlat: XlatEntry[] }): void {
+    this.d.timers.after(REMOVE_GRACE_MS, () => {
+      const held = new Set<string>();
+      for (const r of this.table.values()) for (const x of [...r.pit, ...r.xlat]) held.add(slotKey(x));
+      for (const x of this.pending.values()) for (const p of x.entries) for (const h of [...p.half.pit, ...p.half.xlat]) held.add(slotKey(h));
+      this.table.writes.erase({ pit: batch.pit.filter((x) => !held.has(slotKey(x))), xlat: batch.xlat.filter((x) => !held.has(slotKey(x))) });
+    });
+  }
 
   private byStack(k: string) {
     const id = this.stackIndex.get(k);
@@ -312,9 +471,9 @@ export class MobilityEngine {
     return rec;
   }
 
-  /** This GE's flows whose wire address is `addr`: moved before (table) and DPRP's (PIT). */
-  private flowsOn(addr: string): Array<{ stack: StackFlow; egress: PitTemplate; ingress: PitTemplate; peer: string; id?: number }> {
-    const out: Array<{ stack: StackFlow; egress: PitTemplate; ingress: PitTemplate; peer: string; id?: number }> = [];
+  /** This GE's flows whose wire address is `addr`: moved before (table), moving (open exchanges) and DPRP's (PIT). */
+  private flowsOn(addr: string): Array<{ stack: StackFlow; egress: PitTemplate; ingress: PitTemplate; remote: AddrPort }> {
+    const out: Array<{ stack: StackFlow; egress: PitTemplate; ingress: PitTemplate; remote: AddrPort }> = [];
     const owned = new Set<string>();
     // Moves still waiting for their answer whose new address is going already: superseded by this one.
     const superseded = new Set<string>();
@@ -323,11 +482,8 @@ export class MobilityEngine {
       if (!gone.length) continue;
       for (const e of gone) {
         superseded.add(stackFlowKey(e.flow));
-        owned.add(canonicalFlowKey(e.cit.wire));
-        this.table.writes.erase({ pit: e.cit.pit.filter((x) => x.dir === 'ingress'), xlat: e.cit.xlat.filter((x) => x.dir === 'ingress') });
-        const eg = e.cit.pit.find((x) => x.dir === 'egress')!;
-        const ig = e.cit.pit.find((x) => x.dir === 'ingress')!;
-        out.push({ stack: e.flow, egress: strip(eg), ingress: strip(ig), peer: e.flow.remote.addr, id: e.id });
+        this.eraseHalf(e);
+        out.push({ stack: e.flow, egress: e.egress, ingress: e.ingress, remote: e.remote });
       }
       p.entries = p.entries.filter((e) => e.next.addr !== addr);
       if (!p.entries.length) {
@@ -337,10 +493,16 @@ export class MobilityEngine {
     }
     for (const r of this.table.values()) {
       owned.add(canonicalFlowKey(r.wire));
-      if (r.meta.end !== 'mover' || r.meta.next.addr !== addr || superseded.has(stackFlowKey(r.meta.stack))) continue;
+      owned.add(canonicalFlowKey(stackTuple(r.meta.stack)));
+      if (r.meta.local.addr !== addr || superseded.has(stackFlowKey(r.meta.stack))) continue;
       const eg = r.pit.find((p) => p.dir === 'egress');
       const ig = r.pit.find((p) => p.dir === 'ingress');
-      if (eg && ig) out.push({ stack: r.meta.stack, egress: strip(eg), ingress: strip(ig), peer: r.wire.daddr, id: r.id });
+      if (eg && ig) out.push({ stack: r.meta.stack, egress: strip(eg)!, ingress: strip(ig)!, remote: r.meta.remote });
+    }
+    for (const k of superseded) {
+      const r = this.byStack(k);
+      if (r) owned.add(canonicalFlowKey(r.wire));
+      owned.add(k);
     }
     const ingress = new Map<string, PitEntry>();
     const egress: PitEntry[] = [];
@@ -351,8 +513,9 @@ export class MobilityEngine {
     }
     for (const e of egress) {
       const ig = ingress.get(canonicalFlowKey(e.flow));
-      if (!ig || (e.flow.proto !== 6 && e.flow.proto !== 17)) continue;
-      out.push({ stack: { local: { addr, port: e.flow.sport }, remote: { addr: e.flow.daddr, port: e.flow.dport }, proto: e.flow.proto }, egress: strip(e), ingress: strip(ig), peer: e.flow.daddr });
+      const stack: StackFlow = { local: { addr, port: e.flow.sport }, remote: { addr: e.flow.daddr, port: e.flow.dport }, proto: e.flow.proto };
+      if (!ig || (e.flow.proto !== 6 && e.flow.proto !== 17) || superseded.has(stackFlowKey(stack))) continue;
+      out.push({ stack, egress: strip(e)!, ingress: strip(ig)!, remote: stack.remote });
     }
     return out;
   }
@@ -374,8 +537,12 @@ export class MobilityEngine {
     for (const [k, r] of this.resync) {
       if (r.dueMono > now) continue;
       this.resync.delete(k);
-      const g = `${r.peer}|${r.src}|${r.tries}|${r.entry.cit.pit[0].group}`;
-      const b = due.get(g) ?? { list: [], src: r.src, peer: r.peer, tries: r.tries };
+      // The flow's record knows where the peer is now (a CU of its own may have come meanwhile).
+      const rec = this.byStack(k);
+      if (rec) r.entry.remote = rec.meta.remote;
+      const peer = r.entry.remote.addr;
+      const g = `${peer}|${r.src}|${r.tries}|${r.entry.egress.group}`;
+      const b = due.get(g) ?? { list: [], src: r.src, peer, tries: r.tries };
       b.list.push(r.entry);
       due.set(g, b);
     }
@@ -390,13 +557,14 @@ export class MobilityEngine {
   }
 }
 
-function strip(p: PitTemplate & Partial<MapSlot>): PitTemplate {
+function strip(p: (PitTemplate & Partial<MapSlot>) | undefined): PitTemplate | undefined {
+  if (!p) return undefined;
   const { flow: _f, dir: _d, ...rest } = p as PitEntry;
   // A per-flow key moves with its counter from the slot the entry is on now (pccom/flow-keys.ts).
   if (rest.flowKey && p.flow && p.dir) return { ...rest, flowKey: { salt: rest.flowKey.salt, leg: rest.flowKey.leg, from: { flow: p.flow, dir: p.dir } } };
   return rest;
 }
 
-function flowsPeer(p: Pending): string {
-  return p.flow.remote.addr;
+function stackTuple(f: StackFlow): FiveTuple {
+  return { saddr: f.local.addr, sport: f.local.port, daddr: f.remote.addr, dport: f.remote.port, proto: f.proto };
 }

@@ -17,8 +17,12 @@ import type { Logger } from '../log/logger.js';
 import { controlOfFrame, frameControl } from '../parts/control-framing.js';
 import {
   mobilityCuAnsweredTotal, mobilityCuFailedTotal, mobilityCuRefusedTotal, mobilityCuSentTotal, mobilityFlowsMovedTotal,
-  mobilityDdnsUpdatesTotal, mobilityHandoverSeconds, mobilityMovesTotal,
+  mobilityCuRedirectedTotal, mobilityDdnsUpdatesTotal, mobilityHandoverSeconds, mobilityMovesTotal, mobilityRendezvousLookupsTotal,
 } from '../metrics/metrics.js';
+import { queryA } from './dns-query.js';
+import { DnsRendezvous } from './rendezvous.js';
+import { SubnetNat } from './subnet-nat.js';
+import { AddressAnnouncer } from './announce.js';
 import { MobilityEngine, type MobilityObserver } from './engine.js';
 import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
 import { MonitorReader, MoveDetector, type Move } from './move-events.js';
@@ -34,7 +38,11 @@ export const promMobilityObserver: MobilityObserver = {
   cuFailed: (reason) => mobilityCuFailedTotal.inc({ reason }),
   refused: (reason, n) => mobilityCuRefusedTotal.inc({ reason }, Math.max(1, n)),
   flowMoved: (end) => mobilityFlowsMovedTotal.inc({ end }),
+  redirected: (why) => mobilityCuRedirectedTotal.inc({ why }),
 };
+
+/** The second announcement of a new address, ms after the first. */
+export const ANNOUNCE_AGAIN_MS = 200;
 
 export class MobilePpcHandler implements PuntHandler {
   readonly name = 'mobile-ppc';
@@ -43,8 +51,45 @@ export class MobilePpcHandler implements PuntHandler {
   private tick: NodeJS.Timeout | null = null;
   private keeper: AddressKeeper | null = null;
   private routes: OldAddressRoutes | null = null;
+  private rendezvous: DnsRendezvous | null = null;
+  private refresh: NodeJS.Timeout | null = null;
 
-  constructor(private readonly log: Logger, private readonly opts: { expiry?: { idleMs: number; closedMs: number }; ddns?: AgentConfig['mobility']['ddns'] } = {}) {}
+  constructor(private readonly log: Logger, private readonly opts: {
+    expiry?: { idleMs: number; closedMs: number };
+    ddns?: AgentConfig['mobility']['ddns'];
+    rendezvous?: AgentConfig['mobility']['rendezvous'];
+    subnetNat?: AgentConfig['mobility']['subnetNat'];
+  } = {}) {}
+
+  private nat: SubnetNat | null = null;
+  private announcer: AddressAnnouncer | null = null;
+
+  /** A gratuitous ARP for the new address now and once more shortly after (announce.ts: the new router's neighbour entry). */
+  private announce(m: Move): void {
+    const a = this.announcer;
+    if (!a) return;
+    a.announce(m.ifname, m.to);
+    setTimeout(() => a.announce(m.ifname, m.to), ANNOUNCE_AGAIN_MS).unref();
+  }
+
+  /** Both ends moving at once: the peers' names in DNS say where a peer is now (rendezvous.ts). */
+  private startRendezvous(): DnsRendezvous | null {
+    const r = this.opts.rendezvous;
+    if (!r) return null;
+    const rv = new DnsRendezvous({
+      names: r.names,
+      resolve: async (name) => {
+        const a = await queryA(name, r.server, r.port);
+        if (a.rcode !== 'NOERROR' && a.rcode !== 'NXDOMAIN') throw new Error(`rcode ${a.rcode}`);
+        return a.addrs;
+      },
+      onError: (name, err) => this.log.warn({ name, err }, 'rendezvous: cannot resolve a peer name'),
+    });
+    void rv.refresh();
+    this.refresh = setInterval(() => void rv.refresh(), r.refreshS * 1000);
+    this.refresh.unref();
+    return rv;
+  }
 
   /** After a move: this GE's name now resolves to its new address (RFC 2136 + TSIG, ddns.ts). Never throws. */
   private updateDns(m: Move): void {
@@ -80,9 +125,21 @@ export class MobilePpcHandler implements PuntHandler {
     const onError = (what: string, err: string) => this.log.warn({ what, err }, 'Mobile PPC could not change the host');
     this.keeper = new AddressKeeper(onError);
     this.routes = new OldAddressRoutes(onError);
+    this.announcer = new AddressAnnouncer(onError);
     const pitReader = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs(), flowKeyWriter(ctx.maps));
     const ifindex = ctx.interfaces[0]?.ifindex;
+    this.rendezvous = this.startRendezvous();
+    const rv = this.rendezvous;
     this.engine = new MobilityEngine({
+      ...(rv ? {
+        rendezvous: {
+          locate: (peer: string) => rv.locate(peer).then((addr) => {
+            mobilityRendezvousLookupsTotal.inc({ result: addr ? 'moved' : 'same' });
+            if (addr) this.log.info({ peer, now: addr }, 'rendezvous: the peer moved');
+            return addr;
+          }, (e: unknown) => { mobilityRendezvousLookupsTotal.inc({ result: 'error' }); throw e; }),
+        },
+      } : {}),
       maps: kernelFlowMaps(ctx.maps, () => ctx.nowNs()),
       pitGet: (s) => {
         const v = ctx.maps.pit.get(toCid(s.flow, s.dir));
@@ -119,10 +176,18 @@ export class MobilePpcHandler implements PuntHandler {
     });
     const guarded = ctx.interfaces.map((i) => i.name);
     const detector = new MoveDetector(guarded, currentAddresses());
+    if (this.opts.subnetNat && guarded[0]) {
+      this.nat = new SubnetNat(guarded[0], this.opts.subnetNat.inside, onError);
+      const addr = detector.current(guarded[0])[0];
+      if (addr) this.nat.point(addr);
+    }
     this.monitor = new MonitorReader({
       onEvent: (e) => this.guard('move', () => {
         if (e.kind === 'route' && !e.deleted) this.engine!.onRoute();
         for (const m of detector.on(e)) {
+          // New flows from the subnet take the new address; established ones keep their NAT (the CIT moves them).
+          if (m.ifname === guarded[0]) this.nat?.point(m.to);
+          this.announce(m);
           const n = this.engine!.onMove(m);
           this.log.info({ ...m, flows: n }, 'address changed: moving live flows');
           this.updateDns(m);
@@ -156,8 +221,10 @@ export class MobilePpcHandler implements PuntHandler {
   close(): void {
     this.monitor?.close();
     if (this.tick) clearInterval(this.tick);
+    if (this.refresh) clearInterval(this.refresh);
     this.engine?.close();
     this.routes?.removeAll();
+    this.nat?.remove();
     this.keeper?.releaseAll();
   }
 }

@@ -57,10 +57,14 @@ export function routeOf(addr: string): { via: string | null; dev: string } | nul
 
 export class OldAddressRoutes {
   private readonly routed = new Set<string>();
+  /** The last decision per old address (its new address): a CU per 32 flows must not cost `ip` calls each. */
+  private readonly decided = new Map<string, string>();
 
   constructor(private readonly onError: (what: string, err: string) => void) {}
 
   follow(oldAddr: string, newAddr: string): void {
+    if (this.decided.get(oldAddr) === newAddr) return;
+    this.decided.set(oldAddr, newAddr);
     const to = routeOf(newAddr);
     if (this.routed.has(oldAddr)) ip(['route', 'del', `${oldAddr}/32`]);
     this.routed.delete(oldAddr);
@@ -74,6 +78,7 @@ export class OldAddressRoutes {
   removeAll(): void {
     for (const a of this.routed) ip(['route', 'del', `${a}/32`]);
     this.routed.clear();
+    this.decided.clear();
   }
 }
 

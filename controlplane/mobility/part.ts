@@ -22,5 +22,5 @@ export const mobilePpcPart: PartDescriptor = {
   },
   dependsOn: ['dprp'],
   missOrder: MISS_ORDER.NEGOTIATE,
-  create: (ctx) => new MobilePpcHandler(ctx.log, { ddns: ctx.config?.mobility.ddns ?? null }),
+  create: (ctx) => new MobilePpcHandler(ctx.log, { ddns: ctx.config?.mobility.ddns ?? null, rendezvous: ctx.config?.mobility.rendezvous ?? null, subnetNat: ctx.config?.mobility.subnetNat ?? null }),
 };

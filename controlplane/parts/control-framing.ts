@@ -18,6 +18,9 @@ import type { ControlVia } from '../dprp/node-deps.js';
 
 export const IPPROTO_UDP = 17;
 
+/** A tcpdump/pcap filter for control messages over either transport (benches, `tcpdump` by hand). */
+export const CONTROL_PCAP_FILTER = `udp port ${CONTROL_UDP_PORT} or (icmp and icmp[0] = ${ICMP_TYPE})`;
+
 /** The UDP checksum over the IPv4 pseudo header and `udp` (header with checksum 0, then payload); never 0 (RFC 768). */
 export function udpChecksum(src: string, dst: string, udp: Buffer): number {
   const ph = Buffer.alloc(12);
@@ -61,7 +64,7 @@ export interface ControlPacket {
 
 /**
  * The control message inside an IPv4 view, or null when it is none: ICMP of
- * type 253, or UDP to CONTROL_UDP_PORT whose payload is such a message (the
+ * type 253, or UDP to or from CONTROL_UDP_PORT whose payload is such a message (the
  * UDP checksum, when not 0, must be right: the message's own is checked by
  * its decoder).
  */
@@ -72,7 +75,8 @@ export function unframeControl(ip: Ipv4View): ControlPacket | null {
   }
   if (ip.proto !== IPPROTO_UDP || ip.payload.length < CONTROL_UDP_HLEN + 2) return null;
   const u = ip.payload;
-  if (u.readUInt16BE(2) !== CONTROL_UDP_PORT) return null;
+  // To the control port, or from it (an answer to a sender whose port a NAT changed).
+  if (u.readUInt16BE(2) !== CONTROL_UDP_PORT && u.readUInt16BE(0) !== CONTROL_UDP_PORT) return null;
   const len = u.readUInt16BE(4);
   if (len < CONTROL_UDP_HLEN + 2 || len > u.length) return null;
   const msg = u.subarray(CONTROL_UDP_HLEN, len);

@@ -38,6 +38,12 @@ test('invalid input is rejected naming each bad field', () => {
   bad({ interfaces: [{ name: 'eth0' }], mobility: { ddns: { ...ddns, keyFile: undefined } } }, /mobility\.ddns\.keyFile/);
   bad({ interfaces: [{ name: 'eth0' }], mobility: { ddns: { ...ddns, ttl: -1 } } }, /mobility\.ddns\.ttl/);
   assert.equal(parseAgentConfig({ interfaces: [{ name: 'eth0' }], mobility: { ddns } }).mobility.ddns?.port, 53);
+  bad({ interfaces: [{ name: 'eth0' }], mobility: { rendezvous: { server: '203.0.113.254', names: [] } } }, /mobility\.rendezvous\.names/);
+  bad({ interfaces: [{ name: 'eth0' }], mobility: { rendezvous: { server: 'ns1', names: ['a.example.net'] } } }, /mobility\.rendezvous\.server/);
+  bad({ interfaces: [{ name: 'eth0' }], mobility: { subnetNat: { inside: ['100.64.9.0'] } } }, /mobility\.subnetNat\.inside\[0\]/);
+  bad({ interfaces: [{ name: 'eth0' }], mobility: { subnetNat: { inside: [] } } }, /mobility\.subnetNat\.inside/);
+  const m = parseAgentConfig({ interfaces: [{ name: 'eth0' }], mobility: { rendezvous: { server: '203.0.113.254', names: ['a.example.net'] }, subnetNat: { inside: ['100.64.9.0/24'] } } }).mobility;
+  assert.deepEqual([m.rendezvous?.port, m.rendezvous?.refreshS, m.subnetNat?.inside], [53, 60, ['100.64.9.0/24']]);
 });
 
 test('--miss flags: all, per interface, per direction; bad ones named', () => {

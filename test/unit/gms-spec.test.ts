@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { parseNetworkYaml, SpecError, validateNetwork, formatPath } from '../../controlplane/gms/spec.js';
 import { computePlan, formatPlan, planIsEmpty } from '../../controlplane/gms/plan.js';
-import { countOptionalGroupItems, loadReport } from '../../controlplane/gms/load-report.js';
+import { changeReport, countOptionalGroupItems, loadReport } from '../../controlplane/gms/load-report.js';
 import { nextRotation, timerDelay, MAX_TIMER_MS } from '../../controlplane/gms/scheduler.js';
 import { buildDelivery, keysByGroup } from '../../controlplane/gms/delivery.js';
 import { DEFAULT_ROTATION } from '../../controlplane/gms/model.js';
@@ -101,4 +101,18 @@ test('delivery: only the GE\'s groups, expired versions left out', () => {
     keysByGroup([k(1, 1, now - 1), k(1, 2, now + 5), k(1, 3, null), k(2, 1, null), k(3, 4, null)]), now);
   assert.deepEqual(d.keys.map((x) => `${x.group}/${x.version}`), ['1/2', '1/3', '3/4']);
   assert.equal(Buffer.from(d.keys[1].key, 'base64').length, 32);
+});
+
+test('load report of the Fig. 6 changes: a host moving changes nothing (0), a member plus a new group for the server costs the papers\' 10', () => {
+  const after = readFileSync(new URL('../../../deploy/examples/fig6-add-member.yaml', `file://${__filename}`), 'utf8');
+  const fig6 = parseNetworkYaml(fig6Text);
+  const moved = changeReport(fig6, parseNetworkYaml(fig6Text));
+  assert.deepEqual([moved.paper, moved.written], [0, 0], 'nothing in the network names an address');
+  const c = changeReport(fig6, parseNetworkYaml(after), countOptionalGroupItems(parseYaml(fig6Text)), countOptionalGroupItems(parseYaml(after)));
+  assert.deepEqual({ added: c.gesAdded, changed: c.gesChanged, groups: c.groupsAdded }, { added: ['ges4-member'], changed: ['gea-server'], groups: [4] });
+  assert.equal(c.paper, 10, 'papers: GE info 3 + group key info 3 for the member, 1 + 3 for the server');
+  assert.equal(c.written, 6, 'this GMS: the member\'s user ID, type, mode, group; the group\'s number; the server\'s new group');
+  assert.deepEqual(c.reference, { hostMoves: { gscip: 0, ipsecIke: 20 }, memberAndGroup: { gscip: 10, ipsecIke: 72 } });
+  const back = changeReport(parseNetworkYaml(after), fig6);
+  assert.deepEqual([back.paper, back.written, back.gesRemoved, back.groupsRemoved], [10, 6, ['ges4-member'], [4]], 'undoing it costs the same');
 });

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { DdnsError, decodeAnswer, encodeName, encodeUpdate, tsigMac } from '../../controlplane/mobility/ddns.js';
+import { decodeAAnswer, encodeQuery } from '../../controlplane/mobility/dns-query.js';
 
 const key = { name: 'ge-b', secret: Buffer.alloc(32, 7) };
 const req = { zone: 'example.net', name: 'B.example.net', addr: '192.0.2.10', ttl: 30, key, id: 0x1234, nowS: 1_800_000_000, fudgeS: 300 };
@@ -66,4 +67,23 @@ test('answers: rcode, TSIG error and a signed answer\'s MAC are read back', () =
   assert.deepEqual(decodeAnswer(signed, 0x1234, key, mac), { rcode: 'NOERROR', tsigError: 'NOERROR', signed: true });
   assert.equal(decodeAnswer(signed, 0x1234, { ...key, secret: Buffer.alloc(32, 9) }, mac).signed, false, 'a MAC under another key does not verify');
   assert.throws(() => decodeAnswer(signed, 0x9999, key, mac), /another request/);
+});
+
+test('the rendezvous query (dns-query.ts): NAME A IN byte by byte; an answer\'s A records read (compressed names), anything else skipped or refused', () => {
+  const { msg, id } = encodeQuery('b.example.net', 0xbeef);
+  assert.equal(id, 0xbeef);
+  // id | flags 0 | QDCOUNT 1 | 0 0 0 | 1 'b' 7 'example' 3 'net' 0 | A | IN
+  assert.equal(msg.toString('hex'), 'beef' + '0000' + '0001' + '000000000000' + '0162' + '076578616d706c65' + '036e6574' + '00' + '0001' + '0001');
+  // An answer: the question, a CNAME-like record of another type (skipped), then two A records with a pointer to the question's name.
+  const head = Buffer.from('beef' + '8400' + '0001' + '0003' + '0000' + '0000', 'hex'); // QR AA, NOERROR, 1 question, 3 answers
+  const q = msg.subarray(12);
+  const rr = (type: number, rdata: Buffer) => { const f = Buffer.alloc(12); f.writeUInt16BE(0xc00c, 0); f.writeUInt16BE(type, 2); f.writeUInt16BE(1, 4); f.writeUInt32BE(30, 6); f.writeUInt16BE(rdata.length, 10); return Buffer.concat([f, rdata]); };
+  const answer = Buffer.concat([head, q, rr(16, Buffer.from('\x03abc')), rr(1, Buffer.from([192, 0, 2, 10])), rr(1, Buffer.from([198, 51, 100, 7]))]);
+  assert.deepEqual(decodeAAnswer(answer, 0xbeef), { rcode: 'NOERROR', addrs: ['192.0.2.10', '198.51.100.7'] });
+  const nx = Buffer.from(answer.subarray(0, 12 + q.length)); nx.writeUInt16BE(0x8403, 2); nx.writeUInt16BE(0, 6);
+  assert.deepEqual(decodeAAnswer(nx, 0xbeef), { rcode: 'NXDOMAIN', addrs: [] });
+  assert.throws(() => decodeAAnswer(answer, 0x1111), /another query/);
+  assert.throws(() => decodeAAnswer(answer.subarray(0, answer.length - 2), 0xbeef), /cut short/);
+  assert.throws(() => decodeAAnswer(msg, 0xbeef), /not a response/);
+  assert.throws(() => encodeQuery('not a name!'), DdnsError);
 });

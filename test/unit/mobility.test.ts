@@ -18,7 +18,8 @@ import { judgeSeq } from '../../controlplane/mobility/move-seq.js';
 import { citEntries, type PitTemplate } from '../../controlplane/mobility/cit.js';
 import { MoveDetector, parseMonitorLine } from '../../controlplane/mobility/move-events.js';
 import { CuExchanges } from '../../controlplane/mobility/cu-exchange.js';
-import { MobilityEngine, type CuRefusal, type MobilityKey } from '../../controlplane/mobility/engine.js';
+import { MobilityEngine, type CuRefusal, type MobilityKey, type RedirectReason, type Rendezvous } from '../../controlplane/mobility/engine.js';
+import { DnsRendezvous } from '../../controlplane/mobility/rendezvous.js';
 
 const A = '192.0.2.1';
 const B = '203.0.113.2';
@@ -187,9 +188,13 @@ class FakeMaps implements FlowMaps<PitEntry> {
   snapshot(): string { return JSON.stringify([[...this.pitRows.keys()].sort(), [...this.xlatRows.keys()].sort()]); }
 }
 
-interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, number>; kept: Set<string>; addr: { v: string } }
+interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, number>; redirected: RedirectReason[]; kept: Set<string>; addr: { v: string }; here: Set<string> }
 
-function pair(keysA: MobilityKey[], keysB: MobilityKey[]) {
+/**
+ * Two engines with DPRP's entries for A:5001 <-> B:40000. `routed`: a message reaches its
+ * receiver only if its destination is one of the receiver's addresses now (`here`); else lost.
+ */
+function pair(keysA: MobilityKey[], keysB: MobilityKey[], o: { routed?: boolean; rendezvous?: { a?: Rendezvous; b?: Rendezvous } } = {}) {
   const clock = { ms: 1_700_000_000_000, nowMs() { return this.ms; }, monoMs() { return this.ms; } };
   const wire: Array<{ to: 'a' | 'b'; icmp: Buffer; src: string; dst: string }> = [];
   const pending: Array<{ fn: () => void; dead: boolean }> = [];
@@ -199,29 +204,34 @@ function pair(keysA: MobilityKey[], keysB: MobilityKey[]) {
   const make = (self: string, keys: MobilityKey[], to: 'a' | 'b'): Node => {
     const maps = new FakeMaps();
     const refused = new Map<CuRefusal, number>();
+    const redirected: RedirectReason[] = [];
     const kept = new Set<string>();
     const eng = new MobilityEngine({
       maps, pitGet: (s) => maps.pitRows.get(slotKey(s)), pitScan: () => maps.pitRows.values(), keys: () => keys,
       send: (dst, icmp, src) => wire.push({ to, icmp, src, dst }),
       keeper: { keep: (a) => kept.add(a), release: (a) => kept.delete(a) }, clock, timers,
-      observer: { refused: (r) => refused.set(r, (refused.get(r) ?? 0) + 1) },
+      observer: { refused: (r) => refused.set(r, (refused.get(r) ?? 0) + 1), redirected: (r) => redirected.push(r) },
+      rendezvous: o.rendezvous?.[to === 'b' ? 'a' : 'b'],
     });
-    return { eng, maps, refused, kept, addr: { v: self } };
+    return { eng, maps, refused, redirected, kept, addr: { v: self }, here: new Set([self]) };
   };
   const a = make(A, keysA, 'b'); // a's sends go to b
   const b = make(B, keysB, 'a');
   // DPRP's entries for A:5001 <-> B:40000 on both ends.
   a.maps.pit.install([{ ...ENC, flow: { saddr: A, sport: 5001, daddr: B, dport: 40000, proto: TCP }, dir: 'egress' }, { ...DEC, flow: { saddr: B, sport: 40000, daddr: A, dport: 5001, proto: TCP }, dir: 'ingress' }]);
   b.maps.pit.install([{ ...ENC, role: 'end', flow: { saddr: B, sport: 40000, daddr: A, dport: 5001, proto: TCP }, dir: 'egress' }, { ...DEC, role: 'end', flow: { saddr: A, sport: 5001, daddr: B, dport: 40000, proto: TCP }, dir: 'ingress' }]);
+  let lost = 0;
   const deliver = (max = 10): number => {
     let n = 0;
     for (; n < max && wire.length; n++) {
       const m = wire.shift()!;
-      (m.to === 'a' ? a : b).eng.onControl(m.icmp, m.src, m.dst);
+      const to = m.to === 'a' ? a : b;
+      if (o.routed && !to.here.has(m.dst)) { lost++; continue; }
+      to.eng.onControl(m.icmp, m.src, m.dst);
     }
     return n;
   };
-  return { a, b, wire, deliver, clock, fireTimers };
+  return { a, b, wire, deliver, clock, fireTimers, lost: () => lost };
 }
 
 describe('a mover and a stationary end', () => {
@@ -307,22 +317,130 @@ describe('a mover and a stationary end', () => {
     assert.equal(b.maps.xlatRows.get(`6/${B}:40000>${A}:5001@egress`)?.to.saddr, D);
   });
 
-  test('a second move re-points the CIT (no chain); moving back home removes it', () => {
-    const { a, b, deliver } = pair([k1], [k1]);
+  test('a second move re-points the CIT (no chain); the previous wire\'s ingress lingers for a grace; moving back home removes it', () => {
+    const { a, b, deliver, fireTimers } = pair([k1], [k1]);
     b.eng.onMove({ ifname: 'vb', from: B, to: C });
     deliver(2);
     b.eng.onMove({ ifname: 'vb', from: C, to: D });
     deliver(2);
     const eg = a.maps.xlatRows.get(`6/${A}:5001>${B}:40000@egress`)!;
     assert.equal(eg.to.daddr, D);
+    assert.equal(a.maps.xlatRows.get(`6/${C}:40000>${A}:5001@ingress`)?.to.saddr, B, 'packets b sent from C before it switched are still translated ...');
+    assert.equal(a.maps.pitRows.get(`6/${C}:40000>${A}:5001@ingress`)?.action, 'decrypt', '... and decrypted');
+    assert.ok(!a.maps.xlatRows.has(`6/${A}:5001>${C}:40000@egress`), 'but nothing is sent to C any more');
+    fireTimers(1);
     assert.deepEqual([...a.maps.xlatRows.keys()].sort(), [`6/${A}:5001>${B}:40000@egress`, `6/${D}:40000>${A}:5001@ingress`].sort(), 'C\'s entries are gone');
     assert.equal(a.eng.moved()[0].moves, 2);
     b.eng.onMove({ ifname: 'vb', from: D, to: B });
     deliver(2);
-    assert.equal(a.maps.xlatRows.size, 0, 'home again: no CIT at the stationary end');
+    fireTimers(1);
+    assert.equal(a.maps.xlatRows.size, 0, 'home again (and the grace over): no CIT at the stationary end');
     assert.equal(b.maps.xlatRows.size, 0, 'nor at the mover');
     assert.ok(!b.kept.has(B), 'and the kept address is released');
     assert.equal(b.maps.pitRows.get(`6/${B}:40000>${A}:5001@egress`)?.action, 'encrypt');
     assert.equal(CU_STATUS.OK, 0);
   });
+});
+
+describe('both ends move at once', () => {
+  const k1: MobilityKey = { group: 1, version: 1, key: randomBytes(32) };
+  const E = '192.0.2.77';
+  const xl = (m: FakeMaps, dir: 'egress' | 'ingress') => [...m.xlatRows.values()].filter((x) => x.dir === dir)
+    .map((x) => `${x.flow.saddr}:${x.flow.sport}>${x.flow.daddr}:${x.flow.dport} => ${x.to.saddr}:${x.to.sport}>${x.to.daddr}:${x.to.dport}`);
+  const settle = async (p: ReturnType<typeof pair>, rounds: number) => {
+    for (let i = 0; i < rounds; i++) {
+      p.deliver(p.wire.length);
+      p.fireTimers(1);
+      for (let j = 0; j < 5; j++) await new Promise((r) => setImmediate(r)); // the rendezvous answers (promises)
+    }
+  };
+  /** A's DNS zone: each GE's DDNS writes its address here on a move. */
+  const zone = () => {
+    const names: Record<string, string> = { 'a.example.net': A, 'b.example.net': B };
+    const asked: string[] = [];
+    const rv = () => new DnsRendezvous({ names: Object.keys(names), resolve: async (n) => { asked.push(n); return names[n] ? [names[n]] : []; } });
+    return { names, asked, rv };
+  };
+
+  test('each CU to the other\'s old address is lost; the rendezvous (DNS) says where the peer is; both ends end on E <-> C, consistent', async () => {
+    const z = zone();
+    const rva = z.rv(); const rvb = z.rv();
+    await rva.refresh(); await rvb.refresh();
+    const p = pair([k1], [k1], { routed: true, rendezvous: { a: rva, b: rvb } });
+    p.a.here.clear(); p.a.here.add(E); z.names['a.example.net'] = E;
+    p.b.here.clear(); p.b.here.add(C); z.names['b.example.net'] = C;
+    assert.equal(p.a.eng.onMove({ ifname: 'va', from: A, to: E }), 1);
+    assert.equal(p.b.eng.onMove({ ifname: 'vb', from: B, to: C }), 1);
+    p.deliver(p.wire.length);
+    assert.equal(p.lost(), 2, 'both CUs went to the old addresses and were lost');
+    await settle(p, 12);
+    assert.deepEqual([p.a.eng.pendingExchanges, p.b.eng.pendingExchanges], [0, 0], 'every exchange answered');
+    assert.deepEqual(xl(p.a.maps, 'egress'), [`${A}:5001>${B}:40000 => ${E}:5001>${C}:40000`], 'a rewrites both addresses on egress');
+    assert.deepEqual(xl(p.b.maps, 'egress'), [`${B}:40000>${A}:5001 => ${C}:40000>${E}:5001`]);
+    assert.deepEqual(xl(p.b.maps, 'ingress'), [`${E}:5001>${C}:40000 => ${A}:5001>${B}:40000`], 'what a sends, b delivers with the addresses its socket knows');
+    assert.deepEqual(xl(p.a.maps, 'ingress'), [`${C}:40000>${E}:5001 => ${B}:40000>${A}:5001`]);
+    assert.equal(p.a.maps.pitRows.get(`6/${E}:5001>${C}:40000@egress`)?.action, 'encrypt', 'PIT entries on the wire CIDs');
+    assert.equal(p.b.maps.pitRows.get(`6/${E}:5001>${C}:40000@ingress`)?.action, 'decrypt');
+    assert.deepEqual(p.a.eng.moved().map((f) => f.end), ['both']);
+    assert.ok(p.a.redirected.includes('rendezvous') || p.b.redirected.includes('rendezvous'));
+    assert.deepEqual([p.a.maps.egressHoles, p.b.maps.egressHoles], [[], []]);
+    assert.equal([...p.a.refused.values(), ...p.b.refused.values()].reduce((n, v) => n + v, 0), 0, 'nothing refused on the way');
+  });
+
+  test('only one end asks the rendezvous: its CU at the other\'s new address proves it knows it; the other end commits and sends its own CU there', async () => {
+    const z = zone();
+    const rva = z.rv();
+    await rva.refresh();
+    const p = pair([k1], [k1], { routed: true, rendezvous: { a: rva } });
+    p.a.here.clear(); p.a.here.add(E); z.names['a.example.net'] = E;
+    p.b.here.clear(); p.b.here.add(C); z.names['b.example.net'] = C;
+    p.a.eng.onMove({ ifname: 'va', from: A, to: E });
+    p.b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    await settle(p, 12);
+    assert.deepEqual(p.a.redirected, ['rendezvous']);
+    assert.deepEqual(p.b.redirected, ['peer_cu'], 'b re-addressed its CU to where a\'s came from');
+    assert.deepEqual([p.a.eng.pendingExchanges, p.b.eng.pendingExchanges], [0, 0]);
+    assert.deepEqual(xl(p.b.maps, 'egress'), [`${B}:40000>${A}:5001 => ${C}:40000>${E}:5001`]);
+    assert.deepEqual(xl(p.a.maps, 'egress'), [`${A}:5001>${B}:40000 => ${E}:5001>${C}:40000`]);
+    assert.equal(p.b.eng.moved()[0].remoteSeq, 1, 'b applied a\'s move sequence');
+    assert.equal(p.a.eng.moved()[0].remoteSeq, 1, 'and a b\'s');
+  });
+
+  test('without a rendezvous the CUs are lost and the flow stays split (what the rendezvous fixes)', async () => {
+    const p = pair([k1], [k1], { routed: true });
+    p.a.here.clear(); p.a.here.add(E);
+    p.b.here.clear(); p.b.here.add(C);
+    p.a.eng.onMove({ ifname: 'va', from: A, to: E });
+    p.b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    await settle(p, 12);
+    assert.deepEqual(xl(p.a.maps, 'egress'), [`${A}:5001>${B}:40000 => ${E}:5001>${B}:40000`], 'a still sends to b\'s old address');
+  });
+
+  test('the rendezvous: an old address leads to its name, the zone\'s answer now to the new address; unchanged or unknown: nothing', async () => {
+    const z = zone();
+    const rv = z.rv();
+    assert.equal(await rv.locate(B), undefined, 'first resolution: b is still at B');
+    z.names['b.example.net'] = C;
+    assert.equal(await rv.locate(B), C);
+    assert.deepEqual(rv.namesOf(B), ['b.example.net'], 'B still leads to b\'s name');
+    z.names['b.example.net'] = D;
+    assert.equal(await rv.locate(B), D, 'a second move: still found from the first address');
+    assert.equal(await rv.locate('198.51.100.250'), undefined, 'an address no name had');
+  });
+});
+
+test('subnet NAT (a GEN whose subnet moves): one nft transaction re-defines the table with `snat to` the current address, never masquerade', async () => {
+  const { natScript, natTableName } = await import('../../controlplane/mobility/subnet-nat.js');
+  assert.equal(natTableName('eth0.5'), 'gscip_mobility_eth0_5');
+  const s = natScript('vb', ['100.64.9.0/24', '100.64.10.0/24'], '192.0.2.10');
+  assert.match(s, /^table ip gscip_mobility_vb \{\}\ndelete table ip gscip_mobility_vb\ntable ip gscip_mobility_vb \{/);
+  assert.match(s, /type nat hook postrouting priority srcnat; policy accept;\n\s+oifname "vb" ip saddr \{ 100\.64\.9\.0\/24, 100\.64\.10\.0\/24 \} snat to 192\.0\.2\.10\n/);
+  assert.doesNotMatch(s, /masquerade/);
+});
+
+test('the address announcement: a gratuitous ARP request (sender = target = the new address, broadcast)', async () => {
+  const { arpAnnouncement } = await import('../../controlplane/mobility/announce.js');
+  const f = arpAnnouncement(Buffer.from('020000000001', 'hex'), '192.0.2.10');
+  assert.equal(f.toString('hex'), 'ffffffffffff' + '020000000001' + '0806' + '0001' + '0800' + '06' + '04' + '0001' + '020000000001' + 'c000020a' + '000000000000' + 'c000020a');
+  assert.throws(() => arpAnnouncement(Buffer.alloc(5), '192.0.2.10'), /MAC/);
 });

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { parse as parseYaml } from 'yaml';
 import { GmsAdminClient, AdminError } from '../../gms/admin-client.js';
-import { countOptionalGroupItems, formatLoadReport, loadReport } from '../../gms/load-report.js';
+import { changeReport, countOptionalGroupItems, formatChangeReport, formatLoadReport, loadReport } from '../../gms/load-report.js';
 import { GmsServer, type GmsStatus } from '../../gms/server.js';
 import { AtRest } from '../../gms/at-rest.js';
 import { formatMigrateReport, migrateSqliteToPostgres } from '../../gms/migrate.js';
@@ -97,15 +97,23 @@ const apply: CommandModule<object, AdminArgs & { file: string; 'dry-run': boolea
   },
 };
 
-const loadReportCmd: CommandModule<object, { file: string; json: boolean }> = {
+const loadReportCmd: CommandModule<object, { file: string; then?: string; json: boolean }> = {
   command: 'load-report',
-  describe: 'count the items an administrator writes for a network.yaml (papers: GSCIP 38 vs IPsec/IKE 174 for Fig. 6)',
-  builder: (y) => y.option('file', { alias: 'f', type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }) as never,
+  describe: 'count the items an administrator writes for a network.yaml (papers: GSCIP 38 vs IPsec/IKE 174 for Fig. 6); with --then, the items a change to it costs',
+  builder: (y) => y.option('file', { alias: 'f', type: 'string', demandOption: true })
+    .option('then', { type: 'string', describe: 'the network.yaml after a change: count what the operator changed' })
+    .option('json', { type: 'boolean', default: false }) as never,
   handler: (a) => {
     try {
       const text = readFileSync(a.file, 'utf8');
       const r = loadReport(parseNetworkYaml(text), countOptionalGroupItems(parseYaml(text)));
-      process.stdout.write(a.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatLoadReport(r)}\n`);
+      if (a.then === undefined) {
+        process.stdout.write(a.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatLoadReport(r)}\n`);
+        return;
+      }
+      const next = readFileSync(a.then, 'utf8');
+      const c = changeReport(parseNetworkYaml(text), parseNetworkYaml(next), countOptionalGroupItems(parseYaml(text)), countOptionalGroupItems(parseYaml(next)));
+      process.stdout.write(a.json ? `${JSON.stringify({ ...r, change: c }, null, 2)}\n` : `${formatLoadReport(r)}\n${formatChangeReport(c)}\n`);
     } catch (e) { fail(e); }
   },
 };

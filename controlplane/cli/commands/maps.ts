@@ -53,9 +53,13 @@ export function dumpCit(m: GscipMaps, json: boolean): string {
   const now = monotonicNs();
   const rows = [...m.xlat.entries()].filter(([k, v]) => XLAT_KINDS.name(v.kind) === 'cit' && DIRS.name(k.dir) === 'egress').map(([k, v]) => {
     const mover = v.saddr !== k.saddr || v.sport !== k.sport;
+    const stationary = v.daddr !== k.daddr || v.dport !== k.dport;
+    // Both ends moved at once: old and new name both ends, this one first.
+    const both = mover && stationary;
     return {
-      proto: protoName(k.proto), local: `${k.saddr}:${k.sport}`, peer: `${k.daddr}:${k.dport}`, end: mover ? 'mover' : 'stationary',
-      old: mover ? `${k.saddr}:${k.sport}` : `${k.daddr}:${k.dport}`, new: mover ? `${v.saddr}:${v.sport}` : `${v.daddr}:${v.dport}`, createdNs: v.created_ns,
+      proto: protoName(k.proto), local: `${k.saddr}:${k.sport}`, peer: `${k.daddr}:${k.dport}`, end: both ? 'both' : mover ? 'mover' : 'stationary',
+      old: both ? `${k.saddr}:${k.sport}>${k.daddr}:${k.dport}` : mover ? `${k.saddr}:${k.sport}` : `${k.daddr}:${k.dport}`,
+      new: both ? `${v.saddr}:${v.sport}>${v.daddr}:${v.dport}` : mover ? `${v.saddr}:${v.sport}` : `${v.daddr}:${v.dport}`, createdNs: v.created_ns,
     };
   });
   rows.sort((a, b) => a.local.localeCompare(b.local) || a.peer.localeCompare(b.peer));

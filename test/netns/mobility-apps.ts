@@ -1,0 +1,101 @@
+/**
+ * The applications and captures of the Mobile PPC namespace tests
+ * (mobility.test.ts, mobility-both.test.ts): a TCP sink on a, a paced TCP
+ * source on b, a UDP pinger bound to b's first address, tcpdump in a host,
+ * and pcap readers.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { waitFor } from '../lib/netns.js';
+import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
+import { controlOfFrame } from '../../controlplane/parts/control-framing.js';
+import { exited } from './pccom-topology.js';
+import type { MobilityTopo } from './mobility-topology.js';
+
+export const TCP_PORT = 7300;
+export const UDP_PORT = 7302;
+
+export const SINK = (out: string): string => `
+const net = require('net'), fs = require('fs');
+const out = fs.createWriteStream(${JSON.stringify(out)});
+const srv = net.createServer((c) => { c.pipe(out); c.on('error', (e) => { console.log('sink-error ' + e.code); process.exit(3); }); c.on('end', () => out.end(() => process.exit(0))); });
+srv.listen(${TCP_PORT}, '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(4), 90000);`;
+
+// Paced so the move lands mid-transfer: 32 KiB every 5 ms (~6 MB/s at most).
+export const SOURCE = (inp: string, A: string): string => `
+const net = require('net'), fs = require('fs');
+const data = fs.readFileSync(${JSON.stringify(inp)});
+const s = net.connect({ host: ${JSON.stringify(A)}, port: ${TCP_PORT}, localPort: 40100 });
+let off = 0, failed = false;
+s.on('connect', () => { const t = setInterval(() => { if (off >= data.length) { clearInterval(t); s.end(); return; } s.write(data.subarray(off, off + 32768)); off += 32768; }, 5); });
+s.on('error', (e) => { failed = true; console.log('source-error ' + (e.code || e.message)); process.exit(2); });
+s.on('close', () => process.exit(failed ? 2 : 0));
+setTimeout(() => process.exit(5), 90000);`;
+
+export const PINGER = (A: string, B_OLD: string): string => `
+const d = require('dgram').createSocket('udp4');
+let n = 0;
+d.on('message', (m) => console.log('echo ' + m));
+// Bound to b's first address: a live UDP "connection" (an unbound socket would simply send from the new address).
+d.bind(41000, ${JSON.stringify(B_OLD)}, () => setInterval(() => d.send('u' + (++n), ${UDP_PORT}, ${JSON.stringify(A)}), 20));
+setTimeout(() => process.exit(0), 90000);`;
+
+export class Pinger {
+  readonly echoes: string[] = [];
+  constructor(readonly proc: ChildProcess) {
+    let buf = '';
+    proc.stdout?.setEncoding('utf8');
+    proc.stdout?.on('data', (d: string) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) if (l.startsWith('echo ')) this.echoes.push(l.slice(5));
+    });
+  }
+  async more(n: number, timeoutMs: number): Promise<string[]> {
+    const from = this.echoes.length;
+    await waitFor(`${n} more UDP echoes (from ${from})`, () => this.echoes.length >= from + n, timeoutMs);
+    return this.echoes.slice(from);
+  }
+}
+
+/** tcpdump in a host; stop() returns the pcap bytes. */
+export async function capture(p: MobilityTopo, host: string, dev: string, filter: string): Promise<{ stop(): Promise<Buffer> }> {
+  const file = `/tmp/${p.topo.prefix}-${host}-${dev}-${Date.now()}.pcap`;
+  const child = p.topo.spawn(host, 'tcpdump', ['-i', dev, '-U', '-n', '-s', '0', '-w', file, filter]);
+  await waitFor(`tcpdump on ${host}`, () => { try { return readFileSync(file).length >= 24; } catch { return false; } }, 5000);
+  return {
+    async stop() {
+      await new Promise((r) => setTimeout(r, 200));
+      child.kill('SIGINT');
+      await exited(child, 3000);
+      const b = readFileSync(file);
+      rmSync(file, { force: true });
+      return b;
+    },
+  };
+}
+
+/** The IPv4 packets of a pcap (Ethernet link type) that are GSCIP control messages with ICMP code `code`. */
+export function controlPackets(pcap: Buffer, code: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let off = 24, i = 0; off + 16 <= pcap.length && i < 1e6; i++) {
+    const len = pcap.readUInt32LE(off + 8);
+    const frame = pcap.subarray(off + 16, off + 16 + len);
+    off += 16 + len;
+    if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
+    const ip = frame.subarray(14);
+    // Either framing (parts/control-framing.ts): UDP to or from the control port, or ICMP type 253.
+    const c = controlOfFrame(frame);
+    if (c && c.msg[0] === GSCIP_ICMP_TYPE && c.msg[1] === code) out.push(Buffer.from(ip.subarray(0, ip.readUInt16BE(2))));
+  }
+  return out;
+}
+
+export function count(hay: Buffer, needle: Buffer): number {
+  let n = 0;
+  for (let i = hay.indexOf(needle); i >= 0 && n < 1e6; i = hay.indexOf(needle, i + 1)) n++;
+  return n;
+}
+
