@@ -192,18 +192,20 @@ export function decodeAnswer(b: Buffer, id: number, key?: TsigKey, reqMac?: Buff
   return { rcode, tsigError, signed };
 }
 
-/** Sends the update to `server` (UDP port `port`), up to `attempts` times `timeoutMs` apart; resolves with the answer. */
-export async function sendUpdate(r: UpdateRequest, server: string, port = 53, o: { attempts?: number; timeoutMs?: number } = {}): Promise<UpdateAnswer> {
-  const { msg, id, mac } = encodeUpdate(r);
+/**
+ * One DNS exchange over UDP: `msg` to `server`, up to `attempts` times
+ * `timeoutMs` apart, until `decode` takes an answer (a datagram it throws on
+ * is not ours: the wait goes on). Shared by updates and queries.
+ */
+export async function udpExchange<T>(msg: Buffer, server: string, port: number, decode: (b: Buffer) => T, attempts: number, timeoutMs: number): Promise<T> {
   const sock = createSocket('udp4');
   try {
-    return await new Promise<UpdateAnswer>((resolve, reject) => {
+    return await new Promise<T>((resolve, reject) => {
       let n = 0;
       let timer: NodeJS.Timeout | null = null;
-      const attempts = o.attempts ?? 3;
       sock.on('message', (b) => {
         try {
-          const a = decodeAnswer(b, id, r.key, mac);
+          const a = decode(b);
           if (timer) clearTimeout(timer);
           resolve(a);
         } catch { /* not ours: keep waiting */ }
@@ -212,11 +214,17 @@ export async function sendUpdate(r: UpdateRequest, server: string, port = 53, o:
       const fire = (): void => {
         if (n++ >= attempts) return reject(new DdnsError('server', `no answer from ${server}:${port} after ${attempts} attempts`));
         sock.send(msg, port, server);
-        timer = setTimeout(fire, o.timeoutMs ?? 1000);
+        timer = setTimeout(fire, timeoutMs);
       };
       fire();
     });
   } finally {
     sock.close();
   }
+}
+
+/** Sends the update to `server` (UDP port `port`), up to `attempts` times `timeoutMs` apart; resolves with the answer. */
+export async function sendUpdate(r: UpdateRequest, server: string, port = 53, o: { attempts?: number; timeoutMs?: number } = {}): Promise<UpdateAnswer> {
+  const { msg, id, mac } = encodeUpdate(r);
+  return udpExchange(msg, server, port, (b) => decodeAnswer(b, id, r.key, mac), o.attempts ?? 3, o.timeoutMs ?? 1000);
 }

@@ -11,8 +11,7 @@
  *   question  NAME A IN
  */
 import { randomBytes } from 'node:crypto';
-import { createSocket } from 'node:dgram';
-import { DdnsError, DNS, encodeName, RCODE, skipName } from './ddns.js';
+import { DdnsError, DNS, encodeName, RCODE, skipName, udpExchange } from './ddns.js';
 
 /** The query message for NAME A IN. */
 export function encodeQuery(name: string, id = randomBytes(2).readUInt16BE(0)): { msg: Buffer; id: number } {
@@ -60,28 +59,5 @@ export function decodeAAnswer(b: Buffer, id: number): AAnswer {
 /** Asks `server` for NAME's A records, up to `attempts` times `timeoutMs` apart. */
 export async function queryA(name: string, server: string, port = 53, o: { attempts?: number; timeoutMs?: number } = {}): Promise<AAnswer> {
   const { msg, id } = encodeQuery(name);
-  const sock = createSocket('udp4');
-  try {
-    return await new Promise<AAnswer>((resolve, reject) => {
-      let n = 0;
-      let timer: NodeJS.Timeout | null = null;
-      const attempts = o.attempts ?? 2;
-      sock.on('message', (b) => {
-        try {
-          const a = decodeAAnswer(b, id);
-          if (timer) clearTimeout(timer);
-          resolve(a);
-        } catch { /* not ours: keep waiting */ }
-      });
-      sock.on('error', (e) => reject(new DdnsError('server', `UDP to ${server}:${port}: ${e.message}`)));
-      const fire = (): void => {
-        if (n++ >= attempts) return reject(new DdnsError('server', `no answer from ${server}:${port} after ${attempts} attempts`));
-        sock.send(msg, port, server);
-        timer = setTimeout(fire, o.timeoutMs ?? 300);
-      };
-      fire();
-    });
-  } finally {
-    sock.close();
-  }
+  return udpExchange(msg, server, port, (b) => decodeAAnswer(b, id), o.attempts ?? 2, o.timeoutMs ?? 300);
 }

@@ -4,12 +4,13 @@
  * source on b, a UDP pinger bound to b's first address, tcpdump in a host,
  * and pcap readers.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { waitFor } from '../lib/netns.js';
 import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
 import { controlOfFrame } from '../../controlplane/parts/control-framing.js';
-import { exited } from './pccom-topology.js';
+import { exited, markedData, sha256 } from './pccom-topology.js';
 import type { MobilityTopo } from './mobility-topology.js';
 
 export const TCP_PORT = 7300;
@@ -99,3 +100,38 @@ export function count(hay: Buffer, needle: Buffer): number {
   return n;
 }
 
+/**
+ * A paced TCP transfer of `bytes` from `srcHost` to the sink on a (at
+ * `dst`), with `move` run once 1 MiB has arrived (asserted mid-transfer).
+ * Asserts that both applications ended normally and the data arrived
+ * byte-exact. Removes its files.
+ */
+export async function transferAcrossMove(p: MobilityTopo, srcHost: string, dst: string, bytes: number, move: () => void): Promise<void> {
+  const data = markedData(bytes);
+  const inp = `/tmp/${p.topo.prefix}-in`; const out = `/tmp/${p.topo.prefix}-out`;
+  writeFileSync(inp, data); rmSync(out, { force: true });
+  try {
+    const sink = p.topo.spawn('a', 'node', ['-e', SINK(out)]);
+    let sinkOut = '';
+    sink.stdout?.setEncoding('utf8');
+    sink.stdout?.on('data', (d: string) => { sinkOut += d; });
+    await waitFor('TCP sink', () => sinkOut.includes('ready'), 5000);
+    const src = p.topo.spawn(srcHost, 'node', ['-e', SOURCE(inp, dst)]);
+    let srcOut = '';
+    src.stdout?.setEncoding('utf8');
+    src.stdout?.on('data', (d: string) => { srcOut += d; });
+    await waitFor('1 MiB received before the move', () => existsSync(out) && statSync(out).size >= 1 << 20, 20_000);
+    const atMove = statSync(out).size;
+    assert.ok(atMove < bytes / 2, `the move is mid-transfer (${atMove} bytes in)`);
+    move();
+    const srcCode = await exited(src, 60_000);
+    const sinkCode = await exited(sink, 10_000);
+    assert.equal(srcCode, 0, `the source saw no socket error: ${srcOut}`);
+    assert.equal(sinkCode, 0, `the sink saw the stream end normally: ${sinkOut}`);
+    const got = readFileSync(out);
+    assert.equal(got.length, bytes);
+    assert.equal(sha256(got), sha256(data), 'byte-exact');
+  } finally {
+    rmSync(inp, { force: true }); rmSync(out, { force: true });
+  }
+}

@@ -24,7 +24,7 @@ import { sh, waitFor } from '../lib/netns.js';
 import { startEchoServer } from '../lib/net-apps.js';
 import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
 import { A_NEW, A_OLD, B_NEW, B_OLD, MobilityTopo, RC_LO } from './mobility-topology.js';
-import { capture, count, PINGER, Pinger, SINK, SOURCE, UDP_PORT } from './mobility-apps.js';
+import { transferAcrossMove, capture, count, PINGER, Pinger, SINK, SOURCE, UDP_PORT } from './mobility-apps.js';
 import { dumpCit } from '../../controlplane/cli/commands/maps.js';
 import { DnsServer } from './dns-server.js';
 
@@ -60,37 +60,14 @@ describe('Mobile PPC: both ends move at once; the rendezvous (DNS) recovers the 
   after(async () => { await dns?.stop(); await p?.cleanup(); });
 
   test('TCP (6 MiB) and UDP go on across both moves, byte-exact, no RST, ciphertext only on the new paths', async () => {
-    const data = markedData(BYTES);
-    const inp = `/tmp/${p.topo.prefix}-in`; const out = `/tmp/${p.topo.prefix}-out`;
-    writeFileSync(inp, data); rmSync(out, { force: true });
     const newPathB = await capture(p, 'r2', 'lan', 'tcp or udp or icmp');
     const newPathA = await capture(p, 'ra2', 'lan', 'tcp or udp or icmp');
     const rsts = await capture(p, 'a', 'va', 'tcp[tcpflags] & tcp-rst != 0');
     try {
-      const sink = p.topo.spawn('a', 'node', ['-e', SINK(out)]);
-      let sinkOut = '';
-      sink.stdout?.setEncoding('utf8');
-      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
-      await waitFor('TCP sink', () => sinkOut.includes('ready'), 5000);
-      const src = p.topo.spawn('b', 'node', ['-e', SOURCE(inp, A_OLD)]);
-      let srcOut = '';
-      src.stdout?.setEncoding('utf8');
-      src.stdout?.on('data', (d: string) => { srcOut += d; });
-      await waitFor('1 MiB received before the moves', () => existsSync(out) && statSync(out).size >= 1 << 20, 20_000);
-      const atMove = statSync(out).size;
-      assert.ok(atMove < BYTES / 2, `the moves are mid-transfer (${atMove} bytes in)`);
-      p.moveBoth();
-      const srcCode = await exited(src, 60_000);
-      const sinkCode = await exited(sink, 10_000);
-      assert.equal(srcCode, 0, `the source saw no socket error: ${srcOut}`);
-      assert.equal(sinkCode, 0, `the sink saw the stream end normally: ${sinkOut}`);
-      const got = readFileSync(out);
-      assert.equal(got.length, BYTES);
-      assert.equal(sha256(got), sha256(data), 'byte-exact');
+      await transferAcrossMove(p, 'b', A_OLD, BYTES, () => p.moveBoth());
       const after = await pinger.more(20, 15_000);
       assert.ok(after.every((e) => e.startsWith(`peer=${B_OLD}:41000|u`)), `a's application still sees b's first address: ${after[0]}`);
     } finally {
-      rmSync(inp, { force: true }); rmSync(out, { force: true });
       const capB = await newPathB.stop();
       const capA = await newPathA.stop();
       const rst = await rsts.stop();

@@ -25,7 +25,7 @@ import { waitFor } from '../lib/netns.js';
 import { startEchoServer } from '../lib/net-apps.js';
 import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
 import { A, B_NEW, B_OLD, INSIDE, MobilityTopo, T } from './mobility-topology.js';
-import { capture, count, PINGER, Pinger, SINK, SOURCE, UDP_PORT } from './mobility-apps.js';
+import { transferAcrossMove, capture, count, PINGER, Pinger, SINK, SOURCE, UDP_PORT } from './mobility-apps.js';
 import { dumpCit } from '../../controlplane/cli/commands/maps.js';
 import { natTableName } from '../../controlplane/mobility/subnet-nat.js';
 import { ACTIONS } from '../../controlplane/maps/vocabulary.js';
@@ -56,35 +56,13 @@ describe('Mobile PPC: a GEN\'s outside address changes; the Terms behind it keep
   test('the Term\'s TCP (6 MiB) and UDP go on across the GEN\'s move, byte-exact, no RST, ciphertext only on the new path', async () => {
     const before = await pinger.more(1, 5000);
     assert.ok(before[0].startsWith(`peer=${B_OLD}:41000|u`), `a sees the Term NATed to b's outside address: ${before[0]}`);
-    const data = markedData(BYTES);
-    const inp = `/tmp/${p.topo.prefix}-in`; const out = `/tmp/${p.topo.prefix}-out`;
-    writeFileSync(inp, data); rmSync(out, { force: true });
     const newPath = await capture(p, 'r2', 'lan', 'tcp or udp or icmp');
     const rsts = await capture(p, 'a', 'va', 'tcp[tcpflags] & tcp-rst != 0');
     try {
-      const sink = p.topo.spawn('a', 'node', ['-e', SINK(out)]);
-      let sinkOut = '';
-      sink.stdout?.setEncoding('utf8');
-      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
-      await waitFor('TCP sink', () => sinkOut.includes('ready'), 5000);
-      const src = p.topo.spawn('t', 'node', ['-e', SOURCE(inp, A)]);
-      let srcOut = '';
-      src.stdout?.setEncoding('utf8');
-      src.stdout?.on('data', (d: string) => { srcOut += d; });
-      await waitFor('1 MiB received before the move', () => existsSync(out) && statSync(out).size >= 1 << 20, 20_000);
-      assert.ok(statSync(out).size < BYTES / 2, 'the move is mid-transfer');
-      p.moveToR2();
-      const srcCode = await exited(src, 60_000);
-      const sinkCode = await exited(sink, 10_000);
-      assert.equal(srcCode, 0, `the Term's source saw no socket error: ${srcOut}`);
-      assert.equal(sinkCode, 0, `the sink saw the stream end normally: ${sinkOut}`);
-      const got = readFileSync(out);
-      assert.equal(got.length, BYTES);
-      assert.equal(sha256(got), sha256(data), 'byte-exact');
+      await transferAcrossMove(p, 't', A, BYTES, () => p.moveToR2());
       const after = await pinger.more(20, 15_000);
       assert.ok(after.every((e) => e.startsWith(`peer=${B_OLD}:41000|u`)), `a's application still sees b's first address for the Term's flow: ${after[0]}`);
     } finally {
-      rmSync(inp, { force: true }); rmSync(out, { force: true });
       const cap = await newPath.stop();
       const rst = await rsts.stop();
       assert.equal(rst.length, 24, 'no RST crossed a\'s interface');

@@ -22,7 +22,7 @@ import { startEchoServer } from '../lib/net-apps.js';
 import { XlatKind } from '../../controlplane/maps/abi.js';
 import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
 import { A, B_NEW, B_OLD, MobilityTopo } from './mobility-topology.js';
-import { capture, controlPackets, count, PINGER, Pinger, SINK, SOURCE, UDP_PORT } from './mobility-apps.js';
+import { transferAcrossMove, capture, controlPackets, count, PINGER, Pinger, SINK, SOURCE, UDP_PORT } from './mobility-apps.js';
 import { dumpCit } from '../../controlplane/cli/commands/maps.js';
 import { frameControl } from '../../controlplane/parts/control-framing.js';
 import { CU_CODE, encodeCu } from '../../controlplane/mobility/cu-wire.js';
@@ -64,36 +64,13 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
   after(async () => { await dns?.stop(); await p?.cleanup(); });
 
   test('TCP (6 MiB) and UDP keep going across the move, byte-exact, no RST, ciphertext only on the new path', async () => {
-    const data = markedData(BYTES);
-    const inp = `/tmp/${p.topo.prefix}-in`; const out = `/tmp/${p.topo.prefix}-out`;
-    writeFileSync(inp, data); rmSync(out, { force: true });
     const newPath = await capture(p, 'r2', 'lan', 'tcp or udp or icmp');
     const rsts = await capture(p, 'a', 'va', 'tcp[tcpflags] & tcp-rst != 0');
     try {
-      const sink = p.topo.spawn('a', 'node', ['-e', SINK(out)]);
-      let sinkOut = '';
-      sink.stdout?.setEncoding('utf8');
-      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
-      await waitFor('TCP sink', () => sinkOut.includes('ready'), 5000);
-      const src = p.topo.spawn('b', 'node', ['-e', SOURCE(inp, A)]);
-      let srcOut = '';
-      src.stdout?.setEncoding('utf8');
-      src.stdout?.on('data', (d: string) => { srcOut += d; });
-      await waitFor('1 MiB received before the move', () => existsSync(out) && statSync(out).size >= 1 << 20, 20_000);
-      const atMove = statSync(out).size;
-      assert.ok(atMove < BYTES / 2, `the move is mid-transfer (${atMove} bytes in)`);
-      p.moveToR2();
-      const srcCode = await exited(src, 60_000);
-      const sinkCode = await exited(sink, 10_000);
-      assert.equal(srcCode, 0, `the source saw no socket error: ${srcOut}`);
-      assert.equal(sinkCode, 0, `the sink saw the stream end normally: ${sinkOut}`);
-      const got = readFileSync(out);
-      assert.equal(got.length, BYTES);
-      assert.equal(sha256(got), sha256(data), 'byte-exact');
+      await transferAcrossMove(p, 'b', A, BYTES, () => p.moveToR2());
       const after = await pinger.more(20, 15_000);
       assert.ok(after.every((e) => e.startsWith(`peer=${B_OLD}:41000|u`)), `a's application still sees b's old address: ${after[0]}`);
     } finally {
-      rmSync(inp, { force: true }); rmSync(out, { force: true });
       const cap = await newPath.stop();
       recordedCu = controlPackets(cap, CU_CODE.CU)[0];
       const rst = await rsts.stop();
