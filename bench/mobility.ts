@@ -73,19 +73,8 @@ async function main(): Promise<void> {
       return () => text;
     })() : null;
     const moveLog: string[] = [];
-    const echoes: Array<{ at: number; rtt: number }> = [];
     const pinger = p.topo.spawn('b', 'node', ['-e', PINGER(B_OLD, A)]);
-    let buf = '';
-    pinger.stdout?.setEncoding('utf8');
-    pinger.stdout?.on('data', (d: string) => {
-      buf += d;
-      const lines = buf.split('\n');
-      buf = lines.pop() ?? '';
-      for (const l of lines) {
-        const m = /^e \d+ ([\d.]+) ([\d.]+)$/.exec(l);
-        if (m) echoes.push({ at: Number(m[1]), rtt: Number(m[2]) });
-      }
-    });
+    const echoes = echoFeed(pinger);
     await waitFor('echoes', () => echoes.length > 500, 20_000);
     const homeRtt: number[] = [];
     const awayRtt: number[] = [];
