@@ -96,10 +96,12 @@ test-unit: build
 test: build
 	node dist/test/run-tests.js
 
-# The main job: the seed 002 Fig. 6 network live (GMS, enrolled agents, DPRP, PCCOM);
-# deploy/demo.sh (fast path with a trivial handler) still runs on its own.
+# The main job: the seed 002 Fig. 6 network live (GMS, enrolled agents, DPRP, PCCOM),
+# then Mobile PPC live (a host moves mid-transfer); deploy/demo.sh (fast path with a
+# trivial handler) still runs on its own.
 demo: build
 	node dist/deploy/demo-fig6.js
+	node dist/deploy/demo-move.js
 
 bench: build
 	bash bench/run-all.sh
