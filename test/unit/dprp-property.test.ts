@@ -19,6 +19,7 @@ import {
 } from '../lib/dprp-properties.js';
 import { newStats, nodeProperty, unauthenticatedFlowsCappedProperty } from '../lib/dprp-node-fuzz.js';
 import { mutantCodec } from '../lib/dprp-mutants.js';
+import { authenticatedArb } from '../lib/dprp-arbitraries.js';
 
 const SEED = Number(process.env.DPRP_PROPERTY_SEED ?? 0x6e5c);
 /** Per property; a property interrupted by it must still have run `min` times. */
@@ -95,6 +96,8 @@ describe(`DPRP properties (fast-check, seed ${SEED})`, { timeout: 40_000 }, () =
   });
 
   test('the auth property finds the one byte of a DDE no MAC covers (candDepth) when not told it is exempt', (t) => {
-    t.diagnostic(mustFail(authSingleByteProperty(undefined, () => [2, 3]), 100_000));
+    // DDEs only (the byte is in a DDE): one run in ~200 hits it, where one in ~800 of all types did, which
+    // a loaded CI machine did not reach within the time limit.
+    t.diagnostic(mustFail(authSingleByteProperty(undefined, () => [2, 3], authenticatedArb.filter((m) => m.type === 1)), 100_000));
   });
 });
