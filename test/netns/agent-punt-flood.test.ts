@@ -72,7 +72,10 @@ test('a flood of new flows is rate-limited, bounded in the stash, and fully coun
   const m = await metrics();
   const full = val(m, /^gscip_agent_stash_dropped_total\{reason="stash_full"\} (\d+)$/m);
   const expired = val(m, /^gscip_agent_stash_dropped_total\{reason="expired"\} (\d+)$/m);
-  assert.ok(expired <= 50 && expired > 0, `expired ${expired}`);
+  // At most 50 held at a time, each held up to the 300 ms TTL: a flood slower than one TTL (a loaded
+  // machine: 100 expired in a fresh-clone CI run) refills the stash after expiries.
+  const holds = Math.ceil(ms / 300) + 2;
+  assert.ok(expired > 0 && expired <= 50 * holds, `expired ${expired} (at most 50 per TTL over a ${ms} ms flood)`);
   assert.equal(full + expired, s.punt_miss, 'every punted packet either refused by the full stash or expired');
   assert.equal(val(m, /^gscip_agent_releases_total\{dir="egress"\} (\d+)$/m), 0);
   assert.equal(agent.exited, false, 'agent still running');
