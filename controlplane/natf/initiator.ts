@@ -1,0 +1,132 @@
+/**
+ * NAT-f's initiator side at run time (part `natf`, docs/natf.md): a GE whose
+ * hosts reach private hosts behind GNATs by name.
+ *
+ *   DNS answer punted (bpf/lib/dns.h) -> the NRT rewrites A records naming a
+ *     GNAT to a virtual address (nrt.ts) -> re-injected, checksums right
+ *     (dns-frame.ts); unmodified applications get the virtual address
+ *   first packet to a virtual address V1 -> DPRP's start role (natf-hooks.ts
+ *     virtualTarget) negotiates with the GNAT by name
+ *   settled -> the VAT (vat.ts) before the PIT entries; the stash is released
+ *   failed -> the application gets an ICMP unreachable (refusal.ts) at once
+ *
+ * The GNAT addresses come from the config (`natf.gnats`) and from the GMS
+ * delivery (`gnats`, the network's GNATs' global addresses), re-read each tick.
+ */
+import type { Logger } from 'pino';
+import { statSync } from 'node:fs';
+import type { PuntContext, PuntHandler } from '../parts/handler.js';
+import type { NatfDprpHooks, NatfStartFailure, VirtualTarget } from '../dprp/natf-hooks.js';
+import type { Flow } from '../dprp/wire.js';
+import { puntPacket, type PuntRec } from '../maps/codecs.js';
+import { agentFilePaths, loadCache } from '../gms/agent-files.js';
+import { natfDnsAnswersTotal, natfFlowsTotal, natfVatExpiredTotal, natfVatFlows, natfVirtualAddresses, natfVirtualCapacity } from '../metrics/metrics.js';
+import { rewriteDnsFrame } from './dns-frame.js';
+import { DnsRewriters } from './dns-rewriters.js';
+import { Nrt } from './nrt.js';
+import { poolOf, type NatfConfig } from './natf-config.js';
+import { unreachableFor } from './refusal.js';
+import { VatTable } from './vat.js';
+
+export class NatfInitiator implements PuntHandler {
+  readonly name = 'natf';
+  readonly nrt: Nrt;
+  /** Where other parts (GSRA) register their own answer rewriting. */
+  readonly dnsRewriters = new DnsRewriters();
+  private vat: VatTable | null = null;
+  private ctx: PuntContext | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private gnatSet: Set<string>;
+  private gmsMtime = -1;
+  private gmsGnats: string[] = [];
+
+  constructor(private readonly log: Logger, private readonly cfg: NatfConfig, private readonly gmsDataDir: string | null) {
+    this.nrt = new Nrt({ pool: poolOf(cfg), lifetimeS: cfg.lifetimeS, maxEntries: cfg.maxVirtual }, Date.now);
+    this.gnatSet = new Set(cfg.gnats);
+    this.dnsRewriters.register({
+      name: 'nrt',
+      rewrite: (m) => {
+        const out = this.nrt.rewrite(m, this.gnats());
+        if (out.kind === 'untouched') return null;
+        natfVirtualAddresses.set(this.nrt.count());
+        if (out.kind === 'refused') this.log.warn({ reason: out.reason }, 'NAT-f: virtual pool exhausted: answered SERVFAIL');
+        return { message: out.message, label: out.kind === 'refused' ? `servfail_${out.reason}` : 'rewritten' };
+      },
+    });
+  }
+
+  /** The GNATs' global addresses: config + GMS delivery (re-read when the cache file changes). */
+  gnats(): ReadonlySet<string> {
+    if (this.gmsDataDir) {
+      let m = 0;
+      try { m = statSync(agentFilePaths(this.gmsDataDir).cache).mtimeMs; } catch { m = 0; }
+      if (m !== this.gmsMtime) {
+        this.gmsMtime = m;
+        const d = loadCache(this.gmsDataDir) as { gnats?: unknown } | null;
+        const g = Array.isArray(d?.gnats) ? d!.gnats.filter((x): x is string => typeof x === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(x)) : [];
+        this.gmsGnats = g;
+        this.gnatSet = new Set([...this.cfg.gnats, ...g]);
+        this.log.info({ gnats: [...this.gnatSet] }, 'NAT-f: GNAT addresses');
+      }
+    }
+    return this.gnatSet;
+  }
+
+  onStart(ctx: PuntContext): void {
+    this.ctx = ctx;
+    this.vat = new VatTable({ xlat: ctx.maps.xlat, pit: ctx.maps.pit }, () => ctx.nowNs());
+    natfVirtualCapacity.set(this.cfg.maxVirtual ?? 2 ** (32 - poolOf(this.cfg).length));
+    this.gnats();
+    this.timer = setInterval(() => {
+      try {
+        const gone = this.vat!.sweep();
+        if (gone) natfVatExpiredTotal.inc(gone);
+        this.nrt.expire();
+        natfVatFlows.set(this.vat!.size);
+        natfVirtualAddresses.set(this.nrt.count());
+        this.gnats();
+      } catch (e) { this.log.warn({ err: e }, 'NAT-f sweep failed (the next one retries)'); }
+    }, this.cfg.sweepMs);
+    this.timer.unref();
+  }
+
+  onDns(rec: PuntRec, ctx: PuntContext): boolean {
+    const out = rewriteDnsFrame(puntPacket(rec), (m) => {
+      const r = this.dnsRewriters.rewrite(m, (name, e) => this.log.warn({ err: e, rewriter: name }, 'DNS rewriter failed: answer passed on'));
+      if (r) natfDnsAnswersTotal.inc({ result: r.label });
+      return r?.message ?? null;
+    });
+    if (out.kind === 'untouched') natfDnsAnswersTotal.inc({ result: 'untouched' });
+    if (out.kind === 'passed') natfDnsAnswersTotal.inc({ result: `passed_${out.why}` });
+    if (out.kind !== 'rewritten' || !ctx.reinjectDns) return false;
+    ctx.reinjectDns(rec.ifindex, out.frame);
+    return true;
+  }
+
+  readonly natfDprpHooks: NatfDprpHooks = {
+    virtualTarget: (flow: Flow): VirtualTarget | null => {
+      const e = this.nrt.lookupVirtual(flow.daddr);
+      return e ? { name: e.name, gnat: e.real } : null;
+    },
+    settled: (flow: Flow, wire: Flow): void => {
+      this.vat?.add(flow, wire);
+      natfFlowsTotal.inc({ result: 'settled' });
+      natfVatFlows.set(this.vat?.size ?? 0);
+    },
+    failed: (flow: Flow, stashes: readonly unknown[], why: NatfStartFailure): void => {
+      natfFlowsTotal.inc({ result: why });
+      this.log.info({ flow, why }, 'NAT-f: flow to a virtual address refused: the application is told (ICMP unreachable)');
+      const first = stashes.find((h) => h) as PuntRec | undefined;
+      const frame = first ? unreachableFor(puntPacket(first)) : null;
+      if (frame && this.ctx?.reinjectDns) this.ctx.reinjectDns(first!.ifindex, frame);
+    },
+  };
+
+  /** For `gscip maps dump vat|nrt` through the agent's status (and tests). */
+  vatFlows(): ReturnType<VatTable['entries']> { return this.vat?.entries() ?? []; }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
