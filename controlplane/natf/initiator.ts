@@ -27,6 +27,7 @@ import { Nrt } from './nrt.js';
 import { poolOf, type NatfConfig } from './natf-config.js';
 import { unreachableFor } from './refusal.js';
 import { VatTable } from './vat.js';
+import { VirtualRoutes } from './virtual-routes.js';
 
 export class NatfInitiator implements PuntHandler {
   readonly name = 'natf';
@@ -39,6 +40,7 @@ export class NatfInitiator implements PuntHandler {
   private gnatSet: Set<string>;
   private gmsMtime = -1;
   private gmsGnats: string[] = [];
+  private readonly routes = new VirtualRoutes();
 
   constructor(private readonly log: Logger, private readonly cfg: NatfConfig, private readonly gmsDataDir: string | null) {
     this.nrt = new Nrt({ pool: poolOf(cfg), lifetimeS: cfg.lifetimeS, maxEntries: cfg.maxVirtual }, Date.now);
@@ -50,6 +52,12 @@ export class NatfInitiator implements PuntHandler {
         if (out.kind === 'untouched') return null;
         natfVirtualAddresses.set(this.nrt.count());
         if (out.kind === 'refused') this.log.warn({ reason: out.reason }, 'NAT-f: virtual pool exhausted: answered SERVFAIL');
+        // Before the answer reaches the application: it connects at once.
+        else for (const e of out.entries) {
+          try { if (!this.routes.ensure(e.virtual, e.real)) this.log.warn({ gnat: e.real }, 'NAT-f: no route to the GNAT: its virtual address is unroutable'); } catch (err) {
+            this.log.warn({ err, virtual: e.virtual }, 'NAT-f: cannot route a virtual address');
+          }
+        }
         return { message: out.message, label: out.kind === 'refused' ? `servfail_${out.reason}` : 'rewritten' };
       },
     });
@@ -82,6 +90,9 @@ export class NatfInitiator implements PuntHandler {
         const gone = this.vat!.sweep();
         if (gone) natfVatExpiredTotal.inc(gone);
         this.nrt.expire();
+        const live = new Set(this.nrt.entries().map((e) => e.virtual));
+        for (const f of this.vat!.entries()) live.add(f.stack.daddr);
+        this.routes.prune(live);
         natfVatFlows.set(this.vat!.size);
         natfVirtualAddresses.set(this.nrt.count());
         this.gnats();
@@ -128,5 +139,6 @@ export class NatfInitiator implements PuntHandler {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    try { this.routes.clear(); } catch { /* the namespace is going */ }
   }
 }
