@@ -16,6 +16,7 @@ import { actDecide, parseDeliveredAct, type ActEntry } from './act.js';
 import { InboundMapper } from './inbound.js';
 import type { NatfDprpHooks, NatfInbound } from '../dprp/natf-hooks.js';
 import { natInboundMappingsTotal } from '../metrics/metrics.js';
+import { TableWriter } from './tables-file.js';
 import type { NatConfig } from './nat-config.js';
 
 export class NatHandler implements PuntHandler {
@@ -56,7 +57,11 @@ export class NatHandler implements PuntHandler {
   };
 
   /** `gmsDataDir`: where the GMS client keeps the delivery holding this GNAT's ACT (null: no ACT). */
-  constructor(private readonly log: Logger, private readonly cfg: NatConfig | null, gmsDataDir: string | null = null) {
+  private readonly actFile: TableWriter;
+
+  /** `actFile`: where `gscip maps dump act` reads the ACT in use (tables-file.ts). */
+  constructor(private readonly log: Logger, private readonly cfg: NatConfig | null, gmsDataDir: string | null = null, actFile: string | null = null) {
+    this.actFile = new TableWriter(actFile);
     this.act = actSource(gmsDataDir);
     this.ddns = cfg?.ddns ? new ActDdns(cfg.ddns, cfg.external) : null;
   }
@@ -66,6 +71,7 @@ export class NatHandler implements PuntHandler {
     const r = this.act.read();
     // The GMS's ACT; without a GMS (or before its first delivery), the config's.
     this.currentAct = r.act.length || !this.cfg?.act.length ? r.act : parseDeliveredAct(this.cfg.act);
+    this.actFile.write(this.currentAct.map((e) => ({ ...e, source: r.act.length ? 'gms' : 'config' })));
     if (r.error) this.log.warn({ error: r.error }, 'the delivered ACT is malformed: keeping the previous one');
     if (r.changed) {
       natActEntries.set(r.act.length);

@@ -28,6 +28,7 @@ import { poolOf, type NatfConfig } from './natf-config.js';
 import { unreachableFor } from './refusal.js';
 import { VatTable } from './vat.js';
 import { VirtualRoutes } from './virtual-routes.js';
+import { TableWriter } from './tables-file.js';
 
 export class NatfInitiator implements PuntHandler {
   readonly name = 'natf';
@@ -42,7 +43,11 @@ export class NatfInitiator implements PuntHandler {
   private gmsGnats: string[] = [];
   private readonly routes = new VirtualRoutes();
 
-  constructor(private readonly log: Logger, private readonly cfg: NatfConfig, private readonly gmsDataDir: string | null) {
+  private readonly nrtFile: TableWriter;
+
+  /** `nrtFile`: where `gscip maps dump nrt` reads the NRT (tables-file.ts); null: nowhere. */
+  constructor(private readonly log: Logger, private readonly cfg: NatfConfig, private readonly gmsDataDir: string | null, nrtFile: string | null = null) {
+    this.nrtFile = new TableWriter(nrtFile);
     this.nrt = new Nrt({ pool: poolOf(cfg), lifetimeS: cfg.lifetimeS, maxEntries: cfg.maxVirtual }, Date.now);
     this.gnatSet = new Set(cfg.gnats);
     this.dnsRewriters.register({
@@ -93,6 +98,8 @@ export class NatfInitiator implements PuntHandler {
         const live = new Set(this.nrt.entries().map((e) => e.virtual));
         for (const f of this.vat!.entries()) live.add(f.stack.daddr);
         this.routes.prune(live);
+        const now = Date.now();
+        this.nrtFile.write(this.nrt.entries().map((e) => ({ name: e.name, real: e.real, virtual: e.virtual, lifeS: Math.max(0, Math.round((e.expiresMs - now) / 1000)) })));
         natfVatFlows.set(this.vat!.size);
         natfVirtualAddresses.set(this.nrt.count());
         this.gnats();

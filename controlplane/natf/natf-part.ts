@@ -8,6 +8,7 @@ import type { PartDescriptor } from '../parts/part.js';
 import { REASON_PART_SIZE, ReasonPart, XlatKind } from '../maps/abi.js';
 import { NatfInitiator } from './initiator.js';
 import { natfConfigSchema } from './natf-config.js';
+import { tablePath } from './tables-file.js';
 
 export const natfPart: PartDescriptor = {
   name: 'natf',
@@ -20,5 +21,6 @@ export const natfPart: PartDescriptor = {
     metricsPrefix: 'gscip_natf_',
   },
   dependsOn: ['dprp'],
-  create: (ctx) => new NatfInitiator(ctx.log, ctx.config?.natf ?? natfConfigSchema.parse({}), ctx.config?.gms?.dataDir ?? null),
+  create: (ctx) => new NatfInitiator(ctx.log, ctx.config?.natf ?? natfConfigSchema.parse({}), ctx.config?.gms?.dataDir ?? null,
+    ctx.config ? tablePath(ctx.config.runDir, ctx.config.instance, 'nrt') : null),
 };

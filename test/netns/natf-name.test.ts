@@ -9,7 +9,7 @@
  *  - curl http://bob.example.net:8080/blob fetches 6 MiB byte-exact; a
  *    capture on the GNAT's global leg holds no private address, no plaintext
  *    marker, and only alice <-> 192.0.2.2 for the flow;
- *  - `gscip maps dump nrt|vat` on alice and `nat` on the GNAT show it;
+ *  - `gscip maps dump nrt|vat` on alice and `act|nat` on the GNAT show it;
  *  - a name the ACT denies fails promptly (curl exits 7 in well under a second
  *    of negotiation, no retransmission of the SYN), counted on both sides;
  *  - 1,000 fresh first connects by the virtual address: zero failures, zero
@@ -144,6 +144,9 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
     assert.match(e.virtual, VIRTUAL);
     const vat = JSON.parse(n.g.ok('alice', ['maps', 'dump', 'vat', '--json', ...n.g.instanceArgs('alice')])) as Array<{ stack: string; wire: string }>;
     assert.ok(vat.some((v) => v.stack.includes(`${e.virtual}:${HTTP_PORT}`) && v.wire.includes(`${GNAT_OUT}:`)), JSON.stringify(vat));
+    const act = JSON.parse(n.g.ok('gnat', ['maps', 'dump', 'act', '--json', ...n.g.instanceArgs('gnat')])) as Array<{ name: string; outsideAccess: string; source: string }>;
+    assert.deepEqual(act.map((x) => `${x.name}:${x.outsideAccess}:${x.source}`), ['bob.example.net:allow:config', 'carol.example.net:allow:config', 'dave.example.net:deny:config']);
+    assert.match(n.g.ok('alice', ['maps', 'dump', 'nrt', ...n.g.instanceArgs('alice')]), /bob\.example\.net\s+192\.0\.2\.2\s+198\.1[89]\./);
     const nat = JSON.parse(n.g.ok('gnat', ['maps', 'dump', 'nat', '--json', ...n.g.instanceArgs('gnat')])) as Array<{ inside: string; origin: string; peer: string }>;
     assert.ok(nat.some((s) => s.inside === `${BOB}:${HTTP_PORT}` && s.origin === 'inbound' && s.peer.startsWith(`${ALICE}:`)), JSON.stringify(nat));
   });
