@@ -165,7 +165,7 @@ export function dumpNatfTable(a: InstanceArgs, which: NatfTable): string {
   return `${table(['NAME', 'ADDRESS', 'OUTSIDE_ACCESS', 'GROUPS', 'FROM'], r.map((x) => [x.name, x.address, x.outsideAccess, x.groups.join(','), x.source]))}\n${r.length} ACT entries`;
 }
 
-const MAPS = ['pit', 'xlat', 'cit', 'vat', 'keys', 'flow-keys', 'iface', 'stats', 'nat', 'nrt', 'act'] as const;
+const MAPS = ['pit', 'xlat', 'cit', 'keys', 'flow-keys', 'iface', 'stats', 'nat', 'nrt', 'vat', 'act'] as const;
 
 interface DumpArgs extends InstanceArgs { map: string; all: boolean }
 
