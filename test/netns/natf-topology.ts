@@ -26,6 +26,8 @@ import { DnsServer } from './dns-server.js';
 export const ALICE = '192.0.2.1';
 export const GNAT_OUT = '192.0.2.2';
 export const GLOB = '192.0.2.3';
+/** The second GNAT (overlapping private networks: its private host is 100.64.1.10 too). */
+export const GNAT2_OUT = '192.0.2.4';
 export const GNAT_IN = '100.64.1.1';
 export const BOB = '100.64.1.10';
 export const DNS_ADDR = '198.51.100.53';
@@ -38,6 +40,8 @@ export interface NatfTopoOptions {
   maxSessions?: number;
   /** alice's virtual pool (a /30 shows the refusal of an exhausted pool). */
   pool?: string;
+  /** A second GNAT (192.0.2.4, link eth2 from alice) whose private host `erin` is 100.64.1.10 as well (name erin.example.net). */
+  second?: boolean;
 }
 
 export class NatfTopo {
@@ -73,7 +77,20 @@ export class NatfTopo {
       t.addr('alice', 'd0', `${ALICE_DNS_SIDE}/24`);
       t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
       t.forwarding('gnat');
-      this.dns = new DnsServer(t, 'dns', DNS_ADDR, { bob: GNAT_OUT, dave: GNAT_OUT, carol: GNAT_OUT, glob: GLOB });
+      if (o.second) {
+        t.addHost('gnat2'); t.addHost('erin');
+        t.link('alice', 'eth2', 'gnat2', 'out0');
+        t.link('gnat2', 'in0', 'erin', 'p0');
+        t.addr('alice', 'eth2', `${ALICE}/32`);
+        t.addr('gnat2', 'out0', `${GNAT2_OUT}/32`);
+        t.exec('alice', 'ip', ['route', 'add', `${GNAT2_OUT}/32`, 'dev', 'eth2', 'src', ALICE]);
+        t.exec('gnat2', 'ip', ['route', 'add', `${ALICE}/32`, 'dev', 'out0']);
+        t.addr('gnat2', 'in0', `${GNAT_IN}/24`);
+        t.addr('erin', 'p0', `${BOB}/24`);
+        t.route('erin', 'default', GNAT_IN);
+        t.forwarding('gnat2');
+      }
+      this.dns = new DnsServer(t, 'dns', DNS_ADDR, { bob: GNAT_OUT, dave: GNAT_OUT, carol: GNAT_OUT, glob: GLOB, ...(o.second ? { erin: GNAT2_OUT } : {}) });
       this.g = new GscipRunner(t, 'natf');
       this.dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-natf`);
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
@@ -100,17 +117,27 @@ export class NatfTopo {
     }));
     const aliceCfg = `${this.dir}/alice.json`;
     writeFileSync(aliceCfg, JSON.stringify({
-      interfaces: [{ name: 'eth0' }, { name: 'eth1' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
+      interfaces: [{ name: 'eth0' }, { name: 'eth1' }, ...(this.o.second ? [{ name: 'eth2' }] : []), { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
       handlers: ['dprp', 'natf'],
       ge: { type: 'GES', mode: 'OP' },
-      natf: { gnats: [GNAT_OUT], sweepMs: 500, ...(this.o.pool ? { pool: this.o.pool } : {}) },
+      natf: { gnats: [GNAT_OUT, ...(this.o.second ? [GNAT2_OUT] : [])], sweepMs: 500, ...(this.o.pool ? { pool: this.o.pool } : {}) },
     }));
     const globCfg = `${this.dir}/glob.json`;
     writeFileSync(globCfg, JSON.stringify({ interfaces: [{ name: 'g0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'OP' } }));
     this.gnat = await this.g.startAgent('gnat', ['--config', gnatCfg, '--metrics', '127.0.0.1:9464'], 'gnat');
+    const hosts: Array<[string, string]> = [['gnat', 'gnat'], ['alice', 'alice'], ['glob', 'glob']];
+    if (this.o.second) {
+      const g2 = `${this.dir}/gnat2.json`;
+      writeFileSync(g2, JSON.stringify({
+        interfaces: [{ name: 'out0' }], handlers: ['dprp', 'nat'], ge: { type: 'GNAT', mode: 'CL' },
+        nat: { external: GNAT2_OUT, inside: ['100.64.1.0/24'], sweepMs: 500, act: [{ name: 'erin.example.net', address: BOB, outsideAccess: 'allow', groups: [10] }] },
+      }));
+      await this.g.startAgent('gnat2', ['--config', g2, '--metrics', '127.0.0.1:9464'], 'gnat2');
+      hosts.push(['gnat2', 'gnat2']);
+    }
     this.alice = await this.g.startAgent('alice', ['--config', aliceCfg, '--metrics', '127.0.0.1:9464'], 'alice');
     await this.g.startAgent('glob', ['--config', globCfg, '--metrics', 'none'], 'glob');
-    for (const [host, inst] of [['gnat', 'gnat'], ['alice', 'alice'], ['glob', 'glob']]) {
+    for (const [host, inst] of hosts) {
       this.g.ok(host, ['keys', 'set', '--group', '10', '--version', '1', ...this.g.instanceArgs(inst)], `${GROUP_KEY}\n`);
     }
     // DPRP reads the key ring each housekeeping tick (1 s).
@@ -130,7 +157,7 @@ export class NatfTopo {
     return this.t.spawn(host, 'unshare', this.appArgv(cmd, args));
   }
 
-  metrics(host: 'alice' | 'gnat'): string {
+  metrics(host: 'alice' | 'gnat' | 'gnat2'): string {
     return this.t.exec(host, 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
   }
 
