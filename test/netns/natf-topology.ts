@@ -90,7 +90,7 @@ export class NatfTopo {
         t.route('erin', 'default', GNAT_IN);
         t.forwarding('gnat2');
       }
-      this.dns = new DnsServer(t, 'dns', DNS_ADDR, { bob: GNAT_OUT, dave: GNAT_OUT, carol: GNAT_OUT, glob: GLOB, ...(o.second ? { erin: GNAT2_OUT } : {}) });
+      this.dns = new DnsServer(t, 'dns', DNS_ADDR, { bob: GNAT_OUT, dave: GNAT_OUT, carol: GNAT_OUT, frank: GNAT_OUT, gina: GNAT_OUT, hank: GNAT_OUT, glob: GLOB, ...(o.second ? { erin: GNAT2_OUT } : {}) });
       this.g = new GscipRunner(t, 'natf');
       this.dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-natf`);
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
