@@ -147,7 +147,8 @@ export class RelayRole {
     c.replayAccept(m);
     if (m.records[0].addr === m.startGe) r.startDdes.push(m);
 
-    if (m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc);
+    // NAT-f: a DDE naming a host behind this GE's own address (a GE on the way relays it as any other).
+    if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc);
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
     // Relayed transparently: the next GE sees the start GE's source, as it checks (node.ts onControl).
     const fwd = relayVia(ip);
@@ -284,6 +285,10 @@ export class RelayRole {
       r.role = 'intermediate';
       c.termCache.set(r.flow.daddr, { kind: 'ge', untilMono: c.mono() + c.cfg.termCacheMs });
     }
+    // NAT-f: the GNAT that answered mapped the flow to its port Z (its record's NATF_PORT): a GE on the
+    // way sees the flow's packets on that port, so its entries go there (as the start's and the GNAT's do).
+    const z = m.records[0]?.addr === m.endGe && m.endGe === r.flow.daddr ? m.records[0].options.find((o) => o.type === OptionType.NATF_PORT) : undefined;
+    if (z && r.role === 'intermediate') r.local = { ...r.local, dport: z.value.readUInt16BE(0) };
     const out: DprpMessage = { ...m, records: [...m.records] };
     out.records.push(c.ownRecord(m, 0, this.natSeen(r)));
     c.send(r.reply.addr, c.enc(out), undefined, r.reply.via);

@@ -131,3 +131,27 @@ test('a flow to an ordinary address is plain DPRP (the hooks are not in its way)
   assert.deepEqual(x.settled, []);
   assert.deepEqual(x.sim.ge('alice').released, ['h4']);
 });
+
+test('a GE on the way (a GEN in front of alice) relays the DDE naming bob and keys its entries on the GNAT\'s port Z too', { timeout: 5000 }, () => {
+  const settled: Array<{ flow: Flow; wire: Flow }> = [];
+  const start: NatfDprpHooks = {
+    virtualTarget: (f) => (f.daddr === V1 ? { name: 'bob.example.net', gnat: G2 } : null),
+    settled: (flow, wire) => { settled.push({ flow, wire }); },
+  };
+  const gnat: NatfDprpHooks = { inbound: (q) => (actDecide(ACT, q.name, q.peerGroups).allow ? { ok: true, port: Z } : { ok: false, reason: 'unknown_name' }) };
+  const sim = new Sim([
+    { name: 'net', addr: '203.0.113.1' },
+    { name: 'gen', addr: '198.51.100.1', parent: 'net', ge: { type: 'GEN', mode: 'OP', keys: [testKey(10)] } },
+    { name: 'alice', addr: G1, parent: 'gen', ge: { type: 'GES', mode: 'OP', keys: [testKey(10)], natf: start } },
+    { name: 'gnat', addr: G2, parent: 'net', ge: { type: 'GNAT', mode: 'CL', keys: [testKey(10)], natf: gnat } },
+    { name: 'bob', addr: P1, parent: 'gnat' },
+  ]);
+  sim.ge('alice').node.onPitMiss(vflow, 'h5');
+  sim.time.run(1000);
+  const wire: Flow = { ...vflow, daddr: G2, dport: Z };
+  assert.deepEqual(settled, [{ flow: vflow, wire }]);
+  assert.deepEqual(sim.ge('alice').released, ['h5']);
+  assert.equal(sim.pitOf('gen', wire, 'egress')?.action, 'pass', 'the GEN passes the flow (alice encrypts) on the wire flow');
+  assert.equal(sim.pitOf('gen', { ...vflow, daddr: G2 }, 'egress'), undefined, 'nothing on the pre-mapping port');
+  assert.equal(sim.pitOf('gnat', wire, 'ingress')?.action, 'decrypt');
+});
