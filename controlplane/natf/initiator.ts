@@ -14,7 +14,7 @@
  * delivery (`gnats`, the network's GNATs' global addresses), re-read each tick.
  */
 import type { Logger } from 'pino';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import type { NatfDprpHooks, NatfStartFailure, VirtualTarget } from '../dprp/natf-hooks.js';
 import type { Flow } from '../dprp/wire.js';
@@ -44,10 +44,12 @@ export class NatfInitiator implements PuntHandler {
   private readonly routes = new VirtualRoutes();
 
   private readonly nrtFile: TableWriter;
+  private readonly nrtPath: string | null;
 
   /** `nrtFile`: where `gscip maps dump nrt` reads the NRT (tables-file.ts); null: nowhere. */
   constructor(private readonly log: Logger, private readonly cfg: NatfConfig, private readonly gmsDataDir: string | null, nrtFile: string | null = null) {
     this.nrtFile = new TableWriter(nrtFile);
+    this.nrtPath = nrtFile;
     this.nrt = new Nrt({ pool: poolOf(cfg), lifetimeS: cfg.lifetimeS, maxEntries: cfg.maxVirtual }, Date.now);
     this.gnatSet = new Set(cfg.gnats);
     this.dnsRewriters.register({
@@ -88,6 +90,10 @@ export class NatfInitiator implements PuntHandler {
   onStart(ctx: PuntContext): void {
     this.ctx = ctx;
     this.vat = new VatTable({ xlat: ctx.maps.xlat, pit: ctx.maps.pit }, () => ctx.nowNs());
+    // A previous agent's flows to virtual addresses kept working in the fast path: they are ours to expire now.
+    const adopted = this.vat.adopt(ctx.maps.xlat.entries());
+    if (adopted) this.log.info({ flows: adopted }, 'NAT-f: adopted the VAT entries of a previous agent');
+    this.restoreNrt();
     natfVirtualCapacity.set(this.cfg.maxVirtual ?? 2 ** (32 - poolOf(this.cfg).length));
     this.gnats();
     this.timer = setInterval(() => {
@@ -106,6 +112,24 @@ export class NatfInitiator implements PuntHandler {
       } catch (e) { this.log.warn({ err: e }, 'NAT-f sweep failed (the next one retries)'); }
     }, this.cfg.sweepMs);
     this.timer.unref();
+  }
+
+  /** The NRT a previous agent published: its virtual addresses keep naming the same hosts (and keep their routes). */
+  private restoreNrt(): void {
+    if (!this.nrtPath) return;
+    let rows: unknown;
+    try { rows = JSON.parse(readFileSync(this.nrtPath, 'utf8')); } catch { return; }
+    if (!Array.isArray(rows)) return;
+    let n = 0;
+    const now = Date.now();
+    for (const r of rows as Array<{ name?: unknown; real?: unknown; virtual?: unknown; lifeS?: unknown }>) {
+      if (typeof r.name !== 'string' || typeof r.real !== 'string' || typeof r.virtual !== 'string' || typeof r.lifeS !== 'number') continue;
+      if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(r.real) || !/^\d{1,3}(\.\d{1,3}){3}$/.test(r.virtual)) continue;
+      if (!this.nrt.restore({ name: r.name, real: r.real, virtual: r.virtual, expiresMs: now + r.lifeS * 1000 })) continue;
+      try { this.routes.ensure(r.virtual, r.real); } catch { /* routed again at its next answer */ }
+      n++;
+    }
+    if (n) this.log.info({ entries: n }, 'NAT-f: took back the NRT of a previous agent');
   }
 
   onDns(rec: PuntRec, ctx: PuntContext): boolean {
@@ -146,6 +170,7 @@ export class NatfInitiator implements PuntHandler {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    try { this.routes.clear(); } catch { /* the namespace is going */ }
+    // The virtual addresses' routes stay: established flows to them keep working while no agent runs
+    // (the fast path's maps are pinned), and a restarted agent replaces them as it binds addresses again.
   }
 }

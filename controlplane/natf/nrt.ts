@@ -56,6 +56,23 @@ export class Nrt {
     return e && e.expiresMs > this.nowMs() ? e : undefined;
   }
 
+  /**
+   * Takes back an entry a previous agent published (tables-file.ts), so an
+   * application that kept the virtual address reaches the same name after an
+   * agent restart. Refused (false) when it is outside the pool, already past
+   * its life, or its address or (name, GNAT) is taken.
+   */
+  restore(e: NrtEntry): boolean {
+    const n = ipToInt(e.virtual);
+    if (((n - this.base) >>> 0) >= this.size || e.expiresMs <= this.nowMs() || this.byKey.size >= this.max) return false;
+    const key = `${e.name}|${e.real}`;
+    if (this.byKey.has(key) || this.byVirtual.has(e.virtual)) return false;
+    const x = { ...e };
+    this.byKey.set(key, x);
+    this.byVirtual.set(e.virtual, x);
+    return true;
+  }
+
   /** Remove entries past their life; returns how many. */
   expire(): number {
     const now = this.nowMs();

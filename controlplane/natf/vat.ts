@@ -17,7 +17,7 @@ import type { Cid, PitVal, XlatVal } from '../maps/codecs.js';
 import type { Flow } from '../dprp/wire.js';
 
 export interface VatMaps {
-  xlat: { set(k: Cid, v: XlatVal): void; delete(k: Cid): unknown };
+  xlat: { set(k: Cid, v: XlatVal): void; delete(k: Cid): unknown; entries?(): Iterable<[Cid, XlatVal]> };
   pit: { get(k: Cid): PitVal | undefined };
 }
 
@@ -42,6 +42,24 @@ export class VatTable {
     this.maps.xlat.set(cid(stack, Dir.EGRESS), w(wire));
     this.maps.xlat.set(cid(rev(wire), Dir.INGRESS), w(rev(stack)));
     this.flows.set(key(stack), { stack, wire, createdMs: this.nowMs() });
+  }
+
+  /**
+   * A restarted agent takes over the VAT entries a previous one left in the
+   * pinned XLAT map (their flows kept working meanwhile), so they are swept
+   * when their flows end. `entries`: the map's (key, value) pairs; returns how
+   * many flows were adopted.
+   */
+  adopt(entries: Iterable<[Cid, XlatVal]>): number {
+    let n = 0;
+    for (const [k, v] of entries) {
+      if (v.kind !== XlatKind.VAT || k.dir !== Dir.EGRESS) continue;
+      const stack: Flow = { saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto };
+      if (this.flows.has(key(stack))) continue;
+      this.flows.set(key(stack), { stack, wire: { saddr: v.saddr, daddr: v.daddr, sport: v.sport, dport: v.dport, proto: k.proto }, createdMs: this.nowMs() });
+      n++;
+    }
+    return n;
   }
 
   /** Removes the translations of flows whose PIT entries (either direction) are gone. Returns how many. */

@@ -49,6 +49,6 @@ export class VirtualRoutes {
     return n;
   }
 
-  /** Every route this part made (agent stop). */
+  /** Every route this part made (not called at agent stop: established flows need them). */
   clear(): void { this.prune(new Set()); }
 }

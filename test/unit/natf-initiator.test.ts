@@ -168,3 +168,20 @@ test('the rewriter chain: a second part registers its own mapping; the first tha
   assert.equal(chain.rewrite(Buffer.from([2]), (n) => errors.push(n)), null);
   assert.deepEqual(errors, ['broken', 'broken']);
 });
+
+test('a restarted agent adopts the VAT entries left in the pinned XLAT map (egress ones, kind vat only) and sweeps them later', () => {
+  const xlat = new Map<string, [Cid, XlatVal]>();
+  const k = (c: Cid): string => JSON.stringify(c);
+  const maps = {
+    xlat: { set: (c: Cid, v: XlatVal) => { xlat.set(k(c), [c, v]); }, delete: (c: Cid) => xlat.delete(k(c)), entries: () => xlat.values() },
+    pit: { get: () => undefined },
+  };
+  const before = new VatTable(maps, () => 1n);
+  before.add({ saddr: ALICE, daddr: '198.18.0.1', sport: 40000, dport: 80, proto: 6 }, { saddr: ALICE, daddr: GNAT, sport: 40000, dport: 21000, proto: 6 });
+  maps.xlat.set({ saddr: ALICE, daddr: '203.0.113.5', sport: 1, dport: 2, proto: 6, dir: Dir.EGRESS }, { saddr: ALICE, daddr: '203.0.113.6', sport: 1, dport: 2, kind: XlatKind.CIT, created_ns: 0n });
+  const after = new VatTable(maps, () => 2n);
+  assert.equal(after.adopt(maps.xlat.entries()), 1, 'the VAT flow, not the CIT entry');
+  assert.equal(after.entries()[0].wire.dport, 21000);
+  assert.equal(after.sweep(), 1, 'its PIT entries are gone: removed');
+  assert.equal(xlat.size, 1, 'the CIT entry is not the VAT\'s');
+});

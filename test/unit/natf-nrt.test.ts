@@ -103,3 +103,16 @@ test('malformed responses are refused, never half-read', () => {
   const loop = Buffer.from(ok); loop.set([0xc0, 12], 12);
   assert.throws(() => parseAnswer(loop), /does not point back/);
 });
+
+test('restore: an entry a previous agent published is taken back (same name, same virtual address); out of pool, expired or taken refused', () => {
+  let now = 1_000_000;
+  const nrt = new Nrt({ lifetimeS: 300 }, () => now);
+  assert.ok(nrt.restore({ name: 'bob.example.net', real: GNAT, virtual: '198.18.0.7', expiresMs: now + 100_000 }));
+  assert.equal(nrt.lookupVirtual('198.18.0.7')?.name, 'bob.example.net');
+  assert.equal(nrt.bind('bob.example.net', GNAT)?.virtual, '198.18.0.7', 'the next answer keeps it');
+  assert.equal(nrt.restore({ name: 'carol.example.net', real: GNAT, virtual: '198.18.0.7', expiresMs: now + 100_000 }), false, 'address taken');
+  assert.equal(nrt.restore({ name: 'dave.example.net', real: GNAT, virtual: '10.0.0.1', expiresMs: now + 100_000 }), false, 'outside the pool');
+  assert.equal(nrt.restore({ name: 'erin.example.net', real: GNAT, virtual: '198.18.0.9', expiresMs: now - 1 }), false, 'past its life');
+  now += 200_000;
+  assert.equal(nrt.lookupVirtual('198.18.0.7')?.name, 'bob.example.net');
+});
