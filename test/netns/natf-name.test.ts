@@ -167,6 +167,23 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
     assert.match(n.metrics('gnat'), /gscip_nat_inbound_mappings_total\{result="not_member"\} 1/);
   });
 
+  test('alice\'s agent killed mid-transfer and restarted: the transfer completes byte-exact; the cached virtual address still reaches bob', async () => {
+    const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
+    await new Promise((r) => setTimeout(r, 700));  // the NRT is published (natf.sweepMs 500)
+    const out = n.t.scratchPath(`/tmp/${n.t.prefix}-got2`);
+    const curl = n.appSpawn('alice', 'curl', ['-sS', '--max-time', '60', '--limit-rate', '2M', '-o', out, `http://${v}:${HTTP_PORT}/blob`]);
+    let err = '';
+    curl.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+    await new Promise((r) => setTimeout(r, 800));
+    await n.restartAlice('SIGKILL');
+    assert.equal(await exited(curl, 70_000), 0, `curl: ${err}`);
+    assert.equal(sha256(readFileSync(out)), sha256(data), 'byte-exact across the crash and restart');
+    rmSync(out, { force: true });
+    const again = n.appExec('alice', 'curl', ['-sS', '--max-time', '10', `http://${v}:${HTTP_PORT}/`], { allowFail: true });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^hello from bob /, 'a new flow to the virtual address the application kept');
+  });
+
   test('1,000 fresh first connects through the GNAT: zero failures, zero SYN retransmissions', async () => {
     const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
     const before = retrans(n);

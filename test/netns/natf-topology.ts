@@ -136,6 +136,7 @@ export class NatfTopo {
       hosts.push(['gnat2', 'gnat2']);
     }
     this.alice = await this.g.startAgent('alice', ['--config', aliceCfg, '--metrics', '127.0.0.1:9464'], 'alice');
+    this.aliceArgs = ['--config', aliceCfg, '--metrics', '127.0.0.1:9464'];
     await this.g.startAgent('glob', ['--config', globCfg, '--metrics', 'none'], 'glob');
     for (const [host, inst] of hosts) {
       this.g.ok(host, ['keys', 'set', '--group', '10', '--version', '1', ...this.g.instanceArgs(inst)], `${GROUP_KEY}\n`);
@@ -155,6 +156,14 @@ export class NatfTopo {
 
   appSpawn(host: string, cmd: string, args: string[]): ReturnType<Topology['spawn']> {
     return this.t.spawn(host, 'unshare', this.appArgv(cmd, args));
+  }
+
+  private aliceArgs: string[] = [];
+
+  /** alice's agent stopped with `signal` (SIGKILL: a crash) and started again on its pinned state. */
+  async restartAlice(signal: NodeJS.Signals): Promise<void> {
+    await this.alice?.stop(signal);
+    this.alice = await this.g.startAgent('alice', this.aliceArgs, 'alice');
   }
 
   metrics(host: 'alice' | 'gnat' | 'gnat2'): string {
