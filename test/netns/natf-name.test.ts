@@ -58,6 +58,19 @@ for (let i = 0; i < ${par}; i++) one();
 setTimeout(() => { console.log(JSON.stringify({ ok, failed, errs, ms: Date.now() - t0, timedOut: true })); process.exit(0); }, 100000).unref();`;
 
 const VIRTUAL = /^198\.1[89]\.\d{1,3}\.\d{1,3}$/;
+const UDP_PORT = 5300;
+const UDP_ECHO = `
+const d = require('dgram').createSocket('udp4');
+d.on('message', (m, r) => d.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
+d.bind(${UDP_PORT}, ${JSON.stringify(BOB)}, () => console.log('ready'));
+setTimeout(() => process.exit(3), 170000).unref();`;
+/** Three datagrams to bob's echo by name; prints each reply with the address it came from. */
+const UDP_CLIENT = `
+const d = require('dgram').createSocket('udp4'); const got = [];
+d.on('message', (m, r) => { got.push(r.address + ' ' + m.toString()); if (got.length === 3) { console.log(JSON.stringify(got)); process.exit(0); } });
+require('dns').lookup('bob.example.net', { family: 4 }, (e, a) => { if (e) { console.log('lookup ' + e.code); process.exit(1); }
+  d.connect(${UDP_PORT}, a, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send('datagram-' + i), i * 50); }); });
+setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 8000).unref();`;
 
 describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIND 9, namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
   let n: NatfTopo;
@@ -76,6 +89,10 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
       srv.stdout?.setEncoding('utf8');
       srv.stdout?.on('data', (d: string) => { out += d; });
       await waitFor('bob\'s HTTP server', () => out.includes('ready'), 5000);
+      const echo = n.t.spawn('bob', 'node', ['-e', UDP_ECHO]);
+      let eo = '';
+      echo.stdout?.on('data', (d: Buffer) => { eo += d.toString(); });
+      await waitFor('bob\'s UDP echo', () => eo.includes('ready'), 5000);
     } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
   });
   after(async () => { await n?.stop(); n?.cleanupSync(); });
@@ -134,6 +151,19 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
     assert.ok(!raw.includes(Buffer.from('HTTP/1.1')), 'no plaintext HTTP on the global leg');
     const g = n.metrics('gnat');
     assert.match(g, /gscip_nat_inbound_mappings_total\{result="created"\} [1-9]/);
+  });
+
+  test('UDP by name too: datagrams to bob\'s echo through the GNAT, answers from the virtual address', async () => {
+    const p = n.appSpawn('alice', 'node', ['-e', UDP_CLIENT]);
+    let out = '';
+    p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    assert.equal(await exited(p, 15_000), 0, out);
+    const got = JSON.parse(out.trim()) as string[];
+    assert.equal(got.length, 3, out);
+    const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
+    assert.deepEqual(got.sort(), [0, 1, 2].map((i) => `${v} echo:datagram-${i}`));
+    const nat = JSON.parse(n.g.ok('gnat', ['maps', 'dump', 'nat', '--json', ...n.g.instanceArgs('gnat')])) as Array<{ proto: string; inside: string; origin: string }>;
+    assert.ok(nat.some((s) => s.proto === 'udp' && s.inside === `${BOB}:${UDP_PORT}` && s.origin === 'inbound'), JSON.stringify(nat));
   });
 
   test('`gscip maps dump nrt|vat` on alice and `dump nat` on the GNAT show the name, the virtual address and the mapping', () => {
