@@ -40,7 +40,6 @@ export class NatfInitiator implements PuntHandler {
   private timer: NodeJS.Timeout | null = null;
   private gnatSet: Set<string>;
   private gmsMtime = -1;
-  private gmsGnats: string[] = [];
   private readonly routes = new VirtualRoutes();
 
   private readonly nrtFile: TableWriter;
@@ -50,7 +49,7 @@ export class NatfInitiator implements PuntHandler {
   constructor(private readonly log: Logger, private readonly cfg: NatfConfig, private readonly gmsDataDir: string | null, nrtFile: string | null = null) {
     this.nrtFile = new TableWriter(nrtFile);
     this.nrtPath = nrtFile;
-    this.nrt = new Nrt({ pool: poolOf(cfg), lifetimeS: cfg.lifetimeS, maxEntries: cfg.maxVirtual }, Date.now);
+    this.nrt = new Nrt({ pool: poolOf(cfg), lifetimeS: cfg.lifetimeS, maxEntries: cfg.maxVirtual, inUse: (v) => this.vat?.uses(v) ?? false }, Date.now);
     this.gnatSet = new Set(cfg.gnats);
     this.dnsRewriters.register({
       name: 'nrt',
@@ -79,7 +78,6 @@ export class NatfInitiator implements PuntHandler {
         this.gmsMtime = m;
         const d = loadCache(this.gmsDataDir) as { gnats?: unknown } | null;
         const g = Array.isArray(d?.gnats) ? d!.gnats.filter((x): x is string => typeof x === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(x)) : [];
-        this.gmsGnats = g;
         this.gnatSet = new Set([...this.cfg.gnats, ...g]);
         this.log.info({ gnats: [...this.gnatSet] }, 'NAT-f: GNAT addresses');
       }

@@ -27,6 +27,8 @@ export interface NrtOptions {
   lifetimeS: number;
   /** At most this many entries (default: the pool's size). */
   maxEntries?: number;
+  /** A virtual address live flows still use (the VAT): never handed to another name, even after its entry expired. */
+  inUse?: (virtual: string) => boolean;
 }
 
 export type RewriteOutcome =
@@ -95,6 +97,7 @@ export class Nrt {
       const v = intToIp(n);
       const old = this.byVirtual.get(v);
       if (old && old.expiresMs > now) continue;
+      if (this.o.inUse?.(v)) continue;
       if (old) { this.byVirtual.delete(v); this.byKey.delete(`${old.name}|${old.real}`); }
       this.cursor = (this.cursor + i + 1) % this.size;
       const e: NrtEntry = { name, real, virtual: v, expiresMs: now + this.o.lifetimeS * 1000 };

@@ -29,6 +29,12 @@ const key = (f: Flow): string => `${f.proto}:${f.saddr}:${f.sport}>${f.daddr}:${
 
 export class VatTable {
   private readonly flows = new Map<string, VatFlow>();
+  /** Live flows per virtual address. */
+  private readonly perVirtual = new Map<string, number>();
+  private count(v: string, d: number): void {
+    const n = (this.perVirtual.get(v) ?? 0) + d;
+    if (n > 0) this.perVirtual.set(v, n); else this.perVirtual.delete(v);
+  }
 
   constructor(private readonly maps: VatMaps, private readonly nowNs: () => bigint, private readonly nowMs: () => number = Date.now) {}
 
@@ -41,6 +47,7 @@ export class VatTable {
     const w = (f: Flow): XlatVal => ({ saddr: f.saddr, daddr: f.daddr, sport: f.sport, dport: f.dport, kind: XlatKind.VAT, created_ns: now });
     this.maps.xlat.set(cid(stack, Dir.EGRESS), w(wire));
     this.maps.xlat.set(cid(rev(wire), Dir.INGRESS), w(rev(stack)));
+    if (!this.flows.has(key(stack))) this.count(stack.daddr, 1);
     this.flows.set(key(stack), { stack, wire, createdMs: this.nowMs() });
   }
 
@@ -57,6 +64,7 @@ export class VatTable {
       const stack: Flow = { saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto };
       if (this.flows.has(key(stack))) continue;
       this.flows.set(key(stack), { stack, wire: { saddr: v.saddr, daddr: v.daddr, sport: v.sport, dport: v.dport, proto: k.proto }, createdMs: this.nowMs() });
+      this.count(stack.daddr, 1);
       n++;
     }
     return n;
@@ -70,6 +78,7 @@ export class VatTable {
       this.maps.xlat.delete(cid(f.stack, Dir.EGRESS));
       this.maps.xlat.delete(cid(rev(f.wire), Dir.INGRESS));
       this.flows.delete(k);
+      this.count(f.stack.daddr, -1);
       n++;
     }
     return n;
@@ -77,7 +86,6 @@ export class VatTable {
 
   /** Whether a live flow uses the virtual address (its NRT entry must not be handed to another name). */
   uses(virtual: string): boolean {
-    for (const f of this.flows.values()) if (f.stack.daddr === virtual) return true;
-    return false;
+    return this.perVirtual.has(virtual);
   }
 }

@@ -116,3 +116,20 @@ test('restore: an entry a previous agent published is taken back (same name, sam
   now += 200_000;
   assert.equal(nrt.lookupVirtual('198.18.0.7')?.name, 'bob.example.net');
 });
+
+test('a virtual address live flows still use is never handed to another name, even after its entry expired', () => {
+  let now = 1_000_000;
+  const used = new Set<string>();
+  const nrt = new Nrt({ lifetimeS: 10, pool: { base: '198.18.0.0', length: 30 } }, () => now);
+  const nrt2 = new Nrt({ lifetimeS: 10, pool: { base: '198.18.0.0', length: 30 }, inUse: (v) => used.has(v) }, () => now);
+  for (const n of [nrt, nrt2]) assert.equal(n.bind('bob.example.net', GNAT)?.virtual, '198.18.0.1');
+  used.add('198.18.0.1');
+  now += 20_000;  // bob's entries expired; a flow to 198.18.0.1 lives on
+  assert.equal(nrt2.bind('carol.example.net', GNAT)?.virtual, '198.18.0.2', 'skips the address in use');
+  assert.equal(nrt.bind('carol.example.net', GNAT)?.virtual, '198.18.0.2', 'the cursor moves on anyway');
+  used.add('198.18.0.2'); used.add('198.18.0.3');
+  now += 20_000;
+  assert.equal(nrt2.bind('dave.example.net', GNAT), null, 'every address in use: refused (SERVFAIL), not reused');
+  nrt.bind('dave.example.net', GNAT);
+  assert.equal(nrt.bind('erin.example.net', GNAT)?.virtual, '198.18.0.1', 'without the check the live address would go to another name');
+});
