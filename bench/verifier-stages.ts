@@ -23,7 +23,7 @@ import { strArg } from './args.js';
 
 export const SETTINGS: StageSwitches[] = [
   { xlat: true, pccom: true }, { xlat: false, pccom: true }, { xlat: true, pccom: false }, { xlat: false, pccom: false },
-  { xlat: true, pccom: true, nat: true },
+  { xlat: true, pccom: true, nat: true }, { xlat: true, pccom: true, dns: true },
 ];
 
 export interface Row { object: string; stages: string; prog: string; verified_insns: number; xlated_bytes: number; jited_bytes: number; tag: string }

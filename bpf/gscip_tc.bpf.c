@@ -9,7 +9,9 @@
  *              hit: pass | drop | [PCCOM] encrypt      miss: iface miss action
  *   ingress: [release mark] -> classify (parse; control ICMP? punt; [NAT] ICMP errors)
  *              -> PIT(wire CID) hit: pass | drop | [PCCOM] decrypt ; miss: miss action
- *              -> [NAT] (ext:port -> inside) -> [XLAT] (wire->stack) on whatever is let through
+ *              -> [NAT] (ext:port -> inside) -> [DNS] (answers from port 53 punted)
+ *              -> [XLAT] (wire->stack) on whatever is let through
+ *            ([DNS] an answer the agent re-injected: classify -> XLAT)
  *
  * Every stage returns GSCIP_STAGE_NEXT or GSCIP_CODE(enum gscip_stat); only
  * gscip_verdict() below turns a code into a per-CPU (reason, direction)
@@ -35,6 +37,7 @@
 #include "release.h"
 #include "control.h"
 #include "nat.h"
+#include "dns.h"
 #include "stages.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -190,10 +193,17 @@ int gscip_tc_ingress(struct __sk_buff *skb)
 	struct gscip_run run = { .len = skb->len, .dir = GSCIP_DIR_INGRESS, .pkt.cid.dir = GSCIP_DIR_INGRESS,
 				 .verdict = GSCIP_CODE(GSCIP_DROP_UNSUPPORTED) };
 
+	bool dns_back = stage_on(GSCIP_STAGE_DNS) && gscip_dns_reinjected(skb);
+
 	run.released = release_classify(skb, GSCIP_DIR_INGRESS) == GSCIP_RELEASE_PROCESS;
 	GSCIP_RUN_STAGE_ALWAYS(gscip_classify_ingress, skb, &run);
-	GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
-	GSCIP_RUN_STAGE(GSCIP_STAGE_NAT, gscip_stage_nat_ingress, skb, &run);  /* ext:port -> inside */
+	if (!dns_back) {
+		GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
+		GSCIP_RUN_STAGE(GSCIP_STAGE_NAT, gscip_stage_nat_ingress, skb, &run);  /* ext:port -> inside */
+		GSCIP_RUN_STAGE(GSCIP_STAGE_DNS, gscip_stage_dns_ingress, skb, &run);  /* answers to the agent's NRT */
+	} else {
+		run.verdict = GSCIP_CODE(GSCIP_STAT_DNS_REINJECTED);  /* it passed the PIT before its punt */
+	}
 	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* wire view -> stack view */
 	return gscip_verdict(&run, run.verdict);
 }

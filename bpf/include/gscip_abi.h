@@ -71,6 +71,12 @@
  * part and re-sends it marked. */
 #define GSCIP_MARK_CONTROL_TX       0x65c1f003
 
+/* ---- mark on a DNS answer the agent rewrote (NAT-f, bpf/lib/dns.h): sent like
+ * an ingress release (AF_PACKET, SO_MARK); the egress program redirects it to
+ * the interface's ingress, where it skips the PIT and the DNS stage (it passed
+ * them before it was punted) and goes on to XLAT (GSCIP_STAT_DNS_REINJECTED). */
+#define GSCIP_MARK_DNS_REINJECT     0x65c1f004
+
 enum gscip_dir {
 	GSCIP_DIR_INGRESS = 0,
 	GSCIP_DIR_EGRESS  = 1,
@@ -373,12 +379,14 @@ struct gscip_load_cfg {
 
 /* The datapath stages a load may leave out (struct gscip_load_cfg.stages).
  * Bits are never reused. Reserved for the next parts, not declared until they
- * have code: bit 2 CIT, 3 VAT, 5 DNS interception. NAT is not in the
- * default: only a GNAT loads it (the agent turns it on with its `nat` config). */
+ * have code: bit 2 CIT, 3 VAT. NAT and DNS are not in the default: only a
+ * GNAT loads NAT (its `nat` config), only a NAT-f initiator DNS (its `natf`
+ * config). */
 enum gscip_stage {
 	GSCIP_STAGE_XLAT    = 1 << 0,  /* XLAT lookup + rewrite; off: XLAT entries are not looked up */
 	GSCIP_STAGE_PCCOM   = 1 << 1,  /* PIT encrypt/decrypt; off: such entries drop as `unsupported` */
 	GSCIP_STAGE_NAT     = 1 << 4,  /* GNAT outbound NAPT (nat.h); off: no NAT code, no NAT map lookup */
+	GSCIP_STAGE_DNS     = 1 << 5,  /* NAT-f: DNS answers punted on ingress for the NRT (dns.h); off: untouched */
 	GSCIP_STAGE_DEFAULT = GSCIP_STAGE_XLAT | GSCIP_STAGE_PCCOM,  /* what a load has unless told (not NAT) */
 };
 
@@ -405,6 +413,9 @@ enum gscip_punt_reason {
 	GSCIP_PUNT_REKEY     = 4, /* no data: the per-flow key of the PIT entry at cid
 	                             (dir) asks for a re-key (counter near its limit,
 	                             receiver out of sync, TCP sequence far on) */
+	GSCIP_PUNT_DNS       = 5, /* NAT-f: a DNS answer (from port 53, ingress), not
+	                             stashed: the agent re-injects it, rewritten or not,
+	                             with GSCIP_MARK_DNS_REINJECT */
 };
 
 /* ---- counters: (reason, direction) -> packets, bytes, per CPU ----
@@ -495,6 +506,10 @@ enum gscip_stat {
 	GSCIP_DROP_CRYPTO             = 290, /* PCCOM could not read/write the payload */
 	GSCIP_DROP_NONCE_LIMIT        = 291, /* UDP per-flow counter at its limit: refused rather than reuse a nonce */
 
+	/* ---- VAT (512..639): NAT-f's initiator side, the DNS stage (dns.h) ---- */
+	GSCIP_STAT_DNS_PUNT           = 512, /* a DNS answer handed to the agent (NRT rewrite) */
+	GSCIP_STAT_DNS_REINJECTED     = 513, /* a DNS answer the agent re-injected, passed to the stack */
+	GSCIP_STAT_DNS_TOO_BIG        = 514, /* a DNS answer longer than GSCIP_PUNT_MAX_BYTES: passed unmodified */
 	/* ---- NAT (640..767): verdicts and overlays from 640, drops from 672 ---- */
 	GSCIP_STAT_NAT_XLAT           = 640, /* overlay: the NAT rewrote the packet (either direction) */
 	GSCIP_STAT_NAT_CREATED        = 641, /* overlay: the packet created a NAT session (a port claimed) */
@@ -572,6 +587,10 @@ enum gscip_tc_verdict {
 	X(GSCIP_DROP_BAD_KEYED_CSUM,    DROP,    SHOT)         \
 	X(GSCIP_DROP_CRYPTO,            DROP,    SHOT)         \
 	X(GSCIP_DROP_NONCE_LIMIT,       DROP,    SHOT)         \
+	/* VAT: the DNS stage */                               \
+	X(GSCIP_STAT_DNS_PUNT,          VERDICT, STOLEN)       \
+	X(GSCIP_STAT_DNS_REINJECTED,    VERDICT, PASS)         \
+	X(GSCIP_STAT_DNS_TOO_BIG,       VERDICT, PASS)         \
 	/* NAT */                                              \
 	X(GSCIP_STAT_NAT_XLAT,          OVERLAY, NONE)         \
 	X(GSCIP_STAT_NAT_CREATED,       OVERLAY, NONE)         \

@@ -27,7 +27,8 @@ static __always_inline enum gscip_release release_classify(struct __sk_buff *skb
 {
 	__u32 mark = skb->mark;
 
-	if (dir == GSCIP_DIR_EGRESS && mark == GSCIP_MARK_RELEASE_INGRESS)
+	/* a DNS answer the agent rewrote (dns.h) takes the same way in */
+	if (dir == GSCIP_DIR_EGRESS && (mark == GSCIP_MARK_RELEASE_INGRESS || mark == GSCIP_MARK_DNS_REINJECT))
 		return GSCIP_RELEASE_TO_INGRESS;
 	if ((dir == GSCIP_DIR_EGRESS && mark == GSCIP_MARK_RELEASE_EGRESS) ||
 	    (dir == GSCIP_DIR_INGRESS && mark == GSCIP_MARK_RELEASE_INGRESS)) {

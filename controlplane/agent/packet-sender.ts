@@ -13,7 +13,7 @@
  * ones that do not (a message a GEN forwards from its inside), so the agent
  * sees every control message that crosses a guarded interface exactly once.
  */
-import { Dir, MARK_CONTROL_TX, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS } from '../maps/abi.js';
+import { Dir, MARK_CONTROL_TX, MARK_DNS_REINJECT, MARK_RELEASE_EGRESS, MARK_RELEASE_INGRESS } from '../maps/abi.js';
 import {
   AF_INET, AF_PACKET, IPPROTO_IP, IPPROTO_RAW, IP_HDRINCL, SOCK_RAW, SOL_SOCKET, SO_BINDTODEVICE, SO_MARK, closeFd, ifIndexToName,
   sendto, setsockoptBytes, setsockoptU32, socket,
@@ -40,6 +40,8 @@ export class PacketSender {
   private readonly egressFd: number;
   private readonly ingressFd: number;
   private readonly rawByIf = new Map<number, number>();
+  /** NAT-f's DNS re-injection (bpf/lib/dns.h), made on first use. */
+  private dnsFd: number | null = null;
   private closed = false;
 
   constructor() {
@@ -59,6 +61,18 @@ export class PacketSender {
     if (this.closed) throw new Error('packet sender closed');
     if (frame.length < 14) throw new RangeError(`release: frame of ${frame.length} bytes is shorter than an Ethernet header`);
     sendto(dir === Dir.INGRESS ? this.ingressFd : this.egressFd, frame, sockaddrLl(ifindex));
+  }
+
+  /** Re-inject a (rewritten) DNS answer frame punted on ifindex's ingress: it reaches the stack past the PIT and the DNS stage. */
+  reinjectDns(ifindex: number, frame: Buffer): void {
+    if (this.closed) throw new Error('packet sender closed');
+    if (frame.length < 14) throw new RangeError(`reinjectDns: frame of ${frame.length} bytes is shorter than an Ethernet header`);
+    if (this.dnsFd === null) {
+      const fd = socket(AF_PACKET, SOCK_RAW, 0);
+      try { setsockoptU32(fd, SOL_SOCKET, SO_MARK, MARK_DNS_REINJECT); } catch (e) { closeFd(fd); throw e; }
+      this.dnsFd = fd;
+    }
+    sendto(this.dnsFd, frame, sockaddrLl(ifindex));
   }
 
   /** Send a complete IPv4 packet (header included) out of ifindex, routed by the kernel. */
@@ -85,6 +99,7 @@ export class PacketSender {
     this.closed = true;
     closeFd(this.egressFd);
     closeFd(this.ingressFd);
+    if (this.dnsFd !== null) closeFd(this.dnsFd);
     for (const fd of this.rawByIf.values()) closeFd(fd);
     this.rawByIf.clear();
   }

@@ -22,10 +22,10 @@ import { Stash, type StashLimits } from './stash.js';
 
 export { monotonicNs } from '../maps/accessors.js';
 
-type ReasonLabel = 'pit_miss' | 'control' | 'truncated' | 'rekey' | 'unknown';
+type ReasonLabel = 'pit_miss' | 'control' | 'truncated' | 'rekey' | 'dns' | 'unknown';
 function reasonLabel(r: number): ReasonLabel {
   return r === PuntReason.PIT_MISS ? 'pit_miss' : r === PuntReason.CONTROL ? 'control' : r === PuntReason.TRUNCATED ? 'truncated'
-    : r === PuntReason.REKEY ? 'rekey' : 'unknown';
+    : r === PuntReason.REKEY ? 'rekey' : r === PuntReason.DNS ? 'dns' : 'unknown';
 }
 
 /** Label for a handler's drop reason; bounded to short snake_case words (label cardinality). */
@@ -83,6 +83,7 @@ export class PuntDispatcher implements PuntContext {
     if (reason === 'unknown') { this.log.warn({ reason: rec.reason }, 'punt record with an unknown reason ignored'); return; }
     if (reason === 'control') { this.control(rec); return; }
     if (reason === 'rekey') { for (const h of this.route.rekey) this.call(h, 'onRekey', rec); return; }
+    if (reason === 'dns') { this.dns(rec); return; }
     if (reason === 'truncated') { agentStashDroppedTotal.inc({ reason: 'truncated' }); this.missChain(this.route.truncated, rec); return; }
     // A record that waited in the ring longer than the TTL (e.g. while no agent ran) is stale: its sender has retransmitted.
     if (waited > this.ttlNs) { agentStashDroppedTotal.inc({ reason: 'stale_on_start' }); return; }
@@ -102,6 +103,28 @@ export class PuntDispatcher implements PuntContext {
     const owner = code === null ? undefined : this.route.controlByCode.get(code);
     if (owner) { this.call(owner, 'onControl', rec); return; }
     for (const h of this.route.otherControl) this.call(h, 'onControl', rec);
+  }
+
+  /** A DNS answer (NAT-f, bpf/lib/dns.h): the part rewriting answers re-injects it; with none (or one that fails), it goes on as it came. */
+  private dns(rec: PuntRec): void {
+    const h = this.route.dns[0];
+    if (h) {
+      try { if (h.onDns!(rec, this)) return; } catch (e) {
+        agentHandlerErrorsTotal.inc({ handler: h.name });
+        this.log.error({ err: e, handler: h.name }, 'DNS answer handler failed: answer passed on unmodified');
+      }
+    }
+    this.reinjectDns(rec.ifindex, puntPacket(rec));
+  }
+
+  reinjectDns(ifindex: number, frame: Buffer): void {
+    try {
+      completePartialChecksum(frame);
+      this.sender.reinjectDns(ifindex, frame);
+    } catch (e) {
+      agentReleaseErrorsTotal.inc();
+      this.log.error({ err: e }, 'DNS re-injection failed');
+    }
   }
 
   private call(h: PuntHandler, which: 'onMiss' | 'onControl' | 'onRekey', rec: PuntRec): unknown {

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { natConfigSchema } from '../natf/nat-config.js';
+import { natfConfigSchema } from '../natf/natf-config.js';
 import { parseRequiredEntry } from '../dprp/encryption-required.js';
 import { GscipError } from '../errors/catalogue.js';
 import { DIRS, MISS_ACTIONS, nameTuple, type MissActionName } from '../maps/vocabulary.js';
@@ -97,7 +98,9 @@ export const agentConfigSchema = z.object({
     pccom: z.boolean().default(true),
     /** The GNAT's NAT (bpf/lib/nat.h); off by default, turned on by a `nat` section. */
     nat: z.boolean().default(false),
-  }).strict().default({ xlat: true, pccom: true, nat: false }),
+    /** NAT-f's DNS interception (bpf/lib/dns.h); off by default, turned on by a `natf` section. */
+    dns: z.boolean().default(false),
+  }).strict().default({ xlat: true, pccom: true, nat: false, dns: false }),
   /** Remove the TC filters when the agent exits (default: keep them, the fast path keeps working). */
   detachOnExit: z.boolean().default(false),
   /**
@@ -158,11 +161,22 @@ export const agentConfigSchema = z.object({
    * stage; needs handler `nat`, which expires idle sessions.
    */
   nat: natConfigSchema.nullable().default(null),
+  /**
+   * NAT-f's initiator side (part `natf`, docs/natf.md): DNS answers naming a
+   * GNAT get a virtual address (NRT), a flow to it is negotiated with the
+   * GNAT by name and translated (VAT). Loads the DNS stage; needs handlers
+   * `natf` and `dprp`.
+   */
+  natf: natfConfigSchema.nullable().default(null),
 }).strict().superRefine((c, ctx) => {
+  if (c.natf && !(c.handlers.includes('natf') && c.handlers.includes('dprp'))) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['natf'], message: 'needs the natf and dprp parts (add handlers natf, dprp / --handler natf --handler dprp)' });
+  }
   if (c.nat && !c.handlers.includes('nat')) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['nat'], message: 'needs the nat part, which expires its sessions (add handler nat / --handler nat)' });
   }
-}).transform((c) => (c.nat ? { ...c, stages: { ...c.stages, nat: true } } : c));
+}).transform((c) => (c.nat ? { ...c, stages: { ...c.stages, nat: true } } : c))
+  .transform((c) => (c.natf ? { ...c, stages: { ...c.stages, dns: true } } : c));
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
@@ -249,11 +263,11 @@ export function applyIpv6Flags<T extends { name: string; ipv6?: Ipv6PolicyConfig
  * Parse `--stages LIST` (comma list of stage names, or `none`) into the
  * `stages` config: listed stages on, every other one off.
  */
-export function applyStagesFlag(flag: string): { xlat: boolean; pccom: boolean; nat?: boolean } {
-  const known = ['xlat', 'pccom', 'nat'] as const;
+export function applyStagesFlag(flag: string): { xlat: boolean; pccom: boolean; nat?: boolean; dns?: boolean } {
+  const known = ['xlat', 'pccom', 'nat', 'dns'] as const;
   const names = flag.trim() === 'none' ? [] : flag.split(',').map((x) => x.trim()).filter((x) => x.length);
   const bad = names.filter((n) => !(known as readonly string[]).includes(n));
   if (bad.length) throw new ConfigError(`--stages ${flag}: unknown stage ${bad.join(', ')} (known: ${known.join(', ')}, or none)`, []);
   if (!names.length && flag.trim() !== 'none') throw new ConfigError(`--stages: expected a comma list of ${known.join(', ')}, or none`, []);
-  return { xlat: names.includes('xlat'), pccom: names.includes('pccom'), ...(names.includes('nat') ? { nat: true } : {}) };
+  return { xlat: names.includes('xlat'), pccom: names.includes('pccom'), ...(names.includes('nat') ? { nat: true } : {}), ...(names.includes('dns') ? { dns: true } : {}) };
 }

@@ -20,6 +20,7 @@ import { flowKeyWriter, KernelPitMap } from '../flows/kernel-flow-maps.js';
 import type { HandlerFactoryContext, PuntContext, PuntHandler } from '../parts/handler.js';
 import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
 import type { PartExtensions } from '../parts/part.js';
+import type { NatfDprpHooks } from './natf-hooks.js';
 import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -55,6 +56,8 @@ export interface DprpHandlerOptions {
   options?: OptionCodecs;
   /** The option hooks of the other parts (read once, when the engine starts). */
   optionHooks?: () => readonly ClaimedOptionHooks[];
+  /** NAT-f's hooks (natf-hooks.ts), read when the engine starts. */
+  natf?: () => NatfDprpHooks | null;
   /** UDP per-flow keys: the datagram counter at which the fast path asks for a re-key (default 2^47; GSCIP_PCCOM_UDP_REKEY_AT). */
   udpRekeyAt?: bigint;
   /** Destinations encryption is required to (entries), read on each housekeeping tick. */
@@ -247,6 +250,7 @@ export class DprpHandler implements PuntHandler {
       config: this.opts.config,
       options: this.opts.options,
       optionHooks: this.opts.optionHooks?.() ?? [],
+      natf: this.opts.natf?.() ?? null,
     });
     const adopted = this.node.adopt(kernelPit.readOwned());
     if (adopted) this.log.info({ flows: adopted }, 'adopted the DPRP entries of a previous agent');
@@ -434,8 +438,8 @@ export function udpRekeyAtFromEnv(v: string | undefined): Pick<DprpHandlerOption
 }
 
 /** What the other parts add to DPRP: their option codecs (on top of the spec's) and hooks. */
-export function dprpExtensionOptions(x: PartExtensions | undefined): Pick<DprpHandlerOptions, 'options' | 'optionHooks'> {
+export function dprpExtensionOptions(x: PartExtensions | undefined): Pick<DprpHandlerOptions, 'options' | 'optionHooks' | 'natf'> {
   if (!x) return {};
   // Every loaded part's codecs, the spec's among them (DPRP's own claim, part.ts); claims.ts made the types unique.
-  return { options: new OptionCodecs(x.dprpOptionCodecs), optionHooks: () => x.dprpOptionHooks() };
+  return { options: new OptionCodecs(x.dprpOptionCodecs), optionHooks: () => x.dprpOptionHooks(), natf: () => x.natfDprpHooks?.() ?? null };
 }

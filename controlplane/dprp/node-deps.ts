@@ -13,6 +13,7 @@ import type { PitEntry } from './pit-entries.js';
 import { DEFAULT_REPLAY, type ReplayCacheOptions } from './replay.js';
 import type { RateLimit } from './rate-limit.js';
 import type { Flow, GeTypeName, ModeName, WireRejectReason } from './wire.js';
+import type { NatfDprpHooks } from './natf-hooks.js';
 
 
 export interface DprpClock {
@@ -104,6 +105,8 @@ export const FAIL_REASONS = [
   'dde_timeout', 'cdn_timeout', 'too_many_negotiations', 'stash_full', 'bad_path', 'keys_missing',
   // issue 11: a flow no key authenticates refused at the cap (maxUnauthFlows)
   'unauth_flows_full',
+  // issue 13 (NAT-f): a flow to a virtual address the GNAT refused, or whose RGI named no mapped port
+  'natf_refused', 'natf_no_port',
 ] as const;
 export type FailReason = (typeof FAIL_REASONS)[number];
 
@@ -115,6 +118,8 @@ export const REJECT_REASONS = [
   // issue 11 (bounds, no reflection): the IP source/destination is not the GE/flow the body names;
   // an address no GE sends to; the per-source answer limiter; the cap on flows no key authenticates.
   'source_mismatch', 'destination_mismatch', 'forbidden_address', 'answer_rate_limited', 'unauth_flows_full',
+  // issue 13 (NAT-f): a GNAT refused a DDE naming a host (its ACT, its NAT table)
+  'natf_refused',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
 
@@ -297,5 +302,7 @@ export interface DprpNodeDeps {
   options?: OptionCodecs;
   /** Parts' hooks: options for this GE's own records, and a say on the options of received ones. */
   optionHooks?: readonly ClaimedOptionHooks[];
+  /** NAT-f's extension of the negotiation (natf-hooks.ts); absent: plain DPRP. */
+  natf?: NatfDprpHooks | null;
 }
 

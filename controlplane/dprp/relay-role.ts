@@ -147,6 +147,8 @@ export class RelayRole {
     c.replayAccept(m);
     if (m.records[0].addr === m.startGe) r.startDdes.push(m);
 
+    // NAT-f: a DDE naming a host behind this GE's own address (a GE on the way relays it as any other).
+    if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc);
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
     // Relayed transparently: the next GE sees the start GE's source, as it checks (node.ts onControl).
     const fwd = relayVia(ip);
@@ -225,14 +227,38 @@ export class RelayRole {
     return r.startDdes.some((d) => verifyRecord(keys, d, 0).length > 0);
   }
 
-  private answerRgi(r: RelayNeg, dde: DprpMessage, flags: number): void {
+  /**
+   * NAT-f at the GNAT (natf-hooks.ts): a DDE to this GE's own address naming
+   * a host behind it. The ACT and the NAT decide (the natf part); allowed,
+   * this GE answers as the host's end GE (the host is a Term behind it) with
+   * the mapped port Z in its record, and the flow's entries go on the wire
+   * flow G1:X -> G2:Z; refused, a refused RGI (no port) tells the start at once.
+   */
+  private answerNatf(r: RelayNeg, dde: DprpMessage, loc: string): void {
+    const c = this.c;
+    const name = dde.options.find((o) => o.type === OptionType.NATF_NAME)!.value.toString('latin1');
+    const groups = dde.records[0]?.addr === dde.startGe ? verifyRecord(c.myKeys(), dde, 0).map((k) => k.group) : [];
+    const ans = loc === 'self' && c.d.natf?.inbound ? c.d.natf.inbound({ flow: dde.flow, name, peerGroups: groups })
+      : { ok: false as const, reason: 'not_a_gnat' as const };
+    r.role = 'end';
+    if (!ans.ok) {
+      c.reject('natf_refused');
+      return this.answerRgi(r, dde, REC_F_PROTECTS_DEST, [], Status.REFUSED);
+    }
+    r.local = { ...r.flow, dport: ans.port };
+    const z = Buffer.alloc(2);
+    z.writeUInt16BE(ans.port, 0);
+    this.answerRgi(r, dde, REC_F_PROTECTS_DEST, [{ type: OptionType.NATF_PORT, value: z }]);
+  }
+
+  private answerRgi(r: RelayNeg, dde: DprpMessage, flags: number, extra: readonly TlvOption[] = [], status: number = Status.OK): void {
     const c = this.c;
     const m: DprpMessage = {
       type: MsgType.RGI, flags: 0, attempt: dde.attempt, negId: r.negId, timestampMs: c.wallMs(),
-      flow: r.flow, status: Status.OK, startGe: r.startGe, endGe: c.d.self.addr,
+      flow: r.flow, status, startGe: r.startGe, endGe: c.d.self.addr,
       records: [], actions: [], seal: null, options: [],
     };
-    m.records = [c.ownRecord(m, flags, this.natSeen(r))];
+    m.records = [c.ownRecord(m, flags, [...this.natSeen(r), ...extra])];
     c.send(r.reply.addr, c.enc(m), undefined, r.reply.via);
   }
 
@@ -259,6 +285,10 @@ export class RelayRole {
       r.role = 'intermediate';
       c.termCache.set(r.flow.daddr, { kind: 'ge', untilMono: c.mono() + c.cfg.termCacheMs });
     }
+    // NAT-f: the GNAT that answered mapped the flow to its port Z (its record's NATF_PORT): a GE on the
+    // way sees the flow's packets on that port, so its entries go there (as the start's and the GNAT's do).
+    const z = m.records[0]?.addr === m.endGe && m.endGe === r.flow.daddr ? m.records[0].options.find((o) => o.type === OptionType.NATF_PORT) : undefined;
+    if (z && r.role === 'intermediate') r.local = { ...r.local, dport: z.value.readUInt16BE(0) };
     const out: DprpMessage = { ...m, records: [...m.records] };
     out.records.push(c.ownRecord(m, 0, this.natSeen(r)));
     c.send(r.reply.addr, c.enc(out), undefined, r.reply.via);

@@ -15,7 +15,8 @@ import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
 import { natOnPath, withNatPolicy } from './nat-traversal.js';
-import { firstOption, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, whyOption } from './spec-options.js';
+import { firstOption, OptionType, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, SPEC_OPTIONS, whyOption } from './spec-options.js';
+import type { NatfStartFailure, VirtualTarget } from './natf-hooks.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import type { FailReason, TimerHandle } from './node-deps.js';
@@ -55,6 +56,17 @@ interface StartNeg {
   installed?: boolean;
   /** Started by a packet from the remote end (ingress miss): its DDEs count against ddeLimit. */
   inbound?: boolean;
+  /**
+   * NAT-f (natf-hooks.ts): the application's flow to a virtual address
+   * (`vflow`, G1:X -> V1:Y), negotiated with the GNAT as `flow` G1:X -> G2:Y;
+   * `wire` (G1:X -> G2:Z) once the RGI named the mapped port Z.
+   */
+  virt?: { target: VirtualTarget; vflow: Flow; wire: Flow | null };
+}
+
+/** The PIT view of a negotiation: the wire flow of a NAT-f one, else its flow. */
+function wireOf(neg: StartNeg): Flow {
+  return neg.virt?.wire ?? neg.flow;
 }
 
 /** What the start's own entries say about why they are plaintext or a drop. */
@@ -96,7 +108,30 @@ export class StartRole {
       }
       return;
     }
+    const target = inbound ? null : this.c.d.natf?.virtualTarget?.(flow) ?? null;
+    if (target) return this.beginVirtual(flow, target, handle);
     this.begin(flow, 'miss', [handle], inbound, false, first);
+  }
+
+  /** NAT-f: the flow to a virtual address is negotiated with its GNAT, by name (no decision alone: nothing is reachable without it). */
+  private beginVirtual(vflow: Flow, target: VirtualTarget, handle: unknown): void {
+    const c = this.c;
+    if (this.pending >= c.cfg.maxNegotiations) {
+      c.d.stash.drop([handle], 'too_many_negotiations');
+      c.d.natf?.failed?.(vflow, [handle], 'other');
+      c.obs.failed('too_many_negotiations');
+      return;
+    }
+    const flow: Flow = { ...vflow, daddr: target.gnat };
+    const neg: StartNeg = {
+      negId: c.rnd(8), flow, first: null, reason: 'miss', phase: 'dde', attempt: 0, sends: 0, timer: null, stashes: [handle],
+      startedMono: c.mono(), outcome: null, mpit: null, endGe: '0.0.0.0', endKey: null, keyFor: new Map(), entries: [],
+      virt: { target, vflow, wire: null },
+    };
+    this.byNeg.set(hex(neg.negId), neg);
+    this.byFlow.set(flowKey(vflow), neg);
+    this.sendDde(neg);
+    c.obs.started('miss');
   }
 
   begin(flow: Flow, reason: 'miss' | 'rekey', stashes: unknown[], inbound = false, newSalt = false, first: number | null = null): void {
@@ -150,7 +185,8 @@ export class StartRole {
     const m: DprpMessage = {
       type: MsgType.DDE, flags: 0, attempt: neg.attempt, negId: neg.negId, timestampMs: c.wallMs(),
       flow: neg.flow, status: Status.OK, startGe: c.d.self.addr, endGe: '0.0.0.0',
-      records: [], actions: [], seal: null, options: [],
+      records: [], actions: [], seal: null,
+      options: neg.virt ? [{ type: OptionType.NATF_NAME, value: SPEC_OPTIONS.get(OptionType.NATF_NAME)!.encode(neg.virt.target.name) }] : [],
     };
     m.records = [c.ownRecord(m, 0)];
     const bytes = c.enc(m);
@@ -175,7 +211,7 @@ export class StartRole {
       this.finish(neg);
       return;
     }
-    if (neg.phase === 'dde' && c.cfg.onNoAnswer === 'decide-alone') {
+    if (neg.phase === 'dde' && c.cfg.onNoAnswer === 'decide-alone' && !neg.virt) {
       // Decide now, but keep listening for a late answer for a while.
       if (this.byFlow.get(flowKey(neg.flow)) === neg) this.byFlow.delete(flowKey(neg.flow));
       c.noEnd.set(neg.flow.daddr, c.mono() + c.cfg.noEndCacheMs);
@@ -233,13 +269,17 @@ export class StartRole {
     neg.timer = null;
     this.byNeg.delete(hex(neg.negId));
     if (this.byFlow.get(flowKey(neg.flow)) === neg) this.byFlow.delete(flowKey(neg.flow));
+    if (neg.virt && this.byFlow.get(flowKey(neg.virt.vflow)) === neg) this.byFlow.delete(flowKey(neg.virt.vflow));
   }
 
   private fail(neg: StartNeg, reason: FailReason): void {
     this.finish(neg);
     if (neg.installed && neg.entries.length) this.c.flows.writes.erase({ pit: neg.entries });
+    const stashes = neg.stashes;
     if (neg.stashes.length) this.c.d.stash.drop(neg.stashes, reason);
     neg.stashes = [];
+    // NAT-f: the application hears of it at once (an ICMP unreachable), never a hang.
+    if (neg.virt) this.c.d.natf?.failed?.(neg.virt.vflow, stashes, natfFailure(reason));
     this.c.obs.failed(reason);
   }
 
@@ -251,6 +291,14 @@ export class StartRole {
     if (!sameFlow(neg.flow, m.flow)) return c.reject('unknown_negotiation');
     if ((m.records[0].flags & (REC_F_IS_DEST | REC_F_PROTECTS_DEST)) === 0) return c.reject('no_end_flag');
     if (m.records[0].addr !== m.endGe) return c.reject('no_end_flag');
+    if (neg.virt) {
+      // NAT-f: the GNAT answers for the host it maps (its record holds NATF_PORT Z), or refuses.
+      if (m.endGe !== neg.virt.target.gnat) return c.reject('no_end_flag');
+      if (m.status === Status.REFUSED) { c.replayAccept(m); return this.fail(neg, 'natf_refused'); }
+      const z = m.records[0].options.find((o) => o.type === OptionType.NATF_PORT);
+      if (!z) { c.replayAccept(m); return this.fail(neg, 'natf_no_port'); }
+      neg.virt.wire = { ...neg.flow, dport: z.value.readUInt16BE(0) };
+    }
 
     const keys = c.myKeys();
     // Path order: start, then the records from the start side to the end GE.
@@ -304,13 +352,13 @@ export class StartRole {
     const mine = out.actions[0];
     const myKey = mine.group !== undefined ? { group: mine.group, version: mine.version! } : null;
     // Re-keying a live flow: the new decrypt entries keep accepting the old version.
-    const prior = c.flows.prior(neg.flow);
+    const prior = c.flows.prior(wireOf(neg));
     // The decrypting GE's record says whether its receiver takes PCCOM's TCP wire-valid form.
     const peerRec = out.verdict === 'encrypted' ? m.records.find((r) => r.addr === out.peer) : undefined;
     const wireCsum = (pccomCapsOf(peerRec) & PCCOM_CAP_WIRE_CSUM) !== 0;
     // Both ends take per-flow keys (this build does): salted with this negotiation's id.
     const flowKeySalt = (pccomCapsOf(peerRec) & PCCOM_CAP_FLOW_KEYS) !== 0 ? hex(neg.negId) : undefined;
-    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, flowKeySalt }), prior, neg.newSalt);
+    neg.entries = withPrevVersions(pitEntriesFor(wireOf(neg), mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, flowKeySalt }), prior, neg.newSalt);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
@@ -326,7 +374,11 @@ export class StartRole {
       })),
     };
     // A refused flow's stashed packet is dropped now; nothing will release it.
-    if (out.verdict === 'refused') this.settleStash(neg, out);
+    if (out.verdict === 'refused') {
+      const stashes = neg.stashes;
+      this.settleStash(neg, out);
+      if (neg.virt) c.d.natf?.failed?.(neg.virt.vflow, stashes, 'refused');
+    }
     else {
       // Lossless re-keying, step 1 at the start GE (rekeying.ts).
       const early = decryptSwitchesBeforeMpit(neg.entries, prior);
@@ -370,6 +422,8 @@ export class StartRole {
     c.replayAccept(m);
     this.finish(neg);
     const out = neg.outcome!;
+    // NAT-f: the VAT first (egress translates before the PIT lookup), then the entries on the wire flow.
+    if (neg.virt?.wire && out.verdict !== 'refused') c.d.natf?.settled?.(neg.virt.vflow, neg.virt.wire);
     // Entries first: the released packet must hit them (a released packet that misses is dropped).
     const confirmed = neg.entries.map((e) => ({ ...e, state: 'confirmed' as const }));
     c.flows.writes.write({ pit: confirmed });
@@ -377,7 +431,11 @@ export class StartRole {
     this.settleStash(neg, out);
     if (out.verdict === 'plaintext') this.notePlaintext(out, neg.flow);
     const mine = out.actions[0];
-    c.flows.remember(neg.flow, 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId), neg.inbound);
+    c.flows.remember(wireOf(neg), 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId), neg.inbound);
     c.obs.completed(neg.upgraded ? 'upgraded' : out.verdict, this.elapsed(neg));
   }
+}
+
+function natfFailure(r: FailReason): NatfStartFailure {
+  return r === 'natf_refused' ? 'refused_by_gnat' : r === 'natf_no_port' ? 'no_port_in_rgi' : r === 'dde_timeout' ? 'no_answer' : 'other';
 }

@@ -17,10 +17,11 @@ export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: 
   }
   const d: GeDelivery = { userId: ge.userId, type: ge.type, mode: ge.mode, groups: [...ge.groups], keys, requireEncryption: [...policy.requireEncryption], issuedAt: now };
   if (ge.type === 'GNAT' && ge.act?.length) d.act = ge.act.map((e) => ({ ...e, groups: [...e.groups] }));
+  if (policy.gnats?.length) d.gnats = [...policy.gnats];
   return d;
 }
 
 /** Identity of a delivery's content, to push only what changed. */
 export function deliveryDigest(d: GeDelivery): string {
-  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher]), d.requireEncryption ?? [], d.act ?? []]);
+  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher]), d.requireEncryption ?? [], d.act ?? [], d.gnats ?? []]);
 }

@@ -73,6 +73,12 @@ export interface NetworkPolicy {
    * (controlplane/dprp/encryption-required.ts). Normalized, sorted, unique.
    */
   requireEncryption: string[];
+  /**
+   * The GNATs' global addresses (each GNAT's `external` in the network file),
+   * told to every GE: a DNS answer naming one of them is virtualised (NAT-f,
+   * docs/natf.md). Sorted, unique; absent: none.
+   */
+  gnats?: string[];
 }
 
 export const EMPTY_POLICY: NetworkPolicy = { requireEncryption: [] };
@@ -108,6 +114,8 @@ export interface GeDelivery {
   requireEncryption?: string[];
   /** A GNAT's ACT (absent for other GEs and from a GMS older than the field). */
   act?: ActEntry[];
+  /** NetworkPolicy.gnats: the GNATs' global addresses, to every GE (absent: none, or a GMS older than the field). */
+  gnats?: string[];
   /** Server time at which this snapshot was made (ms). */
   issuedAt: number;
 }

@@ -81,8 +81,16 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
   const desReq = desired.policy?.requireEncryption ?? [];
   const reqAdded = desReq.filter((x) => !curReq.includes(x));
   const reqRemoved = curReq.filter((x) => !desReq.includes(x));
-  if (reqAdded.length || reqRemoved.length) {
-    ops.push({ op: 'set-policy', policy: { requireEncryption: [...desReq] }, changes: [`requireEncryption ${[...reqAdded.map((x) => `+${x}`), ...reqRemoved.map((x) => `-${x}`)].join(' ')}`] });
+  const curG = current.policy?.gnats ?? [];
+  const desG = desired.policy?.gnats ?? [];
+  const gAdded = desG.filter((x) => !curG.includes(x));
+  const gRemoved = curG.filter((x) => !desG.includes(x));
+  if (reqAdded.length || reqRemoved.length || gAdded.length || gRemoved.length) {
+    const changes = [
+      ...(reqAdded.length || reqRemoved.length ? [`requireEncryption ${[...reqAdded.map((x) => `+${x}`), ...reqRemoved.map((x) => `-${x}`)].join(' ')}`] : []),
+      ...(gAdded.length || gRemoved.length ? [`gnats ${[...gAdded.map((x) => `+${x}`), ...gRemoved.map((x) => `-${x}`)].join(' ')}`] : []),
+    ];
+    ops.push({ op: 'set-policy', policy: { requireEncryption: [...desReq], ...(desG.length ? { gnats: [...desG] } : {}) }, changes });
   }
   // One rotation per group, after the group's update (which sets the cipher the new version is created with).
   const rotating = [...new Set([...leavers.keys(), ...cipherChanged.keys()])].sort((a, b) => a - b);

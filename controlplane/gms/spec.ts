@@ -58,6 +58,8 @@ const geSchema = z.strictObject({
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).default([]),
   /** GNAT only: the private hosts behind it (NAT-f ACT). */
   act: z.array(actSchema).optional(),
+  /** GNAT only: its global address (told to every GE: answers naming it are virtualised, NAT-f). */
+  external: z.ipv4().optional(),
 });
 
 const fileSchema = z.strictObject({
@@ -117,6 +119,7 @@ function crossCheck(raw: unknown): string[] {
   const actNames = new Map<string, string>(); // name -> where
   ges.forEach((ge, i) => {
     const g = ge as { type?: unknown; act?: unknown; groups?: unknown };
+    if ((g as { external?: unknown }).external !== undefined && g.type !== 'GNAT') out.push(`ges[${i}].external: only a GNAT has an external address (this GE is ${String(g.type)})`);
     if (Array.isArray(g.act)) {
       if (g.type !== 'GNAT' && g.act.length) out.push(`ges[${i}].act: only a GNAT has an ACT (this GE is ${String(g.type)})`);
       const own = Array.isArray(g.groups) ? g.groups : [];
@@ -189,7 +192,8 @@ function normalize(f: NetworkFile): NetworkState {
     const e = parseRequiredEntry(v, 'policy.requireEncryption');
     return e.kind === 'prefix' ? e.prefix : e.name;
   }))].sort();
-  return { groups, ges, policy: { requireEncryption } };
+  const gnats = [...new Set(f.ges.flatMap((ge) => (ge.external ? [ge.external] : [])))].sort();
+  return { groups, ges, policy: { requireEncryption, ...(gnats.length ? { gnats } : {}) } };
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

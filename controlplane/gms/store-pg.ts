@@ -204,7 +204,7 @@ export class PgBackend implements GmsBackend {
     const r = await this.one("SELECT v FROM meta WHERE k = 'policy'", [], c);
     if (!r) return { ...EMPTY_POLICY };
     const p = JSON.parse(String(r.v)) as Partial<NetworkPolicy>;
-    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [] };
+    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String) } : {}) };
   }
 
   async getGe(userId: string, c: Q = this.pool): Promise<GeDef | undefined> {

@@ -42,6 +42,8 @@ export const MARK_RELEASE_EGRESS = 0x65c1f001;
 export const MARK_RELEASE_INGRESS = 0x65c1f002;
 /** SO_MARK of the agent's own control sends: the egress program passes them, punts unmarked ones. */
 export const MARK_CONTROL_TX = 0x65c1f003;
+/** SO_MARK of a DNS answer the agent re-injects (NAT-f, bpf/lib/dns.h): to the stack past the PIT and the DNS stage. */
+export const MARK_DNS_REINJECT = 0x65c1f004;
 
 export const PIT_F_NONE = 0;
 /** gscip_pit_val.flags, set by the fast path: a TCP FIN / RST was seen on this entry's direction. */
@@ -104,16 +106,16 @@ export function ipv6PolicyName(v: number): string {
   return String(v);
 }
 
-/** enum gscip_stage: struct gscip_load_cfg.stages bits, the datapath stages a load contains (bits never reused; 2, 3, 5 reserved for CIT, VAT, DNS). NAT is not in DEFAULT. */
-export const Stage = { XLAT: 1 << 0, PCCOM: 1 << 1, NAT: 1 << 4, DEFAULT: (1 << 0) | (1 << 1) } as const;
+/** enum gscip_stage: struct gscip_load_cfg.stages bits, the datapath stages a load contains (bits never reused; 2, 3 reserved for CIT, VAT). NAT and DNS are not in DEFAULT. */
+export const Stage = { XLAT: 1 << 0, PCCOM: 1 << 1, NAT: 1 << 4, DNS: 1 << 5, DEFAULT: (1 << 0) | (1 << 1) } as const;
 /** The switchable stages by config name (agent config `datapath.stages`). */
-export const STAGE_BITS = { xlat: Stage.XLAT, pccom: Stage.PCCOM, nat: Stage.NAT } as const;
+export const STAGE_BITS = { xlat: Stage.XLAT, pccom: Stage.PCCOM, nat: Stage.NAT, dns: Stage.DNS } as const;
 export type StageName = keyof typeof STAGE_BITS;
 
 export const XlatKind = { STATIC: 0, CIT: 1, VAT: 2, NAT: 3 } as const;
 export type XlatKind = (typeof XlatKind)[keyof typeof XlatKind];
 
-export const PuntReason = { PIT_MISS: 1, CONTROL: 2, TRUNCATED: 3, REKEY: 4 } as const;
+export const PuntReason = { PIT_MISS: 1, CONTROL: 2, TRUNCATED: 3, REKEY: 4, DNS: 5 } as const;
 export type PuntReason = (typeof PuntReason)[keyof typeof PuntReason];
 
 /** Reason ranges per protocol part (GSCIP_REASON_*): each part numbers its codes inside its own range. */
@@ -170,6 +172,9 @@ export const Stat = {
   DROP_BAD_KEYED_CSUM: 289,
   DROP_CRYPTO: 290,
   DROP_NONCE_LIMIT: 291,
+  STAT_DNS_PUNT: 512,
+  STAT_DNS_REINJECTED: 513,
+  STAT_DNS_TOO_BIG: 514,
   STAT_NAT_XLAT: 640,
   STAT_NAT_CREATED: 641,
   STAT_NAT_ICMP: 642,
@@ -237,6 +242,9 @@ export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> 
   ['DROP_BAD_KEYED_CSUM', 'drop', 'shot'],
   ['DROP_CRYPTO', 'drop', 'shot'],
   ['DROP_NONCE_LIMIT', 'drop', 'shot'],
+  ['STAT_DNS_PUNT', 'verdict', 'stolen'],
+  ['STAT_DNS_REINJECTED', 'verdict', 'pass'],
+  ['STAT_DNS_TOO_BIG', 'verdict', 'pass'],
   ['STAT_NAT_XLAT', 'overlay', 'none'],
   ['STAT_NAT_CREATED', 'overlay', 'none'],
   ['STAT_NAT_ICMP', 'verdict', 'pass'],

@@ -286,3 +286,26 @@ export const natActEntries = new Gauge({
 export const natDdnsUpdatesTotal = new Counter({
   name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by result (the server\'s rcode, or no_answer / error)', labelNames: ['result'] as const, registers: [registry],
 });
+
+// ---- NAT-f (docs/natf.md): the initiator side (part natf) and the GNAT's inbound mappings (part nat)
+export const natfDnsAnswersTotal = new Counter({
+  name: 'gscip_natf_dns_answers_total', help: 'DNS answers the DNS stage punted, by outcome (rewritten, untouched, servfail_pool_exhausted, passed_<why>)', labelNames: ['result'] as const, registers: [registry],
+});
+export const natfVirtualAddresses = new Gauge({
+  name: 'gscip_natf_virtual_addresses', help: 'Virtual addresses in the NRT (occupancy of the virtual pool)', registers: [registry],
+});
+export const natfVirtualCapacity = new Gauge({
+  name: 'gscip_natf_virtual_capacity', help: 'Virtual addresses the NRT may hand out at once', registers: [registry],
+});
+export const natfVatFlows = new Gauge({
+  name: 'gscip_natf_vat_flows', help: 'Flows to virtual addresses with a VAT translation (V1:Y <-> G2:Z)', registers: [registry],
+});
+export const natfFlowsTotal = new Counter({
+  name: 'gscip_natf_flows_total', help: 'Flows to virtual addresses, by outcome (settled, or the failure: refused_by_gnat, no_port_in_rgi, no_answer, refused, other)', labelNames: ['result'] as const, registers: [registry],
+});
+export const natfVatExpiredTotal = new Counter({
+  name: 'gscip_natf_vat_expired_total', help: 'VAT translations removed because their flow\'s PIT entries are gone', registers: [registry],
+});
+export const natInboundMappingsTotal = new Counter({
+  name: 'gscip_nat_inbound_mappings_total', help: 'DDEs naming a private host at this GNAT, by result (created, reused, or the refusal: unknown_name, outside_access_denied, not_member, no_port, table_full)', labelNames: ['result'] as const, registers: [registry],
+});

@@ -12,6 +12,11 @@ import { actSource, type ActSource } from './act-source.js';
 import { ActDdns } from './act-ddns.js';
 import { NAT_STATES } from './nat-expiry.js';
 import { NatSweeper, type NatSweepResult } from './nat-sweep.js';
+import { actDecide, parseDeliveredAct, type ActEntry } from './act.js';
+import { InboundMapper } from './inbound.js';
+import type { NatfDprpHooks, NatfInbound } from '../dprp/natf-hooks.js';
+import { natInboundMappingsTotal } from '../metrics/metrics.js';
+import { TableWriter } from './tables-file.js';
 import type { NatConfig } from './nat-config.js';
 
 export class NatHandler implements PuntHandler {
@@ -22,9 +27,41 @@ export class NatHandler implements PuntHandler {
   private readonly act: ActSource;
   private readonly ddns: ActDdns | null;
   private publishing = false;
+  private currentAct: readonly ActEntry[] = [];
+  private mapper: InboundMapper | null = null;
+
+  /**
+   * The GNAT's half of NAT-f's extended DPRP (dprp/natf-hooks.ts): a DDE naming
+   * a private host is checked against the ACT (actDecide, with the groups the
+   * start proved); allowed, the host's port is mapped for this peer alone
+   * (InboundMapper) and the mapped port Z goes into this GE's RGI record.
+   */
+  readonly natfDprpHooks: NatfDprpHooks = {
+    inbound: ({ flow, name, peerGroups }): NatfInbound => {
+      if (!this.mapper) { natInboundMappingsTotal.inc({ result: 'not_a_gnat' }); return { ok: false, reason: 'not_a_gnat' }; }
+      const d = actDecide(this.currentAct, name, peerGroups);
+      if (!d.allow) {
+        natInboundMappingsTotal.inc({ result: d.reason });
+        this.log.info({ name, peer: flow.saddr, reason: d.reason }, 'NAT-f: DDE naming a private host refused');
+        return { ok: false, reason: d.reason };
+      }
+      const r = this.mapper.map({ proto: flow.proto, inside: { addr: d.address, port: flow.dport }, peer: { addr: flow.saddr, port: flow.sport } });
+      if (!r.ok) {
+        natInboundMappingsTotal.inc({ result: r.reason });
+        this.log.warn({ name, peer: flow.saddr, reason: r.reason }, 'NAT-f: no inbound mapping (NAT table)');
+        return { ok: false, reason: r.reason };
+      }
+      natInboundMappingsTotal.inc({ result: r.created ? 'created' : 'reused' });
+      return { ok: true, port: r.extPort };
+    },
+  };
 
   /** `gmsDataDir`: where the GMS client keeps the delivery holding this GNAT's ACT (null: no ACT). */
-  constructor(private readonly log: Logger, private readonly cfg: NatConfig | null, gmsDataDir: string | null = null) {
+  private readonly actFile: TableWriter;
+
+  /** `actFile`: where `gscip maps dump act` reads the ACT in use (tables-file.ts). */
+  constructor(private readonly log: Logger, private readonly cfg: NatConfig | null, gmsDataDir: string | null = null, actFile: string | null = null) {
+    this.actFile = new TableWriter(actFile);
     this.act = actSource(gmsDataDir);
     this.ddns = cfg?.ddns ? new ActDdns(cfg.ddns, cfg.external) : null;
   }
@@ -32,6 +69,9 @@ export class NatHandler implements PuntHandler {
   /** The ACT from the GMS: on a change, publish its allowed names (retried every tick until the server says NOERROR). */
   private actTick(): void {
     const r = this.act.read();
+    // The GMS's ACT; without a GMS (or before its first delivery), the config's.
+    this.currentAct = r.act.length || !this.cfg?.act.length ? r.act : parseDeliveredAct(this.cfg.act);
+    this.actFile.write(this.currentAct.map((e) => ({ ...e, source: r.act.length ? 'gms' : 'config' })));
     if (r.error) this.log.warn({ error: r.error }, 'the delivered ACT is malformed: keeping the previous one');
     if (r.changed) {
       natActEntries.set(r.act.length);
@@ -39,7 +79,7 @@ export class NatHandler implements PuntHandler {
     }
     if (!this.ddns || this.publishing) return;
     this.publishing = true;
-    this.ddns.publish(r.act).then((outcomes) => {
+    this.ddns.publish(this.currentAct).then((outcomes) => {
       for (const o of outcomes) {
         natDdnsUpdatesTotal.inc({ result: o.result });
         if (o.result === 'NOERROR') this.log.info({ name: o.name, address: this.cfg!.external }, 'DDNS: name published');
@@ -54,6 +94,7 @@ export class NatHandler implements PuntHandler {
     const maps = ctx.maps.nat;
     if (!maps) throw new Error('part nat: this instance has no NAT maps (gscip_nat): the loaded object predates NAT');
     this.sweeper = new NatSweeper(maps, this.cfg.timeouts);
+    this.mapper = new InboundMapper(maps, { external: this.cfg.external, ports: this.cfg.ports }, () => ctx.nowNs());
     natSessionsCapacity.set(this.cfg.maxSessions);
     natPortRangeSize.set(this.cfg.ports.last - this.cfg.ports.first + 1);
     const tick = (): void => {

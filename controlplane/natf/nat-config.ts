@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { NAT_MAX_INSIDE } from '../maps/abi.js';
 import type { NatCfg, NatPrefix } from '../maps/codecs.js';
+import { parseDeliveredAct } from './act.js';
 
 function ipToInt(a: string): number {
   return a.split('.').reduce((n, p) => ((n << 8) | Number(p)) >>> 0, 0);
@@ -78,6 +79,14 @@ export const natConfigSchema = z.object({
     keyName: z.string().min(1).max(253),
     keyFile: z.string().min(1),
   }).strict().nullable().default(null),
+  /**
+   * The ACT of a GNAT run without a GMS (same entries as the network file's
+   * `act`, groups required). A GMS delivery's ACT, when there is one, is used
+   * instead: this is the fallback, not a second source to merge.
+   */
+  act: z.array(z.unknown()).max(4096).default([]).superRefine((l, ctx) => {
+    try { parseDeliveredAct(l); } catch (e) { ctx.addIssue({ code: z.ZodIssueCode.custom, message: (e as Error).message.replace(/^delivered act/, 'act') }); }
+  }),
 }).strict().superRefine((n, ctx) => {
   for (const p of n.inside) {
     let pre: NatPrefix;

@@ -27,6 +27,8 @@ export interface NrtOptions {
   lifetimeS: number;
   /** At most this many entries (default: the pool's size). */
   maxEntries?: number;
+  /** A virtual address live flows still use (the VAT): never handed to another name, even after its entry expired. */
+  inUse?: (virtual: string) => boolean;
 }
 
 export type RewriteOutcome =
@@ -56,6 +58,23 @@ export class Nrt {
     return e && e.expiresMs > this.nowMs() ? e : undefined;
   }
 
+  /**
+   * Takes back an entry a previous agent published (tables-file.ts), so an
+   * application that kept the virtual address reaches the same name after an
+   * agent restart. Refused (false) when it is outside the pool, already past
+   * its life, or its address or (name, GNAT) is taken.
+   */
+  restore(e: NrtEntry): boolean {
+    const n = ipToInt(e.virtual);
+    if (((n - this.base) >>> 0) >= this.size || e.expiresMs <= this.nowMs() || this.byKey.size >= this.max) return false;
+    const key = `${e.name}|${e.real}`;
+    if (this.byKey.has(key) || this.byVirtual.has(e.virtual)) return false;
+    const x = { ...e };
+    this.byKey.set(key, x);
+    this.byVirtual.set(e.virtual, x);
+    return true;
+  }
+
   /** Remove entries past their life; returns how many. */
   expire(): number {
     const now = this.nowMs();
@@ -78,6 +97,7 @@ export class Nrt {
       const v = intToIp(n);
       const old = this.byVirtual.get(v);
       if (old && old.expiresMs > now) continue;
+      if (this.o.inUse?.(v)) continue;
       if (old) { this.byVirtual.delete(v); this.byKey.delete(`${old.name}|${old.real}`); }
       this.cursor = (this.cursor + i + 1) % this.size;
       const e: NrtEntry = { name, real, virtual: v, expiresMs: now + this.o.lifetimeS * 1000 };

@@ -7,6 +7,7 @@
 import type { PartDescriptor } from '../parts/part.js';
 import { REASON_PART_SIZE, ReasonPart, XlatKind } from '../maps/abi.js';
 import { NatHandler } from './handler.js';
+import { tablePath } from './tables-file.js';
 
 export const natPart: PartDescriptor = {
   name: 'nat',
@@ -18,5 +19,6 @@ export const natPart: PartDescriptor = {
     configKey: 'nat',
     metricsPrefix: 'gscip_nat_',
   },
-  create: (ctx) => new NatHandler(ctx.log, ctx.config?.nat ?? null, ctx.config?.gms?.dataDir ?? null),
+  create: (ctx) => new NatHandler(ctx.log, ctx.config?.nat ?? null, ctx.config?.gms?.dataDir ?? null,
+    ctx.config ? tablePath(ctx.config.runDir, ctx.config.instance, 'act') : null),
 };

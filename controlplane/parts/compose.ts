@@ -10,6 +10,7 @@ import type { HandlerFactoryContext, PuntHandler } from './handler.js';
 import { checkParts, type PartDeclaration } from './claims.js';
 import type { ClaimedOptionHooks, DprpOptionCodec } from './dprp-extension.js';
 import type { PartDescriptor, PartExtensions, PartRuntime } from './part.js';
+import type { NatfDprpHooks } from '../dprp/natf-hooks.js';
 import { buildRoute, plainDeclaration, type PuntRoute } from './route.js';
 
 /** A part made by the embedder (tests, a program hosting the agent): its declaration and the running object. */
@@ -66,6 +67,13 @@ export function startParts(plan: PartPlan, ctx: (name: string) => HandlerFactory
         verifyRecordOption: hooks.verifyRecordOption?.bind(hooks),
       }];
     }),
+    // The initiator's hooks (part natf) and the GNAT's (part nat) may both be loaded: each hook from the first part offering it.
+    natfDprpHooks: () => {
+      const hs = handlers.flatMap((h) => (h.natfDprpHooks ? [h.natfDprpHooks] : []));
+      if (!hs.length) return null;
+      const first = <K extends keyof NatfDprpHooks>(k: K): NatfDprpHooks[K] => hs.find((h) => h[k])?.[k];
+      return { virtualTarget: first('virtualTarget'), settled: first('settled'), failed: first('failed'), inbound: first('inbound') };
+    },
   };
   for (const m of plan.members) handlers.push(m.runtime ?? m.create!({ ...ctx(m.declaration.name), extensions }));
   const route = buildRoute(plan.members.map((m, i) => ({ declaration: m.declaration, handler: handlers[i] })));

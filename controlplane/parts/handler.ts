@@ -36,6 +36,8 @@ export interface PuntContext {
   drop(rec: PuntRec, reason: string): boolean;
   /** Discard every stashed packet of this flow. */
   dropFlow(cid: Cid, reason: string): number;
+  /** NAT-f: re-inject a DNS answer frame punted on ifindex's ingress (rewritten or not), to the stack past the PIT. */
+  reinjectDns?(ifindex: number, frame: Buffer): void;
   /** Send a complete IPv4 packet (e.g. a GSCIP control message) out of ifindex; routed by the kernel. */
   sendControl(ifindex: number, ipPacket: Buffer): void;
   /** Monotonic ns on the same clock as the fast path (created_ns, last_seen_ns, ts_ns). */
@@ -63,6 +65,13 @@ export interface PuntHandler {
    * wish and again every 256, so a part may ignore repeats while it re-keys.
    */
   onRekey?(rec: PuntRec, ctx: PuntContext): void | Promise<void>;
+  /**
+   * A DNS answer punted by the DNS stage (reason DNS, not stashed; NAT-f).
+   * The first part with onDns gets it; it re-injects the answer itself
+   * (ctx.reinjectDns) and returns true, or returns false and the agent
+   * re-injects it unmodified.
+   */
+  onDns?(rec: PuntRec, ctx: PuntContext): boolean;
   /**
    * Called once, after the fast path is attached and before the first punt is
    * read: for a part that acts on more than punts (Mobile PPC watches the

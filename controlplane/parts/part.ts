@@ -5,6 +5,7 @@
  * dependency before the agent touches anything, and routes punts by claim.
  * See docs/architecture.md "Protocol parts".
  */
+import type { NatfDprpHooks } from '../dprp/natf-hooks.js';
 import type { HandlerFactoryContext, PuntHandler } from './handler.js';
 import type { ClaimedOptionHooks, DprpOptionCodec, DprpOptionHooks } from './dprp-extension.js';
 
@@ -63,6 +64,8 @@ export interface PartDescriptor {
 export type PartRuntime = PuntHandler & {
   /** Hooks DPRP calls for the options this part claims (PartClaims.dprpOptions). */
   readonly dprpOptionHooks?: DprpOptionHooks;
+  /** NAT-f's extension of DPRP's negotiation (dprp/natf-hooks.ts): at most one part offers it. */
+  readonly natfDprpHooks?: NatfDprpHooks;
 };
 
 /** What compose gives each factory beyond the agent's context. */
@@ -76,4 +79,6 @@ export interface PartExtensions {
   readonly dprpOptionCodecs: readonly DprpOptionCodec[];
   /** DPRP option hooks of the loaded parts, each with its part's option types (call once all parts exist). */
   dprpOptionHooks(): readonly ClaimedOptionHooks[];
+  /** NAT-f's DPRP hooks, if a loaded part offers them (call once all parts exist). */
+  natfDprpHooks?(): NatfDprpHooks | null;
 }

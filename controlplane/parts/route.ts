@@ -20,6 +20,8 @@ export interface PuntRoute {
   readonly controlByCode: ReadonlyMap<number, PuntHandler>;
   readonly otherControl: readonly PuntHandler[];
   readonly rekey: readonly PuntHandler[];
+  /** Parts taking DNS answers (NAT-f's DNS stage); the first one rewrites. */
+  readonly dns: readonly PuntHandler[];
 }
 
 export interface RoutedPart {
@@ -45,7 +47,7 @@ export function buildRoute(parts: readonly RoutedPart[]): PuntRoute {
     const takesControl = (c.puntReasons ?? []).includes('control');
     if (c.otherControl || (takesControl && !(c.icmpCodes ?? []).length)) otherControl.push(p.handler);
   }
-  return { miss: chain(parts, 'pit_miss'), truncated: chain(parts, 'truncated'), controlByCode, otherControl, rekey: parts.filter((p) => p.handler.onRekey).map((p) => p.handler) };
+  return { miss: chain(parts, 'pit_miss'), truncated: chain(parts, 'truncated'), controlByCode, otherControl, rekey: parts.filter((p) => p.handler.onRekey).map((p) => p.handler), dns: parts.filter((p) => p.handler.onDns).map((p) => p.handler) };
 }
 
 /** A plain handler with no descriptor takes every punt reason and claims nothing exclusive. */

@@ -5,12 +5,13 @@
  * enrolled with the GMS, gets its ACT with its GE info and publishes the
  * allowed names with its global address (RFC 2136 + TSIG, one key whose
  * update-policy covers those names); `dig` sees bob and carol at 192.0.2.2
- * and no record for dave. `gms apply` of a file allowing dave reaches the
+ * and no record for dave; the delivery names the GNAT's external address
+ * (`gnats`, told to every GE for NAT-f). `gms apply` of a file allowing dave reaches the
  * GNAT through the GMS push and dave appears too.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Topology, sh, waitFor } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { DnsServer } from './dns-server.js';
@@ -31,6 +32,7 @@ ges:
     type: GNAT
     mode: CL
     groups: [10, 11]
+    external: ${GNAT_OUT}
     act:
       - { name: bob.example.net, address: 100.64.1.10, outsideAccess: allow }
       - { name: carol.example.net, address: 100.64.1.11, outsideAccess: allow, groups: [11] }
@@ -82,6 +84,9 @@ describe('GNAT: ACT from the GMS, names published in DDNS (BIND 9, namespaces)',
     const m = t.exec('gnat', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
     assert.match(m, /gscip_nat_ddns_updates_total\{result="NOERROR"\} 2/);
     assert.match(m, /gscip_nat_act_entries 3/);
+    // Every GE is told the GNATs' global addresses with its GE info (NAT-f's initiators virtualise answers naming them).
+    const cache = JSON.parse(readFileSync(`${dir}/agent/cache/state.json`, 'utf8')) as { gnats?: string[] };
+    assert.deepEqual(cache.gnats, [GNAT_OUT], 'the delivery names the GNAT\'s external address');
   });
 
   test('`gms apply` allowing dave reaches the GNAT by the GMS push, and dave is published', async () => {

@@ -12,6 +12,7 @@ import { StaticKeyRing, type GroupKey } from '../../controlplane/dprp/auth.js';
 import { pitEntryKey, type PitEntry } from '../../controlplane/dprp/pit-entries.js';
 import type { Flow, GeTypeName, ModeName } from '../../controlplane/dprp/wire.js';
 import { createHash } from 'node:crypto';
+import type { NatfDprpHooks } from '../../controlplane/dprp/natf-hooks.js';
 
 /** Deterministic test key for (group, version). */
 export function testKey(group: number, version = 1, salt = ''): GroupKey {
@@ -69,7 +70,7 @@ export interface SimNodeSpec {
   name: string;
   addr: string;
   parent?: string;
-  ge?: { type: GeTypeName; mode: ModeName; keys: GroupKey[]; requireEncryption?: string[] };
+  ge?: { type: GeTypeName; mode: ModeName; keys: GroupKey[]; requireEncryption?: string[]; natf?: NatfDprpHooks };
 }
 
 export interface Wire {
@@ -141,6 +142,7 @@ export class Sim {
         locality: (addr) => this.locality(n.name, addr),
         ...(n.ge.requireEncryption ? { encryptionRequired: requiredMatcher(n.ge.requireEncryption) } : {}),
         observer: sge.obs,
+        ...(n.ge.natf ? { natf: n.ge.natf } : {}),
         config,
       });
       this.ges.set(n.name, sge);

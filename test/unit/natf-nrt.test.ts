@@ -103,3 +103,33 @@ test('malformed responses are refused, never half-read', () => {
   const loop = Buffer.from(ok); loop.set([0xc0, 12], 12);
   assert.throws(() => parseAnswer(loop), /does not point back/);
 });
+
+test('restore: an entry a previous agent published is taken back (same name, same virtual address); out of pool, expired or taken refused', () => {
+  let now = 1_000_000;
+  const nrt = new Nrt({ lifetimeS: 300 }, () => now);
+  assert.ok(nrt.restore({ name: 'bob.example.net', real: GNAT, virtual: '198.18.0.7', expiresMs: now + 100_000 }));
+  assert.equal(nrt.lookupVirtual('198.18.0.7')?.name, 'bob.example.net');
+  assert.equal(nrt.bind('bob.example.net', GNAT)?.virtual, '198.18.0.7', 'the next answer keeps it');
+  assert.equal(nrt.restore({ name: 'carol.example.net', real: GNAT, virtual: '198.18.0.7', expiresMs: now + 100_000 }), false, 'address taken');
+  assert.equal(nrt.restore({ name: 'dave.example.net', real: GNAT, virtual: '10.0.0.1', expiresMs: now + 100_000 }), false, 'outside the pool');
+  assert.equal(nrt.restore({ name: 'erin.example.net', real: GNAT, virtual: '198.18.0.9', expiresMs: now - 1 }), false, 'past its life');
+  now += 200_000;
+  assert.equal(nrt.lookupVirtual('198.18.0.7')?.name, 'bob.example.net');
+});
+
+test('a virtual address live flows still use is never handed to another name, even after its entry expired', () => {
+  let now = 1_000_000;
+  const used = new Set<string>();
+  const nrt = new Nrt({ lifetimeS: 10, pool: { base: '198.18.0.0', length: 30 } }, () => now);
+  const nrt2 = new Nrt({ lifetimeS: 10, pool: { base: '198.18.0.0', length: 30 }, inUse: (v) => used.has(v) }, () => now);
+  for (const n of [nrt, nrt2]) assert.equal(n.bind('bob.example.net', GNAT)?.virtual, '198.18.0.1');
+  used.add('198.18.0.1');
+  now += 20_000;  // bob's entries expired; a flow to 198.18.0.1 lives on
+  assert.equal(nrt2.bind('carol.example.net', GNAT)?.virtual, '198.18.0.2', 'skips the address in use');
+  assert.equal(nrt.bind('carol.example.net', GNAT)?.virtual, '198.18.0.2', 'the cursor moves on anyway');
+  used.add('198.18.0.2'); used.add('198.18.0.3');
+  now += 20_000;
+  assert.equal(nrt2.bind('dave.example.net', GNAT), null, 'every address in use: refused (SERVFAIL), not reused');
+  nrt.bind('dave.example.net', GNAT);
+  assert.equal(nrt.bind('erin.example.net', GNAT)?.virtual, '198.18.0.1', 'without the check the live address would go to another name');
+});

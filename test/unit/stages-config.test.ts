@@ -5,9 +5,9 @@ import { applyStagesFlag, ConfigError, parseAgentConfig } from '../../controlpla
 import { agentConfigFromArgs } from '../../controlplane/cli/commands/agent.js';
 
 test('stages default to every stage but NAT (as before they could be switched); a nat section turns NAT on', { timeout: 5000 }, () => {
-  assert.deepEqual(parseAgentConfig({ interfaces: [{ name: 'eth0' }] }).stages, { xlat: true, pccom: true, nat: false });
-  assert.deepEqual(parseAgentConfig({ interfaces: [{ name: 'eth0' }], stages: { xlat: false } }).stages, { xlat: false, pccom: true, nat: false });
-  assert.throws(() => parseAgentConfig({ interfaces: [{ name: 'eth0' }], stages: { dns: true } } as never), ConfigError);
+  assert.deepEqual(parseAgentConfig({ interfaces: [{ name: 'eth0' }] }).stages, { xlat: true, pccom: true, nat: false, dns: false });
+  assert.deepEqual(parseAgentConfig({ interfaces: [{ name: 'eth0' }], stages: { xlat: false } }).stages, { xlat: false, pccom: true, nat: false, dns: false });
+  assert.throws(() => parseAgentConfig({ interfaces: [{ name: 'eth0' }], stages: { cit: true } } as never), ConfigError);
   const nat = { external: '192.0.2.2', inside: ['100.64.1.0/24'] };
   assert.equal(parseAgentConfig({ interfaces: [{ name: 'eth0' }], handlers: ['nat'], nat }).stages.nat, true);
 });
@@ -17,7 +17,16 @@ test('--stages LIST: listed on, others off; none; unknown names refused', { time
   assert.deepEqual(applyStagesFlag('xlat, pccom'), { xlat: true, pccom: true });
   assert.deepEqual(applyStagesFlag('none'), { xlat: false, pccom: false });
   assert.deepEqual(applyStagesFlag('xlat,nat'), { xlat: true, pccom: false, nat: true });
-  assert.throws(() => applyStagesFlag('xlat,dns'), /unknown stage dns/);
+  assert.throws(() => applyStagesFlag('xlat,cit'), /unknown stage cit/);
   assert.throws(() => applyStagesFlag(''), ConfigError);
-  assert.deepEqual(agentConfigFromArgs({ iface: ['eth0'], stages: 'pccom' } as never).stages, { xlat: false, pccom: true, nat: false });
+  assert.deepEqual(agentConfigFromArgs({ iface: ['eth0'], stages: 'pccom' } as never).stages, { xlat: false, pccom: true, nat: false, dns: false });
+});
+
+test('a natf section turns the DNS stage on; it needs the natf and dprp parts; a pool outside 198.18.0.0/15 is refused', { timeout: 5000 }, () => {
+  const base = { interfaces: [{ name: 'eth0' }], ge: { type: 'GES', mode: 'OP' } } as const;
+  assert.equal(parseAgentConfig({ ...base, handlers: ['dprp', 'natf'], natf: { gnats: ['192.0.2.2'] } }).stages.dns, true);
+  assert.equal(parseAgentConfig({ ...base, handlers: ['dprp'] }).stages.dns, false);
+  assert.throws(() => parseAgentConfig({ ...base, handlers: ['dprp'], natf: {} }), /natf: needs the natf and dprp parts/);
+  assert.throws(() => parseAgentConfig({ ...base, handlers: ['dprp', 'natf'], natf: { pool: '10.0.0.0/16' } }), /natf\.pool: '10\.0\.0\.0\/16' is not inside 198\.18\.0\.0\/15/);
+  assert.deepEqual(applyStagesFlag('xlat,dns'), { xlat: true, pccom: false, dns: true });
 });

@@ -109,7 +109,7 @@ const run: CommandModule<object, RunArgs> = {
     .option('punt-rate', { type: 'number', describe: 'fast-path punt rate limit per CPU, packets/s (0 = default)' })
     .option('punt-burst', { type: 'number', describe: 'fast-path punt burst per CPU (0 = default)' })
     .option('pit-max-entries', { type: 'number', describe: 'PIT size (only when the PIT is created, not adopted)' })
-    .option('stages', { type: 'string', describe: 'datapath stages to load: comma list of xlat,pccom, or none (default: all); the others are not in the programs' }) as never,
+    .option('stages', { type: 'string', describe: 'datapath stages to load: comma list of xlat,pccom,nat,dns, or none (default: xlat,pccom; nat with a nat section, dns with a natf section); the others are not in the programs' }) as never,
   handler: guarded(async (a: RunArgs) => {
     const cfg = agentConfigFromArgs(a);
     const log = logger('agent').child({ instance: cfg.instance });

@@ -14,6 +14,7 @@ import { ipv6PolicyOf } from '../../maps/codecs.js';
 import { protoName, UsageError } from '../args.js';
 import { guarded, print, table, toJson } from '../output.js';
 import { withInstance, withMaps, type InstanceArgs } from '../instance-args.js';
+import { readTable, type NatfTable } from '../../natf/tables-file.js';
 
 function ageS(ns: bigint, now: bigint): string {
   return ns === 0n || ns > now ? '-' : ((Number(now - ns) / 1e9).toFixed(1));
@@ -136,29 +137,58 @@ export function dumpStats(m: GscipMaps, json: boolean, all: boolean): string {
     rows.map((s) => [s.id, s.name, s.part, s.kind, s.action, s.packets, s.bytes, s.ingress.packets, s.egress.packets]));
 }
 
-const MAPS = ['pit', 'xlat', 'cit', 'keys', 'flow-keys', 'iface', 'stats', 'nat'] as const;
+/**
+ * NAT-f's VAT: the XLAT entries of kind vat, one row per flow (its egress
+ * entry): the application's view (to the virtual address) and the wire's
+ * (to the GNAT's mapped port).
+ */
+export function dumpVat(m: GscipMaps, json: boolean): string {
+  const now = monotonicNs();
+  const rows = [...m.xlat.entries()].filter(([k, v]) => XLAT_KINDS.name(v.kind) === 'vat' && DIRS.name(k.dir) === 'egress').map(([k, v]) => ({
+    proto: protoName(k.proto), stack: `${k.saddr}:${k.sport}>${k.daddr}:${k.dport}`, wire: `${v.saddr}:${v.sport}>${v.daddr}:${v.dport}`, createdNs: v.created_ns,
+  }));
+  rows.sort((a, b) => a.stack.localeCompare(b.stack));
+  if (json) return toJson(rows);
+  return `${table(['PROTO', 'APPLICATION (VIRTUAL)', '->', 'WIRE (GNAT:Z)', 'AGE_S'], rows.map((r) => [r.proto, r.stack, '->', r.wire, ageS(r.createdNs, now)]))}\n${rows.length} flows to virtual addresses`;
+}
+
+/** A table a running agent's NAT-f part publishes (natf/tables-file.ts): the NRT (initiator) or the ACT (GNAT). */
+export function dumpNatfTable(a: InstanceArgs, which: NatfTable): string {
+  const rows = readTable(a['run-dir'], a.instance, which);
+  if (!rows) throw new UsageError(`map ${which}: instance ${a.instance} publishes no ${which.toUpperCase()} (no running agent with the ${which === 'nrt' ? 'natf' : 'nat'} part)`);
+  if (a.json) return toJson(rows);
+  if (which === 'nrt') {
+    const r = rows as Array<{ name: string; real: string; virtual: string; lifeS: number }>;
+    return `${table(['NAME', 'GNAT', 'VIRTUAL', 'LIFE_S'], r.map((x) => [x.name, x.real, x.virtual, x.lifeS]))}\n${r.length} virtual addresses`;
+  }
+  const r = rows as Array<{ name: string; address: string; outsideAccess: string; groups: number[]; source: string }>;
+  return `${table(['NAME', 'ADDRESS', 'OUTSIDE_ACCESS', 'GROUPS', 'FROM'], r.map((x) => [x.name, x.address, x.outsideAccess, x.groups.join(','), x.source]))}\n${r.length} ACT entries`;
+}
+
+const MAPS = ['pit', 'xlat', 'cit', 'keys', 'flow-keys', 'iface', 'stats', 'nat', 'nrt', 'vat', 'act'] as const;
 
 interface DumpArgs extends InstanceArgs { map: string; all: boolean }
 
 const dump: CommandModule<object, DumpArgs> = {
   command: 'dump <map>',
-  describe: 'print a map (pit, xlat, nat, keys, flow-keys, iface, stats; cit: the moved flows in xlat; nat: the GNAT\'s NAT sessions)',
+  describe: 'print a map (pit, xlat, nat, keys, flow-keys, iface, stats; cit: the moved flows in xlat; nat: the GNAT\'s NAT sessions; vat: flows to virtual addresses; nrt, act: NAT-f\'s tables of a running agent)',
   builder: (y) => withInstance(y)
     .positional('map', { type: 'string', describe: MAPS.join(' | ') })
     .option('all', { type: 'boolean', default: false, describe: 'stats: include zero counters' }) as never,
-  handler: guarded((a: DumpArgs) => withMaps(a, (m) => {
+  handler: guarded((a: DumpArgs) => (a.map === 'nrt' || a.map === 'act' ? print(dumpNatfTable(a, a.map)) : withMaps(a, (m) => {
     switch (a.map) {
       case 'pit': print(dumpPit(m, a.json)); break;
       case 'xlat': print(dumpXlat(m, a.json)); break;
       case 'cit': print(dumpCit(m, a.json)); break;
       case 'nat': print(dumpNat(m, a.json)); break;
+      case 'vat': print(dumpVat(m, a.json)); break;
       case 'keys': print(dumpKeys(m, a.json)); break;
       case 'flow-keys': print(dumpFlowKeys(m, a.json)); break;
       case 'iface': print(dumpIface(m, a.json)); break;
       case 'stats': print(dumpStats(m, a.json, a.all)); break;
       default: throw new UsageError(`map: '${a.map}' must be one of ${MAPS.join(', ')}`);
     }
-  })),
+  }))),
 };
 
 export const mapsCommand: CommandModule = {

@@ -1,0 +1,44 @@
+/**
+ * What NAT-f adds to a DPRP negotiation (docs/natf.md "The extended DPRP"):
+ * types only, so the natf part and dprp/ share them without importing each
+ * other. DPRP calls them; the natf part implements them.
+ *
+ *   start GE: a PIT miss toward a virtual address V1 (the NRT's) is
+ *     negotiated with the GNAT G2 by name: the DDE's flow is G1:X -> G2:Y with
+ *     the message option NATF_NAME; the RGI's GNAT record carries NATF_PORT Z;
+ *     the flow's PIT entries are on the wire flow G1:X -> G2:Z and the VAT
+ *     (V1:Y <-> G2:Z) is written before them.
+ *   GNAT: a DDE naming a host is checked against the ACT; allowed, the GNAT
+ *     maps the host's port for this peer (Z) and its entries are on G1:X -> G2:Z.
+ */
+import type { Flow } from './wire.js';
+
+export interface VirtualTarget {
+  /** The host name the NRT has for the virtual address (sent as NATF_NAME). */
+  name: string;
+  /** The GNAT's global address the name resolved to (the DDE's destination). */
+  gnat: string;
+}
+
+export type NatfInbound =
+  | { ok: true; port: number }
+  | { ok: false; reason: NatfRefusal };
+
+/** Why a GNAT refuses a DDE naming a host (counted, answered with a refused RGI). */
+export const NATF_REFUSALS = ['unknown_name', 'outside_access_denied', 'not_member', 'no_port', 'table_full', 'not_a_gnat'] as const;
+export type NatfRefusal = (typeof NATF_REFUSALS)[number];
+
+/** Why a start GE gives up a flow to a virtual address (counted; the application gets an ICMP unreachable). */
+export const NATF_START_FAILURES = ['refused_by_gnat', 'no_port_in_rgi', 'no_answer', 'refused', 'other'] as const;
+export type NatfStartFailure = (typeof NATF_START_FAILURES)[number];
+
+export interface NatfDprpHooks {
+  /** Start GE: the name and GNAT behind `flow`'s destination, when it is a live virtual address; null otherwise. */
+  virtualTarget?(flow: Flow): VirtualTarget | null;
+  /** Start GE: the flow settled on `wire`: write the VAT (stack view `flow` <-> wire) now, before its PIT entries. */
+  settled?(flow: Flow, wire: Flow): void;
+  /** Start GE: the flow failed; `stashes` (already dropped) are its stashed packets: answer the application. */
+  failed?(flow: Flow, stashes: readonly unknown[], why: NatfStartFailure): void;
+  /** GNAT: a DDE for `flow` (G1:X -> own address:Y) names `name`; the start proved `peerGroups`. */
+  inbound?(q: { flow: Flow; name: string; peerGroups: readonly number[] }): NatfInbound;
+}

@@ -1,0 +1,181 @@
+/**
+ * NAT-f in namespaces, shared by test/netns/natf-name.test.ts and
+ * bench/natf-connect.ts: alice on the global side reaches bob, a private host
+ * behind the GNAT, by name.
+ *
+ *   dns 198.51.100.53 --dns0/d0-- alice 192.0.2.1 --eth0/out0-- gnat (192.0.2.2 | 100.64.1.1) --in0/p0-- bob 100.64.1.10
+ *                                                        \--eth0 also reaches glob 192.0.2.3 (a global host, for the baseline)
+ *
+ * alice is a GES (OP) running `dprp` + `natf`; the DNS stage intercepts the
+ * answers of a real BIND 9 (`bob` and `dave` -> 192.0.2.2, the GNAT's global
+ * address; `glob` -> 192.0.2.3) on `d0`, whose misses pass (no DPRP toward
+ * the resolver). alice's resolver is the namespace's own resolv.conf
+ * (/etc/netns/NS/resolv.conf, which `ip netns exec` mounts): unmodified
+ * applications (getent, curl, dig) use it. The GNAT (CL) runs `dprp` + `nat`
+ * on its outside interface with the ACT in its config: bob allowed to group
+ * 10, dave denied. bob is a plain Term. `glob` is a global GES (OP) in the
+ * same group, behind a second link of the GNAT's segment: the baseline of a
+ * direct, negotiated and encrypted first connect. Both GEs share group 10.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { Topology } from '../lib/netns.js';
+import { GscipRunner, type AgentProc } from '../lib/agent-process.js';
+import { DnsServer } from './dns-server.js';
+
+export const ALICE = '192.0.2.1';
+export const GNAT_OUT = '192.0.2.2';
+export const GLOB = '192.0.2.3';
+/** The second GNAT (overlapping private networks: its private host is 100.64.1.10 too). */
+export const GNAT2_OUT = '192.0.2.4';
+export const GNAT_IN = '100.64.1.1';
+export const BOB = '100.64.1.10';
+export const DNS_ADDR = '198.51.100.53';
+export const ALICE_DNS_SIDE = '198.51.100.1';
+export const HTTP_PORT = 8080;
+export const GROUP_KEY = randomBytes(32).toString('hex');
+
+export interface NatfTopoOptions {
+  /** The GNAT's NAT table size (a small one shows the refusal of a full table). */
+  maxSessions?: number;
+  /** alice's virtual pool (a /30 shows the refusal of an exhausted pool). */
+  pool?: string;
+  /** A second GNAT (192.0.2.4, link eth2 from alice) whose private host `erin` is 100.64.1.10 as well (name erin.example.net). */
+  second?: boolean;
+}
+
+export class NatfTopo {
+  readonly t: Topology;
+  readonly g: GscipRunner;
+  readonly dns: DnsServer;
+  readonly dir: string;
+  alice: AgentProc | null = null;
+  /** alice's resolv.conf: applications run in a private mount namespace with it over /etc/resolv.conf (appExec). */
+  readonly resolvConf: string;
+  gnat: AgentProc | null = null;
+
+  constructor(tag: string, readonly o: NatfTopoOptions = {}) {
+    this.t = new Topology(tag);
+    const t = this.t;
+    try {
+      for (const h of ['alice', 'gnat', 'bob', 'dns', 'glob']) t.addHost(h);
+      t.link('alice', 'eth0', 'gnat', 'out0');
+      t.link('gnat', 'in0', 'bob', 'p0');
+      t.link('alice', 'd0', 'dns', 'dns0');
+      t.link('alice', 'eth1', 'glob', 'g0');
+      t.addr('alice', 'eth0', `${ALICE}/32`);
+      t.addr('gnat', 'out0', `${GNAT_OUT}/32`);
+      t.exec('alice', 'ip', ['route', 'add', `${GNAT_OUT}/32`, 'dev', 'eth0', 'src', ALICE]);
+      t.exec('gnat', 'ip', ['route', 'add', `${ALICE}/32`, 'dev', 'out0']);
+      t.addr('alice', 'eth1', `${ALICE}/32`);
+      t.addr('glob', 'g0', `${GLOB}/32`);
+      t.exec('alice', 'ip', ['route', 'add', `${GLOB}/32`, 'dev', 'eth1', 'src', ALICE]);
+      t.exec('glob', 'ip', ['route', 'add', `${ALICE}/32`, 'dev', 'g0']);
+      t.addr('gnat', 'in0', `${GNAT_IN}/24`);
+      t.addr('bob', 'p0', `${BOB}/24`);
+      t.route('bob', 'default', GNAT_IN);
+      t.addr('alice', 'd0', `${ALICE_DNS_SIDE}/24`);
+      t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
+      t.forwarding('gnat');
+      if (o.second) {
+        t.addHost('gnat2'); t.addHost('erin');
+        t.link('alice', 'eth2', 'gnat2', 'out0');
+        t.link('gnat2', 'in0', 'erin', 'p0');
+        t.addr('alice', 'eth2', `${ALICE}/32`);
+        t.addr('gnat2', 'out0', `${GNAT2_OUT}/32`);
+        t.exec('alice', 'ip', ['route', 'add', `${GNAT2_OUT}/32`, 'dev', 'eth2', 'src', ALICE]);
+        t.exec('gnat2', 'ip', ['route', 'add', `${ALICE}/32`, 'dev', 'out0']);
+        t.addr('gnat2', 'in0', `${GNAT_IN}/24`);
+        t.addr('erin', 'p0', `${BOB}/24`);
+        t.route('erin', 'default', GNAT_IN);
+        t.forwarding('gnat2');
+      }
+      this.dns = new DnsServer(t, 'dns', DNS_ADDR, { bob: GNAT_OUT, dave: GNAT_OUT, carol: GNAT_OUT, frank: GNAT_OUT, gina: GNAT_OUT, hank: GNAT_OUT, glob: GLOB, ...(o.second ? { erin: GNAT2_OUT } : {}) });
+      this.g = new GscipRunner(t, 'natf');
+      this.dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-natf`);
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      this.resolvConf = `${this.dir}/resolv.conf`;
+      writeFileSync(this.resolvConf, `nameserver ${DNS_ADDR}\noptions timeout:2 attempts:2\n`);
+    } catch (e) { this.cleanupSync(); throw e; }
+  }
+
+  async start(): Promise<void> {
+    await this.dns.start();
+    const gnatCfg = `${this.dir}/gnat.json`;
+    writeFileSync(gnatCfg, JSON.stringify({
+      interfaces: [{ name: 'out0' }],
+      handlers: ['dprp', 'nat'],
+      ge: { type: 'GNAT', mode: 'CL' },
+      nat: {
+        external: GNAT_OUT, inside: ['100.64.1.0/24'], sweepMs: 500, ...(this.o.maxSessions ? { maxSessions: this.o.maxSessions } : {}),
+        act: [
+          { name: 'bob.example.net', address: BOB, outsideAccess: 'allow', groups: [10] },
+          { name: 'carol.example.net', address: '100.64.1.11', outsideAccess: 'allow', groups: [11] },
+          { name: 'dave.example.net', address: '100.64.1.12', outsideAccess: 'deny', groups: [10] },
+        ],
+      },
+    }));
+    const aliceCfg = `${this.dir}/alice.json`;
+    writeFileSync(aliceCfg, JSON.stringify({
+      interfaces: [{ name: 'eth0' }, { name: 'eth1' }, ...(this.o.second ? [{ name: 'eth2' }] : []), { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
+      handlers: ['dprp', 'natf'],
+      ge: { type: 'GES', mode: 'OP' },
+      natf: { gnats: [GNAT_OUT, ...(this.o.second ? [GNAT2_OUT] : [])], sweepMs: 500, ...(this.o.pool ? { pool: this.o.pool } : {}) },
+    }));
+    const globCfg = `${this.dir}/glob.json`;
+    writeFileSync(globCfg, JSON.stringify({ interfaces: [{ name: 'g0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'OP' } }));
+    this.gnat = await this.g.startAgent('gnat', ['--config', gnatCfg, '--metrics', '127.0.0.1:9464'], 'gnat');
+    const hosts: Array<[string, string]> = [['gnat', 'gnat'], ['alice', 'alice'], ['glob', 'glob']];
+    if (this.o.second) {
+      const g2 = `${this.dir}/gnat2.json`;
+      writeFileSync(g2, JSON.stringify({
+        interfaces: [{ name: 'out0' }], handlers: ['dprp', 'nat'], ge: { type: 'GNAT', mode: 'CL' },
+        nat: { external: GNAT2_OUT, inside: ['100.64.1.0/24'], sweepMs: 500, act: [{ name: 'erin.example.net', address: BOB, outsideAccess: 'allow', groups: [10] }] },
+      }));
+      await this.g.startAgent('gnat2', ['--config', g2, '--metrics', '127.0.0.1:9464'], 'gnat2');
+      hosts.push(['gnat2', 'gnat2']);
+    }
+    this.alice = await this.g.startAgent('alice', ['--config', aliceCfg, '--metrics', '127.0.0.1:9464'], 'alice');
+    this.aliceArgs = ['--config', aliceCfg, '--metrics', '127.0.0.1:9464'];
+    await this.g.startAgent('glob', ['--config', globCfg, '--metrics', 'none'], 'glob');
+    for (const [host, inst] of hosts) {
+      this.g.ok(host, ['keys', 'set', '--group', '10', '--version', '1', ...this.g.instanceArgs(inst)], `${GROUP_KEY}\n`);
+    }
+    // DPRP reads the key ring each housekeeping tick (1 s).
+    await new Promise((r) => setTimeout(r, 1300));
+  }
+
+  /** argv running `cmd` on `host` as a host application with alice's resolver (a private mount namespace: the machine's file is untouched). */
+  private appArgv(cmd: string, args: string[]): string[] {
+    return ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', this.resolvConf, cmd, ...args];
+  }
+
+  appExec(host: string, cmd: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): ReturnType<Topology['exec']> {
+    return this.t.exec(host, 'unshare', this.appArgv(cmd, args), opts);
+  }
+
+  appSpawn(host: string, cmd: string, args: string[]): ReturnType<Topology['spawn']> {
+    return this.t.spawn(host, 'unshare', this.appArgv(cmd, args));
+  }
+
+  private aliceArgs: string[] = [];
+
+  /** alice's agent stopped with `signal` (SIGKILL: a crash) and started again on its pinned state. */
+  async restartAlice(signal: NodeJS.Signals): Promise<void> {
+    await this.alice?.stop(signal);
+    this.alice = await this.g.startAgent('alice', this.aliceArgs, 'alice');
+  }
+
+  metrics(host: 'alice' | 'gnat' | 'gnat2'): string {
+    return this.t.exec(host, 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
+  }
+
+  async stop(): Promise<void> {
+    await this.dns?.stop().catch(() => undefined);
+  }
+
+  cleanupSync(): void {
+    this.g?.cleanup();
+    this.t.cleanupSync();
+  }
+}
