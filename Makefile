@@ -97,11 +97,13 @@ test: build
 	node dist/test/run-tests.js
 
 # The main job: the seed 002 Fig. 6 network live (GMS, enrolled agents, DPRP, PCCOM),
-# then Mobile PPC live (a host moves mid-transfer); deploy/demo.sh (fast path with a
+# then Mobile PPC live (a host moves mid-transfer), then NAT-f (a global host reaches a
+# private one by name through a GNAT); deploy/demo.sh (fast path with a
 # trivial handler) still runs on its own.
 demo: build
 	node dist/deploy/demo-fig6.js
 	node dist/deploy/demo-move.js
+	node dist/deploy/demo-natf.js
 
 bench: build
 	bash bench/run-all.sh
