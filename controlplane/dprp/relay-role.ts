@@ -27,6 +27,7 @@ import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntr
 import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
 import { mpitFirstOf, mpitWhyOf, OptionType, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { udpWireAcrossNat } from './nat-traversal.js';
 import { writeIpv4 } from './ipv4.js';
 import {
   ACT_F_NEW_SALT, ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
@@ -77,6 +78,8 @@ interface NatRepoint {
   fwdDir: PitDir;
   why: PitWhyName;
   wireCsum: boolean;
+  /** A UDP flow past a NAT: its encrypt entry sends the UDP wire-valid form. */
+  udpWire: boolean;
   /** Per-flow keys: the salt (docs/pccom.md); undefined: the group key. */
   flowKeySalt?: string;
   unauth: boolean;
@@ -213,6 +216,12 @@ export class RelayRole {
     return rec?.addr === r.startGe && (pccomCapsOf(rec) & PCCOM_CAP_WIRE_CSUM) !== 0;
   }
 
+  /** Whether this GE, past a NAT, sends the flow in the UDP wire-valid form (the start GE's record takes it; nat-traversal.ts). */
+  private udpWireToStart(r: RelayNeg): boolean {
+    const rec = r.startDdes[0]?.records[0];
+    return rec?.addr === r.startGe && udpWireAcrossNat(r.flow, r.natFrom !== null, pccomCapsOf(rec));
+  }
+
   /** Whether the start GE's record (in its DDE) says it takes PCCOM per-flow keys. */
   private startTakesFlowKeys(r: RelayNeg): boolean {
     const rec = r.startDdes[0]?.records[0];
@@ -322,9 +331,10 @@ export class RelayRole {
     const prior = r.prior ?? undefined;
     const wireCsum = this.startTakesWireCsum(r);
     const flowKeySalt = this.startTakesFlowKeys(r) ? hex(r.negId) : undefined;
+    const udpWire = flowKeySalt !== undefined && this.udpWireToStart(r);
     // Past a NAT with the port not learned yet: nothing is installed on a guess; the first packet places the entries (nat-follow.ts).
     const waits = r.waitsFirst;
-    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum, flowKeySalt }), prior, (entry.flags & ACT_F_NEW_SALT) !== 0);
+    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum, udpWire, flowKeySalt }), prior, (entry.flags & ACT_F_NEW_SALT) !== 0);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.local, prior);
@@ -350,7 +360,7 @@ export class RelayRole {
     }
     // Book-keeping after the send: the next GE starts its work sooner.
     if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
-    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, flowKeySalt, unauth: !key } }, c.mono())) {
+    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, udpWire, flowKeySalt, unauth: !key } }, c.mono())) {
       c.obs.natFollow?.('wait_table_full');
     }
   }
@@ -374,7 +384,7 @@ export class RelayRole {
     const d = p.data;
     const local: Flow = { ...p.wire, saddr: seen.saddr, sport: seen.sport };
     const r = this.relays.get(d.negId);
-    const entries = pitEntriesFor(local, d.decision, d.role, d.gv, r && !r.confirmed ? 'tentative' : 'confirmed', { fwdDir: d.fwdDir, why: d.why, wireCsum: d.wireCsum, flowKeySalt: d.flowKeySalt });
+    const entries = pitEntriesFor(local, d.decision, d.role, d.gv, r && !r.confirmed ? 'tentative' : 'confirmed', { fwdDir: d.fwdDir, why: d.why, wireCsum: d.wireCsum, udpWire: d.udpWire, flowKeySalt: d.flowKeySalt });
     c.flows.writes.write({ pit: entries });
     c.flows.remember(local, d.role, d.decision, d.gv, entries, d.negId, d.unauth);
     this.nat.learn(local, p.wire, p.natAddr, now);

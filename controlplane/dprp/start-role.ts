@@ -14,7 +14,7 @@
 import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.js';
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
-import { natOnPath, withNatPolicy } from './nat-traversal.js';
+import { natOnPath, udpWireAcrossNat, withNatPolicy } from './nat-traversal.js';
 import { firstOption, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, whyOption } from './spec-options.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
@@ -310,7 +310,9 @@ export class StartRole {
     const wireCsum = (pccomCapsOf(peerRec) & PCCOM_CAP_WIRE_CSUM) !== 0;
     // Both ends take per-flow keys (this build does): salted with this negotiation's id.
     const flowKeySalt = (pccomCapsOf(peerRec) & PCCOM_CAP_FLOW_KEYS) !== 0 ? hex(neg.negId) : undefined;
-    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, flowKeySalt }), prior, neg.newSalt);
+    // A UDP flow across a NAT: the UDP wire-valid form when the peer takes it (nat-traversal.ts).
+    const udpWire = flowKeySalt !== undefined && udpWireAcrossNat(neg.flow, natOnPath(m.records) !== null, pccomCapsOf(peerRec));
+    neg.entries = withPrevVersions(pitEntriesFor(neg.flow, mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, udpWire, flowKeySalt }), prior, neg.newSalt);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
