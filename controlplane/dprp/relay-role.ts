@@ -28,11 +28,14 @@ import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
 import { mpitFirstOf, mpitWhyOf, OptionType, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import { udpWireAcrossNat } from './nat-traversal.js';
+import { udpWireFirstMark } from '../pccom/udp-wire.js';
 import { writeIpv4 } from './ipv4.js';
 import {
   ACT_F_NEW_SALT, ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
   abiRole, isZero, withCandDepth, type DprpMessage, type Flow, type TlvOption,
 } from './wire.js';
+
+const IPPROTO_UDP = 17;
 
 interface RelayNeg {
   negId: Buffer;
@@ -222,6 +225,12 @@ export class RelayRole {
     return rec?.addr === r.startGe && udpWireAcrossNat(r.flow, r.natFrom !== null, pccomCapsOf(rec));
   }
 
+  /** A UDP flow in the wire-valid form: its first datagram's IP ID (pccom/udp-wire.ts), or null. */
+  private udpFirstMark(udpWire: boolean, gv: { group: number; version: number } | null, salt: string | undefined): number | null {
+    const k = udpWire && salt ? this.c.keyOf(gv) : null;
+    return k ? udpWireFirstMark(k.key, k.group, k.version, salt!) : null;
+  }
+
   /** Whether the start GE's record (in its DDE) says it takes PCCOM per-flow keys. */
   private startTakesFlowKeys(r: RelayNeg): boolean {
     const rec = r.startDdes[0]?.records[0];
@@ -360,7 +369,7 @@ export class RelayRole {
     }
     // Book-keeping after the send: the next GE starts its work sooner.
     if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
-    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, udpWire, flowKeySalt, unauth: !key } }, c.mono())) {
+    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: r.flow.proto === IPPROTO_UDP ? this.udpFirstMark(udpWire, gv, flowKeySalt) : mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, udpWire, flowKeySalt, unauth: !key } }, c.mono())) {
       c.obs.natFollow?.('wait_table_full');
     }
   }

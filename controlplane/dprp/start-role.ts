@@ -26,6 +26,8 @@ import {
   type ActionEntry, type DprpMessage, type Flow,
 } from './wire.js';
 
+const IPPROTO_TCP = 6;
+
 interface StartNeg {
   negId: Buffer;
   flow: Flow;
@@ -317,7 +319,7 @@ export class StartRole {
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
       status: out.verdict === 'refused' ? Status.REFUSED : Status.OK, startGe: c.d.self.addr, endGe: m.endGe,
-      records: [], seal: null, options: [...whyOption(whyOf(out)), ...firstOption(neg.first)],
+      records: [], seal: null, options: [...whyOption(whyOf(out)), ...firstOption(neg.flow.proto === IPPROTO_TCP ? neg.first : null)],
       actions: out.actions.slice(1).map((a): ActionEntry => ({
         addr: a.addr,
         action: WIRE_ACTIONS.code(a.action),

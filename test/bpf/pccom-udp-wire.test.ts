@@ -20,6 +20,7 @@ import {
 import type { Cid, PitVal } from '../../controlplane/maps/codecs.js';
 import { FlowKeyWriter } from '../../controlplane/pccom/flow-keys.js';
 import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
+import { udpWireIpId } from '../../controlplane/pccom/udp-wire.js';
 
 const EGRESS = 'gscip_tc_egress';
 const INGRESS = 'gscip_tc_ingress';
@@ -133,6 +134,7 @@ describe('PCCOM UDP wire-valid form (BPF_PROG_TEST_RUN, gscip_tc)', { skip: unav
       assert.ok(udpChecksumValid(f), `datagram ${i}: the UDP checksum on the wire is an ordinary valid one (a NAT verifying it translates it)`);
       assert.ok(ipHeaderValid(f), 'the IPv4 header checksum follows the new IP ID');
       assert.equal(ipId(f), refIpId(key, BigInt(i)), 'IP ID = counter bits 0..5 | K bits 0..9 << 6 (reference)');
+      assert.equal(udpWireIpId(key, BigInt(i)), ipId(f), 'the control plane\'s view of it (a first datagram\'s mark) agrees');
       assert.deepEqual(f.subarray(PAY), refCiphertext(key, BigInt(i), plain), 'ciphertext = HKDF + ChaCha20 reference, nonce = the counter');
       const d = dec(f);
       assert.equal(d.retval, TC_ACT.OK, 'the receiver takes the wire-valid form');

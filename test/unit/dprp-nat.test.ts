@@ -20,6 +20,7 @@ import { decode, MsgType, type Flow } from '../../controlplane/dprp/wire.js';
 import { reverseFlow } from '../../controlplane/dprp/pit-entries.js';
 import { natSeenOf, OWN_PCCOM_CAPS, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_UDP_WIRE, PCCOM_CAP_WIRE_CSUM } from '../../controlplane/dprp/spec-options.js';
 import { udpWireAcrossNat } from '../../controlplane/dprp/nat-traversal.js';
+import { udpWireFirstMark } from '../../controlplane/pccom/udp-wire.js';
 import { VirtualTime } from './dprp-sim.js';
 
 const A = '100.64.1.10';
@@ -264,6 +265,33 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     n.arrive({ ...tcp, saddr: N, sport: 1024 }, 'p1', 111);
     assert.deepEqual(n.releasedB, ['p2', 'p1']);
     assert.deepEqual(n.natFollow, [`b:placed 100.64.1.11->${N}:41000`, `b:placed ${A}->${N}:1024`]);
+  });
+
+  test('two private hosts, one UDP source port, first datagrams crossing at the NAT: each flow is placed by its first datagram\'s IP ID (the wire-valid form\'s counter 0), not oldest first', () => {
+    const n = new NatNet();
+    const other: Flow = { ...udp, saddr: '100.64.1.11' };
+    n.a.onPitMiss(udp, 'h1');
+    n.a.onPitMiss(other, 'h2');
+    n.run();
+    assert.deepEqual(n.done, ['encrypted', 'encrypted']);
+    const markOf = (f: Flow) => {
+      const e = [...n.pits.a.values()].find((x) => x.action === 'encrypt' && x.flow.saddr === f.saddr && x.flow.sport === f.sport)!;
+      return udpWireFirstMark(key.key, key.group, key.version, e.flowKey!.salt);
+    };
+    assert.notEqual(markOf(udp), markOf(other), 'two flows: two marks (equal with probability 2^-10)');
+    // the second flow's first datagram reached the NAT first and kept the port; the first's got another
+    n.arrive({ ...other, saddr: N, sport: 41200 }, 'p2', markOf(other));
+    n.arrive({ ...udp, saddr: N, sport: 1024 }, 'p1', markOf(udp));
+    assert.deepEqual(n.natFollow, [`b:placed 100.64.1.11->${N}:41200`, `b:placed ${A}->${N}:1024`]);
+  });
+
+  test('a UDP flow whose first datagram was lost: the next one (another IP ID) still takes its wait', () => {
+    const n = new NatNet();
+    n.a.onPitMiss(udp, 'h1');
+    n.run();
+    n.arrive({ ...udp, saddr: N }, 'p2', 0x1234);
+    assert.deepEqual(n.releasedB, ['p2']);
+    assert.deepEqual(n.natFollow, [`b:placed ${A}->${N}:41200`]);
   });
 });
 
