@@ -6,7 +6,11 @@
  * is over (the punt rate was at least `burstPerSec`, then stayed under
  * `quietPerSec` for `quietForMs`), this runs one full garbage collection and
  * glibc's malloc_trim(0), once per burst: a few milliseconds of work at a
- * moment the agent is idle, never during the burst itself.
+ * moment the agent is idle, never during the burst itself. malloc_trim runs
+ * once more `lateTrimMs` later: V8 frees the page metadata of the pages the
+ * collection emptied from its background threads after the collection
+ * returns, and those frees came after the first trim (bench/dprp-flood:
+ * ~60 MB free in glibc's arenas, several of them still resident).
  * Pure apart from the injected gc/trim (test/unit/memory-relief.test.ts).
  */
 import { setFlagsFromString } from 'node:v8';
@@ -16,6 +20,8 @@ export interface MemoryReliefOptions {
   burstPerSec?: number;
   quietPerSec?: number;
   quietForMs?: number;
+  /** The second malloc_trim, this long after the relief (0: none). */
+  lateTrimMs?: number;
   now?: () => number;
   gc?: () => void;
   trim?: () => void;
@@ -50,12 +56,15 @@ export class MemoryRelief {
   private readonly burstPerSec: number;
   private readonly quietPerSec: number;
   private readonly quietForMs: number;
+  private readonly lateTrimMs: number;
+  private lateTrimAt: number | null = null;
   private readonly now: () => number;
 
   constructor(private readonly o: MemoryReliefOptions = {}) {
     this.burstPerSec = o.burstPerSec ?? 2_000;
     this.quietPerSec = o.quietPerSec ?? 100;
     this.quietForMs = o.quietForMs ?? 3_000;
+    this.lateTrimMs = o.lateTrimMs ?? 2_000;
     this.now = o.now ?? Date.now;
     this.windowStart = this.now();
   }
@@ -68,6 +77,10 @@ export class MemoryRelief {
   /** Call about once a second. Returns true when it relieved memory. */
   tick(): boolean {
     const t = this.now();
+    if (this.lateTrimAt !== null && t >= this.lateTrimAt) {
+      this.lateTrimAt = null;
+      this.o.trim?.();
+    }
     const ms = Math.max(1, t - this.windowStart);
     const rate = (this.count * 1000) / ms;
     this.count = 0;
@@ -89,6 +102,7 @@ export class MemoryRelief {
     this.quietSince = null;
     this.o.gc?.();
     this.o.trim?.();
+    if (this.lateTrimMs > 0) this.lateTrimAt = t + this.lateTrimMs;
     this.o.onRelief?.({ peakPerSec });
     return true;
   }

@@ -6,6 +6,7 @@
  * Prints DPRP-GE-READY once attached; stops (detach + unpin) on SIGTERM/SIGINT.
  */
 import { getHeapSpaceStatistics } from 'node:v8';
+import { mallocInfo } from '../../controlplane/bpf/libc.js';
 import { writeFileSync } from 'node:fs';
 import { Agent } from '../../controlplane/agent/agent.js';
 import { parseAgentConfig } from '../../controlplane/config/agent-config.js';
@@ -80,7 +81,8 @@ async function main(): Promise<void> {
     setInterval(() => {
       const mu = process.memoryUsage();
       const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name.replace('_space', ''), `${mb(s.space_used_size)}/${mb(s.physical_space_size)}`]));
-      log.info({ rssMb: mb(mu.rss), heapUsedMb: mb(mu.heapUsed), heapTotalMb: mb(mu.heapTotal), externalMb: mb(mu.external), arrayBuffersMb: mb(mu.arrayBuffers), spaces }, 'heap figures');
+      const ma = mallocInfo();
+      log.info({ rssMb: mb(mu.rss), heapUsedMb: mb(mu.heapUsed), heapTotalMb: mb(mu.heapTotal), externalMb: mb(mu.external), arrayBuffersMb: mb(mu.arrayBuffers), spaces, malloc: { inUseMb: mb(ma.inUse), freeMb: mb(ma.free), mmappedMb: mb(ma.mmapped), arenaMb: mb(ma.arena) } }, 'heap figures');
     }, heapLogMs).unref();
   }
   for (const [group, version, hex] of spec.keys) {
