@@ -16,6 +16,13 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
+/**
+ * glibc's mmap threshold the agent pins at start (mallocMmapThreshold): its
+ * default initial value, 128 KiB, kept from rising (bench/dprp-flood: the
+ * thread arenas then came back to their baseline after a flood, 5 MB).
+ */
+export const MALLOC_MMAP_THRESHOLD = 128 * 1024;
+
 export interface MemoryReliefOptions {
   burstPerSec?: number;
   quietPerSec?: number;

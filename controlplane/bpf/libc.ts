@@ -28,6 +28,7 @@ const fn = {
   munmap: libc.func('int munmap(void *addr, size_t length)'),
   malloc_trim: libc.func('int malloc_trim(size_t pad)'),
   mallinfo2: libc.func('mallinfo2 mallinfo2(void)'),
+  mallopt: libc.func('int mallopt(int param, int value)'),
 };
 
 export const AF_INET = 2;
@@ -169,4 +170,17 @@ export function mallocTrim(): boolean {
 export function mallocInfo(): { inUse: number; free: number; mmapped: number; arena: number } {
   const m = fn.mallinfo2() as { arena: number | bigint; hblkhd: number | bigint; uordblks: number | bigint; fordblks: number | bigint };
   return { inUse: Number(m.uordblks), free: Number(m.fordblks), mmapped: Number(m.hblkhd), arena: Number(m.arena) };
+}
+
+const M_MMAP_THRESHOLD = -3;
+
+/**
+ * glibc's mallopt(M_MMAP_THRESHOLD, bytes): allocations of at least `bytes`
+ * get their own mapping, returned to the kernel when freed. Setting it also
+ * stops glibc raising the threshold each time such a block is freed (up to
+ * 32 MB), after which big transient blocks stay in the arenas for good.
+ * True when glibc took it.
+ */
+export function mallocMmapThreshold(bytes: number): boolean {
+  return (fn.mallopt(M_MMAP_THRESHOLD, bytes) as number) === 1;
 }
