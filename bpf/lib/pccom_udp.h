@@ -68,7 +68,9 @@ static __always_inline int pccom_udp_encrypt(struct pccom_pass *c, const struct 
  * form's K of that counter. The nonce is the counter alone (S = 0). The
  * receiver tells the form by the checksum (a valid ordinary checksum: wire
  * form), reconstructs the counter from the 6 bits, checks K BEFORE it
- * decrypts, and restores the ordinary checksum over the plaintext. */
+ * decrypts, and restores the ordinary checksum over the plaintext. A datagram
+ * that fails K there gets the keyed form's check too: a keyed-form datagram
+ * whose field is by chance its ordinary checksum (2^-16) is not lost. */
 #define PCCOM_UDP_WIRE_LO_MASK ((1U << GSCIP_UDP_WIRE_CTR_BITS) - 1)
 #define PCCOM_UDP_WIRE_K_MASK  ((1U << (16 - GSCIP_UDP_WIRE_CTR_BITS)) - 1)
 
@@ -214,8 +216,19 @@ static __always_inline int pccom_udp_decrypt(struct pccom_pass *c, const struct 
 
 	if (pccom_sum_now(c, &ct))  /* the ciphertext's sum, the same for both keys */
 		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
-	if (s->fk_mode && pccom_udp_is_wire(s, t, ct))
-		return pccom_udp_decrypt_wire(c, pkt, t, csum, ct);
+	if (s->fk_mode && pccom_udp_is_wire(s, t, ct)) {
+		rc = pccom_udp_decrypt_wire(c, pkt, t, csum, ct);
+		if (rc != GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM))
+			return rc;
+		/* A keyed-form datagram whose field happens to be its ordinary checksum
+		 * (2^-16; K failed before any cipher pass): the keyed check decides,
+		 * under the current key and the counter guessed from all 16 bits again. */
+		rc = pccom_load_flow_key(pkt, s, 0);
+		if (rc)
+			return rc;
+		pccom_udp_ctr_nonce(s, s->t_cur, 1);
+		has_prev = s->has_prev;
+	}
 	rc = pccom_udp_decrypt_one(c, pkt, t, csum, has_prev, ct);
 	if (rc != GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM) || !has_prev)
 		return rc;
