@@ -8,10 +8,11 @@
  * link), so the fast path punts them (never passes them); the GNAT's DPRP,
  * when it relays a DDE "transparently" (relay-role.ts: the next GE sees the
  * start GE's source), sends it with the start GE's source and the
- * CONTROL_TX mark, and the classify stage passes such a message before the NAT
- * stage runs. So a relayed message from a GE behind the GNAT leaves with its
- * private source. The last test states what should hold and is marked todo
- * until it does (it fails today: the leak is shown, not hidden).
+ * CONTROL_TX mark, and the classify stage passed such a message before the NAT
+ * stage runs: a relayed message from a GE behind the GNAT left with its
+ * private source (the last test, without the change in gscip_tc.bpf.c
+ * gscip_control: "left the GNAT with source 100.64.1.10"). Now it is dropped
+ * and counted as the NAT drops what it does not translate (nat_proto).
  */
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,10 +58,22 @@ describe('control messages from behind a GNAT (BPF_PROG_TEST_RUN, NAT stage on)'
     assert.equal(h.stat(Stat.STAT_CONTROL_TX).packets, 1n);
   });
 
-  test('a message the GNAT\'s agent relays with an inside GE\'s source (the mark) does not leave with that private source',
-    { todo: 'relayed control messages skip the NAT stage (classify passes CONTROL_TX first); relay-role.ts keeps the start GE\'s source' }, () => {
-      const r = h.progTestRun(EGRESS, dde(P1, CONTROL_UDP_PORT), { mark: MARK_CONTROL_TX });
-      const src = parseFrame(r.dataOut).ip?.src;
-      assert.ok(r.retval === TC_ACT.SHOT || src !== P1, `left the GNAT with source ${src}`);
-    });
+  test('a message the GNAT\'s agent relays with an inside GE\'s source (the mark) does not leave with that private source: dropped, counted nat_proto', () => {
+    const r = h.progTestRun(EGRESS, dde(P1, CONTROL_UDP_PORT), { mark: MARK_CONTROL_TX });
+    const src = parseFrame(r.dataOut).ip?.src;
+    assert.ok(r.retval === TC_ACT.SHOT || src !== P1, `left the GNAT with source ${src}`);
+    assert.equal(r.retval, TC_ACT.SHOT);
+    assert.equal(h.stat(Stat.DROP_NAT_PROTO).packets, 1n, 'counted');
+    assert.equal(h.stat(Stat.STAT_CONTROL_TX).packets, 0n);
+  });
+
+  test('without the NAT stage (a GES or GEN) the agent\'s marked message passes whatever its source', () => {
+    const g = BpfHarness.open({ stages: { xlat: true, pccom: true, nat: false } });
+    try {
+      g.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PASS, MissAction.PASS], flags: 0 });
+      const r = g.progTestRun(EGRESS, dde(P1, CONTROL_UDP_PORT), { mark: MARK_CONTROL_TX });
+      assert.equal(r.retval, TC_ACT.OK);
+      assert.equal(parseFrame(r.dataOut).ip?.src, P1);
+    } finally { g.close(); }
+  });
 });
