@@ -18,7 +18,8 @@
  *   node dist/bench/dprp-flood.js [--rate 20000] [--seconds 10] [--after 15] [--repeat 2]
  * GSCIP_BENCH_NODE_ARGS="--max-semi-space-size=1": node flags for the agent (the systemd unit's);
  * GSCIP_BENCH_SMAPS=1: the agent's RSS by kind of mapping before and after, and (with
- * GSCIP_LOG_LEVEL=info) V8's heap figures when the memory relief ran.
+ * GSCIP_LOG_LEVEL=info) V8's heap figures when the memory relief ran (with
+ * GSCIP_TEST_HEAP_LOG_MS=<ms> also every <ms>: per space used/committed MB, external).
  * Needs root. Writes bench/results/dprp-flood.json. Bounded: rate x seconds packets.
  */
 import { readFileSync, mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
       floodEnds.push(t);
       for (let i = 0; i < after; i++, t++) { await new Promise((r) => setTimeout(r, 1_000)); sample(t + 1, 'after'); }
     }
-    if (process.env.GSCIP_BENCH_SMAPS) console.log(p.ges.output('b').split('\n').filter((l) => l.includes('memory handed back')).join('\n'));
+    if (process.env.GSCIP_BENCH_SMAPS) console.log(p.ges.output('b').split('\n').filter((l) => l.includes('memory handed back') || l.includes('heap figures')).map((l) => l.replace(/^.*"rssMb"/, '{"rssMb"').replace(/,"msg".*$/, '}')).join('\n'));
     if (process.env.GSCIP_BENCH_SMAPS) console.log(`mappings of the agent after (RSS kB):\n${largestMappings(pid).join('\n')}`);
     dump.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 300));

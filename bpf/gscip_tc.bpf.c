@@ -72,6 +72,20 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 	return tc;
 }
 
+/* A control message: control.h decides (punt, or pass the agent's own). On a
+ * GNAT (NAT stage on) a message its agent sends with an inside host's source
+ * (a DDE relayed "transparently" for a GE behind it) would leave with that
+ * private source, past the NAT stage: dropped and counted as the NAT drops
+ * anything it does not translate (nat_proto), never leaked. */
+static __always_inline int gscip_control(struct __sk_buff *skb, struct gscip_run *run, const __u8 dir)
+{
+	int rc = control_apply(skb, &run->pkt, run->released, dir);
+
+	if (rc == GSCIP_CODE(GSCIP_STAT_CONTROL_TX) && stage_on(GSCIP_STAGE_NAT))
+		return gscip_nat_other(&run->pkt, dir == GSCIP_DIR_EGRESS, GSCIP_CODE(GSCIP_DROP_NAT_PROTO), rc);
+	return rc;
+}
+
 /* Stage: parse up to the ports. NEXT = a TCP/UDP packet to look up; else a verdict code.
  * IPv6 frames end here, in the interface's IPv6 policy (ipv6.h).
  * ICMP of type GSCIP_ICMP_TYPE, and UDP to GSCIP_CONTROL_UDP_PORT, is a control
@@ -107,7 +121,7 @@ static __always_inline int gscip_classify_dir(struct __sk_buff *skb, struct gsci
 			}
 			return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
 		}
-		return control_apply(skb, pkt, run->released, dir);
+		return gscip_control(skb, run, dir);
 	}
 	if (pkt->cid.proto != IPPROTO_TCP && pkt->cid.proto != IPPROTO_UDP)
 		return stage_on(GSCIP_STAGE_NAT)
@@ -120,7 +134,7 @@ static __always_inline int gscip_classify_dir(struct __sk_buff *skb, struct gsci
 	if (rc == 0 && pkt->cid.proto == IPPROTO_UDP &&
 	    (pkt->cid.dport == bpf_htons(GSCIP_CONTROL_UDP_PORT) ||
 	     (dir == GSCIP_DIR_EGRESS && pkt->cid.sport == bpf_htons(GSCIP_CONTROL_UDP_PORT))))
-		return control_apply(skb, pkt, run->released, dir);
+		return gscip_control(skb, run, dir);
 	return rc;
 }
 

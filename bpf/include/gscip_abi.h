@@ -324,6 +324,14 @@ enum gscip_flow_leg {
 #define GSCIP_UDP_CTR_REKEY       (1ULL << 47)
 #define GSCIP_UDP_REORDER_WINDOW  4096
 #define GSCIP_FK_RESYNC_FAILS     64
+/* UDP wire-valid form (docs/pccom.md "UDP across a checksum-verifying NAT"):
+ * the UDP checksum is the ordinary one over the ciphertext and the IP ID is
+ * counter bits 0..GSCIP_UDP_WIRE_CTR_BITS-1 | K's low 16 - GSCIP_UDP_WIRE_CTR_BITS
+ * bits above them. The receiver reconstructs the counter from those low bits,
+ * up to GSCIP_UDP_WIRE_WINDOW - 1 behind the highest accepted or the rest of
+ * the 2^GSCIP_UDP_WIRE_CTR_BITS space ahead. */
+#define GSCIP_UDP_WIRE_CTR_BITS   6
+#define GSCIP_UDP_WIRE_WINDOW     16
 /* TCP sender without timestamps: the re-key signal is raised once the flow's
  * sequence number is 2^31 past the first one this key sent (well before a wrap
  * could repeat a keystream under a constant ack). */

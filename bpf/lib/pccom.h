@@ -25,7 +25,8 @@
  *  - pccom_scratch(): this CPU's scratch cell (or NULL).
  * The caller counts and drops on a drop code. Both hooks may pull data and
  * write the packet: callers re-derive pointers from pkt's offsets. Only the
- * L4 payload changes, in place (and the UDP sender's IP ID); headers and
+ * L4 payload changes, in place (and the UDP sender's IP ID: the counter, or in
+ * the wire-valid form counter bits and K); headers and
  * lengths never change. Fragments and UDP GSO skbs are refused; a key
  * missing from gscip_keys drops (never plaintext).
  *
@@ -66,7 +67,7 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 	struct pccom_pass c = { .skb = skb, .s = s };
 	struct pccom_sums t;
 	__u32 csum = 0;
-	int rc, res;
+	int rc, res, wire;
 
 	if (pkt->is_fragment)
 		return GSCIP_CODE(GSCIP_DROP_FRAGMENT);
@@ -90,7 +91,9 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 	rc = pccom_linearize(skb, s);
 	if (rc)
 		return rc;
-	if (encrypt && pkt->cid.proto == IPPROTO_UDP) {
+	/* UDP wire-valid form: per-flow keys only; its IP ID is written with K (pccom_udp.h). */
+	wire = (pit->flags & GSCIP_PIT_F_WIRE_CSUM) != 0;
+	if (encrypt && pkt->cid.proto == IPPROTO_UDP && !(wire && s->fk_mode)) {
 		rc = pccom_udp_new_ipid(skb, pkt, s);
 		if (rc)
 			return rc;
@@ -102,10 +105,12 @@ static __always_inline int pccom_apply_with(struct __sk_buff *skb, struct gscip_
 	if (rc)
 		return rc;
 	if (pkt->cid.proto == IPPROTO_TCP)
-		res = encrypt ? pccom_tcp_encrypt(&c, pkt, &t, &csum, (pit->flags & GSCIP_PIT_F_WIRE_CSUM) != 0)
+		res = encrypt ? pccom_tcp_encrypt(&c, pkt, &t, &csum, wire)
 			      : pccom_tcp_decrypt(&c, pkt, pit, &t, &csum);
+	else if (encrypt)
+		res = wire && s->fk_mode ? pccom_udp_encrypt_wire(&c, pkt, &t, &csum) : pccom_udp_encrypt(&c, pkt, &t, &csum);
 	else
-		res = encrypt ? pccom_udp_encrypt(&c, pkt, &t, &csum) : pccom_udp_decrypt(&c, pkt, pit, &t, &csum);
+		res = pccom_udp_decrypt(&c, pkt, pit, &t, &csum);
 	if (res < 0)
 		return res;
 	rc = pccom_write_csum(skb, pkt, csum);

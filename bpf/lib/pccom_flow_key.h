@@ -14,7 +14,8 @@
  *    later. Receiver: the highest counters accepted (s->t_cur / s->t_prev).
  *    0, GSCIP_CODE(GSCIP_DROP_NO_KEY | _UNSUPPORTED | _NONCE_LIMIT).
  *  - pccom_load_prev_flow_key(pkt, s): the previous key (re-key without loss).
- *  - pccom_udp_ctr_guess(t, lo): the full counter of a received IP ID.
+ *  - pccom_udp_ctr_guess(t, lo): the full counter of a received IP ID;
+ *    pccom_udp_wire_guess(t, lo): the same from the wire-valid form's 6 bits.
  *  - pccom_flow_key_after(skb, pkt, s, encrypt, rc): the receiver's state
  *    after the packet (highest counter, failures in a row) and the re-key
  *    signal (a PUNT_REKEY record, no packet data; counted as GSCIP_STAT_PCCOM_REKEY).
@@ -140,6 +141,24 @@ static __always_inline __u64 pccom_udp_ctr_guess(__u64 t, __u32 lo)
 		th -= 1;
 	}
 	return (th << 16) | lo;
+}
+
+/* The same for the UDP wire-valid form, whose IP ID carries only the counter's
+ * low GSCIP_UDP_WIRE_CTR_BITS: up to GSCIP_UDP_WIRE_WINDOW - 1 behind t, or
+ * ahead within the rest of that space. A wrong guess fails K (dropped, counted). */
+static __always_inline __u64 pccom_udp_wire_guess(__u64 t, __u32 lo)
+{
+	const __u64 m = (1ULL << GSCIP_UDP_WIRE_CTR_BITS) - 1, w = GSCIP_UDP_WIRE_WINDOW;
+	__u64 tl = t & m, th = t >> GSCIP_UDP_WIRE_CTR_BITS;
+
+	lo &= m;
+	if (tl >= w - 1) {
+		if (lo < tl - (w - 1))
+			th += 1;
+	} else if (lo >= ((tl - (w - 1)) & m) && th > 0) {
+		th -= 1;
+	}
+	return (th << GSCIP_UDP_WIRE_CTR_BITS) | lo;
 }
 
 /* The re-key signal: a PUNT_REKEY record naming the entry (no packet data). */

@@ -15,6 +15,8 @@
  *      UDP with a per-flow key (s->fk_mode): nonce (UDP_DATA, counter bits
  *           0..31, word 2 = counter bits 32..47 << 16 | plaintext sum); the
  *           receiver reconstructs the counter from the IP ID and s->t_cur.
+ *  - pccom_udp_store_ipid(skb, pkt, id): write a UDP sender's IP ID (wire bytes),
+ *    fixing the IPv4 header checksum (the wire-valid form's, pccom_udp.h).
  *  - pccom_udp_new_ipid(skb, pkt, s): the UDP sender writes the IP ID: the
  *    per-flow counter's low 16 bits (s->ctr), or for a group key a fresh value
  *    of the per-CPU counter s->ipid_ctr; fixes the IPv4 header checksum.
@@ -43,12 +45,28 @@
 #define PCCOM_DOM_UDP_DATA  0x50435501  /* "PCU" 1 */
 #define PCCOM_DOM_UDP_CSUM  0x50435502
 
-/* UDP sender: a fresh IP ID from the per-CPU counter (Linux sends ID 0 on DF
- * datagrams of unconnected sockets, which would repeat the nonce). */
+/* Write the IP ID (wire bytes) and fix the IPv4 header checksum. */
+static __always_inline int pccom_udp_store_ipid(struct __sk_buff *skb, const struct gscip_pkt *pkt, __be16 new_id)
+{
+	__be16 old_id;
+
+	if (bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &old_id, sizeof(old_id)))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &new_id, sizeof(new_id), 0))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	if (bpf_l3_csum_replace(skb, pkt->l3_off + offsetof(struct iphdr, check), old_id, new_id,
+				sizeof(new_id)))
+		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
+	return 0;
+}
+
+/* UDP sender: the counter's low bits, or a fresh IP ID from the per-CPU counter
+ * (Linux sends ID 0 on DF datagrams of unconnected sockets, which would repeat
+ * the nonce). */
 static __always_inline int pccom_udp_new_ipid(struct __sk_buff *skb, const struct gscip_pkt *pkt,
 					      struct pccom_scratch *s)
 {
-	__be16 old_id, new_id;
+	__be16 new_id;
 
 	if (s->fk_mode) {
 		new_id = bpf_htons(s->ctr & 0xffff);
@@ -58,14 +76,7 @@ static __always_inline int pccom_udp_new_ipid(struct __sk_buff *skb, const struc
 		new_id = bpf_htons(s->ipid_ctr & 0xffff);
 		s->ipid_ctr += 1;
 	}
-	if (bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &old_id, sizeof(old_id)))
-		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
-	if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, id), &new_id, sizeof(new_id), 0))
-		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
-	if (bpf_l3_csum_replace(skb, pkt->l3_off + offsetof(struct iphdr, check), old_id, new_id,
-				sizeof(new_id)))
-		return GSCIP_CODE(GSCIP_DROP_CRYPTO);
-	return 0;
+	return pccom_udp_store_ipid(skb, pkt, new_id);
 }
 
 /* UDP, per-flow key: the counter is (s->ctr, already the sender's; the

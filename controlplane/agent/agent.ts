@@ -22,14 +22,14 @@ import { planParts, startParts, type EmbeddedPart, type PartPlan } from '../part
 import { PartError } from '../parts/errors.js';
 import { gmsDeliveryLoader, resolveGeIdentity } from './ge-identity.js';
 import { requiredEncryptionSource } from './required-encryption-source.js';
-import { MemoryRelief, v8FullGc } from './memory-relief.js';
+import { MALLOC_MMAP_THRESHOLD, MemoryRelief, v8FullGc } from './memory-relief.js';
 import {
   AgentConflictError, HeldLock, ifaceLockPath, instancePaths, netnsInode, readIfaceOwner, readState, removeIfaceOwner, removeState,
   writeIfaceOwner, writeState, type InstancePaths, type InstanceState,
 } from './instance.js';
 import { datapathSource, startMetricsServer } from './metrics-server.js';
 import { PuntDispatcher } from './punt-dispatch.js';
-import { ifNameToIndex, mallocTrim } from '../bpf/libc.js';
+import { ifNameToIndex, mallocMmapThreshold, mallocTrim } from '../bpf/libc.js';
 import { agentMemoryReliefsTotal } from '../metrics/metrics.js';
 import { routeLibbpfMessages, tcQuery } from '../bpf/libbpf.js';
 import { TC_FILTER } from './instance.js';
@@ -181,7 +181,9 @@ export class Agent {
       });
       undo.push(() => dispatcher.close());
       for (const h of handlers) if (h.onStart) await h.onStart(dispatcher);
-      // After a burst of punts, hand the memory it took back (full GC + malloc_trim, once per burst).
+      // After a burst of punts, hand the memory it took back (full GC + malloc_trim, once per burst);
+      // big transient blocks in their own mappings, not kept in glibc's arenas after a burst.
+      mallocMmapThreshold(MALLOC_MMAP_THRESHOLD);
       const relief = new MemoryRelief({
         gc: v8FullGc(), trim: () => { mallocTrim(); },
         onRelief: ({ peakPerSec }) => {

@@ -6,16 +6,29 @@
  * is over (the punt rate was at least `burstPerSec`, then stayed under
  * `quietPerSec` for `quietForMs`), this runs one full garbage collection and
  * glibc's malloc_trim(0), once per burst: a few milliseconds of work at a
- * moment the agent is idle, never during the burst itself.
+ * moment the agent is idle, never during the burst itself. malloc_trim runs
+ * once more `lateTrimMs` later: V8 frees the page metadata of the pages the
+ * collection emptied from its background threads after the collection
+ * returns, and those frees came after the first trim (bench/dprp-flood:
+ * ~60 MB free in glibc's arenas, several of them still resident).
  * Pure apart from the injected gc/trim (test/unit/memory-relief.test.ts).
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
+/**
+ * glibc's mmap threshold the agent pins at start (mallocMmapThreshold): its
+ * default initial value, 128 KiB, kept from rising (bench/dprp-flood: the
+ * thread arenas then came back to their baseline after a flood, 5 MB).
+ */
+export const MALLOC_MMAP_THRESHOLD = 128 * 1024;
+
 export interface MemoryReliefOptions {
   burstPerSec?: number;
   quietPerSec?: number;
   quietForMs?: number;
+  /** The second malloc_trim, this long after the relief (0: none). */
+  lateTrimMs?: number;
   now?: () => number;
   gc?: () => void;
   trim?: () => void;
@@ -32,8 +45,13 @@ export function v8FullGc(): () => void {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as (o?: { type?: string; execution?: string }) => void;
   return () => {
-    gc();
-    try { gc({ type: 'major-snapshot', execution: 'sync' }); } catch { /* an older V8 without the option: the first GC did most of it */ }
+    // Compacting: a burst's survivors are spread thinly over the pages the burst
+    // filled, and V8's own choice leaves most of those pages in place.
+    setFlagsFromString('--compact-on-every-full-gc');
+    try {
+      gc();
+      try { gc({ type: 'major-snapshot', execution: 'sync' }); } catch { /* an older V8 without the option: the first GC did most of it */ }
+    } finally { setFlagsFromString('--no-compact-on-every-full-gc'); }
   };
 }
 
@@ -45,12 +63,15 @@ export class MemoryRelief {
   private readonly burstPerSec: number;
   private readonly quietPerSec: number;
   private readonly quietForMs: number;
+  private readonly lateTrimMs: number;
+  private lateTrimAt: number | null = null;
   private readonly now: () => number;
 
   constructor(private readonly o: MemoryReliefOptions = {}) {
     this.burstPerSec = o.burstPerSec ?? 2_000;
     this.quietPerSec = o.quietPerSec ?? 100;
     this.quietForMs = o.quietForMs ?? 3_000;
+    this.lateTrimMs = o.lateTrimMs ?? 2_000;
     this.now = o.now ?? Date.now;
     this.windowStart = this.now();
   }
@@ -63,6 +84,10 @@ export class MemoryRelief {
   /** Call about once a second. Returns true when it relieved memory. */
   tick(): boolean {
     const t = this.now();
+    if (this.lateTrimAt !== null && t >= this.lateTrimAt) {
+      this.lateTrimAt = null;
+      this.o.trim?.();
+    }
     const ms = Math.max(1, t - this.windowStart);
     const rate = (this.count * 1000) / ms;
     this.count = 0;
@@ -84,6 +109,7 @@ export class MemoryRelief {
     this.quietSince = null;
     this.o.gc?.();
     this.o.trim?.();
+    if (this.lateTrimMs > 0) this.lateTrimAt = t + this.lateTrimMs;
     this.o.onRelief?.({ peakPerSec });
     return true;
   }

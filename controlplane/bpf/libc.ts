@@ -8,6 +8,10 @@ import koffi from 'koffi';
 import { BpfError } from './errors.js';
 
 const libc = koffi.load('libc.so.6');
+const Mallinfo2 = koffi.struct('mallinfo2', {
+  arena: 'size_t', ordblks: 'size_t', smblks: 'size_t', hblks: 'size_t', hblkhd: 'size_t',
+  usmblks: 'size_t', fsmblks: 'size_t', uordblks: 'size_t', fordblks: 'size_t', keepcost: 'size_t',
+});
 
 const fn = {
   socket: libc.func('int socket(int domain, int type, int protocol)'),
@@ -23,6 +27,8 @@ const fn = {
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)'),
   munmap: libc.func('int munmap(void *addr, size_t length)'),
   malloc_trim: libc.func('int malloc_trim(size_t pad)'),
+  mallinfo2: libc.func('mallinfo2 mallinfo2(void)'),
+  mallopt: libc.func('int mallopt(int param, int value)'),
 };
 
 export const AF_INET = 2;
@@ -158,4 +164,23 @@ export function epollWaitAsync(epfd: number, timeoutMs: number, done: (err: Erro
 /** glibc's malloc_trim(0): returns free heap memory to the kernel; true when some was released. */
 export function mallocTrim(): boolean {
   return (fn.malloc_trim(0) as number) === 1;
+}
+
+/** glibc's mallinfo2() (main arena and the others summed): bytes in use, free, mmapped; what a memory bench reports. */
+export function mallocInfo(): { inUse: number; free: number; mmapped: number; arena: number } {
+  const m = fn.mallinfo2() as { arena: number | bigint; hblkhd: number | bigint; uordblks: number | bigint; fordblks: number | bigint };
+  return { inUse: Number(m.uordblks), free: Number(m.fordblks), mmapped: Number(m.hblkhd), arena: Number(m.arena) };
+}
+
+const M_MMAP_THRESHOLD = -3;
+
+/**
+ * glibc's mallopt(M_MMAP_THRESHOLD, bytes): allocations of at least `bytes`
+ * get their own mapping, returned to the kernel when freed. Setting it also
+ * stops glibc raising the threshold each time such a block is freed (up to
+ * 32 MB), after which big transient blocks stay in the arenas for good.
+ * True when glibc took it.
+ */
+export function mallocMmapThreshold(bytes: number): boolean {
+  return (fn.mallopt(M_MMAP_THRESHOLD, bytes) as number) === 1;
 }

@@ -11,8 +11,11 @@
  * which misses and is punted. The wait it belongs to is told by the packet
  * itself: the start GE names its flow's first packet in the MPIT (option
  * FIRST: a TCP flow's initial sequence number, which neither the NAT nor
- * PCCOM changes). Waits without a mark (UDP, a start older than the option)
- * are taken oldest first. The view learned is kept for the flow's later
+ * PCCOM changes); for UDP in PCCOM's wire-valid form this GE derives the
+ * first datagram's IP ID itself (pccom/udp-wire.ts). Waits without a mark (a
+ * start older than the option, plaintext UDP) are taken oldest first; so is
+ * any UDP wait when no mark matches (its first datagram lost: the next one
+ * carries counter 1's IP ID). The view learned is kept for the flow's later
  * negotiations (re-keying), which then install at once.
  *
  * Bounded: at most maxPending waits (each pendingTtlMs), at most maxViews
@@ -21,6 +24,8 @@
  */
 import { flowKey } from './pit-entries.js';
 import type { Flow } from './wire.js';
+
+const IPPROTO_UDP = 17;
 
 export interface NatFollowLimits {
   maxPending: number;
@@ -98,7 +103,8 @@ export class NatFollow<T> {
   /**
    * A packet `seen` (as it arrived: from the NAT's address) with mark `first`
    * missed: the wait it belongs to (removed), or null. The wait naming that
-   * mark; else the oldest wait that names none; never one naming another mark.
+   * mark; else the oldest wait that names none; never one naming another mark,
+   * but for UDP (then the oldest: a lost first datagram must not strand its flow).
    */
   take(seen: Flow, first: number | null, now: number): NatWait<T> | null {
     const k = serviceKey(seen.proto, seen.saddr, seen.daddr, seen.dport);
@@ -106,6 +112,7 @@ export class NatFollow<T> {
     if (!list) return null;
     let i = first === null ? -1 : list.findIndex((w) => w.untilMono > now && w.first === first);
     if (i < 0) i = list.findIndex((w) => w.untilMono > now && w.first === null);
+    if (i < 0 && seen.proto === IPPROTO_UDP) i = list.findIndex((w) => w.untilMono > now);
     if (i < 0) return null;
     const [w] = list.splice(i, 1);
     this.pendingCount--;

@@ -6,16 +6,19 @@
  * the start GE then decides: whether the flow's PCCOM packets would cross a
  * checksum-verifying NAT. A keyed checksum is a wrong checksum to conntrack
  * (nf_conntrack_checksum=1, the Linux default): such a packet is INVALID,
- * not translated, and would leave the NAT with its private source. Only TCP in
- * the wire-valid form (K in the urgent pointer, docs/pccom.md) carries a valid
- * ordinary checksum; UDP has no spare field for K.
+ * not translated, and would leave the NAT with its private source. Only
+ * PCCOM's wire-valid forms carry a valid ordinary checksum (docs/pccom.md):
+ * TCP's (K in the urgent pointer), and UDP's (K's bits in the IP ID, per-flow
+ * keys only), which a start GE and a GE past the NAT send only across a NAT
+ * (udpWireAcrossNat: its membership check is weaker than the keyed form's).
  */
 import { decide, refusedOutcome, type Outcome, type PathGe } from './decide.js';
-import { natSeenOf, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { natSeenOf, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_UDP_WIRE, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
 import type { DprpConfig } from './node-deps.js';
 import type { Flow, GeRecord } from './wire.js';
 
 const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
 
 /** The NAT address the first record naming one saw (a NAT between the start GE and that GE), or null. */
 export function natOnPath(records: readonly GeRecord[]): string | null {
@@ -26,9 +29,20 @@ export function natOnPath(records: readonly GeRecord[]): string | null {
   return null;
 }
 
-/** Whether the flow's PCCOM packets to `peer` carry valid ordinary checksums (TCP, wire-valid form). */
+/**
+ * Whether a UDP flow across a NAT goes in the UDP wire-valid form between this
+ * GE and `caps` (the other encrypting GE's PCCOM_CAPS): it must take the form
+ * and per-flow keys (the form's counter); this build takes both.
+ */
+export function udpWireAcrossNat(flow: Flow, natSeen: boolean, caps: number): boolean {
+  const need = PCCOM_CAP_UDP_WIRE | PCCOM_CAP_FLOW_KEYS;
+  return natSeen && flow.proto === IPPROTO_UDP && (caps & need) === need;
+}
+
+/** Whether the flow's PCCOM packets to `peer` carry valid ordinary checksums (a wire-valid form), with a NAT on the path. */
 export function pccomIsWireValid(flow: Flow, peer: GeRecord | undefined): boolean {
-  return flow.proto === IPPROTO_TCP && (pccomCapsOf(peer) & PCCOM_CAP_WIRE_CSUM) !== 0;
+  const caps = pccomCapsOf(peer);
+  return (flow.proto === IPPROTO_TCP && (caps & PCCOM_CAP_WIRE_CSUM) !== 0) || udpWireAcrossNat(flow, true, caps);
 }
 
 /**

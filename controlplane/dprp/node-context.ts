@@ -134,7 +134,7 @@ export class DprpContext {
   ownRecord(m: DprpMessage, flags: number, extra: readonly TlvOption[] = []): GeRecord {
     const s = this.d.self;
     // DPRP's own: what this GE's PCCOM receiver takes (spec-options.ts PCCOM_CAPS), a NAT it saw, then the parts' options.
-    const options = [{ type: OptionType.PCCOM_CAPS, value: Buffer.from([OWN_PCCOM_CAPS]) }, ...extra, ...this.ownRecordOptions(m)];
+    const options = [{ type: OptionType.PCCOM_CAPS, value: Buffer.from([this.cfg.pccomCaps ?? OWN_PCCOM_CAPS]) }, ...extra, ...this.ownRecordOptions(m)];
     return signRecord(this.myKeys(), m, { addr: s.addr, geType: s.type, mode: s.mode, flags, options });
   }
 

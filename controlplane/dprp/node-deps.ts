@@ -167,12 +167,19 @@ export interface DprpConfig {
    * A NAT between the start and the decrypting GE (a GE saw a DDE come from
    * another address than the start GE's: NAT_SEEN): 'wire-valid' encrypts only
    * flows whose PCCOM packets carry valid ordinary checksums (TCP to a peer
-   * taking the wire-valid form) and decides the others as if no group were
+   * taking the wire-valid form, UDP to a peer taking the UDP wire-valid form
+   * and per-flow keys) and decides the others as if no group were
    * shared, why nat_checksum (OP: plaintext, CL or required: refused), since a
    * checksum-verifying NAT would not translate them; 'any' encrypts them anyway
    * (for NATs known not to verify L4 checksums).
    */
   pccomAcrossNat: 'wire-valid' | 'any';
+  /**
+   * What this GE's record announces in PCCOM_CAPS (spec-options.ts); unset:
+   * everything this build takes. Fewer bits only to behave as an earlier
+   * release toward its peers (tests of rolling upgrades).
+   */
+  pccomCaps?: number;
   /** DDE retransmissions also go as ICMP type 253, for peers whose agent predates the UDP transport. */
   icmpFallback: boolean;
   /** Sends per phase (DDE, MPIT) before giving up. */

@@ -21,6 +21,7 @@ import type { PitDir } from '../flows/cid.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 
 const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
 
 // The PIT entry and its keys are the flow table's vocabulary (controlplane/flows/); re-exported for DPRP's callers.
 export { canonicalFlowKey, flowKey, reverseFlow, slotKey as pitEntryKey } from '../flows/cid.js';
@@ -34,6 +35,8 @@ export interface EntryOptions {
   why?: PitWhyName;
   /** The peer's receiver takes PCCOM's TCP wire-valid form: this GE's TCP encrypt entry sends it. */
   wireCsum?: boolean;
+  /** A UDP flow across a NAT whose other end takes the UDP wire-valid form (nat-traversal.ts udpWireAcrossNat): this GE's UDP encrypt entry sends it. */
+  udpWire?: boolean;
   /**
    * Both ends take per-flow keys: the negotiation id (hex), the salt of the
    * encrypt/decrypt entries' per-flow keys (leg 'fwd' for `flow`, 'rev' for its
@@ -54,7 +57,7 @@ export function pitEntriesFor(
     group: action === 'encrypt' || action === 'decrypt' ? (key?.group ?? 0) : 0,
     version: action === 'encrypt' || action === 'decrypt' ? (key?.version ?? 0) : 0,
     ...((action === 'pass' || action === 'drop') && o.why && o.why !== 'none' ? { why: o.why } : {}),
-    ...(action === 'encrypt' && o.wireCsum && f.proto === IPPROTO_TCP ? { wireCsum: true as const } : {}),
+    ...(action === 'encrypt' && ((o.wireCsum && f.proto === IPPROTO_TCP) || (o.udpWire && f.proto === IPPROTO_UDP)) ? { wireCsum: true as const } : {}),
   });
   if ((decision === 'encrypt' || decision === 'decrypt') && !key) {
     throw new RangeError(`pitEntriesFor: ${decision} needs a group key`);

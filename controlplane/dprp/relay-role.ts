@@ -27,11 +27,15 @@ import { pitEntriesFor, pitEntryKey, withPrevVersions, type PitDir, type PitEntr
 import { deferredUntilCdn } from './rekeying.js';
 import type { Hold } from './hold.js';
 import { mpitFirstOf, mpitWhyOf, OptionType, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from './spec-options.js';
+import { udpWireAcrossNat } from './nat-traversal.js';
+import { udpWireFirstMark } from '../pccom/udp-wire.js';
 import { writeIpv4 } from './ipv4.js';
 import {
   ACT_F_NEW_SALT, ACT_F_TRANSIT, MAX_CAND_DEPTH, MAX_RECORDS, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, WireAction,
   abiRole, isZero, withCandDepth, type DprpMessage, type Flow, type TlvOption,
 } from './wire.js';
+
+const IPPROTO_UDP = 17;
 
 interface RelayNeg {
   negId: Buffer;
@@ -77,6 +81,8 @@ interface NatRepoint {
   fwdDir: PitDir;
   why: PitWhyName;
   wireCsum: boolean;
+  /** A UDP flow past a NAT: its encrypt entry sends the UDP wire-valid form. */
+  udpWire: boolean;
   /** Per-flow keys: the salt (docs/pccom.md); undefined: the group key. */
   flowKeySalt?: string;
   unauth: boolean;
@@ -213,6 +219,18 @@ export class RelayRole {
   private startTakesWireCsum(r: RelayNeg): boolean {
     const rec = r.startDdes[0]?.records[0];
     return rec?.addr === r.startGe && (pccomCapsOf(rec) & PCCOM_CAP_WIRE_CSUM) !== 0;
+  }
+
+  /** Whether this GE, past a NAT, sends the flow in the UDP wire-valid form (the start GE's record takes it; nat-traversal.ts). */
+  private udpWireToStart(r: RelayNeg): boolean {
+    const rec = r.startDdes[0]?.records[0];
+    return rec?.addr === r.startGe && udpWireAcrossNat(r.flow, r.natFrom !== null, pccomCapsOf(rec));
+  }
+
+  /** A UDP flow in the wire-valid form: its first datagram's IP ID (pccom/udp-wire.ts), or null. */
+  private udpFirstMark(udpWire: boolean, gv: { group: number; version: number } | null, salt: string | undefined): number | null {
+    const k = udpWire && salt ? this.c.keyOf(gv) : null;
+    return k ? udpWireFirstMark(k.key, k.group, k.version, salt!) : null;
   }
 
   /** Whether the start GE's record (in its DDE) says it takes PCCOM per-flow keys. */
@@ -352,9 +370,10 @@ export class RelayRole {
     const prior = r.prior ?? undefined;
     const wireCsum = this.startTakesWireCsum(r);
     const flowKeySalt = this.startTakesFlowKeys(r) ? hex(r.negId) : undefined;
+    const udpWire = flowKeySalt !== undefined && this.udpWireToStart(r);
     // Past a NAT with the port not learned yet: nothing is installed on a guess; the first packet places the entries (nat-follow.ts).
     const waits = r.waitsFirst;
-    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum, flowKeySalt }), prior, (entry.flags & ACT_F_NEW_SALT) !== 0);
+    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum, udpWire, flowKeySalt }), prior, (entry.flags & ACT_F_NEW_SALT) !== 0);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.local, prior);
@@ -380,7 +399,7 @@ export class RelayRole {
     }
     // Book-keeping after the send: the next GE starts its work sooner.
     if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
-    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, flowKeySalt, unauth: !key } }, c.mono())) {
+    else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: r.flow.proto === IPPROTO_UDP ? this.udpFirstMark(udpWire, gv, flowKeySalt) : mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, udpWire, flowKeySalt, unauth: !key } }, c.mono())) {
       c.obs.natFollow?.('wait_table_full');
     }
   }
@@ -404,7 +423,7 @@ export class RelayRole {
     const d = p.data;
     const local: Flow = { ...p.wire, saddr: seen.saddr, sport: seen.sport };
     const r = this.relays.get(d.negId);
-    const entries = pitEntriesFor(local, d.decision, d.role, d.gv, r && !r.confirmed ? 'tentative' : 'confirmed', { fwdDir: d.fwdDir, why: d.why, wireCsum: d.wireCsum, flowKeySalt: d.flowKeySalt });
+    const entries = pitEntriesFor(local, d.decision, d.role, d.gv, r && !r.confirmed ? 'tentative' : 'confirmed', { fwdDir: d.fwdDir, why: d.why, wireCsum: d.wireCsum, udpWire: d.udpWire, flowKeySalt: d.flowKeySalt });
     c.flows.writes.write({ pit: entries });
     c.flows.remember(local, d.role, d.decision, d.gv, entries, d.negId, d.unauth);
     this.nat.learn(local, p.wire, p.natAddr, now);

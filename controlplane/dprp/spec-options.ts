@@ -61,8 +61,14 @@ export const PCCOM_CAP_WIRE_CSUM = 0x01;
  * an older release: rolling upgrades work).
  */
 export const PCCOM_CAP_FLOW_KEYS = 0x02;
+/**
+ * PCCOM_CAPS bit: this GE's receiver takes the UDP wire-valid form (the
+ * ordinary UDP checksum, membership in the IP ID; per-flow keys only;
+ * docs/pccom.md "UDP across a checksum-verifying NAT"). Sent only across a NAT.
+ */
+export const PCCOM_CAP_UDP_WIRE = 0x04;
 /** What this build's PCCOM receiver takes. */
-export const OWN_PCCOM_CAPS = PCCOM_CAP_WIRE_CSUM | PCCOM_CAP_FLOW_KEYS;
+export const OWN_PCCOM_CAPS = PCCOM_CAP_WIRE_CSUM | PCCOM_CAP_FLOW_KEYS | PCCOM_CAP_UDP_WIRE;
 
 /** The PCCOM capabilities a GE record announces (0: none, e.g. an agent older than the option). */
 export function pccomCapsOf(rec: { options: ReadonlyArray<{ type: number; value: Buffer }> } | undefined): number {

@@ -14,7 +14,7 @@
 import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.js';
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
-import { natOnPath, withNatPolicy } from './nat-traversal.js';
+import { natOnPath, udpWireAcrossNat, withNatPolicy } from './nat-traversal.js';
 import { firstOption, OptionType, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, SPEC_OPTIONS, whyOption } from './spec-options.js';
 import type { NatfStartFailure, VirtualTarget } from './natf-hooks.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
@@ -26,6 +26,8 @@ import {
   ACT_F_NEW_SALT, ACT_F_TRANSIT, MsgType, REC_F_IS_DEST, REC_F_PROTECTS_DEST, Status, WIRE_ACTIONS, WIRE_ROLES, wireRoleOf, zero16,
   type ActionEntry, type DprpMessage, type Flow,
 } from './wire.js';
+
+const IPPROTO_TCP = 6;
 
 interface StartNeg {
   negId: Buffer;
@@ -358,12 +360,14 @@ export class StartRole {
     const wireCsum = (pccomCapsOf(peerRec) & PCCOM_CAP_WIRE_CSUM) !== 0;
     // Both ends take per-flow keys (this build does): salted with this negotiation's id.
     const flowKeySalt = (pccomCapsOf(peerRec) & PCCOM_CAP_FLOW_KEYS) !== 0 ? hex(neg.negId) : undefined;
-    neg.entries = withPrevVersions(pitEntriesFor(wireOf(neg), mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, flowKeySalt }), prior, neg.newSalt);
+    // A UDP flow across a NAT: the UDP wire-valid form when the peer takes it (nat-traversal.ts).
+    const udpWire = flowKeySalt !== undefined && udpWireAcrossNat(neg.flow, natOnPath(m.records) !== null, pccomCapsOf(peerRec));
+    neg.entries = withPrevVersions(pitEntriesFor(wireOf(neg), mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, udpWire, flowKeySalt }), prior, neg.newSalt);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
       status: out.verdict === 'refused' ? Status.REFUSED : Status.OK, startGe: c.d.self.addr, endGe: m.endGe,
-      records: [], seal: null, options: [...whyOption(whyOf(out)), ...firstOption(neg.first)],
+      records: [], seal: null, options: [...whyOption(whyOf(out)), ...firstOption(neg.flow.proto === IPPROTO_TCP ? neg.first : null)],
       actions: out.actions.slice(1).map((a): ActionEntry => ({
         addr: a.addr,
         action: WIRE_ACTIONS.code(a.action),

@@ -33,8 +33,9 @@ export interface PitEntry extends MapSlot {
    */
   why?: PitWhyName;
   /**
-   * Encrypt entries of TCP flows only: send PCCOM's wire-valid form (the
-   * receiver said it takes it: GSCIP_PIT_F_WIRE_CSUM).
+   * Encrypt entries only: send PCCOM's wire-valid form (GSCIP_PIT_F_WIRE_CSUM):
+   * TCP when the receiver said it takes it; UDP across a NAT when the receiver
+   * takes the UDP form (with per-flow keys; docs/pccom.md).
    */
   wireCsum?: true;
   /**

@@ -77,6 +77,9 @@ export const UDP_CTR_LIMIT = 1n << 48n;
 export const UDP_CTR_REKEY = 1n << 47n;
 export const UDP_REORDER_WINDOW = 4096;
 export const FK_RESYNC_FAILS = 64;
+/** The UDP wire-valid form (GSCIP_UDP_WIRE_*): counter bits in the IP ID (the rest is K), the receiver's window behind. */
+export const UDP_WIRE_CTR_BITS = 6;
+export const UDP_WIRE_WINDOW = 16;
 export const FK_SEQ_BASE_SET = 1n << 32n;
 
 export const Dir = { INGRESS: 0, EGRESS: 1 } as const;

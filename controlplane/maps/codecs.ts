@@ -256,7 +256,7 @@ export interface PuntRec {
   dir: number;
   reason: number;
   cid: Cid;
-  /** All GSCIP_PUNT_MAX_BYTES; only the first cap_len are the packet (see puntPacket). */
+  /** The captured bytes (decodePuntRec: cap_len of them; a codec-decoded full record: all GSCIP_PUNT_MAX_BYTES, the packet the first cap_len, see puntPacket). */
   data: Buffer;
 }
 export const puntRecCodec: StructCodec<PuntRec> = struct<PuntRec>('gscip_punt_rec', [
@@ -283,10 +283,16 @@ export function puntPacket(rec: PuntRec): Buffer {
 export function decodePuntRec(buf: Buffer): PuntRec {
   const dataOff = puntRecCodec.field('data').offset;
   if (buf.length < dataOff) throw new RangeError(`gscip_punt_rec: record of ${buf.length} bytes is shorter than its ${dataOff}-byte header`);
-  if (buf.length >= puntRecCodec.size) return puntRecCodec.decode(buf);
-  const full = Buffer.alloc(puntRecCodec.size);
-  buf.copy(full);
-  return puntRecCodec.decode(full);
+  // The header's fields, then only the captured bytes: a record copies what it
+  // carries, not GSCIP_PUNT_MAX_BYTES (under a flood of small packets ~20x less
+  // memory, and small copies come from Node's pooled slabs, not a malloc each:
+  // what kept the agent's malloc heap large after a flood).
+  const out: Record<string, unknown> = {};
+  for (const f of puntRecCodec.fields) if (!f.isPad && f.name !== 'data') out[f.name] = f.type.read(buf, f.offset);
+  const rec = out as unknown as PuntRec;
+  const n = Math.min(rec.cap_len, buf.length - dataOff, PUNT_MAX_BYTES);
+  rec.data = Buffer.from(buf.subarray(dataOff, dataOff + n));
+  return rec;
 }
 
 export interface StatVal {

@@ -5,6 +5,8 @@
  * network namespace it is started in (`ip netns exec NS node dprp-ge.js JSON`).
  * Prints DPRP-GE-READY once attached; stops (detach + unpin) on SIGTERM/SIGINT.
  */
+import { getHeapSpaceStatistics } from 'node:v8';
+import { mallocInfo } from '../../controlplane/bpf/libc.js';
 import { writeFileSync } from 'node:fs';
 import { Agent } from '../../controlplane/agent/agent.js';
 import { parseAgentConfig } from '../../controlplane/config/agent-config.js';
@@ -72,6 +74,17 @@ async function main(): Promise<void> {
     ...udpRekeyAtFromEnv(process.env.GSCIP_PCCOM_UDP_REKEY_AT),
   })];
   const agent = await Agent.start(cfg, { handlers, log });
+  // A bench's view of where the agent's memory is (bench/dprp-flood GSCIP_BENCH_SMAPS): V8's spaces, external, every N ms.
+  const heapLogMs = Number(process.env.GSCIP_TEST_HEAP_LOG_MS ?? 0);
+  if (heapLogMs > 0) {
+    const mb = (x: number) => Math.round(x / 104857.6) / 10;
+    setInterval(() => {
+      const mu = process.memoryUsage();
+      const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name.replace('_space', ''), `${mb(s.space_used_size)}/${mb(s.physical_space_size)}`]));
+      const ma = mallocInfo();
+      log.info({ rssMb: mb(mu.rss), heapUsedMb: mb(mu.heapUsed), heapTotalMb: mb(mu.heapTotal), externalMb: mb(mu.external), arrayBuffersMb: mb(mu.arrayBuffers), spaces, malloc: { inUseMb: mb(ma.inUse), freeMb: mb(ma.free), mmappedMb: mb(ma.mmapped), arenaMb: mb(ma.arena) } }, 'heap figures');
+    }, heapLogMs).unref();
+  }
   for (const [group, version, hex] of spec.keys) {
     agent.maps.keys.set({ group_id: group, version }, { key: Buffer.from(hex, 'hex'), flags: 0, installed_ns: monotonicNs() });
   }

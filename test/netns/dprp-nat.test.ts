@@ -12,8 +12,10 @@
  * private source address and no plaintext marker; transfers are byte-exact
  * by hash; the PITs of both GEs name the addresses as each sees them (a the
  * private one, b the NAT's); a flush of n's conntrack table mid-flow loses
- * nothing. The first test shows the old transport (ICMP type 253) does not
- * cross this NAT, so these tests can fail.
+ * nothing; a UDP echo goes encrypted both ways in PCCOM's UDP wire-valid form
+ * and the NAT's conntrack entry for it is ASSURED. The first test shows the
+ * old transport (ICMP type 253) does not cross this NAT, so these tests can
+ * fail.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { waitFor, type Topology } from '../lib/netns.js';
-import { Action, Dir, PitState } from '../../controlplane/maps/abi.js';
+import { Action, Dir, PIT_F_WIRE_CSUM, PitState } from '../../controlplane/maps/abi.js';
 import { pitWhyOf } from '../../controlplane/maps/vocabulary.js';
 import { buildIpv4Packet, IPPROTO_ICMP } from '../../controlplane/dprp/ipv4.js';
 import { controlOfFrame, frameControl } from '../../controlplane/parts/control-framing.js';
@@ -29,7 +31,7 @@ import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
 import { parseFrame } from '../lib/packets.js';
 import { injectFrom, RouterCapture, type GeProcesses } from './dprp-topology.js';
 import { A_PRIV, HOST_FIREWALL, isPrivate, N_OUT, NatTopo } from './nat-topology.js';
-import { B, exited, markedData, MARKER, sha256, tcpTransfer, udpTransfer } from './pccom-topology.js';
+import { B, exited, markedData, MARKER, sha256, tcpTransfer, UDP_PORT, udpTransfer } from './pccom-topology.js';
 
 const unavailable = bpfUnavailable();
 const TCP_PORT = 5201;
@@ -70,6 +72,50 @@ const o = fs.createWriteStream(${JSON.stringify(out)});
 const srv = net.createServer((c) => { c.pipe(o); c.on('error', () => {}); c.on('end', () => o.end(() => process.exit(0))); });
 srv.listen(${port}, '0.0.0.0', () => console.log('ready'));
 setTimeout(() => process.exit(4), 40000);`;
+
+/** b: echoes every datagram to where it came from; exits idle. */
+const UDP_ECHO = (port: number, idleMs: number): string => `
+const d = require('dgram').createSocket('udp4'); let timer;
+const fin = () => process.exit(0);
+d.on('message', (m, r) => { d.send(m, r.port, r.address); clearTimeout(timer); timer = setTimeout(fin, ${idleMs}); });
+d.bind(${port}, () => { console.log('ready'); timer = setTimeout(fin, ${idleMs * 5}); });`;
+
+/** a: sends the file in datagrams (2 per ms), collects the echoes in arrival order, writes them; bounded in time. */
+const UDP_ECHO_CLIENT = (inp: string, out: string, host: string, port: number, cport: number, size: number): string => `
+const d = require('dgram').createSocket('udp4'), fs = require('fs'), data = fs.readFileSync(${JSON.stringify(inp)});
+const got = []; let off = 0, n = 0; const total = Math.ceil(data.length / ${size});
+const fin = () => { fs.writeFileSync(${JSON.stringify(out)}, Buffer.concat(got)); console.log(JSON.stringify({ n })); process.exit(0); };
+d.on('message', (m) => { got.push(m); if (++n === total) fin(); });
+d.bind(${cport}, () => {
+  const step = () => {
+    for (let i = 0; i < 2 && off < data.length; i++, off += ${size}) d.send(data.subarray(off, off + ${size}), ${port}, ${JSON.stringify(host)});
+    if (off < data.length) setTimeout(step, 1); else setTimeout(fin, 2000);
+  };
+  step();
+});
+setTimeout(fin, 25000);`;
+
+/** a:cport -> b:UDP_PORT -> back: what a received of its own datagrams, in order, and how many. */
+async function udpEcho(t: Topology, data: Buffer, cport: number, size: number): Promise<{ received: Buffer; echoed: number }> {
+  const inp = `/tmp/${t.prefix}-echo-in`; const out = `/tmp/${t.prefix}-echo-out`;
+  writeFileSync(inp, data); rmSync(out, { force: true });
+  try {
+    const echo = t.spawn('b', 'node', ['-e', UDP_ECHO(UDP_PORT, 3000)]);
+    let line = '';
+    echo.stdout?.setEncoding('utf8');
+    echo.stdout?.on('data', (d: string) => { line += d; });
+    await waitFor('UDP echo', () => line.includes('ready'), 5000);
+    const cl = t.spawn('a', 'node', ['-e', UDP_ECHO_CLIENT(inp, out, B, UDP_PORT, cport, size)]);
+    let res = '';
+    cl.stdout?.setEncoding('utf8');
+    cl.stdout?.on('data', (d: string) => { res += d; });
+    await exited(cl, 30_000);
+    echo.kill('SIGTERM');
+    await exited(echo, 5_000);
+    const n = /\{"n":(\d+)\}/.exec(res);
+    return { received: readFileSync(out), echoed: n ? Number(n[1]) : 0 };
+  } finally { rmSync(inp, { force: true }); rmSync(out, { force: true }); }
+}
 
 describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls (namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
   let p: NatTopo;
@@ -168,23 +214,32 @@ describe('DPRP and PCCOM across an unconfigured NAT and "drop invalid" firewalls
     assert.equal(p.nftCounter('n', 'saddr 100.64.0.0/10'), 0, 'a packet left un-translated after a flush');
   });
 
-  test('UDP across the NAT: its keyed checksum would be INVALID here, so it is never encrypted that way: plaintext, and it says nat_checksum', async () => {
-    const data = markedData(64 * 1024);
+  test('UDP across the NAT, both ways: PCCOM\'s UDP wire-valid form, so the NAT verifies and translates it: encrypted, byte-exact, conntrack ASSURED', async () => {
+    const data = markedData(4 * 1024 * 1024);
     const cap = await RouterCapture.start(t, 'nout', 'n');
     // One datagram negotiates the flow (what arrives during a negotiation beyond the stash cap is
-    // dropped, counted: any UDP flow), then the bulk on the same flow is byte-exact.
+    // dropped, counted: any UDP flow), then the bulk on the same flow, echoed back by b.
     const first = await udpTransfer(t, data.subarray(0, 1000), 41200, 1000);
     assert.equal(first.datagrams, 1, 'the first datagram was delivered (released from the stash)');
-    const r = await udpTransfer(t, data, 41200, 1000);
+    const r = await udpEcho(t, data, 41200, 1000);
+    const tracked = t.exec('n', 'conntrack', ['-L', '-p', 'udp', '--orig-src', A_PRIV, '--orig-port-src', '41200']).stdout;
     const g = globalSide(await cap.stop());
-    assert.equal(sha256(r.received), sha256(data), `byte-exact; datagrams delivered: ${r.datagrams}`);
-    assert.equal(g.privateSrc, 0, 'no private source on the global side');
+    assert.equal(r.echoed, Math.ceil(data.length / 1000), `every datagram came back: ${r.echoed}`);
+    assert.equal(sha256(r.received), sha256(data), 'byte-exact a -> b -> a');
+    assert.equal(g.markers, 0, 'plaintext marker on the global side: not encrypted');
+    assert.equal(g.privateSrc, 0, 'a private address on the global side');
+    assert.equal(p.nftCounter('n', 'saddr 100.64.0.0/10'), 0, 'a packet left the NAT un-translated (its checksum INVALID)');
+    assert.match(tracked, /\[ASSURED\]/, `the NAT's conntrack entry is ASSURED (replies seen): ${tracked}`);
+    assert.match(tracked, new RegExp(`src=${B} dst=${N_OUT.replace(/\./g, '\\.')}`), 'translated: the reply goes to the NAT\'s address');
     const rows = pit('a').filter(([k]) => k.proto === 17 && ((k.saddr === A_PRIV && k.sport === 41200) || (k.daddr === A_PRIV && k.dport === 41200)));
-    assert.ok(rows.length >= 2, `a's entries of the UDP flow: ${rows.length}`);
-    for (const [, v] of rows) {
-      assert.equal(v.action, Action.PASS);
-      assert.equal(pitWhyOf(v.flags), 'nat_checksum', 'the entry says why it is plaintext');
-    }
+    const aOut = rows.find(([k]) => k.dir === Dir.EGRESS)?.[1];
+    const aIn = rows.find(([k]) => k.dir === Dir.INGRESS)?.[1];
+    assert.equal(aOut?.action, Action.ENCRYPT, 'a encrypts its private view');
+    assert.ok(((aOut?.flags ?? 0) & PIT_F_WIRE_CSUM) !== 0, 'in the UDP wire-valid form');
+    assert.equal(aIn?.action, Action.DECRYPT);
+    const bOut = pit('b').find(([k]) => k.proto === 17 && k.dir === Dir.EGRESS && k.daddr === N_OUT && k.dport === 41200)?.[1];
+    assert.equal(bOut?.action, Action.ENCRYPT, 'b encrypts toward the NAT\'s address');
+    assert.ok(((bOut?.flags ?? 0) & PIT_F_WIRE_CSUM) !== 0, 'b too sends the wire-valid form');
   });
 });
 

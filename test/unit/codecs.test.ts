@@ -104,7 +104,8 @@ test('punt records decode, including short ones, and expose only cap_len bytes',
   const full = puntRecCodec.encode(rec);
   assert.deepEqual(puntPacket(decodePuntRec(full)), pkt);
   const short = full.subarray(0, 40 + pkt.length);
-  assert.deepEqual(decodePuntRec(short), rec);
+  assert.deepEqual(decodePuntRec(short), { ...rec, data: pkt }, 'a record holds only its captured bytes');
+  assert.deepEqual(decodePuntRec(full).data, pkt, 'also from a full-size record');
   assert.throws(() => decodePuntRec(full.subarray(0, 39)), /shorter than its 40-byte header/);
 });
 

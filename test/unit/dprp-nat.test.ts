@@ -18,7 +18,9 @@ import type { GroupKey } from '../../controlplane/dprp/auth.js';
 import type { PitEntry } from '../../controlplane/dprp/pit-entries.js';
 import { decode, MsgType, type Flow } from '../../controlplane/dprp/wire.js';
 import { reverseFlow } from '../../controlplane/dprp/pit-entries.js';
-import { natSeenOf } from '../../controlplane/dprp/spec-options.js';
+import { natSeenOf, OWN_PCCOM_CAPS, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_UDP_WIRE, PCCOM_CAP_WIRE_CSUM } from '../../controlplane/dprp/spec-options.js';
+import { udpWireAcrossNat } from '../../controlplane/dprp/nat-traversal.js';
+import { udpWireFirstMark } from '../../controlplane/pccom/udp-wire.js';
 import { VirtualTime } from './dprp-sim.js';
 
 const A = '100.64.1.10';
@@ -48,9 +50,9 @@ class NatNet {
   readonly a: DprpNode;
   readonly b: DprpNode;
 
-  constructor(o: { aKeys?: GroupKey[]; aCfg?: Partial<DprpConfig>; required?: boolean } = {}) {
+  constructor(o: { aKeys?: GroupKey[]; aCfg?: Partial<DprpConfig>; bCfg?: Partial<DprpConfig>; required?: boolean } = {}) {
     this.a = this.node('a', A, o.aKeys ?? [key], o.aCfg ?? {}, o.required ?? false);
-    this.b = this.node('b', B, [key], {}, false);
+    this.b = this.node('b', B, [key], o.bCfg ?? {}, false);
   }
 
   private node(name: 'a' | 'b', addr: string, keys: GroupKey[], config: Partial<DprpConfig>, required: boolean): DprpNode {
@@ -145,8 +147,36 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     assert.equal(n.wire.length, sent);
   });
 
-  test('UDP: a keyed checksum would be INVALID to a verifying NAT: plaintext on both ends, why nat_checksum', () => {
+  test('UDP, both ends take the UDP wire-valid form: encrypted; each end\'s encrypt entry sends it (per-flow keys), B\'s on the NAT\'s address', () => {
     const n = new NatNet();
+    n.a.onPitMiss(udp, 'h1');
+    n.run();
+    assert.deepEqual(n.done, ['encrypted']);
+    assert.deepEqual(n.released, ['h1']);
+    n.arrive({ ...udp, saddr: N }, 'p1');
+    assert.deepEqual(n.releasedB, ['p1']);
+    const a = [...n.pits.a.values()];
+    const b = [...n.pits.b.values()];
+    assert.deepEqual(a.map((e) => e.action).sort(), ['decrypt', 'encrypt']);
+    assert.deepEqual(b.map((e) => e.action).sort(), ['decrypt', 'encrypt']);
+    for (const e of [...a, ...b]) {
+      assert.ok(e.flowKey, 'per-flow keys: the form\'s counter');
+      assert.equal(e.wireCsum === true, e.action === 'encrypt', `${e.dir} ${e.action}: only encrypt entries say which form they send`);
+    }
+    assert.ok(a.some((e) => e.action === 'encrypt' && e.flow.saddr === A), 'A encrypts its private view');
+    assert.ok(b.some((e) => e.action === 'encrypt' && e.flow.daddr === N), 'B encrypts toward the NAT\'s address');
+  });
+
+  test('UDP wire-valid form only across a NAT, only with per-flow keys and the peer\'s bit', () => {
+    assert.equal(udpWireAcrossNat(udp, true, OWN_PCCOM_CAPS), true);
+    assert.equal(udpWireAcrossNat(udp, false, OWN_PCCOM_CAPS), false, 'no NAT: the keyed form (its membership check is stronger)');
+    assert.equal(udpWireAcrossNat(udp, true, PCCOM_CAP_WIRE_CSUM | PCCOM_CAP_FLOW_KEYS), false, 'a peer without the UDP form');
+    assert.equal(udpWireAcrossNat(udp, true, PCCOM_CAP_UDP_WIRE), false, 'a peer without per-flow keys');
+    assert.equal(udpWireAcrossNat(tcp, true, OWN_PCCOM_CAPS), false, 'TCP has its own form');
+  });
+
+  test('UDP to a peer without the UDP wire-valid form (an earlier release): a keyed checksum would be INVALID to a verifying NAT: plaintext on both ends, why nat_checksum', () => {
+    const n = new NatNet({ bCfg: { pccomCaps: PCCOM_CAP_WIRE_CSUM | PCCOM_CAP_FLOW_KEYS } });
     n.a.onPitMiss(udp, 'h1');
     n.run();
     assert.deepEqual(n.done, ['plaintext']);
@@ -167,8 +197,8 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     assert.deepEqual(n.done, ['encrypted']);
   });
 
-  test('UDP to a destination that requires encryption: refused, why nat_checksum, nothing released', () => {
-    const n = new NatNet({ required: true });
+  test('UDP to a destination that requires encryption, peer without the UDP form: refused, why nat_checksum, nothing released', () => {
+    const n = new NatNet({ required: true, bCfg: { pccomCaps: PCCOM_CAP_WIRE_CSUM | PCCOM_CAP_FLOW_KEYS } });
     n.a.onPitMiss(udp, 'h1');
     n.run();
     assert.deepEqual(n.done, ['refused']);
@@ -235,6 +265,33 @@ describe('DPRP across a NAT (two nodes, a modelled masquerade)', { timeout: 30_0
     n.arrive({ ...tcp, saddr: N, sport: 1024 }, 'p1', 111);
     assert.deepEqual(n.releasedB, ['p2', 'p1']);
     assert.deepEqual(n.natFollow, [`b:placed 100.64.1.11->${N}:41000`, `b:placed ${A}->${N}:1024`]);
+  });
+
+  test('two private hosts, one UDP source port, first datagrams crossing at the NAT: each flow is placed by its first datagram\'s IP ID (the wire-valid form\'s counter 0), not oldest first', () => {
+    const n = new NatNet();
+    const other: Flow = { ...udp, saddr: '100.64.1.11' };
+    n.a.onPitMiss(udp, 'h1');
+    n.a.onPitMiss(other, 'h2');
+    n.run();
+    assert.deepEqual(n.done, ['encrypted', 'encrypted']);
+    const markOf = (f: Flow) => {
+      const e = [...n.pits.a.values()].find((x) => x.action === 'encrypt' && x.flow.saddr === f.saddr && x.flow.sport === f.sport)!;
+      return udpWireFirstMark(key.key, key.group, key.version, e.flowKey!.salt);
+    };
+    assert.notEqual(markOf(udp), markOf(other), 'two flows: two marks (equal with probability 2^-10)');
+    // the second flow's first datagram reached the NAT first and kept the port; the first's got another
+    n.arrive({ ...other, saddr: N, sport: 41200 }, 'p2', markOf(other));
+    n.arrive({ ...udp, saddr: N, sport: 1024 }, 'p1', markOf(udp));
+    assert.deepEqual(n.natFollow, [`b:placed 100.64.1.11->${N}:41200`, `b:placed ${A}->${N}:1024`]);
+  });
+
+  test('a UDP flow whose first datagram was lost: the next one (another IP ID) still takes its wait', () => {
+    const n = new NatNet();
+    n.a.onPitMiss(udp, 'h1');
+    n.run();
+    n.arrive({ ...udp, saddr: N }, 'p2', 0x1234);
+    assert.deepEqual(n.releasedB, ['p2']);
+    assert.deepEqual(n.natFollow, [`b:placed ${A}->${N}:41200`]);
   });
 });
 

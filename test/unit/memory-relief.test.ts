@@ -18,7 +18,12 @@ test('a burst, then quiet: one GC + trim after quietForMs of quiet, and none aga
   assert.equal(second(0), false);
   assert.equal(second(0), true, 'quiet for 3 s: relieved');
   assert.deepEqual(calls, ['gc', 'trim']);
+  second(0);
+  assert.deepEqual(calls, ['gc', 'trim'], 'the late trim waits lateTrimMs (2 s)');
+  second(0);
+  assert.deepEqual(calls, ['gc', 'trim', 'trim'], 'then malloc_trim once more (what V8 freed after the collection)');
   for (let i = 0; i < 10; i++) assert.equal(second(0), false, 'once per burst');
+  assert.deepEqual(calls, ['gc', 'trim', 'trim'], 'no more');
   assert.equal(second(2000), false);
   for (let i = 0; i < 3; i++) second(0);
   assert.equal(second(0), true, 'the next burst gets its own relief');
