@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { BpfHarness, TEST_RUN_IFINDEX } from '../test/lib/bpf-harness.js';
 import { Action, Dir, KEY_F_ROUNDS_8, MissAction, PIT_F_FLOW_KEY, PIT_F_WIRE_CSUM, PitState, Role } from '../controlplane/maps/abi.js';
 import type { Cid } from '../controlplane/maps/codecs.js';
+import { DIRS } from '../controlplane/maps/vocabulary.js';
 import { FlowKeyWriter } from '../controlplane/pccom/flow-keys.js';
 import { udpPacket } from '../test/bpf/pccom-fixture.js';
 import { intArg } from './args.js';
@@ -44,11 +45,10 @@ try {
     const w = new FlowKeyWriter(h.maps.flowKeys, () => ({ key, flags }));
     const forms = { keyed: 41000, wire: 41001 } as const;
     for (const [form, sport] of Object.entries(forms)) {
-      for (const dir of [Dir.EGRESS, Dir.INGRESS]) {
+      for (const [dir, action] of [[Dir.EGRESS, 'encrypt'], [Dir.INGRESS, 'decrypt']] as const) {
         const c: Cid = { saddr: A, daddr: B, sport, dport: 5001, proto: 17, dir };
-        const action = dir === Dir.EGRESS ? 'encrypt' : 'decrypt';
         for (const k of [...h.maps.flowKeys.keys()]) if (k.sport === sport && k.dir === dir) h.maps.flowKeys.delete(k);
-        w.install({ flow: { saddr: A, daddr: B, sport, dport: 5001, proto: 17 }, dir: dir === Dir.EGRESS ? 'egress' : 'ingress', action, group: GROUP, version: 1, state: 'confirmed', role: 'start', flowKey: { salt: '00112233445566' + (sport & 0xff).toString(16).padStart(2, '0'), leg: 'fwd' } }, c);
+        w.install({ flow: { saddr: A, daddr: B, sport, dport: 5001, proto: 17 }, dir: DIRS.of(dir), action, group: GROUP, version: 1, state: 'confirmed', role: 'start', flowKey: { salt: '00112233445566' + (sport & 0xff).toString(16).padStart(2, '0'), leg: 'fwd' } }, c);
         const wire = form === 'wire' && dir === Dir.EGRESS ? PIT_F_WIRE_CSUM : 0;
         h.maps.pit.set(c, { action: dir === Dir.EGRESS ? Action.ENCRYPT : Action.DECRYPT, state: PitState.CONFIRMED, role: Role.START, flags: PIT_F_FLOW_KEY | wire, group_id: GROUP, key_version: 1, created_ns: 0n, last_seen_ns: 0n });
       }
