@@ -11,13 +11,17 @@ import { guardedTimers, partClock } from '../parts/runtime.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
 import { flowKeyWriter, kernelFlowMaps, KernelPitMap, movedFlowKeys, toCid, whyOf } from '../flows/kernel-flow-maps.js';
 import { PIT_F_WIRE_CSUM } from '../maps/abi.js';
-import { ACTIONS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
+import { ACTIONS, DIRS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import type { Logger } from '../log/logger.js';
-import { controlOfFrame, frameControl } from '../parts/control-framing.js';
+import { controlOfFrame, frameControl, type ControlPacket } from '../parts/control-framing.js';
+import { networkInterfaces } from 'node:os';
+import { decodeCu, CuWireError } from './cu-wire.js';
+import { TransitLearner } from './transit.js';
+import { NextHopDevices } from './next-hop.js';
 import {
   mobilityCuAnsweredTotal, mobilityCuFailedTotal, mobilityCuRefusedTotal, mobilityCuSentTotal, mobilityFlowsMovedTotal,
-  mobilityCuRedirectedTotal, mobilityDdnsUpdatesTotal, mobilityHandoverSeconds, mobilityMovesTotal, mobilityRendezvousLookupsTotal,
+  mobilityCuRedirectedTotal, mobilityDdnsUpdatesTotal, mobilityTransitTotal, mobilityHandoverSeconds, mobilityMovesTotal, mobilityRendezvousLookupsTotal,
 } from '../metrics/metrics.js';
 import { queryA } from './dns-query.js';
 import { DnsRendezvous } from './rendezvous.js';
@@ -30,6 +34,12 @@ import { readFileSync } from 'node:fs';
 import type { AgentConfig } from '../config/agent-config.js';
 import { sendUpdate } from './ddns.js';
 import type { PitTemplate } from './cit.js';
+
+/** Whether `addr` is one of this host's addresses (kept old addresses on lo included). */
+export function isLocalAddress(addr: string): boolean {
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && a.address === addr) return true;
+  return false;
+}
 
 export const promMobilityObserver: MobilityObserver = {
   moved: () => mobilityMovesTotal.inc(),
@@ -62,6 +72,9 @@ export class MobilePpcHandler implements PuntHandler {
   } = {}) {}
 
   private nat: SubnetNat | null = null;
+  private transit: TransitLearner | null = null;
+  private sendOn: ((ifindex: number, frame: Buffer) => void) | null = null;
+  private readonly hops = new NextHopDevices();
   private announcer: AddressAnnouncer | null = null;
 
   /** A gratuitous ARP for the new address now and once more shortly after (announce.ts: the new router's neighbour entry). */
@@ -174,6 +187,15 @@ export class MobilePpcHandler implements PuntHandler {
       observer: promMobilityObserver,
       expiry: this.opts.expiry,
     });
+    const kernelMaps = kernelFlowMaps(ctx.maps, () => ctx.nowNs());
+    this.transit = new TransitLearner({
+      maps: kernelMaps,
+      keys: () => [...ctx.maps.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, key: Buffer.from(v.key) })),
+      has: (s) => ctx.maps.pit.get(toCid(s.flow, s.dir)) !== undefined,
+      clock: partClock(ctx),
+      expiry: this.opts.expiry,
+    });
+    this.sendOn = (i, f) => ctx.sendControl(i, f);
     const guarded = ctx.interfaces.map((i) => i.name);
     const detector = new MoveDetector(guarded, currentAddresses());
     if (this.opts.subnetNat && guarded[0]) {
@@ -195,7 +217,7 @@ export class MobilePpcHandler implements PuntHandler {
       }),
       onError: (e) => this.log.warn({ err: e }, 'rtnetlink monitor'),
     });
-    this.tick = setInterval(() => this.guard('sweep', () => this.engine!.sweep()), 1000);
+    this.tick = setInterval(() => this.guard('sweep', () => { this.engine!.sweep(); this.transit!.sweep(); }), 1000);
     this.tick.unref();
     this.log.info({ guarded, addresses: guarded.map((g) => detector.current(g)) }, 'Mobile PPC started: watching address events');
   }
@@ -207,7 +229,30 @@ export class MobilePpcHandler implements PuntHandler {
       mobilityCuRefusedTotal.inc({ reason: 'wire' });
       return;
     }
+    // A CU between two other GEs crossing this one (on the new path): learnt from, then sent on.
+    if (!isLocalAddress(cp.dst)) return this.guard('transit', () => this.onTransit(cp, rec));
     this.guard('control', () => this.engine!.onControl(Buffer.from(cp.msg), cp.src, cp.dst));
+  }
+
+  /** transit.ts: this GE's PIT entries for the flows a CU moves, written before the CU goes on (same bytes, same addresses). */
+  private onTransit(cp: ControlPacket, rec: PuntRec): void {
+    let result: string;
+    try {
+      result = this.transit!.onCrossing(decodeCu(Buffer.from(cp.msg)), cp.src, cp.dst);
+    } catch (e) {
+      if (!(e instanceof CuWireError)) throw e;
+      result = 'wire';
+    }
+    mobilityTransitTotal.inc({ result });
+    // Punted on egress: it leaves where it was going; on ingress: out of the interface the kernel routes it
+    // to, never back out of the one it came in on (it would come back: a loop).
+    const ifindex = rec.dir === DIRS.code('egress') ? rec.ifindex : this.hops.ifindexFor(cp.dst);
+    if (ifindex === undefined || (rec.dir !== DIRS.code('egress') && ifindex === rec.ifindex)) {
+      mobilityTransitTotal.inc({ result: 'no_route' });
+      return;
+    }
+    const msg = Buffer.from(cp.msg);
+    this.sendOn!(ifindex, frameControl(cp.src, cp.dst, msg, cp.sport === undefined ? { icmp: true } : { sport: cp.sport }));
   }
 
   private guard(what: string, fn: () => void): void {
