@@ -21,7 +21,7 @@ import { TransitLearner } from './transit.js';
 import { NextHopDevices } from './next-hop.js';
 import {
   mobilityCuAnsweredTotal, mobilityCuFailedTotal, mobilityCuRefusedTotal, mobilityCuSentTotal, mobilityFlowsMovedTotal,
-  mobilityCuRedirectedTotal, mobilityDdnsUpdatesTotal, mobilityTransitTotal, mobilityHandoverSeconds, mobilityMovesTotal, mobilityRendezvousLookupsTotal,
+  mobilityCuRedirectedTotal, mobilityDdnsUpdatesTotal, mobilityTransitTotal, mobilityFlowsRekeyedTotal, mobilityHandoverSeconds, mobilityMovesTotal, mobilityRendezvousLookupsTotal,
 } from '../metrics/metrics.js';
 import { queryA } from './dns-query.js';
 import { DnsRendezvous } from './rendezvous.js';
@@ -49,6 +49,7 @@ export const promMobilityObserver: MobilityObserver = {
   refused: (reason, n) => mobilityCuRefusedTotal.inc({ reason }, Math.max(1, n)),
   flowMoved: (end) => mobilityFlowsMovedTotal.inc({ end }),
   redirected: (why) => mobilityCuRedirectedTotal.inc({ why }),
+  rekeyed: (step, n) => mobilityFlowsRekeyedTotal.inc({ step }, n),
 };
 
 /** The second announcement of a new address, ms after the first. */

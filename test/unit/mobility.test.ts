@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { slotKey, type MapSlot } from '../../controlplane/flows/cid.js';
 import type { FlowMaps, XlatEntry } from '../../controlplane/flows/flow-maps.js';
 import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
-import { CU_CODE, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type CuMessage } from '../../controlplane/mobility/cu-wire.js';
+import { CU_CODE, CU_FLAG, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type CuMessage } from '../../controlplane/mobility/cu-wire.js';
 import { judgeSeq } from '../../controlplane/mobility/move-seq.js';
 import { citEntries, type PitTemplate } from '../../controlplane/mobility/cit.js';
 import { MoveDetector, parseMonitorLine } from '../../controlplane/mobility/move-events.js';
@@ -37,7 +37,8 @@ describe('CU codec', () => {
   test('round-trips, carries MOBILE_OLD and MOBILE_NEW TLVs, and the MAC holds only for the same key, addresses and bytes', () => {
     const icmp = encodeCu(m, C, A, key);
     const d = decodeCu(icmp);
-    assert.deepEqual({ ...d, signed: undefined, mac: undefined }, { ...m, signed: undefined, mac: undefined });
+    assert.deepEqual({ ...d, signed: undefined, mac: undefined }, { ...m, flags: 0, signed: undefined, mac: undefined });
+    assert.equal(decodeCu(encodeCu({ ...m, flags: CU_FLAG.REKEY }, C, A, key)).flags, CU_FLAG.REKEY, 'the REKEY flag round-trips');
     assert.equal(icmp[8 + 28 + 12], 1, 'MOBILE_OLD TLV type');
     assert.equal(icmp[8 + 28 + 20], 2, 'MOBILE_NEW TLV type');
     assert.ok(verifyCu(d, C, A, key));
@@ -256,6 +257,52 @@ describe('a mover and a stationary end', () => {
     a.eng.onControl(cu.icmp, cu.src, cu.dst);
     assert.equal(a.maps.snapshot(), before, 'a duplicate is answered, not applied again');
     assert.equal(a.eng.moved()[0].moves, 1);
+  });
+
+  test('a key rotation re-keys a moved flow on its wire CIDs, in order: the starter\'s decrypt, the peer\'s both, the starter\'s encrypt', () => {
+    const k2: MobilityKey = { group: 1, version: 2, key: randomBytes(32) };
+    const keysA = [k1];
+    const keysB = [k1];
+    const { a, b, deliver } = pair(keysA, keysB);
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    deliver(2);
+    const v = (n: Node, slot: string) => { const e = n.maps.pitRows.get(slot); return `${e?.action} v${e?.version} prev${e?.prevVersion ?? 0}`; };
+    const bOut = `6/${C}:40000>${A}:5001@egress`; const bIn = `6/${A}:5001>${C}:40000@ingress`;
+    const aOut = `6/${A}:5001>${C}:40000@egress`; const aIn = `6/${C}:40000>${A}:5001@ingress`;
+    keysB.push(k2);
+    keysA.push(k2);
+    b.eng.sweep(); // b sees the rotation first
+    assert.deepEqual([v(b, bIn), v(b, bOut)], ['decrypt v2 prev1', 'encrypt v1 prev0'], 'step 1: b decrypts both versions, still encrypts the old one');
+    a.eng.sweep(); // a too, before b's CU arrived: both start (each decrypts both versions first)
+    deliver(1); // b's REKEY CU at a
+    assert.deepEqual([v(a, aIn), v(a, aOut)], ['decrypt v2 prev1', 'encrypt v2 prev0'], 'step 2: a switches both');
+    deliver(10);
+    assert.deepEqual([v(b, bIn), v(b, bOut)], ['decrypt v2 prev1', 'encrypt v2 prev0'], 'step 3: b encrypts the new version after the answer');
+    assert.equal(a.eng.moved()[0].next.addr, C, 'the flow stays where it is on the wire');
+    assert.equal(a.maps.xlatRows.size, 2);
+    assert.equal(a.refused.size + b.refused.size, 0, `nothing refused: ${JSON.stringify([...a.refused, ...b.refused])}`);
+    b.eng.sweep(); a.eng.sweep();
+    assert.equal(a.eng.pendingExchanges + b.eng.pendingExchanges, 0, 'nothing more to re-key');
+  });
+
+  test('a REKEY CU under a key the peer lacks, or forged, switches nothing at the peer; the starter keeps encrypting the old version', () => {
+    const k2: MobilityKey = { group: 1, version: 2, key: randomBytes(32) };
+    const keysB = [k1];
+    const { a, b, wire, deliver, fireTimers } = pair([k1], keysB);
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    deliver(2);
+    const before = a.maps.snapshot();
+    const aOut = a.maps.pitRows.get(`6/${A}:5001>${C}:40000@egress`);
+    keysB.push(k2);
+    b.eng.sweep();
+    assert.equal(wire.length, 1, 'b sent its REKEY CU');
+    deliver(1);
+    assert.equal(a.refused.get('no_key'), 1);
+    assert.equal(a.maps.pitRows.get(`6/${A}:5001>${C}:40000@egress`)?.version, aOut?.version);
+    for (let i = 0; i < 10; i++) { deliver(5); fireTimers(1); }
+    assert.equal(a.maps.snapshot(), before, 'a switched nothing');
+    assert.equal(b.maps.pitRows.get(`6/${C}:40000>${A}:5001@egress`)?.version, 1, 'b still encrypts what a decrypts');
+    assert.equal(b.maps.pitRows.get(`6/${A}:5001>${C}:40000@ingress`)?.prevVersion, 1, 'b decrypts both');
   });
 
   test('forged, replayed, wrong-key, wrong-group, non-member and wrong-source CUs change nothing and are counted', () => {
