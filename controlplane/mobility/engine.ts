@@ -182,6 +182,27 @@ export class MobilityEngine {
     return this.exchanges.kick();
   }
 
+  /**
+   * A new address came on an interface that still has `others` (DHCP's order:
+   * new address first, the old one removed next): the sockets' addresses of
+   * the flows on those are kept local now, so the move that is likely next
+   * does not wait for an `ip` call before the sockets' address is local again.
+   * Returns the addresses kept.
+   */
+  onAddressAdded(others: readonly string[]): string[] {
+    const keep = new Set<string>();
+    for (const a of others) {
+      for (const r of this.table.values()) if (r.meta.local.addr === a && r.meta.stack.local.addr !== a) keep.add(r.meta.stack.local.addr);
+    }
+    const on = new Set(others);
+    for (const e of this.d.pitScan()) {
+      if (e.dir === 'egress' && on.has(e.flow.saddr) && (e.flow.proto === 6 || e.flow.proto === 17)) { keep.add(e.flow.saddr); on.delete(e.flow.saddr); }
+      if (!on.size) break;
+    }
+    for (const a of keep) this.d.keeper.keep(a);
+    return [...keep];
+  }
+
   /** This GE's address `from` left, `to` is its address now. Returns how many flows it started moving. */
   onMove(m: Move): number {
     // Back on an address the sockets use: the interface holds it again, the kept copy can go.

@@ -207,6 +207,11 @@ export class MobilePpcHandler implements PuntHandler {
     this.monitor = new MonitorReader({
       onEvent: (e) => this.guard('move', () => {
         if (e.kind === 'route' && !e.deleted) this.engine!.onRoute();
+        // A new address next to one with live flows: those flows' addresses kept local before the move (engine.ts).
+        if (e.kind === 'addr' && !e.deleted && guarded.includes(e.ifname)) {
+          const others = detector.current(e.ifname).filter((a) => a !== e.addr);
+          if (others.length) this.engine!.onAddressAdded(others);
+        }
         for (const m of detector.on(e)) {
           // New flows from the subnet take the new address; established ones keep their NAT (the CIT moves them).
           if (m.ifname === guarded[0]) this.nat?.point(m.to);

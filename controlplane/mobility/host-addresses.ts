@@ -10,7 +10,7 @@
  *    packet by the address the socket uses.
  * And the interfaces' IPv4 addresses now, for the move detector.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { parseMonitorLine } from './move-events.js';
 
 function ip(args: string[]): { ok: boolean; out: string; err: string } {
@@ -18,31 +18,61 @@ function ip(args: string[]): { ok: boolean; out: string; err: string } {
   return { ok: r.status === 0, out: r.stdout ?? '', err: (r.stderr ?? '').trim() };
 }
 
+/** `ip` without blocking the event loop (a move's answer must not wait behind it). */
+function ipAsync(args: string[]): Promise<{ ok: boolean; err: string }> {
+  return new Promise((resolve) => {
+    execFile('ip', args, { encoding: 'utf8', timeout: 5000 }, (e, _out, err) => resolve({ ok: !e, err: (err ?? '').trim() }));
+  });
+}
+
+/**
+ * The kept addresses. keep/release run `ip` in the background, one at a time
+ * in call order (a keep and a release of one address never swap); the set
+ * says what is (or is about to be) kept at once. releaseAll (agent stop) is
+ * synchronous.
+ */
 export class AddressKeeper {
   private readonly kept = new Set<string>();
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
 
-  constructor(private readonly onError: (what: string, err: string) => void) {}
+  constructor(private readonly onError: (what: string, err: string) => void, private readonly run: (args: string[]) => Promise<{ ok: boolean; err: string }> = ipAsync) {}
+
+  private then(fn: () => Promise<void>): void {
+    this.queue = this.queue.then(() => (this.closed ? undefined : fn()));
+  }
 
   keep(addr: string): void {
-    if (this.kept.has(addr)) return;
-    const r = ip(['addr', 'add', `${addr}/32`, 'dev', 'lo']);
-    if (!r.ok && !/File exists/.test(r.err)) return this.onError(`keep ${addr}`, r.err);
+    if (this.kept.has(addr) || this.closed) return;
     this.kept.add(addr);
+    this.then(async () => {
+      const r = await this.run(['addr', 'add', `${addr}/32`, 'dev', 'lo']);
+      if (!r.ok && !/File exists/.test(r.err)) { this.kept.delete(addr); this.onError(`keep ${addr}`, r.err); }
+    });
   }
 
   release(addr: string): void {
     if (!this.kept.delete(addr)) return;
-    const r = ip(['addr', 'del', `${addr}/32`, 'dev', 'lo']);
-    if (!r.ok) this.onError(`release ${addr}`, r.err);
+    this.then(async () => {
+      const r = await this.run(['addr', 'del', `${addr}/32`, 'dev', 'lo']);
+      if (!r.ok) this.onError(`release ${addr}`, r.err);
+    });
   }
 
-  /** Addresses kept now. */
+  /** Addresses kept now (or being added). */
   list(): string[] {
     return [...this.kept];
   }
 
+  /** The `ip` calls queued so far have run. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
   releaseAll(): void {
-    for (const a of [...this.kept]) this.release(a);
+    this.closed = true;
+    for (const a of [...this.kept]) ip(['addr', 'del', `${a}/32`, 'dev', 'lo']);
+    this.kept.clear();
   }
 }
 

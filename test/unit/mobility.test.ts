@@ -305,6 +305,14 @@ describe('a mover and a stationary end', () => {
     assert.equal(b.maps.pitRows.get(`6/${A}:5001>${C}:40000@ingress`)?.prevVersion, 1, 'b decrypts both');
   });
 
+  test('a new address next to one with live flows keeps those flows\' address local before the move (DHCP: new first)', () => {
+    const { b } = pair([k1], [k1]);
+    assert.deepEqual(b.eng.onAddressAdded([B, D]), [B], 'B has DPRP\'s flows, D none');
+    assert.ok(b.kept.has(B));
+    assert.equal(b.eng.onMove({ ifname: 'vb', from: B, to: C }), 1, 'the move that follows moves the flow as before');
+    assert.ok(b.kept.has(B));
+  });
+
   test('forged, replayed, wrong-key, wrong-group, non-member and wrong-source CUs change nothing and are counted', () => {
     const k2: MobilityKey = { group: 2, version: 1, key: randomBytes(32) };
     const { a, b, wire, deliver, clock } = pair([k1, k2], [k1]);
@@ -491,3 +499,26 @@ test('the address announcement: a gratuitous ARP request (sender = target = the 
   assert.equal(f.toString('hex'), 'ffffffffffff' + '020000000001' + '0806' + '0001' + '0800' + '06' + '04' + '0001' + '020000000001' + 'c000020a' + '000000000000' + 'c000020a');
   assert.throws(() => arpAnnouncement(Buffer.alloc(5), '192.0.2.10'), /MAC/);
 });
+
+describe('the address keeper', () => {
+  test('keeps and releases in call order, in the background; a failed keep is reported and forgotten', async () => {
+    const { AddressKeeper } = await import('../../controlplane/mobility/host-addresses.js');
+    const calls: string[] = [];
+    const errors: string[] = [];
+    let gate: () => void = () => {};
+    const first = new Promise<void>((r) => { gate = r; });
+    const k = new AddressKeeper((w) => errors.push(w), async (args) => {
+      if (!calls.length) await first; // the first call is slow: the next ones must wait for it
+      calls.push(args.join(' '));
+      return args.join(' ').includes('203.0.113.9/') ? { ok: false, err: 'RTNETLINK answers: Operation not permitted' } : { ok: true, err: '' };
+    });
+    k.keep(B); k.release(B); k.keep(B); k.keep('203.0.113.9');
+    assert.deepEqual(k.list().sort(), [B, '203.0.113.9'].sort(), 'the set says at once what is kept');
+    gate();
+    await k.settled();
+    assert.deepEqual(calls, [`addr add ${B}/32 dev lo`, `addr del ${B}/32 dev lo`, `addr add ${B}/32 dev lo`, 'addr add 203.0.113.9/32 dev lo']);
+    assert.deepEqual(errors, ['keep 203.0.113.9']);
+    assert.deepEqual(k.list(), [B]);
+  });
+});
+
