@@ -216,15 +216,20 @@ export class MobilityEngine {
       const next = { addr: m.to, port: f.stack.local.port };
       if (!sameAddrPort(next, f.stack.local)) keep.add(f.stack.local.addr);
       const e: Pending = { flow: f.stack, next, remote: f.remote, seq: this.counter.next(stackFlowKey(f.stack)), egress: f.egress, ingress: f.ingress, half: { pit: [], xlat: [] } };
-      // The ingress half now: nothing arrives on the new wire CIDs before the peer switched (its ACK).
-      this.writeHalf(e);
       const peerKey = `${f.remote.addr}|${f.egress.group}`;
       const list = byPeer.get(peerKey) ?? [];
       list.push(e);
       byPeer.set(peerKey, list);
     }
+    // Per CU: its flows' ingress halves (nothing arrives on the new wire CIDs before the peer switched, on
+    // its ACK), then the CU at once: with many flows the peer works on the first CUs while this end
+    // writes the next halves (all halves first delayed the first CU by the whole move's writes).
     for (const list of byPeer.values()) {
-      for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) this.sendCu(list.slice(i, i + CU_MAX_ENTRIES), m.to, list[0].remote.addr);
+      for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) {
+        const chunk = list.slice(i, i + CU_MAX_ENTRIES);
+        for (const e of chunk) this.writeHalf(e);
+        this.sendCu(chunk, m.to, list[0].remote.addr);
+      }
     }
     // The sockets' addresses stay local: after the CUs left (an `ip` call each), before any answer can come.
     for (const a of keep) this.d.keeper.keep(a);

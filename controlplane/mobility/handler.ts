@@ -52,6 +52,9 @@ export const promMobilityObserver: MobilityObserver = {
   rekeyed: (step, n) => mobilityFlowsRekeyedTotal.inc({ step }, n),
 };
 
+/** The key ring is read from gscip_keys at most this often (ms). */
+export const KEY_RING_MS = 200;
+
 /** The second announcement of a new address, ms after the first. */
 export const ANNOUNCE_AGAIN_MS = 200;
 
@@ -130,6 +133,18 @@ export class MobilePpcHandler implements PuntHandler {
       });
   }
 
+  private ring: { atMs: number; keys: Array<{ group: number; version: number; key: Buffer }> } | null = null;
+
+  /** gscip_keys, newest version first per group; read at most every KEY_RING_MS (a CU burst asks per message). */
+  private keyRing(ctx: PuntContext): Array<{ group: number; version: number; key: Buffer }> {
+    const now = performance.now();
+    if (!this.ring || now - this.ring.atMs >= KEY_RING_MS) {
+      const keys = [...ctx.maps.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, key: Buffer.from(v.key) })).sort((a, b) => a.group - b.group || b.version - a.version);
+      this.ring = { atMs: now, keys };
+    }
+    return this.ring.keys;
+  }
+
   /** The engine (after start); for the flow view and tests. */
   get state(): MobilityEngine | null {
     return this.engine;
@@ -172,7 +187,7 @@ export class MobilePpcHandler implements PuntHandler {
         return t;
       },
       pitScan: () => pitReader.readOwned(),
-      keys: () => [...ctx.maps.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, key: Buffer.from(v.key) })).sort((a, b) => a.group - b.group || b.version - a.version),
+      keys: () => this.keyRing(ctx),
       send: (dst, icmp, src) => {
         if (ifindex === undefined) return;
         try {
@@ -191,7 +206,7 @@ export class MobilePpcHandler implements PuntHandler {
     const kernelMaps = kernelFlowMaps(ctx.maps, () => ctx.nowNs());
     this.transit = new TransitLearner({
       maps: kernelMaps,
-      keys: () => [...ctx.maps.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, key: Buffer.from(v.key) })),
+      keys: () => this.keyRing(ctx),
       has: (s) => ctx.maps.pit.get(toCid(s.flow, s.dir)) !== undefined,
       clock: partClock(ctx),
       expiry: this.opts.expiry,

@@ -522,3 +522,15 @@ describe('the address keeper', () => {
   });
 });
 
+
+describe('CU re-sends with many exchanges open', () => {
+  test('the delays stretch with the open exchanges (peers answer them in turn), bounded', async () => {
+    const { CuExchanges, retryStretch, CU_RETRY_MS } = await import('../../controlplane/mobility/cu-exchange.js');
+    assert.deepEqual([1, 8, 40, 400].map(retryStretch), [1, 1, 5, 8]);
+    const delays: number[] = [];
+    const x = new CuExchanges({ after: (ms) => { delays.push(ms); return { cancel() {} }; } });
+    for (let i = 0; i < 40; i++) x.start(`c${i}`, { send: () => {}, answered: () => {}, failed: () => {} });
+    assert.equal(delays[0], CU_RETRY_MS[0], 'the first of them: alone, the plain schedule');
+    assert.equal(delays[39], CU_RETRY_MS[0] * 5, 'the 40th: 40 open, 5 times as long');
+  });
+});
