@@ -12,7 +12,7 @@
  *     address, no CIT), same run, interleaved: p50 each and the ratio.
  *     Target <= 1 % added.
  *
- *   node dist/bench/mobility.js [--moves 50] [--settle-ms 300]
+ *   node dist/bench/mobility.js [--moves 50] [--settle-ms 300] [--batch-move]
  * Needs root. Writes bench/results/mobility.json.
  *  3. The same moves with wireguard-go roaming (the peer a user would pick),
  *     same topology and pinger through the tunnel (`--no-wireguard`: skip).
@@ -47,6 +47,8 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 async function main(): Promise<void> {
   const moves = intArg('moves', 50);
   const settleMs = intArg('settle-ms', 300);
+  // --batch-move: b's address commands of a move in one `ip -batch` (mobility-topology.ts), as a DHCP client applies them.
+  const batch = process.argv.includes('--batch-move');
   const p = new MobilityTopo('mbench');
   try {
     const key = randomBytes(32);
@@ -85,7 +87,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < moves; i++) {
       const from = echoes.length;
       const t0 = performance.timeOrigin + performance.now();
-      if (i % 2 === 0) p.moveToR2(); else p.moveBackToR1();
+      if (i % 2 === 0) p.moveToR2({ batch }); else p.moveBackToR1({ batch });
       moveCmdMs.push(performance.timeOrigin + performance.now() - t0);
       try {
         await waitFor(`echoes after move ${i + 1}`, () => echoes.length >= from + 20 && echoes[echoes.length - 1].at > t0, 20_000, 5);

@@ -12,6 +12,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { parseMonitorLine } from './move-events.js';
+import { NetlinkAddresses } from './netlink-addr.js';
 
 function ip(args: string[]): { ok: boolean; out: string; err: string } {
   const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 5000 });
@@ -36,7 +37,16 @@ export class AddressKeeper {
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
 
-  constructor(private readonly onError: (what: string, err: string) => void, private readonly run: (args: string[]) => Promise<{ ok: boolean; err: string }> = ipAsync) {}
+  /** The fast add (netlink-addr.ts), before the `ip` call that confirms it; absent in unit tests. */
+  private readonly fast: { addHostAddress(addr: string): void; close(): void } | null;
+
+  constructor(private readonly onError: (what: string, err: string) => void, private readonly run: (args: string[]) => Promise<{ ok: boolean; err: string }> = ipAsync,
+    fast: { addHostAddress(addr: string): void; close(): void } | null = run === ipAsync ? new NetlinkAddresses() : null) {
+    this.fast = fast;
+  }
+
+  /** Releases queued and not yet run, per address. */
+  private readonly releasing = new Map<string, number>();
 
   private then(fn: () => Promise<void>): void {
     this.queue = this.queue.then(() => (this.closed ? undefined : fn()));
@@ -45,6 +55,10 @@ export class AddressKeeper {
   keep(addr: string): void {
     if (this.kept.has(addr) || this.closed) return;
     this.kept.add(addr);
+    // At once when nothing queued can undo it (a release of it still waiting would run after: wrong order).
+    if (this.fast && !this.releasing.get(addr)) {
+      try { this.fast.addHostAddress(addr); } catch { /* the ip call below adds it */ }
+    }
     this.then(async () => {
       const r = await this.run(['addr', 'add', `${addr}/32`, 'dev', 'lo']);
       if (!r.ok && !/File exists/.test(r.err)) { this.kept.delete(addr); this.onError(`keep ${addr}`, r.err); }
@@ -53,7 +67,10 @@ export class AddressKeeper {
 
   release(addr: string): void {
     if (!this.kept.delete(addr)) return;
+    this.releasing.set(addr, (this.releasing.get(addr) ?? 0) + 1);
     this.then(async () => {
+      const left = (this.releasing.get(addr) ?? 1) - 1;
+      if (left) this.releasing.set(addr, left); else this.releasing.delete(addr);
       const r = await this.run(['addr', 'del', `${addr}/32`, 'dev', 'lo']);
       if (!r.ok) this.onError(`release ${addr}`, r.err);
     });
@@ -71,6 +88,7 @@ export class AddressKeeper {
 
   releaseAll(): void {
     this.closed = true;
+    this.fast?.close();
     for (const a of [...this.kept]) ip(['addr', 'del', `${a}/32`, 'dev', 'lo']);
     this.kept.clear();
   }

@@ -97,3 +97,18 @@ describe('Mobile PPC on the path: a GE the CU crosses', () => {
     assert.equal(asked, 2);
   });
 });
+
+describe('the kept address by rtnetlink (netlink-addr.ts)', () => {
+  test('RTM_NEWADDR for 198.51.100.10/32 on ifindex 1: nlmsghdr, ifaddrmsg, IFA_LOCAL and IFA_ADDRESS as rtnetlink(7) lays them out', async () => {
+    const { newAddrMessage, RTM_NEWADDR } = await import('../../controlplane/mobility/netlink-addr.js');
+    const m = newAddrMessage(7, 1, '198.51.100.10', 32);
+    assert.equal(m.toString('hex'), [
+      '28000000', '1400', '0106', '07000000', '00000000', // len 40, RTM_NEWADDR, REQUEST|EXCL|CREATE, seq 7, pid 0
+      '02', '20', '00', '00', '01000000', // AF_INET, /32, flags 0, scope universe, ifindex 1
+      '0800', '0200', 'c633640a', // IFA_LOCAL
+      '0800', '0100', 'c633640a', // IFA_ADDRESS
+    ].join(''));
+    assert.equal(m.readUInt16LE(4), RTM_NEWADDR);
+    assert.throws(() => newAddrMessage(1, 1, '198.51.100.300', 32), /not an IPv4 address/);
+  });
+});
