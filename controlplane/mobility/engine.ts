@@ -38,6 +38,7 @@ import type { PitEntry } from '../flows/pit-entry.js';
 import { citBetween, endOf, sameAddrPort, stackFlowKey, type MoveEnd, type PitTemplate, type StackFlow } from './cit.js';
 import { CuExchanges, type Timers } from './cu-exchange.js';
 import { newestVersion, rekeyed, wantsRekey } from './rekey.js';
+import { BatchedFlowMaps } from './batched-maps.js';
 import { CU_CODE, CU_FLAG, CU_MAX_ENTRIES, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type AddrPort, type CuEntry } from './cu-wire.js';
 import { judgeSeq, MoveCounter } from './move-seq.js';
 import type { Move } from './move-events.js';
@@ -158,9 +159,13 @@ export class MobilityEngine {
   private readonly rekeyOpen = new Set<string>();
   private readonly rekeyRetry = new Map<string, { tries: number; dueMono: number }>();
 
+  /** The maps, with one CU's writes batched (batched-maps.ts). */
+  private readonly maps: BatchedFlowMaps<PitEntry>;
+
   constructor(private readonly d: MobilityDeps) {
     const cit = d.expiry ?? { idleMs: 300_000, closedMs: 10_000 };
-    this.table = new FlowTable({ maps: d.maps, clock: d.clock, expiry: { pit: cit, xlat: { cit } } });
+    this.maps = new BatchedFlowMaps(d.maps);
+    this.table = new FlowTable({ maps: this.maps, clock: d.clock, expiry: { pit: cit, xlat: { cit } } });
     this.exchanges = new CuExchanges(d.timers, d.retryMs);
     this.windowMs = d.windowMs ?? 30_000;
   }
@@ -227,7 +232,7 @@ export class MobilityEngine {
     for (const list of byPeer.values()) {
       for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) {
         const chunk = list.slice(i, i + CU_MAX_ENTRIES);
-        for (const e of chunk) this.writeHalf(e);
+        this.maps.batch(() => { for (const e of chunk) this.writeHalf(e); });
         this.sendCu(chunk, m.to, list[0].remote.addr);
       }
     }
@@ -328,6 +333,10 @@ export class MobilityEngine {
     if (this.answered.size > 1024) this.answered.delete(this.answered.values().next().value!);
     const now = this.d.clock.monoMs();
     this.d.observer?.cuAnswered?.((now - p.startMono) / 1000);
+    this.maps.batch(() => this.installAnswered(p, m));
+  }
+
+  private installAnswered(p: Exchange, m: ReturnType<typeof decodeCu>): void {
     for (const e of p.entries) {
       const a = m.entries.find((x) => x.proto === e.flow.proto && sameAddrPort(x.old, e.flow.local) && sameAddrPort(x.peer, e.flow.remote) && x.seq === e.seq);
       if (!a || a.status !== CU_STATUS.OK) {
@@ -363,7 +372,8 @@ export class MobilityEngine {
     if (Math.abs(this.d.clock.nowMs() - m.timestampMs) > this.windowMs) return this.refuse('stale', m.entries.length);
     const follow = new Map<string, string>();
     const redirect = new Set<string>();
-    const answers: CuEntry[] = m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key, follow, redirect) }));
+    // Every entry's writes in one batch, in the maps before the answer leaves (the peer switches on it).
+    const answers: CuEntry[] = this.maps.batch(() => m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key, follow, redirect) })));
     const ack = encodeCu({ code: CU_CODE.CU_ACK, group: key.group, version: key.version, cuId: m.cuId, timestampMs: this.d.clock.nowMs(), entries: answers }, dst, src, key.key);
     this.d.send(src, ack, dst);
     // This end's own unanswered moves of those flows: the peer is at `src`, not where they were sent.

@@ -112,3 +112,36 @@ describe('the kept address by rtnetlink (netlink-addr.ts)', () => {
     assert.throws(() => newAddrMessage(1, 1, '198.51.100.300', 32), /not an IPv4 address/);
   });
 });
+
+describe('one CU\'s writes batched (batched-maps.ts)', () => {
+  test('held until the batch ends, last write per slot wins, one call per phase in the flow table\'s order', async () => {
+    const { BatchedFlowMaps } = await import('../../controlplane/mobility/batched-maps.js');
+    const calls: string[] = [];
+    const inner: FlowMaps<PitEntry> = {
+      pit: { install: (es) => calls.push(`pit+ ${es.map((e) => `${e.dir}:${e.flow.sport}`).join(',')}`), remove: (ks) => calls.push(`pit- ${ks.map((k) => `${k.dir}:${k.flow.sport}`).join(',')}`) },
+      xlat: { set: (es) => calls.push(`xlat+ ${es.map((e) => `${e.dir}:${e.flow.sport}`).join(',')}`), remove: (ks) => calls.push(`xlat- ${ks.map((k) => `${k.dir}:${k.flow.sport}`).join(',')}`) },
+    };
+    const b = new BatchedFlowMaps(inner);
+    const f = (sport: number) => ({ saddr: A, sport, daddr: C, dport: 7300, proto: 6 });
+    const pe = (sport: number, dir: 'egress' | 'ingress'): PitEntry => ({ flow: f(sport), dir, action: 'encrypt', group: 1, version: 1, state: 'confirmed', role: 'start' });
+    const xe = (sport: number, dir: 'egress' | 'ingress') => ({ flow: f(sport), dir, to: { saddr: A, daddr: B, sport, dport: 7300 }, kind: 'cit' as const });
+    b.batch(() => {
+      for (const s of [1, 2]) {
+        b.pit.install([pe(s, 'egress')]);
+        b.xlat!.set([xe(s, 'egress'), xe(s, 'ingress')]);
+        b.pit.install([pe(s, 'ingress')]);
+      }
+      b.pit.remove([pe(3, 'egress'), pe(3, 'ingress')]);
+      b.xlat!.remove([xe(3, 'egress'), xe(3, 'ingress')]);
+      b.xlat!.remove([xe(2, 'ingress')]);
+      b.xlat!.set([xe(2, 'ingress')]); // removed, then written again: written
+      assert.deepEqual(calls, [], 'nothing before the batch ends');
+    });
+    assert.deepEqual(calls, [
+      'pit+ egress:1,egress:2', 'xlat+ egress:1,ingress:1,egress:2,ingress:2', 'pit+ ingress:1,ingress:2',
+      'xlat- egress:3', 'pit- egress:3,ingress:3', 'xlat- ingress:3',
+    ]);
+    b.pit.install([pe(9, 'egress')]);
+    assert.equal(calls.at(-1), 'pit+ egress:9', 'outside a batch: straight through');
+  });
+});
