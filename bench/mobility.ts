@@ -12,7 +12,7 @@
  *     address, no CIT), same run, interleaved: p50 each and the ratio.
  *     Target <= 1 % added.
  *
- *   node dist/bench/mobility.js [--moves 50] [--settle-ms 300]
+ *   node dist/bench/mobility.js [--moves 50] [--settle-ms 300] [--batch-move]
  * Needs root. Writes bench/results/mobility.json.
  *  3. The same moves with wireguard-go roaming (the peer a user would pick),
  *     same topology and pinger through the tunnel (`--no-wireguard`: skip).
@@ -47,6 +47,8 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 async function main(): Promise<void> {
   const moves = intArg('moves', 50);
   const settleMs = intArg('settle-ms', 300);
+  // --batch-move: b's address commands of a move in one `ip -batch` (mobility-topology.ts), as a DHCP client applies them.
+  const batch = process.argv.includes('--batch-move');
   const p = new MobilityTopo('mbench');
   try {
     const key = randomBytes(32);
@@ -79,10 +81,14 @@ async function main(): Promise<void> {
     const homeRtt: number[] = [];
     const awayRtt: number[] = [];
     const gaps: number[] = [];
+    const gapsAway: number[] = [];
+    const gapsHome: number[] = [];
+    const moveCmdMs: number[] = [];
     for (let i = 0; i < moves; i++) {
       const from = echoes.length;
       const t0 = performance.timeOrigin + performance.now();
-      if (i % 2 === 0) p.moveToR2(); else p.moveBackToR1();
+      if (i % 2 === 0) p.moveToR2({ batch }); else p.moveBackToR1({ batch });
+      moveCmdMs.push(performance.timeOrigin + performance.now() - t0);
       try {
         await waitFor(`echoes after move ${i + 1}`, () => echoes.length >= from + 20 && echoes[echoes.length - 1].at > t0, 20_000, 5);
       } catch (e) {
@@ -103,6 +109,7 @@ async function main(): Promise<void> {
       const start = Math.max(0, echoes.findIndex((e) => e.at >= t0 - 20) - 1);
       for (let j = Math.max(start, 1); j < echoes.length; j++) gap = Math.max(gap, echoes[j].at - echoes[j - 1].at);
       gaps.push(gap);
+      (i % 2 === 0 ? gapsAway : gapsHome).push(gap);
       moveLog.push(`move ${i + 1} at ${(t0 / 1000).toFixed(3)} gap ${gap.toFixed(1)} ms`);
       // RTT after the path settled: away (the CIT translating) after even moves, home (no CIT) after odd ones.
       (i % 2 === 0 ? awayRtt : homeRtt).push(...echoes.slice(echoes.length - Math.floor(settleMs / 4)).map((e) => e.rtt));
@@ -111,11 +118,15 @@ async function main(): Promise<void> {
     const res = {
       moves, settleMs,
       gapMs: { p50: r3(pct(gaps, 50)), p99: r3(pct(gaps, 99)), max: r3(Math.max(...gaps)) },
+      gapAwayMs: { p50: r3(pct(gapsAway, 50)), max: r3(Math.max(...gapsAway)) },
+      gapHomeMs: { p50: r3(pct(gapsHome, 50)), max: r3(Math.max(...gapsHome)) },
+      moveCommandsMs: { p50: r3(pct(moveCmdMs, 50)), max: r3(Math.max(...moveCmdMs)) },
       udpRttMs: { home: r3(pct(homeRtt, 50)), away: r3(pct(awayRtt, 50)), ratio: r3(pct(awayRtt, 50) / pct(homeRtt, 50)) },
       answered: p.metric('b', 'gscip_mobility_cu_answered_total'), refused: p.metric('a', 'gscip_mobility_cu_refused_total'),
       cuRetries: p.metric('b', 'gscip_mobility_cu_sent_total{retry="true"}'),
     };
     console.log(`handover gap over ${moves} moves: p50 ${res.gapMs.p50} ms, p99 ${res.gapMs.p99} ms, max ${res.gapMs.max} ms (target p50 <= 20, p99 <= 200)`);
+    console.log(`  away (new address first, then the old one removed): p50 ${res.gapAwayMs.p50} ms, max ${res.gapAwayMs.max}; home (old removed first, re-plug): p50 ${res.gapHomeMs.p50} ms, max ${res.gapHomeMs.max}; the move's own \`ip\` commands took p50 ${res.moveCommandsMs.p50} ms`);
     console.log(`UDP RTT p50: no translation ${res.udpRttMs.home} ms, CIT translating ${res.udpRttMs.away} ms, ratio ${res.udpRttMs.ratio} (target <= 1.01)`);
     const sendErrors = p.ges.output('b').split('\n').filter((l) => l.includes('CU send failed'));
     console.log(`CUs answered ${res.answered}, re-sent ${res.cuRetries}, refused at a ${res.refused}; sends the kernel refused: ${sendErrors.length}${sendErrors[0] ? ` (${/"message":"([^"]*)"/.exec(sendErrors[0])?.[1] ?? ''})` : ''}`);

@@ -149,11 +149,13 @@ static __always_inline int gscip_classify_ingress(struct __sk_buff *skb, struct 
 	return gscip_classify_dir(skb, run, GSCIP_DIR_INGRESS);
 }
 
-/* Codes after which the packet goes on to the next stage (ingress: XLAT). */
+/* Codes after which the packet goes on to the next stage (ingress: XLAT). A packet
+ * decrypted under the previous key (a re-key under way) is translated like any other:
+ * a moved flow's CIT must not be skipped (the stack would answer the wire address with a RST). */
 static __always_inline bool gscip_lets_through(int code)
 {
 	return code == GSCIP_CODE(GSCIP_STAT_PIT_PASS) || code == GSCIP_CODE(GSCIP_STAT_PIT_DECRYPT) ||
-	       code == GSCIP_CODE(GSCIP_STAT_MISS_PASS);
+	       code == GSCIP_CODE(GSCIP_STAT_PIT_DECRYPT_PREV) || code == GSCIP_CODE(GSCIP_STAT_MISS_PASS);
 }
 
 /* Stage: the PIT, and what a miss becomes. What it lets through is its

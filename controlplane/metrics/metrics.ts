@@ -243,6 +243,12 @@ export const mobilityCuFailedTotal = new Counter({
 export const mobilityCuRefusedTotal = new Counter({
   name: 'gscip_mobility_cu_refused_total', help: 'CU / CU-ACK messages or entries refused, by reason (nothing was moved)', labelNames: ['reason'], registers: [registry],
 });
+export const mobilityTransitTotal = new Counter({
+  name: 'gscip_mobility_transit_total', help: 'CU / CU-ACK messages this GE sent on between two other GEs (on the new path), by result (learned: its PIT entries for the moved flows written)', labelNames: ['result'], registers: [registry],
+});
+export const mobilityFlowsRekeyedTotal = new Counter({
+  name: 'gscip_mobility_flows_rekeyed_total', help: 'Moved flows switched to a newer group key version on their wire CIDs, by step (sent: this end started it, its decrypt switched; applied: the peer\'s re-key CU; answered: the peer switched, this end\'s encrypt too)', labelNames: ['step'], registers: [registry],
+});
 export const mobilityDdnsUpdatesTotal = new Counter({
   name: 'gscip_mobility_ddns_updates_total', help: 'DDNS updates of this GE\'s name after a move, by result (the server\'s rcode, or no_answer / error)', labelNames: ['result'], registers: [registry],
 });

@@ -15,6 +15,20 @@ export interface Timers {
  */
 export const CU_RETRY_MS: readonly number[] = [25, 50, 100, 200, 400, 800, 1600];
 
+/**
+ * With many exchanges open at once (a GE with many flows moved: one CU per 32
+ * flows and peer) the peers answer them in turn, so each re-send waits
+ * longer: the delays are stretched by open / RETRY_STRETCH_PER (at least 1,
+ * at most RETRY_STRETCH_MAX). 400 CUs at the plain schedule were sent 1,729
+ * times, each duplicate a MAC check and an answer more at the peer.
+ */
+export const RETRY_STRETCH_PER = 8;
+export const RETRY_STRETCH_MAX = 8;
+
+export function retryStretch(open: number): number {
+  return Math.min(RETRY_STRETCH_MAX, Math.max(1, open / RETRY_STRETCH_PER));
+}
+
 export interface ExchangeCallbacks {
   send(attempt: number): void;
   answered(attempts: number): void;
@@ -39,16 +53,17 @@ export class CuExchanges {
       if (this.open.get(id) !== x) return;
       x.attempts++;
       cb.send(x.attempts);
-      const delay = this.schedule[x.attempts - 1];
-      if (delay === undefined) {
-        x.timer = this.timers.after(this.schedule.at(-1) ?? 0, () => {
+      const base = this.schedule[x.attempts - 1];
+      const k = retryStretch(this.open.size);
+      if (base === undefined) {
+        x.timer = this.timers.after((this.schedule.at(-1) ?? 0) * k, () => {
           if (this.open.get(id) !== x) return;
           this.open.delete(id);
           cb.failed(x.attempts);
         });
         return;
       }
-      x.timer = this.timers.after(delay, fire);
+      x.timer = this.timers.after(base * k, fire);
     };
     fire();
   }

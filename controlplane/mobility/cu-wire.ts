@@ -32,6 +32,13 @@ export const CU_MAC_LEN = 16;
 /** Entries per message: a CU of this many stays under 1,000 bytes of IP packet. */
 export const CU_MAX_ENTRIES = 32;
 
+/**
+ * Head flags. REKEY: not a move but the key rotation of moved flows (the
+ * flows stay where they are on the wire; the message's key version is the one
+ * they switch to; engine.ts "re-key"). Its answer carries it too.
+ */
+export const CU_FLAG = { REKEY: 0x01 } as const;
+
 /** An entry's status in a CU-ACK (0 in a CU). */
 export const CU_STATUS = { OK: 0, REFUSED: 1, UNKNOWN_FLOW: 2 } as const;
 
@@ -61,6 +68,8 @@ export interface CuEntry {
 
 export interface CuMessage {
   code: number;
+  /** CU_FLAG bits (0 or absent: a move). */
+  flags?: number;
   group: number;
   version: number;
   /** 8 bytes: pairs a CU-ACK with its CU. */
@@ -102,6 +111,7 @@ export function encodeCu(m: CuMessage, src: string, dst: string, groupKey: Buffe
   if (m.cuId.length !== 8) throw new RangeError('CU id must be 8 bytes');
   const head = Buffer.alloc(CU_HEAD_LEN);
   head.writeUInt8(CU_VERSION, 0);
+  head.writeUInt8(m.flags ?? 0, 1);
   head.writeUInt16BE(m.entries.length, 2);
   head.writeUInt32BE(m.group, 4);
   head.writeUInt32BE(m.version, 8);
@@ -152,7 +162,7 @@ export function decodeCu(icmp: Buffer): CuMessage & { signed: Buffer; mac: Buffe
   }
   const end = CU_HEAD_LEN + count * CU_ENTRY_LEN;
   return {
-    code: icmp[1], group: body.readUInt32BE(4), version: body.readUInt32BE(8), cuId: Buffer.from(body.subarray(12, 20)),
+    code: icmp[1], flags: body[1], group: body.readUInt32BE(4), version: body.readUInt32BE(8), cuId: Buffer.from(body.subarray(12, 20)),
     timestampMs: Number(body.readBigUInt64BE(20)), entries, signed: body.subarray(0, end), mac: body.subarray(end),
   };
 }

@@ -37,7 +37,9 @@ import type { FlowMaps, XlatEntry } from '../flows/flow-maps.js';
 import type { PitEntry } from '../flows/pit-entry.js';
 import { citBetween, endOf, sameAddrPort, stackFlowKey, type MoveEnd, type PitTemplate, type StackFlow } from './cit.js';
 import { CuExchanges, type Timers } from './cu-exchange.js';
-import { CU_CODE, CU_MAX_ENTRIES, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type AddrPort, type CuEntry } from './cu-wire.js';
+import { newestVersion, rekeyed, wantsRekey } from './rekey.js';
+import { BatchedFlowMaps } from './batched-maps.js';
+import { CU_CODE, CU_FLAG, CU_MAX_ENTRIES, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type AddrPort, type CuEntry } from './cu-wire.js';
 import { judgeSeq, MoveCounter } from './move-seq.js';
 import type { Move } from './move-events.js';
 
@@ -52,6 +54,9 @@ export const RESYNC_MS: readonly number[] = [1000, 2000, 4000, 8000, 16_000];
 export const REMOVE_GRACE_MS = 3000;
 /** From this send of a CU on (~175 ms after the move with CU_RETRY_MS), every send asks the rendezvous where the peer is. */
 export const LOCATE_FROM_SEND = 4;
+/** An unanswered re-key of moved flows (rekey.ts) is tried again after REKEY_RETRY_MS * 2^tries, at most REKEY_TRIES times. */
+export const REKEY_RETRY_MS = 2000;
+export const REKEY_TRIES = 5;
 
 export interface MobilityKey { group: number; version: number; key: Buffer }
 
@@ -71,6 +76,8 @@ export interface MobilityObserver {
   refused?(reason: CuRefusal, entries: number): void;
   flowMoved?(end: MoveEnd): void;
   redirected?(reason: RedirectReason): void;
+  /** Moved flows switched to a newer key version (rekey.ts), by step: sent (decrypt switched), applied (peer's CU), answered. */
+  rekeyed?(step: 'sent' | 'applied' | 'answered', flows: number): void;
 }
 
 /** Where a peer GE is now, from a source both ends trust (rendezvous.ts: DNS). undefined: unknown or unchanged. */
@@ -147,10 +154,18 @@ export class MobilityEngine {
   /** Ids of the last answered CUs (bounded): their late duplicate answers are ignored. */
   private readonly answered = new Set<string>();
   private readonly stackIndex = new Map<string, number>();
+  /** Re-keys of moved flows waiting for their answer (cu id -> what was sent), and the flows in them (stack keys). */
+  private readonly rekeyPending = new Map<string, { peer: string; src: string; key: MobilityKey; flows: string[] }>();
+  private readonly rekeyOpen = new Set<string>();
+  private readonly rekeyRetry = new Map<string, { tries: number; dueMono: number }>();
+
+  /** The maps, with one CU's writes batched (batched-maps.ts). */
+  private readonly maps: BatchedFlowMaps<PitEntry>;
 
   constructor(private readonly d: MobilityDeps) {
     const cit = d.expiry ?? { idleMs: 300_000, closedMs: 10_000 };
-    this.table = new FlowTable({ maps: d.maps, clock: d.clock, expiry: { pit: cit, xlat: { cit } } });
+    this.maps = new BatchedFlowMaps(d.maps);
+    this.table = new FlowTable({ maps: this.maps, clock: d.clock, expiry: { pit: cit, xlat: { cit } } });
     this.exchanges = new CuExchanges(d.timers, d.retryMs);
     this.windowMs = d.windowMs ?? 30_000;
   }
@@ -172,6 +187,27 @@ export class MobilityEngine {
     return this.exchanges.kick();
   }
 
+  /**
+   * A new address came on an interface that still has `others` (DHCP's order:
+   * new address first, the old one removed next): the sockets' addresses of
+   * the flows on those are kept local now, so the move that is likely next
+   * does not wait for an `ip` call before the sockets' address is local again.
+   * Returns the addresses kept.
+   */
+  onAddressAdded(others: readonly string[]): string[] {
+    const keep = new Set<string>();
+    for (const a of others) {
+      for (const r of this.table.values()) if (r.meta.local.addr === a && r.meta.stack.local.addr !== a) keep.add(r.meta.stack.local.addr);
+    }
+    const on = new Set(others);
+    for (const e of this.d.pitScan()) {
+      if (e.dir === 'egress' && on.has(e.flow.saddr) && (e.flow.proto === 6 || e.flow.proto === 17)) { keep.add(e.flow.saddr); on.delete(e.flow.saddr); }
+      if (!on.size) break;
+    }
+    for (const a of keep) this.d.keeper.keep(a);
+    return [...keep];
+  }
+
   /** This GE's address `from` left, `to` is its address now. Returns how many flows it started moving. */
   onMove(m: Move): number {
     // Back on an address the sockets use: the interface holds it again, the kept copy can go.
@@ -185,15 +221,20 @@ export class MobilityEngine {
       const next = { addr: m.to, port: f.stack.local.port };
       if (!sameAddrPort(next, f.stack.local)) keep.add(f.stack.local.addr);
       const e: Pending = { flow: f.stack, next, remote: f.remote, seq: this.counter.next(stackFlowKey(f.stack)), egress: f.egress, ingress: f.ingress, half: { pit: [], xlat: [] } };
-      // The ingress half now: nothing arrives on the new wire CIDs before the peer switched (its ACK).
-      this.writeHalf(e);
       const peerKey = `${f.remote.addr}|${f.egress.group}`;
       const list = byPeer.get(peerKey) ?? [];
       list.push(e);
       byPeer.set(peerKey, list);
     }
+    // Per CU: its flows' ingress halves (nothing arrives on the new wire CIDs before the peer switched, on
+    // its ACK), then the CU at once: with many flows the peer works on the first CUs while this end
+    // writes the next halves (all halves first delayed the first CU by the whole move's writes).
     for (const list of byPeer.values()) {
-      for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) this.sendCu(list.slice(i, i + CU_MAX_ENTRIES), m.to, list[0].remote.addr);
+      for (let i = 0; i < list.length; i += CU_MAX_ENTRIES) {
+        const chunk = list.slice(i, i + CU_MAX_ENTRIES);
+        this.maps.batch(() => { for (const e of chunk) this.writeHalf(e); });
+        this.sendCu(chunk, m.to, list[0].remote.addr);
+      }
     }
     // The sockets' addresses stay local: after the CUs left (an `ip` call each), before any answer can come.
     for (const a of keep) this.d.keeper.keep(a);
@@ -292,6 +333,10 @@ export class MobilityEngine {
     if (this.answered.size > 1024) this.answered.delete(this.answered.values().next().value!);
     const now = this.d.clock.monoMs();
     this.d.observer?.cuAnswered?.((now - p.startMono) / 1000);
+    this.maps.batch(() => this.installAnswered(p, m));
+  }
+
+  private installAnswered(p: Exchange, m: ReturnType<typeof decodeCu>): void {
     for (const e of p.entries) {
       const a = m.entries.find((x) => x.proto === e.flow.proto && sameAddrPort(x.old, e.flow.local) && sameAddrPort(x.peer, e.flow.remote) && x.seq === e.seq);
       if (!a || a.status !== CU_STATUS.OK) {
@@ -315,6 +360,7 @@ export class MobilityEngine {
       if (e instanceof CuWireError) return this.refuse('wire', 0);
       throw e;
     }
+    if ((m.flags ?? 0) & CU_FLAG.REKEY) return m.code === CU_CODE.CU_ACK ? this.onRekeyAck(m, src, dst) : this.onRekeyCu(m, src, dst);
     if (m.code === CU_CODE.CU_ACK) return this.batched(() => this.onAck(m, src, dst));
     this.batched(() => this.onCu(m, src, dst));
   }
@@ -326,7 +372,8 @@ export class MobilityEngine {
     if (Math.abs(this.d.clock.nowMs() - m.timestampMs) > this.windowMs) return this.refuse('stale', m.entries.length);
     const follow = new Map<string, string>();
     const redirect = new Set<string>();
-    const answers: CuEntry[] = m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key, follow, redirect) }));
+    // Every entry's writes in one batch, in the maps before the answer leaves (the peer switches on it).
+    const answers: CuEntry[] = this.maps.batch(() => m.entries.map((e) => ({ ...e, status: this.applyEntry(e, src, dst, key, follow, redirect) })));
     const ack = encodeCu({ code: CU_CODE.CU_ACK, group: key.group, version: key.version, cuId: m.cuId, timestampMs: this.d.clock.nowMs(), entries: answers }, dst, src, key.key);
     this.d.send(src, ack, dst);
     // This end's own unanswered moves of those flows: the peer is at `src`, not where they were sent.
@@ -383,6 +430,121 @@ export class MobilityEngine {
       if (entry) return { id, x, entry };
     }
     return undefined;
+  }
+
+  // ---------------- key rotation of moved flows (rekey.ts) ----------------
+
+  /** Moved flows under an older key version than the newest held: decrypt entries switched, one REKEY CU per peer and key. */
+  private rekeyMoved(): number {
+    const keys = this.d.keys();
+    const now = this.d.clock.monoMs();
+    const due = new Map<string, { recs: Array<ReturnType<MobilityEngine['byStack']> & object>; group: number; version: number }>();
+    for (const r of this.table.values()) {
+      const keyed = r.pit.find((p) => (p.action === 'encrypt' || p.action === 'decrypt') && p.group !== 0);
+      if (!keyed) continue;
+      const v = newestVersion(keys, keyed.group);
+      if (v === undefined || !wantsRekey(r.pit, keyed.group, v)) continue;
+      const sk = stackFlowKey(r.meta.stack);
+      const retry = this.rekeyRetry.get(sk);
+      if (this.rekeyOpen.has(sk) || this.pendingOf(sk) || (retry && (retry.dueMono > now || retry.tries >= REKEY_TRIES))) continue;
+      const g = `${r.meta.remote.addr}|${r.meta.local.addr}|${keyed.group}|${v}`;
+      const b = due.get(g) ?? { recs: [], group: keyed.group, version: v };
+      b.recs.push(r);
+      due.set(g, b);
+    }
+    let n = 0;
+    for (const b of due.values()) {
+      const key = keys.find((k) => k.group === b.group && k.version === b.version)!;
+      for (let i = 0; i < b.recs.length; i += CU_MAX_ENTRIES) {
+        const recs = b.recs.slice(i, i + CU_MAX_ENTRIES);
+        // Step 1: this end decrypts the new version (and the old one) before the peer may encrypt with it.
+        for (const r of recs) this.table.rewrite(r.id, { pit: rekeyed(r.pit as PitEntry[], b.group, b.version, 'decrypt') });
+        this.sendRekey(recs, key);
+        n += recs.length;
+      }
+    }
+    if (n) this.d.observer?.rekeyed?.('sent', n);
+    return n;
+  }
+
+  private sendRekey(recs: Array<{ meta: MoveMeta }>, key: MobilityKey): void {
+    const src = recs[0].meta.local.addr;
+    const peer = recs[0].meta.remote.addr;
+    const cuId = randomBytes(8);
+    const id = cuId.toString('hex');
+    const flows = recs.map((r) => stackFlowKey(r.meta.stack));
+    const entries: CuEntry[] = recs.map((r) => ({ proto: r.meta.stack.proto, status: 0, peer: r.meta.stack.remote, seq: r.meta.localSeq, old: r.meta.stack.local, next: r.meta.local }));
+    const icmp = encodeCu({ code: CU_CODE.CU, flags: CU_FLAG.REKEY, group: key.group, version: key.version, cuId, timestampMs: this.d.clock.nowMs(), entries }, src, peer, key.key);
+    this.rekeyPending.set(id, { peer, src, key, flows });
+    for (const f of flows) this.rekeyOpen.add(f);
+    this.exchanges.start(id, {
+      send: (attempt) => { this.d.observer?.cuSent?.(attempt > 1); this.d.send(peer, icmp, src); },
+      answered: () => { /* onRekeyAck did the work */ },
+      failed: () => {
+        this.rekeyPending.delete(id);
+        this.d.observer?.cuFailed?.('no_answer');
+        for (const f of flows) this.rekeyFailed(f);
+      },
+    });
+  }
+
+  /** Its encrypt entries stay on the old version (the decrypt ones take both); tried again later, bounded. */
+  private rekeyFailed(f: string): void {
+    this.rekeyOpen.delete(f);
+    const tries = (this.rekeyRetry.get(f)?.tries ?? 0) + 1;
+    this.rekeyRetry.set(f, { tries, dueMono: this.d.clock.monoMs() + REKEY_RETRY_MS * 2 ** (tries - 1) });
+  }
+
+  /** Step 2: the peer decrypts the new version already (it sent this under it): every keyed entry switches. */
+  private onRekeyCu(m: ReturnType<typeof decodeCu>, src: string, dst: string): void {
+    const key = this.d.keys().find((k) => k.group === m.group && k.version === m.version);
+    if (!key) return this.refuse('no_key', m.entries.length);
+    if (!verifyCu(m, src, dst, key.key)) return this.refuse('bad_mac', m.entries.length);
+    if (Math.abs(this.d.clock.nowMs() - m.timestampMs) > this.windowMs) return this.refuse('stale', m.entries.length);
+    let applied = 0;
+    const answers: CuEntry[] = m.entries.map((e) => {
+      const rec = this.byStack(stackFlowKey({ local: e.peer, remote: e.old, proto: e.proto }));
+      // The flow as this end has it on the wire: the peer where the entry says it is, this end at the destination.
+      if (!rec || e.next.addr !== src || !sameAddrPort(rec.meta.remote, e.next) || rec.meta.local.addr !== dst) {
+        this.refuse('unknown_flow', 1);
+        return { ...e, status: CU_STATUS.UNKNOWN_FLOW };
+      }
+      if (!rec.pit.some((p) => (p.action === 'encrypt' || p.action === 'decrypt') && p.group === m.group)) {
+        this.refuse('wrong_group', 1);
+        return { ...e, status: CU_STATUS.REFUSED };
+      }
+      this.table.rewrite(rec.id, { pit: rekeyed(rec.pit as PitEntry[], m.group, m.version, 'all') });
+      this.rekeyRetry.delete(stackFlowKey(rec.meta.stack));
+      applied++;
+      return { ...e, status: CU_STATUS.OK };
+    });
+    const ack = encodeCu({ code: CU_CODE.CU_ACK, flags: CU_FLAG.REKEY, group: key.group, version: key.version, cuId: m.cuId, timestampMs: this.d.clock.nowMs(), entries: answers }, dst, src, key.key);
+    this.d.send(src, ack, dst);
+    if (applied) this.d.observer?.rekeyed?.('applied', applied);
+  }
+
+  /** Step 3: the peer switched; this end's encrypt entries follow. */
+  private onRekeyAck(m: ReturnType<typeof decodeCu>, src: string, dst: string): void {
+    const id = m.cuId.toString('hex');
+    const p = this.rekeyPending.get(id);
+    if (!p && this.answered.has(id)) return;
+    if (!p || p.peer !== src || p.src !== dst || p.key.group !== m.group || p.key.version !== m.version) return this.refuse('unexpected_ack', m.entries.length);
+    if (!verifyCu(m, src, dst, p.key.key)) return this.refuse('bad_mac', m.entries.length);
+    this.rekeyPending.delete(id);
+    this.exchanges.ack(id);
+    this.answered.add(id);
+    if (this.answered.size > 1024) this.answered.delete(this.answered.values().next().value!);
+    let n = 0;
+    for (const e of m.entries) {
+      const sk = stackFlowKey({ local: e.old, remote: e.peer, proto: e.proto });
+      this.rekeyOpen.delete(sk);
+      const rec = this.byStack(sk);
+      if (!rec || e.status !== CU_STATUS.OK) { this.refuse('refused_by_peer', 1); this.rekeyFailed(sk); continue; }
+      this.table.rewrite(rec.id, { pit: rekeyed(rec.pit as PitEntry[], m.group, m.version, 'all') });
+      this.rekeyRetry.delete(sk);
+      n++;
+    }
+    if (n) this.d.observer?.rekeyed?.('answered', n);
   }
 
   // ---------------- both ----------------
@@ -549,6 +711,7 @@ export class MobilityEngine {
     for (const b of due.values()) {
       for (let i = 0; i < b.list.length; i += CU_MAX_ENTRIES) this.sendCu(b.list.slice(i, i + CU_MAX_ENTRIES), b.src, b.peer, b.tries);
     }
+    this.rekeyMoved();
     return this.table.sweep();
   }
 

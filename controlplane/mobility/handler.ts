@@ -11,13 +11,17 @@ import { guardedTimers, partClock } from '../parts/runtime.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
 import { flowKeyWriter, kernelFlowMaps, KernelPitMap, movedFlowKeys, toCid, whyOf } from '../flows/kernel-flow-maps.js';
 import { PIT_F_WIRE_CSUM } from '../maps/abi.js';
-import { ACTIONS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
+import { ACTIONS, DIRS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import type { Logger } from '../log/logger.js';
-import { controlOfFrame, frameControl } from '../parts/control-framing.js';
+import { controlOfFrame, frameControl, type ControlPacket } from '../parts/control-framing.js';
+import { networkInterfaces } from 'node:os';
+import { decodeCu, CuWireError } from './cu-wire.js';
+import { TransitLearner } from './transit.js';
+import { NextHopDevices } from './next-hop.js';
 import {
   mobilityCuAnsweredTotal, mobilityCuFailedTotal, mobilityCuRefusedTotal, mobilityCuSentTotal, mobilityFlowsMovedTotal,
-  mobilityCuRedirectedTotal, mobilityDdnsUpdatesTotal, mobilityHandoverSeconds, mobilityMovesTotal, mobilityRendezvousLookupsTotal,
+  mobilityCuRedirectedTotal, mobilityDdnsUpdatesTotal, mobilityTransitTotal, mobilityFlowsRekeyedTotal, mobilityHandoverSeconds, mobilityMovesTotal, mobilityRendezvousLookupsTotal,
 } from '../metrics/metrics.js';
 import { queryA } from './dns-query.js';
 import { DnsRendezvous } from './rendezvous.js';
@@ -31,6 +35,12 @@ import type { AgentConfig } from '../config/agent-config.js';
 import { sendUpdate } from './ddns.js';
 import type { PitTemplate } from './cit.js';
 
+/** Whether `addr` is one of this host's addresses (kept old addresses on lo included). */
+export function isLocalAddress(addr: string): boolean {
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && a.address === addr) return true;
+  return false;
+}
+
 export const promMobilityObserver: MobilityObserver = {
   moved: () => mobilityMovesTotal.inc(),
   cuSent: (retry) => mobilityCuSentTotal.inc({ retry: String(retry) }),
@@ -39,7 +49,11 @@ export const promMobilityObserver: MobilityObserver = {
   refused: (reason, n) => mobilityCuRefusedTotal.inc({ reason }, Math.max(1, n)),
   flowMoved: (end) => mobilityFlowsMovedTotal.inc({ end }),
   redirected: (why) => mobilityCuRedirectedTotal.inc({ why }),
+  rekeyed: (step, n) => mobilityFlowsRekeyedTotal.inc({ step }, n),
 };
+
+/** The key ring is read from gscip_keys at most this often (ms). */
+export const KEY_RING_MS = 200;
 
 /** The second announcement of a new address, ms after the first. */
 export const ANNOUNCE_AGAIN_MS = 200;
@@ -62,6 +76,9 @@ export class MobilePpcHandler implements PuntHandler {
   } = {}) {}
 
   private nat: SubnetNat | null = null;
+  private transit: TransitLearner | null = null;
+  private sendOn: ((ifindex: number, frame: Buffer) => void) | null = null;
+  private readonly hops = new NextHopDevices();
   private announcer: AddressAnnouncer | null = null;
 
   /** A gratuitous ARP for the new address now and once more shortly after (announce.ts: the new router's neighbour entry). */
@@ -116,6 +133,18 @@ export class MobilePpcHandler implements PuntHandler {
       });
   }
 
+  private ring: { atMs: number; keys: Array<{ group: number; version: number; key: Buffer }> } | null = null;
+
+  /** gscip_keys, newest version first per group; read at most every KEY_RING_MS (a CU burst asks per message). */
+  private keyRing(ctx: PuntContext): Array<{ group: number; version: number; key: Buffer }> {
+    const now = performance.now();
+    if (!this.ring || now - this.ring.atMs >= KEY_RING_MS) {
+      const keys = [...ctx.maps.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, key: Buffer.from(v.key) })).sort((a, b) => a.group - b.group || b.version - a.version);
+      this.ring = { atMs: now, keys };
+    }
+    return this.ring.keys;
+  }
+
   /** The engine (after start); for the flow view and tests. */
   get state(): MobilityEngine | null {
     return this.engine;
@@ -158,7 +187,7 @@ export class MobilePpcHandler implements PuntHandler {
         return t;
       },
       pitScan: () => pitReader.readOwned(),
-      keys: () => [...ctx.maps.keys.entries()].map(([k, v]) => ({ group: k.group_id, version: k.version, key: Buffer.from(v.key) })).sort((a, b) => a.group - b.group || b.version - a.version),
+      keys: () => this.keyRing(ctx),
       send: (dst, icmp, src) => {
         if (ifindex === undefined) return;
         try {
@@ -174,6 +203,15 @@ export class MobilePpcHandler implements PuntHandler {
       observer: promMobilityObserver,
       expiry: this.opts.expiry,
     });
+    const kernelMaps = kernelFlowMaps(ctx.maps, () => ctx.nowNs());
+    this.transit = new TransitLearner({
+      maps: kernelMaps,
+      keys: () => this.keyRing(ctx),
+      has: (s) => ctx.maps.pit.get(toCid(s.flow, s.dir)) !== undefined,
+      clock: partClock(ctx),
+      expiry: this.opts.expiry,
+    });
+    this.sendOn = (i, f) => ctx.sendControl(i, f);
     const guarded = ctx.interfaces.map((i) => i.name);
     const detector = new MoveDetector(guarded, currentAddresses());
     if (this.opts.subnetNat && guarded[0]) {
@@ -184,6 +222,11 @@ export class MobilePpcHandler implements PuntHandler {
     this.monitor = new MonitorReader({
       onEvent: (e) => this.guard('move', () => {
         if (e.kind === 'route' && !e.deleted) this.engine!.onRoute();
+        // A new address next to one with live flows: those flows' addresses kept local before the move (engine.ts).
+        if (e.kind === 'addr' && !e.deleted && guarded.includes(e.ifname)) {
+          const others = detector.current(e.ifname).filter((a) => a !== e.addr);
+          if (others.length) this.engine!.onAddressAdded(others);
+        }
         for (const m of detector.on(e)) {
           // New flows from the subnet take the new address; established ones keep their NAT (the CIT moves them).
           if (m.ifname === guarded[0]) this.nat?.point(m.to);
@@ -195,7 +238,7 @@ export class MobilePpcHandler implements PuntHandler {
       }),
       onError: (e) => this.log.warn({ err: e }, 'rtnetlink monitor'),
     });
-    this.tick = setInterval(() => this.guard('sweep', () => this.engine!.sweep()), 1000);
+    this.tick = setInterval(() => this.guard('sweep', () => { this.engine!.sweep(); this.transit!.sweep(); }), 1000);
     this.tick.unref();
     this.log.info({ guarded, addresses: guarded.map((g) => detector.current(g)) }, 'Mobile PPC started: watching address events');
   }
@@ -207,7 +250,30 @@ export class MobilePpcHandler implements PuntHandler {
       mobilityCuRefusedTotal.inc({ reason: 'wire' });
       return;
     }
+    // A CU between two other GEs crossing this one (on the new path): learnt from, then sent on.
+    if (!isLocalAddress(cp.dst)) return this.guard('transit', () => this.onTransit(cp, rec));
     this.guard('control', () => this.engine!.onControl(Buffer.from(cp.msg), cp.src, cp.dst));
+  }
+
+  /** transit.ts: this GE's PIT entries for the flows a CU moves, written before the CU goes on (same bytes, same addresses). */
+  private onTransit(cp: ControlPacket, rec: PuntRec): void {
+    let result: string;
+    try {
+      result = this.transit!.onCrossing(decodeCu(Buffer.from(cp.msg)), cp.src, cp.dst);
+    } catch (e) {
+      if (!(e instanceof CuWireError)) throw e;
+      result = 'wire';
+    }
+    mobilityTransitTotal.inc({ result });
+    // Punted on egress: it leaves where it was going; on ingress: out of the interface the kernel routes it
+    // to, never back out of the one it came in on (it would come back: a loop).
+    const ifindex = rec.dir === DIRS.code('egress') ? rec.ifindex : this.hops.ifindexFor(cp.dst);
+    if (ifindex === undefined || (rec.dir !== DIRS.code('egress') && ifindex === rec.ifindex)) {
+      mobilityTransitTotal.inc({ result: 'no_route' });
+      return;
+    }
+    const msg = Buffer.from(cp.msg);
+    this.sendOn!(ifindex, frameControl(cp.src, cp.dst, msg, cp.sport === undefined ? { icmp: true } : { sport: cp.sport }));
   }
 
   private guard(what: string, fn: () => void): void {

@@ -10,39 +10,87 @@
  *    packet by the address the socket uses.
  * And the interfaces' IPv4 addresses now, for the move detector.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { parseMonitorLine } from './move-events.js';
+import { NetlinkAddresses } from './netlink-addr.js';
 
 function ip(args: string[]): { ok: boolean; out: string; err: string } {
   const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 5000 });
   return { ok: r.status === 0, out: r.stdout ?? '', err: (r.stderr ?? '').trim() };
 }
 
+/** `ip` without blocking the event loop (a move's answer must not wait behind it). */
+function ipAsync(args: string[]): Promise<{ ok: boolean; err: string }> {
+  return new Promise((resolve) => {
+    execFile('ip', args, { encoding: 'utf8', timeout: 5000 }, (e, _out, err) => resolve({ ok: !e, err: (err ?? '').trim() }));
+  });
+}
+
+/**
+ * The kept addresses. keep/release run `ip` in the background, one at a time
+ * in call order (a keep and a release of one address never swap); the set
+ * says what is (or is about to be) kept at once. releaseAll (agent stop) is
+ * synchronous.
+ */
 export class AddressKeeper {
   private readonly kept = new Set<string>();
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
 
-  constructor(private readonly onError: (what: string, err: string) => void) {}
+  /** The fast add (netlink-addr.ts), before the `ip` call that confirms it; absent in unit tests. */
+  private readonly fast: { addHostAddress(addr: string): void; close(): void } | null;
+
+  constructor(private readonly onError: (what: string, err: string) => void, private readonly run: (args: string[]) => Promise<{ ok: boolean; err: string }> = ipAsync,
+    fast: { addHostAddress(addr: string): void; close(): void } | null = run === ipAsync ? new NetlinkAddresses() : null) {
+    this.fast = fast;
+  }
+
+  /** Releases queued and not yet run, per address. */
+  private readonly releasing = new Map<string, number>();
+
+  private then(fn: () => Promise<void>): void {
+    this.queue = this.queue.then(() => (this.closed ? undefined : fn()));
+  }
 
   keep(addr: string): void {
-    if (this.kept.has(addr)) return;
-    const r = ip(['addr', 'add', `${addr}/32`, 'dev', 'lo']);
-    if (!r.ok && !/File exists/.test(r.err)) return this.onError(`keep ${addr}`, r.err);
+    if (this.kept.has(addr) || this.closed) return;
     this.kept.add(addr);
+    // At once when nothing queued can undo it (a release of it still waiting would run after: wrong order).
+    if (this.fast && !this.releasing.get(addr)) {
+      try { this.fast.addHostAddress(addr); } catch { /* the ip call below adds it */ }
+    }
+    this.then(async () => {
+      const r = await this.run(['addr', 'add', `${addr}/32`, 'dev', 'lo']);
+      if (!r.ok && !/File exists/.test(r.err)) { this.kept.delete(addr); this.onError(`keep ${addr}`, r.err); }
+    });
   }
 
   release(addr: string): void {
     if (!this.kept.delete(addr)) return;
-    const r = ip(['addr', 'del', `${addr}/32`, 'dev', 'lo']);
-    if (!r.ok) this.onError(`release ${addr}`, r.err);
+    this.releasing.set(addr, (this.releasing.get(addr) ?? 0) + 1);
+    this.then(async () => {
+      const left = (this.releasing.get(addr) ?? 1) - 1;
+      if (left) this.releasing.set(addr, left); else this.releasing.delete(addr);
+      const r = await this.run(['addr', 'del', `${addr}/32`, 'dev', 'lo']);
+      if (!r.ok) this.onError(`release ${addr}`, r.err);
+    });
   }
 
-  /** Addresses kept now. */
+  /** Addresses kept now (or being added). */
   list(): string[] {
     return [...this.kept];
   }
 
+  /** The `ip` calls queued so far have run. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
   releaseAll(): void {
-    for (const a of [...this.kept]) this.release(a);
+    this.closed = true;
+    this.fast?.close();
+    for (const a of [...this.kept]) ip(['addr', 'del', `${a}/32`, 'dev', 'lo']);
+    this.kept.clear();
   }
 }
 

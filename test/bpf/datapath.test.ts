@@ -135,6 +135,26 @@ describe('TC datapath (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false }, () =
     assert.deepEqual(stats(), { pit_encrypt: 1n, pit_decrypt: 1n });
   });
 
+  test('a packet decrypted under the previous key version (a re-key under way) is translated by XLAT like any other (a moved flow\'s CIT)', () => {
+    iface(MissAction.DROP, MissAction.DROP);
+    h.maps.keys.set({ group_id: 7, version: 1 }, { key: Buffer.alloc(32, 0x5a), flags: 0, installed_ns: 0n });
+    h.maps.keys.set({ group_id: 7, version: 2 }, { key: Buffer.alloc(32, 0xa5), flags: 0, installed_ns: 0n });
+    // The peer moved to N: it sends N:80 -> A:40000 on the wire, still under version 1.
+    const wire: TcpOpts = { src: N, dst: A, sport: 80, dport: 40000, flags: 0x18, payload: Buffer.from('the quick brown fox jumps over the lazy dog') };
+    const stackView: TcpOpts = { ...wire, src: B };
+    h.maps.pit.set(cidOf(wire, IPPROTO_TCP, Dir.EGRESS), pitVal(Action.ENCRYPT, { group_id: 7, key_version: 1 }));
+    const e = run(EGRESS, tcpFrame(wire));
+    assert.equal(e.retval, TC_ACT.OK);
+    h.maps.pit.set(cidOf(wire, IPPROTO_TCP, Dir.INGRESS), pitVal(Action.DECRYPT, { group_id: 7, key_version: 2, prev_key_version: 1 }));
+    h.maps.xlat.set(cidOf(wire, IPPROTO_TCP, Dir.INGRESS), { saddr: B, daddr: A, sport: 80, dport: 40000, kind: XlatKind.CIT, created_ns: 0n });
+    const d = run(INGRESS, e.dataOut);
+    assert.equal(d.retval, TC_ACT.OK);
+    assert.equal(parseFrame(d.dataOut).ip?.src, B, 'the stack sees the flow\'s original address');
+    assert.deepEqual(d.dataOut, tcpFrame(stackView), 'decrypted and translated, checksums valid');
+    assert.equal(stats().pit_decrypt_prev, 1n);
+    assert.equal(stats().xlat, 1n);
+  });
+
   test('PIT entry with an unknown action (9): dropped as unsupported (fail closed)', () => {
     iface(MissAction.PASS, MissAction.PASS);
     h.maps.pit.set(cidOf(tcpAB, IPPROTO_TCP, Dir.EGRESS), pitVal(9));

@@ -24,10 +24,10 @@ srv.listen(${TCP_PORT}, '0.0.0.0', () => console.log('ready'));
 setTimeout(() => process.exit(4), 90000);`;
 
 // Paced so the move lands mid-transfer: 32 KiB every 5 ms (~6 MB/s at most).
-export const SOURCE = (inp: string, A: string): string => `
+export const SOURCE = (inp: string, A: string, localPort = 40100): string => `
 const net = require('net'), fs = require('fs');
 const data = fs.readFileSync(${JSON.stringify(inp)});
-const s = net.connect({ host: ${JSON.stringify(A)}, port: ${TCP_PORT}, localPort: 40100 });
+const s = net.connect({ host: ${JSON.stringify(A)}, port: ${TCP_PORT}, localPort: ${localPort} });
 let off = 0, failed = false;
 s.on('connect', () => { const t = setInterval(() => { if (off >= data.length) { clearInterval(t); s.end(); return; } s.write(data.subarray(off, off + 32768)); off += 32768; }, 5); });
 s.on('error', (e) => { failed = true; console.log('source-error ' + (e.code || e.message)); process.exit(2); });
@@ -102,11 +102,13 @@ export function count(hay: Buffer, needle: Buffer): number {
 
 /**
  * A paced TCP transfer of `bytes` from `srcHost` to the sink on a (at
- * `dst`), with `move` run once 1 MiB has arrived (asserted mid-transfer).
+ * `dst`), with `move` run once 1 MiB has arrived (asserted mid-transfer),
+ * and `then.fn` once `then.bytes` have (asserted mid-transfer too).
  * Asserts that both applications ended normally and the data arrived
  * byte-exact. Removes its files.
  */
-export async function transferAcrossMove(p: MobilityTopo, srcHost: string, dst: string, bytes: number, move: () => void): Promise<void> {
+export async function transferAcrossMove(p: MobilityTopo, srcHost: string, dst: string, bytes: number, move: () => void,
+  o: { localPort?: number; then?: { bytes: number; fn: () => void } } = {}): Promise<void> {
   const data = markedData(bytes);
   const inp = `/tmp/${p.topo.prefix}-in`; const out = `/tmp/${p.topo.prefix}-out`;
   writeFileSync(inp, data); rmSync(out, { force: true });
@@ -116,7 +118,7 @@ export async function transferAcrossMove(p: MobilityTopo, srcHost: string, dst: 
     sink.stdout?.setEncoding('utf8');
     sink.stdout?.on('data', (d: string) => { sinkOut += d; });
     await waitFor('TCP sink', () => sinkOut.includes('ready'), 5000);
-    const src = p.topo.spawn(srcHost, 'node', ['-e', SOURCE(inp, dst)]);
+    const src = p.topo.spawn(srcHost, 'node', ['-e', SOURCE(inp, dst, o.localPort)]);
     let srcOut = '';
     src.stdout?.setEncoding('utf8');
     src.stdout?.on('data', (d: string) => { srcOut += d; });
@@ -124,6 +126,12 @@ export async function transferAcrossMove(p: MobilityTopo, srcHost: string, dst: 
     const atMove = statSync(out).size;
     assert.ok(atMove < bytes / 2, `the move is mid-transfer (${atMove} bytes in)`);
     move();
+    if (o.then) {
+      const then = o.then;
+      await waitFor(`${then.bytes} bytes received`, () => statSync(out).size >= then.bytes, 30_000, 20);
+      assert.ok(statSync(out).size < bytes * 0.8, `still mid-transfer (${statSync(out).size} bytes in)`);
+      then.fn();
+    }
     const srcCode = await exited(src, 60_000);
     const sinkCode = await exited(sink, 10_000);
     assert.equal(srcCode, 0, `the source saw no socket error: ${srcOut}`);

@@ -19,6 +19,10 @@
  * a starts at 203.0.113.10/26 behind ra1 and moves to 203.0.113.74/26 behind
  * ra2; rc holds 203.0.113.254/32 on lo (the DNS server's address).
  *
+ * `startGe('r2', ...)` makes r2 a GEN too (its agent guards u2, its outside
+ * toward rc): b's new path then crosses a GE that was not on the old one
+ * (mobility-path.test.ts).
+ *
  * With `termBehindB` b is a GEN with a Term t on its inside (100.64.9.0/24,
  * source-NATed by b to its outside address: mobility-gen.test.ts):
  *
@@ -140,38 +144,43 @@ export class MobilityTopo extends GeTopology {
     t.exec('a', 'ip', ['addr', 'del', `${A_OLD}/26`, 'dev', 'va']);
   }
 
-  startGe(host: 'a' | 'b', o: GeOptions): Promise<void> {
-    return this.ges.start(host, [host === 'a' ? 'va' : 'vb'], { ...o, mobility: true });
+  startGe(host: 'a' | 'b' | 'r2', o: GeOptions): Promise<void> {
+    return this.ges.start(host, [host === 'a' ? 'va' : host === 'b' ? 'vb' : 'u2'], { ...o, mobility: true });
   }
 
-  /** b moves to r2's subnet: new address and route first (DHCP), old address removed, the old path cut. */
-  moveToR2(): void {
+  /**
+   * b moves to r2's subnet: new address and route first (DHCP), old address removed, the old path cut.
+   * `batch`: b's three address commands in one `ip -batch` (applied within a millisecond, as a DHCP
+   * client applies them; separate `ip netns exec` calls are ~10-40 ms apart on a loaded VM).
+   */
+  moveToR2(o: { batch?: boolean } = {}): void {
     const t = this.topo;
     t.exec('sw', 'ip', ['link', 'set', 's2', 'up']);
-    t.exec('b', 'ip', ['addr', 'add', `${B_NEW}/24`, 'dev', 'vb']);
-    t.exec('b', 'ip', ['route', 'replace', 'default', 'via', R2]);
-    t.exec('b', 'ip', ['addr', 'del', `${B_OLD}/24`, 'dev', 'vb']);
+    this.onB(o.batch, [['addr', 'add', `${B_NEW}/24`, 'dev', 'vb'], ['route', 'replace', 'default', 'via', R2], ['addr', 'del', `${B_OLD}/24`, 'dev', 'vb']]);
     t.exec('sw', 'ip', ['link', 'set', 's1', 'down']);
   }
 
   /** b back on r1's subnet, old address first removed (a re-plug: nothing on the interface for a moment). */
-  moveBackToR1(): void {
+  moveBackToR1(o: { batch?: boolean } = {}): void {
     const t = this.topo;
     t.exec('sw', 'ip', ['link', 'set', 's1', 'up']);
-    t.exec('b', 'ip', ['addr', 'del', `${B_NEW}/24`, 'dev', 'vb']);
-    t.exec('b', 'ip', ['addr', 'add', `${B_OLD}/24`, 'dev', 'vb']);
-    t.exec('b', 'ip', ['route', 'replace', 'default', 'via', R1]);
+    this.onB(o.batch, [['addr', 'del', `${B_NEW}/24`, 'dev', 'vb'], ['addr', 'add', `${B_OLD}/24`, 'dev', 'vb'], ['route', 'replace', 'default', 'via', R1]]);
     t.exec('sw', 'ip', ['link', 'set', 's2', 'down']);
   }
 
+  private onB(batch: boolean | undefined, cmds: string[][]): void {
+    if (batch) this.topo.exec('b', 'ip', ['-batch', '-'], { input: `${cmds.map((c) => c.join(' ')).join('\n')}\n` });
+    else for (const c of cmds) this.topo.exec('b', 'ip', c);
+  }
+
   /** /metrics of a host's GE, fetched inside its namespace. */
-  metrics(host: 'a' | 'b'): string {
+  metrics(host: 'a' | 'b' | 'r2'): string {
     const js = "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((t) => process.stdout.write(t)).catch((e) => { console.error(e); process.exit(1); })";
     return this.topo.exec(host, 'node', ['-e', js]).stdout;
   }
 
   /** The sum of a metric's samples whose line starts with `prefix` (name plus optional labels). */
-  metric(host: 'a' | 'b', prefix: string): number {
+  metric(host: 'a' | 'b' | 'r2', prefix: string): number {
     return this.metrics(host).split('\n').filter((l) => l.startsWith(prefix)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
   }
 }

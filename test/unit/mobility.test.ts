@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { slotKey, type MapSlot } from '../../controlplane/flows/cid.js';
 import type { FlowMaps, XlatEntry } from '../../controlplane/flows/flow-maps.js';
 import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
-import { CU_CODE, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type CuMessage } from '../../controlplane/mobility/cu-wire.js';
+import { CU_CODE, CU_FLAG, CU_STATUS, CuWireError, decodeCu, encodeCu, verifyCu, type CuMessage } from '../../controlplane/mobility/cu-wire.js';
 import { judgeSeq } from '../../controlplane/mobility/move-seq.js';
 import { citEntries, type PitTemplate } from '../../controlplane/mobility/cit.js';
 import { MoveDetector, parseMonitorLine } from '../../controlplane/mobility/move-events.js';
@@ -37,7 +37,8 @@ describe('CU codec', () => {
   test('round-trips, carries MOBILE_OLD and MOBILE_NEW TLVs, and the MAC holds only for the same key, addresses and bytes', () => {
     const icmp = encodeCu(m, C, A, key);
     const d = decodeCu(icmp);
-    assert.deepEqual({ ...d, signed: undefined, mac: undefined }, { ...m, signed: undefined, mac: undefined });
+    assert.deepEqual({ ...d, signed: undefined, mac: undefined }, { ...m, flags: 0, signed: undefined, mac: undefined });
+    assert.equal(decodeCu(encodeCu({ ...m, flags: CU_FLAG.REKEY }, C, A, key)).flags, CU_FLAG.REKEY, 'the REKEY flag round-trips');
     assert.equal(icmp[8 + 28 + 12], 1, 'MOBILE_OLD TLV type');
     assert.equal(icmp[8 + 28 + 20], 2, 'MOBILE_NEW TLV type');
     assert.ok(verifyCu(d, C, A, key));
@@ -258,6 +259,60 @@ describe('a mover and a stationary end', () => {
     assert.equal(a.eng.moved()[0].moves, 1);
   });
 
+  test('a key rotation re-keys a moved flow on its wire CIDs, in order: the starter\'s decrypt, the peer\'s both, the starter\'s encrypt', () => {
+    const k2: MobilityKey = { group: 1, version: 2, key: randomBytes(32) };
+    const keysA = [k1];
+    const keysB = [k1];
+    const { a, b, deliver } = pair(keysA, keysB);
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    deliver(2);
+    const v = (n: Node, slot: string) => { const e = n.maps.pitRows.get(slot); return `${e?.action} v${e?.version} prev${e?.prevVersion ?? 0}`; };
+    const bOut = `6/${C}:40000>${A}:5001@egress`; const bIn = `6/${A}:5001>${C}:40000@ingress`;
+    const aOut = `6/${A}:5001>${C}:40000@egress`; const aIn = `6/${C}:40000>${A}:5001@ingress`;
+    keysB.push(k2);
+    keysA.push(k2);
+    b.eng.sweep(); // b sees the rotation first
+    assert.deepEqual([v(b, bIn), v(b, bOut)], ['decrypt v2 prev1', 'encrypt v1 prev0'], 'step 1: b decrypts both versions, still encrypts the old one');
+    a.eng.sweep(); // a too, before b's CU arrived: both start (each decrypts both versions first)
+    deliver(1); // b's REKEY CU at a
+    assert.deepEqual([v(a, aIn), v(a, aOut)], ['decrypt v2 prev1', 'encrypt v2 prev0'], 'step 2: a switches both');
+    deliver(10);
+    assert.deepEqual([v(b, bIn), v(b, bOut)], ['decrypt v2 prev1', 'encrypt v2 prev0'], 'step 3: b encrypts the new version after the answer');
+    assert.equal(a.eng.moved()[0].next.addr, C, 'the flow stays where it is on the wire');
+    assert.equal(a.maps.xlatRows.size, 2);
+    assert.equal(a.refused.size + b.refused.size, 0, `nothing refused: ${JSON.stringify([...a.refused, ...b.refused])}`);
+    b.eng.sweep(); a.eng.sweep();
+    assert.equal(a.eng.pendingExchanges + b.eng.pendingExchanges, 0, 'nothing more to re-key');
+  });
+
+  test('a REKEY CU under a key the peer lacks, or forged, switches nothing at the peer; the starter keeps encrypting the old version', () => {
+    const k2: MobilityKey = { group: 1, version: 2, key: randomBytes(32) };
+    const keysB = [k1];
+    const { a, b, wire, deliver, fireTimers } = pair([k1], keysB);
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    deliver(2);
+    const before = a.maps.snapshot();
+    const aOut = a.maps.pitRows.get(`6/${A}:5001>${C}:40000@egress`);
+    keysB.push(k2);
+    b.eng.sweep();
+    assert.equal(wire.length, 1, 'b sent its REKEY CU');
+    deliver(1);
+    assert.equal(a.refused.get('no_key'), 1);
+    assert.equal(a.maps.pitRows.get(`6/${A}:5001>${C}:40000@egress`)?.version, aOut?.version);
+    for (let i = 0; i < 10; i++) { deliver(5); fireTimers(1); }
+    assert.equal(a.maps.snapshot(), before, 'a switched nothing');
+    assert.equal(b.maps.pitRows.get(`6/${C}:40000>${A}:5001@egress`)?.version, 1, 'b still encrypts what a decrypts');
+    assert.equal(b.maps.pitRows.get(`6/${A}:5001>${C}:40000@ingress`)?.prevVersion, 1, 'b decrypts both');
+  });
+
+  test('a new address next to one with live flows keeps those flows\' address local before the move (DHCP: new first)', () => {
+    const { b } = pair([k1], [k1]);
+    assert.deepEqual(b.eng.onAddressAdded([B, D]), [B], 'B has DPRP\'s flows, D none');
+    assert.ok(b.kept.has(B));
+    assert.equal(b.eng.onMove({ ifname: 'vb', from: B, to: C }), 1, 'the move that follows moves the flow as before');
+    assert.ok(b.kept.has(B));
+  });
+
   test('forged, replayed, wrong-key, wrong-group, non-member and wrong-source CUs change nothing and are counted', () => {
     const k2: MobilityKey = { group: 2, version: 1, key: randomBytes(32) };
     const { a, b, wire, deliver, clock } = pair([k1, k2], [k1]);
@@ -443,4 +498,39 @@ test('the address announcement: a gratuitous ARP request (sender = target = the 
   const f = arpAnnouncement(Buffer.from('020000000001', 'hex'), '192.0.2.10');
   assert.equal(f.toString('hex'), 'ffffffffffff' + '020000000001' + '0806' + '0001' + '0800' + '06' + '04' + '0001' + '020000000001' + 'c000020a' + '000000000000' + 'c000020a');
   assert.throws(() => arpAnnouncement(Buffer.alloc(5), '192.0.2.10'), /MAC/);
+});
+
+describe('the address keeper', () => {
+  test('keeps and releases in call order, in the background; a failed keep is reported and forgotten', async () => {
+    const { AddressKeeper } = await import('../../controlplane/mobility/host-addresses.js');
+    const calls: string[] = [];
+    const errors: string[] = [];
+    let gate: () => void = () => {};
+    const first = new Promise<void>((r) => { gate = r; });
+    const k = new AddressKeeper((w) => errors.push(w), async (args) => {
+      if (!calls.length) await first; // the first call is slow: the next ones must wait for it
+      calls.push(args.join(' '));
+      return args.join(' ').includes('203.0.113.9/') ? { ok: false, err: 'RTNETLINK answers: Operation not permitted' } : { ok: true, err: '' };
+    });
+    k.keep(B); k.release(B); k.keep(B); k.keep('203.0.113.9');
+    assert.deepEqual(k.list().sort(), [B, '203.0.113.9'].sort(), 'the set says at once what is kept');
+    gate();
+    await k.settled();
+    assert.deepEqual(calls, [`addr add ${B}/32 dev lo`, `addr del ${B}/32 dev lo`, `addr add ${B}/32 dev lo`, 'addr add 203.0.113.9/32 dev lo']);
+    assert.deepEqual(errors, ['keep 203.0.113.9']);
+    assert.deepEqual(k.list(), [B]);
+  });
+});
+
+
+describe('CU re-sends with many exchanges open', () => {
+  test('the delays stretch with the open exchanges (peers answer them in turn), bounded', async () => {
+    const { CuExchanges, retryStretch, CU_RETRY_MS } = await import('../../controlplane/mobility/cu-exchange.js');
+    assert.deepEqual([1, 8, 40, 400].map(retryStretch), [1, 1, 5, 8]);
+    const delays: number[] = [];
+    const x = new CuExchanges({ after: (ms) => { delays.push(ms); return { cancel() {} }; } });
+    for (let i = 0; i < 40; i++) x.start(`c${i}`, { send: () => {}, answered: () => {}, failed: () => {} });
+    assert.equal(delays[0], CU_RETRY_MS[0], 'the first of them: alone, the plain schedule');
+    assert.equal(delays[39], CU_RETRY_MS[0] * 5, 'the 40th: 40 open, 5 times as long');
+  });
 });
