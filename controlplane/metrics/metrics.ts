@@ -53,7 +53,18 @@ export const gmsRotationsTotal = new Counter({
 });
 export const gmsEnrollmentsTotal = new Counter({
   name: 'gscip_gms_enrollments_total', help: 'Enrollment attempts, by result',
-  labelNames: ['result'] as const, // ok | token_unknown | token_used | token_expired | ge_removed | bad_csr
+  labelNames: ['result'] as const, // ok | token_unknown | token_used | token_expired | ge_removed | bad_csr | bad_credentials | no_group | name_taken | directory_unreachable | no_directory
+  registers: [registry],
+});
+/** GSRA remote users from the directory (controlplane/gms/directory.ts). */
+export const gmsDirectorySyncsTotal = new Counter({
+  name: 'gscip_gms_directory_syncs_total', help: 'Directory membership reads, by result',
+  labelNames: ['result'] as const, // ok | failed | stale (failed past staleSeconds: users lost their groups)
+  registers: [registry],
+});
+export const gmsDirectoryRevocationsTotal = new Counter({
+  name: 'gscip_gms_directory_revocations_total', help: 'Directory users losing access, by reason',
+  labelNames: ['reason'] as const, // left_group | disabled (not an enabled user any more) | stale
   registers: [registry],
 });
 export const gmsAuthRefusedTotal = new Counter({
