@@ -136,6 +136,9 @@ export class Directory {
 
   knows(userId: string): boolean { return this.users.has(userId); }
 
+  /** Every enrolled directory user the directory last said is enabled, with their groups. */
+  list(): DirectoryUser[] { return [...this.users.values()].map((u) => ({ ...u, groups: [...u.groups] })); }
+
   /**
    * Re-read the enrolled users `ids` (those not in the network file) and
    * return what changed. The directory unreachable: the last view stays

@@ -21,7 +21,7 @@
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { networkInterfaces } from 'node:os';
@@ -30,7 +30,7 @@ import {
   gmsAuthRefusedTotal, gmsDirectoryRevocationsTotal, gmsDirectorySyncsTotal, gmsEnrollmentsTotal, gmsPushesTotal, gmsRotationsTotal, registry, setGmsGaugeSource, enableProcessMetrics,
 } from '../metrics/metrics.js';
 import { checkCsr, GmsCa } from './ca.js';
-import { buildDelivery, deliveryDigest, keysByGroup } from './delivery.js';
+import { buildDelivery, deliveryDigest, keysByGroup, type GsraExtras } from './delivery.js';
 import type { GmsWireCode } from '../errors/catalogue.js';
 import { HttpError, readJson, sendJson } from './http-util.js';
 import type { GeDef } from './model.js';
@@ -122,7 +122,7 @@ export class GmsServer {
   private directoryTimer: NodeJS.Timeout | null = null;
   private directoryRun: Promise<void> = Promise.resolve();
 
-  private constructor(readonly opts: GmsServerOptions, readonly store: GmsBackend, readonly ca: GmsCa) {
+  private constructor(readonly opts: GmsServerOptions, readonly store: GmsBackend, readonly ca: GmsCa, private readonly gsraSecret: Buffer) {
     this.directory = opts.directory ? new Directory(opts.directory, opts.directoryOps) : null;
   }
 
@@ -134,8 +134,8 @@ export class GmsServer {
     try {
       const atRest = opts.atRest ?? AtRest.load(opts.masterKeyFile);
       store = await openBackend({ dataDir: opts.dataDir, database: opts.database, atRest });
-      const ca = await loadOrCreateCa(store);
-      s = new GmsServer(opts, store, ca);
+      const { ca, gsraSecret } = await loadOrCreateCa(store);
+      s = new GmsServer(opts, store, ca, gsraSecret);
       s.unlock = unlock;
       await s.listen();
       s.replicaId = opts.replicaId ?? new URL(s.url).host;
@@ -412,13 +412,31 @@ export class GmsServer {
     this.schedulePush();
   }
 
+  /** A directory user's GSRA key (docs/gsra.md): the same on every replica, for the life of the CA. */
+  private gsraUserKey(userId: string): Buffer {
+    return createHmac('sha256', this.gsraSecret).update('GSCIP-GSRA-user/1\0').update(userId).digest();
+  }
+
+  /** What GSRA adds to `ge`'s delivery: its own key if it is a directory user; if it is a GSRA router, the users it may admit. */
+  private gsraExtras(ge: GeDef, inFile: boolean): GsraExtras {
+    if (!this.directory) return {};
+    if (!inFile) return { userKey: this.gsraUserKey(ge.userId) };
+    if (ge.type !== 'GSRA') return {};
+    const remoteUsers = this.directory.list()
+      .map((u) => ({ userId: u.userId, groups: u.groups.filter((g) => ge.groups.includes(g)), key: this.gsraUserKey(u.userId).toString('base64') }))
+      .filter((u) => u.groups.length > 0)
+      .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+    return { remoteUsers };
+  }
+
   // ---------------------------------------------------------------- delivery
   private async deliveryFor(userId: string) {
     // A directory user is re-checked on each request for its state (the other half of "how the GMS notices").
     if (this.directory && !(await this.store.getGe(userId))) await this.directorySyncUsers([userId]).catch(() => undefined);
-    const ge = await this.geOf(userId);
+    const fileGe = await this.store.getGe(userId);
+    const ge = fileGe ?? await this.geOf(userId);
     if (!ge) throw new HttpError('ge_removed', `GE ${userId} no longer exists`);
-    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now(), await this.store.readPolicy());
+    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now(), await this.store.readPolicy(), this.gsraExtras(ge, fileGe !== undefined));
   }
 
   private async subscribe(p: Peer, res: ServerResponse): Promise<void> {
@@ -471,12 +489,13 @@ export class GmsServer {
     const ges = new Map<string, GeDef>(net.ges.map((g) => [g.userId, g]));
     const byGroup = keysByGroup(keys);
     for (const [userId, set] of this.streams) {
-      const ge = ges.get(userId) ?? this.directory?.ge(userId);
+      const fileGe = ges.get(userId);
+      const ge = fileGe ?? this.directory?.ge(userId);
       if (!ge) { // removed: tell it and hang up; its next request is refused
         for (const s of set) { s.res.write('event: removed\ndata: {}\n\n'); s.res.end(); }
         continue;
       }
-      const d = buildDelivery(ge, byGroup, now, net.policy);
+      const d = buildDelivery(ge, byGroup, now, net.policy, this.gsraExtras(ge, fileGe !== undefined));
       const digest = deliveryDigest(d);
       const msg = `event: state\ndata: ${JSON.stringify(d)}\n\n`;
       for (const s of set) {
@@ -668,11 +687,15 @@ export class GmsServer {
   }
 }
 
-/** The CA from the store, or a new one stored there (with several replicas starting at once, the first one stored wins). */
-async function loadOrCreateCa(store: GmsBackend): Promise<GmsCa> {
+/**
+ * The CA from the store, or a new one stored there (with several replicas starting at once, the first one stored wins).
+ * Also the secret GSRA user keys derive from: from the CA key, so every replica has the same one with nothing new stored.
+ */
+async function loadOrCreateCa(store: GmsBackend): Promise<{ ca: GmsCa; gsraSecret: Buffer }> {
   const have = await store.loadCa();
   const pem = have ?? await store.saveCa(await GmsCa.createPem());
-  return GmsCa.fromPem(pem.certPem, pem.keyPem);
+  const gsraSecret = createHmac('sha256', createHash('sha256').update(pem.keyPem).digest()).update('GSCIP-GSRA-user-secret/1').digest();
+  return { ca: await GmsCa.fromPem(pem.certPem, pem.keyPem), gsraSecret };
 }
 
 function sha256(s: string): string { return createHash('sha256').update(s).digest('hex'); }

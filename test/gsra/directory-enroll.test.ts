@@ -15,11 +15,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enroll, fetchGeState, GmsRefusedError, type GmsClientHandle } from '../../controlplane/gms/client.js';
+import { enroll, fetchGeState, GmsRefusedError, startGmsClient, type GmsClientHandle } from '../../controlplane/gms/client.js';
+import type { GeDelivery } from '../../controlplane/gms/model.js';
 import { validateDirectory, type DirectoryConfig } from '../../controlplane/gms/directory-config.js';
 import { registry } from '../../controlplane/metrics/metrics.js';
 import { ScratchGuard } from '../../controlplane/lab/scratch-guard.js';
-import { MemorySink, startAgent, startGms, tempDir, waitFor } from '../gms/helpers.js';
+import { enrollGe, MemorySink, startAgent, startGms, tempDir, waitFor } from '../gms/helpers.js';
 import { GROUPS, PEOPLE, slapdUnavailable, TestSlapd } from '../lib/slapd.js';
 
 const unavailable = slapdUnavailable();
@@ -61,7 +62,7 @@ test('GSRA directory: enrollment by LDAP user ID and password, refusals, revocat
     Object.entries(PASSWORDS).map(([uid, password]) => ({ uid, password })),
     { staff: ['alice', 'bob'], finance: ['bob'], other: ['carol'] });
   const gmsDir = tempDir('gsra-dir');
-  const agents = { alice: tempDir('gsra-alice'), bob: tempDir('gsra-bob'), carol: tempDir('gsra-carol'), x: tempDir('gsra-x') };
+  const agents = { alice: tempDir('gsra-alice'), bob: tempDir('gsra-bob'), carol: tempDir('gsra-carol'), x: tempDir('gsra-x'), router: tempDir('gsra-router') };
   const handles: GmsClientHandle[] = [];
   let server: Awaited<ReturnType<typeof startGms>>['server'] | null = null;
   t.after(async () => { // in this order: agents, GMS, files, directory
@@ -95,6 +96,14 @@ test('GSRA directory: enrollment by LDAP user ID and password, refusals, revocat
     assert.deepEqual(a.keys.map((k) => `${k.group}/${k.version}`), ['1/1']);
     const b = await fetchGeState(agents.bob.path);
     assert.deepEqual(b.groups, [1, 2]);
+    // The GSRA router (a GE of the file, enrolled by token) learns who it may admit, with the key each user authenticates with.
+    await enrollGe(server!, admin, 'gsra-router', agents.router.path);
+    const r = await fetchGeState(agents.router.path);
+    assert.deepEqual(r.remoteUsers?.map((u) => [u.userId, u.groups]), [['alice', [1]], ['bob', [1, 2]]]);
+    assert.equal(r.remoteUsers?.[0].key, a.gsraUserKey);
+    assert.equal(Buffer.from(a.gsraUserKey!, 'base64').length, 32);
+    assert.notEqual(a.gsraUserKey, b.gsraUserKey);
+    assert.equal(r.gsraUserKey, undefined, 'a GE of the file has no user key');
   });
 
   await t.test('wrong password, unknown user, no mapped group, a user of the network file: refused, counted', async () => {
@@ -128,12 +137,18 @@ test('GSRA directory: enrollment by LDAP user ID and password, refusals, revocat
   await t.test('removed from the directory group: keys withdrawn within syncSeconds + 1 s; the others rotate', async () => {
     const sinks = { alice: new MemorySink(), bob: new MemorySink() };
     handles.push(await startAgent(agents.alice.path, sinks.alice), await startAgent(agents.bob.path, sinks.bob));
+    let routerView: GeDelivery | null = null;
+    handles.push(await startGmsClient({ dataDir: agents.router.path, backoff: { baseMs: 50, maxMs: 400 }, onUpdate: (d) => { routerView = d; } }, new MemorySink()));
     await waitFor('both agents subscribed, holding group 1 v1', () => handles.every((h) => h.status().state === 'connected') && sinks.alice.keys.has('1/1') && sinks.bob.keys.has('1/1'));
     await new Promise((r) => setTimeout(r, 200));
     const t0 = Date.now();
     slapd.removeMember('staff', 'alice');
     const ms = await waitFor('alice loses group 1', () => sinks.alice.list().every(([g]) => g !== 1), (SYNC_S + 3) * 1000);
     const total = Date.now() - t0;
+    await waitFor('the router no longer admits alice', () => !((routerView as GeDelivery | null)?.remoteUsers ?? [{ userId: 'alice' }]).some((u) => u.userId === 'alice'), 1000);
+    const routerMs = Date.now() - t0;
+    t.diagnostic(`the router's list lost alice ${routerMs} ms after the directory change`);
+    assert.ok(routerMs <= (SYNC_S + 1) * 1000, `router told after ${routerMs} ms`);
     t.diagnostic(`alice's group 1 keys gone ${total} ms after the directory change (sync every ${SYNC_S} s)`);
     assert.ok(total <= (SYNC_S + 1) * 1000, `withdrawn after ${total} ms (> ${SYNC_S + 1} s)`);
     void ms;
