@@ -52,6 +52,7 @@ export const CODES = {
   GSCIP_E_DIRECTORY_CONFIG: { exit: EXIT.ERROR, meaning: 'a GMS directory file (LDAP users for GSRA) is invalid or names a file it cannot read; problems lists each field (DirectoryConfigError)' },
   GSCIP_E_DIRECTORY_REFUSED: { exit: EXIT.ERROR, meaning: 'the GMS\'s directory refused a remote user\'s enrollment; reason says why (DirectoryRefusal, answered with its wire code)' },
   GSCIP_E_LDAP: { exit: EXIT.ERROR, meaning: 'an LDAP tool (ldapwhoami/ldapsearch) failed; reason and resultCode say how (LdapError)' },
+  GSCIP_E_GSRA_WIRE: { exit: EXIT.ERROR, meaning: 'a GSRA message cannot be decoded; reason is the counted refusal reason (GsraWireError)' },
   GSCIP_E_GMS_DATABASE: { exit: EXIT.ERROR, meaning: 'the GMS database URL is malformed or names an engine this build does not have (GmsDatabaseError)' },
   GSCIP_E_GMS_MIGRATE: { exit: EXIT.ERROR, meaning: 'gms migrate refused: the target database is not empty, or a table read back differs from the source (MigrateError)' },
   GSCIP_E_DPRP_WIRE: { exit: EXIT.ERROR, meaning: 'a DPRP message cannot be encoded or decoded; reason is the counted reject reason (DprpWireError)' },

@@ -67,6 +67,26 @@ export const gmsDirectoryRevocationsTotal = new Counter({
   labelNames: ['reason'] as const, // left_group | disabled (not an enabled user any more) | stale
   registers: [registry],
 });
+/** GSRA router (controlplane/gsra/): requests answered, refusals by reason, active remote users. */
+export const gsraRequestsTotal = new Counter({
+  name: 'gscip_gsra_requests_total', help: 'GSRA requests the router handled, by message and result',
+  labelNames: ['message', 'result'] as const, // message auth|bind|map|close; result ok | a refusal reason | bad_mac | replay | stale | future | malformed
+  registers: [registry],
+});
+export const gsraRefusalsTotal = new Counter({
+  name: 'gscip_gsra_refusals_total', help: 'GSRA refusals, by reason (wire/REFUSE_REASONS and the unanswered ones)',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+export const gsraAdmissionsTotal = new Counter({
+  name: 'gscip_gsra_admissions_total', help: 'GSRA flows mapped (admitted) by the router', registers: [registry],
+});
+let gsraActiveSource: (() => number) | null = null;
+export function setGsraActiveSource(f: (() => number) | null): void { gsraActiveSource = f; }
+export const gsraActiveUsers = new Gauge({
+  name: 'gscip_gsra_active_users', help: 'Remote users with at least one mapping on this GSRA router', registers: [registry],
+  collect() { this.set(gsraActiveSource ? gsraActiveSource() : 0); },
+});
 export const gmsAuthRefusedTotal = new Counter({
   name: 'gscip_gms_auth_refused_total', help: 'Requests refused by client authentication, by reason',
   labelNames: ['reason'] as const, // no_cert | untrusted | unknown_cert | revoked | ge_removed | wrong_role
