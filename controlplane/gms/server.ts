@@ -664,6 +664,16 @@ export class GmsServer {
         const enrolled = new Set(await this.store.enrolledGes(now));
         return (await this.store.readNetwork()).ges.map((g) => ({ ...g, enrolled: enrolled.has(g.userId), connected: this.streams.has(g.userId) }));
       }
+      case 'GET /v1/admin/users': {
+        // Remote users from the directory (GSRA): enrolled, what the directory last said of them. Never a key.
+        if (!this.directory) return [];
+        const inFile = new Set((await this.store.readNetwork()).ges.map((g) => g.userId));
+        const known = new Map(this.directory.list().map((u) => [u.userId, u]));
+        return (await this.store.certifiedUsers(now)).filter((u) => !inFile.has(u)).map((userId) => {
+          const u = known.get(userId);
+          return { userId, state: u ? (u.groups.length ? 'active' : 'no_group') : 'disabled_or_gone', groups: u?.groups ?? [], dn: u?.dn ?? null, connected: this.streams.has(userId) };
+        });
+      }
       case 'GET /v1/admin/groups': {
         const net = await this.store.readNetwork();
         const due = await this.rotationDue();

@@ -104,6 +104,9 @@ test('GSRA directory: enrollment by LDAP user ID and password, refusals, revocat
     assert.equal(Buffer.from(a.gsraUserKey!, 'base64').length, 32);
     assert.notEqual(a.gsraUserKey, b.gsraUserKey);
     assert.equal(r.gsraUserKey, undefined, 'a GE of the file has no user key');
+    const users = await admin.list('users');
+    assert.deepEqual(users.map((u) => [u.userId, u.state, u.groups]), [['alice', 'active', [1]], ['bob', 'active', [1, 2]]]);
+    assert.ok(!JSON.stringify(users).includes(a.gsraUserKey!), 'no key in the admin listing');
   });
 
   await t.test('wrong password, unknown user, no mapped group, a user of the network file: refused, counted', async () => {
@@ -175,5 +178,7 @@ test('GSRA directory: enrollment by LDAP user ID and password, refusals, revocat
     assert.ok(total <= (SYNC_S + 1) * 1000, `wiped after ${total} ms`);
     await assert.rejects(fetchGeState(agents.bob.path), (e: unknown) => e instanceof GmsRefusedError && e.code === 'ge_removed');
     assert.ok(await counter('gscip_gms_directory_revocations_total', 'reason', 'disabled') >= 1);
+    const users = await admin.list('users');
+    assert.deepEqual(users.map((u) => [u.userId, u.state]), [['alice', 'no_group'], ['bob', 'disabled_or_gone']]);
   });
 });

@@ -160,11 +160,11 @@ const revoke: CommandModule<object, AdminArgs & { ge: string }> = {
   },
 };
 
-const ls: CommandModule<object, AdminArgs & { what: 'ges' | 'groups' | 'keys'; json: boolean }> = {
+const ls: CommandModule<object, AdminArgs & { what: 'ges' | 'groups' | 'keys' | 'users'; json: boolean }> = {
   command: 'ls <what>',
-  describe: 'list ges | groups | keys (key material is never shown)',
+  describe: 'list ges | groups | keys | users (remote users from the directory, GSRA); key material is never shown',
   builder: (y) => adminOpts(y)
-    .positional('what', { choices: ['ges', 'groups', 'keys'] as const, demandOption: true })
+    .positional('what', { choices: ['ges', 'groups', 'keys', 'users'] as const, demandOption: true })
     .option('json', { type: 'boolean', default: false }) as never,
   handler: async (a) => {
     try {
