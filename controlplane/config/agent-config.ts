@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { gsraConfigSchema } from '../gsra/router-config.js';
 import { natConfigSchema } from '../natf/nat-config.js';
 import { parseRequiredEntry } from '../dprp/encryption-required.js';
 import { GscipError } from '../errors/catalogue.js';
@@ -158,9 +159,14 @@ export const agentConfigSchema = z.object({
    * stage; needs handler `nat`, which expires idle sessions.
    */
   nat: natConfigSchema.nullable().default(null),
+  /** A GSRA router's outside instance (docs/gsra.md); needs handler gsra-router (and nat). */
+  gsra: gsraConfigSchema.nullable().default(null),
 }).strict().superRefine((c, ctx) => {
   if (c.nat && !c.handlers.includes('nat')) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['nat'], message: 'needs the nat part, which expires its sessions (add handler nat / --handler nat)' });
+  }
+  if (c.gsra && !c.handlers.includes('gsra-router')) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['gsra'], message: 'needs the gsra-router part (add handler gsra-router / --handler gsra-router)' });
   }
 }).transform((c) => (c.nat ? { ...c, stages: { ...c.stages, nat: true } } : c));
 

@@ -31,6 +31,8 @@ export class GsraRouterExchange {
     private readonly replay = new ReplayCache(DEFAULT_REPLAY),
     /** The MAP_OK action byte (PCCOM ENCRYPT: the Internet leg is encrypted). */
     private readonly action = 3,
+    /** Writes a new mapping into the fast path before MAP_OK goes out; a refusal reason undoes the admission. */
+    private readonly installer: ((m: Mapping) => RefuseReason | null) | null = null,
   ) {}
 
   /** `from`: the message's source address and port as received (a home router's GHR:m). */
@@ -63,6 +65,8 @@ export class GsraRouterExchange {
       case GsraCode.MAP: {
         const d = this.admission.map(m.userId, b.t, b.proto, b.en, b.dport, from, now);
         if (!d.ok) return refusal(d.reason);
+        const why = this.installer ? this.installer(d.value) : null;
+        if (why) { this.admission.close(m.userId, b.t); return refusal(why); }
         gsraAdmissionsTotal.inc();
         return this.count(what, 'ok', { reply: answer({ code: GsraCode.MAP_OK, t: b.t, idleS: Math.ceil(this.admission.limits.idleMs / 1000), action: this.action }), install: d.value });
       }

@@ -1,0 +1,227 @@
+/**
+ * The GSRA router on the real datapath (namespaces): a remote user's EN
+ * reaches an internal server (IN) through the router, which the IN sees as
+ * its peer; an IN of another group is refused and nothing of the refused
+ * flows reaches the inside network.
+ *
+ *   en 192.0.2.20 --e0/out0-- router (GGR 192.0.2.1 | PGR 100.64.1.1) --in0/l0-- in (IN1 100.64.1.10, IN2 100.64.1.20)
+ *
+ * The router runs two agent instances: `gsra-out` on out0 (parts nat and
+ * gsra-router; NAT external GGR) and `gsra-in` on in0 (part nat; NAT external
+ * PGR, no real inside prefix). The IN has no route to the Internet side: it
+ * can only answer the router. The EN runs no agent here: a script in its
+ * namespace plays the EN's GSRA session (controlplane/gsra/en-session.ts)
+ * over UDP 7253, then connects to GGR:t from port s (what the EN's VAT
+ * rewrite of VIN:d will do once NAT-f's VAT lands). Users and INs come from
+ * the router's static config (the GMS delivery path is tested in
+ * test/gsra/directory-enroll.test.ts). Not here: PCCOM on the Internet leg.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Topology, waitFor } from '../lib/netns.js';
+import { GscipRunner } from '../lib/agent-process.js';
+import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
+import { exited, sha256 } from './pccom-topology.js';
+
+const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : null;
+const GEN = '192.0.2.20';
+const GGR = '192.0.2.1';
+const PGR = '100.64.1.1';
+const IN1 = '100.64.1.10';
+const IN2 = '100.64.1.20';
+const BYTES = 4 << 20;
+const ATTEMPTS = 1000;
+const DIST = resolve(__dirname, '../..');
+
+/** The EN's side in its namespace: admit(name, proto, s, d) -> {state, failure, t}; then a transfer, an echo, or refused attempts. */
+const EN_SCRIPT = (keyHex: string, job: Record<string, unknown>): string => `
+const { EnSession } = require(${JSON.stringify(`${DIST}/controlplane/gsra/en-session.js`)});
+const dgram = require('dgram'), net = require('net'), fs = require('fs');
+const key = Buffer.from(${JSON.stringify(keyHex)}, 'hex');
+const job = ${JSON.stringify(job)};
+const sock = dgram.createSocket('udp4');
+let cur = null;
+sock.on('message', (m) => { if (cur) cur.onMsg(m); });
+function admit(name, proto, s, d) {
+  return new Promise((res) => {
+    const sess = new EnSession({ userId: 'alice', key, group: 1, name, vin: '198.18.0.1', ggr: ${JSON.stringify(GGR)}, proto, local: { addr: ${JSON.stringify(GEN)}, port: s }, dport: d, behindNat: false });
+    let timer = null;
+    const go = (out) => {
+      clearTimeout(timer);
+      if (!out) { cur = null; return res({ state: sess.state, failure: sess.failure, t: sess.t }); }
+      sock.send(out.msg, out.to.port, out.to.addr);
+      timer = setTimeout(() => go(sess.onTimer(Date.now())), out.waitMs);
+    };
+    cur = { onMsg: (m) => { const n = sess.onReply(m, Date.now()); if (n || sess.state === 'done' || sess.state === 'failed') go(n); } };
+    go(sess.start(Date.now()));
+  });
+}
+function connectOnce(port, lport) {
+  return new Promise((res) => {
+    const c = net.connect({ host: ${JSON.stringify(GGR)}, port, localPort: lport });
+    const t = setTimeout(() => { c.destroy(); res('TIMEOUT'); }, 3000);
+    c.on('connect', () => { clearTimeout(t); c.destroy(); res('CONNECTED'); });
+    c.on('error', (e) => { clearTimeout(t); res(e.code); });
+  });
+}
+sock.bind(0, async () => {
+  const out = {};
+  if (job.kind === 'tcp') {
+    const a = await admit(job.name, 6, job.s, job.d);
+    out.admit = a;
+    if (a.state === 'done') {
+      await new Promise((res) => {
+        const c = net.connect({ host: ${JSON.stringify(GGR)}, port: a.t, localPort: job.s });
+        c.on('connect', () => fs.createReadStream(job.file).pipe(c));
+        c.on('close', () => res());
+        c.on('error', (e) => { out.error = e.message; res(); });
+      });
+    }
+  } else if (job.kind === 'udp') {
+    const a = await admit(job.name, 17, job.s, job.d);
+    out.admit = a;
+    if (a.state === 'done') {
+      const u = dgram.createSocket('udp4');
+      await new Promise((r) => u.bind(job.s, ${JSON.stringify(GEN)}, r));
+      out.echo = await new Promise((res) => {
+        const t = setTimeout(() => res('TIMEOUT'), 3000);
+        u.on('message', (m, rinfo) => { clearTimeout(t); res(m.toString() + ' from ' + rinfo.address + ':' + rinfo.port); });
+        u.send('ping through gsra', a.t, ${JSON.stringify(GGR)});
+      });
+      u.close();
+    }
+  } else {
+    const reasons = {}; const connects = {};
+    const t0 = Date.now();
+    for (let i = 0; i < job.n; i++) {
+      const a = await admit(job.name, 6, 30000 + i, job.d);
+      const k = a.state === 'failed' ? a.failure : a.state;
+      reasons[k] = (reasons[k] || 0) + 1;
+      // the application's flow anyway (as if it ignored the refusal): to a port t the router never gave
+      const c = await connectOnce(40100 + (i % 800), 30000 + i);
+      connects[c] = (connects[c] || 0) + 1;
+    }
+    out.reasons = reasons; out.connects = connects; out.ms = Date.now() - t0;
+  }
+  console.log(JSON.stringify(out));
+  process.exit(0);
+});
+setTimeout(() => { console.log(JSON.stringify({ error: 'script timeout' })); process.exit(3); }, 100000).unref();`;
+
+const SINK = (outFile: string, port: number): string => `
+const net = require('net'), fs = require('fs'), dgram = require('dgram');
+const out = fs.createWriteStream(${JSON.stringify(outFile)});
+const srv = net.createServer((c) => { console.log('peer ' + c.remoteAddress + ':' + c.remotePort); c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => console.log('done'))); });
+const u = dgram.createSocket('udp4');
+u.on('message', (m, r) => { console.log('udp peer ' + r.address + ':' + r.port); u.send('echo: ' + m, r.port, r.address); });
+u.bind(${port + 100}, ${JSON.stringify(IN1)});
+srv.listen(${port}, '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(3), 110000).unref();`;
+
+describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
+  let t: Topology;
+  let g: GscipRunner;
+  let keyHex: string;
+  let sink: ReturnType<Topology['spawn']>;
+  let sinkOut = '';
+  let sinkFile: string;
+
+  before(async () => {
+    t = new Topology('gsra');
+    try {
+      t.addHost('en'); t.addHost('router'); t.addHost('in');
+      t.link('en', 'e0', 'router', 'out0');
+      t.link('router', 'in0', 'in', 'l0');
+      t.addr('en', 'e0', `${GEN}/24`);
+      t.addr('router', 'out0', `${GGR}/24`);
+      t.addr('router', 'in0', `${PGR}/24`);
+      t.addr('in', 'l0', `${IN1}/24`);
+      t.addr('in', 'l0', `${IN2}/24`);
+      t.forwarding('router');
+      g = new GscipRunner(t, 'gsra-out');
+      keyHex = randomBytes(32).toString('hex');
+      const keyFile = t.scratchPath(`/tmp/${t.prefix}-alice.key`);
+      writeFileSync(keyFile, keyHex, { mode: 0o600 });
+      const inCfg = t.scratchPath(`/tmp/${t.prefix}-in.json`);
+      writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
+      writeFileSync(outCfg, JSON.stringify({
+        interfaces: [{ name: 'out0' }],
+        nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
+        gsra: {
+          ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
+          servers: [{ name: 'in1.corp.example.net', address: IN1, groups: [1] }, { name: 'in2.corp.example.net', address: IN2, groups: [2] }],
+          users: [{ userId: 'alice', groups: [1], keyFile }],
+        },
+      }));
+      await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', '127.0.0.1:9465'], 'gsra-in');
+      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9464'], 'gsra-out');
+      sinkFile = t.scratchPath(`/tmp/${t.prefix}-sink`);
+      sink = t.spawn('in', 'node', ['-e', SINK(sinkFile, 5201)]);
+      sink.stdout?.setEncoding('utf8');
+      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
+      await waitFor('IN server', () => sinkOut.includes('ready'), 5000);
+    } catch (e) { g?.cleanup(); t.cleanupSync(); throw e; }
+  });
+  after(() => { sink?.kill(); g?.cleanup(); t?.cleanupSync(); });
+
+  const runEn = async (job: Record<string, unknown>): Promise<Record<string, any>> => {
+    const p = t.spawn('en', process.execPath, ['-e', EN_SCRIPT(keyHex, job)]);
+    let so = '';
+    p.stdout?.setEncoding('utf8');
+    p.stdout?.on('data', (d: string) => { so += d; });
+    await exited(p, 110_000);
+    return JSON.parse(so.trim().split('\n').pop() ?? '{}') as Record<string, any>;
+  };
+
+  test('admitted by name: 4 MiB TCP byte-exact, the IN sees the router (PGR:t) as its peer', async () => {
+    const data = randomBytes(BYTES);
+    const inp = t.scratchPath(`/tmp/${t.prefix}-in-data`);
+    writeFileSync(inp, data);
+    try {
+      const r = await runEn({ kind: 'tcp', name: 'in1.corp.example.net', s: 51000, d: 5201, file: inp });
+      assert.equal(r.admit?.state, 'done', JSON.stringify(r));
+      await waitFor('the IN got the stream', () => sinkOut.includes('done'), 20_000);
+      const peer = /peer (\S+):(\d+)/.exec(sinkOut)!;
+      assert.equal(peer[1], PGR, 'the IN saw the router as its peer');
+      assert.equal(Number(peer[2]), r.admit.t, 'from the reserved port t');
+      const got = existsSync(sinkFile) ? readFileSync(sinkFile) : Buffer.alloc(0);
+      assert.equal(got.length, BYTES);
+      assert.equal(sha256(got), sha256(data), 'byte-exact');
+    } finally { rmSync(inp, { force: true }); }
+  });
+
+  test('UDP: admitted, the echo comes back from GGR:t', async () => {
+    const r = await runEn({ kind: 'udp', name: 'in1.corp.example.net', s: 53000, d: 5301 });
+    assert.equal(r.admit?.state, 'done', JSON.stringify(r));
+    assert.equal(r.echo, `echo: ping through gsra from ${GGR}:${r.admit.t}`);
+    assert.match(sinkOut, new RegExp(`udp peer ${PGR.replace(/\./g, '\\.')}:${r.admit.t}`));
+  });
+
+  test(`an IN of another group: ${ATTEMPTS} attempts refused (no_shared_group, counted), answered at once, no packet of them inside`, async () => {
+    const pcap = t.scratchPath(`/tmp/${t.prefix}-inside.pcap`);
+    const cap = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-U', '-n', '-s', '96', '-w', pcap, 'ip']);
+    await waitFor('tcpdump inside', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
+    let r: Record<string, any>;
+    try {
+      r = await runEn({ kind: 'refuse', name: 'in2.corp.example.net', d: 5201, n: ATTEMPTS });
+    } finally {
+      await new Promise((res) => setTimeout(res, 300));
+      cap.kill('SIGINT');
+      await exited(cap, 3000);
+    }
+    process.stderr.write(`refusals ${JSON.stringify(r!)}\n`);
+    assert.deepEqual(r!.reasons, { no_shared_group: ATTEMPTS }, 'every AUTH refused with its reason, none timed out');
+    assert.deepEqual(r!.connects, { ECONNREFUSED: ATTEMPTS }, 'the application\'s own attempts fail at once: nothing maps them');
+    const recs = ipv4Records(readPcapFile(readFileSync(pcap)));
+    rmSync(pcap, { force: true });
+    const leaked = recs.filter((x) => x.dst === IN2 || x.src === IN2 || (x.sport >= 30000 && x.sport < 30000 + ATTEMPTS) || (x.dport >= 40000 && x.dport <= 40999));
+    assert.equal(leaked.length, 0, `no packet of a refused flow inside (${recs.length} packets captured in all)`);
+    const metrics = t.exec('router', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
+    assert.match(metrics, new RegExp(`gscip_gsra_refusals_total\\{reason="no_shared_group"\\} ${ATTEMPTS}`));
+    assert.match(metrics, /gscip_gsra_admissions_total [2-9]/);
+  });
+});
