@@ -50,16 +50,20 @@ export class TestSlapd {
   readonly caFile: string;
   readonly adminPassword = 'admin-secret-for-tests';
 
-  private constructor(readonly dir: string) { this.caFile = join(dir, 'ca.crt'); }
+  private constructor(readonly dir: string, private readonly netns: string | null) { this.caFile = join(dir, 'ca.crt'); }
 
-  /** Start slapd with `users` in ou=people and `groups` (cn -> member uids) in ou=groups. */
-  static async start(users: LdapUser[], groups: Record<string, string[]>): Promise<TestSlapd> {
+  /**
+   * Start slapd with `users` in ou=people and `groups` (cn -> member uids) in
+   * ou=groups; with `netns`, slapd (and every LDAP tool this class runs)
+   * lives in that test namespace, still on its 127.0.0.1 only.
+   */
+  static async start(users: LdapUser[], groups: Record<string, string[]>, opts: { netns?: string } = {}): Promise<TestSlapd> {
     const why = slapdUnavailable();
     if (why) throw new Error(why);
     const guard = ScratchGuard.get();
     const dir = mkdtempSync('/tmp/gscip-slapd-');
     guard.add('path', dir);
-    const s = new TestSlapd(dir);
+    const s = new TestSlapd(dir, opts.netns ?? null);
     try {
       await s.build(users, groups);
       await s.boot();
@@ -131,7 +135,8 @@ export class TestSlapd {
   async boot(): Promise<void> {
     const port = await freePort();
     this.url = `ldaps://127.0.0.1:${port}`;
-    const child = spawn('/usr/sbin/slapd', ['-d', '0', '-F', join(this.dir, 'slapd.d'), '-h', `${this.url}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const [cmd, args] = this.inNs('/usr/sbin/slapd', ['-d', '0', '-F', join(this.dir, 'slapd.d'), '-h', `${this.url}/`]);
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     ScratchGuard.get().add('pid', String(child.pid));
     let err = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => { if (err.length < 20_000) err += d; });
@@ -139,11 +144,16 @@ export class TestSlapd {
     this.exited = new Promise((r) => child.once('exit', () => r()));
     const t0 = Date.now();
     for (;;) {
-      const r = spawnSync('/usr/bin/ldapsearch', ['-x', '-LLL', '-H', this.url, '-b', SUFFIX, '-s', 'base', '1.1'], { env: this.env(), timeout: 5000 });
+      const r = spawnSync(...this.inNs('/usr/bin/ldapsearch', ['-x', '-LLL', '-H', this.url, '-b', SUFFIX, '-s', 'base', '1.1']), { env: this.env(), timeout: 5000 });
       if (r.status === 0) return;
       if (child.exitCode !== null || Date.now() - t0 > 20_000) throw new Error(`slapd did not start: ${err.slice(-2000)}`);
       await new Promise((res) => setTimeout(res, 100));
     }
+  }
+
+  /** The command run in this server's namespace (nsenter execs it: the pid is the tool's own). */
+  private inNs(cmd: string, args: string[]): [string, string[]] {
+    return this.netns ? ['nsenter', [`--net=/run/netns/${this.netns}`, cmd, ...args]] : [cmd, args];
   }
 
   /** Environment for ldap-utils: trust the test CA only, demand a valid server certificate. */
@@ -153,7 +163,7 @@ export class TestSlapd {
 
   /** Apply an LDIF change as the directory administrator. */
   modify(ldif: string): void {
-    const r = spawnSync('/usr/bin/ldapmodify', ['-x', '-H', this.url, '-D', ADMIN_DN, '-w', this.adminPassword],
+    const r = spawnSync(...this.inNs('/usr/bin/ldapmodify', ['-x', '-H', this.url, '-D', ADMIN_DN, '-w', this.adminPassword]),
       { input: ldif, env: this.env(), encoding: 'utf8', timeout: 10_000 });
     if (r.status !== 0) throw new Error(`ldapmodify failed (${r.status}): ${r.stderr}`);
   }

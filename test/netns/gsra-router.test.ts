@@ -20,11 +20,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { Topology, waitFor } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
+import { enScript } from '../lib/gsra-en.js';
 
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : null;
 const GEN = '192.0.2.20';
@@ -34,82 +34,6 @@ const IN1 = '100.64.1.10';
 const IN2 = '100.64.1.20';
 const BYTES = 4 << 20;
 const ATTEMPTS = 1000;
-const DIST = resolve(__dirname, '../..');
-
-/** The EN's side in its namespace: admit(name, proto, s, d) -> {state, failure, t}; then a transfer, an echo, or refused attempts. */
-const EN_SCRIPT = (keyHex: string, job: Record<string, unknown>): string => `
-const { EnSession } = require(${JSON.stringify(`${DIST}/controlplane/gsra/en-session.js`)});
-const dgram = require('dgram'), net = require('net'), fs = require('fs');
-const key = Buffer.from(${JSON.stringify(keyHex)}, 'hex');
-const job = ${JSON.stringify(job)};
-const sock = dgram.createSocket('udp4');
-let cur = null;
-sock.on('message', (m) => { if (cur) cur.onMsg(m); });
-function admit(name, proto, s, d) {
-  return new Promise((res) => {
-    const sess = new EnSession({ userId: 'alice', key, group: 1, name, vin: '198.18.0.1', ggr: ${JSON.stringify(GGR)}, proto, local: { addr: ${JSON.stringify(GEN)}, port: s }, dport: d, behindNat: false });
-    let timer = null;
-    const go = (out) => {
-      clearTimeout(timer);
-      if (!out) { cur = null; return res({ state: sess.state, failure: sess.failure, t: sess.t }); }
-      sock.send(out.msg, out.to.port, out.to.addr);
-      timer = setTimeout(() => go(sess.onTimer(Date.now())), out.waitMs);
-    };
-    cur = { onMsg: (m) => { const n = sess.onReply(m, Date.now()); if (n || sess.state === 'done' || sess.state === 'failed') go(n); } };
-    go(sess.start(Date.now()));
-  });
-}
-function connectOnce(port, lport) {
-  return new Promise((res) => {
-    const c = net.connect({ host: ${JSON.stringify(GGR)}, port, localPort: lport });
-    const t = setTimeout(() => { c.destroy(); res('TIMEOUT'); }, 3000);
-    c.on('connect', () => { clearTimeout(t); c.destroy(); res('CONNECTED'); });
-    c.on('error', (e) => { clearTimeout(t); res(e.code); });
-  });
-}
-sock.bind(0, async () => {
-  const out = {};
-  if (job.kind === 'tcp') {
-    const a = await admit(job.name, 6, job.s, job.d);
-    out.admit = a;
-    if (a.state === 'done') {
-      await new Promise((res) => {
-        const c = net.connect({ host: ${JSON.stringify(GGR)}, port: a.t, localPort: job.s });
-        c.on('connect', () => fs.createReadStream(job.file).pipe(c));
-        c.on('close', () => res());
-        c.on('error', (e) => { out.error = e.message; res(); });
-      });
-    }
-  } else if (job.kind === 'udp') {
-    const a = await admit(job.name, 17, job.s, job.d);
-    out.admit = a;
-    if (a.state === 'done') {
-      const u = dgram.createSocket('udp4');
-      await new Promise((r) => u.bind(job.s, ${JSON.stringify(GEN)}, r));
-      out.echo = await new Promise((res) => {
-        const t = setTimeout(() => res('TIMEOUT'), 3000);
-        u.on('message', (m, rinfo) => { clearTimeout(t); res(m.toString() + ' from ' + rinfo.address + ':' + rinfo.port); });
-        u.send('ping through gsra', a.t, ${JSON.stringify(GGR)});
-      });
-      u.close();
-    }
-  } else {
-    const reasons = {}; const connects = {};
-    const t0 = Date.now();
-    for (let i = 0; i < job.n; i++) {
-      const a = await admit(job.name, 6, 30000 + i, job.d);
-      const k = a.state === 'failed' ? a.failure : a.state;
-      reasons[k] = (reasons[k] || 0) + 1;
-      // the application's flow anyway (as if it ignored the refusal): to a port t the router never gave
-      const c = await connectOnce(40100 + (i % 800), 30000 + i);
-      connects[c] = (connects[c] || 0) + 1;
-    }
-    out.reasons = reasons; out.connects = connects; out.ms = Date.now() - t0;
-  }
-  console.log(JSON.stringify(out));
-  process.exit(0);
-});
-setTimeout(() => { console.log(JSON.stringify({ error: 'script timeout' })); process.exit(3); }, 100000).unref();`;
 
 const SINK = (outFile: string, port: number): string => `
 const net = require('net'), fs = require('fs'), dgram = require('dgram');
@@ -169,7 +93,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
   after(() => { sink?.kill(); g?.cleanup(); t?.cleanupSync(); });
 
   const runEn = async (job: Record<string, unknown>): Promise<Record<string, any>> => {
-    const p = t.spawn('en', process.execPath, ['-e', EN_SCRIPT(keyHex, job)]);
+    const p = t.spawn('en', process.execPath, ['-e', enScript(keyHex, job, { gen: GEN, ggr: GGR })]);
     let so = '';
     p.stdout?.setEncoding('utf8');
     p.stdout?.on('data', (d: string) => { so += d; });
