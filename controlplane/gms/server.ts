@@ -365,6 +365,7 @@ export class GmsServer {
     await this.store.addCert({ serial: issued.serial, kind: 'ge', userId, issuedAt: now, notAfter: issued.notAfter });
     gmsEnrollmentsTotal.inc({ result: 'ok' });
     log.info({ userId, serial: issued.serial, groups: this.directory!.ge(userId)?.groups }, 'remote user enrolled from the directory');
+    this.schedulePush(); // the GSRA routers' lists of admissible users now hold this user
     return { userId, certPem: issued.certPem, caPem: this.ca.certPem };
   }
 
