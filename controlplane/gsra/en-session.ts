@@ -1,7 +1,7 @@
 /**
  * The EN's side of one GSRA admission (seed 004 section 3.2), for the flow
- * whose first packet is stashed: AUTH {group, IN name} -> t; BIND from s to
- * GGR:t when behind a home router -> {GHR, m}; MAP {the stashed packet's
+ * whose first packet is stashed: AUTH {group, IN name} -> t; BIND from s
+ * (to GGR's control port) when behind a home router -> {GHR, m}; MAP {the stashed packet's
  * session, t} -> the router's confirmation, which turns the tentative VAT
  * entry {GEN:s <-> VIN:d} <=> {GEN:s <-> GGR:t} into a confirmed one; then
  * the caller releases the stashed packet. A REFUSE (MAC'd by the router)
@@ -53,7 +53,7 @@ export interface VatEntry {
 
 export type EnState = 'auth' | 'bind' | 'map' | 'done' | 'failed';
 
-/** A message to send: to GGR's control port, or (BIND) from local port s to GGR:t. */
+/** A message to send to GGR's control port; BIND from the flow's local port s (fromPort). */
 export interface Send { msg: Buffer; to: AddrPort; fromPort?: number; waitMs: number }
 
 export class EnSession {
@@ -130,7 +130,9 @@ export class EnSession {
     this.pending = { code: body.code, msgId };
     const msg = encodeGsra({ userId: this.flow.userId, msgId, timestampMs: now, body }, this.flow.key);
     const waitMs = retryDelayMs(this.attempt)!;
-    if (body.code === GsraCode.BIND) return { msg, to: { addr: this.flow.ggr, port: this.t }, fromPort: this.flow.local.port, waitMs };
+    // BIND leaves from the flow's own port s (to the control port: the router's fast path punts it like any
+    // GSRA message), so the home router's answer is the mapping of s (docs/gsra.md "Binding").
+    if (body.code === GsraCode.BIND) return { msg, to: { addr: this.flow.ggr, port: this.controlPort }, fromPort: this.flow.local.port, waitMs };
     return { msg, to: { addr: this.flow.ggr, port: this.controlPort }, waitMs };
   }
 }

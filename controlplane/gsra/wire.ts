@@ -2,9 +2,8 @@
  * GSRA messages on the wire (seed 004, docs/gsra.md "Messages"): GSCIP
  * control messages (ICMP type 253, the code is the message type) between a
  * remote user's laptop (EN) and the GSRA router, carried like DPRP's (UDP
- * 7253, parts/control-framing.ts) except BIND, which goes from the flow's own
- * source port s to the reserved port t so that a home router's mapping is the
- * flow's own.
+ * 7253, parts/control-framing.ts); BIND leaves from the flow's own source
+ * port s, so that the home router's answer {GHR, m} is that port's mapping.
  *
  *   ICMP  253 | code | checksum | 4 zero bytes
  *   head  ver 1 | reason 1 (REFUSE; else 0) | userLen 1 | 0 | msg id 8 | timestamp ms 8 | user ID (userLen)  (20 + userLen)
@@ -13,7 +12,7 @@
  *
  *   AUTH      EN -> router: group 4 | proto 1 | 0 | d 2 | nameLen 1 | name          {EN's group, IN's name}
  *   AUTH_OK   router -> EN: t 2 | lease s 2                                       the reserved port t
- *   BIND      EN:s -> GGR:t: PEN 4 | s 2 | t 2                                    sent from the flow's port
+ *   BIND      EN:s -> GGR:7253: PEN 4 | s 2 | t 2                                 sent from the flow's port s
  *   BIND_OK   router -> EN: seen address 4 | seen port 2 | t 2                    {GHR, m} (or {GEN, s})
  *   MAP       EN -> router: proto 1 | 0 | t 2 | EN address 4 | EN port 2 | d 2     the stashed packet's session
  *   MAP_OK    router -> EN: t 2 | idle s 2 | action 1 | 0                         confirms the tentative VAT/PIT

@@ -11,8 +11,8 @@ import { resolve } from 'node:path';
 const DIST = resolve(__dirname, '../..');
 
 /** The EN's side in its namespace: admit(name, proto, s, d) -> {state, failure, t}; then a transfer, an echo, or refused attempts. */
-export function enScript(keyHex: string, job: Record<string, unknown>, a: { gen: string; ggr: string }): string {
-  const GEN = a.gen, GGR = a.ggr;
+export function enScript(keyHex: string, job: Record<string, unknown>, a: { gen: string; ggr: string; behindNat?: boolean }): string {
+  const GEN = a.gen, GGR = a.ggr, BEHIND = a.behindNat === true;
   return `
 const { EnSession } = require(${JSON.stringify(`${DIST}/controlplane/gsra/en-session.js`)});
 const dgram = require('dgram'), net = require('net'), fs = require('fs');
@@ -23,15 +23,21 @@ let cur = null;
 sock.on('message', (m) => { if (cur) cur.onMsg(m); });
 function admit(name, proto, s, d) {
   return new Promise((res) => {
-    const sess = new EnSession({ userId: 'alice', key, group: 1, name, vin: '198.18.0.1', ggr: ${JSON.stringify(GGR)}, proto, local: { addr: ${JSON.stringify(GEN)}, port: s }, dport: d, behindNat: false });
+    const sess = new EnSession({ userId: 'alice', key, group: 1, name, vin: '198.18.0.1', ggr: ${JSON.stringify(GGR)}, proto, local: { addr: ${JSON.stringify(GEN)}, port: s }, dport: d, behindNat: ${BEHIND} });
     let timer = null;
     const go = (out) => {
       clearTimeout(timer);
-      if (!out) { cur = null; return res({ state: sess.state, failure: sess.failure, t: sess.t }); }
-      sock.send(out.msg, out.to.port, out.to.addr);
+      if (!out) { cur = null; return res({ state: sess.state, failure: sess.failure, t: sess.t, seen: sess.vat ? sess.vat.seenAs : null }); }
+      if (out.fromPort) { // BIND: from the flow's own port s
+        const b = dgram.createSocket('udp4');
+        b.on('message', (m) => { b.close(); if (cur) cur.onMsg(m); });
+        b.bind(out.fromPort, () => b.send(out.msg, out.to.port, out.to.addr));
+        setTimeout(() => { try { b.close(); } catch {} }, out.waitMs).unref();
+      } else sock.send(out.msg, out.to.port, out.to.addr);
       timer = setTimeout(() => go(sess.onTimer(Date.now())), out.waitMs);
     };
-    cur = { onMsg: (m) => { const n = sess.onReply(m, Date.now()); if (n || sess.state === 'done' || sess.state === 'failed') go(n); } };
+    if (process.env.GSRA_EN_DEBUG) console.error('admit', name, proto, s, d);
+    cur = { onMsg: (m) => { if (process.env.GSRA_EN_DEBUG) console.error('reply code', m[1], 'state', sess.state); const n = sess.onReply(m, Date.now()); if (n || sess.state === 'done' || sess.state === 'failed') go(n); } };
     go(sess.start(Date.now()));
   });
 }
@@ -101,5 +107,5 @@ sock.bind(0, async () => {
   console.log(JSON.stringify(out));
   process.exit(0);
 });
-setTimeout(() => { console.log(JSON.stringify({ error: 'script timeout' })); process.exit(3); }, 100000).unref();`
+setTimeout(() => { console.log(JSON.stringify({ error: 'script timeout' })); process.exit(3); }, job.scriptMs || 100000).unref();`
 }

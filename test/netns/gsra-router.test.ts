@@ -5,6 +5,7 @@
  * flows reaches the inside network.
  *
  *   en 192.0.2.20 --e0/out0-- router (GGR 192.0.2.1 | PGR 100.64.1.1) --in0/l0-- in (IN1 100.64.1.10, IN2 100.64.1.20)
+ *   enh 100.64.9.2 --e0/h0-- hr (home router, nftables masquerade, GHR 198.51.100.30) --h1/out1-- router (198.51.100.1)
  *
  * The router runs two agent instances: `gsra-out` on out0 (parts nat and
  * gsra-router; NAT external GGR) and `gsra-in` on in0 (part nat; NAT external
@@ -32,13 +33,19 @@ const GGR = '192.0.2.1';
 const PGR = '100.64.1.1';
 const IN1 = '100.64.1.10';
 const IN2 = '100.64.1.20';
+const PEN = '100.64.9.2';
+const GHR = '198.51.100.30';
 const BYTES = 4 << 20;
 const ATTEMPTS = 1000;
 
 const SINK = (outFile: string, port: number): string => `
 const net = require('net'), fs = require('fs'), dgram = require('dgram');
-const out = fs.createWriteStream(${JSON.stringify(outFile)});
-const srv = net.createServer((c) => { console.log('peer ' + c.remoteAddress + ':' + c.remotePort); c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => console.log('done'))); });
+let k = 0;
+const srv = net.createServer((c) => {
+  const n = ++k; const out = fs.createWriteStream(${JSON.stringify(outFile)} + '.' + n);
+  console.log('peer ' + c.remoteAddress + ':' + c.remotePort + ' conn ' + n);
+  c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => console.log('done ' + n)));
+});
 const u = dgram.createSocket('udp4');
 u.on('message', (m, r) => { console.log('udp peer ' + r.address + ':' + r.port); u.send('echo: ' + m, r.port, r.address); });
 u.bind(${port + 100}, ${JSON.stringify(IN1)});
@@ -56,8 +63,21 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
   before(async () => {
     t = new Topology('gsra');
     try {
-      t.addHost('en'); t.addHost('router'); t.addHost('in');
+      t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('hr'); t.addHost('enh');
       t.link('en', 'e0', 'router', 'out0');
+      t.link('enh', 'e0', 'hr', 'h0');
+      t.link('hr', 'h1', 'router', 'out1');
+      t.addr('enh', 'e0', `${PEN}/24`);
+      t.addr('hr', 'h0', '100.64.9.1/24');
+      t.addr('hr', 'h1', `${GHR}/24`);
+      t.addr('router', 'out1', '198.51.100.1/24');
+      t.route('enh', 'default', '100.64.9.1');
+      t.route('hr', '192.0.2.0/24', '198.51.100.1');
+      t.forwarding('hr');
+      // The home router the EN does not control: plain nftables masquerade.
+      t.exec('hr', 'nft', ['add', 'table', 'ip', 'home']);
+      t.exec('hr', 'nft', ['add', 'chain', 'ip', 'home', 'post', '{ type nat hook postrouting priority 100 ; }']);
+      t.exec('hr', 'nft', ['add', 'rule', 'ip', 'home', 'post', 'oifname', 'h1', 'masquerade']);
       t.link('router', 'in0', 'in', 'l0');
       t.addr('en', 'e0', `${GEN}/24`);
       t.addr('router', 'out0', `${GGR}/24`);
@@ -73,7 +93,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
       writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
       const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
       writeFileSync(outCfg, JSON.stringify({
-        interfaces: [{ name: 'out0' }],
+        interfaces: [{ name: 'out0' }, { name: 'out1' }],
         nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
         gsra: {
           ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
@@ -82,7 +102,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
         },
       }));
       await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', '127.0.0.1:9465'], 'gsra-in');
-      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9464'], 'gsra-out');
+      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--iface', 'out1', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9464'], 'gsra-out');
       sinkFile = t.scratchPath(`/tmp/${t.prefix}-sink`);
       sink = t.spawn('in', 'node', ['-e', SINK(sinkFile, 5201)]);
       sink.stdout?.setEncoding('utf8');
@@ -108,12 +128,40 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
     try {
       const r = await runEn({ kind: 'tcp', name: 'in1.corp.example.net', s: 51000, d: 5201, file: inp });
       assert.equal(r.admit?.state, 'done', JSON.stringify(r));
-      await waitFor('the IN got the stream', () => sinkOut.includes('done'), 20_000);
-      const peer = /peer (\S+):(\d+)/.exec(sinkOut)!;
+      await waitFor('the IN got the stream', () => sinkOut.includes('done 1'), 20_000);
+      const peer = /peer (\S+):(\d+) conn 1/.exec(sinkOut)!;
       assert.equal(peer[1], PGR, 'the IN saw the router as its peer');
       assert.equal(Number(peer[2]), r.admit.t, 'from the reserved port t');
-      const got = existsSync(sinkFile) ? readFileSync(sinkFile) : Buffer.alloc(0);
+      const got = existsSync(`${sinkFile}.1`) ? readFileSync(`${sinkFile}.1`) : Buffer.alloc(0);
       assert.equal(got.length, BYTES);
+      assert.equal(sha256(got), sha256(data), 'byte-exact');
+    } finally { rmSync(inp, { force: true }); }
+  });
+
+  test('EN behind a home router doing nftables masquerade: BIND learns GHR:m, 4 MiB TCP byte-exact', async () => {
+    const data = randomBytes(BYTES);
+    const inp = t.scratchPath(`/tmp/${t.prefix}-in-data-hr`);
+    writeFileSync(inp, data);
+    const before = sinkOut.length;
+    try {
+      const p = t.spawn('enh', process.execPath, ['-e', enScript(keyHex, { kind: 'tcp', name: 'in1.corp.example.net', s: 54000, d: 5201, file: inp, scriptMs: 20000 }, { gen: PEN, ggr: GGR, behindNat: true })], { env: { ...process.env, GSRA_EN_DEBUG: '1' } });
+      let so = '', se = '';
+      p.stdout?.setEncoding('utf8'); p.stdout?.on('data', (d: string) => { so += d; });
+      p.stderr?.setEncoding('utf8'); p.stderr?.on('data', (d: string) => { se += d; });
+      await exited(p, 60_000);
+      if (!so.trim()) assert.fail(`the EN script said nothing; stderr: ${se}`);
+      if (!so.includes('"done"')) {
+        const m = t.exec('router', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
+        process.stderr.write(`DEBUG ${m.split('\n').filter((l) => /nat_|gsra_requests/.test(l) && !l.startsWith('#') && !/ 0$/.test(l)).join('\n')}\n`);
+        process.stderr.write(`DEBUG ${g.ok('router', ['maps', 'dump', 'nat', ...g.instanceArgs('gsra-out')])}\n${g.ok('router', ['maps', 'dump', 'nat', ...g.instanceArgs('gsra-in')])}\n`);
+        process.stderr.write(`DEBUG ${t.exec('hr', 'conntrack', ['-L'], { allowFail: true } as never).stdout}\n`);
+      }
+      const r = JSON.parse(so.trim().split('\n').pop() ?? '{}') as Record<string, any>;
+      assert.equal(r.admit?.state, 'done', `${JSON.stringify(r)} ${se}`);
+      assert.equal(r.admit.seen.addr, GHR, 'the router saw the home router\'s address');
+      await waitFor('the IN got the second stream', () => sinkOut.slice(before).includes('done 2'), 20_000);
+      assert.match(sinkOut.slice(before), new RegExp(`peer ${PGR.replace(/\./g, '\\.')}:${r.admit.t} conn 2`));
+      const got = readFileSync(`${sinkFile}.2`);
       assert.equal(sha256(got), sha256(data), 'byte-exact');
     } finally { rmSync(inp, { force: true }); }
   });
