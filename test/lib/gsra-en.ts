@@ -78,6 +78,39 @@ sock.bind(0, async () => {
       });
       out.after = await admit(job.name, 6, job.s + 1, job.d);
     }
+  } else if (job.kind === 'latency') {
+    // first connects: through GSRA (admission, then connect to GGR:t) or plain (job.direct: connect to it)
+    out.ms = [];
+    for (let i = 0; i < job.n; i++) {
+      const t0 = process.hrtime.bigint();
+      let host = job.direct, port = job.d;
+      if (!job.direct) {
+        const a = await admit(job.name, 6, job.s + i, job.d);
+        if (a.state !== 'done') { out.failed = (out.failed || 0) + 1; continue; }
+        host = ${JSON.stringify(GGR)}; port = a.t;
+      }
+      const ok = await new Promise((res) => {
+        const c = net.connect({ host, port, localPort: job.s + i });
+        c.on('connect', () => { c.destroy(); res(true); });
+        c.on('error', () => res(false));
+      });
+      if (ok) out.ms.push(Number(process.hrtime.bigint() - t0) / 1e6); else out.failed = (out.failed || 0) + 1;
+    }
+  } else if (job.kind === 'bulk') {
+    let host = job.direct, port = job.d;
+    if (!job.direct) { const a = await admit(job.name, 6, job.s, job.d); out.admit = a; host = ${JSON.stringify(GGR)}; port = a.t; }
+    const chunk = Buffer.alloc(1 << 16, 0x5a);
+    const t0 = process.hrtime.bigint();
+    await new Promise((res) => {
+      const c = net.connect({ host, port, localPort: job.s });
+      let left = job.bytes;
+      const pump = () => { while (left > 0) { left -= chunk.length; if (!c.write(chunk)) { c.once('drain', pump); return; } } c.end(); };
+      c.on('connect', pump);
+      c.on('close', () => res());
+      c.on('error', (e) => { out.error = e.message; res(); });
+    });
+    out.seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    out.gbps = (job.bytes * 8) / out.seconds / 1e9;
   } else if (job.kind === 'udp') {
     const a = await admit(job.name, 17, job.s, job.d);
     out.admit = a;
