@@ -18,6 +18,7 @@ export const gsraRouterPart: PartDescriptor = {
     counterRange: { first: ReasonPart.GSRA, last: ReasonPart.GSRA + REASON_PART_SIZE - 1 },
     configKey: 'gsra',
     metricsPrefix: 'gscip_gsra_',
+    cliCommands: ['gsra'],
   },
   dependsOn: ['nat'],
   create: (ctx) => new GsraRouterHandler(ctx.log, ctx.config?.gsra ?? null, ctx.config?.gms?.dataDir ?? null),

@@ -10,6 +10,7 @@
  *     maxEntries: 8192
  *     leaseS: 10
  *     idleS: 300
+ *     statusFile: /run/gscip/gsra-out.gsra.json   # for `gscip gsra status`
  *     servers: [...]                 # INs {name, address, groups, outsideAccess}; default: the router's ACT from the GMS
  *     users: [{ userId, groups, keyFile }]     # static users (labs, tests); default: remoteUsers from the GMS
  */
@@ -37,6 +38,8 @@ export const gsraConfigSchema = z.strictObject({
   leaseS: z.number().int().min(1).max(3600).default(10),
   idleS: z.number().int().min(10).max(86400).default(300),
   tickMs: z.number().int().min(100).max(60_000).default(500),
+  /** Where the part writes its state every tick, for `gscip gsra status` (0600, atomic). */
+  statusFile: z.string().min(1).optional(),
   servers: z.array(serverSchema).optional(),
   users: z.array(userSchema).optional(),
 }).superRefine((c, ctx) => {

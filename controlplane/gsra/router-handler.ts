@@ -24,6 +24,8 @@ import { GsraAdmission, type AdmissibleUser, type InternalServer, type Mapping }
 import { GsraRouterExchange } from './router-exchange.js';
 import { GsraRouterNat, outsideSession } from './router-nat.js';
 import { readUserKey, type GsraConfig } from './router-config.js';
+import { routerStatus } from './router-status.js';
+import { writePrivateFileAtomic } from '../gms/secure-fs.js';
 
 export class GsraRouterHandler implements PuntHandler {
   readonly name = 'gsra-router';
@@ -33,6 +35,8 @@ export class GsraRouterHandler implements PuntHandler {
   private inside: GscipMaps | null = null;
   private timer: NodeJS.Timeout | null = null;
   private cacheMtime = -1;
+  private users: Array<{ userId: string; groups: readonly number[] }> = [];
+  private servers: InternalServer[] = [];
 
   constructor(private readonly log: Logger, private readonly cfg: GsraConfig | null, private readonly gmsDataDir: string | null) {
     this.admission = new GsraAdmission({
@@ -80,6 +84,10 @@ export class GsraRouterHandler implements PuntHandler {
         if (v) this.admission.touch(m.t, now - Number(nowNs - v.last_seen_ns) / 1e6);
       }
       for (const m of this.admission.expire(now)) { this.nat?.remove(m); this.log.info({ user: m.userId, t: m.t }, 'GSRA mapping idle: removed'); }
+      if (this.cfg?.statusFile) {
+        const st = routerStatus(this.admission, { ggr: this.cfg.ggr, pgr: this.cfg.pgr }, this.users, this.servers, now);
+        writePrivateFileAtomic(this.cfg.statusFile, JSON.stringify(st) + '\n');
+      }
     } catch (e) { this.log.warn({ err: e }, 'GSRA tick failed (the next one retries)'); }
   }
 
@@ -99,8 +107,8 @@ export class GsraRouterHandler implements PuntHandler {
         if (!servers) servers = (d?.act ?? []).map((e) => ({ name: e.name, address: e.address, groups: e.groups, outsideAccess: e.outsideAccess }));
       }
     }
-    if (servers) this.admission.setServers(servers);
-    if (users) this.cut(this.admission.setUsers(users));
+    if (servers) { this.admission.setServers(servers); this.servers = servers; }
+    if (users) { this.cut(this.admission.setUsers(users)); this.users = users.map((u) => ({ userId: u.userId, groups: u.groups })); }
   }
 
   private cut(ms: Mapping[]): void {

@@ -59,6 +59,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
   let sink: ReturnType<Topology['spawn']>;
   let sinkOut = '';
   let sinkFile: string;
+  let statusFile: string;
 
   before(async () => {
     t = new Topology('gsra');
@@ -91,6 +92,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
       writeFileSync(keyFile, keyHex, { mode: 0o600 });
       const inCfg = t.scratchPath(`/tmp/${t.prefix}-in.json`);
       writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      statusFile = t.scratchPath(`/tmp/${t.prefix}-gsra-status.json`);
       const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }, { name: 'out1' }],
@@ -98,7 +100,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
         gsra: {
           ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
           servers: [{ name: 'in1.corp.example.net', address: IN1, groups: [1] }, { name: 'in2.corp.example.net', address: IN2, groups: [2] }],
-          users: [{ userId: 'alice', groups: [1], keyFile }],
+          users: [{ userId: 'alice', groups: [1], keyFile }], statusFile, tickMs: 200,
         },
       }));
       await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', '127.0.0.1:9465'], 'gsra-in');
@@ -171,6 +173,19 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
     assert.equal(r.admit?.state, 'done', JSON.stringify(r));
     assert.equal(r.echo, `echo: ping through gsra from ${GGR}:${r.admit.t}`);
     assert.match(sinkOut, new RegExp(`udp peer ${PGR.replace(/\./g, '\\.')}:${r.admit.t}`));
+  });
+
+  test('gscip gsra status: alice active, her mappings {GEN:s<->GGR:t} <=> {PGR:t<->PIN:d}; no key shown', async () => {
+    await new Promise((res) => setTimeout(res, 500)); // a tick
+    const st = JSON.parse(g.ok('router', ['gsra', 'status', '--file', statusFile, '--json'])) as { users: Array<{ userId: string; mappings: number }>; mappings: Array<{ en: string; inside: string; t: number; userId: string }> };
+    assert.deepEqual(st.users.map((u) => u.userId), ['alice']);
+    assert.ok(st.users[0].mappings >= 3, `alice's mappings: ${st.users[0].mappings}`);
+    assert.ok(st.mappings.some((m) => m.en === `${GEN}:51000` && m.inside === `${IN1}:5201` && m.userId === 'alice'));
+    assert.ok(st.mappings.some((m) => m.en.startsWith(`${GHR}:`)), 'the home-router EN is listed by its translated end');
+    const text = g.ok('router', ['gsra', 'status', '--file', statusFile]);
+    assert.match(text, /users: 1 admissible, 1 active/);
+    assert.match(text, new RegExp(`${GEN.replace(/\./g, '\\.')}:51000 +${GGR.replace(/\./g, '\\.')}:\\d+ / ${PGR.replace(/\./g, '\\.')}:\\d+ +${IN1.replace(/\./g, '\\.')}:5201`));
+    assert.ok(!readFileSync(statusFile, 'utf8').includes(keyHex), 'no key in the state file');
   });
 
   test(`an IN of another group: ${ATTEMPTS} attempts refused (no_shared_group, counted), answered at once, no packet of them inside`, async () => {
