@@ -23,7 +23,7 @@ export const agentEnrollCommand: CommandModule<object, { gms: string[]; token?: 
     .check((a) => {
       if (!a['ca-fingerprint'] && !a['ca-file']) throw new Error('ca-fingerprint or ca-file: one is required to trust the GMS');
       const ways = [a.token, a['token-file'], a['ldap-user']].filter((x) => x !== undefined).length;
-      if (ways !== 1) throw new Error('token, token-file or ldap-user: give exactly one');
+      if (ways !== 1) throw new Error('token or token-file (or ldap-user with password-file): give exactly one');
       if ((a['ldap-user'] === undefined) !== (a['password-file'] === undefined)) throw new Error('password-file: required with ldap-user, and only with it');
       return true;
     }) as never,
