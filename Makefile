@@ -28,7 +28,7 @@ BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
 
-.PHONY: all deps build bpf ts native test test-unit demo bench clean
+.PHONY: all deps build bpf ts native test test-unit demo demo-gsra bench clean
 
 all: build
 
@@ -103,6 +103,9 @@ test: build
 # deploy/demo.sh (fast path with a trivial handler) still runs on its own.
 demo: build
 	node dist/deploy/demo-fig6.js
+
+demo-gsra: build
+	node dist/deploy/demo-gsra.js
 
 bench: build
 	bash bench/run-all.sh
