@@ -25,7 +25,7 @@ import { GsraRouterExchange } from './router-exchange.js';
 import { GsraRouterNat, outsideSession } from './router-nat.js';
 import { readUserKey, type GsraConfig } from './router-config.js';
 import { routerStatus } from './router-status.js';
-import { writePrivateFileAtomic } from '../gms/secure-fs.js';
+import { writeStatusAtomic } from './status-file.js';
 
 export class GsraRouterHandler implements PuntHandler {
   readonly name = 'gsra-router';
@@ -86,7 +86,7 @@ export class GsraRouterHandler implements PuntHandler {
       for (const m of this.admission.expire(now)) { this.nat?.remove(m); this.log.info({ user: m.userId, t: m.t }, 'GSRA mapping idle: removed'); }
       if (this.cfg?.statusFile) {
         const st = routerStatus(this.admission, { ggr: this.cfg.ggr, pgr: this.cfg.pgr }, this.users, this.servers, now);
-        writePrivateFileAtomic(this.cfg.statusFile, JSON.stringify(st) + '\n');
+        writeStatusAtomic(this.cfg.statusFile, JSON.stringify(st) + '\n');
       }
     } catch (e) { this.log.warn({ err: e }, 'GSRA tick failed (the next one retries)'); }
   }

@@ -20,7 +20,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Topology, waitFor } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
@@ -60,6 +61,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
   let sinkOut = '';
   let sinkFile: string;
   let statusFile: string;
+  let statusDirMode = 0;
 
   before(async () => {
     t = new Topology('gsra');
@@ -93,6 +95,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
       const inCfg = t.scratchPath(`/tmp/${t.prefix}-in.json`);
       writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
       statusFile = t.scratchPath(`/tmp/${t.prefix}-gsra-status.json`);
+      statusDirMode = statSync(dirname(statusFile)).mode & 0o7777;
       const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }, { name: 'out1' }],
@@ -186,6 +189,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
     assert.match(text, /users: 1 admissible, 1 active/);
     assert.match(text, new RegExp(`${GEN.replace(/\./g, '\\.')}:51000 +${GGR.replace(/\./g, '\\.')}:\\d+ / ${PGR.replace(/\./g, '\\.')}:\\d+ +${IN1.replace(/\./g, '\\.')}:5201`));
     assert.ok(!readFileSync(statusFile, 'utf8').includes(keyHex), 'no key in the state file');
+    assert.equal((statSync(dirname(statusFile)).mode & 0o7777).toString(8), statusDirMode.toString(8), 'the state file\'s directory (here /tmp) keeps its mode');
   });
 
   test(`an IN of another group: ${ATTEMPTS} attempts refused (no_shared_group, counted), answered at once, no packet of them inside`, async () => {
