@@ -12,7 +12,7 @@ BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 \
                 -Ibpf/include -Ibpf/lib
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
                 nftables ethtool libelf-dev pkg-config wireguard-go wireguard-tools \
-                strongswan-charon strongswan-swanctl
+                strongswan-charon strongswan-swanctl ldap-utils
 # Test-only packages whose daemons must not be started or enabled by us: prometheus (only its
 # promtool: the metrics test) and postgresql (only its binaries: the GMS replica tests run their own
 # server as the postgres user, unix socket in a temp dir, no TCP). Debian's postgresql postinst
@@ -20,12 +20,15 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
 # "manual" (start.conf) and its units disabled, so nothing of it runs at boot or after the tests.
 # bind9 + bind9-dnsutils: only named, dig and nsupdate (the Mobile PPC DDNS tests start their own named inside a test namespace).
 # conntrack: the NAT test flushes the NAT's connection table mid-flow (conntrack -F inside the test namespace).
-TEST_ONLY_APT := prometheus postgresql bind9 bind9-dnsutils conntrack
+# slapd: only its binaries (slapd, slapadd, slappasswd); the GSRA directory tests run their own server, ldaps:// on 127.0.0.1,
+# config and database in a temp dir; the package's own instance is kept from starting (policy-rc.d) and disabled.
+# (ldap-utils is in APT_PACKAGES: the GMS itself runs ldapwhoami/ldapsearch for a directory, docs/gsra.md.)
+TEST_ONLY_APT := prometheus postgresql bind9 bind9-dnsutils conntrack slapd
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
 
-.PHONY: all deps build bpf ts native test test-unit demo bench clean
+.PHONY: all deps build bpf ts native test test-unit demo demo-gsra bench clean
 
 all: build
 
@@ -104,6 +107,9 @@ demo: build
 	node dist/deploy/demo-fig6.js
 	node dist/deploy/demo-move.js
 	node dist/deploy/demo-natf.js
+
+demo-gsra: build
+	node dist/deploy/demo-gsra.js
 
 bench: build
 	bash bench/run-all.sh

@@ -251,6 +251,8 @@ struct gscip_nat_val {
 enum gscip_nat_origin {
 	GSCIP_NAT_OUTBOUND = 0,  /* created by the fast path for an inside host's flow */
 	GSCIP_NAT_INBOUND  = 1,  /* created by the control plane (NAT-f on-demand mapping) */
+	GSCIP_NAT_GSRA     = 2,  /* created by a GSRA router's control plane for a source that is not inside:
+	                          * GEN:s -> PIN:d leaves as PGR:t -> PIN:d (docs/gsra.md "Data path") */
 };
 
 struct gscip_nat_port_key {

@@ -155,14 +155,24 @@ __noinline int gscip_nat_egress(struct __sk_buff *skb, struct gscip_pkt *pkt)
 	if (!skb || !pkt)
 		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
 	c = nat_cfg();
-	if (!c || !nat_inside(c, pkt->cid.saddr))
+	if (!c)
 		return 0;
-	if (pkt->is_fragment)
-		return GSCIP_CODE(GSCIP_DROP_NAT_FRAGMENT);
 	key = pkt->cid;
 	key.dir = GSCIP_DIR_EGRESS;
 	key.pad[0] = 0;
 	key.pad[1] = 0;
+	if (!nat_inside(c, pkt->cid.saddr)) {
+		/* Not an inside source: translated only by a session a GSRA router's
+		 * control plane wrote for it (origin gsra), never created here. */
+		v = bpf_map_lookup_elem(&gscip_nat, &key);
+		if (!v || v->origin != GSCIP_NAT_GSRA)
+			return 0;
+		if (pkt->is_fragment)
+			return GSCIP_CODE(GSCIP_DROP_NAT_FRAGMENT);
+		goto xlate;
+	}
+	if (pkt->is_fragment)
+		return GSCIP_CODE(GSCIP_DROP_NAT_FRAGMENT);
 	v = bpf_map_lookup_elem(&gscip_nat, &key);
 	if (!v) {
 		rc = nat_create(c, &key);
@@ -173,6 +183,7 @@ __noinline int gscip_nat_egress(struct __sk_buff *skb, struct gscip_pkt *pkt)
 		if (!v)
 			return GSCIP_CODE(GSCIP_DROP_NAT_TABLE_FULL);
 	}
+xlate:
 	nat_touch(v, pkt->cid.proto, pkt->tcp_flags, true);
 	ext = v->ext_addr;
 	port = v->ext_port;

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { gsraConfigSchema } from '../gsra/router-config.js';
 import { natConfigSchema } from '../natf/nat-config.js';
 import { natfConfigSchema } from '../natf/natf-config.js';
 import { parseRequiredEntry } from '../dprp/encryption-required.js';
@@ -168,12 +169,17 @@ export const agentConfigSchema = z.object({
    * `natf` and `dprp`.
    */
   natf: natfConfigSchema.nullable().default(null),
+  /** A GSRA router's outside instance (docs/gsra.md); needs handler gsra-router (and nat). */
+  gsra: gsraConfigSchema.nullable().default(null),
 }).strict().superRefine((c, ctx) => {
   if (c.natf && !(c.handlers.includes('natf') && c.handlers.includes('dprp'))) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['natf'], message: 'needs the natf and dprp parts (add handlers natf, dprp / --handler natf --handler dprp)' });
   }
   if (c.nat && !c.handlers.includes('nat')) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['nat'], message: 'needs the nat part, which expires its sessions (add handler nat / --handler nat)' });
+  }
+  if (c.gsra && !c.handlers.includes('gsra-router')) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['gsra'], message: 'needs the gsra-router part (add handler gsra-router / --handler gsra-router)' });
   }
 }).transform((c) => (c.nat ? { ...c, stages: { ...c.stages, nat: true } } : c))
   .transform((c) => (c.natf ? { ...c, stages: { ...c.stages, dns: true } } : c));

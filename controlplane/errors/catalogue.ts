@@ -49,6 +49,10 @@ export const CODES = {
   GSCIP_E_NETWORK_SPEC: { exit: EXIT.ERROR, meaning: 'a GMS network file is invalid; problems lists each field (SpecError)' },
   GSCIP_E_GMS_DATA_DIR_LOCKED: { exit: EXIT.ERROR, meaning: 'another live GMS process holds the data directory (DataDirLockedError)' },
   GSCIP_E_GMS_AT_REST: { exit: EXIT.ERROR, meaning: 'a secret in the GMS database cannot be sealed or opened: no master key, a key not in the ring, or a tampered/moved blob (AtRestError)' },
+  GSCIP_E_DIRECTORY_CONFIG: { exit: EXIT.ERROR, meaning: 'a GMS directory file (LDAP users for GSRA) is invalid or names a file it cannot read; problems lists each field (DirectoryConfigError)' },
+  GSCIP_E_DIRECTORY_REFUSED: { exit: EXIT.ERROR, meaning: 'the GMS\'s directory refused a remote user\'s enrollment; reason says why (DirectoryRefusal, answered with its wire code)' },
+  GSCIP_E_LDAP: { exit: EXIT.ERROR, meaning: 'an LDAP tool (ldapwhoami/ldapsearch) failed; reason and resultCode say how (LdapError)' },
+  GSCIP_E_GSRA_WIRE: { exit: EXIT.ERROR, meaning: 'a GSRA message cannot be decoded; reason is the counted refusal reason (GsraWireError)' },
   GSCIP_E_GMS_DATABASE: { exit: EXIT.ERROR, meaning: 'the GMS database URL is malformed or names an engine this build does not have (GmsDatabaseError)' },
   GSCIP_E_GMS_MIGRATE: { exit: EXIT.ERROR, meaning: 'gms migrate refused: the target database is not empty, or a table read back differs from the source (MigrateError)' },
   GSCIP_E_DPRP_WIRE: { exit: EXIT.ERROR, meaning: 'a DPRP message cannot be encoded or decoded; reason is the counted reject reason (DprpWireError)' },
@@ -106,6 +110,11 @@ export const GMS_WIRE = {
   not_found: { http: 404, meaning: 'no route for this method and path' },
   invalid_network: { http: 422, meaning: 'the network given to apply is invalid; problems lists each field' },
   internal: { http: 500, meaning: 'the GMS failed while handling the request; its log has the error' },
+  bad_credentials: { http: 403, meaning: 'directory enrollment: the directory refused the user ID and password (or knows no such enabled user)' },
+  no_directory: { http: 404, meaning: 'directory enrollment asked of a GMS started without a directory (--directory)' },
+  no_group: { http: 403, meaning: 'directory enrollment: the user is in no directory group that maps to a GSCIP group' },
+  name_taken: { http: 409, meaning: 'directory enrollment: the user ID is a GE of the network file; the file wins' },
+  directory_unreachable: { http: 503, meaning: 'directory enrollment: the GMS cannot reach its LDAP server (or its TLS certificate does not verify)' },
   bad_response: { http: null, meaning: 'client side: the GMS answered with a body that is not JSON' },
 } as const satisfies Record<string, WireDef>;
 export type GmsWireCode = keyof typeof GMS_WIRE;

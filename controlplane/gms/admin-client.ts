@@ -51,7 +51,7 @@ export class GmsAdminClient {
   issueToken(userId: string, ttlSeconds?: number) { return this.call<{ userId: string; token: string; expiresAt: number }>('POST', '/v1/admin/tokens', { userId, ttlSeconds }); }
   rotate(group: number) { return this.call<{ group: number; version: number }>('POST', '/v1/admin/rotate', { group }); }
   revoke(userId: string) { return this.call<{ userId: string; revoked: number }>('POST', '/v1/admin/revoke', { userId }); }
-  list(kind: 'ges' | 'groups' | 'keys') { return this.call<Array<Record<string, unknown>>>('GET', `/v1/admin/${kind}`); }
+  list(kind: 'ges' | 'groups' | 'keys' | 'users') { return this.call<Array<Record<string, unknown>>>('GET', `/v1/admin/${kind}`); }
   network() { return this.call<unknown>('GET', '/v1/admin/network'); }
   status() { return this.call<GmsStatus>('GET', '/v1/admin/status'); }
 }

@@ -45,7 +45,9 @@ export interface EnrollOptions {
   gmsUrl: string;
   /** Further GMS replicas (same CA) the agent fails over to; enrollment itself goes to gmsUrl. */
   moreGmsUrls?: string[];
-  token: string; caFingerprint?: string; caPem?: string; dataDir: string;
+  /** A one-time token (gms token issue), or else the directory user's ID and password (GSRA remote users). */
+  token?: string; ldapUser?: string; password?: string;
+  caFingerprint?: string; caPem?: string; dataDir: string;
 }
 
 /** Enroll once: pin the GMS CA, generate a key pair, send a CSR with the one-time token. */
@@ -68,9 +70,13 @@ export async function enroll(o: EnrollOptions): Promise<{ userId: string; caFing
   if (o.caFingerprint && normalizeFingerprint(o.caFingerprint) !== fp) {
     throw new Error(`ca-fingerprint: the GMS presented CA ${fp}, expected ${normalizeFingerprint(o.caFingerprint)}`);
   }
+  if ((o.token === undefined) === (o.ldapUser === undefined)) throw new Error('token or ldap-user: give exactly one');
+  if (o.ldapUser !== undefined && !o.password) throw new Error('password: required with ldap-user');
   const keys = await generateKeyPair();
   const csr = await createCsr('gscip-enrollment', keys);
-  const r = await rawRequest(url, '/v1/enroll', { ca: caPem, method: 'POST', body: JSON.stringify({ token: o.token, csr }) });
+  // Only over TLS verified against the pinned CA: the password goes nowhere else (the GMS binds to its directory over TLS).
+  const body = o.token !== undefined ? { token: o.token, csr } : { ldapUser: o.ldapUser, password: o.password, csr };
+  const r = await rawRequest(url, '/v1/enroll', { ca: caPem, method: 'POST', body: JSON.stringify(body) });
   if (r.status !== 200) throw refusal(r.status, r.body);
   const out = JSON.parse(r.body) as { userId: string; certPem: string; caPem: string };
   saveIdentity(o.dataDir, { url: url.origin, urls, userId: out.userId, caFingerprint: fp, keyPem: await exportPrivateKeyPem(keys.privateKey), certPem: out.certPem, caPem });

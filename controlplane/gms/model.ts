@@ -112,12 +112,25 @@ export interface GeDelivery {
   keys: DeliveredKey[];
   /** NetworkPolicy.requireEncryption (absent from a GMS older than the field: none). */
   requireEncryption?: string[];
-  /** A GNAT's ACT (absent for other GEs and from a GMS older than the field). */
+  /** A GNAT's ACT, or a GSRA router's INs (absent for other GEs and from a GMS older than the field). */
   act?: ActEntry[];
   /** NetworkPolicy.gnats: the GNATs' global addresses, to every GE (absent: none, or a GMS older than the field). */
   gnats?: string[];
+  /** GSRA (docs/gsra.md): a directory user's own key, base64, authenticating its GSRA requests. Never log. */
+  gsraUserKey?: string;
+  /** GSRA: to a GSRA router, the directory users it may admit now (groups among the router's), with their keys. Never log. */
+  remoteUsers?: RemoteUser[];
   /** Server time at which this snapshot was made (ms). */
   issuedAt: number;
+}
+
+/** A remote (directory) user as a GSRA router learns it from the GMS. */
+export interface RemoteUser {
+  userId: string;
+  /** Sorted; only groups the router is in. */
+  groups: number[];
+  /** base64 of the user's 32-byte GSRA key. */
+  key: string;
 }
 
 export interface DeliveredKey {

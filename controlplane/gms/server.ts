@@ -21,16 +21,16 @@
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { networkInterfaces } from 'node:os';
 import { logger } from '../log/logger.js';
 import {
-  gmsAuthRefusedTotal, gmsEnrollmentsTotal, gmsPushesTotal, gmsRotationsTotal, registry, setGmsGaugeSource, enableProcessMetrics,
+  gmsAuthRefusedTotal, gmsDirectoryRevocationsTotal, gmsDirectorySyncsTotal, gmsEnrollmentsTotal, gmsPushesTotal, gmsRotationsTotal, registry, setGmsGaugeSource, enableProcessMetrics,
 } from '../metrics/metrics.js';
 import { checkCsr, GmsCa } from './ca.js';
-import { buildDelivery, deliveryDigest, keysByGroup } from './delivery.js';
+import { buildDelivery, deliveryDigest, keysByGroup, type GsraExtras } from './delivery.js';
 import type { GmsWireCode } from '../errors/catalogue.js';
 import { HttpError, readJson, sendJson } from './http-util.js';
 import type { GeDef } from './model.js';
@@ -41,6 +41,8 @@ import { openBackend, type ChangeNote, type DatabaseInfo, type GmsBackend, type 
 import { AtRest } from './at-rest.js';
 import { ensurePrivateDir, writePrivateFileAtomic } from './secure-fs.js';
 import { lockDataDir } from './data-dir-lock.js';
+import type { DirectoryConfig } from './directory-config.js';
+import { Directory, DirectoryRefusal, type LdapOps } from './directory.js';
 
 const log = logger('gms');
 const MAX_STREAM_BACKLOG = 1 << 20; // bytes queued to one SSE subscriber
@@ -68,6 +70,10 @@ export interface GmsServerOptions {
   replicaId?: string;
   /** URL other hosts reach this replica at, as `gms status` shows it (default: its listen URL). */
   advertiseUrl?: string;
+  /** Remote users from an LDAP directory (GSRA): enrollment by user ID and password, groups from directory groups. */
+  directory?: DirectoryConfig;
+  /** Tests only: the LDAP operations (default: the ldap-utils tools). */
+  directoryOps?: LdapOps;
 }
 
 /** Files the administrator CLI uses to reach this GMS (written at start). */
@@ -111,8 +117,14 @@ export class GmsServer {
   metricsUrl: string | null = null;
   private closed = false;
   url = '';
+  /** The directory of remote users, when configured (docs/gsra.md "Directory"). */
+  readonly directory: Directory | null;
+  private directoryTimer: NodeJS.Timeout | null = null;
+  private directoryRun: Promise<void> = Promise.resolve();
 
-  private constructor(readonly opts: GmsServerOptions, readonly store: GmsBackend, readonly ca: GmsCa) {}
+  private constructor(readonly opts: GmsServerOptions, readonly store: GmsBackend, readonly ca: GmsCa, private readonly gsraSecret: Buffer) {
+    this.directory = opts.directory ? new Directory(opts.directory, opts.directoryOps) : null;
+  }
 
   static async start(opts: GmsServerOptions): Promise<GmsServer> {
     ensurePrivateDir(opts.dataDir);
@@ -122,8 +134,8 @@ export class GmsServer {
     try {
       const atRest = opts.atRest ?? AtRest.load(opts.masterKeyFile);
       store = await openBackend({ dataDir: opts.dataDir, database: opts.database, atRest });
-      const ca = await loadOrCreateCa(store);
-      s = new GmsServer(opts, store, ca);
+      const { ca, gsraSecret } = await loadOrCreateCa(store);
+      s = new GmsServer(opts, store, ca, gsraSecret);
       s.unlock = unlock;
       await s.listen();
       s.replicaId = opts.replicaId ?? new URL(s.url).host;
@@ -141,6 +153,7 @@ export class GmsServer {
       throw e;
     }
     s.armTimer();
+    s.armDirectorySync();
     setGmsGaugeSource({
       enrolled: () => s.gauges.enrolled,
       connected: () => s.streams.size,
@@ -231,6 +244,7 @@ export class GmsServer {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.directoryTimer) clearTimeout(this.directoryTimer);
     setGmsGaugeSource(null);
     for (const set of this.streams.values()) for (const s of set) s.res.end();
     this.streams.clear();
@@ -238,6 +252,7 @@ export class GmsServer {
     if (this.metricsHttp?.listening) await new Promise<void>((resolve) => this.metricsHttp!.close(() => resolve()));
     await this.pushing.catch(() => undefined);
     await this.timerRun.catch(() => undefined);
+    await this.directoryRun.catch(() => undefined);
     await this.store.close();
     this.unlock();
   }
@@ -284,13 +299,14 @@ export class GmsServer {
     if (!row) refuse('unknown_cert', 'certificate not issued by this GMS database');
     if (row!.revokedAt !== null) refuse('revoked', 'certificate revoked');
     if (row!.kind !== role) refuse('wrong_role', `a ${row!.kind} certificate cannot use ${role} routes`);
-    if (role === 'ge' && !(await this.store.getGe(row!.userId))) refuse('ge_removed', `GE ${row!.userId} no longer exists`);
+    if (role === 'ge' && !(await this.geOf(row!.userId))) refuse('ge_removed', `GE ${row!.userId} no longer exists`);
     return { serial, role, userId: row!.userId, notAfter: row!.notAfter };
   }
 
   // ---------------------------------------------------------------- enrollment
   private async enroll(body: unknown): Promise<{ userId: string; certPem: string; caPem: string }> {
-    const b = body as { token?: unknown; csr?: unknown };
+    const b = body as { token?: unknown; csr?: unknown; ldapUser?: unknown };
+    if (b !== null && typeof b === 'object' && 'ldapUser' in b) return this.enrollFromDirectory(body);
     if (typeof b.token !== 'string' || b.token.length < 16) throw new HttpError('bad_request', 'token: missing');
     if (typeof b.csr !== 'string') throw new HttpError('bad_request', 'csr: missing');
     const hash = sha256(b.token);
@@ -319,11 +335,109 @@ export class GmsServer {
     return { userId: check.userId, certPem: issued.certPem, caPem: this.ca.certPem };
   }
 
+  /**
+   * Enrollment of a remote user's laptop by the user ID and password the
+   * directory holds (instead of a token): the CSR checked first, then a bind
+   * as that user over TLS; the certificate names the user ID; their groups
+   * come from the directory from then on (`directorySync`).
+   */
+  private async enrollFromDirectory(body: unknown): Promise<{ userId: string; certPem: string; caPem: string }> {
+    const b = body as { ldapUser?: unknown; password?: unknown; csr?: unknown };
+    const refuse = (code: GmsWireCode, msg: string): never => { gmsEnrollmentsTotal.inc({ result: code }); throw new HttpError(code, msg); };
+    if (!this.directory) refuse('no_directory', 'this GMS has no directory of users (gms serve --directory)');
+    if (typeof b.ldapUser !== 'string') throw new HttpError('bad_request', 'ldapUser: missing');
+    if (typeof b.password !== 'string' || b.password.length === 0 || b.password.length > 1024) throw new HttpError('bad_request', 'password: missing');
+    if (typeof b.csr !== 'string') throw new HttpError('bad_request', 'csr: missing');
+    try { await checkCsr(b.csr); } catch (e) { refuse('bad_csr', (e as Error).message); }
+    const userId = b.ldapUser;
+    if (await this.store.getGe(userId)) refuse('name_taken', `user ${userId} is a GE of the network file; it enrolls with a token`);
+    try { await this.directory!.authenticate(userId, b.password); } catch (e) {
+      if (e instanceof DirectoryRefusal) {
+        if (e.reason === 'unreachable') log.error({ userId, err: e.message }, 'directory unreachable during enrollment');
+        const code = ({ credentials: 'bad_credentials', no_group: 'no_group', unreachable: 'directory_unreachable', bad_user_id: 'bad_request' } as const satisfies Record<typeof e.reason, GmsWireCode>)[e.reason];
+        refuse(code, e.message);
+      }
+      throw e;
+    }
+    const now = Date.now();
+    let issued: { certPem: string; serial: string; notAfter: number };
+    try { issued = await this.ca.issueClient(b.csr as string, userId, 'ge', this.opts.geCertDays ?? 365); } catch (e) { return refuse('bad_csr', (e as Error).message); }
+    await this.store.addCert({ serial: issued.serial, kind: 'ge', userId, issuedAt: now, notAfter: issued.notAfter });
+    gmsEnrollmentsTotal.inc({ result: 'ok' });
+    log.info({ userId, serial: issued.serial, groups: this.directory!.ge(userId)?.groups }, 'remote user enrolled from the directory');
+    this.schedulePush(); // the GSRA routers' lists of admissible users now hold this user
+    return { userId, certPem: issued.certPem, caPem: this.ca.certPem };
+  }
+
+  // ---------------------------------------------------------------- directory users
+  /** A GE of the network file, else a directory user as the directory last said (checked live when not known yet). */
+  private async geOf(userId: string): Promise<GeDef | null> {
+    const ge = await this.store.getGe(userId);
+    if (ge || !this.directory) return ge ?? null;
+    if (!this.directory.knows(userId)) await this.directorySyncUsers([userId]).catch(() => undefined);
+    return this.directory.ge(userId);
+  }
+
+  /** Re-read the directory every syncSeconds for every enrolled user not in the network file. */
+  private armDirectorySync(): void {
+    if (!this.directory || this.closed) return;
+    this.directoryTimer = setTimeout(() => {
+      this.directoryRun = this.directoryRun.then(async () => {
+        if (this.closed) return;
+        const inFile = new Set((await this.store.readNetwork()).ges.map((g) => g.userId));
+        await this.directorySyncUsers((await this.store.certifiedUsers(Date.now())).filter((u) => !inFile.has(u)));
+      }).catch((e) => { log.warn({ err: (e as Error).message }, 'directory sync failed: users keep their last groups until staleSeconds'); })
+        .finally(() => this.armDirectorySync());
+    }, this.directory.cfg.syncSeconds * 1000);
+    this.directoryTimer.unref();
+  }
+
+  /** One directory read for `ids`; a user who left a group makes that group rotate (as a member leaving in apply); changes are pushed. */
+  private async directorySyncUsers(ids: string[]): Promise<void> {
+    const dir = this.directory!;
+    let r: Awaited<ReturnType<Directory['sync']>>;
+    try { r = await dir.sync(ids); } catch (e) { gmsDirectorySyncsTotal.inc({ result: 'failed' }); throw e; }
+    gmsDirectorySyncsTotal.inc({ result: r.stale ? 'stale' : 'ok' });
+    log.debug({ users: ids, changes: r.changes }, 'directory read');
+    if (!r.changes.length) return;
+    const leftGroups = new Map<number, string[]>();
+    for (const c of r.changes) {
+      if (c.gone || c.left.length) gmsDirectoryRevocationsTotal.inc({ reason: r.stale ? 'stale' : c.gone ? 'disabled' : 'left_group' });
+      for (const g of c.left) leftGroups.set(g, [...(leftGroups.get(g) ?? []), c.userId]);
+      log.info({ userId: c.userId, left: c.left, joined: c.joined, gone: c.gone, stale: r.stale }, 'directory user changed');
+    }
+    if (this.leader) {
+      const defined = new Set((await this.store.readNetwork()).groups.map((g) => g.id));
+      for (const [g, users] of leftGroups) if (defined.has(g)) await this.rotate(g, 'member_left', `directory: ${users.join(', ')} left`);
+    }
+    this.schedulePush();
+  }
+
+  /** A directory user's GSRA key (docs/gsra.md): the same on every replica, for the life of the CA. */
+  private gsraUserKey(userId: string): Buffer {
+    return createHmac('sha256', this.gsraSecret).update('GSCIP-GSRA-user/1\0').update(userId).digest();
+  }
+
+  /** What GSRA adds to `ge`'s delivery: its own key if it is a directory user; if it is a GSRA router, the users it may admit. */
+  private gsraExtras(ge: GeDef, inFile: boolean): GsraExtras {
+    if (!this.directory) return {};
+    if (!inFile) return { userKey: this.gsraUserKey(ge.userId) };
+    if (ge.type !== 'GSRA') return {};
+    const remoteUsers = this.directory.list()
+      .map((u) => ({ userId: u.userId, groups: u.groups.filter((g) => ge.groups.includes(g)), key: this.gsraUserKey(u.userId).toString('base64') }))
+      .filter((u) => u.groups.length > 0)
+      .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+    return { remoteUsers };
+  }
+
   // ---------------------------------------------------------------- delivery
   private async deliveryFor(userId: string) {
-    const ge = await this.store.getGe(userId);
+    // A directory user is re-checked on each request for its state (the other half of "how the GMS notices").
+    if (this.directory && !(await this.store.getGe(userId))) await this.directorySyncUsers([userId]).catch(() => undefined);
+    const fileGe = await this.store.getGe(userId);
+    const ge = fileGe ?? await this.geOf(userId);
     if (!ge) throw new HttpError('ge_removed', `GE ${userId} no longer exists`);
-    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now(), await this.store.readPolicy());
+    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now(), await this.store.readPolicy(), this.gsraExtras(ge, fileGe !== undefined));
   }
 
   private async subscribe(p: Peer, res: ServerResponse): Promise<void> {
@@ -376,12 +490,13 @@ export class GmsServer {
     const ges = new Map<string, GeDef>(net.ges.map((g) => [g.userId, g]));
     const byGroup = keysByGroup(keys);
     for (const [userId, set] of this.streams) {
-      const ge = ges.get(userId);
+      const fileGe = ges.get(userId);
+      const ge = fileGe ?? this.directory?.ge(userId);
       if (!ge) { // removed: tell it and hang up; its next request is refused
         for (const s of set) { s.res.write('event: removed\ndata: {}\n\n'); s.res.end(); }
         continue;
       }
-      const d = buildDelivery(ge, byGroup, now, net.policy);
+      const d = buildDelivery(ge, byGroup, now, net.policy, this.gsraExtras(ge, fileGe !== undefined));
       const digest = deliveryDigest(d);
       const msg = `event: state\ndata: ${JSON.stringify(d)}\n\n`;
       for (const s of set) {
@@ -550,6 +665,16 @@ export class GmsServer {
         const enrolled = new Set(await this.store.enrolledGes(now));
         return (await this.store.readNetwork()).ges.map((g) => ({ ...g, enrolled: enrolled.has(g.userId), connected: this.streams.has(g.userId) }));
       }
+      case 'GET /v1/admin/users': {
+        // Remote users from the directory (GSRA): enrolled, what the directory last said of them. Never a key.
+        if (!this.directory) return [];
+        const inFile = new Set((await this.store.readNetwork()).ges.map((g) => g.userId));
+        const known = new Map(this.directory.list().map((u) => [u.userId, u]));
+        return (await this.store.certifiedUsers(now)).filter((u) => !inFile.has(u)).map((userId) => {
+          const u = known.get(userId);
+          return { userId, state: u ? (u.groups.length ? 'active' : 'no_group') : 'disabled_or_gone', groups: u?.groups ?? [], dn: u?.dn ?? null, connected: this.streams.has(userId) };
+        });
+      }
       case 'GET /v1/admin/groups': {
         const net = await this.store.readNetwork();
         const due = await this.rotationDue();
@@ -573,11 +698,15 @@ export class GmsServer {
   }
 }
 
-/** The CA from the store, or a new one stored there (with several replicas starting at once, the first one stored wins). */
-async function loadOrCreateCa(store: GmsBackend): Promise<GmsCa> {
+/**
+ * The CA from the store, or a new one stored there (with several replicas starting at once, the first one stored wins).
+ * Also the secret GSRA user keys derive from: from the CA key, so every replica has the same one with nothing new stored.
+ */
+async function loadOrCreateCa(store: GmsBackend): Promise<{ ca: GmsCa; gsraSecret: Buffer }> {
   const have = await store.loadCa();
   const pem = have ?? await store.saveCa(await GmsCa.createPem());
-  return GmsCa.fromPem(pem.certPem, pem.keyPem);
+  const gsraSecret = createHmac('sha256', createHash('sha256').update(pem.keyPem).digest()).update('GSCIP-GSRA-user-secret/1').digest();
+  return { ca: await GmsCa.fromPem(pem.certPem, pem.keyPem), gsraSecret };
 }
 
 function sha256(s: string): string { return createHash('sha256').update(s).digest('hex'); }

@@ -121,7 +121,8 @@ function crossCheck(raw: unknown): string[] {
     const g = ge as { type?: unknown; act?: unknown; groups?: unknown };
     if ((g as { external?: unknown }).external !== undefined && g.type !== 'GNAT') out.push(`ges[${i}].external: only a GNAT has an external address (this GE is ${String(g.type)})`);
     if (Array.isArray(g.act)) {
-      if (g.type !== 'GNAT' && g.act.length) out.push(`ges[${i}].act: only a GNAT has an ACT (this GE is ${String(g.type)})`);
+      // A GSRA router's ACT lists the internal servers (INs) behind it with their groups (docs/gsra.md).
+      if (g.type !== 'GNAT' && g.type !== 'GSRA' && g.act.length) out.push(`ges[${i}].act: only a GNAT has an ACT (this GE is ${String(g.type)})`);
       const own = Array.isArray(g.groups) ? g.groups : [];
       const addrs = new Map<unknown, number>();
       (g.act as Array<{ name?: unknown; address?: unknown; groups?: unknown }>).forEach((e, j) => {

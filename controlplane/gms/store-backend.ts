@@ -69,6 +69,8 @@ export interface GmsBackend {
   rotationCount(): Promise<number>;
   getCert(serial: string): Promise<CertRow | undefined>;
   enrolledGes(now: number): Promise<string[]>;
+  /** User IDs with a valid GE certificate whether or not the network file has them (directory users, GSRA). */
+  certifiedUsers(now: number): Promise<string[]>;
 
   applyPlan(plan: Plan, now: number): Promise<Array<{ groupId: number; version: number }>>;
   rotate(groupId: number, now: number, reason: string): Promise<number>;
@@ -137,6 +139,7 @@ export class SqliteBackend implements GmsBackend {
   async rotationCount() { return this.store.rotationCount(); }
   async getCert(s: string) { return this.store.getCert(s); }
   async enrolledGes(now: number) { return this.store.enrolledGes(now); }
+  async certifiedUsers(now: number) { return this.store.certifiedUsers(now); }
   async applyPlan(plan: Plan, now: number) { return this.store.tx(() => this.store.applyPlan(plan, now)); }
   async rotate(g: number, now: number, reason: string) { return this.store.tx(() => this.store.rotate(g, now, reason)); }
   async rotateIfDue(g: number, now: number) { return this.store.tx(() => this.store.rotateIfDue(g, now)); }

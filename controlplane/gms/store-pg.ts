@@ -233,6 +233,9 @@ export class PgBackend implements GmsBackend {
     const r = await this.one('SELECT * FROM certs WHERE serial = $1', [serial]);
     return r && { serial, kind: r.kind as 'ge' | 'admin', userId: String(r.user_id), issuedAt: Number(r.issued_at), notAfter: Number(r.not_after), revokedAt: r.revoked_at == null ? null : Number(r.revoked_at) };
   }
+  async certifiedUsers(now: number): Promise<string[]> {
+    return (await this.all('SELECT u FROM (SELECT DISTINCT user_id AS u FROM certs WHERE kind = \'ge\' AND revoked_at IS NULL AND not_after > $1) x ORDER BY u COLLATE "C"', [now])).map((r) => String(r.u));
+  }
   async enrolledGes(now: number): Promise<string[]> {
     return (await this.all('SELECT u FROM (SELECT DISTINCT c.user_id AS u FROM certs c JOIN ges g ON g.user_id = c.user_id WHERE c.kind = \'ge\' AND c.revoked_at IS NULL AND c.not_after > $1) x ORDER BY u COLLATE "C"', [now]))
       .map((r) => String(r.u));

@@ -307,6 +307,10 @@ export class GmsStore {
     this.run('UPDATE certs SET revoked_at = ? WHERE user_id = ? AND kind = \'ge\' AND revoked_at IS NULL', [now, userId]);
     return this.changes();
   }
+  /** User IDs holding a valid GE certificate, in the network file or not (directory users are not: GSRA). */
+  certifiedUsers(now: number): string[] {
+    return this.all('SELECT DISTINCT user_id AS u FROM certs WHERE kind = \'ge\' AND revoked_at IS NULL AND not_after > ? ORDER BY u', [now]).map((r) => String(r.u));
+  }
   enrolledGes(now: number): string[] {
     return this.all('SELECT DISTINCT c.user_id AS u FROM certs c JOIN ges g ON g.user_id = c.user_id WHERE c.kind = \'ge\' AND c.revoked_at IS NULL AND c.not_after > ? ORDER BY u', [now])
       .map((r) => String(r.u));

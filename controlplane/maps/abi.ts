@@ -24,7 +24,7 @@ export const NAT_F_FIN_OUT = 0x04;
 export const NAT_F_FIN_IN = 0x08;
 export const NAT_F_RST = 0x10;
 /** enum gscip_nat_origin: who made a NAT session. */
-export const NatOrigin = { OUTBOUND: 0, INBOUND: 1 } as const;
+export const NatOrigin = { OUTBOUND: 0, INBOUND: 1, GSRA: 2 } as const;
 export type NatOrigin = (typeof NatOrigin)[keyof typeof NatOrigin];
 
 export const ICMP_TYPE = 253;

@@ -10,7 +10,7 @@
  *   MISS_ACTIONS  enum gscip_miss_action punt pass drop
  *   PIT_STATES    enum gscip_pit_state   static tentative confirmed
  *   XLAT_KINDS    enum gscip_xlat_kind   static cit vat nat
- *   NAT_ORIGINS   enum gscip_nat_origin  outbound inbound
+ *   NAT_ORIGINS   enum gscip_nat_origin  outbound inbound gsra
  *   PIT_WHYS      enum gscip_pit_why     none no_ge not_member closed encryption_required policy nat_checksum
  *
  * Every name the control plane shows or reads for these (CLI input and

@@ -53,8 +53,39 @@ export const gmsRotationsTotal = new Counter({
 });
 export const gmsEnrollmentsTotal = new Counter({
   name: 'gscip_gms_enrollments_total', help: 'Enrollment attempts, by result',
-  labelNames: ['result'] as const, // ok | token_unknown | token_used | token_expired | ge_removed | bad_csr
+  labelNames: ['result'] as const, // ok | token_unknown | token_used | token_expired | ge_removed | bad_csr | bad_credentials | no_group | name_taken | directory_unreachable | no_directory
   registers: [registry],
+});
+/** GSRA remote users from the directory (controlplane/gms/directory.ts). */
+export const gmsDirectorySyncsTotal = new Counter({
+  name: 'gscip_gms_directory_syncs_total', help: 'Directory membership reads, by result',
+  labelNames: ['result'] as const, // ok | failed | stale (failed past staleSeconds: users lost their groups)
+  registers: [registry],
+});
+export const gmsDirectoryRevocationsTotal = new Counter({
+  name: 'gscip_gms_directory_revocations_total', help: 'Directory users losing access, by reason',
+  labelNames: ['reason'] as const, // left_group | disabled (not an enabled user any more) | stale
+  registers: [registry],
+});
+/** GSRA router (controlplane/gsra/): requests answered, refusals by reason, active remote users. */
+export const gsraRequestsTotal = new Counter({
+  name: 'gscip_gsra_requests_total', help: 'GSRA requests the router handled, by message and result',
+  labelNames: ['message', 'result'] as const, // message auth|bind|map|close; result ok | a refusal reason | bad_mac | replay | stale | future | malformed
+  registers: [registry],
+});
+export const gsraRefusalsTotal = new Counter({
+  name: 'gscip_gsra_refusals_total', help: 'GSRA refusals, by reason (wire/REFUSE_REASONS and the unanswered ones)',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+export const gsraAdmissionsTotal = new Counter({
+  name: 'gscip_gsra_admissions_total', help: 'GSRA flows mapped (admitted) by the router', registers: [registry],
+});
+let gsraActiveSource: (() => number) | null = null;
+export function setGsraActiveSource(f: (() => number) | null): void { gsraActiveSource = f; }
+export const gsraActiveUsers = new Gauge({
+  name: 'gscip_gsra_active_users', help: 'Remote users with at least one mapping on this GSRA router', registers: [registry],
+  collect() { this.set(gsraActiveSource ? gsraActiveSource() : 0); },
 });
 export const gmsAuthRefusedTotal = new Counter({
   name: 'gscip_gms_auth_refused_total', help: 'Requests refused by client authentication, by reason',

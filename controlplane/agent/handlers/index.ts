@@ -12,8 +12,9 @@ import { dprpPart } from '../../dprp/part.js';
 import { mobilePpcPart } from '../../mobility/part.js';
 import { natPart } from '../../natf/part.js';
 import { natfPart } from '../../natf/natf-part.js';
+import { gsraRouterPart } from '../../gsra/part.js';
 
-const catalogue = new Map<string, PartDescriptor>([[installPassPart.name, installPassPart], [dprpPart.name, dprpPart], [mobilePpcPart.name, mobilePpcPart], [natPart.name, natPart], [natfPart.name, natfPart]]);
+const catalogue = new Map<string, PartDescriptor>([[installPassPart.name, installPassPart], [dprpPart.name, dprpPart], [mobilePpcPart.name, mobilePpcPart], [natPart.name, natPart], [natfPart.name, natfPart], [gsraRouterPart.name, gsraRouterPart]]);
 
 export function registerPart(d: PartDescriptor): void {
   const had = catalogue.get(d.name);

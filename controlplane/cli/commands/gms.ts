@@ -15,6 +15,7 @@
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { parse as parseYaml } from 'yaml';
+import { parseDirectoryYaml } from '../../gms/directory-config.js';
 import { GmsAdminClient, AdminError } from '../../gms/admin-client.js';
 import { changeReport, countOptionalGroupItems, formatChangeReport, formatLoadReport, loadReport } from '../../gms/load-report.js';
 import { GmsServer, type GmsStatus } from '../../gms/server.js';
@@ -50,7 +51,7 @@ const dbOpts = (y: Argv) => y
   .option('database', { type: 'string', describe: 'sqlite: (default, <data-dir>/gms.sqlite) or postgresql://user@host/db (several replicas)' })
   .option('master-key-file', { type: 'string', describe: 'master key ring (0600) sealing the CA key and group keys at rest; default $GSCIP_GMS_MASTER_KEY' });
 
-const serve: CommandModule<object, { 'data-dir': string; listen: string; 'server-name': string[]; 'token-ttl': number; 'cert-days': number; metrics?: string; database?: string; 'master-key-file'?: string; 'replica-id'?: string; 'advertise-url'?: string }> = {
+const serve: CommandModule<object, { 'data-dir': string; listen: string; 'server-name': string[]; 'token-ttl': number; 'cert-days': number; metrics?: string; database?: string; 'master-key-file'?: string; 'replica-id'?: string; 'advertise-url'?: string; directory?: string }> = {
   command: 'serve',
   describe: 'run the Group Management Server',
   builder: (y) => dbOpts(y)
@@ -61,7 +62,8 @@ const serve: CommandModule<object, { 'data-dir': string; listen: string; 'server
     .option('cert-days', { type: 'number', default: 365, describe: 'GE certificate lifetime, days' })
     .option('metrics', { type: 'string', describe: 'HOST:PORT for a plain-HTTP Prometheus /metrics endpoint' })
     .option('replica-id', { type: 'string', describe: 'this replica\'s name in gms status (default: its HOST:PORT)' })
-    .option('advertise-url', { type: 'string', describe: 'the URL agents reach this replica at (gms status)' }) as never,
+    .option('advertise-url', { type: 'string', describe: 'the URL agents reach this replica at (gms status)' })
+    .option('directory', { type: 'string', describe: 'directory.yaml: the LDAP directory of remote users (GSRA), docs/gsra.md' }) as never,
   handler: async (a) => {
     try {
       const l = parseListen(a.listen);
@@ -69,6 +71,7 @@ const serve: CommandModule<object, { 'data-dir': string; listen: string; 'server
         dataDir: a['data-dir'], host: l.host, port: l.port, serverNames: a['server-name'],
         tokenTtlSeconds: a['token-ttl'], geCertDays: a['cert-days'], metricsListen: a.metrics ? parseListen(a.metrics, 'metrics') : undefined,
         database: a.database, masterKeyFile: a['master-key-file'], replicaId: a['replica-id'], advertiseUrl: a['advertise-url'],
+        directory: a.directory ? parseDirectoryYaml(readFileSync(a.directory, 'utf8')) : undefined,
       });
       process.stdout.write(`GMS listening on ${s.url}\nCA fingerprint (give to agents): ${s.ca.fingerprint()}\n`);
       await new Promise<void>((resolve) => {
@@ -157,11 +160,11 @@ const revoke: CommandModule<object, AdminArgs & { ge: string }> = {
   },
 };
 
-const ls: CommandModule<object, AdminArgs & { what: 'ges' | 'groups' | 'keys'; json: boolean }> = {
+const ls: CommandModule<object, AdminArgs & { what: 'ges' | 'groups' | 'keys' | 'users'; json: boolean }> = {
   command: 'ls <what>',
-  describe: 'list ges | groups | keys (key material is never shown)',
+  describe: 'list ges | groups | keys | users (remote users from the directory, GSRA); key material is never shown',
   builder: (y) => adminOpts(y)
-    .positional('what', { choices: ['ges', 'groups', 'keys'] as const, demandOption: true })
+    .positional('what', { choices: ['ges', 'groups', 'keys', 'users'] as const, demandOption: true })
     .option('json', { type: 'boolean', default: false }) as never,
   handler: async (a) => {
     try {

@@ -6,6 +6,7 @@ import type { CommandModule } from 'yargs';
 import { agentCommand } from './agent.js';
 import { doctorCommand } from './doctor.js';
 import { gmsCommand } from './gms.js';
+import { gsraCommand } from './gsra.js';
 import { ifaceCommand } from './iface.js';
 import { keysCommand } from './keys.js';
 import { mapsCommand } from './maps.js';
@@ -21,6 +22,7 @@ export const commands: CommandModule[] = [
   keysCommand,
   ifaceCommand,
   gmsCommand,
+  gsraCommand,
   doctorCommand as CommandModule,
   selftestCommand as CommandModule,
 ];

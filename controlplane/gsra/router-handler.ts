@@ -1,0 +1,123 @@
+/**
+ * The GSRA router part at run time (on the router's outside instance): GSRA
+ * requests punted by the fast path (UDP 7253, codes 32/34/36/38) go through
+ * the exchange (router-exchange.ts); an admitted flow's two NAT halves are
+ * written (router-nat.ts: this instance's NAT maps and the inside
+ * instance's, opened from their pins) before MAP_OK goes back to the port
+ * the request came from. Every tick: the users and INs from their source
+ * (the GMS delivery cached by the agent's GMS client, or the static config),
+ * mappings of users the GMS no longer lists cut at once, idle mappings
+ * (the NAT stage's last-seen time) and lapsed reservations expired.
+ */
+import type { Logger } from 'pino';
+import { statSync } from 'node:fs';
+import type { PuntContext, PuntHandler } from '../parts/handler.js';
+import type { PuntRec } from '../maps/codecs.js';
+import { puntPacket } from '../maps/codecs.js';
+import { controlOfFrame, frameControl } from '../parts/control-framing.js';
+import { CONTROL_UDP_PORT } from '../maps/abi.js';
+import { openPinnedMaps } from '../agent/datapath.js';
+import type { GscipMaps } from '../maps/gscip-maps.js';
+import { agentFilePaths, loadCache } from '../gms/agent-files.js';
+import { setGsraActiveSource } from '../metrics/metrics.js';
+import { GsraAdmission, type AdmissibleUser, type InternalServer, type Mapping } from './admission.js';
+import { GsraRouterExchange } from './router-exchange.js';
+import { GsraRouterNat, outsideSession } from './router-nat.js';
+import { readUserKey, type GsraConfig } from './router-config.js';
+import { routerStatus } from './router-status.js';
+import { writeStatusAtomic } from './status-file.js';
+
+export class GsraRouterHandler implements PuntHandler {
+  readonly name = 'gsra-router';
+  readonly admission: GsraAdmission;
+  private exchange: GsraRouterExchange | null = null;
+  private nat: GsraRouterNat | null = null;
+  private inside: GscipMaps | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private cacheMtime = -1;
+  private users: Array<{ userId: string; groups: readonly number[] }> = [];
+  private servers: InternalServer[] = [];
+
+  constructor(private readonly log: Logger, private readonly cfg: GsraConfig | null, private readonly gmsDataDir: string | null) {
+    this.admission = new GsraAdmission({
+      portLo: cfg?.ports.first ?? 40000, portHi: cfg?.ports.last ?? 40999, maxEntries: cfg?.maxEntries ?? 8192,
+      leaseMs: (cfg?.leaseS ?? 10) * 1000, idleMs: (cfg?.idleS ?? 300) * 1000,
+    });
+  }
+
+  onStart(ctx: PuntContext): void {
+    if (!this.cfg) { this.log.warn('part gsra-router loaded without a `gsra` config section: refusing every request'); return; }
+    if (!ctx.maps.nat) throw new Error('part gsra-router: this instance has no NAT maps: it needs the nat part and a nat section (NAT external = gsra.ggr)');
+    this.inside = openPinnedMaps(this.cfg.insidePinDir);
+    if (!this.inside.nat) throw new Error(`part gsra-router: the inside instance (${this.cfg.insidePinDir}) has no NAT maps: run it with a nat section (external = gsra.pgr)`);
+    this.nat = new GsraRouterNat(ctx.maps.nat, this.inside.nat, { ggr: this.cfg.ggr, pgr: this.cfg.pgr }, () => ctx.nowNs());
+    const nat = this.nat;
+    this.exchange = new GsraRouterExchange(this.admission, undefined, 3, (m) => {
+      const w = nat.install(m);
+      if (w.ok) { this.log.info({ user: m.userId, t: m.t, en: `${m.en.addr}:${m.en.port}`, inside: `${m.inside.addr}:${m.inside.port}` }, 'GSRA flow admitted'); return null; }
+      return w.reason === 'table_full' ? 'table_full' : 'ports_exhausted';
+    });
+    setGsraActiveSource(() => this.admission.activeUsers().length);
+    this.tick(ctx);
+    this.timer = setInterval(() => this.tick(ctx), this.cfg.tickMs);
+    this.timer.unref();
+  }
+
+  onControl(rec: PuntRec, ctx: PuntContext): void {
+    const cp = controlOfFrame(puntPacket(rec));
+    if (!cp || !this.exchange) return;
+    const from = { addr: cp.src, port: cp.sport ?? CONTROL_UDP_PORT };
+    const o = this.exchange.onMessage(Buffer.from(cp.msg), from, Date.now());
+    if (o.remove) this.nat?.remove(o.remove);
+    if (o.result !== 'ok') this.log.debug({ from: `${from.addr}:${from.port}`, result: o.result }, 'GSRA request refused');
+    if (o.reply) ctx.sendControl(rec.ifindex, frameControl(cp.dst, cp.src, o.reply, { sport: CONTROL_UDP_PORT, dport: from.port }));
+  }
+
+  /** Users and INs from their source; cut, expire. */
+  private tick(ctx: PuntContext): void {
+    try {
+      this.refreshSources();
+      const nowNs = ctx.nowNs();
+      const now = Date.now();
+      for (const m of this.admission.mappings()) {
+        const v = ctx.maps.nat?.sessions.get(outsideSession(m));
+        if (v) this.admission.touch(m.t, now - Number(nowNs - v.last_seen_ns) / 1e6);
+      }
+      for (const m of this.admission.expire(now)) { this.nat?.remove(m); this.log.info({ user: m.userId, t: m.t }, 'GSRA mapping idle: removed'); }
+      if (this.cfg?.statusFile) {
+        const st = routerStatus(this.admission, { ggr: this.cfg.ggr, pgr: this.cfg.pgr }, this.users, this.servers, now);
+        writeStatusAtomic(this.cfg.statusFile, JSON.stringify(st) + '\n');
+      }
+    } catch (e) { this.log.warn({ err: e }, 'GSRA tick failed (the next one retries)'); }
+  }
+
+  private refreshSources(): void {
+    const cfg = this.cfg!;
+    let users: AdmissibleUser[] | null = null;
+    let servers: InternalServer[] | null = null;
+    if (cfg.users) users = cfg.users.map((u) => ({ userId: u.userId, groups: u.groups, key: readUserKey(u.keyFile) }));
+    if (cfg.servers) servers = cfg.servers.map((s) => ({ ...s }));
+    if ((!users || !servers) && this.gmsDataDir) {
+      let mtime = 0;
+      try { mtime = statSync(agentFilePaths(this.gmsDataDir).cache).mtimeMs; } catch { mtime = 0; }
+      if (mtime !== this.cacheMtime) {
+        this.cacheMtime = mtime;
+        const d = loadCache(this.gmsDataDir);
+        if (!users) users = (d?.remoteUsers ?? []).map((u) => ({ userId: u.userId, groups: u.groups, key: Buffer.from(u.key, 'base64') }));
+        if (!servers) servers = (d?.act ?? []).map((e) => ({ name: e.name, address: e.address, groups: e.groups, outsideAccess: e.outsideAccess }));
+      }
+    }
+    if (servers) { this.admission.setServers(servers); this.servers = servers; }
+    if (users) { this.cut(this.admission.setUsers(users)); this.users = users.map((u) => ({ userId: u.userId, groups: u.groups })); }
+  }
+
+  private cut(ms: Mapping[]): void {
+    for (const m of ms) { this.nat?.remove(m); this.log.info({ user: m.userId, t: m.t }, 'GSRA flow cut: the user may no longer reach this IN'); }
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    setGsraActiveSource(null);
+    this.inside?.close();
+  }
+}
