@@ -28,6 +28,7 @@ import type { FlowMaps } from '../flows/flow-maps.js';
 import type { PitEntry } from '../flows/pit-entry.js';
 import { CU_CODE, verifyCu, type decodeCu } from './cu-wire.js';
 import type { MobilityKey } from './engine.js';
+import type { DirName } from '../maps/vocabulary.js';
 
 export type TransitResult = 'learned' | 'no_key' | 'bad_mac' | 'stale' | 'ack';
 
@@ -46,7 +47,7 @@ interface TransitMeta { cuId: string }
 /** Every slot of a pass flow (both directions at both hooks), as DPRP writes a transit GE's. */
 export function passEntries(flow: FiveTuple): PitEntry[] {
   const rev: FiveTuple = { saddr: flow.daddr, sport: flow.dport, daddr: flow.saddr, dport: flow.sport, proto: flow.proto };
-  const mk = (f: FiveTuple, dir: 'egress' | 'ingress'): PitEntry => ({ flow: f, dir, action: 'pass', group: 0, version: 0, state: 'confirmed', role: 'intermediate' });
+  const mk = (f: FiveTuple, dir: DirName): PitEntry => ({ flow: f, dir, action: 'pass', group: 0, version: 0, state: 'confirmed', role: 'intermediate' });
   return [mk(flow, 'egress'), mk(flow, 'ingress'), mk(rev, 'egress'), mk(rev, 'ingress')];
 }
 

@@ -46,10 +46,12 @@ test('a handler call: wake and deliver split at the wake-up, logic excludes the 
   const t0 = stageProfile.now();
   for (let i = 0; i < 1e8 && stageProfile.now() - t0 < 5; i++); // a 5 ms send inside the call (bounded spin)
   stageProfile.sub(Stage.send, t0);
+  const spunUs = (stageProfile.now() - t0) * 1000; // the spin as this test saw it (a loaded machine preempts it)
   stageProfile.end();
   const s = stageProfile.summary();
   assert.ok(Math.abs(s.wake.p50Us - 2000) < 50, `wake ${s.wake.p50Us} us`);
   assert.ok(s.deliver.p50Us >= 1000 && s.deliver.p50Us < 2000, `deliver ${s.deliver.p50Us} us`);
-  assert.ok(s.send.p50Us >= 5000 && s.send.p50Us < 8000, `send ${s.send.p50Us} us`);
-  assert.ok(s.logic.n === 1 && s.logic.p50Us < 2000, `logic ${s.logic.p50Us} us: the 5 ms send is not counted twice`);
+  assert.ok(s.send.p50Us >= 5000 && s.send.p50Us <= spunUs + 50, `send ${s.send.p50Us} us (spun ${spunUs.toFixed(0)} us)`);
+  // Counted twice, logic would hold the send too: at least as long as it.
+  assert.ok(s.logic.n === 1 && s.logic.p50Us < s.send.p50Us, `logic ${s.logic.p50Us} us: the ${s.send.p50Us} us send is not counted twice`);
 });
