@@ -20,7 +20,7 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
 # "manual" (start.conf) and its units disabled, so nothing of it runs at boot or after the tests.
 # bind9 + bind9-dnsutils: only named, dig and nsupdate (the Mobile PPC DDNS tests start their own named inside a test namespace).
 # conntrack: the NAT test flushes the NAT's connection table mid-flow (conntrack -F inside the test namespace).
-TEST_ONLY_APT := prometheus postgresql bind9 bind9-dnsutils conntrack
+TEST_ONLY_APT := prometheus postgresql bind9 bind9-dnsutils conntrack iputils-ping
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)
