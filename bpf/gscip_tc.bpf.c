@@ -115,6 +115,13 @@ static __always_inline int gscip_classify_dir(struct __sk_buff *skb, struct gsci
 			return rc;
 		if (icmp_type != GSCIP_ICMP_TYPE) {
 			if (stage_on(GSCIP_STAGE_NAT)) {
+				if (icmp_type == NAT_ICMP_ECHO || icmp_type == NAT_ICMP_ECHO_REPLY) {
+					rc = gscip_nat_echo(skb, pkt, icmp_type, dir == GSCIP_DIR_EGRESS);
+					if (rc < 0)
+						return rc;
+					run->nat |= (__u8)rc;  /* counted nat_xlat / nat_created over pass_other_l4 */
+					return GSCIP_CODE(GSCIP_STAT_PASS_OTHER_L4);
+				}
 				rc = gscip_nat_icmp(skb, pkt, l3_len, icmp_type, dir == GSCIP_DIR_EGRESS);
 				if (rc)
 					return rc;

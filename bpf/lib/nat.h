@@ -410,6 +410,106 @@ not_ours:
 	return from_inside ? GSCIP_CODE(GSCIP_DROP_NAT_ICMP_NO_SESSION) : 0;
 }
 
+/* ---- ICMP echo (RFC 5508 query sessions) ----
+ *
+ * An inside host's echo request P -> D, identifier i, becomes ext -> D with
+ * an identifier z claimed like a port (gscip_nat_port, proto ICMP, the same
+ * range and rules as TCP/UDP): the session key is P:i -> D:0. The echo reply
+ * D -> ext, identifier z, from that D goes back to P with i; a reply from
+ * anyone else is nat_filtered, one to an unclaimed identifier is the GNAT's
+ * own. The IPv4 checksum is fixed for the address, the ICMP checksum (no
+ * pseudo-header) for the identifier. Returns NAT_RUN_* bits (translated),
+ * 0 (not the NAT's: pass as other L4) or a drop code. Global, for its frame. */
+#define NAT_ICMP_ECHO_REPLY 0
+#define NAT_ICMP_ECHO       8
+__noinline int gscip_nat_echo(struct __sk_buff *skb, struct gscip_pkt *pkt, __u32 type, __u32 egress)
+{
+	const struct gscip_nat_cfg *c;
+	struct gscip_nat_port_key pk = {};
+	const struct gscip_cid *owner;
+	struct gscip_nat_val *v;
+	struct gscip_cid key = {};
+	__u32 id_off, csum_off;
+	__be32 to_addr;
+	__be16 id = 0, to_id;
+	int made = 0, rc;
+
+	if (!skb || !pkt)
+		return GSCIP_CODE(GSCIP_DROP_UNSUPPORTED);
+	c = nat_cfg();
+	if (!c)
+		return 0;
+	csum_off = pkt->l4_off + 2;
+	id_off = pkt->l4_off + 4;
+	if (egress) {
+		if (!nat_inside(c, pkt->cid.saddr))
+			return 0;
+		if (type != NAT_ICMP_ECHO)
+			return GSCIP_CODE(GSCIP_DROP_NAT_PROTO);  /* a reply from inside: nobody outside has a session to it */
+		if (pkt->is_fragment)
+			return GSCIP_CODE(GSCIP_DROP_NAT_FRAGMENT);
+		if (bpf_skb_load_bytes(skb, id_off, &id, 2))
+			return GSCIP_CODE(GSCIP_DROP_NAT_PROTO);
+		key.saddr = pkt->cid.saddr;
+		key.daddr = pkt->cid.daddr;
+		key.sport = id;
+		key.proto = IPPROTO_ICMP;
+		key.dir = GSCIP_DIR_EGRESS;
+		v = bpf_map_lookup_elem(&gscip_nat, &key);
+		if (!v) {
+			rc = nat_create(c, &key);
+			if (rc < 0)
+				return rc;
+			made = rc;
+			v = bpf_map_lookup_elem(&gscip_nat, &key);
+			if (!v)
+				return GSCIP_CODE(GSCIP_DROP_NAT_TABLE_FULL);
+		}
+		nat_touch(v, IPPROTO_ICMP, 0, true);
+		to_addr = v->ext_addr;
+		to_id = v->ext_port;
+		if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, saddr), &to_addr, 4, 0))
+			return GSCIP_CODE(GSCIP_DROP_XLAT_REWRITE);
+		rc = nat_fix(skb, pkt->l3_off + offsetof(struct iphdr, check), pkt->cid.saddr, to_addr, 4);
+		if (rc)
+			return rc;
+		pkt->cid.saddr = to_addr;
+	} else {
+		if (type != NAT_ICMP_ECHO_REPLY || pkt->cid.daddr != c->ext_addr)
+			return 0;
+		if (bpf_skb_load_bytes(skb, id_off, &id, 2))
+			return 0;
+		pk.port = id;
+		pk.proto = IPPROTO_ICMP;
+		owner = bpf_map_lookup_elem(&gscip_nat_port, &pk);
+		if (!owner)
+			return 0;
+		key = *owner;
+		if (key.daddr != pkt->cid.saddr)
+			return GSCIP_CODE(GSCIP_DROP_NAT_FILTERED);
+		v = bpf_map_lookup_elem(&gscip_nat, &key);
+		if (!v || v->ext_port != id)
+			return GSCIP_CODE(GSCIP_DROP_NAT_FILTERED);
+		if (pkt->is_fragment)
+			return GSCIP_CODE(GSCIP_DROP_NAT_FRAGMENT);
+		nat_touch(v, IPPROTO_ICMP, 0, false);
+		to_addr = key.saddr;
+		to_id = key.sport;
+		if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, daddr), &to_addr, 4, 0))
+			return GSCIP_CODE(GSCIP_DROP_XLAT_REWRITE);
+		rc = nat_fix(skb, pkt->l3_off + offsetof(struct iphdr, check), pkt->cid.daddr, to_addr, 4);
+		if (rc)
+			return rc;
+		pkt->cid.daddr = to_addr;
+	}
+	if (bpf_skb_store_bytes(skb, id_off, &to_id, 2, 0))
+		return GSCIP_CODE(GSCIP_DROP_XLAT_REWRITE);
+	rc = nat_fix(skb, csum_off, id, to_id, 2);
+	if (rc)
+		return rc;
+	return NAT_RUN_XLATED | (made ? NAT_RUN_CREATED : 0);
+}
+
 /* Anything else on the outside interface (not TCP/UDP/ICMP, or a non-first
  * fragment, kind = the verdict it would get otherwise): dropped when an
  * inside host sent it out (it would leak the private source), else `pass_code`. */

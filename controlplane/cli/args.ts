@@ -39,7 +39,7 @@ export function parseProtoArg(v: unknown, arg = '--proto'): number {
 }
 
 export function protoName(p: number): string {
-  return p === 6 ? 'tcp' : p === 17 ? 'udp' : String(p);
+  return p === 6 ? 'tcp' : p === 17 ? 'udp' : p === 1 ? 'icmp' : String(p);
 }
 
 /** The CLI's short spellings of the directions. */

@@ -113,6 +113,7 @@ export class NatHandler implements PuntHandler {
     }
     natPortsUsed.set({ proto: 'tcp' }, r.ports.tcp);
     natPortsUsed.set({ proto: 'udp' }, r.ports.udp);
+    natPortsUsed.set({ proto: 'icmp' }, r.ports.icmp);
     if (r.orphans) natOrphanClaimsRemovedTotal.inc(r.orphans);
     const expired = NAT_STATES.reduce((a, s) => a + r.expired[s], 0);
     if (expired) this.log.debug({ expired: r.expired, left: r.sessions }, 'NAT sessions expired');

@@ -27,8 +27,8 @@ export interface NatSweepResult {
   expired: Record<NatState, number>;
   /** Sessions left, by state (occupancy). */
   sessions: Record<NatState, number>;
-  /** Port claims left, by protocol name (tcp, udp). */
-  ports: { tcp: number; udp: number };
+  /** Port claims left, by protocol name (tcp, udp; icmp: echo identifiers). */
+  ports: { tcp: number; udp: number; icmp: number };
   /** Orphan claims removed this pass. */
   orphans: number;
 }
@@ -44,7 +44,7 @@ export class NatSweeper {
 
   sweep(nowNs: bigint): NatSweepResult {
     const zero = (): Record<NatState, number> => Object.fromEntries(NAT_STATES.map((s) => [s, 0])) as Record<NatState, number>;
-    const r: NatSweepResult = { expired: zero(), sessions: zero(), ports: { tcp: 0, udp: 0 }, orphans: 0 };
+    const r: NatSweepResult = { expired: zero(), sessions: zero(), ports: { tcp: 0, udp: 0, icmp: 0 }, orphans: 0 };
     for (const [k, v] of [...this.maps.sessions.entries()]) {
       const state = natState(k.proto, v.flags);
       if (!natExpired(k.proto, v, nowNs, this.timeouts)) { r.sessions[state]++; continue; }
@@ -58,7 +58,7 @@ export class NatSweeper {
     for (const [pk, owner] of [...this.maps.ports.entries()]) {
       const s = this.maps.sessions.get(owner);
       if (s && s.ext_port === pk.port) {
-        if (pk.proto === 6) r.ports.tcp++; else r.ports.udp++;
+        if (pk.proto === 6) r.ports.tcp++; else if (pk.proto === 1) r.ports.icmp++; else r.ports.udp++;
         continue;
       }
       const id = portId(pk);

@@ -47,6 +47,18 @@ function icmpOf(f: Buffer): Buffer {
   return f.subarray(ETH_HLEN + ihl, ETH_HLEN + f.readUInt16BE(ETH_HLEN + 2));
 }
 
+/** ICMP echo request (8) or reply (0) with identifier and sequence number, checksum right. */
+function echoFrame(src: string, dst: string, type: number, id: number, seq: number, payload: Buffer): Buffer {
+  const f = icmpFrame({ src, dst, type, payload });
+  const off = ETH_HLEN + (f[ETH_HLEN] & 0xf) * 4;
+  f.writeUInt16BE(id, off + 4);
+  f.writeUInt16BE(seq, off + 6);
+  f.writeUInt16BE(0, off + 2);
+  const l4 = f.subarray(off, ETH_HLEN + f.readUInt16BE(ETH_HLEN + 2));
+  f.writeUInt16BE((~onesSum(l4)) & 0xffff, off + 2);
+  return f;
+}
+
 /** ICMP error (type/code) from `src` to `dst` quoting `quoted` (an IPv4 packet, no Ethernet). */
 function icmpError(src: string, dst: string, type: number, code: number, quoted: Buffer): Buffer {
   return icmpFrame({ src, dst, type, code, payload: quoted });
@@ -243,8 +255,37 @@ describe('GNAT NAT stage (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false, tim
     assert.deepEqual(h.nonZeroStats(), { nat_icmp: 1n });
   });
 
-  test('what an inside host may not send out untranslated is dropped and counted: ping, a fragment, an ICMP error about no session', () => {
-    assert.equal(h.progTestRun(EGRESS, icmpFrame({ src: P1, dst: D, type: 8 })).retval, TC_ACT.SHOT);
+  test('ICMP echo: P1\'s request leaves from G2 with a claimed identifier, the reply comes back to P1 with its own; byte-exact, checksums right, filtered, counted', () => {
+    const payload = Buffer.from('ping-payload-0123456789');
+    const r = h.progTestRun(EGRESS, echoFrame(P1, D, 8, 0x1234, 7, payload));
+    assert.equal(r.retval, TC_ACT.OK);
+    const out = icmpOf(r.dataOut);
+    const p = parseFrame(r.dataOut);
+    assert.equal(p.ip!.src, G2);
+    assert.ok(p.ip!.checksumOk, 'IPv4 header checksum');
+    assert.equal(onesSum(out), 0xffff, 'ICMP checksum');
+    const z = out.readUInt16BE(4);
+    assert.ok(z >= 40000 && z <= 40999, `identifier ${z} claimed from the range`);
+    assert.deepEqual(r.dataOut, echoFrame(G2, D, 8, z, 7, payload), 'what G2 would send itself');
+    const key = sessionKey(P1, 0x1234, D, 0, IPPROTO_ICMP);
+    assert.equal(h.maps.nat!.sessions.get(key)!.ext_port, z);
+    assert.deepEqual(h.maps.nat!.ports.get({ port: z, proto: IPPROTO_ICMP }), key);
+    // the reply from D comes back to P1 with its identifier, byte for byte
+    const back = h.progTestRun(INGRESS, echoFrame(D, G2, 0, z, 7, payload));
+    assert.equal(back.retval, TC_ACT.OK);
+    assert.deepEqual(back.dataOut, echoFrame(D, P1, 0, 0x1234, 7, payload));
+    // the same request again keeps its identifier; a reply from anyone else is filtered; an unclaimed one is the GNAT's
+    assert.equal(icmpOf(h.progTestRun(EGRESS, echoFrame(P1, D, 8, 0x1234, 8, payload)).dataOut).readUInt16BE(4), z);
+    assert.equal(h.progTestRun(INGRESS, echoFrame(R, G2, 0, z, 7, payload)).retval, TC_ACT.SHOT);
+    const own = echoFrame(D, G2, 0, z === 40000 ? 40001 : 40000, 1, payload);
+    assert.deepEqual(h.progTestRun(INGRESS, own).dataOut, own);
+    // an echo reply from an inside host (nobody outside has a session to it) is not sent out with its private source
+    assert.equal(h.progTestRun(EGRESS, echoFrame(P1, D, 0, 5, 1, payload)).retval, TC_ACT.SHOT);
+    assert.deepEqual(h.nonZeroStats(), { pass_other_l4: 4n, nat_xlat: 3n, nat_created: 1n, nat_filtered: 1n, nat_proto: 1n });
+  });
+
+  test('what an inside host may not send out untranslated is dropped and counted: an ICMP type the NAT does not translate, a fragment, an ICMP error about no session', () => {
+    assert.equal(h.progTestRun(EGRESS, icmpFrame({ src: P1, dst: D, type: 13 })).retval, TC_ACT.SHOT);
     const frag = udpFrame({ src: P1, dst: D, sport: 1, dport: 2, payload: Buffer.alloc(16), ip: { fragOffset: 100 } });
     assert.equal(h.progTestRun(EGRESS, frag).retval, TC_ACT.SHOT);
     const first = udpFrame({ src: P1, dst: D, sport: 1, dport: 2, payload: Buffer.alloc(16), ip: { moreFragments: true } });

@@ -11,6 +11,7 @@
  * 192.0.2.2 with a port of the NAT range; `gscip maps dump nat` shows the
  * session; an ICMP port unreachable from the global host reaches bob's
  * connected UDP socket as ECONNREFUSED (translated with its quoted headers);
+ * ping from bob gets its answers (ICMP echo translated, identifier mapped);
  * the metrics show the session and the fast path's counters. glob has no
  * route to 100.64.0.0/10, so a leaked private source could not be answered.
  */
@@ -140,6 +141,17 @@ describe('GNAT outbound NAPT in the fast path (namespaces)', { skip: unavailable
   test('an ICMP port unreachable from the global side reaches bob\'s UDP socket (ECONNREFUSED): translated with its quote', () => {
     const r = t.exec('bob', 'node', ['-e', UDP_REFUSED(5999)], { timeoutMs: 15_000 });
     assert.equal(r.stdout.trim(), 'ECONNREFUSED');
+  });
+
+  test('ping from bob reaches glob through the NAT (ICMP echo): answered, so it left from 192.0.2.2; `dump nat` shows the icmp session', () => {
+    // glob has no route to 100.64.0.0/10: only a request from 192.0.2.2 can be answered.
+    const r = t.exec('bob', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', GLOB], { allowFail: true, timeoutMs: 15_000 });
+    assert.match(r.stdout, /3 packets transmitted, 3 received/, `${r.stdout}${r.stderr}`);
+    const rows = JSON.parse(g.ok('gnat', ['maps', 'dump', 'nat', '--json', ...g.instanceArgs()])) as Array<{ proto: string; inside: string; peer: string; external: string }>;
+    const s = rows.find((x) => x.proto === 'icmp' && x.inside.startsWith(`${BOB}:`));
+    assert.ok(s, `bob's echo session is listed: ${JSON.stringify(rows)}`);
+    assert.equal(s.peer, `${GLOB}:0`);
+    assert.match(s.external, new RegExp(`^${GNAT_OUT.replace(/\./g, '\\.')}:21\\d{3}$`));
   });
 
   test('metrics: sessions by state, ports used and the range, the fast path\'s nat counters', async () => {

@@ -1,5 +1,6 @@
 /**
- * NAT-f in namespaces, shared by test/netns/natf-name.test.ts and
+ * NAT-f in namespaces, shared by test/netns/natf-name.test.ts (and the
+ * other natf-*.test.ts; natf-outbound uses alice as the global GES) and
  * bench/natf-connect.ts: alice on the global side reaches bob, a private host
  * behind the GNAT, by name.
  *

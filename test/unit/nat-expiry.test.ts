@@ -67,16 +67,17 @@ test('a sweep removes expired sessions and then their own port claims; live ones
   sessions.set(key(1), val(NAT_F_SYN_OUT | NAT_F_IN, 0, 40001));      // established, idle since 0
   sessions.set(key(2), val(NAT_F_SYN_OUT, 0, 40002));                 // SYN unanswered, idle since 0
   sessions.set(key(3, UDP), val(0, 900, 40003));                      // UDP, recent
+  sessions.set(key(4, 1), val(0, 900, 40004));                        // ICMP echo (identifier claimed like a port), recent: the UDP timeout
   for (const [k, v] of sessions.entries()) ports.set({ port: v.ext_port, proto: k.proto }, k);
   const sw = new NatSweeper({ sessions, ports }, T);
   const r = sw.sweep(1000n * S);
   assert.deepEqual(r.expired, { udp: 0, tcp_established: 0, tcp_transitory: 1 });
-  assert.deepEqual(r.sessions, { udp: 1, tcp_established: 1, tcp_transitory: 0 });
+  assert.deepEqual(r.sessions, { udp: 2, tcp_established: 1, tcp_transitory: 0 });
   assert.equal(sessions.get(key(2)), undefined);
   assert.equal(ports.get({ port: 40002, proto: TCP }), undefined, 'its claim is free again');
-  assert.deepEqual(r.ports, { tcp: 1, udp: 1 });
+  assert.deepEqual(r.ports, { tcp: 1, udp: 1, icmp: 1 });
   const r2 = sw.sweep((7440n + 1n) * S);
-  assert.deepEqual(r2.expired, { udp: 1, tcp_established: 1, tcp_transitory: 0 });
+  assert.deepEqual(r2.expired, { udp: 2, tcp_established: 1, tcp_transitory: 0 });
   assert.equal(sessions.size, 0);
   assert.equal(ports.size, 0);
 });
