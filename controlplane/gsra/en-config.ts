@@ -10,6 +10,7 @@
  *     idleS: 300                 # an admitted flow's PIT/VAT entries go after this long idle
  *     userId / keyFile           # the user and key without a GMS (labs); default: the GMS delivery
  *     maxPending: 1024           # admissions under way at once (more: refused, counted)
+ *     requireEncryption: true    # a router offering a plaintext leg (MAP_OK action PASS) is refused
  */
 import { z } from 'zod';
 
@@ -23,6 +24,8 @@ export const gsraEnConfigSchema = z.strictObject({
   idleS: z.number().int().min(5).max(86400).default(300),
   sweepMs: z.number().int().min(100).max(60_000).default(1000),
   maxPending: z.number().int().min(1).max(65536).default(1024),
+  /** Refuse a flow whose router offers a plaintext Internet leg (MAP_OK action PASS). */
+  requireEncryption: z.boolean().default(true),
   userId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
   keyFile: z.string().min(1).optional(),
 }).superRefine((c, ctx) => {

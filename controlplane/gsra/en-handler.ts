@@ -11,8 +11,10 @@
  *     before DPRP); it stays stashed while EnSession runs AUTH -> MAP with
  *     the router (UDP 7253, answers claimed by ICMP code)
  *   admitted -> the VAT (natf/vat.ts, XLAT kind vat) {GEN:s<->VIN:d} <=>
- *     {GEN:s<->GGR:t}, then PIT pass entries for the wire flow, then the
- *     stash is released (the application's SYN goes out once, translated)
+ *     {GEN:s<->GGR:t}, then the wire flow's PIT entries (leg-pit.ts: PCCOM
+ *     under the group key when MAP_OK says ENCRYPT; a plaintext leg only
+ *     with gsraEn.requireEncryption false), then the stash is released (the
+ *     application's SYN goes out once, translated and encrypted)
  *   refused / no answer -> the stash dropped (counted) and the application
  *     gets an ICMP unreachable from VIN (natf/refusal.ts) at once
  *
@@ -34,6 +36,7 @@ import { VatTable } from '../natf/vat.js';
 import { VirtualRoutes } from '../natf/virtual-routes.js';
 import type { Flow } from '../dprp/wire.js';
 import { EnSession, type Send } from './en-session.js';
+import { legPitEntries, legPitKeys, newestKeyVersion } from './leg-pit.js';
 import { readUserKey } from './router-config.js';
 import type { GsraEnConfig } from './en-config.js';
 import { decodeGsra } from './wire.js';
@@ -172,12 +175,20 @@ export class GsraEnHandler implements PuntHandler {
     const stack: Flow = { saddr: v.local.addr, sport: v.local.port, daddr: v.virtual.addr, dport: v.virtual.port, proto: v.proto };
     const wire: Flow = { saddr: v.local.addr, sport: v.local.port, daddr: v.router.addr, dport: v.router.port, proto: v.proto };
     const ctx = this.ctx!;
+    // PCCOM on the Internet leg (leg-pit.ts): the router said ENCRYPT in MAP_OK (MAC'd); a plaintext leg only if allowed.
+    let entries: ReturnType<typeof legPitEntries>;
+    if (v.action === Action.ENCRYPT) {
+      const version = newestKeyVersion(ctx.maps.keys.keys(), this.cfg.group);
+      if (version === undefined) { this.refuse(p.rec, ctx, 'no_group_key', p.cid); return; }
+      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs());
+    } else if (v.action === Action.PASS && !this.cfg.requireEncryption) {
+      const now = ctx.nowNs();
+      const pass = { action: Action.PASS, state: PitState.CONFIRMED, role: Role.START, flags: 0, group_id: 0, key_version: 0, created_ns: now, last_seen_ns: now };
+      entries = legPitKeys('en', wire).map((k) => [k, pass]);
+    } else { this.refuse(p.rec, ctx, v.action === Action.PASS ? 'plaintext_leg' : 'bad_action', p.cid); return; }
     this.vat!.add(stack, wire);
-    // The wire flow's PIT entries (plaintext on this leg: docs/gsra.md "Not built"), after the VAT so no packet sees one without the other.
-    const now = ctx.nowNs();
-    const pit = { action: Action.PASS, state: PitState.CONFIRMED, role: Role.START, flags: 0, group_id: this.cfg.group, key_version: 0, created_ns: now, last_seen_ns: now };
-    ctx.maps.pit.set({ ...wire, dir: Dir.EGRESS }, pit);
-    ctx.maps.pit.set({ saddr: wire.daddr, daddr: wire.saddr, sport: wire.dport, dport: wire.sport, proto: wire.proto, dir: Dir.INGRESS }, pit);
+    // After the VAT, so no packet sees the PIT entries without the translation.
+    for (const [k, val] of entries) ctx.maps.pit.set(k, val);
     gsraEnFlowsTotal.inc({ result: 'admitted' });
     this.log.info({ name: p.session.flow.name, vin: `${stack.daddr}:${stack.dport}`, router: `${wire.daddr}:${wire.dport}` }, 'GSRA flow admitted: stash released');
     ctx.releaseFlow(p.cid);
@@ -207,11 +218,9 @@ export class GsraEnHandler implements PuntHandler {
       const now = ctx.nowNs();
       const idleNs = BigInt(this.cfg.idleS) * 1_000_000_000n;
       for (const f of this.vat.entries()) {
-        const eg: Cid = { ...f.wire, dir: Dir.EGRESS };
-        const ig: Cid = { saddr: f.wire.daddr, daddr: f.wire.saddr, sport: f.wire.dport, dport: f.wire.sport, proto: f.wire.proto, dir: Dir.INGRESS };
-        const a = ctx.maps.pit.get(eg); const b = ctx.maps.pit.get(ig);
-        const last = [a, b].reduce((m, v) => (v && v.last_seen_ns > m ? v.last_seen_ns : m), 0n);
-        if (now - last > idleNs) { ctx.maps.pit.delete(eg); ctx.maps.pit.delete(ig); }
+        const ks = legPitKeys('en', f.wire);
+        const last = ks.map((k) => ctx.maps.pit.get(k)).reduce((m, v) => (v && v.last_seen_ns > m ? v.last_seen_ns : m), 0n);
+        if (now - last > idleNs) for (const k of ks) ctx.maps.pit.delete(k);
       }
       this.vat.sweep();
       this.nrt.expire();

@@ -35,6 +35,8 @@ const IN1 = '100.64.1.10';
 const IN2 = '100.64.1.20';
 const DNS_ADDR = '203.0.113.53';
 const BYTES = 4 << 20;
+const GROUP_KEY = randomBytes(32).toString('hex');
+const MARKER = Buffer.from('GSRA-PLAINTEXT-MARKER-7f3a');
 
 const SINK = (outFile: string): string => `
 const net = require('net'), fs = require('fs'), dgram = require('dgram');
@@ -121,6 +123,8 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
           ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
           servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }, { name: 'in2.example.net', address: IN2, groups: [2] }],
           users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200,
+          // GSRA_EN_TEST_PLAINTEXT_LEG=1 shows the capture check failing without PCCOM on the leg
+          ...(process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { legEncryption: 'none' } : {}),
         },
       }));
       const enCfg = `${dir}/en.json`;
@@ -129,11 +133,14 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
         handlers: ['dprp', 'natf', ...(process.env.GSRA_EN_TEST_WITHOUT_PART ? [] : ['gsra-en'])],
         ge: { type: 'GES', mode: 'OP' },
         natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
-        ...(process.env.GSRA_EN_TEST_WITHOUT_PART ? {} : { gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500 } }),
+        ...(process.env.GSRA_EN_TEST_WITHOUT_PART ? {} : { gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, ...(process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { requireEncryption: false } : {}) } }),
       }));
       await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
       await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', 'none'], 'gsra-out');
       await g.startAgent('en', ['--config', enCfg, '--metrics', '127.0.0.1:9464'], 'en');
+      // The group key on both ends of the Internet leg (the GMS delivers it in production).
+      g.ok('en', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${GROUP_KEY}\n`);
+      g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${GROUP_KEY}\n`);
       sinkFile = `${dir}/sink`;
       sink = t.spawn('in', 'node', ['-e', SINK(sinkFile)]);
       sink.stdout?.setEncoding('utf8');
@@ -155,9 +162,15 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
 
   test('by name through the router: 4 MiB TCP byte-exact, the IN sees PGR:t; the name resolved to a VIN', async () => {
     const data = randomBytes(BYTES);
+    for (let o = 0; o + MARKER.length < BYTES; o += 1000) MARKER.copy(data, o);   // in every segment
     const inp = `${dir}/in-data`;
     writeFileSync(inp, data);
-    const r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp });
+    const capOut = `${dir}/internet.pcap`, capIn = `${dir}/inside.pcap`;
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
+    const c2 = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capIn, 'tcp']);
+    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24 && readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
+    let r: Record<string, any>;
+    try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { c1.kill('SIGINT'); c2.kill('SIGINT'); await exited(c1, 5000); await exited(c2, 5000); }
     assert.match(String(r.addr), /^198\.19\./, `the application got a VIN: ${JSON.stringify(r)}`);
     assert.equal(r.error, undefined, JSON.stringify(r));
     await waitFor('the IN got the stream', () => sinkOut.includes('done 1'), 20_000);
@@ -167,11 +180,22 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
     const got = existsSync(`${sinkFile}.1`) ? readFileSync(`${sinkFile}.1`) : Buffer.alloc(0);
     assert.equal(got.length, BYTES);
     assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(data).digest('hex'), 'byte-exact');
+    const internet = readFileSync(capOut), inside = readFileSync(capIn);
+    assert.ok(internet.length > 100_000, `the Internet leg capture holds the stream (${internet.length} bytes)`);
+    assert.ok(inside.includes(MARKER), 'plaintext inside (the IN needs nothing installed)');
+    assert.ok(!internet.includes(MARKER), 'no plaintext on the Internet leg (PCCOM under the group key)');
   });
 
   test('by name, UDP: the datagram echoed through the router', async () => {
-    const payload = randomBytes(64).toString('hex');
-    const r = await app({ kind: 'udp', name: 'in1.example.net', payload });
+    const payload = Buffer.concat([MARKER, randomBytes(64)]).toString('hex');
+    const capOut = `${dir}/internet-udp.pcap`;
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '20', '-w', capOut, 'udp and not port 7253']);
+    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
+    let r: Record<string, any>;
+    try { r = await app({ kind: 'udp', name: 'in1.example.net', payload }); } finally { await new Promise((res) => setTimeout(res, 300)); c1.kill('SIGINT'); await exited(c1, 5000); }
+    const internet = readFileSync(capOut);
+    assert.ok(internet.length > 24 + 2 * 100, `both datagrams captured on the Internet leg (${internet.length} bytes)`);
+    assert.ok(!internet.includes(MARKER), 'no plaintext UDP on the Internet leg');
     assert.equal(r.echo, Buffer.concat([Buffer.from('echo: '), Buffer.from(payload, 'hex')]).toString('hex'), JSON.stringify(r));
     assert.match(sinkOut, new RegExp(`udp peer ${PGR.replace(/\./g, '\\.')}:4\\d{4}`));
   });

@@ -49,7 +49,7 @@ function dnsAnswer(name: string, addr: string): Buffer {
 
 const ck = (c: Cid): string => `${c.dir}:${c.proto}:${c.saddr}:${c.sport}>${c.daddr}:${c.dport}`;
 
-function setup(opts: { answer?: boolean } = {}) {
+function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; version: number }> } = {}) {
   const ops: string[] = [];
   const xlat = new Map<string, XlatVal>();
   const pit = new Map<string, PitVal>();
@@ -65,6 +65,7 @@ function setup(opts: { answer?: boolean } = {}) {
   const ctx = {
     maps: {
       xlat: { set: (k: Cid, v: XlatVal) => { ops.push('xlat'); xlat.set(ck(k), v); }, delete: (k: Cid) => xlat.delete(ck(k)), entries: () => [] },
+      keys: { keys: () => opts.keys ?? [{ group_id: 1, version: 1 }, { group_id: 1, version: 2 }, { group_id: 7, version: 9 }] },
       pit: { set: (k: Cid, v: PitVal) => { ops.push('pit'); pit.set(ck(k), v); }, get: (k: Cid) => pit.get(ck(k)), delete: (k: Cid) => pit.delete(ck(k)) },
     },
     interfaces: [{ name: 'eth0', ifindex: 2 }],
@@ -134,8 +135,10 @@ test('first packet to VIN:d: taken, AUTH then MAP to GGR, VAT + PIT written befo
   assert.deepEqual({ d: eg.daddr, p: eg.dport, k: eg.kind }, { d: GGR, p: t, k: XlatKind.VAT });
   const ig = s.xlat.get(ck({ saddr: GGR, daddr: GEN, sport: t, dport: 51000, proto: 6, dir: Dir.INGRESS }))!;
   assert.deepEqual({ s: ig.saddr, p: ig.sport, k: ig.kind }, { s: vin, p: 22, k: XlatKind.VAT });
-  assert.equal(s.pit.get(ck({ saddr: GEN, daddr: GGR, sport: 51000, dport: t, proto: 6, dir: Dir.EGRESS }))?.action, Action.PASS);
-  assert.equal(s.pit.get(ck({ saddr: GGR, daddr: GEN, sport: t, dport: 51000, proto: 6, dir: Dir.INGRESS }))?.action, Action.PASS);
+  const out = s.pit.get(ck({ saddr: GEN, daddr: GGR, sport: 51000, dport: t, proto: 6, dir: Dir.EGRESS }))!;
+  const back = s.pit.get(ck({ saddr: GGR, daddr: GEN, sport: t, dport: 51000, proto: 6, dir: Dir.INGRESS }))!;
+  assert.deepEqual([out.action, out.group_id, out.key_version], [Action.ENCRYPT, 1, 2], 'PCCOM under the group key, newest version');
+  assert.deepEqual([back.action, back.group_id, back.key_version], [Action.DECRYPT, 1, 2]);
   assert.equal(s.released.length, 1);
   assert.equal(s.dropped.length, 0);
   s.en.close();
@@ -153,6 +156,18 @@ test('an IN of another group: refused at once, stash dropped, ICMP unreachable f
   assert.equal(s.reinjected.length, 1);
   const ip = parseIpv4(s.reinjected[0].subarray(14))!;
   assert.deepEqual({ src: ip.src, dst: ip.dst, type: ip.payload[0], code: ip.payload[1] }, { src: vin, dst: GEN, type: 3, code: 13 });
+  s.en.close();
+});
+
+test('no key of the group held: the admitted flow is refused (no plaintext fallback), nothing written', async () => {
+  const s = setup({ keys: [{ group_id: 7, version: 1 }] });
+  const vin = s.resolve('in1.corp.example.net');
+  s.en.onMiss(s.miss(vin, 22), s.ctx);
+  await settle();
+  assert.equal(s.released.length, 0);
+  assert.equal(s.xlat.size + s.pit.size, 0);
+  assert.equal(s.dropped[0]?.reason, 'gsra_no_group_key');
+  assert.equal(s.reinjected.length, 1);
   s.en.close();
 });
 
