@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
     writeFileSync(outCfg, JSON.stringify({
       interfaces: [{ name: 'out0' }], nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 } },
-      gsra: { ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 49999 }, maxEntries: 20000,
+      gsra: { ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 49999 }, maxEntries: 20000, legEncryption: 'none',
         servers: [{ name: 'in1.corp.example.net', address: IN1, groups: [1] }], users: [{ userId: 'alice', groups: [1], keyFile }] },
     }));
     await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', '127.0.0.1:9465'], 'gsra-in');

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { gsraConfigSchema } from '../gsra/router-config.js';
+import { gsraEnConfigSchema, prefixesOverlap } from '../gsra/en-config.js';
 import { natConfigSchema } from '../natf/nat-config.js';
 import { natfConfigSchema } from '../natf/natf-config.js';
 import { parseRequiredEntry } from '../dprp/encryption-required.js';
@@ -171,6 +172,8 @@ export const agentConfigSchema = z.object({
   natf: natfConfigSchema.nullable().default(null),
   /** A GSRA router's outside instance (docs/gsra.md); needs handler gsra-router (and nat). */
   gsra: gsraConfigSchema.nullable().default(null),
+  /** A GSRA remote user's laptop (EN, docs/gsra.md "The EN part"); needs handler gsra-en (and natf, dprp). */
+  gsraEn: gsraEnConfigSchema.nullable().default(null),
 }).strict().superRefine((c, ctx) => {
   if (c.natf && !(c.handlers.includes('natf') && c.handlers.includes('dprp'))) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['natf'], message: 'needs the natf and dprp parts (add handlers natf, dprp / --handler natf --handler dprp)' });
@@ -180,6 +183,12 @@ export const agentConfigSchema = z.object({
   }
   if (c.gsra && !c.handlers.includes('gsra-router')) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['gsra'], message: 'needs the gsra-router part (add handler gsra-router / --handler gsra-router)' });
+  }
+  if (c.gsraEn && !c.handlers.includes('gsra-en')) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['gsraEn'], message: 'needs the gsra-en part (add handler gsra-en / --handler gsra-en)' });
+  }
+  if (c.gsraEn && c.natf && prefixesOverlap(c.gsraEn.pool, c.natf.pool)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['gsraEn', 'pool'], message: `overlaps natf.pool ${c.natf.pool}: give each its own part of 198.18.0.0/15 (e.g. natf.pool 198.18.0.0/16)` });
   }
 }).transform((c) => (c.nat ? { ...c, stages: { ...c.stages, nat: true } } : c))
   .transform((c) => (c.natf ? { ...c, stages: { ...c.stages, dns: true } } : c));

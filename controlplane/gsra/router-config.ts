@@ -13,6 +13,7 @@
  *     statusFile: /run/gscip/gsra-out.gsra.json   # for `gscip gsra status`
  *     servers: [...]                 # INs {name, address, groups, outsideAccess}; default: the router's ACT from the GMS
  *     users: [{ userId, groups, keyFile }]     # static users (labs, tests); default: remoteUsers from the GMS
+ *     legEncryption: pccom           # the Internet leg under the flow's group key (default); none: plaintext (a scripted EN, labs)
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -42,6 +43,7 @@ export const gsraConfigSchema = z.strictObject({
   statusFile: z.string().min(1).optional(),
   servers: z.array(serverSchema).optional(),
   users: z.array(userSchema).optional(),
+  legEncryption: z.enum(['pccom', 'none']).default('pccom'),
 }).superRefine((c, ctx) => {
   if (c.ports.first > c.ports.last) ctx.addIssue({ code: 'custom', path: ['ports'], message: 'first must be <= last' });
 });

@@ -15,7 +15,7 @@ import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import type { PuntRec } from '../maps/codecs.js';
 import { puntPacket } from '../maps/codecs.js';
 import { controlOfFrame, frameControl } from '../parts/control-framing.js';
-import { CONTROL_UDP_PORT } from '../maps/abi.js';
+import { Action, CONTROL_UDP_PORT } from '../maps/abi.js';
 import { openPinnedMaps } from '../agent/datapath.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { agentFilePaths, loadCache } from '../gms/agent-files.js';
@@ -26,6 +26,7 @@ import { GsraRouterNat, outsideSession } from './router-nat.js';
 import { readUserKey, type GsraConfig } from './router-config.js';
 import { routerStatus } from './router-status.js';
 import { writeStatusAtomic } from './status-file.js';
+import { legPitEntries, legPitKeys, newestKeyVersion, type WireFlow } from './leg-pit.js';
 
 export class GsraRouterHandler implements PuntHandler {
   readonly name = 'gsra-router';
@@ -52,9 +53,16 @@ export class GsraRouterHandler implements PuntHandler {
     if (!this.inside.nat) throw new Error(`part gsra-router: the inside instance (${this.cfg.insidePinDir}) has no NAT maps: run it with a nat section (external = gsra.pgr)`);
     this.nat = new GsraRouterNat(ctx.maps.nat, this.inside.nat, { ggr: this.cfg.ggr, pgr: this.cfg.pgr }, () => ctx.nowNs());
     const nat = this.nat;
-    this.exchange = new GsraRouterExchange(this.admission, undefined, 3, (m) => {
+    const pccom = this.cfg.legEncryption === 'pccom';
+    this.exchange = new GsraRouterExchange(this.admission, undefined, pccom ? Action.ENCRYPT : Action.PASS, (m) => {
+      // PCCOM on the Internet leg: the group key the flow was admitted with, or no flow (docs/gsra.md).
+      const version = pccom ? newestKeyVersion(ctx.maps.keys.keys(), m.group) : 0;
+      if (version === undefined) { this.log.warn({ user: m.userId, group: m.group }, 'GSRA: no key of the flow\'s group held: refused (no_group_key)'); return 'no_group_key'; }
       const w = nat.install(m);
-      if (w.ok) { this.log.info({ user: m.userId, t: m.t, en: `${m.en.addr}:${m.en.port}`, inside: `${m.inside.addr}:${m.inside.port}` }, 'GSRA flow admitted'); return null; }
+      if (w.ok) {
+        if (pccom) for (const [k, v] of legPitEntries('router', this.wireOf(m), m.group, version, ctx.nowNs())) ctx.maps.pit.set(k, v);
+        this.log.info({ user: m.userId, t: m.t, en: `${m.en.addr}:${m.en.port}`, inside: `${m.inside.addr}:${m.inside.port}` }, 'GSRA flow admitted'); return null;
+      }
       return w.reason === 'table_full' ? 'table_full' : 'ports_exhausted';
     });
     setGsraActiveSource(() => this.admission.activeUsers().length);
@@ -68,7 +76,7 @@ export class GsraRouterHandler implements PuntHandler {
     if (!cp || !this.exchange) return;
     const from = { addr: cp.src, port: cp.sport ?? CONTROL_UDP_PORT };
     const o = this.exchange.onMessage(Buffer.from(cp.msg), from, Date.now());
-    if (o.remove) this.nat?.remove(o.remove);
+    if (o.remove) this.unmap(o.remove, ctx);
     if (o.result !== 'ok') this.log.debug({ from: `${from.addr}:${from.port}`, result: o.result }, 'GSRA request refused');
     if (o.reply) ctx.sendControl(rec.ifindex, frameControl(cp.dst, cp.src, o.reply, { sport: CONTROL_UDP_PORT, dport: from.port }));
   }
@@ -76,14 +84,14 @@ export class GsraRouterHandler implements PuntHandler {
   /** Users and INs from their source; cut, expire. */
   private tick(ctx: PuntContext): void {
     try {
-      this.refreshSources();
+      this.refreshSources(ctx);
       const nowNs = ctx.nowNs();
       const now = Date.now();
       for (const m of this.admission.mappings()) {
         const v = ctx.maps.nat?.sessions.get(outsideSession(m));
         if (v) this.admission.touch(m.t, now - Number(nowNs - v.last_seen_ns) / 1e6);
       }
-      for (const m of this.admission.expire(now)) { this.nat?.remove(m); this.log.info({ user: m.userId, t: m.t }, 'GSRA mapping idle: removed'); }
+      for (const m of this.admission.expire(now)) { this.unmap(m, ctx); this.log.info({ user: m.userId, t: m.t }, 'GSRA mapping idle: removed'); }
       if (this.cfg?.statusFile) {
         const st = routerStatus(this.admission, { ggr: this.cfg.ggr, pgr: this.cfg.pgr }, this.users, this.servers, now);
         writeStatusAtomic(this.cfg.statusFile, JSON.stringify(st) + '\n');
@@ -91,7 +99,7 @@ export class GsraRouterHandler implements PuntHandler {
     } catch (e) { this.log.warn({ err: e }, 'GSRA tick failed (the next one retries)'); }
   }
 
-  private refreshSources(): void {
+  private refreshSources(ctx: PuntContext): void {
     const cfg = this.cfg!;
     let users: AdmissibleUser[] | null = null;
     let servers: InternalServer[] | null = null;
@@ -108,11 +116,22 @@ export class GsraRouterHandler implements PuntHandler {
       }
     }
     if (servers) { this.admission.setServers(servers); this.servers = servers; }
-    if (users) { this.cut(this.admission.setUsers(users)); this.users = users.map((u) => ({ userId: u.userId, groups: u.groups })); }
+    if (users) { this.cut(this.admission.setUsers(users), ctx); this.users = users.map((u) => ({ userId: u.userId, groups: u.groups })); }
   }
 
-  private cut(ms: Mapping[]): void {
-    for (const m of ms) { this.nat?.remove(m); this.log.info({ user: m.userId, t: m.t }, 'GSRA flow cut: the user may no longer reach this IN'); }
+  /** The wire view of a mapping, EN -> router: GEN:s (or GHR:m) -> GGR:t. */
+  private wireOf(m: Mapping): WireFlow {
+    return { saddr: m.en.addr, sport: m.en.port, daddr: this.cfg!.ggr, dport: m.t, proto: m.proto };
+  }
+
+  /** A mapping's NAT halves and its Internet leg's PIT entries go together. */
+  private unmap(m: Mapping, ctx: PuntContext): void {
+    this.nat?.remove(m);
+    for (const k of legPitKeys('router', this.wireOf(m))) ctx.maps.pit.delete(k);
+  }
+
+  private cut(ms: Mapping[], ctx: PuntContext): void {
+    for (const m of ms) { this.unmap(m, ctx); this.log.info({ user: m.userId, t: m.t }, 'GSRA flow cut: the user may no longer reach this IN'); }
   }
 
   close(): void {

@@ -47,6 +47,8 @@ export const GSRA_MAX_NAME = 253;
 export const REFUSE_REASONS = [
   'none', 'unknown_user', 'not_member', 'unknown_in', 'no_shared_group', 'in_denied',
   'ports_exhausted', 'table_full', 'unknown_port', 'wrong_user', 'bad_session',
+  // appended: older decoders refuse it as bad_reason, nothing renumbered
+  'no_group_key',
 ] as const;
 export type RefuseReason = Exclude<(typeof REFUSE_REASONS)[number], 'none'>;
 

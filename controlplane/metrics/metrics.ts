@@ -81,6 +81,10 @@ export const gsraRefusalsTotal = new Counter({
 export const gsraAdmissionsTotal = new Counter({
   name: 'gscip_gsra_admissions_total', help: 'GSRA flows mapped (admitted) by the router', registers: [registry],
 });
+/** GSRA's EN part (controlplane/gsra/en-handler.ts): flows to a VIN, by outcome (admitted, a refusal reason, timeout, busy), and DNS answers virtualised. */
+export const gsraEnFlowsTotal = new Counter({
+  name: 'gscip_gsraen_flows_total', help: 'Flows to a GSRA virtual address (VIN), by outcome: admitted, the router\'s refusal reason, timeout, busy, no_key', labelNames: ['result'] as const, registers: [registry],
+});
 let gsraActiveSource: (() => number) | null = null;
 export function setGsraActiveSource(f: (() => number) | null): void { gsraActiveSource = f; }
 export const gsraActiveUsers = new Gauge({

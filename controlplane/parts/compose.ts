@@ -74,6 +74,7 @@ export function startParts(plan: PartPlan, ctx: (name: string) => HandlerFactory
       const first = <K extends keyof NatfDprpHooks>(k: K): NatfDprpHooks[K] => hs.find((h) => h[k])?.[k];
       return { virtualTarget: first('virtualTarget'), settled: first('settled'), failed: first('failed'), inbound: first('inbound') };
     },
+    dnsRewriters: () => handlers.find((h) => h.dnsRewriters)?.dnsRewriters ?? null,
   };
   for (const m of plan.members) handlers.push(m.runtime ?? m.create!({ ...ctx(m.declaration.name), extensions }));
   const route = buildRoute(plan.members.map((m, i) => ({ declaration: m.declaration, handler: handlers[i] })));

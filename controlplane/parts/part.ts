@@ -6,6 +6,7 @@
  * See docs/architecture.md "Protocol parts".
  */
 import type { NatfDprpHooks } from '../dprp/natf-hooks.js';
+import type { DnsRewriters } from '../natf/dns-rewriters.js';
 import type { HandlerFactoryContext, PuntHandler } from './handler.js';
 import type { ClaimedOptionHooks, DprpOptionCodec, DprpOptionHooks } from './dprp-extension.js';
 
@@ -66,6 +67,8 @@ export type PartRuntime = PuntHandler & {
   readonly dprpOptionHooks?: DprpOptionHooks;
   /** NAT-f's extension of DPRP's negotiation (dprp/natf-hooks.ts): at most one part offers it. */
   readonly natfDprpHooks?: NatfDprpHooks;
+  /** NAT-f's DNS rewriter chain (natf/dns-rewriters.ts): at most one part offers it. */
+  readonly dnsRewriters?: DnsRewriters;
 };
 
 /** What compose gives each factory beyond the agent's context. */
@@ -81,4 +84,6 @@ export interface PartExtensions {
   dprpOptionHooks(): readonly ClaimedOptionHooks[];
   /** NAT-f's DPRP hooks, if a loaded part offers them (call once all parts exist). */
   natfDprpHooks?(): NatfDprpHooks | null;
+  /** NAT-f's DNS answer rewriter chain, if the natf part is loaded (GSRA's EN registers in it; call once all parts exist). */
+  dnsRewriters?(): DnsRewriters | null;
 }

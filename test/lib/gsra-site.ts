@@ -90,7 +90,7 @@ export class GsraSite {
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }], gms: { dataDir: this.routerDir },
         nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
-        gsra: { ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 }, tickMs: 200, statusFile: this.statusFile },
+        gsra: { ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 }, tickMs: 200, statusFile: this.statusFile, legEncryption: 'none' /* the scripted EN (test/lib/gsra-en.ts) has no PIT */ },
       }));
       await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', '127.0.0.1:9465'], 'gsra-in');
       await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9464'], 'gsra-out');

@@ -103,7 +103,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
         gsra: {
           ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
           servers: [{ name: 'in1.corp.example.net', address: IN1, groups: [1] }, { name: 'in2.corp.example.net', address: IN2, groups: [2] }],
-          users: [{ userId: 'alice', groups: [1], keyFile }], statusFile, tickMs: 200,
+          users: [{ userId: 'alice', groups: [1], keyFile }], statusFile, tickMs: 200, legEncryption: 'none', // the scripted EN has no PIT
         },
       }));
       await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', '127.0.0.1:9465'], 'gsra-in');

@@ -13,8 +13,9 @@ import { mobilePpcPart } from '../../mobility/part.js';
 import { natPart } from '../../natf/part.js';
 import { natfPart } from '../../natf/natf-part.js';
 import { gsraRouterPart } from '../../gsra/part.js';
+import { gsraEnPart } from '../../gsra/en-part.js';
 
-const catalogue = new Map<string, PartDescriptor>([[installPassPart.name, installPassPart], [dprpPart.name, dprpPart], [mobilePpcPart.name, mobilePpcPart], [natPart.name, natPart], [natfPart.name, natfPart], [gsraRouterPart.name, gsraRouterPart]]);
+const catalogue = new Map<string, PartDescriptor>([[installPassPart.name, installPassPart], [dprpPart.name, dprpPart], [mobilePpcPart.name, mobilePpcPart], [natPart.name, natPart], [natfPart.name, natfPart], [gsraRouterPart.name, gsraRouterPart], [gsraEnPart.name, gsraEnPart]]);
 
 export function registerPart(d: PartDescriptor): void {
   const had = catalogue.get(d.name);

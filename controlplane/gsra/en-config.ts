@@ -1,0 +1,51 @@
+/**
+ * The `gsraEn` section of a remote user's laptop (EN) agent (part `gsra-en`,
+ * docs/gsra.md "The EN part"):
+ *
+ *   gsraEn:
+ *     routers: [192.0.2.1]       # GGRs: an A record naming one is an IN behind that GSRA router
+ *     group: 1                   # the group the EN claims in AUTH (one of its own)
+ *     pool: 198.19.128.0/17      # VINs; must not overlap natf.pool (checked)
+ *     lifetimeS: 300             # a VIN lives this long after the last answer using it
+ *     idleS: 300                 # an admitted flow's PIT/VAT entries go after this long idle
+ *     userId / keyFile           # the user and key without a GMS (labs); default: the GMS delivery
+ *     maxPending: 1024           # admissions under way at once (more: refused, counted)
+ *     requireEncryption: true    # a router offering a plaintext leg (MAP_OK action PASS) is refused
+ */
+import { z } from 'zod';
+
+const prefix = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 prefix a.b.c.d/n');
+
+export const gsraEnConfigSchema = z.strictObject({
+  routers: z.array(z.ipv4()).max(64).default([]),
+  group: z.number().int().min(1).max(0xffffffff),
+  pool: prefix.default('198.19.128.0/17'),
+  lifetimeS: z.number().int().min(5).max(86400).default(300),
+  idleS: z.number().int().min(5).max(86400).default(300),
+  sweepMs: z.number().int().min(100).max(60_000).default(1000),
+  maxPending: z.number().int().min(1).max(65536).default(1024),
+  /** Refuse a flow whose router offers a plaintext Internet leg (MAP_OK action PASS). */
+  requireEncryption: z.boolean().default(true),
+  userId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
+  keyFile: z.string().min(1).optional(),
+}).superRefine((c, ctx) => {
+  const [base, len] = c.pool.split('/');
+  const n = Number(len);
+  const b = base.split('.').map(Number).reduce((a, x) => a * 256 + x, 0);
+  if (n < 15 || n > 30) ctx.addIssue({ code: 'custom', path: ['pool'], message: 'length must be /15../30' });
+  else if (b < 0xc6120000 || b >= 0xc6140000) ctx.addIssue({ code: 'custom', path: ['pool'], message: 'must be inside 198.18.0.0/15' });
+  else if (b % 2 ** (32 - n) !== 0) ctx.addIssue({ code: 'custom', path: ['pool'], message: 'host bits set' });
+  if ((c.userId === undefined) !== (c.keyFile === undefined)) ctx.addIssue({ code: 'custom', path: ['userId'], message: 'userId and keyFile go together' });
+});
+
+export type GsraEnConfig = z.infer<typeof gsraEnConfigSchema>;
+
+/** Whether two a.b.c.d/n prefixes overlap. */
+export function prefixesOverlap(a: string, b: string): boolean {
+  const p = (s: string): [number, number] => {
+    const [base, len] = s.split('/');
+    return [base.split('.').map(Number).reduce((x, y) => x * 256 + y, 0), 2 ** (32 - Number(len))];
+  };
+  const [ab, as] = p(a); const [bb, bs] = p(b);
+  return ab < bb + bs && bb < ab + as;
+}

@@ -1,0 +1,213 @@
+/**
+ * GSRA with the EN's agent part (gsra-en) on the real datapath: an
+ * unmodified application on the EN reaches an IN of its group BY NAME
+ * through the GSRA router (system resolver, BIND 9 answering the router's
+ * address GGR; the EN's agent rewrites it to a VIN through NAT-f's DNS
+ * rewriter chain, holds the first packet while it runs AUTH -> MAP with the
+ * router, writes the VAT and PIT entries and releases it): TCP 4 MiB
+ * byte-exact with the IN seeing the router (PGR:t) as its peer, a UDP echo,
+ * and an IN of another group refused at once (EHOSTUNREACH from the ICMP
+ * unreachable, not a timeout). Without the part the name resolves to GGR
+ * and the connect is refused by the router's own stack (the test fails).
+ *
+ *   en 192.0.2.20 --e0/out0-- router (GGR 192.0.2.1 | PGR 100.64.1.1) --in0/l0-- in (IN1 100.64.1.10, IN2 100.64.1.20)
+ *   en 203.0.113.20 --d0/dns0-- dns 203.0.113.53 (BIND 9: in1, in2.example.net A GGR)
+ *
+ * Users and INs come from static config on both sides (the LDAP enrollment
+ * path to the same router: test/netns/gsra-directory.test.ts). Not here:
+ * PCCOM on the Internet leg (not built: the leg is plaintext).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Topology, waitFor, sh } from '../lib/netns.js';
+import { GscipRunner } from '../lib/agent-process.js';
+import { exited } from './pccom-topology.js';
+import { DnsServer } from './dns-server.js';
+
+const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
+const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'needs BIND 9 (named, dig)' : null;
+const GEN = '192.0.2.20';
+const GGR = '192.0.2.1';
+const PGR = '100.64.1.1';
+const IN1 = '100.64.1.10';
+const IN2 = '100.64.1.20';
+const DNS_ADDR = '203.0.113.53';
+const BYTES = 4 << 20;
+const GROUP_KEY = randomBytes(32).toString('hex');
+const MARKER = Buffer.from('GSRA-PLAINTEXT-MARKER-7f3a');
+
+const SINK = (outFile: string): string => `
+const net = require('net'), fs = require('fs'), dgram = require('dgram');
+let k = 0;
+const srv = net.createServer((c) => {
+  const n = ++k; const out = fs.createWriteStream(${JSON.stringify(outFile)} + '.' + n);
+  console.log('peer ' + c.remoteAddress + ':' + c.remotePort + ' conn ' + n);
+  c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => console.log('done ' + n)));
+});
+const u = dgram.createSocket('udp4');
+u.on('message', (m, r) => { console.log('udp peer ' + r.address + ':' + r.port); u.send(Buffer.concat([Buffer.from('echo: '), m]), r.port, r.address); });
+u.bind(5301, '0.0.0.0');
+srv.listen(5201, '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(3), 150000).unref();`;
+
+/** The unmodified application: the system resolver (getaddrinfo), then a TCP send of a file, a UDP echo, or a connect. */
+const APP = (job: Record<string, unknown>): string => `
+const dns = require('dns'), net = require('net'), dgram = require('dgram'), fs = require('fs');
+const job = ${JSON.stringify(job)};
+const t0 = Date.now();
+const done = (o) => { console.log(JSON.stringify({ ...o, ms: Date.now() - t0 })); process.exit(0); };
+dns.lookup(job.name, { family: 4 }, (e, addr) => {
+  if (e) return done({ lookup: e.code });
+  if (job.kind === 'tcp') {
+    const c = net.connect({ host: addr, port: 5201 });
+    c.on('connect', () => { const r = fs.createReadStream(job.file); r.pipe(c); });
+    c.on('close', () => done({ addr, sent: true }));
+    c.on('error', (er) => done({ addr, error: er.code }));
+  } else if (job.kind === 'connect') {
+    const c = net.connect({ host: addr, port: 5201 });
+    const to = setTimeout(() => { c.destroy(); done({ addr, error: 'TIMEOUT' }); }, 10000);
+    c.on('connect', () => { clearTimeout(to); c.destroy(); done({ addr, connected: true }); });
+    c.on('error', (er) => { clearTimeout(to); done({ addr, error: er.code }); });
+  } else if (job.kind === 'udp') {
+    const s = dgram.createSocket('udp4');
+    const msg = Buffer.from(job.payload, 'hex');
+    s.on('message', (m) => done({ addr, echo: m.toString('hex') }));
+    s.connect(5301, addr, () => s.send(msg));
+    setTimeout(() => done({ addr, error: 'TIMEOUT' }), 10000);
+  }
+});`;
+
+describe('GSRA EN part: an unmodified application reaches an IN by name (namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
+  let t: Topology;
+  let g: GscipRunner;
+  let dnsSrv: DnsServer;
+  let sink: ReturnType<Topology['spawn']>;
+  let sinkOut = '';
+  let sinkFile = '';
+  let resolvConf = '';
+  let dir = '';
+
+  before(async () => {
+    t = new Topology('gsraen');
+    try {
+      t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('dns');
+      t.link('en', 'e0', 'router', 'out0');
+      t.link('router', 'in0', 'in', 'l0');
+      t.link('en', 'd0', 'dns', 'dns0');
+      t.addr('en', 'e0', `${GEN}/24`);
+      t.addr('router', 'out0', `${GGR}/24`);
+      t.addr('router', 'in0', `${PGR}/24`);
+      t.addr('in', 'l0', `${IN1}/24`);
+      t.addr('in', 'l0', `${IN2}/24`);
+      t.addr('en', 'd0', '203.0.113.20/24');
+      t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
+      t.forwarding('router');
+      dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { in1: GGR, in2: GGR, www: '203.0.113.80' });
+      await dnsSrv.start();
+      g = new GscipRunner(t, 'gsra-out');
+      dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-gsraen`);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      resolvConf = `${dir}/resolv.conf`;
+      writeFileSync(resolvConf, `nameserver ${DNS_ADDR}\noptions timeout:2 attempts:2\n`);
+      const keyFile = `${dir}/alice.key`;
+      writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+      const inCfg = `${dir}/in.json`;
+      writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      const outCfg = `${dir}/out.json`;
+      writeFileSync(outCfg, JSON.stringify({
+        interfaces: [{ name: 'out0' }],
+        nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
+        gsra: {
+          ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
+          servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }, { name: 'in2.example.net', address: IN2, groups: [2] }],
+          users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200,
+          // GSRA_EN_TEST_PLAINTEXT_LEG=1 shows the capture check failing without PCCOM on the leg
+          ...(process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { legEncryption: 'none' } : {}),
+        },
+      }));
+      const enCfg = `${dir}/en.json`;
+      writeFileSync(enCfg, JSON.stringify({
+        interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
+        handlers: ['dprp', 'natf', ...(process.env.GSRA_EN_TEST_WITHOUT_PART ? [] : ['gsra-en'])],
+        ge: { type: 'GES', mode: 'OP' },
+        natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
+        ...(process.env.GSRA_EN_TEST_WITHOUT_PART ? {} : { gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, ...(process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { requireEncryption: false } : {}) } }),
+      }));
+      await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
+      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', 'none'], 'gsra-out');
+      await g.startAgent('en', ['--config', enCfg, '--metrics', '127.0.0.1:9464'], 'en');
+      // The group key on both ends of the Internet leg (the GMS delivers it in production).
+      g.ok('en', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${GROUP_KEY}\n`);
+      g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${GROUP_KEY}\n`);
+      sinkFile = `${dir}/sink`;
+      sink = t.spawn('in', 'node', ['-e', SINK(sinkFile)]);
+      sink.stdout?.setEncoding('utf8');
+      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
+      await waitFor('IN server', () => sinkOut.includes('ready'), 5000);
+    } catch (e) { await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); throw e; }
+  });
+  after(async () => { sink?.kill(); await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); });
+
+  /** The application in the EN's namespace with the EN's resolv.conf (a private mount namespace: the machine's file untouched). */
+  const app = async (job: Record<string, unknown>): Promise<Record<string, any>> => {
+    const p = t.spawn('en', 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf, process.execPath, '-e', APP(job)]);
+    let so = '';
+    p.stdout?.setEncoding('utf8');
+    p.stdout?.on('data', (d: string) => { so += d; });
+    await exited(p, 60_000);
+    return JSON.parse(so.trim().split('\n').pop() || '{}') as Record<string, any>;
+  };
+
+  test('by name through the router: 4 MiB TCP byte-exact, the IN sees PGR:t; the name resolved to a VIN', async () => {
+    const data = randomBytes(BYTES);
+    for (let o = 0; o + MARKER.length < BYTES; o += 1000) MARKER.copy(data, o);   // in every segment
+    const inp = `${dir}/in-data`;
+    writeFileSync(inp, data);
+    const capOut = `${dir}/internet.pcap`, capIn = `${dir}/inside.pcap`;
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
+    const c2 = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capIn, 'tcp']);
+    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24 && readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
+    let r: Record<string, any>;
+    try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { c1.kill('SIGINT'); c2.kill('SIGINT'); await exited(c1, 5000); await exited(c2, 5000); }
+    assert.match(String(r.addr), /^198\.19\./, `the application got a VIN: ${JSON.stringify(r)}`);
+    assert.equal(r.error, undefined, JSON.stringify(r));
+    await waitFor('the IN got the stream', () => sinkOut.includes('done 1'), 20_000);
+    const peer = /peer (\S+):(\d+) conn 1/.exec(sinkOut)!;
+    assert.equal(peer[1], PGR, 'the IN saw the router as its peer');
+    assert.ok(Number(peer[2]) >= 40000 && Number(peer[2]) <= 40999, 'from a reserved port t');
+    const got = existsSync(`${sinkFile}.1`) ? readFileSync(`${sinkFile}.1`) : Buffer.alloc(0);
+    assert.equal(got.length, BYTES);
+    assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(data).digest('hex'), 'byte-exact');
+    const internet = readFileSync(capOut), inside = readFileSync(capIn);
+    assert.ok(internet.length > 100_000, `the Internet leg capture holds the stream (${internet.length} bytes)`);
+    assert.ok(inside.includes(MARKER), 'plaintext inside (the IN needs nothing installed)');
+    assert.ok(!internet.includes(MARKER), 'no plaintext on the Internet leg (PCCOM under the group key)');
+  });
+
+  test('by name, UDP: the datagram echoed through the router', async () => {
+    const payload = Buffer.concat([MARKER, randomBytes(64)]).toString('hex');
+    const capOut = `${dir}/internet-udp.pcap`;
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '20', '-w', capOut, 'udp and not port 7253']);
+    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
+    let r: Record<string, any>;
+    try { r = await app({ kind: 'udp', name: 'in1.example.net', payload }); } finally { await new Promise((res) => setTimeout(res, 300)); c1.kill('SIGINT'); await exited(c1, 5000); }
+    const internet = readFileSync(capOut);
+    assert.ok(internet.length > 24 + 2 * 100, `both datagrams captured on the Internet leg (${internet.length} bytes)`);
+    assert.ok(!internet.includes(MARKER), 'no plaintext UDP on the Internet leg');
+    assert.equal(r.echo, Buffer.concat([Buffer.from('echo: '), Buffer.from(payload, 'hex')]).toString('hex'), JSON.stringify(r));
+    assert.match(sinkOut, new RegExp(`udp peer ${PGR.replace(/\./g, '\\.')}:4\\d{4}`));
+  });
+
+  test('an IN of another group: the application fails at once (EHOSTUNREACH), nothing reaches the IN', async () => {
+    const before = (sinkOut.match(/peer /g) ?? []).length;
+    const r = await app({ kind: 'connect', name: 'in2.example.net' });
+    assert.equal(r.error, 'EHOSTUNREACH', JSON.stringify(r));
+    assert.ok(r.ms < 3000, `prompt: ${r.ms} ms`);
+    assert.equal((sinkOut.match(/peer /g) ?? []).length, before);
+    const m = t.exec('en', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
+    assert.match(m, /gscip_gsraen_flows_total\{result="admitted"\} [2-9]/);
+    assert.match(m, /gscip_gsraen_flows_total\{result="(no_shared_group|not_member)"\} 1/);
+  });
+});
