@@ -55,7 +55,7 @@ function check(ok: boolean, what: string): void {
 
 /** `gscip maps dump cit` of a host's GE instance, through the real CLI. */
 function dumpCit(p: MobilityTopo, host: 'a' | 'b'): string {
-  const r = spawnSync(process.execPath, [MAIN, 'maps', 'dump', 'cit', '--pin-root', p.ges.pinRoot, '--instance', `dprp-${host}`], { encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync(process.execPath, [MAIN, 'maps', 'dump', 'cit', '--pin-root', p.ges.pinRoot, '--run-dir', p.ges.runDir, '--instance', `dprp-${host}`], { encoding: 'utf8', timeout: 15_000 });
   if (r.status !== 0) throw new Error(`gscip maps dump cit (${host}) exited ${r.status}: ${r.stderr}`);
   return r.stdout;
 }

@@ -28,6 +28,8 @@ import { DnsRendezvous } from './rendezvous.js';
 import { SubnetNat } from './subnet-nat.js';
 import { AddressAnnouncer } from './announce.js';
 import { MobilityEngine, type MobilityObserver } from './engine.js';
+import { TableWriter } from '../parts/published-table.js';
+import type { PublishedMoves } from './published-moves.js';
 import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
 import { MonitorReader, MoveDetector, type Move } from './move-events.js';
 import { readFileSync } from 'node:fs';
@@ -73,7 +75,20 @@ export class MobilePpcHandler implements PuntHandler {
     ddns?: AgentConfig['mobility']['ddns'];
     rendezvous?: AgentConfig['mobility']['rendezvous'];
     subnetNat?: AgentConfig['mobility']['subnetNat'];
-  } = {}) {}
+    /** Where the moved flows' move counts are published for `gscip maps dump cit` (parts/published-table.ts); null: not published. */
+    citFile?: string | null;
+  } = {}) {
+    this.citTable = new TableWriter(opts.citFile ?? null);
+  }
+
+  private readonly citTable: TableWriter;
+
+  /** The moved flows' move counts, by stack flow (the map holds the translation, not the count). */
+  private publishMoves(): void {
+    this.citTable.write(this.engine!.moved().map((f) => ({
+      proto: f.stack.proto, local: `${f.stack.local.addr}:${f.stack.local.port}`, peer: `${f.stack.remote.addr}:${f.stack.remote.port}`, moves: f.moves,
+    } satisfies PublishedMoves)));
+  }
 
   private nat: SubnetNat | null = null;
   private transit: TransitLearner | null = null;
@@ -238,7 +253,7 @@ export class MobilePpcHandler implements PuntHandler {
       }),
       onError: (e) => this.log.warn({ err: e }, 'rtnetlink monitor'),
     });
-    this.tick = setInterval(() => this.guard('sweep', () => { this.engine!.sweep(); this.transit!.sweep(); }), 1000);
+    this.tick = setInterval(() => this.guard('sweep', () => { this.engine!.sweep(); this.transit!.sweep(); this.publishMoves(); }), 1000);
     this.tick.unref();
     this.log.info({ guarded, addresses: guarded.map((g) => detector.current(g)) }, 'Mobile PPC started: watching address events');
   }

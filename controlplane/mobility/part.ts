@@ -8,6 +8,8 @@ import { MISS_ORDER, type PartDescriptor } from '../parts/part.js';
 import { REASON_PART_SIZE, ReasonPart, XlatKind } from '../maps/abi.js';
 import { CU_CODE } from './cu-wire.js';
 import { MobilePpcHandler } from './handler.js';
+import { publishedTablePath } from '../parts/published-table.js';
+import { MOVES_TABLE } from './published-moves.js';
 
 export const mobilePpcPart: PartDescriptor = {
   name: 'mobile-ppc',
@@ -22,5 +24,6 @@ export const mobilePpcPart: PartDescriptor = {
   },
   dependsOn: ['dprp'],
   missOrder: MISS_ORDER.NEGOTIATE,
-  create: (ctx) => new MobilePpcHandler(ctx.log, { ddns: ctx.config?.mobility.ddns ?? null, rendezvous: ctx.config?.mobility.rendezvous ?? null, subnetNat: ctx.config?.mobility.subnetNat ?? null }),
+  create: (ctx) => new MobilePpcHandler(ctx.log, { ddns: ctx.config?.mobility.ddns ?? null, rendezvous: ctx.config?.mobility.rendezvous ?? null, subnetNat: ctx.config?.mobility.subnetNat ?? null,
+    citFile: ctx.config ? publishedTablePath(ctx.config.runDir, ctx.config.instance, MOVES_TABLE) : null }),
 };

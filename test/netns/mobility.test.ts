@@ -24,6 +24,8 @@ import { exited, MARKER, markedData, sha256 } from './pccom-topology.js';
 import { A, B_NEW, B_OLD, MobilityTopo } from './mobility-topology.js';
 import { transferAcrossMove, capture, controlPackets, count, PINGER, Pinger, SINK, SOURCE, UDP_PORT } from './mobility-apps.js';
 import { dumpCit } from '../../controlplane/cli/commands/maps.js';
+import { readPublishedTable } from '../../controlplane/parts/published-table.js';
+import { MOVES_TABLE, movesByFlow } from '../../controlplane/mobility/published-moves.js';
 import { frameControl } from '../../controlplane/parts/control-framing.js';
 import { CU_CODE, encodeCu } from '../../controlplane/mobility/cu-wire.js';
 import { injectFrom } from './dprp-topology.js';
@@ -86,6 +88,16 @@ describe('Mobile PPC: a GES moves between two subnets mid-transfer (namespaces)'
       assert.deepEqual(view.map((r) => `${r.proto} ${r.peer} ${r.end} ${r.old} -> ${r.new}`).sort(),
         [`tcp ${B_OLD}:40100 stationary ${B_OLD}:40100 -> ${B_NEW}:40100`, `udp ${B_OLD}:41000 stationary ${B_OLD}:41000 -> ${B_NEW}:41000`], '`gscip maps dump cit` on a');
     } finally { m.close(); }
+    // The move count is the agent's, published for `gscip maps dump cit` (the map holds only the translation).
+    await waitFor('a publishes the moved flows\' counts', () => {
+      const moves = movesByFlow(readPublishedTable(p.ges.runDir, 'dprp-a', MOVES_TABLE));
+      return moves.get(`6 ${A}:7300 ${B_OLD}:40100`) === 1 && moves.get(`17 ${A}:${UDP_PORT} ${B_OLD}:41000`) === 1;
+    }, 5000, 100);
+    const m2 = p.ges.maps('a');
+    try {
+      const rows = JSON.parse(dumpCit(m2, true, movesByFlow(readPublishedTable(p.ges.runDir, 'dprp-a', MOVES_TABLE)))) as Array<{ moves: number | null }>;
+      assert.deepEqual(rows.map((r) => r.moves), [1, 1], '`gscip maps dump cit` shows each flow moved once');
+    } finally { m2.close(); }
     assert.ok(p.metric('a', 'gscip_mobility_flows_moved_total{end="stationary"}') >= 2);
     assert.ok(p.metric('b', 'gscip_mobility_cu_answered_total') >= 1);
     assert.ok(p.metric('b', 'gscip_mobility_handover_seconds_count') >= 1);

@@ -2,6 +2,8 @@
  * `gscip maps dump pit|xlat|cit|nat|keys|flow-keys|iface|stats`: what the fast path holds.
  * Key material is never printed.
  */
+import { readPublishedTable } from '../../parts/published-table.js';
+import { MOVES_TABLE, movesByFlow } from '../../mobility/published-moves.js';
 import type { CommandModule } from 'yargs';
 import { monotonicNs, readStats } from '../../maps/accessors.js';
 import { ifIndexToName } from '../../bpf/libc.js';
@@ -50,7 +52,7 @@ export function dumpXlat(m: GscipMaps, json: boolean): string {
  * wire, which end this GE is (mover: its own source changed; stationary: the
  * peer's), and the seconds since the entry was (re)written, i.e. the last move.
  */
-export function dumpCit(m: GscipMaps, json: boolean): string {
+export function dumpCit(m: GscipMaps, json: boolean, moves: Map<string, number> | null = null): string {
   const now = monotonicNs();
   const rows = [...m.xlat.entries()].filter(([k, v]) => XLAT_KINDS.name(v.kind) === 'cit' && DIRS.name(k.dir) === 'egress').map(([k, v]) => {
     const mover = v.saddr !== k.saddr || v.sport !== k.sport;
@@ -61,11 +63,13 @@ export function dumpCit(m: GscipMaps, json: boolean): string {
       proto: protoName(k.proto), local: `${k.saddr}:${k.sport}`, peer: `${k.daddr}:${k.dport}`, end: both ? 'both' : mover ? 'mover' : 'stationary',
       old: both ? `${k.saddr}:${k.sport}>${k.daddr}:${k.dport}` : mover ? `${k.saddr}:${k.sport}` : `${k.daddr}:${k.dport}`,
       new: both ? `${v.saddr}:${v.sport}>${v.daddr}:${v.dport}` : mover ? `${v.saddr}:${v.sport}` : `${v.daddr}:${v.dport}`, createdNs: v.created_ns,
+      // The count is the agent's (published by the mobile-ppc part), not the map's: null without a running agent.
+      moves: moves?.get(`${k.proto} ${k.saddr}:${k.sport} ${k.daddr}:${k.dport}`) ?? null,
     };
   });
   rows.sort((a, b) => a.local.localeCompare(b.local) || a.peer.localeCompare(b.peer));
   if (json) return toJson(rows);
-  return `${table(['PROTO', 'LOCAL', 'PEER', 'END', 'OLD', '->', 'NEW', 'SINCE_MOVE_S'], rows.map((r) => [r.proto, r.local, r.peer, r.end, r.old, '->', r.new, ageS(r.createdNs, now)]))}\n${rows.length} moved flows`;
+  return `${table(['PROTO', 'LOCAL', 'PEER', 'END', 'OLD', '->', 'NEW', 'MOVES', 'SINCE_MOVE_S'], rows.map((r) => [r.proto, r.local, r.peer, r.end, r.old, '->', r.new, r.moves ?? '-', ageS(r.createdNs, now)]))}\n${rows.length} moved flows`;
 }
 
 /**
@@ -179,7 +183,7 @@ const dump: CommandModule<object, DumpArgs> = {
     switch (a.map) {
       case 'pit': print(dumpPit(m, a.json)); break;
       case 'xlat': print(dumpXlat(m, a.json)); break;
-      case 'cit': print(dumpCit(m, a.json)); break;
+      case 'cit': print(dumpCit(m, a.json, movesByFlow(readPublishedTable(a['run-dir'], a.instance, MOVES_TABLE)))); break;
       case 'nat': print(dumpNat(m, a.json)); break;
       case 'vat': print(dumpVat(m, a.json)); break;
       case 'keys': print(dumpKeys(m, a.json)); break;
