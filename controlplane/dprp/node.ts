@@ -157,6 +157,7 @@ export class DprpNode {
     this.relay.sweep(now);
     const expired = c.flows.sweep((f) => this.start.isRunning(f.wire));
     this.rekeying.clearPrevVersions(now);
+    this.rekeying.retryFailed(now);
     for (const [a, t] of c.termCache) if (t.untilMono <= now) c.termCache.delete(a);
     for (const [a, t] of c.noEnd) if (t <= now) c.noEnd.delete(a);
     return expired;

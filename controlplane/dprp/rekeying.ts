@@ -12,6 +12,8 @@
  *   3. start GE, on CDN: its encrypt entries switch (start-role.ts);
  *   4. `clearPrevVersions`: prev dropped once v(n) left the key ring, or
  *      prevGraceMs after the switch.
+ * A re-key without an answer never concludes alone (start-role.ts): the flow
+ * keeps its entries and `retryFailed` negotiates it again on the next sweep.
  * Per-flow keys (docs/pccom.md): a rotation keeps a flow's salt (both ends
  * re-derive over it: withPrevVersions), and PCCOM's re-key signal
  * (`onRekeyWanted`: a UDP counter near its limit, a receiver out of step, a
@@ -95,6 +97,21 @@ export class Rekeying {
     }
     return n;
   }
+
+  /**
+   * A re-key that failed (no answer from the peer's agent in time, a lost
+   * CDN) left its flow on the old version: the flows still behind the newest
+   * version are negotiated again, at most once per rekeyMinIntervalMs, until
+   * none fails (or the old version leaves and the flow with it).
+   */
+  retryFailed(now: number): number {
+    if (this.lastRetry !== null && now - this.lastRetry < this.c.cfg.rekeyMinIntervalMs) return 0;
+    if (this.start.takeRekeyFailures() === 0) return 0;
+    this.lastRetry = now;
+    return this.onKeysChanged();
+  }
+
+  private lastRetry: number | null = null;
 
   /**
    * Step 4: decrypt entries stop accepting the previous key version once it

@@ -5,6 +5,9 @@
  *   (retried) -> CDN: check the seal, install confirmed, release the stash.
  *   No answer to the DDE: decide alone (OP plaintext, CL refused) and keep
  *   listening for a late RGI (lateRgiGraceMs), which upgrades the flow.
+ *   Never for a re-key: that flow is live and encrypted, its peer a GE that
+ *   answered before; a re-key without an answer fails, the flow keeps its
+ *   entries, and `rekeyFailures` tells the re-keying to try again.
  *   A refused flow: discard installed at once, stash dropped.
  * Contract: the start GE writes its own entries once, confirmed, on CDN (only
  * then is the stash released), except a refused flow's discard (at once) and,
@@ -81,12 +84,21 @@ export class StartRole {
   private readonly byFlow = new Map<string, StartNeg>();
   /** Start negotiations decided alone that still listen for a late RGI (not counted as pending). */
   private alone = 0;
+  /** Re-key negotiations that failed since the re-keying last took this (it retries them). */
+  private rekeyFailed = 0;
 
   constructor(private readonly c: DprpContext) {}
 
   /** Negotiations this GE has started and not finished. */
   get pending(): number {
     return this.byNeg.size - this.alone;
+  }
+
+  /** How many re-key negotiations failed since the last call (and resets it). */
+  takeRekeyFailures(): number {
+    const n = this.rekeyFailed;
+    this.rekeyFailed = 0;
+    return n;
   }
 
   /** Whether a negotiation this GE started for exactly this directed flow is running. */
@@ -158,7 +170,9 @@ export class StartRole {
     // A remote host's new flows beyond the per-destination DDE limit: decided as if no GE answered, without the DDE.
     const limited = inbound && !c.forbidden(flow.daddr) && c.ddeLimiter.take(flow.daddr, neg.startedMono) !== 'ok';
     if (limited) c.obs.suppressed?.('dde_rate_limited');
-    if ((noEndUntil !== undefined && noEndUntil > neg.startedMono) || c.forbidden(flow.daddr) || limited) {
+    // A re-key is never decided alone: "no GE there" (a cached no-answer) cannot hold for a flow a GE encrypts.
+    const noEnd = reason !== 'rekey' && noEndUntil !== undefined && noEndUntil > neg.startedMono;
+    if (noEnd || c.forbidden(flow.daddr) || limited) {
       c.obs.started(reason);
       if (!this.concludeAlone(neg)) {
         c.d.stash.drop(stashes, 'unauth_flows_full');
@@ -213,7 +227,10 @@ export class StartRole {
       this.finish(neg);
       return;
     }
-    if (neg.phase === 'dde' && c.cfg.onNoAnswer === 'decide-alone' && !neg.virt) {
+    // A re-key's peer is a GE (the flow is encrypted with it) that is slow or lost this exchange: deciding
+    // alone would write pass entries over a live encrypted flow (plaintext out, ciphertext handed to the
+    // host, a stall for good). It fails instead; the flow keeps its entries and is re-keyed again later.
+    if (neg.phase === 'dde' && neg.reason !== 'rekey' && c.cfg.onNoAnswer === 'decide-alone' && !neg.virt) {
       // Decide now, but keep listening for a late answer for a while.
       if (this.byFlow.get(flowKey(neg.flow)) === neg) this.byFlow.delete(flowKey(neg.flow));
       c.noEnd.set(neg.flow.daddr, c.mono() + c.cfg.noEndCacheMs);
@@ -276,6 +293,7 @@ export class StartRole {
 
   private fail(neg: StartNeg, reason: FailReason): void {
     this.finish(neg);
+    if (neg.reason === 'rekey') this.rekeyFailed++;
     if (neg.installed && neg.entries.length) this.c.flows.writes.erase({ pit: neg.entries });
     const stashes = neg.stashes;
     if (neg.stashes.length) this.c.d.stash.drop(neg.stashes, reason);

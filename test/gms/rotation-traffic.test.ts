@@ -202,6 +202,14 @@ async function rotationUnderLoad(t: import('node:test').TestContext, sc: Scenari
     t.diagnostic(`stats ${n}: ${Object.entries(Stat).filter(([, id]) => stat(m, id) > 0n).map(([k, id]) => `${k}=${stat(m, id)}`).join(' ')}`);
   }
   const stalled = j.intervals.filter((i) => i.sum.bytes === 0).map((i) => i.sum.start);
+  if (stalled.length) {
+    // What each end's PIT says about the iperf3 flow, and which key versions each holds (a stall's first question).
+    for (const [n, m] of [['a', ma], ['b', mb]] as const) {
+      const pit = [...m.pit.entries()].filter(([k]) => k.sport === PORT || k.dport === PORT)
+        .map(([k, v]) => `${k.sport}->${k.dport} ${Object.entries(Action).find(([, x]) => x === v.action)?.[0] ?? v.action} v${v.key_version} prev ${v.prev_key_version ?? 0}`);
+      t.diagnostic(`stall: ${n} PIT ${pit.join('; ')}; keys ${[...m.keys.keys()].map((k) => `${k.group_id}/${k.version}`).join(',')}`);
+    }
+  }
   assert.deepEqual(stalled, [], 'no 0.5 s interval without data');
   assert.ok(j.end.sum_received.bytes > 1_000_000, `received ${j.end.sum_received.bytes} bytes`);
   t.diagnostic(`iperf3: ${(j.end.sum_received.bytes / 1e6).toFixed(1)} MB received in ${DURATION_S} s across the rotation`);

@@ -675,3 +675,28 @@ for (const [src, dst, a, b] of [['GES1', 'GES2', 'GES1', 'GES2'], ['GES1', 'Term
     });
   }
 }
+
+test('re-keying whose DDEs go unanswered (a peer agent stalled under load): the live encrypted flow keeps its entries, never plaintext, and is re-keyed once the peer answers', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 10, rtoMaxMs: 40, maxSends: 2 });
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')?.action, 'decrypt');
+  // The GMS rotates; GES2 (the end) re-negotiates from its side, but GES1's agent does not answer in time.
+  for (const g of ['GES1', 'GES2']) sim.ge(g).keys.add(testKey(1, 2));
+  sim.dropIf = (w) => w.to === 'GES1' && msgType(w.icmp) === MsgType.DDE;
+  assert.equal(sim.ge('GES2').node.onKeysChanged(), 1);
+  sim.time.run(20_000);
+  for (const [f, dir, action] of [[flow, 'ingress', 'decrypt'], [reverseFlow(flow), 'egress', 'encrypt']] as const) {
+    const e = sim.pitOf('GES2', f, dir);
+    assert.equal(e?.action, action, `GES2 ${dir}: still ${action} (a pass entry here sends plaintext to a GE that decrypts, and hands ciphertext to the host)`);
+    assert.equal(e?.version, 1);
+  }
+  assert.deepEqual(sim.ge('GES2').obs.plaintexts, [], 'no plaintext decision for a flow between two members');
+  // The peer answers again: the next sweep re-keys the flow onto v2 (not blocked by a "no GE there" cache).
+  sim.dropIf = () => false;
+  sim.ge('GES2').node.sweep();
+  sim.time.run(30_000);
+  for (const [g, f, dir] of [['GES1', flow, 'egress'], ['GES2', flow, 'ingress'], ['GES1', reverseFlow(flow), 'ingress'], ['GES2', reverseFlow(flow), 'egress']] as const) {
+    assert.equal(sim.pitOf(g, f, dir)?.version, 2, `${g} ${dir} on v2`);
+  }
+});
