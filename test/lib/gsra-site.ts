@@ -32,6 +32,22 @@ net.createServer((c) => { const id = ++k; const out = fs.createWriteStream(${JSO
 setInterval(() => console.log('bytes ' + n + ' last ' + last), 100);
 setTimeout(() => process.exit(3), 600000).unref();`;
 
+/**
+ * The EN - router - IN core of a GSRA site (the addresses of SITE; IN2 on the
+ * IN as well with in2), the router forwarding. Hosts en, router and in must
+ * exist. Shared by GsraSite and the GSRA namespace tests.
+ */
+export function linkGsraCore(t: Topology, o: { in2?: boolean } = {}): void {
+  t.link('en', 'e0', 'router', 'out0');
+  t.link('router', 'in0', 'in', 'l0');
+  t.addr('en', 'e0', `${SITE.GEN}/24`);
+  t.addr('router', 'out0', `${SITE.GGR}/24`);
+  t.addr('router', 'in0', `${SITE.PGR}/24`);
+  t.addr('in', 'l0', `${SITE.IN1}/24`);
+  if (o.in2) t.addr('in', 'l0', `${SITE.IN2}/24`);
+  t.forwarding('router');
+}
+
 export class GsraSite {
   readonly t: Topology;
   g!: GscipRunner;
@@ -46,16 +62,10 @@ export class GsraSite {
   /** Everything up: users `users` (uid -> password) in the directory group staff (GSCIP group 1). */
   async start(users: Record<string, string>): Promise<void> {
     const { t } = this;
-    const { GEN, GGR, PGR, IN1, IN2 } = SITE;
+    const { GGR, PGR, IN1, IN2 } = SITE;
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in');
-      t.link('en', 'e0', 'router', 'out0');
-      t.link('router', 'in0', 'in', 'l0');
-      t.addr('en', 'e0', `${GEN}/24`);
-      t.addr('router', 'out0', `${GGR}/24`);
-      t.addr('router', 'in0', `${PGR}/24`);
-      t.addr('in', 'l0', `${IN1}/24`);
-      t.forwarding('router');
+      linkGsraCore(t);
       this.slapd = await TestSlapd.start(Object.entries(users).map(([uid, password]) => ({ uid, password })), { staff: Object.keys(users) }, { netns: t.ns('router') });
       this.gmsDir = t.scratchPath(`/tmp/${t.prefix}-gms`);
       this.routerDir = t.scratchPath(`/tmp/${t.prefix}-router-agent`);

@@ -25,6 +25,7 @@ import { Topology, waitFor, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
+import { linkGsraCore } from '../lib/gsra-site.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'needs BIND 9 (named, dig)' : null;
@@ -93,17 +94,10 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
     t = new Topology('gsraen');
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('dns');
-      t.link('en', 'e0', 'router', 'out0');
-      t.link('router', 'in0', 'in', 'l0');
+      linkGsraCore(t, { in2: true });
       t.link('en', 'd0', 'dns', 'dns0');
-      t.addr('en', 'e0', `${GEN}/24`);
-      t.addr('router', 'out0', `${GGR}/24`);
-      t.addr('router', 'in0', `${PGR}/24`);
-      t.addr('in', 'l0', `${IN1}/24`);
-      t.addr('in', 'l0', `${IN2}/24`);
       t.addr('en', 'd0', '203.0.113.20/24');
       t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
-      t.forwarding('router');
       dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { in1: GGR, in2: GGR, www: '203.0.113.80' });
       await dnsSrv.start();
       g = new GscipRunner(t, 'gsra-out');

@@ -27,6 +27,7 @@ import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { enScript } from '../lib/gsra-en.js';
+import { linkGsraCore } from '../lib/gsra-site.js';
 
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : null;
 const GEN = '192.0.2.20';
@@ -67,7 +68,6 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
     t = new Topology('gsra');
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('hr'); t.addHost('enh');
-      t.link('en', 'e0', 'router', 'out0');
       t.link('enh', 'e0', 'hr', 'h0');
       t.link('hr', 'h1', 'router', 'out1');
       t.addr('enh', 'e0', `${PEN}/24`);
@@ -81,13 +81,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
       t.exec('hr', 'nft', ['add', 'table', 'ip', 'home']);
       t.exec('hr', 'nft', ['add', 'chain', 'ip', 'home', 'post', '{ type nat hook postrouting priority 100 ; }']);
       t.exec('hr', 'nft', ['add', 'rule', 'ip', 'home', 'post', 'oifname', 'h1', 'masquerade']);
-      t.link('router', 'in0', 'in', 'l0');
-      t.addr('en', 'e0', `${GEN}/24`);
-      t.addr('router', 'out0', `${GGR}/24`);
-      t.addr('router', 'in0', `${PGR}/24`);
-      t.addr('in', 'l0', `${IN1}/24`);
-      t.addr('in', 'l0', `${IN2}/24`);
-      t.forwarding('router');
+      linkGsraCore(t, { in2: true });
       g = new GscipRunner(t, 'gsra-out');
       keyHex = randomBytes(32).toString('hex');
       const keyFile = t.scratchPath(`/tmp/${t.prefix}-alice.key`);
