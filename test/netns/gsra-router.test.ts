@@ -22,7 +22,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Topology, waitFor } from '../lib/netns.js';
+import { Topology, waitFor, waitReady } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
@@ -104,9 +104,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
       await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--iface', 'out1', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9464'], 'gsra-out');
       sinkFile = t.scratchPath(`/tmp/${t.prefix}-sink`);
       sink = t.spawn('in', 'node', ['-e', SINK(sinkFile, 5201)]);
-      sink.stdout?.setEncoding('utf8');
-      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
-      await waitFor('IN server', () => sinkOut.includes('ready'), 5000);
+      await waitReady(sink, 'IN server', (d) => { sinkOut += d; });
     } catch (e) { g?.cleanup(); t.cleanupSync(); throw e; }
   });
   after(() => { sink?.kill(); g?.cleanup(); t?.cleanupSync(); });
