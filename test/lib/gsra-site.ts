@@ -48,6 +48,14 @@ export function linkGsraCore(t: Topology, o: { in2?: boolean } = {}): void {
   t.forwarding('router');
 }
 
+/**
+ * The router's inside instance (`gsra-in` on in0): NAT with external PGR and
+ * an inside prefix nobody uses (the GSRA router writes its sessions).
+ */
+export function gsraInsideConfig(): string {
+  return JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: SITE.PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } });
+}
+
 export class GsraSite {
   readonly t: Topology;
   g!: GscipRunner;
@@ -95,7 +103,7 @@ export class GsraSite {
       const token = g.ok('router', ['gms', 'token', 'issue', '--ge', 'gsra-router', '--data-dir', this.gmsDir]).trim();
       g.ok('router', ['agent', 'enroll', '--gms', `https://${GGR}:7443`, '--token-file', '/dev/stdin', '--ca-fingerprint', this.fingerprint, '--data-dir', this.routerDir], token);
       const inCfg = t.scratchPath(`/tmp/${t.prefix}-in.json`);
-      writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      writeFileSync(inCfg, gsraInsideConfig());
       const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }], gms: { dataDir: this.routerDir },

@@ -25,7 +25,7 @@ import { Topology, waitFor, waitReady, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
-import { linkGsraCore } from '../lib/gsra-site.js';
+import { gsraInsideConfig, linkGsraCore } from '../lib/gsra-site.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'needs BIND 9 (named, dig)' : null;
@@ -108,7 +108,7 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
       const keyFile = `${dir}/alice.key`;
       writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
       const inCfg = `${dir}/in.json`;
-      writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      writeFileSync(inCfg, gsraInsideConfig());
       const outCfg = `${dir}/out.json`;
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }],

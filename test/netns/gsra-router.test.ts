@@ -27,7 +27,7 @@ import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { enScript } from '../lib/gsra-en.js';
-import { linkGsraCore } from '../lib/gsra-site.js';
+import { gsraInsideConfig, linkGsraCore } from '../lib/gsra-site.js';
 
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : null;
 const GEN = '192.0.2.20';
@@ -87,7 +87,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
       const keyFile = t.scratchPath(`/tmp/${t.prefix}-alice.key`);
       writeFileSync(keyFile, keyHex, { mode: 0o600 });
       const inCfg = t.scratchPath(`/tmp/${t.prefix}-in.json`);
-      writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      writeFileSync(inCfg, gsraInsideConfig());
       statusFile = t.scratchPath(`/tmp/${t.prefix}-gsra-status.json`);
       statusDirMode = statSync(dirname(statusFile)).mode & 0o7777;
       const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
