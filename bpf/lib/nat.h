@@ -141,6 +141,29 @@ static __always_inline int nat_create(const struct gscip_nat_cfg *c, const struc
 	return 1;
 }
 
+/* The session of *key, made here when there is none (*made = 1 when this
+ * call made it; another CPU's session is taken as found). 0 with *vp set, or
+ * a drop code. */
+static __always_inline int nat_session(const struct gscip_nat_cfg *c, const struct gscip_cid *key,
+				       struct gscip_nat_val **vp, int *made)
+{
+	struct gscip_nat_val *v;
+	int rc;
+
+	v = bpf_map_lookup_elem(&gscip_nat, key);
+	if (!v) {
+		rc = nat_create(c, key);
+		if (rc < 0)
+			return rc;
+		*made = rc;
+		v = bpf_map_lookup_elem(&gscip_nat, key);
+		if (!v)
+			return GSCIP_CODE(GSCIP_DROP_NAT_TABLE_FULL);
+	}
+	*vp = v;
+	return 0;
+}
+
 /* Egress: inside P:x -> D:y becomes ext:z -> D:y. Returns 0 (not an inside
  * source), NAT_RUN_* bits, or a drop code. Global: see the top comment. */
 __noinline int gscip_nat_egress(struct __sk_buff *skb, struct gscip_pkt *pkt)
@@ -173,16 +196,9 @@ __noinline int gscip_nat_egress(struct __sk_buff *skb, struct gscip_pkt *pkt)
 	}
 	if (pkt->is_fragment)
 		return GSCIP_CODE(GSCIP_DROP_NAT_FRAGMENT);
-	v = bpf_map_lookup_elem(&gscip_nat, &key);
-	if (!v) {
-		rc = nat_create(c, &key);
-		if (rc < 0)
-			return rc;
-		made = rc;
-		v = bpf_map_lookup_elem(&gscip_nat, &key);
-		if (!v)
-			return GSCIP_CODE(GSCIP_DROP_NAT_TABLE_FULL);
-	}
+	rc = nat_session(c, &key, &v, &made);
+	if (rc)
+		return rc;
 xlate:
 	nat_touch(v, pkt->cid.proto, pkt->tcp_flags, true);
 	ext = v->ext_addr;
@@ -455,16 +471,9 @@ __noinline int gscip_nat_echo(struct __sk_buff *skb, struct gscip_pkt *pkt, __u3
 		key.sport = id;
 		key.proto = IPPROTO_ICMP;
 		key.dir = GSCIP_DIR_EGRESS;
-		v = bpf_map_lookup_elem(&gscip_nat, &key);
-		if (!v) {
-			rc = nat_create(c, &key);
-			if (rc < 0)
-				return rc;
-			made = rc;
-			v = bpf_map_lookup_elem(&gscip_nat, &key);
-			if (!v)
-				return GSCIP_CODE(GSCIP_DROP_NAT_TABLE_FULL);
-		}
+		rc = nat_session(c, &key, &v, &made);
+		if (rc)
+			return rc;
 		nat_touch(v, IPPROTO_ICMP, 0, true);
 		to_addr = v->ext_addr;
 		to_id = v->ext_port;

@@ -12,10 +12,9 @@
  */
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfHarness, bpfUnavailable, TC_ACT, TEST_RUN_IFINDEX } from '../lib/bpf-harness.js';
+import { BpfHarness, bpfUnavailable, resetNat, TC_ACT } from '../lib/bpf-harness.js';
 import { IPPROTO_TCP, IPPROTO_UDP, parseFrame, tcpFrame, udpFrame } from '../lib/packets.js';
-import { Dir, MissAction, NatOrigin } from '../../controlplane/maps/abi.js';
-import type { NatCfg } from '../../controlplane/maps/codecs.js';
+import { Dir, NatOrigin } from '../../controlplane/maps/abi.js';
 import { monotonicNs } from '../../controlplane/maps/accessors.js';
 import { GsraRouterNat, insideSession } from '../../controlplane/gsra/router-nat.js';
 import type { Mapping } from '../../controlplane/gsra/admission.js';
@@ -34,15 +33,6 @@ const NONE = { addr: '0.0.0.0', mask: '0.0.0.0' };
 function open(): BpfHarness {
   return BpfHarness.open({ stages: { xlat: true, pccom: true, nat: true }, maxEntries: { gscip_pit: 256, gscip_xlat: 256 } });
 }
-function reset(h: BpfHarness, c: NatCfg): void {
-  const nat = h.maps.nat!;
-  for (const k of [...nat.sessions.keys()]) nat.sessions.delete(k);
-  for (const k of [...nat.ports.keys()]) nat.ports.delete(k);
-  nat.cfg.set(0, c);
-  for (const k of [...h.maps.iface.keys()]) h.maps.iface.delete(k);
-  h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PASS, MissAction.PASS], flags: 0 });
-  h.resetStats();
-}
 function mapping(proto: number): Mapping {
   return { t: T, userId: 'alice', group: 1, proto, en: { addr: GEN, port: S }, inside: { addr: PIN, port: D }, createdAt: 0, lastSeenAt: 0 };
 }
@@ -54,8 +44,8 @@ describe('GSRA router translation in the NAT stage (BPF_PROG_TEST_RUN)', { skip:
   before(() => { out = open(); ins = open(); });
   after(() => { out?.close(); ins?.close(); });
   beforeEach(() => {
-    reset(out, { ext_addr: GGR, port_lo: 20000, port_hi: 32767, inside: [{ addr: '100.64.1.0', mask: '255.255.255.0' }, NONE, NONE, NONE] });
-    reset(ins, { ext_addr: PGR, port_lo: 20000, port_hi: 32767, inside: [NONE, NONE, NONE, NONE] });
+    resetNat(out, { ext_addr: GGR, port_lo: 20000, port_hi: 32767, inside: [{ addr: '100.64.1.0', mask: '255.255.255.0' }, NONE, NONE, NONE] });
+    resetNat(ins, { ext_addr: PGR, port_lo: 20000, port_hi: 32767, inside: [NONE, NONE, NONE, NONE] });
     nat = new GsraRouterNat(out.maps.nat!, ins.maps.nat!, { ggr: GGR, pgr: PGR }, monotonicNs);
   });
 

@@ -12,9 +12,9 @@
  */
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfHarness, bpfUnavailable, TC_ACT, TEST_RUN_IFINDEX } from '../lib/bpf-harness.js';
+import { BpfHarness, bpfUnavailable, resetNat, TC_ACT } from '../lib/bpf-harness.js';
 import { ETH_HLEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, icmpFrame, ip4ToString, onesSum, parseFrame, tcpFrame, udpFrame } from '../lib/packets.js';
-import { Dir, MissAction, NAT_F_IN, NAT_F_SYN_OUT, NatOrigin } from '../../controlplane/maps/abi.js';
+import { Dir, NAT_F_IN, NAT_F_SYN_OUT, NatOrigin } from '../../controlplane/maps/abi.js';
 import type { Cid, NatCfg } from '../../controlplane/maps/codecs.js';
 import { natState } from '../../controlplane/natf/nat-expiry.js';
 import { InboundMapper } from '../../controlplane/natf/inbound.js';
@@ -71,21 +71,12 @@ function open(opts: { maxNat?: number } = {}): BpfHarness {
   });
 }
 
-function reset(h: BpfHarness, c: NatCfg): void {
-  const nat = h.maps.nat!;
-  for (const k of [...nat.sessions.keys()]) nat.sessions.delete(k);
-  for (const k of [...nat.ports.keys()]) nat.ports.delete(k);
-  nat.cfg.set(0, c);
-  for (const k of [...h.maps.iface.keys()]) h.maps.iface.delete(k);
-  h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PASS, MissAction.PASS], flags: 0 });
-  h.resetStats();
-}
 
 describe('GNAT NAT stage (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false, timeout: 60_000 }, () => {
   let h: BpfHarness;
   before(() => { h = open(); });
   after(() => { h?.close(); });
-  beforeEach(() => reset(h, cfg(40000, 40999)));
+  beforeEach(() => resetNat(h, cfg(40000, 40999)));
 
   test('outbound TCP: source becomes G2:z in the range, checksums verify, payload untouched; the session and its claim are in the maps', () => {
     const payload = Buffer.from('GET / HTTP/1.0\r\n\r\n');
@@ -164,7 +155,7 @@ describe('GNAT NAT stage (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false, tim
   });
 
   test('never one port for two flows: a range of 4 gives 4 flows 4 ports, the 5th is refused (nat_no_port) and leaves nothing behind', () => {
-    reset(h, cfg(41000, 41003));
+    resetNat(h, cfg(41000, 41003));
     const ports = new Set<number>();
     for (let i = 0; i < 4; i++) {
       const r = h.progTestRun(EGRESS, tcpFrame({ src: i % 2 ? P2 : P1, dst: D, sport: 7000 + i, dport: 443 }));
@@ -183,7 +174,7 @@ describe('GNAT NAT stage (BPF_PROG_TEST_RUN)', { skip: unavailable ?? false, tim
   });
 
   test('collision: with 3 of 4 ports already claimed, a new flow gets the 4th, whatever its random start', () => {
-    reset(h, cfg(42000, 42003));
+    resetNat(h, cfg(42000, 42003));
     const taken = sessionKey(P2, 1, D, 1, IPPROTO_TCP);
     for (const port of [42000, 42001, 42003]) h.maps.nat!.ports.set({ port, proto: IPPROTO_TCP }, taken);
     for (let i = 0; i < 8; i++) {
@@ -305,7 +296,7 @@ describe('GNAT NAT stage: on-demand inbound mappings (written by the control pla
   test('a mapping for peer G1:X -> P1:80: the peer\'s SYN reaches P1:80, the answer leaves as G2:Z, nobody else gets in; the session ends established', () => {
     const h = open();
     try {
-      reset(h, cfg(44000, 44999));
+      resetNat(h, cfg(44000, 44999));
       const m = new InboundMapper(h.maps.nat!, { external: G2, ports: { first: 44000, last: 44999 } }, monotonicNs);
       const r = m.map({ proto: IPPROTO_TCP, inside: { addr: P1, port: 80 }, peer: { addr: PEER, port: 40000 } });
       assert.ok(r.ok && r.created);
@@ -327,7 +318,7 @@ describe('GNAT NAT stage: on-demand inbound mappings (written by the control pla
   test('inbound and outbound share the claims: a range of 2 with one inbound mapping leaves one port for the fast path; a used-up range is refused', () => {
     const h = open();
     try {
-      reset(h, cfg(45000, 45001));
+      resetNat(h, cfg(45000, 45001));
       const m = new InboundMapper(h.maps.nat!, { external: G2, ports: { first: 45000, last: 45001 } }, monotonicNs);
       const a = m.map({ proto: IPPROTO_TCP, inside: { addr: P1, port: 80 }, peer: { addr: PEER, port: 1 } });
       assert.ok(a.ok);
@@ -341,7 +332,7 @@ describe('GNAT NAT stage: on-demand inbound mappings (written by the control pla
   test('a full session table refuses an inbound mapping (table_full) and releases its claim', () => {
     const h = open({ maxNat: 1 });
     try {
-      reset(h, cfg(46000, 46999));
+      resetNat(h, cfg(46000, 46999));
       const m = new InboundMapper(h.maps.nat!, { external: G2, ports: { first: 46000, last: 46999 } }, monotonicNs);
       assert.ok(m.map({ proto: IPPROTO_UDP, inside: { addr: P1, port: 53 }, peer: { addr: PEER, port: 1 } }).ok);
       assert.deepEqual(m.map({ proto: IPPROTO_UDP, inside: { addr: P1, port: 53 }, peer: { addr: PEER, port: 2 } }), { ok: false, reason: 'table_full' });
@@ -354,7 +345,7 @@ describe('GNAT NAT stage: a full session table', { skip: unavailable ?? false, t
   test('gscip_nat with room for 2: the 3rd flow is refused (nat_table_full), its port claim released; existing flows go on', () => {
     const h = open({ maxNat: 2 });
     try {
-      reset(h, cfg(43000, 43999));
+      resetNat(h, cfg(43000, 43999));
       for (let i = 0; i < 2; i++) assert.equal(h.progTestRun(EGRESS, tcpFrame({ src: P1, dst: D, sport: 9000 + i, dport: 80 })).retval, TC_ACT.OK);
       const r = h.progTestRun(EGRESS, tcpFrame({ src: P1, dst: D, sport: 9002, dport: 80 }));
       assert.equal(r.retval, TC_ACT.SHOT);
@@ -371,7 +362,7 @@ describe('NAT stage off (every element but a GNAT)', { skip: unavailable ?? fals
   test('the default load has no NAT: an inside source passes untranslated even with gscip_nat_cfg filled', () => {
     const h = BpfHarness.open({ maxEntries: { gscip_pit: 1024, gscip_xlat: 1024 } });
     try {
-      reset(h, cfg(40000, 40999));
+      resetNat(h, cfg(40000, 40999));
       const f = tcpFrame({ src: P1, dst: D, sport: 5555, dport: 80 });
       const r = h.progTestRun(EGRESS, f);
       assert.deepEqual(r.dataOut, f);

@@ -12,14 +12,15 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { BpfHarness, bpfUnavailable, TC_ACT, TEST_RUN_IFINDEX } from '../lib/bpf-harness.js';
+import { BpfHarness, bpfUnavailable, TC_ACT } from '../lib/bpf-harness.js';
 import { inetChecksum, IPPROTO_UDP, onesSum, udpFrame, type UdpOpts } from '../lib/packets.js';
 import {
-  Action, Dir, MissAction, PIT_F_FLOW_KEY, PIT_F_WIRE_CSUM, PitState, Role, Stat, UDP_WIRE_CTR_BITS, UDP_WIRE_WINDOW,
+  Action, Dir, PIT_F_FLOW_KEY, PIT_F_WIRE_CSUM, PitState, Role, Stat, UDP_WIRE_CTR_BITS, UDP_WIRE_WINDOW,
 } from '../../controlplane/maps/abi.js';
 import type { Cid, PitVal } from '../../controlplane/maps/codecs.js';
-import { FlowKeyWriter } from '../../controlplane/pccom/flow-keys.js';
+import type { FlowKeyWriter } from '../../controlplane/pccom/flow-keys.js';
 import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
+import { openFlowKeyHarness, resetFlowKeyHarness } from '../lib/pccom-flow-harness.js';
 import { udpWireIpId } from '../../controlplane/pccom/udp-wire.js';
 
 const EGRESS = 'gscip_tc_egress';
@@ -97,19 +98,9 @@ function withIpId(f: Buffer, id: number): Buffer {
 describe('PCCOM UDP wire-valid form (BPF_PROG_TEST_RUN, gscip_tc)', { skip: unavailable ?? false }, () => {
   let h: BpfHarness;
   let w: FlowKeyWriter;
-  before(() => {
-    h = BpfHarness.open();
-    w = new FlowKeyWriter(h.maps.flowKeys, (g, v) => (g === GROUP && v === 1 ? { key: GROUP_KEY, flags: 0 } : undefined));
-  });
+  before(() => { ({ h, w } = openFlowKeyHarness(GROUP, GROUP_KEY)); });
   after(() => { h?.close(); });
-  beforeEach(() => {
-    for (const m of [h.maps.pit, h.maps.flowKeys] as const) for (const k of [...m.keys()]) m.delete(k as Cid);
-    h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.DROP, MissAction.DROP], flags: 1 });
-    h.maps.keys.set({ group_id: GROUP, version: 1 }, { key: GROUP_KEY, flags: 0, installed_ns: 0n });
-    h.maps.cfg.set(0, { punt_rate_pps: 0n, punt_burst: 0n });
-    h.resetStats();
-    h.punts();
-  });
+  beforeEach(() => resetFlowKeyHarness(h, GROUP, GROUP_KEY));
 
   /** One direction, sender wire-valid (its entry's flag) and receiver with a plain decrypt entry. */
   function flow(salt = randomBytes(8).toString('hex')) {

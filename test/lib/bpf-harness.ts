@@ -15,9 +15,9 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { RingBuffer, type TestRunOptions, type TestRunResult } from '../../controlplane/bpf/libbpf.js';
 import { BpfObject } from '../../controlplane/bpf/object.js';
-import { decodePuntRec, type PuntRec, type StatVal } from '../../controlplane/maps/codecs.js';
+import { decodePuntRec, type NatCfg, type PuntRec, type StatVal } from '../../controlplane/maps/codecs.js';
 import { gscipMapsFromFds, MAP_NAMES, type GscipMaps } from '../../controlplane/maps/gscip-maps.js';
-import { COUNTER_DIRS, counterSlot, Dir, STAT_BY_ID, STATS } from '../../controlplane/maps/abi.js';
+import { COUNTER_DIRS, counterSlot, Dir, MissAction, STAT_BY_ID, STATS } from '../../controlplane/maps/abi.js';
 import { readStat } from '../../controlplane/maps/accessors.js';
 import { stageInitialValues, type StageSwitches } from '../../controlplane/maps/stages.js';
 
@@ -47,6 +47,21 @@ export interface HarnessOptions {
   maxEntries?: Record<string, number>;
   /** Datapath stages to load (default: the object's own, every stage). */
   stages?: StageSwitches;
+}
+
+/**
+ * A NAT-stage harness back to a clean start before each test: no sessions,
+ * no port claims, NAT config c, only the test-run interface (miss: pass both
+ * ways), counters zero. h must be opened with the nat stage.
+ */
+export function resetNat(h: BpfHarness, c: NatCfg): void {
+  const nat = h.maps.nat!;
+  for (const k of [...nat.sessions.keys()]) nat.sessions.delete(k);
+  for (const k of [...nat.ports.keys()]) nat.ports.delete(k);
+  nat.cfg.set(0, c);
+  for (const k of [...h.maps.iface.keys()]) h.maps.iface.delete(k);
+  h.maps.iface.set(TEST_RUN_IFINDEX, { miss_action: [MissAction.PASS, MissAction.PASS], flags: 0 });
+  h.resetStats();
 }
 
 export class BpfHarness {

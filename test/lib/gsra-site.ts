@@ -32,6 +32,30 @@ net.createServer((c) => { const id = ++k; const out = fs.createWriteStream(${JSO
 setInterval(() => console.log('bytes ' + n + ' last ' + last), 100);
 setTimeout(() => process.exit(3), 600000).unref();`;
 
+/**
+ * The EN - router - IN core of a GSRA site (the addresses of SITE; IN2 on the
+ * IN as well with in2), the router forwarding. Hosts en, router and in must
+ * exist. Shared by GsraSite and the GSRA namespace tests.
+ */
+export function linkGsraCore(t: Topology, o: { in2?: boolean } = {}): void {
+  t.link('en', 'e0', 'router', 'out0');
+  t.link('router', 'in0', 'in', 'l0');
+  t.addr('en', 'e0', `${SITE.GEN}/24`);
+  t.addr('router', 'out0', `${SITE.GGR}/24`);
+  t.addr('router', 'in0', `${SITE.PGR}/24`);
+  t.addr('in', 'l0', `${SITE.IN1}/24`);
+  if (o.in2) t.addr('in', 'l0', `${SITE.IN2}/24`);
+  t.forwarding('router');
+}
+
+/**
+ * The router's inside instance (`gsra-in` on in0): NAT with external PGR and
+ * an inside prefix nobody uses (the GSRA router writes its sessions).
+ */
+export function gsraInsideConfig(): string {
+  return JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: SITE.PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } });
+}
+
 export class GsraSite {
   readonly t: Topology;
   g!: GscipRunner;
@@ -46,16 +70,10 @@ export class GsraSite {
   /** Everything up: users `users` (uid -> password) in the directory group staff (GSCIP group 1). */
   async start(users: Record<string, string>): Promise<void> {
     const { t } = this;
-    const { GEN, GGR, PGR, IN1, IN2 } = SITE;
+    const { GGR, PGR, IN1, IN2 } = SITE;
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in');
-      t.link('en', 'e0', 'router', 'out0');
-      t.link('router', 'in0', 'in', 'l0');
-      t.addr('en', 'e0', `${GEN}/24`);
-      t.addr('router', 'out0', `${GGR}/24`);
-      t.addr('router', 'in0', `${PGR}/24`);
-      t.addr('in', 'l0', `${IN1}/24`);
-      t.forwarding('router');
+      linkGsraCore(t);
       this.slapd = await TestSlapd.start(Object.entries(users).map(([uid, password]) => ({ uid, password })), { staff: Object.keys(users) }, { netns: t.ns('router') });
       this.gmsDir = t.scratchPath(`/tmp/${t.prefix}-gms`);
       this.routerDir = t.scratchPath(`/tmp/${t.prefix}-router-agent`);
@@ -85,7 +103,7 @@ export class GsraSite {
       const token = g.ok('router', ['gms', 'token', 'issue', '--ge', 'gsra-router', '--data-dir', this.gmsDir]).trim();
       g.ok('router', ['agent', 'enroll', '--gms', `https://${GGR}:7443`, '--token-file', '/dev/stdin', '--ca-fingerprint', this.fingerprint, '--data-dir', this.routerDir], token);
       const inCfg = t.scratchPath(`/tmp/${t.prefix}-in.json`);
-      writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      writeFileSync(inCfg, gsraInsideConfig());
       const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }], gms: { dataDir: this.routerDir },

@@ -7,10 +7,11 @@
  * it. Its pid and the dir are in the scratch manifest before anything starts,
  * so a SIGKILLed test leaves nothing running.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScratchGuard } from '../../controlplane/lab/scratch-guard.js';
+import { startScratchChild, stopScratchChild } from './scratch-server.js';
 
 const PG_ROOT = '/usr/lib/postgresql';
 
@@ -70,23 +71,11 @@ export class TestPostgres {
 
   /** Start the postmaster (again, after stop()) and wait until it accepts connections. */
   async boot(): Promise<void> {
-    const child = spawn(join(this.bin, 'postgres'), ['-D', join(this.dir, 'data'),
+    await startScratchChild('postgres', join(this.bin, 'postgres'), ['-D', join(this.dir, 'data'),
       '-c', "listen_addresses=", '-c', `unix_socket_directories=${this.socketDir}`, '-c', 'fsync=off',
-      '-c', 'max_connections=200', '-c', 'logging_collector=off'], { stdio: ['ignore', 'ignore', 'pipe'], uid: this.user.uid, gid: this.user.gid, cwd: this.dir });
-    ScratchGuard.get().add('pid', String(child.pid));
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => { if (err.length < 20_000) err += d; });
-    this.child = child;
-    this.exited = new Promise((r) => child.once('exit', () => r()));
-    const t0 = Date.now();
-    for (;;) {
-      const r = spawnSync(join(this.bin, 'pg_isready'), ['-h', this.socketDir, '-U', 'gscip', '-d', 'postgres'], { timeout: 5000 });
-      if (r.status === 0) return;
-      if (child.exitCode !== null || Date.now() - t0 > 30_000) {
-        throw new Error(`postgres did not start: ${err.slice(-2000)}`);
-      }
-      await new Promise((res) => setTimeout(res, 100));
-    }
+      '-c', 'max_connections=200', '-c', 'logging_collector=off'], { uid: this.user.uid, gid: this.user.gid, cwd: this.dir },
+      () => spawnSync(join(this.bin, 'pg_isready'), ['-h', this.socketDir, '-U', 'gscip', '-d', 'postgres'], { timeout: 5000 }).status === 0,
+      30_000, (c) => { this.child = c.child; this.exited = c.exited; });
   }
 
   /** A new empty database (one per test, so tests do not see each other's rows). */
@@ -100,11 +89,7 @@ export class TestPostgres {
   async stop(): Promise<void> {
     const c = this.child;
     if (!c || c.exitCode !== null) return;
-    c.kill('SIGINT');
-    const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(t);
-    ScratchGuard.get().removed('pid', String(c.pid));
+    await stopScratchChild(c, this.exited, 'SIGINT');
     this.child = null;
   }
 

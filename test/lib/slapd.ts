@@ -12,11 +12,12 @@
  * administrator (rootdn cn=admin,dc=example,dc=net) changes it through
  * ldapmodify over the same ldaps:// listener.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ScratchGuard } from '../../controlplane/lab/scratch-guard.js';
+import { startScratchChild, stopScratchChild } from './scratch-server.js';
 import { GmsCa } from '../../controlplane/gms/ca.js';
 
 export const SUFFIX = 'dc=example,dc=net';
@@ -136,19 +137,9 @@ export class TestSlapd {
     const port = await freePort();
     this.url = `ldaps://127.0.0.1:${port}`;
     const [cmd, args] = this.inNs('/usr/sbin/slapd', ['-d', '0', '-F', join(this.dir, 'slapd.d'), '-h', `${this.url}/`]);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    ScratchGuard.get().add('pid', String(child.pid));
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => { if (err.length < 20_000) err += d; });
-    this.child = child;
-    this.exited = new Promise((r) => child.once('exit', () => r()));
-    const t0 = Date.now();
-    for (;;) {
-      const r = spawnSync(...this.inNs('/usr/bin/ldapsearch', ['-x', '-LLL', '-H', this.url, '-b', SUFFIX, '-s', 'base', '1.1']), { env: this.env(), timeout: 5000 });
-      if (r.status === 0) return;
-      if (child.exitCode !== null || Date.now() - t0 > 20_000) throw new Error(`slapd did not start: ${err.slice(-2000)}`);
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    await startScratchChild('slapd', cmd, args, {},
+      () => spawnSync(...this.inNs('/usr/bin/ldapsearch', ['-x', '-LLL', '-H', this.url, '-b', SUFFIX, '-s', 'base', '1.1']), { env: this.env(), timeout: 5000 }).status === 0,
+      20_000, (c) => { this.child = c.child; this.exited = c.exited; });
   }
 
   /** The command run in this server's namespace (nsenter execs it: the pid is the tool's own). */
@@ -184,11 +175,7 @@ export class TestSlapd {
   async stop(): Promise<void> {
     const c = this.child;
     if (!c || c.exitCode !== null) return;
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(t);
-    ScratchGuard.get().removed('pid', String(c.pid));
+    await stopScratchChild(c, this.exited, 'SIGTERM');
     this.child = null;
   }
 

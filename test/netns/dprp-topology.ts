@@ -234,12 +234,7 @@ export function echoServer(t: Topology, host: string, proto: 'tcp' | 'udp', port
   return t.spawn(host, 'node', ['-e', js]);
 }
 
-export async function waitReady(child: ChildProcess, what: string): Promise<void> {
-  let buf = '';
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (d: string) => { buf += d; });
-  await waitFor(what, () => buf.includes('ready'), 5000);
-}
+export { waitReady } from '../lib/netns.js';
 
 export interface ClientResult { ok: boolean; reply: string; connectMs: number[]; totalMs: number; error?: string }
 

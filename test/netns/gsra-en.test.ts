@@ -21,10 +21,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { Topology, waitFor, sh } from '../lib/netns.js';
+import { Topology, waitFor, waitReady, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
+import { gsraInsideConfig, linkGsraCore } from '../lib/gsra-site.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'needs BIND 9 (named, dig)' : null;
@@ -93,17 +94,10 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
     t = new Topology('gsraen');
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('dns');
-      t.link('en', 'e0', 'router', 'out0');
-      t.link('router', 'in0', 'in', 'l0');
+      linkGsraCore(t, { in2: true });
       t.link('en', 'd0', 'dns', 'dns0');
-      t.addr('en', 'e0', `${GEN}/24`);
-      t.addr('router', 'out0', `${GGR}/24`);
-      t.addr('router', 'in0', `${PGR}/24`);
-      t.addr('in', 'l0', `${IN1}/24`);
-      t.addr('in', 'l0', `${IN2}/24`);
       t.addr('en', 'd0', '203.0.113.20/24');
       t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
-      t.forwarding('router');
       dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { in1: GGR, in2: GGR, www: '203.0.113.80' });
       await dnsSrv.start();
       g = new GscipRunner(t, 'gsra-out');
@@ -114,7 +108,7 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
       const keyFile = `${dir}/alice.key`;
       writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
       const inCfg = `${dir}/in.json`;
-      writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      writeFileSync(inCfg, gsraInsideConfig());
       const outCfg = `${dir}/out.json`;
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }],
@@ -143,9 +137,7 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
       g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${GROUP_KEY}\n`);
       sinkFile = `${dir}/sink`;
       sink = t.spawn('in', 'node', ['-e', SINK(sinkFile)]);
-      sink.stdout?.setEncoding('utf8');
-      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
-      await waitFor('IN server', () => sinkOut.includes('ready'), 5000);
+      await waitReady(sink, 'IN server', (d) => { sinkOut += d; });
     } catch (e) { await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); throw e; }
   });
   after(async () => { sink?.kill(); await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); });

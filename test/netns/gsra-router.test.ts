@@ -22,11 +22,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Topology, waitFor } from '../lib/netns.js';
+import { Topology, waitFor, waitReady } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { enScript } from '../lib/gsra-en.js';
+import { gsraInsideConfig, linkGsraCore } from '../lib/gsra-site.js';
 
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : null;
 const GEN = '192.0.2.20';
@@ -67,7 +68,6 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
     t = new Topology('gsra');
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('hr'); t.addHost('enh');
-      t.link('en', 'e0', 'router', 'out0');
       t.link('enh', 'e0', 'hr', 'h0');
       t.link('hr', 'h1', 'router', 'out1');
       t.addr('enh', 'e0', `${PEN}/24`);
@@ -81,19 +81,13 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
       t.exec('hr', 'nft', ['add', 'table', 'ip', 'home']);
       t.exec('hr', 'nft', ['add', 'chain', 'ip', 'home', 'post', '{ type nat hook postrouting priority 100 ; }']);
       t.exec('hr', 'nft', ['add', 'rule', 'ip', 'home', 'post', 'oifname', 'h1', 'masquerade']);
-      t.link('router', 'in0', 'in', 'l0');
-      t.addr('en', 'e0', `${GEN}/24`);
-      t.addr('router', 'out0', `${GGR}/24`);
-      t.addr('router', 'in0', `${PGR}/24`);
-      t.addr('in', 'l0', `${IN1}/24`);
-      t.addr('in', 'l0', `${IN2}/24`);
-      t.forwarding('router');
+      linkGsraCore(t, { in2: true });
       g = new GscipRunner(t, 'gsra-out');
       keyHex = randomBytes(32).toString('hex');
       const keyFile = t.scratchPath(`/tmp/${t.prefix}-alice.key`);
       writeFileSync(keyFile, keyHex, { mode: 0o600 });
       const inCfg = t.scratchPath(`/tmp/${t.prefix}-in.json`);
-      writeFileSync(inCfg, JSON.stringify({ interfaces: [{ name: 'in0' }], nat: { external: PGR, inside: ['100.127.255.252/30'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 } }));
+      writeFileSync(inCfg, gsraInsideConfig());
       statusFile = t.scratchPath(`/tmp/${t.prefix}-gsra-status.json`);
       statusDirMode = statSync(dirname(statusFile)).mode & 0o7777;
       const outCfg = t.scratchPath(`/tmp/${t.prefix}-out.json`);
@@ -110,9 +104,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
       await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--iface', 'out1', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9464'], 'gsra-out');
       sinkFile = t.scratchPath(`/tmp/${t.prefix}-sink`);
       sink = t.spawn('in', 'node', ['-e', SINK(sinkFile, 5201)]);
-      sink.stdout?.setEncoding('utf8');
-      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
-      await waitFor('IN server', () => sinkOut.includes('ready'), 5000);
+      await waitReady(sink, 'IN server', (d) => { sinkOut += d; });
     } catch (e) { g?.cleanup(); t.cleanupSync(); throw e; }
   });
   after(() => { sink?.kill(); g?.cleanup(); t?.cleanupSync(); });

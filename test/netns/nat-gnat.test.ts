@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { Topology, waitFor } from '../lib/netns.js';
+import { Topology, waitFor, waitReady } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
@@ -95,9 +95,7 @@ describe('GNAT outbound NAPT in the fast path (namespaces)', { skip: unavailable
     try {
       const sink = t.spawn('glob', 'node', ['-e', SINK(out, 5201)]);
       let sinkOut = '';
-      sink.stdout?.setEncoding('utf8');
-      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
-      await waitFor('TCP sink', () => sinkOut.includes('ready'), 5000);
+      await waitReady(sink, 'TCP sink', (d) => { sinkOut += d; });
       const src = t.spawn('bob', 'node', ['-e', SOURCE(inp, 5201)]);
       assert.equal(await exited(src, 60_000), 0, 'bob\'s connection closed cleanly');
       assert.equal(await exited(sink, 10_000), 0, `the sink saw the stream end: ${sinkOut}`);

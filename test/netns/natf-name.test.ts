@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { sh, waitFor } from '../lib/netns.js';
+import { sh, waitFor, waitReady } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, GLOB, HTTP_PORT, NatfTopo } from './natf-topology.js';
@@ -84,15 +84,8 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
       data = Buffer.concat([randomBytes(BYTES / 2), Buffer.from(MARKER.repeat(64)), randomBytes(BYTES / 2 - MARKER.length * 64)]);
       blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
       writeFileSync(blob, data);
-      const srv = n.t.spawn('bob', 'node', ['-e', HTTP_SERVER(blob)]);
-      let out = '';
-      srv.stdout?.setEncoding('utf8');
-      srv.stdout?.on('data', (d: string) => { out += d; });
-      await waitFor('bob\'s HTTP server', () => out.includes('ready'), 5000);
-      const echo = n.t.spawn('bob', 'node', ['-e', UDP_ECHO]);
-      let eo = '';
-      echo.stdout?.on('data', (d: Buffer) => { eo += d.toString(); });
-      await waitFor('bob\'s UDP echo', () => eo.includes('ready'), 5000);
+      await waitReady(n.t.spawn('bob', 'node', ['-e', HTTP_SERVER(blob)]), 'bob\'s HTTP server');
+      await waitReady(n.t.spawn('bob', 'node', ['-e', UDP_ECHO]), 'bob\'s UDP echo');
     } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
   });
   after(async () => { await n?.stop(); n?.cleanupSync(); });
