@@ -4,7 +4,9 @@
  *   PIT miss -> stash, DDE (retried) -> RGI: verify tags, decide, MPIT
  *   (retried) -> CDN: check the seal, install confirmed, release the stash.
  *   No answer to the DDE: decide alone (OP plaintext, CL refused) and keep
- *   listening for a late RGI (lateRgiGraceMs), which upgrades the flow.
+ *   listening for a late RGI (lateRgiGraceMs), which upgrades the flow
+ *   (MPIT -> CDN as above; an upgrade without its CDN removes the lone entries,
+ *   so the next packet negotiates again rather than pass into a decrypt).
  *   Never for a re-key: that flow is live and encrypted, its peer a GE that
  *   answered before; a re-key without an answer fails, the flow keeps its
  *   entries, and `rekeyFailures` tells the re-keying to try again.
@@ -295,6 +297,14 @@ export class StartRole {
     this.finish(neg);
     if (neg.reason === 'rekey') this.rekeyFailed++;
     if (neg.installed && neg.entries.length) this.c.flows.writes.erase({ pit: neg.entries });
+    // An upgrade (a late RGI) that did not complete: the end GE installs the real decision, confirmed, on the
+    // MPIT, so only its CDN may have been lost; the lone pass entries kept here would send plaintext into its
+    // decrypt entry and hand its ciphertext to the host, for good. They go: the flow's next packet misses and
+    // negotiates afresh (the RGI cleared the GE-less cache), and both ends write that negotiation's decision.
+    if (neg.upgraded) {
+      const rec = this.c.flows.find(neg.flow);
+      if (rec && rec.meta.negId === hex(neg.negId)) this.c.flows.table.remove(rec.id);
+    }
     const stashes = neg.stashes;
     if (neg.stashes.length) this.c.d.stash.drop(neg.stashes, reason);
     neg.stashes = [];

@@ -700,3 +700,74 @@ test('re-keying whose DDEs go unanswered (a peer agent stalled under load): the 
     assert.equal(sim.pitOf(g, f, dir)?.version, 2, `${g} ${dir} on v2`);
   }
 });
+
+/** Each direction of `flow` at both ends: [GE, flow, dir, PIT action] (undefined: no entry). */
+function bothEnds(sim: Sim, flow: ReturnType<Sim['connect']>['flow'], start: string, end: string) {
+  return [
+    [start, 'fwd egress', sim.pitOf(start, flow, 'egress')?.action],
+    [start, 'rev ingress', sim.pitOf(start, reverseFlow(flow), 'ingress')?.action],
+    [end, 'fwd ingress', sim.pitOf(end, flow, 'ingress')?.action],
+    [end, 'rev egress', sim.pitOf(end, reverseFlow(flow), 'egress')?.action],
+  ];
+}
+
+test('a late RGI after the lone decision (its pass entries written, the destination cached GE-less) upgrades BOTH ends to encrypted, confirmed', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 20, rtoMaxMs: 200, maxSends: 4 });
+  sim.extraDelayMs = (w) => (msgType(w.icmp) === MsgType.RGI ? 400 : 0);
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(320);
+  // The lone decision: pass written and remembered at the start, nothing yet at the end GE.
+  assert.deepEqual(bothEnds(sim, flow, 'GES1', 'GES2'), [['GES1', 'fwd egress', 'pass'], ['GES1', 'rev ingress', 'pass'], ['GES2', 'fwd ingress', undefined], ['GES2', 'rev egress', undefined]]);
+  sim.time.run(10_000);
+  assert.deepEqual(bothEnds(sim, flow, 'GES1', 'GES2'), [['GES1', 'fwd egress', 'encrypt'], ['GES1', 'rev ingress', 'decrypt'], ['GES2', 'fwd ingress', 'decrypt'], ['GES2', 'rev egress', 'encrypt']]);
+  for (const [g, f, dir] of [['GES1', flow, 'egress'], ['GES1', reverseFlow(flow), 'ingress'], ['GES2', flow, 'ingress'], ['GES2', reverseFlow(flow), 'egress']] as const) {
+    assert.equal(sim.pitOf(g, f, dir)?.state, 'confirmed', `${g} ${dir} confirmed`);
+    assert.equal(sim.pitOf(g, f, dir)?.group, 1, `${g} ${dir} on group 1`);
+  }
+  assert.equal(sim.wire.filter((w) => msgType(w.icmp) === MsgType.CDN && w.to === 'GES1').length, 1, 'MPIT/CDN completed once');
+  assert.deepEqual(sim.ge('GES1').obs.completions.map((c) => c.outcome), ['no_end_ge', 'upgraded']);
+  assert.deepEqual(sim.ge('GES1').obs.failures, []);
+});
+
+test('a late RGI whose upgrade\'s CDNs are all lost: the ends never disagree (the start no longer keeps pass while the end GE encrypts); the next packet re-negotiates', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 20, rtoMaxMs: 200, maxSends: 4 });
+  sim.extraDelayMs = (w) => (msgType(w.icmp) === MsgType.RGI ? 400 : 0);
+  sim.dropIf = (w) => msgType(w.icmp) === MsgType.CDN;
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  const g = sim.ge('GES1');
+  assert.deepEqual(g.obs.completions.map((c) => c.outcome), ['no_end_ge']);
+  assert.deepEqual(g.obs.failures, ['cdn_timeout'], 'the upgrade failed, counted');
+  // The end GE installed confirmed on the MPIT: a pass entry left at the start would send plaintext into its decrypt entry.
+  assert.equal(sim.pitOf('GES2', flow, 'ingress')?.action, 'decrypt');
+  assert.equal(sim.pitOf('GES1', flow, 'egress'), undefined, 'the lone pass entries are gone: the next packet misses');
+  assert.equal(sim.pitOf('GES1', reverseFlow(flow), 'ingress'), undefined);
+  // The next packet misses and negotiates afresh (the destination is no longer cached GE-less): both ends agree.
+  sim.extraDelayMs = () => 0;
+  sim.dropIf = () => false;
+  const h = 'again';
+  g.node.onPitMiss(flow, h);
+  sim.time.run(20_000);
+  assert.ok(g.released.includes(h));
+  assert.deepEqual(bothEnds(sim, flow, 'GES1', 'GES2'), [['GES1', 'fwd egress', 'encrypt'], ['GES1', 'rev ingress', 'decrypt'], ['GES2', 'fwd ingress', 'decrypt'], ['GES2', 'rev egress', 'encrypt']]);
+  assert.equal(g.obs.completions.at(-1)?.outcome, 'encrypted');
+});
+
+test('a late RGI after the end GE dropped its unanswered state (tentativeTtlMs, its sweep): the MPIT is refused there, counted; the start drops its lone entries, and the next packet negotiates both ends to encrypted', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 20, rtoMaxMs: 200, maxSends: 4, tentativeTtlMs: 1_000, lateRgiGraceMs: 5_000 });
+  sim.extraDelayMs = (w) => (msgType(w.icmp) === MsgType.RGI ? 2_000 : 0);
+  const { flow } = sim.connect('GES1', 'GES2');
+  sim.time.run(1_500);
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.action, 'pass', 'decided alone');
+  sim.ge('GES2').node.sweep(); // its RGIs unanswered for longer than tentativeTtlMs: the end GE forgets the negotiation
+  sim.time.run(10_000);
+  const g = sim.ge('GES1');
+  assert.ok(sim.ge('GES2').obs.rejections.includes('unknown_negotiation'), 'the upgrade\'s MPIT is refused at the end GE, counted');
+  assert.deepEqual(g.obs.failures, ['cdn_timeout']);
+  assert.deepEqual(bothEnds(sim, flow, 'GES1', 'GES2'), [['GES1', 'fwd egress', undefined], ['GES1', 'rev ingress', undefined], ['GES2', 'fwd ingress', undefined], ['GES2', 'rev egress', undefined]]);
+  sim.extraDelayMs = () => 0;
+  g.node.onPitMiss(flow, 'again');
+  sim.time.run(20_000);
+  assert.ok(g.released.includes('again'));
+  assert.deepEqual(bothEnds(sim, flow, 'GES1', 'GES2'), [['GES1', 'fwd egress', 'encrypt'], ['GES1', 'rev ingress', 'decrypt'], ['GES2', 'fwd ingress', 'decrypt'], ['GES2', 'rev egress', 'encrypt']]);
+});
