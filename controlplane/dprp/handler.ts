@@ -382,7 +382,8 @@ export class DprpHandler implements PuntHandler {
     // The negotiation always runs from this GE toward the remote end.
     const flow = c.dir === Dir.EGRESS ? seen : reverseFlow(seen);
     if (c.dir === Dir.EGRESS && flow.saddr !== this.selfInfo!.addr) this.refreshIfStale(flow.saddr);
-    if (this.ownGmsFlow(flow)) {
+    // Only an egress miss opens it (this host's SYN): a packet arriving from the GMS's address never does.
+    if (c.dir === Dir.EGRESS && this.ownGmsFlow(flow)) {
       // Exactly this 5-tuple, all four hooks, plaintext (it is TLS): never a negotiation, never a CL refusal.
       this.pit!.install(pitEntriesFor(flow, 'pass', 'start', null, 'confirmed', { why: 'own_gms' }));
       dprpOwnGmsFlowsTotal.inc();

@@ -260,7 +260,7 @@ test('the periodic route refresh reads the kernel without blocking the event loo
   assert.ok(view.addrs.some((a) => a.addr === '127.0.0.1'), 'loopback address seen');
 });
 
-test('a CL GE passes its own TLS connection to its GMS endpoint (why own_gms, counted); another port, UDP or a forwarded source is negotiated as before', async (t) => {
+test('a CL GE passes its own TLS connection to its GMS endpoint (why own_gms, counted); another port, UDP, a forwarded source or an ingress packet from the GMS address is not passed', async (t) => {
   const a = new FakeCtx();
   a.peer = new FakeCtx(); a.peerHandler = null;
   const h = new DprpHandler({ self: { type: 'GEN', mode: 'CL' }, readKernel: () => view('192.0.2.20'), log: logger('dprp-own-gms'), gmsEndpoints: () => [{ addr: '192.0.2.1', port: 7443 }] });
@@ -284,6 +284,8 @@ test('a CL GE passes its own TLS connection to its GMS endpoint (why own_gms, co
   for (const c of [{ ...own, sport: 45002, dport: 22 }, { ...own, sport: 45003, proto: 17 }, { ...own, saddr: '198.51.100.9', sport: 45004 }]) {
     h.onMiss(puntRec(Dir.EGRESS, PuntReason.PIT_MISS, c, Buffer.alloc(60)), a);
   }
+  // A packet arriving from GMS:7443 to a port of ours opens nothing (only this host's own egress SYN does).
+  h.onMiss(puntRec(Dir.INGRESS, PuntReason.PIT_MISS, { ...rev, dport: 45005 }, Buffer.alloc(60)), a);
   assert.equal(a.released.length, 1, 'only the GMS flow released at once');
   assert.ok([...a.pit.values()].every(([, v]) => pitWhyOf(v.flags) === 'own_gms' ? true : v.action !== Action.PASS), 'no other flow passed');
   assert.equal([...a.pit.values()].filter(([, v]) => pitWhyOf(v.flags) === 'own_gms').length, 4);
