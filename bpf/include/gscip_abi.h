@@ -176,6 +176,8 @@ enum gscip_pit_why {
 	GSCIP_WHY_NAT_CHECKSUM        = 6, /* plaintext or drop: a NAT is on the path and this flow's PCCOM form
 					    * (UDP, or TCP to a peer without the wire-valid form) is INVALID to a
 					    * checksum-verifying one (docs/dprp.md "Across NATs and firewalls") */
+	GSCIP_WHY_OWN_GMS             = 7, /* plaintext (TLS): the agent's own connection to its GMS endpoint (a CL GE
+					    * reaching its GMS through its guarded interface, docs/gms.md) */
 };
 
 /* XLAT (generic translation: CIT, VAT, NAT). Key = gscip_cid in the view

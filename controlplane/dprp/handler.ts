@@ -14,6 +14,7 @@
  */
 import { guardedTimers, partClock } from '../parts/runtime.js';
 import { ifNameToIndex } from '../bpf/libc.js';
+import { loadIdentity } from '../gms/agent-files.js';
 import { Dir, PuntReason, UDP_CTR_LIMIT } from '../maps/abi.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
 import { flowKeyWriter, KernelPitMap } from '../flows/kernel-flow-maps.js';
@@ -24,7 +25,7 @@ import type { NatfDprpHooks } from './natf-hooks.js';
 import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
-  dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpRekeySignalsTotal, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
+  dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpOwnGmsFlowsTotal, dprpRekeySignalsTotal, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
   dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpNatFollowTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
 } from '../metrics/metrics.js';
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -35,7 +36,7 @@ import { controlOfFrame, frameControl } from '../parts/control-framing.js';
 import { firstPacketMark } from './first-packet.js';
 import type { ControlVia } from './node-deps.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type SelfInfo } from './node.js';
-import { reverseFlow, type PitEntry } from './pit-entries.js';
+import { pitEntriesFor, reverseFlow, type PitEntry } from './pit-entries.js';
 import type { PitWriter } from './node-deps.js';
 import { Stage, stageProfile } from './stage-profile.js';
 import { readKernelRoutes, readKernelRoutesAsync, RouteTable, type KernelView } from './routes.js';
@@ -64,7 +65,30 @@ export interface DprpHandlerOptions {
   requireEncryption?: () => readonly string[];
   /** Test hook: the resolver for requireEncryption names (default: the system resolver, IPv4). */
   resolve4?: Resolve4;
+  /**
+   * This agent's own GMS endpoints (IPv4 address + TCP port, from its GMS
+   * identity's URLs), read on each miss: a TCP flow from this host to one of
+   * them is passed at once (PIT why own_gms) instead of negotiated. A CL GE
+   * whose GMS is reached through its guarded interface would otherwise cut
+   * itself off from its own GMS (docs/gms.md "The agent's own GMS connection").
+   */
+  gmsEndpoints?: () => readonly GmsEndpoint[];
   log: Logger;
+}
+
+export interface GmsEndpoint { addr: string; port: number }
+
+/** The IPv4-literal endpoints of GMS URLs (https, default port 443); a name is skipped (not resolved on the punt path). */
+export function gmsEndpointsOf(urls: readonly string[]): GmsEndpoint[] {
+  const out: GmsEndpoint[] = [];
+  for (const u of urls) {
+    try {
+      const x = new URL(u);
+      if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(x.hostname)) continue;
+      out.push({ addr: x.hostname, port: x.port ? Number(x.port) : (x.protocol === 'http:' ? 80 : 443) });
+    } catch { /* not a URL: nothing */ }
+  }
+  return out;
 }
 
 /** Prometheus side of the node's observer. */
@@ -154,6 +178,15 @@ export class DprpHandler implements PuntHandler {
     if (!(opts.self.mode in MODE_CODES)) throw new RangeError(`dprp: self.mode must be OP or CL (got ${opts.self.mode})`);
   }
 
+  /** TCP from this host (its own address) to one of its own GMS endpoints. */
+  private ownGmsFlow(flow: Flow): boolean {
+    if (flow.proto !== 6 || !this.opts.gmsEndpoints) return false;
+    if (!this.routes.isOwnOrBroadcast(flow.saddr) && flow.saddr !== this.selfInfo!.addr) return false;
+    let eps: readonly GmsEndpoint[];
+    try { eps = this.opts.gmsEndpoints(); } catch { return false; }
+    return eps.some((e) => e.addr === flow.daddr && e.port === flow.dport);
+  }
+
   /** The node (after the first punt); for tests and the CLI. */
   get engine(): DprpNode | null {
     return this.node;
@@ -206,6 +239,7 @@ export class DprpHandler implements PuntHandler {
   }
 
   private lastStaleRead = 0;
+  private pit: PitWriter | null = null;
 
   private init(ctx: PuntContext): DprpNode {
     if (this.node) return this.node;
@@ -227,6 +261,7 @@ export class DprpHandler implements PuntHandler {
     // Per-flow keys (gscip_flow_keys) are written with the entries (controlplane/pccom/flow-keys.ts).
     const kernelPit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs(), flowKeyWriter(ctx.maps, { udpRekeyAt: this.opts.udpRekeyAt }));
     const pit = stageProfile.on ? timedPit(kernelPit) : kernelPit;
+    this.pit = pit;
     this.node = new DprpNode({
       self: this.selfInfo,
       keys: this.keys,
@@ -347,6 +382,15 @@ export class DprpHandler implements PuntHandler {
     // The negotiation always runs from this GE toward the remote end.
     const flow = c.dir === Dir.EGRESS ? seen : reverseFlow(seen);
     if (c.dir === Dir.EGRESS && flow.saddr !== this.selfInfo!.addr) this.refreshIfStale(flow.saddr);
+    // Only an egress miss opens it (this host's SYN): a packet arriving from the GMS's address never does.
+    if (c.dir === Dir.EGRESS && this.ownGmsFlow(flow)) {
+      // Exactly this 5-tuple, all four hooks, plaintext (it is TLS): never a negotiation, never a CL refusal.
+      this.pit!.install(pitEntriesFor(flow, 'pass', 'start', null, 'confirmed', { why: 'own_gms' }));
+      dprpOwnGmsFlowsTotal.inc();
+      this.log.info({ flow: `${flow.saddr}:${flow.sport} -> ${flow.daddr}:${flow.dport}/tcp` }, 'the agent\'s own GMS connection: passed (why own_gms)');
+      if (rec.reason !== PuntReason.TRUNCATED) ctx.release(rec);
+      return;
+    }
     if (rec.reason === PuntReason.TRUNCATED) {
       node.onPitMiss(flow, null, c.dir !== Dir.EGRESS);
       return;
@@ -415,15 +459,27 @@ export { ipOfFrame } from '../parts/control-framing.js';
  * guesses OP for a CL router). GSCIP_GE_ADDR overrides the own address
  * (default: the first IPv4 of the first guarded interface).
  */
-export const dprpHandlerFactory = ({ log, ge, extensions, requireEncryption }: HandlerFactoryContext & { extensions?: PartExtensions }): DprpHandler => {
+export const dprpHandlerFactory = ({ log, ge, extensions, requireEncryption, config }: HandlerFactoryContext & { extensions?: PartExtensions }): DprpHandler => {
   if (!ge) {
     throw new Error('dprp: this GE\'s type and mode are unknown: run the agent with --gms-data-dir (the GMS defines them) or give --ge-type GES|GEN|GEA|GNAT|GSRA and --ge-mode OP|CL');
   }
   return new DprpHandler({
     self: { type: ge.type, mode: ge.mode, addr: process.env.GSCIP_GE_ADDR }, log, requireEncryption, ...dprpExtensionOptions(extensions),
+    ...(config?.gms ? { gmsEndpoints: ownGmsEndpoints(config.gms.dataDir) } : {}),
     ...udpRekeyAtFromEnv(process.env.GSCIP_PCCOM_UDP_REKEY_AT),
   });
 };
+
+/** The endpoints of the agent's GMS identity (gms.json urls), read again at most once a second. */
+function ownGmsEndpoints(dataDir: string): () => readonly GmsEndpoint[] {
+  let at = 0; let eps: GmsEndpoint[] = [];
+  return () => {
+    if (Date.now() - at < 1000) return eps;
+    at = Date.now();
+    try { eps = gmsEndpointsOf(loadIdentity(dataDir).urls); } catch { /* not enrolled (yet): none */ }
+    return eps;
+  };
+}
 
 /**
  * GSCIP_PCCOM_UDP_REKEY_AT: the UDP datagram counter at which a per-flow key

@@ -57,7 +57,7 @@ export const PIT_F_FLOW_KEY = 0x08;
 export const PIT_WHY_SHIFT = 4;
 export const PIT_WHY_MASK = 0xf0;
 /** enum gscip_pit_why. */
-export const PitWhy = { NONE: 0, NO_GE: 1, NOT_MEMBER: 2, CLOSED: 3, ENCRYPTION_REQUIRED: 4, POLICY: 5, NAT_CHECKSUM: 6 } as const;
+export const PitWhy = { NONE: 0, NO_GE: 1, NOT_MEMBER: 2, CLOSED: 3, ENCRYPTION_REQUIRED: 4, POLICY: 5, NAT_CHECKSUM: 6, OWN_GMS: 7 } as const;
 export type PitWhy = (typeof PitWhy)[keyof typeof PitWhy];
 export const KEY_F_NONE = 0;
 /** gscip_key_val.flags: PCCOM cipher ChaCha12 / ChaCha8 instead of ChaCha20 (at most one). */

@@ -11,7 +11,7 @@
  *   PIT_STATES    enum gscip_pit_state   static tentative confirmed
  *   XLAT_KINDS    enum gscip_xlat_kind   static cit vat nat
  *   NAT_ORIGINS   enum gscip_nat_origin  outbound inbound gsra
- *   PIT_WHYS      enum gscip_pit_why     none no_ge not_member closed encryption_required policy nat_checksum
+ *   PIT_WHYS      enum gscip_pit_why     none no_ge not_member closed encryption_required policy nat_checksum own_gms
  *
  * Every name the control plane shows or reads for these (CLI input and
  * output, JSON, config, metric labels, the flow table, DPRP's PIT entries) is
@@ -77,7 +77,7 @@ export const XLAT_KINDS = vocabulary(XlatKind, 'enum gscip_xlat_kind');
 export const PIT_WHYS = vocabulary(PitWhy, 'enum gscip_pit_why');
 export const NAT_ORIGINS = vocabulary(NatOrigin, 'enum gscip_nat_origin');
 
-/** Why a PIT entry is plaintext or a drop: 'none' | 'no_ge' | 'not_member' | 'closed' | 'encryption_required' | 'policy' | 'nat_checksum'. */
+/** Why a PIT entry is plaintext or a drop: 'none' | 'no_ge' | 'not_member' | 'closed' | 'encryption_required' | 'policy' | 'nat_checksum' | 'own_gms'. */
 export type PitWhyName = NameOf<typeof PitWhy>;
 
 /** The why of a gscip_pit_val.flags (bits 4-7); a number the ABI does not define reads as its label. */

@@ -231,6 +231,10 @@ export const dprpRekeySignalsTotal = new Counter({
   labelNames: ['answer'] as const, // started | unknown_flow | not_encrypted | running | too_soon | too_many_negotiations
   registers: [registry],
 });
+export const dprpOwnGmsFlowsTotal = new Counter({
+  name: 'gscip_dprp_own_gms_flows_total', help: 'The agent\'s own TCP connections to its GMS endpoint passed without negotiation (PIT why own_gms)',
+  registers: [registry],
+});
 export const dprpNegotiationSeconds = new Histogram({
   name: 'gscip_dprp_negotiation_seconds', help: 'Time from PIT miss to completed DPRP negotiation at the start GE',
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],

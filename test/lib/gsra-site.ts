@@ -19,6 +19,7 @@ import { GscipRunner } from './agent-process.js';
 import { enScript } from './gsra-en.js';
 import { GROUPS, PEOPLE, TestSlapd } from './slapd.js';
 import { exited } from '../netns/pccom-topology.js';
+import { DnsServer } from '../netns/dns-server.js';
 
 export const SITE = { GEN: '192.0.2.20', GGR: '192.0.2.1', PGR: '100.64.1.1', IN1: '100.64.1.10', IN2: '100.64.1.20' } as const;
 const MAIN = resolve(__dirname, '../../controlplane/cli/main.js');
@@ -68,12 +69,30 @@ export class GsraSite {
   constructor(prefix: string) { this.t = new Topology(prefix); }
 
   /** Everything up: users `users` (uid -> password) in the directory group staff (GSCIP group 1). */
-  async start(users: Record<string, string>): Promise<void> {
+  dns: DnsServer | null = null;
+  resolvConf = '';
+
+  /**
+   * `o.enAgent`: the EN runs a real agent later (startEnAgent): the router's
+   * Internet leg is PCCOM (else plaintext for the scripted EN), and a BIND 9 on
+   * the EN's side (dns 203.0.113.53, link d0) answers in1/in2.corp.example.net with GGR.
+   */
+  async start(users: Record<string, string>, o: { enAgent?: boolean } = {}): Promise<void> {
     const { t } = this;
     const { GGR, PGR, IN1, IN2 } = SITE;
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in');
       linkGsraCore(t);
+      if (o.enAgent) {
+        t.addHost('dns');
+        t.link('en', 'd0', 'dns', 'dns0');
+        t.addr('en', 'd0', '203.0.113.20/24');
+        t.addr('dns', 'dns0', '203.0.113.53/24');
+        this.dns = new DnsServer(t, 'dns', '203.0.113.53', { 'in1.corp': GGR, 'in2.corp': GGR });
+        await this.dns.start();
+        this.resolvConf = t.scratchPath(`/tmp/${t.prefix}-resolv.conf`);
+        writeFileSync(this.resolvConf, 'nameserver 203.0.113.53\noptions timeout:2 attempts:2\n');
+      }
       this.slapd = await TestSlapd.start(Object.entries(users).map(([uid, password]) => ({ uid, password })), { staff: Object.keys(users) }, { netns: t.ns('router') });
       this.gmsDir = t.scratchPath(`/tmp/${t.prefix}-gms`);
       this.routerDir = t.scratchPath(`/tmp/${t.prefix}-router-agent`);
@@ -108,7 +127,7 @@ export class GsraSite {
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }], gms: { dataDir: this.routerDir },
         nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
-        gsra: { ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 }, tickMs: 200, statusFile: this.statusFile, legEncryption: 'none' /* the scripted EN (test/lib/gsra-en.ts) has no PIT */ },
+        gsra: { ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 }, tickMs: 200, statusFile: this.statusFile, ...(o.enAgent ? {} : { legEncryption: 'none' /* the scripted EN (test/lib/gsra-en.ts) has no PIT */ }) },
       }));
       await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', '127.0.0.1:9465'], 'gsra-in');
       await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9464'], 'gsra-out');
@@ -132,6 +151,20 @@ export class GsraSite {
       `require(${JSON.stringify(`${DIST}/controlplane/gms/client.js`)}).fetchGeState(${JSON.stringify(this.enDir)}).then((d) => process.stdout.write(Buffer.from(d.gsraUserKey, 'base64').toString('hex')))`]).stdout.trim();
   }
 
+  /** The EN's own agent (parts dprp, natf, gsra-en) on its GMS data dir: user, user key and group keys from its delivery. */
+  async startEnAgent(): Promise<void> {
+    const cfg = this.t.scratchPath(`/tmp/${this.t.prefix}-en.json`);
+    writeFileSync(cfg, JSON.stringify({
+      interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
+      handlers: ['dprp', 'natf', 'gsra-en'], gms: { dataDir: this.enDir },   // GEN, CL: from the GMS
+      natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
+      gsraEn: { routers: [SITE.GGR], group: 1, sweepMs: 500 },
+    }));
+    this.enAgent = await this.g.startAgent('en', ['--config', cfg, '--metrics', '127.0.0.1:9466'], 'en', { logLevel: 'info' });
+  }
+
+  enAgent: { stderr: string } | null = null;
+
   /** Runs a job of the EN script to its end; its JSON line. */
   async runEn(keyHex: string, job: Record<string, unknown>): Promise<Record<string, any>> {
     const p = this.t.spawn('en', process.execPath, ['-e', enScript(keyHex, job, { gen: SITE.GEN, ggr: SITE.GGR })]);
@@ -145,6 +178,7 @@ export class GsraSite {
   lastByteAt(): number { return Number([...this.sinkOut.matchAll(/last (\d+)\n/g)].pop()?.[1] ?? 0); }
 
   async close(): Promise<void> {
+    await this.dns?.stop().catch(() => undefined);
     this.g?.cleanup();
     this.t.cleanupSync();
     await this.slapd?.destroy();

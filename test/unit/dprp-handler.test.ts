@@ -16,6 +16,7 @@ import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import { registry } from '../../controlplane/metrics/metrics.js';
 import { logger } from '../../controlplane/log/logger.js';
 import { testKey } from './dprp-sim.js';
+import { pitWhyOf } from '../../controlplane/maps/vocabulary.js';
 
 const cidKey = (c: Cid) => `${c.dir}/${c.proto}/${c.saddr}:${c.sport}>${c.daddr}:${c.dport}`;
 
@@ -257,4 +258,35 @@ test('the periodic route refresh reads the kernel without blocking the event loo
   assert.ok(isDeepStrictEqual(view, before) || isDeepStrictEqual(view, after),
     `async snapshot matches neither sync snapshot:\n${JSON.stringify(view)}\nvs\n${JSON.stringify(after)}`);
   assert.ok(view.addrs.some((a) => a.addr === '127.0.0.1'), 'loopback address seen');
+});
+
+test('a CL GE passes its own TLS connection to its GMS endpoint (why own_gms, counted); another port, UDP, a forwarded source or an ingress packet from the GMS address is not passed', async (t) => {
+  const a = new FakeCtx();
+  a.peer = new FakeCtx(); a.peerHandler = null;
+  const h = new DprpHandler({ self: { type: 'GEN', mode: 'CL' }, readKernel: () => view('192.0.2.20'), log: logger('dprp-own-gms'), gmsEndpoints: () => [{ addr: '192.0.2.1', port: 7443 }] });
+  t.after(() => h.close());
+  a.sendControl = () => undefined;  // nobody answers (the GMS side runs no DPRP)
+  const before = Number(/^gscip_dprp_own_gms_flows_total (\d+)/m.exec(await registry.metrics())?.[1] ?? 0);
+  const own: Cid = { saddr: '192.0.2.20', daddr: '192.0.2.1', sport: 45001, dport: 7443, proto: 6, dir: Dir.EGRESS };
+  const syn = puntRec(Dir.EGRESS, PuntReason.PIT_MISS, own, Buffer.alloc(60));
+  h.onMiss(syn, a);
+  assert.deepEqual(a.released, [syn], 'released at once, no negotiation');
+  const rev: Cid = { saddr: own.daddr, daddr: own.saddr, sport: own.dport, dport: own.sport, proto: 6, dir: Dir.INGRESS };
+  for (const k of [own, { ...own, dir: Dir.INGRESS }, rev, { ...rev, dir: Dir.EGRESS }]) {
+    const v = a.pit.get(cidKey(k))?.[1];
+    assert.equal(v?.action, Action.PASS, cidKey(k));
+    assert.equal(pitWhyOf(v!.flags), 'own_gms');
+  }
+  assert.equal(a.pit.size, 4, 'exactly that 5-tuple');
+  const after = Number(/^gscip_dprp_own_gms_flows_total (\d+)/m.exec(await registry.metrics())?.[1] ?? 0);
+  assert.equal(after - before, 1, 'counted');
+  // Not the GMS endpoint: the normal CL path (nothing passed, nothing released at once).
+  for (const c of [{ ...own, sport: 45002, dport: 22 }, { ...own, sport: 45003, proto: 17 }, { ...own, saddr: '198.51.100.9', sport: 45004 }]) {
+    h.onMiss(puntRec(Dir.EGRESS, PuntReason.PIT_MISS, c, Buffer.alloc(60)), a);
+  }
+  // A packet arriving from GMS:7443 to a port of ours opens nothing (only this host's own egress SYN does).
+  h.onMiss(puntRec(Dir.INGRESS, PuntReason.PIT_MISS, { ...rev, dport: 45005 }, Buffer.alloc(60)), a);
+  assert.equal(a.released.length, 1, 'only the GMS flow released at once');
+  assert.ok([...a.pit.values()].every(([, v]) => pitWhyOf(v.flags) === 'own_gms' ? true : v.action !== Action.PASS), 'no other flow passed');
+  assert.equal([...a.pit.values()].filter(([, v]) => pitWhyOf(v.flags) === 'own_gms').length, 4);
 });
