@@ -9,6 +9,7 @@
  * marker in a capture on the router's outside interface); in2 (another
  * group) fails at once with EHOSTUNREACH.
  */
+import { runResolverApp, type ResolverJob } from '../lib/resolver-app.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -23,19 +24,6 @@ const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : slapd
 const PASSWORD = 'Alice-directory-pw-7d1e';
 const MARKER = Buffer.from('GSRA-PLAINTEXT-MARKER-d41c');
 
-const APP = (job: Record<string, unknown>): string => `
-const dns = require('dns'), net = require('net'), fs = require('fs');
-const job = ${JSON.stringify(job)};
-const t0 = Date.now();
-const done = (o) => { console.log(JSON.stringify({ ...o, ms: Date.now() - t0 })); process.exit(0); };
-dns.lookup(job.name, { family: 4 }, (e, addr) => {
-  if (e) return done({ lookup: e.code });
-  const c = net.connect({ host: addr, port: 5201 });
-  const to = setTimeout(() => { c.destroy(); done({ addr, error: 'TIMEOUT' }); }, 20000);
-  c.on('connect', () => { if (job.file) fs.createReadStream(job.file).pipe(c); else { clearTimeout(to); c.destroy(); done({ addr, connected: true }); } });
-  c.on('close', () => { clearTimeout(to); done({ addr, sent: true }); });
-  c.on('error', (er) => { clearTimeout(to); done({ addr, error: er.code }); });
-});`;
 
 describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
   let s: GsraSite;
@@ -57,13 +45,7 @@ describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavai
   });
   after(async () => { await s?.close(); });
 
-  const app = async (job: Record<string, unknown>): Promise<Record<string, any>> => {
-    const p = s.t.spawn('en', 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', s.resolvConf, process.execPath, '-e', APP(job)]);
-    let so = '';
-    p.stdout?.setEncoding('utf8'); p.stdout?.on('data', (d: string) => { so += d; });
-    await exited(p, 60_000);
-    return JSON.parse(so.trim().split('\n').pop() || '{}') as Record<string, any>;
-  };
+  const app = (job: ResolverJob): Promise<Record<string, any>> => runResolverApp(s.t, 'en', s.resolvConf, job);
 
   test('enrolled by LDAP password, the EN agent admits an unmodified application by name: 2 MiB byte-exact, leg encrypted', async () => {
     const data = randomBytes(2 << 20);
@@ -74,7 +56,7 @@ describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavai
     const cap = s.t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '300', '-w', pcap, 'tcp and portrange 40000-40999']);
     await waitFor('tcpdump', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
     let r: Record<string, any>;
-    try { r = await app({ name: 'in1.corp.example.net', file: inp }); } finally { cap.kill('SIGINT'); await exited(cap, 5000); }
+    try { r = await app({ kind: 'tcp', name: 'in1.corp.example.net', file: inp }); } finally { cap.kill('SIGINT'); await exited(cap, 5000); }
     assert.match(String(r.addr), /^198\.19\./, JSON.stringify(r));
     assert.equal(r.error, undefined, JSON.stringify(r));
     await waitFor('the IN got 2 MiB', () => (existsSync(`${s.sinkFile}.1`) ? readFileSync(`${s.sinkFile}.1`).length : 0) >= data.length, 20_000);
@@ -101,7 +83,7 @@ describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavai
   });
 
   test('in2 (another group): EHOSTUNREACH at once', async () => {
-    const r = await app({ name: 'in2.corp.example.net' });
+    const r = await app({ kind: 'connect', name: 'in2.corp.example.net' });
     assert.equal(r.error, 'EHOSTUNREACH', JSON.stringify(r));
     assert.ok(r.ms < 3000, `prompt: ${r.ms} ms`);
   });

@@ -17,6 +17,7 @@
  * path to the same router: test/netns/gsra-directory.test.ts). Not here:
  * PCCOM on the Internet leg (not built: the leg is plaintext).
  */
+import { runResolverApp, type ResolverJob } from '../lib/resolver-app.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -53,32 +54,6 @@ u.bind(5301, '0.0.0.0');
 srv.listen(5201, '0.0.0.0', () => console.log('ready'));
 setTimeout(() => process.exit(3), 150000).unref();`;
 
-/** The unmodified application: the system resolver (getaddrinfo), then a TCP send of a file, a UDP echo, or a connect. */
-const APP = (job: Record<string, unknown>): string => `
-const dns = require('dns'), net = require('net'), dgram = require('dgram'), fs = require('fs');
-const job = ${JSON.stringify(job)};
-const t0 = Date.now();
-const done = (o) => { console.log(JSON.stringify({ ...o, ms: Date.now() - t0 })); process.exit(0); };
-dns.lookup(job.name, { family: 4 }, (e, addr) => {
-  if (e) return done({ lookup: e.code });
-  if (job.kind === 'tcp') {
-    const c = net.connect({ host: addr, port: 5201 });
-    c.on('connect', () => { const r = fs.createReadStream(job.file); r.pipe(c); });
-    c.on('close', () => done({ addr, sent: true }));
-    c.on('error', (er) => done({ addr, error: er.code }));
-  } else if (job.kind === 'connect') {
-    const c = net.connect({ host: addr, port: 5201 });
-    const to = setTimeout(() => { c.destroy(); done({ addr, error: 'TIMEOUT' }); }, 10000);
-    c.on('connect', () => { clearTimeout(to); c.destroy(); done({ addr, connected: true }); });
-    c.on('error', (er) => { clearTimeout(to); done({ addr, error: er.code }); });
-  } else if (job.kind === 'udp') {
-    const s = dgram.createSocket('udp4');
-    const msg = Buffer.from(job.payload, 'hex');
-    s.on('message', (m) => done({ addr, echo: m.toString('hex') }));
-    s.connect(5301, addr, () => s.send(msg));
-    setTimeout(() => done({ addr, error: 'TIMEOUT' }), 10000);
-  }
-});`;
 
 describe('GSRA EN part: an unmodified application reaches an IN by name (namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
   let t: Topology;
@@ -142,15 +117,7 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
   });
   after(async () => { sink?.kill(); await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); });
 
-  /** The application in the EN's namespace with the EN's resolv.conf (a private mount namespace: the machine's file untouched). */
-  const app = async (job: Record<string, unknown>): Promise<Record<string, any>> => {
-    const p = t.spawn('en', 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf, process.execPath, '-e', APP(job)]);
-    let so = '';
-    p.stdout?.setEncoding('utf8');
-    p.stdout?.on('data', (d: string) => { so += d; });
-    await exited(p, 60_000);
-    return JSON.parse(so.trim().split('\n').pop() || '{}') as Record<string, any>;
-  };
+  const app = (job: ResolverJob): Promise<Record<string, any>> => runResolverApp(t, 'en', resolvConf, job);
 
   test('by name through the router: 4 MiB TCP byte-exact, the IN sees PGR:t; the name resolved to a VIN', async () => {
     const data = randomBytes(BYTES);
