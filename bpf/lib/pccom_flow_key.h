@@ -54,6 +54,12 @@ static __always_inline int pccom_rounds_of(__u32 flags, __u32 *dr)
 	return 0;
 }
 
+/* A half's key identity besides its salt: its version and leg (a GMS rotation keeps the salt). */
+static __always_inline __u32 pccom_fk_half_id(const struct gscip_flow_key_half *h, __u8 leg)
+{
+	return (h->key_version << 8) | leg;
+}
+
 /* One more wish for a re-key; signal on the first and every 256th. */
 static __always_inline void pccom_want_rekey(struct gscip_flow_key_val *fk, struct pccom_scratch *s)
 {
@@ -82,6 +88,10 @@ static __always_inline int pccom_load_flow_key(const struct gscip_pkt *pkt, stru
 	if (!encrypt) {
 		s->t_cur = READ_ONCE(fk->cur.ctr);
 		s->t_prev = READ_ONCE(fk->prev.ctr);
+		s->fk_salt = fk->salt;
+		s->fk_ver = pccom_fk_half_id(&fk->cur, fk->leg);
+		s->fk_psalt = fk->prev_salt;
+		s->fk_pver = pccom_fk_half_id(&fk->prev, fk->prev_leg);
 		return 0;
 	}
 	if (pkt->cid.proto == IPPROTO_UDP) {
@@ -123,6 +133,8 @@ static __always_inline int pccom_load_prev_flow_key(const struct gscip_pkt *pkt,
 	if (rc)
 		return rc;
 	__builtin_memcpy(s->in.key, fk->prev.key, sizeof(s->in.key));
+	s->fk_psalt = fk->prev_salt;  /* the key actually tried (this lookup may see a newer value) */
+	s->fk_pver = pccom_fk_half_id(&fk->prev, fk->prev_leg);
 	return 0;
 }
 
@@ -193,13 +205,25 @@ static __always_inline void pccom_flow_key_after(struct __sk_buff *skb, const st
 
 	if (!encrypt && pkt->cid.proto == IPPROTO_UDP &&
 	    (rc == 0 || rc == 1 || rc == GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM))) {
+		/* A second lookup: the control plane may have replaced the value since
+		 * pccom_load_flow_key (a re-key: cur became prev, a new cur with its
+		 * counter at 0). A counter goes to the half that holds the key it was
+		 * accepted under, if any; the rest only when cur is still that key. */
 		fk = bpf_map_lookup_elem(&gscip_flow_keys, &pkt->cid);
 		if (fk) {
-			if (rc == 0 && s->ctr > READ_ONCE(fk->cur.ctr))
-				WRITE_ONCE(fk->cur.ctr, s->ctr);
-			else if (rc == 1 && s->ctr > READ_ONCE(fk->prev.ctr))
-				WRITE_ONCE(fk->prev.ctr, s->ctr);
-			if (rc != GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM)) {
+			__u64 salt = rc == 0 ? s->fk_salt : s->fk_psalt;
+			__u32 id = rc == 0 ? s->fk_ver : s->fk_pver;
+			struct gscip_flow_key_half *h = NULL;
+
+			if (fk->salt == salt && pccom_fk_half_id(&fk->cur, fk->leg) == id)
+				h = &fk->cur;
+			else if (fk->prev_salt == salt && pccom_fk_half_id(&fk->prev, fk->prev_leg) == id)
+				h = &fk->prev;
+			if ((rc == 0 || rc == 1) && h && s->ctr > READ_ONCE(h->ctr))
+				WRITE_ONCE(h->ctr, s->ctr);
+			if (fk->salt != s->fk_salt || pccom_fk_half_id(&fk->cur, fk->leg) != s->fk_ver) {
+				/* another key now: this packet's result says nothing of it */
+			} else if (rc != GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM)) {
 				if (READ_ONCE(fk->fails))
 					WRITE_ONCE(fk->fails, 0);
 			} else {

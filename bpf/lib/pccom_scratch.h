@@ -65,6 +65,13 @@ struct pccom_scratch {
 	__u64 t_cur;        /* UDP receiver: highest counter accepted under cur / prev */
 	__u64 t_prev;
 	__u32 has_prev;     /* receiver: the flow key has a previous key to try */
+	/* receiver: which keys cur / prev were when loaded (salt, version << 8 | leg):
+	 * the state written after the packet goes to the half that still holds
+	 * that key, never to a key the control plane swapped in meanwhile */
+	__u64 fk_salt;
+	__u64 fk_psalt;
+	__u32 fk_ver;
+	__u32 fk_pver;
 	__u32 signal;       /* raise the re-key signal after this packet */
 	__u32 ipid;         /* UDP: the IP ID as received/sent, host order */
 	/* kept across packets */

@@ -10,12 +10,14 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { BpfHarness, bpfUnavailable, TC_ACT } from '../lib/bpf-harness.js';
 import { IPPROTO_TCP, IPPROTO_UDP, tcpFrame, udpFrame, type TcpOpts, type UdpOpts } from '../lib/packets.js';
 import {
   Action, Dir, PIT_F_FLOW_KEY, PitState, PuntReason, Role, Stat, UDP_CTR_LIMIT, UDP_REORDER_WINDOW,
 } from '../../controlplane/maps/abi.js';
-import type { Cid, PitVal } from '../../controlplane/maps/codecs.js';
+import { cidCodec, flowKeyValCodec, type Cid, type PitVal } from '../../controlplane/maps/codecs.js';
 import type { FlowKeyWriter } from '../../controlplane/pccom/flow-keys.js';
 import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
 import { openFlowKeyHarness, resetFlowKeyHarness } from '../lib/pccom-flow-harness.js';
@@ -240,5 +242,63 @@ describe('PCCOM per-flow keys (BPF_PROG_TEST_RUN, gscip_tc)', { skip: unavailabl
     const sig = h.punts();
     assert.equal(sig.length, 1);
     assert.deepEqual(sig[0].cid, eg);
+  });
+  test('a re-key written while a datagram is in the fast path: its counter goes to the key it was accepted under, never to the new key', async () => {
+    // The receiver's state after a datagram is written through a second lookup
+    // (pccom_flow_key_after). A re-key replaces the value in between: before
+    // this was keyed, a datagram accepted under the old cur wrote its counter
+    // (~2^15 in a loaded namespace run) into the NEW cur, whose datagrams
+    // (counters from 0) then all failed (seen: ~500 lost, the receiver
+    // re-keying on its own). Here a worker thread swaps the value between
+    // V1 {cur k1} and V2 {cur k2 at 0, prev k1} while this thread decrypts k1
+    // datagrams; after each V2 period it reads V2's cur counter, which only
+    // a k2 datagram may move (none is sent).
+    const s1 = randomBytes(8).toString('hex');
+    const s2 = randomBytes(8).toString('hex');
+    const { ing } = flow(udpAB, IPPROTO_UDP, s1);
+    const frames = Array.from({ length: 4000 }, () => enc(udpFrame(udpAB)).dataOut);
+    const v1 = h.maps.flowKeys.get(ing)!;
+    w.install(entry(ing, 'decrypt', s2, { role: 'end', prevFlowKey: { salt: s1, leg: 'fwd' }, prevVersion: 1 }), ing);
+    const v2 = h.maps.flowKeys.get(ing)!;
+    assert.equal(v2.prev.key_version, 1);
+    const codecs = resolve(__dirname, '../../controlplane/maps/codecs.js');
+    const bpfMap = resolve(__dirname, '../../controlplane/bpf/bpf-map.js');
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(`
+      const { workerData, parentPort } = require('node:worker_threads');
+      const { BpfMap } = require(workerData.bpfMap);
+      const { cidCodec, flowKeyValCodec } = require(workerData.codecs);
+      const m = new BpfMap('gscip_flow_keys', workerData.fd, cidCodec, flowKeyValCodec, false);
+      const key = cidCodec.decode(Buffer.from(workerData.key));
+      const v1 = flowKeyValCodec.decode(Buffer.from(workerData.v1));
+      const v2 = flowKeyValCodec.decode(Buffer.from(workerData.v2));
+      let swaps = 0, wrong = 0;
+      const t0 = Date.now();
+      while (Atomics.load(workerData.stop, 0) === 0 && Date.now() - t0 < 10000 && swaps < 2000000) {
+        m.set(key, v1);
+        m.set(key, v2);
+        const now = m.get(key);
+        if (now && now.cur.ctr !== 0n) wrong++;
+        swaps++;
+      }
+      parentPort.postMessage({ swaps, wrong });
+    `, { eval: true, workerData: { fd: h.maps.flowKeys.fd, key: cidCodec.encode(ing), v1: flowKeyValCodec.encode({ ...v1, cur: { ...v1.cur, ctr: 0n } }), v2: flowKeyValCodec.encode(v2), stop, codecs, bpfMap } });
+    const done = new Promise<{ swaps: number; wrong: number }>((res, rej) => { worker.once('message', res); worker.once('error', rej); });
+    try {
+      await new Promise((r) => setTimeout(r, 50));  // the worker is swapping
+      const t0 = Date.now();
+      let runs = 0;
+      for (let round = 0; round < 20 && Date.now() - t0 < 3000; round++) {
+        for (const f of frames) { dec(f); runs++; }
+      }
+      Atomics.store(stop, 0, 1);
+      const r = await done;
+      assert.ok(r.swaps > 100 && runs > 1000, `the race was exercised (${r.swaps} swaps, ${runs} datagrams)`);
+      assert.equal(r.wrong, 0, `the new key's counter moved by an old key's datagram ${r.wrong} times in ${r.swaps} swaps`);
+      assert.ok(h.stat(Stat.STAT_PIT_DECRYPT_PREV).packets > 0n, "datagrams were taken under V2's prev");
+    } finally {
+      Atomics.store(stop, 0, 1);
+      await worker.terminate();
+    }
   });
 });
