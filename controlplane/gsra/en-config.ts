@@ -11,6 +11,7 @@
  *     userId / keyFile           # the user and key without a GMS (labs); default: the GMS delivery
  *     maxPending: 1024           # admissions under way at once (more: refused, counted)
  *     requireEncryption: true    # a router offering a plaintext leg (MAP_OK action PASS) is refused
+ *     ftpPassive: true           # 227 replies from VIN:21 rewritten to (VIN,p1,p2) (docs/gsra.md "FTP passive mode")
  */
 import { z } from 'zod';
 
@@ -26,6 +27,8 @@ export const gsraEnConfigSchema = z.strictObject({
   maxPending: z.number().int().min(1).max(65536).default(1024),
   /** Refuse a flow whose router offers a plaintext Internet leg (MAP_OK action PASS). */
   requireEncryption: z.boolean().default(true),
+  /** FTP passive mode: 227 replies from a VIN's port 21 get the VIN as their address (fast path FTP stage, the agent rewrites). */
+  ftpPassive: z.boolean().default(true),
   userId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
   keyFile: z.string().min(1).optional(),
 }).superRefine((c, ctx) => {

@@ -28,7 +28,8 @@ import { puntPacket, type Cid, type PuntRec } from '../maps/codecs.js';
 import { Action, Dir, PitState, Role } from '../maps/abi.js';
 import { controlOfFrame, frameControl } from '../parts/control-framing.js';
 import { agentFilePaths, loadCache } from '../gms/agent-files.js';
-import { gsraEnFlowsTotal } from '../metrics/metrics.js';
+import { gsraEnFlowsTotal, gsraEnFtpRepliesTotal } from '../metrics/metrics.js';
+import { parseFtpFrame, rewriteFtpFrame } from './ftp-reply.js';
 import type { DnsRewriters } from '../natf/dns-rewriters.js';
 import { Nrt } from '../natf/nrt.js';
 import { unreachableFor } from '../natf/refusal.js';
@@ -153,6 +154,30 @@ export class GsraEnHandler implements PuntHandler {
     if (!p || cp.src !== p.session.flow.ggr) return;
     const next = p.session.onReply(Buffer.from(cp.msg), this.nowMs());
     this.step(p, next);
+  }
+
+  /**
+   * An FTP 227 reply from VIN:21 (the fast path's FTP stage punts it decrypted, in the stack view): its
+   * address becomes the VIN, the segment's length kept (ftp-reply.ts), so the data connection goes to VIN:p
+   * and is admitted as a flow of its own (AUTH for the same IN, d = p). Not a GSRA flow: passed on.
+   */
+  onFtpReply(rec: PuntRec, ctx: PuntContext): boolean {
+    if (!this.cfg.ftpPassive || !ctx.reinjectDns) return false;
+    const frame = puntPacket(rec);
+    const f = parseFtpFrame(frame);
+    if (!f || f.code !== 227) return false;
+    const ours = this.nrt.lookupVirtual(f.src) && this.flows().some((x) => x.stack.proto === PROTO_TCP && x.stack.daddr === f.src
+      && x.stack.dport === f.sport && x.stack.saddr === f.dst && x.stack.sport === f.dport);
+    if (!ours) { gsraEnFtpRepliesTotal.inc({ result: 'not_gsra' }); return false; }
+    const out = rewriteFtpFrame(frame, f.src);
+    gsraEnFtpRepliesTotal.inc({ result: out.kind === 'passed' ? out.why : out.kind });
+    if (out.kind !== 'rewritten') {
+      if (out.kind === 'passed') this.log.warn({ vin: f.src, why: out.why }, 'GSRA: FTP 227 reply passed unmodified (the data connection will go to the address the server named)');
+      return false;
+    }
+    this.log.debug({ vin: f.src, port: f.port }, 'GSRA: FTP 227 reply rewritten to the VIN');
+    ctx.reinjectDns(rec.ifindex, out.frame);
+    return true;
   }
 
   private send(p: Pending, s: Send): void {
