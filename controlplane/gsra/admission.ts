@@ -71,6 +71,8 @@ export interface Mapping {
   inside: AddrPort;
   createdAt: number;
   lastSeenAt: number;
+  /** The EN bound first (BIND): it is behind a home NAT. */
+  bound?: boolean;
 }
 
 export type Decision<T> = { ok: true; value: T } | { ok: false; reason: RefuseReason };
@@ -183,7 +185,7 @@ export class GsraAdmission {
     const expectAddr = r.seen?.addr ?? from.addr;
     if (proto !== r.proto || dport !== r.dport || en.addr !== expectAddr || (r.seen && en.port !== r.seen.port)) return refuse('bad_session');
     this.reserved.delete(t);
-    const m: Mapping = { t, userId, group: r.group, proto, en: { ...en }, inside: { addr: r.server.address, port: dport }, createdAt: now, lastSeenAt: now };
+    const m: Mapping = { t, userId, group: r.group, proto, en: { ...en }, inside: { addr: r.server.address, port: dport }, createdAt: now, lastSeenAt: now, ...(r.seen ? { bound: true } : {}) };
     this.mapped.set(t, m);
     return { ok: true, value: m };
   }

@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import { statSync } from 'node:fs';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import { puntPacket, type Cid, type PuntRec } from '../maps/codecs.js';
-import { Action, Dir, PitState, Role } from '../maps/abi.js';
+import { Action, CONTROL_UDP_PORT, Dir, PitState, Role } from '../maps/abi.js';
 import { controlOfFrame, frameControl } from '../parts/control-framing.js';
 import { agentFilePaths, loadCache } from '../gms/agent-files.js';
 import { gsraEnFlowsTotal, gsraEnFtpRepliesTotal } from '../metrics/metrics.js';
@@ -39,7 +39,7 @@ import type { Flow } from '../dprp/wire.js';
 import { EnSession, type Send } from './en-session.js';
 import { legPitEntries, legPitKeys, newestKeyVersion } from './leg-pit.js';
 import { readUserKey } from './router-config.js';
-import type { GsraEnConfig } from './en-config.js';
+import { isPrivateIpv4, type GsraEnConfig } from './en-config.js';
 import { decodeGsra } from './wire.js';
 
 const PROTO_TCP = 6;
@@ -125,6 +125,7 @@ export class GsraEnHandler implements PuntHandler {
   /** A PIT miss: ours when it goes to a live VIN (egress, TCP or UDP). */
   onMiss(rec: PuntRec, ctx: PuntContext): void | 'taken' {
     const c = rec.cid;
+    if (c.dir === Dir.INGRESS && c.proto === PROTO_UDP && c.sport === CONTROL_UDP_PORT && this.routers.has(c.saddr)) return this.bindAnswer(rec, ctx);
     if (c.dir !== Dir.EGRESS || (c.proto !== PROTO_TCP && c.proto !== PROTO_UDP)) return;
     const e = this.nrt.lookupVirtual(c.daddr);
     if (!e) return;
@@ -136,11 +137,25 @@ export class GsraEnHandler implements PuntHandler {
     if (this.byFlow.size >= this.cfg.maxPending) { this.refuse(rec, ctx, 'busy'); return 'taken'; }
     const session = new EnSession({
       userId: user.userId, key: user.key, group: this.cfg.group, name: e.name, vin: c.daddr, ggr: e.real, proto: c.proto,
-      local: { addr: c.saddr, port: c.sport }, dport: c.dport, behindNat: false,
+      local: { addr: c.saddr, port: c.sport }, dport: c.dport,
+      behindNat: this.cfg.behindNat === 'auto' ? isPrivateIpv4(c.saddr) : this.cfg.behindNat,
     });
     const p: Pending = { session, rec, cid: { ...c }, ifindex: rec.ifindex, timer: null, msgId: '' };
     this.byFlow.set(fk, p);
     this.send(p, session.start(this.nowMs()));
+    return 'taken';
+  }
+
+  /**
+   * Behind a home NAT the BIND left from the flow's port s, so the router's answer comes back from GGR:7253 to
+   * PEN:s: not the control port, so the fast path does not classify it as control; it is an ingress PIT miss
+   * (the interface's miss action must punt, the default). Taken here, handled as the control message it is,
+   * never passed to the stack.
+   */
+  private bindAnswer(rec: PuntRec, ctx: PuntContext): 'taken' | void {
+    if (!controlOfFrame(puntPacket(rec))) return;
+    ctx.drop(rec, 'gsra_bind_answer');
+    this.onControl(rec);
     return 'taken';
   }
 
@@ -184,7 +199,8 @@ export class GsraEnHandler implements PuntHandler {
     if (p.msgId) this.pending.delete(p.msgId);
     p.msgId = decodeGsra(s.msg).msgId.toString('hex');
     this.pending.set(p.msgId, p);
-    this.ctx!.sendControl(p.ifindex, frameControl(p.cid.saddr, s.to.addr, s.msg));
+    // BIND from the flow's own port s (en-session.ts): the home router's mapping of s is what the router sees.
+    this.ctx!.sendControl(p.ifindex, frameControl(p.cid.saddr, s.to.addr, s.msg, s.fromPort ? { sport: s.fromPort, dport: s.to.port } : undefined));
     if (p.timer) clearTimeout(p.timer);
     p.timer = setTimeout(() => this.step(p, p.session.onTimer(this.nowMs())), s.waitMs);
     p.timer.unref();
@@ -205,7 +221,7 @@ export class GsraEnHandler implements PuntHandler {
     if (v.action === Action.ENCRYPT) {
       const version = newestKeyVersion(ctx.maps.keys.keys(), this.cfg.group);
       if (version === undefined) { this.refuse(p.rec, ctx, 'no_group_key', p.cid); return; }
-      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs());
+      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs(), { acrossNat: p.session.flow.behindNat });
     } else if (v.action === Action.PASS && !this.cfg.requireEncryption) {
       const now = ctx.nowNs();
       const pass = { action: Action.PASS, state: PitState.CONFIRMED, role: Role.START, flags: 0, group_id: 0, key_version: 0, created_ns: now, last_seen_ns: now };

@@ -61,7 +61,7 @@ export class GsraRouterHandler implements PuntHandler {
       if (version === undefined) { this.log.warn({ user: m.userId, group: m.group }, 'GSRA: no key of the flow\'s group held: refused (no_group_key)'); return 'no_group_key'; }
       const w = nat.install(m);
       if (w.ok) {
-        if (pccom) for (const [k, v] of legPitEntries('router', this.wireOf(m), m.group, version, ctx.nowNs())) ctx.maps.pit.set(k, v);
+        if (pccom) for (const [k, v] of legPitEntries('router', this.wireOf(m), m.group, version, ctx.nowNs(), { acrossNat: m.bound })) ctx.maps.pit.set(k, v);
         this.log.info({ user: m.userId, t: m.t, en: `${m.en.addr}:${m.en.port}`, inside: `${m.inside.addr}:${m.inside.port}` }, 'GSRA flow admitted'); return null;
       }
       return w.reason === 'table_full' ? 'table_full' : 'ports_exhausted';
