@@ -58,7 +58,10 @@ const geSchema = z.strictObject({
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).default([]),
   /** GNAT only: the private hosts behind it (NAT-f ACT). */
   act: z.array(actSchema).optional(),
-  /** GNAT only: its global address (told to every GE: answers naming it are virtualised, NAT-f). */
+  /**
+   * GNAT: its global address (told to every GE: answers naming it are virtualised, NAT-f).
+   * GSRA: its global address GGR (told to every GE as a GSRA router: answers naming it get a VIN, docs/gsra.md).
+   */
   external: z.ipv4().optional(),
 });
 
@@ -119,7 +122,7 @@ function crossCheck(raw: unknown): string[] {
   const actNames = new Map<string, string>(); // name -> where
   ges.forEach((ge, i) => {
     const g = ge as { type?: unknown; act?: unknown; groups?: unknown };
-    if ((g as { external?: unknown }).external !== undefined && g.type !== 'GNAT') out.push(`ges[${i}].external: only a GNAT has an external address (this GE is ${String(g.type)})`);
+    if ((g as { external?: unknown }).external !== undefined && g.type !== 'GNAT' && g.type !== 'GSRA') out.push(`ges[${i}].external: only a GNAT or a GSRA router has an external address (this GE is ${String(g.type)})`);
     if (Array.isArray(g.act)) {
       // A GSRA router's ACT lists the internal servers (INs) behind it with their groups (docs/gsra.md).
       if (g.type !== 'GNAT' && g.type !== 'GSRA' && g.act.length) out.push(`ges[${i}].act: only a GNAT has an ACT (this GE is ${String(g.type)})`);
@@ -193,8 +196,10 @@ function normalize(f: NetworkFile): NetworkState {
     const e = parseRequiredEntry(v, 'policy.requireEncryption');
     return e.kind === 'prefix' ? e.prefix : e.name;
   }))].sort();
-  const gnats = [...new Set(f.ges.flatMap((ge) => (ge.external ? [ge.external] : [])))].sort();
-  return { groups, ges, policy: { requireEncryption, ...(gnats.length ? { gnats } : {}) } };
+  const externals = (type: string): string[] => [...new Set(f.ges.flatMap((ge) => (ge.external && ge.type === type ? [ge.external] : [])))].sort();
+  const gnats = externals('GNAT');
+  const gsraRouters = externals('GSRA');
+  return { groups, ges, policy: { requireEncryption, ...(gnats.length ? { gnats } : {}), ...(gsraRouters.length ? { gsraRouters } : {}) } };
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

@@ -58,7 +58,9 @@ export interface GsraEnDeps {
 export class GsraEnHandler implements PuntHandler {
   readonly name = 'gsra-en';
   readonly nrt: Nrt;
-  private readonly routers: Set<string>;
+  /** GGRs: gsraEn.routers and the GMS delivery's gsraRouters (re-read when the cache changes). */
+  private routers: Set<string>;
+  private routersMtime = -1;
   private readonly pending = new Map<string, Pending>();   // msg id (hex) -> admission under way
   private readonly byFlow = new Map<string, Pending>();
   private vat: VatTable | null = null;
@@ -96,11 +98,30 @@ export class GsraEnHandler implements PuntHandler {
     return this.user;
   }
 
+  /**
+   * The GSRA routers' addresses: the configured ones and those the GMS delivers (`gsraRouters`: each GSRA
+   * GE's `external` in the network file), so an EN enrolled by the GMS needs no list of its own.
+   */
+  routerSet(): ReadonlySet<string> {
+    if (!this.gmsDataDir) return this.routers;
+    let m = 0;
+    try { m = statSync(agentFilePaths(this.gmsDataDir).cache).mtimeMs; } catch { m = 0; }
+    if (m !== this.routersMtime) {
+      this.routersMtime = m;
+      const d = loadCache(this.gmsDataDir) as { gsraRouters?: unknown } | null;
+      const g = Array.isArray(d?.gsraRouters) ? d!.gsraRouters.filter((x): x is string => typeof x === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(x)) : [];
+      const next = new Set([...this.cfg.routers, ...g]);
+      if ([...next].join() !== [...this.routers].join()) this.log.info({ routers: [...next] }, 'GSRA: router addresses (config and GMS)');
+      this.routers = next;
+    }
+    return this.routers;
+  }
+
   /** The rewriter NAT-f's chain calls: A records naming a GGR get the IN name's VIN. */
   readonly rewriter = {
     name: 'gsra-en',
     rewrite: (m: Buffer): { message: Buffer; label: string } | null => {
-      const out = this.nrt.rewrite(m, this.routers);
+      const out = this.nrt.rewrite(m, this.routerSet());
       if (out.kind === 'untouched') return null;
       if (out.kind === 'refused') { this.log.warn({ reason: out.reason }, 'GSRA: VIN pool exhausted: answered SERVFAIL'); return { message: out.message, label: `gsra_servfail_${out.reason}` }; }
       for (const e of out.entries) {
@@ -125,7 +146,7 @@ export class GsraEnHandler implements PuntHandler {
   /** A PIT miss: ours when it goes to a live VIN (egress, TCP or UDP). */
   onMiss(rec: PuntRec, ctx: PuntContext): void | 'taken' {
     const c = rec.cid;
-    if (c.dir === Dir.INGRESS && c.proto === PROTO_UDP && c.sport === CONTROL_UDP_PORT && this.routers.has(c.saddr)) return this.bindAnswer(rec, ctx);
+    if (c.dir === Dir.INGRESS && c.proto === PROTO_UDP && c.sport === CONTROL_UDP_PORT && this.routerSet().has(c.saddr)) return this.bindAnswer(rec, ctx);
     if (c.dir !== Dir.EGRESS || (c.proto !== PROTO_TCP && c.proto !== PROTO_UDP)) return;
     const e = this.nrt.lookupVirtual(c.daddr);
     if (!e) return;
