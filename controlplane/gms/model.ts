@@ -63,6 +63,8 @@ export interface ActEntry {
   outsideAccess: 'allow' | 'deny';
   /** The groups whose members may reach it (a subset of the GNAT's groups; default all of them). Sorted. */
   groups: number[];
+  /** GSRA router only: the IN's service ports admitted (absent: every port). Sorted. */
+  ports?: number[];
 }
 
 /** Network-wide rules every GE enforces (delivered to each with its GE info). */

@@ -49,6 +49,8 @@ const actSchema = z.strictObject({
   address: z.ipv4(),
   outsideAccess: z.enum(['allow', 'deny']),
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).optional(),
+  /** GSRA only: the IN's service ports admitted (absent: every port); another port only as an announced FTP data port (docs/gsra.md). */
+  ports: z.array(z.number().int().min(1).max(65535)).min(1).max(64).optional(),
 });
 
 const geSchema = z.strictObject({
@@ -128,7 +130,8 @@ function crossCheck(raw: unknown): string[] {
       if (g.type !== 'GNAT' && g.type !== 'GSRA' && g.act.length) out.push(`ges[${i}].act: only a GNAT has an ACT (this GE is ${String(g.type)})`);
       const own = Array.isArray(g.groups) ? g.groups : [];
       const addrs = new Map<unknown, number>();
-      (g.act as Array<{ name?: unknown; address?: unknown; groups?: unknown }>).forEach((e, j) => {
+      (g.act as Array<{ name?: unknown; address?: unknown; groups?: unknown; ports?: unknown }>).forEach((e, j) => {
+        if (e?.ports !== undefined && g.type !== 'GSRA') out.push(`ges[${i}].act[${j}].ports: only a GSRA router's INs have service ports (this GE is ${String(g.type)})`);
         const name = typeof e?.name === 'string' ? e.name.toLowerCase().replace(/\.$/, '') : null;
         if (name) {
           const prev = actNames.get(name);
@@ -186,7 +189,8 @@ function normalize(f: NetworkFile): NetworkState {
       const groups = [...ge.groups].sort((a, b) => a - b);
       const def: GeDef = { userId: ge.userId, type: ge.type, mode: ge.mode, groups };
       if (ge.act?.length) {
-        def.act = ge.act.map((e) => ({ name: e.name, address: e.address, outsideAccess: e.outsideAccess, groups: [...new Set(e.groups ?? groups)].sort((a, b) => a - b) }))
+        def.act = ge.act.map((e) => ({ name: e.name, address: e.address, outsideAccess: e.outsideAccess, groups: [...new Set(e.groups ?? groups)].sort((a, b) => a - b),
+          ...(e.ports ? { ports: [...new Set(e.ports)].sort((a, b) => a - b) } : {}) }))
           .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       }
       return def;

@@ -129,7 +129,7 @@ export class GsraRouterHandler implements PuntHandler {
         this.cacheMtime = mtime;
         const d = loadCache(this.gmsDataDir);
         if (!users) users = (d?.remoteUsers ?? []).map((u) => ({ userId: u.userId, groups: u.groups, key: Buffer.from(u.key, 'base64') }));
-        if (!servers) servers = (d?.act ?? []).map((e) => ({ name: e.name, address: e.address, groups: e.groups, outsideAccess: e.outsideAccess }));
+        if (!servers) servers = (d?.act ?? []).map((e) => ({ name: e.name, address: e.address, groups: e.groups, outsideAccess: e.outsideAccess, ...(e.ports ? { ports: e.ports } : {}) }));
       }
     }
     if (servers) { this.admission.setServers(servers); this.servers = servers; }

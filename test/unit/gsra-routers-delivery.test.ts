@@ -80,3 +80,17 @@ test('the EN part: routers from its config and its GMS delivery, re-read when th
   const bare = new GsraEnHandler(log, gsraEnConfigSchema.parse({ group: 1 }), null, () => null);
   assert.deepEqual([...bare.routerSet()], [], 'no GMS, no config: none');
 });
+
+test('an IN\'s service ports in the router\'s ACT (GSRA only): normalised, planned, delivered; on a GNAT refused', () => {
+  const net = (ports: number[] | undefined, type = 'GSRA') => ({
+    apiVersion: 'gscip/v1', kind: 'Network', groups: [{ id: 1 }],
+    ges: [{ userId: 'r', type, mode: 'CL', groups: [1], act: [{ name: 'ftp.corp.example.net', address: '100.64.1.10', outsideAccess: 'allow', ...(ports ? { ports } : {}) }] }],
+  });
+  const a = validateNetwork(net([21, 21, 20]));
+  assert.deepEqual(a.ges[0].act?.[0].ports, [20, 21]);
+  assert.equal(validateNetwork(net(undefined)).ges[0].act?.[0].ports, undefined);
+  assert.match(formatPlan(computePlan(validateNetwork(net(undefined)), validateNetwork(net([21])))), /ports \[any\] -> \[21\]/);
+  assert.throws(() => validateNetwork(net([21], 'GNAT')), /act\[0\]\.ports: only a GSRA router's INs have service ports/);
+  const d = buildDelivery(a.ges[0], new Map(), 0);
+  assert.deepEqual(d.act?.[0].ports, [20, 21]);
+});
