@@ -212,6 +212,16 @@ export class GsraAdmission {
   }
 
   mappings(): Mapping[] { return [...this.mapped.values()]; }
+  /** The FTP data ports announced and still admissible (status). */
+  announcements(now: number): Array<{ userId: string; pin: string; port: number; expiresInMs: number }> {
+    const out: Array<{ userId: string; pin: string; port: number; expiresInMs: number }> = [];
+    for (const [k, at] of this.announced) {
+      if (at <= now) continue;
+      const [userId, pin, , port] = k.split('|');
+      out.push({ userId, pin, port: Number(port), expiresInMs: at - now });
+    }
+    return out;
+  }
   reservations(): Reservation[] { return [...this.reserved.values()]; }
   /** Users with at least one mapping: "active remote users". */
   activeUsers(): string[] { return [...new Set([...this.mapped.values()].map((m) => m.userId))].sort(); }

@@ -60,6 +60,7 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
   let dir = '';
   let resolvConf = '';
   let data: Buffer;
+  let statusFile = '';
 
   before(async () => {
     t = new Topology('gsraftp');
@@ -96,6 +97,7 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
       writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
       const inCfg = `${dir}/in.json`;
       writeFileSync(inCfg, gsraInsideConfig());
+      statusFile = `${dir}/gsra-status.json`;
       const outCfg = `${dir}/out.json`;
       writeFileSync(outCfg, JSON.stringify({
         interfaces: [{ name: 'out0' }],
@@ -103,7 +105,7 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
         gsra: {
           ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
           servers: [{ name: 'ftp.example.net', address: IN1, groups: [1], ...(NO_PORTS ? {} : { ports: [21] }) }],
-          users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200,
+          users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200, statusFile,
           ...(ROUTER_NO_COPY ? { ftpPassive: false } : {}),
         },
       }));
@@ -172,6 +174,13 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
     const after = metrics('router', 9465);
     assert.ok(counter(after, 'gscip_gsra_ftp_announcements_total', 'announced') > counter(before, 'gscip_gsra_ftp_announcements_total', 'announced'), 'the router saw the announcement');
     console.error(`# PASV: 6 MiB in ${r.ms} ms (curl, resolve + two admissions + transfer)`);
+    const port = Number(/Connecting to 198\.19\.\d+\.\d+ \(\S+\) port (\d+)/.exec(r.err)![1]);
+    await waitFor('a router tick wrote the status', () => {
+      try { return (JSON.parse(readFileSync(statusFile, 'utf8')).announced ?? []).some((x: { port: number }) => x.port === port); } catch { return false; }
+    }, 5000);
+    const text = g.ok('router', ['gsra', 'status', '--file', statusFile]);
+    assert.match(text, new RegExp(`FTP data ports announced[\\s\\S]*alice\\s+${IN1.replace(/\./g, '\\.')}\\s+${port}`), text);
+    assert.match(text, /ftp\.example\.net\s+100\.64\.1\.10\s+1\s+allow\s+21/, 'the IN with its ports');
   });
 
   test('EPSV: 229 (|||p|), the same second admission; 6 MiB byte-exact, encrypted on the Internet leg', async () => {

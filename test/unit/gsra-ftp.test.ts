@@ -86,6 +86,7 @@ describe('FTP data ports at the router: only the announced ones', () => {
     const m = a.announce({ inside: { addr: '100.64.1.10', port: 21 }, en: { addr: '192.0.2.20', port: 45000 } }, 50000, 2);
     assert.equal(m?.userId, 'alice');
     assert.ok(a.authenticate('alice', 1, 'ftp.example.net', 6, 50000, 3).ok, 'announced: admitted');
+    assert.deepEqual(a.announcements(3), [{ userId: 'alice', pin: '100.64.1.10', port: 50000, expiresInMs: 59_999 }], 'shown in the status');
     assert.deepEqual(a.authenticate('alice', 1, 'ftp.example.net', 6, 50001, 3), { ok: false, reason: 'not_announced' }, 'another port still refused');
     assert.deepEqual(a.authenticate('bob', 1, 'ftp.example.net', 6, 50000, 3), { ok: false, reason: 'not_announced' }, 'another user: refused');
     assert.deepEqual(a.authenticate('alice', 1, 'ftp.example.net', 17, 50000, 3), { ok: false, reason: 'not_announced' }, 'UDP: refused');
