@@ -180,7 +180,7 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
     }, 5000);
     const text = g.ok('router', ['gsra', 'status', '--file', statusFile]);
     assert.match(text, new RegExp(`FTP data ports announced[\\s\\S]*alice\\s+${IN1.replace(/\./g, '\\.')}\\s+${port}`), text);
-    assert.match(text, /ftp\.example\.net\s+100\.64\.1\.10\s+1\s+allow\s+21/, 'the IN with its ports');
+    if (!NO_PORTS) assert.match(text, /ftp\.example\.net\s+100\.64\.1\.10\s+1\s+allow\s+21/, 'the IN with its ports');
   });
 
   test('EPSV: 229 (|||p|), the same second admission; 6 MiB byte-exact, encrypted on the Internet leg', async () => {
@@ -195,8 +195,15 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
 
   test('a port the control connection did not announce: refused by the router (not_announced, counted), the application fails at once', async () => {
     const before = counter(metrics('router', 9465), 'gscip_gsra_refusals_total', 'not_announced');
-    const r = await runResolverApp(t, 'en', resolvConf, { kind: 'connect', name: 'ftp.example.net', port: 50077 });
+    const capIn = `${dir}/inside-refused.pcap`;
+    const c = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '50', '-w', capIn, 'tcp port 50077']);
+    await waitFor('tcpdump', () => { try { return readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
+    let r: Record<string, any>;
+    try { r = await runResolverApp(t, 'en', resolvConf, { kind: 'connect', name: 'ftp.example.net', port: 50077 }); } finally {
+      await new Promise((res) => setTimeout(res, 300)); c.kill('SIGINT'); await exited(c, 5000);
+    }
     assert.equal(r.error, 'EHOSTUNREACH', JSON.stringify(r));
+    assert.equal(readFileSync(capIn).length, 24, 'no packet of the refused connection reached the inside (pcap header only)');
     assert.ok(r.ms < 3000, `prompt: ${r.ms} ms`);
     assert.equal(counter(metrics('router', 9465), 'gscip_gsra_refusals_total', 'not_announced'), before + 1, 'counted with its reason');
     assert.ok(counter(metrics('en', 9464), 'gscip_gsraen_flows_total', 'not_announced') >= 1, 'the EN counts the refusal by its reason');
