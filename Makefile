@@ -23,7 +23,7 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
 # slapd: only its binaries (slapd, slapadd, slappasswd); the GSRA directory tests run their own server, ldaps:// on 127.0.0.1,
 # config and database in a temp dir; the package's own instance is kept from starting (policy-rc.d) and disabled.
 # (ldap-utils is in APT_PACKAGES: the GMS itself runs ldapwhoami/ldapsearch for a directory, docs/gsra.md.)
-TEST_ONLY_APT := prometheus postgresql bind9 bind9-dnsutils conntrack slapd iputils-ping
+TEST_ONLY_APT := prometheus postgresql bind9 bind9-dnsutils conntrack slapd iputils-ping vsftpd
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS     := $(wildcard bpf/include/*.h bpf/lib/*.h)

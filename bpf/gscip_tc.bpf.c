@@ -5,13 +5,15 @@
  *
  *   egress : [release mark] -> classify (parse; control ICMP? marked: pass, else punt;
  *              [NAT] ICMP errors of NATed flows translated)
- *              -> [XLAT] (stack->wire) -> [NAT] (inside source -> ext) -> PIT(wire CID)
+ *              -> [XLAT] (stack->wire) -> [FTP] (227/229 from port 21 copied)
+ *              -> [NAT] (inside source -> ext) -> PIT(wire CID)
  *              hit: pass | drop | [PCCOM] encrypt      miss: iface miss action
  *   ingress: [release mark] -> classify (parse; control ICMP? punt; [NAT] ICMP errors)
  *              -> PIT(wire CID) hit: pass | drop | [PCCOM] decrypt ; miss: miss action
  *              -> [NAT] (ext:port -> inside) -> [DNS] (answers from port 53 punted)
  *              -> [XLAT] (wire->stack) on whatever is let through
- *            ([DNS] an answer the agent re-injected: classify -> XLAT)
+ *              -> [FTP] (a translated 227 from port 21 punted)
+ *            ([DNS]/[FTP] an answer the agent re-injected: classify -> XLAT -> [FTP])
  *
  * Every stage returns GSCIP_STAGE_NEXT or GSCIP_CODE(enum gscip_stat); only
  * gscip_verdict() below turns a code into a per-CPU (reason, direction)
@@ -38,6 +40,7 @@
 #include "control.h"
 #include "nat.h"
 #include "dns.h"
+#include "ftp.h"
 #include "stages.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -65,6 +68,12 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 			stats_count(GSCIP_STAT_NAT_XLAT, run->dir, run->len);
 		if (run->nat & NAT_RUN_CREATED)
 			stats_count(GSCIP_STAT_NAT_CREATED, run->dir, run->len);
+	}
+	if (stage_on(GSCIP_STAGE_FTP) && run->ftp) {
+		if (run->ftp & FTP_RUN_COPIED)
+			stats_count(GSCIP_STAT_FTP_COPY, run->dir, run->len);
+		if (run->ftp & FTP_RUN_COPY_FAILED)
+			stats_count(GSCIP_STAT_FTP_COPY_FAILED, run->dir, run->len);
 	}
 	if (run->released && (stat == GSCIP_STAT_PIT_PASS || stat == GSCIP_STAT_PIT_ENCRYPT ||
 			      stat == GSCIP_STAT_PIT_DECRYPT))
@@ -205,6 +214,7 @@ int gscip_tc_egress(struct __sk_buff *skb)
 	}
 	GSCIP_RUN_STAGE_ALWAYS(gscip_classify_egress, skb, &run);
 	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* stack view -> wire view */
+	GSCIP_RUN_STAGE(GSCIP_STAGE_FTP, gscip_stage_ftp_egress, skb, &run);  /* a copy of FTP 227/229 replies */
 	GSCIP_RUN_STAGE(GSCIP_STAGE_NAT, gscip_stage_nat_egress, skb, &run);  /* inside source -> ext:port */
 	GSCIP_RUN_STAGE_ALWAYS(gscip_pit_stage, skb, &run);
 	return gscip_verdict(&run, run.verdict);
@@ -216,7 +226,8 @@ int gscip_tc_ingress(struct __sk_buff *skb)
 	struct gscip_run run = { .len = skb->len, .dir = GSCIP_DIR_INGRESS, .pkt.cid.dir = GSCIP_DIR_INGRESS,
 				 .verdict = GSCIP_CODE(GSCIP_DROP_UNSUPPORTED) };
 
-	bool dns_back = stage_on(GSCIP_STAGE_DNS) && gscip_dns_reinjected(skb);
+	/* a re-injected DNS answer or FTP reply (both take the DNS stage's mark) */
+	bool dns_back = (stage_on(GSCIP_STAGE_DNS) || stage_on(GSCIP_STAGE_FTP)) && gscip_dns_reinjected(skb);
 
 	run.released = release_classify(skb, GSCIP_DIR_INGRESS) == GSCIP_RELEASE_PROCESS;
 	GSCIP_RUN_STAGE_ALWAYS(gscip_classify_ingress, skb, &run);
@@ -228,5 +239,6 @@ int gscip_tc_ingress(struct __sk_buff *skb)
 		run.verdict = GSCIP_CODE(GSCIP_STAT_DNS_REINJECTED);  /* it passed the PIT before its punt */
 	}
 	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* wire view -> stack view */
+	GSCIP_RUN_STAGE(GSCIP_STAGE_FTP, gscip_stage_ftp_ingress, skb, &run);  /* FTP 227 replies to the agent */
 	return gscip_verdict(&run, run.verdict);
 }

@@ -92,7 +92,7 @@ async function main(site: GsraSite): Promise<number> {
   check(out.end !== 'still_open' && out.endAt - t0 <= 5000, 'cut within 5 s');
   check(out.after?.failure === 'unknown_user', 'the next attempt refused');
   say(site.g.ok('router', ['gms', 'ls', 'users', '--data-dir', site.gmsDir]));
-  step('Done', 'not shown (not built): PCCOM on the Internet leg, the EN\'s VAT and DNS (NAT-f), FTP passive mode');
+  step('Done', 'not shown here (the EN is a script; built and tested with the EN agent, docs/gsra.md): PCCOM on the Internet leg, the EN\'s VAT and DNS (NAT-f), the EN behind a home NAT, FTP passive mode');
   return 0;
 }
 

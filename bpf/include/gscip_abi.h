@@ -399,6 +399,9 @@ enum gscip_stage {
 	GSCIP_STAGE_PCCOM   = 1 << 1,  /* PIT encrypt/decrypt; off: such entries drop as `unsupported` */
 	GSCIP_STAGE_NAT     = 1 << 4,  /* GNAT outbound NAPT (nat.h); off: no NAT code, no NAT map lookup */
 	GSCIP_STAGE_DNS     = 1 << 5,  /* NAT-f: DNS answers punted on ingress for the NRT (dns.h); off: untouched */
+	GSCIP_STAGE_FTP     = 1 << 6,  /* GSRA: FTP passive replies from port 21 (ftp.h): punted after XLAT on
+	                                  ingress (the EN rewrites 227), copied before NAT on egress (the router
+	                                  learns the announced data port); off: untouched */
 	GSCIP_STAGE_DEFAULT = GSCIP_STAGE_XLAT | GSCIP_STAGE_PCCOM,  /* what a load has unless told (not NAT) */
 };
 
@@ -428,6 +431,13 @@ enum gscip_punt_reason {
 	GSCIP_PUNT_DNS       = 5, /* NAT-f: a DNS answer (from port 53, ingress), not
 	                             stashed: the agent re-injects it, rewritten or not,
 	                             with GSCIP_MARK_DNS_REINJECT */
+	GSCIP_PUNT_FTP_REPLY = 6, /* GSRA (ftp.h): an FTP "227 " reply from port 21 of a
+	                             translated flow (ingress, stack view, decrypted), not
+	                             stashed: the agent re-injects it, rewritten or not,
+	                             with GSCIP_MARK_DNS_REINJECT */
+	GSCIP_PUNT_FTP_COPY  = 7, /* GSRA (ftp.h): a copy of an FTP "227 "/"229 " reply
+	                             leaving from port 21 (egress, before NAT); the packet
+	                             itself went on */
 };
 
 /* ---- counters: (reason, direction) -> packets, bytes, per CPU ----
@@ -532,6 +542,11 @@ enum gscip_stat {
 	GSCIP_DROP_NAT_PROTO          = 675, /* outbound from an inside address, a protocol the NAT cannot translate */
 	GSCIP_DROP_NAT_FRAGMENT       = 676, /* outbound fragment from an inside address (would leak it) */
 	GSCIP_DROP_NAT_ICMP_NO_SESSION = 677, /* outbound ICMP error from the inside about no NATed flow */
+	/* ---- GSRA (768..895): the FTP stage (ftp.h) ---- */
+	GSCIP_STAT_FTP_PUNT           = 768, /* an FTP 227 reply handed to the agent (the EN rewrites its address) */
+	GSCIP_STAT_FTP_TOO_BIG        = 769, /* an FTP 227 reply longer than GSCIP_PUNT_MAX_BYTES: passed unmodified */
+	GSCIP_STAT_FTP_COPY           = 770, /* overlay: a copy of an FTP 227/229 reply given to the agent */
+	GSCIP_STAT_FTP_COPY_FAILED    = 771, /* overlay: no copy (too big, punt bucket empty, ring full) */
 
 	GSCIP_STAT__END               = 1024, /* == GSCIP_REASON__END */
 };
@@ -612,7 +627,12 @@ enum gscip_tc_verdict {
 	X(GSCIP_DROP_NAT_FILTERED,      DROP,    SHOT)         \
 	X(GSCIP_DROP_NAT_PROTO,         DROP,    SHOT)         \
 	X(GSCIP_DROP_NAT_FRAGMENT,      DROP,    SHOT)         \
-	X(GSCIP_DROP_NAT_ICMP_NO_SESSION, DROP,  SHOT)
+	X(GSCIP_DROP_NAT_ICMP_NO_SESSION, DROP,  SHOT)       \
+	/* GSRA: the FTP stage */                              \
+	X(GSCIP_STAT_FTP_PUNT,          VERDICT, STOLEN)       \
+	X(GSCIP_STAT_FTP_TOO_BIG,       VERDICT, PASS)         \
+	X(GSCIP_STAT_FTP_COPY,          OVERLAY, NONE)         \
+	X(GSCIP_STAT_FTP_COPY_FAILED,   OVERLAY, NONE)
 
 /* The counter map gscip_counters is a per-CPU array of struct gscip_stat_val
  * with one slot per (reason, direction): slot = reason * 2 + enum gscip_dir.

@@ -65,6 +65,7 @@ struct gscip_run {
 	bool released;  /* carried a release mark (now cleared) */
 	bool xlated;    /* XLAT rewrote it */
 	__u8 nat;       /* NAT_RUN_* (nat.h): the NAT rewrote it / created its session */
+	__u8 ftp;       /* FTP_RUN_* (ftp.h): a copy of it went to the agent, or could not */
 };
 
 /* Run one optional stage of a list: skipped (and dead code) unless its bit is on. */

@@ -22,10 +22,11 @@ import { Stash, type StashLimits } from './stash.js';
 
 export { monotonicNs } from '../maps/accessors.js';
 
-type ReasonLabel = 'pit_miss' | 'control' | 'truncated' | 'rekey' | 'dns' | 'unknown';
+type ReasonLabel = 'pit_miss' | 'control' | 'truncated' | 'rekey' | 'dns' | 'ftp_reply' | 'ftp_copy' | 'unknown';
 function reasonLabel(r: number): ReasonLabel {
   return r === PuntReason.PIT_MISS ? 'pit_miss' : r === PuntReason.CONTROL ? 'control' : r === PuntReason.TRUNCATED ? 'truncated'
-    : r === PuntReason.REKEY ? 'rekey' : r === PuntReason.DNS ? 'dns' : 'unknown';
+    : r === PuntReason.REKEY ? 'rekey' : r === PuntReason.DNS ? 'dns' : r === PuntReason.FTP_REPLY ? 'ftp_reply'
+      : r === PuntReason.FTP_COPY ? 'ftp_copy' : 'unknown';
 }
 
 /** Label for a handler's drop reason; bounded to short snake_case words (label cardinality). */
@@ -84,6 +85,8 @@ export class PuntDispatcher implements PuntContext {
     if (reason === 'control') { this.control(rec); return; }
     if (reason === 'rekey') { for (const h of this.route.rekey) this.call(h, 'onRekey', rec); return; }
     if (reason === 'dns') { this.dns(rec); return; }
+    if (reason === 'ftp_reply') { this.ftpReply(rec); return; }
+    if (reason === 'ftp_copy') { for (const h of this.route.ftpCopy) this.call(h, 'onFtpCopy', rec); return; }
     if (reason === 'truncated') { agentStashDroppedTotal.inc({ reason: 'truncated' }); this.missChain(this.route.truncated, rec); return; }
     // A record that waited in the ring longer than the TTL (e.g. while no agent ran) is stale: its sender has retransmitted.
     if (waited > this.ttlNs) { agentStashDroppedTotal.inc({ reason: 'stale_on_start' }); return; }
@@ -117,6 +120,18 @@ export class PuntDispatcher implements PuntContext {
     this.reinjectDns(rec.ifindex, puntPacket(rec));
   }
 
+  /** An FTP 227 reply (GSRA, bpf/lib/ftp.h): like a DNS answer, the part rewriting it re-injects it; else it goes on as it came. */
+  private ftpReply(rec: PuntRec): void {
+    const h = this.route.ftpReply[0];
+    if (h) {
+      try { if (h.onFtpReply!(rec, this)) return; } catch (e) {
+        agentHandlerErrorsTotal.inc({ handler: h.name });
+        this.log.error({ err: e, handler: h.name }, 'FTP reply handler failed: reply passed on unmodified');
+      }
+    }
+    this.reinjectDns(rec.ifindex, puntPacket(rec));
+  }
+
   reinjectDns(ifindex: number, frame: Buffer): void {
     try {
       completePartialChecksum(frame);
@@ -127,7 +142,7 @@ export class PuntDispatcher implements PuntContext {
     }
   }
 
-  private call(h: PuntHandler, which: 'onMiss' | 'onControl' | 'onRekey', rec: PuntRec): unknown {
+  private call(h: PuntHandler, which: 'onMiss' | 'onControl' | 'onRekey' | 'onFtpCopy', rec: PuntRec): unknown {
     const fn = h[which];
     if (!fn) return undefined;
     const fail = (e: unknown): void => {

@@ -102,7 +102,9 @@ export const agentConfigSchema = z.object({
     nat: z.boolean().default(false),
     /** NAT-f's DNS interception (bpf/lib/dns.h); off by default, turned on by a `natf` section. */
     dns: z.boolean().default(false),
-  }).strict().default({ xlat: true, pccom: true, nat: false, dns: false }),
+    /** GSRA's FTP passive mode (bpf/lib/ftp.h); off by default, turned on by a `gsra` section or `gsraEn.ftpPassive`. */
+    ftp: z.boolean().default(false),
+  }).strict().default({ xlat: true, pccom: true, nat: false, dns: false, ftp: false }),
   /** Remove the TC filters when the agent exits (default: keep them, the fast path keeps working). */
   detachOnExit: z.boolean().default(false),
   /**
@@ -191,7 +193,8 @@ export const agentConfigSchema = z.object({
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['gsraEn', 'pool'], message: `overlaps natf.pool ${c.natf.pool}: give each its own part of 198.18.0.0/15 (e.g. natf.pool 198.18.0.0/16)` });
   }
 }).transform((c) => (c.nat ? { ...c, stages: { ...c.stages, nat: true } } : c))
-  .transform((c) => (c.natf ? { ...c, stages: { ...c.stages, dns: true } } : c));
+  .transform((c) => (c.natf ? { ...c, stages: { ...c.stages, dns: true } } : c))
+  .transform((c) => ((c.gsra && c.gsra.ftpPassive) || (c.gsraEn && c.gsraEn.ftpPassive) ? { ...c, stages: { ...c.stages, ftp: true } } : c));
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
@@ -278,11 +281,11 @@ export function applyIpv6Flags<T extends { name: string; ipv6?: Ipv6PolicyConfig
  * Parse `--stages LIST` (comma list of stage names, or `none`) into the
  * `stages` config: listed stages on, every other one off.
  */
-export function applyStagesFlag(flag: string): { xlat: boolean; pccom: boolean; nat?: boolean; dns?: boolean } {
-  const known = ['xlat', 'pccom', 'nat', 'dns'] as const;
+export function applyStagesFlag(flag: string): { xlat: boolean; pccom: boolean; nat?: boolean; dns?: boolean; ftp?: boolean } {
+  const known = ['xlat', 'pccom', 'nat', 'dns', 'ftp'] as const;
   const names = flag.trim() === 'none' ? [] : flag.split(',').map((x) => x.trim()).filter((x) => x.length);
   const bad = names.filter((n) => !(known as readonly string[]).includes(n));
   if (bad.length) throw new ConfigError(`--stages ${flag}: unknown stage ${bad.join(', ')} (known: ${known.join(', ')}, or none)`, []);
   if (!names.length && flag.trim() !== 'none') throw new ConfigError(`--stages: expected a comma list of ${known.join(', ')}, or none`, []);
-  return { xlat: names.includes('xlat'), pccom: names.includes('pccom'), ...(names.includes('nat') ? { nat: true } : {}), ...(names.includes('dns') ? { dns: true } : {}) };
+  return { xlat: names.includes('xlat'), pccom: names.includes('pccom'), ...(names.includes('nat') ? { nat: true } : {}), ...(names.includes('dns') ? { dns: true } : {}), ...(names.includes('ftp') ? { ftp: true } : {}) };
 }

@@ -23,11 +23,12 @@ export function buildDelivery(ge: GeDef, byGroup: Map<number, GroupKey[]>, now: 
   if (gsra.userKey) d.gsraUserKey = gsra.userKey.toString('base64');
   if (ge.type === 'GSRA' && gsra.remoteUsers) d.remoteUsers = gsra.remoteUsers.map((u) => ({ ...u, groups: [...u.groups] }));
   if (policy.gnats?.length) d.gnats = [...policy.gnats];
+  if (policy.gsraRouters?.length) d.gsraRouters = [...policy.gsraRouters];
   return d;
 }
 
 /** Identity of a delivery's content, to push only what changed. */
 export function deliveryDigest(d: GeDelivery): string {
   const users = (d.remoteUsers ?? []).map((u) => [u.userId, u.groups, u.key]);
-  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher]), d.requireEncryption ?? [], d.act ?? [], d.gsraUserKey ?? null, users, d.gnats ?? []]);
+  return JSON.stringify([d.type, d.mode, d.groups, d.keys.map((k) => [k.group, k.version, k.expiresAt, k.cipher]), d.requireEncryption ?? [], d.act ?? [], d.gsraUserKey ?? null, users, d.gnats ?? [], d.gsraRouters ?? []]);
 }

@@ -63,6 +63,8 @@ export interface ActEntry {
   outsideAccess: 'allow' | 'deny';
   /** The groups whose members may reach it (a subset of the GNAT's groups; default all of them). Sorted. */
   groups: number[];
+  /** GSRA router only: the IN's service ports admitted (absent: every port). Sorted. */
+  ports?: number[];
 }
 
 /** Network-wide rules every GE enforces (delivered to each with its GE info). */
@@ -79,6 +81,12 @@ export interface NetworkPolicy {
    * docs/natf.md). Sorted, unique; absent: none.
    */
   gnats?: string[];
+  /**
+   * The GSRA routers' global addresses GGR (each GSRA GE's `external`), told
+   * to every GE: a DNS answer naming one is an IN behind that router and
+   * gets a VIN on an EN (docs/gsra.md "The EN part"). Sorted, unique; absent: none.
+   */
+  gsraRouters?: string[];
 }
 
 export const EMPTY_POLICY: NetworkPolicy = { requireEncryption: [] };
@@ -116,6 +124,8 @@ export interface GeDelivery {
   act?: ActEntry[];
   /** NetworkPolicy.gnats: the GNATs' global addresses, to every GE (absent: none, or a GMS older than the field). */
   gnats?: string[];
+  /** NetworkPolicy.gsraRouters: the GSRA routers' global addresses, to every GE (absent: none, or a GMS older than the field). */
+  gsraRouters?: string[];
   /** GSRA (docs/gsra.md): a directory user's own key, base64, authenticating its GSRA requests. Never log. */
   gsraUserKey?: string;
   /** GSRA: to a GSRA router, the directory users it may admit now (groups among the router's), with their keys. Never log. */

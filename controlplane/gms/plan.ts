@@ -85,12 +85,17 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
   const desG = desired.policy?.gnats ?? [];
   const gAdded = desG.filter((x) => !curG.includes(x));
   const gRemoved = curG.filter((x) => !desG.includes(x));
-  if (reqAdded.length || reqRemoved.length || gAdded.length || gRemoved.length) {
+  const curR = current.policy?.gsraRouters ?? [];
+  const desR = desired.policy?.gsraRouters ?? [];
+  const rAdded = desR.filter((x) => !curR.includes(x));
+  const rRemoved = curR.filter((x) => !desR.includes(x));
+  if (reqAdded.length || reqRemoved.length || gAdded.length || gRemoved.length || rAdded.length || rRemoved.length) {
     const changes = [
       ...(reqAdded.length || reqRemoved.length ? [`requireEncryption ${[...reqAdded.map((x) => `+${x}`), ...reqRemoved.map((x) => `-${x}`)].join(' ')}`] : []),
       ...(gAdded.length || gRemoved.length ? [`gnats ${[...gAdded.map((x) => `+${x}`), ...gRemoved.map((x) => `-${x}`)].join(' ')}`] : []),
+      ...(rAdded.length || rRemoved.length ? [`gsraRouters ${[...rAdded.map((x) => `+${x}`), ...rRemoved.map((x) => `-${x}`)].join(' ')}`] : []),
     ];
-    ops.push({ op: 'set-policy', policy: { requireEncryption: [...desReq], ...(desG.length ? { gnats: [...desG] } : {}) }, changes });
+    ops.push({ op: 'set-policy', policy: { requireEncryption: [...desReq], ...(desG.length ? { gnats: [...desG] } : {}), ...(desR.length ? { gsraRouters: [...desR] } : {}) }, changes });
   }
   // One rotation per group, after the group's update (which sets the cipher the new version is created with).
   const rotating = [...new Set([...leavers.keys(), ...cipherChanged.keys()])].sort((a, b) => a - b);
@@ -113,6 +118,7 @@ function actChanges(cur: readonly ActEntry[], des: readonly ActEntry[]): string 
     if (c.address !== e.address) d.push(`address ${c.address} -> ${e.address}`);
     if (c.outsideAccess !== e.outsideAccess) d.push(`outsideAccess ${c.outsideAccess} -> ${e.outsideAccess}`);
     if (c.groups.join(',') !== e.groups.join(',')) d.push(`groups [${c.groups.join(',')}] -> [${e.groups.join(',')}]`);
+    if ((c.ports ?? []).join(',') !== (e.ports ?? []).join(',')) d.push(`ports [${(c.ports ?? ['any']).join(',')}] -> [${(e.ports ?? ['any']).join(',')}]`);
     if (d.length) out.push(`~${e.name} (${d.join(', ')})`);
   }
   for (const c of cur) if (!des.some((e) => e.name === c.name)) out.push(`-${c.name}`);

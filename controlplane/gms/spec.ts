@@ -49,6 +49,8 @@ const actSchema = z.strictObject({
   address: z.ipv4(),
   outsideAccess: z.enum(['allow', 'deny']),
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).optional(),
+  /** GSRA only: the IN's service ports admitted (absent: every port); another port only as an announced FTP data port (docs/gsra.md). */
+  ports: z.array(z.number().int().min(1).max(65535)).min(1).max(64).optional(),
 });
 
 const geSchema = z.strictObject({
@@ -58,7 +60,10 @@ const geSchema = z.strictObject({
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).default([]),
   /** GNAT only: the private hosts behind it (NAT-f ACT). */
   act: z.array(actSchema).optional(),
-  /** GNAT only: its global address (told to every GE: answers naming it are virtualised, NAT-f). */
+  /**
+   * GNAT: its global address (told to every GE: answers naming it are virtualised, NAT-f).
+   * GSRA: its global address GGR (told to every GE as a GSRA router: answers naming it get a VIN, docs/gsra.md).
+   */
   external: z.ipv4().optional(),
 });
 
@@ -119,13 +124,14 @@ function crossCheck(raw: unknown): string[] {
   const actNames = new Map<string, string>(); // name -> where
   ges.forEach((ge, i) => {
     const g = ge as { type?: unknown; act?: unknown; groups?: unknown };
-    if ((g as { external?: unknown }).external !== undefined && g.type !== 'GNAT') out.push(`ges[${i}].external: only a GNAT has an external address (this GE is ${String(g.type)})`);
+    if ((g as { external?: unknown }).external !== undefined && g.type !== 'GNAT' && g.type !== 'GSRA') out.push(`ges[${i}].external: only a GNAT or a GSRA router has an external address (this GE is ${String(g.type)})`);
     if (Array.isArray(g.act)) {
       // A GSRA router's ACT lists the internal servers (INs) behind it with their groups (docs/gsra.md).
       if (g.type !== 'GNAT' && g.type !== 'GSRA' && g.act.length) out.push(`ges[${i}].act: only a GNAT has an ACT (this GE is ${String(g.type)})`);
       const own = Array.isArray(g.groups) ? g.groups : [];
       const addrs = new Map<unknown, number>();
-      (g.act as Array<{ name?: unknown; address?: unknown; groups?: unknown }>).forEach((e, j) => {
+      (g.act as Array<{ name?: unknown; address?: unknown; groups?: unknown; ports?: unknown }>).forEach((e, j) => {
+        if (e?.ports !== undefined && g.type !== 'GSRA') out.push(`ges[${i}].act[${j}].ports: only a GSRA router's INs have service ports (this GE is ${String(g.type)})`);
         const name = typeof e?.name === 'string' ? e.name.toLowerCase().replace(/\.$/, '') : null;
         if (name) {
           const prev = actNames.get(name);
@@ -183,7 +189,8 @@ function normalize(f: NetworkFile): NetworkState {
       const groups = [...ge.groups].sort((a, b) => a - b);
       const def: GeDef = { userId: ge.userId, type: ge.type, mode: ge.mode, groups };
       if (ge.act?.length) {
-        def.act = ge.act.map((e) => ({ name: e.name, address: e.address, outsideAccess: e.outsideAccess, groups: [...new Set(e.groups ?? groups)].sort((a, b) => a - b) }))
+        def.act = ge.act.map((e) => ({ name: e.name, address: e.address, outsideAccess: e.outsideAccess, groups: [...new Set(e.groups ?? groups)].sort((a, b) => a - b),
+          ...(e.ports ? { ports: [...new Set(e.ports)].sort((a, b) => a - b) } : {}) }))
           .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       }
       return def;
@@ -193,8 +200,10 @@ function normalize(f: NetworkFile): NetworkState {
     const e = parseRequiredEntry(v, 'policy.requireEncryption');
     return e.kind === 'prefix' ? e.prefix : e.name;
   }))].sort();
-  const gnats = [...new Set(f.ges.flatMap((ge) => (ge.external ? [ge.external] : [])))].sort();
-  return { groups, ges, policy: { requireEncryption, ...(gnats.length ? { gnats } : {}) } };
+  const externals = (type: string): string[] => [...new Set(f.ges.flatMap((ge) => (ge.external && ge.type === type ? [ge.external] : [])))].sort();
+  const gnats = externals('GNAT');
+  const gsraRouters = externals('GSRA');
+  return { groups, ges, policy: { requireEncryption, ...(gnats.length ? { gnats } : {}), ...(gsraRouters.length ? { gsraRouters } : {}) } };
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

@@ -204,7 +204,8 @@ export class PgBackend implements GmsBackend {
     const r = await this.one("SELECT v FROM meta WHERE k = 'policy'", [], c);
     if (!r) return { ...EMPTY_POLICY };
     const p = JSON.parse(String(r.v)) as Partial<NetworkPolicy>;
-    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String) } : {}) };
+    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String) } : {}),
+      ...(Array.isArray(p.gsraRouters) && p.gsraRouters.length ? { gsraRouters: p.gsraRouters.map(String) } : {}) };
   }
 
   async getGe(userId: string, c: Q = this.pool): Promise<GeDef | undefined> {

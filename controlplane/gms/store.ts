@@ -163,7 +163,8 @@ export class GmsStore {
     const v = this.getMeta('policy');
     if (!v) return { ...EMPTY_POLICY };
     const p = JSON.parse(v) as Partial<NetworkPolicy>;
-    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String) } : {}) };
+    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String) } : {}),
+      ...(Array.isArray(p.gsraRouters) && p.gsraRouters.length ? { gsraRouters: p.gsraRouters.map(String) } : {}) };
   }
 
   getGe(userId: string): GeDef | undefined {

@@ -21,6 +21,8 @@ export interface InternalServer {
   address: string;
   outsideAccess: 'allow' | 'deny';
   groups: readonly number[];
+  /** The service ports admitted; absent: every port. Another port only as an announced FTP data port. */
+  ports?: readonly number[];
 }
 
 export interface AdmissibleUser { userId: string; groups: readonly number[]; key: Buffer }
@@ -40,6 +42,10 @@ export interface AdmissionLimits {
 }
 
 export const DEFAULT_LIMITS: AdmissionLimits = { portLo: 40000, portHi: 49999, maxEntries: 8192, leaseMs: 10_000, idleMs: 300_000 };
+
+/** Announced FTP data ports kept at most (oldest dropped first), and how long one stays admissible by default. */
+export const MAX_ANNOUNCED = 4096;
+export const ANNOUNCE_MS = 60_000;
 
 export interface Reservation {
   t: number;
@@ -65,6 +71,8 @@ export interface Mapping {
   inside: AddrPort;
   createdAt: number;
   lastSeenAt: number;
+  /** The EN bound first (BIND): it is behind a home NAT. */
+  bound?: boolean;
 }
 
 export type Decision<T> = { ok: true; value: T } | { ok: false; reason: RefuseReason };
@@ -78,9 +86,11 @@ export class GsraAdmission {
   static readonly MAX_FORMER = 1024;
   private readonly reserved = new Map<number, Reservation>();
   private readonly mapped = new Map<number, Mapping>();
+  /** FTP data ports an IN announced to a user's control connection: "user|PIN|proto|port" -> expiry. */
+  private readonly announced = new Map<string, number>();
   private nextPort: number;
 
-  constructor(readonly limits: AdmissionLimits = DEFAULT_LIMITS) {
+  constructor(readonly limits: AdmissionLimits = DEFAULT_LIMITS, private readonly announceMs = ANNOUNCE_MS) {
     if (!(limits.portLo >= 1024 && limits.portHi <= 65535 && limits.portLo <= limits.portHi)) throw new RangeError('GSRA ports: need 1024 <= lo <= hi <= 65535');
     this.nextPort = limits.portLo;
   }
@@ -119,12 +129,35 @@ export class GsraAdmission {
     if (s.outsideAccess !== 'allow') return refuse('in_denied');
     if (!s.groups.includes(group)) return refuse('no_shared_group');
     this.expire(now);
+    if (s.ports && !s.ports.includes(dport) && !this.isAnnounced(userId, s.address, proto, dport, now)) return refuse('not_announced');
     if (this.reserved.size + this.mapped.size >= this.limits.maxEntries) return refuse('table_full');
     const t = this.freePort();
     if (t === null) return refuse('ports_exhausted');
     const r: Reservation = { t, userId, group, server: s, proto, dport, expiresAt: now + this.limits.leaseMs };
     this.reserved.set(t, r);
     return { ok: true, value: r };
+  }
+
+  /**
+   * An FTP reply (227/229) the IN sent on the control connection of mapping
+   * `via` announced data port `port` (fast path copy, ftp-reply.ts): that
+   * user may open a TCP connection to that port of the same IN for announceMs.
+   * Returns that mapping, or null when `via` is no live TCP mapping (nothing announced).
+   */
+  announce(via: { inside: AddrPort; en: AddrPort }, port: number, now: number): Mapping | null {
+    const m = [...this.mapped.values()].find((x) => x.proto === 6 && x.inside.addr === via.inside.addr && x.inside.port === via.inside.port
+      && x.en.addr === via.en.addr && x.en.port === via.en.port);
+    if (!m) return null;
+    const k = `${m.userId}|${m.inside.addr}|6|${port}`;
+    this.announced.delete(k);
+    this.announced.set(k, now + this.announceMs);
+    if (this.announced.size > MAX_ANNOUNCED) this.announced.delete(this.announced.keys().next().value!);
+    return m;
+  }
+
+  private isAnnounced(userId: string, pin: string, proto: number, port: number, now: number): boolean {
+    const at = this.announced.get(`${userId}|${pin}|${proto}|${port}`);
+    return at !== undefined && at > now;
   }
 
   /** Step 4, binding: the address and port the BIND for t came from (GHR:m behind a home router). */
@@ -152,7 +185,7 @@ export class GsraAdmission {
     const expectAddr = r.seen?.addr ?? from.addr;
     if (proto !== r.proto || dport !== r.dport || en.addr !== expectAddr || (r.seen && en.port !== r.seen.port)) return refuse('bad_session');
     this.reserved.delete(t);
-    const m: Mapping = { t, userId, group: r.group, proto, en: { ...en }, inside: { addr: r.server.address, port: dport }, createdAt: now, lastSeenAt: now };
+    const m: Mapping = { t, userId, group: r.group, proto, en: { ...en }, inside: { addr: r.server.address, port: dport }, createdAt: now, lastSeenAt: now, ...(r.seen ? { bound: true } : {}) };
     this.mapped.set(t, m);
     return { ok: true, value: m };
   }
@@ -172,12 +205,23 @@ export class GsraAdmission {
   /** Frees reservations past their lease; returns the mappings idle for idleMs (to delete from the fast path). */
   expire(now: number): Mapping[] {
     for (const [t, r] of this.reserved) if (r.expiresAt <= now) this.reserved.delete(t);
+    for (const [k, at] of this.announced) if (at <= now) this.announced.delete(k);
     const out: Mapping[] = [];
     for (const [t, m] of this.mapped) if (now - m.lastSeenAt >= this.limits.idleMs) { this.mapped.delete(t); out.push(m); }
     return out;
   }
 
   mappings(): Mapping[] { return [...this.mapped.values()]; }
+  /** The FTP data ports announced and still admissible (status). */
+  announcements(now: number): Array<{ userId: string; pin: string; port: number; expiresInMs: number }> {
+    const out: Array<{ userId: string; pin: string; port: number; expiresInMs: number }> = [];
+    for (const [k, at] of this.announced) {
+      if (at <= now) continue;
+      const [userId, pin, , port] = k.split('|');
+      out.push({ userId, pin, port: Number(port), expiresInMs: at - now });
+    }
+    return out;
+  }
   reservations(): Reservation[] { return [...this.reserved.values()]; }
   /** Users with at least one mapping: "active remote users". */
   activeUsers(): string[] { return [...new Set([...this.mapped.values()].map((m) => m.userId))].sort(); }

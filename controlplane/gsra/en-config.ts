@@ -11,6 +11,8 @@
  *     userId / keyFile           # the user and key without a GMS (labs); default: the GMS delivery
  *     maxPending: 1024           # admissions under way at once (more: refused, counted)
  *     requireEncryption: true    # a router offering a plaintext leg (MAP_OK action PASS) is refused
+ *     ftpPassive: true           # 227 replies from VIN:21 rewritten to (VIN,p1,p2) (docs/gsra.md "FTP passive mode")
+ *     behindNat: auto            # BIND first (home router): auto = the flow's source is a private address
  */
 import { z } from 'zod';
 
@@ -26,6 +28,14 @@ export const gsraEnConfigSchema = z.strictObject({
   maxPending: z.number().int().min(1).max(65536).default(1024),
   /** Refuse a flow whose router offers a plaintext Internet leg (MAP_OK action PASS). */
   requireEncryption: z.boolean().default(true),
+  /** FTP passive mode: 227 replies from a VIN's port 21 get the VIN as their address (fast path FTP stage, the agent rewrites). */
+  ftpPassive: z.boolean().default(true),
+  /**
+   * The EN behind a home router it does not control (docs/gsra.md "Binding"): BIND from the flow's port s
+   * before MAP, so the router learns GHR:m. auto (default): when the flow's source is not a global address
+   * (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16).
+   */
+  behindNat: z.union([z.boolean(), z.literal('auto')]).default('auto'),
   userId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
   keyFile: z.string().min(1).optional(),
 }).superRefine((c, ctx) => {
@@ -48,4 +58,10 @@ export function prefixesOverlap(a: string, b: string): boolean {
   };
   const [ab, as] = p(a); const [bb, bs] = p(b);
   return ab < bb + bs && bb < ab + as;
+}
+
+/** Not a global address: RFC 1918, shared (100.64/10, RFC 6598), link-local. An EN with such a source is behind a NAT. */
+export function isPrivateIpv4(a: string): boolean {
+  const [x, y] = a.split('.').map(Number);
+  return x === 10 || (x === 172 && y >= 16 && y < 32) || (x === 192 && y === 168) || (x === 100 && y >= 64 && y < 128) || (x === 169 && y === 254);
 }

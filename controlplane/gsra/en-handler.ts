@@ -25,10 +25,11 @@ import type { Logger } from 'pino';
 import { statSync } from 'node:fs';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import { puntPacket, type Cid, type PuntRec } from '../maps/codecs.js';
-import { Action, Dir, PitState, Role } from '../maps/abi.js';
+import { Action, CONTROL_UDP_PORT, Dir, PitState, Role } from '../maps/abi.js';
 import { controlOfFrame, frameControl } from '../parts/control-framing.js';
 import { agentFilePaths, loadCache } from '../gms/agent-files.js';
-import { gsraEnFlowsTotal } from '../metrics/metrics.js';
+import { gsraEnFlowsTotal, gsraEnFtpRepliesTotal } from '../metrics/metrics.js';
+import { parseFtpFrame, rewriteFtpFrame } from './ftp-reply.js';
 import type { DnsRewriters } from '../natf/dns-rewriters.js';
 import { Nrt } from '../natf/nrt.js';
 import { unreachableFor } from '../natf/refusal.js';
@@ -38,7 +39,7 @@ import type { Flow } from '../dprp/wire.js';
 import { EnSession, type Send } from './en-session.js';
 import { legPitEntries, legPitKeys, newestKeyVersion } from './leg-pit.js';
 import { readUserKey } from './router-config.js';
-import type { GsraEnConfig } from './en-config.js';
+import { isPrivateIpv4, type GsraEnConfig } from './en-config.js';
 import { decodeGsra } from './wire.js';
 
 const PROTO_TCP = 6;
@@ -57,7 +58,9 @@ export interface GsraEnDeps {
 export class GsraEnHandler implements PuntHandler {
   readonly name = 'gsra-en';
   readonly nrt: Nrt;
-  private readonly routers: Set<string>;
+  /** GGRs: gsraEn.routers and the GMS delivery's gsraRouters (re-read when the cache changes). */
+  private routers: Set<string>;
+  private routersMtime = -1;
   private readonly pending = new Map<string, Pending>();   // msg id (hex) -> admission under way
   private readonly byFlow = new Map<string, Pending>();
   private vat: VatTable | null = null;
@@ -95,11 +98,30 @@ export class GsraEnHandler implements PuntHandler {
     return this.user;
   }
 
+  /**
+   * The GSRA routers' addresses: the configured ones and those the GMS delivers (`gsraRouters`: each GSRA
+   * GE's `external` in the network file), so an EN enrolled by the GMS needs no list of its own.
+   */
+  routerSet(): ReadonlySet<string> {
+    if (!this.gmsDataDir) return this.routers;
+    let m = 0;
+    try { m = statSync(agentFilePaths(this.gmsDataDir).cache).mtimeMs; } catch { m = 0; }
+    if (m !== this.routersMtime) {
+      this.routersMtime = m;
+      const d = loadCache(this.gmsDataDir) as { gsraRouters?: unknown } | null;
+      const g = Array.isArray(d?.gsraRouters) ? d!.gsraRouters.filter((x): x is string => typeof x === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(x)) : [];
+      const next = new Set([...this.cfg.routers, ...g]);
+      if ([...next].join() !== [...this.routers].join()) this.log.info({ routers: [...next] }, 'GSRA: router addresses (config and GMS)');
+      this.routers = next;
+    }
+    return this.routers;
+  }
+
   /** The rewriter NAT-f's chain calls: A records naming a GGR get the IN name's VIN. */
   readonly rewriter = {
     name: 'gsra-en',
     rewrite: (m: Buffer): { message: Buffer; label: string } | null => {
-      const out = this.nrt.rewrite(m, this.routers);
+      const out = this.nrt.rewrite(m, this.routerSet());
       if (out.kind === 'untouched') return null;
       if (out.kind === 'refused') { this.log.warn({ reason: out.reason }, 'GSRA: VIN pool exhausted: answered SERVFAIL'); return { message: out.message, label: `gsra_servfail_${out.reason}` }; }
       for (const e of out.entries) {
@@ -124,6 +146,7 @@ export class GsraEnHandler implements PuntHandler {
   /** A PIT miss: ours when it goes to a live VIN (egress, TCP or UDP). */
   onMiss(rec: PuntRec, ctx: PuntContext): void | 'taken' {
     const c = rec.cid;
+    if (c.dir === Dir.INGRESS && c.proto === PROTO_UDP && c.sport === CONTROL_UDP_PORT && this.routerSet().has(c.saddr)) return this.bindAnswer(rec, ctx);
     if (c.dir !== Dir.EGRESS || (c.proto !== PROTO_TCP && c.proto !== PROTO_UDP)) return;
     const e = this.nrt.lookupVirtual(c.daddr);
     if (!e) return;
@@ -135,11 +158,25 @@ export class GsraEnHandler implements PuntHandler {
     if (this.byFlow.size >= this.cfg.maxPending) { this.refuse(rec, ctx, 'busy'); return 'taken'; }
     const session = new EnSession({
       userId: user.userId, key: user.key, group: this.cfg.group, name: e.name, vin: c.daddr, ggr: e.real, proto: c.proto,
-      local: { addr: c.saddr, port: c.sport }, dport: c.dport, behindNat: false,
+      local: { addr: c.saddr, port: c.sport }, dport: c.dport,
+      behindNat: this.cfg.behindNat === 'auto' ? isPrivateIpv4(c.saddr) : this.cfg.behindNat,
     });
     const p: Pending = { session, rec, cid: { ...c }, ifindex: rec.ifindex, timer: null, msgId: '' };
     this.byFlow.set(fk, p);
     this.send(p, session.start(this.nowMs()));
+    return 'taken';
+  }
+
+  /**
+   * Behind a home NAT the BIND left from the flow's port s, so the router's answer comes back from GGR:7253 to
+   * PEN:s: not the control port, so the fast path does not classify it as control; it is an ingress PIT miss
+   * (the interface's miss action must punt, the default). Taken here, handled as the control message it is,
+   * never passed to the stack.
+   */
+  private bindAnswer(rec: PuntRec, ctx: PuntContext): 'taken' | void {
+    if (!controlOfFrame(puntPacket(rec))) return;
+    ctx.drop(rec, 'gsra_bind_answer');
+    this.onControl(rec);
     return 'taken';
   }
 
@@ -155,11 +192,36 @@ export class GsraEnHandler implements PuntHandler {
     this.step(p, next);
   }
 
+  /**
+   * An FTP 227 reply from VIN:21 (the fast path's FTP stage punts it decrypted, in the stack view): its
+   * address becomes the VIN, the segment's length kept (ftp-reply.ts), so the data connection goes to VIN:p
+   * and is admitted as a flow of its own (AUTH for the same IN, d = p). Not a GSRA flow: passed on.
+   */
+  onFtpReply(rec: PuntRec, ctx: PuntContext): boolean {
+    if (!this.cfg.ftpPassive || !ctx.reinjectDns) return false;
+    const frame = puntPacket(rec);
+    const f = parseFtpFrame(frame);
+    if (!f || f.code !== 227) return false;
+    const ours = this.nrt.lookupVirtual(f.src) && this.flows().some((x) => x.stack.proto === PROTO_TCP && x.stack.daddr === f.src
+      && x.stack.dport === f.sport && x.stack.saddr === f.dst && x.stack.sport === f.dport);
+    if (!ours) { gsraEnFtpRepliesTotal.inc({ result: 'not_gsra' }); return false; }
+    const out = rewriteFtpFrame(frame, f.src);
+    gsraEnFtpRepliesTotal.inc({ result: out.kind === 'passed' ? out.why : out.kind });
+    if (out.kind !== 'rewritten') {
+      if (out.kind === 'passed') this.log.warn({ vin: f.src, why: out.why }, 'GSRA: FTP 227 reply passed unmodified (the data connection will go to the address the server named)');
+      return false;
+    }
+    this.log.debug({ vin: f.src, port: f.port }, 'GSRA: FTP 227 reply rewritten to the VIN');
+    ctx.reinjectDns(rec.ifindex, out.frame);
+    return true;
+  }
+
   private send(p: Pending, s: Send): void {
     if (p.msgId) this.pending.delete(p.msgId);
     p.msgId = decodeGsra(s.msg).msgId.toString('hex');
     this.pending.set(p.msgId, p);
-    this.ctx!.sendControl(p.ifindex, frameControl(p.cid.saddr, s.to.addr, s.msg));
+    // BIND from the flow's own port s (en-session.ts): the home router's mapping of s is what the router sees.
+    this.ctx!.sendControl(p.ifindex, frameControl(p.cid.saddr, s.to.addr, s.msg, s.fromPort ? { sport: s.fromPort, dport: s.to.port } : undefined));
     if (p.timer) clearTimeout(p.timer);
     p.timer = setTimeout(() => this.step(p, p.session.onTimer(this.nowMs())), s.waitMs);
     p.timer.unref();
@@ -180,7 +242,7 @@ export class GsraEnHandler implements PuntHandler {
     if (v.action === Action.ENCRYPT) {
       const version = newestKeyVersion(ctx.maps.keys.keys(), this.cfg.group);
       if (version === undefined) { this.refuse(p.rec, ctx, 'no_group_key', p.cid); return; }
-      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs());
+      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs(), { acrossNat: p.session.flow.behindNat });
     } else if (v.action === Action.PASS && !this.cfg.requireEncryption) {
       const now = ctx.nowNs();
       const pass = { action: Action.PASS, state: PitState.CONFIRMED, role: Role.START, flags: 0, group_id: 0, key_version: 0, created_ns: now, last_seen_ns: now };

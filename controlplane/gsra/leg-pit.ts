@@ -8,7 +8,7 @@
  * -> GEN:s by the NAT stage, egress ENCRYPT). The inside leg stays plaintext.
  * Pure.
  */
-import { Action, Dir, PitState, Role } from '../maps/abi.js';
+import { Action, Dir, PIT_F_WIRE_CSUM, PitState, Role } from '../maps/abi.js';
 import type { Cid, KeyId, PitVal } from '../maps/codecs.js';
 
 export interface WireFlow { saddr: string; sport: number; daddr: string; dport: number; proto: number }
@@ -21,11 +21,14 @@ export function newestKeyVersion(keys: Iterable<KeyId>, group: number): number |
 }
 
 /** The two PIT entries of `wire` (the EN -> router direction, GEN:s -> GGR:t) on `side`. */
-export function legPitEntries(side: 'en' | 'router', wire: WireFlow, group: number, version: number, nowNs: bigint): Array<[Cid, PitVal]> {
+export function legPitEntries(side: 'en' | 'router', wire: WireFlow, group: number, version: number, nowNs: bigint, o: { acrossNat?: boolean } = {}): Array<[Cid, PitVal]> {
   const fwd: Cid = { ...wire, dir: side === 'en' ? Dir.EGRESS : Dir.INGRESS };
   const rev: Cid = { saddr: wire.daddr, daddr: wire.saddr, sport: wire.dport, dport: wire.sport, proto: wire.proto, dir: side === 'en' ? Dir.INGRESS : Dir.EGRESS };
+  // Across a home NAT (a BIND was made) TCP is encrypted in the wire-valid form (docs/pccom.md): a NAT that
+  // verifies checksums (Linux conntrack, nf_conntrack_checksum=1) would not translate the keyed form.
+  const wireValid = o.acrossNat && wire.proto === 6;
   const v = (action: number): PitVal => ({
-    action, state: PitState.CONFIRMED, role: side === 'en' ? Role.START : Role.END, flags: 0,
+    action, state: PitState.CONFIRMED, role: side === 'en' ? Role.START : Role.END, flags: action === Action.ENCRYPT && wireValid ? PIT_F_WIRE_CSUM : 0,
     group_id: group, key_version: version, created_ns: nowNs, last_seen_ns: nowNs,
   });
   return side === 'en'

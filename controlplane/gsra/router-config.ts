@@ -14,6 +14,8 @@
  *     servers: [...]                 # INs {name, address, groups, outsideAccess}; default: the router's ACT from the GMS
  *     users: [{ userId, groups, keyFile }]     # static users (labs, tests); default: remoteUsers from the GMS
  *     legEncryption: pccom           # the Internet leg under the flow's group key (default); none: plaintext (a scripted EN, labs)
+ *     ftpPassive: true               # copy INs' FTP 227/229 replies (fast path) to admit only announced data ports
+ *     ftpAnnounceS: 60               # an announced data port stays admissible this long
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -23,6 +25,8 @@ const serverSchema = z.strictObject({
   address: z.ipv4(),
   groups: z.array(z.number().int().min(1).max(0xffffffff)).min(1),
   outsideAccess: z.enum(['allow', 'deny']).default('allow'),
+  /** The IN's service ports admitted (default: every port). Any other port only as an FTP data port its control connection announced (docs/gsra.md "FTP passive mode"). */
+  ports: z.array(z.number().int().min(1).max(65535)).min(1).max(64).optional(),
 });
 const userSchema = z.strictObject({
   userId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/),
@@ -44,6 +48,10 @@ export const gsraConfigSchema = z.strictObject({
   servers: z.array(serverSchema).optional(),
   users: z.array(userSchema).optional(),
   legEncryption: z.enum(['pccom', 'none']).default('pccom'),
+  /** FTP passive mode: the router copies the INs' 227/229 replies (fast path FTP stage) to learn announced data ports. */
+  ftpPassive: z.boolean().default(true),
+  /** How long an announced data port stays admissible. */
+  ftpAnnounceS: z.number().int().min(1).max(3600).default(60),
 }).superRefine((c, ctx) => {
   if (c.ports.first > c.ports.last) ctx.addIssue({ code: 'custom', path: ['ports'], message: 'first must be <= last' });
 });

@@ -19,7 +19,8 @@ import { Action, CONTROL_UDP_PORT } from '../maps/abi.js';
 import { openPinnedMaps } from '../agent/datapath.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { agentFilePaths, loadCache } from '../gms/agent-files.js';
-import { setGsraActiveSource } from '../metrics/metrics.js';
+import { gsraFtpAnnouncementsTotal, setGsraActiveSource } from '../metrics/metrics.js';
+import { parseFtpFrame } from './ftp-reply.js';
 import { GsraAdmission, type AdmissibleUser, type InternalServer, type Mapping } from './admission.js';
 import { GsraRouterExchange } from './router-exchange.js';
 import { GsraRouterNat, outsideSession } from './router-nat.js';
@@ -43,7 +44,7 @@ export class GsraRouterHandler implements PuntHandler {
     this.admission = new GsraAdmission({
       portLo: cfg?.ports.first ?? 40000, portHi: cfg?.ports.last ?? 40999, maxEntries: cfg?.maxEntries ?? 8192,
       leaseMs: (cfg?.leaseS ?? 10) * 1000, idleMs: (cfg?.idleS ?? 300) * 1000,
-    });
+    }, (cfg?.ftpAnnounceS ?? 60) * 1000);
   }
 
   onStart(ctx: PuntContext): void {
@@ -60,7 +61,7 @@ export class GsraRouterHandler implements PuntHandler {
       if (version === undefined) { this.log.warn({ user: m.userId, group: m.group }, 'GSRA: no key of the flow\'s group held: refused (no_group_key)'); return 'no_group_key'; }
       const w = nat.install(m);
       if (w.ok) {
-        if (pccom) for (const [k, v] of legPitEntries('router', this.wireOf(m), m.group, version, ctx.nowNs())) ctx.maps.pit.set(k, v);
+        if (pccom) for (const [k, v] of legPitEntries('router', this.wireOf(m), m.group, version, ctx.nowNs(), { acrossNat: m.bound })) ctx.maps.pit.set(k, v);
         this.log.info({ user: m.userId, t: m.t, en: `${m.en.addr}:${m.en.port}`, inside: `${m.inside.addr}:${m.inside.port}` }, 'GSRA flow admitted'); return null;
       }
       return w.reason === 'table_full' ? 'table_full' : 'ports_exhausted';
@@ -79,6 +80,22 @@ export class GsraRouterHandler implements PuntHandler {
     if (o.remove) this.unmap(o.remove, ctx);
     if (o.result !== 'ok') this.log.debug({ from: `${from.addr}:${from.port}`, result: o.result }, 'GSRA request refused');
     if (o.reply) ctx.sendControl(rec.ifindex, frameControl(cp.dst, cp.src, o.reply, { sport: CONTROL_UDP_PORT, dport: from.port }));
+  }
+
+  /**
+   * A copy of an IN's FTP 227/229 reply leaving on a control connection (the FTP stage, before NAT: PIN:21 ->
+   * GEN:s). Its data port becomes admissible for that mapping's user to that IN (admission.ts `announce`); an
+   * IN with `ports` admits no other port. The copy is taken before the reply leaves, so it is here before the
+   * EN's AUTH for the data connection (both come through the same punt ring).
+   */
+  onFtpCopy(rec: PuntRec): void {
+    if (!this.cfg?.ftpPassive) return;
+    const f = parseFtpFrame(puntPacket(rec));
+    if (!f) return;
+    if (f.port === null) { gsraFtpAnnouncementsTotal.inc({ result: 'no_port' }); return; }
+    const m = this.admission.announce({ inside: { addr: f.src, port: f.sport }, en: { addr: f.dst, port: f.dport } }, f.port, Date.now());
+    gsraFtpAnnouncementsTotal.inc({ result: m ? 'announced' : 'no_mapping' });
+    if (m) this.log.debug({ user: m.userId, in: f.src, port: f.port, code: f.code }, 'GSRA: FTP data port announced');
   }
 
   /** Users and INs from their source; cut, expire. */
@@ -112,7 +129,7 @@ export class GsraRouterHandler implements PuntHandler {
         this.cacheMtime = mtime;
         const d = loadCache(this.gmsDataDir);
         if (!users) users = (d?.remoteUsers ?? []).map((u) => ({ userId: u.userId, groups: u.groups, key: Buffer.from(u.key, 'base64') }));
-        if (!servers) servers = (d?.act ?? []).map((e) => ({ name: e.name, address: e.address, groups: e.groups, outsideAccess: e.outsideAccess }));
+        if (!servers) servers = (d?.act ?? []).map((e) => ({ name: e.name, address: e.address, groups: e.groups, outsideAccess: e.outsideAccess, ...(e.ports ? { ports: e.ports } : {}) }));
       }
     }
     if (servers) { this.admission.setServers(servers); this.servers = servers; }

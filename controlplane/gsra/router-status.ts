@@ -15,6 +15,8 @@ export interface GsraRouterStatus {
   servers: InternalServer[];
   reservations: Array<{ t: number; userId: string; server: string; proto: number; dport: number; expiresInMs: number }>;
   mappings: Array<{ t: number; userId: string; group: number; proto: number; en: string; inside: string; ageMs: number; idleMs: number }>;
+  /** FTP data ports an IN announced on a user's control connection, still admissible (absent in files of older agents). */
+  announced?: Array<{ userId: string; pin: string; port: number; expiresInMs: number }>;
 }
 
 export function routerStatus(a: GsraAdmission, addrs: { ggr: string; pgr: string }, users: Array<{ userId: string; groups: readonly number[] }>, servers: InternalServer[], now: number): GsraRouterStatus {
@@ -25,6 +27,7 @@ export function routerStatus(a: GsraAdmission, addrs: { ggr: string; pgr: string
     servers,
     reservations: a.reservations().map((r) => ({ t: r.t, userId: r.userId, server: r.server.name, proto: r.proto, dport: r.dport, expiresInMs: r.expiresAt - now })),
     mappings: maps.map((m) => ({ t: m.t, userId: m.userId, group: m.group, proto: m.proto, en: `${m.en.addr}:${m.en.port}`, inside: `${m.inside.addr}:${m.inside.port}`, ageMs: now - m.createdAt, idleMs: now - m.lastSeenAt })),
+    announced: a.announcements(now),
   };
 }
 
@@ -37,9 +40,11 @@ export function formatRouterStatus(s: GsraRouterStatus, now = Date.now()): strin
     `users: ${s.users.length} admissible, ${active} active`,
     table(['USER', 'GROUPS', 'MAPPINGS'], s.users.map((u) => [u.userId, u.groups.join(','), u.mappings])),
     `internal servers: ${s.servers.length}`,
-    table(['NAME', 'ADDRESS', 'GROUPS', 'ACCESS'], s.servers.map((x) => [x.name, x.address, x.groups.join(','), x.outsideAccess])),
+    table(['NAME', 'ADDRESS', 'GROUPS', 'ACCESS', 'PORTS'], s.servers.map((x) => [x.name, x.address, x.groups.join(','), x.outsideAccess, x.ports?.join(',') ?? 'any'])),
     `mappings: ${s.mappings.length} ({GEN:s <-> GGR:t} <=> {PGR:t <-> PIN:d}), reservations: ${s.reservations.length}`,
     table(['PROTO', 'USER', 'EN (GEN:s)', 'ROUTER (GGR:t / PGR:t)', 'IN (PIN:d)', 'AGE_S', 'IDLE_S'],
       s.mappings.map((m) => [PROTO[m.proto] ?? String(m.proto), m.userId, m.en, `${s.ggr}:${m.t} / ${s.pgr}:${m.t}`, m.inside, (m.ageMs / 1000).toFixed(1), (m.idleMs / 1000).toFixed(1)])),
+    ...(s.announced?.length ? [`FTP data ports announced: ${s.announced.length}`,
+      table(['USER', 'IN (PIN)', 'PORT', 'EXPIRES_S'], s.announced.map((x) => [x.userId, x.pin, x.port, (x.expiresInMs / 1000).toFixed(1)]))] : []),
   ].join('\n');
 }

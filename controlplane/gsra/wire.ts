@@ -49,6 +49,8 @@ export const REFUSE_REASONS = [
   'ports_exhausted', 'table_full', 'unknown_port', 'wrong_user', 'bad_session',
   // appended: older decoders refuse it as bad_reason, nothing renumbered
   'no_group_key',
+  // a port outside the IN's `ports` that no FTP control connection of this user announced (docs/gsra.md "FTP passive mode")
+  'not_announced',
 ] as const;
 export type RefuseReason = Exclude<(typeof REFUSE_REASONS)[number], 'none'>;
 

@@ -110,15 +110,15 @@ export function ipv6PolicyName(v: number): string {
 }
 
 /** enum gscip_stage: struct gscip_load_cfg.stages bits, the datapath stages a load contains (bits never reused; 2, 3 reserved for CIT, VAT). NAT and DNS are not in DEFAULT. */
-export const Stage = { XLAT: 1 << 0, PCCOM: 1 << 1, NAT: 1 << 4, DNS: 1 << 5, DEFAULT: (1 << 0) | (1 << 1) } as const;
+export const Stage = { XLAT: 1 << 0, PCCOM: 1 << 1, NAT: 1 << 4, DNS: 1 << 5, FTP: 1 << 6, DEFAULT: (1 << 0) | (1 << 1) } as const;
 /** The switchable stages by config name (agent config `datapath.stages`). */
-export const STAGE_BITS = { xlat: Stage.XLAT, pccom: Stage.PCCOM, nat: Stage.NAT, dns: Stage.DNS } as const;
+export const STAGE_BITS = { xlat: Stage.XLAT, pccom: Stage.PCCOM, nat: Stage.NAT, dns: Stage.DNS, ftp: Stage.FTP } as const;
 export type StageName = keyof typeof STAGE_BITS;
 
 export const XlatKind = { STATIC: 0, CIT: 1, VAT: 2, NAT: 3 } as const;
 export type XlatKind = (typeof XlatKind)[keyof typeof XlatKind];
 
-export const PuntReason = { PIT_MISS: 1, CONTROL: 2, TRUNCATED: 3, REKEY: 4, DNS: 5 } as const;
+export const PuntReason = { PIT_MISS: 1, CONTROL: 2, TRUNCATED: 3, REKEY: 4, DNS: 5, FTP_REPLY: 6, FTP_COPY: 7 } as const;
 export type PuntReason = (typeof PuntReason)[keyof typeof PuntReason];
 
 /** Reason ranges per protocol part (GSCIP_REASON_*): each part numbers its codes inside its own range. */
@@ -187,6 +187,10 @@ export const Stat = {
   DROP_NAT_PROTO: 675,
   DROP_NAT_FRAGMENT: 676,
   DROP_NAT_ICMP_NO_SESSION: 677,
+  STAT_FTP_PUNT: 768,
+  STAT_FTP_TOO_BIG: 769,
+  STAT_FTP_COPY: 770,
+  STAT_FTP_COPY_FAILED: 771,
   STAT__END: 1024,
 } as const;
 export type StatName = keyof typeof Stat;
@@ -257,6 +261,10 @@ export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> 
   ['DROP_NAT_PROTO', 'drop', 'shot'],
   ['DROP_NAT_FRAGMENT', 'drop', 'shot'],
   ['DROP_NAT_ICMP_NO_SESSION', 'drop', 'shot'],
+  ['STAT_FTP_PUNT', 'verdict', 'stolen'],
+  ['STAT_FTP_TOO_BIG', 'verdict', 'pass'],
+  ['STAT_FTP_COPY', 'overlay', 'none'],
+  ['STAT_FTP_COPY_FAILED', 'overlay', 'none'],
 ];
 
 export interface StatInfo {

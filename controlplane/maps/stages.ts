@@ -12,8 +12,8 @@ export const LOAD_CFG_SECTION = '.rodata.gscip_load';
 /** Every stage bit this build knows. */
 export const KNOWN_STAGES: number = Object.values(STAGE_BITS).reduce((a, b) => a | b, 0);
 
-/** nat and dns are optional: absent = off (only a GNAT loads nat, only a NAT-f initiator dns; every element before them said only xlat and pccom). */
-export type StageSwitches = Record<Exclude<StageName, 'nat' | 'dns'>, boolean> & { nat?: boolean; dns?: boolean };
+/** nat, dns and ftp are optional: absent = off (only a GNAT loads nat, only a NAT-f initiator dns, only GSRA ftp; every element before them said only xlat and pccom). */
+export type StageSwitches = Record<Exclude<StageName, 'nat' | 'dns' | 'ftp'>, boolean> & { nat?: boolean; dns?: boolean; ftp?: boolean };
 
 /** What a load does when nothing is said: every stage but NAT (behaviour of the builds before stages). */
 export const DEFAULT_STAGES: StageSwitches = { xlat: true, pccom: true };
@@ -31,6 +31,7 @@ export function stageSwitches(bits: number): StageSwitches {
   const s: StageSwitches = { xlat: (bits & Stage.XLAT) !== 0, pccom: (bits & Stage.PCCOM) !== 0 };
   if (bits & Stage.NAT) s.nat = true;
   if (bits & Stage.DNS) s.dns = true;
+  if (bits & Stage.FTP) s.ftp = true;
   return s;
 }
 

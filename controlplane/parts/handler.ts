@@ -73,6 +73,15 @@ export interface PuntHandler {
    */
   onDns?(rec: PuntRec, ctx: PuntContext): boolean;
   /**
+   * An FTP "227 " reply punted by the FTP stage on ingress after XLAT (reason
+   * FTP_REPLY, not stashed; GSRA's EN): as onDns, the first part with it
+   * re-injects the reply (ctx.reinjectDns) and returns true, or returns false
+   * and the agent re-injects it unmodified.
+   */
+  onFtpReply?(rec: PuntRec, ctx: PuntContext): boolean;
+  /** A copy of an FTP 227/229 reply leaving from port 21 (reason FTP_COPY, egress, before NAT; GSRA's router): the packet itself went on. */
+  onFtpCopy?(rec: PuntRec, ctx: PuntContext): void;
+  /**
    * Called once, after the fast path is attached and before the first punt is
    * read: for a part that acts on more than punts (Mobile PPC watches the
    * kernel's address events and writes entries of its own).

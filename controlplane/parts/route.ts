@@ -8,7 +8,10 @@
  *    claims otherControl and to every part taking 'control' without claiming a
  *    code (plain handlers: they saw every control message before parts existed);
  *  - a re-key signal (PCCOM's per-flow key asks for a new one) goes to every
- *    part with an onRekey (DPRP, which negotiated the key).
+ *    part with an onRekey (DPRP, which negotiated the key);
+ *  - a DNS answer / an FTP 227 reply goes to the first part with onDns /
+ *    onFtpReply (it re-injects it); a copy of an FTP reply to every part with
+ *    onFtpCopy.
  */
 import type { PuntHandler } from './handler.js';
 import type { PartDeclaration } from './claims.js';
@@ -22,6 +25,10 @@ export interface PuntRoute {
   readonly rekey: readonly PuntHandler[];
   /** Parts taking DNS answers (NAT-f's DNS stage); the first one rewrites. */
   readonly dns: readonly PuntHandler[];
+  /** Parts taking FTP 227 replies (GSRA's FTP stage, ingress); the first one rewrites. */
+  readonly ftpReply: readonly PuntHandler[];
+  /** Parts taking copies of FTP 227/229 replies (GSRA's FTP stage, egress): every one. */
+  readonly ftpCopy: readonly PuntHandler[];
 }
 
 export interface RoutedPart {
@@ -47,7 +54,8 @@ export function buildRoute(parts: readonly RoutedPart[]): PuntRoute {
     const takesControl = (c.puntReasons ?? []).includes('control');
     if (c.otherControl || (takesControl && !(c.icmpCodes ?? []).length)) otherControl.push(p.handler);
   }
-  return { miss: chain(parts, 'pit_miss'), truncated: chain(parts, 'truncated'), controlByCode, otherControl, rekey: parts.filter((p) => p.handler.onRekey).map((p) => p.handler), dns: parts.filter((p) => p.handler.onDns).map((p) => p.handler) };
+  return { miss: chain(parts, 'pit_miss'), truncated: chain(parts, 'truncated'), controlByCode, otherControl, rekey: parts.filter((p) => p.handler.onRekey).map((p) => p.handler), dns: parts.filter((p) => p.handler.onDns).map((p) => p.handler),
+    ftpReply: parts.filter((p) => p.handler.onFtpReply).map((p) => p.handler), ftpCopy: parts.filter((p) => p.handler.onFtpCopy).map((p) => p.handler) };
 }
 
 /** A plain handler with no descriptor takes every punt reason and claims nothing exclusive. */

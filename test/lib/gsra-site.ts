@@ -106,7 +106,8 @@ export class GsraSite {
       const netFile = t.scratchPath(`/tmp/${t.prefix}-network.json`);
       writeFileSync(netFile, JSON.stringify({
         apiVersion: 'gscip/v1', kind: 'Network', groups: [{ id: 1, name: 'staff' }, { id: 2, name: 'finance' }],
-        ges: [{ userId: 'gsra-router', type: 'GSRA', mode: 'CL', groups: [1, 2], act: [
+        // external: GGR, delivered to every GE as a GSRA router's address (the EN agent needs no list of its own)
+        ges: [{ userId: 'gsra-router', type: 'GSRA', mode: 'CL', groups: [1, 2], external: GGR, act: [
           { name: 'in1.corp.example.net', address: IN1, outsideAccess: 'allow', groups: [1] },
           { name: 'in2.corp.example.net', address: IN2, outsideAccess: 'allow', groups: [2] },
         ] }],
@@ -158,7 +159,7 @@ export class GsraSite {
       interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
       handlers: ['dprp', 'natf', 'gsra-en'], gms: { dataDir: this.enDir },   // GEN, CL: from the GMS
       natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
-      gsraEn: { routers: [SITE.GGR], group: 1, sweepMs: 500 },
+      gsraEn: { group: 1, sweepMs: 500 },   // routers: the GMS delivers them (gsraRouters)
     }));
     this.enAgent = await this.g.startAgent('en', ['--config', cfg, '--metrics', '127.0.0.1:9466'], 'en', { logLevel: 'info' });
   }

@@ -11,7 +11,7 @@ import { exited } from '../netns/pccom-topology.js';
 
 export type ResolverJob =
   | { kind: 'tcp'; name: string; file: string }
-  | { kind: 'connect'; name: string }
+  | { kind: 'connect'; name: string; port?: number }
   | { kind: 'udp'; name: string; payload: string };
 
 const APP = (job: ResolverJob): string => `
@@ -27,7 +27,7 @@ dns.lookup(job.name, { family: 4 }, (e, addr) => {
     c.on('close', () => done({ addr, sent: true }));
     c.on('error', (er) => done({ addr, error: er.code }));
   } else if (job.kind === 'connect') {
-    const c = net.connect({ host: addr, port: 5201 });
+    const c = net.connect({ host: addr, port: job.port ?? 5201 });
     const to = setTimeout(() => { c.destroy(); done({ addr, error: 'TIMEOUT' }); }, 10000);
     c.on('connect', () => { clearTimeout(to); c.destroy(); done({ addr, connected: true }); });
     c.on('error', (er) => { clearTimeout(to); done({ addr, error: er.code }); });

@@ -5,7 +5,8 @@
  * directory password; the EN's agent (parts dprp, natf, gsra-en) takes her
  * user ID, GSRA key and group key from its GMS delivery, and an unmodified
  * application (system resolver) reaches in1.corp.example.net through the
- * router: 2 MiB TCP byte-exact, the Internet leg encrypted (no plaintext
+ * router, whose address the EN learnt from the GMS too (gsraRouters; its
+ * config names none): 2 MiB TCP byte-exact, the Internet leg encrypted (no plaintext
  * marker in a capture on the router's outside interface); in2 (another
  * group) fails at once with EHOSTUNREACH.
  */
@@ -59,6 +60,8 @@ describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavai
     try { r = await app({ kind: 'tcp', name: 'in1.corp.example.net', file: inp }); } finally { cap.kill('SIGINT'); await exited(cap, 5000); }
     assert.match(String(r.addr), /^198\.19\./, JSON.stringify(r));
     assert.equal(r.error, undefined, JSON.stringify(r));
+    // The EN's config names no router: GGR came from the GMS (the GSRA GE's `external`, delivered as gsraRouters).
+    assert.deepEqual(JSON.parse(readFileSync(`${s.enDir}/cache/state.json`, 'utf8')).gsraRouters, [SITE.GGR]);
     await waitFor('the IN got 2 MiB', () => (existsSync(`${s.sinkFile}.1`) ? readFileSync(`${s.sinkFile}.1`).length : 0) >= data.length, 20_000);
     assert.equal(sha256(readFileSync(`${s.sinkFile}.1`)), sha256(data), 'byte-exact');
     assert.match(s.sinkOut, new RegExp(`peer ${SITE.PGR.replace(/\./g, '\\.')}:4\\d{4}`));

@@ -15,12 +15,12 @@ import { randomBytes } from 'node:crypto';
 import { GsraAdmission, type AdmissibleUser, type InternalServer } from '../../controlplane/gsra/admission.js';
 import { GsraRouterExchange } from '../../controlplane/gsra/router-exchange.js';
 import { GsraEnHandler } from '../../controlplane/gsra/en-handler.js';
-import { gsraEnConfigSchema } from '../../controlplane/gsra/en-config.js';
+import { gsraEnConfigSchema, isPrivateIpv4 } from '../../controlplane/gsra/en-config.js';
 import { DnsRewriters } from '../../controlplane/natf/dns-rewriters.js';
 import { parseAnswer } from '../../controlplane/natf/dns-answer.js';
 import { frameControl, unframeControl } from '../../controlplane/parts/control-framing.js';
 import { parseIpv4 } from '../../controlplane/dprp/ipv4.js';
-import { Action, Dir, PuntReason, XlatKind } from '../../controlplane/maps/abi.js';
+import { Action, Dir, PIT_F_WIRE_CSUM, PuntReason, XlatKind } from '../../controlplane/maps/abi.js';
 import type { Cid, PitVal, PuntRec, XlatVal } from '../../controlplane/maps/codecs.js';
 import type { PuntContext } from '../../controlplane/parts/handler.js';
 import { parseAgentConfig } from '../../controlplane/config/agent-config.js';
@@ -49,7 +49,7 @@ function dnsAnswer(name: string, addr: string): Buffer {
 
 const ck = (c: Cid): string => `${c.dir}:${c.proto}:${c.saddr}:${c.sport}>${c.daddr}:${c.dport}`;
 
-function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; version: number }> } = {}) {
+function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; version: number }>; ghr?: string; behindNat?: boolean | 'auto' } = {}) {
   const ops: string[] = [];
   const xlat = new Map<string, XlatVal>();
   const pit = new Map<string, PitVal>();
@@ -57,6 +57,8 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
   const released: Cid[] = [];
   const dropped: Array<{ cid: Cid; reason: string }> = [];
   const reinjected: Buffer[] = [];
+  const bindAnswers: unknown[] = [];
+  const stashDrops: string[] = [];
   const adm = new GsraAdmission({ portLo: 40000, portHi: 40009, maxEntries: 8, leaseMs: 5000, idleMs: 60_000 });
   adm.setServers(SERVERS);
   adm.setUsers([alice]);
@@ -72,17 +74,23 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
     log,
     release: () => true,
     releaseFlow: (c: Cid) => { ops.push('release'); released.push(c); return 1; },
-    drop: () => true,
+    drop: (_r: PuntRec, why: string) => { stashDrops.push(why); return true; },
     dropFlow: (c: Cid, reason: string) => { ops.push('drop'); dropped.push({ cid: c, reason }); return 1; },
     reinjectDns: (_i: number, f: Buffer) => { reinjected.push(f); },
     sendControl: (_i: number, ip: Buffer) => {
       sent.push(ip);
       if (opts.answer === false) return;
       const cp = unframeControl(parseIpv4(ip)!)!;
-      const o = router.onMessage(Buffer.from(cp.msg), { addr: cp.src, port: cp.sport ?? 7253 }, Date.now());
+      // opts.ghr: a port-preserving home NAT between the EN and the router (the router sees GHR:same port)
+      const o = router.onMessage(Buffer.from(cp.msg), { addr: opts.ghr ?? cp.src, port: cp.sport ?? 7253 }, Date.now());
       if (!o.reply) return;
       const reply = frameControl(cp.dst, cp.src, o.reply, { sport: 7253, dport: cp.sport ?? 7253 });
       const eth = Buffer.concat([Buffer.alloc(12), Buffer.from([0x08, 0x00]), reply]);
+      // An answer to a port other than 7253 (BIND's, from s) is no control message to the fast path: an ingress PIT miss.
+      if ((cp.sport ?? 7253) !== 7253) {
+        queueMicrotask(() => { bindAnswers.push(en.onMiss({ ts_ns: 0n, ifindex: 2, pkt_len: eth.length, cap_len: eth.length, dir: Dir.INGRESS, reason: PuntReason.PIT_MISS, cid: { saddr: cp.dst, daddr: cp.src, sport: 7253, dport: cp.sport!, proto: 17, dir: Dir.INGRESS }, data: eth }, ctx)); });
+        return;
+      }
       queueMicrotask(() => en.onControl({ ts_ns: 0n, ifindex: 2, pkt_len: eth.length, cap_len: eth.length, dir: Dir.INGRESS, reason: PuntReason.CONTROL, cid: { saddr: cp.dst, daddr: cp.src, sport: 7253, dport: 7253, proto: 17, dir: Dir.INGRESS }, data: eth }));
     },
     nowNs: () => process.hrtime.bigint(),
@@ -90,7 +98,7 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
   const routes: string[] = [];
   const chain = new DnsRewriters();
   chain.register({ name: 'nrt', rewrite: () => null });   // NAT-f's own NRT comes first; it does not know GGR
-  en = new GsraEnHandler(log, gsraEnConfigSchema.parse({ routers: [GGR], group: 1, userId: 'alice', keyFile: '/dev/null' }), null, () => chain, {
+  en = new GsraEnHandler(log, gsraEnConfigSchema.parse({ routers: [GGR], group: 1, userId: 'alice', keyFile: '/dev/null', ...(opts.behindNat !== undefined ? { behindNat: opts.behindNat } : {}) }), null, () => chain, {
     routes: { ensure: (v: string, r: string) => { routes.push(`${v} via ${r}`); return true; }, prune: () => 0 },
   });
   // the static key without a file: tests set it directly
@@ -105,7 +113,7 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
     const f = tcpFrame({ src: GEN, dst: vin, sport, dport, flags: 0x02 } as never);
     return { ts_ns: 0n, ifindex: 2, pkt_len: f.length, cap_len: f.length, dir: Dir.EGRESS, reason: PuntReason.PIT_MISS, cid: { saddr: GEN, daddr: vin, sport, dport, proto: 6, dir: Dir.EGRESS }, data: f };
   };
-  return { en, ctx, ops, xlat, pit, sent, released, dropped, reinjected, routes, resolve, miss, chain };
+  return { en, ctx, ops, xlat, pit, sent, released, dropped, reinjected, routes, resolve, miss, chain, bindAnswers, stashDrops, adm };
 }
 
 const settle = (ms = 20) => new Promise((r) => setTimeout(r, ms));
@@ -141,6 +149,44 @@ test('first packet to VIN:d: taken, AUTH then MAP to GGR, VAT + PIT written befo
   assert.deepEqual([back.action, back.group_id, back.key_version], [Action.DECRYPT, 1, 2]);
   assert.equal(s.released.length, 1);
   assert.equal(s.dropped.length, 0);
+  s.en.close();
+});
+
+test('behind a home NAT: BIND from the flow\'s port s, its answer (to s, an ingress miss) taken as control; MAP names GHR:m; TCP in the wire-valid form', async () => {
+  const GHR = '203.0.113.30';
+  const s = setup({ ghr: GHR, behindNat: true });
+  const vin = s.resolve('in1.corp.example.net');
+  assert.equal(s.en.onMiss(s.miss(vin, 22, 53000), s.ctx), 'taken');
+  await settle();
+  assert.equal(s.sent.length, 3, 'AUTH, BIND, MAP');
+  const udp = (ip: Buffer) => { const v = parseIpv4(ip)!; return { sport: v.payload.readUInt16BE(0), dport: v.payload.readUInt16BE(2) }; };
+  assert.deepEqual(udp(s.sent[1]), { sport: 53000, dport: 7253 }, 'BIND leaves from s');
+  assert.deepEqual(udp(s.sent[0]), { sport: 7253, dport: 7253 });
+  assert.deepEqual(s.bindAnswers, ['taken'], 'the answer to s: taken from the miss chain');
+  assert.deepEqual(s.stashDrops, ['gsra_bind_answer'], 'never passed to the stack');
+  const m = s.adm.mappings()[0];
+  assert.deepEqual(m.en, { addr: GHR, port: 53000 }, 'the router maps GHR:m');
+  assert.equal(m.bound, true);
+  const t = m.t;
+  const out = s.pit.get(ck({ saddr: GEN, daddr: GGR, sport: 53000, dport: t, proto: 6, dir: Dir.EGRESS }))!;
+  assert.equal(out.action, Action.ENCRYPT);
+  assert.equal(out.flags & PIT_F_WIRE_CSUM, PIT_F_WIRE_CSUM, 'the wire-valid form across the NAT');
+  assert.equal(s.released.length, 1);
+  s.en.close();
+});
+
+test('behindNat auto: a private source binds, a global one does not; without BIND behind a NAT the router refuses (bad_session)', async () => {
+  assert.equal(isPrivateIpv4('100.64.9.2'), true);
+  assert.equal(isPrivateIpv4('192.168.1.2'), true);
+  assert.equal(isPrivateIpv4('172.31.0.1'), true);
+  assert.equal(isPrivateIpv4('198.51.100.20'), false);
+  assert.equal(isPrivateIpv4('100.128.0.1'), false);
+  const s = setup({ ghr: '203.0.113.30', behindNat: false });
+  const vin = s.resolve('in1.corp.example.net');
+  s.en.onMiss(s.miss(vin, 22, 53001), s.ctx);
+  await settle();
+  assert.equal(s.released.length, 0);
+  assert.equal(s.dropped[0]?.reason, 'gsra_bad_session');
   s.en.close();
 });
 

@@ -29,7 +29,7 @@ test('spec: the GNATs\' externals are the policy\'s gnats (sorted, unique); on a
   assert.equal(validateNetwork(network([undefined])).policy?.gnats, undefined);
   let problems: string[] = [];
   try { validateNetwork(network([], { external: '192.0.2.9' })); } catch (e) { if (e instanceof SpecError) problems = e.problems; else throw e; }
-  assert.deepEqual(problems, ['ges[0].external: only a GNAT has an external address (this GE is GES)']);
+  assert.deepEqual(problems, ['ges[0].external: only a GNAT or a GSRA router has an external address (this GE is GES)']);
 });
 
 test('plan + store + delivery: a new GNAT address is a policy change, kept across a reopen, delivered to every GE', async (t) => {

@@ -1,0 +1,176 @@
+/**
+ * The GSRA EN part behind a home router it does not control (docs/gsra.md
+ * "Binding" and "The EN part"): the laptop has a private address PEN, a
+ * home router does plain nftables masquerade to the Internet, BIND 9
+ * answers the IN's name with the GSRA router's address GGR. The EN's agent
+ * (dprp, natf, gsra-en) sees its source is private (behindNat auto), so the
+ * admission is AUTH -> BIND (from the flow's own port s; the answer comes
+ * back to s and is taken from the miss chain) -> MAP naming GHR:m.
+ *
+ *   enh PEN 100.64.9.2 --e0/h0-- hr (nftables masquerade, GHR 192.0.2.30) --h1/out0-- router (GGR 192.0.2.1 | PGR 100.64.1.1) --in0/l0-- in (IN1 100.64.1.10)
+ *   enh 203.0.113.20 --d0/dns0-- dns 203.0.113.53 (BIND 9: in1.example.net A GGR)
+ *
+ * The home router verifies checksums (nf_conntrack_checksum=1, software
+ * checksums on the EN and the router): conntrack would mark PCCOM's keyed
+ * checksum INVALID and not translate it, so both ends encrypt TCP in the
+ * wire-valid form across the NAT (docs/pccom.md). UDP's wire-valid form is
+ * not used by GSRA: the UDP case runs with the home router not verifying.
+ *
+ * Without BIND (GSRA_HOME_TEST_NO_BIND=1: gsraEn.behindNat false) MAP names
+ * PEN:s, the router sees GHR and refuses `bad_session`: the connect fails.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Topology, waitFor, waitReady, sh } from '../lib/netns.js';
+import { GscipRunner } from '../lib/agent-process.js';
+import { exited } from './pccom-topology.js';
+import { DnsServer } from './dns-server.js';
+import { gsraInsideConfig, SITE } from '../lib/gsra-site.js';
+import { runResolverApp, type ResolverJob } from '../lib/resolver-app.js';
+
+const NAMED = sh('sh', ['-c', 'command -v named && command -v dig && command -v nft'], { allowFail: true }).code === 0;
+const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'needs BIND 9 (named, dig) and nft' : null;
+const { GGR, PGR, IN1 } = SITE;
+const PEN = '100.64.9.2';
+const GHR = '192.0.2.30';
+const DNS_ADDR = '203.0.113.53';
+const BYTES = 4 << 20;
+const GROUP_KEY = randomBytes(32).toString('hex');
+const MARKER = Buffer.from('GSRA-HOME-NAT-MARKER-9d2e');
+const NO_BIND = !!process.env.GSRA_HOME_TEST_NO_BIND;
+
+const SINK = (outFile: string): string => `
+const net = require('net'), fs = require('fs'), dgram = require('dgram');
+let k = 0;
+const srv = net.createServer((c) => {
+  const n = ++k; const out = fs.createWriteStream(${JSON.stringify(outFile)} + '.' + n);
+  console.log('peer ' + c.remoteAddress + ':' + c.remotePort + ' conn ' + n);
+  c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => console.log('done ' + n)));
+});
+const u = dgram.createSocket('udp4');
+u.on('message', (m, r) => { console.log('udp peer ' + r.address + ':' + r.port); u.send(Buffer.concat([Buffer.from('echo: '), m]), r.port, r.address); });
+u.bind(5301, '0.0.0.0');
+srv.listen(5201, '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(3), 200000).unref();`;
+
+describe('GSRA EN part behind a home router doing nftables masquerade (namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
+  let t: Topology;
+  let g: GscipRunner;
+  let dnsSrv: DnsServer;
+  let sink: ReturnType<Topology['spawn']>;
+  let sinkOut = '';
+  let sinkFile = '';
+  let resolvConf = '';
+  let dir = '';
+
+  before(async () => {
+    t = new Topology('gsrahnat');
+    try {
+      t.addHost('enh'); t.addHost('hr'); t.addHost('router'); t.addHost('in'); t.addHost('dns');
+      t.link('enh', 'e0', 'hr', 'h0');
+      t.link('hr', 'h1', 'router', 'out0');
+      t.link('router', 'in0', 'in', 'l0');
+      t.link('enh', 'd0', 'dns', 'dns0');
+      t.addr('enh', 'e0', `${PEN}/24`);
+      t.addr('hr', 'h0', '100.64.9.1/24');
+      t.addr('hr', 'h1', `${GHR}/24`);
+      t.addr('router', 'out0', `${GGR}/24`);
+      t.addr('router', 'in0', `${PGR}/24`);
+      t.addr('in', 'l0', `${IN1}/24`);
+      t.addr('enh', 'd0', '203.0.113.20/24');
+      t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
+      t.route('enh', 'default', '100.64.9.1');
+      t.forwarding('hr');
+      t.forwarding('router');
+      // The home router the project does not configure beyond this: plain masquerade, checksums verified.
+      t.exec('hr', 'nft', ['add', 'table', 'ip', 'home']);
+      t.exec('hr', 'nft', ['add', 'chain', 'ip', 'home', 'post', '{ type nat hook postrouting priority 100 ; }']);
+      t.exec('hr', 'nft', ['add', 'rule', 'ip', 'home', 'post', 'oifname', 'h1', 'masquerade']);
+      t.exec('hr', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=1']);
+      // Software checksums where PCCOM sends, so the home router's conntrack really checks them.
+      for (const [h, d] of [['enh', 'e0'], ['router', 'out0'], ['hr', 'h0'], ['hr', 'h1']]) t.exec(h, 'ethtool', ['-K', d, 'tx', 'off', 'rx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+      dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { in1: GGR, www: '203.0.113.80' });
+      await dnsSrv.start();
+      g = new GscipRunner(t, 'gsra-out');
+      dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-gsrahnat`);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      resolvConf = `${dir}/resolv.conf`;
+      writeFileSync(resolvConf, `nameserver ${DNS_ADDR}\noptions timeout:2 attempts:2\n`);
+      const keyFile = `${dir}/alice.key`;
+      writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+      const inCfg = `${dir}/in.json`;
+      writeFileSync(inCfg, gsraInsideConfig());
+      const outCfg = `${dir}/out.json`;
+      writeFileSync(outCfg, JSON.stringify({
+        interfaces: [{ name: 'out0' }],
+        nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
+        gsra: {
+          ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
+          servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }],
+          users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200,
+        },
+      }));
+      const enCfg = `${dir}/en.json`;
+      writeFileSync(enCfg, JSON.stringify({
+        interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
+        handlers: ['dprp', 'natf', 'gsra-en'],
+        ge: { type: 'GES', mode: 'OP' },
+        natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
+        gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, ...(NO_BIND ? { behindNat: false } : {}) },
+      }));
+      await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
+      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9465'], 'gsra-out');
+      await g.startAgent('enh', ['--config', enCfg, '--metrics', '127.0.0.1:9464'], 'en');
+      g.ok('enh', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${GROUP_KEY}\n`);
+      g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${GROUP_KEY}\n`);
+      sinkFile = `${dir}/sink`;
+      sink = t.spawn('in', 'node', ['-e', SINK(sinkFile)]);
+      await waitReady(sink, 'IN server', (d) => { sinkOut += d; });
+    } catch (e) { await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); throw e; }
+  });
+  after(async () => { sink?.kill(); await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); });
+
+  const app = (job: ResolverJob): Promise<Record<string, any>> => runResolverApp(t, 'enh', resolvConf, job);
+  const metrics = (host: string, port: number): string =>
+    t.exec(host, 'node', ['-e', `fetch('http://127.0.0.1:${port}/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))`]).stdout;
+
+  test('by name through the home NAT and the router: BIND learnt GHR:m, 4 MiB TCP byte-exact, IN sees PGR:t, no plaintext on the Internet leg', async () => {
+    const data = randomBytes(BYTES);
+    for (let o = 0; o + MARKER.length < BYTES; o += 1000) MARKER.copy(data, o);
+    const inp = `${dir}/in-data`;
+    writeFileSync(inp, data);
+    const capOut = `${dir}/internet.pcap`;
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
+    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
+    let r: Record<string, any>;
+    try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { c1.kill('SIGINT'); await exited(c1, 5000); }
+    assert.match(String(r.addr), /^198\.19\./, `the application got a VIN: ${JSON.stringify(r)}`);
+    assert.equal(r.error, undefined, JSON.stringify(r));
+    await waitFor('the IN got the stream', () => sinkOut.includes('done 1'), 20_000);
+    const peer = /peer (\S+):(\d+) conn 1/.exec(sinkOut)!;
+    assert.equal(peer[1], PGR, 'the IN saw the router as its peer');
+    const got = existsSync(`${sinkFile}.1`) ? readFileSync(`${sinkFile}.1`) : Buffer.alloc(0);
+    assert.equal(got.length, BYTES);
+    assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(data).digest('hex'), 'byte-exact');
+    const internet = readFileSync(capOut);
+    assert.ok(internet.length > 100_000, `the Internet leg capture holds the stream (${internet.length} bytes)`);
+    assert.ok(!internet.includes(MARKER), 'no plaintext on the Internet leg');
+    assert.ok(internet.includes(Buffer.from(GHR.split('.').map(Number))), 'the Internet leg carries GHR (the home router translated the flow)');
+    assert.ok(!internet.includes(Buffer.from(PEN.split('.').map(Number))), 'no packet left the home with the private source (none marked INVALID by its conntrack)');
+    const m = metrics('router', 9465);
+    assert.match(m, /gscip_gsra_requests_total\{message="bind",result="ok"\} [1-9]/, 'the EN bound first');
+    assert.match(metrics('enh', 9464), /gscip_gsraen_flows_total\{result="admitted"\} [1-9]/);
+  });
+
+  test('by name, UDP through the home NAT (one not verifying checksums): the datagram echoed', async () => {
+    t.exec('hr', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=0']);
+    try {
+      const payload = Buffer.concat([MARKER, randomBytes(64)]).toString('hex');
+      const r = await app({ kind: 'udp', name: 'in1.example.net', payload });
+      assert.equal(r.echo, Buffer.concat([Buffer.from('echo: '), Buffer.from(payload, 'hex')]).toString('hex'), JSON.stringify(r));
+      assert.match(sinkOut, new RegExp(`udp peer ${PGR.replace(/\./g, '\\.')}:4\\d{4}`));
+    } finally { t.exec('hr', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=1']); }
+  });
+});
