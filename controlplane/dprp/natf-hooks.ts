@@ -10,6 +10,10 @@
  *     (V1:Y <-> G2:Z) is written before them.
  *   GNAT: a DDE naming a host is checked against the ACT; allowed, the GNAT
  *     maps the host's port for this peer (Z) and its entries are on G1:X -> G2:Z.
+ *     A host that is a GE itself (ACT `ge`): the GNAT relays the DDE inward
+ *     with its own record carrying NATF_LIP P1, the host answers as the end GE
+ *     of G1:X -> P1:Y, and the GNAT appends NATF_PORT Z to that RGI and passes
+ *     the ciphertext (transit), translating only the outer addresses.
  */
 import type { Flow } from './wire.js';
 
@@ -21,7 +25,8 @@ export interface VirtualTarget {
 }
 
 export type NatfInbound =
-  | { ok: true; port: number }
+  /** `inside`: the host runs a GE itself (its ACT entry's `ge`): relay the negotiation inward to it, do not answer. */
+  | { ok: true; port: number; inside?: string }
   | { ok: false; reason: NatfRefusal };
 
 /** Why a GNAT refuses a DDE naming a host (counted, answered with a refused RGI). */

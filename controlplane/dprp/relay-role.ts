@@ -70,6 +70,12 @@ interface RelayNeg {
   prior?: readonly PitEntry[] | null;
   /** Re-keying: what the MPIT actually wrote (r.entries minus the deferred encrypt toward the end, which keeps the prior entry). */
   installed?: readonly PitEntry[];
+  /**
+   * NAT-f at a GNAT whose private host is a GE (ACT `ge`): the host's address P1
+   * the negotiation was relayed to, and the port Z mapped for this peer (its
+   * RGI gets NATF_PORT Z appended; the MPIT goes on to P1).
+   */
+  inside?: { addr: string; port: number };
 }
 
 /** What installing a flow past a NAT on the port its first packet came from needs (nat-follow.ts). */
@@ -129,9 +135,34 @@ export class RelayRole {
     return r;
   }
 
+  /**
+   * NAT-f, at a private GE behind a GNAT: the address the DDE's last record
+   * (the GNAT's, its membership tags verified with a key we hold) names in
+   * NATF_LIP, when it is this GE's own; null otherwise. This GE is then the
+   * end GE of the trigger CID with that address for its destination (CID1 =
+   * G1:X -> P1:Y). node.ts takes such a DDE although its packet went to P1,
+   * not to the trigger CID's destination G2.
+   */
+  natfInside(m: DprpMessage): string | null {
+    if (m.type !== MsgType.DDE || m.records.length < 2) return null;
+    const i = m.records.length - 1;
+    const lip = m.records[i].options.find((o) => o.type === OptionType.NATF_LIP);
+    if (!lip || lip.value.length !== 4) return null;
+    const addr = `${lip.value[0]}.${lip.value[1]}.${lip.value[2]}.${lip.value[3]}`;
+    if (addr !== this.c.d.self.addr) return null;
+    return verifyRecord(this.c.myKeys(), m, i).length > 0 ? addr : null;
+  }
+
+  /** A GNAT relaying `m`'s negotiation inward: an MPIT sent to this GNAT for the private GE it names as the end (node.ts). */
+  relaysInwardTo(m: DprpMessage): boolean {
+    const r = this.relays.get(hex(m.negId));
+    return !!r?.inside && r.inside.addr === m.endGe && sameFlow(r.flow, m.flow) && r.startGe === m.startGe;
+  }
+
   onDde(m: DprpMessage, raw: Buffer, ip?: PacketAddrs): void {
     const c = this.c;
-    const loc = c.d.locality(m.flow.daddr);
+    const inward = this.natfInside(m);
+    const loc = inward ? 'self' : c.d.locality(m.flow.daddr);
     const existing = this.relays.get(hex(m.negId));
     const role: RelayNeg['role'] = loc === 'self' ? 'end' : loc === 'behind' ? 'end-candidate' : 'intermediate';
     const now = c.mono();
@@ -153,8 +184,13 @@ export class RelayRole {
     c.replayAccept(m);
     if (m.records[0].addr === m.startGe) r.startDdes.push(m);
 
+    // NAT-f at the private GE: the end GE of CID1 (the trigger CID with this GE's address for G2); its entries go there.
+    if (inward) {
+      r.local = { ...r.flow, daddr: inward };
+      return this.answerRgi(r, m, REC_F_IS_DEST);
+    }
     // NAT-f: a DDE naming a host behind this GE's own address (a GE on the way relays it as any other).
-    if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc);
+    if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc, ip);
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
     // Relayed transparently: the next GE sees the start GE's source, as it checks (node.ts onControl).
     const fwd = relayVia(ip);
@@ -252,21 +288,45 @@ export class RelayRole {
    * the mapped port Z in its record, and the flow's entries go on the wire
    * flow G1:X -> G2:Z; refused, a refused RGI (no port) tells the start at once.
    */
-  private answerNatf(r: RelayNeg, dde: DprpMessage, loc: string): void {
+  private answerNatf(r: RelayNeg, dde: DprpMessage, loc: string, ip?: PacketAddrs): void {
     const c = this.c;
     const name = dde.options.find((o) => o.type === OptionType.NATF_NAME)!.value.toString('latin1');
     const groups = dde.records[0]?.addr === dde.startGe ? verifyRecord(c.myKeys(), dde, 0).map((k) => k.group) : [];
     const ans = loc === 'self' && c.d.natf?.inbound ? c.d.natf.inbound({ flow: dde.flow, name, peerGroups: groups })
       : { ok: false as const, reason: 'not_a_gnat' as const };
-    r.role = 'end';
     if (!ans.ok) {
+      r.role = 'end';
       c.reject('natf_refused');
       return this.answerRgi(r, dde, REC_F_PROTECTS_DEST, [], Status.REFUSED);
     }
     r.local = { ...r.flow, dport: ans.port };
+    if (ans.inside) return this.relayInward(r, dde, { addr: ans.inside, port: ans.port }, ip);
+    r.role = 'end';
     const z = Buffer.alloc(2);
     z.writeUInt16BE(ans.port, 0);
     this.answerRgi(r, dde, REC_F_PROTECTS_DEST, [{ type: OptionType.NATF_PORT, value: z }]);
+  }
+
+  /**
+   * NAT-f, the host is a GE (docs/natf.md "A private GE behind the GNAT"): the
+   * DDE goes on to P1 with the trigger CID and alice's record untouched (her
+   * tags cover them) and this GNAT's record appended, NATF_LIP P1 in it (its
+   * tags tell P1's GE it may act on a DDE sent to it for G2). Sent with the
+   * start's source, as every relay forwards a DDE, so the private GE's RGI and
+   * CDN leave toward the start through this GNAT's outside interface, where
+   * the fast path punts them to us (control.h): we append NATF_PORT Z to the
+   * RGI and forward both from our own address. This GNAT stays on the way
+   * (intermediate): its entries on G1:X <-> G2:Z are the MPIT's transit pass.
+   */
+  private relayInward(r: RelayNeg, dde: DprpMessage, inside: { addr: string; port: number }, ip?: PacketAddrs): void {
+    const c = this.c;
+    r.role = 'intermediate';
+    r.inside = inside;
+    const lip = Buffer.alloc(4);
+    writeIpv4(lip, 0, inside.addr, 'NATF_LIP');
+    const out: DprpMessage = { ...dde, records: [...dde.records] };
+    out.records.push(c.ownRecord(dde, 0, [{ type: OptionType.NATF_LIP, value: lip }]));
+    c.send(inside.addr, c.enc(out), dde.startGe, relayVia(ip));
   }
 
   private answerRgi(r: RelayNeg, dde: DprpMessage, flags: number, extra: readonly TlvOption[] = [], status: number = Status.OK): void {
@@ -305,10 +365,20 @@ export class RelayRole {
     }
     // NAT-f: the GNAT that answered mapped the flow to its port Z (its record's NATF_PORT): a GE on the
     // way sees the flow's packets on that port, so its entries go there (as the start's and the GNAT's do).
-    const z = m.records[0]?.addr === m.endGe && m.endGe === r.flow.daddr ? m.records[0].options.find((o) => o.type === OptionType.NATF_PORT) : undefined;
-    if (z && r.role === 'intermediate') r.local = { ...r.local, dport: z.value.readUInt16BE(0) };
+    // The GNAT's record is the end GE's (it answered for a Term) or the last one (it relayed inward to a GE).
+    const gnatRec = m.records[0]?.addr === m.endGe && m.endGe === r.flow.daddr ? m.records[0] : m.records.find((x) => x.addr === r.flow.daddr && x.addr !== m.endGe);
+    const z = gnatRec?.options.find((o) => o.type === OptionType.NATF_PORT);
+    if (z && r.role === 'intermediate' && !r.inside) r.local = { ...r.local, dport: z.value.readUInt16BE(0) };
     const out: DprpMessage = { ...m, records: [...m.records] };
-    out.records.push(c.ownRecord(m, 0, this.natSeen(r)));
+    if (r.inside) {
+      // NAT-f: the RGI of the private GE we relayed the DDE to: only from it, and it answers as the end GE.
+      if (m.endGe !== r.inside.addr || m.records[0]?.addr !== r.inside.addr) return c.reject('bad_path');
+      const zv = Buffer.alloc(2);
+      zv.writeUInt16BE(r.inside.port, 0);
+      out.records.push(c.ownRecord(m, 0, [{ type: OptionType.NATF_PORT, value: zv }]));
+    } else {
+      out.records.push(c.ownRecord(m, 0, this.natSeen(r)));
+    }
     c.send(r.reply.addr, c.enc(out), undefined, r.reply.via);
   }
 

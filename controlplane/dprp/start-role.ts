@@ -68,7 +68,7 @@ interface StartNeg {
    * (`vflow`, G1:X -> V1:Y), negotiated with the GNAT as `flow` G1:X -> G2:Y;
    * `wire` (G1:X -> G2:Z) once the RGI named the mapped port Z.
    */
-  virt?: { target: VirtualTarget; vflow: Flow; wire: Flow | null };
+  virt?: { target: VirtualTarget; vflow: Flow; wire: Flow | null; via?: string | null };
 }
 
 /** The PIT view of a negotiation: the wire flow of a NAT-f one, else its flow. */
@@ -322,12 +322,17 @@ export class StartRole {
     if ((m.records[0].flags & (REC_F_IS_DEST | REC_F_PROTECTS_DEST)) === 0) return c.reject('no_end_flag');
     if (m.records[0].addr !== m.endGe) return c.reject('no_end_flag');
     if (neg.virt) {
-      // NAT-f: the GNAT answers for the host it maps (its record holds NATF_PORT Z), or refuses.
-      if (m.endGe !== neg.virt.target.gnat) return c.reject('no_end_flag');
+      // NAT-f: the GNAT answers for the host it maps (its record holds NATF_PORT Z), or refuses; or the
+      // host is a GE itself and answers as the end GE, the GNAT's record (NATF_PORT Z) appended last.
+      const gnat = neg.virt.target.gnat;
+      const gnatRec = m.endGe === gnat ? m.records[0] : m.records.length >= 2 && m.records[m.records.length - 1].addr === gnat ? m.records[m.records.length - 1] : null;
+      if (!gnatRec) return c.reject('no_end_flag');
       if (m.status === Status.REFUSED) { c.replayAccept(m); return this.fail(neg, 'natf_refused'); }
-      const z = m.records[0].options.find((o) => o.type === OptionType.NATF_PORT);
+      const z = gnatRec.options.find((o) => o.type === OptionType.NATF_PORT);
       if (!z) { c.replayAccept(m); return this.fail(neg, 'natf_no_port'); }
       neg.virt.wire = { ...neg.flow, dport: z.value.readUInt16BE(0) };
+      // The MPIT for a private end GE goes to its GNAT (it relays it inward: alice has no route to P1).
+      neg.virt.via = m.endGe === gnat ? null : gnat;
     }
 
     const keys = c.myKeys();
@@ -436,7 +441,7 @@ export class StartRole {
     m.attempt = neg.attempt;
     m.timestampMs = c.wallMs();
     signActions(m, (addr) => keyFor.get(addr) ?? null);
-    c.d.transport.send(m.endGe, c.enc(m));
+    c.d.transport.send(neg.virt?.via ?? m.endGe, c.enc(m));
     neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));
   }
 

@@ -63,6 +63,12 @@ export interface ActEntry {
   outsideAccess: 'allow' | 'deny';
   /** The groups whose members may reach it (a subset of the GNAT's groups; default all of them). Sorted. */
   groups: number[];
+  /**
+   * The host runs a GE itself (a GES with the group key): the GNAT relays the
+   * negotiation inward to it instead of answering for it, so PCCOM runs end
+   * to end (docs/natf.md "A private GE behind the GNAT"). Absent: false.
+   */
+  ge?: boolean;
 }
 
 /** Network-wide rules every GE enforces (delivered to each with its GE info). */

@@ -113,6 +113,7 @@ function actChanges(cur: readonly ActEntry[], des: readonly ActEntry[]): string 
     if (c.address !== e.address) d.push(`address ${c.address} -> ${e.address}`);
     if (c.outsideAccess !== e.outsideAccess) d.push(`outsideAccess ${c.outsideAccess} -> ${e.outsideAccess}`);
     if (c.groups.join(',') !== e.groups.join(',')) d.push(`groups [${c.groups.join(',')}] -> [${e.groups.join(',')}]`);
+    if ((c.ge === true) !== (e.ge === true)) d.push(`ge ${c.ge === true} -> ${e.ge === true}`);
     if (d.length) out.push(`~${e.name} (${d.join(', ')})`);
   }
   for (const c of cur) if (!des.some((e) => e.name === c.name)) out.push(`-${c.name}`);

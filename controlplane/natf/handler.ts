@@ -52,7 +52,7 @@ export class NatHandler implements PuntHandler {
         return { ok: false, reason: r.reason };
       }
       natInboundMappingsTotal.inc({ result: r.created ? 'created' : 'reused' });
-      return { ok: true, port: r.extPort };
+      return { ok: true, port: r.extPort, ...(d.ge ? { inside: d.address } : {}) };
     },
   };
 

@@ -1,0 +1,168 @@
+/**
+ * NAT-f, the seeds' main case (SEEDS section 2.3 steps 4-8, figure c of 2.4;
+ * docs/natf.md "A private GE behind the GNAT"): bob, the private host behind
+ * the GNAT (100.64.1.10), is a GE itself (a GES, CL, group 10's key), and the
+ * GNAT's ACT says so (`ge: true`). alice reaches it by name through real
+ * BIND 9, and PCCOM runs alice <-> bob END TO END: the GNAT relays the DPRP
+ * negotiation inward (its record with NATF_LIP in the DDE, NATF_PORT Z appended
+ * to bob's RGI, the MPIT relayed to bob), passes the ciphertext (transit) and
+ * translates only the outer addresses (G2:Z <-> P1:Y) in its eBPF NAT.
+ *
+ *  - curl http://bob.example.net:8080/blob: 6 MiB byte-exact; bob's server
+ *    sees alice's own address (the GNAT translates the destination only);
+ *  - a capture on the global leg (GNAT out0) and one on the private leg (GNAT
+ *    in0, between the GNAT and bob): neither holds the plaintext marker or
+ *    plaintext HTTP; the flow is alice <-> 192.0.2.2:Z on the first and alice
+ *    <-> 100.64.1.10:8080 on the second;
+ *  - the PITs hold the seeds' per-vantage tuples: alice G1:X <-> G2:Z
+ *    encrypt/decrypt (no private address), the GNAT G1:X <-> G2:Z pass (it
+ *    relays), bob G1:X <-> P1:Y encrypt/decrypt; the GNAT's NAT session is
+ *    P1:Y for peer G1:X on G2:Z, origin inbound.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { sh, waitFor, waitReady } from '../lib/netns.js';
+import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
+import { exited, sha256 } from './pccom-topology.js';
+import { ALICE, BOB, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
+
+const TOOLS = sh('sh', ['-c', 'command -v named && command -v dig && command -v curl && command -v tcpdump'], { allowFail: true }).code === 0;
+const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !TOOLS ? 'BIND 9, dig, curl or tcpdump not installed (make deps)' : null;
+const MARKER = 'NATF-GE-PLAINTEXT-MARKER-5c21';
+const BYTES = 6 << 20;
+const VIRTUAL = /^198\.1[89]\.\d{1,3}\.\d{1,3}$/;
+
+/** bob's service: GET /blob serves the file; anything else answers with the peer address bob sees. */
+const HTTP_SERVER = (file: string): string => `
+const http = require('http'), fs = require('fs');
+const srv = http.createServer((q, r) => {
+  if (q.url === '/blob') { const b = fs.readFileSync(${JSON.stringify(file)}); r.writeHead(200, { 'content-length': b.length }); r.end(b); return; }
+  r.writeHead(200, { 'content-type': 'text/plain' }); r.end('hello from bob, you are ' + q.socket.remoteAddress + '\\n');
+});
+srv.keepAliveTimeout = 100;
+srv.listen(${HTTP_PORT}, ${JSON.stringify(BOB)}, () => console.log('ready'));
+setTimeout(() => process.exit(3), 170000).unref();`;
+
+interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string }
+interface NatRow { proto: string; inside: string; peer: string; external: string; origin: string }
+
+/** What the three agents said and refused (DPRP's rejection counters), for a failure's message. */
+function diag(n: NatfTopo): string {
+  const rej = (h: 'alice' | 'gnat' | 'bob'): string => n.metrics(h).split('\n').filter((l) => /^gscip_dprp_(messages_rejected|negotiations_failed)|^gscip_natf_flows_total/.test(l)).join('\n');
+  return (['alice', 'gnat', 'bob'] as const).map((h) => `--- ${h}\n${rej(h)}\n${(h === 'alice' ? n.alice : h === 'gnat' ? n.gnat : n.bob)?.stderr.slice(-3000) ?? ''}${(h === 'alice' ? n.alice : h === 'gnat' ? n.gnat : n.bob)?.stdout.slice(-6000) ?? ''}`).join('\n');
+}
+
+const priv = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };
+
+describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to end (BIND 9, namespaces)', { skip: unavailable ?? false, timeout: 200_000 }, () => {
+  let n: NatfTopo;
+  let blob: string;
+  let data: Buffer;
+  /** The blob transfer's ports: alice's X, the GNAT's Z. */
+  let x = 0;
+  let z = 0;
+
+  before(async () => {
+    n = new NatfTopo('natfge', { bobGe: true });
+    try {
+      await n.start();
+      data = Buffer.concat([randomBytes(BYTES / 2), Buffer.from(MARKER.repeat(64)), randomBytes(BYTES / 2 - MARKER.length * 64)]);
+      blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
+      writeFileSync(blob, data);
+      await waitReady(n.t.spawn('bob', 'node', ['-e', HTTP_SERVER(blob)]), 'bob\'s HTTP server');
+    } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
+  });
+  after(async () => { await n?.stop(); n?.cleanupSync(); rmSync(blob, { force: true }); });
+
+  test('curl http://bob.example.net: 6 MiB byte-exact; ciphertext on the global AND the private leg', async () => {
+    const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global.pcap`);
+    const pcapIn = n.t.scratchPath(`/tmp/${n.t.prefix}-private.pcap`);
+    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapOut, 'ip']);
+    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapIn, 'ip']);
+    const out = n.t.scratchPath(`/tmp/${n.t.prefix}-got`);
+    try {
+      for (const p of [pcapOut, pcapIn]) await waitFor('tcpdump', () => { try { return readFileSync(p).length >= 24; } catch { return false; } }, 5000);
+      const curl = n.appSpawn('alice', 'curl', ['-sS', '--max-time', '60', '-o', out, '-w', '%{remote_ip} %{local_port}', `http://bob.example.net:${HTTP_PORT}/blob`]);
+      let w = '';
+      let err = '';
+      curl.stdout?.on('data', (d: Buffer) => { w += d.toString(); });
+      curl.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${diag(n)}`);
+      const [remote, lport] = w.trim().split(' ');
+      assert.match(remote, VIRTUAL, 'curl connected to the virtual address');
+      x = Number(lport);
+      const got = readFileSync(out);
+      assert.equal(got.length, BYTES);
+      assert.equal(sha256(got), sha256(data), 'byte-exact');
+    } finally {
+      await new Promise((r) => setTimeout(r, 200));
+      capOut.kill('SIGINT'); capIn.kill('SIGINT');
+      await exited(capOut, 3000); await exited(capIn, 3000);
+      rmSync(out, { force: true });
+    }
+    const nat = JSON.parse(n.g.ok('gnat', ['maps', 'dump', 'nat', '--json', ...n.g.instanceArgs('gnat')])) as NatRow[];
+    const s = nat.find((r) => r.proto === 'tcp' && r.inside === `${BOB}:${HTTP_PORT}` && r.peer === `${ALICE}:${x}`);
+    assert.ok(s, `the GNAT's session for bob and alice's port ${x}: ${JSON.stringify(nat)}`);
+    assert.equal(s.origin, 'inbound');
+    z = Number(s.external.split(':')[1]);
+
+    const rawOut = readFileSync(pcapOut);
+    const rawIn = readFileSync(pcapIn);
+    rmSync(pcapOut, { force: true }); rmSync(pcapIn, { force: true });
+    const gl = ipv4Records(readPcapFile(rawOut)).filter((r) => r.proto === 6);
+    const pl = ipv4Records(readPcapFile(rawIn)).filter((r) => r.proto === 6);
+    assert.ok(gl.length > 100 && pl.length > 100, `both captures hold the transfer (${gl.length} / ${pl.length} TCP packets)`);
+    // Global leg: alice <-> G2:Z only, no private address.
+    assert.equal(gl.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg');
+    assert.ok(gl.every((r) => (r.src === ALICE && r.sport === x && r.dst === GNAT_OUT && r.dport === z) || (r.src === GNAT_OUT && r.sport === z && r.dst === ALICE && r.dport === x)),
+      `the global leg is alice:${x} <-> ${GNAT_OUT}:${z}`);
+    // Private leg: alice (her own address: only the destination is translated) <-> P1:Y.
+    assert.ok(pl.every((r) => (r.src === ALICE && r.sport === x && r.dst === BOB && r.dport === HTTP_PORT) || (r.src === BOB && r.sport === HTTP_PORT && r.dst === ALICE && r.dport === x)),
+      `the private leg is alice:${x} <-> ${BOB}:${HTTP_PORT}`);
+    for (const [leg, raw] of [['global', rawOut], ['private', rawIn]] as const) {
+      assert.ok(!raw.includes(Buffer.from(MARKER)), `no plaintext marker on the ${leg} leg (PCCOM end to end)`);
+      assert.ok(!raw.includes(Buffer.from('HTTP/1.1')), `no plaintext HTTP on the ${leg} leg`);
+    }
+  });
+
+  test('the PITs hold the seeds\' per-vantage tuples: alice G1:X <-> G2:Z, the GNAT G1:X <-> G2:Z pass, bob G1:X <-> P1:Y', () => {
+    assert.ok(x > 0 && z > 0, 'the transfer ran');
+    const pit = (host: string): PitRow[] => JSON.parse(n.g.ok(host, ['maps', 'dump', 'pit', '--json', ...n.g.instanceArgs(host)])) as PitRow[];
+    const pair = (rows: PitRow[], a: string, ap: number, b: string, bp: number): { ing?: PitRow; eg?: PitRow } => ({
+      ing: rows.find((r) => r.proto === 'tcp' && r.dir === 'ingress' && r.src === b && r.sport === bp && r.dst === a && r.dport === ap)
+        ?? rows.find((r) => r.proto === 'tcp' && r.dir === 'ingress' && r.src === a && r.sport === ap && r.dst === b && r.dport === bp),
+      eg: rows.find((r) => r.proto === 'tcp' && r.dir === 'egress' && r.src === a && r.sport === ap && r.dst === b && r.dport === bp)
+        ?? rows.find((r) => r.proto === 'tcp' && r.dir === 'egress' && r.src === b && r.sport === bp && r.dst === a && r.dport === ap),
+    });
+
+    const a = pit('alice');
+    const pa = pair(a, ALICE, x, GNAT_OUT, z);
+    assert.ok(pa.ing && pa.eg, `alice's entries on ${ALICE}:${x} <-> ${GNAT_OUT}:${z}: ${JSON.stringify(a)}`);
+    assert.equal(pa.eg.action, 'encrypt');
+    assert.equal(pa.ing.action, 'decrypt');
+    assert.equal(a.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no entry at alice names a private address');
+
+    const g = pit('gnat');
+    const pg = pair(g, ALICE, x, GNAT_OUT, z);
+    assert.ok(pg.ing && pg.eg, `the GNAT's entries on ${ALICE}:${x} <-> ${GNAT_OUT}:${z}: ${JSON.stringify(g)}`);
+    assert.equal(pg.ing.action, 'pass', 'the GNAT relays the ciphertext (figure c: relay, not enc/dec)');
+    assert.equal(pg.eg.action, 'pass');
+    assert.equal(g.filter((r) => r.action === 'encrypt' || r.action === 'decrypt').length, 0, 'the GNAT decrypts nothing');
+
+    const b = pit('bob');
+    const pb = pair(b, BOB, HTTP_PORT, ALICE, x);
+    assert.ok(pb.ing && pb.eg, `bob's entries on ${ALICE}:${x} <-> ${BOB}:${HTTP_PORT}: ${JSON.stringify(b)}`);
+    assert.equal(pb.ing.action, 'decrypt');
+    assert.equal(pb.eg.action, 'encrypt');
+    assert.equal(b.filter((r) => r.src === GNAT_OUT || r.dst === GNAT_OUT).length, 0, 'bob keys nothing on the GNAT\'s address');
+  });
+
+  test('bob\'s service sees alice\'s own address; a second request by name is negotiated end to end again', () => {
+    const r = n.appExec('alice', 'curl', ['-sS', '--max-time', '10', `http://bob.example.net:${HTTP_PORT}/`], { allowFail: true });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `hello from bob, you are ${ALICE}`);
+    assert.match(n.metrics('gnat'), /gscip_nat_inbound_mappings_total\{result="created"\} [2-9]/);
+  });
+});
