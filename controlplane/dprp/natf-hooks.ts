@@ -14,6 +14,9 @@
  *     with its own record carrying NATF_LIP P1, the host answers as the end GE
  *     of G1:X -> P1:Y, and the GNAT appends NATF_PORT Z to that RGI and passes
  *     the ciphertext (transit), translating only the outer addresses.
+ *     The other way (a GE inside negotiating with a global GE): the GNAT maps
+ *     the flow in its NAPT first (port Z), relays the DDE from its own address
+ *     with its record carrying NATF_PORT Z, so the global GE keys on G2:Z.
  */
 import type { Flow } from './wire.js';
 
@@ -46,4 +49,10 @@ export interface NatfDprpHooks {
   failed?(flow: Flow, stashes: readonly unknown[], why: NatfStartFailure): void;
   /** GNAT: a DDE for `flow` (G1:X -> own address:Y) names `name`; the start proved `peerGroups`. */
   inbound?(q: { flow: Flow; name: string; peerGroups: readonly number[] }): NatfInbound;
+  /**
+   * GNAT: a GE inside (P1) negotiates `flow` (P1:X -> G1:Y) with a global GE: the NAPT session
+   * for it, made now (port Z), so the GNAT relays the DDE as G2 with Z in its record; null when
+   * `flow`'s source is not one this GNAT translates.
+   */
+  outbound?(q: { flow: Flow }): NatfInbound | null;
 }

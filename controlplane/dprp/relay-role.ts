@@ -76,6 +76,14 @@ interface RelayNeg {
    * RGI gets NATF_PORT Z appended; the MPIT goes on to P1).
    */
   inside?: { addr: string; port: number };
+  /**
+   * NAT-f at a GNAT, the other way: an inside GE's negotiation toward a
+   * global GE, relayed out from this GNAT's own address; `port` is the NAPT
+   * port Z its flow was mapped to (NATF_PORT in our DDE record).
+   */
+  outward?: { port: number };
+  /** At the global end: the NAT in front of the start is a GNAT that said so (its DDE record, NATF_PORT Z): no NAT_SEEN, no wait. */
+  viaGnat?: boolean;
 }
 
 /** What installing a flow past a NAT on the port its first packet came from needs (nat-follow.ts). */
@@ -124,9 +132,12 @@ export class RelayRole {
     // Natted: the packets of the flow come with the NAT's address for their source, the port kept
     // (a NAT keeps it when it can; Linux masquerade does); docs/dprp.md "Across NATs and firewalls".
     const natFrom = ip && m.type === MsgType.DDE && ip.src !== m.startGe ? ip.src : null;
-    const view = natFrom ? this.nat.learned(m.flow, natFrom, this.c.mono()) : null;
+    // NAT-f: the NAT is a GNAT relaying for a GE behind it, and its record names the port it mapped the flow to.
+    const gnatZ = natFrom ? this.gnatPortOf(m, natFrom) : null;
+    const view = natFrom && gnatZ === null ? this.nat.learned(m.flow, natFrom, this.c.mono()) : null;
+    const local = gnatZ !== null ? { ...m.flow, saddr: natFrom!, sport: gnatZ } : view ?? (natFrom ? { ...m.flow, saddr: natFrom } : m.flow);
     r = {
-      negId: m.negId, flow: m.flow, local: view ?? (natFrom ? { ...m.flow, saddr: natFrom } : m.flow), waitsFirst: natFrom !== null && view === null, startGe: m.startGe,
+      negId: m.negId, flow: m.flow, local, waitsFirst: natFrom !== null && view === null && gnatZ === null, startGe: m.startGe, viaGnat: gnatZ !== null,
       reply: { addr: ip && m.type === MsgType.DDE ? ip.src : m.startGe, via: m.type === MsgType.DDE ? replyVia(ip) : undefined },
       natFrom, role: create, createdMono: this.c.mono(),
       endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, startDdes: [],
@@ -151,6 +162,18 @@ export class RelayRole {
     const addr = `${lip.value[0]}.${lip.value[1]}.${lip.value[2]}.${lip.value[3]}`;
     if (addr !== this.c.d.self.addr) return null;
     return verifyRecord(this.c.myKeys(), m, i).length > 0 ? addr : null;
+  }
+
+  /**
+   * The port Z a GNAT at `from` mapped the start's flow to: the DDE's second
+   * record is that GNAT's (membership tags verified with a key we hold) with
+   * NATF_PORT. Null otherwise (a foreign NAT: NAT_SEEN and nat-follow.ts).
+   */
+  private gnatPortOf(m: DprpMessage, from: string): number | null {
+    if (m.records.length !== 2 || m.records[1].addr !== from) return null;
+    const z = m.records[1].options.find((o) => o.type === OptionType.NATF_PORT);
+    if (!z || z.value.length !== 2) return null;
+    return verifyRecord(this.c.myKeys(), m, 1).length > 0 ? z.value.readUInt16BE(0) : null;
   }
 
   /** A GNAT relaying `m`'s negotiation inward: an MPIT sent to this GNAT for the private GE it names as the end (node.ts). */
@@ -192,6 +215,11 @@ export class RelayRole {
     // NAT-f: a DDE naming a host behind this GE's own address (a GE on the way relays it as any other).
     if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc, ip);
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
+    // NAT-f at a GNAT: an inside GE's DDE toward a global GE leaves translated, from this GNAT.
+    if (r.outward || (r.role === 'intermediate' && m.records.length === 1 && ip?.src === m.startGe && m.flow.saddr === m.startGe
+      && c.d.locality(m.startGe) === 'behind' && c.d.natf?.outbound)) {
+      if (this.relayOutward(r, m)) return;
+    }
     // Relayed transparently: the next GE sees the start GE's source, as it checks (node.ts onControl).
     const fwd = relayVia(ip);
     if (r.role === 'intermediate') {
@@ -260,7 +288,7 @@ export class RelayRole {
   /** Whether this GE, past a NAT, sends the flow in the UDP wire-valid form (the start GE's record takes it; nat-traversal.ts). */
   private udpWireToStart(r: RelayNeg): boolean {
     const rec = r.startDdes[0]?.records[0];
-    return rec?.addr === r.startGe && udpWireAcrossNat(r.flow, r.natFrom !== null, pccomCapsOf(rec));
+    return rec?.addr === r.startGe && udpWireAcrossNat(r.flow, r.natFrom !== null && !r.viaGnat, pccomCapsOf(rec));
   }
 
   /** A UDP flow in the wire-valid form: its first datagram's IP ID (pccom/udp-wire.ts), or null. */
@@ -329,6 +357,35 @@ export class RelayRole {
     c.send(inside.addr, c.enc(out), dde.startGe, relayVia(ip));
   }
 
+  /**
+   * NAT-f, a GE inside negotiating outward (private -> global, docs/natf.md):
+   * relayed transparently, its DDE would leave with its private source (the
+   * fast path drops that: nat_proto). Instead the flow is mapped in this
+   * GNAT's NAPT now (its first packet will find the session, port Z), and the
+   * DDE goes on from this GNAT's own address with its record appended, NATF_PORT
+   * Z in it: the global GE takes it as from a NAT (the start's record is
+   * verified) and keys its entries on G2:Z at once. The answers come back to
+   * us and go on to the inside GE; our entries (the MPIT's transit pass) are
+   * on G2:Z <-> G1:Y, the view past our NAT stage. False: not a source this
+   * GNAT translates (relayed as before).
+   */
+  private relayOutward(r: RelayNeg, dde: DprpMessage): boolean {
+    const c = this.c;
+    if (!r.outward) {
+      const ans = c.d.natf!.outbound!({ flow: dde.flow });
+      if (!ans) return false;
+      if (!ans.ok) { c.reject('natf_no_mapping'); return true; }
+      r.outward = { port: ans.port };
+      r.local = { ...r.flow, saddr: c.d.self.addr, sport: ans.port };
+    }
+    const z = Buffer.alloc(2);
+    z.writeUInt16BE(r.outward.port, 0);
+    const out: DprpMessage = { ...dde, records: [...dde.records] };
+    out.records.push(c.ownRecord(dde, 0, [{ type: OptionType.NATF_PORT, value: z }]));
+    c.send(dde.flow.daddr, c.enc(out));
+    return true;
+  }
+
   private answerRgi(r: RelayNeg, dde: DprpMessage, flags: number, extra: readonly TlvOption[] = [], status: number = Status.OK): void {
     const c = this.c;
     const m: DprpMessage = {
@@ -342,7 +399,8 @@ export class RelayRole {
 
   /** Our record's NAT_SEEN option when the DDE crossed a NAT (the start GE decides with it). */
   private natSeen(r: RelayNeg): TlvOption[] {
-    if (!r.natFrom) return [];
+    // A GNAT in front of the start translates PCCOM's packets itself (incremental updates): no NAT policy to apply.
+    if (!r.natFrom || r.viaGnat) return [];
     const v = Buffer.alloc(4);
     writeIpv4(v, 0, r.natFrom, 'NAT_SEEN');
     return [{ type: OptionType.NAT_SEEN, value: v }];
@@ -435,7 +493,8 @@ export class RelayRole {
     const isEnd = m.endGe === self;
     if (isEnd) r.confirmed = true;
     // A GEN whose inside holds the source sees the forward direction leave on egress.
-    const fwdDir: PitDir = c.d.locality(r.local.saddr) === 'behind' ? 'egress' : 'ingress';
+    // A GNAT relaying outward keys on its own address (past its NAT) but the start is behind it.
+    const fwdDir: PitDir = r.outward || c.d.locality(r.local.saddr) === 'behind' ? 'egress' : 'ingress';
     if (r.prior === undefined) r.prior = c.flows.prior(r.local) ?? null;
     const prior = r.prior ?? undefined;
     const wireCsum = this.startTakesWireCsum(r);

@@ -15,9 +15,10 @@ import { NatSweeper, type NatSweepResult } from './nat-sweep.js';
 import { actDecide, parseDeliveredAct, type ActEntry } from './act.js';
 import { InboundMapper } from './inbound.js';
 import type { NatfDprpHooks, NatfInbound } from '../dprp/natf-hooks.js';
-import { natInboundMappingsTotal } from '../metrics/metrics.js';
+import { natInboundMappingsTotal, natOutboundMappingsTotal } from '../metrics/metrics.js';
 import { TableWriter } from './tables-file.js';
-import type { NatConfig } from './nat-config.js';
+import { parseInsidePrefix, prefixContains, type NatConfig } from './nat-config.js';
+import { NatOrigin } from '../maps/abi.js';
 
 export class NatHandler implements PuntHandler {
   readonly name = 'nat';
@@ -53,6 +54,16 @@ export class NatHandler implements PuntHandler {
       }
       natInboundMappingsTotal.inc({ result: r.created ? 'created' : 'reused' });
       return { ok: true, port: r.extPort, ...(d.ge ? { inside: d.address } : {}) };
+    },
+    outbound: ({ flow }): NatfInbound | null => {
+      if (!this.mapper || !this.cfg?.inside.some((p) => prefixContains(parseInsidePrefix(p), flow.saddr))) return null;
+      const r = this.mapper.map({ proto: flow.proto, inside: { addr: flow.saddr, port: flow.sport }, peer: { addr: flow.daddr, port: flow.dport }, origin: NatOrigin.OUTBOUND });
+      natOutboundMappingsTotal.inc({ result: r.ok ? (r.created ? 'created' : 'reused') : r.reason });
+      if (!r.ok) {
+        this.log.warn({ inside: flow.saddr, peer: flow.daddr, reason: r.reason }, 'NAT-f: no outbound mapping for an inside GE\'s negotiation (NAT table)');
+        return { ok: false, reason: r.reason };
+      }
+      return { ok: true, port: r.extPort };
     },
   };
 

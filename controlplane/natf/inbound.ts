@@ -23,6 +23,8 @@ export interface InboundRequest {
   inside: { addr: string; port: number };
   /** The outside peer that may use the mapping (G1:X). */
   peer: { addr: string; port: number };
+  /** The session's origin (default inbound); outbound: a flow an inside GE negotiates before its first packet (NAT-f). */
+  origin?: number;
 }
 
 export type InboundResult =
@@ -62,7 +64,7 @@ export class InboundMapper {
     }
     if (!claimed) return { ok: false, reason: 'no_port' };
     const now = this.nowNs();
-    const v: NatVal = { ext_addr: this.nat.external, ext_port: claimed.port, origin: NatOrigin.INBOUND, flags: 0, created_ns: now, last_seen_ns: now };
+    const v: NatVal = { ext_addr: this.nat.external, ext_port: claimed.port, origin: r.origin ?? NatOrigin.INBOUND, flags: 0, created_ns: now, last_seen_ns: now };
     try { this.maps.sessions.set(key, v, 'noexist'); } catch (e) {
       this.maps.ports.delete(claimed);
       if (errno(e) === 'EEXIST') {

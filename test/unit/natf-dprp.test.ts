@@ -239,3 +239,34 @@ test('a private GE behind the GNAT: a forged NATF_LIP record (no group key) is r
   sim.inject('bob', forged, { src: G1, dst: P1 });
   assert.ok(sim.ge('bob').obs.rejections.slice(before).includes('destination_mismatch'), JSON.stringify(sim.ge('bob').obs.rejections.slice(before)));
 });
+
+test('a private GE behind the GNAT opens a flow to a global GE: the GNAT maps it first and relays the DDE as itself with NATF_PORT Z; each PIT on its own view', { timeout: 5000 }, () => {
+  const mapped: Flow[] = [];
+  const gnat: NatfDprpHooks = { outbound: (q) => { mapped.push(q.flow); return { ok: true, port: Z }; } };
+  const sim = new Sim([
+    { name: 'net', addr: '203.0.113.1' },
+    { name: 'alice', addr: G1, parent: 'net', ge: { type: 'GES', mode: 'OP', keys: [testKey(10)] } },
+    { name: 'gnat', addr: G2, parent: 'net', ge: { type: 'GNAT', mode: 'CL', keys: [testKey(10)], natf: gnat } },
+    { name: 'bob', addr: P1, parent: 'gnat', ge: { type: 'GES', mode: 'CL', keys: [testKey(10)] } },
+  ]);
+  const flow: Flow = { saddr: P1, daddr: G1, sport: 40123, dport: 5201, proto: 6 };
+  sim.ge('bob').node.onPitMiss(flow, 'h9');
+  sim.time.run(1000);
+  assert.deepEqual(mapped, [flow], 'the GNAT mapped the flow once, before its first packet');
+  const atAlice = sim.wire.filter((w) => w.to === 'alice' && w.icmp[1] === MsgType.DDE);
+  assert.equal(atAlice.length, 1);
+  const d = decode(atAlice[0].icmp);
+  assert.deepEqual(d.flow, flow, 'the trigger CID as bob sent it (his tags cover it)');
+  assert.deepEqual(d.records.map((r) => r.addr), [P1, G2]);
+  assert.equal(d.records[1].options.find((op) => op.type === OptionType.NATF_PORT)?.value.readUInt16BE(0), Z);
+  assert.deepEqual(sim.ge('bob').released, ['h9']);
+  const rev = (f: Flow): Flow => ({ saddr: f.daddr, daddr: f.saddr, sport: f.dport, dport: f.sport, proto: f.proto });
+  assert.equal(sim.pitOf('bob', flow, 'egress')?.action, 'encrypt', 'bob: P1:X <-> G1:Y');
+  assert.equal(sim.pitOf('bob', rev(flow), 'ingress')?.action, 'decrypt');
+  const wire: Flow = { ...flow, saddr: G2, sport: Z };
+  assert.equal(sim.pitOf('gnat', wire, 'egress')?.action, 'pass', 'the GNAT: G2:Z <-> G1:Y, transit');
+  assert.equal(sim.pitOf('gnat', rev(wire), 'ingress')?.action, 'pass');
+  assert.equal(sim.pitOf('alice', wire, 'ingress')?.action, 'decrypt', 'alice: G2:Z <-> G1:Y at once (no wait for the first packet)');
+  assert.equal(sim.pitOf('alice', rev(wire), 'egress')?.action, 'encrypt');
+  assert.equal([...sim.ge('alice').pit.values()].filter((e) => e.flow.saddr === P1 || e.flow.daddr === P1).length, 0, 'alice keys nothing on the private address');
+});
