@@ -126,7 +126,7 @@ export class DprpNode {
       if (ip.dst !== m.flow.daddr && !(ip.dst === self && this.relay.natfInside(m) === self)) return c.reject('destination_mismatch');
     }
     // NAT-f: the start sends the MPIT for a private GE behind a GNAT to the GNAT, which relays it inward.
-    if (ip && m.type === MsgType.MPIT && ip.dst !== m.endGe && !(ip.dst === self && this.relay.relaysInwardTo(m))) return c.reject('destination_mismatch');
+    if (ip && m.type === MsgType.MPIT && ip.dst !== m.endGe && !this.relay.mpitOnItsWay(m, ip.dst)) return c.reject('destination_mismatch');
     switch (m.type) {
       case MsgType.DDE:
         if (m.startGe === self) return c.reject('own_message');

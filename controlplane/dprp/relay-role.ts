@@ -84,6 +84,8 @@ interface RelayNeg {
   outward?: { port: number };
   /** At the global end: the NAT in front of the start is a GNAT that said so (its DDE record, NATF_PORT Z): no NAT_SEEN, no wait. */
   viaGnat?: boolean;
+  /** A GE on the way to a GNAT whose private GE is the end GE: the MPIT goes to the GNAT (the end's address is private). */
+  mpitVia?: string;
 }
 
 /** What installing a flow past a NAT on the port its first packet came from needs (nat-follow.ts). */
@@ -176,10 +178,16 @@ export class RelayRole {
     return verifyRecord(this.c.myKeys(), m, 1).length > 0 ? z.value.readUInt16BE(0) : null;
   }
 
-  /** A GNAT relaying `m`'s negotiation inward: an MPIT sent to this GNAT for the private GE it names as the end (node.ts). */
-  relaysInwardTo(m: DprpMessage): boolean {
+  /**
+   * An MPIT sent to `dst`, not to the end GE it names, that is on its way
+   * (node.ts): to this GNAT for the private GE it relays to, or, at a GE on
+   * the way, to the GNAT in front of a private end GE.
+   */
+  mpitOnItsWay(m: DprpMessage, dst: string): boolean {
     const r = this.relays.get(hex(m.negId));
-    return !!r?.inside && r.inside.addr === m.endGe && sameFlow(r.flow, m.flow) && r.startGe === m.startGe;
+    if (!r || !sameFlow(r.flow, m.flow) || r.startGe !== m.startGe) return false;
+    if (r.inside) return r.inside.addr === m.endGe && dst === this.c.d.self.addr;
+    return r.mpitVia !== undefined && r.mpitVia === dst;
   }
 
   onDde(m: DprpMessage, raw: Buffer, ip?: PacketAddrs): void {
@@ -426,7 +434,11 @@ export class RelayRole {
     // The GNAT's record is the end GE's (it answered for a Term) or the last one (it relayed inward to a GE).
     const gnatRec = m.records[0]?.addr === m.endGe && m.endGe === r.flow.daddr ? m.records[0] : m.records.find((x) => x.addr === r.flow.daddr && x.addr !== m.endGe);
     const z = gnatRec?.options.find((o) => o.type === OptionType.NATF_PORT);
-    if (z && r.role === 'intermediate' && !r.inside) r.local = { ...r.local, dport: z.value.readUInt16BE(0) };
+    if (z && r.role === 'intermediate' && !r.inside) {
+      r.local = { ...r.local, dport: z.value.readUInt16BE(0) };
+      // The end GE is a private GE behind that GNAT: the start's MPIT goes to the GNAT, and so do we.
+      if (gnatRec !== m.records[0]) r.mpitVia = r.flow.daddr;
+    }
     const out: DprpMessage = { ...m, records: [...m.records] };
     if (r.inside) {
       // NAT-f: the RGI of the private GE we relayed the DDE to: only from it, and it answers as the end GE.
@@ -449,7 +461,7 @@ export class RelayRole {
     if (!entry) {
       // Not named (we are past the end GE, or our record was stripped): relay only.
       c.replayAccept(m);
-      if (m.endGe !== self) c.send(m.endGe, raw);
+      if (m.endGe !== self) c.send(r.mpitVia ?? m.endGe, raw);
       return;
     }
     let key: GroupKey | null = null;
@@ -524,7 +536,7 @@ export class RelayRole {
       r.answeredMpit = true;
       c.send(r.reply.addr, c.enc(cdn), undefined, r.reply.via);
     } else {
-      c.send(m.endGe, raw);
+      c.send(r.mpitVia ?? m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.
     if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);

@@ -325,7 +325,7 @@ export class StartRole {
       // NAT-f: the GNAT answers for the host it maps (its record holds NATF_PORT Z), or refuses; or the
       // host is a GE itself and answers as the end GE, the GNAT's record (NATF_PORT Z) appended last.
       const gnat = neg.virt.target.gnat;
-      const gnatRec = m.endGe === gnat ? m.records[0] : m.records.length >= 2 && m.records[m.records.length - 1].addr === gnat ? m.records[m.records.length - 1] : null;
+      const gnatRec = m.endGe === gnat ? m.records[0] : m.records.slice(1).find((r) => r.addr === gnat) ?? null;
       if (!gnatRec) return c.reject('no_end_flag');
       if (m.status === Status.REFUSED) { c.replayAccept(m); return this.fail(neg, 'natf_refused'); }
       const z = gnatRec.options.find((o) => o.type === OptionType.NATF_PORT);

@@ -9,9 +9,10 @@
  * path needs nothing new: the peer's packets to ext:Z are translated to P:Y
  * (filtered to that peer), P's answers go out as ext:Z.
  *
- * The extended DPRP that will call this (RGI at the GNAT) is not built yet
- * (docs/natf.md); the function, its tests (test/bpf/nat.test.ts) and its rate
- * (bench/nat-inbound.ts) are.
+ * The extended DPRP calls it at the GNAT for a DDE naming a host (origin
+ * inbound), and for an inside GE's DDE toward a global GE (origin outbound:
+ * the session exists before the flow's first packet; docs/natf.md "A private
+ * GE behind the GNAT"). Tests: test/bpf/nat.test.ts; rate: bench/nat-inbound.ts.
  */
 import { BpfError } from '../bpf/errors.js';
 import { Dir, NAT_PORT_TRIES, NatOrigin } from '../maps/abi.js';

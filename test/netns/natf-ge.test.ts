@@ -70,6 +70,33 @@ s.on('close', () => process.exit(0));
 s.on('error', (e) => { console.error(e.message); process.exit(2); });
 setTimeout(() => process.exit(3), 90000).unref();`;
 
+const UDP_PORT = 5300;
+const UDP_ECHO = `
+const d = require('dgram').createSocket('udp4');
+d.on('message', (m, r) => d.send(Buffer.concat([Buffer.from('echo:' + r.address + ':'), m]), r.port, r.address));
+d.bind(${UDP_PORT}, ${JSON.stringify(BOB)}, () => console.log('ready'));
+setTimeout(() => process.exit(3), 170000).unref();`;
+/** Three datagrams (each with the marker) to bob's echo by name; prints each reply with the address it came from. */
+const UDP_CLIENT = `
+const d = require('dgram').createSocket('udp4'); const got = [];
+d.on('message', (m, r) => { got.push(r.address + ' ' + m.toString()); if (got.length === 3) { console.log(JSON.stringify(got)); process.exit(0); } });
+require('dns').lookup('bob.example.net', { family: 4 }, (e, a) => { if (e) { console.log('lookup ' + e.code); process.exit(1); }
+  d.connect(${UDP_PORT}, a, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send(${JSON.stringify(MARKER)} + '-' + i), i * 50); }); });
+setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 8000).unref();`;
+
+const ALICE_UDP = 5301;
+const ALICE_ECHO = `
+const d = require('dgram').createSocket('udp4');
+d.on('message', (m, r) => d.send(Buffer.concat([Buffer.from('echo:' + r.address + ':'), m]), r.port, r.address));
+d.bind(${ALICE_UDP}, ${JSON.stringify(ALICE)}, () => console.log('ready'));
+setTimeout(() => process.exit(3), 60000).unref();`;
+/** Three datagrams (each with the marker) from bob to alice's echo; prints the replies. */
+const BOB_UDP_CLIENT = `
+const d = require('dgram').createSocket('udp4'); const got = [];
+d.on('message', (m) => { got.push(m.toString()); if (got.length === 3) { console.log(JSON.stringify(got)); process.exit(0); } });
+d.bind(40500, () => d.connect(${ALICE_UDP}, ${JSON.stringify(ALICE)}, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send(${JSON.stringify(MARKER)} + '-' + i), i * 100); }));
+setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 10000).unref();`;
+
 interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string }
 interface NatRow { proto: string; inside: string; peer: string; external: string; origin: string }
 
@@ -97,6 +124,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
       writeFileSync(blob, data);
       await waitReady(n.t.spawn('bob', 'node', ['-e', HTTP_SERVER(blob)]), 'bob\'s HTTP server');
+      await waitReady(n.t.spawn('bob', 'node', ['-e', UDP_ECHO]), 'bob\'s UDP echo');
     } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
   });
   after(async () => { await n?.stop(); n?.cleanupSync(); rmSync(blob, { force: true }); });
@@ -263,5 +291,56 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     assert.equal(find(b, 'egress', BOB, BOB_PORT, ALICE, TCP_PORT)?.action, 'encrypt', `bob: P1:X -> G1:Y encrypt: ${JSON.stringify(b)}`);
     assert.equal(find(b, 'ingress', ALICE, TCP_PORT, BOB, BOB_PORT)?.action, 'decrypt');
     assert.match(n.metrics('gnat'), /gscip_nat_outbound_mappings_total\{result="created"\} 1/);
+  });
+
+  test('UDP by name to the private GE: three datagrams echoed from the virtual address, bob sees alice, ciphertext on the private leg', async () => {
+    const pcapIn = n.t.scratchPath(`/tmp/${n.t.prefix}-private3.pcap`);
+    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapIn, 'udp', 'port', String(UDP_PORT)]);
+    let out = '';
+    try {
+      await waitFor('tcpdump', () => { try { return readFileSync(pcapIn).length >= 24; } catch { return false; } }, 5000);
+      const p = n.appSpawn('alice', 'node', ['-e', UDP_CLIENT]);
+      p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+      assert.equal(await exited(p, 15_000), 0, out);
+    } finally {
+      await new Promise((r) => setTimeout(r, 200));
+      capIn.kill('SIGINT');
+      await exited(capIn, 3000);
+    }
+    const got = JSON.parse(out.trim()) as string[];
+    const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
+    assert.deepEqual(got.sort(), [0, 1, 2].map((i) => `${v} echo:${ALICE}:${MARKER}-${i}`), `${out}\n${diag(n)}`);
+    const raw = readFileSync(pcapIn);
+    rmSync(pcapIn, { force: true });
+    assert.ok(ipv4Records(readPcapFile(raw)).length >= 6, 'the datagrams crossed the private leg');
+    assert.ok(!raw.includes(Buffer.from(MARKER)), 'no plaintext marker on the private leg');
+    const b = JSON.parse(n.g.ok('bob', ['maps', 'dump', 'pit', '--json', ...n.g.instanceArgs('bob')])) as PitRow[];
+    assert.ok(b.some((r) => r.proto === 'udp' && r.dir === 'ingress' && r.src === ALICE && r.dst === BOB && r.dport === UDP_PORT && r.action === 'decrypt'), JSON.stringify(b));
+  });
+
+  test('UDP from the private GE to alice through the NAPT: three datagrams echoed, alice saw them from 192.0.2.2, ciphertext on the global leg', async () => {
+    const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global4.pcap`);
+    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapOut, 'udp', 'port', String(ALICE_UDP)]);
+    const echo = n.t.spawn('alice', 'node', ['-e', ALICE_ECHO]);
+    let out = '';
+    try {
+      await waitFor('tcpdump', () => { try { return readFileSync(pcapOut).length >= 24; } catch { return false; } }, 5000);
+      await waitReady(echo, 'alice\'s UDP echo');
+      const p = n.t.spawn('bob', 'node', ['-e', BOB_UDP_CLIENT]);
+      p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+      assert.equal(await exited(p, 15_000), 0, out);
+    } finally {
+      echo.kill();
+      await new Promise((r) => setTimeout(r, 200));
+      capOut.kill('SIGINT');
+      await exited(capOut, 3000);
+    }
+    assert.deepEqual((JSON.parse(out.trim()) as string[]).sort(), [0, 1, 2].map((i) => `echo:${GNAT_OUT}:${MARKER}-${i}`), `${out}\n${diag(n)}`);
+    const raw = readFileSync(pcapOut);
+    rmSync(pcapOut, { force: true });
+    const recs = ipv4Records(readPcapFile(raw));
+    assert.ok(recs.length >= 6, 'the datagrams crossed the global leg');
+    assert.equal(recs.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg');
+    assert.ok(!raw.includes(Buffer.from(MARKER)), 'no plaintext marker on the global leg');
   });
 });

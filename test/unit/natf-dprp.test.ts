@@ -270,3 +270,23 @@ test('a private GE behind the GNAT opens a flow to a global GE: the GNAT maps it
   assert.equal(sim.pitOf('alice', rev(wire), 'egress')?.action, 'encrypt');
   assert.equal([...sim.ge('alice').pit.values()].filter((e) => e.flow.saddr === P1 || e.flow.daddr === P1).length, 0, 'alice keys nothing on the private address');
 });
+
+test('a private GE behind the GNAT with a GEN in front of alice: the GEN takes the MPIT on its way to the GNAT and keys on Z', { timeout: 5000 }, () => {
+  const start: NatfDprpHooks = { virtualTarget: (f) => (f.daddr === V1 ? { name: 'bob.example.net', gnat: G2 } : null) };
+  const gnat: NatfDprpHooks = { inbound: () => ({ ok: true, port: Z, inside: P1 }) };
+  const sim = new Sim([
+    { name: 'net', addr: '203.0.113.1' },
+    { name: 'gen', addr: '198.51.100.1', parent: 'net', ge: { type: 'GEN', mode: 'OP', keys: [testKey(10)] } },
+    { name: 'alice', addr: G1, parent: 'gen', ge: { type: 'GES', mode: 'OP', keys: [testKey(10)], natf: start } },
+    { name: 'gnat', addr: G2, parent: 'net', ge: { type: 'GNAT', mode: 'CL', keys: [testKey(10)], natf: gnat } },
+    { name: 'bob', addr: P1, parent: 'gnat', ge: { type: 'GES', mode: 'CL', keys: [testKey(10)] } },
+  ]);
+  sim.ge('alice').node.onPitMiss(vflow, 'h10');
+  sim.time.run(1000);
+  const wire: Flow = { ...vflow, daddr: G2, dport: Z };
+  assert.deepEqual(sim.ge('alice').released, ['h10']);
+  assert.equal(sim.pitOf('gen', wire, 'egress')?.action, 'pass', 'the GEN on the wire flow');
+  assert.equal(sim.pitOf('gnat', wire, 'ingress')?.action, 'pass');
+  assert.equal(sim.pitOf('bob', { ...vflow, daddr: P1 }, 'ingress')?.action, 'decrypt');
+  assert.ok(!sim.ge('gen').obs.rejections.includes('destination_mismatch'), JSON.stringify(sim.ge('gen').obs.rejections));
+});
