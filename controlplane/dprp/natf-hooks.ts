@@ -55,4 +55,12 @@ export interface NatfDprpHooks {
    * `flow`'s source is not one this GNAT translates.
    */
   outbound?(q: { flow: Flow }): NatfInbound | null;
+  /**
+   * GNAT: a DDE to its own address without a name, for a port Z that an
+   * inbound mapping holds for this peer (`flow` G1:X -> G2:Z; a re-keying
+   * of a flow to a virtual address): the private GE (P1) and its port Y
+   * when the mapped host is a GE (ACT `ge`), so the GNAT relays inward again
+   * rather than answering as the end GE; null otherwise.
+   */
+  mappedInside?(q: { flow: Flow }): { inside: string; port: number } | null;
 }

@@ -156,14 +156,17 @@ export class RelayRole {
    * G1:X -> P1:Y). node.ts takes such a DDE although its packet went to P1,
    * not to the trigger CID's destination G2.
    */
-  natfInside(m: DprpMessage): string | null {
+  natfInside(m: DprpMessage): { addr: string; port: number } | null {
     if (m.type !== MsgType.DDE || m.records.length < 2) return null;
     const i = m.records.length - 1;
     const lip = m.records[i].options.find((o) => o.type === OptionType.NATF_LIP);
     if (!lip || lip.value.length !== 4) return null;
     const addr = `${lip.value[0]}.${lip.value[1]}.${lip.value[2]}.${lip.value[3]}`;
     if (addr !== this.c.d.self.addr) return null;
-    return verifyRecord(this.c.myKeys(), m, i).length > 0 ? addr : null;
+    // NATF_PORT in the GNAT's DDE record: this GE's port Y (a re-keying's trigger CID carries Z).
+    const y = m.records[i].options.find((o) => o.type === OptionType.NATF_PORT);
+    const port = y && y.value.length === 2 ? y.value.readUInt16BE(0) : m.flow.dport;
+    return verifyRecord(this.c.myKeys(), m, i).length > 0 ? { addr, port } : null;
   }
 
   /**
@@ -217,8 +220,17 @@ export class RelayRole {
 
     // NAT-f at the private GE: the end GE of CID1 (the trigger CID with this GE's address for G2); its entries go there.
     if (inward) {
-      r.local = { ...r.flow, daddr: inward };
+      r.local = { ...r.flow, daddr: inward.addr, dport: inward.port };
       return this.answerRgi(r, m, REC_F_IS_DEST);
+    }
+    // NAT-f: no name, but to a port Z a GNAT maps for this peer to a private GE (a re-keying from the start):
+    // relayed inward again, never answered here (we would decrypt a flow the private GE expects ciphertext on).
+    if (loc === 'self' && !m.options.some((o) => o.type === OptionType.NATF_NAME)) {
+      const mi = c.d.natf?.mappedInside?.({ flow: m.flow });
+      if (mi) {
+        r.local = m.flow;
+        return this.relayInward(r, m, { addr: mi.inside, port: m.flow.dport }, ip, mi.port);
+      }
     }
     // NAT-f: a DDE naming a host behind this GE's own address (a GE on the way relays it as any other).
     if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc, ip);
@@ -336,7 +348,7 @@ export class RelayRole {
       return this.answerRgi(r, dde, REC_F_PROTECTS_DEST, [], Status.REFUSED);
     }
     r.local = { ...r.flow, dport: ans.port };
-    if (ans.inside) return this.relayInward(r, dde, { addr: ans.inside, port: ans.port }, ip);
+    if (ans.inside) return this.relayInward(r, dde, { addr: ans.inside, port: ans.port }, ip, dde.flow.dport);
     r.role = 'end';
     const z = Buffer.alloc(2);
     z.writeUInt16BE(ans.port, 0);
@@ -346,7 +358,8 @@ export class RelayRole {
   /**
    * NAT-f, the host is a GE (docs/natf.md "A private GE behind the GNAT"): the
    * DDE goes on to P1 with the trigger CID and alice's record untouched (her
-   * tags cover them) and this GNAT's record appended, NATF_LIP P1 in it (its
+   * tags cover them) and this GNAT's record appended, NATF_LIP P1 and
+   * NATF_PORT Y (the private GE's port: a re-keying's trigger CID names Z) in it (its
    * tags tell P1's GE it may act on a DDE sent to it for G2). Sent with the
    * start's source, as every relay forwards a DDE, so the private GE's RGI and
    * CDN leave toward the start through this GNAT's outside interface, where
@@ -354,14 +367,16 @@ export class RelayRole {
    * RGI and forward both from our own address. This GNAT stays on the way
    * (intermediate): its entries on G1:X <-> G2:Z are the MPIT's transit pass.
    */
-  private relayInward(r: RelayNeg, dde: DprpMessage, inside: { addr: string; port: number }, ip?: PacketAddrs): void {
+  private relayInward(r: RelayNeg, dde: DprpMessage, inside: { addr: string; port: number }, ip: PacketAddrs | undefined, insidePort: number): void {
     const c = this.c;
     r.role = 'intermediate';
     r.inside = inside;
     const lip = Buffer.alloc(4);
     writeIpv4(lip, 0, inside.addr, 'NATF_LIP');
+    const y = Buffer.alloc(2);
+    y.writeUInt16BE(insidePort, 0);
     const out: DprpMessage = { ...dde, records: [...dde.records] };
-    out.records.push(c.ownRecord(dde, 0, [{ type: OptionType.NATF_LIP, value: lip }]));
+    out.records.push(c.ownRecord(dde, 0, [{ type: OptionType.NATF_LIP, value: lip }, { type: OptionType.NATF_PORT, value: y }]));
     c.send(inside.addr, c.enc(out), dde.startGe, relayVia(ip));
   }
 

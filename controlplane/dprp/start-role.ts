@@ -68,7 +68,9 @@ interface StartNeg {
    * (`vflow`, G1:X -> V1:Y), negotiated with the GNAT as `flow` G1:X -> G2:Y;
    * `wire` (G1:X -> G2:Z) once the RGI named the mapped port Z.
    */
-  virt?: { target: VirtualTarget; vflow: Flow; wire: Flow | null; via?: string | null };
+  virt?: { target: VirtualTarget; vflow: Flow; wire: Flow | null };
+  /** Where the MPIT goes when not to the end GE: the GNAT in front of a private end GE. */
+  mpitVia?: string | null;
 }
 
 /** The PIT view of a negotiation: the wire flow of a NAT-f one, else its flow. */
@@ -331,9 +333,11 @@ export class StartRole {
       const z = gnatRec.options.find((o) => o.type === OptionType.NATF_PORT);
       if (!z) { c.replayAccept(m); return this.fail(neg, 'natf_no_port'); }
       neg.virt.wire = { ...neg.flow, dport: z.value.readUInt16BE(0) };
-      // The MPIT for a private end GE goes to its GNAT (it relays it inward: alice has no route to P1).
-      neg.virt.via = m.endGe === gnat ? null : gnat;
     }
+    // NAT-f: the end GE is a private GE behind the flow's destination, a GNAT (its record, NATF_PORT, after the
+    // end's): the MPIT goes to the GNAT, which relays it inward (alice has no route to P1). A re-keying too.
+    neg.mpitVia = m.endGe !== neg.flow.daddr && m.records.slice(1).some((r) => r.addr === neg.flow.daddr && r.options.some((o) => o.type === OptionType.NATF_PORT))
+      ? neg.flow.daddr : null;
 
     const keys = c.myKeys();
     // Path order: start, then the records from the start side to the end GE.
@@ -441,7 +445,7 @@ export class StartRole {
     m.attempt = neg.attempt;
     m.timestampMs = c.wallMs();
     signActions(m, (addr) => keyFor.get(addr) ?? null);
-    c.d.transport.send(neg.virt?.via ?? m.endGe, c.enc(m));
+    c.d.transport.send(neg.mpitVia ?? m.endGe, c.enc(m));
     neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));
   }
 

@@ -19,6 +19,7 @@ import { natInboundMappingsTotal, natOutboundMappingsTotal } from '../metrics/me
 import { TableWriter } from './tables-file.js';
 import { parseInsidePrefix, prefixContains, type NatConfig } from './nat-config.js';
 import { NatOrigin } from '../maps/abi.js';
+import type { NatMaps } from '../maps/gscip-maps.js';
 
 export class NatHandler implements PuntHandler {
   readonly name = 'nat';
@@ -30,6 +31,7 @@ export class NatHandler implements PuntHandler {
   private publishing = false;
   private currentAct: readonly ActEntry[] = [];
   private mapper: InboundMapper | null = null;
+  private natMaps: NatMaps | null = null;
 
   /**
    * The GNAT's half of NAT-f's extended DPRP (dprp/natf-hooks.ts): a DDE naming
@@ -54,6 +56,15 @@ export class NatHandler implements PuntHandler {
       }
       natInboundMappingsTotal.inc({ result: r.created ? 'created' : 'reused' });
       return { ok: true, port: r.extPort, ...(d.ge ? { inside: d.address } : {}) };
+    },
+    mappedInside: ({ flow }) => {
+      const maps = this.natMaps;
+      if (!maps || !this.cfg || flow.daddr !== this.cfg.external) return null;
+      const key = maps.ports.get({ port: flow.dport, proto: flow.proto });
+      if (!key || key.daddr !== flow.saddr || key.dport !== flow.sport) return null;
+      const s = maps.sessions.get(key);
+      if (!s || s.origin !== NatOrigin.INBOUND) return null;
+      return this.currentAct.some((e) => e.address === key.saddr && e.ge === true) ? { inside: key.saddr, port: key.sport } : null;
     },
     outbound: ({ flow }): NatfInbound | null => {
       if (!this.mapper || !this.cfg?.inside.some((p) => prefixContains(parseInsidePrefix(p), flow.saddr))) return null;
@@ -105,6 +116,7 @@ export class NatHandler implements PuntHandler {
     const maps = ctx.maps.nat;
     if (!maps) throw new Error('part nat: this instance has no NAT maps (gscip_nat): the loaded object predates NAT');
     this.sweeper = new NatSweeper(maps, this.cfg.timeouts);
+    this.natMaps = maps;
     this.mapper = new InboundMapper(maps, { external: this.cfg.external, ports: this.cfg.ports }, () => ctx.nowNs());
     natSessionsCapacity.set(this.cfg.maxSessions);
     natPortRangeSize.set(this.cfg.ports.last - this.cfg.ports.first + 1);

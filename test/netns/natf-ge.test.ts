@@ -33,6 +33,11 @@ import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
 
+/** The PIT rows of `host`'s agent. */
+function pitOf(n: NatfTopo, host: string): PitRow[] {
+  return JSON.parse(n.g.ok(host, ['maps', 'dump', 'pit', '--json', ...n.g.instanceArgs(host)])) as PitRow[];
+}
+
 const TOOLS = sh('sh', ['-c', 'command -v named && command -v dig && command -v curl && command -v tcpdump'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !TOOLS ? 'BIND 9, dig, curl or tcpdump not installed (make deps)' : null;
 const MARKER = 'NATF-GE-PLAINTEXT-MARKER-5c21';
@@ -97,7 +102,7 @@ d.on('message', (m) => { got.push(m.toString()); if (got.length === 3) { console
 d.bind(40500, () => d.connect(${ALICE_UDP}, ${JSON.stringify(ALICE)}, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send(${JSON.stringify(MARKER)} + '-' + i), i * 100); }));
 setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 10000).unref();`;
 
-interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string }
+interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string; version?: number; keyVersion?: number }
 interface NatRow { proto: string; inside: string; peer: string; external: string; origin: string }
 
 /** What the three agents said and refused (DPRP's rejection counters), for a failure's message. */
@@ -342,5 +347,32 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     assert.ok(recs.length >= 6, 'the datagrams crossed the global leg');
     assert.equal(recs.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg');
     assert.ok(!raw.includes(Buffer.from(MARKER)), 'no plaintext marker on the global leg');
+  });
+
+  test('a key rotation mid-transfer re-keys the flow end to end: byte-exact, the GNAT still passes, alice and bob on version 2', async () => {
+    const out = n.t.scratchPath(`/tmp/${n.t.prefix}-got5`);
+    const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
+    const curl = n.appSpawn('alice', 'curl', ['-sS', '--max-time', '60', '--limit-rate', '1M', '-o', out, '-w', '%{local_port}', `http://${v}:${HTTP_PORT}/blob`]);
+    let w = '';
+    let err = '';
+    curl.stdout?.on('data', (d: Buffer) => { w += d.toString(); });
+    curl.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const key2 = randomBytes(32).toString('hex');
+      for (const h of ['alice', 'gnat', 'bob', 'glob']) n.g.ok(h, ['keys', 'set', '--group', '10', '--version', '2', ...n.g.instanceArgs(h)], `${key2}\n`);
+      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${diag(n)}`);
+      assert.equal(sha256(readFileSync(out)), sha256(data), 'byte-exact across the re-key');
+    } finally {
+      rmSync(out, { force: true });
+    }
+    const xp = Number(w.trim());
+    const ver = (r: PitRow | undefined): number | undefined => r?.version ?? r?.keyVersion;
+    const a = pitOf(n, 'alice').filter((r) => r.proto === 'tcp' && ((r.src === ALICE && r.sport === xp) || (r.dst === ALICE && r.dport === xp)));
+    const g = pitOf(n, 'gnat').filter((r) => r.proto === 'tcp' && ((r.src === ALICE && r.sport === xp) || (r.dst === ALICE && r.dport === xp)));
+    const b = pitOf(n, 'bob').filter((r) => r.proto === 'tcp' && ((r.src === ALICE && r.sport === xp) || (r.dst === ALICE && r.dport === xp)));
+    assert.ok(a.length === 2 && a.every((r) => (r.action === 'encrypt' || r.action === 'decrypt') && ver(r) === 2 && (r.src === GNAT_OUT || r.dst === GNAT_OUT)), `alice on G2:Z, version 2: ${JSON.stringify(a)}`);
+    assert.ok(g.length > 0 && g.every((r) => r.action === 'pass'), `the GNAT passes, decrypts nothing: ${JSON.stringify(g)}`);
+    assert.ok(b.length === 2 && b.every((r) => (r.action === 'encrypt' || r.action === 'decrypt') && ver(r) === 2 && (r.src === BOB || r.dst === BOB)), `bob on P1:Y, version 2: ${JSON.stringify(b)}`);
   });
 });

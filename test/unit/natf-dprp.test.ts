@@ -171,6 +171,8 @@ function insideSetup(): { sim: Sim; settled: Array<{ flow: Flow; wire: Flow }> }
   };
   const gnat: NatfDprpHooks = {
     inbound: (q) => { const d = actDecide(ACT, q.name, q.peerGroups); return d.allow ? { ok: true, port: Z, inside: d.address } : { ok: false, reason: d.reason }; },
+    // The inbound mapping the GNAT made holds Z for alice:X (a re-keying's DDE names G2:Z, no name).
+    mappedInside: (q) => (q.flow.saddr === G1 && q.flow.sport === vflow.sport && q.flow.dport === Z ? { inside: P1, port: vflow.dport } : null),
   };
   const sim = new Sim([
     { name: 'net', addr: '203.0.113.1' },
@@ -289,4 +291,22 @@ test('a private GE behind the GNAT with a GEN in front of alice: the GEN takes t
   assert.equal(sim.pitOf('gnat', wire, 'ingress')?.action, 'pass');
   assert.equal(sim.pitOf('bob', { ...vflow, daddr: P1 }, 'ingress')?.action, 'decrypt');
   assert.ok(!sim.ge('gen').obs.rejections.includes('destination_mismatch'), JSON.stringify(sim.ge('gen').obs.rejections));
+});
+
+test('a private GE behind the GNAT: a re-keying started by alice alone (G1:X -> G2:Z, no name) is relayed inward again; the GNAT never becomes the end GE', { timeout: 5000 }, () => {
+  const { sim } = insideSetup();
+  sim.ge('alice').node.onPitMiss(vflow, 'h11');
+  sim.time.run(1000);
+  for (const g of ['alice', 'gnat', 'bob']) sim.ge(g).keys.add(testKey(10, 2));
+  assert.equal(sim.ge('alice').node.onKeysChanged(), 1, 'alice re-negotiates the flow');
+  sim.time.run(5000);
+  const wire: Flow = { ...vflow, daddr: G2, dport: Z };
+  const back: Flow = { saddr: G2, daddr: G1, sport: Z, dport: vflow.sport, proto: 6 };
+  assert.equal(sim.pitOf('alice', wire, 'egress')?.version, 2, 'alice encrypts under version 2');
+  assert.equal(sim.pitOf('alice', back, 'ingress')?.action, 'decrypt');
+  assert.equal([...sim.ge('gnat').pit.values()].filter((e) => e.action !== 'pass').length, 0, 'the GNAT decrypts nothing');
+  const cid1: Flow = { ...vflow, daddr: P1 };
+  assert.equal(sim.pitOf('bob', cid1, 'ingress')?.action, 'decrypt');
+  assert.equal(sim.pitOf('bob', cid1, 'ingress')?.version, 2, 'bob decrypts version 2 on G1:X -> P1:Y');
+  assert.equal(sim.pitOf('bob', { saddr: P1, daddr: G1, sport: 80, dport: vflow.sport, proto: 6 }, 'egress')?.version, 2);
 });
