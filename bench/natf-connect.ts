@@ -16,9 +16,14 @@
  * gscip_nat_inbound_mappings_total). Every connect is a new flow (new source
  * port): a first packet stashed, negotiated and released.
  *
- *   node dist/bench/natf-connect.js [--rounds 300] [--burst 2000]
+ *   node dist/bench/natf-connect.js [--rounds 300] [--burst 2000] [--ge]
  *
- * Writes bench/results/natf-connect.json. Needs root, BIND 9.
+ * --ge: bob is a GE itself (a CL GES, ACT `ge: true`): the natf cases are then
+ * negotiated end to end through the GNAT (DDE relayed inward, three GEs on
+ * the path; docs/natf.md "A private GE behind the GNAT"), against the same
+ * run's direct connects.
+ *
+ * Writes bench/results/natf-connect.json (natf-connect-ge.json with --ge). Needs root, BIND 9.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -93,7 +98,8 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) { process.stderr.write('natf-connect: skipped: needs root\n'); return; }
   const rounds = intArg('rounds', 300, 10);
   const burst = intArg('burst', 2000, 100);
-  const n = new NatfTopo('natfbn');
+  const ge = process.argv.includes('--ge');
+  const n = new NatfTopo('natfbn', { bobGe: ge });
   try {
     await n.start();
     for (const [host, addr] of [['bob', BOB], ['glob', GLOB]]) {
@@ -109,7 +115,7 @@ async function main(): Promise<void> {
     const b = JSON.parse(await run(n, BURST(v, burst, 8), 310_000)) as { ok: number; failed: number; s: number };
     const created = mappings(n) - before;
     const result = {
-      bench: 'natf-connect', machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release() }, rounds, errors: samples.errors,
+      bench: 'natf-connect', bobGe: ge, machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release() }, rounds, errors: samples.errors,
       latencyUs: stats,
       ratios: {
         nameP50: stats['natf-name'].p50 / stats['direct-name'].p50, nameP99: stats['natf-name'].p99 / stats['direct-name'].p99,
@@ -118,13 +124,13 @@ async function main(): Promise<void> {
       burst: { connects: burst, ok: b.ok, failed: b.failed, seconds: b.s, connectsPerS: b.ok / b.s, inboundMappingsCreated: created, mappingsPerS: created / b.s },
     };
     const f = (x: number): string => (x / 1000).toFixed(2);
-    process.stdout.write(`first connect, ${rounds} interleaved rounds (ms)      p50     p99\n`);
+    process.stdout.write(`first connect, ${rounds} interleaved rounds (ms), bob ${ge ? 'a GE (end to end)' : 'a Term'}      p50     p99\n`);
     for (const k of ['natf-name', 'direct-name', 'natf', 'direct']) process.stdout.write(`  ${k.padEnd(44)} ${f(stats[k].p50).padStart(6)}  ${f(stats[k].p99).padStart(6)}  (n=${stats[k].n})\n`);
     process.stdout.write(`ratio natf/direct by name: p50 ${result.ratios.nameP50.toFixed(2)}, p99 ${result.ratios.nameP99.toFixed(2)}; connect only: p50 ${result.ratios.connectP50.toFixed(2)}, p99 ${result.ratios.connectP99.toFixed(2)}; errors ${samples.errors}\n`);
     process.stdout.write(`burst through the GNAT, 8 in flight: ${b.ok}/${burst} in ${b.s.toFixed(2)} s = ${result.burst.connectsPerS.toFixed(0)} connects/s; inbound mappings created ${created} (${result.burst.mappingsPerS.toFixed(0)}/s)\n`);
     const dir = resolve(__dirname, '..', '..', 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(resolve(dir, 'natf-connect.json'), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(resolve(dir, ge ? 'natf-connect-ge.json' : 'natf-connect.json'), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
     await n.stop();
     n.cleanupSync();

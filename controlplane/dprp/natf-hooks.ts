@@ -10,6 +10,13 @@
  *     (V1:Y <-> G2:Z) is written before them.
  *   GNAT: a DDE naming a host is checked against the ACT; allowed, the GNAT
  *     maps the host's port for this peer (Z) and its entries are on G1:X -> G2:Z.
+ *     A host that is a GE itself (ACT `ge`): the GNAT relays the DDE inward
+ *     with its own record carrying NATF_LIP P1, the host answers as the end GE
+ *     of G1:X -> P1:Y, and the GNAT appends NATF_PORT Z to that RGI and passes
+ *     the ciphertext (transit), translating only the outer addresses.
+ *     The other way (a GE inside negotiating with a global GE): the GNAT maps
+ *     the flow in its NAPT first (port Z), relays the DDE from its own address
+ *     with its record carrying NATF_PORT Z, so the global GE keys on G2:Z.
  */
 import type { Flow } from './wire.js';
 
@@ -21,7 +28,8 @@ export interface VirtualTarget {
 }
 
 export type NatfInbound =
-  | { ok: true; port: number }
+  /** `inside`: the host runs a GE itself (its ACT entry's `ge`): relay the negotiation inward to it, do not answer. */
+  | { ok: true; port: number; inside?: string }
   | { ok: false; reason: NatfRefusal };
 
 /** Why a GNAT refuses a DDE naming a host (counted, answered with a refused RGI). */
@@ -41,4 +49,18 @@ export interface NatfDprpHooks {
   failed?(flow: Flow, stashes: readonly unknown[], why: NatfStartFailure): void;
   /** GNAT: a DDE for `flow` (G1:X -> own address:Y) names `name`; the start proved `peerGroups`. */
   inbound?(q: { flow: Flow; name: string; peerGroups: readonly number[] }): NatfInbound;
+  /**
+   * GNAT: a GE inside (P1) negotiates `flow` (P1:X -> G1:Y) with a global GE: the NAPT session
+   * for it, made now (port Z), so the GNAT relays the DDE as G2 with Z in its record; null when
+   * `flow`'s source is not one this GNAT translates.
+   */
+  outbound?(q: { flow: Flow }): NatfInbound | null;
+  /**
+   * GNAT: a DDE to its own address without a name, for a port Z that an
+   * inbound mapping holds for this peer (`flow` G1:X -> G2:Z; a re-keying
+   * of a flow to a virtual address): the private GE (P1) and its port Y
+   * when the mapped host is a GE (ACT `ge`), so the GNAT relays inward again
+   * rather than answering as the end GE; null otherwise.
+   */
+  mappedInside?(q: { flow: Flow }): { inside: string; port: number } | null;
 }

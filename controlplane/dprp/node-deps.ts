@@ -118,8 +118,8 @@ export const REJECT_REASONS = [
   // issue 11 (bounds, no reflection): the IP source/destination is not the GE/flow the body names;
   // an address no GE sends to; the per-source answer limiter; the cap on flows no key authenticates.
   'source_mismatch', 'destination_mismatch', 'forbidden_address', 'answer_rate_limited', 'unauth_flows_full',
-  // issue 13 (NAT-f): a GNAT refused a DDE naming a host (its ACT, its NAT table)
-  'natf_refused',
+  // issue 13 (NAT-f): a GNAT refused a DDE naming a host (its ACT, its NAT table); it could not map an inside GE's flow outward
+  'natf_refused', 'natf_no_mapping',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
 

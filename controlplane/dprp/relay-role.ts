@@ -70,6 +70,22 @@ interface RelayNeg {
   prior?: readonly PitEntry[] | null;
   /** Re-keying: what the MPIT actually wrote (r.entries minus the deferred encrypt toward the end, which keeps the prior entry). */
   installed?: readonly PitEntry[];
+  /**
+   * NAT-f at a GNAT whose private host is a GE (ACT `ge`): the host's address P1
+   * the negotiation was relayed to, and the port Z mapped for this peer (its
+   * RGI gets NATF_PORT Z appended; the MPIT goes on to P1).
+   */
+  inside?: { addr: string; port: number };
+  /**
+   * NAT-f at a GNAT, the other way: an inside GE's negotiation toward a
+   * global GE, relayed out from this GNAT's own address; `port` is the NAPT
+   * port Z its flow was mapped to (NATF_PORT in our DDE record).
+   */
+  outward?: { port: number };
+  /** At the global end: the NAT in front of the start is a GNAT that said so (its DDE record, NATF_PORT Z): no NAT_SEEN, no wait. */
+  viaGnat?: boolean;
+  /** A GE on the way to a GNAT whose private GE is the end GE: the MPIT goes to the GNAT (the end's address is private). */
+  mpitVia?: string;
 }
 
 /** What installing a flow past a NAT on the port its first packet came from needs (nat-follow.ts). */
@@ -118,9 +134,12 @@ export class RelayRole {
     // Natted: the packets of the flow come with the NAT's address for their source, the port kept
     // (a NAT keeps it when it can; Linux masquerade does); docs/dprp.md "Across NATs and firewalls".
     const natFrom = ip && m.type === MsgType.DDE && ip.src !== m.startGe ? ip.src : null;
-    const view = natFrom ? this.nat.learned(m.flow, natFrom, this.c.mono()) : null;
+    // NAT-f: the NAT is a GNAT relaying for a GE behind it, and its record names the port it mapped the flow to.
+    const gnatZ = natFrom ? this.gnatPortOf(m, natFrom) : null;
+    const view = natFrom && gnatZ === null ? this.nat.learned(m.flow, natFrom, this.c.mono()) : null;
+    const local = gnatZ !== null ? { ...m.flow, saddr: natFrom!, sport: gnatZ } : view ?? (natFrom ? { ...m.flow, saddr: natFrom } : m.flow);
     r = {
-      negId: m.negId, flow: m.flow, local: view ?? (natFrom ? { ...m.flow, saddr: natFrom } : m.flow), waitsFirst: natFrom !== null && view === null, startGe: m.startGe,
+      negId: m.negId, flow: m.flow, local, waitsFirst: natFrom !== null && view === null && gnatZ === null, startGe: m.startGe, viaGnat: gnatZ !== null,
       reply: { addr: ip && m.type === MsgType.DDE ? ip.src : m.startGe, via: m.type === MsgType.DDE ? replyVia(ip) : undefined },
       natFrom, role: create, createdMono: this.c.mono(),
       endTimer: null, lastDdeAttempt: 0, entries: [], confirmed: false, sealKey: null, answeredMpit: false, startDdes: [],
@@ -129,9 +148,55 @@ export class RelayRole {
     return r;
   }
 
+  /**
+   * NAT-f, at a private GE behind a GNAT: the address the DDE's last record
+   * (the GNAT's, its membership tags verified with a key we hold) names in
+   * NATF_LIP, when it is this GE's own; null otherwise. This GE is then the
+   * end GE of the trigger CID with that address for its destination (CID1 =
+   * G1:X -> P1:Y). node.ts takes such a DDE although its packet went to P1,
+   * not to the trigger CID's destination G2.
+   */
+  natfInside(m: DprpMessage): { addr: string; port: number } | null {
+    if (m.type !== MsgType.DDE || m.records.length < 2) return null;
+    const i = m.records.length - 1;
+    const lip = m.records[i].options.find((o) => o.type === OptionType.NATF_LIP);
+    if (!lip || lip.value.length !== 4) return null;
+    const addr = `${lip.value[0]}.${lip.value[1]}.${lip.value[2]}.${lip.value[3]}`;
+    if (addr !== this.c.d.self.addr) return null;
+    // NATF_PORT in the GNAT's DDE record: this GE's port Y (a re-keying's trigger CID carries Z).
+    const y = m.records[i].options.find((o) => o.type === OptionType.NATF_PORT);
+    const port = y && y.value.length === 2 ? y.value.readUInt16BE(0) : m.flow.dport;
+    return verifyRecord(this.c.myKeys(), m, i).length > 0 ? { addr, port } : null;
+  }
+
+  /**
+   * The port Z a GNAT at `from` mapped the start's flow to: the DDE's second
+   * record is that GNAT's (membership tags verified with a key we hold) with
+   * NATF_PORT. Null otherwise (a foreign NAT: NAT_SEEN and nat-follow.ts).
+   */
+  private gnatPortOf(m: DprpMessage, from: string): number | null {
+    if (m.records.length !== 2 || m.records[1].addr !== from) return null;
+    const z = m.records[1].options.find((o) => o.type === OptionType.NATF_PORT);
+    if (!z || z.value.length !== 2) return null;
+    return verifyRecord(this.c.myKeys(), m, 1).length > 0 ? z.value.readUInt16BE(0) : null;
+  }
+
+  /**
+   * An MPIT sent to `dst`, not to the end GE it names, that is on its way
+   * (node.ts): to this GNAT for the private GE it relays to, or, at a GE on
+   * the way, to the GNAT in front of a private end GE.
+   */
+  mpitOnItsWay(m: DprpMessage, dst: string): boolean {
+    const r = this.relays.get(hex(m.negId));
+    if (!r || !sameFlow(r.flow, m.flow) || r.startGe !== m.startGe) return false;
+    if (r.inside) return r.inside.addr === m.endGe && dst === this.c.d.self.addr;
+    return r.mpitVia !== undefined && r.mpitVia === dst;
+  }
+
   onDde(m: DprpMessage, raw: Buffer, ip?: PacketAddrs): void {
     const c = this.c;
-    const loc = c.d.locality(m.flow.daddr);
+    const inward = this.natfInside(m);
+    const loc = inward ? 'self' : c.d.locality(m.flow.daddr);
     const existing = this.relays.get(hex(m.negId));
     const role: RelayNeg['role'] = loc === 'self' ? 'end' : loc === 'behind' ? 'end-candidate' : 'intermediate';
     const now = c.mono();
@@ -153,9 +218,28 @@ export class RelayRole {
     c.replayAccept(m);
     if (m.records[0].addr === m.startGe) r.startDdes.push(m);
 
+    // NAT-f at the private GE: the end GE of CID1 (the trigger CID with this GE's address for G2); its entries go there.
+    if (inward) {
+      r.local = { ...r.flow, daddr: inward.addr, dport: inward.port };
+      return this.answerRgi(r, m, REC_F_IS_DEST);
+    }
+    // NAT-f: no name, but to a port Z a GNAT maps for this peer to a private GE (a re-keying from the start):
+    // relayed inward again, never answered here (we would decrypt a flow the private GE expects ciphertext on).
+    if (loc === 'self' && !m.options.some((o) => o.type === OptionType.NATF_NAME)) {
+      const mi = c.d.natf?.mappedInside?.({ flow: m.flow });
+      if (mi) {
+        r.local = m.flow;
+        return this.relayInward(r, m, { addr: mi.inside, port: m.flow.dport }, ip, mi.port);
+      }
+    }
     // NAT-f: a DDE naming a host behind this GE's own address (a GE on the way relays it as any other).
-    if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc);
+    if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc, ip);
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
+    // NAT-f at a GNAT: an inside GE's DDE toward a global GE leaves translated, from this GNAT.
+    if (r.outward || (r.role === 'intermediate' && m.records.length === 1 && ip?.src === m.startGe && m.flow.saddr === m.startGe
+      && c.d.locality(m.startGe) === 'behind' && c.d.natf?.outbound)) {
+      if (this.relayOutward(r, m)) return;
+    }
     // Relayed transparently: the next GE sees the start GE's source, as it checks (node.ts onControl).
     const fwd = relayVia(ip);
     if (r.role === 'intermediate') {
@@ -224,7 +308,7 @@ export class RelayRole {
   /** Whether this GE, past a NAT, sends the flow in the UDP wire-valid form (the start GE's record takes it; nat-traversal.ts). */
   private udpWireToStart(r: RelayNeg): boolean {
     const rec = r.startDdes[0]?.records[0];
-    return rec?.addr === r.startGe && udpWireAcrossNat(r.flow, r.natFrom !== null, pccomCapsOf(rec));
+    return rec?.addr === r.startGe && udpWireAcrossNat(r.flow, r.natFrom !== null && !r.viaGnat, pccomCapsOf(rec));
   }
 
   /** A UDP flow in the wire-valid form: its first datagram's IP ID (pccom/udp-wire.ts), or null. */
@@ -252,21 +336,77 @@ export class RelayRole {
    * the mapped port Z in its record, and the flow's entries go on the wire
    * flow G1:X -> G2:Z; refused, a refused RGI (no port) tells the start at once.
    */
-  private answerNatf(r: RelayNeg, dde: DprpMessage, loc: string): void {
+  private answerNatf(r: RelayNeg, dde: DprpMessage, loc: string, ip?: PacketAddrs): void {
     const c = this.c;
     const name = dde.options.find((o) => o.type === OptionType.NATF_NAME)!.value.toString('latin1');
     const groups = dde.records[0]?.addr === dde.startGe ? verifyRecord(c.myKeys(), dde, 0).map((k) => k.group) : [];
     const ans = loc === 'self' && c.d.natf?.inbound ? c.d.natf.inbound({ flow: dde.flow, name, peerGroups: groups })
       : { ok: false as const, reason: 'not_a_gnat' as const };
-    r.role = 'end';
     if (!ans.ok) {
+      r.role = 'end';
       c.reject('natf_refused');
       return this.answerRgi(r, dde, REC_F_PROTECTS_DEST, [], Status.REFUSED);
     }
     r.local = { ...r.flow, dport: ans.port };
+    if (ans.inside) return this.relayInward(r, dde, { addr: ans.inside, port: ans.port }, ip, dde.flow.dport);
+    r.role = 'end';
     const z = Buffer.alloc(2);
     z.writeUInt16BE(ans.port, 0);
     this.answerRgi(r, dde, REC_F_PROTECTS_DEST, [{ type: OptionType.NATF_PORT, value: z }]);
+  }
+
+  /**
+   * NAT-f, the host is a GE (docs/natf.md "A private GE behind the GNAT"): the
+   * DDE goes on to P1 with the trigger CID and alice's record untouched (her
+   * tags cover them) and this GNAT's record appended, NATF_LIP P1 and
+   * NATF_PORT Y (the private GE's port: a re-keying's trigger CID names Z) in it (its
+   * tags tell P1's GE it may act on a DDE sent to it for G2). Sent with the
+   * start's source, as every relay forwards a DDE, so the private GE's RGI and
+   * CDN leave toward the start through this GNAT's outside interface, where
+   * the fast path punts them to us (control.h): we append NATF_PORT Z to the
+   * RGI and forward both from our own address. This GNAT stays on the way
+   * (intermediate): its entries on G1:X <-> G2:Z are the MPIT's transit pass.
+   */
+  private relayInward(r: RelayNeg, dde: DprpMessage, inside: { addr: string; port: number }, ip: PacketAddrs | undefined, insidePort: number): void {
+    const c = this.c;
+    r.role = 'intermediate';
+    r.inside = inside;
+    const lip = Buffer.alloc(4);
+    writeIpv4(lip, 0, inside.addr, 'NATF_LIP');
+    const y = Buffer.alloc(2);
+    y.writeUInt16BE(insidePort, 0);
+    const out: DprpMessage = { ...dde, records: [...dde.records] };
+    out.records.push(c.ownRecord(dde, 0, [{ type: OptionType.NATF_LIP, value: lip }, { type: OptionType.NATF_PORT, value: y }]));
+    c.send(inside.addr, c.enc(out), dde.startGe, relayVia(ip));
+  }
+
+  /**
+   * NAT-f, a GE inside negotiating outward (private -> global, docs/natf.md):
+   * relayed transparently, its DDE would leave with its private source (the
+   * fast path drops that: nat_proto). Instead the flow is mapped in this
+   * GNAT's NAPT now (its first packet will find the session, port Z), and the
+   * DDE goes on from this GNAT's own address with its record appended, NATF_PORT
+   * Z in it: the global GE takes it as from a NAT (the start's record is
+   * verified) and keys its entries on G2:Z at once. The answers come back to
+   * us and go on to the inside GE; our entries (the MPIT's transit pass) are
+   * on G2:Z <-> G1:Y, the view past our NAT stage. False: not a source this
+   * GNAT translates (relayed as before).
+   */
+  private relayOutward(r: RelayNeg, dde: DprpMessage): boolean {
+    const c = this.c;
+    if (!r.outward) {
+      const ans = c.d.natf!.outbound!({ flow: dde.flow });
+      if (!ans) return false;
+      if (!ans.ok) { c.reject('natf_no_mapping'); return true; }
+      r.outward = { port: ans.port };
+      r.local = { ...r.flow, saddr: c.d.self.addr, sport: ans.port };
+    }
+    const z = Buffer.alloc(2);
+    z.writeUInt16BE(r.outward.port, 0);
+    const out: DprpMessage = { ...dde, records: [...dde.records] };
+    out.records.push(c.ownRecord(dde, 0, [{ type: OptionType.NATF_PORT, value: z }]));
+    c.send(dde.flow.daddr, c.enc(out));
+    return true;
   }
 
   private answerRgi(r: RelayNeg, dde: DprpMessage, flags: number, extra: readonly TlvOption[] = [], status: number = Status.OK): void {
@@ -282,7 +422,8 @@ export class RelayRole {
 
   /** Our record's NAT_SEEN option when the DDE crossed a NAT (the start GE decides with it). */
   private natSeen(r: RelayNeg): TlvOption[] {
-    if (!r.natFrom) return [];
+    // A GNAT in front of the start translates PCCOM's packets itself (incremental updates): no NAT policy to apply.
+    if (!r.natFrom || r.viaGnat) return [];
     const v = Buffer.alloc(4);
     writeIpv4(v, 0, r.natFrom, 'NAT_SEEN');
     return [{ type: OptionType.NAT_SEEN, value: v }];
@@ -305,10 +446,24 @@ export class RelayRole {
     }
     // NAT-f: the GNAT that answered mapped the flow to its port Z (its record's NATF_PORT): a GE on the
     // way sees the flow's packets on that port, so its entries go there (as the start's and the GNAT's do).
-    const z = m.records[0]?.addr === m.endGe && m.endGe === r.flow.daddr ? m.records[0].options.find((o) => o.type === OptionType.NATF_PORT) : undefined;
-    if (z && r.role === 'intermediate') r.local = { ...r.local, dport: z.value.readUInt16BE(0) };
+    // The GNAT's record is the end GE's (it answered for a Term) or the last one (it relayed inward to a GE).
+    const gnatRec = m.records[0]?.addr === m.endGe && m.endGe === r.flow.daddr ? m.records[0] : m.records.find((x) => x.addr === r.flow.daddr && x.addr !== m.endGe);
+    const z = gnatRec?.options.find((o) => o.type === OptionType.NATF_PORT);
+    if (z && r.role === 'intermediate' && !r.inside) {
+      r.local = { ...r.local, dport: z.value.readUInt16BE(0) };
+      // The end GE is a private GE behind that GNAT: the start's MPIT goes to the GNAT, and so do we.
+      if (gnatRec !== m.records[0]) r.mpitVia = r.flow.daddr;
+    }
     const out: DprpMessage = { ...m, records: [...m.records] };
-    out.records.push(c.ownRecord(m, 0, this.natSeen(r)));
+    if (r.inside) {
+      // NAT-f: the RGI of the private GE we relayed the DDE to: only from it, and it answers as the end GE.
+      if (m.endGe !== r.inside.addr || m.records[0]?.addr !== r.inside.addr) return c.reject('bad_path');
+      const zv = Buffer.alloc(2);
+      zv.writeUInt16BE(r.inside.port, 0);
+      out.records.push(c.ownRecord(m, 0, [{ type: OptionType.NATF_PORT, value: zv }]));
+    } else {
+      out.records.push(c.ownRecord(m, 0, this.natSeen(r)));
+    }
     c.send(r.reply.addr, c.enc(out), undefined, r.reply.via);
   }
 
@@ -321,7 +476,7 @@ export class RelayRole {
     if (!entry) {
       // Not named (we are past the end GE, or our record was stripped): relay only.
       c.replayAccept(m);
-      if (m.endGe !== self) c.send(m.endGe, raw);
+      if (m.endGe !== self) c.send(r.mpitVia ?? m.endGe, raw);
       return;
     }
     let key: GroupKey | null = null;
@@ -365,7 +520,8 @@ export class RelayRole {
     const isEnd = m.endGe === self;
     if (isEnd) r.confirmed = true;
     // A GEN whose inside holds the source sees the forward direction leave on egress.
-    const fwdDir: PitDir = c.d.locality(r.local.saddr) === 'behind' ? 'egress' : 'ingress';
+    // A GNAT relaying outward keys on its own address (past its NAT) but the start is behind it.
+    const fwdDir: PitDir = r.outward || c.d.locality(r.local.saddr) === 'behind' ? 'egress' : 'ingress';
     if (r.prior === undefined) r.prior = c.flows.prior(r.local) ?? null;
     const prior = r.prior ?? undefined;
     const wireCsum = this.startTakesWireCsum(r);
@@ -395,7 +551,7 @@ export class RelayRole {
       r.answeredMpit = true;
       c.send(r.reply.addr, c.enc(cdn), undefined, r.reply.via);
     } else {
-      c.send(m.endGe, raw);
+      c.send(r.mpitVia ?? m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.
     if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);

@@ -69,6 +69,8 @@ interface StartNeg {
    * `wire` (G1:X -> G2:Z) once the RGI named the mapped port Z.
    */
   virt?: { target: VirtualTarget; vflow: Flow; wire: Flow | null };
+  /** Where the MPIT goes when not to the end GE: the GNAT in front of a private end GE. */
+  mpitVia?: string | null;
 }
 
 /** The PIT view of a negotiation: the wire flow of a NAT-f one, else its flow. */
@@ -322,13 +324,20 @@ export class StartRole {
     if ((m.records[0].flags & (REC_F_IS_DEST | REC_F_PROTECTS_DEST)) === 0) return c.reject('no_end_flag');
     if (m.records[0].addr !== m.endGe) return c.reject('no_end_flag');
     if (neg.virt) {
-      // NAT-f: the GNAT answers for the host it maps (its record holds NATF_PORT Z), or refuses.
-      if (m.endGe !== neg.virt.target.gnat) return c.reject('no_end_flag');
+      // NAT-f: the GNAT answers for the host it maps (its record holds NATF_PORT Z), or refuses; or the
+      // host is a GE itself and answers as the end GE, the GNAT's record (NATF_PORT Z) appended last.
+      const gnat = neg.virt.target.gnat;
+      const gnatRec = m.endGe === gnat ? m.records[0] : m.records.slice(1).find((r) => r.addr === gnat) ?? null;
+      if (!gnatRec) return c.reject('no_end_flag');
       if (m.status === Status.REFUSED) { c.replayAccept(m); return this.fail(neg, 'natf_refused'); }
-      const z = m.records[0].options.find((o) => o.type === OptionType.NATF_PORT);
+      const z = gnatRec.options.find((o) => o.type === OptionType.NATF_PORT);
       if (!z) { c.replayAccept(m); return this.fail(neg, 'natf_no_port'); }
       neg.virt.wire = { ...neg.flow, dport: z.value.readUInt16BE(0) };
     }
+    // NAT-f: the end GE is a private GE behind the flow's destination, a GNAT (its record, NATF_PORT, after the
+    // end's): the MPIT goes to the GNAT, which relays it inward (alice has no route to P1). A re-keying too.
+    neg.mpitVia = m.endGe !== neg.flow.daddr && m.records.slice(1).some((r) => r.addr === neg.flow.daddr && r.options.some((o) => o.type === OptionType.NATF_PORT))
+      ? neg.flow.daddr : null;
 
     const keys = c.myKeys();
     // Path order: start, then the records from the start side to the end GE.
@@ -436,7 +445,7 @@ export class StartRole {
     m.attempt = neg.attempt;
     m.timestampMs = c.wallMs();
     signActions(m, (addr) => keyFor.get(addr) ?? null);
-    c.d.transport.send(m.endGe, c.enc(m));
+    c.d.transport.send(neg.mpitVia ?? m.endGe, c.enc(m));
     neg.timer = c.d.timers.after(c.rto(neg.sends), () => this.onTimeout(neg));
   }
 

@@ -313,7 +313,8 @@ export function encodedLength(m: DprpMessage): number {
 
 /** Which element lists each message type may carry: [records min,max], [actions min,max]. */
 const SHAPE: Record<number, { rec: [number, number]; act: [number, number] }> = {
-  [MsgType.DDE]: { rec: [1, 1], act: [0, 0] },
+  // DDE: the start's record; a second only from a GNAT relaying the DDE inward to a private GE (NAT-f, NATF_LIP).
+  [MsgType.DDE]: { rec: [1, 2], act: [0, 0] },
   [MsgType.RGI]: { rec: [1, MAX_RECORDS], act: [0, 0] },
   [MsgType.MPIT]: { rec: [0, 0], act: [1, MAX_ACTIONS] },
   [MsgType.CDN]: { rec: [0, 0], act: [0, 0] },

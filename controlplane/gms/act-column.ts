@@ -18,7 +18,8 @@ export function actFromColumn(v: unknown, userId: string): ActEntry[] | undefine
   if (!Array.isArray(a)) throw new Error(`GMS database: GE ${userId} has an act column that is not a list`);
   const ok = a.every((e) => e && typeof e.name === 'string' && typeof e.address === 'string' &&
     (e.outsideAccess === 'allow' || e.outsideAccess === 'deny') && Array.isArray(e.groups) && e.groups.every((g: unknown) => Number.isInteger(g)) &&
-    (e.ports === undefined || (Array.isArray(e.ports) && e.ports.every((p: unknown) => Number.isInteger(p)))));
+    (e.ports === undefined || (Array.isArray(e.ports) && e.ports.every((p: unknown) => Number.isInteger(p)))) &&
+    (e.ge === undefined || typeof e.ge === 'boolean'));
   if (!ok) throw new Error(`GMS database: GE ${userId} has an act entry of an unknown shape`);
   return a.length ? (a as ActEntry[]) : undefined;
 }

@@ -65,6 +65,12 @@ export interface ActEntry {
   groups: number[];
   /** GSRA router only: the IN's service ports admitted (absent: every port). Sorted. */
   ports?: number[];
+  /**
+   * The host runs a GE itself (a GES with the group key): the GNAT relays the
+   * negotiation inward to it instead of answering for it, so PCCOM runs end
+   * to end (docs/natf.md "A private GE behind the GNAT"). Absent: false.
+   */
+  ge?: boolean;
 }
 
 /** Network-wide rules every GE enforces (delivered to each with its GE info). */

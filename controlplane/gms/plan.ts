@@ -119,6 +119,7 @@ function actChanges(cur: readonly ActEntry[], des: readonly ActEntry[]): string 
     if (c.outsideAccess !== e.outsideAccess) d.push(`outsideAccess ${c.outsideAccess} -> ${e.outsideAccess}`);
     if (c.groups.join(',') !== e.groups.join(',')) d.push(`groups [${c.groups.join(',')}] -> [${e.groups.join(',')}]`);
     if ((c.ports ?? []).join(',') !== (e.ports ?? []).join(',')) d.push(`ports [${(c.ports ?? ['any']).join(',')}] -> [${(e.ports ?? ['any']).join(',')}]`);
+    if ((c.ge === true) !== (e.ge === true)) d.push(`ge ${c.ge === true} -> ${e.ge === true}`);
     if (d.length) out.push(`~${e.name} (${d.join(', ')})`);
   }
   for (const c of cur) if (!des.some((e) => e.name === c.name)) out.push(`-${c.name}`);

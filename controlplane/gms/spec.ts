@@ -48,6 +48,8 @@ const actSchema = z.strictObject({
   name: z.string().transform((s) => s.toLowerCase().replace(/\.$/, '')).refine((s) => DNS_NAME.test(s), 'must be a fully qualified DNS name, e.g. bob.example.net'),
   address: z.ipv4(),
   outsideAccess: z.enum(['allow', 'deny']),
+  /** The host runs a GE itself: the GNAT relays negotiations inward (docs/natf.md). */
+  ge: z.boolean().optional(),
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).optional(),
   /** GSRA only: the IN's service ports admitted (absent: every port); another port only as an announced FTP data port (docs/gsra.md). */
   ports: z.array(z.number().int().min(1).max(65535)).min(1).max(64).optional(),
@@ -190,7 +192,7 @@ function normalize(f: NetworkFile): NetworkState {
       const def: GeDef = { userId: ge.userId, type: ge.type, mode: ge.mode, groups };
       if (ge.act?.length) {
         def.act = ge.act.map((e) => ({ name: e.name, address: e.address, outsideAccess: e.outsideAccess, groups: [...new Set(e.groups ?? groups)].sort((a, b) => a - b),
-          ...(e.ports ? { ports: [...new Set(e.ports)].sort((a, b) => a - b) } : {}) }))
+          ...(e.ports ? { ports: [...new Set(e.ports)].sort((a, b) => a - b) } : {}), ...(e.ge ? { ge: true } : {}) }))
           .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       }
       return def;

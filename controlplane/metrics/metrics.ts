@@ -361,3 +361,6 @@ export const natfVatExpiredTotal = new Counter({
 export const natInboundMappingsTotal = new Counter({
   name: 'gscip_nat_inbound_mappings_total', help: 'DDEs naming a private host at this GNAT, by result (created, reused, or the refusal: unknown_name, outside_access_denied, not_member, no_port, table_full)', labelNames: ['result'] as const, registers: [registry],
 });
+export const natOutboundMappingsTotal = new Counter({
+  name: 'gscip_nat_outbound_mappings_total', help: 'DDEs of an inside GE relayed out by this GNAT, the flow mapped in its NAPT first, by result (created, reused, no_port, table_full)', labelNames: ['result'] as const, registers: [registry],
+});

@@ -20,12 +20,13 @@ export function parseDeliveredAct(v: unknown): ActEntry[] {
     if (typeof x.address !== 'string' || !IPV4.test(x.address)) throw new RangeError(`delivered act[${i}].address: not an IPv4 address`);
     if (x.outsideAccess !== 'allow' && x.outsideAccess !== 'deny') throw new RangeError(`delivered act[${i}].outsideAccess: must be allow or deny`);
     if (!Array.isArray(x.groups) || !x.groups.every((g) => Number.isInteger(g) && g > 0)) throw new RangeError(`delivered act[${i}].groups: not a list of group numbers`);
-    return { name: x.name, address: x.address, outsideAccess: x.outsideAccess, groups: [...x.groups] };
+    if (x.ge !== undefined && typeof x.ge !== 'boolean') throw new RangeError(`delivered act[${i}].ge: must be true or false`);
+    return { name: x.name, address: x.address, outsideAccess: x.outsideAccess, groups: [...x.groups], ...(x.ge ? { ge: true } : {}) };
   });
 }
 
 export type ActDecision =
-  | { allow: true; address: string }
+  | { allow: true; address: string; ge: boolean }
   | { allow: false; reason: 'unknown_name' | 'outside_access_denied' | 'not_member' };
 
 /**
@@ -38,7 +39,7 @@ export function actDecide(act: readonly ActEntry[], name: string, peerGroups: re
   if (!e) return { allow: false, reason: 'unknown_name' };
   if (e.outsideAccess !== 'allow') return { allow: false, reason: 'outside_access_denied' };
   if (!e.groups.some((g) => peerGroups.includes(g))) return { allow: false, reason: 'not_member' };
-  return { allow: true, address: e.address };
+  return { allow: true, address: e.address, ge: e.ge === true };
 }
 
 /** The names this GNAT publishes in DDNS: those outside access is allowed to (a denied name is not advertised). */

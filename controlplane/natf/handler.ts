@@ -15,9 +15,11 @@ import { NatSweeper, type NatSweepResult } from './nat-sweep.js';
 import { actDecide, parseDeliveredAct, type ActEntry } from './act.js';
 import { InboundMapper } from './inbound.js';
 import type { NatfDprpHooks, NatfInbound } from '../dprp/natf-hooks.js';
-import { natInboundMappingsTotal } from '../metrics/metrics.js';
+import { natInboundMappingsTotal, natOutboundMappingsTotal } from '../metrics/metrics.js';
 import { TableWriter } from './tables-file.js';
-import type { NatConfig } from './nat-config.js';
+import { parseInsidePrefix, prefixContains, type NatConfig } from './nat-config.js';
+import { NatOrigin } from '../maps/abi.js';
+import type { NatMaps } from '../maps/gscip-maps.js';
 
 export class NatHandler implements PuntHandler {
   readonly name = 'nat';
@@ -29,6 +31,7 @@ export class NatHandler implements PuntHandler {
   private publishing = false;
   private currentAct: readonly ActEntry[] = [];
   private mapper: InboundMapper | null = null;
+  private natMaps: NatMaps | null = null;
 
   /**
    * The GNAT's half of NAT-f's extended DPRP (dprp/natf-hooks.ts): a DDE naming
@@ -52,6 +55,25 @@ export class NatHandler implements PuntHandler {
         return { ok: false, reason: r.reason };
       }
       natInboundMappingsTotal.inc({ result: r.created ? 'created' : 'reused' });
+      return { ok: true, port: r.extPort, ...(d.ge ? { inside: d.address } : {}) };
+    },
+    mappedInside: ({ flow }) => {
+      const maps = this.natMaps;
+      if (!maps || !this.cfg || flow.daddr !== this.cfg.external) return null;
+      const key = maps.ports.get({ port: flow.dport, proto: flow.proto });
+      if (!key || key.daddr !== flow.saddr || key.dport !== flow.sport) return null;
+      const s = maps.sessions.get(key);
+      if (!s || s.origin !== NatOrigin.INBOUND) return null;
+      return this.currentAct.some((e) => e.address === key.saddr && e.ge === true) ? { inside: key.saddr, port: key.sport } : null;
+    },
+    outbound: ({ flow }): NatfInbound | null => {
+      if (!this.mapper || !this.cfg?.inside.some((p) => prefixContains(parseInsidePrefix(p), flow.saddr))) return null;
+      const r = this.mapper.map({ proto: flow.proto, inside: { addr: flow.saddr, port: flow.sport }, peer: { addr: flow.daddr, port: flow.dport }, origin: NatOrigin.OUTBOUND });
+      natOutboundMappingsTotal.inc({ result: r.ok ? (r.created ? 'created' : 'reused') : r.reason });
+      if (!r.ok) {
+        this.log.warn({ inside: flow.saddr, peer: flow.daddr, reason: r.reason }, 'NAT-f: no outbound mapping for an inside GE\'s negotiation (NAT table)');
+        return { ok: false, reason: r.reason };
+      }
       return { ok: true, port: r.extPort };
     },
   };
@@ -94,6 +116,7 @@ export class NatHandler implements PuntHandler {
     const maps = ctx.maps.nat;
     if (!maps) throw new Error('part nat: this instance has no NAT maps (gscip_nat): the loaded object predates NAT');
     this.sweeper = new NatSweeper(maps, this.cfg.timeouts);
+    this.natMaps = maps;
     this.mapper = new InboundMapper(maps, { external: this.cfg.external, ports: this.cfg.ports }, () => ctx.nowNs());
     natSessionsCapacity.set(this.cfg.maxSessions);
     natPortRangeSize.set(this.cfg.ports.last - this.cfg.ports.first + 1);

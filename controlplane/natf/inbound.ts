@@ -9,9 +9,10 @@
  * path needs nothing new: the peer's packets to ext:Z are translated to P:Y
  * (filtered to that peer), P's answers go out as ext:Z.
  *
- * The extended DPRP that will call this (RGI at the GNAT) is not built yet
- * (docs/natf.md); the function, its tests (test/bpf/nat.test.ts) and its rate
- * (bench/nat-inbound.ts) are.
+ * The extended DPRP calls it at the GNAT for a DDE naming a host (origin
+ * inbound), and for an inside GE's DDE toward a global GE (origin outbound:
+ * the session exists before the flow's first packet; docs/natf.md "A private
+ * GE behind the GNAT"). Tests: test/bpf/nat.test.ts; rate: bench/nat-inbound.ts.
  */
 import { BpfError } from '../bpf/errors.js';
 import { Dir, NAT_PORT_TRIES, NatOrigin } from '../maps/abi.js';
@@ -23,6 +24,8 @@ export interface InboundRequest {
   inside: { addr: string; port: number };
   /** The outside peer that may use the mapping (G1:X). */
   peer: { addr: string; port: number };
+  /** The session's origin (default inbound); outbound: a flow an inside GE negotiates before its first packet (NAT-f). */
+  origin?: number;
 }
 
 export type InboundResult =
@@ -62,7 +65,7 @@ export class InboundMapper {
     }
     if (!claimed) return { ok: false, reason: 'no_port' };
     const now = this.nowNs();
-    const v: NatVal = { ext_addr: this.nat.external, ext_port: claimed.port, origin: NatOrigin.INBOUND, flags: 0, created_ns: now, last_seen_ns: now };
+    const v: NatVal = { ext_addr: this.nat.external, ext_port: claimed.port, origin: r.origin ?? NatOrigin.INBOUND, flags: 0, created_ns: now, last_seen_ns: now };
     try { this.maps.sessions.set(key, v, 'noexist'); } catch (e) {
       this.maps.ports.delete(claimed);
       if (errno(e) === 'EEXIST') {

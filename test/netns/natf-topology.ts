@@ -43,6 +43,12 @@ export interface NatfTopoOptions {
   pool?: string;
   /** A second GNAT (192.0.2.4, link eth2 from alice) whose private host `erin` is 100.64.1.10 as well (name erin.example.net). */
   second?: boolean;
+  /**
+   * bob is a GE itself (a GES, CL, with group 10's key, guarding p0), and the
+   * GNAT's ACT says so (`ge: true`): the GNAT relays the negotiation inward and
+   * PCCOM runs alice <-> bob end to end (docs/natf.md "A private GE behind the GNAT").
+   */
+  bobGe?: boolean;
 }
 
 export class NatfTopo {
@@ -54,6 +60,8 @@ export class NatfTopo {
   /** alice's resolv.conf: applications run in a private mount namespace with it over /etc/resolv.conf (appExec). */
   readonly resolvConf: string;
   gnat: AgentProc | null = null;
+  /** bob's agent (bobGe only). */
+  bob: AgentProc | null = null;
 
   constructor(tag: string, readonly o: NatfTopoOptions = {}) {
     this.t = new Topology(tag);
@@ -110,7 +118,7 @@ export class NatfTopo {
       nat: {
         external: GNAT_OUT, inside: ['100.64.1.0/24'], sweepMs: 500, ...(this.o.maxSessions ? { maxSessions: this.o.maxSessions } : {}),
         act: [
-          { name: 'bob.example.net', address: BOB, outsideAccess: 'allow', groups: [10] },
+          { name: 'bob.example.net', address: BOB, outsideAccess: 'allow', groups: [10], ...(this.o.bobGe ? { ge: true } : {}) },
           { name: 'carol.example.net', address: '100.64.1.11', outsideAccess: 'allow', groups: [11] },
           { name: 'dave.example.net', address: '100.64.1.12', outsideAccess: 'deny', groups: [10] },
         ],
@@ -127,6 +135,12 @@ export class NatfTopo {
     writeFileSync(globCfg, JSON.stringify({ interfaces: [{ name: 'g0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'OP' } }));
     this.gnat = await this.g.startAgent('gnat', ['--config', gnatCfg, '--metrics', '127.0.0.1:9464'], 'gnat');
     const hosts: Array<[string, string]> = [['gnat', 'gnat'], ['alice', 'alice'], ['glob', 'glob']];
+    if (this.o.bobGe) {
+      const bobCfg = `${this.dir}/bob.json`;
+      writeFileSync(bobCfg, JSON.stringify({ interfaces: [{ name: 'p0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'CL' } }));
+      this.bob = await this.g.startAgent('bob', ['--config', bobCfg, '--metrics', '127.0.0.1:9464'], 'bob');
+      hosts.push(['bob', 'bob']);
+    }
     if (this.o.second) {
       const g2 = `${this.dir}/gnat2.json`;
       writeFileSync(g2, JSON.stringify({
@@ -167,7 +181,7 @@ export class NatfTopo {
     this.alice = await this.g.startAgent('alice', this.aliceArgs, 'alice');
   }
 
-  metrics(host: 'alice' | 'gnat' | 'gnat2'): string {
+  metrics(host: 'alice' | 'gnat' | 'gnat2' | 'bob'): string {
     return this.t.exec(host, 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
   }
 

@@ -114,13 +114,27 @@ test('agent: a malformed delivered ACT is refused naming the entry', () => {
 
 test('ACT decisions: allowed name and member; unknown name; outside access denied; not a member of its groups', () => {
   const act = validateNetwork(network([BOB, CAROL, DAVE])).ges.find((g) => g.userId === 'gnat-home')!.act!;
-  assert.deepEqual(actDecide(act, 'bob.example.net', [10]), { allow: true, address: '100.64.1.10' });
-  assert.deepEqual(actDecide(act, 'BOB.example.net.', [11]), { allow: true, address: '100.64.1.10' });
+  assert.deepEqual(actDecide(act, 'bob.example.net', [10]), { allow: true, address: '100.64.1.10', ge: false });
+  assert.deepEqual(actDecide(act, 'BOB.example.net.', [11]), { allow: true, address: '100.64.1.10', ge: false });
   assert.deepEqual(actDecide(act, 'mallory.example.net', [10]), { allow: false, reason: 'unknown_name' });
   assert.deepEqual(actDecide(act, 'dave.example.net', [10, 11]), { allow: false, reason: 'outside_access_denied' });
   assert.deepEqual(actDecide(act, 'carol.example.net', [10]), { allow: false, reason: 'not_member' });
-  assert.deepEqual(actDecide(act, 'carol.example.net', [11]), { allow: true, address: '100.64.1.11' });
+  assert.deepEqual(actDecide(act, 'carol.example.net', [11]), { allow: true, address: '100.64.1.11', ge: false });
   assert.deepEqual(publishedNames(act), ['bob.example.net', 'carol.example.net'], 'a denied name is not advertised');
+});
+
+test('ACT `ge` (the host runs a GE: the GNAT relays inward): optional, false by default, kept by the spec, the plan and the agent', () => {
+  const act = validateNetwork(network([{ ...BOB, ge: true }, CAROL])).ges.find((g) => g.userId === 'gnat-home')!.act!;
+  assert.equal(act[0].ge, true);
+  assert.equal(act[1].ge, undefined, 'absent stays absent (today\'s ACTs keep their meaning)');
+  assert.deepEqual(actDecide(act, 'bob.example.net', [10]), { allow: true, address: '100.64.1.10', ge: true });
+  assert.deepEqual(actDecide(act, 'carol.example.net', [11]), { allow: true, address: '100.64.1.11', ge: false });
+  assert.deepEqual(problems(network([{ ...BOB, ge: 'yes' }])).length, 1, 'ge must be a boolean');
+  assert.deepEqual(parseDeliveredAct(act), act, 'the agent keeps it');
+  const plan = computePlan(validateNetwork(network([BOB, CAROL])), validateNetwork(network([{ ...BOB, ge: true }, CAROL])));
+  assert.match(formatPlan(plan), /~ ge gnat-home: act ~bob\.example\.net \(ge false -> true\)/);
+  assert.throws(() => parseDeliveredAct([{ name: 'bob.example.net', address: '100.64.1.10', outsideAccess: 'allow', groups: [1], ge: 1 }]), /act\[0\]\.ge/);
+  assert.equal(parseDeliveredAct([{ name: 'bob.example.net', address: '100.64.1.10', outsideAccess: 'allow', groups: [1], ge: false }])[0].ge, undefined);
 });
 
 test('DDNS: each allowed name is published once with the GNAT\'s address; a failed one is sent again next time', async (t) => {
