@@ -336,7 +336,7 @@ export const natActEntries = new Gauge({
   name: 'gscip_nat_act_entries', help: 'Entries of this GNAT\'s ACT as last delivered by the GMS', registers: [registry],
 });
 export const natDdnsUpdatesTotal = new Counter({
-  name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by result (the server\'s rcode, or no_answer / error)', labelNames: ['result'] as const, registers: [registry],
+  name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by action (published: the name\'s A RRset set to the GNAT\'s address; withdrawn: deleted, the name left the ACT or lost outside access) and result (the server\'s rcode, or no_answer / error)', labelNames: ['action', 'result'] as const, registers: [registry],
 });
 
 // ---- NAT-f (docs/natf.md): the initiator side (part natf) and the GNAT's inbound mappings (part nat)

@@ -9,7 +9,7 @@
  *   header   id | flags (opcode UPDATE = 5) | ZOCOUNT 1 | PRCOUNT 0 | UPCOUNT 2 | ADCOUNT 1
  *   zone     ZONE SOA IN
  *   update   NAME A ANY ttl 0 rdlen 0            (delete the RRset)
- *            NAME A IN  ttl TTL rdlen 4 ADDR     (add)
+ *            NAME A IN  ttl TTL rdlen 4 ADDR     (add; absent in a withdrawal, UPCOUNT 1)
  *   additional  KEYNAME TSIG ANY ttl 0  { hmac-sha256. | time 48 | fudge | mac | id | error | other }
  *
  * The MAC covers the message before the TSIG RR plus the TSIG variables
@@ -45,8 +45,11 @@ export interface TsigKey {
 export interface UpdateRequest {
   zone: string;
   name: string;
+  /** The address the name's A RRset becomes; with `withdraw`, ignored (the RRset is only deleted). */
   addr: string;
   ttl: number;
+  /** Delete the name's A RRset and add nothing (a name no longer published). */
+  withdraw?: boolean;
   key?: TsigKey;
   /** Test hooks. */
   id?: number;
@@ -102,19 +105,20 @@ export function encodeUpdate(r: UpdateRequest): { msg: Buffer; id: number; mac: 
   const zone = encodeName(r.zone, 'zone');
   const name = encodeName(r.name, 'name');
   const rdata = Buffer.alloc(4);
-  writeIpv4(rdata, 0, r.addr, 'DDNS address');
+  if (!r.withdraw) writeIpv4(rdata, 0, r.addr, 'DDNS address');
   const id = r.id ?? randomBytes(2).readUInt16BE(0);
   const head = Buffer.alloc(12);
   head.writeUInt16BE(id, 0);
   head.writeUInt16BE(DNS.OPCODE_UPDATE << 11, 2);
   head.writeUInt16BE(1, 4); // ZOCOUNT
   head.writeUInt16BE(0, 6); // PRCOUNT
-  head.writeUInt16BE(2, 8); // UPCOUNT
+  head.writeUInt16BE(r.withdraw ? 1 : 2, 8); // UPCOUNT
   head.writeUInt16BE(0, 10); // ADCOUNT (1 once signed)
   const zq = Buffer.alloc(4);
   zq.writeUInt16BE(DNS.TYPE_SOA, 0);
   zq.writeUInt16BE(DNS.CLASS_IN, 2);
-  const body = Buffer.concat([head, zone, zq, rr(name, DNS.TYPE_A, DNS.CLASS_ANY, 0, Buffer.alloc(0)), rr(name, DNS.TYPE_A, DNS.CLASS_IN, r.ttl, rdata)]);
+  const del = rr(name, DNS.TYPE_A, DNS.CLASS_ANY, 0, Buffer.alloc(0));
+  const body = Buffer.concat(r.withdraw ? [head, zone, zq, del] : [head, zone, zq, del, rr(name, DNS.TYPE_A, DNS.CLASS_IN, r.ttl, rdata)]);
   if (!r.key) return { msg: body, id, mac: null };
   const timeS = r.nowS ?? Math.floor(Date.now() / 1000);
   const fudge = r.fudgeS ?? 300;

@@ -4,8 +4,14 @@
  * uses (controlplane/mobility/ddns.ts): one UPDATE per name, replacing that
  * name's A RRset. Names whose last update failed are retried by the next
  * call; names already published with this address are not sent again.
+ *
+ * A name this GNAT published that is no longer published (it left the ACT,
+ * or its outside access became `deny`) is withdrawn: one UPDATE deleting its
+ * A RRset, retried like a publication until the server says NOERROR. The
+ * names published are kept in `stateFile` (the agent's GMS data directory),
+ * so a name removed while the agent was stopped is withdrawn at its next start.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { sendUpdate, type TsigKey, type UpdateAnswer } from '../mobility/ddns.js';
 import type { ActEntry } from './act.js';
 import { publishedNames } from './act.js';
@@ -21,32 +27,90 @@ export interface ActDdnsConfig {
 
 export type SendUpdate = (r: Parameters<typeof sendUpdate>[0], server: string, port: number) => Promise<UpdateAnswer>;
 
-export interface DdnsOutcome { name: string; result: string }
+export interface DdnsOutcome { name: string; result: string; action: 'published' | 'withdrawn' }
+
+export interface ActDdnsOptions {
+  send?: SendUpdate;
+  /** Where the names published so far are kept across restarts (null: in memory only). */
+  stateFile?: string | null;
+  /** A state file that cannot be read or written (the agent logs it; publication goes on). */
+  onStateError?: (e: Error) => void;
+}
 
 export class ActDdns {
   private readonly done = new Map<string, string>(); // name -> address published
   private key: TsigKey | null = null;
+  private readonly send: SendUpdate;
 
-  constructor(private readonly cfg: ActDdnsConfig, private readonly external: string, private readonly send: SendUpdate = sendUpdate) {}
+  constructor(private readonly cfg: ActDdnsConfig, private readonly external: string, o: ActDdnsOptions | SendUpdate = {}) {
+    const opts = typeof o === 'function' ? { send: o } : o;
+    this.send = opts.send ?? sendUpdate;
+    this.stateFile = opts.stateFile ?? null;
+    this.onStateError = opts.onStateError ?? (() => undefined);
+    for (const [name, addr] of this.loadState()) this.done.set(name, addr);
+  }
+
+  private readonly stateFile: string | null;
+  private readonly onStateError: (e: Error) => void;
 
   private tsig(): TsigKey {
     if (!this.key) this.key = { name: this.cfg.keyName, secret: Buffer.from(readFileSync(this.cfg.keyFile, 'utf8').trim(), 'base64') };
     return this.key;
   }
 
-  /** Publish every allowed name not yet published with this address; one outcome per UPDATE sent. */
+  /** The names a previous run published in this zone on this server (a missing file: none). */
+  private loadState(): Array<[string, string]> {
+    if (!this.stateFile) return [];
+    let text: string;
+    try { text = readFileSync(this.stateFile, 'utf8'); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.onStateError(e as Error);
+      return [];
+    }
+    try {
+      const s = JSON.parse(text) as { server?: unknown; zone?: unknown; names?: unknown };
+      if (s.server !== this.cfg.server || s.zone !== this.cfg.zone || typeof s.names !== 'object' || s.names === null) return [];
+      return Object.entries(s.names as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string');
+    } catch (e) { this.onStateError(new Error(`${this.stateFile}: not JSON (${(e as Error).message}): starting with no published names`)); return []; }
+  }
+
+  private saveState(): void {
+    if (!this.stateFile) return;
+    try {
+      const tmp = `${this.stateFile}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ server: this.cfg.server, zone: this.cfg.zone, names: Object.fromEntries(this.done) }), { mode: 0o600 });
+      renameSync(tmp, this.stateFile);
+    } catch (e) { this.onStateError(e as Error); }
+  }
+
+  private async update(name: string, withdraw: boolean): Promise<string> {
+    try {
+      const a = await this.send({ zone: this.cfg.zone, name, addr: this.external, ttl: this.cfg.ttl, key: this.tsig(), ...(withdraw ? { withdraw: true } : {}) }, this.cfg.server, this.cfg.port);
+      return a.rcode === 'NOERROR' && a.tsigError === 'NOERROR' ? 'NOERROR' : a.rcode;
+    } catch (e) { return /no answer/.test((e as Error).message) ? 'no_answer' : 'error'; }
+  }
+
+  /**
+   * Publish every allowed name not yet published with this address, and
+   * withdraw every name published before that is no longer allowed; one
+   * outcome per UPDATE sent.
+   */
   async publish(act: readonly ActEntry[]): Promise<DdnsOutcome[]> {
     const out: DdnsOutcome[] = [];
-    for (const name of publishedNames(act)) {
+    const want = publishedNames(act);
+    let changed = false;
+    for (const name of want) {
       if (this.done.get(name) === this.external) continue;
-      let result: string;
-      try {
-        const a = await this.send({ zone: this.cfg.zone, name, addr: this.external, ttl: this.cfg.ttl, key: this.tsig() }, this.cfg.server, this.cfg.port);
-        result = a.rcode === 'NOERROR' && a.tsigError === 'NOERROR' ? 'NOERROR' : a.rcode;
-      } catch (e) { result = /no answer/.test((e as Error).message) ? 'no_answer' : 'error'; }
-      if (result === 'NOERROR') this.done.set(name, this.external);
-      out.push({ name, result });
+      const result = await this.update(name, false);
+      if (result === 'NOERROR') { this.done.set(name, this.external); changed = true; }
+      out.push({ name, result, action: 'published' });
     }
+    for (const name of [...this.done.keys()].sort()) {
+      if (want.includes(name)) continue;
+      const result = await this.update(name, true);
+      if (result === 'NOERROR') { this.done.delete(name); changed = true; }
+      out.push({ name, result, action: 'withdrawn' });
+    }
+    if (changed) this.saveState();
     return out;
   }
 }

@@ -5,6 +5,7 @@
  * written by the agent before it attaches (agent.ts), so no packet ever
  * leaves untranslated between attach and this part's start.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
 import { natActEntries, natDdnsUpdatesTotal, natOrphanClaimsRemovedTotal, natPortRangeSize, natPortsUsed, natSessions, natSessionsCapacity, natSessionsExpiredTotal } from '../metrics/metrics.js';
@@ -28,6 +29,7 @@ export class NatHandler implements PuntHandler {
 
   private readonly act: ActSource;
   private readonly ddns: ActDdns | null;
+  private actKnown = false;
   private publishing = false;
   private currentAct: readonly ActEntry[] = [];
   private mapper: InboundMapper | null = null;
@@ -85,7 +87,10 @@ export class NatHandler implements PuntHandler {
   constructor(private readonly log: Logger, private readonly cfg: NatConfig | null, gmsDataDir: string | null = null, actFile: string | null = null) {
     this.actFile = new TableWriter(actFile);
     this.act = actSource(gmsDataDir);
-    this.ddns = cfg?.ddns ? new ActDdns(cfg.ddns, cfg.external) : null;
+    this.ddns = cfg?.ddns ? new ActDdns(cfg.ddns, cfg.external, {
+      stateFile: gmsDataDir ? join(gmsDataDir, 'nat-ddns-published.json') : null,
+      onStateError: (e) => this.log.warn({ err: e }, 'DDNS: the list of published names could not be kept (names removed while the agent is down will not be withdrawn)'),
+    }) : null;
   }
 
   /** The ACT from the GMS: on a change, publish its allowed names (retried every tick until the server says NOERROR). */
@@ -99,13 +104,16 @@ export class NatHandler implements PuntHandler {
       natActEntries.set(r.act.length);
       this.log.info({ names: r.act.map((e) => `${e.name}=${e.address}:${e.outsideAccess}`) }, 'ACT from the GMS');
     }
-    if (!this.ddns || this.publishing) return;
+    if (!r.error) this.actKnown = true;
+    // Never withdraw names on an ACT that was never read (a malformed first delivery: keep what DNS has).
+    if (!this.ddns || this.publishing || !this.actKnown) return;
     this.publishing = true;
     this.ddns.publish(this.currentAct).then((outcomes) => {
       for (const o of outcomes) {
-        natDdnsUpdatesTotal.inc({ result: o.result });
-        if (o.result === 'NOERROR') this.log.info({ name: o.name, address: this.cfg!.external }, 'DDNS: name published');
-        else this.log.warn({ name: o.name, result: o.result }, 'DDNS update of an ACT name failed (retried next tick)');
+        natDdnsUpdatesTotal.inc({ action: o.action, result: o.result });
+        if (o.result !== 'NOERROR') this.log.warn({ name: o.name, action: o.action, result: o.result }, 'DDNS update of an ACT name failed (retried next tick)');
+        else if (o.action === 'published') this.log.info({ name: o.name, address: this.cfg!.external }, 'DDNS: name published');
+        else this.log.info({ name: o.name }, 'DDNS: name withdrawn (no longer in the ACT with outside access)');
       }
     }).catch((e: unknown) => this.log.warn({ err: e }, 'DDNS publication failed (retried next tick)'))
       .finally(() => { this.publishing = false; });

@@ -7,7 +7,8 @@
  * update-policy covers those names); `dig` sees bob and carol at 192.0.2.2
  * and no record for dave; the delivery names the GNAT's external address
  * (`gnats`, told to every GE for NAT-f). `gms apply` of a file allowing dave reaches the
- * GNAT through the GMS push and dave appears too.
+ * GNAT through the GMS push and dave appears too; a later file without carol
+ * and with bob denied withdraws both names (an UPDATE deleting each A RRset).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +22,7 @@ const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAME
 const GNAT_OUT = '192.0.2.2';
 const DNS_ADDR = '192.0.2.53';
 
-function networkYaml(daveAccess: 'allow' | 'deny'): string {
+function networkYaml(daveAccess: 'allow' | 'deny', o: { bob?: 'allow' | 'deny'; carol?: boolean } = {}): string {
   return `apiVersion: gscip/v1
 kind: Network
 groups:
@@ -34,9 +35,8 @@ ges:
     groups: [10, 11]
     external: ${GNAT_OUT}
     act:
-      - { name: bob.example.net, address: 100.64.1.10, outsideAccess: allow }
-      - { name: carol.example.net, address: 100.64.1.11, outsideAccess: allow, groups: [11] }
-      - { name: dave.example.net, address: 100.64.1.12, outsideAccess: ${daveAccess} }
+      - { name: bob.example.net, address: 100.64.1.10, outsideAccess: ${o.bob ?? 'allow'} }
+${o.carol === false ? '' : '      - { name: carol.example.net, address: 100.64.1.11, outsideAccess: allow, groups: [11] }\n'}      - { name: dave.example.net, address: 100.64.1.12, outsideAccess: ${daveAccess} }
   - { userId: ges-alice, type: GES, mode: OP, groups: [10] }
 `;
 }
@@ -82,7 +82,7 @@ describe('GNAT: ACT from the GMS, names published in DDNS (BIND 9, namespaces)',
     await waitFor('bob and carol in DNS', () => dns.lookup('gnat', 'bob') === GNAT_OUT && dns.lookup('gnat', 'carol') === GNAT_OUT, 20_000, 300);
     assert.equal(dns.lookup('gnat', 'dave'), '', 'dave (outside access denied) is not advertised');
     const m = t.exec('gnat', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
-    assert.match(m, /gscip_nat_ddns_updates_total\{result="NOERROR"\} 2/);
+    assert.match(m, /gscip_nat_ddns_updates_total\{action="published",result="NOERROR"\} 2/);
     assert.match(m, /gscip_nat_act_entries 3/);
     // Every GE is told the GNATs' global addresses with its GE info (NAT-f's initiators virtualise answers naming them).
     const cache = JSON.parse(readFileSync(`${dir}/agent/cache/state.json`, 'utf8')) as { gnats?: string[] };
@@ -95,5 +95,14 @@ describe('GNAT: ACT from the GMS, names published in DDNS (BIND 9, namespaces)',
     assert.match(plan, /~ ge gnat-home: act ~dave\.example\.net \(outsideAccess deny -> allow\)/);
     await waitFor('dave in DNS', () => dns.lookup('gnat', 'dave') === GNAT_OUT, 20_000, 300);
     assert.equal(dns.lookup('gnat', 'bob'), GNAT_OUT);
+  });
+
+  test('carol leaves the ACT and bob\'s outside access is denied: both are withdrawn from DNS, dave stays', async () => {
+    writeFileSync(`${dir}/net3.yaml`, networkYaml('allow', { bob: 'deny', carol: false }));
+    g.ok('gnat', ['gms', 'apply', '--data-dir', gmsDir, '-f', `${dir}/net3.yaml`]);
+    await waitFor('bob and carol gone from DNS', () => dns.lookup('gnat', 'bob') === '' && dns.lookup('gnat', 'carol') === '', 20_000, 300);
+    assert.equal(dns.lookup('gnat', 'dave'), GNAT_OUT, 'dave is still published');
+    const m = t.exec('gnat', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
+    assert.match(m, /gscip_nat_ddns_updates_total\{action="withdrawn",result="NOERROR"\} 2/);
   });
 });

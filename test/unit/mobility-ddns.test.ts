@@ -51,6 +51,21 @@ test('the UPDATE: header, zone, delete-then-add, and a TSIG RR whose MAC recompu
   assert.equal(encodeUpdate({ ...req, key: undefined }).msg.readUInt16BE(10), 0);
 });
 
+test('a withdrawal: the delete of the A RRset only (UPCOUNT 1, no add), signed the same way', () => {
+  const { msg, mac } = encodeUpdate({ ...req, withdraw: true });
+  assert.deepEqual([4, 6, 8, 10].map((o) => msg.readUInt16BE(o)), [1, 0, 1, 1], 'ZO/PR/UP/AD counts');
+  const zone = encodeName('example.net');
+  const name = encodeName('b.example.net');
+  let off = 12 + zone.length + 4;
+  assert.deepEqual(msg.subarray(off, off + name.length), name); off += name.length;
+  assert.deepEqual([msg.readUInt16BE(off), msg.readUInt16BE(off + 2), msg.readUInt32BE(off + 4), msg.readUInt16BE(off + 8)], [1, 255, 0, 0], 'delete the A RRset'); off += 10;
+  assert.deepEqual(msg.subarray(off, off + encodeName('ge-b').length), encodeName('ge-b'), 'then the TSIG RR, nothing added');
+  const unsigned = Buffer.from(msg.subarray(0, off));
+  unsigned.writeUInt16BE(0, 10);
+  assert.deepEqual(tsigMac(key, unsigned, req.nowS, 300), mac);
+  assert.doesNotThrow(() => encodeUpdate({ ...req, addr: '', withdraw: true }), 'no address needed');
+});
+
 test('answers: rcode, TSIG error and a signed answer\'s MAC are read back', () => {
   const { mac } = encodeUpdate(req);
   const head = Buffer.alloc(12);

@@ -150,9 +150,50 @@ test('DDNS: each allowed name is published once with the GNAT\'s address; a fail
   };
   const act = validateNetwork(network([BOB, CAROL, DAVE])).ges.find((g) => g.userId === 'gnat-home')!.act!;
   const d = new ActDdns({ server: '198.51.100.53', port: 53, zone: 'example.net', ttl: 30, keyName: 'ge-gnat', keyFile }, '192.0.2.2', send);
-  assert.deepEqual(await d.publish(act), [{ name: 'bob.example.net', result: 'NOERROR' }, { name: 'carol.example.net', result: 'REFUSED' }]);
+  assert.deepEqual(await d.publish(act), [{ name: 'bob.example.net', result: 'NOERROR', action: 'published' }, { name: 'carol.example.net', result: 'REFUSED', action: 'published' }]);
   assert.deepEqual(sent, ['bob.example.net 192.0.2.2 ttl=30 key=ge-gnat @198.51.100.53:53', 'carol.example.net 192.0.2.2 ttl=30 key=ge-gnat @198.51.100.53:53']);
   failCarol = false;
-  assert.deepEqual(await d.publish(act), [{ name: 'carol.example.net', result: 'NOERROR' }]);
+  assert.deepEqual(await d.publish(act), [{ name: 'carol.example.net', result: 'NOERROR', action: 'published' }]);
   assert.deepEqual(await d.publish(act), [], 'nothing left to send');
+});
+
+test('DDNS: a name that leaves the ACT or loses outside access is withdrawn (retried until NOERROR), also after a restart', async (t) => {
+  const dir = tempDir('act-ddns-withdraw');
+  t.after(() => dir.remove());
+  const keyFile = join(dir.path, 'k');
+  writeFileSync(keyFile, Buffer.alloc(32, 7).toString('base64'), { mode: 0o600 });
+  const stateFile = join(dir.path, 'published.json');
+  const sent: string[] = [];
+  let refuse = '';
+  const send: SendUpdate = async (r) => {
+    sent.push(`${r.withdraw ? 'withdraw' : 'publish'} ${r.name}`);
+    return { rcode: r.name === refuse ? 'REFUSED' : 'NOERROR', tsigError: 'NOERROR', signed: true };
+  };
+  const cfg = { server: '198.51.100.53', port: 53, zone: 'example.net', ttl: 30, keyName: 'ge-gnat', keyFile };
+  const actOf = (entries: unknown[]) => validateNetwork(network(entries)).ges.find((g) => g.userId === 'gnat-home')!.act!;
+  const d = new ActDdns(cfg, '192.0.2.2', { send, stateFile });
+  await d.publish(actOf([BOB, CAROL, DAVE]));
+  assert.deepEqual(sent.splice(0), ['publish bob.example.net', 'publish carol.example.net']);
+  // carol leaves the ACT, bob's outside access is denied: both withdrawn; the server refuses bob's once
+  refuse = 'bob.example.net';
+  const now = actOf([{ ...BOB, outsideAccess: 'deny' }, DAVE]);
+  assert.deepEqual(await d.publish(now), [{ name: 'bob.example.net', result: 'REFUSED', action: 'withdrawn' }, { name: 'carol.example.net', result: 'NOERROR', action: 'withdrawn' }]);
+  refuse = '';
+  assert.deepEqual(await d.publish(now), [{ name: 'bob.example.net', result: 'NOERROR', action: 'withdrawn' }], 'retried');
+  assert.deepEqual(await d.publish(now), [], 'nothing left');
+  // a restart: what the last run published is in the state file; a name removed while stopped goes at the next start
+  await d.publish(actOf([BOB, DAVE]));
+  assert.deepEqual(sent.splice(0), ['withdraw bob.example.net', 'withdraw carol.example.net', 'withdraw bob.example.net', 'publish bob.example.net']);
+  const again = new ActDdns(cfg, '192.0.2.2', { send, stateFile });
+  assert.deepEqual(await again.publish(actOf([DAVE])), [{ name: 'bob.example.net', result: 'NOERROR', action: 'withdrawn' }]);
+  // another zone or server in the state file: not ours to withdraw
+  const other = new ActDdns({ ...cfg, zone: 'example.org' }, '192.0.2.2', { send, stateFile: join(dir.path, 'published.json') });
+  writeFileSync(stateFile, JSON.stringify({ server: cfg.server, zone: 'example.net', names: { 'eve.example.net': '192.0.2.2' } }));
+  assert.deepEqual(await other.publish(actOf([DAVE])), []);
+  // a state file that is not JSON: a clear error, publication goes on
+  writeFileSync(stateFile, 'not json');
+  const errs: string[] = [];
+  const broken = new ActDdns(cfg, '192.0.2.2', { send, stateFile, onStateError: (e) => errs.push(e.message) });
+  assert.match(errs[0] ?? '', /published\.json: not JSON/);
+  assert.deepEqual((await broken.publish(actOf([BOB]))).map((o) => o.action), ['published']);
 });
