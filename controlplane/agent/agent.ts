@@ -205,6 +205,7 @@ export class Agent {
           opts.onFatal?.(e);
         },
       });
+      dispatcher.setPendingSource(() => reader.pollNow());
       undo.push(() => reader.close());
       log.info({ wait: reader.wait, detail: reader.waitDetail }, 'punt reader started');
       // 6. Metrics.

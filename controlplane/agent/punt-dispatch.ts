@@ -69,6 +69,11 @@ export class PuntDispatcher implements PuntContext {
 
   nowNs(): bigint { return monotonicNs(); }
 
+  /** Where takePending() reads from (the agent's punt reader, set once it runs). */
+  private pending: (() => void) | null = null;
+  setPendingSource(fn: () => void): void { this.pending = fn; }
+  takePending(): void { this.pending?.(); }
+
   /** Handle a batch from the punt reader, in order. */
   onRecords(recs: PuntRec[]): void {
     const now = monotonicNs();

@@ -121,15 +121,33 @@ export class RingReader<T> {
   /** Consume what is there and deliver it; false when the reader stopped. */
   private consumeAndDeliver(): boolean {
     if (this.onWake) this.onWake(process.hrtime.bigint());
+    this.consuming = true;
     try {
       this.rb.consume();
     } catch (e) {
       this.batch = [];
+      this.consuming = false;
       this.fatal(e as Error);
       return false;
     }
+    this.consuming = false;
     try { this.flush(); } catch (e) { this.onError(e as Error); }
     return true;
+  }
+
+  private consuming = false;
+
+  /**
+   * Deliver, now, the records the ring already holds (none: a read of the
+   * ring's positions, no syscall). For a caller about to act on the absence of
+   * an answer, e.g. a retransmission timer: libuv runs due timers before it
+   * polls, so under load a timer could otherwise fire while its answer waits
+   * in the ring. Not from inside a delivery (returns at once there), not
+   * after close().
+   */
+  pollNow(): void {
+    if (this.stopping || this.consuming || this.stopped === null) return;
+    this.consumeAndDeliver();
   }
 
   /** Thread-pool wait: consume what is there, deliver it, then wait again. */

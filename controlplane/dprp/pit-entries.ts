@@ -51,14 +51,20 @@ export function pitEntriesFor(
 ): PitEntry[] {
   const { fwdDir } = o;
   const rev = reverseFlow(flow);
-  const mk = (f: Flow, dir: PitDir, action: PitAction): PitEntry => ({
-    ...((action === 'encrypt' || action === 'decrypt') && o.flowKeySalt ? { flowKey: { salt: o.flowKeySalt, leg: f === flow ? 'fwd' as const : 'rev' as const } } : {}),
-    flow: f, dir, action, state, role,
-    group: action === 'encrypt' || action === 'decrypt' ? (key?.group ?? 0) : 0,
-    version: action === 'encrypt' || action === 'decrypt' ? (key?.version ?? 0) : 0,
-    ...((action === 'pass' || action === 'drop') && o.why && o.why !== 'none' ? { why: o.why } : {}),
-    ...(action === 'encrypt' && ((o.wireCsum && f.proto === IPPROTO_TCP) || (o.udpWire && f.proto === IPPROTO_UDP)) ? { wireCsum: true as const } : {}),
-  });
+  // Plain assignments, not conditional spreads: a leading `...(c ? {..} : {})` followed by more of them
+  // cost V8 (Node 20) 6-12 µs per entry and left a dictionary-mode object that every later reader
+  // paid for (issue 15); the same keys, in the same order.
+  const mk = (f: Flow, dir: PitDir, action: PitAction): PitEntry => {
+    const crypt = action === 'encrypt' || action === 'decrypt';
+    const group = crypt ? (key?.group ?? 0) : 0;
+    const version = crypt ? (key?.version ?? 0) : 0;
+    const e: PitEntry = crypt && o.flowKeySalt
+      ? { flowKey: { salt: o.flowKeySalt, leg: f === flow ? 'fwd' : 'rev' }, flow: f, dir, action, state, role, group, version }
+      : { flow: f, dir, action, state, role, group, version };
+    if ((action === 'pass' || action === 'drop') && o.why && o.why !== 'none') e.why = o.why;
+    if (action === 'encrypt' && ((o.wireCsum && f.proto === IPPROTO_TCP) || (o.udpWire && f.proto === IPPROTO_UDP))) e.wireCsum = true;
+    return e;
+  };
   if ((decision === 'encrypt' || decision === 'decrypt') && !key) {
     throw new RangeError(`pitEntriesFor: ${decision} needs a group key`);
   }

@@ -6,7 +6,7 @@
  * in `gscip maps dump pit`.
  */
 import { PIT_F_FIN, PIT_F_FLOW_KEY, PIT_F_RST, PIT_F_WIRE_CSUM, PIT_WHY_MASK, PIT_WHY_SHIFT, PitState } from '../maps/abi.js';
-import { FlowKeyWriter, type FlowKeyWriterOptions } from '../pccom/flow-keys.js';
+import { FlowKeyWriter, type FlowKeyInstall, type FlowKeyWriterOptions } from '../pccom/flow-keys.js';
 import type { Cid, PitVal, XlatVal } from '../maps/codecs.js';
 import type { GscipMaps } from '../maps/gscip-maps.js';
 import { ACTIONS, DIRS, PIT_STATES, PIT_WHYS, ROLES, XLAT_KINDS, withPitWhy } from '../maps/vocabulary.js';
@@ -19,7 +19,7 @@ export function toCid(f: FiveTuple, dir: PitDir): Cid {
 }
 
 type PitLike = Pick<GscipMaps['pit'], 'setBatch' | 'deleteBatch' | 'get' | 'entries'>;
-type FlowKeysLike = Pick<GscipMaps['flowKeys'], 'get' | 'set' | 'delete'>;
+type FlowKeysLike = Pick<GscipMaps['flowKeys'], 'get' | 'set' | 'delete'> & Partial<Pick<GscipMaps['flowKeys'], 'setBatch'>>;
 type KeysLike = Pick<GscipMaps['keys'], 'get'>;
 
 /** The per-flow key writer over an instance's maps (group keys from gscip_keys). */
@@ -48,11 +48,13 @@ export class KernelPitMap implements PitMap<PitEntry> {
   install(es: readonly PitEntry[]): void {
     const now = this.nowNs();
     // Per-flow keys first: the fast path never sees an entry's FLOW_KEY flag before its key.
+    const withKeys: FlowKeyInstall[] = [];
     for (const e of es) {
       if (!usesFlowKey(e)) continue;
       if (!this.keys) throw new Error('PIT entry with a per-flow key, but no gscip_flow_keys map to put it in');
-      this.keys.install(e, toCid(e.flow, e.dir), e.flowKey!.from ? toCid(e.flowKey!.from.flow, e.flowKey!.from.dir) : undefined);
+      withKeys.push({ e, cid: toCid(e.flow, e.dir), ...(e.flowKey!.from ? { fromCid: toCid(e.flowKey!.from.flow, e.flowKey!.from.dir) } : {}) });
     }
+    if (withKeys.length) this.keys!.installMany(withKeys);
     const rows = es.map((e): [Cid, PitVal] => {
       const k = slotKey(e);
       const created = this.created.get(k) ?? now;

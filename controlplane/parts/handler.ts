@@ -42,6 +42,11 @@ export interface PuntContext {
   sendControl(ifindex: number, ipPacket: Buffer): void;
   /** Monotonic ns on the same clock as the fast path (created_ns, last_seen_ns, ts_ns). */
   nowNs(): bigint;
+  /**
+   * Hand the handlers, now, the punts the ring already holds (re-entered from
+   * a handler: nothing). For a timer about to act on a missing answer.
+   */
+  takePending?(): void;
 }
 
 export interface PuntHandler {

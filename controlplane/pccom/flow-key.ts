@@ -12,7 +12,7 @@
  * encrypts or decrypts the flow computes the same key from what the
  * negotiation told it; nothing is derived in the fast path.
  */
-import { hkdfSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { FlowLeg } from '../maps/abi.js';
 
 export type FlowLegName = 'fwd' | 'rev';
@@ -47,6 +47,12 @@ export function deriveFlowKey(groupKey: Buffer, group: number, version: number, 
   info.write(FLOW_KEY_INFO, 0, 'latin1');
   info.writeUInt32BE(group >>> 0, FLOW_KEY_INFO.length);
   info.writeUInt32BE(version >>> 0, FLOW_KEY_INFO.length + 4);
-  info[FLOW_KEY_INFO.length + 8] = legCode(leg);
-  return Buffer.from(hkdfSync('sha256', groupKey, s, info, 32));
+  // RFC 5869 for L = 32 (one SHA-256 block): PRK = HMAC(salt, IKM); OKM = HMAC(PRK, info | 0x01).
+  // Written out with createHmac: hkdfSync makes KeyObjects and a crypto job per call, twice
+  // the time of the two HMACs (7-12 vs 3.5-4.6 µs on the bench machine), once per entry installed.
+  info[info.length - 1] = legCode(leg);
+  const prk = createHmac('sha256', s).update(groupKey).digest();
+  return createHmac('sha256', prk).update(info).update(ONE).digest();
 }
+
+const ONE = Buffer.from([1]);

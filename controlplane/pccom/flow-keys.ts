@@ -29,6 +29,50 @@ export interface FlowKeyMapLike {
   get(k: Cid): FlowKeyVal | undefined;
   set(k: Cid, v: FlowKeyVal): void;
   delete(k: Cid): boolean;
+  /** One syscall for many values (the kernel map's bpf_map_update_batch); without it, one set() each. */
+  setBatch?(entries: ReadonlyArray<readonly [Cid, FlowKeyVal]>): number;
+}
+
+/** One entry of an install: the PIT entry, its CID and (a moved entry) the CID of the slot it moves from. */
+export interface FlowKeyInstall { e: PitEntry; cid: Cid; fromCid?: Cid }
+
+const cidKey = (c: Cid): string => `${c.saddr}|${c.daddr}|${c.sport}|${c.dport}|${c.proto}|${c.dir}`;
+
+/**
+ * The writes of one installMany(): reads see the writes made before them in
+ * the same call (an entry may move from a slot written just before); the
+ * values go to the map at the end, every delete and then all the sets in one
+ * batch. The caller writes the PIT entries only after that, so the fast path
+ * still never sees an entry's FLOW_KEY flag before its key.
+ */
+class FlowKeyWrites {
+  private readonly pending = new Map<string, [Cid, FlowKeyVal | null]>();
+  private readonly groupKeys = new Map<string, { key: Buffer; flags: number } | undefined>();
+  constructor(private readonly map: FlowKeyMapLike, private readonly groupKey: GroupKeyOf) {}
+
+  get(c: Cid): FlowKeyVal | undefined {
+    const p = this.pending.get(cidKey(c));
+    return p ? p[1] ?? undefined : this.map.get(c);
+  }
+  set(c: Cid, v: FlowKeyVal): void { this.pending.set(cidKey(c), [c, v]); }
+  delete(c: Cid): void { this.pending.set(cidKey(c), [c, null]); }
+
+  /** The group key (group, version), read once per call (both legs of a flow use the same one). */
+  group(group: number, version: number): { key: Buffer; flags: number } | undefined {
+    const k = `${group}/${version}`;
+    if (!this.groupKeys.has(k)) this.groupKeys.set(k, this.groupKey(group, version));
+    return this.groupKeys.get(k);
+  }
+
+  flush(): void {
+    const sets: Array<[Cid, FlowKeyVal]> = [];
+    for (const [c, v] of this.pending.values()) {
+      if (v === null) this.map.delete(c);
+      else sets.push([c, v]);
+    }
+    if (sets.length > 1 && this.map.setBatch) this.map.setBatch(sets);
+    else for (const [c, v] of sets) this.map.set(c, v);
+  }
 }
 
 /** How far a moved sender's counter jumps (the receiver's reconstruction takes up to 2^16 - 4096 ahead). */
@@ -44,22 +88,37 @@ export interface FlowKeyWriterOptions {
 export class FlowKeyWriter {
   constructor(private readonly map: FlowKeyMapLike, private readonly groupKey: GroupKeyOf, private readonly opts: FlowKeyWriterOptions = {}) {}
 
-  private derive(spec: FlowKeySpec, group: number, version: number): FlowKeyHalf | undefined {
-    const g = this.groupKey(group, version);
+  private derive(w: FlowKeyWrites, spec: FlowKeySpec, group: number, version: number): FlowKeyHalf | undefined {
+    const g = w.group(group, version);
     if (!g) return undefined;
     return { key: deriveFlowKey(g.key, group, version, spec.salt, spec.leg), key_version: version, flags: g.flags, ctr: 0n };
   }
 
   /** Write the per-flow key of `e` (which has e.flowKey) at `cid`; `fromCid` is e.flowKey.from's CID. */
   install(e: PitEntry, cid: Cid, fromCid?: Cid): void {
+    this.installMany([{ e, cid, fromCid }]);
+  }
+
+  /**
+   * The per-flow keys of several entries (one PIT install), written together:
+   * each group key read once, the values in one batch when the map has one
+   * (issue 15: was a lookup of the group key and one update syscall per entry).
+   */
+  installMany(items: readonly FlowKeyInstall[]): void {
+    const w = new FlowKeyWrites(this.map, this.groupKey);
+    for (const { e, cid, fromCid } of items) this.installOne(w, e, cid, fromCid);
+    w.flush();
+  }
+
+  private installOne(w: FlowKeyWrites, e: PitEntry, cid: Cid, fromCid?: Cid): void {
     const spec = e.flowKey;
     if (!spec || (e.action !== 'encrypt' && e.action !== 'decrypt')) return;
     const salt = saltToU64(spec.salt);
     const leg = legCode(spec.leg);
     const matches = (h: FlowKeyHalf, hs: bigint, hl: number, s: FlowKeySpec, version: number) =>
       h.key_version === version && hs === saltToU64(s.salt) && hl === legCode(s.leg);
-    const old = this.map.get(cid);
-    const src = spec.from && fromCid ? this.map.get(fromCid) : undefined;
+    const old = w.get(cid);
+    const src = spec.from && fromCid ? w.get(fromCid) : undefined;
     let cur: FlowKeyHalf | undefined;
     let kept = false;
     if (old && matches(old.cur, old.salt, old.leg, spec, e.version)) {
@@ -68,17 +127,17 @@ export class FlowKeyWriter {
       kept = true;
     } else if (spec.from) {
       if (!src || !matches(src.cur, src.salt, src.leg, spec, e.version)) {
-        this.map.delete(cid);  // fail closed: never a fresh counter under a key in use
+        w.delete(cid);  // fail closed: never a fresh counter under a key in use
         return;
       }
       cur = e.action === 'encrypt' && e.flow.proto === 17 ? { ...src.cur, ctr: src.cur.ctr + MOVE_SKIP } : src.cur;
     } else if (e.action === 'decrypt' && old && matches(old.prev, old.prev_salt, old.prev_leg, spec, e.version)) {
       cur = old.prev;
     } else {
-      cur = this.derive(spec, e.group, e.version);
+      cur = this.derive(w, spec, e.group, e.version);
     }
     if (!cur) {
-      this.map.delete(cid);  // no group key to derive from: no_key drops, never the group key
+      w.delete(cid);  // no group key to derive from: no_key drops, never the group key
       return;
     }
     let prev: FlowKeyHalf = EMPTY;
@@ -91,7 +150,7 @@ export class FlowKeyWriter {
       if (old) cands.push([old.cur, old.salt, old.leg], [old.prev, old.prev_salt, old.prev_leg]);
       if (src) cands.push([src.cur, src.salt, src.leg], [src.prev, src.prev_salt, src.prev_leg]);
       const hit = cands.find(([h, s, l]) => matches(h, s, l, ps, pv));
-      const p = hit ? hit[0] : this.derive(ps, e.group, pv);
+      const p = hit ? hit[0] : this.derive(w, ps, e.group, pv);
       if (p) {
         prev = p;
         prevSalt = saltToU64(ps.salt);
@@ -99,7 +158,7 @@ export class FlowKeyWriter {
       }
     }
     const udpSender = e.action === 'encrypt' && e.flow.proto === 17;
-    this.map.set(cid, {
+    w.set(cid, {
       cur, prev, salt, prev_salt: prevSalt,
       rekey_at: udpSender ? (src?.rekey_at ?? this.opts.udpRekeyAt ?? 0n) : 0n,
       leg, prev_leg: prevLeg,

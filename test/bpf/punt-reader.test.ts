@@ -125,6 +125,24 @@ for (const wait of ['event-loop', 'thread-pool'] as RingWait[]) describe(`punt r
     await r.close(); // idempotent
   });
 
+  test('pollNow() hands over what the ring holds at once, within the call (no turn of the loop), once each; not after close()', async () => {
+    const sink = new Sink();
+    const r = new PuntReader(fd, sink.onRecords, { pollMs: 1000, wait });
+    try {
+      await new Promise((res) => setTimeout(res, 20));
+      for (let i = 0; i < 3; i++) punt(34000 + i);
+      r.pollNow();
+      assert.deepEqual(sink.recs.map((x) => x.cid.sport), [34000, 34001, 34002], 'delivered synchronously, before any callback of the loop');
+      r.pollNow();
+      await new Promise((res) => setTimeout(res, 50));
+      assert.equal(sink.recs.length, 3, 'nothing twice (the loop\'s wake-up finds the ring empty)');
+    } finally { await r.close(); }
+    punt(34010);
+    r.pollNow();
+    assert.equal(sink.recs.length, 3, 'closed: nothing');
+    assert.equal(h.punts().length, 1);
+  });
+
   test('a burst of 600 punts made in one go (no turn of the loop in between) is delivered whole, in order', async () => {
     const sink = new Sink();
     const r = new PuntReader(fd, sink.onRecords, { maxBatch: 256, wait });

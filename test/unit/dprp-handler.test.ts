@@ -290,3 +290,39 @@ test('a CL GE passes its own TLS connection to its GMS endpoint (why own_gms, co
   assert.ok([...a.pit.values()].every(([, v]) => pitWhyOf(v.flags) === 'own_gms' ? true : v.action !== Action.PASS), 'no other flow passed');
   assert.equal([...a.pit.values()].filter(([, v]) => pitWhyOf(v.flags) === 'own_gms').length, 4);
 });
+
+test('a retransmission timer first takes in the punts already waiting (takePending): an answer sitting in the ring is never answered by a duplicate (issue 15)', async (t) => {
+  // a's punts wait 150 ms "in the ring" (its loop busy elsewhere) unless a timer takes them in first.
+  class SlowRingCtx extends FakeCtx {
+    pending: Array<() => void> = [];
+    sent = 0;
+    taken = 0;
+    override sendControl(ifindex: number, ip: Buffer) { this.sent++; super.sendControl(ifindex, ip); }
+    takePending() { this.taken++; for (const f of this.pending.splice(0)) f(); }
+  }
+  const a = new SlowRingCtx();
+  const b = new FakeCtx();
+  for (const c of [a, b]) c.keyRows = [[{ group_id: 1, version: 1 }, { key: testKey(1).key, flags: 0, installed_ns: 0n }]];
+  const ha = new DprpHandler({ self: { type: 'GES', mode: 'OP' }, readKernel: () => view('192.0.2.21'), log: logger('dprp-a') });
+  const hb = new DprpHandler({ self: { type: 'GES', mode: 'OP' }, readKernel: () => view('192.0.2.22'), log: logger('dprp-b') });
+  t.after(() => { ha.close(); hb.close(); });
+  a.peer = b; a.peerHandler = hb;
+  b.peer = a; b.peerHandler = ha;
+  // b's sends to a: queued at a, delivered by a.takePending() or after 150 ms.
+  b.sendControl = (_ifindex: number, ip: Buffer) => {
+    const frame = Buffer.concat([Buffer.from('ffffffffffff020000000001' + '0800', 'hex'), ip]);
+    const rec = puntRec(Dir.INGRESS, PuntReason.CONTROL, { saddr: '0.0.0.0', daddr: '0.0.0.0', sport: 0, dport: 0, proto: 0, dir: 0 }, frame);
+    let done = false;
+    const deliver = () => { if (!done) { done = true; ha.onControl(rec, a); } };
+    a.pending.push(deliver);
+    setTimeout(deliver, 150);
+  };
+  const cid: Cid = { saddr: '192.0.2.21', daddr: '192.0.2.22', sport: 40002, dport: 80, proto: 6, dir: Dir.EGRESS };
+  const syn = puntRec(Dir.EGRESS, PuntReason.PIT_MISS, cid, Buffer.alloc(60));
+  ha.onMiss(syn, a);
+  const t0 = Date.now();
+  while (a.released.length === 0 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 1));
+  assert.deepEqual(a.released, [syn], 'negotiated and released');
+  assert.equal(a.sent, 2, 'one DDE and one MPIT: the timers took the RGI and the CDN in instead of sending again (was 4+ with the answers left in the ring)');
+  assert.ok(a.taken >= 2, `takePending called by the timers (${a.taken})`);
+});

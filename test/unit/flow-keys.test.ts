@@ -15,6 +15,7 @@ import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
 import { FlowLeg } from '../../controlplane/maps/abi.js';
 import { dumpFlowKeys } from '../../controlplane/cli/commands/maps.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
+import { KernelPitMap, flowKeyWriter } from '../../controlplane/flows/kernel-flow-maps.js';
 
 const G = randomBytes(32);
 const SALT = '0123456789abcdef';
@@ -121,4 +122,34 @@ test('gscip maps dump flow-keys: which key and counter each entry has, never the
   for (const s of [text, dumpFlowKeys(maps, true)]) {
     assert.ok(!s.includes(key.toString('hex')) && !s.includes(key.toString('base64')), 'no key material');
   }
+});
+
+test('one PIT install writes its per-flow keys together: each group key read once, every value in one batch, before the PIT entries (issue 15)', () => {
+  const m = new FakeMap();
+  const calls: string[] = [];
+  const flowKeys = {
+    get: (c: Cid) => m.get(c), delete: (c: Cid) => { calls.push('fk.delete'); return m.delete(c); },
+    set: (c: Cid, v: FlowKeyVal) => { calls.push('fk.set'); m.set(c, v); },
+    setBatch: (rows: ReadonlyArray<readonly [Cid, FlowKeyVal]>) => { calls.push(`fk.setBatch ${rows.length}`); for (const [c, v] of rows) m.set(c, v); return rows.length; },
+  };
+  const keys = { get: () => { calls.push('keys.get'); return { key: G, flags: 0, cipher: 0 }; } };
+  const pit = { setBatch: (rows: unknown[]) => { calls.push(`pit.setBatch ${rows.length}`); return rows.length; }, deleteBatch: () => 0, get: () => undefined, entries: () => [] };
+  const kp = new KernelPitMap(pit as never, () => 1n, flowKeyWriter({ flowKeys, keys } as never));
+  const eg = cidOf(40000, 1);
+  const ing: Cid = { ...cidOf(40000, 0), saddr: eg.daddr, daddr: eg.saddr, sport: eg.dport, dport: eg.sport };
+  kp.install([entry(eg, 'encrypt', SALT), { ...entry(ing, 'decrypt', SALT), flowKey: { salt: SALT, leg: 'rev' } }]);
+  assert.deepEqual(calls, ['keys.get', 'fk.setBatch 2', 'pit.setBatch 2'], 'was: keys.get, fk.set, keys.get, fk.set, pit.setBatch');
+  assert.deepEqual(m.get(eg)!.cur.key, deriveFlowKey(G, 1, 1, SALT, 'fwd'));
+  assert.deepEqual(m.get(ing)!.cur.key, deriveFlowKey(G, 1, 1, SALT, 'rev'));
+});
+
+test('installMany: an entry moving from a slot written earlier in the same call takes that value (the writes are seen in order)', () => {
+  const m = new FakeMap();
+  const w = new FlowKeyWriter(m, () => ({ key: G, flags: 0 }));
+  const from = cidOf(40000, 1);
+  const to = cidOf(40001, 1);
+  const moved = entry(to, 'encrypt', SALT, { flowKey: { salt: SALT, leg: 'fwd', from: { flow: entry(from, 'encrypt', SALT).flow, dir: 'egress' } } });
+  w.installMany([{ e: entry(from, 'encrypt', SALT), cid: from }, { e: moved, cid: to, fromCid: from }]);
+  assert.deepEqual(m.get(to)!.cur.key, m.get(from)!.cur.key);
+  assert.equal(m.get(to)!.cur.ctr, MOVE_SKIP);
 });
