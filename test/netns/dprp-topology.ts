@@ -295,7 +295,7 @@ export function metricsText(t: Topology, host: string): string {
 export class RouterCapture {
   private readonly child: ChildProcess;
   readonly file: string;
-  private constructor(t: Topology, iface: string, host: string) {
+  private constructor(private readonly t: Topology, private readonly iface: string, private readonly host: string) {
     this.file = `/tmp/${t.prefix}-${host}-${randomBytes(3).toString('hex')}.pcap`;
     this.child = t.spawn(host, 'tcpdump', ['-i', iface, '--immediate-mode', '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp or icmp']);
   }
@@ -304,8 +304,21 @@ export class RouterCapture {
     await waitFor('tcpdump on r', () => { try { return readFileSync(c.file).length >= 24; } catch { return false; } }, 5000);
     return c;
   }
-  /** Stops; returns every captured frame (Ethernet; Linux cooked v1 with iface "any"). */
+  /**
+   * Stops; returns every captured frame (Ethernet; Linux cooked v1 with iface "any").
+   * tcpdump stopped by SIGINT does not read what is still queued for it, and a
+   * loaded machine can leave it behind by more than a poll (seen: a Fig. 6 run
+   * whose plaintext datagram crossed the LAN but was not in the file). With
+   * iface "any" a sentinel datagram to the namespace's own loopback, sent after
+   * the traffic, is in the file only once tcpdump has read everything before
+   * it; other captures wait until the file stopped growing.
+   */
   async stop(): Promise<Buffer[]> {
+    if (this.iface === 'any') {
+      const mark = Buffer.from(`GSCIP-CAPTURE-SENTINEL-${randomBytes(6).toString('hex')}`);
+      this.t.exec(this.host, process.execPath, ['-e', `const s = require('dgram').createSocket('udp4'); s.send(Buffer.from(${JSON.stringify(mark.toString())}), 9, '127.0.0.1', () => s.close());`], { allowFail: true });
+      await waitFor('the capture read up to its sentinel', () => existsSync(this.file) && readFileSync(this.file).includes(mark), 10_000, 50).catch(() => undefined);
+    }
     // Let tcpdump catch up (a loaded machine delays it): wait until the file stops growing.
     let last = -1;
     for (let i = 0; i < 20; i++) {
