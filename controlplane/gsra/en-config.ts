@@ -12,6 +12,7 @@
  *     maxPending: 1024           # admissions under way at once (more: refused, counted)
  *     requireEncryption: true    # a router offering a plaintext leg (MAP_OK action PASS) is refused
  *     ftpPassive: true           # 227 replies from VIN:21 rewritten to (VIN,p1,p2) (docs/gsra.md "FTP passive mode")
+ *     ftpResize: true            # a 227 with no room for the VIN grows, with a sequence delta (false: passed, no_room)
  *     behindNat: auto            # BIND first (home router): auto = the flow's source is a private address
  */
 import { z } from 'zod';
@@ -30,6 +31,11 @@ export const gsraEnConfigSchema = z.strictObject({
   requireEncryption: z.boolean().default(true),
   /** FTP passive mode: 227 replies from a VIN's port 21 get the VIN as their address (fast path FTP stage, the agent rewrites). */
   ftpPassive: z.boolean().default(true),
+  /**
+   * A 227 whose free text has no room for the VIN: rewritten with a different length, the connection's
+   * sequence delta kept in gscip_ftp_seq (ftp-seq.ts). false: passed unmodified, counted no_room.
+   */
+  ftpResize: z.boolean().default(true),
   /**
    * The EN behind a home router it does not control (docs/gsra.md "Binding"): BIND from the flow's port s
    * before MAP, so the router learns GHR:m. auto (default): when the flow's source is not a global address

@@ -30,6 +30,7 @@ import { controlOfFrame, frameControl } from '../parts/control-framing.js';
 import { agentFilePaths, loadCache } from '../gms/agent-files.js';
 import { gsraEnFlowsTotal, gsraEnFtpRepliesTotal } from '../metrics/metrics.js';
 import { parseFtpFrame, rewriteFtpFrame } from './ftp-reply.js';
+import { moveField, noteRewrite, seqFwd, type SeqDelta } from './ftp-seq.js';
 import type { DnsRewriters } from '../natf/dns-rewriters.js';
 import { Nrt } from '../natf/nrt.js';
 import { unreachableFor } from '../natf/refusal.js';
@@ -194,8 +195,11 @@ export class GsraEnHandler implements PuntHandler {
 
   /**
    * An FTP 227 reply from VIN:21 (the fast path's FTP stage punts it decrypted, in the stack view): its
-   * address becomes the VIN, the segment's length kept (ftp-reply.ts), so the data connection goes to VIN:p
-   * and is admitted as a flow of its own (AUTH for the same IN, d = p). Not a GSRA flow: passed on.
+   * address becomes the VIN, the segment's length kept when the reply's free text has room (ftp-reply.ts),
+   * else (ftpResize) the segment grows and the connection's sequence delta is noted in gscip_ftp_seq
+   * (ftp-seq.ts; the fast path moves every later segment by it). Every 227 of a connection with a delta is
+   * re-injected here, its seq moved as the fast path moves the others. The data connection then goes to
+   * VIN:p and is admitted as a flow of its own (AUTH for the same IN, d = p). Not a GSRA flow: passed on.
    */
   onFtpReply(rec: PuntRec, ctx: PuntContext): boolean {
     if (!this.cfg.ftpPassive || !ctx.reinjectDns) return false;
@@ -205,14 +209,34 @@ export class GsraEnHandler implements PuntHandler {
     const ours = this.nrt.lookupVirtual(f.src) && this.flows().some((x) => x.stack.proto === PROTO_TCP && x.stack.daddr === f.src
       && x.stack.dport === f.sport && x.stack.saddr === f.dst && x.stack.sport === f.dport);
     if (!ours) { gsraEnFtpRepliesTotal.inc({ result: 'not_gsra' }); return false; }
-    const out = rewriteFtpFrame(frame, f.src);
-    gsraEnFtpRepliesTotal.inc({ result: out.kind === 'passed' ? out.why : out.kind });
-    if (out.kind !== 'rewritten') {
-      if (out.kind === 'passed') this.log.warn({ vin: f.src, why: out.why }, 'GSRA: FTP 227 reply passed unmodified (the data connection will go to the address the server named)');
-      return false;
+    const key: Cid = { saddr: f.src, daddr: f.dst, sport: f.sport, dport: f.dport, proto: PROTO_TCP, dir: Dir.INGRESS };
+    const cur = ctx.maps.ftpSeq.get(key);
+    const seq = frame.readUInt32BE(f.l4 + 4);
+    const out = rewriteFtpFrame(frame, f.src, { resize: this.cfg.ftpResize });
+    let result: string = out.kind === 'passed' ? out.why : out.kind;
+    let send = out.kind === 'rewritten' ? out.frame : frame;
+    let delta: SeqDelta | undefined = cur;
+    if (out.kind === 'rewritten' && out.diff !== 0) {
+      const next = noteRewrite(cur, seq, out.diff);
+      if (next === null) { result = 'delta_too_large'; send = frame; } else if (next && next !== cur) {
+        try { ctx.maps.ftpSeq.set(key, next); delta = next; result = 'resized'; } catch (e) {
+          // gscip_ftp_seq full (GSCIP_FTP_SEQ_MAX_ENTRIES) or not writable: the reply passes as it came.
+          this.log.warn({ err: e, vin: f.src }, 'GSRA: FTP sequence delta not stored (table full?): the 227 passes unmodified');
+          result = 'table_full'; send = frame;
+        }
+      } else result = 'resized';   // a retransmission of the segment already counted in the delta
     }
-    this.log.debug({ vin: f.src, port: f.port }, 'GSRA: FTP 227 reply rewritten to the VIN');
-    ctx.reinjectDns(rec.ifindex, out.frame);
+    gsraEnFtpRepliesTotal.inc({ result });
+    if (result !== 'rewritten' && result !== 'same' && result !== 'resized') {
+      this.log.warn({ vin: f.src, why: result }, 'GSRA: FTP 227 reply passed unmodified (the data connection will go to the address the server named)');
+    }
+    if (!delta && send === frame) return false;   // nothing to change: the agent re-injects it as it came
+    if (delta) {
+      const d = delta;
+      moveField(send, f.l4, f.l4 + 4, (v) => seqFwd(d, v));   // the same offsets: only the payload's length changed
+    }
+    this.log.debug({ vin: f.src, port: f.port, result }, 'GSRA: FTP 227 reply re-injected');
+    ctx.reinjectDns(rec.ifindex, send);
     return true;
   }
 
@@ -285,11 +309,22 @@ export class GsraEnHandler implements PuntHandler {
         if (now - last > idleNs) for (const k of ks) ctx.maps.pit.delete(k);
       }
       this.vat.sweep();
+      this.sweepFtpSeq();
       this.nrt.expire();
       const live = new Set(this.nrt.entries().map((e) => e.virtual));
       for (const f of this.vat.entries()) live.add(f.stack.daddr);
       this.routes.prune(live);
     } catch (e) { this.log.warn({ err: e }, 'GSRA EN sweep failed (the next one retries)'); }
+  }
+
+  /** A control connection's FTP sequence delta goes with its VAT flow (the fast path also drops it on a new SYN). */
+  private sweepFtpSeq(): void {
+    const ctx = this.ctx!;
+    const live = new Set(this.vat!.entries().filter((x) => x.stack.proto === PROTO_TCP)
+      .map((x) => `${x.stack.daddr}:${x.stack.dport}>${x.stack.saddr}:${x.stack.sport}`));
+    const gone: Cid[] = [];
+    for (const k of ctx.maps.ftpSeq.keys()) if (!live.has(`${k.saddr}:${k.sport}>${k.daddr}:${k.dport}`)) gone.push(k);
+    for (const k of gone) ctx.maps.ftpSeq.delete(k);
   }
 
   /** For tests and status: the admitted flows. */
