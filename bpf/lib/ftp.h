@@ -9,7 +9,9 @@
  *    the XLAT stage translated (a VAT flow: decrypted, now in the stack view
  *    VIN:21 -> GEN:s) whose payload starts "227 " is punted
  *    (GSCIP_PUNT_FTP_REPLY, not stashed): the agent rewrites the address in it
- *    to the VIN, keeping the segment's length, and re-injects it with
+ *    to the VIN (keeping the segment's length when the reply's text has room,
+ *    else longer, noting the connection's sequence delta below; it moves the
+ *    re-injected segment's seq itself) and re-injects it with
  *    GSCIP_MARK_DNS_REINJECT (it then skips the PIT, NAT and DNS stages; XLAT
  *    finds no entry for the stack view, so it is not punted again). A reply
  *    longer than GSCIP_PUNT_MAX_BYTES passes unmodified (FTP_TOO_BIG).
