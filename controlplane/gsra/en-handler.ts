@@ -38,7 +38,7 @@ import { VatTable } from '../natf/vat.js';
 import { VirtualRoutes } from '../natf/virtual-routes.js';
 import type { Flow } from '../dprp/wire.js';
 import { EnSession, type Send } from './en-session.js';
-import { legPitEntries, legPitKeys, newestKeyVersion } from './leg-pit.js';
+import { legFlowKeys, legPitEntries, legPitKeys, newestKeyVersion, writeFlowKeys } from './leg-pit.js';
 import { readUserKey } from './router-config.js';
 import { isPrivateIpv4, type GsraEnConfig } from './en-config.js';
 import { decodeGsra } from './wire.js';
@@ -161,6 +161,7 @@ export class GsraEnHandler implements PuntHandler {
       userId: user.userId, key: user.key, group: this.cfg.group, name: e.name, vin: c.daddr, ggr: e.real, proto: c.proto,
       local: { addr: c.saddr, port: c.sport }, dport: c.dport,
       behindNat: this.cfg.behindNat === 'auto' ? isPrivateIpv4(c.saddr) : this.cfg.behindNat,
+      udpWire: this.cfg.udpWireValid,
     });
     const p: Pending = { session, rec, cid: { ...c }, ifindex: rec.ifindex, timer: null, msgId: '' };
     this.byFlow.set(fk, p);
@@ -263,17 +264,22 @@ export class GsraEnHandler implements PuntHandler {
     const ctx = this.ctx!;
     // PCCOM on the Internet leg (leg-pit.ts): the router said ENCRYPT in MAP_OK (MAC'd); a plaintext leg only if allowed.
     let entries: ReturnType<typeof legPitEntries>;
+    let flowKeys: ReturnType<typeof legFlowKeys> | undefined;
     if (v.action === Action.ENCRYPT) {
       const version = newestKeyVersion(ctx.maps.keys.keys(), this.cfg.group);
       if (version === undefined) { this.refuse(p.rec, ctx, 'no_group_key', p.cid); return; }
-      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs(), { acrossNat: p.session.flow.behindNat });
+      // A bound UDP flow whose router sent a salt: per-flow keys, UDP in the wire-valid form across the home NAT.
+      const gk = v.salt ? ctx.maps.keys.get({ group_id: this.cfg.group, version }) : undefined;
+      if (gk && v.salt) flowKeys = legFlowKeys('en', wire, this.cfg.group, version, gk, v.salt);
+      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs(), { acrossNat: p.session.flow.behindNat, flowKey: !!flowKeys });
     } else if (v.action === Action.PASS && !this.cfg.requireEncryption) {
       const now = ctx.nowNs();
       const pass = { action: Action.PASS, state: PitState.CONFIRMED, role: Role.START, flags: 0, group_id: 0, key_version: 0, created_ns: now, last_seen_ns: now };
       entries = legPitKeys('en', wire).map((k) => [k, pass]);
     } else { this.refuse(p.rec, ctx, v.action === Action.PASS ? 'plaintext_leg' : 'bad_action', p.cid); return; }
     this.vat!.add(stack, wire);
-    // After the VAT, so no packet sees the PIT entries without the translation.
+    // After the VAT, so no packet sees the PIT entries without the translation; per-flow keys before them.
+    if (flowKeys) writeFlowKeys(ctx.maps.flowKeys, flowKeys);
     for (const [k, val] of entries) ctx.maps.pit.set(k, val);
     gsraEnFlowsTotal.inc({ result: 'admitted' });
     this.log.info({ name: p.session.flow.name, vin: `${stack.daddr}:${stack.dport}`, router: `${wire.daddr}:${wire.dport}` }, 'GSRA flow admitted: stash released');
@@ -306,7 +312,7 @@ export class GsraEnHandler implements PuntHandler {
       for (const f of this.vat.entries()) {
         const ks = legPitKeys('en', f.wire);
         const last = ks.map((k) => ctx.maps.pit.get(k)).reduce((m, v) => (v && v.last_seen_ns > m ? v.last_seen_ns : m), 0n);
-        if (now - last > idleNs) for (const k of ks) ctx.maps.pit.delete(k);
+        if (now - last > idleNs) for (const k of ks) { ctx.maps.pit.delete(k); ctx.maps.flowKeys.delete(k); }
       }
       this.vat.sweep();
       this.sweepFtpSeq();
