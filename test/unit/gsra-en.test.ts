@@ -21,12 +21,12 @@ import { parseAnswer } from '../../controlplane/natf/dns-answer.js';
 import { frameControl, unframeControl } from '../../controlplane/parts/control-framing.js';
 import { parseIpv4 } from '../../controlplane/dprp/ipv4.js';
 import { Action, Dir, PIT_F_FLOW_KEY, PIT_F_WIRE_CSUM, PuntReason, XlatKind } from '../../controlplane/maps/abi.js';
-import type { Cid, FlowKeyVal, PitVal, PuntRec, XlatVal } from '../../controlplane/maps/codecs.js';
+import type { Cid, FlowKeyVal, FtpSeqVal, PitVal, PuntRec, XlatVal } from '../../controlplane/maps/codecs.js';
 import { deriveFlowKey } from '../../controlplane/pccom/flow-key.js';
 import type { PuntContext } from '../../controlplane/parts/handler.js';
 import { parseAgentConfig } from '../../controlplane/config/agent-config.js';
 import { logger } from '../../controlplane/log/logger.js';
-import { tcpFrame, udpFrame } from '../lib/packets.js';
+import { parseFrame, tcpFrame, udpFrame } from '../lib/packets.js';
 
 const log = logger('gsra-en-test').child({}, { level: 'silent' });
 const GGR = '192.0.2.1';
@@ -52,8 +52,9 @@ const ck = (c: Cid): string => `${c.dir}:${c.proto}:${c.saddr}:${c.sport}>${c.da
 
 const GROUP_KEY = Buffer.alloc(32, 0x37);
 
-function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; version: number }>; ghr?: string; behindNat?: boolean | 'auto'; udpWireValid?: boolean } = {}) {
+function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; version: number }>; ghr?: string; behindNat?: boolean | 'auto'; udpWireValid?: boolean; ftpSeqFull?: boolean } = {}) {
   const flowKeys = new Map<string, FlowKeyVal>();
+  const ftpSeq = new Map<string, FtpSeqVal>();
   const ops: string[] = [];
   const xlat = new Map<string, XlatVal>();
   const pit = new Map<string, PitVal>();
@@ -72,6 +73,10 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
     maps: {
       xlat: { set: (k: Cid, v: XlatVal) => { ops.push('xlat'); xlat.set(ck(k), v); }, delete: (k: Cid) => xlat.delete(ck(k)), entries: () => [] },
       keys: { keys: () => opts.keys ?? [{ group_id: 1, version: 1 }, { group_id: 1, version: 2 }, { group_id: 7, version: 9 }], get: () => ({ key: GROUP_KEY, flags: 0, installed_ns: 0n }) },
+      ftpSeq: {
+        set: (k: Cid, v: FtpSeqVal) => { if (opts.ftpSeqFull) throw new Error('E2BIG'); ftpSeq.set(ck(k), v); },
+        get: (k: Cid) => ftpSeq.get(ck(k)), delete: (k: Cid) => ftpSeq.delete(ck(k)), keys: () => [],
+      },
       flowKeys: { set: (k: Cid, v: FlowKeyVal) => { ops.push('flowkey'); flowKeys.set(ck(k), v); }, get: (k: Cid) => flowKeys.get(ck(k)), delete: (k: Cid) => flowKeys.delete(ck(k)) },
       pit: { set: (k: Cid, v: PitVal) => { ops.push('pit'); pit.set(ck(k), v); }, get: (k: Cid) => pit.get(ck(k)), delete: (k: Cid) => pit.delete(ck(k)) },
     },
@@ -118,7 +123,7 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
     const f = proto === 6 ? tcpFrame({ src: GEN, dst: vin, sport, dport, flags: 0x02 } as never) : udpFrame({ src: GEN, dst: vin, sport, dport, payload: Buffer.from('x') });
     return { ts_ns: 0n, ifindex: 2, pkt_len: f.length, cap_len: f.length, dir: Dir.EGRESS, reason: PuntReason.PIT_MISS, cid: { saddr: GEN, daddr: vin, sport, dport, proto, dir: Dir.EGRESS }, data: f };
   };
-  return { en, ctx, ops, xlat, pit, flowKeys, sent, released, dropped, reinjected, routes, resolve, miss, chain, bindAnswers, stashDrops, adm };
+  return { en, ctx, ops, xlat, pit, flowKeys, ftpSeq, sent, released, dropped, reinjected, routes, resolve, miss, chain, bindAnswers, stashDrops, adm };
 }
 
 const settle = (ms = 20) => new Promise((r) => setTimeout(r, ms));
@@ -210,6 +215,55 @@ test('behind a home NAT, UDP: MAP asks for the UDP wire-valid form, the router\'
   assert.equal(k.flowKeys.size, 0);
   assert.ok([...k.pit.values()].every((v) => v.flags === 0));
   k.en.close();
+});
+
+test('FTP 227 with no room on a VAT flow: grown, the delta noted; its retransmission rewritten identically; later 227s moved by it; a full table passes it', async () => {
+  const s = setup();
+  const vin = s.resolve('in1.corp.example.net');
+  s.en.onMiss(s.miss(vin, 21, 51500), s.ctx);
+  await settle();
+  assert.equal(s.released.length, 1, 'the control connection admitted');
+  const rec = (seq: number, text: string): PuntRec => {
+    const f = tcpFrame({ src: vin, dst: GEN, sport: 21, dport: 51500, seq, ack: 9, flags: 0x18, payload: Buffer.from(text) });
+    return { ts_ns: 0n, ifindex: 2, pkt_len: f.length, cap_len: f.length, dir: Dir.INGRESS, reason: PuntReason.FTP_REPLY, cid: { saddr: vin, daddr: GEN, sport: 21, dport: 51500, proto: 6, dir: Dir.INGRESS }, data: f };
+  };
+  const key = ck({ saddr: vin, daddr: GEN, sport: 21, dport: 51500, proto: 6, dir: Dir.INGRESS });
+  const tuple = `(${vin.split('.').join(',')},195,80)`;
+  const grow = tuple.length - '(1,1,1,1,195,80)'.length;
+  const seqOf = (f: Buffer) => f.readUInt32BE(38);
+  const P = 4_000_000_000;   // near the wrap
+  assert.equal(s.en.onFtpReply(rec(P, '227 (1,1,1,1,195,80)\r\n'), s.ctx), true);
+  const first = s.reinjected.at(-1)!;
+  assert.equal(parseFrame(first).l4?.payload.toString(), `227 ${tuple}\r\n`);
+  assert.ok(parseFrame(first).l4?.checksumOk && parseFrame(first).ip?.checksumOk);
+  assert.equal(seqOf(first), P, 'the rewritten segment itself keeps its seq');
+  assert.deepEqual(s.ftpSeq.get(key), { pos: P, before: 0, after: grow });
+  assert.equal(s.en.onFtpReply(rec(P, '227 (1,1,1,1,195,80)\r\n'), s.ctx), true, 'a retransmission');
+  assert.deepEqual(s.reinjected.at(-1), first, 'rewritten identically');
+  assert.deepEqual(s.ftpSeq.get(key), { pos: P, before: 0, after: grow }, 'not counted twice');
+  // a second PASV later on the connection, past the wrap of the server's sequence space
+  const Q = (P + 400_000_000) >>> 0;
+  s.en.onFtpReply(rec(Q, '227 (1,1,1,1,195,80)\r\n'), s.ctx);
+  assert.equal(seqOf(s.reinjected.at(-1)!), (Q + grow) >>> 0, 'moved by the first growth');
+  assert.deepEqual(s.ftpSeq.get(key), { pos: Q, before: grow, after: 2 * grow });
+  // a 227 with room (same length) later still: rewritten in place, moved by both
+  const R = (Q + 1000) >>> 0;
+  s.en.onFtpReply(rec(R, '227 Entering Passive Mode (1,1,1,1,195,80).\r\n'), s.ctx);
+  const kept = s.reinjected.at(-1)!;
+  assert.equal(seqOf(kept), (R + 2 * grow) >>> 0);
+  assert.ok(parseFrame(kept).l4?.checksumOk);
+  assert.equal(parseFrame(kept).l4?.payload.length, '227 Entering Passive Mode (1,1,1,1,195,80).\r\n'.length);
+  s.en.close();
+  // the table full: the reply passes as it came (the agent re-injects the original), no delta
+  const f = setup({ ftpSeqFull: true });
+  const v2 = f.resolve('in1.corp.example.net');
+  f.en.onMiss(f.miss(v2, 21, 51501), f.ctx);
+  await settle();
+  const r2 = rec(P, '227 (1,1,1,1,195,80)\r\n');
+  r2.data = tcpFrame({ src: v2, dst: GEN, sport: 21, dport: 51501, seq: P, flags: 0x18, payload: Buffer.from('227 (1,1,1,1,195,80)\r\n') });
+  assert.equal(f.en.onFtpReply(r2, f.ctx), false);
+  assert.equal(f.ftpSeq.size, 0);
+  f.en.close();
 });
 
 test('behindNat auto: a private source binds, a global one does not; without BIND behind a NAT the router refuses (bad_session)', async () => {
