@@ -5,6 +5,7 @@
  *
  *   egress : [release mark] -> classify (parse; control ICMP? marked: pass, else punt;
  *              [NAT] ICMP errors of NATed flows translated)
+ *              -> [FTP] (a client's ack/SACK to port 21 moved by the FTP sequence delta)
  *              -> [XLAT] (stack->wire) -> [FTP] (227/229 from port 21 copied)
  *              -> [NAT] (inside source -> ext) -> PIT(wire CID)
  *              hit: pass | drop | [PCCOM] encrypt      miss: iface miss action
@@ -12,7 +13,8 @@
  *              -> PIT(wire CID) hit: pass | drop | [PCCOM] decrypt ; miss: miss action
  *              -> [NAT] (ext:port -> inside) -> [DNS] (answers from port 53 punted)
  *              -> [XLAT] (wire->stack) on whatever is let through
- *              -> [FTP] (a translated 227 from port 21 punted)
+ *              -> [FTP] (a translated 227 from port 21 punted; other segments'
+ *                 seq moved by the FTP sequence delta)
  *            ([DNS]/[FTP] an answer the agent re-injected: classify -> XLAT -> [FTP])
  *
  * Every stage returns GSCIP_STAGE_NEXT or GSCIP_CODE(enum gscip_stat); only
@@ -74,6 +76,10 @@ static __always_inline int gscip_verdict(const struct gscip_run *run, int code)
 			stats_count(GSCIP_STAT_FTP_COPY, run->dir, run->len);
 		if (run->ftp & FTP_RUN_COPY_FAILED)
 			stats_count(GSCIP_STAT_FTP_COPY_FAILED, run->dir, run->len);
+		if (run->ftp & FTP_RUN_SEQ_ADJ)
+			stats_count(GSCIP_STAT_FTP_SEQ_ADJ, run->dir, run->len);
+		if (run->ftp & FTP_RUN_SEQ_RESET)
+			stats_count(GSCIP_STAT_FTP_SEQ_RESET, run->dir, run->len);
 	}
 	if (run->released && (stat == GSCIP_STAT_PIT_PASS || stat == GSCIP_STAT_PIT_ENCRYPT ||
 			      stat == GSCIP_STAT_PIT_DECRYPT))
@@ -213,6 +219,7 @@ int gscip_tc_egress(struct __sk_buff *skb)
 		break;
 	}
 	GSCIP_RUN_STAGE_ALWAYS(gscip_classify_egress, skb, &run);
+	GSCIP_RUN_STAGE(GSCIP_STAGE_FTP, gscip_stage_ftp_seq_egress, skb, &run);  /* FTP sequence delta: ack, SACK */
 	GSCIP_RUN_STAGE(GSCIP_STAGE_XLAT, gscip_stage_xlat, skb, &run);  /* stack view -> wire view */
 	GSCIP_RUN_STAGE(GSCIP_STAGE_FTP, gscip_stage_ftp_egress, skb, &run);  /* a copy of FTP 227/229 replies */
 	GSCIP_RUN_STAGE(GSCIP_STAGE_NAT, gscip_stage_nat_egress, skb, &run);  /* inside source -> ext:port */

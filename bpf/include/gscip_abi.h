@@ -24,6 +24,7 @@
 #define GSCIP_KEY_BYTES           32    /* ChaCha20 key */
 #define GSCIP_NAT_MAX_ENTRIES     65536 /* NAT sessions (gscip_nat); a full table refuses new ones, counted */
 #define GSCIP_NAT_PORT_MAX_ENTRIES 65536 /* (protocol, external port) claims (gscip_nat_port) */
+#define GSCIP_FTP_SEQ_MAX_ENTRIES 4096  /* FTP control connections with a sequence delta (gscip_ftp_seq); full: the 227 passes unmodified, counted */
 
 /* ---- control protocol on the wire ----
  * GSCIP control messages (DPRP DDE/RGI/MPIT/CDN, Mobile PPC CU, NAT-f, GSRA)
@@ -287,6 +288,20 @@ struct gscip_key_val {
  * (controlplane/pccom/flow-key.ts; leg = which direction of the negotiated flow).
  * The group key itself never encrypts a payload of such an entry. No
  * derivation happens in the fast path. */
+/* GSRA's FTP sequence delta (ftp.h, docs/gsra.md "FTP passive mode"): key =
+ * the control connection's server -> client direction in the EN's stack view
+ * (VIN:21 -> GEN:s, dir INGRESS, pad zero); written by the EN's agent when
+ * its 227 rewrite changed the segment's length. For a server seq S:
+ * S + (after(S, pos) ? after : before); for a client ack A:
+ * A - (after(A - before, pos) ? after : before) (SACK edges the same).
+ * Removed with the connection's VAT flow, or by the fast path on a new SYN. */
+struct gscip_ftp_seq_val {
+	__u32 pos;     /* host order: server seq of the last segment whose length changed */
+	__s32 before;  /* delta for server seqs up to and including pos */
+	__s32 after;   /* delta for server seqs after pos */
+	__u32 pad;     /* must be zero */
+};
+
 struct gscip_flow_key_half {
 	__u8  key[GSCIP_KEY_BYTES];
 	__u32 key_version;  /* group key version it was derived from; 0 = this half is empty */
@@ -547,6 +562,9 @@ enum gscip_stat {
 	GSCIP_STAT_FTP_TOO_BIG        = 769, /* an FTP 227 reply longer than GSCIP_PUNT_MAX_BYTES: passed unmodified */
 	GSCIP_STAT_FTP_COPY           = 770, /* overlay: a copy of an FTP 227/229 reply given to the agent */
 	GSCIP_STAT_FTP_COPY_FAILED    = 771, /* overlay: no copy (too big, punt bucket empty, ring full) */
+	GSCIP_STAT_FTP_SEQ_ADJ        = 772, /* overlay: seq (server) or ack/SACK (client) moved by the FTP sequence delta */
+	GSCIP_STAT_FTP_SEQ_RESET      = 773, /* overlay: a client SYN on a 4-tuple with a delta: the old entry removed */
+	GSCIP_DROP_FTP_SEQ_REWRITE    = 800, /* the FTP sequence delta could not be written into the packet */
 
 	GSCIP_STAT__END               = 1024, /* == GSCIP_REASON__END */
 };
@@ -632,7 +650,10 @@ enum gscip_tc_verdict {
 	X(GSCIP_STAT_FTP_PUNT,          VERDICT, STOLEN)       \
 	X(GSCIP_STAT_FTP_TOO_BIG,       VERDICT, PASS)         \
 	X(GSCIP_STAT_FTP_COPY,          OVERLAY, NONE)         \
-	X(GSCIP_STAT_FTP_COPY_FAILED,   OVERLAY, NONE)
+	X(GSCIP_STAT_FTP_COPY_FAILED,   OVERLAY, NONE)         \
+	X(GSCIP_STAT_FTP_SEQ_ADJ,       OVERLAY, NONE)         \
+	X(GSCIP_STAT_FTP_SEQ_RESET,     OVERLAY, NONE)         \
+	X(GSCIP_DROP_FTP_SEQ_REWRITE,   DROP,    SHOT)
 
 /* The counter map gscip_counters is a per-CPU array of struct gscip_stat_val
  * with one slot per (reason, direction): slot = reason * 2 + enum gscip_dir.

@@ -53,6 +53,17 @@ struct {
 	__type(value, struct gscip_nat_cfg);
 } gscip_nat_cfg SEC(".maps");
 
+/* GSRA's FTP sequence deltas (ftp.h): the EN's control connections whose 227
+ * rewrite changed a segment's length. Bounded: the agent refuses a new one
+ * when full (the 227 then passes unmodified, counted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GSCIP_FTP_SEQ_MAX_ENTRIES);
+	__type(key, struct gscip_cid);
+	__type(value, struct gscip_ftp_seq_val);
+} gscip_ftp_seq SEC(".maps");
+
 /* Group keys: (group, version) -> ChaCha20 key; read by PCCOM (pccom_keystream.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -10,7 +10,9 @@
 
 /* struct gscip_pkt.tcp_flags bits (byte 13 of the TCP header) */
 #define PKT_TCP_FIN 0x01
+#define PKT_TCP_SYN 0x02
 #define PKT_TCP_RST 0x04
+#define PKT_TCP_ACK 0x10
 #define PKT_TCP_URG 0x20
 
 struct gscip_pkt {

@@ -12,6 +12,7 @@
  * (existing flows cut), and every later request of theirs is refused.
  * No I/O, no clock of its own: `now` is given.
  */
+import { randomBytes } from 'node:crypto';
 import type { RefuseReason } from './wire.js';
 
 export interface InternalServer {
@@ -73,6 +74,11 @@ export interface Mapping {
   lastSeenAt: number;
   /** The EN bound first (BIND): it is behind a home NAT. */
   bound?: boolean;
+  /**
+   * A bound UDP flow whose EN asked for PCCOM's UDP wire-valid form: the per-flow keys' salt (8 random
+   * bytes, hex), sent in MAP_OK; a retried MAP gets the same mapping and so the same salt.
+   */
+  salt?: string;
 }
 
 export type Decision<T> = { ok: true; value: T } | { ok: false; reason: RefuseReason };
@@ -174,7 +180,7 @@ export class GsraAdmission {
    * be where its packets come from (the BIND's answer when there was one, or
    * the MAP's own source), protocol and d those admitted.
    */
-  map(userId: string, t: number, proto: number, en: AddrPort, dport: number, from: AddrPort, now: number): Decision<Mapping> {
+  map(userId: string, t: number, proto: number, en: AddrPort, dport: number, from: AddrPort, now: number, o: { udpWire?: boolean } = {}): Decision<Mapping> {
     const r = this.reserved.get(t);
     if (!r) {
       const m = this.mapped.get(t); // a retried MAP whose answer was lost: the same mapping again
@@ -185,7 +191,8 @@ export class GsraAdmission {
     const expectAddr = r.seen?.addr ?? from.addr;
     if (proto !== r.proto || dport !== r.dport || en.addr !== expectAddr || (r.seen && en.port !== r.seen.port)) return refuse('bad_session');
     this.reserved.delete(t);
-    const m: Mapping = { t, userId, group: r.group, proto, en: { ...en }, inside: { addr: r.server.address, port: dport }, createdAt: now, lastSeenAt: now, ...(r.seen ? { bound: true } : {}) };
+    const m: Mapping = { t, userId, group: r.group, proto, en: { ...en }, inside: { addr: r.server.address, port: dport }, createdAt: now, lastSeenAt: now, ...(r.seen ? { bound: true } : {}),
+      ...(r.seen && proto === 17 && o.udpWire ? { salt: randomBytes(8).toString('hex') } : {}) };
     this.mapped.set(t, m);
     return { ok: true, value: m };
   }

@@ -12,7 +12,9 @@
  *     maxPending: 1024           # admissions under way at once (more: refused, counted)
  *     requireEncryption: true    # a router offering a plaintext leg (MAP_OK action PASS) is refused
  *     ftpPassive: true           # 227 replies from VIN:21 rewritten to (VIN,p1,p2) (docs/gsra.md "FTP passive mode")
+ *     ftpResize: true            # a 227 with no room for the VIN grows, with a sequence delta (false: passed, no_room)
  *     behindNat: auto            # BIND first (home router): auto = the flow's source is a private address
+ *     udpWireValid: true         # behind it, UDP on the leg in PCCOM's wire-valid form (per-flow keys; the router's MAP_OK salt)
  */
 import { z } from 'zod';
 
@@ -31,11 +33,22 @@ export const gsraEnConfigSchema = z.strictObject({
   /** FTP passive mode: 227 replies from a VIN's port 21 get the VIN as their address (fast path FTP stage, the agent rewrites). */
   ftpPassive: z.boolean().default(true),
   /**
+   * A 227 whose free text has no room for the VIN: rewritten with a different length, the connection's
+   * sequence delta kept in gscip_ftp_seq (ftp-seq.ts). false: passed unmodified, counted no_room.
+   */
+  ftpResize: z.boolean().default(true),
+  /**
    * The EN behind a home router it does not control (docs/gsra.md "Binding"): BIND from the flow's port s
    * before MAP, so the router learns GHR:m. auto (default): when the flow's source is not a global address
    * (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16).
    */
   behindNat: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+  /**
+   * Behind a home NAT, UDP on the Internet leg in PCCOM's UDP wire-valid form under per-flow keys (salt from
+   * the router's MAP_OK), so a home router whose conntrack verifies checksums translates it. false: the keyed
+   * form (such a home router drops it as INVALID).
+   */
+  udpWireValid: z.boolean().default(true),
   userId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
   keyFile: z.string().min(1).optional(),
 }).superRefine((c, ctx) => {

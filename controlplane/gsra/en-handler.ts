@@ -30,6 +30,7 @@ import { controlOfFrame, frameControl } from '../parts/control-framing.js';
 import { agentFilePaths, loadCache } from '../gms/agent-files.js';
 import { gsraEnFlowsTotal, gsraEnFtpRepliesTotal } from '../metrics/metrics.js';
 import { parseFtpFrame, rewriteFtpFrame } from './ftp-reply.js';
+import { moveField, noteRewrite, seqFwd, type SeqDelta } from './ftp-seq.js';
 import type { DnsRewriters } from '../natf/dns-rewriters.js';
 import { Nrt } from '../natf/nrt.js';
 import { unreachableFor } from '../natf/refusal.js';
@@ -37,7 +38,7 @@ import { VatTable } from '../natf/vat.js';
 import { VirtualRoutes } from '../natf/virtual-routes.js';
 import type { Flow } from '../dprp/wire.js';
 import { EnSession, type Send } from './en-session.js';
-import { legPitEntries, legPitKeys, newestKeyVersion } from './leg-pit.js';
+import { legFlowKeys, legPitEntries, legPitKeys, newestKeyVersion, writeFlowKeys } from './leg-pit.js';
 import { readUserKey } from './router-config.js';
 import { isPrivateIpv4, type GsraEnConfig } from './en-config.js';
 import { decodeGsra } from './wire.js';
@@ -160,6 +161,7 @@ export class GsraEnHandler implements PuntHandler {
       userId: user.userId, key: user.key, group: this.cfg.group, name: e.name, vin: c.daddr, ggr: e.real, proto: c.proto,
       local: { addr: c.saddr, port: c.sport }, dport: c.dport,
       behindNat: this.cfg.behindNat === 'auto' ? isPrivateIpv4(c.saddr) : this.cfg.behindNat,
+      udpWire: this.cfg.udpWireValid,
     });
     const p: Pending = { session, rec, cid: { ...c }, ifindex: rec.ifindex, timer: null, msgId: '' };
     this.byFlow.set(fk, p);
@@ -194,8 +196,11 @@ export class GsraEnHandler implements PuntHandler {
 
   /**
    * An FTP 227 reply from VIN:21 (the fast path's FTP stage punts it decrypted, in the stack view): its
-   * address becomes the VIN, the segment's length kept (ftp-reply.ts), so the data connection goes to VIN:p
-   * and is admitted as a flow of its own (AUTH for the same IN, d = p). Not a GSRA flow: passed on.
+   * address becomes the VIN, the segment's length kept when the reply's free text has room (ftp-reply.ts),
+   * else (ftpResize) the segment grows and the connection's sequence delta is noted in gscip_ftp_seq
+   * (ftp-seq.ts; the fast path moves every later segment by it). Every 227 of a connection with a delta is
+   * re-injected here, its seq moved as the fast path moves the others. The data connection then goes to
+   * VIN:p and is admitted as a flow of its own (AUTH for the same IN, d = p). Not a GSRA flow: passed on.
    */
   onFtpReply(rec: PuntRec, ctx: PuntContext): boolean {
     if (!this.cfg.ftpPassive || !ctx.reinjectDns) return false;
@@ -205,14 +210,34 @@ export class GsraEnHandler implements PuntHandler {
     const ours = this.nrt.lookupVirtual(f.src) && this.flows().some((x) => x.stack.proto === PROTO_TCP && x.stack.daddr === f.src
       && x.stack.dport === f.sport && x.stack.saddr === f.dst && x.stack.sport === f.dport);
     if (!ours) { gsraEnFtpRepliesTotal.inc({ result: 'not_gsra' }); return false; }
-    const out = rewriteFtpFrame(frame, f.src);
-    gsraEnFtpRepliesTotal.inc({ result: out.kind === 'passed' ? out.why : out.kind });
-    if (out.kind !== 'rewritten') {
-      if (out.kind === 'passed') this.log.warn({ vin: f.src, why: out.why }, 'GSRA: FTP 227 reply passed unmodified (the data connection will go to the address the server named)');
-      return false;
+    const key: Cid = { saddr: f.src, daddr: f.dst, sport: f.sport, dport: f.dport, proto: PROTO_TCP, dir: Dir.INGRESS };
+    const cur = ctx.maps.ftpSeq.get(key);
+    const seq = frame.readUInt32BE(f.l4 + 4);
+    const out = rewriteFtpFrame(frame, f.src, { resize: this.cfg.ftpResize });
+    let result: string = out.kind === 'passed' ? out.why : out.kind;
+    let send = out.kind === 'rewritten' ? out.frame : frame;
+    let delta: SeqDelta | undefined = cur;
+    if (out.kind === 'rewritten' && out.diff !== 0) {
+      const next = noteRewrite(cur, seq, out.diff);
+      if (next === null) { result = 'delta_too_large'; send = frame; } else if (next && next !== cur) {
+        try { ctx.maps.ftpSeq.set(key, next); delta = next; result = 'resized'; } catch (e) {
+          // gscip_ftp_seq full (GSCIP_FTP_SEQ_MAX_ENTRIES) or not writable: the reply passes as it came.
+          this.log.warn({ err: e, vin: f.src }, 'GSRA: FTP sequence delta not stored (table full?): the 227 passes unmodified');
+          result = 'table_full'; send = frame;
+        }
+      } else result = 'resized';   // a retransmission of the segment already counted in the delta
     }
-    this.log.debug({ vin: f.src, port: f.port }, 'GSRA: FTP 227 reply rewritten to the VIN');
-    ctx.reinjectDns(rec.ifindex, out.frame);
+    gsraEnFtpRepliesTotal.inc({ result });
+    if (result !== 'rewritten' && result !== 'same' && result !== 'resized') {
+      this.log.warn({ vin: f.src, why: result }, 'GSRA: FTP 227 reply passed unmodified (the data connection will go to the address the server named)');
+    }
+    if (!delta && send === frame) return false;   // nothing to change: the agent re-injects it as it came
+    if (delta) {
+      const d = delta;
+      moveField(send, f.l4, f.l4 + 4, (v) => seqFwd(d, v));   // the same offsets: only the payload's length changed
+    }
+    this.log.debug({ vin: f.src, port: f.port, result }, 'GSRA: FTP 227 reply re-injected');
+    ctx.reinjectDns(rec.ifindex, send);
     return true;
   }
 
@@ -239,17 +264,22 @@ export class GsraEnHandler implements PuntHandler {
     const ctx = this.ctx!;
     // PCCOM on the Internet leg (leg-pit.ts): the router said ENCRYPT in MAP_OK (MAC'd); a plaintext leg only if allowed.
     let entries: ReturnType<typeof legPitEntries>;
+    let flowKeys: ReturnType<typeof legFlowKeys> | undefined;
     if (v.action === Action.ENCRYPT) {
       const version = newestKeyVersion(ctx.maps.keys.keys(), this.cfg.group);
       if (version === undefined) { this.refuse(p.rec, ctx, 'no_group_key', p.cid); return; }
-      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs(), { acrossNat: p.session.flow.behindNat });
+      // A bound UDP flow whose router sent a salt: per-flow keys, UDP in the wire-valid form across the home NAT.
+      const gk = v.salt ? ctx.maps.keys.get({ group_id: this.cfg.group, version }) : undefined;
+      if (gk && v.salt) flowKeys = legFlowKeys('en', wire, this.cfg.group, version, gk, v.salt);
+      entries = legPitEntries('en', wire, this.cfg.group, version, ctx.nowNs(), { acrossNat: p.session.flow.behindNat, flowKey: !!flowKeys });
     } else if (v.action === Action.PASS && !this.cfg.requireEncryption) {
       const now = ctx.nowNs();
       const pass = { action: Action.PASS, state: PitState.CONFIRMED, role: Role.START, flags: 0, group_id: 0, key_version: 0, created_ns: now, last_seen_ns: now };
       entries = legPitKeys('en', wire).map((k) => [k, pass]);
     } else { this.refuse(p.rec, ctx, v.action === Action.PASS ? 'plaintext_leg' : 'bad_action', p.cid); return; }
     this.vat!.add(stack, wire);
-    // After the VAT, so no packet sees the PIT entries without the translation.
+    // After the VAT, so no packet sees the PIT entries without the translation; per-flow keys before them.
+    if (flowKeys) writeFlowKeys(ctx.maps.flowKeys, flowKeys);
     for (const [k, val] of entries) ctx.maps.pit.set(k, val);
     gsraEnFlowsTotal.inc({ result: 'admitted' });
     this.log.info({ name: p.session.flow.name, vin: `${stack.daddr}:${stack.dport}`, router: `${wire.daddr}:${wire.dport}` }, 'GSRA flow admitted: stash released');
@@ -282,14 +312,25 @@ export class GsraEnHandler implements PuntHandler {
       for (const f of this.vat.entries()) {
         const ks = legPitKeys('en', f.wire);
         const last = ks.map((k) => ctx.maps.pit.get(k)).reduce((m, v) => (v && v.last_seen_ns > m ? v.last_seen_ns : m), 0n);
-        if (now - last > idleNs) for (const k of ks) ctx.maps.pit.delete(k);
+        if (now - last > idleNs) for (const k of ks) { ctx.maps.pit.delete(k); ctx.maps.flowKeys.delete(k); }
       }
       this.vat.sweep();
+      this.sweepFtpSeq();
       this.nrt.expire();
       const live = new Set(this.nrt.entries().map((e) => e.virtual));
       for (const f of this.vat.entries()) live.add(f.stack.daddr);
       this.routes.prune(live);
     } catch (e) { this.log.warn({ err: e }, 'GSRA EN sweep failed (the next one retries)'); }
+  }
+
+  /** A control connection's FTP sequence delta goes with its VAT flow (the fast path also drops it on a new SYN). */
+  private sweepFtpSeq(): void {
+    const ctx = this.ctx!;
+    const live = new Set(this.vat!.entries().filter((x) => x.stack.proto === PROTO_TCP)
+      .map((x) => `${x.stack.daddr}:${x.stack.dport}>${x.stack.saddr}:${x.stack.sport}`));
+    const gone: Cid[] = [];
+    for (const k of ctx.maps.ftpSeq.keys()) if (!live.has(`${k.saddr}:${k.sport}>${k.daddr}:${k.dport}`)) gone.push(k);
+    for (const k of gone) ctx.maps.ftpSeq.delete(k);
   }
 
   /** For tests and status: the admitted flows. */

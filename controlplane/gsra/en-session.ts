@@ -11,7 +11,7 @@
  * caller sends what `send` says and calls onReply/onTimer.
  */
 import { randomBytes } from 'node:crypto';
-import { decodeGsra, encodeGsra, GsraCode, verifyGsra, type AddrPort, type GsraBody, type RefuseReason } from './wire.js';
+import { GSRA_MAP_F_UDP_WIRE, decodeGsra, encodeGsra, GsraCode, verifyGsra, type AddrPort, type GsraBody, type RefuseReason } from './wire.js';
 
 /** Retries: first wait RETRY_BASE_MS, doubling, at most RETRY_MAX attempts per step in all (docs/gsra.md). */
 export const RETRY_BASE_MS = 250;
@@ -34,6 +34,8 @@ export interface EnFlow {
   /** GEN (or PEN behind a home router): the EN's own address, and s, d of the stashed packet. */
   local: AddrPort;
   dport: number;
+  /** A UDP flow behind a home router: ask for PCCOM's UDP wire-valid form (MAP flag; MAP_OK brings the salt). */
+  udpWire?: boolean;
   /** EN is behind a home router it does not control: bind first. */
   behindNat: boolean;
 }
@@ -49,6 +51,8 @@ export interface VatEntry {
   confirmed: boolean;
   idleS: number;
   action: number;
+  /** MAP_OK's salt (hex, 8 bytes): UDP on the leg in the wire-valid form under per-flow keys. */
+  salt?: string;
 }
 
 export type EnState = 'auth' | 'bind' | 'map' | 'done' | 'failed';
@@ -86,7 +90,7 @@ export class EnSession {
       this.state = 'map';
       this.vat = this.tentative(b.seen);
     } else if (this.state === 'map' && b.code === GsraCode.MAP_OK && b.t === this.t) {
-      this.vat = { ...this.vat!, confirmed: true, idleS: b.idleS, action: b.action };
+      this.vat = { ...this.vat!, confirmed: true, idleS: b.idleS, action: b.action, ...(b.salt && this.wantsUdpWire() ? { salt: b.salt.toString('hex') } : {}) };
       this.state = 'done';
       this.pending = null;
       return null;
@@ -121,8 +125,10 @@ export class EnSession {
     const f = this.flow;
     if (this.state === 'auth') return { code: GsraCode.AUTH, group: f.group, name: f.name, proto: f.proto, dport: f.dport };
     if (this.state === 'bind') return { code: GsraCode.BIND, pen: { ...f.local }, t: this.t };
-    return { code: GsraCode.MAP, proto: f.proto, t: this.t, en: this.seen ?? { ...f.local }, dport: f.dport };
+    return { code: GsraCode.MAP, proto: f.proto, t: this.t, en: this.seen ?? { ...f.local }, dport: f.dport, ...(this.wantsUdpWire() ? { flags: GSRA_MAP_F_UDP_WIRE } : {}) };
   }
+
+  private wantsUdpWire(): boolean { return !!this.flow.udpWire && this.flow.behindNat && this.flow.proto === 17; }
 
   private send(now: number): Send {
     const body = this.body();

@@ -11,11 +11,14 @@
  *    Passive Mode (") absorbs the difference, padded with spaces when the VIN
  *    is shorter, trimmed when longer. So no TCP sequence number moves and no
  *    per-flow sequence fix-up is needed in either direction (a retransmitted
- *    227 is rewritten the same way). A reply without room for the difference
- *    passes unmodified ('no_room', counted by the caller).
- *  - rewriteFtpFrame: the frame with that rewrite, TCP checksum recomputed
- *    (a partial checksum from a local sender completed first; a corrupt
- *    segment is never made valid).
+ *    227 is rewritten the same way). A reply without room for the difference:
+ *    with `resize`, only the numbers are replaced and the reply's length
+ *    changes by `diff` (the caller keeps the connection's sequence delta,
+ *    ftp-seq.ts); without it, passed unmodified ('no_room').
+ *  - rewriteFtpFrame: the frame with that rewrite, IPv4 total length and
+ *    checksum fixed when the length changed, TCP checksum recomputed (a
+ *    partial checksum from a local sender completed first; a corrupt segment
+ *    is never made valid).
  */
 import { completePartialChecksum } from '../agent/checksum-fixup.js';
 import { inetChecksum } from '../dprp/ipv4.js';
@@ -75,10 +78,10 @@ export function parseFtpFrame(frame: Buffer): FtpFrame | null {
   return { src: ip(frame, l3 + 12), dst: ip(frame, l3 + 16), sport: frame.readUInt16BE(l4), dport: frame.readUInt16BE(l4 + 2), l3, l4, payload, end, code, port };
 }
 
-export type RewriteOutcome = { kind: 'rewritten'; payload: Buffer } | { kind: 'same' } | { kind: 'passed'; why: 'not_227' | 'no_numbers' | 'no_room' };
+export type RewriteOutcome = { kind: 'rewritten'; payload: Buffer; diff: number } | { kind: 'same' } | { kind: 'passed'; why: 'not_227' | 'no_numbers' | 'no_room' };
 
-/** A 227 payload with its address made `addr` (same port), the same length. */
-export function rewrite227(payload: Buffer, addr: string): RewriteOutcome {
+/** A 227 payload with its address made `addr` (same port), the same length if the free text has room, else (with `resize`) `diff` bytes longer or shorter. */
+export function rewrite227(payload: Buffer, addr: string, opts: { resize?: boolean } = {}): RewriteOutcome {
   if (payload.toString('latin1', 0, 4) !== '227 ') return { kind: 'passed', why: 'not_227' };
   const line = firstLine(payload);
   const f = find227(line);
@@ -90,33 +93,46 @@ export function rewrite227(payload: Buffer, addr: string): RewriteOutcome {
   const open = line[f.start - 1] === '(' ? f.start - 1 : f.start;
   let text = line.slice(4, open);
   const diff = tuple.length - (f.end - f.start);
-  if (diff > 0) {
-    if (text.length < diff) return { kind: 'passed', why: 'no_room' };
-    text = text.slice(0, text.length - diff);
-  } else if (diff < 0) text = text + ' '.repeat(-diff);
+  if (diff > 0 && text.length < diff) {
+    if (!opts.resize) return { kind: 'passed', why: 'no_room' };
+    // No room: the numbers alone change, the reply grows by diff (the sequence delta absorbs it).
+    const grown = Buffer.concat([Buffer.from(`${line.slice(0, f.start)}${tuple}${line.slice(f.end)}`, 'latin1'), payload.subarray(line.length)]);
+    return { kind: 'rewritten', payload: grown, diff: grown.length - payload.length };
+  }
+  if (diff > 0) text = text.slice(0, text.length - diff);
+  else if (diff < 0) text = text + ' '.repeat(-diff);
   const newLine = `227 ${text}${line.slice(open, f.start)}${tuple}${line.slice(f.end)}`;
   const out = Buffer.concat([Buffer.from(newLine, 'latin1'), payload.subarray(line.length)]);
   if (out.length !== payload.length) return { kind: 'passed', why: 'no_room' };   // cannot happen: the sums above keep it
-  return { kind: 'rewritten', payload: out };
+  return { kind: 'rewritten', payload: out, diff: 0 };
 }
 
-export type FrameOutcome = { kind: 'rewritten'; frame: Buffer } | { kind: 'same' } | { kind: 'passed'; why: 'not_ftp' | 'bad_checksum' | 'not_227' | 'no_numbers' | 'no_room' };
+export type FrameOutcome = { kind: 'rewritten'; frame: Buffer; diff: number } | { kind: 'same' } | { kind: 'passed'; why: 'not_ftp' | 'bad_checksum' | 'not_227' | 'no_numbers' | 'no_room' };
 
-/** The 227 frame with its address made `addr`; the TCP checksum recomputed. */
-export function rewriteFtpFrame(frameIn: Buffer, addr: string): FrameOutcome {
-  const frame = Buffer.from(frameIn);
+/** The 227 frame with its address made `addr`; the TCP checksum recomputed (and with `resize` the lengths when it grew or shrank). */
+export function rewriteFtpFrame(frameIn: Buffer, addr: string, opts: { resize?: boolean } = {}): FrameOutcome {
+  let frame = Buffer.from(frameIn);
   const f = parseFtpFrame(frame);
   if (!f) return { kind: 'passed', why: 'not_ftp' };
   const fix = completePartialChecksum(frame);
   if (fix !== 'valid' && fix !== 'completed') return { kind: 'passed', why: fix === 'invalid_left_alone' ? 'bad_checksum' : 'not_ftp' };
-  const r = rewrite227(frame.subarray(f.payload, f.end), addr);
+  const r = rewrite227(frame.subarray(f.payload, f.end), addr, opts);
   if (r.kind !== 'rewritten') return r;
-  r.payload.copy(frame, f.payload);
+  let end = f.end;
+  if (r.diff === 0) r.payload.copy(frame, f.payload);
+  else {
+    // The segment's new length: the frame ends at the payload's end (any link padding dropped).
+    frame = Buffer.concat([frame.subarray(0, f.payload), r.payload]);
+    end = frame.length;
+    frame.writeUInt16BE(end - f.l3, f.l3 + 2);
+    frame.writeUInt16BE(0, f.l3 + 10);
+    frame.writeUInt16BE(inetChecksum(frame.subarray(f.l3, f.l4)), f.l3 + 10);
+  }
   const pseudo = Buffer.alloc(12);
   frame.copy(pseudo, 0, f.l3 + 12, f.l3 + 20);
   pseudo[9] = 6;
-  pseudo.writeUInt16BE(f.end - f.l4, 10);
+  pseudo.writeUInt16BE(end - f.l4, 10);
   frame.writeUInt16BE(0, f.l4 + 16);
-  frame.writeUInt16BE(inetChecksum(Buffer.concat([pseudo, frame.subarray(f.l4, f.end)])), f.l4 + 16);
-  return { kind: 'rewritten', frame };
+  frame.writeUInt16BE(inetChecksum(Buffer.concat([pseudo, frame.subarray(f.l4, end)])), f.l4 + 16);
+  return { kind: 'rewritten', frame, diff: r.diff };
 }

@@ -11,7 +11,8 @@
 import { ReplayCache, DEFAULT_REPLAY } from '../dprp/replay.js';
 import { gsraAdmissionsTotal, gsraRefusalsTotal, gsraRequestsTotal } from '../metrics/metrics.js';
 import { GsraAdmission, type AddrPort, type Mapping } from './admission.js';
-import { decodeGsra, encodeGsra, GsraCode, GsraWireError, replayKey, verifyGsra, type GsraBody, type RefuseReason } from './wire.js';
+import { Action } from '../maps/abi.js';
+import { decodeGsra, encodeGsra, GSRA_MAP_F_UDP_WIRE, GsraCode, GsraWireError, replayKey, verifyGsra, type GsraBody, type RefuseReason } from './wire.js';
 
 export const MESSAGE_NAMES: Record<number, string> = { 32: 'auth', 34: 'bind', 36: 'map', 38: 'close' };
 
@@ -63,12 +64,12 @@ export class GsraRouterExchange {
         return this.count(what, 'ok', { reply: answer({ code: GsraCode.BIND_OK, seen: d.value, t: b.t }) });
       }
       case GsraCode.MAP: {
-        const d = this.admission.map(m.userId, b.t, b.proto, b.en, b.dport, from, now);
+        const d = this.admission.map(m.userId, b.t, b.proto, b.en, b.dport, from, now, { udpWire: !!((b.flags ?? 0) & GSRA_MAP_F_UDP_WIRE) });
         if (!d.ok) return refusal(d.reason);
         const why = this.installer ? this.installer(d.value) : null;
         if (why) { this.admission.close(m.userId, b.t); return refusal(why); }
         gsraAdmissionsTotal.inc();
-        return this.count(what, 'ok', { reply: answer({ code: GsraCode.MAP_OK, t: b.t, idleS: Math.ceil(this.admission.limits.idleMs / 1000), action: this.action }), install: d.value });
+        return this.count(what, 'ok', { reply: answer({ code: GsraCode.MAP_OK, t: b.t, idleS: Math.ceil(this.admission.limits.idleMs / 1000), action: this.action, ...(d.value.salt && this.action === Action.ENCRYPT ? { salt: Buffer.from(d.value.salt, 'hex') } : {}) }), install: d.value });
       }
       case GsraCode.CLOSE: {
         const gone = this.admission.close(m.userId, b.t);

@@ -27,7 +27,7 @@ import { GsraRouterNat, outsideSession } from './router-nat.js';
 import { readUserKey, type GsraConfig } from './router-config.js';
 import { routerStatus } from './router-status.js';
 import { writeStatusAtomic } from './status-file.js';
-import { legPitEntries, legPitKeys, newestKeyVersion, type WireFlow } from './leg-pit.js';
+import { legFlowKeys, legPitEntries, legPitKeys, newestKeyVersion, writeFlowKeys, type WireFlow } from './leg-pit.js';
 
 export class GsraRouterHandler implements PuntHandler {
   readonly name = 'gsra-router';
@@ -61,7 +61,12 @@ export class GsraRouterHandler implements PuntHandler {
       if (version === undefined) { this.log.warn({ user: m.userId, group: m.group }, 'GSRA: no key of the flow\'s group held: refused (no_group_key)'); return 'no_group_key'; }
       const w = nat.install(m);
       if (w.ok) {
-        if (pccom) for (const [k, v] of legPitEntries('router', this.wireOf(m), m.group, version, ctx.nowNs(), { acrossNat: m.bound })) ctx.maps.pit.set(k, v);
+        if (pccom) {
+          // A bound UDP flow with a salt: per-flow keys first (its PIT entries say FLOW_KEY), UDP wire-valid form.
+          const gk = m.salt ? ctx.maps.keys.get({ group_id: m.group, version }) : undefined;
+          if (gk && m.salt) writeFlowKeys(ctx.maps.flowKeys, legFlowKeys('router', this.wireOf(m), m.group, version, gk, m.salt));
+          for (const [k, v] of legPitEntries('router', this.wireOf(m), m.group, version, ctx.nowNs(), { acrossNat: m.bound, flowKey: !!gk })) ctx.maps.pit.set(k, v);
+        }
         this.log.info({ user: m.userId, t: m.t, en: `${m.en.addr}:${m.en.port}`, inside: `${m.inside.addr}:${m.inside.port}` }, 'GSRA flow admitted'); return null;
       }
       return w.reason === 'table_full' ? 'table_full' : 'ports_exhausted';
@@ -144,7 +149,7 @@ export class GsraRouterHandler implements PuntHandler {
   /** A mapping's NAT halves and its Internet leg's PIT entries go together. */
   private unmap(m: Mapping, ctx: PuntContext): void {
     this.nat?.remove(m);
-    for (const k of legPitKeys('router', this.wireOf(m))) ctx.maps.pit.delete(k);
+    for (const k of legPitKeys('router', this.wireOf(m))) { ctx.maps.pit.delete(k); ctx.maps.flowKeys.delete(k); }
   }
 
   private cut(ms: Mapping[], ctx: PuntContext): void {

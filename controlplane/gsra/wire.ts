@@ -14,8 +14,10 @@
  *   AUTH_OK   router -> EN: t 2 | lease s 2                                       the reserved port t
  *   BIND      EN:s -> GGR:7253: PEN 4 | s 2 | t 2                                 sent from the flow's port s
  *   BIND_OK   router -> EN: seen address 4 | seen port 2 | t 2                    {GHR, m} (or {GEN, s})
- *   MAP       EN -> router: proto 1 | 0 | t 2 | EN address 4 | EN port 2 | d 2     the stashed packet's session
- *   MAP_OK    router -> EN: t 2 | idle s 2 | action 1 | 0                         confirms the tentative VAT/PIT
+ *   MAP       EN -> router: proto 1 | flags 1 | t 2 | EN address 4 | EN port 2 | d 2   the stashed packet's session
+ *   MAP_OK    router -> EN: t 2 | idle s 2 | action 1 | 0 [| salt 8]              confirms the tentative VAT/PIT
+ *   (MAP flags: GSRA_MAP_F_UDP_WIRE, "I take UDP in PCCOM's wire-valid form"; an older EN sends 0 there.
+ *   MAP_OK's salt: only to such a MAP of a bound UDP flow: the per-flow keys' salt, docs/gsra.md.)
  *   CLOSE     EN -> router: t 2                                                   frees t and its mapping
  *   REFUSE    router -> EN: (empty; head.reason says why)
  *
@@ -68,8 +70,8 @@ export type GsraBody =
   | { code: typeof GsraCode.AUTH_OK; t: number; leaseS: number }
   | { code: typeof GsraCode.BIND; pen: AddrPort; t: number }
   | { code: typeof GsraCode.BIND_OK; seen: AddrPort; t: number }
-  | { code: typeof GsraCode.MAP; proto: number; t: number; en: AddrPort; dport: number }
-  | { code: typeof GsraCode.MAP_OK; t: number; idleS: number; action: number }
+  | { code: typeof GsraCode.MAP; proto: number; t: number; en: AddrPort; dport: number; flags?: number }
+  | { code: typeof GsraCode.MAP_OK; t: number; idleS: number; action: number; salt?: Buffer }
   | { code: typeof GsraCode.CLOSE; t: number }
   | { code: typeof GsraCode.REFUSE; reason: RefuseReason };
 
@@ -116,16 +118,25 @@ function encodeBody(b: GsraBody): Buffer {
     case GsraCode.BIND_OK: { const o = Buffer.alloc(8); writeIpv4(o, 0, b.seen.addr, 'seen address'); o.writeUInt16BE(u16(b.seen.port, 'seen port'), 4); o.writeUInt16BE(u16(b.t, 't'), 6); return o; }
     case GsraCode.MAP: {
       const o = Buffer.alloc(12);
-      o.writeUInt8(b.proto, 0); o.writeUInt16BE(u16(b.t, 't'), 2); writeIpv4(o, 4, b.en.addr, 'EN address'); o.writeUInt16BE(u16(b.en.port, 'EN port'), 8); o.writeUInt16BE(u16(b.dport, 'd'), 10);
+      o.writeUInt8(b.proto, 0); o.writeUInt8(b.flags ?? 0, 1); o.writeUInt16BE(u16(b.t, 't'), 2); writeIpv4(o, 4, b.en.addr, 'EN address'); o.writeUInt16BE(u16(b.en.port, 'EN port'), 8); o.writeUInt16BE(u16(b.dport, 'd'), 10);
       return o;
     }
-    case GsraCode.MAP_OK: { const o = Buffer.alloc(6); o.writeUInt16BE(u16(b.t, 't'), 0); o.writeUInt16BE(u16(b.idleS, 'idle'), 2); o.writeUInt8(b.action, 4); return o; }
+    case GsraCode.MAP_OK: {
+      if (b.salt && b.salt.length !== MAP_OK_SALT_LEN) throw new RangeError(`MAP_OK salt must be ${MAP_OK_SALT_LEN} bytes`);
+      const o = Buffer.alloc(6 + (b.salt ? MAP_OK_SALT_LEN : 0)); o.writeUInt16BE(u16(b.t, 't'), 0); o.writeUInt16BE(u16(b.idleS, 'idle'), 2); o.writeUInt8(b.action, 4);
+      if (b.salt) b.salt.copy(o, 6);
+      return o;
+    }
     case GsraCode.CLOSE: { const o = Buffer.alloc(2); o.writeUInt16BE(u16(b.t, 't'), 0); return o; }
     case GsraCode.REFUSE: return Buffer.alloc(0);
   }
 }
 
-/** The body length of each code (AUTH: at least, the name follows). */
+/** MAP flags: the EN takes UDP in PCCOM's wire-valid form (per-flow keys; MAP_OK then carries the salt). */
+export const GSRA_MAP_F_UDP_WIRE = 0x01;
+export const MAP_OK_SALT_LEN = 8;
+
+/** The body length of each code (AUTH: at least, the name follows; MAP_OK: 6, or 14 with a salt). */
 const BODY_LEN: Record<number, number> = { 32: 9, 33: 4, 34: 8, 35: 8, 36: 12, 37: 6, 38: 2, 39: 0 };
 
 /** The ICMP message of `m` (what follows the IP header, or the UDP payload), MAC'd under the user's key. */
@@ -162,7 +173,8 @@ export function decodeGsra(icmp: Buffer): DecodedGsra {
   if (!USER_ID.test(userId)) throw new GsraWireError('bad_user', 'user ID characters');
   const b = signed.subarray(GSRA_HEAD_LEN + userLen);
   const need = BODY_LEN[code];
-  if (code === GsraCode.AUTH ? b.length < need || b.length !== need + b[8] : b.length !== need) throw new GsraWireError('bad_length', `code ${code}: body of ${b.length} bytes`);
+  if (code === GsraCode.AUTH ? b.length < need || b.length !== need + b[8]
+    : code === GsraCode.MAP_OK ? b.length !== need && b.length !== need + MAP_OK_SALT_LEN : b.length !== need) throw new GsraWireError('bad_length', `code ${code}: body of ${b.length} bytes`);
   const reasonByte = signed[1];
   if ((code === GsraCode.REFUSE) !== (reasonByte !== 0) || reasonByte >= REFUSE_REASONS.length) throw new GsraWireError('bad_reason', `reason ${reasonByte} on code ${code}`);
   let body: GsraBody;
@@ -176,8 +188,8 @@ export function decodeGsra(icmp: Buffer): DecodedGsra {
     case GsraCode.AUTH_OK: body = { code, t: b.readUInt16BE(0), leaseS: b.readUInt16BE(2) }; break;
     case GsraCode.BIND: body = { code, pen: { addr: readIpv4(b, 0), port: b.readUInt16BE(4) }, t: b.readUInt16BE(6) }; break;
     case GsraCode.BIND_OK: body = { code, seen: { addr: readIpv4(b, 0), port: b.readUInt16BE(4) }, t: b.readUInt16BE(6) }; break;
-    case GsraCode.MAP: body = { code, proto: b[0], t: b.readUInt16BE(2), en: { addr: readIpv4(b, 4), port: b.readUInt16BE(8) }, dport: b.readUInt16BE(10) }; break;
-    case GsraCode.MAP_OK: body = { code, t: b.readUInt16BE(0), idleS: b.readUInt16BE(2), action: b[4] }; break;
+    case GsraCode.MAP: body = { code, proto: b[0], t: b.readUInt16BE(2), en: { addr: readIpv4(b, 4), port: b.readUInt16BE(8) }, dport: b.readUInt16BE(10), ...(b[1] ? { flags: b[1] } : {}) }; break;
+    case GsraCode.MAP_OK: body = { code, t: b.readUInt16BE(0), idleS: b.readUInt16BE(2), action: b[4], ...(b.length > 6 ? { salt: Buffer.from(b.subarray(6, 6 + MAP_OK_SALT_LEN)) } : {}) }; break;
     case GsraCode.CLOSE: body = { code, t: b.readUInt16BE(0) }; break;
     default: body = { code: GsraCode.REFUSE, reason: REFUSE_REASONS[reasonByte] as RefuseReason };
   }

@@ -14,6 +14,7 @@ export const PUNT_MAX_BYTES = 2048;
 export const KEY_BYTES = 32;
 export const NAT_MAX_ENTRIES = 65536;
 export const NAT_PORT_MAX_ENTRIES = 65536;
+export const FTP_SEQ_MAX_ENTRIES = 4096;
 /** Inside prefixes in gscip_nat_cfg; candidate ports a new NAT session tries. */
 export const NAT_MAX_INSIDE = 4;
 export const NAT_PORT_TRIES = 32;
@@ -191,6 +192,9 @@ export const Stat = {
   STAT_FTP_TOO_BIG: 769,
   STAT_FTP_COPY: 770,
   STAT_FTP_COPY_FAILED: 771,
+  STAT_FTP_SEQ_ADJ: 772,
+  STAT_FTP_SEQ_RESET: 773,
+  DROP_FTP_SEQ_REWRITE: 800,
   STAT__END: 1024,
 } as const;
 export type StatName = keyof typeof Stat;
@@ -265,6 +269,9 @@ export const REASONS: ReadonlyArray<readonly [StatName, CounterKind, TcAction]> 
   ['STAT_FTP_TOO_BIG', 'verdict', 'pass'],
   ['STAT_FTP_COPY', 'overlay', 'none'],
   ['STAT_FTP_COPY_FAILED', 'overlay', 'none'],
+  ['STAT_FTP_SEQ_ADJ', 'overlay', 'none'],
+  ['STAT_FTP_SEQ_RESET', 'overlay', 'none'],
+  ['DROP_FTP_SEQ_REWRITE', 'drop', 'shot'],
 ];
 
 export interface StatInfo {

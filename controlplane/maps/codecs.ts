@@ -4,7 +4,7 @@
  * computed by layout.ts and checked against BTF by test/bpf/btf-layout.test.ts.
  */
 import { KEY_BYTES, NAT_MAX_INSIDE, PUNT_MAX_BYTES } from './abi.js';
-import { array, be16, bytes, ipv4, pad, struct, u16, u32, u64, u8, StructCodec, type FieldDef, type FieldType } from './layout.js';
+import { array, be16, bytes, ipv4, pad, s32, struct, u16, u32, u64, u8, StructCodec, type FieldDef, type FieldType } from './layout.js';
 
 /** Anything a BpfMap can (de)serialize (declared with BpfMap, which is generic). */
 import type { Codec } from '../bpf/codec.js';
@@ -152,6 +152,21 @@ export const keyValCodec: StructCodec<KeyVal> = struct<KeyVal>('gscip_key_val', 
   ['flags', u32],
   ['pad', pad(u32)],
   ['installed_ns', u64],
+]);
+
+/** struct gscip_ftp_seq_val: an FTP control connection's sequence delta (gscip_ftp_seq; controlplane/gsra/ftp-seq.ts). */
+export interface FtpSeqVal {
+  /** Server seq (host order) of the last segment whose length changed. */
+  pos: number;
+  /** Delta for server seqs up to and including pos / after it. */
+  before: number;
+  after: number;
+}
+export const ftpSeqValCodec: StructCodec<FtpSeqVal> = struct<FtpSeqVal>('gscip_ftp_seq_val', [
+  ['pos', u32],
+  ['before', s32],
+  ['after', s32],
+  ['pad', pad(u32)],
 ]);
 
 /** struct gscip_flow_key_half: one per-flow key and its counter. */
@@ -307,5 +322,5 @@ export const statValCodec: StructCodec<StatVal> = struct<StatVal>('gscip_stat_va
 /** Every struct codec, by C name: what the BTF layout test walks. */
 export const ALL_STRUCTS: ReadonlyArray<StructCodec<unknown>> = [
   cidCodec, pitValCodec, xlatValCodec, keyIdCodec, keyValCodec, flowKeyHalfCodec, flowKeyValCodec, ifaceCfgCodec, globalCfgCodec, loadCfgCodec, puntRecCodec, statValCodec,
-  natPrefixCodec, natCfgCodec, natValCodec, natPortKeyCodec,
+  natPrefixCodec, natCfgCodec, natValCodec, natPortKeyCodec, ftpSeqValCodec,
 ] as ReadonlyArray<StructCodec<unknown>>;

@@ -5,8 +5,8 @@
 import { BpfMap, PerCpuBpfMap } from '../bpf/bpf-map.js';
 import { closeBpfFd } from '../bpf/libbpf.js';
 import {
-  cidCodec, flowKeyValCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, natCfgCodec, natPortKeyCodec, natValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
-  type Cid, type FlowKeyVal, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type NatCfg, type NatPortKey, type NatVal, type PitVal, type StatVal, type XlatVal,
+  cidCodec, flowKeyValCodec, ftpSeqValCodec, globalCfgCodec, ifaceCfgCodec, keyIdCodec, keyValCodec, natCfgCodec, natPortKeyCodec, natValCodec, pitValCodec, statValCodec, u32Codec, xlatValCodec,
+  type Cid, type FlowKeyVal, type FtpSeqVal, type GlobalCfg, type IfaceCfg, type KeyId, type KeyVal, type NatCfg, type NatPortKey, type NatVal, type PitVal, type StatVal, type XlatVal,
 } from './codecs.js';
 
 export const MAP_NAMES = {
@@ -15,6 +15,8 @@ export const MAP_NAMES = {
   keys: 'gscip_keys',
   /** PIT CID -> per-flow key (PCCOM); a build before per-flow keys has no such pin, and the loader creates it */
   flowKeys: 'gscip_flow_keys',
+  /** GSRA's FTP sequence deltas (bpf/lib/ftp.h); added after the FTP stage */
+  ftpSeq: 'gscip_ftp_seq',
   iface: 'gscip_iface',
   cfg: 'gscip_cfg',
   /** (reason, direction) counters; replaced gscip_stats (LEGACY_MAP_NAMES), which had no direction */
@@ -56,7 +58,7 @@ export const SCRATCH_MAP_NAMES: ReadonlySet<string> = new Set(['gscip_pccom_scra
  * no FLOW_KEY flag and keep their group key; the GNAT's NAT maps are used only
  * by a load with the NAT stage), so `gscip doctor` warns instead of failing.
  */
-export const ADDED_MAP_NAMES: ReadonlySet<string> = new Set([MAP_NAMES.flowKeys, ...Object.values(NAT_MAP_NAMES)]);
+export const ADDED_MAP_NAMES: ReadonlySet<string> = new Set([MAP_NAMES.flowKeys, MAP_NAMES.ftpSeq, ...Object.values(NAT_MAP_NAMES)]);
 
 /** Maps of earlier layouts that an agent migrates away from when it finds their pins (agent/migrate.ts). */
 export const LEGACY_MAP_NAMES = {
@@ -72,6 +74,8 @@ export interface GscipMaps {
   keys: BpfMap<KeyId, KeyVal>;
   /** PIT CID -> per-flow key of that entry (controlplane/pccom/flow-keys.ts) */
   flowKeys: BpfMap<Cid, FlowKeyVal>;
+  /** FTP control connection (server -> client, EN stack view) -> its sequence delta (gsra/ftp-seq.ts) */
+  ftpSeq: BpfMap<Cid, FtpSeqVal>;
   /** ifindex -> interface config */
   iface: BpfMap<number, IfaceCfg>;
   /** index 0 -> global config */
@@ -123,6 +127,7 @@ export function gscipMapsFromFds(fdOf: (name: string) => number, owns: boolean):
       xlat: track(new BpfMap(MAP_NAMES.xlat, fdOf(MAP_NAMES.xlat), cidCodec, xlatValCodec, owns)),
       keys: track(new BpfMap(MAP_NAMES.keys, fdOf(MAP_NAMES.keys), keyIdCodec, keyValCodec, owns)),
       flowKeys: addedMap(() => track(new BpfMap(MAP_NAMES.flowKeys, fdOf(MAP_NAMES.flowKeys), cidCodec, flowKeyValCodec, owns))),
+      ftpSeq: addedMap(() => track(new BpfMap(MAP_NAMES.ftpSeq, fdOf(MAP_NAMES.ftpSeq), cidCodec, ftpSeqValCodec, owns))),
       iface: track(new BpfMap(MAP_NAMES.iface, fdOf(MAP_NAMES.iface), u32Codec, ifaceCfgCodec, owns)),
       cfg: track(new BpfMap(MAP_NAMES.cfg, fdOf(MAP_NAMES.cfg), u32Codec, globalCfgCodec, owns)),
       stats: track(new PerCpuBpfMap(MAP_NAMES.stats, fdOf(MAP_NAMES.stats), u32Codec, statValCodec, owns)),

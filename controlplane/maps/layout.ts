@@ -44,6 +44,17 @@ function intType(cType: string, size: 1 | 2 | 4, be: boolean): FieldType<number>
 export const u8 = intType('__u8', 1, false);
 export const u16 = intType('__u16', 2, false);
 export const u32 = intType('__u32', 4, false);
+/** Signed 32-bit little-endian value (__s32). */
+export const s32: FieldType<number> = {
+  cType: '__s32', size: 4, align: 4,
+  read: (b, o) => b.readInt32LE(o),
+  write: (b, o, v, where) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -(2 ** 31) || v > 2 ** 31 - 1) {
+      throw new RangeError(`${where}: expected an integer -2^31..2^31-1 (__s32), got ${String(v)}`);
+    }
+    b.writeInt32LE(v, o);
+  },
+};
 /** Network-order 16-bit value, exposed in host order (ports). */
 export const be16 = intType('__be16', 2, true);
 /** Network-order 32-bit value, exposed in host order. */

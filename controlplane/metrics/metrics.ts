@@ -87,7 +87,7 @@ export const gsraEnFlowsTotal = new Counter({
 });
 /** GSRA FTP passive mode (docs/gsra.md "FTP passive mode"): 227 replies the EN rewrote or passed, replies the router learnt a data port from. */
 export const gsraEnFtpRepliesTotal = new Counter({
-  name: 'gscip_gsraen_ftp_replies_total', help: 'FTP 227 replies from a VIN\'s port 21 on the EN, by result: rewritten, same, not_gsra, or why passed unmodified (no_room, no_numbers, bad_checksum)', labelNames: ['result'] as const, registers: [registry],
+  name: 'gscip_gsraen_ftp_replies_total', help: 'FTP 227 replies from a VIN\'s port 21 on the EN, by result: rewritten (same length), resized (longer, sequence delta kept), same, not_gsra, or why passed unmodified (no_room, no_numbers, bad_checksum, table_full, delta_too_large)', labelNames: ['result'] as const, registers: [registry],
 });
 export const gsraFtpAnnouncementsTotal = new Counter({
   name: 'gscip_gsra_ftp_announcements_total', help: 'FTP 227/229 replies an IN sent on a GSRA control connection, by result: announced (the data port admissible), no_mapping, no_port', labelNames: ['result'] as const, registers: [registry],

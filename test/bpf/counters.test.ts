@@ -72,7 +72,7 @@ describe('gscip_counters: (reason, direction), overlays apart', { skip: bpfUnava
     assert.equal(sum('overlay'), 2n);
     assert.equal(rows.find((r) => r.name === 'xlat')?.egress.packets, 1n);
     assert.equal(rows.find((r) => r.name === 'released')?.egress.packets, 1n);
-    assert.deepEqual(rows.filter((r) => r.kind === 'overlay').map((r) => r.name).sort(), ['ftp_copy', 'ftp_copy_failed', 'nat_created', 'nat_xlat', 'pccom_rekey', 'released', 'xlat']);
+    assert.deepEqual(rows.filter((r) => r.kind === 'overlay').map((r) => r.name).sort(), ['ftp_copy', 'ftp_copy_failed', 'ftp_seq_adj', 'ftp_seq_reset', 'nat_created', 'nat_xlat', 'pccom_rekey', 'released', 'xlat']);
   });
 
   test('every verdict the programs returned is the TC action its reason declares', () => {

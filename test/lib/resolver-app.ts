@@ -12,7 +12,9 @@ import { exited } from '../netns/pccom-topology.js';
 export type ResolverJob =
   | { kind: 'tcp'; name: string; file: string }
   | { kind: 'connect'; name: string; port?: number }
-  | { kind: 'udp'; name: string; payload: string };
+  | { kind: 'udp'; name: string; payload: string }
+  /** Several datagrams on one socket (one flow), each sent after the previous one's echo (2 s each at most). */
+  | { kind: 'udpMany'; name: string; payloads: string[] };
 
 const APP = (job: ResolverJob): string => `
 const dns = require('dns'), net = require('net'), dgram = require('dgram'), fs = require('fs');
@@ -37,6 +39,17 @@ dns.lookup(job.name, { family: 4 }, (e, addr) => {
     s.on('message', (m) => done({ addr, echo: m.toString('hex') }));
     s.connect(5301, addr, () => s.send(msg));
     setTimeout(() => done({ addr, error: 'TIMEOUT' }), 10000);
+  } else if (job.kind === 'udpMany') {
+    const s = dgram.createSocket('udp4');
+    const echoes = [];
+    let timer = null;
+    const next = () => {
+      if (echoes.length === job.payloads.length) return done({ addr, echoes });
+      s.send(Buffer.from(job.payloads[echoes.length], 'hex'));
+      timer = setTimeout(() => done({ addr, echoes, error: 'TIMEOUT' }), 2000);
+    };
+    s.on('message', (m) => { clearTimeout(timer); echoes.push(m.toString('hex')); next(); });
+    s.connect(5301, addr, next);
   }
 });`;
 

@@ -13,8 +13,11 @@
  * The home router verifies checksums (nf_conntrack_checksum=1, software
  * checksums on the EN and the router): conntrack would mark PCCOM's keyed
  * checksum INVALID and not translate it, so both ends encrypt TCP in the
- * wire-valid form across the NAT (docs/pccom.md). UDP's wire-valid form is
- * not used by GSRA: the UDP case runs with the home router not verifying.
+ * wire-valid form across the NAT (docs/pccom.md); UDP goes in PCCOM's UDP
+ * wire-valid form under per-flow keys (the salt from the router's MAP_OK),
+ * with the home router verifying checksums and dropping what it marks
+ * INVALID (GSRA_HOME_TEST_UDP_KEYED=1: gsraEn.udpWireValid false, the keyed
+ * form: every datagram dropped as INVALID, no echo).
  *
  * Without BIND (GSRA_HOME_TEST_NO_BIND=1: gsraEn.behindNat false) MAP names
  * PEN:s, the router sees GHR and refuses `bad_session`: the connect fails.
@@ -40,6 +43,7 @@ const BYTES = 4 << 20;
 const GROUP_KEY = randomBytes(32).toString('hex');
 const MARKER = Buffer.from('GSRA-HOME-NAT-MARKER-9d2e');
 const NO_BIND = !!process.env.GSRA_HOME_TEST_NO_BIND;
+const UDP_KEYED = !!process.env.GSRA_HOME_TEST_UDP_KEYED;
 
 const SINK = (outFile: string): string => `
 const net = require('net'), fs = require('fs'), dgram = require('dgram');
@@ -118,7 +122,7 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
         handlers: ['dprp', 'natf', 'gsra-en'],
         ge: { type: 'GES', mode: 'OP' },
         natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
-        gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, ...(NO_BIND ? { behindNat: false } : {}) },
+        gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, ...(NO_BIND ? { behindNat: false } : {}), ...(UDP_KEYED ? { udpWireValid: false } : {}) },
       }));
       await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
       await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9465'], 'gsra-out');
@@ -164,13 +168,28 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
     assert.match(metrics('enh', 9464), /gscip_gsraen_flows_total\{result="admitted"\} [1-9]/);
   });
 
-  test('by name, UDP through the home NAT (one not verifying checksums): the datagram echoed', async () => {
-    t.exec('hr', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=0']);
-    try {
-      const payload = Buffer.concat([MARKER, randomBytes(64)]).toString('hex');
-      const r = await app({ kind: 'udp', name: 'in1.example.net', payload });
-      assert.equal(r.echo, Buffer.concat([Buffer.from('echo: '), Buffer.from(payload, 'hex')]).toString('hex'), JSON.stringify(r));
-      assert.match(sinkOut, new RegExp(`udp peer ${PGR.replace(/\./g, '\\.')}:4\\d{4}`));
-    } finally { t.exec('hr', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=1']); }
+  test('by name, UDP through the home NAT verifying checksums, invalid dropped: 40 datagrams echoed byte-exact in PCCOM\'s UDP wire-valid form', async () => {
+    // What conntrack marks INVALID (a checksum it does not take) is dropped, counted: the keyed form would be.
+    t.exec('hr', 'nft', ['add', 'chain', 'ip', 'home', 'filterfw', '{ type filter hook forward priority 0 ; }']);
+    t.exec('hr', 'nft', ['add', 'rule', 'ip', 'home', 'filterfw', 'ct', 'state', 'invalid', 'counter', 'drop']);
+    assert.equal(t.exec('hr', 'sysctl', ['-n', 'net.netfilter.nf_conntrack_checksum']).stdout.trim(), '1');
+    const capOut = `${dir}/internet-udp.pcap`;
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'udp and not port 7253']);
+    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
+    const payloads = Array.from({ length: 40 }, (_, i) => Buffer.concat([MARKER, randomBytes(16 + i * 31)]).toString('hex'));
+    let r: Record<string, any>;
+    try { r = await app({ kind: 'udpMany', name: 'in1.example.net', payloads }); } finally { c1.kill('SIGINT'); await exited(c1, 5000); }
+    const invalid = t.exec('hr', 'nft', ['list', 'chain', 'ip', 'home', 'filterfw']).stdout;
+    const flowKeyUse = t.exec('enh', 'node', ['-e', `fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))`]).stdout
+      .split('\n').filter((l) => /reason="pit_(encrypt|decrypt)"/.test(l) && l.startsWith('gscip_datapath_direction_packets_total')).join(' ');
+    assert.equal(r.error, undefined, `${JSON.stringify(r).slice(0, 400)}\nhome router: ${invalid}\nEN: ${flowKeyUse}`);
+    assert.equal(r.echoes.length, payloads.length);
+    for (let i = 0; i < payloads.length; i++) assert.equal(r.echoes[i], Buffer.concat([Buffer.from('echo: '), Buffer.from(payloads[i], 'hex')]).toString('hex'), `datagram ${i} byte-exact`);
+    assert.match(sinkOut, new RegExp(`udp peer ${PGR.replace(/\./g, '\\.')}:4\\d{4}`), 'the IN saw the router as its peer');
+    assert.match(invalid, /counter packets 0 bytes 0 drop/, `the home router marked nothing INVALID: ${invalid}`);
+    const internet = readFileSync(capOut);
+    assert.ok(!internet.includes(MARKER), 'no plaintext on the Internet leg');
+    assert.ok(internet.includes(Buffer.from(GHR.split('.').map(Number))), 'translated by the home router (GHR on the leg)');
+    assert.ok(!internet.includes(Buffer.from(PEN.split('.').map(Number))), 'nothing left the home untranslated');
   });
 });

@@ -85,7 +85,7 @@ test('gscip_pit_val: host-order integers at computed offsets', () => {
 test('every struct round-trips and has the C size', () => {
   const sizes: Record<string, number> = {
     gscip_cid: 16, gscip_pit_val: 32, gscip_xlat_val: 24, gscip_nat_prefix: 8, gscip_nat_cfg: 40, gscip_nat_val: 32, gscip_nat_port_key: 4, gscip_key_id: 8, gscip_key_val: 48, gscip_flow_key_half: 48, gscip_flow_key_val: 128, gscip_iface_cfg: 8,
-    gscip_global_cfg: 16, gscip_load_cfg: 8, gscip_punt_rec: 24 + 16 + abi.PUNT_MAX_BYTES, gscip_stat_val: 16,
+    gscip_global_cfg: 16, gscip_load_cfg: 8, gscip_punt_rec: 24 + 16 + abi.PUNT_MAX_BYTES, gscip_stat_val: 16, gscip_ftp_seq_val: 16,
   };
   for (const c of ALL_STRUCTS) assert.equal(c.size, sizes[c.cName], c.cName);
   const x = { saddr: '203.0.113.9', daddr: '100.64.0.1', sport: 1, dport: 65535, kind: abi.XlatKind.NAT, created_ns: 9n };

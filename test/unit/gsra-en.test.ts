@@ -20,12 +20,13 @@ import { DnsRewriters } from '../../controlplane/natf/dns-rewriters.js';
 import { parseAnswer } from '../../controlplane/natf/dns-answer.js';
 import { frameControl, unframeControl } from '../../controlplane/parts/control-framing.js';
 import { parseIpv4 } from '../../controlplane/dprp/ipv4.js';
-import { Action, Dir, PIT_F_WIRE_CSUM, PuntReason, XlatKind } from '../../controlplane/maps/abi.js';
-import type { Cid, PitVal, PuntRec, XlatVal } from '../../controlplane/maps/codecs.js';
+import { Action, Dir, PIT_F_FLOW_KEY, PIT_F_WIRE_CSUM, PuntReason, XlatKind } from '../../controlplane/maps/abi.js';
+import type { Cid, FlowKeyVal, FtpSeqVal, PitVal, PuntRec, XlatVal } from '../../controlplane/maps/codecs.js';
+import { deriveFlowKey } from '../../controlplane/pccom/flow-key.js';
 import type { PuntContext } from '../../controlplane/parts/handler.js';
 import { parseAgentConfig } from '../../controlplane/config/agent-config.js';
 import { logger } from '../../controlplane/log/logger.js';
-import { tcpFrame } from '../lib/packets.js';
+import { parseFrame, tcpFrame, udpFrame } from '../lib/packets.js';
 
 const log = logger('gsra-en-test').child({}, { level: 'silent' });
 const GGR = '192.0.2.1';
@@ -49,7 +50,11 @@ function dnsAnswer(name: string, addr: string): Buffer {
 
 const ck = (c: Cid): string => `${c.dir}:${c.proto}:${c.saddr}:${c.sport}>${c.daddr}:${c.dport}`;
 
-function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; version: number }>; ghr?: string; behindNat?: boolean | 'auto' } = {}) {
+const GROUP_KEY = Buffer.alloc(32, 0x37);
+
+function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; version: number }>; ghr?: string; behindNat?: boolean | 'auto'; udpWireValid?: boolean; ftpSeqFull?: boolean } = {}) {
+  const flowKeys = new Map<string, FlowKeyVal>();
+  const ftpSeq = new Map<string, FtpSeqVal>();
   const ops: string[] = [];
   const xlat = new Map<string, XlatVal>();
   const pit = new Map<string, PitVal>();
@@ -67,7 +72,12 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
   const ctx = {
     maps: {
       xlat: { set: (k: Cid, v: XlatVal) => { ops.push('xlat'); xlat.set(ck(k), v); }, delete: (k: Cid) => xlat.delete(ck(k)), entries: () => [] },
-      keys: { keys: () => opts.keys ?? [{ group_id: 1, version: 1 }, { group_id: 1, version: 2 }, { group_id: 7, version: 9 }] },
+      keys: { keys: () => opts.keys ?? [{ group_id: 1, version: 1 }, { group_id: 1, version: 2 }, { group_id: 7, version: 9 }], get: () => ({ key: GROUP_KEY, flags: 0, installed_ns: 0n }) },
+      ftpSeq: {
+        set: (k: Cid, v: FtpSeqVal) => { if (opts.ftpSeqFull) throw new Error('E2BIG'); ftpSeq.set(ck(k), v); },
+        get: (k: Cid) => ftpSeq.get(ck(k)), delete: (k: Cid) => ftpSeq.delete(ck(k)), keys: () => [],
+      },
+      flowKeys: { set: (k: Cid, v: FlowKeyVal) => { ops.push('flowkey'); flowKeys.set(ck(k), v); }, get: (k: Cid) => flowKeys.get(ck(k)), delete: (k: Cid) => flowKeys.delete(ck(k)) },
       pit: { set: (k: Cid, v: PitVal) => { ops.push('pit'); pit.set(ck(k), v); }, get: (k: Cid) => pit.get(ck(k)), delete: (k: Cid) => pit.delete(ck(k)) },
     },
     interfaces: [{ name: 'eth0', ifindex: 2 }],
@@ -98,7 +108,7 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
   const routes: string[] = [];
   const chain = new DnsRewriters();
   chain.register({ name: 'nrt', rewrite: () => null });   // NAT-f's own NRT comes first; it does not know GGR
-  en = new GsraEnHandler(log, gsraEnConfigSchema.parse({ routers: [GGR], group: 1, userId: 'alice', keyFile: '/dev/null', ...(opts.behindNat !== undefined ? { behindNat: opts.behindNat } : {}) }), null, () => chain, {
+  en = new GsraEnHandler(log, gsraEnConfigSchema.parse({ routers: [GGR], group: 1, userId: 'alice', keyFile: '/dev/null', ...(opts.behindNat !== undefined ? { behindNat: opts.behindNat } : {}), ...(opts.udpWireValid !== undefined ? { udpWireValid: opts.udpWireValid } : {}) }), null, () => chain, {
     routes: { ensure: (v: string, r: string) => { routes.push(`${v} via ${r}`); return true; }, prune: () => 0 },
   });
   // the static key without a file: tests set it directly
@@ -109,11 +119,11 @@ function setup(opts: { answer?: boolean; keys?: Array<{ group_id: number; versio
     assert.ok(r, 'the answer naming GGR is rewritten');
     return parseAnswer(r.message).a[0].address;
   };
-  const miss = (vin: string, dport: number, sport = 51000): PuntRec => {
-    const f = tcpFrame({ src: GEN, dst: vin, sport, dport, flags: 0x02 } as never);
-    return { ts_ns: 0n, ifindex: 2, pkt_len: f.length, cap_len: f.length, dir: Dir.EGRESS, reason: PuntReason.PIT_MISS, cid: { saddr: GEN, daddr: vin, sport, dport, proto: 6, dir: Dir.EGRESS }, data: f };
+  const miss = (vin: string, dport: number, sport = 51000, proto = 6): PuntRec => {
+    const f = proto === 6 ? tcpFrame({ src: GEN, dst: vin, sport, dport, flags: 0x02 } as never) : udpFrame({ src: GEN, dst: vin, sport, dport, payload: Buffer.from('x') });
+    return { ts_ns: 0n, ifindex: 2, pkt_len: f.length, cap_len: f.length, dir: Dir.EGRESS, reason: PuntReason.PIT_MISS, cid: { saddr: GEN, daddr: vin, sport, dport, proto, dir: Dir.EGRESS }, data: f };
   };
-  return { en, ctx, ops, xlat, pit, sent, released, dropped, reinjected, routes, resolve, miss, chain, bindAnswers, stashDrops, adm };
+  return { en, ctx, ops, xlat, pit, flowKeys, ftpSeq, sent, released, dropped, reinjected, routes, resolve, miss, chain, bindAnswers, stashDrops, adm };
 }
 
 const settle = (ms = 20) => new Promise((r) => setTimeout(r, ms));
@@ -173,6 +183,87 @@ test('behind a home NAT: BIND from the flow\'s port s, its answer (to s, an ingr
   assert.equal(out.flags & PIT_F_WIRE_CSUM, PIT_F_WIRE_CSUM, 'the wire-valid form across the NAT');
   assert.equal(s.released.length, 1);
   s.en.close();
+});
+
+test('behind a home NAT, UDP: MAP asks for the UDP wire-valid form, the router\'s MAP_OK salt keys both legs per flow (fwd/rev), written before the PIT entries', async () => {
+  const GHR = '203.0.113.30';
+  const s = setup({ ghr: GHR, behindNat: true });
+  const vin = s.resolve('in1.corp.example.net');
+  assert.equal(s.en.onMiss(s.miss(vin, 53, 53002, 17), s.ctx), 'taken');
+  await settle();
+  const m = s.adm.mappings()[0];
+  assert.ok(m && m.bound && m.salt && /^[0-9a-f]{16}$/.test(m.salt), `the router made a salt for the bound UDP flow: ${JSON.stringify(m)}`);
+  const t = m.t;
+  const out = ck({ saddr: GEN, daddr: GGR, sport: 53002, dport: t, proto: 17, dir: Dir.EGRESS });
+  const back = ck({ saddr: GGR, daddr: GEN, sport: t, dport: 53002, proto: 17, dir: Dir.INGRESS });
+  const po = s.pit.get(out)!, pb = s.pit.get(back)!;
+  assert.equal(po.flags, PIT_F_WIRE_CSUM | PIT_F_FLOW_KEY, 'ENCRYPT: the UDP wire-valid form under a per-flow key');
+  assert.equal(pb.flags, PIT_F_FLOW_KEY, 'DECRYPT: per-flow key (the receiver takes both forms)');
+  const fo = s.flowKeys.get(out)!, fb = s.flowKeys.get(back)!;
+  assert.deepEqual(fo.cur.key, deriveFlowKey(GROUP_KEY, 1, po.key_version, m.salt!, 'fwd'), 'EN -> router: the fwd key of the router\'s salt');
+  assert.deepEqual(fb.cur.key, deriveFlowKey(GROUP_KEY, 1, po.key_version, m.salt!, 'rev'));
+  assert.notDeepEqual(fo.cur.key, fb.cur.key);
+  assert.equal(fo.cur.ctr, 0n);
+  assert.ok(s.ops.indexOf('flowkey') < s.ops.indexOf('pit'), 'keys before the entries that name them');
+  assert.equal(s.released.length, 1);
+  s.en.close();
+  // udpWireValid false: MAP without the flag, no salt, the keyed form as before
+  const k = setup({ ghr: GHR, behindNat: true, udpWireValid: false });
+  k.en.onMiss(k.miss(k.resolve('in1.corp.example.net'), 53, 53003, 17), k.ctx);
+  await settle();
+  assert.equal(k.adm.mappings()[0]?.salt, undefined);
+  assert.equal(k.flowKeys.size, 0);
+  assert.ok([...k.pit.values()].every((v) => v.flags === 0));
+  k.en.close();
+});
+
+test('FTP 227 with no room on a VAT flow: grown, the delta noted; its retransmission rewritten identically; later 227s moved by it; a full table passes it', async () => {
+  const s = setup();
+  const vin = s.resolve('in1.corp.example.net');
+  s.en.onMiss(s.miss(vin, 21, 51500), s.ctx);
+  await settle();
+  assert.equal(s.released.length, 1, 'the control connection admitted');
+  const rec = (seq: number, text: string): PuntRec => {
+    const f = tcpFrame({ src: vin, dst: GEN, sport: 21, dport: 51500, seq, ack: 9, flags: 0x18, payload: Buffer.from(text) });
+    return { ts_ns: 0n, ifindex: 2, pkt_len: f.length, cap_len: f.length, dir: Dir.INGRESS, reason: PuntReason.FTP_REPLY, cid: { saddr: vin, daddr: GEN, sport: 21, dport: 51500, proto: 6, dir: Dir.INGRESS }, data: f };
+  };
+  const key = ck({ saddr: vin, daddr: GEN, sport: 21, dport: 51500, proto: 6, dir: Dir.INGRESS });
+  const tuple = `(${vin.split('.').join(',')},195,80)`;
+  const grow = tuple.length - '(1,1,1,1,195,80)'.length;
+  const seqOf = (f: Buffer) => f.readUInt32BE(38);
+  const P = 4_000_000_000;   // near the wrap
+  assert.equal(s.en.onFtpReply(rec(P, '227 (1,1,1,1,195,80)\r\n'), s.ctx), true);
+  const first = s.reinjected.at(-1)!;
+  assert.equal(parseFrame(first).l4?.payload.toString(), `227 ${tuple}\r\n`);
+  assert.ok(parseFrame(first).l4?.checksumOk && parseFrame(first).ip?.checksumOk);
+  assert.equal(seqOf(first), P, 'the rewritten segment itself keeps its seq');
+  assert.deepEqual(s.ftpSeq.get(key), { pos: P, before: 0, after: grow });
+  assert.equal(s.en.onFtpReply(rec(P, '227 (1,1,1,1,195,80)\r\n'), s.ctx), true, 'a retransmission');
+  assert.deepEqual(s.reinjected.at(-1), first, 'rewritten identically');
+  assert.deepEqual(s.ftpSeq.get(key), { pos: P, before: 0, after: grow }, 'not counted twice');
+  // a second PASV later on the connection, past the wrap of the server's sequence space
+  const Q = (P + 400_000_000) >>> 0;
+  s.en.onFtpReply(rec(Q, '227 (1,1,1,1,195,80)\r\n'), s.ctx);
+  assert.equal(seqOf(s.reinjected.at(-1)!), (Q + grow) >>> 0, 'moved by the first growth');
+  assert.deepEqual(s.ftpSeq.get(key), { pos: Q, before: grow, after: 2 * grow });
+  // a 227 with room (same length) later still: rewritten in place, moved by both
+  const R = (Q + 1000) >>> 0;
+  s.en.onFtpReply(rec(R, '227 Entering Passive Mode (1,1,1,1,195,80).\r\n'), s.ctx);
+  const kept = s.reinjected.at(-1)!;
+  assert.equal(seqOf(kept), (R + 2 * grow) >>> 0);
+  assert.ok(parseFrame(kept).l4?.checksumOk);
+  assert.equal(parseFrame(kept).l4?.payload.length, '227 Entering Passive Mode (1,1,1,1,195,80).\r\n'.length);
+  s.en.close();
+  // the table full: the reply passes as it came (the agent re-injects the original), no delta
+  const f = setup({ ftpSeqFull: true });
+  const v2 = f.resolve('in1.corp.example.net');
+  f.en.onMiss(f.miss(v2, 21, 51501), f.ctx);
+  await settle();
+  const r2 = rec(P, '227 (1,1,1,1,195,80)\r\n');
+  r2.data = tcpFrame({ src: v2, dst: GEN, sport: 21, dport: 51501, seq: P, flags: 0x18, payload: Buffer.from('227 (1,1,1,1,195,80)\r\n') });
+  assert.equal(f.en.onFtpReply(r2, f.ctx), false);
+  assert.equal(f.ftpSeq.size, 0);
+  f.en.close();
 });
 
 test('behindNat auto: a private source binds, a global one does not; without BIND behind a NAT the router refuses (bad_session)', async () => {
