@@ -19,7 +19,7 @@ export function toCid(f: FiveTuple, dir: PitDir): Cid {
 }
 
 type PitLike = Pick<GscipMaps['pit'], 'setBatch' | 'deleteBatch' | 'get' | 'entries'>;
-type FlowKeysLike = Pick<GscipMaps['flowKeys'], 'get' | 'set' | 'delete'>;
+type FlowKeysLike = Pick<GscipMaps['flowKeys'], 'get' | 'set' | 'delete'> & Partial<Pick<GscipMaps['flowKeys'], 'setBatch'>>;
 type KeysLike = Pick<GscipMaps['keys'], 'get'>;
 
 /** The per-flow key writer over an instance's maps (group keys from gscip_keys). */
@@ -48,11 +48,14 @@ export class KernelPitMap implements PitMap<PitEntry> {
   install(es: readonly PitEntry[]): void {
     const now = this.nowNs();
     // Per-flow keys first: the fast path never sees an entry's FLOW_KEY flag before its key.
+    const keyed: Array<{ e: PitEntry; cid: Cid; fromCid?: Cid }> = [];
     for (const e of es) {
       if (!usesFlowKey(e)) continue;
       if (!this.keys) throw new Error('PIT entry with a per-flow key, but no gscip_flow_keys map to put it in');
-      this.keys.install(e, toCid(e.flow, e.dir), e.flowKey!.from ? toCid(e.flowKey!.from.flow, e.flowKey!.from.dir) : undefined);
+      keyed.push({ e, cid: toCid(e.flow, e.dir), ...(e.flowKey!.from ? { fromCid: toCid(e.flowKey!.from.flow, e.flowKey!.from.dir) } : {}) });
     }
+    if (keyed.length === 1) this.keys!.install(keyed[0].e, keyed[0].cid, keyed[0].fromCid);
+    else if (keyed.length) this.keys!.installMany(keyed);
     const rows = es.map((e): [Cid, PitVal] => {
       const k = slotKey(e);
       const created = this.created.get(k) ?? now;

@@ -29,6 +29,51 @@ export interface FlowKeyMapLike {
   get(k: Cid): FlowKeyVal | undefined;
   set(k: Cid, v: FlowKeyVal): void;
   delete(k: Cid): boolean;
+  /** Many values in one call (bpf_map_update_batch); absent: one `set` each. */
+  setBatch?(entries: ReadonlyArray<readonly [Cid, FlowKeyVal]>): number;
+  /** `get` from the map itself, never a remembered value (a sender's counter: FlowKeyReadCache); absent: `get`. */
+  getFresh?(k: Cid): FlowKeyVal | undefined;
+}
+
+function cidKey(c: Cid): string {
+  return `${c.saddr}:${c.sport}>${c.daddr}:${c.dport}/${c.proto}@${c.dir}`;
+}
+
+/**
+ * The writes of one `installMany`, held: reads of a slot written earlier in
+ * the same call see the held value (as one-by-one `install`s would), and at
+ * the end the values go in one setBatch, the removals one by one.
+ */
+class HeldWrites implements FlowKeyMapLike {
+  private readonly held = new Map<string, { cid: Cid; v: FlowKeyVal | null }>();
+  constructor(private readonly map: FlowKeyMapLike) {}
+  get(k: Cid): FlowKeyVal | undefined {
+    const h = this.held.get(cidKey(k));
+    return h ? (h.v ?? undefined) : this.map.get(k);
+  }
+  getFresh(k: Cid): FlowKeyVal | undefined {
+    const h = this.held.get(cidKey(k));
+    return h ? (h.v ?? undefined) : this.map.getFresh ? this.map.getFresh(k) : this.map.get(k);
+  }
+  set(k: Cid, v: FlowKeyVal): void {
+    this.held.set(cidKey(k), { cid: k, v });
+  }
+  delete(k: Cid): boolean {
+    const had = this.get(k) !== undefined;
+    this.held.set(cidKey(k), { cid: k, v: null });
+    return had;
+  }
+  flush(): void {
+    const sets: Array<[Cid, FlowKeyVal]> = [];
+    for (const { cid, v } of this.held.values()) {
+      if (v) sets.push([cid, v]);
+      else this.map.delete(cid);
+    }
+    this.held.clear();
+    if (!sets.length) return;
+    if (this.map.setBatch) this.map.setBatch(sets);
+    else for (const [k, v] of sets) this.map.set(k, v);
+  }
 }
 
 /** How far a moved sender's counter jumps (the receiver's reconstruction takes up to 2^16 - 4096 ahead). */
@@ -52,14 +97,32 @@ export class FlowKeyWriter {
 
   /** Write the per-flow key of `e` (which has e.flowKey) at `cid`; `fromCid` is e.flowKey.from's CID. */
   install(e: PitEntry, cid: Cid, fromCid?: Cid): void {
+    this.installOn(this.map, e, cid, fromCid);
+  }
+
+  /**
+   * The same as `install` of each item in order (a later item reads what an
+   * earlier one wrote), with the values written in one setBatch at the end
+   * (a moved burst of flows: two single writes per flow were a third of a
+   * CU's map calls). Removals stay single calls.
+   */
+  installMany(items: ReadonlyArray<{ e: PitEntry; cid: Cid; fromCid?: Cid }>): void {
+    const held = new HeldWrites(this.map);
+    for (const it of items) this.installOn(held, it.e, it.cid, it.fromCid);
+    held.flush();
+  }
+
+  private installOn(map: FlowKeyMapLike, e: PitEntry, cid: Cid, fromCid?: Cid): void {
     const spec = e.flowKey;
     if (!spec || (e.action !== 'encrypt' && e.action !== 'decrypt')) return;
     const salt = saltToU64(spec.salt);
     const leg = legCode(spec.leg);
     const matches = (h: FlowKeyHalf, hs: bigint, hl: number, s: FlowKeySpec, version: number) =>
       h.key_version === version && hs === saltToU64(s.salt) && hl === legCode(s.leg);
-    const old = this.map.get(cid);
-    const src = spec.from && fromCid ? this.map.get(fromCid) : undefined;
+    const old = map.get(cid);
+    // A sender's counter is read from the map itself at the write (never a remembered value): what the
+    // fast path used since is covered by MOVE_SKIP only for the time the write takes.
+    const src = spec.from && fromCid ? (e.action === 'encrypt' && map.getFresh ? map.getFresh(fromCid) : map.get(fromCid)) : undefined;
     let cur: FlowKeyHalf | undefined;
     let kept = false;
     if (old && matches(old.cur, old.salt, old.leg, spec, e.version)) {
@@ -68,7 +131,7 @@ export class FlowKeyWriter {
       kept = true;
     } else if (spec.from) {
       if (!src || !matches(src.cur, src.salt, src.leg, spec, e.version)) {
-        this.map.delete(cid);  // fail closed: never a fresh counter under a key in use
+        map.delete(cid);  // fail closed: never a fresh counter under a key in use
         return;
       }
       cur = e.action === 'encrypt' && e.flow.proto === 17 ? { ...src.cur, ctr: src.cur.ctr + MOVE_SKIP } : src.cur;
@@ -78,7 +141,7 @@ export class FlowKeyWriter {
       cur = this.derive(spec, e.group, e.version);
     }
     if (!cur) {
-      this.map.delete(cid);  // no group key to derive from: no_key drops, never the group key
+      map.delete(cid);  // no group key to derive from: no_key drops, never the group key
       return;
     }
     let prev: FlowKeyHalf = EMPTY;
@@ -99,7 +162,7 @@ export class FlowKeyWriter {
       }
     }
     const udpSender = e.action === 'encrypt' && e.flow.proto === 17;
-    this.map.set(cid, {
+    map.set(cid, {
       cur, prev, salt, prev_salt: prevSalt,
       rekey_at: udpSender ? (src?.rekey_at ?? this.opts.udpRekeyAt ?? 0n) : 0n,
       leg, prev_leg: prevLeg,
@@ -127,5 +190,83 @@ export class FlowKeyWriter {
   /** The raw value (tests, `gscip maps dump`). */
   get(cid: Cid): FlowKeyVal | undefined {
     return this.map.get(cid);
+  }
+}
+
+/**
+ * A flow-key map whose reads are remembered inside `scope` (and only there):
+ * a moved flow's value is read when its PIT entry is read (the key specs
+ * travel with the entry), and again as the slot it moves from and for the
+ * slot it moves to when the new entry is written, in the same synchronous
+ * call. Inside a scope those reads are answered from what was read (or
+ * written) before, or from a `preload` of the whole map (one
+ * bpf_map_lookup_batch sweep instead of a lookup per slot, for a large move).
+ * Nothing but the control plane creates or deletes values (the fast path
+ * only updates its counters in place), and no other part runs inside a
+ * synchronous scope, so presence and keys are exact; counters may be older
+ * than the map's, which costs nothing for a receiver (a hint) and is never
+ * used for a sender: a sender's source value is read with `getFresh`, from
+ * the map, at the write (pccom contract: no (key, counter) pair twice).
+ * Writes go straight through and update what is remembered. Outside a scope
+ * every call goes straight to the map.
+ */
+export class FlowKeyReadCache implements FlowKeyMapLike {
+  private depth = 0;
+  private readonly seen = new Map<string, FlowKeyVal | null>();
+  /** Inside a scope after preload(): every slot's value as read then (absent = none). */
+  private all = false;
+
+  constructor(private readonly map: FlowKeyMapLike & { entries?(): Iterable<[Cid, FlowKeyVal]> }) {}
+
+  /** Runs `fn` with reads remembered; forgotten when the outermost scope ends (also on a throw). */
+  scope<T>(fn: () => T): T {
+    this.depth++;
+    try {
+      return fn();
+    } finally {
+      if (--this.depth === 0) { this.seen.clear(); this.all = false; }
+    }
+  }
+
+  /** Inside a scope: reads every value now (one sweep), so the scope's reads need no lookups. False outside a scope or without a sweep. */
+  preload(): boolean {
+    if (!this.depth || !this.map.entries) return false;
+    for (const [k, v] of this.map.entries()) if (!this.seen.has(cidKey(k))) this.seen.set(cidKey(k), v);
+    this.all = true;
+    return true;
+  }
+
+  get(k: Cid): FlowKeyVal | undefined {
+    if (!this.depth) return this.map.get(k);
+    const key = cidKey(k);
+    const s = this.seen.get(key);
+    if (s !== undefined) return s ?? undefined;
+    if (this.all) return undefined;
+    const v = this.map.get(k);
+    this.seen.set(key, v ?? null);
+    return v;
+  }
+
+  getFresh(k: Cid): FlowKeyVal | undefined {
+    const v = this.map.get(k);
+    if (this.depth) this.seen.set(cidKey(k), v ?? null);
+    return v;
+  }
+
+  set(k: Cid, v: FlowKeyVal): void {
+    this.map.set(k, v);
+    if (this.depth) this.seen.set(cidKey(k), v);
+  }
+
+  delete(k: Cid): boolean {
+    const r = this.map.delete(k);
+    if (this.depth) this.seen.set(cidKey(k), null);
+    return r;
+  }
+
+  setBatch(entries: ReadonlyArray<readonly [Cid, FlowKeyVal]>): number {
+    const n = this.map.setBatch ? this.map.setBatch(entries) : (entries.forEach(([k, v]) => this.map.set(k, v)), entries.length);
+    if (this.depth) for (const [k, v] of entries) this.seen.set(cidKey(k), v);
+    return n;
   }
 }
