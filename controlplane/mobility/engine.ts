@@ -74,7 +74,8 @@ export interface MobilityObserver {
   cuAnswered?(seconds: number): void;
   cuFailed?(reason: 'no_answer' | 'no_key'): void;
   refused?(reason: CuRefusal, entries: number): void;
-  flowMoved?(end: MoveEnd): void;
+  /** `n` flows (1 when absent) took their CIT as `end`. */
+  flowMoved?(end: MoveEnd, n?: number): void;
   redirected?(reason: RedirectReason): void;
   /** Moved flows switched to a newer key version (rekey.ts), by step: sent (decrypt switched), applied (peer's CU), answered. */
   rekeyed?(step: 'sent' | 'applied' | 'answered', flows: number): void;
@@ -166,7 +167,7 @@ export class MobilityEngine {
     const cit = d.expiry ?? { idleMs: 300_000, closedMs: 10_000 };
     this.maps = new BatchedFlowMaps(d.maps);
     this.table = new FlowTable({ maps: this.maps, clock: d.clock, expiry: { pit: cit, xlat: { cit } } });
-    this.exchanges = new CuExchanges(d.timers, d.retryMs);
+    this.exchanges = new CuExchanges(d.timers, d.retryMs, () => d.clock.monoMs());
     this.windowMs = d.windowMs ?? 30_000;
   }
 
@@ -590,8 +591,12 @@ export class MobilityEngine {
       this.table.commit(cit.wire, { end, stack: flow, local, remote, next, ...seqs, moves: 1, lastMoveMono: now, group: key.group, version: key.version }, { pit: cit.pit, xlat: cit.xlat });
       this.stackIndex.set(k, this.table.find(cit.wire)!.id);
     }
-    this.d.observer?.flowMoved?.(end);
+    if (this.movedTally) this.movedTally.set(end, (this.movedTally.get(end) ?? 0) + 1);
+    else this.d.observer?.flowMoved?.(end, 1);
   }
+
+  /** Inside batched(): the flows moved, by end, counted once at the end (one metric update per CU, not per flow). */
+  private movedTally: Map<MoveEnd, number> | null = null;
 
   private lingering: { pit: PitEntry[]; xlat: XlatEntry[] } | null = null;
 
@@ -610,10 +615,14 @@ export class MobilityEngine {
   private batched(fn: () => void): void {
     if (this.lingering) return fn();
     const batch = { pit: [] as PitEntry[], xlat: [] as XlatEntry[] };
+    const tally = new Map<MoveEnd, number>();
     this.lingering = batch;
+    this.movedTally = tally;
     try { fn(); } finally {
       this.lingering = null;
+      this.movedTally = null;
       if (batch.pit.length || batch.xlat.length) this.expireLater(batch);
+      for (const [end, n] of tally) this.d.observer?.flowMoved?.(end, n);
     }
   }
 
