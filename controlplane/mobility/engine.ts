@@ -551,7 +551,11 @@ export class MobilityEngine {
   // ---------------- both ----------------
 
   /** The flow's ends on the wire are now `u` (what is not given stays as it is); writes its CIT and PIT entries on the wire CIDs. */
-  private install(flow: StackFlow, u: { local?: AddrPort; remote?: AddrPort; localSeq?: number; remoteSeq?: number }, t: { egress: PitTemplate; ingress: PitTemplate }, key: MobilityKey): void {
+  /**
+   * `t.half`: the mover's ingress half written before the answer (writeHalf); those of its entries the CIT
+   * holds unchanged stay as they are, not written again (at the mover's answer half of a flow's map writes).
+   */
+  private install(flow: StackFlow, u: { local?: AddrPort; remote?: AddrPort; localSeq?: number; remoteSeq?: number }, t: { egress: PitTemplate; ingress: PitTemplate; half?: { pit: PitEntry[]; xlat: XlatEntry[] } }, key: MobilityKey): void {
     const k = stackFlowKey(flow);
     const rec = this.byStack(k);
     const now = this.d.clock.monoMs();
@@ -588,7 +592,20 @@ export class MobilityEngine {
       this.linger(linger);
       Object.assign(rec.meta, { end, local, remote, next, ...seqs, moves: rec.meta.moves + 1, lastMoveMono: now });
     } else {
-      this.table.commit(cit.wire, { end, stack: flow, local, remote, next, ...seqs, moves: 1, lastMoveMono: now, group: key.group, version: key.version }, { pit: cit.pit, xlat: cit.xlat });
+      const meta: MoveMeta = { end, stack: flow, local, remote, next, ...seqs, moves: 1, lastMoveMono: now, group: key.group, version: key.version };
+      const half = t.half && (t.half.pit.length || t.half.xlat.length) ? t.half : null;
+      if (half) {
+        // The egress PIT entries went above; what else the half does not hold as it is now (a PIT and an
+        // XLAT entry share a slot: compared per map).
+        const held = <T extends MapSlot>(l: readonly T[]) => new Map(l.map((x) => [slotKey(x), JSON.stringify(x)]));
+        const heldPit = held(half.pit);
+        const heldXlat = held(half.xlat);
+        const todo = <T extends MapSlot>(l: readonly T[], h: Map<string, string>) => l.filter((x) => h.get(slotKey(x)) !== JSON.stringify(x));
+        this.table.writes.write({ pit: todo(cit.pit.filter((x) => x.dir !== 'egress'), heldPit), xlat: todo(cit.xlat, heldXlat) });
+        this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat }, { written: true });
+      } else {
+        this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat });
+      }
       this.stackIndex.set(k, this.table.find(cit.wire)!.id);
     }
     if (this.movedTally) this.movedTally.set(end, (this.movedTally.get(end) ?? 0) + 1);

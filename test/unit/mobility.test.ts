@@ -173,14 +173,17 @@ class FakeMaps implements FlowMaps<PitEntry> {
   xlatRows = new Map<string, XlatEntry>();
   /** An egress XLAT entry written while its translated CID had no egress PIT entry (a packet then would miss). */
   egressHoles: string[] = [];
+  /** Every slot written, in order (PIT installs and XLAT sets). */
+  written: string[] = [];
   pit = {
-    install: (es: readonly PitEntry[]) => { for (const e of es) this.pitRows.set(slotKey(e), e); },
+    install: (es: readonly PitEntry[]) => { for (const e of es) { this.pitRows.set(slotKey(e), e); this.written.push(`pit ${slotKey(e)}`); } },
     remove: (ks: readonly MapSlot[]) => { for (const k of ks) this.pitRows.delete(slotKey(k)); },
   };
   xlat = {
     set: (es: readonly XlatEntry[]) => {
       for (const e of es) {
         this.xlatRows.set(slotKey(e), e);
+        this.written.push(`xlat ${slotKey(e)}`);
         if (e.dir === 'egress' && !this.pitRows.has(slotKey({ flow: { ...e.to, proto: e.flow.proto }, dir: 'egress' }))) this.egressHoles.push(slotKey(e));
       }
     },
@@ -257,6 +260,20 @@ describe('a mover and a stationary end', () => {
     a.eng.onControl(cu.icmp, cu.src, cu.dst);
     assert.equal(a.maps.snapshot(), before, 'a duplicate is answered, not applied again');
     assert.equal(a.eng.moved()[0].moves, 1);
+  });
+
+  test('at the answer the mover writes what its half before the answer did not hold (the half is not written again)', () => {
+    const { b, deliver } = pair([k1], [k1]);
+    b.maps.written.length = 0; // DPRP's entries of the pair
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    const atMove = [...b.maps.written];
+    deliver(2);
+    assert.equal(b.eng.moved().length, 1);
+    const atAnswer = b.maps.written.slice(atMove.length);
+    assert.deepEqual(atMove, [`xlat 6/${A}:5001>${C}:40000@ingress`, `pit 6/${A}:5001>${C}:40000@ingress`], 'the ingress half, translation before its PIT entry');
+    assert.deepEqual(atAnswer, [`pit 6/${C}:40000>${A}:5001@egress`, `xlat 6/${B}:40000>${A}:5001@egress`], 'the egress half only, PIT entry before its translation');
+    assert.equal(b.maps.xlatRows.size, 2);
+    assert.equal(b.maps.pitRows.get(`6/${A}:5001>${C}:40000@ingress`)?.action, 'decrypt');
   });
 
   test('a key rotation re-keys a moved flow on its wire CIDs, in order: the starter\'s decrypt, the peer\'s both, the starter\'s encrypt', () => {
