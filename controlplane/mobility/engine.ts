@@ -602,11 +602,13 @@ export class MobilityEngine {
         const heldXlat = held(half.xlat);
         const todo = <T extends MapSlot>(l: readonly T[], h: Map<string, string>) => l.filter((x) => h.get(slotKey(x)) !== JSON.stringify(x));
         this.table.writes.write({ pit: todo(cit.pit.filter((x) => x.dir !== 'egress'), heldPit), xlat: todo(cit.xlat, heldXlat) });
-        this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat }, { written: true });
+        this.stackIndex.set(k, this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat }, { written: true }).id);
       } else {
-        this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat });
+        // The rest in the flow table's order (translations before the ingress PIT entry), written here:
+        // the table takes the entries as written (the egress PIT entry above need not go twice).
+        this.table.writes.write({ pit: cit.pit.filter((x) => x.dir !== 'egress'), xlat: cit.xlat });
+        this.stackIndex.set(k, this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat }, { written: true }).id);
       }
-      this.stackIndex.set(k, this.table.find(cit.wire)!.id);
     }
     if (this.movedTally) this.movedTally.set(end, (this.movedTally.get(end) ?? 0) + 1);
     else this.d.observer?.flowMoved?.(end, 1);
