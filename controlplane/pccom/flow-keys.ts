@@ -17,6 +17,8 @@
  *    the old slot while the move is written); never derived afresh. When that
  *    slot holds another key, the value is removed: the fast path then drops
  *    the flow's packets as no_key (counted) rather than reuse a counter.
+ *    A sender's source value is read from the map at the write, never from
+ *    reads remembered earlier (FlowKeyReadCache.getFresh).
  */
 import type { Cid, FlowKeyHalf, FlowKeyVal } from '../maps/codecs.js';
 import type { FlowKeySpec, PitEntry } from '../flows/pit-entry.js';
