@@ -91,7 +91,8 @@ export interface MobilityDeps {
   /** A PIT entry's value by slot, or undefined. */
   pitGet(slot: MapSlot): PitTemplate | undefined;
   /** The PIT's control-plane entries (DPRP's), for the flows on a moved address. */
-  pitScan(): Iterable<PitEntry>;
+  /** `keys: false`: the entries' per-flow key specs are not needed (not read: a lookup per entry). */
+  pitScan(o?: { keys?: boolean }): Iterable<PitEntry>;
   keys(): readonly MobilityKey[];
   /** Sends an ICMP message from src to dst. */
   send(dst: string, icmp: Buffer, src: string): void;
@@ -201,7 +202,7 @@ export class MobilityEngine {
       for (const r of this.table.values()) if (r.meta.local.addr === a && r.meta.stack.local.addr !== a) keep.add(r.meta.stack.local.addr);
     }
     const on = new Set(others);
-    for (const e of this.d.pitScan()) {
+    for (const e of this.d.pitScan({ keys: false })) {
       if (e.dir === 'egress' && on.has(e.flow.saddr) && (e.flow.proto === 6 || e.flow.proto === 17)) { keep.add(e.flow.saddr); on.delete(e.flow.saddr); }
       if (!on.size) break;
     }

@@ -236,7 +236,7 @@ export class MobilePpcHandler implements PuntHandler {
         };
         return t;
       },
-      pitScan: () => pitReader.readOwned(),
+      pitScan: (o) => pitReader.readOwned(o),
       keys: () => this.keyRing(ctx),
       send: (dst, icmp, src) => {
         if (ifindex === undefined) return;

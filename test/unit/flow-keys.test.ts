@@ -14,6 +14,8 @@ import type { Cid, FlowKeyVal } from '../../controlplane/maps/codecs.js';
 import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
 import { FlowLeg } from '../../controlplane/maps/abi.js';
 import { dumpFlowKeys } from '../../controlplane/cli/commands/maps.js';
+import { KernelPitMap } from '../../controlplane/flows/kernel-flow-maps.js';
+import type { PitVal } from '../../controlplane/maps/codecs.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 
 const G = randomBytes(32);
@@ -207,4 +209,23 @@ test('read cache: a preload answers the scope\'s reads, absent slots included, w
     cache.delete(cidOf(43000, 0));
     assert.equal(cache.get(cidOf(43000, 0)), undefined, 'its own writes are what it remembers');
   });
+});
+
+test('reading the PIT back without the per-flow keys (a scan for addresses) does no flow-key lookup', () => {
+  const m = new FakeMap();
+  const rows = new Map<string, [Cid, PitVal]>();
+  const fakePit = {
+    setBatch: (r: ReadonlyArray<readonly [Cid, PitVal]>) => { for (const [k, v] of r) rows.set(JSON.stringify(k), [k, v]); return r.length; },
+    deleteBatch: (ks: readonly Cid[]) => ks.length,
+    get: (k: Cid) => rows.get(JSON.stringify(k))?.[1],
+    *entries(): Generator<[Cid, PitVal]> { yield* [...rows.values()]; },
+  };
+  const pit = new KernelPitMap(fakePit, () => 1n, new FlowKeyWriter(m, () => ({ key: G, flags: 0 })));
+  pit.install([entry(cidOf(44000, 1), 'encrypt', SALT), entry(cidOf(44000, 0), 'decrypt', SALT)]);
+  let gets = m.gets;
+  assert.deepEqual(pit.readOwned().map((e) => e.flowKey?.salt), [SALT, SALT]);
+  assert.equal(m.gets - gets, 2, 'with the specs: one lookup per entry');
+  gets = m.gets;
+  assert.deepEqual(pit.readOwned({ keys: false }).map((e) => [e.dir, e.flowKey]), [['egress', undefined], ['ingress', undefined]]);
+  assert.equal(m.gets - gets, 0);
 });

@@ -192,7 +192,7 @@ class FakeMaps implements FlowMaps<PitEntry> {
   snapshot(): string { return JSON.stringify([[...this.pitRows.keys()].sort(), [...this.xlatRows.keys()].sort()]); }
 }
 
-interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, number>; redirected: RedirectReason[]; kept: Set<string>; addr: { v: string }; here: Set<string> }
+interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, number>; redirected: RedirectReason[]; kept: Set<string>; addr: { v: string }; here: Set<string>; scans: Array<{ keys?: boolean } | undefined> }
 
 /**
  * Two engines with DPRP's entries for A:5001 <-> B:40000. `routed`: a message reaches its
@@ -210,14 +210,15 @@ function pair(keysA: MobilityKey[], keysB: MobilityKey[], o: { routed?: boolean;
     const refused = new Map<CuRefusal, number>();
     const redirected: RedirectReason[] = [];
     const kept = new Set<string>();
+    const scans: Array<{ keys?: boolean } | undefined> = [];
     const eng = new MobilityEngine({
-      maps, pitGet: (s) => maps.pitRows.get(slotKey(s)), pitScan: () => maps.pitRows.values(), keys: () => keys,
+      maps, pitGet: (s) => maps.pitRows.get(slotKey(s)), pitScan: (o) => { scans.push(o); return maps.pitRows.values(); }, keys: () => keys,
       send: (dst, icmp, src) => wire.push({ to, icmp, src, dst }),
       keeper: { keep: (a) => kept.add(a), release: (a) => kept.delete(a) }, clock, timers,
       observer: { refused: (r) => refused.set(r, (refused.get(r) ?? 0) + 1), redirected: (r) => redirected.push(r) },
       rendezvous: o.rendezvous?.[to === 'b' ? 'a' : 'b'],
     });
-    return { eng, maps, refused, redirected, kept, addr: { v: self }, here: new Set([self]) };
+    return { eng, maps, refused, redirected, kept, addr: { v: self }, here: new Set([self]), scans };
   };
   const a = make(A, keysA, 'b'); // a's sends go to b
   const b = make(B, keysB, 'a');
@@ -325,6 +326,7 @@ describe('a mover and a stationary end', () => {
   test('a new address next to one with live flows keeps those flows\' address local before the move (DHCP: new first)', () => {
     const { b } = pair([k1], [k1]);
     assert.deepEqual(b.eng.onAddressAdded([B, D]), [B], 'B has DPRP\'s flows, D none');
+    assert.deepEqual(b.scans, [{ keys: false }], 'addresses only: the per-flow key of every entry is not read (a lookup each)');
     assert.ok(b.kept.has(B));
     assert.equal(b.eng.onMove({ ifname: 'vb', from: B, to: C }), 1, 'the move that follows moves the flow as before');
     assert.ok(b.kept.has(B));
