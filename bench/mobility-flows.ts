@@ -6,14 +6,17 @@
  * r2's subnet (test/netns/mobility-topology.ts); from the move on, every flow
  * not yet answered sends a datagram every 100 ms. Printed: the time from the
  * move to the first echo of every flow (target <= 1 s for 10,000 flows to 100
- * peers), the median flow's, and the CUs it took. The baseline in the same
- * run: the same flows' time to an echo each with no move (one round).
+ * peers), the median flow's, the CUs it took, and the CPU time both agents
+ * spent from the move to the last answer (less noisy than the wall time on a
+ * shared machine). The baseline in the same run: the same flows' time to an
+ * echo each with no move (one round).
  *
  *   node dist/bench/mobility-flows.js [--flows 10000] [--peers 100]
  * Needs root. Writes bench/results/mobility-flows.json.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { waitFor } from '../test/lib/netns.js';
 import { B_OLD, MobilityTopo } from '../test/netns/mobility-topology.js';
@@ -57,6 +60,14 @@ process.stdin.on('data', (d) => {
 console.log('ready');
 setTimeout(() => process.exit(0), 600000);`;
 
+/** CPU time (user, system; ms) a process used so far, from /proc (10 ms ticks). */
+function cpuMs(pid: number | null): { user: number; sys: number } {
+  if (pid === null) return { user: NaN, sys: NaN };
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return { user: Number(f[11]) * 10, sys: Number(f[12]) * 10 };
+}
+const since = (a: { user: number; sys: number }, b: { user: number; sys: number }) => ({ user: b.user - a.user, sys: b.sys - a.sys });
+
 async function main(): Promise<void> {
   const flows = intArg('flows', 10_000);
   const peers = intArg('peers', 100);
@@ -87,15 +98,25 @@ async function main(): Promise<void> {
     const negotiated = await run(`${flows} flows negotiated`, 300_000, intArg('negotiate-per-round', 500));
     const quiet = await run(`${flows} flows answered again (no move)`, 60_000);
     const cuBefore = p.metric('b', 'gscip_mobility_cu_sent_total');
+    // The agents' CPU from the move to the last answer: what the move costs them, less noisy than the
+    // wall time on a shared machine (the rest of the wall time is the other processes' share).
+    const cpu0 = { a: cpuMs(p.ges.pid('a')), b: cpuMs(p.ges.pid('b')) };
+    // Punts (control messages, PIT misses) each agent took meanwhile: what else than the CUs it worked on.
+    const punts0 = { a: p.metric('a', 'gscip_agent_punts_total'), b: p.metric('b', 'gscip_agent_punts_total') };
+    const load = loadavg()[0];
     p.moveToR2();
     const moved = await run(`${flows} flows answered after the move`, 120_000);
+    const agentCpuMs = { a: since(cpu0.a, cpuMs(p.ges.pid('a'))), b: since(cpu0.b, cpuMs(p.ges.pid('b'))) };
+    const punts = { a: p.metric('a', 'gscip_agent_punts_total') - punts0.a, b: p.metric('b', 'gscip_agent_punts_total') - punts0.b };
     const res = {
       flows, peers, negotiatedMs: negotiated.allMs, baseline: quiet, moved,
       cuSent: p.metric('b', 'gscip_mobility_cu_sent_total') - cuBefore, cuAnswered: p.metric('b', 'gscip_mobility_cu_answered_total'),
       flowsMovedAtB: p.metric('b', 'gscip_mobility_flows_moved_total'), flowsMovedAtA: p.metric('a', 'gscip_mobility_flows_moved_total'),
+      agentCpuMs, punts, loadAverage: load,
     };
     console.log(`${flows} flows to ${peers} peers: DPRP negotiated them in ${negotiated.allMs} ms; no move, every flow answered in ${quiet.allMs} ms (median ${quiet.medianMs})`);
     console.log(`after the move: every flow answered in ${moved.allMs} ms (median flow ${moved.medianMs} ms; target <= 1000 ms); ratio to no move ${Math.round((moved.allMs / quiet.allMs) * 100) / 100}; CUs sent ${res.cuSent}, answered ${res.cuAnswered}; flows moved b ${res.flowsMovedAtB}, a ${res.flowsMovedAtA}`);
+    console.log(`agents' CPU from the move to the last answer: a ${agentCpuMs.a.user} + ${agentCpuMs.a.sys} ms, b ${agentCpuMs.b.user} + ${agentCpuMs.b.sys} ms (user + system); punts a ${punts.a}, b ${punts.b}; load average at the move ${load.toFixed(2)}`);
     const dir = resolve(__dirname, '../../bench/results');
     mkdirSync(dir, { recursive: true });
     writeFileSync(resolve(dir, 'mobility-flows.json'), `${JSON.stringify(res, null, 2)}\n`);

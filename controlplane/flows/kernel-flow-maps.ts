@@ -90,9 +90,11 @@ export class KernelPitMap implements PitMap<PitEntry> {
 
   /**
    * The entries a control plane made (role set, state not static), e.g. by the
-   * agent before a restart; their ages are kept for later rewrites.
+   * agent before a restart; their ages are kept for later rewrites. `keys:
+   * false`: without their per-flow key specs (each is a lookup in
+   * gscip_flow_keys; a scan for addresses needs none).
    */
-  readOwned(): PitEntry[] {
+  readOwned(o: { keys?: boolean } = {}): PitEntry[] {
     const out: PitEntry[] = [];
     for (const [k, v] of this.pit.entries()) {
       const a = ACTIONS.name(v.action);
@@ -108,7 +110,7 @@ export class KernelPitMap implements PitMap<PitEntry> {
         ...(a === 'decrypt' && v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
         ...whyOf(v.flags),
         ...(a === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM) ? { wireCsum: true as const } : {}),
-        ...this.flowKeysOf(k, v),
+        ...(o.keys === false ? {} : this.flowKeysOf(k, v)),
       });
     }
     return out;

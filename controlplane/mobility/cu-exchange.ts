@@ -29,41 +29,104 @@ export function retryStretch(open: number): number {
   return Math.min(RETRY_STRETCH_MAX, Math.max(1, open / RETRY_STRETCH_PER));
 }
 
+/**
+ * A re-send (or the give-up) of an exchange the peer has not reached yet is
+ * put off while answers keep coming: the peer answers CUs in the order they
+ * came, so while answers to CUs sent before this one arrive (the last one
+ * less than the exchange's current delay ago) and none to a CU sent after it,
+ * the peer is still working through the CUs ahead of it, and a duplicate
+ * would only queue behind them (each a MAC check and an answer more there).
+ * At most POSTPONE_MAX times per exchange (bounded: a peer that keeps
+ * answering others but lost this one re-sends it after that). The order is
+ * this end's over all its exchanges: one peer's answers come in order; for
+ * CUs to different peers it is a guess, wrong only in delaying a re-send
+ * while other answers keep coming.
+ */
+export const POSTPONE_MAX = 16;
+
+/**
+ * A re-send timer that fires this much later than it was due (the event loop
+ * was busy, e.g. writing a large move's flows) is looked at again once after
+ * the loop's next poll: the answers that came meanwhile are read first (the
+ * timers of a loop turn run before its I/O), so a CU answered while this end
+ * was busy is not sent again.
+ */
+export const LATE_MS = 10;
+
 export interface ExchangeCallbacks {
   send(attempt: number): void;
   answered(attempts: number): void;
   failed(attempts: number): void;
 }
 
-export class CuExchanges {
-  private readonly open = new Map<string, { attempts: number; timer: { cancel(): void } | null; cb: ExchangeCallbacks; kicked: boolean }>();
+interface Open { attempts: number; timer: { cancel(): void } | null; cb: ExchangeCallbacks; kicked: boolean; order: number; postponed: number }
 
-  constructor(private readonly timers: Timers, private readonly schedule: readonly number[] = CU_RETRY_MS) {}
+export class CuExchanges {
+  private readonly open = new Map<string, Open>();
+  /** First-send order of the exchanges; the highest order answered and when (monotonic ms). */
+  private sent = 0;
+  private reached = 0;
+  private answeredAtMs = -Infinity;
+  private postponedTotal = 0;
+
+  /** `nowMs`: a monotonic clock (absent: re-sends are never put off). */
+  constructor(private readonly timers: Timers, private readonly schedule: readonly number[] = CU_RETRY_MS, private readonly nowMs?: () => number) {}
 
   get pending(): number {
     return this.open.size;
   }
 
+  /** Re-sends put off so far because the peer had not reached the CU yet (POSTPONE_MAX). */
+  get postponed(): number {
+    return this.postponedTotal;
+  }
+
+  /** Whether `x`'s re-send (or give-up), due after `delay` ms, should wait: answers still coming, none to it or a later CU. */
+  private notReached(x: Open, delay: number): boolean {
+    if (!this.nowMs || x.postponed >= POSTPONE_MAX || x.order <= this.reached) return false;
+    return this.nowMs() - this.answeredAtMs < delay;
+  }
+
   /** Sends now and keeps re-sending until `ack(id)` or the schedule ends. */
   start(id: string, cb: ExchangeCallbacks): void {
     this.cancel(id);
-    const x = { attempts: 0, timer: null as { cancel(): void } | null, cb, kicked: false };
+    const x: Open = { attempts: 0, timer: null, cb, kicked: false, order: ++this.sent, postponed: 0 };
     this.open.set(id, x);
+    // Runs `fn` after `delay`, or later while the peer has not reached this CU (notReached).
+    const after = (delay: number, fn: () => void): void => {
+      const due = this.nowMs ? this.nowMs() + delay : 0;
+      x.timer = this.timers.after(delay, () => {
+        if (this.open.get(id) !== x) return;
+        if (this.nowMs && this.nowMs() - due > LATE_MS) {
+          // Late: once more after the answers waiting now were read (they may include this one's).
+          x.timer = this.timers.after(0, () => { if (this.open.get(id) === x) decide(); });
+          return;
+        }
+        decide();
+      });
+      const decide = (): void => {
+        if (this.notReached(x, delay)) {
+          x.postponed++;
+          this.postponedTotal++;
+          after(delay, fn);
+          return;
+        }
+        fn();
+      };
+    };
     const fire = (): void => {
-      if (this.open.get(id) !== x) return;
       x.attempts++;
       cb.send(x.attempts);
       const base = this.schedule[x.attempts - 1];
       const k = retryStretch(this.open.size);
       if (base === undefined) {
-        x.timer = this.timers.after((this.schedule.at(-1) ?? 0) * k, () => {
-          if (this.open.get(id) !== x) return;
+        after((this.schedule.at(-1) ?? 0) * k, () => {
           this.open.delete(id);
           cb.failed(x.attempts);
         });
         return;
       }
-      x.timer = this.timers.after(base * k, fire);
+      after(base * k, fire);
     };
     fire();
   }
@@ -91,6 +154,8 @@ export class CuExchanges {
     if (!x) return false;
     x.timer?.cancel();
     this.open.delete(id);
+    if (x.order > this.reached) this.reached = x.order;
+    if (this.nowMs) this.answeredAtMs = this.nowMs();
     x.cb.answered(x.attempts);
     return true;
   }

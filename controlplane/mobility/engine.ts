@@ -74,7 +74,8 @@ export interface MobilityObserver {
   cuAnswered?(seconds: number): void;
   cuFailed?(reason: 'no_answer' | 'no_key'): void;
   refused?(reason: CuRefusal, entries: number): void;
-  flowMoved?(end: MoveEnd): void;
+  /** `n` flows (1 when absent) took their CIT as `end`. */
+  flowMoved?(end: MoveEnd, n?: number): void;
   redirected?(reason: RedirectReason): void;
   /** Moved flows switched to a newer key version (rekey.ts), by step: sent (decrypt switched), applied (peer's CU), answered. */
   rekeyed?(step: 'sent' | 'applied' | 'answered', flows: number): void;
@@ -90,7 +91,8 @@ export interface MobilityDeps {
   /** A PIT entry's value by slot, or undefined. */
   pitGet(slot: MapSlot): PitTemplate | undefined;
   /** The PIT's control-plane entries (DPRP's), for the flows on a moved address. */
-  pitScan(): Iterable<PitEntry>;
+  /** `keys: false`: the entries' per-flow key specs are not needed (not read: a lookup per entry). */
+  pitScan(o?: { keys?: boolean }): Iterable<PitEntry>;
   keys(): readonly MobilityKey[];
   /** Sends an ICMP message from src to dst. */
   send(dst: string, icmp: Buffer, src: string): void;
@@ -166,7 +168,7 @@ export class MobilityEngine {
     const cit = d.expiry ?? { idleMs: 300_000, closedMs: 10_000 };
     this.maps = new BatchedFlowMaps(d.maps);
     this.table = new FlowTable({ maps: this.maps, clock: d.clock, expiry: { pit: cit, xlat: { cit } } });
-    this.exchanges = new CuExchanges(d.timers, d.retryMs);
+    this.exchanges = new CuExchanges(d.timers, d.retryMs, () => d.clock.monoMs());
     this.windowMs = d.windowMs ?? 30_000;
   }
 
@@ -200,7 +202,7 @@ export class MobilityEngine {
       for (const r of this.table.values()) if (r.meta.local.addr === a && r.meta.stack.local.addr !== a) keep.add(r.meta.stack.local.addr);
     }
     const on = new Set(others);
-    for (const e of this.d.pitScan()) {
+    for (const e of this.d.pitScan({ keys: false })) {
       if (e.dir === 'egress' && on.has(e.flow.saddr) && (e.flow.proto === 6 || e.flow.proto === 17)) { keep.add(e.flow.saddr); on.delete(e.flow.saddr); }
       if (!on.size) break;
     }
@@ -550,7 +552,11 @@ export class MobilityEngine {
   // ---------------- both ----------------
 
   /** The flow's ends on the wire are now `u` (what is not given stays as it is); writes its CIT and PIT entries on the wire CIDs. */
-  private install(flow: StackFlow, u: { local?: AddrPort; remote?: AddrPort; localSeq?: number; remoteSeq?: number }, t: { egress: PitTemplate; ingress: PitTemplate }, key: MobilityKey): void {
+  /**
+   * `t.half`: the mover's ingress half written before the answer (writeHalf); those of its entries the CIT
+   * holds unchanged stay as they are, not written again (at the mover's answer half of a flow's map writes).
+   */
+  private install(flow: StackFlow, u: { local?: AddrPort; remote?: AddrPort; localSeq?: number; remoteSeq?: number }, t: { egress: PitTemplate; ingress: PitTemplate; half?: { pit: PitEntry[]; xlat: XlatEntry[] } }, key: MobilityKey): void {
     const k = stackFlowKey(flow);
     const rec = this.byStack(k);
     const now = this.d.clock.monoMs();
@@ -587,11 +593,30 @@ export class MobilityEngine {
       this.linger(linger);
       Object.assign(rec.meta, { end, local, remote, next, ...seqs, moves: rec.meta.moves + 1, lastMoveMono: now });
     } else {
-      this.table.commit(cit.wire, { end, stack: flow, local, remote, next, ...seqs, moves: 1, lastMoveMono: now, group: key.group, version: key.version }, { pit: cit.pit, xlat: cit.xlat });
-      this.stackIndex.set(k, this.table.find(cit.wire)!.id);
+      const meta: MoveMeta = { end, stack: flow, local, remote, next, ...seqs, moves: 1, lastMoveMono: now, group: key.group, version: key.version };
+      const half = t.half && (t.half.pit.length || t.half.xlat.length) ? t.half : null;
+      if (half) {
+        // The egress PIT entries went above; what else the half does not hold as it is now (a PIT and an
+        // XLAT entry share a slot: compared per map).
+        const held = <T extends MapSlot>(l: readonly T[]) => new Map(l.map((x) => [slotKey(x), JSON.stringify(x)]));
+        const heldPit = held(half.pit);
+        const heldXlat = held(half.xlat);
+        const todo = <T extends MapSlot>(l: readonly T[], h: Map<string, string>) => l.filter((x) => h.get(slotKey(x)) !== JSON.stringify(x));
+        this.table.writes.write({ pit: todo(cit.pit.filter((x) => x.dir !== 'egress'), heldPit), xlat: todo(cit.xlat, heldXlat) });
+        this.stackIndex.set(k, this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat }, { written: true }).id);
+      } else {
+        // The rest in the flow table's order (translations before the ingress PIT entry), written here:
+        // the table takes the entries as written (the egress PIT entry above need not go twice).
+        this.table.writes.write({ pit: cit.pit.filter((x) => x.dir !== 'egress'), xlat: cit.xlat });
+        this.stackIndex.set(k, this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat }, { written: true }).id);
+      }
     }
-    this.d.observer?.flowMoved?.(end);
+    if (this.movedTally) this.movedTally.set(end, (this.movedTally.get(end) ?? 0) + 1);
+    else this.d.observer?.flowMoved?.(end, 1);
   }
+
+  /** Inside batched(): the flows moved, by end, counted once at the end (one metric update per CU, not per flow). */
+  private movedTally: Map<MoveEnd, number> | null = null;
 
   private lingering: { pit: PitEntry[]; xlat: XlatEntry[] } | null = null;
 
@@ -610,10 +635,14 @@ export class MobilityEngine {
   private batched(fn: () => void): void {
     if (this.lingering) return fn();
     const batch = { pit: [] as PitEntry[], xlat: [] as XlatEntry[] };
+    const tally = new Map<MoveEnd, number>();
     this.lingering = batch;
+    this.movedTally = tally;
     try { fn(); } finally {
       this.lingering = null;
+      this.movedTally = null;
       if (batch.pit.length || batch.xlat.length) this.expireLater(batch);
+      for (const [end, n] of tally) this.d.observer?.flowMoved?.(end, n);
     }
   }
 

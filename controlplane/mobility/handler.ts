@@ -31,8 +31,9 @@ import { MobilityEngine, type MobilityObserver } from './engine.js';
 import { TableWriter } from '../parts/published-table.js';
 import type { PublishedMoves } from './published-moves.js';
 import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
-import { MonitorReader, MoveDetector, type Move } from './move-events.js';
+import { MonitorReader, MoveDetector, routeMayCarryCu, type Move } from './move-events.js';
 import { readFileSync } from 'node:fs';
+import { FlowKeyReadCache } from '../pccom/flow-keys.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import { sendUpdate } from './ddns.js';
 import type { PitTemplate } from './cit.js';
@@ -43,13 +44,42 @@ export function isLocalAddress(addr: string): boolean {
   return false;
 }
 
+/**
+ * isLocalAddress, remembered: a burst of CUs asked os.networkInterfaces() once
+ * per message (~1 ms each on this VM, the largest single cost per CU at the
+ * stationary end). An address found local is remembered LOCAL_ADDR_MS; one not
+ * found is asked again every time (a CU to an address this host just got is
+ * never sent on as transit); every address event of the monitor forgets all
+ * (an address removed is not taken for local after the event).
+ */
+export const LOCAL_ADDR_MS = 1000;
+
+export class LocalAddresses {
+  private readonly seen = new Map<string, number>();
+  constructor(private readonly nowMs: () => number = () => performance.now(), private readonly lookup: (addr: string) => boolean = isLocalAddress) {}
+
+  has(addr: string): boolean {
+    const at = this.seen.get(addr);
+    const now = this.nowMs();
+    if (at !== undefined && now - at < LOCAL_ADDR_MS) return true;
+    if (!this.lookup(addr)) { this.seen.delete(addr); return false; }
+    if (this.seen.size >= 256) this.seen.clear();
+    this.seen.set(addr, now);
+    return true;
+  }
+
+  forget(): void {
+    this.seen.clear();
+  }
+}
+
 export const promMobilityObserver: MobilityObserver = {
   moved: () => mobilityMovesTotal.inc(),
   cuSent: (retry) => mobilityCuSentTotal.inc({ retry: String(retry) }),
   cuAnswered: (s) => { mobilityCuAnsweredTotal.inc(); mobilityHandoverSeconds.observe(s); },
   cuFailed: (reason) => mobilityCuFailedTotal.inc({ reason }),
   refused: (reason, n) => mobilityCuRefusedTotal.inc({ reason }, Math.max(1, n)),
-  flowMoved: (end) => mobilityFlowsMovedTotal.inc({ end }),
+  flowMoved: (end, n) => mobilityFlowsMovedTotal.inc({ end }, n ?? 1),
   redirected: (why) => mobilityCuRedirectedTotal.inc({ why }),
   rekeyed: (step, n) => mobilityFlowsRekeyedTotal.inc({ step }, n),
 };
@@ -94,6 +124,7 @@ export class MobilePpcHandler implements PuntHandler {
   private transit: TransitLearner | null = null;
   private sendOn: ((ifindex: number, frame: Buffer) => void) | null = null;
   private readonly hops = new NextHopDevices();
+  private readonly local = new LocalAddresses();
   private announcer: AddressAnnouncer | null = null;
 
   /** A gratuitous ARP for the new address now and once more shortly after (announce.ts: the new router's neighbour entry). */
@@ -170,7 +201,11 @@ export class MobilePpcHandler implements PuntHandler {
     this.keeper = new AddressKeeper(onError);
     this.routes = new OldAddressRoutes(onError);
     this.announcer = new AddressAnnouncer(onError);
-    const pitReader = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs(), flowKeyWriter(ctx.maps));
+    // One flow-key view for the PIT reads and the engine's writes: inside a CU's scope a moved flow's
+    // value is read once (FlowKeyReadCache).
+    this.flowKeys = ctx.maps.flowKeys ? new FlowKeyReadCache(ctx.maps.flowKeys) : null;
+    const keyMaps = { pit: ctx.maps.pit, xlat: ctx.maps.xlat, keys: ctx.maps.keys, ...(this.flowKeys ? { flowKeys: this.flowKeys } : {}) };
+    const pitReader = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs(), flowKeyWriter(keyMaps));
     const ifindex = ctx.interfaces[0]?.ifindex;
     this.rendezvous = this.startRendezvous();
     const rv = this.rendezvous;
@@ -184,7 +219,7 @@ export class MobilePpcHandler implements PuntHandler {
           }, (e: unknown) => { mobilityRendezvousLookupsTotal.inc({ result: 'error' }); throw e; }),
         },
       } : {}),
-      maps: kernelFlowMaps(ctx.maps, () => ctx.nowNs()),
+      maps: kernelFlowMaps(keyMaps, () => ctx.nowNs()),
       pitGet: (s) => {
         const v = ctx.maps.pit.get(toCid(s.flow, s.dir));
         const action = v && ACTIONS.name(v.action);
@@ -201,7 +236,7 @@ export class MobilePpcHandler implements PuntHandler {
         };
         return t;
       },
-      pitScan: () => pitReader.readOwned(),
+      pitScan: (o) => pitReader.readOwned(o),
       keys: () => this.keyRing(ctx),
       send: (dst, icmp, src) => {
         if (ifindex === undefined) return;
@@ -236,7 +271,8 @@ export class MobilePpcHandler implements PuntHandler {
     }
     this.monitor = new MonitorReader({
       onEvent: (e) => this.guard('move', () => {
-        if (e.kind === 'route' && !e.deleted) this.engine!.onRoute();
+        if (e.kind === 'addr') this.local.forget();
+        if (routeMayCarryCu(e, guarded)) this.engine!.onRoute();
         // A new address next to one with live flows: those flows' addresses kept local before the move (engine.ts).
         if (e.kind === 'addr' && !e.deleted && guarded.includes(e.ifname)) {
           const others = detector.current(e.ifname).filter((a) => a !== e.addr);
@@ -246,7 +282,8 @@ export class MobilePpcHandler implements PuntHandler {
           // New flows from the subnet take the new address; established ones keep their NAT (the CIT moves them).
           if (m.ifname === guarded[0]) this.nat?.point(m.to);
           this.announce(m);
-          const n = this.engine!.onMove(m);
+          // A move reads every flow's value: one sweep of the flow-key map instead of a lookup per slot.
+          const n = this.inScope(() => { this.flowKeys?.preload(); return this.engine!.onMove(m); });
           this.log.info({ ...m, flows: n }, 'address changed: moving live flows');
           this.updateDns(m);
         }
@@ -266,8 +303,8 @@ export class MobilePpcHandler implements PuntHandler {
       return;
     }
     // A CU between two other GEs crossing this one (on the new path): learnt from, then sent on.
-    if (!isLocalAddress(cp.dst)) return this.guard('transit', () => this.onTransit(cp, rec));
-    this.guard('control', () => this.engine!.onControl(Buffer.from(cp.msg), cp.src, cp.dst));
+    if (!this.local.has(cp.dst)) return this.guard('transit', () => this.onTransit(cp, rec));
+    this.guard('control', () => this.inScope(() => this.engine!.onControl(Buffer.from(cp.msg), cp.src, cp.dst)));
   }
 
   /** transit.ts: this GE's PIT entries for the flows a CU moves, written before the CU goes on (same bytes, same addresses). */
@@ -289,6 +326,13 @@ export class MobilePpcHandler implements PuntHandler {
     }
     const msg = Buffer.from(cp.msg);
     this.sendOn!(ifindex, frameControl(cp.src, cp.dst, msg, cp.sport === undefined ? { icmp: true } : { sport: cp.sport }));
+  }
+
+  private flowKeys: FlowKeyReadCache | null = null;
+
+  /** One synchronous burst (a CU, a move): flow-key reads remembered within it (FlowKeyReadCache). */
+  private inScope<T>(fn: () => T): T {
+    return this.flowKeys ? this.flowKeys.scope(fn) : fn();
   }
 
   private guard(what: string, fn: () => void): void {

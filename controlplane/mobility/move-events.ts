@@ -33,6 +33,17 @@ export function parseMonitorLine(line: string): MonitorEvent | null {
   return null;
 }
 
+/**
+ * Whether a route event may be the path an unanswered CU was waiting for (the
+ * engine then re-sends its open CUs once: `onRoute`): a new route on a
+ * guarded interface (or of no known device). Not the local route each
+ * address the agent keeps on `lo` brings (host-addresses.ts): at the end of a
+ * move of many flows that one re-sent every CU of the move at once.
+ */
+export function routeMayCarryCu(e: MonitorEvent, guarded: readonly string[]): boolean {
+  return e.kind === 'route' && !e.deleted && (e.dev === null || guarded.includes(e.dev));
+}
+
 /** A move of this GE's address on a guarded interface. */
 export interface Move {
   ifname: string;

@@ -17,6 +17,8 @@
  *    the old slot while the move is written); never derived afresh. When that
  *    slot holds another key, the value is removed: the fast path then drops
  *    the flow's packets as no_key (counted) rather than reuse a counter.
+ *    A sender's source value is read from the map at the write, never from
+ *    reads remembered earlier (FlowKeyReadCache.getFresh).
  */
 import type { Cid, FlowKeyHalf, FlowKeyVal } from '../maps/codecs.js';
 import type { FlowKeySpec, PitEntry } from '../flows/pit-entry.js';
@@ -31,6 +33,8 @@ export interface FlowKeyMapLike {
   delete(k: Cid): boolean;
   /** One syscall for many values (the kernel map's bpf_map_update_batch); without it, one set() each. */
   setBatch?(entries: ReadonlyArray<readonly [Cid, FlowKeyVal]>): number;
+  /** `get` from the map itself, never a remembered value (a sender's counter: FlowKeyReadCache); absent: `get`. */
+  getFresh?(k: Cid): FlowKeyVal | undefined;
 }
 
 /** One entry of an install: the PIT entry, its CID and (a moved entry) the CID of the slot it moves from. */
@@ -53,6 +57,11 @@ class FlowKeyWrites {
   get(c: Cid): FlowKeyVal | undefined {
     const p = this.pending.get(cidKey(c));
     return p ? p[1] ?? undefined : this.map.get(c);
+  }
+  /** A sender's counter: this call's own write, else the map itself (never a value remembered elsewhere). */
+  getFresh(c: Cid): FlowKeyVal | undefined {
+    const p = this.pending.get(cidKey(c));
+    return p ? p[1] ?? undefined : this.map.getFresh ? this.map.getFresh(c) : this.map.get(c);
   }
   set(c: Cid, v: FlowKeyVal): void { this.pending.set(cidKey(c), [c, v]); }
   delete(c: Cid): void { this.pending.set(cidKey(c), [c, null]); }
@@ -118,7 +127,9 @@ export class FlowKeyWriter {
     const matches = (h: FlowKeyHalf, hs: bigint, hl: number, s: FlowKeySpec, version: number) =>
       h.key_version === version && hs === saltToU64(s.salt) && hl === legCode(s.leg);
     const old = w.get(cid);
-    const src = spec.from && fromCid ? w.get(fromCid) : undefined;
+    // A sender's counter is read from the map itself at the write (never a remembered value): what the
+    // fast path used since is covered by MOVE_SKIP only for the time the write takes.
+    const src = spec.from && fromCid ? (e.action === 'encrypt' ? w.getFresh(fromCid) : w.get(fromCid)) : undefined;
     let cur: FlowKeyHalf | undefined;
     let kept = false;
     if (old && matches(old.cur, old.salt, old.leg, spec, e.version)) {
@@ -186,5 +197,83 @@ export class FlowKeyWriter {
   /** The raw value (tests, `gscip maps dump`). */
   get(cid: Cid): FlowKeyVal | undefined {
     return this.map.get(cid);
+  }
+}
+
+/**
+ * A flow-key map whose reads are remembered inside `scope` (and only there):
+ * a moved flow's value is read when its PIT entry is read (the key specs
+ * travel with the entry), and again as the slot it moves from and for the
+ * slot it moves to when the new entry is written, in the same synchronous
+ * call. Inside a scope those reads are answered from what was read (or
+ * written) before, or from a `preload` of the whole map (one
+ * bpf_map_lookup_batch sweep instead of a lookup per slot, for a large move).
+ * Nothing but the control plane creates or deletes values (the fast path
+ * only updates its counters in place), and no other part runs inside a
+ * synchronous scope, so presence and keys are exact; counters may be older
+ * than the map's, which costs nothing for a receiver (a hint) and is never
+ * used for a sender: a sender's source value is read with `getFresh`, from
+ * the map, at the write (pccom contract: no (key, counter) pair twice).
+ * Writes go straight through and update what is remembered. Outside a scope
+ * every call goes straight to the map.
+ */
+export class FlowKeyReadCache implements FlowKeyMapLike {
+  private depth = 0;
+  private readonly seen = new Map<string, FlowKeyVal | null>();
+  /** Inside a scope after preload(): every slot's value as read then (absent = none). */
+  private all = false;
+
+  constructor(private readonly map: FlowKeyMapLike & { entries?(): Iterable<[Cid, FlowKeyVal]> }) {}
+
+  /** Runs `fn` with reads remembered; forgotten when the outermost scope ends (also on a throw). */
+  scope<T>(fn: () => T): T {
+    this.depth++;
+    try {
+      return fn();
+    } finally {
+      if (--this.depth === 0) { this.seen.clear(); this.all = false; }
+    }
+  }
+
+  /** Inside a scope: reads every value now (one sweep), so the scope's reads need no lookups. False outside a scope or without a sweep. */
+  preload(): boolean {
+    if (!this.depth || !this.map.entries) return false;
+    for (const [k, v] of this.map.entries()) if (!this.seen.has(cidKey(k))) this.seen.set(cidKey(k), v);
+    this.all = true;
+    return true;
+  }
+
+  get(k: Cid): FlowKeyVal | undefined {
+    if (!this.depth) return this.map.get(k);
+    const key = cidKey(k);
+    const s = this.seen.get(key);
+    if (s !== undefined) return s ?? undefined;
+    if (this.all) return undefined;
+    const v = this.map.get(k);
+    this.seen.set(key, v ?? null);
+    return v;
+  }
+
+  getFresh(k: Cid): FlowKeyVal | undefined {
+    const v = this.map.get(k);
+    if (this.depth) this.seen.set(cidKey(k), v ?? null);
+    return v;
+  }
+
+  set(k: Cid, v: FlowKeyVal): void {
+    this.map.set(k, v);
+    if (this.depth) this.seen.set(cidKey(k), v);
+  }
+
+  delete(k: Cid): boolean {
+    const r = this.map.delete(k);
+    if (this.depth) this.seen.set(cidKey(k), null);
+    return r;
+  }
+
+  setBatch(entries: ReadonlyArray<readonly [Cid, FlowKeyVal]>): number {
+    const n = this.map.setBatch ? this.map.setBatch(entries) : (entries.forEach(([k, v]) => this.map.set(k, v)), entries.length);
+    if (this.depth) for (const [k, v] of entries) this.seen.set(cidKey(k), v);
+    return n;
   }
 }

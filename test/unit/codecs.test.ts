@@ -9,8 +9,10 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as abi from '../../controlplane/maps/abi.js';
 import {
-  ALL_STRUCTS, cidCodec, decodePuntRec, ifaceCfgCodec, keyValCodec, pitValCodec, puntPacket, puntRecCodec, xlatValCodec,
+  ALL_STRUCTS, cidCodec, decodePuntRec, flowKeyValCodec, ifaceCfgCodec, keyValCodec, pitValCodec, puntPacket, puntRecCodec, xlatValCodec,
 } from '../../controlplane/maps/codecs.js';
+import { isIPv4 } from 'node:net';
+import { ipv4 } from '../../controlplane/maps/layout.js';
 
 const HEADER = resolve(__dirname, '../../..', 'bpf/include/gscip_abi.h');
 
@@ -159,4 +161,32 @@ test('counter slots: (reason, direction) -> reason * 2 + dir, as GSCIP_COUNTER_S
   assert.match(src, /#define GSCIP_COUNTER_SLOT\(reason, dir\) \(\(reason\) \* GSCIP_COUNTER_DIRS \+ \(dir\)\)/);
   assert.match(src, /#define GSCIP_COUNTER_DIRS\s+2\b/);
   assert.match(src, /#define GSCIP_REASON__END\s+1024\b/);
+});
+
+test('ipv4 fields take exactly what node:net isIPv4 takes (the allocation-free parser), byte for byte', () => {
+  const cases = ['0.0.0.0', '255.255.255.255', '192.0.2.10', '1.2.3.4', '256.1.1.1', '01.2.3.4', '1.2.3.04', '1.2.3', '1.2.3.4.5', '1..2.3',
+    '1.2.3.', '.1.2.3', 'a.b.c.d', ' 1.2.3.4', '1.2.3.4 ', '1.2.3.-1', '1.2.3.1000', '999.1.1.1', '00.0.0.0', '1.2.3.4\n', '', '1.2.3.25a'];
+  // And random strings of digits and dots (a fixed seed: the same on every run).
+  let x = 12345;
+  const rnd = () => { x = (x * 1103515245 + 12345) % 2 ** 31; return x; };
+  for (let i = 0; i < 20_000; i++) cases.push(Array.from({ length: 7 + (rnd() % 9) }, () => '0123456789.'[rnd() % 11]).join(''));
+  for (const c of cases) {
+    const b = Buffer.alloc(4);
+    let ok = true;
+    try { ipv4.write(b, 0, c, 'f'); } catch { ok = false; }
+    assert.equal(ok, isIPv4(c), `"${c}"`);
+    if (ok) assert.equal(b.join('.'), c);
+  }
+});
+
+test('struct codecs (compiled field code): nested fields read and written as the field list says, errors name the nested field', () => {
+  const half = { key: Buffer.alloc(32, 7), key_version: 3, flags: 1, ctr: 2n ** 40n + 5n };
+  const v = { cur: half, prev: { ...half, key: Buffer.alloc(32, 9), key_version: 2, ctr: 0n }, salt: 0x0123456789abcdefn, prev_salt: 1n, rekey_at: 2n ** 47n, leg: 1, prev_leg: 2, signalled: 3, fails: 4 };
+  const b = flowKeyValCodec.encode(v);
+  assert.deepEqual(flowKeyValCodec.decode(b), v);
+  for (const f of flowKeyValCodec.fields) if (f.isPad) assert.ok(b.subarray(f.offset, f.offset + f.size).every((x) => x === 0), `${f.name} is zero`);
+  assert.throws(() => flowKeyValCodec.encode({ ...v, cur: { ...half, key: Buffer.alloc(31) } }), /gscip_flow_key_val\.cur\.key: expected 32 bytes, got 31/);
+  assert.throws(() => flowKeyValCodec.encode({ ...v, prev: { ...half, ctr: -1n } }), /gscip_flow_key_val\.prev\.ctr: expected an integer/);
+  const { leg: _l, ...noLeg } = v;
+  assert.throws(() => flowKeyValCodec.encode(noLeg as typeof v), /gscip_flow_key_val\.leg: missing/);
 });

@@ -9,11 +9,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { deriveFlowKey, saltFromU64, saltToU64 } from '../../controlplane/pccom/flow-key.js';
-import { FlowKeyWriter, MOVE_SKIP } from '../../controlplane/pccom/flow-keys.js';
+import { FlowKeyReadCache, FlowKeyWriter, MOVE_SKIP } from '../../controlplane/pccom/flow-keys.js';
 import type { Cid, FlowKeyVal } from '../../controlplane/maps/codecs.js';
 import type { PitEntry } from '../../controlplane/flows/pit-entry.js';
 import { FlowLeg } from '../../controlplane/maps/abi.js';
 import { dumpFlowKeys } from '../../controlplane/cli/commands/maps.js';
+import type { PitVal } from '../../controlplane/maps/codecs.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import { KernelPitMap, flowKeyWriter } from '../../controlplane/flows/kernel-flow-maps.js';
 
@@ -38,11 +39,20 @@ test('per-flow key = HKDF-SHA256(group key, negotiation id, "gscip pccom flow ke
 
 class FakeMap {
   readonly m = new Map<string, FlowKeyVal>();
+  readonly cids = new Map<string, Cid>();
   sets = 0;
+  gets = 0;
   private k(c: Cid) { return `${c.saddr}:${c.sport}>${c.daddr}:${c.dport}/${c.proto}@${c.dir}`; }
-  get(c: Cid) { return this.m.get(this.k(c)); }
-  set(c: Cid, v: FlowKeyVal) { this.sets++; this.m.set(this.k(c), v); }
+  get(c: Cid) { this.gets++; return this.m.get(this.k(c)); }
+  set(c: Cid, v: FlowKeyVal) { this.sets++; this.m.set(this.k(c), v); this.cids.set(this.k(c), c); }
   delete(c: Cid) { return this.m.delete(this.k(c)); }
+  *entries(): Generator<[Cid, FlowKeyVal]> { for (const [k, v] of this.m) yield [this.cids.get(k)!, v]; }
+}
+
+/** FakeMap with bpf_map_update_batch: counts the calls. */
+class FakeBatchMap extends FakeMap {
+  batches = 0;
+  setBatch(es: ReadonlyArray<readonly [Cid, FlowKeyVal]>) { this.batches++; for (const [k, v] of es) this.set(k, v); return es.length; }
 }
 
 const cidOf = (sport: number, dir: number, proto = 17): Cid => ({ saddr: '192.0.2.1', daddr: '203.0.113.2', sport, dport: 7000, proto, dir });
@@ -152,4 +162,100 @@ test('installMany: an entry moving from a slot written earlier in the same call 
   w.installMany([{ e: entry(from, 'encrypt', SALT), cid: from }, { e: moved, cid: to, fromCid: from }]);
   assert.deepEqual(m.get(to)!.cur.key, m.get(from)!.cur.key);
   assert.equal(m.get(to)!.cur.ctr, MOVE_SKIP);
+});
+
+test('writer: installMany writes what one install per entry writes (a later entry reads an earlier one), the values in one batch', () => {
+  // Six entries: fresh ones, a moved sender and receiver, one moved from a slot written earlier in the same call.
+  const items = (mk: (c: Cid) => Cid) => {
+    const from = mk(cidOf(41000, 1));
+    const e = (c: Cid, action: 'encrypt' | 'decrypt', extra: Partial<PitEntry> = {}) => ({ e: entry(c, action, SALT, extra), cid: c });
+    const moved = (to: Cid, src: Cid, action: 'encrypt' | 'decrypt') => ({
+      e: entry(to, action, SALT, { flowKey: { salt: SALT, leg: 'fwd', from: { flow: entry(src, action, SALT).flow, dir: src.dir ? 'egress' as const : 'ingress' as const } } }), cid: to, fromCid: src,
+    });
+    return [e(mk(cidOf(41001, 1)), 'encrypt'), e(mk(cidOf(41001, 0)), 'decrypt'), moved(mk(cidOf(41002, 1)), from, 'encrypt'), moved(mk(cidOf(41002, 0)), mk(cidOf(41000, 0)), 'decrypt'),
+      e(mk(cidOf(41003, 1)), 'encrypt'), moved(mk(cidOf(41004, 1)), mk(cidOf(41003, 1)), 'encrypt')];
+  };
+  const seed = (m: FakeMap) => {
+    const w = new FlowKeyWriter(m, () => ({ key: G, flags: 0 }));
+    for (const c of [cidOf(41000, 1), cidOf(41000, 0)]) w.install(entry(c, c.dir ? 'encrypt' : 'decrypt', SALT), c);
+    m.set(cidOf(41000, 1), { ...m.get(cidOf(41000, 1))!, cur: { ...m.get(cidOf(41000, 1))!.cur, ctr: 777n } });
+    return w;
+  };
+  const one = new FakeMap();
+  const w1 = seed(one);
+  for (const it of items((c) => c) as Array<{ e: PitEntry; cid: Cid; fromCid?: Cid }>) w1.install(it.e, it.cid, it.fromCid);
+  const many = new FakeBatchMap();
+  const w2 = seed(many);
+  const setsBefore = many.sets;
+  w2.installMany(items((c) => c));
+  assert.deepEqual([...many.m.entries()].sort(), [...one.m.entries()].sort(), 'the same values on the same slots');
+  assert.equal(many.batches, 1, 'one batch call');
+  assert.equal(many.sets - setsBefore, 6);
+  assert.equal(many.get(cidOf(41002, 1))!.cur.ctr, 777n + MOVE_SKIP);
+  assert.equal(many.get(cidOf(41004, 1))!.cur.ctr, MOVE_SKIP, 'moved from a slot this call wrote: its value, not a missing one');
+});
+
+test('read cache: inside a scope a slot is read once; a sender\'s source counter is read from the map at the write (never a remembered one)', () => {
+  const m = new FakeMap();
+  const seedW = new FlowKeyWriter(m, () => ({ key: G, flags: 0 }));
+  const from = cidOf(42000, 1);
+  const rfrom = cidOf(42000, 0);
+  seedW.install(entry(from, 'encrypt', SALT), from);
+  seedW.install(entry(rfrom, 'decrypt', SALT), rfrom);
+  m.set(from, { ...m.get(from)!, cur: { ...m.get(from)!.cur, ctr: 100n } });
+  const cache = new FlowKeyReadCache(m);
+  const w = new FlowKeyWriter(cache, () => ({ key: G, flags: 0 }));
+  const to = cidOf(42001, 1);
+  const rto = cidOf(42001, 0);
+  cache.scope(() => {
+    const gets = m.gets;
+    assert.ok(w.specOf(from).flowKey && w.specOf(from).flowKey && w.specOf(rfrom).flowKey);
+    assert.equal(m.gets - gets, 2, 'two slots, two reads (each slot read once)');
+    // The fast path sends on the old slot meanwhile: its counter moves in the map, not in what was read.
+    m.set(from, { ...m.get(from)!, cur: { ...m.get(from)!.cur, ctr: 60_000n } });
+    w.install(entry(to, 'encrypt', SALT, { flowKey: { salt: SALT, leg: 'fwd', from: { flow: entry(from, 'encrypt', SALT).flow, dir: 'egress' } } }), to, from);
+    w.install(entry(rto, 'decrypt', SALT, { flowKey: { salt: SALT, leg: 'fwd', from: { flow: entry(rfrom, 'decrypt', SALT).flow, dir: 'ingress' } } }), rto, rfrom);
+  });
+  assert.equal(m.get(to)!.cur.ctr, 60_000n + MOVE_SKIP, 'the counter the fast path reached, skipped ahead: no (key, counter) pair twice');
+  assert.deepEqual(m.get(rto)!.cur.key, m.get(rfrom)!.cur.key);
+  const gets = m.gets;
+  cache.get(from);
+  cache.get(from);
+  assert.equal(m.gets - gets, 2, 'outside a scope every read goes to the map');
+});
+
+test('read cache: a preload answers the scope\'s reads, absent slots included, without a lookup each', () => {
+  const m = new FakeMap();
+  const seedW = new FlowKeyWriter(m, () => ({ key: G, flags: 0 }));
+  for (let p = 43000; p < 43010; p++) seedW.install(entry(cidOf(p, 0), 'decrypt', SALT), cidOf(p, 0));
+  const cache = new FlowKeyReadCache(m);
+  assert.equal(cache.preload(), false, 'outside a scope: nothing to remember it in');
+  cache.scope(() => {
+    assert.equal(cache.preload(), true);
+    const gets = m.gets;
+    for (let p = 43000; p < 43010; p++) assert.ok(cache.get(cidOf(p, 0)));
+    assert.equal(cache.get(cidOf(43010, 0)), undefined);
+    assert.equal(m.gets - gets, 0);
+    cache.delete(cidOf(43000, 0));
+    assert.equal(cache.get(cidOf(43000, 0)), undefined, 'its own writes are what it remembers');
+  });
+});
+
+test('reading the PIT back without the per-flow keys (a scan for addresses) does no flow-key lookup', () => {
+  const m = new FakeMap();
+  const rows = new Map<string, [Cid, PitVal]>();
+  const fakePit = {
+    setBatch: (r: ReadonlyArray<readonly [Cid, PitVal]>) => { for (const [k, v] of r) rows.set(JSON.stringify(k), [k, v]); return r.length; },
+    deleteBatch: (ks: readonly Cid[]) => ks.length,
+    get: (k: Cid) => rows.get(JSON.stringify(k))?.[1],
+    *entries(): Generator<[Cid, PitVal]> { yield* [...rows.values()]; },
+  };
+  const pit = new KernelPitMap(fakePit, () => 1n, new FlowKeyWriter(m, () => ({ key: G, flags: 0 })));
+  pit.install([entry(cidOf(44000, 1), 'encrypt', SALT), entry(cidOf(44000, 0), 'decrypt', SALT)]);
+  let gets = m.gets;
+  assert.deepEqual(pit.readOwned().map((e) => e.flowKey?.salt), [SALT, SALT]);
+  assert.equal(m.gets - gets, 2, 'with the specs: one lookup per entry');
+  gets = m.gets;
+  assert.deepEqual(pit.readOwned({ keys: false }).map((e) => [e.dir, e.flowKey]), [['egress', undefined], ['ingress', undefined]]);
+  assert.equal(m.gets - gets, 0);
 });

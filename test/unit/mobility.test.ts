@@ -173,14 +173,17 @@ class FakeMaps implements FlowMaps<PitEntry> {
   xlatRows = new Map<string, XlatEntry>();
   /** An egress XLAT entry written while its translated CID had no egress PIT entry (a packet then would miss). */
   egressHoles: string[] = [];
+  /** Every slot written, in order (PIT installs and XLAT sets). */
+  written: string[] = [];
   pit = {
-    install: (es: readonly PitEntry[]) => { for (const e of es) this.pitRows.set(slotKey(e), e); },
+    install: (es: readonly PitEntry[]) => { for (const e of es) { this.pitRows.set(slotKey(e), e); this.written.push(`pit ${slotKey(e)}`); } },
     remove: (ks: readonly MapSlot[]) => { for (const k of ks) this.pitRows.delete(slotKey(k)); },
   };
   xlat = {
     set: (es: readonly XlatEntry[]) => {
       for (const e of es) {
         this.xlatRows.set(slotKey(e), e);
+        this.written.push(`xlat ${slotKey(e)}`);
         if (e.dir === 'egress' && !this.pitRows.has(slotKey({ flow: { ...e.to, proto: e.flow.proto }, dir: 'egress' }))) this.egressHoles.push(slotKey(e));
       }
     },
@@ -189,7 +192,7 @@ class FakeMaps implements FlowMaps<PitEntry> {
   snapshot(): string { return JSON.stringify([[...this.pitRows.keys()].sort(), [...this.xlatRows.keys()].sort()]); }
 }
 
-interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, number>; redirected: RedirectReason[]; kept: Set<string>; addr: { v: string }; here: Set<string> }
+interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, number>; redirected: RedirectReason[]; kept: Set<string>; addr: { v: string }; here: Set<string>; scans: Array<{ keys?: boolean } | undefined> }
 
 /**
  * Two engines with DPRP's entries for A:5001 <-> B:40000. `routed`: a message reaches its
@@ -207,14 +210,15 @@ function pair(keysA: MobilityKey[], keysB: MobilityKey[], o: { routed?: boolean;
     const refused = new Map<CuRefusal, number>();
     const redirected: RedirectReason[] = [];
     const kept = new Set<string>();
+    const scans: Array<{ keys?: boolean } | undefined> = [];
     const eng = new MobilityEngine({
-      maps, pitGet: (s) => maps.pitRows.get(slotKey(s)), pitScan: () => maps.pitRows.values(), keys: () => keys,
+      maps, pitGet: (s) => maps.pitRows.get(slotKey(s)), pitScan: (o) => { scans.push(o); return maps.pitRows.values(); }, keys: () => keys,
       send: (dst, icmp, src) => wire.push({ to, icmp, src, dst }),
       keeper: { keep: (a) => kept.add(a), release: (a) => kept.delete(a) }, clock, timers,
       observer: { refused: (r) => refused.set(r, (refused.get(r) ?? 0) + 1), redirected: (r) => redirected.push(r) },
       rendezvous: o.rendezvous?.[to === 'b' ? 'a' : 'b'],
     });
-    return { eng, maps, refused, redirected, kept, addr: { v: self }, here: new Set([self]) };
+    return { eng, maps, refused, redirected, kept, addr: { v: self }, here: new Set([self]), scans };
   };
   const a = make(A, keysA, 'b'); // a's sends go to b
   const b = make(B, keysB, 'a');
@@ -257,6 +261,20 @@ describe('a mover and a stationary end', () => {
     a.eng.onControl(cu.icmp, cu.src, cu.dst);
     assert.equal(a.maps.snapshot(), before, 'a duplicate is answered, not applied again');
     assert.equal(a.eng.moved()[0].moves, 1);
+  });
+
+  test('at the answer the mover writes what its half before the answer did not hold (the half is not written again)', () => {
+    const { b, deliver } = pair([k1], [k1]);
+    b.maps.written.length = 0; // DPRP's entries of the pair
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    const atMove = [...b.maps.written];
+    deliver(2);
+    assert.equal(b.eng.moved().length, 1);
+    const atAnswer = b.maps.written.slice(atMove.length);
+    assert.deepEqual(atMove, [`xlat 6/${A}:5001>${C}:40000@ingress`, `pit 6/${A}:5001>${C}:40000@ingress`], 'the ingress half, translation before its PIT entry');
+    assert.deepEqual(atAnswer, [`pit 6/${C}:40000>${A}:5001@egress`, `xlat 6/${B}:40000>${A}:5001@egress`], 'the egress half only, PIT entry before its translation');
+    assert.equal(b.maps.xlatRows.size, 2);
+    assert.equal(b.maps.pitRows.get(`6/${A}:5001>${C}:40000@ingress`)?.action, 'decrypt');
   });
 
   test('a key rotation re-keys a moved flow on its wire CIDs, in order: the starter\'s decrypt, the peer\'s both, the starter\'s encrypt', () => {
@@ -308,6 +326,7 @@ describe('a mover and a stationary end', () => {
   test('a new address next to one with live flows keeps those flows\' address local before the move (DHCP: new first)', () => {
     const { b } = pair([k1], [k1]);
     assert.deepEqual(b.eng.onAddressAdded([B, D]), [B], 'B has DPRP\'s flows, D none');
+    assert.deepEqual(b.scans, [{ keys: false }], 'addresses only: the per-flow key of every entry is not read (a lookup each)');
     assert.ok(b.kept.has(B));
     assert.equal(b.eng.onMove({ ifname: 'vb', from: B, to: C }), 1, 'the move that follows moves the flow as before');
     assert.ok(b.kept.has(B));
@@ -532,5 +551,111 @@ describe('CU re-sends with many exchanges open', () => {
     for (let i = 0; i < 40; i++) x.start(`c${i}`, { send: () => {}, answered: () => {}, failed: () => {} });
     assert.equal(delays[0], CU_RETRY_MS[0], 'the first of them: alone, the plain schedule');
     assert.equal(delays[39], CU_RETRY_MS[0] * 5, 'the 40th: 40 open, 5 times as long');
+  });
+
+  /** Timers on a clock the test moves itself: `fire()` runs what is due without moving it (a busy loop runs its timers late). */
+  function lateTimers() {
+    const c = { now: 0, timers: [] as Array<{ at: number; fn: () => void; dead: boolean }> };
+    // As setTimeout: at least 1 ms (a timer set while timers run is never run in the same turn).
+    const after = (ms: number, fn: () => void) => { const t = { at: c.now + Math.max(1, ms), fn, dead: false }; c.timers.push(t); return { cancel: () => { t.dead = true; } }; };
+    const fire = () => {
+      for (let i = 0; i < 100_000; i++) {
+        const t = c.timers.filter((x) => !x.dead && x.at <= c.now).sort((a, b) => a.at - b.at)[0];
+        if (!t) return;
+        t.dead = true;
+        t.fn();
+      }
+    };
+    /** Moves the clock in 1 ms steps to `to`, running each timer when it is due (an idle loop). */
+    const runTo = (to: number) => { while (c.now < to) { c.now++; fire(); } };
+    return { c, after, fire, runTo };
+  }
+
+  test('a re-send waits while the peer answers the CUs sent before it (it has not reached this one); a CU it passed is re-sent on time', async () => {
+    const { CuExchanges } = await import('../../controlplane/mobility/cu-exchange.js');
+    const t = lateTimers();
+    const x = new CuExchanges({ after: t.after }, [100, 200], () => t.c.now);
+    const sends: Record<string, number[]> = { c1: [], c2: [], c3: [] };
+    for (const id of ['c1', 'c2', 'c3']) x.start(id, { send: () => sends[id].push(t.c.now), answered: () => {}, failed: () => {} });
+    t.runTo(60);
+    assert.ok(x.ack('c2'), 'the peer answers the second CU: it passed the first (lost) and has not reached the third');
+    t.runTo(150);
+    assert.deepEqual(sends.c1, [0, 100], 'passed by the peer: re-sent when due');
+    assert.deepEqual(sends.c3, [0], 'not reached, answers still coming: not re-sent at 100');
+    assert.equal(x.postponed, 1);
+    // No answer since 60: looked at again at 200, the peer looks stuck, the third is re-sent.
+    t.runTo(399);
+    assert.deepEqual(sends.c3, [0, 200]);
+  });
+
+  test('re-sends are put off at most POSTPONE_MAX times (bounded even while other answers keep coming)', async () => {
+    const { CuExchanges, POSTPONE_MAX, RETRY_STRETCH_MAX } = await import('../../controlplane/mobility/cu-exchange.js');
+    const t = lateTimers();
+    const x = new CuExchanges({ after: t.after }, [10, 1_000_000], () => t.c.now);
+    // 2,000 CUs sent before it, answered one per ms, in order: the peer never reaches it in this test.
+    const early = Array.from({ length: 2000 }, (_, i) => `o${i}`);
+    for (const id of early) x.start(id, { send: () => {}, answered: () => {}, failed: () => {} });
+    const sends: number[] = [];
+    x.start('late', { send: () => sends.push(t.c.now), answered: () => {}, failed: () => {} });
+    const delay = 10 * RETRY_STRETCH_MAX;
+    for (let i = 0; i < 1500 && sends.length < 2; i++) {
+      t.runTo(t.c.now + 1);
+      assert.ok(x.ack(early[i]));
+    }
+    assert.deepEqual(sends, [0, delay * (POSTPONE_MAX + 1)], `put off ${POSTPONE_MAX} times, then re-sent though answers still come`);
+  });
+
+  test('a re-send timer that fires late (the loop was busy) waits for the answers already there before it sends', async () => {
+    const { CuExchanges } = await import('../../controlplane/mobility/cu-exchange.js');
+    const t = lateTimers();
+    const x = new CuExchanges({ after: t.after }, [25, 50], () => t.c.now);
+    const sends: number[] = [];
+    x.start('c', { send: () => sends.push(t.c.now), answered: () => {}, failed: () => {} });
+    t.c.now = 1500; // a move of many flows kept the loop busy 1.5 s: the timer is 1,475 ms late
+    t.fire();
+    assert.deepEqual(sends, [0], 'not at once: after the I/O of this turn');
+    assert.ok(x.ack('c'), 'the answer that waited in the ring is read');
+    t.fire();
+    t.runTo(3000);
+    assert.deepEqual(sends, [0], 'answered: never sent again');
+    // Without an answer the deferred check sends it.
+    x.start('d', { send: () => sends.push(t.c.now), answered: () => {}, failed: () => {} });
+    t.c.now += 500;
+    t.fire();
+    t.c.now += 1;
+    t.fire();
+    assert.equal(sends.length, 3, 'the late timer, looked at again, re-sends an unanswered CU');
+  });
+
+  test('a new route re-sends open CUs only when it may carry them: not the local route of an address kept on lo', async () => {
+    const { routeMayCarryCu } = await import('../../controlplane/mobility/move-events.js');
+    const ev = (l: string) => parseMonitorLine(l)!;
+    assert.equal(routeMayCarryCu(ev('local 198.51.100.10 dev lo table local proto kernel scope host src 198.51.100.10'), ['vb']), false);
+    assert.equal(routeMayCarryCu(ev('default via 192.0.2.1 dev vb'), ['vb']), true);
+    assert.equal(routeMayCarryCu(ev('192.0.2.0/24 dev vb proto kernel scope link src 192.0.2.10'), ['vb']), true);
+    assert.equal(routeMayCarryCu(ev('Deleted default via 198.51.100.1 dev vb'), ['vb']), false);
+    assert.equal(routeMayCarryCu(ev('2: vb    inet 192.0.2.10/24 scope global vb'), ['vb']), false, 'an address event is no route');
+  });
+
+  test('the CU destination check remembers local addresses (one interface read per burst, not per CU), asks again for one not found', async () => {
+    const { LocalAddresses, LOCAL_ADDR_MS } = await import('../../controlplane/mobility/handler.js');
+    let now = 0;
+    const local = new Set(['192.0.2.10']);
+    let asked = 0;
+    const l = new LocalAddresses(() => now, (a) => { asked++; return local.has(a); });
+    for (let i = 0; i < 100; i++) assert.equal(l.has('192.0.2.10'), true);
+    assert.equal(asked, 1);
+    assert.equal(l.has('192.0.2.11'), false);
+    local.add('192.0.2.11');
+    assert.equal(l.has('192.0.2.11'), true, 'not found before: asked again, found now');
+    local.delete('192.0.2.10');
+    l.forget(); // an address event
+    assert.equal(l.has('192.0.2.10'), false);
+    local.add('192.0.2.10');
+    assert.equal(l.has('192.0.2.10'), true);
+    const n = asked;
+    now += LOCAL_ADDR_MS;
+    l.has('192.0.2.10');
+    assert.equal(asked, n + 1, 'remembered for LOCAL_ADDR_MS only');
   });
 });
