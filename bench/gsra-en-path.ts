@@ -19,7 +19,7 @@
  *
  *   node dist/bench/gsra-en-path.js [--connects 200] [--mb 256]
  *
- * Writes bench/results/gsra-en-path.json. Needs root and BIND 9.
+ * Writes bench/results/gsra-en-path.json. Needs root and BIND 9. The site: test/lib/gsra-en-site.ts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -28,12 +28,12 @@ import { resolve } from 'node:path';
 import { Topology, waitReady, sh } from '../test/lib/netns.js';
 import { GscipRunner } from '../test/lib/agent-process.js';
 import { exited } from '../test/netns/pccom-topology.js';
-import { DnsServer } from '../test/netns/dns-server.js';
-import { gsraInsideConfig, linkGsraCore, SITE } from '../test/lib/gsra-site.js';
+import type { DnsServer } from '../test/netns/dns-server.js';
+import { linkGsraCore, SITE } from '../test/lib/gsra-site.js';
+import { startEnDns, startGsraEnAgents } from '../test/lib/gsra-en-site.js';
 import { intArg } from './args.js';
 
 const { GGR, PGR, IN1 } = SITE;
-const DNS_ADDR = '203.0.113.53';
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -86,18 +86,13 @@ async function main(): Promise<void> {
   try {
     t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('dns');
     linkGsraCore(t);
-    t.link('en', 'd0', 'dns', 'dns0');
-    t.addr('en', 'd0', '203.0.113.20/24');
-    t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
     t.route('en', '100.64.1.0/24', GGR);   // the baseline's plain path
     t.route('in', '192.0.2.0/24', PGR);
-    // in1 (through GSRA) answers the router's address; direct (the baseline) the IN's own
-    dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { in1: GGR, direct: IN1 });
-    await dnsSrv.start();
     const dir = t.scratchPath(`/tmp/gscip-bench-${t.prefix}-gsraen`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const resolvConf = `${dir}/resolv.conf`;
-    writeFileSync(resolvConf, `nameserver ${DNS_ADDR}\noptions timeout:2 attempts:2\n`);
+    // in1 (through GSRA) answers the router's address; direct (the baseline) the IN's own
+    let resolvConf: string;
+    ({ dns: dnsSrv, resolvConf } = await startEnDns(t, dir, { in1: GGR, direct: IN1 }));
     const srv = t.spawn('in', process.execPath, ['-e', `require('net').createServer((c) => { c.on('data', () => {}); c.on('end', () => c.end()); c.on('error', () => {}); }).listen(5201, '0.0.0.0', () => console.log('ready'));`]);
     await waitReady(srv, 'IN sink', () => undefined);
     const run = async (job: Parameters<typeof APP>[0]): Promise<Record<string, any>> => {
@@ -112,33 +107,11 @@ async function main(): Promise<void> {
 
     g = new GscipRunner(t, 'gsra-out');
     const key = randomBytes(32).toString('hex');
-    const keyFile = `${dir}/alice.key`;
-    writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-    const inCfg = `${dir}/in.json`;
-    writeFileSync(inCfg, gsraInsideConfig());
-    const outCfg = `${dir}/out.json`;
-    writeFileSync(outCfg, JSON.stringify({
-      interfaces: [{ name: 'out0' }],
-      nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
-      gsra: {
-        ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 49999 }, maxEntries: 20000,
-        servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }], users: [{ userId: 'alice', groups: [1], keyFile }],
-      },
-    }));
-    const enCfg = `${dir}/en.json`;
-    writeFileSync(enCfg, JSON.stringify({
-      interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
-      handlers: ['dprp', 'natf', 'gsra-en'],
-      ge: { type: 'GES', mode: 'OP' },
-      natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
-      gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500 },
-    }));
-    await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
-    await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9464'], 'gsra-out');
-    await g.startAgent('en', ['--config', enCfg, '--metrics', 'none'], 'en');
-    // The group key on both ends of the Internet leg (the GMS delivers it in production).
-    g.ok('en', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${key}\n`);
-    g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${key}\n`);
+    await startGsraEnAgents(g, {
+      dir, groupKey: key, routerMetrics: '127.0.0.1:9464', enMetrics: 'none',
+      servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }],
+      gsra: { ports: { first: 40000, last: 49999 }, maxEntries: 20000 },
+    });
 
     const admitted = (): number => {
       const m = t.exec('router', process.execPath, ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"], { allowFail: true }).stdout;

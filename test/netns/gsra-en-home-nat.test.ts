@@ -30,7 +30,8 @@ import { Topology, waitFor, waitReady, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
-import { gsraInsideConfig, SITE } from '../lib/gsra-site.js';
+import { SITE } from '../lib/gsra-site.js';
+import { gsraInSink, startEnDns, startGsraEnAgents } from '../lib/gsra-en-site.js';
 import { runResolverApp, type ResolverJob } from '../lib/resolver-app.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig && command -v nft'], { allowFail: true }).code === 0;
@@ -38,26 +39,12 @@ const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAME
 const { GGR, PGR, IN1 } = SITE;
 const PEN = '100.64.9.2';
 const GHR = '192.0.2.30';
-const DNS_ADDR = '203.0.113.53';
 const BYTES = 4 << 20;
 const GROUP_KEY = randomBytes(32).toString('hex');
 const MARKER = Buffer.from('GSRA-HOME-NAT-MARKER-9d2e');
 const NO_BIND = !!process.env.GSRA_HOME_TEST_NO_BIND;
 const UDP_KEYED = !!process.env.GSRA_HOME_TEST_UDP_KEYED;
 
-const SINK = (outFile: string): string => `
-const net = require('net'), fs = require('fs'), dgram = require('dgram');
-let k = 0;
-const srv = net.createServer((c) => {
-  const n = ++k; const out = fs.createWriteStream(${JSON.stringify(outFile)} + '.' + n);
-  console.log('peer ' + c.remoteAddress + ':' + c.remotePort + ' conn ' + n);
-  c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => console.log('done ' + n)));
-});
-const u = dgram.createSocket('udp4');
-u.on('message', (m, r) => { console.log('udp peer ' + r.address + ':' + r.port); u.send(Buffer.concat([Buffer.from('echo: '), m]), r.port, r.address); });
-u.bind(5301, '0.0.0.0');
-srv.listen(5201, '0.0.0.0', () => console.log('ready'));
-setTimeout(() => process.exit(3), 200000).unref();`;
 
 describe('GSRA EN part behind a home router doing nftables masquerade (namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
   let t: Topology;
@@ -76,15 +63,12 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
       t.link('enh', 'e0', 'hr', 'h0');
       t.link('hr', 'h1', 'router', 'out0');
       t.link('router', 'in0', 'in', 'l0');
-      t.link('enh', 'd0', 'dns', 'dns0');
       t.addr('enh', 'e0', `${PEN}/24`);
       t.addr('hr', 'h0', '100.64.9.1/24');
       t.addr('hr', 'h1', `${GHR}/24`);
       t.addr('router', 'out0', `${GGR}/24`);
       t.addr('router', 'in0', `${PGR}/24`);
       t.addr('in', 'l0', `${IN1}/24`);
-      t.addr('enh', 'd0', '203.0.113.20/24');
-      t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
       t.route('enh', 'default', '100.64.9.1');
       t.forwarding('hr');
       t.forwarding('router');
@@ -95,42 +79,17 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
       t.exec('hr', 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_checksum=1']);
       // Software checksums where PCCOM sends, so the home router's conntrack really checks them.
       for (const [h, d] of [['enh', 'e0'], ['router', 'out0'], ['hr', 'h0'], ['hr', 'h1']]) t.exec(h, 'ethtool', ['-K', d, 'tx', 'off', 'rx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
-      dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { in1: GGR, www: '203.0.113.80' });
-      await dnsSrv.start();
       g = new GscipRunner(t, 'gsra-out');
       dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-gsrahnat`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      resolvConf = `${dir}/resolv.conf`;
-      writeFileSync(resolvConf, `nameserver ${DNS_ADDR}\noptions timeout:2 attempts:2\n`);
-      const keyFile = `${dir}/alice.key`;
-      writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-      const inCfg = `${dir}/in.json`;
-      writeFileSync(inCfg, gsraInsideConfig());
-      const outCfg = `${dir}/out.json`;
-      writeFileSync(outCfg, JSON.stringify({
-        interfaces: [{ name: 'out0' }],
-        nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
-        gsra: {
-          ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
-          servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }],
-          users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200,
-        },
-      }));
-      const enCfg = `${dir}/en.json`;
-      writeFileSync(enCfg, JSON.stringify({
-        interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
-        handlers: ['dprp', 'natf', 'gsra-en'],
-        ge: { type: 'GES', mode: 'OP' },
-        natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
-        gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, ...(NO_BIND ? { behindNat: false } : {}), ...(UDP_KEYED ? { udpWireValid: false } : {}) },
-      }));
-      await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
-      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9465'], 'gsra-out');
-      await g.startAgent('enh', ['--config', enCfg, '--metrics', '127.0.0.1:9464'], 'en');
-      g.ok('enh', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${GROUP_KEY}\n`);
-      g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${GROUP_KEY}\n`);
+      ({ dns: dnsSrv, resolvConf } = await startEnDns(t, dir, { in1: GGR, www: '203.0.113.80' }, 'enh'));
+      await startGsraEnAgents(g, {
+        dir, enHost: 'enh', groupKey: GROUP_KEY,
+        servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }],
+        gsraEn: { ...(NO_BIND ? { behindNat: false } : {}), ...(UDP_KEYED ? { udpWireValid: false } : {}) },
+      });
       sinkFile = `${dir}/sink`;
-      sink = t.spawn('in', 'node', ['-e', SINK(sinkFile)]);
+      sink = t.spawn('in', 'node', ['-e', gsraInSink(sinkFile, 200000)]);
       await waitReady(sink, 'IN server', (d) => { sinkOut += d; });
     } catch (e) { await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); throw e; }
   });

@@ -26,7 +26,8 @@ import { Topology, waitFor, waitReady, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
-import { gsraInsideConfig, linkGsraCore } from '../lib/gsra-site.js';
+import { linkGsraCore } from '../lib/gsra-site.js';
+import { gsraInSink, startEnDns, startGsraEnAgents } from '../lib/gsra-en-site.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'needs BIND 9 (named, dig)' : null;
@@ -35,24 +36,10 @@ const GGR = '192.0.2.1';
 const PGR = '100.64.1.1';
 const IN1 = '100.64.1.10';
 const IN2 = '100.64.1.20';
-const DNS_ADDR = '203.0.113.53';
 const BYTES = 4 << 20;
 const GROUP_KEY = randomBytes(32).toString('hex');
 const MARKER = Buffer.from('GSRA-PLAINTEXT-MARKER-7f3a');
 
-const SINK = (outFile: string): string => `
-const net = require('net'), fs = require('fs'), dgram = require('dgram');
-let k = 0;
-const srv = net.createServer((c) => {
-  const n = ++k; const out = fs.createWriteStream(${JSON.stringify(outFile)} + '.' + n);
-  console.log('peer ' + c.remoteAddress + ':' + c.remotePort + ' conn ' + n);
-  c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => console.log('done ' + n)));
-});
-const u = dgram.createSocket('udp4');
-u.on('message', (m, r) => { console.log('udp peer ' + r.address + ':' + r.port); u.send(Buffer.concat([Buffer.from('echo: '), m]), r.port, r.address); });
-u.bind(5301, '0.0.0.0');
-srv.listen(5201, '0.0.0.0', () => console.log('ready'));
-setTimeout(() => process.exit(3), 150000).unref();`;
 
 
 describe('GSRA EN part: an unmodified application reaches an IN by name (namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
@@ -70,48 +57,20 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('dns');
       linkGsraCore(t, { in2: true });
-      t.link('en', 'd0', 'dns', 'dns0');
-      t.addr('en', 'd0', '203.0.113.20/24');
-      t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
-      dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { in1: GGR, in2: GGR, www: '203.0.113.80' });
-      await dnsSrv.start();
       g = new GscipRunner(t, 'gsra-out');
       dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-gsraen`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      resolvConf = `${dir}/resolv.conf`;
-      writeFileSync(resolvConf, `nameserver ${DNS_ADDR}\noptions timeout:2 attempts:2\n`);
-      const keyFile = `${dir}/alice.key`;
-      writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-      const inCfg = `${dir}/in.json`;
-      writeFileSync(inCfg, gsraInsideConfig());
-      const outCfg = `${dir}/out.json`;
-      writeFileSync(outCfg, JSON.stringify({
-        interfaces: [{ name: 'out0' }],
-        nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
-        gsra: {
-          ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
-          servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }, { name: 'in2.example.net', address: IN2, groups: [2] }],
-          users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200,
-          // GSRA_EN_TEST_PLAINTEXT_LEG=1 shows the capture check failing without PCCOM on the leg
-          ...(process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { legEncryption: 'none' } : {}),
-        },
-      }));
-      const enCfg = `${dir}/en.json`;
-      writeFileSync(enCfg, JSON.stringify({
-        interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
-        handlers: ['dprp', 'natf', ...(process.env.GSRA_EN_TEST_WITHOUT_PART ? [] : ['gsra-en'])],
-        ge: { type: 'GES', mode: 'OP' },
-        natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
-        ...(process.env.GSRA_EN_TEST_WITHOUT_PART ? {} : { gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, ...(process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { requireEncryption: false } : {}) } }),
-      }));
-      await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
-      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', 'none'], 'gsra-out');
-      await g.startAgent('en', ['--config', enCfg, '--metrics', '127.0.0.1:9464'], 'en');
-      // The group key on both ends of the Internet leg (the GMS delivers it in production).
-      g.ok('en', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${GROUP_KEY}\n`);
-      g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${GROUP_KEY}\n`);
+      ({ dns: dnsSrv, resolvConf } = await startEnDns(t, dir, { in1: GGR, in2: GGR, www: '203.0.113.80' }));
+      await startGsraEnAgents(g, {
+        dir, groupKey: GROUP_KEY,
+        servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }, { name: 'in2.example.net', address: IN2, groups: [2] }],
+        // GSRA_EN_TEST_PLAINTEXT_LEG=1 shows the capture check failing without PCCOM on the leg
+        gsra: process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { legEncryption: 'none' } : {},
+        gsraEn: process.env.GSRA_EN_TEST_WITHOUT_PART ? null : process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { requireEncryption: false } : {},
+        routerMetrics: 'none',
+      });
       sinkFile = `${dir}/sink`;
-      sink = t.spawn('in', 'node', ['-e', SINK(sinkFile)]);
+      sink = t.spawn('in', 'node', ['-e', gsraInSink(sinkFile, 150000)]);
       await waitReady(sink, 'IN server', (d) => { sinkOut += d; });
     } catch (e) { await dnsSrv?.stop().catch(() => undefined); g?.cleanup(); t?.cleanupSync(); throw e; }
   });

@@ -31,12 +31,12 @@ import { Topology, waitFor, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
-import { gsraInsideConfig, linkGsraCore, SITE } from '../lib/gsra-site.js';
+import { linkGsraCore, SITE } from '../lib/gsra-site.js';
+import { startEnDns, startGsraEnAgents } from '../lib/gsra-en-site.js';
 
 const HAVE = sh('sh', ['-c', 'command -v named && command -v dig && command -v curl && command -v bpftool'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !HAVE ? 'needs BIND 9 (named, dig), curl and bpftool' : null;
 const { GGR, PGR, IN1 } = SITE;
-const DNS_ADDR = '203.0.113.53';
 const BYTES = 3 << 20;
 const GROUP_KEY = randomBytes(32).toString('hex');
 const MARKER = Buffer.from('GSRA-FTP-RESIZE-MARKER-7d02');
@@ -98,16 +98,10 @@ describe('GSRA FTP passive mode, a 227 that must grow: the sequence delta (names
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('dns');
       linkGsraCore(t);
-      t.link('en', 'd0', 'dns', 'dns0');
-      t.addr('en', 'd0', '203.0.113.20/24');
-      t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
-      dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { ftp: GGR });
-      await dnsSrv.start();
       g = new GscipRunner(t, 'gsra-out');
       dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-gsraftr`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      resolvConf = `${dir}/resolv.conf`;
-      writeFileSync(resolvConf, `nameserver ${DNS_ADDR}\noptions timeout:2 attempts:2\n`);
+      ({ dns: dnsSrv, resolvConf } = await startEnDns(t, dir, { ftp: GGR }));
       const root = `${dir}/ftproot`;
       mkdirSync(root, { recursive: true });
       for (const n of ['a.bin', 'b.bin']) {
@@ -116,33 +110,11 @@ describe('GSRA FTP passive mode, a 227 that must grow: the sequence delta (names
         files[n] = d;
         writeFileSync(`${root}/${n}`, d);
       }
-      const keyFile = `${dir}/alice.key`;
-      writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-      const inCfg = `${dir}/in.json`;
-      writeFileSync(inCfg, gsraInsideConfig());
-      const outCfg = `${dir}/out.json`;
-      writeFileSync(outCfg, JSON.stringify({
-        interfaces: [{ name: 'out0' }],
-        nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
-        gsra: {
-          ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
-          servers: [{ name: 'ftp.example.net', address: IN1, groups: [1], ports: [21] }],
-          users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200,
-        },
-      }));
-      const enCfg = `${dir}/en.json`;
-      writeFileSync(enCfg, JSON.stringify({
-        interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
-        handlers: ['dprp', 'natf', 'gsra-en'],
-        ge: { type: 'GES', mode: 'OP' },
-        natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
-        gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, idleS: 5, ...(NO_RESIZE ? { ftpResize: false } : {}) },
-      }));
-      await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
-      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9465'], 'gsra-out');
-      await g.startAgent('en', ['--config', enCfg, '--metrics', '127.0.0.1:9464'], 'en');
-      g.ok('en', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${GROUP_KEY}\n`);
-      g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${GROUP_KEY}\n`);
+      await startGsraEnAgents(g, {
+        dir, groupKey: GROUP_KEY,
+        servers: [{ name: 'ftp.example.net', address: IN1, groups: [1], ports: [21] }],
+        gsraEn: { idleS: 5, ...(NO_RESIZE ? { ftpResize: false } : {}) },
+      });
       ftpd = t.spawn('in', 'node', ['-e', SERVER, IN1, root]);
       ftpd.stdout?.on('data', (d) => { ftpdOut += String(d); });
       ftpd.stderr?.on('data', (d) => { ftpdOut += String(d); });

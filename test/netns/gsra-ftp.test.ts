@@ -37,13 +37,13 @@ import { Topology, waitFor, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
-import { gsraInsideConfig, linkGsraCore, SITE } from '../lib/gsra-site.js';
+import { linkGsraCore, SITE } from '../lib/gsra-site.js';
+import { startEnDns, startGsraEnAgents } from '../lib/gsra-en-site.js';
 import { runResolverApp } from '../lib/resolver-app.js';
 
 const HAVE = sh('sh', ['-c', 'command -v named && command -v dig && command -v vsftpd && command -v curl'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !HAVE ? 'needs BIND 9 (named, dig), vsftpd and curl' : null;
 const { GGR, PGR, IN1 } = SITE;
-const DNS_ADDR = '203.0.113.53';
 const BYTES = 6 << 20;
 const GROUP_KEY = randomBytes(32).toString('hex');
 const MARKER = Buffer.from('GSRA-FTP-PLAINTEXT-MARKER-41c9');
@@ -67,16 +67,10 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
     try {
       t.addHost('en'); t.addHost('router'); t.addHost('in'); t.addHost('dns');
       linkGsraCore(t);
-      t.link('en', 'd0', 'dns', 'dns0');
-      t.addr('en', 'd0', '203.0.113.20/24');
-      t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
-      dnsSrv = new DnsServer(t, 'dns', DNS_ADDR, { ftp: GGR });
-      await dnsSrv.start();
       g = new GscipRunner(t, 'gsra-out');
       dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-gsraftp`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      resolvConf = `${dir}/resolv.conf`;
-      writeFileSync(resolvConf, `nameserver ${DNS_ADDR}\noptions timeout:2 attempts:2\n`);
+      ({ dns: dnsSrv, resolvConf } = await startEnDns(t, dir, { ftp: GGR }));
       // vsftpd: anonymous, read-only, its own root (0755, root's), passive ports 50000-50099, only on IN1.
       const root = `${dir}/ftproot`;
       mkdirSync(root, { recursive: true });
@@ -93,35 +87,13 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
         'seccomp_sandbox=NO', 'xferlog_enable=NO', 'dirmessage_enable=NO', 'use_localtime=NO',
         'secure_chroot_dir=/var/run/vsftpd/empty', 'max_clients=20', 'idle_session_timeout=120', 'data_connection_timeout=60',
       ].join('\n') + '\n', { mode: 0o600 });
-      const keyFile = `${dir}/alice.key`;
-      writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-      const inCfg = `${dir}/in.json`;
-      writeFileSync(inCfg, gsraInsideConfig());
       statusFile = `${dir}/gsra-status.json`;
-      const outCfg = `${dir}/out.json`;
-      writeFileSync(outCfg, JSON.stringify({
-        interfaces: [{ name: 'out0' }],
-        nat: { external: GGR, inside: ['100.64.1.0/24'], ports: { first: 21000, last: 21999 }, sweepMs: 1000 },
-        gsra: {
-          ggr: GGR, pgr: PGR, insidePinDir: `${g.pinRoot}/gsra-in`, ports: { first: 40000, last: 40999 },
-          servers: [{ name: 'ftp.example.net', address: IN1, groups: [1], ...(NO_PORTS ? {} : { ports: [21] }) }],
-          users: [{ userId: 'alice', groups: [1], keyFile }], tickMs: 200, statusFile,
-          ...(ROUTER_NO_COPY ? { ftpPassive: false } : {}),
-        },
-      }));
-      const enCfg = `${dir}/en.json`;
-      writeFileSync(enCfg, JSON.stringify({
-        interfaces: [{ name: 'e0' }, { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
-        handlers: ['dprp', 'natf', 'gsra-en'],
-        ge: { type: 'GES', mode: 'OP' },
-        natf: { gnats: [], pool: '198.18.0.0/16', sweepMs: 500 },
-        gsraEn: { routers: [GGR], group: 1, userId: 'alice', keyFile, sweepMs: 500, ...(EN_NO_REWRITE ? { ftpPassive: false } : {}) },
-      }));
-      await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
-      await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', '127.0.0.1:9465'], 'gsra-out');
-      await g.startAgent('en', ['--config', enCfg, '--metrics', '127.0.0.1:9464'], 'en');
-      g.ok('en', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${GROUP_KEY}\n`);
-      g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${GROUP_KEY}\n`);
+      await startGsraEnAgents(g, {
+        dir, groupKey: GROUP_KEY,
+        servers: [{ name: 'ftp.example.net', address: IN1, groups: [1], ...(NO_PORTS ? {} : { ports: [21] }) }],
+        gsra: { statusFile, ...(ROUTER_NO_COPY ? { ftpPassive: false } : {}) },
+        gsraEn: EN_NO_REWRITE ? { ftpPassive: false } : {},
+      });
       ftpd = t.spawn('in', 'vsftpd', [conf]);
       ftpd.stdout?.on('data', (d) => { ftpdOut += String(d); });
       ftpd.stderr?.on('data', (d) => { ftpdOut += String(d); });
