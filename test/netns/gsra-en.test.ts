@@ -40,8 +40,6 @@ const BYTES = 4 << 20;
 const GROUP_KEY = randomBytes(32).toString('hex');
 const MARKER = Buffer.from('GSRA-PLAINTEXT-MARKER-7f3a');
 
-
-
 describe('GSRA EN part: an unmodified application reaches an IN by name (namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
   let t: Topology;
   let g: GscipRunner;
