@@ -542,6 +542,7 @@ enum gscip_stat {
 	GSCIP_DROP_BAD_KEYED_CSUM     = 289, /* PCCOM keyed checksum mismatch */
 	GSCIP_DROP_CRYPTO             = 290, /* PCCOM could not read/write the payload */
 	GSCIP_DROP_NONCE_LIMIT        = 291, /* UDP per-flow counter at its limit: refused rather than reuse a nonce */
+	GSCIP_DROP_FLOW_KEY_CHANGED   = 292, /* the per-flow key value was rewritten while the packet read it: never a key and counter of two values */
 
 	/* ---- VAT (512..639): NAT-f's initiator side, the DNS stage (dns.h) ---- */
 	GSCIP_STAT_DNS_PUNT           = 512, /* a DNS answer handed to the agent (NRT rewrite) */
@@ -632,6 +633,7 @@ enum gscip_tc_verdict {
 	X(GSCIP_DROP_BAD_KEYED_CSUM,    DROP,    SHOT)         \
 	X(GSCIP_DROP_CRYPTO,            DROP,    SHOT)         \
 	X(GSCIP_DROP_NONCE_LIMIT,       DROP,    SHOT)         \
+	X(GSCIP_DROP_FLOW_KEY_CHANGED,  DROP,    SHOT)         \
 	/* VAT: the DNS stage */                               \
 	X(GSCIP_STAT_DNS_PUNT,          VERDICT, STOLEN)       \
 	X(GSCIP_STAT_DNS_REINJECTED,    VERDICT, PASS)         \

@@ -60,6 +60,12 @@ static __always_inline __u32 pccom_fk_half_id(const struct gscip_flow_key_half *
 	return (h->key_version << 8) | leg;
 }
 
+/* The value still holds the key (salt, id) read at the start. */
+static __always_inline int pccom_fk_same(const struct gscip_flow_key_val *fk, __u64 salt, __u32 id)
+{
+	return READ_ONCE(fk->salt) == salt && pccom_fk_half_id(&fk->cur, READ_ONCE(fk->leg)) == id;
+}
+
 /* One more wish for a re-key; signal on the first and every 256th. */
 static __always_inline void pccom_want_rekey(struct gscip_flow_key_val *fk, struct pccom_scratch *s)
 {
@@ -73,12 +79,18 @@ static __always_inline void pccom_want_rekey(struct gscip_flow_key_val *fk, stru
 static __always_inline int pccom_load_flow_key(const struct gscip_pkt *pkt, struct pccom_scratch *s, const int encrypt)
 {
 	struct gscip_flow_key_val *fk = bpf_map_lookup_elem(&gscip_flow_keys, &pkt->cid);
-	__u64 ctr, at, base;
-	__u32 seq, d;
+	__u64 ctr, at, base, salt;
+	__u32 seq, d, id;
 	int rc;
 
 	if (!fk || !fk->cur.key_version)
 		return GSCIP_CODE(GSCIP_DROP_NO_KEY);
+	/* Which key this is, before and after it is read: the kernel may reuse a
+	 * replaced value's memory for the next value it writes (a batch of
+	 * re-keys) while this packet still reads it; a key of one value with the
+	 * counter or identity of another is refused (counted), never used. */
+	salt = READ_ONCE(fk->salt);
+	id = pccom_fk_half_id(&fk->cur, READ_ONCE(fk->leg));
 	rc = pccom_rounds_of(fk->cur.flags, &s->dr);
 	if (rc)
 		return rc;
@@ -88,15 +100,17 @@ static __always_inline int pccom_load_flow_key(const struct gscip_pkt *pkt, stru
 	if (!encrypt) {
 		s->t_cur = READ_ONCE(fk->cur.ctr);
 		s->t_prev = READ_ONCE(fk->prev.ctr);
-		s->fk_salt = fk->salt;
-		s->fk_ver = pccom_fk_half_id(&fk->cur, fk->leg);
+		s->fk_salt = salt;
+		s->fk_ver = id;
 		s->fk_psalt = fk->prev_salt;
 		s->fk_pver = pccom_fk_half_id(&fk->prev, fk->prev_leg);
-		return 0;
+		return pccom_fk_same(fk, salt, id) ? 0 : GSCIP_CODE(GSCIP_DROP_FLOW_KEY_CHANGED);
 	}
 	if (pkt->cid.proto == IPPROTO_UDP) {
 		ctr = __sync_fetch_and_add(&fk->cur.ctr, 1);
 		s->ctr = ctr;
+		if (!pccom_fk_same(fk, salt, id))
+			return GSCIP_CODE(GSCIP_DROP_FLOW_KEY_CHANGED);
 		at = fk->rekey_at ? fk->rekey_at : GSCIP_UDP_CTR_REKEY;
 		if (ctr >= at || ctr >= GSCIP_UDP_CTR_LIMIT)
 			pccom_want_rekey(fk, s);
@@ -104,6 +118,8 @@ static __always_inline int pccom_load_flow_key(const struct gscip_pkt *pkt, stru
 			return GSCIP_CODE(GSCIP_DROP_NONCE_LIMIT);  /* never a counter twice under one key */
 		return 0;
 	}
+	if (!pccom_fk_same(fk, salt, id))
+		return GSCIP_CODE(GSCIP_DROP_FLOW_KEY_CHANGED);
 	if (pccom_has_ts(s))
 		return 0;
 	/* TCP without timestamps: the nonce is (ack, 0) and the position seq, so a
@@ -125,16 +141,22 @@ static __always_inline int pccom_load_flow_key(const struct gscip_pkt *pkt, stru
 static __always_inline int pccom_load_prev_flow_key(const struct gscip_pkt *pkt, struct pccom_scratch *s)
 {
 	struct gscip_flow_key_val *fk = bpf_map_lookup_elem(&gscip_flow_keys, &pkt->cid);
+	__u64 salt;
+	__u32 id;
 	int rc;
 
 	if (!fk || !fk->prev.key_version)
 		return GSCIP_CODE(GSCIP_DROP_BAD_KEYED_CSUM);
+	salt = READ_ONCE(fk->prev_salt);  /* the key actually tried (this lookup may see a newer value) */
+	id = pccom_fk_half_id(&fk->prev, READ_ONCE(fk->prev_leg));
 	rc = pccom_rounds_of(fk->prev.flags, &s->dr);
 	if (rc)
 		return rc;
 	__builtin_memcpy(s->in.key, fk->prev.key, sizeof(s->in.key));
-	s->fk_psalt = fk->prev_salt;  /* the key actually tried (this lookup may see a newer value) */
-	s->fk_pver = pccom_fk_half_id(&fk->prev, fk->prev_leg);
+	s->fk_psalt = salt;
+	s->fk_pver = id;
+	if (READ_ONCE(fk->prev_salt) != salt || pccom_fk_half_id(&fk->prev, READ_ONCE(fk->prev_leg)) != id)
+		return GSCIP_CODE(GSCIP_DROP_FLOW_KEY_CHANGED);
 	return 0;
 }
 

@@ -150,7 +150,7 @@ test('abi.ts REASONS is the header\'s GSCIP_REASONS row for row; every reason ha
     assert.equal(s.kind === 'overlay', s.action === 'none', `${s.name}: only overlays have no TC action`);
   }
   assert.deepEqual(abi.STATS.filter((s) => s.part === 'pccom').map((s) => s.name),
-    ['pit_encrypt', 'pit_decrypt', 'pit_decrypt_prev', 'pccom_rekey', 'no_key', 'bad_keyed_csum', 'crypto', 'nonce_limit']);
+    ['pit_encrypt', 'pit_decrypt', 'pit_decrypt_prev', 'pccom_rekey', 'no_key', 'bad_keyed_csum', 'crypto', 'nonce_limit', 'flow_key_changed']);
 });
 
 test('counter slots: (reason, direction) -> reason * 2 + dir, as GSCIP_COUNTER_SLOT', () => {
