@@ -13,7 +13,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { enroll, fetchGeState, GmsRefusedError, startGmsClient, type GmsClientHandle } from '../../controlplane/gms/client.js';
 import type { GeDelivery } from '../../controlplane/gms/model.js';
@@ -46,13 +48,28 @@ async function counter(name: string, label: string, value: string): Promise<numb
   return Number(m?.values.find((v) => v.labels[label] === value)?.value ?? 0);
 }
 
-function capture(file: string, ports: number[]): ChildProcess {
-  const filter = ports.map((p) => `tcp port ${p}`).join(' or ');
-  const c = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** A UDP port on loopback the capture also takes: its sentinel datagram marks how far tcpdump has read. */
+const SENTINEL_PORT = 9;
+
+/** tcpdump on lo for `ports` (and the sentinel); resolves once it writes its file (attached, filter set). */
+async function capture(file: string, ports: number[]): Promise<ChildProcess> {
+  const filter = [...ports.map((p) => `tcp port ${p}`), `udp port ${SENTINEL_PORT}`].join(' or ');
+  const c = spawn('tcpdump', ['-i', 'lo', '--immediate-mode', '-U', '-s', '0', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
   ScratchGuard.get().add('pid', String(c.pid));
+  for (let i = 0; i < 100 && !(existsSync(file) && statSync(file).size >= 24); i++) await new Promise((r) => setTimeout(r, 50));
   return c;
 }
-async function stopCapture(c: ChildProcess): Promise<void> {
+/**
+ * Stops the capture once it has read everything sent before: tcpdump stopped
+ * by SIGINT drops what is still queued for it, and a loaded machine leaves it
+ * behind (seen: a CI run whose file held the header only). A datagram sent to
+ * the sentinel port after the traffic is in the file only once all before it is.
+ */
+async function stopCapture(c: ChildProcess, file: string): Promise<void> {
+  const mark = Buffer.from(`GSCIP-CAPTURE-SENTINEL-${randomBytes(6).toString('hex')}`);
+  const u = createSocket('udp4');
+  await new Promise<void>((r) => u.send(mark, SENTINEL_PORT, '127.0.0.1', () => { u.close(); r(); }));
+  for (let i = 0; i < 200 && !(existsSync(file) && readFileSync(file).includes(mark)); i++) await new Promise((r) => setTimeout(r, 50));
   if (c.exitCode === null) { c.kill('SIGINT'); await new Promise((r) => c.once('exit', r)); }
   ScratchGuard.get().removed('pid', String(c.pid));
 }
@@ -80,13 +97,12 @@ test('GSRA directory: enrollment by LDAP user ID and password, refusals, revocat
 
   await t.test('enrolled by user ID and password: keys of the mapped groups; the password never in clear on loopback', async () => {
     const pcap = join(gmsDir.path, 'enroll.pcap');
-    const cap = capture(pcap, [Number(new URL(server!.url).port), Number(new URL(slapd.url).port)]);
-    await new Promise((r) => setTimeout(r, 500)); // tcpdump attached
+    const cap = await capture(pcap, [Number(new URL(server!.url).port), Number(new URL(slapd.url).port)]);
     try {
       const r = await enroll({ gmsUrl: server!.url, ldapUser: 'alice', password: PASSWORDS.alice, dataDir: agents.alice.path, ...ca });
       assert.equal(r.userId, 'alice');
       await enroll({ gmsUrl: server!.url, ldapUser: 'bob', password: PASSWORDS.bob, dataDir: agents.bob.path, ...ca });
-    } finally { await new Promise((r) => setTimeout(r, 300)); await stopCapture(cap); }
+    } finally { await stopCapture(cap, pcap); }
     const bytes = readFileSync(pcap);
     assert.ok(bytes.length > 2000, `capture holds the TLS exchanges (${bytes.length} bytes)`);
     for (const pw of [PASSWORDS.alice, PASSWORDS.bob]) assert.equal(bytes.indexOf(Buffer.from(pw)), -1, 'a password crossed loopback in clear');
