@@ -14,7 +14,9 @@ export type ResolverJob =
   | { kind: 'connect'; name: string; port?: number }
   | { kind: 'udp'; name: string; payload: string }
   /** Several datagrams on one socket (one flow), each sent after the previous one's echo (2 s each at most). */
-  | { kind: 'udpMany'; name: string; payloads: string[] };
+  | { kind: 'udpMany'; name: string; payloads: string[] }
+  /** Writes 16 KiB every 20 ms for up to maxMs: how the connection ended (error code, close, or still_open) and when. */
+  | { kind: 'stream'; name: string; maxMs: number };
 
 const APP = (job: ResolverJob): string => `
 const dns = require('dns'), net = require('net'), dgram = require('dgram'), fs = require('fs');
@@ -33,6 +35,14 @@ dns.lookup(job.name, { family: 4 }, (e, addr) => {
     const to = setTimeout(() => { c.destroy(); done({ addr, error: 'TIMEOUT' }); }, 10000);
     c.on('connect', () => { clearTimeout(to); c.destroy(); done({ addr, connected: true }); });
     c.on('error', (er) => { clearTimeout(to); done({ addr, error: er.code }); });
+  } else if (job.kind === 'stream') {
+    const c = net.connect({ host: addr, port: 5201 });
+    let sent = 0, timer = null, ended = false;
+    const end = (how) => { if (ended) return; ended = true; clearInterval(timer); c.destroy(); done({ addr, end: how, endAt: Date.now(), sent }); };
+    c.on('connect', () => { timer = setInterval(() => { if (c.write(Buffer.alloc(16384, 0x41))) sent += 16384; }, 20); });
+    c.on('error', (er) => end('error ' + er.code));
+    c.on('close', () => end('close'));
+    setTimeout(() => end('still_open'), job.maxMs);
   } else if (job.kind === 'udp') {
     const s = dgram.createSocket('udp4');
     const msg = Buffer.from(job.payload, 'hex');
