@@ -26,7 +26,10 @@ const MAIN = resolve(__dirname, '../../controlplane/cli/main.js');
 const DIST = resolve(__dirname, '../..');
 
 const SINK = (outFile: string, port: number): string => `
-const net = require('net'), fs = require('fs');
+const net = require('net'), fs = require('fs'), dgram = require('dgram');
+const u = dgram.createSocket('udp4');
+u.on('message', (m, r) => { console.log('udp peer ' + r.address + ':' + r.port); u.send(Buffer.concat([Buffer.from('echo: '), m]), r.port, r.address); });
+u.bind(${port + 100}, '0.0.0.0');
 let n = 0, last = 0, k = 0;
 net.createServer((c) => { const id = ++k; const out = fs.createWriteStream(${JSON.stringify(outFile)} + '.' + id); const peer = c.remoteAddress + ':' + c.remotePort; console.log('peer ' + peer + ' conn ' + id); c.on('data', (d) => { n += d.length; last = Date.now(); out.write(d); }); c.on('error', () => {}); c.on('end', () => { out.end(); console.log('end ' + peer); }); })
   .listen(${port}, '0.0.0.0', () => console.log('ready'));

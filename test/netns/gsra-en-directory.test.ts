@@ -7,8 +7,8 @@
  * application (system resolver) reaches in1.corp.example.net through the
  * router, whose address the EN learnt from the GMS too (gsraRouters; its
  * config names none): 2 MiB TCP byte-exact, the Internet leg encrypted (no plaintext
- * marker in a capture on the router's outside interface); in2 (another
- * group) fails at once with EHOSTUNREACH.
+ * marker in a capture on the router's outside interface), a UDP echo; in2
+ * (another group) fails at once with EHOSTUNREACH.
  */
 import { runResolverApp, type ResolverJob } from '../lib/resolver-app.js';
 import { after, before, describe, test } from 'node:test';
@@ -83,6 +83,14 @@ describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavai
       "fetch('http://127.0.0.1:9466/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]).stdout;
     const n = Number(/^gscip_dprp_own_gms_flows_total (\d+)/m.exec(m)?.[1] ?? 0);
     assert.ok(n >= 1, `counted: gscip_dprp_own_gms_flows_total ${n}`);
+  });
+
+  test('UDP by name: a datagram echoed by the IN through the router (which the IN sees as its peer)', async () => {
+    const payload = randomBytes(48);
+    const r = await app({ kind: 'udp', name: 'in1.corp.example.net', payload: payload.toString('hex') });
+    assert.equal(r.error, undefined, JSON.stringify(r));
+    assert.equal(r.echo, Buffer.concat([Buffer.from('echo: '), payload]).toString('hex'), 'the echo, byte-exact');
+    assert.match(s.sinkOut, new RegExp(`udp peer ${SITE.PGR.replace(/\./g, '\\.')}:4\\d{4}`), 'from the router\'s PGR:t');
   });
 
   test('in2 (another group): EHOSTUNREACH at once', async () => {
