@@ -53,8 +53,8 @@ export interface GsraEnAgentsOptions {
   groupKey: string | null;
 }
 
-/** Writes the three configs, starts the agents and sets the group key; the user's key file. */
-export async function startGsraEnAgents(g: GscipRunner, o: GsraEnAgentsOptions): Promise<{ keyFile: string }> {
+/** Writes the three configs, starts the agents and sets the group key; the user's key file and a restart of the EN's agent. */
+export async function startGsraEnAgents(g: GscipRunner, o: GsraEnAgentsOptions): Promise<{ keyFile: string; restartEn: (signal: NodeJS.Signals) => Promise<void> }> {
   const { GGR, PGR } = SITE;
   const enHost = o.enHost ?? 'en';
   const keyFile = `${o.dir}/alice.key`;
@@ -81,12 +81,13 @@ export async function startGsraEnAgents(g: GscipRunner, o: GsraEnAgentsOptions):
   }));
   await g.startAgent('router', ['--config', inCfg, '--iface', 'in0', '--miss', 'pass', '--handler', 'nat', '--metrics', 'none'], 'gsra-in');
   await g.startAgent('router', ['--config', outCfg, '--iface', 'out0', '--miss', 'pass', '--handler', 'nat', '--handler', 'gsra-router', '--metrics', o.routerMetrics ?? '127.0.0.1:9465'], 'gsra-out');
-  await g.startAgent(enHost, ['--config', enCfg, '--metrics', o.enMetrics ?? '127.0.0.1:9464'], 'en');
+  const enArgs = ['--config', enCfg, '--metrics', o.enMetrics ?? '127.0.0.1:9464'];
+  let en = await g.startAgent(enHost, enArgs, 'en');
   if (o.groupKey !== null) {
     g.ok(enHost, ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('en')], `${o.groupKey}\n`);
     g.ok('router', ['keys', 'set', '--group', '1', '--version', '1', ...g.instanceArgs('gsra-out')], `${o.groupKey}\n`);
   }
-  return { keyFile };
+  return { keyFile, restartEn: async (signal) => { await en.stop(signal); en = await g.startAgent(enHost, enArgs, 'en'); } };
 }
 
 /**

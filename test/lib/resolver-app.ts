@@ -15,7 +15,7 @@ export type ResolverJob =
   | { kind: 'udp'; name: string; payload: string }
   /** Several datagrams on one socket (one flow), each sent after the previous one's echo (2 s each at most). */
   | { kind: 'udpMany'; name: string; payloads: string[] }
-  /** Writes 16 KiB every 20 ms for up to maxMs: how the connection ended (error code, close, or still_open) and when. */
+  /** Writes 16 KiB every 20 ms for maxMs, then ends cleanly: how the connection ended (ended, error CODE, close, end_timeout), when, bytes written. */
   | { kind: 'stream'; name: string; maxMs: number };
 
 const APP = (job: ResolverJob): string => `
@@ -37,12 +37,13 @@ dns.lookup(job.name, { family: 4 }, (e, addr) => {
     c.on('error', (er) => { clearTimeout(to); done({ addr, error: er.code }); });
   } else if (job.kind === 'stream') {
     const c = net.connect({ host: addr, port: 5201 });
-    let sent = 0, timer = null, ended = false;
+    let sent = 0, timer = null, ended = false, closing = false;
     const end = (how) => { if (ended) return; ended = true; clearInterval(timer); c.destroy(); done({ addr, end: how, endAt: Date.now(), sent }); };
-    c.on('connect', () => { timer = setInterval(() => { if (c.write(Buffer.alloc(16384, 0x41))) sent += 16384; }, 20); });
+    c.on('connect', () => { timer = setInterval(() => { c.write(Buffer.alloc(16384, 0x41)); sent += 16384; }, 20); });
     c.on('error', (er) => end('error ' + er.code));
-    c.on('close', () => end('close'));
-    setTimeout(() => end('still_open'), job.maxMs);
+    c.on('close', () => end(closing ? 'ended' : 'close'));
+    // After maxMs: a clean end (FIN, everything written delivered), or 'end_timeout' if that does not come within 3 s.
+    setTimeout(() => { if (ended) return; closing = true; clearInterval(timer); c.end(); setTimeout(() => end('end_timeout'), 3000); }, job.maxMs);
   } else if (job.kind === 'udp') {
     const s = dgram.createSocket('udp4');
     const msg = Buffer.from(job.payload, 'hex');

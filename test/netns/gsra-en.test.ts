@@ -9,6 +9,8 @@
  * and an IN of another group refused at once (EHOSTUNREACH from the ICMP
  * unreachable, not a timeout). Without the part the name resolves to GGR
  * and the connect is refused by the router's own stack (the test fails).
+ * The EN's agent killed mid-stream (SIGKILL) and restarted: the stream's
+ * fast-path state outlives it, every byte arrives, the connection ends cleanly.
  *
  *   en 192.0.2.20 --e0/out0-- router (GGR 192.0.2.1 | PGR 100.64.1.1) --in0/l0-- in (IN1 100.64.1.10, IN2 100.64.1.20)
  *   en 203.0.113.20 --d0/dns0-- dns 203.0.113.53 (BIND 9: in1, in2.example.net A GGR)
@@ -49,6 +51,7 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
   let sinkFile = '';
   let resolvConf = '';
   let dir = '';
+  let restartEn: (signal: NodeJS.Signals) => Promise<void>;
 
   before(async () => {
     t = new Topology('gsraen');
@@ -59,14 +62,14 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
       dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-gsraen`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       ({ dns: dnsSrv, resolvConf } = await startEnDns(t, dir, { in1: GGR, in2: GGR, www: '203.0.113.80' }));
-      await startGsraEnAgents(g, {
+      ({ restartEn } = await startGsraEnAgents(g, {
         dir, groupKey: GROUP_KEY,
         servers: [{ name: 'in1.example.net', address: IN1, groups: [1] }, { name: 'in2.example.net', address: IN2, groups: [2] }],
         // GSRA_EN_TEST_PLAINTEXT_LEG=1 shows the capture check failing without PCCOM on the leg
         gsra: process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { legEncryption: 'none' } : {},
         gsraEn: process.env.GSRA_EN_TEST_WITHOUT_PART ? null : process.env.GSRA_EN_TEST_PLAINTEXT_LEG ? { requireEncryption: false } : {},
         routerMetrics: 'none',
-      });
+      }));
       sinkFile = `${dir}/sink`;
       sink = t.spawn('in', 'node', ['-e', gsraInSink(sinkFile, 150000)]);
       await waitReady(sink, 'IN server', (d) => { sinkOut += d; });
@@ -125,5 +128,21 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
     const m = t.exec('en', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
     assert.match(m, /gscip_gsraen_flows_total\{result="admitted"\} [2-9]/);
     assert.match(m, /gscip_gsraen_flows_total\{result="(no_shared_group|not_member)"\} 1/);
+  });
+
+  test('the EN\'s agent killed mid-stream and restarted: the stream goes on and ends cleanly, every byte at the IN', async () => {
+    const conns = (sinkOut.match(/ conn \d+/g) ?? []).length;
+    const stream = app({ kind: 'stream', name: 'in1.example.net', maxMs: 6000 });
+    await waitFor('the stream reached the IN', () => (sinkOut.match(/ conn \d+/g) ?? []).length > conns, 10_000);
+    const n = (sinkOut.match(/ conn \d+/g) ?? []).length;
+    await new Promise((res) => setTimeout(res, 1000));
+    await restartEn('SIGKILL');
+    const r = await stream;
+    assert.equal(r.end, 'ended', `the application's connection: ${JSON.stringify(r)}`);
+    await waitFor('the IN got the end', () => sinkOut.includes(`done ${n}`), 10_000);
+    const got = existsSync(`${sinkFile}.${n}`) ? readFileSync(`${sinkFile}.${n}`).length : 0;
+    assert.equal(got, r.sent, `the IN got every byte the application wrote across the crash (${got} of ${r.sent})`);
+    const again = await app({ kind: 'connect', name: 'in1.example.net' });
+    assert.equal(again.error, undefined, `a new connection by name after the restart: ${JSON.stringify(again)}`);
   });
 });
