@@ -12,7 +12,7 @@ BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 \
                 -Ibpf/include -Ibpf/lib
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iperf3 tcpdump tshark \
                 nftables ethtool libelf-dev pkg-config wireguard-go wireguard-tools \
-                strongswan-charon strongswan-swanctl ldap-utils
+                strongswan-charon strongswan-swanctl ldap-utils curl
 # Test-only packages whose daemons must not be started or enabled by us: prometheus (only its
 # promtool: the metrics test) and postgresql (only its binaries: the GMS replica tests run their own
 # server as the postgres user, unix socket in a temp dir, no TCP). Debian's postgresql postinst
