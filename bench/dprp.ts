@@ -27,7 +27,7 @@
  *
  *   node dist/bench/dprp.js [--flows 1000] [--warmup 2000] [--seconds 10] [--window 128] [--ike 20]
  *                           [--waits event-loop,thread-pool] [--stages 0|1] [--pin 0|1] [--rto-ab 0|1] [--prof DIR]
- *                           [--node-args="NODE OPTIONS FOR THE AGENTS"]
+ *                           [--plain-rate 0|1] [--node-args="NODE OPTIONS FOR THE AGENTS"]
  * Needs root. Writes bench/results/dprp.json.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -284,6 +284,10 @@ async function main(): Promise<void> {
     const base = await runClients(p.topo, 'a', 'tcp', B, TCP_PORT, flows, 10000, 'ping', 120_000);
     if (!base.ok) throw new Error(`baseline failed: ${base.error}`);
 
+    // The same UDP load without GSCIP (--plain-rate 0 skips it): what the client, the echo server and the
+    // kernel reach on this machine in these minutes, the ceiling of the rate run below.
+    const plainLoad = intArg('plain-rate', 1, 0) > 0 ? await udpLoad(p.topo, seconds, window, UDP_PORT) : null;
+
     // IKE before GSCIP is attached (its UDP/500 would otherwise be negotiated by DPRP first).
     const ike = await ikeBench(p, ikeRuns);
 
@@ -333,6 +337,7 @@ async function main(): Promise<void> {
       flows,
       warmupFlows: warmup,
       baselineMs: { p50: r3(b50), p99: r3(b99) },
+      plainUdpPerSecond: plainLoad ? { perSecond: Math.round(plainLoad.ok / plainLoad.seconds), failed: plainLoad.failed, failedBy: plainLoad.failedBy } : null,
       targets: { firstConnectRatioP50: 4, addedP99Ms: 3, negotiationsPerSecond: 5000, failures: 0 },
       runs: runs.map((r) => ({
         wait: r.wait,
@@ -362,6 +367,7 @@ async function main(): Promise<void> {
     const chunks = (xs: number[]) => Array.from({ length: Math.ceil(xs.length / 500) }, (_, i) => pct(xs.slice(i * 500, i * 500 + 500), 50).toFixed(3)).join(' ');
     const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
     console.log(`first TCP connect over ${flows} fresh flows (after ${warmup} untimed warm-up flows, baseline and GSCIP alike): baseline p50 ${r3(b50)} ms p99 ${r3(b99)} ms (per 500: ${chunks(base.connectMs)})`);
+    if (res.plainUdpPerSecond) console.log(`plain UDP first datagrams (no GSCIP, same client, window ${window}, ${seconds} s): ${res.plainUdpPerSecond.perSecond}/s with ${res.plainUdpPerSecond.failed} failures`);
     for (const r of res.runs) {
       const f = r.firstConnect;
       const n = r.negotiations;
