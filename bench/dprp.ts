@@ -18,12 +18,16 @@
  *  timeout of before (rtoFollowsRtt false), to compare duplicates and rate.
  *  --stages 1 also times every stage of each negotiation on each GE
  *  (controlplane/dprp/stage-profile.ts) and prints the p50 of each.
+ *  The rate run also prints each agent's CPU time per negotiation (utime and
+ *  stime over the run / negotiations): per-negotiation overhead that holds
+ *  still when the shared machine's load moves the rate.
  *  3. The peer a user would pick instead: an IKEv2 handshake (strongSwan,
  *     pre-shared key, childless IKE_SA: this kernel has no ESP) between the same
  *     two namespaces, timed by `swanctl --initiate`, when strongSwan is installed.
  *
  *   node dist/bench/dprp.js [--flows 1000] [--warmup 2000] [--seconds 10] [--window 128] [--ike 20]
  *                           [--waits event-loop,thread-pool] [--stages 0|1] [--pin 0|1] [--rto-ab 0|1] [--prof DIR]
+ *                           [--plain-rate 0|1] [--node-args="NODE OPTIONS FOR THE AGENTS"]
  * Needs root. Writes bench/results/dprp.json.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -66,6 +70,16 @@ setTimeout(() => s.post('Profiler.enable', () => s.post('Profiler.start')), 4000
 process.on('exit', () => s.post('Profiler.stop', (err, r) => { if (!err) fs.writeFileSync(${JSON.stringify(dir)} + '/' + process.pid + '.cpuprofile', JSON.stringify(r.profile)); }));
 `);
   return ['-r', preload];
+}
+
+/** utime and stime of a process (all its threads), in microseconds (/proc/<pid>/stat, clock ticks). */
+function cpuUs(pid: number | null): { user: number; sys: number } | null {
+  if (pid === null) return null;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+    const tick = 1e6 / 100; // USER_HZ
+    return { user: Number(f[11]) * tick, sys: Number(f[12]) * tick };
+  } catch { return null; }
 }
 
 interface LoadResult { ok: number; failed: number; seconds: number; failedBy: Record<string, number>; perSec?: Array<[number, number] | null> }
@@ -228,6 +242,8 @@ interface GscipRun {
   stages: { a: StageDump; b: StageDump } | null;
   /** What the agents counted during the rate run (negotiations by outcome, failures, drops, rejects by reason). */
   loadCounters: { a: Record<string, Record<string, number>>; b: Record<string, Record<string, number>> };
+  /** Each agent's CPU time over the rate run (utime, stime), us. */
+  loadCpu: { a: { user: number; sys: number } | null; b: { user: number; sys: number } | null };
 }
 
 async function main(): Promise<void> {
@@ -268,11 +284,17 @@ async function main(): Promise<void> {
     const base = await runClients(p.topo, 'a', 'tcp', B, TCP_PORT, flows, 10000, 'ping', 120_000);
     if (!base.ok) throw new Error(`baseline failed: ${base.error}`);
 
+    // The same UDP load without GSCIP (--plain-rate 0 skips it): what the client, the echo server and the
+    // kernel reach on this machine in these minutes, the ceiling of the rate run below.
+    const plainLoad = intArg('plain-rate', 1, 0) > 0 ? await udpLoad(p.topo, seconds, window, UDP_PORT) : null;
+
     // IKE before GSCIP is attached (its UDP/500 would otherwise be negotiated by DPRP first).
     const ike = await ikeBench(p, ikeRuns);
 
     const key = randomBytes(32);
-    const nodeArgs = profilerArgs();
+    // --node-args="...": more node options for both GE agents (e.g. --node-args="--max-semi-space-size=16"; split on spaces).
+    const extra = process.argv.find((x) => x.startsWith('--node-args='))?.slice('--node-args='.length) ?? '';
+    const nodeArgs = [...profilerArgs(), ...extra.split(' ').filter(Boolean)];
     const runs: GscipRun[] = [];
     for (const [k, { wait, rto }] of variants.entries()) {
       const env = { GSCIP_RING_WAIT: wait, GSCIP_DPRP_DUMP_DIR: dumps.dir, GSCIP_DPRP_STAGES: withStages ? '1' : '0' };
@@ -291,11 +313,15 @@ async function main(): Promise<void> {
       if (!gs.ok) throw new Error(`GSCIP run failed (${wait} wait): ${gs.error}`);
       const retrans = p.retransSegs('a') - retrans0;
       const afterConnects = await dumps.both();
+      const cpu0 = { a: cpuUs(p.ges.pid('a')), b: cpuUs(p.ges.pid('b')) };
       const load = await udpLoad(p.topo, seconds, window, UDP_PORT);
+      const cpu1 = { a: cpuUs(p.ges.pid('a')), b: cpuUs(p.ges.pid('b')) };
+      const cpuDelta = (x: { user: number; sys: number } | null, y: { user: number; sys: number } | null) => (x && y ? { user: y.user - x.user, sys: y.sys - x.sys } : null);
       const afterLoad = await dumps.both();
       runs.push({
         wait, rto, connectMs: gs.connectMs, retrans, load, stages: withStages ? afterConnects : null,
         loadCounters: { a: counterDelta(afterConnects.a, afterLoad.a), b: counterDelta(afterConnects.b, afterLoad.b) },
+        loadCpu: { a: cpuDelta(cpu0.a, cpu1.a), b: cpuDelta(cpu0.b, cpu1.b) },
       });
       await p.stopGes();
     }
@@ -311,6 +337,7 @@ async function main(): Promise<void> {
       flows,
       warmupFlows: warmup,
       baselineMs: { p50: r3(b50), p99: r3(b99) },
+      plainUdpPerSecond: plainLoad ? { perSecond: Math.round(plainLoad.ok / plainLoad.seconds), failed: plainLoad.failed, failedBy: plainLoad.failedBy } : null,
       targets: { firstConnectRatioP50: 4, addedP99Ms: 3, negotiationsPerSecond: 5000, failures: 0 },
       runs: runs.map((r) => ({
         wait: r.wait,
@@ -322,7 +349,13 @@ async function main(): Promise<void> {
           ratioP50: Math.round((pct(r.connectMs, 50) / b50) * 100) / 100,
           tcpRetransmissions: r.retrans,
         },
-        negotiations: { ok: r.load.ok, failed: r.load.failed, failedBy: r.load.failedBy, seconds: r.load.seconds, perSecond: Math.round(r.load.ok / r.load.seconds), window, agents: r.loadCounters },
+        negotiations: { ok: r.load.ok, failed: r.load.failed, failedBy: r.load.failedBy, seconds: r.load.seconds, perSecond: Math.round(r.load.ok / r.load.seconds), window, agents: r.loadCounters,
+          // Each agent's CPU time per negotiation over the rate run (user and kernel, us): what a negotiation costs
+          // the agent whatever else the machine runs (the rate itself moves with the load).
+          agentCpuUsPerNegotiation: Object.fromEntries((['a', 'b'] as const).map((h) => {
+            const c = r.loadCpu[h];
+            return [h, c && r.load.ok > 0 ? { user: Math.round(c.user / r.load.ok), sys: Math.round(c.sys / r.load.ok) } : null];
+          })) },
         stages: r.stages,
       })),
       ikev2: 'ms' in ike
@@ -334,6 +367,7 @@ async function main(): Promise<void> {
     const chunks = (xs: number[]) => Array.from({ length: Math.ceil(xs.length / 500) }, (_, i) => pct(xs.slice(i * 500, i * 500 + 500), 50).toFixed(3)).join(' ');
     const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
     console.log(`first TCP connect over ${flows} fresh flows (after ${warmup} untimed warm-up flows, baseline and GSCIP alike): baseline p50 ${r3(b50)} ms p99 ${r3(b99)} ms (per 500: ${chunks(base.connectMs)})`);
+    if (res.plainUdpPerSecond) console.log(`plain UDP first datagrams (no GSCIP, same client, window ${window}, ${seconds} s): ${res.plainUdpPerSecond.perSecond}/s with ${res.plainUdpPerSecond.failed} failures`);
     for (const r of res.runs) {
       const f = r.firstConnect;
       const n = r.negotiations;
@@ -342,6 +376,8 @@ async function main(): Promise<void> {
       for (const host of ['a', 'b'] as const) {
         const c = n.agents[host];
         const bad = Object.entries(c).filter(([name]) => !/started|completed/.test(name));
+        const cu = n.agentCpuUsPerNegotiation[host];
+        console.log(`    agent ${host}: CPU per negotiation ${cu ? `${cu.user + cu.sys} us (user ${cu.user}, sys ${cu.sys})` : '?'}`);
         console.log(`    agent ${host}: completed ${JSON.stringify(c.dprp_negotiations_completed_total ?? {})}${bad.length ? `; ${bad.map(([name, by]) => `${name} ${JSON.stringify(by)}`).join('; ')}` : '; no failures, rejects or drops'}`);
       }
     }
