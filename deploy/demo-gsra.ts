@@ -71,7 +71,7 @@ async function main(site: GsraSite): Promise<number> {
   const inp = site.t.scratchPath(`/tmp/${site.t.prefix}-demo-data`);
   writeFileSync(inp, data);
   const pcap = site.t.scratchPath(`/tmp/${site.t.prefix}-demo-internet.pcap`);
-  const cap = site.t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '300', '-w', pcap, 'tcp and portrange 40000-40999']);
+  const cap = site.t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '300', '-w', pcap, 'tcp and portrange 40000-40999']);
   await waitFor('tcpdump', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
   let r: Record<string, any>;
   try { r = await app({ kind: 'tcp', name: 'in1.corp.example.net', file: inp }); } finally { cap.kill('SIGINT'); await exited(cap, 5000); }

@@ -162,7 +162,7 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
 
     const pcap = `/tmp/${topo.prefix}-vb.pcap`;
     t.after(() => rmSync(pcap, { force: true }));
-    const cap = topo.spawn('b', 'tcpdump', ['-i', 'vb', '-U', '-s', '0', '-w', pcap, 'tcp port 9090 or udp port 9091']);
+    const cap = topo.spawn('b', 'tcpdump', ['-i', 'vb', '-B', '65536', '-U', '-s', '0', '-w', pcap, 'tcp port 9090 or udp port 9091']);
     try {
       await waitFor('tcpdump to start', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } });
       const tsrv = topo.spawn('b', 'node', ['-e', TCP_ECHO_SERVER]);
@@ -331,8 +331,8 @@ describe('TC datapath as a translating router (ingress XLAT on CHECKSUM_PARTIAL,
     const pcapC = `/tmp/${topo.prefix}-vc.pcap`;
     t.after(() => { rmSync(pcapB, { force: true }); rmSync(pcapC, { force: true }); });
     // inbound only: outbound frames of an offloading sender are captured before their checksum exists
-    const capB = topo.spawn('b', 'tcpdump', ['-i', 'vb', '-Q', 'in', '-U', '-s', '0', '-w', pcapB, 'tcp port 40300']);
-    const capC = topo.spawn('c', 'tcpdump', ['-i', 'vc', '-Q', 'in', '-U', '-s', '0', '-w', pcapC, 'tcp port 9090']);
+    const capB = topo.spawn('b', 'tcpdump', ['-i', 'vb', '-Q', 'in', '-B', '65536', '-U', '-s', '0', '-w', pcapB, 'tcp port 40300']);
+    const capC = topo.spawn('c', 'tcpdump', ['-i', 'vc', '-Q', 'in', '-B', '65536', '-U', '-s', '0', '-w', pcapC, 'tcp port 9090']);
     try {
       for (const f of [pcapB, pcapC]) {
         await waitFor('tcpdump to start', () => { try { return readFileSync(f).length >= 24; } catch { return false; } });

@@ -54,7 +54,7 @@ const SENTINEL_PORT = 9;
 /** tcpdump on lo for `ports` (and the sentinel); resolves once it writes its file (attached, filter set). */
 async function capture(file: string, ports: number[]): Promise<ChildProcess> {
   const filter = [...ports.map((p) => `tcp port ${p}`), `udp port ${SENTINEL_PORT}`].join(' or ');
-  const c = spawn('tcpdump', ['-i', 'lo', '--immediate-mode', '-U', '-s', '0', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const c = spawn('tcpdump', ['-i', 'lo', '--immediate-mode', '-B', '65536', '-U', '-s', '0', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
   ScratchGuard.get().add('pid', String(c.pid));
   for (let i = 0; i < 100 && !(existsSync(file) && statSync(file).size >= 24); i++) await new Promise((r) => setTimeout(r, 50));
   return c;

@@ -292,13 +292,23 @@ export function metricsText(t: Topology, host: string): string {
 }
 
 /** A capture on r's interface toward a: TCP/UDP payloads and GSCIP control messages. */
+/** tcpdump's capture ring (-B, KiB) for the tests' captures: see RouterCapture. */
+export const CAPTURE_BUFFER_KIB = 65536;
+
 export class RouterCapture {
   private readonly child: ChildProcess;
   readonly file: string;
   private constructor(private readonly t: Topology, private readonly iface: string, private readonly host: string) {
     this.file = `/tmp/${t.prefix}-${host}-${randomBytes(3).toString('hex')}.pcap`;
-    this.child = t.spawn(host, 'tcpdump', ['-i', iface, '--immediate-mode', '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp or icmp']);
+    // -B: with --immediate-mode libpcap uses a TPACKET_V2 ring of snaplen-sized
+    // slots, and its default 2 MiB holds only 8 frames of -s 0: a tcpdump
+    // descheduled for a few ms on a loaded machine lost frames (the Fig. 6
+    // flake: a plaintext segment that crossed the LAN was not in the file).
+    // 64 MiB holds ~250; stop() refuses a capture that lost any.
+    this.child = t.spawn(host, 'tcpdump', ['-i', iface, '--immediate-mode', '-B', String(CAPTURE_BUFFER_KIB), '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp or icmp']);
+    this.child.stderr?.on('data', (d: Buffer) => { if (this.stderr.length < 65536) this.stderr += d.toString(); });
   }
+  private stderr = '';
   static async start(t: Topology, iface = 'ra', host = 'r'): Promise<RouterCapture> {
     const c = new RouterCapture(t, iface, host);
     await waitFor('tcpdump on r', () => { try { return readFileSync(c.file).length >= 24; } catch { return false; } }, 5000);
@@ -330,10 +340,12 @@ export class RouterCapture {
     this.child.kill('SIGINT');
     await new Promise<void>((r) => {
       const timer = setTimeout(() => { this.child.kill('SIGKILL'); r(); }, 3000);
-      this.child.once('exit', () => { clearTimeout(timer); r(); });
+      this.child.once('close', () => { clearTimeout(timer); r(); }); // 'close': its stderr (the drop count) read to the end
     });
     const pcap = readFileSync(this.file);
     rmSync(this.file, { force: true });
+    const dropped = Number(/(\d+) packets? dropped by kernel/.exec(this.stderr)?.[1] ?? 0);
+    if (dropped > 0) throw new Error(`capture on ${this.host} ${this.iface} lost ${dropped} frames in the kernel (its ring was full): what it holds cannot show what crossed`);
     const frames: Buffer[] = [];
     for (let off = 24; off + 16 <= pcap.length && frames.length < 1e6;) {
       const incl = pcap.readUInt32LE(off + 8);

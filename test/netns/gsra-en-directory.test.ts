@@ -54,7 +54,7 @@ describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavai
     const inp = s.t.scratchPath(`/tmp/${s.t.prefix}-data`);
     writeFileSync(inp, data);
     const pcap = s.t.scratchPath(`/tmp/${s.t.prefix}-internet.pcap`);
-    const cap = s.t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '300', '-w', pcap, 'tcp and portrange 40000-40999']);
+    const cap = s.t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '300', '-w', pcap, 'tcp and portrange 40000-40999']);
     await waitFor('tcpdump', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
     let r: Record<string, any>;
     try { r = await app({ kind: 'tcp', name: 'in1.corp.example.net', file: inp }); } finally { cap.kill('SIGINT'); await exited(cap, 5000); }

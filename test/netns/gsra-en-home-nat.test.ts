@@ -105,7 +105,7 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
     const inp = `${dir}/in-data`;
     writeFileSync(inp, data);
     const capOut = `${dir}/internet.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
     await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
     let r: Record<string, any>;
     try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { c1.kill('SIGINT'); await exited(c1, 5000); }
@@ -133,7 +133,7 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
     t.exec('hr', 'nft', ['add', 'rule', 'ip', 'home', 'filterfw', 'ct', 'state', 'invalid', 'counter', 'drop']);
     assert.equal(t.exec('hr', 'sysctl', ['-n', 'net.netfilter.nf_conntrack_checksum']).stdout.trim(), '1');
     const capOut = `${dir}/internet-udp.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'udp and not port 7253']);
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'udp and not port 7253']);
     await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
     const payloads = Array.from({ length: 40 }, (_, i) => Buffer.concat([MARKER, randomBytes(16 + i * 31)]).toString('hex'));
     let r: Record<string, any>;

@@ -85,8 +85,8 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
     const inp = `${dir}/in-data`;
     writeFileSync(inp, data);
     const capOut = `${dir}/internet.pcap`, capIn = `${dir}/inside.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
-    const c2 = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capIn, 'tcp']);
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
+    const c2 = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capIn, 'tcp']);
     await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24 && readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
     let r: Record<string, any>;
     try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { c1.kill('SIGINT'); c2.kill('SIGINT'); await exited(c1, 5000); await exited(c2, 5000); }
@@ -108,7 +108,7 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
   test('by name, UDP: the datagram echoed through the router', async () => {
     const payload = Buffer.concat([MARKER, randomBytes(64)]).toString('hex');
     const capOut = `${dir}/internet-udp.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '20', '-w', capOut, 'udp and not port 7253']);
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '20', '-w', capOut, 'udp and not port 7253']);
     await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
     let r: Record<string, any>;
     try { r = await app({ kind: 'udp', name: 'in1.example.net', payload }); } finally { await new Promise((res) => setTimeout(res, 300)); c1.kill('SIGINT'); await exited(c1, 5000); }

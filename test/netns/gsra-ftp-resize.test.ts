@@ -148,7 +148,7 @@ describe('GSRA FTP passive mode, a 227 that must grow: the sequence delta (names
   test('two PASV + RETR and QUIT on one control connection, each 227 grown to the VIN: both files byte-exact, a clean 221', async () => {
     const out = { a: `${dir}/got-a.bin`, b: `${dir}/got-b.bin` };
     const capOut = `${dir}/internet.pcap`;
-    const cap = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
+    const cap = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
     await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
     // Two URLs, the second after --next (the connection is reused) with QUIT sent after its transfer (-Q -QUIT).
     const common = ['-sS', '-v', '--max-time', '60', '--ftp-pasv', '--disable-epsv', '--no-ftp-skip-pasv-ip'];

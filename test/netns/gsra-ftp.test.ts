@@ -114,8 +114,8 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
   async function download(mode: 'pasv' | 'epsv'): Promise<{ rc: number | null; err: string; got: Buffer; internet: Buffer; inside: Buffer; ms: number }> {
     const out = `${dir}/got-${mode}.bin`;
     const capOut = `${dir}/internet-${mode}.pcap`, capIn = `${dir}/inside-${mode}.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '600', '-w', capOut, 'tcp']);
-    const c2 = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '600', '-w', capIn, 'tcp']);
+    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '600', '-w', capOut, 'tcp']);
+    const c2 = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '600', '-w', capIn, 'tcp']);
     await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24 && readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
     const args = ['-sS', '-v', '--max-time', '60', '--ftp-pasv', ...(mode === 'pasv' ? ['--disable-epsv', '--no-ftp-skip-pasv-ip'] : []), '-o', out, 'ftp://ftp.example.net/big.bin'];
     const t0 = Date.now();
@@ -168,7 +168,7 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
   test('a port the control connection did not announce: refused by the router (not_announced, counted), the application fails at once', async () => {
     const before = counter(metrics('router', 9465), 'gscip_gsra_refusals_total', 'not_announced');
     const capIn = `${dir}/inside-refused.pcap`;
-    const c = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-U', '-n', '-s', '0', '-c', '50', '-w', capIn, 'tcp port 50077']);
+    const c = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '50', '-w', capIn, 'tcp port 50077']);
     await waitFor('tcpdump', () => { try { return readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
     let r: Record<string, any>;
     try { r = await runResolverApp(t, 'en', resolvConf, { kind: 'connect', name: 'ftp.example.net', port: 50077 }); } finally {

@@ -186,7 +186,7 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
 
   test(`an IN of another group: ${ATTEMPTS} attempts refused (no_shared_group, counted), answered at once, no packet of them inside`, async () => {
     const pcap = t.scratchPath(`/tmp/${t.prefix}-inside.pcap`);
-    const cap = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-U', '-n', '-s', '96', '-w', pcap, 'ip']);
+    const cap = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '96', '-w', pcap, 'ip']);
     await waitFor('tcpdump inside', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
     let r: Record<string, any>;
     try {

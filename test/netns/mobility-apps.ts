@@ -64,7 +64,7 @@ export class Pinger {
 /** tcpdump in a host; stop() returns the pcap bytes. */
 export async function capture(p: MobilityTopo, host: string, dev: string, filter: string): Promise<{ stop(): Promise<Buffer> }> {
   const file = `/tmp/${p.topo.prefix}-${host}-${dev}-${Date.now()}.pcap`;
-  const child = p.topo.spawn(host, 'tcpdump', ['-i', dev, '-U', '-n', '-s', '0', '-w', file, filter]);
+  const child = p.topo.spawn(host, 'tcpdump', ['-i', dev, '-B', '65536', '-U', '-n', '-s', '0', '-w', file, filter]);
   await waitFor(`tcpdump on ${host}`, () => { try { return readFileSync(file).length >= 24; } catch { return false; } }, 5000);
   return {
     async stop() {

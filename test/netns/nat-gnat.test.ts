@@ -90,7 +90,7 @@ describe('GNAT outbound NAPT in the fast path (namespaces)', { skip: unavailable
     const out = t.scratchPath(`/tmp/${t.prefix}-out`);
     const pcap = t.scratchPath(`/tmp/${t.prefix}-glob.pcap`);
     writeFileSync(inp, data);
-    const cap = t.spawn('glob', 'tcpdump', ['-i', 'g0', '--immediate-mode', '-U', '-n', '-s', '128', '-w', pcap, 'ip']);
+    const cap = t.spawn('glob', 'tcpdump', ['-i', 'g0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '128', '-w', pcap, 'ip']);
     await waitFor('tcpdump on glob', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
     try {
       const sink = t.spawn('glob', 'node', ['-e', SINK(out, 5201)]);

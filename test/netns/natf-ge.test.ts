@@ -137,8 +137,8 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
   test('curl http://bob.example.net: 6 MiB byte-exact; ciphertext on the global AND the private leg', async () => {
     const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global.pcap`);
     const pcapIn = n.t.scratchPath(`/tmp/${n.t.prefix}-private.pcap`);
-    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapOut, 'ip']);
-    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapIn, 'ip']);
+    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapOut, 'ip']);
+    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapIn, 'ip']);
     const out = n.t.scratchPath(`/tmp/${n.t.prefix}-got`);
     try {
       for (const p of [pcapOut, pcapIn]) await waitFor('tcpdump', () => { try { return readFileSync(p).length >= 24; } catch { return false; } }, 5000);
@@ -232,8 +232,8 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global2.pcap`);
     const pcapIn = n.t.scratchPath(`/tmp/${n.t.prefix}-private2.pcap`);
     writeFileSync(inp, sent);
-    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapOut, 'ip']);
-    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapIn, 'ip']);
+    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapOut, 'ip']);
+    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapIn, 'ip']);
     let peer: RegExpExecArray | null = null;
     try {
       for (const p of [pcapOut, pcapIn]) await waitFor('tcpdump', () => { try { return readFileSync(p).length >= 24; } catch { return false; } }, 5000);
@@ -300,7 +300,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
 
   test('UDP by name to the private GE: three datagrams echoed from the virtual address, bob sees alice, ciphertext on the private leg', async () => {
     const pcapIn = n.t.scratchPath(`/tmp/${n.t.prefix}-private3.pcap`);
-    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapIn, 'udp', 'port', String(UDP_PORT)]);
+    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapIn, 'udp', 'port', String(UDP_PORT)]);
     let out = '';
     try {
       await waitFor('tcpdump', () => { try { return readFileSync(pcapIn).length >= 24; } catch { return false; } }, 5000);
@@ -325,7 +325,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
 
   test('UDP from the private GE to alice through the NAPT: three datagrams echoed, alice saw them from 192.0.2.2, ciphertext on the global leg', async () => {
     const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global4.pcap`);
-    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcapOut, 'udp', 'port', String(ALICE_UDP)]);
+    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapOut, 'udp', 'port', String(ALICE_UDP)]);
     const echo = n.t.spawn('alice', 'node', ['-e', ALICE_ECHO]);
     let out = '';
     try {

@@ -109,7 +109,7 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
 
   test('curl http://bob.example.net: 6 MiB byte-exact; the global leg carries ciphertext only, no private address', async () => {
     const pcap = n.t.scratchPath(`/tmp/${n.t.prefix}-global.pcap`);
-    const cap = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcap, 'ip']);
+    const cap = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcap, 'ip']);
     await waitFor('tcpdump on the global leg', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
     const out = n.t.scratchPath(`/tmp/${n.t.prefix}-got`);
     let curlRc: number | null;

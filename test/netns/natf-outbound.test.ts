@@ -70,7 +70,7 @@ describe('NAT-f: a private Term behind the GNAT reaches a global GES, encrypted 
     try {
       await n.start();
       pcap = n.t.scratchPath(`/tmp/${n.t.prefix}-global.pcap`);
-      cap = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', pcap, 'ip']);
+      cap = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcap, 'ip']);
       await waitFor('tcpdump on the global leg', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
     } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
   });

@@ -65,7 +65,7 @@ process.stdin.on('data', () => { console.log(JSON.stringify({ n, dup, bad })); p
 
     // capture on the router (a side), kernel buffer large enough for the burst
     const pcap = `/tmp/${t.prefix}-pfk-${randomBytes(3).toString('hex')}.pcap`;
-    const cap = t.spawn('r', 'tcpdump', ['-i', 'ra', '-B', '32768', '--immediate-mode', '-U', '-n', '-s', '96', '-w', pcap, 'udp', 'and', 'dst', 'port', String(PORT)]);
+    const cap = t.spawn('r', 'tcpdump', ['-i', 'ra', '-B', '32768', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '96', '-w', pcap, 'udp', 'and', 'dst', 'port', String(PORT)]);
     try {
       await waitFor('tcpdump on r', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
 

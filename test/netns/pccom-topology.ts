@@ -271,7 +271,7 @@ export class TransitCapture {
   readonly file: string;
   private constructor(t: Topology) {
     this.file = `/tmp/${t.prefix}-r-${Date.now()}.pcap`;
-    this.child = t.spawn('r', 'tcpdump', ['-i', 'any', '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp']);
+    this.child = t.spawn('r', 'tcpdump', ['-i', 'any', '-B', '65536', '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp']);
   }
   static async start(t: Topology): Promise<TransitCapture> {
     const c = new TransitCapture(t);
