@@ -197,13 +197,17 @@ describe('PCCOM UDP wire-valid form (BPF_PROG_TEST_RUN, gscip_tc)', { skip: unav
   test('a keyed-form datagram whose checksum field is by chance also its ordinary checksum (2^-16) still decrypts: K\'s failure in the IP ID hands it to the keyed check', () => {
     const eg = cid(IPPROTO_UDP, Dir.EGRESS);
     const ing = cid(IPPROTO_UDP, Dir.INGRESS);
-    flow();
+    const { key } = flow();
     h.maps.pit.set(eg, pitVal(Action.ENCRYPT, PIT_F_FLOW_KEY));  // the sender in the keyed form
     let hit: { frame: Buffer; plain: Buffer } | null = null;
-    for (let i = 0; i < 400_000 && !hit; i++) {  // ~65,536 expected
+    for (let i = 0; i < 600_000 && !hit; i++) {  // ~65,536 expected
       const plain = randomBytes(64);
       const out = enc(udpFrame({ ...udpAB, payload: plain })).dataOut;
-      if (udpChecksumValid(out)) hit = { frame: out, plain };
+      // Left out: the 2^-10 of those whose IP ID (the keyed form's counter bits 0..15) is by chance
+      // also the wire-valid form's (counter bits | K): such a datagram is a valid wire-valid one in
+      // every field the receiver can check and is delivered as noise (2^-26 per keyed datagram, below
+      // the keyed checksum's own 2^-16; docs/pccom.md). Not excluding them failed ~1 run in 1,000.
+      if (udpChecksumValid(out) && udpWireIpId(key, h.maps.flowKeys.get(eg)!.cur.ctr - 1n) !== ipId(out)) hit = { frame: out, plain };
     }
     assert.ok(hit, 'found a keyed-form datagram that looks like the wire-valid form');
     const ctr = h.maps.flowKeys.get(eg)!.cur.ctr - 1n;
