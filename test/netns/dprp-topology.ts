@@ -291,10 +291,10 @@ export function metricsText(t: Topology, host: string): string {
   return t.exec(host, 'node', ['-e', js]).stdout;
 }
 
-/** A capture on r's interface toward a: TCP/UDP payloads and GSCIP control messages. */
 /** tcpdump's capture ring (-B, KiB) for the tests' captures: see RouterCapture. */
 export const CAPTURE_BUFFER_KIB = 65536;
 
+/** A capture on r's interface toward a: TCP/UDP payloads and GSCIP control messages. */
 export class RouterCapture {
   private readonly child: ChildProcess;
   readonly file: string;
