@@ -186,11 +186,13 @@ export class Agent {
       mallocMmapThreshold(MALLOC_MMAP_THRESHOLD);
       const relief = new MemoryRelief({
         gc: v8FullGc(), trim: () => { mallocTrim(); },
-        onRelief: ({ peakPerSec }) => {
+        // What the burst left behind: the relief waits for the flood's flows to age out first.
+        held: () => handlers.reduce((n, h) => n + (h.heldUnauthenticated?.() ?? 0), dispatcher.stash.size),
+        onRelief: ({ peakPerSec, held }) => {
           agentMemoryReliefsTotal.inc();
           const mu = process.memoryUsage();
           const mb = (x: number) => Math.round(x / 1048576);
-          log.info({ peakPerSec, rssMb: mb(mu.rss), heapUsedMb: mb(mu.heapUsed), heapTotalMb: mb(mu.heapTotal), externalMb: mb(mu.external) }, 'punt burst over: memory handed back');
+          log.info({ peakPerSec, held, rssMb: mb(mu.rss), heapUsedMb: mb(mu.heapUsed), heapTotalMb: mb(mu.heapTotal), externalMb: mb(mu.external) }, 'punt burst over: memory handed back');
         },
       });
       const reliefTimer = setInterval(() => relief.tick(), 1000);

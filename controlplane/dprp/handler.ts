@@ -192,6 +192,10 @@ export class DprpHandler implements PuntHandler {
     return this.node;
   }
 
+  heldUnauthenticated(): number {
+    return this.node?.heldUnauthenticated ?? 0;
+  }
+
   /** Periodic refresh: never blocks the punt path (the `ip` runs are asynchronous); one at a time. */
   private refreshRoutes(): void {
     if (this.routesPending) return;

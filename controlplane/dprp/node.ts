@@ -58,6 +58,11 @@ export class DprpNode {
     return this.start.pending;
   }
 
+  /** Flows decided for peers no key authenticated (capped, short idle) plus negotiations in flight. */
+  get heldUnauthenticated(): number {
+    return this.c.flows.unauthCount + this.start.pending;
+  }
+
   /** The flows this GE holds PIT entries for, each with its flow-table id. */
   flowRecords(): FlowRecord[] {
     return this.c.flows.records();

@@ -92,6 +92,13 @@ export interface PuntHandler {
    * kernel's address events and writes entries of its own).
    */
   onStart?(ctx: PuntContext): void | Promise<void>;
+  /**
+   * Records this part holds on behalf of peers no key authenticated (what a
+   * flood of new flows leaves: flows decided alone for a remote, negotiations
+   * in flight). Read about once a second after a punt burst: the agent's
+   * memory relief (agent/memory-relief.ts) waits for them to drain.
+   */
+  heldUnauthenticated?(): number;
   /** Called once when the agent stops. */
   close?(): void | Promise<void>;
 }

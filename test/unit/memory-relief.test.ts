@@ -29,6 +29,36 @@ test('a burst, then quiet: one GC + trim after quietForMs of quiet, and none aga
   assert.equal(second(0), true, 'the next burst gets its own relief');
 });
 
+test('the relief waits for what the burst left held to drain (flood flows ageing out), at most maxWaitMs', () => {
+  let t = 0;
+  let held = 0;
+  const calls: string[] = [];
+  const reliefs: number[] = [];
+  const r = new MemoryRelief({
+    now: () => t, gc: () => calls.push('gc'), trim: () => calls.push('trim'), burstPerSec: 1000, quietPerSec: 10, quietForMs: 3000,
+    held: () => held, heldFloor: 100, maxWaitMs: 20_000, onRelief: (i) => reliefs.push(i.held),
+  });
+  const second = (punts: number): boolean => { r.note(punts); t += 1000; return r.tick(); };
+  held = 300;
+  assert.equal(second(5), false, 'normal operation: 300 held');
+  held = 4096;
+  assert.equal(second(50_000), false, 'during the burst: nothing');
+  held = 1736;
+  for (let i = 0; i < 6; i++) assert.equal(second(0), false, `quiet ${i + 1} s but 1,736 records still held (300 before the burst): waiting`);
+  held = 401;
+  assert.equal(second(0), false, 'still more than heldFloor (100) above what was held before');
+  held = 400;
+  assert.equal(second(0), true, 'back within heldFloor of the 300 held before: relieved');
+  assert.deepEqual(reliefs, [400]);
+  // A GE that legitimately holds many records is relieved anyway, maxWaitMs after the quiet began.
+  held = 5000;
+  assert.equal(second(20_000), false);
+  let at = 0;
+  for (let i = 1; i <= 25 && !at; i++) if (second(0)) at = i;
+  assert.equal(at, 21, 'relieved maxWaitMs (20 s) after the first quiet second was seen, though nothing drained');
+  assert.deepEqual(calls.filter((c) => c === 'gc'), ['gc', 'gc']);
+});
+
 test('the real GC and malloc_trim run (no --expose-gc needed)', () => {
   const gc = v8FullGc();
   gc();
