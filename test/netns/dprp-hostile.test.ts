@@ -20,37 +20,24 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { prng } from '../lib/prng.js';
-import { encode, MsgType, WireAction, WireRole, type DprpMessage, type Flow } from '../../controlplane/dprp/wire.js';
-import { buildIpv4Packet, inetChecksum, IPPROTO_ICMP, parseIpv4 } from '../../controlplane/dprp/ipv4.js';
+import { encode, MsgType } from '../../controlplane/dprp/wire.js';
+import { IPPROTO_ICMP, parseIpv4 } from '../../controlplane/dprp/ipv4.js';
 import { A, B, DprpTopo, injectFrom, RouterCapture } from './dprp-topology.js';
 import { waitFor } from '../lib/netns.js';
+import { ForgedDprp, specialAddresses, VICTIM } from '../lib/forged-dprp.js';
 
 const unavailable = bpfUnavailable();
-const VICTIM = '198.51.100.77';
 const B_BCAST = '203.0.113.255';
-const SPECIALS = ['224.0.0.1', '239.255.255.250', '255.255.255.255', '127.0.0.1', '0.0.0.0', B_BCAST];
+const SPECIALS = specialAddresses(B_BCAST);
 const CONSISTENT = 300; // well-formed DDEs from a about b: answered up to the per-source limit
 const MPITS = 40; // unsigned PASS MPITs for the first of them (beyond maxUnauthFlows: refused)
 const MAX_UNAUTH = 12;
 const MUTANTS = 300;
 
-let seq = 0;
-function negId(): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt32BE(0x4e0000 + process.pid, 0);
-  b.writeUInt32BE(seq++, 4);
-  return b;
-}
-
-function dde(startGe: string, flow: Flow): DprpMessage {
-  return {
-    type: MsgType.DDE, flags: 0, attempt: 1, negId: negId(), timestampMs: Date.now(), flow, status: 0, startGe, endGe: '0.0.0.0',
-    records: [{ addr: startGe, geType: 'GES', mode: 'OP', flags: 0, tags: [], options: [] }], actions: [], seal: null, options: [],
-  };
-}
-
-const ip = (icmp: Buffer, dst = B): Buffer => buildIpv4Packet(A, dst, IPPROTO_ICMP, icmp);
-const flowTo = (daddr: string, sport: number): Flow => ({ saddr: A, daddr, sport, dport: 80, proto: 17 });
+const forged = new ForgedDprp(A, B);
+const dde = forged.dde.bind(forged);
+const flowTo = forged.flowTo.bind(forged);
+const ip = (m: Parameters<ForgedDprp['packet']>[0], dst = B): Buffer => forged.packet(m, dst);
 
 function metricsOf(p: DprpTopo): string {
   return p.topo.exec('b', process.execPath, ['-e', "fetch('http://127.0.0.1:9464/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout;
@@ -84,32 +71,20 @@ describe('DPRP under forged and mutated DDEs from a non-member (namespaces): no 
       sent.push(...pkts);
     };
     // 1. bodies naming addresses no GE sends to (as start GE, and as the flow's destination)
-    send(SPECIALS.flatMap((s, i) => [ip(encode(dde(s, flowTo(B, 1000 + i)))), ip(encode(dde(A, flowTo(s, 1100 + i))))]));
+    send(SPECIALS.flatMap((s, i) => [ip(dde(s, flowTo(B, 1000 + i))), ip(dde(A, flowTo(s, 1100 + i)))]));
     // 2. a victim named only in the body: as start GE (the RGI would go there), as the destination (a relay would forward there)
-    send([ip(encode(dde(VICTIM, flowTo(B, 1200)))), ip(encode(dde(A, flowTo(VICTIM, 1201)))), ip(encode(dde(B, flowTo(B, 1202))))]);
+    send([ip(dde(VICTIM, flowTo(B, 1200))), ip(dde(A, flowTo(VICTIM, 1201))), ip(dde(B, flowTo(B, 1202)))]);
     // 3. consistent DDEs (a about b): answered to a, up to the per-source limit
     const consistent = Array.from({ length: CONSISTENT }, (_, i) => dde(A, flowTo(B, 2000 + i)));
-    send(consistent.slice(0, MPITS).map((m) => ip(encode(m))));
+    send(consistent.slice(0, MPITS).map((m) => ip(m)));
     // 4. unsigned PASS MPITs for the first of them: flows no key authenticates, capped
-    send(consistent.slice(0, MPITS).map((d) => ip(encode({
-      ...d, type: MsgType.MPIT, timestampMs: Date.now(), endGe: B, records: [],
-      actions: [{ addr: B, action: WireAction.PASS, role: WireRole.END, flags: 0, selector: Buffer.alloc(16), mac: Buffer.alloc(16) }],
-    }))));
-    send(consistent.slice(MPITS).map((m) => ip(encode(m))));
+    send(consistent.slice(0, MPITS).map((d) => ip(forged.unsignedPassMpit(d))));
+    send(consistent.slice(MPITS).map((m) => ip(m)));
     // 5. mutants of a consistent DDE (half with the ICMP checksum fixed up, so they reach past it)
     const rnd = prng(0x11b);
     const base = encode(dde(A, flowTo(B, 3000)));
     const mutants: Buffer[] = [];
-    for (let i = 0; i < MUTANTS; i++) {
-      const b = Buffer.from(base);
-      const n = 1 + Math.floor(rnd() * 3);
-      for (let k = 0; k < n; k++) b[4 + Math.floor(rnd() * (b.length - 4))] ^= 1 + Math.floor(rnd() * 255);
-      if (i % 2 === 0) {
-        b.writeUInt16BE(0, 2);
-        b.writeUInt16BE(inetChecksum(b), 2);
-      }
-      mutants.push(ip(b));
-    }
+    for (let i = 0; i < MUTANTS; i++) mutants.push(ip(ForgedDprp.mutant(base, rnd, i % 2 === 0)));
     send(mutants);
     await new Promise((r) => setTimeout(r, 1_500));
     const frames = await cap.stop();
@@ -128,7 +103,7 @@ describe('DPRP under forged and mutated DDEs from a non-member (namespaces): no 
     const rgis = out.filter((x) => x.ip!.proto === IPPROTO_ICMP && x.ip!.payload[0] === 253 && x.ip!.payload[1] === MsgType.RGI).length;
     const cdns = out.filter((x) => x.ip!.proto === IPPROTO_ICMP && x.ip!.payload[0] === 253 && x.ip!.payload[1] === MsgType.CDN).length;
     const oneRgi = out.find((x) => x.ip!.proto === IPPROTO_ICMP && x.ip!.payload[0] === 253 && x.ip!.payload[1] === MsgType.RGI);
-    const oneDde = ip(encode(consistent[0])).length;
+    const oneDde = ip(consistent[0]).length;
     if (oneRgi) console.log(`# one answered DDE: ${oneDde} B in, ${oneRgi.f.length - 14} B out (RGI with b's 2 tags): ${((oneRgi.f.length - 14) / oneDde).toFixed(3)} per message, the worst case before the per-source limit`);
     console.log(`# ${sent.length} packets in (${bytesIn} B IP), ${out.length} out (${bytesOut} B IP: ${rgis} RGIs, ${cdns} CDNs): amplification ${amp.toFixed(3)}`);
     assert.ok(amp <= 1, `amplification ${amp}`);
