@@ -159,7 +159,10 @@ async function main(): Promise<void> {
       ddesSent: totalDdes,
       samples,
     };
-    console.log(`\n${repeat} x flood, ${result.sent} new flows in all at ${rate}/s: PIT ${result.baseline.pit} -> peak ${result.peak.pit} -> ${result.end.pit} (baseline again ${result.pitBackToBaselineAfterS ?? 'not'} s after); `
+    const baseRss = result.baseline.rssMb ?? 0;
+    const vsBase = rssAfter.map((r) => (r === undefined || !baseRss ? '?' : `${r >= baseRss ? '+' : ''}${(((r - baseRss) / baseRss) * 100).toFixed(1)} %`));
+    console.log(`\nRSS ${after} s after each flood against the baseline ${baseRss} MB: ${vsBase.join(', ')} (target: within 10 %)`);
+    console.log(`${repeat} x flood, ${result.sent} new flows in all at ${rate}/s: PIT ${result.baseline.pit} -> peak ${result.peak.pit} -> ${result.end.pit} (baseline again ${result.pitBackToBaselineAfterS ?? 'not'} s after); `
       + `RSS ${result.baseline.rssMb} -> peak ${result.peak.rssMb} -> ${result.end.rssMb} MB (after each flood: ${rssAfter.join(', ')}); CPU < 10 % ${result.cpuUnder10PctAfterS ?? 'never'} s after; DDEs sent ${totalDdes}`);
     const dir = resolve(__dirname, '../../bench/results');
     mkdirSync(dir, { recursive: true });

@@ -26,11 +26,20 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /**
- * glibc's mmap threshold the agent pins at start (mallocMmapThreshold): its
- * default initial value, 128 KiB, kept from rising (bench/dprp-flood: the
- * thread arenas then came back to their baseline after a flood, 5 MB).
+ * glibc's mmap threshold the agent pins at start (mallocMmapThreshold): every
+ * block over 12 KiB gets its own mapping, returned to the kernel when it is
+ * freed. V8's compiler zones and other such transient blocks, kept in the
+ * arenas, left the few a burst kept alive pinning the pages around them,
+ * which malloc_trim cannot give back (bench/dprp-flood, 50,000 flows/s x 10 s
+ * twice: RSS 12 s after the floods +3.7..+4.7 % / +7.3..+8.3 % of the
+ * baseline with glibc's 128 KiB; -3.1..-2.4 % / +0.4..+0.7 % with 8 or
+ * 12 KiB). Not 8 KiB: Node's Buffer pool slabs (8 KiB + malloc's header)
+ * would then each be a mapping, +30-40 us of system time per DPRP
+ * negotiation; at 12 KiB they stay in the arenas (+10 us, within the
+ * noise: docs/dprp.md "Bounds"). Pinned, the threshold also stops glibc
+ * raising it each time a large block is freed.
  */
-export const MALLOC_MMAP_THRESHOLD = 128 * 1024;
+export const MALLOC_MMAP_THRESHOLD = 12 * 1024;
 
 export interface MemoryReliefOptions {
   burstPerSec?: number;
