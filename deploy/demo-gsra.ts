@@ -24,7 +24,7 @@ import { waitFor } from '../test/lib/netns.js';
 import { slapdUnavailable } from '../test/lib/slapd.js';
 import { runResolverApp, type ResolverJob } from '../test/lib/resolver-app.js';
 import { GsraSite, SITE } from '../test/lib/gsra-site.js';
-import { exited } from '../test/netns/pccom-topology.js';
+import { Capture } from '../test/lib/capture.js';
 
 const DEMO_LIMIT_MS = 150_000;
 const PASSWORD = 'Alice-demo-pw-7c1e';
@@ -71,17 +71,16 @@ async function main(site: GsraSite): Promise<number> {
   const inp = site.t.scratchPath(`/tmp/${site.t.prefix}-demo-data`);
   writeFileSync(inp, data);
   const pcap = site.t.scratchPath(`/tmp/${site.t.prefix}-demo-internet.pcap`);
-  const cap = site.t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '300', '-w', pcap, 'tcp and portrange 40000-40999']);
-  await waitFor('tcpdump', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
+  const cap = await Capture.start(site.t, { host: 'router', iface: 'out0', file: pcap, count: 300, filter: 'tcp and portrange 40000-40999' });
   let r: Record<string, any>;
-  try { r = await app({ kind: 'tcp', name: 'in1.corp.example.net', file: inp }); } finally { cap.kill('SIGINT'); await exited(cap, 5000); }
+  try { r = await app({ kind: 'tcp', name: 'in1.corp.example.net', file: inp }); } finally { await cap.stop(5000); }
   say(`the application resolved in1.corp.example.net to ${r.addr} and sent 1 MiB (${r.ms} ms)`);
   check(/^198\.1[89]\./.test(String(r.addr)) && r.error === undefined, 'a virtual address, sent without error');
   await waitFor('IN got it', () => (existsSync(`${site.sinkFile}.1`) ? readFileSync(`${site.sinkFile}.1`).length : 0) >= data.length, 20_000);
   check(Buffer.compare(readFileSync(`${site.sinkFile}.1`), data) === 0, '1 MiB arrived byte-exact');
   const peer = /peer (\S+):(\d+) conn 1/.exec(site.sinkOut);
   check(peer?.[1] === SITE.PGR, `the IN saw ${peer?.[1]}:${peer?.[2]} (the router) as its peer`);
-  const leg = readFileSync(pcap);
+  const leg = cap.pcap();
   check(leg.length > 100_000 && !leg.includes(MARKER), `the Internet leg: ${leg.length} bytes captured, no plaintext marker`);
 
   step('An IN of another group', 'AUTH {group 1, in2} -> REFUSE no_shared_group, MAC\'d: the application fails at once');

@@ -28,9 +28,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdirP } from '../../controlplane/bpf/bpffs.js';
-import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { type ChildProcess } from 'node:child_process';
 import { BpfHarness, bpfUnavailable } from '../lib/bpf-harness.js';
@@ -39,6 +38,7 @@ import { IPPROTO_TCP, IPPROTO_UDP, parseFrame, readPcap, udpFrame } from '../lib
 import { objPin } from '../../controlplane/bpf/libbpf.js';
 import { Action, Dir, MissAction, PitState, Role, XlatKind } from '../../controlplane/maps/abi.js';
 import type { Cid, PitVal } from '../../controlplane/maps/codecs.js';
+import { Capture } from '../lib/capture.js';
 
 const A = '192.0.2.1';
 const B = '192.0.2.2';
@@ -162,9 +162,8 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
 
     const pcap = `/tmp/${topo.prefix}-vb.pcap`;
     t.after(() => rmSync(pcap, { force: true }));
-    const cap = topo.spawn('b', 'tcpdump', ['-i', 'vb', '-B', '65536', '-U', '-s', '0', '-w', pcap, 'tcp port 9090 or udp port 9091']);
+    const cap = await Capture.start(topo, { host: 'b', iface: 'vb', file: pcap, immediate: false, filter: 'tcp port 9090 or udp port 9091' });
     try {
-      await waitFor('tcpdump to start', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } });
       const tsrv = topo.spawn('b', 'node', ['-e', TCP_ECHO_SERVER]);
       const usrv = topo.spawn('b', 'node', ['-e', UDP_ECHO_SERVER]);
       await firstLine(tsrv, 'TCP echo server');
@@ -178,12 +177,11 @@ describe('TC datapath on a veth pair', { skip: unavailable ?? false }, () => {
       const udp = JSON.parse(topo.exec('a', 'node', ['-e', UDP_CLIENT], { timeoutMs: 10_000 }).stdout.trim()) as Record<string, unknown>;
       assert.deepEqual(udp, { msg: 'udp through a virtual address', from: V, port: 8081 });
     } finally {
-      cap.kill('SIGTERM');
-      if (cap.exitCode === null) await Promise.race([once(cap, 'exit'), new Promise((r) => setTimeout(r, 3000))]);
+      await cap.stop(3000);
     }
 
     let frames: Buffer[];
-    try { frames = readPcap(readFileSync(pcap)); } finally { rmSync(pcap, { force: true }); }
+    try { frames = readPcap(cap.pcap()); } finally { rmSync(pcap, { force: true }); }
     let toB = 0;
     for (const f of frames) {
       const p = parseFrame(f);
@@ -270,9 +268,9 @@ function attachDatapath(topo: Topology, host: string, ifname: string, pinDir: st
 }
 
 /** Verify every frame of a capture: IPv4 header and L4 checksums; returns how many frames. */
-function verifyCapture(pcap: string): number {
+function verifyCapture(cap: Capture): number {
   let frames: Buffer[];
-  try { frames = readPcap(readFileSync(pcap)); } finally { rmSync(pcap, { force: true }); }
+  try { frames = readPcap(cap.pcap()); } finally { rmSync(cap.file, { force: true }); }
   for (const f of frames) {
     const p = parseFrame(f);
     assert.ok(p.ip?.checksumOk, 'IPv4 header checksum on the wire');
@@ -331,12 +329,9 @@ describe('TC datapath as a translating router (ingress XLAT on CHECKSUM_PARTIAL,
     const pcapC = `/tmp/${topo.prefix}-vc.pcap`;
     t.after(() => { rmSync(pcapB, { force: true }); rmSync(pcapC, { force: true }); });
     // inbound only: outbound frames of an offloading sender are captured before their checksum exists
-    const capB = topo.spawn('b', 'tcpdump', ['-i', 'vb', '-Q', 'in', '-B', '65536', '-U', '-s', '0', '-w', pcapB, 'tcp port 40300']);
-    const capC = topo.spawn('c', 'tcpdump', ['-i', 'vc', '-Q', 'in', '-B', '65536', '-U', '-s', '0', '-w', pcapC, 'tcp port 9090']);
+    const capB = await Capture.start(topo, { host: 'b', iface: 'vb', file: pcapB, direction: 'in', immediate: false, filter: 'tcp port 40300' });
+    const capC = await Capture.start(topo, { host: 'c', iface: 'vc', file: pcapC, direction: 'in', immediate: false, filter: 'tcp port 9090' });
     try {
-      for (const f of [pcapB, pcapC]) {
-        await waitFor('tcpdump to start', () => { try { return readFileSync(f).length >= 24; } catch { return false; } });
-      }
       const srv = topo.spawn('c', 'node', ['-e', TCP_ECHO_SERVER.replace(`'${B}'`, `'${C}'`)]);
       await firstLine(srv, 'TCP echo server in c');
       const client = TCP_CLIENT.replace(`host: '${V}', port: 8080, localAddress: '${A}', localPort: 40100`,
@@ -347,13 +342,10 @@ describe('TC datapath as a translating router (ingress XLAT on CHECKSUM_PARTIAL,
       assert.equal(r.len, 4 << 20);
       assert.equal(r.got, r.sent, '4 MiB echoed through the router translation, bytes identical');
     } finally {
-      for (const cap of [capB, capC]) {
-        cap.kill('SIGTERM');
-        if (cap.exitCode === null) await Promise.race([once(cap, 'exit'), new Promise((res) => setTimeout(res, 3000))]);
-      }
+      await Promise.all([capB.stop(3000), capC.stop(3000)]);
     }
-    assert.ok(verifyCapture(pcapC) > 10, 'frames translated on ingress and forwarded to c');
-    assert.ok(verifyCapture(pcapB) > 10, 'replies translated on egress back to b');
+    assert.ok(verifyCapture(capC) > 10, 'frames translated on ingress and forwarded to c');
+    assert.ok(verifyCapture(capB) > 10, 'replies translated on egress back to b');
     const now = { b: snmp(topo, 'b'), c: snmp(topo, 'c') };
     for (const hst of ['b', 'c'] as const) {
       for (const k of ['Tcp.InCsumErrors', 'Ip.InHdrErrors']) assert.equal(now[hst][k] - before[hst][k], 0, `${k} in ${hst}`);

@@ -12,10 +12,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { enroll, fetchGeState, GmsRefusedError, startGmsClient, type GmsClientHandle } from '../../controlplane/gms/client.js';
 import type { GeDelivery } from '../../controlplane/gms/model.js';
@@ -24,6 +23,7 @@ import { registry } from '../../controlplane/metrics/metrics.js';
 import { ScratchGuard } from '../../controlplane/lab/scratch-guard.js';
 import { enrollGe, MemorySink, startAgent, startGms, tempDir, waitFor } from '../gms/helpers.js';
 import { GROUPS, PEOPLE, slapdUnavailable, TestSlapd } from '../lib/slapd.js';
+import { Capture, THIS_NAMESPACE } from '../lib/capture.js';
 
 const unavailable = slapdUnavailable();
 const NETWORK = {
@@ -52,11 +52,10 @@ async function counter(name: string, label: string, value: string): Promise<numb
 const SENTINEL_PORT = 9;
 
 /** tcpdump on lo for `ports` (and the sentinel); resolves once it writes its file (attached, filter set). */
-async function capture(file: string, ports: number[]): Promise<ChildProcess> {
+async function capture(file: string, ports: number[]): Promise<Capture> {
   const filter = [...ports.map((p) => `tcp port ${p}`), `udp port ${SENTINEL_PORT}`].join(' or ');
-  const c = spawn('tcpdump', ['-i', 'lo', '--immediate-mode', '-B', '65536', '-U', '-s', '0', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-  ScratchGuard.get().add('pid', String(c.pid));
-  for (let i = 0; i < 100 && !(existsSync(file) && statSync(file).size >= 24); i++) await new Promise((r) => setTimeout(r, 50));
+  const c = await Capture.start(THIS_NAMESPACE, { host: 'this namespace', iface: 'lo', file, filter });
+  ScratchGuard.get().add('pid', String(c.child.pid));
   return c;
 }
 /**
@@ -65,13 +64,13 @@ async function capture(file: string, ports: number[]): Promise<ChildProcess> {
  * behind (seen: a CI run whose file held the header only). A datagram sent to
  * the sentinel port after the traffic is in the file only once all before it is.
  */
-async function stopCapture(c: ChildProcess, file: string): Promise<void> {
+async function stopCapture(c: Capture, file: string): Promise<void> {
   const mark = Buffer.from(`GSCIP-CAPTURE-SENTINEL-${randomBytes(6).toString('hex')}`);
   const u = createSocket('udp4');
   await new Promise<void>((r) => u.send(mark, SENTINEL_PORT, '127.0.0.1', () => { u.close(); r(); }));
   for (let i = 0; i < 200 && !(existsSync(file) && readFileSync(file).includes(mark)); i++) await new Promise((r) => setTimeout(r, 50));
-  if (c.exitCode === null) { c.kill('SIGINT'); await new Promise((r) => c.once('exit', r)); }
-  ScratchGuard.get().removed('pid', String(c.pid));
+  await c.stop();
+  ScratchGuard.get().removed('pid', String(c.child.pid));
 }
 
 test('GSRA directory: enrollment by LDAP user ID and password, refusals, revocation', { skip: unavailable ?? false, timeout: 120_000 }, async (t) => {
@@ -103,7 +102,7 @@ test('GSRA directory: enrollment by LDAP user ID and password, refusals, revocat
       assert.equal(r.userId, 'alice');
       await enroll({ gmsUrl: server!.url, ldapUser: 'bob', password: PASSWORDS.bob, dataDir: agents.bob.path, ...ca });
     } finally { await stopCapture(cap, pcap); }
-    const bytes = readFileSync(pcap);
+    const bytes = cap.pcap();
     assert.ok(bytes.length > 2000, `capture holds the TLS exchanges (${bytes.length} bytes)`);
     for (const pw of [PASSWORDS.alice, PASSWORDS.bob]) assert.equal(bytes.indexOf(Buffer.from(pw)), -1, 'a password crossed loopback in clear');
     const a = await fetchGeState(agents.alice.path);

@@ -13,6 +13,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Topology, sh, waitFor } from '../lib/netns.js';
+import { Capture } from '../lib/capture.js';
 import { openPinnedMaps } from '../../controlplane/agent/datapath.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import type { DprpConfig } from '../../controlplane/dprp/node.js';
@@ -291,28 +292,16 @@ export function metricsText(t: Topology, host: string): string {
   return t.exec(host, 'node', ['-e', js]).stdout;
 }
 
-/** tcpdump's capture ring (-B, KiB) for the tests' captures: see RouterCapture. */
-export const CAPTURE_BUFFER_KIB = 65536;
-
-/** A capture on r's interface toward a: TCP/UDP payloads and GSCIP control messages. */
+/** A capture on r's interface toward a: TCP/UDP payloads and GSCIP control messages (a Capture, ../lib/capture.ts). */
 export class RouterCapture {
-  private readonly child: ChildProcess;
   readonly file: string;
-  private constructor(private readonly t: Topology, private readonly iface: string, private readonly host: string) {
-    this.file = `/tmp/${t.prefix}-${host}-${randomBytes(3).toString('hex')}.pcap`;
-    // -B: with --immediate-mode libpcap uses a TPACKET_V2 ring of snaplen-sized
-    // slots, and its default 2 MiB holds only 8 frames of -s 0: a tcpdump
-    // descheduled for a few ms on a loaded machine lost frames (the Fig. 6
-    // flake: a plaintext segment that crossed the LAN was not in the file).
-    // 64 MiB holds ~250; stop() refuses a capture that lost any.
-    this.child = t.spawn(host, 'tcpdump', ['-i', iface, '--immediate-mode', '-B', String(CAPTURE_BUFFER_KIB), '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp or icmp']);
-    this.child.stderr?.on('data', (d: Buffer) => { if (this.stderr.length < 65536) this.stderr += d.toString(); });
+  private constructor(private readonly t: Topology, private readonly iface: string, private readonly host: string, private readonly cap: Capture) {
+    this.file = cap.file;
   }
-  private stderr = '';
   static async start(t: Topology, iface = 'ra', host = 'r'): Promise<RouterCapture> {
-    const c = new RouterCapture(t, iface, host);
-    await waitFor('tcpdump on r', () => { try { return readFileSync(c.file).length >= 24; } catch { return false; } }, 5000);
-    return c;
+    const file = `/tmp/${t.prefix}-${host}-${randomBytes(3).toString('hex')}.pcap`;
+    const cap = await Capture.start(t, { host, iface, file, filter: 'tcp or udp or icmp' });
+    return new RouterCapture(t, iface, host, cap);
   }
   /**
    * Stops; returns every captured frame (Ethernet; Linux cooked v1 with iface "any").
@@ -321,7 +310,8 @@ export class RouterCapture {
    * whose plaintext datagram crossed the LAN but was not in the file). With
    * iface "any" a sentinel datagram to the namespace's own loopback, sent after
    * the traffic, is in the file only once tcpdump has read everything before
-   * it; other captures wait until the file stopped growing.
+   * it; other captures wait until the file stopped growing. Throws if tcpdump
+   * reports frames dropped by the kernel (Capture.pcap).
    */
   async stop(): Promise<Buffer[]> {
     if (this.iface === 'any') {
@@ -337,15 +327,9 @@ export class RouterCapture {
       if (size === last && i >= 2) break;
       last = size;
     }
-    this.child.kill('SIGINT');
-    await new Promise<void>((r) => {
-      const timer = setTimeout(() => { this.child.kill('SIGKILL'); r(); }, 3000);
-      this.child.once('close', () => { clearTimeout(timer); r(); }); // 'close': its stderr (the drop count) read to the end
-    });
-    const pcap = readFileSync(this.file);
-    rmSync(this.file, { force: true });
-    const dropped = Number(/(\d+) packets? dropped by kernel/.exec(this.stderr)?.[1] ?? 0);
-    if (dropped > 0) throw new Error(`capture on ${this.host} ${this.iface} lost ${dropped} frames in the kernel (its ring was full): what it holds cannot show what crossed`);
+    await this.cap.stop(3000);
+    let pcap: Buffer;
+    try { pcap = this.cap.pcap(); } finally { rmSync(this.file, { force: true }); }
     const frames: Buffer[] = [];
     for (let off = 24; off + 16 <= pcap.length && frames.length < 1e6;) {
       const incl = pcap.readUInt32LE(off + 8);

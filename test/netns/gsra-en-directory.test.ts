@@ -16,9 +16,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { sh, waitFor } from '../lib/netns.js';
-import { exited, sha256 } from './pccom-topology.js';
+import { sha256 } from './pccom-topology.js';
 import { slapdUnavailable } from '../lib/slapd.js';
 import { GsraSite, SITE } from '../lib/gsra-site.js';
+import { Capture } from '../lib/capture.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : slapdUnavailable() ?? (NAMED ? null : 'needs BIND 9 (named, dig)');
@@ -54,10 +55,9 @@ describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavai
     const inp = s.t.scratchPath(`/tmp/${s.t.prefix}-data`);
     writeFileSync(inp, data);
     const pcap = s.t.scratchPath(`/tmp/${s.t.prefix}-internet.pcap`);
-    const cap = s.t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '300', '-w', pcap, 'tcp and portrange 40000-40999']);
-    await waitFor('tcpdump', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
+    const cap = await Capture.start(s.t, { host: 'router', iface: 'out0', file: pcap, count: 300, filter: 'tcp and portrange 40000-40999' });
     let r: Record<string, any>;
-    try { r = await app({ kind: 'tcp', name: 'in1.corp.example.net', file: inp }); } finally { cap.kill('SIGINT'); await exited(cap, 5000); }
+    try { r = await app({ kind: 'tcp', name: 'in1.corp.example.net', file: inp }); } finally { await cap.stop(5000); }
     assert.match(String(r.addr), /^198\.19\./, JSON.stringify(r));
     assert.equal(r.error, undefined, JSON.stringify(r));
     // The EN's config names no router: GGR came from the GMS (the GSRA GE's `external`, delivered as gsraRouters).
@@ -65,7 +65,7 @@ describe('GSRA with the EN agent and the directory (namespaces)', { skip: unavai
     await waitFor('the IN got 2 MiB', () => (existsSync(`${s.sinkFile}.1`) ? readFileSync(`${s.sinkFile}.1`).length : 0) >= data.length, 20_000);
     assert.equal(sha256(readFileSync(`${s.sinkFile}.1`)), sha256(data), 'byte-exact');
     assert.match(s.sinkOut, new RegExp(`peer ${SITE.PGR.replace(/\./g, '\\.')}:4\\d{4}`));
-    const internet = readFileSync(pcap);
+    const internet = cap.pcap();
     assert.ok(internet.length > 100_000, `captured the leg (${internet.length} bytes)`);
     assert.ok(!internet.includes(MARKER), 'no plaintext on the Internet leg');
   });

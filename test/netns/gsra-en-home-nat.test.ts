@@ -28,11 +28,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Topology, waitFor, waitReady, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
-import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
 import { SITE } from '../lib/gsra-site.js';
 import { gsraInSink, startEnDns, startGsraEnAgents } from '../lib/gsra-en-site.js';
 import { runResolverApp, type ResolverJob } from '../lib/resolver-app.js';
+import { Capture } from '../lib/capture.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig && command -v nft'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'needs BIND 9 (named, dig) and nft' : null;
@@ -105,10 +105,9 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
     const inp = `${dir}/in-data`;
     writeFileSync(inp, data);
     const capOut = `${dir}/internet.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
-    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
+    const c1 = await Capture.start(t, { host: 'router', iface: 'out0', file: capOut, count: 400, filter: 'tcp' });
     let r: Record<string, any>;
-    try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { c1.kill('SIGINT'); await exited(c1, 5000); }
+    try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { await c1.stop(5000); }
     assert.match(String(r.addr), /^198\.19\./, `the application got a VIN: ${JSON.stringify(r)}`);
     assert.equal(r.error, undefined, JSON.stringify(r));
     await waitFor('the IN got the stream', () => sinkOut.includes('done 1'), 20_000);
@@ -117,7 +116,7 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
     const got = existsSync(`${sinkFile}.1`) ? readFileSync(`${sinkFile}.1`) : Buffer.alloc(0);
     assert.equal(got.length, BYTES);
     assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(data).digest('hex'), 'byte-exact');
-    const internet = readFileSync(capOut);
+    const internet = c1.pcap();
     assert.ok(internet.length > 100_000, `the Internet leg capture holds the stream (${internet.length} bytes)`);
     assert.ok(!internet.includes(MARKER), 'no plaintext on the Internet leg');
     assert.ok(internet.includes(Buffer.from(GHR.split('.').map(Number))), 'the Internet leg carries GHR (the home router translated the flow)');
@@ -133,11 +132,10 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
     t.exec('hr', 'nft', ['add', 'rule', 'ip', 'home', 'filterfw', 'ct', 'state', 'invalid', 'counter', 'drop']);
     assert.equal(t.exec('hr', 'sysctl', ['-n', 'net.netfilter.nf_conntrack_checksum']).stdout.trim(), '1');
     const capOut = `${dir}/internet-udp.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'udp and not port 7253']);
-    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
+    const c1 = await Capture.start(t, { host: 'router', iface: 'out0', file: capOut, count: 400, filter: 'udp and not port 7253' });
     const payloads = Array.from({ length: 40 }, (_, i) => Buffer.concat([MARKER, randomBytes(16 + i * 31)]).toString('hex'));
     let r: Record<string, any>;
-    try { r = await app({ kind: 'udpMany', name: 'in1.example.net', payloads }); } finally { c1.kill('SIGINT'); await exited(c1, 5000); }
+    try { r = await app({ kind: 'udpMany', name: 'in1.example.net', payloads }); } finally { await c1.stop(5000); }
     const invalid = t.exec('hr', 'nft', ['list', 'chain', 'ip', 'home', 'filterfw']).stdout;
     const flowKeyUse = t.exec('enh', 'node', ['-e', `fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))`]).stdout
       .split('\n').filter((l) => /reason="pit_(encrypt|decrypt)"/.test(l) && l.startsWith('gscip_datapath_direction_packets_total')).join(' ');
@@ -146,7 +144,7 @@ describe('GSRA EN part behind a home router doing nftables masquerade (namespace
     for (let i = 0; i < payloads.length; i++) assert.equal(r.echoes[i], Buffer.concat([Buffer.from('echo: '), Buffer.from(payloads[i], 'hex')]).toString('hex'), `datagram ${i} byte-exact`);
     assert.match(sinkOut, new RegExp(`udp peer ${PGR.replace(/\./g, '\\.')}:4\\d{4}`), 'the IN saw the router as its peer');
     assert.match(invalid, /counter packets 0 bytes 0 drop/, `the home router marked nothing INVALID: ${invalid}`);
-    const internet = readFileSync(capOut);
+    const internet = c1.pcap();
     assert.ok(!internet.includes(MARKER), 'no plaintext on the Internet leg');
     assert.ok(internet.includes(Buffer.from(GHR.split('.').map(Number))), 'translated by the home router (GHR on the leg)');
     assert.ok(!internet.includes(Buffer.from(PEN.split('.').map(Number))), 'nothing left the home untranslated');

@@ -26,10 +26,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Topology, waitFor, waitReady, sh } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
-import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
 import { linkGsraCore } from '../lib/gsra-site.js';
 import { gsraInSink, startEnDns, startGsraEnAgents } from '../lib/gsra-en-site.js';
+import { Capture } from '../lib/capture.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'needs BIND 9 (named, dig)' : null;
@@ -85,11 +85,10 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
     const inp = `${dir}/in-data`;
     writeFileSync(inp, data);
     const capOut = `${dir}/internet.pcap`, capIn = `${dir}/inside.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
-    const c2 = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capIn, 'tcp']);
-    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24 && readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
+    const c1 = await Capture.start(t, { host: 'router', iface: 'out0', file: capOut, count: 400, filter: 'tcp' });
+    const c2 = await Capture.start(t, { host: 'in', iface: 'l0', file: capIn, count: 400, filter: 'tcp' });
     let r: Record<string, any>;
-    try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { c1.kill('SIGINT'); c2.kill('SIGINT'); await exited(c1, 5000); await exited(c2, 5000); }
+    try { r = await app({ kind: 'tcp', name: 'in1.example.net', file: inp }); } finally { await Promise.all([c1.stop(5000), c2.stop(5000)]); }
     assert.match(String(r.addr), /^198\.19\./, `the application got a VIN: ${JSON.stringify(r)}`);
     assert.equal(r.error, undefined, JSON.stringify(r));
     await waitFor('the IN got the stream', () => sinkOut.includes('done 1'), 20_000);
@@ -99,7 +98,7 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
     const got = existsSync(`${sinkFile}.1`) ? readFileSync(`${sinkFile}.1`) : Buffer.alloc(0);
     assert.equal(got.length, BYTES);
     assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(data).digest('hex'), 'byte-exact');
-    const internet = readFileSync(capOut), inside = readFileSync(capIn);
+    const internet = c1.pcap(), inside = c2.pcap();
     assert.ok(internet.length > 100_000, `the Internet leg capture holds the stream (${internet.length} bytes)`);
     assert.ok(inside.includes(MARKER), 'plaintext inside (the IN needs nothing installed)');
     assert.ok(!internet.includes(MARKER), 'no plaintext on the Internet leg (PCCOM under the group key)');
@@ -108,11 +107,10 @@ describe('GSRA EN part: an unmodified application reaches an IN by name (namespa
   test('by name, UDP: the datagram echoed through the router', async () => {
     const payload = Buffer.concat([MARKER, randomBytes(64)]).toString('hex');
     const capOut = `${dir}/internet-udp.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '20', '-w', capOut, 'udp and not port 7253']);
-    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
+    const c1 = await Capture.start(t, { host: 'router', iface: 'out0', file: capOut, count: 20, filter: 'udp and not port 7253' });
     let r: Record<string, any>;
-    try { r = await app({ kind: 'udp', name: 'in1.example.net', payload }); } finally { await new Promise((res) => setTimeout(res, 300)); c1.kill('SIGINT'); await exited(c1, 5000); }
-    const internet = readFileSync(capOut);
+    try { r = await app({ kind: 'udp', name: 'in1.example.net', payload }); } finally { await new Promise((res) => setTimeout(res, 300)); await c1.stop(5000); }
+    const internet = c1.pcap();
     assert.ok(internet.length > 24 + 2 * 100, `both datagrams captured on the Internet leg (${internet.length} bytes)`);
     assert.ok(!internet.includes(MARKER), 'no plaintext UDP on the Internet leg');
     assert.equal(r.echo, Buffer.concat([Buffer.from('echo: '), Buffer.from(payload, 'hex')]).toString('hex'), JSON.stringify(r));

@@ -33,6 +33,7 @@ import { exited } from './pccom-topology.js';
 import { DnsServer } from './dns-server.js';
 import { linkGsraCore, SITE } from '../lib/gsra-site.js';
 import { startEnDns, startGsraEnAgents } from '../lib/gsra-en-site.js';
+import { Capture } from '../lib/capture.js';
 
 const HAVE = sh('sh', ['-c', 'command -v named && command -v dig && command -v curl && command -v bpftool'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !HAVE ? 'needs BIND 9 (named, dig), curl and bpftool' : null;
@@ -148,8 +149,7 @@ describe('GSRA FTP passive mode, a 227 that must grow: the sequence delta (names
   test('two PASV + RETR and QUIT on one control connection, each 227 grown to the VIN: both files byte-exact, a clean 221', async () => {
     const out = { a: `${dir}/got-a.bin`, b: `${dir}/got-b.bin` };
     const capOut = `${dir}/internet.pcap`;
-    const cap = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '400', '-w', capOut, 'tcp']);
-    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24; } catch { return false; } }, 5000);
+    const cap = await Capture.start(t, { host: 'router', iface: 'out0', file: capOut, count: 400, filter: 'tcp' });
     // Two URLs, the second after --next (the connection is reused) with QUIT sent after its transfer (-Q -QUIT).
     const common = ['-sS', '-v', '--max-time', '60', '--ftp-pasv', '--disable-epsv', '--no-ftp-skip-pasv-ip'];
     const args = [...common, '-o', out.a, 'ftp://ftp.example.net/a.bin', '--next', ...common, '-Q', '-QUIT', '-o', out.b, 'ftp://ftp.example.net/b.bin'];
@@ -157,7 +157,7 @@ describe('GSRA FTP passive mode, a 227 that must grow: the sequence delta (names
     const p = t.spawn('en', 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf, 'curl', ...args]);
     let err = '';
     p.stderr?.on('data', (d) => { err += String(d); });
-    try { await exited(p, 90_000); } finally { cap.kill('SIGINT'); await exited(cap, 5000); }
+    try { await exited(p, 90_000); } finally { await cap.stop(5000); }
     const ms = Date.now() - t0;
     const en = metrics('en', 9464);
     const detail = `curl rc ${p.exitCode}: ${err.slice(-2500)}\nserver:\n${ftpdOut.slice(-1500)}\nEN replies: ${en.split('\n').filter((l) => l.startsWith('gscip_gsraen_ftp_replies_total')).join(' ')}`;
@@ -177,7 +177,7 @@ describe('GSRA FTP passive mode, a 227 that must grow: the sequence delta (names
     for (const m of en.matchAll(adj)) moved[m[1]] = Number(m[2]);
     assert.ok((moved.ingress ?? 0) > 0 && (moved.egress ?? 0) > 0, `the fast path moved server seqs and client acks: ${JSON.stringify(moved)}`);
     assert.equal(seqEntries(), 1, 'one delta, the control connection\'s, in gscip_ftp_seq');
-    const r = readFileSync(capOut);
+    const r = cap.pcap();
     assert.ok(!r.includes(MARKER) && !r.includes(Buffer.from('227 (')), 'nothing in the clear on the Internet leg');
     console.error(`# resize: 2 x 3 MiB on one control connection in ${ms} ms; fast-path moves ${JSON.stringify(moved)}`);
   });

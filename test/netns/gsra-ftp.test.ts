@@ -40,6 +40,7 @@ import { DnsServer } from './dns-server.js';
 import { linkGsraCore, SITE } from '../lib/gsra-site.js';
 import { startEnDns, startGsraEnAgents } from '../lib/gsra-en-site.js';
 import { runResolverApp } from '../lib/resolver-app.js';
+import { Capture } from '../lib/capture.js';
 
 const HAVE = sh('sh', ['-c', 'command -v named && command -v dig && command -v vsftpd && command -v curl'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !HAVE ? 'needs BIND 9 (named, dig), vsftpd and curl' : null;
@@ -114,16 +115,15 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
   async function download(mode: 'pasv' | 'epsv'): Promise<{ rc: number | null; err: string; got: Buffer; internet: Buffer; inside: Buffer; ms: number }> {
     const out = `${dir}/got-${mode}.bin`;
     const capOut = `${dir}/internet-${mode}.pcap`, capIn = `${dir}/inside-${mode}.pcap`;
-    const c1 = t.spawn('router', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '600', '-w', capOut, 'tcp']);
-    const c2 = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '600', '-w', capIn, 'tcp']);
-    await waitFor('tcpdump', () => { try { return readFileSync(capOut).length >= 24 && readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
+    const c1 = await Capture.start(t, { host: 'router', iface: 'out0', file: capOut, count: 600, filter: 'tcp' });
+    const c2 = await Capture.start(t, { host: 'in', iface: 'l0', file: capIn, count: 600, filter: 'tcp' });
     const args = ['-sS', '-v', '--max-time', '60', '--ftp-pasv', ...(mode === 'pasv' ? ['--disable-epsv', '--no-ftp-skip-pasv-ip'] : []), '-o', out, 'ftp://ftp.example.net/big.bin'];
     const t0 = Date.now();
     const p = t.spawn('en', 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf, 'curl', ...args]);
     let err = '';
     p.stderr?.on('data', (d) => { err += String(d); });
-    try { await exited(p, 90_000); } finally { c1.kill('SIGINT'); c2.kill('SIGINT'); await exited(c1, 5000); await exited(c2, 5000); }
-    return { rc: p.exitCode, err, got: existsSync(out) ? readFileSync(out) : Buffer.alloc(0), internet: readFileSync(capOut), inside: readFileSync(capIn), ms: Date.now() - t0 };
+    try { await exited(p, 90_000); } finally { await Promise.all([c1.stop(5000), c2.stop(5000)]); }
+    return { rc: p.exitCode, err, got: existsSync(out) ? readFileSync(out) : Buffer.alloc(0), internet: c1.pcap(), inside: c2.pcap(), ms: Date.now() - t0 };
   }
 
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -168,14 +168,13 @@ describe('GSRA FTP passive mode: vsftpd behind the router, curl on the EN, PASV 
   test('a port the control connection did not announce: refused by the router (not_announced, counted), the application fails at once', async () => {
     const before = counter(metrics('router', 9465), 'gscip_gsra_refusals_total', 'not_announced');
     const capIn = `${dir}/inside-refused.pcap`;
-    const c = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-c', '50', '-w', capIn, 'tcp port 50077']);
-    await waitFor('tcpdump', () => { try { return readFileSync(capIn).length >= 24; } catch { return false; } }, 5000);
+    const c = await Capture.start(t, { host: 'in', iface: 'l0', file: capIn, count: 50, filter: 'tcp port 50077' });
     let r: Record<string, any>;
     try { r = await runResolverApp(t, 'en', resolvConf, { kind: 'connect', name: 'ftp.example.net', port: 50077 }); } finally {
-      await new Promise((res) => setTimeout(res, 300)); c.kill('SIGINT'); await exited(c, 5000);
+      await new Promise((res) => setTimeout(res, 300)); await c.stop(5000);
     }
     assert.equal(r.error, 'EHOSTUNREACH', JSON.stringify(r));
-    assert.equal(readFileSync(capIn).length, 24, 'no packet of the refused connection reached the inside (pcap header only)');
+    assert.equal(c.pcap().length, 24, 'no packet of the refused connection reached the inside (pcap header only)');
     assert.ok(r.ms < 3000, `prompt: ${r.ms} ms`);
     assert.equal(counter(metrics('router', 9465), 'gscip_gsra_refusals_total', 'not_announced'), before + 1, 'counted with its reason');
     assert.ok(counter(metrics('en', 9464), 'gscip_gsraen_flows_total', 'not_announced') >= 1, 'the EN counts the refusal by its reason');

@@ -28,6 +28,7 @@ import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { enScript } from '../lib/gsra-en.js';
 import { gsraInsideConfig, linkGsraCore } from '../lib/gsra-site.js';
+import { Capture } from '../lib/capture.js';
 
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : null;
 const GEN = '192.0.2.20';
@@ -186,20 +187,18 @@ describe('GSRA router: EN -> router -> IN (namespaces)', { skip: unavailable ?? 
 
   test(`an IN of another group: ${ATTEMPTS} attempts refused (no_shared_group, counted), answered at once, no packet of them inside`, async () => {
     const pcap = t.scratchPath(`/tmp/${t.prefix}-inside.pcap`);
-    const cap = t.spawn('in', 'tcpdump', ['-i', 'l0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '96', '-w', pcap, 'ip']);
-    await waitFor('tcpdump inside', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
+    const cap = await Capture.start(t, { host: 'in', iface: 'l0', file: pcap, snaplen: 96, filter: 'ip' });
     let r: Record<string, any>;
     try {
       r = await runEn({ kind: 'refuse', name: 'in2.corp.example.net', d: 5201, n: ATTEMPTS });
     } finally {
       await new Promise((res) => setTimeout(res, 300));
-      cap.kill('SIGINT');
-      await exited(cap, 3000);
+      await cap.stop(3000);
     }
     process.stderr.write(`refusals ${JSON.stringify(r!)}\n`);
     assert.deepEqual(r!.reasons, { no_shared_group: ATTEMPTS }, 'every AUTH refused with its reason, none timed out');
     assert.deepEqual(r!.connects, { ECONNREFUSED: ATTEMPTS }, 'the application\'s own attempts fail at once: nothing maps them');
-    const recs = ipv4Records(readPcapFile(readFileSync(pcap)));
+    const recs = ipv4Records(readPcapFile(cap.pcap()));
     rmSync(pcap, { force: true });
     const leaked = recs.filter((x) => x.dst === IN2 || x.src === IN2 || (x.sport >= 30000 && x.sport < 30000 + ATTEMPTS) || (x.dport >= 40000 && x.dport <= 40999));
     assert.equal(leaked.length, 0, `no packet of a refused flow inside (${recs.length} packets captured in all)`);

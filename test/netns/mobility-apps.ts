@@ -12,6 +12,7 @@ import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
 import { controlOfFrame } from '../../controlplane/parts/control-framing.js';
 import { exited, markedData, sha256 } from './pccom-topology.js';
 import type { MobilityTopo } from './mobility-topology.js';
+import { Capture } from '../lib/capture.js';
 
 export const TCP_PORT = 7300;
 export const UDP_PORT = 7302;
@@ -61,19 +62,14 @@ export class Pinger {
   }
 }
 
-/** tcpdump in a host; stop() returns the pcap bytes. */
+/** tcpdump in a host (a Capture, ../lib/capture.ts); stop() returns the pcap bytes, or throws if tcpdump lost frames. */
 export async function capture(p: MobilityTopo, host: string, dev: string, filter: string): Promise<{ stop(): Promise<Buffer> }> {
-  const file = `/tmp/${p.topo.prefix}-${host}-${dev}-${Date.now()}.pcap`;
-  const child = p.topo.spawn(host, 'tcpdump', ['-i', dev, '-B', '65536', '-U', '-n', '-s', '0', '-w', file, filter]);
-  await waitFor(`tcpdump on ${host}`, () => { try { return readFileSync(file).length >= 24; } catch { return false; } }, 5000);
+  const cap = await Capture.start(p.topo, { host, iface: dev, file: `/tmp/${p.topo.prefix}-${host}-${dev}-${Date.now()}.pcap`, immediate: false, filter });
   return {
     async stop() {
       await new Promise((r) => setTimeout(r, 200));
-      child.kill('SIGINT');
-      await exited(child, 3000);
-      const b = readFileSync(file);
-      rmSync(file, { force: true });
-      return b;
+      await cap.stop(3000);
+      try { return cap.pcap(); } finally { rmSync(cap.file, { force: true }); }
     },
   };
 }

@@ -23,6 +23,7 @@ import { Topology, waitFor, waitReady } from '../lib/netns.js';
 import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
+import { Capture } from '../lib/capture.js';
 
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : null;
 const BOB = '100.64.1.10';
@@ -90,8 +91,7 @@ describe('GNAT outbound NAPT in the fast path (namespaces)', { skip: unavailable
     const out = t.scratchPath(`/tmp/${t.prefix}-out`);
     const pcap = t.scratchPath(`/tmp/${t.prefix}-glob.pcap`);
     writeFileSync(inp, data);
-    const cap = t.spawn('glob', 'tcpdump', ['-i', 'g0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '128', '-w', pcap, 'ip']);
-    await waitFor('tcpdump on glob', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
+    const cap = await Capture.start(t, { host: 'glob', iface: 'g0', file: pcap, snaplen: 128, filter: 'ip' });
     try {
       const sink = t.spawn('glob', 'node', ['-e', SINK(out, 5201)]);
       let sinkOut = '';
@@ -108,11 +108,10 @@ describe('GNAT outbound NAPT in the fast path (namespaces)', { skip: unavailable
       assert.equal(sha256(got), sha256(data), 'byte-exact');
     } finally {
       await new Promise((r) => setTimeout(r, 200));
-      cap.kill('SIGINT');
-      await exited(cap, 3000);
+      await cap.stop(3000);
       rmSync(inp, { force: true }); rmSync(out, { force: true });
     }
-    const pf = readPcapFile(readFileSync(pcap));
+    const pf = readPcapFile(cap.pcap());
     const recs = ipv4Records(pf);
     rmSync(pcap, { force: true });
     const isPrivate = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };

@@ -32,6 +32,7 @@ import { sh, waitFor, waitReady } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
+import { Capture } from '../lib/capture.js';
 
 /** The PIT rows of `host`'s agent. */
 function pitOf(n: NatfTopo, host: string): PitRow[] {
@@ -137,11 +138,10 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
   test('curl http://bob.example.net: 6 MiB byte-exact; ciphertext on the global AND the private leg', async () => {
     const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global.pcap`);
     const pcapIn = n.t.scratchPath(`/tmp/${n.t.prefix}-private.pcap`);
-    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapOut, 'ip']);
-    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapIn, 'ip']);
+    const capOut = await Capture.start(n.t, { host: 'gnat', iface: 'out0', file: pcapOut, filter: 'ip' });
+    const capIn = await Capture.start(n.t, { host: 'gnat', iface: 'in0', file: pcapIn, filter: 'ip' });
     const out = n.t.scratchPath(`/tmp/${n.t.prefix}-got`);
     try {
-      for (const p of [pcapOut, pcapIn]) await waitFor('tcpdump', () => { try { return readFileSync(p).length >= 24; } catch { return false; } }, 5000);
       const curl = n.appSpawn('alice', 'curl', ['-sS', '--max-time', '60', '-o', out, '-w', '%{remote_ip} %{local_port}', `http://bob.example.net:${HTTP_PORT}/blob`]);
       let w = '';
       let err = '';
@@ -156,8 +156,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       assert.equal(sha256(got), sha256(data), 'byte-exact');
     } finally {
       await new Promise((r) => setTimeout(r, 200));
-      capOut.kill('SIGINT'); capIn.kill('SIGINT');
-      await exited(capOut, 3000); await exited(capIn, 3000);
+      await Promise.all([capOut.stop(3000), capIn.stop(3000)]);
       rmSync(out, { force: true });
     }
     const nat = JSON.parse(n.g.ok('gnat', ['maps', 'dump', 'nat', '--json', ...n.g.instanceArgs('gnat')])) as NatRow[];
@@ -166,8 +165,8 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     assert.equal(s.origin, 'inbound');
     z = Number(s.external.split(':')[1]);
 
-    const rawOut = readFileSync(pcapOut);
-    const rawIn = readFileSync(pcapIn);
+    const rawOut = capOut.pcap();
+    const rawIn = capIn.pcap();
     rmSync(pcapOut, { force: true }); rmSync(pcapIn, { force: true });
     const gl = ipv4Records(readPcapFile(rawOut)).filter((r) => r.proto === 6);
     const pl = ipv4Records(readPcapFile(rawIn)).filter((r) => r.proto === 6);
@@ -232,11 +231,10 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global2.pcap`);
     const pcapIn = n.t.scratchPath(`/tmp/${n.t.prefix}-private2.pcap`);
     writeFileSync(inp, sent);
-    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapOut, 'ip']);
-    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapIn, 'ip']);
+    const capOut = await Capture.start(n.t, { host: 'gnat', iface: 'out0', file: pcapOut, filter: 'ip' });
+    const capIn = await Capture.start(n.t, { host: 'gnat', iface: 'in0', file: pcapIn, filter: 'ip' });
     let peer: RegExpExecArray | null = null;
     try {
-      for (const p of [pcapOut, pcapIn]) await waitFor('tcpdump', () => { try { return readFileSync(p).length >= 24; } catch { return false; } }, 5000);
       const sink = n.t.spawn('alice', 'node', ['-e', SINK(out)]);
       let sinkOut = '';
       sink.stdout?.setEncoding('utf8');
@@ -255,8 +253,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       assert.equal(sha256(got), sha256(sent), 'byte-exact');
     } finally {
       await new Promise((r) => setTimeout(r, 200));
-      capOut.kill('SIGINT'); capIn.kill('SIGINT');
-      await exited(capOut, 3000); await exited(capIn, 3000);
+      await Promise.all([capOut.stop(3000), capIn.stop(3000)]);
       rmSync(inp, { force: true }); rmSync(out, { force: true });
     }
     const nat = JSON.parse(n.g.ok('gnat', ['maps', 'dump', 'nat', '--json', ...n.g.instanceArgs('gnat')])) as NatRow[];
@@ -266,8 +263,8 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     const z2 = Number(s.external.split(':')[1]);
     assert.equal(Number(peer![2]), z2, 'alice saw the port the GNAT mapped');
 
-    const rawOut = readFileSync(pcapOut);
-    const rawIn = readFileSync(pcapIn);
+    const rawOut = capOut.pcap();
+    const rawIn = capIn.pcap();
     rmSync(pcapOut, { force: true }); rmSync(pcapIn, { force: true });
     const gl = ipv4Records(readPcapFile(rawOut)).filter((r) => r.proto === 6);
     const pl = ipv4Records(readPcapFile(rawIn)).filter((r) => r.proto === 6);
@@ -300,22 +297,20 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
 
   test('UDP by name to the private GE: three datagrams echoed from the virtual address, bob sees alice, ciphertext on the private leg', async () => {
     const pcapIn = n.t.scratchPath(`/tmp/${n.t.prefix}-private3.pcap`);
-    const capIn = n.t.spawn('gnat', 'tcpdump', ['-i', 'in0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapIn, 'udp', 'port', String(UDP_PORT)]);
+    const capIn = await Capture.start(n.t, { host: 'gnat', iface: 'in0', file: pcapIn, filter: ['udp', 'port', String(UDP_PORT)] });
     let out = '';
     try {
-      await waitFor('tcpdump', () => { try { return readFileSync(pcapIn).length >= 24; } catch { return false; } }, 5000);
       const p = n.appSpawn('alice', 'node', ['-e', UDP_CLIENT]);
       p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
       assert.equal(await exited(p, 15_000), 0, out);
     } finally {
       await new Promise((r) => setTimeout(r, 200));
-      capIn.kill('SIGINT');
-      await exited(capIn, 3000);
+      await capIn.stop(3000);
     }
     const got = JSON.parse(out.trim()) as string[];
     const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
     assert.deepEqual(got.sort(), [0, 1, 2].map((i) => `${v} echo:${ALICE}:${MARKER}-${i}`), `${out}\n${diag(n)}`);
-    const raw = readFileSync(pcapIn);
+    const raw = capIn.pcap();
     rmSync(pcapIn, { force: true });
     assert.ok(ipv4Records(readPcapFile(raw)).length >= 6, 'the datagrams crossed the private leg');
     assert.ok(!raw.includes(Buffer.from(MARKER)), 'no plaintext marker on the private leg');
@@ -325,11 +320,10 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
 
   test('UDP from the private GE to alice through the NAPT: three datagrams echoed, alice saw them from 192.0.2.2, ciphertext on the global leg', async () => {
     const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global4.pcap`);
-    const capOut = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcapOut, 'udp', 'port', String(ALICE_UDP)]);
+    const capOut = await Capture.start(n.t, { host: 'gnat', iface: 'out0', file: pcapOut, filter: ['udp', 'port', String(ALICE_UDP)] });
     const echo = n.t.spawn('alice', 'node', ['-e', ALICE_ECHO]);
     let out = '';
     try {
-      await waitFor('tcpdump', () => { try { return readFileSync(pcapOut).length >= 24; } catch { return false; } }, 5000);
       await waitReady(echo, 'alice\'s UDP echo');
       const p = n.t.spawn('bob', 'node', ['-e', BOB_UDP_CLIENT]);
       p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
@@ -337,11 +331,10 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     } finally {
       echo.kill();
       await new Promise((r) => setTimeout(r, 200));
-      capOut.kill('SIGINT');
-      await exited(capOut, 3000);
+      await capOut.stop(3000);
     }
     assert.deepEqual((JSON.parse(out.trim()) as string[]).sort(), [0, 1, 2].map((i) => `echo:${GNAT_OUT}:${MARKER}-${i}`), `${out}\n${diag(n)}`);
-    const raw = readFileSync(pcapOut);
+    const raw = capOut.pcap();
     rmSync(pcapOut, { force: true });
     const recs = ipv4Records(readPcapFile(raw));
     assert.ok(recs.length >= 6, 'the datagrams crossed the global leg');

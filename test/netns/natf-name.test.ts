@@ -19,10 +19,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { sh, waitFor, waitReady } from '../lib/netns.js';
+import { sh, waitReady } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, GLOB, HTTP_PORT, NatfTopo } from './natf-topology.js';
+import { Capture } from '../lib/capture.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig && command -v curl'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'BIND 9, dig or curl not installed (make deps)' : null;
@@ -109,8 +110,7 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
 
   test('curl http://bob.example.net: 6 MiB byte-exact; the global leg carries ciphertext only, no private address', async () => {
     const pcap = n.t.scratchPath(`/tmp/${n.t.prefix}-global.pcap`);
-    const cap = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcap, 'ip']);
-    await waitFor('tcpdump on the global leg', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
+    const cap = await Capture.start(n.t, { host: 'gnat', iface: 'out0', file: pcap, filter: 'ip' });
     const out = n.t.scratchPath(`/tmp/${n.t.prefix}-got`);
     let curlRc: number | null;
     try {
@@ -127,11 +127,10 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
       assert.equal(sha256(got), sha256(data), 'byte-exact');
     } finally {
       await new Promise((r) => setTimeout(r, 200));
-      cap.kill('SIGINT');
-      await exited(cap, 3000);
+      await cap.stop(3000);
       rmSync(out, { force: true });
     }
-    const raw = readFileSync(pcap);
+    const raw = cap.pcap();
     const recs = ipv4Records(readPcapFile(raw));
     rmSync(pcap, { force: true });
     const priv = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };

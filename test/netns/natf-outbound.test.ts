@@ -22,6 +22,7 @@ import { sh, waitFor } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, NatfTopo } from './natf-topology.js';
+import { Capture } from '../lib/capture.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v tcpdump'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'BIND 9 or tcpdump not installed (make deps)' : null;
@@ -63,18 +64,17 @@ interface PitRow { dir: string; proto: string; src: string; sport: number; dst: 
 describe('NAT-f: a private Term behind the GNAT reaches a global GES, encrypted after the NAPT (namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
   let n: NatfTopo;
   let pcap: string;
-  let cap: ReturnType<NatfTopo['t']['spawn']>;
+  let cap: Capture;
 
   before(async () => {
     n = new NatfTopo('natfo');
     try {
       await n.start();
       pcap = n.t.scratchPath(`/tmp/${n.t.prefix}-global.pcap`);
-      cap = n.t.spawn('gnat', 'tcpdump', ['-i', 'out0', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', pcap, 'ip']);
-      await waitFor('tcpdump on the global leg', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
+      cap = await Capture.start(n.t, { host: 'gnat', iface: 'out0', file: pcap, filter: 'ip' });
     } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
   });
-  after(async () => { cap?.kill('SIGINT'); await n?.stop(); n?.cleanupSync(); if (pcap) rmSync(pcap, { force: true }); });
+  after(async () => { await cap?.stop(3000); await n?.stop(); n?.cleanupSync(); if (pcap) rmSync(pcap, { force: true }); });
 
   test('bob -> alice: 4 MiB TCP byte-exact; alice sees 192.0.2.2:Z', async () => {
     const data = Buffer.concat([randomBytes(BYTES / 2), Buffer.from(MARKER.repeat(64)), randomBytes(BYTES / 2 - MARKER.length * 64)]);
@@ -135,9 +135,8 @@ describe('NAT-f: a private Term behind the GNAT reaches a global GES, encrypted 
 
   test('the global leg: ciphertext only, no private address, the flows are alice <-> 192.0.2.2', async () => {
     await new Promise((r) => setTimeout(r, 200));
-    cap.kill('SIGINT');
-    await exited(cap, 3000);
-    const raw = readFileSync(pcap);
+    await cap.stop(3000);
+    const raw = cap.pcap();
     const recs = ipv4Records(readPcapFile(raw));
     const priv = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };
     assert.ok(recs.length > 50, `the capture holds the transfer (${recs.length} packets)`);

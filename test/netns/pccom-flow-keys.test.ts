@@ -15,7 +15,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
 import { Dir, Stat } from '../../controlplane/maps/abi.js';
 import { readStat } from '../../controlplane/maps/accessors.js';
@@ -23,6 +23,7 @@ import type { Cid } from '../../controlplane/maps/codecs.js';
 import { ipOfFrame } from '../../controlplane/dprp/handler.js';
 import { A, B, DprpTopo, MARKER } from './dprp-topology.js';
 import { waitFor } from '../lib/netns.js';
+import { Capture } from '../lib/capture.js';
 
 const unavailable = bpfUnavailable();
 const PORT = 7102;
@@ -65,9 +66,8 @@ process.stdin.on('data', () => { console.log(JSON.stringify({ n, dup, bad })); p
 
     // capture on the router (a side), kernel buffer large enough for the burst
     const pcap = `/tmp/${t.prefix}-pfk-${randomBytes(3).toString('hex')}.pcap`;
-    const cap = t.spawn('r', 'tcpdump', ['-i', 'ra', '-B', '32768', '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '96', '-w', pcap, 'udp', 'and', 'dst', 'port', String(PORT)]);
+    const cap = await Capture.start(t, { host: 'r', iface: 'ra', file: pcap, snaplen: 96, filter: ['udp', 'and', 'dst', 'port', String(PORT)] });
     try {
-      await waitFor('tcpdump on r', () => { try { return readFileSync(pcap).length >= 24; } catch { return false; } }, 5000);
 
       // one socket = one flow; 'hello' first (it waits in the stash while DPRP negotiates), then the stream, paced
       const send = t.spawn('a', 'node', ['-e', `
@@ -121,14 +121,13 @@ s.bind(${SPORT}, () => {
       } finally { ma.close(); mb.close(); }
     } finally {
       await new Promise((r) => setTimeout(r, 300));
-      cap.kill('SIGINT');
-      await new Promise<void>((r) => { const tm = setTimeout(() => { cap.kill('SIGKILL'); r(); }, 3000); cap.once('exit', () => { clearTimeout(tm); r(); }); });
+      await cap.stop(3000);
       recv.kill('SIGKILL');
     }
 
     // the capture: per key, the IP IDs count from 0 and never repeat
-    const buf = existsSync(pcap) ? readFileSync(pcap) : Buffer.alloc(0);
-    rmSync(pcap, { force: true });
+    let buf: Buffer;
+    try { buf = cap.pcap(); } finally { rmSync(pcap, { force: true }); }
     const ids: number[] = [];
     let leaks = 0;
     for (let off = 24; off + 16 <= buf.length;) {

@@ -20,6 +20,7 @@ import { Topology, sh, waitFor } from '../lib/netns.js';
 import { objPin } from '../../controlplane/bpf/libbpf.js';
 import { Action, Dir, MissAction, PitState, Role } from '../../controlplane/maps/abi.js';
 import type { Cid, PitVal } from '../../controlplane/maps/codecs.js';
+import { Capture } from '../lib/capture.js';
 
 export const A = '192.0.2.1';
 export const R_IN = '192.0.2.254';
@@ -265,26 +266,19 @@ export async function udpTransfer(t: Topology, data: Buffer, cport: number, size
   } finally { rmSync(inp, { force: true }); rmSync(out, { force: true }); }
 }
 
-/** A capture on r (both interfaces) for the leak check. */
+/** A capture on r (both interfaces) for the leak check (a Capture, ../lib/capture.ts). */
 export class TransitCapture {
-  private readonly child: ChildProcess;
   readonly file: string;
-  private constructor(t: Topology) {
-    this.file = `/tmp/${t.prefix}-r-${Date.now()}.pcap`;
-    this.child = t.spawn('r', 'tcpdump', ['-i', 'any', '-B', '65536', '-U', '-n', '-s', '0', '-w', this.file, 'tcp or udp']);
-  }
+  private constructor(private readonly cap: Capture) { this.file = cap.file; }
   static async start(t: Topology): Promise<TransitCapture> {
-    const c = new TransitCapture(t);
-    await waitFor('tcpdump on r', () => { try { return readFileSync(c.file).length >= 24; } catch { return false; } }, 5000);
-    return c;
+    return new TransitCapture(await Capture.start(t, { host: 'r', iface: 'any', file: `/tmp/${t.prefix}-r-${Date.now()}.pcap`, immediate: false, filter: 'tcp or udp' }));
   }
-  /** Stop and return the capture bytes plus how many times the marker appears. */
+  /** Stop and return the capture bytes plus how many times the marker appears; throws if tcpdump lost frames. */
   async stop(): Promise<{ bytes: number; markers: number }> {
     await new Promise((r) => setTimeout(r, 200));
-    this.child.kill('SIGINT');
-    await exited(this.child, 3000);
-    const pcap = readFileSync(this.file);
-    rmSync(this.file, { force: true });
+    await this.cap.stop(3000);
+    let pcap: Buffer;
+    try { pcap = this.cap.pcap(); } finally { rmSync(this.file, { force: true }); }
     let markers = 0;
     for (let i = pcap.indexOf(MARKER); i >= 0 && markers < 1e6; i = pcap.indexOf(MARKER, i + 1)) markers++;
     return { bytes: pcap.length, markers };
