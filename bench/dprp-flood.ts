@@ -30,18 +30,9 @@ import { A, B, DprpTopo } from '../test/netns/dprp-topology.js';
 import { intArg } from './args.js';
 import { CONTROL_PCAP_FILTER } from '../controlplane/parts/control-framing.js';
 import { Capture } from '../test/lib/capture.js';
+import { floodScript, procStats } from '../test/lib/flood-source.js';
 
 process.env.GSCIP_LOG_LEVEL ??= 'warn';
-const DIST = resolve(__dirname, '..');
-
-function procStats(pid: number): { rssMb: number; cpuS: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
-  return { rssMb: rssKb / 1024, cpuS: ticks / 100 };
-}
 
 /** The agent's RSS by kind of mapping (GSCIP_BENCH_SMAPS=1: where the memory after a flood is). */
 function largestMappings(pid: number): string[] {
@@ -58,28 +49,6 @@ function largestMappings(pid: number): string[] {
     by.set(kind, (by.get(kind) ?? 0) + kb);
   }
   return [...by].map(([k, kb]) => `${String(kb).padStart(8)}  ${k}`);
-}
-
-/** The flood sender, run in a: a raw socket, new source port per datagram, paced per 10 ms. */
-function floodScript(rate: number, seconds: number): string {
-  const libc = resolve(DIST, 'controlplane/bpf/libc.js');
-  const ipv4 = resolve(DIST, 'controlplane/dprp/ipv4.js');
-  return `
-const l = require(${JSON.stringify(libc)}); const { buildIpv4Packet } = require(${JSON.stringify(ipv4)});
-const fd = l.socket(l.AF_INET, l.SOCK_RAW, l.IPPROTO_RAW); l.setsockoptU32(fd, l.IPPROTO_IP, l.IP_HDRINCL, 1);
-const a = Buffer.alloc(16); a.writeUInt16LE(l.AF_INET, 0); Buffer.from([203, 0, 113, 2]).copy(a, 4);
-const total = ${rate * seconds}, perTick = Math.max(1, Math.round(${rate} / 100));
-let sent = 0, seq = 0; const t0 = Date.now();
-function tick() {
-  const due = Math.min(total, Math.round(((Date.now() - t0) / 1000) * ${rate}) + perTick);
-  while (sent < due) {
-    const udp = Buffer.alloc(12); const n = seq++;
-    udp.writeUInt16BE(1024 + (n % 60000), 0); udp.writeUInt16BE(9000 + Math.floor(n / 60000) % 1000, 2); udp.writeUInt16BE(12, 4);
-    try { l.sendto(fd, buildIpv4Packet(${JSON.stringify(A)}, ${JSON.stringify(B)}, 17, udp), a); sent++; } catch { sent++; }
-  }
-  if (sent < total) setTimeout(tick, 10); else { l.closeFd(fd); process.stdout.write(String(sent)); }
-}
-tick();`;
 }
 
 async function main(): Promise<void> {
@@ -123,7 +92,7 @@ async function main(): Promise<void> {
     let sent = 0;
     const floodEnds: number[] = [];
     for (let k = 0; k < repeat; k++) {
-      const flood = p.topo.spawn('a', 'node', ['-e', floodScript(rate, seconds)]);
+      const flood = p.topo.spawn('a', 'node', ['-e', floodScript(A, B, rate, seconds)]);
       let floodOut = '';
       flood.stdout?.on('data', (d: Buffer) => { floodOut += d.toString(); });
       let floodDone = false;
