@@ -15,7 +15,7 @@
 import { guardedTimers, partClock, type PartTimers } from '../parts/runtime.js';
 import { ifNameToIndex } from '../bpf/libc.js';
 import { loadIdentity } from '../gms/agent-files.js';
-import { Dir, PuntReason, UDP_CTR_LIMIT } from '../maps/abi.js';
+import { Action, Dir, PuntReason, UDP_CTR_LIMIT } from '../maps/abi.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
 import { flowKeyWriter, KernelPitMap } from '../flows/kernel-flow-maps.js';
 import type { HandlerFactoryContext, PuntContext, PuntHandler } from '../parts/handler.js';
@@ -26,7 +26,7 @@ import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
   dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpOwnGmsFlowsTotal, dprpRekeySignalsTotal, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
-  dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpNatFollowTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal,
+  dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpNatFollowTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal, dprpDowngradesRefusedTotal, dprpTransitReinstatedTotal,
 } from '../metrics/metrics.js';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { RateLimitedLog } from '../log/rate-limited-log.js';
@@ -106,7 +106,20 @@ export const promObserver: DprpObserver = {
   overridden: () => dprpPolicyOverridesTotal.inc(),
   suppressed: (reason) => dprpSendsSuppressedTotal.inc({ reason }),
   natFollow: (what) => dprpNatFollowTotal.inc({ what }),
+  downgradeRefused: () => dprpDowngradesRefusedTotal.inc(),
+  reinstated: () => dprpTransitReinstatedTotal.inc(),
 };
+
+/** Whether any of the flow's four PIT slots (both directions, both hooks) encrypts or decrypts now. */
+function encryptedInPit(ctx: PuntContext, f: Flow): boolean {
+  for (const [saddr, daddr, sport, dport] of [[f.saddr, f.daddr, f.sport, f.dport], [f.daddr, f.saddr, f.dport, f.sport]] as const) {
+    for (const dir of [Dir.INGRESS, Dir.EGRESS]) {
+      const v = ctx.maps.pit.get({ saddr, daddr, sport, dport, proto: f.proto, dir });
+      if (v && (v.action === Action.ENCRYPT || v.action === Action.DECRYPT)) return true;
+    }
+  }
+  return false;
+}
 
 /** The key ring as the gscip_keys map holds it (refreshed by the handler). */
 class MapKeyRing implements KeyRing {
@@ -290,6 +303,7 @@ export class DprpHandler implements PuntHandler {
       options: this.opts.options,
       optionHooks: this.opts.optionHooks?.() ?? [],
       natf: this.opts.natf?.() ?? null,
+      encryptedNow: (f) => encryptedInPit(ctx, f),
     });
     const adopted = this.node.adopt(kernelPit.readOwned());
     if (adopted) this.log.info({ flows: adopted }, 'adopted the DPRP entries of a previous agent');

@@ -149,6 +149,14 @@ export interface DprpObserver {
   plaintext?(result: 'pass' | 'refused', why: PitWhyName, flow: Flow): void;
   /** An end-candidate GEN got a HOLD from a GE behind it and waits for that GE's answer (hold.ts). */
   held?(): void;
+  /**
+   * An unauthenticated pass or discard (a non-member's MPIT: a GE of another
+   * group on the path, or a forger) for a flow this GE encrypts now: not
+   * installed, the flow stays encrypted; the MPIT is still answered.
+   */
+  downgradeRefused?(flow: Flow): void;
+  /** A transit pass that had idled out was put back by the flow's next packet (negotiated-flows.ts reinstate). */
+  reinstated?(): void;
   /** Past a NAT (nat-follow.ts): a flow's entries placed on the port its first packet came from, or its wait refused (table full). */
   natFollow?(what: 'placed' | 'wait_table_full', detail?: { wire: Flow; to: Flow }): void;
 }
@@ -314,5 +322,12 @@ export interface DprpNodeDeps {
   optionHooks?: readonly ClaimedOptionHooks[];
   /** NAT-f's extension of the negotiation (natf-hooks.ts); absent: plain DPRP. */
   natf?: NatfDprpHooks | null;
+  /**
+   * Whether this GE's fast path encrypts or decrypts the flow now (any of its
+   * four PIT slots), whoever wrote the entries (DPRP, Mobile PPC's CIT moves):
+   * an unauthenticated word never downgrades such a flow (relay-role.ts).
+   * Absent: never.
+   */
+  encryptedNow?(flow: Flow): boolean;
 }
 

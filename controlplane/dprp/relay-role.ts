@@ -39,6 +39,8 @@ const IPPROTO_UDP = 17;
 
 interface RelayNeg {
   negId: Buffer;
+  /** An unauthenticated pass/discard for this flow was refused: it is encrypted here (onMpit). */
+  keptEncrypted?: boolean;
   /** The flow as the messages name it: the start GE's view (pre-NAT). */
   flow: Flow;
   /** The flow as this GE's packets carry it: `flow`, or with the NAT's address for its source (natFrom). */
@@ -511,6 +513,13 @@ export class RelayRole {
       decision = 'discard';
       why = 'encryption_required';
     }
+    // A non-member's word (a GE of another group on the path, e.g. a moved flow's new path, or a forger) never
+    // turns a flow this GE encrypts now into plaintext or a refusal: nothing installed, the MPIT still answered.
+    if (!key && !transit && (decision === 'pass' || decision === 'discard') && (r.keptEncrypted || c.d.encryptedNow?.(r.local))) {
+      if (!r.keptEncrypted) c.obs.downgradeRefused?.(r.local);
+      r.keptEncrypted = true;
+      return this.answerMpitKeepingEntries(r, m, raw);
+    }
     // once per negotiation (a retransmitted MPIT re-installs the same entries)
     if (why !== 'none' && !r.entries.length) c.obs.plaintext?.(decision === 'pass' ? 'pass' : 'refused', why, r.flow);
     // A relay is the end GE or an intermediate one (a start role named for it counts as intermediate).
@@ -558,6 +567,24 @@ export class RelayRole {
     else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: r.flow.proto === IPPROTO_UDP ? this.udpFirstMark(udpWire, gv, flowKeySalt) : mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, udpWire, flowKeySalt, unauth: !key } }, c.mono())) {
       c.obs.natFollow?.('wait_table_full');
     }
+  }
+
+  /** The MPIT answered (CDN from the end GE, relayed otherwise) with this GE's entries left as they are. */
+  private answerMpitKeepingEntries(r: RelayNeg, m: DprpMessage, raw: Buffer): void {
+    const c = this.c;
+    const self = c.d.self.addr;
+    if (m.endGe !== self) {
+      c.send(r.mpitVia ?? m.endGe, raw);
+      return;
+    }
+    r.role = 'end';
+    r.confirmed = true;
+    r.answeredMpit = true;
+    const cdn: DprpMessage = {
+      type: MsgType.CDN, flags: 0, attempt: m.attempt, negId: m.negId, timestampMs: c.wallMs(),
+      flow: m.flow, status: m.status, startGe: m.startGe, endGe: self, records: [], actions: [], seal: null, options: [],
+    };
+    c.send(r.reply.addr, c.enc(cdn), undefined, r.reply.via);
   }
 
   /**

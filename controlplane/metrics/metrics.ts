@@ -269,6 +269,16 @@ export const dprpNatFollowTotal = new Counter({
 export const dprpPolicyOverridesTotal = new Counter({
   name: 'gscip_dprp_policy_overrides_total', help: 'Unauthenticated pass decisions a CL GE turned into discard', registers: [registry],
 });
+export const dprpTransitReinstatedTotal = new Counter({
+  name: 'gscip_dprp_transit_reinstated_total',
+  help: 'Transit passes (flows this GE relays for another group) that idled out here and were put back by the flow\'s next packet, without a negotiation',
+  registers: [registry],
+});
+export const dprpDowngradesRefusedTotal = new Counter({
+  name: 'gscip_dprp_downgrades_refused_total',
+  help: 'Unauthenticated pass or discard words (a non-member on the path, or a forger) for flows this GE encrypts: not installed, the flow stays encrypted',
+  registers: [registry],
+});
 
 /* Mobile PPC (controlplane/mobility/, docs/mobility.md). */
 export const mobilityMovesTotal = new Counter({

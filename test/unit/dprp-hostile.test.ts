@@ -209,6 +209,40 @@ describe('issue 11: no reflection, bounded state (pure node)', { timeout: 30_000
     assert.deepEqual(left.map((r) => `${r.decision}:${r.flow.dport}`).sort(), ['encrypt:443', 'pass:443'], 'the remote\'s plaintext flows expired after 3 s idle; the encrypted one and the local host\'s stay');
   });
 
+  test('a forged DDE + unsigned PASS MPIT for a flow two members encrypt never downgrades it: the end GE keeps its entries, answers, counts it', () => {
+    const { sim, sent } = hostileSim();
+    const ges1 = sim.addr('GES1');
+    const ges2 = sim.addr('GES2');
+    sim.connect('GES1', 'GES2', 6, 40000, 443);
+    sim.time.advance(500);
+    const flow: Flow = { saddr: ges1, daddr: ges2, sport: 40000, dport: 443, proto: 6 };
+    const g = sim.ge('GES2');
+    const before = ['ingress', 'egress'].map((d) => sim.pitOf('GES2', flow, d as 'ingress')?.action).join(',');
+    assert.ok(before.startsWith('decrypt'), `GES2 decrypts the members' flow on its ingress: ${before}`);
+    const back = ['ingress', 'egress'].map((d) => sim.pitOf('GES2', { saddr: ges2, daddr: ges1, sport: 443, dport: 40000, proto: 6 }, d as 'ingress')?.action).join(',');
+    // The attacker (or a GE of another group on the path) negotiates the same CID and says PASS, unsigned.
+    const dde = forgedDde(sim, ATTACKER, flow);
+    sim.inject('GES2', dde, { src: ATTACKER, dst: ges2 });
+    const mpit: DprpMessage = {
+      type: MsgType.MPIT, flags: 0, attempt: 1, negId: Buffer.from(dde.subarray(12, 20)), timestampMs: WALL0 + sim.time.now, flow, status: 0,
+      startGe: ATTACKER, endGe: ges2, records: [], seal: null, options: [],
+      actions: [{ addr: ges2, action: WireAction.PASS, role: WireRole.END, flags: 0, selector: Buffer.alloc(16), mac: Buffer.alloc(16) }],
+    };
+    const sentBefore = sent.length;
+    sim.inject('GES2', encode(mpit), { src: ATTACKER, dst: ges2 });
+    assert.equal(['ingress', 'egress'].map((d) => sim.pitOf('GES2', flow, d as 'ingress')?.action).join(','), before, 'the members\' flow is still decrypted');
+    assert.equal(['ingress', 'egress'].map((d) => sim.pitOf('GES2', { saddr: ges2, daddr: ges1, sport: 443, dport: 40000, proto: 6 }, d as 'ingress')?.action).join(','), back, 'and encrypted back');
+    assert.equal(g.obs.downgradesRefused, 1, 'counted');
+    assert.ok(sent.slice(sentBefore).some((x) => x.type === MsgType.CDN && x.dst === ATTACKER), `the MPIT is answered (a GE of another group on the path completes its own negotiation): ${JSON.stringify(sent.slice(sentBefore))}`);
+    // The same word for a flow GES2 does not encrypt is still taken (a non-member's plaintext flow, capped).
+    const other = flowTo(ges2, 5999);
+    const dde2 = forgedDde(sim, ATTACKER, other);
+    sim.inject('GES2', dde2, { src: ATTACKER, dst: ges2 });
+    sim.inject('GES2', encode({ ...mpit, negId: Buffer.from(dde2.subarray(12, 20)), flow: other }), { src: ATTACKER, dst: ges2 });
+    assert.equal(sim.pitOf('GES2', other, 'ingress')?.action, 'pass');
+    assert.equal(g.obs.downgradesRefused, 1);
+  });
+
   test('an end GE holds at most maxUnauthFlows flows made by forged DDE + unsigned PASS MPIT pairs; the rest are refused (unauth_flows_full)', () => {
     const cap = 4;
     const { sim } = hostileSim({ maxUnauthFlows: cap });

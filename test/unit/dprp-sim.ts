@@ -64,6 +64,8 @@ export class CountingObserver implements DprpObserver {
   failed(r: FailReason) { this.failures.push(r); }
   rejected(r: RejectReason) { this.rejections.push(r); }
   overridden() { this.overrides++; }
+  downgradesRefused = 0;
+  downgradeRefused() { this.downgradesRefused++; }
 }
 
 export interface SimNodeSpec {
@@ -140,6 +142,8 @@ export class Sim {
           drop: (hs, reason) => { for (const h of hs) sge.dropped.push({ handle: h, reason }); },
         },
         locality: (addr) => this.locality(n.name, addr),
+        encryptedNow: (f) => [f, { saddr: f.daddr, daddr: f.saddr, sport: f.dport, dport: f.sport, proto: f.proto }].some((flow) =>
+          (['ingress', 'egress'] as const).some((dir) => ['encrypt', 'decrypt'].includes(pit.get(pitEntryKey({ flow, dir }))?.action ?? ''))),
         ...(n.ge.requireEncryption ? { encryptionRequired: requiredMatcher(n.ge.requireEncryption) } : {}),
         observer: sge.obs,
         ...(n.ge.natf ? { natf: n.ge.natf } : {}),
