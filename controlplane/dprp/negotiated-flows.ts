@@ -9,13 +9,20 @@
  *  - entries of a negotiation in flight belong to that negotiation
  *    (start-role.ts, relay-role.ts) and reach the PIT through `writes`, the
  *    table's ordered writer, until they are remembered here;
- *  - expiry: DPRP's idleTimeoutMs / closedTimeoutMs are the table's PIT policy.
+ *  - expiry: DPRP's idleTimeoutMs / closedTimeoutMs are the table's PIT policy;
+ *  - a transit pass (this GE relays, holds no key of the flow's group) is on
+ *    an unauthenticated word, so it idles out after unauthIdleTimeoutMs like
+ *    any such flow, but the ends keep their entries for idleTimeoutMs: it is
+ *    kept as lapsed (bounded) until then, and the flow's next packet, a PIT
+ *    miss here, puts it back (`reinstate`) instead of a negotiation of this
+ *    GE's own (a CL GEN of another group would refuse the live flow).
  */
 import type { Decision, GroupVersion, PathRole } from './decide.js';
 import type { DprpConfig, PitWriter } from './node-deps.js';
 import type { PitEntry } from './pit-entries.js';
 import type { Flow } from './wire.js';
 import { FlowTable, type FlowId, type FlowRecord as TableRecord } from '../flows/flow-table.js';
+import { canonicalFlowKey } from '../flows/cid.js';
 
 export interface DprpFlowMeta {
   role: PathRole;
@@ -53,12 +60,16 @@ export class NegotiatedFlows {
   private readonly unauth = new Set<number>();
   private readonly shortPolicy: { idleMs: number; closedMs: number };
   private lastPruneMono = -Infinity;
+  /** Transit passes idled out on the short policy, by canonical 5-tuple, oldest first (bounded: lapsedMax). */
+  private readonly lapsed = new Map<string, { flow: Flow; meta: DprpFlowMeta; entries: readonly PitEntry[]; untilMono: number }>();
+  private readonly lapsedMax: number;
 
   constructor(pit: PitWriter, private readonly clock: { monoMs(): number }, private readonly cfg: Pick<DprpConfig, 'idleTimeoutMs' | 'closedTimeoutMs' | 'maxUnauthFlows' | 'unauthIdleTimeoutMs'>) {
     this.table = new FlowTable({
       maps: { pit }, clock, expiry: { pit: { idleMs: cfg.idleTimeoutMs, closedMs: cfg.closedTimeoutMs }, xlat: {} },
     });
     this.shortPolicy = { idleMs: Math.min(cfg.idleTimeoutMs, cfg.unauthIdleTimeoutMs), closedMs: Math.min(cfg.closedTimeoutMs, cfg.unauthIdleTimeoutMs) };
+    this.lapsedMax = 4 * cfg.maxUnauthFlows;
   }
 
   /**
@@ -88,9 +99,51 @@ export class NegotiatedFlows {
 
   /** Expires idle and closed flows; those no key authenticated after unauthIdleTimeoutMs. */
   sweep(skip: (f: NegotiatedFlow) => boolean): number {
+    const transit: NegotiatedFlow[] = [];
+    for (const id of this.unauth) {
+      const r = this.table.get(id);
+      if (r && r.meta.role === 'intermediate' && r.meta.decision === 'pass') transit.push(r);
+    }
     const n = this.table.sweep(skip, { policy: (r) => (this.unauth.has(r.id) ? this.shortPolicy : undefined), soonestMs: Math.min(this.shortPolicy.idleMs, this.shortPolicy.closedMs) });
-    if (n) for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
+    if (n) {
+      const now = this.clock.monoMs();
+      for (const r of transit) {
+        if (this.table.get(r.id) || r.pit.length === 0) continue;
+        const key = canonicalFlowKey(r.wire);
+        this.lapsed.delete(key);
+        this.lapsed.set(key, { flow: r.wire, meta: r.meta, entries: r.pit, untilMono: now + this.cfg.idleTimeoutMs - this.shortPolicy.idleMs });
+        if (this.lapsed.size > this.lapsedMax) this.lapsed.delete(this.lapsed.keys().next().value!);
+      }
+      for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
+    }
+    for (const [k, v] of this.lapsed) {
+      if (v.untilMono > this.clock.monoMs()) break;
+      this.lapsed.delete(k);
+    }
     return n;
+  }
+
+  /**
+   * A PIT miss on a transit pass that idled out here (sweep): its entries
+   * written again and the flow held again as before (unauthenticated, short
+   * idle, capped). False when there is none, it is past idleTimeoutMs, or the
+   * cap is reached.
+   */
+  reinstate(flow: Flow): boolean {
+    const key = canonicalFlowKey(flow);
+    const l = this.lapsed.get(key);
+    if (!l) return false;
+    this.lapsed.delete(key);
+    if (l.untilMono <= this.clock.monoMs() || this.unauthFull(l.flow)) return false;
+    this.writes.write({ pit: l.entries });
+    const rec = this.table.commit(l.flow, l.meta, { pit: l.entries }, { written: true });
+    this.unauth.add(rec.id);
+    return true;
+  }
+
+  /** Transit passes kept as lapsed (`maps dump`, tests). */
+  get lapsedCount(): number {
+    return this.lapsed.size;
   }
 
   /** The ordered writer every DPRP PIT write goes through. */

@@ -78,6 +78,12 @@ export class DprpNode {
   onPitMiss(flow: Flow, handle: unknown, inbound = false, first: number | null = null): void {
     // A flow past a NAT: its first packet places the entries that waited for it (nat-follow.ts).
     if (inbound && handle !== null && this.relay.natMiss(reverseFlow(flow), handle, first)) return;
+    // A transit pass that idled out here while the ends still hold the flow: back as it was (negotiated-flows.ts).
+    if (this.c.flows.reinstate(flow)) {
+      if (handle !== null) this.c.d.stash.release([handle]);
+      this.c.obs.reinstated?.();
+      return;
+    }
     this.start.onPitMiss(flow, handle, inbound, first);
   }
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sim, fig6Nodes, testKey, type SimNodeSpec } from './dprp-sim.js';
 import { decode, encode, MsgType, WireAction } from '../../controlplane/dprp/wire.js';
-import { pitEntriesFor, reverseFlow } from '../../controlplane/dprp/pit-entries.js';
+import { pitEntriesFor, pitEntryKey, reverseFlow } from '../../controlplane/dprp/pit-entries.js';
 import { OptionType, PCCOM_CAP_WIRE_CSUM, pccomCapsOf } from '../../controlplane/dprp/spec-options.js';
 import { inetChecksum } from '../../controlplane/dprp/ipv4.js';
 import { HOLD_CODE, holdFor } from '../../controlplane/dprp/hold.js';
@@ -154,6 +154,33 @@ test('cascaded GENs: encrypt to the inner GEN, the outer CL GEN of another group
   assert.equal(sim.ge('OUT').obs.overrides, 0);
 });
 
+test('an idle member flow through the outer CL GEN of another group: its transit pass idles out there, and the next packet puts it back (no refusal)', () => {
+  const sim = new Sim(cascade());
+  const { flow } = sim.connect('GES1', 'T2');
+  sim.time.run(10_000);
+  const out = sim.ge('OUT');
+  assert.equal(sim.pitOf('OUT', flow, 'ingress')?.action, 'pass');
+  // Idle past unauthIdleTimeoutMs (OUT holds no key of group 1: its pass is on an unauthenticated word), within idleTimeoutMs.
+  sim.time.advance(12_000);
+  out.node.sweep();
+  assert.equal(sim.pitOf('OUT', flow, 'ingress'), undefined, 'OUT\'s transit entries idled out');
+  assert.equal(sim.pitOf('GES1', flow, 'egress')?.action, 'encrypt', 'the ends still hold the flow');
+  // The flow's next packet misses at OUT (ingress, from outside).
+  out.node.onPitMiss(flow, 'next', true);
+  sim.time.run(sim.time.now + 10_000);
+  assert.deepEqual(out.dropped, [], 'not refused');
+  assert.deepEqual(out.released, ['next'], 'released at once');
+  for (const [f, dir] of [[flow, 'ingress'], [flow, 'egress'], [reverseFlow(flow), 'ingress'], [reverseFlow(flow), 'egress']] as const) {
+    assert.equal(sim.pitOf('OUT', f, dir)?.action, 'pass', `OUT ${dir} passes the flow again`);
+  }
+  assert.equal(out.obs.starts.length, 0, 'no negotiation of OUT\'s own');
+  // Past idleTimeoutMs the ends' entries are gone too: nothing is put back (a fresh flow negotiates).
+  sim.time.advance(400_000);
+  out.node.sweep();
+  out.node.sweep();
+  assert.equal(sim.pitOf('OUT', flow, 'ingress'), undefined);
+});
+
 test('re-keying whose CDN is lost before an intermediate GEN: the live flow keeps its entries there (a fresh flow\'s would expire)', () => {
   const sim = new Sim(cascade(), { rtoMs: 10, rtoMaxMs: 40, maxSends: 2 });
   const { flow } = sim.connect('GES1', 'T2');
@@ -167,6 +194,10 @@ test('re-keying whose CDN is lost before an intermediate GEN: the live flow keep
   assert.deepEqual(sim.ge('GES1').obs.failures, ['cdn_timeout']);
   assert.equal(sim.pitOf('OUT', flow, 'ingress')?.state, 'tentative', 'OUT took the MPIT, never saw the CDN');
   sim.time.advance(6_000);
+  // The flow is live: its packets cross OUT (OUT's pass on another group's word idles out after unauthIdleTimeoutMs otherwise).
+  for (const [f, dir] of [[flow, 'ingress'], [flow, 'egress'], [reverseFlow(flow), 'ingress'], [reverseFlow(flow), 'egress']] as const) {
+    sim.ge('OUT').activity.set(pitEntryKey({ flow: f, dir }), { lastSeenMs: sim.time.now - 100, closed: false });
+  }
   sim.ge('OUT').node.sweep();
   for (const [f, dir] of [[flow, 'ingress'], [flow, 'egress'], [reverseFlow(flow), 'ingress'], [reverseFlow(flow), 'egress']] as const) {
     assert.equal(sim.pitOf('OUT', f, dir)?.action, 'pass', `OUT ${dir} still passes the live flow`);
