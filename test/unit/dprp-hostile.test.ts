@@ -45,6 +45,15 @@ function forgedDde(sim: Sim, startGe: string, flow: Flow): Buffer {
   return encode(m);
 }
 
+/** The forger's unsigned PASS MPIT for the negotiation its DDE `dde` opened at `endGe`. */
+function unsignedPassMpit(sim: Sim, dde: Buffer, flow: Flow, endGe: string): DprpMessage {
+  return {
+    type: MsgType.MPIT, flags: 0, attempt: 1, negId: Buffer.from(dde.subarray(12, 20)), timestampMs: WALL0 + sim.time.now, flow, status: 0,
+    startGe: ATTACKER, endGe, records: [], seal: null, options: [],
+    actions: [{ addr: endGe, action: WireAction.PASS, role: WireRole.END, flags: 0, selector: Buffer.alloc(16), mac: Buffer.alloc(16) }],
+  };
+}
+
 const flowTo = (daddr: string, sport: number, saddr = ATTACKER): Flow => ({ saddr, daddr, sport, dport: 80, proto: 17 });
 
 describe('issue 11: no reflection, bounded state (pure node)', { timeout: 30_000 }, () => {
@@ -223,11 +232,7 @@ describe('issue 11: no reflection, bounded state (pure node)', { timeout: 30_000
     // The attacker (or a GE of another group on the path) negotiates the same CID and says PASS, unsigned.
     const dde = forgedDde(sim, ATTACKER, flow);
     sim.inject('GES2', dde, { src: ATTACKER, dst: ges2 });
-    const mpit: DprpMessage = {
-      type: MsgType.MPIT, flags: 0, attempt: 1, negId: Buffer.from(dde.subarray(12, 20)), timestampMs: WALL0 + sim.time.now, flow, status: 0,
-      startGe: ATTACKER, endGe: ges2, records: [], seal: null, options: [],
-      actions: [{ addr: ges2, action: WireAction.PASS, role: WireRole.END, flags: 0, selector: Buffer.alloc(16), mac: Buffer.alloc(16) }],
-    };
+    const mpit = unsignedPassMpit(sim, dde, flow, ges2);
     const sentBefore = sent.length;
     sim.inject('GES2', encode(mpit), { src: ATTACKER, dst: ges2 });
     assert.equal(['ingress', 'egress'].map((d) => sim.pitOf('GES2', flow, d as 'ingress')?.action).join(','), before, 'the members\' flow is still decrypted');
@@ -251,11 +256,7 @@ describe('issue 11: no reflection, bounded state (pure node)', { timeout: 30_000
       const flow = flowTo(ges2, 5000 + i);
       const dde = forgedDde(sim, ATTACKER, flow);
       sim.inject('GES2', dde, { src: ATTACKER, dst: ges2 });
-      const mpit: DprpMessage = {
-        type: MsgType.MPIT, flags: 0, attempt: 1, negId: Buffer.from(dde.subarray(12, 20)), timestampMs: WALL0 + sim.time.now, flow, status: 0,
-        startGe: ATTACKER, endGe: ges2, records: [], seal: null, options: [],
-        actions: [{ addr: ges2, action: WireAction.PASS, role: WireRole.END, flags: 0, selector: Buffer.alloc(16), mac: Buffer.alloc(16) }],
-      };
+      const mpit = unsignedPassMpit(sim, dde, flow, ges2);
       sim.inject('GES2', encode(mpit), { src: ATTACKER, dst: ges2 });
     }
     const g = sim.ge('GES2');
