@@ -105,8 +105,8 @@ export class NegotiatedFlows {
       if (r && r.meta.role === 'intermediate' && r.meta.decision === 'pass') transit.push(r);
     }
     const n = this.table.sweep(skip, { policy: (r) => (this.unauth.has(r.id) ? this.shortPolicy : undefined), soonestMs: Math.min(this.shortPolicy.idleMs, this.shortPolicy.closedMs) });
+    const now = this.clock.monoMs();
     if (n) {
-      const now = this.clock.monoMs();
       for (const r of transit) {
         if (this.table.get(r.id) || r.pit.length === 0) continue;
         const key = canonicalFlowKey(r.wire);
@@ -117,7 +117,7 @@ export class NegotiatedFlows {
       for (const id of this.unauth) if (!this.table.get(id)) this.unauth.delete(id);
     }
     for (const [k, v] of this.lapsed) {
-      if (v.untilMono > this.clock.monoMs()) break;
+      if (v.untilMono > now) break;
       this.lapsed.delete(k);
     }
     return n;
@@ -139,11 +139,6 @@ export class NegotiatedFlows {
     const rec = this.table.commit(l.flow, l.meta, { pit: l.entries }, { written: true });
     this.unauth.add(rec.id);
     return true;
-  }
-
-  /** Transit passes kept as lapsed (`maps dump`, tests). */
-  get lapsedCount(): number {
-    return this.lapsed.size;
   }
 
   /** The ordered writer every DPRP PIT write goes through. */

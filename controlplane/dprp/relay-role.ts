@@ -551,14 +551,8 @@ export class RelayRole {
     if (isEnd) {
       r.role = 'end';
       r.sealKey = key;
-      const cdn: DprpMessage = {
-        type: MsgType.CDN, flags: 0, attempt: m.attempt, negId: m.negId, timestampMs: c.wallMs(),
-        flow: m.flow, status: m.status, startGe: m.startGe, endGe: self, records: [], actions: [], seal: null, options: [],
-      };
       // entry.selector is selector(key, negId, self): findSelected just matched it.
-      if (key) cdn.seal = { selector: entry.selector, mac: sealMac(key, cdn) };
-      r.answeredMpit = true;
-      c.send(r.reply.addr, c.enc(cdn), undefined, r.reply.via);
+      this.sendCdn(r, m, key ? { key, selector: entry.selector } : null);
     } else {
       c.send(r.mpitVia ?? m.endGe, raw);
     }
@@ -579,11 +573,18 @@ export class RelayRole {
     }
     r.role = 'end';
     r.confirmed = true;
-    r.answeredMpit = true;
+    this.sendCdn(r, m, null);
+  }
+
+  /** The end GE's CDN to the start for the MPIT `m`, sealed under `seal.key` when the start's word for us was. */
+  private sendCdn(r: RelayNeg, m: DprpMessage, seal: { key: GroupKey; selector: Buffer } | null): void {
+    const c = this.c;
     const cdn: DprpMessage = {
       type: MsgType.CDN, flags: 0, attempt: m.attempt, negId: m.negId, timestampMs: c.wallMs(),
-      flow: m.flow, status: m.status, startGe: m.startGe, endGe: self, records: [], actions: [], seal: null, options: [],
+      flow: m.flow, status: m.status, startGe: m.startGe, endGe: c.d.self.addr, records: [], actions: [], seal: null, options: [],
     };
+    if (seal) cdn.seal = { selector: seal.selector, mac: sealMac(seal.key, cdn) };
+    r.answeredMpit = true;
     c.send(r.reply.addr, c.enc(cdn), undefined, r.reply.via);
   }
 
