@@ -19,20 +19,21 @@ import { Action, Dir, PuntReason, UDP_CTR_LIMIT } from '../maps/abi.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
 import { flowKeyWriter, KernelPitMap } from '../flows/kernel-flow-maps.js';
 import type { HandlerFactoryContext, PuntContext, PuntHandler } from '../parts/handler.js';
-import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
+import type { ClaimedOptionHooks, FlowProtectedBy } from '../parts/dprp-extension.js';
 import type { PartExtensions } from '../parts/part.js';
 import type { NatfDprpHooks } from './natf-hooks.js';
 import { OptionCodecs } from './option-codecs.js';
 import type { Logger } from '../log/logger.js';
 import {
   dprpMessagesRejectedTotal, dprpNegotiationSeconds, dprpOwnGmsFlowsTotal, dprpRekeySignalsTotal, dprpNegotiationsCompletedTotal, dprpNegotiationsFailedTotal,
-  dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpNatFollowTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal, dprpDowngradesRefusedTotal, dprpTransitReinstatedTotal,
+  dprpNegotiationsStartedTotal, dprpPlaintextFlowsTotal, dprpNatFollowTotal, dprpPolicyOverridesTotal, dprpSendsSuppressedTotal, dprpDowngradesRefusedTotal, dprpTransitReinstatedTotal, dprpForeignControlTotal,
 } from '../metrics/metrics.js';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { RateLimitedLog } from '../log/rate-limited-log.js';
 import { EncryptionRequired, parseRequiredEntry, type Resolve4 } from './encryption-required.js';
 import type { GroupKey, KeyRing } from './auth.js';
-import { controlOfFrame, frameControl } from '../parts/control-framing.js';
+import { controlOfFrame, frameControl, ipBytesOfFrame } from '../parts/control-framing.js';
+import { ForeignControlRelay, isDprpCode } from './foreign-control.js';
 import { firstPacketMark } from './first-packet.js';
 import type { ControlVia } from './node-deps.js';
 import { DprpNode, type DprpConfig, type DprpObserver, type SelfInfo } from './node.js';
@@ -59,6 +60,8 @@ export interface DprpHandlerOptions {
   optionHooks?: () => readonly ClaimedOptionHooks[];
   /** NAT-f's hooks (natf-hooks.ts), read when the engine starts. */
   natf?: () => NatfDprpHooks | null;
+  /** Who else protects a flow another part's entries encrypt (parts' FlowProtectedBy; dprp-extension.ts). */
+  protectedBy?: () => FlowProtectedBy | null;
   /** UDP per-flow keys: the datagram counter at which the fast path asks for a re-key (default 2^47; GSCIP_PCCOM_UDP_REKEY_AT). */
   udpRekeyAt?: bigint;
   /** Destinations encryption is required to (entries), read on each housekeeping tick. */
@@ -155,6 +158,7 @@ export class DprpHandler implements PuntHandler {
   private readonly plainLog: RateLimitedLog;
   private readonly observer: DprpObserver;
   private node: DprpNode | null = null;
+  private foreignRelay: ForeignControlRelay | null = null;
   private ctx: PuntContext | null = null;
   private readonly keys = new MapKeyRing();
   private readonly routes = new RouteTable();
@@ -303,8 +307,10 @@ export class DprpHandler implements PuntHandler {
       options: this.opts.options,
       optionHooks: this.opts.optionHooks?.() ?? [],
       natf: this.opts.natf?.() ?? null,
+      protectedBy: this.opts.protectedBy?.() ?? null,
       encryptedNow: (f) => encryptedInPit(ctx, f),
     });
+    this.foreignRelay = new ForeignControlRelay(this.node.cfg.foreignControlLimit, (a) => this.routes.isOwnOrBroadcast(a) || a === this.selfInfo!.addr);
     const adopted = this.node.adopt(kernelPit.readOwned());
     if (adopted) this.log.info({ flows: adopted }, 'adopted the DPRP entries of a previous agent');
     const tickMs = this.opts.tickMs ?? 1000;
@@ -355,8 +361,7 @@ export class DprpHandler implements PuntHandler {
   /** src: a relayed DDE keeps the start GE's source (node.ts onControl checks it); else this GE's address. */
   private send(dst: string, icmp: Buffer, src?: string, via?: ControlVia): void {
     const ctx = this.ctx!;
-    const dev = this.routes.devFor(dst);
-    const ifindex = ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
+    const ifindex = this.ifindexToward(dst);
     if (ifindex === undefined) return;
     // ICMP 253 sends (copies for older agents, answers in kind) stop once a local firewall refused one.
     if (via?.icmp && this.icmpRefused) return;
@@ -374,6 +379,31 @@ export class DprpHandler implements PuntHandler {
       this.log.warn({ err: e, dst }, 'DPRP send failed');
     } finally {
       if (t0) stageProfile.sub(Stage.send, t0);
+    }
+  }
+
+  /** The interface the route to dst leaves by (a guarded one, or a GEN's inside), else the first guarded one. */
+  private ifindexToward(dst: string): number | undefined {
+    const ctx = this.ctx!;
+    const dev = this.routes.devFor(dst);
+    return ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
+  }
+
+  /** A control message of a type DPRP does not speak, seen in transit: forwarded unchanged or refused, counted (foreign-control.ts). */
+  private foreign(frame: Buffer, src: string, dst: string): void {
+    const ip = ipBytesOfFrame(frame);
+    const out = ip ? this.foreignRelay!.decide(ip, src, dst, Date.now()) : 'malformed';
+    if (typeof out === 'string') {
+      dprpForeignControlTotal.inc({ outcome: out });
+      return;
+    }
+    const ifindex = this.ifindexToward(dst);
+    if (ifindex === undefined) return;
+    try {
+      this.ctx!.sendControl(ifindex, out);
+      dprpForeignControlTotal.inc({ outcome: 'forwarded' });
+    } catch (e) {
+      this.log.warn({ err: e, dst }, 'forwarding a control message of another part failed');
     }
   }
 
@@ -438,11 +468,14 @@ export class DprpHandler implements PuntHandler {
       dprpMessagesRejectedTotal.inc({ reason: 'egress_on_ges' });
       return;
     }
-    const cp = controlOfFrame(puntPacket(rec));
+    const frame = puntPacket(rec);
+    const cp = controlOfFrame(frame);
     if (!cp) {
       dprpMessagesRejectedTotal.inc({ reason: 'wire_too_short' });
       return;
     }
+    // Not a DPRP message (another part's, which this GE does not run), to another host: forwarded, not swallowed.
+    if (!isDprpCode(cp.msg[1])) { this.foreign(frame, cp.src, cp.dst); return; }
     node.onControl(Buffer.from(cp.msg), { src: cp.src, dst: cp.dst, ...(cp.sport === undefined ? { icmp: true } : { sport: cp.sport }) });
   }
 
@@ -533,8 +566,9 @@ export function udpRekeyAtFromEnv(v: string | undefined): Pick<DprpHandlerOption
 }
 
 /** What the other parts add to DPRP: their option codecs (on top of the spec's) and hooks. */
-export function dprpExtensionOptions(x: PartExtensions | undefined): Pick<DprpHandlerOptions, 'options' | 'optionHooks' | 'natf'> {
+export function dprpExtensionOptions(x: PartExtensions | undefined): Pick<DprpHandlerOptions, 'options' | 'optionHooks' | 'natf' | 'protectedBy'> {
   if (!x) return {};
   // Every loaded part's codecs, the spec's among them (DPRP's own claim, part.ts); claims.ts made the types unique.
-  return { options: new OptionCodecs(x.dprpOptionCodecs), optionHooks: () => x.dprpOptionHooks(), natf: () => x.natfDprpHooks?.() ?? null };
+  return { options: new OptionCodecs(x.dprpOptionCodecs), optionHooks: () => x.dprpOptionHooks(), natf: () => x.natfDprpHooks?.() ?? null,
+    protectedBy: () => x.flowProtectedBy?.() ?? null };
 }

@@ -7,7 +7,7 @@ import type { PitWhyName } from '../maps/vocabulary.js';
 import type { KeyRing } from './auth.js';
 import type { Outcome } from './decide.js';
 import type { OptionCodecs, OptionRefusalReason } from './option-codecs.js';
-import type { ClaimedOptionHooks } from '../parts/dprp-extension.js';
+import type { ClaimedOptionHooks, FlowProtectedBy } from '../parts/dprp-extension.js';
 import type { PitMap } from '../flows/flow-maps.js';
 import type { PitEntry } from './pit-entries.js';
 import { DEFAULT_REPLAY, type ReplayCacheOptions } from './replay.js';
@@ -120,6 +120,8 @@ export const REJECT_REASONS = [
   'source_mismatch', 'destination_mismatch', 'forbidden_address', 'answer_rate_limited', 'unauth_flows_full',
   // issue 13 (NAT-f): a GNAT refused a DDE naming a host (its ACT, its NAT table); it could not map an inside GE's flow outward
   'natf_refused', 'natf_no_mapping',
+  // an MPIT for a flow our RGI said another GE protects with us (PROTECTED): our entries stay
+  'protected_elsewhere',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectReason | OptionRefusalReason}`;
 
@@ -127,7 +129,7 @@ export type RejectReason = (typeof REJECT_REASONS)[number] | `wire_${WireRejectR
  * A completed negotiation's outcome label: decide()'s verdict, or no_end_ge;
  * 'upgraded': a late RGI replaced a no_end_ge decision (counted once more, with this label).
  */
-export type OutcomeKind = Outcome['verdict'] | 'no_end_ge' | 'upgraded';
+export type OutcomeKind = Outcome['verdict'] | 'no_end_ge' | 'upgraded' | 'protected_transit';
 
 /** Sends this GE suppressed (it sends less, never more): a DDE retransmission over the per-destination limit, a destination no GE sends to. */
 export const SUPPRESS_REASONS = ['dde_rate_limited', 'forbidden_destination'] as const;
@@ -254,6 +256,12 @@ export interface DprpConfig {
   /** RGIs this GE answers per source address (the DDE's start GE, checked against the packet source). */
   answerLimit: RateLimit;
   /**
+   * Control messages of a type DPRP does not speak (another part's, e.g. a
+   * Mobile PPC CU) forwarded toward another host, per source address
+   * (foreign-control.ts): above it they are dropped, counted.
+   */
+  foreignControlLimit: RateLimit;
+  /**
    * Flows no shared group key authenticated (plaintext or discard decided
    * alone, or on a peer's unauthenticated word): at most this many, refused
    * beyond (unauth_flows_full), each expiring after unauthIdleTimeoutMs idle.
@@ -293,6 +301,8 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   // Per address: a burst of 64 (a host opening many connections to one server at once), then 32/s.
   ddeLimit: { burst: 64, ratePerSec: 32, maxKeys: 4096 },
   answerLimit: { burst: 64, ratePerSec: 32, maxKeys: 4096 },
+  // A 10,000-flow move is ~313 CUs from one GE within a second, retries included.
+  foreignControlLimit: { burst: 1024, ratePerSec: 512, maxKeys: 4096 },
   maxUnauthFlows: 4096,
   // A flood's leftovers gone well within 10 s of its end, even when a loaded agent decided its last flows
   // seconds late (10 s left 1,736 flows at +10 s, bench/dprp-flood under a CPU hog); a non-member's idle
@@ -329,5 +339,12 @@ export interface DprpNodeDeps {
    * Absent: never.
    */
   encryptedNow?(flow: Flow): boolean;
+  /**
+   * The GE that protects this flow with us when another part wrote our
+   * encrypt/decrypt entries for it (Mobile PPC's moved flows), or null:
+   * the end role's RGI names it (PROTECTED) to a GE that starts a negotiation
+   * for the flow without being that GE. Absent: never.
+   */
+  protectedBy?: FlowProtectedBy | null;
 }
 

@@ -1,8 +1,10 @@
 /**
  * DPRP as a part: what it claims (its four message types as ICMP codes, the
- * control messages nobody claims, which it counts as malformed as it always
- * did, the spec's option types until Mobile PPC and NAT-f claim theirs) and
- * how it is made (handler.ts dprpHandlerFactory).
+ * control messages nobody claims, the spec's option types until Mobile PPC
+ * and NAT-f claim theirs) and how it is made (handler.ts dprpHandlerFactory).
+ * An unclaimed control message to another host (another part's, which this
+ * GE does not run: a Mobile PPC CU at a DPRP-only GE) is forwarded one hop
+ * on (foreign-control.ts); one to this host is counted and dropped.
  */
 import type { PartDescriptor } from '../parts/part.js';
 import { MISS_ORDER } from '../parts/part.js';

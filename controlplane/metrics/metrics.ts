@@ -247,6 +247,13 @@ export const dprpNegotiationSeconds = new Histogram({
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
   registers: [registry],
 });
+export const dprpForeignControlTotal = new Counter({
+  name: 'gscip_dprp_foreign_control_total',
+  help: 'Control messages of a type DPRP does not speak (another part\'s, e.g. a Mobile PPC CU this GE does not run) seen in transit, by outcome: forwarded unchanged, or why not',
+  labelNames: ['outcome'] as const, // controlplane/dprp/foreign-control.ts FOREIGN_OUTCOMES
+  registers: [registry],
+});
+
 export const dprpMessagesRejectedTotal = new Counter({
   name: 'gscip_dprp_messages_rejected_total', help: 'DPRP control messages ignored, by reason (wire_* = malformed)',
   labelNames: ['reason'] as const, // controlplane/dprp/node.ts REJECT_REASONS, wire_<WIRE_REJECT_REASONS> and wire_<OPTION_REFUSAL_REASONS> (option-codecs.ts)

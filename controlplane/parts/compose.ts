@@ -75,6 +75,14 @@ export function startParts(plan: PartPlan, ctx: (name: string) => HandlerFactory
       return { virtualTarget: first('virtualTarget'), settled: first('settled'), failed: first('failed'), inbound: first('inbound'), outbound: first('outbound') };
     },
     dnsRewriters: () => handlers.find((h) => h.dnsRewriters)?.dnsRewriters ?? null,
+    flowProtectedBy: () => {
+      const fs = handlers.flatMap((h) => (h.flowProtectedBy ? [h.flowProtectedBy] : []));
+      if (!fs.length) return null;
+      return (flow) => {
+        for (const f of fs) { const p = f(flow); if (p) return p; }
+        return null;
+      };
+    },
   };
   for (const m of plan.members) handlers.push(m.runtime ?? m.create!({ ...ctx(m.declaration.name), extensions }));
   const route = buildRoute(plan.members.map((m, i) => ({ declaration: m.declaration, handler: handlers[i] })));

@@ -84,8 +84,8 @@ export function unframeControl(ip: Ipv4View): ControlPacket | null {
   return { src: ip.src, dst: ip.dst, sport: u.readUInt16BE(0), msg };
 }
 
-/** The IPv4 packet inside an Ethernet frame (one optional 802.1Q tag), or null. */
-export function ipOfFrame(frame: Buffer): Ipv4View | null {
+/** The bytes of the IPv4 packet inside an Ethernet frame (one optional 802.1Q tag; a view), or null when it carries none. */
+export function ipBytesOfFrame(frame: Buffer): Buffer | null {
   if (frame.length < 14) return null;
   let off = 12;
   let type = frame.readUInt16BE(off);
@@ -93,8 +93,13 @@ export function ipOfFrame(frame: Buffer): Ipv4View | null {
     off += 4;
     type = frame.readUInt16BE(off);
   }
-  if (type !== 0x0800) return null;
-  return parseIpv4(frame.subarray(off + 2));
+  return type === 0x0800 ? frame.subarray(off + 2) : null;
+}
+
+/** The IPv4 packet inside an Ethernet frame (one optional 802.1Q tag), or null. */
+export function ipOfFrame(frame: Buffer): Ipv4View | null {
+  const ip = ipBytesOfFrame(frame);
+  return ip ? parseIpv4(ip) : null;
 }
 
 /** The control message of a punted frame, or null. */

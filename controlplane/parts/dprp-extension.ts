@@ -59,6 +59,16 @@ export interface DprpOptionHooks {
   verifyRecordOption?(o: ReceivedRecordOption): boolean;
 }
 
+/**
+ * Who else protects a flow this GE already encrypts or decrypts (a part that
+ * wrote those entries: Mobile PPC's moved flows, whose peer is the CU's
+ * sender): that GE's address, or null. DPRP's end role says it in its RGI
+ * (option PROTECTED) when another GE starts a negotiation for the flow, so a
+ * GE new on its path passes the ciphertext instead of encrypting it again
+ * (docs/dprp.md "A GE new on a protected flow's path").
+ */
+export type FlowProtectedBy = (flow: ReceivedRecordOption['flow']) => string | null;
+
 /** A part's hooks with the option types its part claims (compose.ts binds them): DPRP calls them only for those. */
 export interface ClaimedOptionHooks extends DprpOptionHooks {
   readonly part: string;

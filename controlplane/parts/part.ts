@@ -8,7 +8,7 @@
 import type { NatfDprpHooks } from '../dprp/natf-hooks.js';
 import type { DnsRewriters } from '../natf/dns-rewriters.js';
 import type { HandlerFactoryContext, PuntHandler } from './handler.js';
-import type { ClaimedOptionHooks, DprpOptionCodec, DprpOptionHooks } from './dprp-extension.js';
+import type { ClaimedOptionHooks, DprpOptionCodec, DprpOptionHooks, FlowProtectedBy } from './dprp-extension.js';
 
 /** Punt reasons a part can take (maps/abi.ts PuntReason). */
 export type PuntReasonName = 'pit_miss' | 'truncated' | 'control';
@@ -69,6 +69,8 @@ export type PartRuntime = PuntHandler & {
   readonly natfDprpHooks?: NatfDprpHooks;
   /** NAT-f's DNS rewriter chain (natf/dns-rewriters.ts): at most one part offers it. */
   readonly dnsRewriters?: DnsRewriters;
+  /** Who else protects a flow whose entries this part wrote (dprp-extension.ts FlowProtectedBy). */
+  readonly flowProtectedBy?: FlowProtectedBy;
 };
 
 /** What compose gives each factory beyond the agent's context. */
@@ -86,4 +88,6 @@ export interface PartExtensions {
   natfDprpHooks?(): NatfDprpHooks | null;
   /** NAT-f's DNS answer rewriter chain, if the natf part is loaded (GSRA's EN registers in it; call once all parts exist). */
   dnsRewriters?(): DnsRewriters | null;
+  /** The loaded parts' FlowProtectedBy, asked in order (call once all parts exist). */
+  flowProtectedBy?(): FlowProtectedBy | null;
 }
