@@ -31,6 +31,8 @@ export interface DprpFlowMeta {
   version: number;
   /** The negotiation that installed the entries (hex id), or 'adopted'. */
   negId: string;
+  /** The GE at the flow's other encrypting end (encrypt/decrypt only; unknown for adopted entries). */
+  peer?: string;
 }
 
 export type NegotiatedFlow = TableRecord<PitEntry, DprpFlowMeta>;
@@ -159,10 +161,13 @@ export class NegotiatedFlows {
    * A negotiation settled: the flow now holds `entries` (already written).
    * `unauth`: made on behalf of a peer no key authenticated (a remote's new
    * flow decided alone, a peer's unsigned word): counted against
-   * maxUnauthFlows and expired after unauthIdleTimeoutMs.
+   * maxUnauthFlows and expired after unauthIdleTimeoutMs. `peer`: the GE
+   * that encrypts the flow with this one (kept with a key only).
    */
-  remember(flow: Flow, role: PathRole, decision: Decision, gv: GroupVersion | null, entries: readonly PitEntry[], negId: string, unauth = false): void {
-    const rec = this.table.commit(flow, { role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, negId }, { pit: entries }, { written: true });
+  remember(flow: Flow, role: PathRole, decision: Decision, gv: GroupVersion | null, entries: readonly PitEntry[], negId: string, unauth = false, peer?: string): void {
+    const meta: DprpFlowMeta = { role, decision, group: gv?.group ?? 0, version: gv?.version ?? 0, negId };
+    if (peer && gv) meta.peer = peer;
+    const rec = this.table.commit(flow, meta, { pit: entries }, { written: true });
     if (unauth && !gv) this.unauth.add(rec.id);
     else this.unauth.delete(rec.id);
   }

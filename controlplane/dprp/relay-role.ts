@@ -41,6 +41,10 @@ interface RelayNeg {
   negId: Buffer;
   /** An unauthenticated pass/discard for this flow was refused: it is encrypted here (onMpit). */
   keptEncrypted?: boolean;
+  /** The GE our prior entries for the flow were negotiated with (with `prior`; null: none or not known). */
+  priorPeer?: string | null;
+  /** Our RGI said this GE protects the flow with us (PROTECTED): no MPIT changes our entries. */
+  protectedBy?: string;
   /** The flow as the messages name it: the start GE's view (pre-NAT). */
   flow: Flow;
   /** The flow as this GE's packets carry it: `flow`, or with the NAT's address for its source (natFrom). */
@@ -418,8 +422,36 @@ export class RelayRole {
       flow: r.flow, status, startGe: r.startGe, endGe: c.d.self.addr,
       records: [], actions: [], seal: null, options: [],
     };
-    m.records = [c.ownRecord(m, flags, [...this.natSeen(r), ...extra])];
+    m.records = [c.ownRecord(m, flags, [...this.natSeen(r), ...this.protectedElsewhere(r, dde, status), ...extra])];
     c.send(r.reply.addr, c.enc(m), undefined, r.reply.via);
+  }
+
+  /**
+   * Our record's PROTECTED option: another part's entries already encrypt this
+   * flow between us and a GE that is neither this DDE's start nor on its path
+   * (a moved flow's peer; a GE new on the flow's path started it). The start
+   * then passes the ciphertext; an MPIT for the flow is refused here after
+   * (protected_elsewhere), so our entries stay whatever the start does.
+   */
+  private protectedElsewhere(r: RelayNeg, dde: DprpMessage, status: number): TlvOption[] {
+    const by = status === Status.OK ? this.c.d.protectedBy?.(r.local) ?? this.endpointPeer(r.local) : null;
+    if (!by || by === r.startGe || dde.records.some((x) => x.addr === by)) return [];
+    r.protectedBy = by;
+    const v = Buffer.alloc(4);
+    writeIpv4(v, 0, by, 'PROTECTED');
+    return [{ type: OptionType.PROTECTED, value: v }];
+  }
+
+  /**
+   * The GE our own negotiated entries encrypt this flow with, when that GE is
+   * the flow's other endpoint (a host that is its own GE: on every path the
+   * flow takes, e.g. a moved host's packets still on its old address). A
+   * router peer is not: a route change may have taken it off the path, and
+   * the new GE must then negotiate the flow afresh.
+   */
+  private endpointPeer(flow: Flow): string | null {
+    const peer = this.c.flows.find(flow)?.meta.peer;
+    return peer && (peer === flow.saddr || peer === flow.daddr) ? peer : null;
   }
 
   /** Our record's NAT_SEEN option when the DDE crossed a NAT (the start GE decides with it). */
@@ -486,6 +518,9 @@ export class RelayRole {
       key = findSelected(c.myKeys(), m.negId, self, entry.selector);
       if (!key) return c.reject('bad_selector');
       if (!verifyAction(key, m, entry)) return c.reject('bad_mac');
+      // Our RGI said another GE protects this flow with us (PROTECTED): a member start passes it and sends
+      // no MPIT, so one that does ignored the option; our entries stay (an unauthenticated word: below).
+      if (r.protectedBy && m.endGe === self) return c.reject('protected_elsewhere');
     } else if (entry.action === WireAction.ENCRYPT || entry.action === WireAction.DECRYPT) {
       return c.reject('unauthenticated_action');
     } else if (m.endGe === self && this.sharesWithStart(r)) {
@@ -531,14 +566,19 @@ export class RelayRole {
     // A GEN whose inside holds the source sees the forward direction leave on egress.
     // A GNAT relaying outward keys on its own address (past its NAT) but the start is behind it.
     const fwdDir: PitDir = r.outward || c.d.locality(r.local.saddr) === 'behind' ? 'egress' : 'ingress';
-    if (r.prior === undefined) r.prior = c.flows.prior(r.local) ?? null;
+    if (r.prior === undefined) {
+      r.prior = c.flows.prior(r.local) ?? null;
+      r.priorPeer = c.flows.find(r.local)?.meta.peer ?? null;
+    }
     const prior = r.prior ?? undefined;
+    // The old salt is the pair's: a flow now encrypted with another start (a route change) takes this negotiation's.
+    const newSalt = (entry.flags & ACT_F_NEW_SALT) !== 0 || (decision === 'decrypt' && !!r.priorPeer && r.priorPeer !== r.startGe);
     const wireCsum = this.startTakesWireCsum(r);
     const flowKeySalt = this.startTakesFlowKeys(r) ? hex(r.negId) : undefined;
     const udpWire = flowKeySalt !== undefined && this.udpWireToStart(r);
     // Past a NAT with the port not learned yet: nothing is installed on a guess; the first packet places the entries (nat-follow.ts).
     const waits = r.waitsFirst;
-    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum, udpWire, flowKeySalt }), prior, (entry.flags & ACT_F_NEW_SALT) !== 0);
+    const entries = waits ? [] : withPrevVersions(pitEntriesFor(r.local, decision, role, gv, r.confirmed ? 'confirmed' : 'tentative', { fwdDir, why, wireCsum, udpWire, flowKeySalt }), prior, newSalt);
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.local, prior);
@@ -557,7 +597,7 @@ export class RelayRole {
       c.send(r.mpitVia ?? m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.
-    if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key);
+    if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key, decision === 'decrypt' ? r.startGe : undefined);
     else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: r.flow.proto === IPPROTO_UDP ? this.udpFirstMark(udpWire, gv, flowKeySalt) : mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, udpWire, flowKeySalt, unauth: !key } }, c.mono())) {
       c.obs.natFollow?.('wait_table_full');
     }

@@ -18,6 +18,7 @@ export const OptionType = {
   NAT_SEEN: 0x82,   // skippable; 4 bytes: the source address this GE saw the DDE come from, when not the start GE's (a NAT)
   WHY: 0x83,        // skippable; 1 byte, an MPIT's message option: why the start's decision is plaintext or refused (enum gscip_pit_why)
   FIRST: 0x84,      // skippable; 4 bytes, an MPIT's message option: the mark of the flow's first packet (first-packet.ts), for GEs past a NAT
+  PROTECTED: 0x85,  // skippable; 4 bytes, in an end GE's RGI record: the flow is already encrypted between this GE and that one (a moved flow): a start GE between them passes it
 } as const;
 
 /** The first-packet mark an MPIT names (its FIRST option), or null. */
@@ -49,6 +50,12 @@ export function whyOption(why: PitWhyName): Array<{ type: number; value: Buffer 
 /** The address a record's NAT_SEEN option names (a NAT between the start GE and that GE), or null. */
 export function natSeenOf(rec: { options: ReadonlyArray<{ type: number; value: Buffer }> } | undefined): string | null {
   const o = rec?.options.find((x) => x.type === OptionType.NAT_SEEN);
+  return o && o.value.length === 4 ? readIpv4(o.value, 0) : null;
+}
+
+/** The GE an end GE's record says protects the flow with it (its PROTECTED option), or null. */
+export function protectedOf(rec: { options: ReadonlyArray<{ type: number; value: Buffer }> } | undefined): string | null {
+  const o = rec?.options.find((x) => x.type === OptionType.PROTECTED);
   return o && o.value.length === 4 ? readIpv4(o.value, 0) : null;
 }
 
@@ -132,6 +139,11 @@ export const SPEC_OPTION_CODECS: readonly DprpOptionCodec[] = [
     encode: (why: number) => Buffer.from([why & 0xff]),
     decode: (b) => { fixed(b, 'WHY', OptionType.WHY, 1); return b[0]; },
   } as DprpOptionCodec<number>,
+  {
+    type: OptionType.PROTECTED, name: 'PROTECTED', skippable: true,
+    encode: (addr: string) => { const v = Buffer.alloc(4); writeIpv4(v, 0, addr, 'PROTECTED'); return v; },
+    decode: (b) => { fixed(b, 'PROTECTED', OptionType.PROTECTED, 4); return readIpv4(b, 0); },
+  } as DprpOptionCodec<string>,
   {
     type: OptionType.NAT_SEEN, name: 'NAT_SEEN', skippable: true,
     encode: (addr: string) => { const v = Buffer.alloc(4); writeIpv4(v, 0, addr, 'NAT_SEEN'); return v; },

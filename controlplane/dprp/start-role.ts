@@ -20,7 +20,7 @@ import { sealMac, signActions, same, verifyRecord, type GroupKey } from './auth.
 import { commonKey, decide, type Outcome, type PathGe } from './decide.js';
 import { withEncryptionRequired } from './encryption-required.js';
 import { natOnPath, udpWireAcrossNat, withNatPolicy } from './nat-traversal.js';
-import { firstOption, OptionType, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, SPEC_OPTIONS, whyOption } from './spec-options.js';
+import { firstOption, OptionType, PCCOM_CAP_FLOW_KEYS, PCCOM_CAP_WIRE_CSUM, pccomCapsOf, protectedOf, SPEC_OPTIONS, whyOption } from './spec-options.js';
 import type { NatfStartFailure, VirtualTarget } from './natf-hooks.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
@@ -323,6 +323,9 @@ export class StartRole {
     if (!sameFlow(neg.flow, m.flow)) return c.reject('unknown_negotiation');
     if ((m.records[0].flags & (REC_F_IS_DEST | REC_F_PROTECTS_DEST)) === 0) return c.reject('no_end_flag');
     if (m.records[0].addr !== m.endGe) return c.reject('no_end_flag');
+    // The end GE, a member, says another GE already encrypts this flow with it (a moved flow's peer): we are on its path.
+    const by = neg.virt ? null : protectedOf(m.records[0]);
+    if (by && by !== c.d.self.addr && verifyRecord(c.myKeys(), m, 0).length > 0) return this.passProtected(neg, m);
     if (neg.virt) {
       // NAT-f: the GNAT answers for the host it maps (its record holds NATF_PORT Z), or refuses; or the
       // host is a GE itself and answers as the end GE, the GNAT's record (NATF_PORT Z) appended last.
@@ -399,7 +402,10 @@ export class StartRole {
     const flowKeySalt = (pccomCapsOf(peerRec) & PCCOM_CAP_FLOW_KEYS) !== 0 ? hex(neg.negId) : undefined;
     // A UDP flow across a NAT: the UDP wire-valid form when the peer takes it (nat-traversal.ts).
     const udpWire = flowKeySalt !== undefined && udpWireAcrossNat(neg.flow, natOnPath(m.records) !== null, pccomCapsOf(peerRec));
-    neg.entries = withPrevVersions(pitEntriesFor(wireOf(neg), mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, udpWire, flowKeySalt }), prior, neg.newSalt);
+    // The old salt is the pair's: a flow now encrypted with another GE (a route change) takes this negotiation's.
+    const priorPeer = c.flows.find(wireOf(neg))?.meta.peer;
+    const newSalt = neg.newSalt || (out.verdict === 'encrypted' && priorPeer !== undefined && priorPeer !== out.peer);
+    neg.entries = withPrevVersions(pitEntriesFor(wireOf(neg), mine.action, 'start', myKey, 'tentative', { why: whyOf(out), wireCsum, udpWire, flowKeySalt }), prior, newSalt);
 
     neg.mpit = {
       type: MsgType.MPIT, flags: 0, attempt: 0, negId: neg.negId, timestampMs: 0, flow: neg.flow,
@@ -410,7 +416,7 @@ export class StartRole {
         action: WIRE_ACTIONS.code(a.action),
         // decide() names every GE after the start 'end' or 'intermediate'.
         role: WIRE_ROLES.code(wireRoleOf(a.role)),
-        flags: (a.transit ? ACT_F_TRANSIT : 0) | (neg.newSalt && flowKeySalt && out.verdict === 'encrypted' && a.addr === out.peer ? ACT_F_NEW_SALT : 0),
+        flags: (a.transit ? ACT_F_TRANSIT : 0) | (newSalt && flowKeySalt && out.verdict === 'encrypted' && a.addr === out.peer ? ACT_F_NEW_SALT : 0),
         selector: zero16(), mac: zero16(),
       })),
     };
@@ -434,6 +440,30 @@ export class StartRole {
       neg.installed = true;
       this.notePlaintext(out, neg.flow);
     }
+  }
+
+  /**
+   * The flow is already encrypted end to end between the end GE and the GE its
+   * record names (PROTECTED, authenticated under a group we hold): this GE is
+   * new on the flow's path (a GE the flow moved behind), not one of its ends.
+   * It passes the ciphertext, as it would had that GE's own DDE crossed it,
+   * and sends no MPIT (the end GE keeps its entries: relay-role.ts).
+   */
+  private passProtected(neg: StartNeg, m: DprpMessage): void {
+    const c = this.c;
+    c.replayAccept(m);
+    if (neg.phase === 'alone') {
+      this.alone--;
+      c.noEnd.delete(neg.flow.daddr);
+    }
+    const entries = pitEntriesFor(wireOf(neg), 'pass', 'intermediate', null, 'confirmed');
+    c.flows.writes.write({ pit: entries });
+    neg.installed = true;
+    this.finish(neg);
+    if (neg.stashes.length) c.d.stash.release(neg.stashes);
+    neg.stashes = [];
+    c.flows.remember(wireOf(neg), 'intermediate', 'pass', null, entries, hex(neg.negId));
+    c.obs.completed('protected_transit', this.elapsed(neg));
   }
 
   private sendMpit(neg: StartNeg): void {
@@ -472,7 +502,7 @@ export class StartRole {
     this.settleStash(neg, out);
     if (out.verdict === 'plaintext') this.notePlaintext(out, neg.flow);
     const mine = out.actions[0];
-    c.flows.remember(wireOf(neg), 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId), neg.inbound);
+    c.flows.remember(wireOf(neg), 'start', mine.action, mine.group !== undefined ? { group: mine.group, version: mine.version! } : null, confirmed, hex(neg.negId), neg.inbound, out.verdict === 'encrypted' ? out.peer : undefined);
     c.obs.completed(neg.upgraded ? 'upgraded' : out.verdict, this.elapsed(neg));
   }
 }

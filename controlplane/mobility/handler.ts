@@ -28,6 +28,7 @@ import { DnsRendezvous } from './rendezvous.js';
 import { SubnetNat } from './subnet-nat.js';
 import { AddressAnnouncer } from './announce.js';
 import { MobilityEngine, type MobilityObserver } from './engine.js';
+import type { FlowProtectedBy } from '../parts/dprp-extension.js';
 import { TableWriter } from '../parts/published-table.js';
 import type { PublishedMoves } from './published-moves.js';
 import { AddressKeeper, currentAddresses, OldAddressRoutes } from './host-addresses.js';
@@ -190,6 +191,18 @@ export class MobilePpcHandler implements PuntHandler {
     }
     return this.ring.keys;
   }
+
+  /**
+   * The peer a moved flow is encrypted with (its CU's sender), for DPRP's end
+   * role: a GE the flow moved behind passes the ciphertext (PROTECTED,
+   * docs/dprp.md) instead of encrypting it again. Null for a flow not moved
+   * here or moved in the clear.
+   */
+  readonly flowProtectedBy: FlowProtectedBy = (flow) => {
+    const r = this.engine?.table.find(flow);
+    if (!r || !r.pit.some((e) => e.action === 'encrypt' || e.action === 'decrypt')) return null;
+    return r.meta.remote.addr;
+  };
 
   /** The engine (after start); for the flow view and tests. */
   get state(): MobilityEngine | null {

@@ -10,7 +10,7 @@ import * as fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { sealMac, selector, signActions, signRecord, type GroupKey } from '../../controlplane/dprp/auth.js';
 import { inetChecksum } from '../../controlplane/dprp/ipv4.js';
-import { OptionType } from '../../controlplane/dprp/spec-options.js';
+import { OptionType, SPEC_OPTION_CODECS } from '../../controlplane/dprp/spec-options.js';
 import {
   DPRP_HDR_LEN, DPRP_VERSION, GE_TYPE_CODES, GSCIP_ICMP_TYPE, ICMP_HDR_LEN, MAX_ACTIONS, MAX_CAND_DEPTH, MAX_MESSAGE_BYTES,
   MODE_CODES, MsgType, OPTION_SKIPPABLE, encodedLength, type ActionEntry, type DprpMessage, type Flow, type GeRecord,
@@ -37,6 +37,9 @@ export const flowArb: fc.Arbitrary<Flow> = fc.record({
 
 const hostname = fc.stringMatching(/^[A-Za-z0-9.-]{1,40}$/);
 
+/** The option types the spec's codecs check (an "unknown" option is none of them). */
+const SPEC_TYPES = new Set(SPEC_OPTION_CODECS.map((c) => c.type));
+
 /** One option of a type the spec codecs check, or an unknown skippable one (kept raw). */
 export const optionArb: fc.Arbitrary<TlvOption> = fc.oneof(
   fc.tuple(fc.constantFrom(OptionType.MOBILE_OLD, OptionType.MOBILE_NEW), buf(6)).map(([type, value]) => ({ type, value })),
@@ -47,8 +50,9 @@ export const optionArb: fc.Arbitrary<TlvOption> = fc.oneof(
   buf(4).map((value) => ({ type: OptionType.NAT_SEEN, value })),
   buf(1).map((value) => ({ type: OptionType.WHY, value })),
   buf(4).map((value) => ({ type: OptionType.FIRST, value })),
+  buf(4).map((value) => ({ type: OptionType.PROTECTED, value })),
   // skippable types no codec knows (PCCOM_CAPS, NAT_SEEN, WHY and FIRST have one)
-  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: OPTION_SKIPPABLE, max: 255 }).filter((t) => t !== OptionType.PCCOM_CAPS && t !== OptionType.NAT_SEEN && t !== OptionType.WHY && t !== OptionType.FIRST), bytes(40)).map(([type, value]) => ({ type, value })) },
+  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: OPTION_SKIPPABLE, max: 255 }).filter((t) => !SPEC_TYPES.has(t)), bytes(40)).map(([type, value]) => ({ type, value })) },
 );
 
 export const optionsArb = fc.uniqueArray(optionArb, { selector: (o) => o.type, maxLength: 4 });

@@ -4,6 +4,7 @@
  * GE on its route (as the fast path's punt would), loss and tampering hooks,
  * fake PIT and stash. No sockets, no root.
  */
+import type { FlowProtectedBy } from '../../controlplane/parts/dprp-extension.js';
 import { DPRP_CAND_DEPTH_OFF, DPRP_CODE_DDE, ICMP_TYPE } from '../../controlplane/maps/abi.js';
 import { holdFor } from '../../controlplane/dprp/hold.js';
 import { EncryptionRequired, parseRequiredEntry } from '../../controlplane/dprp/encryption-required.js';
@@ -72,7 +73,7 @@ export interface SimNodeSpec {
   name: string;
   addr: string;
   parent?: string;
-  ge?: { type: GeTypeName; mode: ModeName; keys: GroupKey[]; requireEncryption?: string[]; natf?: NatfDprpHooks };
+  ge?: { type: GeTypeName; mode: ModeName; keys: GroupKey[]; requireEncryption?: string[]; natf?: NatfDprpHooks; protectedBy?: FlowProtectedBy };
 }
 
 export interface Wire {
@@ -147,6 +148,7 @@ export class Sim {
         ...(n.ge.requireEncryption ? { encryptionRequired: requiredMatcher(n.ge.requireEncryption) } : {}),
         observer: sge.obs,
         ...(n.ge.natf ? { natf: n.ge.natf } : {}),
+        ...(n.ge.protectedBy ? { protectedBy: n.ge.protectedBy } : {}),
         config,
       });
       this.ges.set(n.name, sge);
