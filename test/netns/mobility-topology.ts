@@ -145,7 +145,7 @@ export class MobilityTopo extends GeTopology {
   }
 
   startGe(host: 'a' | 'b' | 'r2', o: GeOptions): Promise<void> {
-    return this.ges.start(host, [host === 'a' ? 'va' : host === 'b' ? 'vb' : 'u2'], { ...o, mobility: true });
+    return this.ges.start(host, [host === 'a' ? 'va' : host === 'b' ? 'vb' : 'u2'], { mobility: true, ...o });
   }
 
   /**
