@@ -11,7 +11,9 @@ import { waitFor } from '../lib/netns.js';
 import { GSCIP_ICMP_TYPE } from '../../controlplane/dprp/wire.js';
 import { controlOfFrame } from '../../controlplane/parts/control-framing.js';
 import { exited, markedData, sha256 } from './pccom-topology.js';
-import type { MobilityTopo } from './mobility-topology.js';
+import { A, B_OLD, type MobilityTopo } from './mobility-topology.js';
+import type { GeOptions } from './dprp-topology.js';
+import { startEchoServer } from '../lib/net-apps.js';
 import { Capture } from '../lib/capture.js';
 
 export const TCP_PORT = 7300;
@@ -138,4 +140,19 @@ export async function transferAcrossMove(p: MobilityTopo, srcHost: string, dst: 
   } finally {
     rmSync(inp, { force: true }); rmSync(out, { force: true });
   }
+}
+
+/**
+ * The scene of a move through r2: a and b GEs of group 1 (`key`), r2 a GE
+ * with `r2` options, a's UDP echo server up for `echoMs`, and b's pinger
+ * answered five times before anything moves.
+ */
+export async function startMoveScene(p: MobilityTopo, key: Buffer, r2: GeOptions, echoMs: number): Promise<Pinger> {
+  await p.startGe('a', { keys: [[1, 1, key]] });
+  await p.startGe('b', { keys: [[1, 1, key]] });
+  await p.startGe('r2', r2);
+  await startEchoServer(p.topo, 'a', A, 7301, UDP_PORT, echoMs);
+  const pinger = new Pinger(p.topo.spawn('b', 'node', ['-e', PINGER(A, B_OLD)]));
+  await pinger.more(5, 10_000);
+  return pinger;
 }

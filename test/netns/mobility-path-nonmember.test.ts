@@ -21,10 +21,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
-import { startEchoServer } from '../lib/net-apps.js';
 import { MARKER } from './pccom-topology.js';
 import { A, B_NEW, B_OLD, MobilityTopo } from './mobility-topology.js';
-import { transferAcrossMove, capture, count, PINGER, Pinger, TCP_PORT, UDP_PORT } from './mobility-apps.js';
+import { transferAcrossMove, capture, count, startMoveScene, type Pinger, TCP_PORT, UDP_PORT } from './mobility-apps.js';
 import { ACTIONS, DIRS } from '../../controlplane/maps/vocabulary.js';
 import type { GscipMaps } from '../../controlplane/maps/gscip-maps.js';
 import type { GeOptions } from './dprp-topology.js';
@@ -86,12 +85,7 @@ for (const v of VARIANTS) {
 
     before(async () => {
       p = new MobilityTopo('mppcnm');
-      await p.startGe('a', { keys: [[1, 1, key]] });
-      await p.startGe('b', { keys: [[1, 1, key]] });
-      await p.startGe('r2', { metrics: true, ...v.r2(key, randomBytes(32)) });
-      await startEchoServer(p.topo, 'a', A, 7301, UDP_PORT, 110_000);
-      pinger = new Pinger(p.topo.spawn('b', 'node', ['-e', PINGER(A, B_OLD)]));
-      await pinger.more(5, 10_000);
+      pinger = await startMoveScene(p, key, { metrics: true, ...v.r2(key, randomBytes(32)) }, 110_000);
     });
     after(async () => { await p?.cleanup(); });
 

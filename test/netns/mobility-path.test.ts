@@ -26,10 +26,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { bpfUnavailable } from '../lib/bpf-harness.js';
-import { startEchoServer } from '../lib/net-apps.js';
 import { MARKER } from './pccom-topology.js';
 import { A, B_NEW, B_OLD, MobilityTopo } from './mobility-topology.js';
-import { transferAcrossMove, capture, count, PINGER, Pinger, TCP_PORT, UDP_PORT } from './mobility-apps.js';
+import { transferAcrossMove, capture, count, startMoveScene, type Pinger, TCP_PORT, UDP_PORT } from './mobility-apps.js';
 import { ACTIONS, DIRS, ROLES } from '../../controlplane/maps/vocabulary.js';
 import { waitFor } from '../lib/netns.js';
 
@@ -43,12 +42,7 @@ describe('Mobile PPC: the moved GES\'s new path crosses a GEN, which gets its PI
 
   before(async () => {
     p = new MobilityTopo('mppcpath');
-    await p.startGe('a', { keys: [[1, 1, key]] });
-    await p.startGe('b', { keys: [[1, 1, key]] });
-    await p.startGe('r2', { type: 'GEN', keys: [[1, 1, key]] });
-    await startEchoServer(p.topo, 'a', A, 7301, UDP_PORT, 170_000);
-    pinger = new Pinger(p.topo.spawn('b', 'node', ['-e', PINGER(A, B_OLD)]));
-    await pinger.more(5, 10_000);
+    pinger = await startMoveScene(p, key, { type: 'GEN', keys: [[1, 1, key]] }, 170_000);
   });
   after(async () => { await p?.cleanup(); });
 
