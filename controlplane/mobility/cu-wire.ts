@@ -99,9 +99,13 @@ function mac(groupKey: Buffer, code: number, src: string, dst: string, signed: B
   return createHmac('sha256', cuAuthKey(groupKey)).update(MAC_LABEL).update(Buffer.from([code])).update(ips).update(signed).digest().subarray(0, CU_MAC_LEN);
 }
 
-function tlv(type: number, v: AddrPort): Buffer {
+/** Writes the TLV of `type` (a spec option codec: docs/dprp.md) for `v` at `off`; returns the offset after it. */
+function writeTlv(b: Buffer, off: number, type: number, v: AddrPort): number {
   const value = SPEC_OPTIONS.get(type)!.encode(v);
-  return Buffer.concat([Buffer.from([type, value.length]), value]);
+  b[off] = type;
+  b[off + 1] = value.length;
+  value.copy(b, off + 2);
+  return off + 2 + value.length;
 }
 
 /** The ICMP message (what goes after the IP header) of `m`, sent from `src` to `dst`, MAC'd under `groupKey`. */
@@ -109,25 +113,31 @@ export function encodeCu(m: CuMessage, src: string, dst: string, groupKey: Buffe
   if (m.code !== CU_CODE.CU && m.code !== CU_CODE.CU_ACK) throw new RangeError(`CU code ${m.code} is not ${CU_CODE.CU} or ${CU_CODE.CU_ACK}`);
   if (m.entries.length < 1 || m.entries.length > CU_MAX_ENTRIES) throw new RangeError(`CU entries: ${m.entries.length}, must be 1..${CU_MAX_ENTRIES}`);
   if (m.cuId.length !== 8) throw new RangeError('CU id must be 8 bytes');
-  const head = Buffer.alloc(CU_HEAD_LEN);
-  head.writeUInt8(CU_VERSION, 0);
-  head.writeUInt8(m.flags ?? 0, 1);
-  head.writeUInt16BE(m.entries.length, 2);
-  head.writeUInt32BE(m.group, 4);
-  head.writeUInt32BE(m.version, 8);
-  m.cuId.copy(head, 12);
-  head.writeBigUInt64BE(BigInt(m.timestampMs), 20);
-  const entries = m.entries.map((e) => {
-    const b = Buffer.alloc(12);
-    b.writeUInt8(e.proto, 0);
-    b.writeUInt8(e.status, 1);
-    b.writeUInt16BE(e.peer.port, 2);
-    writeIpv4(b, 4, e.peer.addr, 'CU peer address');
-    b.writeUInt32BE(e.seq, 8);
-    return Buffer.concat([b, tlv(OptionType.MOBILE_OLD, e.old), tlv(OptionType.MOBILE_NEW, e.next)]);
-  });
-  const signed = Buffer.concat([head, ...entries]);
-  const icmp = Buffer.concat([Buffer.from([GSCIP_ICMP_TYPE, m.code, 0, 0, 0, 0, 0, 0]), signed, mac(groupKey, m.code, src, dst, signed)]);
+  // One buffer, written in place (a 32-entry CU was ~100 small buffers and concats: issue 12's many-flow move).
+  const end = ICMP_HDR_LEN + CU_HEAD_LEN + m.entries.length * CU_ENTRY_LEN;
+  const icmp = Buffer.alloc(end + CU_MAC_LEN);
+  icmp[0] = GSCIP_ICMP_TYPE;
+  icmp[1] = m.code;
+  const h = ICMP_HDR_LEN;
+  icmp.writeUInt8(CU_VERSION, h);
+  icmp.writeUInt8(m.flags ?? 0, h + 1);
+  icmp.writeUInt16BE(m.entries.length, h + 2);
+  icmp.writeUInt32BE(m.group, h + 4);
+  icmp.writeUInt32BE(m.version, h + 8);
+  m.cuId.copy(icmp, h + 12);
+  icmp.writeBigUInt64BE(BigInt(m.timestampMs), h + 20);
+  let o = h + CU_HEAD_LEN;
+  for (const e of m.entries) {
+    icmp.writeUInt8(e.proto, o);
+    icmp.writeUInt8(e.status, o + 1);
+    icmp.writeUInt16BE(e.peer.port, o + 2);
+    writeIpv4(icmp, o + 4, e.peer.addr, 'CU peer address');
+    icmp.writeUInt32BE(e.seq, o + 8);
+    const next = writeTlv(icmp, writeTlv(icmp, o + 12, OptionType.MOBILE_OLD, e.old), OptionType.MOBILE_NEW, e.next);
+    if (next !== o + CU_ENTRY_LEN) throw new Error(`CU entry is ${next - o} bytes, the layout says ${CU_ENTRY_LEN}`);
+    o = next;
+  }
+  mac(groupKey, m.code, src, dst, icmp.subarray(h, end)).copy(icmp, end);
   icmp.writeUInt16BE(inetChecksum(icmp), 2);
   return icmp;
 }

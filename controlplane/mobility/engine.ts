@@ -33,6 +33,7 @@
 import { randomBytes } from 'node:crypto';
 import { canonicalFlowKey, slotKey, type FiveTuple, type MapSlot } from '../flows/cid.js';
 import { FlowTable } from '../flows/flow-table.js';
+import { sameEntry } from '../flows/same-entry.js';
 import type { FlowMaps, XlatEntry } from '../flows/flow-maps.js';
 import type { PitEntry } from '../flows/pit-entry.js';
 import { citBetween, endOf, sameAddrPort, stackFlowKey, type MoveEnd, type PitTemplate, type StackFlow } from './cit.js';
@@ -598,10 +599,10 @@ export class MobilityEngine {
       if (half) {
         // The egress PIT entries went above; what else the half does not hold as it is now (a PIT and an
         // XLAT entry share a slot: compared per map).
-        const held = <T extends MapSlot>(l: readonly T[]) => new Map(l.map((x) => [slotKey(x), JSON.stringify(x)]));
+        const held = <T extends MapSlot>(l: readonly T[]) => new Map(l.map((x) => [slotKey(x), x]));
         const heldPit = held(half.pit);
         const heldXlat = held(half.xlat);
-        const todo = <T extends MapSlot>(l: readonly T[], h: Map<string, string>) => l.filter((x) => h.get(slotKey(x)) !== JSON.stringify(x));
+        const todo = <T extends MapSlot>(l: readonly T[], h: Map<string, T>) => l.filter((x) => !sameEntry(h.get(slotKey(x)), x));
         this.table.writes.write({ pit: todo(cit.pit.filter((x) => x.dir !== 'egress'), heldPit), xlat: todo(cit.xlat, heldXlat) });
         this.stackIndex.set(k, this.table.commit(cit.wire, meta, { pit: cit.pit, xlat: cit.xlat }, { written: true }).id);
       } else {

@@ -9,7 +9,7 @@
  */
 import { guardedTimers, partClock } from '../parts/runtime.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
-import { flowKeyWriter, kernelFlowMaps, KernelPitMap, movedFlowKeys, toCid, whyOf } from '../flows/kernel-flow-maps.js';
+import { flowKeyWriter, kernelFlowMaps, KernelPitMap, movedFlowKeys, toCid, whyName } from '../flows/kernel-flow-maps.js';
 import { PIT_F_WIRE_CSUM } from '../maps/abi.js';
 import { ACTIONS, DIRS, PIT_STATES, ROLES } from '../maps/vocabulary.js';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
@@ -238,15 +238,19 @@ export class MobilePpcHandler implements PuntHandler {
         const action = v && ACTIONS.name(v.action);
         const role = v && ROLES.name(v.role);
         if (!v || !action || action === 'none' || !role || role === 'none') return undefined;
+        // Fields assigned one by one, not spread (a CU's 32 flows read two entries each: issue 12).
         const t: PitTemplate = {
           action, role, group: v.group_id, version: v.key_version, state: PIT_STATES.name(v.state) === 'tentative' ? 'tentative' : 'confirmed',
-          ...(v.prev_key_version ? { prevVersion: v.prev_key_version } : {}),
-          // The flow's PCCOM form and reason travel with it to the new wire CIDs (both ends agreed on them).
-          ...whyOf(v.flags),
-          ...(action === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM) ? { wireCsum: true as const } : {}),
-          // Its per-flow key too, counter and all: taken over from this slot (pccom/flow-keys.ts).
-          ...movedFlowKeys(pitReader.flowKeysOf(toCid(s.flow, s.dir), v), s),
         };
+        if (v.prev_key_version) t.prevVersion = v.prev_key_version;
+        // The flow's PCCOM form and reason travel with it to the new wire CIDs (both ends agreed on them).
+        const why = whyName(v.flags);
+        if (why) t.why = why;
+        if (action === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM)) t.wireCsum = true;
+        // Its per-flow key too, counter and all: taken over from this slot (pccom/flow-keys.ts).
+        const ks = movedFlowKeys(pitReader.flowKeysOf(toCid(s.flow, s.dir), v), s);
+        if (ks.flowKey) t.flowKey = ks.flowKey;
+        if (ks.prevFlowKey) t.prevFlowKey = ks.prevFlowKey;
         return t;
       },
       pitScan: (o) => pitReader.readOwned(o),

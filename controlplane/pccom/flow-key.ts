@@ -27,16 +27,37 @@ export function legName(c: number): FlowLegName | undefined {
   return c === FlowLeg.FWD ? 'fwd' : c === FlowLeg.REV ? 'rev' : undefined;
 }
 
-/** The salt as the map's u64 (the 8 bytes read little-endian) and back. */
+/**
+ * The salt as the map's u64 (the 8 bytes read little-endian) and back. Both
+ * remember their last answers (bounded): a move of many flows converts each
+ * flow's salt several times (issue 12).
+ */
+const SALT_MEMO_MAX = 65_536;
+const toU64Memo = new Map<string, bigint>();
+const fromU64Memo = new Map<bigint, string>();
+
 export function saltToU64(hex: string): bigint {
+  const m = toU64Memo.get(hex);
+  if (m !== undefined) return m;
   const b = Buffer.from(hex, 'hex');
   if (b.length !== FLOW_SALT_BYTES) throw new RangeError(`flow key salt: want ${FLOW_SALT_BYTES} bytes, got ${b.length} ('${hex}')`);
-  return b.readBigUInt64LE(0);
+  const v = b.readBigUInt64LE(0);
+  // Only the canonical spelling is remembered (Buffer.from('hex') also takes upper case and stops at a bad digit).
+  if (b.toString('hex') === hex) {
+    if (toU64Memo.size >= SALT_MEMO_MAX) toU64Memo.clear();
+    toU64Memo.set(hex, v);
+  }
+  return v;
 }
 export function saltFromU64(v: bigint): string {
+  const m = fromU64Memo.get(v);
+  if (m !== undefined) return m;
   const b = Buffer.alloc(FLOW_SALT_BYTES);
   b.writeBigUInt64LE(v, 0);
-  return b.toString('hex');
+  const hex = b.toString('hex');
+  if (fromU64Memo.size >= SALT_MEMO_MAX) fromU64Memo.clear();
+  fromU64Memo.set(v, hex);
+  return hex;
 }
 
 export function deriveFlowKey(groupKey: Buffer, group: number, version: number, salt: string, leg: FlowLegName): Buffer {

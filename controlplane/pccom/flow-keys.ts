@@ -84,6 +84,11 @@ class FlowKeyWrites {
   }
 }
 
+/** Whether a value's half (its key version, salt and leg) is the key `s` under `version`. */
+function matches(h: FlowKeyHalf, hs: bigint, hl: number, s: FlowKeySpec, version: number): boolean {
+  return h.key_version === version && hs === saltToU64(s.salt) && hl === legCode(s.leg);
+}
+
 /** How far a moved sender's counter jumps (the receiver's reconstruction takes up to 2^16 - 4096 ahead). */
 export const MOVE_SKIP = 8192n;
 
@@ -124,8 +129,6 @@ export class FlowKeyWriter {
     if (!spec || (e.action !== 'encrypt' && e.action !== 'decrypt')) return;
     const salt = saltToU64(spec.salt);
     const leg = legCode(spec.leg);
-    const matches = (h: FlowKeyHalf, hs: bigint, hl: number, s: FlowKeySpec, version: number) =>
-      h.key_version === version && hs === saltToU64(s.salt) && hl === legCode(s.leg);
     const old = w.get(cid);
     // A sender's counter is read from the map itself at the write (never a remembered value): what the
     // fast path used since is covered by MOVE_SKIP only for the time the write takes.
