@@ -214,3 +214,18 @@ test('the kernel adapter writes the ABI numbers, keeps an entry\'s created_ns ac
   maps.xlat!.remove(nat(STACK, A));
   assert.equal(xlatRows.size, 0);
 });
+
+test('sameEntry: equal fields in any order, undefined as absent, nested values compared, any difference found', async () => {
+  const { sameEntry } = await import('../../controlplane/flows/same-entry.js');
+  const flow: FiveTuple = { saddr: '192.0.2.10', daddr: '203.0.113.1', sport: 42000, dport: 7302, proto: 17 };
+  const e: PitEntry = { flow, dir: 'ingress', action: 'decrypt', role: 'end', group: 1, version: 1, state: 'confirmed', flowKey: { salt: '0011223344556677', leg: 'rev', from: { flow, dir: 'ingress' } } };
+  const reordered = { state: 'confirmed', version: 1, group: 1, role: 'end', action: 'decrypt', dir: 'ingress', flow: { proto: 17, dport: 7302, sport: 42000, daddr: '203.0.113.1', saddr: '192.0.2.10' }, flowKey: { leg: 'rev', salt: '0011223344556677', from: { dir: 'ingress', flow: { ...flow } } } };
+  assert.ok(sameEntry(e, reordered));
+  assert.ok(sameEntry(e, { ...e, prevVersion: undefined }));
+  assert.ok(!sameEntry(e, { ...e, prevVersion: 1 }));
+  assert.ok(!sameEntry(e, { ...e, flow: { ...flow, sport: 42001 } }));
+  assert.ok(!sameEntry(e, { ...e, flowKey: { ...e.flowKey!, from: { flow, dir: 'egress' } } }));
+  assert.ok(!sameEntry(e, { ...e, flowKey: undefined }));
+  assert.ok(!sameEntry(e, undefined));
+  assert.ok(!sameEntry({ a: 1 }, { a: '1' }));
+});
