@@ -353,7 +353,13 @@ export const natActEntries = new Gauge({
   name: 'gscip_nat_act_entries', help: 'Entries of this GNAT\'s ACT as last delivered by the GMS', registers: [registry],
 });
 export const natDdnsUpdatesTotal = new Counter({
-  name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by action (published: the name\'s A RRset set to the GNAT\'s address; withdrawn: deleted, the name left the ACT or lost outside access) and result (the server\'s rcode, or no_answer / error)', labelNames: ['action', 'result'] as const, registers: [registry],
+  name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by action (published: the name\'s A RRset set to the GNAT\'s address; republished: set again, the GNAT\'s external address changed; withdrawn: deleted, the name left the ACT or lost outside access) and result (the server\'s rcode, or no_answer / error)', labelNames: ['action', 'result'] as const, registers: [registry],
+});
+export const natExternalChangesTotal = new Counter({
+  name: 'gscip_nat_external_changes_total', help: 'Times the GNAT took another external address because the old one left its outside interface (nat.follow)', registers: [registry],
+});
+export const natSessionsFlushedTotal = new Counter({
+  name: 'gscip_nat_sessions_flushed_total', help: 'NAT sessions removed because their external address left the outside interface (nat.follow), by state', labelNames: ['state'] as const, registers: [registry],
 });
 
 // ---- NAT-f (docs/natf.md): the initiator side (part natf) and the GNAT's inbound mappings (part nat)
