@@ -75,6 +75,7 @@ export class NatHandler implements PuntHandler {
       if (!s || s.origin !== NatOrigin.INBOUND) return null;
       return this.currentAct.some((e) => e.address === key.saddr && e.ge === true) ? { inside: key.saddr, port: key.sport } : null;
     },
+    external: () => (this.cfg ? this.external : null),
     outbound: ({ flow }): NatfInbound | null => {
       if (!this.mapper || !this.cfg?.inside.some((p) => prefixContains(parseInsidePrefix(p), flow.saddr))) return null;
       const r = this.mapper.map({ proto: flow.proto, inside: { addr: flow.saddr, port: flow.sport }, peer: { addr: flow.daddr, port: flow.dport }, origin: NatOrigin.OUTBOUND });
