@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { PuntContext, PuntHandler } from '../parts/handler.js';
-import { natActEntries, natDdnsUpdatesTotal, natExternalChangesTotal, natSessionsFlushedTotal, natOrphanClaimsRemovedTotal, natPortRangeSize, natPortsUsed, natSessions, natSessionsCapacity, natSessionsExpiredTotal } from '../metrics/metrics.js';
+import { natActEntries, natDdnsUpdatesTotal, natExternalChangesTotal, natExternalReportsTotal, natSessionsFlushedTotal, natOrphanClaimsRemovedTotal, natPortRangeSize, natPortsUsed, natSessions, natSessionsCapacity, natSessionsExpiredTotal } from '../metrics/metrics.js';
 import { actSource, type ActSource } from './act-source.js';
 import { ActDdns } from './act-ddns.js';
 import { NAT_STATES } from './nat-expiry.js';
@@ -23,6 +23,8 @@ import { ExternalFollower, type ExternalChange } from './external-follow.js';
 import { flushExternal } from './nat-flush.js';
 import { MonitorReader } from '../mobility/move-events.js';
 import { currentAddresses } from '../mobility/host-addresses.js';
+import { ExternalReporter } from './external-report.js';
+import { reportExternal } from '../gms/client.js';
 import { NatOrigin } from '../maps/abi.js';
 import type { NatMaps } from '../maps/gscip-maps.js';
 
@@ -41,6 +43,8 @@ export class NatHandler implements PuntHandler {
   /** The external address in use: `nat.external`, or where `nat.follow` took it since. */
   private external = '';
   private monitor: MonitorReader | null = null;
+  /** nat.follow with a GMS: the address in use, reported to every replica (every GE's `gnats`). */
+  private reporter: ExternalReporter | null = null;
 
   /**
    * The GNAT's half of NAT-f's extended DPRP (dprp/natf-hooks.ts): a DDE naming
@@ -92,7 +96,7 @@ export class NatHandler implements PuntHandler {
   private readonly actFile: TableWriter;
 
   /** `actFile`: where `gscip maps dump act` reads the ACT in use (tables-file.ts). */
-  constructor(private readonly log: Logger, private readonly cfg: NatConfig | null, gmsDataDir: string | null = null, actFile: string | null = null) {
+  constructor(private readonly log: Logger, private readonly cfg: NatConfig | null, private readonly gmsDataDir: string | null = null, actFile: string | null = null) {
     this.actFile = new TableWriter(actFile);
     this.external = cfg?.external ?? '';
     this.act = actSource(gmsDataDir);
@@ -140,6 +144,7 @@ export class NatHandler implements PuntHandler {
     const tick = (): void => {
       try { this.publish(this.sweeper!.sweep(ctx.nowNs())); } catch (e) { this.log.warn({ err: e }, 'NAT expiry pass failed (the next one retries)'); }
       try { this.actTick(); } catch (e) { this.log.warn({ err: e }, 'ACT check failed (the next tick retries)'); }
+      this.reporter?.tick();
     };
     if (this.cfg.follow) this.follow(ctx, maps);
     tick();
@@ -155,12 +160,20 @@ export class NatHandler implements PuntHandler {
   private follow(ctx: PuntContext, maps: NatMaps): void {
     const ifname = ctx.interfaces[0]?.name;
     if (!ifname) { this.log.warn('nat.follow: no outside interface to follow'); return; }
+    if (this.gmsDataDir) {
+      const dataDir = this.gmsDataDir;
+      this.reporter = new ExternalReporter((a) => reportExternal(dataDir, a), Date.now, (r) => {
+        natExternalReportsTotal.inc({ result: r.result });
+        if (r.result !== 'ok') this.log.warn({ gms: r.url, external: r.addr, result: r.result, error: r.error }, 'nat.follow: the GMS was not told the external address (retried next tick)');
+      });
+    }
     const f = new ExternalFollower(ifname, this.external, this.cfg!.inside.map(parseInsidePrefix), currentAddresses());
     const apply = (c: ExternalChange | null): void => {
       if (!c) return;
       try { this.changeExternal(c, ctx, maps); } catch (e) { this.log.warn({ err: e, ...c }, 'nat.follow: the external address could not be changed'); }
     };
     apply(f.check());
+    this.reporter?.set(this.external);
     this.monitor = new MonitorReader({
       onEvent: (e) => apply(f.on(e)),
       onError: (e) => this.log.warn({ err: e }, 'nat.follow: rtnetlink monitor'),
@@ -181,6 +194,7 @@ export class NatHandler implements PuntHandler {
     for (const s of NAT_STATES) if (flushed[s]) natSessionsFlushedTotal.inc({ state: s }, flushed[s]);
     natExternalChangesTotal.inc();
     this.ddns?.setExternal(c.to);
+    this.reporter?.set(c.to);
     this.log.info({ ...c, flushed }, 'NAT: the external address changed: sessions on the old one flushed, ACT names published again');
     this.actTick();
   }
