@@ -3,7 +3,10 @@
  * `nat.sweepMs` (nat-sweep.ts) and publishes occupancy. It handles no punts:
  * the fast path allocates (bpf/lib/nat.h). The NAT configuration itself is
  * written by the agent before it attaches (agent.ts), so no packet ever
- * leaves untranslated between attach and this part's start.
+ * leaves untranslated between attach and this part's start. With
+ * `nat.follow` it rewrites that configuration when the outside interface's
+ * address changes (external-follow.ts), flushes the old address's sessions,
+ * republishes the ACT's names and reports the address to the GMS.
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
