@@ -183,6 +183,9 @@ export const agentConfigSchema = z.object({
   if (c.nat && !c.handlers.includes('nat')) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['nat'], message: 'needs the nat part, which expires its sessions (add handler nat / --handler nat)' });
   }
+  if (c.nat?.follow && c.gsra) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['nat', 'follow'], message: 'a GSRA router\'s NAT address is gsra.ggr, which it does not follow: remove nat.follow' });
+  }
   if (c.gsra && !c.handlers.includes('gsra-router')) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['gsra'], message: 'needs the gsra-router part (add handler gsra-router / --handler gsra-router)' });
   }

@@ -248,6 +248,11 @@ export class DprpHandler implements PuntHandler {
   private refreshIfStale(saddr: string): void {
     if (Date.now() - this.lastStaleRead < ROUTES_STALE_MS) return;
     if (this.routes.locality(saddr, this.guarded, this.opts.self.type !== 'GES') !== 'other') return;
+    this.readRoutesNow();
+  }
+
+  /** The kernel's routes and addresses read now (synchronously), this GE's address taken from them. */
+  private readRoutesNow(): void {
     this.lastStaleRead = Date.now();
     try {
       const view = (this.opts.readKernel ?? readKernelRoutes)();
@@ -257,6 +262,18 @@ export class DprpHandler implements PuntHandler {
     } catch (e) {
       this.log.warn({ err: e }, 'could not read routes; keeping the previous snapshot');
     }
+  }
+
+  /**
+   * A negotiation names the GNAT's NAT address in use (natf-hooks.ts
+   * `external`, which `nat.follow` moves) and the snapshot does not hold it:
+   * the address just came to this host; read the view again now (at most
+   * every ROUTES_STALE_MS) rather than forward a DDE to itself.
+   */
+  private refreshIfOwnExternal(addr: string, natf: NatfDprpHooks | null): void {
+    if (!natf?.external || this.routes.isLocal(addr) || natf.external() !== addr) return;
+    if (Date.now() - this.lastStaleRead < ROUTES_STALE_MS) return;
+    this.readRoutesNow();
   }
 
   private lastStaleRead = 0;
@@ -280,6 +297,7 @@ export class DprpHandler implements PuntHandler {
     const canHaveInside = this.opts.self.type !== 'GES';
     // The PIT through the flow table's kernel adapter (entry ages kept across rewrites).
     // Per-flow keys (gscip_flow_keys) are written with the entries (controlplane/pccom/flow-keys.ts).
+    const natf = this.opts.natf?.() ?? null;
     const kernelPit = new KernelPitMap(ctx.maps.pit, () => ctx.nowNs(), flowKeyWriter(ctx.maps, { udpRekeyAt: this.opts.udpRekeyAt }));
     const pit = stageProfile.on ? timedPit(kernelPit) : kernelPit;
     this.pit = pit;
@@ -299,14 +317,14 @@ export class DprpHandler implements PuntHandler {
         },
         drop: (hs, reason) => { for (const h of hs) if (h) ctx.drop(h as PuntRec, reason); },
       },
-      locality: (a) => this.routes.locality(a, this.guarded, canHaveInside),
-      isOwnOrBroadcast: (a) => this.routes.isOwnOrBroadcast(a),
+      locality: (a) => { this.refreshIfOwnExternal(a, natf); return this.routes.locality(a, this.guarded, canHaveInside); },
+      isOwnOrBroadcast: (a) => { this.refreshIfOwnExternal(a, natf); return this.routes.isOwnOrBroadcast(a); },
       encryptionRequired: (a) => this.required.matches(a),
       observer: this.observer,
       config: this.opts.config,
       options: this.opts.options,
       optionHooks: this.opts.optionHooks?.() ?? [],
-      natf: this.opts.natf?.() ?? null,
+      natf,
       protectedBy: this.opts.protectedBy?.() ?? null,
       encryptedNow: (f) => encryptedInPit(ctx, f),
     });

@@ -63,4 +63,11 @@ export interface NatfDprpHooks {
    * rather than answering as the end GE; null otherwise.
    */
   mappedInside?(q: { flow: Flow }): { inside: string; port: number } | null;
+  /**
+   * GNAT: the external address its NAT uses now (`nat.follow` moves it with
+   * the outside interface): DPRP reads the kernel's addresses again at once
+   * when a negotiation names it and its snapshot does not hold it yet, so a
+   * DDE to the new address is answered as this GE's own.
+   */
+  external?(): string | null;
 }

@@ -115,6 +115,7 @@ export const GMS_WIRE = {
   no_group: { http: 403, meaning: 'directory enrollment: the user is in no directory group that maps to a GSCIP group' },
   name_taken: { http: 409, meaning: 'directory enrollment: the user ID is a GE of the network file; the file wins' },
   directory_unreachable: { http: 503, meaning: 'directory enrollment: the GMS cannot reach its LDAP server (or its TLS certificate does not verify)' },
+  not_a_gnat: { http: 403, meaning: 'a GE that the network file does not make a GNAT reported an external address (POST /v1/ge/external)' },
   bad_response: { http: null, meaning: 'client side: the GMS answered with a body that is not JSON' },
 } as const satisfies Record<string, WireDef>;
 export type GmsWireCode = keyof typeof GMS_WIRE;

@@ -97,6 +97,23 @@ export async function fetchGeState(dataDir: string): Promise<GeDelivery> {
   throw last;
 }
 
+/**
+ * A GNAT's external address now (nat.follow), to every GMS replica the agent
+ * knows (each keeps reports in memory: docs/natf.md): one POST /v1/ge/external
+ * with the agent's identity per replica; the result per replica: `ok`, the
+ * refusal's wire code, or `error` (no answer).
+ */
+export async function reportExternal(dataDir: string, addr: string): Promise<Array<{ url: string; result: string }>> {
+  const id = loadIdentity(dataDir);
+  const body = JSON.stringify({ external: addr });
+  return Promise.all(id.urls.map(async (u) => {
+    try {
+      const r = await rawRequest(new URL(u), '/v1/ge/external', { ...tlsOf(id), method: 'POST', body, timeoutMs: 5000 });
+      return { url: u, result: r.status === 200 ? 'ok' : refusal(r.status, r.body).code };
+    } catch { return { url: u, result: 'error' }; }
+  }));
+}
+
 // ------------------------------------------------------------------ subscription
 export interface GmsClientOptions {
   dataDir: string;

@@ -10,6 +10,7 @@
  *
  * GE routes:    GET /v1/ge/self      its info and keys
  *               GET /v1/ge/events    server-sent events: `state` at once and on every change
+ *               POST /v1/ge/external a GNAT's external address now (gnat-reports.ts): every GE's `gnats` gets it
  * Admin routes: GET /v1/admin/network|ges|groups|keys|status, POST /v1/admin/apply|tokens|rotate|revoke
  *
  * The store is a GmsBackend (store-backend.ts): the embedded SQLite file, or
@@ -27,7 +28,7 @@ import { join } from 'node:path';
 import { networkInterfaces } from 'node:os';
 import { logger } from '../log/logger.js';
 import {
-  gmsAuthRefusedTotal, gmsDirectoryRevocationsTotal, gmsDirectorySyncsTotal, gmsEnrollmentsTotal, gmsPushesTotal, gmsRotationsTotal, registry, setGmsGaugeSource, enableProcessMetrics,
+  gmsAuthRefusedTotal, gmsGnatReportsTotal, gmsDirectoryRevocationsTotal, gmsDirectorySyncsTotal, gmsEnrollmentsTotal, gmsPushesTotal, gmsRotationsTotal, registry, setGmsGaugeSource, enableProcessMetrics,
 } from '../metrics/metrics.js';
 import { checkCsr, GmsCa } from './ca.js';
 import { buildDelivery, deliveryDigest, keysByGroup, type GsraExtras } from './delivery.js';
@@ -43,6 +44,9 @@ import { ensurePrivateDir, writePrivateFileAtomic } from './secure-fs.js';
 import { lockDataDir } from './data-dir-lock.js';
 import type { DirectoryConfig } from './directory-config.js';
 import { Directory, DirectoryRefusal, type LdapOps } from './directory.js';
+import { GnatReports } from './gnat-reports.js';
+import { usableExternal } from '../natf/external-follow.js';
+import type { NetworkPolicy } from './model.js';
 
 const log = logger('gms');
 const MAX_STREAM_BACKLOG = 1 << 20; // bytes queued to one SSE subscriber
@@ -99,6 +103,9 @@ export class GmsServer {
   private https!: Server;
   private metricsHttp?: HttpServer;
   private readonly streams = new Map<string, Set<Stream>>();
+  /** The external addresses GNATs reported (nat.follow), added to every GE's `gnats`. */
+  private readonly gnatReports = new GnatReports();
+  private lastReported = '';
   private timer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private pushScheduled = false;
@@ -269,6 +276,7 @@ export class GmsServer {
         case 'POST /v1/enroll': return sendJson(res, 200, await this.enroll(await readJson(req)));
         case 'GET /v1/ge/self': { const p = await this.authenticate(req, 'ge'); return sendJson(res, 200, await this.deliveryFor(p.userId)); }
         case 'GET /v1/ge/events': return await this.subscribe(await this.authenticate(req, 'ge'), res);
+        case 'POST /v1/ge/external': { const p = await this.authenticate(req, 'ge'); return sendJson(res, 200, await this.gnatReport(p.userId, await readJson(req))); }
       }
       if (url.pathname.startsWith('/v1/admin/')) {
         await this.authenticate(req, 'admin');
@@ -430,6 +438,40 @@ export class GmsServer {
     return { remoteUsers };
   }
 
+  /**
+   * A GNAT's external address now (it follows its outside interface): only a
+   * GE the network file makes a GNAT may report, one usable IPv4 address;
+   * a change is pushed to every subscriber.
+   */
+  private async gnatReport(userId: string, body: unknown): Promise<{ gnats: string[] }> {
+    const ge = await this.store.getGe(userId);
+    if (!ge || ge.type !== 'GNAT') {
+      gmsGnatReportsTotal.inc({ result: 'not_a_gnat' });
+      throw new HttpError('not_a_gnat', `GE ${userId} is not a GNAT in the network file: it reports no external address`);
+    }
+    const a = (body as { external?: unknown } | null)?.external;
+    const ipv4 = typeof a === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(a) && a.split('.').every((x) => Number(x) <= 255);
+    if (!ipv4 || !usableExternal(a, [])) {
+      gmsGnatReportsTotal.inc({ result: 'bad_request' });
+      throw new HttpError('bad_request', `external: ${JSON.stringify(a)} is not a usable global IPv4 address`);
+    }
+    const now = Date.now();
+    const changed = this.gnatReports.report(userId, a, now);
+    gmsGnatReportsTotal.inc({ result: changed ? 'accepted' : 'unchanged' });
+    if (changed) {
+      log.info({ userId, external: a }, 'a GNAT reported its external address: every GE is told');
+      this.schedulePush();
+    }
+    return { gnats: this.gnatReports.gnats((await this.store.readPolicy()).gnats, now) };
+  }
+
+  /** The network's policy with the GNATs' reported addresses in `gnats`. */
+  private withReported(policy: NetworkPolicy | undefined): NetworkPolicy | undefined {
+    const reported = this.gnatReports.list(Date.now());
+    if (!reported.length) return policy;
+    return { ...(policy ?? { requireEncryption: [] }), gnats: this.gnatReports.gnats(policy?.gnats, Date.now()) };
+  }
+
   // ---------------------------------------------------------------- delivery
   private async deliveryFor(userId: string) {
     // A directory user is re-checked on each request for its state (the other half of "how the GMS notices").
@@ -437,7 +479,7 @@ export class GmsServer {
     const fileGe = await this.store.getGe(userId);
     const ge = fileGe ?? await this.geOf(userId);
     if (!ge) throw new HttpError('ge_removed', `GE ${userId} no longer exists`);
-    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now(), await this.store.readPolicy(), this.gsraExtras(ge, fileGe !== undefined));
+    return buildDelivery(ge, keysByGroup(await this.store.allKeys()), Date.now(), this.withReported(await this.store.readPolicy()), this.gsraExtras(ge, fileGe !== undefined));
   }
 
   private async subscribe(p: Peer, res: ServerResponse): Promise<void> {
@@ -489,6 +531,8 @@ export class GmsServer {
     const now = Date.now();
     const ges = new Map<string, GeDef>(net.ges.map((g) => [g.userId, g]));
     const byGroup = keysByGroup(keys);
+    const policy = this.withReported(net.policy);
+    this.lastReported = this.gnatReports.list(now).join();
     for (const [userId, set] of this.streams) {
       const fileGe = ges.get(userId);
       const ge = fileGe ?? this.directory?.ge(userId);
@@ -496,7 +540,7 @@ export class GmsServer {
         for (const s of set) { s.res.write('event: removed\ndata: {}\n\n'); s.res.end(); }
         continue;
       }
-      const d = buildDelivery(ge, byGroup, now, net.policy, this.gsraExtras(ge, fileGe !== undefined));
+      const d = buildDelivery(ge, byGroup, now, policy, this.gsraExtras(ge, fileGe !== undefined));
       const digest = deliveryDigest(d);
       const msg = `event: state\ndata: ${JSON.stringify(d)}\n\n`;
       for (const s of set) {
@@ -509,6 +553,8 @@ export class GmsServer {
   }
 
   private sendHeartbeats(): void {
+    // A GNAT's report lapsed (it stopped refreshing it): the GEs' lists lose its address.
+    if (this.gnatReports.list(Date.now()).join() !== this.lastReported) this.schedulePush();
     for (const set of this.streams.values()) for (const s of set) this.write(s, ': ping\n\n');
   }
 

@@ -103,6 +103,9 @@ export const gmsAuthRefusedTotal = new Counter({
   labelNames: ['reason'] as const, // no_cert | untrusted | unknown_cert | revoked | ge_removed | wrong_role
   registers: [registry],
 });
+export const gmsGnatReportsTotal = new Counter({
+  name: 'gscip_gms_gnat_reports_total', help: 'External addresses GNATs reported (nat.follow), by result: accepted (every GE\'s gnats changed), unchanged, not_a_gnat, bad_request', labelNames: ['result'] as const, registers: [registry],
+});
 export const gmsPushesTotal = new Counter({
   name: 'gscip_gms_pushes_total', help: 'State updates pushed to subscribed GEs', registers: [registry],
 });
@@ -353,7 +356,16 @@ export const natActEntries = new Gauge({
   name: 'gscip_nat_act_entries', help: 'Entries of this GNAT\'s ACT as last delivered by the GMS', registers: [registry],
 });
 export const natDdnsUpdatesTotal = new Counter({
-  name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by action (published: the name\'s A RRset set to the GNAT\'s address; withdrawn: deleted, the name left the ACT or lost outside access) and result (the server\'s rcode, or no_answer / error)', labelNames: ['action', 'result'] as const, registers: [registry],
+  name: 'gscip_nat_ddns_updates_total', help: 'DDNS updates of the ACT\'s names, by action (published: the name\'s A RRset set to the GNAT\'s address; republished: set again, the GNAT\'s external address changed; withdrawn: deleted, the name left the ACT or lost outside access) and result (the server\'s rcode, or no_answer / error)', labelNames: ['action', 'result'] as const, registers: [registry],
+});
+export const natExternalChangesTotal = new Counter({
+  name: 'gscip_nat_external_changes_total', help: 'Times the GNAT took another external address because the old one left its outside interface (nat.follow)', registers: [registry],
+});
+export const natExternalReportsTotal = new Counter({
+  name: 'gscip_nat_external_reports_total', help: 'Reports of the GNAT\'s external address to its GMS replicas (nat.follow), by result: ok, or the refusal\'s code, or error (no answer)', labelNames: ['result'] as const, registers: [registry],
+});
+export const natSessionsFlushedTotal = new Counter({
+  name: 'gscip_nat_sessions_flushed_total', help: 'NAT sessions removed because their external address left the outside interface (nat.follow), by state', labelNames: ['state'] as const, registers: [registry],
 });
 
 // ---- NAT-f (docs/natf.md): the initiator side (part natf) and the GNAT's inbound mappings (part nat)

@@ -27,7 +27,8 @@ export interface ActDdnsConfig {
 
 export type SendUpdate = (r: Parameters<typeof sendUpdate>[0], server: string, port: number) => Promise<UpdateAnswer>;
 
-export interface DdnsOutcome { name: string; result: string; action: 'published' | 'withdrawn' }
+/** published: a name new to DNS; republished: a name published before with another address (the GNAT's external address changed); withdrawn: deleted. */
+export interface DdnsOutcome { name: string; result: string; action: 'published' | 'republished' | 'withdrawn' }
 
 export interface ActDdnsOptions {
   send?: SendUpdate;
@@ -42,7 +43,7 @@ export class ActDdns {
   private key: TsigKey | null = null;
   private readonly send: SendUpdate;
 
-  constructor(private readonly cfg: ActDdnsConfig, private readonly external: string, o: ActDdnsOptions | SendUpdate = {}) {
+  constructor(private readonly cfg: ActDdnsConfig, private external: string, o: ActDdnsOptions | SendUpdate = {}) {
     const opts = typeof o === 'function' ? { send: o } : o;
     this.send = opts.send ?? sendUpdate;
     this.stateFile = opts.stateFile ?? null;
@@ -52,6 +53,15 @@ export class ActDdns {
 
   private readonly stateFile: string | null;
   private readonly onStateError: (e: Error) => void;
+
+  /**
+   * The GNAT's external address changed (`nat.follow`): every name published
+   * with another address is sent again by the next publish() (action
+   * `republished`), retried each call until the server says NOERROR.
+   */
+  setExternal(addr: string): void {
+    this.external = addr;
+  }
 
   private tsig(): TsigKey {
     if (!this.key) this.key = { name: this.cfg.keyName, secret: Buffer.from(readFileSync(this.cfg.keyFile, 'utf8').trim(), 'base64') };
@@ -82,9 +92,9 @@ export class ActDdns {
     } catch (e) { this.onStateError(e as Error); }
   }
 
-  private async update(name: string, withdraw: boolean): Promise<string> {
+  private async update(name: string, withdraw: boolean, addr = this.external): Promise<string> {
     try {
-      const a = await this.send({ zone: this.cfg.zone, name, addr: this.external, ttl: this.cfg.ttl, key: this.tsig(), ...(withdraw ? { withdraw: true } : {}) }, this.cfg.server, this.cfg.port);
+      const a = await this.send({ zone: this.cfg.zone, name, addr, ttl: this.cfg.ttl, key: this.tsig(), ...(withdraw ? { withdraw: true } : {}) }, this.cfg.server, this.cfg.port);
       return a.rcode === 'NOERROR' && a.tsigError === 'NOERROR' ? 'NOERROR' : a.rcode;
     } catch (e) { return /no answer/.test((e as Error).message) ? 'no_answer' : 'error'; }
   }
@@ -99,10 +109,12 @@ export class ActDdns {
     const want = publishedNames(act);
     let changed = false;
     for (const name of want) {
-      if (this.done.get(name) === this.external) continue;
-      const result = await this.update(name, false);
-      if (result === 'NOERROR') { this.done.set(name, this.external); changed = true; }
-      out.push({ name, result, action: 'published' });
+      const had = this.done.get(name);
+      if (had === this.external) continue;
+      const addr = this.external;
+      const result = await this.update(name, false, addr);
+      if (result === 'NOERROR') { this.done.set(name, addr); changed = true; }
+      out.push({ name, result, action: had === undefined ? 'published' : 'republished' });
     }
     for (const name of [...this.done.keys()].sort()) {
       if (want.includes(name)) continue;

@@ -39,8 +39,17 @@ export function prefixContains(p: NatPrefix, a: string): boolean {
 export const NAT_TIMEOUT_DEFAULTS = { udpS: 300, tcpEstablishedS: 7440, tcpTransitoryS: 240 } as const;
 
 export const natConfigSchema = z.object({
-  /** The GNAT's global address: the source inside hosts get. */
+  /** The GNAT's global address: the source inside hosts get (with `follow`: the address it starts with). */
   external: z.ipv4(),
+  /**
+   * Follow the outside interface's address (the agent's first interface): when
+   * `external` leaves it and another global address comes (a DHCP renewal to
+   * another address, an operator's `ip addr` change), the agent takes that one:
+   * gscip_nat_cfg is rewritten, the sessions on the old address are flushed and
+   * the ACT's names are published again with the new one (natf/external-follow.ts).
+   * Off by default: the address stays what `external` says.
+   */
+  follow: z.boolean().default(false),
   /** Inside prefixes whose sources are translated (at most NAT_MAX_INSIDE). */
   inside: z.array(z.string()).min(1, 'at least one inside prefix').max(NAT_MAX_INSIDE, `at most ${NAT_MAX_INSIDE} inside prefixes`)
     .superRefine((l, ctx) => l.forEach((v, i) => {

@@ -72,7 +72,7 @@ export function startParts(plan: PartPlan, ctx: (name: string) => HandlerFactory
       const hs = handlers.flatMap((h) => (h.natfDprpHooks ? [h.natfDprpHooks] : []));
       if (!hs.length) return null;
       const first = <K extends keyof NatfDprpHooks>(k: K): NatfDprpHooks[K] => hs.find((h) => h[k])?.[k];
-      return { virtualTarget: first('virtualTarget'), settled: first('settled'), failed: first('failed'), inbound: first('inbound'), outbound: first('outbound') };
+      return { virtualTarget: first('virtualTarget'), settled: first('settled'), failed: first('failed'), inbound: first('inbound'), outbound: first('outbound'), external: first('external') };
     },
     dnsRewriters: () => handlers.find((h) => h.dnsRewriters)?.dnsRewriters ?? null,
     flowProtectedBy: () => {

@@ -9,6 +9,10 @@
  * (`gnats`, told to every GE for NAT-f). `gms apply` of a file allowing dave reaches the
  * GNAT through the GMS push and dave appears too; a later file without carol
  * and with bob denied withdraws both names (an UPDATE deleting each A RRset).
+ * The GNAT follows its outside address (`nat.follow`): when 192.0.2.22
+ * replaces 192.0.2.2 on it, dave is published again at 192.0.2.22 and the
+ * GNAT reports the address to the GMS, whose push gives every GE (here the
+ * GNAT's own cached delivery) a `gnats` list holding it.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +24,7 @@ import { DnsServer } from './dns-server.js';
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'BIND 9 not installed (make deps: bind9, bind9-dnsutils)' : null;
 const GNAT_OUT = '192.0.2.2';
+const NEW_OUT = '192.0.2.22';
 const DNS_ADDR = '192.0.2.53';
 
 function networkYaml(daveAccess: 'allow' | 'deny', o: { bob?: 'allow' | 'deny'; carol?: boolean } = {}): string {
@@ -69,7 +74,7 @@ describe('GNAT: ACT from the GMS, names published in DDNS (BIND 9, namespaces)',
         handlers: ['nat'],
         gms: { dataDir: enrolled.agentDir },
         nat: {
-          external: GNAT_OUT, inside: ['100.64.1.0/24'], sweepMs: 300,
+          external: GNAT_OUT, inside: ['100.64.1.0/24'], sweepMs: 300, follow: true,
           ddns: { server: DNS_ADDR, zone: 'example.net', keyName: 'ge-gnat', keyFile: `${dir}/gnat.key` },
         },
       }));
@@ -104,5 +109,20 @@ describe('GNAT: ACT from the GMS, names published in DDNS (BIND 9, namespaces)',
     assert.equal(dns.lookup('gnat', 'dave'), GNAT_OUT, 'dave is still published');
     const m = t.exec('gnat', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
     assert.match(m, /gscip_nat_ddns_updates_total\{action="withdrawn",result="NOERROR"\} 2/);
+  });
+
+  test('the GNAT\'s outside address changes: dave is published again at the new one, and the GMS tells every GE the new address', async () => {
+    // As systemd-networkd sets it: the second address of the subnet survives the removal of the first.
+    t.exec('gnat', 'sysctl', ['-qw', 'net.ipv4.conf.out0.promote_secondaries=1']);
+    t.exec('gnat', 'ip', ['addr', 'add', `${NEW_OUT}/24`, 'dev', 'out0']);
+    t.exec('gnat', 'ip', ['addr', 'del', `${GNAT_OUT}/24`, 'dev', 'out0']);
+    await waitFor('dave at the new address', () => dns.lookup('gnat', 'dave') === NEW_OUT, 20_000, 300);
+    const cacheGnats = (): string[] => (JSON.parse(readFileSync(`${dir}/agent/cache/state.json`, 'utf8')) as { gnats?: string[] }).gnats ?? [];
+    await waitFor('the GMS\'s push naming the new address', () => cacheGnats().includes(NEW_OUT), 20_000, 300);
+    assert.ok(cacheGnats().includes(GNAT_OUT), 'the network file\'s address stays in the list (docs/natf.md)');
+    const m = t.exec('gnat', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
+    assert.match(m, /gscip_nat_ddns_updates_total\{action="republished",result="NOERROR"\} 1/);
+    assert.match(m, /gscip_nat_external_changes_total 1\b/);
+    assert.match(m, /gscip_nat_external_reports_total\{result="ok"\} [2-9]/, 'reported at start and after the change');
   });
 });

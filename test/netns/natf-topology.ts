@@ -49,6 +49,15 @@ export interface NatfTopoOptions {
    * PCCOM runs alice <-> bob end to end (docs/natf.md "A private GE behind the GNAT").
    */
   bobGe?: boolean;
+  /**
+   * The GNAT publishes its ACT's names in the test's BIND 9 itself (RFC 2136 +
+   * TSIG, key ge-gnat for bob and carol, over a link of its own to the DNS
+   * host: gnat u0 203.0.113.2 -- dns dns1 203.0.113.53, unguarded) and follows
+   * its outside interface's address (`nat.follow`).
+   */
+  gnatDdns?: boolean;
+  /** More GNAT addresses alice knows from her config (natf.gnats). */
+  aliceGnats?: string[];
 }
 
 export class NatfTopo {
@@ -99,7 +108,14 @@ export class NatfTopo {
         t.route('erin', 'default', GNAT_IN);
         t.forwarding('gnat2');
       }
-      this.dns = new DnsServer(t, 'dns', DNS_ADDR, { bob: GNAT_OUT, dave: GNAT_OUT, carol: GNAT_OUT, frank: GNAT_OUT, gina: GNAT_OUT, hank: GNAT_OUT, glob: GLOB, ...(o.second ? { erin: GNAT2_OUT } : {}) });
+      if (o.gnatDdns) {
+        t.link('gnat', 'u0', 'dns', 'dns1');
+        t.addr('gnat', 'u0', '203.0.113.2/24');
+        t.addr('dns', 'dns1', '203.0.113.53/24');
+        t.exec('gnat', 'ip', ['route', 'add', `${DNS_ADDR}/32`, 'dev', 'u0']);
+      }
+      this.dns = new DnsServer(t, 'dns', DNS_ADDR, { bob: GNAT_OUT, dave: GNAT_OUT, carol: GNAT_OUT, frank: GNAT_OUT, gina: GNAT_OUT, hank: GNAT_OUT, glob: GLOB, ...(o.second ? { erin: GNAT2_OUT } : {}) },
+        o.gnatDdns ? { bob: 'gnat', carol: 'gnat' } : {});
       this.g = new GscipRunner(t, 'natf');
       this.dir = t.scratchPath(`/tmp/gscip-test-${t.prefix}-natf`);
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
@@ -111,12 +127,17 @@ export class NatfTopo {
   async start(): Promise<void> {
     await this.dns.start();
     const gnatCfg = `${this.dir}/gnat.json`;
+    let ddns = {};
+    if (this.o.gnatDdns) {
+      writeFileSync(`${this.dir}/gnat.key`, this.dns.keys.get('gnat')!.secret.toString('base64'), { mode: 0o600 });
+      ddns = { follow: true, ddns: { server: DNS_ADDR, zone: 'example.net', keyName: 'ge-gnat', keyFile: `${this.dir}/gnat.key` } };
+    }
     writeFileSync(gnatCfg, JSON.stringify({
       interfaces: [{ name: 'out0' }],
       handlers: ['dprp', 'nat'],
       ge: { type: 'GNAT', mode: 'CL' },
       nat: {
-        external: GNAT_OUT, inside: ['100.64.1.0/24'], sweepMs: 500, ...(this.o.maxSessions ? { maxSessions: this.o.maxSessions } : {}),
+        external: GNAT_OUT, inside: ['100.64.1.0/24'], sweepMs: 500, ...(this.o.maxSessions ? { maxSessions: this.o.maxSessions } : {}), ...ddns,
         act: [
           { name: 'bob.example.net', address: BOB, outsideAccess: 'allow', groups: [10], ...(this.o.bobGe ? { ge: true } : {}) },
           { name: 'carol.example.net', address: '100.64.1.11', outsideAccess: 'allow', groups: [11] },
@@ -129,7 +150,7 @@ export class NatfTopo {
       interfaces: [{ name: 'eth0' }, { name: 'eth1' }, ...(this.o.second ? [{ name: 'eth2' }] : []), { name: 'd0', miss: { ingress: 'pass', egress: 'pass' } }],
       handlers: ['dprp', 'natf'],
       ge: { type: 'GES', mode: 'OP' },
-      natf: { gnats: [GNAT_OUT, ...(this.o.second ? [GNAT2_OUT] : [])], sweepMs: 500, ...(this.o.pool ? { pool: this.o.pool } : {}) },
+      natf: { gnats: [GNAT_OUT, ...(this.o.second ? [GNAT2_OUT] : []), ...(this.o.aliceGnats ?? [])], sweepMs: 500, ...(this.o.pool ? { pool: this.o.pool } : {}) },
     }));
     const globCfg = `${this.dir}/glob.json`;
     writeFileSync(globCfg, JSON.stringify({ interfaces: [{ name: 'g0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'OP' } }));

@@ -1,0 +1,40 @@
+/**
+ * The external addresses GNATs report at run time (POST /v1/ge/external,
+ * docs/natf.md "When the external address changes"): a GNAT whose outside
+ * address changed (`nat.follow`) tells the GMS, and every GE's `gnats` list
+ * then holds the new address next to the network file's. Kept in memory per
+ * replica (the GNAT reports to every replica it knows, again every
+ * `refreshMs`); a report not refreshed within `ttlMs` lapses, so a GNAT that
+ * is gone does not keep an address in everyone's list. One address per GNAT:
+ * a new report replaces its previous one. Pure, over an injected clock.
+ */
+export const GNAT_REPORT_TTL_MS = 10 * 60_000;
+
+export class GnatReports {
+  private readonly byGe = new Map<string, { addr: string; atMs: number }>();
+
+  constructor(private readonly ttlMs = GNAT_REPORT_TTL_MS) {}
+
+  /** GNAT `userId` has `addr` now; true when the delivered list changes. */
+  report(userId: string, addr: string, nowMs: number): boolean {
+    const before = this.list(nowMs).join();
+    this.byGe.set(userId, { addr, atMs: nowMs });
+    return this.list(nowMs).join() !== before;
+  }
+
+  /** Forget a GNAT's report (it left the network, or is no longer a GNAT). */
+  drop(userId: string): boolean {
+    return this.byGe.delete(userId);
+  }
+
+  /** The live reported addresses, sorted, unique (lapsed reports removed). */
+  list(nowMs: number): string[] {
+    for (const [u, r] of this.byGe) if (nowMs - r.atMs > this.ttlMs) this.byGe.delete(u);
+    return [...new Set([...this.byGe.values()].map((r) => r.addr))].sort();
+  }
+
+  /** The network file's GNAT addresses with the reported ones: what every GE is told. */
+  gnats(fileGnats: readonly string[] | undefined, nowMs: number): string[] {
+    return [...new Set([...(fileGnats ?? []), ...this.list(nowMs)])].sort();
+  }
+}
