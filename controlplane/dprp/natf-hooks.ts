@@ -71,3 +71,14 @@ export interface NatfDprpHooks {
    */
   external?(): string | null;
 }
+
+/**
+ * Every hook's name, checked against the interface by the compiler: the parts'
+ * composition (parts/compose.ts) passes each one on from the part offering it.
+ * A hand-written list there once left out `mappedInside`, so a GNAT answered a
+ * re-keying DDE for a private GE itself (and decrypted its flow).
+ */
+export const NATF_DPRP_HOOK_NAMES = ['virtualTarget', 'settled', 'failed', 'inbound', 'outbound', 'mappedInside', 'external'] as const satisfies readonly (keyof NatfDprpHooks)[];
+type UnlistedNatfHook = Exclude<keyof NatfDprpHooks, (typeof NATF_DPRP_HOOK_NAMES)[number]>;
+/** Fails to compile when a hook of NatfDprpHooks is missing from NATF_DPRP_HOOK_NAMES. */
+export const NATF_DPRP_HOOKS_ALL_LISTED: [UnlistedNatfHook] extends [never] ? true : never = true;

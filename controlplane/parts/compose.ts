@@ -10,7 +10,7 @@ import type { HandlerFactoryContext, PuntHandler } from './handler.js';
 import { checkParts, type PartDeclaration } from './claims.js';
 import type { ClaimedOptionHooks, DprpOptionCodec } from './dprp-extension.js';
 import type { PartDescriptor, PartExtensions, PartRuntime } from './part.js';
-import type { NatfDprpHooks } from '../dprp/natf-hooks.js';
+import { NATF_DPRP_HOOK_NAMES, type NatfDprpHooks } from '../dprp/natf-hooks.js';
 import { buildRoute, plainDeclaration, type PuntRoute } from './route.js';
 
 /** A part made by the embedder (tests, a program hosting the agent): its declaration and the running object. */
@@ -71,8 +71,12 @@ export function startParts(plan: PartPlan, ctx: (name: string) => HandlerFactory
     natfDprpHooks: () => {
       const hs = handlers.flatMap((h) => (h.natfDprpHooks ? [h.natfDprpHooks] : []));
       if (!hs.length) return null;
-      const first = <K extends keyof NatfDprpHooks>(k: K): NatfDprpHooks[K] => hs.find((h) => h[k])?.[k];
-      return { virtualTarget: first('virtualTarget'), settled: first('settled'), failed: first('failed'), inbound: first('inbound'), outbound: first('outbound'), external: first('external') };
+      const out: Record<string, unknown> = {};
+      for (const k of NATF_DPRP_HOOK_NAMES) {
+        const h = hs.find((x) => x[k]);
+        if (h) out[k] = h[k];
+      }
+      return out as NatfDprpHooks;
     },
     dnsRewriters: () => handlers.find((h) => h.dnsRewriters)?.dnsRewriters ?? null,
     flowProtectedBy: () => {

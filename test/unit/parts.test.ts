@@ -298,3 +298,16 @@ describe('two DPRP nodes with the probe part', { timeout: 30_000 }, () => {
     assert.deepEqual(done, [], 'no RGI: the negotiation does not complete');
   });
 });
+
+test('the composition passes every NAT-f DPRP hook on from the part offering it (the GNAT\'s mappedInside was once left out)', async () => {
+  const { NATF_DPRP_HOOK_NAMES } = await import('../../controlplane/dprp/natf-hooks.js');
+  const hooks: Record<string, () => null> = {};
+  for (const k of NATF_DPRP_HOOK_NAMES) hooks[k] = () => null;
+  const gnat: PartDescriptor = { name: 'natf-hooks-probe', summary: 'test', claims: {}, create: () => ({ name: 'natf-hooks-probe', natfDprpHooks: hooks } as unknown as PartRuntime) };
+  const plan = planParts(['dprp', 'natf-hooks-probe'], catalogue(gnat));
+  const started = startParts(plan, () => ({ log, ge: { type: 'GEN', mode: 'OP', source: 'config' } as never }));
+  const composed = started.extensions.natfDprpHooks!() as unknown as Record<string, unknown>;
+  assert.deepEqual(Object.keys(composed).sort(), [...NATF_DPRP_HOOK_NAMES].sort());
+  for (const k of NATF_DPRP_HOOK_NAMES) assert.equal(composed[k], hooks[k], `${k} is the part's own`);
+  for (const h of started.handlers) void h.close?.();
+});
