@@ -33,8 +33,25 @@ export class GnatReports {
     return [...new Set([...this.byGe.values()].map((r) => r.addr))].sort();
   }
 
-  /** The network file's GNAT addresses with the reported ones: what every GE is told. */
-  gnats(fileGnats: readonly string[] | undefined, nowMs: number): string[] {
-    return [...new Set([...(fileGnats ?? []), ...this.list(nowMs)])].sort();
+  /**
+   * What every GE is told: the network file's GNAT addresses with the
+   * reported ones, a reporting GNAT's own file address left out (`owners`:
+   * which GNAT each file address is; one still named by a GNAT that did not
+   * report stays).
+   */
+  gnats(fileGnats: readonly string[] | undefined, nowMs: number, owners: Readonly<Record<string, string>> = {}): string[] {
+    this.list(nowMs);
+    const replaced = new Set<string>();
+    for (const u of this.byGe.keys()) if (owners[u]) replaced.add(owners[u]);
+    for (const [u, a] of Object.entries(owners)) if (!this.byGe.has(u)) replaced.delete(a);
+    return [...new Set([...(fileGnats ?? []).filter((a) => !replaced.has(a)), ...this.list(nowMs)])].sort();
   }
+}
+
+/** A stored policy's gnatOwners, kept only when it is a map of strings ({} when absent or malformed: reports then only add). */
+export function ownersOf(v: unknown): { gnatOwners?: Record<string, string> } {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return {};
+  const out: Record<string, string> = {};
+  for (const [k, a] of Object.entries(v as Record<string, unknown>)) if (typeof a === 'string') out[k] = a;
+  return Object.keys(out).length ? { gnatOwners: out } : {};
 }

@@ -88,6 +88,13 @@ export interface NetworkPolicy {
    */
   gnats?: string[];
   /**
+   * Which GNAT (user ID) each of `gnats` is in the network file: a GNAT's
+   * reported address (nat.follow, gnat-reports.ts) replaces its own file
+   * address in what GEs are told. Kept by the GMS only, never delivered.
+   * Absent (a policy applied before it existed): reports add, nothing goes.
+   */
+  gnatOwners?: Record<string, string>;
+  /**
    * The GSRA routers' global addresses GGR (each GSRA GE's `external`), told
    * to every GE: a DNS answer naming one is an IN behind that router and
    * gets a VIN on an EN (docs/gsra.md "The EN part"). Sorted, unique; absent: none.

@@ -89,13 +89,17 @@ export function computePlan(current: NetworkState, desired: NetworkState): Plan 
   const desR = desired.policy?.gsraRouters ?? [];
   const rAdded = desR.filter((x) => !curR.includes(x));
   const rRemoved = curR.filter((x) => !desR.includes(x));
-  if (reqAdded.length || reqRemoved.length || gAdded.length || gRemoved.length || rAdded.length || rRemoved.length) {
+  const owners = (p: typeof current.policy): string => JSON.stringify(Object.entries(p?.gnatOwners ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const ownersChanged = owners(current.policy) !== owners(desired.policy);
+  if (reqAdded.length || reqRemoved.length || gAdded.length || gRemoved.length || rAdded.length || rRemoved.length || ownersChanged) {
     const changes = [
       ...(reqAdded.length || reqRemoved.length ? [`requireEncryption ${[...reqAdded.map((x) => `+${x}`), ...reqRemoved.map((x) => `-${x}`)].join(' ')}`] : []),
       ...(gAdded.length || gRemoved.length ? [`gnats ${[...gAdded.map((x) => `+${x}`), ...gRemoved.map((x) => `-${x}`)].join(' ')}`] : []),
       ...(rAdded.length || rRemoved.length ? [`gsraRouters ${[...rAdded.map((x) => `+${x}`), ...rRemoved.map((x) => `-${x}`)].join(' ')}`] : []),
+      ...(ownersChanged && !gAdded.length && !gRemoved.length ? ['gnats: which GNAT has which address'] : []),
     ];
-    ops.push({ op: 'set-policy', policy: { requireEncryption: [...desReq], ...(desG.length ? { gnats: [...desG] } : {}), ...(desR.length ? { gsraRouters: [...desR] } : {}) }, changes });
+    const desO = desired.policy?.gnatOwners;
+    ops.push({ op: 'set-policy', policy: { requireEncryption: [...desReq], ...(desG.length ? { gnats: [...desG], ...(desO ? { gnatOwners: { ...desO } } : {}) } : {}), ...(desR.length ? { gsraRouters: [...desR] } : {}) }, changes });
   }
   // One rotation per group, after the group's update (which sets the cipher the new version is created with).
   const rotating = [...new Set([...leavers.keys(), ...cipherChanged.keys()])].sort((a, b) => a - b);

@@ -462,14 +462,15 @@ export class GmsServer {
       log.info({ userId, external: a }, 'a GNAT reported its external address: every GE is told');
       this.schedulePush();
     }
-    return { gnats: this.gnatReports.gnats((await this.store.readPolicy()).gnats, now) };
+    const policy = await this.store.readPolicy();
+    return { gnats: this.gnatReports.gnats(policy.gnats, now, policy.gnatOwners) };
   }
 
   /** The network's policy with the GNATs' reported addresses in `gnats`. */
   private withReported(policy: NetworkPolicy | undefined): NetworkPolicy | undefined {
     const reported = this.gnatReports.list(Date.now());
     if (!reported.length) return policy;
-    return { ...(policy ?? { requireEncryption: [] }), gnats: this.gnatReports.gnats(policy?.gnats, Date.now()) };
+    return { ...(policy ?? { requireEncryption: [] }), gnats: this.gnatReports.gnats(policy?.gnats, Date.now(), policy?.gnatOwners) };
   }
 
   // ---------------------------------------------------------------- delivery

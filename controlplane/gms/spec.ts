@@ -205,7 +205,9 @@ function normalize(f: NetworkFile): NetworkState {
   const externals = (type: string): string[] => [...new Set(f.ges.flatMap((ge) => (ge.external && ge.type === type ? [ge.external] : [])))].sort();
   const gnats = externals('GNAT');
   const gsraRouters = externals('GSRA');
-  return { groups, ges, policy: { requireEncryption, ...(gnats.length ? { gnats } : {}), ...(gsraRouters.length ? { gsraRouters } : {}) } };
+  const gnatOwners: Record<string, string> = {};
+  for (const ge of [...f.ges].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))) if (ge.type === 'GNAT' && ge.external) gnatOwners[ge.userId] = ge.external;
+  return { groups, ges, policy: { requireEncryption, ...(gnats.length ? { gnats, gnatOwners } : {}), ...(gsraRouters.length ? { gsraRouters } : {}) } };
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

@@ -19,6 +19,7 @@ import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { AtRest, AtRestError, CA_KEY_AAD, groupKeyAad } from './at-rest.js';
 import { logger } from '../log/logger.js';
+import { ownersOf } from './gnat-reports.js';
 import { EMPTY_POLICY, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkPolicy, type NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { nextRotation } from './scheduler.js';
@@ -204,7 +205,7 @@ export class PgBackend implements GmsBackend {
     const r = await this.one("SELECT v FROM meta WHERE k = 'policy'", [], c);
     if (!r) return { ...EMPTY_POLICY };
     const p = JSON.parse(String(r.v)) as Partial<NetworkPolicy>;
-    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String) } : {}),
+    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String), ...ownersOf(p.gnatOwners) } : {}),
       ...(Array.isArray(p.gsraRouters) && p.gsraRouters.length ? { gsraRouters: p.gsraRouters.map(String) } : {}) };
   }
 

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import initSqlJs, { type Database, type SqlValue } from 'sql.js';
+import { ownersOf } from './gnat-reports.js';
 import { DEFAULT_CIPHER, EMPTY_POLICY, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkPolicy, type NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { writePrivateFileAtomic, ensurePrivateDir } from './secure-fs.js';
@@ -163,7 +164,7 @@ export class GmsStore {
     const v = this.getMeta('policy');
     if (!v) return { ...EMPTY_POLICY };
     const p = JSON.parse(v) as Partial<NetworkPolicy>;
-    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String) } : {}),
+    return { requireEncryption: Array.isArray(p.requireEncryption) ? p.requireEncryption.map(String) : [], ...(Array.isArray(p.gnats) && p.gnats.length ? { gnats: p.gnats.map(String), ...ownersOf(p.gnatOwners) } : {}),
       ...(Array.isArray(p.gsraRouters) && p.gsraRouters.length ? { gsraRouters: p.gsraRouters.map(String) } : {}) };
   }
 

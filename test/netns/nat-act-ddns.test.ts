@@ -119,7 +119,7 @@ describe('GNAT: ACT from the GMS, names published in DDNS (BIND 9, namespaces)',
     await waitFor('dave at the new address', () => dns.lookup('gnat', 'dave') === NEW_OUT, 20_000, 300);
     const cacheGnats = (): string[] => (JSON.parse(readFileSync(`${dir}/agent/cache/state.json`, 'utf8')) as { gnats?: string[] }).gnats ?? [];
     await waitFor('the GMS\'s push naming the new address', () => cacheGnats().includes(NEW_OUT), 20_000, 300);
-    assert.ok(cacheGnats().includes(GNAT_OUT), 'the network file\'s address stays in the list (docs/natf.md)');
+    assert.deepEqual(cacheGnats(), [NEW_OUT], 'the report replaces the GNAT\'s own file address (docs/natf.md)');
     const m = t.exec('gnat', 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
     assert.match(m, /gscip_nat_ddns_updates_total\{action="republished",result="NOERROR"\} 1/);
     assert.match(m, /gscip_nat_external_changes_total 1\b/);

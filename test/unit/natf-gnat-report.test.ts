@@ -3,7 +3,7 @@
  * external address changes"): the GNAT reports it (ExternalReporter: at once,
  * again each tick until every replica said ok, then every refresh; fake
  * sender and clock); the GMS keeps one report per GNAT, lets an unrefreshed
- * one lapse (GnatReports, fake clock) and, on a real GMS on loopback, adds it
+ * one lapse (GnatReports, fake clock) and, on a real GMS on loopback, puts it in place of the GNAT's file address
  * to the `gnats` every GE is delivered and pushes it to a subscribed GE; a GE
  * that is not a GNAT, and an address that is not a usable global one, are
  * refused with their codes.
@@ -79,11 +79,24 @@ test('GMS on loopback: a GNAT\'s report reaches every GE\'s gnats (fetched and p
   assert.deepEqual((await fetchGeState(aliceDir.path)).gnats, ['192.0.2.2']);
 
   assert.deepEqual(await reportExternal(gnatDir.path, '192.0.2.22'), [{ url: server.url.replace(/\/$/, ''), result: 'ok' }]);
-  assert.deepEqual((await fetchGeState(aliceDir.path)).gnats, ['192.0.2.2', '192.0.2.22'], 'fetched');
-  await waitFor('the new list pushed to alice', () => (loadCache(aliceDir.path) as { gnats?: string[] } | null)?.gnats?.includes('192.0.2.22') === true);
+  assert.deepEqual((await fetchGeState(aliceDir.path)).gnats, ['192.0.2.22'], 'fetched: the report replaces the GNAT\'s own file address');
+  await waitFor('the new list pushed to alice', () => (loadCache(aliceDir.path) as { gnats?: string[] } | null)?.gnats?.join() === '192.0.2.22');
 
   assert.deepEqual((await reportExternal(aliceDir.path, '192.0.2.9')).map((r) => r.result), ['not_a_gnat'], 'a GES reports nothing');
   assert.deepEqual((await reportExternal(gnatDir.path, '127.0.0.1')).map((r) => r.result), ['bad_request']);
   assert.deepEqual((await reportExternal(gnatDir.path, '100.64.1.1/24')).map((r) => r.result), ['bad_request']);
-  assert.deepEqual((await fetchGeState(aliceDir.path)).gnats, ['192.0.2.2', '192.0.2.22'], 'refused reports change nothing');
+  assert.deepEqual((await fetchGeState(aliceDir.path)).gnats, ['192.0.2.22'], 'refused reports change nothing');
+});
+
+test('a reporting GNAT\'s own file address leaves the list its report replaces; one another GNAT still names stays; a lapsed report gives it back', () => {
+  const g = new GnatReports(1000);
+  const file = ['192.0.2.2', '192.0.2.5', '198.51.100.7'];
+  const owners = { gnat1: '192.0.2.2', gnat2: '192.0.2.5', gnat3: '198.51.100.7', gnat4: '198.51.100.7' };
+  assert.deepEqual(g.gnats(file, 0, owners), file, 'no report: the file');
+  g.report('gnat1', '192.0.2.22', 0);
+  assert.deepEqual(g.gnats(file, 10, owners), ['192.0.2.22', '192.0.2.5', '198.51.100.7'], 'gnat1 moved: its old address goes');
+  g.report('gnat3', '203.0.113.9', 10);
+  assert.deepEqual(g.gnats(file, 20, owners), ['192.0.2.22', '192.0.2.5', '198.51.100.7', '203.0.113.9'], 'gnat4 still names gnat3\'s old address: it stays');
+  assert.deepEqual(g.gnats(file, 20), ['192.0.2.2', '192.0.2.22', '192.0.2.5', '198.51.100.7', '203.0.113.9'], 'a policy without owners (applied before they existed): reports only add');
+  assert.deepEqual(g.gnats(file, 2000, owners), file, 'both reports lapsed: the file again');
 });
