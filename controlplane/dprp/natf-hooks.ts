@@ -37,12 +37,18 @@ export const NATF_REFUSALS = ['unknown_name', 'outside_access_denied', 'not_memb
 export type NatfRefusal = (typeof NATF_REFUSALS)[number];
 
 /** Why a start GE gives up a flow to a virtual address (counted; the application gets an ICMP unreachable). */
-export const NATF_START_FAILURES = ['refused_by_gnat', 'no_port_in_rgi', 'no_answer', 'refused', 'other'] as const;
+export const NATF_START_FAILURES = ['refused_by_gnat', 'no_port_in_rgi', 'no_answer', 'refused', 'other', 'refusal_held'] as const;
 export type NatfStartFailure = (typeof NATF_START_FAILURES)[number];
 
 export interface NatfDprpHooks {
   /** Start GE: the name and GNAT behind `flow`'s destination, when it is a live virtual address; null otherwise. */
   virtualTarget?(flow: Flow): VirtualTarget | null;
+  /**
+   * Start GE: the GNAT refused this flow a moment ago (natf/refusal-hold.ts): its packet is not negotiated
+   * again; DPRP drops it (natf_refusal_held) and calls `failed` with 'refusal_held' when `icmp` (the
+   * application is told again), quietly otherwise. 'not_held': negotiate as usual.
+   */
+  refusalHeld?(flow: Flow): 'not_held' | 'icmp' | 'quiet';
   /** Start GE: the flow settled on `wire`: write the VAT (stack view `flow` <-> wire) now, before its PIT entries. */
   settled?(flow: Flow, wire: Flow): void;
   /** Start GE: the flow failed; `stashes` (already dropped) are its stashed packets: answer the application. */
@@ -78,7 +84,7 @@ export interface NatfDprpHooks {
  * A hand-written list there once left out `mappedInside`, so a GNAT answered a
  * re-keying DDE for a private GE itself (and decrypted its flow).
  */
-export const NATF_DPRP_HOOK_NAMES = ['virtualTarget', 'settled', 'failed', 'inbound', 'outbound', 'mappedInside', 'external'] as const satisfies readonly (keyof NatfDprpHooks)[];
+export const NATF_DPRP_HOOK_NAMES = ['virtualTarget', 'refusalHeld', 'settled', 'failed', 'inbound', 'outbound', 'mappedInside', 'external'] as const satisfies readonly (keyof NatfDprpHooks)[];
 type UnlistedNatfHook = Exclude<keyof NatfDprpHooks, (typeof NATF_DPRP_HOOK_NAMES)[number]>;
 /** Fails to compile when a hook of NatfDprpHooks is missing from NATF_DPRP_HOOK_NAMES. */
 export const NATF_DPRP_HOOKS_ALL_LISTED: [UnlistedNatfHook] extends [never] ? true : never = true;

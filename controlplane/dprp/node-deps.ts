@@ -107,6 +107,8 @@ export const FAIL_REASONS = [
   'unauth_flows_full',
   // issue 13 (NAT-f): a flow to a virtual address the GNAT refused, or whose RGI named no mapped port
   'natf_refused', 'natf_no_port',
+  // a packet of a flow the GNAT refused a moment ago: dropped without asking again (the application told by ICMP)
+  'natf_refusal_held',
 ] as const;
 export type FailReason = (typeof FAIL_REASONS)[number];
 

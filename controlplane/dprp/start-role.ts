@@ -127,7 +127,13 @@ export class StartRole {
       return;
     }
     const target = inbound ? null : this.c.d.natf?.virtualTarget?.(flow) ?? null;
-    if (target) return this.beginVirtual(flow, target, handle);
+    if (target) {
+      const held = this.c.d.natf?.refusalHeld?.(flow) ?? 'not_held';
+      if (held === 'not_held') return this.beginVirtual(flow, target, handle);
+      this.c.d.stash.drop([handle], 'natf_refusal_held');
+      if (held === 'icmp') this.c.d.natf?.failed?.(flow, [handle], 'refusal_held');
+      return;
+    }
     this.begin(flow, 'miss', [handle], inbound, false, first);
   }
 

@@ -382,7 +382,7 @@ export const natfVatFlows = new Gauge({
   name: 'gscip_natf_vat_flows', help: 'Flows to virtual addresses with a VAT translation (V1:Y <-> G2:Z)', registers: [registry],
 });
 export const natfFlowsTotal = new Counter({
-  name: 'gscip_natf_flows_total', help: 'Flows to virtual addresses, by outcome (settled, or the failure: refused_by_gnat, no_port_in_rgi, no_answer, refused, other)', labelNames: ['result'] as const, registers: [registry],
+  name: 'gscip_natf_flows_total', help: 'Flows to virtual addresses, by outcome (settled, or the failure: refused_by_gnat, no_port_in_rgi, no_answer, refused, other; refusal_held: a packet of a flow refused a moment ago, answered at once without asking the GNAT again)', labelNames: ['result'] as const, registers: [registry],
 });
 export const natfVatExpiredTotal = new Counter({
   name: 'gscip_natf_vat_expired_total', help: 'VAT translations removed because their flow\'s PIT entries are gone', registers: [registry],

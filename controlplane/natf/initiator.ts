@@ -26,6 +26,7 @@ import { DnsRewriters } from './dns-rewriters.js';
 import { Nrt } from './nrt.js';
 import { poolOf, type NatfConfig } from './natf-config.js';
 import { unreachableFor } from './refusal.js';
+import { REFUSAL_HOLD_DEFAULTS, RefusalHold } from './refusal-hold.js';
 import { VatTable } from './vat.js';
 import { VirtualRoutes } from './virtual-routes.js';
 import { TableWriter } from './tables-file.js';
@@ -41,6 +42,8 @@ export class NatfInitiator implements PuntHandler {
   private gnatSet: Set<string>;
   private gmsMtime = -1;
   private readonly routes = new VirtualRoutes();
+  /** Flows the GNAT refused a moment ago: answered at once, not negotiated again (refusal-hold.ts). */
+  readonly refusals: RefusalHold;
 
   private readonly nrtFile: TableWriter;
   private readonly nrtPath: string | null;
@@ -51,6 +54,7 @@ export class NatfInitiator implements PuntHandler {
     this.nrtPath = nrtFile;
     this.nrt = new Nrt({ pool: poolOf(cfg), lifetimeS: cfg.lifetimeS, maxEntries: cfg.maxVirtual, inUse: (v) => this.vat?.uses(v) ?? false }, Date.now);
     this.gnatSet = new Set(cfg.gnats);
+    this.refusals = new RefusalHold({ ...REFUSAL_HOLD_DEFAULTS, holdMs: cfg.refusalHoldMs ?? REFUSAL_HOLD_DEFAULTS.holdMs }, () => performance.now());
     this.dnsRewriters.register({
       name: 'nrt',
       rewrite: (m) => {
@@ -99,6 +103,7 @@ export class NatfInitiator implements PuntHandler {
         const gone = this.vat!.sweep();
         if (gone) natfVatExpiredTotal.inc(gone);
         this.nrt.expire();
+        this.refusals.expire();
         const live = new Set(this.nrt.entries().map((e) => e.virtual));
         for (const f of this.vat!.entries()) live.add(f.stack.daddr);
         this.routes.prune(live);
@@ -148,6 +153,7 @@ export class NatfInitiator implements PuntHandler {
       const e = this.nrt.lookupVirtual(flow.daddr);
       return e ? { name: e.name, gnat: e.real } : null;
     },
+    refusalHeld: (flow: Flow) => this.refusals.check(flow),
     settled: (flow: Flow, wire: Flow): void => {
       this.vat?.add(flow, wire);
       natfFlowsTotal.inc({ result: 'settled' });
@@ -155,7 +161,8 @@ export class NatfInitiator implements PuntHandler {
     },
     failed: (flow: Flow, stashes: readonly unknown[], why: NatfStartFailure): void => {
       natfFlowsTotal.inc({ result: why });
-      this.log.info({ flow, why }, 'NAT-f: flow to a virtual address refused: the application is told (ICMP unreachable)');
+      if (why === 'refused_by_gnat' || why === 'refused') this.refusals.refused(flow);
+      if (why !== 'refusal_held') this.log.info({ flow, why }, 'NAT-f: flow to a virtual address refused: the application is told (ICMP unreachable)');
       const first = stashes.find((h) => h) as PuntRec | undefined;
       const frame = first ? unreachableFor(puntPacket(first)) : null;
       if (frame && this.ctx?.reinjectDns) this.ctx.reinjectDns(first!.ifindex, frame);

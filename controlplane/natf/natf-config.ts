@@ -17,6 +17,8 @@ export const natfConfigSchema = z.object({
   maxVirtual: z.number().int().min(1).max(131_072).optional(),
   /** Milliseconds between sweeps of expired NRT entries and idle VAT flows. */
   sweepMs: z.number().int().min(100).max(60_000).default(1000),
+  /** A flow the GNAT refused is answered at once (ICMP unreachable) this long without asking it again; 0: every packet asks (refusal-hold.ts). */
+  refusalHoldMs: z.number().int().min(0).max(60_000).default(2000),
 }).strict().superRefine((c, ctx) => {
   let p;
   try { p = parseInsidePrefix(c.pool); } catch (e) {

@@ -73,6 +73,15 @@ require('dns').lookup('bob.example.net', { family: 4 }, (e, a) => { if (e) { con
   d.connect(${UDP_PORT}, a, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send('datagram-' + i), i * 50); }); });
 setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 8000).unref();`;
 
+/** Five datagrams on a connected UDP socket to a name the ACT denies, 100 ms apart; prints how long each took to fail (ms, -1: no error). */
+const UDP_DENIED = `
+const d = require('dgram').createSocket('udp4'); const took = []; let sentAt = 0; let i = 0;
+const next = () => { if (i === 5) { console.log(JSON.stringify(took)); process.exit(0); } took.push(-1); sentAt = performance.now(); d.send('denied-' + i++, (e) => { if (e) fail(e); }); setTimeout(next, 100); };
+const fail = (e) => { if (e.code === 'EHOSTUNREACH' && took[took.length - 1] === -1) took[took.length - 1] = Math.round(performance.now() - sentAt); };
+d.on('error', fail);
+require('dns').lookup('dave.example.net', { family: 4 }, (e, a) => { if (e) { console.log('lookup ' + e.code); process.exit(1); } d.connect(${UDP_PORT}, a, next); });
+setTimeout(() => { console.log(JSON.stringify(took)); process.exit(0); }, 8000).unref();`;
+
 describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIND 9, namespaces)', { skip: unavailable ?? false, timeout: 240_000 }, () => {
   let n: NatfTopo;
   let blob: string;
@@ -187,6 +196,21 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
     const c = n.appExec('alice', 'curl', ['-sS', '--max-time', '10', `http://carol.example.net:${HTTP_PORT}/`], { allowFail: true });
     assert.equal(c.code, 7);
     assert.match(n.metrics('gnat'), /gscip_nat_inbound_mappings_total\{result="not_member"\} 1/);
+  });
+
+  test('UDP to a name the ACT denies: each datagram on a connected socket fails (EHOSTUNREACH); after the first, at once and without asking the GNAT again', async () => {
+    const count = (m: string, re: RegExp): number => Number(re.exec(m)?.[1] ?? 0);
+    const deniedAtGnat = (): number => count(n.metrics('gnat'), /gscip_nat_inbound_mappings_total\{result="outside_access_denied"\} (\d+)/);
+    const gnat0 = deniedAtGnat();
+    const p = n.appSpawn('alice', 'node', ['-e', UDP_DENIED]);
+    let out = '';
+    p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    assert.equal(await exited(p, 15_000), 0, out);
+    const took = JSON.parse(out.trim()) as number[];
+    assert.equal(took.length, 5, out);
+    assert.ok(took.every((ms) => ms >= 0), `every datagram's send failed with EHOSTUNREACH: ${out}`);
+    assert.equal(deniedAtGnat() - gnat0, 1, 'the GNAT was asked once, for the first datagram (the refusal is held for the rest)');
+    assert.ok(count(n.metrics('alice'), /gscip_natf_flows_total\{result="refusal_held"\} (\d+)/) >= 4, 'the other four answered from the held refusal');
   });
 
   test('alice\'s agent killed mid-transfer and restarted: the transfer completes byte-exact; the cached virtual address still reaches bob', async () => {
