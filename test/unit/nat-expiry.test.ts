@@ -13,6 +13,7 @@ import { natExpired, natState } from '../../controlplane/natf/nat-expiry.js';
 import { NatSweeper } from '../../controlplane/natf/nat-sweep.js';
 import { natCfgOf, natConfigSchema, NAT_TIMEOUT_DEFAULTS, parseInsidePrefix, portRangesOverlap } from '../../controlplane/natf/nat-config.js';
 import { ConfigError, parseAgentConfig } from '../../controlplane/config/agent-config.js';
+import { JsonKeyMap } from '../lib/json-key-map.js';
 
 const TCP = 6;
 const UDP = 17;
@@ -23,15 +24,6 @@ function val(flags: number, lastSeenS: number, port = 40000): NatVal {
   return { ext_addr: '192.0.2.2', ext_port: port, origin: 0, flags, created_ns: 1n * S, last_seen_ns: BigInt(lastSeenS) * S };
 }
 
-/** A Map keyed by the JSON of the key: what a BPF hash map is to the sweep. */
-class FakeMap<K, V> {
-  readonly m = new Map<string, [K, V]>();
-  set(k: K, v: V): void { this.m.set(JSON.stringify(k), [k, v]); }
-  get(k: K): V | undefined { return this.m.get(JSON.stringify(k))?.[1]; }
-  delete(k: K): boolean { return this.m.delete(JSON.stringify(k)); }
-  *entries(): Iterable<[K, V]> { yield* [...this.m.values()]; }
-  get size(): number { return this.m.size; }
-}
 
 function key(sport: number, proto = TCP): Cid {
   return { saddr: '100.64.1.10', daddr: '198.51.100.7', sport, dport: 80, proto, dir: 1 };
@@ -62,8 +54,8 @@ test('timeouts on a fake clock: UDP 300 s, TCP established 7440 s, transitory 24
 });
 
 test('a sweep removes expired sessions and then their own port claims; live ones and other sessions\' claims stay', () => {
-  const sessions = new FakeMap<Cid, NatVal>();
-  const ports = new FakeMap<NatPortKey, Cid>();
+  const sessions = new JsonKeyMap<Cid, NatVal>();
+  const ports = new JsonKeyMap<NatPortKey, Cid>();
   sessions.set(key(1), val(NAT_F_SYN_OUT | NAT_F_IN, 0, 40001));      // established, idle since 0
   sessions.set(key(2), val(NAT_F_SYN_OUT, 0, 40002));                 // SYN unanswered, idle since 0
   sessions.set(key(3, UDP), val(0, 900, 40003));                      // UDP, recent
@@ -83,8 +75,8 @@ test('a sweep removes expired sessions and then their own port claims; live ones
 });
 
 test('a claim another session took over is not removed with the expired one', () => {
-  const sessions = new FakeMap<Cid, NatVal>();
-  const ports = new FakeMap<NatPortKey, Cid>();
+  const sessions = new JsonKeyMap<Cid, NatVal>();
+  const ports = new JsonKeyMap<NatPortKey, Cid>();
   sessions.set(key(1), val(NAT_F_SYN_OUT, 0, 40001));
   sessions.set(key(9), val(NAT_F_SYN_OUT | NAT_F_IN, 990, 40001));   // (cannot happen in the fast path; the sweep still must not free it)
   ports.set({ port: 40001, proto: TCP }, key(9));
@@ -94,8 +86,8 @@ test('a claim another session took over is not removed with the expired one', ()
 });
 
 test('an orphan claim (no session) is kept at the first pass, removed at the second: the fast path claims just before it writes the session', () => {
-  const sessions = new FakeMap<Cid, NatVal>();
-  const ports = new FakeMap<NatPortKey, Cid>();
+  const sessions = new JsonKeyMap<Cid, NatVal>();
+  const ports = new JsonKeyMap<NatPortKey, Cid>();
   ports.set({ port: 40005, proto: UDP }, key(5, UDP));
   const sw = new NatSweeper({ sessions, ports }, T);
   assert.equal(sw.sweep(10n * S).orphans, 0);

@@ -22,6 +22,8 @@ import { NAT_F_IN, NAT_F_SYN_OUT } from '../../controlplane/maps/abi.js';
 import type { Cid, NatPortKey, NatVal } from '../../controlplane/maps/codecs.js';
 import { ConfigError, parseAgentConfig } from '../../controlplane/config/agent-config.js';
 import { tempDir } from '../gms/helpers.js';
+import { JsonKeyMap } from '../lib/json-key-map.js';
+import { actDdnsFiles } from '../lib/act-ddns-fixture.js';
 
 const INSIDE = [parseInsidePrefix('100.64.1.0/24')];
 const ev = (line: string): MonitorEvent => {
@@ -63,18 +65,10 @@ test('follow at start: an address the interface got while no agent ran is taken 
   assert.equal(none.check(), null, 'no address on the interface: the configured one is kept');
 });
 
-class FakeMap<K, V> {
-  readonly m = new Map<string, [K, V]>();
-  set(k: K, v: V): void { this.m.set(JSON.stringify(k), [k, v]); }
-  get(k: K): V | undefined { return this.m.get(JSON.stringify(k))?.[1]; }
-  delete(k: K): boolean { return this.m.delete(JSON.stringify(k)); }
-  *entries(): Iterable<[K, V]> { yield* [...this.m.values()]; }
-  get size(): number { return this.m.size; }
-}
 
 test('the sessions on the old external address are flushed with their own port claims; the others stay', { timeout: 5000 }, () => {
-  const sessions = new FakeMap<Cid, NatVal>();
-  const ports = new FakeMap<NatPortKey, Cid>();
+  const sessions = new JsonKeyMap<Cid, NatVal>();
+  const ports = new JsonKeyMap<NatPortKey, Cid>();
   const key = (sport: number, proto: number): Cid => ({ saddr: '100.64.1.10', daddr: '192.0.2.1', sport, dport: 80, proto, dir: 1 });
   const val = (ext: string, port: number, flags: number): NatVal => ({ ext_addr: ext, ext_port: port, origin: 0, flags, created_ns: 1n, last_seen_ns: 1n });
   sessions.set(key(1, 6), val('192.0.2.2', 20001, NAT_F_SYN_OUT | NAT_F_IN)); ports.set({ port: 20001, proto: 6 }, key(1, 6));
@@ -89,11 +83,7 @@ test('the sessions on the old external address are flushed with their own port c
 });
 
 test('DDNS: after a change of the external address every published name is sent again with the new one (republished), retried until NOERROR, the names file rewritten', { timeout: 5000 }, async (t) => {
-  const dir = tempDir('act-ddns-follow');
-  t.after(() => dir.remove());
-  const keyFile = join(dir.path, 'k');
-  writeFileSync(keyFile, Buffer.alloc(32, 7).toString('base64'), { mode: 0o600 });
-  const stateFile = join(dir.path, 'published.json');
+  const { dir, stateFile, cfg } = actDdnsFiles(t, 'act-ddns-follow');
   const sent: string[] = [];
   let refuse = '';
   const send: SendUpdate = async (r) => {
@@ -105,7 +95,7 @@ test('DDNS: after a change of the external address every published name is sent 
     { name: 'carol.example.net', address: '100.64.1.11', outsideAccess: 'allow', groups: [10] },
     { name: 'dave.example.net', address: '100.64.1.12', outsideAccess: 'deny', groups: [10] },
   ]);
-  const d = new ActDdns({ server: '198.51.100.53', port: 53, zone: 'example.net', ttl: 30, keyName: 'ge-gnat', keyFile }, '192.0.2.2', { send, stateFile });
+  const d = new ActDdns(cfg, '192.0.2.2', { send, stateFile });
   await d.publish(act);
   assert.deepEqual(sent.splice(0), ['publish bob.example.net 192.0.2.2', 'publish carol.example.net 192.0.2.2']);
   assert.deepEqual(await d.publish(act), [], 'nothing to send while the address stays');

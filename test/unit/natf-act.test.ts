@@ -18,6 +18,7 @@ import { GmsStore } from '../../controlplane/gms/store.js';
 import { actDecide, parseDeliveredAct, publishedNames } from '../../controlplane/natf/act.js';
 import { ActDdns, type SendUpdate } from '../../controlplane/natf/act-ddns.js';
 import { tempDir } from '../gms/helpers.js';
+import { actDdnsFiles } from '../lib/act-ddns-fixture.js';
 
 function network(act: unknown[], extra: object = {}): unknown {
   return {
@@ -138,10 +139,7 @@ test('ACT `ge` (the host runs a GE: the GNAT relays inward): optional, false by 
 });
 
 test('DDNS: each allowed name is published once with the GNAT\'s address; a failed one is sent again next time', async (t) => {
-  const dir = tempDir('act-ddns');
-  t.after(() => dir.remove());
-  const keyFile = join(dir.path, 'k');
-  writeFileSync(keyFile, Buffer.alloc(32, 7).toString('base64'), { mode: 0o600 });
+  const { cfg } = actDdnsFiles(t, 'act-ddns');
   const sent: string[] = [];
   let failCarol = true;
   const send: SendUpdate = async (r, server, port) => {
@@ -149,7 +147,7 @@ test('DDNS: each allowed name is published once with the GNAT\'s address; a fail
     return { rcode: r.name.startsWith('carol') && failCarol ? 'REFUSED' : 'NOERROR', tsigError: 'NOERROR', signed: true };
   };
   const act = validateNetwork(network([BOB, CAROL, DAVE])).ges.find((g) => g.userId === 'gnat-home')!.act!;
-  const d = new ActDdns({ server: '198.51.100.53', port: 53, zone: 'example.net', ttl: 30, keyName: 'ge-gnat', keyFile }, '192.0.2.2', send);
+  const d = new ActDdns(cfg, '192.0.2.2', send);
   assert.deepEqual(await d.publish(act), [{ name: 'bob.example.net', result: 'NOERROR', action: 'published' }, { name: 'carol.example.net', result: 'REFUSED', action: 'published' }]);
   assert.deepEqual(sent, ['bob.example.net 192.0.2.2 ttl=30 key=ge-gnat @198.51.100.53:53', 'carol.example.net 192.0.2.2 ttl=30 key=ge-gnat @198.51.100.53:53']);
   failCarol = false;
@@ -158,18 +156,13 @@ test('DDNS: each allowed name is published once with the GNAT\'s address; a fail
 });
 
 test('DDNS: a name that leaves the ACT or loses outside access is withdrawn (retried until NOERROR), also after a restart', async (t) => {
-  const dir = tempDir('act-ddns-withdraw');
-  t.after(() => dir.remove());
-  const keyFile = join(dir.path, 'k');
-  writeFileSync(keyFile, Buffer.alloc(32, 7).toString('base64'), { mode: 0o600 });
-  const stateFile = join(dir.path, 'published.json');
+  const { dir, stateFile, cfg } = actDdnsFiles(t, 'act-ddns-withdraw');
   const sent: string[] = [];
   let refuse = '';
   const send: SendUpdate = async (r) => {
     sent.push(`${r.withdraw ? 'withdraw' : 'publish'} ${r.name}`);
     return { rcode: r.name === refuse ? 'REFUSED' : 'NOERROR', tsigError: 'NOERROR', signed: true };
   };
-  const cfg = { server: '198.51.100.53', port: 53, zone: 'example.net', ttl: 30, keyName: 'ge-gnat', keyFile };
   const actOf = (entries: unknown[]) => validateNetwork(network(entries)).ges.find((g) => g.userId === 'gnat-home')!.act!;
   const d = new ActDdns(cfg, '192.0.2.2', { send, stateFile });
   await d.publish(actOf([BOB, CAROL, DAVE]));
