@@ -245,8 +245,10 @@ export class RelayRole {
     // NAT-f: a DDE naming a host behind this GE's own address (a GE on the way relays it as any other).
     if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc, ip);
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
-    // NAT-f at a GNAT: an inside GE's DDE toward a global GE leaves translated, from this GNAT.
-    if (r.outward || (r.role === 'intermediate' && m.records.length === 1 && ip?.src === m.startGe && m.flow.saddr === m.startGe
+    // NAT-f at a GNAT: an inside GE's DDE toward a global GE leaves translated, from this GNAT. The inside GE
+    // is the flow's source (a GES) or a GEN inside in front of it (its Term's flow, the source behind us too).
+    if (r.outward || (r.role === 'intermediate' && m.records.length === 1 && ip?.src === m.startGe
+      && (m.flow.saddr === m.startGe || c.d.locality(m.flow.saddr) === 'behind')
       && c.d.locality(m.startGe) === 'behind' && c.d.natf?.outbound)) {
       if (this.relayOutward(r, m)) return;
     }

@@ -15,13 +15,18 @@
  *    clear, and nothing else reached bob (no control message: bob is a Term);
  *  - PITs: alice G1:X <-> G2:Z encrypt/decrypt, the GNAT the same tuple pass
  *    (nothing encrypted or decrypted), P-GEN G1:X <-> P1:Y decrypt/encrypt;
- *    the GNAT's NAT session is P1:Y for peer G1:X, origin inbound.
+ *    the GNAT's NAT session is P1:Y for peer G1:X, origin inbound;
+ *  - the other way, bob -> alice (4 MiB TCP, byte-exact): P-GEN starts the
+ *    negotiation for its Term, the GNAT maps the flow in its NAPT first and
+ *    relays the DDE from its own address with NATF_PORT Z; alice sees
+ *    192.0.2.2:Z; ciphertext on the global and the GNAT - GEN leg; PITs alice
+ *    G2:Z <-> G1:Y enc/dec, the GNAT pass, P-GEN P1:X <-> G1:Y enc/dec.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { sh, waitReady } from '../lib/netns.js';
+import { sh, waitFor, waitReady } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB_BEHIND_GEN, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
@@ -44,6 +49,24 @@ const srv = http.createServer((q, r) => {
 srv.keepAliveTimeout = 100;
 srv.listen(${HTTP_PORT}, ${JSON.stringify(P1)}, () => console.log('ready'));
 setTimeout(() => process.exit(3), 150000).unref();`;
+
+const TCP_PORT = 5201;
+const BOB_PORT = 40124;
+/** alice's TCP sink: writes what it gets to \`out\`, prints the peer it sees. */
+const SINK = (out: string): string => `
+const net = require('net'), fs = require('fs');
+const out = fs.createWriteStream(${JSON.stringify(out)});
+const srv = net.createServer((c) => { console.log('peer ' + c.remoteAddress + ':' + c.remotePort); c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => process.exit(0))); });
+srv.listen(${TCP_PORT}, ${JSON.stringify(ALICE)}, () => console.log('ready'));
+setTimeout(() => process.exit(3), 90000).unref();`;
+/** bob's source: sends \`inp\` to alice from port BOB_PORT. */
+const SOURCE = (inp: string): string => `
+const net = require('net'), fs = require('fs');
+const s = net.connect({ host: ${JSON.stringify(ALICE)}, port: ${TCP_PORT}, localPort: ${BOB_PORT} });
+s.on('connect', () => fs.createReadStream(${JSON.stringify(inp)}).pipe(s));
+s.on('close', () => process.exit(0));
+s.on('error', (e) => { console.error(e.message); process.exit(2); });
+setTimeout(() => process.exit(3), 90000).unref();`;
 
 interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string }
 interface NatRow { proto: string; inside: string; peer: string; external: string; origin: string }
@@ -154,5 +177,60 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
     const r = n.appExec('alice', 'curl', ['-sS', '--max-time', '10', `http://bob.example.net:${HTTP_PORT}/`], { allowFail: true });
     assert.equal(r.code, 0, `${r.stderr}\n${diag(n)}`);
     assert.equal(r.stdout.trim(), `hello from bob, you are ${ALICE}`);
+  });
+
+  test('bob -> alice through the GEN and the GNAT\'s NAPT: 4 MiB byte-exact, ciphertext on the global and the GNAT - GEN leg, PITs on each view', async () => {
+    const bytes = 4 << 20;
+    const sent = Buffer.concat([randomBytes(bytes / 2), Buffer.from(MARKER.repeat(64)), randomBytes(bytes / 2 - MARKER.length * 64)]);
+    const inp = n.t.scratchPath(`/tmp/${n.t.prefix}-in`);
+    const out = n.t.scratchPath(`/tmp/${n.t.prefix}-out`);
+    const files = ['global2', 'gnatgen2'].map((l) => n.t.scratchPath(`/tmp/${n.t.prefix}-${l}.pcap`));
+    writeFileSync(inp, sent);
+    const caps = [
+      await Capture.start(n.t, { host: 'gnat', iface: 'out0', file: files[0], filter: 'ip' }),
+      await Capture.start(n.t, { host: 'gnat', iface: 'in0', file: files[1], filter: 'ip' }),
+    ];
+    let raws: Buffer[] = [];
+    let peer: RegExpExecArray | null = null;
+    try {
+      const sink = n.t.spawn('alice', 'node', ['-e', SINK(out)]);
+      let sinkOut = '';
+      sink.stdout?.setEncoding('utf8');
+      sink.stdout?.on('data', (d: string) => { sinkOut += d; });
+      await waitFor('TCP sink on alice', () => sinkOut.includes('ready'), 5000);
+      const src = n.t.spawn('bob', 'node', ['-e', SOURCE(inp)]);
+      let srcErr = '';
+      src.stderr?.on('data', (d: Buffer) => { srcErr += d.toString(); });
+      assert.equal(await exited(src, 80_000), 0, `bob's connection closed cleanly: ${srcErr}\n${diag(n)}`);
+      assert.equal(await exited(sink, 10_000), 0, `the sink saw the stream end: ${sinkOut}`);
+      peer = /peer (\S+):(\d+)/.exec(sinkOut);
+      assert.ok(peer, sinkOut);
+      assert.equal(peer[1], GNAT_OUT, 'alice\'s application saw the GNAT\'s address');
+      assert.equal(sha256(readFileSync(out)), sha256(sent), 'byte-exact');
+    } finally {
+      await new Promise((r) => setTimeout(r, 200));
+      await Promise.all(caps.map((c) => c.stop(3000)));
+      raws = caps.map((c) => c.pcap());
+      for (const f of [...files, inp, out]) rmSync(f, { force: true });
+    }
+    const zz = Number(peer![2]);
+    for (const [leg, raw] of [['global', raws[0]], ['GNAT - GEN', raws[1]]] as const) {
+      assert.ok(ipv4Records(readPcapFile(raw)).filter((r) => r.proto === 6).length > 20, `the ${leg} capture holds the transfer`);
+      assert.ok(!raw.includes(Buffer.from(MARKER)), `no plaintext marker on the ${leg} leg`);
+    }
+    assert.equal(ipv4Records(readPcapFile(raws[0])).filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg (control messages included)');
+    const pit = (host: string): PitRow[] => JSON.parse(n.g.ok(host, ['maps', 'dump', 'pit', '--json', ...n.g.instanceArgs(host)])) as PitRow[];
+    const one = (rows: PitRow[], dir: string, src: string, sport: number, dst: string, dport: number): PitRow | undefined =>
+      rows.find((r) => r.proto === 'tcp' && r.dir === dir && r.src === src && r.sport === sport && r.dst === dst && r.dport === dport);
+    const a = pit('alice');
+    assert.equal(one(a, 'ingress', GNAT_OUT, zz, ALICE, TCP_PORT)?.action, 'decrypt', `alice G2:Z -> G1:Y: ${JSON.stringify(a)}`);
+    assert.equal(one(a, 'egress', ALICE, TCP_PORT, GNAT_OUT, zz)?.action, 'encrypt');
+    const g = pit('gnat');
+    assert.equal(one(g, 'egress', GNAT_OUT, zz, ALICE, TCP_PORT)?.action, 'pass', `the GNAT G2:Z -> G1:Y: ${JSON.stringify(g)}`);
+    assert.equal(one(g, 'ingress', ALICE, TCP_PORT, GNAT_OUT, zz)?.action, 'pass');
+    assert.equal(g.filter((r) => r.action === 'encrypt' || r.action === 'decrypt').length, 0, 'the GNAT decrypts nothing');
+    const p = pit('pgen');
+    assert.equal(one(p, 'egress', P1, BOB_PORT, ALICE, TCP_PORT)?.action, 'encrypt', `the GEN P1:X -> G1:Y: ${JSON.stringify(p)}`);
+    assert.equal(one(p, 'ingress', ALICE, TCP_PORT, P1, BOB_PORT)?.action, 'decrypt');
   });
 });

@@ -126,3 +126,34 @@ test('ACT via: a re-keying started by alice alone (G1:X -> G2:Z, no name) is rel
   assert.equal(sim.pitOf('pgen', cid1, 'ingress')?.version, 2, 'the GEN decrypts version 2 on G1:X -> P1:Y');
   assert.equal(sim.pitOf('pgen', cid1Back, 'egress')?.version, 2);
 });
+
+test('a Term behind the GEN inside opens a flow to a global GE: the GEN starts, the GNAT maps it first and relays the DDE as itself with NATF_PORT Z; each PIT on its view', { timeout: 5000 }, () => {
+  const mapped: Flow[] = [];
+  const gnat: NatfDprpHooks = { outbound: (q) => { mapped.push(q.flow); return { ok: true, port: Z }; } };
+  const sim = new Sim([
+    { name: 'net', addr: '203.0.113.1' },
+    { name: 'alice', addr: G1, parent: 'net', ge: { type: 'GES', mode: 'OP', keys: [testKey(10)] } },
+    { name: 'gnat', addr: G2, parent: 'net', ge: { type: 'GNAT', mode: 'CL', keys: [testKey(10)], natf: gnat } },
+    { name: 'pgen', addr: PGEN, parent: 'gnat', ge: { type: 'GEN', mode: 'CL', keys: [testKey(10)] } },
+    { name: 'bob', addr: P1, parent: 'pgen' },
+  ]);
+  const flow: Flow = { saddr: P1, daddr: G1, sport: 40123, dport: 5201, proto: 6 };
+  sim.ge('pgen').node.onPitMiss(flow, 'h6');
+  sim.time.run(1000);
+  assert.deepEqual(mapped, [flow], 'the GNAT mapped the Term\'s flow once, before its first packet');
+  const atAlice = sim.wire.filter((w) => w.to === 'alice' && w.icmp[1] === MsgType.DDE).map((w) => decode(w.icmp));
+  assert.equal(atAlice.length, 1);
+  assert.deepEqual(atAlice[0].flow, flow, 'the trigger CID as the GEN sent it (its tags cover it)');
+  assert.deepEqual(atAlice[0].records.map((r) => r.addr), [PGEN, G2]);
+  assert.equal(atAlice[0].records[1].options.find((op) => op.type === OptionType.NATF_PORT)?.value.readUInt16BE(0), Z);
+  assert.deepEqual(sim.ge('pgen').released, ['h6']);
+  const rev = (f: Flow): Flow => ({ saddr: f.daddr, daddr: f.saddr, sport: f.dport, dport: f.sport, proto: f.proto });
+  assert.equal(sim.pitOf('pgen', flow, 'egress')?.action, 'encrypt', 'the GEN: P1:X -> G1:Y encrypt');
+  assert.equal(sim.pitOf('pgen', rev(flow), 'ingress')?.action, 'decrypt');
+  const w: Flow = { ...flow, saddr: G2, sport: Z };
+  assert.equal(sim.pitOf('gnat', w, 'egress')?.action, 'pass', 'the GNAT: G2:Z <-> G1:Y, transit');
+  assert.equal(sim.pitOf('gnat', rev(w), 'ingress')?.action, 'pass');
+  assert.equal(sim.pitOf('alice', w, 'ingress')?.action, 'decrypt', 'alice: G2:Z <-> G1:Y');
+  assert.equal(sim.pitOf('alice', rev(w), 'egress')?.action, 'encrypt');
+  assert.equal([...sim.ge('alice').pit.values()].filter((e) => e.flow.saddr === P1 || e.flow.daddr === P1).length, 0, 'alice keys nothing on the private address');
+});
