@@ -13,6 +13,8 @@
  *    192.0.2.2:Z and alice:X <-> 100.64.2.10:8080;
  *  - a capture on the P-GEN - bob leg (P-GEN i0): the marker and HTTP in the
  *    clear, and nothing else reached bob (no control message: bob is a Term);
+ *  - the GNAT's fast path encrypted or decrypted not one packet (its
+ *    counters), P-GEN did;
  *  - PITs: alice G1:X <-> G2:Z encrypt/decrypt, the GNAT the same tuple pass
  *    (nothing encrypted or decrypted), P-GEN G1:X <-> P1:Y decrypt/encrypt;
  *    the GNAT's NAT session is P1:Y for peer G1:X, origin inbound;
@@ -127,6 +129,11 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
       for (const f of files) rmSync(f, { force: true });
       rmSync(out, { force: true });
     }
+    // Not one packet decrypted or encrypted at the GNAT, not even the first (the PIT dump shows only the end state).
+    const cipherAt = (h: 'gnat' | 'pgen'): number => n.metrics(h).split('\n').filter((l) => l.startsWith('gscip_datapath_direction_packets_total') && /reason="pit_(encrypt|decrypt)"/.test(l))
+      .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+    assert.equal(cipherAt('gnat'), 0, `the GNAT's fast path encrypted or decrypted nothing\n${diag(n)}`);
+    assert.ok(cipherAt('pgen') > 100, 'the GEN did');
     const nat = JSON.parse(n.g.ok('gnat', ['maps', 'dump', 'nat', '--json', ...n.g.instanceArgs('gnat')])) as NatRow[];
     const s = nat.find((r) => r.proto === 'tcp' && r.inside === `${P1}:${HTTP_PORT}` && r.peer === `${ALICE}:${x}`);
     assert.ok(s, `the GNAT's session for bob and alice's port ${x}: ${JSON.stringify(nat)}`);
