@@ -14,6 +14,8 @@
  *     with its own record carrying NATF_LIP P1, the host answers as the end GE
  *     of G1:X -> P1:Y, and the GNAT appends NATF_PORT Z to that RGI and passes
  *     the ciphertext (transit), translating only the outer addresses.
+ *     A Term behind a GEN inside (ACT `via`): the same, relayed to that GEN,
+ *     NATF_LIP naming the Term; the GEN answers as the Term's end GE.
  *     The other way (a GE inside negotiating with a global GE): the GNAT maps
  *     the flow in its NAPT first (port Z), relays the DDE from its own address
  *     with its record carrying NATF_PORT Z, so the global GE keys on G2:Z.
@@ -28,8 +30,12 @@ export interface VirtualTarget {
 }
 
 export type NatfInbound =
-  /** `inside`: the host runs a GE itself (its ACT entry's `ge`): relay the negotiation inward to it, do not answer. */
-  | { ok: true; port: number; inside?: string }
+  /**
+   * `inside`: the GE to relay the negotiation inward to, not answering: the host itself when it
+   * runs a GE (its ACT entry's `ge`), or the GEN in front of it (ACT `via`), then `host` is the
+   * host's own address (NATF_LIP; absent: `inside`).
+   */
+  | { ok: true; port: number; inside?: string; host?: string }
   | { ok: false; reason: NatfRefusal };
 
 /** Why a GNAT refuses a DDE naming a host (counted, answered with a refused RGI). */
@@ -65,10 +71,11 @@ export interface NatfDprpHooks {
    * GNAT: a DDE to its own address without a name, for a port Z that an
    * inbound mapping holds for this peer (`flow` G1:X -> G2:Z; a re-keying
    * of a flow to a virtual address): the private GE (P1) and its port Y
-   * when the mapped host is a GE (ACT `ge`), so the GNAT relays inward again
-   * rather than answering as the end GE; null otherwise.
+   * when the mapped host is a GE (ACT `ge`), or the GEN in front of it and the
+   * host's address `host` (ACT `via`), so the GNAT relays inward again rather
+   * than answering as the end GE; null otherwise.
    */
-  mappedInside?(q: { flow: Flow }): { inside: string; port: number } | null;
+  mappedInside?(q: { flow: Flow }): { inside: string; port: number; host?: string } | null;
   /**
    * GNAT: the external address its NAT uses now (`nat.follow` moves it with
    * the outside interface): DPRP reads the kernel's addresses again at once

@@ -133,8 +133,9 @@ export class DprpNode {
       // member (the start's own record verifies with a key we hold); the answers go to the packet's
       // source, never to the address in the body.
       if (ip.src !== m.startGe && !this.natted(m, ip.src)) return c.reject('source_mismatch');
-      // NAT-f: a GNAT relays a DDE for G2 to the private GE P1 behind it, its record naming P1 (relay-role natfInside).
-      if (ip.dst !== m.flow.daddr && !(ip.dst === self && this.relay.natfInside(m)?.addr === self)) return c.reject('destination_mismatch');
+      // NAT-f: a GNAT relays a DDE for G2 to the private GE P1 behind it, its record naming P1, or to the GEN
+      // in front of a Term P1, its record naming P1 behind that GEN (relay-role natfInside).
+      if (ip.dst !== m.flow.daddr && !(ip.dst === self && this.relay.natfInside(m) !== null)) return c.reject('destination_mismatch');
     }
     // NAT-f: the start sends the MPIT for a private GE behind a GNAT to the GNAT, which relays it inward.
     if (ip && m.type === MsgType.MPIT && ip.dst !== m.endGe && !this.relay.mpitOnItsWay(m, ip.dst)) return c.reject('destination_mismatch');

@@ -79,9 +79,10 @@ interface RelayNeg {
   /**
    * NAT-f at a GNAT whose private host is a GE (ACT `ge`): the host's address P1
    * the negotiation was relayed to, and the port Z mapped for this peer (its
-   * RGI gets NATF_PORT Z appended; the MPIT goes on to P1).
+   * RGI gets NATF_PORT Z appended; the MPIT goes on to P1). A Term behind a GEN
+   * inside (ACT `via`): `addr` is that GEN's, the end GE; `host` the Term's P1.
    */
-  inside?: { addr: string; port: number };
+  inside?: { addr: string; port: number; host?: string };
   /**
    * NAT-f at a GNAT, the other way: an inside GE's negotiation toward a
    * global GE, relayed out from this GNAT's own address; `port` is the NAPT
@@ -157,10 +158,11 @@ export class RelayRole {
   /**
    * NAT-f, at a private GE behind a GNAT: the address the DDE's last record
    * (the GNAT's, its membership tags verified with a key we hold) names in
-   * NATF_LIP, when it is this GE's own; null otherwise. This GE is then the
+   * NATF_LIP, when it is this GE's own, or (a GEN inside the GNAT's network,
+   * ACT `via`) a Term behind this GE; null otherwise. This GE is then the
    * end GE of the trigger CID with that address for its destination (CID1 =
-   * G1:X -> P1:Y). node.ts takes such a DDE although its packet went to P1,
-   * not to the trigger CID's destination G2.
+   * G1:X -> P1:Y). node.ts takes such a DDE although its packet went to this
+   * GE (P1, or the GEN), not to the trigger CID's destination G2.
    */
   natfInside(m: DprpMessage): { addr: string; port: number } | null {
     if (m.type !== MsgType.DDE || m.records.length < 2) return null;
@@ -168,7 +170,7 @@ export class RelayRole {
     const lip = m.records[i].options.find((o) => o.type === OptionType.NATF_LIP);
     if (!lip || lip.value.length !== 4) return null;
     const addr = `${lip.value[0]}.${lip.value[1]}.${lip.value[2]}.${lip.value[3]}`;
-    if (addr !== this.c.d.self.addr) return null;
+    if (addr !== this.c.d.self.addr && this.c.d.locality(addr) !== 'behind') return null;
     // NATF_PORT in the GNAT's DDE record: this GE's port Y (a re-keying's trigger CID carries Z).
     const y = m.records[i].options.find((o) => o.type === OptionType.NATF_PORT);
     const port = y && y.value.length === 2 ? y.value.readUInt16BE(0) : m.flow.dport;
@@ -227,7 +229,9 @@ export class RelayRole {
     // NAT-f at the private GE: the end GE of CID1 (the trigger CID with this GE's address for G2); its entries go there.
     if (inward) {
       r.local = { ...r.flow, daddr: inward.addr, dport: inward.port };
-      return this.answerRgi(r, m, REC_F_IS_DEST);
+      r.role = 'end';
+      // A GEN answers for the Term behind it (the GNAT addressed it: ACT `via`), with no end wait.
+      return this.answerRgi(r, m, inward.addr === c.d.self.addr ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
     }
     // NAT-f: no name, but to a port Z a GNAT maps for this peer to a private GE (a re-keying from the start):
     // relayed inward again, never answered here (we would decrypt a flow the private GE expects ciphertext on).
@@ -235,14 +239,16 @@ export class RelayRole {
       const mi = c.d.natf?.mappedInside?.({ flow: m.flow });
       if (mi) {
         r.local = m.flow;
-        return this.relayInward(r, m, { addr: mi.inside, port: m.flow.dport }, ip, mi.port);
+        return this.relayInward(r, m, { addr: mi.inside, port: m.flow.dport, ...(mi.host ? { host: mi.host } : {}) }, ip, mi.port);
       }
     }
     // NAT-f: a DDE naming a host behind this GE's own address (a GE on the way relays it as any other).
     if (loc === 'self' && m.options.some((o) => o.type === OptionType.NATF_NAME)) return this.answerNatf(r, m, loc, ip);
     if (r.role === 'end') return this.answerRgi(r, m, loc === 'self' ? REC_F_IS_DEST : REC_F_PROTECTS_DEST);
-    // NAT-f at a GNAT: an inside GE's DDE toward a global GE leaves translated, from this GNAT.
-    if (r.outward || (r.role === 'intermediate' && m.records.length === 1 && ip?.src === m.startGe && m.flow.saddr === m.startGe
+    // NAT-f at a GNAT: an inside GE's DDE toward a global GE leaves translated, from this GNAT. The inside GE
+    // is the flow's source (a GES) or a GEN inside in front of it (its Term's flow, the source behind us too).
+    if (r.outward || (r.role === 'intermediate' && m.records.length === 1 && ip?.src === m.startGe
+      && (m.flow.saddr === m.startGe || c.d.locality(m.flow.saddr) === 'behind')
       && c.d.locality(m.startGe) === 'behind' && c.d.natf?.outbound)) {
       if (this.relayOutward(r, m)) return;
     }
@@ -354,7 +360,7 @@ export class RelayRole {
       return this.answerRgi(r, dde, REC_F_PROTECTS_DEST, [], Status.REFUSED);
     }
     r.local = { ...r.flow, dport: ans.port };
-    if (ans.inside) return this.relayInward(r, dde, { addr: ans.inside, port: ans.port }, ip, dde.flow.dport);
+    if (ans.inside) return this.relayInward(r, dde, { addr: ans.inside, port: ans.port, ...(ans.host ? { host: ans.host } : {}) }, ip, dde.flow.dport);
     r.role = 'end';
     const z = Buffer.alloc(2);
     z.writeUInt16BE(ans.port, 0);
@@ -372,13 +378,15 @@ export class RelayRole {
    * the fast path punts them to us (control.h): we append NATF_PORT Z to the
    * RGI and forward both from our own address. This GNAT stays on the way
    * (intermediate): its entries on G1:X <-> G2:Z are the MPIT's transit pass.
+   * A Term behind a GEN inside (ACT `via`): the same, sent to the GEN
+   * (`inside.addr`, the end GE to be), NATF_LIP naming the Term (`inside.host`).
    */
-  private relayInward(r: RelayNeg, dde: DprpMessage, inside: { addr: string; port: number }, ip: PacketAddrs | undefined, insidePort: number): void {
+  private relayInward(r: RelayNeg, dde: DprpMessage, inside: { addr: string; port: number; host?: string }, ip: PacketAddrs | undefined, insidePort: number): void {
     const c = this.c;
     r.role = 'intermediate';
     r.inside = inside;
     const lip = Buffer.alloc(4);
-    writeIpv4(lip, 0, inside.addr, 'NATF_LIP');
+    writeIpv4(lip, 0, inside.host ?? inside.addr, 'NATF_LIP');
     const y = Buffer.alloc(2);
     y.writeUInt16BE(insidePort, 0);
     const out: DprpMessage = { ...dde, records: [...dde.records] };

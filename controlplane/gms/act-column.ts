@@ -19,7 +19,7 @@ export function actFromColumn(v: unknown, userId: string): ActEntry[] | undefine
   const ok = a.every((e) => e && typeof e.name === 'string' && typeof e.address === 'string' &&
     (e.outsideAccess === 'allow' || e.outsideAccess === 'deny') && Array.isArray(e.groups) && e.groups.every((g: unknown) => Number.isInteger(g)) &&
     (e.ports === undefined || (Array.isArray(e.ports) && e.ports.every((p: unknown) => Number.isInteger(p)))) &&
-    (e.ge === undefined || typeof e.ge === 'boolean'));
+    (e.ge === undefined || typeof e.ge === 'boolean') && (e.via === undefined || typeof e.via === 'string'));
   if (!ok) throw new Error(`GMS database: GE ${userId} has an act entry of an unknown shape`);
   return a.length ? (a as ActEntry[]) : undefined;
 }

@@ -71,6 +71,13 @@ export interface ActEntry {
    * to end (docs/natf.md "A private GE behind the GNAT"). Absent: false.
    */
   ge?: boolean;
+  /**
+   * The host is a plain Term behind a GEN inside the GNAT's network: the
+   * GEN's private address. The GNAT relays the negotiation inward to that GEN,
+   * which answers as the host's end GE, so PCCOM runs to the GEN and the leg
+   * GNAT -> GEN is encrypted too (docs/natf.md "A GEN inside"). Never with `ge`.
+   */
+  via?: string;
 }
 
 /** Network-wide rules every GE enforces (delivered to each with its GE info). */

@@ -124,6 +124,7 @@ function actChanges(cur: readonly ActEntry[], des: readonly ActEntry[]): string 
     if (c.groups.join(',') !== e.groups.join(',')) d.push(`groups [${c.groups.join(',')}] -> [${e.groups.join(',')}]`);
     if ((c.ports ?? []).join(',') !== (e.ports ?? []).join(',')) d.push(`ports [${(c.ports ?? ['any']).join(',')}] -> [${(e.ports ?? ['any']).join(',')}]`);
     if ((c.ge === true) !== (e.ge === true)) d.push(`ge ${c.ge === true} -> ${e.ge === true}`);
+    if ((c.via ?? '') !== (e.via ?? '')) d.push(`via ${c.via ?? 'none'} -> ${e.via ?? 'none'}`);
     if (d.length) out.push(`~${e.name} (${d.join(', ')})`);
   }
   for (const c of cur) if (!des.some((e) => e.name === c.name)) out.push(`-${c.name}`);

@@ -50,6 +50,8 @@ const actSchema = z.strictObject({
   outsideAccess: z.enum(['allow', 'deny']),
   /** The host runs a GE itself: the GNAT relays negotiations inward (docs/natf.md). */
   ge: z.boolean().optional(),
+  /** The host is a plain Term behind a GEN inside the GNAT's network: that GEN's private address (docs/natf.md "A GEN inside"). */
+  via: z.ipv4().optional(),
   groups: z.array(z.number().int().min(1).max(MAX_GROUP_ID)).optional(),
   /** GSRA only: the IN's service ports admitted (absent: every port); another port only as an announced FTP data port (docs/gsra.md). */
   ports: z.array(z.number().int().min(1).max(65535)).min(1).max(64).optional(),
@@ -102,6 +104,20 @@ export function validateNetwork(input: unknown): NetworkState {
 }
 
 /** Duplicates and references between entries: group numbers used by GEs must be defined. */
+/**
+ * An ACT entry's `via` (the GEN in front of a plain Term inside a GNAT's
+ * network): only in a GNAT's ACT, never with `ge: true` (the host is then its
+ * own end GE: there is no GEN to name), never the host's own address or the
+ * GNAT's external one.
+ */
+function viaProblems(e: { address?: unknown; ge?: unknown; via?: unknown }, at: string, type: unknown, external: unknown): string[] {
+  if (type !== 'GNAT') return [`${at}: only a GNAT's ACT names a GEN in front of a host (this GE is ${String(type)})`];
+  if (e.ge === true) return [`${at}: a host that is its own GE (ge: true) has no GEN in front of it: give ge or via, not both`];
+  if (e.via === e.address) return [`${at}: ${String(e.via)} is the host's own address; via names the GEN in front of it (a host that is a GE: ge: true)`];
+  if (e.via === external) return [`${at}: ${String(e.via)} is the GNAT's external address; via names a GEN inside its network`];
+  return [];
+}
+
 function crossCheck(raw: unknown): string[] {
   const out: string[] = [];
   const f = raw as { groups?: unknown; ges?: unknown } | null;
@@ -132,8 +148,9 @@ function crossCheck(raw: unknown): string[] {
       if (g.type !== 'GNAT' && g.type !== 'GSRA' && g.act.length) out.push(`ges[${i}].act: only a GNAT has an ACT (this GE is ${String(g.type)})`);
       const own = Array.isArray(g.groups) ? g.groups : [];
       const addrs = new Map<unknown, number>();
-      (g.act as Array<{ name?: unknown; address?: unknown; groups?: unknown; ports?: unknown }>).forEach((e, j) => {
+      (g.act as Array<{ name?: unknown; address?: unknown; groups?: unknown; ports?: unknown; ge?: unknown; via?: unknown }>).forEach((e, j) => {
         if (e?.ports !== undefined && g.type !== 'GSRA') out.push(`ges[${i}].act[${j}].ports: only a GSRA router's INs have service ports (this GE is ${String(g.type)})`);
+        if (e?.via !== undefined) out.push(...viaProblems(e, `ges[${i}].act[${j}].via`, g.type, (g as { external?: unknown }).external));
         const name = typeof e?.name === 'string' ? e.name.toLowerCase().replace(/\.$/, '') : null;
         if (name) {
           const prev = actNames.get(name);
@@ -192,7 +209,7 @@ function normalize(f: NetworkFile): NetworkState {
       const def: GeDef = { userId: ge.userId, type: ge.type, mode: ge.mode, groups };
       if (ge.act?.length) {
         def.act = ge.act.map((e) => ({ name: e.name, address: e.address, outsideAccess: e.outsideAccess, groups: [...new Set(e.groups ?? groups)].sort((a, b) => a - b),
-          ...(e.ports ? { ports: [...new Set(e.ports)].sort((a, b) => a - b) } : {}), ...(e.ge ? { ge: true } : {}) }))
+          ...(e.ports ? { ports: [...new Set(e.ports)].sort((a, b) => a - b) } : {}), ...(e.ge ? { ge: true } : {}), ...(e.via ? { via: e.via } : {}) }))
           .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       }
       return def;

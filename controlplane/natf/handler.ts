@@ -16,7 +16,7 @@ import { actSource, type ActSource } from './act-source.js';
 import { ActDdns } from './act-ddns.js';
 import { NAT_STATES } from './nat-expiry.js';
 import { NatSweeper, type NatSweepResult } from './nat-sweep.js';
-import { actDecide, parseDeliveredAct, type ActEntry } from './act.js';
+import { actDecide, parseDeliveredAct, relayTarget, type ActEntry } from './act.js';
 import { InboundMapper } from './inbound.js';
 import type { NatfDprpHooks, NatfInbound } from '../dprp/natf-hooks.js';
 import { natInboundMappingsTotal, natOutboundMappingsTotal } from '../metrics/metrics.js';
@@ -71,7 +71,8 @@ export class NatHandler implements PuntHandler {
         return { ok: false, reason: r.reason };
       }
       natInboundMappingsTotal.inc({ result: r.created ? 'created' : 'reused' });
-      return { ok: true, port: r.extPort, ...(d.ge ? { inside: d.address } : {}) };
+      // A GE itself: relay inward to it; a Term behind a GEN inside (via): relay to that GEN, NATF_LIP the host.
+      return { ok: true, port: r.extPort, ...relayTarget(d) };
     },
     mappedInside: ({ flow }) => {
       const maps = this.natMaps;
@@ -80,7 +81,8 @@ export class NatHandler implements PuntHandler {
       if (!key || key.daddr !== flow.saddr || key.dport !== flow.sport) return null;
       const s = maps.sessions.get(key);
       if (!s || s.origin !== NatOrigin.INBOUND) return null;
-      return this.currentAct.some((e) => e.address === key.saddr && e.ge === true) ? { inside: key.saddr, port: key.sport } : null;
+      const e = this.currentAct.find((x) => x.address === key.saddr && relayTarget(x) !== null);
+      return e ? { ...relayTarget(e)!, port: key.sport } : null;
     },
     external: () => (this.cfg ? this.external : null),
     outbound: ({ flow }): NatfInbound | null => {

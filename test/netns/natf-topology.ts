@@ -34,6 +34,10 @@ export const BOB = '100.64.1.10';
 export const DNS_ADDR = '198.51.100.53';
 export const ALICE_DNS_SIDE = '198.51.100.1';
 export const HTTP_PORT = 8080;
+/** genInside: P-GEN, a GEN inside the GNAT's network (its outside 100.64.1.2 on the GNAT's in0), and bob behind it. */
+export const PGEN = '100.64.1.2';
+export const PGEN_IN = '100.64.2.1';
+export const BOB_BEHIND_GEN = '100.64.2.10';
 export const GROUP_KEY = randomBytes(32).toString('hex');
 
 export interface NatfTopoOptions {
@@ -58,6 +62,16 @@ export interface NatfTopoOptions {
   gnatDdns?: boolean;
   /** More GNAT addresses alice knows from her config (natf.gnats). */
   aliceGnats?: string[];
+  /**
+   * bob (a plain Term, at 100.64.2.10) sits behind P-GEN, a CL GEN of group 10
+   * (guarding its outside g0, 100.64.1.2, on the GNAT's in0), and the GNAT's
+   * ACT names it (`via`): the GNAT relays the negotiation to P-GEN, which
+   * answers as bob's end GE; PCCOM runs alice <-> P-GEN (docs/natf.md "A GEN
+   * inside the GNAT's network").
+   *
+   *   gnat in0 100.64.1.1 --/g0 100.64.1.2-- pgen --i0 100.64.2.1/p0-- bob 100.64.2.10
+   */
+  genInside?: boolean;
 }
 
 export class NatfTopo {
@@ -71,14 +85,21 @@ export class NatfTopo {
   gnat: AgentProc | null = null;
   /** bob's agent (bobGe only). */
   bob: AgentProc | null = null;
+  /** P-GEN's agent (genInside only). */
+  pgen: AgentProc | null = null;
+  /** bob's address: BOB, or BOB_BEHIND_GEN with genInside. */
+  get bobAddr(): string { return this.o.genInside ? BOB_BEHIND_GEN : BOB; }
 
   constructor(tag: string, readonly o: NatfTopoOptions = {}) {
     this.t = new Topology(tag);
     const t = this.t;
     try {
-      for (const h of ['alice', 'gnat', 'bob', 'dns', 'glob']) t.addHost(h);
+      for (const h of ['alice', 'gnat', 'bob', 'dns', 'glob', ...(o.genInside ? ['pgen'] : [])]) t.addHost(h);
       t.link('alice', 'eth0', 'gnat', 'out0');
-      t.link('gnat', 'in0', 'bob', 'p0');
+      if (o.genInside) {
+        t.link('gnat', 'in0', 'pgen', 'g0');
+        t.link('pgen', 'i0', 'bob', 'p0');
+      } else t.link('gnat', 'in0', 'bob', 'p0');
       t.link('alice', 'd0', 'dns', 'dns0');
       t.link('alice', 'eth1', 'glob', 'g0');
       t.addr('alice', 'eth0', `${ALICE}/32`);
@@ -90,8 +111,18 @@ export class NatfTopo {
       t.exec('alice', 'ip', ['route', 'add', `${GLOB}/32`, 'dev', 'eth1', 'src', ALICE]);
       t.exec('glob', 'ip', ['route', 'add', `${ALICE}/32`, 'dev', 'g0']);
       t.addr('gnat', 'in0', `${GNAT_IN}/24`);
-      t.addr('bob', 'p0', `${BOB}/24`);
-      t.route('bob', 'default', GNAT_IN);
+      if (o.genInside) {
+        t.addr('pgen', 'g0', `${PGEN}/24`);
+        t.addr('pgen', 'i0', `${PGEN_IN}/24`);
+        t.route('pgen', 'default', GNAT_IN);
+        t.addr('bob', 'p0', `${BOB_BEHIND_GEN}/24`);
+        t.route('bob', 'default', PGEN_IN);
+        t.exec('gnat', 'ip', ['route', 'add', '100.64.2.0/24', 'via', PGEN, 'dev', 'in0']);
+        t.forwarding('pgen');
+      } else {
+        t.addr('bob', 'p0', `${BOB}/24`);
+        t.route('bob', 'default', GNAT_IN);
+      }
       t.addr('alice', 'd0', `${ALICE_DNS_SIDE}/24`);
       t.addr('dns', 'dns0', `${DNS_ADDR}/24`);
       t.forwarding('gnat');
@@ -137,9 +168,9 @@ export class NatfTopo {
       handlers: ['dprp', 'nat'],
       ge: { type: 'GNAT', mode: 'CL' },
       nat: {
-        external: GNAT_OUT, inside: ['100.64.1.0/24'], sweepMs: 500, ...(this.o.maxSessions ? { maxSessions: this.o.maxSessions } : {}), ...ddns,
+        external: GNAT_OUT, inside: ['100.64.1.0/24', ...(this.o.genInside ? ['100.64.2.0/24'] : [])], sweepMs: 500, ...(this.o.maxSessions ? { maxSessions: this.o.maxSessions } : {}), ...ddns,
         act: [
-          { name: 'bob.example.net', address: BOB, outsideAccess: 'allow', groups: [10], ...(this.o.bobGe ? { ge: true } : {}) },
+          { name: 'bob.example.net', address: this.bobAddr, outsideAccess: 'allow', groups: [10], ...(this.o.bobGe ? { ge: true } : {}), ...(this.o.genInside ? { via: PGEN } : {}) },
           { name: 'carol.example.net', address: '100.64.1.11', outsideAccess: 'allow', groups: [11] },
           { name: 'dave.example.net', address: '100.64.1.12', outsideAccess: 'deny', groups: [10] },
         ],
@@ -161,6 +192,12 @@ export class NatfTopo {
       writeFileSync(bobCfg, JSON.stringify({ interfaces: [{ name: 'p0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'CL' } }));
       this.bob = await this.g.startAgent('bob', ['--config', bobCfg, '--metrics', '127.0.0.1:9464'], 'bob');
       hosts.push(['bob', 'bob']);
+    }
+    if (this.o.genInside) {
+      const pgenCfg = `${this.dir}/pgen.json`;
+      writeFileSync(pgenCfg, JSON.stringify({ interfaces: [{ name: 'g0' }], handlers: ['dprp'], ge: { type: 'GEN', mode: 'CL' } }));
+      this.pgen = await this.g.startAgent('pgen', ['--config', pgenCfg, '--metrics', '127.0.0.1:9464'], 'pgen');
+      hosts.push(['pgen', 'pgen']);
     }
     if (this.o.second) {
       const g2 = `${this.dir}/gnat2.json`;
@@ -202,7 +239,7 @@ export class NatfTopo {
     this.alice = await this.g.startAgent('alice', this.aliceArgs, 'alice');
   }
 
-  metrics(host: 'alice' | 'gnat' | 'gnat2' | 'bob'): string {
+  metrics(host: 'alice' | 'gnat' | 'gnat2' | 'bob' | 'pgen'): string {
     return this.t.exec(host, 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
   }
 
