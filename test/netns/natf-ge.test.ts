@@ -33,6 +33,7 @@ import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
 import { Capture } from '../lib/capture.js';
+import { bobHttpServer, tcpSink, tcpSource } from './natf-apps.js';
 
 /** The PIT rows of `host`'s agent. */
 function pitOf(n: NatfTopo, host: string): PitRow[] {
@@ -45,36 +46,11 @@ const MARKER = 'NATF-GE-PLAINTEXT-MARKER-5c21';
 const BYTES = 6 << 20;
 const VIRTUAL = /^198\.1[89]\.\d{1,3}\.\d{1,3}$/;
 
-/** bob's service: GET /blob serves the file; anything else answers with the peer address bob sees. */
-const HTTP_SERVER = (file: string): string => `
-const http = require('http'), fs = require('fs');
-const srv = http.createServer((q, r) => {
-  if (q.url === '/blob') { const b = fs.readFileSync(${JSON.stringify(file)}); r.writeHead(200, { 'content-length': b.length }); r.end(b); return; }
-  r.writeHead(200, { 'content-type': 'text/plain' }); r.end('hello from bob, you are ' + q.socket.remoteAddress + '\\n');
-});
-srv.keepAliveTimeout = 100;
-srv.listen(${HTTP_PORT}, ${JSON.stringify(BOB)}, () => console.log('ready'));
-setTimeout(() => process.exit(3), 170000).unref();`;
 
 const TCP_PORT = 5201;
 const BOB_PORT = 40124;
 
-/** alice's TCP sink: writes what it gets to `out`, prints the peer it sees. */
-const SINK = (out: string): string => `
-const net = require('net'), fs = require('fs');
-const out = fs.createWriteStream(${JSON.stringify(out)});
-const srv = net.createServer((c) => { console.log('peer ' + c.remoteAddress + ':' + c.remotePort); c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => process.exit(0))); });
-srv.listen(${TCP_PORT}, ${JSON.stringify(ALICE)}, () => console.log('ready'));
-setTimeout(() => process.exit(3), 90000).unref();`;
 
-/** bob's source: sends `inp` to alice from port BOB_PORT. */
-const SOURCE = (inp: string): string => `
-const net = require('net'), fs = require('fs');
-const s = net.connect({ host: ${JSON.stringify(ALICE)}, port: ${TCP_PORT}, localPort: ${BOB_PORT} });
-s.on('connect', () => fs.createReadStream(${JSON.stringify(inp)}).pipe(s));
-s.on('close', () => process.exit(0));
-s.on('error', (e) => { console.error(e.message); process.exit(2); });
-setTimeout(() => process.exit(3), 90000).unref();`;
 
 const UDP_PORT = 5300;
 const UDP_ECHO = `
@@ -129,7 +105,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       data = Buffer.concat([randomBytes(BYTES / 2), Buffer.from(MARKER.repeat(64)), randomBytes(BYTES / 2 - MARKER.length * 64)]);
       blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
       writeFileSync(blob, data);
-      await waitReady(n.t.spawn('bob', 'node', ['-e', HTTP_SERVER(blob)]), 'bob\'s HTTP server');
+      await waitReady(n.t.spawn('bob', 'node', ['-e', bobHttpServer(blob, BOB, HTTP_PORT, 170000)]), 'bob\'s HTTP server');
       await waitReady(n.t.spawn('bob', 'node', ['-e', UDP_ECHO]), 'bob\'s UDP echo');
     } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
   });
@@ -235,12 +211,12 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     const capIn = await Capture.start(n.t, { host: 'gnat', iface: 'in0', file: pcapIn, filter: 'ip' });
     let peer: RegExpExecArray | null = null;
     try {
-      const sink = n.t.spawn('alice', 'node', ['-e', SINK(out)]);
+      const sink = n.t.spawn('alice', 'node', ['-e', tcpSink(out, ALICE, TCP_PORT)]);
       let sinkOut = '';
       sink.stdout?.setEncoding('utf8');
       sink.stdout?.on('data', (d: string) => { sinkOut += d; });
       await waitFor('TCP sink on alice', () => sinkOut.includes('ready'), 5000);
-      const src = n.t.spawn('bob', 'node', ['-e', SOURCE(inp)]);
+      const src = n.t.spawn('bob', 'node', ['-e', tcpSource(inp, ALICE, TCP_PORT, BOB_PORT)]);
       let srcErr = '';
       src.stderr?.on('data', (d: Buffer) => { srcErr += d.toString(); });
       assert.equal(await exited(src, 80_000), 0, `bob's connection closed cleanly: ${srcErr}\n${diag(n)}`);

@@ -23,6 +23,7 @@ import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, NatfTopo } from './natf-topology.js';
 import { Capture } from '../lib/capture.js';
+import { tcpSink, tcpSource } from './natf-apps.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v tcpdump'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'BIND 9 or tcpdump not installed (make deps)' : null;
@@ -31,20 +32,7 @@ const BYTES = 4 << 20;
 const TCP_PORT = 5201;
 const UDP_PORT = 5301;
 
-const SINK = (out: string): string => `
-const net = require('net'), fs = require('fs');
-const out = fs.createWriteStream(${JSON.stringify(out)});
-const srv = net.createServer((c) => { console.log('peer ' + c.remoteAddress + ':' + c.remotePort); c.pipe(out); c.on('error', () => {}); c.on('end', () => out.end(() => process.exit(0))); });
-srv.listen(${TCP_PORT}, ${JSON.stringify(ALICE)}, () => console.log('ready'));
-setTimeout(() => process.exit(3), 90000).unref();`;
 
-const SOURCE = (inp: string): string => `
-const net = require('net'), fs = require('fs');
-const s = net.connect({ host: ${JSON.stringify(ALICE)}, port: ${TCP_PORT}, localPort: 40123 });
-s.on('connect', () => fs.createReadStream(${JSON.stringify(inp)}).pipe(s));
-s.on('close', () => process.exit(0));
-s.on('error', (e) => { console.error(e.message); process.exit(2); });
-setTimeout(() => process.exit(3), 90000).unref();`;
 
 const UDP_ECHO = `
 const d = require('dgram').createSocket('udp4');
@@ -82,12 +70,12 @@ describe('NAT-f: a private Term behind the GNAT reaches a global GES, encrypted 
     const out = n.t.scratchPath(`/tmp/${n.t.prefix}-out`);
     writeFileSync(inp, data);
     try {
-      const sink = n.t.spawn('alice', 'node', ['-e', SINK(out)]);
+      const sink = n.t.spawn('alice', 'node', ['-e', tcpSink(out, ALICE, TCP_PORT)]);
       let sinkOut = '';
       sink.stdout?.setEncoding('utf8');
       sink.stdout?.on('data', (d: string) => { sinkOut += d; });
       await waitFor('TCP sink on alice', () => sinkOut.includes('ready'), 5000);
-      const src = n.t.spawn('bob', 'node', ['-e', SOURCE(inp)]);
+      const src = n.t.spawn('bob', 'node', ['-e', tcpSource(inp, ALICE, TCP_PORT, 40123)]);
       let srcErr = '';
       src.stderr?.on('data', (d: Buffer) => { srcErr += d.toString(); });
       assert.equal(await exited(src, 80_000), 0, `bob's connection closed cleanly: ${srcErr}`);
