@@ -16,6 +16,7 @@ import type { NatfDprpHooks } from '../../controlplane/dprp/natf-hooks.js';
 import { decode, encode, MsgType, type Flow } from '../../controlplane/dprp/wire.js';
 import { OptionType } from '../../controlplane/dprp/spec-options.js';
 import { Sim, testKey } from './dprp-sim.js';
+import { assertFigureB } from './natf-sim-asserts.js';
 
 const G1 = '192.0.2.1';
 const G2 = '192.0.2.2';
@@ -147,13 +148,5 @@ test('a Term behind the GEN inside opens a flow to a global GE: the GEN starts, 
   assert.deepEqual(atAlice[0].records.map((r) => r.addr), [PGEN, G2]);
   assert.equal(atAlice[0].records[1].options.find((op) => op.type === OptionType.NATF_PORT)?.value.readUInt16BE(0), Z);
   assert.deepEqual(sim.ge('pgen').released, ['h6']);
-  const rev = (f: Flow): Flow => ({ saddr: f.daddr, daddr: f.saddr, sport: f.dport, dport: f.sport, proto: f.proto });
-  assert.equal(sim.pitOf('pgen', flow, 'egress')?.action, 'encrypt', 'the GEN: P1:X -> G1:Y encrypt');
-  assert.equal(sim.pitOf('pgen', rev(flow), 'ingress')?.action, 'decrypt');
-  const w: Flow = { ...flow, saddr: G2, sport: Z };
-  assert.equal(sim.pitOf('gnat', w, 'egress')?.action, 'pass', 'the GNAT: G2:Z <-> G1:Y, transit');
-  assert.equal(sim.pitOf('gnat', rev(w), 'ingress')?.action, 'pass');
-  assert.equal(sim.pitOf('alice', w, 'ingress')?.action, 'decrypt', 'alice: G2:Z <-> G1:Y');
-  assert.equal(sim.pitOf('alice', rev(w), 'egress')?.action, 'encrypt');
-  assert.equal([...sim.ge('alice').pit.values()].filter((e) => e.flow.saddr === P1 || e.flow.daddr === P1).length, 0, 'alice keys nothing on the private address');
+  assertFigureB(sim, 'pgen', flow, G2, Z, P1);
 });

@@ -17,6 +17,7 @@ import type { NatfDprpHooks, NatfInbound, NatfStartFailure } from '../../control
 import { decode, encode, MsgType, type Flow } from '../../controlplane/dprp/wire.js';
 import { OptionType } from '../../controlplane/dprp/spec-options.js';
 import { Sim, testKey, type SimNodeSpec } from './dprp-sim.js';
+import { assertFigureB } from './natf-sim-asserts.js';
 
 const G1 = '192.0.2.1';
 const G2 = '192.0.2.2';
@@ -262,15 +263,7 @@ test('a private GE behind the GNAT opens a flow to a global GE: the GNAT maps it
   assert.deepEqual(d.records.map((r) => r.addr), [P1, G2]);
   assert.equal(d.records[1].options.find((op) => op.type === OptionType.NATF_PORT)?.value.readUInt16BE(0), Z);
   assert.deepEqual(sim.ge('bob').released, ['h9']);
-  const rev = (f: Flow): Flow => ({ saddr: f.daddr, daddr: f.saddr, sport: f.dport, dport: f.sport, proto: f.proto });
-  assert.equal(sim.pitOf('bob', flow, 'egress')?.action, 'encrypt', 'bob: P1:X <-> G1:Y');
-  assert.equal(sim.pitOf('bob', rev(flow), 'ingress')?.action, 'decrypt');
-  const wire: Flow = { ...flow, saddr: G2, sport: Z };
-  assert.equal(sim.pitOf('gnat', wire, 'egress')?.action, 'pass', 'the GNAT: G2:Z <-> G1:Y, transit');
-  assert.equal(sim.pitOf('gnat', rev(wire), 'ingress')?.action, 'pass');
-  assert.equal(sim.pitOf('alice', wire, 'ingress')?.action, 'decrypt', 'alice: G2:Z <-> G1:Y at once (no wait for the first packet)');
-  assert.equal(sim.pitOf('alice', rev(wire), 'egress')?.action, 'encrypt');
-  assert.equal([...sim.ge('alice').pit.values()].filter((e) => e.flow.saddr === P1 || e.flow.daddr === P1).length, 0, 'alice keys nothing on the private address');
+  assertFigureB(sim, 'bob', flow, G2, Z, P1);
 });
 
 test('a private GE behind the GNAT with a GEN in front of alice: the GEN takes the MPIT on its way to the GNAT and keys on Z', { timeout: 5000 }, () => {
