@@ -30,3 +30,18 @@ s.on('connect', () => fs.createReadStream(${JSON.stringify(inp)}).pipe(s));
 s.on('close', () => process.exit(0));
 s.on('error', (e) => { console.error(e.message); process.exit(2); });
 setTimeout(() => process.exit(3), 90000).unref();`;
+
+/** A UDP echo on addr:port: answers each datagram with 'echo:<sender address>:' before it. Exits after lifeMs. */
+export const udpEcho = (addr: string, port: number, lifeMs: number): string => `
+const d = require('dgram').createSocket('udp4');
+d.on('message', (m, r) => d.send(Buffer.concat([Buffer.from('echo:' + r.address + ':'), m]), r.port, r.address));
+d.bind(${port}, ${JSON.stringify(addr)}, () => console.log('ready'));
+setTimeout(() => process.exit(3), ${lifeMs}).unref();`;
+
+/** Three datagrams '<text>-i' to name:port on a connected socket (the system resolver); prints each reply with the address it came from. */
+export const udpByName = (name: string, port: number, text: string): string => `
+const d = require('dgram').createSocket('udp4'); const got = [];
+d.on('message', (m, r) => { got.push(r.address + ' ' + m.toString()); if (got.length === 3) { console.log(JSON.stringify(got)); process.exit(0); } });
+require('dns').lookup(${JSON.stringify(name)}, { family: 4 }, (e, a) => { if (e) { console.log('lookup ' + e.code); process.exit(1); }
+  d.connect(${port}, a, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send(${JSON.stringify(text)} + '-' + i), i * 50); }); });
+setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 8000).unref();`;

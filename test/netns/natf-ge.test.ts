@@ -33,7 +33,7 @@ import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
 import { Capture } from '../lib/capture.js';
-import { bobHttpServer, tcpSink, tcpSource } from './natf-apps.js';
+import { bobHttpServer, tcpSink, tcpSource, udpByName, udpEcho } from './natf-apps.js';
 
 /** The PIT rows of `host`'s agent. */
 function pitOf(n: NatfTopo, host: string): PitRow[] {
@@ -53,18 +53,6 @@ const BOB_PORT = 40124;
 
 
 const UDP_PORT = 5300;
-const UDP_ECHO = `
-const d = require('dgram').createSocket('udp4');
-d.on('message', (m, r) => d.send(Buffer.concat([Buffer.from('echo:' + r.address + ':'), m]), r.port, r.address));
-d.bind(${UDP_PORT}, ${JSON.stringify(BOB)}, () => console.log('ready'));
-setTimeout(() => process.exit(3), 170000).unref();`;
-/** Three datagrams (each with the marker) to bob's echo by name; prints each reply with the address it came from. */
-const UDP_CLIENT = `
-const d = require('dgram').createSocket('udp4'); const got = [];
-d.on('message', (m, r) => { got.push(r.address + ' ' + m.toString()); if (got.length === 3) { console.log(JSON.stringify(got)); process.exit(0); } });
-require('dns').lookup('bob.example.net', { family: 4 }, (e, a) => { if (e) { console.log('lookup ' + e.code); process.exit(1); }
-  d.connect(${UDP_PORT}, a, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send(${JSON.stringify(MARKER)} + '-' + i), i * 50); }); });
-setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 8000).unref();`;
 
 const ALICE_UDP = 5301;
 const ALICE_ECHO = `
@@ -106,7 +94,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
       writeFileSync(blob, data);
       await waitReady(n.t.spawn('bob', 'node', ['-e', bobHttpServer(blob, BOB, HTTP_PORT, 170000)]), 'bob\'s HTTP server');
-      await waitReady(n.t.spawn('bob', 'node', ['-e', UDP_ECHO]), 'bob\'s UDP echo');
+      await waitReady(n.t.spawn('bob', 'node', ['-e', udpEcho(BOB, UDP_PORT, 170000)]), 'bob\'s UDP echo');
     } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
   });
   after(async () => { await n?.stop(); n?.cleanupSync(); rmSync(blob, { force: true }); });
@@ -276,7 +264,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     const capIn = await Capture.start(n.t, { host: 'gnat', iface: 'in0', file: pcapIn, filter: ['udp', 'port', String(UDP_PORT)] });
     let out = '';
     try {
-      const p = n.appSpawn('alice', 'node', ['-e', UDP_CLIENT]);
+      const p = n.appSpawn('alice', 'node', ['-e', udpByName('bob.example.net', UDP_PORT, MARKER)]);
       p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
       assert.equal(await exited(p, 15_000), 0, out);
     } finally {

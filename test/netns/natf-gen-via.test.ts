@@ -33,7 +33,7 @@ import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB_BEHIND_GEN, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
 import { Capture } from '../lib/capture.js';
-import { bobHttpServer, tcpSink, tcpSource } from './natf-apps.js';
+import { bobHttpServer, tcpSink, tcpSource, udpByName, udpEcho } from './natf-apps.js';
 
 const TOOLS = sh('sh', ['-c', 'command -v named && command -v dig && command -v curl && command -v tcpdump'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !TOOLS ? 'BIND 9, dig, curl or tcpdump not installed (make deps)' : null;
@@ -44,6 +44,7 @@ const P1 = BOB_BEHIND_GEN;
 
 
 const TCP_PORT = 5201;
+const UDP_PORT = 5300;
 const BOB_PORT = 40124;
 
 interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string }
@@ -72,6 +73,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
       blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
       writeFileSync(blob, data);
       await waitReady(n.t.spawn('bob', 'node', ['-e', bobHttpServer(blob, P1, HTTP_PORT, 150000)]), 'bob\'s HTTP server');
+      await waitReady(n.t.spawn('bob', 'node', ['-e', udpEcho(P1, UDP_PORT, 150000)]), 'bob\'s UDP echo');
     } catch (e) { await n?.stop(); n?.cleanupSync(); throw e; }
   });
   after(async () => { await n?.stop(); n?.cleanupSync(); if (blob) rmSync(blob, { force: true }); });
@@ -154,6 +156,34 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
     assert.equal(one(p, 'ingress', ALICE, x, P1, HTTP_PORT)?.action, 'decrypt', `the GEN G1:X -> P1:Y: ${JSON.stringify(p)}`);
     assert.equal(one(p, 'egress', P1, HTTP_PORT, ALICE, x)?.action, 'encrypt');
     assert.equal(p.filter((r) => r.src === GNAT_OUT || r.dst === GNAT_OUT).length, 0, 'the GEN keys nothing on the GNAT\'s address');
+  });
+
+  test('UDP by name to bob: three datagrams echoed from the virtual address, bob sees alice, ciphertext on the GNAT - GEN leg, the GEN decrypts', async () => {
+    const files = ['gnatgen', 'genbob'].map((l) => n.t.scratchPath(`/tmp/${n.t.prefix}-udp-${l}.pcap`));
+    const caps = [
+      await Capture.start(n.t, { host: 'gnat', iface: 'in0', file: files[0], filter: ['udp', 'port', String(UDP_PORT)] }),
+      await Capture.start(n.t, { host: 'pgen', iface: 'i0', file: files[1], filter: ['udp', 'port', String(UDP_PORT)] }),
+    ];
+    let out = '';
+    let raws: Buffer[] = [];
+    try {
+      const p = n.appSpawn('alice', 'node', ['-e', udpByName('bob.example.net', UDP_PORT, MARKER)]);
+      p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+      assert.equal(await exited(p, 15_000), 0, out);
+    } finally {
+      await new Promise((r) => setTimeout(r, 200));
+      await Promise.all(caps.map((c) => c.stop(3000)));
+      raws = caps.map((c) => c.pcap());
+      for (const f of files) rmSync(f, { force: true });
+    }
+    const got = JSON.parse(out.trim()) as string[];
+    const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
+    assert.deepEqual(got.sort(), [0, 1, 2].map((i) => `${v} echo:${ALICE}:${MARKER}-${i}`), `${out}\n${diag(n)}`);
+    assert.ok(ipv4Records(readPcapFile(raws[0])).length >= 6, 'the datagrams crossed the GNAT - GEN leg');
+    assert.ok(!raws[0].includes(Buffer.from(MARKER)), 'no plaintext marker on the GNAT - GEN leg');
+    assert.ok(raws[1].includes(Buffer.from(MARKER)), 'the GEN - bob leg carries them in the clear (bob is a Term)');
+    const g = JSON.parse(n.g.ok('pgen', ['maps', 'dump', 'pit', '--json', ...n.g.instanceArgs('pgen')])) as PitRow[];
+    assert.ok(g.some((r) => r.proto === 'udp' && r.dir === 'ingress' && r.src === ALICE && r.dst === P1 && r.dport === UDP_PORT && r.action === 'decrypt'), JSON.stringify(g));
   });
 
   test('bob\'s service sees alice\'s own address (only the destination is translated)', () => {
