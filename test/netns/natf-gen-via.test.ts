@@ -47,7 +47,7 @@ const TCP_PORT = 5201;
 const UDP_PORT = 5300;
 const BOB_PORT = 40124;
 
-interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string }
+interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string; version?: number; keyVersion?: number }
 interface NatRow { proto: string; inside: string; peer: string; external: string; origin: string }
 
 /** What the agents counted and said, for a failure's message. */
@@ -245,5 +245,37 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
     const p = pit('pgen');
     assert.equal(one(p, 'egress', P1, BOB_PORT, ALICE, TCP_PORT)?.action, 'encrypt', `the GEN P1:X -> G1:Y: ${JSON.stringify(p)}`);
     assert.equal(one(p, 'ingress', ALICE, TCP_PORT, P1, BOB_PORT)?.action, 'decrypt');
+  });
+
+  test('a key rotation mid-transfer re-keys the flow between alice and the GEN: byte-exact, the GNAT still only passes, both on version 2', async () => {
+    const out = n.t.scratchPath(`/tmp/${n.t.prefix}-got-rekey`);
+    const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
+    const cipherAtGnat = (): number => n.metrics('gnat').split('\n').filter((l) => l.startsWith('gscip_datapath_direction_packets_total') && /reason="pit_(encrypt|decrypt)"/.test(l))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    const gnat0 = cipherAtGnat();
+    const curl = n.appSpawn('alice', 'curl', ['-sS', '--max-time', '60', '--limit-rate', '1M', '-o', out, '-w', '%{local_port}', `http://${v}:${HTTP_PORT}/blob`]);
+    let w = '';
+    let err = '';
+    curl.stdout?.on('data', (d: Buffer) => { w += d.toString(); });
+    curl.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const key2 = randomBytes(32).toString('hex');
+      for (const h of ['alice', 'gnat', 'pgen', 'glob']) n.g.ok(h, ['keys', 'set', '--group', '10', '--version', '2', ...n.g.instanceArgs(h)], `${key2}\n`);
+      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${diag(n)}`);
+      assert.equal(sha256(readFileSync(out)), sha256(data), 'byte-exact across the re-key');
+    } finally {
+      rmSync(out, { force: true });
+    }
+    const xp = Number(w.trim());
+    const ver = (r: PitRow): number | undefined => r.version ?? r.keyVersion;
+    const rows = (h: string): PitRow[] => (JSON.parse(n.g.ok(h, ['maps', 'dump', 'pit', '--json', ...n.g.instanceArgs(h)])) as PitRow[])
+      .filter((r) => r.proto === 'tcp' && ((r.src === ALICE && r.sport === xp) || (r.dst === ALICE && r.dport === xp)));
+    const a = rows('alice');
+    const g = rows('pgen');
+    assert.ok(a.length === 2 && a.every((r) => (r.action === 'encrypt' || r.action === 'decrypt') && ver(r) === 2 && (r.src === GNAT_OUT || r.dst === GNAT_OUT)), `alice on G2:Z, version 2: ${JSON.stringify(a)}`);
+    assert.ok(g.length === 2 && g.every((r) => (r.action === 'encrypt' || r.action === 'decrypt') && ver(r) === 2 && (r.src === P1 || r.dst === P1)), `the GEN on P1:Y, version 2: ${JSON.stringify(g)}`);
+    assert.ok(rows('gnat').every((r) => r.action === 'pass'), 'the GNAT passes the flow');
+    assert.equal(cipherAtGnat() - gnat0, 0, 'the GNAT\'s fast path encrypted or decrypted nothing during the re-key');
   });
 });
