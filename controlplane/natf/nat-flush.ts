@@ -6,19 +6,15 @@
  * claim (never another session's), as the expiry sweep removes one
  * (nat-sweep.ts). Over injected maps: test/unit/nat-external-follow.test.ts.
  */
-import type { NatPortKey } from '../maps/codecs.js';
 import { natState, NAT_STATES, type NatState } from './nat-expiry.js';
-import type { SweepMaps } from './nat-sweep.js';
+import { removeSession, type SweepMaps } from './nat-sweep.js';
 
 /** Removes every session whose external address is `addr`; the count removed, by state. */
 export function flushExternal(maps: SweepMaps, addr: string): Record<NatState, number> {
   const out = Object.fromEntries(NAT_STATES.map((s) => [s, 0])) as Record<NatState, number>;
   for (const [k, v] of [...maps.sessions.entries()]) {
     if (v.ext_addr !== addr) continue;
-    maps.sessions.delete(k);
-    const pk: NatPortKey = { port: v.ext_port, proto: k.proto };
-    const owner = maps.ports.get(pk);
-    if (owner && owner.saddr === k.saddr && owner.daddr === k.daddr && owner.sport === k.sport && owner.dport === k.dport && owner.proto === k.proto && owner.dir === k.dir) maps.ports.delete(pk);
+    removeSession(maps, k, v);
     out[natState(k.proto, v.flags)]++;
   }
   return out;

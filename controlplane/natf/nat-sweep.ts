@@ -37,6 +37,14 @@ const sameCid = (a: Cid, b: Cid): boolean =>
   a.saddr === b.saddr && a.daddr === b.daddr && a.sport === b.sport && a.dport === b.dport && a.proto === b.proto && a.dir === b.dir;
 const portId = (k: NatPortKey): string => `${k.proto}/${k.port}`;
 
+/** Removes the session `k` and its port claim when the claim is its own (never another session's). */
+export function removeSession(maps: SweepMaps, k: Cid, v: { ext_port: number }): void {
+  maps.sessions.delete(k);
+  const pk: NatPortKey = { port: v.ext_port, proto: k.proto };
+  const owner = maps.ports.get(pk);
+  if (owner && sameCid(owner, k)) maps.ports.delete(pk);
+}
+
 export class NatSweeper {
   private orphanSeen = new Set<string>();
 
@@ -48,10 +56,7 @@ export class NatSweeper {
     for (const [k, v] of [...this.maps.sessions.entries()]) {
       const state = natState(k.proto, v.flags);
       if (!natExpired(k.proto, v, nowNs, this.timeouts)) { r.sessions[state]++; continue; }
-      this.maps.sessions.delete(k);
-      const pk: NatPortKey = { port: v.ext_port, proto: k.proto };
-      const owner = this.maps.ports.get(pk);
-      if (owner && sameCid(owner, k)) this.maps.ports.delete(pk);
+      removeSession(this.maps, k, v);
       r.expired[state]++;
     }
     const orphans = new Set<string>();
