@@ -113,8 +113,8 @@ export class KernelPitMap implements PitMap<PitEntry> {
       const why = whyName(v.flags);
       if (why) e.why = why;
       if (a === 'encrypt' && (v.flags & PIT_F_WIRE_CSUM)) e.wireCsum = true;
-      if (o.keys !== false && (v.flags & PIT_F_FLOW_KEY) && this.keys) {
-        const ks = this.keys.specOf(k);
+      if (o.keys !== false) {
+        const ks = this.flowKeysOf(k, v);
         if (ks.flowKey) e.flowKey = ks.flowKey;
         if (ks.prevFlowKey) e.prevFlowKey = ks.prevFlowKey;
       }

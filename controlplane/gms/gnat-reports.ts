@@ -40,11 +40,11 @@ export class GnatReports {
    * report stays).
    */
   gnats(fileGnats: readonly string[] | undefined, nowMs: number, owners: Readonly<Record<string, string>> = {}): string[] {
-    this.list(nowMs);
+    const live = this.list(nowMs);
     const replaced = new Set<string>();
     for (const u of this.byGe.keys()) if (owners[u]) replaced.add(owners[u]);
     for (const [u, a] of Object.entries(owners)) if (!this.byGe.has(u)) replaced.delete(a);
-    return [...new Set([...(fileGnats ?? []).filter((a) => !replaced.has(a)), ...this.list(nowMs)])].sort();
+    return [...new Set([...(fileGnats ?? []).filter((a) => !replaced.has(a)), ...live])].sort();
   }
 }
 

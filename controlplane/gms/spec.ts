@@ -103,7 +103,6 @@ export function validateNetwork(input: unknown): NetworkState {
   return normalize(r.data);
 }
 
-/** Duplicates and references between entries: group numbers used by GEs must be defined. */
 /**
  * An ACT entry's `via` (the GEN in front of a plain Term inside a GNAT's
  * network): only in a GNAT's ACT, never with `ge: true` (the host is then its
@@ -118,6 +117,7 @@ function viaProblems(e: { address?: unknown; ge?: unknown; via?: unknown }, at: 
   return [];
 }
 
+/** Duplicates and references between entries: group numbers used by GEs must be defined. */
 function crossCheck(raw: unknown): string[] {
   const out: string[] = [];
   const f = raw as { groups?: unknown; ges?: unknown } | null;
@@ -223,7 +223,7 @@ function normalize(f: NetworkFile): NetworkState {
   const gnats = externals('GNAT');
   const gsraRouters = externals('GSRA');
   const gnatOwners: Record<string, string> = {};
-  for (const ge of [...f.ges].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))) if (ge.type === 'GNAT' && ge.external) gnatOwners[ge.userId] = ge.external;
+  for (const ge of f.ges) if (ge.type === 'GNAT' && ge.external) gnatOwners[ge.userId] = ge.external;
   return { groups, ges, policy: { requireEncryption, ...(gnats.length ? { gnats, gnatOwners } : {}), ...(gsraRouters.length ? { gsraRouters } : {}) } };
 }
 
