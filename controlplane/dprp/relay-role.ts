@@ -669,8 +669,11 @@ export class RelayRole {
     const r = this.relayFor(m, null);
     if (!r || r === 'full') return this.c.reject('unknown_negotiation');
     this.c.replayAccept(m);
-    this.confirm(r);
+    // Sent on first: the start GE releases its stash on this CDN, and our confirm is book-keeping (the fast
+    // path acts on a tentative entry as on a confirmed one; only the sweep reads the state), written before
+    // this handler returns, so before any later message of the negotiation is handled here.
     this.c.send(r.reply.addr, raw, undefined, r.reply.via);
+    this.confirm(r);
   }
 
   private confirm(r: RelayNeg): void {

@@ -293,6 +293,24 @@ test('GES behind a GEN answers itself; the GEN becomes intermediate', () => {
   assert.equal(sim.pitOf('IN', flow, 'ingress')?.role, 'intermediate');
 });
 
+test('a relay sends the CDN on before it confirms its own entries (the start\'s release waits for the CDN, not for the relay\'s write); they end confirmed', () => {
+  const sim = new Sim(cascade());
+  const { flow, handle } = sim.connect('GES1', 'GESin');
+  // What IN's entry is when the CDN leaves IN (the simulated wire takes the bytes at the send).
+  const atSend: Array<string | undefined> = [];
+  const s = sim as unknown as { send: (from: string, dst: string, icmp: Buffer, src?: string) => void };
+  const orig = s.send.bind(sim);
+  s.send = (from, dst, icmp, src) => {
+    if (from === 'IN' && icmp[1] === MsgType.CDN) atSend.push(sim.pitOf('IN', flow, 'ingress')?.state);
+    orig(from, dst, icmp, src);
+  };
+  sim.time.run(10_000);
+  assert.deepEqual(sim.ge('GES1').released, [handle]);
+  assert.deepEqual(atSend, ['tentative']);
+  assert.equal(sim.pitOf('IN', flow, 'ingress')?.state, 'confirmed');
+  assert.equal(sim.pitOf('IN', flow, 'egress')?.state, 'confirmed');
+});
+
 test('GEN decrypting for the GES inside it: the forward flow leaves on EGRESS, so egress fwd decrypt, ingress rev encrypt', () => {
   const sim = new Sim([
     { name: 'core', addr: '192.0.2.254' },
