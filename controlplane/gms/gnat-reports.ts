@@ -4,9 +4,12 @@
  * address changed (`nat.follow`) tells the GMS, and every GE's `gnats` list
  * then holds the new address next to the network file's. Kept in memory per
  * replica (the GNAT reports to every replica it knows, again every
- * `refreshMs`); a report not refreshed within `ttlMs` lapses, so a GNAT that
- * is gone does not keep an address in everyone's list. One address per GNAT:
- * a new report replaces its previous one. Pure, over an injected clock.
+ * `refreshMs`) and in the store (the server saves each one and loads them at
+ * start, so a restarted replica delivers the address at once instead of the
+ * file's old one until the GNAT's next refresh); a report not refreshed
+ * within `ttlMs` lapses, so a GNAT that is gone does not keep an address in
+ * everyone's list. One address per GNAT: a new report replaces its previous
+ * one. Pure, over an injected clock.
  */
 export const GNAT_REPORT_TTL_MS = 10 * 60_000;
 
@@ -20,6 +23,14 @@ export class GnatReports {
     const before = this.list(nowMs).join();
     this.byGe.set(userId, { addr, atMs: nowMs });
     return this.list(nowMs).join() !== before;
+  }
+
+  /** Reports kept in the store (at start): each as if made at its own time, so a lapsed one stays lapsed. */
+  load(rows: ReadonlyArray<{ userId: string; addr: string; atMs: number }>): void {
+    for (const r of rows) {
+      const have = this.byGe.get(r.userId);
+      if (!have || have.atMs < r.atMs) this.byGe.set(r.userId, { addr: r.addr, atMs: r.atMs });
+    }
   }
 
   /** Forget a GNAT's report (it left the network, or is no longer a GNAT). */

@@ -29,6 +29,7 @@ export const TABLE_COLUMNS: Readonly<Record<string, string[]>> = {
   rotations: ['group_id', 'version', 'at', 'reason'],
   certs: ['serial', 'kind', 'user_id', 'issued_at', 'not_after', 'revoked_at'],
   tokens: ['hash', 'user_id', 'created_at', 'expires_at', 'used_at'],
+  gnat_reports: ['user_id', 'addr', 'at_ms'],
 };
 /** meta keys only the PostgreSQL store has (the CA lives in files with SQLite). */
 const PG_ONLY_META = new Set(['ca_cert', 'ca_key']);

@@ -44,7 +44,7 @@ import { ensurePrivateDir, writePrivateFileAtomic } from './secure-fs.js';
 import { lockDataDir } from './data-dir-lock.js';
 import type { DirectoryConfig } from './directory-config.js';
 import { Directory, DirectoryRefusal, type LdapOps } from './directory.js';
-import { GnatReports } from './gnat-reports.js';
+import { GNAT_REPORT_TTL_MS, GnatReports } from './gnat-reports.js';
 import { usableExternal } from '../natf/external-follow.js';
 import type { NetworkPolicy } from './model.js';
 
@@ -144,6 +144,8 @@ export class GmsServer {
       const { ca, gsraSecret } = await loadOrCreateCa(store);
       s = new GmsServer(opts, store, ca, gsraSecret);
       s.unlock = unlock;
+      // The GNATs' reports from before a restart (a lapsed one stays lapsed): delivered from the first push.
+      s.gnatReports.load(await store.gnatReports());
       await s.listen();
       s.replicaId = opts.replicaId ?? new URL(s.url).host;
       await s.ensureAdminCredentials();
@@ -458,6 +460,14 @@ export class GmsServer {
     const now = Date.now();
     const changed = this.gnatReports.report(userId, a, now);
     gmsGnatReportsTotal.inc({ result: changed ? 'accepted' : 'unchanged' });
+    // Kept for a restart (refreshes too: the report's age decides when it lapses). Not kept: this replica
+    // still uses it, the GNAT refreshes it, and it is logged and counted; the answer stays ok.
+    try {
+      await this.store.saveGnatReport({ userId, addr: a, atMs: now }, now - GNAT_REPORT_TTL_MS);
+    } catch (e) {
+      gmsGnatReportsTotal.inc({ result: 'not_saved' });
+      log.warn({ err: e, userId, external: a }, 'a GNAT\'s report was not saved in the database (kept in memory)');
+    }
     if (changed) {
       log.info({ userId, external: a }, 'a GNAT reported its external address: every GE is told');
       this.schedulePush();

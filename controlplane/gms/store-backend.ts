@@ -15,10 +15,10 @@ import { GscipError } from '../errors/catalogue.js';
 import type { AtRest } from './at-rest.js';
 import type { GeDef, GroupKey, NetworkPolicy, NetworkState } from './model.js';
 import type { Plan } from './plan.js';
-import { GmsStore, type CertRow, type TokenCheck } from './store.js';
+import { GmsStore, type CertRow, type GnatReportRow, type TokenCheck } from './store.js';
 import { writePrivateFileAtomic, ensurePrivateDir } from './secure-fs.js';
 
-export type { CertRow, TokenCheck };
+export type { CertRow, GnatReportRow, TokenCheck };
 
 export class GmsDatabaseError extends GscipError {
   constructor(message: string) { super('GSCIP_E_GMS_DATABASE', message); }
@@ -86,6 +86,11 @@ export interface GmsBackend {
   addToken(hash: string, userId: string, now: number, expiresAt: number): Promise<void>;
   consumeToken(hash: string, now: number): Promise<TokenCheck>;
 
+  /** The GNATs' reported external addresses (gnat-reports.ts): run-time state, kept across a restart. */
+  gnatReports(): Promise<GnatReportRow[]>;
+  /** Keep one report (a GNAT's newer one replaces it); reports older than `lapsedBeforeMs` are removed. */
+  saveGnatReport(r: GnatReportRow, lapsedBeforeMs: number): Promise<void>;
+
   /** The CA (certificate + private key PEM), or null before the first start. */
   loadCa(): Promise<{ certPem: string; keyPem: string } | null>;
   /** Store the CA unless one is there already; returns the one stored (two replicas starting at once agree). */
@@ -148,6 +153,8 @@ export class SqliteBackend implements GmsBackend {
   async revokeGe(u: string, now: number) { return this.store.tx(() => this.store.revokeGe(u, now)); }
   async addToken(h: string, u: string, now: number, exp: number) { this.store.tx(() => this.store.addToken(h, u, now, exp)); }
   async consumeToken(h: string, now: number) { return this.store.tx(() => this.store.consumeToken(h, now)); }
+  async gnatReports() { return this.store.gnatReports(); }
+  async saveGnatReport(r: GnatReportRow, lapsedBeforeMs: number) { this.store.tx(() => this.store.saveGnatReport(r, lapsedBeforeMs)); }
 
   /** The CA stays where it always was: <data-dir>/ca/ca.crt and ca.key (0600). */
   async loadCa() {

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { AtRest, AtRestError, CA_KEY_AAD, groupKeyAad } from './at-rest.js';
 import { logger } from '../log/logger.js';
 import { ownersOf } from './gnat-reports.js';
+import type { GnatReportRow } from './store.js';
 import { EMPTY_POLICY, GROUP_KEY_BYTES, isCipher, type Cipher, type GeDef, type GeMode, type GeType, type GroupDef, type GroupKey, type NetworkPolicy, type NetworkState } from './model.js';
 import type { Plan } from './plan.js';
 import { nextRotation } from './scheduler.js';
@@ -72,6 +73,8 @@ CREATE TABLE replicas (
 CREATE SEQUENCE change_seq;` },
   { version: 3, what: 'a GNAT\'s ACT (NAT-f) per GE', sql: `
 ALTER TABLE ges ADD COLUMN act TEXT NOT NULL DEFAULT '[]';` },
+  { version: 4, what: 'the external addresses GNATs report at run time (NAT-f)', sql: `
+CREATE TABLE gnat_reports (user_id TEXT PRIMARY KEY, addr TEXT NOT NULL, at_ms BIGINT NOT NULL);` },
 ];
 
 /** int8 and numeric as JS numbers (every value here is a ms time, id or count below 2^53). */
@@ -178,6 +181,17 @@ export class PgBackend implements GmsBackend {
         c.release();
       }
     }
+  }
+
+  // ---- GNAT reports (run-time state, no change note: every replica is told by the GNAT itself) ----
+  async gnatReports(): Promise<GnatReportRow[]> {
+    return (await this.all('SELECT user_id, addr, at_ms FROM gnat_reports ORDER BY user_id')).map((r) => ({ userId: String(r.user_id), addr: String(r.addr), atMs: Number(r.at_ms) }));
+  }
+  async saveGnatReport(r: GnatReportRow, lapsedBeforeMs: number): Promise<void> {
+    await this.tx(null, async (c) => {
+      await c.query('INSERT INTO gnat_reports(user_id, addr, at_ms) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET addr = excluded.addr, at_ms = excluded.at_ms', [r.userId, r.addr, r.atMs]);
+      await c.query('DELETE FROM gnat_reports WHERE at_ms < $1', [lapsedBeforeMs]);
+    });
   }
 
   // ---- reads ----

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS certs (
 CREATE TABLE IF NOT EXISTS tokens (
   hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL, used_at INTEGER);
+-- a GNAT's external address as it last reported it (gnat-reports.ts): run-time
+-- state, not the network file's, kept so a restarted GMS delivers it at once.
+CREATE TABLE IF NOT EXISTS gnat_reports (
+  user_id TEXT PRIMARY KEY, addr TEXT NOT NULL, at_ms INTEGER NOT NULL);
 `;
 
 /**
@@ -63,7 +67,11 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; decl: string
 export const TABLE_ORDER: Readonly<Record<string, string>> = {
   meta: 'k', groups: 'id', ges: 'user_id', memberships: 'user_id, group_id', key_versions: 'group_id',
   group_keys: 'group_id, version', rotations: 'group_id, version, at, reason', certs: 'serial', tokens: 'hash',
+  gnat_reports: 'user_id',
 };
+
+/** A GNAT's reported external address (gnat-reports.ts), as both stores keep it. */
+export interface GnatReportRow { userId: string; addr: string; atMs: number }
 
 export interface CertRow { serial: string; kind: 'ge' | 'admin'; userId: string; issuedAt: number; notAfter: number; revokedAt: number | null }
 export type TokenCheck = { ok: true; userId: string } | { ok: false; reason: 'unknown' | 'used' | 'expired' | 'ge-removed' };
@@ -140,6 +148,16 @@ export class GmsStore {
   // ---- meta ----
   getMeta(k: string): string | undefined { return this.one('SELECT v FROM meta WHERE k = ?', [k])?.v as string | undefined; }
   setMeta(k: string, v: string): void { this.run('INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v', [k, v]); }
+
+  // ---- GNAT reports (run-time state: gnat-reports.ts) ----
+  gnatReports(): GnatReportRow[] {
+    return this.all('SELECT user_id, addr, at_ms FROM gnat_reports ORDER BY user_id').map((r) => ({ userId: String(r.user_id), addr: String(r.addr), atMs: Number(r.at_ms) }));
+  }
+  /** Upsert one report; rows older than `lapsedBeforeMs` go (a GNAT that stopped reporting leaves no row). */
+  saveGnatReport(r: GnatReportRow, lapsedBeforeMs: number): void {
+    this.run('INSERT INTO gnat_reports(user_id, addr, at_ms) VALUES (?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET addr = excluded.addr, at_ms = excluded.at_ms', [r.userId, r.addr, r.atMs]);
+    this.run('DELETE FROM gnat_reports WHERE at_ms < ?', [lapsedBeforeMs]);
+  }
 
   // ---- network ----
   readNetwork(): NetworkState {

@@ -104,7 +104,7 @@ export const gmsAuthRefusedTotal = new Counter({
   registers: [registry],
 });
 export const gmsGnatReportsTotal = new Counter({
-  name: 'gscip_gms_gnat_reports_total', help: 'External addresses GNATs reported (nat.follow), by result: accepted (every GE\'s gnats changed), unchanged, not_a_gnat, bad_request', labelNames: ['result'] as const, registers: [registry],
+  name: 'gscip_gms_gnat_reports_total', help: 'External addresses GNATs reported (nat.follow), by result: accepted (every GE\'s gnats changed), unchanged, not_a_gnat, bad_request; not_saved (also counted: kept in memory, the database write failed)', labelNames: ['result'] as const, registers: [registry],
 });
 export const gmsPushesTotal = new Counter({
   name: 'gscip_gms_pushes_total', help: 'State updates pushed to subscribed GEs', registers: [registry],

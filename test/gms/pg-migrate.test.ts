@@ -77,7 +77,7 @@ test('gms migrate: every table of a SQLite GMS arrives in PostgreSQL, and a GMS 
     }
     const norm = (rows: Row[]) => rows.map((x) => JSON.stringify(cols.map((k) => cell(x[k])))).sort();
     assert.deepEqual(norm(dst), norm(src), `table ${table}`);
-    if (table !== 'tokens') assert.ok(src.length > 0, `table ${table} has rows to compare`);
+    if (table !== 'tokens' && table !== 'gnat_reports') assert.ok(src.length > 0, `table ${table} has rows to compare`);
     t.diagnostic(`${table}: ${src.length} rows identical`);
   }
   lite.close();

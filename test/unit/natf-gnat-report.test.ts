@@ -6,7 +6,8 @@
  * one lapse (GnatReports, fake clock) and, on a real GMS on loopback, puts it in place of the GNAT's file address
  * to the `gnats` every GE is delivered and pushes it to a subscribed GE; a GE
  * that is not a GNAT, and an address that is not a usable global one, are
- * refused with their codes.
+ * refused with their codes; a restarted GMS delivers a report at once (kept
+ * in its SQLite database; PostgreSQL: test/gms/gnat-reports-pg.test.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,4 +100,39 @@ test('a reporting GNAT\'s own file address leaves the list its report replaces; 
   assert.deepEqual(g.gnats(file, 20, owners), ['192.0.2.22', '192.0.2.5', '198.51.100.7', '203.0.113.9'], 'gnat4 still names gnat3\'s old address: it stays');
   assert.deepEqual(g.gnats(file, 20), ['192.0.2.2', '192.0.2.22', '192.0.2.5', '198.51.100.7', '203.0.113.9'], 'a policy without owners (applied before they existed): reports only add');
   assert.deepEqual(g.gnats(file, 2000, owners), file, 'both reports lapsed: the file again');
+});
+
+test('reports loaded from the store count from their own time: a lapsed one stays lapsed, a newer one in memory is kept', () => {
+  const g = new GnatReports(1000);
+  g.report('gnat2', '192.0.2.25', 5000);
+  g.load([{ userId: 'gnat1', addr: '192.0.2.22', atMs: 4500 }, { userId: 'gnat2', addr: '192.0.2.24', atMs: 4000 }, { userId: 'gnat3', addr: '192.0.2.23', atMs: 3000 }]);
+  assert.deepEqual(g.list(5000), ['192.0.2.22', '192.0.2.25'], 'gnat3\'s report lapsed at 4000; gnat2\'s own newer report kept');
+  assert.deepEqual(g.list(5600), ['192.0.2.25'], 'gnat1\'s lapses 1000 ms after it was made, not after the load');
+});
+
+test('GMS on loopback, restarted: a GNAT\'s report is delivered at once from its database, before the GNAT reports again', { timeout: 30_000 }, async (t) => {
+  const gmsDir = tempDir('gnat-report-restart');
+  const gnatDir = tempDir('gnat-report-restart-gnat');
+  const aliceDir = tempDir('gnat-report-restart-alice');
+  let closeServer: () => Promise<void> = async () => undefined;
+  t.after(async () => { await closeServer(); gmsDir.remove(); gnatDir.remove(); aliceDir.remove(); });
+  const first = await startGms(gmsDir.path);
+  closeServer = () => first.server.close();
+  await first.admin.apply({
+    apiVersion: 'gscip/v1', kind: 'Network', groups: [{ id: 10, name: 'home' }],
+    ges: [
+      { userId: 'gnat-home', type: 'GNAT', mode: 'CL', groups: [10], external: '192.0.2.2' },
+      { userId: 'ges-alice', type: 'GES', mode: 'OP', groups: [10] },
+    ],
+  }, false);
+  await enrollGe(first.server, first.admin, 'gnat-home', gnatDir.path);
+  await enrollGe(first.server, first.admin, 'ges-alice', aliceDir.path);
+  assert.deepEqual((await reportExternal(gnatDir.path, '192.0.2.22')).map((r) => r.result), ['ok']);
+  assert.deepEqual((await fetchGeState(aliceDir.path)).gnats, ['192.0.2.22']);
+  const port = Number(new URL(first.server.url).port);
+  await first.server.close();
+  closeServer = async () => undefined;
+  const again = await startGms(gmsDir.path, { port });
+  closeServer = () => again.server.close();
+  assert.deepEqual((await fetchGeState(aliceDir.path)).gnats, ['192.0.2.22'], 'the restarted GMS still puts the reported address in place of the file\'s');
 });
