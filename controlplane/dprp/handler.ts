@@ -393,7 +393,9 @@ export class DprpHandler implements PuntHandler {
         this.icmpRefused = true;
         return;
       }
-      // Counted by the agent; the negotiation's retry covers a lost send.
+      // Counted by the agent; the negotiation's retry covers a lost send (on an interface looked up again).
+      const dev = this.routes.devFor(dst);
+      if (dev) this.routes.forget(dev);
       this.log.warn({ err: e, dst }, 'DPRP send failed');
     } finally {
       if (t0) stageProfile.sub(Stage.send, t0);
@@ -404,7 +406,7 @@ export class DprpHandler implements PuntHandler {
   private ifindexToward(dst: string): number | undefined {
     const ctx = this.ctx!;
     const dev = this.routes.devFor(dst);
-    return ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.ifindexOf(dev) : undefined) ?? ctx.interfaces[0]?.ifindex;
+    return ctx.interfaces.find((i) => i.name === dev)?.ifindex ?? (dev ? this.routes.ifindexOf(dev, (d) => this.ifindexOf(d)) : undefined) ?? ctx.interfaces[0]?.ifindex;
   }
 
   /** A control message of a type DPRP does not speak, seen in transit: forwarded unchanged or refused, counted (foreign-control.ts). */

@@ -87,12 +87,15 @@ export class RouteTable {
   private local = new Set<string>();
   /** Directed broadcast addresses of this host's subnets (prefixes up to /30). */
   private broadcasts = new Set<string>();
+  /** Interface indexes looked up for this snapshot's devices (ifindexOf). */
+  private readonly ifindexes = new Map<string, number | undefined>();
 
   constructor(view: KernelView = { routes: [], addrs: [] }) {
     this.update(view);
   }
 
   update(view: KernelView): void {
+    this.ifindexes.clear();
     // Longest prefix first, so the first match wins.
     this.routes = [...view.routes].sort((a, b) => b.len - a.len);
     this.local = new Set(view.addrs.map((a) => a.addr));
@@ -106,6 +109,24 @@ export class RouteTable {
 
   isLocal(addr: string): boolean {
     return this.local.has(addr);
+  }
+
+  /**
+   * The ifindex of `dev` by `lookup`, asked once per snapshot: a relay sent
+   * every message to a GEN's (or GNAT's) inside through if_nametoindex, a
+   * socket, an ioctl and a close each time (~13 us). A re-created interface
+   * is seen at the next snapshot, as its routes are; `forget` drops one now.
+   */
+  ifindexOf(dev: string, lookup: (dev: string) => number | undefined): number | undefined {
+    if (this.ifindexes.has(dev)) return this.ifindexes.get(dev);
+    const n = lookup(dev);
+    this.ifindexes.set(dev, n);
+    return n;
+  }
+
+  /** Forget the ifindex looked up for `dev` (a send on it failed: the interface may be gone or new). */
+  forget(dev: string): void {
+    this.ifindexes.delete(dev);
   }
 
   /** Device the kernel would use for `addr`, or null. */

@@ -172,6 +172,23 @@ test('routes: longest prefix, own addresses, "behind" only via unguarded interfa
   assert.equal(rt.locality('203.0.113.9', guarded, true), 'other');
 });
 
+test('RouteTable.ifindexOf: an interface index is looked up once per kernel snapshot, again after a new snapshot or a forget', () => {
+  const rt = new RouteTable({ routes: parseIpRouteJson(JSON.stringify([{ dst: '100.64.1.0/24', dev: 'in0' }])), addrs: [] });
+  const asked: string[] = [];
+  const lookup = (d: string): number | undefined => { asked.push(d); return d === 'in0' ? 7 : undefined; };
+  assert.equal(rt.ifindexOf('in0', lookup), 7);
+  assert.equal(rt.ifindexOf('in0', lookup), 7);
+  assert.equal(rt.ifindexOf('gone0', lookup), undefined);
+  assert.equal(rt.ifindexOf('gone0', lookup), undefined);
+  assert.deepEqual(asked, ['in0', 'gone0'], 'once each, a missing one too');
+  rt.forget('in0');
+  rt.ifindexOf('in0', lookup);
+  rt.update({ routes: [], addrs: [] });
+  rt.ifindexOf('in0', lookup);
+  rt.ifindexOf('gone0', lookup);
+  assert.deepEqual(asked, ['in0', 'gone0', 'in0', 'in0', 'gone0'], 'asked again after forget and after a new snapshot');
+});
+
 test('ipOfFrame: plain and VLAN-tagged frames, non-IP refused', () => {
   const ip = Buffer.from('4500001c0000400040010000c0000201c00002020000000000000000', 'hex');
   assert.equal(ipOfFrame(Buffer.concat([Buffer.alloc(12), Buffer.from('0800', 'hex'), ip]))?.dst, '192.0.2.2');
