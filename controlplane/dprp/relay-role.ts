@@ -590,6 +590,12 @@ export class RelayRole {
     r.entries = entries;
     // Lossless re-keying (rekeying.ts): an encrypt entry toward the end keeps the old version until the CDN.
     const deferred = deferredUntilCdn(isEnd, r.local, prior);
+    // NAT-f, relaying inward to a private GE (r.inside): its CDN can only come back through this GNAT and is
+    // handled here after this call returns, and the start sends nothing before that CDN; so the MPIT goes on
+    // first and our entries are written right after it, off the negotiation's path. Elsewhere (a CDN may
+    // take another way back) the entries are written before the MPIT leaves.
+    const sendFirst = !isEnd && r.inside !== undefined;
+    if (sendFirst) c.send(r.mpitVia ?? m.endGe, raw);
     c.flows.writes.write({ pit: entries.filter((e) => !deferred(e)) });
     if (prior) {
       const before = new Map(prior.map((e) => [pitEntryKey(e), e]));
@@ -601,7 +607,7 @@ export class RelayRole {
       r.sealKey = key;
       // entry.selector is selector(key, negId, self): findSelected just matched it.
       this.sendCdn(r, m, key ? { key, selector: entry.selector } : null);
-    } else {
+    } else if (!sendFirst) {
       c.send(r.mpitVia ?? m.endGe, raw);
     }
     // Book-keeping after the send: the next GE starts its work sooner.

@@ -214,6 +214,23 @@ test('a private GE behind the GNAT: DDE relayed inward with the GNAT\'s NATF_LIP
   assert.equal([...sim.ge('gnat').pit.values()].filter((e) => e.action !== 'pass').length, 0, 'the GNAT decrypts nothing');
 });
 
+test('a private GE behind the GNAT: the GNAT sends the MPIT inward before writing its own entries, which are there before it relays the CDN back', { timeout: 5000 }, () => {
+  const { sim } = insideSetup();
+  const wire: Flow = { ...vflow, daddr: G2, dport: Z };
+  const seen: string[] = [];
+  const s = sim as unknown as { send: (from: string, dst: string, icmp: Buffer, src?: string) => void };
+  const orig = s.send.bind(sim);
+  s.send = (from, dst, icmp, src) => {
+    if (from === 'gnat' && (icmp[1] === MsgType.MPIT || icmp[1] === MsgType.CDN)) seen.push(`${MsgType.MPIT === icmp[1] ? 'MPIT' : 'CDN'} ${sim.pitOf('gnat', wire, 'ingress')?.action ?? 'none'}`);
+    orig(from, dst, icmp, src);
+  };
+  sim.ge('alice').node.onPitMiss(vflow, 'h9');
+  sim.time.run(1000);
+  assert.deepEqual(sim.ge('alice').released, ['h9']);
+  assert.deepEqual(seen, ['MPIT none', 'CDN pass'], 'MPIT on its way first; the entries written before the CDN goes back to alice');
+  assert.equal(sim.pitOf('gnat', wire, 'ingress')?.state, 'confirmed');
+});
+
 test('a private GE behind the GNAT: a DDE whose trigger CID was rewritten to P1 on the way sets nothing up', { timeout: 5000 }, () => {
   const { sim, settled } = insideSetup();
   // What a GNAT rewriting the CID (instead of appending its record) would send: the tags no longer match.
