@@ -3,7 +3,8 @@
  * NAT entry G2:Z <-> P1:Y for this peer"): the control plane writes a
  * session of origin `inbound` into the same maps the fast path allocates in,
  * with the same rules (bpf/lib/nat.h): the port is claimed with BPF_NOEXIST
- * first (random start, then the next ports, NAT_PORT_TRIES at most), the
+ * first (NAT_PORT_TRIES random candidates; a range no larger than that
+ * scanned whole from a random start), the
  * session second, and a lost race or a full table releases the claim. So an
  * inbound mapping and an outbound session never share a port, and the fast
  * path needs nothing new: the peer's packets to ext:Z are translated to P:Y
@@ -55,8 +56,11 @@ export class InboundMapper {
     const range = last - first + 1;
     const start = Math.floor(this.random() * range);
     let claimed: NatPortKey | null = null;
-    for (let i = 0; i < Math.min(NAT_PORT_TRIES, range); i++) {
-      const pk: NatPortKey = { port: first + ((start + i) % range), proto: r.proto };
+    // Random candidates (claimed ports form runs: the ports after one random start failed with most of the range free).
+    const scan = range <= NAT_PORT_TRIES;
+    for (let i = 0; i < (scan ? range : NAT_PORT_TRIES); i++) {
+      const off = scan ? (start + i) % range : i === 0 ? start : Math.floor(this.random() * range);
+      const pk: NatPortKey = { port: first + off, proto: r.proto };
       try { this.maps.ports.set(pk, key, 'noexist'); claimed = pk; break; } catch (e) {
         if (errno(e) === 'EEXIST') continue;
         if (errno(e) === 'E2BIG') return { ok: false, reason: 'table_full' };
