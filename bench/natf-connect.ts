@@ -65,16 +65,16 @@ setTimeout(() => { console.log(JSON.stringify(out)); process.exit(0); }, 500000)
 
 const BURST = (addr: string, n: number, par: number): string => `
 const net = require('net');
-let next = 0, ok = 0, failed = 0; const t0 = process.hrtime.bigint();
+let next = 0, ok = 0, failed = 0; const t0 = process.hrtime.bigint(); const why = {};
 function one() {
   if (next >= ${n}) return; next++;
   const s = net.connect({ host: ${JSON.stringify(addr)}, port: ${HTTP_PORT} }); s.setTimeout(5000);
   let done = false;
-  const end = (good) => { if (done) return; done = true; good ? ok++ : failed++; s.destroy(); if (ok + failed === ${n}) { console.log(JSON.stringify({ ok, failed, s: Number(process.hrtime.bigint() - t0) / 1e9 })); process.exit(0); } else one(); };
-  s.on('connect', () => end(true)); s.on('timeout', () => end(false)); s.on('error', () => end(false));
+  const end = (good, reason) => { if (done) return; done = true; if (good) ok++; else { failed++; why[reason] = (why[reason] || 0) + 1; } s.destroy(); if (ok + failed === ${n}) { console.log(JSON.stringify({ ok, failed, why, s: Number(process.hrtime.bigint() - t0) / 1e9 })); process.exit(0); } else one(); };
+  s.on('connect', () => end(true)); s.on('timeout', () => end(false, 'timeout')); s.on('error', (e) => end(false, e.code || 'error'));
 }
 for (let i = 0; i < ${par}; i++) one();
-setTimeout(() => { console.log(JSON.stringify({ ok, failed, s: Number(process.hrtime.bigint() - t0) / 1e9, timedOut: true })); process.exit(0); }, 300000).unref();`;
+setTimeout(() => { console.log(JSON.stringify({ ok, failed, why, s: Number(process.hrtime.bigint() - t0) / 1e9, timedOut: true })); process.exit(0); }, 300000).unref();`;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     const stats = Object.fromEntries(['natf-name', 'direct-name', 'natf', 'direct'].map((k) => [k, { n: samples[k].length, p50: pct(samples[k], 50), p99: pct(samples[k], 99) }]));
     const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
     const before = mappings(n);
-    const b = JSON.parse(await run(n, BURST(v, burst, parallel), 310_000)) as { ok: number; failed: number; s: number };
+    const b = JSON.parse(await run(n, BURST(v, burst, parallel), 310_000)) as { ok: number; failed: number; why: Record<string, number>; s: number };
     const created = mappings(n) - before;
     const result = {
       bench: 'natf-connect', bobGe: ge, machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release() }, rounds, errors: samples.errors,
@@ -124,13 +124,21 @@ async function main(): Promise<void> {
         nameP50: stats['natf-name'].p50 / stats['direct-name'].p50, nameP99: stats['natf-name'].p99 / stats['direct-name'].p99,
         connectP50: stats.natf.p50 / stats.direct.p50, connectP99: stats.natf.p99 / stats.direct.p99,
       },
-      burst: { connects: burst, parallel, ok: b.ok, failed: b.failed, seconds: b.s, connectsPerS: b.ok / b.s, inboundMappingsCreated: created, mappingsPerS: created / b.s },
+      burst: { connects: burst, parallel, ok: b.ok, failed: b.failed, failures: b.why, seconds: b.s, connectsPerS: b.ok / b.s, inboundMappingsCreated: created, mappingsPerS: created / b.s },
     };
     const f = (x: number): string => (x / 1000).toFixed(2);
     process.stdout.write(`first connect, ${rounds} interleaved rounds (ms), bob ${ge ? 'a GE (end to end)' : 'a Term'}      p50     p99\n`);
     for (const k of ['natf-name', 'direct-name', 'natf', 'direct']) process.stdout.write(`  ${k.padEnd(44)} ${f(stats[k].p50).padStart(6)}  ${f(stats[k].p99).padStart(6)}  (n=${stats[k].n})\n`);
     process.stdout.write(`ratio natf/direct by name: p50 ${result.ratios.nameP50.toFixed(2)}, p99 ${result.ratios.nameP99.toFixed(2)}; connect only: p50 ${result.ratios.connectP50.toFixed(2)}, p99 ${result.ratios.connectP99.toFixed(2)}; errors ${samples.errors}\n`);
-    process.stdout.write(`burst through the GNAT, ${parallel} in flight: ${b.ok}/${burst} in ${b.s.toFixed(2)} s = ${result.burst.connectsPerS.toFixed(0)} connects/s; inbound mappings created ${created} (${result.burst.mappingsPerS.toFixed(0)}/s)\n`);
+    process.stdout.write(`burst through the GNAT, ${parallel} in flight: ${b.ok}/${burst} in ${b.s.toFixed(2)} s = ${result.burst.connectsPerS.toFixed(0)} connects/s; inbound mappings created ${created} (${result.burst.mappingsPerS.toFixed(0)}/s)${b.failed ? `; failed by reason ${JSON.stringify(b.why)}` : ''}\n`);
+    if (b.failed) {
+      // The agents' side of the failures: what alice was told and why, what the GNAT refused or dropped.
+      const pick = /^gscip_(natf_flows_total|dprp_negotiations_failed_total|dprp_messages_rejected_total|nat_inbound_mappings_total|agent_stash_dropped_total)\{/;
+      for (const host of ['alice', 'gnat', ...(ge ? ['bob'] as const : [])] as const) {
+        const lines = n.metrics(host).split('\n').filter((l) => pick.test(l) && !/ 0$/.test(l));
+        process.stdout.write(`  ${host}: ${lines.join('; ') || '(no failure counted)'}\n`);
+      }
+    }
     const dir = resolve(__dirname, '..', '..', 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     writeFileSync(resolve(dir, ge ? 'natf-connect-ge.json' : 'natf-connect.json'), `${JSON.stringify(result, null, 2)}\n`);
