@@ -24,6 +24,7 @@ import { GscipRunner } from '../lib/agent-process.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { Capture } from '../lib/capture.js';
+import { isPrivate } from './nat-topology.js';
 
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : null;
 const BOB = '100.64.1.10';
@@ -114,7 +115,6 @@ describe('GNAT outbound NAPT in the fast path (namespaces)', { skip: unavailable
     const pf = readPcapFile(cap.pcap());
     const recs = ipv4Records(pf);
     rmSync(pcap, { force: true });
-    const isPrivate = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };
     assert.ok(recs.length > 50, `the capture holds the transfer (${recs.length} packets; GSO/GRO make them large)`);
     assert.deepEqual(recs.filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no private address on the global side');
     const fromBob = recs.filter((r) => r.dport === 5201);

@@ -1,7 +1,14 @@
 /**
  * The applications of the NAT-f namespace tests, as `node -e` scripts: bob's
- * HTTP service, and a TCP sink and source for a transfer the other way.
+ * HTTP service, and a TCP sink and source for a transfer the other way; and
+ * the data they carry.
  */
+import { randomBytes } from 'node:crypto';
+
+/** `bytes` of random data with `marker` 64 times in the middle (a capture that shows it saw plaintext). */
+export function markedData(bytes: number, marker: string): Buffer {
+  return Buffer.concat([randomBytes(bytes / 2), Buffer.from(marker.repeat(64)), randomBytes(bytes / 2 - marker.length * 64)]);
+}
 
 /** bob's service on addr:port: GET /blob serves the file; anything else answers with the peer address bob sees. Exits after lifeMs. */
 export const bobHttpServer = (file: string, addr: string, port: number, lifeMs: number): string => `

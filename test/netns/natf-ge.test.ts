@@ -31,9 +31,10 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sh, waitFor, waitReady } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
-import { ALICE, BOB, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
+import { ALICE, BOB, GNAT_OUT, HTTP_PORT, NatfTopo, type NatRow, type PitRow } from './natf-topology.js';
 import { Capture } from '../lib/capture.js';
-import { bobHttpServer, tcpSink, tcpSource, udpByName, udpEcho } from './natf-apps.js';
+import { bobHttpServer, markedData, tcpSink, tcpSource, udpByName, udpEcho } from './natf-apps.js';
+import { isPrivate } from './nat-topology.js';
 
 /** The PIT rows of `host`'s agent. */
 function pitOf(n: NatfTopo, host: string): PitRow[] {
@@ -67,16 +68,6 @@ d.on('message', (m) => { got.push(m.toString()); if (got.length === 3) { console
 d.bind(40500, () => d.connect(${ALICE_UDP}, ${JSON.stringify(ALICE)}, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send(${JSON.stringify(MARKER)} + '-' + i), i * 100); }));
 setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 10000).unref();`;
 
-interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string; version?: number; keyVersion?: number }
-interface NatRow { proto: string; inside: string; peer: string; external: string; origin: string }
-
-/** What the three agents said and refused (DPRP's rejection counters), for a failure's message. */
-function diag(n: NatfTopo): string {
-  const rej = (h: 'alice' | 'gnat' | 'bob'): string => n.metrics(h).split('\n').filter((l) => /^gscip_dprp_(messages_rejected|negotiations_failed)|^gscip_natf_flows_total/.test(l)).join('\n');
-  return (['alice', 'gnat', 'bob'] as const).map((h) => `--- ${h}\n${rej(h)}\n${(h === 'alice' ? n.alice : h === 'gnat' ? n.gnat : n.bob)?.stderr.slice(-3000) ?? ''}${(h === 'alice' ? n.alice : h === 'gnat' ? n.gnat : n.bob)?.stdout.slice(-6000) ?? ''}`).join('\n');
-}
-
-const priv = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };
 
 describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to end (BIND 9, namespaces)', { skip: unavailable ?? false, timeout: 200_000 }, () => {
   let n: NatfTopo;
@@ -90,7 +81,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     n = new NatfTopo('natfge', { bobGe: true });
     try {
       await n.start();
-      data = Buffer.concat([randomBytes(BYTES / 2), Buffer.from(MARKER.repeat(64)), randomBytes(BYTES / 2 - MARKER.length * 64)]);
+      data = markedData(BYTES, MARKER);
       blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
       writeFileSync(blob, data);
       await waitReady(n.t.spawn('bob', 'node', ['-e', bobHttpServer(blob, BOB, HTTP_PORT, 170000)]), 'bob\'s HTTP server');
@@ -111,7 +102,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       let err = '';
       curl.stdout?.on('data', (d: Buffer) => { w += d.toString(); });
       curl.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
-      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${diag(n)}`);
+      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${n.diag(['alice', 'gnat', 'bob'])}`);
       const [remote, lport] = w.trim().split(' ');
       assert.match(remote, VIRTUAL, 'curl connected to the virtual address');
       x = Number(lport);
@@ -136,7 +127,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     const pl = ipv4Records(readPcapFile(rawIn)).filter((r) => r.proto === 6);
     assert.ok(gl.length > 20 && pl.length > 20, `both captures hold the transfer (${gl.length} / ${pl.length} TCP packets)`);
     // Global leg: alice <-> G2:Z only, no private address.
-    assert.equal(gl.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg');
+    assert.equal(gl.filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no private address on the global leg');
     assert.ok(gl.every((r) => (r.src === ALICE && r.sport === x && r.dst === GNAT_OUT && r.dport === z) || (r.src === GNAT_OUT && r.sport === z && r.dst === ALICE && r.dport === x)),
       `the global leg is alice:${x} <-> ${GNAT_OUT}:${z}`);
     // Private leg: alice (her own address: only the destination is translated) <-> P1:Y.
@@ -163,7 +154,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     assert.ok(pa.ing && pa.eg, `alice's entries on ${ALICE}:${x} <-> ${GNAT_OUT}:${z}: ${JSON.stringify(a)}`);
     assert.equal(pa.eg.action, 'encrypt');
     assert.equal(pa.ing.action, 'decrypt');
-    assert.equal(a.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no entry at alice names a private address');
+    assert.equal(a.filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no entry at alice names a private address');
 
     const g = pit('gnat');
     const pg = pair(g, ALICE, x, GNAT_OUT, z);
@@ -189,7 +180,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
 
   test('bob -> alice (private GE to global GE) through the NAPT: 4 MiB byte-exact, ciphertext on both legs, figure b\'s PIT tuples', async () => {
     const bytes = 4 << 20;
-    const sent = Buffer.concat([randomBytes(bytes / 2), Buffer.from(MARKER.repeat(64)), randomBytes(bytes / 2 - MARKER.length * 64)]);
+    const sent = markedData(bytes, MARKER);
     const inp = n.t.scratchPath(`/tmp/${n.t.prefix}-in`);
     const out = n.t.scratchPath(`/tmp/${n.t.prefix}-out`);
     const pcapOut = n.t.scratchPath(`/tmp/${n.t.prefix}-global2.pcap`);
@@ -207,7 +198,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       const src = n.t.spawn('bob', 'node', ['-e', tcpSource(inp, ALICE, TCP_PORT, BOB_PORT)]);
       let srcErr = '';
       src.stderr?.on('data', (d: Buffer) => { srcErr += d.toString(); });
-      assert.equal(await exited(src, 80_000), 0, `bob's connection closed cleanly: ${srcErr}\n${diag(n)}`);
+      assert.equal(await exited(src, 80_000), 0, `bob's connection closed cleanly: ${srcErr}\n${n.diag(['alice', 'gnat', 'bob'])}`);
       assert.equal(await exited(sink, 10_000), 0, `the sink saw the stream end: ${sinkOut}`);
       peer = /peer (\S+):(\d+)/.exec(sinkOut);
       assert.ok(peer, sinkOut);
@@ -233,7 +224,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     const gl = ipv4Records(readPcapFile(rawOut)).filter((r) => r.proto === 6);
     const pl = ipv4Records(readPcapFile(rawIn)).filter((r) => r.proto === 6);
     assert.ok(gl.length > 50 && pl.length > 50, `both captures hold the transfer (${gl.length} / ${pl.length} TCP packets)`);
-    assert.equal(ipv4Records(readPcapFile(rawOut)).filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg (control messages included)');
+    assert.equal(ipv4Records(readPcapFile(rawOut)).filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no private address on the global leg (control messages included)');
     assert.ok(gl.every((r) => (r.src === GNAT_OUT && r.sport === z2 && r.dst === ALICE && r.dport === TCP_PORT) || (r.src === ALICE && r.sport === TCP_PORT && r.dst === GNAT_OUT && r.dport === z2)),
       `the global leg is ${GNAT_OUT}:${z2} <-> alice:${TCP_PORT}`);
     assert.ok(pl.every((r) => (r.src === BOB && r.sport === BOB_PORT && r.dst === ALICE && r.dport === TCP_PORT) || (r.src === ALICE && r.sport === TCP_PORT && r.dst === BOB && r.dport === BOB_PORT)),
@@ -248,7 +239,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     const a = pit('alice');
     assert.equal(find(a, 'ingress', GNAT_OUT, z2, ALICE, TCP_PORT)?.action, 'decrypt', `alice: G2:Z -> G1:Y decrypt: ${JSON.stringify(a)}`);
     assert.equal(find(a, 'egress', ALICE, TCP_PORT, GNAT_OUT, z2)?.action, 'encrypt');
-    assert.equal(a.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no entry at alice names a private address');
+    assert.equal(a.filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no entry at alice names a private address');
     const g = pit('gnat');
     assert.equal(find(g, 'egress', GNAT_OUT, z2, ALICE, TCP_PORT)?.action, 'pass', `the GNAT: G2:Z <-> G1:Y pass: ${JSON.stringify(g)}`);
     assert.equal(find(g, 'ingress', ALICE, TCP_PORT, GNAT_OUT, z2)?.action, 'pass');
@@ -273,7 +264,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
     }
     const got = JSON.parse(out.trim()) as string[];
     const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
-    assert.deepEqual(got.sort(), [0, 1, 2].map((i) => `${v} echo:${ALICE}:${MARKER}-${i}`), `${out}\n${diag(n)}`);
+    assert.deepEqual(got.sort(), [0, 1, 2].map((i) => `${v} echo:${ALICE}:${MARKER}-${i}`), `${out}\n${n.diag(['alice', 'gnat', 'bob'])}`);
     const raw = capIn.pcap();
     rmSync(pcapIn, { force: true });
     assert.ok(ipv4Records(readPcapFile(raw)).length >= 6, 'the datagrams crossed the private leg');
@@ -297,12 +288,12 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       await new Promise((r) => setTimeout(r, 200));
       await capOut.stop(3000);
     }
-    assert.deepEqual((JSON.parse(out.trim()) as string[]).sort(), [0, 1, 2].map((i) => `echo:${GNAT_OUT}:${MARKER}-${i}`), `${out}\n${diag(n)}`);
+    assert.deepEqual((JSON.parse(out.trim()) as string[]).sort(), [0, 1, 2].map((i) => `echo:${GNAT_OUT}:${MARKER}-${i}`), `${out}\n${n.diag(['alice', 'gnat', 'bob'])}`);
     const raw = capOut.pcap();
     rmSync(pcapOut, { force: true });
     const recs = ipv4Records(readPcapFile(raw));
     assert.ok(recs.length >= 6, 'the datagrams crossed the global leg');
-    assert.equal(recs.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg');
+    assert.equal(recs.filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no private address on the global leg');
     assert.ok(!raw.includes(Buffer.from(MARKER)), 'no plaintext marker on the global leg');
   });
 
@@ -318,7 +309,7 @@ describe('NAT-f: a private GE behind the GNAT, reached by name, encrypted end to
       await new Promise((r) => setTimeout(r, 1500));
       const key2 = randomBytes(32).toString('hex');
       for (const h of ['alice', 'gnat', 'bob', 'glob']) n.g.ok(h, ['keys', 'set', '--group', '10', '--version', '2', ...n.g.instanceArgs(h)], `${key2}\n`);
-      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${diag(n)}`);
+      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${n.diag(['alice', 'gnat', 'bob'])}`);
       assert.equal(sha256(readFileSync(out)), sha256(data), 'byte-exact across the re-key');
     } finally {
       rmSync(out, { force: true });

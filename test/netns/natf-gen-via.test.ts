@@ -31,9 +31,10 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sh, waitFor, waitReady } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
-import { ALICE, BOB_BEHIND_GEN, GNAT_OUT, HTTP_PORT, NatfTopo } from './natf-topology.js';
+import { ALICE, BOB_BEHIND_GEN, GNAT_OUT, HTTP_PORT, NatfTopo, type NatRow, type PitRow } from './natf-topology.js';
 import { Capture } from '../lib/capture.js';
-import { bobHttpServer, tcpSink, tcpSource, udpByName, udpEcho } from './natf-apps.js';
+import { bobHttpServer, markedData, tcpSink, tcpSource, udpByName, udpEcho } from './natf-apps.js';
+import { isPrivate } from './nat-topology.js';
 
 const TOOLS = sh('sh', ['-c', 'command -v named && command -v dig && command -v curl && command -v tcpdump'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !TOOLS ? 'BIND 9, dig, curl or tcpdump not installed (make deps)' : null;
@@ -47,16 +48,6 @@ const TCP_PORT = 5201;
 const UDP_PORT = 5300;
 const BOB_PORT = 40124;
 
-interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string; version?: number; keyVersion?: number }
-interface NatRow { proto: string; inside: string; peer: string; external: string; origin: string }
-
-/** What the agents counted and said, for a failure's message. */
-function diag(n: NatfTopo): string {
-  const rej = (h: 'alice' | 'gnat' | 'pgen'): string => n.metrics(h).split('\n').filter((l) => /^gscip_dprp_(messages_rejected|negotiations_failed)|^gscip_natf_flows_total/.test(l)).join('\n');
-  return (['alice', 'gnat', 'pgen'] as const).map((h) => { const a = h === 'alice' ? n.alice : h === 'gnat' ? n.gnat : n.pgen; return `--- ${h}\n${rej(h)}\n${a?.stderr.slice(-3000) ?? ''}${a?.stdout.slice(-4000) ?? ''}`; }).join('\n');
-}
-
-const priv = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };
 
 describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reached by name; PCCOM alice <-> that GEN (BIND 9, namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
   let n: NatfTopo;
@@ -69,7 +60,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
     n = new NatfTopo('natfvia', { genInside: true });
     try {
       await n.start();
-      data = Buffer.concat([randomBytes(BYTES / 2), Buffer.from(MARKER.repeat(64)), randomBytes(BYTES / 2 - MARKER.length * 64)]);
+      data = markedData(BYTES, MARKER);
       blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
       writeFileSync(blob, data);
       await waitReady(n.t.spawn('bob', 'node', ['-e', bobHttpServer(blob, P1, HTTP_PORT, 150000)]), 'bob\'s HTTP server');
@@ -93,7 +84,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
       let err = '';
       curl.stdout?.on('data', (d: Buffer) => { w += d.toString(); });
       curl.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
-      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${diag(n)}`);
+      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${n.diag(['alice', 'gnat', 'pgen'])}`);
       const [remote, lport] = w.trim().split(' ');
       assert.match(remote, VIRTUAL, 'curl connected to the virtual address');
       x = Number(lport);
@@ -110,7 +101,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
     // Not one packet decrypted or encrypted at the GNAT, not even the first (the PIT dump shows only the end state).
     const cipherAt = (h: 'gnat' | 'pgen'): number => n.metrics(h).split('\n').filter((l) => l.startsWith('gscip_datapath_direction_packets_total') && /reason="pit_(encrypt|decrypt)"/.test(l))
       .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
-    assert.equal(cipherAt('gnat'), 0, `the GNAT's fast path encrypted or decrypted nothing\n${diag(n)}`);
+    assert.equal(cipherAt('gnat'), 0, `the GNAT's fast path encrypted or decrypted nothing\n${n.diag(['alice', 'gnat', 'pgen'])}`);
     assert.ok(cipherAt('pgen') > 100, 'the GEN did');
     const nat = JSON.parse(n.g.ok('gnat', ['maps', 'dump', 'nat', '--json', ...n.g.instanceArgs('gnat')])) as NatRow[];
     const s = nat.find((r) => r.proto === 'tcp' && r.inside === `${P1}:${HTTP_PORT}` && r.peer === `${ALICE}:${x}`);
@@ -121,7 +112,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
     const [gl, gg, gb] = raws.map((r) => ipv4Records(readPcapFile(r)));
     const tcp = (l: typeof gl) => l.filter((r) => r.proto === 6);
     assert.ok(tcp(gl).length > 20 && tcp(gg).length > 20 && tcp(gb).length > 20, `the three captures hold the transfer (${tcp(gl).length} / ${tcp(gg).length} / ${tcp(gb).length})`);
-    assert.equal(gl.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg');
+    assert.equal(gl.filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no private address on the global leg');
     assert.ok(tcp(gl).every((r) => (r.src === ALICE && r.sport === x && r.dst === GNAT_OUT && r.dport === z) || (r.src === GNAT_OUT && r.sport === z && r.dst === ALICE && r.dport === x)),
       `the global leg is alice:${x} <-> ${GNAT_OUT}:${z}`);
     const isFlow = (r: (typeof gl)[number]): boolean => (r.proto === 6 && r.src === ALICE && r.sport === x && r.dst === P1 && r.dport === HTTP_PORT)
@@ -145,7 +136,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
     const a = pit('alice');
     assert.equal(one(a, 'egress', ALICE, x, GNAT_OUT, z)?.action, 'encrypt', `alice G1:X -> G2:Z: ${JSON.stringify(a)}`);
     assert.equal(one(a, 'ingress', GNAT_OUT, z, ALICE, x)?.action, 'decrypt');
-    assert.equal(a.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no entry at alice names a private address');
+    assert.equal(a.filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no entry at alice names a private address');
 
     const g = pit('gnat');
     assert.equal(one(g, 'ingress', ALICE, x, GNAT_OUT, z)?.action, 'pass', `the GNAT G1:X -> G2:Z: ${JSON.stringify(g)}`);
@@ -178,7 +169,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
     }
     const got = JSON.parse(out.trim()) as string[];
     const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
-    assert.deepEqual(got.sort(), [0, 1, 2].map((i) => `${v} echo:${ALICE}:${MARKER}-${i}`), `${out}\n${diag(n)}`);
+    assert.deepEqual(got.sort(), [0, 1, 2].map((i) => `${v} echo:${ALICE}:${MARKER}-${i}`), `${out}\n${n.diag(['alice', 'gnat', 'pgen'])}`);
     assert.ok(ipv4Records(readPcapFile(raws[0])).length >= 6, 'the datagrams crossed the GNAT - GEN leg');
     assert.ok(!raws[0].includes(Buffer.from(MARKER)), 'no plaintext marker on the GNAT - GEN leg');
     assert.ok(raws[1].includes(Buffer.from(MARKER)), 'the GEN - bob leg carries them in the clear (bob is a Term)');
@@ -188,13 +179,13 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
 
   test('bob\'s service sees alice\'s own address (only the destination is translated)', () => {
     const r = n.appExec('alice', 'curl', ['-sS', '--max-time', '10', `http://bob.example.net:${HTTP_PORT}/`], { allowFail: true });
-    assert.equal(r.code, 0, `${r.stderr}\n${diag(n)}`);
+    assert.equal(r.code, 0, `${r.stderr}\n${n.diag(['alice', 'gnat', 'pgen'])}`);
     assert.equal(r.stdout.trim(), `hello from bob, you are ${ALICE}`);
   });
 
   test('bob -> alice through the GEN and the GNAT\'s NAPT: 4 MiB byte-exact, ciphertext on the global and the GNAT - GEN leg, PITs on each view', async () => {
     const bytes = 4 << 20;
-    const sent = Buffer.concat([randomBytes(bytes / 2), Buffer.from(MARKER.repeat(64)), randomBytes(bytes / 2 - MARKER.length * 64)]);
+    const sent = markedData(bytes, MARKER);
     const inp = n.t.scratchPath(`/tmp/${n.t.prefix}-in`);
     const out = n.t.scratchPath(`/tmp/${n.t.prefix}-out`);
     const files = ['global2', 'gnatgen2'].map((l) => n.t.scratchPath(`/tmp/${n.t.prefix}-${l}.pcap`));
@@ -214,7 +205,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
       const src = n.t.spawn('bob', 'node', ['-e', tcpSource(inp, ALICE, TCP_PORT, BOB_PORT)]);
       let srcErr = '';
       src.stderr?.on('data', (d: Buffer) => { srcErr += d.toString(); });
-      assert.equal(await exited(src, 80_000), 0, `bob's connection closed cleanly: ${srcErr}\n${diag(n)}`);
+      assert.equal(await exited(src, 80_000), 0, `bob's connection closed cleanly: ${srcErr}\n${n.diag(['alice', 'gnat', 'pgen'])}`);
       assert.equal(await exited(sink, 10_000), 0, `the sink saw the stream end: ${sinkOut}`);
       peer = /peer (\S+):(\d+)/.exec(sinkOut);
       assert.ok(peer, sinkOut);
@@ -231,7 +222,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
       assert.ok(ipv4Records(readPcapFile(raw)).filter((r) => r.proto === 6).length > 20, `the ${leg} capture holds the transfer`);
       assert.ok(!raw.includes(Buffer.from(MARKER)), `no plaintext marker on the ${leg} leg`);
     }
-    assert.equal(ipv4Records(readPcapFile(raws[0])).filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg (control messages included)');
+    assert.equal(ipv4Records(readPcapFile(raws[0])).filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no private address on the global leg (control messages included)');
     const pit = (host: string): PitRow[] => JSON.parse(n.g.ok(host, ['maps', 'dump', 'pit', '--json', ...n.g.instanceArgs(host)])) as PitRow[];
     const one = (rows: PitRow[], dir: string, src: string, sport: number, dst: string, dport: number): PitRow | undefined =>
       rows.find((r) => r.proto === 'tcp' && r.dir === dir && r.src === src && r.sport === sport && r.dst === dst && r.dport === dport);
@@ -262,7 +253,7 @@ describe('NAT-f: a Term behind a GEN inside the GNAT\'s network (ACT via), reach
       await new Promise((r) => setTimeout(r, 1500));
       const key2 = randomBytes(32).toString('hex');
       for (const h of ['alice', 'gnat', 'pgen', 'glob']) n.g.ok(h, ['keys', 'set', '--group', '10', '--version', '2', ...n.g.instanceArgs(h)], `${key2}\n`);
-      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${diag(n)}`);
+      assert.equal(await exited(curl, 70_000), 0, `curl: ${err}\n${n.diag(['alice', 'gnat', 'pgen'])}`);
       assert.equal(sha256(readFileSync(out)), sha256(data), 'byte-exact across the re-key');
     } finally {
       rmSync(out, { force: true });

@@ -17,12 +17,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sh, waitReady } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
 import { ALICE, BOB, GNAT_OUT, GLOB, HTTP_PORT, NatfTopo } from './natf-topology.js';
+import { isPrivate } from './nat-topology.js';
+import { markedData } from './natf-apps.js';
 import { Capture } from '../lib/capture.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v dig && command -v curl'], { allowFail: true }).code === 0;
@@ -91,7 +92,7 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
     n = new NatfTopo('natf');
     try {
       await n.start();
-      data = Buffer.concat([randomBytes(BYTES / 2), Buffer.from(MARKER.repeat(64)), randomBytes(BYTES / 2 - MARKER.length * 64)]);
+      data = markedData(BYTES, MARKER);
       blob = n.t.scratchPath(`/tmp/${n.t.prefix}-blob`);
       writeFileSync(blob, data);
       await waitReady(n.t.spawn('bob', 'node', ['-e', HTTP_SERVER(blob)]), 'bob\'s HTTP server');
@@ -142,10 +143,9 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
     const raw = cap.pcap();
     const recs = ipv4Records(readPcapFile(raw));
     rmSync(pcap, { force: true });
-    const priv = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };
-    const virt = (a: string): boolean => VIRTUAL.test(a);
+        const virt = (a: string): boolean => VIRTUAL.test(a);
     assert.ok(recs.length > 100, `the capture holds the transfer (${recs.length} packets)`);
-    assert.equal(recs.filter((r) => priv(r.src) || priv(r.dst) || virt(r.src) || virt(r.dst)).length, 0, 'no private or virtual address on the global leg');
+    assert.equal(recs.filter((r) => isPrivate(r.src) || isPrivate(r.dst) || virt(r.src) || virt(r.dst)).length, 0, 'no private or virtual address on the global leg');
     const http = recs.filter((r) => r.proto === 6);
     assert.ok(http.every((r) => (r.src === ALICE && r.dst === GNAT_OUT) || (r.src === GNAT_OUT && r.dst === ALICE)), 'the flow is alice <-> the GNAT only');
     assert.ok(!raw.includes(Buffer.from(MARKER)), 'no plaintext marker on the global leg (PCCOM)');

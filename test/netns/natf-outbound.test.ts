@@ -16,14 +16,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { sh, waitFor } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
-import { ALICE, BOB, GNAT_OUT, NatfTopo } from './natf-topology.js';
+import { ALICE, BOB, GNAT_OUT, NatfTopo, type PitRow } from './natf-topology.js';
+import { isPrivate } from './nat-topology.js';
 import { Capture } from '../lib/capture.js';
-import { tcpSink, tcpSource } from './natf-apps.js';
+import { markedData, tcpSink, tcpSource } from './natf-apps.js';
 
 const NAMED = sh('sh', ['-c', 'command -v named && command -v tcpdump'], { allowFail: true }).code === 0;
 const unavailable = process.getuid?.() !== 0 ? 'needs root (namespaces)' : !NAMED ? 'BIND 9 or tcpdump not installed (make deps)' : null;
@@ -47,8 +47,6 @@ d.on('message', (m) => { got.push(m.toString()); if (got.length === 3) { console
 d.bind(40500, () => d.connect(${UDP_PORT}, ${JSON.stringify(ALICE)}, () => { for (let i = 0; i < 3; i++) setTimeout(() => d.send(${JSON.stringify(MARKER)} + '-' + i), i * 100); }));
 setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 10000).unref();`;
 
-interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string }
-
 describe('NAT-f: a private Term behind the GNAT reaches a global GES, encrypted after the NAPT (namespaces)', { skip: unavailable ?? false, timeout: 180_000 }, () => {
   let n: NatfTopo;
   let pcap: string;
@@ -65,7 +63,7 @@ describe('NAT-f: a private Term behind the GNAT reaches a global GES, encrypted 
   after(async () => { await cap?.stop(3000); await n?.stop(); n?.cleanupSync(); if (pcap) rmSync(pcap, { force: true }); });
 
   test('bob -> alice: 4 MiB TCP byte-exact; alice sees 192.0.2.2:Z', async () => {
-    const data = Buffer.concat([randomBytes(BYTES / 2), Buffer.from(MARKER.repeat(64)), randomBytes(BYTES / 2 - MARKER.length * 64)]);
+    const data = markedData(BYTES, MARKER);
     const inp = n.t.scratchPath(`/tmp/${n.t.prefix}-in`);
     const out = n.t.scratchPath(`/tmp/${n.t.prefix}-out`);
     writeFileSync(inp, data);
@@ -126,9 +124,8 @@ describe('NAT-f: a private Term behind the GNAT reaches a global GES, encrypted 
     await cap.stop(3000);
     const raw = cap.pcap();
     const recs = ipv4Records(readPcapFile(raw));
-    const priv = (a: string): boolean => { const [x, y] = a.split('.').map(Number); return x === 100 && y >= 64 && y < 128; };
-    assert.ok(recs.length > 50, `the capture holds the transfer (${recs.length} packets)`);
-    assert.equal(recs.filter((r) => priv(r.src) || priv(r.dst)).length, 0, 'no private address on the global leg');
+        assert.ok(recs.length > 50, `the capture holds the transfer (${recs.length} packets)`);
+    assert.equal(recs.filter((r) => isPrivate(r.src) || isPrivate(r.dst)).length, 0, 'no private address on the global leg');
     assert.ok(!raw.includes(Buffer.from(MARKER)), 'no plaintext marker on the global leg (PCCOM after the NAPT)');
     const data = recs.filter((r) => (r.proto === 6 && (r.dport === TCP_PORT || r.sport === TCP_PORT)) || (r.proto === 17 && (r.dport === UDP_PORT || r.sport === UDP_PORT)));
     assert.ok(data.length > 20, `${data.length} packets of bob's flows`);

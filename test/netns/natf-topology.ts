@@ -239,6 +239,15 @@ export class NatfTopo {
     this.alice = await this.g.startAgent('alice', this.aliceArgs, 'alice');
   }
 
+  /** What these agents counted (DPRP's rejections and failures, NAT-f's flows) and said last, for a failure's message. */
+  diag(hosts: ReadonlyArray<'alice' | 'gnat' | 'bob' | 'pgen'>): string {
+    return hosts.map((h) => {
+      const counted = this.metrics(h).split('\n').filter((l) => /^gscip_dprp_(messages_rejected|negotiations_failed)|^gscip_natf_flows_total/.test(l)).join('\n');
+      const a = this[h];
+      return `--- ${h}\n${counted}\n${a?.stderr.slice(-3000) ?? ''}${a?.stdout.slice(-6000) ?? ''}`;
+    }).join('\n');
+  }
+
   metrics(host: 'alice' | 'gnat' | 'gnat2' | 'bob' | 'pgen'): string {
     return this.t.exec(host, 'node', ['-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((x) => process.stdout.write(x))"]).stdout;
   }
@@ -252,3 +261,8 @@ export class NatfTopo {
     this.t.cleanupSync();
   }
 }
+
+/** A row of `gscip maps dump pit --json`, as the NAT-f tests read it. */
+export interface PitRow { dir: string; proto: string; src: string; sport: number; dst: string; dport: number; action: string; version?: number; keyVersion?: number }
+/** A row of `gscip maps dump nat --json`. */
+export interface NatRow { proto: string; inside: string; peer: string; external: string; origin: string }
