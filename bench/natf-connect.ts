@@ -21,7 +21,11 @@
  * --ge: bob is a GE itself (a CL GES, ACT `ge: true`): the natf cases are then
  * negotiated end to end through the GNAT (DDE relayed inward, three GEs on
  * the path; docs/natf.md "A private GE behind the GNAT"), against the same
- * run's direct connects.
+ * run's direct connects, and a fifth case, `cascade`: connects to cbob, a
+ * global GE behind the GNAT as a plain GEN (outside its NAT's inside
+ * prefixes), so the same three GEs and the same four relays by the GNAT's
+ * agent without NAT-f: natf - cascade is what NAT-f adds beyond plain DPRP's
+ * negotiation on that path (the issue's "<= 1 ms added beyond plain DPRP's").
  *
  * Writes bench/results/natf-connect.json (natf-connect-ge.json with --ge). Needs root, BIND 9.
  */
@@ -30,7 +34,7 @@ import { cpus, release } from 'node:os';
 import { resolve } from 'node:path';
 import { waitFor } from '../test/lib/netns.js';
 import { exited } from '../test/netns/pccom-topology.js';
-import { BOB, GLOB, HTTP_PORT, NatfTopo } from '../test/netns/natf-topology.js';
+import { BOB, CBOB, GLOB, HTTP_PORT, NatfTopo } from '../test/netns/natf-topology.js';
 import { intArg } from './args.js';
 
 const SERVER = (addr: string): string => `
@@ -38,18 +42,19 @@ require('net').createServer((c) => { c.on('error', () => {}); c.end(); }).listen
 setTimeout(() => process.exit(3), 600000).unref();`;
 
 /** Interleaved rounds of the four cases; prints the per-case microsecond samples as JSON. */
-const ROUNDS = (rounds: number): string => `
+const ROUNDS = (rounds: number, cascade: string | null): string => `
 const net = require('net'), dns = require('dns');
 const cases = {
   'natf-name': { name: 'bob.example.net' }, 'direct-name': { name: 'glob.example.net' },
   natf: { name: 'bob.example.net', pre: true }, direct: { name: 'glob.example.net', pre: true },
+  ${cascade ? `cascade: { addr: ${JSON.stringify(cascade)}, pre: true },` : ''}
 };
 const addr = {};
-const out = { 'natf-name': [], 'direct-name': [], natf: [], direct: [], errors: 0 };
+const out = { 'natf-name': [], 'direct-name': [], natf: [], direct: [], cascade: [], errors: 0 };
 const look = (n) => new Promise((ok, ko) => dns.lookup(n, { family: 4 }, (e, a) => (e ? ko(e) : ok(a))));
 const conn = (a) => new Promise((ok, ko) => { const s = net.connect({ host: a, port: ${HTTP_PORT} }); s.setTimeout(5000); s.on('connect', () => { s.destroy(); ok(); }); s.on('timeout', () => { s.destroy(); ko(new Error('timeout')); }); s.on('error', ko); });
 (async () => {
-  for (const k of Object.keys(cases)) addr[k] = await look(cases[k].name);
+  for (const k of Object.keys(cases)) addr[k] = cases[k].addr ?? await look(cases[k].name);
   const keys = Object.keys(cases);
   for (let r = 0; r < ${rounds}; r++) {
     const order = r % 2 ? [...keys].reverse() : keys;
@@ -102,17 +107,19 @@ async function main(): Promise<void> {
   // below 75 % of a core, so the burst measured the round trips, not how fast the GNAT maps).
   const parallel = intArg('parallel', 32, 1);
   const ge = process.argv.includes('--ge');
-  const n = new NatfTopo('natfbn', { bobGe: ge });
+  // With --ge, also cbob: a global GE behind the GNAT as a plain GEN (no NAT-f), the plain-DPRP cost of the same three-GE path.
+  const n = new NatfTopo('natfbn', { bobGe: ge, cascade: ge });
   try {
     await n.start();
-    for (const [host, addr] of [['bob', BOB], ['glob', GLOB]]) {
+    for (const [host, addr] of [['bob', BOB], ['glob', GLOB], ...(ge ? [['cbob', CBOB]] : [])]) {
       const p = n.t.spawn(host, 'node', ['-e', SERVER(addr)]);
       let o = '';
       p.stdout?.on('data', (d: Buffer) => { o += d.toString(); });
       await waitFor(`${host} server`, () => o.includes('ready'), 5000);
     }
-    const samples = JSON.parse(await run(n, ROUNDS(rounds), 520_000)) as Record<string, number[]> & { errors: number };
-    const stats = Object.fromEntries(['natf-name', 'direct-name', 'natf', 'direct'].map((k) => [k, { n: samples[k].length, p50: pct(samples[k], 50), p99: pct(samples[k], 99) }]));
+    const samples = JSON.parse(await run(n, ROUNDS(rounds, ge ? CBOB : null), 520_000)) as Record<string, number[]> & { errors: number };
+    const caseNames = ['natf-name', 'direct-name', 'natf', 'direct', ...(ge ? ['cascade'] : [])];
+    const stats = Object.fromEntries(caseNames.map((k) => [k, { n: samples[k].length, p50: pct(samples[k], 50), p99: pct(samples[k], 99) }]));
     const v = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
     const before = mappings(n);
     const b = JSON.parse(await run(n, BURST(v, burst, parallel), 310_000)) as { ok: number; failed: number; why: Record<string, number>; s: number };
@@ -124,12 +131,18 @@ async function main(): Promise<void> {
         nameP50: stats['natf-name'].p50 / stats['direct-name'].p50, nameP99: stats['natf-name'].p99 / stats['direct-name'].p99,
         connectP50: stats.natf.p50 / stats.direct.p50, connectP99: stats.natf.p99 / stats.direct.p99,
       },
+      // NAT-f's own cost for a private GE: beyond plain DPRP's on the same three-GE path (the GNAT a plain GEN).
+      ...(ge ? { addedOverCascadeUs: { p50: stats.natf.p50 - stats.cascade.p50, p99: stats.natf.p99 - stats.cascade.p99 }, natfOverCascadeP50: stats.natf.p50 / stats.cascade.p50 } : {}),
       burst: { connects: burst, parallel, ok: b.ok, failed: b.failed, failures: b.why, seconds: b.s, connectsPerS: b.ok / b.s, inboundMappingsCreated: created, mappingsPerS: created / b.s },
     };
     const f = (x: number): string => (x / 1000).toFixed(2);
     process.stdout.write(`first connect, ${rounds} interleaved rounds (ms), bob ${ge ? 'a GE (end to end)' : 'a Term'}      p50     p99\n`);
-    for (const k of ['natf-name', 'direct-name', 'natf', 'direct']) process.stdout.write(`  ${k.padEnd(44)} ${f(stats[k].p50).padStart(6)}  ${f(stats[k].p99).padStart(6)}  (n=${stats[k].n})\n`);
+    for (const k of caseNames) process.stdout.write(`  ${k.padEnd(44)} ${f(stats[k].p50).padStart(6)}  ${f(stats[k].p99).padStart(6)}  (n=${stats[k].n})\n`);
     process.stdout.write(`ratio natf/direct by name: p50 ${result.ratios.nameP50.toFixed(2)}, p99 ${result.ratios.nameP99.toFixed(2)}; connect only: p50 ${result.ratios.connectP50.toFixed(2)}, p99 ${result.ratios.connectP99.toFixed(2)}; errors ${samples.errors}\n`);
+    if (ge) {
+      const a = result.addedOverCascadeUs!;
+      process.stdout.write(`natf (private GE) vs cascade (a global GE behind the GNAT as a plain GEN, same three GEs): added p50 ${f(a.p50)} ms, p99 ${f(a.p99)} ms; ratio p50 ${result.natfOverCascadeP50!.toFixed(2)}\n`);
+    }
     process.stdout.write(`burst through the GNAT, ${parallel} in flight: ${b.ok}/${burst} in ${b.s.toFixed(2)} s = ${result.burst.connectsPerS.toFixed(0)} connects/s; inbound mappings created ${created} (${result.burst.mappingsPerS.toFixed(0)}/s)${b.failed ? `; failed by reason ${JSON.stringify(b.why)}` : ''}\n`);
     if (b.failed) {
       // The agents' side of the failures: what alice was told and why, what the GNAT refused or dropped.

@@ -38,6 +38,9 @@ export const HTTP_PORT = 8080;
 export const PGEN = '100.64.1.2';
 export const PGEN_IN = '100.64.2.1';
 export const BOB_BEHIND_GEN = '100.64.2.10';
+/** cascade: C-BOB, a global GES behind the GNAT's second inside link (not translated), the plain-DPRP baseline of the same path. */
+export const GNAT_CASCADE_IN = '203.0.113.129';
+export const CBOB = '203.0.113.130';
 export const GROUP_KEY = randomBytes(32).toString('hex');
 
 export interface NatfTopoOptions {
@@ -72,6 +75,16 @@ export interface NatfTopoOptions {
    *   gnat in0 100.64.1.1 --/g0 100.64.1.2-- pgen --i0 100.64.2.1/p0-- bob 100.64.2.10
    */
   genInside?: boolean;
+  /**
+   * A global GES `cbob` (203.0.113.130) behind a second inside link of the
+   * GNAT, outside its NAT's `inside` prefixes: alice -> cbob is a plain DPRP
+   * cascade through the GNAT as an ordinary GEN (three GEs, the GNAT's agent
+   * relaying all four messages), the same path as a private GE's negotiation
+   * without NAT-f (bench/natf-connect.ts --ge compares the two).
+   *
+   *   gnat in1 203.0.113.129/25 -- cbob p0 203.0.113.130/25
+   */
+  cascade?: boolean;
 }
 
 export class NatfTopo {
@@ -85,6 +98,8 @@ export class NatfTopo {
   gnat: AgentProc | null = null;
   /** bob's agent (bobGe only). */
   bob: AgentProc | null = null;
+  /** cbob's agent (cascade only). */
+  cbob: AgentProc | null = null;
   /** P-GEN's agent (genInside only). */
   pgen: AgentProc | null = null;
   /** bob's address: BOB, or BOB_BEHIND_GEN with genInside. */
@@ -94,7 +109,7 @@ export class NatfTopo {
     this.t = new Topology(tag);
     const t = this.t;
     try {
-      for (const h of ['alice', 'gnat', 'bob', 'dns', 'glob', ...(o.genInside ? ['pgen'] : [])]) t.addHost(h);
+      for (const h of ['alice', 'gnat', 'bob', 'dns', 'glob', ...(o.genInside ? ['pgen'] : []), ...(o.cascade ? ['cbob'] : [])]) t.addHost(h);
       t.link('alice', 'eth0', 'gnat', 'out0');
       if (o.genInside) {
         t.link('gnat', 'in0', 'pgen', 'g0');
@@ -138,6 +153,13 @@ export class NatfTopo {
         t.addr('erin', 'p0', `${BOB}/24`);
         t.route('erin', 'default', GNAT_IN);
         t.forwarding('gnat2');
+      }
+      if (o.cascade) {
+        t.link('gnat', 'in1', 'cbob', 'p0');
+        t.addr('gnat', 'in1', `${GNAT_CASCADE_IN}/25`);
+        t.addr('cbob', 'p0', `${CBOB}/25`);
+        t.route('cbob', 'default', GNAT_CASCADE_IN);
+        t.exec('alice', 'ip', ['route', 'add', `${CBOB}/32`, 'via', GNAT_OUT, 'dev', 'eth0', 'onlink', 'src', ALICE]);
       }
       if (o.gnatDdns) {
         t.link('gnat', 'u0', 'dns', 'dns1');
@@ -192,6 +214,12 @@ export class NatfTopo {
       writeFileSync(bobCfg, JSON.stringify({ interfaces: [{ name: 'p0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'CL' } }));
       this.bob = await this.g.startAgent('bob', ['--config', bobCfg, '--metrics', '127.0.0.1:9464'], 'bob');
       hosts.push(['bob', 'bob']);
+    }
+    if (this.o.cascade) {
+      const cbobCfg = `${this.dir}/cbob.json`;
+      writeFileSync(cbobCfg, JSON.stringify({ interfaces: [{ name: 'p0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'CL' } }));
+      this.cbob = await this.g.startAgent('cbob', ['--config', cbobCfg, '--metrics', '127.0.0.1:9464'], 'cbob');
+      hosts.push(['cbob', 'cbob']);
     }
     if (this.o.genInside) {
       const pgenCfg = `${this.dir}/pgen.json`;
