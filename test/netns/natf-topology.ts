@@ -209,24 +209,9 @@ export class NatfTopo {
     writeFileSync(globCfg, JSON.stringify({ interfaces: [{ name: 'g0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'OP' } }));
     this.gnat = await this.g.startAgent('gnat', ['--config', gnatCfg, '--metrics', '127.0.0.1:9464'], 'gnat');
     const hosts: Array<[string, string]> = [['gnat', 'gnat'], ['alice', 'alice'], ['glob', 'glob']];
-    if (this.o.bobGe) {
-      const bobCfg = `${this.dir}/bob.json`;
-      writeFileSync(bobCfg, JSON.stringify({ interfaces: [{ name: 'p0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'CL' } }));
-      this.bob = await this.g.startAgent('bob', ['--config', bobCfg, '--metrics', '127.0.0.1:9464'], 'bob');
-      hosts.push(['bob', 'bob']);
-    }
-    if (this.o.cascade) {
-      const cbobCfg = `${this.dir}/cbob.json`;
-      writeFileSync(cbobCfg, JSON.stringify({ interfaces: [{ name: 'p0' }], handlers: ['dprp'], ge: { type: 'GES', mode: 'CL' } }));
-      this.cbob = await this.g.startAgent('cbob', ['--config', cbobCfg, '--metrics', '127.0.0.1:9464'], 'cbob');
-      hosts.push(['cbob', 'cbob']);
-    }
-    if (this.o.genInside) {
-      const pgenCfg = `${this.dir}/pgen.json`;
-      writeFileSync(pgenCfg, JSON.stringify({ interfaces: [{ name: 'g0' }], handlers: ['dprp'], ge: { type: 'GEN', mode: 'CL' } }));
-      this.pgen = await this.g.startAgent('pgen', ['--config', pgenCfg, '--metrics', '127.0.0.1:9464'], 'pgen');
-      hosts.push(['pgen', 'pgen']);
-    }
+    if (this.o.bobGe) { this.bob = await this.startClDprp('bob', 'p0', 'GES'); hosts.push(['bob', 'bob']); }
+    if (this.o.cascade) { this.cbob = await this.startClDprp('cbob', 'p0', 'GES'); hosts.push(['cbob', 'cbob']); }
+    if (this.o.genInside) { this.pgen = await this.startClDprp('pgen', 'g0', 'GEN'); hosts.push(['pgen', 'pgen']); }
     if (this.o.second) {
       const g2 = `${this.dir}/gnat2.json`;
       writeFileSync(g2, JSON.stringify({
@@ -244,6 +229,13 @@ export class NatfTopo {
     }
     // DPRP reads the key ring each housekeeping tick (1 s).
     await new Promise((r) => setTimeout(r, 1300));
+  }
+
+  /** A CL GE of `type` on `host` running only `dprp`, guarding `iface` (bob as a GE, cbob, P-GEN). */
+  private async startClDprp(host: string, iface: string, type: 'GES' | 'GEN'): Promise<AgentProc> {
+    const cfg = `${this.dir}/${host}.json`;
+    writeFileSync(cfg, JSON.stringify({ interfaces: [{ name: iface }], handlers: ['dprp'], ge: { type, mode: 'CL' } }));
+    return this.g.startAgent(host, ['--config', cfg, '--metrics', '127.0.0.1:9464'], host);
   }
 
   /** argv running `cmd` on `host` as a host application with alice's resolver (a private mount namespace: the machine's file is untouched). */
