@@ -1,17 +1,16 @@
 /**
  * A DNS answer as the DNS stage punts it (bpf/lib/dns.h): an Ethernet frame
- * holding IPv4 + UDP, or IPv4 + TCP carrying one whole DNS message behind its
- * two-byte length (RFC 7766), from port 53. `rewriteDnsFrame` hands the DNS
- * message to a rewriter and rebuilds the frame around what it returns, every
- * checksum right. Pure (no I/O).
+ * holding IPv4 + UDP, or IPv4 + TCP, from port 53. `rewriteDnsFrame` hands a
+ * UDP answer's DNS message to a rewriter and rebuilds the frame around what it
+ * returns, every checksum right; a TCP segment is only read here (its DNS
+ * messages may span segments: dns-tcp-stream.ts reassembles and patches them).
+ * Pure (no I/O).
  *
  * Rules: the frame's L4 checksum is checked first (a partial one, from a
  * local sender over veth, is completed the way a release is): a packet that
  * arrived corrupt is never made valid. UDP: the message may change length
  * (a SERVFAIL is shorter): IPv4 total length, UDP length, both checksums
- * recomputed. TCP: only a segment holding exactly one message is rewritten,
- * and only to the same length (sequence numbers must not move); anything
- * else passes as it came ('tcp_partial', 'tcp_length').
+ * recomputed.
  */
 import { completePartialChecksum } from '../agent/checksum-fixup.js';
 import { inetChecksum } from '../dprp/ipv4.js';
@@ -19,10 +18,28 @@ import { inetChecksum } from '../dprp/ipv4.js';
 /** The DNS message in, the one to deliver out; null: deliver the original. */
 export type DnsMessageRewriter = (message: Buffer) => Buffer | null;
 
+/** A TCP segment from port 53, checksum verified: where its parts are in `frame` (a private copy). */
+export interface TcpDnsSegment {
+  frame: Buffer;
+  l3: number;
+  l4: number;
+  /** First payload byte and the end of the IPv4 packet (payload = frame[pay, end)). */
+  pay: number;
+  end: number;
+  seq: number;
+  /** The TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10). */
+  flags: number;
+  /** The connection, as "server:53>client:port". */
+  key: string;
+}
+
+export type PassedWhy = 'not_dns' | 'bad_checksum';
+
 export type DnsFrameOutcome =
   | { kind: 'rewritten'; frame: Buffer }
   | { kind: 'untouched' }
-  | { kind: 'passed'; why: 'not_dns' | 'bad_checksum' | 'tcp_partial' | 'tcp_length' };
+  | { kind: 'passed'; why: PassedWhy }
+  | { kind: 'tcp'; segment: TcpDnsSegment };
 
 function l4Checksum(frame: Buffer, l3: number, l4: number, end: number, proto: number): number {
   const pseudo = Buffer.alloc(12);
@@ -31,6 +48,12 @@ function l4Checksum(frame: Buffer, l3: number, l4: number, end: number, proto: n
   pseudo.writeUInt16BE(end - l4, 10);
   const c = inetChecksum(Buffer.concat([pseudo, frame.subarray(l4, end)]));
   return proto === 17 && c === 0 ? 0xffff : c;
+}
+
+/** After a segment's payload bytes changed in place: its TCP checksum again. */
+export function refreshTcpChecksum(s: TcpDnsSegment): void {
+  s.frame.writeUInt16BE(0, s.l4 + 16);
+  s.frame.writeUInt16BE(l4Checksum(s.frame, s.l3, s.l4, s.end, 6), s.l4 + 16);
 }
 
 export function rewriteDnsFrame(frameIn: Buffer, rewrite: DnsMessageRewriter): DnsFrameOutcome {
@@ -66,14 +89,7 @@ export function rewriteDnsFrame(frameIn: Buffer, rewrite: DnsMessageRewriter): D
   const doff = (frame[l4 + 12] >> 4) * 4;
   const pay = l4 + doff;
   if (doff < 20 || pay > end) return { kind: 'passed', why: 'not_dns' };
-  if (pay === end) return { kind: 'untouched' };  // a handshake or ACK segment: nothing to read
-  if (end - pay < 2 + 12 || frame.readUInt16BE(pay) !== end - pay - 2) return { kind: 'passed', why: 'tcp_partial' };
-  const msg = frame.subarray(pay + 2, end);
-  const out = rewrite(Buffer.from(msg));
-  if (!out) return { kind: 'untouched' };
-  if (out.length !== msg.length) return { kind: 'passed', why: 'tcp_length' };
-  out.copy(frame, pay + 2);
-  frame.writeUInt16BE(0, l4 + 16);
-  frame.writeUInt16BE(l4Checksum(frame, l3, l4, end, 6), l4 + 16);
-  return { kind: 'rewritten', frame: frame.subarray(0, Math.max(end, frame.length)) };
+  const ip = (o: number): string => `${frame[o]}.${frame[o + 1]}.${frame[o + 2]}.${frame[o + 3]}`;
+  const key = `${ip(l3 + 12)}:53>${ip(l3 + 16)}:${frame.readUInt16BE(l4 + 2)}`;
+  return { kind: 'tcp', segment: { frame, l3, l4, pay, end, seq: frame.readUInt32BE(l4 + 4), flags: frame[l4 + 13], key } };
 }

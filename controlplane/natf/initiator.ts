@@ -23,6 +23,7 @@ import { agentFilePaths, loadCache } from '../gms/agent-files.js';
 import { natfDnsAnswersTotal, natfFlowsTotal, natfVatExpiredTotal, natfVatFlows, natfVirtualAddresses, natfVirtualCapacity } from '../metrics/metrics.js';
 import { rewriteDnsFrame } from './dns-frame.js';
 import { DnsRewriters } from './dns-rewriters.js';
+import { TCP_DNS_DEFAULTS, TcpDnsStreams } from './dns-tcp-stream.js';
 import { Nrt } from './nrt.js';
 import { poolOf, type NatfConfig } from './natf-config.js';
 import { unreachableFor } from './refusal.js';
@@ -45,6 +46,10 @@ export class NatfInitiator implements PuntHandler {
   /** Flows the GNAT refused a moment ago: answered at once, not negotiated again (refusal-hold.ts). */
   readonly refusals: RefusalHold;
 
+  /** DNS answers over TCP, put back together across segments (dns-tcp-stream.ts). */
+  private readonly tcpDns: TcpDnsStreams;
+  private tcpDnsTimer: NodeJS.Timeout | null = null;
+
   private readonly nrtFile: TableWriter;
   private readonly nrtPath: string | null;
 
@@ -55,6 +60,10 @@ export class NatfInitiator implements PuntHandler {
     this.nrt = new Nrt({ pool: poolOf(cfg), lifetimeS: cfg.lifetimeS, maxEntries: cfg.maxVirtual, inUse: (v) => this.vat?.uses(v) ?? false }, Date.now);
     this.gnatSet = new Set(cfg.gnats);
     this.refusals = new RefusalHold({ ...REFUSAL_HOLD_DEFAULTS, holdMs: cfg.refusalHoldMs ?? REFUSAL_HOLD_DEFAULTS.holdMs }, () => performance.now());
+    this.tcpDns = new TcpDnsStreams(TCP_DNS_DEFAULTS, (m) => this.rewriteMessage(m), {
+      release: (ifindex, frame) => this.ctx?.reinjectDns?.(ifindex, frame),
+      count: (label) => natfDnsAnswersTotal.inc({ result: label }),
+    }, () => performance.now());
     this.dnsRewriters.register({
       name: 'nrt',
       rewrite: (m) => {
@@ -104,6 +113,7 @@ export class NatfInitiator implements PuntHandler {
         if (gone) natfVatExpiredTotal.inc(gone);
         this.nrt.expire();
         this.refusals.expire();
+        this.tcpDns.expire();
         const live = new Set(this.nrt.entries().map((e) => e.virtual));
         for (const f of this.vat!.entries()) live.add(f.stack.daddr);
         this.routes.prune(live);
@@ -135,17 +145,41 @@ export class NatfInitiator implements PuntHandler {
     if (n) this.log.info({ entries: n }, 'NAT-f: took back the NRT of a previous agent');
   }
 
+  private rewriteMessage(m: Buffer): { message: Buffer; label: string } | null {
+    return this.dnsRewriters.rewrite(m, (name, e) => this.log.warn({ err: e, rewriter: name }, 'DNS rewriter failed: answer passed on'));
+  }
+
   onDns(rec: PuntRec, ctx: PuntContext): boolean {
     const out = rewriteDnsFrame(puntPacket(rec), (m) => {
-      const r = this.dnsRewriters.rewrite(m, (name, e) => this.log.warn({ err: e, rewriter: name }, 'DNS rewriter failed: answer passed on'));
+      const r = this.rewriteMessage(m);
       if (r) natfDnsAnswersTotal.inc({ result: r.label });
       return r?.message ?? null;
     });
+    if (out.kind === 'tcp') {
+      if (!ctx.reinjectDns) return false;
+      this.ctx ??= ctx;
+      this.tcpDns.segment(out.segment, rec.ifindex);
+      this.armTcpDnsTimer();
+      return true;
+    }
     if (out.kind === 'untouched') natfDnsAnswersTotal.inc({ result: 'untouched' });
     if (out.kind === 'passed') natfDnsAnswersTotal.inc({ result: `passed_${out.why}` });
     if (out.kind !== 'rewritten' || !ctx.reinjectDns) return false;
     ctx.reinjectDns(rec.ifindex, out.frame);
     return true;
+  }
+
+  /** While TCP segments are held: wake when the oldest is due. */
+  private armTcpDnsTimer(): void {
+    if (this.tcpDnsTimer) return;
+    const due = this.tcpDns.nextDeadline();
+    if (due === null) return;
+    this.tcpDnsTimer = setTimeout(() => {
+      this.tcpDnsTimer = null;
+      try { this.tcpDns.expire(); } catch (e) { this.log.warn({ err: e }, 'NAT-f: TCP DNS expiry failed (the next one retries)'); }
+      this.armTcpDnsTimer();
+    }, Math.max(1, Math.ceil(due - performance.now())));
+    this.tcpDnsTimer.unref();
   }
 
   readonly natfDprpHooks: NatfDprpHooks = {
@@ -175,6 +209,9 @@ export class NatfInitiator implements PuntHandler {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.tcpDnsTimer) clearTimeout(this.tcpDnsTimer);
+    this.tcpDnsTimer = null;
+    this.tcpDns.close();
     // The virtual addresses' routes stay: established flows to them keep working while no agent runs
     // (the fast path's maps are pinned), and a restarted agent replaces them as it binds addresses again.
   }

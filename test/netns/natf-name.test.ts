@@ -6,6 +6,7 @@
  *  - unmodified applications on alice (getent, dig over UDP and TCP) get a
  *    virtual address from 198.18.0.0/15 for bob.example.net; a name that is
  *    not at a GNAT keeps its address;
+ *  - a TCP answer the server splits over several segments is rewritten too;
  *  - curl http://bob.example.net:8080/blob fetches 6 MiB byte-exact; a
  *    capture on the GNAT's global leg holds no private address, no plaintext
  *    marker, and only alice <-> 192.0.2.2 for the flow;
@@ -21,7 +22,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sh, waitReady } from '../lib/netns.js';
 import { ipv4Records, readPcapFile } from '../../controlplane/lab/pcap.js';
 import { exited, sha256 } from './pccom-topology.js';
-import { ALICE, BOB, GNAT_OUT, GLOB, HTTP_PORT, NatfTopo } from './natf-topology.js';
+import { ALICE, ALICE_DNS_SIDE, BOB, DNS_ADDR, GNAT_OUT, GLOB, HTTP_PORT, NatfTopo } from './natf-topology.js';
 import { isPrivate } from './nat-topology.js';
 import { markedData } from './natf-apps.js';
 import { Capture } from '../lib/capture.js';
@@ -41,6 +42,12 @@ const srv = http.createServer((q, r) => {
 srv.keepAliveTimeout = 100;
 srv.listen(${HTTP_PORT}, ${JSON.stringify(BOB)}, () => console.log('ready'));
 setTimeout(() => process.exit(3), 170000).unref();`;
+
+/** gscip_natf_dns_answers_total{result} in an agent's metrics text (0 when absent). */
+function answersCount(metrics: string, result: string): number {
+  const m = new RegExp(`gscip_natf_dns_answers_total\\{result="${result}"\\} (\\d+)`).exec(metrics);
+  return m ? Number(m[1]) : 0;
+}
 
 /** N fresh TCP connects to host:port, `par` at a time; prints {ok, failed, ms}. */
 const CONNECTS = (host: string, port: number, n: number, par: number): string => `
@@ -116,6 +123,35 @@ describe('NAT-f: a global host reaches a private host behind a GNAT by name (BIN
     const m = n.metrics('alice');
     assert.match(m, /gscip_natf_dns_answers_total\{result="rewritten"\} [1-9]/);
     assert.match(m, /gscip_natf_dns_answers_total\{result="untouched"\} [1-9]/);
+  });
+
+  test('a TCP answer split over several segments (alice advertises the least MSS to the DNS server) is rewritten too', async () => {
+    // Only for this test: segments from the DNS server carry at most 76 bytes (the kernel's least MSS, 88, less the timestamps option).
+    // veth hands a GSO packet over whole: the server's segmentation offload goes off, so they are real segments.
+    n.t.exec('alice', 'ip', ['route', 'add', `${DNS_ADDR}/32`, 'dev', 'd0', 'src', ALICE_DNS_SIDE, 'advmss', '48']);
+    n.t.exec('dns', 'ethtool', ['-K', 'dns0', 'tso', 'off', 'gso', 'off']);
+    const pcap = n.t.scratchPath(`/tmp/${n.t.prefix}-dns.pcap`);
+    let cap: Capture | null = null;
+    try {
+      cap = await Capture.start(n.t, { host: 'dns', iface: 'dns0', file: pcap, filter: 'tcp and src port 53' });
+      const want = n.appExec('alice', 'getent', ['ahostsv4', 'bob.example.net']).stdout.trim().split(/\s+/)[0];
+      const before = answersCount(n.metrics('alice'), 'rewritten');
+      const tcp = n.appExec('alice', 'dig', ['+tcp', '+short', '+time=2', '+tries=1', 'bob.example.net', 'A']).stdout.trim();
+      assert.equal(tcp, want, 'the split answer carries the virtual address');
+      assert.equal(n.appExec('alice', 'dig', ['+tcp', '+short', '+time=2', '+tries=1', 'glob.example.net', 'A']).stdout.trim(), GLOB, 'a split answer not at a GNAT passes as it was');
+      assert.ok(answersCount(n.metrics('alice'), 'rewritten') > before, 'counted as rewritten');
+    } finally {
+      await cap?.stop(3000);
+      n.t.exec('alice', 'ip', ['route', 'del', `${DNS_ADDR}/32`, 'dev', 'd0']);
+      n.t.exec('dns', 'ethtool', ['-K', 'dns0', 'tso', 'on', 'gso', 'on']);
+    }
+    const sizes = ipv4Records(readPcapFile(cap!.pcap())).map((r) => {
+      const ip = r.record.subarray(14);  // an Ethernet capture
+      const ihl = (ip[0] & 0xf) * 4;
+      return ip.readUInt16BE(2) - ihl - (ip[ihl + 12] >> 4) * 4;
+    }).filter((x) => x > 0);
+    rmSync(pcap, { force: true });
+    assert.ok(sizes.length >= 4 && Math.max(...sizes) <= 76, `the server sent each of the two answers in more than one segment (${sizes.join(',')})`);
   });
 
   test('curl http://bob.example.net: 6 MiB byte-exact; the global leg carries ciphertext only, no private address', async () => {

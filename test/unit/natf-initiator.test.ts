@@ -1,7 +1,7 @@
 /**
  * The initiator side's frame-level pieces (no root): a punted DNS answer
  * rebuilt around the NRT's message with every checksum right (UDP, a shorter
- * SERVFAIL, TCP same length; a corrupt packet never made valid; a partial
+ * SERVFAIL; a TCP segment only read; a corrupt packet never made valid; a partial
  * checksum from a local sender completed first); the VAT's two XLAT entries
  * and their removal once the flow's PIT entries are gone; the ICMP
  * unreachable an application gets for a refused flow; the route a virtual
@@ -96,19 +96,18 @@ test('a corrupt answer is never made valid; a partial checksum (local sender ove
   assert.ok(l4Ok(out.frame));
 });
 
-test('TCP answer: one whole message rewritten in place (same length, TCP checksum right); a partial segment passes', () => {
-  const nrt = new Nrt({ lifetimeS: 60 }, () => 1000);
+test('TCP: a segment from port 53 is read (where its payload is, its connection), not rewritten here (dns-tcp-stream.ts does)', () => {
   const msg = answer();
   const len = Buffer.alloc(2); len.writeUInt16BE(msg.length, 0);
   const f = tcpFrame({ src: DNS, dst: ALICE, sport: 53, dport: 40001, seq: 7, flags: 0x18, payload: Buffer.concat([len, msg]) });
-  const out = rewriteDnsFrame(f, nrtRewriter(nrt)) as { kind: string; frame: Buffer };
-  assert.equal(out.kind, 'rewritten');
-  assert.equal(out.frame.length, f.length);
-  assert.ok(l4Ok(out.frame));
-  const half = tcpFrame({ src: DNS, dst: ALICE, sport: 53, dport: 40001, seq: 7, flags: 0x18, payload: Buffer.concat([len, msg.subarray(0, 20)]) });
-  assert.deepEqual(rewriteDnsFrame(half, nrtRewriter(nrt)), { kind: 'passed', why: 'tcp_partial' });
-  const ack = tcpFrame({ src: DNS, dst: ALICE, sport: 53, dport: 40001, seq: 7, flags: 0x10 });
-  assert.deepEqual(rewriteDnsFrame(ack, nrtRewriter(nrt)), { kind: 'untouched' });
+  const out = rewriteDnsFrame(f, () => { throw new Error('not called for TCP'); });
+  assert.equal(out.kind, 'tcp');
+  const s = (out as { segment: { frame: Buffer; pay: number; end: number; seq: number; flags: number; key: string } }).segment;
+  assert.deepEqual(s.frame.subarray(s.pay, s.end), Buffer.concat([len, msg]));
+  assert.deepEqual([s.seq, s.flags, s.key], [7, 0x18, `${DNS}:53>${ALICE}:40001`]);
+  const bad = Buffer.from(f);
+  bad[bad.length - 1] ^= 1;
+  assert.deepEqual(rewriteDnsFrame(bad, () => null), { kind: 'passed', why: 'bad_checksum' }, 'a corrupt segment is never read into a stream');
 });
 
 test('VAT: two XLAT entries of kind vat (stack -> wire on egress, wire -> stack on ingress); removed with the flow\'s PIT entries', () => {
