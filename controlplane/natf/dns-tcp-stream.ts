@@ -135,6 +135,11 @@ export class TcpDnsStreams {
     }
     if (!segLen(s) && !(s.flags & FIN)) { this.sink.release(ifindex, s.frame); return; }  // an ACK: nothing to read
     if (diff(s.seq, st.next) > 0) {
+      if (s.flags & FIN && !segLen(s)) {  // the end, after bytes never seen (one too big to punt): nothing more to follow
+        this.lose(s.key, st, 'passed_tcp_gap');
+        this.sink.release(ifindex, s.frame);
+        return;
+      }
       if (st.future.length >= this.limits.maxFuture) {
         this.lose(s.key, st, 'passed_tcp_gap');
         this.sink.release(ifindex, s.frame);

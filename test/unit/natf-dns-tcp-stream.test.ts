@@ -199,6 +199,12 @@ test('a message longer than maxMessageBytes is never held; a gap that does not f
   assert.equal(g.out.length, 2);
   assert.equal(g.counts.get('passed_tcp_gap'), 1);
   assert.equal(g.streams.size, 0, 'the connection is no longer followed');
+  // a bare FIN after bytes never seen (a segment too big to punt passed the fast path) is not held
+  const f = rig({ holdMs: 100 });
+  f.streams.segment(synAck(), 1);
+  f.streams.segment(seg(ISN + 1 + data.length, Buffer.alloc(0), 0x11), 1);
+  assert.equal(f.out.length, 2, 'released at once');
+  assert.equal(f.streams.size, 0);
 });
 
 test('an exhausted virtual pool over TCP: the same length, RCODE SERVFAIL', () => {
