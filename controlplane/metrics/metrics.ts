@@ -381,6 +381,12 @@ export const natfVirtualCapacity = new Gauge({
 export const natfVatFlows = new Gauge({
   name: 'gscip_natf_vat_flows', help: 'Flows to virtual addresses with a VAT translation (V1:Y <-> G2:Z)', registers: [registry],
 });
+export const natfDnsTcpConnections = new Gauge({
+  name: 'gscip_natf_dns_tcp_connections', help: 'TCP connections from port 53 whose DNS messages are followed across segments (dns-tcp-stream.ts)', registers: [registry],
+});
+export const natfDnsTcpHeldSegments = new Gauge({
+  name: 'gscip_natf_dns_tcp_held_segments', help: 'TCP segments from port 53 held until their DNS message is whole (at most 250 ms each)', registers: [registry],
+});
 export const natfFlowsTotal = new Counter({
   name: 'gscip_natf_flows_total', help: 'Flows to virtual addresses, by outcome (settled, or the failure: refused_by_gnat, no_port_in_rgi, no_answer, refused, other; refusal_held: a packet of a flow refused a moment ago, answered at once without asking the GNAT again)', labelNames: ['result'] as const, registers: [registry],
 });

@@ -20,7 +20,7 @@ import type { NatfDprpHooks, NatfStartFailure, VirtualTarget } from '../dprp/nat
 import type { Flow } from '../dprp/wire.js';
 import { puntPacket, type PuntRec } from '../maps/codecs.js';
 import { agentFilePaths, loadCache } from '../gms/agent-files.js';
-import { natfDnsAnswersTotal, natfFlowsTotal, natfVatExpiredTotal, natfVatFlows, natfVirtualAddresses, natfVirtualCapacity } from '../metrics/metrics.js';
+import { natfDnsAnswersTotal, natfDnsTcpConnections, natfDnsTcpHeldSegments, natfFlowsTotal, natfVatExpiredTotal, natfVatFlows, natfVirtualAddresses, natfVirtualCapacity } from '../metrics/metrics.js';
 import { rewriteDnsFrame } from './dns-frame.js';
 import { DnsRewriters } from './dns-rewriters.js';
 import { TCP_DNS_DEFAULTS, TcpDnsStreams } from './dns-tcp-stream.js';
@@ -114,6 +114,8 @@ export class NatfInitiator implements PuntHandler {
         this.nrt.expire();
         this.refusals.expire();
         this.tcpDns.expire();
+        natfDnsTcpConnections.set(this.tcpDns.size);
+        natfDnsTcpHeldSegments.set(this.tcpDns.holding());
         const live = new Set(this.nrt.entries().map((e) => e.virtual));
         for (const f of this.vat!.entries()) live.add(f.stack.daddr);
         this.routes.prune(live);
