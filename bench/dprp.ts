@@ -16,9 +16,6 @@
  *  fallback), fresh GE agents each time, so the two compare in one run.
  *  --rto-ab 1 adds a run of the first wait with the fixed retransmission
  *  timeout of before (rtoFollowsRtt false), to compare duplicates and rate.
- *  --release-ab 1 adds a run of the first wait with the stash released as the
- *  MPIT leaves (earlyRelease true; the default releases on the CDN), to
- *  compare the first connect and the end GE's CPU.
  *  --stages 1 also times every stage of each negotiation on each GE
  *  (controlplane/dprp/stage-profile.ts) and prints the p50 of each.
  *  The rate run also prints each agent's CPU time per negotiation (utime and
@@ -29,7 +26,7 @@
  *     two namespaces, timed by `swanctl --initiate`, when strongSwan is installed.
  *
  *   node dist/bench/dprp.js [--flows 1000] [--warmup 2000] [--seconds 10] [--window 128] [--ike 20]
- *                           [--waits event-loop,thread-pool] [--stages 0|1] [--pin 0|1] [--rto-ab 0|1] [--release-ab 0|1] [--prof DIR]
+ *                           [--waits event-loop,thread-pool] [--stages 0|1] [--pin 0|1] [--rto-ab 0|1] [--prof DIR]
  *                           [--plain-rate 0|1] [--node-args="NODE OPTIONS FOR THE AGENTS"]
  * Needs root. Writes bench/results/dprp.json.
  */
@@ -238,8 +235,6 @@ interface GscipRun {
   wait: RingWait;
   /** The start GE's retransmission timeout: measured (this build) or fixed rtoMs (before). */
   rto: 'measured' | 'fixed';
-  /** When the start GE releases the stash: on the CDN (the default) or as its MPIT leaves (earlyRelease). */
-  release: 'mpit' | 'cdn';
   connectMs: number[];
   retrans: number;
   load: LoadResult;
@@ -272,15 +267,13 @@ async function main(): Promise<void> {
     return w as RingWait;
   });
   // --rto-ab 1: the first wait once more with the fixed retransmission timeout of before (rtoFollowsRtt false).
-  const variants: Array<{ wait: RingWait; rto: 'measured' | 'fixed'; release: 'mpit' | 'cdn' }> = waits.map((wait) => ({ wait, rto: 'measured', release: 'cdn' }));
-  if (intArg('rto-ab', 0, 0) > 0) variants.push({ wait: waits[0], rto: 'fixed', release: 'cdn' });
-  // --release-ab 1: the first wait once more with the stash released as the MPIT leaves (earlyRelease true).
-  if (intArg('release-ab', 0, 0) > 0) variants.push({ wait: waits[0], rto: 'measured', release: 'mpit' });
+  const variants: Array<{ wait: RingWait; rto: 'measured' | 'fixed' }> = waits.map((wait) => ({ wait, rto: 'measured' }));
+  if (intArg('rto-ab', 0, 0) > 0) variants.push({ wait: waits[0], rto: 'fixed' });
   const TCP_PORT = 7101;
   const UDP_PORT = 7102;
   const p = new DprpTopo('dpbn');
   const portsPerRun = warmup + flows;
-  if (20000 + variants.length * portsPerRun > 65000) throw new Error('--warmup + --flows too large for fresh source ports in every run');
+  if (20000 + (waits.length + 1) * portsPerRun > 65000) throw new Error('--warmup + --flows too large for fresh source ports in every run');
   const dumps = new ProfileDumps(`/tmp/${p.topo.prefix}-profile`, p);
   try {
     await waitReady(echoServer(p.topo, 'b', 'tcp', TCP_PORT), 'tcp echo');
@@ -303,9 +296,9 @@ async function main(): Promise<void> {
     const extra = process.argv.find((x) => x.startsWith('--node-args='))?.slice('--node-args='.length) ?? '';
     const nodeArgs = [...profilerArgs(), ...extra.split(' ').filter(Boolean)];
     const runs: GscipRun[] = [];
-    for (const [k, { wait, rto, release }] of variants.entries()) {
+    for (const [k, { wait, rto }] of variants.entries()) {
       const env = { GSCIP_RING_WAIT: wait, GSCIP_DPRP_DUMP_DIR: dumps.dir, GSCIP_DPRP_STAGES: withStages ? '1' : '0' };
-      const dprp = rto === 'fixed' || release === 'mpit' ? { ...(rto === 'fixed' ? { rtoFollowsRtt: false } : {}), ...(release === 'mpit' ? { earlyRelease: true } : {}) } : undefined;
+      const dprp = rto === 'fixed' ? { rtoFollowsRtt: false } : undefined;
       await p.startGe('a', 'va', { keys: [[1, 1, key]], nodeArgs, env, dprp, ...(pin ? { cpu: 0 } : {}) });
       await p.startGe('b', 'vb', { keys: [[1, 1, key]], nodeArgs, env, dprp, ...(pin ? { cpu: cpus().length - 1 } : {}) });
       // Source ports no earlier run used (each connect negotiates afresh).
@@ -326,7 +319,7 @@ async function main(): Promise<void> {
       const cpuDelta = (x: { user: number; sys: number } | null, y: { user: number; sys: number } | null) => (x && y ? { user: y.user - x.user, sys: y.sys - x.sys } : null);
       const afterLoad = await dumps.both();
       runs.push({
-        wait, rto, release, connectMs: gs.connectMs, retrans, load, stages: withStages ? afterConnects : null,
+        wait, rto, connectMs: gs.connectMs, retrans, load, stages: withStages ? afterConnects : null,
         loadCounters: { a: counterDelta(afterConnects.a, afterLoad.a), b: counterDelta(afterConnects.b, afterLoad.b) },
         loadCpu: { a: cpuDelta(cpu0.a, cpu1.a), b: cpuDelta(cpu0.b, cpu1.b) },
       });
@@ -349,8 +342,7 @@ async function main(): Promise<void> {
       runs: runs.map((r) => ({
         wait: r.wait,
         rto: r.rto,
-        release: r.release,
-        label: `${r.wait} wait${r.rto === 'fixed' ? ', fixed RTO' : ''}${r.release === 'mpit' ? ', released as the MPIT leaves' : ''}`,
+        label: `${r.wait} wait${r.rto === 'fixed' ? ', fixed RTO' : ''}`,
         firstConnect: {
           gscipMs: { p50: r3(pct(r.connectMs, 50)), p99: r3(pct(r.connectMs, 99)) },
           addedMs: { p50: r3(pct(r.connectMs, 50) - b50), p99: r3(pct(r.connectMs, 99) - b99) },
@@ -389,16 +381,10 @@ async function main(): Promise<void> {
         console.log(`    agent ${host}: completed ${JSON.stringify(c.dprp_negotiations_completed_total ?? {})}${bad.length ? `; ${bad.map(([name, by]) => `${name} ${JSON.stringify(by)}`).join('; ')}` : '; no failures, rejects or drops'}`);
       }
     }
-    const pair = res.runs.filter((r) => r.rto === 'measured' && r.release === 'cdn');
+    const pair = res.runs.filter((r) => r.rto === 'measured');
     if (pair.length === 2) {
       const [x, y] = pair;
       console.log(`${x.wait} vs ${y.wait} wait, same run: first connect p50 ${x.firstConnect.gscipMs.p50} vs ${y.firstConnect.gscipMs.p50} ms (${Math.round((x.firstConnect.gscipMs.p50 / y.firstConnect.gscipMs.p50) * 100) / 100}x), negotiations/s ${x.negotiations.perSecond} vs ${y.negotiations.perSecond}`);
-    }
-    const cpuOf = (r: (typeof res.runs)[number], h: 'a' | 'b'): string => { const c = r.negotiations.agentCpuUsPerNegotiation[h]; return c ? String(c.user + c.sys) : '?'; };
-    const early = res.runs.find((r) => r.release === 'mpit');
-    const cdn = early && res.runs.find((r) => r.wait === early.wait && r.rto === early.rto && r.release === 'cdn');
-    if (cdn && early) {
-      console.log(`released as the MPIT leaves vs on the CDN (${early.wait} wait), same run: first connect p50 ${early.firstConnect.gscipMs.p50} vs ${cdn.firstConnect.gscipMs.p50} ms (${Math.round((early.firstConnect.gscipMs.p50 / cdn.firstConnect.gscipMs.p50) * 100) / 100}x), p99 ${early.firstConnect.gscipMs.p99} vs ${cdn.firstConnect.gscipMs.p99} ms, negotiations/s ${early.negotiations.perSecond} vs ${cdn.negotiations.perSecond}, CPU per negotiation a ${cpuOf(early, 'a')} vs ${cpuOf(cdn, 'a')} us, b ${cpuOf(early, 'b')} vs ${cpuOf(cdn, 'b')} us`);
     }
     for (const r of res.runs) {
       if (!r.stages) continue;

@@ -109,8 +109,6 @@ export const FAIL_REASONS = [
   'natf_refused', 'natf_no_port',
   // a packet of a flow the GNAT refused a moment ago: dropped without asking again (the application told by ICMP)
   'natf_refusal_held',
-  // a packet this GE held for a flow whose MPIT it awaited (a start's early release), the MPIT not come in time
-  'mpit_timeout',
 ] as const;
 export type FailReason = (typeof FAIL_REASONS)[number];
 
@@ -223,21 +221,6 @@ export interface DprpConfig {
   maxNegotiations: number;
   maxRelays: number;
   maxStashPerFlow: number;
-  /**
-   * The start GE releases the stashed packet(s) as soon as its MPIT is sent,
-   * its own entries written first, instead of on the CDN (issue 15: one
-   * turnaround off every first connect). Safe because every GE on the path
-   * holds a packet of a flow whose MPIT it awaits (relay-role.ts
-   * holdUntilMpit) and lets it go once its entries are written. Only for a
-   * plain first packet: not for NAT-f, a NAT on the path, an upgrade after a
-   * lone decision, a flow with entries already (re-keying), or a refusal.
-   * Off by default: on this testbed it took 0-20 % off the first connect's
-   * p50 (the start's CDN turnaround leaves the path) but the packet then
-   * nearly always reaches the end GE before its MPIT is handled, so the end
-   * GE pays one more punt and release per negotiation (~+17 % of its CPU per
-   * negotiation): docs/dprp.md "Speed".
-   */
-  earlyRelease: boolean;
   /** What a start GE does when no GE ever answers its DDE. */
   onNoAnswer: 'decide-alone' | 'fail';
   /**
@@ -311,7 +294,6 @@ export const DEFAULT_DPRP_CONFIG: DprpConfig = {
   // At 3,000+ negotiations/s with relayLingerMs + the 1 s sweep period: ~10,000 live.
   maxRelays: 65536,
   maxStashPerFlow: 8,
-  earlyRelease: false,
   onNoAnswer: 'decide-alone',
   requireKeys: true,
   lateRgiGraceMs: 5_000,

@@ -78,12 +78,6 @@ export class DprpNode {
   onPitMiss(flow: Flow, handle: unknown, inbound = false, first: number | null = null): void {
     // A flow past a NAT: its first packet places the entries that waited for it (nat-follow.ts).
     if (inbound && handle !== null && this.relay.natMiss(reverseFlow(flow), handle, first)) return;
-    // A packet ahead of its flow's MPIT here (a start's early release): it goes once the MPIT wrote our entries.
-    if (handle !== null && this.relay.holdUntilMpit(inbound ? reverseFlow(flow) : flow, handle, () => this.ordinaryMiss(flow, handle, inbound, first))) return;
-    this.ordinaryMiss(flow, handle, inbound, first);
-  }
-
-  private ordinaryMiss(flow: Flow, handle: unknown, inbound: boolean, first: number | null): void {
     // A transit pass that idled out here while the ends still hold the flow: back as it was (negotiated-flows.ts).
     if (this.c.flows.reinstate(flow)) {
       if (handle !== null) this.c.d.stash.release([handle]);

@@ -19,7 +19,7 @@
 import { findSelected, sealMac, verifyAction, verifyRecord, type GroupKey } from './auth.js';
 import type { Decision, GroupVersion, PathRole } from './decide.js';
 import { NatFollow } from './nat-follow.js';
-import { flowKey as pitFlowKey, reverseFlow } from './pit-entries.js';
+import { reverseFlow } from './pit-entries.js';
 import type { PitWhyName } from '../maps/vocabulary.js';
 import { hex, sameFlow, type DprpContext } from './node-context.js';
 import { relayVia, replyVia, type ControlVia, type PacketAddrs, type TimerHandle } from './node-deps.js';
@@ -72,17 +72,6 @@ interface RelayNeg {
    * decision must come authenticated. Bounded: one per accepted attempt (u8).
    */
   startDdes: DprpMessage[];
-  /**
-   * Packets of the flow that missed here while its MPIT was awaited (a start's
-   * early release, or the MPIT lost): let go once the MPIT wrote our entries
-   * (holdUntilMpit); each with what to do instead when it does not come in time.
-   */
-  held?: Array<{ handle: unknown; instead: () => void }>;
-  heldTimer?: TimerHandle | null;
-  /** When the MPIT wrote our entries (mono ms): a packet that missed just before goes now. */
-  mpitWrote?: number;
-  /** A hold ran out: later misses of the flow take the ordinary path. */
-  holdOver?: boolean;
   /** The flow's entries before this negotiation's first MPIT (re-keying), null: none. */
   prior?: readonly PitEntry[] | null;
   /** Re-keying: what the MPIT actually wrote (r.entries minus the deferred encrypt toward the end, which keeps the prior entry). */
@@ -124,8 +113,6 @@ interface NatRepoint {
 
 export class RelayRole {
   private readonly relays = new Map<string, RelayNeg>();
-  /** Negotiations whose RGI this GE sent or relayed, by the flow as its packets carry it (holdUntilMpit). */
-  private readonly awaiting = new Map<string, RelayNeg>();
   /** Flows past a NAT: the views learned, and the negotiations waiting for their first packet. */
   readonly nat = new NatFollow<NatRepoint>();
 
@@ -445,64 +432,6 @@ export class RelayRole {
     };
     m.records = [c.ownRecord(m, flags, [...this.natSeen(r), ...this.protectedElsewhere(r, dde, status), ...extra])];
     c.send(r.reply.addr, c.enc(m), undefined, r.reply.via);
-    this.awaiting.set(pitFlowKey(r.local), r);
-  }
-
-  /**
-   * A packet of `seen` (its own tuple) missed the PIT here: when this GE sent
-   * or relayed the RGI of its negotiation, the packet may have overtaken the
-   * MPIT (a start's early release: docs/dprp.md "Lifecycle"). It goes on once
-   * the MPIT has written our entries: at once if it already has, else when it
-   * does; `instead` (the ordinary miss path) if no MPIT writes them within
-   * the start's MPIT budget. False: not such a flow (the ordinary path).
-   */
-  holdUntilMpit(seen: Flow, handle: unknown, instead: () => void): boolean {
-    const c = this.c;
-    const k = pitFlowKey(seen);
-    const r = this.awaiting.get(k);
-    if (!r) return false;
-    if (this.relays.get(hex(r.negId)) !== r || pitFlowKey(r.local) !== k) { this.awaiting.delete(k); return false; }
-    if (r.waitsFirst || r.holdOver) return false;
-    if (r.mpitWrote !== undefined) {
-      // Punted before the MPIT's write, handled after it: it goes. Later, or once the flow's entries are
-      // another negotiation's (moved, re-keyed, expired), the ordinary path.
-      const rec = c.flows.find(r.local);
-      if (!r.entries.length || c.mono() - r.mpitWrote > this.holdMs() || !rec || rec.meta.negId !== hex(r.negId)) return false;
-      c.d.stash.release([handle]);
-      return true;
-    }
-    const held = (r.held ??= []);
-    if (held.length >= c.cfg.maxStashPerFlow) {
-      c.d.stash.drop([handle], 'stash_full');
-      c.obs.failed('stash_full');
-      return true;
-    }
-    held.push({ handle, instead });
-    r.heldTimer ??= c.d.timers.after(this.holdMs(), () => {
-      r.heldTimer = null;
-      r.holdOver = true;
-      const hs = r.held ?? [];
-      r.held = [];
-      for (const h of hs) h.instead();
-    });
-    return true;
-  }
-
-  /** How long a packet waits for its MPIT: the start's whole MPIT budget (it has given up after that). */
-  private holdMs(): number {
-    return this.c.cfg.rtoMaxMs * this.c.cfg.maxSends;
-  }
-
-  /** After an MPIT: what was held goes (our entries written), or takes the ordinary path (nothing written). */
-  private releaseHeld(r: RelayNeg, wrote: boolean): void {
-    if (wrote) r.mpitWrote = this.c.mono();
-    const hs = r.held;
-    if (!hs?.length) return;
-    r.held = [];
-    r.heldTimer?.cancel();
-    r.heldTimer = null;
-    if (wrote && r.entries.length) this.c.d.stash.release(hs.map((h) => h.handle));
-    else for (const h of hs) h.instead();
   }
 
   /**
@@ -578,7 +507,6 @@ export class RelayRole {
       out.records.push(c.ownRecord(m, 0, this.natSeen(r)));
     }
     c.send(r.reply.addr, c.enc(out), undefined, r.reply.via);
-    this.awaiting.set(pitFlowKey(r.local), r);
   }
 
   onMpit(m: DprpMessage, raw: Buffer): void {
@@ -682,8 +610,6 @@ export class RelayRole {
     } else if (!sendFirst) {
       c.send(r.mpitVia ?? m.endGe, raw);
     }
-    // A packet that overtook the MPIT (the start's early release) goes now, behind it.
-    this.releaseHeld(r, !waits);
     // Book-keeping after the send: the next GE starts its work sooner.
     if (!waits) c.flows.remember(r.local, role, decision, gv, r.entries, hex(r.negId), !key, decision === 'decrypt' ? r.startGe : undefined);
     else if (!this.nat.await({ wire: r.flow, natAddr: r.natFrom!, first: r.flow.proto === IPPROTO_UDP ? this.udpFirstMark(udpWire, gv, flowKeySalt) : mpitFirstOf(m), data: { negId: hex(r.negId), role, decision, gv, fwdDir, why, wireCsum, udpWire, flowKeySalt, unauth: !key } }, c.mono())) {
@@ -695,7 +621,6 @@ export class RelayRole {
   private answerMpitKeepingEntries(r: RelayNeg, m: DprpMessage, raw: Buffer): void {
     const c = this.c;
     const self = c.d.self.addr;
-    this.releaseHeld(r, false);
     if (m.endGe !== self) {
       c.send(r.mpitVia ?? m.endGe, raw);
       return;
@@ -780,8 +705,6 @@ export class RelayRole {
       if (now - r.createdMono < (r.confirmed ? c.cfg.relayLingerMs : c.cfg.tentativeTtlMs)) continue;
       r.endTimer?.cancel();
       this.relays.delete(id);
-      if (this.awaiting.get(pitFlowKey(r.local)) === r) this.awaiting.delete(pitFlowKey(r.local));
-      if (r.held?.length) this.releaseHeld(r, false);
       if (!r.confirmed && r.entries.length) {
         const rec = c.flows.find(r.local);
         const ours = rec && rec.meta.negId === id;

@@ -12,9 +12,7 @@
  *   entries, and `rekeyFailures` tells the re-keying to try again.
  *   A refused flow: discard installed at once, stash dropped.
  * Contract: the start GE writes its own entries once, confirmed, on CDN (only
- * then is the stash released), or, with earlyRelease, as its MPIT leaves (the
- * stash released right after them: every GE on the path holds a packet of a
- * flow whose MPIT it awaits), except a refused flow's discard (at once) and,
+ * then is the stash released), except a refused flow's discard (at once) and,
  * when re-keying, its decrypt entries moved to the new version before the
  * MPIT (rekeying.ts). Settled entries go to the flow table (negotiated-flows.ts).
  */
@@ -73,8 +71,6 @@ interface StartNeg {
   virt?: { target: VirtualTarget; vflow: Flow; wire: Flow | null };
   /** Where the MPIT goes when not to the end GE: the GNAT in front of a private end GE. */
   mpitVia?: string | null;
-  /** Released as the MPIT left (earlyRelease): the entries are written confirmed, the CDN only completes it. */
-  releasedEarly?: boolean;
 }
 
 /** The PIT view of a negotiation: the wire flow of a NAT-f one, else its flow. */
@@ -442,15 +438,6 @@ export class StartRole {
       if (early.length) c.flows.writes.write({ pit: early });
     }
     this.sendMpit(neg);
-    // Early release (earlyRelease): the MPIT is on its way, ahead of the packet; every GE it names holds
-    // the packet until it has written its entries (relay-role.ts holdUntilMpit). Ours first: the answer must hit them.
-    if (c.cfg.earlyRelease && out.verdict !== 'refused' && neg.reason === 'miss' && !neg.virt && !neg.upgraded && !prior?.length
-      && natOnPath(m.records) === null && neg.stashes.length) {
-      c.flows.writes.write({ pit: neg.entries.map((e) => ({ ...e, state: 'confirmed' as const })) });
-      neg.installed = true;
-      neg.releasedEarly = true;
-      this.settleStash(neg, out);
-    }
     // The start GE writes its entries once, confirmed, on CDN: until then further
     // packets of the flow keep missing and join the stash, so none can overtake
     // the end GE's MPIT. A refused flow is cut at once (tentative discard).
@@ -516,7 +503,7 @@ export class StartRole {
     if (neg.virt?.wire && out.verdict !== 'refused') c.d.natf?.settled?.(neg.virt.vflow, neg.virt.wire);
     // Entries first: the released packet must hit them (a released packet that misses is dropped).
     const confirmed = neg.entries.map((e) => ({ ...e, state: 'confirmed' as const }));
-    if (!neg.releasedEarly) c.flows.writes.write({ pit: confirmed });
+    c.flows.writes.write({ pit: confirmed });
     neg.installed = true;
     this.settleStash(neg, out);
     if (out.verdict === 'plaintext') this.notePlaintext(out, neg.flow);

@@ -347,41 +347,36 @@ for (const lost of [MsgType.DDE, MsgType.RGI, MsgType.MPIT, MsgType.CDN]) {
   });
 }
 
-for (const earlyRelease of [false, true]) {
-  const was = earlyRelease ? 'released as the MPIT left' : 'stash dropped';
-  test(`all CDNs lost: bounded retries, then a clear failure; ${was}, start entries removed (earlyRelease ${earlyRelease})`, () => {
-    const sim = new Sim(fig6Nodes(), { rtoMs: 10, rtoMaxMs: 40, maxSends: 4, earlyRelease });
-    sim.dropIf = (w) => msgType(w.icmp) === MsgType.CDN;
-    const { flow, handle } = sim.connect('GES1', 'GES2');
-    sim.time.run(10_000);
-    const g = sim.ge('GES1');
-    assert.deepEqual(g.obs.failures, ['cdn_timeout']);
-    assert.deepEqual(g.dropped, earlyRelease ? [] : [{ handle, reason: 'cdn_timeout' }]);
-    assert.deepEqual(g.released, earlyRelease ? [handle] : []);
-    assert.equal(sim.pitOf('GES1', flow, 'egress'), undefined);
-    assert.equal(sim.wire.filter((w) => msgType(w.icmp) === MsgType.MPIT).length, 4, 'exactly maxSends MPITs');
-    assert.ok(sim.time.now <= 10 + 20 + 40 + 40 + 5, `gave up in bounded time (${sim.time.now} ms)`);
-    // the end GE confirmed when it answered; a tentative intermediate would expire by sweep
-    sim.time.advance(6_000);
-    sim.ge('GES2').node.sweep();
-  });
+test('all CDNs lost: bounded retries, then a clear failure; stash dropped, start entries removed', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 10, rtoMaxMs: 40, maxSends: 4 });
+  sim.dropIf = (w) => msgType(w.icmp) === MsgType.CDN;
+  const { flow, handle } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  const g = sim.ge('GES1');
+  assert.deepEqual(g.obs.failures, ['cdn_timeout']);
+  assert.deepEqual(g.dropped, [{ handle, reason: 'cdn_timeout' }]);
+  assert.equal(sim.pitOf('GES1', flow, 'egress'), undefined);
+  assert.equal(sim.wire.filter((w) => msgType(w.icmp) === MsgType.MPIT).length, 4, 'exactly maxSends MPITs');
+  assert.ok(sim.time.now <= 10 + 20 + 40 + 40 + 5, `gave up in bounded time (${sim.time.now} ms)`);
+  // the end GE confirmed when it answered; a tentative intermediate would expire by sweep
+  sim.time.advance(6_000);
+  sim.ge('GES2').node.sweep();
+});
 
-  test(`an altered MPIT (action flipped in flight) is rejected by its addressee (earlyRelease ${earlyRelease})`, () => {
-    const sim = new Sim(fig6Nodes(), { rtoMs: 10, maxSends: 2, earlyRelease });
-    sim.tamper = (w) => {
-      if (msgType(w.icmp) !== MsgType.MPIT) return w.icmp;
-      const m = decode(w.icmp);
-      m.actions[0].action = WireAction.PASS; // try to make GES2 accept plaintext
-      return encode(m);
-    };
-    const { flow, handle } = sim.connect('GES1', 'GES2');
-    sim.time.run(10_000);
-    assert.ok(sim.ge('GES2').obs.rejections.includes('bad_mac'));
-    assert.equal(sim.pitOf('GES2', flow, 'ingress'), undefined, 'nothing installed from a forged decision');
-    assert.deepEqual(sim.ge('GES1').dropped, earlyRelease ? [] : [{ handle, reason: 'cdn_timeout' }]);
-    assert.equal(sim.pitOf('GES1', flow, 'egress'), undefined, 'the start\'s entries removed when no CDN came');
-  });
-}
+test('an altered MPIT (action flipped in flight) is rejected by its addressee', () => {
+  const sim = new Sim(fig6Nodes(), { rtoMs: 10, maxSends: 2 });
+  sim.tamper = (w) => {
+    if (msgType(w.icmp) !== MsgType.MPIT) return w.icmp;
+    const m = decode(w.icmp);
+    m.actions[0].action = WireAction.PASS; // try to make GES2 accept plaintext
+    return encode(m);
+  };
+  const { flow, handle } = sim.connect('GES1', 'GES2');
+  sim.time.run(10_000);
+  assert.ok(sim.ge('GES2').obs.rejections.includes('bad_mac'));
+  assert.equal(sim.pitOf('GES2', flow, 'ingress'), undefined, 'nothing installed from a forged decision');
+  assert.deepEqual(sim.ge('GES1').dropped, [{ handle, reason: 'cdn_timeout' }]);
+});
 
 test('a non-member cannot claim a group: wrong key under the same group id is not trusted', () => {
   const nodes = fig6Nodes();
@@ -824,82 +819,4 @@ test('a late RGI after the end GE dropped its unanswered state (tentativeTtlMs, 
   sim.time.run(20_000);
   assert.ok(g.released.includes('again'));
   assert.deepEqual(bothEnds(sim, flow, 'GES1', 'GES2'), [['GES1', 'fwd egress', 'encrypt'], ['GES1', 'rev ingress', 'decrypt'], ['GES2', 'fwd ingress', 'decrypt'], ['GES2', 'rev egress', 'encrypt']]);
-});
-
-// ---- early release (earlyRelease, off by default): the stash goes as the MPIT leaves; every GE it names holds a
-// packet of the flow that overtakes it (relay-role.ts holdUntilMpit) until its entries are written.
-
-/** At GES1's release of the stash: call `then` (the packet is on its way, the MPIT just ahead of it). */
-function onRelease(sim: Sim, ge: string, then: () => void): void {
-  const g = sim.ge(ge);
-  const orig = g.released.push.bind(g.released);
-  let once = false;
-  g.released.push = (...hs: unknown[]) => { const n = orig(...hs); if (!once) { once = true; then(); } return n; };
-}
-
-test('early release: the start releases as its MPIT leaves, its own entries written first (confirmed), before any CDN', () => {
-  const sim = new Sim(fig6Nodes(), { earlyRelease: true });
-  const { flow, handle } = sim.connect('GES1', 'GES2');
-  const seen: Array<{ state?: string; cdns: number; atEnd?: string }> = [];
-  onRelease(sim, 'GES1', () => seen.push({ state: sim.pitOf('GES1', flow, 'egress')?.state, cdns: sim.wire.filter((w) => msgType(w.icmp) === MsgType.CDN).length, atEnd: sim.pitOf('GES2', flow, 'ingress')?.action }));
-  sim.time.run(10_000);
-  assert.deepEqual(seen, [{ state: 'confirmed', cdns: 0, atEnd: undefined }], 'ours confirmed; the MPIT still on its way to the end GE');
-  assert.deepEqual([...sim.ge('GES1').released], [handle]);
-  assert.deepEqual(sim.ge('GES1').obs.completions.map((x) => x.outcome), ['encrypted'], 'completed on the CDN');
-  const off = new Sim(fig6Nodes());
-  const c = off.connect('GES1', 'GES2');
-  const cdnsAtRelease: number[] = [];
-  onRelease(off, 'GES1', () => cdnsAtRelease.push(off.wire.filter((w) => msgType(w.icmp) === MsgType.CDN).length));
-  off.time.run(10_000);
-  assert.deepEqual([...off.ge('GES1').released], [c.handle]);
-  assert.deepEqual(cdnsAtRelease, [1], 'by default: on the CDN');
-});
-
-for (const [end, dst] of [['GES2', 'GES2'], ['GEN', 'Term']] as const) {
-  test(`a packet that overtakes the MPIT at ${end} (end GE for ${dst}) is held, and goes once the MPIT wrote its entries; no negotiation of its own`, () => {
-    const sim = new Sim(fig6Nodes(), { earlyRelease: true });
-    const { flow } = sim.connect('GES1', dst);
-    const e = sim.ge(end);
-    const atHold: Array<{ released: number; entry?: string }> = [];
-    onRelease(sim, 'GES1', () => {
-      e.node.onPitMiss(reverseFlow(flow), 'first-packet', true);  // its ingress miss, as the handler gives it
-      atHold.push({ released: e.released.length, entry: sim.pitOf(end, flow, 'ingress')?.action });
-    });
-    const atRelease: Array<string | undefined> = [];
-    const orig = e.released.push.bind(e.released);
-    e.released.push = (...hs: unknown[]) => { atRelease.push(sim.pitOf(end, flow, 'ingress')?.action); return orig(...hs); };
-    sim.time.run(10_000);
-    assert.deepEqual(atHold, [{ released: 0, entry: undefined }], 'held: the MPIT had not been handled yet');
-    assert.deepEqual([...e.released], ['first-packet']);
-    assert.deepEqual(atRelease, ['decrypt'], 'let go after its entries were written');
-    assert.deepEqual(e.obs.starts, [], 'it did not negotiate the flow itself');
-    // Punted just before the write, handled after it: it goes at once.
-    e.node.onPitMiss(reverseFlow(flow), 'late', true);
-    assert.deepEqual([...e.released], ['first-packet', 'late']);
-  });
-}
-
-test('the MPIT lost once: the held packet waits for the retransmitted one; no MPIT at all: after the start\'s MPIT budget it takes the ordinary path', () => {
-  const sim = new Sim(fig6Nodes(), { rtoMs: 10, rtoMaxMs: 40, maxSends: 4, earlyRelease: true });
-  let mpits = 0;
-  sim.dropIf = (w) => msgType(w.icmp) === MsgType.MPIT && ++mpits === 1;
-  const { flow } = sim.connect('GES1', 'GES2');
-  const e = sim.ge('GES2');
-  onRelease(sim, 'GES1', () => e.node.onPitMiss(reverseFlow(flow), 'first-packet', true));
-  sim.time.run(10_000);
-  assert.deepEqual([...e.released], ['first-packet']);
-  assert.deepEqual(e.obs.starts, []);
-  assert.equal(sim.pitOf('GES2', flow, 'ingress')?.action, 'decrypt');
-
-  const lost = new Sim(fig6Nodes(), { rtoMs: 10, rtoMaxMs: 40, maxSends: 4, earlyRelease: true });
-  lost.dropIf = (w) => msgType(w.icmp) === MsgType.MPIT;
-  const l = lost.connect('GES1', 'GES2');
-  const le = lost.ge('GES2');
-  let heldAt = -1;
-  onRelease(lost, 'GES1', () => { heldAt = lost.time.now; le.node.onPitMiss(reverseFlow(l.flow), 'first-packet', true); });
-  lost.time.run(100);
-  assert.ok(heldAt >= 0);
-  assert.deepEqual(le.obs.starts, [], 'still held within the MPIT budget');
-  lost.time.run(10_000);
-  assert.deepEqual(le.obs.starts, ['miss'], 'then the ordinary path: this GE negotiates the flow itself');
 });
