@@ -20,7 +20,9 @@
  * (`tcp_too_long`), held past `holdMs` (`tcp_held_too_long`), a rewrite that
  * changes the length and is no error (`tcp_length`), a gap that does not fill
  * (`tcp_gap`: a lost segment, or one too big to punt). The bytes a rewrite
- * changed are kept per connection, so a retransmission carries them too.
+ * changed are kept per connection, so a retransmission carries them too; a
+ * retransmission of bytes still held is dropped, counted (the held copy goes
+ * once decided).
  * Pure (a clock and a sink are given); bounded in connections, held
  * segments, bytes and patches.
  */
@@ -194,7 +196,11 @@ export class TcpDnsStreams {
   private inOrder(key: string, st: Stream, h: Held): void {
     const len = segLen(h.s);
     const fresh = diff(add(h.s.seq, len), st.next);
-    if (fresh <= 0) {
+    if (fresh <= 0 && diff(add(h.s.seq, len), st.base) > 0) {
+      // A retransmission of bytes still held undecided: released now it would carry them unrewritten
+      // ahead of the held copy; the held copy goes once decided (TCP sends again if that is lost).
+      this.sink.count('dropped_tcp_retransmission_of_held');
+    } else if (fresh <= 0) {
       this.patch(st, h.s);
       this.sink.release(h.ifindex, h.s.frame);
     } else {

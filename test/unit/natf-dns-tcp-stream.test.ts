@@ -4,7 +4,8 @@
  * (inside the length field, inside the A record's address) is rewritten and
  * the same segments go out, patched, each TCP checksum right, nothing
  * released before its bytes are decided; two messages in one segment; a
- * segment after a gap waits for it; a retransmission carries the rewrite;
+ * segment after a gap waits for it; a retransmission carries the rewrite
+ * (and one of bytes still held is dropped, counted);
  * what cannot be rewritten passes as it came, counted (mid-stream, too long,
  * held too long, gap); an exhausted pool is a same-length SERVFAIL;
  * sequence numbers wrap; the connection table is bounded; a message longer
@@ -145,6 +146,16 @@ test('a segment after a gap waits for it; a retransmission of a rewritten segmen
   assert.equal(r.out.length, 4);
   assert.deepEqual(payloadOf(r.out[3]), want.subarray(cut));
   assert.ok(tcpOk(r.out[3]));
+  // a retransmission of bytes still held (the server's timer fired while the message was incomplete) is dropped,
+  // counted: released, it would reach the client unrewritten ahead of the held copy
+  const h = rig();
+  h.streams.segment(synAck(), 1);
+  h.streams.segment(seg(ISN + 1, data.subarray(0, cut)), 1);
+  h.streams.segment(seg(ISN + 1, data.subarray(0, cut)), 1);
+  assert.equal(h.out.length, 1, 'neither the held segment nor its copy released');
+  assert.equal(h.counts.get('dropped_tcp_retransmission_of_held'), 1);
+  h.streams.segment(seg(ISN + 1 + cut, data.subarray(cut)), 1);
+  assert.deepEqual(Buffer.concat(h.out.slice(1).map(payloadOf)), want, 'the held copy goes, rewritten');
   // and a retransmission covering the whole message at once
   r.streams.segment(seg(ISN + 1, data), 1);
   assert.deepEqual(payloadOf(r.out[4]), want);
