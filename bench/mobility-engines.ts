@@ -8,12 +8,14 @@
  * phase (b's move, a's CUs, b's answers): node's user CPU, per flow, and the
  * map lookups the phase made (each one a syscall in the agent). What the
  * agents spend beyond this in bench/mobility-flows.ts is the kernel, the FFI
- * and the machine.
+ * and the machine. Then b moves again (its flows' second move: the first
+ * wire's ingress entries linger) and the lingering entries' grace timers
+ * fire at both ends.
  *
  *   node dist/bench/mobility-engines.js [--flows 10000]
  */
 import { randomBytes } from 'node:crypto';
-import { MobilityEngine, type MobilityKey } from '../controlplane/mobility/engine.js';
+import { MobilityEngine, REMOVE_GRACE_MS, type MobilityKey } from '../controlplane/mobility/engine.js';
 import { kernelFlowMaps, KernelPitMap, flowKeyWriter, movedFlowKeys, toCid, whyOf } from '../controlplane/flows/kernel-flow-maps.js';
 import { FlowKeyReadCache } from '../controlplane/pccom/flow-keys.js';
 import { cidCodec, flowKeyValCodec, pitValCodec, xlatValCodec, type Cid } from '../controlplane/maps/codecs.js';
@@ -42,8 +44,13 @@ const groupKey = randomBytes(32);
 const KEY: MobilityKey = { group: 1, version: 1, key: groupKey };
 const B = '198.51.100.10';
 const C = '192.0.2.10';
+const D = '192.0.2.20';
+
+/** Timers the bench fires itself: the lingering entries' grace (the CU retries are left alone: every CU is answered). */
+interface HeldTimer { ms: number; fn: () => void; cancelled: boolean }
 
 function end(to: 'a' | 'b', wire: Array<{ to: 'a' | 'b'; icmp: Buffer; src: string; dst: string }>) {
+  const timers: HeldTimer[] = [];
   const pit = new FakeBpfMap(cidCodec, pitValCodec);
   const xlat = new FakeBpfMap(cidCodec, xlatValCodec);
   const raw = new FakeBpfMap(cidCodec, flowKeyValCodec);
@@ -72,10 +79,16 @@ function end(to: 'a' | 'b', wire: Array<{ to: 'a' | 'b'; icmp: Buffer; src: stri
     send: (dst, icmp, src) => wire.push({ to, icmp, src, dst }),
     keeper: { keep: () => undefined, release: () => undefined },
     clock: { nowMs: () => Date.now(), monoMs: () => performance.now() },
-    timers: { after: () => ({ cancel: () => undefined }) },
+    timers: { after: (ms: number, fn: () => void) => { const t = { ms, fn, cancelled: false }; timers.push(t); return { cancel: () => { t.cancelled = true; } }; } },
   });
   const lookups = () => pit.lookups + raw.lookups;
-  return { eng, flowKeys, seed: kernelFlowMaps({ pit, keys, flowKeys: raw } as unknown as Parameters<typeof kernelFlowMaps>[0], nowNs).pit, lookups };
+  /** The timers of at least REMOVE_GRACE_MS not cancelled: how many fired. */
+  const fireGrace = (): number => {
+    const due = timers.filter((t) => !t.cancelled && t.ms >= REMOVE_GRACE_MS);
+    for (const t of due) { t.cancelled = true; t.fn(); }
+    return due.length;
+  };
+  return { eng, flowKeys, fireGrace, seed: kernelFlowMaps({ pit, keys, flowKeys: raw } as unknown as Parameters<typeof kernelFlowMaps>[0], nowNs).pit, lookups };
 }
 
 function main(): void {
@@ -112,6 +125,15 @@ function main(): void {
   const moved = [a.eng.moved().length, b.eng.moved().length];
   if (moved[0] !== flows || moved[1] !== flows) throw new Error(`moved ${moved[0]} at a, ${moved[1]} at b, of ${flows}`);
   console.log(`${flows} flows moved at both ends`);
+  // The second move: the first move's wire entries linger REMOVE_GRACE_MS, then their timers fire.
+  phase('b moves again (halves written, CUs sent)', b.lookups, () => b.flowKeys.scope(() => { b.flowKeys.preload(); b.eng.onMove({ ifname: 'vb', from: C, to: D }); }));
+  const cus2 = wire.splice(0);
+  phase(`a takes ${cus2.length} CUs`, a.lookups, () => { for (const m of cus2) a.flowKeys.scope(() => a.eng.onControl(m.icmp, m.src, m.dst)); });
+  const acks2 = wire.splice(0);
+  phase(`b takes ${acks2.length} answers`, b.lookups, () => { for (const m of acks2) b.flowKeys.scope(() => b.eng.onControl(m.icmp, m.src, m.dst)); });
+  let fired = 0;
+  phase('the lingering entries\' grace timers fire at both ends', () => a.lookups() + b.lookups(), () => { fired = a.fireGrace() + b.fireGrace(); });
+  console.log(`${fired} grace timers fired`);
 }
 
 main();

@@ -18,7 +18,7 @@ import { judgeSeq } from '../../controlplane/mobility/move-seq.js';
 import { citEntries, type PitTemplate } from '../../controlplane/mobility/cit.js';
 import { MoveDetector, parseMonitorLine } from '../../controlplane/mobility/move-events.js';
 import { CuExchanges } from '../../controlplane/mobility/cu-exchange.js';
-import { MobilityEngine, type CuRefusal, type MobilityKey, type RedirectReason, type Rendezvous } from '../../controlplane/mobility/engine.js';
+import { LINGER_BUCKET_MS, MobilityEngine, REMOVE_GRACE_MS, type CuRefusal, type MobilityKey, type RedirectReason, type Rendezvous } from '../../controlplane/mobility/engine.js';
 import { DnsRendezvous } from '../../controlplane/mobility/rendezvous.js';
 
 const A = '192.0.2.1';
@@ -201,8 +201,8 @@ interface Node { eng: MobilityEngine; maps: FakeMaps; refused: Map<CuRefusal, nu
 function pair(keysA: MobilityKey[], keysB: MobilityKey[], o: { routed?: boolean; rendezvous?: { a?: Rendezvous; b?: Rendezvous } } = {}) {
   const clock = { ms: 1_700_000_000_000, nowMs() { return this.ms; }, monoMs() { return this.ms; } };
   const wire: Array<{ to: 'a' | 'b'; icmp: Buffer; src: string; dst: string }> = [];
-  const pending: Array<{ fn: () => void; dead: boolean }> = [];
-  const timers = { after: (_ms: number, fn: () => void) => { const t = { fn, dead: false }; pending.push(t); return { cancel() { t.dead = true; } }; } };
+  const pending: Array<{ fn: () => void; dead: boolean; ms: number }> = [];
+  const timers = { after: (ms: number, fn: () => void) => { const t = { fn, dead: false, ms }; pending.push(t); return { cancel() { t.dead = true; } }; } };
   /** Runs every timer due (the test's clock does not matter to the retry schedule), `rounds` times. */
   const fireTimers = (rounds: number) => { for (let i = 0; i < rounds; i++) for (const t of pending.splice(0)) if (!t.dead) t.fn(); };
   const make = (self: string, keys: MobilityKey[], to: 'a' | 'b'): Node => {
@@ -236,7 +236,9 @@ function pair(keysA: MobilityKey[], keysB: MobilityKey[], o: { routed?: boolean;
     }
     return n;
   };
-  return { a, b, wire, deliver, clock, fireTimers, lost: () => lost };
+  /** Timers armed and not yet fired or cancelled, by their delay. */
+  const armed = (ms: number) => pending.filter((t) => !t.dead && t.ms === ms).length;
+  return { a, b, wire, deliver, clock, fireTimers, armed, lost: () => lost };
 }
 
 describe('a mover and a stationary end', () => {
@@ -389,6 +391,28 @@ describe('a mover and a stationary end', () => {
     assert.equal(a.eng.moved()[0].next.addr, D);
     assert.equal(b.eng.moved()[0].next.addr, D);
     assert.equal(b.maps.xlatRows.get(`6/${B}:40000>${A}:5001@egress`)?.to.saddr, D);
+  });
+
+  test('the lingering entries of a second move\'s many CUs share one grace timer (not one walk of every flow per CU); all of them go when it fires', () => {
+    const p = pair([k1], [k1]);
+    const { a, b, deliver, fireTimers } = p;
+    // 39 more flows (A:5002.. <-> B:40000): 40 in all, two CUs (32 + 8).
+    for (let port = 5002; port <= 5040; port++) {
+      a.maps.pit.install([{ ...ENC, flow: { saddr: A, sport: port, daddr: B, dport: 40000, proto: TCP }, dir: 'egress' }, { ...DEC, flow: { saddr: B, sport: 40000, daddr: A, dport: port, proto: TCP }, dir: 'ingress' }]);
+      b.maps.pit.install([{ ...ENC, role: 'end', flow: { saddr: B, sport: 40000, daddr: A, dport: port, proto: TCP }, dir: 'egress' }, { ...DEC, role: 'end', flow: { saddr: A, sport: port, daddr: B, dport: 40000, proto: TCP }, dir: 'ingress' }]);
+    }
+    b.eng.onMove({ ifname: 'vb', from: B, to: C });
+    deliver(100);
+    fireTimers(1);
+    b.eng.onMove({ ifname: 'vb', from: C, to: D });
+    deliver(100);
+    assert.equal(a.eng.moved().length, 40);
+    const fromC = () => [...a.maps.xlatRows.keys()].filter((k) => k.startsWith(`6/${C}:`)).length;
+    assert.equal(fromC(), 40, 'C\'s ingress translations linger, every flow\'s');
+    assert.equal(p.armed(LINGER_BUCKET_MS + REMOVE_GRACE_MS), 2, 'one grace timer at each end for both CUs\' lingering entries');
+    assert.equal(p.armed(REMOVE_GRACE_MS), 0, 'none per CU');
+    fireTimers(1);
+    assert.equal(fromC(), 0, 'all gone when it fired');
   });
 
   test('a second move re-points the CIT (no chain); the previous wire\'s ingress lingers for a grace; moving back home removes it', () => {
