@@ -12,7 +12,11 @@
  * wire's ingress entries linger) and the lingering entries' grace timers
  * fire at both ends.
  *
- *   node dist/bench/mobility-engines.js [--flows 10000]
+ *   node dist/bench/mobility-engines.js [--flows 10000] [--peers 100] [--both 1]
+ *
+ * --both 1: both ends move at once instead (the peer on one address unless
+ * --peers); each takes the other's CUs (sent to its old address) while its
+ * own wait for their answers.
  */
 import { randomBytes } from 'node:crypto';
 import { MobilityEngine, REMOVE_GRACE_MS, type MobilityKey } from '../controlplane/mobility/engine.js';
@@ -93,13 +97,15 @@ function end(to: 'a' | 'b', wire: Array<{ to: 'a' | 'b'; icmp: Buffer; src: stri
 
 function main(): void {
   const flows = intArg('flows', 10_000);
+  // --both 1: the peer on one address (it moves as a whole), unless --peers says otherwise.
+  const peers = intArg('peers', intArg('both', 0, 0) > 0 ? 1 : 100, 1);
   const wire: Array<{ to: 'a' | 'b'; icmp: Buffer; src: string; dst: string }> = [];
   const a = end('b', wire);
   const b = end('a', wire);
   const atA: PitEntry[] = [];
   const atB: PitEntry[] = [];
   for (let i = 0; i < flows; i++) {
-    const peer = `203.0.113.${1 + (i % 100)}`;
+    const peer = `203.0.113.${1 + (i % peers)}`;
     const salt = (0x1000000000000000n + BigInt(i)).toString(16);
     const t = { group: 1, version: 1, state: 'confirmed' as const };
     const out = { saddr: B, sport: 42000 + (i % 20000), daddr: peer, dport: 7302 + Math.floor(i / 20000), proto: 17 };
@@ -109,6 +115,7 @@ function main(): void {
   }
   a.seed.install(atA);
   b.seed.install(atB);
+  const both = intArg('both', 0, 0) > 0;
   const phase = (what: string, lookups: () => number, fn: () => void): void => {
     const l0 = lookups();
     const c0 = process.cpuUsage();
@@ -116,6 +123,16 @@ function main(): void {
     const ms = process.cpuUsage(c0).user / 1000;
     console.log(`${what}: ${ms.toFixed(0)} ms user CPU, ${((ms * 1000) / flows).toFixed(1)} us per flow, ${lookups() - l0} map lookups`);
   };
+  if (both) {
+    // --both 1: both ends move at once, each taking the other's CUs while its own wait for their answers.
+    phase('b moves (halves written, CUs sent)', b.lookups, () => b.flowKeys.scope(() => { b.flowKeys.preload(); b.eng.onMove({ ifname: 'vb', from: B, to: C }); }));
+    const fromB = wire.splice(0);
+    phase('a moves too (its CUs unanswered)', a.lookups, () => a.flowKeys.scope(() => { a.flowKeys.preload(); a.eng.onMove({ ifname: 'va', from: fromB[0].dst, to: D }); }));
+    const fromA = wire.splice(0);
+    phase(`a takes b's ${fromB.length} CUs (sent to its old address)`, a.lookups, () => { for (const m of fromB) a.flowKeys.scope(() => a.eng.onControl(m.icmp, m.src, m.dst)); });
+    phase(`b takes a's ${fromA.length} CUs (sent to its old address)`, b.lookups, () => { for (const m of fromA) b.flowKeys.scope(() => b.eng.onControl(m.icmp, m.src, m.dst)); });
+    return;
+  }
   // As the handler calls them: each CU (and the move) in one flow-key read scope; the move sweeps the map first.
   phase('b moves (halves written, CUs sent)', b.lookups, () => b.flowKeys.scope(() => { b.flowKeys.preload(); b.eng.onMove({ ifname: 'vb', from: B, to: C }); }));
   const cus = wire.splice(0);

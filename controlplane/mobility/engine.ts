@@ -153,6 +153,8 @@ export class MobilityEngine {
   private readonly counter = new MoveCounter();
   private readonly exchanges: CuExchanges;
   private readonly pending = new Map<string, Exchange>();
+  /** Which open exchange carries a flow's move (stack key -> exchange id; checked against `pending` on use). */
+  private readonly pendingByFlow = new Map<string, string>();
   private readonly windowMs: number;
   /** Moves whose CU went unanswered, offered again from sweep() (bounded: RESYNC_MS). */
   private readonly resync = new Map<string, { entry: Pending; src: string; tries: number; dueMono: number }>();
@@ -273,6 +275,7 @@ export class MobilityEngine {
     const id = cuId.toString('hex');
     const x: Exchange = { entries, peer, src, key, startMono: this.d.clock.monoMs(), resyncTry, locating: false };
     this.pending.set(id, x);
+    for (const e of entries) this.pendingByFlow.set(stackFlowKey(e.flow), id);
     const wire: CuEntry[] = entries.map((e) => ({ proto: e.flow.proto, status: 0, peer: e.flow.remote, seq: e.seq, old: e.flow.local, next: e.next }));
     const icmp = encodeCu({ code: CU_CODE.CU, group: key.group, version: key.version, cuId, timestampMs: this.d.clock.nowMs(), entries: wire }, src, peer, key.key);
     this.exchanges.start(id, {
@@ -284,7 +287,7 @@ export class MobilityEngine {
       },
       answered: () => { /* onAck did the work */ },
       failed: () => {
-        this.pending.delete(id);
+        this.dropPending(id);
         this.d.observer?.cuFailed?.('no_answer');
         // The peer may have switched and only its answers were lost (it answers every copy; a lost
         // CU and lost answers look the same from here). This end switches too, so both agree in the
@@ -314,7 +317,7 @@ export class MobilityEngine {
   private redirect(id: string, addr: string, why: RedirectReason): void {
     const x = this.pending.get(id);
     if (!x || x.peer === addr) return;
-    this.pending.delete(id);
+    this.dropPending(id);
     this.exchanges.cancel(id);
     for (const e of x.entries) {
       this.eraseHalf(e);
@@ -332,7 +335,7 @@ export class MobilityEngine {
     if (!p && this.answered.has(id)) return;
     if (!p || p.peer !== src || p.src !== dst || p.key.group !== m.group || p.key.version !== m.version) return this.refuse('unexpected_ack', m.entries.length);
     if (!verifyCu(m, src, dst, p.key.key)) return this.refuse('bad_mac', m.entries.length);
-    this.pending.delete(id);
+    this.dropPending(id);
     this.exchanges.ack(id);
     this.answered.add(id);
     if (this.answered.size > 1024) this.answered.delete(this.answered.values().next().value!);
@@ -428,13 +431,30 @@ export class MobilityEngine {
     return CU_STATUS.OK;
   }
 
-  /** This end's open exchange carrying a move of the flow `k` (stack key). */
+  /**
+   * This end's open exchange carrying a move of the flow `k` (stack key): a
+   * flow is in at most one (a new move takes it out of the one before). By
+   * index: with both ends moving, every entry of every CU asks (a scan of the
+   * open exchanges was 10,000 x 10,000 flow keys there).
+   */
   private pendingOf(k: string): { id: string; x: Exchange; entry: Pending } | undefined {
-    for (const [id, x] of this.pending) {
-      const entry = x.entries.find((e) => stackFlowKey(e.flow) === k);
-      if (entry) return { id, x, entry };
+    const id = this.pendingByFlow.get(k);
+    if (id === undefined) return undefined;
+    const x = this.pending.get(id);
+    const entry = x?.entries.find((e) => stackFlowKey(e.flow) === k);
+    if (!x || !entry) { this.pendingByFlow.delete(k); return undefined; }
+    return { id, x, entry };
+  }
+
+  /** An exchange is over (answered, failed, re-addressed, emptied): it and its flows leave the index. */
+  private dropPending(id: string): void {
+    const x = this.pending.get(id);
+    if (!x) return;
+    this.pending.delete(id);
+    for (const e of x.entries) {
+      const k = stackFlowKey(e.flow);
+      if (this.pendingByFlow.get(k) === id) this.pendingByFlow.delete(k);
     }
-    return undefined;
   }
 
   // ---------------- key rotation of moved flows (rekey.ts) ----------------
@@ -700,9 +720,10 @@ export class MobilityEngine {
         this.eraseHalf(e);
         out.push({ stack: e.flow, egress: e.egress, ingress: e.ingress, remote: e.remote });
       }
+      for (const e of gone) if (this.pendingByFlow.get(stackFlowKey(e.flow)) === id) this.pendingByFlow.delete(stackFlowKey(e.flow));
       p.entries = p.entries.filter((e) => e.next.addr !== addr);
       if (!p.entries.length) {
-        this.pending.delete(id);
+        this.dropPending(id);
         this.exchanges.cancel(id);
       }
     }
