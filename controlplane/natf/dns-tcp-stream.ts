@@ -200,7 +200,9 @@ export class TcpDnsStreams {
       // A retransmission of bytes still held undecided: released now it would carry them unrewritten
       // ahead of the held copy; the held copy goes once decided (TCP sends again if that is lost).
       this.sink.count('dropped_tcp_retransmission_of_held');
-    } else if (fresh <= 0) {
+      return;
+    }
+    if (fresh <= 0) {
       this.patch(st, h.s);
       this.sink.release(h.ifindex, h.s.frame);
     } else {
