@@ -32,6 +32,9 @@ import { VatTable } from './vat.js';
 import { VirtualRoutes } from './virtual-routes.js';
 import { TableWriter } from './tables-file.js';
 
+/** How soon after an answer changed the NRT its file is written again. */
+const NRT_WRITE_SOON_MS = 50;
+
 export class NatfInitiator implements PuntHandler {
   readonly name = 'natf';
   readonly nrt: Nrt;
@@ -70,6 +73,7 @@ export class NatfInitiator implements PuntHandler {
         const out = this.nrt.rewrite(m, this.gnats());
         if (out.kind === 'untouched') return null;
         natfVirtualAddresses.set(this.nrt.count());
+        this.writeNrtSoon();
         if (out.kind === 'refused') this.log.warn({ reason: out.reason }, 'NAT-f: virtual pool exhausted: answered SERVFAIL');
         // Before the answer reaches the application: it connects at once.
         else for (const e of out.entries) {
@@ -119,14 +123,30 @@ export class NatfInitiator implements PuntHandler {
         const live = new Set(this.nrt.entries().map((e) => e.virtual));
         for (const f of this.vat!.entries()) live.add(f.stack.daddr);
         this.routes.prune(live);
-        const now = Date.now();
-        this.nrtFile.write(this.nrt.entries().map((e) => ({ name: e.name, real: e.real, virtual: e.virtual, lifeS: Math.max(0, Math.round((e.expiresMs - now) / 1000)) })));
+        this.writeNrt();
         natfVatFlows.set(this.vat!.size);
         natfVirtualAddresses.set(this.nrt.count());
         this.gnats();
       } catch (e) { this.log.warn({ err: e }, 'NAT-f sweep failed (the next one retries)'); }
     }, this.cfg.sweepMs);
     this.timer.unref();
+  }
+
+  /** The NRT where `gscip maps dump nrt` reads it (each sweep, and soon after an answer changed it). */
+  private writeNrt(): void {
+    const now = Date.now();
+    this.nrtFile.write(this.nrt.entries().map((e) => ({ name: e.name, real: e.real, virtual: e.virtual, lifeS: Math.max(0, Math.round((e.expiresMs - now) / 1000)) })));
+  }
+
+  /** An answer bound a name: the dump shows it within NRT_WRITE_SOON_MS, not only at the next sweep (a burst of answers: one write). */
+  private nrtWriteTimer: NodeJS.Timeout | null = null;
+  private writeNrtSoon(): void {
+    if (this.nrtWriteTimer) return;
+    this.nrtWriteTimer = setTimeout(() => {
+      this.nrtWriteTimer = null;
+      try { this.writeNrt(); } catch (e) { this.log.warn({ err: e }, 'NAT-f: writing the NRT file failed (the next sweep retries)'); }
+    }, NRT_WRITE_SOON_MS);
+    this.nrtWriteTimer.unref();
   }
 
   /** The NRT a previous agent published: its virtual addresses keep naming the same hosts (and keep their routes). */
@@ -211,6 +231,8 @@ export class NatfInitiator implements PuntHandler {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.nrtWriteTimer) clearTimeout(this.nrtWriteTimer);
+    this.nrtWriteTimer = null;
     if (this.tcpDnsTimer) clearTimeout(this.tcpDnsTimer);
     this.tcpDnsTimer = null;
     this.tcpDns.close();
