@@ -370,7 +370,7 @@ export const natSessionsFlushedTotal = new Counter({
 
 // ---- NAT-f (docs/natf.md): the initiator side (part natf) and the GNAT's inbound mappings (part nat)
 export const natfDnsAnswersTotal = new Counter({
-  name: 'gscip_natf_dns_answers_total', help: 'DNS answers the DNS stage punted, by outcome (rewritten, untouched, servfail_pool_exhausted, passed_<why>)', labelNames: ['result'] as const, registers: [registry],
+  name: 'gscip_natf_dns_answers_total', help: 'DNS answers the DNS stage punted, by outcome (rewritten, untouched, servfail_pool_exhausted, passed_<why>; over TCP also dropped_tcp_retransmission_of_held)', labelNames: ['result'] as const, registers: [registry],
 });
 export const natfVirtualAddresses = new Gauge({
   name: 'gscip_natf_virtual_addresses', help: 'Virtual addresses in the NRT (occupancy of the virtual pool)', registers: [registry],

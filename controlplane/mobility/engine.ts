@@ -451,7 +451,12 @@ export class MobilityEngine {
     const x = this.pending.get(id);
     if (!x) return;
     this.pending.delete(id);
-    for (const e of x.entries) {
+    this.unindex(id, x.entries);
+  }
+
+  /** These flows are no longer in exchange `id`: out of the index (unless a newer exchange took them). */
+  private unindex(id: string, entries: readonly Pending[]): void {
+    for (const e of entries) {
       const k = stackFlowKey(e.flow);
       if (this.pendingByFlow.get(k) === id) this.pendingByFlow.delete(k);
     }
@@ -720,7 +725,7 @@ export class MobilityEngine {
         this.eraseHalf(e);
         out.push({ stack: e.flow, egress: e.egress, ingress: e.ingress, remote: e.remote });
       }
-      for (const e of gone) if (this.pendingByFlow.get(stackFlowKey(e.flow)) === id) this.pendingByFlow.delete(stackFlowKey(e.flow));
+      this.unindex(id, gone);
       p.entries = p.entries.filter((e) => e.next.addr !== addr);
       if (!p.entries.length) {
         this.dropPending(id);
